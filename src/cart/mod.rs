@@ -1,0 +1,449 @@
+//! Carts and their lines, and the pure operations on them.
+//!
+//! A cart holds variant ids and quantities, never prices: prices come from the
+//! catalog when the cart is priced. Every operation checks its limits and
+//! leaves the cart unchanged when it fails.
+//!
+//! Architecture invariant: pure data and functions; the engine loads a cart,
+//! applies an operation and saves it with a version check, so concurrent
+//! changes are never lost.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::actor::Actor;
+use crate::customer::{Address, Email};
+use crate::error::{Error, Result};
+use crate::id::{CartId, CustomerId, LineId, OrderId, VariantId};
+use crate::money::Currency;
+
+/// Most lines one cart may hold.
+pub const MAX_LINES_PER_CART: usize = 1_000;
+/// Most units of one line.
+pub const MAX_QUANTITY_PER_LINE: u32 = 10_000;
+/// Most coupon codes entered on one cart.
+pub const MAX_CODES_PER_CART: usize = 10;
+/// Longest coupon code, in characters.
+pub const MAX_CODE_LEN: usize = 64;
+/// Longest shipping method code, in characters.
+pub const MAX_METHOD_CODE_LEN: usize = 64;
+
+/// Normalizes a coupon code: surrounding space removed, upper-cased; 1 to
+/// [`MAX_CODE_LEN`] letters, digits, `-` or `_`.
+pub fn normalize_code(code: &str) -> Result<String> {
+    let c = code.trim().to_uppercase();
+    if c.is_empty() || c.chars().count() > MAX_CODE_LEN {
+        return Err(Error::invalid(
+            "coupon code",
+            format!("must be 1 to {MAX_CODE_LEN} characters"),
+        ));
+    }
+    if !c
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+    {
+        return Err(Error::invalid(
+            "coupon code",
+            "may contain only letters, digits, - and _",
+        ));
+    }
+    Ok(c)
+}
+
+/// Where a cart is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum CartStatus {
+    /// Can be changed and checked out.
+    Active,
+    /// Checked out into an order.
+    Completed {
+        /// The order it became.
+        order_id: OrderId,
+    },
+    /// Merged into another cart at login.
+    Merged {
+        /// The cart that received its lines.
+        into: CartId,
+    },
+}
+
+/// One line: a variant and how many units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineItem {
+    /// The line's id, stable while the cart lives.
+    pub id: LineId,
+    /// What is bought.
+    pub variant_id: VariantId,
+    /// How many units (1 to [`MAX_QUANTITY_PER_LINE`]).
+    pub quantity: u32,
+}
+
+/// A shopping cart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cart {
+    id: CartId,
+    currency: Currency,
+    customer_id: Option<CustomerId>,
+    email: Option<Email>,
+    lines: Vec<LineItem>,
+    shipping_address: Option<Address>,
+    billing_address: Option<Address>,
+    shipping_method: Option<String>,
+    coupon_codes: Vec<String>,
+    status: CartStatus,
+    version: u64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+fn check_quantity(quantity: u32) -> Result<()> {
+    if quantity == 0 {
+        return Err(Error::invalid("quantity", "must be at least 1"));
+    }
+    if quantity > MAX_QUANTITY_PER_LINE {
+        return Err(Error::LimitExceeded {
+            what: "quantity per line",
+            max: u64::from(MAX_QUANTITY_PER_LINE),
+        });
+    }
+    Ok(())
+}
+
+impl Cart {
+    /// An empty, active cart.
+    pub fn new(currency: Currency, customer_id: Option<CustomerId>, now: DateTime<Utc>) -> Self {
+        Self {
+            id: CartId::new(),
+            currency,
+            customer_id,
+            email: None,
+            lines: Vec::new(),
+            shipping_address: None,
+            billing_address: None,
+            shipping_method: None,
+            coupon_codes: Vec::new(),
+            status: CartStatus::Active,
+            version: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Its id.
+    pub fn id(&self) -> CartId {
+        self.id
+    }
+    /// Its currency; every price in it is in this currency.
+    pub fn currency(&self) -> Currency {
+        self.currency
+    }
+    /// The customer who owns it, if any.
+    pub fn customer_id(&self) -> Option<CustomerId> {
+        self.customer_id
+    }
+    /// The contact email (required to check out as a guest).
+    pub fn email(&self) -> Option<&Email> {
+        self.email.as_ref()
+    }
+    /// Its lines, in the order they were added.
+    pub fn lines(&self) -> &[LineItem] {
+        &self.lines
+    }
+    /// One line.
+    pub fn line(&self, id: LineId) -> Option<&LineItem> {
+        self.lines.iter().find(|l| l.id == id)
+    }
+    /// Total units across all lines.
+    pub fn item_count(&self) -> u64 {
+        self.lines.iter().map(|l| u64::from(l.quantity)).sum()
+    }
+    /// Where to ship.
+    pub fn shipping_address(&self) -> Option<&Address> {
+        self.shipping_address.as_ref()
+    }
+    /// Where to bill.
+    pub fn billing_address(&self) -> Option<&Address> {
+        self.billing_address.as_ref()
+    }
+    /// The chosen shipping method's code.
+    pub fn shipping_method(&self) -> Option<&str> {
+        self.shipping_method.as_deref()
+    }
+    /// Entered coupon codes, normalized.
+    pub fn coupon_codes(&self) -> &[String] {
+        &self.coupon_codes
+    }
+    /// Where it is in its life.
+    pub fn status(&self) -> CartStatus {
+        self.status
+    }
+    /// Bumped by the store on every save; used to detect concurrent changes.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+    /// When it was created.
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+    /// When it last changed.
+    pub fn updated_at(&self) -> DateTime<Utc> {
+        self.updated_at
+    }
+
+    /// Fails unless `actor` may read or change this cart: a customer's cart
+    /// belongs to that customer (and staff); a guest cart to whoever holds its id.
+    pub fn check_access(&self, actor: &Actor) -> Result<()> {
+        if actor.may_access(self.customer_id) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden)
+        }
+    }
+
+    /// Fails unless the cart can still change.
+    pub fn ensure_active(&self) -> Result<()> {
+        match self.status {
+            CartStatus::Active => Ok(()),
+            _ => Err(Error::CartNotActive { cart_id: self.id }),
+        }
+    }
+
+    /// Adds `quantity` units of a variant; if the variant is already in the
+    /// cart its line grows instead. Returns the line's id.
+    pub fn add_line(&mut self, variant_id: VariantId, quantity: u32) -> Result<LineId> {
+        self.ensure_active()?;
+        check_quantity(quantity)?;
+        if let Some(line) = self.lines.iter_mut().find(|l| l.variant_id == variant_id) {
+            let total = line
+                .quantity
+                .checked_add(quantity)
+                .ok_or(Error::Overflow("line quantity"))?;
+            check_quantity(total)?;
+            line.quantity = total;
+            return Ok(line.id);
+        }
+        if self.lines.len() >= MAX_LINES_PER_CART {
+            return Err(Error::LimitExceeded {
+                what: "lines per cart",
+                max: MAX_LINES_PER_CART as u64,
+            });
+        }
+        let id = LineId::new();
+        self.lines.push(LineItem {
+            id,
+            variant_id,
+            quantity,
+        });
+        Ok(id)
+    }
+
+    /// Sets a line's quantity (1 or more; use [`Cart::remove_line`] to remove).
+    pub fn set_quantity(&mut self, line: LineId, quantity: u32) -> Result<()> {
+        self.ensure_active()?;
+        check_quantity(quantity)?;
+        let l = self
+            .lines
+            .iter_mut()
+            .find(|l| l.id == line)
+            .ok_or_else(|| Error::not_found("line", line))?;
+        l.quantity = quantity;
+        Ok(())
+    }
+
+    /// Removes a line.
+    pub fn remove_line(&mut self, line: LineId) -> Result<()> {
+        self.ensure_active()?;
+        let before = self.lines.len();
+        self.lines.retain(|l| l.id != line);
+        if self.lines.len() == before {
+            return Err(Error::not_found("line", line));
+        }
+        Ok(())
+    }
+
+    /// Sets the contact email.
+    pub fn set_email(&mut self, email: Email) -> Result<()> {
+        self.ensure_active()?;
+        self.email = Some(email);
+        Ok(())
+    }
+
+    /// Sets the shipping address.
+    pub fn set_shipping_address(&mut self, address: Address) -> Result<()> {
+        self.ensure_active()?;
+        self.shipping_address = Some(address);
+        Ok(())
+    }
+
+    /// Sets the billing address.
+    pub fn set_billing_address(&mut self, address: Address) -> Result<()> {
+        self.ensure_active()?;
+        self.billing_address = Some(address);
+        Ok(())
+    }
+
+    /// Chooses a shipping method by code. Whether it is offered for this cart
+    /// is checked when the cart is priced.
+    pub fn set_shipping_method(&mut self, code: &str) -> Result<()> {
+        self.ensure_active()?;
+        let code = crate::validate::required_text("shipping method", code, MAX_METHOD_CODE_LEN)?;
+        self.shipping_method = Some(code);
+        Ok(())
+    }
+
+    /// Enters a coupon code (normalized; entering it twice is a no-op).
+    pub fn add_coupon_code(&mut self, code: &str) -> Result<()> {
+        self.ensure_active()?;
+        let code = normalize_code(code)?;
+        if self.coupon_codes.contains(&code) {
+            return Ok(());
+        }
+        if self.coupon_codes.len() >= MAX_CODES_PER_CART {
+            return Err(Error::LimitExceeded {
+                what: "coupon codes per cart",
+                max: MAX_CODES_PER_CART as u64,
+            });
+        }
+        self.coupon_codes.push(code);
+        Ok(())
+    }
+
+    /// Removes an entered coupon code.
+    pub fn remove_coupon_code(&mut self, code: &str) -> Result<()> {
+        self.ensure_active()?;
+        let code = normalize_code(code)?;
+        let before = self.coupon_codes.len();
+        self.coupon_codes.retain(|c| *c != code);
+        if before == self.coupon_codes.len() {
+            return Err(Error::not_found("coupon code", code));
+        }
+        Ok(())
+    }
+
+    /// Moves every line, code and missing detail of `guest` into this cart
+    /// and marks `guest` merged. Either both change or neither does.
+    pub fn merge_from(&mut self, guest: &mut Cart) -> Result<()> {
+        self.ensure_active()?;
+        guest.ensure_active()?;
+        if guest.customer_id.is_some() {
+            return Err(Error::Forbidden);
+        }
+        if self.currency != guest.currency {
+            return Err(Error::CurrencyMismatch {
+                left: self.currency,
+                right: guest.currency,
+            });
+        }
+        let mut merged = self.clone();
+        for line in &guest.lines {
+            merged.add_line(line.variant_id, line.quantity)?;
+        }
+        for code in &guest.coupon_codes {
+            merged.add_coupon_code(code)?;
+        }
+        if merged.shipping_address.is_none() {
+            merged.shipping_address = guest.shipping_address.clone();
+        }
+        if merged.billing_address.is_none() {
+            merged.billing_address = guest.billing_address.clone();
+        }
+        if merged.shipping_method.is_none() {
+            merged.shipping_method = guest.shipping_method.clone();
+        }
+        if merged.email.is_none() {
+            merged.email = guest.email.clone();
+        }
+        *self = merged;
+        guest.status = CartStatus::Merged { into: self.id };
+        Ok(())
+    }
+
+    /// Gives a guest cart to a customer (at login, when they have no cart).
+    pub fn assign_to(&mut self, customer: CustomerId) -> Result<()> {
+        self.ensure_active()?;
+        if self.customer_id.is_some_and(|c| c != customer) {
+            return Err(Error::Forbidden);
+        }
+        self.customer_id = Some(customer);
+        Ok(())
+    }
+
+    /// For storage adapters: records a successful save.
+    pub fn saved(&mut self, now: DateTime<Utc>) -> Result<()> {
+        self.version = self.version.checked_add(1).ok_or(Error::Overflow("cart version"))?;
+        self.updated_at = now;
+        Ok(())
+    }
+
+    pub(crate) fn complete(&mut self, order_id: OrderId) {
+        self.status = CartStatus::Completed { order_id };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cart() -> Cart {
+        Cart::new(Currency::USD, None, Utc::now())
+    }
+
+    #[test]
+    fn adding_the_same_variant_grows_the_line() {
+        let mut c = cart();
+        let v = VariantId::new();
+        let a = c.add_line(v, 2).unwrap();
+        let b = c.add_line(v, 3).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(c.lines().len(), 1);
+        assert_eq!(c.item_count(), 5);
+    }
+
+    #[test]
+    fn limits_leave_the_cart_unchanged() {
+        let mut c = cart();
+        let v = VariantId::new();
+        c.add_line(v, MAX_QUANTITY_PER_LINE).unwrap();
+        let before = c.clone();
+        assert!(matches!(c.add_line(v, 1), Err(Error::LimitExceeded { .. })));
+        assert!(c.add_line(v, u32::MAX).is_err());
+        assert!(c.add_line(VariantId::new(), 0).is_err());
+        assert_eq!(c, before);
+    }
+
+    #[test]
+    fn codes_are_normalized_and_deduplicated() {
+        let mut c = cart();
+        c.add_coupon_code("  save10 ").unwrap();
+        c.add_coupon_code("SAVE10").unwrap();
+        assert_eq!(c.coupon_codes(), ["SAVE10"]);
+        assert!(c.add_coupon_code("bad code!").is_err());
+        assert!(c.add_coupon_code(&"A".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn merge_moves_lines_and_marks_guest() {
+        let owner = CustomerId::new();
+        let mut mine = Cart::new(Currency::USD, Some(owner), Utc::now());
+        let mut guest = cart();
+        let v = VariantId::new();
+        mine.add_line(v, 1).unwrap();
+        guest.add_line(v, 2).unwrap();
+        guest.add_line(VariantId::new(), 1).unwrap();
+        mine.merge_from(&mut guest).unwrap();
+        assert_eq!(mine.item_count(), 4);
+        assert_eq!(guest.status(), CartStatus::Merged { into: mine.id() });
+    }
+
+    #[test]
+    fn access_rules() {
+        let owner = CustomerId::new();
+        let c = Cart::new(Currency::USD, Some(owner), Utc::now());
+        assert!(c.check_access(&Actor::Customer(owner)).is_ok());
+        assert!(c.check_access(&Actor::Customer(CustomerId::new())).is_err());
+        assert!(c.check_access(&Actor::Guest).is_err());
+        assert!(c.check_access(&Actor::Staff("amy".into())).is_ok());
+        assert!(cart().check_access(&Actor::Guest).is_ok());
+    }
+}

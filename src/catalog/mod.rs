@@ -1,0 +1,592 @@
+//! The catalog: products, their variants, categories, collections, tags,
+//! images and prices.
+//!
+//! A [`Product`] groups [`Variant`]s, which are what a customer buys: each has
+//! a unique SKU, option values (size, colour), a weight and one price per
+//! currency. Only a variant that is [`Status::Active`] on an active product
+//! can be added to a cart or checked out.
+//!
+//! Architecture invariant: this module is plain data and validation. It knows
+//! nothing of storage, carts or pricing rules.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::id::{CategoryId, CollectionId, ProductId, VariantId};
+use crate::money::{Currency, Money};
+use crate::validate::{at_most, optional_text, required_text};
+
+/// Most variants one product may have.
+pub const MAX_VARIANTS_PER_PRODUCT: usize = 250;
+/// Most images one product may have.
+pub const MAX_IMAGES_PER_PRODUCT: usize = 50;
+/// Most tags, categories or collections one product may have (each).
+pub const MAX_TAGS_PER_PRODUCT: usize = 50;
+/// Most option values (size, colour, ...) one variant may have.
+pub const MAX_OPTIONS_PER_VARIANT: usize = 10;
+/// Longest SKU, in characters.
+pub const MAX_SKU_LEN: usize = 64;
+/// Longest title or name, in characters.
+pub const MAX_TITLE_LEN: usize = 255;
+/// Longest description, in characters.
+pub const MAX_DESCRIPTION_LEN: usize = 20_000;
+/// Longest image URL, in characters.
+pub const MAX_URL_LEN: usize = 2_048;
+
+/// Whether something can be sold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Being prepared; not for sale.
+    #[default]
+    Draft,
+    /// For sale.
+    Active,
+    /// No longer for sale; kept for order history.
+    Archived,
+}
+
+/// A stock keeping unit: 1 to 64 characters of letters, digits and `-_./`,
+/// compared case-insensitively (stored upper-case).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Sku(String);
+
+impl Sku {
+    /// Validates and normalizes a SKU.
+    pub fn new(sku: &str) -> Result<Self> {
+        let s = sku.trim().to_ascii_uppercase();
+        if s.is_empty() || s.len() > MAX_SKU_LEN {
+            return Err(Error::invalid(
+                "sku",
+                format!("must be 1 to {MAX_SKU_LEN} characters"),
+            ));
+        }
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+        {
+            return Err(Error::invalid(
+                "sku",
+                "may contain only letters, digits and - _ . /",
+            ));
+        }
+        Ok(Self(s))
+    }
+
+    /// The SKU as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Sku {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        Self::new(&s)
+    }
+}
+
+impl From<Sku> for String {
+    fn from(s: Sku) -> String {
+        s.0
+    }
+}
+
+impl std::fmt::Display for Sku {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How stock is kept for a variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum InventoryPolicy {
+    /// Stock is counted; with `allow_backorder` a checkout may take more than
+    /// is available (the stock level goes below zero).
+    Tracked {
+        /// Whether orders may exceed available stock.
+        allow_backorder: bool,
+    },
+    /// Stock is not counted (digital goods, made to order).
+    Untracked,
+}
+
+impl Default for InventoryPolicy {
+    fn default() -> Self {
+        Self::Tracked {
+            allow_backorder: false,
+        }
+    }
+}
+
+/// A product image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    /// Where the image is served from.
+    pub url: String,
+    /// Alternative text for accessibility.
+    pub alt: String,
+    /// Sort position; lower first.
+    pub position: u32,
+}
+
+/// What a caller supplies to create a variant. Prices come only from here
+/// (and later price lists), never from a cart.
+#[derive(Debug, Clone, Default)]
+pub struct NewVariant {
+    /// The SKU (validated by [`Sku::new`]).
+    pub sku: String,
+    /// A short title such as "Large / Blue"; empty means the product title.
+    pub title: String,
+    /// Option values, e.g. `size = "L"`.
+    pub options: BTreeMap<String, String>,
+    /// Shipping weight in grams.
+    pub weight_grams: u32,
+    /// One price per currency; each must be exact in minor units and not negative.
+    pub prices: Vec<Money>,
+    /// How stock is kept.
+    pub inventory: InventoryPolicy,
+    /// Whether the variant is shipped (false for digital goods).
+    pub requires_shipping: bool,
+    /// Tax class, for tax tables that rate classes differently ("standard" when empty).
+    pub tax_class: String,
+    /// Sale status of the variant itself.
+    pub status: Status,
+}
+
+/// A purchasable version of a product.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Variant {
+    id: VariantId,
+    product_id: ProductId,
+    sku: Sku,
+    title: String,
+    options: BTreeMap<String, String>,
+    weight_grams: u32,
+    prices: BTreeMap<Currency, Money>,
+    inventory: InventoryPolicy,
+    requires_shipping: bool,
+    tax_class: String,
+    status: Status,
+}
+
+impl Variant {
+    fn new(product_id: ProductId, input: NewVariant) -> Result<Self> {
+        let sku = Sku::new(&input.sku)?;
+        let title = optional_text("variant title", &input.title, MAX_TITLE_LEN)?;
+        at_most("options per variant", input.options.len(), MAX_OPTIONS_PER_VARIANT)?;
+        let mut options = BTreeMap::new();
+        for (k, v) in input.options {
+            options.insert(
+                required_text("option name", &k, MAX_TITLE_LEN)?,
+                required_text("option value", &v, MAX_TITLE_LEN)?,
+            );
+        }
+        let mut prices = BTreeMap::new();
+        for price in input.prices {
+            let price = price.exact()?;
+            if price.is_negative() {
+                return Err(Error::invalid("price", "must not be negative"));
+            }
+            if prices.insert(price.currency(), price).is_some() {
+                return Err(Error::invalid(
+                    "price",
+                    format!("two prices in {}", price.currency()),
+                ));
+            }
+        }
+        let tax_class = optional_text("tax class", &input.tax_class, 64)?;
+        Ok(Self {
+            id: VariantId::new(),
+            product_id,
+            sku,
+            title,
+            options,
+            weight_grams: input.weight_grams,
+            prices,
+            inventory: input.inventory,
+            requires_shipping: input.requires_shipping,
+            tax_class: if tax_class.is_empty() {
+                "standard".into()
+            } else {
+                tax_class
+            },
+            status: input.status,
+        })
+    }
+
+    /// The variant's id.
+    pub fn id(&self) -> VariantId {
+        self.id
+    }
+    /// The product it belongs to.
+    pub fn product_id(&self) -> ProductId {
+        self.product_id
+    }
+    /// Its SKU.
+    pub fn sku(&self) -> &Sku {
+        &self.sku
+    }
+    /// Its title (may be empty).
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+    /// Its option values.
+    pub fn options(&self) -> &BTreeMap<String, String> {
+        &self.options
+    }
+    /// Shipping weight in grams.
+    pub fn weight_grams(&self) -> u32 {
+        self.weight_grams
+    }
+    /// Its price in `currency`, if it has one.
+    pub fn price(&self, currency: Currency) -> Option<Money> {
+        self.prices.get(&currency).copied()
+    }
+    /// All its prices.
+    pub fn prices(&self) -> impl Iterator<Item = &Money> {
+        self.prices.values()
+    }
+    /// How its stock is kept.
+    pub fn inventory(&self) -> InventoryPolicy {
+        self.inventory
+    }
+    /// Whether it is shipped.
+    pub fn requires_shipping(&self) -> bool {
+        self.requires_shipping
+    }
+    /// Its tax class.
+    pub fn tax_class(&self) -> &str {
+        &self.tax_class
+    }
+    /// Its own sale status.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+}
+
+/// What a caller supplies to create a product.
+#[derive(Debug, Clone, Default)]
+pub struct NewProduct {
+    /// Title shown to customers.
+    pub title: String,
+    /// Longer description.
+    pub description: String,
+    /// Sale status.
+    pub status: Status,
+    /// Categories it is listed in (they must exist).
+    pub categories: Vec<CategoryId>,
+    /// Collections it belongs to (they must exist).
+    pub collections: Vec<CollectionId>,
+    /// Free-form tags; trimmed and lower-cased.
+    pub tags: Vec<String>,
+    /// Images.
+    pub images: Vec<Image>,
+    /// At least one variant.
+    pub variants: Vec<NewVariant>,
+}
+
+/// A product and its variants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Product {
+    id: ProductId,
+    title: String,
+    description: String,
+    status: Status,
+    categories: BTreeSet<CategoryId>,
+    collections: BTreeSet<CollectionId>,
+    tags: BTreeSet<String>,
+    images: Vec<Image>,
+    variants: Vec<Variant>,
+}
+
+impl Product {
+    /// Validates the input and builds a product with fresh ids. That the
+    /// categories and collections exist and that SKUs are unique across the
+    /// catalog are checked by the store when the product is saved.
+    pub fn new(input: NewProduct) -> Result<Self> {
+        let id = ProductId::new();
+        let title = required_text("product title", &input.title, MAX_TITLE_LEN)?;
+        let description = optional_text("description", &input.description, MAX_DESCRIPTION_LEN)?;
+        if input.variants.is_empty() {
+            return Err(Error::invalid("variants", "a product needs at least one variant"));
+        }
+        at_most("variants per product", input.variants.len(), MAX_VARIANTS_PER_PRODUCT)?;
+        at_most("images per product", input.images.len(), MAX_IMAGES_PER_PRODUCT)?;
+        at_most("tags per product", input.tags.len(), MAX_TAGS_PER_PRODUCT)?;
+        at_most("categories per product", input.categories.len(), MAX_TAGS_PER_PRODUCT)?;
+        at_most("collections per product", input.collections.len(), MAX_TAGS_PER_PRODUCT)?;
+        let mut tags = BTreeSet::new();
+        for tag in &input.tags {
+            tags.insert(required_text("tag", tag, MAX_TITLE_LEN)?.to_lowercase());
+        }
+        let mut images = Vec::with_capacity(input.images.len());
+        for image in input.images {
+            images.push(Image {
+                url: required_text("image url", &image.url, MAX_URL_LEN)?,
+                alt: optional_text("image alt text", &image.alt, MAX_TITLE_LEN)?,
+                position: image.position,
+            });
+        }
+        images.sort_by_key(|i| i.position);
+        let mut variants = Vec::with_capacity(input.variants.len());
+        let mut skus = BTreeSet::new();
+        for v in input.variants {
+            let variant = Variant::new(id, v)?;
+            if !skus.insert(variant.sku.clone()) {
+                return Err(Error::AlreadyExists {
+                    what: "sku",
+                    value: variant.sku.to_string(),
+                });
+            }
+            variants.push(variant);
+        }
+        Ok(Self {
+            id,
+            title,
+            description,
+            status: input.status,
+            categories: input.categories.into_iter().collect(),
+            collections: input.collections.into_iter().collect(),
+            tags,
+            images,
+            variants,
+        })
+    }
+
+    /// The product's id.
+    pub fn id(&self) -> ProductId {
+        self.id
+    }
+    /// Its title.
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+    /// Its description.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+    /// Its sale status.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+    /// The categories it is listed in.
+    pub fn categories(&self) -> &BTreeSet<CategoryId> {
+        &self.categories
+    }
+    /// The collections it belongs to.
+    pub fn collections(&self) -> &BTreeSet<CollectionId> {
+        &self.collections
+    }
+    /// Its tags (lower-case).
+    pub fn tags(&self) -> &BTreeSet<String> {
+        &self.tags
+    }
+    /// Its images, by position.
+    pub fn images(&self) -> &[Image] {
+        &self.images
+    }
+    /// Its variants.
+    pub fn variants(&self) -> &[Variant] {
+        &self.variants
+    }
+    /// One of its variants.
+    pub fn variant(&self, id: VariantId) -> Option<&Variant> {
+        self.variants.iter().find(|v| v.id == id)
+    }
+
+    /// Changes the product's status (archive to stop selling it).
+    pub fn set_status(&mut self, status: Status) {
+        self.status = status;
+    }
+
+    /// Changes one variant's status.
+    pub fn set_variant_status(&mut self, variant: VariantId, status: Status) -> Result<()> {
+        let v = self
+            .variants
+            .iter_mut()
+            .find(|v| v.id == variant)
+            .ok_or_else(|| Error::not_found("variant", variant))?;
+        v.status = status;
+        Ok(())
+    }
+
+    /// Replaces one variant's price in its currency (validated like [`NewVariant::prices`]).
+    pub fn set_variant_price(&mut self, variant: VariantId, price: Money) -> Result<()> {
+        let price = price.exact()?;
+        if price.is_negative() {
+            return Err(Error::invalid("price", "must not be negative"));
+        }
+        let v = self
+            .variants
+            .iter_mut()
+            .find(|v| v.id == variant)
+            .ok_or_else(|| Error::not_found("variant", variant))?;
+        v.prices.insert(price.currency(), price);
+        Ok(())
+    }
+
+    /// Why a variant of this product cannot be bought, if it cannot.
+    pub fn purchasable(&self, variant: &Variant) -> Result<()> {
+        check_purchasable(self.status, variant)
+    }
+}
+
+fn check_purchasable(product_status: Status, variant: &Variant) -> Result<()> {
+    let reason = match (product_status, variant.status) {
+        (Status::Active, Status::Active) => return Ok(()),
+        (Status::Draft, _) => "the product is a draft",
+        (Status::Archived, _) => "the product is archived",
+        (_, Status::Draft) => "the variant is a draft",
+        (_, Status::Archived) => "the variant is archived",
+    };
+    Err(Error::NotPurchasable {
+        variant_id: variant.id,
+        reason,
+    })
+}
+
+/// A node in the category tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Category {
+    id: CategoryId,
+    parent: Option<CategoryId>,
+    name: String,
+}
+
+impl Category {
+    /// A category under `parent` (a root when `None`). The store checks the parent exists.
+    pub fn new(name: &str, parent: Option<CategoryId>) -> Result<Self> {
+        Ok(Self {
+            id: CategoryId::new(),
+            parent,
+            name: required_text("category name", name, MAX_TITLE_LEN)?,
+        })
+    }
+    /// Its id.
+    pub fn id(&self) -> CategoryId {
+        self.id
+    }
+    /// Its parent, if it is not a root.
+    pub fn parent(&self) -> Option<CategoryId> {
+        self.parent
+    }
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// A hand-picked group of products ("Summer sale", "Staff picks").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collection {
+    id: CollectionId,
+    title: String,
+}
+
+impl Collection {
+    /// A new collection.
+    pub fn new(title: &str) -> Result<Self> {
+        Ok(Self {
+            id: CollectionId::new(),
+            title: required_text("collection title", title, MAX_TITLE_LEN)?,
+        })
+    }
+    /// Its id.
+    pub fn id(&self) -> CollectionId {
+        self.id
+    }
+    /// Its title.
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+}
+
+/// A variant together with the product facts that pricing and checkout need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    /// The product's title.
+    pub product_title: String,
+    /// The product's status.
+    pub product_status: Status,
+    /// The product's categories, including every ancestor of each.
+    pub categories: BTreeSet<CategoryId>,
+    /// The product's collections.
+    pub collections: BTreeSet<CollectionId>,
+    /// The product's tags.
+    pub tags: BTreeSet<String>,
+    /// The variant itself.
+    pub variant: Variant,
+}
+
+impl CatalogEntry {
+    /// Why the variant cannot be bought, if it cannot.
+    pub fn purchasable(&self) -> Result<()> {
+        check_purchasable(self.product_status, &self.variant)
+    }
+
+    /// The name shown on a receipt: "Product — Variant".
+    pub fn display_name(&self) -> String {
+        if self.variant.title.is_empty() {
+            self.product_title.clone()
+        } else {
+            format!("{} — {}", self.product_title, self.variant.title)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn variant(sku: &str) -> NewVariant {
+        NewVariant {
+            sku: sku.into(),
+            prices: vec![Money::parse("10.00", Currency::USD).unwrap()],
+            ..NewVariant::default()
+        }
+    }
+
+    #[test]
+    fn duplicate_skus_in_one_product_are_rejected() {
+        let err = Product::new(NewProduct {
+            title: "Tee".into(),
+            variants: vec![variant("tee-s"), variant("TEE-S")],
+            ..NewProduct::default()
+        })
+        .unwrap_err();
+        assert!(matches!(err, Error::AlreadyExists { what: "sku", .. }));
+    }
+
+    #[test]
+    fn prices_must_be_exact_and_not_negative() {
+        let mut v = variant("a");
+        v.prices = vec![Money::new(rust_decimal::Decimal::new(1999, 3), Currency::USD)];
+        assert!(matches!(
+            Product::new(NewProduct { title: "x".into(), variants: vec![v], ..Default::default() }),
+            Err(Error::NotMinorUnits { .. })
+        ));
+        let mut v = variant("a");
+        v.prices = vec![Money::from_minor(-1, Currency::USD)];
+        assert!(Product::new(NewProduct { title: "x".into(), variants: vec![v], ..Default::default() }).is_err());
+    }
+
+    #[test]
+    fn only_active_on_active_is_purchasable() {
+        let mut p = Product::new(NewProduct {
+            title: "Tee".into(),
+            status: Status::Active,
+            variants: vec![NewVariant { status: Status::Active, ..variant("a") }],
+            ..NewProduct::default()
+        })
+        .unwrap();
+        let v = p.variants()[0].clone();
+        assert!(p.purchasable(&v).is_ok());
+        p.set_status(Status::Archived);
+        assert!(matches!(p.purchasable(&v), Err(Error::NotPurchasable { .. })));
+    }
+}

@@ -1,0 +1,376 @@
+//! The checkout saga: price → reserve → authorize → place → capture.
+//!
+//! Each step that changes the store is one atomic command guarded by a
+//! [`Lease`]; each provider call carries an idempotency key derived from the
+//! checkout's key and attempt number. So:
+//!
+//! - the same key always gets the same outcome, and never a second charge;
+//! - concurrent calls with one key run the checkout once (the others wait
+//!   for its outcome);
+//! - a declined payment releases the stock and leaves the cart as it was;
+//! - a failure after authorization voids it;
+//! - a crash at any point is cleaned up by [`Engine::recover`] (or by the next
+//!   call with the same key): the hold is voided, the stock released, and the
+//!   key may run again as a new attempt.
+//!
+//! Outcomes saved against the key are the order, a payment decline and an
+//! out-of-stock refusal. Validation errors (an empty cart, a missing address)
+//! are not saved, as at Stripe: fix the cart and retry with the same key.
+
+use std::time::Instant;
+
+use crate::actor::Actor;
+use crate::error::{Error, Result};
+use crate::id::{IdempotencyKey, OrderId, PaymentId};
+use crate::inventory::StockRequest;
+use crate::order::{Order, OrderStatus};
+use crate::payment::{
+    AuthorizeRequest, CaptureRequest, Payment, PaymentError, PaymentStatus, ProviderResponse,
+    ProviderStatus, VoidRequest,
+};
+use crate::engine::{CaptureMode, Engine};
+use crate::store::{BeginCheckout, CheckoutClaim, CheckoutEnd, CheckoutFailure, CheckoutState, Lease};
+
+/// Longest payment token accepted, in characters.
+pub const MAX_PAYMENT_TOKEN_LEN: usize = 255;
+
+/// A request to check out a cart.
+#[derive(Debug, Clone)]
+pub struct CheckoutRequest {
+    /// The cart.
+    pub cart_id: crate::id::CartId,
+    /// Makes the request safe to retry; use a new key for a new attempt to pay
+    /// (for example with another card).
+    pub idempotency_key: IdempotencyKey,
+    /// The payment method token from the provider's client library.
+    pub payment_token: String,
+    /// Who is checking out.
+    pub actor: Actor,
+}
+
+/// What [`Engine::recover`] cleaned up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Expired stock reservations released.
+    pub released_reservations: u64,
+    /// Stale checkout attempts cleaned up (made retryable).
+    pub reset_checkouts: u64,
+    /// Payment holds voided along the way.
+    pub voided_authorizations: u64,
+}
+
+/// How far an attempt got with the provider, for compensation.
+enum Hold {
+    /// Nothing can be held.
+    None,
+    /// The authorize call's outcome is unknown.
+    Unknown,
+    /// Funds are held under this reference.
+    Held(ProviderResponse),
+}
+
+fn authorize_key(key: &IdempotencyKey, attempt: u32) -> String {
+    format!("{key}:{attempt}:authorize")
+}
+
+fn void_key(key: &IdempotencyKey, attempt: u32) -> String {
+    format!("{key}:{attempt}:void")
+}
+
+fn capture_key(key: &IdempotencyKey) -> String {
+    format!("{key}:capture")
+}
+
+impl Engine {
+    /// Checks out a cart: see the [module documentation](crate::checkout).
+    ///
+    /// Returns the placed order — the same order for every call with the same
+    /// key. With [`CaptureMode::Immediate`] the payment is captured before
+    /// returning; if that capture fails the order stays authorized and
+    /// [`Engine::capture`] can be called again later.
+    pub async fn checkout(&self, request: CheckoutRequest) -> Result<Order> {
+        let token = request.payment_token.trim();
+        if token.is_empty() || token.chars().count() > MAX_PAYMENT_TOKEN_LEN {
+            return Err(Error::invalid("payment token", format!("must be 1 to {MAX_PAYMENT_TOKEN_LEN} characters")));
+        }
+        let deadline = Instant::now() + self.inner.config.checkout_wait;
+        let mut pause = std::time::Duration::from_millis(5);
+        loop {
+            let now = self.now();
+            let claim = self
+                .inner
+                .store
+                .begin_checkout(BeginCheckout {
+                    key: request.idempotency_key.clone(),
+                    cart_id: request.cart_id,
+                    payment_token: token.to_owned(),
+                    now,
+                    lease_until: now + self.inner.config.checkout_lease,
+                })
+                .await?;
+            match claim {
+                CheckoutClaim::Claimed(lease) => return self.run_attempt(&request, token, lease).await,
+                CheckoutClaim::Completed(order_id) => return self.order(&request.actor, order_id).await,
+                CheckoutClaim::Failed(failure) => return Err(failure.into()),
+                CheckoutClaim::InProgress { lease_until } => {
+                    if lease_until <= now {
+                        // The running attempt died: clean it up, then run anew.
+                        self.recover_checkout(&request.idempotency_key).await?;
+                        continue;
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(Error::CheckoutInProgress(request.idempotency_key.to_string()));
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(200));
+                }
+            }
+        }
+    }
+
+    async fn run_attempt(&self, request: &CheckoutRequest, token: &str, lease: Lease) -> Result<Order> {
+        let mut hold = Hold::None;
+        let error = match self.attempt(request, token, &lease, &mut hold).await {
+            Ok(order) => return Ok(self.capture_if_immediate(order).await),
+            Err(e) => e,
+        };
+        // A store error on `place_order` may hide a commit that happened:
+        // believe the record, never void a placed order's payment.
+        if let Ok(Some(record)) = self.inner.store.checkout(&lease.key).await
+            && let CheckoutState::Completed { order_id } = record.state {
+                let order = self.inner.store.order(order_id).await?;
+                return Ok(self.capture_if_immediate(order).await);
+            }
+        if !self.release_hold(&lease, hold).await {
+            // The hold could not be voided now; the attempt stays in progress
+            // and recovery voids it once the lease ends.
+            return Err(error);
+        }
+        let end = CheckoutFailure::from_error(&error).map_or(CheckoutEnd::Retryable, CheckoutEnd::Failed);
+        // If this fails (lease lost, store down) the attempt stays in
+        // progress and recovery ends it; the caller still gets the real error.
+        let _ended = self.inner.store.end_checkout(&lease, end, self.now()).await;
+        Err(error)
+    }
+
+    /// The forward path. On error, `hold` says what must be voided.
+    async fn attempt(&self, request: &CheckoutRequest, token: &str, lease: &Lease, hold: &mut Hold) -> Result<Order> {
+        let store = &self.inner.store;
+        let cart = self.cart(&request.actor, request.cart_id).await?;
+        cart.ensure_active()?;
+        if cart.lines().is_empty() {
+            return Err(Error::EmptyCart);
+        }
+        let priced = self.price(&cart).await?;
+        if priced.requires_shipping {
+            if cart.shipping_address().is_none() {
+                return Err(Error::Incomplete("shipping address"));
+            }
+            if priced.shipping.is_none() {
+                return Err(Error::Incomplete("shipping method"));
+            }
+        }
+        let email = match (cart.email(), cart.customer_id()) {
+            (Some(e), _) => e.clone(),
+            (None, Some(c)) => store.customer(c).await?.email().clone(),
+            (None, None) => return Err(Error::Incomplete("email")),
+        };
+
+        let ids: Vec<_> = cart.lines().iter().map(|l| l.variant_id).collect();
+        let entries = store.entries(&ids).await?;
+        let requests = cart
+            .lines()
+            .iter()
+            .map(|l| {
+                let entry = entries.get(&l.variant_id).ok_or_else(|| Error::not_found("variant", l.variant_id))?;
+                Ok(StockRequest { variant_id: l.variant_id, quantity: l.quantity, policy: entry.variant.inventory() })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let now = self.now();
+        let reservation = store
+            .reserve_for_checkout(lease, &requests, now + self.inner.config.reservation_ttl, now)
+            .await?;
+
+        let provider = &self.inner.payments;
+        let authorize_key = authorize_key(&lease.key, lease.attempt);
+        let payment = if priced.total.is_zero() {
+            // Nothing to charge: a free order needs no provider call.
+            Payment {
+                id: PaymentId::new(),
+                provider: "none".into(),
+                reference: String::new(),
+                authorize_key,
+                authorized: priced.total,
+                captured: priced.total,
+                status: PaymentStatus::Captured,
+            }
+        } else {
+            *hold = Hold::Unknown;
+            let response = provider
+                .authorize(AuthorizeRequest {
+                    idempotency_key: authorize_key.clone(),
+                    amount: priced.total,
+                    payment_token: token.to_owned(),
+                    reference: lease.key.to_string(),
+                })
+                .await;
+            let response = match response {
+                Ok(r) => r,
+                Err(e @ PaymentError::Declined { .. }) => {
+                    *hold = Hold::None;
+                    return Err(e.into());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            *hold = Hold::Held(response.clone());
+            if response.amount != priced.total || response.status != ProviderStatus::Authorized {
+                return Err(Error::PaymentUnavailable("provider answered with a different amount or status".into()));
+            }
+            Payment {
+                id: PaymentId::new(),
+                provider: provider.name().to_owned(),
+                reference: response.reference,
+                authorize_key,
+                authorized: priced.total,
+                captured: crate::money::Money::zero(priced.currency),
+                status: PaymentStatus::Authorized,
+            }
+        };
+
+        let order = Order {
+            id: OrderId::new(),
+            checkout_key: lease.key.clone(),
+            cart_id: cart.id(),
+            customer_id: cart.customer_id(),
+            email: Some(email),
+            shipping_address: cart.shipping_address().cloned(),
+            billing_address: cart.billing_address().or(cart.shipping_address()).cloned(),
+            pricing: priced,
+            payment,
+            reservation_id: reservation.id,
+            status: OrderStatus::Placed,
+            placed_at: now,
+        };
+        store.place_order(lease, order, self.now()).await
+    }
+
+    /// Voids whatever the attempt may hold. False if that could not be done now.
+    async fn release_hold(&self, lease: &Lease, hold: Hold) -> bool {
+        let reference = match hold {
+            Hold::None => return true,
+            Hold::Held(r) => r,
+            Hold::Unknown => match self.inner.payments.find_authorization(&authorize_key(&lease.key, lease.attempt)).await {
+                Ok(Some(r)) => r,
+                Ok(None) => return true,
+                Err(_) => return false,
+            },
+        };
+        if reference.status != ProviderStatus::Authorized {
+            return reference.status == ProviderStatus::Voided;
+        }
+        self.inner
+            .payments
+            .void(VoidRequest { idempotency_key: void_key(&lease.key, lease.attempt), authorization: reference.reference })
+            .await
+            .is_ok()
+    }
+
+    async fn capture_if_immediate(&self, order: Order) -> Order {
+        if self.inner.config.capture != CaptureMode::Immediate || order.payment().status != PaymentStatus::Authorized {
+            return order;
+        }
+        // A failed capture leaves the order authorized; `capture` can be retried.
+        let id = order.id();
+        self.capture(&Actor::System, id).await.unwrap_or(order)
+    }
+
+    /// Captures an order's authorized payment in full. Idempotent: capturing
+    /// a captured order returns it unchanged, and the provider is called with
+    /// the same key every time, so it never captures twice.
+    pub async fn capture(&self, actor: &Actor, order_id: OrderId) -> Result<Order> {
+        let order = self.order(actor, order_id).await?;
+        let payment = order.payment().clone();
+        if payment.status == PaymentStatus::Captured {
+            return Ok(order);
+        }
+        payment.status.transition(PaymentStatus::Captured)?;
+        self.inner
+            .payments
+            .capture(CaptureRequest {
+                idempotency_key: capture_key(order.checkout_key()),
+                authorization: payment.reference.clone(),
+                amount: payment.authorized,
+            })
+            .await?;
+        let mut updated = payment.clone();
+        updated.captured = payment.authorized;
+        updated.status = PaymentStatus::Captured;
+        match self.inner.store.update_payment(order_id, &payment, updated, self.now()).await {
+            // Someone else recorded the same capture first.
+            Err(Error::Conflict(_)) => self.inner.store.order(order_id).await,
+            other => other,
+        }
+    }
+
+    /// Cleans up after crashes: releases expired stock reservations and, for
+    /// every checkout attempt whose lease ended without an order, voids its
+    /// payment hold, releases its stock and lets its key run again.
+    ///
+    /// Safe to run at any time, from any number of instances at once.
+    pub async fn recover(&self) -> Result<RecoveryReport> {
+        let mut report = RecoveryReport {
+            released_reservations: self.inner.store.release_expired(self.now()).await?,
+            ..RecoveryReport::default()
+        };
+        loop {
+            let stale = self.inner.store.stale_checkouts(self.now(), 100).await?;
+            if stale.is_empty() {
+                break;
+            }
+            let mut progressed = false;
+            for record in stale {
+                if let Some(voided) = self.recover_checkout(&record.key).await? {
+                    progressed = true;
+                    report.reset_checkouts += 1;
+                    report.voided_authorizations += u64::from(voided);
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Cleans up one stale attempt. `None` if it was not stale (any more);
+    /// otherwise whether a hold was voided.
+    async fn recover_checkout(&self, key: &IdempotencyKey) -> Result<Option<bool>> {
+        let now = self.now();
+        let Some(lease) = self
+            .inner
+            .store
+            .claim_stale(key, now, now + self.inner.config.checkout_lease)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let found = self
+            .inner
+            .payments
+            .find_authorization(&authorize_key(key, lease.attempt))
+            .await
+            .map_err(Error::from)?;
+        let mut voided = false;
+        if let Some(auth) = found
+            && auth.status == ProviderStatus::Authorized {
+                self.inner
+                    .payments
+                    .void(VoidRequest { idempotency_key: void_key(key, lease.attempt), authorization: auth.reference })
+                    .await
+                    .map_err(Error::from)?;
+                voided = true;
+            }
+        self.inner.store.end_checkout(&lease, CheckoutEnd::Retryable, self.now()).await?;
+        Ok(Some(voided))
+    }
+}

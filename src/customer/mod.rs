@@ -1,0 +1,583 @@
+//! Customers: accounts with hashed passwords, guests, groups and address books.
+//!
+//! Passwords are hashed with argon2id ([`PasswordPolicy`]); the plain password
+//! is never stored, logged or returned, and the hash itself is neither
+//! serialized with a [`Customer`] nor shown by `Debug`.
+//!
+//! Architecture invariant: this module is plain data and pure functions (the
+//! hashing is CPU work, no I/O). Looking customers up is the store's job.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use chrono::{DateTime, Utc};
+use password_hash::rand_core::OsRng;
+use password_hash::{PasswordHash as PhcHash, SaltString};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::id::{AddressId, CustomerGroupId, CustomerId};
+use crate::validate::{at_most, optional_text, required_text};
+
+/// Most addresses in one customer's address book.
+pub const MAX_ADDRESSES: usize = 50;
+/// Most groups one customer belongs to.
+pub const MAX_GROUPS_PER_CUSTOMER: usize = 50;
+/// Longest email address, in characters (RFC 5321).
+pub const MAX_EMAIL_LEN: usize = 254;
+
+/// An email address, trimmed and lower-cased so that one mailbox is one account.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Email(String);
+
+impl Email {
+    /// Normalizes and validates an email address.
+    pub fn new(email: &str) -> Result<Self> {
+        let e = email.trim().to_lowercase();
+        if e.is_empty() || e.chars().count() > MAX_EMAIL_LEN {
+            return Err(Error::invalid(
+                "email",
+                format!("must be 1 to {MAX_EMAIL_LEN} characters"),
+            ));
+        }
+        let Some((local, domain)) = e.split_once('@') else {
+            return Err(Error::invalid("email", "must contain @"));
+        };
+        let ok = !local.is_empty()
+            && local.len() <= 64
+            && !domain.is_empty()
+            && !domain.contains('@')
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !ok {
+            return Err(Error::invalid("email", "is not a valid address"));
+        }
+        Ok(Self(e))
+    }
+
+    /// The normalized address.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Email {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        Self::new(&s)
+    }
+}
+
+impl From<Email> for String {
+    fn from(e: Email) -> String {
+        e.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Email({})", self.0)
+    }
+}
+
+/// An argon2id hash in PHC string form. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PasswordHash(String);
+
+impl PasswordHash {
+    /// Wraps a PHC string read from storage; it is parsed when verified.
+    pub fn from_phc(phc: String) -> Self {
+        Self(phc)
+    }
+
+    /// The PHC string, for storage adapters.
+    pub fn as_phc(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordHash(<redacted>)")
+    }
+}
+
+/// Password rules and argon2id cost.
+///
+/// The default cost follows the OWASP recommendation for argon2id (19 MiB,
+/// 2 iterations, 1 lane). Lower it only in tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    /// Fewest characters in a password.
+    pub min_len: usize,
+    /// Most characters in a password (bounds the hashing work per request).
+    pub max_len: usize,
+    /// argon2 memory cost in KiB.
+    pub memory_kib: u32,
+    /// argon2 iterations.
+    pub iterations: u32,
+    /// argon2 lanes.
+    pub parallelism: u32,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self {
+            min_len: 8,
+            max_len: 128,
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+impl PasswordPolicy {
+    /// A deliberately cheap policy for tests and examples. Never use it in production.
+    pub fn insecure_fast_for_tests() -> Self {
+        Self {
+            memory_kib: 256,
+            iterations: 1,
+            ..Self::default()
+        }
+    }
+
+    fn argon2(&self) -> Result<Argon2<'static>> {
+        let params = Params::new(self.memory_kib, self.iterations, self.parallelism, None)
+            .map_err(|e| Error::invalid("password policy", e.to_string()))?;
+        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    }
+
+    /// Checks the length rules, then hashes with a fresh random salt.
+    pub fn hash(&self, password: &str) -> Result<PasswordHash> {
+        let len = password.chars().count();
+        if len < self.min_len {
+            return Err(Error::invalid(
+                "password",
+                format!("must be at least {} characters", self.min_len),
+            ));
+        }
+        if len > self.max_len {
+            return Err(Error::LimitExceeded {
+                what: "password length",
+                max: self.max_len as u64,
+            });
+        }
+        self.hash_unchecked(password)
+    }
+
+    pub(crate) fn hash_unchecked(&self, password: &str) -> Result<PasswordHash> {
+        let salt = SaltString::generate(&mut OsRng);
+        let phc = self
+            .argon2()?
+            .hash_password(password.as_bytes(), &salt)
+            .map_err(|e| Error::invalid("password", e.to_string()))?;
+        Ok(PasswordHash(phc.to_string()))
+    }
+
+    /// True when `password` matches `hash`. The comparison is constant-time;
+    /// over-long passwords and unreadable hashes are simply "no".
+    pub fn verify(&self, hash: &PasswordHash, password: &str) -> bool {
+        if password.chars().count() > self.max_len {
+            return false;
+        }
+        let Ok(parsed) = PhcHash::new(&hash.0) else {
+            return false;
+        };
+        // Verification uses the parameters recorded in the hash itself, so
+        // hashes made under an older policy still verify.
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    }
+}
+
+/// Whether a customer has an account or only gave an email at checkout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomerKind {
+    /// Has a password and can log in.
+    Registered,
+    /// Email only; registering later with the same email turns the guest into an account.
+    Guest,
+}
+
+/// A two-letter ISO 3166-1 country code, upper-case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Country([u8; 2]);
+
+impl Country {
+    /// Validates a two-letter code (case-insensitive).
+    pub fn new(code: &str) -> Result<Self> {
+        let c = code.trim().to_ascii_uppercase();
+        match c.as_bytes() {
+            [a, b] if a.is_ascii_uppercase() && b.is_ascii_uppercase() => Ok(Self([*a, *b])),
+            _ => Err(Error::invalid("country", "must be a two-letter ISO 3166-1 code")),
+        }
+    }
+
+    /// The code as text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("??")
+    }
+}
+
+impl TryFrom<String> for Country {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        Self::new(&s)
+    }
+}
+
+impl From<Country> for String {
+    fn from(c: Country) -> String {
+        c.as_str().to_owned()
+    }
+}
+
+impl fmt::Display for Country {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A postal address as entered; validated by [`Address::new`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewAddress {
+    /// Recipient's full name.
+    pub name: String,
+    /// First address line.
+    pub line1: String,
+    /// Second address line (optional).
+    pub line2: String,
+    /// City or town.
+    pub city: String,
+    /// State, province or region (optional); used by regional tax tables.
+    pub region: String,
+    /// Postal code (optional in some countries).
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2 country code.
+    pub country: String,
+    /// Phone number (optional).
+    pub phone: String,
+}
+
+/// A validated postal address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Address {
+    /// Its id within an address book.
+    pub id: AddressId,
+    /// Recipient's full name.
+    pub name: String,
+    /// First address line.
+    pub line1: String,
+    /// Second address line.
+    pub line2: String,
+    /// City or town.
+    pub city: String,
+    /// State, province or region, upper-case (may be empty).
+    pub region: String,
+    /// Postal code.
+    pub postal_code: String,
+    /// Country.
+    pub country: Country,
+    /// Phone number.
+    pub phone: String,
+}
+
+impl Address {
+    /// Validates an address.
+    pub fn new(input: NewAddress) -> Result<Self> {
+        Ok(Self {
+            id: AddressId::new(),
+            name: required_text("address name", &input.name, 200)?,
+            line1: required_text("address line1", &input.line1, 200)?,
+            line2: optional_text("address line2", &input.line2, 200)?,
+            city: required_text("city", &input.city, 100)?,
+            region: optional_text("region", &input.region, 100)?.to_uppercase(),
+            postal_code: optional_text("postal code", &input.postal_code, 20)?,
+            country: Country::new(&input.country)?,
+            phone: optional_text("phone", &input.phone, 40)?,
+        })
+    }
+}
+
+/// A named group of customers, used by price lists and promotions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerGroup {
+    id: CustomerGroupId,
+    name: String,
+}
+
+impl CustomerGroup {
+    /// A new group.
+    pub fn new(name: &str) -> Result<Self> {
+        Ok(Self {
+            id: CustomerGroupId::new(),
+            name: required_text("group name", name, 100)?,
+        })
+    }
+    /// Its id.
+    pub fn id(&self) -> CustomerGroupId {
+        self.id
+    }
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// A customer: a registered account or a guest.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    id: CustomerId,
+    email: Email,
+    name: String,
+    kind: CustomerKind,
+    /// Never serialized: adapters store it through [`Customer::password_hash`].
+    #[serde(skip)]
+    password: Option<PasswordHash>,
+    groups: BTreeSet<CustomerGroupId>,
+    addresses: Vec<Address>,
+    default_shipping: Option<AddressId>,
+    default_billing: Option<AddressId>,
+    orders_placed: u32,
+    version: u64,
+    created_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for Customer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Customer")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("groups", &self.groups)
+            .field("addresses", &self.addresses.len())
+            .field("orders_placed", &self.orders_placed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Customer {
+    /// A registered customer with an already-hashed password.
+    pub fn registered(email: Email, name: &str, password: PasswordHash, now: DateTime<Utc>) -> Result<Self> {
+        Ok(Self {
+            id: CustomerId::new(),
+            email,
+            name: optional_text("customer name", name, 200)?,
+            kind: CustomerKind::Registered,
+            password: Some(password),
+            groups: BTreeSet::new(),
+            addresses: Vec::new(),
+            default_shipping: None,
+            default_billing: None,
+            orders_placed: 0,
+            version: 0,
+            created_at: now,
+        })
+    }
+
+    /// A guest known only by email.
+    pub fn guest(email: Email, now: DateTime<Utc>) -> Self {
+        Self {
+            id: CustomerId::new(),
+            email,
+            name: String::new(),
+            kind: CustomerKind::Guest,
+            password: None,
+            groups: BTreeSet::new(),
+            addresses: Vec::new(),
+            default_shipping: None,
+            default_billing: None,
+            orders_placed: 0,
+            version: 0,
+            created_at: now,
+        }
+    }
+
+    /// Its id.
+    pub fn id(&self) -> CustomerId {
+        self.id
+    }
+    /// Its normalized email.
+    pub fn email(&self) -> &Email {
+        &self.email
+    }
+    /// Its display name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Registered or guest.
+    pub fn kind(&self) -> CustomerKind {
+        self.kind
+    }
+    /// The groups it belongs to.
+    pub fn groups(&self) -> &BTreeSet<CustomerGroupId> {
+        &self.groups
+    }
+    /// Its address book.
+    pub fn addresses(&self) -> &[Address] {
+        &self.addresses
+    }
+    /// One address from the book.
+    pub fn address(&self, id: AddressId) -> Option<&Address> {
+        self.addresses.iter().find(|a| a.id == id)
+    }
+    /// The default shipping address.
+    pub fn default_shipping(&self) -> Option<&Address> {
+        self.default_shipping.and_then(|id| self.address(id))
+    }
+    /// The default billing address.
+    pub fn default_billing(&self) -> Option<&Address> {
+        self.default_billing.and_then(|id| self.address(id))
+    }
+    /// How many orders the customer has placed.
+    pub fn orders_placed(&self) -> u32 {
+        self.orders_placed
+    }
+    /// When the customer was created.
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+    /// Bumped by the store on every save; used to detect concurrent changes.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+    /// For storage adapters: records a successful save.
+    pub fn saved(&mut self) -> Result<()> {
+        self.version = self.version.checked_add(1).ok_or(Error::Overflow("customer version"))?;
+        Ok(())
+    }
+    /// The stored password hash, for storage adapters and login.
+    pub fn password_hash(&self) -> Option<&PasswordHash> {
+        self.password.as_ref()
+    }
+
+    /// Turns a guest into a registered customer (same id, same history).
+    pub(crate) fn register(&mut self, name: &str, password: PasswordHash) -> Result<()> {
+        if self.kind == CustomerKind::Registered {
+            return Err(Error::AlreadyExists {
+                what: "email",
+                value: self.email.to_string(),
+            });
+        }
+        self.name = optional_text("customer name", name, 200)?;
+        self.kind = CustomerKind::Registered;
+        self.password = Some(password);
+        Ok(())
+    }
+
+    /// Adds an address; the first one becomes the default for shipping and billing.
+    pub fn add_address(&mut self, address: Address) -> Result<AddressId> {
+        at_most("addresses", self.addresses.len() + 1, MAX_ADDRESSES)?;
+        let id = address.id;
+        self.addresses.push(address);
+        self.default_shipping.get_or_insert(id);
+        self.default_billing.get_or_insert(id);
+        Ok(id)
+    }
+
+    /// Removes an address (and clears it as a default).
+    pub fn remove_address(&mut self, id: AddressId) -> Result<()> {
+        let before = self.addresses.len();
+        self.addresses.retain(|a| a.id != id);
+        if self.addresses.len() == before {
+            return Err(Error::not_found("address", id));
+        }
+        if self.default_shipping == Some(id) {
+            self.default_shipping = None;
+        }
+        if self.default_billing == Some(id) {
+            self.default_billing = None;
+        }
+        Ok(())
+    }
+
+    /// Chooses the default shipping address.
+    pub fn set_default_shipping(&mut self, id: AddressId) -> Result<()> {
+        self.address(id).ok_or_else(|| Error::not_found("address", id))?;
+        self.default_shipping = Some(id);
+        Ok(())
+    }
+
+    /// Chooses the default billing address.
+    pub fn set_default_billing(&mut self, id: AddressId) -> Result<()> {
+        self.address(id).ok_or_else(|| Error::not_found("address", id))?;
+        self.default_billing = Some(id);
+        Ok(())
+    }
+
+    /// Puts the customer in a group.
+    pub fn add_group(&mut self, group: CustomerGroupId) -> Result<()> {
+        at_most("groups per customer", self.groups.len() + 1, MAX_GROUPS_PER_CUSTOMER)?;
+        self.groups.insert(group);
+        Ok(())
+    }
+
+    /// Takes the customer out of a group.
+    pub fn remove_group(&mut self, group: CustomerGroupId) {
+        self.groups.remove(&group);
+    }
+
+    pub(crate) fn count_order(&mut self) {
+        self.orders_placed = self.orders_placed.saturating_add(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalized() {
+        assert_eq!(Email::new("  Ann@Example.COM ").unwrap().as_str(), "ann@example.com");
+        for bad in ["", "ann", "ann@", "@x.com", "a b@x.com", "a@x", "a@@x.com", "a@.x.com"] {
+            assert!(Email::new(bad).is_err(), "{bad}");
+        }
+        assert!(Email::new(&format!("{}@x.com", "a".repeat(300))).is_err());
+    }
+
+    #[test]
+    fn password_round_trip_and_rules() {
+        let policy = PasswordPolicy::insecure_fast_for_tests();
+        let hash = policy.hash("correct horse").unwrap();
+        assert!(hash.as_phc().starts_with("$argon2id$"));
+        assert!(!hash.as_phc().contains("correct horse"));
+        assert!(policy.verify(&hash, "correct horse"));
+        assert!(!policy.verify(&hash, "correct hors"));
+        assert!(policy.hash("short").is_err());
+        assert!(policy.hash(&"x".repeat(129)).is_err());
+        assert_eq!(format!("{hash:?}"), "PasswordHash(<redacted>)");
+    }
+
+    #[test]
+    fn customer_debug_and_json_never_show_the_hash() {
+        let policy = PasswordPolicy::insecure_fast_for_tests();
+        let hash = policy.hash("correct horse").unwrap();
+        let phc = hash.as_phc().to_owned();
+        let c = Customer::registered(Email::new("a@b.co").unwrap(), "Ann", hash, Utc::now()).unwrap();
+        assert!(!format!("{c:?}").contains(&phc));
+        assert!(!serde_json::to_string(&c).unwrap().contains("argon2"));
+    }
+
+    #[test]
+    fn countries_are_two_letters() {
+        assert_eq!(Country::new("de").unwrap().as_str(), "DE");
+        assert!(Country::new("DEU").is_err());
+        assert!(Country::new("1A").is_err());
+    }
+}

@@ -1,0 +1,601 @@
+//! The [`Engine`]: the facade an application holds.
+//!
+//! It wires the store, the payment provider, the tax and shipping plugins and
+//! the clock, checks who is calling ([`Actor`]) and runs each use case as a
+//! short sequence of pure domain steps and atomic store commands.
+//!
+//! Architecture invariant: the engine is the only module that knows every
+//! plugin; domain modules never import it.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::actor::Actor;
+use crate::cart::Cart;
+use crate::catalog::{CatalogEntry, Category, Collection, NewProduct, Product, Sku, Status};
+use crate::clock::{Clock, SystemClock};
+use crate::customer::{Address, Customer, CustomerGroup, CustomerKind, Email, NewAddress, PasswordHash, PasswordPolicy};
+use crate::error::{Error, Result};
+use crate::id::{AddressId, CartId, CategoryId, CustomerGroupId, CustomerId, LineId, LocationId, OrderId, ProductId, ReservationId, VariantId};
+use crate::inventory::{Location, Reservation, StockLevel, StockRequest, StockSummary};
+use crate::money::Currency;
+use crate::order::Order;
+use crate::payment::{PaymentProvider, TestPaymentProvider};
+use crate::pricing::{self, PricedCart, PricingContext};
+use crate::shipping::{FlatRateShipping, ShippingRates};
+use crate::store::{Event, MemoryStore, Store};
+use crate::tax::{FlatRateTax, TaxCalculator};
+
+/// When a checkout's payment is captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CaptureMode {
+    /// Right after the order is placed.
+    #[default]
+    Immediate,
+    /// Later, by calling [`Engine::capture`] (for example when the order ships).
+    Manual,
+}
+
+/// Tunables, with safe defaults.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// When payments are captured.
+    pub capture: CaptureMode,
+    /// How long a checkout's stock reservation lasts before it lapses.
+    pub reservation_ttl: Duration,
+    /// How long one checkout attempt may run before recovery may clean it up.
+    /// Must exceed the slowest provider call.
+    pub checkout_lease: Duration,
+    /// How long a checkout call waits for another call with the same key to finish.
+    pub checkout_wait: StdDuration,
+    /// How often a change that lost a race (a cart saved concurrently) is retried.
+    pub max_retries: u32,
+    /// Password rules and hashing cost.
+    pub password_policy: PasswordPolicy,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            capture: CaptureMode::Immediate,
+            reservation_ttl: Duration::minutes(10),
+            checkout_lease: Duration::minutes(2),
+            checkout_wait: StdDuration::from_secs(30),
+            max_retries: 8,
+            password_policy: PasswordPolicy::default(),
+        }
+    }
+}
+
+/// Builds an [`Engine`]; every plugin has a default.
+///
+/// | plugin | default |
+/// |---|---|
+/// | store | [`MemoryStore`] |
+/// | payments | [`TestPaymentProvider`] |
+/// | tax | [`FlatRateTax::none`] |
+/// | shipping | no methods (nothing that ships can be checked out) |
+/// | clock | [`SystemClock`] |
+#[must_use]
+pub struct EngineBuilder {
+    store: Option<Arc<dyn Store>>,
+    payments: Option<Arc<dyn PaymentProvider>>,
+    tax: Option<Arc<dyn TaxCalculator>>,
+    shipping: Option<Arc<dyn ShippingRates>>,
+    clock: Option<Arc<dyn Clock>>,
+    config: EngineConfig,
+}
+
+impl EngineBuilder {
+    /// Uses this store.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+    /// Uses this payment provider.
+    pub fn payment_provider(mut self, provider: Arc<dyn PaymentProvider>) -> Self {
+        self.payments = Some(provider);
+        self
+    }
+    /// Uses this tax calculator.
+    pub fn tax(mut self, tax: Arc<dyn TaxCalculator>) -> Self {
+        self.tax = Some(tax);
+        self
+    }
+    /// Uses these shipping rates.
+    pub fn shipping(mut self, shipping: Arc<dyn ShippingRates>) -> Self {
+        self.shipping = Some(shipping);
+        self
+    }
+    /// Uses this clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: EngineConfig) -> Self {
+        self.config = config;
+        self
+    }
+    /// Sets when payments are captured.
+    pub fn capture_mode(mut self, mode: CaptureMode) -> Self {
+        self.config.capture = mode;
+        self
+    }
+    /// Sets the password policy.
+    pub fn password_policy(mut self, policy: PasswordPolicy) -> Self {
+        self.config.password_policy = policy;
+        self
+    }
+
+    /// Checks the configuration and builds the engine.
+    pub fn build(self) -> Result<Engine> {
+        let c = &self.config;
+        if c.reservation_ttl <= Duration::zero() || c.checkout_lease <= Duration::zero() {
+            return Err(Error::invalid("config", "durations must be positive"));
+        }
+        if c.reservation_ttl < c.checkout_lease {
+            return Err(Error::invalid("config", "reservation_ttl must be at least checkout_lease"));
+        }
+        // Login verifies against this hash when the email is unknown, so an
+        // unknown email costs the same time as a wrong password.
+        let dummy_hash = c.password_policy.hash_unchecked("cartwright: no such account")?;
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                payments: self.payments.unwrap_or_else(|| Arc::new(TestPaymentProvider::new())),
+                tax: self.tax.unwrap_or_else(|| Arc::new(FlatRateTax::none())),
+                shipping: self.shipping.unwrap_or_else(|| Arc::new(FlatRateShipping::new())),
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                config: self.config,
+                dummy_hash,
+            }),
+        })
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) payments: Arc<dyn PaymentProvider>,
+    pub(crate) tax: Arc<dyn TaxCalculator>,
+    pub(crate) shipping: Arc<dyn ShippingRates>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: EngineConfig,
+    dummy_hash: PasswordHash,
+}
+
+/// The commerce engine. Cheap to clone; share it between tasks.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// A new account's details.
+#[derive(Debug, Clone)]
+pub struct NewCustomer {
+    /// Email (normalized; must be unique among accounts).
+    pub email: String,
+    /// Plain password; hashed with argon2id and then forgotten.
+    pub password: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// Runs CPU-heavy work (password hashing) off the async worker threads when a
+/// tokio runtime is present, inline otherwise.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.spawn_blocking(f).await.map_err(|e| Error::Storage {
+            message: "password hashing task failed".into(),
+            source: Some(Arc::new(e)),
+        }),
+        Err(_) => Ok(f()),
+    }
+}
+
+impl Engine {
+    /// Starts building an engine.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder {
+            store: None,
+            payments: None,
+            tax: None,
+            shipping: None,
+            clock: None,
+            config: EngineConfig::default(),
+        }
+    }
+
+    /// The store, for direct access by adapters and tools.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    // ----- catalog -------------------------------------------------------
+
+    /// Creates a category under `parent` (a root when `None`).
+    pub async fn create_category(&self, name: &str, parent: Option<CategoryId>) -> Result<Category> {
+        let category = Category::new(name, parent)?;
+        self.inner.store.insert_category(category.clone()).await?;
+        Ok(category)
+    }
+
+    /// Every category.
+    pub async fn categories(&self) -> Result<Vec<Category>> {
+        self.inner.store.categories().await
+    }
+
+    /// Creates a collection.
+    pub async fn create_collection(&self, title: &str) -> Result<Collection> {
+        let collection = Collection::new(title)?;
+        self.inner.store.insert_collection(collection.clone()).await?;
+        Ok(collection)
+    }
+
+    /// Creates a product with its variants.
+    pub async fn create_product(&self, input: NewProduct) -> Result<Product> {
+        let product = Product::new(input)?;
+        self.inner.store.insert_product(product.clone()).await?;
+        Ok(product)
+    }
+
+    /// Replaces a product (for example after [`Product::set_status`] or
+    /// [`Product::set_variant_price`]).
+    pub async fn update_product(&self, product: Product) -> Result<()> {
+        self.inner.store.update_product(product).await
+    }
+
+    /// Sets a product's status.
+    pub async fn set_product_status(&self, id: ProductId, status: Status) -> Result<Product> {
+        let mut product = self.inner.store.product(id).await?;
+        product.set_status(status);
+        self.inner.store.update_product(product.clone()).await?;
+        Ok(product)
+    }
+
+    /// One product.
+    pub async fn product(&self, id: ProductId) -> Result<Product> {
+        self.inner.store.product(id).await
+    }
+
+    /// Products by id, after `after`, at most `limit`.
+    pub async fn products(&self, after: Option<ProductId>, limit: usize) -> Result<Vec<Product>> {
+        self.inner.store.products(after, limit).await
+    }
+
+    /// The variant with this SKU.
+    pub async fn variant_by_sku(&self, sku: &str) -> Result<CatalogEntry> {
+        self.inner.store.entry_by_sku(&Sku::new(sku)?).await
+    }
+
+    // ----- customers -----------------------------------------------------
+
+    /// Opens an account. If a guest with this email exists, the guest becomes
+    /// the account (same id, same order history).
+    pub async fn register(&self, input: NewCustomer) -> Result<Customer> {
+        let email = Email::new(&input.email)?;
+        let policy = self.inner.config.password_policy;
+        let password = input.password;
+        let hash = blocking(move || policy.hash(&password)).await??;
+        match self.inner.store.customer_by_email(&email).await? {
+            Some(mut existing) if existing.kind() == CustomerKind::Guest => {
+                existing.register(&input.name, hash)?;
+                self.inner.store.save_customer(existing).await
+            }
+            Some(_) => Err(Error::AlreadyExists { what: "email", value: email.to_string() }),
+            None => {
+                let customer = Customer::registered(email, &input.name, hash, self.now())?;
+                self.inner.store.insert_customer(customer.clone()).await?;
+                Ok(customer)
+            }
+        }
+    }
+
+    /// Checks an email and password. Unknown emails, guests and wrong
+    /// passwords all get [`Error::InvalidCredentials`] after the same work.
+    pub async fn login(&self, email: &str, password: &str) -> Result<Customer> {
+        let customer = match Email::new(email) {
+            Ok(email) => self.inner.store.customer_by_email(&email).await?,
+            Err(_) => None,
+        };
+        let hash = customer
+            .as_ref()
+            .and_then(|c| c.password_hash())
+            .cloned()
+            .unwrap_or_else(|| self.inner.dummy_hash.clone());
+        let policy = self.inner.config.password_policy;
+        let password = password.to_owned();
+        let matches = blocking(move || policy.verify(&hash, &password)).await?;
+        match customer {
+            Some(c) if matches && c.kind() == CustomerKind::Registered => Ok(c),
+            _ => Err(Error::InvalidCredentials),
+        }
+    }
+
+    /// The guest record for an email, created if needed. Fails if the email
+    /// belongs to an account (the customer should log in).
+    pub async fn guest(&self, email: &str) -> Result<Customer> {
+        let email = Email::new(email)?;
+        match self.inner.store.customer_by_email(&email).await? {
+            Some(c) if c.kind() == CustomerKind::Guest => Ok(c),
+            Some(_) => Err(Error::AlreadyExists { what: "email", value: email.to_string() }),
+            None => {
+                let c = Customer::guest(email, self.now());
+                self.inner.store.insert_customer(c.clone()).await?;
+                Ok(c)
+            }
+        }
+    }
+
+    /// One customer, as seen by `actor` (themselves or staff).
+    pub async fn customer(&self, actor: &Actor, id: CustomerId) -> Result<Customer> {
+        if !actor.may_access(Some(id)) {
+            return Err(Error::Forbidden);
+        }
+        self.inner.store.customer(id).await
+    }
+
+    async fn modify_customer(&self, actor: &Actor, id: CustomerId, f: impl Fn(&mut Customer) -> Result<()>) -> Result<Customer> {
+        for _ in 0..self.inner.config.max_retries {
+            let mut c = self.customer(actor, id).await?;
+            f(&mut c)?;
+            match self.inner.store.save_customer(c).await {
+                Err(Error::Conflict(_)) => continue,
+                other => return other,
+            }
+        }
+        Err(Error::Conflict("customer"))
+    }
+
+    /// Adds an address to a customer's book; returns the customer and the new address's id.
+    pub async fn add_address(&self, actor: &Actor, id: CustomerId, address: NewAddress) -> Result<(Customer, AddressId)> {
+        let address = Address::new(address)?;
+        let address_id = address.id;
+        let c = self.modify_customer(actor, id, |c| c.add_address(address.clone()).map(|_| ())).await?;
+        Ok((c, address_id))
+    }
+
+    /// Removes an address from a customer's book.
+    pub async fn remove_address(&self, actor: &Actor, id: CustomerId, address: AddressId) -> Result<Customer> {
+        self.modify_customer(actor, id, |c| c.remove_address(address)).await
+    }
+
+    /// Creates a customer group.
+    pub async fn create_group(&self, name: &str) -> Result<CustomerGroup> {
+        let group = CustomerGroup::new(name)?;
+        self.inner.store.insert_group(group.clone()).await?;
+        Ok(group)
+    }
+
+    /// Puts a customer in a group (staff only).
+    pub async fn add_to_group(&self, actor: &Actor, customer: CustomerId, group: CustomerGroupId) -> Result<Customer> {
+        if !actor.is_privileged() {
+            return Err(Error::Forbidden);
+        }
+        if !self.inner.store.groups().await?.iter().any(|g| g.id() == group) {
+            return Err(Error::not_found("customer group", group));
+        }
+        self.modify_customer(actor, customer, |c| c.add_group(group)).await
+    }
+
+    // ----- carts ---------------------------------------------------------
+
+    /// Creates an empty cart owned by `actor` (a customer) or by nobody (a guest).
+    pub async fn create_cart(&self, actor: &Actor, currency: Currency) -> Result<Cart> {
+        let owner = match actor {
+            Actor::Customer(id) => Some(*id),
+            _ => None,
+        };
+        let cart = Cart::new(currency, owner, self.now());
+        self.inner.store.insert_cart(cart.clone()).await?;
+        Ok(cart)
+    }
+
+    /// One cart, if `actor` may see it.
+    pub async fn cart(&self, actor: &Actor, id: CartId) -> Result<Cart> {
+        let cart = self.inner.store.cart(id).await?;
+        cart.check_access(actor)?;
+        Ok(cart)
+    }
+
+    /// Loads, changes and saves a cart, retrying when a concurrent change won.
+    async fn modify_cart(&self, actor: &Actor, id: CartId, f: impl Fn(&mut Cart) -> Result<()>) -> Result<Cart> {
+        for _ in 0..self.inner.config.max_retries {
+            let mut cart = self.cart(actor, id).await?;
+            f(&mut cart)?;
+            match self.inner.store.save_carts(vec![cart], self.now()).await {
+                Err(Error::Conflict(_)) => continue,
+                Ok(mut saved) => return saved.pop().ok_or(Error::Conflict("cart")),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Conflict("cart"))
+    }
+
+    /// Adds units of a variant. The variant must be for sale and have a price
+    /// in the cart's currency; the price itself is never taken from the caller.
+    pub async fn add_item(&self, actor: &Actor, cart: CartId, variant: VariantId, quantity: u32) -> Result<Cart> {
+        let current = self.cart(actor, cart).await?;
+        let entries = self.inner.store.entries(&[variant]).await?;
+        let entry = entries.get(&variant).ok_or_else(|| Error::not_found("variant", variant))?;
+        entry.purchasable()?;
+        if entry.variant.price(current.currency()).is_none() {
+            return Err(Error::NoPrice { variant_id: variant, currency: current.currency() });
+        }
+        self.modify_cart(actor, cart, |c| c.add_line(variant, quantity).map(|_| ())).await
+    }
+
+    /// Sets a line's quantity.
+    pub async fn set_quantity(&self, actor: &Actor, cart: CartId, line: LineId, quantity: u32) -> Result<Cart> {
+        self.modify_cart(actor, cart, |c| c.set_quantity(line, quantity)).await
+    }
+
+    /// Removes a line.
+    pub async fn remove_line(&self, actor: &Actor, cart: CartId, line: LineId) -> Result<Cart> {
+        self.modify_cart(actor, cart, |c| c.remove_line(line)).await
+    }
+
+    /// Sets the contact email.
+    pub async fn set_email(&self, actor: &Actor, cart: CartId, email: &str) -> Result<Cart> {
+        let email = Email::new(email)?;
+        self.modify_cart(actor, cart, |c| c.set_email(email.clone())).await
+    }
+
+    /// Sets the shipping address.
+    pub async fn set_shipping_address(&self, actor: &Actor, cart: CartId, address: NewAddress) -> Result<Cart> {
+        let address = Address::new(address)?;
+        self.modify_cart(actor, cart, |c| c.set_shipping_address(address.clone())).await
+    }
+
+    /// Sets the billing address.
+    pub async fn set_billing_address(&self, actor: &Actor, cart: CartId, address: NewAddress) -> Result<Cart> {
+        let address = Address::new(address)?;
+        self.modify_cart(actor, cart, |c| c.set_billing_address(address.clone())).await
+    }
+
+    /// Chooses a shipping method by code.
+    pub async fn set_shipping_method(&self, actor: &Actor, cart: CartId, code: &str) -> Result<Cart> {
+        self.modify_cart(actor, cart, |c| c.set_shipping_method(code)).await
+    }
+
+    /// Enters a coupon code.
+    pub async fn add_coupon_code(&self, actor: &Actor, cart: CartId, code: &str) -> Result<Cart> {
+        self.modify_cart(actor, cart, |c| c.add_coupon_code(code)).await
+    }
+
+    /// Removes a coupon code.
+    pub async fn remove_coupon_code(&self, actor: &Actor, cart: CartId, code: &str) -> Result<Cart> {
+        self.modify_cart(actor, cart, |c| c.remove_coupon_code(code)).await
+    }
+
+    /// At login: moves a guest cart into the customer's active cart in the
+    /// same currency, or gives the guest cart to the customer if they have
+    /// none. Both carts change in one atomic save.
+    pub async fn merge_guest_cart(&self, customer: CustomerId, guest_cart: CartId) -> Result<Cart> {
+        let actor = Actor::Customer(customer);
+        for _ in 0..self.inner.config.max_retries {
+            let mut guest = self.cart(&Actor::Guest, guest_cart).await?;
+            let result = match self.inner.store.active_cart_for(customer, guest.currency()).await? {
+                Some(mut mine) if mine.id() != guest.id() => {
+                    mine.check_access(&actor)?;
+                    mine.merge_from(&mut guest)?;
+                    self.inner.store.save_carts(vec![mine, guest], self.now()).await
+                }
+                _ => {
+                    guest.assign_to(customer)?;
+                    self.inner.store.save_carts(vec![guest], self.now()).await
+                }
+            };
+            match result {
+                Err(Error::Conflict(_)) => continue,
+                Ok(mut saved) => return saved.drain(..).next().ok_or(Error::Conflict("cart")),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Conflict("cart"))
+    }
+
+    /// Prices a cart as it stands.
+    pub async fn price_cart(&self, actor: &Actor, cart: CartId) -> Result<PricedCart> {
+        let cart = self.cart(actor, cart).await?;
+        self.price(&cart).await
+    }
+
+    pub(crate) async fn price(&self, cart: &Cart) -> Result<PricedCart> {
+        let ids: Vec<VariantId> = cart.lines().iter().map(|l| l.variant_id).collect();
+        let catalog = self.inner.store.entries(&ids).await?;
+        pricing::price(cart, &PricingContext {
+            catalog: &catalog,
+            shipping: self.inner.shipping.as_ref(),
+            tax: self.inner.tax.as_ref(),
+            now: self.now(),
+        })
+    }
+
+    // ----- inventory -----------------------------------------------------
+
+    /// Creates a stock location; lower `priority` is reserved from first.
+    pub async fn create_location(&self, name: &str, priority: u32) -> Result<Location> {
+        let location = Location::new(name, priority)?;
+        self.inner.store.insert_location(location.clone()).await?;
+        Ok(location)
+    }
+
+    /// Sets the units on hand of a variant at a location.
+    pub async fn set_stock(&self, variant: VariantId, location: LocationId, on_hand: i64) -> Result<StockLevel> {
+        self.inner.store.set_stock(variant, location, on_hand).await
+    }
+
+    /// Adds (or with a negative `delta`, removes) units on hand.
+    pub async fn adjust_stock(&self, variant: VariantId, location: LocationId, delta: i64) -> Result<StockLevel> {
+        self.inner.store.adjust_stock(variant, location, delta).await
+    }
+
+    /// A variant's stock everywhere.
+    pub async fn stock(&self, variant: VariantId) -> Result<StockSummary> {
+        self.inner.store.stock(variant).await
+    }
+
+    /// Holds stock outside a checkout (a phone order, a hold for a
+    /// customer): all or nothing, lapsing after the configured reservation TTL.
+    pub async fn reserve_stock(&self, items: &[(VariantId, u32)]) -> Result<Reservation> {
+        let ids: Vec<VariantId> = items.iter().map(|(v, _)| *v).collect();
+        let entries = self.inner.store.entries(&ids).await?;
+        let requests = items
+            .iter()
+            .map(|(v, q)| {
+                let entry = entries.get(v).ok_or_else(|| Error::not_found("variant", v))?;
+                Ok(StockRequest { variant_id: *v, quantity: *q, policy: entry.variant.inventory() })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let now = self.now();
+        self.inner.store.reserve(&requests, now + self.inner.config.reservation_ttl, now).await
+    }
+
+    /// Gives a reservation back.
+    pub async fn release_reservation(&self, id: ReservationId) -> Result<Reservation> {
+        self.inner.store.release(id, self.now()).await
+    }
+
+    /// Takes a reservation's units out of stock (they were shipped or handed over).
+    pub async fn commit_reservation(&self, id: ReservationId) -> Result<Reservation> {
+        self.inner.store.commit(id, self.now()).await
+    }
+
+    // ----- orders and events --------------------------------------------
+
+    /// One order, if `actor` may see it.
+    pub async fn order(&self, actor: &Actor, id: OrderId) -> Result<Order> {
+        let order = self.inner.store.order(id).await?;
+        if !actor.may_access(order.customer_id()) {
+            return Err(Error::Forbidden);
+        }
+        Ok(order)
+    }
+
+    /// A customer's orders, newest first; pass the last id seen as `before`
+    /// for the next page.
+    pub async fn orders_for_customer(&self, actor: &Actor, customer: CustomerId, before: Option<OrderId>, limit: usize) -> Result<Vec<Order>> {
+        if !actor.may_access(Some(customer)) {
+            return Err(Error::Forbidden);
+        }
+        self.inner.store.orders_for_customer(customer, before, limit).await
+    }
+
+    /// Events after sequence `after`, in order.
+    pub async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>> {
+        self.inner.store.events_after(after, limit).await
+    }
+}

@@ -1,0 +1,204 @@
+//! The crate's error type.
+//!
+//! Domain errors (a variant is out of stock, a payment was declined, two
+//! currencies were mixed) are kept apart from infrastructure errors (the store
+//! failed): branch on [`Error::is_retryable`] or match the variants.
+
+use std::sync::Arc;
+
+use crate::id::{CartId, CustomerId, VariantId};
+use crate::money::Currency;
+
+/// A `Result` whose error defaults to [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in cartwright.
+///
+/// Every operation that fails with one of these changed nothing, unless the
+/// variant's documentation says otherwise.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Two amounts in different currencies were combined.
+    #[error("currency mismatch: {left} and {right}")]
+    CurrencyMismatch {
+        /// The currency of the left operand (or of the cart).
+        left: Currency,
+        /// The currency of the right operand.
+        right: Currency,
+    },
+    /// A calculation went beyond the range of the numeric type.
+    #[error("arithmetic overflow while computing {0}")]
+    Overflow(&'static str),
+    /// A currency code is not an ISO 4217 currency with minor units.
+    #[error("unknown or unsupported currency `{0}`")]
+    UnknownCurrency(String),
+    /// An amount has more decimal places than its currency's minor unit.
+    #[error("amount {amount} has more decimal places than {currency} allows")]
+    NotMinorUnits {
+        /// The amount as text.
+        amount: String,
+        /// Its currency.
+        currency: Currency,
+    },
+    /// An input value is malformed or out of range.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The name of the offending field.
+        field: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A documented limit would be exceeded.
+    #[error("limit exceeded: {what} may be at most {max}")]
+    LimitExceeded {
+        /// What is limited.
+        what: &'static str,
+        /// The documented maximum.
+        max: u64,
+    },
+    /// An entity does not exist (or is not visible to the caller).
+    #[error("{entity} {id} not found")]
+    NotFound {
+        /// The kind of entity.
+        entity: &'static str,
+        /// Its identifier as text.
+        id: String,
+    },
+    /// A unique value is already taken.
+    #[error("{what} `{value}` already exists")]
+    AlreadyExists {
+        /// What must be unique.
+        what: &'static str,
+        /// The duplicate value.
+        value: String,
+    },
+    /// The variant exists but cannot be bought (draft or archived).
+    #[error("variant {variant_id} cannot be bought: {reason}")]
+    NotPurchasable {
+        /// The variant.
+        variant_id: VariantId,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The variant has no price in the requested currency.
+    #[error("variant {variant_id} has no price in {currency}")]
+    NoPrice {
+        /// The variant.
+        variant_id: VariantId,
+        /// The currency asked for.
+        currency: Currency,
+    },
+    /// The email and password do not match an account. Deliberately says
+    /// nothing about which of the two was wrong.
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    /// The caller may not read or change this resource.
+    #[error("access denied")]
+    Forbidden,
+    /// The cart has been checked out or merged and can no longer change.
+    #[error("cart {cart_id} is no longer active")]
+    CartNotActive {
+        /// The cart.
+        cart_id: CartId,
+    },
+    /// A cart with no lines cannot be checked out.
+    #[error("the cart is empty")]
+    EmptyCart,
+    /// Checkout needs something the cart does not have yet.
+    #[error("the cart has no {0}")]
+    Incomplete(&'static str),
+    /// The chosen shipping method is not offered for this cart.
+    #[error("shipping method `{0}` is not available for this cart")]
+    ShippingUnavailable(String),
+    /// Not enough stock to reserve.
+    #[error("variant {variant_id} is out of stock: requested {requested}, available {available}")]
+    OutOfStock {
+        /// The variant.
+        variant_id: VariantId,
+        /// Units requested.
+        requested: u32,
+        /// Units available when the request was made.
+        available: i64,
+    },
+    /// The payment provider declined the payment. Final for this request.
+    #[error("payment declined ({code}): {message}")]
+    PaymentDeclined {
+        /// The provider's decline code.
+        code: String,
+        /// A human-readable reason.
+        message: String,
+    },
+    /// The payment provider could not be reached or failed; retrying later is safe.
+    #[error("payment provider unavailable: {0}")]
+    PaymentUnavailable(String),
+    /// A state machine was asked for a transition it does not allow.
+    #[error("{entity} cannot go from {from} to {to}")]
+    IllegalTransition {
+        /// The state machine.
+        entity: &'static str,
+        /// The current state.
+        from: String,
+        /// The requested state.
+        to: String,
+    },
+    /// The idempotency key was already used for a different request.
+    #[error("idempotency key `{0}` was used for a different request")]
+    IdempotencyConflict(String),
+    /// Another call with the same idempotency key is still running.
+    #[error("a checkout with idempotency key `{0}` is still in progress")]
+    CheckoutInProgress(String),
+    /// A checkout lost its lease to another caller or to recovery and stopped.
+    #[error("the checkout lease was lost; retry with the same idempotency key")]
+    LeaseLost,
+    /// A stock reservation expired before the order could be placed.
+    #[error("the stock reservation expired before the order was placed")]
+    ReservationExpired,
+    /// A concurrent change won; re-read and try again.
+    #[error("concurrent modification of {0}; re-read and retry")]
+    Conflict(&'static str),
+    /// The customer is not the owner of the cart or order, or has no account.
+    #[error("customer {0} not found")]
+    UnknownCustomer(CustomerId),
+    /// The storage backend failed. Nothing is known to have changed; retrying is safe.
+    #[error("storage error: {message}")]
+    Storage {
+        /// What failed.
+        message: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl Error {
+    /// Shorthand for [`Error::Invalid`].
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::NotFound`].
+    pub(crate) fn not_found(entity: &'static str, id: impl std::fmt::Display) -> Self {
+        Self::NotFound {
+            entity,
+            id: id.to_string(),
+        }
+    }
+
+    /// True when the same call may succeed if simply retried later: the
+    /// failure was in infrastructure or a race, not in the request itself.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::PaymentUnavailable(_)
+                | Self::CheckoutInProgress(_)
+                | Self::LeaseLost
+                | Self::ReservationExpired
+                | Self::Conflict(_)
+                | Self::Storage { .. }
+        )
+    }
+}

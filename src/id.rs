@@ -1,0 +1,186 @@
+//! Typed identifiers.
+//!
+//! Each entity has its own id type, so a `ProductId` can never be passed where
+//! a `VariantId` is expected. Ids are UUID version 7: time-ordered, so they
+//! index well, and generated without coordination between application
+//! instances.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+macro_rules! typed_id {
+    ($(#[$doc:meta] $name:ident => $entity:literal;)*) => {$(
+        #[$doc]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// A fresh, time-ordered id.
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
+
+            /// Wraps an existing UUID (for example one read from a database).
+            pub fn from_uuid(uuid: Uuid) -> Self {
+                Self(uuid)
+            }
+
+            /// The underlying UUID.
+            pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($entity, "({})"), self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                Uuid::parse_str(s.trim())
+                    .map(Self)
+                    .map_err(|e| Error::invalid($entity, e.to_string()))
+            }
+        }
+    )*};
+}
+
+typed_id! {
+    /// Identifies a [`Product`](crate::catalog::Product).
+    ProductId => "product";
+    /// Identifies a [`Variant`](crate::catalog::Variant).
+    VariantId => "variant";
+    /// Identifies a [`Category`](crate::catalog::Category).
+    CategoryId => "category";
+    /// Identifies a [`Collection`](crate::catalog::Collection).
+    CollectionId => "collection";
+    /// Identifies a [`Customer`](crate::customer::Customer).
+    CustomerId => "customer";
+    /// Identifies a [`CustomerGroup`](crate::customer::CustomerGroup).
+    CustomerGroupId => "customer group";
+    /// Identifies an [`Address`](crate::customer::Address) in an address book.
+    AddressId => "address";
+    /// Identifies a [`Cart`](crate::cart::Cart).
+    CartId => "cart";
+    /// Identifies a [`LineItem`](crate::cart::LineItem) within a cart.
+    LineId => "line";
+    /// Identifies a stock [`Location`](crate::inventory::Location).
+    LocationId => "location";
+    /// Identifies a stock [`Reservation`](crate::inventory::Reservation).
+    ReservationId => "reservation";
+    /// Identifies an [`Order`](crate::order::Order).
+    OrderId => "order";
+    /// Identifies a [`Payment`](crate::payment::Payment).
+    PaymentId => "payment";
+    /// Identifies an [`Event`](crate::store::Event).
+    EventId => "event";
+}
+
+/// A caller-chosen key that makes a request safe to retry: the same key always
+/// gets the same outcome.
+///
+/// 1 to 255 visible ASCII characters (no spaces or control characters).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// The longest key accepted.
+    pub const MAX_LEN: usize = 255;
+
+    /// Validates and wraps a key.
+    pub fn new(key: impl Into<String>) -> Result<Self> {
+        let key = key.into();
+        if key.is_empty() || key.len() > Self::MAX_LEN {
+            return Err(Error::invalid(
+                "idempotency key",
+                format!("must be 1 to {} characters", Self::MAX_LEN),
+            ));
+        }
+        if !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Error::invalid(
+                "idempotency key",
+                "must be visible ASCII characters without spaces",
+            ));
+        }
+        Ok(Self(key))
+    }
+
+    /// A fresh random key.
+    pub fn random() -> Self {
+        Self(Uuid::new_v4().to_string())
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for IdempotencyKey {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        Self::new(s)
+    }
+}
+
+impl From<IdempotencyKey> for String {
+    fn from(k: IdempotencyKey) -> String {
+        k.0
+    }
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdempotencyKey({})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_distinct_and_parse_back() {
+        let a = ProductId::new();
+        let b = ProductId::new();
+        assert_ne!(a, b);
+        assert_eq!(a.to_string().parse::<ProductId>().unwrap(), a);
+        assert!("nope".parse::<ProductId>().is_err());
+    }
+
+    #[test]
+    fn idempotency_keys_are_validated() {
+        assert!(IdempotencyKey::new("order-123").is_ok());
+        assert!(IdempotencyKey::new("").is_err());
+        assert!(IdempotencyKey::new("has space").is_err());
+        assert!(IdempotencyKey::new("x".repeat(256)).is_err());
+    }
+}

@@ -1,0 +1,248 @@
+//! Stock per variant and location, and reservations.
+//!
+//! Stock follows the two-phase pattern of a ledger: a checkout first
+//! *reserves* units (a hold that expires), then the hold is *allocated* to the
+//! placed order, and finally *committed* when the units leave the building —
+//! or *released* at any point before that. `available = on_hand - reserved`,
+//! where `reserved` counts pending and allocated holds.
+//!
+//! Architecture invariant: this module decides *how* to split a request over
+//! locations ([`plan_reservation`]); it never touches storage. The store
+//! applies a plan atomically, so stock is never oversold.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::InventoryPolicy;
+use crate::error::{Error, Result};
+use crate::id::{IdempotencyKey, LocationId, OrderId, ReservationId, VariantId};
+use crate::validate::required_text;
+
+/// Most units that can be on hand at one location for one variant.
+pub const MAX_ON_HAND: i64 = 1_000_000_000;
+
+/// A place stock is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    id: LocationId,
+    name: String,
+    priority: u32,
+}
+
+impl Location {
+    /// A location; lower `priority` is reserved from first.
+    pub fn new(name: &str, priority: u32) -> Result<Self> {
+        Ok(Self {
+            id: LocationId::new(),
+            name: required_text("location name", name, 200)?,
+            priority,
+        })
+    }
+    /// Its id.
+    pub fn id(&self) -> LocationId {
+        self.id
+    }
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Reservation order: lower first, then by id.
+    pub fn priority(&self) -> u32 {
+        self.priority
+    }
+}
+
+/// Stock of one variant at one location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockLevel {
+    /// The variant.
+    pub variant_id: VariantId,
+    /// The location.
+    pub location_id: LocationId,
+    /// Units physically there (may go below zero only through backorders).
+    pub on_hand: i64,
+    /// Units held by checkouts in progress and by placed orders not yet shipped.
+    pub reserved: i64,
+}
+
+impl StockLevel {
+    /// Units that can still be reserved (negative when backordered).
+    pub fn available(&self) -> i64 {
+        self.on_hand - self.reserved
+    }
+}
+
+/// One variant's stock summed over locations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockSummary {
+    /// The variant.
+    pub variant_id: VariantId,
+    /// Per location, in reservation order.
+    pub levels: Vec<StockLevel>,
+    /// Units on hand everywhere.
+    pub on_hand: i64,
+    /// Units reserved everywhere.
+    pub reserved: i64,
+}
+
+impl StockSummary {
+    /// Units that can still be reserved everywhere.
+    pub fn available(&self) -> i64 {
+        self.on_hand - self.reserved
+    }
+}
+
+/// Part of a reservation: units of a variant held at a location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationLine {
+    /// The variant.
+    pub variant_id: VariantId,
+    /// Where the units are held.
+    pub location_id: LocationId,
+    /// How many units.
+    pub quantity: u32,
+}
+
+/// The life of a reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum ReservationState {
+    /// Held for a checkout until `expires_at`.
+    Pending {
+        /// When the hold lapses if no order is placed.
+        expires_at: DateTime<Utc>,
+    },
+    /// Held for a placed order until it ships or is cancelled.
+    Allocated {
+        /// The order.
+        order_id: OrderId,
+    },
+    /// The units left stock (on hand reduced).
+    Committed,
+    /// The hold was given back.
+    Released,
+}
+
+/// A hold on stock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// Its id.
+    pub id: ReservationId,
+    /// The checkout that made it, if any.
+    pub checkout_key: Option<IdempotencyKey>,
+    /// What is held where. Untracked variants have no lines.
+    pub lines: Vec<ReservationLine>,
+    /// Where it is in its life.
+    pub state: ReservationState,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+}
+
+impl Reservation {
+    /// True when the hold still counts against stock at `now`.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        match self.state {
+            ReservationState::Pending { expires_at } => expires_at > now,
+            ReservationState::Allocated { .. } => true,
+            ReservationState::Committed | ReservationState::Released => false,
+        }
+    }
+}
+
+/// A request to hold units of one variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockRequest {
+    /// The variant.
+    pub variant_id: VariantId,
+    /// How many units (at least 1).
+    pub quantity: u32,
+    /// The variant's inventory policy.
+    pub policy: InventoryPolicy,
+}
+
+/// Splits a request over locations.
+///
+/// `levels` must be in reservation order (location priority, then id).
+/// Units come from the first locations with stock; with backorders allowed,
+/// what cannot be covered goes to the first location. Untracked variants need
+/// no stock and get an empty plan.
+pub fn plan_reservation(request: &StockRequest, levels: &[StockLevel]) -> Result<Vec<ReservationLine>> {
+    let allow_backorder = match request.policy {
+        InventoryPolicy::Untracked => return Ok(Vec::new()),
+        InventoryPolicy::Tracked { allow_backorder } => allow_backorder,
+    };
+    let mut remaining = request.quantity;
+    let mut plan = Vec::new();
+    for level in levels {
+        if remaining == 0 {
+            break;
+        }
+        let available = u32::try_from(level.available().max(0)).unwrap_or(u32::MAX);
+        let take = remaining.min(available);
+        if take > 0 {
+            plan.push(ReservationLine {
+                variant_id: request.variant_id,
+                location_id: level.location_id,
+                quantity: take,
+            });
+            remaining -= take;
+        }
+    }
+    if remaining > 0 {
+        let total_available: i64 = levels.iter().map(|l| l.available().max(0)).sum();
+        match (allow_backorder, levels.first()) {
+            (true, Some(first)) => {
+                if let Some(line) = plan.iter_mut().find(|l| l.location_id == first.location_id) {
+                    line.quantity += remaining;
+                } else {
+                    plan.push(ReservationLine {
+                        variant_id: request.variant_id,
+                        location_id: first.location_id,
+                        quantity: remaining,
+                    });
+                }
+            }
+            _ => {
+                return Err(Error::OutOfStock {
+                    variant_id: request.variant_id,
+                    requested: request.quantity,
+                    available: total_available,
+                });
+            }
+        }
+    }
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn level(loc: LocationId, on_hand: i64, reserved: i64, v: VariantId) -> StockLevel {
+        StockLevel { variant_id: v, location_id: loc, on_hand, reserved }
+    }
+
+    #[test]
+    fn plan_takes_from_locations_in_order() {
+        let v = VariantId::new();
+        let (a, b) = (LocationId::new(), LocationId::new());
+        let req = StockRequest { variant_id: v, quantity: 5, policy: InventoryPolicy::default() };
+        let plan = plan_reservation(&req, &[level(a, 3, 1, v), level(b, 10, 0, v)]).unwrap();
+        assert_eq!(plan.iter().map(|l| (l.location_id, l.quantity)).collect::<Vec<_>>(), vec![(a, 2), (b, 3)]);
+    }
+
+    #[test]
+    fn plan_fails_whole_or_backorders() {
+        let v = VariantId::new();
+        let a = LocationId::new();
+        let mut req = StockRequest { variant_id: v, quantity: 5, policy: InventoryPolicy::default() };
+        let err = plan_reservation(&req, &[level(a, 3, 0, v)]).unwrap_err();
+        assert!(matches!(err, Error::OutOfStock { requested: 5, available: 3, .. }));
+        req.policy = InventoryPolicy::Tracked { allow_backorder: true };
+        let plan = plan_reservation(&req, &[level(a, 3, 0, v)]).unwrap();
+        assert_eq!(plan.len(), 1);
+        assert_eq!(plan[0].quantity, 5);
+        req.policy = InventoryPolicy::Untracked;
+        assert!(plan_reservation(&req, &[]).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,130 @@
+//! # cartwright
+//!
+//! An embeddable commerce engine: the back end of an online shop as a
+//! library. Catalog, customers, carts, pricing, inventory, payments, checkout
+//! and orders, with storage, payments, tax and shipping behind plugin traits.
+//!
+//! The central design decision: **pricing is a pure function** and **every
+//! change that must happen together is one atomic store command**. The
+//! [`Engine`] sequences the two; it never reads, checks and then writes
+//! across two store calls. That is what keeps stock from being oversold and a
+//! retried checkout from charging twice. See `ARCHITECTURE.md` for the map.
+//!
+//! ## Quick start
+//!
+//! With no set-up the engine keeps everything in memory and takes payments
+//! with the built-in [`TestPaymentProvider`](payment::TestPaymentProvider).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use cartwright::prelude::*;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> cartwright::Result<()> {
+//! let shipping = FlatRateShipping::new()
+//!     .with_method("standard", "Standard", &[Money::parse("4.99", Currency::USD)?])?;
+//! let engine = Engine::builder().shipping(Arc::new(shipping)).build()?;
+//!
+//! // A product with one variant, in stock.
+//! let mug = engine
+//!     .create_product(NewProduct {
+//!         title: "Mug".into(),
+//!         status: Status::Active,
+//!         variants: vec![NewVariant {
+//!             sku: "MUG-1".into(),
+//!             prices: vec![Money::parse("12.00", Currency::USD)?],
+//!             requires_shipping: true,
+//!             status: Status::Active,
+//!             ..NewVariant::default()
+//!         }],
+//!         ..NewProduct::default()
+//!     })
+//!     .await?;
+//! let variant = mug.variants()[0].id();
+//! let warehouse = engine.create_location("Warehouse", 0).await?;
+//! engine.set_stock(variant, warehouse.id(), 5).await?;
+//!
+//! // A guest fills a cart and checks out.
+//! let guest = Actor::Guest;
+//! let cart = engine.create_cart(&guest, Currency::USD).await?;
+//! engine.add_item(&guest, cart.id(), variant, 2).await?;
+//! engine.set_email(&guest, cart.id(), "ann@example.com").await?;
+//! engine
+//!     .set_shipping_address(&guest, cart.id(), NewAddress {
+//!         name: "Ann".into(),
+//!         line1: "1 Main St".into(),
+//!         city: "Springfield".into(),
+//!         country: "US".into(),
+//!         ..NewAddress::default()
+//!     })
+//!     .await?;
+//! engine.set_shipping_method(&guest, cart.id(), "standard").await?;
+//!
+//! let order = engine
+//!     .checkout(CheckoutRequest {
+//!         cart_id: cart.id(),
+//!         idempotency_key: IdempotencyKey::new("checkout-1")?,
+//!         payment_token: "tok_visa".into(),
+//!         actor: guest,
+//!     })
+//!     .await?;
+//! assert_eq!(order.total(), Money::parse("28.99", Currency::USD)?);
+//! assert_eq!(engine.stock(variant).await?.available(), 3);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! More in `examples/`: `checkout.rs` (a whole shop session with a receipt)
+//! and `custom_payment_provider.rs` (plugging in a gateway).
+//!
+//! ## Feature flags
+//!
+//! | feature | what it does | default |
+//! |---|---|---|
+//! | *(none)* | everything, with the in-memory store | yes |
+//!
+//! ## Limits
+//!
+//! Every input has a documented maximum, and going past it is
+//! [`Error::LimitExceeded`]: for example [`cart::MAX_LINES_PER_CART`],
+//! [`cart::MAX_QUANTITY_PER_LINE`], [`cart::MAX_CODES_PER_CART`],
+//! [`catalog::MAX_VARIANTS_PER_PRODUCT`] and [`store::MAX_PAGE_SIZE`].
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod actor;
+pub mod cart;
+pub mod catalog;
+pub mod checkout;
+pub mod clock;
+pub mod customer;
+pub mod engine;
+pub mod error;
+pub mod id;
+pub mod inventory;
+pub mod money;
+pub mod order;
+pub mod payment;
+pub mod pricing;
+pub mod shipping;
+pub mod store;
+pub mod tax;
+mod validate;
+
+pub use actor::Actor;
+pub use checkout::CheckoutRequest;
+pub use engine::{CaptureMode, Engine, EngineBuilder, EngineConfig, NewCustomer};
+pub use error::{Error, Result};
+
+/// The names most programs need, in one import.
+pub mod prelude {
+    pub use crate::actor::Actor;
+    pub use crate::catalog::{InventoryPolicy, NewProduct, NewVariant, Status};
+    pub use crate::checkout::CheckoutRequest;
+    pub use crate::customer::NewAddress;
+    pub use crate::engine::{CaptureMode, Engine, NewCustomer};
+    pub use crate::error::{Error, Result};
+    pub use crate::id::IdempotencyKey;
+    pub use crate::money::{Currency, Money, RoundingMode};
+    pub use crate::shipping::FlatRateShipping;
+    pub use crate::tax::FlatRateTax;
+}

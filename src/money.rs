@@ -1,0 +1,488 @@
+//! Exact money: ISO 4217 currencies, amounts as decimals, named rounding and
+//! allocation by largest remainder.
+//!
+//! There are no floats here. Every [`Money`] carries its [`Currency`];
+//! combining two currencies is an [`Error::CurrencyMismatch`], and every
+//! operation that could overflow is checked.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// An ISO 4217 currency that has a minor unit (USD: 2 decimals, JPY: 0, BHD: 3).
+///
+/// Serialized as its three-letter code.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Currency(iso_currency::Currency);
+
+impl Currency {
+    /// United States dollar (2 decimals).
+    pub const USD: Self = Self(iso_currency::Currency::USD);
+    /// Euro (2 decimals).
+    pub const EUR: Self = Self(iso_currency::Currency::EUR);
+    /// Pound sterling (2 decimals).
+    pub const GBP: Self = Self(iso_currency::Currency::GBP);
+    /// Japanese yen (0 decimals).
+    pub const JPY: Self = Self(iso_currency::Currency::JPY);
+    /// Bahraini dinar (3 decimals).
+    pub const BHD: Self = Self(iso_currency::Currency::BHD);
+
+    /// Looks a currency up by its code, ignoring case and surrounding space.
+    ///
+    /// Codes without a minor unit (gold, special drawing rights, ...) are
+    /// rejected: they cannot be used for prices.
+    pub fn from_code(code: &str) -> Result<Self> {
+        let upper = code.trim().to_ascii_uppercase();
+        iso_currency::Currency::from_code(&upper)
+            .filter(|c| c.exponent().is_some())
+            .map(Self)
+            .ok_or_else(|| Error::UnknownCurrency(code.chars().take(16).collect()))
+    }
+
+    /// The three-letter code, e.g. `"USD"`.
+    pub fn code(self) -> &'static str {
+        self.0.code()
+    }
+
+    /// The number of decimal places of the minor unit (2 for USD, 0 for JPY).
+    pub fn minor_units(self) -> u32 {
+        // Construction guarantees an exponent; 2 is never reached.
+        u32::from(self.0.exponent().unwrap_or(2))
+    }
+
+    /// One minor unit as a decimal (0.01 for USD, 1 for JPY).
+    pub fn minor_unit(self) -> Decimal {
+        Decimal::new(1, self.minor_units())
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl fmt::Debug for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl FromStr for Currency {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::from_code(s)
+    }
+}
+
+impl Serialize for Currency {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for Currency {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let code = String::deserialize(d)?;
+        Self::from_code(&code).map_err(serde::de::Error::custom)
+    }
+}
+
+/// How to round an amount to a number of decimal places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RoundingMode {
+    /// Nearest; halves away from zero (2.5 → 3, -2.5 → -3). Commercial rounding.
+    #[default]
+    HalfUp,
+    /// Nearest; halves to the even neighbour (2.5 → 2, 3.5 → 4). Banker's rounding.
+    HalfEven,
+    /// Nearest; halves toward zero (2.5 → 2).
+    HalfDown,
+    /// Truncate toward zero (2.9 → 2, -2.9 → -2).
+    TowardZero,
+    /// Away from zero (2.1 → 3, -2.1 → -3).
+    AwayFromZero,
+    /// Toward negative infinity (2.9 → 2, -2.1 → -3).
+    Floor,
+    /// Toward positive infinity (2.1 → 3, -2.9 → -2).
+    Ceiling,
+}
+
+impl RoundingMode {
+    fn strategy(self) -> RoundingStrategy {
+        match self {
+            Self::HalfUp => RoundingStrategy::MidpointAwayFromZero,
+            Self::HalfEven => RoundingStrategy::MidpointNearestEven,
+            Self::HalfDown => RoundingStrategy::MidpointTowardZero,
+            Self::TowardZero => RoundingStrategy::ToZero,
+            Self::AwayFromZero => RoundingStrategy::AwayFromZero,
+            Self::Floor => RoundingStrategy::ToNegativeInfinity,
+            Self::Ceiling => RoundingStrategy::ToPositiveInfinity,
+        }
+    }
+}
+
+/// An exact amount of one currency.
+///
+/// The amount may carry more decimals than the currency's minor unit while a
+/// calculation is in progress (a 7.5 % tax on 0.99); [`Money::round`] brings
+/// it back to minor units with a named [`RoundingMode`]. Amounts that are
+/// stored or charged are always in minor units.
+///
+/// Serialized as `{"amount": "12.50", "currency": "USD"}`, the amount as a
+/// string so no JSON reader turns it into a float.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Money {
+    #[serde(with = "rust_decimal::serde::str")]
+    amount: Decimal,
+    currency: Currency,
+}
+
+impl Money {
+    /// An amount of `currency`; any number of decimals is accepted.
+    pub fn new(amount: Decimal, currency: Currency) -> Self {
+        Self { amount, currency }
+    }
+
+    /// Zero in `currency`.
+    pub fn zero(currency: Currency) -> Self {
+        Self::new(Decimal::ZERO, currency)
+    }
+
+    /// Parses a decimal string that must be exact in minor units
+    /// (`"19.99"` for USD, `"1500"` for JPY).
+    pub fn parse(amount: &str, currency: Currency) -> Result<Self> {
+        let value = Decimal::from_str_exact(amount.trim())
+            .map_err(|e| Error::invalid("amount", format!("`{}`: {e}", truncate(amount))))?;
+        Self::new(value, currency).exact()
+    }
+
+    /// An amount given in minor units (1999 cents = 19.99 USD).
+    pub fn from_minor(minor: i64, currency: Currency) -> Self {
+        Self::new(Decimal::new(minor, currency.minor_units()), currency)
+    }
+
+    /// The amount.
+    pub fn amount(&self) -> Decimal {
+        self.amount
+    }
+
+    /// The currency.
+    pub fn currency(&self) -> Currency {
+        self.currency
+    }
+
+    /// True when the amount is zero.
+    pub fn is_zero(&self) -> bool {
+        self.amount.is_zero()
+    }
+
+    /// True when the amount is below zero.
+    pub fn is_negative(&self) -> bool {
+        self.amount.is_sign_negative() && !self.amount.is_zero()
+    }
+
+    /// True when the amount has no more decimals than the currency's minor unit.
+    pub fn is_exact(&self) -> bool {
+        self.amount.round_dp(self.currency.minor_units()) == self.amount
+    }
+
+    /// Returns `self` if it is exact in minor units, else [`Error::NotMinorUnits`].
+    pub fn exact(self) -> Result<Self> {
+        if self.is_exact() {
+            Ok(self)
+        } else {
+            Err(Error::NotMinorUnits {
+                amount: self.amount.to_string(),
+                currency: self.currency,
+            })
+        }
+    }
+
+    /// The amount in minor units; fails if it is not exact.
+    pub fn to_minor(&self) -> Result<i128> {
+        let exact = self.exact()?;
+        let scale = Decimal::from(10_i64.pow(self.currency.minor_units()));
+        let scaled = exact
+            .amount
+            .checked_mul(scale)
+            .ok_or(Error::Overflow("minor units"))?;
+        i128::try_from(scaled.trunc()).map_err(|_| Error::Overflow("minor units"))
+    }
+
+    /// Rounds to the currency's minor unit with `mode`.
+    pub fn round(self, mode: RoundingMode) -> Self {
+        Self::new(
+            self.amount
+                .round_dp_with_strategy(self.currency.minor_units(), mode.strategy()),
+            self.currency,
+        )
+    }
+
+    fn same_currency(&self, other: &Self) -> Result<()> {
+        if self.currency == other.currency {
+            Ok(())
+        } else {
+            Err(Error::CurrencyMismatch {
+                left: self.currency,
+                right: other.currency,
+            })
+        }
+    }
+
+    /// `self + other`; errors on a currency mismatch or overflow.
+    pub fn checked_add(self, other: Self) -> Result<Self> {
+        self.same_currency(&other)?;
+        let amount = self
+            .amount
+            .checked_add(other.amount)
+            .ok_or(Error::Overflow("money sum"))?;
+        Ok(Self::new(amount, self.currency))
+    }
+
+    /// `self - other`; errors on a currency mismatch or overflow.
+    pub fn checked_sub(self, other: Self) -> Result<Self> {
+        self.same_currency(&other)?;
+        let amount = self
+            .amount
+            .checked_sub(other.amount)
+            .ok_or(Error::Overflow("money difference"))?;
+        Ok(Self::new(amount, self.currency))
+    }
+
+    /// `self × quantity`; errors on overflow.
+    pub fn checked_mul_qty(self, quantity: u32) -> Result<Self> {
+        let amount = self
+            .amount
+            .checked_mul(Decimal::from(quantity))
+            .ok_or(Error::Overflow("money × quantity"))?;
+        Ok(Self::new(amount, self.currency))
+    }
+
+    /// `self × factor` (a rate such as 0.075), unrounded; errors on overflow.
+    pub fn checked_mul_decimal(self, factor: Decimal) -> Result<Self> {
+        let amount = self
+            .amount
+            .checked_mul(factor)
+            .ok_or(Error::Overflow("money × rate"))?;
+        Ok(Self::new(amount, self.currency))
+    }
+
+    /// Sums amounts that must all be in `currency`.
+    pub fn sum<'a>(currency: Currency, items: impl IntoIterator<Item = &'a Money>) -> Result<Self> {
+        items
+            .into_iter()
+            .try_fold(Self::zero(currency), |acc, m| acc.checked_add(*m))
+    }
+
+    /// Compares two amounts of the same currency.
+    pub fn checked_cmp(&self, other: &Self) -> Result<Ordering> {
+        self.same_currency(other)?;
+        Ok(self.amount.cmp(&other.amount))
+    }
+
+    /// Splits this amount into parts proportional to `weights`, exactly.
+    ///
+    /// The amount must be exact in minor units. Each part gets the floor of
+    /// its proportional share in minor units; the minor units left over go one
+    /// each to the parts with the largest remainders, ties to the earlier
+    /// part. The parts always sum to the whole, and each part has the sign of
+    /// the whole (or is zero).
+    ///
+    /// Errors when `weights` is empty or all zero, or on overflow.
+    ///
+    /// ```
+    /// use cartwright::money::{Currency, Money};
+    /// let ten = Money::parse("10.00", Currency::USD)?;
+    /// let parts = ten.allocate(&[1, 1, 1])?;
+    /// let shown: Vec<String> = parts.iter().map(|m| m.to_string()).collect();
+    /// assert_eq!(shown, ["3.34 USD", "3.33 USD", "3.33 USD"]);
+    /// # Ok::<(), cartwright::Error>(())
+    /// ```
+    pub fn allocate(&self, weights: &[u64]) -> Result<Vec<Money>> {
+        let total = self.to_minor()?;
+        let parts = allocate_minor(total, weights)?;
+        parts
+            .into_iter()
+            .map(|minor| self.money_from_minor(minor))
+            .collect()
+    }
+
+    /// Like [`Money::allocate`], with weights given as amounts of the same
+    /// currency (for example line subtotals). Weights must be exact and not
+    /// negative.
+    pub fn allocate_by(&self, weights: &[Money]) -> Result<Vec<Money>> {
+        let mut raw = Vec::with_capacity(weights.len());
+        for w in weights {
+            self.same_currency(w)?;
+            let minor = w.to_minor()?;
+            raw.push(u64::try_from(minor).map_err(|_| {
+                Error::invalid("allocation weight", "must be non-negative and fit in u64")
+            })?);
+        }
+        self.allocate(&raw)
+    }
+
+    fn money_from_minor(&self, minor: i128) -> Result<Money> {
+        let mantissa = Decimal::try_from_i128_with_scale(minor, self.currency.minor_units())
+            .map_err(|_| Error::Overflow("minor units"))?;
+        Ok(Self::new(mantissa, self.currency))
+    }
+}
+
+/// Largest-remainder allocation of `total` minor units over `weights`.
+pub(crate) fn allocate_minor(total: i128, weights: &[u64]) -> Result<Vec<i128>> {
+    let weight_sum: i128 = weights.iter().map(|w| i128::from(*w)).sum();
+    if weight_sum == 0 {
+        return Err(Error::invalid(
+            "allocation weights",
+            "need at least one weight above zero",
+        ));
+    }
+    let magnitude = total.checked_abs().ok_or(Error::Overflow("allocation"))?;
+    let mut parts = Vec::with_capacity(weights.len());
+    let mut remainders = Vec::with_capacity(weights.len());
+    let mut assigned: i128 = 0;
+    for (index, w) in weights.iter().enumerate() {
+        let product = magnitude
+            .checked_mul(i128::from(*w))
+            .ok_or(Error::Overflow("allocation"))?;
+        let part = product / weight_sum;
+        remainders.push((product % weight_sum, index));
+        assigned += part;
+        parts.push(part);
+    }
+    // Largest remainder first; on ties the earlier index wins.
+    remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let leftover = magnitude - assigned;
+    for (_, index) in remainders
+        .iter()
+        .take(usize::try_from(leftover).unwrap_or(0))
+    {
+        if let Some(part) = parts.get_mut(*index) {
+            *part += 1;
+        }
+    }
+    if total < 0 {
+        for part in &mut parts {
+            *part = -*part;
+        }
+    }
+    Ok(parts)
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scale = self.currency.minor_units();
+        let mut shown = self.amount;
+        if shown.scale() < scale {
+            shown.rescale(scale);
+        }
+        write!(f, "{} {}", shown, self.currency)
+    }
+}
+
+impl fmt::Debug for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+pub(crate) fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usd(s: &str) -> Money {
+        Money::parse(s, Currency::USD).unwrap()
+    }
+
+    #[test]
+    fn minor_units_follow_iso_4217() {
+        assert_eq!(Currency::USD.minor_units(), 2);
+        assert_eq!(Currency::JPY.minor_units(), 0);
+        assert_eq!(Currency::BHD.minor_units(), 3);
+        assert_eq!(Currency::from_code(" usd ").unwrap(), Currency::USD);
+        assert!(Currency::from_code("XAU").is_err(), "gold has no minor unit");
+        assert!(Currency::from_code("ZZZ").is_err());
+    }
+
+    #[test]
+    fn parse_rejects_sub_minor_amounts() {
+        assert!(Money::parse("1.999", Currency::USD).is_err());
+        assert!(Money::parse("1.5", Currency::JPY).is_err());
+        assert_eq!(Money::parse("1.999", Currency::BHD).unwrap().to_minor().unwrap(), 1999);
+        assert!(Money::parse("1e3", Currency::USD).is_err());
+    }
+
+    #[test]
+    fn rounding_modes() {
+        let cases = [
+            ("2.345", RoundingMode::HalfUp, "2.35"),
+            ("2.345", RoundingMode::HalfEven, "2.34"),
+            ("2.355", RoundingMode::HalfEven, "2.36"),
+            ("2.345", RoundingMode::HalfDown, "2.34"),
+            ("2.349", RoundingMode::TowardZero, "2.34"),
+            ("2.341", RoundingMode::AwayFromZero, "2.35"),
+            ("-2.345", RoundingMode::HalfUp, "-2.35"),
+            ("-2.341", RoundingMode::Floor, "-2.35"),
+            ("-2.349", RoundingMode::Ceiling, "-2.34"),
+        ];
+        for (input, mode, want) in cases {
+            let m = Money::new(Decimal::from_str_exact(input).unwrap(), Currency::USD);
+            assert_eq!(m.round(mode).amount(), Decimal::from_str_exact(want).unwrap(), "{input} {mode:?}");
+        }
+    }
+
+    #[test]
+    fn mixing_currencies_is_an_error() {
+        let eur = Money::parse("1.00", Currency::EUR).unwrap();
+        assert!(matches!(usd("1.00").checked_add(eur), Err(Error::CurrencyMismatch { .. })));
+        assert!(matches!(usd("1.00").checked_sub(eur), Err(Error::CurrencyMismatch { .. })));
+    }
+
+    #[test]
+    fn overflow_is_an_error() {
+        let huge = Money::new(Decimal::MAX, Currency::USD);
+        assert!(matches!(huge.checked_add(usd("1.00")), Err(Error::Overflow(_))));
+        assert!(matches!(huge.checked_mul_qty(2), Err(Error::Overflow(_))));
+    }
+
+    #[test]
+    fn allocation_largest_remainder() {
+        // 1.5 and 3.5 cents: equal remainders, so the earlier part gets the extra cent.
+        let parts = usd("0.05").allocate(&[3, 7]).unwrap();
+        assert_eq!(parts, vec![usd("0.02"), usd("0.03")]);
+        // 0.7 and 0.3 of a cent... scaled: 10 cents over 1:2 = 3.33 and 6.67 → 3 and 7.
+        let parts = usd("0.10").allocate(&[1, 2]).unwrap();
+        assert_eq!(parts, vec![usd("0.03"), usd("0.07")]);
+        let parts = usd("-10.00").allocate(&[1, 1, 1]).unwrap();
+        assert_eq!(parts, vec![usd("-3.34"), usd("-3.33"), usd("-3.33")]);
+        assert!(usd("1.00").allocate(&[]).is_err());
+        assert!(usd("1.00").allocate(&[0, 0]).is_err());
+    }
+
+    #[test]
+    fn display_pads_to_minor_units() {
+        assert_eq!(usd("5").to_string(), "5.00 USD");
+        assert_eq!(Money::from_minor(1500, Currency::JPY).to_string(), "1500 JPY");
+    }
+
+    #[test]
+    fn serde_writes_amount_as_string() {
+        let json = serde_json::to_string(&usd("12.50")).unwrap();
+        assert_eq!(json, r#"{"amount":"12.50","currency":"USD"}"#);
+        let back: Money = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, usd("12.50"));
+    }
+}

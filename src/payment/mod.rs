@@ -1,0 +1,234 @@
+//! Payments: the [`PaymentProvider`] port, the payment state machine and a
+//! built-in [`TestPaymentProvider`].
+//!
+//! Every provider call carries an idempotency key. The engine derives keys
+//! from the checkout's own key, so a retried checkout reaches the provider
+//! with the same key and can never charge twice.
+//!
+//! Architecture invariant: the domain types here know nothing of storage; a
+//! provider adapter knows nothing of carts or orders beyond the amounts and
+//! references it is handed.
+
+mod test_provider;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::id::PaymentId;
+use crate::money::Money;
+
+pub use test_provider::{Fault, Operation, ProviderCall, TestAuthorization, TestPaymentProvider};
+
+/// What the provider says about an authorization after a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProviderStatus {
+    /// Funds are held.
+    Authorized,
+    /// Some or all of the hold was collected.
+    Captured,
+    /// The hold was released.
+    Voided,
+    /// Some or all of the capture was returned.
+    Refunded,
+}
+
+/// A provider's successful answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderResponse {
+    /// The provider's reference for the authorization (e.g. a payment intent id).
+    pub reference: String,
+    /// The status after the call.
+    pub status: ProviderStatus,
+    /// The amount this call concerned.
+    pub amount: Money,
+}
+
+/// Why a provider call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PaymentError {
+    /// The payment was refused (card declined, insufficient funds). Final.
+    #[error("declined ({code}): {message}")]
+    Declined {
+        /// The provider's decline code.
+        code: String,
+        /// A human-readable reason.
+        message: String,
+    },
+    /// The provider could not be reached or failed before acting. Retrying is safe.
+    #[error("provider unavailable: {0}")]
+    Unavailable(String),
+    /// No answer in time: the call may or may not have taken effect. Retrying
+    /// with the same idempotency key resolves it.
+    #[error("provider timed out")]
+    Timeout,
+    /// The authorization referred to does not exist.
+    #[error("authorization not found")]
+    NotFound,
+    /// The request was refused as invalid (capturing more than authorized,
+    /// an idempotency key reused with different parameters).
+    #[error("invalid payment request: {0}")]
+    Invalid(String),
+}
+
+impl From<PaymentError> for Error {
+    fn from(e: PaymentError) -> Self {
+        match e {
+            PaymentError::Declined { code, message } => Error::PaymentDeclined { code, message },
+            PaymentError::Unavailable(m) => Error::PaymentUnavailable(m),
+            PaymentError::Timeout => Error::PaymentUnavailable("provider timed out".into()),
+            PaymentError::NotFound => Error::not_found("authorization", "at provider"),
+            PaymentError::Invalid(m) => Error::invalid("payment request", m),
+        }
+    }
+}
+
+/// Ask the provider to hold funds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizeRequest {
+    /// Same key, same outcome; never a second hold.
+    pub idempotency_key: String,
+    /// How much to hold.
+    pub amount: Money,
+    /// The payment method, as tokenized by the provider's client library.
+    pub payment_token: String,
+    /// The shop's reference (the checkout's idempotency key), for the provider's records.
+    pub reference: String,
+}
+
+/// Ask the provider to collect held funds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureRequest {
+    /// Same key, same outcome; never a second capture.
+    pub idempotency_key: String,
+    /// The authorization's provider reference.
+    pub authorization: String,
+    /// How much to collect (at most what is still held).
+    pub amount: Money,
+}
+
+/// Ask the provider to release a hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoidRequest {
+    /// Same key, same outcome.
+    pub idempotency_key: String,
+    /// The authorization's provider reference.
+    pub authorization: String,
+}
+
+/// Ask the provider to return collected funds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRequest {
+    /// Same key, same outcome; never a second refund.
+    pub idempotency_key: String,
+    /// The authorization's provider reference.
+    pub authorization: String,
+    /// How much to return (at most what was captured and not yet refunded).
+    pub amount: Money,
+}
+
+/// A payment gateway.
+///
+/// Implementations must honour idempotency keys the way real gateways do: a
+/// repeated key returns the first call's outcome and has no further effect.
+/// A decline is [`PaymentError::Declined`]; a failure to reach the gateway is
+/// [`PaymentError::Unavailable`] or [`PaymentError::Timeout`].
+#[async_trait]
+pub trait PaymentProvider: Send + Sync {
+    /// A short stable name recorded on payments ("stripe", "test").
+    fn name(&self) -> &str;
+
+    /// Holds funds.
+    async fn authorize(&self, request: AuthorizeRequest) -> Result<ProviderResponse, PaymentError>;
+
+    /// Collects held funds.
+    async fn capture(&self, request: CaptureRequest) -> Result<ProviderResponse, PaymentError>;
+
+    /// Releases a hold.
+    async fn void(&self, request: VoidRequest) -> Result<ProviderResponse, PaymentError>;
+
+    /// Returns collected funds.
+    async fn refund(&self, request: RefundRequest) -> Result<ProviderResponse, PaymentError>;
+
+    /// Finds the authorization made with `authorize_key`, if any. Recovery
+    /// uses it to void holds whose authorize call never answered.
+    async fn find_authorization(
+        &self,
+        authorize_key: &str,
+    ) -> Result<Option<ProviderResponse>, PaymentError>;
+}
+
+/// Where a payment is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PaymentStatus {
+    /// Funds held, nothing collected yet.
+    Authorized,
+    /// Funds collected.
+    Captured,
+    /// The hold was released; nothing was collected.
+    Voided,
+    /// The provider refused or the payment failed.
+    Failed,
+}
+
+impl PaymentStatus {
+    /// Whether the state machine allows `self → to`.
+    pub fn can_become(self, to: PaymentStatus) -> bool {
+        use PaymentStatus::*;
+        matches!(
+            (self, to),
+            (Authorized, Captured) | (Authorized, Voided) | (Authorized, Failed)
+        )
+    }
+
+    /// `self → to`, or [`Error::IllegalTransition`].
+    pub fn transition(self, to: PaymentStatus) -> Result<PaymentStatus> {
+        if self.can_become(to) {
+            Ok(to)
+        } else {
+            Err(Error::IllegalTransition {
+                entity: "payment",
+                from: format!("{self:?}"),
+                to: format!("{to:?}"),
+            })
+        }
+    }
+}
+
+/// A payment attached to an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    /// Its id.
+    pub id: PaymentId,
+    /// The provider's name.
+    pub provider: String,
+    /// The provider's reference for the authorization.
+    pub reference: String,
+    /// The idempotency key the authorization was made with.
+    pub authorize_key: String,
+    /// Amount held.
+    pub authorized: Money,
+    /// Amount collected.
+    pub captured: Money,
+    /// Where it is in its life.
+    pub status: PaymentStatus,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PaymentStatus::*;
+
+    #[test]
+    fn payment_transitions() {
+        assert!(Authorized.transition(Captured).is_ok());
+        assert!(Authorized.transition(Voided).is_ok());
+        assert!(Captured.transition(Voided).is_err());
+        assert!(Voided.transition(Captured).is_err());
+        assert!(Captured.transition(Captured).is_err());
+    }
+}

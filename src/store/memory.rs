@@ -1,0 +1,804 @@
+//! The in-memory store: the default, with nothing to set up.
+//!
+//! All state sits behind one mutex, and every command checks everything it
+//! needs before it changes anything, so each command is atomic and a failed
+//! command leaves the state exactly as it was. The lock is never held across
+//! an `.await`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{
+    BeginCheckout, CartStore, CatalogStore, CheckoutClaim, CheckoutEnd, CheckoutRecord,
+    CheckoutState, CheckoutStore, CustomerStore, Event, EventKind, EventStore, InventoryStore,
+    Lease, OrderStore, check_limit,
+};
+use crate::cart::{Cart, CartStatus};
+use crate::catalog::{CatalogEntry, Category, Collection, Product, Sku};
+use crate::customer::{Customer, CustomerGroup, Email};
+use crate::error::{Error, Result};
+use crate::id::{
+    CartId, CategoryId, CollectionId, CustomerGroupId, CustomerId, EventId, IdempotencyKey,
+    LocationId, OrderId, ProductId, ReservationId, VariantId,
+};
+use crate::inventory::{
+    Location, MAX_ON_HAND, Reservation, ReservationLine, ReservationState, StockLevel,
+    StockRequest, StockSummary, plan_reservation,
+};
+use crate::money::Currency;
+use crate::order::Order;
+use crate::payment::Payment;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Level {
+    on_hand: i64,
+    reserved: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct State {
+    products: BTreeMap<ProductId, Product>,
+    skus: HashMap<Sku, VariantId>,
+    variants: HashMap<VariantId, ProductId>,
+    categories: BTreeMap<CategoryId, Category>,
+    collections: BTreeMap<CollectionId, Collection>,
+    customers: HashMap<CustomerId, Customer>,
+    emails: HashMap<Email, CustomerId>,
+    groups: BTreeMap<CustomerGroupId, CustomerGroup>,
+    carts: HashMap<CartId, Cart>,
+    locations: Vec<Location>,
+    stock: HashMap<(VariantId, LocationId), Level>,
+    reservations: HashMap<ReservationId, Reservation>,
+    pending: BTreeSet<(DateTime<Utc>, ReservationId)>,
+    checkouts: HashMap<IdempotencyKey, CheckoutRecord>,
+    orders: BTreeMap<OrderId, Order>,
+    customer_orders: HashMap<CustomerId, BTreeSet<OrderId>>,
+    events: Vec<Event>,
+}
+
+/// A consistent copy of a [`MemoryStore`]'s whole state, comparable with
+/// `==`: take one before an operation and one after to prove the operation
+/// changed nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemorySnapshot(State);
+
+/// The in-memory store. Cheap to create; share it as `Arc<MemoryStore>`.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A copy of the whole state.
+    pub fn snapshot(&self) -> MemorySnapshot {
+        MemorySnapshot(self.lock().clone())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Commands validate before they mutate and never panic while holding
+        // the lock, so even a poisoned lock guards consistent data.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    fn check_product_refs(&self, product: &Product, replacing: Option<ProductId>) -> Result<()> {
+        for c in product.categories() {
+            if !self.categories.contains_key(c) {
+                return Err(Error::not_found("category", c));
+            }
+        }
+        for c in product.collections() {
+            if !self.collections.contains_key(c) {
+                return Err(Error::not_found("collection", c));
+            }
+        }
+        for v in product.variants() {
+            if let Some(owner) = self.skus.get(v.sku()).and_then(|id| self.variants.get(id))
+                && Some(*owner) != replacing {
+                    return Err(Error::AlreadyExists { what: "sku", value: v.sku().to_string() });
+                }
+            if let Some(owner) = self.variants.get(&v.id())
+                && Some(*owner) != replacing {
+                    return Err(Error::AlreadyExists { what: "variant id", value: v.id().to_string() });
+                }
+        }
+        Ok(())
+    }
+
+    fn index_product(&mut self, product: &Product) {
+        for v in product.variants() {
+            self.skus.insert(v.sku().clone(), v.id());
+            self.variants.insert(v.id(), product.id());
+        }
+    }
+
+    fn unindex_product(&mut self, product: &Product) {
+        for v in product.variants() {
+            self.skus.remove(v.sku());
+            self.variants.remove(&v.id());
+        }
+    }
+
+    fn category_ancestry(&self, start: &BTreeSet<CategoryId>) -> BTreeSet<CategoryId> {
+        let mut out = BTreeSet::new();
+        for id in start {
+            let mut cursor = Some(*id);
+            // The tree is acyclic by construction (a parent must exist first),
+            // and the bound guards against bad data all the same.
+            for _ in 0..=self.categories.len() {
+                let Some(c) = cursor else { break };
+                if !out.insert(c) {
+                    break;
+                }
+                cursor = self.categories.get(&c).and_then(Category::parent);
+            }
+        }
+        out
+    }
+
+    fn entry(&self, variant: VariantId) -> Option<CatalogEntry> {
+        let product = self.products.get(self.variants.get(&variant)?)?;
+        Some(CatalogEntry {
+            product_title: product.title().to_owned(),
+            product_status: product.status(),
+            categories: self.category_ancestry(product.categories()),
+            collections: product.collections().clone(),
+            tags: product.tags().clone(),
+            variant: product.variant(variant)?.clone(),
+        })
+    }
+
+    fn levels(&self, variant: VariantId) -> Vec<StockLevel> {
+        self.locations
+            .iter()
+            .filter_map(|loc| {
+                self.stock.get(&(variant, loc.id())).map(|l| StockLevel {
+                    variant_id: variant,
+                    location_id: loc.id(),
+                    on_hand: l.on_hand,
+                    reserved: l.reserved,
+                })
+            })
+            .collect()
+    }
+
+    /// Levels for a variant including locations with no row yet (as zero), so
+    /// backorders have somewhere to go.
+    fn levels_or_empty(&self, variant: VariantId) -> Vec<StockLevel> {
+        self.locations
+            .iter()
+            .map(|loc| {
+                let l = self.stock.get(&(variant, loc.id())).copied().unwrap_or_default();
+                StockLevel { variant_id: variant, location_id: loc.id(), on_hand: l.on_hand, reserved: l.reserved }
+            })
+            .collect()
+    }
+
+    fn release_expired(&mut self, now: DateTime<Utc>) -> u64 {
+        let expired: Vec<(DateTime<Utc>, ReservationId)> =
+            self.pending.iter().take_while(|(at, _)| *at <= now).copied().collect();
+        for (_, id) in &expired {
+            self.release_reservation(*id);
+        }
+        expired.len() as u64
+    }
+
+    /// Releases a pending or allocated reservation; a no-op for others.
+    fn release_reservation(&mut self, id: ReservationId) {
+        let Some(r) = self.reservations.get_mut(&id) else { return };
+        match r.state {
+            ReservationState::Pending { expires_at } => {
+                self.pending.remove(&(expires_at, id));
+            }
+            ReservationState::Allocated { .. } => {}
+            ReservationState::Committed | ReservationState::Released => return,
+        }
+        r.state = ReservationState::Released;
+        for line in &r.lines {
+            if let Some(level) = self.stock.get_mut(&(line.variant_id, line.location_id)) {
+                level.reserved -= i64::from(line.quantity);
+            }
+        }
+    }
+
+    /// Undoes [`State::release_reservation`] for a reservation as it was before.
+    fn restore_reservation(&mut self, old: Reservation) {
+        let live = match old.state {
+            ReservationState::Pending { expires_at } => {
+                self.pending.insert((expires_at, old.id));
+                true
+            }
+            ReservationState::Allocated { .. } => true,
+            ReservationState::Committed | ReservationState::Released => false,
+        };
+        if live {
+            for line in &old.lines {
+                self.stock.entry((line.variant_id, line.location_id)).or_default().reserved += i64::from(line.quantity);
+            }
+        }
+        self.reservations.insert(old.id, old);
+    }
+
+    /// Plans every request against current stock, all or nothing, then applies.
+    fn reserve(
+        &mut self,
+        requests: &[StockRequest],
+        checkout_key: Option<IdempotencyKey>,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Reservation> {
+        if expires_at <= now {
+            return Err(Error::invalid("expires_at", "must be in the future"));
+        }
+        // Merge requests for the same variant so they are planned together.
+        let mut merged: Vec<StockRequest> = Vec::with_capacity(requests.len());
+        for r in requests {
+            if r.quantity == 0 {
+                return Err(Error::invalid("quantity", "must be at least 1"));
+            }
+            match merged.iter_mut().find(|m| m.variant_id == r.variant_id) {
+                Some(m) => {
+                    m.quantity = m.quantity.checked_add(r.quantity).ok_or(Error::Overflow("reserved quantity"))?;
+                }
+                None => merged.push(*r),
+            }
+        }
+        if self.locations.is_empty()
+            && merged.iter().any(|r| r.policy != crate::catalog::InventoryPolicy::Untracked)
+        {
+            return Err(Error::invalid("inventory", "no stock location exists"));
+        }
+        let mut lines: Vec<ReservationLine> = Vec::new();
+        for r in &merged {
+            lines.extend(plan_reservation(r, &self.levels_or_empty(r.variant_id))?);
+        }
+        for line in &lines {
+            let level = self.stock.entry((line.variant_id, line.location_id)).or_default();
+            level.reserved += i64::from(line.quantity);
+        }
+        let reservation = Reservation {
+            id: ReservationId::new(),
+            checkout_key,
+            lines,
+            state: ReservationState::Pending { expires_at },
+            created_at: now,
+        };
+        self.pending.insert((expires_at, reservation.id));
+        self.reservations.insert(reservation.id, reservation.clone());
+        Ok(reservation)
+    }
+
+    fn leased(&self, lease: &Lease) -> Result<&CheckoutRecord> {
+        match self.checkouts.get(&lease.key) {
+            Some(r) if r.lease_token == lease.token && r.state == CheckoutState::InProgress => Ok(r),
+            _ => Err(Error::LeaseLost),
+        }
+    }
+
+    fn push_event(&mut self, kind: EventKind, now: DateTime<Utc>) {
+        let sequence = self.events.len() as u64 + 1;
+        self.events.push(Event { id: EventId::new(), sequence, occurred_at: now, kind });
+    }
+}
+
+#[async_trait]
+impl CatalogStore for MemoryStore {
+    async fn insert_product(&self, product: Product) -> Result<()> {
+        let mut s = self.lock();
+        if s.products.contains_key(&product.id()) {
+            return Err(Error::AlreadyExists { what: "product", value: product.id().to_string() });
+        }
+        s.check_product_refs(&product, None)?;
+        s.index_product(&product);
+        s.products.insert(product.id(), product);
+        Ok(())
+    }
+
+    async fn update_product(&self, product: Product) -> Result<()> {
+        let mut s = self.lock();
+        let old = s.products.get(&product.id()).cloned().ok_or_else(|| Error::not_found("product", product.id()))?;
+        s.check_product_refs(&product, Some(product.id()))?;
+        s.unindex_product(&old);
+        s.index_product(&product);
+        s.products.insert(product.id(), product);
+        Ok(())
+    }
+
+    async fn product(&self, id: ProductId) -> Result<Product> {
+        self.lock().products.get(&id).cloned().ok_or_else(|| Error::not_found("product", id))
+    }
+
+    async fn products(&self, after: Option<ProductId>, limit: usize) -> Result<Vec<Product>> {
+        let limit = check_limit(limit)?;
+        let s = self.lock();
+        let iter: Box<dyn Iterator<Item = &Product>> = match after {
+            Some(a) => Box::new(s.products.range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)).map(|(_, p)| p)),
+            None => Box::new(s.products.values()),
+        };
+        Ok(iter.take(limit).cloned().collect())
+    }
+
+    async fn entry_by_sku(&self, sku: &Sku) -> Result<CatalogEntry> {
+        let s = self.lock();
+        s.skus.get(sku).and_then(|v| s.entry(*v)).ok_or_else(|| Error::not_found("sku", sku))
+    }
+
+    async fn entries(&self, ids: &[VariantId]) -> Result<HashMap<VariantId, CatalogEntry>> {
+        let s = self.lock();
+        Ok(ids.iter().filter_map(|id| s.entry(*id).map(|e| (*id, e))).collect())
+    }
+
+    async fn insert_category(&self, category: Category) -> Result<()> {
+        let mut s = self.lock();
+        if let Some(parent) = category.parent()
+            && !s.categories.contains_key(&parent) {
+                return Err(Error::not_found("category", parent));
+            }
+        if s.categories.contains_key(&category.id()) {
+            return Err(Error::AlreadyExists { what: "category", value: category.id().to_string() });
+        }
+        s.categories.insert(category.id(), category);
+        Ok(())
+    }
+
+    async fn categories(&self) -> Result<Vec<Category>> {
+        Ok(self.lock().categories.values().cloned().collect())
+    }
+
+    async fn insert_collection(&self, collection: Collection) -> Result<()> {
+        let mut s = self.lock();
+        if s.collections.contains_key(&collection.id()) {
+            return Err(Error::AlreadyExists { what: "collection", value: collection.id().to_string() });
+        }
+        s.collections.insert(collection.id(), collection);
+        Ok(())
+    }
+
+    async fn collections(&self) -> Result<Vec<Collection>> {
+        Ok(self.lock().collections.values().cloned().collect())
+    }
+}
+
+#[async_trait]
+impl CustomerStore for MemoryStore {
+    async fn insert_customer(&self, customer: Customer) -> Result<()> {
+        let mut s = self.lock();
+        if s.emails.contains_key(customer.email()) {
+            return Err(Error::AlreadyExists { what: "email", value: customer.email().to_string() });
+        }
+        if s.customers.contains_key(&customer.id()) {
+            return Err(Error::AlreadyExists { what: "customer", value: customer.id().to_string() });
+        }
+        s.emails.insert(customer.email().clone(), customer.id());
+        s.customers.insert(customer.id(), customer);
+        Ok(())
+    }
+
+    async fn save_customer(&self, mut customer: Customer) -> Result<Customer> {
+        let mut s = self.lock();
+        let stored = s.customers.get(&customer.id()).ok_or_else(|| Error::not_found("customer", customer.id()))?;
+        if stored.version() != customer.version() {
+            return Err(Error::Conflict("customer"));
+        }
+        if stored.email() != customer.email() {
+            return Err(Error::invalid("email", "cannot be changed by saving"));
+        }
+        customer.saved()?;
+        s.customers.insert(customer.id(), customer.clone());
+        Ok(customer)
+    }
+
+    async fn customer(&self, id: CustomerId) -> Result<Customer> {
+        self.lock().customers.get(&id).cloned().ok_or_else(|| Error::not_found("customer", id))
+    }
+
+    async fn customer_by_email(&self, email: &Email) -> Result<Option<Customer>> {
+        let s = self.lock();
+        Ok(s.emails.get(email).and_then(|id| s.customers.get(id)).cloned())
+    }
+
+    async fn insert_group(&self, group: CustomerGroup) -> Result<()> {
+        let mut s = self.lock();
+        if s.groups.values().any(|g| g.name().eq_ignore_ascii_case(group.name())) {
+            return Err(Error::AlreadyExists { what: "customer group", value: group.name().to_owned() });
+        }
+        s.groups.insert(group.id(), group);
+        Ok(())
+    }
+
+    async fn groups(&self) -> Result<Vec<CustomerGroup>> {
+        Ok(self.lock().groups.values().cloned().collect())
+    }
+}
+
+#[async_trait]
+impl CartStore for MemoryStore {
+    async fn insert_cart(&self, cart: Cart) -> Result<()> {
+        let mut s = self.lock();
+        if s.carts.contains_key(&cart.id()) {
+            return Err(Error::AlreadyExists { what: "cart", value: cart.id().to_string() });
+        }
+        if let Some(c) = cart.customer_id()
+            && !s.customers.contains_key(&c) {
+                return Err(Error::UnknownCustomer(c));
+            }
+        s.carts.insert(cart.id(), cart);
+        Ok(())
+    }
+
+    async fn cart(&self, id: CartId) -> Result<Cart> {
+        self.lock().carts.get(&id).cloned().ok_or_else(|| Error::not_found("cart", id))
+    }
+
+    async fn save_carts(&self, carts: Vec<Cart>, now: DateTime<Utc>) -> Result<Vec<Cart>> {
+        let mut s = self.lock();
+        let mut saved = Vec::with_capacity(carts.len());
+        for mut cart in carts {
+            let stored = s.carts.get(&cart.id()).ok_or_else(|| Error::not_found("cart", cart.id()))?;
+            if stored.version() != cart.version() {
+                return Err(Error::Conflict("cart"));
+            }
+            if stored.status() != CartStatus::Active {
+                return Err(Error::CartNotActive { cart_id: cart.id() });
+            }
+            if let Some(c) = cart.customer_id()
+                && !s.customers.contains_key(&c) {
+                    return Err(Error::UnknownCustomer(c));
+                }
+            cart.saved(now)?;
+            saved.push(cart);
+        }
+        for cart in &saved {
+            s.carts.insert(cart.id(), cart.clone());
+        }
+        Ok(saved)
+    }
+
+    async fn active_cart_for(&self, customer: CustomerId, currency: Currency) -> Result<Option<Cart>> {
+        let s = self.lock();
+        Ok(s.carts
+            .values()
+            .filter(|c| c.customer_id() == Some(customer) && c.currency() == currency && c.status() == CartStatus::Active)
+            .max_by_key(|c| (c.updated_at(), c.id()))
+            .cloned())
+    }
+}
+
+fn check_on_hand(on_hand: i64) -> Result<i64> {
+    if (0..=MAX_ON_HAND).contains(&on_hand) {
+        Ok(on_hand)
+    } else {
+        Err(Error::invalid("on hand", format!("must be between 0 and {MAX_ON_HAND}")))
+    }
+}
+
+#[async_trait]
+impl InventoryStore for MemoryStore {
+    async fn insert_location(&self, location: Location) -> Result<()> {
+        let mut s = self.lock();
+        if s.locations.iter().any(|l| l.id() == location.id()) {
+            return Err(Error::AlreadyExists { what: "location", value: location.id().to_string() });
+        }
+        s.locations.push(location);
+        s.locations.sort_by_key(|l| (l.priority(), l.id()));
+        Ok(())
+    }
+
+    async fn locations(&self) -> Result<Vec<Location>> {
+        Ok(self.lock().locations.clone())
+    }
+
+    async fn set_stock(&self, variant: VariantId, location: LocationId, on_hand: i64) -> Result<StockLevel> {
+        let on_hand = check_on_hand(on_hand)?;
+        let mut s = self.lock();
+        if !s.variants.contains_key(&variant) {
+            return Err(Error::not_found("variant", variant));
+        }
+        if !s.locations.iter().any(|l| l.id() == location) {
+            return Err(Error::not_found("location", location));
+        }
+        let level = s.stock.entry((variant, location)).or_default();
+        level.on_hand = on_hand;
+        Ok(StockLevel { variant_id: variant, location_id: location, on_hand, reserved: level.reserved })
+    }
+
+    async fn adjust_stock(&self, variant: VariantId, location: LocationId, delta: i64) -> Result<StockLevel> {
+        let mut s = self.lock();
+        if !s.variants.contains_key(&variant) {
+            return Err(Error::not_found("variant", variant));
+        }
+        if !s.locations.iter().any(|l| l.id() == location) {
+            return Err(Error::not_found("location", location));
+        }
+        let current = s.stock.get(&(variant, location)).copied().unwrap_or_default();
+        let on_hand = check_on_hand(current.on_hand.checked_add(delta).ok_or(Error::Overflow("stock"))?)?;
+        let level = s.stock.entry((variant, location)).or_default();
+        level.on_hand = on_hand;
+        Ok(StockLevel { variant_id: variant, location_id: location, on_hand, reserved: level.reserved })
+    }
+
+    async fn stock(&self, variant: VariantId) -> Result<StockSummary> {
+        let s = self.lock();
+        if !s.variants.contains_key(&variant) {
+            return Err(Error::not_found("variant", variant));
+        }
+        let levels = s.levels(variant);
+        Ok(StockSummary {
+            variant_id: variant,
+            on_hand: levels.iter().map(|l| l.on_hand).sum(),
+            reserved: levels.iter().map(|l| l.reserved).sum(),
+            levels,
+        })
+    }
+
+    async fn reserve(&self, requests: &[StockRequest], expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<Reservation> {
+        let mut s = self.lock();
+        s.release_expired(now);
+        s.reserve(requests, None, expires_at, now)
+    }
+
+    async fn release(&self, id: ReservationId, _now: DateTime<Utc>) -> Result<Reservation> {
+        let mut s = self.lock();
+        if !s.reservations.contains_key(&id) {
+            return Err(Error::not_found("reservation", id));
+        }
+        s.release_reservation(id);
+        s.reservations.get(&id).cloned().ok_or_else(|| Error::not_found("reservation", id))
+    }
+
+    async fn commit(&self, id: ReservationId, now: DateTime<Utc>) -> Result<Reservation> {
+        let mut s = self.lock();
+        s.release_expired(now);
+        let r = s.reservations.get(&id).cloned().ok_or_else(|| Error::not_found("reservation", id))?;
+        match r.state {
+            ReservationState::Pending { expires_at } => {
+                s.pending.remove(&(expires_at, id));
+            }
+            ReservationState::Allocated { .. } => {}
+            ReservationState::Released => return Err(Error::ReservationExpired),
+            ReservationState::Committed => return Ok(r),
+        }
+        for line in &r.lines {
+            if let Some(level) = s.stock.get_mut(&(line.variant_id, line.location_id)) {
+                level.reserved -= i64::from(line.quantity);
+                level.on_hand -= i64::from(line.quantity);
+            }
+        }
+        let stored = s.reservations.get_mut(&id).ok_or_else(|| Error::not_found("reservation", id))?;
+        stored.state = ReservationState::Committed;
+        Ok(stored.clone())
+    }
+
+    async fn reservation(&self, id: ReservationId) -> Result<Reservation> {
+        self.lock().reservations.get(&id).cloned().ok_or_else(|| Error::not_found("reservation", id))
+    }
+
+    async fn release_expired(&self, now: DateTime<Utc>) -> Result<u64> {
+        Ok(self.lock().release_expired(now))
+    }
+}
+
+#[async_trait]
+impl CheckoutStore for MemoryStore {
+    async fn begin_checkout(&self, b: BeginCheckout) -> Result<CheckoutClaim> {
+        let mut s = self.lock();
+        let Some(record) = s.checkouts.get_mut(&b.key) else {
+            let token = Uuid::new_v4();
+            s.checkouts.insert(b.key.clone(), CheckoutRecord {
+                key: b.key.clone(),
+                cart_id: b.cart_id,
+                payment_token: b.payment_token,
+                attempt: 1,
+                state: CheckoutState::InProgress,
+                reservation_id: None,
+                lease_token: token,
+                lease_until: b.lease_until,
+                created_at: b.now,
+            });
+            return Ok(CheckoutClaim::Claimed(Lease { key: b.key, token, attempt: 1 }));
+        };
+        if record.cart_id != b.cart_id || record.payment_token != b.payment_token {
+            return Err(Error::IdempotencyConflict(b.key.to_string()));
+        }
+        match &record.state {
+            CheckoutState::Completed { order_id } => Ok(CheckoutClaim::Completed(*order_id)),
+            CheckoutState::Failed { failure } => Ok(CheckoutClaim::Failed(failure.clone())),
+            CheckoutState::InProgress => Ok(CheckoutClaim::InProgress { lease_until: record.lease_until }),
+            CheckoutState::Retryable => {
+                let attempt = record.attempt.checked_add(1).ok_or(Error::Overflow("checkout attempts"))?;
+                let token = Uuid::new_v4();
+                record.attempt = attempt;
+                record.state = CheckoutState::InProgress;
+                record.lease_token = token;
+                record.lease_until = b.lease_until;
+                Ok(CheckoutClaim::Claimed(Lease { key: b.key, token, attempt }))
+            }
+        }
+    }
+
+    async fn reserve_for_checkout(
+        &self,
+        lease: &Lease,
+        requests: &[StockRequest],
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Reservation> {
+        let mut s = self.lock();
+        let previous = s.leased(lease)?.reservation_id;
+        s.release_expired(now);
+        let undo = previous.and_then(|id| s.reservations.get(&id).cloned());
+        if let Some(prev) = previous {
+            s.release_reservation(prev);
+        }
+        match s.reserve(requests, Some(lease.key.clone()), expires_at, now) {
+            Ok(reservation) => {
+                if let Some(record) = s.checkouts.get_mut(&lease.key) {
+                    record.reservation_id = Some(reservation.id);
+                }
+                Ok(reservation)
+            }
+            Err(e) => {
+                // Put the earlier hold back exactly as it was.
+                if let Some(old) = undo {
+                    s.restore_reservation(old);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn place_order(&self, lease: &Lease, order: Order, now: DateTime<Utc>) -> Result<Order> {
+        let mut s = self.lock();
+        let record = s.leased(lease)?.clone();
+        s.release_expired(now);
+        let reservation_id = record.reservation_id.ok_or(Error::ReservationExpired)?;
+        if order.reservation_id != reservation_id {
+            return Err(Error::invalid("order", "does not carry the checkout's reservation"));
+        }
+        match s.reservations.get(&reservation_id) {
+            Some(r) if r.is_live(now) => {}
+            _ => return Err(Error::ReservationExpired),
+        }
+        let cart = s.carts.get(&order.cart_id).ok_or_else(|| Error::not_found("cart", order.cart_id))?;
+        cart.ensure_active()?;
+        if cart.version() != order.pricing.cart_version {
+            return Err(Error::Conflict("cart"));
+        }
+        if s.orders.contains_key(&order.id) {
+            return Err(Error::AlreadyExists { what: "order", value: order.id.to_string() });
+        }
+        let mut cart = cart.clone();
+        cart.complete(order.id);
+        cart.saved(now)?;
+        let mut customer = match order.customer_id {
+            Some(id) => Some(s.customers.get(&id).cloned().ok_or(Error::UnknownCustomer(id))?),
+            None => None,
+        };
+        if let Some(c) = customer.as_mut() {
+            c.count_order();
+            c.saved()?;
+        }
+        // Every check passed: apply.
+        if let Some(r) = s.reservations.get_mut(&reservation_id)
+            && let ReservationState::Pending { expires_at } = r.state {
+                s.pending.remove(&(expires_at, reservation_id));
+            }
+        if let Some(r) = s.reservations.get_mut(&reservation_id) {
+            r.state = ReservationState::Allocated { order_id: order.id };
+        }
+        s.carts.insert(cart.id(), cart);
+        if let Some(c) = customer {
+            s.customer_orders.entry(c.id()).or_default().insert(order.id);
+            s.customers.insert(c.id(), c);
+        }
+        if let Some(rec) = s.checkouts.get_mut(&lease.key) {
+            rec.state = CheckoutState::Completed { order_id: order.id };
+        }
+        s.push_event(EventKind::OrderPlaced { order_id: order.id, total: order.total() }, now);
+        s.orders.insert(order.id, order.clone());
+        Ok(order)
+    }
+
+    async fn end_checkout(&self, lease: &Lease, end: CheckoutEnd, _now: DateTime<Utc>) -> Result<()> {
+        let mut s = self.lock();
+        let reservation = s.leased(lease)?.reservation_id;
+        if let Some(r) = reservation {
+            s.release_reservation(r);
+        }
+        if let Some(rec) = s.checkouts.get_mut(&lease.key) {
+            rec.reservation_id = None;
+            rec.state = match end {
+                CheckoutEnd::Failed(failure) => CheckoutState::Failed { failure },
+                CheckoutEnd::Retryable => CheckoutState::Retryable,
+            };
+        }
+        Ok(())
+    }
+
+    async fn checkout(&self, key: &IdempotencyKey) -> Result<Option<CheckoutRecord>> {
+        Ok(self.lock().checkouts.get(key).cloned())
+    }
+
+    async fn stale_checkouts(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<CheckoutRecord>> {
+        let limit = check_limit(limit)?;
+        let s = self.lock();
+        let mut stale: Vec<CheckoutRecord> = s
+            .checkouts
+            .values()
+            .filter(|r| r.state == CheckoutState::InProgress && r.lease_until <= now)
+            .cloned()
+            .collect();
+        stale.sort_by_key(|r| (r.lease_until, r.key.clone()));
+        stale.truncate(limit);
+        Ok(stale)
+    }
+
+    async fn claim_stale(&self, key: &IdempotencyKey, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<Lease>> {
+        let mut s = self.lock();
+        let Some(r) = s.checkouts.get_mut(key) else { return Ok(None) };
+        if r.state != CheckoutState::InProgress || r.lease_until > now {
+            return Ok(None);
+        }
+        r.lease_token = Uuid::new_v4();
+        r.lease_until = lease_until;
+        Ok(Some(Lease { key: key.clone(), token: r.lease_token, attempt: r.attempt }))
+    }
+}
+
+#[async_trait]
+impl OrderStore for MemoryStore {
+    async fn order(&self, id: OrderId) -> Result<Order> {
+        self.lock().orders.get(&id).cloned().ok_or_else(|| Error::not_found("order", id))
+    }
+
+    async fn orders_for_customer(&self, customer: CustomerId, before: Option<OrderId>, limit: usize) -> Result<Vec<Order>> {
+        let limit = check_limit(limit)?;
+        let s = self.lock();
+        let Some(ids) = s.customer_orders.get(&customer) else { return Ok(Vec::new()) };
+        Ok(ids
+            .iter()
+            .rev()
+            .filter(|id| before.is_none_or(|b| **id < b))
+            .take(limit)
+            .filter_map(|id| s.orders.get(id).cloned())
+            .collect())
+    }
+
+    async fn update_payment(&self, order: OrderId, expected: &Payment, updated: Payment, now: DateTime<Utc>) -> Result<Order> {
+        let mut s = self.lock();
+        let stored = s.orders.get(&order).ok_or_else(|| Error::not_found("order", order))?;
+        if stored.payment != *expected {
+            return Err(Error::Conflict("payment"));
+        }
+        stored.payment.status.transition(updated.status)?;
+        let captured = updated.captured;
+        let newly_captured = updated.status == crate::payment::PaymentStatus::Captured;
+        let mut o = stored.clone();
+        o.payment = updated;
+        s.orders.insert(order, o.clone());
+        if newly_captured {
+            s.push_event(EventKind::PaymentCaptured { order_id: order, amount: captured }, now);
+        }
+        Ok(o)
+    }
+}
+
+#[async_trait]
+impl EventStore for MemoryStore {
+    async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>> {
+        let limit = check_limit(limit)?;
+        let s = self.lock();
+        let start = usize::try_from(after).unwrap_or(usize::MAX);
+        Ok(s.events.iter().skip(start).take(limit).cloned().collect())
+    }
+}

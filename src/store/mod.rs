@@ -1,0 +1,384 @@
+//! The storage ports and their adapters.
+//!
+//! The ports are async traits, grouped by area and joined in [`Store`]. Each
+//! method is one *atomic command*: when several things must change together
+//! (reserve stock for a checkout; turn a reservation into an order and
+//! complete the cart) that is one method, which each adapter implements
+//! atomically — the in-memory adapter under one lock, PostgreSQL in one
+//! transaction. Callers never read, check and then write across two calls;
+//! where they update a cart or customer they send the version they read and
+//! the store refuses a stale one ([`Error::Conflict`](crate::Error::Conflict)).
+//!
+//! Architecture invariant: the ports speak only domain types. Adapters know
+//! nothing of the engine, pricing or payment providers.
+
+pub mod memory;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::cart::Cart;
+use crate::catalog::{CatalogEntry, Category, Collection, Product, Sku};
+use crate::customer::{Customer, CustomerGroup, Email};
+use crate::error::{Error, Result};
+use crate::id::{CartId, CustomerId, EventId, IdempotencyKey, LocationId, OrderId, ProductId, ReservationId, VariantId};
+use crate::inventory::{Location, Reservation, StockLevel, StockRequest, StockSummary};
+use crate::money::{Currency, Money};
+use crate::order::Order;
+use crate::payment::Payment;
+
+pub use memory::{MemorySnapshot, MemoryStore};
+
+/// Most rows any list call returns.
+pub const MAX_PAGE_SIZE: usize = 500;
+
+/// Products, variants, categories and collections.
+#[async_trait]
+pub trait CatalogStore: Send + Sync {
+    /// Saves a new product. Fails if a SKU is taken or a category or
+    /// collection does not exist.
+    async fn insert_product(&self, product: Product) -> Result<()>;
+    /// Replaces an existing product, with the same checks.
+    async fn update_product(&self, product: Product) -> Result<()>;
+    /// One product.
+    async fn product(&self, id: ProductId) -> Result<Product>;
+    /// Products ordered by id, after `after`, at most `limit` (≤ [`MAX_PAGE_SIZE`]).
+    async fn products(&self, after: Option<ProductId>, limit: usize) -> Result<Vec<Product>>;
+    /// The variant with this SKU.
+    async fn entry_by_sku(&self, sku: &Sku) -> Result<CatalogEntry>;
+    /// Catalog entries for the given variants; unknown ids are simply absent.
+    async fn entries(&self, ids: &[VariantId]) -> Result<HashMap<VariantId, CatalogEntry>>;
+    /// Saves a category. Fails if its parent does not exist.
+    async fn insert_category(&self, category: Category) -> Result<()>;
+    /// Every category.
+    async fn categories(&self) -> Result<Vec<Category>>;
+    /// Saves a collection.
+    async fn insert_collection(&self, collection: Collection) -> Result<()>;
+    /// Every collection.
+    async fn collections(&self) -> Result<Vec<Collection>>;
+}
+
+/// Customers and groups.
+#[async_trait]
+pub trait CustomerStore: Send + Sync {
+    /// Saves a new customer. Fails if the email is taken.
+    async fn insert_customer(&self, customer: Customer) -> Result<()>;
+    /// Saves a changed customer if its version is still the stored one;
+    /// returns it with the version bumped.
+    async fn save_customer(&self, customer: Customer) -> Result<Customer>;
+    /// One customer.
+    async fn customer(&self, id: CustomerId) -> Result<Customer>;
+    /// The customer with this email, if any.
+    async fn customer_by_email(&self, email: &Email) -> Result<Option<Customer>>;
+    /// Saves a group.
+    async fn insert_group(&self, group: CustomerGroup) -> Result<()>;
+    /// Every group.
+    async fn groups(&self) -> Result<Vec<CustomerGroup>>;
+}
+
+/// Carts.
+#[async_trait]
+pub trait CartStore: Send + Sync {
+    /// Saves a new cart.
+    async fn insert_cart(&self, cart: Cart) -> Result<()>;
+    /// One cart.
+    async fn cart(&self, id: CartId) -> Result<Cart>;
+    /// Saves changed carts, all or none, each only if its version is still
+    /// the stored one; returns them with versions bumped.
+    async fn save_carts(&self, carts: Vec<Cart>, now: DateTime<Utc>) -> Result<Vec<Cart>>;
+    /// The customer's most recent active cart in `currency`, if any.
+    async fn active_cart_for(&self, customer: CustomerId, currency: Currency) -> Result<Option<Cart>>;
+}
+
+/// Stock, locations and reservations.
+#[async_trait]
+pub trait InventoryStore: Send + Sync {
+    /// Saves a location.
+    async fn insert_location(&self, location: Location) -> Result<()>;
+    /// Every location, in reservation order.
+    async fn locations(&self) -> Result<Vec<Location>>;
+    /// Sets the units on hand (0 to [`MAX_ON_HAND`](crate::inventory::MAX_ON_HAND)).
+    async fn set_stock(&self, variant: VariantId, location: LocationId, on_hand: i64) -> Result<StockLevel>;
+    /// Adds `delta` (may be negative) to the units on hand, within the same bounds.
+    async fn adjust_stock(&self, variant: VariantId, location: LocationId, delta: i64) -> Result<StockLevel>;
+    /// One variant's stock everywhere, counting only live reservations.
+    async fn stock(&self, variant: VariantId) -> Result<StockSummary>;
+    /// Holds stock for every request until `expires_at`, all or nothing.
+    async fn reserve(&self, requests: &[StockRequest], expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<Reservation>;
+    /// Gives a pending or allocated reservation back. Releasing twice is a no-op.
+    async fn release(&self, id: ReservationId, now: DateTime<Utc>) -> Result<Reservation>;
+    /// Takes a live reservation's units out of stock (they left the building).
+    async fn commit(&self, id: ReservationId, now: DateTime<Utc>) -> Result<Reservation>;
+    /// One reservation.
+    async fn reservation(&self, id: ReservationId) -> Result<Reservation>;
+    /// Releases every pending reservation that expired by `now`; returns how many.
+    async fn release_expired(&self, now: DateTime<Utc>) -> Result<u64>;
+}
+
+/// The right to run one attempt of a checkout. Every checkout command checks
+/// it, so a checkout that lost its lease (to recovery) cannot change anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The checkout's idempotency key.
+    pub key: IdempotencyKey,
+    /// Unique to this claim.
+    pub token: Uuid,
+    /// Which attempt of the checkout this is (1, 2, ...). Provider keys include it.
+    pub attempt: u32,
+}
+
+/// A request to start (or join) a checkout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BeginCheckout {
+    /// The caller's idempotency key.
+    pub key: IdempotencyKey,
+    /// The cart checked out.
+    pub cart_id: CartId,
+    /// The payment method token.
+    pub payment_token: String,
+    /// Now.
+    pub now: DateTime<Utc>,
+    /// How long the claim is exclusive.
+    pub lease_until: DateTime<Utc>,
+}
+
+/// A final failure, saved so that a retry with the same key gets it again.
+///
+/// Only outcomes of an executed checkout are saved (as Stripe does):
+/// validation errors leave the key free for a corrected retry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+#[non_exhaustive]
+pub enum CheckoutFailure {
+    /// The provider declined the payment.
+    PaymentDeclined {
+        /// Decline code.
+        code: String,
+        /// Reason.
+        message: String,
+    },
+    /// Not enough stock.
+    OutOfStock {
+        /// The variant.
+        variant_id: VariantId,
+        /// Units requested.
+        requested: u32,
+        /// Units available.
+        available: i64,
+    },
+}
+
+impl CheckoutFailure {
+    /// The saved form of `error`, if it is a final checkout outcome.
+    pub fn from_error(error: &Error) -> Option<Self> {
+        match error {
+            Error::PaymentDeclined { code, message } => Some(Self::PaymentDeclined {
+                code: code.clone(),
+                message: message.clone(),
+            }),
+            Error::OutOfStock { variant_id, requested, available } => Some(Self::OutOfStock {
+                variant_id: *variant_id,
+                requested: *requested,
+                available: *available,
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl From<CheckoutFailure> for Error {
+    fn from(f: CheckoutFailure) -> Self {
+        match f {
+            CheckoutFailure::PaymentDeclined { code, message } => Error::PaymentDeclined { code, message },
+            CheckoutFailure::OutOfStock { variant_id, requested, available } => {
+                Error::OutOfStock { variant_id, requested, available }
+            }
+        }
+    }
+}
+
+/// What [`CheckoutStore::begin_checkout`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckoutClaim {
+    /// The caller now runs the checkout.
+    Claimed(Lease),
+    /// It already succeeded.
+    Completed(OrderId),
+    /// It already failed for good.
+    Failed(CheckoutFailure),
+    /// Someone else is running it; their lease ends at the given time.
+    InProgress {
+        /// When the running attempt's lease ends.
+        lease_until: DateTime<Utc>,
+    },
+}
+
+/// How a checkout record stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum CheckoutState {
+    /// An attempt is running (or crashed; see the lease).
+    InProgress,
+    /// The last attempt failed without a final outcome; the next call runs a new attempt.
+    Retryable,
+    /// The order was placed.
+    Completed {
+        /// The order.
+        order_id: OrderId,
+    },
+    /// Final failure.
+    Failed {
+        /// Why.
+        failure: CheckoutFailure,
+    },
+}
+
+/// The store's record of one idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckoutRecord {
+    /// The key.
+    pub key: IdempotencyKey,
+    /// The cart it was first used with.
+    pub cart_id: CartId,
+    /// The payment token it was first used with.
+    pub payment_token: String,
+    /// The current or last attempt.
+    pub attempt: u32,
+    /// Where it stands.
+    pub state: CheckoutState,
+    /// The current attempt's reservation, if one was made.
+    pub reservation_id: Option<ReservationId>,
+    /// The current lease's token.
+    pub lease_token: Uuid,
+    /// When the current lease ends.
+    pub lease_until: DateTime<Utc>,
+    /// When the key was first used.
+    pub created_at: DateTime<Utc>,
+}
+
+/// How a checkout attempt that did not place an order ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckoutEnd {
+    /// For good: retries with the key get this failure.
+    Failed(CheckoutFailure),
+    /// Not for good: the next call with the key runs a new attempt.
+    Retryable,
+}
+
+/// Checkout commands. Each is atomic and checks the [`Lease`].
+#[async_trait]
+pub trait CheckoutStore: Send + Sync {
+    /// Claims the key, or reports how it stands.
+    ///
+    /// New key → claimed as attempt 1. Retryable → claimed as the next
+    /// attempt. In progress → [`CheckoutClaim::InProgress`], even when its
+    /// lease has expired: expired attempts are cleaned up by recovery first.
+    /// The key used with another cart or payment token →
+    /// [`Error::IdempotencyConflict`].
+    async fn begin_checkout(&self, begin: BeginCheckout) -> Result<CheckoutClaim>;
+
+    /// Holds stock for the checkout until `expires_at`, all or nothing,
+    /// releasing any earlier hold of the same checkout.
+    async fn reserve_for_checkout(
+        &self,
+        lease: &Lease,
+        requests: &[StockRequest],
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Reservation>;
+
+    /// Places the order: the checkout's live reservation is allocated to it,
+    /// the cart (still at the priced version) is completed, the customer's
+    /// order count goes up, the checkout is marked completed and an
+    /// [`EventKind::OrderPlaced`] event is recorded — all or nothing.
+    async fn place_order(&self, lease: &Lease, order: Order, now: DateTime<Utc>) -> Result<Order>;
+
+    /// Ends an attempt that did not place an order, releasing its reservation.
+    async fn end_checkout(&self, lease: &Lease, end: CheckoutEnd, now: DateTime<Utc>) -> Result<()>;
+
+    /// The record for a key.
+    async fn checkout(&self, key: &IdempotencyKey) -> Result<Option<CheckoutRecord>>;
+
+    /// Checkouts in progress whose lease ended before `now`, oldest first.
+    async fn stale_checkouts(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<CheckoutRecord>>;
+
+    /// Takes over a stale checkout for cleaning up: succeeds only if it is
+    /// still in progress with an expired lease.
+    async fn claim_stale(
+        &self,
+        key: &IdempotencyKey,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<Lease>>;
+}
+
+/// Orders.
+#[async_trait]
+pub trait OrderStore: Send + Sync {
+    /// One order.
+    async fn order(&self, id: OrderId) -> Result<Order>;
+    /// A customer's orders, newest first, before `before`, at most `limit` (≤ [`MAX_PAGE_SIZE`]).
+    async fn orders_for_customer(&self, customer: CustomerId, before: Option<OrderId>, limit: usize) -> Result<Vec<Order>>;
+    /// Records a payment change on an order (capture), if the payment is
+    /// still as `expected`, with an event. Returns the updated order.
+    async fn update_payment(&self, order: OrderId, expected: &Payment, updated: Payment, now: DateTime<Utc>) -> Result<Order>;
+}
+
+/// Something that happened, recorded in the same atomic command as the change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Unique; consumers use it to drop duplicates.
+    pub id: EventId,
+    /// Position in the log, increasing.
+    pub sequence: u64,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// An order was placed.
+    OrderPlaced {
+        /// The order.
+        order_id: OrderId,
+        /// Its total.
+        total: Money,
+    },
+    /// Payment for an order was captured.
+    PaymentCaptured {
+        /// The order.
+        order_id: OrderId,
+        /// Amount captured.
+        amount: Money,
+    },
+}
+
+/// The event log.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Events with a sequence above `after`, in order, at most `limit` (≤ [`MAX_PAGE_SIZE`]).
+    async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>>;
+}
+
+/// Everything the engine needs from storage. Implemented automatically for
+/// any type that implements every port.
+pub trait Store: CatalogStore + CustomerStore + CartStore + InventoryStore + CheckoutStore + OrderStore + EventStore {}
+
+impl<T> Store for T where T: CatalogStore + CustomerStore + CartStore + InventoryStore + CheckoutStore + OrderStore + EventStore {}
+
+pub(crate) fn check_limit(limit: usize) -> Result<usize> {
+    if limit == 0 || limit > MAX_PAGE_SIZE {
+        Err(Error::LimitExceeded { what: "page size", max: MAX_PAGE_SIZE as u64 })
+    } else {
+        Ok(limit)
+    }
+}
