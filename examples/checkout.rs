@@ -143,7 +143,11 @@ fn print_receipt(order: &Order) {
     println!("{}", "-".repeat(60));
     println!("{:<47} {:>12}", "Subtotal", p.subtotal.to_string());
     if let Some(s) = &p.shipping {
-        println!("{:<47} {:>12}", format!("Shipping: {}", s.name), s.amount.to_string());
+        println!(
+            "{:<47} {:>12}",
+            format!("Shipping: {}", s.name),
+            s.amount.to_string()
+        );
     }
     for t in &p.tax_lines {
         println!("{:<47} {:>12}", t.name, t.amount.to_string());

@@ -20,6 +20,7 @@
 use std::time::Instant;
 
 use crate::actor::Actor;
+use crate::engine::{CaptureMode, Engine};
 use crate::error::{Error, Result};
 use crate::id::{IdempotencyKey, OrderId, PaymentId};
 use crate::inventory::StockRequest;
@@ -28,8 +29,9 @@ use crate::payment::{
     AuthorizeRequest, CaptureRequest, Payment, PaymentError, PaymentStatus, ProviderResponse,
     ProviderStatus, VoidRequest,
 };
-use crate::engine::{CaptureMode, Engine};
-use crate::store::{BeginCheckout, CheckoutClaim, CheckoutEnd, CheckoutFailure, CheckoutState, Lease};
+use crate::store::{
+    BeginCheckout, CheckoutClaim, CheckoutEnd, CheckoutFailure, CheckoutState, Lease,
+};
 
 /// Longest payment token accepted, in characters.
 pub const MAX_PAYMENT_TOKEN_LEN: usize = 255;
@@ -91,7 +93,10 @@ impl Engine {
     pub async fn checkout(&self, request: CheckoutRequest) -> Result<Order> {
         let token = request.payment_token.trim();
         if token.is_empty() || token.chars().count() > MAX_PAYMENT_TOKEN_LEN {
-            return Err(Error::invalid("payment token", format!("must be 1 to {MAX_PAYMENT_TOKEN_LEN} characters")));
+            return Err(Error::invalid(
+                "payment token",
+                format!("must be 1 to {MAX_PAYMENT_TOKEN_LEN} characters"),
+            ));
         }
         let deadline = Instant::now() + self.inner.config.checkout_wait;
         let mut pause = std::time::Duration::from_millis(5);
@@ -109,8 +114,12 @@ impl Engine {
                 })
                 .await?;
             match claim {
-                CheckoutClaim::Claimed(lease) => return self.run_attempt(&request, token, lease).await,
-                CheckoutClaim::Completed(order_id) => return self.order(&request.actor, order_id).await,
+                CheckoutClaim::Claimed(lease) => {
+                    return self.run_attempt(&request, token, lease).await;
+                }
+                CheckoutClaim::Completed(order_id) => {
+                    return self.order(&request.actor, order_id).await;
+                }
                 CheckoutClaim::Failed(failure) => return Err(failure.into()),
                 CheckoutClaim::InProgress { lease_until } => {
                     if lease_until <= now {
@@ -119,7 +128,9 @@ impl Engine {
                         continue;
                     }
                     if Instant::now() >= deadline {
-                        return Err(Error::CheckoutInProgress(request.idempotency_key.to_string()));
+                        return Err(Error::CheckoutInProgress(
+                            request.idempotency_key.to_string(),
+                        ));
                     }
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(std::time::Duration::from_millis(200));
@@ -128,7 +139,12 @@ impl Engine {
         }
     }
 
-    async fn run_attempt(&self, request: &CheckoutRequest, token: &str, lease: Lease) -> Result<Order> {
+    async fn run_attempt(
+        &self,
+        request: &CheckoutRequest,
+        token: &str,
+        lease: Lease,
+    ) -> Result<Order> {
         let mut hold = Hold::None;
         let error = match self.attempt(request, token, &lease, &mut hold).await {
             Ok(order) => return Ok(self.capture_if_immediate(order).await),
@@ -137,16 +153,18 @@ impl Engine {
         // A store error on `place_order` may hide a commit that happened:
         // believe the record, never void a placed order's payment.
         if let Ok(Some(record)) = self.inner.store.checkout(&lease.key).await
-            && let CheckoutState::Completed { order_id } = record.state {
-                let order = self.inner.store.order(order_id).await?;
-                return Ok(self.capture_if_immediate(order).await);
-            }
+            && let CheckoutState::Completed { order_id } = record.state
+        {
+            let order = self.inner.store.order(order_id).await?;
+            return Ok(self.capture_if_immediate(order).await);
+        }
         if !self.release_hold(&lease, hold).await {
             // The hold could not be voided now; the attempt stays in progress
             // and recovery voids it once the lease ends.
             return Err(error);
         }
-        let end = CheckoutFailure::from_error(&error).map_or(CheckoutEnd::Retryable, CheckoutEnd::Failed);
+        let end =
+            CheckoutFailure::from_error(&error).map_or(CheckoutEnd::Retryable, CheckoutEnd::Failed);
         // If this fails (lease lost, store down) the attempt stays in
         // progress and recovery ends it; the caller still gets the real error.
         let _ended = self.inner.store.end_checkout(&lease, end, self.now()).await;
@@ -154,7 +172,13 @@ impl Engine {
     }
 
     /// The forward path. On error, `hold` says what must be voided.
-    async fn attempt(&self, request: &CheckoutRequest, token: &str, lease: &Lease, hold: &mut Hold) -> Result<Order> {
+    async fn attempt(
+        &self,
+        request: &CheckoutRequest,
+        token: &str,
+        lease: &Lease,
+        hold: &mut Hold,
+    ) -> Result<Order> {
         let store = &self.inner.store;
         let cart = self.cart(&request.actor, request.cart_id).await?;
         cart.ensure_active()?;
@@ -182,13 +206,24 @@ impl Engine {
             .lines()
             .iter()
             .map(|l| {
-                let entry = entries.get(&l.variant_id).ok_or_else(|| Error::not_found("variant", l.variant_id))?;
-                Ok(StockRequest { variant_id: l.variant_id, quantity: l.quantity, policy: entry.variant.inventory() })
+                let entry = entries
+                    .get(&l.variant_id)
+                    .ok_or_else(|| Error::not_found("variant", l.variant_id))?;
+                Ok(StockRequest {
+                    variant_id: l.variant_id,
+                    quantity: l.quantity,
+                    policy: entry.variant.inventory(),
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         let now = self.now();
         let reservation = store
-            .reserve_for_checkout(lease, &requests, now + self.inner.config.reservation_ttl, now)
+            .reserve_for_checkout(
+                lease,
+                &requests,
+                now + self.inner.config.reservation_ttl,
+                now,
+            )
             .await?;
 
         let provider = &self.inner.payments;
@@ -224,7 +259,9 @@ impl Engine {
             };
             *hold = Hold::Held(response.clone());
             if response.amount != priced.total || response.status != ProviderStatus::Authorized {
-                return Err(Error::PaymentUnavailable("provider answered with a different amount or status".into()));
+                return Err(Error::PaymentUnavailable(
+                    "provider answered with a different amount or status".into(),
+                ));
             }
             Payment {
                 id: PaymentId::new(),
@@ -259,7 +296,12 @@ impl Engine {
         let reference = match hold {
             Hold::None => return true,
             Hold::Held(r) => r,
-            Hold::Unknown => match self.inner.payments.find_authorization(&authorize_key(&lease.key, lease.attempt)).await {
+            Hold::Unknown => match self
+                .inner
+                .payments
+                .find_authorization(&authorize_key(&lease.key, lease.attempt))
+                .await
+            {
                 Ok(Some(r)) => r,
                 Ok(None) => return true,
                 Err(_) => return false,
@@ -270,13 +312,18 @@ impl Engine {
         }
         self.inner
             .payments
-            .void(VoidRequest { idempotency_key: void_key(&lease.key, lease.attempt), authorization: reference.reference })
+            .void(VoidRequest {
+                idempotency_key: void_key(&lease.key, lease.attempt),
+                authorization: reference.reference,
+            })
             .await
             .is_ok()
     }
 
     async fn capture_if_immediate(&self, order: Order) -> Order {
-        if self.inner.config.capture != CaptureMode::Immediate || order.payment().status != PaymentStatus::Authorized {
+        if self.inner.config.capture != CaptureMode::Immediate
+            || order.payment().status != PaymentStatus::Authorized
+        {
             return order;
         }
         // A failed capture leaves the order authorized; `capture` can be retried.
@@ -305,7 +352,12 @@ impl Engine {
         let mut updated = payment.clone();
         updated.captured = payment.authorized;
         updated.status = PaymentStatus::Captured;
-        match self.inner.store.update_payment(order_id, &payment, updated, self.now()).await {
+        match self
+            .inner
+            .store
+            .update_payment(order_id, &payment, updated, self.now())
+            .await
+        {
             // Someone else recorded the same capture first.
             Err(Error::Conflict(_)) => self.inner.store.order(order_id).await,
             other => other,
@@ -362,15 +414,22 @@ impl Engine {
             .map_err(Error::from)?;
         let mut voided = false;
         if let Some(auth) = found
-            && auth.status == ProviderStatus::Authorized {
-                self.inner
-                    .payments
-                    .void(VoidRequest { idempotency_key: void_key(key, lease.attempt), authorization: auth.reference })
-                    .await
-                    .map_err(Error::from)?;
-                voided = true;
-            }
-        self.inner.store.end_checkout(&lease, CheckoutEnd::Retryable, self.now()).await?;
+            && auth.status == ProviderStatus::Authorized
+        {
+            self.inner
+                .payments
+                .void(VoidRequest {
+                    idempotency_key: void_key(key, lease.attempt),
+                    authorization: auth.reference,
+                })
+                .await
+                .map_err(Error::from)?;
+            voided = true;
+        }
+        self.inner
+            .store
+            .end_checkout(&lease, CheckoutEnd::Retryable, self.now())
+            .await?;
         Ok(Some(voided))
     }
 }

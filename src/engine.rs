@@ -16,9 +16,14 @@ use crate::actor::Actor;
 use crate::cart::Cart;
 use crate::catalog::{CatalogEntry, Category, Collection, NewProduct, Product, Sku, Status};
 use crate::clock::{Clock, SystemClock};
-use crate::customer::{Address, Customer, CustomerGroup, CustomerKind, Email, NewAddress, PasswordHash, PasswordPolicy};
+use crate::customer::{
+    Address, Customer, CustomerGroup, CustomerKind, Email, NewAddress, PasswordHash, PasswordPolicy,
+};
 use crate::error::{Error, Result};
-use crate::id::{AddressId, CartId, CategoryId, CustomerGroupId, CustomerId, LineId, LocationId, OrderId, ProductId, ReservationId, VariantId};
+use crate::id::{
+    AddressId, CartId, CategoryId, CustomerGroupId, CustomerId, LineId, LocationId, OrderId,
+    ProductId, ReservationId, VariantId,
+};
 use crate::inventory::{Location, Reservation, StockLevel, StockRequest, StockSummary};
 use crate::money::Currency;
 use crate::order::Order;
@@ -138,17 +143,26 @@ impl EngineBuilder {
             return Err(Error::invalid("config", "durations must be positive"));
         }
         if c.reservation_ttl < c.checkout_lease {
-            return Err(Error::invalid("config", "reservation_ttl must be at least checkout_lease"));
+            return Err(Error::invalid(
+                "config",
+                "reservation_ttl must be at least checkout_lease",
+            ));
         }
         // Login verifies against this hash when the email is unknown, so an
         // unknown email costs the same time as a wrong password.
-        let dummy_hash = c.password_policy.hash_unchecked("cartwright: no such account")?;
+        let dummy_hash = c
+            .password_policy
+            .hash_unchecked("cartwright: no such account")?;
         Ok(Engine {
             inner: Arc::new(Inner {
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
-                payments: self.payments.unwrap_or_else(|| Arc::new(TestPaymentProvider::new())),
+                payments: self
+                    .payments
+                    .unwrap_or_else(|| Arc::new(TestPaymentProvider::new())),
                 tax: self.tax.unwrap_or_else(|| Arc::new(FlatRateTax::none())),
-                shipping: self.shipping.unwrap_or_else(|| Arc::new(FlatRateShipping::new())),
+                shipping: self
+                    .shipping
+                    .unwrap_or_else(|| Arc::new(FlatRateShipping::new())),
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 config: self.config,
                 dummy_hash,
@@ -226,7 +240,11 @@ impl Engine {
     // ----- catalog -------------------------------------------------------
 
     /// Creates a category under `parent` (a root when `None`).
-    pub async fn create_category(&self, name: &str, parent: Option<CategoryId>) -> Result<Category> {
+    pub async fn create_category(
+        &self,
+        name: &str,
+        parent: Option<CategoryId>,
+    ) -> Result<Category> {
         let category = Category::new(name, parent)?;
         self.inner.store.insert_category(category.clone()).await?;
         Ok(category)
@@ -240,7 +258,10 @@ impl Engine {
     /// Creates a collection.
     pub async fn create_collection(&self, title: &str) -> Result<Collection> {
         let collection = Collection::new(title)?;
-        self.inner.store.insert_collection(collection.clone()).await?;
+        self.inner
+            .store
+            .insert_collection(collection.clone())
+            .await?;
         Ok(collection)
     }
 
@@ -294,7 +315,10 @@ impl Engine {
                 existing.register(&input.name, hash)?;
                 self.inner.store.save_customer(existing).await
             }
-            Some(_) => Err(Error::AlreadyExists { what: "email", value: email.to_string() }),
+            Some(_) => Err(Error::AlreadyExists {
+                what: "email",
+                value: email.to_string(),
+            }),
             None => {
                 let customer = Customer::registered(email, &input.name, hash, self.now())?;
                 self.inner.store.insert_customer(customer.clone()).await?;
@@ -330,7 +354,10 @@ impl Engine {
         let email = Email::new(email)?;
         match self.inner.store.customer_by_email(&email).await? {
             Some(c) if c.kind() == CustomerKind::Guest => Ok(c),
-            Some(_) => Err(Error::AlreadyExists { what: "email", value: email.to_string() }),
+            Some(_) => Err(Error::AlreadyExists {
+                what: "email",
+                value: email.to_string(),
+            }),
             None => {
                 let c = Customer::guest(email, self.now());
                 self.inner.store.insert_customer(c.clone()).await?;
@@ -347,7 +374,12 @@ impl Engine {
         self.inner.store.customer(id).await
     }
 
-    async fn modify_customer(&self, actor: &Actor, id: CustomerId, f: impl Fn(&mut Customer) -> Result<()>) -> Result<Customer> {
+    async fn modify_customer(
+        &self,
+        actor: &Actor,
+        id: CustomerId,
+        f: impl Fn(&mut Customer) -> Result<()>,
+    ) -> Result<Customer> {
         for _ in 0..self.inner.config.max_retries {
             let mut c = self.customer(actor, id).await?;
             f(&mut c)?;
@@ -360,16 +392,29 @@ impl Engine {
     }
 
     /// Adds an address to a customer's book; returns the customer and the new address's id.
-    pub async fn add_address(&self, actor: &Actor, id: CustomerId, address: NewAddress) -> Result<(Customer, AddressId)> {
+    pub async fn add_address(
+        &self,
+        actor: &Actor,
+        id: CustomerId,
+        address: NewAddress,
+    ) -> Result<(Customer, AddressId)> {
         let address = Address::new(address)?;
         let address_id = address.id;
-        let c = self.modify_customer(actor, id, |c| c.add_address(address.clone()).map(|_| ())).await?;
+        let c = self
+            .modify_customer(actor, id, |c| c.add_address(address.clone()).map(|_| ()))
+            .await?;
         Ok((c, address_id))
     }
 
     /// Removes an address from a customer's book.
-    pub async fn remove_address(&self, actor: &Actor, id: CustomerId, address: AddressId) -> Result<Customer> {
-        self.modify_customer(actor, id, |c| c.remove_address(address)).await
+    pub async fn remove_address(
+        &self,
+        actor: &Actor,
+        id: CustomerId,
+        address: AddressId,
+    ) -> Result<Customer> {
+        self.modify_customer(actor, id, |c| c.remove_address(address))
+            .await
     }
 
     /// Creates a customer group.
@@ -380,14 +425,27 @@ impl Engine {
     }
 
     /// Puts a customer in a group (staff only).
-    pub async fn add_to_group(&self, actor: &Actor, customer: CustomerId, group: CustomerGroupId) -> Result<Customer> {
+    pub async fn add_to_group(
+        &self,
+        actor: &Actor,
+        customer: CustomerId,
+        group: CustomerGroupId,
+    ) -> Result<Customer> {
         if !actor.is_privileged() {
             return Err(Error::Forbidden);
         }
-        if !self.inner.store.groups().await?.iter().any(|g| g.id() == group) {
+        if !self
+            .inner
+            .store
+            .groups()
+            .await?
+            .iter()
+            .any(|g| g.id() == group)
+        {
             return Err(Error::not_found("customer group", group));
         }
-        self.modify_customer(actor, customer, |c| c.add_group(group)).await
+        self.modify_customer(actor, customer, |c| c.add_group(group))
+            .await
     }
 
     // ----- carts ---------------------------------------------------------
@@ -411,7 +469,12 @@ impl Engine {
     }
 
     /// Loads, changes and saves a cart, retrying when a concurrent change won.
-    async fn modify_cart(&self, actor: &Actor, id: CartId, f: impl Fn(&mut Cart) -> Result<()>) -> Result<Cart> {
+    async fn modify_cart(
+        &self,
+        actor: &Actor,
+        id: CartId,
+        f: impl Fn(&mut Cart) -> Result<()>,
+    ) -> Result<Cart> {
         for _ in 0..self.inner.config.max_retries {
             let mut cart = self.cart(actor, id).await?;
             f(&mut cart)?;
@@ -426,20 +489,39 @@ impl Engine {
 
     /// Adds units of a variant. The variant must be for sale and have a price
     /// in the cart's currency; the price itself is never taken from the caller.
-    pub async fn add_item(&self, actor: &Actor, cart: CartId, variant: VariantId, quantity: u32) -> Result<Cart> {
+    pub async fn add_item(
+        &self,
+        actor: &Actor,
+        cart: CartId,
+        variant: VariantId,
+        quantity: u32,
+    ) -> Result<Cart> {
         let current = self.cart(actor, cart).await?;
         let entries = self.inner.store.entries(&[variant]).await?;
-        let entry = entries.get(&variant).ok_or_else(|| Error::not_found("variant", variant))?;
+        let entry = entries
+            .get(&variant)
+            .ok_or_else(|| Error::not_found("variant", variant))?;
         entry.purchasable()?;
         if entry.variant.price(current.currency()).is_none() {
-            return Err(Error::NoPrice { variant_id: variant, currency: current.currency() });
+            return Err(Error::NoPrice {
+                variant_id: variant,
+                currency: current.currency(),
+            });
         }
-        self.modify_cart(actor, cart, |c| c.add_line(variant, quantity).map(|_| ())).await
+        self.modify_cart(actor, cart, |c| c.add_line(variant, quantity).map(|_| ()))
+            .await
     }
 
     /// Sets a line's quantity.
-    pub async fn set_quantity(&self, actor: &Actor, cart: CartId, line: LineId, quantity: u32) -> Result<Cart> {
-        self.modify_cart(actor, cart, |c| c.set_quantity(line, quantity)).await
+    pub async fn set_quantity(
+        &self,
+        actor: &Actor,
+        cart: CartId,
+        line: LineId,
+        quantity: u32,
+    ) -> Result<Cart> {
+        self.modify_cart(actor, cart, |c| c.set_quantity(line, quantity))
+            .await
     }
 
     /// Removes a line.
@@ -450,34 +532,60 @@ impl Engine {
     /// Sets the contact email.
     pub async fn set_email(&self, actor: &Actor, cart: CartId, email: &str) -> Result<Cart> {
         let email = Email::new(email)?;
-        self.modify_cart(actor, cart, |c| c.set_email(email.clone())).await
+        self.modify_cart(actor, cart, |c| c.set_email(email.clone()))
+            .await
     }
 
     /// Sets the shipping address.
-    pub async fn set_shipping_address(&self, actor: &Actor, cart: CartId, address: NewAddress) -> Result<Cart> {
+    pub async fn set_shipping_address(
+        &self,
+        actor: &Actor,
+        cart: CartId,
+        address: NewAddress,
+    ) -> Result<Cart> {
         let address = Address::new(address)?;
-        self.modify_cart(actor, cart, |c| c.set_shipping_address(address.clone())).await
+        self.modify_cart(actor, cart, |c| c.set_shipping_address(address.clone()))
+            .await
     }
 
     /// Sets the billing address.
-    pub async fn set_billing_address(&self, actor: &Actor, cart: CartId, address: NewAddress) -> Result<Cart> {
+    pub async fn set_billing_address(
+        &self,
+        actor: &Actor,
+        cart: CartId,
+        address: NewAddress,
+    ) -> Result<Cart> {
         let address = Address::new(address)?;
-        self.modify_cart(actor, cart, |c| c.set_billing_address(address.clone())).await
+        self.modify_cart(actor, cart, |c| c.set_billing_address(address.clone()))
+            .await
     }
 
     /// Chooses a shipping method by code.
-    pub async fn set_shipping_method(&self, actor: &Actor, cart: CartId, code: &str) -> Result<Cart> {
-        self.modify_cart(actor, cart, |c| c.set_shipping_method(code)).await
+    pub async fn set_shipping_method(
+        &self,
+        actor: &Actor,
+        cart: CartId,
+        code: &str,
+    ) -> Result<Cart> {
+        self.modify_cart(actor, cart, |c| c.set_shipping_method(code))
+            .await
     }
 
     /// Enters a coupon code.
     pub async fn add_coupon_code(&self, actor: &Actor, cart: CartId, code: &str) -> Result<Cart> {
-        self.modify_cart(actor, cart, |c| c.add_coupon_code(code)).await
+        self.modify_cart(actor, cart, |c| c.add_coupon_code(code))
+            .await
     }
 
     /// Removes a coupon code.
-    pub async fn remove_coupon_code(&self, actor: &Actor, cart: CartId, code: &str) -> Result<Cart> {
-        self.modify_cart(actor, cart, |c| c.remove_coupon_code(code)).await
+    pub async fn remove_coupon_code(
+        &self,
+        actor: &Actor,
+        cart: CartId,
+        code: &str,
+    ) -> Result<Cart> {
+        self.modify_cart(actor, cart, |c| c.remove_coupon_code(code))
+            .await
     }
 
     /// At login: moves a guest cart into the customer's active cart in the
@@ -487,11 +595,19 @@ impl Engine {
         let actor = Actor::Customer(customer);
         for _ in 0..self.inner.config.max_retries {
             let mut guest = self.cart(&Actor::Guest, guest_cart).await?;
-            let result = match self.inner.store.active_cart_for(customer, guest.currency()).await? {
+            let result = match self
+                .inner
+                .store
+                .active_cart_for(customer, guest.currency())
+                .await?
+            {
                 Some(mut mine) if mine.id() != guest.id() => {
                     mine.check_access(&actor)?;
                     mine.merge_from(&mut guest)?;
-                    self.inner.store.save_carts(vec![mine, guest], self.now()).await
+                    self.inner
+                        .store
+                        .save_carts(vec![mine, guest], self.now())
+                        .await
                 }
                 _ => {
                     guest.assign_to(customer)?;
@@ -516,12 +632,15 @@ impl Engine {
     pub(crate) async fn price(&self, cart: &Cart) -> Result<PricedCart> {
         let ids: Vec<VariantId> = cart.lines().iter().map(|l| l.variant_id).collect();
         let catalog = self.inner.store.entries(&ids).await?;
-        pricing::price(cart, &PricingContext {
-            catalog: &catalog,
-            shipping: self.inner.shipping.as_ref(),
-            tax: self.inner.tax.as_ref(),
-            now: self.now(),
-        })
+        pricing::price(
+            cart,
+            &PricingContext {
+                catalog: &catalog,
+                shipping: self.inner.shipping.as_ref(),
+                tax: self.inner.tax.as_ref(),
+                now: self.now(),
+            },
+        )
     }
 
     // ----- inventory -----------------------------------------------------
@@ -534,13 +653,26 @@ impl Engine {
     }
 
     /// Sets the units on hand of a variant at a location.
-    pub async fn set_stock(&self, variant: VariantId, location: LocationId, on_hand: i64) -> Result<StockLevel> {
+    pub async fn set_stock(
+        &self,
+        variant: VariantId,
+        location: LocationId,
+        on_hand: i64,
+    ) -> Result<StockLevel> {
         self.inner.store.set_stock(variant, location, on_hand).await
     }
 
     /// Adds (or with a negative `delta`, removes) units on hand.
-    pub async fn adjust_stock(&self, variant: VariantId, location: LocationId, delta: i64) -> Result<StockLevel> {
-        self.inner.store.adjust_stock(variant, location, delta).await
+    pub async fn adjust_stock(
+        &self,
+        variant: VariantId,
+        location: LocationId,
+        delta: i64,
+    ) -> Result<StockLevel> {
+        self.inner
+            .store
+            .adjust_stock(variant, location, delta)
+            .await
     }
 
     /// A variant's stock everywhere.
@@ -556,12 +688,21 @@ impl Engine {
         let requests = items
             .iter()
             .map(|(v, q)| {
-                let entry = entries.get(v).ok_or_else(|| Error::not_found("variant", v))?;
-                Ok(StockRequest { variant_id: *v, quantity: *q, policy: entry.variant.inventory() })
+                let entry = entries
+                    .get(v)
+                    .ok_or_else(|| Error::not_found("variant", v))?;
+                Ok(StockRequest {
+                    variant_id: *v,
+                    quantity: *q,
+                    policy: entry.variant.inventory(),
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         let now = self.now();
-        self.inner.store.reserve(&requests, now + self.inner.config.reservation_ttl, now).await
+        self.inner
+            .store
+            .reserve(&requests, now + self.inner.config.reservation_ttl, now)
+            .await
     }
 
     /// Gives a reservation back.
@@ -587,11 +728,20 @@ impl Engine {
 
     /// A customer's orders, newest first; pass the last id seen as `before`
     /// for the next page.
-    pub async fn orders_for_customer(&self, actor: &Actor, customer: CustomerId, before: Option<OrderId>, limit: usize) -> Result<Vec<Order>> {
+    pub async fn orders_for_customer(
+        &self,
+        actor: &Actor,
+        customer: CustomerId,
+        before: Option<OrderId>,
+        limit: usize,
+    ) -> Result<Vec<Order>> {
         if !actor.may_access(Some(customer)) {
             return Err(Error::Forbidden);
         }
-        self.inner.store.orders_for_customer(customer, before, limit).await
+        self.inner
+            .store
+            .orders_for_customer(customer, before, limit)
+            .await
     }
 
     /// Events after sequence `after`, in order.

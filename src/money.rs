@@ -413,7 +413,10 @@ mod tests {
         assert_eq!(Currency::JPY.minor_units(), 0);
         assert_eq!(Currency::BHD.minor_units(), 3);
         assert_eq!(Currency::from_code(" usd ").unwrap(), Currency::USD);
-        assert!(Currency::from_code("XAU").is_err(), "gold has no minor unit");
+        assert!(
+            Currency::from_code("XAU").is_err(),
+            "gold has no minor unit"
+        );
         assert!(Currency::from_code("ZZZ").is_err());
     }
 
@@ -421,7 +424,13 @@ mod tests {
     fn parse_rejects_sub_minor_amounts() {
         assert!(Money::parse("1.999", Currency::USD).is_err());
         assert!(Money::parse("1.5", Currency::JPY).is_err());
-        assert_eq!(Money::parse("1.999", Currency::BHD).unwrap().to_minor().unwrap(), 1999);
+        assert_eq!(
+            Money::parse("1.999", Currency::BHD)
+                .unwrap()
+                .to_minor()
+                .unwrap(),
+            1999
+        );
         assert!(Money::parse("1e3", Currency::USD).is_err());
     }
 
@@ -440,21 +449,34 @@ mod tests {
         ];
         for (input, mode, want) in cases {
             let m = Money::new(Decimal::from_str_exact(input).unwrap(), Currency::USD);
-            assert_eq!(m.round(mode).amount(), Decimal::from_str_exact(want).unwrap(), "{input} {mode:?}");
+            assert_eq!(
+                m.round(mode).amount(),
+                Decimal::from_str_exact(want).unwrap(),
+                "{input} {mode:?}"
+            );
         }
     }
 
     #[test]
     fn mixing_currencies_is_an_error() {
         let eur = Money::parse("1.00", Currency::EUR).unwrap();
-        assert!(matches!(usd("1.00").checked_add(eur), Err(Error::CurrencyMismatch { .. })));
-        assert!(matches!(usd("1.00").checked_sub(eur), Err(Error::CurrencyMismatch { .. })));
+        assert!(matches!(
+            usd("1.00").checked_add(eur),
+            Err(Error::CurrencyMismatch { .. })
+        ));
+        assert!(matches!(
+            usd("1.00").checked_sub(eur),
+            Err(Error::CurrencyMismatch { .. })
+        ));
     }
 
     #[test]
     fn overflow_is_an_error() {
         let huge = Money::new(Decimal::MAX, Currency::USD);
-        assert!(matches!(huge.checked_add(usd("1.00")), Err(Error::Overflow(_))));
+        assert!(matches!(
+            huge.checked_add(usd("1.00")),
+            Err(Error::Overflow(_))
+        ));
         assert!(matches!(huge.checked_mul_qty(2), Err(Error::Overflow(_))));
     }
 
@@ -475,7 +497,10 @@ mod tests {
     #[test]
     fn display_pads_to_minor_units() {
         assert_eq!(usd("5").to_string(), "5.00 USD");
-        assert_eq!(Money::from_minor(1500, Currency::JPY).to_string(), "1500 JPY");
+        assert_eq!(
+            Money::from_minor(1500, Currency::JPY).to_string(),
+            "1500 JPY"
+        );
     }
 
     #[test]

@@ -20,7 +20,10 @@ pub(crate) fn optional_text(field: &'static str, value: &str, max: usize) -> Res
             max: max as u64,
         });
     }
-    if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if trimmed
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(Error::invalid(field, "must not contain control characters"));
     }
     Ok(trimmed.to_owned())

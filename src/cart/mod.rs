@@ -371,7 +371,10 @@ impl Cart {
 
     /// For storage adapters: records a successful save.
     pub fn saved(&mut self, now: DateTime<Utc>) -> Result<()> {
-        self.version = self.version.checked_add(1).ok_or(Error::Overflow("cart version"))?;
+        self.version = self
+            .version
+            .checked_add(1)
+            .ok_or(Error::Overflow("cart version"))?;
         self.updated_at = now;
         Ok(())
     }

@@ -178,7 +178,11 @@ impl Variant {
     fn new(product_id: ProductId, input: NewVariant) -> Result<Self> {
         let sku = Sku::new(&input.sku)?;
         let title = optional_text("variant title", &input.title, MAX_TITLE_LEN)?;
-        at_most("options per variant", input.options.len(), MAX_OPTIONS_PER_VARIANT)?;
+        at_most(
+            "options per variant",
+            input.options.len(),
+            MAX_OPTIONS_PER_VARIANT,
+        )?;
         let mut options = BTreeMap::new();
         for (k, v) in input.options {
             options.insert(
@@ -313,13 +317,32 @@ impl Product {
         let title = required_text("product title", &input.title, MAX_TITLE_LEN)?;
         let description = optional_text("description", &input.description, MAX_DESCRIPTION_LEN)?;
         if input.variants.is_empty() {
-            return Err(Error::invalid("variants", "a product needs at least one variant"));
+            return Err(Error::invalid(
+                "variants",
+                "a product needs at least one variant",
+            ));
         }
-        at_most("variants per product", input.variants.len(), MAX_VARIANTS_PER_PRODUCT)?;
-        at_most("images per product", input.images.len(), MAX_IMAGES_PER_PRODUCT)?;
+        at_most(
+            "variants per product",
+            input.variants.len(),
+            MAX_VARIANTS_PER_PRODUCT,
+        )?;
+        at_most(
+            "images per product",
+            input.images.len(),
+            MAX_IMAGES_PER_PRODUCT,
+        )?;
         at_most("tags per product", input.tags.len(), MAX_TAGS_PER_PRODUCT)?;
-        at_most("categories per product", input.categories.len(), MAX_TAGS_PER_PRODUCT)?;
-        at_most("collections per product", input.collections.len(), MAX_TAGS_PER_PRODUCT)?;
+        at_most(
+            "categories per product",
+            input.categories.len(),
+            MAX_TAGS_PER_PRODUCT,
+        )?;
+        at_most(
+            "collections per product",
+            input.collections.len(),
+            MAX_TAGS_PER_PRODUCT,
+        )?;
         let mut tags = BTreeSet::new();
         for tag in &input.tags {
             tags.insert(required_text("tag", tag, MAX_TITLE_LEN)?.to_lowercase());
@@ -565,14 +588,28 @@ mod tests {
     #[test]
     fn prices_must_be_exact_and_not_negative() {
         let mut v = variant("a");
-        v.prices = vec![Money::new(rust_decimal::Decimal::new(1999, 3), Currency::USD)];
+        v.prices = vec![Money::new(
+            rust_decimal::Decimal::new(1999, 3),
+            Currency::USD,
+        )];
         assert!(matches!(
-            Product::new(NewProduct { title: "x".into(), variants: vec![v], ..Default::default() }),
+            Product::new(NewProduct {
+                title: "x".into(),
+                variants: vec![v],
+                ..Default::default()
+            }),
             Err(Error::NotMinorUnits { .. })
         ));
         let mut v = variant("a");
         v.prices = vec![Money::from_minor(-1, Currency::USD)];
-        assert!(Product::new(NewProduct { title: "x".into(), variants: vec![v], ..Default::default() }).is_err());
+        assert!(
+            Product::new(NewProduct {
+                title: "x".into(),
+                variants: vec![v],
+                ..Default::default()
+            })
+            .is_err()
+        );
     }
 
     #[test]
@@ -580,13 +617,19 @@ mod tests {
         let mut p = Product::new(NewProduct {
             title: "Tee".into(),
             status: Status::Active,
-            variants: vec![NewVariant { status: Status::Active, ..variant("a") }],
+            variants: vec![NewVariant {
+                status: Status::Active,
+                ..variant("a")
+            }],
             ..NewProduct::default()
         })
         .unwrap();
         let v = p.variants()[0].clone();
         assert!(p.purchasable(&v).is_ok());
         p.set_status(Status::Archived);
-        assert!(matches!(p.purchasable(&v), Err(Error::NotPurchasable { .. })));
+        assert!(matches!(
+            p.purchasable(&v),
+            Err(Error::NotPurchasable { .. })
+        ));
     }
 }

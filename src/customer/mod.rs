@@ -224,7 +224,10 @@ impl Country {
         let c = code.trim().to_ascii_uppercase();
         match c.as_bytes() {
             [a, b] if a.is_ascii_uppercase() && b.is_ascii_uppercase() => Ok(Self([*a, *b])),
-            _ => Err(Error::invalid("country", "must be a two-letter ISO 3166-1 code")),
+            _ => Err(Error::invalid(
+                "country",
+                "must be a two-letter ISO 3166-1 code",
+            )),
         }
     }
 
@@ -374,7 +377,12 @@ impl fmt::Debug for Customer {
 
 impl Customer {
     /// A registered customer with an already-hashed password.
-    pub fn registered(email: Email, name: &str, password: PasswordHash, now: DateTime<Utc>) -> Result<Self> {
+    pub fn registered(
+        email: Email,
+        name: &str,
+        password: PasswordHash,
+        now: DateTime<Utc>,
+    ) -> Result<Self> {
         Ok(Self {
             id: CustomerId::new(),
             email,
@@ -459,7 +467,10 @@ impl Customer {
     }
     /// For storage adapters: records a successful save.
     pub fn saved(&mut self) -> Result<()> {
-        self.version = self.version.checked_add(1).ok_or(Error::Overflow("customer version"))?;
+        self.version = self
+            .version
+            .checked_add(1)
+            .ok_or(Error::Overflow("customer version"))?;
         Ok(())
     }
     /// The stored password hash, for storage adapters and login.
@@ -509,21 +520,27 @@ impl Customer {
 
     /// Chooses the default shipping address.
     pub fn set_default_shipping(&mut self, id: AddressId) -> Result<()> {
-        self.address(id).ok_or_else(|| Error::not_found("address", id))?;
+        self.address(id)
+            .ok_or_else(|| Error::not_found("address", id))?;
         self.default_shipping = Some(id);
         Ok(())
     }
 
     /// Chooses the default billing address.
     pub fn set_default_billing(&mut self, id: AddressId) -> Result<()> {
-        self.address(id).ok_or_else(|| Error::not_found("address", id))?;
+        self.address(id)
+            .ok_or_else(|| Error::not_found("address", id))?;
         self.default_billing = Some(id);
         Ok(())
     }
 
     /// Puts the customer in a group.
     pub fn add_group(&mut self, group: CustomerGroupId) -> Result<()> {
-        at_most("groups per customer", self.groups.len() + 1, MAX_GROUPS_PER_CUSTOMER)?;
+        at_most(
+            "groups per customer",
+            self.groups.len() + 1,
+            MAX_GROUPS_PER_CUSTOMER,
+        )?;
         self.groups.insert(group);
         Ok(())
     }
@@ -544,8 +561,20 @@ mod tests {
 
     #[test]
     fn emails_are_normalized() {
-        assert_eq!(Email::new("  Ann@Example.COM ").unwrap().as_str(), "ann@example.com");
-        for bad in ["", "ann", "ann@", "@x.com", "a b@x.com", "a@x", "a@@x.com", "a@.x.com"] {
+        assert_eq!(
+            Email::new("  Ann@Example.COM ").unwrap().as_str(),
+            "ann@example.com"
+        );
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@x.com",
+            "a b@x.com",
+            "a@x",
+            "a@@x.com",
+            "a@.x.com",
+        ] {
             assert!(Email::new(bad).is_err(), "{bad}");
         }
         assert!(Email::new(&format!("{}@x.com", "a".repeat(300))).is_err());
@@ -569,7 +598,8 @@ mod tests {
         let policy = PasswordPolicy::insecure_fast_for_tests();
         let hash = policy.hash("correct horse").unwrap();
         let phc = hash.as_phc().to_owned();
-        let c = Customer::registered(Email::new("a@b.co").unwrap(), "Ann", hash, Utc::now()).unwrap();
+        let c =
+            Customer::registered(Email::new("a@b.co").unwrap(), "Ann", hash, Utc::now()).unwrap();
         assert!(!format!("{c:?}").contains(&phc));
         assert!(!serde_json::to_string(&c).unwrap().contains("argon2"));
     }

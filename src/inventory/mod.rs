@@ -166,7 +166,10 @@ pub struct StockRequest {
 /// Units come from the first locations with stock; with backorders allowed,
 /// what cannot be covered goes to the first location. Untracked variants need
 /// no stock and get an empty plan.
-pub fn plan_reservation(request: &StockRequest, levels: &[StockLevel]) -> Result<Vec<ReservationLine>> {
+pub fn plan_reservation(
+    request: &StockRequest,
+    levels: &[StockLevel],
+) -> Result<Vec<ReservationLine>> {
     let allow_backorder = match request.policy {
         InventoryPolicy::Untracked => return Ok(Vec::new()),
         InventoryPolicy::Tracked { allow_backorder } => allow_backorder,
@@ -219,26 +222,53 @@ mod tests {
     use super::*;
 
     fn level(loc: LocationId, on_hand: i64, reserved: i64, v: VariantId) -> StockLevel {
-        StockLevel { variant_id: v, location_id: loc, on_hand, reserved }
+        StockLevel {
+            variant_id: v,
+            location_id: loc,
+            on_hand,
+            reserved,
+        }
     }
 
     #[test]
     fn plan_takes_from_locations_in_order() {
         let v = VariantId::new();
         let (a, b) = (LocationId::new(), LocationId::new());
-        let req = StockRequest { variant_id: v, quantity: 5, policy: InventoryPolicy::default() };
+        let req = StockRequest {
+            variant_id: v,
+            quantity: 5,
+            policy: InventoryPolicy::default(),
+        };
         let plan = plan_reservation(&req, &[level(a, 3, 1, v), level(b, 10, 0, v)]).unwrap();
-        assert_eq!(plan.iter().map(|l| (l.location_id, l.quantity)).collect::<Vec<_>>(), vec![(a, 2), (b, 3)]);
+        assert_eq!(
+            plan.iter()
+                .map(|l| (l.location_id, l.quantity))
+                .collect::<Vec<_>>(),
+            vec![(a, 2), (b, 3)]
+        );
     }
 
     #[test]
     fn plan_fails_whole_or_backorders() {
         let v = VariantId::new();
         let a = LocationId::new();
-        let mut req = StockRequest { variant_id: v, quantity: 5, policy: InventoryPolicy::default() };
+        let mut req = StockRequest {
+            variant_id: v,
+            quantity: 5,
+            policy: InventoryPolicy::default(),
+        };
         let err = plan_reservation(&req, &[level(a, 3, 0, v)]).unwrap_err();
-        assert!(matches!(err, Error::OutOfStock { requested: 5, available: 3, .. }));
-        req.policy = InventoryPolicy::Tracked { allow_backorder: true };
+        assert!(matches!(
+            err,
+            Error::OutOfStock {
+                requested: 5,
+                available: 3,
+                ..
+            }
+        ));
+        req.policy = InventoryPolicy::Tracked {
+            allow_backorder: true,
+        };
         let plan = plan_reservation(&req, &[level(a, 3, 0, v)]).unwrap();
         assert_eq!(plan.len(), 1);
         assert_eq!(plan[0].quantity, 5);

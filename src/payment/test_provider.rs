@@ -120,7 +120,11 @@ impl TestPaymentProvider {
 
     /// Makes the next call of `operation` fail with `fault` (queued in order).
     pub fn inject(&self, operation: Operation, fault: Fault) {
-        self.state().faults.entry(operation).or_default().push_back(fault);
+        self.state()
+            .faults
+            .entry(operation)
+            .or_default()
+            .push_back(fault);
     }
 
     /// Every call so far, in order.
@@ -143,7 +147,13 @@ impl TestPaymentProvider {
             .collect()
     }
 
-    fn record(state: &mut State, operation: Operation, key: &str, amount: Option<Money>, took_effect: bool) {
+    fn record(
+        state: &mut State,
+        operation: Operation,
+        key: &str,
+        amount: Option<Money>,
+        took_effect: bool,
+    ) {
         state.calls.push(ProviderCall {
             operation,
             idempotency_key: key.to_owned(),
@@ -162,7 +172,10 @@ impl TestPaymentProvider {
         apply: impl FnOnce(&mut State) -> Outcome,
     ) -> Outcome {
         let mut state = self.state();
-        let fault = state.faults.get_mut(&operation).and_then(VecDeque::pop_front);
+        let fault = state
+            .faults
+            .get_mut(&operation)
+            .and_then(VecDeque::pop_front);
         if fault == Some(Fault::Unavailable) {
             Self::record(&mut state, operation, key, amount, false);
             return Err(PaymentError::Unavailable("injected fault".into()));
@@ -174,14 +187,23 @@ impl TestPaymentProvider {
                     "idempotency key reused with different parameters".into(),
                 ));
             }
-            return if fault.is_some() { Err(PaymentError::Timeout) } else { outcome };
+            return if fault.is_some() {
+                Err(PaymentError::Timeout)
+            } else {
+                outcome
+            };
         }
         let outcome = apply(&mut state);
         let took_effect = outcome.is_ok();
         // Refusals of invalid requests are not remembered, as at real gateways;
         // successes and declines are.
-        if !matches!(outcome, Err(PaymentError::Invalid(_)) | Err(PaymentError::NotFound)) {
-            state.by_key.insert(key.to_owned(), (fingerprint, outcome.clone()));
+        if !matches!(
+            outcome,
+            Err(PaymentError::Invalid(_)) | Err(PaymentError::NotFound)
+        ) {
+            state
+                .by_key
+                .insert(key.to_owned(), (fingerprint, outcome.clone()));
         }
         Self::record(&mut state, operation, key, amount, took_effect);
         if fault.is_some() {
@@ -191,7 +213,10 @@ impl TestPaymentProvider {
     }
 }
 
-fn find<'a>(state: &'a mut State, reference: &str) -> Result<&'a mut TestAuthorization, PaymentError> {
+fn find<'a>(
+    state: &'a mut State,
+    reference: &str,
+) -> Result<&'a mut TestAuthorization, PaymentError> {
     state
         .auths
         .iter_mut()
@@ -211,47 +236,81 @@ impl PaymentProvider for TestPaymentProvider {
 
     async fn authorize(&self, r: AuthorizeRequest) -> Result<ProviderResponse, PaymentError> {
         let fp = Fingerprint::Authorize(r.amount, r.payment_token.clone());
-        self.call(Operation::Authorize, &r.idempotency_key, Some(r.amount), fp, |state| {
-            if r.amount.is_negative() || r.amount.is_zero() || !r.amount.is_exact() {
-                return Err(PaymentError::Invalid("amount must be positive and exact".into()));
-            }
-            let decline = match r.payment_token.as_str() {
-                "tok_decline" => Some(("card_declined", "Your card was declined.")),
-                "tok_insufficient_funds" => Some(("insufficient_funds", "Your card has insufficient funds.")),
-                _ if state.declined_amounts.contains(&r.amount) => Some(("card_declined", "Declined for this amount.")),
-                _ => None,
-            };
-            if let Some((code, message)) = decline {
-                return Err(PaymentError::Declined { code: code.into(), message: message.into() });
-            }
-            let reference = format!("test_auth_{}", state.auths.len() + 1);
-            let zero = Money::zero(r.amount.currency());
-            state.auths.push(TestAuthorization {
-                reference: reference.clone(),
-                authorize_key: r.idempotency_key.clone(),
-                amount: r.amount,
-                captured: zero,
-                refunded: zero,
-                voided: false,
-            });
-            Ok(ProviderResponse { reference, status: ProviderStatus::Authorized, amount: r.amount })
-        })
+        self.call(
+            Operation::Authorize,
+            &r.idempotency_key,
+            Some(r.amount),
+            fp,
+            |state| {
+                if r.amount.is_negative() || r.amount.is_zero() || !r.amount.is_exact() {
+                    return Err(PaymentError::Invalid(
+                        "amount must be positive and exact".into(),
+                    ));
+                }
+                let decline = match r.payment_token.as_str() {
+                    "tok_decline" => Some(("card_declined", "Your card was declined.")),
+                    "tok_insufficient_funds" => {
+                        Some(("insufficient_funds", "Your card has insufficient funds."))
+                    }
+                    _ if state.declined_amounts.contains(&r.amount) => {
+                        Some(("card_declined", "Declined for this amount."))
+                    }
+                    _ => None,
+                };
+                if let Some((code, message)) = decline {
+                    return Err(PaymentError::Declined {
+                        code: code.into(),
+                        message: message.into(),
+                    });
+                }
+                let reference = format!("test_auth_{}", state.auths.len() + 1);
+                let zero = Money::zero(r.amount.currency());
+                state.auths.push(TestAuthorization {
+                    reference: reference.clone(),
+                    authorize_key: r.idempotency_key.clone(),
+                    amount: r.amount,
+                    captured: zero,
+                    refunded: zero,
+                    voided: false,
+                });
+                Ok(ProviderResponse {
+                    reference,
+                    status: ProviderStatus::Authorized,
+                    amount: r.amount,
+                })
+            },
+        )
     }
 
     async fn capture(&self, r: CaptureRequest) -> Result<ProviderResponse, PaymentError> {
         let fp = Fingerprint::Capture(r.authorization.clone(), r.amount);
-        self.call(Operation::Capture, &r.idempotency_key, Some(r.amount), fp, |state| {
-            let auth = find(state, &r.authorization)?;
-            if auth.voided {
-                return Err(PaymentError::Invalid("authorization was voided".into()));
-            }
-            let remaining = auth.amount.checked_sub(auth.captured).map_err(invalid)?;
-            if r.amount.is_negative() || r.amount.is_zero() || r.amount.checked_cmp(&remaining).map_err(invalid)?.is_gt() {
-                return Err(PaymentError::Invalid("capture exceeds the authorized amount".into()));
-            }
-            auth.captured = auth.captured.checked_add(r.amount).map_err(invalid)?;
-            Ok(ProviderResponse { reference: auth.reference.clone(), status: ProviderStatus::Captured, amount: r.amount })
-        })
+        self.call(
+            Operation::Capture,
+            &r.idempotency_key,
+            Some(r.amount),
+            fp,
+            |state| {
+                let auth = find(state, &r.authorization)?;
+                if auth.voided {
+                    return Err(PaymentError::Invalid("authorization was voided".into()));
+                }
+                let remaining = auth.amount.checked_sub(auth.captured).map_err(invalid)?;
+                if r.amount.is_negative()
+                    || r.amount.is_zero()
+                    || r.amount.checked_cmp(&remaining).map_err(invalid)?.is_gt()
+                {
+                    return Err(PaymentError::Invalid(
+                        "capture exceeds the authorized amount".into(),
+                    ));
+                }
+                auth.captured = auth.captured.checked_add(r.amount).map_err(invalid)?;
+                Ok(ProviderResponse {
+                    reference: auth.reference.clone(),
+                    status: ProviderStatus::Captured,
+                    amount: r.amount,
+                })
+            },
+        )
     }
 
     async fn void(&self, r: VoidRequest) -> Result<ProviderResponse, PaymentError> {
@@ -259,38 +318,66 @@ impl PaymentProvider for TestPaymentProvider {
         self.call(Operation::Void, &r.idempotency_key, None, fp, |state| {
             let auth = find(state, &r.authorization)?;
             if !auth.captured.is_zero() {
-                return Err(PaymentError::Invalid("authorization was already captured".into()));
+                return Err(PaymentError::Invalid(
+                    "authorization was already captured".into(),
+                ));
             }
             auth.voided = true;
-            Ok(ProviderResponse { reference: auth.reference.clone(), status: ProviderStatus::Voided, amount: auth.amount })
+            Ok(ProviderResponse {
+                reference: auth.reference.clone(),
+                status: ProviderStatus::Voided,
+                amount: auth.amount,
+            })
         })
     }
 
     async fn refund(&self, r: RefundRequest) -> Result<ProviderResponse, PaymentError> {
         let fp = Fingerprint::Refund(r.authorization.clone(), r.amount);
-        self.call(Operation::Refund, &r.idempotency_key, Some(r.amount), fp, |state| {
-            let auth = find(state, &r.authorization)?;
-            let refundable = auth.captured.checked_sub(auth.refunded).map_err(invalid)?;
-            if r.amount.is_negative() || r.amount.is_zero() || r.amount.checked_cmp(&refundable).map_err(invalid)?.is_gt() {
-                return Err(PaymentError::Invalid("refund exceeds the captured amount".into()));
-            }
-            auth.refunded = auth.refunded.checked_add(r.amount).map_err(invalid)?;
-            Ok(ProviderResponse { reference: auth.reference.clone(), status: ProviderStatus::Refunded, amount: r.amount })
-        })
+        self.call(
+            Operation::Refund,
+            &r.idempotency_key,
+            Some(r.amount),
+            fp,
+            |state| {
+                let auth = find(state, &r.authorization)?;
+                let refundable = auth.captured.checked_sub(auth.refunded).map_err(invalid)?;
+                if r.amount.is_negative()
+                    || r.amount.is_zero()
+                    || r.amount.checked_cmp(&refundable).map_err(invalid)?.is_gt()
+                {
+                    return Err(PaymentError::Invalid(
+                        "refund exceeds the captured amount".into(),
+                    ));
+                }
+                auth.refunded = auth.refunded.checked_add(r.amount).map_err(invalid)?;
+                Ok(ProviderResponse {
+                    reference: auth.reference.clone(),
+                    status: ProviderStatus::Refunded,
+                    amount: r.amount,
+                })
+            },
+        )
     }
 
-    async fn find_authorization(&self, authorize_key: &str) -> Result<Option<ProviderResponse>, PaymentError> {
+    async fn find_authorization(
+        &self,
+        authorize_key: &str,
+    ) -> Result<Option<ProviderResponse>, PaymentError> {
         let state = self.state();
-        Ok(state.auths.iter().find(|a| a.authorize_key == authorize_key).map(|a| ProviderResponse {
-            reference: a.reference.clone(),
-            status: if a.voided {
-                ProviderStatus::Voided
-            } else if !a.captured.is_zero() {
-                ProviderStatus::Captured
-            } else {
-                ProviderStatus::Authorized
-            },
-            amount: a.amount,
-        }))
+        Ok(state
+            .auths
+            .iter()
+            .find(|a| a.authorize_key == authorize_key)
+            .map(|a| ProviderResponse {
+                reference: a.reference.clone(),
+                status: if a.voided {
+                    ProviderStatus::Voided
+                } else if !a.captured.is_zero() {
+                    ProviderStatus::Captured
+                } else {
+                    ProviderStatus::Authorized
+                },
+                amount: a.amount,
+            }))
     }
 }

@@ -230,7 +230,10 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
     for (line, tax) in lines.iter_mut().zip(&breakdown.lines) {
         let tax = tax.exact()?;
         if tax.currency() != currency {
-            return Err(Error::CurrencyMismatch { left: currency, right: tax.currency() });
+            return Err(Error::CurrencyMismatch {
+                left: currency,
+                right: tax.currency(),
+            });
         }
         line.tax = tax;
         line.total = line.subtotal.checked_sub(line.discount)?.checked_add(tax)?;
@@ -242,7 +245,8 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
         tax: breakdown.shipping,
     });
     let shipping_tax = shipping.as_ref().map_or(zero, |s| s.tax);
-    let tax_total = Money::sum(currency, lines.iter().map(|l| &l.tax))?.checked_add(shipping_tax)?;
+    let tax_total =
+        Money::sum(currency, lines.iter().map(|l| &l.tax))?.checked_add(shipping_tax)?;
     let shipping_amount = shipping.as_ref().map_or(zero, |s| s.amount);
     let total = subtotal
         .checked_sub(discount_total)?

@@ -70,12 +70,19 @@ impl FlatRateShipping {
         for p in prices {
             let p = p.exact()?;
             if p.is_negative() {
-                return Err(crate::Error::invalid("shipping price", "must not be negative"));
+                return Err(crate::Error::invalid(
+                    "shipping price",
+                    "must not be negative",
+                ));
             }
             by_currency.insert(p.currency(), p);
         }
         self.methods.push(FlatMethod {
-            code: required_text("shipping method code", code, crate::cart::MAX_METHOD_CODE_LEN)?,
+            code: required_text(
+                "shipping method code",
+                code,
+                crate::cart::MAX_METHOD_CODE_LEN,
+            )?,
             name: required_text("shipping method name", name, 200)?,
             prices: by_currency,
         });

@@ -104,13 +104,21 @@ impl State {
         }
         for v in product.variants() {
             if let Some(owner) = self.skus.get(v.sku()).and_then(|id| self.variants.get(id))
-                && Some(*owner) != replacing {
-                    return Err(Error::AlreadyExists { what: "sku", value: v.sku().to_string() });
-                }
+                && Some(*owner) != replacing
+            {
+                return Err(Error::AlreadyExists {
+                    what: "sku",
+                    value: v.sku().to_string(),
+                });
+            }
             if let Some(owner) = self.variants.get(&v.id())
-                && Some(*owner) != replacing {
-                    return Err(Error::AlreadyExists { what: "variant id", value: v.id().to_string() });
-                }
+                && Some(*owner) != replacing
+            {
+                return Err(Error::AlreadyExists {
+                    what: "variant id",
+                    value: v.id().to_string(),
+                });
+            }
         }
         Ok(())
     }
@@ -178,15 +186,28 @@ impl State {
         self.locations
             .iter()
             .map(|loc| {
-                let l = self.stock.get(&(variant, loc.id())).copied().unwrap_or_default();
-                StockLevel { variant_id: variant, location_id: loc.id(), on_hand: l.on_hand, reserved: l.reserved }
+                let l = self
+                    .stock
+                    .get(&(variant, loc.id()))
+                    .copied()
+                    .unwrap_or_default();
+                StockLevel {
+                    variant_id: variant,
+                    location_id: loc.id(),
+                    on_hand: l.on_hand,
+                    reserved: l.reserved,
+                }
             })
             .collect()
     }
 
     fn release_expired(&mut self, now: DateTime<Utc>) -> u64 {
-        let expired: Vec<(DateTime<Utc>, ReservationId)> =
-            self.pending.iter().take_while(|(at, _)| *at <= now).copied().collect();
+        let expired: Vec<(DateTime<Utc>, ReservationId)> = self
+            .pending
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .copied()
+            .collect();
         for (_, id) in &expired {
             self.release_reservation(*id);
         }
@@ -195,7 +216,9 @@ impl State {
 
     /// Releases a pending or allocated reservation; a no-op for others.
     fn release_reservation(&mut self, id: ReservationId) {
-        let Some(r) = self.reservations.get_mut(&id) else { return };
+        let Some(r) = self.reservations.get_mut(&id) else {
+            return;
+        };
         match r.state {
             ReservationState::Pending { expires_at } => {
                 self.pending.remove(&(expires_at, id));
@@ -223,7 +246,10 @@ impl State {
         };
         if live {
             for line in &old.lines {
-                self.stock.entry((line.variant_id, line.location_id)).or_default().reserved += i64::from(line.quantity);
+                self.stock
+                    .entry((line.variant_id, line.location_id))
+                    .or_default()
+                    .reserved += i64::from(line.quantity);
             }
         }
         self.reservations.insert(old.id, old);
@@ -248,13 +274,18 @@ impl State {
             }
             match merged.iter_mut().find(|m| m.variant_id == r.variant_id) {
                 Some(m) => {
-                    m.quantity = m.quantity.checked_add(r.quantity).ok_or(Error::Overflow("reserved quantity"))?;
+                    m.quantity = m
+                        .quantity
+                        .checked_add(r.quantity)
+                        .ok_or(Error::Overflow("reserved quantity"))?;
                 }
                 None => merged.push(*r),
             }
         }
         if self.locations.is_empty()
-            && merged.iter().any(|r| r.policy != crate::catalog::InventoryPolicy::Untracked)
+            && merged
+                .iter()
+                .any(|r| r.policy != crate::catalog::InventoryPolicy::Untracked)
         {
             return Err(Error::invalid("inventory", "no stock location exists"));
         }
@@ -263,7 +294,10 @@ impl State {
             lines.extend(plan_reservation(r, &self.levels_or_empty(r.variant_id))?);
         }
         for line in &lines {
-            let level = self.stock.entry((line.variant_id, line.location_id)).or_default();
+            let level = self
+                .stock
+                .entry((line.variant_id, line.location_id))
+                .or_default();
             level.reserved += i64::from(line.quantity);
         }
         let reservation = Reservation {
@@ -274,20 +308,28 @@ impl State {
             created_at: now,
         };
         self.pending.insert((expires_at, reservation.id));
-        self.reservations.insert(reservation.id, reservation.clone());
+        self.reservations
+            .insert(reservation.id, reservation.clone());
         Ok(reservation)
     }
 
     fn leased(&self, lease: &Lease) -> Result<&CheckoutRecord> {
         match self.checkouts.get(&lease.key) {
-            Some(r) if r.lease_token == lease.token && r.state == CheckoutState::InProgress => Ok(r),
+            Some(r) if r.lease_token == lease.token && r.state == CheckoutState::InProgress => {
+                Ok(r)
+            }
             _ => Err(Error::LeaseLost),
         }
     }
 
     fn push_event(&mut self, kind: EventKind, now: DateTime<Utc>) {
         let sequence = self.events.len() as u64 + 1;
-        self.events.push(Event { id: EventId::new(), sequence, occurred_at: now, kind });
+        self.events.push(Event {
+            id: EventId::new(),
+            sequence,
+            occurred_at: now,
+            kind,
+        });
     }
 }
 
@@ -296,7 +338,10 @@ impl CatalogStore for MemoryStore {
     async fn insert_product(&self, product: Product) -> Result<()> {
         let mut s = self.lock();
         if s.products.contains_key(&product.id()) {
-            return Err(Error::AlreadyExists { what: "product", value: product.id().to_string() });
+            return Err(Error::AlreadyExists {
+                what: "product",
+                value: product.id().to_string(),
+            });
         }
         s.check_product_refs(&product, None)?;
         s.index_product(&product);
@@ -306,7 +351,11 @@ impl CatalogStore for MemoryStore {
 
     async fn update_product(&self, product: Product) -> Result<()> {
         let mut s = self.lock();
-        let old = s.products.get(&product.id()).cloned().ok_or_else(|| Error::not_found("product", product.id()))?;
+        let old = s
+            .products
+            .get(&product.id())
+            .cloned()
+            .ok_or_else(|| Error::not_found("product", product.id()))?;
         s.check_product_refs(&product, Some(product.id()))?;
         s.unindex_product(&old);
         s.index_product(&product);
@@ -315,14 +364,22 @@ impl CatalogStore for MemoryStore {
     }
 
     async fn product(&self, id: ProductId) -> Result<Product> {
-        self.lock().products.get(&id).cloned().ok_or_else(|| Error::not_found("product", id))
+        self.lock()
+            .products
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("product", id))
     }
 
     async fn products(&self, after: Option<ProductId>, limit: usize) -> Result<Vec<Product>> {
         let limit = check_limit(limit)?;
         let s = self.lock();
         let iter: Box<dyn Iterator<Item = &Product>> = match after {
-            Some(a) => Box::new(s.products.range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)).map(|(_, p)| p)),
+            Some(a) => Box::new(
+                s.products
+                    .range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))
+                    .map(|(_, p)| p),
+            ),
             None => Box::new(s.products.values()),
         };
         Ok(iter.take(limit).cloned().collect())
@@ -330,22 +387,32 @@ impl CatalogStore for MemoryStore {
 
     async fn entry_by_sku(&self, sku: &Sku) -> Result<CatalogEntry> {
         let s = self.lock();
-        s.skus.get(sku).and_then(|v| s.entry(*v)).ok_or_else(|| Error::not_found("sku", sku))
+        s.skus
+            .get(sku)
+            .and_then(|v| s.entry(*v))
+            .ok_or_else(|| Error::not_found("sku", sku))
     }
 
     async fn entries(&self, ids: &[VariantId]) -> Result<HashMap<VariantId, CatalogEntry>> {
         let s = self.lock();
-        Ok(ids.iter().filter_map(|id| s.entry(*id).map(|e| (*id, e))).collect())
+        Ok(ids
+            .iter()
+            .filter_map(|id| s.entry(*id).map(|e| (*id, e)))
+            .collect())
     }
 
     async fn insert_category(&self, category: Category) -> Result<()> {
         let mut s = self.lock();
         if let Some(parent) = category.parent()
-            && !s.categories.contains_key(&parent) {
-                return Err(Error::not_found("category", parent));
-            }
+            && !s.categories.contains_key(&parent)
+        {
+            return Err(Error::not_found("category", parent));
+        }
         if s.categories.contains_key(&category.id()) {
-            return Err(Error::AlreadyExists { what: "category", value: category.id().to_string() });
+            return Err(Error::AlreadyExists {
+                what: "category",
+                value: category.id().to_string(),
+            });
         }
         s.categories.insert(category.id(), category);
         Ok(())
@@ -358,7 +425,10 @@ impl CatalogStore for MemoryStore {
     async fn insert_collection(&self, collection: Collection) -> Result<()> {
         let mut s = self.lock();
         if s.collections.contains_key(&collection.id()) {
-            return Err(Error::AlreadyExists { what: "collection", value: collection.id().to_string() });
+            return Err(Error::AlreadyExists {
+                what: "collection",
+                value: collection.id().to_string(),
+            });
         }
         s.collections.insert(collection.id(), collection);
         Ok(())
@@ -374,10 +444,16 @@ impl CustomerStore for MemoryStore {
     async fn insert_customer(&self, customer: Customer) -> Result<()> {
         let mut s = self.lock();
         if s.emails.contains_key(customer.email()) {
-            return Err(Error::AlreadyExists { what: "email", value: customer.email().to_string() });
+            return Err(Error::AlreadyExists {
+                what: "email",
+                value: customer.email().to_string(),
+            });
         }
         if s.customers.contains_key(&customer.id()) {
-            return Err(Error::AlreadyExists { what: "customer", value: customer.id().to_string() });
+            return Err(Error::AlreadyExists {
+                what: "customer",
+                value: customer.id().to_string(),
+            });
         }
         s.emails.insert(customer.email().clone(), customer.id());
         s.customers.insert(customer.id(), customer);
@@ -386,7 +462,10 @@ impl CustomerStore for MemoryStore {
 
     async fn save_customer(&self, mut customer: Customer) -> Result<Customer> {
         let mut s = self.lock();
-        let stored = s.customers.get(&customer.id()).ok_or_else(|| Error::not_found("customer", customer.id()))?;
+        let stored = s
+            .customers
+            .get(&customer.id())
+            .ok_or_else(|| Error::not_found("customer", customer.id()))?;
         if stored.version() != customer.version() {
             return Err(Error::Conflict("customer"));
         }
@@ -399,18 +478,31 @@ impl CustomerStore for MemoryStore {
     }
 
     async fn customer(&self, id: CustomerId) -> Result<Customer> {
-        self.lock().customers.get(&id).cloned().ok_or_else(|| Error::not_found("customer", id))
+        self.lock()
+            .customers
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("customer", id))
     }
 
     async fn customer_by_email(&self, email: &Email) -> Result<Option<Customer>> {
         let s = self.lock();
-        Ok(s.emails.get(email).and_then(|id| s.customers.get(id)).cloned())
+        Ok(s.emails
+            .get(email)
+            .and_then(|id| s.customers.get(id))
+            .cloned())
     }
 
     async fn insert_group(&self, group: CustomerGroup) -> Result<()> {
         let mut s = self.lock();
-        if s.groups.values().any(|g| g.name().eq_ignore_ascii_case(group.name())) {
-            return Err(Error::AlreadyExists { what: "customer group", value: group.name().to_owned() });
+        if s.groups
+            .values()
+            .any(|g| g.name().eq_ignore_ascii_case(group.name()))
+        {
+            return Err(Error::AlreadyExists {
+                what: "customer group",
+                value: group.name().to_owned(),
+            });
         }
         s.groups.insert(group.id(), group);
         Ok(())
@@ -426,25 +518,36 @@ impl CartStore for MemoryStore {
     async fn insert_cart(&self, cart: Cart) -> Result<()> {
         let mut s = self.lock();
         if s.carts.contains_key(&cart.id()) {
-            return Err(Error::AlreadyExists { what: "cart", value: cart.id().to_string() });
+            return Err(Error::AlreadyExists {
+                what: "cart",
+                value: cart.id().to_string(),
+            });
         }
         if let Some(c) = cart.customer_id()
-            && !s.customers.contains_key(&c) {
-                return Err(Error::UnknownCustomer(c));
-            }
+            && !s.customers.contains_key(&c)
+        {
+            return Err(Error::UnknownCustomer(c));
+        }
         s.carts.insert(cart.id(), cart);
         Ok(())
     }
 
     async fn cart(&self, id: CartId) -> Result<Cart> {
-        self.lock().carts.get(&id).cloned().ok_or_else(|| Error::not_found("cart", id))
+        self.lock()
+            .carts
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("cart", id))
     }
 
     async fn save_carts(&self, carts: Vec<Cart>, now: DateTime<Utc>) -> Result<Vec<Cart>> {
         let mut s = self.lock();
         let mut saved = Vec::with_capacity(carts.len());
         for mut cart in carts {
-            let stored = s.carts.get(&cart.id()).ok_or_else(|| Error::not_found("cart", cart.id()))?;
+            let stored = s
+                .carts
+                .get(&cart.id())
+                .ok_or_else(|| Error::not_found("cart", cart.id()))?;
             if stored.version() != cart.version() {
                 return Err(Error::Conflict("cart"));
             }
@@ -452,9 +555,10 @@ impl CartStore for MemoryStore {
                 return Err(Error::CartNotActive { cart_id: cart.id() });
             }
             if let Some(c) = cart.customer_id()
-                && !s.customers.contains_key(&c) {
-                    return Err(Error::UnknownCustomer(c));
-                }
+                && !s.customers.contains_key(&c)
+            {
+                return Err(Error::UnknownCustomer(c));
+            }
             cart.saved(now)?;
             saved.push(cart);
         }
@@ -464,11 +568,19 @@ impl CartStore for MemoryStore {
         Ok(saved)
     }
 
-    async fn active_cart_for(&self, customer: CustomerId, currency: Currency) -> Result<Option<Cart>> {
+    async fn active_cart_for(
+        &self,
+        customer: CustomerId,
+        currency: Currency,
+    ) -> Result<Option<Cart>> {
         let s = self.lock();
         Ok(s.carts
             .values()
-            .filter(|c| c.customer_id() == Some(customer) && c.currency() == currency && c.status() == CartStatus::Active)
+            .filter(|c| {
+                c.customer_id() == Some(customer)
+                    && c.currency() == currency
+                    && c.status() == CartStatus::Active
+            })
             .max_by_key(|c| (c.updated_at(), c.id()))
             .cloned())
     }
@@ -478,7 +590,10 @@ fn check_on_hand(on_hand: i64) -> Result<i64> {
     if (0..=MAX_ON_HAND).contains(&on_hand) {
         Ok(on_hand)
     } else {
-        Err(Error::invalid("on hand", format!("must be between 0 and {MAX_ON_HAND}")))
+        Err(Error::invalid(
+            "on hand",
+            format!("must be between 0 and {MAX_ON_HAND}"),
+        ))
     }
 }
 
@@ -487,7 +602,10 @@ impl InventoryStore for MemoryStore {
     async fn insert_location(&self, location: Location) -> Result<()> {
         let mut s = self.lock();
         if s.locations.iter().any(|l| l.id() == location.id()) {
-            return Err(Error::AlreadyExists { what: "location", value: location.id().to_string() });
+            return Err(Error::AlreadyExists {
+                what: "location",
+                value: location.id().to_string(),
+            });
         }
         s.locations.push(location);
         s.locations.sort_by_key(|l| (l.priority(), l.id()));
@@ -498,7 +616,12 @@ impl InventoryStore for MemoryStore {
         Ok(self.lock().locations.clone())
     }
 
-    async fn set_stock(&self, variant: VariantId, location: LocationId, on_hand: i64) -> Result<StockLevel> {
+    async fn set_stock(
+        &self,
+        variant: VariantId,
+        location: LocationId,
+        on_hand: i64,
+    ) -> Result<StockLevel> {
         let on_hand = check_on_hand(on_hand)?;
         let mut s = self.lock();
         if !s.variants.contains_key(&variant) {
@@ -509,10 +632,20 @@ impl InventoryStore for MemoryStore {
         }
         let level = s.stock.entry((variant, location)).or_default();
         level.on_hand = on_hand;
-        Ok(StockLevel { variant_id: variant, location_id: location, on_hand, reserved: level.reserved })
+        Ok(StockLevel {
+            variant_id: variant,
+            location_id: location,
+            on_hand,
+            reserved: level.reserved,
+        })
     }
 
-    async fn adjust_stock(&self, variant: VariantId, location: LocationId, delta: i64) -> Result<StockLevel> {
+    async fn adjust_stock(
+        &self,
+        variant: VariantId,
+        location: LocationId,
+        delta: i64,
+    ) -> Result<StockLevel> {
         let mut s = self.lock();
         if !s.variants.contains_key(&variant) {
             return Err(Error::not_found("variant", variant));
@@ -520,11 +653,25 @@ impl InventoryStore for MemoryStore {
         if !s.locations.iter().any(|l| l.id() == location) {
             return Err(Error::not_found("location", location));
         }
-        let current = s.stock.get(&(variant, location)).copied().unwrap_or_default();
-        let on_hand = check_on_hand(current.on_hand.checked_add(delta).ok_or(Error::Overflow("stock"))?)?;
+        let current = s
+            .stock
+            .get(&(variant, location))
+            .copied()
+            .unwrap_or_default();
+        let on_hand = check_on_hand(
+            current
+                .on_hand
+                .checked_add(delta)
+                .ok_or(Error::Overflow("stock"))?,
+        )?;
         let level = s.stock.entry((variant, location)).or_default();
         level.on_hand = on_hand;
-        Ok(StockLevel { variant_id: variant, location_id: location, on_hand, reserved: level.reserved })
+        Ok(StockLevel {
+            variant_id: variant,
+            location_id: location,
+            on_hand,
+            reserved: level.reserved,
+        })
     }
 
     async fn stock(&self, variant: VariantId) -> Result<StockSummary> {
@@ -541,7 +688,12 @@ impl InventoryStore for MemoryStore {
         })
     }
 
-    async fn reserve(&self, requests: &[StockRequest], expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<Reservation> {
+    async fn reserve(
+        &self,
+        requests: &[StockRequest],
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Reservation> {
         let mut s = self.lock();
         s.release_expired(now);
         s.reserve(requests, None, expires_at, now)
@@ -553,13 +705,20 @@ impl InventoryStore for MemoryStore {
             return Err(Error::not_found("reservation", id));
         }
         s.release_reservation(id);
-        s.reservations.get(&id).cloned().ok_or_else(|| Error::not_found("reservation", id))
+        s.reservations
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("reservation", id))
     }
 
     async fn commit(&self, id: ReservationId, now: DateTime<Utc>) -> Result<Reservation> {
         let mut s = self.lock();
         s.release_expired(now);
-        let r = s.reservations.get(&id).cloned().ok_or_else(|| Error::not_found("reservation", id))?;
+        let r = s
+            .reservations
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("reservation", id))?;
         match r.state {
             ReservationState::Pending { expires_at } => {
                 s.pending.remove(&(expires_at, id));
@@ -574,13 +733,20 @@ impl InventoryStore for MemoryStore {
                 level.on_hand -= i64::from(line.quantity);
             }
         }
-        let stored = s.reservations.get_mut(&id).ok_or_else(|| Error::not_found("reservation", id))?;
+        let stored = s
+            .reservations
+            .get_mut(&id)
+            .ok_or_else(|| Error::not_found("reservation", id))?;
         stored.state = ReservationState::Committed;
         Ok(stored.clone())
     }
 
     async fn reservation(&self, id: ReservationId) -> Result<Reservation> {
-        self.lock().reservations.get(&id).cloned().ok_or_else(|| Error::not_found("reservation", id))
+        self.lock()
+            .reservations
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("reservation", id))
     }
 
     async fn release_expired(&self, now: DateTime<Utc>) -> Result<u64> {
@@ -594,18 +760,25 @@ impl CheckoutStore for MemoryStore {
         let mut s = self.lock();
         let Some(record) = s.checkouts.get_mut(&b.key) else {
             let token = Uuid::new_v4();
-            s.checkouts.insert(b.key.clone(), CheckoutRecord {
-                key: b.key.clone(),
-                cart_id: b.cart_id,
-                payment_token: b.payment_token,
+            s.checkouts.insert(
+                b.key.clone(),
+                CheckoutRecord {
+                    key: b.key.clone(),
+                    cart_id: b.cart_id,
+                    payment_token: b.payment_token,
+                    attempt: 1,
+                    state: CheckoutState::InProgress,
+                    reservation_id: None,
+                    lease_token: token,
+                    lease_until: b.lease_until,
+                    created_at: b.now,
+                },
+            );
+            return Ok(CheckoutClaim::Claimed(Lease {
+                key: b.key,
+                token,
                 attempt: 1,
-                state: CheckoutState::InProgress,
-                reservation_id: None,
-                lease_token: token,
-                lease_until: b.lease_until,
-                created_at: b.now,
-            });
-            return Ok(CheckoutClaim::Claimed(Lease { key: b.key, token, attempt: 1 }));
+            }));
         };
         if record.cart_id != b.cart_id || record.payment_token != b.payment_token {
             return Err(Error::IdempotencyConflict(b.key.to_string()));
@@ -613,15 +786,24 @@ impl CheckoutStore for MemoryStore {
         match &record.state {
             CheckoutState::Completed { order_id } => Ok(CheckoutClaim::Completed(*order_id)),
             CheckoutState::Failed { failure } => Ok(CheckoutClaim::Failed(failure.clone())),
-            CheckoutState::InProgress => Ok(CheckoutClaim::InProgress { lease_until: record.lease_until }),
+            CheckoutState::InProgress => Ok(CheckoutClaim::InProgress {
+                lease_until: record.lease_until,
+            }),
             CheckoutState::Retryable => {
-                let attempt = record.attempt.checked_add(1).ok_or(Error::Overflow("checkout attempts"))?;
+                let attempt = record
+                    .attempt
+                    .checked_add(1)
+                    .ok_or(Error::Overflow("checkout attempts"))?;
                 let token = Uuid::new_v4();
                 record.attempt = attempt;
                 record.state = CheckoutState::InProgress;
                 record.lease_token = token;
                 record.lease_until = b.lease_until;
-                Ok(CheckoutClaim::Claimed(Lease { key: b.key, token, attempt }))
+                Ok(CheckoutClaim::Claimed(Lease {
+                    key: b.key,
+                    token,
+                    attempt,
+                }))
             }
         }
     }
@@ -663,25 +845,39 @@ impl CheckoutStore for MemoryStore {
         s.release_expired(now);
         let reservation_id = record.reservation_id.ok_or(Error::ReservationExpired)?;
         if order.reservation_id != reservation_id {
-            return Err(Error::invalid("order", "does not carry the checkout's reservation"));
+            return Err(Error::invalid(
+                "order",
+                "does not carry the checkout's reservation",
+            ));
         }
         match s.reservations.get(&reservation_id) {
             Some(r) if r.is_live(now) => {}
             _ => return Err(Error::ReservationExpired),
         }
-        let cart = s.carts.get(&order.cart_id).ok_or_else(|| Error::not_found("cart", order.cart_id))?;
+        let cart = s
+            .carts
+            .get(&order.cart_id)
+            .ok_or_else(|| Error::not_found("cart", order.cart_id))?;
         cart.ensure_active()?;
         if cart.version() != order.pricing.cart_version {
             return Err(Error::Conflict("cart"));
         }
         if s.orders.contains_key(&order.id) {
-            return Err(Error::AlreadyExists { what: "order", value: order.id.to_string() });
+            return Err(Error::AlreadyExists {
+                what: "order",
+                value: order.id.to_string(),
+            });
         }
         let mut cart = cart.clone();
         cart.complete(order.id);
         cart.saved(now)?;
         let mut customer = match order.customer_id {
-            Some(id) => Some(s.customers.get(&id).cloned().ok_or(Error::UnknownCustomer(id))?),
+            Some(id) => Some(
+                s.customers
+                    .get(&id)
+                    .cloned()
+                    .ok_or(Error::UnknownCustomer(id))?,
+            ),
             None => None,
         };
         if let Some(c) = customer.as_mut() {
@@ -690,26 +886,41 @@ impl CheckoutStore for MemoryStore {
         }
         // Every check passed: apply.
         if let Some(r) = s.reservations.get_mut(&reservation_id)
-            && let ReservationState::Pending { expires_at } = r.state {
-                s.pending.remove(&(expires_at, reservation_id));
-            }
+            && let ReservationState::Pending { expires_at } = r.state
+        {
+            s.pending.remove(&(expires_at, reservation_id));
+        }
         if let Some(r) = s.reservations.get_mut(&reservation_id) {
             r.state = ReservationState::Allocated { order_id: order.id };
         }
         s.carts.insert(cart.id(), cart);
         if let Some(c) = customer {
-            s.customer_orders.entry(c.id()).or_default().insert(order.id);
+            s.customer_orders
+                .entry(c.id())
+                .or_default()
+                .insert(order.id);
             s.customers.insert(c.id(), c);
         }
         if let Some(rec) = s.checkouts.get_mut(&lease.key) {
             rec.state = CheckoutState::Completed { order_id: order.id };
         }
-        s.push_event(EventKind::OrderPlaced { order_id: order.id, total: order.total() }, now);
+        s.push_event(
+            EventKind::OrderPlaced {
+                order_id: order.id,
+                total: order.total(),
+            },
+            now,
+        );
         s.orders.insert(order.id, order.clone());
         Ok(order)
     }
 
-    async fn end_checkout(&self, lease: &Lease, end: CheckoutEnd, _now: DateTime<Utc>) -> Result<()> {
+    async fn end_checkout(
+        &self,
+        lease: &Lease,
+        end: CheckoutEnd,
+        _now: DateTime<Utc>,
+    ) -> Result<()> {
         let mut s = self.lock();
         let reservation = s.leased(lease)?.reservation_id;
         if let Some(r) = reservation {
@@ -729,7 +940,11 @@ impl CheckoutStore for MemoryStore {
         Ok(self.lock().checkouts.get(key).cloned())
     }
 
-    async fn stale_checkouts(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<CheckoutRecord>> {
+    async fn stale_checkouts(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<CheckoutRecord>> {
         let limit = check_limit(limit)?;
         let s = self.lock();
         let mut stale: Vec<CheckoutRecord> = s
@@ -743,28 +958,50 @@ impl CheckoutStore for MemoryStore {
         Ok(stale)
     }
 
-    async fn claim_stale(&self, key: &IdempotencyKey, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<Lease>> {
+    async fn claim_stale(
+        &self,
+        key: &IdempotencyKey,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<Lease>> {
         let mut s = self.lock();
-        let Some(r) = s.checkouts.get_mut(key) else { return Ok(None) };
+        let Some(r) = s.checkouts.get_mut(key) else {
+            return Ok(None);
+        };
         if r.state != CheckoutState::InProgress || r.lease_until > now {
             return Ok(None);
         }
         r.lease_token = Uuid::new_v4();
         r.lease_until = lease_until;
-        Ok(Some(Lease { key: key.clone(), token: r.lease_token, attempt: r.attempt }))
+        Ok(Some(Lease {
+            key: key.clone(),
+            token: r.lease_token,
+            attempt: r.attempt,
+        }))
     }
 }
 
 #[async_trait]
 impl OrderStore for MemoryStore {
     async fn order(&self, id: OrderId) -> Result<Order> {
-        self.lock().orders.get(&id).cloned().ok_or_else(|| Error::not_found("order", id))
+        self.lock()
+            .orders
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("order", id))
     }
 
-    async fn orders_for_customer(&self, customer: CustomerId, before: Option<OrderId>, limit: usize) -> Result<Vec<Order>> {
+    async fn orders_for_customer(
+        &self,
+        customer: CustomerId,
+        before: Option<OrderId>,
+        limit: usize,
+    ) -> Result<Vec<Order>> {
         let limit = check_limit(limit)?;
         let s = self.lock();
-        let Some(ids) = s.customer_orders.get(&customer) else { return Ok(Vec::new()) };
+        let Some(ids) = s.customer_orders.get(&customer) else {
+            return Ok(Vec::new());
+        };
         Ok(ids
             .iter()
             .rev()
@@ -774,9 +1011,18 @@ impl OrderStore for MemoryStore {
             .collect())
     }
 
-    async fn update_payment(&self, order: OrderId, expected: &Payment, updated: Payment, now: DateTime<Utc>) -> Result<Order> {
+    async fn update_payment(
+        &self,
+        order: OrderId,
+        expected: &Payment,
+        updated: Payment,
+        now: DateTime<Utc>,
+    ) -> Result<Order> {
         let mut s = self.lock();
-        let stored = s.orders.get(&order).ok_or_else(|| Error::not_found("order", order))?;
+        let stored = s
+            .orders
+            .get(&order)
+            .ok_or_else(|| Error::not_found("order", order))?;
         if stored.payment != *expected {
             return Err(Error::Conflict("payment"));
         }
@@ -787,7 +1033,13 @@ impl OrderStore for MemoryStore {
         o.payment = updated;
         s.orders.insert(order, o.clone());
         if newly_captured {
-            s.push_event(EventKind::PaymentCaptured { order_id: order, amount: captured }, now);
+            s.push_event(
+                EventKind::PaymentCaptured {
+                    order_id: order,
+                    amount: captured,
+                },
+                now,
+            );
         }
         Ok(o)
     }

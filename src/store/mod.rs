@@ -25,7 +25,10 @@ use crate::cart::Cart;
 use crate::catalog::{CatalogEntry, Category, Collection, Product, Sku};
 use crate::customer::{Customer, CustomerGroup, Email};
 use crate::error::{Error, Result};
-use crate::id::{CartId, CustomerId, EventId, IdempotencyKey, LocationId, OrderId, ProductId, ReservationId, VariantId};
+use crate::id::{
+    CartId, CustomerId, EventId, IdempotencyKey, LocationId, OrderId, ProductId, ReservationId,
+    VariantId,
+};
 use crate::inventory::{Location, Reservation, StockLevel, StockRequest, StockSummary};
 use crate::money::{Currency, Money};
 use crate::order::Order;
@@ -91,7 +94,11 @@ pub trait CartStore: Send + Sync {
     /// the stored one; returns them with versions bumped.
     async fn save_carts(&self, carts: Vec<Cart>, now: DateTime<Utc>) -> Result<Vec<Cart>>;
     /// The customer's most recent active cart in `currency`, if any.
-    async fn active_cart_for(&self, customer: CustomerId, currency: Currency) -> Result<Option<Cart>>;
+    async fn active_cart_for(
+        &self,
+        customer: CustomerId,
+        currency: Currency,
+    ) -> Result<Option<Cart>>;
 }
 
 /// Stock, locations and reservations.
@@ -102,13 +109,28 @@ pub trait InventoryStore: Send + Sync {
     /// Every location, in reservation order.
     async fn locations(&self) -> Result<Vec<Location>>;
     /// Sets the units on hand (0 to [`MAX_ON_HAND`](crate::inventory::MAX_ON_HAND)).
-    async fn set_stock(&self, variant: VariantId, location: LocationId, on_hand: i64) -> Result<StockLevel>;
+    async fn set_stock(
+        &self,
+        variant: VariantId,
+        location: LocationId,
+        on_hand: i64,
+    ) -> Result<StockLevel>;
     /// Adds `delta` (may be negative) to the units on hand, within the same bounds.
-    async fn adjust_stock(&self, variant: VariantId, location: LocationId, delta: i64) -> Result<StockLevel>;
+    async fn adjust_stock(
+        &self,
+        variant: VariantId,
+        location: LocationId,
+        delta: i64,
+    ) -> Result<StockLevel>;
     /// One variant's stock everywhere, counting only live reservations.
     async fn stock(&self, variant: VariantId) -> Result<StockSummary>;
     /// Holds stock for every request until `expires_at`, all or nothing.
-    async fn reserve(&self, requests: &[StockRequest], expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<Reservation>;
+    async fn reserve(
+        &self,
+        requests: &[StockRequest],
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Reservation>;
     /// Gives a pending or allocated reservation back. Releasing twice is a no-op.
     async fn release(&self, id: ReservationId, now: DateTime<Utc>) -> Result<Reservation>;
     /// Takes a live reservation's units out of stock (they left the building).
@@ -180,7 +202,11 @@ impl CheckoutFailure {
                 code: code.clone(),
                 message: message.clone(),
             }),
-            Error::OutOfStock { variant_id, requested, available } => Some(Self::OutOfStock {
+            Error::OutOfStock {
+                variant_id,
+                requested,
+                available,
+            } => Some(Self::OutOfStock {
                 variant_id: *variant_id,
                 requested: *requested,
                 available: *available,
@@ -193,10 +219,18 @@ impl CheckoutFailure {
 impl From<CheckoutFailure> for Error {
     fn from(f: CheckoutFailure) -> Self {
         match f {
-            CheckoutFailure::PaymentDeclined { code, message } => Error::PaymentDeclined { code, message },
-            CheckoutFailure::OutOfStock { variant_id, requested, available } => {
-                Error::OutOfStock { variant_id, requested, available }
+            CheckoutFailure::PaymentDeclined { code, message } => {
+                Error::PaymentDeclined { code, message }
             }
+            CheckoutFailure::OutOfStock {
+                variant_id,
+                requested,
+                available,
+            } => Error::OutOfStock {
+                variant_id,
+                requested,
+                available,
+            },
         }
     }
 }
@@ -298,13 +332,18 @@ pub trait CheckoutStore: Send + Sync {
     async fn place_order(&self, lease: &Lease, order: Order, now: DateTime<Utc>) -> Result<Order>;
 
     /// Ends an attempt that did not place an order, releasing its reservation.
-    async fn end_checkout(&self, lease: &Lease, end: CheckoutEnd, now: DateTime<Utc>) -> Result<()>;
+    async fn end_checkout(&self, lease: &Lease, end: CheckoutEnd, now: DateTime<Utc>)
+    -> Result<()>;
 
     /// The record for a key.
     async fn checkout(&self, key: &IdempotencyKey) -> Result<Option<CheckoutRecord>>;
 
     /// Checkouts in progress whose lease ended before `now`, oldest first.
-    async fn stale_checkouts(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<CheckoutRecord>>;
+    async fn stale_checkouts(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<CheckoutRecord>>;
 
     /// Takes over a stale checkout for cleaning up: succeeds only if it is
     /// still in progress with an expired lease.
@@ -322,10 +361,21 @@ pub trait OrderStore: Send + Sync {
     /// One order.
     async fn order(&self, id: OrderId) -> Result<Order>;
     /// A customer's orders, newest first, before `before`, at most `limit` (≤ [`MAX_PAGE_SIZE`]).
-    async fn orders_for_customer(&self, customer: CustomerId, before: Option<OrderId>, limit: usize) -> Result<Vec<Order>>;
+    async fn orders_for_customer(
+        &self,
+        customer: CustomerId,
+        before: Option<OrderId>,
+        limit: usize,
+    ) -> Result<Vec<Order>>;
     /// Records a payment change on an order (capture), if the payment is
     /// still as `expected`, with an event. Returns the updated order.
-    async fn update_payment(&self, order: OrderId, expected: &Payment, updated: Payment, now: DateTime<Utc>) -> Result<Order>;
+    async fn update_payment(
+        &self,
+        order: OrderId,
+        expected: &Payment,
+        updated: Payment,
+        now: DateTime<Utc>,
+    ) -> Result<Order>;
 }
 
 /// Something that happened, recorded in the same atomic command as the change.
@@ -371,13 +421,28 @@ pub trait EventStore: Send + Sync {
 
 /// Everything the engine needs from storage. Implemented automatically for
 /// any type that implements every port.
-pub trait Store: CatalogStore + CustomerStore + CartStore + InventoryStore + CheckoutStore + OrderStore + EventStore {}
+pub trait Store:
+    CatalogStore + CustomerStore + CartStore + InventoryStore + CheckoutStore + OrderStore + EventStore
+{
+}
 
-impl<T> Store for T where T: CatalogStore + CustomerStore + CartStore + InventoryStore + CheckoutStore + OrderStore + EventStore {}
+impl<T> Store for T where
+    T: CatalogStore
+        + CustomerStore
+        + CartStore
+        + InventoryStore
+        + CheckoutStore
+        + OrderStore
+        + EventStore
+{
+}
 
 pub(crate) fn check_limit(limit: usize) -> Result<usize> {
     if limit == 0 || limit > MAX_PAGE_SIZE {
-        Err(Error::LimitExceeded { what: "page size", max: MAX_PAGE_SIZE as u64 })
+        Err(Error::LimitExceeded {
+            what: "page size",
+            max: MAX_PAGE_SIZE as u64,
+        })
     } else {
         Ok(limit)
     }

@@ -126,7 +126,10 @@ impl TaxCalculator for FlatRateTax {
             (true, Some(s)) => self.of(s)?,
             _ => Money::zero(input.currency),
         };
-        let total = Money::sum(input.currency, lines.iter().chain(std::iter::once(&shipping)))?;
+        let total = Money::sum(
+            input.currency,
+            lines.iter().chain(std::iter::once(&shipping)),
+        )?;
         let summary = if total.is_zero() {
             Vec::new()
         } else {
