@@ -61,7 +61,15 @@ pub struct RecoveryReport {
     pub voided_authorizations: u64,
 }
 
-/// How far an attempt got with the provider, for compensation.
+/// How far an attempt got, for compensation.
+struct Progress {
+    /// What the provider may hold.
+    hold: Hold,
+    /// Whether the attempt went past validation (reserved stock).
+    touched: bool,
+}
+
+/// How far an attempt got with the provider.
 enum Hold {
     /// Nothing can be held.
     None,
@@ -145,8 +153,11 @@ impl Engine {
         token: &str,
         lease: Lease,
     ) -> Result<Order> {
-        let mut hold = Hold::None;
-        let error = match self.attempt(request, token, &lease, &mut hold).await {
+        let mut progress = Progress {
+            hold: Hold::None,
+            touched: false,
+        };
+        let error = match self.attempt(request, token, &lease, &mut progress).await {
             Ok(order) => return Ok(self.capture_if_immediate(order).await),
             Err(e) => e,
         };
@@ -158,26 +169,29 @@ impl Engine {
             let order = self.inner.store.order(order_id).await?;
             return Ok(self.capture_if_immediate(order).await);
         }
-        if !self.release_hold(&lease, hold).await {
+        if !self.release_hold(&lease, progress.hold).await {
             // The hold could not be voided now; the attempt stays in progress
             // and recovery voids it once the lease ends.
             return Err(error);
         }
-        let end =
-            CheckoutFailure::from_error(&error).map_or(CheckoutEnd::Retryable, CheckoutEnd::Failed);
+        let end = match CheckoutFailure::from_error(&error) {
+            Some(failure) => CheckoutEnd::Failed(failure),
+            None if progress.touched => CheckoutEnd::Retryable,
+            None => CheckoutEnd::Untouched,
+        };
         // If this fails (lease lost, store down) the attempt stays in
         // progress and recovery ends it; the caller still gets the real error.
         let _ended = self.inner.store.end_checkout(&lease, end, self.now()).await;
         Err(error)
     }
 
-    /// The forward path. On error, `hold` says what must be voided.
+    /// The forward path. On error, `progress` says what must be undone.
     async fn attempt(
         &self,
         request: &CheckoutRequest,
         token: &str,
         lease: &Lease,
-        hold: &mut Hold,
+        progress: &mut Progress,
     ) -> Result<Order> {
         let store = &self.inner.store;
         let cart = self.cart(&request.actor, request.cart_id).await?;
@@ -217,6 +231,7 @@ impl Engine {
             })
             .collect::<Result<Vec<_>>>()?;
         let now = self.now();
+        progress.touched = true;
         let reservation = store
             .reserve_for_checkout(
                 lease,
@@ -240,7 +255,7 @@ impl Engine {
                 status: PaymentStatus::Captured,
             }
         } else {
-            *hold = Hold::Unknown;
+            progress.hold = Hold::Unknown;
             let response = provider
                 .authorize(AuthorizeRequest {
                     idempotency_key: authorize_key.clone(),
@@ -252,12 +267,12 @@ impl Engine {
             let response = match response {
                 Ok(r) => r,
                 Err(e @ PaymentError::Declined { .. }) => {
-                    *hold = Hold::None;
+                    progress.hold = Hold::None;
                     return Err(e.into());
                 }
                 Err(e) => return Err(e.into()),
             };
-            *hold = Hold::Held(response.clone());
+            progress.hold = Hold::Held(response.clone());
             if response.amount != priced.total || response.status != ProviderStatus::Authorized {
                 return Err(Error::PaymentUnavailable(
                     "provider answered with a different amount or status".into(),

@@ -922,7 +922,12 @@ impl CheckoutStore for MemoryStore {
         _now: DateTime<Utc>,
     ) -> Result<()> {
         let mut s = self.lock();
-        let reservation = s.leased(lease)?.reservation_id;
+        let record = s.leased(lease)?;
+        let reservation = record.reservation_id;
+        if matches!(end, CheckoutEnd::Untouched) && reservation.is_none() && record.attempt == 1 {
+            s.checkouts.remove(&lease.key);
+            return Ok(());
+        }
         if let Some(r) = reservation {
             s.release_reservation(r);
         }
@@ -931,6 +936,13 @@ impl CheckoutStore for MemoryStore {
             rec.state = match end {
                 CheckoutEnd::Failed(failure) => CheckoutState::Failed { failure },
                 CheckoutEnd::Retryable => CheckoutState::Retryable,
+                CheckoutEnd::Untouched => {
+                    if reservation.is_none() {
+                        // This attempt's provider key was never used.
+                        rec.attempt = rec.attempt.saturating_sub(1).max(1);
+                    }
+                    CheckoutState::Retryable
+                }
             };
         }
         Ok(())

@@ -301,6 +301,11 @@ pub enum CheckoutEnd {
     Failed(CheckoutFailure),
     /// Not for good: the next call with the key runs a new attempt.
     Retryable,
+    /// The attempt changed nothing (it failed validation before reserving
+    /// stock or calling the provider). The store forgets the attempt — and
+    /// the key itself if this was its first attempt — so a bad request
+    /// leaves no trace.
+    Untouched,
 }
 
 /// Checkout commands. Each is atomic and checks the [`Lease`].

@@ -1,0 +1,694 @@
+//! The checkout saga through the public API: outcomes, idempotency, failures,
+//! recovery and concurrency.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cartwright::payment::{
+    AuthorizeRequest, CaptureRequest, Fault, Operation, PaymentError, PaymentProvider,
+    PaymentStatus, ProviderResponse, RefundRequest, TestPaymentProvider, VoidRequest,
+};
+use cartwright::prelude::*;
+use cartwright::store::EventKind;
+use common::{Shop, ShopOptions, request, usd};
+use tokio::sync::Notify;
+
+fn authorizations_taking_effect(shop: &Shop) -> usize {
+    shop.payments
+        .calls()
+        .iter()
+        .filter(|c| c.operation == Operation::Authorize && c.took_effect)
+        .count()
+}
+
+#[tokio::test]
+async fn happy_path_places_a_frozen_order_and_captures() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "10.00", 5).await;
+    let b = shop.product("B", "2.50", 5).await;
+    let cart = shop.ready_cart(&[(a, 2), (b, 3)]).await;
+
+    let order = shop
+        .engine
+        .checkout(request(cart.id(), "k1"))
+        .await
+        .unwrap();
+
+    // 20.00 + 7.50 = 27.50; shipping 5.00; tax 10% of each line and shipping.
+    let p = order.pricing();
+    assert_eq!(p.subtotal, usd("27.50"));
+    assert_eq!(p.shipping.as_ref().unwrap().amount, usd("5.00"));
+    assert_eq!(p.lines[0].tax, usd("2.00"));
+    assert_eq!(p.lines[1].tax, usd("0.75"));
+    assert_eq!(p.tax_total, usd("3.25"));
+    assert_eq!(order.total(), usd("35.75"));
+    assert_eq!(order.payment().status, PaymentStatus::Captured);
+    assert_eq!(order.payment().captured, usd("35.75"));
+    assert_eq!(order.email().unwrap().as_str(), "buyer@example.com");
+
+    // Stock is allocated to the order; the cart is completed.
+    assert_eq!(shop.engine.stock(a).await.unwrap().available(), 3);
+    assert_eq!(shop.engine.stock(b).await.unwrap().available(), 2);
+    let cart = shop.engine.cart(&Actor::Guest, cart.id()).await.unwrap();
+    assert!(cart.ensure_active().is_err());
+
+    // Changing the catalog later does not change the order.
+    let mut product = shop
+        .engine
+        .product(
+            shop.engine
+                .variant_by_sku("A")
+                .await
+                .unwrap()
+                .variant
+                .product_id(),
+        )
+        .await
+        .unwrap();
+    product.set_variant_price(a, usd("99.00")).unwrap();
+    shop.engine.update_product(product).await.unwrap();
+    let again = shop.engine.order(&Actor::Guest, order.id()).await.unwrap();
+    assert_eq!(again.pricing(), order.pricing());
+
+    // Events were recorded with the changes.
+    let events = shop.engine.events_after(0, 10).await.unwrap();
+    assert!(
+        matches!(events[0].kind, EventKind::OrderPlaced { order_id, .. } if order_id == order.id())
+    );
+    assert!(
+        matches!(events[1].kind, EventKind::PaymentCaptured { amount, .. } if amount == usd("35.75"))
+    );
+}
+
+#[tokio::test]
+async fn same_key_same_order_and_one_charge() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    let first = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    let second = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    assert_eq!(first.id(), second.id());
+    assert_eq!(shop.payments.authorizations().len(), 1);
+    assert_eq!(authorizations_taking_effect(&shop), 1);
+    assert_eq!(shop.engine.stock(a).await.unwrap().available(), 4);
+}
+
+#[tokio::test]
+async fn same_key_with_another_cart_or_token_is_a_conflict() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "10.00", 5).await;
+    let one = shop.ready_cart(&[(a, 1)]).await;
+    let two = shop.ready_cart(&[(a, 1)]).await;
+    shop.engine.checkout(request(one.id(), "k")).await.unwrap();
+    let before = shop.snapshot();
+    let err = shop
+        .engine
+        .checkout(request(two.id(), "k"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::IdempotencyConflict(_)));
+    let mut other_token = request(one.id(), "k");
+    other_token.payment_token = "tok_other".into();
+    assert!(matches!(
+        shop.engine.checkout(other_token).await,
+        Err(Error::IdempotencyConflict(_))
+    ));
+    assert_eq!(shop.snapshot(), before);
+}
+
+#[tokio::test]
+async fn decline_releases_stock_keeps_cart_and_is_replayed() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 2)]).await;
+    let mut req = request(cart.id(), "k");
+    req.payment_token = "tok_decline".into();
+
+    let err = shop.engine.checkout(req.clone()).await.unwrap_err();
+    assert!(matches!(&err, Error::PaymentDeclined { code, .. } if code == "card_declined"));
+    assert_eq!(shop.engine.stock(a).await.unwrap().available(), 5);
+    let after = shop.engine.cart(&Actor::Guest, cart.id()).await.unwrap();
+    assert_eq!(after, cart, "the cart is exactly as it was");
+
+    // The same key gets the same outcome without calling the provider again.
+    let calls = shop.payments.calls().len();
+    let again = shop.engine.checkout(req).await.unwrap_err();
+    assert!(matches!(again, Error::PaymentDeclined { .. }));
+    assert_eq!(shop.payments.calls().len(), calls);
+
+    // A new key (another card) succeeds.
+    let order = shop
+        .engine
+        .checkout(request(cart.id(), "k2"))
+        .await
+        .unwrap();
+    assert_eq!(order.total(), usd("27.50"));
+}
+
+#[tokio::test]
+async fn declined_by_amount() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    shop.payments.decline_amount(usd("16.50"));
+    let err = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::PaymentDeclined { .. }));
+}
+
+#[tokio::test]
+async fn out_of_stock_reserves_nothing() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "10.00", 5).await;
+    let b = shop.product("B", "1.00", 1).await;
+    let cart = shop.ready_cart(&[(a, 2), (b, 2)]).await;
+    let before = shop.engine.stock(a).await.unwrap();
+    let err = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::OutOfStock { variant_id, requested: 2, available: 1 } if variant_id == b)
+    );
+    assert_eq!(
+        shop.engine.stock(a).await.unwrap(),
+        before,
+        "A was not held"
+    );
+    assert!(shop.payments.calls().is_empty(), "no payment attempted");
+}
+
+#[tokio::test]
+async fn unavailable_provider_leaves_the_key_retryable() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    shop.payments
+        .inject(Operation::Authorize, Fault::Unavailable);
+    let err = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable());
+    assert_eq!(shop.engine.stock(a).await.unwrap().available(), 5);
+    // The retry with the same key succeeds and charges once.
+    let order = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    assert_eq!(order.payment().status, PaymentStatus::Captured);
+    assert_eq!(shop.payments.authorizations().len(), 1);
+}
+
+#[tokio::test]
+async fn timeout_after_authorizing_voids_the_hidden_hold() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    shop.payments
+        .inject(Operation::Authorize, Fault::TimeoutAfterProcessing);
+    let err = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable());
+    let auths = shop.payments.authorizations();
+    assert_eq!(auths.len(), 1);
+    assert!(
+        auths[0].voided,
+        "the hold the shop never heard about was voided"
+    );
+    assert_eq!(shop.engine.stock(a).await.unwrap().available(), 5);
+
+    let order = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    assert_eq!(order.payment().captured, usd("16.50"));
+    assert!(shop.payments.open_holds().is_empty());
+    let captured: Vec<_> = shop
+        .payments
+        .authorizations()
+        .into_iter()
+        .filter(|a| !a.captured.is_zero())
+        .collect();
+    assert_eq!(captured.len(), 1, "charged exactly once");
+}
+
+#[tokio::test]
+async fn failed_capture_leaves_order_authorized_and_capture_can_be_retried() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    shop.payments
+        .inject(Operation::Capture, Fault::TimeoutAfterProcessing);
+    let order = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    assert_eq!(order.payment().status, PaymentStatus::Authorized);
+
+    let captured = shop
+        .engine
+        .capture(&Actor::Staff("ops".into()), order.id())
+        .await
+        .unwrap();
+    assert_eq!(captured.payment().status, PaymentStatus::Captured);
+    // Both capture calls used one key, so the gateway captured once.
+    let auth = &shop.payments.authorizations()[0];
+    assert_eq!(auth.captured, usd("16.50"));
+    // Capturing again is a no-op.
+    let again = shop
+        .engine
+        .capture(&Actor::System, order.id())
+        .await
+        .unwrap();
+    assert_eq!(again, captured);
+    assert_eq!(shop.payments.authorizations()[0].captured, usd("16.50"));
+}
+
+#[tokio::test]
+async fn manual_capture_mode() {
+    let shop = Shop::with(ShopOptions {
+        capture: CaptureMode::Manual,
+        ..ShopOptions::default()
+    })
+    .await;
+    let a = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    let order = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    assert_eq!(order.payment().status, PaymentStatus::Authorized);
+    assert!(shop.payments.authorizations()[0].captured.is_zero());
+    let order = shop
+        .engine
+        .capture(&Actor::System, order.id())
+        .await
+        .unwrap();
+    assert_eq!(order.payment().captured, usd("16.50"));
+}
+
+#[tokio::test]
+async fn free_orders_need_no_payment() {
+    let shop = Shop::new().await;
+    let product = shop
+        .product_with(
+            "FREE",
+            NewVariant {
+                prices: vec![usd("0.00")],
+                requires_shipping: false,
+                ..NewVariant::default()
+            },
+        )
+        .await;
+    let v = product.variants()[0].id();
+    shop.engine.set_stock(v, shop.warehouse, 3).await.unwrap();
+    let guest = Actor::Guest;
+    let cart = shop
+        .engine
+        .create_cart(&guest, Currency::USD)
+        .await
+        .unwrap();
+    shop.engine.add_item(&guest, cart.id(), v, 1).await.unwrap();
+    shop.engine
+        .set_email(&guest, cart.id(), "a@b.co")
+        .await
+        .unwrap();
+    let order = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    assert!(order.total().is_zero());
+    assert!(shop.payments.calls().is_empty());
+}
+
+#[tokio::test]
+async fn validation_errors_change_nothing_and_do_not_burn_the_key() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "10.00", 5).await;
+    let guest = Actor::Guest;
+
+    // Empty cart.
+    let empty = shop
+        .engine
+        .create_cart(&guest, Currency::USD)
+        .await
+        .unwrap();
+    let before = shop.snapshot();
+    assert!(matches!(
+        shop.engine.checkout(request(empty.id(), "e")).await,
+        Err(Error::EmptyCart)
+    ));
+    assert_eq!(shop.snapshot(), before);
+    // Missing address, then method, then email: each refused, nothing held.
+    let cart = shop
+        .engine
+        .create_cart(&guest, Currency::USD)
+        .await
+        .unwrap();
+    shop.engine.add_item(&guest, cart.id(), a, 1).await.unwrap();
+    let before = shop.snapshot();
+    let err = shop
+        .engine
+        .checkout(request(cart.id(), "m"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Incomplete("shipping address")));
+    assert_eq!(shop.snapshot(), before);
+    shop.engine
+        .set_shipping_address(&guest, cart.id(), common::address())
+        .await
+        .unwrap();
+    let err = shop
+        .engine
+        .checkout(request(cart.id(), "m"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Incomplete("shipping method")));
+    shop.engine
+        .set_shipping_method(&guest, cart.id(), "standard")
+        .await
+        .unwrap();
+    let before = shop.snapshot();
+    let err = shop
+        .engine
+        .checkout(request(cart.id(), "m"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Incomplete("email")));
+    assert_eq!(shop.snapshot(), before);
+    assert!(shop.payments.calls().is_empty());
+    // Fix the cart; the same key now succeeds.
+    shop.engine
+        .set_email(&guest, cart.id(), "x@y.io")
+        .await
+        .unwrap();
+    shop.engine.checkout(request(cart.id(), "m")).await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_requests_leave_the_store_unchanged() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    let before = shop.snapshot();
+    let mut bad_token = request(cart.id(), "k");
+    bad_token.payment_token = " ".into();
+    assert!(matches!(
+        shop.engine.checkout(bad_token).await,
+        Err(Error::Invalid { .. })
+    ));
+    let mut long_token = request(cart.id(), "k");
+    long_token.payment_token = "t".repeat(300);
+    assert!(shop.engine.checkout(long_token).await.is_err());
+    let unknown = request(cartwright::id::CartId::new(), "k2");
+    assert!(matches!(
+        shop.engine.checkout(unknown).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(shop.snapshot(), before);
+    assert!(shop.payments.calls().is_empty());
+}
+
+#[tokio::test]
+async fn another_customers_cart_cannot_be_checked_out() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "10.00", 5).await;
+    let owner = shop
+        .engine
+        .register(NewCustomer {
+            email: "o@x.io".into(),
+            password: "password1".into(),
+            name: "O".into(),
+        })
+        .await
+        .unwrap();
+    let me = Actor::Customer(owner.id());
+    let cart = shop.engine.create_cart(&me, Currency::USD).await.unwrap();
+    shop.engine.add_item(&me, cart.id(), a, 1).await.unwrap();
+    shop.complete_details(&me, cart.id()).await;
+    let mut req = request(cart.id(), "k");
+    req.actor = Actor::Guest;
+    let before = shop.snapshot();
+    assert!(matches!(
+        shop.engine.checkout(req).await,
+        Err(Error::Forbidden)
+    ));
+    assert_eq!(shop.snapshot(), before);
+    let mut req = request(cart.id(), "k");
+    req.actor = me;
+    let order = shop.engine.checkout(req).await.unwrap();
+    assert_eq!(order.customer_id(), Some(owner.id()));
+    // Orders are private to their customer.
+    let stranger = Actor::Customer(cartwright::id::CustomerId::new());
+    assert!(matches!(
+        shop.engine.order(&stranger, order.id()).await,
+        Err(Error::Forbidden)
+    ));
+    let mine = shop
+        .engine
+        .orders_for_customer(&Actor::Customer(owner.id()), owner.id(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 1);
+    assert!(
+        shop.engine
+            .orders_for_customer(&stranger, owner.id(), None, 10)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        shop.engine
+            .customer(&Actor::System, owner.id())
+            .await
+            .unwrap()
+            .orders_placed(),
+        1
+    );
+}
+
+/// A provider that authorizes through the test provider and then waits for a
+/// signal, so a test can act while a checkout is mid-flight.
+struct PausingProvider {
+    inner: Arc<TestPaymentProvider>,
+    authorized: Notify,
+    resume: Notify,
+}
+
+#[async_trait]
+impl PaymentProvider for PausingProvider {
+    fn name(&self) -> &str {
+        "pausing"
+    }
+    async fn authorize(&self, r: AuthorizeRequest) -> Result<ProviderResponse, PaymentError> {
+        let out = self.inner.authorize(r).await;
+        self.authorized.notify_one();
+        self.resume.notified().await;
+        out
+    }
+    async fn capture(&self, r: CaptureRequest) -> Result<ProviderResponse, PaymentError> {
+        self.inner.capture(r).await
+    }
+    async fn void(&self, r: VoidRequest) -> Result<ProviderResponse, PaymentError> {
+        self.inner.void(r).await
+    }
+    async fn refund(&self, r: RefundRequest) -> Result<ProviderResponse, PaymentError> {
+        self.inner.refund(r).await
+    }
+    async fn find_authorization(
+        &self,
+        key: &str,
+    ) -> Result<Option<ProviderResponse>, PaymentError> {
+        self.inner.find_authorization(key).await
+    }
+}
+
+async fn pausing_shop() -> (Shop, Arc<PausingProvider>) {
+    let inner = Arc::new(TestPaymentProvider::new());
+    let pausing = Arc::new(PausingProvider {
+        inner: inner.clone(),
+        authorized: Notify::new(),
+        resume: Notify::new(),
+    });
+    let mut shop = Shop::with(ShopOptions {
+        provider: Some(pausing.clone()),
+        ..ShopOptions::default()
+    })
+    .await;
+    shop.payments = inner;
+    (shop, pausing)
+}
+
+#[tokio::test]
+async fn a_cart_changed_after_authorization_voids_the_hold() {
+    let (shop, pausing) = pausing_shop().await;
+    let a = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    let engine = shop.engine.clone();
+    let id = cart.id();
+    let task = tokio::spawn(async move { engine.checkout(request(id, "k")).await });
+    pausing.authorized.notified().await;
+    // The shopper adds an item while the payment is being authorized.
+    shop.engine
+        .add_item(&Actor::Guest, cart.id(), a, 1)
+        .await
+        .unwrap();
+    pausing.resume.notify_one();
+    let err = task.await.unwrap().unwrap_err();
+    assert!(matches!(err, Error::Conflict("cart")));
+    assert!(shop.payments.authorizations()[0].voided);
+    assert_eq!(shop.engine.stock(a).await.unwrap().available(), 5);
+    // Retrying with the same key prices the new cart and charges it once.
+    let engine = shop.engine.clone();
+    let task = tokio::spawn(async move { engine.checkout(request(id, "k")).await });
+    pausing.authorized.notified().await;
+    pausing.resume.notify_one();
+    let order = task.await.unwrap().unwrap();
+    assert_eq!(order.pricing().lines[0].quantity, 2);
+    assert_eq!(shop.payments.open_holds().len(), 0);
+}
+
+#[tokio::test]
+async fn a_crash_after_authorization_is_recovered() {
+    let (shop, pausing) = pausing_shop().await;
+    let a = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 2)]).await;
+    let engine = shop.engine.clone();
+    let id = cart.id();
+    let task = tokio::spawn(async move { engine.checkout(request(id, "k")).await });
+    pausing.authorized.notified().await;
+    task.abort(); // the process "dies" holding funds and stock
+    assert!(task.await.unwrap_err().is_cancelled());
+    assert_eq!(shop.engine.stock(a).await.unwrap().available(), 3);
+    assert_eq!(shop.payments.open_holds().len(), 1);
+
+    // Recovery leaves a live attempt alone...
+    let report = shop.engine.recover().await.unwrap();
+    assert_eq!(report.reset_checkouts, 0);
+    // ...and cleans up once its lease has ended.
+    shop.clock.advance(chrono::Duration::minutes(3));
+    let report = shop.engine.recover().await.unwrap();
+    assert_eq!(report.reset_checkouts, 1);
+    assert_eq!(report.voided_authorizations, 1);
+    assert!(shop.payments.open_holds().is_empty());
+    assert_eq!(shop.engine.stock(a).await.unwrap().available(), 5);
+    assert!(
+        shop.engine
+            .cart(&Actor::Guest, id)
+            .await
+            .unwrap()
+            .ensure_active()
+            .is_ok()
+    );
+
+    // The customer's retry with the same key runs a new attempt and charges once.
+    let engine = shop.engine.clone();
+    let task = tokio::spawn(async move { engine.checkout(request(id, "k")).await });
+    pausing.authorized.notified().await;
+    pausing.resume.notify_one();
+    let order = task.await.unwrap().unwrap();
+    assert_eq!(order.payment().status, PaymentStatus::Captured);
+    let auths = shop.payments.authorizations();
+    assert_eq!(auths.len(), 2);
+    assert_eq!(auths.iter().filter(|a| !a.captured.is_zero()).count(), 1);
+    assert_eq!(auths.iter().filter(|a| a.voided).count(), 1);
+}
+
+#[tokio::test]
+async fn a_retry_after_a_crash_cleans_up_by_itself() {
+    let (shop, pausing) = pausing_shop().await;
+    let a = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    let engine = shop.engine.clone();
+    let id = cart.id();
+    let task = tokio::spawn(async move { engine.checkout(request(id, "k")).await });
+    pausing.authorized.notified().await;
+    task.abort();
+    let _ = task.await;
+    shop.clock.advance(chrono::Duration::minutes(3));
+    // No explicit recover(): the retry notices the dead attempt.
+    let engine = shop.engine.clone();
+    let task = tokio::spawn(async move { engine.checkout(request(id, "k")).await });
+    pausing.authorized.notified().await;
+    pausing.resume.notify_one();
+    task.await.unwrap().unwrap();
+    assert!(shop.payments.open_holds().is_empty());
+    assert_eq!(
+        shop.payments
+            .authorizations()
+            .iter()
+            .filter(|a| a.voided)
+            .count(),
+        1
+    );
+    assert_eq!(shop.engine.stock(a).await.unwrap().available(), 4);
+}
+
+#[tokio::test]
+async fn expired_reservations_are_released() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "10.00", 5).await;
+    let held = shop.engine.reserve_stock(&[(a, 4)]).await.unwrap();
+    assert_eq!(shop.engine.stock(a).await.unwrap().available(), 1);
+    shop.clock.advance(chrono::Duration::minutes(11));
+    let report = shop.engine.recover().await.unwrap();
+    assert_eq!(report.released_reservations, 1);
+    assert_eq!(shop.engine.stock(a).await.unwrap().available(), 5);
+    assert!(shop.engine.commit_reservation(held.id).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hundred_buyers_for_the_last_ten_units() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "10.00", 10).await;
+    let mut carts = Vec::new();
+    for _ in 0..100 {
+        carts.push(shop.ready_cart(&[(a, 1)]).await.id());
+    }
+    let mut tasks = Vec::new();
+    for (i, cart) in carts.into_iter().enumerate() {
+        let engine = shop.engine.clone();
+        tasks.push(tokio::spawn(async move {
+            engine.checkout(request(cart, &format!("k{i}"))).await
+        }));
+    }
+    let mut placed = 0;
+    let mut sold_out = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => placed += 1,
+            Err(Error::OutOfStock { .. }) => sold_out += 1,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!((placed, sold_out), (10, 90));
+    let stock = shop.engine.stock(a).await.unwrap();
+    assert_eq!(stock.available(), 0);
+    assert_eq!(stock.reserved, 10);
+    assert_eq!(shop.payments.authorizations().len(), 10);
+    assert!(shop.payments.open_holds().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_calls_with_one_key_run_once() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "10.00", 100).await;
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let engine = shop.engine.clone();
+        let id = cart.id();
+        tasks.push(tokio::spawn(async move {
+            engine.checkout(request(id, "same-key")).await
+        }));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for t in tasks {
+        ids.insert(t.await.unwrap().unwrap().id());
+    }
+    assert_eq!(ids.len(), 1, "one order");
+    assert_eq!(shop.payments.authorizations().len(), 1, "one authorization");
+    assert_eq!(authorizations_taking_effect(&shop), 1);
+    assert_eq!(shop.engine.stock(a).await.unwrap().available(), 99);
+}
