@@ -301,6 +301,7 @@ async fn free_orders_need_no_payment() {
             NewVariant {
                 prices: vec![usd("0.00")],
                 requires_shipping: false,
+                status: Status::Active,
                 ..NewVariant::default()
             },
         )

@@ -69,7 +69,11 @@ pub enum CartStatus {
 }
 
 /// One line: a variant and how many units.
+///
+/// There is no price field, and deserializing a line that carries one (or any
+/// other unknown field) fails: prices come only from the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LineItem {
     /// The line's id, stable while the cart lives.
     pub id: LineId,

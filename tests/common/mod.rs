@@ -88,7 +88,7 @@ impl Shop {
         }
     }
 
-    /// An active product with one shippable variant priced `price` USD, with `stock` units.
+    /// An active product with one active, shippable variant priced `price` USD, with `stock` units.
     pub async fn product(&self, sku: &str, price: &str, stock: i64) -> VariantId {
         let product = self
             .product_with(
@@ -97,6 +97,7 @@ impl Shop {
                     prices: vec![usd(price)],
                     requires_shipping: true,
                     weight_grams: 100,
+                    status: Status::Active,
                     ..NewVariant::default()
                 },
             )
@@ -109,6 +110,7 @@ impl Shop {
         variant
     }
 
+    /// An active product whose one variant is `variant` with this SKU.
     pub async fn product_with(&self, sku: &str, variant: NewVariant) -> Product {
         self.engine
             .create_product(NewProduct {
@@ -116,7 +118,6 @@ impl Shop {
                 status: Status::Active,
                 variants: vec![NewVariant {
                     sku: sku.into(),
-                    status: Status::Active,
                     ..variant
                 }],
                 ..NewProduct::default()

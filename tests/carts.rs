@@ -1,0 +1,385 @@
+//! Carts through the public API.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use cartwright::cart::{
+    CartStatus, LineItem, MAX_CODES_PER_CART, MAX_LINES_PER_CART, MAX_QUANTITY_PER_LINE,
+};
+use cartwright::id::{CustomerId, LineId, VariantId};
+use cartwright::prelude::*;
+use common::{Shop, usd};
+
+#[tokio::test]
+async fn add_change_remove_and_price() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "3.00", 10).await;
+    let b = shop.product("B", "1.25", 10).await;
+    let g = Actor::Guest;
+    let cart = shop.engine.create_cart(&g, Currency::USD).await.unwrap();
+    let cart = shop.engine.add_item(&g, cart.id(), a, 2).await.unwrap();
+    let cart = shop.engine.add_item(&g, cart.id(), b, 1).await.unwrap();
+    let cart = shop.engine.add_item(&g, cart.id(), a, 1).await.unwrap();
+    assert_eq!(cart.lines().len(), 2);
+    assert_eq!(cart.lines()[0].quantity, 3);
+    let line_b = cart.lines()[1].id;
+    let cart = shop
+        .engine
+        .set_quantity(&g, cart.id(), line_b, 4)
+        .await
+        .unwrap();
+    let priced = shop.engine.price_cart(&g, cart.id()).await.unwrap();
+    assert_eq!(priced.subtotal, usd("14.00"));
+    assert_eq!(priced.lines[1].unit_price, usd("1.25"));
+    assert!(priced.shipping.is_none(), "no method chosen yet");
+    assert_eq!(priced.shipping_options.len(), 1);
+    let cart = shop
+        .engine
+        .remove_line(&g, cart.id(), line_b)
+        .await
+        .unwrap();
+    assert_eq!(cart.item_count(), 3);
+    // Cart versions move with every save.
+    assert!(cart.version() >= 5);
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_and_changes_nothing() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "3.00", 10).await;
+    let draft = shop
+        .product_with(
+            "D",
+            NewVariant {
+                prices: vec![usd("1.00")],
+                status: Status::Draft,
+                ..NewVariant::default()
+            },
+        )
+        .await
+        .variants()[0]
+        .id();
+    let g = Actor::Guest;
+    let cart = shop.engine.create_cart(&g, Currency::USD).await.unwrap();
+    shop.engine.add_item(&g, cart.id(), a, 1).await.unwrap();
+    let yen = shop.engine.create_cart(&g, Currency::JPY).await.unwrap();
+    let before = shop.snapshot();
+
+    let e = &shop.engine;
+    let id = cart.id();
+    assert!(matches!(
+        e.add_item(&g, id, a, 0).await,
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        e.add_item(&g, id, a, MAX_QUANTITY_PER_LINE).await,
+        Err(Error::LimitExceeded { .. })
+    ));
+    assert!(e.add_item(&g, id, a, u32::MAX).await.is_err());
+    assert!(matches!(
+        e.add_item(&g, id, VariantId::new(), 1).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        e.add_item(&g, id, draft, 1).await,
+        Err(Error::NotPurchasable { .. })
+    ));
+    assert!(matches!(
+        e.add_item(&g, yen.id(), a, 1).await,
+        Err(Error::NoPrice {
+            currency: Currency::JPY,
+            ..
+        })
+    ));
+    assert!(e.set_quantity(&g, id, LineId::new(), 2).await.is_err());
+    assert!(
+        e.set_quantity(
+            &g,
+            id,
+            cart.lines().first().map_or(LineId::new(), |l| l.id),
+            0
+        )
+        .await
+        .is_err()
+    );
+    assert!(e.remove_line(&g, id, LineId::new()).await.is_err());
+    assert!(e.add_coupon_code(&g, id, &"A".repeat(65)).await.is_err());
+    assert!(e.add_coupon_code(&g, id, "no spaces").await.is_err());
+    assert!(
+        e.set_shipping_method(&g, id, &"m".repeat(65))
+            .await
+            .is_err()
+    );
+    assert!(e.set_shipping_method(&g, id, "  ").await.is_err());
+    assert!(e.set_email(&g, id, "nope").await.is_err());
+    assert!(
+        e.set_shipping_address(
+            &g,
+            id,
+            NewAddress {
+                line1: "x".repeat(201),
+                ..common::address()
+            }
+        )
+        .await
+        .is_err()
+    );
+    assert!(e.cart(&g, cartwright::id::CartId::new()).await.is_err());
+    assert_eq!(shop.snapshot(), before);
+}
+
+#[test]
+fn a_price_smuggled_into_a_line_is_rejected() {
+    let line = format!(
+        r#"{{"id":"{}","variant_id":"{}","quantity":1,"unit_price":{{"amount":"0.01","currency":"USD"}}}}"#,
+        LineId::new(),
+        VariantId::new()
+    );
+    assert!(serde_json::from_str::<LineItem>(&line).is_err());
+}
+
+#[tokio::test]
+async fn an_unknown_shipping_method_cannot_be_priced() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "3.00", 10).await;
+    let g = Actor::Guest;
+    let cart = shop.engine.create_cart(&g, Currency::USD).await.unwrap();
+    shop.engine.add_item(&g, cart.id(), a, 1).await.unwrap();
+    shop.engine
+        .set_shipping_method(&g, cart.id(), "teleport")
+        .await
+        .unwrap();
+    assert!(matches!(
+        shop.engine.price_cart(&g, cart.id()).await,
+        Err(Error::ShippingUnavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn limits_on_lines_and_codes() {
+    let shop = Shop::new().await;
+    let g = Actor::Guest;
+    let cart = shop.engine.create_cart(&g, Currency::USD).await.unwrap();
+    for i in 0..MAX_CODES_PER_CART {
+        shop.engine
+            .add_coupon_code(&g, cart.id(), &format!("code{i}"))
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        shop.engine.add_coupon_code(&g, cart.id(), "one-more").await,
+        Err(Error::LimitExceeded { .. })
+    ));
+    // Entering a code twice is a no-op; removing works on the normalized form.
+    shop.engine
+        .add_coupon_code(&g, cart.id(), " CODE0 ")
+        .await
+        .unwrap();
+    let c = shop
+        .engine
+        .remove_coupon_code(&g, cart.id(), "code0")
+        .await
+        .unwrap();
+    assert_eq!(c.coupon_codes().len(), MAX_CODES_PER_CART - 1);
+
+    // Lines: fill a pure cart to the limit (the engine applies the same rule).
+    let mut pure = cartwright::cart::Cart::new(Currency::USD, None, chrono::Utc::now());
+    for _ in 0..MAX_LINES_PER_CART {
+        pure.add_line(VariantId::new(), 1).unwrap();
+    }
+    assert!(matches!(
+        pure.add_line(VariantId::new(), 1),
+        Err(Error::LimitExceeded { .. })
+    ));
+}
+
+#[tokio::test]
+async fn customer_carts_are_private() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "3.00", 10).await;
+    let ann = shop
+        .engine
+        .register(NewCustomer {
+            email: "ann@x.io".into(),
+            password: "password1".into(),
+            name: "Ann".into(),
+        })
+        .await
+        .unwrap();
+    let me = Actor::Customer(ann.id());
+    let cart = shop.engine.create_cart(&me, Currency::USD).await.unwrap();
+    assert_eq!(cart.customer_id(), Some(ann.id()));
+    let before = shop.snapshot();
+    let other = Actor::Customer(CustomerId::new());
+    assert!(matches!(
+        shop.engine.cart(&other, cart.id()).await,
+        Err(Error::Forbidden)
+    ));
+    assert!(matches!(
+        shop.engine.add_item(&other, cart.id(), a, 1).await,
+        Err(Error::Forbidden)
+    ));
+    assert!(matches!(
+        shop.engine.add_item(&Actor::Guest, cart.id(), a, 1).await,
+        Err(Error::Forbidden)
+    ));
+    assert!(matches!(
+        shop.engine.price_cart(&Actor::Guest, cart.id()).await,
+        Err(Error::Forbidden)
+    ));
+    assert_eq!(shop.snapshot(), before);
+    shop.engine.add_item(&me, cart.id(), a, 1).await.unwrap();
+    shop.engine
+        .cart(&Actor::Staff("sam".into()), cart.id())
+        .await
+        .unwrap();
+    // A cart for an unknown customer cannot be created.
+    assert!(
+        shop.engine
+            .create_cart(&other, Currency::USD)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn guest_cart_merges_into_the_customers_cart_at_login() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "3.00", 10).await;
+    let b = shop.product("B", "1.00", 10).await;
+    let ann = shop
+        .engine
+        .register(NewCustomer {
+            email: "ann@x.io".into(),
+            password: "password1".into(),
+            name: "Ann".into(),
+        })
+        .await
+        .unwrap();
+    let me = Actor::Customer(ann.id());
+    let mine = shop.engine.create_cart(&me, Currency::USD).await.unwrap();
+    shop.engine.add_item(&me, mine.id(), a, 1).await.unwrap();
+    let g = Actor::Guest;
+    let guest = shop.engine.create_cart(&g, Currency::USD).await.unwrap();
+    shop.engine.add_item(&g, guest.id(), a, 2).await.unwrap();
+    shop.engine.add_item(&g, guest.id(), b, 1).await.unwrap();
+    shop.engine
+        .add_coupon_code(&g, guest.id(), "welcome")
+        .await
+        .unwrap();
+
+    shop.engine.login("ann@x.io", "password1").await.unwrap();
+    let merged = shop
+        .engine
+        .merge_guest_cart(ann.id(), guest.id())
+        .await
+        .unwrap();
+    assert_eq!(merged.id(), mine.id());
+    assert_eq!(merged.item_count(), 4);
+    assert_eq!(merged.coupon_codes(), ["WELCOME"]);
+    let guest_after = shop.engine.cart(&g, guest.id()).await.unwrap();
+    assert_eq!(guest_after.status(), CartStatus::Merged { into: mine.id() });
+    assert!(
+        shop.engine.add_item(&g, guest.id(), a, 1).await.is_err(),
+        "a merged cart is closed"
+    );
+
+    // With no cart of their own, the guest cart simply becomes theirs.
+    let bob = shop
+        .engine
+        .register(NewCustomer {
+            email: "bob@x.io".into(),
+            password: "password1".into(),
+            name: "Bob".into(),
+        })
+        .await
+        .unwrap();
+    let guest2 = shop.engine.create_cart(&g, Currency::USD).await.unwrap();
+    shop.engine.add_item(&g, guest2.id(), b, 1).await.unwrap();
+    let taken = shop
+        .engine
+        .merge_guest_cart(bob.id(), guest2.id())
+        .await
+        .unwrap();
+    assert_eq!(taken.id(), guest2.id());
+    assert_eq!(taken.customer_id(), Some(bob.id()));
+    assert!(
+        shop.engine.cart(&g, guest2.id()).await.is_err(),
+        "no longer a guest cart"
+    );
+}
+
+#[tokio::test]
+async fn a_merge_that_would_break_a_limit_changes_neither_cart() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "3.00", 100_000).await;
+    let ann = shop
+        .engine
+        .register(NewCustomer {
+            email: "ann@x.io".into(),
+            password: "password1".into(),
+            name: "Ann".into(),
+        })
+        .await
+        .unwrap();
+    let me = Actor::Customer(ann.id());
+    let mine = shop.engine.create_cart(&me, Currency::USD).await.unwrap();
+    shop.engine
+        .add_item(&me, mine.id(), a, MAX_QUANTITY_PER_LINE)
+        .await
+        .unwrap();
+    let guest = shop
+        .engine
+        .create_cart(&Actor::Guest, Currency::USD)
+        .await
+        .unwrap();
+    shop.engine
+        .add_item(&Actor::Guest, guest.id(), a, 1)
+        .await
+        .unwrap();
+    let before = shop.snapshot();
+    assert!(matches!(
+        shop.engine.merge_guest_cart(ann.id(), guest.id()).await,
+        Err(Error::LimitExceeded { .. })
+    ));
+    assert_eq!(shop.snapshot(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_additions_are_never_lost() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "3.00", 10).await;
+    let cart = shop
+        .engine
+        .create_cart(&Actor::Guest, Currency::USD)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let engine = shop.engine.clone();
+        let id = cart.id();
+        tasks.push(tokio::spawn(async move {
+            engine.add_item(&Actor::Guest, id, a, 1).await
+        }));
+    }
+    let mut ok = 0u64;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(Error::Conflict(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let cart = shop.engine.cart(&Actor::Guest, cart.id()).await.unwrap();
+    assert_eq!(
+        cart.item_count(),
+        ok,
+        "every acknowledged addition is in the cart"
+    );
+    assert!(ok > 0);
+}

@@ -1,0 +1,232 @@
+//! Catalog through the public API.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use cartwright::catalog::{Image, MAX_TITLE_LEN, Product};
+use cartwright::id::{CategoryId, CollectionId};
+use cartwright::prelude::*;
+use common::{Shop, usd};
+
+fn variant(sku: &str) -> NewVariant {
+    NewVariant {
+        sku: sku.into(),
+        prices: vec![usd("1.00")],
+        status: Status::Active,
+        ..NewVariant::default()
+    }
+}
+
+fn product(title: &str, variants: Vec<NewVariant>) -> NewProduct {
+    NewProduct {
+        title: title.into(),
+        status: Status::Active,
+        variants,
+        ..NewProduct::default()
+    }
+}
+
+#[tokio::test]
+async fn products_with_variants_categories_collections_tags_and_images() {
+    let shop = Shop::new().await;
+    let e = &shop.engine;
+    let clothing = e.create_category("Clothing", None).await.unwrap();
+    let tops = e
+        .create_category("Tops", Some(clothing.id()))
+        .await
+        .unwrap();
+    let tees = e.create_category("Tees", Some(tops.id())).await.unwrap();
+    let sale = e.create_collection("Sale").await.unwrap();
+    let p = e
+        .create_product(NewProduct {
+            title: "  Tee  ".into(),
+            categories: vec![tees.id()],
+            collections: vec![sale.id()],
+            tags: vec![" Cotton ".into(), "cotton".into()],
+            images: vec![
+                Image {
+                    url: "https://cdn/b.jpg".into(),
+                    alt: "back".into(),
+                    position: 2,
+                },
+                Image {
+                    url: "https://cdn/a.jpg".into(),
+                    alt: "front".into(),
+                    position: 1,
+                },
+            ],
+            variants: vec![
+                NewVariant {
+                    options: [("size".into(), "S".into()), ("colour".into(), "red".into())].into(),
+                    weight_grams: 150,
+                    prices: vec![usd("10.00"), Money::parse("1500", Currency::JPY).unwrap()],
+                    ..variant("tee-s-red")
+                },
+                variant("TEE-M-RED"),
+            ],
+            ..product("x", vec![])
+        })
+        .await
+        .unwrap();
+    assert_eq!(p.title(), "Tee");
+    assert_eq!(p.tags().iter().collect::<Vec<_>>(), ["cotton"]);
+    assert_eq!(p.images()[0].alt, "front");
+    assert_eq!(p.variants()[0].sku().as_str(), "TEE-S-RED");
+    assert_eq!(
+        p.variants()[0].price(Currency::JPY),
+        Some(Money::parse("1500", Currency::JPY).unwrap())
+    );
+    assert_eq!(p.variants()[0].price(Currency::EUR), None);
+
+    // Lookup by SKU is case-insensitive, and the entry lists every ancestor category.
+    let entry = e.variant_by_sku("tee-s-red").await.unwrap();
+    assert_eq!(entry.variant.id(), p.variants()[0].id());
+    let expected: std::collections::BTreeSet<CategoryId> =
+        [clothing.id(), tops.id(), tees.id()].into();
+    assert_eq!(entry.categories, expected);
+    assert!(entry.collections.contains(&sale.id()));
+    assert_eq!(e.product(p.id()).await.unwrap(), p);
+    assert_eq!(e.products(None, 10).await.unwrap(), vec![p.clone()]);
+    assert!(e.products(Some(p.id()), 10).await.unwrap().is_empty());
+    assert_eq!(e.categories().await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn skus_are_unique_across_the_catalog() {
+    let shop = Shop::new().await;
+    shop.engine
+        .create_product(product("A", vec![variant("SKU-1")]))
+        .await
+        .unwrap();
+    let before = shop.snapshot();
+    let err = shop
+        .engine
+        .create_product(product("B", vec![variant("sku-1")]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { what: "sku", .. }));
+    assert_eq!(shop.snapshot(), before);
+}
+
+#[tokio::test]
+async fn references_must_exist() {
+    let shop = Shop::new().await;
+    let before = shop.snapshot();
+    let mut p = product("A", vec![variant("A")]);
+    p.categories = vec![CategoryId::new()];
+    assert!(matches!(
+        shop.engine.create_product(p).await,
+        Err(Error::NotFound {
+            entity: "category",
+            ..
+        })
+    ));
+    let mut p = product("A", vec![variant("A")]);
+    p.collections = vec![CollectionId::new()];
+    assert!(matches!(
+        shop.engine.create_product(p).await,
+        Err(Error::NotFound {
+            entity: "collection",
+            ..
+        })
+    ));
+    assert!(
+        shop.engine
+            .create_category("Orphan", Some(CategoryId::new()))
+            .await
+            .is_err()
+    );
+    assert_eq!(shop.snapshot(), before);
+}
+
+#[tokio::test]
+async fn invalid_products_are_rejected_unchanged() {
+    let shop = Shop::new().await;
+    let before = shop.snapshot();
+    let cases: Vec<NewProduct> = vec![
+        product("", vec![variant("A")]),
+        product(&"x".repeat(MAX_TITLE_LEN + 1), vec![variant("A")]),
+        product("No variants", vec![]),
+        product("Bad sku", vec![variant("has space")]),
+        product("Long sku", vec![variant(&"A".repeat(65))]),
+        product(
+            "Sub-cent price",
+            vec![NewVariant {
+                prices: vec![Money::new(
+                    rust_decimal::Decimal::new(1001, 3),
+                    Currency::USD,
+                )],
+                ..variant("A")
+            }],
+        ),
+        product(
+            "Two USD prices",
+            vec![NewVariant {
+                prices: vec![usd("1.00"), usd("2.00")],
+                ..variant("A")
+            }],
+        ),
+        product(
+            "Control char",
+            vec![NewVariant {
+                title: "a\u{0}b".into(),
+                ..variant("A")
+            }],
+        ),
+        product(
+            "Too many variants",
+            (0..251).map(|i| variant(&format!("V{i}"))).collect(),
+        ),
+    ];
+    for case in cases {
+        let title = case.title.chars().take(20).collect::<String>();
+        assert!(shop.engine.create_product(case).await.is_err(), "{title}");
+    }
+    assert_eq!(shop.snapshot(), before);
+}
+
+#[tokio::test]
+async fn only_active_variants_of_active_products_can_be_bought() {
+    let shop = Shop::new().await;
+    let e = &shop.engine;
+    let p: Product = e
+        .create_product(product(
+            "A",
+            vec![
+                variant("ON"),
+                NewVariant {
+                    status: Status::Draft,
+                    ..variant("OFF")
+                },
+            ],
+        ))
+        .await
+        .unwrap();
+    let (on, off) = (p.variants()[0].id(), p.variants()[1].id());
+    let cart = e.create_cart(&Actor::Guest, Currency::USD).await.unwrap();
+    e.add_item(&Actor::Guest, cart.id(), on, 1).await.unwrap();
+    let before = shop.snapshot();
+    assert!(matches!(
+        e.add_item(&Actor::Guest, cart.id(), off, 1).await,
+        Err(Error::NotPurchasable { .. })
+    ));
+    assert_eq!(shop.snapshot(), before);
+
+    // Archiving the product stops the variant already in the cart from being priced.
+    e.set_product_status(p.id(), Status::Archived)
+        .await
+        .unwrap();
+    assert!(matches!(
+        e.add_item(&Actor::Guest, cart.id(), on, 1).await,
+        Err(Error::NotPurchasable { .. })
+    ));
+    assert!(matches!(
+        e.price_cart(&Actor::Guest, cart.id()).await,
+        Err(Error::NotPurchasable { .. })
+    ));
+}

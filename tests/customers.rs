@@ -1,0 +1,259 @@
+//! Customers through the public API.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use cartwright::customer::CustomerKind;
+use cartwright::prelude::*;
+use common::{Shop, address};
+
+fn new(email: &str, password: &str) -> NewCustomer {
+    NewCustomer {
+        email: email.into(),
+        password: password.into(),
+        name: "Ann".into(),
+    }
+}
+
+#[tokio::test]
+async fn register_and_log_in_with_normalized_email() {
+    let shop = Shop::new().await;
+    let ann = shop
+        .engine
+        .register(new("  Ann@Example.COM ", "s3cret-pass"))
+        .await
+        .unwrap();
+    assert_eq!(ann.email().as_str(), "ann@example.com");
+    assert_eq!(ann.kind(), CustomerKind::Registered);
+    let logged_in = shop
+        .engine
+        .login("ANN@example.com", "s3cret-pass")
+        .await
+        .unwrap();
+    assert_eq!(logged_in.id(), ann.id());
+    // The plain password appears nowhere in the store.
+    assert!(!format!("{:?}", shop.snapshot()).contains("s3cret-pass"));
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_email_look_the_same() {
+    let shop = Shop::new().await;
+    shop.engine
+        .register(new("ann@example.com", "s3cret-pass"))
+        .await
+        .unwrap();
+    let before = shop.snapshot();
+    let wrong = shop
+        .engine
+        .login("ann@example.com", "not-it-at-all")
+        .await
+        .unwrap_err();
+    let unknown = shop
+        .engine
+        .login("bob@example.com", "s3cret-pass")
+        .await
+        .unwrap_err();
+    let malformed = shop
+        .engine
+        .login("not an email", "s3cret-pass")
+        .await
+        .unwrap_err();
+    assert!(matches!(wrong, Error::InvalidCredentials));
+    assert!(matches!(unknown, Error::InvalidCredentials));
+    assert!(matches!(malformed, Error::InvalidCredentials));
+    assert_eq!(wrong.to_string(), unknown.to_string());
+    assert_eq!(shop.snapshot(), before);
+}
+
+#[tokio::test]
+async fn duplicate_and_invalid_registrations_change_nothing() {
+    let shop = Shop::new().await;
+    shop.engine
+        .register(new("ann@example.com", "s3cret-pass"))
+        .await
+        .unwrap();
+    let before = shop.snapshot();
+    assert!(matches!(
+        shop.engine
+            .register(new("ANN@example.com", "other-pass"))
+            .await,
+        Err(Error::AlreadyExists { what: "email", .. })
+    ));
+    assert!(
+        shop.engine
+            .register(new("bob@example.com", "short"))
+            .await
+            .is_err()
+    );
+    assert!(
+        shop.engine
+            .register(new("bob@example.com", &"x".repeat(129)))
+            .await
+            .is_err()
+    );
+    assert!(
+        shop.engine
+            .register(new("bob", "s3cret-pass"))
+            .await
+            .is_err()
+    );
+    assert!(
+        shop.engine
+            .register(new(&format!("{}@x.io", "b".repeat(300)), "s3cret-pass"))
+            .await
+            .is_err()
+    );
+    assert_eq!(shop.snapshot(), before);
+}
+
+#[tokio::test]
+async fn guests_can_later_register() {
+    let shop = Shop::new().await;
+    let guest = shop.engine.guest("gus@example.com").await.unwrap();
+    assert_eq!(guest.kind(), CustomerKind::Guest);
+    assert_eq!(
+        shop.engine.guest("GUS@example.com").await.unwrap().id(),
+        guest.id()
+    );
+    // A guest cannot log in.
+    assert!(matches!(
+        shop.engine
+            .login("gus@example.com", "anything-at-all")
+            .await,
+        Err(Error::InvalidCredentials)
+    ));
+    let account = shop
+        .engine
+        .register(new("gus@example.com", "s3cret-pass"))
+        .await
+        .unwrap();
+    assert_eq!(account.id(), guest.id(), "the guest became the account");
+    assert_eq!(account.kind(), CustomerKind::Registered);
+    shop.engine
+        .login("gus@example.com", "s3cret-pass")
+        .await
+        .unwrap();
+    assert!(shop.engine.guest("gus@example.com").await.is_err());
+}
+
+#[tokio::test]
+async fn address_book_and_groups() {
+    let shop = Shop::new().await;
+    let ann = shop
+        .engine
+        .register(new("ann@example.com", "s3cret-pass"))
+        .await
+        .unwrap();
+    let me = Actor::Customer(ann.id());
+    let (c, home) = shop
+        .engine
+        .add_address(&me, ann.id(), address())
+        .await
+        .unwrap();
+    assert_eq!(c.default_shipping().unwrap().id, home);
+    assert_eq!(c.address(home).unwrap().country.as_str(), "US");
+    assert_eq!(c.address(home).unwrap().region, "VA");
+    let (c, _work) = shop
+        .engine
+        .add_address(&me, ann.id(), address())
+        .await
+        .unwrap();
+    assert_eq!(c.addresses().len(), 2);
+    let c = shop
+        .engine
+        .remove_address(&me, ann.id(), home)
+        .await
+        .unwrap();
+    assert_eq!(c.addresses().len(), 1);
+    assert!(c.default_shipping().is_none());
+
+    let bad = NewAddress {
+        country: "USA".into(),
+        ..address()
+    };
+    let before = shop.snapshot();
+    assert!(shop.engine.add_address(&me, ann.id(), bad).await.is_err());
+    assert_eq!(shop.snapshot(), before);
+
+    let vip = shop.engine.create_group("VIP").await.unwrap();
+    assert!(matches!(
+        shop.engine.add_to_group(&me, ann.id(), vip.id()).await,
+        Err(Error::Forbidden)
+    ));
+    let c = shop
+        .engine
+        .add_to_group(&Actor::Staff("sam".into()), ann.id(), vip.id())
+        .await
+        .unwrap();
+    assert!(c.groups().contains(&vip.id()));
+    assert!(
+        shop.engine.create_group("vip").await.is_err(),
+        "group names are unique"
+    );
+}
+
+#[tokio::test]
+async fn customers_see_only_themselves() {
+    let shop = Shop::new().await;
+    let ann = shop
+        .engine
+        .register(new("ann@example.com", "s3cret-pass"))
+        .await
+        .unwrap();
+    let bob = shop
+        .engine
+        .register(new("bob@example.com", "s3cret-pass"))
+        .await
+        .unwrap();
+    let as_bob = Actor::Customer(bob.id());
+    assert!(matches!(
+        shop.engine.customer(&as_bob, ann.id()).await,
+        Err(Error::Forbidden)
+    ));
+    assert!(matches!(
+        shop.engine.add_address(&as_bob, ann.id(), address()).await,
+        Err(Error::Forbidden)
+    ));
+    assert!(shop.engine.customer(&as_bob, bob.id()).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_address_additions_are_all_kept() {
+    let shop = Shop::new().await;
+    let ann = shop
+        .engine
+        .register(new("ann@example.com", "s3cret-pass"))
+        .await
+        .unwrap()
+        .id();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let engine = shop.engine.clone();
+        tasks.push(tokio::spawn(async move {
+            // Each task retries a lost race a bounded number of times; under
+            // heavy contention a few may give up with a Conflict.
+            engine
+                .add_address(&Actor::Customer(ann), ann, address())
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(Error::Conflict(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let stored = shop.engine.customer(&Actor::System, ann).await.unwrap();
+    assert_eq!(
+        stored.addresses().len(),
+        ok,
+        "no successful change was lost"
+    );
+}
