@@ -53,7 +53,7 @@ async fn main() -> Result<()> {
             ..NewProduct::default()
         })
         .await?;
-    let ebook = engine
+    engine
         .create_product(NewProduct {
             title: "Care guide (ebook)".into(),
             status: Status::Active,
@@ -72,7 +72,7 @@ async fn main() -> Result<()> {
         engine.set_stock(variant.id(), warehouse.id(), 20).await?;
     }
     let medium = engine.variant_by_sku("tee-m").await?.variant.id();
-    let guide = ebook.variants()[0].id();
+    let guide = engine.variant_by_sku("guide-pdf").await?.variant.id();
 
     // --- a customer --------------------------------------------------------
     engine

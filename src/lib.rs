@@ -26,7 +26,7 @@
 //! let engine = Engine::builder().shipping(Arc::new(shipping)).build()?;
 //!
 //! // A product with one variant, in stock.
-//! let mug = engine
+//! engine
 //!     .create_product(NewProduct {
 //!         title: "Mug".into(),
 //!         status: Status::Active,
@@ -40,7 +40,7 @@
 //!         ..NewProduct::default()
 //!     })
 //!     .await?;
-//! let variant = mug.variants()[0].id();
+//! let variant = engine.variant_by_sku("mug-1").await?.variant.id();
 //! let warehouse = engine.create_location("Warehouse", 0).await?;
 //! engine.set_stock(variant, warehouse.id(), 5).await?;
 //!

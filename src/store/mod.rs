@@ -7,7 +7,7 @@
 //! atomically — the in-memory adapter under one lock, PostgreSQL in one
 //! transaction. Callers never read, check and then write across two calls;
 //! where they update a cart or customer they send the version they read and
-//! the store refuses a stale one ([`Error::Conflict`](crate::Error::Conflict)).
+//! the store refuses a stale one ([`Error::Conflict`]).
 //!
 //! Architecture invariant: the ports speak only domain types. Adapters know
 //! nothing of the engine, pricing or payment providers.

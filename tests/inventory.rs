@@ -1,0 +1,236 @@
+//! Inventory through the public API.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use cartwright::id::{LocationId, VariantId};
+use cartwright::inventory::{MAX_ON_HAND, ReservationState};
+use cartwright::prelude::*;
+use common::{Shop, request, usd};
+
+#[tokio::test]
+async fn reserve_release_commit() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "1.00", 10).await;
+    let r = shop.engine.reserve_stock(&[(a, 4)]).await.unwrap();
+    let s = shop.engine.stock(a).await.unwrap();
+    assert_eq!((s.on_hand, s.reserved, s.available()), (10, 4, 6));
+    shop.engine.release_reservation(r.id).await.unwrap();
+    assert_eq!(shop.engine.stock(a).await.unwrap().available(), 10);
+    // Releasing twice is a no-op.
+    let again = shop.engine.release_reservation(r.id).await.unwrap();
+    assert_eq!(again.state, ReservationState::Released);
+    assert_eq!(shop.engine.stock(a).await.unwrap().available(), 10);
+
+    let r = shop.engine.reserve_stock(&[(a, 3)]).await.unwrap();
+    let committed = shop.engine.commit_reservation(r.id).await.unwrap();
+    assert_eq!(committed.state, ReservationState::Committed);
+    let s = shop.engine.stock(a).await.unwrap();
+    assert_eq!((s.on_hand, s.reserved), (7, 0));
+    assert!(
+        shop.engine.release_reservation(r.id).await.is_ok(),
+        "no-op on committed"
+    );
+    assert_eq!(shop.engine.stock(a).await.unwrap().on_hand, 7);
+}
+
+#[tokio::test]
+async fn a_placed_order_keeps_its_units_until_committed() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "1.00", 10).await;
+    let cart = shop.ready_cart(&[(a, 2)]).await;
+    let order = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    // Allocated holds never expire.
+    shop.clock.advance(chrono::Duration::days(30));
+    shop.engine.recover().await.unwrap();
+    assert_eq!(shop.engine.stock(a).await.unwrap().available(), 8);
+    shop.engine
+        .commit_reservation(order.reservation_id())
+        .await
+        .unwrap();
+    let s = shop.engine.stock(a).await.unwrap();
+    assert_eq!((s.on_hand, s.reserved), (8, 0));
+}
+
+#[tokio::test]
+async fn reservations_split_over_locations_by_priority() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "1.00", 2).await; // 2 in the warehouse (priority 0)
+    let store = shop.engine.create_location("Store", 5).await.unwrap();
+    shop.engine.set_stock(a, store.id(), 10).await.unwrap();
+    let r = shop.engine.reserve_stock(&[(a, 5)]).await.unwrap();
+    let split: Vec<(LocationId, u32)> = r
+        .lines
+        .iter()
+        .map(|l| (l.location_id, l.quantity))
+        .collect();
+    assert_eq!(split, vec![(shop.warehouse, 2), (store.id(), 3)]);
+}
+
+#[tokio::test]
+async fn all_or_nothing() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "1.00", 10).await;
+    let b = shop.product("B", "1.00", 1).await;
+    let before = shop.snapshot();
+    let err = shop
+        .engine
+        .reserve_stock(&[(a, 5), (b, 2)])
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        Error::OutOfStock {
+            requested: 2,
+            available: 1,
+            ..
+        }
+    ));
+    assert_eq!(shop.snapshot(), before);
+    // Two requests for one variant are added up.
+    let err = shop
+        .engine
+        .reserve_stock(&[(b, 1), (b, 1)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::OutOfStock { requested: 2, .. }));
+    assert!(shop.engine.reserve_stock(&[(a, 0)]).await.is_err());
+    assert!(
+        shop.engine
+            .reserve_stock(&[(VariantId::new(), 1)])
+            .await
+            .is_err()
+    );
+    assert_eq!(shop.snapshot(), before);
+}
+
+#[tokio::test]
+async fn backorders_and_untracked_variants() {
+    let shop = Shop::new().await;
+    let back = shop
+        .product_with(
+            "BACK",
+            NewVariant {
+                prices: vec![usd("1.00")],
+                status: Status::Active,
+                inventory: InventoryPolicy::Tracked {
+                    allow_backorder: true,
+                },
+                ..NewVariant::default()
+            },
+        )
+        .await
+        .variants()[0]
+        .id();
+    shop.engine
+        .set_stock(back, shop.warehouse, 2)
+        .await
+        .unwrap();
+    shop.engine.reserve_stock(&[(back, 5)]).await.unwrap();
+    assert_eq!(shop.engine.stock(back).await.unwrap().available(), -3);
+
+    let digital = shop
+        .product_with(
+            "EBOOK",
+            NewVariant {
+                prices: vec![usd("1.00")],
+                status: Status::Active,
+                inventory: InventoryPolicy::Untracked,
+                ..NewVariant::default()
+            },
+        )
+        .await
+        .variants()[0]
+        .id();
+    let r = shop
+        .engine
+        .reserve_stock(&[(digital, 1_000)])
+        .await
+        .unwrap();
+    assert!(r.lines.is_empty());
+    assert!(shop.engine.stock(digital).await.unwrap().levels.is_empty());
+}
+
+#[tokio::test]
+async fn stock_levels_are_bounded() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "1.00", 10).await;
+    let before = shop.snapshot();
+    assert!(shop.engine.set_stock(a, shop.warehouse, -1).await.is_err());
+    assert!(
+        shop.engine
+            .set_stock(a, shop.warehouse, MAX_ON_HAND + 1)
+            .await
+            .is_err()
+    );
+    assert!(
+        shop.engine
+            .adjust_stock(a, shop.warehouse, -11)
+            .await
+            .is_err()
+    );
+    assert!(
+        shop.engine
+            .adjust_stock(a, shop.warehouse, i64::MAX)
+            .await
+            .is_err()
+    );
+    assert!(
+        shop.engine
+            .adjust_stock(a, shop.warehouse, i64::MIN)
+            .await
+            .is_err()
+    );
+    assert!(
+        shop.engine
+            .set_stock(a, LocationId::new(), 1)
+            .await
+            .is_err()
+    );
+    assert!(
+        shop.engine
+            .set_stock(VariantId::new(), shop.warehouse, 1)
+            .await
+            .is_err()
+    );
+    assert_eq!(shop.snapshot(), before);
+    assert_eq!(
+        shop.engine
+            .adjust_stock(a, shop.warehouse, -4)
+            .await
+            .unwrap()
+            .on_hand,
+        6
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reservations_never_oversell() {
+    let shop = Shop::new().await;
+    let a = shop.product("A", "1.00", 50).await;
+    let mut tasks = Vec::new();
+    for i in 0..200u32 {
+        let engine = shop.engine.clone();
+        tasks.push(tokio::spawn(async move {
+            engine.reserve_stock(&[(a, 1 + i % 3)]).await
+        }));
+    }
+    let mut held = 0i64;
+    for t in tasks {
+        if let Ok(r) = t.await.unwrap() {
+            held += r.lines.iter().map(|l| i64::from(l.quantity)).sum::<i64>();
+        }
+    }
+    let s = shop.engine.stock(a).await.unwrap();
+    assert_eq!(s.reserved, held);
+    assert!(s.available() >= 0);
+    assert!(
+        (48..=50).contains(&held),
+        "sold out to within one order: {held}"
+    );
+}
