@@ -100,6 +100,10 @@ async fn all_or_nothing() {
         .unwrap_err();
     assert!(matches!(err, Error::OutOfStock { requested: 2, .. }));
     assert!(shop.engine.reserve_stock(&[(a, 0)]).await.is_err());
+    assert!(matches!(
+        shop.engine.reserve_stock(&[(a, 600_000), (a, 600_000)]).await,
+        Err(Error::LimitExceeded { .. })
+    ));
     assert!(
         shop.engine
             .reserve_stock(&[(VariantId::new(), 1)])

@@ -20,6 +20,8 @@ use crate::validate::required_text;
 
 /// Most units that can be on hand at one location for one variant.
 pub const MAX_ON_HAND: i64 = 1_000_000_000;
+/// Most units of one variant in one reservation.
+pub const MAX_RESERVE_QUANTITY: u32 = 1_000_000;
 
 /// A place stock is kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

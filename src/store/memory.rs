@@ -26,8 +26,8 @@ use crate::id::{
     LocationId, OrderId, ProductId, ReservationId, VariantId,
 };
 use crate::inventory::{
-    Location, MAX_ON_HAND, Reservation, ReservationLine, ReservationState, StockLevel,
-    StockRequest, StockSummary, plan_reservation,
+    Location, MAX_ON_HAND, MAX_RESERVE_QUANTITY, Reservation, ReservationLine, ReservationState,
+    StockLevel, StockRequest, StockSummary, plan_reservation,
 };
 use crate::money::Currency;
 use crate::order::Order;
@@ -291,14 +291,29 @@ impl State {
         }
         let mut lines: Vec<ReservationLine> = Vec::new();
         for r in &merged {
+            if r.quantity > MAX_RESERVE_QUANTITY {
+                return Err(Error::LimitExceeded {
+                    what: "units of one variant in a reservation",
+                    max: u64::from(MAX_RESERVE_QUANTITY),
+                });
+            }
             lines.extend(plan_reservation(r, &self.levels_or_empty(r.variant_id))?);
         }
+        // Work out every new level before touching any.
+        let mut updated: HashMap<(VariantId, LocationId), i64> = HashMap::new();
         for line in &lines {
-            let level = self
-                .stock
-                .entry((line.variant_id, line.location_id))
-                .or_default();
-            level.reserved += i64::from(line.quantity);
+            let key = (line.variant_id, line.location_id);
+            let current = match updated.get(&key) {
+                Some(v) => *v,
+                None => self.stock.get(&key).map_or(0, |l| l.reserved),
+            };
+            let next = current
+                .checked_add(i64::from(line.quantity))
+                .ok_or(Error::Overflow("reserved stock"))?;
+            updated.insert(key, next);
+        }
+        for (key, reserved) in updated {
+            self.stock.entry(key).or_default().reserved = reserved;
         }
         let reservation = Reservation {
             id: ReservationId::new(),
