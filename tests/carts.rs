@@ -202,15 +202,7 @@ async fn limits_on_lines_and_codes() {
 async fn customer_carts_are_private() {
     let shop = Shop::new().await;
     let a = shop.product("A", "3.00", 10).await;
-    let ann = shop
-        .engine
-        .register(NewCustomer {
-            email: "ann@x.io".into(),
-            password: "password1".into(),
-            name: "Ann".into(),
-        })
-        .await
-        .unwrap();
+    let ann = shop.customer("ann@x.io").await;
     let me = Actor::Customer(ann.id());
     let cart = shop.engine.create_cart(&me, Currency::USD).await.unwrap();
     assert_eq!(cart.customer_id(), Some(ann.id()));
@@ -252,15 +244,7 @@ async fn guest_cart_merges_into_the_customers_cart_at_login() {
     let shop = Shop::new().await;
     let a = shop.product("A", "3.00", 10).await;
     let b = shop.product("B", "1.00", 10).await;
-    let ann = shop
-        .engine
-        .register(NewCustomer {
-            email: "ann@x.io".into(),
-            password: "password1".into(),
-            name: "Ann".into(),
-        })
-        .await
-        .unwrap();
+    let ann = shop.customer("ann@x.io").await;
     let me = Actor::Customer(ann.id());
     let mine = shop.engine.create_cart(&me, Currency::USD).await.unwrap();
     shop.engine.add_item(&me, mine.id(), a, 1).await.unwrap();
@@ -290,15 +274,7 @@ async fn guest_cart_merges_into_the_customers_cart_at_login() {
     );
 
     // With no cart of their own, the guest cart simply becomes theirs.
-    let bob = shop
-        .engine
-        .register(NewCustomer {
-            email: "bob@x.io".into(),
-            password: "password1".into(),
-            name: "Bob".into(),
-        })
-        .await
-        .unwrap();
+    let bob = shop.customer("bob@x.io").await;
     let guest2 = shop.engine.create_cart(&g, Currency::USD).await.unwrap();
     shop.engine.add_item(&g, guest2.id(), b, 1).await.unwrap();
     let taken = shop
@@ -318,15 +294,7 @@ async fn guest_cart_merges_into_the_customers_cart_at_login() {
 async fn a_merge_that_would_break_a_limit_changes_neither_cart() {
     let shop = Shop::new().await;
     let a = shop.product("A", "3.00", 100_000).await;
-    let ann = shop
-        .engine
-        .register(NewCustomer {
-            email: "ann@x.io".into(),
-            password: "password1".into(),
-            name: "Ann".into(),
-        })
-        .await
-        .unwrap();
+    let ann = shop.customer("ann@x.io").await;
     let me = Actor::Customer(ann.id());
     let mine = shop.engine.create_cart(&me, Currency::USD).await.unwrap();
     shop.engine

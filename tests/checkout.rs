@@ -416,15 +416,7 @@ async fn bad_requests_leave_the_store_unchanged() {
 async fn another_customers_cart_cannot_be_checked_out() {
     let shop = Shop::new().await;
     let a = shop.product("A", "10.00", 5).await;
-    let owner = shop
-        .engine
-        .register(NewCustomer {
-            email: "o@x.io".into(),
-            password: "password1".into(),
-            name: "O".into(),
-        })
-        .await
-        .unwrap();
+    let owner = shop.customer("o@x.io").await;
     let me = Actor::Customer(owner.id());
     let cart = shop.engine.create_cart(&me, Currency::USD).await.unwrap();
     shop.engine.add_item(&me, cart.id(), a, 1).await.unwrap();

@@ -101,7 +101,9 @@ async fn all_or_nothing() {
     assert!(matches!(err, Error::OutOfStock { requested: 2, .. }));
     assert!(shop.engine.reserve_stock(&[(a, 0)]).await.is_err());
     assert!(matches!(
-        shop.engine.reserve_stock(&[(a, 600_000), (a, 600_000)]).await,
+        shop.engine
+            .reserve_stock(&[(a, 600_000), (a, 600_000)])
+            .await,
         Err(Error::LimitExceeded { .. })
     ));
     assert!(

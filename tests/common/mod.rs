@@ -158,6 +158,18 @@ impl Shop {
             .unwrap()
     }
 
+    /// Registers an account with password `password1`.
+    pub async fn customer(&self, email: &str) -> cartwright::customer::Customer {
+        self.engine
+            .register(NewCustomer {
+                email: email.into(),
+                password: "password1".into(),
+                name: "Test".into(),
+            })
+            .await
+            .unwrap()
+    }
+
     pub fn snapshot(&self) -> MemorySnapshot {
         self.store.snapshot()
     }
