@@ -162,15 +162,45 @@ pub struct StockRequest {
     pub policy: InventoryPolicy,
 }
 
+/// Validates requests and adds up those for the same variant, keeping the
+/// order in which variants first appear.
+pub fn merge_requests(requests: &[StockRequest]) -> Result<Vec<StockRequest>> {
+    let mut merged: Vec<StockRequest> = Vec::with_capacity(requests.len());
+    for r in requests {
+        if r.quantity == 0 {
+            return Err(Error::invalid("quantity", "must be at least 1"));
+        }
+        match merged.iter_mut().find(|m| m.variant_id == r.variant_id) {
+            Some(m) => {
+                m.quantity = m
+                    .quantity
+                    .checked_add(r.quantity)
+                    .ok_or(Error::Overflow("reserved quantity"))?;
+            }
+            None => merged.push(*r),
+        }
+    }
+    if merged.iter().any(|r| r.quantity > MAX_RESERVE_QUANTITY) {
+        return Err(Error::LimitExceeded {
+            what: "units of one variant in a reservation",
+            max: u64::from(MAX_RESERVE_QUANTITY),
+        });
+    }
+    Ok(merged)
+}
+
 /// Splits a request over locations.
 ///
-/// `levels` must be in reservation order (location priority, then id).
-/// Units come from the first locations with stock; with backorders allowed,
-/// what cannot be covered goes to the first location. Untracked variants need
-/// no stock and get an empty plan.
+/// `levels` are the variant's existing stock rows in reservation order
+/// (location priority, then id). Units come from the first locations with
+/// stock. With backorders allowed, what cannot be covered goes to the first
+/// of those locations — or, when the variant has no stock rows at all, to
+/// `fallback` (the first location overall). Untracked variants need no stock
+/// and get an empty plan.
 pub fn plan_reservation(
     request: &StockRequest,
     levels: &[StockLevel],
+    fallback: Option<LocationId>,
 ) -> Result<Vec<ReservationLine>> {
     let allow_backorder = match request.policy {
         InventoryPolicy::Untracked => return Ok(Vec::new()),
@@ -193,30 +223,39 @@ pub fn plan_reservation(
             remaining -= take;
         }
     }
-    if remaining > 0 {
-        let total_available: i64 = levels.iter().map(|l| l.available().max(0)).sum();
-        match (allow_backorder, levels.first()) {
-            (true, Some(first)) => {
-                if let Some(line) = plan.iter_mut().find(|l| l.location_id == first.location_id) {
-                    line.quantity += remaining;
-                } else {
-                    plan.push(ReservationLine {
-                        variant_id: request.variant_id,
-                        location_id: first.location_id,
-                        quantity: remaining,
-                    });
-                }
-            }
-            _ => {
-                return Err(Error::OutOfStock {
-                    variant_id: request.variant_id,
-                    requested: request.quantity,
-                    available: total_available,
-                });
-            }
-        }
+    if remaining == 0 {
+        return Ok(plan);
+    }
+    if !allow_backorder {
+        return Err(Error::OutOfStock {
+            variant_id: request.variant_id,
+            requested: request.quantity,
+            available: levels.iter().map(|l| l.available().max(0)).sum(),
+        });
+    }
+    let location = levels
+        .first()
+        .map(|l| l.location_id)
+        .or(fallback)
+        .ok_or_else(|| Error::invalid("inventory", "no stock location exists for a backorder"))?;
+    match plan.iter_mut().find(|l| l.location_id == location) {
+        Some(line) => line.quantity += remaining,
+        None => plan.push(ReservationLine {
+            variant_id: request.variant_id,
+            location_id: location,
+            quantity: remaining,
+        }),
     }
     Ok(plan)
+}
+
+/// Whether planning `request` against `levels` may need the fallback location.
+pub fn needs_fallback(request: &StockRequest, levels: &[StockLevel]) -> bool {
+    levels.is_empty()
+        && request.policy
+            == (InventoryPolicy::Tracked {
+                allow_backorder: true,
+            })
 }
 
 #[cfg(test)]
@@ -241,7 +280,7 @@ mod tests {
             quantity: 5,
             policy: InventoryPolicy::default(),
         };
-        let plan = plan_reservation(&req, &[level(a, 3, 1, v), level(b, 10, 0, v)]).unwrap();
+        let plan = plan_reservation(&req, &[level(a, 3, 1, v), level(b, 10, 0, v)], None).unwrap();
         assert_eq!(
             plan.iter()
                 .map(|l| (l.location_id, l.quantity))
@@ -259,7 +298,7 @@ mod tests {
             quantity: 5,
             policy: InventoryPolicy::default(),
         };
-        let err = plan_reservation(&req, &[level(a, 3, 0, v)]).unwrap_err();
+        let err = plan_reservation(&req, &[level(a, 3, 0, v)], None).unwrap_err();
         assert!(matches!(
             err,
             Error::OutOfStock {
@@ -271,10 +310,13 @@ mod tests {
         req.policy = InventoryPolicy::Tracked {
             allow_backorder: true,
         };
-        let plan = plan_reservation(&req, &[level(a, 3, 0, v)]).unwrap();
+        let plan = plan_reservation(&req, &[level(a, 3, 0, v)], None).unwrap();
         assert_eq!(plan.len(), 1);
         assert_eq!(plan[0].quantity, 5);
         req.policy = InventoryPolicy::Untracked;
-        assert!(plan_reservation(&req, &[]).unwrap().is_empty());
+        assert!(plan_reservation(&req, &[], None).unwrap().is_empty());
+        req.policy = InventoryPolicy::Tracked { allow_backorder: true };
+        assert!(plan_reservation(&req, &[], None).is_err(), "a backorder needs a location");
+        assert_eq!(plan_reservation(&req, &[], Some(a)).unwrap()[0].location_id, a);
     }
 }

@@ -26,8 +26,8 @@ use crate::id::{
     LocationId, OrderId, ProductId, ReservationId, VariantId,
 };
 use crate::inventory::{
-    Location, MAX_ON_HAND, MAX_RESERVE_QUANTITY, Reservation, ReservationLine, ReservationState,
-    StockLevel, StockRequest, StockSummary, plan_reservation,
+    Location, MAX_ON_HAND, Reservation, ReservationLine, ReservationState,
+    StockLevel, StockRequest, StockSummary, merge_requests, plan_reservation,
 };
 use crate::money::Currency;
 use crate::order::Order;
@@ -180,27 +180,6 @@ impl State {
             .collect()
     }
 
-    /// Levels for a variant including locations with no row yet (as zero), so
-    /// backorders have somewhere to go.
-    fn levels_or_empty(&self, variant: VariantId) -> Vec<StockLevel> {
-        self.locations
-            .iter()
-            .map(|loc| {
-                let l = self
-                    .stock
-                    .get(&(variant, loc.id()))
-                    .copied()
-                    .unwrap_or_default();
-                StockLevel {
-                    variant_id: variant,
-                    location_id: loc.id(),
-                    on_hand: l.on_hand,
-                    reserved: l.reserved,
-                }
-            })
-            .collect()
-    }
-
     fn release_expired(&mut self, now: DateTime<Utc>) -> u64 {
         let expired: Vec<(DateTime<Utc>, ReservationId)> = self
             .pending
@@ -266,38 +245,11 @@ impl State {
         if expires_at <= now {
             return Err(Error::invalid("expires_at", "must be in the future"));
         }
-        // Merge requests for the same variant so they are planned together.
-        let mut merged: Vec<StockRequest> = Vec::with_capacity(requests.len());
-        for r in requests {
-            if r.quantity == 0 {
-                return Err(Error::invalid("quantity", "must be at least 1"));
-            }
-            match merged.iter_mut().find(|m| m.variant_id == r.variant_id) {
-                Some(m) => {
-                    m.quantity = m
-                        .quantity
-                        .checked_add(r.quantity)
-                        .ok_or(Error::Overflow("reserved quantity"))?;
-                }
-                None => merged.push(*r),
-            }
-        }
-        if self.locations.is_empty()
-            && merged
-                .iter()
-                .any(|r| r.policy != crate::catalog::InventoryPolicy::Untracked)
-        {
-            return Err(Error::invalid("inventory", "no stock location exists"));
-        }
+        let merged = merge_requests(requests)?;
+        let fallback = self.locations.first().map(Location::id);
         let mut lines: Vec<ReservationLine> = Vec::new();
         for r in &merged {
-            if r.quantity > MAX_RESERVE_QUANTITY {
-                return Err(Error::LimitExceeded {
-                    what: "units of one variant in a reservation",
-                    max: u64::from(MAX_RESERVE_QUANTITY),
-                });
-            }
-            lines.extend(plan_reservation(r, &self.levels_or_empty(r.variant_id))?);
+            lines.extend(plan_reservation(r, &self.levels(r.variant_id), fallback)?);
         }
         // Work out every new level before touching any.
         let mut updated: HashMap<(VariantId, LocationId), i64> = HashMap::new();
