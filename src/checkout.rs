@@ -199,7 +199,7 @@ impl Engine {
         if cart.lines().is_empty() {
             return Err(Error::EmptyCart);
         }
-        let priced = self.price(&cart).await?;
+        let (priced, entries) = self.price_with_catalog(&cart).await?;
         if priced.requires_shipping {
             if cart.shipping_address().is_none() {
                 return Err(Error::Incomplete("shipping address"));
@@ -214,8 +214,6 @@ impl Engine {
             (None, None) => return Err(Error::Incomplete("email")),
         };
 
-        let ids: Vec<_> = cart.lines().iter().map(|l| l.variant_id).collect();
-        let entries = store.entries(&ids).await?;
         let requests = cart
             .lines()
             .iter()

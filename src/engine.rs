@@ -7,6 +7,7 @@
 //! Architecture invariant: the engine is the only module that knows every
 //! plugin; domain modules never import it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -21,8 +22,8 @@ use crate::customer::{
 };
 use crate::error::{Error, Result};
 use crate::id::{
-    AddressId, CartId, CategoryId, CustomerGroupId, CustomerId, LineId, LocationId, OrderId,
-    ProductId, ReservationId, VariantId,
+    AddressId, CartId, CategoryId, CustomerGroupId, CustomerId, EventId, LineId, LocationId,
+    OrderId, ProductId, ReservationId, VariantId,
 };
 use crate::inventory::{Location, Reservation, StockLevel, StockRequest, StockSummary};
 use crate::money::Currency;
@@ -630,9 +631,18 @@ impl Engine {
     }
 
     pub(crate) async fn price(&self, cart: &Cart) -> Result<PricedCart> {
+        Ok(self.price_with_catalog(cart).await?.0)
+    }
+
+    /// Prices a cart and hands back the catalog entries it was priced with,
+    /// so callers need not fetch them again.
+    pub(crate) async fn price_with_catalog(
+        &self,
+        cart: &Cart,
+    ) -> Result<(PricedCart, HashMap<VariantId, CatalogEntry>)> {
         let ids: Vec<VariantId> = cart.lines().iter().map(|l| l.variant_id).collect();
         let catalog = self.inner.store.entries(&ids).await?;
-        pricing::price(
+        let priced = pricing::price(
             cart,
             &PricingContext {
                 catalog: &catalog,
@@ -640,7 +650,8 @@ impl Engine {
                 tax: self.inner.tax.as_ref(),
                 now: self.now(),
             },
-        )
+        )?;
+        Ok((priced, catalog))
     }
 
     // ----- inventory -----------------------------------------------------
@@ -744,8 +755,14 @@ impl Engine {
             .await
     }
 
-    /// Events after sequence `after`, in order.
-    pub async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>> {
-        self.inner.store.events_after(after, limit).await
+    /// The events `consumer` has not acknowledged yet, oldest first (see
+    /// [`EventStore`](crate::store::EventStore)).
+    pub async fn pending_events(&self, consumer: &str, limit: usize) -> Result<Vec<Event>> {
+        self.inner.store.pending_events(consumer, limit).await
+    }
+
+    /// Acknowledges every event up to and including `through` for `consumer`.
+    pub async fn ack_events(&self, consumer: &str, through: EventId) -> Result<()> {
+        self.inner.store.ack_events(consumer, through).await
     }
 }

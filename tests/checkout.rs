@@ -78,14 +78,60 @@ async fn happy_path_places_a_frozen_order_and_captures() {
     let again = shop.engine.order(&Actor::Guest, order.id()).await.unwrap();
     assert_eq!(again.pricing(), order.pricing());
 
-    // Events were recorded with the changes.
-    let events = shop.engine.events_after(0, 10).await.unwrap();
+    // Events were recorded with the changes, and the relay delivers them
+    // until they are acknowledged.
+    let events = shop.engine.pending_events("mailer", 10).await.unwrap();
+    assert_eq!(events.len(), 2);
     assert!(
         matches!(events[0].kind, EventKind::OrderPlaced { order_id, .. } if order_id == order.id())
     );
     assert!(
         matches!(events[1].kind, EventKind::PaymentCaptured { amount, .. } if amount == usd("35.75"))
     );
+    assert_eq!(
+        shop.engine.pending_events("mailer", 10).await.unwrap(),
+        events,
+        "redelivered until acked"
+    );
+    shop.engine
+        .ack_events("mailer", events[0].id)
+        .await
+        .unwrap();
+    assert_eq!(
+        shop.engine.pending_events("mailer", 10).await.unwrap(),
+        events[1..]
+    );
+    shop.engine
+        .ack_events("mailer", events[1].id)
+        .await
+        .unwrap();
+    shop.engine
+        .ack_events("mailer", events[0].id)
+        .await
+        .unwrap(); // older: no-op
+    assert!(
+        shop.engine
+            .pending_events("mailer", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Consumers are independent.
+    assert_eq!(
+        shop.engine
+            .pending_events("warehouse", 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        shop.engine
+            .ack_events("mailer", cartwright::id::EventId::new())
+            .await
+            .is_err()
+    );
+    assert!(shop.engine.pending_events("", 10).await.is_err());
 }
 
 #[tokio::test]

@@ -315,8 +315,16 @@ mod tests {
         assert_eq!(plan[0].quantity, 5);
         req.policy = InventoryPolicy::Untracked;
         assert!(plan_reservation(&req, &[], None).unwrap().is_empty());
-        req.policy = InventoryPolicy::Tracked { allow_backorder: true };
-        assert!(plan_reservation(&req, &[], None).is_err(), "a backorder needs a location");
-        assert_eq!(plan_reservation(&req, &[], Some(a)).unwrap()[0].location_id, a);
+        req.policy = InventoryPolicy::Tracked {
+            allow_backorder: true,
+        };
+        assert!(
+            plan_reservation(&req, &[], None).is_err(),
+            "a backorder needs a location"
+        );
+        assert_eq!(
+            plan_reservation(&req, &[], Some(a)).unwrap()[0].location_id,
+            a
+        );
     }
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::{
     BeginCheckout, CartStore, CatalogStore, CheckoutClaim, CheckoutEnd, CheckoutRecord,
     CheckoutState, CheckoutStore, CustomerStore, Event, EventKind, EventStore, InventoryStore,
-    Lease, OrderStore, check_limit,
+    Lease, OrderStore, check_consumer, check_limit,
 };
 use crate::cart::{Cart, CartStatus};
 use crate::catalog::{CatalogEntry, Category, Collection, Product, Sku};
@@ -26,8 +26,8 @@ use crate::id::{
     LocationId, OrderId, ProductId, ReservationId, VariantId,
 };
 use crate::inventory::{
-    Location, MAX_ON_HAND, Reservation, ReservationLine, ReservationState,
-    StockLevel, StockRequest, StockSummary, merge_requests, plan_reservation,
+    Location, MAX_ON_HAND, Reservation, ReservationLine, ReservationState, StockLevel,
+    StockRequest, StockSummary, merge_requests, plan_reservation,
 };
 use crate::money::Currency;
 use crate::order::Order;
@@ -58,6 +58,8 @@ struct State {
     orders: BTreeMap<OrderId, Order>,
     customer_orders: HashMap<CustomerId, BTreeSet<OrderId>>,
     events: Vec<Event>,
+    /// Per consumer: how many events it has acknowledged.
+    cursors: HashMap<String, usize>,
 }
 
 /// A consistent copy of a [`MemoryStore`]'s whole state, comparable with
@@ -1026,10 +1028,24 @@ impl OrderStore for MemoryStore {
 
 #[async_trait]
 impl EventStore for MemoryStore {
-    async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>> {
+    async fn pending_events(&self, consumer: &str, limit: usize) -> Result<Vec<Event>> {
+        let consumer = check_consumer(consumer)?;
         let limit = check_limit(limit)?;
         let s = self.lock();
-        let start = usize::try_from(after).unwrap_or(usize::MAX);
+        let start = s.cursors.get(consumer).copied().unwrap_or(0);
         Ok(s.events.iter().skip(start).take(limit).cloned().collect())
+    }
+
+    async fn ack_events(&self, consumer: &str, through: EventId) -> Result<()> {
+        let consumer = check_consumer(consumer)?;
+        let mut s = self.lock();
+        let position = s
+            .events
+            .iter()
+            .position(|e| e.id == through)
+            .ok_or_else(|| Error::not_found("event", through))?;
+        let cursor = s.cursors.entry(consumer.to_owned()).or_default();
+        *cursor = (*cursor).max(position + 1);
+        Ok(())
     }
 }

@@ -383,12 +383,15 @@ pub trait OrderStore: Send + Sync {
     ) -> Result<Order>;
 }
 
-/// Something that happened, recorded in the same atomic command as the change.
+/// Something that happened, recorded in the same atomic command as the change
+/// (a transactional outbox).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// Unique; consumers use it to drop duplicates.
     pub id: EventId,
-    /// Position in the log, increasing.
+    /// Unique and increasing within one atomic command. Delivery follows
+    /// commit order, which across concurrent commands may differ from
+    /// sequence order.
     pub sequence: u64,
     /// When it happened.
     pub occurred_at: DateTime<Utc>,
@@ -417,11 +420,35 @@ pub enum EventKind {
     },
 }
 
-/// The event log.
+/// Longest consumer name for the event relay, in characters.
+pub const MAX_CONSUMER_LEN: usize = 100;
+
+/// The event relay: each named consumer reads events in commit order and
+/// acknowledges what it has handled. Delivery is at least once: events after
+/// the last acknowledgement are delivered again until acknowledged.
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// Events with a sequence above `after`, in order, at most `limit` (≤ [`MAX_PAGE_SIZE`]).
-    async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>>;
+    /// The oldest events `consumer` has not acknowledged, in delivery order,
+    /// at most `limit` (≤ [`MAX_PAGE_SIZE`]). An event appears only once no
+    /// command that could still commit an earlier event is running.
+    async fn pending_events(&self, consumer: &str, limit: usize) -> Result<Vec<Event>>;
+    /// Acknowledges `through` and every event delivered before it.
+    /// Acknowledging an older event again is a no-op.
+    async fn ack_events(&self, consumer: &str, through: EventId) -> Result<()>;
+}
+
+pub(crate) fn check_consumer(consumer: &str) -> Result<&str> {
+    let ok = !consumer.is_empty()
+        && consumer.chars().count() <= MAX_CONSUMER_LEN
+        && consumer.chars().all(|c| c.is_ascii_graphic());
+    if ok {
+        Ok(consumer)
+    } else {
+        Err(Error::invalid(
+            "consumer",
+            format!("must be 1 to {MAX_CONSUMER_LEN} visible ASCII characters"),
+        ))
+    }
 }
 
 /// Everything the engine needs from storage. Implemented automatically for
