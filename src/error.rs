@@ -160,6 +160,15 @@ pub enum Error {
     /// The customer is not the owner of the cart or order, or has no account.
     #[error("customer {0} not found")]
     UnknownCustomer(CustomerId),
+    /// Stored data is unreadable or contradicts itself (a row edited by hand,
+    /// a number beyond range). Not retryable: the data must be repaired.
+    #[error("corrupt {entity} data in the store: {reason}")]
+    CorruptData {
+        /// What was being read.
+        entity: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The storage backend failed. Nothing is known to have changed; retrying is safe.
     #[error("storage error: {message}")]
     Storage {

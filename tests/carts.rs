@@ -13,11 +13,10 @@ use cartwright::cart::{
 };
 use cartwright::id::{CustomerId, LineId, VariantId};
 use cartwright::prelude::*;
-use common::{Shop, usd};
+use common::{Backend, Shop, usd};
 
-#[tokio::test]
-async fn add_change_remove_and_price() {
-    let shop = Shop::new().await;
+async fn add_change_remove_and_price(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "3.00", 10).await;
     let b = shop.product("B", "1.25", 10).await;
     let g = Actor::Guest;
@@ -48,9 +47,8 @@ async fn add_change_remove_and_price() {
     assert!(cart.version() >= 5);
 }
 
-#[tokio::test]
-async fn bad_input_is_refused_and_changes_nothing() {
-    let shop = Shop::new().await;
+async fn bad_input_is_refused_and_changes_nothing(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "3.00", 10).await;
     let draft = shop
         .product_with(
@@ -68,7 +66,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
     let cart = shop.engine.create_cart(&g, Currency::USD).await.unwrap();
     shop.engine.add_item(&g, cart.id(), a, 1).await.unwrap();
     let yen = shop.engine.create_cart(&g, Currency::JPY).await.unwrap();
-    let before = shop.snapshot();
+    let before = shop.snapshot().await;
 
     let e = &shop.engine;
     let id = cart.id();
@@ -130,7 +128,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
         .is_err()
     );
     assert!(e.cart(&g, cartwright::id::CartId::new()).await.is_err());
-    assert_eq!(shop.snapshot(), before);
+    assert_eq!(shop.snapshot().await, before);
 }
 
 #[test]
@@ -143,9 +141,8 @@ fn a_price_smuggled_into_a_line_is_rejected() {
     assert!(serde_json::from_str::<LineItem>(&line).is_err());
 }
 
-#[tokio::test]
-async fn an_unknown_shipping_method_cannot_be_priced() {
-    let shop = Shop::new().await;
+async fn an_unknown_shipping_method_cannot_be_priced(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "3.00", 10).await;
     let g = Actor::Guest;
     let cart = shop.engine.create_cart(&g, Currency::USD).await.unwrap();
@@ -160,9 +157,8 @@ async fn an_unknown_shipping_method_cannot_be_priced() {
     ));
 }
 
-#[tokio::test]
-async fn limits_on_lines_and_codes() {
-    let shop = Shop::new().await;
+async fn limits_on_lines_and_codes(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let g = Actor::Guest;
     let cart = shop.engine.create_cart(&g, Currency::USD).await.unwrap();
     for i in 0..MAX_CODES_PER_CART {
@@ -198,15 +194,14 @@ async fn limits_on_lines_and_codes() {
     ));
 }
 
-#[tokio::test]
-async fn customer_carts_are_private() {
-    let shop = Shop::new().await;
+async fn customer_carts_are_private(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "3.00", 10).await;
     let ann = shop.customer("ann@x.io").await;
     let me = Actor::Customer(ann.id());
     let cart = shop.engine.create_cart(&me, Currency::USD).await.unwrap();
     assert_eq!(cart.customer_id(), Some(ann.id()));
-    let before = shop.snapshot();
+    let before = shop.snapshot().await;
     let other = Actor::Customer(CustomerId::new());
     assert!(matches!(
         shop.engine.cart(&other, cart.id()).await,
@@ -224,7 +219,7 @@ async fn customer_carts_are_private() {
         shop.engine.price_cart(&Actor::Guest, cart.id()).await,
         Err(Error::Forbidden)
     ));
-    assert_eq!(shop.snapshot(), before);
+    assert_eq!(shop.snapshot().await, before);
     shop.engine.add_item(&me, cart.id(), a, 1).await.unwrap();
     shop.engine
         .cart(&Actor::Staff("sam".into()), cart.id())
@@ -239,9 +234,8 @@ async fn customer_carts_are_private() {
     );
 }
 
-#[tokio::test]
-async fn guest_cart_merges_into_the_customers_cart_at_login() {
-    let shop = Shop::new().await;
+async fn guest_cart_merges_into_the_customers_cart_at_login(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "3.00", 10).await;
     let b = shop.product("B", "1.00", 10).await;
     let ann = shop.customer("ann@x.io").await;
@@ -290,9 +284,8 @@ async fn guest_cart_merges_into_the_customers_cart_at_login() {
     );
 }
 
-#[tokio::test]
-async fn a_merge_that_would_break_a_limit_changes_neither_cart() {
-    let shop = Shop::new().await;
+async fn a_merge_that_would_break_a_limit_changes_neither_cart(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "3.00", 100_000).await;
     let ann = shop.customer("ann@x.io").await;
     let me = Actor::Customer(ann.id());
@@ -310,17 +303,16 @@ async fn a_merge_that_would_break_a_limit_changes_neither_cart() {
         .add_item(&Actor::Guest, guest.id(), a, 1)
         .await
         .unwrap();
-    let before = shop.snapshot();
+    let before = shop.snapshot().await;
     assert!(matches!(
         shop.engine.merge_guest_cart(ann.id(), guest.id()).await,
         Err(Error::LimitExceeded { .. })
     ));
-    assert_eq!(shop.snapshot(), before);
+    assert_eq!(shop.snapshot().await, before);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_additions_are_never_lost() {
-    let shop = Shop::new().await;
+async fn concurrent_additions_are_never_lost(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "3.00", 10).await;
     let cart = shop
         .engine
@@ -351,3 +343,14 @@ async fn concurrent_additions_are_never_lost() {
     );
     assert!(ok > 0);
 }
+
+conformance!(
+    add_change_remove_and_price,
+    bad_input_is_refused_and_changes_nothing,
+    an_unknown_shipping_method_cannot_be_priced,
+    limits_on_lines_and_codes,
+    customer_carts_are_private,
+    guest_cart_merges_into_the_customers_cart_at_login,
+    a_merge_that_would_break_a_limit_changes_neither_cart,
+    concurrent_additions_are_never_lost,
+);

@@ -11,7 +11,7 @@ mod common;
 use cartwright::catalog::{Image, MAX_TITLE_LEN, Product};
 use cartwright::id::{CategoryId, CollectionId};
 use cartwright::prelude::*;
-use common::{Shop, usd};
+use common::{Backend, Shop, usd};
 
 fn variant(sku: &str) -> NewVariant {
     NewVariant {
@@ -31,9 +31,8 @@ fn product(title: &str, variants: Vec<NewVariant>) -> NewProduct {
     }
 }
 
-#[tokio::test]
-async fn products_with_variants_categories_collections_tags_and_images() {
-    let shop = Shop::new().await;
+async fn products_with_variants_categories_collections_tags_and_images(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let e = &shop.engine;
     let clothing = e.create_category("Clothing", None).await.unwrap();
     let tops = e
@@ -96,27 +95,25 @@ async fn products_with_variants_categories_collections_tags_and_images() {
     assert_eq!(e.categories().await.unwrap().len(), 3);
 }
 
-#[tokio::test]
-async fn skus_are_unique_across_the_catalog() {
-    let shop = Shop::new().await;
+async fn skus_are_unique_across_the_catalog(backend: Backend) {
+    let shop = Shop::new(backend).await;
     shop.engine
         .create_product(product("A", vec![variant("SKU-1")]))
         .await
         .unwrap();
-    let before = shop.snapshot();
+    let before = shop.snapshot().await;
     let err = shop
         .engine
         .create_product(product("B", vec![variant("sku-1")]))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::AlreadyExists { what: "sku", .. }));
-    assert_eq!(shop.snapshot(), before);
+    assert_eq!(shop.snapshot().await, before);
 }
 
-#[tokio::test]
-async fn references_must_exist() {
-    let shop = Shop::new().await;
-    let before = shop.snapshot();
+async fn references_must_exist(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let before = shop.snapshot().await;
     let mut p = product("A", vec![variant("A")]);
     p.categories = vec![CategoryId::new()];
     assert!(matches!(
@@ -141,13 +138,12 @@ async fn references_must_exist() {
             .await
             .is_err()
     );
-    assert_eq!(shop.snapshot(), before);
+    assert_eq!(shop.snapshot().await, before);
 }
 
-#[tokio::test]
-async fn invalid_products_are_rejected_unchanged() {
-    let shop = Shop::new().await;
-    let before = shop.snapshot();
+async fn invalid_products_are_rejected_unchanged(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let before = shop.snapshot().await;
     let cases: Vec<NewProduct> = vec![
         product("", vec![variant("A")]),
         product(&"x".repeat(MAX_TITLE_LEN + 1), vec![variant("A")]),
@@ -187,12 +183,11 @@ async fn invalid_products_are_rejected_unchanged() {
         let title = case.title.chars().take(20).collect::<String>();
         assert!(shop.engine.create_product(case).await.is_err(), "{title}");
     }
-    assert_eq!(shop.snapshot(), before);
+    assert_eq!(shop.snapshot().await, before);
 }
 
-#[tokio::test]
-async fn only_active_variants_of_active_products_can_be_bought() {
-    let shop = Shop::new().await;
+async fn only_active_variants_of_active_products_can_be_bought(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let e = &shop.engine;
     let p: Product = e
         .create_product(product(
@@ -210,12 +205,12 @@ async fn only_active_variants_of_active_products_can_be_bought() {
     let (on, off) = (p.variants()[0].id(), p.variants()[1].id());
     let cart = e.create_cart(&Actor::Guest, Currency::USD).await.unwrap();
     e.add_item(&Actor::Guest, cart.id(), on, 1).await.unwrap();
-    let before = shop.snapshot();
+    let before = shop.snapshot().await;
     assert!(matches!(
         e.add_item(&Actor::Guest, cart.id(), off, 1).await,
         Err(Error::NotPurchasable { .. })
     ));
-    assert_eq!(shop.snapshot(), before);
+    assert_eq!(shop.snapshot().await, before);
 
     // Archiving the product stops the variant already in the cart from being priced.
     e.set_product_status(p.id(), Status::Archived)
@@ -230,3 +225,11 @@ async fn only_active_variants_of_active_products_can_be_bought() {
         Err(Error::NotPurchasable { .. })
     ));
 }
+
+conformance!(
+    products_with_variants_categories_collections_tags_and_images,
+    skus_are_unique_across_the_catalog,
+    references_must_exist,
+    invalid_products_are_rejected_unchanged,
+    only_active_variants_of_active_products_can_be_bought,
+);

@@ -18,7 +18,7 @@ use cartwright::payment::{
 };
 use cartwright::prelude::*;
 use cartwright::store::EventKind;
-use common::{Shop, ShopOptions, request, usd};
+use common::{Backend, Shop, ShopOptions, request, usd};
 use tokio::sync::Notify;
 
 fn authorizations_taking_effect(shop: &Shop) -> usize {
@@ -29,9 +29,8 @@ fn authorizations_taking_effect(shop: &Shop) -> usize {
         .count()
 }
 
-#[tokio::test]
-async fn happy_path_places_a_frozen_order_and_captures() {
-    let shop = Shop::new().await;
+async fn happy_path_places_a_frozen_order_and_captures(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "10.00", 5).await;
     let b = shop.product("B", "2.50", 5).await;
     let cart = shop.ready_cart(&[(a, 2), (b, 3)]).await;
@@ -134,9 +133,8 @@ async fn happy_path_places_a_frozen_order_and_captures() {
     assert!(shop.engine.pending_events("", 10).await.is_err());
 }
 
-#[tokio::test]
-async fn same_key_same_order_and_one_charge() {
-    let shop = Shop::new().await;
+async fn same_key_same_order_and_one_charge(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
     let first = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
@@ -147,14 +145,13 @@ async fn same_key_same_order_and_one_charge() {
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 4);
 }
 
-#[tokio::test]
-async fn same_key_with_another_cart_or_token_is_a_conflict() {
-    let shop = Shop::new().await;
+async fn same_key_with_another_cart_or_token_is_a_conflict(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "10.00", 5).await;
     let one = shop.ready_cart(&[(a, 1)]).await;
     let two = shop.ready_cart(&[(a, 1)]).await;
     shop.engine.checkout(request(one.id(), "k")).await.unwrap();
-    let before = shop.snapshot();
+    let before = shop.snapshot().await;
     let err = shop
         .engine
         .checkout(request(two.id(), "k"))
@@ -167,12 +164,11 @@ async fn same_key_with_another_cart_or_token_is_a_conflict() {
         shop.engine.checkout(other_token).await,
         Err(Error::IdempotencyConflict(_))
     ));
-    assert_eq!(shop.snapshot(), before);
+    assert_eq!(shop.snapshot().await, before);
 }
 
-#[tokio::test]
-async fn decline_releases_stock_keeps_cart_and_is_replayed() {
-    let shop = Shop::new().await;
+async fn decline_releases_stock_keeps_cart_and_is_replayed(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 2)]).await;
     let mut req = request(cart.id(), "k");
@@ -199,9 +195,8 @@ async fn decline_releases_stock_keeps_cart_and_is_replayed() {
     assert_eq!(order.total(), usd("27.50"));
 }
 
-#[tokio::test]
-async fn declined_by_amount() {
-    let shop = Shop::new().await;
+async fn declined_by_amount(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
     shop.payments.decline_amount(usd("16.50"));
@@ -213,9 +208,8 @@ async fn declined_by_amount() {
     assert!(matches!(err, Error::PaymentDeclined { .. }));
 }
 
-#[tokio::test]
-async fn out_of_stock_reserves_nothing() {
-    let shop = Shop::new().await;
+async fn out_of_stock_reserves_nothing(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "10.00", 5).await;
     let b = shop.product("B", "1.00", 1).await;
     let cart = shop.ready_cart(&[(a, 2), (b, 2)]).await;
@@ -236,9 +230,8 @@ async fn out_of_stock_reserves_nothing() {
     assert!(shop.payments.calls().is_empty(), "no payment attempted");
 }
 
-#[tokio::test]
-async fn unavailable_provider_leaves_the_key_retryable() {
-    let shop = Shop::new().await;
+async fn unavailable_provider_leaves_the_key_retryable(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
     shop.payments
@@ -256,9 +249,8 @@ async fn unavailable_provider_leaves_the_key_retryable() {
     assert_eq!(shop.payments.authorizations().len(), 1);
 }
 
-#[tokio::test]
-async fn timeout_after_authorizing_voids_the_hidden_hold() {
-    let shop = Shop::new().await;
+async fn timeout_after_authorizing_voids_the_hidden_hold(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
     shop.payments
@@ -289,9 +281,8 @@ async fn timeout_after_authorizing_voids_the_hidden_hold() {
     assert_eq!(captured.len(), 1, "charged exactly once");
 }
 
-#[tokio::test]
-async fn failed_capture_leaves_order_authorized_and_capture_can_be_retried() {
-    let shop = Shop::new().await;
+async fn failed_capture_leaves_order_authorized_and_capture_can_be_retried(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
     shop.payments
@@ -318,12 +309,14 @@ async fn failed_capture_leaves_order_authorized_and_capture_can_be_retried() {
     assert_eq!(shop.payments.authorizations()[0].captured, usd("16.50"));
 }
 
-#[tokio::test]
-async fn manual_capture_mode() {
-    let shop = Shop::with(ShopOptions {
-        capture: CaptureMode::Manual,
-        ..ShopOptions::default()
-    })
+async fn manual_capture_mode(backend: Backend) {
+    let shop = Shop::with(
+        backend,
+        ShopOptions {
+            capture: CaptureMode::Manual,
+            ..ShopOptions::default()
+        },
+    )
     .await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
@@ -338,9 +331,8 @@ async fn manual_capture_mode() {
     assert_eq!(order.payment().captured, usd("16.50"));
 }
 
-#[tokio::test]
-async fn free_orders_need_no_payment() {
-    let shop = Shop::new().await;
+async fn free_orders_need_no_payment(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let product = shop
         .product_with(
             "FREE",
@@ -370,9 +362,8 @@ async fn free_orders_need_no_payment() {
     assert!(shop.payments.calls().is_empty());
 }
 
-#[tokio::test]
-async fn validation_errors_change_nothing_and_do_not_burn_the_key() {
-    let shop = Shop::new().await;
+async fn validation_errors_change_nothing_and_do_not_burn_the_key(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "10.00", 5).await;
     let guest = Actor::Guest;
 
@@ -382,12 +373,12 @@ async fn validation_errors_change_nothing_and_do_not_burn_the_key() {
         .create_cart(&guest, Currency::USD)
         .await
         .unwrap();
-    let before = shop.snapshot();
+    let before = shop.snapshot().await;
     assert!(matches!(
         shop.engine.checkout(request(empty.id(), "e")).await,
         Err(Error::EmptyCart)
     ));
-    assert_eq!(shop.snapshot(), before);
+    assert_eq!(shop.snapshot().await, before);
     // Missing address, then method, then email: each refused, nothing held.
     let cart = shop
         .engine
@@ -395,14 +386,14 @@ async fn validation_errors_change_nothing_and_do_not_burn_the_key() {
         .await
         .unwrap();
     shop.engine.add_item(&guest, cart.id(), a, 1).await.unwrap();
-    let before = shop.snapshot();
+    let before = shop.snapshot().await;
     let err = shop
         .engine
         .checkout(request(cart.id(), "m"))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Incomplete("shipping address")));
-    assert_eq!(shop.snapshot(), before);
+    assert_eq!(shop.snapshot().await, before);
     shop.engine
         .set_shipping_address(&guest, cart.id(), common::address())
         .await
@@ -417,14 +408,14 @@ async fn validation_errors_change_nothing_and_do_not_burn_the_key() {
         .set_shipping_method(&guest, cart.id(), "standard")
         .await
         .unwrap();
-    let before = shop.snapshot();
+    let before = shop.snapshot().await;
     let err = shop
         .engine
         .checkout(request(cart.id(), "m"))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Incomplete("email")));
-    assert_eq!(shop.snapshot(), before);
+    assert_eq!(shop.snapshot().await, before);
     assert!(shop.payments.calls().is_empty());
     // Fix the cart; the same key now succeeds.
     shop.engine
@@ -434,12 +425,11 @@ async fn validation_errors_change_nothing_and_do_not_burn_the_key() {
     shop.engine.checkout(request(cart.id(), "m")).await.unwrap();
 }
 
-#[tokio::test]
-async fn bad_requests_leave_the_store_unchanged() {
-    let shop = Shop::new().await;
+async fn bad_requests_leave_the_store_unchanged(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
-    let before = shop.snapshot();
+    let before = shop.snapshot().await;
     let mut bad_token = request(cart.id(), "k");
     bad_token.payment_token = " ".into();
     assert!(matches!(
@@ -454,13 +444,12 @@ async fn bad_requests_leave_the_store_unchanged() {
         shop.engine.checkout(unknown).await,
         Err(Error::NotFound { .. })
     ));
-    assert_eq!(shop.snapshot(), before);
+    assert_eq!(shop.snapshot().await, before);
     assert!(shop.payments.calls().is_empty());
 }
 
-#[tokio::test]
-async fn another_customers_cart_cannot_be_checked_out() {
-    let shop = Shop::new().await;
+async fn another_customers_cart_cannot_be_checked_out(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "10.00", 5).await;
     let owner = shop.customer("o@x.io").await;
     let me = Actor::Customer(owner.id());
@@ -469,12 +458,12 @@ async fn another_customers_cart_cannot_be_checked_out() {
     shop.complete_details(&me, cart.id()).await;
     let mut req = request(cart.id(), "k");
     req.actor = Actor::Guest;
-    let before = shop.snapshot();
+    let before = shop.snapshot().await;
     assert!(matches!(
         shop.engine.checkout(req).await,
         Err(Error::Forbidden)
     ));
-    assert_eq!(shop.snapshot(), before);
+    assert_eq!(shop.snapshot().await, before);
     let mut req = request(cart.id(), "k");
     req.actor = me;
     let order = shop.engine.checkout(req).await.unwrap();
@@ -543,25 +532,27 @@ impl PaymentProvider for PausingProvider {
     }
 }
 
-async fn pausing_shop() -> (Shop, Arc<PausingProvider>) {
+async fn pausing_shop(backend: Backend) -> (Shop, Arc<PausingProvider>) {
     let inner = Arc::new(TestPaymentProvider::new());
     let pausing = Arc::new(PausingProvider {
         inner: inner.clone(),
         authorized: Notify::new(),
         resume: Notify::new(),
     });
-    let mut shop = Shop::with(ShopOptions {
-        provider: Some(pausing.clone()),
-        ..ShopOptions::default()
-    })
+    let mut shop = Shop::with(
+        backend,
+        ShopOptions {
+            provider: Some(pausing.clone()),
+            ..ShopOptions::default()
+        },
+    )
     .await;
     shop.payments = inner;
     (shop, pausing)
 }
 
-#[tokio::test]
-async fn a_cart_changed_after_authorization_voids_the_hold() {
-    let (shop, pausing) = pausing_shop().await;
+async fn a_cart_changed_after_authorization_voids_the_hold(backend: Backend) {
+    let (shop, pausing) = pausing_shop(backend).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
     let engine = shop.engine.clone();
@@ -588,9 +579,8 @@ async fn a_cart_changed_after_authorization_voids_the_hold() {
     assert_eq!(shop.payments.open_holds().len(), 0);
 }
 
-#[tokio::test]
-async fn a_crash_after_authorization_is_recovered() {
-    let (shop, pausing) = pausing_shop().await;
+async fn a_crash_after_authorization_is_recovered(backend: Backend) {
+    let (shop, pausing) = pausing_shop(backend).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 2)]).await;
     let engine = shop.engine.clone();
@@ -634,9 +624,8 @@ async fn a_crash_after_authorization_is_recovered() {
     assert_eq!(auths.iter().filter(|a| a.voided).count(), 1);
 }
 
-#[tokio::test]
-async fn a_retry_after_a_crash_cleans_up_by_itself() {
-    let (shop, pausing) = pausing_shop().await;
+async fn a_retry_after_a_crash_cleans_up_by_itself(backend: Backend) {
+    let (shop, pausing) = pausing_shop(backend).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
     let engine = shop.engine.clone();
@@ -664,9 +653,8 @@ async fn a_retry_after_a_crash_cleans_up_by_itself() {
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 4);
 }
 
-#[tokio::test]
-async fn expired_reservations_are_released() {
-    let shop = Shop::new().await;
+async fn expired_reservations_are_released(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "10.00", 5).await;
     let held = shop.engine.reserve_stock(&[(a, 4)]).await.unwrap();
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 1);
@@ -677,9 +665,8 @@ async fn expired_reservations_are_released() {
     assert!(shop.engine.commit_reservation(held.id).await.is_err());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn hundred_buyers_for_the_last_ten_units() {
-    let shop = Shop::new().await;
+async fn hundred_buyers_for_the_last_ten_units(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "10.00", 10).await;
     let mut carts = Vec::new();
     for _ in 0..100 {
@@ -709,9 +696,8 @@ async fn hundred_buyers_for_the_last_ten_units() {
     assert!(shop.payments.open_holds().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fifty_calls_with_one_key_run_once() {
-    let shop = Shop::new().await;
+async fn fifty_calls_with_one_key_run_once(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "10.00", 100).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
     let mut tasks = Vec::new();
@@ -731,3 +717,26 @@ async fn fifty_calls_with_one_key_run_once() {
     assert_eq!(authorizations_taking_effect(&shop), 1);
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 99);
 }
+
+conformance!(
+    happy_path_places_a_frozen_order_and_captures,
+    same_key_same_order_and_one_charge,
+    same_key_with_another_cart_or_token_is_a_conflict,
+    decline_releases_stock_keeps_cart_and_is_replayed,
+    declined_by_amount,
+    out_of_stock_reserves_nothing,
+    unavailable_provider_leaves_the_key_retryable,
+    timeout_after_authorizing_voids_the_hidden_hold,
+    failed_capture_leaves_order_authorized_and_capture_can_be_retried,
+    manual_capture_mode,
+    free_orders_need_no_payment,
+    validation_errors_change_nothing_and_do_not_burn_the_key,
+    bad_requests_leave_the_store_unchanged,
+    another_customers_cart_cannot_be_checked_out,
+    a_cart_changed_after_authorization_voids_the_hold,
+    a_crash_after_authorization_is_recovered,
+    a_retry_after_a_crash_cleans_up_by_itself,
+    expired_reservations_are_released,
+    hundred_buyers_for_the_last_ten_units,
+    fifty_calls_with_one_key_run_once,
+);

@@ -10,7 +10,7 @@ mod common;
 
 use cartwright::customer::CustomerKind;
 use cartwright::prelude::*;
-use common::{Shop, address};
+use common::{Backend, Shop, address};
 
 fn new(email: &str, password: &str) -> NewCustomer {
     NewCustomer {
@@ -20,9 +20,8 @@ fn new(email: &str, password: &str) -> NewCustomer {
     }
 }
 
-#[tokio::test]
-async fn register_and_log_in_with_normalized_email() {
-    let shop = Shop::new().await;
+async fn register_and_log_in_with_normalized_email(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let ann = shop
         .engine
         .register(new("  Ann@Example.COM ", "s3cret-pass"))
@@ -37,17 +36,16 @@ async fn register_and_log_in_with_normalized_email() {
         .unwrap();
     assert_eq!(logged_in.id(), ann.id());
     // The plain password appears nowhere in the store.
-    assert!(!format!("{:?}", shop.snapshot()).contains("s3cret-pass"));
+    assert!(!format!("{:?}", shop.snapshot().await).contains("s3cret-pass"));
 }
 
-#[tokio::test]
-async fn wrong_password_and_unknown_email_look_the_same() {
-    let shop = Shop::new().await;
+async fn wrong_password_and_unknown_email_look_the_same(backend: Backend) {
+    let shop = Shop::new(backend).await;
     shop.engine
         .register(new("ann@example.com", "s3cret-pass"))
         .await
         .unwrap();
-    let before = shop.snapshot();
+    let before = shop.snapshot().await;
     let wrong = shop
         .engine
         .login("ann@example.com", "not-it-at-all")
@@ -67,17 +65,16 @@ async fn wrong_password_and_unknown_email_look_the_same() {
     assert!(matches!(unknown, Error::InvalidCredentials));
     assert!(matches!(malformed, Error::InvalidCredentials));
     assert_eq!(wrong.to_string(), unknown.to_string());
-    assert_eq!(shop.snapshot(), before);
+    assert_eq!(shop.snapshot().await, before);
 }
 
-#[tokio::test]
-async fn duplicate_and_invalid_registrations_change_nothing() {
-    let shop = Shop::new().await;
+async fn duplicate_and_invalid_registrations_change_nothing(backend: Backend) {
+    let shop = Shop::new(backend).await;
     shop.engine
         .register(new("ann@example.com", "s3cret-pass"))
         .await
         .unwrap();
-    let before = shop.snapshot();
+    let before = shop.snapshot().await;
     assert!(matches!(
         shop.engine
             .register(new("ANN@example.com", "other-pass"))
@@ -108,12 +105,11 @@ async fn duplicate_and_invalid_registrations_change_nothing() {
             .await
             .is_err()
     );
-    assert_eq!(shop.snapshot(), before);
+    assert_eq!(shop.snapshot().await, before);
 }
 
-#[tokio::test]
-async fn guests_can_later_register() {
-    let shop = Shop::new().await;
+async fn guests_can_later_register(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let guest = shop.engine.guest("gus@example.com").await.unwrap();
     assert_eq!(guest.kind(), CustomerKind::Guest);
     assert_eq!(
@@ -141,9 +137,8 @@ async fn guests_can_later_register() {
     assert!(shop.engine.guest("gus@example.com").await.is_err());
 }
 
-#[tokio::test]
-async fn address_book_and_groups() {
-    let shop = Shop::new().await;
+async fn address_book_and_groups(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let ann = shop
         .engine
         .register(new("ann@example.com", "s3cret-pass"))
@@ -176,9 +171,9 @@ async fn address_book_and_groups() {
         country: "USA".into(),
         ..address()
     };
-    let before = shop.snapshot();
+    let before = shop.snapshot().await;
     assert!(shop.engine.add_address(&me, ann.id(), bad).await.is_err());
-    assert_eq!(shop.snapshot(), before);
+    assert_eq!(shop.snapshot().await, before);
 
     let vip = shop.engine.create_group("VIP").await.unwrap();
     assert!(matches!(
@@ -197,9 +192,8 @@ async fn address_book_and_groups() {
     );
 }
 
-#[tokio::test]
-async fn customers_see_only_themselves() {
-    let shop = Shop::new().await;
+async fn customers_see_only_themselves(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let ann = shop
         .engine
         .register(new("ann@example.com", "s3cret-pass"))
@@ -222,9 +216,8 @@ async fn customers_see_only_themselves() {
     assert!(shop.engine.customer(&as_bob, bob.id()).await.is_ok());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_address_additions_are_all_kept() {
-    let shop = Shop::new().await;
+async fn concurrent_address_additions_are_all_kept(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let ann = shop
         .engine
         .register(new("ann@example.com", "s3cret-pass"))
@@ -257,3 +250,13 @@ async fn concurrent_address_additions_are_all_kept() {
         "no successful change was lost"
     );
 }
+
+conformance!(
+    register_and_log_in_with_normalized_email,
+    wrong_password_and_unknown_email_look_the_same,
+    duplicate_and_invalid_registrations_change_nothing,
+    guests_can_later_register,
+    address_book_and_groups,
+    customers_see_only_themselves,
+    concurrent_address_additions_are_all_kept,
+);

@@ -11,11 +11,10 @@ mod common;
 use cartwright::id::{LocationId, VariantId};
 use cartwright::inventory::{MAX_ON_HAND, ReservationState};
 use cartwright::prelude::*;
-use common::{Shop, request, usd};
+use common::{Backend, Shop, request, usd};
 
-#[tokio::test]
-async fn reserve_release_commit() {
-    let shop = Shop::new().await;
+async fn reserve_release_commit(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "1.00", 10).await;
     let r = shop.engine.reserve_stock(&[(a, 4)]).await.unwrap();
     let s = shop.engine.stock(a).await.unwrap();
@@ -39,9 +38,8 @@ async fn reserve_release_commit() {
     assert_eq!(shop.engine.stock(a).await.unwrap().on_hand, 7);
 }
 
-#[tokio::test]
-async fn a_placed_order_keeps_its_units_until_committed() {
-    let shop = Shop::new().await;
+async fn a_placed_order_keeps_its_units_until_committed(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "1.00", 10).await;
     let cart = shop.ready_cart(&[(a, 2)]).await;
     let order = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
@@ -57,9 +55,8 @@ async fn a_placed_order_keeps_its_units_until_committed() {
     assert_eq!((s.on_hand, s.reserved), (8, 0));
 }
 
-#[tokio::test]
-async fn reservations_split_over_locations_by_priority() {
-    let shop = Shop::new().await;
+async fn reservations_split_over_locations_by_priority(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "1.00", 2).await; // 2 in the warehouse (priority 0)
     let store = shop.engine.create_location("Store", 5).await.unwrap();
     shop.engine.set_stock(a, store.id(), 10).await.unwrap();
@@ -72,12 +69,11 @@ async fn reservations_split_over_locations_by_priority() {
     assert_eq!(split, vec![(shop.warehouse, 2), (store.id(), 3)]);
 }
 
-#[tokio::test]
-async fn all_or_nothing() {
-    let shop = Shop::new().await;
+async fn all_or_nothing(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "1.00", 10).await;
     let b = shop.product("B", "1.00", 1).await;
-    let before = shop.snapshot();
+    let before = shop.snapshot().await;
     let err = shop
         .engine
         .reserve_stock(&[(a, 5), (b, 2)])
@@ -91,7 +87,7 @@ async fn all_or_nothing() {
             ..
         }
     ));
-    assert_eq!(shop.snapshot(), before);
+    assert_eq!(shop.snapshot().await, before);
     // Two requests for one variant are added up.
     let err = shop
         .engine
@@ -112,12 +108,11 @@ async fn all_or_nothing() {
             .await
             .is_err()
     );
-    assert_eq!(shop.snapshot(), before);
+    assert_eq!(shop.snapshot().await, before);
 }
 
-#[tokio::test]
-async fn backorders_and_untracked_variants() {
-    let shop = Shop::new().await;
+async fn backorders_and_untracked_variants(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let back = shop
         .product_with(
             "BACK",
@@ -162,11 +157,10 @@ async fn backorders_and_untracked_variants() {
     assert!(shop.engine.stock(digital).await.unwrap().levels.is_empty());
 }
 
-#[tokio::test]
-async fn stock_levels_are_bounded() {
-    let shop = Shop::new().await;
+async fn stock_levels_are_bounded(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "1.00", 10).await;
-    let before = shop.snapshot();
+    let before = shop.snapshot().await;
     assert!(shop.engine.set_stock(a, shop.warehouse, -1).await.is_err());
     assert!(
         shop.engine
@@ -204,7 +198,7 @@ async fn stock_levels_are_bounded() {
             .await
             .is_err()
     );
-    assert_eq!(shop.snapshot(), before);
+    assert_eq!(shop.snapshot().await, before);
     assert_eq!(
         shop.engine
             .adjust_stock(a, shop.warehouse, -4)
@@ -215,9 +209,8 @@ async fn stock_levels_are_bounded() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_reservations_never_oversell() {
-    let shop = Shop::new().await;
+async fn concurrent_reservations_never_oversell(backend: Backend) {
+    let shop = Shop::new(backend).await;
     let a = shop.product("A", "1.00", 50).await;
     let mut tasks = Vec::new();
     for i in 0..200u32 {
@@ -240,3 +233,13 @@ async fn concurrent_reservations_never_oversell() {
         "sold out to within one order: {held}"
     );
 }
+
+conformance!(
+    reserve_release_commit,
+    a_placed_order_keeps_its_units_until_committed,
+    reservations_split_over_locations_by_priority,
+    all_or_nothing,
+    backorders_and_untracked_variants,
+    stock_levels_are_bounded,
+    concurrent_reservations_never_oversell,
+);

@@ -473,6 +473,11 @@ impl Customer {
             .ok_or(Error::Overflow("customer version"))?;
         Ok(())
     }
+    /// For storage adapters: puts back the hash stored beside the serialized customer.
+    pub fn with_password_hash(mut self, hash: Option<PasswordHash>) -> Self {
+        self.password = hash;
+        self
+    }
     /// The stored password hash, for storage adapters and login.
     pub fn password_hash(&self) -> Option<&PasswordHash> {
         self.password.as_ref()

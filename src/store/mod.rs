@@ -13,6 +13,9 @@
 //! nothing of the engine, pricing or payment providers.
 
 pub mod memory;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 
 use std::collections::HashMap;
 
@@ -35,6 +38,8 @@ use crate::order::Order;
 use crate::payment::Payment;
 
 pub use memory::{MemorySnapshot, MemoryStore};
+#[cfg(feature = "postgres")]
+pub use postgres::PgStore;
 
 /// Most rows any list call returns.
 pub const MAX_PAGE_SIZE: usize = 500;

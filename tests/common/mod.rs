@@ -16,7 +16,7 @@ use cartwright::customer::PasswordPolicy;
 use cartwright::id::{CartId, LocationId, VariantId};
 use cartwright::payment::{PaymentProvider, TestPaymentProvider};
 use cartwright::prelude::*;
-use cartwright::store::{MemorySnapshot, MemoryStore};
+use cartwright::store::{MemorySnapshot, MemoryStore, Store};
 use chrono::{TimeZone, Utc};
 use rust_decimal::Decimal;
 
@@ -24,14 +24,134 @@ pub fn usd(s: &str) -> Money {
     Money::parse(s, Currency::USD).unwrap()
 }
 
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    #[cfg(feature = "postgres")]
+    Postgres,
+}
+
+/// The store behind a shop, kept concretely for snapshots.
+#[derive(Clone)]
+pub enum Backing {
+    Memory(Arc<MemoryStore>),
+    #[cfg(feature = "postgres")]
+    Postgres(cartwright::store::PgStore),
+}
+
+/// A whole-store snapshot, for "nothing changed" assertions.
+#[derive(Debug, PartialEq)]
+pub enum Snapshot {
+    Memory(Box<MemorySnapshot>),
+    Postgres(serde_json::Value),
+}
+
 pub struct Shop {
     pub engine: Engine,
-    pub store: Arc<MemoryStore>,
+    pub backing: Backing,
     pub payments: Arc<TestPaymentProvider>,
     pub clock: Arc<ManualClock>,
     pub warehouse: LocationId,
+    options: ShopOptions,
 }
 
+/// Runs each named `async fn name(backend: Backend)` as a test on every store.
+#[macro_export]
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::common::Backend::Memory).await
+                }
+            )*
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::common::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+#[cfg(feature = "postgres")]
+pub mod pg {
+    use cartwright::store::PgStore;
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    use std::str::FromStr;
+
+    pub const TEST_DATABASE: &str = "cartwright_test";
+
+    /// The server to test against: `CARTWRIGHT_TEST_DATABASE_URL`, or the
+    /// local server. Tests fail (never skip) when it cannot be reached.
+    pub fn admin_url() -> String {
+        std::env::var("CARTWRIGHT_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    }
+
+    /// A fresh, empty schema in the test database.
+    pub async fn fresh_schema() -> String {
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&admin_url())
+            .await
+            .expect("PostgreSQL must be reachable for the postgres tests");
+        let exists: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+                .bind(TEST_DATABASE)
+                .fetch_optional(&admin)
+                .await
+                .unwrap();
+        if exists.is_none() {
+            // Another test process may create it at the same moment.
+            let _ = sqlx::query("CREATE DATABASE cartwright_test")
+                .execute(&admin)
+                .await;
+        }
+        admin.close().await;
+        let schema = format!("cwt_{}", uuid::Uuid::new_v4().simple());
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(options(""))
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        schema
+    }
+
+    pub fn options(schema: &str) -> PgConnectOptions {
+        let opts = PgConnectOptions::from_str(&admin_url())
+            .unwrap()
+            .database(TEST_DATABASE);
+        if schema.is_empty() {
+            opts
+        } else {
+            opts.options([("search_path", schema)])
+        }
+    }
+
+    /// A store on `schema` with its own pool (one application instance).
+    pub async fn store(schema: &str, max_connections: u32) -> PgStore {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .connect_with(options(schema))
+            .await
+            .unwrap();
+        PgStore::from_pool(pool).await.unwrap()
+    }
+}
+
+#[derive(Clone)]
 pub struct ShopOptions {
     pub capture: CaptureMode,
     pub provider: Option<Arc<dyn PaymentProvider>>,
@@ -47,45 +167,51 @@ impl Default for ShopOptions {
 }
 
 impl Shop {
-    pub async fn new() -> Self {
-        Self::with(ShopOptions::default()).await
+    pub async fn new(backend: Backend) -> Self {
+        Self::with(backend, ShopOptions::default()).await
     }
 
-    pub async fn with(options: ShopOptions) -> Self {
-        let store = Arc::new(MemoryStore::new());
+    pub async fn with(backend: Backend, options: ShopOptions) -> Self {
+        let backing = match backend {
+            Backend::Memory => Backing::Memory(Arc::new(MemoryStore::new())),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres => {
+                let schema = pg::fresh_schema().await;
+                Backing::Postgres(pg::store(&schema, 8).await)
+            }
+        };
         let payments = Arc::new(TestPaymentProvider::new());
         let clock = Arc::new(ManualClock::new(
             Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap(),
         ));
-        let shipping = FlatRateShipping::new()
-            .with_method(
-                "standard",
-                "Standard",
-                &[usd("5.00"), Money::parse("500", Currency::JPY).unwrap()],
-            )
-            .unwrap();
-        let provider: Arc<dyn PaymentProvider> =
-            options.provider.unwrap_or_else(|| payments.clone());
-        let engine = Engine::builder()
-            .store(store.clone())
-            .payment_provider(provider)
-            .clock(clock.clone())
-            .shipping(Arc::new(shipping))
-            .tax(Arc::new(
-                FlatRateTax::new("Tax 10%", Decimal::new(10, 2)).unwrap(),
-            ))
-            .capture_mode(options.capture)
-            .password_policy(PasswordPolicy::insecure_fast_for_tests())
-            .build()
-            .unwrap();
+        let engine = build_engine(&backing, &payments, &clock, &options);
         let warehouse = engine.create_location("Warehouse", 0).await.unwrap().id();
         Self {
             engine,
-            store,
+            backing,
             payments,
             clock,
             warehouse,
+            options,
         }
+    }
+
+    /// A second application instance on the same database (its own pool),
+    /// sharing the gateway and the clock. For the in-memory store it shares
+    /// the same store.
+    pub async fn second_engine(&self) -> Engine {
+        let backing = match &self.backing {
+            Backing::Memory(m) => Backing::Memory(m.clone()),
+            #[cfg(feature = "postgres")]
+            Backing::Postgres(pg) => {
+                let schema: String = sqlx::query_scalar("SELECT current_schema()::text")
+                    .fetch_one(pg.pool())
+                    .await
+                    .unwrap();
+                Backing::Postgres(pg::store(&schema, 8).await)
+            }
+        };
+        build_engine(&backing, &self.payments, &self.clock, &self.options)
     }
 
     /// An active product with one active, shippable variant priced `price` USD, with `stock` units.
@@ -170,9 +296,47 @@ impl Shop {
             .unwrap()
     }
 
-    pub fn snapshot(&self) -> MemorySnapshot {
-        self.store.snapshot()
+    pub async fn snapshot(&self) -> Snapshot {
+        match &self.backing {
+            Backing::Memory(m) => Snapshot::Memory(Box::new(m.snapshot())),
+            #[cfg(feature = "postgres")]
+            Backing::Postgres(pg) => Snapshot::Postgres(pg.dump().await.unwrap()),
+        }
     }
+}
+
+fn build_engine(
+    backing: &Backing,
+    payments: &Arc<TestPaymentProvider>,
+    clock: &Arc<ManualClock>,
+    options: &ShopOptions,
+) -> Engine {
+    let store: Arc<dyn Store> = match backing {
+        Backing::Memory(m) => m.clone(),
+        #[cfg(feature = "postgres")]
+        Backing::Postgres(pg) => Arc::new(pg.clone()),
+    };
+    let shipping = FlatRateShipping::new()
+        .with_method(
+            "standard",
+            "Standard",
+            &[usd("5.00"), Money::parse("500", Currency::JPY).unwrap()],
+        )
+        .unwrap();
+    let provider: Arc<dyn PaymentProvider> =
+        options.provider.clone().unwrap_or_else(|| payments.clone());
+    Engine::builder()
+        .store(store)
+        .payment_provider(provider)
+        .clock(clock.clone())
+        .shipping(Arc::new(shipping))
+        .tax(Arc::new(
+            FlatRateTax::new("Tax 10%", Decimal::new(10, 2)).unwrap(),
+        ))
+        .capture_mode(options.capture)
+        .password_policy(PasswordPolicy::insecure_fast_for_tests())
+        .build()
+        .unwrap()
 }
 
 pub fn address() -> NewAddress {

@@ -1,0 +1,1897 @@
+//! The PostgreSQL store (feature `postgres`): every port on one database,
+//! safe for many application instances at once.
+//!
+//! - Each atomic command is one transaction (often one statement): conditional
+//!   updates with CHECK constraints as a backstop, rows locked in a fixed order
+//!   (checkout → reservation → stock rows sorted by variant and location), and
+//!   bounded retries on serialization failures and deadlocks (SQLSTATE 40001,
+//!   40P01).
+//! - Queries are checked at run time, so building needs no database.
+//! - Migrations in `migrations/` are embedded and applied by
+//!   [`PgStore::connect`] and [`PgStore::migrate`].
+//! - Stored data that cannot be read back (edited by hand, out of range) is
+//!   [`Error::CorruptData`], never a panic.
+//!
+//! Tables are prefixed `cw_`; point the pool's `search_path` at a schema of
+//! your own to keep them apart.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use super::{
+    BeginCheckout, CartStore, CatalogStore, CheckoutClaim, CheckoutEnd, CheckoutFailure,
+    CheckoutRecord, CheckoutState, CheckoutStore, CustomerStore, Event, EventKind, EventStore,
+    InventoryStore, Lease, OrderStore, check_consumer, check_limit,
+};
+use crate::cart::{Cart, CartStatus};
+use crate::catalog::{CatalogEntry, Category, Collection, Product, Sku};
+use crate::customer::{Customer, CustomerGroup, Email, PasswordHash};
+use crate::error::{Error, Result};
+use crate::id::{
+    CartId, CategoryId, CustomerId, EventId, IdempotencyKey, LocationId, OrderId, ProductId,
+    ReservationId, VariantId,
+};
+use crate::inventory::{
+    Location, MAX_ON_HAND, Reservation, ReservationLine, ReservationState, StockLevel,
+    StockRequest, StockSummary, merge_requests, needs_fallback, plan_reservation,
+};
+use crate::money::Currency;
+use crate::order::Order;
+use crate::payment::Payment;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// How often a transaction that lost a serialization race or a deadlock is retried.
+pub const MAX_TX_RETRIES: u32 = 8;
+
+/// The PostgreSQL store. Clone it freely: clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// Why a command attempt failed: the domain said no, or the database failed.
+enum Fail {
+    Domain(Error),
+    Db(sqlx::Error),
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        Self::Domain(e)
+    }
+}
+
+impl From<sqlx::Error> for Fail {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl From<Fail> for Error {
+    fn from(f: Fail) -> Self {
+        match f {
+            Fail::Domain(e) => e,
+            Fail::Db(e) => storage(e),
+        }
+    }
+}
+
+type Try<T> = std::result::Result<T, Fail>;
+
+fn storage(e: sqlx::Error) -> Error {
+    Error::Storage {
+        message: e.to_string(),
+        source: Some(Arc::new(e)),
+    }
+}
+
+fn sqlstate(f: &Fail) -> Option<String> {
+    match f {
+        Fail::Db(sqlx::Error::Database(d)) => d.code().map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+fn constraint(f: &Fail) -> Option<String> {
+    match f {
+        Fail::Db(sqlx::Error::Database(d)) => d.constraint().map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// Runs one attempt of a command, again on serialization failures and deadlocks.
+macro_rules! retry {
+    ($attempt:expr) => {{
+        let mut tries = 0u32;
+        loop {
+            match $attempt.await {
+                Err(f)
+                    if tries < MAX_TX_RETRIES
+                        && matches!(sqlstate(&f).as_deref(), Some("40001" | "40P01")) =>
+                {
+                    tries += 1;
+                }
+                other => break other.map_err(Error::from),
+            }
+        }
+    }};
+}
+
+fn corrupt(entity: &'static str, reason: impl std::fmt::Display) -> Fail {
+    Fail::Domain(Error::CorruptData {
+        entity,
+        reason: reason.to_string(),
+    })
+}
+
+/// Reads a column, turning a decoding failure into [`Error::CorruptData`].
+fn col<'r, T>(row: &'r PgRow, name: &str, entity: &'static str) -> Try<T>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    row.try_get(name)
+        .map_err(|e| corrupt(entity, format!("column {name}: {e}")))
+}
+
+/// Reads a JSONB document column into a domain type.
+fn doc<T: DeserializeOwned>(row: &PgRow, name: &str, entity: &'static str) -> Try<T> {
+    let Json(value): Json<serde_json::Value> = col(row, name, entity)?;
+    serde_json::from_value(value).map_err(|e| corrupt(entity, e))
+}
+
+fn to_json<T: Serialize>(value: &T) -> Try<serde_json::Value> {
+    serde_json::to_value(value).map_err(|e| {
+        Fail::Domain(Error::Storage {
+            message: format!("cannot serialize: {e}"),
+            source: None,
+        })
+    })
+}
+
+fn uuids<T>(items: impl IntoIterator<Item = T>, f: impl Fn(T) -> Uuid) -> Vec<Uuid> {
+    items.into_iter().map(f).collect()
+}
+
+fn limit_i64(limit: usize) -> Result<i64> {
+    i64::try_from(check_limit(limit)?).map_err(|_| Error::Overflow("page size"))
+}
+
+impl PgStore {
+    /// Connects with a pool of at most 10 connections and applies the migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .connect(url)
+            .await
+            .map_err(storage)?;
+        Self::from_pool(pool).await
+    }
+
+    /// Uses an existing pool and applies the migrations.
+    pub async fn from_pool(pool: PgPool) -> Result<Self> {
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies any migrations not yet applied. Safe to run from many
+    /// instances at once (the migrator takes an advisory lock).
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.pool).await.map_err(|e| Error::Storage {
+            message: format!("migration failed: {e}"),
+            source: Some(Arc::new(e)),
+        })
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Every cartwright table's rows as JSON, in a stable order: a snapshot to
+    /// compare before and after an operation in tests.
+    pub async fn dump(&self) -> Result<serde_json::Value> {
+        let row = sqlx::query(
+            "SELECT jsonb_build_object(
+                'categories', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_categories t),
+                'collections', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_collections t),
+                'products', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_products t),
+                'variants', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_variants t),
+                'product_categories', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.product_id, t.category_id), '[]') FROM cw_product_categories t),
+                'product_collections', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.product_id, t.collection_id), '[]') FROM cw_product_collections t),
+                'groups', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_customer_groups t),
+                'customers', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_customers t),
+                'carts', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_carts t),
+                'locations', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_locations t),
+                'stock', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.variant_id, t.location_id), '[]') FROM cw_stock t),
+                'reservations', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_reservations t),
+                'reservation_lines', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.reservation_id, t.line_no), '[]') FROM cw_reservation_lines t),
+                'checkouts', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.key), '[]') FROM cw_checkouts t),
+                'orders', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_orders t),
+                'events', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.sequence), '[]') FROM cw_events t),
+                'cursors', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.consumer), '[]') FROM cw_event_cursors t)
+            ) AS dump",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(storage)?;
+        let Json(value): Json<serde_json::Value> = row.try_get("dump").map_err(storage)?;
+        Ok(value)
+    }
+}
+
+// ----- catalog -----------------------------------------------------------
+
+impl PgStore {
+    async fn write_product(&self, product: &Product, replace: bool) -> Try<()> {
+        let mut tx = self.pool.begin().await?;
+        let id = product.id().as_uuid();
+        let body = to_json(product)?;
+        if replace {
+            let updated = sqlx::query("UPDATE cw_products SET doc = $2 WHERE id = $1")
+                .bind(id)
+                .bind(Json(&body))
+                .execute(&mut *tx)
+                .await?;
+            if updated.rows_affected() == 0 {
+                return Err(Error::not_found("product", product.id()).into());
+            }
+            let keep = uuids(product.variants(), |v| v.id().as_uuid());
+            sqlx::query("DELETE FROM cw_variants WHERE product_id = $1 AND NOT (id = ANY($2))")
+                .bind(id)
+                .bind(&keep)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM cw_product_categories WHERE product_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM cw_product_collections WHERE product_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            sqlx::query("INSERT INTO cw_products (id, doc) VALUES ($1, $2)")
+                .bind(id)
+                .bind(Json(&body))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let ids = uuids(product.variants(), |v| v.id().as_uuid());
+        let skus: Vec<String> = product
+            .variants()
+            .iter()
+            .map(|v| v.sku().as_str().to_owned())
+            .collect();
+        sqlx::query(
+            "INSERT INTO cw_variants (id, product_id, sku)
+             SELECT v, $1, s FROM unnest($2::uuid[], $3::text[]) AS u(v, s)
+             ON CONFLICT (id) DO UPDATE SET sku = EXCLUDED.sku
+             WHERE cw_variants.product_id = EXCLUDED.product_id",
+        )
+        .bind(id)
+        .bind(&ids)
+        .bind(&skus)
+        .execute(&mut *tx)
+        .await?;
+        let found: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM cw_variants WHERE product_id = $1 AND id = ANY($2)",
+        )
+        .bind(id)
+        .bind(&ids)
+        .fetch_one(&mut *tx)
+        .await?;
+        if usize::try_from(found).ok() != Some(ids.len()) {
+            return Err(Error::AlreadyExists {
+                what: "variant id",
+                value: product.id().to_string(),
+            }
+            .into());
+        }
+        sqlx::query(
+            "INSERT INTO cw_product_categories (product_id, category_id) SELECT $1, unnest($2::uuid[])",
+        )
+        .bind(id)
+        .bind(uuids(product.categories(), |c| c.as_uuid()))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO cw_product_collections (product_id, collection_id) SELECT $1, unnest($2::uuid[])",
+        )
+        .bind(id)
+        .bind(uuids(product.collections(), |c| c.as_uuid()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    fn product_error(f: Fail, product: &Product) -> Fail {
+        match (sqlstate(&f).as_deref(), constraint(&f).as_deref()) {
+            (Some("23505"), Some("cw_variants_sku_key")) => Error::AlreadyExists {
+                what: "sku",
+                value: product
+                    .variants()
+                    .iter()
+                    .map(|v| v.sku().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+            .into(),
+            (Some("23505"), Some("cw_products_pkey")) => Error::AlreadyExists {
+                what: "product",
+                value: product.id().to_string(),
+            }
+            .into(),
+            (Some("23505"), _) => Error::AlreadyExists {
+                what: "variant id",
+                value: product.id().to_string(),
+            }
+            .into(),
+            (Some("23503"), Some(c)) if c.contains("category") => {
+                Error::not_found("category", "referenced by the product").into()
+            }
+            (Some("23503"), Some(c)) if c.contains("collection") => {
+                Error::not_found("collection", "referenced by the product").into()
+            }
+            _ => f,
+        }
+    }
+
+    async fn entries_try(&self, ids: &[VariantId]) -> Try<HashMap<VariantId, CatalogEntry>> {
+        let rows = sqlx::query(
+            "SELECT v.id AS variant_id, p.doc,
+                    (WITH RECURSIVE anc(id) AS (
+                         SELECT pc.category_id FROM cw_product_categories pc WHERE pc.product_id = p.id
+                         UNION
+                         SELECT c.parent_id FROM cw_categories c JOIN anc ON c.id = anc.id
+                         WHERE c.parent_id IS NOT NULL)
+                     SELECT coalesce(array_agg(id), '{}') FROM anc) AS categories
+             FROM cw_variants v JOIN cw_products p ON p.id = v.product_id
+             WHERE v.id = ANY($1)",
+        )
+        .bind(uuids(ids, |v| v.as_uuid()))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let variant_id = VariantId::from_uuid(col(&row, "variant_id", "variant")?);
+            let product: Product = doc(&row, "doc", "product")?;
+            let categories: Vec<Uuid> = col(&row, "categories", "product")?;
+            let variant = product.variant(variant_id).cloned().ok_or_else(|| {
+                corrupt(
+                    "product",
+                    format!("variant {variant_id} missing from its product"),
+                )
+            })?;
+            out.insert(
+                variant_id,
+                CatalogEntry {
+                    product_title: product.title().to_owned(),
+                    product_status: product.status(),
+                    categories: categories.into_iter().map(CategoryId::from_uuid).collect(),
+                    collections: product.collections().clone(),
+                    tags: product.tags().clone(),
+                    variant,
+                },
+            );
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl CatalogStore for PgStore {
+    async fn insert_product(&self, product: Product) -> Result<()> {
+        retry!(async {
+            self.write_product(&product, false)
+                .await
+                .map_err(|f| Self::product_error(f, &product))
+        })
+    }
+
+    async fn update_product(&self, product: Product) -> Result<()> {
+        retry!(async {
+            self.write_product(&product, true)
+                .await
+                .map_err(|f| Self::product_error(f, &product))
+        })
+    }
+
+    async fn product(&self, id: ProductId) -> Result<Product> {
+        retry!(async {
+            let row = sqlx::query("SELECT doc FROM cw_products WHERE id = $1")
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| Error::not_found("product", id))?;
+            doc::<Product>(&row, "doc", "product")
+        })
+    }
+
+    async fn products(&self, after: Option<ProductId>, limit: usize) -> Result<Vec<Product>> {
+        let limit = limit_i64(limit)?;
+        retry!(async {
+            let rows = sqlx::query(
+                "SELECT doc FROM cw_products WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2",
+            )
+            .bind(after.map(|a| a.as_uuid()))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| doc(r, "doc", "product"))
+                .collect::<Try<Vec<Product>>>()
+        })
+    }
+
+    async fn entry_by_sku(&self, sku: &Sku) -> Result<CatalogEntry> {
+        let id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM cw_variants WHERE sku = $1")
+            .bind(sku.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage)?;
+        let id = VariantId::from_uuid(id.ok_or_else(|| Error::not_found("sku", sku))?);
+        let mut entries = self.entries(&[id]).await?;
+        entries
+            .remove(&id)
+            .ok_or_else(|| Error::not_found("sku", sku))
+    }
+
+    async fn entries(&self, ids: &[VariantId]) -> Result<HashMap<VariantId, CatalogEntry>> {
+        retry!(self.entries_try(ids))
+    }
+
+    async fn insert_category(&self, category: Category) -> Result<()> {
+        retry!(async {
+            let result =
+                sqlx::query("INSERT INTO cw_categories (id, parent_id, doc) VALUES ($1, $2, $3)")
+                    .bind(category.id().as_uuid())
+                    .bind(category.parent().map(|p| p.as_uuid()))
+                    .bind(Json(to_json(&category)?))
+                    .execute(&self.pool)
+                    .await;
+            match result.map_err(Fail::from) {
+                Ok(_) => Ok(()),
+                Err(f) if sqlstate(&f).as_deref() == Some("23503") => Err(Error::not_found(
+                    "category",
+                    category
+                        .parent()
+                        .map_or_else(String::new, |p| p.to_string()),
+                )
+                .into()),
+                Err(f) if sqlstate(&f).as_deref() == Some("23505") => Err(Error::AlreadyExists {
+                    what: "category",
+                    value: category.id().to_string(),
+                }
+                .into()),
+                Err(f) => Err(f),
+            }
+        })
+    }
+
+    async fn categories(&self) -> Result<Vec<Category>> {
+        retry!(async {
+            let rows = sqlx::query("SELECT doc FROM cw_categories ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| doc(r, "doc", "category"))
+                .collect::<Try<Vec<Category>>>()
+        })
+    }
+
+    async fn insert_collection(&self, collection: Collection) -> Result<()> {
+        retry!(async {
+            let result = sqlx::query("INSERT INTO cw_collections (id, doc) VALUES ($1, $2)")
+                .bind(collection.id().as_uuid())
+                .bind(Json(to_json(&collection)?))
+                .execute(&self.pool)
+                .await;
+            match result.map_err(Fail::from) {
+                Ok(_) => Ok(()),
+                Err(f) if sqlstate(&f).as_deref() == Some("23505") => Err(Error::AlreadyExists {
+                    what: "collection",
+                    value: collection.id().to_string(),
+                }
+                .into()),
+                Err(f) => Err(f),
+            }
+        })
+    }
+
+    async fn collections(&self) -> Result<Vec<Collection>> {
+        retry!(async {
+            let rows = sqlx::query("SELECT doc FROM cw_collections ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| doc(r, "doc", "collection"))
+                .collect::<Try<Vec<Collection>>>()
+        })
+    }
+}
+
+// ----- customers ---------------------------------------------------------
+
+fn customer_from_row(row: &PgRow) -> Try<Customer> {
+    let customer: Customer = doc(row, "doc", "customer")?;
+    let version: i64 = col(row, "version", "customer")?;
+    let email: String = col(row, "email", "customer")?;
+    if u64::try_from(version).ok() != Some(customer.version()) || email != customer.email().as_str()
+    {
+        return Err(corrupt("customer", "columns disagree with the document"));
+    }
+    let hash: Option<String> = col(row, "password_hash", "customer")?;
+    Ok(customer.with_password_hash(hash.map(PasswordHash::from_phc)))
+}
+
+fn version_i64(version: u64) -> Result<i64> {
+    i64::try_from(version).map_err(|_| Error::Overflow("version"))
+}
+
+#[async_trait]
+impl CustomerStore for PgStore {
+    async fn insert_customer(&self, customer: Customer) -> Result<()> {
+        let version = version_i64(customer.version())?;
+        retry!(async {
+            let result = sqlx::query(
+                "INSERT INTO cw_customers (id, email, version, password_hash, doc) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(customer.id().as_uuid())
+            .bind(customer.email().as_str())
+            .bind(version)
+            .bind(customer.password_hash().map(|h| h.as_phc().to_owned()))
+            .bind(Json(to_json(&customer)?))
+            .execute(&self.pool)
+            .await;
+            match result.map_err(Fail::from) {
+                Ok(_) => Ok(()),
+                Err(f) if constraint(&f).as_deref() == Some("cw_customers_email_key") => {
+                    Err(Error::AlreadyExists {
+                        what: "email",
+                        value: customer.email().to_string(),
+                    }
+                    .into())
+                }
+                Err(f) if sqlstate(&f).as_deref() == Some("23505") => Err(Error::AlreadyExists {
+                    what: "customer",
+                    value: customer.id().to_string(),
+                }
+                .into()),
+                Err(f) => Err(f),
+            }
+        })
+    }
+
+    async fn save_customer(&self, customer: Customer) -> Result<Customer> {
+        let old = version_i64(customer.version())?;
+        let mut saved = customer.clone();
+        saved.saved()?;
+        let new = version_i64(saved.version())?;
+        retry!(async {
+            let updated = sqlx::query(
+                "UPDATE cw_customers SET version = $3, password_hash = $4, doc = $5
+                 WHERE id = $1 AND version = $2 AND email = $6",
+            )
+            .bind(saved.id().as_uuid())
+            .bind(old)
+            .bind(new)
+            .bind(saved.password_hash().map(|h| h.as_phc().to_owned()))
+            .bind(Json(to_json(&saved)?))
+            .bind(saved.email().as_str())
+            .execute(&self.pool)
+            .await?;
+            if updated.rows_affected() == 1 {
+                return Ok(saved.clone());
+            }
+            let row = sqlx::query("SELECT email FROM cw_customers WHERE id = $1")
+                .bind(saved.id().as_uuid())
+                .fetch_optional(&self.pool)
+                .await?;
+            Err(match row {
+                None => Error::not_found("customer", saved.id()),
+                Some(r) if col::<String>(&r, "email", "customer")? != saved.email().as_str() => {
+                    Error::invalid("email", "cannot be changed by saving")
+                }
+                Some(_) => Error::Conflict("customer"),
+            }
+            .into())
+        })
+    }
+
+    async fn customer(&self, id: CustomerId) -> Result<Customer> {
+        retry!(async {
+            let row = sqlx::query("SELECT * FROM cw_customers WHERE id = $1")
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| Error::not_found("customer", id))?;
+            customer_from_row(&row)
+        })
+    }
+
+    async fn customer_by_email(&self, email: &Email) -> Result<Option<Customer>> {
+        retry!(async {
+            let row = sqlx::query("SELECT * FROM cw_customers WHERE email = $1")
+                .bind(email.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(customer_from_row).transpose()
+        })
+    }
+
+    async fn insert_group(&self, group: CustomerGroup) -> Result<()> {
+        retry!(async {
+            let result = sqlx::query(
+                "INSERT INTO cw_customer_groups (id, name_key, doc) VALUES ($1, $2, $3)",
+            )
+            .bind(group.id().as_uuid())
+            .bind(group.name().to_lowercase())
+            .bind(Json(to_json(&group)?))
+            .execute(&self.pool)
+            .await;
+            match result.map_err(Fail::from) {
+                Ok(_) => Ok(()),
+                Err(f) if sqlstate(&f).as_deref() == Some("23505") => Err(Error::AlreadyExists {
+                    what: "customer group",
+                    value: group.name().to_owned(),
+                }
+                .into()),
+                Err(f) => Err(f),
+            }
+        })
+    }
+
+    async fn groups(&self) -> Result<Vec<CustomerGroup>> {
+        retry!(async {
+            let rows = sqlx::query("SELECT doc FROM cw_customer_groups ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| doc(r, "doc", "customer group"))
+                .collect::<Try<Vec<CustomerGroup>>>()
+        })
+    }
+}
+
+// ----- carts -------------------------------------------------------------
+
+fn cart_from_row(row: &PgRow) -> Try<Cart> {
+    let cart: Cart = doc(row, "doc", "cart")?;
+    let version: i64 = col(row, "version", "cart")?;
+    let active: bool = col(row, "active", "cart")?;
+    if u64::try_from(version).ok() != Some(cart.version())
+        || active != (cart.status() == CartStatus::Active)
+    {
+        return Err(corrupt("cart", "columns disagree with the document"));
+    }
+    Ok(cart)
+}
+
+fn cart_error(f: Fail, cart: &Cart) -> Fail {
+    match sqlstate(&f).as_deref() {
+        Some("23503") => match cart.customer_id() {
+            Some(c) => Error::UnknownCustomer(c).into(),
+            None => f,
+        },
+        Some("23505") => Error::AlreadyExists {
+            what: "cart",
+            value: cart.id().to_string(),
+        }
+        .into(),
+        _ => f,
+    }
+}
+
+impl PgStore {
+    async fn save_carts_try(&self, carts: &[Cart], now: DateTime<Utc>) -> Try<Vec<Cart>> {
+        let mut tx = self.pool.begin().await?;
+        let mut order: Vec<&Cart> = carts.iter().collect();
+        order.sort_by_key(|c| c.id());
+        let mut saved = Vec::with_capacity(carts.len());
+        for cart in order {
+            let mut next = cart.clone();
+            next.saved(now)?;
+            let updated = sqlx::query(
+                "UPDATE cw_carts SET version = $3, customer_id = $4, active = $5, updated_at = $6, doc = $7
+                 WHERE id = $1 AND version = $2 AND active",
+            )
+            .bind(cart.id().as_uuid())
+            .bind(version_i64(cart.version())?)
+            .bind(version_i64(next.version())?)
+            .bind(next.customer_id().map(|c| c.as_uuid()))
+            .bind(next.status() == CartStatus::Active)
+            .bind(now)
+            .bind(Json(to_json(&next)?))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| cart_error(e.into(), cart))?;
+            if updated.rows_affected() != 1 {
+                let row = sqlx::query("SELECT active, version FROM cw_carts WHERE id = $1")
+                    .bind(cart.id().as_uuid())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                return Err(match row {
+                    None => Error::not_found("cart", cart.id()),
+                    Some(r) if !col::<bool>(&r, "active", "cart")? => {
+                        Error::CartNotActive { cart_id: cart.id() }
+                    }
+                    Some(_) => Error::Conflict("cart"),
+                }
+                .into());
+            }
+            saved.push(next);
+        }
+        tx.commit().await?;
+        // Hand them back in the order they were given.
+        let mut by_id: HashMap<CartId, Cart> = saved.into_iter().map(|c| (c.id(), c)).collect();
+        Ok(carts.iter().filter_map(|c| by_id.remove(&c.id())).collect())
+    }
+}
+
+#[async_trait]
+impl CartStore for PgStore {
+    async fn insert_cart(&self, cart: Cart) -> Result<()> {
+        retry!(async {
+            sqlx::query(
+                "INSERT INTO cw_carts (id, customer_id, currency, active, version, updated_at, doc)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(cart.id().as_uuid())
+            .bind(cart.customer_id().map(|c| c.as_uuid()))
+            .bind(cart.currency().code())
+            .bind(cart.status() == CartStatus::Active)
+            .bind(version_i64(cart.version())?)
+            .bind(cart.updated_at())
+            .bind(Json(to_json(&cart)?))
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| cart_error(e.into(), &cart))
+        })
+    }
+
+    async fn cart(&self, id: CartId) -> Result<Cart> {
+        retry!(async {
+            let row = sqlx::query("SELECT active, version, doc FROM cw_carts WHERE id = $1")
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| Error::not_found("cart", id))?;
+            cart_from_row(&row)
+        })
+    }
+
+    async fn save_carts(&self, carts: Vec<Cart>, now: DateTime<Utc>) -> Result<Vec<Cart>> {
+        retry!(self.save_carts_try(&carts, now))
+    }
+
+    async fn active_cart_for(
+        &self,
+        customer: CustomerId,
+        currency: Currency,
+    ) -> Result<Option<Cart>> {
+        retry!(async {
+            let row = sqlx::query(
+                "SELECT active, version, doc FROM cw_carts
+                 WHERE customer_id = $1 AND currency = $2 AND active
+                 ORDER BY updated_at DESC, id DESC LIMIT 1",
+            )
+            .bind(customer.as_uuid())
+            .bind(currency.code())
+            .fetch_optional(&self.pool)
+            .await?;
+            row.as_ref().map(cart_from_row).transpose()
+        })
+    }
+}
+
+// ----- inventory ---------------------------------------------------------
+
+fn level_from_row(row: &PgRow) -> Try<StockLevel> {
+    Ok(StockLevel {
+        variant_id: VariantId::from_uuid(col(row, "variant_id", "stock")?),
+        location_id: LocationId::from_uuid(col(row, "location_id", "stock")?),
+        on_hand: col(row, "on_hand", "stock")?,
+        reserved: col(row, "reserved", "stock")?,
+    })
+}
+
+fn check_on_hand(on_hand: i64) -> Result<i64> {
+    if (0..=MAX_ON_HAND).contains(&on_hand) {
+        Ok(on_hand)
+    } else {
+        Err(Error::invalid(
+            "on hand",
+            format!("must be between 0 and {MAX_ON_HAND}"),
+        ))
+    }
+}
+
+fn stock_fk_error(f: Fail, variant: VariantId, location: LocationId) -> Fail {
+    match constraint(&f).as_deref() {
+        Some("cw_stock_variant_id_fkey") => Error::not_found("variant", variant).into(),
+        Some("cw_stock_location_id_fkey") => Error::not_found("location", location).into(),
+        _ => f,
+    }
+}
+
+/// Locks stock rows of `variants` (sorted by variant, then location) and
+/// returns them grouped per variant in reservation order.
+async fn lock_levels(
+    tx: &mut PgConnection,
+    variants: &[Uuid],
+) -> Try<HashMap<VariantId, Vec<StockLevel>>> {
+    if variants.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = sqlx::query(
+        "SELECT s.variant_id, s.location_id, s.on_hand, s.reserved, l.priority
+         FROM cw_stock s JOIN cw_locations l ON l.id = s.location_id
+         WHERE s.variant_id = ANY($1)
+         ORDER BY s.variant_id, s.location_id
+         FOR UPDATE OF s",
+    )
+    .bind(variants)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut grouped: HashMap<VariantId, Vec<(i32, StockLevel)>> = HashMap::new();
+    for row in &rows {
+        let level = level_from_row(row)?;
+        let priority: i32 = col(row, "priority", "location")?;
+        grouped
+            .entry(level.variant_id)
+            .or_default()
+            .push((priority, level));
+    }
+    Ok(grouped
+        .into_iter()
+        .map(|(v, mut levels)| {
+            levels.sort_by_key(|(p, l)| (*p, l.location_id));
+            (v, levels.into_iter().map(|(_, l)| l).collect())
+        })
+        .collect())
+}
+
+/// Releases reservations (pending or allocated) and gives their units back.
+/// Locks the reservations, then their stock rows in the fixed order.
+async fn release_tx(tx: &mut PgConnection, ids: &[Uuid]) -> Try<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let live: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM cw_reservations WHERE id = ANY($1) AND state IN ('pending', 'allocated')
+         ORDER BY id FOR UPDATE",
+    )
+    .bind(ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    if live.is_empty() {
+        return Ok(0);
+    }
+    sqlx::query(
+        "SELECT 1 FROM cw_stock s
+         WHERE (s.variant_id, s.location_id) IN
+               (SELECT variant_id, location_id FROM cw_reservation_lines WHERE reservation_id = ANY($1))
+         ORDER BY s.variant_id, s.location_id FOR UPDATE",
+    )
+    .bind(&live)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "WITH r AS (
+             UPDATE cw_reservations SET state = 'released', expires_at = NULL, order_id = NULL
+             WHERE id = ANY($1) RETURNING id),
+         q AS (
+             SELECT l.variant_id, l.location_id, sum(l.quantity) AS q
+             FROM cw_reservation_lines l JOIN r ON r.id = l.reservation_id GROUP BY 1, 2)
+         UPDATE cw_stock s SET reserved = s.reserved - q.q
+         FROM q WHERE s.variant_id = q.variant_id AND s.location_id = q.location_id",
+    )
+    .bind(&live)
+    .execute(&mut *tx)
+    .await?;
+    Ok(live.len() as u64)
+}
+
+/// Releases expired pending reservations that hold any of `variants`,
+/// skipping those another transaction is working on.
+async fn release_expired_for(
+    tx: &mut PgConnection,
+    variants: &[Uuid],
+    now: DateTime<Utc>,
+) -> Try<u64> {
+    let expired: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT r.id FROM cw_reservations r
+         WHERE r.state = 'pending' AND r.expires_at <= $2
+           AND r.id IN (SELECT reservation_id FROM cw_reservation_lines WHERE variant_id = ANY($1))
+         ORDER BY r.id FOR UPDATE SKIP LOCKED",
+    )
+    .bind(variants)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    release_tx(tx, &expired).await
+}
+
+/// Plans and writes a reservation inside `tx`. With `checkout`, the
+/// checkout record is pointed at it in the same statement.
+async fn reserve_tx(
+    tx: &mut PgConnection,
+    requests: &[StockRequest],
+    checkout: Option<&IdempotencyKey>,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Try<Reservation> {
+    if expires_at <= now {
+        return Err(Error::invalid("expires_at", "must be in the future").into());
+    }
+    let merged = merge_requests(requests)?;
+    let mut tracked: Vec<Uuid> = merged
+        .iter()
+        .filter(|r| r.policy != crate::catalog::InventoryPolicy::Untracked)
+        .map(|r| r.variant_id.as_uuid())
+        .collect();
+    tracked.sort();
+    let mut levels = lock_levels(tx, &tracked).await?;
+    let empty = Vec::new();
+    let fallback = if merged
+        .iter()
+        .any(|r| needs_fallback(r, levels.get(&r.variant_id).unwrap_or(&empty)))
+    {
+        sqlx::query_scalar::<_, Uuid>("SELECT id FROM cw_locations ORDER BY priority, id LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(LocationId::from_uuid)
+    } else {
+        None
+    };
+    let plan = |levels: &HashMap<VariantId, Vec<StockLevel>>| -> Result<Vec<ReservationLine>> {
+        let mut lines = Vec::new();
+        for r in &merged {
+            lines.extend(plan_reservation(
+                r,
+                levels.get(&r.variant_id).unwrap_or(&empty),
+                fallback,
+            )?);
+        }
+        Ok(lines)
+    };
+    let lines = match plan(&levels) {
+        Ok(lines) => lines,
+        Err(Error::OutOfStock { .. }) if release_expired_for(tx, &tracked, now).await? > 0 => {
+            // Expired holds were in the way; count again without them.
+            levels = lock_levels(tx, &tracked).await?;
+            plan(&levels)?
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    let mut per_level: BTreeMap<(Uuid, Uuid), i64> = BTreeMap::new();
+    for l in &lines {
+        *per_level
+            .entry((l.variant_id.as_uuid(), l.location_id.as_uuid()))
+            .or_default() += i64::from(l.quantity);
+    }
+    let (sv, sl, sq): (Vec<Uuid>, Vec<Uuid>, Vec<i64>) = per_level
+        .iter()
+        .map(|((v, l), q)| (*v, *l, *q))
+        .fold((vec![], vec![], vec![]), |mut acc, (v, l, q)| {
+            acc.0.push(v);
+            acc.1.push(l);
+            acc.2.push(q);
+            acc
+        });
+    let line_no: Vec<i32> = (1..).take(lines.len()).collect();
+    let reservation = Reservation {
+        id: ReservationId::new(),
+        checkout_key: checkout.cloned(),
+        lines,
+        state: ReservationState::Pending { expires_at },
+        created_at: now,
+    };
+    sqlx::query(
+        "WITH s AS (
+             INSERT INTO cw_stock (variant_id, location_id, on_hand, reserved)
+             SELECT v, l, 0, q FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS u(v, l, q)
+             ON CONFLICT (variant_id, location_id) DO UPDATE SET reserved = cw_stock.reserved + EXCLUDED.reserved),
+         r AS (
+             INSERT INTO cw_reservations (id, checkout_key, state, expires_at, created_at)
+             VALUES ($4, $5, 'pending', $6, $7)),
+         ln AS (
+             INSERT INTO cw_reservation_lines (reservation_id, line_no, variant_id, location_id, quantity)
+             SELECT $4, n, v, l, q FROM unnest($8::int[], $9::uuid[], $10::uuid[], $11::bigint[]) AS u(n, v, l, q))
+         UPDATE cw_checkouts SET reservation_id = $4 WHERE key = $5",
+    )
+    .bind(&sv)
+    .bind(&sl)
+    .bind(&sq)
+    .bind(reservation.id.as_uuid())
+    .bind(checkout.map(IdempotencyKey::as_str))
+    .bind(expires_at)
+    .bind(now)
+    .bind(&line_no)
+    .bind(uuids(&reservation.lines, |l| l.variant_id.as_uuid()))
+    .bind(uuids(&reservation.lines, |l| l.location_id.as_uuid()))
+    .bind(reservation.lines.iter().map(|l| i64::from(l.quantity)).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+    Ok(reservation)
+}
+
+async fn load_reservation(conn: &mut PgConnection, id: ReservationId) -> Try<Reservation> {
+    let row = sqlx::query(
+        "SELECT checkout_key, state, expires_at, order_id, created_at FROM cw_reservations WHERE id = $1",
+    )
+    .bind(id.as_uuid())
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| Error::not_found("reservation", id))?;
+    let lines = sqlx::query(
+        "SELECT variant_id, location_id, quantity FROM cw_reservation_lines
+         WHERE reservation_id = $1 ORDER BY line_no",
+    )
+    .bind(id.as_uuid())
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| {
+        let quantity: i64 = col(r, "quantity", "reservation")?;
+        Ok(ReservationLine {
+            variant_id: VariantId::from_uuid(col(r, "variant_id", "reservation")?),
+            location_id: LocationId::from_uuid(col(r, "location_id", "reservation")?),
+            quantity: u32::try_from(quantity)
+                .map_err(|_| corrupt("reservation", "quantity out of range"))?,
+        })
+    })
+    .collect::<Try<Vec<_>>>()?;
+    let state: String = col(&row, "state", "reservation")?;
+    let expires_at: Option<DateTime<Utc>> = col(&row, "expires_at", "reservation")?;
+    let order_id: Option<Uuid> = col(&row, "order_id", "reservation")?;
+    let state = match (state.as_str(), expires_at, order_id) {
+        ("pending", Some(expires_at), _) => ReservationState::Pending { expires_at },
+        ("allocated", _, Some(o)) => ReservationState::Allocated {
+            order_id: OrderId::from_uuid(o),
+        },
+        ("committed", _, _) => ReservationState::Committed,
+        ("released", _, _) => ReservationState::Released,
+        (other, _, _) => return Err(corrupt("reservation", format!("impossible state {other}"))),
+    };
+    let key: Option<String> = col(&row, "checkout_key", "reservation")?;
+    Ok(Reservation {
+        id,
+        checkout_key: key
+            .map(IdempotencyKey::new)
+            .transpose()
+            .map_err(|e| corrupt("reservation", e))?,
+        lines,
+        state,
+        created_at: col(&row, "created_at", "reservation")?,
+    })
+}
+
+impl PgStore {
+    async fn stock_try(&self, variant: VariantId) -> Try<StockSummary> {
+        let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM cw_variants WHERE id = $1")
+            .bind(variant.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        if exists.is_none() {
+            return Err(Error::not_found("variant", variant).into());
+        }
+        let rows = sqlx::query(
+            "SELECT s.variant_id, s.location_id, s.on_hand, s.reserved
+             FROM cw_stock s JOIN cw_locations l ON l.id = s.location_id
+             WHERE s.variant_id = $1 ORDER BY l.priority, l.id",
+        )
+        .bind(variant.as_uuid())
+        .fetch_all(&self.pool)
+        .await?;
+        let levels = rows.iter().map(level_from_row).collect::<Try<Vec<_>>>()?;
+        Ok(StockSummary {
+            variant_id: variant,
+            on_hand: levels.iter().map(|l| l.on_hand).sum(),
+            reserved: levels.iter().map(|l| l.reserved).sum(),
+            levels,
+        })
+    }
+
+    async fn adjust_try(
+        &self,
+        variant: VariantId,
+        location: LocationId,
+        delta: i64,
+    ) -> Try<StockLevel> {
+        let mut tx = self.pool.begin().await?;
+        let current: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT on_hand, reserved FROM cw_stock WHERE variant_id = $1 AND location_id = $2 FOR UPDATE",
+        )
+        .bind(variant.as_uuid())
+        .bind(location.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (on_hand, reserved) = current.unwrap_or((0, 0));
+        let next = check_on_hand(on_hand.checked_add(delta).ok_or(Error::Overflow("stock"))?)?;
+        sqlx::query(
+            "INSERT INTO cw_stock (variant_id, location_id, on_hand, reserved) VALUES ($1, $2, $3, 0)
+             ON CONFLICT (variant_id, location_id) DO UPDATE SET on_hand = EXCLUDED.on_hand",
+        )
+        .bind(variant.as_uuid())
+        .bind(location.as_uuid())
+        .bind(next)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| stock_fk_error(e.into(), variant, location))?;
+        tx.commit().await?;
+        Ok(StockLevel {
+            variant_id: variant,
+            location_id: location,
+            on_hand: next,
+            reserved,
+        })
+    }
+
+    async fn release_try(&self, id: ReservationId) -> Try<Reservation> {
+        let mut tx = self.pool.begin().await?;
+        load_reservation(&mut tx, id).await?;
+        release_tx(&mut tx, &[id.as_uuid()]).await?;
+        let r = load_reservation(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(r)
+    }
+
+    async fn commit_try(&self, id: ReservationId, now: DateTime<Utc>) -> Try<Reservation> {
+        let mut tx = self.pool.begin().await?;
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM cw_reservations WHERE id = $1 FOR UPDATE")
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if state.is_none() {
+            return Err(Error::not_found("reservation", id).into());
+        }
+        let r = load_reservation(&mut tx, id).await?;
+        match r.state {
+            ReservationState::Committed => return Ok(r),
+            ReservationState::Released => return Err(Error::ReservationExpired.into()),
+            ReservationState::Pending { expires_at } if expires_at <= now => {
+                release_tx(&mut tx, &[id.as_uuid()]).await?;
+                tx.commit().await?;
+                return Err(Error::ReservationExpired.into());
+            }
+            ReservationState::Pending { .. } | ReservationState::Allocated { .. } => {}
+        }
+        sqlx::query(
+            "SELECT 1 FROM cw_stock s
+             WHERE (s.variant_id, s.location_id) IN
+                   (SELECT variant_id, location_id FROM cw_reservation_lines WHERE reservation_id = $1)
+             ORDER BY s.variant_id, s.location_id FOR UPDATE",
+        )
+        .bind(id.as_uuid())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "WITH r AS (
+                 UPDATE cw_reservations SET state = 'committed', expires_at = NULL, order_id = NULL
+                 WHERE id = $1 RETURNING id),
+             q AS (
+                 SELECT l.variant_id, l.location_id, sum(l.quantity) AS q
+                 FROM cw_reservation_lines l JOIN r ON r.id = l.reservation_id GROUP BY 1, 2)
+             UPDATE cw_stock s SET reserved = s.reserved - q.q, on_hand = s.on_hand - q.q
+             FROM q WHERE s.variant_id = q.variant_id AND s.location_id = q.location_id",
+        )
+        .bind(id.as_uuid())
+        .execute(&mut *tx)
+        .await?;
+        let r = load_reservation(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(r)
+    }
+
+    async fn release_expired_batch(&self, now: DateTime<Utc>) -> Try<u64> {
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM cw_reservations WHERE state = 'pending' AND expires_at <= $1
+             ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let n = release_tx(&mut tx, &ids).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
+#[async_trait]
+impl InventoryStore for PgStore {
+    async fn insert_location(&self, location: Location) -> Result<()> {
+        let priority =
+            i32::try_from(location.priority()).map_err(|_| Error::Overflow("priority"))?;
+        retry!(async {
+            let result =
+                sqlx::query("INSERT INTO cw_locations (id, priority, doc) VALUES ($1, $2, $3)")
+                    .bind(location.id().as_uuid())
+                    .bind(priority)
+                    .bind(Json(to_json(&location)?))
+                    .execute(&self.pool)
+                    .await;
+            match result.map_err(Fail::from) {
+                Ok(_) => Ok(()),
+                Err(f) if sqlstate(&f).as_deref() == Some("23505") => Err(Error::AlreadyExists {
+                    what: "location",
+                    value: location.id().to_string(),
+                }
+                .into()),
+                Err(f) => Err(f),
+            }
+        })
+    }
+
+    async fn locations(&self) -> Result<Vec<Location>> {
+        retry!(async {
+            let rows = sqlx::query("SELECT doc FROM cw_locations ORDER BY priority, id")
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| doc(r, "doc", "location"))
+                .collect::<Try<Vec<Location>>>()
+        })
+    }
+
+    async fn set_stock(
+        &self,
+        variant: VariantId,
+        location: LocationId,
+        on_hand: i64,
+    ) -> Result<StockLevel> {
+        let on_hand = check_on_hand(on_hand)?;
+        retry!(async {
+            let row = sqlx::query(
+                "INSERT INTO cw_stock (variant_id, location_id, on_hand, reserved) VALUES ($1, $2, $3, 0)
+                 ON CONFLICT (variant_id, location_id) DO UPDATE SET on_hand = EXCLUDED.on_hand
+                 RETURNING variant_id, location_id, on_hand, reserved",
+            )
+            .bind(variant.as_uuid())
+            .bind(location.as_uuid())
+            .bind(on_hand)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| stock_fk_error(e.into(), variant, location))?;
+            level_from_row(&row)
+        })
+    }
+
+    async fn adjust_stock(
+        &self,
+        variant: VariantId,
+        location: LocationId,
+        delta: i64,
+    ) -> Result<StockLevel> {
+        retry!(self.adjust_try(variant, location, delta))
+    }
+
+    async fn stock(&self, variant: VariantId) -> Result<StockSummary> {
+        retry!(self.stock_try(variant))
+    }
+
+    async fn reserve(
+        &self,
+        requests: &[StockRequest],
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Reservation> {
+        retry!(async {
+            let mut tx = self.pool.begin().await?;
+            let r = reserve_tx(&mut tx, requests, None, expires_at, now).await?;
+            tx.commit().await?;
+            Ok::<_, Fail>(r)
+        })
+    }
+
+    async fn release(&self, id: ReservationId, _now: DateTime<Utc>) -> Result<Reservation> {
+        retry!(self.release_try(id))
+    }
+
+    async fn commit(&self, id: ReservationId, now: DateTime<Utc>) -> Result<Reservation> {
+        retry!(self.commit_try(id, now))
+    }
+
+    async fn reservation(&self, id: ReservationId) -> Result<Reservation> {
+        retry!(async {
+            let mut conn = self.pool.acquire().await?;
+            load_reservation(&mut conn, id).await
+        })
+    }
+
+    async fn release_expired(&self, now: DateTime<Utc>) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let n = retry!(self.release_expired_batch(now))?;
+            total += n;
+            if n < 200 {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+// ----- checkout ----------------------------------------------------------
+
+fn checkout_from_row(row: &PgRow) -> Try<CheckoutRecord> {
+    let e = "checkout";
+    let state: String = col(row, "state", e)?;
+    let order_id: Option<Uuid> = col(row, "order_id", e)?;
+    let failure: Option<Json<serde_json::Value>> = col(row, "failure", e)?;
+    let state = match (state.as_str(), order_id, failure) {
+        ("in_progress", _, _) => CheckoutState::InProgress,
+        ("retryable", _, _) => CheckoutState::Retryable,
+        ("completed", Some(o), _) => CheckoutState::Completed {
+            order_id: OrderId::from_uuid(o),
+        },
+        ("failed", _, Some(Json(f))) => CheckoutState::Failed {
+            failure: serde_json::from_value::<CheckoutFailure>(f).map_err(|err| corrupt(e, err))?,
+        },
+        (other, _, _) => return Err(corrupt(e, format!("impossible state {other}"))),
+    };
+    let key: String = col(row, "key", e)?;
+    let attempt: i32 = col(row, "attempt", e)?;
+    Ok(CheckoutRecord {
+        key: IdempotencyKey::new(key).map_err(|err| corrupt(e, err))?,
+        cart_id: CartId::from_uuid(col(row, "cart_id", e)?),
+        payment_token: col(row, "payment_token", e)?,
+        attempt: u32::try_from(attempt).map_err(|_| corrupt(e, "attempt out of range"))?,
+        state,
+        reservation_id: col::<Option<Uuid>>(row, "reservation_id", e)?
+            .map(ReservationId::from_uuid),
+        lease_token: col(row, "lease_token", e)?,
+        lease_until: col(row, "lease_until", e)?,
+        created_at: col(row, "created_at", e)?,
+    })
+}
+
+fn attempt_i32(attempt: u32) -> Result<i32> {
+    i32::try_from(attempt).map_err(|_| Error::Overflow("checkout attempts"))
+}
+
+impl PgStore {
+    async fn begin_try(&self, b: &BeginCheckout) -> Try<CheckoutClaim> {
+        let token = Uuid::new_v4();
+        let inserted: Option<Uuid> = sqlx::query_scalar(
+            "INSERT INTO cw_checkouts (key, cart_id, payment_token, attempt, state, lease_token, lease_until, created_at)
+             VALUES ($1, $2, $3, 1, 'in_progress', $4, $5, $6)
+             ON CONFLICT (key) DO NOTHING RETURNING lease_token",
+        )
+        .bind(b.key.as_str())
+        .bind(b.cart_id.as_uuid())
+        .bind(&b.payment_token)
+        .bind(token)
+        .bind(b.lease_until)
+        .bind(b.now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if inserted.is_some() {
+            return Ok(CheckoutClaim::Claimed(Lease {
+                key: b.key.clone(),
+                token,
+                attempt: 1,
+            }));
+        }
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT * FROM cw_checkouts WHERE key = $1 FOR UPDATE")
+            .bind(b.key.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            // Deleted between the two statements (an untouched attempt ended): try again.
+            .ok_or(Error::Conflict("checkout"))?;
+        let record = checkout_from_row(&row)?;
+        if record.cart_id != b.cart_id || record.payment_token != b.payment_token {
+            return Err(Error::IdempotencyConflict(b.key.to_string()).into());
+        }
+        let claim = match record.state {
+            CheckoutState::Completed { order_id } => CheckoutClaim::Completed(order_id),
+            CheckoutState::Failed { failure } => CheckoutClaim::Failed(failure),
+            CheckoutState::InProgress => CheckoutClaim::InProgress {
+                lease_until: record.lease_until,
+            },
+            CheckoutState::Retryable => {
+                let attempt = record
+                    .attempt
+                    .checked_add(1)
+                    .ok_or(Error::Overflow("checkout attempts"))?;
+                sqlx::query(
+                    "UPDATE cw_checkouts SET attempt = $2, state = 'in_progress', lease_token = $3, lease_until = $4
+                     WHERE key = $1",
+                )
+                .bind(b.key.as_str())
+                .bind(attempt_i32(attempt)?)
+                .bind(token)
+                .bind(b.lease_until)
+                .execute(&mut *tx)
+                .await?;
+                CheckoutClaim::Claimed(Lease {
+                    key: b.key.clone(),
+                    token,
+                    attempt,
+                })
+            }
+        };
+        tx.commit().await?;
+        Ok(claim)
+    }
+
+    /// Locks the checkout row if `lease` still holds it; returns its reservation.
+    async fn leased(tx: &mut PgConnection, lease: &Lease) -> Try<(Option<Uuid>, i32)> {
+        let row: Option<(Option<Uuid>, i32)> = sqlx::query_as(
+            "SELECT reservation_id, attempt FROM cw_checkouts
+             WHERE key = $1 AND lease_token = $2 AND state = 'in_progress' FOR UPDATE",
+        )
+        .bind(lease.key.as_str())
+        .bind(lease.token)
+        .fetch_optional(&mut *tx)
+        .await?;
+        row.ok_or(Fail::Domain(Error::LeaseLost))
+    }
+
+    async fn reserve_for_checkout_try(
+        &self,
+        lease: &Lease,
+        requests: &[StockRequest],
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Try<Reservation> {
+        let mut tx = self.pool.begin().await?;
+        let (previous, _) = Self::leased(&mut tx, lease).await?;
+        if let Some(prev) = previous {
+            release_tx(&mut tx, &[prev]).await?;
+        }
+        let r = reserve_tx(&mut tx, requests, Some(&lease.key), expires_at, now).await?;
+        tx.commit().await?;
+        Ok(r)
+    }
+
+    async fn place_try(&self, lease: &Lease, order: &Order, now: DateTime<Utc>) -> Try<Order> {
+        let body = to_json(order)?;
+        let event = to_json(&EventKind::OrderPlaced {
+            order_id: order.id,
+            total: order.total(),
+        })?;
+        let now_json = to_json(&now)?;
+        // One statement: every write is gated on the lease, the live
+        // reservation and the cart's version, so it all happens or none does.
+        let row = sqlx::query(
+            "WITH ck AS (
+                 SELECT c.key FROM cw_checkouts c JOIN cw_reservations r ON r.id = c.reservation_id
+                 WHERE c.key = $1 AND c.lease_token = $2 AND c.state = 'in_progress'
+                   AND r.id = $4 AND r.state = 'pending' AND r.expires_at > $3
+                 FOR UPDATE OF c, r),
+             cart AS (
+                 UPDATE cw_carts SET active = false, version = version + 1, updated_at = $3,
+                        doc = doc || jsonb_build_object(
+                            'status', jsonb_build_object('status', 'completed', 'order_id', $5::uuid),
+                            'version', version + 1,
+                            'updated_at', $6::jsonb)
+                 WHERE id = $7 AND version = $8 AND active AND EXISTS (SELECT 1 FROM ck)
+                   AND ($9::uuid IS NULL OR EXISTS (SELECT 1 FROM cw_customers WHERE id = $9))
+                 RETURNING id),
+             res AS (
+                 UPDATE cw_reservations SET state = 'allocated', expires_at = NULL, order_id = $5
+                 WHERE id = $4 AND EXISTS (SELECT 1 FROM cart) RETURNING id),
+             cust AS (
+                 UPDATE cw_customers SET version = version + 1,
+                        doc = doc || jsonb_build_object(
+                            'orders_placed', coalesce((doc->>'orders_placed')::bigint, 0) + 1,
+                            'version', version + 1)
+                 WHERE id = $9 AND EXISTS (SELECT 1 FROM cart) RETURNING id),
+             ord AS (
+                 INSERT INTO cw_orders (id, customer_id, checkout_key, currency, total, placed_at, doc)
+                 SELECT $5, $9, $1, $10, $11, $3, $12 WHERE EXISTS (SELECT 1 FROM cart) RETURNING id),
+             chk AS (
+                 UPDATE cw_checkouts SET state = 'completed', order_id = $5
+                 WHERE key = $1 AND EXISTS (SELECT 1 FROM cart) RETURNING key),
+             ev AS (
+                 INSERT INTO cw_events (id, occurred_at, kind)
+                 SELECT $13, $3, $14 WHERE EXISTS (SELECT 1 FROM cart) RETURNING sequence)
+             SELECT (SELECT count(*) FROM ck) AS ck, (SELECT count(*) FROM cart) AS cart",
+        )
+        .bind(lease.key.as_str())
+        .bind(lease.token)
+        .bind(now)
+        .bind(order.reservation_id.as_uuid())
+        .bind(order.id.as_uuid())
+        .bind(Json(&now_json))
+        .bind(order.cart_id.as_uuid())
+        .bind(version_i64(order.pricing.cart_version)?)
+        .bind(order.customer_id.map(|c| c.as_uuid()))
+        .bind(order.pricing.currency.code())
+        .bind(order.total().amount())
+        .bind(Json(&body))
+        .bind(EventId::new().as_uuid())
+        .bind(Json(&event))
+        .fetch_one(&self.pool)
+        .await?;
+        let ck: i64 = col(&row, "ck", "checkout")?;
+        let cart: i64 = col(&row, "cart", "checkout")?;
+        if cart == 1 {
+            return Ok(order.clone());
+        }
+        Err(if ck == 0 {
+            self.why_not_leased(lease, order, now).await?
+        } else {
+            self.why_cart_refused(order).await?
+        }
+        .into())
+    }
+
+    async fn why_not_leased(&self, lease: &Lease, order: &Order, now: DateTime<Utc>) -> Try<Error> {
+        let row = sqlx::query(
+            "SELECT c.state, c.lease_token, c.reservation_id, r.state AS r_state, r.expires_at
+             FROM cw_checkouts c LEFT JOIN cw_reservations r ON r.id = c.reservation_id WHERE c.key = $1",
+        )
+        .bind(lease.key.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(Error::LeaseLost);
+        };
+        let state: String = col(&row, "state", "checkout")?;
+        let token: Uuid = col(&row, "lease_token", "checkout")?;
+        if state != "in_progress" || token != lease.token {
+            return Ok(Error::LeaseLost);
+        }
+        let reservation: Option<Uuid> = col(&row, "reservation_id", "checkout")?;
+        match reservation {
+            None => Ok(Error::ReservationExpired),
+            Some(r) if r != order.reservation_id.as_uuid() => Ok(Error::invalid(
+                "order",
+                "does not carry the checkout's reservation",
+            )),
+            Some(_) => {
+                let r_state: Option<String> = col(&row, "r_state", "reservation")?;
+                let expires: Option<DateTime<Utc>> = col(&row, "expires_at", "reservation")?;
+                if r_state.as_deref() != Some("pending") || expires.is_none_or(|e| e <= now) {
+                    Ok(Error::ReservationExpired)
+                } else {
+                    Ok(Error::Conflict("checkout"))
+                }
+            }
+        }
+    }
+
+    async fn why_cart_refused(&self, order: &Order) -> Try<Error> {
+        let row = sqlx::query("SELECT active, version FROM cw_carts WHERE id = $1")
+            .bind(order.cart_id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            return Ok(Error::not_found("cart", order.cart_id));
+        };
+        if !col::<bool>(&row, "active", "cart")? {
+            return Ok(Error::CartNotActive {
+                cart_id: order.cart_id,
+            });
+        }
+        if let Some(c) = order.customer_id {
+            let exists: Option<i32> =
+                sqlx::query_scalar("SELECT 1 FROM cw_customers WHERE id = $1")
+                    .bind(c.as_uuid())
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if exists.is_none() {
+                return Ok(Error::UnknownCustomer(c));
+            }
+        }
+        Ok(Error::Conflict("cart"))
+    }
+
+    async fn end_try(&self, lease: &Lease, end: &CheckoutEnd) -> Try<()> {
+        let mut tx = self.pool.begin().await?;
+        let (reservation, attempt) = Self::leased(&mut tx, lease).await?;
+        if matches!(end, CheckoutEnd::Untouched) && reservation.is_none() && attempt == 1 {
+            sqlx::query("DELETE FROM cw_checkouts WHERE key = $1")
+                .bind(lease.key.as_str())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+        if let Some(r) = reservation {
+            release_tx(&mut tx, &[r]).await?;
+        }
+        let (state, failure, attempt) = match end {
+            CheckoutEnd::Failed(f) => ("failed", Some(to_json(f)?), attempt),
+            CheckoutEnd::Retryable => ("retryable", None, attempt),
+            CheckoutEnd::Untouched if reservation.is_none() => {
+                ("retryable", None, (attempt - 1).max(1))
+            }
+            CheckoutEnd::Untouched => ("retryable", None, attempt),
+        };
+        sqlx::query(
+            "UPDATE cw_checkouts SET state = $2, failure = $3, reservation_id = NULL, attempt = $4 WHERE key = $1",
+        )
+        .bind(lease.key.as_str())
+        .bind(state)
+        .bind(failure.map(Json))
+        .bind(attempt)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CheckoutStore for PgStore {
+    async fn begin_checkout(&self, begin: BeginCheckout) -> Result<CheckoutClaim> {
+        let mut tries = 0;
+        loop {
+            match retry!(self.begin_try(&begin)) {
+                // The record vanished between two statements; look again.
+                Err(Error::Conflict("checkout")) if tries < MAX_TX_RETRIES => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn reserve_for_checkout(
+        &self,
+        lease: &Lease,
+        requests: &[StockRequest],
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Reservation> {
+        retry!(self.reserve_for_checkout_try(lease, requests, expires_at, now))
+    }
+
+    async fn place_order(&self, lease: &Lease, order: Order, now: DateTime<Utc>) -> Result<Order> {
+        retry!(async {
+            self.place_try(lease, &order, now).await.map_err(|f| {
+                if sqlstate(&f).as_deref() == Some("23505") {
+                    Error::AlreadyExists {
+                        what: "order",
+                        value: order.id.to_string(),
+                    }
+                    .into()
+                } else {
+                    f
+                }
+            })
+        })
+    }
+
+    async fn end_checkout(
+        &self,
+        lease: &Lease,
+        end: CheckoutEnd,
+        _now: DateTime<Utc>,
+    ) -> Result<()> {
+        retry!(self.end_try(lease, &end))
+    }
+
+    async fn checkout(&self, key: &IdempotencyKey) -> Result<Option<CheckoutRecord>> {
+        retry!(async {
+            let row = sqlx::query("SELECT * FROM cw_checkouts WHERE key = $1")
+                .bind(key.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(checkout_from_row).transpose()
+        })
+    }
+
+    async fn stale_checkouts(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<CheckoutRecord>> {
+        let limit = limit_i64(limit)?;
+        retry!(async {
+            let rows = sqlx::query(
+                "SELECT * FROM cw_checkouts WHERE state = 'in_progress' AND lease_until <= $1
+                 ORDER BY lease_until, key LIMIT $2",
+            )
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(checkout_from_row).collect::<Try<Vec<_>>>()
+        })
+    }
+
+    async fn claim_stale(
+        &self,
+        key: &IdempotencyKey,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<Lease>> {
+        retry!(async {
+            let token = Uuid::new_v4();
+            let attempt: Option<i32> = sqlx::query_scalar(
+                "UPDATE cw_checkouts SET lease_token = $2, lease_until = $3
+                 WHERE key = $1 AND state = 'in_progress' AND lease_until <= $4 RETURNING attempt",
+            )
+            .bind(key.as_str())
+            .bind(token)
+            .bind(lease_until)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+            attempt
+                .map(|a| {
+                    Ok(Lease {
+                        key: key.clone(),
+                        token,
+                        attempt: u32::try_from(a)
+                            .map_err(|_| corrupt("checkout", "attempt out of range"))?,
+                    })
+                })
+                .transpose()
+        })
+    }
+}
+
+// ----- orders ------------------------------------------------------------
+
+fn order_from_row(row: &PgRow) -> Try<Order> {
+    let order: Order = doc(row, "doc", "order")?;
+    let total: Decimal = col(row, "total", "order")?;
+    if total != order.total().amount() {
+        return Err(corrupt("order", "total column disagrees with the document"));
+    }
+    Ok(order)
+}
+
+#[async_trait]
+impl OrderStore for PgStore {
+    async fn order(&self, id: OrderId) -> Result<Order> {
+        retry!(async {
+            let row = sqlx::query("SELECT total, doc FROM cw_orders WHERE id = $1")
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| Error::not_found("order", id))?;
+            order_from_row(&row)
+        })
+    }
+
+    async fn orders_for_customer(
+        &self,
+        customer: CustomerId,
+        before: Option<OrderId>,
+        limit: usize,
+    ) -> Result<Vec<Order>> {
+        let limit = limit_i64(limit)?;
+        retry!(async {
+            let rows = sqlx::query(
+                "SELECT total, doc FROM cw_orders WHERE customer_id = $1 AND ($2::uuid IS NULL OR id < $2)
+                 ORDER BY id DESC LIMIT $3",
+            )
+            .bind(customer.as_uuid())
+            .bind(before.map(|b| b.as_uuid()))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(order_from_row).collect::<Try<Vec<_>>>()
+        })
+    }
+
+    async fn update_payment(
+        &self,
+        order: OrderId,
+        expected: &Payment,
+        updated: Payment,
+        now: DateTime<Utc>,
+    ) -> Result<Order> {
+        expected.status.transition(updated.status)?;
+        let event = (updated.status == crate::payment::PaymentStatus::Captured).then_some(
+            EventKind::PaymentCaptured {
+                order_id: order,
+                amount: updated.captured,
+            },
+        );
+        retry!(async {
+            let row = sqlx::query(
+                "WITH o AS (
+                     UPDATE cw_orders SET doc = jsonb_set(doc, '{payment}', $3)
+                     WHERE id = $1 AND doc->'payment' = $2 RETURNING total, doc),
+                 ev AS (
+                     INSERT INTO cw_events (id, occurred_at, kind)
+                     SELECT $4, $5, $6 WHERE $6::jsonb IS NOT NULL AND EXISTS (SELECT 1 FROM o))
+                 SELECT total, doc FROM o",
+            )
+            .bind(order.as_uuid())
+            .bind(Json(to_json(expected)?))
+            .bind(Json(to_json(&updated)?))
+            .bind(EventId::new().as_uuid())
+            .bind(now)
+            .bind(event.as_ref().map(to_json).transpose()?.map(Json))
+            .fetch_optional(&self.pool)
+            .await?;
+            match row {
+                Some(row) => order_from_row(&row),
+                None => {
+                    let exists: Option<i32> =
+                        sqlx::query_scalar("SELECT 1 FROM cw_orders WHERE id = $1")
+                            .bind(order.as_uuid())
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    Err(match exists {
+                        None => Error::not_found("order", order),
+                        Some(_) => Error::Conflict("payment"),
+                    }
+                    .into())
+                }
+            }
+        })
+    }
+}
+
+// ----- events ------------------------------------------------------------
+
+fn event_from_row(row: &PgRow) -> Try<Event> {
+    let sequence: i64 = col(row, "sequence", "event")?;
+    let Json(kind): Json<serde_json::Value> = col(row, "kind", "event")?;
+    Ok(Event {
+        id: EventId::from_uuid(col(row, "id", "event")?),
+        sequence: u64::try_from(sequence).map_err(|_| corrupt("event", "negative sequence"))?,
+        occurred_at: col(row, "occurred_at", "event")?,
+        kind: serde_json::from_value(kind).map_err(|e| corrupt("event", e))?,
+    })
+}
+
+#[async_trait]
+impl EventStore for PgStore {
+    async fn pending_events(&self, consumer: &str, limit: usize) -> Result<Vec<Event>> {
+        let consumer = check_consumer(consumer)?;
+        let limit = limit_i64(limit)?;
+        retry!(async {
+            // Only events of transactions older than every running one: a
+            // transaction still running may yet commit an event that sorts
+            // earlier, and a reader must never move past it.
+            let rows = sqlx::query(
+                "SELECT e.sequence, e.id, e.occurred_at, e.kind
+                 FROM cw_events e LEFT JOIN cw_event_cursors c ON c.consumer = $1
+                 WHERE e.tx < pg_snapshot_xmin(pg_current_snapshot())
+                   AND (c.consumer IS NULL OR (e.tx, e.sequence) > (c.tx, c.sequence))
+                 ORDER BY e.tx, e.sequence LIMIT $2",
+            )
+            .bind(consumer)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(event_from_row).collect::<Try<Vec<_>>>()
+        })
+    }
+
+    async fn ack_events(&self, consumer: &str, through: EventId) -> Result<()> {
+        let consumer = check_consumer(consumer)?;
+        retry!(async {
+            let found: Option<i32> = sqlx::query_scalar(
+                "WITH e AS (SELECT tx, sequence FROM cw_events WHERE id = $2),
+                 up AS (
+                     INSERT INTO cw_event_cursors (consumer, tx, sequence) SELECT $1, tx, sequence FROM e
+                     ON CONFLICT (consumer) DO UPDATE SET tx = EXCLUDED.tx, sequence = EXCLUDED.sequence
+                     WHERE (cw_event_cursors.tx, cw_event_cursors.sequence) < (EXCLUDED.tx, EXCLUDED.sequence))
+                 SELECT 1 FROM e",
+            )
+            .bind(consumer)
+            .bind(through.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+            found
+                .map(|_| ())
+                .ok_or_else(|| Error::not_found("event", through).into())
+        })
+    }
+}
