@@ -115,12 +115,37 @@ pub mod pg {
                 .await;
         }
         admin.close().await;
-        let schema = format!("cwt_{}", uuid::Uuid::new_v4().simple());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let schema = format!("cwt_{now}_{}", uuid::Uuid::new_v4().simple());
         let pool = PgPoolOptions::new()
             .max_connections(1)
             .connect_with(options(""))
             .await
             .unwrap();
+        // Best effort: drop schemas that earlier runs left behind an hour ago or more.
+        let old: Vec<String> = sqlx::query_scalar(
+            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'cwt\\_%'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap_or_default();
+        for name in old {
+            let born = name
+                .split('_')
+                .nth(1)
+                .and_then(|t| t.parse::<u64>().ok())
+                .unwrap_or(0);
+            if born + 3600 < now {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP SCHEMA IF EXISTS {name} CASCADE"
+                )))
+                .execute(&pool)
+                .await;
+            }
+        }
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
             .execute(&pool)
             .await
