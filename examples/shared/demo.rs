@@ -1,0 +1,166 @@
+//! The shop session both checkout examples run: seed a catalog, sign a
+//! customer up, log in, fill a cart, check out and print the receipt.
+
+use std::sync::Arc;
+
+use cartwright::order::Order;
+use cartwright::prelude::*;
+use cartwright::store::Store;
+use rust_decimal::Decimal;
+
+/// An engine on `store` with flat-rate shipping and an 8% sales tax.
+pub fn engine(store: Arc<dyn Store>) -> Result<Engine> {
+    let usd = |s: &str| Money::parse(s, Currency::USD);
+    let shipping = FlatRateShipping::new()
+        .with_method("standard", "Standard (3-5 days)", &[usd("5.00")?])?
+        .with_method("express", "Express (next day)", &[usd("15.00")?])?;
+    let tax = FlatRateTax::new("Sales tax 8%", Decimal::new(8, 2))?;
+    Engine::builder()
+        .store(store)
+        .shipping(Arc::new(shipping))
+        .tax(Arc::new(tax))
+        .build()
+}
+
+/// Runs the session and prints the receipt.
+pub async fn run(engine: &Engine) -> Result<()> {
+    let usd = |s: &str| Money::parse(s, Currency::USD);
+    // --- the catalog -------------------------------------------------------
+    let apparel = engine.create_category("Apparel", None).await?;
+    let shirts = engine.create_category("Shirts", Some(apparel.id())).await?;
+    let summer = engine.create_collection("Summer").await?;
+    let warehouse = engine.create_location("Main warehouse", 0).await?;
+
+    let tee = engine
+        .create_product(NewProduct {
+            title: "Organic tee".into(),
+            description: "Soft, heavy cotton.".into(),
+            status: Status::Active,
+            categories: vec![shirts.id()],
+            collections: vec![summer.id()],
+            tags: vec!["cotton".into(), "basics".into()],
+            variants: ["S", "M", "L"]
+                .iter()
+                .map(|size| -> Result<NewVariant> {
+                    Ok(NewVariant {
+                        sku: format!("TEE-{size}"),
+                        title: format!("Size {size}"),
+                        options: [("size".to_string(), size.to_string())].into(),
+                        weight_grams: 180,
+                        prices: vec![usd("25.00")?, Money::parse("23.00", Currency::EUR)?],
+                        requires_shipping: true,
+                        status: Status::Active,
+                        ..NewVariant::default()
+                    })
+                })
+                .collect::<Result<_>>()?,
+            ..NewProduct::default()
+        })
+        .await?;
+    engine
+        .create_product(NewProduct {
+            title: "Care guide (ebook)".into(),
+            status: Status::Active,
+            variants: vec![NewVariant {
+                sku: "GUIDE-PDF".into(),
+                prices: vec![usd("4.99")?],
+                inventory: InventoryPolicy::Untracked,
+                requires_shipping: false,
+                status: Status::Active,
+                ..NewVariant::default()
+            }],
+            ..NewProduct::default()
+        })
+        .await?;
+    for variant in tee.variants() {
+        engine.set_stock(variant.id(), warehouse.id(), 20).await?;
+    }
+    let medium = engine.variant_by_sku("tee-m").await?.variant.id();
+    let guide = engine.variant_by_sku("guide-pdf").await?.variant.id();
+
+    // --- a customer --------------------------------------------------------
+    engine
+        .register(NewCustomer {
+            email: "Ada@Example.com".into(),
+            password: "correct horse battery staple".into(),
+            name: "Ada Lovelace".into(),
+        })
+        .await?;
+    let ada = engine
+        .login("ada@example.com", "correct horse battery staple")
+        .await?;
+    let me = Actor::Customer(ada.id());
+    let address = NewAddress {
+        name: "Ada Lovelace".into(),
+        line1: "12 St James's Square".into(),
+        city: "London".into(),
+        postal_code: "SW1Y 4JH".into(),
+        country: "GB".into(),
+        ..NewAddress::default()
+    };
+    engine.add_address(&me, ada.id(), address.clone()).await?;
+
+    // --- the cart ----------------------------------------------------------
+    let cart = engine.create_cart(&me, Currency::USD).await?;
+    engine.add_item(&me, cart.id(), medium, 2).await?;
+    engine.add_item(&me, cart.id(), guide, 1).await?;
+    engine.set_shipping_address(&me, cart.id(), address).await?;
+    engine
+        .set_shipping_method(&me, cart.id(), "standard")
+        .await?;
+
+    let order = engine
+        .checkout(CheckoutRequest {
+            cart_id: cart.id(),
+            idempotency_key: IdempotencyKey::new(format!("checkout-{}", cart.id()))?,
+            payment_token: "tok_visa".into(),
+            actor: me.clone(),
+        })
+        .await?;
+
+    print_receipt(&order);
+    println!(
+        "\nStock of TEE-M left: {}",
+        engine.stock(medium).await?.available()
+    );
+    let history = engine.orders_for_customer(&me, ada.id(), None, 10).await?;
+    println!("Orders on Ada's account: {}", history.len());
+    Ok(())
+}
+
+pub fn print_receipt(order: &Order) {
+    let p = order.pricing();
+    println!("RECEIPT  order {}", order.id());
+    if let Some(email) = order.email() {
+        println!("for      {email}");
+    }
+    println!("{}", "-".repeat(60));
+    for line in &p.lines {
+        println!(
+            "{:>3} × {:<32} {:>10} {:>12}",
+            line.quantity,
+            line.name,
+            line.unit_price.amount(),
+            line.subtotal.to_string()
+        );
+    }
+    println!("{}", "-".repeat(60));
+    println!("{:<47} {:>12}", "Subtotal", p.subtotal.to_string());
+    if let Some(s) = &p.shipping {
+        println!(
+            "{:<47} {:>12}",
+            format!("Shipping: {}", s.name),
+            s.amount.to_string()
+        );
+    }
+    for t in &p.tax_lines {
+        println!("{:<47} {:>12}", t.name, t.amount.to_string());
+    }
+    println!("{:<47} {:>12}", "TOTAL", p.total.to_string());
+    println!(
+        "Payment: {:?} via {} ({})",
+        order.payment().status,
+        order.payment().provider,
+        order.payment().reference
+    );
+}

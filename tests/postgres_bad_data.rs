@@ -1,0 +1,195 @@
+//! Bad data in the database gives a typed error, never a panic.
+#![cfg(feature = "postgres")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use cartwright::prelude::*;
+use cartwright::store::PgStore;
+use common::{Backend, Backing, Shop, request};
+
+fn pg(shop: &Shop) -> &PgStore {
+    match &shop.backing {
+        Backing::Postgres(pg) => pg,
+        Backing::Memory(_) => unreachable!("postgres tests run on postgres"),
+    }
+}
+
+async fn exec(shop: &Shop, sql: &'static str) {
+    sqlx::query(sql).execute(pg(shop).pool()).await.unwrap();
+}
+
+#[tokio::test]
+async fn corrupt_documents_are_typed_errors() {
+    let shop = Shop::new(Backend::Postgres).await;
+    let a = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    let order = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+
+    // An order total edited by hand no longer matches its frozen pricing.
+    exec(&shop, "UPDATE cw_orders SET total = total + 1").await;
+    let err = shop
+        .engine
+        .order(&Actor::Guest, order.id())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::CorruptData {
+                entity: "order",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!err.is_retryable());
+
+    // A NUMERIC beyond rust_decimal's range.
+    exec(&shop, "UPDATE cw_orders SET total = 1e40").await;
+    let err = shop
+        .engine
+        .order(&Actor::Guest, order.id())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::CorruptData {
+                entity: "order",
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    // A document that is not a product at all.
+    exec(&shop, "UPDATE cw_products SET doc = '{\"title\": 5}'").await;
+    let err = shop
+        .engine
+        .price_cart(&Actor::Guest, cart.id())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::CorruptData {
+                entity: "product",
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    // A cart whose version column disagrees with its document.
+    let other = shop
+        .engine
+        .create_cart(&Actor::Guest, Currency::USD)
+        .await
+        .unwrap();
+    exec(&shop, "UPDATE cw_carts SET version = version + 7").await;
+    let err = shop
+        .engine
+        .cart(&Actor::Guest, other.id())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::CorruptData { entity: "cart", .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn impossible_states_are_typed_errors() {
+    let shop = Shop::new(Backend::Postgres).await;
+    let a = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+
+    // A checkout failure that no longer parses.
+    exec(
+        &shop,
+        "ALTER TABLE cw_checkouts DROP CONSTRAINT cw_checkouts_check1",
+    )
+    .await;
+    exec(&shop, "UPDATE cw_checkouts SET state = 'failed', failure = '{\"kind\": \"gremlins\"}', order_id = NULL").await;
+    let err = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::CorruptData {
+                entity: "checkout",
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    // A customer whose email column disagrees with the document.
+    let ann = shop.customer("ann@example.com").await;
+    exec(&shop, "UPDATE cw_customers SET email = 'someone@else.com'").await;
+    let err = shop
+        .engine
+        .customer(&Actor::System, ann.id())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::CorruptData {
+                entity: "customer",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn missing_rows_are_typed_errors() {
+    let shop = Shop::new(Backend::Postgres).await;
+    let a = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    let order = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    exec(&shop, "DELETE FROM cw_orders").await;
+    // The checkout says completed but its order is gone.
+    let err = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NotFound {
+                entity: "order",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(matches!(
+        shop.engine.order(&Actor::Guest, order.id()).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_a_retryable_storage_error() {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(std::time::Duration::from_millis(500))
+        .connect_lazy("postgres://nobody@127.0.0.1:1/nothing")
+        .unwrap();
+    let err = PgStore::from_pool(pool).await.unwrap_err();
+    assert!(matches!(err, Error::Storage { .. }), "{err}");
+    assert!(err.is_retryable());
+}
