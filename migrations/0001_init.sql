@@ -15,15 +15,20 @@ CREATE TABLE cw_collections (
     doc jsonb NOT NULL
 );
 
+-- `doc` is the whole product; `summary` holds only what pricing needs
+-- (title, status, tags, collections), so a cart's catalog lookup reads a few
+-- small documents instead of whole products with all their variants.
 CREATE TABLE cw_products (
-    id  uuid PRIMARY KEY,
-    doc jsonb NOT NULL
+    id      uuid PRIMARY KEY,
+    summary jsonb NOT NULL,
+    doc     jsonb NOT NULL
 );
 
 CREATE TABLE cw_variants (
     id         uuid PRIMARY KEY,
     product_id uuid NOT NULL REFERENCES cw_products (id) ON DELETE CASCADE,
-    sku        text NOT NULL UNIQUE
+    sku        text NOT NULL UNIQUE,
+    doc        jsonb NOT NULL
 );
 CREATE INDEX cw_variants_product ON cw_variants (product_id);
 

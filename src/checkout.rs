@@ -340,8 +340,10 @@ impl Engine {
             return order;
         }
         // A failed capture leaves the order authorized; `capture` can be retried.
-        let id = order.id();
-        self.capture(&Actor::System, id).await.unwrap_or(order)
+        match self.capture_order(&order).await {
+            Ok(captured) => captured,
+            Err(_) => order,
+        }
     }
 
     /// Captures an order's authorized payment in full. Idempotent: capturing
@@ -349,9 +351,13 @@ impl Engine {
     /// the same key every time, so it never captures twice.
     pub async fn capture(&self, actor: &Actor, order_id: OrderId) -> Result<Order> {
         let order = self.order(actor, order_id).await?;
+        self.capture_order(&order).await
+    }
+
+    async fn capture_order(&self, order: &Order) -> Result<Order> {
         let payment = order.payment().clone();
         if payment.status == PaymentStatus::Captured {
-            return Ok(order);
+            return Ok(order.clone());
         }
         payment.status.transition(PaymentStatus::Captured)?;
         self.inner
@@ -368,11 +374,11 @@ impl Engine {
         match self
             .inner
             .store
-            .update_payment(order_id, &payment, updated, self.now())
+            .update_payment(order.id(), &payment, updated, self.now())
             .await
         {
             // Someone else recorded the same capture first.
-            Err(Error::Conflict(_)) => self.inner.store.order(order_id).await,
+            Err(Error::Conflict(_)) => self.inner.store.order(order.id()).await,
             other => other,
         }
     }

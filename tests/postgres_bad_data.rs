@@ -68,8 +68,8 @@ async fn corrupt_documents_are_typed_errors() {
         "{err}"
     );
 
-    // A document that is not a product at all.
-    exec(&shop, "UPDATE cw_products SET doc = '{\"title\": 5}'").await;
+    // Documents that are not a variant or a product at all.
+    exec(&shop, r#"UPDATE cw_variants SET doc = '{"sku": 5}'"#).await;
     let err = shop
         .engine
         .price_cart(&Actor::Guest, cart.id())
@@ -79,11 +79,23 @@ async fn corrupt_documents_are_typed_errors() {
         matches!(
             err,
             Error::CorruptData {
-                entity: "product",
+                entity: "variant",
                 ..
             }
         ),
         "{err}"
+    );
+    exec(&shop, r#"UPDATE cw_products SET doc = '{"title": 5}'"#).await;
+    let product = shop.engine.products(None, 10).await;
+    assert!(
+        matches!(
+            product,
+            Err(Error::CorruptData {
+                entity: "product",
+                ..
+            })
+        ),
+        "{product:?}"
     );
 
     // A cart whose version column disagrees with its document.

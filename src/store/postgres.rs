@@ -23,7 +23,9 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
@@ -170,9 +172,10 @@ fn limit_i64(limit: usize) -> Result<i64> {
 impl PgStore {
     /// Connects with a pool of at most 10 connections and applies the migrations.
     pub async fn connect(url: &str) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url).map_err(storage)?;
         let pool = PgPoolOptions::new()
             .max_connections(10)
-            .connect(url)
+            .connect_with(options)
             .await
             .map_err(storage)?;
         Self::from_pool(pool).await
@@ -238,12 +241,38 @@ impl PgStore {
         let mut tx = self.pool.begin().await?;
         let id = product.id().as_uuid();
         let body = to_json(product)?;
-        if replace {
-            let updated = sqlx::query("UPDATE cw_products SET doc = $2 WHERE id = $1")
-                .bind(id)
-                .bind(Json(&body))
-                .execute(&mut *tx)
+        let wanted = uuids(product.categories(), |c| c.as_uuid());
+        let known: Vec<Uuid> =
+            sqlx::query_scalar("SELECT id FROM cw_categories WHERE id = ANY($1)")
+                .bind(&wanted)
+                .fetch_all(&mut *tx)
                 .await?;
+        if known.len() != wanted.len() {
+            return Err(Error::not_found("category", "referenced by the product").into());
+        }
+        let ancestry: Vec<Uuid> = sqlx::query_scalar(
+            "WITH RECURSIVE anc(id) AS (
+                 SELECT unnest($1::uuid[])
+                 UNION
+                 SELECT c.parent_id FROM cw_categories c JOIN anc ON c.id = anc.id
+                 WHERE c.parent_id IS NOT NULL)
+             SELECT id FROM anc",
+        )
+        .bind(&wanted)
+        .fetch_all(&mut *tx)
+        .await?;
+        let summary = to_json(&ProductSummary::of(
+            product,
+            ancestry.into_iter().map(CategoryId::from_uuid).collect(),
+        ))?;
+        if replace {
+            let updated =
+                sqlx::query("UPDATE cw_products SET doc = $2, summary = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(Json(&body))
+                    .bind(Json(&summary))
+                    .execute(&mut *tx)
+                    .await?;
             if updated.rows_affected() == 0 {
                 return Err(Error::not_found("product", product.id()).into());
             }
@@ -262,9 +291,10 @@ impl PgStore {
                 .execute(&mut *tx)
                 .await?;
         } else {
-            sqlx::query("INSERT INTO cw_products (id, doc) VALUES ($1, $2)")
+            sqlx::query("INSERT INTO cw_products (id, doc, summary) VALUES ($1, $2, $3)")
                 .bind(id)
                 .bind(Json(&body))
+                .bind(Json(&summary))
                 .execute(&mut *tx)
                 .await?;
         }
@@ -275,14 +305,21 @@ impl PgStore {
             .map(|v| v.sku().as_str().to_owned())
             .collect();
         sqlx::query(
-            "INSERT INTO cw_variants (id, product_id, sku)
-             SELECT v, $1, s FROM unnest($2::uuid[], $3::text[]) AS u(v, s)
-             ON CONFLICT (id) DO UPDATE SET sku = EXCLUDED.sku
+            "INSERT INTO cw_variants (id, product_id, sku, doc)
+             SELECT v, $1, s, d FROM unnest($2::uuid[], $3::text[], $4::jsonb[]) AS u(v, s, d)
+             ON CONFLICT (id) DO UPDATE SET sku = EXCLUDED.sku, doc = EXCLUDED.doc
              WHERE cw_variants.product_id = EXCLUDED.product_id",
         )
         .bind(id)
         .bind(&ids)
         .bind(&skus)
+        .bind(
+            product
+                .variants()
+                .iter()
+                .map(|v| to_json(v).map(Json))
+                .collect::<Try<Vec<_>>>()?,
+        )
         .execute(&mut *tx)
         .await?;
         let found: i64 = sqlx::query_scalar(
@@ -351,13 +388,7 @@ impl PgStore {
 
     async fn entries_try(&self, ids: &[VariantId]) -> Try<HashMap<VariantId, CatalogEntry>> {
         let rows = sqlx::query(
-            "SELECT v.id AS variant_id, p.doc,
-                    (WITH RECURSIVE anc(id) AS (
-                         SELECT pc.category_id FROM cw_product_categories pc WHERE pc.product_id = p.id
-                         UNION
-                         SELECT c.parent_id FROM cw_categories c JOIN anc ON c.id = anc.id
-                         WHERE c.parent_id IS NOT NULL)
-                     SELECT coalesce(array_agg(id), '{}') FROM anc) AS categories
+            "SELECT v.doc AS variant, p.summary
              FROM cw_variants v JOIN cw_products p ON p.id = v.product_id
              WHERE v.id = ANY($1)",
         )
@@ -366,28 +397,45 @@ impl PgStore {
         .await?;
         let mut out = HashMap::with_capacity(rows.len());
         for row in rows {
-            let variant_id = VariantId::from_uuid(col(&row, "variant_id", "variant")?);
-            let product: Product = doc(&row, "doc", "product")?;
-            let categories: Vec<Uuid> = col(&row, "categories", "product")?;
-            let variant = product.variant(variant_id).cloned().ok_or_else(|| {
-                corrupt(
-                    "product",
-                    format!("variant {variant_id} missing from its product"),
-                )
-            })?;
+            let variant: crate::catalog::Variant = doc(&row, "variant", "variant")?;
+            let summary: ProductSummary = doc(&row, "summary", "product")?;
             out.insert(
-                variant_id,
+                variant.id(),
                 CatalogEntry {
-                    product_title: product.title().to_owned(),
-                    product_status: product.status(),
-                    categories: categories.into_iter().map(CategoryId::from_uuid).collect(),
-                    collections: product.collections().clone(),
-                    tags: product.tags().clone(),
+                    product_title: summary.title,
+                    product_status: summary.status,
+                    categories: summary.categories,
+                    collections: summary.collections,
+                    tags: summary.tags,
                     variant,
                 },
             );
         }
         Ok(out)
+    }
+}
+
+/// What pricing needs of a product, stored beside the full document.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ProductSummary {
+    title: String,
+    status: crate::catalog::Status,
+    tags: std::collections::BTreeSet<String>,
+    collections: std::collections::BTreeSet<crate::id::CollectionId>,
+    /// The product's categories and all their ancestors. Categories never
+    /// change parent, so this is computed once, when the product is written.
+    categories: std::collections::BTreeSet<CategoryId>,
+}
+
+impl ProductSummary {
+    fn of(p: &Product, categories: std::collections::BTreeSet<CategoryId>) -> Self {
+        Self {
+            title: p.title().to_owned(),
+            status: p.status(),
+            tags: p.tags().clone(),
+            collections: p.collections().clone(),
+            categories,
+        }
     }
 }
 

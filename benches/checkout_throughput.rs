@@ -1,0 +1,328 @@
+//! Checkout throughput on PostgreSQL against a hand-written SQL anchor, and
+//! on the in-memory store.
+//!
+//! ```sh
+//! cargo bench --features postgres --bench checkout_throughput
+//! ```
+//!
+//! For each profile (uniform: 3 of 10,000 SKUs per order; hot: every order
+//! takes the same SKU) and each concurrency (1, 8, 32 tasks) it times:
+//!
+//! - **library**: `Engine::checkout` on prepared carts (pricing, stock
+//!   reservation, payment authorization and capture with the test gateway,
+//!   order placement, events) on `PgStore`;
+//! - **anchor**: one call of a PL/pgSQL function per order that does the same
+//!   writes in one statement — conditional stock decrement, order, lines,
+//!   payment, event — the database's own speed for this work;
+//! - **memory**: the library on `MemoryStore`.
+//!
+//! The database comes from `DATABASE_URL` (default: the local server); the
+//! bench works in its own schema, `cartwright_bench`, recreated each run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cartwright::catalog::InventoryPolicy;
+use cartwright::id::{CartId, VariantId};
+use cartwright::prelude::*;
+use cartwright::store::{MemoryStore, PgStore, Store};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use uuid::Uuid;
+
+const SKUS: usize = 10_000;
+const SCHEMA: &str = "cartwright_bench";
+
+#[derive(Clone, Copy, Debug)]
+enum Profile {
+    Uniform,
+    Hot,
+}
+
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// The SKUs each order takes, in a fixed seeded sequence.
+fn orders(profile: Profile, count: usize, seed: u64) -> Vec<Vec<usize>> {
+    let mut rng = Rng(seed | 1);
+    (0..count)
+        .map(|_| match profile {
+            Profile::Hot => vec![0],
+            Profile::Uniform => {
+                let mut picks: Vec<usize> = Vec::with_capacity(3);
+                while picks.len() < 3 {
+                    let p = rng.below(SKUS);
+                    if !picks.contains(&p) {
+                        picks.push(p);
+                    }
+                }
+                picks.sort_unstable();
+                picks
+            }
+        })
+        .collect()
+}
+
+fn opts() -> PgConnectOptions {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    PgConnectOptions::from_str(&url).unwrap()
+}
+
+async fn pool(size: u32) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(size)
+        .connect_with(opts().options([("search_path", SCHEMA)]))
+        .await
+        .unwrap()
+}
+
+async fn seed_catalog(engine: &Engine) -> Vec<VariantId> {
+    let mut variants = Vec::with_capacity(SKUS);
+    for p in 0..SKUS / 250 {
+        let product = engine
+            .create_product(NewProduct {
+                title: format!("Product {p}"),
+                status: Status::Active,
+                variants: (0..250)
+                    .map(|v| NewVariant {
+                        sku: format!("SKU-{p}-{v}"),
+                        prices: vec![Money::from_minor(100 + (p * 250 + v) as i64, Currency::USD)],
+                        inventory: InventoryPolicy::default(),
+                        status: Status::Active,
+                        ..NewVariant::default()
+                    })
+                    .collect(),
+                ..NewProduct::default()
+            })
+            .await
+            .unwrap();
+        variants.extend(product.variants().iter().map(|v| v.id()));
+    }
+    variants
+}
+
+async fn engine_on(store: Arc<dyn Store>) -> Engine {
+    Engine::builder().store(store).build().unwrap()
+}
+
+/// Prepares one guest cart per order (not timed).
+async fn carts(engine: &Engine, variants: &[VariantId], orders: &[Vec<usize>]) -> Vec<CartId> {
+    let mut tasks = Vec::new();
+    for chunk in orders.chunks(orders.len().div_ceil(16).max(1)) {
+        let engine = engine.clone();
+        let chunk: Vec<Vec<VariantId>> = chunk
+            .iter()
+            .map(|o| o.iter().map(|i| variants[*i]).collect())
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for order in chunk {
+                let g = Actor::Guest;
+                let cart = engine.create_cart(&g, Currency::USD).await.unwrap();
+                for v in order {
+                    engine.add_item(&g, cart.id(), v, 1).await.unwrap();
+                }
+                engine
+                    .set_email(&g, cart.id(), "bench@example.com")
+                    .await
+                    .unwrap();
+                ids.push(cart.id());
+            }
+            ids
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}
+
+/// Checks out every cart with `tasks` workers; returns checkouts per second.
+async fn run_library(engine: &Engine, carts: Vec<CartId>, tasks: usize) -> f64 {
+    let queue = Arc::new(std::sync::Mutex::new(carts));
+    let n = queue.lock().unwrap().len();
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let engine = engine.clone();
+        let queue = queue.clone();
+        handles.push(tokio::spawn(async move {
+            loop {
+                let Some(cart) = queue.lock().unwrap().pop() else {
+                    break;
+                };
+                engine
+                    .checkout(CheckoutRequest {
+                        cart_id: cart,
+                        idempotency_key: IdempotencyKey::random(),
+                        payment_token: "tok_visa".into(),
+                        actor: Actor::Guest,
+                    })
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+const ANCHOR_SQL: &str = "
+CREATE TABLE anchor_stock (variant_id uuid PRIMARY KEY, on_hand bigint NOT NULL, reserved bigint NOT NULL CHECK (reserved >= 0));
+CREATE TABLE anchor_orders (id uuid PRIMARY KEY, total numeric NOT NULL, placed_at timestamptz NOT NULL);
+CREATE TABLE anchor_order_lines (order_id uuid NOT NULL REFERENCES anchor_orders (id), variant_id uuid NOT NULL, quantity int NOT NULL);
+CREATE TABLE anchor_payments (id uuid PRIMARY KEY, order_id uuid NOT NULL REFERENCES anchor_orders (id), amount numeric NOT NULL, status text NOT NULL);
+CREATE TABLE anchor_events (sequence bigserial PRIMARY KEY, kind text NOT NULL, order_id uuid NOT NULL);
+CREATE FUNCTION anchor_checkout(p_order uuid, p_variants uuid[], p_total numeric) RETURNS void AS $$
+BEGIN
+  FOR i IN 1 .. array_length(p_variants, 1) LOOP
+    UPDATE anchor_stock SET reserved = reserved + 1
+     WHERE variant_id = p_variants[i] AND on_hand - reserved >= 1;
+    IF NOT FOUND THEN RAISE EXCEPTION 'out of stock'; END IF;
+  END LOOP;
+  INSERT INTO anchor_orders (id, total, placed_at) VALUES (p_order, p_total, now());
+  INSERT INTO anchor_order_lines SELECT p_order, v, 1 FROM unnest(p_variants) AS v;
+  INSERT INTO anchor_payments VALUES (gen_random_uuid(), p_order, p_total, 'captured');
+  INSERT INTO anchor_events (kind, order_id) VALUES ('order_placed', p_order);
+END $$ LANGUAGE plpgsql;
+";
+
+async fn run_anchor(
+    pool: &PgPool,
+    variants: &[VariantId],
+    orders: Vec<Vec<usize>>,
+    tasks: usize,
+) -> f64 {
+    let n = orders.len();
+    let queue = Arc::new(std::sync::Mutex::new(orders));
+    let variants: Arc<Vec<Uuid>> = Arc::new(variants.iter().map(|v| v.as_uuid()).collect());
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let pool = pool.clone();
+        let queue = queue.clone();
+        let variants = variants.clone();
+        handles.push(tokio::spawn(async move {
+            loop {
+                let Some(order) = queue.lock().unwrap().pop() else {
+                    break;
+                };
+                let ids: Vec<Uuid> = order.iter().map(|i| variants[*i]).collect();
+                sqlx::query("SELECT anchor_checkout($1, $2, $3)")
+                    .bind(Uuid::now_v7())
+                    .bind(&ids)
+                    .bind(rust_decimal::Decimal::new(1000, 2))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn count_for(tasks: usize) -> usize {
+    match tasks {
+        1 => 300,
+        8 => 1_200,
+        _ => 2_400,
+    }
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    // Fresh schema.
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts())
+        .await
+        .unwrap();
+    sqlx::query("DROP SCHEMA IF EXISTS cartwright_bench CASCADE")
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query("CREATE SCHEMA cartwright_bench")
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+
+    let pg = pool(40).await;
+    let store = PgStore::from_pool(pg.clone()).await.unwrap();
+    let engine = engine_on(Arc::new(store)).await;
+    eprintln!("seeding {SKUS} SKUs ...");
+    let variants = seed_catalog(&engine).await;
+    let location = engine.create_location("Warehouse", 0).await.unwrap();
+    sqlx::query("INSERT INTO cw_stock (variant_id, location_id, on_hand, reserved) SELECT id, $1, 1000000, 0 FROM cw_variants")
+        .bind(location.id().as_uuid())
+        .execute(&pg)
+        .await
+        .unwrap();
+    sqlx::raw_sql(ANCHOR_SQL).execute(&pg).await.unwrap();
+    sqlx::query("INSERT INTO anchor_stock SELECT id, 1000000, 0 FROM cw_variants")
+        .execute(&pg)
+        .await
+        .unwrap();
+    sqlx::query("VACUUM ANALYZE").execute(&pg).await.unwrap();
+
+    let memory = engine_on(Arc::new(MemoryStore::new())).await;
+    let mem_variants = seed_catalog(&memory).await;
+    let mem_location = memory.create_location("Warehouse", 0).await.unwrap();
+    for v in &mem_variants {
+        memory
+            .set_stock(*v, mem_location.id(), 1_000_000)
+            .await
+            .unwrap();
+    }
+
+    println!(
+        "| profile | tasks | library (PgStore) /s | anchor (SQL) /s | library ÷ anchor | memory /s |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    // `CHECKOUT_BENCH_ONLY=uniform:8` runs one cell (for profiling).
+    let only = std::env::var("CHECKOUT_BENCH_ONLY").ok();
+    for profile in [Profile::Uniform, Profile::Hot] {
+        for tasks in [1usize, 8, 32] {
+            let cell = format!("{profile:?}:{tasks}").to_lowercase();
+            if only.as_ref().is_some_and(|o| *o != cell) {
+                continue;
+            }
+            let n = count_for(tasks);
+            let seed = 0x5eed + tasks as u64;
+            let plan = orders(profile, n, seed);
+            let lib_carts = carts(&engine, &variants, &plan).await;
+            let mem_carts = carts(&memory, &mem_variants, &plan).await;
+            // Steady state: statistics that know the tables' real sizes.
+            sqlx::query("ANALYZE").execute(&pg).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            eprintln!("library phase: {profile:?} {tasks}");
+            let library = run_library(&engine, lib_carts, tasks).await;
+            let anchor = run_anchor(&pg, &variants, plan, tasks).await;
+            let mem = run_library(&memory, mem_carts, tasks).await;
+            println!(
+                "| {profile:?} | {tasks} | {library:.0} | {anchor:.0} | {:.0}% | {mem:.0} |",
+                100.0 * library / anchor
+            );
+        }
+    }
+}
