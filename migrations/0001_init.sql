@@ -150,3 +150,18 @@ CREATE TABLE cw_event_cursors (
     tx       xid8 NOT NULL,
     sequence bigint NOT NULL
 );
+
+-- Limited counters (coupon uses, promotion budgets) and the claims that
+-- reservations hold on them. Locked in counter order, after stock rows.
+CREATE TABLE cw_usage_counters (
+    counter text PRIMARY KEY,
+    used    bigint NOT NULL CHECK (used >= 0)
+);
+
+CREATE TABLE cw_reservation_claims (
+    reservation_id uuid NOT NULL REFERENCES cw_reservations (id),
+    counter        text NOT NULL,
+    amount         bigint NOT NULL CHECK (amount > 0),
+    limit_value    bigint NOT NULL CHECK (limit_value >= 0),
+    PRIMARY KEY (reservation_id, counter)
+);

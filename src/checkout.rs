@@ -234,6 +234,7 @@ impl Engine {
             .reserve_for_checkout(
                 lease,
                 &requests,
+                &priced.usage_claims,
                 now + self.inner.config.reservation_ttl,
                 now,
             )

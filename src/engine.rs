@@ -712,8 +712,14 @@ impl Engine {
         let now = self.now();
         self.inner
             .store
-            .reserve(&requests, now + self.inner.config.reservation_ttl, now)
+            .reserve(&requests, &[], now + self.inner.config.reservation_ttl, now)
             .await
+    }
+
+    /// How much of a usage counter (a coupon's uses, a promotion's budget) is
+    /// held or used.
+    pub async fn usage(&self, counter: &str) -> Result<u64> {
+        self.inner.store.usage(counter).await
     }
 
     /// Gives a reservation back.

@@ -121,6 +121,17 @@ pub enum Error {
         /// Units available when the request was made.
         available: i64,
     },
+    /// A limited counter (a coupon's uses, a promotion's budget) would go
+    /// past its limit.
+    #[error("usage limit reached for {counter}: {used} of {limit} used")]
+    UsageLimitReached {
+        /// The counter.
+        counter: String,
+        /// Its limit.
+        limit: u64,
+        /// How much was already used.
+        used: u64,
+    },
     /// The payment provider declined the payment. Final for this request.
     #[error("payment declined ({code}): {message}")]
     PaymentDeclined {

@@ -74,14 +74,16 @@
 //! # }
 //! ```
 //!
-//! More in `examples/`: `checkout.rs` (a whole shop session with a receipt)
-//! and `custom_payment_provider.rs` (plugging in a gateway).
+//! More in `examples/`: `checkout.rs` (a whole shop session with a receipt),
+//! `postgres_checkout.rs` (the same on PostgreSQL) and
+//! `custom_payment_provider.rs` (plugging in a gateway).
 //!
 //! ## Feature flags
 //!
 //! | feature | what it does | default |
 //! |---|---|---|
 //! | *(none)* | everything, with the in-memory store | yes |
+//! | `postgres` | [`store::PgStore`](crate::store), the PostgreSQL store | no |
 //!
 //! ## Limits
 //!

@@ -134,6 +134,9 @@ pub struct Reservation {
     pub checkout_key: Option<IdempotencyKey>,
     /// What is held where. Untracked variants have no lines.
     pub lines: Vec<ReservationLine>,
+    /// Usage held on limited counters (coupon uses, promotion budgets).
+    #[serde(default)]
+    pub claims: Vec<UsageClaim>,
     /// Where it is in its life.
     pub state: ReservationState,
     /// When it was made.
@@ -148,6 +151,85 @@ impl Reservation {
             ReservationState::Allocated { .. } => true,
             ReservationState::Committed | ReservationState::Released => false,
         }
+    }
+}
+
+/// Longest usage counter name, in characters.
+pub const MAX_COUNTER_LEN: usize = 200;
+/// Most usage claims in one reservation.
+pub const MAX_CLAIMS: usize = 50;
+
+/// A claim of `amount` more uses of a limited counter, held by a reservation
+/// alongside its stock: a coupon code's uses (`amount` 1), a promotion's uses
+/// per customer, or a promotion's budget (`amount` in minor units).
+///
+/// The counter may never go above `limit`. Releasing the reservation gives
+/// the amount back; placing the order keeps it. The store knows nothing about
+/// what a counter means; pricing names them (for example `"code:SAVE10"`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UsageClaim {
+    /// The counter's name: 1 to [`MAX_COUNTER_LEN`] visible ASCII characters.
+    pub counter: String,
+    /// How much to add (at least 1).
+    pub amount: u64,
+    /// The most the counter may reach.
+    pub limit: u64,
+}
+
+/// Validates claims and adds up those on the same counter (keeping the
+/// smallest limit), sorted by counter — the order stores lock them in.
+pub fn merge_claims(claims: &[UsageClaim]) -> Result<Vec<UsageClaim>> {
+    if claims.len() > MAX_CLAIMS {
+        return Err(Error::LimitExceeded {
+            what: "usage claims in a reservation",
+            max: MAX_CLAIMS as u64,
+        });
+    }
+    let max = i64::MAX as u64;
+    let mut merged: std::collections::BTreeMap<&str, UsageClaim> =
+        std::collections::BTreeMap::new();
+    for c in claims {
+        let name_ok = !c.counter.is_empty()
+            && c.counter.chars().count() <= MAX_COUNTER_LEN
+            && c.counter.bytes().all(|b| b.is_ascii_graphic());
+        if !name_ok {
+            return Err(Error::invalid(
+                "usage counter",
+                format!("must be 1 to {MAX_COUNTER_LEN} visible ASCII characters"),
+            ));
+        }
+        if c.amount == 0 || c.amount > max || c.limit > max {
+            return Err(Error::invalid(
+                "usage claim",
+                "amount must be at least 1, and amount and limit at most i64::MAX",
+            ));
+        }
+        match merged.get_mut(c.counter.as_str()) {
+            Some(m) => {
+                m.amount = m
+                    .amount
+                    .checked_add(c.amount)
+                    .filter(|a| *a <= max)
+                    .ok_or(Error::Overflow("usage claim"))?;
+                m.limit = m.limit.min(c.limit);
+            }
+            None => {
+                merged.insert(&c.counter, c.clone());
+            }
+        }
+    }
+    Ok(merged.into_values().collect())
+}
+
+/// Checks one claim against the counter's current value; returns the new value.
+pub fn apply_claim(claim: &UsageClaim, used: u64) -> Result<u64> {
+    match used.checked_add(claim.amount) {
+        Some(next) if next <= claim.limit => Ok(next),
+        _ => Err(Error::UsageLimitReached {
+            counter: claim.counter.clone(),
+            limit: claim.limit,
+            used,
+        }),
     }
 }
 

@@ -20,6 +20,7 @@ use crate::cart::Cart;
 use crate::catalog::{CatalogEntry, Sku};
 use crate::error::{Error, Result};
 use crate::id::{CartId, LineId, VariantId};
+use crate::inventory::UsageClaim;
 use crate::money::{Currency, Money};
 use crate::shipping::{ShippingInput, ShippingRate, ShippingRates};
 use crate::tax::{TaxCalculator, TaxInput, TaxLine, TaxableLine};
@@ -118,6 +119,10 @@ pub struct PricedCart {
     pub total: Money,
     /// Whether any line ships (and so a shipping address and method are needed).
     pub requires_shipping: bool,
+    /// The limited counters this pricing consumes if the cart is checked out
+    /// (a coupon's uses, a promotion's budget); checkout holds them atomically
+    /// with the stock. Empty until promotions apply.
+    pub usage_claims: Vec<UsageClaim>,
 }
 
 /// Prices `cart` in `ctx`.
@@ -268,5 +273,6 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
         tax_lines: breakdown.summary,
         total,
         requires_shipping,
+        usage_claims: Vec::new(),
     })
 }

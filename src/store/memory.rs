@@ -27,7 +27,8 @@ use crate::id::{
 };
 use crate::inventory::{
     Location, MAX_ON_HAND, Reservation, ReservationLine, ReservationState, StockLevel,
-    StockRequest, StockSummary, merge_requests, plan_reservation,
+    StockRequest, StockSummary, UsageClaim, apply_claim, merge_claims, merge_requests,
+    plan_reservation,
 };
 use crate::money::Currency;
 use crate::order::Order;
@@ -60,6 +61,8 @@ struct State {
     events: Vec<Event>,
     /// Per consumer: how many events it has acknowledged.
     cursors: HashMap<String, usize>,
+    /// Usage counters: how much each has held or used.
+    usage: HashMap<String, u64>,
 }
 
 /// A consistent copy of a [`MemoryStore`]'s whole state, comparable with
@@ -213,6 +216,11 @@ impl State {
                 level.reserved -= i64::from(line.quantity);
             }
         }
+        for claim in &r.claims {
+            if let Some(used) = self.usage.get_mut(&claim.counter) {
+                *used = used.saturating_sub(claim.amount);
+            }
+        }
     }
 
     /// Undoes [`State::release_reservation`] for a reservation as it was before.
@@ -226,6 +234,9 @@ impl State {
             ReservationState::Committed | ReservationState::Released => false,
         };
         if live {
+            for claim in &old.claims {
+                *self.usage.entry(claim.counter.clone()).or_default() += claim.amount;
+            }
             for line in &old.lines {
                 self.stock
                     .entry((line.variant_id, line.location_id))
@@ -240,6 +251,7 @@ impl State {
     fn reserve(
         &mut self,
         requests: &[StockRequest],
+        claims: &[UsageClaim],
         checkout_key: Option<IdempotencyKey>,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -266,13 +278,21 @@ impl State {
                 .ok_or(Error::Overflow("reserved stock"))?;
             updated.insert(key, next);
         }
+        let claims = merge_claims(claims)?;
+        let mut usage = Vec::with_capacity(claims.len());
+        for claim in &claims {
+            let used = self.usage.get(&claim.counter).copied().unwrap_or(0);
+            usage.push((claim.counter.clone(), apply_claim(claim, used)?));
+        }
         for (key, reserved) in updated {
             self.stock.entry(key).or_default().reserved = reserved;
         }
+        self.usage.extend(usage);
         let reservation = Reservation {
             id: ReservationId::new(),
             checkout_key,
             lines,
+            claims,
             state: ReservationState::Pending { expires_at },
             created_at: now,
         };
@@ -660,12 +680,17 @@ impl InventoryStore for MemoryStore {
     async fn reserve(
         &self,
         requests: &[StockRequest],
+        claims: &[UsageClaim],
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Reservation> {
         let mut s = self.lock();
         s.release_expired(now);
-        s.reserve(requests, None, expires_at, now)
+        s.reserve(requests, claims, None, expires_at, now)
+    }
+
+    async fn usage(&self, counter: &str) -> Result<u64> {
+        Ok(self.lock().usage.get(counter).copied().unwrap_or(0))
     }
 
     async fn release(&self, id: ReservationId, _now: DateTime<Utc>) -> Result<Reservation> {
@@ -781,6 +806,7 @@ impl CheckoutStore for MemoryStore {
         &self,
         lease: &Lease,
         requests: &[StockRequest],
+        claims: &[UsageClaim],
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Reservation> {
@@ -791,7 +817,7 @@ impl CheckoutStore for MemoryStore {
         if let Some(prev) = previous {
             s.release_reservation(prev);
         }
-        match s.reserve(requests, Some(lease.key.clone()), expires_at, now) {
+        match s.reserve(requests, claims, Some(lease.key.clone()), expires_at, now) {
             Ok(reservation) => {
                 if let Some(record) = s.checkouts.get_mut(&lease.key) {
                     record.reservation_id = Some(reservation.id);

@@ -32,7 +32,7 @@ use crate::id::{
     CartId, CustomerId, EventId, IdempotencyKey, LocationId, OrderId, ProductId, ReservationId,
     VariantId,
 };
-use crate::inventory::{Location, Reservation, StockLevel, StockRequest, StockSummary};
+use crate::inventory::{Location, Reservation, StockLevel, StockRequest, StockSummary, UsageClaim};
 use crate::money::{Currency, Money};
 use crate::order::Order;
 use crate::payment::Payment;
@@ -129,13 +129,17 @@ pub trait InventoryStore: Send + Sync {
     ) -> Result<StockLevel>;
     /// One variant's stock everywhere, counting only live reservations.
     async fn stock(&self, variant: VariantId) -> Result<StockSummary>;
-    /// Holds stock for every request until `expires_at`, all or nothing.
+    /// Holds stock for every request and usage for every claim until
+    /// `expires_at`, all or nothing.
     async fn reserve(
         &self,
         requests: &[StockRequest],
+        claims: &[UsageClaim],
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Reservation>;
+    /// How much of a usage counter is held or used (0 if never claimed).
+    async fn usage(&self, counter: &str) -> Result<u64>;
     /// Gives a pending or allocated reservation back. Releasing twice is a no-op.
     async fn release(&self, id: ReservationId, now: DateTime<Utc>) -> Result<Reservation>;
     /// Takes a live reservation's units out of stock (they left the building).
@@ -188,6 +192,15 @@ pub enum CheckoutFailure {
         /// Reason.
         message: String,
     },
+    /// A coupon's uses or a promotion's budget ran out.
+    UsageLimitReached {
+        /// The counter.
+        counter: String,
+        /// Its limit.
+        limit: u64,
+        /// How much was already used.
+        used: u64,
+    },
     /// Not enough stock.
     OutOfStock {
         /// The variant.
@@ -203,6 +216,15 @@ impl CheckoutFailure {
     /// The saved form of `error`, if it is a final checkout outcome.
     pub fn from_error(error: &Error) -> Option<Self> {
         match error {
+            Error::UsageLimitReached {
+                counter,
+                limit,
+                used,
+            } => Some(Self::UsageLimitReached {
+                counter: counter.clone(),
+                limit: *limit,
+                used: *used,
+            }),
             Error::PaymentDeclined { code, message } => Some(Self::PaymentDeclined {
                 code: code.clone(),
                 message: message.clone(),
@@ -224,6 +246,15 @@ impl CheckoutFailure {
 impl From<CheckoutFailure> for Error {
     fn from(f: CheckoutFailure) -> Self {
         match f {
+            CheckoutFailure::UsageLimitReached {
+                counter,
+                limit,
+                used,
+            } => Error::UsageLimitReached {
+                counter,
+                limit,
+                used,
+            },
             CheckoutFailure::PaymentDeclined { code, message } => {
                 Error::PaymentDeclined { code, message }
             }
@@ -325,12 +356,13 @@ pub trait CheckoutStore: Send + Sync {
     /// [`Error::IdempotencyConflict`].
     async fn begin_checkout(&self, begin: BeginCheckout) -> Result<CheckoutClaim>;
 
-    /// Holds stock for the checkout until `expires_at`, all or nothing,
-    /// releasing any earlier hold of the same checkout.
+    /// Holds stock and usage for the checkout until `expires_at`, all or
+    /// nothing, releasing any earlier hold of the same checkout.
     async fn reserve_for_checkout(
         &self,
         lease: &Lease,
         requests: &[StockRequest],
+        claims: &[UsageClaim],
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Reservation>;

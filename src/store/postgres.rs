@@ -45,7 +45,8 @@ use crate::id::{
 };
 use crate::inventory::{
     Location, MAX_ON_HAND, Reservation, ReservationLine, ReservationState, StockLevel,
-    StockRequest, StockSummary, merge_requests, needs_fallback, plan_reservation,
+    StockRequest, StockSummary, UsageClaim, apply_claim, merge_claims, merge_requests,
+    needs_fallback, plan_reservation,
 };
 use crate::money::Currency;
 use crate::order::Order;
@@ -223,7 +224,9 @@ impl PgStore {
                 'checkouts', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.key), '[]') FROM cw_checkouts t),
                 'orders', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_orders t),
                 'events', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.sequence), '[]') FROM cw_events t),
-                'cursors', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.consumer), '[]') FROM cw_event_cursors t)
+                'cursors', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.consumer), '[]') FROM cw_event_cursors t),
+                'usage', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.counter), '[]') FROM cw_usage_counters t),
+                'claims', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.reservation_id, t.counter), '[]') FROM cw_reservation_claims t)
             ) AS dump",
         )
         .fetch_one(&self.pool)
@@ -939,9 +942,22 @@ async fn release_tx(tx: &mut PgConnection, ids: &[Uuid]) -> Try<u64> {
     .execute(&mut *tx)
     .await?;
     sqlx::query(
+        "SELECT 1 FROM cw_usage_counters
+         WHERE counter IN (SELECT counter FROM cw_reservation_claims WHERE reservation_id = ANY($1))
+         ORDER BY counter FOR UPDATE",
+    )
+    .bind(&live)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
         "WITH r AS (
              UPDATE cw_reservations SET state = 'released', expires_at = NULL, order_id = NULL
              WHERE id = ANY($1) RETURNING id),
+         uc AS (
+             UPDATE cw_usage_counters c SET used = c.used - q.a
+             FROM (SELECT cl.counter, sum(cl.amount) AS a FROM cw_reservation_claims cl
+                   JOIN r ON r.id = cl.reservation_id GROUP BY 1) q
+             WHERE c.counter = q.counter),
          q AS (
              SELECT l.variant_id, l.location_id, sum(l.quantity) AS q
              FROM cw_reservation_lines l JOIN r ON r.id = l.reservation_id GROUP BY 1, 2)
@@ -979,6 +995,7 @@ async fn release_expired_for(
 async fn reserve_tx(
     tx: &mut PgConnection,
     requests: &[StockRequest],
+    claims: &[UsageClaim],
     checkout: Option<&IdempotencyKey>,
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -1042,14 +1059,47 @@ async fn reserve_tx(
             acc.2.push(q);
             acc
         });
+    let claims = merge_claims(claims)?;
+    let counters: Vec<String> = claims.iter().map(|c| c.counter.clone()).collect();
+    if !claims.is_empty() {
+        // Make sure every counter has a row, then lock them in name order.
+        sqlx::query("INSERT INTO cw_usage_counters (counter, used) SELECT unnest($1::text[]), 0 ON CONFLICT DO NOTHING")
+            .bind(&counters)
+            .execute(&mut *tx)
+            .await?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT counter, used FROM cw_usage_counters WHERE counter = ANY($1) ORDER BY counter FOR UPDATE",
+        )
+        .bind(&counters)
+        .fetch_all(&mut *tx)
+        .await?;
+        let used: HashMap<String, i64> = rows.into_iter().collect();
+        for claim in &claims {
+            let current = used.get(&claim.counter).copied().unwrap_or(0);
+            let current =
+                u64::try_from(current).map_err(|_| corrupt("usage counter", "negative"))?;
+            apply_claim(claim, current)?;
+        }
+    }
     let line_no: Vec<i32> = (1..).take(lines.len()).collect();
     let reservation = Reservation {
         id: ReservationId::new(),
         checkout_key: checkout.cloned(),
         lines,
+        claims,
         state: ReservationState::Pending { expires_at },
         created_at: now,
     };
+    let amounts = reservation
+        .claims
+        .iter()
+        .map(|c| i64::try_from(c.amount).map_err(|_| Error::Overflow("usage claim")))
+        .collect::<Result<Vec<_>>>()?;
+    let limits = reservation
+        .claims
+        .iter()
+        .map(|c| i64::try_from(c.limit).map_err(|_| Error::Overflow("usage claim")))
+        .collect::<Result<Vec<_>>>()?;
     sqlx::query(
         "WITH s AS (
              INSERT INTO cw_stock (variant_id, location_id, on_hand, reserved)
@@ -1060,7 +1110,13 @@ async fn reserve_tx(
              VALUES ($4, $5, 'pending', $6, $7)),
          ln AS (
              INSERT INTO cw_reservation_lines (reservation_id, line_no, variant_id, location_id, quantity)
-             SELECT $4, n, v, l, q FROM unnest($8::int[], $9::uuid[], $10::uuid[], $11::bigint[]) AS u(n, v, l, q))
+             SELECT $4, n, v, l, q FROM unnest($8::int[], $9::uuid[], $10::uuid[], $11::bigint[]) AS u(n, v, l, q)),
+         cl AS (
+             INSERT INTO cw_reservation_claims (reservation_id, counter, amount, limit_value)
+             SELECT $4, k, a, m FROM unnest($12::text[], $13::bigint[], $14::bigint[]) AS u(k, a, m)),
+         uc AS (
+             UPDATE cw_usage_counters c SET used = c.used + u.a
+             FROM unnest($12::text[], $13::bigint[]) AS u(k, a) WHERE c.counter = u.k)
          UPDATE cw_checkouts SET reservation_id = $4 WHERE key = $5",
     )
     .bind(&sv)
@@ -1074,6 +1130,9 @@ async fn reserve_tx(
     .bind(uuids(&reservation.lines, |l| l.variant_id.as_uuid()))
     .bind(uuids(&reservation.lines, |l| l.location_id.as_uuid()))
     .bind(reservation.lines.iter().map(|l| i64::from(l.quantity)).collect::<Vec<_>>())
+    .bind(&counters)
+    .bind(&amounts)
+    .bind(&limits)
     .execute(&mut *tx)
     .await?;
     Ok(reservation)
@@ -1105,6 +1164,24 @@ async fn load_reservation(conn: &mut PgConnection, id: ReservationId) -> Try<Res
         })
     })
     .collect::<Try<Vec<_>>>()?;
+    let claims = sqlx::query(
+        "SELECT counter, amount, limit_value FROM cw_reservation_claims
+         WHERE reservation_id = $1 ORDER BY counter",
+    )
+    .bind(id.as_uuid())
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| {
+        let amount: i64 = col(r, "amount", "reservation")?;
+        let limit: i64 = col(r, "limit_value", "reservation")?;
+        Ok(UsageClaim {
+            counter: col(r, "counter", "reservation")?,
+            amount: u64::try_from(amount).map_err(|_| corrupt("reservation", "negative claim"))?,
+            limit: u64::try_from(limit).map_err(|_| corrupt("reservation", "negative limit"))?,
+        })
+    })
+    .collect::<Try<Vec<_>>>()?;
     let state: String = col(&row, "state", "reservation")?;
     let expires_at: Option<DateTime<Utc>> = col(&row, "expires_at", "reservation")?;
     let order_id: Option<Uuid> = col(&row, "order_id", "reservation")?;
@@ -1125,6 +1202,7 @@ async fn load_reservation(conn: &mut PgConnection, id: ReservationId) -> Try<Res
             .transpose()
             .map_err(|e| corrupt("reservation", e))?,
         lines,
+        claims,
         state,
         created_at: col(&row, "created_at", "reservation")?,
     })
@@ -1338,14 +1416,26 @@ impl InventoryStore for PgStore {
     async fn reserve(
         &self,
         requests: &[StockRequest],
+        claims: &[UsageClaim],
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Reservation> {
         retry!(async {
             let mut tx = self.pool.begin().await?;
-            let r = reserve_tx(&mut tx, requests, None, expires_at, now).await?;
+            let r = reserve_tx(&mut tx, requests, claims, None, expires_at, now).await?;
             tx.commit().await?;
             Ok::<_, Fail>(r)
+        })
+    }
+
+    async fn usage(&self, counter: &str) -> Result<u64> {
+        retry!(async {
+            let used: Option<i64> =
+                sqlx::query_scalar("SELECT used FROM cw_usage_counters WHERE counter = $1")
+                    .bind(counter)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            u64::try_from(used.unwrap_or(0)).map_err(|_| corrupt("usage counter", "negative"))
         })
     }
 
@@ -1497,6 +1587,7 @@ impl PgStore {
         &self,
         lease: &Lease,
         requests: &[StockRequest],
+        claims: &[UsageClaim],
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Try<Reservation> {
@@ -1505,7 +1596,7 @@ impl PgStore {
         if let Some(prev) = previous {
             release_tx(&mut tx, &[prev]).await?;
         }
-        let r = reserve_tx(&mut tx, requests, Some(&lease.key), expires_at, now).await?;
+        let r = reserve_tx(&mut tx, requests, claims, Some(&lease.key), expires_at, now).await?;
         tx.commit().await?;
         Ok(r)
     }
@@ -1697,10 +1788,11 @@ impl CheckoutStore for PgStore {
         &self,
         lease: &Lease,
         requests: &[StockRequest],
+        claims: &[UsageClaim],
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Reservation> {
-        retry!(self.reserve_for_checkout_try(lease, requests, expires_at, now))
+        retry!(self.reserve_for_checkout_try(lease, requests, claims, expires_at, now))
     }
 
     async fn place_order(&self, lease: &Lease, order: Order, now: DateTime<Utc>) -> Result<Order> {
