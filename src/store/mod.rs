@@ -467,7 +467,10 @@ pub const MAX_CONSUMER_LEN: usize = 100;
 pub trait EventStore: Send + Sync {
     /// The oldest events `consumer` has not acknowledged, in delivery order,
     /// at most `limit` (≤ [`MAX_PAGE_SIZE`]). An event appears only once no
-    /// command that could still commit an earlier event is running.
+    /// command that could still commit an earlier event is running. On
+    /// PostgreSQL that means every writing transaction older than the event's
+    /// has ended — anywhere on the server — so a long-open writing
+    /// transaction delays delivery (never reorders or loses it). Poll.
     async fn pending_events(&self, consumer: &str, limit: usize) -> Result<Vec<Event>>;
     /// Acknowledges `through` and every event delivered before it.
     /// Acknowledging an older event again is a no-op.
