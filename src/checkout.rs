@@ -24,13 +24,13 @@ use crate::engine::{CaptureMode, Engine};
 use crate::error::{Error, Result};
 use crate::id::{IdempotencyKey, OrderId, PaymentId};
 use crate::inventory::StockRequest;
-use crate::order::{Order, OrderStatus};
+use crate::order::{Order, OrderChange, OrderStatus};
 use crate::payment::{
     AuthorizeRequest, CaptureRequest, Payment, PaymentError, PaymentStatus, ProviderResponse,
     ProviderStatus, VoidRequest,
 };
 use crate::store::{
-    BeginCheckout, CheckoutClaim, CheckoutEnd, CheckoutFailure, CheckoutState, Lease,
+    BeginCheckout, CheckoutClaim, CheckoutEnd, CheckoutFailure, CheckoutState, EventKind, Lease,
 };
 
 /// Longest payment token accepted, in characters.
@@ -251,7 +251,9 @@ impl Engine {
                 authorize_key,
                 authorized: priced.total,
                 captured: priced.total,
+                refunded: crate::money::Money::zero(priced.currency),
                 status: PaymentStatus::Captured,
+                operations: Vec::new(),
             }
         } else {
             progress.hold = Hold::Unknown;
@@ -284,11 +286,13 @@ impl Engine {
                 authorize_key,
                 authorized: priced.total,
                 captured: crate::money::Money::zero(priced.currency),
+                refunded: crate::money::Money::zero(priced.currency),
                 status: PaymentStatus::Authorized,
+                operations: Vec::new(),
             }
         };
 
-        let order = Order {
+        let mut order = Order {
             id: OrderId::new(),
             checkout_key: lease.key.clone(),
             cart_id: cart.id(),
@@ -301,7 +305,11 @@ impl Engine {
             reservation_id: reservation.id,
             status: OrderStatus::Placed,
             placed_at: now,
+            history: Vec::new(),
+            version: 0,
         };
+        let actor = request.actor.clone();
+        order.record_placed(now, &actor);
         store.place_order(lease, order, self.now()).await
     }
 
@@ -341,47 +349,149 @@ impl Engine {
             return order;
         }
         // A failed capture leaves the order authorized; `capture` can be retried.
-        match self.capture_order(&order).await {
+        let key = capture_key(order.checkout_key());
+        match self
+            .capture_order(order.clone(), None, &key, &Actor::System)
+            .await
+        {
             Ok(captured) => captured,
             Err(_) => order,
         }
     }
 
-    /// Captures an order's authorized payment in full. Idempotent: capturing
-    /// a captured order returns it unchanged, and the provider is called with
-    /// the same key every time, so it never captures twice.
+    /// Captures everything still authorized on an order (staff and the
+    /// system only). Idempotent: the provider is called with the same key
+    /// every time and the capture is recorded once.
     pub async fn capture(&self, actor: &Actor, order_id: OrderId) -> Result<Order> {
         let order = self.order(actor, order_id).await?;
-        self.capture_order(&order).await
+        let key = capture_key(order.checkout_key());
+        self.capture_order(order, None, &key, actor).await
     }
 
-    async fn capture_order(&self, order: &Order) -> Result<Order> {
-        let payment = order.payment().clone();
-        if payment.status == PaymentStatus::Captured {
-            return Ok(order.clone());
-        }
-        payment.status.transition(PaymentStatus::Captured)?;
-        self.inner
-            .payments
-            .capture(CaptureRequest {
-                idempotency_key: capture_key(order.checkout_key()),
-                authorization: payment.reference.clone(),
-                amount: payment.authorized,
-            })
-            .await?;
-        let mut updated = payment.clone();
-        updated.captured = payment.authorized;
-        updated.status = PaymentStatus::Captured;
-        match self
-            .inner
-            .store
-            .update_payment(order.id(), &payment, updated, self.now())
+    /// Captures `amount` (everything still authorized when `None`) under the
+    /// caller's idempotency key (staff and the system only). Several partial
+    /// captures may follow each other up to the authorized amount; the same
+    /// key twice captures once.
+    pub async fn capture_partial(
+        &self,
+        actor: &Actor,
+        order_id: OrderId,
+        amount: Option<crate::money::Money>,
+        key: &IdempotencyKey,
+    ) -> Result<Order> {
+        let order = self.order(actor, order_id).await?;
+        self.capture_order(order, amount, &format!("{}:capture:{key}", order_id), actor)
             .await
-        {
-            // Someone else recorded the same capture first.
-            Err(Error::Conflict(_)) => self.inner.store.order(order.id()).await,
-            other => other,
+    }
+
+    async fn capture_order(
+        &self,
+        mut order: Order,
+        amount: Option<crate::money::Money>,
+        key: &str,
+        actor: &Actor,
+    ) -> Result<Order> {
+        if !actor.is_privileged() {
+            return Err(Error::Forbidden);
         }
+        for _ in 0..self.inner.config.max_retries {
+            if order.payment().operation(key).is_some() {
+                return Ok(order);
+            }
+            let amount = match amount {
+                Some(a) => a,
+                None => order.payment().capturable()?,
+            };
+            if amount.is_zero() && order.payment().status == PaymentStatus::Captured {
+                return Ok(order);
+            }
+            // Check locally before asking the provider.
+            let mut next = order.clone();
+            next.capture(key, amount, self.now(), actor)?;
+            self.inner
+                .payments
+                .capture(CaptureRequest {
+                    idempotency_key: key.to_owned(),
+                    authorization: order.payment().reference.clone(),
+                    amount,
+                })
+                .await?;
+            let change = OrderChange {
+                order: next,
+                release_reservation: false,
+                events: vec![EventKind::PaymentCaptured {
+                    order_id: order.id(),
+                    amount,
+                }],
+            };
+            match self.inner.store.save_order(change, self.now()).await {
+                // Someone else changed the order meanwhile (perhaps recording
+                // this very capture): look again.
+                Err(Error::Conflict(_)) => order = self.inner.store.order(order.id()).await?,
+                other => return other,
+            }
+        }
+        Err(Error::Conflict("order"))
+    }
+
+    /// Cancels an order that has not shipped: releases the payment hold (or
+    /// refunds what was captured), gives the stock and any coupon uses back,
+    /// and records why. The order's customer or staff may cancel.
+    /// Idempotent: cancelling a cancelled order returns it unchanged.
+    pub async fn cancel(&self, actor: &Actor, order_id: OrderId, reason: &str) -> Result<Order> {
+        let mut order = self.order(actor, order_id).await?;
+        if matches!(actor, Actor::Guest) {
+            return Err(Error::Forbidden);
+        }
+        for _ in 0..self.inner.config.max_retries {
+            if order.status() == OrderStatus::Cancelled {
+                return Ok(order);
+            }
+            let payment = order.payment().clone();
+            let refund_key = format!("{order_id}:cancel:refund");
+            let void_key = format!("{order_id}:cancel:void");
+            let refundable = payment.refundable()?;
+            let refund = (!refundable.is_zero()).then_some((refund_key.as_str(), refundable));
+            let void = (payment.status == PaymentStatus::Authorized).then_some(void_key.as_str());
+            let mut next = order.clone();
+            next.cancel(reason, refund, void, self.now(), actor)?;
+            if let Some((key, amount)) = refund {
+                self.inner
+                    .payments
+                    .refund(crate::payment::RefundRequest {
+                        idempotency_key: key.to_owned(),
+                        authorization: payment.reference.clone(),
+                        amount,
+                    })
+                    .await?;
+            }
+            if let Some(key) = void {
+                self.inner
+                    .payments
+                    .void(VoidRequest {
+                        idempotency_key: key.to_owned(),
+                        authorization: payment.reference.clone(),
+                    })
+                    .await?;
+            }
+            let mut events = vec![EventKind::OrderCancelled { order_id }];
+            if let Some((_, amount)) = refund {
+                events.push(EventKind::PaymentRefunded { order_id, amount });
+            }
+            if void.is_some() {
+                events.push(EventKind::PaymentVoided { order_id });
+            }
+            let change = OrderChange {
+                order: next,
+                release_reservation: true,
+                events,
+            };
+            match self.inner.store.save_order(change, self.now()).await {
+                Err(Error::Conflict(_)) => order = self.inner.store.order(order_id).await?,
+                other => return other,
+            }
+        }
+        Err(Error::Conflict("order"))
     }
 
     /// Cleans up after crashes: releases expired stock reservations and, for

@@ -21,20 +21,6 @@ use cartwright::store::EventKind;
 use common::{Backend, Shop, ShopOptions, request, usd};
 use tokio::sync::Notify;
 
-/// The relay delivers an event once no transaction that could still commit
-/// an earlier one is running — on a shared PostgreSQL server that can take a
-/// moment — so wait (boundedly) for `n` events.
-async fn pending(engine: &Engine, consumer: &str, n: usize) -> Vec<cartwright::store::Event> {
-    for _ in 0..200 {
-        let events = engine.pending_events(consumer, 10).await.unwrap();
-        if events.len() >= n {
-            return events;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    engine.pending_events(consumer, 10).await.unwrap()
-}
-
 fn authorizations_taking_effect(shop: &Shop) -> usize {
     shop.payments
         .calls()
@@ -93,7 +79,7 @@ async fn happy_path_places_a_frozen_order_and_captures(backend: Backend) {
 
     // Events were recorded with the changes, and the relay delivers them
     // until they are acknowledged.
-    let events = pending(&shop.engine, "mailer", 2).await;
+    let events = common::pending(&shop.engine, "mailer", 2).await;
     assert_eq!(events.len(), 2);
     assert!(
         matches!(events[0].kind, EventKind::OrderPlaced { order_id, .. } if order_id == order.id())

@@ -168,8 +168,14 @@ pub trait PaymentProvider: Send + Sync {
 pub enum PaymentStatus {
     /// Funds held, nothing collected yet.
     Authorized,
-    /// Funds collected.
+    /// Part of the hold collected.
+    PartiallyCaptured,
+    /// All of the hold collected.
     Captured,
+    /// Part of what was collected returned.
+    PartiallyRefunded,
+    /// Everything collected returned.
+    Refunded,
     /// The hold was released; nothing was collected.
     Voided,
     /// The provider refused or the payment failed.
@@ -182,7 +188,13 @@ impl PaymentStatus {
         use PaymentStatus::*;
         matches!(
             (self, to),
-            (Authorized, Captured) | (Authorized, Voided) | (Authorized, Failed)
+            (Authorized, PartiallyCaptured | Captured | Voided | Failed)
+                | (
+                    PartiallyCaptured,
+                    PartiallyCaptured | Captured | PartiallyRefunded | Refunded
+                )
+                | (Captured, PartiallyRefunded | Refunded)
+                | (PartiallyRefunded, PartiallyRefunded | Refunded)
         )
     }
 
@@ -200,6 +212,31 @@ impl PaymentStatus {
     }
 }
 
+/// What a recorded payment operation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum OperationKind {
+    /// Collected held funds.
+    Capture,
+    /// Returned collected funds.
+    Refund,
+    /// Released the hold.
+    Void,
+}
+
+/// One capture, refund or void, with the idempotency key it was made under:
+/// a retry with the same key finds it here and does nothing again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentOperation {
+    /// What it did.
+    pub kind: OperationKind,
+    /// The key it was made under (also sent to the provider).
+    pub key: String,
+    /// How much it moved.
+    pub amount: Money,
+}
+
 /// A payment attached to an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payment {
@@ -215,8 +252,101 @@ pub struct Payment {
     pub authorized: Money,
     /// Amount collected.
     pub captured: Money,
+    /// Amount returned.
+    pub refunded: Money,
     /// Where it is in its life.
     pub status: PaymentStatus,
+    /// Every capture, refund and void, in order.
+    pub operations: Vec<PaymentOperation>,
+}
+
+impl Payment {
+    /// The operation made under `key`, if any.
+    pub fn operation(&self, key: &str) -> Option<&PaymentOperation> {
+        self.operations.iter().find(|o| o.key == key)
+    }
+
+    /// Held and not yet collected.
+    pub fn capturable(&self) -> Result<Money> {
+        if matches!(self.status, PaymentStatus::Voided | PaymentStatus::Failed) {
+            return Ok(Money::zero(self.authorized.currency()));
+        }
+        self.authorized.checked_sub(self.captured)
+    }
+
+    /// Collected and not yet returned.
+    pub fn refundable(&self) -> Result<Money> {
+        self.captured.checked_sub(self.refunded)
+    }
+
+    /// Records a capture of `amount` (at most [`Payment::capturable`]).
+    pub fn record_capture(&mut self, key: &str, amount: Money) -> Result<()> {
+        positive(amount)?;
+        if amount.checked_cmp(&self.capturable()?)?.is_gt() {
+            return Err(Error::invalid(
+                "capture",
+                "exceeds what is still authorized",
+            ));
+        }
+        let captured = self.captured.checked_add(amount)?;
+        let to = if captured == self.authorized {
+            PaymentStatus::Captured
+        } else {
+            PaymentStatus::PartiallyCaptured
+        };
+        self.status = self.status.transition(to)?;
+        self.captured = captured;
+        self.push(OperationKind::Capture, key, amount);
+        Ok(())
+    }
+
+    /// Records a refund of `amount` (at most [`Payment::refundable`]).
+    pub fn record_refund(&mut self, key: &str, amount: Money) -> Result<()> {
+        positive(amount)?;
+        if amount.checked_cmp(&self.refundable()?)?.is_gt() {
+            return Err(Error::invalid(
+                "refund",
+                "exceeds what was captured and not yet refunded",
+            ));
+        }
+        let refunded = self.refunded.checked_add(amount)?;
+        let to = if refunded == self.captured {
+            PaymentStatus::Refunded
+        } else {
+            PaymentStatus::PartiallyRefunded
+        };
+        self.status = self.status.transition(to)?;
+        self.refunded = refunded;
+        self.push(OperationKind::Refund, key, amount);
+        Ok(())
+    }
+
+    /// Records that the (wholly uncaptured) hold was released.
+    pub fn record_void(&mut self, key: &str) -> Result<()> {
+        self.status = self.status.transition(PaymentStatus::Voided)?;
+        let amount = self.authorized;
+        self.push(OperationKind::Void, key, amount);
+        Ok(())
+    }
+
+    fn push(&mut self, kind: OperationKind, key: &str, amount: Money) {
+        self.operations.push(PaymentOperation {
+            kind,
+            key: key.to_owned(),
+            amount,
+        });
+    }
+}
+
+fn positive(amount: Money) -> Result<()> {
+    if amount.is_negative() || amount.is_zero() || !amount.is_exact() {
+        Err(Error::invalid(
+            "amount",
+            "must be positive and exact in minor units",
+        ))
+    } else {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -226,9 +356,13 @@ mod tests {
     #[test]
     fn payment_transitions() {
         assert!(Authorized.transition(Captured).is_ok());
+        assert!(Authorized.transition(PartiallyCaptured).is_ok());
+        assert!(PartiallyCaptured.transition(Captured).is_ok());
         assert!(Authorized.transition(Voided).is_ok());
+        assert!(Captured.transition(Refunded).is_ok());
         assert!(Captured.transition(Voided).is_err());
         assert!(Voided.transition(Captured).is_err());
         assert!(Captured.transition(Captured).is_err());
+        assert!(Refunded.transition(PartiallyRefunded).is_err());
     }
 }

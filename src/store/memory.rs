@@ -31,8 +31,7 @@ use crate::inventory::{
     plan_reservation,
 };
 use crate::money::Currency;
-use crate::order::Order;
-use crate::payment::Payment;
+use crate::order::{Order, OrderChange};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Level {
@@ -1018,37 +1017,26 @@ impl OrderStore for MemoryStore {
             .collect())
     }
 
-    async fn update_payment(
-        &self,
-        order: OrderId,
-        expected: &Payment,
-        updated: Payment,
-        now: DateTime<Utc>,
-    ) -> Result<Order> {
+    async fn save_order(&self, change: OrderChange, now: DateTime<Utc>) -> Result<Order> {
         let mut s = self.lock();
+        let id = change.order.id;
         let stored = s
             .orders
-            .get(&order)
-            .ok_or_else(|| Error::not_found("order", order))?;
-        if stored.payment != *expected {
-            return Err(Error::Conflict("payment"));
+            .get(&id)
+            .ok_or_else(|| Error::not_found("order", id))?;
+        if stored.version != change.order.version {
+            return Err(Error::Conflict("order"));
         }
-        stored.payment.status.transition(updated.status)?;
-        let captured = updated.captured;
-        let newly_captured = updated.status == crate::payment::PaymentStatus::Captured;
-        let mut o = stored.clone();
-        o.payment = updated;
-        s.orders.insert(order, o.clone());
-        if newly_captured {
-            s.push_event(
-                EventKind::PaymentCaptured {
-                    order_id: order,
-                    amount: captured,
-                },
-                now,
-            );
+        let mut order = change.order;
+        order.saved()?;
+        if change.release_reservation {
+            s.release_reservation(order.reservation_id);
         }
-        Ok(o)
+        for kind in change.events {
+            s.push_event(kind, now);
+        }
+        s.orders.insert(id, order.clone());
+        Ok(order)
     }
 }
 

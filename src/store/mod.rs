@@ -34,8 +34,7 @@ use crate::id::{
 };
 use crate::inventory::{Location, Reservation, StockLevel, StockRequest, StockSummary, UsageClaim};
 use crate::money::{Currency, Money};
-use crate::order::Order;
-use crate::payment::Payment;
+use crate::order::{Order, OrderChange};
 
 pub use memory::{MemorySnapshot, MemoryStore};
 #[cfg(feature = "postgres")]
@@ -409,15 +408,11 @@ pub trait OrderStore: Send + Sync {
         before: Option<OrderId>,
         limit: usize,
     ) -> Result<Vec<Order>>;
-    /// Records a payment change on an order (capture), if the payment is
-    /// still as `expected`, with an event. Returns the updated order.
-    async fn update_payment(
-        &self,
-        order: OrderId,
-        expected: &Payment,
-        updated: Payment,
-        now: DateTime<Utc>,
-    ) -> Result<Order>;
+    /// Saves a changed order if its version is still the stored one, and in
+    /// the same atomic command releases its reservation (stock and usage
+    /// claims) when asked and records the events. Returns the order with
+    /// its version bumped.
+    async fn save_order(&self, change: OrderChange, now: DateTime<Utc>) -> Result<Order>;
 }
 
 /// Something that happened, recorded in the same atomic command as the change
@@ -454,6 +449,23 @@ pub enum EventKind {
         order_id: OrderId,
         /// Amount captured.
         amount: Money,
+    },
+    /// Captured payment was returned.
+    PaymentRefunded {
+        /// The order.
+        order_id: OrderId,
+        /// Amount refunded.
+        amount: Money,
+    },
+    /// An order's payment hold was released.
+    PaymentVoided {
+        /// The order.
+        order_id: OrderId,
+    },
+    /// An order was cancelled.
+    OrderCancelled {
+        /// The order.
+        order_id: OrderId,
     },
 }
 

@@ -49,8 +49,7 @@ use crate::inventory::{
     needs_fallback, plan_reservation,
 };
 use crate::money::Currency;
-use crate::order::Order;
-use crate::payment::Payment;
+use crate::order::{Order, OrderChange};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -1926,54 +1925,55 @@ impl OrderStore for PgStore {
         })
     }
 
-    async fn update_payment(
-        &self,
-        order: OrderId,
-        expected: &Payment,
-        updated: Payment,
-        now: DateTime<Utc>,
-    ) -> Result<Order> {
-        expected.status.transition(updated.status)?;
-        let event = (updated.status == crate::payment::PaymentStatus::Captured).then_some(
-            EventKind::PaymentCaptured {
-                order_id: order,
-                amount: updated.captured,
-            },
-        );
-        retry!(async {
-            let row = sqlx::query(
-                "WITH o AS (
-                     UPDATE cw_orders SET doc = jsonb_set(doc, '{payment}', $3)
-                     WHERE id = $1 AND doc->'payment' = $2 RETURNING total, doc),
-                 ev AS (
-                     INSERT INTO cw_events (id, occurred_at, kind)
-                     SELECT $4, $5, $6 WHERE $6::jsonb IS NOT NULL AND EXISTS (SELECT 1 FROM o))
-                 SELECT total, doc FROM o",
-            )
-            .bind(order.as_uuid())
-            .bind(Json(to_json(expected)?))
-            .bind(Json(to_json(&updated)?))
-            .bind(EventId::new().as_uuid())
-            .bind(now)
-            .bind(event.as_ref().map(to_json).transpose()?.map(Json))
-            .fetch_optional(&self.pool)
-            .await?;
-            match row {
-                Some(row) => order_from_row(&row),
-                None => {
-                    let exists: Option<i32> =
-                        sqlx::query_scalar("SELECT 1 FROM cw_orders WHERE id = $1")
-                            .bind(order.as_uuid())
-                            .fetch_optional(&self.pool)
-                            .await?;
-                    Err(match exists {
-                        None => Error::not_found("order", order),
-                        Some(_) => Error::Conflict("payment"),
-                    }
-                    .into())
-                }
-            }
-        })
+    async fn save_order(&self, change: OrderChange, now: DateTime<Utc>) -> Result<Order> {
+        retry!(self.save_order_try(&change, now))
+    }
+}
+
+impl PgStore {
+    async fn save_order_try(&self, change: &OrderChange, now: DateTime<Utc>) -> Try<Order> {
+        let id = change.order.id;
+        let mut tx = self.pool.begin().await?;
+        // Lock order: the order row, then (through release) its reservation,
+        // stock rows and usage counters.
+        let row = sqlx::query("SELECT total, doc FROM cw_orders WHERE id = $1 FOR UPDATE")
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::not_found("order", id))?;
+        let stored = order_from_row(&row)?;
+        if stored.version != change.order.version {
+            return Err(Error::Conflict("order").into());
+        }
+        let mut order = change.order.clone();
+        order.saved()?;
+        if change.release_reservation {
+            release_tx(&mut tx, &[order.reservation_id.as_uuid()]).await?;
+        }
+        let events = change
+            .events
+            .iter()
+            .map(|k| to_json(k).map(Json))
+            .collect::<Try<Vec<_>>>()?;
+        let ids: Vec<Uuid> = change
+            .events
+            .iter()
+            .map(|_| EventId::new().as_uuid())
+            .collect();
+        sqlx::query(
+            "WITH o AS (UPDATE cw_orders SET doc = $2 WHERE id = $1)
+             INSERT INTO cw_events (id, occurred_at, kind)
+             SELECT e, $3, k FROM unnest($4::uuid[], $5::jsonb[]) WITH ORDINALITY AS u(e, k, n) ORDER BY n",
+        )
+        .bind(id.as_uuid())
+        .bind(Json(to_json(&order)?))
+        .bind(now)
+        .bind(&ids)
+        .bind(&events)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(order)
     }
 }
 

@@ -384,3 +384,17 @@ pub fn request(cart: CartId, key: &str) -> CheckoutRequest {
         actor: Actor::Guest,
     }
 }
+
+/// The relay delivers an event once no transaction that could still commit
+/// an earlier one is running — on a shared PostgreSQL server that can take a
+/// moment — so wait (boundedly) until `consumer` has at least `n` events.
+pub async fn pending(engine: &Engine, consumer: &str, n: usize) -> Vec<cartwright::store::Event> {
+    for _ in 0..200 {
+        let events = engine.pending_events(consumer, 100).await.unwrap();
+        if events.len() >= n {
+            return events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    engine.pending_events(consumer, 100).await.unwrap()
+}
