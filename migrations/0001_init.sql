@@ -100,7 +100,7 @@ CREATE TABLE cw_reservation_lines (
     line_no        integer NOT NULL,
     variant_id     uuid NOT NULL,
     location_id    uuid NOT NULL,
-    quantity       bigint NOT NULL CHECK (quantity > 0),
+    quantity       bigint NOT NULL CHECK (quantity >= 0), -- 0 only in passing, while shipping
     PRIMARY KEY (reservation_id, line_no)
 );
 CREATE INDEX cw_reservation_lines_variant ON cw_reservation_lines (variant_id);

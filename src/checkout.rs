@@ -306,6 +306,8 @@ impl Engine {
             status: OrderStatus::Placed,
             placed_at: now,
             history: Vec::new(),
+            shipments: Vec::new(),
+            returns: Vec::new(),
             version: 0,
         };
         let actor = request.actor.clone();
@@ -419,6 +421,8 @@ impl Engine {
             let change = OrderChange {
                 order: next,
                 release_reservation: false,
+                ship: Vec::new(),
+                restock: Vec::new(),
                 events: vec![EventKind::PaymentCaptured {
                     order_id: order.id(),
                     amount,
@@ -484,6 +488,8 @@ impl Engine {
             let change = OrderChange {
                 order: next,
                 release_reservation: true,
+                ship: Vec::new(),
+                restock: Vec::new(),
                 events,
             };
             match self.inner.store.save_order(change, self.now()).await {

@@ -91,6 +91,10 @@ typed_id! {
     ReservationId => "reservation";
     /// Identifies an [`Order`](crate::order::Order).
     OrderId => "order";
+    /// Identifies a [`Shipment`](crate::order::Shipment).
+    ShipmentId => "shipment";
+    /// Identifies a [`Return`](crate::order::Return).
+    ReturnId => "return";
     /// Identifies a [`Payment`](crate::payment::Payment).
     PaymentId => "payment";
     /// Identifies an [`Event`](crate::store::Event).

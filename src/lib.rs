@@ -101,6 +101,7 @@ pub mod clock;
 pub mod customer;
 pub mod engine;
 pub mod error;
+pub mod fulfillment;
 pub mod id;
 pub mod inventory;
 pub mod money;

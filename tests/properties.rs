@@ -227,3 +227,32 @@ proptest! {
         prop_assert_eq!(r.subtotal, priced.subtotal);
     }
 }
+
+proptest! {
+    /// However a line's units come back, one return at a time, the refunds
+    /// add up to exactly the line total and no unit gets more than a cent
+    /// more than another.
+    #[test]
+    fn unit_shares_sum_to_the_line_in_any_return_sequence(
+        total_minor in 0i64..10_000_000,
+        quantity in 1u32..60,
+        cuts in prop::collection::vec(1u32..10, 1..20),
+    ) {
+        let total = Money::from_minor(total_minor, Currency::USD);
+        let shares = cartwright::order::unit_shares(total, quantity).unwrap();
+        prop_assert_eq!(shares.len(), quantity as usize);
+        let min = shares.iter().map(|s| s.to_minor().unwrap()).min().unwrap();
+        let max = shares.iter().map(|s| s.to_minor().unwrap()).max().unwrap();
+        prop_assert!(max - min <= 1);
+        // Return in batches given by `cuts`, taking shares in unit order.
+        let mut refunded = Money::zero(Currency::USD);
+        let mut next = 0usize;
+        for cut in cuts.iter().cycle() {
+            if next >= shares.len() { break; }
+            let take = (*cut as usize).min(shares.len() - next);
+            for s in &shares[next..next + take] { refunded = refunded.checked_add(*s).unwrap(); }
+            next += take;
+        }
+        prop_assert_eq!(refunded, total);
+    }
+}

@@ -19,7 +19,10 @@ use serde::{Deserialize, Serialize};
 use crate::actor::Actor;
 use crate::customer::{Address, Email};
 use crate::error::{Error, Result};
-use crate::id::{CartId, CustomerId, IdempotencyKey, OrderId, ReservationId};
+use crate::id::{
+    CartId, CustomerId, IdempotencyKey, LineId, OrderId, ReservationId, ReturnId, ShipmentId,
+};
+use crate::inventory::ReservationLine;
 use crate::money::Money;
 use crate::payment::Payment;
 use crate::pricing::PricedCart;
@@ -89,6 +92,18 @@ pub enum OrderChangeKind {
     },
     /// The payment hold was released.
     PaymentVoided,
+    /// Units left in a shipment.
+    Shipped {
+        /// The shipment.
+        shipment: ShipmentId,
+    },
+    /// Units came back.
+    Returned {
+        /// The return.
+        return_id: ReturnId,
+        /// Refunded for it.
+        refund: Money,
+    },
     /// The order moved to another status.
     StatusChanged {
         /// From.
@@ -96,6 +111,93 @@ pub enum OrderChangeKind {
         /// To.
         to: OrderStatus,
     },
+}
+
+/// How far an order's goods have gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FulfillmentStatus {
+    /// Nothing shipped yet.
+    Unfulfilled,
+    /// Some units shipped.
+    PartiallyFulfilled,
+    /// Every unit shipped.
+    Fulfilled,
+    /// Some shipped units came back.
+    PartiallyReturned,
+    /// Every unit came back.
+    Returned,
+}
+
+/// Units of one order line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineQuantity {
+    /// The order line (its cart line id).
+    pub line_id: LineId,
+    /// How many units.
+    pub quantity: u32,
+}
+
+/// Units that left together, with the carrier's details.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shipment {
+    /// Its id.
+    pub id: ShipmentId,
+    /// What left.
+    pub items: Vec<LineQuantity>,
+    /// Where the units left stock.
+    pub stock: Vec<ReservationLine>,
+    /// The carrier ("UPS").
+    pub carrier: String,
+    /// The carrier's tracking number.
+    pub tracking_number: String,
+    /// When.
+    pub shipped_at: DateTime<Utc>,
+}
+
+/// How shipping is refunded when goods come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ShippingRefund {
+    /// Shipping is never refunded.
+    #[default]
+    Never,
+    /// Shipping (with its tax) is refunded with the return that brings back
+    /// the order's last unit.
+    WhenAllReturned,
+}
+
+/// Units that came back and what was refunded for them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Return {
+    /// Its id.
+    pub id: ReturnId,
+    /// The idempotency key it was made under.
+    pub key: String,
+    /// What came back.
+    pub items: Vec<LineQuantity>,
+    /// Units put back on hand, by location (empty without restock).
+    pub restocked: Vec<ReservationLine>,
+    /// The refund: those units' frozen share of their lines' totals, plus
+    /// shipping by the policy.
+    pub refund: Money,
+    /// Of which shipping.
+    pub shipping_refund: Money,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Each unit's exact share of a line total: the total split over the units
+/// by largest remainder, so the shares always add up to the total. Unit `i`
+/// of a line always gets the same share, whichever return it comes back in.
+pub fn unit_shares(line_total: Money, quantity: u32) -> Result<Vec<Money>> {
+    if quantity == 0 {
+        return Ok(Vec::new());
+    }
+    let weights = vec![1u64; usize::try_from(quantity).map_err(|_| Error::Overflow("quantity"))?];
+    line_total.allocate(&weights)
 }
 
 /// One line of an order's history.
@@ -127,6 +229,8 @@ pub struct Order {
     pub(crate) status: OrderStatus,
     pub(crate) placed_at: DateTime<Utc>,
     pub(crate) history: Vec<HistoryEntry>,
+    pub(crate) shipments: Vec<Shipment>,
+    pub(crate) returns: Vec<Return>,
     pub(crate) version: u64,
 }
 
@@ -190,6 +294,207 @@ impl Order {
     /// Bumped by the store on every save; used to detect concurrent changes.
     pub fn version(&self) -> u64 {
         self.version
+    }
+    /// Its shipments, oldest first.
+    pub fn shipments(&self) -> &[Shipment] {
+        &self.shipments
+    }
+    /// Its returns, oldest first.
+    pub fn returns(&self) -> &[Return] {
+        &self.returns
+    }
+
+    /// Units of a line shipped so far.
+    pub fn shipped(&self, line: LineId) -> u32 {
+        Self::count(self.shipments.iter().flat_map(|s| &s.items), line)
+    }
+
+    /// Units of a line returned so far.
+    pub fn returned(&self, line: LineId) -> u32 {
+        Self::count(self.returns.iter().flat_map(|r| &r.items), line)
+    }
+
+    fn count<'a>(items: impl Iterator<Item = &'a LineQuantity>, line: LineId) -> u32 {
+        items
+            .filter(|i| i.line_id == line)
+            .fold(0u32, |acc, i| acc.saturating_add(i.quantity))
+    }
+
+    /// How far the goods have gone.
+    pub fn fulfillment(&self) -> FulfillmentStatus {
+        let ordered: u64 = self
+            .pricing
+            .lines
+            .iter()
+            .map(|l| u64::from(l.quantity))
+            .sum();
+        let shipped: u64 = self
+            .pricing
+            .lines
+            .iter()
+            .map(|l| u64::from(self.shipped(l.line_id)))
+            .sum();
+        let returned: u64 = self
+            .pricing
+            .lines
+            .iter()
+            .map(|l| u64::from(self.returned(l.line_id)))
+            .sum();
+        if returned > 0 {
+            if returned == ordered {
+                FulfillmentStatus::Returned
+            } else {
+                FulfillmentStatus::PartiallyReturned
+            }
+        } else if shipped == 0 {
+            FulfillmentStatus::Unfulfilled
+        } else if shipped < ordered {
+            FulfillmentStatus::PartiallyFulfilled
+        } else {
+            FulfillmentStatus::Fulfilled
+        }
+    }
+
+    /// Checks requested units line by line: each line exists, appears once,
+    /// and `available(line)` units are not exceeded.
+    fn check_items(
+        &self,
+        items: &[LineQuantity],
+        what: &'static str,
+        available: impl Fn(&Self, LineId, u32) -> u32,
+    ) -> Result<()> {
+        if items.is_empty() {
+            return Err(Error::invalid(what, "name at least one line"));
+        }
+        for (i, item) in items.iter().enumerate() {
+            if item.quantity == 0 {
+                return Err(Error::invalid("quantity", "must be at least 1"));
+            }
+            if items.iter().skip(i + 1).any(|o| o.line_id == item.line_id) {
+                return Err(Error::invalid(what, "a line appears twice"));
+            }
+            let line = self
+                .pricing
+                .lines
+                .iter()
+                .find(|l| l.line_id == item.line_id)
+                .ok_or_else(|| Error::not_found("order line", item.line_id))?;
+            let left = available(self, item.line_id, line.quantity);
+            if item.quantity > left {
+                return Err(Error::invalid(
+                    what,
+                    format!(
+                        "line {} has only {left} unit(s) left for this",
+                        item.line_id
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a shipment; `stock` says which reserved units left where.
+    pub(crate) fn ship(
+        &mut self,
+        shipment: Shipment,
+        at: DateTime<Utc>,
+        actor: &Actor,
+    ) -> Result<()> {
+        self.ensure_open()?;
+        self.check_items(&shipment.items, "shipment", |o, line, ordered| {
+            ordered.saturating_sub(o.shipped(line))
+        })?;
+        let id = shipment.id;
+        self.shipments.push(shipment);
+        self.record(at, actor, OrderChangeKind::Shipped { shipment: id }, "");
+        if self.status == OrderStatus::Placed {
+            self.move_to(OrderStatus::Processing, at, actor, "first shipment")?;
+        }
+        Ok(())
+    }
+
+    /// Works out the refund for returning `items`: each returned unit's frozen
+    /// share of its line total, plus shipping by `policy`.
+    pub fn refund_for(
+        &self,
+        items: &[LineQuantity],
+        policy: ShippingRefund,
+    ) -> Result<(Money, Money)> {
+        self.check_items(items, "return", |o, line, _| {
+            o.shipped(line).saturating_sub(o.returned(line))
+        })?;
+        let currency = self.pricing.currency;
+        let mut goods = Money::zero(currency);
+        for item in items {
+            let line = self
+                .pricing
+                .lines
+                .iter()
+                .find(|l| l.line_id == item.line_id)
+                .ok_or_else(|| Error::not_found("order line", item.line_id))?;
+            let shares = unit_shares(line.total, line.quantity)?;
+            let first = usize::try_from(self.returned(item.line_id))
+                .map_err(|_| Error::Overflow("units"))?;
+            let count = usize::try_from(item.quantity).map_err(|_| Error::Overflow("units"))?;
+            for share in shares.iter().skip(first).take(count) {
+                goods = goods.checked_add(*share)?;
+            }
+        }
+        let ordered: u64 = self
+            .pricing
+            .lines
+            .iter()
+            .map(|l| u64::from(l.quantity))
+            .sum();
+        let returned_after: u64 = self
+            .pricing
+            .lines
+            .iter()
+            .map(|l| u64::from(self.returned(l.line_id)))
+            .sum::<u64>()
+            + items.iter().map(|i| u64::from(i.quantity)).sum::<u64>();
+        let shipping = match (policy, &self.pricing.shipping) {
+            (ShippingRefund::WhenAllReturned, Some(s)) if returned_after == ordered => {
+                s.amount.checked_add(s.tax)?
+            }
+            _ => Money::zero(currency),
+        };
+        Ok((goods.checked_add(shipping)?, shipping))
+    }
+
+    /// Records a return and its refund (already made at the provider under
+    /// `ret.key` when the refund is not zero).
+    pub(crate) fn record_return(
+        &mut self,
+        ret: Return,
+        at: DateTime<Utc>,
+        actor: &Actor,
+    ) -> Result<()> {
+        if self.status == OrderStatus::Cancelled {
+            return Err(Error::IllegalTransition {
+                entity: "order",
+                from: "Cancelled".into(),
+                to: "a return".into(),
+            });
+        }
+        self.check_items(&ret.items, "return", |o, line, _| {
+            o.shipped(line).saturating_sub(o.returned(line))
+        })?;
+        if !ret.refund.is_zero() {
+            self.payment.record_refund(&ret.key, ret.refund)?;
+        }
+        let (id, refund) = (ret.id, ret.refund);
+        self.returns.push(ret);
+        self.record(
+            at,
+            actor,
+            OrderChangeKind::Returned {
+                return_id: id,
+                refund,
+            },
+            "",
+        );
+        Ok(())
     }
 
     /// For storage adapters: records a successful save.
@@ -272,6 +577,13 @@ impl Order {
     ) -> Result<()> {
         let reason = optional_text("cancellation reason", reason, MAX_NOTE_LEN)?;
         self.ensure_open()?;
+        if !self.shipments.is_empty() {
+            return Err(Error::IllegalTransition {
+                entity: "order",
+                from: "shipped".into(),
+                to: "Cancelled".into(),
+            });
+        }
         if let Some((key, amount)) = refund {
             self.payment.record_refund(key, amount)?;
             self.record(
@@ -297,6 +609,11 @@ pub struct OrderChange {
     pub order: Order,
     /// Give back the order's stock reservation and its usage claims.
     pub release_reservation: bool,
+    /// Units that left stock: taken out of the order's reservation and off
+    /// hand at their locations.
+    pub ship: Vec<ReservationLine>,
+    /// Units put back on hand at their locations.
+    pub restock: Vec<ReservationLine>,
     /// Events to record with the change.
     pub events: Vec<crate::store::EventKind>,
 }

@@ -1029,6 +1029,72 @@ impl OrderStore for MemoryStore {
         }
         let mut order = change.order;
         order.saved()?;
+        // Work out every stock and reservation change before making any.
+        let mut held = match s.reservations.get(&order.reservation_id) {
+            Some(r) => r.clone(),
+            None => return Err(Error::not_found("reservation", order.reservation_id)),
+        };
+        let mut levels: HashMap<(VariantId, LocationId), Level> = HashMap::new();
+        for line in &change.ship {
+            if !matches!(held.state, ReservationState::Allocated { .. }) {
+                return Err(Error::invalid(
+                    "shipment",
+                    "the order's stock is no longer held",
+                ));
+            }
+            let q = line.quantity;
+            let from = held
+                .lines
+                .iter_mut()
+                .find(|l| {
+                    l.variant_id == line.variant_id
+                        && l.location_id == line.location_id
+                        && l.quantity >= q
+                })
+                .ok_or_else(|| {
+                    Error::invalid("shipment", "ships units the order does not hold there")
+                })?;
+            from.quantity -= q;
+            let key = (line.variant_id, line.location_id);
+            let level = match levels.get(&key) {
+                Some(l) => *l,
+                None => s
+                    .stock
+                    .get(&key)
+                    .copied()
+                    .ok_or_else(|| Error::not_found("stock level", line.variant_id))?,
+            };
+            levels.insert(
+                key,
+                Level {
+                    on_hand: level.on_hand - i64::from(q),
+                    reserved: level.reserved - i64::from(q),
+                },
+            );
+        }
+        held.lines.retain(|l| l.quantity > 0);
+        if !change.ship.is_empty() && held.lines.is_empty() {
+            held.state = ReservationState::Committed;
+        }
+        for line in &change.restock {
+            let key = (line.variant_id, line.location_id);
+            let level = match levels.get(&key) {
+                Some(l) => *l,
+                None => s
+                    .stock
+                    .get(&key)
+                    .copied()
+                    .ok_or_else(|| Error::not_found("stock level", line.variant_id))?,
+            };
+            let on_hand = level
+                .on_hand
+                .checked_add(i64::from(line.quantity))
+                .filter(|v| *v <= MAX_ON_HAND)
+                .ok_or(Error::Overflow("stock on hand"))?;
+            levels.insert(key, Level { on_hand, ..level });
+        }
+        s.stock.extend(levels);
+        s.reservations.insert(held.id, held);
         if change.release_reservation {
             s.release_reservation(order.reservation_id);
         }

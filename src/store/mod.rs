@@ -462,6 +462,20 @@ pub enum EventKind {
         /// The order.
         order_id: OrderId,
     },
+    /// Units of an order shipped.
+    OrderShipped {
+        /// The order.
+        order_id: OrderId,
+        /// The shipment.
+        shipment_id: crate::id::ShipmentId,
+    },
+    /// Units of an order came back.
+    ItemsReturned {
+        /// The order.
+        order_id: OrderId,
+        /// Refunded for them.
+        refund: Money,
+    },
     /// An order was cancelled.
     OrderCancelled {
         /// The order.

@@ -1947,6 +1947,9 @@ impl PgStore {
         }
         let mut order = change.order.clone();
         order.saved()?;
+        if !change.ship.is_empty() || !change.restock.is_empty() {
+            apply_stock_moves(&mut tx, order.reservation_id, &change.ship, &change.restock).await?;
+        }
         if change.release_reservation {
             release_tx(&mut tx, &[order.reservation_id.as_uuid()]).await?;
         }
@@ -1975,6 +1978,110 @@ impl PgStore {
         tx.commit().await?;
         Ok(order)
     }
+}
+
+/// Per (variant, location): total units, sorted — the lock order.
+fn per_location(lines: &[ReservationLine]) -> (Vec<Uuid>, Vec<Uuid>, Vec<i64>) {
+    let mut sums: BTreeMap<(Uuid, Uuid), i64> = BTreeMap::new();
+    for l in lines {
+        *sums
+            .entry((l.variant_id.as_uuid(), l.location_id.as_uuid()))
+            .or_default() += i64::from(l.quantity);
+    }
+    let mut out = (Vec::new(), Vec::new(), Vec::new());
+    for ((v, l), q) in sums {
+        out.0.push(v);
+        out.1.push(l);
+        out.2.push(q);
+    }
+    out
+}
+
+/// Shipping takes units out of the reservation and off hand; restocking puts
+/// units back on hand. Locks the reservation, then the stock rows in order.
+async fn apply_stock_moves(
+    tx: &mut PgConnection,
+    reservation: ReservationId,
+    ship: &[ReservationLine],
+    restock: &[ReservationLine],
+) -> Try<()> {
+    let all: Vec<ReservationLine> = ship.iter().chain(restock).copied().collect();
+    let (av, al, _) = per_location(&all);
+    if !ship.is_empty() {
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM cw_reservations WHERE id = $1 FOR UPDATE")
+                .bind(reservation.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if state.as_deref() != Some("allocated") {
+            return Err(Error::invalid("shipment", "the order's stock is no longer held").into());
+        }
+    }
+    let locked: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT variant_id, location_id FROM cw_stock
+         WHERE (variant_id, location_id) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))
+         ORDER BY variant_id, location_id FOR UPDATE",
+    )
+    .bind(&av)
+    .bind(&al)
+    .fetch_all(&mut *tx)
+    .await?;
+    if locked.len() != av.len() {
+        return Err(Error::not_found("stock level", "for a shipped or returned unit").into());
+    }
+    if !ship.is_empty() {
+        let (sv, sl, sq) = per_location(ship);
+        let moved = sqlx::query(
+            "UPDATE cw_reservation_lines r SET quantity = r.quantity - u.q
+             FROM unnest($2::uuid[], $3::uuid[], $4::bigint[]) AS u(v, l, q)
+             WHERE r.reservation_id = $1 AND r.variant_id = u.v AND r.location_id = u.l AND r.quantity >= u.q",
+        )
+        .bind(reservation.as_uuid())
+        .bind(&sv)
+        .bind(&sl)
+        .bind(&sq)
+        .execute(&mut *tx)
+        .await?;
+        if usize::try_from(moved.rows_affected()).ok() != Some(sv.len()) {
+            return Err(
+                Error::invalid("shipment", "ships units the order does not hold there").into(),
+            );
+        }
+        sqlx::query(
+            "WITH gone AS (DELETE FROM cw_reservation_lines WHERE reservation_id = $1 AND quantity = 0),
+             s AS (
+                 UPDATE cw_stock s SET on_hand = s.on_hand - u.q, reserved = s.reserved - u.q
+                 FROM unnest($2::uuid[], $3::uuid[], $4::bigint[]) AS u(v, l, q)
+                 WHERE s.variant_id = u.v AND s.location_id = u.l)
+             UPDATE cw_reservations SET state = 'committed', order_id = NULL
+             WHERE id = $1 AND NOT EXISTS (
+                 SELECT 1 FROM cw_reservation_lines WHERE reservation_id = $1 AND quantity > 0)",
+        )
+        .bind(reservation.as_uuid())
+        .bind(&sv)
+        .bind(&sl)
+        .bind(&sq)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !restock.is_empty() {
+        let (rv, rl, rq) = per_location(restock);
+        let moved = sqlx::query(
+            "UPDATE cw_stock s SET on_hand = s.on_hand + u.q
+             FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS u(v, l, q)
+             WHERE s.variant_id = u.v AND s.location_id = u.l AND s.on_hand + u.q <= $4",
+        )
+        .bind(&rv)
+        .bind(&rl)
+        .bind(&rq)
+        .bind(MAX_ON_HAND)
+        .execute(&mut *tx)
+        .await?;
+        if usize::try_from(moved.rows_affected()).ok() != Some(rv.len()) {
+            return Err(Error::Overflow("stock on hand").into());
+        }
+    }
+    Ok(())
 }
 
 // ----- events ------------------------------------------------------------

@@ -1,0 +1,207 @@
+//! Shipping orders and taking goods back: the engine side of shipments,
+//! returns and refunds.
+//!
+//! A shipment takes units out of the order's stock reservation at the
+//! locations that hold them. A return refunds exactly the returned units'
+//! frozen share of their lines ([`Order::refund_for`]) — never re-spread over
+//! other lines — plus shipping by the stated [`ShippingRefund`] policy, and
+//! can put the units back on hand. Both are one atomic store command
+//! ([`OrderStore::save_order`](crate::store::OrderStore::save_order)) with a
+//! version check; the refund is made at the provider first, under a key
+//! derived from the caller's, so a retry never refunds twice.
+
+use crate::actor::Actor;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::id::{IdempotencyKey, OrderId, ReturnId, ShipmentId};
+use crate::inventory::ReservationLine;
+use crate::order::{LineQuantity, Order, OrderChange, Return, Shipment, ShippingRefund};
+use crate::payment::RefundRequest;
+use crate::store::EventKind;
+use crate::validate::{optional_text, required_text};
+
+/// What leaves in one shipment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipmentRequest {
+    /// Units per order line.
+    pub items: Vec<LineQuantity>,
+    /// The carrier ("UPS").
+    pub carrier: String,
+    /// The carrier's tracking number (may be empty).
+    pub tracking_number: String,
+}
+
+/// What comes back, and how it is refunded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnRequest {
+    /// Units per order line (they must have shipped and not come back yet).
+    pub items: Vec<LineQuantity>,
+    /// Put the units back on hand where they left from.
+    pub restock: bool,
+    /// How shipping is refunded.
+    pub shipping: ShippingRefund,
+    /// Makes the return safe to retry: the same key returns and refunds once.
+    pub key: IdempotencyKey,
+}
+
+impl Engine {
+    /// Ships units of an order (staff and the system only). Several
+    /// shipments may follow each other until every unit has left.
+    pub async fn ship(
+        &self,
+        actor: &Actor,
+        order_id: OrderId,
+        request: ShipmentRequest,
+    ) -> Result<Order> {
+        if !actor.is_privileged() {
+            return Err(Error::Forbidden);
+        }
+        let carrier = required_text("carrier", &request.carrier, 100)?;
+        let tracking_number = optional_text("tracking number", &request.tracking_number, 200)?;
+        for _ in 0..self.inner.config.max_retries {
+            let order = self.order(actor, order_id).await?;
+            let reservation = self.inner.store.reservation(order.reservation_id()).await?;
+            let mut stock = Vec::new();
+            for item in &request.items {
+                let variant = order
+                    .pricing()
+                    .lines
+                    .iter()
+                    .find(|l| l.line_id == item.line_id)
+                    .map(|l| l.variant_id)
+                    .ok_or_else(|| Error::not_found("order line", item.line_id))?;
+                // Take the units from the locations holding them, in order.
+                let mut left = item.quantity;
+                for held in reservation.lines.iter().filter(|l| l.variant_id == variant) {
+                    let take = left.min(held.quantity);
+                    if take > 0 {
+                        stock.push(ReservationLine {
+                            quantity: take,
+                            ..*held
+                        });
+                        left -= take;
+                    }
+                }
+            }
+            let mut next = order.clone();
+            let shipment = Shipment {
+                id: ShipmentId::new(),
+                items: request.items.clone(),
+                stock: stock.clone(),
+                carrier: carrier.clone(),
+                tracking_number: tracking_number.clone(),
+                shipped_at: self.now(),
+            };
+            let shipment_id = shipment.id;
+            next.ship(shipment, self.now(), actor)?;
+            let change = OrderChange {
+                order: next,
+                release_reservation: false,
+                ship: stock,
+                restock: Vec::new(),
+                events: vec![EventKind::OrderShipped {
+                    order_id,
+                    shipment_id,
+                }],
+            };
+            match self.inner.store.save_order(change, self.now()).await {
+                Err(Error::Conflict(_)) => continue,
+                other => return other,
+            }
+        }
+        Err(Error::Conflict("order"))
+    }
+
+    /// Takes units back and refunds exactly what they paid (staff and the
+    /// system only). Idempotent by `request.key`.
+    pub async fn return_items(
+        &self,
+        actor: &Actor,
+        order_id: OrderId,
+        request: ReturnRequest,
+    ) -> Result<Order> {
+        if !actor.is_privileged() {
+            return Err(Error::Forbidden);
+        }
+        let refund_key = format!("{order_id}:return:{}", request.key);
+        for _ in 0..self.inner.config.max_retries {
+            let order = self.order(actor, order_id).await?;
+            if order.returns().iter().any(|r| r.key == refund_key) {
+                return Ok(order);
+            }
+            let (refund, shipping_refund) = order.refund_for(&request.items, request.shipping)?;
+            let restocked = if request.restock {
+                restock_lines(&order, &request.items)?
+            } else {
+                Vec::new()
+            };
+            let ret = Return {
+                id: ReturnId::new(),
+                key: refund_key.clone(),
+                items: request.items.clone(),
+                restocked: restocked.clone(),
+                refund,
+                shipping_refund,
+                at: self.now(),
+            };
+            let mut next = order.clone();
+            next.record_return(ret, self.now(), actor)?;
+            if !refund.is_zero() {
+                self.inner
+                    .payments
+                    .refund(RefundRequest {
+                        idempotency_key: refund_key.clone(),
+                        authorization: order.payment().reference.clone(),
+                        amount: refund,
+                    })
+                    .await?;
+            }
+            let mut events = vec![EventKind::ItemsReturned { order_id, refund }];
+            if !refund.is_zero() {
+                events.push(EventKind::PaymentRefunded {
+                    order_id,
+                    amount: refund,
+                });
+            }
+            let change = OrderChange {
+                order: next,
+                release_reservation: false,
+                ship: Vec::new(),
+                restock: restocked,
+                events,
+            };
+            match self.inner.store.save_order(change, self.now()).await {
+                Err(Error::Conflict(_)) => continue,
+                other => return other,
+            }
+        }
+        Err(Error::Conflict("order"))
+    }
+}
+
+/// Where returned units go back: the locations their line's units left from.
+fn restock_lines(order: &Order, items: &[LineQuantity]) -> Result<Vec<ReservationLine>> {
+    let mut out = Vec::new();
+    for item in items {
+        let variant = order
+            .pricing()
+            .lines
+            .iter()
+            .find(|l| l.line_id == item.line_id)
+            .map(|l| l.variant_id)
+            .ok_or_else(|| Error::not_found("order line", item.line_id))?;
+        let from = order
+            .shipments()
+            .iter()
+            .flat_map(|s| &s.stock)
+            .find(|l| l.variant_id == variant);
+        // Untracked goods left no stock and go back to none.
+        if let Some(line) = from {
+            out.push(ReservationLine {
+                quantity: item.quantity,
+                ..*line
+            });
+        }
+    }
+    Ok(out)
+}
