@@ -1,0 +1,178 @@
+//! After checkout: a partial shipment, capture, a return of one unit with
+//! its exact refund, printed as the order's history.
+//!
+//! Run with `cargo run --example order_lifecycle`.
+
+use std::sync::Arc;
+
+use cartwright::fulfillment::{ReturnRequest, ShipmentRequest};
+use cartwright::order::{LineQuantity, OrderChangeKind, ShippingRefund};
+use cartwright::prelude::*;
+use rust_decimal::Decimal;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let usd = |s: &str| Money::parse(s, Currency::USD);
+    let engine = Engine::builder()
+        .shipping(Arc::new(FlatRateShipping::new().with_method(
+            "ground",
+            "Ground",
+            &[usd("6.00")?],
+        )?))
+        .tax(Arc::new(FlatRateTax::new("Tax 7%", Decimal::new(7, 2))?))
+        .capture_mode(CaptureMode::Manual)
+        .build()?;
+
+    engine
+        .create_product(NewProduct {
+            title: "Candle".into(),
+            status: Status::Active,
+            variants: vec![NewVariant {
+                sku: "CANDLE".into(),
+                prices: vec![usd("8.00")?],
+                requires_shipping: true,
+                status: Status::Active,
+                ..NewVariant::default()
+            }],
+            ..NewProduct::default()
+        })
+        .await?;
+    let candle = engine.variant_by_sku("CANDLE").await?.variant.id();
+    let shelf = engine.create_location("Shelf", 0).await?;
+    engine.set_stock(candle, shelf.id(), 10).await?;
+
+    // Checkout: three candles, payment authorized (captured later).
+    let guest = Actor::Guest;
+    let cart = engine.create_cart(&guest, Currency::USD).await?;
+    engine.add_item(&guest, cart.id(), candle, 3).await?;
+    engine
+        .set_email(&guest, cart.id(), "lu@example.com")
+        .await?;
+    engine
+        .set_shipping_address(
+            &guest,
+            cart.id(),
+            NewAddress {
+                name: "Lu".into(),
+                line1: "2 Elm St".into(),
+                city: "Portland".into(),
+                region: "OR".into(),
+                country: "US".into(),
+                ..NewAddress::default()
+            },
+        )
+        .await?;
+    engine
+        .set_shipping_method(&guest, cart.id(), "ground")
+        .await?;
+    let order = engine
+        .checkout(CheckoutRequest {
+            cart_id: cart.id(),
+            idempotency_key: IdempotencyKey::new("order-lifecycle-1")?,
+            payment_token: "tok_visa".into(),
+            actor: guest,
+        })
+        .await?;
+    let line = order
+        .pricing()
+        .lines
+        .first()
+        .map(|l| l.line_id)
+        .ok_or(Error::EmptyCart)?;
+
+    let staff = Actor::Staff("ops@shop".into());
+    // Two candles ship now, one later.
+    engine
+        .ship(
+            &staff,
+            order.id(),
+            ShipmentRequest {
+                items: vec![LineQuantity {
+                    line_id: line,
+                    quantity: 2,
+                }],
+                carrier: "USPS".into(),
+                tracking_number: "9400 1000 0000 0000 0000 01".into(),
+            },
+        )
+        .await?;
+    engine.capture(&staff, order.id()).await?;
+    engine
+        .ship(
+            &staff,
+            order.id(),
+            ShipmentRequest {
+                items: vec![LineQuantity {
+                    line_id: line,
+                    quantity: 1,
+                }],
+                carrier: "USPS".into(),
+                tracking_number: "9400 1000 0000 0000 0000 02".into(),
+            },
+        )
+        .await?;
+    // One candle comes back and goes back on the shelf.
+    let order = engine
+        .return_items(
+            &staff,
+            order.id(),
+            ReturnRequest {
+                items: vec![LineQuantity {
+                    line_id: line,
+                    quantity: 1,
+                }],
+                restock: true,
+                shipping: ShippingRefund::WhenAllReturned,
+                key: IdempotencyKey::new("rma-1")?,
+            },
+        )
+        .await?;
+
+    let p = order.pricing();
+    println!("Order {}  total {}", order.id(), p.total);
+    println!(
+        "  3 × candle {} = {} + tax {}; shipping {}",
+        p.lines.first().map_or(p.total, |l| l.unit_price),
+        p.subtotal,
+        p.tax_total,
+        p.shipping.as_ref().map_or(p.total, |s| s.amount)
+    );
+    println!("\nHistory:");
+    for h in order.history() {
+        let what = match &h.change {
+            OrderChangeKind::Placed { total } => format!("placed, total {total}"),
+            OrderChangeKind::PaymentCaptured { amount } => format!("captured {amount}"),
+            OrderChangeKind::PaymentRefunded { amount } => format!("refunded {amount}"),
+            OrderChangeKind::PaymentVoided => "payment voided".into(),
+            OrderChangeKind::Shipped { shipment } => {
+                let s = order.shipments().iter().find(|s| s.id == *shipment);
+                let n: u32 = s.map_or(0, |s| s.items.iter().map(|i| i.quantity).sum());
+                format!(
+                    "shipped {n} unit(s) via {} ({})",
+                    s.map_or("", |s| s.carrier.as_str()),
+                    s.map_or("", |s| s.tracking_number.as_str())
+                )
+            }
+            OrderChangeKind::Returned { refund, .. } => format!("1 unit returned, refund {refund}"),
+            OrderChangeKind::StatusChanged { from, to } => format!("status {from:?} → {to:?}"),
+            other => format!("{other:?}"),
+        };
+        println!(
+            "  {}  {:<18} {what}",
+            h.at.format("%H:%M:%S"),
+            format!("{:?}", h.actor)
+        );
+    }
+    println!(
+        "\nPayment: captured {}, refunded {}, {:?}; fulfillment {:?}",
+        order.payment().captured,
+        order.payment().refunded,
+        order.payment().status,
+        order.fulfillment()
+    );
+    println!(
+        "Stock on the shelf: {}",
+        engine.stock(candle).await?.on_hand
+    );
+    Ok(())
+}
