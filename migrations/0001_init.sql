@@ -129,9 +129,12 @@ CREATE TABLE cw_orders (
     currency     text NOT NULL,
     total        numeric NOT NULL CHECK (total >= 0),
     placed_at    timestamptz NOT NULL,
+    status       text NOT NULL,
     doc          jsonb NOT NULL
 );
 CREATE INDEX cw_orders_customer ON cw_orders (customer_id, id DESC);
+CREATE INDEX cw_orders_status ON cw_orders (status, id DESC);
+CREATE INDEX cw_orders_placed ON cw_orders (placed_at);
 
 -- The transactional outbox. Events are delivered in (tx, sequence) order and
 -- only once every transaction that could still add an earlier event has

@@ -308,6 +308,7 @@ impl Engine {
             history: Vec::new(),
             shipments: Vec::new(),
             returns: Vec::new(),
+            notes: Vec::new(),
             version: 0,
         };
         let actor = request.actor.clone();
@@ -365,7 +366,7 @@ impl Engine {
     /// system only). Idempotent: the provider is called with the same key
     /// every time and the capture is recorded once.
     pub async fn capture(&self, actor: &Actor, order_id: OrderId) -> Result<Order> {
-        let order = self.order(actor, order_id).await?;
+        let order = self.load_order(actor, order_id).await?;
         let key = capture_key(order.checkout_key());
         self.capture_order(order, None, &key, actor).await
     }
@@ -381,7 +382,7 @@ impl Engine {
         amount: Option<crate::money::Money>,
         key: &IdempotencyKey,
     ) -> Result<Order> {
-        let order = self.order(actor, order_id).await?;
+        let order = self.load_order(actor, order_id).await?;
         self.capture_order(order, amount, &format!("{}:capture:{key}", order_id), actor)
             .await
     }
@@ -443,13 +444,13 @@ impl Engine {
     /// and records why. The order's customer or staff may cancel.
     /// Idempotent: cancelling a cancelled order returns it unchanged.
     pub async fn cancel(&self, actor: &Actor, order_id: OrderId, reason: &str) -> Result<Order> {
-        let mut order = self.order(actor, order_id).await?;
+        let mut order = self.load_order(actor, order_id).await?;
         if matches!(actor, Actor::Guest) {
             return Err(Error::Forbidden);
         }
         for _ in 0..self.inner.config.max_retries {
             if order.status() == OrderStatus::Cancelled {
-                return Ok(order);
+                return Ok(order.visible_to(actor));
             }
             let payment = order.payment().clone();
             let refund_key = format!("{order_id}:cancel:refund");
@@ -494,7 +495,7 @@ impl Engine {
             };
             match self.inner.store.save_order(change, self.now()).await {
                 Err(Error::Conflict(_)) => order = self.inner.store.order(order_id).await?,
-                other => return other,
+                other => return other.map(|o| o.visible_to(actor)),
             }
         }
         Err(Error::Conflict("order"))

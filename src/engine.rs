@@ -27,7 +27,8 @@ use crate::id::{
 };
 use crate::inventory::{Location, Reservation, StockLevel, StockRequest, StockSummary};
 use crate::money::Currency;
-use crate::order::Order;
+use crate::note::{Note, Visibility};
+use crate::order::{Order, OrderChange, OrderQuery};
 use crate::payment::{PaymentProvider, TestPaymentProvider};
 use crate::pricing::{self, PricedCart, PricingContext};
 use crate::shipping::{FlatRateShipping, ShippingRates};
@@ -186,6 +187,15 @@ pub(crate) struct Inner {
 #[derive(Clone)]
 pub struct Engine {
     pub(crate) inner: Arc<Inner>,
+}
+
+/// One page of [`Engine::find_orders`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderPage {
+    /// The orders, newest first.
+    pub orders: Vec<Order>,
+    /// Pass as `before` to get the next page; `None` on the last page.
+    pub next_before: Option<OrderId>,
 }
 
 /// A new account's details.
@@ -367,12 +377,35 @@ impl Engine {
         }
     }
 
-    /// One customer, as seen by `actor` (themselves or staff).
+    /// One customer, as seen by `actor` (themselves or staff; internal notes
+    /// only for staff).
     pub async fn customer(&self, actor: &Actor, id: CustomerId) -> Result<Customer> {
+        Ok(self.load_customer(actor, id).await?.visible_to(actor))
+    }
+
+    /// The whole stored customer, after the access check. Changes start here,
+    /// never from a filtered copy.
+    async fn load_customer(&self, actor: &Actor, id: CustomerId) -> Result<Customer> {
         if !actor.may_access(Some(id)) {
             return Err(Error::Forbidden);
         }
         self.inner.store.customer(id).await
+    }
+
+    /// Leaves a note on a customer (staff only).
+    pub async fn add_customer_note(
+        &self,
+        actor: &Actor,
+        id: CustomerId,
+        text: &str,
+        visibility: Visibility,
+    ) -> Result<Customer> {
+        if !actor.is_privileged() {
+            return Err(Error::Forbidden);
+        }
+        let note = Note::new(actor, text, visibility, self.now())?;
+        self.modify_customer(actor, id, |c| c.add_note(note.clone()))
+            .await
     }
 
     async fn modify_customer(
@@ -382,7 +415,7 @@ impl Engine {
         f: impl Fn(&mut Customer) -> Result<()>,
     ) -> Result<Customer> {
         for _ in 0..self.inner.config.max_retries {
-            let mut c = self.customer(actor, id).await?;
+            let mut c = self.load_customer(actor, id).await?;
             f(&mut c)?;
             match self.inner.store.save_customer(c).await {
                 Err(Error::Conflict(_)) => continue,
@@ -734,8 +767,14 @@ impl Engine {
 
     // ----- orders and events --------------------------------------------
 
-    /// One order, if `actor` may see it.
+    /// One order, if `actor` may see it (internal notes only for staff).
     pub async fn order(&self, actor: &Actor, id: OrderId) -> Result<Order> {
+        Ok(self.load_order(actor, id).await?.visible_to(actor))
+    }
+
+    /// The whole stored order, after the access check. Changes start here,
+    /// never from a filtered copy.
+    pub(crate) async fn load_order(&self, actor: &Actor, id: OrderId) -> Result<Order> {
         let order = self.inner.store.order(id).await?;
         if !actor.may_access(order.customer_id()) {
             return Err(Error::Forbidden);
@@ -752,13 +791,80 @@ impl Engine {
         before: Option<OrderId>,
         limit: usize,
     ) -> Result<Vec<Order>> {
-        if !actor.may_access(Some(customer)) {
+        let query = OrderQuery {
+            customer: Some(customer),
+            before,
+            limit,
+            ..OrderQuery::default()
+        };
+        Ok(self.find_orders(actor, &query).await?.orders)
+    }
+
+    /// Finds orders, newest first. Staff may search every order; a customer
+    /// only their own (a query for someone else's is refused); guests none.
+    pub async fn find_orders(&self, actor: &Actor, query: &OrderQuery) -> Result<OrderPage> {
+        let mut query = query.clone();
+        match actor {
+            a if a.is_privileged() => {}
+            Actor::Customer(me) => match query.customer {
+                Some(c) if c != *me => return Err(Error::Forbidden),
+                _ => query.customer = Some(*me),
+            },
+            _ => return Err(Error::Forbidden),
+        }
+        let orders: Vec<Order> = self
+            .inner
+            .store
+            .find_orders(&query)
+            .await?
+            .into_iter()
+            .map(|o| o.visible_to(actor))
+            .collect();
+        let next_before = if orders.len() == query.limit {
+            orders.last().map(Order::id)
+        } else {
+            None
+        };
+        Ok(OrderPage {
+            orders,
+            next_before,
+        })
+    }
+
+    /// Leaves a note on an order. Staff may write either kind; the order's
+    /// customer may write notes they can see ([`Visibility::Customer`]).
+    pub async fn add_order_note(
+        &self,
+        actor: &Actor,
+        id: OrderId,
+        text: &str,
+        visibility: Visibility,
+    ) -> Result<Order> {
+        let allowed = actor.is_privileged()
+            || (matches!(actor, Actor::Customer(_)) && visibility == Visibility::Customer);
+        if !allowed {
             return Err(Error::Forbidden);
         }
-        self.inner
-            .store
-            .orders_for_customer(customer, before, limit)
-            .await
+        let note = Note::new(actor, text, visibility, self.now())?;
+        for _ in 0..self.inner.config.max_retries {
+            let mut order = self.load_order(actor, id).await?;
+            if order.customer_id().is_none() && !actor.is_privileged() {
+                return Err(Error::Forbidden);
+            }
+            order.add_note(note.clone())?;
+            let change = OrderChange {
+                order,
+                release_reservation: false,
+                ship: Vec::new(),
+                restock: Vec::new(),
+                events: Vec::new(),
+            };
+            match self.inner.store.save_order(change, self.now()).await {
+                Err(Error::Conflict(_)) => continue,
+                other => return other.map(|o| o.visible_to(actor)),
+            }
+        }
+        Err(Error::Conflict("order"))
     }
 
     /// The events `consumer` has not acknowledged yet, oldest first (see

@@ -59,7 +59,7 @@ impl Engine {
         let carrier = required_text("carrier", &request.carrier, 100)?;
         let tracking_number = optional_text("tracking number", &request.tracking_number, 200)?;
         for _ in 0..self.inner.config.max_retries {
-            let order = self.order(actor, order_id).await?;
+            let order = self.load_order(actor, order_id).await?;
             let reservation = self.inner.store.reservation(order.reservation_id()).await?;
             let mut stock = Vec::new();
             for item in &request.items {
@@ -125,7 +125,7 @@ impl Engine {
         }
         let refund_key = format!("{order_id}:return:{}", request.key);
         for _ in 0..self.inner.config.max_retries {
-            let order = self.order(actor, order_id).await?;
+            let order = self.load_order(actor, order_id).await?;
             if order.returns().iter().any(|r| r.key == refund_key) {
                 return Ok(order);
             }

@@ -97,6 +97,8 @@ typed_id! {
     ReturnId => "return";
     /// Identifies a [`Payment`](crate::payment::Payment).
     PaymentId => "payment";
+    /// Identifies a [`Note`](crate::note::Note).
+    NoteId => "note";
     /// Identifies an [`Event`](crate::store::Event).
     EventId => "event";
 }

@@ -105,6 +105,7 @@ pub mod fulfillment;
 pub mod id;
 pub mod inventory;
 pub mod money;
+pub mod note;
 pub mod order;
 pub mod payment;
 pub mod pricing;
@@ -115,7 +116,7 @@ mod validate;
 
 pub use actor::Actor;
 pub use checkout::CheckoutRequest;
-pub use engine::{CaptureMode, Engine, EngineBuilder, EngineConfig, NewCustomer};
+pub use engine::{CaptureMode, Engine, EngineBuilder, EngineConfig, NewCustomer, OrderPage};
 pub use error::{Error, Result};
 
 /// The names most programs need, in one import.

@@ -357,6 +357,7 @@ pub struct Customer {
     default_shipping: Option<AddressId>,
     default_billing: Option<AddressId>,
     orders_placed: u32,
+    notes: Vec<crate::note::Note>,
     version: u64,
     created_at: DateTime<Utc>,
 }
@@ -394,6 +395,7 @@ impl Customer {
             default_shipping: None,
             default_billing: None,
             orders_placed: 0,
+            notes: Vec::new(),
             version: 0,
             created_at: now,
         })
@@ -412,6 +414,7 @@ impl Customer {
             default_shipping: None,
             default_billing: None,
             orders_placed: 0,
+            notes: Vec::new(),
             version: 0,
             created_at: now,
         }
@@ -464,6 +467,18 @@ impl Customer {
     /// Bumped by the store on every save; used to detect concurrent changes.
     pub fn version(&self) -> u64 {
         self.version
+    }
+    /// Notes about the customer (only those visible to the caller, when read
+    /// through the engine).
+    pub fn notes(&self) -> &[crate::note::Note] {
+        &self.notes
+    }
+    pub(crate) fn add_note(&mut self, note: crate::note::Note) -> Result<()> {
+        crate::note::push(&mut self.notes, note)
+    }
+    pub(crate) fn visible_to(mut self, actor: &crate::actor::Actor) -> Self {
+        crate::note::visible_to(&mut self.notes, actor);
+        self
     }
     /// For storage adapters: records a successful save.
     pub fn saved(&mut self) -> Result<()> {

@@ -24,6 +24,7 @@ use crate::id::{
 };
 use crate::inventory::ReservationLine;
 use crate::money::Money;
+use crate::note::Note;
 use crate::payment::Payment;
 use crate::pricing::PricedCart;
 use crate::validate::optional_text;
@@ -231,6 +232,7 @@ pub struct Order {
     pub(crate) history: Vec<HistoryEntry>,
     pub(crate) shipments: Vec<Shipment>,
     pub(crate) returns: Vec<Return>,
+    pub(crate) notes: Vec<Note>,
     pub(crate) version: u64,
 }
 
@@ -302,6 +304,20 @@ impl Order {
     /// Its returns, oldest first.
     pub fn returns(&self) -> &[Return] {
         &self.returns
+    }
+    /// Its notes (only those visible to the caller, when read through the engine).
+    pub fn notes(&self) -> &[Note] {
+        &self.notes
+    }
+
+    pub(crate) fn add_note(&mut self, note: Note) -> Result<()> {
+        crate::note::push(&mut self.notes, note)
+    }
+
+    /// The order as `actor` may see it: internal notes only for staff.
+    pub(crate) fn visible_to(mut self, actor: &Actor) -> Self {
+        crate::note::visible_to(&mut self.notes, actor);
+        self
     }
 
     /// Units of a line shipped so far.
@@ -598,6 +614,34 @@ impl Order {
             self.record(at, actor, OrderChangeKind::PaymentVoided, &reason);
         }
         self.move_to(OrderStatus::Cancelled, at, actor, &reason)
+    }
+}
+
+/// Which orders to find; every field narrows the search.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderQuery {
+    /// Only this customer's orders (customers can only ask for their own).
+    pub customer: Option<CustomerId>,
+    /// Only orders in this status.
+    pub status: Option<OrderStatus>,
+    /// Only orders placed at or after this time.
+    pub placed_from: Option<DateTime<Utc>>,
+    /// Only orders placed before this time.
+    pub placed_until: Option<DateTime<Utc>>,
+    /// Only orders older than this one (the previous page's last id).
+    pub before: Option<OrderId>,
+    /// At most this many (1 to [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE)).
+    pub limit: usize,
+}
+
+impl OrderQuery {
+    /// Whether `order` matches (every field but `before` and `limit`).
+    pub fn matches(&self, order: &Order) -> bool {
+        self.customer.is_none_or(|c| order.customer_id == Some(c))
+            && self.status.is_none_or(|s| order.status == s)
+            && self.placed_from.is_none_or(|t| order.placed_at >= t)
+            && self.placed_until.is_none_or(|t| order.placed_at < t)
+            && self.before.is_none_or(|b| order.id < b)
     }
 }
 

@@ -31,7 +31,7 @@ use crate::inventory::{
     plan_reservation,
 };
 use crate::money::Currency;
-use crate::order::{Order, OrderChange};
+use crate::order::{Order, OrderChange, OrderQuery};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Level {
@@ -997,23 +997,23 @@ impl OrderStore for MemoryStore {
             .ok_or_else(|| Error::not_found("order", id))
     }
 
-    async fn orders_for_customer(
-        &self,
-        customer: CustomerId,
-        before: Option<OrderId>,
-        limit: usize,
-    ) -> Result<Vec<Order>> {
-        let limit = check_limit(limit)?;
+    async fn find_orders(&self, query: &OrderQuery) -> Result<Vec<Order>> {
+        let limit = check_limit(query.limit)?;
         let s = self.lock();
-        let Some(ids) = s.customer_orders.get(&customer) else {
-            return Ok(Vec::new());
+        let candidates: Box<dyn Iterator<Item = &Order>> = match query.customer {
+            Some(c) => Box::new(
+                s.customer_orders
+                    .get(&c)
+                    .into_iter()
+                    .flat_map(|ids| ids.iter().rev())
+                    .filter_map(|id| s.orders.get(id)),
+            ),
+            None => Box::new(s.orders.values().rev()),
         };
-        Ok(ids
-            .iter()
-            .rev()
-            .filter(|id| before.is_none_or(|b| **id < b))
+        Ok(candidates
+            .filter(|o| query.matches(o))
             .take(limit)
-            .filter_map(|id| s.orders.get(id).cloned())
+            .cloned()
             .collect())
     }
 

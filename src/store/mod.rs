@@ -34,7 +34,7 @@ use crate::id::{
 };
 use crate::inventory::{Location, Reservation, StockLevel, StockRequest, StockSummary, UsageClaim};
 use crate::money::{Currency, Money};
-use crate::order::{Order, OrderChange};
+use crate::order::{Order, OrderChange, OrderQuery};
 
 pub use memory::{MemorySnapshot, MemoryStore};
 #[cfg(feature = "postgres")]
@@ -401,13 +401,9 @@ pub trait CheckoutStore: Send + Sync {
 pub trait OrderStore: Send + Sync {
     /// One order.
     async fn order(&self, id: OrderId) -> Result<Order>;
-    /// A customer's orders, newest first, before `before`, at most `limit` (≤ [`MAX_PAGE_SIZE`]).
-    async fn orders_for_customer(
-        &self,
-        customer: CustomerId,
-        before: Option<OrderId>,
-        limit: usize,
-    ) -> Result<Vec<Order>>;
+    /// Orders matching `query`, newest first, at most `query.limit`
+    /// (1 to [`MAX_PAGE_SIZE`]).
+    async fn find_orders(&self, query: &OrderQuery) -> Result<Vec<Order>>;
     /// Saves a changed order if its version is still the stored one, and in
     /// the same atomic command releases its reservation (stock and usage
     /// claims) when asked and records the events. Returns the order with

@@ -49,7 +49,7 @@ use crate::inventory::{
     needs_fallback, plan_reservation,
 };
 use crate::money::Currency;
-use crate::order::{Order, OrderChange};
+use crate::order::{Order, OrderChange, OrderQuery, OrderStatus};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -1634,8 +1634,8 @@ impl PgStore {
                             'version', version + 1)
                  WHERE id = $9 AND EXISTS (SELECT 1 FROM cart) RETURNING id),
              ord AS (
-                 INSERT INTO cw_orders (id, customer_id, checkout_key, currency, total, placed_at, doc)
-                 SELECT $5, $9, $1, $10, $11, $3, $12 WHERE EXISTS (SELECT 1 FROM cart) RETURNING id),
+                 INSERT INTO cw_orders (id, customer_id, checkout_key, currency, total, placed_at, status, doc)
+                 SELECT $5, $9, $1, $10, $11, $3, 'placed', $12 WHERE EXISTS (SELECT 1 FROM cart) RETURNING id),
              chk AS (
                  UPDATE cw_checkouts SET state = 'completed', order_id = $5
                  WHERE key = $1 AND EXISTS (SELECT 1 FROM cart) RETURNING key),
@@ -1882,6 +1882,15 @@ impl CheckoutStore for PgStore {
 
 // ----- orders ------------------------------------------------------------
 
+fn status_name(status: OrderStatus) -> &'static str {
+    match status {
+        OrderStatus::Placed => "placed",
+        OrderStatus::Processing => "processing",
+        OrderStatus::Completed => "completed",
+        OrderStatus::Cancelled => "cancelled",
+    }
+}
+
 fn order_from_row(row: &PgRow) -> Try<Order> {
     let order: Order = doc(row, "doc", "order")?;
     let total: Decimal = col(row, "total", "order")?;
@@ -1904,20 +1913,23 @@ impl OrderStore for PgStore {
         })
     }
 
-    async fn orders_for_customer(
-        &self,
-        customer: CustomerId,
-        before: Option<OrderId>,
-        limit: usize,
-    ) -> Result<Vec<Order>> {
-        let limit = limit_i64(limit)?;
+    async fn find_orders(&self, query: &OrderQuery) -> Result<Vec<Order>> {
+        let limit = limit_i64(query.limit)?;
         retry!(async {
             let rows = sqlx::query(
-                "SELECT total, doc FROM cw_orders WHERE customer_id = $1 AND ($2::uuid IS NULL OR id < $2)
-                 ORDER BY id DESC LIMIT $3",
+                "SELECT total, doc FROM cw_orders
+                 WHERE ($1::uuid IS NULL OR customer_id = $1)
+                   AND ($2::text IS NULL OR status = $2)
+                   AND ($3::timestamptz IS NULL OR placed_at >= $3)
+                   AND ($4::timestamptz IS NULL OR placed_at < $4)
+                   AND ($5::uuid IS NULL OR id < $5)
+                 ORDER BY id DESC LIMIT $6",
             )
-            .bind(customer.as_uuid())
-            .bind(before.map(|b| b.as_uuid()))
+            .bind(query.customer.map(|c| c.as_uuid()))
+            .bind(query.status.map(status_name))
+            .bind(query.placed_from)
+            .bind(query.placed_until)
+            .bind(query.before.map(|b| b.as_uuid()))
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
@@ -1964,7 +1976,7 @@ impl PgStore {
             .map(|_| EventId::new().as_uuid())
             .collect();
         sqlx::query(
-            "WITH o AS (UPDATE cw_orders SET doc = $2 WHERE id = $1)
+            "WITH o AS (UPDATE cw_orders SET doc = $2, status = $6 WHERE id = $1)
              INSERT INTO cw_events (id, occurred_at, kind)
              SELECT e, $3, k FROM unnest($4::uuid[], $5::jsonb[]) WITH ORDINALITY AS u(e, k, n) ORDER BY n",
         )
@@ -1973,6 +1985,7 @@ impl PgStore {
         .bind(now)
         .bind(&ids)
         .bind(&events)
+        .bind(status_name(order.status()))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
