@@ -126,10 +126,14 @@ fn from_acme(charge: &AcmeCharge, amount: Money) -> ProviderResponse {
         "refunded" => ProviderStatus::Refunded,
         _ => ProviderStatus::Captured,
     };
+    let currency = amount.currency();
     ProviderResponse {
         reference: charge.id.clone(),
         status,
         amount,
+        // AcmePay reports what was captured so far; cartwright reconciles on it.
+        captured_total: Some(Money::from_minor(charge.captured_minor, currency)),
+        refunded_total: None,
     }
 }
 

@@ -130,8 +130,10 @@ CREATE TABLE cw_orders (
     total        numeric NOT NULL CHECK (total >= 0),
     placed_at    timestamptz NOT NULL,
     status       text NOT NULL,
+    payment_reference text NOT NULL,
     doc          jsonb NOT NULL
 );
+CREATE INDEX cw_orders_payment_ref ON cw_orders (payment_reference) WHERE payment_reference <> '';
 CREATE INDEX cw_orders_customer ON cw_orders (customer_id, id DESC);
 CREATE INDEX cw_orders_status ON cw_orders (status, id DESC);
 CREATE INDEX cw_orders_placed ON cw_orders (placed_at);

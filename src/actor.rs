@@ -17,12 +17,14 @@ pub enum Actor {
     Staff(String),
     /// The engine itself (recovery, expiry).
     System,
+    /// A payment provider, through its webhooks.
+    Provider(String),
 }
 
 impl Actor {
     /// True for staff and the system, who may see every customer's data.
     pub fn is_privileged(&self) -> bool {
-        matches!(self, Self::Staff(_) | Self::System)
+        matches!(self, Self::Staff(_) | Self::System | Self::Provider(_))
     }
 
     /// True when this actor may act on something owned by `owner`

@@ -309,6 +309,7 @@ impl Engine {
             shipments: Vec::new(),
             returns: Vec::new(),
             notes: Vec::new(),
+            provider_events: Vec::new(),
             version: 0,
         };
         let actor = request.actor.clone();
@@ -397,42 +398,117 @@ impl Engine {
         if !actor.is_privileged() {
             return Err(Error::Forbidden);
         }
+        if order.payment().operation(key).is_some() {
+            return Ok(order);
+        }
+        // The amount is fixed once: a retry must send the provider the same request.
+        let amount = match amount {
+            Some(a) => a,
+            None => order.payment().capturable()?,
+        };
+        if amount.is_zero() && order.payment().status == PaymentStatus::Captured {
+            return Ok(order);
+        }
+        // Check locally before asking the provider.
+        order.clone().capture(key, amount, self.now(), actor)?;
+        let response = self
+            .inner
+            .payments
+            .capture(CaptureRequest {
+                idempotency_key: key.to_owned(),
+                authorization: order.payment().reference.clone(),
+                amount,
+            })
+            .await?;
         for _ in 0..self.inner.config.max_retries {
             if order.payment().operation(key).is_some() {
                 return Ok(order);
             }
-            let amount = match amount {
-                Some(a) => a,
-                None => order.payment().capturable()?,
-            };
-            if amount.is_zero() && order.payment().status == PaymentStatus::Captured {
-                return Ok(order);
-            }
-            // Check locally before asking the provider.
             let mut next = order.clone();
-            next.capture(key, amount, self.now(), actor)?;
-            self.inner
-                .payments
-                .capture(CaptureRequest {
-                    idempotency_key: key.to_owned(),
-                    authorization: order.payment().reference.clone(),
-                    amount,
-                })
-                .await?;
+            next.capture_reported(key, response.captured_total, amount, self.now(), actor)?;
+            let captured = next
+                .payment()
+                .captured
+                .checked_sub(order.payment().captured)?;
+            let events = if captured.is_zero() {
+                Vec::new()
+            } else {
+                vec![EventKind::PaymentCaptured {
+                    order_id: order.id(),
+                    amount: captured,
+                }]
+            };
             let change = OrderChange {
                 order: next,
                 release_reservation: false,
                 ship: Vec::new(),
                 restock: Vec::new(),
-                events: vec![EventKind::PaymentCaptured {
-                    order_id: order.id(),
-                    amount,
-                }],
+                events,
             };
             match self.inner.store.save_order(change, self.now()).await {
-                // Someone else changed the order meanwhile (perhaps recording
-                // this very capture): look again.
+                // Someone else changed the order meanwhile (a webhook may have
+                // recorded this very capture): reconcile again.
                 Err(Error::Conflict(_)) => order = self.inner.store.order(order.id()).await?,
+                other => return other,
+            }
+        }
+        Err(Error::Conflict("order"))
+    }
+
+    /// Applies a payment provider's webhook event to the order holding its
+    /// authorization: once per event id, in any order of arrival, and without
+    /// ever counting a capture or refund twice. An event for an unknown
+    /// authorization is [`Error::NotFound`] and changes nothing.
+    pub async fn apply_provider_event(
+        &self,
+        event: &crate::payment::ProviderEvent,
+    ) -> Result<Order> {
+        let id_ok = !event.id.is_empty()
+            && event.id.len() <= 255
+            && event.id.bytes().all(|b| b.is_ascii_graphic());
+        if !id_ok {
+            return Err(Error::invalid(
+                "provider event id",
+                "must be 1 to 255 visible ASCII characters",
+            ));
+        }
+        let provider = self.inner.payments.name().to_owned();
+        for _ in 0..self.inner.config.max_retries {
+            let mut order = self
+                .inner
+                .store
+                .order_by_payment_reference(&event.authorization)
+                .await?
+                .ok_or_else(|| Error::not_found("authorization", &event.authorization))?;
+            let before = order.payment().clone();
+            if !order.apply_provider_event(event, &provider, self.now())? {
+                return Ok(order);
+            }
+            let (id, after) = (order.id(), order.payment().clone());
+            let mut events = Vec::new();
+            let captured = after.captured.checked_sub(before.captured)?;
+            if !captured.is_zero() {
+                events.push(EventKind::PaymentCaptured {
+                    order_id: id,
+                    amount: captured,
+                });
+            }
+            let refunded = after.refunded.checked_sub(before.refunded)?;
+            if !refunded.is_zero() {
+                events.push(EventKind::PaymentRefunded {
+                    order_id: id,
+                    amount: refunded,
+                });
+            }
+            let change = OrderChange {
+                order,
+                release_reservation: false,
+                ship: Vec::new(),
+                restock: Vec::new(),
+                events,
+            };
+            match self.inner.store.save_order(change, self.now()).await {
+                Err(Error::Conflict(_)) => continue,
                 other => return other,
             }
         }

@@ -105,6 +105,13 @@ pub enum OrderChangeKind {
         /// Refunded for it.
         refund: Money,
     },
+    /// The payment provider reported the authorization failed.
+    PaymentFailed,
+    /// The cardholder disputed the payment.
+    PaymentDisputed {
+        /// How much.
+        amount: Money,
+    },
     /// The order moved to another status.
     StatusChanged {
         /// From.
@@ -233,6 +240,7 @@ pub struct Order {
     pub(crate) shipments: Vec<Shipment>,
     pub(crate) returns: Vec<Return>,
     pub(crate) notes: Vec<Note>,
+    pub(crate) provider_events: Vec<String>,
     pub(crate) version: u64,
 }
 
@@ -575,11 +583,93 @@ impl Order {
     ) -> Result<()> {
         self.ensure_open()?;
         self.payment.record_capture(key, amount)?;
+        self.captured(amount, at, actor)
+    }
+
+    /// Records a capture the provider answered for under `key`: against its
+    /// reported cumulative total when it gives one (so a webhook that already
+    /// recorded the capture is not counted again), else `amount`.
+    pub(crate) fn capture_reported(
+        &mut self,
+        key: &str,
+        total: Option<Money>,
+        amount: Money,
+        at: DateTime<Utc>,
+        actor: &Actor,
+    ) -> Result<()> {
+        self.ensure_open()?;
+        let delta = match total {
+            Some(total) => self.payment.sync_captured(key, total)?,
+            None => {
+                self.payment.record_capture(key, amount)?;
+                amount
+            }
+        };
+        self.captured(delta, at, actor)
+    }
+
+    fn captured(&mut self, amount: Money, at: DateTime<Utc>, actor: &Actor) -> Result<()> {
+        if amount.is_zero() {
+            return Ok(());
+        }
         self.record(at, actor, OrderChangeKind::PaymentCaptured { amount }, "");
         if self.status == OrderStatus::Placed {
             self.move_to(OrderStatus::Processing, at, actor, "payment captured")?;
         }
         Ok(())
+    }
+
+    /// Applies a payment provider's event, once per event id. Returns false
+    /// when the event was already applied (nothing changes).
+    pub(crate) fn apply_provider_event(
+        &mut self,
+        event: &crate::payment::ProviderEvent,
+        provider: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        use crate::payment::ProviderEventKind as K;
+        if self.provider_events.iter().any(|id| *id == event.id) {
+            return Ok(false);
+        }
+        crate::validate::at_most(
+            "provider events on an order",
+            self.provider_events.len() + 1,
+            1_000,
+        )?;
+        let actor = Actor::Provider(provider.to_owned());
+        let key = format!("event:{}", event.id);
+        match &event.kind {
+            K::Authorized => {}
+            K::Captured { captured_total } => {
+                let delta = self.payment.sync_captured(&key, *captured_total)?;
+                self.captured(delta, at, &actor)?;
+            }
+            K::Refunded { refunded_total } => {
+                let delta = self.payment.sync_refunded(&key, *refunded_total)?;
+                if !delta.is_zero() {
+                    self.record(
+                        at,
+                        &actor,
+                        OrderChangeKind::PaymentRefunded { amount: delta },
+                        "reported by the provider",
+                    );
+                }
+            }
+            K::Failed { reason } => {
+                self.payment.record_failure()?;
+                self.record(at, &actor, OrderChangeKind::PaymentFailed, reason);
+            }
+            K::Disputed { amount, reason } => {
+                self.record(
+                    at,
+                    &actor,
+                    OrderChangeKind::PaymentDisputed { amount: *amount },
+                    reason,
+                );
+            }
+        }
+        self.provider_events.push(event.id.clone());
+        Ok(true)
     }
 
     /// Cancels the order, recording the refund or void made at the provider.

@@ -44,6 +44,12 @@ pub struct ProviderResponse {
     pub status: ProviderStatus,
     /// The amount this call concerned.
     pub amount: Money,
+    /// Everything captured on the authorization so far, when the gateway
+    /// reports it. The engine reconciles against it, so a capture reported
+    /// both by this answer and by a webhook is counted once.
+    pub captured_total: Option<Money>,
+    /// Everything refunded on the authorization so far, when reported.
+    pub refunded_total: Option<Money>,
 }
 
 /// Why a provider call failed.
@@ -84,6 +90,50 @@ impl From<PaymentError> for Error {
             PaymentError::Invalid(m) => Error::invalid("payment request", m),
         }
     }
+}
+
+/// What a gateway reports about an authorization, delivered by webhook.
+/// Events may arrive more than once and in any order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderEvent {
+    /// The gateway's event id; each is applied once.
+    pub id: String,
+    /// The authorization it concerns.
+    pub authorization: String,
+    /// What happened.
+    pub kind: ProviderEventKind,
+}
+
+/// What a [`ProviderEvent`] reports. Amounts are cumulative for the
+/// authorization, so events can be applied in any order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+#[non_exhaustive]
+pub enum ProviderEventKind {
+    /// Funds are held (informational: the order exists only once they are).
+    Authorized,
+    /// Funds were collected; `captured_total` so far.
+    Captured {
+        /// Everything captured on the authorization so far.
+        captured_total: Money,
+    },
+    /// Funds were returned (perhaps from the gateway's dashboard).
+    Refunded {
+        /// Everything refunded so far.
+        refunded_total: Money,
+    },
+    /// The authorization failed or lapsed before anything was collected.
+    Failed {
+        /// The gateway's reason.
+        reason: String,
+    },
+    /// The cardholder disputed the payment.
+    Disputed {
+        /// The amount disputed.
+        amount: Money,
+        /// The gateway's reason.
+        reason: String,
+    },
 }
 
 /// Ask the provider to hold funds.
@@ -326,6 +376,46 @@ impl Payment {
         self.status = self.status.transition(PaymentStatus::Voided)?;
         let amount = self.authorized;
         self.push(OperationKind::Void, key, amount);
+        Ok(())
+    }
+
+    /// Brings the captured amount up to the gateway's reported `total` under
+    /// `key`; returns what was newly recorded (zero when a webhook or an
+    /// earlier answer already accounted for it — the key is remembered either
+    /// way, so a retry is a no-op).
+    pub fn sync_captured(&mut self, key: &str, total: Money) -> Result<Money> {
+        let zero = Money::zero(self.authorized.currency());
+        if self.operation(key).is_some() {
+            return Ok(zero);
+        }
+        let delta = total.checked_sub(self.captured)?;
+        if delta.is_negative() || delta.is_zero() {
+            self.push(OperationKind::Capture, key, zero);
+            return Ok(zero);
+        }
+        self.record_capture(key, delta)?;
+        Ok(delta)
+    }
+
+    /// Brings the refunded amount up to the gateway's reported `total`, as
+    /// [`Payment::sync_captured`] does for captures.
+    pub fn sync_refunded(&mut self, key: &str, total: Money) -> Result<Money> {
+        let zero = Money::zero(self.authorized.currency());
+        if self.operation(key).is_some() {
+            return Ok(zero);
+        }
+        let delta = total.checked_sub(self.refunded)?;
+        if delta.is_negative() || delta.is_zero() {
+            self.push(OperationKind::Refund, key, zero);
+            return Ok(zero);
+        }
+        self.record_refund(key, delta)?;
+        Ok(delta)
+    }
+
+    /// Records that the gateway reports the authorization failed.
+    pub fn record_failure(&mut self) -> Result<()> {
+        self.status = self.status.transition(PaymentStatus::Failed)?;
         Ok(())
     }
 

@@ -224,6 +224,17 @@ fn find<'a>(
         .ok_or(PaymentError::NotFound)
 }
 
+/// The answer for `auth`, with its cumulative totals.
+fn respond(auth: &TestAuthorization, status: ProviderStatus, amount: Money) -> ProviderResponse {
+    ProviderResponse {
+        reference: auth.reference.clone(),
+        status,
+        amount,
+        captured_total: Some(auth.captured),
+        refunded_total: Some(auth.refunded),
+    }
+}
+
 fn invalid(e: crate::Error) -> PaymentError {
     PaymentError::Invalid(e.to_string())
 }
@@ -263,21 +274,18 @@ impl PaymentProvider for TestPaymentProvider {
                         message: message.into(),
                     });
                 }
-                let reference = format!("test_auth_{}", state.auths.len() + 1);
                 let zero = Money::zero(r.amount.currency());
-                state.auths.push(TestAuthorization {
-                    reference: reference.clone(),
+                let auth = TestAuthorization {
+                    reference: format!("test_auth_{}", state.auths.len() + 1),
                     authorize_key: r.idempotency_key.clone(),
                     amount: r.amount,
                     captured: zero,
                     refunded: zero,
                     voided: false,
-                });
-                Ok(ProviderResponse {
-                    reference,
-                    status: ProviderStatus::Authorized,
-                    amount: r.amount,
-                })
+                };
+                let response = respond(&auth, ProviderStatus::Authorized, r.amount);
+                state.auths.push(auth);
+                Ok(response)
             },
         )
     }
@@ -304,11 +312,7 @@ impl PaymentProvider for TestPaymentProvider {
                     ));
                 }
                 auth.captured = auth.captured.checked_add(r.amount).map_err(invalid)?;
-                Ok(ProviderResponse {
-                    reference: auth.reference.clone(),
-                    status: ProviderStatus::Captured,
-                    amount: r.amount,
-                })
+                Ok(respond(auth, ProviderStatus::Captured, r.amount))
             },
         )
     }
@@ -323,11 +327,7 @@ impl PaymentProvider for TestPaymentProvider {
                 ));
             }
             auth.voided = true;
-            Ok(ProviderResponse {
-                reference: auth.reference.clone(),
-                status: ProviderStatus::Voided,
-                amount: auth.amount,
-            })
+            Ok(respond(auth, ProviderStatus::Voided, auth.amount))
         })
     }
 
@@ -350,11 +350,7 @@ impl PaymentProvider for TestPaymentProvider {
                     ));
                 }
                 auth.refunded = auth.refunded.checked_add(r.amount).map_err(invalid)?;
-                Ok(ProviderResponse {
-                    reference: auth.reference.clone(),
-                    status: ProviderStatus::Refunded,
-                    amount: r.amount,
-                })
+                Ok(respond(auth, ProviderStatus::Refunded, r.amount))
             },
         )
     }
@@ -368,16 +364,15 @@ impl PaymentProvider for TestPaymentProvider {
             .auths
             .iter()
             .find(|a| a.authorize_key == authorize_key)
-            .map(|a| ProviderResponse {
-                reference: a.reference.clone(),
-                status: if a.voided {
+            .map(|a| {
+                let status = if a.voided {
                     ProviderStatus::Voided
                 } else if !a.captured.is_zero() {
                     ProviderStatus::Captured
                 } else {
                     ProviderStatus::Authorized
-                },
-                amount: a.amount,
+                };
+                respond(a, status, a.amount)
             }))
     }
 }

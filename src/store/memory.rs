@@ -62,6 +62,8 @@ struct State {
     cursors: HashMap<String, usize>,
     /// Usage counters: how much each has held or used.
     usage: HashMap<String, u64>,
+    /// Payment provider reference → order.
+    payment_refs: HashMap<String, OrderId>,
 }
 
 /// A consistent copy of a [`MemoryStore`]'s whole state, comparable with
@@ -905,6 +907,10 @@ impl CheckoutStore for MemoryStore {
             },
             now,
         );
+        if !order.payment.reference.is_empty() {
+            s.payment_refs
+                .insert(order.payment.reference.clone(), order.id);
+        }
         s.orders.insert(order.id, order.clone());
         Ok(order)
     }
@@ -995,6 +1001,17 @@ impl OrderStore for MemoryStore {
             .get(&id)
             .cloned()
             .ok_or_else(|| Error::not_found("order", id))
+    }
+
+    async fn order_by_payment_reference(&self, reference: &str) -> Result<Option<Order>> {
+        if reference.is_empty() {
+            return Ok(None);
+        }
+        let s = self.lock();
+        Ok(s.payment_refs
+            .get(reference)
+            .and_then(|id| s.orders.get(id))
+            .cloned())
     }
 
     async fn find_orders(&self, query: &OrderQuery) -> Result<Vec<Order>> {

@@ -401,6 +401,8 @@ pub trait CheckoutStore: Send + Sync {
 pub trait OrderStore: Send + Sync {
     /// One order.
     async fn order(&self, id: OrderId) -> Result<Order>;
+    /// The order whose payment has this provider reference, if any.
+    async fn order_by_payment_reference(&self, reference: &str) -> Result<Option<Order>>;
     /// Orders matching `query`, newest first, at most `query.limit`
     /// (1 to [`MAX_PAGE_SIZE`]).
     async fn find_orders(&self, query: &OrderQuery) -> Result<Vec<Order>>;

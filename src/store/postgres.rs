@@ -1634,8 +1634,8 @@ impl PgStore {
                             'version', version + 1)
                  WHERE id = $9 AND EXISTS (SELECT 1 FROM cart) RETURNING id),
              ord AS (
-                 INSERT INTO cw_orders (id, customer_id, checkout_key, currency, total, placed_at, status, doc)
-                 SELECT $5, $9, $1, $10, $11, $3, 'placed', $12 WHERE EXISTS (SELECT 1 FROM cart) RETURNING id),
+                 INSERT INTO cw_orders (id, customer_id, checkout_key, currency, total, placed_at, status, payment_reference, doc)
+                 SELECT $5, $9, $1, $10, $11, $3, 'placed', $15, $12 WHERE EXISTS (SELECT 1 FROM cart) RETURNING id),
              chk AS (
                  UPDATE cw_checkouts SET state = 'completed', order_id = $5
                  WHERE key = $1 AND EXISTS (SELECT 1 FROM cart) RETURNING key),
@@ -1658,6 +1658,7 @@ impl PgStore {
         .bind(Json(&body))
         .bind(EventId::new().as_uuid())
         .bind(Json(&event))
+        .bind(&order.payment.reference)
         .fetch_one(&self.pool)
         .await?;
         let ck: i64 = col(&row, "ck", "checkout")?;
@@ -1910,6 +1911,19 @@ impl OrderStore for PgStore {
                 .await?
                 .ok_or_else(|| Error::not_found("order", id))?;
             order_from_row(&row)
+        })
+    }
+
+    async fn order_by_payment_reference(&self, reference: &str) -> Result<Option<Order>> {
+        if reference.is_empty() {
+            return Ok(None);
+        }
+        retry!(async {
+            let row = sqlx::query("SELECT total, doc FROM cw_orders WHERE payment_reference = $1")
+                .bind(reference)
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(order_from_row).transpose()
         })
     }
 
