@@ -628,7 +628,7 @@ impl Order {
         at: DateTime<Utc>,
     ) -> Result<bool> {
         use crate::payment::ProviderEventKind as K;
-        if self.provider_events.iter().any(|id| *id == event.id) {
+        if self.provider_events.contains(&event.id) {
             return Ok(false);
         }
         crate::validate::at_most(
