@@ -91,6 +91,7 @@ impl Engine {
                 carrier: carrier.clone(),
                 tracking_number: tracking_number.clone(),
                 shipped_at: self.now(),
+                delivered_at: None,
             };
             let shipment_id = shipment.id;
             next.ship(shipment, self.now(), actor)?;
@@ -102,6 +103,45 @@ impl Engine {
                 events: vec![EventKind::OrderShipped {
                     order_id,
                     shipment_id,
+                }],
+            };
+            match self.inner.store.save_order(change, self.now()).await {
+                Err(Error::Conflict(_)) => continue,
+                other => return other,
+            }
+        }
+        Err(Error::Conflict("order"))
+    }
+
+    /// Records that a shipment arrived (staff, the system or a carrier
+    /// integration). Marking it twice changes nothing.
+    pub async fn mark_delivered(
+        &self,
+        actor: &Actor,
+        order_id: OrderId,
+        shipment: ShipmentId,
+    ) -> Result<Order> {
+        if !actor.is_privileged() {
+            return Err(Error::Forbidden);
+        }
+        for _ in 0..self.inner.config.max_retries {
+            let mut order = self.load_order(actor, order_id).await?;
+            if order
+                .shipments()
+                .iter()
+                .any(|s| s.id == shipment && s.delivered_at.is_some())
+            {
+                return Ok(order);
+            }
+            order.deliver(shipment, self.now(), actor)?;
+            let change = OrderChange {
+                order,
+                release_reservation: false,
+                ship: Vec::new(),
+                restock: Vec::new(),
+                events: vec![EventKind::ShipmentDelivered {
+                    order_id,
+                    shipment_id: shipment,
                 }],
             };
             match self.inner.store.save_order(change, self.now()).await {

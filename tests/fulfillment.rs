@@ -109,7 +109,11 @@ async fn shipments_take_units_out_of_stock(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(o.fulfillment(), FulfillmentStatus::Fulfilled);
-    assert_eq!(o.status(), OrderStatus::Processing);
+    assert_eq!(
+        o.status(),
+        OrderStatus::Completed,
+        "every unit shipped and paid"
+    );
     let stock = shop.engine.stock(a).await.unwrap();
     assert_eq!((stock.on_hand, stock.reserved), (7, 0));
     let r = shop
@@ -235,7 +239,69 @@ async fn refunds_never_exceed_what_was_captured(backend: Backend) {
     assert_eq!(shop.snapshot().await, before);
 }
 
+async fn delivery_and_completion(backend: Backend) {
+    let shop = Shop::with(
+        backend,
+        common::ShopOptions {
+            capture: CaptureMode::Manual,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (order, _) = placed(&shop).await;
+    let mut all = units(&order, 0, 3);
+    all.extend(units(&order, 1, 1));
+    let o = shop
+        .engine
+        .ship(&staff(), order.id(), ship(all))
+        .await
+        .unwrap();
+    assert_eq!(
+        o.status(),
+        OrderStatus::Processing,
+        "shipped but not yet paid"
+    );
+    let shipment = o.shipments()[0].id;
+    let o = shop
+        .engine
+        .mark_delivered(&staff(), order.id(), shipment)
+        .await
+        .unwrap();
+    assert_eq!(o.fulfillment(), FulfillmentStatus::Delivered);
+    assert_eq!(
+        shop.engine
+            .mark_delivered(&staff(), order.id(), shipment)
+            .await
+            .unwrap(),
+        o
+    );
+    assert!(
+        shop.engine
+            .mark_delivered(&staff(), order.id(), cartwright::id::ShipmentId::new())
+            .await
+            .is_err()
+    );
+    let o = shop.engine.capture(&staff(), order.id()).await.unwrap();
+    assert_eq!(o.status(), OrderStatus::Completed);
+}
+
+async fn a_cancelled_order_cannot_ship(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let (order, _) = placed(&shop).await;
+    shop.engine.cancel(&staff(), order.id(), "").await.unwrap();
+    let before = shop.snapshot().await;
+    let err = shop
+        .engine
+        .ship(&staff(), order.id(), ship(units(&order, 0, 1)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::IllegalTransition { .. }), "{err}");
+    assert_eq!(shop.snapshot().await, before);
+}
+
 conformance!(
+    delivery_and_completion,
+    a_cancelled_order_cannot_ship,
     shipments_take_units_out_of_stock,
     returns_refund_exactly_what_the_units_paid,
     refunds_never_exceed_what_was_captured,

@@ -25,7 +25,7 @@ use crate::id::{
 use crate::inventory::ReservationLine;
 use crate::money::Money;
 use crate::note::Note;
-use crate::payment::Payment;
+use crate::payment::{Payment, PaymentStatus};
 use crate::pricing::PricedCart;
 use crate::validate::optional_text;
 
@@ -98,6 +98,11 @@ pub enum OrderChangeKind {
         /// The shipment.
         shipment: ShipmentId,
     },
+    /// A shipment arrived.
+    Delivered {
+        /// The shipment.
+        shipment: ShipmentId,
+    },
     /// Units came back.
     Returned {
         /// The return.
@@ -132,6 +137,8 @@ pub enum FulfillmentStatus {
     PartiallyFulfilled,
     /// Every unit shipped.
     Fulfilled,
+    /// Every unit shipped and every shipment delivered.
+    Delivered,
     /// Some shipped units came back.
     PartiallyReturned,
     /// Every unit came back.
@@ -162,6 +169,8 @@ pub struct Shipment {
     pub tracking_number: String,
     /// When.
     pub shipped_at: DateTime<Utc>,
+    /// When the carrier delivered it, once known.
+    pub delivered_at: Option<DateTime<Utc>>,
 }
 
 /// How shipping is refunded when goods come back.
@@ -374,6 +383,8 @@ impl Order {
             FulfillmentStatus::Unfulfilled
         } else if shipped < ordered {
             FulfillmentStatus::PartiallyFulfilled
+        } else if self.shipments.iter().all(|s| s.delivered_at.is_some()) {
+            FulfillmentStatus::Delivered
         } else {
             FulfillmentStatus::Fulfilled
         }
@@ -434,7 +445,7 @@ impl Order {
         if self.status == OrderStatus::Placed {
             self.move_to(OrderStatus::Processing, at, actor, "first shipment")?;
         }
-        Ok(())
+        self.complete_if_done(at, actor)
     }
 
     /// Works out the refund for returning `items`: each returned unit's frozen
@@ -616,6 +627,43 @@ impl Order {
         if self.status == OrderStatus::Placed {
             self.move_to(OrderStatus::Processing, at, actor, "payment captured")?;
         }
+        self.complete_if_done(at, actor)
+    }
+
+    /// An open order whose every unit has shipped and whose payment is fully
+    /// captured is completed.
+    fn complete_if_done(&mut self, at: DateTime<Utc>, actor: &Actor) -> Result<()> {
+        let shipped = matches!(
+            self.fulfillment(),
+            FulfillmentStatus::Fulfilled | FulfillmentStatus::Delivered
+        );
+        if self.status != OrderStatus::Completed
+            && shipped
+            && self.payment.status == PaymentStatus::Captured
+        {
+            self.ensure_open()?;
+            self.move_to(OrderStatus::Completed, at, actor, "shipped and paid")?;
+        }
+        Ok(())
+    }
+
+    /// Records that a shipment arrived.
+    pub(crate) fn deliver(
+        &mut self,
+        shipment: ShipmentId,
+        at: DateTime<Utc>,
+        actor: &Actor,
+    ) -> Result<()> {
+        let s = self
+            .shipments
+            .iter_mut()
+            .find(|s| s.id == shipment)
+            .ok_or_else(|| Error::not_found("shipment", shipment))?;
+        if s.delivered_at.is_some() {
+            return Ok(());
+        }
+        s.delivered_at = Some(at);
+        self.record(at, actor, OrderChangeKind::Delivered { shipment }, "");
         Ok(())
     }
 

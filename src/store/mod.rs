@@ -467,6 +467,13 @@ pub enum EventKind {
         /// The shipment.
         shipment_id: crate::id::ShipmentId,
     },
+    /// A shipment arrived.
+    ShipmentDelivered {
+        /// The order.
+        order_id: OrderId,
+        /// The shipment.
+        shipment_id: crate::id::ShipmentId,
+    },
     /// Units of an order came back.
     ItemsReturned {
         /// The order.
