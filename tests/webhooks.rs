@@ -223,6 +223,7 @@ async fn a_webhook_racing_the_shops_capture_ends_in_one_capture(backend: Backend
         ShopOptions {
             capture: CaptureMode::Manual,
             provider: Some(racing.clone()),
+            faulty: false,
         },
     )
     .await;

@@ -20,6 +20,8 @@ use cartwright::store::{MemorySnapshot, MemoryStore, Store};
 use chrono::{TimeZone, Utc};
 use rust_decimal::Decimal;
 
+pub mod faulty;
+
 pub fn usd(s: &str) -> Money {
     Money::parse(s, Currency::USD).unwrap()
 }
@@ -53,6 +55,8 @@ pub struct Shop {
     pub payments: Arc<TestPaymentProvider>,
     pub clock: Arc<ManualClock>,
     pub warehouse: LocationId,
+    /// The fault injector, when the options asked for one.
+    pub faults: Option<Arc<faulty::FaultyStore>>,
     options: ShopOptions,
 }
 
@@ -180,6 +184,8 @@ pub mod pg {
 pub struct ShopOptions {
     pub capture: CaptureMode,
     pub provider: Option<Arc<dyn PaymentProvider>>,
+    /// Put a fault injector between the engine and the store (`Shop::faults`).
+    pub faulty: bool,
 }
 
 impl Default for ShopOptions {
@@ -187,6 +193,7 @@ impl Default for ShopOptions {
         Self {
             capture: CaptureMode::Immediate,
             provider: None,
+            faulty: false,
         }
     }
 }
@@ -209,7 +216,14 @@ impl Shop {
         let clock = Arc::new(ManualClock::new(
             Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap(),
         ));
-        let engine = build_engine(&backing, &payments, &clock, &options);
+        let faults = options
+            .faulty
+            .then(|| Arc::new(faulty::FaultyStore::new(raw_store(&backing))));
+        let store: Arc<dyn Store> = match &faults {
+            Some(f) => f.clone(),
+            None => raw_store(&backing),
+        };
+        let engine = build_engine(store, &payments, &clock, &options);
         let warehouse = engine.create_location("Warehouse", 0).await.unwrap().id();
         Self {
             engine,
@@ -217,6 +231,7 @@ impl Shop {
             payments,
             clock,
             warehouse,
+            faults,
             options,
         }
     }
@@ -236,7 +251,12 @@ impl Shop {
                 Backing::Postgres(pg::store(&schema, 8).await)
             }
         };
-        build_engine(&backing, &self.payments, &self.clock, &self.options)
+        build_engine(
+            raw_store(&backing),
+            &self.payments,
+            &self.clock,
+            &self.options,
+        )
     }
 
     /// An active product with one active, shippable variant priced `price` USD, with `stock` units.
@@ -330,17 +350,20 @@ impl Shop {
     }
 }
 
+fn raw_store(backing: &Backing) -> Arc<dyn Store> {
+    match backing {
+        Backing::Memory(m) => m.clone(),
+        #[cfg(feature = "postgres")]
+        Backing::Postgres(pg) => Arc::new(pg.clone()),
+    }
+}
+
 fn build_engine(
-    backing: &Backing,
+    store: Arc<dyn Store>,
     payments: &Arc<TestPaymentProvider>,
     clock: &Arc<ManualClock>,
     options: &ShopOptions,
 ) -> Engine {
-    let store: Arc<dyn Store> = match backing {
-        Backing::Memory(m) => m.clone(),
-        #[cfg(feature = "postgres")]
-        Backing::Postgres(pg) => Arc::new(pg.clone()),
-    };
     let shipping = FlatRateShipping::new()
         .with_method(
             "standard",
