@@ -93,6 +93,7 @@ async fn main() -> Result<()> {
                 }],
                 carrier: "USPS".into(),
                 tracking_number: "9400 1000 0000 0000 0000 01".into(),
+                location: None,
             },
         )
         .await?;
@@ -108,6 +109,7 @@ async fn main() -> Result<()> {
                 }],
                 carrier: "USPS".into(),
                 tracking_number: "9400 1000 0000 0000 0000 02".into(),
+                location: None,
             },
         )
         .await?;

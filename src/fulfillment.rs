@@ -13,7 +13,7 @@
 use crate::actor::Actor;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::id::{IdempotencyKey, OrderId, ReturnId, ShipmentId};
+use crate::id::{IdempotencyKey, LocationId, OrderId, ReturnId, ShipmentId};
 use crate::inventory::ReservationLine;
 use crate::order::{LineQuantity, Order, OrderChange, Return, Shipment, ShippingRefund};
 use crate::payment::RefundRequest;
@@ -29,6 +29,9 @@ pub struct ShipmentRequest {
     pub carrier: String,
     /// The carrier's tracking number (may be empty).
     pub tracking_number: String,
+    /// Ship from this location only (the units must be held there); `None`
+    /// takes them from wherever the order's stock is held, in location order.
+    pub location: Option<LocationId>,
 }
 
 /// What comes back, and how it is refunded.
@@ -72,7 +75,10 @@ impl Engine {
                     .ok_or_else(|| Error::not_found("order line", item.line_id))?;
                 // Take the units from the locations holding them, in order.
                 let mut left = item.quantity;
-                for held in reservation.lines.iter().filter(|l| l.variant_id == variant) {
+                let from_here = |l: &&ReservationLine| {
+                    l.variant_id == variant && request.location.is_none_or(|at| l.location_id == at)
+                };
+                for held in reservation.lines.iter().filter(from_here) {
                     let take = left.min(held.quantity);
                     if take > 0 {
                         stock.push(ReservationLine {
@@ -81,6 +87,13 @@ impl Engine {
                         });
                         left -= take;
                     }
+                }
+                let tracked = reservation.lines.iter().any(|l| l.variant_id == variant);
+                if left > 0 && tracked {
+                    return Err(Error::invalid(
+                        "shipment",
+                        "the order's units of this line are not held at that location",
+                    ));
                 }
             }
             let mut next = order.clone();

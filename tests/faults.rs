@@ -129,6 +129,7 @@ async fn a_provider_timeout_after_refunding_is_not_refunded_twice(backend: Backe
                 }],
                 carrier: "UPS".into(),
                 tracking_number: String::new(),
+                location: None,
             },
         )
         .await

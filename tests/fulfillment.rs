@@ -30,6 +30,7 @@ fn ship(items: Vec<LineQuantity>) -> ShipmentRequest {
         items,
         carrier: "UPS".into(),
         tracking_number: "1Z999".into(),
+        location: None,
     }
 }
 
@@ -299,7 +300,32 @@ async fn a_cancelled_order_cannot_ship(backend: Backend) {
     assert_eq!(shop.snapshot().await, before);
 }
 
+async fn shipping_from_a_named_location(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let (order, a) = placed(&shop).await;
+    let elsewhere = shop.engine.create_location("Store", 9).await.unwrap();
+    shop.engine.set_stock(a, elsewhere.id(), 50).await.unwrap();
+    let before = shop.snapshot().await;
+    let wrong = ShipmentRequest {
+        location: Some(elsewhere.id()),
+        ..ship(units(&order, 0, 1))
+    };
+    assert!(
+        shop.engine.ship(&staff(), order.id(), wrong).await.is_err(),
+        "its units are held in the warehouse"
+    );
+    assert_eq!(shop.snapshot().await, before);
+    let right = ShipmentRequest {
+        location: Some(shop.warehouse),
+        ..ship(units(&order, 0, 1))
+    };
+    let o = shop.engine.ship(&staff(), order.id(), right).await.unwrap();
+    assert_eq!(o.shipments()[0].stock[0].location_id, shop.warehouse);
+    assert_eq!(shop.engine.stock(a).await.unwrap().on_hand, 59);
+}
+
 conformance!(
+    shipping_from_a_named_location,
     delivery_and_completion,
     a_cancelled_order_cannot_ship,
     shipments_take_units_out_of_stock,

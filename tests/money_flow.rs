@@ -102,6 +102,7 @@ async fn money_is_conserved(backend: Backend) {
                             }],
                             carrier: "DHL".into(),
                             tracking_number: String::new(),
+                            location: None,
                         },
                     )
                     .await
