@@ -438,13 +438,7 @@ impl Engine {
                     amount: captured,
                 }]
             };
-            let change = OrderChange {
-                order: next,
-                release_reservation: false,
-                ship: Vec::new(),
-                restock: Vec::new(),
-                events,
-            };
+            let change = OrderChange::new(next).with_events(events);
             match self.inner.store.save_order(change, self.now()).await {
                 // Someone else changed the order meanwhile (a webhook may have
                 // recorded this very capture): reconcile again.
@@ -472,19 +466,21 @@ impl Engine {
                 "must be 1 to 255 visible ASCII characters",
             ));
         }
-        let provider = self.inner.payments.name().to_owned();
-        for _ in 0..self.inner.config.max_retries {
-            let mut order = self
-                .inner
-                .store
-                .order_by_payment_reference(&event.authorization)
-                .await?
-                .ok_or_else(|| Error::not_found("authorization", &event.authorization))?;
+        let name = self.inner.payments.name().to_owned();
+        let provider = Actor::Provider(name.clone());
+        let id = self
+            .inner
+            .store
+            .order_by_payment_reference(&event.authorization)
+            .await?
+            .ok_or_else(|| Error::not_found("authorization", &event.authorization))?
+            .id();
+        self.modify_order(&provider, id, |mut order| {
             let before = order.payment().clone();
-            if !order.apply_provider_event(event, &provider, self.now())? {
-                return Ok(order);
+            if !order.apply_provider_event(event, &name, self.now())? {
+                return Ok(None);
             }
-            let (id, after) = (order.id(), order.payment().clone());
+            let after = order.payment().clone();
             let mut events = Vec::new();
             let captured = after.captured.checked_sub(before.captured)?;
             if !captured.is_zero() {
@@ -500,19 +496,9 @@ impl Engine {
                     amount: refunded,
                 });
             }
-            let change = OrderChange {
-                order,
-                release_reservation: false,
-                ship: Vec::new(),
-                restock: Vec::new(),
-                events,
-            };
-            match self.inner.store.save_order(change, self.now()).await {
-                Err(Error::Conflict(_)) => continue,
-                other => return other,
-            }
-        }
-        Err(Error::Conflict("order"))
+            Ok(Some(OrderChange::new(order).with_events(events)))
+        })
+        .await
     }
 
     /// Cancels an order that has not shipped: releases the payment hold (or
@@ -563,11 +549,8 @@ impl Engine {
                 events.push(EventKind::PaymentVoided { order_id });
             }
             let change = OrderChange {
-                order: next,
                 release_reservation: true,
-                ship: Vec::new(),
-                restock: Vec::new(),
-                events,
+                ..OrderChange::new(next).with_events(events)
             };
             match self.inner.store.save_order(change, self.now()).await {
                 Err(Error::Conflict(_)) => order = self.inner.store.order(order_id).await?,

@@ -831,6 +831,28 @@ impl Engine {
         })
     }
 
+    /// Loads an order, applies a pure change and saves it with a version
+    /// check, retrying when a concurrent change won. `change` returns `None`
+    /// when there is nothing to do; the order is then returned as it is.
+    pub(crate) async fn modify_order(
+        &self,
+        actor: &Actor,
+        id: OrderId,
+        mut change: impl FnMut(Order) -> Result<Option<OrderChange>>,
+    ) -> Result<Order> {
+        for _ in 0..self.inner.config.max_retries {
+            let order = self.load_order(actor, id).await?;
+            let Some(next) = change(order.clone())? else {
+                return Ok(order);
+            };
+            match self.inner.store.save_order(next, self.now()).await {
+                Err(Error::Conflict(_)) => continue,
+                other => return other,
+            }
+        }
+        Err(Error::Conflict("order"))
+    }
+
     /// Leaves a note on an order. Staff may write either kind; the order's
     /// customer may write notes they can see ([`Visibility::Customer`]).
     pub async fn add_order_note(
@@ -846,25 +868,16 @@ impl Engine {
             return Err(Error::Forbidden);
         }
         let note = Note::new(actor, text, visibility, self.now())?;
-        for _ in 0..self.inner.config.max_retries {
-            let mut order = self.load_order(actor, id).await?;
-            if order.customer_id().is_none() && !actor.is_privileged() {
-                return Err(Error::Forbidden);
-            }
-            order.add_note(note.clone())?;
-            let change = OrderChange {
-                order,
-                release_reservation: false,
-                ship: Vec::new(),
-                restock: Vec::new(),
-                events: Vec::new(),
-            };
-            match self.inner.store.save_order(change, self.now()).await {
-                Err(Error::Conflict(_)) => continue,
-                other => return other.map(|o| o.visible_to(actor)),
-            }
-        }
-        Err(Error::Conflict("order"))
+        let order = self
+            .modify_order(actor, id, |mut order| {
+                if order.customer_id().is_none() && !actor.is_privileged() {
+                    return Err(Error::Forbidden);
+                }
+                order.add_note(note.clone())?;
+                Ok(Some(OrderChange::new(order)))
+            })
+            .await?;
+        Ok(order.visible_to(actor))
     }
 
     /// The events `consumer` has not acknowledged yet, oldest first (see

@@ -109,14 +109,11 @@ impl Engine {
             let shipment_id = shipment.id;
             next.ship(shipment, self.now(), actor)?;
             let change = OrderChange {
-                order: next,
-                release_reservation: false,
                 ship: stock,
-                restock: Vec::new(),
-                events: vec![EventKind::OrderShipped {
+                ..OrderChange::new(next).with_events(vec![EventKind::OrderShipped {
                     order_id,
                     shipment_id,
-                }],
+                }])
             };
             match self.inner.store.save_order(change, self.now()).await {
                 Err(Error::Conflict(_)) => continue,
@@ -137,32 +134,22 @@ impl Engine {
         if !actor.is_privileged() {
             return Err(Error::Forbidden);
         }
-        for _ in 0..self.inner.config.max_retries {
-            let mut order = self.load_order(actor, order_id).await?;
+        self.modify_order(actor, order_id, |mut order| {
             if order
                 .shipments()
                 .iter()
                 .any(|s| s.id == shipment && s.delivered_at.is_some())
             {
-                return Ok(order);
+                return Ok(None);
             }
             order.deliver(shipment, self.now(), actor)?;
-            let change = OrderChange {
-                order,
-                release_reservation: false,
-                ship: Vec::new(),
-                restock: Vec::new(),
-                events: vec![EventKind::ShipmentDelivered {
-                    order_id,
-                    shipment_id: shipment,
-                }],
+            let delivered = EventKind::ShipmentDelivered {
+                order_id,
+                shipment_id: shipment,
             };
-            match self.inner.store.save_order(change, self.now()).await {
-                Err(Error::Conflict(_)) => continue,
-                other => return other,
-            }
-        }
-        Err(Error::Conflict("order"))
+            Ok(Some(OrderChange::new(order).with_events(vec![delivered])))
+        })
+        .await
     }
 
     /// Takes units back and refunds exactly what they paid (staff and the
@@ -217,11 +204,8 @@ impl Engine {
                 });
             }
             let change = OrderChange {
-                order: next,
-                release_reservation: false,
-                ship: Vec::new(),
                 restock: restocked,
-                events,
+                ..OrderChange::new(next).with_events(events)
             };
             match self.inner.store.save_order(change, self.now()).await {
                 Err(Error::Conflict(_)) => continue,

@@ -755,6 +755,25 @@ impl Order {
     }
 }
 
+impl OrderChange {
+    /// A change to the order alone: no stock moves, no events.
+    pub fn new(order: Order) -> Self {
+        Self {
+            order,
+            release_reservation: false,
+            ship: Vec::new(),
+            restock: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Adds events to record with the change.
+    pub fn with_events(mut self, events: Vec<crate::store::EventKind>) -> Self {
+        self.events = events;
+        self
+    }
+}
+
 /// Which orders to find; every field narrows the search.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrderQuery {

@@ -130,6 +130,19 @@ macro_rules! retry {
     }};
 }
 
+/// A unique violation becomes [`Error::AlreadyExists`]; anything else passes through.
+fn already_exists(f: Fail, what: &'static str, value: impl std::fmt::Display) -> Fail {
+    if sqlstate(&f).as_deref() == Some("23505") {
+        Error::AlreadyExists {
+            what,
+            value: value.to_string(),
+        }
+        .into()
+    } else {
+        f
+    }
+}
+
 fn corrupt(entity: &'static str, reason: impl std::fmt::Display) -> Fail {
     Fail::Domain(Error::CorruptData {
         entity,
@@ -200,6 +213,16 @@ impl PgStore {
     /// The connection pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Every document a query returns (a static `SELECT doc ...`).
+    async fn all_docs<T: DeserializeOwned>(
+        &self,
+        sql: &'static str,
+        entity: &'static str,
+    ) -> Try<Vec<T>> {
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| doc(r, "doc", entity)).collect()
     }
 
     /// Every cartwright table's rows as JSON, in a stable order: a snapshot to
@@ -532,14 +555,7 @@ impl CatalogStore for PgStore {
     }
 
     async fn categories(&self) -> Result<Vec<Category>> {
-        retry!(async {
-            let rows = sqlx::query("SELECT doc FROM cw_categories ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter()
-                .map(|r| doc(r, "doc", "category"))
-                .collect::<Try<Vec<Category>>>()
-        })
+        retry!(self.all_docs("SELECT doc FROM cw_categories ORDER BY id", "category"))
     }
 
     async fn insert_collection(&self, collection: Collection) -> Result<()> {
@@ -549,27 +565,14 @@ impl CatalogStore for PgStore {
                 .bind(Json(to_json(&collection)?))
                 .execute(&self.pool)
                 .await;
-            match result.map_err(Fail::from) {
-                Ok(_) => Ok(()),
-                Err(f) if sqlstate(&f).as_deref() == Some("23505") => Err(Error::AlreadyExists {
-                    what: "collection",
-                    value: collection.id().to_string(),
-                }
-                .into()),
-                Err(f) => Err(f),
-            }
+            result
+                .map(|_| ())
+                .map_err(|e| already_exists(e.into(), "collection", collection.id().to_string()))
         })
     }
 
     async fn collections(&self) -> Result<Vec<Collection>> {
-        retry!(async {
-            let rows = sqlx::query("SELECT doc FROM cw_collections ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter()
-                .map(|r| doc(r, "doc", "collection"))
-                .collect::<Try<Vec<Collection>>>()
-        })
+        retry!(self.all_docs("SELECT doc FROM cw_collections ORDER BY id", "collection"))
     }
 }
 
@@ -692,27 +695,17 @@ impl CustomerStore for PgStore {
             .bind(Json(to_json(&group)?))
             .execute(&self.pool)
             .await;
-            match result.map_err(Fail::from) {
-                Ok(_) => Ok(()),
-                Err(f) if sqlstate(&f).as_deref() == Some("23505") => Err(Error::AlreadyExists {
-                    what: "customer group",
-                    value: group.name().to_owned(),
-                }
-                .into()),
-                Err(f) => Err(f),
-            }
+            result
+                .map(|_| ())
+                .map_err(|e| already_exists(e.into(), "customer group", group.name().to_owned()))
         })
     }
 
     async fn groups(&self) -> Result<Vec<CustomerGroup>> {
-        retry!(async {
-            let rows = sqlx::query("SELECT doc FROM cw_customer_groups ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter()
-                .map(|r| doc(r, "doc", "customer group"))
-                .collect::<Try<Vec<CustomerGroup>>>()
-        })
+        retry!(self.all_docs(
+            "SELECT doc FROM cw_customer_groups ORDER BY id",
+            "customer group"
+        ))
     }
 }
 
@@ -1353,27 +1346,17 @@ impl InventoryStore for PgStore {
                     .bind(Json(to_json(&location)?))
                     .execute(&self.pool)
                     .await;
-            match result.map_err(Fail::from) {
-                Ok(_) => Ok(()),
-                Err(f) if sqlstate(&f).as_deref() == Some("23505") => Err(Error::AlreadyExists {
-                    what: "location",
-                    value: location.id().to_string(),
-                }
-                .into()),
-                Err(f) => Err(f),
-            }
+            result
+                .map(|_| ())
+                .map_err(|e| already_exists(e.into(), "location", location.id().to_string()))
         })
     }
 
     async fn locations(&self) -> Result<Vec<Location>> {
-        retry!(async {
-            let rows = sqlx::query("SELECT doc FROM cw_locations ORDER BY priority, id")
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter()
-                .map(|r| doc(r, "doc", "location"))
-                .collect::<Try<Vec<Location>>>()
-        })
+        retry!(self.all_docs(
+            "SELECT doc FROM cw_locations ORDER BY priority, id",
+            "location"
+        ))
     }
 
     async fn set_stock(
