@@ -5,7 +5,7 @@
 //! customer. Nothing recomputes them later.
 //!
 //! After placement an order moves through its [`OrderStatus`] and its
-//! payment's [`PaymentStatus`](crate::payment::PaymentStatus); every change is
+//! payment's [`PaymentStatus`]; every change is
 //! a pure method here that also appends a [`HistoryEntry`] (when, who, what),
 //! and the store saves the result with a version check in one atomic command
 //! ([`OrderStore::save_order`](crate::store::OrderStore::save_order)).
