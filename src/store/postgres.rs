@@ -1941,6 +1941,9 @@ impl OrderStore for PgStore {
 
 impl PgStore {
     async fn save_order_try(&self, change: &OrderChange, now: DateTime<Utc>) -> Try<Order> {
+        if change.ship.is_empty() && change.restock.is_empty() && !change.release_reservation {
+            return self.save_order_alone(change, now).await;
+        }
         let id = change.order.id;
         let mut tx = self.pool.begin().await?;
         // Lock order: the order row, then (through release) its reservation,
@@ -2092,6 +2095,56 @@ async fn apply_stock_moves(
         }
     }
     Ok(())
+}
+
+impl PgStore {
+    /// A change to the order row alone: one statement, gated on the version.
+    async fn save_order_alone(&self, change: &OrderChange, now: DateTime<Utc>) -> Try<Order> {
+        let id = change.order.id;
+        let mut order = change.order.clone();
+        order.saved()?;
+        let events = change
+            .events
+            .iter()
+            .map(|k| to_json(k).map(Json))
+            .collect::<Try<Vec<_>>>()?;
+        let ids: Vec<Uuid> = change
+            .events
+            .iter()
+            .map(|_| EventId::new().as_uuid())
+            .collect();
+        let saved: i64 = sqlx::query_scalar(
+            "WITH o AS (
+                 UPDATE cw_orders SET doc = $2, status = $6
+                 WHERE id = $1 AND (doc->>'version')::bigint = $7 RETURNING id),
+             ev AS (
+                 INSERT INTO cw_events (id, occurred_at, kind)
+                 SELECT e, $3, k FROM unnest($4::uuid[], $5::jsonb[]) WITH ORDINALITY AS u(e, k, n)
+                 WHERE EXISTS (SELECT 1 FROM o) ORDER BY n)
+             SELECT count(*) FROM o",
+        )
+        .bind(id.as_uuid())
+        .bind(Json(to_json(&order)?))
+        .bind(now)
+        .bind(&ids)
+        .bind(&events)
+        .bind(status_name(order.status()))
+        .bind(version_i64(change.order.version)?)
+        .fetch_one(&self.pool)
+        .await?;
+        if saved == 1 {
+            return Ok(order);
+        }
+        let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM cw_orders WHERE id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        Err(match exists {
+            None => Error::not_found("order", id),
+            Some(_) => Error::Conflict("order"),
+        }
+        .into())
+    }
 }
 
 // ----- events ------------------------------------------------------------
