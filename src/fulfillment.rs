@@ -66,13 +66,7 @@ impl Engine {
             let reservation = self.inner.store.reservation(order.reservation_id()).await?;
             let mut stock = Vec::new();
             for item in &request.items {
-                let variant = order
-                    .pricing()
-                    .lines
-                    .iter()
-                    .find(|l| l.line_id == item.line_id)
-                    .map(|l| l.variant_id)
-                    .ok_or_else(|| Error::not_found("order line", item.line_id))?;
+                let variant = order.line(item.line_id)?.variant_id;
                 // Take the units from the locations holding them, in order.
                 let mut left = item.quantity;
                 let from_here = |l: &&ReservationLine| {
@@ -220,13 +214,7 @@ impl Engine {
 fn restock_lines(order: &Order, items: &[LineQuantity]) -> Result<Vec<ReservationLine>> {
     let mut out = Vec::new();
     for item in items {
-        let variant = order
-            .pricing()
-            .lines
-            .iter()
-            .find(|l| l.line_id == item.line_id)
-            .map(|l| l.variant_id)
-            .ok_or_else(|| Error::not_found("order line", item.line_id))?;
+        let variant = order.line(item.line_id)?.variant_id;
         let from = order
             .shipments()
             .iter()

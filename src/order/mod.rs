@@ -353,26 +353,25 @@ impl Order {
             .fold(0u32, |acc, i| acc.saturating_add(i.quantity))
     }
 
+    /// One of its lines, by its (cart) line id.
+    pub fn line(&self, line: LineId) -> Result<&crate::pricing::PricedLine> {
+        self.pricing
+            .lines
+            .iter()
+            .find(|l| l.line_id == line)
+            .ok_or_else(|| Error::not_found("order line", line))
+    }
+
+    /// Sum over its lines of `units(line)`.
+    fn total_units(&self, units: impl Fn(&crate::pricing::PricedLine) -> u32) -> u64 {
+        self.pricing.lines.iter().map(|l| u64::from(units(l))).sum()
+    }
+
     /// How far the goods have gone.
     pub fn fulfillment(&self) -> FulfillmentStatus {
-        let ordered: u64 = self
-            .pricing
-            .lines
-            .iter()
-            .map(|l| u64::from(l.quantity))
-            .sum();
-        let shipped: u64 = self
-            .pricing
-            .lines
-            .iter()
-            .map(|l| u64::from(self.shipped(l.line_id)))
-            .sum();
-        let returned: u64 = self
-            .pricing
-            .lines
-            .iter()
-            .map(|l| u64::from(self.returned(l.line_id)))
-            .sum();
+        let ordered = self.total_units(|l| l.quantity);
+        let shipped = self.total_units(|l| self.shipped(l.line_id));
+        let returned = self.total_units(|l| self.returned(l.line_id));
         if returned > 0 {
             if returned == ordered {
                 FulfillmentStatus::Returned
@@ -408,12 +407,7 @@ impl Order {
             if items.iter().skip(i + 1).any(|o| o.line_id == item.line_id) {
                 return Err(Error::invalid(what, "a line appears twice"));
             }
-            let line = self
-                .pricing
-                .lines
-                .iter()
-                .find(|l| l.line_id == item.line_id)
-                .ok_or_else(|| Error::not_found("order line", item.line_id))?;
+            let line = self.line(item.line_id)?;
             let left = available(self, item.line_id, line.quantity);
             if item.quantity > left {
                 return Err(Error::invalid(
@@ -461,12 +455,7 @@ impl Order {
         let currency = self.pricing.currency;
         let mut goods = Money::zero(currency);
         for item in items {
-            let line = self
-                .pricing
-                .lines
-                .iter()
-                .find(|l| l.line_id == item.line_id)
-                .ok_or_else(|| Error::not_found("order line", item.line_id))?;
+            let line = self.line(item.line_id)?;
             let shares = unit_shares(line.total, line.quantity)?;
             let first = usize::try_from(self.returned(item.line_id))
                 .map_err(|_| Error::Overflow("units"))?;
@@ -475,18 +464,8 @@ impl Order {
                 goods = goods.checked_add(*share)?;
             }
         }
-        let ordered: u64 = self
-            .pricing
-            .lines
-            .iter()
-            .map(|l| u64::from(l.quantity))
-            .sum();
-        let returned_after: u64 = self
-            .pricing
-            .lines
-            .iter()
-            .map(|l| u64::from(self.returned(l.line_id)))
-            .sum::<u64>()
+        let ordered = self.total_units(|l| l.quantity);
+        let returned_after = self.total_units(|l| self.returned(l.line_id))
             + items.iter().map(|i| u64::from(i.quantity)).sum::<u64>();
         let shipping = match (policy, &self.pricing.shipping) {
             (ShippingRefund::WhenAllReturned, Some(s)) if returned_after == ordered => {
