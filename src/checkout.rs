@@ -11,7 +11,8 @@
 //! - a failure after authorization voids it;
 //! - a crash at any point is cleaned up by [`Engine::recover`] (or by the next
 //!   call with the same key): the hold is voided, the stock released, and the
-//!   key may run again as a new attempt.
+//!   key may run again as a new attempt; an order placed but not yet captured
+//!   (immediate capture) is captured.
 //!
 //! Outcomes saved against the key are the order, a payment decline and an
 //! out-of-stock refusal. Validation errors (an empty cart, a missing address)
@@ -59,6 +60,9 @@ pub struct RecoveryReport {
     pub reset_checkouts: u64,
     /// Payment holds voided along the way.
     pub voided_authorizations: u64,
+    /// Orders whose immediate capture had not happened (the process stopped
+    /// between placing and capturing), captured now.
+    pub captured_orders: u64,
 }
 
 /// How far an attempt got, for compensation.
@@ -587,7 +591,49 @@ impl Engine {
                 break;
             }
         }
+        if self.inner.config.capture == CaptureMode::Immediate {
+            report.captured_orders = self.capture_stranded().await?;
+        }
         Ok(report)
+    }
+
+    /// With immediate capture, an order still placed and only authorized
+    /// after the checkout lease was left behind by a stopped process: capture
+    /// it under its checkout's capture key (a no-op if it already happened).
+    async fn capture_stranded(&self) -> Result<u64> {
+        let cutoff = self.now() - self.inner.config.checkout_lease;
+        let mut before = None;
+        let mut captured = 0;
+        loop {
+            let page = self
+                .inner
+                .store
+                .find_orders(&crate::order::OrderQuery {
+                    status: Some(OrderStatus::Placed),
+                    placed_until: Some(cutoff),
+                    before,
+                    limit: 100,
+                    ..Default::default()
+                })
+                .await?;
+            for order in &page {
+                if order.payment().status == PaymentStatus::Authorized {
+                    let key = capture_key(order.checkout_key());
+                    // A capture the gateway refuses now is left for staff.
+                    if self
+                        .capture_order(order.clone(), None, &key, &Actor::System)
+                        .await
+                        .is_ok()
+                    {
+                        captured += 1;
+                    }
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == 100 => before = Some(last.id()),
+                _ => return Ok(captured),
+            }
+        }
     }
 
     /// Cleans up one stale attempt. `None` if it was not stale (any more);

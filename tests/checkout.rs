@@ -718,7 +718,27 @@ async fn fifty_calls_with_one_key_run_once(backend: Backend) {
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 99);
 }
 
+async fn recovery_captures_orders_left_authorized(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let a = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    // The capture right after placing fails (as if the process had stopped).
+    shop.payments.inject(Operation::Capture, Fault::Unavailable);
+    let order = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    assert_eq!(order.payment().status, PaymentStatus::Authorized);
+    // A live checkout's order is left alone...
+    assert_eq!(shop.engine.recover().await.unwrap().captured_orders, 0);
+    // ...and captured once its lease is long over.
+    shop.clock.advance(chrono::Duration::minutes(3));
+    assert_eq!(shop.engine.recover().await.unwrap().captured_orders, 1);
+    let o = shop.engine.order(&Actor::System, order.id()).await.unwrap();
+    assert_eq!(o.payment().status, PaymentStatus::Captured);
+    assert_eq!(shop.payments.authorizations()[0].captured, usd("16.50"));
+    assert_eq!(shop.engine.recover().await.unwrap().captured_orders, 0);
+}
+
 conformance!(
+    recovery_captures_orders_left_authorized,
     happy_path_places_a_frozen_order_and_captures,
     same_key_same_order_and_one_charge,
     same_key_with_another_cart_or_token_is_a_conflict,
