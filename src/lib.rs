@@ -75,8 +75,9 @@
 //! ```
 //!
 //! More in `examples/`: `checkout.rs` (a whole shop session with a receipt),
-//! `postgres_checkout.rs` (the same on PostgreSQL) and
-//! `custom_payment_provider.rs` (plugging in a gateway).
+//! `postgres_checkout.rs` (the same on PostgreSQL),
+//! `custom_payment_provider.rs` (plugging in a gateway) and
+//! `order_lifecycle.rs` (shipping, capture, a return and its refund).
 //!
 //! ## Feature flags
 //!
