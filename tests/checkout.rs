@@ -11,15 +11,10 @@ mod common;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use cartwright::payment::{
-    AuthorizeRequest, CaptureRequest, Fault, Operation, PaymentError, PaymentProvider,
-    PaymentStatus, ProviderResponse, RefundRequest, TestPaymentProvider, VoidRequest,
-};
+use cartwright::payment::{Fault, Operation, PaymentStatus};
 use cartwright::prelude::*;
 use cartwright::store::EventKind;
 use common::{Backend, Shop, ShopOptions, request, usd};
-use tokio::sync::Notify;
 
 fn authorizations_taking_effect(shop: &Shop) -> usize {
     shop.payments
@@ -496,59 +491,8 @@ async fn another_customers_cart_cannot_be_checked_out(backend: Backend) {
     );
 }
 
-/// A provider that authorizes through the test provider and then waits for a
-/// signal, so a test can act while a checkout is mid-flight.
-struct PausingProvider {
-    inner: Arc<TestPaymentProvider>,
-    authorized: Notify,
-    resume: Notify,
-}
-
-#[async_trait]
-impl PaymentProvider for PausingProvider {
-    fn name(&self) -> &str {
-        "pausing"
-    }
-    async fn authorize(&self, r: AuthorizeRequest) -> Result<ProviderResponse, PaymentError> {
-        let out = self.inner.authorize(r).await;
-        self.authorized.notify_one();
-        self.resume.notified().await;
-        out
-    }
-    async fn capture(&self, r: CaptureRequest) -> Result<ProviderResponse, PaymentError> {
-        self.inner.capture(r).await
-    }
-    async fn void(&self, r: VoidRequest) -> Result<ProviderResponse, PaymentError> {
-        self.inner.void(r).await
-    }
-    async fn refund(&self, r: RefundRequest) -> Result<ProviderResponse, PaymentError> {
-        self.inner.refund(r).await
-    }
-    async fn find_authorization(
-        &self,
-        key: &str,
-    ) -> Result<Option<ProviderResponse>, PaymentError> {
-        self.inner.find_authorization(key).await
-    }
-}
-
-async fn pausing_shop(backend: Backend) -> (Shop, Arc<PausingProvider>) {
-    let inner = Arc::new(TestPaymentProvider::new());
-    let pausing = Arc::new(PausingProvider {
-        inner: inner.clone(),
-        authorized: Notify::new(),
-        resume: Notify::new(),
-    });
-    let mut shop = Shop::with(
-        backend,
-        ShopOptions {
-            provider: Some(pausing.clone()),
-            ..ShopOptions::default()
-        },
-    )
-    .await;
-    shop.payments = inner;
-    (shop, pausing)
+async fn pausing_shop(backend: Backend) -> (Shop, Arc<common::pausing::PausingProvider>) {
+    Shop::pausing(backend, Operation::Authorize, CaptureMode::Immediate).await
 }
 
 async fn a_cart_changed_after_authorization_voids_the_hold(backend: Backend) {
@@ -558,7 +502,7 @@ async fn a_cart_changed_after_authorization_voids_the_hold(backend: Backend) {
     let engine = shop.engine.clone();
     let id = cart.id();
     let task = tokio::spawn(async move { engine.checkout(request(id, "k")).await });
-    pausing.authorized.notified().await;
+    pausing.reached.notified().await;
     // The shopper adds an item while the payment is being authorized.
     shop.engine
         .add_item(&Actor::Guest, cart.id(), a, 1)
@@ -572,7 +516,7 @@ async fn a_cart_changed_after_authorization_voids_the_hold(backend: Backend) {
     // Retrying with the same key prices the new cart and charges it once.
     let engine = shop.engine.clone();
     let task = tokio::spawn(async move { engine.checkout(request(id, "k")).await });
-    pausing.authorized.notified().await;
+    pausing.reached.notified().await;
     pausing.resume.notify_one();
     let order = task.await.unwrap().unwrap();
     assert_eq!(order.pricing().lines[0].quantity, 2);
@@ -586,7 +530,7 @@ async fn a_crash_after_authorization_is_recovered(backend: Backend) {
     let engine = shop.engine.clone();
     let id = cart.id();
     let task = tokio::spawn(async move { engine.checkout(request(id, "k")).await });
-    pausing.authorized.notified().await;
+    pausing.reached.notified().await;
     task.abort(); // the process "dies" holding funds and stock
     assert!(task.await.unwrap_err().is_cancelled());
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 3);
@@ -614,7 +558,7 @@ async fn a_crash_after_authorization_is_recovered(backend: Backend) {
     // The customer's retry with the same key runs a new attempt and charges once.
     let engine = shop.engine.clone();
     let task = tokio::spawn(async move { engine.checkout(request(id, "k")).await });
-    pausing.authorized.notified().await;
+    pausing.reached.notified().await;
     pausing.resume.notify_one();
     let order = task.await.unwrap().unwrap();
     assert_eq!(order.payment().status, PaymentStatus::Captured);
@@ -631,14 +575,14 @@ async fn a_retry_after_a_crash_cleans_up_by_itself(backend: Backend) {
     let engine = shop.engine.clone();
     let id = cart.id();
     let task = tokio::spawn(async move { engine.checkout(request(id, "k")).await });
-    pausing.authorized.notified().await;
+    pausing.reached.notified().await;
     task.abort();
     let _ = task.await;
     shop.clock.advance(chrono::Duration::minutes(3));
     // No explicit recover(): the retry notices the dead attempt.
     let engine = shop.engine.clone();
     let task = tokio::spawn(async move { engine.checkout(request(id, "k")).await });
-    pausing.authorized.notified().await;
+    pausing.reached.notified().await;
     pausing.resume.notify_one();
     task.await.unwrap().unwrap();
     assert!(shop.payments.open_holds().is_empty());

@@ -10,17 +10,10 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
 use cartwright::order::OrderChangeKind;
-use cartwright::payment::{
-    AuthorizeRequest, CaptureRequest, PaymentError, PaymentProvider, PaymentStatus, ProviderEvent,
-    ProviderEventKind, ProviderResponse, RefundRequest, TestPaymentProvider, VoidRequest,
-};
+use cartwright::payment::{Operation, PaymentStatus, ProviderEvent, ProviderEventKind};
 use cartwright::prelude::*;
 use common::{Backend, Shop, ShopOptions, request, usd};
-use tokio::sync::Notify;
 
 fn event(id: &str, reference: &str, kind: ProviderEventKind) -> ProviderEvent {
     ProviderEvent {
@@ -175,66 +168,17 @@ async fn a_failed_authorization_is_recorded(backend: Backend) {
     );
 }
 
-/// Captures through the test gateway, then lets the test deliver a webhook
-/// before the engine hears the answer.
-struct RacingProvider {
-    inner: Arc<TestPaymentProvider>,
-    captured: Notify,
-    resume: Notify,
-}
-
-#[async_trait]
-impl PaymentProvider for RacingProvider {
-    fn name(&self) -> &str {
-        "racing"
-    }
-    async fn authorize(&self, r: AuthorizeRequest) -> Result<ProviderResponse, PaymentError> {
-        self.inner.authorize(r).await
-    }
-    async fn capture(&self, r: CaptureRequest) -> Result<ProviderResponse, PaymentError> {
-        let out = self.inner.capture(r).await;
-        self.captured.notify_one();
-        self.resume.notified().await;
-        out
-    }
-    async fn void(&self, r: VoidRequest) -> Result<ProviderResponse, PaymentError> {
-        self.inner.void(r).await
-    }
-    async fn refund(&self, r: RefundRequest) -> Result<ProviderResponse, PaymentError> {
-        self.inner.refund(r).await
-    }
-    async fn find_authorization(
-        &self,
-        key: &str,
-    ) -> Result<Option<ProviderResponse>, PaymentError> {
-        self.inner.find_authorization(key).await
-    }
-}
-
 async fn a_webhook_racing_the_shops_capture_ends_in_one_capture(backend: Backend) {
-    let inner = Arc::new(TestPaymentProvider::new());
-    let racing = Arc::new(RacingProvider {
-        inner: inner.clone(),
-        captured: Notify::new(),
-        resume: Notify::new(),
-    });
-    let mut shop = Shop::with(
-        backend,
-        ShopOptions {
-            capture: CaptureMode::Manual,
-            provider: Some(racing.clone()),
-            faulty: false,
-        },
-    )
-    .await;
-    shop.payments = inner;
+    // The gateway captures, then the engine waits for its answer while the
+    // test delivers a webhook.
+    let (shop, racing) = Shop::pausing(backend, Operation::Capture, CaptureMode::Manual).await;
     let order = placed(&shop).await;
     let reference = order.payment().reference.clone();
 
     let engine = shop.engine.clone();
     let id = order.id();
     let capture = tokio::spawn(async move { engine.capture(&Actor::System, id).await });
-    racing.captured.notified().await;
+    racing.reached.notified().await;
     // The gateway's webhook lands before the shop records its own capture.
     let hooked = shop
         .engine

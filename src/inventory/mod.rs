@@ -88,9 +88,31 @@ pub struct StockSummary {
 }
 
 impl StockSummary {
+    /// A variant's summary from its levels (in reservation order).
+    pub fn new(variant_id: VariantId, levels: Vec<StockLevel>) -> Self {
+        Self {
+            variant_id,
+            on_hand: levels.iter().map(|l| l.on_hand).sum(),
+            reserved: levels.iter().map(|l| l.reserved).sum(),
+            levels,
+        }
+    }
+
     /// Units that can still be reserved everywhere.
     pub fn available(&self) -> i64 {
         self.on_hand - self.reserved
+    }
+}
+
+/// Checks a number of units on hand: 0 to [`MAX_ON_HAND`].
+pub(crate) fn check_on_hand(on_hand: i64) -> Result<i64> {
+    if (0..=MAX_ON_HAND).contains(&on_hand) {
+        Ok(on_hand)
+    } else {
+        Err(Error::invalid(
+            "on hand",
+            format!("must be between 0 and {MAX_ON_HAND}"),
+        ))
     }
 }
 

@@ -26,7 +26,7 @@ use crate::id::{
     LocationId, OrderId, ProductId, ReservationId, VariantId,
 };
 use crate::inventory::{
-    Location, MAX_ON_HAND, Reservation, ReservationLine, ReservationState, StockLevel,
+    self, Location, MAX_ON_HAND, Reservation, ReservationLine, ReservationState, StockLevel,
     StockRequest, StockSummary, UsageClaim, apply_claim, merge_claims, merge_requests,
     plan_reservation,
 };
@@ -576,17 +576,6 @@ impl CartStore for MemoryStore {
     }
 }
 
-fn check_on_hand(on_hand: i64) -> Result<i64> {
-    if (0..=MAX_ON_HAND).contains(&on_hand) {
-        Ok(on_hand)
-    } else {
-        Err(Error::invalid(
-            "on hand",
-            format!("must be between 0 and {MAX_ON_HAND}"),
-        ))
-    }
-}
-
 #[async_trait]
 impl InventoryStore for MemoryStore {
     async fn insert_location(&self, location: Location) -> Result<()> {
@@ -612,7 +601,7 @@ impl InventoryStore for MemoryStore {
         location: LocationId,
         on_hand: i64,
     ) -> Result<StockLevel> {
-        let on_hand = check_on_hand(on_hand)?;
+        let on_hand = inventory::check_on_hand(on_hand)?;
         let mut s = self.lock();
         if !s.variants.contains_key(&variant) {
             return Err(Error::not_found("variant", variant));
@@ -648,7 +637,7 @@ impl InventoryStore for MemoryStore {
             .get(&(variant, location))
             .copied()
             .unwrap_or_default();
-        let on_hand = check_on_hand(
+        let on_hand = inventory::check_on_hand(
             current
                 .on_hand
                 .checked_add(delta)
@@ -670,12 +659,7 @@ impl InventoryStore for MemoryStore {
             return Err(Error::not_found("variant", variant));
         }
         let levels = s.levels(variant);
-        Ok(StockSummary {
-            variant_id: variant,
-            on_hand: levels.iter().map(|l| l.on_hand).sum(),
-            reserved: levels.iter().map(|l| l.reserved).sum(),
-            levels,
-        })
+        Ok(StockSummary::new(variant, levels))
     }
 
     async fn reserve(

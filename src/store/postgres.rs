@@ -44,7 +44,7 @@ use crate::id::{
     ReservationId, VariantId,
 };
 use crate::inventory::{
-    Location, MAX_ON_HAND, Reservation, ReservationLine, ReservationState, StockLevel,
+    self, Location, MAX_ON_HAND, Reservation, ReservationLine, ReservationState, StockLevel,
     StockRequest, StockSummary, UsageClaim, apply_claim, merge_claims, merge_requests,
     needs_fallback, plan_reservation,
 };
@@ -852,17 +852,6 @@ fn level_from_row(row: &PgRow) -> Try<StockLevel> {
     })
 }
 
-fn check_on_hand(on_hand: i64) -> Result<i64> {
-    if (0..=MAX_ON_HAND).contains(&on_hand) {
-        Ok(on_hand)
-    } else {
-        Err(Error::invalid(
-            "on hand",
-            format!("must be between 0 and {MAX_ON_HAND}"),
-        ))
-    }
-}
-
 fn stock_fk_error(f: Fail, variant: VariantId, location: LocationId) -> Fail {
     match constraint(&f).as_deref() {
         Some("cw_stock_variant_id_fkey") => Error::not_found("variant", variant).into(),
@@ -1218,12 +1207,7 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await?;
         let levels = rows.iter().map(level_from_row).collect::<Try<Vec<_>>>()?;
-        Ok(StockSummary {
-            variant_id: variant,
-            on_hand: levels.iter().map(|l| l.on_hand).sum(),
-            reserved: levels.iter().map(|l| l.reserved).sum(),
-            levels,
-        })
+        Ok(StockSummary::new(variant, levels))
     }
 
     async fn adjust_try(
@@ -1241,7 +1225,8 @@ impl PgStore {
         .fetch_optional(&mut *tx)
         .await?;
         let (on_hand, reserved) = current.unwrap_or((0, 0));
-        let next = check_on_hand(on_hand.checked_add(delta).ok_or(Error::Overflow("stock"))?)?;
+        let next =
+            inventory::check_on_hand(on_hand.checked_add(delta).ok_or(Error::Overflow("stock"))?)?;
         sqlx::query(
             "INSERT INTO cw_stock (variant_id, location_id, on_hand, reserved) VALUES ($1, $2, $3, 0)
              ON CONFLICT (variant_id, location_id) DO UPDATE SET on_hand = EXCLUDED.on_hand",
@@ -1365,7 +1350,7 @@ impl InventoryStore for PgStore {
         location: LocationId,
         on_hand: i64,
     ) -> Result<StockLevel> {
-        let on_hand = check_on_hand(on_hand)?;
+        let on_hand = inventory::check_on_hand(on_hand)?;
         retry!(async {
             let row = sqlx::query(
                 "INSERT INTO cw_stock (variant_id, location_id, on_hand, reserved) VALUES ($1, $2, $3, 0)

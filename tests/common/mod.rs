@@ -21,6 +21,7 @@ use chrono::{TimeZone, Utc};
 use rust_decimal::Decimal;
 
 pub mod faulty;
+pub mod pausing;
 
 pub fn usd(s: &str) -> Money {
     Money::parse(s, Currency::USD).unwrap()
@@ -234,6 +235,25 @@ impl Shop {
             faults,
             options,
         }
+    }
+
+    /// A shop whose gateway pauses after `pause_on` (see [`pausing`]);
+    /// `payments` is the test gateway behind it.
+    pub async fn pausing(
+        backend: Backend,
+        pause_on: cartwright::payment::Operation,
+        capture: CaptureMode,
+    ) -> (Self, Arc<pausing::PausingProvider>) {
+        let inner = Arc::new(TestPaymentProvider::new());
+        let pausing = pausing::PausingProvider::new(inner.clone(), pause_on);
+        let options = ShopOptions {
+            capture,
+            provider: Some(pausing.clone()),
+            ..ShopOptions::default()
+        };
+        let mut shop = Self::with(backend, options).await;
+        shop.payments = inner;
+        (shop, pausing)
     }
 
     /// A second application instance on the same database (its own pool),
