@@ -218,8 +218,9 @@ impl Engine {
             (None, None) => return Err(Error::Incomplete("email")),
         };
 
-        let requests = cart
-            .lines()
+        // Every priced line, free gifts included, needs stock.
+        let requests = priced
+            .lines
             .iter()
             .map(|l| {
                 let entry = entries

@@ -7,8 +7,7 @@
 //! Architecture invariant: the engine is the only module that knows every
 //! plugin; domain modules never import it.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
@@ -30,7 +29,8 @@ use crate::money::Currency;
 use crate::note::{Note, Visibility};
 use crate::order::{Order, OrderChange, OrderQuery};
 use crate::payment::{PaymentProvider, TestPaymentProvider};
-use crate::pricing::{self, PricedCart, PricingContext};
+use crate::pricing::{PricedCart, PricingRule, PromotionSettings, RuleRegistry, StackingPolicy};
+use crate::promotions::PricingRules;
 use crate::shipping::{FlatRateShipping, ShippingRates};
 use crate::store::{Event, MemoryStore, Store};
 use crate::tax::{FlatRateTax, TaxCalculator};
@@ -93,6 +93,8 @@ pub struct EngineBuilder {
     tax: Option<Arc<dyn TaxCalculator>>,
     shipping: Option<Arc<dyn ShippingRates>>,
     clock: Option<Arc<dyn Clock>>,
+    rules: Vec<Arc<dyn PricingRule>>,
+    promotion_settings: PromotionSettings,
     config: EngineConfig,
 }
 
@@ -120,6 +122,21 @@ impl EngineBuilder {
     /// Uses this clock.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
+        self
+    }
+    /// Registers a custom pricing rule that promotions may name.
+    pub fn pricing_rule(mut self, rule: Arc<dyn PricingRule>) -> Self {
+        self.rules.push(rule);
+        self
+    }
+    /// Sets how promotions stack and round.
+    pub fn promotion_settings(mut self, settings: PromotionSettings) -> Self {
+        self.promotion_settings = settings;
+        self
+    }
+    /// Sets the stacking policy.
+    pub fn stacking_policy(mut self, policy: StackingPolicy) -> Self {
+        self.promotion_settings.policy = policy;
         self
     }
     /// Replaces the whole configuration.
@@ -155,6 +172,10 @@ impl EngineBuilder {
         let dummy_hash = c
             .password_policy
             .hash_unchecked("cartwright: no such account")?;
+        let mut rules = RuleRegistry::new();
+        for rule in self.rules {
+            rules.register(rule)?;
+        }
         Ok(Engine {
             inner: Arc::new(Inner {
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
@@ -168,6 +189,9 @@ impl EngineBuilder {
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 config: self.config,
                 dummy_hash,
+                rules,
+                promotion_settings: self.promotion_settings,
+                pricing_cache: Mutex::new(None),
             }),
         })
     }
@@ -181,6 +205,9 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: EngineConfig,
     dummy_hash: PasswordHash,
+    pub(crate) rules: RuleRegistry,
+    pub(crate) promotion_settings: PromotionSettings,
+    pub(crate) pricing_cache: Mutex<Option<Arc<PricingRules>>>,
 }
 
 /// The commerce engine. Cheap to clone; share it between tasks.
@@ -230,6 +257,8 @@ impl Engine {
             tax: None,
             shipping: None,
             clock: None,
+            rules: Vec::new(),
+            promotion_settings: PromotionSettings::default(),
             config: EngineConfig::default(),
         }
     }
@@ -665,26 +694,6 @@ impl Engine {
 
     pub(crate) async fn price(&self, cart: &Cart) -> Result<PricedCart> {
         Ok(self.price_with_catalog(cart).await?.0)
-    }
-
-    /// Prices a cart and hands back the catalog entries it was priced with,
-    /// so callers need not fetch them again.
-    pub(crate) async fn price_with_catalog(
-        &self,
-        cart: &Cart,
-    ) -> Result<(PricedCart, HashMap<VariantId, CatalogEntry>)> {
-        let ids: Vec<VariantId> = cart.lines().iter().map(|l| l.variant_id).collect();
-        let catalog = self.inner.store.entries(&ids).await?;
-        let priced = pricing::price(
-            cart,
-            &PricingContext {
-                catalog: &catalog,
-                shipping: self.inner.shipping.as_ref(),
-                tax: self.inner.tax.as_ref(),
-                now: self.now(),
-            },
-        )?;
-        Ok((priced, catalog))
     }
 
     // ----- inventory -----------------------------------------------------

@@ -69,6 +69,10 @@ macro_rules! typed_id {
 typed_id! {
     /// Identifies a [`Product`](crate::catalog::Product).
     ProductId => "product";
+    /// Identifies a [`Promotion`](crate::pricing::Promotion).
+    PromotionId => "promotion";
+    /// Identifies a [`PriceList`](crate::pricing::PriceList).
+    PriceListId => "price list";
     /// Identifies a [`Variant`](crate::catalog::Variant).
     VariantId => "variant";
     /// Identifies a [`Category`](crate::catalog::Category).

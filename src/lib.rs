@@ -110,6 +110,7 @@ pub mod note;
 pub mod order;
 pub mod payment;
 pub mod pricing;
+mod promotions;
 pub mod shipping;
 pub mod store;
 pub mod tax;

@@ -192,7 +192,7 @@ proptest! {
             .with_method("std", "Standard", &[Money::from_minor(ship, Currency::USD)]).unwrap();
         let tax = FlatRateTax::new("T", Decimal::new(rate_bps, 4)).unwrap();
         let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        let ctx = PricingContext { catalog: &f.catalog, shipping: &shipping, tax: &tax, now };
+        let ctx = PricingContext::new(&f.catalog, &shipping, &tax, now);
 
         let mut cart = Cart::new(Currency::USD, None, now);
         for (id, q) in f.ids.iter().zip(&quantities) {

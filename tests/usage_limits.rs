@@ -172,7 +172,7 @@ async fn bad_claims_are_refused_unchanged(backend: Backend) {
             limit: 1,
         },
         UsageClaim {
-            counter: "x".repeat(201),
+            counter: "x".repeat(cartwright::inventory::MAX_COUNTER_LEN + 1),
             amount: 1,
             limit: 1,
         },

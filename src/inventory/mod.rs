@@ -177,7 +177,7 @@ impl Reservation {
 }
 
 /// Longest usage counter name, in characters.
-pub const MAX_COUNTER_LEN: usize = 200;
+pub const MAX_COUNTER_LEN: usize = 400;
 /// Most usage claims in one reservation.
 pub const MAX_CLAIMS: usize = 50;
 

@@ -3,15 +3,33 @@
 //! Architecture invariant: **pricing is pure.** No I/O, no async, no clock
 //! reads (the time is an input), no global state, no randomness: the same
 //! inputs give the same output, bit for bit. It knows nothing of storage or
-//! payments. Everything it needs — catalog entries, the shipping and tax
-//! plugins, the time — arrives in a [`PricingContext`].
+//! payments. Everything it needs — catalog entries, price lists, promotions,
+//! coupons, usage so far, the customer, the shipping and tax plugins, the
+//! time — arrives in a [`PricingContext`].
 //!
-//! Today's pipeline: unit price from the catalog × quantity, the chosen
-//! shipping rate, then tax on each line and on shipping. Every amount in a
-//! [`PricedCart`] is exact in the cart currency's minor units and the totals
-//! are sums of the parts.
+//! The pipeline:
+//!
+//! 1. **Unit prices**: the variant's price in the cart currency, then the
+//!    [`PriceBook`]'s lists (customer groups, windows, quantity tiers; a sale
+//!    never raises a price). Each line says where its price came from.
+//! 2. **Line promotions**: the [`PromotionSet`]'s index yields the
+//!    promotions that could apply; each is checked (window, currency,
+//!    limits, conditions) and the [`StackingPolicy`] applies them in
+//!    priority order, each on what earlier ones left. All arithmetic is in
+//!    integer minor units; splits use largest remainder.
+//! 3. **Shipping**: rates for the discounted merchandise, then shipping
+//!    promotions (which must combine with the line promotions applied).
+//! 4. **Tax** on the discounted amounts, by the [`TaxCalculator`].
+//! 5. **Totals**, every promotion's [`PromotionOutcome`] and [`Hint`]s.
+
+mod apply;
+mod explain;
+mod price_list;
+mod promotion;
+mod rule;
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,15 +37,48 @@ use serde::{Deserialize, Serialize};
 use crate::cart::Cart;
 use crate::catalog::{CatalogEntry, Sku};
 use crate::error::{Error, Result};
-use crate::id::{CartId, LineId, VariantId};
+use crate::id::{CartId, LineId, PromotionId, VariantId};
 use crate::inventory::UsageClaim;
 use crate::money::{Currency, Money};
 use crate::shipping::{ShippingInput, ShippingRate, ShippingRates};
 use crate::tax::{TaxCalculator, TaxInput, TaxLine, TaxableLine};
 
+pub use apply::{
+    MAX_BEST_SEARCH, MAX_CANDIDATES, MAX_COMBINATIONS, PromotionSet, PromotionSettings,
+    StackingPolicy,
+};
+pub use explain::{Comparison, Hint, LineAmount, Outcome, PromotionOutcome, Rejection};
+pub use price_list::{
+    ListPrice, MAX_PRICES_PER_LIST, PriceBook, PriceList, PriceListKind, PriceSource,
+};
+pub use promotion::{
+    Action, AmountPer, BundleItem, Condition, Coupon, GENERATED_CODE_CHARS, Limits, LineFilter,
+    MAX_BUNDLE_ITEMS, MAX_CONDITIONS, MAX_DEPTH, MAX_GENERATED_CODES, MAX_NAME_LEN,
+    MAX_PERCENT_SCALE, MAX_PROMOTION_QUANTITY, MAX_TIERS, MAX_VALUES, Op, Promotion, QuantityTier,
+    Reward, Stacking, SubtotalTier, Tiers, WindowState, generate_codes,
+};
+pub use rule::{CustomerFacts, PricingRule, RuleCart, RuleLine, RuleRegistry, Verdict};
+
+use apply::{Env, Run, WorkLine};
+
+/// Rounds the fraction `numerator / denominator` (denominator above zero) to
+/// an integer with `mode`; used by the built-in tax table and promotions.
+pub(crate) fn div_round_mode(
+    numerator: i128,
+    denominator: i128,
+    mode: crate::money::RoundingMode,
+) -> i128 {
+    apply::div_round(numerator, denominator, mode)
+}
+
+static EMPTY_SET: LazyLock<PromotionSet> = LazyLock::new(PromotionSet::default);
+static EMPTY_BOOK: LazyLock<PriceBook> = LazyLock::new(PriceBook::default);
+static EMPTY_USAGE: LazyLock<HashMap<String, u64>> = LazyLock::new(HashMap::new);
+static GUEST: LazyLock<CustomerFacts> = LazyLock::new(CustomerFacts::default);
+
 /// Everything pricing may look at besides the cart.
 pub struct PricingContext<'a> {
-    /// The catalog entry of every variant in the cart.
+    /// The catalog entry of every variant in the cart (and of every gift).
     pub catalog: &'a HashMap<VariantId, CatalogEntry>,
     /// Where shipping rates come from.
     pub shipping: &'a dyn ShippingRates,
@@ -35,23 +86,70 @@ pub struct PricingContext<'a> {
     pub tax: &'a dyn TaxCalculator,
     /// The moment to price at (for validity windows).
     pub now: DateTime<Utc>,
+    /// The promotions.
+    pub promotions: &'a PromotionSet,
+    /// The price lists.
+    pub price_book: &'a PriceBook,
+    /// Who is buying.
+    pub customer: &'a CustomerFacts,
+    /// The coupons the cart's codes name (codes without one are unknown).
+    pub coupons: &'a [Coupon],
+    /// How much of each limited counter is used so far (absent: none).
+    pub usage: &'a HashMap<String, u64>,
 }
 
-/// A discount or surcharge applied to a line, and who made it.
+impl<'a> PricingContext<'a> {
+    /// A context with no promotions, price lists, coupons or usage, for a guest.
+    pub fn new(
+        catalog: &'a HashMap<VariantId, CatalogEntry>,
+        shipping: &'a dyn ShippingRates,
+        tax: &'a dyn TaxCalculator,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            catalog,
+            shipping,
+            tax,
+            now,
+            promotions: &EMPTY_SET,
+            price_book: &EMPTY_BOOK,
+            customer: &GUEST,
+            coupons: &[],
+            usage: &EMPTY_USAGE,
+        }
+    }
+}
+
+/// A discount applied to a line (or to shipping), and what made it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Adjustment {
-    /// What made it (a promotion id, a rule name).
+    /// What made it (the promotion's id as text, or a rule's name).
     pub source: String,
+    /// The promotion that made it.
+    #[serde(default)]
+    pub promotion_id: Option<PromotionId>,
+    /// The coupon code that brought the promotion in.
+    #[serde(default)]
+    pub code: Option<String>,
     /// Shown to the customer.
     pub label: String,
-    /// The amount taken off the line (positive for a discount).
+    /// The amount taken off (positive for a discount).
     pub amount: Money,
+}
+
+impl Adjustment {
+    /// This adjustment's share of each of `quantity` units: largest
+    /// remainder with equal weights, so unit *i* always gets share *i* and
+    /// the shares sum exactly to the amount.
+    pub fn per_unit(&self, quantity: u32) -> Result<Vec<Money>> {
+        crate::order::unit_shares(self.amount, quantity)
+    }
 }
 
 /// One priced line, frozen into the order at checkout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PricedLine {
-    /// The cart line.
+    /// The cart line (gift lines get an id derived from their promotion).
     pub line_id: LineId,
     /// The variant.
     pub variant_id: VariantId,
@@ -61,22 +159,35 @@ pub struct PricedLine {
     pub name: String,
     /// Units.
     pub quantity: u32,
-    /// Price of one unit.
+    /// The catalog price of one unit, before price lists.
+    pub list_price: Money,
+    /// Price of one unit, after price lists.
     pub unit_price: Money,
+    /// Where `unit_price` came from.
+    #[serde(default = "catalog_source")]
+    pub price_source: PriceSource,
     /// `unit_price × quantity`.
     pub subtotal: Money,
-    /// Discounts on this line.
+    /// Discounts on this line, in the order they applied.
     pub adjustments: Vec<Adjustment>,
     /// Sum of `adjustments`.
     pub discount: Money,
-    /// Tax on this line.
+    /// Tax on this line (included in `subtotal` when prices include tax).
     pub tax: Money,
-    /// `subtotal - discount + tax`.
+    /// What the customer pays for the line: `subtotal - discount`, plus
+    /// `tax` when prices exclude tax.
     pub total: Money,
     /// Whether the units ship.
     pub requires_shipping: bool,
     /// Weight of all units, in grams.
     pub weight_grams: u64,
+    /// The promotion that added this line as a free gift.
+    #[serde(default)]
+    pub gift_of: Option<PromotionId>,
+}
+
+fn catalog_source() -> PriceSource {
+    PriceSource::Catalog
 }
 
 /// The chosen shipping method and its price.
@@ -86,10 +197,18 @@ pub struct ShippingCharge {
     pub code: String,
     /// Its name.
     pub name: String,
-    /// Price before tax.
+    /// The method's price.
     pub amount: Money,
-    /// Tax on it.
+    /// Shipping promotions' discounts.
+    #[serde(default)]
+    pub adjustments: Vec<Adjustment>,
+    /// Sum of `adjustments`.
+    pub discount: Money,
+    /// Tax on the discounted price.
     pub tax: Money,
+    /// What the customer pays for shipping: `amount - discount`, plus `tax`
+    /// when prices exclude tax.
+    pub total: Money,
 }
 
 /// A cart with every amount worked out.
@@ -101,11 +220,11 @@ pub struct PricedCart {
     pub cart_version: u64,
     /// The currency of every amount.
     pub currency: Currency,
-    /// The lines, in cart order.
+    /// The lines, in cart order, then gift lines.
     pub lines: Vec<PricedLine>,
     /// Sum of line subtotals.
     pub subtotal: Money,
-    /// Sum of line discounts.
+    /// Sum of line discounts and the shipping discount.
     pub discount_total: Money,
     /// The chosen shipping, if a method is chosen and something ships.
     pub shipping: Option<ShippingCharge>,
@@ -113,68 +232,216 @@ pub struct PricedCart {
     pub shipping_options: Vec<ShippingRate>,
     /// Tax on lines and shipping.
     pub tax_total: Money,
+    /// Whether prices (and so `subtotal`) include tax.
+    #[serde(default)]
+    pub prices_include_tax: bool,
     /// Tax by name, for the receipt.
     pub tax_lines: Vec<TaxLine>,
-    /// `subtotal - discount_total + shipping + tax_total`; never negative.
+    /// `subtotal + shipping - discount_total`, plus `tax_total` when prices
+    /// exclude tax; never negative. Always the sum of the lines' and
+    /// shipping's totals.
     pub total: Money,
     /// Whether any line ships (and so a shipping address and method are needed).
     pub requires_shipping: bool,
     /// The limited counters this pricing consumes if the cart is checked out
-    /// (a coupon's uses, a promotion's budget); checkout holds them atomically
-    /// with the stock. Empty until promotions apply.
+    /// (a coupon's uses, a promotion's uses and budget); checkout holds them
+    /// atomically with the stock.
     pub usage_claims: Vec<UsageClaim>,
+    /// Every promotion considered and every code entered: applied (with
+    /// amounts per line) or not, with the reason.
+    #[serde(default)]
+    pub promotions: Vec<PromotionOutcome>,
+    /// How the customer could unlock more.
+    #[serde(default)]
+    pub hints: Vec<Hint>,
 }
+
+impl PricedCart {
+    /// The outcome for a promotion.
+    pub fn outcome(&self, promotion: PromotionId) -> Option<&PromotionOutcome> {
+        self.promotions
+            .iter()
+            .find(|o| o.promotion_id == Some(promotion))
+    }
+
+    /// The outcome for a coupon code (as entered on the cart, normalized).
+    pub fn code_outcome(&self, code: &str) -> Option<&PromotionOutcome> {
+        self.promotions
+            .iter()
+            .find(|o| o.code.as_deref() == Some(code))
+    }
+}
+
+/// Most times pricing repeats because a limited promotion turned out to be
+/// used up (see [`crate::Engine`]); pricing itself never loops.
+pub const MAX_USAGE_PASSES: usize = 3;
 
 /// Prices `cart` in `ctx`.
 ///
 /// Fails if a variant is missing from the catalog, cannot be bought or has no
 /// price in the cart's currency, if the chosen shipping method is not offered,
-/// or on overflow.
+/// if a plugin misbehaves (wrong currency, wrong number of tax lines), or on
+/// overflow.
 pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
     let currency = cart.currency();
     let zero = Money::zero(currency);
-    let mut lines = Vec::with_capacity(cart.lines().len());
+    let promotions = ctx.promotions;
+
+    // 1. Unit prices.
+    let mut work = Vec::with_capacity(cart.lines().len());
+    let mut prices = Vec::with_capacity(cart.lines().len());
     for line in cart.lines() {
         let entry = ctx
             .catalog
             .get(&line.variant_id)
             .ok_or_else(|| Error::not_found("variant", line.variant_id))?;
         entry.purchasable()?;
-        let unit_price = entry.variant.price(currency).ok_or(Error::NoPrice {
+        let base = entry.variant.price(currency).ok_or(Error::NoPrice {
             variant_id: line.variant_id,
             currency,
         })?;
-        let subtotal = unit_price.checked_mul_qty(line.quantity)?;
+        let (unit_price, source) = if ctx.price_book.is_empty() {
+            (base, PriceSource::Catalog)
+        } else {
+            ctx.price_book.unit_price(
+                line.variant_id,
+                base,
+                line.quantity,
+                &ctx.customer.groups,
+                ctx.now,
+            )
+        };
+        let unit = unit_price.to_minor()?;
+        let subtotal = unit
+            .checked_mul(i128::from(line.quantity))
+            .ok_or(Error::Overflow("line subtotal"))?;
+        work.push(WorkLine {
+            id: line.id,
+            entry,
+            quantity: line.quantity,
+            unit,
+            subtotal,
+        });
+        prices.push((base, unit_price, source));
+    }
+    let subtotal_minor = work
+        .iter()
+        .try_fold(0_i128, |acc, l| acc.checked_add(l.subtotal))
+        .ok_or(Error::Overflow("subtotal"))?;
+    let env = Env {
+        currency,
+        lines: &work,
+        subtotal: subtotal_minor,
+        items: cart.item_count(),
+        shipping_method: cart.shipping_method(),
+        customer: ctx.customer,
+        now: ctx.now,
+        catalog: ctx.catalog,
+        usage: ctx.usage,
+        rounding: promotions.settings().rounding,
+    };
+
+    // 2. Line promotions.
+    let mut run = Run::default();
+    let mut remaining: Vec<i128> = work.iter().map(|l| l.subtotal).collect();
+    let (line_candidates, shipping_candidates) =
+        promotions.select(&env, cart.coupon_codes(), ctx.coupons, &mut run)?;
+    let mut no_shipping = 0_i128;
+    promotions.apply(
+        &env,
+        line_candidates,
+        &mut remaining,
+        &mut no_shipping,
+        &[],
+        &mut run,
+    )?;
+
+    let mut lines = Vec::with_capacity(work.len());
+    for ((w, (base, unit_price, source)), left) in work.iter().zip(prices).zip(&remaining) {
+        let entry = w.entry;
         let weight_grams = u64::from(entry.variant.weight_grams())
-            .checked_mul(u64::from(line.quantity))
+            .checked_mul(u64::from(w.quantity))
             .ok_or(Error::Overflow("line weight"))?;
+        let subtotal = env.money(w.subtotal)?;
+        let discount = env.money(w.subtotal - left)?;
         lines.push(PricedLine {
-            line_id: line.id,
-            variant_id: line.variant_id,
+            line_id: w.id,
+            variant_id: entry.variant.id(),
             sku: entry.variant.sku().clone(),
             name: entry.display_name(),
-            quantity: line.quantity,
+            quantity: w.quantity,
+            list_price: base,
             unit_price,
+            price_source: source,
             subtotal,
             adjustments: Vec::new(),
-            discount: zero,
+            discount,
             tax: zero,
-            total: subtotal,
+            total: subtotal.checked_sub(discount)?,
             requires_shipping: entry.variant.requires_shipping(),
             weight_grams,
+            gift_of: None,
         });
     }
+    // Gift lines.
+    for applied in &run.applied {
+        let (Some(gift), Some(p)) = (&applied.effect.gift, promotions.promotion(applied.index))
+        else {
+            continue;
+        };
+        let entry = ctx
+            .catalog
+            .get(&gift.variant_id)
+            .ok_or_else(|| Error::not_found("variant", gift.variant_id))?;
+        let unit_price = env.money(gift.unit)?;
+        let subtotal = unit_price.checked_mul_qty(gift.quantity)?;
+        lines.push(PricedLine {
+            line_id: gift_line_id(p.id, gift.variant_id),
+            variant_id: gift.variant_id,
+            sku: entry.variant.sku().clone(),
+            name: entry.display_name(),
+            quantity: gift.quantity,
+            list_price: unit_price,
+            unit_price,
+            price_source: PriceSource::Catalog,
+            subtotal,
+            adjustments: vec![adjustment(p, applied.code.as_ref(), subtotal)],
+            discount: subtotal,
+            tax: zero,
+            total: zero,
+            requires_shipping: entry.variant.requires_shipping(),
+            weight_grams: u64::from(entry.variant.weight_grams())
+                .checked_mul(u64::from(gift.quantity))
+                .ok_or(Error::Overflow("line weight"))?,
+            gift_of: Some(p.id),
+        });
+    }
+    for applied in &run.applied {
+        let Some(p) = promotions.promotion(applied.index) else {
+            continue;
+        };
+        for (i, amount) in &applied.effect.lines {
+            if let Some(line) = lines.get_mut(*i) {
+                line.adjustments
+                    .push(adjustment(p, applied.code.as_ref(), env.money(*amount)?));
+            }
+        }
+    }
 
-    let subtotal = Money::sum(currency, lines.iter().map(|l| &l.subtotal))?;
-    let discount_total = Money::sum(currency, lines.iter().map(|l| &l.discount))?;
-
-    // Shipping
+    // 3. Shipping, on the discounted merchandise.
     let shipped: Vec<&PricedLine> = lines.iter().filter(|l| l.requires_shipping).collect();
     let requires_shipping = !shipped.is_empty();
-    let (shipping_options, chosen) = if requires_shipping {
+    let mut shipping_options = Vec::new();
+    let mut shipping = None;
+    let mut shipping_hints = Vec::new();
+    if requires_shipping {
+        let mut discounted = zero;
+        for l in &shipped {
+            discounted = discounted.checked_add(l.total)?;
+        }
         let input = ShippingInput {
             currency,
-            subtotal: Money::sum(currency, shipped.iter().map(|l| &l.subtotal))?,
+            subtotal: discounted,
             weight_grams: shipped
                 .iter()
                 .try_fold(0u64, |acc, l| acc.checked_add(l.weight_grams))
@@ -182,8 +449,8 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
             items: shipped.iter().map(|l| u64::from(l.quantity)).sum(),
             destination: cart.shipping_address(),
         };
-        let options = ctx.shipping.rates(&input)?;
-        for rate in &options {
+        shipping_options = ctx.shipping.rates(&input)?;
+        for rate in &shipping_options {
             if rate.price.currency() != currency {
                 return Err(Error::CurrencyMismatch {
                     left: currency,
@@ -191,23 +458,60 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
                 });
             }
             rate.price.exact()?;
+            if rate.price.is_negative() {
+                return Err(Error::invalid("shipping rate", "must not be negative"));
+            }
         }
-        let chosen = match cart.shipping_method() {
-            Some(code) => Some(
-                options
-                    .iter()
-                    .find(|r| r.code == code)
-                    .cloned()
-                    .ok_or_else(|| Error::ShippingUnavailable(code.to_owned()))?,
-            ),
-            None => None,
-        };
-        (options, chosen)
-    } else {
-        (Vec::new(), None)
-    };
+        if let Some(code) = cart.shipping_method() {
+            let rate = shipping_options
+                .iter()
+                .find(|r| r.code == code)
+                .cloned()
+                .ok_or_else(|| Error::ShippingUnavailable(code.to_owned()))?;
+            let before: Vec<u32> = run.applied.iter().map(|a| a.index).collect();
+            let first = run.applied.len();
+            let mut left = rate.price.to_minor()?;
+            let mut line_left = remaining.clone();
+            promotions.apply(
+                &env,
+                shipping_candidates,
+                &mut line_left,
+                &mut left,
+                &before,
+                &mut run,
+            )?;
+            let mut adjustments = Vec::new();
+            for applied in run.applied.iter().skip(first) {
+                if let Some(p) = promotions.promotion(applied.index) {
+                    adjustments.push(adjustment(
+                        p,
+                        applied.code.as_ref(),
+                        env.money(applied.effect.shipping)?,
+                    ));
+                }
+            }
+            let discount = rate.price.checked_sub(env.money(left)?)?;
+            shipping = Some(ShippingCharge {
+                code: rate.code,
+                name: rate.name,
+                amount: rate.price,
+                adjustments,
+                discount,
+                tax: zero,
+                total: env.money(left)?,
+            });
+        } else {
+            drop(shipping_candidates);
+        }
+        free_shipping_hints(
+            &shipping_options,
+            &input,
+            cart.shipping_method(),
+            &mut shipping_hints,
+        )?;
+    }
 
-    // Tax, on discounted amounts.
+    // 4. Tax, on discounted amounts.
     let taxable = lines
         .iter()
         .map(|l| {
@@ -223,7 +527,7 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
     let breakdown = ctx.tax.tax(&TaxInput {
         currency,
         lines: taxable,
-        shipping: chosen.as_ref().map(|c| c.price),
+        shipping: shipping.as_ref().map(|c| c.total),
         address,
     })?;
     if breakdown.lines.len() != lines.len() {
@@ -232,34 +536,47 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
             "returned a different number of lines than it was given",
         ));
     }
-    for (line, tax) in lines.iter_mut().zip(&breakdown.lines) {
-        let tax = tax.exact()?;
-        if tax.currency() != currency {
-            return Err(Error::CurrencyMismatch {
-                left: currency,
-                right: tax.currency(),
-            });
+    let inclusive = breakdown.prices_include_tax;
+    let with_tax = |net: Money, tax: Money| -> Result<Money> {
+        if inclusive {
+            Ok(net)
+        } else {
+            net.checked_add(tax)
         }
+    };
+    for (line, tax) in lines.iter_mut().zip(&breakdown.lines) {
+        let tax = checked_tax(*tax, currency)?;
         line.tax = tax;
-        line.total = line.subtotal.checked_sub(line.discount)?.checked_add(tax)?;
+        line.total = with_tax(line.subtotal.checked_sub(line.discount)?, tax)?;
     }
-    let shipping = chosen.map(|rate| ShippingCharge {
-        code: rate.code,
-        name: rate.name,
-        amount: rate.price,
-        tax: breakdown.shipping,
-    });
+    if let Some(s) = shipping.as_mut() {
+        let tax = checked_tax(breakdown.shipping, currency)?;
+        s.tax = tax;
+        s.total = with_tax(s.total, tax)?;
+    }
+
+    // 5. Totals.
+    let subtotal = env.money(subtotal_minor)?;
     let shipping_tax = shipping.as_ref().map_or(zero, |s| s.tax);
     let tax_total =
         Money::sum(currency, lines.iter().map(|l| &l.tax))?.checked_add(shipping_tax)?;
-    let shipping_amount = shipping.as_ref().map_or(zero, |s| s.amount);
-    let total = subtotal
-        .checked_sub(discount_total)?
-        .checked_add(shipping_amount)?
-        .checked_add(tax_total)?;
+    let shipping_discount = shipping.as_ref().map_or(zero, |s| s.discount);
+    let discount_total = Money::sum(
+        currency,
+        lines
+            .iter()
+            .filter(|l| l.gift_of.is_none())
+            .map(|l| &l.discount),
+    )?
+    .checked_add(shipping_discount)?;
+    let total = Money::sum(currency, lines.iter().map(|l| &l.total))?
+        .checked_add(shipping.as_ref().map_or(zero, |s| s.total))?;
     if total.is_negative() {
         return Err(Error::invalid("total", "would be negative"));
     }
+    let usage_claims = promotions.claims(&run.applied, ctx.coupons, ctx.customer)?;
+    let (outcomes, mut hints) = explain(&run, &lines, promotions, &env)?;
+    hints.extend(shipping_hints);
     Ok(PricedCart {
         cart_id: cart.id(),
         cart_version: cart.version(),
@@ -270,9 +587,143 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
         shipping,
         shipping_options,
         tax_total,
+        prices_include_tax: inclusive,
         tax_lines: breakdown.summary,
         total,
         requires_shipping,
-        usage_claims: Vec::new(),
+        usage_claims,
+        promotions: outcomes,
+        hints,
     })
+}
+
+fn checked_tax(tax: Money, currency: Currency) -> Result<Money> {
+    let tax = tax.exact()?;
+    if tax.currency() != currency {
+        return Err(Error::CurrencyMismatch {
+            left: currency,
+            right: tax.currency(),
+        });
+    }
+    if tax.is_negative() {
+        return Err(Error::invalid("tax calculator", "returned a negative tax"));
+    }
+    Ok(tax)
+}
+
+fn adjustment(p: &Promotion, code: Option<&String>, amount: Money) -> Adjustment {
+    Adjustment {
+        source: p.id.to_string(),
+        promotion_id: Some(p.id),
+        code: code.cloned(),
+        label: p.name.clone(),
+        amount,
+    }
+}
+
+/// A gift line's id: derived from the promotion and the variant, so the
+/// same pricing always yields the same id.
+fn gift_line_id(promotion: PromotionId, variant: VariantId) -> LineId {
+    let mixed = promotion.as_uuid().as_u128() ^ variant.as_uuid().as_u128().rotate_left(17);
+    LineId::from_uuid(uuid::Uuid::from_u128(mixed))
+}
+
+/// "Add X more for free shipping" for the chosen method (or every method
+/// offered when none is chosen) that is free from a threshold not reached.
+fn free_shipping_hints(
+    options: &[ShippingRate],
+    input: &ShippingInput<'_>,
+    chosen: Option<&str>,
+    hints: &mut Vec<Hint>,
+) -> Result<()> {
+    for rate in options {
+        if chosen.is_some_and(|c| c != rate.code) || rate.price.is_zero() {
+            continue;
+        }
+        let Some(threshold) = rate.free_from else {
+            continue;
+        };
+        if threshold.currency() != input.currency {
+            continue;
+        }
+        let missing = threshold.checked_sub(input.subtotal)?;
+        if !missing.is_negative() && !missing.is_zero() {
+            hints.push(Hint {
+                promotion_id: None,
+                missing,
+                message: format!("add {missing} more for free {}", rate.name),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every promotion's outcome, in priority order (unknown codes last), and hints.
+fn explain(
+    run: &Run,
+    lines: &[PricedLine],
+    promotions: &PromotionSet,
+    env: &Env<'_>,
+) -> Result<(Vec<PromotionOutcome>, Vec<Hint>)> {
+    let mut out: Vec<(u32, PromotionOutcome)> =
+        Vec::with_capacity(run.applied.len() + run.rejected.len());
+    for a in &run.applied {
+        let Some(p) = promotions.promotion(a.index) else {
+            continue;
+        };
+        let mut per_line = Vec::with_capacity(a.effect.lines.len());
+        for (i, amount) in &a.effect.lines {
+            if let Some(l) = lines.get(*i) {
+                per_line.push(LineAmount {
+                    line_id: l.line_id,
+                    amount: env.money(*amount)?,
+                });
+            }
+        }
+        let gift = a
+            .effect
+            .gift
+            .as_ref()
+            .map(|g| gift_line_id(p.id, g.variant_id));
+        out.push((
+            a.index,
+            PromotionOutcome {
+                promotion_id: Some(p.id),
+                name: p.name.clone(),
+                code: a.code.clone(),
+                outcome: Outcome::Applied {
+                    amount: env.money(a.effect.total())?,
+                    lines: per_line,
+                    shipping: env.money(a.effect.shipping)?,
+                    gift,
+                },
+            },
+        ));
+    }
+    for (index, code, reason) in &run.rejected {
+        let p = index.and_then(|i| promotions.promotion(i));
+        out.push((
+            index.unwrap_or(u32::MAX),
+            PromotionOutcome {
+                promotion_id: p.map(|p| p.id),
+                name: p.map_or_else(|| code.clone().unwrap_or_default(), |p| p.name.clone()),
+                code: code.clone(),
+                outcome: Outcome::NotApplied {
+                    reason: reason.clone(),
+                },
+            },
+        ));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.code.cmp(&b.1.code)));
+    let mut hints: Vec<Hint> = Vec::new();
+    for (index, missing) in &run.hints {
+        if let Some(p) = promotions.promotion(*index) {
+            hints.push(Hint {
+                promotion_id: Some(p.id),
+                missing: *missing,
+                message: format!("add {missing} more for {}", p.name),
+            });
+        }
+    }
+    Ok((out.into_iter().map(|(_, o)| o).collect(), hints))
 }

@@ -1,4 +1,6 @@
-//! Shipping rates: the [`ShippingRates`] trait and a flat-rate built-in.
+//! Shipping rates: the [`ShippingRates`] trait, a flat-rate built-in and a
+//! [`ShippingTable`] of methods priced flat, by weight or by subtotal, free
+//! above a threshold and limited to countries.
 //!
 //! Architecture invariant: a rate source is a pure function of its input
 //! (called inside the pure pricing core), so it does no I/O. Rates that come
@@ -9,7 +11,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::customer::Address;
-use crate::error::Result;
+use crate::customer::Country;
+use crate::error::{Error, Result};
 use crate::money::{Currency, Money};
 use crate::validate::required_text;
 
@@ -37,6 +40,9 @@ pub struct ShippingRate {
     pub name: String,
     /// The price, in the cart's currency.
     pub price: Money,
+    /// The merchandise subtotal from which the method is free (for hints).
+    #[serde(default)]
+    pub free_from: Option<Money>,
 }
 
 /// A source of shipping rates.
@@ -100,6 +106,221 @@ impl ShippingRates for FlatRateShipping {
                     code: m.code.clone(),
                     name: m.name.clone(),
                     price: *price,
+                    free_from: None,
+                })
+            })
+            .collect())
+    }
+}
+
+/// Most methods in a [`ShippingTable`], and most tiers per method.
+pub const MAX_SHIPPING_METHODS: usize = 100;
+
+/// How a [`ShippingTable`] method is priced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum MethodPricing {
+    /// One price.
+    Flat {
+        /// The price.
+        price: Money,
+    },
+    /// By total weight: the tier with the highest `from_grams` reached.
+    WeightTiers {
+        /// `(from_grams, price)`, any order; one must start at 0.
+        tiers: Vec<(u64, Money)>,
+    },
+    /// By merchandise subtotal: the tier with the highest `from` reached.
+    SubtotalTiers {
+        /// `(from, price)`, any order; one must start at zero.
+        tiers: Vec<(Money, Money)>,
+    },
+}
+
+/// One method of a [`ShippingTable`], offered in one currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShippingMethod {
+    /// The code chosen on the cart.
+    pub code: String,
+    /// Shown to the customer.
+    pub name: String,
+    /// The currency its prices are in; carts in others do not see it.
+    pub currency: Currency,
+    /// How it is priced.
+    pub pricing: MethodPricing,
+    /// Free from this merchandise subtotal (after discounts).
+    #[serde(default)]
+    pub free_from: Option<Money>,
+    /// Only to these countries; empty means everywhere. With a country
+    /// limit, a cart without a shipping address is not offered the method.
+    #[serde(default)]
+    pub countries: Vec<Country>,
+    /// Heaviest parcel it takes, in grams.
+    #[serde(default)]
+    pub max_weight_grams: Option<u64>,
+}
+
+impl ShippingMethod {
+    /// A method with one price, everywhere.
+    pub fn flat(code: &str, name: &str, price: Money) -> Self {
+        Self {
+            code: code.to_owned(),
+            name: name.to_owned(),
+            currency: price.currency(),
+            pricing: MethodPricing::Flat { price },
+            free_from: None,
+            countries: Vec::new(),
+            max_weight_grams: None,
+        }
+    }
+
+    /// Makes it free from `subtotal`.
+    pub fn free_from(mut self, subtotal: Money) -> Self {
+        self.free_from = Some(subtotal);
+        self
+    }
+
+    /// Limits it to these countries (ISO codes).
+    pub fn countries(mut self, codes: &[&str]) -> Result<Self> {
+        self.countries = codes
+            .iter()
+            .map(|c| Country::new(c))
+            .collect::<Result<_>>()?;
+        Ok(self)
+    }
+
+    fn validate(&self) -> Result<()> {
+        required_text(
+            "shipping method code",
+            &self.code,
+            crate::cart::MAX_METHOD_CODE_LEN,
+        )?;
+        required_text("shipping method name", &self.name, 200)?;
+        let check = |m: &Money| -> Result<()> {
+            if m.currency() != self.currency {
+                return Err(Error::CurrencyMismatch {
+                    left: self.currency,
+                    right: m.currency(),
+                });
+            }
+            m.exact()?;
+            if m.is_negative() {
+                return Err(Error::invalid("shipping price", "must not be negative"));
+            }
+            Ok(())
+        };
+        match &self.pricing {
+            MethodPricing::Flat { price } => check(price)?,
+            MethodPricing::WeightTiers { tiers } => {
+                if tiers.is_empty()
+                    || tiers.len() > MAX_SHIPPING_METHODS
+                    || !tiers.iter().any(|t| t.0 == 0)
+                {
+                    return Err(Error::invalid(
+                        "weight tiers",
+                        "need 1 to 100 tiers, one from 0 g",
+                    ));
+                }
+                tiers.iter().try_for_each(|t| check(&t.1))?;
+            }
+            MethodPricing::SubtotalTiers { tiers } => {
+                if tiers.is_empty()
+                    || tiers.len() > MAX_SHIPPING_METHODS
+                    || !tiers.iter().any(|t| t.0.is_zero())
+                {
+                    return Err(Error::invalid(
+                        "subtotal tiers",
+                        "need 1 to 100 tiers, one from zero",
+                    ));
+                }
+                for (from, price) in tiers {
+                    check(from)?;
+                    check(price)?;
+                }
+            }
+        }
+        if let Some(f) = &self.free_from {
+            check(f)?;
+        }
+        Ok(())
+    }
+
+    fn price(&self, input: &ShippingInput<'_>) -> Option<Money> {
+        if input.currency != self.currency {
+            return None;
+        }
+        if self
+            .max_weight_grams
+            .is_some_and(|max| input.weight_grams > max)
+        {
+            return None;
+        }
+        if !self.countries.is_empty() {
+            let country = input.destination.map(|a| a.country)?;
+            if !self.countries.contains(&country) {
+                return None;
+            }
+        }
+        if let Some(free) = &self.free_from
+            && input.subtotal.amount() >= free.amount()
+        {
+            return Some(Money::zero(self.currency));
+        }
+        match &self.pricing {
+            MethodPricing::Flat { price } => Some(*price),
+            MethodPricing::WeightTiers { tiers } => tiers
+                .iter()
+                .filter(|(from, _)| *from <= input.weight_grams)
+                .max_by_key(|(from, _)| *from)
+                .map(|(_, p)| *p),
+            MethodPricing::SubtotalTiers { tiers } => tiers
+                .iter()
+                .filter(|(from, _)| from.amount() <= input.subtotal.amount())
+                .max_by(|a, b| a.0.amount().cmp(&b.0.amount()))
+                .map(|(_, p)| *p),
+        }
+    }
+}
+
+/// Shipping methods priced flat, by weight or by subtotal, optionally free
+/// above a subtotal and limited to countries or a weight.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShippingTable {
+    methods: Vec<ShippingMethod>,
+}
+
+impl ShippingTable {
+    /// No methods.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a method (validated).
+    pub fn with_method(mut self, method: ShippingMethod) -> Result<Self> {
+        method.validate()?;
+        if self.methods.len() >= MAX_SHIPPING_METHODS {
+            return Err(Error::LimitExceeded {
+                what: "shipping methods",
+                max: MAX_SHIPPING_METHODS as u64,
+            });
+        }
+        self.methods.push(method);
+        Ok(self)
+    }
+}
+
+impl ShippingRates for ShippingTable {
+    fn rates(&self, input: &ShippingInput<'_>) -> Result<Vec<ShippingRate>> {
+        Ok(self
+            .methods
+            .iter()
+            .filter_map(|m| {
+                m.price(input).map(|price| ShippingRate {
+                    code: m.code.clone(),
+                    name: m.name.clone(),
+                    price,
+                    free_from: m.free_from,
                 })
             })
             .collect())

@@ -5,7 +5,7 @@
 //! command leaves the state exactly as it was. The lock is never held across
 //! an `.await`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::{
     BeginCheckout, CartStore, CatalogStore, CheckoutClaim, CheckoutEnd, CheckoutRecord,
     CheckoutState, CheckoutStore, CustomerStore, Event, EventKind, EventStore, InventoryStore,
-    Lease, OrderStore, check_consumer, check_limit,
+    Lease, OrderStore, PromotionStore, check_consumer, check_limit,
 };
 use crate::cart::{Cart, CartStatus};
 use crate::catalog::{CatalogEntry, Category, Collection, Product, Sku};
@@ -23,7 +23,7 @@ use crate::customer::{Customer, CustomerGroup, Email};
 use crate::error::{Error, Result};
 use crate::id::{
     CartId, CategoryId, CollectionId, CustomerGroupId, CustomerId, EventId, IdempotencyKey,
-    LocationId, OrderId, ProductId, ReservationId, VariantId,
+    LocationId, OrderId, PriceListId, ProductId, PromotionId, ReservationId, VariantId,
 };
 use crate::inventory::{
     self, Location, MAX_ON_HAND, Reservation, ReservationLine, ReservationState, StockLevel,
@@ -32,6 +32,7 @@ use crate::inventory::{
 };
 use crate::money::Currency;
 use crate::order::{Order, OrderChange, OrderQuery};
+use crate::pricing::{Coupon, PriceList, Promotion};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Level {
@@ -64,6 +65,10 @@ struct State {
     usage: HashMap<String, u64>,
     /// Payment provider reference → order.
     payment_refs: HashMap<String, OrderId>,
+    promotions: BTreeMap<PromotionId, Promotion>,
+    price_lists: BTreeMap<PriceListId, PriceList>,
+    coupons: HashMap<String, Coupon>,
+    pricing_version: u64,
 }
 
 /// A consistent copy of a [`MemoryStore`]'s whole state, comparable with
@@ -1128,5 +1133,70 @@ impl EventStore for MemoryStore {
         let cursor = s.cursors.entry(consumer.to_owned()).or_default();
         *cursor = (*cursor).max(position + 1);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl PromotionStore for MemoryStore {
+    async fn save_promotion(&self, promotion: Promotion) -> Result<()> {
+        let mut s = self.lock();
+        s.promotions.insert(promotion.id, promotion);
+        s.pricing_version += 1;
+        Ok(())
+    }
+
+    async fn promotion(&self, id: PromotionId) -> Result<Promotion> {
+        self.lock()
+            .promotions
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("promotion", id))
+    }
+
+    async fn promotions(&self) -> Result<Vec<Promotion>> {
+        Ok(self.lock().promotions.values().cloned().collect())
+    }
+
+    async fn save_price_list(&self, list: PriceList) -> Result<()> {
+        let mut s = self.lock();
+        s.price_lists.insert(list.id, list);
+        s.pricing_version += 1;
+        Ok(())
+    }
+
+    async fn price_lists(&self) -> Result<Vec<PriceList>> {
+        Ok(self.lock().price_lists.values().cloned().collect())
+    }
+
+    async fn insert_coupons(&self, coupons: &[Coupon]) -> Result<()> {
+        let mut s = self.lock();
+        let mut fresh = HashSet::with_capacity(coupons.len());
+        for c in coupons {
+            if !s.promotions.contains_key(&c.promotion_id) {
+                return Err(Error::not_found("promotion", c.promotion_id));
+            }
+            if s.coupons.contains_key(&c.code) || !fresh.insert(c.code.as_str()) {
+                return Err(Error::AlreadyExists {
+                    what: "coupon code",
+                    value: c.code.clone(),
+                });
+            }
+        }
+        for c in coupons {
+            s.coupons.insert(c.code.clone(), c.clone());
+        }
+        Ok(())
+    }
+
+    async fn coupons(&self, codes: &[String]) -> Result<Vec<Coupon>> {
+        let s = self.lock();
+        Ok(codes
+            .iter()
+            .filter_map(|c| s.coupons.get(c).cloned())
+            .collect())
+    }
+
+    async fn pricing_version(&self) -> Result<u64> {
+        Ok(self.lock().pricing_version)
     }
 }

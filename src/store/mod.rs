@@ -28,6 +28,7 @@ use crate::cart::Cart;
 use crate::catalog::{CatalogEntry, Category, Collection, Product, Sku};
 use crate::customer::{Customer, CustomerGroup, Email};
 use crate::error::{Error, Result};
+use crate::id::PromotionId;
 use crate::id::{
     CartId, CustomerId, EventId, IdempotencyKey, LocationId, OrderId, ProductId, ReservationId,
     VariantId,
@@ -35,6 +36,7 @@ use crate::id::{
 use crate::inventory::{Location, Reservation, StockLevel, StockRequest, StockSummary, UsageClaim};
 use crate::money::{Currency, Money};
 use crate::order::{Order, OrderChange, OrderQuery};
+use crate::pricing::{Coupon, PriceList, Promotion};
 
 pub use memory::{MemorySnapshot, MemoryStore};
 #[cfg(feature = "postgres")]
@@ -522,10 +524,41 @@ pub(crate) fn check_consumer(consumer: &str) -> Result<&str> {
     }
 }
 
+/// Promotions, price lists and coupon codes.
+#[async_trait]
+pub trait PromotionStore: Send + Sync {
+    /// Inserts or replaces a promotion (already validated) and bumps the
+    /// pricing version.
+    async fn save_promotion(&self, promotion: Promotion) -> Result<()>;
+    /// One promotion.
+    async fn promotion(&self, id: PromotionId) -> Result<Promotion>;
+    /// Every promotion, by id.
+    async fn promotions(&self) -> Result<Vec<Promotion>>;
+    /// Inserts or replaces a price list (already validated) and bumps the
+    /// pricing version.
+    async fn save_price_list(&self, list: PriceList) -> Result<()>;
+    /// Every price list, by id.
+    async fn price_lists(&self) -> Result<Vec<PriceList>>;
+    /// Inserts coupons, all or none: a code already taken is
+    /// [`Error::AlreadyExists`], an unknown promotion [`Error::NotFound`].
+    async fn insert_coupons(&self, coupons: &[Coupon]) -> Result<()>;
+    /// The coupons with these (normalized) codes; unknown codes are left out.
+    async fn coupons(&self, codes: &[String]) -> Result<Vec<Coupon>>;
+    /// A number that changes whenever a promotion or price list changes.
+    async fn pricing_version(&self) -> Result<u64>;
+}
+
 /// Everything the engine needs from storage. Implemented automatically for
 /// any type that implements every port.
 pub trait Store:
-    CatalogStore + CustomerStore + CartStore + InventoryStore + CheckoutStore + OrderStore + EventStore
+    CatalogStore
+    + CustomerStore
+    + CartStore
+    + InventoryStore
+    + CheckoutStore
+    + OrderStore
+    + EventStore
+    + PromotionStore
 {
 }
 
@@ -537,6 +570,7 @@ impl<T> Store for T where
         + CheckoutStore
         + OrderStore
         + EventStore
+        + PromotionStore
 {
 }
 

@@ -33,7 +33,7 @@ use uuid::Uuid;
 use super::{
     BeginCheckout, CartStore, CatalogStore, CheckoutClaim, CheckoutEnd, CheckoutFailure,
     CheckoutRecord, CheckoutState, CheckoutStore, CustomerStore, Event, EventKind, EventStore,
-    InventoryStore, Lease, OrderStore, check_consumer, check_limit,
+    InventoryStore, Lease, OrderStore, PromotionStore, check_consumer, check_limit,
 };
 use crate::cart::{Cart, CartStatus};
 use crate::catalog::{CatalogEntry, Category, Collection, Product, Sku};
@@ -41,7 +41,7 @@ use crate::customer::{Customer, CustomerGroup, Email, PasswordHash};
 use crate::error::{Error, Result};
 use crate::id::{
     CartId, CategoryId, CustomerId, EventId, IdempotencyKey, LocationId, OrderId, ProductId,
-    ReservationId, VariantId,
+    PromotionId, ReservationId, VariantId,
 };
 use crate::inventory::{
     self, Location, MAX_ON_HAND, Reservation, ReservationLine, ReservationState, StockLevel,
@@ -50,6 +50,7 @@ use crate::inventory::{
 };
 use crate::money::Currency;
 use crate::order::{Order, OrderChange, OrderQuery, OrderStatus};
+use crate::pricing::{Coupon, PriceList, Promotion};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -248,7 +249,11 @@ impl PgStore {
                 'events', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.sequence), '[]') FROM cw_events t),
                 'cursors', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.consumer), '[]') FROM cw_event_cursors t),
                 'usage', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.counter), '[]') FROM cw_usage_counters t),
-                'claims', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.reservation_id, t.counter), '[]') FROM cw_reservation_claims t)
+                'claims', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.reservation_id, t.counter), '[]') FROM cw_reservation_claims t),
+                'promotions', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_promotions t),
+                'price_lists', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_price_lists t),
+                'coupons', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.code), '[]') FROM cw_coupons t),
+                'pricing_version', (SELECT version FROM cw_pricing_version)
             ) AS dump",
         )
         .fetch_one(&self.pool)
@@ -2188,5 +2193,152 @@ impl EventStore for PgStore {
                 .map(|_| ())
                 .ok_or_else(|| Error::not_found("event", through).into())
         })
+    }
+}
+
+// ----- promotions ----------------------------------------------------------
+
+#[async_trait]
+impl PromotionStore for PgStore {
+    async fn save_promotion(&self, promotion: Promotion) -> Result<()> {
+        retry!(async {
+            let doc = to_json(&promotion)?;
+            sqlx::query(
+                "WITH saved AS (
+                     INSERT INTO cw_promotions (id, doc) VALUES ($1, $2)
+                     ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc
+                 )
+                 UPDATE cw_pricing_version SET version = version + 1",
+            )
+            .bind(promotion.id.as_uuid())
+            .bind(Json(&doc))
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn promotion(&self, id: PromotionId) -> Result<Promotion> {
+        retry!(async {
+            let row = sqlx::query("SELECT doc FROM cw_promotions WHERE id = $1")
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?;
+            match row {
+                Some(r) => doc(&r, "doc", "promotion"),
+                None => Err(Error::not_found("promotion", id).into()),
+            }
+        })
+    }
+
+    async fn promotions(&self) -> Result<Vec<Promotion>> {
+        retry!(self.all_docs("SELECT doc FROM cw_promotions ORDER BY id", "promotion"))
+    }
+
+    async fn save_price_list(&self, list: PriceList) -> Result<()> {
+        retry!(async {
+            let doc = to_json(&list)?;
+            sqlx::query(
+                "WITH saved AS (
+                     INSERT INTO cw_price_lists (id, doc) VALUES ($1, $2)
+                     ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc
+                 )
+                 UPDATE cw_pricing_version SET version = version + 1",
+            )
+            .bind(list.id.as_uuid())
+            .bind(Json(&doc))
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn price_lists(&self) -> Result<Vec<PriceList>> {
+        retry!(self.all_docs("SELECT doc FROM cw_price_lists ORDER BY id", "price list"))
+    }
+
+    async fn insert_coupons(&self, coupons: &[Coupon]) -> Result<()> {
+        let codes: Vec<&str> = coupons.iter().map(|c| c.code.as_str()).collect();
+        let promotions = uuids(coupons, |c| c.promotion_id.as_uuid());
+        let max_uses = coupons
+            .iter()
+            .map(|c| c.max_uses.map(i64::try_from).transpose())
+            .collect::<std::result::Result<Vec<Option<i64>>, _>>()
+            .map_err(|_| Error::Overflow("coupon max_uses"))?;
+        retry!(async {
+            let result = sqlx::query(
+                "INSERT INTO cw_coupons (code, promotion_id, max_uses)
+                 SELECT * FROM unnest($1::text[], $2::uuid[], $3::bigint[])",
+            )
+            .bind(&codes)
+            .bind(&promotions)
+            .bind(&max_uses)
+            .execute(&self.pool)
+            .await;
+            match result.map_err(Fail::from) {
+                Ok(_) => Ok(()),
+                Err(f) if sqlstate(&f).as_deref() == Some("23503") => {
+                    let id = coupons
+                        .first()
+                        .map(|c| c.promotion_id.to_string())
+                        .unwrap_or_default();
+                    Err(Error::NotFound {
+                        entity: "promotion",
+                        id,
+                    }
+                    .into())
+                }
+                Err(f) if sqlstate(&f).as_deref() == Some("23505") => Err(Error::AlreadyExists {
+                    what: "coupon code",
+                    value: duplicate_detail(&f),
+                }
+                .into()),
+                Err(f) => Err(f),
+            }
+        })
+    }
+
+    async fn coupons(&self, codes: &[String]) -> Result<Vec<Coupon>> {
+        if codes.is_empty() {
+            return Ok(Vec::new());
+        }
+        retry!(async {
+            let rows = sqlx::query(
+                "SELECT code, promotion_id, max_uses FROM cw_coupons WHERE code = ANY($1) ORDER BY code",
+            )
+            .bind(codes)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let max_uses: Option<i64> = col(r, "max_uses", "coupon")?;
+                    Ok(Coupon {
+                        code: col(r, "code", "coupon")?,
+                        promotion_id: PromotionId::from_uuid(col(r, "promotion_id", "coupon")?),
+                        max_uses: max_uses
+                            .map(u64::try_from)
+                            .transpose()
+                            .map_err(|_| corrupt("coupon", "negative max_uses"))?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    async fn pricing_version(&self) -> Result<u64> {
+        retry!(async {
+            let v: i64 = sqlx::query_scalar("SELECT version FROM cw_pricing_version")
+                .fetch_one(&self.pool)
+                .await?;
+            u64::try_from(v).map_err(|_| corrupt("pricing version", "negative"))
+        })
+    }
+}
+
+/// The duplicate value of a unique violation, from the server's detail text.
+fn duplicate_detail(f: &Fail) -> String {
+    match f {
+        Fail::Db(sqlx::Error::Database(e)) => e.message().to_owned(),
+        _ => String::new(),
     }
 }

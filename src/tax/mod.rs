@@ -1,4 +1,5 @@
-//! Tax: the [`TaxCalculator`] trait and a flat-rate built-in.
+//! Tax: the [`TaxCalculator`] trait, a flat-rate built-in and a [`TaxTable`]
+//! of rates by country, region and tax class.
 //!
 //! Architecture invariant: a calculator is a pure function of its input
 //! (called inside the pure pricing core); it does no I/O.
@@ -7,9 +8,12 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::customer::Address;
+use crate::customer::Country;
 use crate::error::{Error, Result};
 use crate::id::LineId;
-use crate::money::{Currency, Money, RoundingMode};
+use crate::money::{Currency, Money, RoundingMode, allocate_minor};
+use crate::validate::required_text;
+use std::collections::BTreeMap;
 
 /// One taxable line: its amount after discounts.
 #[derive(Debug, Clone)]
@@ -56,11 +60,16 @@ pub struct TaxBreakdown {
     pub shipping: Money,
     /// Totals by named tax.
     pub summary: Vec<TaxLine>,
+    /// Whether the amounts given already included the tax (so totals must
+    /// not add it again).
+    #[serde(default)]
+    pub prices_include_tax: bool,
 }
 
 /// Computes tax for a priced cart.
 pub trait TaxCalculator: Send + Sync {
-    /// Tax for each line and for shipping. Prices are tax-exclusive.
+    /// Tax for each line and for shipping, and whether the amounts given
+    /// included it ([`TaxBreakdown::prices_include_tax`]).
     fn tax(&self, input: &TaxInput<'_>) -> Result<TaxBreakdown>;
 }
 
@@ -143,6 +152,247 @@ impl TaxCalculator for FlatRateTax {
             lines,
             shipping,
             summary,
+            prices_include_tax: false,
+        })
+    }
+}
+
+/// Where tax is rounded to minor units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaxRounding {
+    /// Each line's (and shipping's) tax is rounded by itself.
+    #[default]
+    PerLine,
+    /// Each rate's tax is rounded once on the sum of its amounts, then split
+    /// back over the lines by largest remainder (so lines still sum exactly).
+    PerTotal,
+}
+
+/// One rate in a [`TaxTable`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaxRate {
+    /// E.g. "VAT 20%".
+    pub name: String,
+    /// The country it applies in.
+    pub country: Country,
+    /// The region (state, province) it is limited to; `None` for the whole country.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The tax class it applies to (a variant's `tax_class`).
+    pub tax_class: String,
+    /// The rate as a fraction (0.2 for 20 %), 0 to 1.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub rate: Decimal,
+}
+
+/// Tax rates by country, region and tax class.
+///
+/// A line is taxed at the rate for the destination's country, region and
+/// the variant's tax class; a region-specific rate wins over the
+/// country-wide one. With no address, or no rate for it, the tax is zero.
+/// Shipping is taxed as the tax class `shipping_class` (none: untaxed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaxTable {
+    rates: Vec<TaxRate>,
+    prices_include_tax: bool,
+    rounding: TaxRounding,
+    mode: RoundingMode,
+    shipping_class: Option<String>,
+}
+
+impl Default for TaxTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TaxTable {
+    /// No rates; prices exclude tax; rounded per line, half up; shipping untaxed.
+    pub fn new() -> Self {
+        Self {
+            rates: Vec::new(),
+            prices_include_tax: false,
+            rounding: TaxRounding::PerLine,
+            mode: RoundingMode::HalfUp,
+            shipping_class: None,
+        }
+    }
+
+    /// Adds a rate.
+    pub fn with_rate(
+        mut self,
+        name: &str,
+        country: &str,
+        region: Option<&str>,
+        tax_class: &str,
+        rate: Decimal,
+    ) -> Result<Self> {
+        if rate.is_sign_negative() || rate > Decimal::ONE {
+            return Err(Error::invalid("tax rate", "must be between 0 and 1"));
+        }
+        let region = match region {
+            Some(r) => Some(required_text("tax region", r, 100)?.to_uppercase()),
+            None => None,
+        };
+        self.rates.push(TaxRate {
+            name: required_text("tax name", name, 100)?,
+            country: Country::new(country)?,
+            region,
+            tax_class: required_text("tax class", tax_class, 100)?,
+            rate,
+        });
+        Ok(self)
+    }
+
+    /// Whether catalog prices include tax (as in most of Europe).
+    pub fn prices_include_tax(mut self, yes: bool) -> Self {
+        self.prices_include_tax = yes;
+        self
+    }
+
+    /// Where tax is rounded.
+    pub fn rounding(mut self, rounding: TaxRounding, mode: RoundingMode) -> Self {
+        self.rounding = rounding;
+        self.mode = mode;
+        self
+    }
+
+    /// Taxes shipping as this tax class.
+    pub fn shipping_class(mut self, class: &str) -> Self {
+        self.shipping_class = Some(class.to_owned());
+        self
+    }
+
+    fn rate_for(&self, address: Option<&Address>, class: &str) -> Option<&TaxRate> {
+        let address = address?;
+        let region = address.region.as_str();
+        let mut best: Option<&TaxRate> = None;
+        for r in &self.rates {
+            if r.country != address.country || r.tax_class != class {
+                continue;
+            }
+            match &r.region {
+                Some(reg) if reg == region => return Some(r),
+                Some(_) => {}
+                None => best = best.or(Some(r)),
+            }
+        }
+        best
+    }
+
+    /// The exact (unrounded) tax in an amount, as a fraction of minor units
+    /// `(numerator, denominator)`.
+    fn exact(&self, amount: i128, rate: Decimal) -> Result<(i128, i128)> {
+        let scale = 10_i128.pow(rate.scale());
+        let m = rate.mantissa();
+        let num = amount.checked_mul(m).ok_or(Error::Overflow("tax"))?;
+        if self.prices_include_tax {
+            // tax = amount × r / (1 + r)
+            Ok((num, scale.checked_add(m).ok_or(Error::Overflow("tax"))?))
+        } else {
+            Ok((num, scale))
+        }
+    }
+}
+
+impl TaxCalculator for TaxTable {
+    fn tax(&self, input: &TaxInput<'_>) -> Result<TaxBreakdown> {
+        let currency = input.currency;
+        let money = |minor: i128| -> Result<Money> {
+            let d = Decimal::try_from_i128_with_scale(minor, currency.minor_units())
+                .map_err(|_| Error::Overflow("tax"))?;
+            Ok(Money::new(d, currency))
+        };
+        // (rate, amount) per line, then shipping last.
+        let mut items: Vec<Option<(&TaxRate, i128)>> = Vec::with_capacity(input.lines.len() + 1);
+        for l in &input.lines {
+            let rate = self.rate_for(input.address, l.tax_class);
+            items.push(match rate {
+                Some(r) => Some((r, l.amount.to_minor()?)),
+                None => None,
+            });
+        }
+        let shipping_rate = match (&self.shipping_class, input.shipping) {
+            (Some(class), Some(s)) => self.rate_for(input.address, class).map(|r| (r, s)),
+            _ => None,
+        };
+        items.push(match shipping_rate {
+            Some((r, s)) => Some((r, s.to_minor()?)),
+            None => None,
+        });
+        let mut taxes = vec![0_i128; items.len()];
+        match self.rounding {
+            TaxRounding::PerLine => {
+                for (item, tax) in items.iter().zip(taxes.iter_mut()) {
+                    if let Some((r, amount)) = item {
+                        let (n, d) = self.exact(*amount, r.rate)?;
+                        *tax = crate::pricing::div_round_mode(n, d, self.mode);
+                    }
+                }
+            }
+            TaxRounding::PerTotal => {
+                // Group by rate name; round each group's exact total once.
+                let mut groups: BTreeMap<(&str, Decimal), Vec<usize>> = BTreeMap::new();
+                for (i, item) in items.iter().enumerate() {
+                    if let Some((r, _)) = item {
+                        groups.entry((r.name.as_str(), r.rate)).or_default().push(i);
+                    }
+                }
+                for ((_, rate), members) in groups {
+                    let mut num = 0_i128;
+                    let mut den = 1_i128;
+                    let mut weights = Vec::with_capacity(members.len());
+                    for i in &members {
+                        let amount = items.get(*i).and_then(|x| x.map(|(_, a)| a)).unwrap_or(0);
+                        let (n, d) = self.exact(amount, rate)?;
+                        num = num.checked_add(n).ok_or(Error::Overflow("tax"))?;
+                        den = d;
+                        weights.push(u64::try_from(n.max(0)).map_err(|_| Error::Overflow("tax"))?);
+                    }
+                    let total = crate::pricing::div_round_mode(num, den, self.mode);
+                    if weights.iter().all(|w| *w == 0) {
+                        continue;
+                    }
+                    for (i, part) in members.iter().zip(allocate_minor(total, &weights)?) {
+                        if let Some(t) = taxes.get_mut(*i) {
+                            *t = part;
+                        }
+                    }
+                }
+            }
+        }
+        let shipping = money(taxes.pop().unwrap_or(0))?;
+        let lines = taxes
+            .iter()
+            .map(|t| money(*t))
+            .collect::<Result<Vec<_>>>()?;
+        let mut summary: Vec<TaxLine> = Vec::new();
+        let amounts = lines.iter().chain(std::iter::once(&shipping));
+        for (item, amount) in items.iter().zip(amounts) {
+            let Some((r, _)) = item else { continue };
+            if amount.is_zero() {
+                continue;
+            }
+            match summary
+                .iter_mut()
+                .find(|s| s.name == r.name && s.rate == r.rate)
+            {
+                Some(s) => s.amount = s.amount.checked_add(*amount)?,
+                None => summary.push(TaxLine {
+                    name: r.name.clone(),
+                    rate: r.rate,
+                    amount: *amount,
+                }),
+            }
+        }
+        Ok(TaxBreakdown {
+            lines,
+            shipping,
+            summary,
+            prices_include_tax: self.prices_include_tax,
         })
     }
 }

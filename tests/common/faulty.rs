@@ -16,6 +16,7 @@ use cartwright::inventory::{
 };
 use cartwright::money::Currency;
 use cartwright::order::{Order, OrderChange, OrderQuery};
+use cartwright::pricing::{Coupon, PriceList, Promotion};
 use cartwright::store::*;
 use chrono::{DateTime, Utc};
 
@@ -270,5 +271,33 @@ impl EventStore for FaultyStore {
     }
     async fn ack_events(&self, c: &str, t: EventId) -> Result<()> {
         self.inner.ack_events(c, t).await
+    }
+}
+
+#[async_trait]
+impl PromotionStore for FaultyStore {
+    async fn save_promotion(&self, p: Promotion) -> Result<()> {
+        self.inner.save_promotion(p).await
+    }
+    async fn promotion(&self, id: PromotionId) -> Result<Promotion> {
+        self.inner.promotion(id).await
+    }
+    async fn promotions(&self) -> Result<Vec<Promotion>> {
+        self.inner.promotions().await
+    }
+    async fn save_price_list(&self, l: PriceList) -> Result<()> {
+        self.inner.save_price_list(l).await
+    }
+    async fn price_lists(&self) -> Result<Vec<PriceList>> {
+        self.inner.price_lists().await
+    }
+    async fn insert_coupons(&self, c: &[Coupon]) -> Result<()> {
+        self.inner.insert_coupons(c).await
+    }
+    async fn coupons(&self, codes: &[String]) -> Result<Vec<Coupon>> {
+        self.inner.coupons(codes).await
+    }
+    async fn pricing_version(&self) -> Result<u64> {
+        self.inner.pricing_version().await
     }
 }

@@ -1,0 +1,173 @@
+//! Explanations: what every promotion considered did, or why it did not.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::id::{LineId, PromotionId, VariantId};
+use crate::money::{Currency, Money};
+
+use super::promotion::Op;
+
+/// One comparison a condition made, with the values compared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// What was compared ("subtotal", "customer group", a rule's name).
+    pub subject: String,
+    /// How.
+    pub op: Op,
+    /// The value the promotion asks for.
+    pub expected: String,
+    /// The cart's value.
+    pub actual: String,
+    /// For a minimum amount not reached: how much more would reach it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<Money>,
+}
+
+impl std::fmt::Display for Comparison {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} is not {} {}",
+            self.subject,
+            self.actual,
+            self.op.symbol(),
+            self.expected
+        )
+    }
+}
+
+/// Why a promotion did not apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Rejection {
+    /// No coupon has this code.
+    UnknownCode,
+    /// The promotion is switched off.
+    Disabled,
+    /// Its window has not opened yet.
+    NotStarted {
+        /// When it opens.
+        starts_at: DateTime<Utc>,
+    },
+    /// Its window has closed.
+    Expired {
+        /// When it closed.
+        ended_at: DateTime<Utc>,
+    },
+    /// A use or budget limit is reached.
+    UsedUp {
+        /// The counter that is exhausted.
+        counter: String,
+    },
+    /// It is limited per customer and the cart has no customer or email.
+    NeedsCustomer,
+    /// Its amounts are in other currencies than the cart's.
+    WrongCurrency {
+        /// The promotion's currencies.
+        expected: Vec<Currency>,
+        /// The cart's.
+        actual: Currency,
+    },
+    /// A condition failed.
+    ConditionsNotMet {
+        /// The failed comparisons.
+        comparisons: Vec<Comparison>,
+    },
+    /// Its conditions hold but it found nothing to discount (or what it
+    /// targets was already fully discounted).
+    NothingToDiscount,
+    /// It does not combine with a promotion that applied before it.
+    NotCombinable {
+        /// The promotion it conflicts with.
+        with: PromotionId,
+    },
+    /// The best-combination policy chose other promotions, worth more.
+    NotBest,
+    /// Another code for the same promotion is already in the cart.
+    AlreadyApplied,
+    /// Its free gift cannot be given (not for sale or no price in the currency).
+    GiftUnavailable {
+        /// The gift.
+        variant_id: VariantId,
+    },
+    /// It names a custom rule that is not registered.
+    UnknownRule {
+        /// The rule's name.
+        rule: String,
+    },
+}
+
+/// One line's share of a promotion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineAmount {
+    /// The line.
+    pub line_id: LineId,
+    /// What the promotion took off it.
+    pub amount: Money,
+}
+
+/// What a promotion did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    /// It applied.
+    Applied {
+        /// Its whole discount (lines, shipping and gift).
+        amount: Money,
+        /// Its discount per line.
+        lines: Vec<LineAmount>,
+        /// What it took off shipping.
+        shipping: Money,
+        /// The gift line it added.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gift: Option<LineId>,
+    },
+    /// It did not apply.
+    NotApplied {
+        /// Why.
+        #[serde(flatten)]
+        reason: Rejection,
+    },
+}
+
+/// A promotion considered for the cart, or a code entered on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromotionOutcome {
+    /// The promotion (none for an unknown code).
+    pub promotion_id: Option<PromotionId>,
+    /// Its name (the code, for an unknown one).
+    pub name: String,
+    /// The code that brought it in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+impl PromotionOutcome {
+    /// Whether it applied.
+    pub fn applied(&self) -> bool {
+        matches!(self.outcome, Outcome::Applied { .. })
+    }
+
+    /// Why it did not apply, if it did not.
+    pub fn rejection(&self) -> Option<&Rejection> {
+        match &self.outcome {
+            Outcome::NotApplied { reason } => Some(reason),
+            Outcome::Applied { .. } => None,
+        }
+    }
+}
+
+/// A suggestion for the customer: how to unlock a promotion or free shipping.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hint {
+    /// The promotion it unlocks (none for a shipping method's own free threshold).
+    pub promotion_id: Option<PromotionId>,
+    /// What to add.
+    pub missing: Money,
+    /// E.g. "add 5.00 USD more for Free shipping".
+    pub message: String,
+}

@@ -1,0 +1,1211 @@
+//! Promotions as data: conditions, actions, limits, stacking and coupons.
+//!
+//! Everything here is plain serde data, so either store keeps it as a
+//! document and users can write promotions as JSON. [`Promotion::validate`]
+//! checks a promotion once, when it is saved; the pricing core then trusts
+//! it (and still never panics on it).
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::cart::normalize_code;
+use crate::error::{Error, Result};
+use crate::id::{CategoryId, CollectionId, CustomerGroupId, ProductId, PromotionId, VariantId};
+use crate::money::{Currency, Money};
+use crate::validate::required_text;
+
+/// Most conditions (counting nested ones) in one promotion.
+pub const MAX_CONDITIONS: usize = 100;
+/// Most values in one condition or filter list.
+pub const MAX_VALUES: usize = 1_000;
+/// Deepest nesting of all-of / any-of.
+pub const MAX_DEPTH: usize = 8;
+/// Most tiers in a tiered discount.
+pub const MAX_TIERS: usize = 50;
+/// Most items in a bundle.
+pub const MAX_BUNDLE_ITEMS: usize = 20;
+/// Longest promotion name or combination group, in characters.
+pub const MAX_NAME_LEN: usize = 200;
+/// Largest quantity a promotion may name (buy X, get Y, gift units, tiers).
+pub const MAX_PROMOTION_QUANTITY: u32 = 10_000;
+/// Most decimal places of a percentage (`12.3456` %).
+pub const MAX_PERCENT_SCALE: u32 = 6;
+
+/// A comparison or membership operator.
+///
+/// Numeric conditions (amounts, counts) take `eq`, `ne`, `gt`, `gte`, `lt`
+/// and `lte`. Membership conditions take `in`, `not_in`, `contains_any`,
+/// `eq` and `ne`; on a field with several values (a product's categories,
+/// a customer's groups) `in` and `contains_any` mean "shares at least one
+/// value", `not_in` means "shares none", `eq` means "has this one value" and
+/// `ne` "does not have it". `eq` and `ne` take exactly one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    /// Equal / has the value.
+    Eq,
+    /// Not equal / lacks the value.
+    Ne,
+    /// Greater than.
+    Gt,
+    /// Greater than or equal.
+    Gte,
+    /// Less than.
+    Lt,
+    /// Less than or equal.
+    Lte,
+    /// One of the values.
+    In,
+    /// None of the values.
+    NotIn,
+    /// Shares at least one value.
+    ContainsAny,
+}
+
+impl Op {
+    /// The operator as written in explanations (`>=`, `in`, ...).
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Self::Eq => "=",
+            Self::Ne => "!=",
+            Self::Gt => ">",
+            Self::Gte => ">=",
+            Self::Lt => "<",
+            Self::Lte => "<=",
+            Self::In => "in",
+            Self::NotIn => "not in",
+            Self::ContainsAny => "contains any of",
+        }
+    }
+
+    fn is_order(self) -> bool {
+        matches!(
+            self,
+            Self::Eq | Self::Ne | Self::Gt | Self::Gte | Self::Lt | Self::Lte
+        )
+    }
+
+    /// Compares two ordered values.
+    pub(crate) fn compare<T: PartialOrd>(self, actual: &T, expected: &T) -> bool {
+        match self {
+            Self::Eq | Self::In | Self::ContainsAny => actual == expected,
+            Self::Ne | Self::NotIn => actual != expected,
+            Self::Gt => actual > expected,
+            Self::Gte => actual >= expected,
+            Self::Lt => actual < expected,
+            Self::Lte => actual <= expected,
+        }
+    }
+
+    /// Membership of a field with one value.
+    pub(crate) fn member<T: PartialEq>(self, actual: &T, values: &[T]) -> bool {
+        let found = values.contains(actual);
+        match self {
+            Self::NotIn | Self::Ne => !found,
+            _ => found,
+        }
+    }
+
+    /// Membership of a field with several values.
+    pub(crate) fn intersects<'a, T: PartialEq + 'a>(
+        self,
+        actual: impl IntoIterator<Item = &'a T>,
+        values: &[T],
+    ) -> bool {
+        let found = actual.into_iter().any(|a| values.contains(a));
+        match self {
+            Self::NotIn | Self::Ne => !found,
+            _ => found,
+        }
+    }
+}
+
+/// Selects cart lines (what a condition looks for or an action discounts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LineFilter {
+    /// Every line.
+    Any,
+    /// Lines matching every filter.
+    AllOf {
+        /// The filters.
+        filters: Vec<LineFilter>,
+    },
+    /// Lines matching at least one filter.
+    AnyOf {
+        /// The filters.
+        filters: Vec<LineFilter>,
+    },
+    /// By product.
+    Product {
+        /// Membership operator.
+        op: Op,
+        /// The products.
+        ids: Vec<ProductId>,
+    },
+    /// By variant.
+    Variant {
+        /// Membership operator.
+        op: Op,
+        /// The variants.
+        ids: Vec<VariantId>,
+    },
+    /// By the product's categories (the categories it is directly in).
+    Category {
+        /// Membership operator.
+        op: Op,
+        /// The categories.
+        ids: Vec<CategoryId>,
+    },
+    /// By the product's collections.
+    Collection {
+        /// Membership operator.
+        op: Op,
+        /// The collections.
+        ids: Vec<CollectionId>,
+    },
+    /// By the product's tags.
+    Tag {
+        /// Membership operator.
+        op: Op,
+        /// The tags.
+        tags: Vec<String>,
+    },
+    /// By the unit price (after price lists, before promotions).
+    UnitPrice {
+        /// Comparison operator.
+        op: Op,
+        /// The amount compared with; a cart in another currency never matches.
+        amount: Money,
+    },
+}
+
+/// A condition a cart must meet for a promotion to apply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Condition {
+    /// Every condition holds.
+    AllOf {
+        /// The conditions.
+        conditions: Vec<Condition>,
+    },
+    /// At least one condition holds.
+    AnyOf {
+        /// The conditions.
+        conditions: Vec<Condition>,
+    },
+    /// The merchandise subtotal (after price lists, before promotions).
+    Subtotal {
+        /// Comparison operator.
+        op: Op,
+        /// The amount; a cart in another currency is rejected as "wrong currency".
+        amount: Money,
+    },
+    /// The number of units in the cart.
+    ItemCount {
+        /// Comparison operator.
+        op: Op,
+        /// The count.
+        count: u64,
+    },
+    /// The cart's currency.
+    Currency {
+        /// Membership operator.
+        op: Op,
+        /// The currencies.
+        currencies: Vec<Currency>,
+    },
+    /// The chosen shipping method (no method chosen matches nothing).
+    ShippingOption {
+        /// Membership operator.
+        op: Op,
+        /// Method codes.
+        codes: Vec<String>,
+    },
+    /// The customer's groups (a guest is in no group).
+    CustomerGroup {
+        /// Membership operator.
+        op: Op,
+        /// The groups.
+        groups: Vec<CustomerGroupId>,
+    },
+    /// Which order of the customer's this would be: 1 for the first order.
+    /// A guest's order counts as a first order.
+    OrderNumber {
+        /// Comparison operator.
+        op: Op,
+        /// The order number.
+        number: u32,
+    },
+    /// At least `min_quantity` units of lines matching `filter`.
+    Lines {
+        /// Which lines count.
+        filter: LineFilter,
+        /// Units needed (default 1).
+        #[serde(default = "one")]
+        min_quantity: u32,
+    },
+    /// A condition implemented by a registered [`PricingRule`](crate::pricing::PricingRule).
+    Custom {
+        /// The rule's registered name.
+        rule: String,
+        /// The rule's settings.
+        #[serde(default)]
+        settings: serde_json::Value,
+    },
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// How a fixed amount off items is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AmountPer {
+    /// The amount off every discounted unit.
+    Unit,
+    /// The amount off each selected line, once.
+    Line,
+    /// One amount in all, split across the selected lines by their value.
+    Split,
+}
+
+/// A percentage or an amount off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Reward {
+    /// A percentage (`10` for 10 %) of each selected line.
+    Percent {
+        /// 0 to 100.
+        percent: Decimal,
+    },
+    /// An amount in all, split across the selected lines by their value.
+    Amount {
+        /// The amount.
+        amount: Money,
+    },
+}
+
+/// One tier of a subtotal-based tiered discount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubtotalTier {
+    /// The tier applies from this subtotal of the selected lines.
+    pub min: Money,
+    /// What it gives.
+    pub reward: Reward,
+}
+
+/// One tier of a quantity-based tiered discount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantityTier {
+    /// The tier applies from this many units of the selected lines.
+    pub min: u64,
+    /// What it gives.
+    pub reward: Reward,
+}
+
+/// The thresholds of a tiered discount; the highest tier reached applies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "basis", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Tiers {
+    /// By the subtotal of the selected lines.
+    Subtotal {
+        /// The tiers, any order.
+        tiers: Vec<SubtotalTier>,
+    },
+    /// By the units of the selected lines.
+    Quantity {
+        /// The tiers, any order.
+        tiers: Vec<QuantityTier>,
+    },
+}
+
+/// One part of a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleItem {
+    /// Which lines supply this part.
+    pub filter: LineFilter,
+    /// Units of it in one bundle.
+    pub quantity: u32,
+}
+
+/// What a promotion gives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// A percentage off each selected line, optionally capped in total.
+    PercentOffItems {
+        /// Which lines.
+        target: LineFilter,
+        /// 0 to 100.
+        percent: Decimal,
+        /// The most the whole promotion takes off.
+        #[serde(default)]
+        max_discount: Option<Money>,
+        /// The most units discounted per line.
+        #[serde(default)]
+        max_quantity_per_line: Option<u32>,
+    },
+    /// A fixed amount off the selected lines.
+    AmountOffItems {
+        /// Which lines.
+        target: LineFilter,
+        /// The amount.
+        amount: Money,
+        /// Per unit, per line, or split across the lines.
+        per: AmountPer,
+        /// The most units discounted per line.
+        #[serde(default)]
+        max_quantity_per_line: Option<u32>,
+    },
+    /// A percentage off the whole order (split across lines), optionally capped.
+    PercentOffOrder {
+        /// 0 to 100.
+        percent: Decimal,
+        /// The most it takes off.
+        #[serde(default)]
+        max_discount: Option<Money>,
+    },
+    /// A fixed amount off the whole order, split across lines.
+    AmountOffOrder {
+        /// The amount.
+        amount: Money,
+    },
+    /// The selected units cost `price` each (never raising a price).
+    FixedPrice {
+        /// Which lines.
+        target: LineFilter,
+        /// The price of one unit.
+        price: Money,
+        /// The most units at that price per line.
+        #[serde(default)]
+        max_quantity_per_line: Option<u32>,
+    },
+    /// A set of items together for one price (most valuable units first).
+    Bundle {
+        /// The parts of one bundle.
+        items: Vec<BundleItem>,
+        /// The price of one whole bundle.
+        price: Money,
+        /// The most bundles per cart.
+        #[serde(default)]
+        max_bundles: Option<u32>,
+    },
+    /// Buy `buy_quantity` of `buy`, get `get_quantity` of `get` at `percent`
+    /// off (100 = free). The cheapest eligible units are discounted; the
+    /// qualifying units are taken from the most expensive. Repeats up to
+    /// `max_applications` times (unbounded if absent).
+    BuyXGetY {
+        /// What must be bought.
+        buy: LineFilter,
+        /// How many.
+        buy_quantity: u32,
+        /// What is discounted.
+        get: LineFilter,
+        /// How many.
+        get_quantity: u32,
+        /// 0 to 100; 100 makes them free.
+        percent: Decimal,
+        /// How often it may repeat.
+        #[serde(default)]
+        max_applications: Option<u32>,
+    },
+    /// A discount that grows with the subtotal or quantity of selected lines.
+    Tiered {
+        /// Which lines count and are discounted.
+        target: LineFilter,
+        /// The thresholds.
+        tiers: Tiers,
+    },
+    /// Free or cheaper shipping.
+    Shipping {
+        /// `percent: 100` is free shipping.
+        reward: Reward,
+        /// Only these methods (any method if empty).
+        #[serde(default)]
+        methods: Vec<String>,
+    },
+    /// A free gift line added to the order.
+    Gift {
+        /// The gift.
+        variant_id: VariantId,
+        /// Units of it.
+        quantity: u32,
+    },
+    /// An action implemented by a registered [`PricingRule`](crate::pricing::PricingRule).
+    Custom {
+        /// The rule's registered name.
+        rule: String,
+        /// The rule's settings.
+        #[serde(default)]
+        settings: serde_json::Value,
+    },
+}
+
+/// How many times, and for how much, a promotion may be used.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Orders that may use it, in all.
+    #[serde(default)]
+    pub total_uses: Option<u64>,
+    /// Orders one customer may use it on (guests are counted by email).
+    #[serde(default)]
+    pub per_customer: Option<u64>,
+    /// The most discount money it may give, in all; the last order gets
+    /// what is left.
+    #[serde(default)]
+    pub budget: Option<Money>,
+}
+
+/// How a promotion combines with others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stacking {
+    /// Applies only alone.
+    #[serde(default)]
+    pub exclusive: bool,
+    /// Its combination group.
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// The groups it combines with; `None` combines with every group.
+    /// Two promotions combine only if each accepts the other's group.
+    #[serde(default)]
+    pub combines_with: Option<Vec<String>>,
+}
+
+fn default_group() -> String {
+    "default".into()
+}
+
+impl Default for Stacking {
+    fn default() -> Self {
+        Self {
+            exclusive: false,
+            group: default_group(),
+            combines_with: None,
+        }
+    }
+}
+
+impl Stacking {
+    /// Whether promotions with these two stackings may both apply.
+    pub fn combines(&self, other: &Stacking) -> bool {
+        !self.exclusive
+            && !other.exclusive
+            && self.accepts(&other.group)
+            && other.accepts(&self.group)
+    }
+
+    fn accepts(&self, group: &str) -> bool {
+        self.combines_with
+            .as_ref()
+            .is_none_or(|groups| groups.iter().any(|g| g == group))
+    }
+}
+
+/// A promotion: when it applies, what it gives, how often and with what else.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Promotion {
+    /// Its id.
+    pub id: PromotionId,
+    /// Shown to the customer on adjustments.
+    pub name: String,
+    /// Switched off promotions are ignored (and reported so for codes).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Needs a coupon code ([`Coupon`]) rather than applying by itself.
+    #[serde(default)]
+    pub coded: bool,
+    /// Applies from this instant (inclusive).
+    #[serde(default)]
+    pub starts_at: Option<DateTime<Utc>>,
+    /// Applies until this instant (exclusive).
+    #[serde(default)]
+    pub ends_at: Option<DateTime<Utc>>,
+    /// Lower applies first; ties go to the lower id.
+    #[serde(default)]
+    pub priority: u32,
+    /// How it combines with others.
+    #[serde(default)]
+    pub stacking: Stacking,
+    /// All must hold.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// What it gives.
+    pub action: Action,
+    /// Use and budget limits.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Promotion {
+    /// An enabled automatic promotion with no window, conditions or limits.
+    pub fn new(name: &str, action: Action) -> Self {
+        Self {
+            id: PromotionId::new(),
+            name: name.to_owned(),
+            enabled: true,
+            coded: false,
+            starts_at: None,
+            ends_at: None,
+            priority: 0,
+            stacking: Stacking::default(),
+            conditions: Vec::new(),
+            action,
+            limits: Limits::default(),
+        }
+    }
+
+    /// Makes it need a coupon code.
+    pub fn coded(mut self) -> Self {
+        self.coded = true;
+        self
+    }
+
+    /// Adds a condition.
+    pub fn when(mut self, condition: Condition) -> Self {
+        self.conditions.push(condition);
+        self
+    }
+
+    /// Sets the priority (lower applies first).
+    pub fn priority(mut self, priority: u32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Sets the validity window: from `starts_at` (inclusive) to `ends_at` (exclusive).
+    pub fn window(
+        mut self,
+        starts_at: Option<DateTime<Utc>>,
+        ends_at: Option<DateTime<Utc>>,
+    ) -> Self {
+        self.starts_at = starts_at;
+        self.ends_at = ends_at;
+        self
+    }
+
+    /// Sets the limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets how it stacks.
+    pub fn stacking(mut self, stacking: Stacking) -> Self {
+        self.stacking = stacking;
+        self
+    }
+
+    /// Checks every field; pricing relies on a promotion having passed this.
+    /// Custom rules are checked against a registry when the promotion is
+    /// compiled into a [`PromotionSet`](crate::pricing::PromotionSet).
+    pub fn validate(&self) -> Result<()> {
+        required_text("promotion name", &self.name, MAX_NAME_LEN)?;
+        required_text("combination group", &self.stacking.group, MAX_NAME_LEN)?;
+        if let Some(groups) = &self.stacking.combines_with {
+            check_len("combines_with", groups.len())?;
+            for g in groups {
+                required_text("combination group", g, MAX_NAME_LEN)?;
+            }
+        }
+        if let (Some(start), Some(end)) = (self.starts_at, self.ends_at)
+            && end <= start
+        {
+            return Err(Error::invalid(
+                "promotion window",
+                "must end after it starts",
+            ));
+        }
+        let mut budget = Budget::default();
+        for c in &self.conditions {
+            validate_condition(c, 0, &mut budget)?;
+        }
+        validate_action(&self.action, &mut budget)?;
+        if let Some(budget) = &self.limits.budget {
+            positive_money("budget", budget)?;
+        }
+        if self.limits.total_uses == Some(0) || self.limits.per_customer == Some(0) {
+            return Err(Error::invalid(
+                "promotion limits",
+                "a use limit must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every currency its amounts are given in; a cart in another currency
+    /// cannot use it. Empty if it uses only percentages and counts.
+    pub fn currencies(&self) -> BTreeSet<Currency> {
+        let mut out = BTreeSet::new();
+        for c in &self.conditions {
+            condition_currencies(c, &mut out);
+        }
+        action_currencies(&self.action, &mut out);
+        if let Some(b) = &self.limits.budget {
+            out.insert(b.currency());
+        }
+        out
+    }
+
+    /// Whether the promotion's window contains `now`.
+    pub fn window_state(&self, now: DateTime<Utc>) -> WindowState {
+        match (self.starts_at, self.ends_at) {
+            (Some(start), _) if now < start => WindowState::NotStarted(start),
+            (_, Some(end)) if now >= end => WindowState::Ended(end),
+            _ => WindowState::Open,
+        }
+    }
+}
+
+/// Where an instant falls in a promotion's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowState {
+    /// Before the start.
+    NotStarted(DateTime<Utc>),
+    /// Within.
+    Open,
+    /// At or after the end.
+    Ended(DateTime<Utc>),
+}
+
+#[derive(Default)]
+struct Budget {
+    conditions: usize,
+}
+
+fn check_len(field: &'static str, len: usize) -> Result<()> {
+    if len > MAX_VALUES {
+        return Err(Error::LimitExceeded {
+            what: field,
+            max: MAX_VALUES as u64,
+        });
+    }
+    Ok(())
+}
+
+fn check_list<T>(field: &'static str, op: Op, values: &[T]) -> Result<()> {
+    check_len(field, values.len())?;
+    match op {
+        Op::In | Op::NotIn | Op::ContainsAny if !values.is_empty() => Ok(()),
+        Op::Eq | Op::Ne if values.len() == 1 => Ok(()),
+        Op::Eq | Op::Ne => Err(Error::invalid(field, "eq and ne take exactly one value")),
+        Op::In | Op::NotIn | Op::ContainsAny => {
+            Err(Error::invalid(field, "needs at least one value"))
+        }
+        _ => Err(Error::invalid(
+            field,
+            format!("operator `{}` does not apply to a list", op.symbol()),
+        )),
+    }
+}
+
+fn check_order(field: &'static str, op: Op) -> Result<()> {
+    if op.is_order() {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            field,
+            format!("operator `{}` does not apply to a number", op.symbol()),
+        ))
+    }
+}
+
+fn positive_money(field: &'static str, m: &Money) -> Result<()> {
+    m.exact()?;
+    if m.is_negative() || m.is_zero() {
+        return Err(Error::invalid(field, "must be above zero"));
+    }
+    Ok(())
+}
+
+fn non_negative_money(field: &'static str, m: &Money) -> Result<()> {
+    m.exact()?;
+    if m.is_negative() {
+        return Err(Error::invalid(field, "must not be negative"));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_percent(p: Decimal) -> Result<()> {
+    if p.is_sign_negative() || p > Decimal::ONE_HUNDRED || p.scale() > MAX_PERCENT_SCALE {
+        return Err(Error::invalid(
+            "percent",
+            format!("must be between 0 and 100 with at most {MAX_PERCENT_SCALE} decimals"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_quantity(field: &'static str, q: u32) -> Result<()> {
+    if q == 0 || q > MAX_PROMOTION_QUANTITY {
+        return Err(Error::invalid(
+            field,
+            format!("must be 1 to {MAX_PROMOTION_QUANTITY}"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_filter(f: &LineFilter, depth: usize, budget: &mut Budget) -> Result<()> {
+    budget.conditions += 1;
+    if budget.conditions > MAX_CONDITIONS {
+        return Err(Error::LimitExceeded {
+            what: "conditions per promotion",
+            max: MAX_CONDITIONS as u64,
+        });
+    }
+    if depth > MAX_DEPTH {
+        return Err(Error::LimitExceeded {
+            what: "condition nesting",
+            max: MAX_DEPTH as u64,
+        });
+    }
+    match f {
+        LineFilter::Any => Ok(()),
+        LineFilter::AllOf { filters } | LineFilter::AnyOf { filters } => {
+            if filters.is_empty() {
+                return Err(Error::invalid(
+                    "line filter",
+                    "all_of / any_of need at least one filter",
+                ));
+            }
+            for f in filters {
+                validate_filter(f, depth + 1, budget)?;
+            }
+            Ok(())
+        }
+        LineFilter::Product { op, ids } => check_list("product filter", *op, ids),
+        LineFilter::Variant { op, ids } => check_list("variant filter", *op, ids),
+        LineFilter::Category { op, ids } => check_list("category filter", *op, ids),
+        LineFilter::Collection { op, ids } => check_list("collection filter", *op, ids),
+        LineFilter::Tag { op, tags } => check_list("tag filter", *op, tags),
+        LineFilter::UnitPrice { op, amount } => {
+            check_order("unit price filter", *op)?;
+            non_negative_money("unit price filter", amount)
+        }
+    }
+}
+
+fn validate_condition(c: &Condition, depth: usize, budget: &mut Budget) -> Result<()> {
+    budget.conditions += 1;
+    if budget.conditions > MAX_CONDITIONS {
+        return Err(Error::LimitExceeded {
+            what: "conditions per promotion",
+            max: MAX_CONDITIONS as u64,
+        });
+    }
+    if depth > MAX_DEPTH {
+        return Err(Error::LimitExceeded {
+            what: "condition nesting",
+            max: MAX_DEPTH as u64,
+        });
+    }
+    match c {
+        Condition::AllOf { conditions } | Condition::AnyOf { conditions } => {
+            if conditions.is_empty() {
+                return Err(Error::invalid(
+                    "condition",
+                    "all_of / any_of need at least one condition",
+                ));
+            }
+            for c in conditions {
+                validate_condition(c, depth + 1, budget)?;
+            }
+            Ok(())
+        }
+        Condition::Subtotal { op, amount } => {
+            check_order("subtotal condition", *op)?;
+            non_negative_money("subtotal condition", amount)
+        }
+        Condition::ItemCount { op, .. } => check_order("item count condition", *op),
+        Condition::OrderNumber { op, .. } => check_order("order number condition", *op),
+        Condition::Currency { op, currencies } => check_list("currency condition", *op, currencies),
+        Condition::ShippingOption { op, codes } => {
+            check_list("shipping option condition", *op, codes)
+        }
+        Condition::CustomerGroup { op, groups } => {
+            check_list("customer group condition", *op, groups)
+        }
+        Condition::Lines {
+            filter,
+            min_quantity,
+        } => {
+            check_quantity("min_quantity", *min_quantity)?;
+            validate_filter(filter, depth + 1, budget)
+        }
+        Condition::Custom { rule, .. } => required_text("rule name", rule, MAX_NAME_LEN).map(drop),
+    }
+}
+
+fn validate_reward(r: &Reward) -> Result<()> {
+    match r {
+        Reward::Percent { percent } => check_percent(*percent),
+        Reward::Amount { amount } => positive_money("reward amount", amount),
+    }
+}
+
+fn validate_action(a: &Action, budget: &mut Budget) -> Result<()> {
+    let max_q = |q: &Option<u32>| q.map_or(Ok(()), |q| check_quantity("max_quantity_per_line", q));
+    match a {
+        Action::PercentOffItems {
+            target,
+            percent,
+            max_discount,
+            max_quantity_per_line,
+        } => {
+            validate_filter(target, 0, budget)?;
+            check_percent(*percent)?;
+            max_q(max_quantity_per_line)?;
+            max_discount
+                .as_ref()
+                .map_or(Ok(()), |m| positive_money("max_discount", m))
+        }
+        Action::AmountOffItems {
+            target,
+            amount,
+            max_quantity_per_line,
+            ..
+        } => {
+            validate_filter(target, 0, budget)?;
+            max_q(max_quantity_per_line)?;
+            positive_money("amount", amount)
+        }
+        Action::PercentOffOrder {
+            percent,
+            max_discount,
+        } => {
+            check_percent(*percent)?;
+            max_discount
+                .as_ref()
+                .map_or(Ok(()), |m| positive_money("max_discount", m))
+        }
+        Action::AmountOffOrder { amount } => positive_money("amount", amount),
+        Action::FixedPrice {
+            target,
+            price,
+            max_quantity_per_line,
+        } => {
+            validate_filter(target, 0, budget)?;
+            max_q(max_quantity_per_line)?;
+            non_negative_money("fixed price", price)
+        }
+        Action::Bundle {
+            items,
+            price,
+            max_bundles,
+        } => {
+            if items.is_empty() || items.len() > MAX_BUNDLE_ITEMS {
+                return Err(Error::invalid(
+                    "bundle",
+                    format!("needs 1 to {MAX_BUNDLE_ITEMS} items"),
+                ));
+            }
+            for item in items {
+                validate_filter(&item.filter, 0, budget)?;
+                check_quantity("bundle item quantity", item.quantity)?;
+            }
+            max_q(max_bundles)?;
+            non_negative_money("bundle price", price)
+        }
+        Action::BuyXGetY {
+            buy,
+            buy_quantity,
+            get,
+            get_quantity,
+            percent,
+            max_applications,
+        } => {
+            validate_filter(buy, 0, budget)?;
+            validate_filter(get, 0, budget)?;
+            check_quantity("buy_quantity", *buy_quantity)?;
+            check_quantity("get_quantity", *get_quantity)?;
+            max_q(max_applications)?;
+            check_percent(*percent)
+        }
+        Action::Tiered { target, tiers } => {
+            validate_filter(target, 0, budget)?;
+            let n = match tiers {
+                Tiers::Subtotal { tiers } => {
+                    for t in tiers {
+                        non_negative_money("tier threshold", &t.min)?;
+                        validate_reward(&t.reward)?;
+                    }
+                    tiers.len()
+                }
+                Tiers::Quantity { tiers } => {
+                    for t in tiers {
+                        validate_reward(&t.reward)?;
+                    }
+                    tiers.len()
+                }
+            };
+            if n == 0 || n > MAX_TIERS {
+                return Err(Error::invalid(
+                    "tiers",
+                    format!("need 1 to {MAX_TIERS} tiers"),
+                ));
+            }
+            Ok(())
+        }
+        Action::Shipping { reward, methods } => {
+            check_len("shipping methods", methods.len())?;
+            validate_reward(reward)
+        }
+        Action::Gift { quantity, .. } => check_quantity("gift quantity", *quantity),
+        Action::Custom { rule, .. } => required_text("rule name", rule, MAX_NAME_LEN).map(drop),
+    }
+}
+
+fn filter_currencies(f: &LineFilter, out: &mut BTreeSet<Currency>) {
+    match f {
+        LineFilter::AllOf { filters } | LineFilter::AnyOf { filters } => {
+            filters.iter().for_each(|f| filter_currencies(f, out));
+        }
+        LineFilter::UnitPrice { amount, .. } => {
+            out.insert(amount.currency());
+        }
+        _ => {}
+    }
+}
+
+fn condition_currencies(c: &Condition, out: &mut BTreeSet<Currency>) {
+    match c {
+        Condition::AllOf { conditions } | Condition::AnyOf { conditions } => {
+            conditions.iter().for_each(|c| condition_currencies(c, out));
+        }
+        Condition::Subtotal { amount, .. } => {
+            out.insert(amount.currency());
+        }
+        Condition::Lines { filter, .. } => filter_currencies(filter, out),
+        _ => {}
+    }
+}
+
+fn reward_currency(r: &Reward, out: &mut BTreeSet<Currency>) {
+    if let Reward::Amount { amount } = r {
+        out.insert(amount.currency());
+    }
+}
+
+fn action_currencies(a: &Action, out: &mut BTreeSet<Currency>) {
+    let mut add = |m: &Money| {
+        out.insert(m.currency());
+    };
+    match a {
+        Action::PercentOffItems {
+            target,
+            max_discount,
+            ..
+        } => {
+            if let Some(m) = max_discount {
+                add(m);
+            }
+            filter_currencies(target, out);
+        }
+        Action::AmountOffItems { target, amount, .. } => {
+            add(amount);
+            filter_currencies(target, out);
+        }
+        Action::PercentOffOrder { max_discount, .. } => {
+            if let Some(m) = max_discount {
+                add(m);
+            }
+        }
+        Action::AmountOffOrder { amount } => add(amount),
+        Action::FixedPrice { target, price, .. } => {
+            add(price);
+            filter_currencies(target, out);
+        }
+        Action::Bundle { items, price, .. } => {
+            add(price);
+            items.iter().for_each(|i| filter_currencies(&i.filter, out));
+        }
+        Action::BuyXGetY { buy, get, .. } => {
+            filter_currencies(buy, out);
+            filter_currencies(get, out);
+        }
+        Action::Tiered { target, tiers } => {
+            filter_currencies(target, out);
+            match tiers {
+                Tiers::Subtotal { tiers } => {
+                    for t in tiers {
+                        out.insert(t.min.currency());
+                        reward_currency(&t.reward, out);
+                    }
+                }
+                Tiers::Quantity { tiers } => {
+                    tiers.iter().for_each(|t| reward_currency(&t.reward, out));
+                }
+            }
+        }
+        Action::Shipping { reward, .. } => reward_currency(reward, out),
+        Action::Gift { .. } | Action::Custom { .. } => {}
+    }
+}
+
+/// A coupon code for a coded promotion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Coupon {
+    /// The normalized code (see [`normalize_code`]).
+    pub code: String,
+    /// The promotion it unlocks.
+    pub promotion_id: PromotionId,
+    /// Orders that may use this code, in all (`Some(1)`: single use).
+    #[serde(default)]
+    pub max_uses: Option<u64>,
+}
+
+impl Coupon {
+    /// A code for `promotion`, normalized; `max_uses` of `Some(1)` makes it single use.
+    pub fn new(code: &str, promotion_id: PromotionId, max_uses: Option<u64>) -> Result<Self> {
+        if max_uses == Some(0) {
+            return Err(Error::invalid("coupon max_uses", "must be at least 1"));
+        }
+        Ok(Self {
+            code: normalize_code(code)?,
+            promotion_id,
+            max_uses,
+        })
+    }
+}
+
+/// Alphabet of generated codes: Crockford's base 32 (no I, L, O, U), so codes
+/// read aloud or typed by hand are not confused.
+const CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// Random characters in a generated code: 16 × 5 = 80 bits.
+pub const GENERATED_CODE_CHARS: usize = 16;
+/// Most codes one [`generate_codes`] call makes.
+pub const MAX_GENERATED_CODES: usize = 100_000;
+
+/// Makes `count` distinct, unguessable codes: `prefix` (normalized, may be
+/// empty) followed by 16 characters from the operating system's random
+/// source (80 bits each), grouped by dashes. Not part of the pure pricing
+/// core: it draws randomness.
+pub fn generate_codes(prefix: &str, count: usize) -> Result<Vec<String>> {
+    if count == 0 || count > MAX_GENERATED_CODES {
+        return Err(Error::invalid(
+            "code count",
+            format!("must be 1 to {MAX_GENERATED_CODES}"),
+        ));
+    }
+    let prefix = if prefix.trim().is_empty() {
+        String::new()
+    } else {
+        let p = normalize_code(prefix)?;
+        if p.len() + GENERATED_CODE_CHARS + 4 > crate::cart::MAX_CODE_LEN {
+            return Err(Error::invalid("code prefix", "is too long"));
+        }
+        format!("{p}-")
+    };
+    let mut seen = std::collections::HashSet::with_capacity(count);
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        // Two v4 UUIDs give 244 random bits from the OS; 80 are used.
+        let bytes = uuid::Uuid::new_v4().as_u128() ^ uuid::Uuid::new_v4().as_u128().rotate_left(64);
+        let mut code = prefix.clone();
+        for i in 0..GENERATED_CODE_CHARS {
+            if i > 0 && i % 4 == 0 {
+                code.push('-');
+            }
+            let index = usize::try_from((bytes >> (i * 5)) & 31).unwrap_or(0);
+            code.push(char::from(*CODE_ALPHABET.get(index).unwrap_or(&b'0')));
+        }
+        if seen.insert(code.clone()) {
+            out.push(code);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_codes_are_distinct_normalized_and_long() {
+        let codes = generate_codes("spring", 2_000).unwrap();
+        let unique: BTreeSet<_> = codes.iter().collect();
+        assert_eq!(unique.len(), 2_000);
+        for c in &codes {
+            assert!(c.starts_with("SPRING-"));
+            assert_eq!(normalize_code(c).unwrap(), *c);
+            assert_eq!(c.len(), "SPRING-".len() + GENERATED_CODE_CHARS + 3);
+        }
+        assert!(generate_codes("", 0).is_err());
+        assert!(generate_codes("bad code", 1).is_err());
+    }
+
+    #[test]
+    fn stacking_needs_both_sides_to_accept() {
+        let a = Stacking {
+            group: "items".into(),
+            combines_with: Some(vec!["shipping".into()]),
+            ..Stacking::default()
+        };
+        let b = Stacking {
+            group: "shipping".into(),
+            ..Stacking::default()
+        };
+        let c = Stacking {
+            group: "items".into(),
+            ..Stacking::default()
+        };
+        assert!(a.combines(&b));
+        assert!(!a.combines(&c), "a does not accept its own group");
+        assert!(b.combines(&c));
+        let x = Stacking {
+            exclusive: true,
+            ..Stacking::default()
+        };
+        assert!(!x.combines(&b));
+    }
+
+    #[test]
+    fn validation_rejects_bad_promotions() {
+        let ok = Promotion::new(
+            "ten",
+            Action::PercentOffOrder {
+                percent: Decimal::TEN,
+                max_discount: None,
+            },
+        );
+        ok.validate().unwrap();
+        let mut bad = ok.clone();
+        bad.action = Action::PercentOffOrder {
+            percent: Decimal::new(1001, 1),
+            max_discount: None,
+        };
+        assert!(bad.validate().is_err());
+        let mut bad = ok.clone();
+        bad.conditions.push(Condition::Subtotal {
+            op: Op::In,
+            amount: Money::from_minor(100, Currency::USD),
+        });
+        assert!(bad.validate().is_err());
+        let mut bad = ok.clone();
+        bad.conditions.push(Condition::Currency {
+            op: Op::Eq,
+            currencies: vec![Currency::USD, Currency::EUR],
+        });
+        assert!(bad.validate().is_err());
+        let mut bad = ok;
+        bad.starts_at = Some(Utc::now());
+        bad.ends_at = bad.starts_at;
+        assert!(bad.validate().is_err());
+    }
+}

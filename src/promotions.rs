@@ -1,0 +1,224 @@
+//! The engine's promotion, coupon and price-list use cases, and how it
+//! gathers a [`PricingContext`](crate::pricing::PricingContext).
+//!
+//! Promotions and price lists are compiled into a [`PromotionSet`] and a
+//! [`PriceBook`] once and cached; the cache is keyed by the store's pricing
+//! version, so an engine sees a change made through another engine on the
+//! same database at its next pricing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::cart::Cart;
+use crate::catalog::CatalogEntry;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::id::{PromotionId, VariantId};
+use crate::pricing::{
+    self, Coupon, CustomerFacts, MAX_USAGE_PASSES, PriceBook, PriceList, PricedCart,
+    PricingContext, Promotion, PromotionSet, generate_codes,
+};
+
+/// A compiled snapshot of the promotions and price lists.
+#[derive(Debug)]
+pub(crate) struct PricingRules {
+    version: u64,
+    promotions: PromotionSet,
+    price_book: PriceBook,
+}
+
+impl Engine {
+    // ----- promotions, coupons, price lists -----------------------------
+
+    /// Saves a new promotion (or replaces one with the same id) after
+    /// checking it, including any custom rule it names against this
+    /// engine's registered rules.
+    pub async fn save_promotion(&self, promotion: Promotion) -> Result<Promotion> {
+        // Compiling a one-promotion set runs every check pricing relies on.
+        PromotionSet::new(
+            vec![promotion.clone()],
+            self.inner.rules.clone(),
+            self.inner.promotion_settings,
+        )?;
+        self.inner.store.save_promotion(promotion.clone()).await?;
+        Ok(promotion)
+    }
+
+    /// One promotion.
+    pub async fn promotion(&self, id: PromotionId) -> Result<Promotion> {
+        self.inner.store.promotion(id).await
+    }
+
+    /// Switches a promotion on or off.
+    pub async fn set_promotion_enabled(&self, id: PromotionId, enabled: bool) -> Result<Promotion> {
+        let mut p = self.inner.store.promotion(id).await?;
+        p.enabled = enabled;
+        self.save_promotion(p).await
+    }
+
+    /// Adds a coupon code to a coded promotion; `max_uses` of `Some(1)`
+    /// makes it single use.
+    pub async fn create_coupon(
+        &self,
+        promotion: PromotionId,
+        code: &str,
+        max_uses: Option<u64>,
+    ) -> Result<Coupon> {
+        let p = self.inner.store.promotion(promotion).await?;
+        if !p.coded {
+            return Err(Error::invalid(
+                "coupon",
+                "the promotion is automatic, not coded",
+            ));
+        }
+        let coupon = Coupon::new(code, promotion, max_uses)?;
+        self.inner
+            .store
+            .insert_coupons(std::slice::from_ref(&coupon))
+            .await?;
+        Ok(coupon)
+    }
+
+    /// Generates `count` unique, unguessable codes for a coded promotion and
+    /// stores them, all or none (see [`generate_codes`]). A collision with an
+    /// existing code (about 2⁻⁸⁰ per pair) is retried with fresh codes.
+    pub async fn generate_coupons(
+        &self,
+        promotion: PromotionId,
+        prefix: &str,
+        count: usize,
+        max_uses: Option<u64>,
+    ) -> Result<Vec<Coupon>> {
+        let p = self.inner.store.promotion(promotion).await?;
+        if !p.coded {
+            return Err(Error::invalid(
+                "coupon",
+                "the promotion is automatic, not coded",
+            ));
+        }
+        for _ in 0..3 {
+            let coupons = generate_codes(prefix, count)?
+                .into_iter()
+                .map(|code| Coupon::new(&code, promotion, max_uses))
+                .collect::<Result<Vec<_>>>()?;
+            match self.inner.store.insert_coupons(&coupons).await {
+                Ok(()) => return Ok(coupons),
+                Err(Error::AlreadyExists { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Conflict("coupon codes"))
+    }
+
+    /// Saves a price list (new, or replacing one with the same id).
+    pub async fn save_price_list(&self, list: PriceList) -> Result<PriceList> {
+        list.validate()?;
+        self.inner.store.save_price_list(list.clone()).await?;
+        Ok(list)
+    }
+
+    /// The compiled promotions and price lists, from the cache when the
+    /// store's pricing version has not changed.
+    pub(crate) async fn pricing_rules(&self) -> Result<Arc<PricingRules>> {
+        let version = self.inner.store.pricing_version().await?;
+        if let Some(cached) = self
+            .inner
+            .pricing_cache
+            .lock()
+            .map_err(|_| poisoned())?
+            .as_ref()
+            && cached.version == version
+        {
+            return Ok(Arc::clone(cached));
+        }
+        let promotions = self.inner.store.promotions().await?;
+        let lists = self.inner.store.price_lists().await?;
+        let rules = Arc::new(PricingRules {
+            version,
+            promotions: PromotionSet::new(
+                promotions,
+                self.inner.rules.clone(),
+                self.inner.promotion_settings,
+            )?,
+            price_book: PriceBook::new(lists)?,
+        });
+        *self.inner.pricing_cache.lock().map_err(|_| poisoned())? = Some(Arc::clone(&rules));
+        Ok(rules)
+    }
+
+    /// Prices a cart and hands back the catalog entries it was priced with
+    /// (gifts included), so callers need not fetch them again.
+    ///
+    /// Limited promotions are first priced as if available; if the claims
+    /// of the result exceed what is left of a counter, pricing runs again
+    /// knowing the usage (at most [`MAX_USAGE_PASSES`] times), so a used-up
+    /// promotion is reported as such rather than failing the checkout.
+    pub(crate) async fn price_with_catalog(
+        &self,
+        cart: &Cart,
+    ) -> Result<(PricedCart, HashMap<VariantId, CatalogEntry>)> {
+        let store = &self.inner.store;
+        let rules = self.pricing_rules().await?;
+        let mut ids: Vec<VariantId> = cart.lines().iter().map(|l| l.variant_id).collect();
+        ids.extend_from_slice(rules.promotions.gift_variants());
+        ids.sort_unstable();
+        ids.dedup();
+        let catalog = store.entries(&ids).await?;
+        let customer = match cart.customer_id() {
+            Some(id) => {
+                let c = store.customer(id).await?;
+                CustomerFacts {
+                    id: Some(id),
+                    email: Some(c.email().as_str().to_owned()),
+                    groups: c.groups().clone(),
+                    orders_placed: c.orders_placed(),
+                }
+            }
+            None => CustomerFacts {
+                email: cart.email().map(|e| e.as_str().to_owned()),
+                ..CustomerFacts::default()
+            },
+        };
+        let coupons = store.coupons(cart.coupon_codes()).await?;
+        let mut usage: HashMap<String, u64> = HashMap::new();
+        let mut passes = 0;
+        loop {
+            let mut ctx = PricingContext::new(
+                &catalog,
+                self.inner.shipping.as_ref(),
+                self.inner.tax.as_ref(),
+                self.now(),
+            );
+            ctx.promotions = &rules.promotions;
+            ctx.price_book = &rules.price_book;
+            ctx.customer = &customer;
+            ctx.coupons = &coupons;
+            ctx.usage = &usage;
+            let priced = pricing::price(cart, &ctx)?;
+            passes += 1;
+            let mut exceeded = false;
+            for claim in &priced.usage_claims {
+                if !usage.contains_key(&claim.counter) {
+                    let used = store.usage(&claim.counter).await?;
+                    usage.insert(claim.counter.clone(), used);
+                }
+                let used = usage.get(&claim.counter).copied().unwrap_or(0);
+                // Over the limit: price again knowing the usage (a used-up
+                // promotion is then rejected, a budget caps its discount).
+                if used.saturating_add(claim.amount) > claim.limit {
+                    exceeded = true;
+                }
+            }
+            if !exceeded || passes >= MAX_USAGE_PASSES {
+                return Ok((priced, catalog));
+            }
+        }
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Storage {
+        message: "pricing cache lock poisoned".into(),
+        source: None,
+    }
+}
