@@ -22,6 +22,7 @@ use rust_decimal::Decimal;
 
 pub mod faulty;
 pub mod pausing;
+pub mod world;
 
 pub fn usd(s: &str) -> Money {
     Money::parse(s, Currency::USD).unwrap()

@@ -1,0 +1,1202 @@
+//! Worked examples: one or more per action, condition and stacking mode,
+//! each with its expected amounts computed by hand in the comments.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use common::world::{Extra, World, discounts, money, usd};
+
+use cartwright::id::{CustomerGroupId, CustomerId, VariantId};
+use cartwright::money::{Currency, RoundingMode};
+use cartwright::pricing::{
+    Action, AmountPer, BundleItem, Comparison, Condition, Coupon, Limits, LineFilter, Op, Outcome,
+    PriceBook, PriceList, PriceListKind, PriceSource, Promotion, PromotionSettings, QuantityTier,
+    Rejection, Reward, Stacking, StackingPolicy, SubtotalTier, Tiers,
+};
+use cartwright::shipping::{MethodPricing, ShippingMethod, ShippingTable};
+use chrono::{DateTime, Duration, Utc};
+use rust_decimal::Decimal;
+
+/// A $10.00 (summer, tag "sale"), B $25.00 (summer, kitchen),
+/// C $3.33 (kitchen), D $100.00 (tag "premium").
+struct Shop {
+    w: World,
+    a: VariantId,
+    b: VariantId,
+    c: VariantId,
+    d: VariantId,
+}
+
+fn shop() -> Shop {
+    let mut w = World::new();
+    let (summer, kitchen) = (w.summer, w.kitchen);
+    let a = w.item(
+        "A",
+        &[usd("10.00"), money("9.00", Currency::EUR)],
+        &[summer],
+        &[],
+        &["Sale"],
+    );
+    let b = w.item("B", &[usd("25.00")], &[summer], &[kitchen], &[]);
+    let c = w.item("C", &[usd("3.33")], &[], &[kitchen], &[]);
+    let d = w.item("D", &[usd("100.00")], &[], &[], &["premium"]);
+    w.shipping = Box::new(
+        ShippingTable::new()
+            .with_method(ShippingMethod::flat("std", "Standard", usd("5.99")))
+            .unwrap(),
+    );
+    Shop { w, a, b, c, d }
+}
+
+fn pct(p: i64) -> Decimal {
+    Decimal::from(p)
+}
+
+fn percent_items(target: LineFilter, percent: i64) -> Action {
+    Action::PercentOffItems {
+        target,
+        percent: pct(percent),
+        max_discount: None,
+        max_quantity_per_line: None,
+    }
+}
+
+fn summer(s: &Shop) -> LineFilter {
+    LineFilter::Collection {
+        op: Op::In,
+        ids: vec![s.w.summer],
+    }
+}
+
+fn kitchen(s: &Shop) -> LineFilter {
+    LineFilter::Category {
+        op: Op::In,
+        ids: vec![s.w.kitchen],
+    }
+}
+
+fn applied_amount(p: &cartwright::pricing::PricedCart, promo: &Promotion) -> String {
+    match &p.outcome(promo.id).unwrap().outcome {
+        Outcome::Applied { amount, .. } => amount.amount().to_string(),
+        other => panic!("{} did not apply: {other:?}", promo.name),
+    }
+}
+
+fn rejection(p: &cartwright::pricing::PricedCart, promo: &Promotion) -> Rejection {
+    p.outcome(promo.id)
+        .unwrap_or_else(|| panic!("{} not considered", promo.name))
+        .rejection()
+        .cloned()
+        .unwrap_or_else(|| panic!("{} applied", promo.name))
+}
+
+// ----- percent and fixed off items --------------------------------------
+
+#[test]
+fn percent_off_a_collection() {
+    let s = shop();
+    // A: 3 × 10.00 = 30.00 → 10 % = 3.00; B: 25.00 → 2.50; D not in summer.
+    let p = Promotion::new("10% summer", percent_items(summer(&s), 10));
+    let cart = s.w.cart(&[(s.a, 3), (s.b, 1), (s.d, 1)]);
+    let priced = s.w.price(&cart, vec![p.clone()]);
+    assert_eq!(discounts(&priced), ["3.00", "2.50", "0.00"]);
+    assert_eq!(priced.discount_total, usd("5.50"));
+    assert_eq!(priced.total, usd("149.50"));
+    assert_eq!(applied_amount(&priced, &p), "5.50");
+    let adj = &priced.lines[0].adjustments[0];
+    assert_eq!(
+        (adj.promotion_id, adj.label.as_str()),
+        (Some(p.id), "10% summer")
+    );
+}
+
+#[test]
+fn percent_off_limited_units_per_line() {
+    let s = shop();
+    // 20 % of 2 of the 3 units of A: 20.00 × 20 % = 4.00.
+    let p = Promotion::new(
+        "20% on two",
+        Action::PercentOffItems {
+            target: LineFilter::Any,
+            percent: pct(20),
+            max_discount: None,
+            max_quantity_per_line: Some(2),
+        },
+    );
+    let priced = s.w.price(&s.w.cart(&[(s.a, 3)]), vec![p]);
+    assert_eq!(discounts(&priced), ["4.00"]);
+}
+
+#[test]
+fn percent_with_a_cap_is_split_by_largest_remainder() {
+    let s = shop();
+    // 50 % of A×3 (30.00) and B (25.00) would be 27.50; the cap is 10.00.
+    // Split 1000 cents by weights 1500 : 1250 → 545.45 and 454.54; the
+    // spare cent goes to the larger remainder (B: .54 vs A: .45).
+    let p = Promotion::new(
+        "half, at most 10",
+        Action::PercentOffItems {
+            target: LineFilter::Any,
+            percent: pct(50),
+            max_discount: Some(usd("10.00")),
+            max_quantity_per_line: None,
+        },
+    );
+    let priced = s.w.price(&s.w.cart(&[(s.a, 3), (s.b, 1)]), vec![p]);
+    assert_eq!(discounts(&priced), ["5.45", "4.55"]);
+}
+
+#[test]
+fn fixed_amount_per_unit_per_line_and_split() {
+    let s = shop();
+    let cart = s.w.cart(&[(s.b, 2), (s.c, 3)]);
+    let off = |per| {
+        Promotion::new(
+            "1 off",
+            Action::AmountOffItems {
+                target: kitchen(&s),
+                amount: usd("1.00"),
+                per,
+                max_quantity_per_line: None,
+            },
+        )
+    };
+    // Per unit: 2 × 1.00 and 3 × 1.00.
+    assert_eq!(
+        discounts(&s.w.price(&cart, vec![off(AmountPer::Unit)])),
+        ["2.00", "3.00"]
+    );
+    // Per line: 1.00 each.
+    assert_eq!(
+        discounts(&s.w.price(&cart, vec![off(AmountPer::Line)])),
+        ["1.00", "1.00"]
+    );
+    // Split 5.00 over B 50.00 and C 9.99: 500 × 5000/5999 = 416.74,
+    // 500 × 999/5999 = 83.26 → 416 + 83 = 499; the spare cent to B (.74).
+    let split = Promotion::new(
+        "5 off kitchen",
+        Action::AmountOffItems {
+            target: kitchen(&s),
+            amount: usd("5.00"),
+            per: AmountPer::Split,
+            max_quantity_per_line: None,
+        },
+    );
+    assert_eq!(discounts(&s.w.price(&cart, vec![split])), ["4.17", "0.83"]);
+    // 5.00 per unit on a 3.33 item takes 3.33 per unit, never more.
+    let big = Promotion::new(
+        "5 off each",
+        Action::AmountOffItems {
+            target: kitchen(&s),
+            amount: usd("5.00"),
+            per: AmountPer::Unit,
+            max_quantity_per_line: None,
+        },
+    );
+    let priced = s.w.price(&s.w.cart(&[(s.c, 3)]), vec![big]);
+    assert_eq!(discounts(&priced), ["9.99"]);
+    assert_eq!(priced.total, usd("0.00"));
+}
+
+// ----- order-level -----------------------------------------------------
+
+#[test]
+fn percent_off_the_order_rounds_once_then_splits() {
+    let s = shop();
+    // 10 % of 13.33 = 1.333 → 1.33 (half up), split 1000 : 333 →
+    // 99.77 and 33.22 → 99 + 33 = 132; the spare cent to A (.77).
+    let p = Promotion::new(
+        "10% order",
+        Action::PercentOffOrder {
+            percent: pct(10),
+            max_discount: None,
+        },
+    );
+    let priced = s.w.price(&s.w.cart(&[(s.a, 1), (s.c, 1)]), vec![p]);
+    assert_eq!(discounts(&priced), ["1.00", "0.33"]);
+    assert_eq!(priced.discount_total, usd("1.33"));
+}
+
+#[test]
+fn rounding_mode_is_configurable() {
+    let s = shop();
+    // 10 % of 13.33 = 1.333: floor and ceiling give 1.33 and 1.34.
+    let p = Promotion::new(
+        "10% order",
+        Action::PercentOffOrder {
+            percent: pct(10),
+            max_discount: None,
+        },
+    );
+    let cart = s.w.cart(&[(s.a, 1), (s.c, 1)]);
+    for (mode, want) in [
+        (RoundingMode::Floor, "1.33"),
+        (RoundingMode::Ceiling, "1.34"),
+    ] {
+        let extra = Extra {
+            settings: PromotionSettings {
+                rounding: mode,
+                ..PromotionSettings::default()
+            },
+            ..Extra::default()
+        };
+        let priced = s.w.price_with(&cart, vec![p.clone()], &extra);
+        assert_eq!(priced.discount_total.amount().to_string(), want, "{mode:?}");
+    }
+}
+
+#[test]
+fn fixed_off_the_order_never_goes_below_zero() {
+    let s = shop();
+    // 20.00 off 13.33 takes 13.33.
+    let p = Promotion::new(
+        "20 off",
+        Action::AmountOffOrder {
+            amount: usd("20.00"),
+        },
+    );
+    let priced = s.w.price(&s.w.cart(&[(s.a, 1), (s.c, 1)]), vec![p]);
+    assert_eq!(discounts(&priced), ["10.00", "3.33"]);
+    assert_eq!(priced.total, usd("0.00"));
+}
+
+// ----- fixed price and bundles -----------------------------------------
+
+#[test]
+fn fixed_price_never_raises_a_price() {
+    let s = shop();
+    let p = Promotion::new(
+        "all at 8",
+        Action::FixedPrice {
+            target: LineFilter::Any,
+            price: usd("8.00"),
+            max_quantity_per_line: None,
+        },
+    );
+    // A: 3 × (10.00 − 8.00) = 6.00; C at 3.33 stays 3.33.
+    let priced = s.w.price(&s.w.cart(&[(s.a, 3), (s.c, 1)]), vec![p.clone()]);
+    assert_eq!(discounts(&priced), ["6.00", "0.00"]);
+    let only_c = s.w.price(&s.w.cart(&[(s.c, 1)]), vec![p.clone()]);
+    assert_eq!(rejection(&only_c, &p), Rejection::NothingToDiscount);
+}
+
+#[test]
+fn bundle_price() {
+    let s = shop();
+    // One A (10.00) and one B (25.00) together for 30.00: 5.00 off, split
+    // 1000 : 2500 → 142.86 and 357.14 → 142 + 357; the spare cent to A (.86).
+    let p = Promotion::new(
+        "A+B for 30",
+        Action::Bundle {
+            items: vec![
+                BundleItem {
+                    filter: LineFilter::Variant {
+                        op: Op::In,
+                        ids: vec![s.a],
+                    },
+                    quantity: 1,
+                },
+                BundleItem {
+                    filter: LineFilter::Variant {
+                        op: Op::In,
+                        ids: vec![s.b],
+                    },
+                    quantity: 1,
+                },
+            ],
+            price: usd("30.00"),
+            max_bundles: None,
+        },
+    );
+    let priced = s.w.price(&s.w.cart(&[(s.a, 2), (s.b, 1)]), vec![p.clone()]);
+    assert_eq!(discounts(&priced), ["1.43", "3.57"]);
+    // Two of each: two bundles, 10.00 off.
+    let two = s.w.price(&s.w.cart(&[(s.a, 2), (s.b, 2)]), vec![p]);
+    assert_eq!(two.discount_total, usd("10.00"));
+}
+
+// ----- buy X get Y ------------------------------------------------------
+
+fn b2g1(percent: i64, max: Option<u32>) -> Promotion {
+    Promotion::new(
+        "buy 2 get 1",
+        Action::BuyXGetY {
+            buy: LineFilter::Any,
+            buy_quantity: 2,
+            get: LineFilter::Any,
+            get_quantity: 1,
+            percent: pct(percent),
+            max_applications: max,
+        },
+    )
+}
+
+#[test]
+fn buy_two_get_the_cheapest_free() {
+    let s = shop();
+    // Units: C C A A (3.33, 3.33, 10, 10). First: C free, paid by A A.
+    // Second: the other C, but no units left to pay for it → stops.
+    let priced =
+        s.w.price(&s.w.cart(&[(s.a, 2), (s.c, 2)]), vec![b2g1(100, None)]);
+    assert_eq!(discounts(&priced), ["0.00", "3.33"]);
+    // C C C A A A: C free (A A), C free (A C) → 6.66.
+    let priced =
+        s.w.price(&s.w.cart(&[(s.a, 3), (s.c, 3)]), vec![b2g1(100, None)]);
+    assert_eq!(discounts(&priced), ["0.00", "6.66"]);
+    // At most once, at 50 %: half of one C on a 3-unit line:
+    // 9.99 × 1/3 × 50 % = 1.665 → 1.67.
+    let priced =
+        s.w.price(&s.w.cart(&[(s.a, 3), (s.c, 3)]), vec![b2g1(50, Some(1))]);
+    assert_eq!(discounts(&priced), ["0.00", "1.67"]);
+}
+
+#[test]
+fn buy_from_one_set_get_from_another() {
+    let s = shop();
+    // Buy 1 D, get 2 kitchen items free: the cheapest two kitchen units
+    // are C and C (3.33 each) → 6.66; B stays.
+    let p = Promotion::new(
+        "premium gets kitchen",
+        Action::BuyXGetY {
+            buy: LineFilter::Tag {
+                op: Op::Eq,
+                tags: vec!["PREMIUM".into()],
+            },
+            buy_quantity: 1,
+            get: kitchen(&s),
+            get_quantity: 2,
+            percent: pct(100),
+            max_applications: None,
+        },
+    );
+    let priced =
+        s.w.price(&s.w.cart(&[(s.d, 1), (s.b, 1), (s.c, 2)]), vec![p.clone()]);
+    assert_eq!(discounts(&priced), ["0.00", "0.00", "6.66"]);
+    // Without D, nothing to discount.
+    let none = s.w.price(&s.w.cart(&[(s.b, 1), (s.c, 2)]), vec![p.clone()]);
+    assert_eq!(none.discount_total, usd("0.00"));
+}
+
+// ----- tiers ------------------------------------------------------------
+
+#[test]
+fn tiered_by_subtotal_and_by_quantity() {
+    let s = shop();
+    let by_subtotal = Promotion::new(
+        "spend more",
+        Action::Tiered {
+            target: LineFilter::Any,
+            tiers: Tiers::Subtotal {
+                tiers: vec![
+                    SubtotalTier {
+                        min: usd("100.00"),
+                        reward: Reward::Percent { percent: pct(10) },
+                    },
+                    SubtotalTier {
+                        min: usd("50.00"),
+                        reward: Reward::Percent { percent: pct(5) },
+                    },
+                ],
+            },
+        },
+    );
+    // 100.00 reaches the 10 % tier; 50.00 the 5 % tier; 10.00 none.
+    let p = s.w.price(&s.w.cart(&[(s.d, 1)]), vec![by_subtotal.clone()]);
+    assert_eq!(p.discount_total, usd("10.00"));
+    let p = s.w.price(&s.w.cart(&[(s.b, 2)]), vec![by_subtotal.clone()]);
+    assert_eq!(p.discount_total, usd("2.50"));
+    let p = s.w.price(&s.w.cart(&[(s.a, 1)]), vec![by_subtotal.clone()]);
+    assert_eq!(rejection(&p, &by_subtotal), Rejection::NothingToDiscount);
+
+    let by_quantity = Promotion::new(
+        "more units",
+        Action::Tiered {
+            target: LineFilter::Any,
+            tiers: Tiers::Quantity {
+                tiers: vec![
+                    QuantityTier {
+                        min: 3,
+                        reward: Reward::Amount {
+                            amount: usd("5.00"),
+                        },
+                    },
+                    QuantityTier {
+                        min: 6,
+                        reward: Reward::Amount {
+                            amount: usd("12.00"),
+                        },
+                    },
+                ],
+            },
+        },
+    );
+    // 6 units of A (60.00): the 12.00 tier.
+    let p = s.w.price(&s.w.cart(&[(s.a, 6)]), vec![by_quantity.clone()]);
+    assert_eq!(p.discount_total, usd("12.00"));
+    // 3 units: 5.00.
+    let p = s.w.price(&s.w.cart(&[(s.a, 3)]), vec![by_quantity]);
+    assert_eq!(p.discount_total, usd("5.00"));
+}
+
+// ----- shipping and gifts -----------------------------------------------
+
+fn free_shipping_over_50() -> Promotion {
+    Promotion::new(
+        "Free shipping",
+        Action::Shipping {
+            reward: Reward::Percent { percent: pct(100) },
+            methods: vec![],
+        },
+    )
+    .when(Condition::Subtotal {
+        op: Op::Gte,
+        amount: usd("50.00"),
+    })
+}
+
+#[test]
+fn free_shipping_and_a_hint_when_short() {
+    let s = shop();
+    let p = free_shipping_over_50();
+    let mut cart = s.w.cart(&[(s.b, 2)]);
+    cart.set_shipping_method("std").unwrap();
+    let priced = s.w.price(&cart, vec![p.clone()]);
+    let ship = priced.shipping.as_ref().unwrap();
+    assert_eq!(
+        (ship.amount, ship.discount, ship.total),
+        (usd("5.99"), usd("5.99"), usd("0.00"))
+    );
+    assert_eq!(priced.total, usd("50.00"));
+    assert_eq!(priced.discount_total, usd("5.99"));
+
+    // 45.00: not met; the comparison and a hint say 5.00 is missing.
+    let mut short = s.w.cart(&[(s.b, 1), (s.a, 2)]);
+    short.set_shipping_method("std").unwrap();
+    let priced = s.w.price(&short, vec![p.clone()]);
+    let Rejection::ConditionsNotMet { comparisons } = rejection(&priced, &p) else {
+        panic!("wrong reason");
+    };
+    assert_eq!(
+        comparisons,
+        [Comparison {
+            subject: "subtotal".into(),
+            op: Op::Gte,
+            expected: "50.00 USD".into(),
+            actual: "45.00 USD".into(),
+            missing: Some(usd("5.00")),
+        }]
+    );
+    assert_eq!(priced.hints[0].missing, usd("5.00"));
+    assert_eq!(
+        priced.hints[0].message,
+        "add 5.00 USD more for Free shipping"
+    );
+    assert_eq!(priced.total, usd("50.99"));
+}
+
+#[test]
+fn shipping_methods_tiers_thresholds_and_countries() {
+    let mut s = shop();
+    s.w.shipping = Box::new(
+        ShippingTable::new()
+            .with_method(ShippingMethod {
+                pricing: MethodPricing::WeightTiers {
+                    tiers: vec![(0, usd("4.00")), (1_000, usd("7.00"))],
+                },
+                ..ShippingMethod::flat("weight", "By weight", usd("0.00"))
+            })
+            .unwrap()
+            .with_method(ShippingMethod {
+                pricing: MethodPricing::SubtotalTiers {
+                    tiers: vec![(usd("0.00"), usd("9.00")), (usd("30.00"), usd("6.00"))],
+                },
+                ..ShippingMethod::flat("value", "By value", usd("0.00"))
+            })
+            .unwrap()
+            .with_method(
+                ShippingMethod::flat("std", "Standard", usd("5.99")).free_from(usd("100.00")),
+            )
+            .unwrap()
+            .with_method(
+                ShippingMethod::flat("eu", "EU only", usd("1.00"))
+                    .countries(&["FR", "DE"])
+                    .unwrap(),
+            )
+            .unwrap(),
+    );
+    // Two items of 500 g = 1,000 g → 7.00; 20.00 → 9.00; std 5.99 with a
+    // hint (80.00 more to 100.00); "eu" needs an address in FR or DE.
+    let priced = s.w.price(&s.w.cart(&[(s.a, 2)]), vec![]);
+    let rates: Vec<(String, String)> = priced
+        .shipping_options
+        .iter()
+        .map(|r| (r.code.clone(), r.price.amount().to_string()))
+        .collect();
+    assert_eq!(
+        rates,
+        [
+            ("weight".to_owned(), "7.00".to_owned()),
+            ("value".to_owned(), "9.00".to_owned()),
+            ("std".to_owned(), "5.99".to_owned())
+        ]
+    );
+    assert_eq!(priced.hints[0].missing, usd("80.00"));
+    assert_eq!(
+        priced.hints[0].message,
+        "add 80.00 USD more for free Standard"
+    );
+    // 100.00 of merchandise: std is free.
+    let priced = s.w.price(&s.w.cart(&[(s.d, 1)]), vec![]);
+    let std = priced
+        .shipping_options
+        .iter()
+        .find(|r| r.code == "std")
+        .unwrap();
+    assert!(std.price.is_zero());
+}
+
+#[test]
+fn a_free_gift_line() {
+    let s = shop();
+    let p = Promotion::new(
+        "free C over 100",
+        Action::Gift {
+            variant_id: s.c,
+            quantity: 1,
+        },
+    )
+    .when(Condition::Subtotal {
+        op: Op::Gte,
+        amount: usd("100.00"),
+    });
+    let priced = s.w.price(&s.w.cart(&[(s.d, 1)]), vec![p.clone()]);
+    assert_eq!(priced.lines.len(), 2);
+    let gift = &priced.lines[1];
+    assert_eq!(
+        (gift.variant_id, gift.quantity, gift.gift_of),
+        (s.c, 1, Some(p.id))
+    );
+    assert_eq!(
+        (gift.subtotal, gift.discount, gift.total),
+        (usd("3.33"), usd("3.33"), usd("0.00"))
+    );
+    // The gift is not a discount on what was bought.
+    assert_eq!(priced.discount_total, usd("0.00"));
+    assert_eq!(priced.total, usd("100.00"));
+    let Outcome::Applied { gift: Some(id), .. } = &priced.outcome(p.id).unwrap().outcome else {
+        panic!("gift not applied");
+    };
+    assert_eq!(*id, gift.line_id);
+}
+
+// ----- conditions ---------------------------------------------------------
+
+#[test]
+fn cart_and_line_conditions_with_operators() {
+    let s = shop();
+    let vip = CustomerGroupId::new();
+    let ten = |c: Condition| Promotion::new("ten", percent_items(LineFilter::Any, 10)).when(c);
+    let cart = s.w.cart(&[(s.a, 2), (s.c, 1)]); // 23.33, 3 units, USD
+    let member = Extra {
+        customer: cartwright::pricing::CustomerFacts {
+            id: Some(CustomerId::new()),
+            groups: [vip].into(),
+            orders_placed: 2,
+            ..Default::default()
+        },
+        ..Extra::default()
+    };
+    let cases: Vec<(Condition, bool, bool)> = vec![
+        // (condition, applies to a guest, applies to the VIP member)
+        (
+            Condition::ItemCount {
+                op: Op::Gte,
+                count: 3,
+            },
+            true,
+            true,
+        ),
+        (
+            Condition::ItemCount {
+                op: Op::Gt,
+                count: 3,
+            },
+            false,
+            false,
+        ),
+        (
+            Condition::Subtotal {
+                op: Op::Lt,
+                amount: usd("23.34"),
+            },
+            true,
+            true,
+        ),
+        (
+            Condition::Subtotal {
+                op: Op::Lte,
+                amount: usd("23.32"),
+            },
+            false,
+            false,
+        ),
+        (
+            Condition::Subtotal {
+                op: Op::Eq,
+                amount: usd("23.33"),
+            },
+            true,
+            true,
+        ),
+        (
+            Condition::Subtotal {
+                op: Op::Ne,
+                amount: usd("23.33"),
+            },
+            false,
+            false,
+        ),
+        (
+            Condition::Currency {
+                op: Op::In,
+                currencies: vec![Currency::USD, Currency::EUR],
+            },
+            true,
+            true,
+        ),
+        (
+            Condition::Currency {
+                op: Op::NotIn,
+                currencies: vec![Currency::USD],
+            },
+            false,
+            false,
+        ),
+        (
+            Condition::CustomerGroup {
+                op: Op::ContainsAny,
+                groups: vec![vip],
+            },
+            false,
+            true,
+        ),
+        (
+            Condition::CustomerGroup {
+                op: Op::NotIn,
+                groups: vec![vip],
+            },
+            true,
+            false,
+        ),
+        (
+            Condition::OrderNumber {
+                op: Op::Eq,
+                number: 1,
+            },
+            true,
+            false,
+        ),
+        (
+            Condition::OrderNumber {
+                op: Op::Eq,
+                number: 3,
+            },
+            false,
+            true,
+        ),
+        (
+            Condition::Lines {
+                filter: LineFilter::Tag {
+                    op: Op::ContainsAny,
+                    tags: vec!["sale".into()],
+                },
+                min_quantity: 2,
+            },
+            true,
+            true,
+        ),
+        (
+            Condition::Lines {
+                filter: LineFilter::AllOf {
+                    filters: vec![
+                        kitchen(&s),
+                        LineFilter::UnitPrice {
+                            op: Op::Gt,
+                            amount: usd("5.00"),
+                        },
+                    ],
+                },
+                min_quantity: 1,
+            },
+            false,
+            false,
+        ),
+        (
+            Condition::AnyOf {
+                conditions: vec![
+                    Condition::ItemCount {
+                        op: Op::Gte,
+                        count: 10,
+                    },
+                    Condition::Lines {
+                        filter: LineFilter::Product {
+                            op: Op::NotIn,
+                            ids: vec![],
+                        },
+                        min_quantity: 1,
+                    },
+                ],
+            },
+            false,
+            false,
+        ),
+        (
+            Condition::AllOf {
+                conditions: vec![
+                    Condition::ItemCount {
+                        op: Op::Gte,
+                        count: 1,
+                    },
+                    Condition::ShippingOption {
+                        op: Op::In,
+                        codes: vec!["std".into()],
+                    },
+                ],
+            },
+            false,
+            false,
+        ),
+    ];
+    for (i, (condition, guest, vip_member)) in cases.into_iter().enumerate() {
+        let p = ten(condition.clone());
+        if p.validate().is_err() {
+            // An empty list is refused when saved; pricing never sees it.
+            assert!(
+                !guest && !vip_member,
+                "case {i} is invalid but expected to apply"
+            );
+            continue;
+        }
+        let g = s.w.price(&cart, vec![p.clone()]);
+        assert_eq!(
+            g.outcome(p.id).unwrap().applied(),
+            guest,
+            "case {i} guest: {condition:?}"
+        );
+        let m = s.w.price_with(&cart, vec![p.clone()], &member);
+        assert_eq!(
+            m.outcome(p.id).unwrap().applied(),
+            vip_member,
+            "case {i} member: {condition:?}"
+        );
+    }
+}
+
+// ----- stacking -----------------------------------------------------------
+
+#[test]
+fn stacking_in_priority_order_on_what_is_left() {
+    let s = shop();
+    // 10 % of 30.00 = 3.00 first, then 5.00 off the 27.00 left → 22.00.
+    let first = Promotion::new("10%", percent_items(LineFilter::Any, 10)).priority(1);
+    let second = Promotion::new(
+        "5 off",
+        Action::AmountOffOrder {
+            amount: usd("5.00"),
+        },
+    )
+    .priority(2);
+    let cart = s.w.cart(&[(s.a, 3)]);
+    let priced = s.w.price(&cart, vec![second.clone(), first.clone()]);
+    assert_eq!(priced.total, usd("22.00"));
+    let labels: Vec<&str> = priced.lines[0]
+        .adjustments
+        .iter()
+        .map(|a| a.label.as_str())
+        .collect();
+    assert_eq!(labels, ["10%", "5 off"]);
+    // Reversed priorities: 5.00 off first, then 10 % of 25.00 = 2.50 → 22.50.
+    let priced = s.w.price(&cart, vec![first.priority(3), second]);
+    assert_eq!(priced.total, usd("22.50"));
+}
+
+#[test]
+fn exclusive_and_combination_groups() {
+    let s = shop();
+    let cart = s.w.cart(&[(s.a, 3)]);
+    let excl = Promotion::new("exclusive 10%", percent_items(LineFilter::Any, 10))
+        .priority(1)
+        .stacking(Stacking {
+            exclusive: true,
+            ..Stacking::default()
+        });
+    let other = Promotion::new(
+        "5 off",
+        Action::AmountOffOrder {
+            amount: usd("5.00"),
+        },
+    )
+    .priority(2);
+    let priced = s.w.price(&cart, vec![excl.clone(), other.clone()]);
+    assert_eq!(priced.discount_total, usd("3.00"));
+    assert_eq!(
+        rejection(&priced, &other),
+        Rejection::NotCombinable { with: excl.id }
+    );
+
+    // "items" combines only with "shipping": the "order" promotion cannot join.
+    let items = Promotion::new("items", percent_items(LineFilter::Any, 10))
+        .priority(1)
+        .stacking(Stacking {
+            group: "items".into(),
+            combines_with: Some(vec!["shipping".into()]),
+            ..Stacking::default()
+        });
+    let order = Promotion::new(
+        "order",
+        Action::AmountOffOrder {
+            amount: usd("5.00"),
+        },
+    )
+    .priority(2)
+    .stacking(Stacking {
+        group: "order".into(),
+        ..Stacking::default()
+    });
+    let mut ship_cart = s.w.cart(&[(s.a, 6)]);
+    ship_cart.set_shipping_method("std").unwrap();
+    let ship = free_shipping_over_50().priority(3).stacking(Stacking {
+        group: "shipping".into(),
+        ..Stacking::default()
+    });
+    let priced =
+        s.w.price(&ship_cart, vec![items.clone(), order.clone(), ship.clone()]);
+    assert_eq!(
+        rejection(&priced, &order),
+        Rejection::NotCombinable { with: items.id }
+    );
+    assert!(priced.outcome(ship.id).unwrap().applied());
+    // 60.00 − 6.00 = 54.00, shipping free.
+    assert_eq!(priced.total, usd("54.00"));
+}
+
+#[test]
+fn best_for_customer_picks_the_most_valuable_combination() {
+    let s = shop();
+    let cart = s.w.cart(&[(s.a, 3)]); // 30.00
+    // Exclusive 10 % (3.00) has the best priority, but 2.00 + 2.00 is worth more.
+    let excl = Promotion::new("exclusive 10%", percent_items(LineFilter::Any, 10))
+        .priority(1)
+        .stacking(Stacking {
+            exclusive: true,
+            ..Stacking::default()
+        });
+    let two_a = Promotion::new(
+        "2 off",
+        Action::AmountOffOrder {
+            amount: usd("2.00"),
+        },
+    )
+    .priority(2);
+    let two_b = Promotion::new(
+        "2 more off",
+        Action::AmountOffOrder {
+            amount: usd("2.00"),
+        },
+    )
+    .priority(3);
+    let promos = vec![excl.clone(), two_a.clone(), two_b.clone()];
+    let all = s.w.price(&cart, promos.clone());
+    assert_eq!(
+        all.discount_total,
+        usd("3.00"),
+        "apply-all takes the exclusive first"
+    );
+    let extra = Extra {
+        settings: PromotionSettings {
+            policy: StackingPolicy::BestForCustomer,
+            ..PromotionSettings::default()
+        },
+        ..Extra::default()
+    };
+    let best = s.w.price_with(&cart, promos, &extra);
+    assert_eq!(best.discount_total, usd("4.00"));
+    assert_eq!(rejection(&best, &excl), Rejection::NotBest);
+    // A tie goes to the combination earliest in priority order.
+    let five = Promotion::new(
+        "exclusive 4 off",
+        Action::AmountOffOrder {
+            amount: usd("4.00"),
+        },
+    )
+    .priority(0)
+    .stacking(Stacking {
+        exclusive: true,
+        ..Stacking::default()
+    });
+    let tie =
+        s.w.price_with(&cart, vec![five.clone(), two_a, two_b], &extra);
+    assert_eq!(tie.discount_total, usd("4.00"));
+    assert!(tie.outcome(five.id).unwrap().applied());
+}
+
+// ----- coupon codes and rejections ------------------------------------------
+
+#[test]
+fn every_code_rejection_reason() {
+    let s = shop();
+    let now = s.w.now;
+    let coded = |name: &str| Promotion::new(name, percent_items(LineFilter::Any, 10)).coded();
+    let ok = coded("ok");
+    let later = coded("later").window(Some(now + Duration::days(1)), None);
+    let over = coded("over").window(None, Some(now - Duration::seconds(1)));
+    let used = coded("used");
+    let picky = coded("picky").when(Condition::ItemCount {
+        op: Op::Gte,
+        count: 5,
+    });
+    let dollars = Promotion::new(
+        "dollars",
+        Action::AmountOffOrder {
+            amount: usd("1.00"),
+        },
+    )
+    .coded();
+    let coupons = vec![
+        Coupon::new("ok", ok.id, None).unwrap(),
+        Coupon::new("later", later.id, None).unwrap(),
+        Coupon::new("over", over.id, None).unwrap(),
+        Coupon::new("used", used.id, Some(1)).unwrap(),
+        Coupon::new("picky", picky.id, None).unwrap(),
+        Coupon::new("dollars", dollars.id, None).unwrap(),
+    ];
+    let mut cart = s.w.cart_in(Currency::EUR, &[(s.a, 1)]);
+    for code in [" ok ", "Later", "OVER", "used", "picky", "dollars", "nope"] {
+        cart.add_coupon_code(code).unwrap();
+    }
+    let extra = Extra {
+        coupons,
+        usage: [("coupon:USED:uses".to_owned(), 1)].into(),
+        ..Extra::default()
+    };
+    let priced =
+        s.w.price_with(&cart, vec![ok, later, over, used, picky, dollars], &extra);
+    let reason = |code: &str| priced.code_outcome(code).unwrap().outcome.clone();
+    assert!(matches!(reason("OK"), Outcome::Applied { .. }));
+    let not = |code: &str| match reason(code) {
+        Outcome::NotApplied { reason } => reason,
+        applied => panic!("{code} applied: {applied:?}"),
+    };
+    assert!(matches!(not("LATER"), Rejection::NotStarted { .. }));
+    assert!(matches!(not("OVER"), Rejection::Expired { .. }));
+    assert_eq!(
+        not("USED"),
+        Rejection::UsedUp {
+            counter: "coupon:USED:uses".into()
+        }
+    );
+    assert!(matches!(
+        not("PICKY"),
+        Rejection::ConditionsNotMet { comparisons } if comparisons[0].actual == "1"
+    ));
+    assert_eq!(
+        not("DOLLARS"),
+        Rejection::WrongCurrency {
+            expected: vec![Currency::USD],
+            actual: Currency::EUR
+        }
+    );
+    assert_eq!(not("NOPE"), Rejection::UnknownCode);
+    // Only "ok" applied: 10 % of 9.00 EUR.
+    assert_eq!(priced.discount_total, money("0.90", Currency::EUR));
+}
+
+#[test]
+fn limits_become_usage_claims_and_a_budget_caps_the_discount() {
+    let s = shop();
+    let budget = Promotion::new(
+        "5 off",
+        Action::AmountOffOrder {
+            amount: usd("5.00"),
+        },
+    )
+    .limits(Limits {
+        total_uses: Some(100),
+        per_customer: Some(1),
+        budget: Some(usd("10.00")),
+    });
+    let who = CustomerId::new();
+    let extra = Extra {
+        customer: cartwright::pricing::CustomerFacts {
+            id: Some(who),
+            ..Default::default()
+        },
+        usage: [(format!("promotion:{}:budget", budget.id), 700)].into(),
+        ..Extra::default()
+    };
+    let priced =
+        s.w.price_with(&s.w.cart(&[(s.a, 1)]), vec![budget.clone()], &extra);
+    // 7.00 of the 10.00 budget is spent: the discount is capped at 3.00.
+    assert_eq!(priced.discount_total, usd("3.00"));
+    let claims: Vec<(String, u64, u64)> = priced
+        .usage_claims
+        .iter()
+        .map(|c| (c.counter.clone(), c.amount, c.limit))
+        .collect();
+    assert_eq!(
+        claims,
+        [
+            (format!("promotion:{}:uses", budget.id), 1, 100),
+            (format!("promotion:{}:customer:{who}", budget.id), 1, 1),
+            (format!("promotion:{}:budget", budget.id), 300, 1000),
+        ]
+    );
+    // A per-customer limit needs someone to count.
+    let guest = s.w.price(&s.w.cart(&[(s.a, 1)]), vec![budget.clone()]);
+    assert_eq!(rejection(&guest, &budget), Rejection::NeedsCustomer);
+}
+
+// ----- windows ------------------------------------------------------------------
+
+#[test]
+fn windows_at_their_boundaries_and_across_daylight_saving() {
+    let s = shop();
+    // A sale from midnight to midnight, New York time, on the day the
+    // clocks go forward (8 March 2026): 00:00 EST (−05:00) to 00:00 EDT
+    // (−04:00), a 23-hour day. Instants are stored in UTC.
+    let start: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-08T00:00:00-05:00")
+        .unwrap()
+        .into();
+    let end: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-09T00:00:00-04:00")
+        .unwrap()
+        .into();
+    assert_eq!(end - start, Duration::hours(23));
+    let p = Promotion::new("dst sale", percent_items(LineFilter::Any, 10))
+        .window(Some(start), Some(end));
+    let set = s.w.set(vec![p.clone()], &Extra::default());
+    let cart = s.w.cart(&[(s.a, 1)]);
+    let at = |t: DateTime<Utc>| s.w.price_set(&cart, &set, &Extra::default(), t);
+    let second = Duration::seconds(1);
+    assert!(
+        matches!(rejection(&at(start - second), &p), Rejection::NotStarted { starts_at } if starts_at == start)
+    );
+    assert!(at(start).outcome(p.id).unwrap().applied());
+    // 02:30 local does not exist that day; 07:30 UTC is 03:30 EDT, inside.
+    let mid: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-08T07:30:00Z")
+        .unwrap()
+        .into();
+    assert!(at(mid).outcome(p.id).unwrap().applied());
+    assert!(at(end - second).outcome(p.id).unwrap().applied());
+    assert!(matches!(rejection(&at(end), &p), Rejection::Expired { ended_at } if ended_at == end));
+}
+
+// ----- price lists ----------------------------------------------------------------
+
+#[test]
+fn price_lists_set_the_unit_price_and_say_why() {
+    let s = shop();
+    let vip = CustomerGroupId::new();
+    let sale = PriceList::new("summer sale", PriceListKind::Sale, 1, Currency::USD).with_price(
+        s.a,
+        1,
+        usd("8.00"),
+    );
+    let mut volume = PriceList::new("volume", PriceListKind::Standard, 2, Currency::USD)
+        .with_price(s.a, 10, usd("7.50"));
+    volume.customer_groups.insert(vip);
+    let extra = |groups: Vec<CustomerGroupId>| Extra {
+        book: PriceBook::new(vec![sale.clone(), volume.clone()]).unwrap(),
+        customer: cartwright::pricing::CustomerFacts {
+            groups: groups.into_iter().collect(),
+            ..Default::default()
+        },
+        ..Extra::default()
+    };
+    let p =
+        s.w.price_with(&s.w.cart(&[(s.a, 10)]), vec![], &extra(vec![]));
+    assert_eq!(
+        (p.lines[0].unit_price, p.lines[0].list_price),
+        (usd("8.00"), usd("10.00"))
+    );
+    assert!(
+        matches!(&p.lines[0].price_source, PriceSource::PriceList { name, sale: true, .. } if name == "summer sale")
+    );
+    let p =
+        s.w.price_with(&s.w.cart(&[(s.a, 10)]), vec![], &extra(vec![vip]));
+    assert_eq!(p.lines[0].unit_price, usd("7.50"));
+    assert_eq!(p.subtotal, usd("75.00"));
+    // Promotions work on the list price: 10 % of 75.00.
+    let ten = Promotion::new("ten", percent_items(LineFilter::Any, 10));
+    let p =
+        s.w.price_with(&s.w.cart(&[(s.a, 10)]), vec![ten], &extra(vec![vip]));
+    assert_eq!(p.discount_total, usd("7.50"));
+}
+
+// ----- tax ---------------------------------------------------------------------------
+
+#[test]
+fn tax_table_inclusive_exclusive_and_rounding() {
+    use cartwright::customer::{Address, NewAddress};
+    use cartwright::tax::{TaxRounding, TaxTable};
+    let mut s = shop();
+    let address = |country: &str, region: &str| {
+        Address::new(NewAddress {
+            name: "N".into(),
+            line1: "1 Road".into(),
+            city: "Town".into(),
+            region: region.into(),
+            country: country.into(),
+            ..NewAddress::default()
+        })
+        .unwrap()
+    };
+    // Inclusive 20 % VAT in GB: 12.00 holds 12 × 0.2 / 1.2 = 2.00 of tax.
+    let e = s.w.item("E", &[usd("12.00")], &[], &[], &[]);
+    s.w.tax = Box::new(
+        TaxTable::new()
+            .with_rate("VAT 20%", "GB", None, "standard", Decimal::new(2, 1))
+            .unwrap()
+            .prices_include_tax(true),
+    );
+    let mut cart = s.w.cart(&[(e, 1)]);
+    cart.set_shipping_address(address("GB", "")).unwrap();
+    let p = s.w.price(&cart, vec![]);
+    assert_eq!(
+        (p.lines[0].tax, p.total, p.tax_total),
+        (usd("2.00"), usd("12.00"), usd("2.00"))
+    );
+    assert!(p.prices_include_tax);
+
+    // Exclusive, three lines of 0.10 at 7.5 %: per line 0.0075 → 0.01 each
+    // (0.03); per total 0.0225 → 0.02, split 1 : 1 : 1 by largest remainder.
+    let tiny = s.w.item("T", &[usd("0.10")], &[], &[], &[]);
+    let tiny2 = s.w.item("T2", &[usd("0.10")], &[], &[], &[]);
+    let tiny3 = s.w.item("T3", &[usd("0.10")], &[], &[], &[]);
+    let table = |rounding| {
+        TaxTable::new()
+            .with_rate("State", "US", Some("CA"), "standard", Decimal::new(75, 3))
+            .unwrap()
+            .with_rate("Federal-ish", "US", None, "standard", Decimal::new(1, 1))
+            .unwrap()
+            .rounding(rounding, RoundingMode::HalfUp)
+    };
+    let mut cart = s.w.cart(&[(tiny, 1), (tiny2, 1), (tiny3, 1)]);
+    cart.set_shipping_address(address("US", "ca")).unwrap();
+    s.w.tax = Box::new(table(TaxRounding::PerLine));
+    assert_eq!(s.w.price(&cart, vec![]).tax_total, usd("0.03"));
+    s.w.tax = Box::new(table(TaxRounding::PerTotal));
+    let p = s.w.price(&cart, vec![]);
+    assert_eq!(p.tax_total, usd("0.02"));
+    assert_eq!(p.tax_lines[0].name, "State", "the region's rate wins");
+    // Another state falls back to the country-wide 10 %.
+    cart.set_shipping_address(address("US", "NY")).unwrap();
+    assert_eq!(s.w.price(&cart, vec![]).tax_total, usd("0.03"));
+    // Tax is on the discounted amount: 50 % off leaves 0.15 → 0.015 → 0.02.
+    let half = Promotion::new("half", percent_items(LineFilter::Any, 50));
+    assert_eq!(s.w.price(&cart, vec![half]).tax_total, usd("0.02"));
+}
