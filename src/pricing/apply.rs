@@ -361,6 +361,9 @@ pub(crate) struct WorkLine<'a> {
     pub unit: i128,
     /// `unit × quantity`.
     pub subtotal: i128,
+    /// The line's place in a canonical order (by variant), used to break
+    /// ties so that the order of lines in the cart never changes a result.
+    pub rank: u32,
 }
 
 /// Everything fixed while promotions apply.
@@ -1047,7 +1050,7 @@ impl PromotionSet {
                     });
                     continue;
                 }
-                cap(&mut effect, left)?;
+                cap(&mut effect, left, env)?;
             }
             if effect.is_empty() {
                 reject(Rejection::NothingToDiscount);
@@ -1155,7 +1158,7 @@ impl PromotionSet {
                 if let Some(cap_amount) = max_discount.as_ref().and_then(|m| env.minor(m))
                     && effect.total() > cap_amount
                 {
-                    cap(&mut effect, cap_amount)?;
+                    cap(&mut effect, cap_amount, env)?;
                 }
             }
             Action::AmountOffItems {
@@ -1187,7 +1190,7 @@ impl PromotionSet {
                             .iter()
                             .map(|i| (*i, value(*i, units_of(*i, max_quantity_per_line))))
                             .collect();
-                        split(&mut effect, amount, &weights)?;
+                        split(&mut effect, amount, &weights, env)?;
                     }
                 }
             }
@@ -1202,14 +1205,14 @@ impl PromotionSet {
                     total = total.min(cap_amount);
                 }
                 let weights: Vec<(usize, i128)> = remaining.iter().copied().enumerate().collect();
-                split(&mut effect, total, &weights)?;
+                split(&mut effect, total, &weights, env)?;
             }
             Action::AmountOffOrder { amount } => {
                 let Some(amount) = env.minor(amount) else {
                     return Ok(Err(wrong_currency(amount, env)));
                 };
                 let weights: Vec<(usize, i128)> = remaining.iter().copied().enumerate().collect();
-                split(&mut effect, amount, &weights)?;
+                split(&mut effect, amount, &weights, env)?;
             }
             Action::FixedPrice {
                 target,
@@ -1240,7 +1243,10 @@ impl PromotionSet {
                     .map(|item| {
                         let mut lines = selected(&item.filter);
                         // Most valuable units first.
-                        lines.sort_by(|a, b| per_unit_cmp(*b, *a, env, remaining).then(a.cmp(b)));
+                        lines.sort_by(|a, b| {
+                            per_unit_cmp(*b, *a, env, remaining)
+                                .then(line_rank(*a, env).cmp(&line_rank(*b, env)))
+                        });
                         (lines, item.quantity)
                     })
                     .collect();
@@ -1277,7 +1283,7 @@ impl PromotionSet {
                     let at = price
                         .checked_mul(i128::from(lo))
                         .ok_or(Error::Overflow("bundle price"))?;
-                    split(&mut effect, (worth - at).max(0), &weights)?;
+                    split(&mut effect, (worth - at).max(0), &weights, env)?;
                 }
             }
             Action::BuyXGetY {
@@ -1348,7 +1354,7 @@ impl PromotionSet {
                         };
                         let weights: Vec<(usize, i128)> =
                             lines.iter().map(|i| (*i, rem(*i))).collect();
-                        split(&mut effect, amount, &weights)?;
+                        split(&mut effect, amount, &weights, env)?;
                     }
                 }
             }
@@ -1462,6 +1468,10 @@ pub(crate) fn matches(f: &LineFilter, l: &WorkLine<'_>, env: &Env<'_>) -> bool {
     }
 }
 
+fn line_rank(i: usize, env: &Env<'_>) -> u32 {
+    env.lines.get(i).map_or(u32::MAX, |l| l.rank)
+}
+
 /// Compares the per-unit value left on lines `a` and `b`.
 fn per_unit_cmp(a: usize, b: usize, env: &Env<'_>, remaining: &[i128]) -> std::cmp::Ordering {
     let get = |i: usize| {
@@ -1513,9 +1523,13 @@ fn buy_x_get_y(
     let mut used = vec![0_u32; n];
     let mut got = vec![0_u32; n];
     let mut gets = get.to_vec();
-    gets.sort_by(|a, b| per_unit_cmp(*a, *b, env, remaining).then(a.cmp(b)));
+    gets.sort_by(|a, b| {
+        per_unit_cmp(*a, *b, env, remaining).then(line_rank(*a, env).cmp(&line_rank(*b, env)))
+    });
     let mut buys = buy.to_vec();
-    buys.sort_by(|a, b| per_unit_cmp(*b, *a, env, remaining).then(a.cmp(b)));
+    buys.sort_by(|a, b| {
+        per_unit_cmp(*b, *a, env, remaining).then(line_rank(*a, env).cmp(&line_rank(*b, env)))
+    });
     let qty = |i: usize| env.lines.get(i).map_or(0, |l| l.quantity);
     let (mut gc, mut bc) = (0_usize, 0_usize);
     let mut apps = 0_u32;
@@ -1578,7 +1592,16 @@ fn buy_x_get_y(
 
 /// Splits `amount` (capped at the weights' sum) over `weights` by largest
 /// remainder; each part stays within its weight.
-fn split(effect: &mut Effect, amount: i128, weights: &[(usize, i128)]) -> Result<()> {
+fn split(
+    effect: &mut Effect,
+    amount: i128,
+    weights: &[(usize, i128)],
+    env: &Env<'_>,
+) -> Result<()> {
+    // Largest remainder breaks ties by position: use the canonical order.
+    let mut weights = weights.to_vec();
+    weights.sort_by_key(|(i, _)| env.lines.get(*i).map_or(u32::MAX, |l| l.rank));
+    let weights = weights.as_slice();
     let total: i128 = weights.iter().map(|(_, w)| (*w).max(0)).sum();
     let amount = amount.min(total);
     if amount <= 0 {
@@ -1598,11 +1621,11 @@ fn split(effect: &mut Effect, amount: i128, weights: &[(usize, i128)]) -> Result
 }
 
 /// Scales an effect down to `limit` in all, by largest remainder over its parts.
-fn cap(effect: &mut Effect, limit: i128) -> Result<()> {
+fn cap(effect: &mut Effect, limit: i128, env: &Env<'_>) -> Result<()> {
     let mut weights: Vec<(usize, i128)> = effect.lines.clone();
     weights.push((usize::MAX, effect.shipping));
     let mut scaled = Effect::default();
-    split(&mut scaled, limit, &weights)?;
+    split(&mut scaled, limit, &weights, env)?;
     effect.shipping = scaled
         .lines
         .iter()

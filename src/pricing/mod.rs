@@ -321,8 +321,16 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
             quantity: line.quantity,
             unit,
             subtotal,
+            rank: 0,
         });
         prices.push((base, unit_price, source));
+    }
+    let mut order: Vec<usize> = (0..work.len()).collect();
+    order.sort_by_key(|i| work.get(*i).map(|l| l.entry.variant.id()));
+    for (rank, i) in order.into_iter().enumerate() {
+        if let Some(l) = work.get_mut(i) {
+            l.rank = u32::try_from(rank).map_err(|_| Error::Overflow("lines"))?;
+        }
     }
     let subtotal_minor = work
         .iter()
