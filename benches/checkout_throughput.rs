@@ -172,6 +172,7 @@ async fn run_library(engine: &Engine, carts: Vec<CartId>, tasks: usize) -> f64 {
                         idempotency_key: IdempotencyKey::random(),
                         payment_token: "tok_visa".into(),
                         actor: Actor::Guest,
+                        expected_total: None,
                     })
                     .await
                     .unwrap();

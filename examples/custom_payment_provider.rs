@@ -262,6 +262,7 @@ async fn main() -> Result<()> {
                 idempotency_key: IdempotencyKey::new(key)?,
                 payment_token: card.into(),
                 actor: guest.clone(),
+                expected_total: None,
             })
             .await;
         match result {

@@ -71,6 +71,7 @@ async fn main() -> Result<()> {
             idempotency_key: IdempotencyKey::new("order-lifecycle-1")?,
             payment_token: "tok_visa".into(),
             actor: guest,
+            expected_total: None,
         })
         .await?;
     let line = order

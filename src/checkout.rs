@@ -49,6 +49,11 @@ pub struct CheckoutRequest {
     pub payment_token: String,
     /// Who is checking out.
     pub actor: Actor,
+    /// The total the customer was shown. If set and the cart prices to
+    /// anything else at checkout (a promotion ended, a code was used up
+    /// meanwhile), checkout fails with [`Error::PriceChanged`] before
+    /// reserving or charging anything.
+    pub expected_total: Option<crate::money::Money>,
 }
 
 /// What [`Engine::recover`] cleaned up.
@@ -204,6 +209,30 @@ impl Engine {
             return Err(Error::EmptyCart);
         }
         let (priced, entries) = self.price_with_catalog(&cart).await?;
+        if let Some(expected) = request.expected_total
+            && expected != priced.total
+        {
+            return Err(Error::PriceChanged {
+                expected,
+                actual: priced.total,
+            });
+        }
+        // A code the customer entered that ran out meanwhile fails the
+        // checkout rather than silently charging full price.
+        for code in cart.coupon_codes() {
+            if let Some(crate::pricing::Rejection::UsedUp {
+                counter,
+                limit,
+                used,
+            }) = priced.code_outcome(code).and_then(|o| o.rejection())
+            {
+                return Err(Error::UsageLimitReached {
+                    counter: counter.clone(),
+                    limit: *limit,
+                    used: *used,
+                });
+            }
+        }
         if priced.requires_shipping {
             if cart.shipping_address().is_none() {
                 return Err(Error::Incomplete("shipping address"));

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use crate::id::{CartId, CustomerId, VariantId};
-use crate::money::Currency;
+use crate::money::{Currency, Money};
 
 /// A `Result` whose error defaults to [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -131,6 +131,17 @@ pub enum Error {
         limit: u64,
         /// How much was already used.
         used: u64,
+    },
+    /// The cart's total at checkout is not the total the caller expected
+    /// ([`CheckoutRequest::expected_total`](crate::CheckoutRequest::expected_total)):
+    /// a promotion or price changed since the customer saw it. Nothing was
+    /// reserved or charged; show the new total and retry.
+    #[error("the total changed from {expected} to {actual}")]
+    PriceChanged {
+        /// What the caller expected.
+        expected: Money,
+        /// What checkout priced.
+        actual: Money,
     },
     /// The payment provider declined the payment. Final for this request.
     #[error("payment declined ({code}): {message}")]

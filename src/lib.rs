@@ -66,6 +66,7 @@
 //!         idempotency_key: IdempotencyKey::new("checkout-1")?,
 //!         payment_token: "tok_visa".into(),
 //!         actor: guest,
+//!         expected_total: None,
 //!     })
 //!     .await?;
 //! assert_eq!(order.total(), Money::parse("28.99", Currency::USD)?);

@@ -58,5 +58,6 @@ async fn engine_futures_are_send() {
         idempotency_key: cartwright::id::IdempotencyKey::random(),
         payment_token: "tok_visa".into(),
         actor: cartwright::Actor::Guest,
+        expected_total: None,
     }));
 }

@@ -997,7 +997,9 @@ fn every_code_rejection_reason() {
     assert_eq!(
         not("USED"),
         Rejection::UsedUp {
-            counter: "coupon:USED:uses".into()
+            counter: "coupon:USED:uses".into(),
+            limit: 1,
+            used: 1
         }
     );
     assert!(matches!(

@@ -107,7 +107,7 @@ fn promotion(w: &World, s: &Spec, gift: VariantId) -> Promotion {
         0 => Action::PercentOffItems {
             target,
             percent,
-            max_discount: (s.qty % 2 == 0).then_some(amount),
+            max_discount: s.qty.is_multiple_of(2).then_some(amount),
             max_quantity_per_line: (s.qty > 2).then_some(s.qty),
         },
         1 => Action::AmountOffItems {
@@ -173,7 +173,7 @@ fn promotion(w: &World, s: &Spec, gift: VariantId) -> Promotion {
             },
         },
         9 => Action::Shipping {
-            reward: if s.qty % 2 == 0 {
+            reward: if s.qty.is_multiple_of(2) {
                 Reward::Percent { percent }
             } else {
                 Reward::Amount { amount }

@@ -115,6 +115,7 @@ pub async fn run(engine: &Engine) -> Result<()> {
             idempotency_key: IdempotencyKey::new(format!("checkout-{}", cart.id()))?,
             payment_token: "tok_visa".into(),
             actor: me.clone(),
+            expected_total: None,
         })
         .await?;
 

@@ -707,18 +707,27 @@ impl PromotionSet {
             let Some(counter) = counter else {
                 return Ok(Err(Rejection::NeedsCustomer));
             };
-            if env.usage.get(&counter).copied().unwrap_or(0) >= limit {
-                return Ok(Err(Rejection::UsedUp { counter }));
+            let used = env.usage.get(&counter).copied().unwrap_or(0);
+            if used >= limit {
+                return Ok(Err(Rejection::UsedUp {
+                    counter,
+                    limit,
+                    used,
+                }));
             }
         }
         let budget_left = match &p.limits.budget {
             Some(b) => {
                 let counter = budget_counter(p.id);
-                let limit = b.to_minor()?;
-                let used = i128::from(env.usage.get(&counter).copied().unwrap_or(0));
-                let left = limit - used;
+                let limit = u64::try_from(b.to_minor()?).map_err(|_| Error::Overflow("budget"))?;
+                let used = env.usage.get(&counter).copied().unwrap_or(0);
+                let left = i128::from(limit) - i128::from(used);
                 if left <= 0 {
-                    return Ok(Err(Rejection::UsedUp { counter }));
+                    return Ok(Err(Rejection::UsedUp {
+                        counter,
+                        limit,
+                        used,
+                    }));
                 }
                 Some(left)
             }
@@ -1045,8 +1054,18 @@ impl PromotionSet {
                 && effect.total() > left
             {
                 if effect.gift.is_some() {
+                    // A gift is given whole or not at all.
+                    let limit = c
+                        .promo
+                        .limits
+                        .budget
+                        .as_ref()
+                        .and_then(|b| b.to_minor().ok());
+                    let limit = limit.and_then(|l| u64::try_from(l).ok()).unwrap_or(0);
                     reject(Rejection::UsedUp {
                         counter: budget_counter(c.promo.id),
+                        limit,
+                        used: limit.saturating_sub(u64::try_from(left).unwrap_or(0)),
                     });
                     continue;
                 }

@@ -60,6 +60,10 @@ pub enum Rejection {
     UsedUp {
         /// The counter that is exhausted.
         counter: String,
+        /// Its limit (uses, or the budget in minor units).
+        limit: u64,
+        /// How much of it is used or held.
+        used: u64,
     },
     /// It is limited per customer and the cart has no customer or email.
     NeedsCustomer,

@@ -426,6 +426,7 @@ pub fn request(cart: CartId, key: &str) -> CheckoutRequest {
         idempotency_key: IdempotencyKey::new(key).unwrap(),
         payment_token: "tok_visa".into(),
         actor: Actor::Guest,
+        expected_total: None,
     }
 }
 

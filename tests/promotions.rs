@@ -1,0 +1,516 @@
+//! Promotions, coupons and price lists through the engine, on both stores:
+//! checkout uses the pricing engine, limits are held atomically with the
+//! stock, and orders keep the priced snapshot.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use cartwright::prelude::*;
+use cartwright::pricing::{
+    Action, AmountPer, Limits, LineFilter, Outcome, PriceList, PriceListKind, Promotion, Rejection,
+};
+use common::{Backend, Shop, request, usd};
+use rust_decimal::Decimal;
+
+fn ten_percent() -> Action {
+    Action::PercentOffItems {
+        target: LineFilter::Any,
+        percent: Decimal::TEN,
+        max_discount: None,
+        max_quantity_per_line: None,
+    }
+}
+
+async fn coded_cart(
+    shop: &Shop,
+    variant: cartwright::id::VariantId,
+    code: &str,
+) -> cartwright::cart::Cart {
+    let cart = shop.ready_cart(&[(variant, 1)]).await;
+    shop.engine
+        .add_coupon_code(&Actor::Guest, cart.id(), code)
+        .await
+        .unwrap()
+}
+
+async fn a_coupon_discounts_the_order_and_counts_a_use(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let v = shop.product("TEE", "20.00", 10).await;
+    let promo = shop
+        .engine
+        .save_promotion(
+            Promotion::new("Ten off", ten_percent())
+                .coded()
+                .limits(Limits {
+                    total_uses: Some(5),
+                    ..Limits::default()
+                }),
+        )
+        .await
+        .unwrap();
+    shop.engine
+        .create_coupon(promo.id, " save10 ", None)
+        .await
+        .unwrap();
+    let cart = coded_cart(&shop, v, "Save10").await;
+    let priced = shop
+        .engine
+        .price_cart(&Actor::Guest, cart.id())
+        .await
+        .unwrap();
+    // 20.00 − 2.00 = 18.00, tax 10 % = 1.80, shipping 5.00 + 0.50 tax.
+    assert_eq!(priced.discount_total, usd("2.00"));
+    assert_eq!(priced.total, usd("25.30"));
+    assert!(priced.code_outcome("SAVE10").unwrap().applied());
+
+    let order = shop
+        .engine
+        .checkout(request(cart.id(), "k1"))
+        .await
+        .unwrap();
+    let frozen = order.pricing();
+    assert_eq!(frozen.total, usd("25.30"));
+    let adj = &frozen.lines[0].adjustments[0];
+    assert_eq!(
+        (adj.code.as_deref(), adj.promotion_id),
+        (Some("SAVE10"), Some(promo.id))
+    );
+    let counter = format!("promotion:{}:uses", promo.id);
+    assert_eq!(shop.engine.store().usage(&counter).await.unwrap(), 1);
+    assert_eq!(shop.payments.authorizations()[0].amount, usd("25.30"));
+}
+
+async fn a_single_use_code_fails_the_second_checkout_without_charging(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let v = shop.product("TEE", "20.00", 10).await;
+    let promo = shop
+        .engine
+        .save_promotion(Promotion::new("Once", ten_percent()).coded())
+        .await
+        .unwrap();
+    shop.engine
+        .create_coupon(promo.id, "ONCE", Some(1))
+        .await
+        .unwrap();
+    let first = coded_cart(&shop, v, "once").await;
+    let second = coded_cart(&shop, v, "once").await;
+    shop.engine
+        .checkout(request(first.id(), "k1"))
+        .await
+        .unwrap();
+
+    let priced = shop
+        .engine
+        .price_cart(&Actor::Guest, second.id())
+        .await
+        .unwrap();
+    assert!(matches!(
+        priced.code_outcome("ONCE").unwrap().rejection(),
+        Some(Rejection::UsedUp {
+            limit: 1,
+            used: 1,
+            ..
+        })
+    ));
+    let err = shop
+        .engine
+        .checkout(request(second.id(), "k2"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::UsageLimitReached { limit: 1, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        shop.payments.authorizations().len(),
+        1,
+        "the second checkout charged nothing"
+    );
+    assert_eq!(shop.engine.stock(v).await.unwrap().available(), 9);
+}
+
+async fn an_expected_total_guards_against_a_changed_price(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let v = shop.product("TEE", "20.00", 10).await;
+    let cart = shop.ready_cart(&[(v, 1)]).await;
+    let seen = shop
+        .engine
+        .price_cart(&Actor::Guest, cart.id())
+        .await
+        .unwrap()
+        .total;
+    // A sale starts after the customer looked.
+    shop.engine
+        .save_promotion(Promotion::new("Flash", ten_percent()))
+        .await
+        .unwrap();
+    let before = shop.snapshot().await;
+    let mut req = request(cart.id(), "k1");
+    req.expected_total = Some(seen);
+    let err = shop.engine.checkout(req.clone()).await.unwrap_err();
+    assert!(
+        matches!(err, Error::PriceChanged { expected, actual } if expected == seen && actual == usd("25.30")),
+        "{err:?}"
+    );
+    assert!(shop.payments.calls().is_empty());
+    assert!(
+        shop.snapshot().await == before,
+        "a refused checkout changed the store"
+    );
+    // Confirmed at the new price, the same key goes through.
+    req.expected_total = Some(usd("25.30"));
+    let order = shop.engine.checkout(req).await.unwrap();
+    assert_eq!(order.pricing().total, usd("25.30"));
+}
+
+async fn a_gift_line_is_reserved_with_the_order(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let v = shop.product("TEE", "20.00", 10).await;
+    let gift = shop.product("STICKER", "1.50", 1).await;
+    let promo = shop
+        .engine
+        .save_promotion(Promotion::new(
+            "Free sticker",
+            Action::Gift {
+                variant_id: gift,
+                quantity: 1,
+            },
+        ))
+        .await
+        .unwrap();
+    let cart = shop.ready_cart(&[(v, 1)]).await;
+    let order = shop
+        .engine
+        .checkout(request(cart.id(), "k1"))
+        .await
+        .unwrap();
+    let lines = &order.pricing().lines;
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        (lines[1].variant_id, lines[1].gift_of, lines[1].total),
+        (gift, Some(promo.id), usd("0.00"))
+    );
+    assert_eq!(shop.engine.stock(gift).await.unwrap().available(), 0);
+    // No stickers left: the gift cannot be held, so the checkout fails
+    // whole and reserves nothing.
+    let cart = shop.ready_cart(&[(v, 1)]).await;
+    let err = shop
+        .engine
+        .checkout(request(cart.id(), "k2"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::OutOfStock { variant_id, .. } if variant_id == gift),
+        "{err:?}"
+    );
+    assert_eq!(shop.engine.stock(v).await.unwrap().available(), 9);
+}
+
+async fn another_engine_sees_promotion_changes(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let other = shop.second_engine().await;
+    let v = shop.product("TEE", "20.00", 10).await;
+    let cart = shop.ready_cart(&[(v, 1)]).await;
+    let before = other.price_cart(&Actor::Guest, cart.id()).await.unwrap();
+    assert_eq!(before.discount_total, usd("0.00"));
+    let promo = shop
+        .engine
+        .save_promotion(Promotion::new("Sale", ten_percent()))
+        .await
+        .unwrap();
+    let after = other.price_cart(&Actor::Guest, cart.id()).await.unwrap();
+    assert_eq!(after.discount_total, usd("2.00"));
+    shop.engine
+        .set_promotion_enabled(promo.id, false)
+        .await
+        .unwrap();
+    let off = other.price_cart(&Actor::Guest, cart.id()).await.unwrap();
+    assert_eq!(off.discount_total, usd("0.00"));
+    assert_eq!(
+        off.outcome(promo.id).unwrap().rejection(),
+        Some(&Rejection::Disabled)
+    );
+    // Price lists too.
+    let list = PriceList::new("Sale list", PriceListKind::Sale, 0, Currency::USD).with_price(
+        v,
+        1,
+        usd("15.00"),
+    );
+    shop.engine.save_price_list(list).await.unwrap();
+    let listed = other.price_cart(&Actor::Guest, cart.id()).await.unwrap();
+    assert_eq!(listed.lines[0].unit_price, usd("15.00"));
+}
+
+async fn a_per_customer_limit_counts_each_account(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let v = shop.product("TEE", "20.00", 10).await;
+    let promo = shop
+        .engine
+        .save_promotion(Promotion::new("Welcome", ten_percent()).limits(Limits {
+            per_customer: Some(1),
+            ..Limits::default()
+        }))
+        .await
+        .unwrap();
+    let who = shop.customer("ada@example.com").await;
+    let me = Actor::Customer(who.id());
+    let mut orders = Vec::new();
+    for key in ["k1", "k2"] {
+        let cart = shop.engine.create_cart(&me, Currency::USD).await.unwrap();
+        shop.engine.add_item(&me, cart.id(), v, 1).await.unwrap();
+        shop.complete_details(&me, cart.id()).await;
+        let mut req = request(cart.id(), key);
+        req.actor = me.clone();
+        orders.push(shop.engine.checkout(req).await.unwrap());
+    }
+    assert_eq!(orders[0].pricing().discount_total, usd("2.00"));
+    // An automatic promotion that ran out simply does not apply.
+    assert_eq!(orders[1].pricing().discount_total, usd("0.00"));
+    assert!(matches!(
+        orders[1].pricing().outcome(promo.id).unwrap().rejection(),
+        Some(Rejection::UsedUp { .. })
+    ));
+    // A guest with an email is counted by that email.
+    let guest = shop.ready_cart(&[(v, 1)]).await;
+    let g = shop
+        .engine
+        .checkout(request(guest.id(), "k3"))
+        .await
+        .unwrap();
+    assert_eq!(g.pricing().discount_total, usd("2.00"));
+}
+
+async fn a_budget_gives_what_is_left_then_stops(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let v = shop.product("TEE", "20.00", 10).await;
+    shop.engine
+        .save_promotion(
+            Promotion::new(
+                "Five off",
+                Action::AmountOffItems {
+                    target: LineFilter::Any,
+                    amount: usd("5.00"),
+                    per: AmountPer::Line,
+                    max_quantity_per_line: None,
+                },
+            )
+            .limits(Limits {
+                budget: Some(usd("12.00")),
+                ..Limits::default()
+            }),
+        )
+        .await
+        .unwrap();
+    let mut discounts = Vec::new();
+    for i in 0..4 {
+        let cart = shop.ready_cart(&[(v, 1)]).await;
+        let order = shop
+            .engine
+            .checkout(request(cart.id(), &format!("k{i}")))
+            .await
+            .unwrap();
+        discounts.push(order.pricing().discount_total);
+    }
+    assert_eq!(
+        discounts,
+        [usd("5.00"), usd("5.00"), usd("2.00"), usd("0.00")]
+    );
+}
+
+async fn cancelling_an_order_gives_its_use_back(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let v = shop.product("TEE", "20.00", 10).await;
+    let promo = shop
+        .engine
+        .save_promotion(Promotion::new("Once", ten_percent()).coded())
+        .await
+        .unwrap();
+    shop.engine
+        .create_coupon(promo.id, "ONCE", Some(1))
+        .await
+        .unwrap();
+    let cart = coded_cart(&shop, v, "ONCE").await;
+    let order = shop
+        .engine
+        .checkout(request(cart.id(), "k1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        shop.engine.store().usage("coupon:ONCE:uses").await.unwrap(),
+        1
+    );
+    shop.engine
+        .cancel(&Actor::Staff("ops".into()), order.id(), "customer asked")
+        .await
+        .unwrap();
+    assert_eq!(
+        shop.engine.store().usage("coupon:ONCE:uses").await.unwrap(),
+        0
+    );
+    let again = coded_cart(&shop, v, "ONCE").await;
+    let order = shop
+        .engine
+        .checkout(request(again.id(), "k2"))
+        .await
+        .unwrap();
+    assert_eq!(order.pricing().discount_total, usd("2.00"));
+}
+
+async fn bulk_codes_are_unique_and_each_works_once(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let v = shop.product("TEE", "20.00", 10).await;
+    let promo = shop
+        .engine
+        .save_promotion(Promotion::new("Mailing", ten_percent()).coded())
+        .await
+        .unwrap();
+    let coupons = shop
+        .engine
+        .generate_coupons(promo.id, "mail", 500, Some(1))
+        .await
+        .unwrap();
+    let mut codes: Vec<&str> = coupons.iter().map(|c| c.code.as_str()).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    assert_eq!(codes.len(), 500);
+    assert!(codes.iter().all(|c| c.starts_with("MAIL-")));
+    // A duplicate is refused, and an automatic promotion takes no codes.
+    let dup = shop
+        .engine
+        .create_coupon(promo.id, &coupons[0].code, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(dup, Error::AlreadyExists { .. }), "{dup:?}");
+    let auto = shop
+        .engine
+        .save_promotion(Promotion::new("Auto", ten_percent()))
+        .await
+        .unwrap();
+    assert!(
+        shop.engine
+            .create_coupon(auto.id, "AUTO", None)
+            .await
+            .is_err()
+    );
+
+    let cart = coded_cart(&shop, v, &coupons[7].code.to_lowercase()).await;
+    let priced = shop
+        .engine
+        .price_cart(&Actor::Guest, cart.id())
+        .await
+        .unwrap();
+    assert!(priced.code_outcome(&coupons[7].code).unwrap().applied());
+    let wrong = coded_cart(&shop, v, "MAIL-0000-0000-0000-0000").await;
+    let priced = shop
+        .engine
+        .price_cart(&Actor::Guest, wrong.id())
+        .await
+        .unwrap();
+    assert_eq!(
+        priced
+            .code_outcome("MAIL-0000-0000-0000-0000")
+            .unwrap()
+            .rejection(),
+        Some(&Rejection::UnknownCode)
+    );
+}
+
+async fn a_code_limited_to_100_uses_is_on_exactly_100_orders_of_1000(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let engines = [shop.engine.clone(), shop.second_engine().await];
+    let v = shop.product("TEE", "20.00", 5_000).await;
+    let promo = shop
+        .engine
+        .save_promotion(
+            Promotion::new("Hundred", ten_percent())
+                .coded()
+                .limits(Limits {
+                    total_uses: Some(100),
+                    ..Limits::default()
+                }),
+        )
+        .await
+        .unwrap();
+    shop.engine
+        .create_coupon(promo.id, "HUNDRED", None)
+        .await
+        .unwrap();
+    let mut carts = Vec::new();
+    for chunk in 0..10 {
+        let mut tasks = Vec::new();
+        for _ in 0..100 {
+            let engine = engines[chunk % 2].clone();
+            tasks.push(tokio::spawn(async move {
+                let guest = Actor::Guest;
+                let cart = engine.create_cart(&guest, Currency::USD).await.unwrap();
+                engine.add_item(&guest, cart.id(), v, 1).await.unwrap();
+                engine
+                    .set_email(&guest, cart.id(), "buyer@example.com")
+                    .await
+                    .unwrap();
+                engine
+                    .set_shipping_address(&guest, cart.id(), common::address())
+                    .await
+                    .unwrap();
+                engine
+                    .set_shipping_method(&guest, cart.id(), "standard")
+                    .await
+                    .unwrap();
+                engine
+                    .add_coupon_code(&guest, cart.id(), "hundred")
+                    .await
+                    .unwrap()
+                    .id()
+            }));
+        }
+        for t in tasks {
+            carts.push(t.await.unwrap());
+        }
+    }
+    let mut tasks = Vec::new();
+    for (i, cart) in carts.into_iter().enumerate() {
+        let engine = engines[i % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            engine.checkout(request(cart, &format!("k{i}"))).await
+        }));
+    }
+    let mut with_code = 0;
+    let mut refused = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(order) => {
+                let applied = matches!(
+                    order.pricing().code_outcome("HUNDRED").map(|o| &o.outcome),
+                    Some(Outcome::Applied { .. })
+                );
+                assert!(applied, "an order went through without its code");
+                with_code += 1;
+            }
+            Err(Error::UsageLimitReached { .. }) => refused += 1,
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!((with_code, refused), (100, 900));
+    let counter = format!("promotion:{}:uses", promo.id);
+    assert_eq!(shop.engine.store().usage(&counter).await.unwrap(), 100);
+    assert_eq!(shop.payments.authorizations().len(), 100);
+    assert_eq!(shop.engine.stock(v).await.unwrap().available(), 4_900);
+}
+
+conformance!(
+    a_coupon_discounts_the_order_and_counts_a_use,
+    a_single_use_code_fails_the_second_checkout_without_charging,
+    an_expected_total_guards_against_a_changed_price,
+    a_gift_line_is_reserved_with_the_order,
+    another_engine_sees_promotion_changes,
+    a_per_customer_limit_counts_each_account,
+    a_budget_gives_what_is_left_then_stops,
+    cancelling_an_order_gives_its_use_back,
+    bulk_codes_are_unique_and_each_works_once,
+    a_code_limited_to_100_uses_is_on_exactly_100_orders_of_1000,
+);
