@@ -90,7 +90,38 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// Prices one matrix cell `iterations` times, for a profiler or for
+/// `valgrind --tool=callgrind` (which counts instructions exactly).
+fn profile(spec: &str) {
+    let mut parts = spec.split(':').map(|p| p.parse::<usize>().unwrap());
+    let (lines, n, iterations) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap_or(1_000),
+    );
+    let cat = fixture::catalog(SEED);
+    let tax = FlatRateTax::new("Tax", Decimal::new(8, 2)).unwrap();
+    let all = fixture::promotions(10_000, SEED + 1, 0, fixture::SKUS, 0);
+    let (set, coupons) = cat.compile(&all[..n]);
+    let cart = cat.cart(&fixture::cart(lines, SEED + 2, 0, fixture::SKUS, &all));
+    let entries = cat.entries_for(&cart);
+    let mut ctx = PricingContext::new(&entries, &cat.shipping, &tax, cat.now);
+    ctx.promotions = &set;
+    ctx.coupons = &coupons;
+    let mut total = 0_usize;
+    for _ in 0..iterations {
+        total += black_box(price(black_box(&cart), &ctx).unwrap())
+            .lines
+            .len();
+    }
+    eprintln!("priced {iterations} times ({total} lines)");
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("PRICING_PROFILE") {
+        profile(&spec);
+        return;
+    }
     if let Ok(dir) = std::env::var("PRICING_FIXTURE_EXPORT") {
         fixture::export(std::path::Path::new(&dir), SEED).unwrap();
         eprintln!("wrote the pricing fixture to {dir}");

@@ -543,7 +543,7 @@ impl Engine {
             f(&mut cart)?;
             match self.inner.store.save_carts(vec![cart], self.now()).await {
                 Err(Error::Conflict(_)) => continue,
-                Ok(mut saved) => return saved.pop().ok_or(Error::Conflict("cart")),
+                Ok(mut saved) => return saved.pop().ok_or_else(|| Error::Conflict("cart")),
                 Err(e) => return Err(e),
             }
         }
@@ -679,7 +679,12 @@ impl Engine {
             };
             match result {
                 Err(Error::Conflict(_)) => continue,
-                Ok(mut saved) => return saved.drain(..).next().ok_or(Error::Conflict("cart")),
+                Ok(mut saved) => {
+                    return saved
+                        .drain(..)
+                        .next()
+                        .ok_or_else(|| Error::Conflict("cart"));
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -208,12 +208,22 @@ impl Money {
 
     /// The amount in minor units; fails if it is not exact.
     pub fn to_minor(&self) -> Result<i128> {
+        // Fast path: the decimal's scale is at most the minor unit's, so its
+        // mantissa is the amount in minor units after a power-of-ten shift.
+        let scale = self.amount.scale();
+        let minor = self.currency.minor_units();
+        if scale <= minor {
+            return 10_i128
+                .checked_pow(minor - scale)
+                .and_then(|f| self.amount.mantissa().checked_mul(f))
+                .ok_or_else(|| Error::Overflow("minor units"));
+        }
         let exact = self.exact()?;
         let scale = Decimal::from(10_i64.pow(self.currency.minor_units()));
         let scaled = exact
             .amount
             .checked_mul(scale)
-            .ok_or(Error::Overflow("minor units"))?;
+            .ok_or_else(|| Error::Overflow("minor units"))?;
         i128::try_from(scaled.trunc()).map_err(|_| Error::Overflow("minor units"))
     }
 
@@ -243,7 +253,7 @@ impl Money {
         let amount = self
             .amount
             .checked_add(other.amount)
-            .ok_or(Error::Overflow("money sum"))?;
+            .ok_or_else(|| Error::Overflow("money sum"))?;
         Ok(Self::new(amount, self.currency))
     }
 
@@ -253,7 +263,7 @@ impl Money {
         let amount = self
             .amount
             .checked_sub(other.amount)
-            .ok_or(Error::Overflow("money difference"))?;
+            .ok_or_else(|| Error::Overflow("money difference"))?;
         Ok(Self::new(amount, self.currency))
     }
 
@@ -262,7 +272,7 @@ impl Money {
         let amount = self
             .amount
             .checked_mul(Decimal::from(quantity))
-            .ok_or(Error::Overflow("money × quantity"))?;
+            .ok_or_else(|| Error::Overflow("money × quantity"))?;
         Ok(Self::new(amount, self.currency))
     }
 
@@ -271,7 +281,7 @@ impl Money {
         let amount = self
             .amount
             .checked_mul(factor)
-            .ok_or(Error::Overflow("money × rate"))?;
+            .ok_or_else(|| Error::Overflow("money × rate"))?;
         Ok(Self::new(amount, self.currency))
     }
 
@@ -346,26 +356,29 @@ pub(crate) fn allocate_minor(total: i128, weights: &[u64]) -> Result<Vec<i128>> 
             "need at least one weight above zero",
         ));
     }
-    let magnitude = total.checked_abs().ok_or(Error::Overflow("allocation"))?;
+    let magnitude = total
+        .checked_abs()
+        .ok_or_else(|| Error::Overflow("allocation"))?;
     let mut parts = Vec::with_capacity(weights.len());
     let mut remainders = Vec::with_capacity(weights.len());
     let mut assigned: i128 = 0;
     for (index, w) in weights.iter().enumerate() {
         let product = magnitude
             .checked_mul(i128::from(*w))
-            .ok_or(Error::Overflow("allocation"))?;
+            .ok_or_else(|| Error::Overflow("allocation"))?;
         let part = product / weight_sum;
         remainders.push((product % weight_sum, index));
         assigned += part;
         parts.push(part);
     }
-    // Largest remainder first; on ties the earlier index wins.
-    remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    let leftover = magnitude - assigned;
-    for (_, index) in remainders
-        .iter()
-        .take(usize::try_from(leftover).unwrap_or(0))
-    {
+    // Largest remainder first; on ties the earlier index wins. Only the
+    // first `leftover` in that order matter, so select them in linear time.
+    let leftover = usize::try_from(magnitude - assigned).unwrap_or(0);
+    let order = |a: &(i128, usize), b: &(i128, usize)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
+    if leftover > 0 && leftover < remainders.len() {
+        remainders.select_nth_unstable_by(leftover - 1, order);
+    }
+    for (_, index) in remainders.iter().take(leftover) {
         if let Some(part) = parts.get_mut(*index) {
             *part += 1;
         }

@@ -109,10 +109,7 @@ fn percent_off_a_collection() {
     assert_eq!(priced.total, usd("149.50"));
     assert_eq!(applied_amount(&priced, &p), "5.50");
     let adj = &priced.lines[0].adjustments[0];
-    assert_eq!(
-        (adj.promotion_id, adj.label.as_str()),
-        (Some(p.id), "10% summer")
-    );
+    assert_eq!((adj.promotion_id, &*adj.label), (Some(p.id), "10% summer"));
 }
 
 #[test]
@@ -817,7 +814,7 @@ fn stacking_in_priority_order_on_what_is_left() {
     let labels: Vec<&str> = priced.lines[0]
         .adjustments
         .iter()
-        .map(|a| a.label.as_str())
+        .map(|a| &*a.label)
         .collect();
     assert_eq!(labels, ["10%", "5 off"]);
     // Reversed priorities: 5.00 off first, then 10 % of 25.00 = 2.50 → 22.50.

@@ -222,7 +222,7 @@ impl Cart {
             let total = line
                 .quantity
                 .checked_add(quantity)
-                .ok_or(Error::Overflow("line quantity"))?;
+                .ok_or_else(|| Error::Overflow("line quantity"))?;
             check_quantity(total)?;
             line.quantity = total;
             return Ok(line.id);
@@ -378,7 +378,7 @@ impl Cart {
         self.version = self
             .version
             .checked_add(1)
-            .ok_or(Error::Overflow("cart version"))?;
+            .ok_or_else(|| Error::Overflow("cart version"))?;
         self.updated_at = now;
         Ok(())
     }

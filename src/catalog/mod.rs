@@ -52,7 +52,7 @@ pub enum Status {
 /// compared case-insensitively (stored upper-case).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Sku(String);
+pub struct Sku(std::sync::Arc<str>);
 
 impl Sku {
     /// Validates and normalizes a SKU.
@@ -73,7 +73,7 @@ impl Sku {
                 "may contain only letters, digits and - _ . /",
             ));
         }
-        Ok(Self(s))
+        Ok(Self(s.into()))
     }
 
     /// The SKU as text.
@@ -91,7 +91,7 @@ impl TryFrom<String> for Sku {
 
 impl From<Sku> for String {
     fn from(s: Sku) -> String {
-        s.0
+        s.0.as_ref().to_owned()
     }
 }
 
@@ -533,7 +533,7 @@ impl Collection {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CatalogEntry {
     /// The product's title.
-    pub product_title: String,
+    pub product_title: std::sync::Arc<str>,
     /// The product's status.
     pub product_status: Status,
     /// The product's categories, including every ancestor of each.
@@ -553,11 +553,11 @@ impl CatalogEntry {
     }
 
     /// The name shown on a receipt: "Product — Variant".
-    pub fn display_name(&self) -> String {
+    pub fn display_name(&self) -> std::sync::Arc<str> {
         if self.variant.title.is_empty() {
-            self.product_title.clone()
+            std::sync::Arc::clone(&self.product_title)
         } else {
-            format!("{} — {}", self.product_title, self.variant.title)
+            format!("{} — {}", self.product_title, self.variant.title).into()
         }
     }
 }

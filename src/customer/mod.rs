@@ -485,7 +485,7 @@ impl Customer {
         self.version = self
             .version
             .checked_add(1)
-            .ok_or(Error::Overflow("customer version"))?;
+            .ok_or_else(|| Error::Overflow("customer version"))?;
         Ok(())
     }
     /// For storage adapters: puts back the hash stored beside the serialized customer.

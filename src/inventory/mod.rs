@@ -232,7 +232,7 @@ pub fn merge_claims(claims: &[UsageClaim]) -> Result<Vec<UsageClaim>> {
                     .amount
                     .checked_add(c.amount)
                     .filter(|a| *a <= max)
-                    .ok_or(Error::Overflow("usage claim"))?;
+                    .ok_or_else(|| Error::Overflow("usage claim"))?;
                 m.limit = m.limit.min(c.limit);
             }
             None => {
@@ -279,7 +279,7 @@ pub fn merge_requests(requests: &[StockRequest]) -> Result<Vec<StockRequest>> {
                 m.quantity = m
                     .quantity
                     .checked_add(r.quantity)
-                    .ok_or(Error::Overflow("reserved quantity"))?;
+                    .ok_or_else(|| Error::Overflow("reserved quantity"))?;
             }
             None => merged.push(*r),
         }

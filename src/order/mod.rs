@@ -516,7 +516,7 @@ impl Order {
         self.version = self
             .version
             .checked_add(1)
-            .ok_or(Error::Overflow("order version"))?;
+            .ok_or_else(|| Error::Overflow("order version"))?;
         Ok(())
     }
 

@@ -25,6 +25,7 @@ use super::promotion::{
 use super::rule::{CustomerFacts, RuleCart, RuleLine, RuleRegistry, Verdict};
 
 type FastMap<K, V> = foldhash::HashMap<K, V>;
+type FastSet<K> = foldhash::HashSet<K>;
 
 /// Most applicable promotions the best-combination search compares; with
 /// more, the set falls back to applying in priority order.
@@ -61,6 +62,7 @@ pub struct PromotionSettings {
 #[derive(Debug, Clone)]
 struct Compiled {
     promo: Promotion,
+    label: std::sync::Arc<str>,
     currencies: Vec<Currency>,
     shipping: bool,
 }
@@ -84,6 +86,17 @@ pub struct PromotionSet {
     rules: RuleRegistry,
     settings: PromotionSettings,
     gifts: Vec<VariantId>,
+    /// Every id and tag any filter names: the keys a cart is indexed by.
+    watched_ids: FastSet<Uuid>,
+    watched_tags: FastSet<String>,
+}
+
+/// A cart's lines by the ids and tags the promotion set watches, so a
+/// filter naming a few variants looks at those lines only.
+#[derive(Debug, Default)]
+pub(crate) struct CartIndex<'a> {
+    ids: FastMap<Uuid, Vec<u32>>,
+    tags: FastMap<&'a str, Vec<u32>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -112,6 +125,7 @@ impl PromotionSet {
             let currencies = p.currencies().into_iter().collect();
             let shipping = matches!(p.action, Action::Shipping { .. });
             promos.push(Compiled {
+                label: p.name.as_str().into(),
                 promo: p,
                 currencies,
                 shipping,
@@ -161,9 +175,44 @@ impl PromotionSet {
                 }
             }
         }
+        for c in &promos {
+            for cond in &c.promo.conditions {
+                watch_condition(cond, &mut set.watched_ids, &mut set.watched_tags);
+            }
+            for f in action_filters(&c.promo.action) {
+                watch_filter(f, &mut set.watched_ids, &mut set.watched_tags);
+            }
+        }
         set.promos = promos;
         set.gifts = gifts.into_iter().collect();
         Ok(set)
+    }
+
+    /// Indexes a cart's lines by the keys this set watches.
+    pub(crate) fn index_cart<'a>(&self, lines: &'a [WorkLine<'a>]) -> CartIndex<'a> {
+        let mut index = CartIndex::default();
+        if self.promos.is_empty() {
+            return index;
+        }
+        for (i, line) in lines.iter().enumerate() {
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            let e = line.entry;
+            let ids = [e.variant.id().as_uuid(), e.variant.product_id().as_uuid()]
+                .into_iter()
+                .chain(e.categories.iter().map(|c| c.as_uuid()))
+                .chain(e.collections.iter().map(|c| c.as_uuid()));
+            for id in ids {
+                if self.watched_ids.contains(&id) {
+                    index.ids.entry(id).or_default().push(i);
+                }
+            }
+            for tag in &e.tags {
+                if self.watched_tags.contains(tag.as_str()) {
+                    index.tags.entry(tag.as_str()).or_default().push(i);
+                }
+            }
+        }
+        index
     }
 
     /// How many promotions it holds.
@@ -221,6 +270,8 @@ fn check_rules(p: &Promotion, rules: &RuleRegistry) -> Result<()> {
     Ok(())
 }
 
+/// Normalizes a filter for matching: tags lower-cased, every value list
+/// sorted and de-duplicated (so [`matches`] can binary-search it).
 fn lowercase_filter(f: &mut LineFilter) {
     match f {
         LineFilter::AllOf { filters } | LineFilter::AnyOf { filters } => {
@@ -230,9 +281,20 @@ fn lowercase_filter(f: &mut LineFilter) {
             for t in tags.iter_mut() {
                 *t = t.trim().to_lowercase();
             }
+            tags.sort_unstable();
+            tags.dedup();
         }
-        _ => {}
+        LineFilter::Product { ids, .. } => sorted(ids),
+        LineFilter::Variant { ids, .. } => sorted(ids),
+        LineFilter::Category { ids, .. } => sorted(ids),
+        LineFilter::Collection { ids, .. } => sorted(ids),
+        LineFilter::Any | LineFilter::UnitPrice { .. } => {}
     }
+}
+
+fn sorted<T: Ord>(v: &mut Vec<T>) {
+    v.sort_unstable();
+    v.dedup();
 }
 
 fn lowercase_condition(c: &mut Condition) {
@@ -259,6 +321,114 @@ fn lowercase_action(a: &mut Action) {
             lowercase_filter(get);
         }
         _ => {}
+    }
+}
+
+fn watch_filter(f: &LineFilter, ids: &mut FastSet<Uuid>, tags: &mut FastSet<String>) {
+    match f {
+        LineFilter::AllOf { filters } | LineFilter::AnyOf { filters } => {
+            filters.iter().for_each(|f| watch_filter(f, ids, tags));
+        }
+        LineFilter::Product { ids: v, .. } => ids.extend(v.iter().map(|i| i.as_uuid())),
+        LineFilter::Variant { ids: v, .. } => ids.extend(v.iter().map(|i| i.as_uuid())),
+        LineFilter::Category { ids: v, .. } => ids.extend(v.iter().map(|i| i.as_uuid())),
+        LineFilter::Collection { ids: v, .. } => ids.extend(v.iter().map(|i| i.as_uuid())),
+        LineFilter::Tag { tags: t, .. } => tags.extend(t.iter().cloned()),
+        LineFilter::Any | LineFilter::UnitPrice { .. } => {}
+    }
+}
+
+fn watch_condition(c: &Condition, ids: &mut FastSet<Uuid>, tags: &mut FastSet<String>) {
+    match c {
+        Condition::AllOf { conditions } | Condition::AnyOf { conditions } => {
+            conditions
+                .iter()
+                .for_each(|c| watch_condition(c, ids, tags));
+        }
+        Condition::Lines { filter, .. } => watch_filter(filter, ids, tags),
+        _ => {}
+    }
+}
+
+fn action_filters(a: &Action) -> Vec<&LineFilter> {
+    match a {
+        Action::PercentOffItems { target, .. }
+        | Action::AmountOffItems { target, .. }
+        | Action::FixedPrice { target, .. }
+        | Action::Tiered { target, .. } => vec![target],
+        Action::Bundle { items, .. } => items.iter().map(|i| &i.filter).collect(),
+        Action::BuyXGetY { buy, get, .. } => vec![buy, get],
+        _ => Vec::new(),
+    }
+}
+
+/// The lines that may match `f`, from the cart index, when `f` names ids or
+/// tags it must have (`None`: any line may match).
+fn indexed_lines(f: &LineFilter, index: &CartIndex<'_>) -> Option<Vec<u32>> {
+    let positive = |op: &Op| matches!(op, Op::In | Op::Eq | Op::ContainsAny);
+    let by_ids = |ids: &mut dyn Iterator<Item = Uuid>| {
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(lines) = index.ids.get(&id) {
+                out.extend_from_slice(lines);
+            }
+        }
+        out
+    };
+    let mut out = match f {
+        LineFilter::Product { op, ids } if positive(op) => {
+            by_ids(&mut ids.iter().map(|i| i.as_uuid()))
+        }
+        LineFilter::Variant { op, ids } if positive(op) => {
+            by_ids(&mut ids.iter().map(|i| i.as_uuid()))
+        }
+        LineFilter::Category { op, ids } if positive(op) => {
+            by_ids(&mut ids.iter().map(|i| i.as_uuid()))
+        }
+        LineFilter::Collection { op, ids } if positive(op) => {
+            by_ids(&mut ids.iter().map(|i| i.as_uuid()))
+        }
+        LineFilter::Tag { op, tags } if positive(op) => {
+            let mut out = Vec::new();
+            for t in tags {
+                if let Some(lines) = index.tags.get(t.as_str()) {
+                    out.extend_from_slice(lines);
+                }
+            }
+            out
+        }
+        LineFilter::AllOf { filters } => {
+            return filters.iter().find_map(|f| indexed_lines(f, index));
+        }
+        LineFilter::AnyOf { filters } => {
+            let mut out = Vec::new();
+            for f in filters {
+                out.extend(indexed_lines(f, index)?);
+            }
+            out
+        }
+        _ => return None,
+    };
+    out.sort_unstable();
+    out.dedup();
+    Some(out)
+}
+
+/// The indices of the lines matching `f`, in line order.
+pub(crate) fn lines_matching(f: &LineFilter, env: &Env<'_>) -> Vec<usize> {
+    match indexed_lines(f, &env.index) {
+        Some(candidates) => candidates
+            .into_iter()
+            .map(|i| i as usize)
+            .filter(|i| env.lines.get(*i).is_some_and(|l| matches(f, l, env)))
+            .collect(),
+        None => env
+            .lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| matches(f, l, env))
+            .map(|(i, _)| i)
+            .collect(),
     }
 }
 
@@ -378,6 +548,7 @@ pub(crate) struct Env<'a> {
     pub catalog: &'a HashMap<VariantId, CatalogEntry>,
     pub usage: &'a HashMap<String, u64>,
     pub rounding: RoundingMode,
+    pub index: CartIndex<'a>,
 }
 
 impl Env<'_> {
@@ -500,7 +671,7 @@ impl Fraction {
         super::promotion::check_percent(p)?;
         let den = 100_i128
             .checked_mul(10_i128.pow(p.scale()))
-            .ok_or(Error::Overflow("percent"))?;
+            .ok_or_else(|| Error::Overflow("percent"))?;
         Ok(Self {
             num: p.mantissa(),
             den,
@@ -512,11 +683,11 @@ impl Fraction {
         let n = amount
             .checked_mul(i128::from(units))
             .and_then(|v| v.checked_mul(self.num))
-            .ok_or(Error::Overflow("percent discount"))?;
+            .ok_or_else(|| Error::Overflow("percent discount"))?;
         let d = self
             .den
             .checked_mul(i128::from(quantity.max(1)))
-            .ok_or(Error::Overflow("percent discount"))?;
+            .ok_or_else(|| Error::Overflow("percent discount"))?;
         Ok(div_round(n, d, mode).clamp(0, amount.max(0)))
     }
 }
@@ -577,6 +748,12 @@ pub(crate) struct Run {
 }
 
 impl PromotionSet {
+    /// The promotion's name, shared by every adjustment it makes.
+    pub(crate) fn label(&self, index: u32) -> std::sync::Arc<str> {
+        self.compiled(index)
+            .map_or_else(|| "".into(), |c| std::sync::Arc::clone(&c.label))
+    }
+
     pub(crate) fn promotion(&self, index: u32) -> Option<&Promotion> {
         self.compiled(index).map(|c| &c.promo)
     }
@@ -592,22 +769,16 @@ impl PromotionSet {
         run: &mut Run,
     ) -> Result<(Vec<Candidate>, Vec<Candidate>)> {
         let mut found: Vec<(u32, Option<&str>)> = Vec::new();
-        for line in env.lines {
-            let v = line.entry.variant.id().as_uuid();
-            let p = line.entry.variant.product_id().as_uuid();
-            let ids = [v, p]
-                .into_iter()
-                .chain(line.entry.categories.iter().map(|c| c.as_uuid()))
-                .chain(line.entry.collections.iter().map(|c| c.as_uuid()));
-            for id in ids {
-                if let Some(list) = self.by_uuid.get(&id) {
-                    found.extend(list.iter().map(|i| (*i, None)));
-                }
+        // Each distinct key in the cart once (the index holds every key a
+        // promotion names, so every anchor key is in it).
+        for id in env.index.ids.keys() {
+            if let Some(list) = self.by_uuid.get(id) {
+                found.extend(list.iter().map(|i| (*i, None)));
             }
-            for tag in &line.entry.tags {
-                if let Some(list) = self.by_tag.get(tag.as_str()) {
-                    found.extend(list.iter().map(|i| (*i, None)));
-                }
+        }
+        for tag in env.index.tags.keys() {
+            if let Some(list) = self.by_tag.get(*tag) {
+                found.extend(list.iter().map(|i| (*i, None)));
             }
         }
         if let Some((_, list)) = self.by_currency.iter().find(|(c, _)| *c == env.currency) {
@@ -857,10 +1028,9 @@ impl PromotionSet {
                 filter,
                 min_quantity,
             } => {
-                let units: u64 = env
-                    .lines
-                    .iter()
-                    .filter(|l| matches(filter, l, env))
+                let units: u64 = lines_matching(filter, env)
+                    .into_iter()
+                    .filter_map(|i| env.lines.get(i))
                     .map(|l| u64::from(l.quantity))
                     .sum();
                 let ok = units >= u64::from(*min_quantity);
@@ -1140,14 +1310,7 @@ impl PromotionSet {
     ) -> Result<std::result::Result<Effect, Rejection>> {
         let mode = env.rounding;
         let mut effect = Effect::default();
-        let selected = |f: &LineFilter| -> Vec<usize> {
-            env.lines
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| matches(f, l, env))
-                .map(|(i, _)| i)
-                .collect()
-        };
+        let selected = |f: &LineFilter| -> Vec<usize> { lines_matching(f, env) };
         let rem = |i: usize| remaining.get(i).copied().unwrap_or(0);
         let line = |i: usize| env.lines.get(i);
         // The value of `units` of line `i`, floored to minor units.
@@ -1197,7 +1360,7 @@ impl PromotionSet {
                             let ask = if *per == AmountPer::Unit {
                                 amount
                                     .checked_mul(i128::from(units))
-                                    .ok_or(Error::Overflow("discount"))?
+                                    .ok_or_else(|| Error::Overflow("discount"))?
                             } else {
                                 amount
                             };
@@ -1245,7 +1408,7 @@ impl PromotionSet {
                     let units = units_of(i, max_quantity_per_line);
                     let at = price
                         .checked_mul(i128::from(units))
-                        .ok_or(Error::Overflow("fixed price"))?;
+                        .ok_or_else(|| Error::Overflow("fixed price"))?;
                     effect.lines.push((i, (value(i, units) - at).max(0)));
                 }
             }
@@ -1301,7 +1464,7 @@ impl PromotionSet {
                     let worth: i128 = weights.iter().map(|(_, w)| w).sum();
                     let at = price
                         .checked_mul(i128::from(lo))
-                        .ok_or(Error::Overflow("bundle price"))?;
+                        .ok_or_else(|| Error::Overflow("bundle price"))?;
                     split(&mut effect, (worth - at).max(0), &weights, env)?;
                 }
             }
@@ -1476,11 +1639,12 @@ pub(crate) fn matches(f: &LineFilter, l: &WorkLine<'_>, env: &Env<'_>) -> bool {
         LineFilter::Any => true,
         LineFilter::AllOf { filters } => filters.iter().all(|f| matches(f, l, env)),
         LineFilter::AnyOf { filters } => filters.iter().any(|f| matches(f, l, env)),
-        LineFilter::Product { op, ids } => op.member(&l.entry.variant.product_id(), ids),
-        LineFilter::Variant { op, ids } => op.member(&l.entry.variant.id(), ids),
-        LineFilter::Category { op, ids } => op.intersects(&l.entry.categories, ids),
-        LineFilter::Collection { op, ids } => op.intersects(&l.entry.collections, ids),
-        LineFilter::Tag { op, tags } => op.intersects(&l.entry.tags, tags),
+        // Value lists are sorted when the set is compiled.
+        LineFilter::Product { op, ids } => op.member_sorted(&l.entry.variant.product_id(), ids),
+        LineFilter::Variant { op, ids } => op.member_sorted(&l.entry.variant.id(), ids),
+        LineFilter::Category { op, ids } => op.intersects_sorted(&l.entry.categories, ids),
+        LineFilter::Collection { op, ids } => op.intersects_sorted(&l.entry.collections, ids),
+        LineFilter::Tag { op, tags } => op.intersects_sorted(&l.entry.tags, tags),
         LineFilter::UnitPrice { op, amount } => {
             env.minor(amount).is_some_and(|e| op.compare(&l.unit, &e))
         }

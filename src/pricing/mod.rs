@@ -29,7 +29,7 @@ mod promotion;
 mod rule;
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -123,16 +123,13 @@ impl<'a> PricingContext<'a> {
 /// A discount applied to a line (or to shipping), and what made it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Adjustment {
-    /// What made it (the promotion's id as text, or a rule's name).
-    pub source: String,
     /// The promotion that made it.
-    #[serde(default)]
     pub promotion_id: Option<PromotionId>,
     /// The coupon code that brought the promotion in.
     #[serde(default)]
     pub code: Option<String>,
-    /// Shown to the customer.
-    pub label: String,
+    /// Shown to the customer (the promotion's name).
+    pub label: Arc<str>,
     /// The amount taken off (positive for a discount).
     pub amount: Money,
 }
@@ -156,7 +153,7 @@ pub struct PricedLine {
     /// Its SKU at pricing time.
     pub sku: Sku,
     /// Its display name at pricing time.
-    pub name: String,
+    pub name: Arc<str>,
     /// Units.
     pub quantity: u32,
     /// The catalog price of one unit, before price lists.
@@ -296,10 +293,13 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
             .get(&line.variant_id)
             .ok_or_else(|| Error::not_found("variant", line.variant_id))?;
         entry.purchasable()?;
-        let base = entry.variant.price(currency).ok_or(Error::NoPrice {
-            variant_id: line.variant_id,
-            currency,
-        })?;
+        let base = entry
+            .variant
+            .price(currency)
+            .ok_or_else(|| Error::NoPrice {
+                variant_id: line.variant_id,
+                currency,
+            })?;
         let (unit_price, source) = if ctx.price_book.is_empty() {
             (base, PriceSource::Catalog)
         } else {
@@ -314,7 +314,7 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
         let unit = unit_price.to_minor()?;
         let subtotal = unit
             .checked_mul(i128::from(line.quantity))
-            .ok_or(Error::Overflow("line subtotal"))?;
+            .ok_or_else(|| Error::Overflow("line subtotal"))?;
         work.push(WorkLine {
             id: line.id,
             entry,
@@ -335,7 +335,7 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
     let subtotal_minor = work
         .iter()
         .try_fold(0_i128, |acc, l| acc.checked_add(l.subtotal))
-        .ok_or(Error::Overflow("subtotal"))?;
+        .ok_or_else(|| Error::Overflow("subtotal"))?;
     let env = Env {
         currency,
         lines: &work,
@@ -347,6 +347,7 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
         catalog: ctx.catalog,
         usage: ctx.usage,
         rounding: promotions.settings().rounding,
+        index: promotions.index_cart(&work),
     };
 
     // 2. Line promotions.
@@ -364,14 +365,20 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
         &mut run,
     )?;
 
+    // Amounts are kept in minor units from here on, converted to `Money`
+    // once per field: `net` is each line's amount after discounts.
     let mut lines = Vec::with_capacity(work.len());
+    let mut net: Vec<i128> = Vec::with_capacity(work.len());
+    let mut bought_discount = 0_i128;
     for ((w, (base, unit_price, source)), left) in work.iter().zip(prices).zip(&remaining) {
         let entry = w.entry;
         let weight_grams = u64::from(entry.variant.weight_grams())
             .checked_mul(u64::from(w.quantity))
-            .ok_or(Error::Overflow("line weight"))?;
+            .ok_or_else(|| Error::Overflow("line weight"))?;
         let subtotal = env.money(w.subtotal)?;
         let discount = env.money(w.subtotal - left)?;
+        net.push(*left);
+        bought_discount += w.subtotal - left;
         lines.push(PricedLine {
             line_id: w.id,
             variant_id: entry.variant.id(),
@@ -385,7 +392,7 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
             adjustments: Vec::new(),
             discount,
             tax: zero,
-            total: subtotal.checked_sub(discount)?,
+            total: env.money(*left)?,
             requires_shipping: entry.variant.requires_shipping(),
             weight_grams,
             gift_of: None,
@@ -403,6 +410,7 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
             .ok_or_else(|| Error::not_found("variant", gift.variant_id))?;
         let unit_price = env.money(gift.unit)?;
         let subtotal = unit_price.checked_mul_qty(gift.quantity)?;
+        net.push(0);
         lines.push(PricedLine {
             line_id: gift_line_id(p.id, gift.variant_id),
             variant_id: gift.variant_id,
@@ -413,14 +421,19 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
             unit_price,
             price_source: PriceSource::Catalog,
             subtotal,
-            adjustments: vec![adjustment(p, applied.code.as_ref(), subtotal)],
+            adjustments: vec![adjustment(
+                p,
+                promotions.label(applied.index),
+                applied.code.as_ref(),
+                subtotal,
+            )],
             discount: subtotal,
             tax: zero,
             total: zero,
             requires_shipping: entry.variant.requires_shipping(),
             weight_grams: u64::from(entry.variant.weight_grams())
                 .checked_mul(u64::from(gift.quantity))
-                .ok_or(Error::Overflow("line weight"))?,
+                .ok_or_else(|| Error::Overflow("line weight"))?,
             gift_of: Some(p.id),
         });
     }
@@ -430,31 +443,37 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
         };
         for (i, amount) in &applied.effect.lines {
             if let Some(line) = lines.get_mut(*i) {
-                line.adjustments
-                    .push(adjustment(p, applied.code.as_ref(), env.money(*amount)?));
+                line.adjustments.push(adjustment(
+                    p,
+                    promotions.label(applied.index),
+                    applied.code.as_ref(),
+                    env.money(*amount)?,
+                ));
             }
         }
     }
 
     // 3. Shipping, on the discounted merchandise.
-    let shipped: Vec<&PricedLine> = lines.iter().filter(|l| l.requires_shipping).collect();
-    let requires_shipping = !shipped.is_empty();
+    let requires_shipping = lines.iter().any(|l| l.requires_shipping);
     let mut shipping_options = Vec::new();
     let mut shipping = None;
     let mut shipping_hints = Vec::new();
     if requires_shipping {
-        let mut discounted = zero;
-        for l in &shipped {
-            discounted = discounted.checked_add(l.total)?;
+        let (mut discounted, mut weight, mut items) = (0_i128, 0_u64, 0_u64);
+        for (l, n) in lines.iter().zip(&net) {
+            if l.requires_shipping {
+                discounted += n;
+                weight = weight
+                    .checked_add(l.weight_grams)
+                    .ok_or_else(|| Error::Overflow("cart weight"))?;
+                items += u64::from(l.quantity);
+            }
         }
         let input = ShippingInput {
             currency,
-            subtotal: discounted,
-            weight_grams: shipped
-                .iter()
-                .try_fold(0u64, |acc, l| acc.checked_add(l.weight_grams))
-                .ok_or(Error::Overflow("cart weight"))?,
-            items: shipped.iter().map(|l| u64::from(l.quantity)).sum(),
+            subtotal: env.money(discounted)?,
+            weight_grams: weight,
+            items,
             destination: cart.shipping_address(),
         };
         shipping_options = ctx.shipping.rates(&input)?;
@@ -493,6 +512,7 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
                 if let Some(p) = promotions.promotion(applied.index) {
                     adjustments.push(adjustment(
                         p,
+                        promotions.label(applied.index),
                         applied.code.as_ref(),
                         env.money(applied.effect.shipping)?,
                     ));
@@ -520,17 +540,18 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
     }
 
     // 4. Tax, on discounted amounts.
-    let taxable = lines
-        .iter()
-        .map(|l| {
-            let entry = ctx.catalog.get(&l.variant_id);
-            Ok(TaxableLine {
-                line_id: l.line_id,
-                tax_class: entry.map_or("standard", |e| e.variant.tax_class()),
-                amount: l.subtotal.checked_sub(l.discount)?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let mut taxable = Vec::with_capacity(lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        let entry = match work.get(i) {
+            Some(w) => Some(w.entry),
+            None => ctx.catalog.get(&l.variant_id),
+        };
+        taxable.push(TaxableLine {
+            line_id: l.line_id,
+            tax_class: entry.map_or("standard", |e| e.variant.tax_class()),
+            amount: env.money(net.get(i).copied().unwrap_or(0))?,
+        });
+    }
     let address = cart.shipping_address().or(cart.billing_address());
     let breakdown = ctx.tax.tax(&TaxInput {
         currency,
@@ -545,40 +566,36 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
         ));
     }
     let inclusive = breakdown.prices_include_tax;
-    let with_tax = |net: Money, tax: Money| -> Result<Money> {
-        if inclusive {
-            Ok(net)
-        } else {
-            net.checked_add(tax)
-        }
-    };
-    for (line, tax) in lines.iter_mut().zip(&breakdown.lines) {
-        let tax = checked_tax(*tax, currency)?;
-        line.tax = tax;
-        line.total = with_tax(line.subtotal.checked_sub(line.discount)?, tax)?;
+    let (mut tax_sum, mut total_sum) = (0_i128, 0_i128);
+    for ((line, tax), n) in lines.iter_mut().zip(&breakdown.lines).zip(&net) {
+        let tax_minor = checked_tax(*tax, currency)?;
+        let line_total = if inclusive { *n } else { n + tax_minor };
+        line.tax = *tax;
+        line.total = env.money(line_total)?;
+        tax_sum += tax_minor;
+        total_sum += line_total;
     }
+    let mut shipping_discount = 0_i128;
     if let Some(s) = shipping.as_mut() {
-        let tax = checked_tax(breakdown.shipping, currency)?;
-        s.tax = tax;
-        s.total = with_tax(s.total, tax)?;
+        let tax_minor = checked_tax(breakdown.shipping, currency)?;
+        let charged = s.total.to_minor()?;
+        let ship_total = if inclusive {
+            charged
+        } else {
+            charged + tax_minor
+        };
+        s.tax = breakdown.shipping;
+        s.total = env.money(ship_total)?;
+        shipping_discount = s.discount.to_minor()?;
+        tax_sum += tax_minor;
+        total_sum += ship_total;
     }
 
-    // 5. Totals.
+    // 5. Totals, summed in minor units.
     let subtotal = env.money(subtotal_minor)?;
-    let shipping_tax = shipping.as_ref().map_or(zero, |s| s.tax);
-    let tax_total =
-        Money::sum(currency, lines.iter().map(|l| &l.tax))?.checked_add(shipping_tax)?;
-    let shipping_discount = shipping.as_ref().map_or(zero, |s| s.discount);
-    let discount_total = Money::sum(
-        currency,
-        lines
-            .iter()
-            .filter(|l| l.gift_of.is_none())
-            .map(|l| &l.discount),
-    )?
-    .checked_add(shipping_discount)?;
-    let total = Money::sum(currency, lines.iter().map(|l| &l.total))?
-        .checked_add(shipping.as_ref().map_or(zero, |s| s.total))?;
+    let tax_total = env.money(tax_sum)?;
+    let discount_total = env.money(bought_discount + shipping_discount)?;
+    let total = env.money(total_sum)?;
     if total.is_negative() {
         return Err(Error::invalid("total", "would be negative"));
     }
@@ -605,26 +622,27 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
     })
 }
 
-fn checked_tax(tax: Money, currency: Currency) -> Result<Money> {
-    let tax = tax.exact()?;
+/// A calculator's tax in minor units, checked: the cart's currency, exact,
+/// not negative.
+fn checked_tax(tax: Money, currency: Currency) -> Result<i128> {
     if tax.currency() != currency {
         return Err(Error::CurrencyMismatch {
             left: currency,
             right: tax.currency(),
         });
     }
-    if tax.is_negative() {
+    let minor = tax.to_minor()?;
+    if minor < 0 {
         return Err(Error::invalid("tax calculator", "returned a negative tax"));
     }
-    Ok(tax)
+    Ok(minor)
 }
 
-fn adjustment(p: &Promotion, code: Option<&String>, amount: Money) -> Adjustment {
+fn adjustment(p: &Promotion, label: Arc<str>, code: Option<&String>, amount: Money) -> Adjustment {
     Adjustment {
-        source: p.id.to_string(),
         promotion_id: Some(p.id),
         code: code.cloned(),
-        label: p.name.clone(),
+        label,
         amount,
     }
 }

@@ -109,6 +109,28 @@ impl Op {
         }
     }
 
+    /// Membership of a field with one value in a sorted list.
+    pub(crate) fn member_sorted<T: Ord>(self, actual: &T, values: &[T]) -> bool {
+        let found = values.binary_search(actual).is_ok();
+        match self {
+            Self::NotIn | Self::Ne => !found,
+            _ => found,
+        }
+    }
+
+    /// Membership of a field with several values in a sorted list.
+    pub(crate) fn intersects_sorted<'a, T: Ord + 'a>(
+        self,
+        actual: impl IntoIterator<Item = &'a T>,
+        values: &[T],
+    ) -> bool {
+        let found = actual.into_iter().any(|a| values.binary_search(a).is_ok());
+        match self {
+            Self::NotIn | Self::Ne => !found,
+            _ => found,
+        }
+    }
+
     /// Membership of a field with several values.
     pub(crate) fn intersects<'a, T: PartialEq + 'a>(
         self,

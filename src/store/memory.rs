@@ -168,7 +168,7 @@ impl State {
     fn entry(&self, variant: VariantId) -> Option<CatalogEntry> {
         let product = self.products.get(self.variants.get(&variant)?)?;
         Some(CatalogEntry {
-            product_title: product.title().to_owned(),
+            product_title: product.title().into(),
             product_status: product.status(),
             categories: self.category_ancestry(product.categories()),
             collections: product.collections().clone(),
@@ -281,7 +281,7 @@ impl State {
             };
             let next = current
                 .checked_add(i64::from(line.quantity))
-                .ok_or(Error::Overflow("reserved stock"))?;
+                .ok_or_else(|| Error::Overflow("reserved stock"))?;
             updated.insert(key, next);
         }
         let claims = merge_claims(claims)?;
@@ -646,7 +646,7 @@ impl InventoryStore for MemoryStore {
             current
                 .on_hand
                 .checked_add(delta)
-                .ok_or(Error::Overflow("stock"))?,
+                .ok_or_else(|| Error::Overflow("stock"))?,
         )?;
         let level = s.stock.entry((variant, location)).or_default();
         level.on_hand = on_hand;
@@ -777,7 +777,7 @@ impl CheckoutStore for MemoryStore {
                 let attempt = record
                     .attempt
                     .checked_add(1)
-                    .ok_or(Error::Overflow("checkout attempts"))?;
+                    .ok_or_else(|| Error::Overflow("checkout attempts"))?;
                 let token = Uuid::new_v4();
                 record.attempt = attempt;
                 record.state = CheckoutState::InProgress;
@@ -828,7 +828,9 @@ impl CheckoutStore for MemoryStore {
         let mut s = self.lock();
         let record = s.leased(lease)?.clone();
         s.release_expired(now);
-        let reservation_id = record.reservation_id.ok_or(Error::ReservationExpired)?;
+        let reservation_id = record
+            .reservation_id
+            .ok_or_else(|| Error::ReservationExpired)?;
         if order.reservation_id != reservation_id {
             return Err(Error::invalid(
                 "order",
@@ -861,7 +863,7 @@ impl CheckoutStore for MemoryStore {
                 s.customers
                     .get(&id)
                     .cloned()
-                    .ok_or(Error::UnknownCustomer(id))?,
+                    .ok_or_else(|| Error::UnknownCustomer(id))?,
             ),
             None => None,
         };
@@ -1096,7 +1098,7 @@ impl OrderStore for MemoryStore {
                 .on_hand
                 .checked_add(i64::from(line.quantity))
                 .filter(|v| *v <= MAX_ON_HAND)
-                .ok_or(Error::Overflow("stock on hand"))?;
+                .ok_or_else(|| Error::Overflow("stock on hand"))?;
             levels.insert(key, Level { on_hand, ..level });
         }
         s.stock.extend(levels);

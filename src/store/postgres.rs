@@ -432,7 +432,7 @@ impl PgStore {
             out.insert(
                 variant.id(),
                 CatalogEntry {
-                    product_title: summary.title,
+                    product_title: summary.title.into(),
                     product_status: summary.status,
                     categories: summary.categories,
                     collections: summary.collections,
@@ -1230,8 +1230,11 @@ impl PgStore {
         .fetch_optional(&mut *tx)
         .await?;
         let (on_hand, reserved) = current.unwrap_or((0, 0));
-        let next =
-            inventory::check_on_hand(on_hand.checked_add(delta).ok_or(Error::Overflow("stock"))?)?;
+        let next = inventory::check_on_hand(
+            on_hand
+                .checked_add(delta)
+                .ok_or_else(|| Error::Overflow("stock"))?,
+        )?;
         sqlx::query(
             "INSERT INTO cw_stock (variant_id, location_id, on_hand, reserved) VALUES ($1, $2, $3, 0)
              ON CONFLICT (variant_id, location_id) DO UPDATE SET on_hand = EXCLUDED.on_hand",
@@ -1505,7 +1508,7 @@ impl PgStore {
             .fetch_optional(&mut *tx)
             .await?
             // Deleted between the two statements (an untouched attempt ended): try again.
-            .ok_or(Error::Conflict("checkout"))?;
+            .ok_or_else(|| Error::Conflict("checkout"))?;
         let record = checkout_from_row(&row)?;
         if record.cart_id != b.cart_id || record.payment_token != b.payment_token {
             return Err(Error::IdempotencyConflict(b.key.to_string()).into());
@@ -1520,7 +1523,7 @@ impl PgStore {
                 let attempt = record
                     .attempt
                     .checked_add(1)
-                    .ok_or(Error::Overflow("checkout attempts"))?;
+                    .ok_or_else(|| Error::Overflow("checkout attempts"))?;
                 sqlx::query(
                     "UPDATE cw_checkouts SET attempt = $2, state = 'in_progress', lease_token = $3, lease_until = $4
                      WHERE key = $1",

@@ -120,7 +120,19 @@ impl FlatRateTax {
     }
 
     fn of(&self, amount: Money) -> Result<Money> {
-        Ok(amount.checked_mul_decimal(self.rate)?.round(self.rounding))
+        // In minor units: amount × mantissa / 10^scale, rounded once.
+        let minor = amount.to_minor()?;
+        let n = minor
+            .checked_mul(self.rate.mantissa())
+            .ok_or_else(|| Error::Overflow("tax"))?;
+        let d = 10_i128
+            .checked_pow(self.rate.scale())
+            .ok_or_else(|| Error::Overflow("tax"))?;
+        let tax = crate::pricing::div_round_mode(n, d, self.rounding);
+        let currency = amount.currency();
+        let value = Decimal::try_from_i128_with_scale(tax, currency.minor_units())
+            .map_err(|_| Error::Overflow("tax"))?;
+        Ok(Money::new(value, currency))
     }
 }
 
@@ -288,10 +300,15 @@ impl TaxTable {
     fn exact(&self, amount: i128, rate: Decimal) -> Result<(i128, i128)> {
         let scale = 10_i128.pow(rate.scale());
         let m = rate.mantissa();
-        let num = amount.checked_mul(m).ok_or(Error::Overflow("tax"))?;
+        let num = amount
+            .checked_mul(m)
+            .ok_or_else(|| Error::Overflow("tax"))?;
         if self.prices_include_tax {
             // tax = amount × r / (1 + r)
-            Ok((num, scale.checked_add(m).ok_or(Error::Overflow("tax"))?))
+            Ok((
+                num,
+                scale.checked_add(m).ok_or_else(|| Error::Overflow("tax"))?,
+            ))
         } else {
             Ok((num, scale))
         }
@@ -348,7 +365,7 @@ impl TaxCalculator for TaxTable {
                     for i in &members {
                         let amount = items.get(*i).and_then(|x| x.map(|(_, a)| a)).unwrap_or(0);
                         let (n, d) = self.exact(amount, rate)?;
-                        num = num.checked_add(n).ok_or(Error::Overflow("tax"))?;
+                        num = num.checked_add(n).ok_or_else(|| Error::Overflow("tax"))?;
                         den = d;
                         weights.push(u64::try_from(n.max(0)).map_err(|_| Error::Overflow("tax"))?);
                     }
