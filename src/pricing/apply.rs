@@ -16,7 +16,7 @@ use crate::catalog::CatalogEntry;
 use crate::error::{Error, Result};
 use crate::id::{LineId, PromotionId, VariantId};
 use crate::inventory::UsageClaim;
-use crate::money::{Currency, Money, RoundingMode, allocate_minor};
+use crate::money::{Currency, Money, RoundingMode};
 
 use super::explain::{Comparison, Rejection};
 use super::promotion::{
@@ -1781,25 +1781,53 @@ fn split(
     weights: &[(usize, i128)],
     env: &Env<'_>,
 ) -> Result<()> {
-    // Largest remainder breaks ties by position: use the canonical order.
-    let mut weights = weights.to_vec();
-    weights.sort_by_key(|(i, _)| env.lines.get(*i).map_or(u32::MAX, |l| l.rank));
-    let weights = weights.as_slice();
-    let total: i128 = weights.iter().map(|(_, w)| (*w).max(0)).sum();
+    let total = weights
+        .iter()
+        .try_fold(0_i128, |acc, (_, w)| acc.checked_add((*w).max(0)))
+        .ok_or_else(|| Error::Overflow("allocation"))?;
     let amount = amount.min(total);
     if amount <= 0 {
         return Ok(());
     }
-    let raw: Vec<u64> = weights
-        .iter()
-        .map(|(_, w)| u64::try_from((*w).max(0)).map_err(|_| Error::Overflow("allocation")))
-        .collect::<Result<_>>()?;
-    let parts = allocate_minor(amount, &raw)?;
-    for ((i, _), part) in weights.iter().zip(parts) {
-        if part > 0 {
-            effect.lines.push((*i, part));
+    // Largest remainder: each part gets the floor of its share, the minor
+    // units left over go to the largest remainders, ties to the lower rank
+    // (the canonical line order, so line order never changes a result).
+    let mut parts: Vec<(usize, i128)> = Vec::with_capacity(weights.len());
+    let mut remainders: Vec<(i128, u32, usize)> = Vec::with_capacity(weights.len());
+    let mut assigned = 0_i128;
+    let small = i64::try_from(total).is_ok() && i64::try_from(amount).is_ok();
+    for (k, (i, w)) in weights.iter().enumerate() {
+        let w = (*w).max(0);
+        let product = amount
+            .checked_mul(w)
+            .ok_or_else(|| Error::Overflow("allocation"))?;
+        // Most amounts fit in 64 bits, where division is far cheaper.
+        let (part, rem) = match (small, u64::try_from(product)) {
+            (true, Ok(p)) => {
+                let t = total as u64;
+                (i128::from(p / t), i128::from(p % t))
+            }
+            _ => (product / total, product % total),
+        };
+        assigned += part;
+        parts.push((*i, part));
+        let rank = env.lines.get(*i).map_or(u32::MAX, |l| l.rank);
+        remainders.push((rem, rank, k));
+    }
+    let leftover = usize::try_from(amount - assigned).unwrap_or(0);
+    let order = |a: &(i128, u32, usize), b: &(i128, u32, usize)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
+    if leftover > 0 && leftover < remainders.len() {
+        remainders.select_nth_unstable_by(leftover - 1, order);
+    }
+    for (_, _, k) in remainders.iter().take(leftover) {
+        if let Some(p) = parts.get_mut(*k) {
+            p.1 += 1;
         }
     }
+    effect.lines.reserve(parts.len());
+    effect
+        .lines
+        .extend(parts.into_iter().filter(|(_, p)| *p > 0));
     Ok(())
 }
 

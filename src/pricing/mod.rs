@@ -369,8 +369,21 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
     // once per field: `net` is each line's amount after discounts.
     let mut lines = Vec::with_capacity(work.len());
     let mut net: Vec<i128> = Vec::with_capacity(work.len());
+    let mut adjustment_counts = vec![0_usize; work.len()];
+    for applied in &run.applied {
+        for (i, _) in &applied.effect.lines {
+            if let Some(c) = adjustment_counts.get_mut(*i) {
+                *c += 1;
+            }
+        }
+    }
     let mut bought_discount = 0_i128;
-    for ((w, (base, unit_price, source)), left) in work.iter().zip(prices).zip(&remaining) {
+    for (((w, (base, unit_price, source)), left), count) in work
+        .iter()
+        .zip(prices)
+        .zip(&remaining)
+        .zip(adjustment_counts)
+    {
         let entry = w.entry;
         let weight_grams = u64::from(entry.variant.weight_grams())
             .checked_mul(u64::from(w.quantity))
@@ -389,7 +402,7 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
             unit_price,
             price_source: source,
             subtotal,
-            adjustments: Vec::new(),
+            adjustments: Vec::with_capacity(count),
             discount,
             tax: zero,
             total: env.money(*left)?,
