@@ -203,8 +203,8 @@ pub enum Error {
 }
 
 impl Error {
-    /// Shorthand for [`Error::Invalid`].
-    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+    /// Shorthand for [`Error::Invalid`] (for plugins, such as custom pricing rules, that reject input).
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Self::Invalid {
             field,
             reason: reason.into(),

@@ -1199,3 +1199,88 @@ fn tax_table_inclusive_exclusive_and_rounding() {
     let half = Promotion::new("half", percent_items(LineFilter::Any, 50));
     assert_eq!(s.w.price(&cart, vec![half]).tax_total, usd("0.02"));
 }
+
+// ----- custom rules ------------------------------------------------------------
+
+struct BigCart;
+
+impl cartwright::pricing::PricingRule for BigCart {
+    fn name(&self) -> &str {
+        "big_cart"
+    }
+    fn condition(
+        &self,
+        settings: &serde_json::Value,
+        cart: &cartwright::pricing::RuleCart<'_>,
+    ) -> cartwright::pricing::Verdict {
+        let min = settings["lines"].as_u64().unwrap() as usize;
+        if cart.lines.len() >= min {
+            cartwright::pricing::Verdict::Met
+        } else {
+            cartwright::pricing::Verdict::NotMet(Comparison {
+                subject: "lines".into(),
+                op: Op::Gte,
+                expected: min.to_string(),
+                actual: cart.lines.len().to_string(),
+                missing: None,
+            })
+        }
+    }
+    fn action(
+        &self,
+        _settings: &serde_json::Value,
+        cart: &cartwright::pricing::RuleCart<'_>,
+    ) -> cartwright::Result<Vec<(cartwright::id::LineId, cartwright::money::Money)>> {
+        // One cent off every line, and an attempt to take more than a line holds.
+        Ok(cart
+            .lines
+            .iter()
+            .map(|l| (l.line_id, l.remaining.checked_add(usd("0.01")).unwrap()))
+            .chain(cart.lines.iter().map(|l| (l.line_id, usd("0.01"))))
+            .collect())
+    }
+}
+
+#[test]
+fn custom_rules_as_condition_and_action() {
+    let s = shop();
+    let mut rules = cartwright::pricing::RuleRegistry::new();
+    rules.register(std::sync::Arc::new(BigCart)).unwrap();
+    assert!(
+        rules.register(std::sync::Arc::new(BigCart)).is_err(),
+        "names are unique"
+    );
+    let extra = Extra {
+        rules,
+        ..Extra::default()
+    };
+    let p = Promotion::new(
+        "rule",
+        Action::Custom {
+            rule: "big_cart".into(),
+            settings: serde_json::json!({}),
+        },
+    )
+    .when(Condition::Custom {
+        rule: "big_cart".into(),
+        settings: serde_json::json!({ "lines": 2 }),
+    });
+    // Two lines: the rule's discounts are capped at what each line holds.
+    let priced =
+        s.w.price_with(&s.w.cart(&[(s.a, 1), (s.c, 1)]), vec![p.clone()], &extra);
+    assert_eq!(discounts(&priced), ["10.00", "3.33"]);
+    // One line: not met, with the rule's own comparison.
+    let priced =
+        s.w.price_with(&s.w.cart(&[(s.a, 1)]), vec![p.clone()], &extra);
+    assert!(matches!(
+        rejection(&priced, &p),
+        Rejection::ConditionsNotMet { comparisons } if comparisons[0].subject == "lines"
+    ));
+    // A promotion naming an unregistered rule is refused when compiled.
+    let unknown = cartwright::pricing::PromotionSet::new(
+        vec![p],
+        cartwright::pricing::RuleRegistry::new(),
+        PromotionSettings::default(),
+    );
+    assert!(matches!(unknown, Err(cartwright::Error::NotFound { .. })));
+}

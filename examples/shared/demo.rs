@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use cartwright::order::Order;
 use cartwright::prelude::*;
+use cartwright::pricing::{Action, Condition, Limits, LineFilter, Op, Promotion, Reward};
 use cartwright::store::Store;
 use rust_decimal::Decimal;
 
@@ -78,6 +79,59 @@ pub async fn run(engine: &Engine) -> Result<()> {
     let medium = engine.variant_by_sku("tee-m").await?.variant.id();
     let guide = engine.variant_by_sku("guide-pdf").await?.variant.id();
 
+    // --- promotions ----------------------------------------------------------
+    // 10 % off the summer collection, for everyone, automatically.
+    engine
+        .save_promotion(Promotion::new(
+            "Summer 10% off",
+            Action::PercentOffItems {
+                target: LineFilter::Collection {
+                    op: Op::In,
+                    ids: vec![summer.id()],
+                },
+                percent: Decimal::TEN,
+                max_discount: None,
+                max_quantity_per_line: None,
+            },
+        ))
+        .await?;
+    // Free standard shipping from 40.00, stated as a condition so the
+    // explanation can say how much is missing.
+    engine
+        .save_promotion(
+            Promotion::new(
+                "Free shipping over 40",
+                Action::Shipping {
+                    reward: Reward::Percent {
+                        percent: Decimal::ONE_HUNDRED,
+                    },
+                    methods: vec!["standard".into()],
+                },
+            )
+            .when(Condition::Subtotal {
+                op: Op::Gte,
+                amount: usd("40.00")?,
+            }),
+        )
+        .await?;
+    // A welcome code: 5.00 off, once per customer.
+    let welcome = engine
+        .save_promotion(
+            Promotion::new(
+                "Welcome 5 off",
+                Action::AmountOffOrder {
+                    amount: usd("5.00")?,
+                },
+            )
+            .coded()
+            .limits(Limits {
+                per_customer: Some(1),
+                ..Limits::default()
+            }),
+        )
+        .await?;
+    engine.create_coupon(welcome.id, "WELCOME5", None).await?;
+
     // --- a customer --------------------------------------------------------
     engine
         .register(NewCustomer {
@@ -108,6 +162,21 @@ pub async fn run(engine: &Engine) -> Result<()> {
     engine
         .set_shipping_method(&me, cart.id(), "standard")
         .await?;
+    engine.add_coupon_code(&me, cart.id(), " welcome5 ").await?;
+
+    // What the customer sees before paying: every promotion considered.
+    let priced = engine.price_cart(&me, cart.id()).await?;
+    println!("PROMOTIONS");
+    for p in &priced.promotions {
+        match p.rejection() {
+            None => println!("  applied      {}", p.name),
+            Some(reason) => println!("  not applied  {} ({reason:?})", p.name),
+        }
+    }
+    for hint in &priced.hints {
+        println!("  hint         {}", hint.message);
+    }
+    println!();
 
     let order = engine
         .checkout(CheckoutRequest {
@@ -115,7 +184,8 @@ pub async fn run(engine: &Engine) -> Result<()> {
             idempotency_key: IdempotencyKey::new(format!("checkout-{}", cart.id()))?,
             payment_token: "tok_visa".into(),
             actor: me.clone(),
-            expected_total: None,
+            // Refuse to charge anything but what the customer was shown.
+            expected_total: Some(priced.total),
         })
         .await?;
 
@@ -144,6 +214,9 @@ pub fn print_receipt(order: &Order) {
             line.unit_price.amount(),
             line.subtotal.to_string()
         );
+        for a in &line.adjustments {
+            println!("      {:<41} {:>12}", a.label, format!("-{}", a.amount));
+        }
     }
     println!("{}", "-".repeat(60));
     println!("{:<47} {:>12}", "Subtotal", p.subtotal.to_string());
@@ -153,7 +226,15 @@ pub fn print_receipt(order: &Order) {
             format!("Shipping: {}", s.name),
             s.amount.to_string()
         );
+        for a in &s.adjustments {
+            println!("      {:<41} {:>12}", a.label, format!("-{}", a.amount));
+        }
     }
+    println!(
+        "{:<47} {:>12}",
+        "Discounts",
+        format!("-{}", p.discount_total)
+    );
     for t in &p.tax_lines {
         println!("{:<47} {:>12}", t.name, t.amount.to_string());
     }
