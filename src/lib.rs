@@ -1,8 +1,9 @@
 //! # cartwright
 //!
 //! An embeddable commerce engine: the back end of an online shop as a
-//! library. Catalog, customers, carts, pricing, inventory, payments, checkout
-//! and orders, with storage, payments, tax and shipping behind plugin traits.
+//! library. Catalog, customers, carts, pricing and promotions, inventory,
+//! payments, checkout and orders, with storage, payments, tax, shipping and
+//! pricing rules behind plugin traits.
 //!
 //! The central design decision: **pricing is a pure function** and **every
 //! change that must happen together is one atomic store command**. The
@@ -75,7 +76,13 @@
 //! # }
 //! ```
 //!
-//! More in `examples/`: `checkout.rs` (a whole shop session with a receipt),
+//! Promotions, coupon codes and price lists are data saved through the engine
+//! ([`Engine::save_promotion`], [`Engine::create_coupon`],
+//! [`Engine::save_price_list`]); [`pricing`] documents the pipeline and
+//! [`pricing::PricedCart::promotions`] explains every outcome.
+//!
+//! More in `examples/`: `checkout.rs` (a whole shop session with promotions
+//! and a receipt), `custom_rule.rs` (your own pricing condition and action),
 //! `postgres_checkout.rs` (the same on PostgreSQL),
 //! `custom_payment_provider.rs` (plugging in a gateway) and
 //! `order_lifecycle.rs` (shipping, capture, a return and its refund).
@@ -92,6 +99,7 @@
 //! Every input has a documented maximum, and going past it is
 //! [`Error::LimitExceeded`]: for example [`cart::MAX_LINES_PER_CART`],
 //! [`cart::MAX_QUANTITY_PER_LINE`], [`cart::MAX_CODES_PER_CART`],
+//! [`pricing::MAX_CONDITIONS`], [`pricing::MAX_CANDIDATES`],
 //! [`catalog::MAX_VARIANTS_PER_PRODUCT`] and [`store::MAX_PAGE_SIZE`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

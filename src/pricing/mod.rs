@@ -21,6 +21,78 @@
 //!    promotions (which must combine with the line promotions applied).
 //! 4. **Tax** on the discounted amounts, by the [`TaxCalculator`].
 //! 5. **Totals**, every promotion's [`PromotionOutcome`] and [`Hint`]s.
+//!
+//! Stores and the [`Engine`](crate::Engine) gather the context; the core can
+//! also be called directly:
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use cartwright::cart::Cart;
+//! use cartwright::catalog::{CatalogEntry, NewProduct, NewVariant, Product, Status};
+//! use cartwright::money::{Currency, Money};
+//! use cartwright::pricing::*;
+//! use cartwright::shipping::FlatRateShipping;
+//! use cartwright::tax::FlatRateTax;
+//! use chrono::Utc;
+//!
+//! # fn main() -> cartwright::Result<()> {
+//! let usd = |s: &str| Money::parse(s, Currency::USD);
+//! let product = Product::new(NewProduct {
+//!     title: "Mug".into(),
+//!     status: Status::Active,
+//!     variants: vec![NewVariant {
+//!         sku: "MUG".into(),
+//!         prices: vec![usd("12.00")?],
+//!         status: Status::Active,
+//!         ..NewVariant::default()
+//!     }],
+//!     ..NewProduct::default()
+//! })?;
+//! let variant = product.variants()[0].clone();
+//! let catalog = HashMap::from([(
+//!     variant.id(),
+//!     CatalogEntry {
+//!         product_title: product.title().into(),
+//!         product_status: product.status(),
+//!         categories: Default::default(),
+//!         collections: Default::default(),
+//!         tags: Default::default(),
+//!         variant: variant.clone(),
+//!     },
+//! )]);
+//!
+//! // Buy 2, get 1 free (the cheapest), from a 30.00 subtotal.
+//! let promotion = Promotion::new(
+//!     "3 for 2",
+//!     Action::BuyXGetY {
+//!         buy: LineFilter::Any,
+//!         buy_quantity: 2,
+//!         get: LineFilter::Any,
+//!         get_quantity: 1,
+//!         percent: 100.into(),
+//!         max_applications: None,
+//!     },
+//! )
+//! .when(Condition::Subtotal { op: Op::Gte, amount: usd("30.00")? });
+//! let set = PromotionSet::new(vec![promotion.clone()], RuleRegistry::new(), PromotionSettings::default())?;
+//!
+//! let now = Utc::now();
+//! let mut cart = Cart::new(Currency::USD, None, now);
+//! cart.add_line(variant.id(), 3)?;
+//! let (shipping, tax) = (FlatRateShipping::new(), FlatRateTax::none());
+//! let mut ctx = PricingContext::new(&catalog, &shipping, &tax, now);
+//! ctx.promotions = &set;
+//! let priced = price(&cart, &ctx)?;
+//! assert_eq!(priced.total, usd("24.00")?);
+//! assert!(priced.outcome(promotion.id).is_some_and(|o| o.applied()));
+//!
+//! // Two mugs (24.00) miss the threshold, and the explanation says by how much.
+//! cart.set_quantity(cart.lines()[0].id, 2)?;
+//! let priced = price(&cart, &ctx)?;
+//! assert_eq!(priced.hints[0].missing, usd("6.00")?);
+//! # Ok(())
+//! # }
+//! ```
 
 mod apply;
 mod explain;
