@@ -1284,3 +1284,74 @@ fn custom_rules_as_condition_and_action() {
     );
     assert!(matches!(unknown, Err(cartwright::Error::NotFound { .. })));
 }
+
+#[test]
+fn two_codes_for_one_promotion_count_once_and_a_missing_gift_is_reported() {
+    let s = shop();
+    let p = Promotion::new("ten", percent_items(LineFilter::Any, 10)).coded();
+    let extra = Extra {
+        coupons: vec![
+            Coupon::new("ONE", p.id, None).unwrap(),
+            Coupon::new("TWO", p.id, None).unwrap(),
+        ],
+        ..Extra::default()
+    };
+    let mut cart = s.w.cart(&[(s.a, 1)]);
+    cart.add_coupon_code("one").unwrap();
+    cart.add_coupon_code("two").unwrap();
+    let priced = s.w.price_with(&cart, vec![p.clone()], &extra);
+    assert_eq!(priced.discount_total, usd("1.00"), "applied once");
+    assert!(priced.code_outcome("ONE").unwrap().applied());
+    assert_eq!(
+        priced.code_outcome("TWO").unwrap().rejection(),
+        Some(&Rejection::AlreadyApplied)
+    );
+
+    // A gift that is not in the catalog given to pricing cannot be given.
+    let ghost = VariantId::new();
+    let gift = Promotion::new(
+        "ghost gift",
+        Action::Gift {
+            variant_id: ghost,
+            quantity: 1,
+        },
+    );
+    let priced = s.w.price(&s.w.cart(&[(s.a, 1)]), vec![gift.clone()]);
+    assert_eq!(
+        rejection(&priced, &gift),
+        Rejection::GiftUnavailable { variant_id: ghost }
+    );
+    assert_eq!(priced.lines.len(), 1);
+}
+
+#[test]
+fn shipping_option_conditions_and_method_limited_shipping_discounts() {
+    let s = shop();
+    let express_only = Promotion::new(
+        "half off express",
+        Action::Shipping {
+            reward: Reward::Percent { percent: pct(50) },
+            methods: vec!["express".into()],
+        },
+    );
+    let on_std = Promotion::new(
+        "std buyers 1 off",
+        Action::AmountOffOrder {
+            amount: usd("1.00"),
+        },
+    )
+    .when(Condition::ShippingOption {
+        op: Op::Eq,
+        codes: vec!["std".into()],
+    });
+    let mut cart = s.w.cart(&[(s.a, 1)]);
+    cart.set_shipping_method("std").unwrap();
+    let priced = s.w.price(&cart, vec![express_only.clone(), on_std.clone()]);
+    assert!(priced.outcome(on_std.id).unwrap().applied());
+    assert_eq!(
+        rejection(&priced, &express_only),
+        Rejection::NothingToDiscount
+    );
+    assert_eq!(priced.shipping.as_ref().unwrap().total, usd("5.99"));
+    assert_eq!(priced.total, usd("14.99"));
+}
