@@ -169,7 +169,7 @@ async fn main() -> Result<()> {
     let two = engine.price_cart(&guest, cart.id()).await?;
     println!("two products:   total {}", two.total);
     if let Some(reason) = two.outcome(promotion.id).and_then(|o| o.rejection()) {
-        println!("                not applied: {reason:?}");
+        println!("                not applied: {reason}");
     }
 
     engine.add_item(&guest, cart.id(), pin, 1).await?;

@@ -1355,3 +1355,25 @@ fn shipping_option_conditions_and_method_limited_shipping_discounts() {
     assert_eq!(priced.shipping.as_ref().unwrap().total, usd("5.99"));
     assert_eq!(priced.total, usd("14.99"));
 }
+
+#[test]
+fn rejections_read_as_sentences() {
+    let s = shop();
+    let p = free_shipping_over_50();
+    let mut cart = s.w.cart(&[(s.a, 1)]);
+    cart.set_shipping_method("std").unwrap();
+    let priced = s.w.price(&cart, vec![p.clone()]);
+    assert_eq!(
+        rejection(&priced, &p).to_string(),
+        "subtotal 10.00 USD is not >= 50.00 USD"
+    );
+    assert_eq!(
+        Rejection::UsedUp {
+            counter: "c".into(),
+            limit: 100,
+            used: 100
+        }
+        .to_string(),
+        "used up (100 of 100)"
+    );
+}

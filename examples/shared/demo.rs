@@ -170,7 +170,7 @@ pub async fn run(engine: &Engine) -> Result<()> {
     for p in &priced.promotions {
         match p.rejection() {
             None => println!("  applied      {}", p.name),
-            Some(reason) => println!("  not applied  {} ({reason:?})", p.name),
+            Some(reason) => println!("  not applied  {}: {reason}", p.name),
         }
     }
     for hint in &priced.hints {

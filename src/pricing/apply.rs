@@ -1885,11 +1885,16 @@ fn claims_for(
         out.push((Some(format!("promotion:{}:uses", p.id)), limit));
     }
     if let Some(limit) = p.limits.per_customer {
-        let who = match (&customer.id, &customer.email) {
-            (Some(id), _) => Some(format!("promotion:{}:customer:{id}", p.id)),
-            (None, Some(email)) => {
-                Some(format!("promotion:{}:email:{}", p.id, email.to_lowercase()))
+        // Buyers are counted by email whenever it is known, so an account
+        // and a guest checkout with the same address share one count. The
+        // email is hashed (UUID v5) to keep it out of the counter's name.
+        let who = match (&customer.email, &customer.id) {
+            (Some(email), _) => {
+                let key =
+                    Uuid::new_v5(&Uuid::NAMESPACE_URL, email.trim().to_lowercase().as_bytes());
+                Some(format!("promotion:{}:buyer:{key}", p.id))
             }
+            (None, Some(id)) => Some(format!("promotion:{}:customer:{id}", p.id)),
             (None, None) => None,
         };
         out.push((who, limit));

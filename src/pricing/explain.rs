@@ -175,3 +175,39 @@ pub struct Hint {
     /// E.g. "add 5.00 USD more for Free shipping".
     pub message: String,
 }
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UnknownCode => f.write_str("no such code"),
+            Self::Disabled => f.write_str("switched off"),
+            Self::NotStarted { starts_at } => write!(f, "starts at {starts_at}"),
+            Self::Expired { ended_at } => write!(f, "ended at {ended_at}"),
+            Self::UsedUp { used, limit, .. } => write!(f, "used up ({used} of {limit})"),
+            Self::NeedsCustomer => f.write_str("needs a customer account or an email"),
+            Self::WrongCurrency { expected, actual } => {
+                let list: Vec<&str> = expected.iter().map(|c| c.code()).collect();
+                write!(f, "only for {}, not {actual}", list.join(", "))
+            }
+            Self::ConditionsNotMet { comparisons } => {
+                for (i, c) in comparisons.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "{c}")?;
+                }
+                Ok(())
+            }
+            Self::NothingToDiscount => f.write_str("nothing in the cart for it to discount"),
+            Self::NotCombinable { with } => write!(f, "does not combine with promotion {with}"),
+            Self::NotBest => f.write_str("a combination worth more applied instead"),
+            Self::AlreadyApplied => {
+                f.write_str("another code for the same promotion is in the cart")
+            }
+            Self::GiftUnavailable { variant_id } => {
+                write!(f, "its gift {variant_id} is not available")
+            }
+            Self::UnknownRule { rule } => write!(f, "names the unregistered rule `{rule}`"),
+        }
+    }
+}

@@ -478,7 +478,9 @@ pub struct Limits {
     /// Orders that may use it, in all.
     #[serde(default)]
     pub total_uses: Option<u64>,
-    /// Orders one customer may use it on (guests are counted by email).
+    /// Orders one buyer may use it on. Buyers are counted by email (an
+    /// account and a guest checkout with the same email share one count),
+    /// or by account when no email is known; a cart with neither cannot use it.
     #[serde(default)]
     pub per_customer: Option<u64>,
     /// The most discount money it may give, in all; the last order gets
