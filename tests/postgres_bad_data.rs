@@ -205,3 +205,79 @@ async fn an_unreachable_database_is_a_retryable_storage_error() {
     assert!(matches!(err, Error::Storage { .. }), "{err}");
     assert!(err.is_retryable());
 }
+
+#[tokio::test]
+async fn corrupt_promotions_and_coupons_are_typed_errors() {
+    use cartwright::pricing::{Action, LineFilter, Promotion};
+    let shop = Shop::new(Backend::Postgres).await;
+    let a = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    let promo = shop
+        .engine
+        .save_promotion(
+            Promotion::new(
+                "ten",
+                Action::PercentOffItems {
+                    target: LineFilter::Any,
+                    percent: 10.into(),
+                    max_discount: None,
+                    max_quantity_per_line: None,
+                },
+            )
+            .coded(),
+        )
+        .await
+        .unwrap();
+    shop.engine
+        .create_coupon(promo.id, "TEN", None)
+        .await
+        .unwrap();
+    shop.engine
+        .add_coupon_code(&Actor::Guest, cart.id(), "TEN")
+        .await
+        .unwrap();
+    assert_eq!(
+        shop.engine
+            .price_cart(&Actor::Guest, cart.id())
+            .await
+            .unwrap()
+            .discount_total,
+        common::usd("1.00")
+    );
+
+    // A coupon's use limit edited to an impossible value is refused by the
+    // table; a negative one read back would be corrupt.
+    let refused = sqlx::query("UPDATE cw_coupons SET max_uses = -1")
+        .execute(pg(&shop).pool())
+        .await;
+    assert!(refused.is_err(), "the CHECK constraint keeps it out");
+
+    // A promotion document edited by hand into something that is not a
+    // promotion: pricing fails with a typed error, nothing panics.
+    exec(
+        &shop,
+        "UPDATE cw_promotions SET doc = jsonb_set(doc, '{action}', '\"free lunch\"')",
+    )
+    .await;
+    exec(&shop, "UPDATE cw_pricing_version SET version = version + 1").await;
+    let err = shop
+        .engine
+        .price_cart(&Actor::Guest, cart.id())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::CorruptData {
+                entity: "promotion",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // And a checkout refuses before touching anything.
+    let before = shop.snapshot().await;
+    assert!(shop.engine.checkout(request(cart.id(), "k")).await.is_err());
+    let after = shop.snapshot().await;
+    assert!(after == before, "a failed pricing changed the store");
+}
