@@ -1,0 +1,839 @@
+//! The promotion engine: a compiled, indexed [`PromotionSet`], condition
+//! checks, the actions' arithmetic and the stacking policies.
+//!
+//! All arithmetic here is on integers in the cart currency's minor units
+//! (`i128`), so every amount is exact and the hot path does no decimal work.
+//! Percentages are exact fractions `mantissa / (100 × 10^scale)`, rounded
+//! once per amount with the set's [`RoundingMode`].
+//!
+//! Here: compiling and indexing the set, the per-cart index and the working
+//! state. `select` finds and checks candidates, `actions` computes what each
+//! action takes off, `stacking` applies them under the policy.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::catalog::CatalogEntry;
+use crate::error::{Error, Result};
+use crate::id::{LineId, PromotionId, VariantId};
+use crate::inventory::UsageClaim;
+use crate::money::{Currency, Money, RoundingMode};
+
+use super::explain::{Comparison, Rejection};
+use super::promotion::{
+    Action, AmountPer, Condition, Coupon, LineFilter, Op, Promotion, Reward, Tiers, WindowState,
+};
+use super::rule::{CustomerFacts, RuleCart, RuleLine, RuleRegistry, Verdict};
+
+mod actions;
+mod select;
+mod stacking;
+
+type FastMap<K, V> = foldhash::HashMap<K, V>;
+type FastSet<K> = foldhash::HashSet<K>;
+
+/// Most applicable promotions the best-combination search compares; with
+/// more, the set falls back to applying in priority order.
+pub const MAX_BEST_SEARCH: usize = 16;
+/// Most combinations the best-combination search evaluates.
+pub const MAX_COMBINATIONS: usize = 64;
+/// Most promotions (automatic and coded) one cart may consider.
+pub const MAX_CANDIDATES: usize = 10_000;
+
+/// Which qualifying promotions apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StackingPolicy {
+    /// Every qualifying promotion, in priority order, each on what earlier
+    /// ones left, skipping any that does not combine with one already applied.
+    #[default]
+    ApplyAll,
+    /// The combination of compatible promotions that takes the most off for
+    /// the customer (ties: the one earliest in priority order). Compares up
+    /// to [`MAX_COMBINATIONS`] combinations of up to [`MAX_BEST_SEARCH`]
+    /// promotions; beyond that it applies in priority order.
+    BestForCustomer,
+}
+
+/// How a [`PromotionSet`] applies its promotions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PromotionSettings {
+    /// The stacking policy.
+    pub policy: StackingPolicy,
+    /// How percentage discounts are rounded to minor units.
+    pub rounding: RoundingMode,
+}
+
+#[derive(Debug, Clone)]
+struct Compiled {
+    promo: Promotion,
+    label: std::sync::Arc<str>,
+    currencies: Vec<Currency>,
+    shipping: bool,
+}
+
+/// Promotions compiled for pricing: validated, in priority order, and
+/// indexed by what they target, so pricing a cart looks only at promotions
+/// that could apply to it.
+///
+/// Automatic promotions are indexed by the variants, products, categories,
+/// collections and tags their conditions or targets require (the most
+/// selective one), else by the currency their amounts are in, else they are
+/// considered for every cart. Coded promotions are found by their coupons.
+#[derive(Debug, Clone, Default)]
+pub struct PromotionSet {
+    promos: Vec<Compiled>,
+    by_id: FastMap<PromotionId, u32>,
+    by_uuid: FastMap<Uuid, Vec<u32>>,
+    by_tag: FastMap<String, Vec<u32>>,
+    by_currency: Vec<(Currency, Vec<u32>)>,
+    always: Vec<u32>,
+    rules: RuleRegistry,
+    settings: PromotionSettings,
+    gifts: Vec<VariantId>,
+    /// Every id and tag any filter names: the keys a cart is indexed by.
+    watched_ids: FastSet<Uuid>,
+    watched_tags: FastSet<String>,
+}
+
+/// A cart's lines by the ids and tags the promotion set watches, so a
+/// filter naming a few variants looks at those lines only.
+#[derive(Debug, Default)]
+pub(crate) struct CartIndex<'a> {
+    ids: FastMap<Uuid, Vec<u32>>,
+    tags: FastMap<&'a str, Vec<u32>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    Id(Uuid),
+    Tag(String),
+    Currency(Currency),
+}
+
+impl PromotionSet {
+    /// Compiles `promotions`: each is validated, and every custom rule it
+    /// names must be in `rules` with settings that rule accepts.
+    pub fn new(
+        promotions: Vec<Promotion>,
+        rules: RuleRegistry,
+        settings: PromotionSettings,
+    ) -> Result<Self> {
+        let mut promos = Vec::with_capacity(promotions.len());
+        for mut p in promotions {
+            p.validate()?;
+            check_rules(&p, &rules)?;
+            for c in &mut p.conditions {
+                lowercase_condition(c);
+            }
+            lowercase_action(&mut p.action);
+            let currencies = p.currencies().into_iter().collect();
+            let shipping = matches!(p.action, Action::Shipping { .. });
+            promos.push(Compiled {
+                label: p.name.as_str().into(),
+                promo: p,
+                currencies,
+                shipping,
+            });
+        }
+        promos.sort_by(|a, b| {
+            a.promo
+                .priority
+                .cmp(&b.promo.priority)
+                .then(a.promo.id.cmp(&b.promo.id))
+        });
+        let mut set = Self {
+            rules,
+            settings,
+            ..Self::default()
+        };
+        let mut gifts = BTreeSet::new();
+        for (index, c) in promos.iter().enumerate() {
+            let index = u32::try_from(index).map_err(|_| Error::Overflow("promotion count"))?;
+            if set.by_id.insert(c.promo.id, index).is_some() {
+                return Err(Error::AlreadyExists {
+                    what: "promotion",
+                    value: c.promo.id.to_string(),
+                });
+            }
+            if let Action::Gift { variant_id, .. } = &c.promo.action {
+                gifts.insert(*variant_id);
+            }
+            if c.promo.coded {
+                continue;
+            }
+            match anchor(c) {
+                None => set.always.push(index),
+                Some(keys) => {
+                    for key in keys {
+                        match key {
+                            Key::Id(id) => set.by_uuid.entry(id).or_default().push(index),
+                            Key::Tag(t) => set.by_tag.entry(t).or_default().push(index),
+                            Key::Currency(cur) => {
+                                match set.by_currency.iter_mut().find(|(c, _)| *c == cur) {
+                                    Some((_, v)) => v.push(index),
+                                    None => set.by_currency.push((cur, vec![index])),
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for c in &promos {
+            for cond in &c.promo.conditions {
+                watch_condition(cond, &mut set.watched_ids, &mut set.watched_tags);
+            }
+            for f in action_filters(&c.promo.action) {
+                watch_filter(f, &mut set.watched_ids, &mut set.watched_tags);
+            }
+        }
+        set.promos = promos;
+        set.gifts = gifts.into_iter().collect();
+        Ok(set)
+    }
+
+    /// Indexes a cart's lines by the keys this set watches.
+    pub(crate) fn index_cart<'a>(&self, lines: &'a [WorkLine<'a>]) -> CartIndex<'a> {
+        let mut index = CartIndex::default();
+        if self.promos.is_empty() {
+            return index;
+        }
+        for (i, line) in lines.iter().enumerate() {
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            let e = line.entry;
+            let ids = [e.variant.id().as_uuid(), e.variant.product_id().as_uuid()]
+                .into_iter()
+                .chain(e.categories.iter().map(|c| c.as_uuid()))
+                .chain(e.collections.iter().map(|c| c.as_uuid()));
+            for id in ids {
+                if self.watched_ids.contains(&id) {
+                    index.ids.entry(id).or_default().push(i);
+                }
+            }
+            for tag in &e.tags {
+                if self.watched_tags.contains(tag.as_str()) {
+                    index.tags.entry(tag.as_str()).or_default().push(i);
+                }
+            }
+        }
+        index
+    }
+
+    /// How many promotions it holds.
+    pub fn len(&self) -> usize {
+        self.promos.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.promos.is_empty()
+    }
+
+    /// The promotion with this id.
+    pub fn get(&self, id: PromotionId) -> Option<&Promotion> {
+        let index = *self.by_id.get(&id)?;
+        self.promos.get(index as usize).map(|c| &c.promo)
+    }
+
+    /// How it applies promotions.
+    pub fn settings(&self) -> PromotionSettings {
+        self.settings
+    }
+
+    /// Every variant a promotion may give as a gift (pricing needs their
+    /// catalog entries).
+    pub fn gift_variants(&self) -> &[VariantId] {
+        &self.gifts
+    }
+
+    fn compiled(&self, index: u32) -> Option<&Compiled> {
+        self.promos.get(index as usize)
+    }
+}
+
+fn check_rules(p: &Promotion, rules: &RuleRegistry) -> Result<()> {
+    fn cond(c: &Condition, rules: &RuleRegistry) -> Result<()> {
+        match c {
+            Condition::AllOf { conditions } | Condition::AnyOf { conditions } => {
+                conditions.iter().try_for_each(|c| cond(c, rules))
+            }
+            Condition::Custom { rule, settings } => match rules.get(rule) {
+                Some(r) => r.validate(settings),
+                None => Err(Error::not_found("pricing rule", rule)),
+            },
+            _ => Ok(()),
+        }
+    }
+    p.conditions.iter().try_for_each(|c| cond(c, rules))?;
+    if let Action::Custom { rule, settings } = &p.action {
+        match rules.get(rule) {
+            Some(r) => r.validate(settings)?,
+            None => return Err(Error::not_found("pricing rule", rule)),
+        }
+    }
+    Ok(())
+}
+
+/// Normalizes a filter for matching: tags lower-cased, every value list
+/// sorted and de-duplicated (so [`matches`] can binary-search it).
+fn lowercase_filter(f: &mut LineFilter) {
+    match f {
+        LineFilter::AllOf { filters } | LineFilter::AnyOf { filters } => {
+            filters.iter_mut().for_each(lowercase_filter);
+        }
+        LineFilter::Tag { tags, .. } => {
+            for t in tags.iter_mut() {
+                *t = t.trim().to_lowercase();
+            }
+            tags.sort_unstable();
+            tags.dedup();
+        }
+        LineFilter::Product { ids, .. } => sorted(ids),
+        LineFilter::Variant { ids, .. } => sorted(ids),
+        LineFilter::Category { ids, .. } => sorted(ids),
+        LineFilter::Collection { ids, .. } => sorted(ids),
+        LineFilter::Any | LineFilter::UnitPrice { .. } => {}
+    }
+}
+
+fn sorted<T: Ord>(v: &mut Vec<T>) {
+    v.sort_unstable();
+    v.dedup();
+}
+
+fn lowercase_condition(c: &mut Condition) {
+    match c {
+        Condition::AllOf { conditions } | Condition::AnyOf { conditions } => {
+            conditions.iter_mut().for_each(lowercase_condition);
+        }
+        Condition::Lines { filter, .. } => lowercase_filter(filter),
+        _ => {}
+    }
+}
+
+fn lowercase_action(a: &mut Action) {
+    match a {
+        Action::PercentOffItems { target, .. }
+        | Action::AmountOffItems { target, .. }
+        | Action::FixedPrice { target, .. }
+        | Action::Tiered { target, .. } => lowercase_filter(target),
+        Action::Bundle { items, .. } => items
+            .iter_mut()
+            .for_each(|i| lowercase_filter(&mut i.filter)),
+        Action::BuyXGetY { buy, get, .. } => {
+            lowercase_filter(buy);
+            lowercase_filter(get);
+        }
+        _ => {}
+    }
+}
+
+fn watch_filter(f: &LineFilter, ids: &mut FastSet<Uuid>, tags: &mut FastSet<String>) {
+    match f {
+        LineFilter::AllOf { filters } | LineFilter::AnyOf { filters } => {
+            filters.iter().for_each(|f| watch_filter(f, ids, tags));
+        }
+        LineFilter::Product { ids: v, .. } => ids.extend(v.iter().map(|i| i.as_uuid())),
+        LineFilter::Variant { ids: v, .. } => ids.extend(v.iter().map(|i| i.as_uuid())),
+        LineFilter::Category { ids: v, .. } => ids.extend(v.iter().map(|i| i.as_uuid())),
+        LineFilter::Collection { ids: v, .. } => ids.extend(v.iter().map(|i| i.as_uuid())),
+        LineFilter::Tag { tags: t, .. } => tags.extend(t.iter().cloned()),
+        LineFilter::Any | LineFilter::UnitPrice { .. } => {}
+    }
+}
+
+fn watch_condition(c: &Condition, ids: &mut FastSet<Uuid>, tags: &mut FastSet<String>) {
+    match c {
+        Condition::AllOf { conditions } | Condition::AnyOf { conditions } => {
+            conditions
+                .iter()
+                .for_each(|c| watch_condition(c, ids, tags));
+        }
+        Condition::Lines { filter, .. } => watch_filter(filter, ids, tags),
+        _ => {}
+    }
+}
+
+fn action_filters(a: &Action) -> Vec<&LineFilter> {
+    match a {
+        Action::PercentOffItems { target, .. }
+        | Action::AmountOffItems { target, .. }
+        | Action::FixedPrice { target, .. }
+        | Action::Tiered { target, .. } => vec![target],
+        Action::Bundle { items, .. } => items.iter().map(|i| &i.filter).collect(),
+        Action::BuyXGetY { buy, get, .. } => vec![buy, get],
+        _ => Vec::new(),
+    }
+}
+
+/// The lines that may match `f`, from the cart index, when `f` names ids or
+/// tags it must have (`None`: any line may match).
+fn indexed_lines(f: &LineFilter, index: &CartIndex<'_>) -> Option<Vec<u32>> {
+    let positive = |op: &Op| matches!(op, Op::In | Op::Eq | Op::ContainsAny);
+    let by_ids = |ids: &mut dyn Iterator<Item = Uuid>| {
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(lines) = index.ids.get(&id) {
+                out.extend_from_slice(lines);
+            }
+        }
+        out
+    };
+    let mut out = match f {
+        LineFilter::Product { op, ids } if positive(op) => {
+            by_ids(&mut ids.iter().map(|i| i.as_uuid()))
+        }
+        LineFilter::Variant { op, ids } if positive(op) => {
+            by_ids(&mut ids.iter().map(|i| i.as_uuid()))
+        }
+        LineFilter::Category { op, ids } if positive(op) => {
+            by_ids(&mut ids.iter().map(|i| i.as_uuid()))
+        }
+        LineFilter::Collection { op, ids } if positive(op) => {
+            by_ids(&mut ids.iter().map(|i| i.as_uuid()))
+        }
+        LineFilter::Tag { op, tags } if positive(op) => {
+            let mut out = Vec::new();
+            for t in tags {
+                if let Some(lines) = index.tags.get(t.as_str()) {
+                    out.extend_from_slice(lines);
+                }
+            }
+            out
+        }
+        LineFilter::AllOf { filters } => {
+            return filters.iter().find_map(|f| indexed_lines(f, index));
+        }
+        LineFilter::AnyOf { filters } => {
+            let mut out = Vec::new();
+            for f in filters {
+                out.extend(indexed_lines(f, index)?);
+            }
+            out
+        }
+        _ => return None,
+    };
+    out.sort_unstable();
+    out.dedup();
+    Some(out)
+}
+
+/// The indices of the lines matching `f`, in line order.
+pub(crate) fn lines_matching(f: &LineFilter, env: &Env<'_>) -> Vec<usize> {
+    match indexed_lines(f, &env.index) {
+        Some(candidates) => candidates
+            .into_iter()
+            .map(|i| i as usize)
+            .filter(|i| env.lines.get(*i).is_some_and(|l| matches(f, l, env)))
+            .collect(),
+        None => env
+            .lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| matches(f, l, env))
+            .map(|(i, _)| i)
+            .collect(),
+    }
+}
+
+/// Keys at least one of which a cart must have for `f` to match a line.
+fn filter_keys(f: &LineFilter) -> Option<Vec<Key>> {
+    let positive = |op: Op| matches!(op, Op::In | Op::Eq | Op::ContainsAny);
+    match f {
+        LineFilter::Product { op, ids } if positive(*op) => {
+            Some(ids.iter().map(|i| Key::Id(i.as_uuid())).collect())
+        }
+        LineFilter::Variant { op, ids } if positive(*op) => {
+            Some(ids.iter().map(|i| Key::Id(i.as_uuid())).collect())
+        }
+        LineFilter::Category { op, ids } if positive(*op) => {
+            Some(ids.iter().map(|i| Key::Id(i.as_uuid())).collect())
+        }
+        LineFilter::Collection { op, ids } if positive(*op) => {
+            Some(ids.iter().map(|i| Key::Id(i.as_uuid())).collect())
+        }
+        LineFilter::Tag { op, tags } if positive(*op) => {
+            Some(tags.iter().map(|t| Key::Tag(t.clone())).collect())
+        }
+        LineFilter::AllOf { filters } => best(filters.iter().filter_map(filter_keys)),
+        LineFilter::AnyOf { filters } => union(filters.iter().map(filter_keys)),
+        _ => None,
+    }
+}
+
+fn condition_keys(c: &Condition) -> Option<Vec<Key>> {
+    match c {
+        Condition::Lines { filter, .. } => filter_keys(filter),
+        Condition::Currency {
+            op: Op::In | Op::Eq | Op::ContainsAny,
+            currencies,
+        } => Some(currencies.iter().map(|c| Key::Currency(*c)).collect()),
+        Condition::AllOf { conditions } => best(conditions.iter().filter_map(condition_keys)),
+        Condition::AnyOf { conditions } => union(conditions.iter().map(condition_keys)),
+        _ => None,
+    }
+}
+
+/// Keys are ranked: item keys before currency keys, then fewer keys.
+fn rank(keys: &[Key]) -> (bool, usize) {
+    (
+        keys.iter().any(|k| matches!(k, Key::Currency(_))),
+        keys.len(),
+    )
+}
+
+fn best(options: impl Iterator<Item = Vec<Key>>) -> Option<Vec<Key>> {
+    options.min_by_key(|k| rank(k))
+}
+
+fn union(options: impl Iterator<Item = Option<Vec<Key>>>) -> Option<Vec<Key>> {
+    let mut all = Vec::new();
+    for o in options {
+        all.extend(o?);
+    }
+    all.sort();
+    all.dedup();
+    Some(all)
+}
+
+fn anchor(c: &Compiled) -> Option<Vec<Key>> {
+    let p = &c.promo;
+    let mut options: Vec<Vec<Key>> = p.conditions.iter().filter_map(condition_keys).collect();
+    match &p.action {
+        Action::PercentOffItems { target, .. }
+        | Action::AmountOffItems { target, .. }
+        | Action::FixedPrice { target, .. }
+        | Action::Tiered { target, .. } => options.extend(filter_keys(target)),
+        Action::BuyXGetY { buy, get, .. } => {
+            options.extend(filter_keys(buy));
+            options.extend(filter_keys(get));
+        }
+        Action::Bundle { items, .. } => {
+            options.extend(items.iter().filter_map(|i| filter_keys(&i.filter)))
+        }
+        _ => {}
+    }
+    if !c.currencies.is_empty() {
+        options.push(c.currencies.iter().map(|c| Key::Currency(*c)).collect());
+    }
+    best(options.into_iter()).map(|mut k| {
+        k.sort();
+        k.dedup();
+        k
+    })
+}
+
+// ----- the working state -----------------------------------------------
+
+/// A line as the promotion engine sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkLine<'a> {
+    pub id: LineId,
+    pub entry: &'a CatalogEntry,
+    pub quantity: u32,
+    /// Unit price in minor units, after price lists.
+    pub unit: i128,
+    /// `unit × quantity`.
+    pub subtotal: i128,
+    /// The line's place in a canonical order (by variant), used to break
+    /// ties so that the order of lines in the cart never changes a result.
+    pub rank: u32,
+}
+
+/// Everything fixed while promotions apply.
+pub(crate) struct Env<'a> {
+    pub currency: Currency,
+    pub lines: &'a [WorkLine<'a>],
+    pub subtotal: i128,
+    pub items: u64,
+    pub shipping_method: Option<&'a str>,
+    pub customer: &'a CustomerFacts,
+    pub now: DateTime<Utc>,
+    pub catalog: &'a HashMap<VariantId, CatalogEntry>,
+    pub usage: &'a HashMap<String, u64>,
+    pub rounding: RoundingMode,
+    pub index: CartIndex<'a>,
+}
+
+impl Env<'_> {
+    fn minor(&self, m: &Money) -> Option<i128> {
+        if m.currency() != self.currency {
+            return None;
+        }
+        m.to_minor().ok()
+    }
+
+    pub(crate) fn money(&self, minor: i128) -> Result<Money> {
+        let amount =
+            rust_decimal::Decimal::try_from_i128_with_scale(minor, self.currency.minor_units())
+                .map_err(|_| Error::Overflow("minor units"))?;
+        Ok(Money::new(amount, self.currency))
+    }
+
+    fn show(&self, minor: i128) -> String {
+        self.money(minor)
+            .map_or_else(|_| minor.to_string(), |m| m.to_string())
+    }
+
+    fn rule_cart(&self, remaining: &[i128]) -> Result<RuleCart<'_>> {
+        let lines = self
+            .lines
+            .iter()
+            .zip(remaining)
+            .map(|(l, r)| {
+                Ok(RuleLine {
+                    line_id: l.id,
+                    entry: l.entry,
+                    quantity: l.quantity,
+                    unit_price: self.money(l.unit)?,
+                    remaining: self.money(*r)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RuleCart {
+            currency: self.currency,
+            lines,
+            subtotal: self.money(self.subtotal)?,
+            shipping_method: self.shipping_method,
+            customer: self.customer,
+            now: self.now,
+        })
+    }
+}
+
+/// Rounds `n / d` (d > 0) to an integer with `mode`.
+pub(crate) fn div_round(n: i128, d: i128, mode: RoundingMode) -> i128 {
+    if d <= 0 {
+        return 0;
+    }
+    let q = n.div_euclid(d);
+    let r = n.rem_euclid(d);
+    if r == 0 {
+        return q;
+    }
+    let up = q + 1;
+    let twice = r.saturating_mul(2);
+    let tie = twice == d;
+    let above_half = twice > d;
+    match mode {
+        RoundingMode::Floor => q,
+        RoundingMode::Ceiling => up,
+        RoundingMode::TowardZero => {
+            if n >= 0 {
+                q
+            } else {
+                up
+            }
+        }
+        RoundingMode::AwayFromZero => {
+            if n >= 0 {
+                up
+            } else {
+                q
+            }
+        }
+        RoundingMode::HalfUp if tie => {
+            if n >= 0 {
+                up
+            } else {
+                q
+            }
+        }
+        RoundingMode::HalfDown if tie => {
+            if n >= 0 {
+                q
+            } else {
+                up
+            }
+        }
+        RoundingMode::HalfEven if tie => {
+            if q % 2 == 0 {
+                q
+            } else {
+                up
+            }
+        }
+        _ => {
+            if above_half {
+                up
+            } else {
+                q
+            }
+        }
+    }
+}
+
+/// A percentage as an exact fraction.
+#[derive(Clone, Copy)]
+struct Fraction {
+    num: i128,
+    den: i128,
+}
+
+impl Fraction {
+    fn percent(p: rust_decimal::Decimal) -> Result<Self> {
+        super::promotion::check_percent(p)?;
+        let den = 100_i128
+            .checked_mul(10_i128.pow(p.scale()))
+            .ok_or_else(|| Error::Overflow("percent"))?;
+        Ok(Self {
+            num: p.mantissa(),
+            den,
+        })
+    }
+
+    /// `amount × units / quantity × self`, rounded.
+    fn of(self, amount: i128, units: u32, quantity: u32, mode: RoundingMode) -> Result<i128> {
+        let n = amount
+            .checked_mul(i128::from(units))
+            .and_then(|v| v.checked_mul(self.num))
+            .ok_or_else(|| Error::Overflow("percent discount"))?;
+        let d = self
+            .den
+            .checked_mul(i128::from(quantity.max(1)))
+            .ok_or_else(|| Error::Overflow("percent discount"))?;
+        Ok(div_round(n, d, mode).clamp(0, amount.max(0)))
+    }
+}
+
+/// What one promotion takes off.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Effect {
+    /// `(line index, minor units)`, each above zero.
+    pub lines: Vec<(usize, i128)>,
+    pub shipping: i128,
+    pub gift: Option<Gift>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Gift {
+    pub variant_id: VariantId,
+    pub quantity: u32,
+    pub unit: i128,
+}
+
+impl Effect {
+    pub(crate) fn total(&self) -> i128 {
+        let lines: i128 = self.lines.iter().map(|(_, a)| a).sum();
+        let gift = self
+            .gift
+            .as_ref()
+            .map_or(0, |g| g.unit.saturating_mul(i128::from(g.quantity)));
+        lines + self.shipping + gift
+    }
+
+    fn is_empty(&self) -> bool {
+        self.total() <= 0 && self.gift.is_none()
+    }
+}
+
+/// A promotion selected for a cart, with what its limits leave.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    pub index: u32,
+    pub code: Option<String>,
+    budget_left: Option<i128>,
+}
+
+/// A promotion that applied.
+#[derive(Debug, Clone)]
+pub(crate) struct Applied {
+    pub index: u32,
+    pub code: Option<String>,
+    pub effect: Effect,
+}
+
+/// What the promotions did to a cart.
+#[derive(Debug, Default)]
+pub(crate) struct Run {
+    pub applied: Vec<Applied>,
+    pub rejected: Vec<(Option<u32>, Option<String>, Rejection)>,
+    pub hints: Vec<(u32, Money)>,
+}
+
+/// Whether line `l` matches `f`.
+pub(crate) fn matches(f: &LineFilter, l: &WorkLine<'_>, env: &Env<'_>) -> bool {
+    match f {
+        LineFilter::Any => true,
+        LineFilter::AllOf { filters } => filters.iter().all(|f| matches(f, l, env)),
+        LineFilter::AnyOf { filters } => filters.iter().any(|f| matches(f, l, env)),
+        // Value lists are sorted when the set is compiled.
+        LineFilter::Product { op, ids } => op.member_sorted(&l.entry.variant.product_id(), ids),
+        LineFilter::Variant { op, ids } => op.member_sorted(&l.entry.variant.id(), ids),
+        LineFilter::Category { op, ids } => op.intersects_sorted(&l.entry.categories, ids),
+        LineFilter::Collection { op, ids } => op.intersects_sorted(&l.entry.collections, ids),
+        LineFilter::Tag { op, tags } => op.intersects_sorted(&l.entry.tags, tags),
+        LineFilter::UnitPrice { op, amount } => {
+            env.minor(amount).is_some_and(|e| op.compare(&l.unit, &e))
+        }
+    }
+}
+
+pub(crate) fn budget_counter(id: PromotionId) -> String {
+    format!("promotion:{id}:budget")
+}
+
+/// Counters a use of `p` (through `coupon`) claims, with their limits.
+/// `None` as a counter means a per-customer limit with no customer to count.
+fn claims_for(
+    p: &Promotion,
+    coupon: Option<&Coupon>,
+    customer: &CustomerFacts,
+    _amount: u64,
+) -> Result<Vec<(Option<String>, u64)>> {
+    let mut out = Vec::new();
+    if let Some(limit) = p.limits.total_uses {
+        out.push((Some(format!("promotion:{}:uses", p.id)), limit));
+    }
+    if let Some(limit) = p.limits.per_customer {
+        // Buyers are counted by email whenever it is known, so an account
+        // and a guest checkout with the same address share one count. The
+        // email is hashed (UUID v5) to keep it out of the counter's name.
+        let who = match (&customer.email, &customer.id) {
+            (Some(email), _) => {
+                let key =
+                    Uuid::new_v5(&Uuid::NAMESPACE_URL, email.trim().to_lowercase().as_bytes());
+                Some(format!("promotion:{}:buyer:{key}", p.id))
+            }
+            (None, Some(id)) => Some(format!("promotion:{}:customer:{id}", p.id)),
+            (None, None) => None,
+        };
+        out.push((who, limit));
+    }
+    if let Some(limit) = coupon.and_then(|c| c.max_uses) {
+        out.push((coupon.map(|c| format!("coupon:{}:uses", c.code)), limit));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn div_round_follows_each_mode() {
+        use RoundingMode::*;
+        let cases = [
+            // n, d, half_up, half_even, half_down, toward_zero, away, floor, ceiling
+            (5, 2, 3, 2, 2, 2, 3, 2, 3),
+            (7, 2, 4, 4, 3, 3, 4, 3, 4),
+            (7, 3, 2, 2, 2, 2, 3, 2, 3),
+            (8, 3, 3, 3, 3, 2, 3, 2, 3),
+            (-5, 2, -3, -2, -2, -2, -3, -3, -2),
+            (6, 3, 2, 2, 2, 2, 2, 2, 2),
+        ];
+        for (n, d, hu, he, hd, tz, az, fl, ce) in cases {
+            assert_eq!(div_round(n, d, HalfUp), hu, "{n}/{d} half up");
+            assert_eq!(div_round(n, d, HalfEven), he, "{n}/{d} half even");
+            assert_eq!(div_round(n, d, HalfDown), hd, "{n}/{d} half down");
+            assert_eq!(div_round(n, d, TowardZero), tz, "{n}/{d} toward zero");
+            assert_eq!(div_round(n, d, AwayFromZero), az, "{n}/{d} away");
+            assert_eq!(div_round(n, d, Floor), fl, "{n}/{d} floor");
+            assert_eq!(div_round(n, d, Ceiling), ce, "{n}/{d} ceiling");
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! Finding the promotions that could apply to a cart and checking them:
+//! window, currency, limits and conditions, with the comparisons recorded.
+
+use super::*;
+
+impl PromotionSet {
+    /// The promotion's name, shared by every adjustment it makes.
+    pub(crate) fn label(&self, index: u32) -> std::sync::Arc<str> {
+        self.compiled(index)
+            .map_or_else(|| "".into(), |c| std::sync::Arc::clone(&c.label))
+    }
+
+    pub(crate) fn promotion(&self, index: u32) -> Option<&Promotion> {
+        self.compiled(index).map(|c| &c.promo)
+    }
+
+    /// Finds the promotions that could apply to the cart, checks their
+    /// windows, currencies, limits and conditions, and splits them into
+    /// line-level and shipping candidates (each in priority order).
+    pub(crate) fn select(
+        &self,
+        env: &Env<'_>,
+        codes: &[String],
+        coupons: &[Coupon],
+        run: &mut Run,
+    ) -> Result<(Vec<Candidate>, Vec<Candidate>)> {
+        let mut found: Vec<(u32, Option<&str>)> = Vec::new();
+        // Each distinct key in the cart once (the index holds every key a
+        // promotion names, so every anchor key is in it).
+        for id in env.index.ids.keys() {
+            if let Some(list) = self.by_uuid.get(id) {
+                found.extend(list.iter().map(|i| (*i, None)));
+            }
+        }
+        for tag in env.index.tags.keys() {
+            if let Some(list) = self.by_tag.get(*tag) {
+                found.extend(list.iter().map(|i| (*i, None)));
+            }
+        }
+        if let Some((_, list)) = self.by_currency.iter().find(|(c, _)| *c == env.currency) {
+            found.extend(list.iter().map(|i| (*i, None)));
+        }
+        found.extend(self.always.iter().map(|i| (*i, None)));
+        for code in codes {
+            let Some(coupon) = coupons.iter().find(|c| c.code == *code) else {
+                run.rejected
+                    .push((None, Some(code.clone()), Rejection::UnknownCode));
+                continue;
+            };
+            match self.by_id.get(&coupon.promotion_id) {
+                Some(index) => found.push((*index, Some(code.as_str()))),
+                None => run
+                    .rejected
+                    .push((None, Some(code.clone()), Rejection::UnknownCode)),
+            }
+        }
+        // Priority order is index order; a code sorts after the automatic
+        // entry of the same promotion, and only the first entry counts.
+        found.sort_unstable();
+        if found.len() > MAX_CANDIDATES {
+            found.truncate(MAX_CANDIDATES);
+        }
+        let mut lines = Vec::new();
+        let mut shipping = Vec::new();
+        let mut last: Option<u32> = None;
+        for (index, code) in found {
+            if last == Some(index) {
+                if let Some(code) = code {
+                    run.rejected.push((
+                        Some(index),
+                        Some(code.to_owned()),
+                        Rejection::AlreadyApplied,
+                    ));
+                }
+                continue;
+            }
+            last = Some(index);
+            let Some(c) = self.compiled(index) else {
+                continue;
+            };
+            if c.promo.coded && code.is_none() {
+                continue;
+            }
+            let code = code.map(str::to_owned);
+            let coupon = code
+                .as_ref()
+                .and_then(|code| coupons.iter().find(|c| c.code == *code));
+            match self.check(c, index, env, coupon, run)? {
+                Ok(budget_left) => {
+                    let cand = Candidate {
+                        index,
+                        code,
+                        budget_left,
+                    };
+                    if c.shipping {
+                        shipping.push(cand);
+                    } else {
+                        lines.push(cand);
+                    }
+                }
+                Err(reason) => run.rejected.push((Some(index), code, reason)),
+            }
+        }
+        Ok((lines, shipping))
+    }
+
+    /// Window, currency, limits and conditions. `Ok(Ok(budget left))` if it qualifies.
+    fn check(
+        &self,
+        c: &Compiled,
+        index: u32,
+        env: &Env<'_>,
+        coupon: Option<&Coupon>,
+        run: &mut Run,
+    ) -> Result<std::result::Result<Option<i128>, Rejection>> {
+        let p = &c.promo;
+        if !p.enabled {
+            return Ok(Err(Rejection::Disabled));
+        }
+        match p.window_state(env.now) {
+            WindowState::NotStarted(starts_at) => {
+                return Ok(Err(Rejection::NotStarted { starts_at }));
+            }
+            WindowState::Ended(ended_at) => return Ok(Err(Rejection::Expired { ended_at })),
+            WindowState::Open => {}
+        }
+        if !c.currencies.is_empty() && !c.currencies.contains(&env.currency) {
+            return Ok(Err(Rejection::WrongCurrency {
+                expected: c.currencies.clone(),
+                actual: env.currency,
+            }));
+        }
+        for (counter, limit) in claims_for(p, coupon, env.customer, 1)? {
+            let Some(counter) = counter else {
+                return Ok(Err(Rejection::NeedsCustomer));
+            };
+            let used = env.usage.get(&counter).copied().unwrap_or(0);
+            if used >= limit {
+                return Ok(Err(Rejection::UsedUp {
+                    counter,
+                    limit,
+                    used,
+                }));
+            }
+        }
+        let budget_left = match &p.limits.budget {
+            Some(b) => {
+                let counter = budget_counter(p.id);
+                let limit = u64::try_from(b.to_minor()?).map_err(|_| Error::Overflow("budget"))?;
+                let used = env.usage.get(&counter).copied().unwrap_or(0);
+                let left = i128::from(limit) - i128::from(used);
+                if left <= 0 {
+                    return Ok(Err(Rejection::UsedUp {
+                        counter,
+                        limit,
+                        used,
+                    }));
+                }
+                Some(left)
+            }
+            None => None,
+        };
+        let mut fails = Vec::new();
+        let mut ok = true;
+        for cond in &p.conditions {
+            if !self.condition(cond, env, &mut fails)? {
+                ok = false;
+            }
+        }
+        if !ok {
+            if let [only] = fails.as_slice()
+                && let Some(missing) = only.missing
+            {
+                run.hints.push((index, missing));
+            }
+            return Ok(Err(Rejection::ConditionsNotMet { comparisons: fails }));
+        }
+        Ok(Ok(budget_left))
+    }
+
+    fn condition(&self, c: &Condition, env: &Env<'_>, fails: &mut Vec<Comparison>) -> Result<bool> {
+        let cmp = |subject: &str, op: Op, expected: String, actual: String| Comparison {
+            subject: subject.to_owned(),
+            op,
+            expected,
+            actual,
+            missing: None,
+        };
+        let pass = match c {
+            Condition::AllOf { conditions } => {
+                let mut ok = true;
+                for c in conditions {
+                    if !self.condition(c, env, fails)? {
+                        ok = false;
+                    }
+                }
+                return Ok(ok);
+            }
+            Condition::AnyOf { conditions } => {
+                let mut local = Vec::new();
+                for c in conditions {
+                    if self.condition(c, env, &mut local)? {
+                        return Ok(true);
+                    }
+                }
+                fails.extend(local);
+                return Ok(false);
+            }
+            Condition::Subtotal { op, amount } => {
+                let expected = env.minor(amount);
+                let ok = expected.is_some_and(|e| op.compare(&env.subtotal, &e));
+                if !ok {
+                    let mut c = cmp("subtotal", *op, amount.to_string(), env.show(env.subtotal));
+                    c.missing = match (op, expected) {
+                        (Op::Gte, Some(e)) => env.money(e - env.subtotal).ok(),
+                        (Op::Gt, Some(e)) => env.money(e - env.subtotal + 1).ok(),
+                        _ => None,
+                    };
+                    fails.push(c);
+                }
+                ok
+            }
+            Condition::ItemCount { op, count } => {
+                let ok = op.compare(&env.items, count);
+                if !ok {
+                    fails.push(cmp(
+                        "item count",
+                        *op,
+                        count.to_string(),
+                        env.items.to_string(),
+                    ));
+                }
+                ok
+            }
+            Condition::Currency { op, currencies } => {
+                let ok = op.member(&env.currency, currencies);
+                if !ok {
+                    fails.push(cmp(
+                        "currency",
+                        *op,
+                        list(currencies),
+                        env.currency.to_string(),
+                    ));
+                }
+                ok
+            }
+            Condition::ShippingOption { op, codes } => {
+                let ok = match env.shipping_method {
+                    Some(m) => op.intersects(std::iter::once(&m.to_owned()), codes),
+                    None => matches!(op, Op::NotIn | Op::Ne),
+                };
+                if !ok {
+                    let actual = env.shipping_method.unwrap_or("none").to_owned();
+                    fails.push(cmp("shipping option", *op, codes.join(", "), actual));
+                }
+                ok
+            }
+            Condition::CustomerGroup { op, groups } => {
+                let ok = op.intersects(&env.customer.groups, groups);
+                if !ok {
+                    let actual = if env.customer.groups.is_empty() {
+                        "no group".to_owned()
+                    } else {
+                        list(&env.customer.groups.iter().collect::<Vec<_>>())
+                    };
+                    fails.push(cmp("customer group", *op, list(groups), actual));
+                }
+                ok
+            }
+            Condition::OrderNumber { op, number } => {
+                let this = u64::from(env.customer.orders_placed) + 1;
+                let ok = op.compare(&this, &u64::from(*number));
+                if !ok {
+                    fails.push(cmp(
+                        "order number",
+                        *op,
+                        number.to_string(),
+                        this.to_string(),
+                    ));
+                }
+                ok
+            }
+            Condition::Lines {
+                filter,
+                min_quantity,
+            } => {
+                let units: u64 = lines_matching(filter, env)
+                    .into_iter()
+                    .filter_map(|i| env.lines.get(i))
+                    .map(|l| u64::from(l.quantity))
+                    .sum();
+                let ok = units >= u64::from(*min_quantity);
+                if !ok {
+                    fails.push(cmp(
+                        "units of matching items",
+                        Op::Gte,
+                        min_quantity.to_string(),
+                        units.to_string(),
+                    ));
+                }
+                ok
+            }
+            Condition::Custom { rule, settings } => {
+                let Some(r) = self.rules.get(rule) else {
+                    fails.push(cmp(rule, Op::Eq, "a registered rule".into(), "none".into()));
+                    return Ok(false);
+                };
+                let subtotals: Vec<i128> = env.lines.iter().map(|l| l.subtotal).collect();
+                match r.condition(settings, &env.rule_cart(&subtotals)?) {
+                    Verdict::Met => true,
+                    Verdict::NotMet(c) => {
+                        fails.push(c);
+                        false
+                    }
+                }
+            }
+        };
+        Ok(pass)
+    }
+}
+
+fn list<T: std::fmt::Display>(values: &[T]) -> String {
+    values
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
