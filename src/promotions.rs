@@ -49,6 +49,16 @@ impl Engine {
         self.inner.store.promotion(id).await
     }
 
+    /// Every promotion, by id.
+    pub async fn promotions(&self) -> Result<Vec<Promotion>> {
+        self.inner.store.promotions().await
+    }
+
+    /// Every price list, by id.
+    pub async fn price_lists(&self) -> Result<Vec<PriceList>> {
+        self.inner.store.price_lists().await
+    }
+
     /// Switches a promotion on or off.
     pub async fn set_promotion_enabled(&self, id: PromotionId, enabled: bool) -> Result<Promotion> {
         let mut p = self.inner.store.promotion(id).await?;

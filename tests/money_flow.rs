@@ -14,6 +14,7 @@ use cartwright::fulfillment::{ReturnRequest, ShipmentRequest};
 use cartwright::id::IdempotencyKey;
 use cartwright::order::{LineQuantity, ShippingRefund};
 use cartwright::prelude::*;
+use cartwright::pricing::{Action, LineFilter, Promotion};
 use common::{Backend, Shop, ShopOptions, request};
 
 struct Rng(u64);
@@ -46,8 +47,41 @@ async fn money_is_conserved(backend: Backend) {
                 1 + rng.below(5) as u32,
             ));
         }
+        if seed % 2 == 1 {
+            // Discounts with uneven splits flow through captures and refunds.
+            shop.engine
+                .save_promotion(Promotion::new(
+                    "13% off",
+                    Action::PercentOffOrder {
+                        percent: 13.into(),
+                        max_discount: None,
+                    },
+                ))
+                .await
+                .unwrap();
+            shop.engine
+                .save_promotion(
+                    Promotion::new(
+                        "3 for 2",
+                        Action::BuyXGetY {
+                            buy: LineFilter::Any,
+                            buy_quantity: 2,
+                            get: LineFilter::Any,
+                            get_quantity: 1,
+                            percent: 100.into(),
+                            max_applications: None,
+                        },
+                    )
+                    .priority(1),
+                )
+                .await
+                .unwrap();
+        }
         let cart = shop.ready_cart(&lines).await;
         let order = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+        if seed % 2 == 1 {
+            assert!(!order.pricing().discount_total.is_zero());
+        }
         let total = order.total();
         let staff = Actor::Staff("prop".into());
 

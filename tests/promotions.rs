@@ -244,6 +244,13 @@ async fn another_engine_sees_promotion_changes(backend: Backend) {
     shop.engine.save_price_list(list).await.unwrap();
     let listed = other.price_cart(&Actor::Guest, cart.id()).await.unwrap();
     assert_eq!(listed.lines[0].unit_price, usd("15.00"));
+    // Both engines list the same data, round-tripped through the store.
+    assert_eq!(
+        other.promotions().await.unwrap(),
+        shop.engine.promotions().await.unwrap()
+    );
+    assert!(!other.promotion(promo.id).await.unwrap().enabled);
+    assert_eq!(other.price_lists().await.unwrap().len(), 1);
 }
 
 async fn a_per_customer_limit_counts_each_account(backend: Backend) {
