@@ -1377,3 +1377,35 @@ fn rejections_read_as_sentences() {
         "used up (100 of 100)"
     );
 }
+
+#[test]
+fn amounts_beyond_range_are_typed_errors_not_panics() {
+    let mut s = shop();
+    let huge = s.w.item(
+        "HUGE",
+        &[usd("792281625142643375935439503.35")],
+        &[],
+        &[],
+        &[],
+    );
+    let cart = s.w.cart(&[(huge, 10_000), (s.a, 1)]);
+    let half = Promotion::new(
+        "half",
+        Action::PercentOffItems {
+            target: LineFilter::Any,
+            percent: Decimal::new(50_000_001, 6),
+            max_discount: None,
+            max_quantity_per_line: Some(9_999),
+        },
+    );
+    let set = s.w.set(vec![half], &Extra::default());
+    let mut ctx = cartwright::pricing::PricingContext::new(
+        &s.w.catalog,
+        s.w.shipping.as_ref(),
+        s.w.tax.as_ref(),
+        s.w.now,
+    );
+    ctx.promotions = &set;
+    let err = cartwright::pricing::price(&cart, &ctx).unwrap_err();
+    assert!(matches!(err, cartwright::Error::Overflow(_)), "{err:?}");
+}

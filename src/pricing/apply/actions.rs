@@ -17,10 +17,18 @@ impl PromotionSet {
         let selected = |f: &LineFilter| -> Vec<usize> { lines_matching(f, env) };
         let rem = |i: usize| remaining.get(i).copied().unwrap_or(0);
         let line = |i: usize| env.lines.get(i);
-        // The value of `units` of line `i`, floored to minor units.
+        // The value of `units` of line `i`, floored: computed as
+        // (r / q)·u + (r mod q)·u / q, which cannot overflow for u ≤ q.
         let value = |i: usize, units: u32| -> i128 {
             match line(i) {
-                Some(l) if l.quantity > 0 => rem(i) * i128::from(units) / i128::from(l.quantity),
+                Some(l) if l.quantity > 0 => {
+                    let (r, q, u) = (
+                        rem(i),
+                        i128::from(l.quantity),
+                        i128::from(units.min(l.quantity)),
+                    );
+                    (r / q) * u + (r % q) * u / q
+                }
                 _ => 0,
             }
         };
