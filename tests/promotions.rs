@@ -509,7 +509,61 @@ async fn a_code_limited_to_100_uses_is_on_exactly_100_orders_of_1000(backend: Ba
     assert_eq!(shop.engine.stock(v).await.unwrap().available(), 4_900);
 }
 
+async fn a_category_filter_matches_products_in_its_subcategories(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let apparel = shop.engine.create_category("Apparel", None).await.unwrap();
+    let shirts = shop
+        .engine
+        .create_category("Shirts", Some(apparel.id()))
+        .await
+        .unwrap();
+    let shirt = shop
+        .engine
+        .create_product(NewProduct {
+            title: "Shirt".into(),
+            status: Status::Active,
+            categories: vec![shirts.id()],
+            variants: vec![NewVariant {
+                sku: "SHIRT".into(),
+                prices: vec![usd("30.00")],
+                requires_shipping: true,
+                status: Status::Active,
+                ..NewVariant::default()
+            }],
+            ..NewProduct::default()
+        })
+        .await
+        .unwrap();
+    let v = shirt.variants()[0].id();
+    shop.engine.set_stock(v, shop.warehouse, 5).await.unwrap();
+    let mug = shop.product("MUG", "10.00", 5).await;
+    shop.engine
+        .save_promotion(Promotion::new(
+            "Apparel 20%",
+            Action::PercentOffItems {
+                target: LineFilter::Category {
+                    op: cartwright::pricing::Op::In,
+                    ids: vec![apparel.id()],
+                },
+                percent: 20.into(),
+                max_discount: None,
+                max_quantity_per_line: None,
+            },
+        ))
+        .await
+        .unwrap();
+    let cart = shop.ready_cart(&[(v, 1), (mug, 1)]).await;
+    let priced = shop
+        .engine
+        .price_cart(&Actor::Guest, cart.id())
+        .await
+        .unwrap();
+    assert_eq!(priced.lines[0].discount, usd("6.00"));
+    assert_eq!(priced.lines[1].discount, usd("0.00"));
+}
+
 conformance!(
+    a_category_filter_matches_products_in_its_subcategories,
     a_coupon_discounts_the_order_and_counts_a_use,
     a_single_use_code_fails_the_second_checkout_without_charging,
     an_expected_total_guards_against_a_changed_price,

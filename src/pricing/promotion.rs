@@ -175,7 +175,8 @@ pub enum LineFilter {
         /// The variants.
         ids: Vec<VariantId>,
     },
-    /// By the product's categories (the categories it is directly in).
+    /// By the product's categories, ancestors included: a filter on
+    /// "Apparel" matches a product listed in "Shirts" under it.
     Category {
         /// Membership operator.
         op: Op,
