@@ -127,22 +127,19 @@ impl Engine {
         Ok(list)
     }
 
-    /// The compiled promotions and price lists, from the cache when the
-    /// store's pricing version has not changed.
-    pub(crate) async fn pricing_rules(&self) -> Result<Arc<PricingRules>> {
-        let version = self.inner.store.pricing_version().await?;
-        if let Some(cached) = self
-            .inner
-            .pricing_cache
-            .lock()
-            .map_err(|_| poisoned())?
-            .as_ref()
+    /// The compiled promotions and price lists for the store's pricing
+    /// `version` (read by the caller): from the cache, or recompiled when
+    /// the cache holds another version.
+    async fn pricing_rules_at(&self, version: u64) -> Result<Arc<PricingRules>> {
+        if let Some(cached) = self.cached_rules()?
             && cached.version == version
         {
-            return Ok(Arc::clone(cached));
+            return Ok(cached);
         }
         let promotions = self.inner.store.promotions().await?;
         let lists = self.inner.store.price_lists().await?;
+        // Data read after the version can only be newer; the next pricing
+        // then sees a higher version and compiles again.
         let rules = Arc::new(PricingRules {
             version,
             promotions: PromotionSet::new(
@@ -156,9 +153,20 @@ impl Engine {
         Ok(rules)
     }
 
+    fn cached_rules(&self) -> Result<Option<Arc<PricingRules>>> {
+        Ok(self
+            .inner
+            .pricing_cache
+            .lock()
+            .map_err(|_| poisoned())?
+            .clone())
+    }
+
     /// Prices a cart and hands back the catalog entries it was priced with
     /// (gifts included), so callers need not fetch them again.
     ///
+    /// One store call reads the entries, the coupons and the pricing
+    /// version; promotions are recompiled only when the version moved.
     /// Limited promotions are first priced as if available; if the claims
     /// of the result exceed what is left of a counter, pricing runs again
     /// knowing the usage (at most [`MAX_USAGE_PASSES`] times), so a used-up
@@ -168,12 +176,27 @@ impl Engine {
         cart: &Cart,
     ) -> Result<(PricedCart, HashMap<VariantId, CatalogEntry>)> {
         let store = &self.inner.store;
-        let rules = self.pricing_rules().await?;
         let mut ids: Vec<VariantId> = cart.lines().iter().map(|l| l.variant_id).collect();
-        ids.extend_from_slice(rules.promotions.gift_variants());
+        if let Some(cached) = self.cached_rules()? {
+            ids.extend_from_slice(cached.promotions.gift_variants());
+        }
         ids.sort_unstable();
         ids.dedup();
-        let catalog = store.entries(&ids).await?;
+        let inputs = store.pricing_inputs(&ids, cart.coupon_codes()).await?;
+        let rules = self.pricing_rules_at(inputs.version).await?;
+        let mut catalog = inputs.entries;
+        let coupons = inputs.coupons;
+        // A recompiled set may name gifts not fetched above.
+        let missing: Vec<VariantId> = rules
+            .promotions
+            .gift_variants()
+            .iter()
+            .filter(|v| !ids.contains(v))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            catalog.extend(store.entries(&missing).await?);
+        }
         let customer = match cart.customer_id() {
             Some(id) => {
                 let c = store.customer(id).await?;
@@ -189,7 +212,6 @@ impl Engine {
                 ..CustomerFacts::default()
             },
         };
-        let coupons = store.coupons(cart.coupon_codes()).await?;
         let mut usage: HashMap<String, u64> = HashMap::new();
         let mut passes = 0;
         loop {

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::{
     BeginCheckout, CartStore, CatalogStore, CheckoutClaim, CheckoutEnd, CheckoutRecord,
     CheckoutState, CheckoutStore, CustomerStore, Event, EventKind, EventStore, InventoryStore,
-    Lease, OrderStore, PromotionStore, check_consumer, check_limit,
+    Lease, OrderStore, PricingInputs, PromotionStore, check_consumer, check_limit,
 };
 use crate::cart::{Cart, CartStatus};
 use crate::catalog::{CatalogEntry, Category, Collection, Product, Sku};
@@ -1200,5 +1200,24 @@ impl PromotionStore for MemoryStore {
 
     async fn pricing_version(&self) -> Result<u64> {
         Ok(self.lock().pricing_version)
+    }
+
+    async fn pricing_inputs(
+        &self,
+        variants: &[VariantId],
+        codes: &[String],
+    ) -> Result<PricingInputs> {
+        let s = self.lock();
+        Ok(PricingInputs {
+            entries: variants
+                .iter()
+                .filter_map(|id| s.entry(*id).map(|e| (*id, e)))
+                .collect(),
+            coupons: codes
+                .iter()
+                .filter_map(|c| s.coupons.get(c).cloned())
+                .collect(),
+            version: s.pricing_version,
+        })
     }
 }

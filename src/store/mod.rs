@@ -546,6 +546,25 @@ pub trait PromotionStore: Send + Sync {
     async fn coupons(&self, codes: &[String]) -> Result<Vec<Coupon>>;
     /// A number that changes whenever a promotion or price list changes.
     async fn pricing_version(&self) -> Result<u64>;
+    /// Everything pricing a cart reads, in one call (one round trip on
+    /// PostgreSQL): the catalog entries of `variants`, the coupons with
+    /// these codes, and the pricing version.
+    async fn pricing_inputs(
+        &self,
+        variants: &[VariantId],
+        codes: &[String],
+    ) -> Result<PricingInputs>;
+}
+
+/// What [`PromotionStore::pricing_inputs`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct PricingInputs {
+    /// The catalog entries found (unknown variants are left out).
+    pub entries: HashMap<VariantId, CatalogEntry>,
+    /// The coupons found (unknown codes are left out).
+    pub coupons: Vec<Coupon>,
+    /// The pricing version at the time of reading.
+    pub version: u64,
 }
 
 /// Everything the engine needs from storage. Implemented automatically for

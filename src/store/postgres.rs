@@ -33,7 +33,7 @@ use uuid::Uuid;
 use super::{
     BeginCheckout, CartStore, CatalogStore, CheckoutClaim, CheckoutEnd, CheckoutFailure,
     CheckoutRecord, CheckoutState, CheckoutStore, CustomerStore, Event, EventKind, EventStore,
-    InventoryStore, Lease, OrderStore, PromotionStore, check_consumer, check_limit,
+    InventoryStore, Lease, OrderStore, PricingInputs, PromotionStore, check_consumer, check_limit,
 };
 use crate::cart::{Cart, CartStatus};
 use crate::catalog::{CatalogEntry, Category, Collection, Product, Sku};
@@ -429,17 +429,7 @@ impl PgStore {
         for row in rows {
             let variant: crate::catalog::Variant = doc(&row, "variant", "variant")?;
             let summary: ProductSummary = doc(&row, "summary", "product")?;
-            out.insert(
-                variant.id(),
-                CatalogEntry {
-                    product_title: summary.title.into(),
-                    product_status: summary.status,
-                    categories: summary.categories,
-                    collections: summary.collections,
-                    tags: summary.tags,
-                    variant,
-                },
-            );
+            out.insert(variant.id(), summary.entry(variant));
         }
         Ok(out)
     }
@@ -458,6 +448,17 @@ struct ProductSummary {
 }
 
 impl ProductSummary {
+    fn entry(self, variant: crate::catalog::Variant) -> CatalogEntry {
+        CatalogEntry {
+            product_title: self.title.into(),
+            product_status: self.status,
+            categories: self.categories,
+            collections: self.collections,
+            tags: self.tags,
+            variant,
+        }
+    }
+
     fn of(p: &Product, categories: std::collections::BTreeSet<CategoryId>) -> Self {
         Self {
             title: p.title().to_owned(),
@@ -2312,19 +2313,7 @@ impl PromotionStore for PgStore {
             .bind(codes)
             .fetch_all(&self.pool)
             .await?;
-            rows.iter()
-                .map(|r| {
-                    let max_uses: Option<i64> = col(r, "max_uses", "coupon")?;
-                    Ok(Coupon {
-                        code: col(r, "code", "coupon")?,
-                        promotion_id: PromotionId::from_uuid(col(r, "promotion_id", "coupon")?),
-                        max_uses: max_uses
-                            .map(u64::try_from)
-                            .transpose()
-                            .map_err(|_| corrupt("coupon", "negative max_uses"))?,
-                    })
-                })
-                .collect()
+            rows.iter().map(coupon_from_row).collect()
         })
     }
 
@@ -2336,6 +2325,72 @@ impl PromotionStore for PgStore {
             u64::try_from(v).map_err(|_| corrupt("pricing version", "negative"))
         })
     }
+
+    async fn pricing_inputs(
+        &self,
+        variants: &[VariantId],
+        codes: &[String],
+    ) -> Result<PricingInputs> {
+        retry!(self.pricing_inputs_try(variants, codes))
+    }
+}
+
+impl PgStore {
+    /// Entries, coupons and the version in one statement: rows of three
+    /// kinds, told apart by `kind`.
+    async fn pricing_inputs_try(
+        &self,
+        variants: &[VariantId],
+        codes: &[String],
+    ) -> Try<PricingInputs> {
+        let rows = sqlx::query(
+            "SELECT 0 AS kind, v.doc AS variant, p.summary, NULL::text AS code,
+                    NULL::uuid AS promotion_id, NULL::bigint AS max_uses, NULL::bigint AS version
+             FROM cw_variants v JOIN cw_products p ON p.id = v.product_id
+             WHERE v.id = ANY($1)
+             UNION ALL
+             SELECT 1, NULL, NULL, code, promotion_id, max_uses, NULL
+             FROM cw_coupons WHERE code = ANY($2)
+             UNION ALL
+             SELECT 2, NULL, NULL, NULL, NULL, NULL, version FROM cw_pricing_version",
+        )
+        .bind(uuids(variants, |v| v.as_uuid()))
+        .bind(codes)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = PricingInputs::default();
+        let mut version = None;
+        for row in rows {
+            let kind: i32 = col(&row, "kind", "pricing inputs")?;
+            match kind {
+                0 => {
+                    let variant: crate::catalog::Variant = doc(&row, "variant", "variant")?;
+                    let summary: ProductSummary = doc(&row, "summary", "product")?;
+                    out.entries.insert(variant.id(), summary.entry(variant));
+                }
+                1 => out.coupons.push(coupon_from_row(&row)?),
+                _ => {
+                    let v: i64 = col(&row, "version", "pricing version")?;
+                    version =
+                        Some(u64::try_from(v).map_err(|_| corrupt("pricing version", "negative"))?);
+                }
+            }
+        }
+        out.version = version.ok_or_else(|| corrupt("pricing version", "missing row"))?;
+        Ok(out)
+    }
+}
+
+fn coupon_from_row(r: &PgRow) -> Try<Coupon> {
+    let max_uses: Option<i64> = col(r, "max_uses", "coupon")?;
+    Ok(Coupon {
+        code: col(r, "code", "coupon")?,
+        promotion_id: PromotionId::from_uuid(col(r, "promotion_id", "coupon")?),
+        max_uses: max_uses
+            .map(u64::try_from)
+            .transpose()
+            .map_err(|_| corrupt("coupon", "negative max_uses"))?,
+    })
 }
 
 /// The duplicate value of a unique violation, from the server's detail text.

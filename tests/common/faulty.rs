@@ -300,4 +300,7 @@ impl PromotionStore for FaultyStore {
     async fn pricing_version(&self) -> Result<u64> {
         self.inner.pricing_version().await
     }
+    async fn pricing_inputs(&self, v: &[VariantId], c: &[String]) -> Result<PricingInputs> {
+        self.inner.pricing_inputs(v, c).await
+    }
 }
