@@ -40,7 +40,8 @@ type FastSet<K> = foldhash::HashSet<K>;
 pub const MAX_BEST_SEARCH: usize = 16;
 /// Most combinations the best-combination search evaluates.
 pub const MAX_COMBINATIONS: usize = 64;
-/// Most promotions (automatic and coded) one cart may consider.
+/// Most promotions (automatic and coded) one cart may consider; past it the
+/// lowest-priority candidates are left out (and not reported).
 pub const MAX_CANDIDATES: usize = 10_000;
 
 /// Which qualifying promotions apply.
