@@ -1409,3 +1409,50 @@ fn amounts_beyond_range_are_typed_errors_not_panics() {
     let err = cartwright::pricing::price(&cart, &ctx).unwrap_err();
     assert!(matches!(err, cartwright::Error::Overflow(_)), "{err:?}");
 }
+
+#[test]
+fn the_tax_table_taxes_discounted_shipping_by_its_class() {
+    use cartwright::customer::{Address, NewAddress};
+    use cartwright::tax::TaxTable;
+    let mut s = shop();
+    s.w.tax = Box::new(
+        TaxTable::new()
+            .with_rate("VAT 20%", "FR", None, "standard", Decimal::new(2, 1))
+            .unwrap()
+            .with_rate("VAT 10%", "FR", None, "shipping", Decimal::new(1, 1))
+            .unwrap()
+            .shipping_class("shipping"),
+    );
+    let mut cart = s.w.cart(&[(s.a, 1)]);
+    cart.set_shipping_method("std").unwrap();
+    cart.set_shipping_address(
+        Address::new(NewAddress {
+            name: "N".into(),
+            line1: "1 rue".into(),
+            city: "Paris".into(),
+            country: "FR".into(),
+            ..NewAddress::default()
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    // Half off shipping: 5.99 − 3.00 (2.995 rounded half up) = 2.99, taxed
+    // 10 % = 0.30; the line 10.00 taxed 20 % = 2.00.
+    let half_ship = Promotion::new(
+        "half shipping",
+        Action::Shipping {
+            reward: Reward::Percent { percent: pct(50) },
+            methods: vec![],
+        },
+    );
+    let p = s.w.price(&cart, vec![half_ship]);
+    let ship = p.shipping.as_ref().unwrap();
+    assert_eq!(
+        (ship.discount, ship.tax, ship.total),
+        (usd("3.00"), usd("0.30"), usd("3.29"))
+    );
+    assert_eq!(p.tax_total, usd("2.30"));
+    assert_eq!(p.total, usd("15.29"));
+    let names: Vec<&str> = p.tax_lines.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["VAT 20%", "VAT 10%"]);
+}
