@@ -547,6 +547,21 @@ fn shipping_methods_tiers_thresholds_and_countries() {
         priced.hints[0].message,
         "add 80.00 USD more for free Standard"
     );
+    // With an address in France, the EU-only method is offered too.
+    let mut fr = s.w.cart(&[(s.a, 2)]);
+    fr.set_shipping_address(
+        cartwright::customer::Address::new(cartwright::customer::NewAddress {
+            name: "N".into(),
+            line1: "1 rue".into(),
+            city: "Paris".into(),
+            country: "fr".into(),
+            ..Default::default()
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    let priced = s.w.price(&fr, vec![]);
+    assert!(priced.shipping_options.iter().any(|r| r.code == "eu"));
     // 100.00 of merchandise: std is free.
     let priced = s.w.price(&s.w.cart(&[(s.d, 1)]), vec![]);
     let std = priced

@@ -134,6 +134,42 @@ async fn a_single_use_code_fails_the_second_checkout_without_charging(backend: B
     assert_eq!(shop.engine.stock(v).await.unwrap().available(), 9);
 }
 
+async fn a_failed_checkout_gives_its_code_use_back(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let v = shop.product("TEE", "20.00", 10).await;
+    let promo = shop
+        .engine
+        .save_promotion(Promotion::new("Once", ten_percent()).coded())
+        .await
+        .unwrap();
+    shop.engine
+        .create_coupon(promo.id, "ONCE", Some(1))
+        .await
+        .unwrap();
+    let declined = coded_cart(&shop, v, "ONCE").await;
+    let mut req = request(declined.id(), "k1");
+    req.payment_token = "tok_decline".into();
+    let err = shop.engine.checkout(req).await.unwrap_err();
+    assert!(matches!(err, Error::PaymentDeclined { .. }), "{err:?}");
+    // The decline released the stock and the code's use together.
+    assert_eq!(
+        shop.engine.store().usage("coupon:ONCE:uses").await.unwrap(),
+        0
+    );
+    assert_eq!(shop.engine.stock(v).await.unwrap().available(), 10);
+    let again = coded_cart(&shop, v, "ONCE").await;
+    let order = shop
+        .engine
+        .checkout(request(again.id(), "k2"))
+        .await
+        .unwrap();
+    assert_eq!(order.pricing().discount_total, usd("2.00"));
+    assert_eq!(
+        shop.engine.store().usage("coupon:ONCE:uses").await.unwrap(),
+        1
+    );
+}
+
 async fn an_expected_total_guards_against_a_changed_price(backend: Backend) {
     let shop = Shop::new(backend).await;
     let v = shop.product("TEE", "20.00", 10).await;
@@ -563,6 +599,7 @@ async fn a_category_filter_matches_products_in_its_subcategories(backend: Backen
 }
 
 conformance!(
+    a_failed_checkout_gives_its_code_use_back,
     a_category_filter_matches_products_in_its_subcategories,
     a_coupon_discounts_the_order_and_counts_a_use,
     a_single_use_code_fails_the_second_checkout_without_charging,
