@@ -1190,18 +1190,6 @@ impl PromotionStore for MemoryStore {
         Ok(())
     }
 
-    async fn coupons(&self, codes: &[String]) -> Result<Vec<Coupon>> {
-        let s = self.lock();
-        Ok(codes
-            .iter()
-            .filter_map(|c| s.coupons.get(c).cloned())
-            .collect())
-    }
-
-    async fn pricing_version(&self) -> Result<u64> {
-        Ok(self.lock().pricing_version)
-    }
-
     async fn pricing_inputs(
         &self,
         variants: &[VariantId],

@@ -542,13 +542,10 @@ pub trait PromotionStore: Send + Sync {
     /// Inserts coupons, all or none: a code already taken is
     /// [`Error::AlreadyExists`], an unknown promotion [`Error::NotFound`].
     async fn insert_coupons(&self, coupons: &[Coupon]) -> Result<()>;
-    /// The coupons with these (normalized) codes; unknown codes are left out.
-    async fn coupons(&self, codes: &[String]) -> Result<Vec<Coupon>>;
-    /// A number that changes whenever a promotion or price list changes.
-    async fn pricing_version(&self) -> Result<u64>;
     /// Everything pricing a cart reads, in one call (one round trip on
     /// PostgreSQL): the catalog entries of `variants`, the coupons with
-    /// these codes, and the pricing version.
+    /// these (normalized) codes, and the pricing version — a number that
+    /// changes whenever a promotion or price list changes.
     async fn pricing_inputs(
         &self,
         variants: &[VariantId],

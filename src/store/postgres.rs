@@ -2302,30 +2302,6 @@ impl PromotionStore for PgStore {
         })
     }
 
-    async fn coupons(&self, codes: &[String]) -> Result<Vec<Coupon>> {
-        if codes.is_empty() {
-            return Ok(Vec::new());
-        }
-        retry!(async {
-            let rows = sqlx::query(
-                "SELECT code, promotion_id, max_uses FROM cw_coupons WHERE code = ANY($1) ORDER BY code",
-            )
-            .bind(codes)
-            .fetch_all(&self.pool)
-            .await?;
-            rows.iter().map(coupon_from_row).collect()
-        })
-    }
-
-    async fn pricing_version(&self) -> Result<u64> {
-        retry!(async {
-            let v: i64 = sqlx::query_scalar("SELECT version FROM cw_pricing_version")
-                .fetch_one(&self.pool)
-                .await?;
-            u64::try_from(v).map_err(|_| corrupt("pricing version", "negative"))
-        })
-    }
-
     async fn pricing_inputs(
         &self,
         variants: &[VariantId],

@@ -294,12 +294,6 @@ impl PromotionStore for FaultyStore {
     async fn insert_coupons(&self, c: &[Coupon]) -> Result<()> {
         self.inner.insert_coupons(c).await
     }
-    async fn coupons(&self, codes: &[String]) -> Result<Vec<Coupon>> {
-        self.inner.coupons(codes).await
-    }
-    async fn pricing_version(&self) -> Result<u64> {
-        self.inner.pricing_version().await
-    }
     async fn pricing_inputs(&self, v: &[VariantId], c: &[String]) -> Result<PricingInputs> {
         self.inner.pricing_inputs(v, c).await
     }
