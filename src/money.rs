@@ -347,8 +347,21 @@ impl Money {
     }
 }
 
-/// Largest-remainder allocation of `total` minor units over `weights`.
+/// Largest-remainder allocation of `total` minor units over `weights`; ties
+/// between equal remainders go to the earlier index.
 pub(crate) fn allocate_minor(total: i128, weights: &[u64]) -> Result<Vec<i128>> {
+    allocate_minor_ranked(total, weights, |i| i as u64)
+}
+
+/// Largest-remainder allocation of `total` minor units over `weights`: each
+/// part gets the floor of its proportional share, and the minor units left
+/// over go one each to the largest remainders; ties between equal
+/// remainders go to the lower `rank(index)` (then the earlier index).
+pub(crate) fn allocate_minor_ranked(
+    total: i128,
+    weights: &[u64],
+    rank: impl Fn(usize) -> u64,
+) -> Result<Vec<i128>> {
     let weight_sum: i128 = weights.iter().map(|w| i128::from(*w)).sum();
     if weight_sum == 0 {
         return Err(Error::invalid(
@@ -359,6 +372,8 @@ pub(crate) fn allocate_minor(total: i128, weights: &[u64]) -> Result<Vec<i128>> 
     let magnitude = total
         .checked_abs()
         .ok_or_else(|| Error::Overflow("allocation"))?;
+    // Most amounts fit in 64 bits, where division is far cheaper.
+    let narrow = u64::try_from(weight_sum).ok();
     let mut parts = Vec::with_capacity(weights.len());
     let mut remainders = Vec::with_capacity(weights.len());
     let mut assigned: i128 = 0;
@@ -366,19 +381,24 @@ pub(crate) fn allocate_minor(total: i128, weights: &[u64]) -> Result<Vec<i128>> 
         let product = magnitude
             .checked_mul(i128::from(*w))
             .ok_or_else(|| Error::Overflow("allocation"))?;
-        let part = product / weight_sum;
-        remainders.push((product % weight_sum, index));
+        let (part, remainder) = match (narrow, u64::try_from(product)) {
+            (Some(sum), Ok(p)) => (i128::from(p / sum), i128::from(p % sum)),
+            _ => (product / weight_sum, product % weight_sum),
+        };
+        remainders.push((remainder, rank(index), index));
         assigned += part;
         parts.push(part);
     }
-    // Largest remainder first; on ties the earlier index wins. Only the
-    // first `leftover` in that order matter, so select them in linear time.
+    // Largest remainder first, then the lower rank. Only the first
+    // `leftover` in that order matter, so select them in linear time.
     let leftover = usize::try_from(magnitude - assigned).unwrap_or(0);
-    let order = |a: &(i128, usize), b: &(i128, usize)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
+    let order = |a: &(i128, u64, usize), b: &(i128, u64, usize)| {
+        b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
+    };
     if leftover > 0 && leftover < remainders.len() {
         remainders.select_nth_unstable_by(leftover - 1, order);
     }
-    for (_, index) in remainders.iter().take(leftover) {
+    for (_, _, index) in remainders.iter().take(leftover) {
         if let Some(part) = parts.get_mut(*index) {
             *part += 1;
         }

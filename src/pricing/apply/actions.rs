@@ -2,6 +2,7 @@
 //! action and the exact splits (largest remainder, canonical ties).
 
 use super::*;
+use crate::money::allocate_minor_ranked;
 
 impl PromotionSet {
     /// What `action` would take off, given what is left.
@@ -475,41 +476,22 @@ fn split(
     if amount <= 0 {
         return Ok(());
     }
-    // Largest remainder: each part gets the floor of its share, the minor
-    // units left over go to the largest remainders, ties to the lower rank
-    // (the canonical line order, so line order never changes a result).
-    let mut parts: Vec<(usize, i128)> = Vec::with_capacity(weights.len());
-    let mut remainders: Vec<(i128, u32, usize)> = Vec::with_capacity(weights.len());
-    let mut assigned = 0_i128;
-    let small = i64::try_from(total).is_ok() && i64::try_from(amount).is_ok();
-    for (k, (i, w)) in weights.iter().enumerate() {
-        let w = (*w).max(0);
-        let product = amount
-            .checked_mul(w)
-            .ok_or_else(|| Error::Overflow("allocation"))?;
-        // Most amounts fit in 64 bits, where division is far cheaper.
-        let (part, rem) = match (small, u64::try_from(product)) {
-            (true, Ok(p)) => {
-                let t = total as u64;
-                (i128::from(p / t), i128::from(p % t))
-            }
-            _ => (product / total, product % total),
-        };
-        assigned += part;
-        parts.push((*i, part));
-        let rank = env.lines.get(*i).map_or(u32::MAX, |l| l.rank);
-        remainders.push((rem, rank, k));
-    }
-    let leftover = usize::try_from(amount - assigned).unwrap_or(0);
-    let order = |a: &(i128, u32, usize), b: &(i128, u32, usize)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
-    if leftover > 0 && leftover < remainders.len() {
-        remainders.select_nth_unstable_by(leftover - 1, order);
-    }
-    for (_, _, k) in remainders.iter().take(leftover) {
-        if let Some(p) = parts.get_mut(*k) {
-            p.1 += 1;
-        }
-    }
+    // Ties go to the canonical line order, so line order never changes a result.
+    let raw = weights
+        .iter()
+        .map(|(_, w)| u64::try_from((*w).max(0)).map_err(|_| Error::Overflow("allocation")))
+        .collect::<Result<Vec<u64>>>()?;
+    let rank = |k: usize| {
+        weights
+            .get(k)
+            .and_then(|(i, _)| env.lines.get(*i))
+            .map_or(u64::MAX, |l| u64::from(l.rank))
+    };
+    let parts: Vec<(usize, i128)> = weights
+        .iter()
+        .map(|(i, _)| *i)
+        .zip(allocate_minor_ranked(amount, &raw, rank)?)
+        .collect();
     effect.lines.reserve(parts.len());
     effect
         .lines
