@@ -312,20 +312,22 @@ impl PromotionSet {
                 }
             }
         }
-        // Merge repeated lines, drop zeros, never take more than is left.
-        effect.lines.sort_by_key(|(i, _)| *i);
-        let mut merged: Vec<(usize, i128)> = Vec::with_capacity(effect.lines.len());
-        for (i, a) in effect.lines.drain(..) {
-            match merged.last_mut() {
-                Some((j, b)) if *j == i => *b += a,
-                _ => merged.push((i, a)),
-            }
+        // Merge repeated lines, drop zeros, never take more than is left —
+        // in place: most actions already list each line once, in order.
+        if !effect.lines.is_sorted_by_key(|(i, _)| *i) {
+            effect.lines.sort_unstable_by_key(|(i, _)| *i);
         }
-        merged.retain_mut(|(i, a)| {
+        effect.lines.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 += later.1;
+            }
+            same
+        });
+        effect.lines.retain_mut(|(i, a)| {
             *a = (*a).clamp(0, rem(*i).max(0));
             *a > 0
         });
-        effect.lines = merged;
         effect.shipping = effect.shipping.clamp(0, shipping.max(0));
         Ok(Ok(effect))
     }
@@ -487,15 +489,15 @@ fn split(
             .and_then(|(i, _)| env.lines.get(*i))
             .map_or(u64::MAX, |l| u64::from(l.rank))
     };
-    let parts: Vec<(usize, i128)> = weights
-        .iter()
-        .map(|(i, _)| *i)
-        .zip(allocate_minor_ranked(amount, &raw, rank)?)
-        .collect();
+    let parts = allocate_minor_ranked(amount, &raw, rank)?;
     effect.lines.reserve(parts.len());
-    effect
-        .lines
-        .extend(parts.into_iter().filter(|(_, p)| *p > 0));
+    effect.lines.extend(
+        weights
+            .iter()
+            .map(|(i, _)| *i)
+            .zip(parts)
+            .filter(|(_, p)| *p > 0),
+    );
     Ok(())
 }
 
