@@ -162,17 +162,7 @@ fn fixture(prices_minor: &[i64]) -> Fixture {
     let mut ids = Vec::new();
     for v in product.variants() {
         ids.push(v.id());
-        catalog.insert(
-            v.id(),
-            CatalogEntry {
-                product_title: product.title().into(),
-                product_status: product.status(),
-                categories: Default::default(),
-                collections: Default::default(),
-                tags: Default::default(),
-                variant: v.clone(),
-            },
-        );
+        catalog.insert(v.id(), CatalogEntry::of(&product, v.id()).unwrap());
     }
     Fixture { catalog, ids }
 }

@@ -547,6 +547,20 @@ pub struct CatalogEntry {
 }
 
 impl CatalogEntry {
+    /// The entry of one of `product`'s variants, listing the categories the
+    /// product is in (the stores also add every ancestor category); `None`
+    /// if the product has no such variant.
+    pub fn of(product: &Product, variant: VariantId) -> Option<Self> {
+        Some(Self {
+            product_title: product.title().into(),
+            product_status: product.status(),
+            categories: product.categories().clone(),
+            collections: product.collections().clone(),
+            tags: product.tags().clone(),
+            variant: product.variant(variant)?.clone(),
+        })
+    }
+
     /// Why the variant cannot be bought, if it cannot.
     pub fn purchasable(&self) -> Result<()> {
         check_purchasable(self.product_status, &self.variant)

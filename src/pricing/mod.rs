@@ -48,18 +48,9 @@
 //!     }],
 //!     ..NewProduct::default()
 //! })?;
-//! let variant = product.variants()[0].clone();
-//! let catalog = HashMap::from([(
-//!     variant.id(),
-//!     CatalogEntry {
-//!         product_title: product.title().into(),
-//!         product_status: product.status(),
-//!         categories: Default::default(),
-//!         collections: Default::default(),
-//!         tags: Default::default(),
-//!         variant: variant.clone(),
-//!     },
-//! )]);
+//! let variant = product.variants()[0].id();
+//! let entry = CatalogEntry::of(&product, variant).expect("the product's variant");
+//! let catalog = HashMap::from([(variant, entry)]);
 //!
 //! // Buy 2, get 1 free (the cheapest), from a 30.00 subtotal.
 //! let promotion = Promotion::new(
@@ -78,7 +69,7 @@
 //!
 //! let now = Utc::now();
 //! let mut cart = Cart::new(Currency::USD, None, now);
-//! cart.add_line(variant.id(), 3)?;
+//! cart.add_line(variant, 3)?;
 //! let (shipping, tax) = (FlatRateShipping::new(), FlatRateTax::none());
 //! let mut ctx = PricingContext::new(&catalog, &shipping, &tax, now);
 //! ctx.promotions = &set;

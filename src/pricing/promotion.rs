@@ -707,9 +707,30 @@ pub enum WindowState {
     Ended(DateTime<Utc>),
 }
 
+/// Counts conditions and filters while a promotion is validated.
 #[derive(Default)]
 struct Budget {
     conditions: usize,
+}
+
+impl Budget {
+    /// One more condition or filter, at nesting `depth`.
+    fn enter(&mut self, depth: usize) -> Result<()> {
+        self.conditions += 1;
+        if self.conditions > MAX_CONDITIONS {
+            return Err(Error::LimitExceeded {
+                what: "conditions per promotion",
+                max: MAX_CONDITIONS as u64,
+            });
+        }
+        if depth > MAX_DEPTH {
+            return Err(Error::LimitExceeded {
+                what: "condition nesting",
+                max: MAX_DEPTH as u64,
+            });
+        }
+        Ok(())
+    }
 }
 
 fn check_len(field: &'static str, len: usize) -> Result<()> {
@@ -786,19 +807,7 @@ fn check_quantity(field: &'static str, q: u32) -> Result<()> {
 }
 
 fn validate_filter(f: &LineFilter, depth: usize, budget: &mut Budget) -> Result<()> {
-    budget.conditions += 1;
-    if budget.conditions > MAX_CONDITIONS {
-        return Err(Error::LimitExceeded {
-            what: "conditions per promotion",
-            max: MAX_CONDITIONS as u64,
-        });
-    }
-    if depth > MAX_DEPTH {
-        return Err(Error::LimitExceeded {
-            what: "condition nesting",
-            max: MAX_DEPTH as u64,
-        });
-    }
+    budget.enter(depth)?;
     match f {
         LineFilter::Any => Ok(()),
         LineFilter::AllOf { filters } | LineFilter::AnyOf { filters } => {
@@ -826,19 +835,7 @@ fn validate_filter(f: &LineFilter, depth: usize, budget: &mut Budget) -> Result<
 }
 
 fn validate_condition(c: &Condition, depth: usize, budget: &mut Budget) -> Result<()> {
-    budget.conditions += 1;
-    if budget.conditions > MAX_CONDITIONS {
-        return Err(Error::LimitExceeded {
-            what: "conditions per promotion",
-            max: MAX_CONDITIONS as u64,
-        });
-    }
-    if depth > MAX_DEPTH {
-        return Err(Error::LimitExceeded {
-            what: "condition nesting",
-            max: MAX_DEPTH as u64,
-        });
-    }
+    budget.enter(depth)?;
     match c {
         Condition::AllOf { conditions } | Condition::AnyOf { conditions } => {
             if conditions.is_empty() {

@@ -167,14 +167,9 @@ impl State {
 
     fn entry(&self, variant: VariantId) -> Option<CatalogEntry> {
         let product = self.products.get(self.variants.get(&variant)?)?;
-        Some(CatalogEntry {
-            product_title: product.title().into(),
-            product_status: product.status(),
-            categories: self.category_ancestry(product.categories()),
-            collections: product.collections().clone(),
-            tags: product.tags().clone(),
-            variant: product.variant(variant)?.clone(),
-        })
+        let mut entry = CatalogEntry::of(product, variant)?;
+        entry.categories = self.category_ancestry(product.categories());
+        Some(entry)
     }
 
     fn levels(&self, variant: VariantId) -> Vec<StockLevel> {

@@ -2202,24 +2202,38 @@ impl EventStore for PgStore {
 
 // ----- promotions ----------------------------------------------------------
 
+/// Upserts a promotion and bumps the pricing version, in one statement.
+const SAVE_PROMOTION: &str = "WITH saved AS (
+         INSERT INTO cw_promotions (id, doc) VALUES ($1, $2)
+         ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc)
+     UPDATE cw_pricing_version SET version = version + 1";
+
+/// Upserts a price list and bumps the pricing version, in one statement.
+const SAVE_PRICE_LIST: &str = "WITH saved AS (
+         INSERT INTO cw_price_lists (id, doc) VALUES ($1, $2)
+         ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc)
+     UPDATE cw_pricing_version SET version = version + 1";
+
+impl PgStore {
+    async fn save_pricing_doc<T: Serialize>(
+        &self,
+        sql: &'static str,
+        id: Uuid,
+        value: &T,
+    ) -> Try<()> {
+        sqlx::query(sql)
+            .bind(id)
+            .bind(Json(to_json(value)?))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl PromotionStore for PgStore {
     async fn save_promotion(&self, promotion: Promotion) -> Result<()> {
-        retry!(async {
-            let doc = to_json(&promotion)?;
-            sqlx::query(
-                "WITH saved AS (
-                     INSERT INTO cw_promotions (id, doc) VALUES ($1, $2)
-                     ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc
-                 )
-                 UPDATE cw_pricing_version SET version = version + 1",
-            )
-            .bind(promotion.id.as_uuid())
-            .bind(Json(&doc))
-            .execute(&self.pool)
-            .await?;
-            Ok(())
-        })
+        retry!(self.save_pricing_doc(SAVE_PROMOTION, promotion.id.as_uuid(), &promotion))
     }
 
     async fn promotion(&self, id: PromotionId) -> Result<Promotion> {
@@ -2240,21 +2254,7 @@ impl PromotionStore for PgStore {
     }
 
     async fn save_price_list(&self, list: PriceList) -> Result<()> {
-        retry!(async {
-            let doc = to_json(&list)?;
-            sqlx::query(
-                "WITH saved AS (
-                     INSERT INTO cw_price_lists (id, doc) VALUES ($1, $2)
-                     ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc
-                 )
-                 UPDATE cw_pricing_version SET version = version + 1",
-            )
-            .bind(list.id.as_uuid())
-            .bind(Json(&doc))
-            .execute(&self.pool)
-            .await?;
-            Ok(())
-        })
+        retry!(self.save_pricing_doc(SAVE_PRICE_LIST, list.id.as_uuid(), &list))
     }
 
     async fn price_lists(&self) -> Result<Vec<PriceList>> {

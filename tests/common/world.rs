@@ -90,17 +90,8 @@ impl World {
         })
         .unwrap();
         let v = product.variants()[0].clone();
-        self.catalog.insert(
-            v.id(),
-            CatalogEntry {
-                product_title: product.title().into(),
-                product_status: product.status(),
-                categories: product.categories().clone(),
-                collections: product.collections().clone(),
-                tags: product.tags().clone(),
-                variant: v.clone(),
-            },
-        );
+        self.catalog
+            .insert(v.id(), CatalogEntry::of(&product, v.id()).unwrap());
         v.id()
     }
 

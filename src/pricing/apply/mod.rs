@@ -784,8 +784,7 @@ fn claims_for(
     p: &Promotion,
     coupon: Option<&Coupon>,
     customer: &CustomerFacts,
-    _amount: u64,
-) -> Result<Vec<(Option<String>, u64)>> {
+) -> Vec<(Option<String>, u64)> {
     let mut out = Vec::new();
     if let Some(limit) = p.limits.total_uses {
         out.push((Some(format!("promotion:{}:uses", p.id)), limit));
@@ -808,7 +807,7 @@ fn claims_for(
     if let Some(limit) = coupon.and_then(|c| c.max_uses) {
         out.push((coupon.map(|c| format!("coupon:{}:uses", c.code)), limit));
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

@@ -130,7 +130,7 @@ impl PromotionSet {
                 actual: env.currency,
             }));
         }
-        for (counter, limit) in claims_for(p, coupon, env.customer, 1)? {
+        for (counter, limit) in claims_for(p, coupon, env.customer) {
             let Some(counter) = counter else {
                 return Ok(Err(Rejection::NeedsCustomer));
             };

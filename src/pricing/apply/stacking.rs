@@ -221,7 +221,7 @@ impl PromotionSet {
                 .code
                 .as_ref()
                 .and_then(|code| coupons.iter().find(|c| c.code == *code));
-            for (counter, limit) in claims_for(p, coupon, customer, 1)? {
+            for (counter, limit) in claims_for(p, coupon, customer) {
                 if let Some(counter) = counter {
                     out.push(UsageClaim {
                         counter,
