@@ -208,7 +208,11 @@ impl Engine {
         if cart.lines().is_empty() {
             return Err(Error::EmptyCart);
         }
-        let (priced, entries) = self.price_with_catalog(&cart).await?;
+        let crate::promotions::Priced {
+            cart: priced,
+            catalog: entries,
+            email,
+        } = self.price_with_catalog(&cart).await?;
         if let Some(expected) = request.expected_total
             && expected != priced.total
         {
@@ -241,11 +245,7 @@ impl Engine {
                 return Err(Error::Incomplete("shipping method"));
             }
         }
-        let email = match (cart.email(), cart.customer_id()) {
-            (Some(e), _) => e.clone(),
-            (None, Some(c)) => store.customer(c).await?.email().clone(),
-            (None, None) => return Err(Error::Incomplete("email")),
-        };
+        let email = email.ok_or(Error::Incomplete("email"))?;
 
         // Every priced line, free gifts included, needs stock.
         let requests = priced

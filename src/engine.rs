@@ -698,7 +698,7 @@ impl Engine {
     }
 
     pub(crate) async fn price(&self, cart: &Cart) -> Result<PricedCart> {
-        Ok(self.price_with_catalog(cart).await?.0)
+        Ok(self.price_with_catalog(cart).await?.cart)
     }
 
     // ----- inventory -----------------------------------------------------

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::cart::Cart;
 use crate::catalog::CatalogEntry;
+use crate::customer::Email;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::id::{PromotionId, VariantId};
@@ -18,6 +19,16 @@ use crate::pricing::{
     self, Coupon, CustomerFacts, MAX_USAGE_PASSES, PriceBook, PriceList, PricedCart,
     PricingContext, Promotion, PromotionSet, generate_codes,
 };
+
+/// A priced cart with what it was priced from, for checkout.
+pub(crate) struct Priced {
+    /// The result.
+    pub(crate) cart: PricedCart,
+    /// The catalog entries, gifts included.
+    pub(crate) catalog: HashMap<VariantId, CatalogEntry>,
+    /// The buyer's email: the cart's, else the signed-in customer's.
+    pub(crate) email: Option<Email>,
+}
 
 /// A compiled snapshot of the promotions and price lists.
 #[derive(Debug)]
@@ -162,8 +173,9 @@ impl Engine {
             .clone())
     }
 
-    /// Prices a cart and hands back the catalog entries it was priced with
-    /// (gifts included), so callers need not fetch them again.
+    /// Prices a cart and hands back what it was priced from (the catalog
+    /// entries, gifts included, and the buyer's email), so callers need not
+    /// fetch them again.
     ///
     /// One store call reads the entries, the coupons and the pricing
     /// version; promotions are recompiled only when the version moved.
@@ -171,10 +183,7 @@ impl Engine {
     /// of the result exceed what is left of a counter, pricing runs again
     /// knowing the usage (at most [`MAX_USAGE_PASSES`] times), so a used-up
     /// promotion is reported as such rather than failing the checkout.
-    pub(crate) async fn price_with_catalog(
-        &self,
-        cart: &Cart,
-    ) -> Result<(PricedCart, HashMap<VariantId, CatalogEntry>)> {
+    pub(crate) async fn price_with_catalog(&self, cart: &Cart) -> Result<Priced> {
         let store = &self.inner.store;
         let mut ids: Vec<VariantId> = cart.lines().iter().map(|l| l.variant_id).collect();
         if let Some(cached) = self.cached_rules()? {
@@ -197,18 +206,23 @@ impl Engine {
         if !missing.is_empty() {
             catalog.extend(store.entries(&missing).await?);
         }
+        let mut email = cart.email().cloned();
         let customer = match cart.customer_id() {
             Some(id) => {
                 let c = store.customer(id).await?;
-                CustomerFacts {
+                // Limits count a signed-in buyer by the account's email,
+                // whatever email the cart carries.
+                let facts = CustomerFacts {
                     id: Some(id),
                     email: Some(c.email().as_str().to_owned()),
                     groups: c.groups().clone(),
                     orders_placed: c.orders_placed(),
-                }
+                };
+                email.get_or_insert_with(|| c.email().clone());
+                facts
             }
             None => CustomerFacts {
-                email: cart.email().map(|e| e.as_str().to_owned()),
+                email: email.as_ref().map(|e| e.as_str().to_owned()),
                 ..CustomerFacts::default()
             },
         };
@@ -242,7 +256,11 @@ impl Engine {
                 }
             }
             if !exceeded || passes >= MAX_USAGE_PASSES {
-                return Ok((priced, catalog));
+                return Ok(Priced {
+                    cart: priced,
+                    catalog,
+                    email,
+                });
             }
         }
     }
