@@ -598,7 +598,55 @@ async fn a_category_filter_matches_products_in_its_subcategories(backend: Backen
     assert_eq!(priced.lines[1].discount, usd("0.00"));
 }
 
+async fn the_promotion_store_port(backend: Backend) {
+    use cartwright::pricing::Coupon;
+    let shop = Shop::new(backend).await;
+    let store = shop.engine.store().clone();
+    let v = shop.product("TEE", "20.00", 10).await;
+    let start = store.pricing_inputs(&[], &[]).await.unwrap().version;
+
+    // Saving a promotion or a price list bumps the version.
+    let promo = Promotion::new("Ten", ten_percent()).coded();
+    store.save_promotion(promo.clone()).await.unwrap();
+    let list = PriceList::new("List", PriceListKind::Standard, 0, Currency::USD);
+    store.save_price_list(list).await.unwrap();
+    let after = store.pricing_inputs(&[], &[]).await.unwrap().version;
+    assert_eq!(after, start + 2);
+
+    // Coupons go in all or none.
+    let ok = Coupon::new("A1", promo.id, Some(1)).unwrap();
+    store
+        .insert_coupons(std::slice::from_ref(&ok))
+        .await
+        .unwrap();
+    let before = shop.snapshot().await;
+    let dup = store
+        .insert_coupons(&[Coupon::new("B1", promo.id, None).unwrap(), ok.clone()])
+        .await
+        .unwrap_err();
+    assert!(matches!(dup, Error::AlreadyExists { .. }), "{dup:?}");
+    let orphan = Coupon::new("C1", cartwright::id::PromotionId::new(), None).unwrap();
+    let missing = store.insert_coupons(&[orphan]).await.unwrap_err();
+    assert!(matches!(missing, Error::NotFound { .. }), "{missing:?}");
+    assert!(
+        shop.snapshot().await == before,
+        "a refused batch inserted something"
+    );
+
+    // One call reads entries, coupons and the version; unknowns are left out.
+    let ghost = cartwright::id::VariantId::new();
+    let inputs = store
+        .pricing_inputs(&[v, ghost], &["A1".into(), "NOPE".into()])
+        .await
+        .unwrap();
+    assert_eq!(inputs.entries.len(), 1);
+    assert_eq!(inputs.entries[&v].variant.id(), v);
+    assert_eq!(inputs.coupons, [ok]);
+    assert_eq!(inputs.version, after);
+}
+
 conformance!(
+    the_promotion_store_port,
     a_failed_checkout_gives_its_code_use_back,
     a_category_filter_matches_products_in_its_subcategories,
     a_coupon_discounts_the_order_and_counts_a_use,
