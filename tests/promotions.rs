@@ -26,6 +26,21 @@ fn ten_percent() -> Action {
     }
 }
 
+/// Saves `promotion` as coded, with one coupon `code` of `max_uses`.
+async fn with_code(
+    shop: &Shop,
+    promotion: Promotion,
+    code: &str,
+    max_uses: Option<u64>,
+) -> Promotion {
+    let promo = shop.engine.save_promotion(promotion.coded()).await.unwrap();
+    shop.engine
+        .create_coupon(promo.id, code, max_uses)
+        .await
+        .unwrap();
+    promo
+}
+
 async fn coded_cart(
     shop: &Shop,
     variant: cartwright::id::VariantId,
@@ -41,22 +56,17 @@ async fn coded_cart(
 async fn a_coupon_discounts_the_order_and_counts_a_use(backend: Backend) {
     let shop = Shop::new(backend).await;
     let v = shop.product("TEE", "20.00", 10).await;
-    let promo = shop
-        .engine
-        .save_promotion(
-            Promotion::new("Ten off", ten_percent())
-                .coded()
-                .limits(Limits {
-                    total_uses: Some(5),
-                    ..Limits::default()
-                }),
-        )
-        .await
-        .unwrap();
-    shop.engine
-        .create_coupon(promo.id, " save10 ", None)
-        .await
-        .unwrap();
+    let limits = Limits {
+        total_uses: Some(5),
+        ..Limits::default()
+    };
+    let promo = with_code(
+        &shop,
+        Promotion::new("Ten off", ten_percent()).limits(limits),
+        " save10 ",
+        None,
+    )
+    .await;
     let cart = coded_cart(&shop, v, "Save10").await;
     let priced = shop
         .engine
@@ -88,15 +98,13 @@ async fn a_coupon_discounts_the_order_and_counts_a_use(backend: Backend) {
 async fn a_single_use_code_fails_the_second_checkout_without_charging(backend: Backend) {
     let shop = Shop::new(backend).await;
     let v = shop.product("TEE", "20.00", 10).await;
-    let promo = shop
-        .engine
-        .save_promotion(Promotion::new("Once", ten_percent()).coded())
-        .await
-        .unwrap();
-    shop.engine
-        .create_coupon(promo.id, "ONCE", Some(1))
-        .await
-        .unwrap();
+    with_code(
+        &shop,
+        Promotion::new("Once", ten_percent()),
+        "ONCE",
+        Some(1),
+    )
+    .await;
     let first = coded_cart(&shop, v, "once").await;
     let second = coded_cart(&shop, v, "once").await;
     shop.engine
@@ -137,15 +145,13 @@ async fn a_single_use_code_fails_the_second_checkout_without_charging(backend: B
 async fn a_failed_checkout_gives_its_code_use_back(backend: Backend) {
     let shop = Shop::new(backend).await;
     let v = shop.product("TEE", "20.00", 10).await;
-    let promo = shop
-        .engine
-        .save_promotion(Promotion::new("Once", ten_percent()).coded())
-        .await
-        .unwrap();
-    shop.engine
-        .create_coupon(promo.id, "ONCE", Some(1))
-        .await
-        .unwrap();
+    with_code(
+        &shop,
+        Promotion::new("Once", ten_percent()),
+        "ONCE",
+        Some(1),
+    )
+    .await;
     let declined = coded_cart(&shop, v, "ONCE").await;
     let mut req = request(declined.id(), "k1");
     req.payment_token = "tok_decline".into();
@@ -368,15 +374,13 @@ async fn a_budget_gives_what_is_left_then_stops(backend: Backend) {
 async fn cancelling_an_order_gives_its_use_back(backend: Backend) {
     let shop = Shop::new(backend).await;
     let v = shop.product("TEE", "20.00", 10).await;
-    let promo = shop
-        .engine
-        .save_promotion(Promotion::new("Once", ten_percent()).coded())
-        .await
-        .unwrap();
-    shop.engine
-        .create_coupon(promo.id, "ONCE", Some(1))
-        .await
-        .unwrap();
+    with_code(
+        &shop,
+        Promotion::new("Once", ten_percent()),
+        "ONCE",
+        Some(1),
+    )
+    .await;
     let cart = coded_cart(&shop, v, "ONCE").await;
     let order = shop
         .engine
@@ -467,22 +471,17 @@ async fn a_code_limited_to_100_uses_is_on_exactly_100_orders_of_1000(backend: Ba
     let shop = Shop::new(backend).await;
     let engines = [shop.engine.clone(), shop.second_engine().await];
     let v = shop.product("TEE", "20.00", 5_000).await;
-    let promo = shop
-        .engine
-        .save_promotion(
-            Promotion::new("Hundred", ten_percent())
-                .coded()
-                .limits(Limits {
-                    total_uses: Some(100),
-                    ..Limits::default()
-                }),
-        )
-        .await
-        .unwrap();
-    shop.engine
-        .create_coupon(promo.id, "HUNDRED", None)
-        .await
-        .unwrap();
+    let limits = Limits {
+        total_uses: Some(100),
+        ..Limits::default()
+    };
+    let promo = with_code(
+        &shop,
+        Promotion::new("Hundred", ten_percent()).limits(limits),
+        "HUNDRED",
+        None,
+    )
+    .await;
     let mut carts = Vec::new();
     for chunk in 0..10 {
         let mut tasks = Vec::new();
