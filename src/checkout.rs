@@ -25,13 +25,13 @@ use crate::engine::{CaptureMode, Engine};
 use crate::error::{Error, Result};
 use crate::id::{IdempotencyKey, OrderId, PaymentId};
 use crate::inventory::StockRequest;
-use crate::order::{Order, OrderChange, OrderStatus};
+use crate::order::{Effects, Order, OrderStatus};
 use crate::payment::{
-    AuthorizeRequest, CaptureRequest, Payment, PaymentError, PaymentStatus, ProviderResponse,
-    ProviderStatus, VoidRequest,
+    AuthorizeRequest, Payment, PaymentError, PaymentStatus, ProviderResponse, ProviderStatus,
+    VoidRequest,
 };
 use crate::store::{
-    BeginCheckout, CheckoutClaim, CheckoutEnd, CheckoutFailure, CheckoutState, EventKind, Lease,
+    BeginCheckout, CheckoutClaim, CheckoutEnd, CheckoutFailure, CheckoutState, Lease,
 };
 
 /// Longest payment token accepted, in characters.
@@ -68,6 +68,9 @@ pub struct RecoveryReport {
     /// Orders whose immediate capture had not happened (the process stopped
     /// between placing and capturing), captured now.
     pub captured_orders: u64,
+    /// Orders whose pending payment operation (capture, refund, void) or
+    /// cancellation was finished.
+    pub settled_operations: u64,
 }
 
 /// How far an attempt got, for compensation.
@@ -96,9 +99,8 @@ fn void_key(key: &IdempotencyKey, attempt: u32) -> String {
     format!("{key}:{attempt}:void")
 }
 
-fn capture_key(key: &IdempotencyKey) -> String {
-    format!("{key}:capture")
-}
+/// The request key of the capture a checkout makes with immediate capture.
+const CHECKOUT_CAPTURE: &str = "checkout:capture";
 
 impl Engine {
     /// Checks out a cart: see the [module documentation](crate::checkout).
@@ -344,6 +346,8 @@ impl Engine {
             returns: Vec::new(),
             notes: Vec::new(),
             provider_events: Vec::new(),
+            cancellation: None,
+            access_token_hash: None,
             version: 0,
         };
         let actor = request.actor.clone();
@@ -386,30 +390,44 @@ impl Engine {
         {
             return order;
         }
-        // A failed capture leaves the order authorized; `capture` can be retried.
-        let key = capture_key(order.checkout_key());
+        // A failed capture leaves the order authorized with the capture
+        // pending or failed; a retry of the checkout, `capture` or recovery
+        // finishes it.
+        let id = order.id();
+        let now = self.now();
         match self
-            .capture_order(order.clone(), None, &key, &Actor::System)
+            .run_operation(id, |o| {
+                Ok(o.begin_capture(None, CHECKOUT_CAPTURE, now, &Actor::System)?
+                    .map(|_| Effects::default()))
+            })
             .await
         {
             Ok(captured) => captured,
-            Err(_) => order,
+            Err(_) => self.inner.store.order(id).await.unwrap_or(order),
         }
     }
 
     /// Captures everything still authorized on an order (staff and the
-    /// system only). Idempotent: the provider is called with the same key
-    /// every time and the capture is recorded once.
+    /// system only), by the [money-path protocol](crate::money_path).
+    /// Idempotent: a second call finds the first capture and changes nothing.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`], [`Error::NotFound`], [`Error::IllegalTransition`]
+    /// on a closed order, [`Error::PaymentInProgress`] while another
+    /// operation is in flight, or the provider's error.
     pub async fn capture(&self, actor: &Actor, order_id: OrderId) -> Result<Order> {
-        let order = self.load_order(actor, order_id).await?;
-        let key = capture_key(order.checkout_key());
-        self.capture_order(order, None, &key, actor).await
+        self.capture_with(actor, order_id, None, "capture".to_owned())
+            .await
     }
 
     /// Captures `amount` (everything still authorized when `None`) under the
     /// caller's idempotency key (staff and the system only). Several partial
     /// captures may follow each other up to the authorized amount; the same
     /// key twice captures once.
+    ///
+    /// # Errors
+    /// As [`Engine::capture`]; [`Error::Invalid`] when the amount exceeds
+    /// what is still authorized.
     pub async fn capture_partial(
         &self,
         actor: &Actor,
@@ -417,91 +435,50 @@ impl Engine {
         amount: Option<crate::money::Money>,
         key: &IdempotencyKey,
     ) -> Result<Order> {
-        let order = self.load_order(actor, order_id).await?;
-        self.capture_order(order, amount, &format!("{}:capture:{key}", order_id), actor)
+        self.capture_with(actor, order_id, amount, format!("capture:{key}"))
             .await
     }
 
-    async fn capture_order(
+    async fn capture_with(
         &self,
-        mut order: Order,
-        amount: Option<crate::money::Money>,
-        key: &str,
         actor: &Actor,
+        order_id: OrderId,
+        amount: Option<crate::money::Money>,
+        request_key: String,
     ) -> Result<Order> {
         if !actor.is_privileged() {
             return Err(Error::Forbidden);
         }
-        if order.payment().operation(key).is_some() {
-            return Ok(order);
-        }
-        // The amount is fixed once: a retry must send the provider the same request.
-        let amount = match amount {
-            Some(a) => a,
-            None => order.payment().capturable()?,
-        };
-        if amount.is_zero() && order.payment().status == PaymentStatus::Captured {
-            return Ok(order);
-        }
-        // Check locally before asking the provider.
-        order.clone().capture(key, amount, self.now(), actor)?;
-        let response = self
-            .inner
-            .payments
-            .capture(CaptureRequest {
-                idempotency_key: key.to_owned(),
-                authorization: order.payment().reference.clone(),
-                amount,
+        self.load_order(actor, order_id).await?;
+        let now = self.now();
+        let order = self
+            .run_operation(order_id, |o| {
+                Ok(o.begin_capture(amount, &request_key, now, actor)?
+                    .map(|_| Effects::default()))
             })
             .await?;
-        for _ in 0..self.inner.config.max_retries {
-            if order.payment().operation(key).is_some() {
-                return Ok(order);
-            }
-            let mut next = order.clone();
-            next.capture_reported(key, response.captured_total, amount, self.now(), actor)?;
-            let captured = next
-                .payment()
-                .captured
-                .checked_sub(order.payment().captured)?;
-            let events = if captured.is_zero() {
-                Vec::new()
-            } else {
-                vec![EventKind::PaymentCaptured {
-                    order_id: order.id(),
-                    amount: captured,
-                }]
-            };
-            let change = OrderChange::new(next).with_events(events);
-            match self.inner.store.save_order(change, self.now()).await {
-                // Someone else changed the order meanwhile (a webhook may have
-                // recorded this very capture): reconcile again.
-                Err(Error::Conflict(_)) => order = self.inner.store.order(order.id()).await?,
-                other => return other,
-            }
-        }
-        Err(Error::Conflict("order"))
+        Ok(order.visible_to(actor))
     }
 
-    /// Applies a payment provider's webhook event to the order holding its
+    /// Applies a payment provider's event to the order holding its
     /// authorization: once per event id, in any order of arrival, and without
-    /// ever counting a capture or refund twice. An event for an unknown
-    /// authorization is [`Error::NotFound`] and changes nothing.
+    /// ever counting a capture or refund twice (amounts are cumulative
+    /// totals; one that covers a pending operation settles it). The event is
+    /// validated first: ids and texts bounded, amounts in the payment's
+    /// currency, not negative and within what the payment holds. An event
+    /// for an unknown authorization is [`Error::NotFound`] and changes
+    /// nothing.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`], [`Error::LimitExceeded`] or
+    /// [`Error::CurrencyMismatch`] for a malformed event, [`Error::NotFound`],
+    /// [`Error::IllegalTransition`] for an event the payment cannot take.
     pub async fn apply_provider_event(
         &self,
         event: &crate::payment::ProviderEvent,
     ) -> Result<Order> {
-        let id_ok = !event.id.is_empty()
-            && event.id.len() <= 255
-            && event.id.bytes().all(|b| b.is_ascii_graphic());
-        if !id_ok {
-            return Err(Error::invalid(
-                "provider event id",
-                "must be 1 to 255 visible ASCII characters",
-            ));
-        }
+        event.validate()?;
         let name = self.inner.payments.name().to_owned();
-        let provider = Actor::Provider(name.clone());
         let id = self
             .inner
             .store
@@ -509,89 +486,41 @@ impl Engine {
             .await?
             .ok_or_else(|| Error::not_found("authorization", &event.authorization))?
             .id();
-        self.modify_order(&provider, id, |mut order| {
-            let before = order.payment().clone();
-            if !order.apply_provider_event(event, &name, self.now())? {
-                return Ok(None);
-            }
-            let after = order.payment().clone();
-            let mut events = Vec::new();
-            let captured = after.captured.checked_sub(before.captured)?;
-            if !captured.is_zero() {
-                events.push(EventKind::PaymentCaptured {
-                    order_id: id,
-                    amount: captured,
-                });
-            }
-            let refunded = after.refunded.checked_sub(before.refunded)?;
-            if !refunded.is_zero() {
-                events.push(EventKind::PaymentRefunded {
-                    order_id: id,
-                    amount: refunded,
-                });
-            }
-            Ok(Some(OrderChange::new(order).with_events(events)))
-        })
-        .await
+        let now = self.now();
+        let order = self
+            .update_order(id, |order| order.apply_provider_event(event, &name, now))
+            .await?;
+        Ok(order.visible_to(&Actor::Provider(name)))
     }
 
-    /// Cancels an order that has not shipped: releases the payment hold (or
-    /// refunds what was captured), gives the stock and any coupon uses back,
-    /// and records why. The order's customer or staff may cancel.
-    /// Idempotent: cancelling a cancelled order returns it unchanged.
+    /// Cancels an order that has not shipped: voids the payment hold (or
+    /// refunds what was captured) by the [money-path
+    /// protocol](crate::money_path), then gives the stock and any coupon
+    /// uses back, and records why. The order's customer (a guest with the
+    /// order's access token) or staff may cancel. Idempotent: cancelling a
+    /// cancelled order returns it unchanged; a cancellation interrupted by
+    /// a provider outage is finished by the next call or by recovery.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`]; [`Error::IllegalTransition`] once anything has
+    /// shipped; [`Error::PaymentInProgress`] while another operation is in
+    /// flight; the provider's error.
     pub async fn cancel(&self, actor: &Actor, order_id: OrderId, reason: &str) -> Result<Order> {
-        let mut order = self.load_order(actor, order_id).await?;
-        if matches!(actor, Actor::Guest) {
+        if matches!(actor, Actor::Provider(_)) {
             return Err(Error::Forbidden);
         }
-        for _ in 0..self.inner.config.max_retries {
-            if order.status() == OrderStatus::Cancelled {
-                return Ok(order.visible_to(actor));
-            }
-            let payment = order.payment().clone();
-            let refund_key = format!("{order_id}:cancel:refund");
-            let void_key = format!("{order_id}:cancel:void");
-            let refundable = payment.refundable()?;
-            let refund = (!refundable.is_zero()).then_some((refund_key.as_str(), refundable));
-            let void = (payment.status == PaymentStatus::Authorized).then_some(void_key.as_str());
-            let mut next = order.clone();
-            next.cancel(reason, refund, void, self.now(), actor)?;
-            if let Some((key, amount)) = refund {
-                self.inner
-                    .payments
-                    .refund(crate::payment::RefundRequest {
-                        idempotency_key: key.to_owned(),
-                        authorization: payment.reference.clone(),
-                        amount,
-                    })
-                    .await?;
-            }
-            if let Some(key) = void {
-                self.inner
-                    .payments
-                    .void(VoidRequest {
-                        idempotency_key: key.to_owned(),
-                        authorization: payment.reference.clone(),
-                    })
-                    .await?;
-            }
-            let mut events = vec![EventKind::OrderCancelled { order_id }];
-            if let Some((_, amount)) = refund {
-                events.push(EventKind::PaymentRefunded { order_id, amount });
-            }
-            if void.is_some() {
-                events.push(EventKind::PaymentVoided { order_id });
-            }
-            let change = OrderChange {
-                release_reservation: true,
-                ..OrderChange::new(next).with_events(events)
-            };
-            match self.inner.store.save_order(change, self.now()).await {
-                Err(Error::Conflict(_)) => order = self.inner.store.order(order_id).await?,
-                other => return other.map(|o| o.visible_to(actor)),
-            }
-        }
-        Err(Error::Conflict("order"))
+        self.load_order(actor, order_id).await?;
+        let now = self.now();
+        let order = self
+            .run_operation(order_id, |o| {
+                if o.status() == OrderStatus::Cancelled || o.cancellation().is_some() {
+                    return Ok(None);
+                }
+                o.begin_cancel(reason, now, actor)?;
+                Ok(Some(Effects::default()))
+            })
+            .await?;
+        Ok(order.visible_to(actor))
     }
 
     /// Cleans up after crashes: releases expired stock reservations and, for
@@ -621,15 +550,68 @@ impl Engine {
                 break;
             }
         }
+        self.settle_pending(&mut report).await?;
         if self.inner.config.capture == CaptureMode::Immediate {
-            report.captured_orders = self.capture_stranded().await?;
+            report.captured_orders += self.capture_stranded().await?;
         }
         Ok(report)
     }
 
+    /// Drives every order with a payment operation or a cancellation in
+    /// flight: the pending call is sent again under its own key (answered
+    /// once by the provider) and its answer recorded. Returns how many
+    /// orders were settled; one whose provider is still unreachable stays
+    /// pending for the next run.
+    async fn settle_pending(&self, report: &mut RecoveryReport) -> Result<()> {
+        // A live caller finishes its own operation; recovery takes over once
+        // an operation is older than the checkout lease (racing it would be
+        // safe — same provider key, settled once — but wasteful).
+        let cutoff = self.now() - self.inner.config.checkout_lease;
+        let mut before = None;
+        loop {
+            let page = self
+                .inner
+                .store
+                .find_orders(&crate::order::OrderQuery {
+                    pending_work: true,
+                    before,
+                    limit: 100,
+                    ..Default::default()
+                })
+                .await?;
+            for order in &page {
+                let stale = match order.payment().pending() {
+                    Some(op) => op.begun_at.is_none_or(|t| t <= cutoff),
+                    None => order
+                        .cancellation()
+                        .is_some_and(|c| c.requested_at <= cutoff),
+                };
+                if !stale {
+                    continue;
+                }
+                let was = order.payment().status;
+                // Refused by the provider (recorded) or still unreachable:
+                // either way nothing more to do now.
+                if let Ok(done) = self.drive(order.clone()).await {
+                    if was == PaymentStatus::Authorized
+                        && done.payment().status == PaymentStatus::Captured
+                    {
+                        report.captured_orders += 1;
+                    } else {
+                        report.settled_operations += 1;
+                    }
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == 100 => before = Some(last.id()),
+                _ => return Ok(()),
+            }
+        }
+    }
+
     /// With immediate capture, an order still placed and only authorized
     /// after the checkout lease was left behind by a stopped process: capture
-    /// it under its checkout's capture key (a no-op if it already happened).
+    /// it (a no-op if the checkout's capture already happened).
     async fn capture_stranded(&self) -> Result<u64> {
         let cutoff = self.now() - self.inner.config.checkout_lease;
         let mut before = None;
@@ -647,14 +629,11 @@ impl Engine {
                 })
                 .await?;
             for order in &page {
-                if order.payment().status == PaymentStatus::Authorized {
-                    let key = capture_key(order.checkout_key());
-                    // A capture the gateway refuses now is left for staff.
-                    if self
-                        .capture_order(order.clone(), None, &key, &Actor::System)
-                        .await
-                        .is_ok()
-                    {
+                if order.payment().status == PaymentStatus::Authorized
+                    && order.payment().operation_for_request(CHECKOUT_CAPTURE).is_none()
+                {
+                    let done = self.capture_if_immediate(order.clone()).await;
+                    if done.payment().status != PaymentStatus::Authorized {
                         captured += 1;
                     }
                 }

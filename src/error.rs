@@ -164,6 +164,18 @@ pub enum Error {
         /// The requested state.
         to: String,
     },
+    /// Another capture, refund or void of the same payment is recorded and
+    /// not yet settled; only one may be in flight. Retry once it settles (the
+    /// engine, or recovery, finishes it).
+    #[error("payment operation `{operation}` is still in progress")]
+    PaymentInProgress {
+        /// The provider key of the operation in flight.
+        operation: String,
+    },
+    /// Too many callers at once for a bounded resource (password hashing);
+    /// retry after a short wait.
+    #[error("too busy: {0}; retry shortly")]
+    Busy(&'static str),
     /// The idempotency key was already used for a different request.
     #[error("idempotency key `{0}` was used for a different request")]
     IdempotencyConflict(String),
@@ -226,6 +238,8 @@ impl Error {
             self,
             Self::PaymentUnavailable(_)
                 | Self::CheckoutInProgress(_)
+                | Self::PaymentInProgress { .. }
+                | Self::Busy(_)
                 | Self::LeaseLost
                 | Self::ReservationExpired
                 | Self::Conflict(_)

@@ -15,8 +15,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::id::{IdempotencyKey, LocationId, OrderId, ReturnId, ShipmentId};
 use crate::inventory::ReservationLine;
-use crate::order::{LineQuantity, Order, OrderChange, Return, Shipment, ShippingRefund};
-use crate::payment::RefundRequest;
+use crate::order::{LineQuantity, Order, OrderChange, Return, ReturnState, Shipment, ShippingRefund};
 use crate::store::EventKind;
 use crate::validate::{optional_text, required_text};
 
@@ -147,7 +146,20 @@ impl Engine {
     }
 
     /// Takes units back and refunds exactly what they paid (staff and the
-    /// system only). Idempotent by `request.key`.
+    /// system only), by the [money-path protocol](crate::money_path): the
+    /// return and its refund are recorded as pending under the order's
+    /// version check, so the same units can never be refunded twice, then
+    /// the provider is called with the refund operation's own key, then the
+    /// return is completed and its units restocked. Idempotent by
+    /// `request.key`: a retry finishes the same return.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`]; [`Error::Invalid`] for units not shipped or
+    /// already returned (pending returns count); [`Error::PaymentInProgress`]
+    /// while another operation on the payment is in flight; the provider's
+    /// refusal (the return is then recorded as failed and its units count
+    /// as not returned), or [`Error::PaymentUnavailable`] (the return stays
+    /// pending and a retry or recovery finishes it).
     pub async fn return_items(
         &self,
         actor: &Actor,
@@ -157,56 +169,32 @@ impl Engine {
         if !actor.is_privileged() {
             return Err(Error::Forbidden);
         }
-        let refund_key = format!("{order_id}:return:{}", request.key);
-        for _ in 0..self.inner.config.max_retries {
-            let order = self.load_order(actor, order_id).await?;
-            if order.returns().iter().any(|r| r.key == refund_key) {
-                return Ok(order);
+        self.load_order(actor, order_id).await?;
+        let return_key = format!("return:{}", request.key);
+        let now = self.now();
+        self.run_operation(order_id, |order| {
+            if order.returns().iter().any(|r| r.key == return_key) {
+                return Ok(None);
             }
             let (refund, shipping_refund) = order.refund_for(&request.items, request.shipping)?;
             let restocked = if request.restock {
-                restock_lines(&order, &request.items)?
+                restock_lines(order, &request.items)?
             } else {
                 Vec::new()
             };
             let ret = Return {
                 id: ReturnId::new(),
-                key: refund_key.clone(),
+                key: return_key.clone(),
                 items: request.items.clone(),
-                restocked: restocked.clone(),
+                restocked,
                 refund,
                 shipping_refund,
-                at: self.now(),
+                at: now,
+                state: ReturnState::Pending,
             };
-            let mut next = order.clone();
-            next.record_return(ret, self.now(), actor)?;
-            if !refund.is_zero() {
-                self.inner
-                    .payments
-                    .refund(RefundRequest {
-                        idempotency_key: refund_key.clone(),
-                        authorization: order.payment().reference.clone(),
-                        amount: refund,
-                    })
-                    .await?;
-            }
-            let mut events = vec![EventKind::ItemsReturned { order_id, refund }];
-            if !refund.is_zero() {
-                events.push(EventKind::PaymentRefunded {
-                    order_id,
-                    amount: refund,
-                });
-            }
-            let change = OrderChange {
-                restock: restocked,
-                ..OrderChange::new(next).with_events(events)
-            };
-            match self.inner.store.save_order(change, self.now()).await {
-                Err(Error::Conflict(_)) => continue,
-                other => return other,
-            }
-        }
-        Err(Error::Conflict("order"))
+            order.begin_return(ret, now, actor).map(Some)
+        })
+        .await
     }
 }
 

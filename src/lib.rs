@@ -115,6 +115,7 @@ pub mod fulfillment;
 pub mod id;
 pub mod inventory;
 pub mod money;
+pub mod money_path;
 pub mod note;
 pub mod order;
 pub mod payment;

@@ -27,7 +27,10 @@ use crate::money::Money;
 use crate::note::Note;
 use crate::payment::{Payment, PaymentStatus};
 use crate::pricing::PricedCart;
-use crate::validate::optional_text;
+
+mod operations;
+
+pub(crate) use operations::{Effects, Settlement};
 
 /// Longest cancellation reason or history note, in characters.
 pub const MAX_NOTE_LEN: usize = 2_000;
@@ -112,6 +115,13 @@ pub enum OrderChangeKind {
     },
     /// The payment provider reported the authorization failed.
     PaymentFailed,
+    /// The provider refused a capture, refund or void; nothing moved.
+    PaymentOperationFailed {
+        /// What was refused.
+        kind: crate::payment::OperationKind,
+        /// How much it would have moved.
+        amount: Money,
+    },
     /// The cardholder disputed the payment.
     PaymentDisputed {
         /// How much.
@@ -204,6 +214,35 @@ pub struct Return {
     pub shipping_refund: Money,
     /// When.
     pub at: DateTime<Utc>,
+    /// Whether its refund has gone through.
+    #[serde(default)]
+    pub state: ReturnState,
+}
+
+/// Where a return is: its refund is recorded before the provider is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ReturnState {
+    /// Its refund is in flight; its units count as returned.
+    Pending,
+    /// Refunded (or nothing to refund) and restocked.
+    #[default]
+    Completed,
+    /// The provider refused the refund; its units count as not returned.
+    Failed,
+}
+
+/// A cancellation asked for and not yet finished: the payment is being
+/// voided or refunded first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cancellation {
+    /// Why.
+    pub reason: String,
+    /// Who asked.
+    pub actor: Actor,
+    /// When.
+    pub requested_at: DateTime<Utc>,
 }
 
 /// Each unit's exact share of a line total: the total split over the units
@@ -250,6 +289,11 @@ pub struct Order {
     pub(crate) returns: Vec<Return>,
     pub(crate) notes: Vec<Note>,
     pub(crate) provider_events: Vec<String>,
+    #[serde(default)]
+    pub(crate) cancellation: Option<Cancellation>,
+    /// SHA-256 of the guest's access token, hex (guest orders only).
+    #[serde(default)]
+    pub(crate) access_token_hash: Option<String>,
     pub(crate) version: u64,
 }
 
@@ -342,9 +386,28 @@ impl Order {
         Self::count(self.shipments.iter().flat_map(|s| &s.items), line)
     }
 
-    /// Units of a line returned so far.
+    /// Units of a line returned so far (returns whose refund is in flight
+    /// included; refused ones not).
     pub fn returned(&self, line: LineId) -> u32 {
-        Self::count(self.returns.iter().flat_map(|r| &r.items), line)
+        Self::count(
+            self.returns
+                .iter()
+                .filter(|r| r.state != ReturnState::Failed)
+                .flat_map(|r| &r.items),
+            line,
+        )
+    }
+
+    /// A cancellation asked for and not yet finished, if any.
+    pub fn cancellation(&self) -> Option<&Cancellation> {
+        self.cancellation.as_ref()
+    }
+
+    /// Whether a payment operation or a cancellation is in flight (the
+    /// engine or recovery finishes it).
+    pub fn has_pending_work(&self) -> bool {
+        self.payment.pending().is_some()
+            || (self.cancellation.is_some() && self.status != OrderStatus::Cancelled)
     }
 
     fn count<'a>(items: impl Iterator<Item = &'a LineQuantity>, line: LineId) -> u32 {
@@ -430,6 +493,7 @@ impl Order {
         actor: &Actor,
     ) -> Result<()> {
         self.ensure_open()?;
+        self.ensure_not_cancelling()?;
         self.check_items(&shipment.items, "shipment", |o, line, ordered| {
             ordered.saturating_sub(o.shipped(line))
         })?;
@@ -474,41 +538,6 @@ impl Order {
             _ => Money::zero(currency),
         };
         Ok((goods.checked_add(shipping)?, shipping))
-    }
-
-    /// Records a return and its refund (already made at the provider under
-    /// `ret.key` when the refund is not zero).
-    pub(crate) fn record_return(
-        &mut self,
-        ret: Return,
-        at: DateTime<Utc>,
-        actor: &Actor,
-    ) -> Result<()> {
-        if self.status == OrderStatus::Cancelled {
-            return Err(Error::IllegalTransition {
-                entity: "order",
-                from: "Cancelled".into(),
-                to: "a return".into(),
-            });
-        }
-        self.check_items(&ret.items, "return", |o, line, _| {
-            o.shipped(line).saturating_sub(o.returned(line))
-        })?;
-        if !ret.refund.is_zero() {
-            self.payment.record_refund(&ret.key, ret.refund)?;
-        }
-        let (id, refund) = (ret.id, ret.refund);
-        self.returns.push(ret);
-        self.record(
-            at,
-            actor,
-            OrderChangeKind::Returned {
-                return_id: id,
-                refund,
-            },
-            "",
-        );
-        Ok(())
     }
 
     /// For storage adapters: records a successful save.
@@ -563,41 +592,6 @@ impl Order {
         self.record(at, actor, OrderChangeKind::Placed { total }, "");
     }
 
-    /// Records a capture made at the provider under `key`.
-    pub(crate) fn capture(
-        &mut self,
-        key: &str,
-        amount: Money,
-        at: DateTime<Utc>,
-        actor: &Actor,
-    ) -> Result<()> {
-        self.ensure_open()?;
-        self.payment.record_capture(key, amount)?;
-        self.captured(amount, at, actor)
-    }
-
-    /// Records a capture the provider answered for under `key`: against its
-    /// reported cumulative total when it gives one (so a webhook that already
-    /// recorded the capture is not counted again), else `amount`.
-    pub(crate) fn capture_reported(
-        &mut self,
-        key: &str,
-        total: Option<Money>,
-        amount: Money,
-        at: DateTime<Utc>,
-        actor: &Actor,
-    ) -> Result<()> {
-        self.ensure_open()?;
-        let delta = match total {
-            Some(total) => self.payment.sync_captured(key, total)?,
-            None => {
-                self.payment.record_capture(key, amount)?;
-                amount
-            }
-        };
-        self.captured(delta, at, actor)
-    }
-
     fn captured(&mut self, amount: Money, at: DateTime<Utc>, actor: &Actor) -> Result<()> {
         if amount.is_zero() {
             return Ok(());
@@ -645,93 +639,6 @@ impl Order {
         self.record(at, actor, OrderChangeKind::Delivered { shipment }, "");
         Ok(())
     }
-
-    /// Applies a payment provider's event, once per event id. Returns false
-    /// when the event was already applied (nothing changes).
-    pub(crate) fn apply_provider_event(
-        &mut self,
-        event: &crate::payment::ProviderEvent,
-        provider: &str,
-        at: DateTime<Utc>,
-    ) -> Result<bool> {
-        use crate::payment::ProviderEventKind as K;
-        if self.provider_events.contains(&event.id) {
-            return Ok(false);
-        }
-        crate::validate::at_most(
-            "provider events on an order",
-            self.provider_events.len() + 1,
-            1_000,
-        )?;
-        let actor = Actor::Provider(provider.to_owned());
-        let key = format!("event:{}", event.id);
-        match &event.kind {
-            K::Authorized => {}
-            K::Captured { captured_total } => {
-                let delta = self.payment.sync_captured(&key, *captured_total)?;
-                self.captured(delta, at, &actor)?;
-            }
-            K::Refunded { refunded_total } => {
-                let delta = self.payment.sync_refunded(&key, *refunded_total)?;
-                if !delta.is_zero() {
-                    self.record(
-                        at,
-                        &actor,
-                        OrderChangeKind::PaymentRefunded { amount: delta },
-                        "reported by the provider",
-                    );
-                }
-            }
-            K::Failed { reason } => {
-                self.payment.record_failure()?;
-                self.record(at, &actor, OrderChangeKind::PaymentFailed, reason);
-            }
-            K::Disputed { amount, reason } => {
-                self.record(
-                    at,
-                    &actor,
-                    OrderChangeKind::PaymentDisputed { amount: *amount },
-                    reason,
-                );
-            }
-        }
-        self.provider_events.push(event.id.clone());
-        Ok(true)
-    }
-
-    /// Cancels the order, recording the refund or void made at the provider.
-    pub(crate) fn cancel(
-        &mut self,
-        reason: &str,
-        refund: Option<(&str, Money)>,
-        void_key: Option<&str>,
-        at: DateTime<Utc>,
-        actor: &Actor,
-    ) -> Result<()> {
-        let reason = optional_text("cancellation reason", reason, MAX_NOTE_LEN)?;
-        self.ensure_open()?;
-        if !self.shipments.is_empty() {
-            return Err(Error::IllegalTransition {
-                entity: "order",
-                from: "shipped".into(),
-                to: "Cancelled".into(),
-            });
-        }
-        if let Some((key, amount)) = refund {
-            self.payment.record_refund(key, amount)?;
-            self.record(
-                at,
-                actor,
-                OrderChangeKind::PaymentRefunded { amount },
-                &reason,
-            );
-        }
-        if let Some(key) = void_key {
-            self.payment.record_void(key)?;
-            self.record(at, actor, OrderChangeKind::PaymentVoided, &reason);
-        }
-        self.move_to(OrderStatus::Cancelled, at, actor, &reason)
-    }
 }
 
 impl OrderChange {
@@ -768,6 +675,9 @@ pub struct OrderQuery {
     pub before: Option<OrderId>,
     /// At most this many (1 to [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE)).
     pub limit: usize,
+    /// Only orders with a payment operation or a cancellation in flight
+    /// ([`Order::has_pending_work`]).
+    pub pending_work: bool,
 }
 
 impl OrderQuery {
@@ -778,6 +688,7 @@ impl OrderQuery {
             && self.placed_from.is_none_or(|t| order.placed_at >= t)
             && self.placed_until.is_none_or(|t| order.placed_at < t)
             && self.before.is_none_or(|b| order.id < b)
+            && (!self.pending_work || order.has_pending_work())
     }
 }
 

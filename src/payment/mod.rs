@@ -136,6 +136,89 @@ pub enum ProviderEventKind {
     },
 }
 
+/// Longest provider event id, authorization reference or event reason
+/// accepted, in characters.
+pub const MAX_EVENT_TEXT_LEN: usize = 255;
+/// Longest reason accepted in a provider event, in characters.
+pub const MAX_EVENT_REASON_LEN: usize = 2_000;
+
+impl ProviderEvent {
+    /// Checks the event on its own: its id and authorization are 1 to
+    /// [`MAX_EVENT_TEXT_LEN`] visible ASCII characters, reasons are at most
+    /// [`MAX_EVENT_REASON_LEN`] characters without control characters.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the field, or [`Error::LimitExceeded`].
+    pub fn validate(&self) -> Result<()> {
+        for (field, value) in [
+            ("provider event id", &self.id),
+            ("provider event authorization", &self.authorization),
+        ] {
+            let ok = !value.is_empty()
+                && value.len() <= MAX_EVENT_TEXT_LEN
+                && value.bytes().all(|b| b.is_ascii_graphic());
+            if !ok {
+                return Err(Error::invalid(
+                    field,
+                    format!(
+                        "must be 1 to {MAX_EVENT_TEXT_LEN} visible ASCII characters, got {} bytes",
+                        value.len()
+                    ),
+                ));
+            }
+        }
+        if let ProviderEventKind::Failed { reason } | ProviderEventKind::Disputed { reason, .. } =
+            &self.kind
+        {
+            crate::validate::optional_text("provider event reason", reason, MAX_EVENT_REASON_LEN)?;
+        }
+        Ok(())
+    }
+
+    /// Checks the event against the payment it concerns: amounts in the
+    /// payment's currency, exact in minor units, not negative, and within
+    /// what the payment can hold (captured at most the authorized amount,
+    /// refunded at most that, a dispute positive and at most it).
+    ///
+    /// # Errors
+    /// [`Error::CurrencyMismatch`] or [`Error::Invalid`] with the value given.
+    pub fn validate_for(&self, payment: &Payment) -> Result<()> {
+        self.validate()?;
+        let (field, amount, positive_only) = match &self.kind {
+            ProviderEventKind::Captured { captured_total } => {
+                ("captured total", *captured_total, false)
+            }
+            ProviderEventKind::Refunded { refunded_total } => {
+                ("refunded total", *refunded_total, false)
+            }
+            ProviderEventKind::Disputed { amount, .. } => ("disputed amount", *amount, true),
+            ProviderEventKind::Authorized | ProviderEventKind::Failed { .. } => return Ok(()),
+        };
+        let currency = payment.authorized.currency();
+        if amount.currency() != currency {
+            return Err(Error::CurrencyMismatch {
+                left: currency,
+                right: amount.currency(),
+            });
+        }
+        let out_of_range = amount.is_negative()
+            || (positive_only && amount.is_zero())
+            || !amount.is_exact()
+            || amount.checked_cmp(&payment.authorized)?.is_gt();
+        if out_of_range {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "{amount} is not between {} and the authorized {}",
+                    if positive_only { "0 (excluded)" } else { "0" },
+                    payment.authorized
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Ask the provider to hold funds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizeRequest {
@@ -262,29 +345,103 @@ impl PaymentStatus {
     }
 }
 
-/// What a recorded payment operation did.
+/// What a recorded payment operation does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum OperationKind {
-    /// Collected held funds.
+    /// Collects held funds.
     Capture,
-    /// Returned collected funds.
+    /// Returns collected funds.
     Refund,
-    /// Released the hold.
+    /// Releases the hold.
     Void,
 }
 
-/// One capture, refund or void, with the idempotency key it was made under:
-/// a retry with the same key finds it here and does nothing again.
+impl OperationKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Capture => "capture",
+            Self::Refund => "refund",
+            Self::Void => "void",
+        }
+    }
+}
+
+/// Where a recorded payment operation is.
+///
+/// An operation is recorded as [`OperationState::Pending`] *before* the
+/// provider is called (under the order's version check), then settled as
+/// succeeded or failed. A pending operation blocks every other operation on
+/// the same payment, so two operations on the same money never both reach
+/// the provider; recovery finishes it with the same provider key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum OperationState {
+    /// Recorded; the provider may or may not have acted yet.
+    Pending,
+    /// The provider acted; the amounts are counted.
+    #[default]
+    Succeeded,
+    /// The provider refused; nothing moved.
+    Failed,
+}
+
+/// Why an operation was made, so that settling it can finish what it is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type", content = "id")]
+#[non_exhaustive]
+pub enum OperationPurpose {
+    /// A capture or refund asked for by itself (a refund by amount, a
+    /// capture after shipping).
+    #[default]
+    Direct,
+    /// The refund for a return of units.
+    Return(crate::id::ReturnId),
+    /// Part of cancelling the order.
+    Cancel,
+    /// Reported by the provider (an event, or an answer's cumulative total),
+    /// never sent to it.
+    Reported,
+}
+
+/// Longest reason kept on a payment operation, in characters.
+pub const MAX_OPERATION_REASON_LEN: usize = 2_000;
+
+/// Longest idempotency key sent to a provider, in ASCII characters.
+pub const MAX_PROVIDER_KEY_LEN: usize = 255;
+
+/// One capture, refund or void: what it moves, the key the provider sees and
+/// where it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentOperation {
-    /// What it did.
+    /// What it does.
     pub kind: OperationKind,
-    /// The key it was made under (also sent to the provider).
+    /// The idempotency key sent to the provider, derived from the operation
+    /// itself (`<payment id>:<kind>:<sequence>`), or the event it came from.
     pub key: String,
-    /// How much it moved.
+    /// How much it moves.
     pub amount: Money,
+    /// Where it is.
+    #[serde(default)]
+    pub state: OperationState,
+    /// What it is for.
+    #[serde(default)]
+    pub purpose: OperationPurpose,
+    /// The caller's idempotency key, when it was asked for under one: a
+    /// retry with the same key finds this operation instead of making another.
+    #[serde(default)]
+    pub request_key: Option<String>,
+    /// Why (a refund's reason, the provider's refusal), possibly empty.
+    #[serde(default)]
+    pub reason: String,
+    /// Who asked for it (`None` for what the provider reported).
+    #[serde(default)]
+    pub requested_by: Option<crate::actor::Actor>,
+    /// When it was recorded.
+    #[serde(default)]
+    pub begun_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A payment attached to an order.
@@ -300,131 +457,268 @@ pub struct Payment {
     pub authorize_key: String,
     /// Amount held.
     pub authorized: Money,
-    /// Amount collected.
+    /// Amount collected (succeeded captures).
     pub captured: Money,
-    /// Amount returned.
+    /// Amount returned (succeeded refunds).
     pub refunded: Money,
     /// Where it is in its life.
     pub status: PaymentStatus,
-    /// Every capture, refund and void, in order.
+    /// Every capture, refund and void, in order, pending and failed ones too.
     pub operations: Vec<PaymentOperation>,
 }
 
 impl Payment {
-    /// The operation made under `key`, if any.
+    /// The operation whose provider key is `key`, if any.
     pub fn operation(&self, key: &str) -> Option<&PaymentOperation> {
         self.operations.iter().find(|o| o.key == key)
     }
 
+    /// The operation asked for under the caller's `request_key`, if any.
+    pub fn operation_for_request(&self, request_key: &str) -> Option<&PaymentOperation> {
+        self.operations
+            .iter()
+            .find(|o| o.request_key.as_deref() == Some(request_key))
+    }
+
+    /// The operation in flight, if any (there is at most one).
+    pub fn pending(&self) -> Option<&PaymentOperation> {
+        self.operations
+            .iter()
+            .find(|o| o.state == OperationState::Pending)
+    }
+
     /// Held and not yet collected.
+    ///
+    /// # Errors
+    /// [`Error::Overflow`] or a currency mismatch on corrupt data.
     pub fn capturable(&self) -> Result<Money> {
-        if matches!(self.status, PaymentStatus::Voided | PaymentStatus::Failed) {
+        if !matches!(
+            self.status,
+            PaymentStatus::Authorized | PaymentStatus::PartiallyCaptured
+        ) {
             return Ok(Money::zero(self.authorized.currency()));
         }
         self.authorized.checked_sub(self.captured)
     }
 
     /// Collected and not yet returned.
+    ///
+    /// # Errors
+    /// [`Error::Overflow`] or a currency mismatch on corrupt data.
     pub fn refundable(&self) -> Result<Money> {
         self.captured.checked_sub(self.refunded)
     }
 
-    /// Records a capture of `amount` (at most [`Payment::capturable`]).
-    pub fn record_capture(&mut self, key: &str, amount: Money) -> Result<()> {
-        positive(amount)?;
-        if amount.checked_cmp(&self.capturable()?)?.is_gt() {
-            return Err(Error::invalid(
-                "capture",
-                "exceeds what is still authorized",
-            ));
+    /// Records the intent to `kind` `amount` as a pending operation and
+    /// returns its provider key. Refused while another operation is pending
+    /// ([`Error::PaymentInProgress`]) or when the amount does not fit what the
+    /// payment holds (a capture beyond what is authorized, a refund beyond
+    /// what was captured and not refunded, a void of a captured payment).
+    pub(crate) fn begin(
+        &mut self,
+        kind: OperationKind,
+        amount: Money,
+        purpose: OperationPurpose,
+        request_key: Option<&str>,
+        reason: &str,
+        actor: &crate::actor::Actor,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<String> {
+        if let Some(op) = self.pending() {
+            return Err(Error::PaymentInProgress {
+                operation: op.key.clone(),
+            });
         }
-        let captured = self.captured.checked_add(amount)?;
-        let to = if captured == self.authorized {
-            PaymentStatus::Captured
-        } else {
-            PaymentStatus::PartiallyCaptured
-        };
-        self.status = self.status.transition(to)?;
-        self.captured = captured;
-        self.push(OperationKind::Capture, key, amount);
-        Ok(())
-    }
-
-    /// Records a refund of `amount` (at most [`Payment::refundable`]).
-    pub fn record_refund(&mut self, key: &str, amount: Money) -> Result<()> {
-        positive(amount)?;
-        if amount.checked_cmp(&self.refundable()?)?.is_gt() {
-            return Err(Error::invalid(
-                "refund",
-                "exceeds what was captured and not yet refunded",
-            ));
+        let reason = crate::validate::optional_text("reason", reason, MAX_OPERATION_REASON_LEN)?;
+        match kind {
+            OperationKind::Capture => {
+                positive(amount)?;
+                let capturable = self.capturable()?;
+                if amount.checked_cmp(&capturable)?.is_gt() {
+                    return Err(Error::invalid(
+                        "capture",
+                        format!("{amount} exceeds the {capturable} still authorized"),
+                    ));
+                }
+            }
+            OperationKind::Refund => {
+                positive(amount)?;
+                let refundable = self.refundable()?;
+                if amount.checked_cmp(&refundable)?.is_gt() {
+                    return Err(Error::invalid(
+                        "refund",
+                        format!(
+                            "{amount} exceeds the {refundable} captured and not yet refunded"
+                        ),
+                    ));
+                }
+            }
+            OperationKind::Void => {
+                if !self.status.can_become(PaymentStatus::Voided) {
+                    return Err(Error::IllegalTransition {
+                        entity: "payment",
+                        from: format!("{:?}", self.status),
+                        to: "Voided".into(),
+                    });
+                }
+            }
         }
-        let refunded = self.refunded.checked_add(amount)?;
-        let to = if refunded == self.captured {
-            PaymentStatus::Refunded
-        } else {
-            PaymentStatus::PartiallyRefunded
+        let key = format!("{}:{}:{}", self.id, kind.name(), self.operations.len() + 1);
+        debug_assert!(key.len() <= MAX_PROVIDER_KEY_LEN);
+        self.operations.push(PaymentOperation {
+            kind,
+            key: key.clone(),
+            amount,
+            state: OperationState::Pending,
+            purpose,
+            request_key: request_key.map(str::to_owned),
+            reason,
+            requested_by: Some(actor.clone()),
+            begun_at: Some(at),
+        });
+        Ok(key)
+    }
+
+    /// Settles the pending operation `key` as succeeded and counts its
+    /// amount. Returns it, or `None` when it was not pending (already
+    /// settled: nothing changes).
+    pub(crate) fn succeed(&mut self, key: &str) -> Result<Option<PaymentOperation>> {
+        let Some(index) = self
+            .operations
+            .iter()
+            .position(|o| o.key == key && o.state == OperationState::Pending)
+        else {
+            return Ok(None);
         };
-        self.status = self.status.transition(to)?;
-        self.refunded = refunded;
-        self.push(OperationKind::Refund, key, amount);
+        let op = self
+            .operations
+            .get(index)
+            .cloned()
+            .ok_or(Error::Overflow("operation index"))?;
+        self.apply(op.kind, op.amount)?;
+        if let Some(o) = self.operations.get_mut(index) {
+            o.state = OperationState::Succeeded;
+        }
+        Ok(Some(op))
+    }
+
+    /// Settles the pending operation `key` as refused by the provider.
+    /// Returns it, or `None` when it was not pending.
+    pub(crate) fn fail(&mut self, key: &str, reason: &str) -> Result<Option<PaymentOperation>> {
+        let Some(op) = self
+            .operations
+            .iter_mut()
+            .find(|o| o.key == key && o.state == OperationState::Pending)
+        else {
+            return Ok(None);
+        };
+        op.state = OperationState::Failed;
+        op.reason = reason.chars().take(MAX_OPERATION_REASON_LEN).collect();
+        Ok(Some(op.clone()))
+    }
+
+    /// Counts a succeeded operation's amount and moves the status.
+    fn apply(&mut self, kind: OperationKind, amount: Money) -> Result<()> {
+        match kind {
+            OperationKind::Capture => {
+                let captured = self.captured.checked_add(amount)?;
+                if captured.checked_cmp(&self.authorized)?.is_gt() {
+                    return Err(Error::invalid(
+                        "capture",
+                        "exceeds what is still authorized",
+                    ));
+                }
+                let to = if captured == self.authorized {
+                    PaymentStatus::Captured
+                } else {
+                    PaymentStatus::PartiallyCaptured
+                };
+                self.status = self.status.transition(to)?;
+                self.captured = captured;
+            }
+            OperationKind::Refund => {
+                let refunded = self.refunded.checked_add(amount)?;
+                if refunded.checked_cmp(&self.captured)?.is_gt() {
+                    return Err(Error::invalid(
+                        "refund",
+                        "exceeds what was captured and not yet refunded",
+                    ));
+                }
+                let to = if refunded == self.captured {
+                    PaymentStatus::Refunded
+                } else {
+                    PaymentStatus::PartiallyRefunded
+                };
+                self.status = self.status.transition(to)?;
+                self.refunded = refunded;
+            }
+            OperationKind::Void => {
+                self.status = self.status.transition(PaymentStatus::Voided)?;
+            }
+        }
         Ok(())
     }
 
-    /// Records that the (wholly uncaptured) hold was released.
-    pub fn record_void(&mut self, key: &str) -> Result<()> {
-        self.status = self.status.transition(PaymentStatus::Voided)?;
-        let amount = self.authorized;
-        self.push(OperationKind::Void, key, amount);
-        Ok(())
-    }
-
-    /// Brings the captured amount up to the gateway's reported `total` under
-    /// `key`; returns what was newly recorded (zero when a webhook or an
-    /// earlier answer already accounted for it — the key is remembered either
-    /// way, so a retry is a no-op).
-    pub fn sync_captured(&mut self, key: &str, total: Money) -> Result<Money> {
+    /// Brings the counted total of `kind` (capture or refund) up to the
+    /// provider's reported cumulative `total`, under the event key `key`.
+    /// A pending operation of the same kind that the new amount covers is
+    /// settled as succeeded first (returned, so its purpose can be finished);
+    /// what remains is recorded as a reported operation. A total at or below
+    /// what is counted changes nothing. Returns the newly counted amount and
+    /// the settled operation.
+    pub(crate) fn sync_reported(
+        &mut self,
+        kind: OperationKind,
+        key: &str,
+        total: Money,
+    ) -> Result<(Money, Option<PaymentOperation>)> {
         let zero = Money::zero(self.authorized.currency());
         if self.operation(key).is_some() {
-            return Ok(zero);
+            return Ok((zero, None));
         }
-        let delta = total.checked_sub(self.captured)?;
-        if delta.is_negative() || delta.is_zero() {
-            self.push(OperationKind::Capture, key, zero);
-            return Ok(zero);
+        let counted = match kind {
+            OperationKind::Capture => self.captured,
+            OperationKind::Refund => self.refunded,
+            OperationKind::Void => return Ok((zero, None)),
+        };
+        let mut delta = total.checked_sub(counted)?;
+        let mut settled = None;
+        if let Some(op) = self.pending().cloned()
+            && op.kind == kind
+            && !delta.is_negative()
+            && delta.checked_cmp(&op.amount)?.is_ge()
+        {
+            settled = self.succeed(&op.key)?;
+            delta = delta.checked_sub(op.amount)?;
         }
-        self.record_capture(key, delta)?;
-        Ok(delta)
-    }
-
-    /// Brings the refunded amount up to the gateway's reported `total`, as
-    /// [`Payment::sync_captured`] does for captures.
-    pub fn sync_refunded(&mut self, key: &str, total: Money) -> Result<Money> {
-        let zero = Money::zero(self.authorized.currency());
-        if self.operation(key).is_some() {
-            return Ok(zero);
-        }
-        let delta = total.checked_sub(self.refunded)?;
-        if delta.is_negative() || delta.is_zero() {
-            self.push(OperationKind::Refund, key, zero);
-            return Ok(zero);
-        }
-        self.record_refund(key, delta)?;
-        Ok(delta)
-    }
-
-    /// Records that the gateway reports the authorization failed.
-    pub fn record_failure(&mut self) -> Result<()> {
-        self.status = self.status.transition(PaymentStatus::Failed)?;
-        Ok(())
-    }
-
-    fn push(&mut self, kind: OperationKind, key: &str, amount: Money) {
+        let newly = if delta.is_negative() || delta.is_zero() {
+            zero
+        } else {
+            self.apply(kind, delta)?;
+            delta
+        };
+        let newly_total = match &settled {
+            Some(op) => newly.checked_add(op.amount)?,
+            None => newly,
+        };
         self.operations.push(PaymentOperation {
             kind,
             key: key.to_owned(),
-            amount,
+            amount: newly,
+            state: OperationState::Succeeded,
+            purpose: OperationPurpose::Reported,
+            request_key: None,
+            reason: String::new(),
+            requested_by: None,
+            begun_at: None,
         });
+        Ok((newly_total, settled))
+    }
+
+    /// Records that the gateway reports the authorization failed.
+    pub(crate) fn record_failure(&mut self) -> Result<()> {
+        self.status = self.status.transition(PaymentStatus::Failed)?;
+        Ok(())
     }
 }
 

@@ -1914,6 +1914,7 @@ impl OrderStore for PgStore {
                    AND ($3::timestamptz IS NULL OR placed_at >= $3)
                    AND ($4::timestamptz IS NULL OR placed_at < $4)
                    AND ($5::uuid IS NULL OR id < $5)
+                   AND (NOT $7 OR pending_work)
                  ORDER BY id DESC LIMIT $6",
             )
             .bind(query.customer.map(|c| c.as_uuid()))
@@ -1922,6 +1923,7 @@ impl OrderStore for PgStore {
             .bind(query.placed_until)
             .bind(query.before.map(|b| b.as_uuid()))
             .bind(limit)
+            .bind(query.pending_work)
             .fetch_all(&self.pool)
             .await?;
             rows.iter().map(order_from_row).collect::<Try<Vec<_>>>()
@@ -1970,7 +1972,7 @@ impl PgStore {
             .map(|_| EventId::new().as_uuid())
             .collect();
         sqlx::query(
-            "WITH o AS (UPDATE cw_orders SET doc = $2, status = $6 WHERE id = $1)
+            "WITH o AS (UPDATE cw_orders SET doc = $2, status = $6, pending_work = $7 WHERE id = $1)
              INSERT INTO cw_events (id, occurred_at, kind)
              SELECT e, $3, k FROM unnest($4::uuid[], $5::jsonb[]) WITH ORDINALITY AS u(e, k, n) ORDER BY n",
         )
@@ -1980,6 +1982,7 @@ impl PgStore {
         .bind(&ids)
         .bind(&events)
         .bind(status_name(order.status()))
+        .bind(order.has_pending_work())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -2109,7 +2112,7 @@ impl PgStore {
             .collect();
         let saved: i64 = sqlx::query_scalar(
             "WITH o AS (
-                 UPDATE cw_orders SET doc = $2, status = $6
+                 UPDATE cw_orders SET doc = $2, status = $6, pending_work = $8
                  WHERE id = $1 AND (doc->>'version')::bigint = $7 RETURNING id),
              ev AS (
                  INSERT INTO cw_events (id, occurred_at, kind)
@@ -2124,6 +2127,7 @@ impl PgStore {
         .bind(&events)
         .bind(status_name(order.status()))
         .bind(version_i64(change.order.version)?)
+        .bind(order.has_pending_work())
         .fetch_one(&self.pool)
         .await?;
         if saved == 1 {

@@ -1,0 +1,257 @@
+//! The money-path protocol: how every capture, refund and void reaches the
+//! payment provider.
+//!
+//! 1. **Intent.** The operation (kind, amount, purpose, the caller's request
+//!    key) is recorded on the order's payment as *pending*, in the same
+//!    versioned save that decides it may happen at all (enough captured to
+//!    refund, units not already returned, no other operation in flight).
+//!    Its provider key is derived from the operation itself —
+//!    `<payment id>:<kind>:<sequence>`, at most 255 ASCII characters — never
+//!    from the caller's key alone.
+//! 2. **Call.** Only then is the provider called, with that key.
+//! 3. **Result.** The answer is recorded: the amounts are counted and what
+//!    the operation was for is finished (a return restocked, a cancellation
+//!    moved on), or, if the provider refused, undone.
+//!
+//! A payment has at most one pending operation, so two concurrent
+//! operations on the same money can never both reach the provider: the
+//! second one's save loses the version check, re-reads the order and is
+//! refused with [`Error::PaymentInProgress`]. When the provider does not
+//! answer (a timeout, an outage, a crash) the operation stays pending;
+//! calling the same command again with the same request key, or
+//! [`Engine::recover`], finishes it with the same provider key, which the
+//! provider answers once. A provider event whose cumulative total covers a
+//! pending operation settles it too.
+
+use crate::actor::Actor;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::id::{IdempotencyKey, OrderId};
+use crate::money::Money;
+use crate::order::{Effects, Order, OrderStatus, Settlement};
+use crate::payment::{
+    CaptureRequest, OperationKind, OperationState, PaymentError, PaymentOperation, ProviderResponse,
+    RefundRequest, VoidRequest,
+};
+
+/// How many protocol steps one command may take before giving up (a
+/// cancellation takes at most a refund, a void and the final save).
+const MAX_STEPS: usize = 16;
+
+/// A refund of an amount, not tied to returned units (goodwill, a price
+/// adjustment, a late delivery).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ManualRefund {
+    /// How much; at most what was captured and not yet refunded.
+    pub amount: Money,
+    /// Why, kept with the payment operation and the history (at most
+    /// [`MAX_OPERATION_REASON_LEN`](crate::payment::MAX_OPERATION_REASON_LEN)
+    /// characters).
+    pub reason: String,
+    /// Makes the refund safe to retry: the same key refunds once.
+    pub key: IdempotencyKey,
+}
+
+impl ManualRefund {
+    /// A refund of `amount` for `reason` under `key`.
+    pub fn new(amount: Money, reason: impl Into<String>, key: IdempotencyKey) -> Self {
+        Self {
+            amount,
+            reason: reason.into(),
+            key,
+        }
+    }
+}
+
+impl Engine {
+    /// Loads the stored order (no access check: callers checked already),
+    /// applies `change` and saves it under the version check, retrying on a
+    /// lost race. `change` returns `None` when there is nothing to save.
+    pub(crate) async fn update_order(
+        &self,
+        id: OrderId,
+        mut change: impl FnMut(&mut Order) -> Result<Option<Effects>>,
+    ) -> Result<Order> {
+        for _ in 0..self.inner.config.max_retries {
+            let mut order = self.inner.store.order(id).await?;
+            let Some(effects) = change(&mut order)? else {
+                return Ok(order);
+            };
+            match self
+                .inner
+                .store
+                .save_order(effects.into_change(order), self.now())
+                .await
+            {
+                Err(Error::Conflict(_)) => continue,
+                other => return other,
+            }
+        }
+        Err(Error::Conflict("order"))
+    }
+
+    /// Runs the protocol on an order until nothing is in flight: calls the
+    /// provider for the pending operation and records its answer, moves a
+    /// cancellation on. Returns the order, or the provider's error (a
+    /// refusal is recorded first; an operation without an answer stays
+    /// pending for a retry or recovery).
+    pub(crate) async fn drive(&self, mut order: Order) -> Result<Order> {
+        let id = order.id();
+        for _ in 0..MAX_STEPS {
+            if let Some(op) = order.payment().pending().cloned() {
+                let answer = self.call_provider(&order, &op).await;
+                let (settlement, error) = match answer {
+                    Ok(_) => (Settlement::Succeeded, None),
+                    Err(e @ (PaymentError::Timeout | PaymentError::Unavailable(_))) => {
+                        return Err(e.into());
+                    }
+                    Err(e) => (Settlement::Failed(e.to_string()), Some(e)),
+                };
+                let now = self.now();
+                order = self
+                    .update_order(id, |o| {
+                        let pending = o
+                            .payment()
+                            .operation(&op.key)
+                            .is_some_and(|p| p.state == OperationState::Pending);
+                        if !pending {
+                            return Ok(None);
+                        }
+                        o.settle(&op.key, &settlement, now).map(Some)
+                    })
+                    .await?;
+                if let Some(e) = error {
+                    return Err(e.into());
+                }
+                continue;
+            }
+            if order.cancellation().is_some() && order.status() != OrderStatus::Cancelled {
+                let now = self.now();
+                order = self
+                    .update_order(id, |o| {
+                        if o.cancellation().is_none()
+                            || o.status() == OrderStatus::Cancelled
+                            || o.payment().pending().is_some()
+                        {
+                            return Ok(None);
+                        }
+                        o.advance_cancel(now).map(Some)
+                    })
+                    .await?;
+                continue;
+            }
+            return Ok(order);
+        }
+        Err(Error::Conflict("order"))
+    }
+
+    /// Sends a pending operation to the provider under its own key.
+    async fn call_provider(
+        &self,
+        order: &Order,
+        op: &PaymentOperation,
+    ) -> std::result::Result<ProviderResponse, PaymentError> {
+        let provider = &self.inner.payments;
+        let authorization = order.payment().reference.clone();
+        let idempotency_key = op.key.clone();
+        match op.kind {
+            OperationKind::Capture => {
+                provider
+                    .capture(CaptureRequest {
+                        idempotency_key,
+                        authorization,
+                        amount: op.amount,
+                    })
+                    .await
+            }
+            OperationKind::Refund => {
+                provider
+                    .refund(RefundRequest {
+                        idempotency_key,
+                        authorization,
+                        amount: op.amount,
+                    })
+                    .await
+            }
+            OperationKind::Void => {
+                provider
+                    .void(VoidRequest {
+                        idempotency_key,
+                        authorization,
+                    })
+                    .await
+            }
+        }
+    }
+
+    /// Records an intent with `begin` (under the version check) and drives
+    /// it. `begin` returns `None` when the request was already made; the
+    /// order is then driven as it stands (finishing that request if it is
+    /// still in flight).
+    ///
+    /// While another operation is in flight, that one is driven to its end
+    /// first (it may be a retry's own, or one a crashed caller left), then
+    /// `begin` is tried once more.
+    pub(crate) async fn run_operation(
+        &self,
+        id: OrderId,
+        mut begin: impl FnMut(&mut Order) -> Result<Option<Effects>>,
+    ) -> Result<Order> {
+        let order = match self.update_order(id, &mut begin).await {
+            Err(Error::PaymentInProgress { .. }) => {
+                let order = self.inner.store.order(id).await?;
+                self.drive(order).await?;
+                self.update_order(id, &mut begin).await?
+            }
+            other => other?,
+        };
+        self.drive(order).await
+    }
+
+    /// Refunds an amount of what was captured, for a reason (staff only),
+    /// by the [money-path protocol](crate::money_path). Safe to retry with
+    /// the same key: it refunds once.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] for anyone but staff; [`Error::Invalid`] when the
+    /// amount is not positive or exceeds what is refundable;
+    /// [`Error::PaymentInProgress`] while another operation on the payment is
+    /// in flight; the provider's refusal, or [`Error::PaymentUnavailable`]
+    /// (the refund stays pending and a retry or recovery finishes it).
+    pub async fn refund(
+        &self,
+        actor: &Actor,
+        order_id: OrderId,
+        refund: ManualRefund,
+    ) -> Result<Order> {
+        if !matches!(actor, Actor::Staff(_)) {
+            return Err(Error::Forbidden);
+        }
+        self.load_order(actor, order_id).await?;
+        let request_key = format!("refund:{}", refund.key);
+        let now = self.now();
+        let order = self
+            .run_operation(order_id, |o| {
+                Ok(o
+                    .begin_refund(refund.amount, &refund.reason, &request_key, now, actor)?
+                    .map(|_| Effects::default()))
+            })
+            .await?;
+        Ok(order.visible_to(actor))
+    }
+
+    /// Finishes the money operations in flight on one order (a pending
+    /// capture, refund or void; a cancellation under way). Staff and the
+    /// system only; [`Engine::recover`] does this for every order.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`], [`Error::NotFound`], or the provider's error.
+    pub async fn settle_order(&self, actor: &Actor, order_id: OrderId) -> Result<Order> {
+        if !actor.is_privileged() {
+            return Err(Error::Forbidden);
+        }
+        let order = self.load_order(actor, order_id).await?;
+        Ok(self.drive(order).await?.visible_to(actor))
+    }
+}

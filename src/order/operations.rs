@@ -1,0 +1,462 @@
+//! The money-moving changes to an order, as pure steps of the money-path
+//! protocol: *begin* records the intent as a pending payment operation (the
+//! engine saves it under the order's version check before calling the
+//! provider), *settle* records the provider's answer and finishes what the
+//! operation was for (a return's restock, a cancellation's next step).
+//!
+//! Architecture invariant: nothing here calls a provider or a store; the
+//! engine's driver (`crate::money_path`) does, in the protocol's order.
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    Cancellation, MAX_NOTE_LEN, Order, OrderChange, OrderChangeKind, OrderStatus, Return,
+    ReturnState,
+};
+use crate::actor::Actor;
+use crate::error::{Error, Result};
+use crate::inventory::ReservationLine;
+use crate::money::Money;
+use crate::payment::{
+    OperationKind, OperationPurpose, PaymentOperation, PaymentStatus, ProviderEvent,
+};
+use crate::store::EventKind;
+use crate::validate::optional_text;
+
+/// What must be saved together with an order change: stock moves, the
+/// reservation's release and outbox events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Effects {
+    pub(crate) restock: Vec<ReservationLine>,
+    pub(crate) release_reservation: bool,
+    pub(crate) events: Vec<EventKind>,
+}
+
+impl Effects {
+    fn merge(&mut self, other: Effects) {
+        self.restock.extend(other.restock);
+        self.release_reservation |= other.release_reservation;
+        self.events.extend(other.events);
+    }
+
+    /// The change that saves `order` with these effects.
+    pub(crate) fn into_change(self, order: Order) -> OrderChange {
+        OrderChange {
+            restock: self.restock,
+            release_reservation: self.release_reservation,
+            ..OrderChange::new(order).with_events(self.events)
+        }
+    }
+}
+
+/// How the provider answered a pending operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Settlement {
+    /// It acted.
+    Succeeded,
+    /// It refused, for this reason; nothing moved.
+    Failed(String),
+}
+
+impl Order {
+    /// Refuses a change while a cancellation is in flight.
+    pub(crate) fn ensure_not_cancelling(&self) -> Result<()> {
+        if self.cancellation.is_some() && self.status != OrderStatus::Cancelled {
+            return Err(Error::IllegalTransition {
+                entity: "order",
+                from: "being cancelled".into(),
+                to: "a further change".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records the intent to capture `amount` (everything still authorized
+    /// when `None`) under the caller's `request_key`. `Ok(None)` when there
+    /// is nothing to do: the request was already made, or nothing is left
+    /// to capture on a fully captured payment.
+    pub(crate) fn begin_capture(
+        &mut self,
+        amount: Option<Money>,
+        request_key: &str,
+        at: DateTime<Utc>,
+        actor: &Actor,
+    ) -> Result<Option<String>> {
+        if self.payment.operation_for_request(request_key).is_some() {
+            return Ok(None);
+        }
+        self.ensure_open()?;
+        self.ensure_not_cancelling()?;
+        let amount = match amount {
+            Some(a) => a,
+            None => {
+                let left = self.payment.capturable()?;
+                if left.is_zero() && self.payment.status == PaymentStatus::Captured {
+                    return Ok(None);
+                }
+                left
+            }
+        };
+        self.payment
+            .begin(
+                OperationKind::Capture,
+                amount,
+                OperationPurpose::Direct,
+                Some(request_key),
+                "",
+                actor,
+                at,
+            )
+            .map(Some)
+    }
+
+    /// Records the intent to refund `amount` of what was captured, for
+    /// `reason`, under the caller's `request_key`. `Ok(None)` when the
+    /// request was already made.
+    pub(crate) fn begin_refund(
+        &mut self,
+        amount: Money,
+        reason: &str,
+        request_key: &str,
+        at: DateTime<Utc>,
+        actor: &Actor,
+    ) -> Result<Option<String>> {
+        if self.payment.operation_for_request(request_key).is_some() {
+            return Ok(None);
+        }
+        self.ensure_not_cancelling()?;
+        self.payment
+            .begin(
+                OperationKind::Refund,
+                amount,
+                OperationPurpose::Direct,
+                Some(request_key),
+                reason,
+                actor,
+                at,
+            )
+            .map(Some)
+    }
+
+    /// Records a return. With nothing to refund it is completed at once (the
+    /// effects restock it); otherwise it is pending with its refund recorded
+    /// as a pending operation, and counts as returned until settled.
+    pub(crate) fn begin_return(
+        &mut self,
+        mut ret: Return,
+        at: DateTime<Utc>,
+        actor: &Actor,
+    ) -> Result<Effects> {
+        if self.status == OrderStatus::Cancelled {
+            return Err(Error::IllegalTransition {
+                entity: "order",
+                from: "Cancelled".into(),
+                to: "a return".into(),
+            });
+        }
+        self.ensure_not_cancelling()?;
+        self.check_items(&ret.items, "return", |o, line, _| {
+            o.shipped(line).saturating_sub(o.returned(line))
+        })?;
+        if ret.refund.is_zero() {
+            ret.state = ReturnState::Completed;
+            let effects = self.complete_return_effects(&ret);
+            self.record(
+                at,
+                actor,
+                OrderChangeKind::Returned {
+                    return_id: ret.id,
+                    refund: ret.refund,
+                },
+                "",
+            );
+            self.returns.push(ret);
+            return Ok(effects);
+        }
+        ret.state = ReturnState::Pending;
+        self.payment.begin(
+            OperationKind::Refund,
+            ret.refund,
+            OperationPurpose::Return(ret.id),
+            Some(&ret.key),
+            "return",
+            actor,
+            at,
+        )?;
+        self.returns.push(ret);
+        Ok(Effects::default())
+    }
+
+    fn complete_return_effects(&self, ret: &Return) -> Effects {
+        Effects {
+            restock: ret.restocked.clone(),
+            release_reservation: false,
+            events: vec![EventKind::ItemsReturned {
+                order_id: self.id,
+                refund: ret.refund,
+            }],
+        }
+    }
+
+    /// Records a cancellation request: the payment is voided or refunded
+    /// step by step ([`Order::advance_cancel`]), then the order is cancelled.
+    pub(crate) fn begin_cancel(
+        &mut self,
+        reason: &str,
+        at: DateTime<Utc>,
+        actor: &Actor,
+    ) -> Result<()> {
+        let reason = optional_text("cancellation reason", reason, MAX_NOTE_LEN)?;
+        self.ensure_open()?;
+        if !self.shipments.is_empty() {
+            return Err(Error::IllegalTransition {
+                entity: "order",
+                from: "shipped".into(),
+                to: "Cancelled".into(),
+            });
+        }
+        if let Some(op) = self.payment.pending() {
+            return Err(Error::PaymentInProgress {
+                operation: op.key.clone(),
+            });
+        }
+        self.cancellation = Some(Cancellation {
+            reason,
+            actor: actor.clone(),
+            requested_at: at,
+        });
+        Ok(())
+    }
+
+    /// The next step of a cancellation in flight, with no operation pending:
+    /// begin refunding what was captured, else begin voiding the hold, else
+    /// cancel the order (releasing its stock and usage claims).
+    pub(crate) fn advance_cancel(&mut self, at: DateTime<Utc>) -> Result<Effects> {
+        let Some(c) = self.cancellation.clone() else {
+            return Ok(Effects::default());
+        };
+        if self.status == OrderStatus::Cancelled || self.payment.pending().is_some() {
+            return Ok(Effects::default());
+        }
+        let refundable = self.payment.refundable()?;
+        if !refundable.is_zero() {
+            self.payment.begin(
+                OperationKind::Refund,
+                refundable,
+                OperationPurpose::Cancel,
+                None,
+                &c.reason,
+                &c.actor,
+                at,
+            )?;
+            return Ok(Effects::default());
+        }
+        if self.payment.status == PaymentStatus::Authorized {
+            let authorized = self.payment.authorized;
+            self.payment.begin(
+                OperationKind::Void,
+                authorized,
+                OperationPurpose::Cancel,
+                None,
+                &c.reason,
+                &c.actor,
+                at,
+            )?;
+            return Ok(Effects::default());
+        }
+        self.move_to(OrderStatus::Cancelled, at, &c.actor, &c.reason)?;
+        Ok(Effects {
+            restock: Vec::new(),
+            release_reservation: true,
+            events: vec![EventKind::OrderCancelled { order_id: self.id }],
+        })
+    }
+
+    /// Records the provider's answer to the pending operation `key` and
+    /// finishes what it was for. Nothing changes when it is not pending.
+    pub(crate) fn settle(
+        &mut self,
+        key: &str,
+        settlement: &Settlement,
+        at: DateTime<Utc>,
+    ) -> Result<Effects> {
+        match settlement {
+            Settlement::Succeeded => match self.payment.succeed(key)? {
+                Some(op) => self.finish(&op, at),
+                None => Ok(Effects::default()),
+            },
+            Settlement::Failed(reason) => match self.payment.fail(key, reason)? {
+                Some(op) => Ok(self.compensate(&op, reason, at)),
+                None => Ok(Effects::default()),
+            },
+        }
+    }
+
+    /// After an operation succeeded: history, status and what it was for.
+    fn finish(&mut self, op: &PaymentOperation, at: DateTime<Utc>) -> Result<Effects> {
+        let actor = op.requested_by.clone().unwrap_or(Actor::System);
+        let mut effects = Effects::default();
+        match op.kind {
+            OperationKind::Capture => {
+                self.captured(op.amount, at, &actor)?;
+                effects.events.push(EventKind::PaymentCaptured {
+                    order_id: self.id,
+                    amount: op.amount,
+                });
+            }
+            OperationKind::Refund => {
+                self.record(
+                    at,
+                    &actor,
+                    OrderChangeKind::PaymentRefunded { amount: op.amount },
+                    &op.reason,
+                );
+                effects.events.push(EventKind::PaymentRefunded {
+                    order_id: self.id,
+                    amount: op.amount,
+                });
+            }
+            OperationKind::Void => {
+                self.record(at, &actor, OrderChangeKind::PaymentVoided, &op.reason);
+                effects
+                    .events
+                    .push(EventKind::PaymentVoided { order_id: self.id });
+            }
+        }
+        if let OperationPurpose::Return(id) = op.purpose
+            && let Some(index) = self.returns.iter().position(|r| r.id == id)
+        {
+            let ret = self
+                .returns
+                .get(index)
+                .cloned()
+                .ok_or(Error::Overflow("return index"))?;
+            if ret.state == ReturnState::Pending {
+                effects.merge(self.complete_return_effects(&ret));
+                if let Some(r) = self.returns.get_mut(index) {
+                    r.state = ReturnState::Completed;
+                }
+                self.record(
+                    at,
+                    &actor,
+                    OrderChangeKind::Returned {
+                        return_id: ret.id,
+                        refund: ret.refund,
+                    },
+                    "",
+                );
+            }
+        }
+        Ok(effects)
+    }
+
+    /// After the provider refused an operation: undo what it was for.
+    fn compensate(&mut self, op: &PaymentOperation, reason: &str, at: DateTime<Utc>) -> Effects {
+        let actor = op.requested_by.clone().unwrap_or(Actor::System);
+        self.record(
+            at,
+            &actor,
+            OrderChangeKind::PaymentOperationFailed {
+                kind: op.kind,
+                amount: op.amount,
+            },
+            reason,
+        );
+        match op.purpose {
+            OperationPurpose::Return(id) => {
+                if let Some(r) = self.returns.iter_mut().find(|r| r.id == id) {
+                    r.state = ReturnState::Failed;
+                }
+            }
+            OperationPurpose::Cancel => self.cancellation = None,
+            OperationPurpose::Direct | OperationPurpose::Reported => {}
+        }
+        Effects::default()
+    }
+
+    /// Applies a payment provider's event, once per event id. Amounts are
+    /// cumulative totals: a pending operation they cover is settled by them.
+    /// `Ok(None)` when the event was already applied (nothing changes).
+    pub(crate) fn apply_provider_event(
+        &mut self,
+        event: &ProviderEvent,
+        provider: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Effects>> {
+        use crate::payment::ProviderEventKind as K;
+        if self.provider_events.contains(&event.id) {
+            return Ok(None);
+        }
+        crate::validate::at_most(
+            "provider events on an order",
+            self.provider_events.len() + 1,
+            1_000,
+        )?;
+        event.validate_for(&self.payment)?;
+        let actor = Actor::Provider(provider.to_owned());
+        let key = format!("event:{}", event.id);
+        let mut effects = Effects::default();
+        match &event.kind {
+            K::Authorized => {}
+            K::Captured { captured_total } => {
+                let (delta, settled) =
+                    self.payment
+                        .sync_reported(OperationKind::Capture, &key, *captured_total)?;
+                let from_op = match &settled {
+                    Some(op) => {
+                        effects.merge(self.finish(op, at)?);
+                        op.amount
+                    }
+                    None => Money::zero(delta.currency()),
+                };
+                let rest = delta.checked_sub(from_op)?;
+                if !rest.is_zero() {
+                    self.captured(rest, at, &actor)?;
+                    effects.events.push(EventKind::PaymentCaptured {
+                        order_id: self.id,
+                        amount: rest,
+                    });
+                }
+            }
+            K::Refunded { refunded_total } => {
+                let (delta, settled) =
+                    self.payment
+                        .sync_reported(OperationKind::Refund, &key, *refunded_total)?;
+                let from_op = match &settled {
+                    Some(op) => {
+                        effects.merge(self.finish(op, at)?);
+                        op.amount
+                    }
+                    None => Money::zero(delta.currency()),
+                };
+                let rest = delta.checked_sub(from_op)?;
+                if !rest.is_zero() {
+                    self.record(
+                        at,
+                        &actor,
+                        OrderChangeKind::PaymentRefunded { amount: rest },
+                        "reported by the provider",
+                    );
+                    effects.events.push(EventKind::PaymentRefunded {
+                        order_id: self.id,
+                        amount: rest,
+                    });
+                }
+            }
+            K::Failed { reason } => {
+                self.payment.record_failure()?;
+                self.record(at, &actor, OrderChangeKind::PaymentFailed, reason);
+            }
+            K::Disputed { amount, reason } => {
+                self.record(
+                    at,
+                    &actor,
+                    OrderChangeKind::PaymentDisputed { amount: *amount },
+                    reason,
+                );
+            }
+        }
+        self.provider_events.push(event.id.clone());
+        Ok(Some(effects))
+    }
+}
