@@ -137,7 +137,12 @@ impl Engine {
                     return self.run_attempt(&request, token, lease).await;
                 }
                 CheckoutClaim::Completed(order_id) => {
-                    return self.order(&request.actor, order_id).await;
+                    let order = self.load_order(&request.actor, order_id).await?;
+                    // A capture that failed the first time is tried again.
+                    return Ok(self
+                        .capture_if_immediate(order)
+                        .await
+                        .visible_to(&request.actor));
                 }
                 CheckoutClaim::Failed(failure) => return Err(failure.into()),
                 CheckoutClaim::InProgress { lease_until } => {
@@ -397,8 +402,10 @@ impl Engine {
         let now = self.now();
         match self
             .run_operation(id, |o| {
-                Ok(o.begin_capture(None, CHECKOUT_CAPTURE, now, &Actor::System)?
-                    .map(|_| Effects::default()))
+                Ok(
+                    o.begin_capture(None, CHECKOUT_CAPTURE, now, &Actor::System)?
+                        .map(|_| Effects::default()),
+                )
             })
             .await
         {
@@ -630,7 +637,10 @@ impl Engine {
                 .await?;
             for order in &page {
                 if order.payment().status == PaymentStatus::Authorized
-                    && order.payment().operation_for_request(CHECKOUT_CAPTURE).is_none()
+                    && order
+                        .payment()
+                        .operation_for_request(CHECKOUT_CAPTURE)
+                        .is_none()
                 {
                     let done = self.capture_if_immediate(order.clone()).await;
                     if done.payment().status != PaymentStatus::Authorized {

@@ -15,7 +15,9 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::id::{IdempotencyKey, LocationId, OrderId, ReturnId, ShipmentId};
 use crate::inventory::ReservationLine;
-use crate::order::{LineQuantity, Order, OrderChange, Return, ReturnState, Shipment, ShippingRefund};
+use crate::order::{
+    LineQuantity, Order, OrderChange, Return, ReturnState, Shipment, ShippingRefund,
+};
 use crate::store::EventKind;
 use crate::validate::{optional_text, required_text};
 

@@ -30,8 +30,8 @@ use crate::id::{IdempotencyKey, OrderId};
 use crate::money::Money;
 use crate::order::{Effects, Order, OrderStatus, Settlement};
 use crate::payment::{
-    CaptureRequest, OperationKind, OperationState, PaymentError, PaymentOperation, ProviderResponse,
-    RefundRequest, VoidRequest,
+    CaptureRequest, OperationKind, OperationState, PaymentError, PaymentOperation,
+    ProviderResponse, RefundRequest, VoidRequest,
 };
 
 /// How many protocol steps one command may take before giving up (a
@@ -233,9 +233,10 @@ impl Engine {
         let now = self.now();
         let order = self
             .run_operation(order_id, |o| {
-                Ok(o
-                    .begin_refund(refund.amount, &refund.reason, &request_key, now, actor)?
-                    .map(|_| Effects::default()))
+                Ok(
+                    o.begin_refund(refund.amount, &refund.reason, &request_key, now, actor)?
+                        .map(|_| Effects::default()),
+                )
             })
             .await?;
         Ok(order.visible_to(actor))

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::inventory::ReservationLine;
 use crate::money::Money;
 use crate::payment::{
-    OperationKind, OperationPurpose, PaymentOperation, PaymentStatus, ProviderEvent,
+    Intent, OperationKind, OperationPurpose, PaymentOperation, PaymentStatus, ProviderEvent,
 };
 use crate::store::EventKind;
 use crate::validate::optional_text;
@@ -98,15 +98,15 @@ impl Order {
             }
         };
         self.payment
-            .begin(
-                OperationKind::Capture,
+            .begin(Intent {
+                kind: OperationKind::Capture,
                 amount,
-                OperationPurpose::Direct,
-                Some(request_key),
-                "",
+                purpose: OperationPurpose::Direct,
+                request_key: Some(request_key),
+                reason: "",
                 actor,
                 at,
-            )
+            })
             .map(Some)
     }
 
@@ -126,15 +126,15 @@ impl Order {
         }
         self.ensure_not_cancelling()?;
         self.payment
-            .begin(
-                OperationKind::Refund,
+            .begin(Intent {
+                kind: OperationKind::Refund,
                 amount,
-                OperationPurpose::Direct,
-                Some(request_key),
+                purpose: OperationPurpose::Direct,
+                request_key: Some(request_key),
                 reason,
                 actor,
                 at,
-            )
+            })
             .map(Some)
     }
 
@@ -174,15 +174,15 @@ impl Order {
             return Ok(effects);
         }
         ret.state = ReturnState::Pending;
-        self.payment.begin(
-            OperationKind::Refund,
-            ret.refund,
-            OperationPurpose::Return(ret.id),
-            Some(&ret.key),
-            "return",
+        self.payment.begin(Intent {
+            kind: OperationKind::Refund,
+            amount: ret.refund,
+            purpose: OperationPurpose::Return(ret.id),
+            request_key: Some(&ret.key),
+            reason: "return",
             actor,
             at,
-        )?;
+        })?;
         self.returns.push(ret);
         Ok(Effects::default())
     }
@@ -240,28 +240,28 @@ impl Order {
         }
         let refundable = self.payment.refundable()?;
         if !refundable.is_zero() {
-            self.payment.begin(
-                OperationKind::Refund,
-                refundable,
-                OperationPurpose::Cancel,
-                None,
-                &c.reason,
-                &c.actor,
+            self.payment.begin(Intent {
+                kind: OperationKind::Refund,
+                amount: refundable,
+                purpose: OperationPurpose::Cancel,
+                request_key: None,
+                reason: &c.reason,
+                actor: &c.actor,
                 at,
-            )?;
+            })?;
             return Ok(Effects::default());
         }
         if self.payment.status == PaymentStatus::Authorized {
             let authorized = self.payment.authorized;
-            self.payment.begin(
-                OperationKind::Void,
-                authorized,
-                OperationPurpose::Cancel,
-                None,
-                &c.reason,
-                &c.actor,
+            self.payment.begin(Intent {
+                kind: OperationKind::Void,
+                amount: authorized,
+                purpose: OperationPurpose::Cancel,
+                request_key: None,
+                reason: &c.reason,
+                actor: &c.actor,
                 at,
-            )?;
+            })?;
             return Ok(Effects::default());
         }
         self.move_to(OrderStatus::Cancelled, at, &c.actor, &c.reason)?;

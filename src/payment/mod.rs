@@ -444,6 +444,17 @@ pub struct PaymentOperation {
     pub begun_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// An operation about to be recorded ([`Payment::begin`]).
+pub(crate) struct Intent<'a> {
+    pub(crate) kind: OperationKind,
+    pub(crate) amount: Money,
+    pub(crate) purpose: OperationPurpose,
+    pub(crate) request_key: Option<&'a str>,
+    pub(crate) reason: &'a str,
+    pub(crate) actor: &'a crate::actor::Actor,
+    pub(crate) at: chrono::DateTime<chrono::Utc>,
+}
+
 /// A payment attached to an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payment {
@@ -514,16 +525,16 @@ impl Payment {
     /// ([`Error::PaymentInProgress`]) or when the amount does not fit what the
     /// payment holds (a capture beyond what is authorized, a refund beyond
     /// what was captured and not refunded, a void of a captured payment).
-    pub(crate) fn begin(
-        &mut self,
-        kind: OperationKind,
-        amount: Money,
-        purpose: OperationPurpose,
-        request_key: Option<&str>,
-        reason: &str,
-        actor: &crate::actor::Actor,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<String> {
+    pub(crate) fn begin(&mut self, intent: Intent<'_>) -> Result<String> {
+        let Intent {
+            kind,
+            amount,
+            purpose,
+            request_key,
+            reason,
+            actor,
+            at,
+        } = intent;
         if let Some(op) = self.pending() {
             return Err(Error::PaymentInProgress {
                 operation: op.key.clone(),
@@ -547,9 +558,7 @@ impl Payment {
                 if amount.checked_cmp(&refundable)?.is_gt() {
                     return Err(Error::invalid(
                         "refund",
-                        format!(
-                            "{amount} exceeds the {refundable} captured and not yet refunded"
-                        ),
+                        format!("{amount} exceeds the {refundable} captured and not yet refunded"),
                     ));
                 }
             }

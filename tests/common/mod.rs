@@ -21,6 +21,7 @@ use chrono::{TimeZone, Utc};
 use rust_decimal::Decimal;
 
 pub mod faulty;
+pub mod gateway;
 pub mod pausing;
 pub mod world;
 
@@ -255,6 +256,25 @@ impl Shop {
         let mut shop = Self::with(backend, options).await;
         shop.payments = inner;
         (shop, pausing)
+    }
+
+    /// A shop whose gateway answers after `delay` (see [`gateway`]);
+    /// `payments` is the test gateway behind it.
+    pub async fn slow(
+        backend: Backend,
+        delay: std::time::Duration,
+        capture: CaptureMode,
+    ) -> (Self, Arc<gateway::SlowGateway>) {
+        let inner = Arc::new(TestPaymentProvider::new());
+        let slow = gateway::SlowGateway::new(inner.clone(), delay);
+        let options = ShopOptions {
+            capture,
+            provider: Some(slow.clone()),
+            ..ShopOptions::default()
+        };
+        let mut shop = Self::with(backend, options).await;
+        shop.payments = inner;
+        (shop, slow)
     }
 
     /// A second application instance on the same database (its own pool),
