@@ -101,20 +101,26 @@ async fn seed_catalog(engine: &Engine) -> Vec<VariantId> {
     let mut variants = Vec::with_capacity(SKUS);
     for p in 0..SKUS / 250 {
         let product = engine
-            .create_product(NewProduct {
-                title: format!("Product {p}"),
-                status: Status::Active,
-                variants: (0..250)
-                    .map(|v| NewVariant {
-                        sku: format!("SKU-{p}-{v}"),
-                        prices: vec![Money::from_minor(100 + (p * 250 + v) as i64, Currency::USD)],
-                        inventory: InventoryPolicy::default(),
-                        status: Status::Active,
-                        ..NewVariant::default()
-                    })
-                    .collect(),
-                ..NewProduct::default()
-            })
+            .create_product(
+                &Actor::System,
+                NewProduct {
+                    title: format!("Product {p}"),
+                    status: Status::Active,
+                    variants: (0..250)
+                        .map(|v| NewVariant {
+                            sku: format!("SKU-{p}-{v}"),
+                            prices: vec![Money::from_minor(
+                                100 + (p * 250 + v) as i64,
+                                Currency::USD,
+                            )],
+                            inventory: InventoryPolicy::default(),
+                            status: Status::Active,
+                            ..NewVariant::default()
+                        })
+                        .collect(),
+                    ..NewProduct::default()
+                },
+            )
             .await
             .unwrap();
         variants.extend(product.variants().iter().map(|v| v.id()));
@@ -323,7 +329,10 @@ async fn main() {
     let engine = engine_on(Arc::new(store)).await;
     eprintln!("seeding {SKUS} SKUs ...");
     let variants = seed_catalog(&engine).await;
-    let location = engine.create_location("Warehouse", 0).await.unwrap();
+    let location = engine
+        .create_location(&Actor::System, "Warehouse", 0)
+        .await
+        .unwrap();
     sqlx::query("INSERT INTO cw_stock (variant_id, location_id, on_hand, reserved) SELECT id, $1, 1000000, 0 FROM cw_variants")
         .bind(location.id().as_uuid())
         .execute(&pg)
@@ -338,10 +347,13 @@ async fn main() {
 
     let memory = engine_on(Arc::new(MemoryStore::new())).await;
     let mem_variants = seed_catalog(&memory).await;
-    let mem_location = memory.create_location("Warehouse", 0).await.unwrap();
+    let mem_location = memory
+        .create_location(&Actor::System, "Warehouse", 0)
+        .await
+        .unwrap();
     for v in &mem_variants {
         memory
-            .set_stock(*v, mem_location.id(), 1_000_000)
+            .set_stock(&Actor::System, *v, mem_location.id(), 1_000_000)
             .await
             .unwrap();
     }

@@ -231,18 +231,21 @@ async fn main() -> Result<()> {
         .build()?;
 
     engine
-        .create_product(NewProduct {
-            title: "Field guide (PDF)".into(),
-            status: Status::Active,
-            variants: vec![NewVariant {
-                sku: "GUIDE".into(),
-                prices: vec![Money::parse("9.99", Currency::EUR)?],
-                inventory: InventoryPolicy::Untracked,
+        .create_product(
+            &Actor::System,
+            NewProduct {
+                title: "Field guide (PDF)".into(),
                 status: Status::Active,
-                ..NewVariant::default()
-            }],
-            ..NewProduct::default()
-        })
+                variants: vec![NewVariant {
+                    sku: "GUIDE".into(),
+                    prices: vec![Money::parse("9.99", Currency::EUR)?],
+                    inventory: InventoryPolicy::Untracked,
+                    status: Status::Active,
+                    ..NewVariant::default()
+                }],
+                ..NewProduct::default()
+            },
+        )
         .await?;
     let guide = engine.variant_by_sku("GUIDE").await?.variant.id();
 
@@ -266,7 +269,7 @@ async fn main() -> Result<()> {
             })
             .await;
         match result {
-            Ok(order) => println!(
+            Ok(CheckoutOutcome { order, .. }) => println!(
                 "card …{}: order {} paid {} via {} ({}, {:?})",
                 last4,
                 order.id(),

@@ -139,7 +139,9 @@ async fn main() -> Result<()> {
         "action": { "type": "custom", "rule": "priciest_unit", "settings": { "percent": "50" } }
     }))
     .map_err(|e| Error::invalid("promotion", e.to_string()))?;
-    engine.save_promotion(promotion.clone()).await?;
+    engine
+        .save_promotion(&Actor::System, promotion.clone())
+        .await?;
 
     // Settings a rule refuses are refused when the promotion is saved.
     let bad = Promotion::new(
@@ -153,7 +155,7 @@ async fn main() -> Result<()> {
         rule: "distinct_products".into(),
         settings: serde_json::json!({ "min": 2 }),
     });
-    match engine.save_promotion(bad).await {
+    match engine.save_promotion(&Actor::System, bad).await {
         Err(refused) => println!("refused: {refused}"),
         Ok(_) => return Err(Error::invalid("example", "bad settings were accepted")),
     }
@@ -193,18 +195,21 @@ async fn main() -> Result<()> {
 /// An untracked product with one variant at `price`.
 async fn product(engine: &Engine, sku: &str, price: Money) -> Result<cartwright::id::VariantId> {
     let product = engine
-        .create_product(NewProduct {
-            title: sku.to_lowercase(),
-            status: Status::Active,
-            variants: vec![NewVariant {
-                sku: sku.into(),
-                prices: vec![price],
-                inventory: InventoryPolicy::Untracked,
+        .create_product(
+            &Actor::System,
+            NewProduct {
+                title: sku.to_lowercase(),
                 status: Status::Active,
-                ..NewVariant::default()
-            }],
-            ..NewProduct::default()
-        })
+                variants: vec![NewVariant {
+                    sku: sku.into(),
+                    prices: vec![price],
+                    inventory: InventoryPolicy::Untracked,
+                    status: Status::Active,
+                    ..NewVariant::default()
+                }],
+                ..NewProduct::default()
+            },
+        )
         .await?;
     product
         .variants()

@@ -24,22 +24,27 @@ async fn main() -> Result<()> {
         .build()?;
 
     engine
-        .create_product(NewProduct {
-            title: "Candle".into(),
-            status: Status::Active,
-            variants: vec![NewVariant {
-                sku: "CANDLE".into(),
-                prices: vec![usd("8.00")?],
-                requires_shipping: true,
+        .create_product(
+            &Actor::System,
+            NewProduct {
+                title: "Candle".into(),
                 status: Status::Active,
-                ..NewVariant::default()
-            }],
-            ..NewProduct::default()
-        })
+                variants: vec![NewVariant {
+                    sku: "CANDLE".into(),
+                    prices: vec![usd("8.00")?],
+                    requires_shipping: true,
+                    status: Status::Active,
+                    ..NewVariant::default()
+                }],
+                ..NewProduct::default()
+            },
+        )
         .await?;
     let candle = engine.variant_by_sku("CANDLE").await?.variant.id();
-    let shelf = engine.create_location("Shelf", 0).await?;
-    engine.set_stock(candle, shelf.id(), 10).await?;
+    let shelf = engine.create_location(&Actor::System, "Shelf", 0).await?;
+    engine
+        .set_stock(&Actor::System, candle, shelf.id(), 10)
+        .await?;
 
     // Checkout: three candles, payment authorized (captured later).
     let guest = Actor::Guest;
@@ -75,6 +80,7 @@ async fn main() -> Result<()> {
         })
         .await?;
     let line = order
+        .order
         .pricing()
         .lines
         .first()
@@ -86,7 +92,7 @@ async fn main() -> Result<()> {
     engine
         .ship(
             &staff,
-            order.id(),
+            order.order.id(),
             ShipmentRequest {
                 items: vec![LineQuantity {
                     line_id: line,
@@ -98,11 +104,11 @@ async fn main() -> Result<()> {
             },
         )
         .await?;
-    engine.capture(&staff, order.id()).await?;
+    engine.capture(&staff, order.order.id()).await?;
     engine
         .ship(
             &staff,
-            order.id(),
+            order.order.id(),
             ShipmentRequest {
                 items: vec![LineQuantity {
                     line_id: line,
@@ -118,7 +124,7 @@ async fn main() -> Result<()> {
     let order = engine
         .return_items(
             &staff,
-            order.id(),
+            order.order.id(),
             ReturnRequest {
                 items: vec![LineQuantity {
                     line_id: line,

@@ -1,6 +1,38 @@
-//! Who is making a call. Used for access checks and recorded in histories.
+//! Who is making a call, and what each kind of caller may do.
+//!
+//! Every engine call that touches something owned, or changes the shop,
+//! takes the acting [`Actor`] and checks it against one table. The embedding
+//! program builds an `Actor` only from an authenticated session (a logged-in
+//! customer, a signed-in member of staff, a verified webhook), never from
+//! request input.
+//!
+//! # The access table
+//!
+//! | what | guest | guest with the order's token | the owner | another customer | staff | system | provider |
+//! |---|---|---|---|---|---|---|---|
+//! | catalog reads, `register`, `login`, `guest`, `stock` (no actor) | yes | yes | yes | yes | yes | yes | yes |
+//! | create a cart | yes | yes | yes | yes | yes | yes | no |
+//! | a guest cart (read, edit, price, check out) | yes | yes | — | yes | yes | yes | no |
+//! | a customer's cart | no | no | yes | no | yes | yes | no |
+//! | merge a guest cart into one's own | no | no | yes | — | no | no | no |
+//! | a customer's record, addresses | no | no | yes | no | yes | yes | no |
+//! | a customer's order: read, cancel, customer note | no | no | yes | no | yes | yes | no |
+//! | a guest's order: read, cancel | no | yes | — | no | yes | yes | no |
+//! | list orders | no | no | own only | no | all | all | no |
+//! | internal notes, groups | no | no | no | no | yes | yes | no |
+//! | capture, ship, deliver, return, settle | no | no | no | no | yes | yes | no |
+//! | refund by amount | no | no | no | no | yes | no | no |
+//! | catalog, stock, locations, promotions, coupons, price lists (changes and admin reads) | no | no | no | no | yes | yes | no |
+//! | event outbox, usage counters | no | no | no | no | yes | yes | no |
+//! | apply a payment provider event | no | no | no | no | no | yes | yes |
+//!
+//! Refused calls return [`Error::Forbidden`](crate::Error::Forbidden) and
+//! change nothing. Staff and the system are *privileged*; the provider is
+//! not: it may only report payment events.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::id::CustomerId;
 
@@ -11,29 +43,136 @@ use crate::id::CustomerId;
 pub enum Actor {
     /// A shopper who has not logged in. May use guest carts whose id they hold.
     Guest,
+    /// A shopper who has not logged in, presenting the access token that
+    /// checkout issued for their guest order: may read and cancel that order.
+    GuestWithToken(AccessToken),
     /// A logged-in customer. May use their own carts and orders and guest carts.
     Customer(CustomerId),
     /// A member of staff, named for the history.
     Staff(String),
-    /// The engine itself (recovery, expiry).
+    /// The engine itself, or the embedding program's own jobs (recovery,
+    /// expiry, seeding).
     System,
-    /// A payment provider, through its webhooks.
+    /// A payment provider, through its verified webhooks: may only apply
+    /// payment events.
     Provider(String),
 }
 
 impl Actor {
     /// True for staff and the system, who may see every customer's data.
+    /// The provider is not privileged.
     pub fn is_privileged(&self) -> bool {
-        matches!(self, Self::Staff(_) | Self::System | Self::Provider(_))
+        matches!(self, Self::Staff(_) | Self::System)
     }
 
-    /// True when this actor may act on something owned by `owner`
-    /// (`None` meaning a guest-owned resource).
-    pub fn may_access(&self, owner: Option<CustomerId>) -> bool {
+    /// Refuses everyone but staff and the system.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`](crate::Error::Forbidden).
+    pub(crate) fn require_privileged(&self) -> crate::Result<()> {
+        if self.is_privileged() {
+            Ok(())
+        } else {
+            Err(crate::Error::Forbidden)
+        }
+    }
+
+    /// True when this actor may act on a cart owned by `owner` (`None`
+    /// meaning a guest cart, which whoever holds its id may use).
+    pub fn may_use_cart(&self, owner: Option<CustomerId>) -> bool {
         match (self, owner) {
+            (Self::Provider(_), _) => false,
             (_, None) => true,
             (Self::Customer(me), Some(owner)) => *me == owner,
             (actor, Some(_)) => actor.is_privileged(),
         }
+    }
+
+    /// True when this actor may act on an order owned by `owner`: the
+    /// customer who placed it, or for a guest order (`owner` `None`) a guest
+    /// presenting a token whose hash is `token_hash`; staff and the system
+    /// always.
+    pub fn may_use_order(&self, owner: Option<CustomerId>, token_hash: Option<&str>) -> bool {
+        match (self, owner) {
+            (a, _) if a.is_privileged() => true,
+            (Self::Customer(me), Some(owner)) => *me == owner,
+            (Self::GuestWithToken(token), None) => token_hash.is_some_and(|h| token.matches(h)),
+            _ => false,
+        }
+    }
+
+    /// True when this actor may act on a customer's record.
+    pub fn may_use_customer(&self, customer: CustomerId) -> bool {
+        match self {
+            Self::Customer(me) => *me == customer,
+            other => other.is_privileged(),
+        }
+    }
+}
+
+/// Proof of ownership of a guest order: issued once by checkout, stored by
+/// the engine only as a SHA-256 hash, compared in constant time. Its `Debug`
+/// never shows it.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    /// Wraps a token received from the guest (for example from a link or a
+    /// cookie). Any text is accepted; a wrong one simply proves nothing.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    /// The token, to hand to the guest.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A token derived from secret material only the engine holds (64 hex
+    /// characters).
+    pub(crate) fn derive(secret: &[u8], subject: &[u8]) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"cartwright order access token v1\0");
+        h.update(secret);
+        h.update(subject);
+        Self(hex::encode(h.finalize()))
+    }
+
+    /// The hash stored in place of the token (64 hex characters).
+    pub(crate) fn hash(&self) -> String {
+        hex::encode(Sha256::digest(self.0.as_bytes()))
+    }
+
+    /// Whether this token's hash is `stored`, compared in constant time.
+    fn matches(&self, stored: &str) -> bool {
+        self.hash().as_bytes().ct_eq(stored.as_bytes()).into()
+    }
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessToken(…)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_prove_guest_orders_only() {
+        let token = AccessToken::derive(b"secret", b"order");
+        let hash = token.hash();
+        let holder = Actor::GuestWithToken(token.clone());
+        assert!(holder.may_use_order(None, Some(&hash)));
+        assert!(!holder.may_use_order(None, None));
+        assert!(!Actor::GuestWithToken(AccessToken::new("x")).may_use_order(None, Some(&hash)));
+        assert!(!holder.may_use_order(Some(CustomerId::new()), Some(&hash)));
+        assert!(!Actor::Guest.may_use_order(None, Some(&hash)));
+        assert!(!Actor::Customer(CustomerId::new()).may_use_order(None, Some(&hash)));
+        assert!(!Actor::Provider("p".into()).may_use_order(None, Some(&hash)));
+        assert!(Actor::Staff("s".into()).may_use_order(None, Some(&hash)));
+        assert_eq!(format!("{token:?}"), "AccessToken(…)");
+        assert_eq!(token.as_str().len(), 64);
     }
 }

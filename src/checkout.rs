@@ -20,7 +20,7 @@
 
 use std::time::Instant;
 
-use crate::actor::Actor;
+use crate::actor::{AccessToken, Actor};
 use crate::engine::{CaptureMode, Engine};
 use crate::error::{Error, Result};
 use crate::id::{IdempotencyKey, OrderId, PaymentId};
@@ -54,6 +54,42 @@ pub struct CheckoutRequest {
     /// meanwhile), checkout fails with [`Error::PriceChanged`] before
     /// reserving or charging anything.
     pub expected_total: Option<crate::money::Money>,
+}
+
+/// How a placed order's payment stands when checkout returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PaymentOutcome {
+    /// Placed and paid: captured (or nothing to pay).
+    Paid,
+    /// Placed and authorized; capture is left to the shop
+    /// ([`CaptureMode::Manual`]).
+    Authorized,
+    /// Placed and authorized, but the immediate capture got no answer: it is
+    /// recorded as pending and a retry with the same key, [`Engine::capture`]
+    /// or recovery finishes it.
+    CapturePending,
+}
+
+/// What [`Engine::checkout`] returns: the same for every call with one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckoutOutcome {
+    /// The placed order (as the caller may see it).
+    pub order: Order,
+    /// How its payment stands.
+    pub payment: PaymentOutcome,
+    /// For a guest order: the proof of ownership to hand to the guest
+    /// ([`Actor::GuestWithToken`]); the engine keeps only its hash.
+    pub access_token: Option<AccessToken>,
+}
+
+/// The access token of a guest order: derived from the winning attempt's
+/// lease token (random, held only in the checkout's idempotency record,
+/// which retention prunes) and the order id, so every retry with the key
+/// gets the same token while the order stores only its hash.
+fn guest_token(lease_token: uuid::Uuid, order: OrderId) -> AccessToken {
+    AccessToken::derive(lease_token.as_bytes(), order.as_uuid().as_bytes())
 }
 
 /// What [`Engine::recover`] cleaned up.
@@ -105,17 +141,33 @@ const CHECKOUT_CAPTURE: &str = "checkout:capture";
 impl Engine {
     /// Checks out a cart: see the [module documentation](crate::checkout).
     ///
-    /// Returns the placed order — the same order for every call with the same
-    /// key. With [`CaptureMode::Immediate`] the payment is captured before
-    /// returning; if that capture fails the order stays authorized and
-    /// [`Engine::capture`] can be called again later.
-    pub async fn checkout(&self, request: CheckoutRequest) -> Result<Order> {
+    /// Returns the placed order, how its payment stands and, for a guest
+    /// order, the access token that proves ownership of it
+    /// ([`Actor::GuestWithToken`]) — the same outcome for every call with
+    /// the same key. With [`CaptureMode::Immediate`] the payment is captured
+    /// before returning; if that capture gets no answer the outcome says
+    /// [`PaymentOutcome::CapturePending`] and a retry with the same key
+    /// (or [`Engine::capture`], or recovery) tries it again.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when the actor may not use the cart; validation
+    /// errors ([`Error::EmptyCart`], [`Error::Incomplete`],
+    /// [`Error::PriceChanged`], [`Error::Invalid`]); [`Error::OutOfStock`],
+    /// [`Error::UsageLimitReached`], [`Error::PaymentDeclined`] (saved
+    /// against the key); [`Error::IdempotencyConflict`] for a key reused with
+    /// another cart or token; [`Error::CheckoutInProgress`] when another call
+    /// with the key is still running after the configured wait; store and
+    /// provider errors.
+    pub async fn checkout(&self, request: CheckoutRequest) -> Result<CheckoutOutcome> {
         let token = request.payment_token.trim();
         if token.is_empty() || token.chars().count() > MAX_PAYMENT_TOKEN_LEN {
             return Err(Error::invalid(
                 "payment token",
                 format!("must be 1 to {MAX_PAYMENT_TOKEN_LEN} characters"),
             ));
+        }
+        if matches!(request.actor, Actor::Provider(_)) {
+            return Err(Error::Forbidden);
         }
         let deadline = Instant::now() + self.inner.config.checkout_wait;
         let mut pause = std::time::Duration::from_millis(5);
@@ -134,15 +186,24 @@ impl Engine {
                 .await?;
             match claim {
                 CheckoutClaim::Claimed(lease) => {
-                    return self.run_attempt(&request, token, lease).await;
+                    let order = self.run_attempt(&request, token, lease.clone()).await?;
+                    return Ok(self.outcome(order, lease.token, &request.actor));
                 }
                 CheckoutClaim::Completed(order_id) => {
-                    let order = self.load_order(&request.actor, order_id).await?;
+                    // The same key and cart prove it is the same buyer; the
+                    // cart's own access rule still applies.
+                    self.cart(&request.actor, request.cart_id).await?;
+                    let order = self.inner.store.order(order_id).await?;
+                    let lease_token = self
+                        .inner
+                        .store
+                        .checkout(&request.idempotency_key)
+                        .await?
+                        .map(|r| r.lease_token)
+                        .ok_or_else(|| Error::not_found("checkout", &request.idempotency_key))?;
                     // A capture that failed the first time is tried again.
-                    return Ok(self
-                        .capture_if_immediate(order)
-                        .await
-                        .visible_to(&request.actor));
+                    let order = self.capture_if_immediate(order).await;
+                    return Ok(self.outcome(order, lease_token, &request.actor));
                 }
                 CheckoutClaim::Failed(failure) => return Err(failure.into()),
                 CheckoutClaim::InProgress { lease_until } => {
@@ -160,6 +221,26 @@ impl Engine {
                     pause = (pause * 2).min(std::time::Duration::from_millis(200));
                 }
             }
+        }
+    }
+
+    /// What a checkout call returns for `order`.
+    fn outcome(&self, order: Order, lease_token: uuid::Uuid, actor: &Actor) -> CheckoutOutcome {
+        let payment = match order.payment().status {
+            PaymentStatus::Authorized if self.inner.config.capture == CaptureMode::Immediate => {
+                PaymentOutcome::CapturePending
+            }
+            PaymentStatus::Authorized => PaymentOutcome::Authorized,
+            _ => PaymentOutcome::Paid,
+        };
+        let access_token = order
+            .customer_id()
+            .is_none()
+            .then(|| guest_token(lease_token, order.id()));
+        CheckoutOutcome {
+            order: order.visible_to(actor),
+            payment,
+            access_token,
         }
     }
 
@@ -355,6 +436,9 @@ impl Engine {
             access_token_hash: None,
             version: 0,
         };
+        if order.customer_id.is_none() {
+            order.access_token_hash = Some(guest_token(lease.token, order.id).hash());
+        }
         let actor = request.actor.clone();
         order.record_placed(now, &actor);
         store.place_order(lease, order, self.now()).await
@@ -476,14 +560,22 @@ impl Engine {
     /// for an unknown authorization is [`Error::NotFound`] and changes
     /// nothing.
     ///
+    /// Only the provider (through a verified webhook) and the system may
+    /// apply events.
+    ///
     /// # Errors
-    /// [`Error::Invalid`], [`Error::LimitExceeded`] or
-    /// [`Error::CurrencyMismatch`] for a malformed event, [`Error::NotFound`],
+    /// [`Error::Forbidden`] for anyone else; [`Error::Invalid`],
+    /// [`Error::LimitExceeded`] or [`Error::CurrencyMismatch`] for a
+    /// malformed event, [`Error::NotFound`],
     /// [`Error::IllegalTransition`] for an event the payment cannot take.
     pub async fn apply_provider_event(
         &self,
+        actor: &Actor,
         event: &crate::payment::ProviderEvent,
     ) -> Result<Order> {
+        if !matches!(actor, Actor::Provider(_) | Actor::System) {
+            return Err(Error::Forbidden);
+        }
         event.validate()?;
         let name = self.inner.payments.name().to_owned();
         let id = self

@@ -282,9 +282,11 @@ impl Engine {
     /// Creates a category under `parent` (a root when `None`).
     pub async fn create_category(
         &self,
+        actor: &Actor,
         name: &str,
         parent: Option<CategoryId>,
     ) -> Result<Category> {
+        actor.require_privileged()?;
         let category = Category::new(name, parent)?;
         self.inner.store.insert_category(category.clone()).await?;
         Ok(category)
@@ -296,7 +298,8 @@ impl Engine {
     }
 
     /// Creates a collection.
-    pub async fn create_collection(&self, title: &str) -> Result<Collection> {
+    pub async fn create_collection(&self, actor: &Actor, title: &str) -> Result<Collection> {
+        actor.require_privileged()?;
         let collection = Collection::new(title)?;
         self.inner
             .store
@@ -306,7 +309,8 @@ impl Engine {
     }
 
     /// Creates a product with its variants.
-    pub async fn create_product(&self, input: NewProduct) -> Result<Product> {
+    pub async fn create_product(&self, actor: &Actor, input: NewProduct) -> Result<Product> {
+        actor.require_privileged()?;
         let product = Product::new(input)?;
         self.inner.store.insert_product(product.clone()).await?;
         Ok(product)
@@ -314,12 +318,19 @@ impl Engine {
 
     /// Replaces a product (for example after [`Product::set_status`] or
     /// [`Product::set_variant_price`]).
-    pub async fn update_product(&self, product: Product) -> Result<()> {
+    pub async fn update_product(&self, actor: &Actor, product: Product) -> Result<()> {
+        actor.require_privileged()?;
         self.inner.store.update_product(product).await
     }
 
     /// Sets a product's status.
-    pub async fn set_product_status(&self, id: ProductId, status: Status) -> Result<Product> {
+    pub async fn set_product_status(
+        &self,
+        actor: &Actor,
+        id: ProductId,
+        status: Status,
+    ) -> Result<Product> {
+        actor.require_privileged()?;
         let mut product = self.inner.store.product(id).await?;
         product.set_status(status);
         self.inner.store.update_product(product.clone()).await?;
@@ -415,7 +426,7 @@ impl Engine {
     /// The whole stored customer, after the access check. Changes start here,
     /// never from a filtered copy.
     async fn load_customer(&self, actor: &Actor, id: CustomerId) -> Result<Customer> {
-        if !actor.may_access(Some(id)) {
+        if !actor.may_use_customer(id) {
             return Err(Error::Forbidden);
         }
         self.inner.store.customer(id).await
@@ -481,7 +492,8 @@ impl Engine {
     }
 
     /// Creates a customer group.
-    pub async fn create_group(&self, name: &str) -> Result<CustomerGroup> {
+    pub async fn create_group(&self, actor: &Actor, name: &str) -> Result<CustomerGroup> {
+        actor.require_privileged()?;
         let group = CustomerGroup::new(name)?;
         self.inner.store.insert_group(group.clone()).await?;
         Ok(group)
@@ -654,8 +666,11 @@ impl Engine {
     /// At login: moves a guest cart into the customer's active cart in the
     /// same currency, or gives the guest cart to the customer if they have
     /// none. Both carts change in one atomic save.
-    pub async fn merge_guest_cart(&self, customer: CustomerId, guest_cart: CartId) -> Result<Cart> {
-        let actor = Actor::Customer(customer);
+    pub async fn merge_guest_cart(&self, actor: &Actor, guest_cart: CartId) -> Result<Cart> {
+        let Actor::Customer(customer) = actor else {
+            return Err(Error::Forbidden);
+        };
+        let (customer, actor) = (*customer, actor.clone());
         for _ in 0..self.inner.config.max_retries {
             let mut guest = self.cart(&Actor::Guest, guest_cart).await?;
             let result = match self
@@ -704,7 +719,13 @@ impl Engine {
     // ----- inventory -----------------------------------------------------
 
     /// Creates a stock location; lower `priority` is reserved from first.
-    pub async fn create_location(&self, name: &str, priority: u32) -> Result<Location> {
+    pub async fn create_location(
+        &self,
+        actor: &Actor,
+        name: &str,
+        priority: u32,
+    ) -> Result<Location> {
+        actor.require_privileged()?;
         let location = Location::new(name, priority)?;
         self.inner.store.insert_location(location.clone()).await?;
         Ok(location)
@@ -713,20 +734,24 @@ impl Engine {
     /// Sets the units on hand of a variant at a location.
     pub async fn set_stock(
         &self,
+        actor: &Actor,
         variant: VariantId,
         location: LocationId,
         on_hand: i64,
     ) -> Result<StockLevel> {
+        actor.require_privileged()?;
         self.inner.store.set_stock(variant, location, on_hand).await
     }
 
     /// Adds (or with a negative `delta`, removes) units on hand.
     pub async fn adjust_stock(
         &self,
+        actor: &Actor,
         variant: VariantId,
         location: LocationId,
         delta: i64,
     ) -> Result<StockLevel> {
+        actor.require_privileged()?;
         self.inner
             .store
             .adjust_stock(variant, location, delta)
@@ -740,7 +765,12 @@ impl Engine {
 
     /// Holds stock outside a checkout (a phone order, a hold for a
     /// customer): all or nothing, lapsing after the configured reservation TTL.
-    pub async fn reserve_stock(&self, items: &[(VariantId, u32)]) -> Result<Reservation> {
+    pub async fn reserve_stock(
+        &self,
+        actor: &Actor,
+        items: &[(VariantId, u32)],
+    ) -> Result<Reservation> {
+        actor.require_privileged()?;
         let ids: Vec<VariantId> = items.iter().map(|(v, _)| *v).collect();
         let entries = self.inner.store.entries(&ids).await?;
         let requests = items
@@ -765,17 +795,28 @@ impl Engine {
 
     /// How much of a usage counter (a coupon's uses, a promotion's budget) is
     /// held or used.
-    pub async fn usage(&self, counter: &str) -> Result<u64> {
+    pub async fn usage(&self, actor: &Actor, counter: &str) -> Result<u64> {
+        actor.require_privileged()?;
         self.inner.store.usage(counter).await
     }
 
     /// Gives a reservation back.
-    pub async fn release_reservation(&self, id: ReservationId) -> Result<Reservation> {
+    pub async fn release_reservation(
+        &self,
+        actor: &Actor,
+        id: ReservationId,
+    ) -> Result<Reservation> {
+        actor.require_privileged()?;
         self.inner.store.release(id, self.now()).await
     }
 
     /// Takes a reservation's units out of stock (they were shipped or handed over).
-    pub async fn commit_reservation(&self, id: ReservationId) -> Result<Reservation> {
+    pub async fn commit_reservation(
+        &self,
+        actor: &Actor,
+        id: ReservationId,
+    ) -> Result<Reservation> {
+        actor.require_privileged()?;
         self.inner.store.commit(id, self.now()).await
     }
 
@@ -790,7 +831,7 @@ impl Engine {
     /// never from a filtered copy.
     pub(crate) async fn load_order(&self, actor: &Actor, id: OrderId) -> Result<Order> {
         let order = self.inner.store.order(id).await?;
-        if !actor.may_access(order.customer_id()) {
+        if !actor.may_use_order(order.customer_id(), order.access_token_hash.as_deref()) {
             return Err(Error::Forbidden);
         }
         Ok(order)
@@ -896,12 +937,19 @@ impl Engine {
 
     /// The events `consumer` has not acknowledged yet, oldest first (see
     /// [`EventStore`](crate::store::EventStore)).
-    pub async fn pending_events(&self, consumer: &str, limit: usize) -> Result<Vec<Event>> {
+    pub async fn pending_events(
+        &self,
+        actor: &Actor,
+        consumer: &str,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        actor.require_privileged()?;
         self.inner.store.pending_events(consumer, limit).await
     }
 
     /// Acknowledges every event up to and including `through` for `consumer`.
-    pub async fn ack_events(&self, consumer: &str, through: EventId) -> Result<()> {
+    pub async fn ack_events(&self, actor: &Actor, consumer: &str, through: EventId) -> Result<()> {
+        actor.require_privileged()?;
         self.inner.store.ack_events(consumer, through).await
     }
 }

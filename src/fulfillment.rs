@@ -64,6 +64,8 @@ impl Engine {
         let tracking_number = optional_text("tracking number", &request.tracking_number, 200)?;
         for _ in 0..self.inner.config.max_retries {
             let order = self.load_order(actor, order_id).await?;
+            // Too many units is said as such, before looking at locations.
+            order.check_shippable(&request.items)?;
             let reservation = self.inner.store.reservation(order.reservation_id()).await?;
             let mut stock = Vec::new();
             for item in &request.items {

@@ -27,8 +27,9 @@
 //! let engine = Engine::builder().shipping(Arc::new(shipping)).build()?;
 //!
 //! // A product with one variant, in stock.
+//! let admin = Actor::Staff("ann".into());
 //! engine
-//!     .create_product(NewProduct {
+//!     .create_product(&admin, NewProduct {
 //!         title: "Mug".into(),
 //!         status: Status::Active,
 //!         variants: vec![NewVariant {
@@ -42,8 +43,8 @@
 //!     })
 //!     .await?;
 //! let variant = engine.variant_by_sku("mug-1").await?.variant.id();
-//! let warehouse = engine.create_location("Warehouse", 0).await?;
-//! engine.set_stock(variant, warehouse.id(), 5).await?;
+//! let warehouse = engine.create_location(&admin, "Warehouse", 0).await?;
+//! engine.set_stock(&admin, variant, warehouse.id(), 5).await?;
 //!
 //! // A guest fills a cart and checks out.
 //! let guest = Actor::Guest;
@@ -61,7 +62,7 @@
 //!     .await?;
 //! engine.set_shipping_method(&guest, cart.id(), "standard").await?;
 //!
-//! let order = engine
+//! let placed = engine
 //!     .checkout(CheckoutRequest {
 //!         cart_id: cart.id(),
 //!         idempotency_key: IdempotencyKey::new("checkout-1")?,
@@ -70,7 +71,11 @@
 //!         expected_total: None,
 //!     })
 //!     .await?;
-//! assert_eq!(order.total(), Money::parse("28.99", Currency::USD)?);
+//! assert_eq!(placed.order.total(), Money::parse("28.99", Currency::USD)?);
+//! assert_eq!(placed.payment, PaymentOutcome::Paid);
+//! // The guest's proof of ownership of the order.
+//! let token = placed.access_token.expect("guest orders get a token");
+//! engine.order(&Actor::GuestWithToken(token), placed.order.id()).await?;
 //! assert_eq!(engine.stock(variant).await?.available(), 3);
 //! # Ok(())
 //! # }
@@ -127,7 +132,7 @@ pub mod tax;
 mod validate;
 
 pub use actor::Actor;
-pub use checkout::CheckoutRequest;
+pub use checkout::{CheckoutOutcome, CheckoutRequest, PaymentOutcome};
 pub use engine::{CaptureMode, Engine, EngineBuilder, EngineConfig, NewCustomer, OrderPage};
 pub use error::{Error, Result};
 
@@ -135,7 +140,7 @@ pub use error::{Error, Result};
 pub mod prelude {
     pub use crate::actor::Actor;
     pub use crate::catalog::{InventoryPolicy, NewProduct, NewVariant, Status};
-    pub use crate::checkout::CheckoutRequest;
+    pub use crate::checkout::{CheckoutOutcome, CheckoutRequest, PaymentOutcome};
     pub use crate::customer::NewAddress;
     pub use crate::engine::{CaptureMode, Engine, NewCustomer};
     pub use crate::error::{Error, Result};

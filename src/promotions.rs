@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::actor::Actor;
 use crate::cart::Cart;
 use crate::catalog::CatalogEntry;
 use crate::customer::Email;
@@ -44,7 +45,8 @@ impl Engine {
     /// Saves a new promotion (or replaces one with the same id) after
     /// checking it, including any custom rule it names against this
     /// engine's registered rules.
-    pub async fn save_promotion(&self, promotion: Promotion) -> Result<Promotion> {
+    pub async fn save_promotion(&self, actor: &Actor, promotion: Promotion) -> Result<Promotion> {
+        actor.require_privileged()?;
         // Compiling a one-promotion set runs every check pricing relies on.
         PromotionSet::new(
             vec![promotion.clone()],
@@ -56,35 +58,46 @@ impl Engine {
     }
 
     /// One promotion.
-    pub async fn promotion(&self, id: PromotionId) -> Result<Promotion> {
+    pub async fn promotion(&self, actor: &Actor, id: PromotionId) -> Result<Promotion> {
+        actor.require_privileged()?;
         self.inner.store.promotion(id).await
     }
 
     /// Every promotion, by id.
-    pub async fn promotions(&self) -> Result<Vec<Promotion>> {
+    pub async fn promotions(&self, actor: &Actor) -> Result<Vec<Promotion>> {
+        actor.require_privileged()?;
         self.inner.store.promotions().await
     }
 
     /// Every price list, by id.
-    pub async fn price_lists(&self) -> Result<Vec<PriceList>> {
+    pub async fn price_lists(&self, actor: &Actor) -> Result<Vec<PriceList>> {
+        actor.require_privileged()?;
         self.inner.store.price_lists().await
     }
 
     /// Switches a promotion on or off.
-    pub async fn set_promotion_enabled(&self, id: PromotionId, enabled: bool) -> Result<Promotion> {
+    pub async fn set_promotion_enabled(
+        &self,
+        actor: &Actor,
+        id: PromotionId,
+        enabled: bool,
+    ) -> Result<Promotion> {
+        actor.require_privileged()?;
         let mut p = self.inner.store.promotion(id).await?;
         p.enabled = enabled;
-        self.save_promotion(p).await
+        self.save_promotion(actor, p).await
     }
 
     /// Adds a coupon code to a coded promotion; `max_uses` of `Some(1)`
     /// makes it single use.
     pub async fn create_coupon(
         &self,
+        actor: &Actor,
         promotion: PromotionId,
         code: &str,
         max_uses: Option<u64>,
     ) -> Result<Coupon> {
+        actor.require_privileged()?;
         let p = self.inner.store.promotion(promotion).await?;
         if !p.coded {
             return Err(Error::invalid(
@@ -105,11 +118,13 @@ impl Engine {
     /// existing code (about 2⁻⁸⁰ per pair) is retried with fresh codes.
     pub async fn generate_coupons(
         &self,
+        actor: &Actor,
         promotion: PromotionId,
         prefix: &str,
         count: usize,
         max_uses: Option<u64>,
     ) -> Result<Vec<Coupon>> {
+        actor.require_privileged()?;
         let p = self.inner.store.promotion(promotion).await?;
         if !p.coded {
             return Err(Error::invalid(
@@ -132,7 +147,8 @@ impl Engine {
     }
 
     /// Saves a price list (new, or replacing one with the same id).
-    pub async fn save_price_list(&self, list: PriceList) -> Result<PriceList> {
+    pub async fn save_price_list(&self, actor: &Actor, list: PriceList) -> Result<PriceList> {
+        actor.require_privileged()?;
         list.validate()?;
         self.inner.store.save_price_list(list.clone()).await?;
         Ok(list)

@@ -2,6 +2,17 @@
 
 use crate::error::{Error, Result};
 
+/// A user's value, quoted for an error message: at most 64 characters,
+/// control characters escaped, so a hostile input cannot flood a log.
+pub(crate) fn shown(value: &str) -> String {
+    const MAX: usize = 64;
+    let mut out: String = value.chars().take(MAX).collect();
+    if value.chars().nth(MAX).is_some() {
+        out.push('…');
+    }
+    format!("{out:?}")
+}
+
 /// Trims `value` and checks it is 1..=`max` characters with no control characters.
 pub(crate) fn required_text(field: &'static str, value: &str, max: usize) -> Result<String> {
     let trimmed = value.trim();

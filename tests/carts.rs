@@ -254,7 +254,7 @@ async fn guest_cart_merges_into_the_customers_cart_at_login(backend: Backend) {
     shop.engine.login("ann@x.io", "password1").await.unwrap();
     let merged = shop
         .engine
-        .merge_guest_cart(ann.id(), guest.id())
+        .merge_guest_cart(&Actor::Customer(ann.id()), guest.id())
         .await
         .unwrap();
     assert_eq!(merged.id(), mine.id());
@@ -273,7 +273,7 @@ async fn guest_cart_merges_into_the_customers_cart_at_login(backend: Backend) {
     shop.engine.add_item(&g, guest2.id(), b, 1).await.unwrap();
     let taken = shop
         .engine
-        .merge_guest_cart(bob.id(), guest2.id())
+        .merge_guest_cart(&Actor::Customer(bob.id()), guest2.id())
         .await
         .unwrap();
     assert_eq!(taken.id(), guest2.id());
@@ -305,7 +305,9 @@ async fn a_merge_that_would_break_a_limit_changes_neither_cart(backend: Backend)
         .unwrap();
     let before = shop.snapshot().await;
     assert!(matches!(
-        shop.engine.merge_guest_cart(ann.id(), guest.id()).await,
+        shop.engine
+            .merge_guest_cart(&Actor::Customer(ann.id()), guest.id())
+            .await,
         Err(Error::LimitExceeded { .. })
     ));
     assert_eq!(shop.snapshot().await, before);

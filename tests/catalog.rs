@@ -34,42 +34,52 @@ fn product(title: &str, variants: Vec<NewVariant>) -> NewProduct {
 async fn products_with_variants_categories_collections_tags_and_images(backend: Backend) {
     let shop = Shop::new(backend).await;
     let e = &shop.engine;
-    let clothing = e.create_category("Clothing", None).await.unwrap();
-    let tops = e
-        .create_category("Tops", Some(clothing.id()))
+    let clothing = e
+        .create_category(&Actor::System, "Clothing", None)
         .await
         .unwrap();
-    let tees = e.create_category("Tees", Some(tops.id())).await.unwrap();
-    let sale = e.create_collection("Sale").await.unwrap();
+    let tops = e
+        .create_category(&Actor::System, "Tops", Some(clothing.id()))
+        .await
+        .unwrap();
+    let tees = e
+        .create_category(&Actor::System, "Tees", Some(tops.id()))
+        .await
+        .unwrap();
+    let sale = e.create_collection(&Actor::System, "Sale").await.unwrap();
     let p = e
-        .create_product(NewProduct {
-            title: "  Tee  ".into(),
-            categories: vec![tees.id()],
-            collections: vec![sale.id()],
-            tags: vec![" Cotton ".into(), "cotton".into()],
-            images: vec![
-                Image {
-                    url: "https://cdn/b.jpg".into(),
-                    alt: "back".into(),
-                    position: 2,
-                },
-                Image {
-                    url: "https://cdn/a.jpg".into(),
-                    alt: "front".into(),
-                    position: 1,
-                },
-            ],
-            variants: vec![
-                NewVariant {
-                    options: [("size".into(), "S".into()), ("colour".into(), "red".into())].into(),
-                    weight_grams: 150,
-                    prices: vec![usd("10.00"), Money::parse("1500", Currency::JPY).unwrap()],
-                    ..variant("tee-s-red")
-                },
-                variant("TEE-M-RED"),
-            ],
-            ..product("x", vec![])
-        })
+        .create_product(
+            &Actor::System,
+            NewProduct {
+                title: "  Tee  ".into(),
+                categories: vec![tees.id()],
+                collections: vec![sale.id()],
+                tags: vec![" Cotton ".into(), "cotton".into()],
+                images: vec![
+                    Image {
+                        url: "https://cdn/b.jpg".into(),
+                        alt: "back".into(),
+                        position: 2,
+                    },
+                    Image {
+                        url: "https://cdn/a.jpg".into(),
+                        alt: "front".into(),
+                        position: 1,
+                    },
+                ],
+                variants: vec![
+                    NewVariant {
+                        options: [("size".into(), "S".into()), ("colour".into(), "red".into())]
+                            .into(),
+                        weight_grams: 150,
+                        prices: vec![usd("10.00"), Money::parse("1500", Currency::JPY).unwrap()],
+                        ..variant("tee-s-red")
+                    },
+                    variant("TEE-M-RED"),
+                ],
+                ..product("x", vec![])
+            },
+        )
         .await
         .unwrap();
     assert_eq!(p.title(), "Tee");
@@ -98,13 +108,13 @@ async fn products_with_variants_categories_collections_tags_and_images(backend: 
 async fn skus_are_unique_across_the_catalog(backend: Backend) {
     let shop = Shop::new(backend).await;
     shop.engine
-        .create_product(product("A", vec![variant("SKU-1")]))
+        .create_product(&Actor::System, product("A", vec![variant("SKU-1")]))
         .await
         .unwrap();
     let before = shop.snapshot().await;
     let err = shop
         .engine
-        .create_product(product("B", vec![variant("sku-1")]))
+        .create_product(&Actor::System, product("B", vec![variant("sku-1")]))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::AlreadyExists { what: "sku", .. }));
@@ -117,7 +127,7 @@ async fn references_must_exist(backend: Backend) {
     let mut p = product("A", vec![variant("A")]);
     p.categories = vec![CategoryId::new()];
     assert!(matches!(
-        shop.engine.create_product(p).await,
+        shop.engine.create_product(&Actor::System, p).await,
         Err(Error::NotFound {
             entity: "category",
             ..
@@ -126,7 +136,7 @@ async fn references_must_exist(backend: Backend) {
     let mut p = product("A", vec![variant("A")]);
     p.collections = vec![CollectionId::new()];
     assert!(matches!(
-        shop.engine.create_product(p).await,
+        shop.engine.create_product(&Actor::System, p).await,
         Err(Error::NotFound {
             entity: "collection",
             ..
@@ -134,7 +144,7 @@ async fn references_must_exist(backend: Backend) {
     ));
     assert!(
         shop.engine
-            .create_category("Orphan", Some(CategoryId::new()))
+            .create_category(&Actor::System, "Orphan", Some(CategoryId::new()))
             .await
             .is_err()
     );
@@ -181,7 +191,13 @@ async fn invalid_products_are_rejected_unchanged(backend: Backend) {
     ];
     for case in cases {
         let title = case.title.chars().take(20).collect::<String>();
-        assert!(shop.engine.create_product(case).await.is_err(), "{title}");
+        assert!(
+            shop.engine
+                .create_product(&Actor::System, case)
+                .await
+                .is_err(),
+            "{title}"
+        );
     }
     assert_eq!(shop.snapshot().await, before);
 }
@@ -190,16 +206,19 @@ async fn only_active_variants_of_active_products_can_be_bought(backend: Backend)
     let shop = Shop::new(backend).await;
     let e = &shop.engine;
     let p: Product = e
-        .create_product(product(
-            "A",
-            vec![
-                variant("ON"),
-                NewVariant {
-                    status: Status::Draft,
-                    ..variant("OFF")
-                },
-            ],
-        ))
+        .create_product(
+            &Actor::System,
+            product(
+                "A",
+                vec![
+                    variant("ON"),
+                    NewVariant {
+                        status: Status::Draft,
+                        ..variant("OFF")
+                    },
+                ],
+            ),
+        )
         .await
         .unwrap();
     let (on, off) = (p.variants()[0].id(), p.variants()[1].id());
@@ -213,7 +232,7 @@ async fn only_active_variants_of_active_products_can_be_bought(backend: Backend)
     assert_eq!(shop.snapshot().await, before);
 
     // Archiving the product stops the variant already in the cart from being priced.
-    e.set_product_status(p.id(), Status::Archived)
+    e.set_product_status(&Actor::System, p.id(), Status::Archived)
         .await
         .unwrap();
     assert!(matches!(

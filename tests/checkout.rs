@@ -30,11 +30,14 @@ async fn happy_path_places_a_frozen_order_and_captures(backend: Backend) {
     let b = shop.product("B", "2.50", 5).await;
     let cart = shop.ready_cart(&[(a, 2), (b, 3)]).await;
 
-    let order = shop
+    let outcome = shop
         .engine
         .checkout(request(cart.id(), "k1"))
         .await
         .unwrap();
+    assert_eq!(outcome.payment, PaymentOutcome::Paid);
+    let token = outcome.access_token.clone().expect("a guest order has a token");
+    let order = outcome.order;
 
     // 20.00 + 7.50 = 27.50; shipping 5.00; tax 10% of each line and shipping.
     let p = order.pricing();
@@ -68,9 +71,28 @@ async fn happy_path_places_a_frozen_order_and_captures(backend: Backend) {
         .await
         .unwrap();
     product.set_variant_price(a, usd("99.00")).unwrap();
-    shop.engine.update_product(product).await.unwrap();
-    let again = shop.engine.order(&Actor::Guest, order.id()).await.unwrap();
+    shop.engine
+        .update_product(&Actor::System, product)
+        .await
+        .unwrap();
+    let again = shop
+        .engine
+        .order(&Actor::GuestWithToken(token.clone()), order.id())
+        .await
+        .unwrap();
     assert_eq!(again.pricing(), order.pricing());
+    // Without the token a guest cannot reach it; a retry gets the same token.
+    assert!(matches!(
+        shop.engine.order(&Actor::Guest, order.id()).await,
+        Err(Error::Forbidden)
+    ));
+    let retry = shop
+        .engine
+        .checkout(request(cart.id(), "k1"))
+        .await
+        .unwrap();
+    assert_eq!(retry.access_token, Some(token));
+    assert_eq!(retry.order.id(), order.id());
 
     // Events were recorded with the changes, and the relay delivers them
     // until they are acknowledged.
@@ -83,29 +105,35 @@ async fn happy_path_places_a_frozen_order_and_captures(backend: Backend) {
         matches!(events[1].kind, EventKind::PaymentCaptured { amount, .. } if amount == usd("35.75"))
     );
     assert_eq!(
-        shop.engine.pending_events("mailer", 10).await.unwrap(),
+        shop.engine
+            .pending_events(&Actor::System, "mailer", 10)
+            .await
+            .unwrap(),
         events,
         "redelivered until acked"
     );
     shop.engine
-        .ack_events("mailer", events[0].id)
+        .ack_events(&Actor::System, "mailer", events[0].id)
         .await
         .unwrap();
     assert_eq!(
-        shop.engine.pending_events("mailer", 10).await.unwrap(),
+        shop.engine
+            .pending_events(&Actor::System, "mailer", 10)
+            .await
+            .unwrap(),
         events[1..]
     );
     shop.engine
-        .ack_events("mailer", events[1].id)
+        .ack_events(&Actor::System, "mailer", events[1].id)
         .await
         .unwrap();
     shop.engine
-        .ack_events("mailer", events[0].id)
+        .ack_events(&Actor::System, "mailer", events[0].id)
         .await
         .unwrap(); // older: no-op
     assert!(
         shop.engine
-            .pending_events("mailer", 10)
+            .pending_events(&Actor::System, "mailer", 10)
             .await
             .unwrap()
             .is_empty()
@@ -113,7 +141,7 @@ async fn happy_path_places_a_frozen_order_and_captures(backend: Backend) {
     // Consumers are independent.
     assert_eq!(
         shop.engine
-            .pending_events("warehouse", 10)
+            .pending_events(&Actor::System, "warehouse", 10)
             .await
             .unwrap()
             .len(),
@@ -121,19 +149,34 @@ async fn happy_path_places_a_frozen_order_and_captures(backend: Backend) {
     );
     assert!(
         shop.engine
-            .ack_events("mailer", cartwright::id::EventId::new())
+            .ack_events(&Actor::System, "mailer", cartwright::id::EventId::new())
             .await
             .is_err()
     );
-    assert!(shop.engine.pending_events("", 10).await.is_err());
+    assert!(
+        shop.engine
+            .pending_events(&Actor::System, "", 10)
+            .await
+            .is_err()
+    );
 }
 
 async fn same_key_same_order_and_one_charge(backend: Backend) {
     let shop = Shop::new(backend).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
-    let first = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
-    let second = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    let first = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap()
+        .order;
+    let second = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap()
+        .order;
     assert_eq!(first.id(), second.id());
     assert_eq!(shop.payments.authorizations().len(), 1);
     assert_eq!(authorizations_taking_effect(&shop), 1);
@@ -145,7 +188,10 @@ async fn same_key_with_another_cart_or_token_is_a_conflict(backend: Backend) {
     let a = shop.product("A", "10.00", 5).await;
     let one = shop.ready_cart(&[(a, 1)]).await;
     let two = shop.ready_cart(&[(a, 1)]).await;
-    shop.engine.checkout(request(one.id(), "k")).await.unwrap();
+    shop.engine
+        .checkout(request(one.id(), "k"))
+        .await
+        .unwrap();
     let before = shop.snapshot().await;
     let err = shop
         .engine
@@ -186,7 +232,8 @@ async fn decline_releases_stock_keeps_cart_and_is_replayed(backend: Backend) {
         .engine
         .checkout(request(cart.id(), "k2"))
         .await
-        .unwrap();
+        .unwrap()
+        .order;
     assert_eq!(order.total(), usd("27.50"));
 }
 
@@ -239,7 +286,12 @@ async fn unavailable_provider_leaves_the_key_retryable(backend: Backend) {
     assert!(err.is_retryable());
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 5);
     // The retry with the same key succeeds and charges once.
-    let order = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    let order = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap()
+        .order;
     assert_eq!(order.payment().status, PaymentStatus::Captured);
     assert_eq!(shop.payments.authorizations().len(), 1);
 }
@@ -264,7 +316,12 @@ async fn timeout_after_authorizing_voids_the_hidden_hold(backend: Backend) {
     );
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 5);
 
-    let order = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    let order = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap()
+        .order;
     assert_eq!(order.payment().captured, usd("16.50"));
     assert!(shop.payments.open_holds().is_empty());
     let captured: Vec<_> = shop
@@ -282,7 +339,12 @@ async fn failed_capture_leaves_order_authorized_and_capture_can_be_retried(backe
     let cart = shop.ready_cart(&[(a, 1)]).await;
     shop.payments
         .inject(Operation::Capture, Fault::TimeoutAfterProcessing);
-    let order = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    let order = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap()
+        .order;
     assert_eq!(order.payment().status, PaymentStatus::Authorized);
 
     let captured = shop
@@ -315,7 +377,12 @@ async fn manual_capture_mode(backend: Backend) {
     .await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
-    let order = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    let order = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap()
+        .order;
     assert_eq!(order.payment().status, PaymentStatus::Authorized);
     assert!(shop.payments.authorizations()[0].captured.is_zero());
     let order = shop
@@ -340,7 +407,10 @@ async fn free_orders_need_no_payment(backend: Backend) {
         )
         .await;
     let v = product.variants()[0].id();
-    shop.engine.set_stock(v, shop.warehouse, 3).await.unwrap();
+    shop.engine
+        .set_stock(&Actor::System, v, shop.warehouse, 3)
+        .await
+        .unwrap();
     let guest = Actor::Guest;
     let cart = shop
         .engine
@@ -352,7 +422,12 @@ async fn free_orders_need_no_payment(backend: Backend) {
         .set_email(&guest, cart.id(), "a@b.co")
         .await
         .unwrap();
-    let order = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    let order = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap()
+        .order;
     assert!(order.total().is_zero());
     assert!(shop.payments.calls().is_empty());
 }
@@ -417,7 +492,10 @@ async fn validation_errors_change_nothing_and_do_not_burn_the_key(backend: Backe
         .set_email(&guest, cart.id(), "x@y.io")
         .await
         .unwrap();
-    shop.engine.checkout(request(cart.id(), "m")).await.unwrap();
+    shop.engine
+        .checkout(request(cart.id(), "m"))
+        .await
+        .unwrap();
 }
 
 async fn bad_requests_leave_the_store_unchanged(backend: Backend) {
@@ -461,7 +539,7 @@ async fn another_customers_cart_cannot_be_checked_out(backend: Backend) {
     assert_eq!(shop.snapshot().await, before);
     let mut req = request(cart.id(), "k");
     req.actor = me;
-    let order = shop.engine.checkout(req).await.unwrap();
+    let order = shop.engine.checkout(req).await.unwrap().order;
     assert_eq!(order.customer_id(), Some(owner.id()));
     // Orders are private to their customer.
     let stranger = Actor::Customer(cartwright::id::CustomerId::new());
@@ -519,7 +597,7 @@ async fn a_cart_changed_after_authorization_voids_the_hold(backend: Backend) {
     pausing.reached.notified().await;
     pausing.resume.notify_one();
     let order = task.await.unwrap().unwrap();
-    assert_eq!(order.pricing().lines[0].quantity, 2);
+    assert_eq!(order.order.pricing().lines[0].quantity, 2);
     assert_eq!(shop.payments.open_holds().len(), 0);
 }
 
@@ -561,7 +639,7 @@ async fn a_crash_after_authorization_is_recovered(backend: Backend) {
     pausing.reached.notified().await;
     pausing.resume.notify_one();
     let order = task.await.unwrap().unwrap();
-    assert_eq!(order.payment().status, PaymentStatus::Captured);
+    assert_eq!(order.order.payment().status, PaymentStatus::Captured);
     let auths = shop.payments.authorizations();
     assert_eq!(auths.len(), 2);
     assert_eq!(auths.iter().filter(|a| !a.captured.is_zero()).count(), 1);
@@ -600,13 +678,22 @@ async fn a_retry_after_a_crash_cleans_up_by_itself(backend: Backend) {
 async fn expired_reservations_are_released(backend: Backend) {
     let shop = Shop::new(backend).await;
     let a = shop.product("A", "10.00", 5).await;
-    let held = shop.engine.reserve_stock(&[(a, 4)]).await.unwrap();
+    let held = shop
+        .engine
+        .reserve_stock(&Actor::System, &[(a, 4)])
+        .await
+        .unwrap();
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 1);
     shop.clock.advance(chrono::Duration::minutes(11));
     let report = shop.engine.recover().await.unwrap();
     assert_eq!(report.released_reservations, 1);
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 5);
-    assert!(shop.engine.commit_reservation(held.id).await.is_err());
+    assert!(
+        shop.engine
+            .commit_reservation(&Actor::System, held.id)
+            .await
+            .is_err()
+    );
 }
 
 async fn hundred_buyers_for_the_last_ten_units(backend: Backend) {
@@ -654,7 +741,7 @@ async fn fifty_calls_with_one_key_run_once(backend: Backend) {
     }
     let mut ids = std::collections::BTreeSet::new();
     for t in tasks {
-        ids.insert(t.await.unwrap().unwrap().id());
+        ids.insert(t.await.unwrap().unwrap().order.id());
     }
     assert_eq!(ids.len(), 1, "one order");
     assert_eq!(shop.payments.authorizations().len(), 1, "one authorization");
@@ -668,7 +755,12 @@ async fn recovery_captures_orders_left_authorized(backend: Backend) {
     let cart = shop.ready_cart(&[(a, 1)]).await;
     // The capture right after placing fails (as if the process had stopped).
     shop.payments.inject(Operation::Capture, Fault::Unavailable);
-    let order = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    let order = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap()
+        .order;
     assert_eq!(order.payment().status, PaymentStatus::Authorized);
     // A live checkout's order is left alone...
     assert_eq!(shop.engine.recover().await.unwrap().captured_orders, 0);

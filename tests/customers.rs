@@ -175,7 +175,11 @@ async fn address_book_and_groups(backend: Backend) {
     assert!(shop.engine.add_address(&me, ann.id(), bad).await.is_err());
     assert_eq!(shop.snapshot().await, before);
 
-    let vip = shop.engine.create_group("VIP").await.unwrap();
+    let vip = shop
+        .engine
+        .create_group(&Actor::System, "VIP")
+        .await
+        .unwrap();
     assert!(matches!(
         shop.engine.add_to_group(&me, ann.id(), vip.id()).await,
         Err(Error::Forbidden)
@@ -187,7 +191,10 @@ async fn address_book_and_groups(backend: Backend) {
         .unwrap();
     assert!(c.groups().contains(&vip.id()));
     assert!(
-        shop.engine.create_group("vip").await.is_err(),
+        shop.engine
+            .create_group(&Actor::System, "vip")
+            .await
+            .is_err(),
         "group names are unique"
     );
 }

@@ -49,7 +49,11 @@ async fn placed(shop: &Shop) -> (Order, cartwright::id::VariantId) {
     let b = shop.product("B", "10.00", 10).await;
     let cart = shop.ready_cart(&[(a, 3), (b, 1)]).await;
     (
-        shop.engine.checkout(request(cart.id(), "k")).await.unwrap(),
+        shop.engine
+            .checkout(request(cart.id(), "k"))
+            .await
+            .unwrap()
+            .order,
         a,
     )
 }
@@ -303,8 +307,15 @@ async fn a_cancelled_order_cannot_ship(backend: Backend) {
 async fn shipping_from_a_named_location(backend: Backend) {
     let shop = Shop::new(backend).await;
     let (order, a) = placed(&shop).await;
-    let elsewhere = shop.engine.create_location("Store", 9).await.unwrap();
-    shop.engine.set_stock(a, elsewhere.id(), 50).await.unwrap();
+    let elsewhere = shop
+        .engine
+        .create_location(&Actor::System, "Store", 9)
+        .await
+        .unwrap();
+    shop.engine
+        .set_stock(&Actor::System, a, elsewhere.id(), 50)
+        .await
+        .unwrap();
     let before = shop.snapshot().await;
     let wrong = ShipmentRequest {
         location: Some(elsewhere.id()),

@@ -16,23 +16,45 @@ use common::{Backend, Shop, request, usd};
 async fn reserve_release_commit(backend: Backend) {
     let shop = Shop::new(backend).await;
     let a = shop.product("A", "1.00", 10).await;
-    let r = shop.engine.reserve_stock(&[(a, 4)]).await.unwrap();
+    let r = shop
+        .engine
+        .reserve_stock(&Actor::System, &[(a, 4)])
+        .await
+        .unwrap();
     let s = shop.engine.stock(a).await.unwrap();
     assert_eq!((s.on_hand, s.reserved, s.available()), (10, 4, 6));
-    shop.engine.release_reservation(r.id).await.unwrap();
+    shop.engine
+        .release_reservation(&Actor::System, r.id)
+        .await
+        .unwrap();
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 10);
     // Releasing twice is a no-op.
-    let again = shop.engine.release_reservation(r.id).await.unwrap();
+    let again = shop
+        .engine
+        .release_reservation(&Actor::System, r.id)
+        .await
+        .unwrap();
     assert_eq!(again.state, ReservationState::Released);
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 10);
 
-    let r = shop.engine.reserve_stock(&[(a, 3)]).await.unwrap();
-    let committed = shop.engine.commit_reservation(r.id).await.unwrap();
+    let r = shop
+        .engine
+        .reserve_stock(&Actor::System, &[(a, 3)])
+        .await
+        .unwrap();
+    let committed = shop
+        .engine
+        .commit_reservation(&Actor::System, r.id)
+        .await
+        .unwrap();
     assert_eq!(committed.state, ReservationState::Committed);
     let s = shop.engine.stock(a).await.unwrap();
     assert_eq!((s.on_hand, s.reserved), (7, 0));
     assert!(
-        shop.engine.release_reservation(r.id).await.is_ok(),
+        shop.engine
+            .release_reservation(&Actor::System, r.id)
+            .await
+            .is_ok(),
         "no-op on committed"
     );
     assert_eq!(shop.engine.stock(a).await.unwrap().on_hand, 7);
@@ -42,13 +64,18 @@ async fn a_placed_order_keeps_its_units_until_committed(backend: Backend) {
     let shop = Shop::new(backend).await;
     let a = shop.product("A", "1.00", 10).await;
     let cart = shop.ready_cart(&[(a, 2)]).await;
-    let order = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    let order = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap()
+        .order;
     // Allocated holds never expire.
     shop.clock.advance(chrono::Duration::days(30));
     shop.engine.recover().await.unwrap();
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 8);
     shop.engine
-        .commit_reservation(order.reservation_id())
+        .commit_reservation(&Actor::System, order.reservation_id())
         .await
         .unwrap();
     let s = shop.engine.stock(a).await.unwrap();
@@ -58,9 +85,20 @@ async fn a_placed_order_keeps_its_units_until_committed(backend: Backend) {
 async fn reservations_split_over_locations_by_priority(backend: Backend) {
     let shop = Shop::new(backend).await;
     let a = shop.product("A", "1.00", 2).await; // 2 in the warehouse (priority 0)
-    let store = shop.engine.create_location("Store", 5).await.unwrap();
-    shop.engine.set_stock(a, store.id(), 10).await.unwrap();
-    let r = shop.engine.reserve_stock(&[(a, 5)]).await.unwrap();
+    let store = shop
+        .engine
+        .create_location(&Actor::System, "Store", 5)
+        .await
+        .unwrap();
+    shop.engine
+        .set_stock(&Actor::System, a, store.id(), 10)
+        .await
+        .unwrap();
+    let r = shop
+        .engine
+        .reserve_stock(&Actor::System, &[(a, 5)])
+        .await
+        .unwrap();
     let split: Vec<(LocationId, u32)> = r
         .lines
         .iter()
@@ -76,7 +114,7 @@ async fn all_or_nothing(backend: Backend) {
     let before = shop.snapshot().await;
     let err = shop
         .engine
-        .reserve_stock(&[(a, 5), (b, 2)])
+        .reserve_stock(&Actor::System, &[(a, 5), (b, 2)])
         .await
         .unwrap_err();
     assert!(matches!(
@@ -91,20 +129,25 @@ async fn all_or_nothing(backend: Backend) {
     // Two requests for one variant are added up.
     let err = shop
         .engine
-        .reserve_stock(&[(b, 1), (b, 1)])
+        .reserve_stock(&Actor::System, &[(b, 1), (b, 1)])
         .await
         .unwrap_err();
     assert!(matches!(err, Error::OutOfStock { requested: 2, .. }));
-    assert!(shop.engine.reserve_stock(&[(a, 0)]).await.is_err());
+    assert!(
+        shop.engine
+            .reserve_stock(&Actor::System, &[(a, 0)])
+            .await
+            .is_err()
+    );
     assert!(matches!(
         shop.engine
-            .reserve_stock(&[(a, 600_000), (a, 600_000)])
+            .reserve_stock(&Actor::System, &[(a, 600_000), (a, 600_000)])
             .await,
         Err(Error::LimitExceeded { .. })
     ));
     assert!(
         shop.engine
-            .reserve_stock(&[(VariantId::new(), 1)])
+            .reserve_stock(&Actor::System, &[(VariantId::new(), 1)])
             .await
             .is_err()
     );
@@ -129,10 +172,13 @@ async fn backorders_and_untracked_variants(backend: Backend) {
         .variants()[0]
         .id();
     shop.engine
-        .set_stock(back, shop.warehouse, 2)
+        .set_stock(&Actor::System, back, shop.warehouse, 2)
         .await
         .unwrap();
-    shop.engine.reserve_stock(&[(back, 5)]).await.unwrap();
+    shop.engine
+        .reserve_stock(&Actor::System, &[(back, 5)])
+        .await
+        .unwrap();
     assert_eq!(shop.engine.stock(back).await.unwrap().available(), -3);
 
     let digital = shop
@@ -150,7 +196,7 @@ async fn backorders_and_untracked_variants(backend: Backend) {
         .id();
     let r = shop
         .engine
-        .reserve_stock(&[(digital, 1_000)])
+        .reserve_stock(&Actor::System, &[(digital, 1_000)])
         .await
         .unwrap();
     assert!(r.lines.is_empty());
@@ -161,47 +207,52 @@ async fn stock_levels_are_bounded(backend: Backend) {
     let shop = Shop::new(backend).await;
     let a = shop.product("A", "1.00", 10).await;
     let before = shop.snapshot().await;
-    assert!(shop.engine.set_stock(a, shop.warehouse, -1).await.is_err());
     assert!(
         shop.engine
-            .set_stock(a, shop.warehouse, MAX_ON_HAND + 1)
+            .set_stock(&Actor::System, a, shop.warehouse, -1)
             .await
             .is_err()
     );
     assert!(
         shop.engine
-            .adjust_stock(a, shop.warehouse, -11)
+            .set_stock(&Actor::System, a, shop.warehouse, MAX_ON_HAND + 1)
             .await
             .is_err()
     );
     assert!(
         shop.engine
-            .adjust_stock(a, shop.warehouse, i64::MAX)
+            .adjust_stock(&Actor::System, a, shop.warehouse, -11)
             .await
             .is_err()
     );
     assert!(
         shop.engine
-            .adjust_stock(a, shop.warehouse, i64::MIN)
+            .adjust_stock(&Actor::System, a, shop.warehouse, i64::MAX)
             .await
             .is_err()
     );
     assert!(
         shop.engine
-            .set_stock(a, LocationId::new(), 1)
+            .adjust_stock(&Actor::System, a, shop.warehouse, i64::MIN)
             .await
             .is_err()
     );
     assert!(
         shop.engine
-            .set_stock(VariantId::new(), shop.warehouse, 1)
+            .set_stock(&Actor::System, a, LocationId::new(), 1)
+            .await
+            .is_err()
+    );
+    assert!(
+        shop.engine
+            .set_stock(&Actor::System, VariantId::new(), shop.warehouse, 1)
             .await
             .is_err()
     );
     assert_eq!(shop.snapshot().await, before);
     assert_eq!(
         shop.engine
-            .adjust_stock(a, shop.warehouse, -4)
+            .adjust_stock(&Actor::System, a, shop.warehouse, -4)
             .await
             .unwrap()
             .on_hand,
@@ -216,7 +267,9 @@ async fn concurrent_reservations_never_oversell(backend: Backend) {
     for i in 0..200u32 {
         let engine = shop.engine.clone();
         tasks.push(tokio::spawn(async move {
-            engine.reserve_stock(&[(a, 1 + i % 3)]).await
+            engine
+                .reserve_stock(&Actor::System, &[(a, 1 + i % 3)])
+                .await
         }));
     }
     let mut held = 0i64;

@@ -50,7 +50,11 @@ fn ret(order: &Order, k: &str) -> ReturnRequest {
 async fn shipped(shop: &Shop, engine: &Engine) -> Order {
     let a = shop.product("A", "10.00", 10).await;
     let cart = shop.ready_cart(&[(a, 2)]).await;
-    let order = engine.checkout(request(cart.id(), "k")).await.unwrap();
+    let order = engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap()
+        .order;
     assert_eq!(order.payment().status, PaymentStatus::Captured);
     engine
         .ship(
@@ -327,7 +331,11 @@ async fn a_provider_event_settles_a_pending_refund_once(backend: Backend) {
             refunded_total: auth.refunded,
         },
     };
-    let o = shop.engine.apply_provider_event(&event).await.unwrap();
+    let o = shop
+        .engine
+        .apply_provider_event(&Actor::Provider("test".into()), &event)
+        .await
+        .unwrap();
     assert!(!o.has_pending_work(), "the event covers the pending refund");
     assert_eq!(o.returns()[0].state, ReturnState::Completed);
     assert_eq!(o.payment().refunded, auth.refunded);
@@ -360,7 +368,12 @@ async fn a_cancellation_interrupted_by_an_outage_is_finished_by_recovery(backend
     .await;
     let a = shop.product("A", "10.00", 10).await;
     let cart = shop.ready_cart(&[(a, 2)]).await;
-    let order = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    let order = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap()
+        .order;
     shop.payments.inject(Operation::Void, Fault::Unavailable);
     let e = shop
         .engine
@@ -401,14 +414,24 @@ async fn a_failed_immediate_capture_is_reported_and_retried_by_the_same_checkout
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
     shop.payments.inject(Operation::Capture, Fault::Unavailable);
-    let order = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    let order = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap()
+        .order;
     assert_eq!(order.payment().status, PaymentStatus::Authorized);
     assert!(
         order.payment().pending().is_some(),
         "the capture is pending"
     );
     // The same checkout again retries the capture.
-    let again = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    let again = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap()
+        .order;
     assert_eq!(again.id(), order.id());
     assert_eq!(again.payment().status, PaymentStatus::Captured);
     books_match(&shop, &again);

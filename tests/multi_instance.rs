@@ -44,7 +44,10 @@ async fn buy(
     engine
         .set_shipping_method(&g, cart.id(), "standard")
         .await?;
-    engine.checkout(request(cart.id(), &key)).await
+    engine
+        .checkout(request(cart.id(), &key))
+        .await
+        .map(|o| o.order)
 }
 
 async fn two_engines_sell_exactly_the_last_units(backend: Backend) {
@@ -90,7 +93,7 @@ async fn one_key_through_both_engines_charges_once(backend: Backend) {
     }
     let mut orders = std::collections::BTreeSet::new();
     for t in tasks {
-        orders.insert(t.await.unwrap().unwrap().id());
+        orders.insert(t.await.unwrap().unwrap().order.id());
     }
     assert_eq!(orders.len(), 1, "one order");
     assert_eq!(shop.payments.authorizations().len(), 1, "one authorization");

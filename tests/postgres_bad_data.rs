@@ -29,7 +29,12 @@ async fn corrupt_documents_are_typed_errors() {
     let shop = Shop::new(Backend::Postgres).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
-    let order = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    let order = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap()
+        .order;
 
     // An order total edited by hand no longer matches its frozen pricing.
     exec(&shop, "UPDATE cw_orders SET total = total + 1").await;
@@ -121,7 +126,10 @@ async fn impossible_states_are_typed_errors() {
     let shop = Shop::new(Backend::Postgres).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
-    shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    shop.engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap();
 
     // A checkout failure that no longer parses.
     exec(
@@ -171,7 +179,12 @@ async fn missing_rows_are_typed_errors() {
     let shop = Shop::new(Backend::Postgres).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
-    let order = shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    let order = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap()
+        .order;
     exec(&shop, "DELETE FROM cw_orders").await;
     // The checkout says completed but its order is gone.
     let err = shop
@@ -215,6 +228,7 @@ async fn corrupt_promotions_and_coupons_are_typed_errors() {
     let promo = shop
         .engine
         .save_promotion(
+            &Actor::System,
             Promotion::new(
                 "ten",
                 Action::PercentOffItems {
@@ -229,7 +243,7 @@ async fn corrupt_promotions_and_coupons_are_typed_errors() {
         .await
         .unwrap();
     shop.engine
-        .create_coupon(promo.id, "TEN", None)
+        .create_coupon(&Actor::System, promo.id, "TEN", None)
         .await
         .unwrap();
     shop.engine

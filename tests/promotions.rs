@@ -33,9 +33,13 @@ async fn with_code(
     code: &str,
     max_uses: Option<u64>,
 ) -> Promotion {
-    let promo = shop.engine.save_promotion(promotion.coded()).await.unwrap();
+    let promo = shop
+        .engine
+        .save_promotion(&Actor::System, promotion.coded())
+        .await
+        .unwrap();
     shop.engine
-        .create_coupon(promo.id, code, max_uses)
+        .create_coupon(&Actor::System, promo.id, code, max_uses)
         .await
         .unwrap();
     promo
@@ -82,7 +86,8 @@ async fn a_coupon_discounts_the_order_and_counts_a_use(backend: Backend) {
         .engine
         .checkout(request(cart.id(), "k1"))
         .await
-        .unwrap();
+        .unwrap()
+        .order;
     let frozen = order.pricing();
     assert_eq!(frozen.total, usd("25.30"));
     let adj = &frozen.lines[0].adjustments[0];
@@ -168,7 +173,8 @@ async fn a_failed_checkout_gives_its_code_use_back(backend: Backend) {
         .engine
         .checkout(request(again.id(), "k2"))
         .await
-        .unwrap();
+        .unwrap()
+        .order;
     assert_eq!(order.pricing().discount_total, usd("2.00"));
     assert_eq!(
         shop.engine.store().usage("coupon:ONCE:uses").await.unwrap(),
@@ -188,7 +194,7 @@ async fn an_expected_total_guards_against_a_changed_price(backend: Backend) {
         .total;
     // A sale starts after the customer looked.
     shop.engine
-        .save_promotion(Promotion::new("Flash", ten_percent()))
+        .save_promotion(&Actor::System, Promotion::new("Flash", ten_percent()))
         .await
         .unwrap();
     let before = shop.snapshot().await;
@@ -206,7 +212,7 @@ async fn an_expected_total_guards_against_a_changed_price(backend: Backend) {
     );
     // Confirmed at the new price, the same key goes through.
     req.expected_total = Some(usd("25.30"));
-    let order = shop.engine.checkout(req).await.unwrap();
+    let order = shop.engine.checkout(req).await.unwrap().order;
     assert_eq!(order.pricing().total, usd("25.30"));
 }
 
@@ -216,13 +222,16 @@ async fn a_gift_line_is_reserved_with_the_order(backend: Backend) {
     let gift = shop.product("STICKER", "1.50", 1).await;
     let promo = shop
         .engine
-        .save_promotion(Promotion::new(
-            "Free sticker",
-            Action::Gift {
-                variant_id: gift,
-                quantity: 1,
-            },
-        ))
+        .save_promotion(
+            &Actor::System,
+            Promotion::new(
+                "Free sticker",
+                Action::Gift {
+                    variant_id: gift,
+                    quantity: 1,
+                },
+            ),
+        )
         .await
         .unwrap();
     let cart = shop.ready_cart(&[(v, 1)]).await;
@@ -230,7 +239,8 @@ async fn a_gift_line_is_reserved_with_the_order(backend: Backend) {
         .engine
         .checkout(request(cart.id(), "k1"))
         .await
-        .unwrap();
+        .unwrap()
+        .order;
     let lines = &order.pricing().lines;
     assert_eq!(lines.len(), 2);
     assert_eq!(
@@ -262,13 +272,13 @@ async fn another_engine_sees_promotion_changes(backend: Backend) {
     assert_eq!(before.discount_total, usd("0.00"));
     let promo = shop
         .engine
-        .save_promotion(Promotion::new("Sale", ten_percent()))
+        .save_promotion(&Actor::System, Promotion::new("Sale", ten_percent()))
         .await
         .unwrap();
     let after = other.price_cart(&Actor::Guest, cart.id()).await.unwrap();
     assert_eq!(after.discount_total, usd("2.00"));
     shop.engine
-        .set_promotion_enabled(promo.id, false)
+        .set_promotion_enabled(&Actor::System, promo.id, false)
         .await
         .unwrap();
     let off = other.price_cart(&Actor::Guest, cart.id()).await.unwrap();
@@ -283,16 +293,25 @@ async fn another_engine_sees_promotion_changes(backend: Backend) {
         1,
         usd("15.00"),
     );
-    shop.engine.save_price_list(list).await.unwrap();
+    shop.engine
+        .save_price_list(&Actor::System, list)
+        .await
+        .unwrap();
     let listed = other.price_cart(&Actor::Guest, cart.id()).await.unwrap();
     assert_eq!(listed.lines[0].unit_price, usd("15.00"));
     // Both engines list the same data, round-tripped through the store.
     assert_eq!(
-        other.promotions().await.unwrap(),
-        shop.engine.promotions().await.unwrap()
+        other.promotions(&Actor::System).await.unwrap(),
+        shop.engine.promotions(&Actor::System).await.unwrap()
     );
-    assert!(!other.promotion(promo.id).await.unwrap().enabled);
-    assert_eq!(other.price_lists().await.unwrap().len(), 1);
+    assert!(
+        !other
+            .promotion(&Actor::System, promo.id)
+            .await
+            .unwrap()
+            .enabled
+    );
+    assert_eq!(other.price_lists(&Actor::System).await.unwrap().len(), 1);
 }
 
 async fn a_per_customer_limit_counts_each_account(backend: Backend) {
@@ -300,10 +319,13 @@ async fn a_per_customer_limit_counts_each_account(backend: Backend) {
     let v = shop.product("TEE", "20.00", 10).await;
     let promo = shop
         .engine
-        .save_promotion(Promotion::new("Welcome", ten_percent()).limits(Limits {
-            per_customer: Some(1),
-            ..Limits::default()
-        }))
+        .save_promotion(
+            &Actor::System,
+            Promotion::new("Welcome", ten_percent()).limits(Limits {
+                per_customer: Some(1),
+                ..Limits::default()
+            }),
+        )
         .await
         .unwrap();
     let who = shop.customer("ada@example.com").await;
@@ -315,7 +337,7 @@ async fn a_per_customer_limit_counts_each_account(backend: Backend) {
         shop.complete_details(&me, cart.id()).await;
         let mut req = request(cart.id(), key);
         req.actor = me.clone();
-        orders.push(shop.engine.checkout(req).await.unwrap());
+        orders.push(shop.engine.checkout(req).await.unwrap().order);
     }
     assert_eq!(orders[0].pricing().discount_total, usd("2.00"));
     // An automatic promotion that ran out simply does not apply.
@@ -330,7 +352,8 @@ async fn a_per_customer_limit_counts_each_account(backend: Backend) {
         .engine
         .checkout(request(guest.id(), "k3"))
         .await
-        .unwrap();
+        .unwrap()
+        .order;
     assert_eq!(g.pricing().discount_total, usd("2.00"));
 }
 
@@ -339,6 +362,7 @@ async fn a_budget_gives_what_is_left_then_stops(backend: Backend) {
     let v = shop.product("TEE", "20.00", 10).await;
     shop.engine
         .save_promotion(
+            &Actor::System,
             Promotion::new(
                 "Five off",
                 Action::AmountOffItems {
@@ -362,7 +386,8 @@ async fn a_budget_gives_what_is_left_then_stops(backend: Backend) {
             .engine
             .checkout(request(cart.id(), &format!("k{i}")))
             .await
-            .unwrap();
+            .unwrap()
+            .order;
         discounts.push(order.pricing().discount_total);
     }
     assert_eq!(
@@ -386,7 +411,8 @@ async fn cancelling_an_order_gives_its_use_back(backend: Backend) {
         .engine
         .checkout(request(cart.id(), "k1"))
         .await
-        .unwrap();
+        .unwrap()
+        .order;
     assert_eq!(
         shop.engine.store().usage("coupon:ONCE:uses").await.unwrap(),
         1
@@ -404,7 +430,8 @@ async fn cancelling_an_order_gives_its_use_back(backend: Backend) {
         .engine
         .checkout(request(again.id(), "k2"))
         .await
-        .unwrap();
+        .unwrap()
+        .order;
     assert_eq!(order.pricing().discount_total, usd("2.00"));
 }
 
@@ -413,12 +440,15 @@ async fn bulk_codes_are_unique_and_each_works_once(backend: Backend) {
     let v = shop.product("TEE", "20.00", 10).await;
     let promo = shop
         .engine
-        .save_promotion(Promotion::new("Mailing", ten_percent()).coded())
+        .save_promotion(
+            &Actor::System,
+            Promotion::new("Mailing", ten_percent()).coded(),
+        )
         .await
         .unwrap();
     let coupons = shop
         .engine
-        .generate_coupons(promo.id, "mail", 500, Some(1))
+        .generate_coupons(&Actor::System, promo.id, "mail", 500, Some(1))
         .await
         .unwrap();
     let mut codes: Vec<&str> = coupons.iter().map(|c| c.code.as_str()).collect();
@@ -429,18 +459,18 @@ async fn bulk_codes_are_unique_and_each_works_once(backend: Backend) {
     // A duplicate is refused, and an automatic promotion takes no codes.
     let dup = shop
         .engine
-        .create_coupon(promo.id, &coupons[0].code, None)
+        .create_coupon(&Actor::System, promo.id, &coupons[0].code, None)
         .await
         .unwrap_err();
     assert!(matches!(dup, Error::AlreadyExists { .. }), "{dup:?}");
     let auto = shop
         .engine
-        .save_promotion(Promotion::new("Auto", ten_percent()))
+        .save_promotion(&Actor::System, Promotion::new("Auto", ten_percent()))
         .await
         .unwrap();
     assert!(
         shop.engine
-            .create_coupon(auto.id, "AUTO", None)
+            .create_coupon(&Actor::System, auto.id, "AUTO", None)
             .await
             .is_err()
     );
@@ -527,7 +557,11 @@ async fn a_code_limited_to_100_uses_is_on_exactly_100_orders_of_1000(backend: Ba
         match t.await.unwrap() {
             Ok(order) => {
                 let applied = matches!(
-                    order.pricing().code_outcome("HUNDRED").map(|o| &o.outcome),
+                    order
+                        .order
+                        .pricing()
+                        .code_outcome("HUNDRED")
+                        .map(|o| &o.outcome),
                     Some(Outcome::Applied { .. })
                 );
                 assert!(applied, "an order went through without its code");
@@ -546,45 +580,58 @@ async fn a_code_limited_to_100_uses_is_on_exactly_100_orders_of_1000(backend: Ba
 
 async fn a_category_filter_matches_products_in_its_subcategories(backend: Backend) {
     let shop = Shop::new(backend).await;
-    let apparel = shop.engine.create_category("Apparel", None).await.unwrap();
+    let apparel = shop
+        .engine
+        .create_category(&Actor::System, "Apparel", None)
+        .await
+        .unwrap();
     let shirts = shop
         .engine
-        .create_category("Shirts", Some(apparel.id()))
+        .create_category(&Actor::System, "Shirts", Some(apparel.id()))
         .await
         .unwrap();
     let shirt = shop
         .engine
-        .create_product(NewProduct {
-            title: "Shirt".into(),
-            status: Status::Active,
-            categories: vec![shirts.id()],
-            variants: vec![NewVariant {
-                sku: "SHIRT".into(),
-                prices: vec![usd("30.00")],
-                requires_shipping: true,
+        .create_product(
+            &Actor::System,
+            NewProduct {
+                title: "Shirt".into(),
                 status: Status::Active,
-                ..NewVariant::default()
-            }],
-            ..NewProduct::default()
-        })
+                categories: vec![shirts.id()],
+                variants: vec![NewVariant {
+                    sku: "SHIRT".into(),
+                    prices: vec![usd("30.00")],
+                    requires_shipping: true,
+                    status: Status::Active,
+                    ..NewVariant::default()
+                }],
+                ..NewProduct::default()
+            },
+        )
         .await
         .unwrap();
     let v = shirt.variants()[0].id();
-    shop.engine.set_stock(v, shop.warehouse, 5).await.unwrap();
+    shop.engine
+        .set_stock(&Actor::System, v, shop.warehouse, 5)
+        .await
+        .unwrap();
     let mug = shop.product("MUG", "10.00", 5).await;
     shop.engine
-        .save_promotion(Promotion::new(
-            "Apparel 20%",
-            Action::PercentOffItems {
-                target: LineFilter::Category {
-                    op: cartwright::pricing::Op::In,
-                    ids: vec![apparel.id()],
+        .save_promotion(
+            &Actor::System,
+            Promotion::new(
+                "Apparel 20%",
+                Action::PercentOffItems {
+                    target: LineFilter::Category {
+                        op: cartwright::pricing::Op::In,
+                        ids: vec![apparel.id()],
+                    },
+                    percent: 20.into(),
+                    max_discount: None,
+                    max_quantity_per_line: None,
                 },
-                percent: 20.into(),
-                max_discount: None,
-                max_quantity_per_line: None,
-            },
-        ))
+            ),
+        )
         .await
         .unwrap();
     let cart = shop.ready_cart(&[(v, 1), (mug, 1)]).await;

@@ -30,7 +30,7 @@ async fn customer_order(shop: &Shop, email: &str, key: &str) -> (Actor, cartwrig
     shop.complete_details(&me, cart.id()).await;
     let mut req = request(cart.id(), key);
     req.actor = me.clone();
-    (me.clone(), shop.engine.checkout(req).await.unwrap())
+    (me.clone(), shop.engine.checkout(req).await.unwrap().order)
 }
 
 async fn order_notes_respect_visibility(backend: Backend) {

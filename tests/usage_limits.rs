@@ -64,13 +64,28 @@ async fn a_code_limited_to_100_uses_is_used_exactly_100_times(backend: Backend) 
         }
     }
     assert_eq!((held.len(), refused), (100, 900));
-    assert_eq!(shop.engine.usage("code:SAVE10").await.unwrap(), 100);
+    assert_eq!(
+        shop.engine
+            .usage(&Actor::System, "code:SAVE10")
+            .await
+            .unwrap(),
+        100
+    );
 
     // Giving ten back lets exactly ten more through.
     for r in &held[..10] {
-        shop.engine.release_reservation(r.id).await.unwrap();
+        shop.engine
+            .release_reservation(&Actor::System, r.id)
+            .await
+            .unwrap();
     }
-    assert_eq!(shop.engine.usage("code:SAVE10").await.unwrap(), 90);
+    assert_eq!(
+        shop.engine
+            .usage(&Actor::System, "code:SAVE10")
+            .await
+            .unwrap(),
+        90
+    );
     let store = shop.engine.store().clone();
     for _ in 0..10 {
         hold(&store, &shop, &[], &[code(100)]).await.unwrap();
@@ -80,8 +95,17 @@ async fn a_code_limited_to_100_uses_is_used_exactly_100_times(backend: Backend) 
         Err(Error::UsageLimitReached { used: 100, .. })
     ));
     // Committing (the order shipped) keeps the use.
-    shop.engine.commit_reservation(held[50].id).await.unwrap();
-    assert_eq!(shop.engine.usage("code:SAVE10").await.unwrap(), 100);
+    shop.engine
+        .commit_reservation(&Actor::System, held[50].id)
+        .await
+        .unwrap();
+    assert_eq!(
+        shop.engine
+            .usage(&Actor::System, "code:SAVE10")
+            .await
+            .unwrap(),
+        100
+    );
 }
 
 async fn stock_and_usage_are_held_all_or_nothing(backend: Backend) {
@@ -120,7 +144,13 @@ async fn stock_and_usage_are_held_all_or_nothing(backend: Backend) {
     .unwrap_err();
     assert!(matches!(err, Error::OutOfStock { .. }));
     assert_eq!(shop.snapshot().await, before);
-    assert_eq!(shop.engine.usage("code:SAVE10").await.unwrap(), 0);
+    assert_eq!(
+        shop.engine
+            .usage(&Actor::System, "code:SAVE10")
+            .await
+            .unwrap(),
+        0
+    );
 
     // Both fit: both are held; releasing gives both back.
     let budget = UsageClaim {
@@ -141,11 +171,32 @@ async fn stock_and_usage_are_held_all_or_nothing(backend: Backend) {
     .await
     .unwrap();
     assert_eq!(r.claims.len(), 2);
-    assert_eq!(shop.engine.usage("promo:7:budget").await.unwrap(), 1_250);
+    assert_eq!(
+        shop.engine
+            .usage(&Actor::System, "promo:7:budget")
+            .await
+            .unwrap(),
+        1_250
+    );
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 3);
-    shop.engine.release_reservation(r.id).await.unwrap();
-    assert_eq!(shop.engine.usage("promo:7:budget").await.unwrap(), 0);
-    assert_eq!(shop.engine.usage("code:SAVE10").await.unwrap(), 0);
+    shop.engine
+        .release_reservation(&Actor::System, r.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        shop.engine
+            .usage(&Actor::System, "promo:7:budget")
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        shop.engine
+            .usage(&Actor::System, "code:SAVE10")
+            .await
+            .unwrap(),
+        0
+    );
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 5);
 
     // Expired holds give their uses back too.

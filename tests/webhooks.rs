@@ -37,7 +37,11 @@ async fn manual(backend: Backend) -> Shop {
 async fn placed(shop: &Shop) -> cartwright::order::Order {
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
-    shop.engine.checkout(request(cart.id(), "k")).await.unwrap()
+    shop.engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap()
+        .order
 }
 
 async fn events_apply_once_and_in_any_order(backend: Backend) {
@@ -61,9 +65,15 @@ async fn events_apply_once_and_in_any_order(backend: Backend) {
             captured_total: usd("6.00"),
         },
     );
-    let o = e.apply_provider_event(&all).await.unwrap();
+    let o = e
+        .apply_provider_event(&Actor::Provider("test".into()), &all)
+        .await
+        .unwrap();
     assert_eq!(o.payment().captured, usd("16.50"));
-    let o2 = e.apply_provider_event(&part).await.unwrap();
+    let o2 = e
+        .apply_provider_event(&Actor::Provider("test".into()), &part)
+        .await
+        .unwrap();
     assert_eq!(
         o2.payment().captured,
         usd("16.50"),
@@ -71,32 +81,41 @@ async fn events_apply_once_and_in_any_order(backend: Backend) {
     );
     // The same event again changes nothing at all.
     let before = shop.snapshot().await;
-    let o3 = e.apply_provider_event(&all).await.unwrap();
+    let o3 = e
+        .apply_provider_event(&Actor::Provider("test".into()), &all)
+        .await
+        .unwrap();
     assert_eq!(o3, o2);
     assert_eq!(shop.snapshot().await, before);
 
     // A refund made in the gateway's dashboard, then a dispute.
     let o = e
-        .apply_provider_event(&event(
-            "evt_3",
-            &reference,
-            ProviderEventKind::Refunded {
-                refunded_total: usd("5.00"),
-            },
-        ))
+        .apply_provider_event(
+            &Actor::Provider("test".into()),
+            &event(
+                "evt_3",
+                &reference,
+                ProviderEventKind::Refunded {
+                    refunded_total: usd("5.00"),
+                },
+            ),
+        )
         .await
         .unwrap();
     assert_eq!(o.payment().refunded, usd("5.00"));
     assert_eq!(o.payment().status, PaymentStatus::PartiallyRefunded);
     let o = e
-        .apply_provider_event(&event(
-            "evt_4",
-            &reference,
-            ProviderEventKind::Disputed {
-                amount: usd("11.50"),
-                reason: "fraudulent".into(),
-            },
-        ))
+        .apply_provider_event(
+            &Actor::Provider("test".into()),
+            &event(
+                "evt_4",
+                &reference,
+                ProviderEventKind::Disputed {
+                    amount: usd("11.50"),
+                    reason: "fraudulent".into(),
+                },
+            ),
+        )
         .await
         .unwrap();
     let last = o.history().last().unwrap();
@@ -113,32 +132,37 @@ async fn unknown_or_malformed_events_change_nothing(backend: Backend) {
     let before = shop.snapshot().await;
     let e = &shop.engine;
     let err = e
-        .apply_provider_event(&event(
-            "evt_x",
-            "no_such_auth",
-            ProviderEventKind::Authorized,
-        ))
+        .apply_provider_event(
+            &Actor::Provider("test".into()),
+            &event("evt_x", "no_such_auth", ProviderEventKind::Authorized),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }));
     assert!(
-        e.apply_provider_event(&event(
-            "",
-            &order.payment().reference,
-            ProviderEventKind::Authorized
-        ))
+        e.apply_provider_event(
+            &Actor::Provider("test".into()),
+            &event(
+                "",
+                &order.payment().reference,
+                ProviderEventKind::Authorized
+            )
+        )
         .await
         .is_err()
     );
     // More than was authorized cannot have been captured.
     let err = e
-        .apply_provider_event(&event(
-            "evt_y",
-            &order.payment().reference,
-            ProviderEventKind::Captured {
-                captured_total: usd("99.00"),
-            },
-        ))
+        .apply_provider_event(
+            &Actor::Provider("test".into()),
+            &event(
+                "evt_y",
+                &order.payment().reference,
+                ProviderEventKind::Captured {
+                    captured_total: usd("99.00"),
+                },
+            ),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Invalid { .. }), "{err}");
@@ -150,13 +174,16 @@ async fn a_failed_authorization_is_recorded(backend: Backend) {
     let order = placed(&shop).await;
     let o = shop
         .engine
-        .apply_provider_event(&event(
-            "evt_f",
-            &order.payment().reference,
-            ProviderEventKind::Failed {
-                reason: "expired".into(),
-            },
-        ))
+        .apply_provider_event(
+            &Actor::Provider("test".into()),
+            &event(
+                "evt_f",
+                &order.payment().reference,
+                ProviderEventKind::Failed {
+                    reason: "expired".into(),
+                },
+            ),
+        )
         .await
         .unwrap();
     assert_eq!(o.payment().status, PaymentStatus::Failed);
@@ -182,13 +209,16 @@ async fn a_webhook_racing_the_shops_capture_ends_in_one_capture(backend: Backend
     // The gateway's webhook lands before the shop records its own capture.
     let hooked = shop
         .engine
-        .apply_provider_event(&event(
-            "evt_c",
-            &reference,
-            ProviderEventKind::Captured {
-                captured_total: usd("16.50"),
-            },
-        ))
+        .apply_provider_event(
+            &Actor::Provider("test".into()),
+            &event(
+                "evt_c",
+                &reference,
+                ProviderEventKind::Captured {
+                    captured_total: usd("16.50"),
+                },
+            ),
+        )
         .await
         .unwrap();
     assert_eq!(hooked.payment().captured, usd("16.50"));

@@ -27,54 +27,68 @@ pub fn engine(store: Arc<dyn Store>) -> Result<Engine> {
 pub async fn run(engine: &Engine) -> Result<()> {
     let usd = |s: &str| Money::parse(s, Currency::USD);
     // --- the catalog -------------------------------------------------------
-    let apparel = engine.create_category("Apparel", None).await?;
-    let shirts = engine.create_category("Shirts", Some(apparel.id())).await?;
-    let summer = engine.create_collection("Summer").await?;
-    let warehouse = engine.create_location("Main warehouse", 0).await?;
+    let apparel = engine
+        .create_category(&Actor::System, "Apparel", None)
+        .await?;
+    let shirts = engine
+        .create_category(&Actor::System, "Shirts", Some(apparel.id()))
+        .await?;
+    let summer = engine.create_collection(&Actor::System, "Summer").await?;
+    let warehouse = engine
+        .create_location(&Actor::System, "Main warehouse", 0)
+        .await?;
 
     let tee = engine
-        .create_product(NewProduct {
-            title: "Organic tee".into(),
-            description: "Soft, heavy cotton.".into(),
-            status: Status::Active,
-            categories: vec![shirts.id()],
-            collections: vec![summer.id()],
-            tags: vec!["cotton".into(), "basics".into()],
-            variants: ["S", "M", "L"]
-                .iter()
-                .map(|size| -> Result<NewVariant> {
-                    Ok(NewVariant {
-                        sku: format!("TEE-{size}"),
-                        title: format!("Size {size}"),
-                        options: [("size".to_string(), size.to_string())].into(),
-                        weight_grams: 180,
-                        prices: vec![usd("25.00")?, Money::parse("23.00", Currency::EUR)?],
-                        requires_shipping: true,
-                        status: Status::Active,
-                        ..NewVariant::default()
+        .create_product(
+            &Actor::System,
+            NewProduct {
+                title: "Organic tee".into(),
+                description: "Soft, heavy cotton.".into(),
+                status: Status::Active,
+                categories: vec![shirts.id()],
+                collections: vec![summer.id()],
+                tags: vec!["cotton".into(), "basics".into()],
+                variants: ["S", "M", "L"]
+                    .iter()
+                    .map(|size| -> Result<NewVariant> {
+                        Ok(NewVariant {
+                            sku: format!("TEE-{size}"),
+                            title: format!("Size {size}"),
+                            options: [("size".to_string(), size.to_string())].into(),
+                            weight_grams: 180,
+                            prices: vec![usd("25.00")?, Money::parse("23.00", Currency::EUR)?],
+                            requires_shipping: true,
+                            status: Status::Active,
+                            ..NewVariant::default()
+                        })
                     })
-                })
-                .collect::<Result<_>>()?,
-            ..NewProduct::default()
-        })
+                    .collect::<Result<_>>()?,
+                ..NewProduct::default()
+            },
+        )
         .await?;
     engine
-        .create_product(NewProduct {
-            title: "Care guide (ebook)".into(),
-            status: Status::Active,
-            variants: vec![NewVariant {
-                sku: "GUIDE-PDF".into(),
-                prices: vec![usd("4.99")?],
-                inventory: InventoryPolicy::Untracked,
-                requires_shipping: false,
+        .create_product(
+            &Actor::System,
+            NewProduct {
+                title: "Care guide (ebook)".into(),
                 status: Status::Active,
-                ..NewVariant::default()
-            }],
-            ..NewProduct::default()
-        })
+                variants: vec![NewVariant {
+                    sku: "GUIDE-PDF".into(),
+                    prices: vec![usd("4.99")?],
+                    inventory: InventoryPolicy::Untracked,
+                    requires_shipping: false,
+                    status: Status::Active,
+                    ..NewVariant::default()
+                }],
+                ..NewProduct::default()
+            },
+        )
         .await?;
     for variant in tee.variants() {
-        engine.set_stock(variant.id(), warehouse.id(), 20).await?;
+        engine
+            .set_stock(&Actor::System, variant.id(), warehouse.id(), 20)
+            .await?;
     }
     let medium = engine.variant_by_sku("tee-m").await?.variant.id();
     let guide = engine.variant_by_sku("guide-pdf").await?.variant.id();
@@ -82,23 +96,27 @@ pub async fn run(engine: &Engine) -> Result<()> {
     // --- promotions ----------------------------------------------------------
     // 10 % off the summer collection, for everyone, automatically.
     engine
-        .save_promotion(Promotion::new(
-            "Summer 10% off",
-            Action::PercentOffItems {
-                target: LineFilter::Collection {
-                    op: Op::In,
-                    ids: vec![summer.id()],
+        .save_promotion(
+            &Actor::System,
+            Promotion::new(
+                "Summer 10% off",
+                Action::PercentOffItems {
+                    target: LineFilter::Collection {
+                        op: Op::In,
+                        ids: vec![summer.id()],
+                    },
+                    percent: Decimal::TEN,
+                    max_discount: None,
+                    max_quantity_per_line: None,
                 },
-                percent: Decimal::TEN,
-                max_discount: None,
-                max_quantity_per_line: None,
-            },
-        ))
+            ),
+        )
         .await?;
     // Free standard shipping from 40.00, stated as a condition so the
     // explanation can say how much is missing.
     engine
         .save_promotion(
+            &Actor::System,
             Promotion::new(
                 "Free shipping over 40",
                 Action::Shipping {
@@ -117,6 +135,7 @@ pub async fn run(engine: &Engine) -> Result<()> {
     // A welcome code: 5.00 off, once per customer.
     let welcome = engine
         .save_promotion(
+            &Actor::System,
             Promotion::new(
                 "Welcome 5 off",
                 Action::AmountOffOrder {
@@ -130,7 +149,9 @@ pub async fn run(engine: &Engine) -> Result<()> {
             }),
         )
         .await?;
-    engine.create_coupon(welcome.id, "WELCOME5", None).await?;
+    engine
+        .create_coupon(&Actor::System, welcome.id, "WELCOME5", None)
+        .await?;
 
     // --- a customer --------------------------------------------------------
     engine
@@ -189,7 +210,7 @@ pub async fn run(engine: &Engine) -> Result<()> {
         })
         .await?;
 
-    print_receipt(&order);
+    print_receipt(&order.order);
     println!(
         "\nStock of TEE-M left: {}",
         engine.stock(medium).await?.available()

@@ -28,26 +28,37 @@ pub const MAX_CODE_LEN: usize = 64;
 /// Longest shipping method code, in characters.
 pub const MAX_METHOD_CODE_LEN: usize = 64;
 
-/// Normalizes a coupon code: surrounding space removed, upper-cased; 1 to
-/// [`MAX_CODE_LEN`] letters, digits, `-` or `_`.
+/// Normalizes a coupon code: surrounding space removed, then checked (1 to
+/// [`MAX_CODE_LEN`] ASCII letters, digits, `-` or `_`), then upper-cased.
+/// The check comes before any case folding, so a look-alike such as `ſave10`
+/// (long s) is refused instead of becoming `SAVE10`.
+///
+/// # Errors
+/// [`Error::Invalid`] naming the code given.
 pub fn normalize_code(code: &str) -> Result<String> {
-    let c = code.trim().to_uppercase();
-    if c.is_empty() || c.chars().count() > MAX_CODE_LEN {
+    let c = code.trim();
+    if c.is_empty() || c.len() > MAX_CODE_LEN {
         return Err(Error::invalid(
             "coupon code",
-            format!("must be 1 to {MAX_CODE_LEN} characters"),
+            format!(
+                "{} must be 1 to {MAX_CODE_LEN} characters",
+                crate::validate::shown(code)
+            ),
         ));
     }
     if !c
-        .chars()
-        .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
         return Err(Error::invalid(
             "coupon code",
-            "may contain only letters, digits, - and _",
+            format!(
+                "{} may contain only ASCII letters, digits, - and _",
+                crate::validate::shown(code)
+            ),
         ));
     }
-    Ok(c)
+    Ok(c.to_ascii_uppercase())
 }
 
 /// Where a cart is in its life.
@@ -198,7 +209,7 @@ impl Cart {
     /// Fails unless `actor` may read or change this cart: a customer's cart
     /// belongs to that customer (and staff); a guest cart to whoever holds its id.
     pub fn check_access(&self, actor: &Actor) -> Result<()> {
-        if actor.may_access(self.customer_id) {
+        if actor.may_use_cart(self.customer_id) {
             Ok(())
         } else {
             Err(Error::Forbidden)

@@ -219,14 +219,30 @@ pub enum CustomerKind {
 pub struct Country([u8; 2]);
 
 impl Country {
-    /// Validates a two-letter code (case-insensitive).
+    /// Validates a two-letter code (case-insensitive) against the assigned
+    /// ISO 3166-1 alpha-2 codes (the `celes` crate's table; Kosovo's `XK`
+    /// included).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the value given, for anything else (`ZZ`,
+    /// `USA`, non-ASCII letters).
     pub fn new(code: &str) -> Result<Self> {
-        let c = code.trim().to_ascii_uppercase();
-        match c.as_bytes() {
-            [a, b] if a.is_ascii_uppercase() && b.is_ascii_uppercase() => Ok(Self([*a, *b])),
+        let trimmed = code.trim();
+        let bytes = trimmed.as_bytes();
+        let known = match bytes {
+            [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
+                celes::Country::from_alpha2(trimmed.to_ascii_lowercase()).is_ok()
+            }
+            _ => false,
+        };
+        match (known, bytes) {
+            (true, [a, b]) => Ok(Self([a.to_ascii_uppercase(), b.to_ascii_uppercase()])),
             _ => Err(Error::invalid(
                 "country",
-                "must be a two-letter ISO 3166-1 code",
+                format!(
+                    "{} is not an ISO 3166-1 alpha-2 country code",
+                    crate::validate::shown(code)
+                ),
             )),
         }
     }

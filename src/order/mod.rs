@@ -476,13 +476,23 @@ impl Order {
                 return Err(Error::invalid(
                     what,
                     format!(
-                        "line {} has only {left} unit(s) left for this",
-                        item.line_id
+                        "{} unit(s) of line {} asked for, but only {left} left for this",
+                        item.quantity, item.line_id
                     ),
                 ));
             }
         }
         Ok(())
+    }
+
+    /// Checks that `items` can ship: the order is open, not being cancelled,
+    /// and each line has that many units not shipped yet.
+    pub(crate) fn check_shippable(&self, items: &[LineQuantity]) -> Result<()> {
+        self.ensure_open()?;
+        self.ensure_not_cancelling()?;
+        self.check_items(items, "shipment", |o, line, ordered| {
+            ordered.saturating_sub(o.shipped(line))
+        })
     }
 
     /// Records a shipment; `stock` says which reserved units left where.
@@ -492,11 +502,7 @@ impl Order {
         at: DateTime<Utc>,
         actor: &Actor,
     ) -> Result<()> {
-        self.ensure_open()?;
-        self.ensure_not_cancelling()?;
-        self.check_items(&shipment.items, "shipment", |o, line, ordered| {
-            ordered.saturating_sub(o.shipped(line))
-        })?;
+        self.check_shippable(&shipment.items)?;
         let id = shipment.id;
         self.shipments.push(shipment);
         self.record(at, actor, OrderChangeKind::Shipped { shipment: id }, "");

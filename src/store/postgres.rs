@@ -334,6 +334,22 @@ impl PgStore {
             .iter()
             .map(|v| v.sku().as_str().to_owned())
             .collect();
+        // Name the first SKU taken by another product, in the product's
+        // variant order, as the memory store does (never the server's text).
+        let taken: Vec<String> = sqlx::query_scalar(
+            "SELECT sku FROM cw_variants WHERE sku = ANY($1) AND product_id <> $2",
+        )
+        .bind(&skus)
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        if let Some(sku) = skus.iter().find(|s| taken.contains(s)) {
+            return Err(Error::AlreadyExists {
+                what: "sku",
+                value: sku.clone(),
+            }
+            .into());
+        }
         sqlx::query(
             "INSERT INTO cw_variants (id, product_id, sku, doc)
              SELECT v, $1, s, d FROM unnest($2::uuid[], $3::text[], $4::jsonb[]) AS u(v, s, d)
@@ -2266,6 +2282,13 @@ impl PromotionStore for PgStore {
     }
 
     async fn insert_coupons(&self, coupons: &[Coupon]) -> Result<()> {
+        let mut fresh = std::collections::HashSet::with_capacity(coupons.len());
+        if let Some(twice) = coupons.iter().find(|c| !fresh.insert(c.code.as_str())) {
+            return Err(Error::AlreadyExists {
+                what: "coupon code",
+                value: twice.code.clone(),
+            });
+        }
         let codes: Vec<&str> = coupons.iter().map(|c| c.code.as_str()).collect();
         let promotions = uuids(coupons, |c| c.promotion_id.as_uuid());
         let max_uses = coupons
@@ -2296,11 +2319,20 @@ impl PromotionStore for PgStore {
                     }
                     .into())
                 }
-                Err(f) if sqlstate(&f).as_deref() == Some("23505") => Err(Error::AlreadyExists {
-                    what: "coupon code",
-                    value: duplicate_detail(&f),
+                Err(f) if sqlstate(&f).as_deref() == Some("23505") => {
+                    // Name the code (the caller's value), never the database's text.
+                    let taken: Option<String> = sqlx::query_scalar(
+                        "SELECT code FROM cw_coupons WHERE code = ANY($1) ORDER BY code LIMIT 1",
+                    )
+                    .bind(&codes)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Err(Error::AlreadyExists {
+                        what: "coupon code",
+                        value: taken.unwrap_or_default(),
+                    }
+                    .into())
                 }
-                .into()),
                 Err(f) => Err(f),
             }
         })
@@ -2371,12 +2403,4 @@ fn coupon_from_row(r: &PgRow) -> Try<Coupon> {
             .transpose()
             .map_err(|_| corrupt("coupon", "negative max_uses"))?,
     })
-}
-
-/// The duplicate value of a unique violation, from the server's detail text.
-fn duplicate_detail(f: &Fail) -> String {
-    match f {
-        Fail::Db(sqlx::Error::Database(e)) => e.message().to_owned(),
-        _ => String::new(),
-    }
 }

@@ -227,7 +227,11 @@ impl Shop {
             None => raw_store(&backing),
         };
         let engine = build_engine(store, &payments, &clock, &options);
-        let warehouse = engine.create_location("Warehouse", 0).await.unwrap().id();
+        let warehouse = engine
+            .create_location(&Actor::System, "Warehouse", 0)
+            .await
+            .unwrap()
+            .id();
         Self {
             engine,
             backing,
@@ -316,7 +320,7 @@ impl Shop {
             .await;
         let variant = product.variants()[0].id();
         self.engine
-            .set_stock(variant, self.warehouse, stock)
+            .set_stock(&Actor::System, variant, self.warehouse, stock)
             .await
             .unwrap();
         variant
@@ -325,15 +329,18 @@ impl Shop {
     /// An active product whose one variant is `variant` with this SKU.
     pub async fn product_with(&self, sku: &str, variant: NewVariant) -> Product {
         self.engine
-            .create_product(NewProduct {
-                title: format!("Product {sku}"),
-                status: Status::Active,
-                variants: vec![NewVariant {
-                    sku: sku.into(),
-                    ..variant
-                }],
-                ..NewProduct::default()
-            })
+            .create_product(
+                &Actor::System,
+                NewProduct {
+                    title: format!("Product {sku}"),
+                    status: Status::Active,
+                    variants: vec![NewVariant {
+                        sku: sku.into(),
+                        ..variant
+                    }],
+                    ..NewProduct::default()
+                },
+            )
             .await
             .unwrap()
     }
@@ -455,11 +462,17 @@ pub fn request(cart: CartId, key: &str) -> CheckoutRequest {
 /// moment — so wait (boundedly) until `consumer` has at least `n` events.
 pub async fn pending(engine: &Engine, consumer: &str, n: usize) -> Vec<cartwright::store::Event> {
     for _ in 0..200 {
-        let events = engine.pending_events(consumer, 100).await.unwrap();
+        let events = engine
+            .pending_events(&Actor::System, consumer, 100)
+            .await
+            .unwrap();
         if events.len() >= n {
             return events;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    engine.pending_events(consumer, 100).await.unwrap()
+    engine
+        .pending_events(&Actor::System, consumer, 100)
+        .await
+        .unwrap()
 }
