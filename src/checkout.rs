@@ -689,6 +689,7 @@ impl Engine {
                     continue;
                 }
                 let was = order.payment().status;
+                tracing::warn!(order_id = %order.id(), "recovery finishing a pending payment operation");
                 // Refused by the provider (recorded) or still unreachable:
                 // either way nothing more to do now.
                 if let Ok(done) = self.drive(order.clone()).await {
@@ -778,6 +779,7 @@ impl Engine {
                 .await
                 .map_err(Error::from)?;
             voided = true;
+            tracing::warn!(key = %key, attempt = lease.attempt, "recovery voided the hold of a stale checkout");
         }
         self.inner
             .store

@@ -62,6 +62,17 @@ pub struct EngineConfig {
     pub max_retries: u32,
     /// Password rules and hashing cost.
     pub password_policy: PasswordPolicy,
+    /// How many password hashes (log-ins, sign-ups) may run at once; each
+    /// takes about 19 MiB and tens of milliseconds of CPU with the default
+    /// policy, so a burst of log-ins cannot exhaust the machine.
+    pub max_concurrent_password_hashes: usize,
+    /// How long a log-in or sign-up waits for a hashing slot before failing
+    /// with [`Error::Busy`].
+    pub password_hash_wait: StdDuration,
+    /// How long idempotency records and delivered events are kept before
+    /// [maintenance](crate::maintenance) prunes them. A checkout retried
+    /// with a key older than this runs as a new checkout.
+    pub retention: Duration,
 }
 
 impl Default for EngineConfig {
@@ -73,6 +84,9 @@ impl Default for EngineConfig {
             checkout_wait: StdDuration::from_secs(30),
             max_retries: 8,
             password_policy: PasswordPolicy::default(),
+            max_concurrent_password_hashes: 4,
+            password_hash_wait: StdDuration::from_secs(5),
+            retention: Duration::days(30),
         }
     }
 }
@@ -161,6 +175,18 @@ impl EngineBuilder {
         if c.reservation_ttl <= Duration::zero() || c.checkout_lease <= Duration::zero() {
             return Err(Error::invalid("config", "durations must be positive"));
         }
+        if c.retention < c.reservation_ttl {
+            return Err(Error::invalid(
+                "config",
+                "retention must be at least reservation_ttl",
+            ));
+        }
+        if c.max_concurrent_password_hashes == 0 {
+            return Err(Error::invalid(
+                "config",
+                "max_concurrent_password_hashes must be at least 1",
+            ));
+        }
         if c.reservation_ttl < c.checkout_lease {
             return Err(Error::invalid(
                 "config",
@@ -172,6 +198,7 @@ impl EngineBuilder {
         let dummy_hash = c
             .password_policy
             .hash_unchecked("cartwright: no such account")?;
+        let hash_slots = tokio::sync::Semaphore::new(c.max_concurrent_password_hashes);
         let mut rules = RuleRegistry::new();
         for rule in self.rules {
             rules.register(rule)?;
@@ -192,6 +219,7 @@ impl EngineBuilder {
                 rules,
                 promotion_settings: self.promotion_settings,
                 pricing_cache: Mutex::new(None),
+                hash_slots,
             }),
         })
     }
@@ -208,6 +236,8 @@ pub(crate) struct Inner {
     pub(crate) rules: RuleRegistry,
     pub(crate) promotion_settings: PromotionSettings,
     pub(crate) pricing_cache: Mutex<Option<Arc<PricingRules>>>,
+    /// Bounds concurrent password hashing.
+    hash_slots: tokio::sync::Semaphore,
 }
 
 /// The commerce engine. Cheap to clone; share it between tasks.
@@ -271,6 +301,20 @@ impl Engine {
     /// The configuration in force.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
+    }
+
+    /// Runs password hashing in one of the bounded slots, waiting at most
+    /// the configured time for one.
+    async fn hashing<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let wait = self.inner.config.password_hash_wait;
+        let _slot = match tokio::time::timeout(wait, self.inner.hash_slots.acquire()).await {
+            Ok(Ok(slot)) => slot,
+            _ => return Err(Error::Busy("password hashing")),
+        };
+        blocking(f).await
     }
 
     pub(crate) fn now(&self) -> DateTime<Utc> {
@@ -360,7 +404,7 @@ impl Engine {
         let email = Email::new(&input.email)?;
         let policy = self.inner.config.password_policy;
         let password = input.password;
-        let hash = blocking(move || policy.hash(&password)).await??;
+        let hash = self.hashing(move || policy.hash(&password)).await??;
         match self.inner.store.customer_by_email(&email).await? {
             Some(mut existing) if existing.kind() == CustomerKind::Guest => {
                 existing.register(&input.name, hash)?;
@@ -392,7 +436,9 @@ impl Engine {
             .unwrap_or_else(|| self.inner.dummy_hash.clone());
         let policy = self.inner.config.password_policy;
         let password = password.to_owned();
-        let matches = blocking(move || policy.verify(&hash, &password)).await?;
+        let matches = self
+            .hashing(move || policy.verify(&hash, &password))
+            .await?;
         match customer {
             Some(c) if matches && c.kind() == CustomerKind::Registered => Ok(c),
             _ => Err(Error::InvalidCredentials),

@@ -119,6 +119,7 @@ pub mod error;
 pub mod fulfillment;
 pub mod id;
 pub mod inventory;
+pub mod maintenance;
 pub mod money;
 pub mod money_path;
 pub mod note;

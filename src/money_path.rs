@@ -104,9 +104,23 @@ impl Engine {
                 let (settlement, error) = match answer {
                     Ok(_) => (Settlement::Succeeded, None),
                     Err(e @ (PaymentError::Timeout | PaymentError::Unavailable(_))) => {
+                        tracing::warn!(
+                            order_id = %id,
+                            operation = %op.key,
+                            error = %e,
+                            "payment operation left pending; a retry or recovery finishes it"
+                        );
                         return Err(e.into());
                     }
-                    Err(e) => (Settlement::Failed(e.to_string()), Some(e)),
+                    Err(e) => {
+                        tracing::warn!(
+                            order_id = %id,
+                            operation = %op.key,
+                            error = %e,
+                            "provider refused a payment operation; undoing what it was for"
+                        );
+                        (Settlement::Failed(e.to_string()), Some(e))
+                    }
                 };
                 let now = self.now();
                 order = self

@@ -36,7 +36,10 @@ async fn happy_path_places_a_frozen_order_and_captures(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(outcome.payment, PaymentOutcome::Paid);
-    let token = outcome.access_token.clone().expect("a guest order has a token");
+    let token = outcome
+        .access_token
+        .clone()
+        .expect("a guest order has a token");
     let order = outcome.order;
 
     // 20.00 + 7.50 = 27.50; shipping 5.00; tax 10% of each line and shipping.
@@ -188,10 +191,7 @@ async fn same_key_with_another_cart_or_token_is_a_conflict(backend: Backend) {
     let a = shop.product("A", "10.00", 5).await;
     let one = shop.ready_cart(&[(a, 1)]).await;
     let two = shop.ready_cart(&[(a, 1)]).await;
-    shop.engine
-        .checkout(request(one.id(), "k"))
-        .await
-        .unwrap();
+    shop.engine.checkout(request(one.id(), "k")).await.unwrap();
     let before = shop.snapshot().await;
     let err = shop
         .engine
@@ -492,10 +492,7 @@ async fn validation_errors_change_nothing_and_do_not_burn_the_key(backend: Backe
         .set_email(&guest, cart.id(), "x@y.io")
         .await
         .unwrap();
-    shop.engine
-        .checkout(request(cart.id(), "m"))
-        .await
-        .unwrap();
+    shop.engine.checkout(request(cart.id(), "m")).await.unwrap();
 }
 
 async fn bad_requests_leave_the_store_unchanged(backend: Backend) {

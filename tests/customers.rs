@@ -267,3 +267,41 @@ conformance!(
     customers_see_only_themselves,
     concurrent_address_additions_are_all_kept,
 );
+
+/// A burst of log-ins runs at most the configured number of hashes at once;
+/// the rest wait, and past the wait get a typed "busy" error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn password_hashing_is_bounded() {
+    let config = cartwright::EngineConfig {
+        max_concurrent_password_hashes: 1,
+        password_hash_wait: std::time::Duration::from_millis(1),
+        ..cartwright::EngineConfig::default()
+    };
+    let engine = Engine::builder().config(config).build().unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let engine = engine.clone();
+        tasks.push(tokio::spawn(async move {
+            engine
+                .login(&format!("nobody{i}@example.com"), "wrong-password")
+                .await
+        }));
+    }
+    let (mut busy, mut refused) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Err(Error::Busy(_)) => busy += 1,
+            Err(Error::InvalidCredentials) => refused += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(busy > 0, "some log-ins were turned away");
+    assert!(refused > 0, "some log-ins ran");
+    assert!(Error::Busy("x").is_retryable());
+    // A zero-slot configuration is refused.
+    let zero = cartwright::EngineConfig {
+        max_concurrent_password_hashes: 0,
+        ..cartwright::EngineConfig::default()
+    };
+    assert!(Engine::builder().config(zero).build().is_err());
+}

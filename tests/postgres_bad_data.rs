@@ -126,10 +126,7 @@ async fn impossible_states_are_typed_errors() {
     let shop = Shop::new(Backend::Postgres).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
-    shop.engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap();
+    shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
 
     // A checkout failure that no longer parses.
     exec(

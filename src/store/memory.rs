@@ -938,6 +938,14 @@ impl CheckoutStore for MemoryStore {
         Ok(self.lock().checkouts.get(key).cloned())
     }
 
+    async fn prune_checkouts(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut s = self.lock();
+        let was = s.checkouts.len();
+        s.checkouts
+            .retain(|_, r| r.created_at >= before || r.state == CheckoutState::InProgress);
+        Ok((was - s.checkouts.len()) as u64)
+    }
+
     async fn stale_checkouts(
         &self,
         now: DateTime<Utc>,
@@ -1130,6 +1138,25 @@ impl EventStore for MemoryStore {
         let cursor = s.cursors.entry(consumer.to_owned()).or_default();
         *cursor = (*cursor).max(position + 1);
         Ok(())
+    }
+
+    async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut s = self.lock();
+        let Some(delivered) = s.cursors.values().copied().min() else {
+            return Ok(0);
+        };
+        // Cursors are positions: only a prefix can go.
+        let gone = s
+            .events
+            .iter()
+            .take(delivered)
+            .take_while(|e| e.occurred_at < before)
+            .count();
+        s.events.drain(..gone);
+        for cursor in s.cursors.values_mut() {
+            *cursor -= gone;
+        }
+        Ok(gone as u64)
     }
 }
 

@@ -396,6 +396,12 @@ pub trait CheckoutStore: Send + Sync {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<Lease>>;
+
+    /// Forgets idempotency records first used before `before` whose
+    /// checkout has ended (completed, failed or retryable; never one in
+    /// progress). A retry with a forgotten key runs as a new checkout.
+    /// Returns how many were removed.
+    async fn prune_checkouts(&self, before: DateTime<Utc>) -> Result<u64>;
 }
 
 /// Orders.
@@ -508,6 +514,10 @@ pub trait EventStore: Send + Sync {
     /// Acknowledges `through` and every event delivered before it.
     /// Acknowledging an older event again is a no-op.
     async fn ack_events(&self, consumer: &str, through: EventId) -> Result<()>;
+    /// Removes events that occurred before `before` and that every consumer
+    /// known to the store has acknowledged. With no consumer, nothing is
+    /// removed. Returns how many were removed.
+    async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64>;
 }
 
 pub(crate) fn check_consumer(consumer: &str) -> Result<&str> {

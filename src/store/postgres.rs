@@ -1823,6 +1823,18 @@ impl CheckoutStore for PgStore {
         })
     }
 
+    async fn prune_checkouts(&self, before: DateTime<Utc>) -> Result<u64> {
+        retry!(async {
+            let done = sqlx::query(
+                "DELETE FROM cw_checkouts WHERE created_at < $1 AND state <> 'in_progress'",
+            )
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected())
+        })
+    }
+
     async fn stale_checkouts(
         &self,
         now: DateTime<Utc>,
@@ -2216,6 +2228,22 @@ impl EventStore for PgStore {
             found
                 .map(|_| ())
                 .ok_or_else(|| Error::not_found("event", through).into())
+        })
+    }
+
+    async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64> {
+        retry!(async {
+            let done = sqlx::query(
+                "DELETE FROM cw_events e
+                 WHERE e.occurred_at < $1
+                   AND EXISTS (SELECT 1 FROM cw_event_cursors)
+                   AND NOT EXISTS (
+                       SELECT 1 FROM cw_event_cursors c WHERE (e.tx, e.sequence) > (c.tx, c.sequence))",
+            )
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected())
         })
     }
 }

@@ -206,6 +206,9 @@ impl InventoryStore for FaultyStore {
 
 #[async_trait]
 impl CheckoutStore for FaultyStore {
+    async fn prune_checkouts(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64> {
+        self.inner.prune_checkouts(before).await
+    }
     async fn begin_checkout(&self, b: BeginCheckout) -> Result<CheckoutClaim> {
         self.inner.begin_checkout(b).await
     }
@@ -266,6 +269,9 @@ impl OrderStore for FaultyStore {
 
 #[async_trait]
 impl EventStore for FaultyStore {
+    async fn prune_events(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64> {
+        self.inner.prune_events(before).await
+    }
     async fn pending_events(&self, c: &str, l: usize) -> Result<Vec<Event>> {
         self.inner.pending_events(c, l).await
     }
