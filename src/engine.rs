@@ -21,8 +21,8 @@ use crate::customer::{
 };
 use crate::error::{Error, Result};
 use crate::id::{
-    AddressId, CartId, CategoryId, CustomerGroupId, CustomerId, EventId, LineId, LocationId,
-    OrderId, ProductId, ReservationId, VariantId,
+    AddressId, CartId, CategoryId, CustomerGroupId, CustomerId, EventId, IdempotencyKey, LineId,
+    LocationId, OrderId, ProductId, ReservationId, VariantId,
 };
 use crate::inventory::{Location, Reservation, StockLevel, StockRequest, StockSummary};
 use crate::money::Currency;
@@ -596,8 +596,27 @@ impl Engine {
         id: CartId,
         f: impl Fn(&mut Cart) -> Result<()>,
     ) -> Result<Cart> {
+        self.modify_cart_keyed(actor, id, None, f).await
+    }
+
+    /// As [`Engine::modify_cart`]; with a request key, an edit already
+    /// applied under it returns the cart unchanged, and the key is saved with
+    /// the edit in the same versioned write.
+    async fn modify_cart_keyed(
+        &self,
+        actor: &Actor,
+        id: CartId,
+        key: Option<&str>,
+        f: impl Fn(&mut Cart) -> Result<()>,
+    ) -> Result<Cart> {
         for _ in 0..self.inner.config.max_retries {
             let mut cart = self.cart(actor, id).await?;
+            if let Some(key) = key {
+                if cart.applied(key) {
+                    return Ok(cart);
+                }
+                cart.remember(key);
+            }
             f(&mut cart)?;
             match self.inner.store.save_carts(vec![cart], self.now()).await {
                 Err(Error::Conflict(_)) => continue,
@@ -610,12 +629,55 @@ impl Engine {
 
     /// Adds units of a variant. The variant must be for sale and have a price
     /// in the cart's currency; the price itself is never taken from the caller.
+    ///
+    /// Adding is not safe to repeat blindly (a retry after a lost answer
+    /// adds the units twice): a client that retries uses
+    /// [`Engine::add_item_once`]. Every other cart command sets a value
+    /// (quantity, address, method, email, a code: entering it twice keeps
+    /// one) and is safe to repeat as it is.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`], [`Error::NotFound`], [`Error::NotPurchasable`],
+    /// [`Error::NoPrice`], [`Error::CartNotActive`], [`Error::Invalid`] or
+    /// [`Error::LimitExceeded`] for the quantity or the number of lines.
     pub async fn add_item(
         &self,
         actor: &Actor,
         cart: CartId,
         variant: VariantId,
         quantity: u32,
+    ) -> Result<Cart> {
+        self.add_item_keyed(actor, cart, variant, quantity, None)
+            .await
+    }
+
+    /// [`Engine::add_item`] under a request key: the same key adds once,
+    /// however often it is retried (the cart remembers its last
+    /// [`MAX_REMEMBERED_REQUESTS`](crate::cart::MAX_REMEMBERED_REQUESTS)
+    /// keys, saved with the edit).
+    ///
+    /// # Errors
+    /// As [`Engine::add_item`].
+    pub async fn add_item_once(
+        &self,
+        actor: &Actor,
+        cart: CartId,
+        variant: VariantId,
+        quantity: u32,
+        key: &IdempotencyKey,
+    ) -> Result<Cart> {
+        let key = format!("add_item:{key}");
+        self.add_item_keyed(actor, cart, variant, quantity, Some(&key))
+            .await
+    }
+
+    async fn add_item_keyed(
+        &self,
+        actor: &Actor,
+        cart: CartId,
+        variant: VariantId,
+        quantity: u32,
+        key: Option<&str>,
     ) -> Result<Cart> {
         let current = self.cart(actor, cart).await?;
         let entries = self.inner.store.entries(&[variant]).await?;
@@ -629,8 +691,10 @@ impl Engine {
                 currency: current.currency(),
             });
         }
-        self.modify_cart(actor, cart, |c| c.add_line(variant, quantity).map(|_| ()))
-            .await
+        self.modify_cart_keyed(actor, cart, key, |c| {
+            c.add_line(variant, quantity).map(|_| ())
+        })
+        .await
     }
 
     /// Sets a line's quantity.

@@ -346,7 +346,66 @@ async fn concurrent_additions_are_never_lost(backend: Backend) {
     assert!(ok > 0);
 }
 
+async fn a_keyed_addition_is_applied_once_however_often_retried(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let a = shop.product("A", "10.00", 100).await;
+    let second = shop.second_engine().await;
+    let cart = shop
+        .engine
+        .create_cart(&Actor::Guest, Currency::USD)
+        .await
+        .unwrap();
+    let key = IdempotencyKey::new("add-1").unwrap();
+    // A client retries the same addition ten times at once over two instances.
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let engine = if i % 2 == 0 {
+            shop.engine.clone()
+        } else {
+            second.clone()
+        };
+        let (id, key) = (cart.id(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            engine.add_item_once(&Actor::Guest, id, a, 2, &key).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let c = shop.engine.cart(&Actor::Guest, cart.id()).await.unwrap();
+    assert_eq!(c.item_count(), 2, "added once");
+    // Another key adds again; a plain add always adds.
+    let other = IdempotencyKey::new("add-2").unwrap();
+    let c = shop
+        .engine
+        .add_item_once(&Actor::Guest, cart.id(), a, 1, &other)
+        .await
+        .unwrap();
+    assert_eq!(c.item_count(), 3);
+    let c = shop
+        .engine
+        .add_item_once(&Actor::Guest, cart.id(), a, 1, &other)
+        .await
+        .unwrap();
+    assert_eq!(c.item_count(), 3);
+    // A refused keyed addition is not remembered: fixed and retried, it applies.
+    let bad = IdempotencyKey::new("add-3").unwrap();
+    assert!(
+        shop.engine
+            .add_item_once(&Actor::Guest, cart.id(), a, 0, &bad)
+            .await
+            .is_err()
+    );
+    let c = shop
+        .engine
+        .add_item_once(&Actor::Guest, cart.id(), a, 1, &bad)
+        .await
+        .unwrap();
+    assert_eq!(c.item_count(), 4);
+}
+
 conformance!(
+    a_keyed_addition_is_applied_once_however_often_retried,
     add_change_remove_and_price,
     bad_input_is_refused_and_changes_nothing,
     an_unknown_shipping_method_cannot_be_priced,

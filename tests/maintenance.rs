@@ -18,7 +18,12 @@ async fn maintenance_prunes_old_records_and_delivered_events(backend: Backend) {
     let shop = Shop::new(backend).await;
     let a = shop.product("A", "10.00", 10).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
-    let order = shop.engine.checkout(request(cart.id(), "k")).await.unwrap().order;
+    let order = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap()
+        .order;
     let system = Actor::System;
     let events = common::pending(&shop.engine, "mailer", 2).await;
     assert!(events.len() >= 2);
@@ -33,12 +38,24 @@ async fn maintenance_prunes_old_records_and_delivered_events(backend: Backend) {
     assert_eq!(report.pruned_checkouts, 1);
     assert_eq!(report.pruned_events, 0);
     let last = events.last().unwrap().id;
-    shop.engine.ack_events(&system, "mailer", last).await.unwrap();
+    shop.engine
+        .ack_events(&system, "mailer", last)
+        .await
+        .unwrap();
     let report = shop.engine.run_maintenance(&system).await.unwrap();
     assert_eq!(report.pruned_events, events.len() as u64);
-    assert!(shop.engine.pending_events(&system, "mailer", 10).await.unwrap().is_empty());
+    assert!(
+        shop.engine
+            .pending_events(&system, "mailer", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // The order itself is kept.
-    assert_eq!(shop.engine.order(&system, order.id()).await.unwrap().id(), order.id());
+    assert_eq!(
+        shop.engine.order(&system, order.id()).await.unwrap().id(),
+        order.id()
+    );
     // Only staff and the system run it.
     assert!(matches!(
         shop.engine.run_maintenance(&Actor::Guest).await,
@@ -70,7 +87,10 @@ async fn the_spawned_maintenance_finishes_what_a_crash_left(backend: Backend) {
     }
     task.abort();
     assert!(captured, "maintenance captured the order");
-    assert_eq!(shop.payments.authorizations()[0].captured, outcome.order.total());
+    assert_eq!(
+        shop.payments.authorizations()[0].captured,
+        outcome.order.total()
+    );
 }
 
 conformance!(

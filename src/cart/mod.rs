@@ -25,6 +25,10 @@ pub const MAX_QUANTITY_PER_LINE: u32 = 10_000;
 pub const MAX_CODES_PER_CART: usize = 10;
 /// Longest coupon code, in characters.
 pub const MAX_CODE_LEN: usize = 64;
+/// How many keyed edits a cart remembers; a retry of an edit older than the
+/// last this many keyed edits is applied again.
+pub const MAX_REMEMBERED_REQUESTS: usize = 32;
+
 /// Longest shipping method code, in characters.
 pub const MAX_METHOD_CODE_LEN: usize = 64;
 
@@ -107,6 +111,11 @@ pub struct Cart {
     shipping_method: Option<String>,
     coupon_codes: Vec<String>,
     status: CartStatus,
+    /// The request keys of the latest keyed edits (at most
+    /// [`MAX_REMEMBERED_REQUESTS`], oldest first): a retried edit finds its
+    /// key here and changes nothing again.
+    #[serde(default)]
+    applied_requests: Vec<String>,
     version: u64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -138,6 +147,7 @@ impl Cart {
             billing_address: None,
             shipping_method: None,
             coupon_codes: Vec::new(),
+            applied_requests: Vec::new(),
             status: CartStatus::Active,
             version: 0,
             created_at: now,
@@ -222,6 +232,23 @@ impl Cart {
             CartStatus::Active => Ok(()),
             _ => Err(Error::CartNotActive { cart_id: self.id }),
         }
+    }
+
+    /// Whether a keyed edit with `key` was already applied.
+    pub fn applied(&self, key: &str) -> bool {
+        self.applied_requests.iter().any(|k| k == key)
+    }
+
+    /// Remembers that the edit keyed `key` was applied (forgetting the
+    /// oldest beyond [`MAX_REMEMBERED_REQUESTS`]).
+    pub(crate) fn remember(&mut self, key: &str) {
+        if self.applied(key) {
+            return;
+        }
+        if self.applied_requests.len() >= MAX_REMEMBERED_REQUESTS {
+            self.applied_requests.remove(0);
+        }
+        self.applied_requests.push(key.to_owned());
     }
 
     /// Adds `quantity` units of a variant; if the variant is already in the
