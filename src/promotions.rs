@@ -47,12 +47,9 @@ impl Engine {
     /// engine's registered rules.
     pub async fn save_promotion(&self, actor: &Actor, promotion: Promotion) -> Result<Promotion> {
         actor.require_privileged()?;
-        // Compiling a one-promotion set runs every check pricing relies on.
-        PromotionSet::new(
-            vec![promotion.clone()],
-            self.inner.rules.clone(),
-            self.inner.promotion_settings,
-        )?;
+        // Every check compiling runs: a promotion this engine could not
+        // evaluate (an unregistered rule) is refused here.
+        PromotionSet::check_one(&promotion, &self.inner.rules)?;
         self.inner.store.save_promotion(promotion.clone()).await?;
         Ok(promotion)
     }
@@ -176,6 +173,9 @@ impl Engine {
             )?,
             price_book: PriceBook::new(lists)?,
         });
+        for (id, name, reason) in rules.promotions.unusable() {
+            tracing::warn!(promotion_id = %id, %name, %reason, "promotion left out of pricing");
+        }
         *self.inner.pricing_cache.lock().map_err(|_| poisoned())? = Some(Arc::clone(&rules));
         Ok(rules)
     }

@@ -1291,13 +1291,21 @@ fn custom_rules_as_condition_and_action() {
         rejection(&priced, &p),
         Rejection::ConditionsNotMet { comparisons } if comparisons[0].subject == "lines"
     ));
-    // A promotion naming an unregistered rule is refused when compiled.
+    // A promotion naming an unregistered rule is refused by the check that
+    // saving runs, and left out of a compiled set (reported, never failing
+    // pricing).
+    assert!(matches!(
+        cartwright::pricing::PromotionSet::check_one(&p, &cartwright::pricing::RuleRegistry::new()),
+        Err(cartwright::Error::NotFound { .. })
+    ));
     let unknown = cartwright::pricing::PromotionSet::new(
-        vec![p],
+        vec![p.clone()],
         cartwright::pricing::RuleRegistry::new(),
         PromotionSettings::default(),
-    );
-    assert!(matches!(unknown, Err(cartwright::Error::NotFound { .. })));
+    )
+    .unwrap();
+    assert_eq!(unknown.unusable().len(), 1);
+    assert_eq!(unknown.unusable()[0].0, p.id);
 }
 
 #[test]

@@ -691,7 +691,111 @@ async fn the_promotion_store_port(backend: Backend) {
     assert_eq!(inputs.version, after);
 }
 
+struct Rule(&'static str, bool);
+
+impl cartwright::pricing::PricingRule for Rule {
+    fn name(&self) -> &str {
+        self.0
+    }
+    fn action(
+        &self,
+        _settings: &serde_json::Value,
+        _cart: &cartwright::pricing::RuleCart<'_>,
+    ) -> cartwright::Result<Vec<(cartwright::id::LineId, Money)>> {
+        if self.1 {
+            Err(Error::invalid("rule", "boom"))
+        } else {
+            Ok(Vec::new())
+        }
+    }
+}
+
+fn custom(name: &str, rule: &str) -> Promotion {
+    Promotion::new(
+        name,
+        Action::Custom {
+            rule: rule.into(),
+            settings: serde_json::json!({}),
+        },
+    )
+}
+
+async fn a_promotion_that_cannot_be_evaluated_never_fails_pricing(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let v = shop.product("TEE", "20.00", 10).await;
+    // Another instance knows two custom rules; this one knows none.
+    let shipping = FlatRateShipping::new()
+        .with_method("standard", "Standard", &[usd("5.00")])
+        .unwrap();
+    let with_rules = Engine::builder()
+        .store(shop.engine.store().clone())
+        .shipping(std::sync::Arc::new(shipping))
+        .pricing_rule(std::sync::Arc::new(Rule("known", false)))
+        .pricing_rule(std::sync::Arc::new(Rule("failing", true)))
+        .build()
+        .unwrap();
+    let system = Actor::System;
+    // Saving a promotion that names a rule this engine does not know is refused.
+    assert!(matches!(
+        shop.engine
+            .save_promotion(&system, custom("Known", "known"))
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    let known = with_rules
+        .save_promotion(&system, custom("Known", "known"))
+        .await
+        .unwrap();
+    let failing = with_rules
+        .save_promotion(&system, custom("Boom", "failing"))
+        .await
+        .unwrap();
+    let cart = shop.ready_cart(&[(v, 1)]).await;
+
+    // Here the stored promotion names an unknown rule: left out, explained.
+    let priced = shop
+        .engine
+        .price_cart(&Actor::Guest, cart.id())
+        .await
+        .unwrap();
+    let outcome = |id| {
+        priced
+            .promotions
+            .iter()
+            .find(|o| o.promotion_id == Some(id))
+            .and_then(|o| o.rejection().cloned())
+    };
+    assert!(matches!(
+        outcome(known.id),
+        Some(Rejection::Unevaluable { .. })
+    ));
+    assert_eq!(priced.subtotal, usd("20.00"));
+    // The rule that fails is skipped with its reason where it is known.
+    let priced = with_rules
+        .price_cart(&Actor::Guest, cart.id())
+        .await
+        .unwrap();
+    let boom = priced
+        .promotions
+        .iter()
+        .find(|o| o.promotion_id == Some(failing.id))
+        .and_then(|o| o.rejection().cloned());
+    assert!(
+        matches!(&boom, Some(Rejection::Unevaluable { problem }) if problem.contains("boom")),
+        "{boom:?}"
+    );
+    // And checkout goes through at the price shown.
+    let order = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap()
+        .order;
+    assert_eq!(order.pricing().subtotal, usd("20.00"));
+}
+
 conformance!(
+    a_promotion_that_cannot_be_evaluated_never_fails_pricing,
     the_promotion_store_port,
     a_failed_checkout_gives_its_code_use_back,
     a_category_filter_matches_products_in_its_subcategories,

@@ -101,6 +101,12 @@ pub enum Rejection {
         /// The rule's name.
         rule: String,
     },
+    /// It cannot be evaluated (stored data that no longer validates, a
+    /// custom rule that failed): skipped, so it never fails pricing.
+    Unevaluable {
+        /// What is wrong.
+        problem: String,
+    },
 }
 
 /// One line's share of a promotion.
@@ -208,6 +214,7 @@ impl std::fmt::Display for Rejection {
                 write!(f, "its gift {variant_id} is not available")
             }
             Self::UnknownRule { rule } => write!(f, "names the unregistered rule `{rule}`"),
+            Self::Unevaluable { problem } => write!(f, "cannot be evaluated: {problem}"),
         }
     }
 }

@@ -817,6 +817,21 @@ fn explain(
         ));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.code.cmp(&b.1.code)));
+    for (id, name, reason) in promotions.unusable() {
+        out.push((
+            u32::MAX,
+            PromotionOutcome {
+                promotion_id: Some(*id),
+                name: name.clone(),
+                code: None,
+                outcome: Outcome::NotApplied {
+                    reason: Rejection::Unevaluable {
+                        problem: reason.clone(),
+                    },
+                },
+            },
+        ));
+    }
     let mut hints: Vec<Hint> = Vec::new();
     for (index, missing) in &run.hints {
         if let Some(p) = promotions.promotion(*index) {

@@ -294,20 +294,29 @@ impl PromotionSet {
                     return Ok(Err(Rejection::UnknownRule { rule: rule.clone() }));
                 };
                 let cart = env.rule_cart(remaining)?;
-                for (line_id, amount) in r.action(settings, &cart)? {
+                // A custom rule that fails or answers nonsense is skipped
+                // with the reason, never failing pricing.
+                let unevaluable =
+                    |reason: String| Ok(Err(Rejection::Unevaluable { problem: reason }));
+                let proposed = match r.action(settings, &cart) {
+                    Ok(p) => p,
+                    Err(e) => return unevaluable(format!("rule `{rule}` failed: {e}")),
+                };
+                for (line_id, amount) in proposed {
                     let Some(i) = env.lines.iter().position(|l| l.id == line_id) else {
-                        return Err(Error::invalid(
-                            "pricing rule",
-                            format!("`{rule}` discounted an unknown line"),
-                        ));
+                        return unevaluable(format!("rule `{rule}` discounted an unknown line"));
                     };
                     if amount.currency() != env.currency {
-                        return Err(Error::CurrencyMismatch {
-                            left: env.currency,
-                            right: amount.currency(),
-                        });
+                        return unevaluable(format!(
+                            "rule `{rule}` answered in {} for a {} cart",
+                            amount.currency(),
+                            env.currency
+                        ));
                     }
-                    let a = amount.to_minor()?.clamp(0, rem(i));
+                    let Ok(minor) = amount.to_minor() else {
+                        return unevaluable(format!("rule `{rule}` answered an inexact amount"));
+                    };
+                    let a = minor.clamp(0, rem(i));
                     effect.lines.push((i, a));
                 }
             }

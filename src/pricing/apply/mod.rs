@@ -98,6 +98,8 @@ pub struct PromotionSet {
     /// Every id and tag any filter names: the keys a cart is indexed by.
     watched_ids: FastSet<Uuid>,
     watched_tags: FastSet<String>,
+    /// Promotions left out because they cannot be evaluated (id, name, why).
+    unusable: Vec<(PromotionId, String, String)>,
 }
 
 /// A cart's lines by the ids and tags the promotion set watches, so a
@@ -124,9 +126,14 @@ impl PromotionSet {
         settings: PromotionSettings,
     ) -> Result<Self> {
         let mut promos = Vec::with_capacity(promotions.len());
+        let mut unusable = Vec::new();
         for mut p in promotions {
-            p.validate()?;
-            check_rules(&p, &rules)?;
+            // One bad promotion (stored data that no longer validates, a rule
+            // this engine does not know) is left out, never fails pricing.
+            if let Err(e) = Self::check_one(&p, &rules) {
+                unusable.push((p.id, p.name.clone(), e.to_string()));
+                continue;
+            }
             for c in &mut p.conditions {
                 lowercase_condition(c);
             }
@@ -194,7 +201,27 @@ impl PromotionSet {
         }
         set.promos = promos;
         set.gifts = gifts.into_iter().collect();
+        unusable.sort();
+        set.unusable = unusable;
         Ok(set)
+    }
+
+    /// Checks one promotion as compiling does: its own validation and the
+    /// custom rules it names against `rules`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] and kin from validation; [`Error::NotFound`] for
+    /// an unregistered rule.
+    pub fn check_one(promotion: &Promotion, rules: &RuleRegistry) -> Result<()> {
+        promotion.validate()?;
+        check_rules(promotion, rules)
+    }
+
+    /// Promotions left out of the set because they cannot be evaluated:
+    /// id, name and why. Pricing reports each as
+    /// [`Rejection::Unevaluable`](crate::pricing::Rejection::Unevaluable).
+    pub fn unusable(&self) -> &[(PromotionId, String, String)] {
+        &self.unusable
     }
 
     /// Indexes a cart's lines by the keys this set watches.
