@@ -60,6 +60,11 @@ impl FaultyStore {
             .push_back(when);
     }
 
+    /// Drops every planned fault.
+    pub fn clear(&self) {
+        self.faults.lock().unwrap().clear();
+    }
+
     fn next(&self, command: Command) -> Option<When> {
         self.faults
             .lock()

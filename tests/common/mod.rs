@@ -189,6 +189,8 @@ pub struct ShopOptions {
     pub provider: Option<Arc<dyn PaymentProvider>>,
     /// Put a fault injector between the engine and the store (`Shop::faults`).
     pub faulty: bool,
+    /// The engine configuration (capture mode and password policy are set on top).
+    pub config: Option<cartwright::EngineConfig>,
 }
 
 impl Default for ShopOptions {
@@ -197,6 +199,7 @@ impl Default for ShopOptions {
             capture: CaptureMode::Immediate,
             provider: None,
             faulty: false,
+            config: None,
         }
     }
 }
@@ -422,6 +425,7 @@ fn build_engine(
     let provider: Arc<dyn PaymentProvider> =
         options.provider.clone().unwrap_or_else(|| payments.clone());
     Engine::builder()
+        .config(options.config.clone().unwrap_or_default())
         .store(store)
         .payment_provider(provider)
         .clock(clock.clone())
