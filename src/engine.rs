@@ -573,6 +573,9 @@ impl Engine {
 
     /// Creates an empty cart owned by `actor` (a customer) or by nobody (a guest).
     pub async fn create_cart(&self, actor: &Actor, currency: Currency) -> Result<Cart> {
+        if matches!(actor, Actor::Provider(_)) {
+            return Err(Error::Forbidden);
+        }
         let owner = match actor {
             Actor::Customer(id) => Some(*id),
             _ => None,

@@ -1,0 +1,431 @@
+//! Every engine call that takes an actor, with every kind of actor, against
+//! the access table documented in `cartwright::actor`: allowed calls are not
+//! refused, refused calls are `Error::Forbidden` and change nothing. On both
+//! stores.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use cartwright::fulfillment::{ReturnRequest, ShipmentRequest};
+use cartwright::id::{CartId, CustomerId, IdempotencyKey, OrderId, VariantId};
+use cartwright::money_path::ManualRefund;
+use cartwright::note::Visibility;
+use cartwright::order::{LineQuantity, OrderQuery, ShippingRefund};
+use cartwright::payment::{ProviderEvent, ProviderEventKind};
+use cartwright::prelude::*;
+use cartwright::pricing::{Action, LineFilter, PriceList, PriceListKind, Promotion};
+use common::{Backend, Shop, address, request, usd};
+use rust_decimal::Decimal;
+
+type Fut = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+type Call = Box<dyn Fn(Engine, Actor) -> Fut + Send + Sync>;
+
+/// Who calls, in the table's column order.
+const ACTORS: [&str; 7] = [
+    "guest",
+    "guest with token",
+    "owner",
+    "another customer",
+    "staff",
+    "system",
+    "provider",
+];
+
+// The rows of the documented table.
+const ANYONE_BUT_PROVIDER: [bool; 7] = [true, true, true, true, true, true, false];
+const OWNER_OR_PRIVILEGED: [bool; 7] = [false, false, true, false, true, true, false];
+const TOKEN_OR_PRIVILEGED: [bool; 7] = [false, true, false, false, true, true, false];
+const PRIVILEGED: [bool; 7] = [false, false, false, false, true, true, false];
+const STAFF_ONLY: [bool; 7] = [false, false, false, false, true, false, false];
+const CUSTOMERS: [bool; 7] = [false, false, true, true, false, false, false];
+const PROVIDER_OR_SYSTEM: [bool; 7] = [false, false, false, false, false, true, true];
+
+macro_rules! row {
+    ($name:expr, $allow:expr, |$e:ident, $a:ident| $body:expr) => {
+        (
+            $name,
+            $allow,
+            Box::new(move |$e: Engine, $a: Actor| -> Fut {
+                Box::pin(async move {
+                    let out = $body.await;
+                    out.map(|_| ())
+                })
+            }) as Call,
+        )
+    };
+}
+
+struct World {
+    shop: Shop,
+    actors: Vec<Actor>,
+    owner: CustomerId,
+    owner_cart: CartId,
+    guest_cart: CartId,
+    owner_order: OrderId,
+    guest_order: OrderId,
+    variant: VariantId,
+    coded: cartwright::id::PromotionId,
+}
+
+async fn world(backend: Backend) -> World {
+    let shop = Shop::new(backend).await;
+    let variant = shop.product("A", "10.00", 100).await;
+    let owner = shop.customer("owner@example.com").await.id();
+    let other = shop.customer("other@example.com").await.id();
+    let me = Actor::Customer(owner);
+    // A placed order of the owner's and a guest's, and a cart of each.
+    let cart = shop.engine.create_cart(&me, Currency::USD).await.unwrap();
+    shop.engine
+        .add_item(&me, cart.id(), variant, 2)
+        .await
+        .unwrap();
+    shop.complete_details(&me, cart.id()).await;
+    let mut req = request(cart.id(), "owner-order");
+    req.actor = me.clone();
+    let owner_order = shop.engine.checkout(req).await.unwrap().order.id();
+    let guest = shop.ready_cart(&[(variant, 2)]).await;
+    let placed = shop
+        .engine
+        .checkout(request(guest.id(), "guest-order"))
+        .await
+        .unwrap();
+    let token = placed.access_token.unwrap();
+    let owner_cart = shop
+        .engine
+        .create_cart(&me, Currency::USD)
+        .await
+        .unwrap()
+        .id();
+    let guest_cart = shop
+        .engine
+        .create_cart(&Actor::Guest, Currency::USD)
+        .await
+        .unwrap()
+        .id();
+    let coded = shop
+        .engine
+        .save_promotion(&Actor::System, promotion().coded())
+        .await
+        .unwrap()
+        .id;
+    let actors = vec![
+        Actor::Guest,
+        Actor::GuestWithToken(token),
+        me,
+        Actor::Customer(other),
+        Actor::Staff("amy".into()),
+        Actor::System,
+        Actor::Provider("test".into()),
+    ];
+    World {
+        shop,
+        actors,
+        owner,
+        owner_cart,
+        guest_cart,
+        owner_order,
+        guest_order: placed.order.id(),
+        variant,
+        coded,
+    }
+}
+
+fn key(k: &str) -> IdempotencyKey {
+    IdempotencyKey::new(k).unwrap()
+}
+
+fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
+    let (owner, oc, gc, oo, go, v) = (
+        w.owner,
+        w.owner_cart,
+        w.guest_cart,
+        w.owner_order,
+        w.guest_order,
+        w.variant,
+    );
+    let (warehouse, coded) = (w.shop.warehouse, w.coded);
+    vec![
+        // Carts.
+        row!("create_cart", ANYONE_BUT_PROVIDER, |e, a| e
+            .create_cart(&a, Currency::USD)),
+        row!("cart (guest's)", ANYONE_BUT_PROVIDER, |e, a| e.cart(&a, gc)),
+        row!("add_item (guest's)", ANYONE_BUT_PROVIDER, |e, a| e
+            .add_item(&a, gc, v, 1)),
+        row!("add_item_once (guest's)", ANYONE_BUT_PROVIDER, |e, a| {
+            async move { e.add_item_once(&a, gc, v, 1, &key("add")).await }
+        }),
+        row!("set_email (guest's)", ANYONE_BUT_PROVIDER, |e, a| {
+            e.set_email(&a, gc, "x@example.com")
+        }),
+        row!("price_cart (guest's)", ANYONE_BUT_PROVIDER, |e, a| e
+            .price_cart(&a, gc)),
+        row!("cart (customer's)", OWNER_OR_PRIVILEGED, |e, a| e
+            .cart(&a, oc)),
+        row!("add_item (customer's)", OWNER_OR_PRIVILEGED, |e, a| e
+            .add_item(&a, oc, v, 1)),
+        row!(
+            "set_shipping_address (customer's)",
+            OWNER_OR_PRIVILEGED,
+            |e, a| { e.set_shipping_address(&a, oc, address()) }
+        ),
+        row!(
+            "add_coupon_code (customer's)",
+            OWNER_OR_PRIVILEGED,
+            |e, a| { e.add_coupon_code(&a, oc, "NOPE") }
+        ),
+        row!("price_cart (customer's)", OWNER_OR_PRIVILEGED, |e, a| e
+            .price_cart(&a, oc)),
+        row!("checkout (customer's cart)", OWNER_OR_PRIVILEGED, |e, a| {
+            let mut r = request(oc, "access-checkout");
+            r.actor = a.clone();
+            e.checkout(r)
+        }),
+        row!("merge_guest_cart", CUSTOMERS, |e, a| e
+            .merge_guest_cart(&a, gc)),
+        // Customers.
+        row!("customer", OWNER_OR_PRIVILEGED, |e, a| e
+            .customer(&a, owner)),
+        row!("add_address", OWNER_OR_PRIVILEGED, |e, a| {
+            e.add_address(&a, owner, address())
+        }),
+        row!("add_customer_note", PRIVILEGED, |e, a| {
+            e.add_customer_note(&a, owner, "vip", Visibility::Internal)
+        }),
+        row!("create_group", PRIVILEGED, |e, a| e.create_group(&a, "VIP")),
+        // Orders.
+        row!("order (customer's)", OWNER_OR_PRIVILEGED, |e, a| e
+            .order(&a, oo)),
+        row!("order (guest's)", TOKEN_OR_PRIVILEGED, |e, a| e
+            .order(&a, go)),
+        row!(
+            "add_order_note (customer's)",
+            OWNER_OR_PRIVILEGED,
+            |e, a| { e.add_order_note(&a, oo, "hello", Visibility::Customer) }
+        ),
+        row!(
+            "orders_for_customer (owner's)",
+            OWNER_OR_PRIVILEGED,
+            |e, a| { e.orders_for_customer(&a, owner, None, 10) }
+        ),
+        row!(
+            "find_orders (owner's)",
+            OWNER_OR_PRIVILEGED,
+            |e, a| async move {
+                let query = OrderQuery {
+                    customer: Some(owner),
+                    limit: 10,
+                    ..OrderQuery::default()
+                };
+                e.find_orders(&a, &query).await
+            }
+        ),
+        row!("capture", PRIVILEGED, |e, a| e.capture(&a, oo)),
+        row!("capture_partial", PRIVILEGED, |e, a| {
+            async move { e.capture_partial(&a, oo, None, &key("cap")).await }
+        }),
+        row!("ship", PRIVILEGED, |e, a| async move {
+            let o = e.order(&Actor::System, oo).await?;
+            let items = vec![LineQuantity {
+                line_id: o.pricing().lines[0].line_id,
+                quantity: 1,
+            }];
+            e.ship(
+                &a,
+                oo,
+                ShipmentRequest {
+                    items,
+                    carrier: "UPS".into(),
+                    tracking_number: String::new(),
+                    location: None,
+                },
+            )
+            .await
+        }),
+        row!("return_items", PRIVILEGED, |e, a| async move {
+            let o = e.order(&Actor::System, oo).await?;
+            let items = vec![LineQuantity {
+                line_id: o.pricing().lines[0].line_id,
+                quantity: 1,
+            }];
+            e.return_items(
+                &a,
+                oo,
+                ReturnRequest {
+                    items,
+                    restock: true,
+                    shipping: ShippingRefund::Never,
+                    key: key("ret"),
+                },
+            )
+            .await
+        }),
+        row!("refund", STAFF_ONLY, |e, a| {
+            e.refund(&a, oo, ManualRefund::new(usd("0.01"), "goodwill", key("r")))
+        }),
+        row!("settle_order", PRIVILEGED, |e, a| e.settle_order(&a, oo)),
+        row!(
+            "apply_provider_event",
+            PROVIDER_OR_SYSTEM,
+            |e, a| async move {
+                let o = e.order(&Actor::System, oo).await?;
+                let event = ProviderEvent {
+                    id: "evt_access".into(),
+                    authorization: o.payment().reference.clone(),
+                    kind: ProviderEventKind::Authorized,
+                };
+                e.apply_provider_event(&a, &event).await
+            }
+        ),
+        row!("cancel (guest's)", TOKEN_OR_PRIVILEGED, |e, a| e.cancel(
+            &a,
+            go,
+            "changed mind"
+        )),
+        // Catalog, stock, promotions: staff and the system.
+        row!("create_category", PRIVILEGED, |e, a| e
+            .create_category(&a, "Mugs", None)),
+        row!("create_collection", PRIVILEGED, |e, a| e
+            .create_collection(&a, "Summer")),
+        row!("create_product", PRIVILEGED, |e, a| {
+            e.create_product(
+                &a,
+                NewProduct {
+                    title: "New".into(),
+                    ..NewProduct::default()
+                },
+            )
+        }),
+        row!("set_product_status", PRIVILEGED, |e, a| async move {
+            let p = e.variant_by_sku("A").await?.variant.product_id();
+            e.set_product_status(&a, p, Status::Active).await
+        }),
+        row!("update_product", PRIVILEGED, |e, a| async move {
+            let p = e.variant_by_sku("A").await?.variant.product_id();
+            let product = e.product(p).await?;
+            e.update_product(&a, product).await
+        }),
+        row!("create_location", PRIVILEGED, |e, a| e
+            .create_location(&a, "Shop", 1)),
+        row!("set_stock", PRIVILEGED, |e, a| e
+            .set_stock(&a, v, warehouse, 100)),
+        row!("adjust_stock", PRIVILEGED, |e, a| e
+            .adjust_stock(&a, v, warehouse, 1)),
+        row!("reserve_stock", PRIVILEGED, |e, a| e
+            .reserve_stock(&a, &[(v, 1)])),
+        row!("usage", PRIVILEGED, |e, a| e.usage(&a, "coupon:X:uses")),
+        row!("save_promotion", PRIVILEGED, |e, a| e
+            .save_promotion(&a, promotion())),
+        row!("promotions", PRIVILEGED, |e, a| e.promotions(&a)),
+        row!("price_lists", PRIVILEGED, |e, a| e.price_lists(&a)),
+        row!("save_price_list", PRIVILEGED, |e, a| {
+            e.save_price_list(
+                &a,
+                PriceList::new("Sale", PriceListKind::Sale, 0, Currency::USD),
+            )
+        }),
+        row!("create_coupon", PRIVILEGED, |e, a| async move {
+            e.create_coupon(&a, coded, "ACCESS", None).await
+        }),
+        row!("generate_coupons", PRIVILEGED, |e, a| e
+            .generate_coupons(&a, coded, "G", 2, None)),
+        row!("set_promotion_enabled", PRIVILEGED, |e, a| {
+            e.set_promotion_enabled(&a, coded, true)
+        }),
+        row!("promotion", PRIVILEGED, |e, a| e.promotion(&a, coded)),
+        row!("pending_events", PRIVILEGED, |e, a| e
+            .pending_events(&a, "mailer", 10)),
+        row!("run_maintenance", PRIVILEGED, |e, a| e.run_maintenance(&a)),
+        row!("release_reservation", PRIVILEGED, |e, a| {
+            e.release_reservation(&a, cartwright::id::ReservationId::new())
+        }),
+        row!("commit_reservation", PRIVILEGED, |e, a| {
+            e.commit_reservation(&a, cartwright::id::ReservationId::new())
+        }),
+        row!("ack_events", PRIVILEGED, |e, a| {
+            e.ack_events(&a, "mailer", cartwright::id::EventId::new())
+        }),
+        row!("mark_delivered", PRIVILEGED, |e, a| {
+            e.mark_delivered(&a, oo, cartwright::id::ShipmentId::new())
+        }),
+        row!("remove_address", OWNER_OR_PRIVILEGED, |e, a| {
+            e.remove_address(&a, owner, cartwright::id::AddressId::new())
+        }),
+        row!("add_to_group", PRIVILEGED, |e, a| {
+            e.add_to_group(&a, owner, cartwright::id::CustomerGroupId::new())
+        }),
+        row!("set_quantity (customer's)", OWNER_OR_PRIVILEGED, |e, a| {
+            e.set_quantity(&a, oc, cartwright::id::LineId::new(), 2)
+        }),
+        row!("remove_line (customer's)", OWNER_OR_PRIVILEGED, |e, a| {
+            e.remove_line(&a, oc, cartwright::id::LineId::new())
+        }),
+        row!(
+            "set_billing_address (customer's)",
+            OWNER_OR_PRIVILEGED,
+            |e, a| { e.set_billing_address(&a, oc, address()) }
+        ),
+        row!(
+            "set_shipping_method (customer's)",
+            OWNER_OR_PRIVILEGED,
+            |e, a| { e.set_shipping_method(&a, oc, "standard") }
+        ),
+        row!(
+            "remove_coupon_code (customer's)",
+            OWNER_OR_PRIVILEGED,
+            |e, a| { e.remove_coupon_code(&a, oc, "NOPE") }
+        ),
+        row!("cancel (customer's)", OWNER_OR_PRIVILEGED, |e, a| e.cancel(
+            &a,
+            oo,
+            "no longer needed"
+        )),
+    ]
+}
+
+fn promotion() -> Promotion {
+    Promotion::new(
+        "Ten",
+        Action::PercentOffItems {
+            target: LineFilter::Any,
+            percent: Decimal::TEN,
+            max_discount: None,
+            max_quantity_per_line: None,
+        },
+    )
+}
+
+async fn every_call_checks_its_actor_against_the_table(backend: Backend) {
+    let w = world(backend).await;
+    let mut wrong = Vec::new();
+    for (name, allow, call) in rows(&w) {
+        for (i, actor) in w.actors.iter().enumerate() {
+            let before = w.shop.snapshot().await;
+            let result = call(w.shop.engine.clone(), actor.clone()).await;
+            let refused = matches!(result, Err(Error::Forbidden));
+            if refused == allow[i] {
+                wrong.push(format!(
+                    "{name} by {}: expected {}, got {result:?}",
+                    ACTORS[i],
+                    if allow[i] { "allowed" } else { "Forbidden" }
+                ));
+            }
+            if refused && w.shop.snapshot().await != before {
+                wrong.push(format!(
+                    "{name} by {}: refused but changed the store",
+                    ACTORS[i]
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+conformance!(every_call_checks_its_actor_against_the_table);
