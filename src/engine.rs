@@ -317,6 +317,31 @@ impl Engine {
         blocking(f).await
     }
 
+    /// Records who made an admin change, right after it took effect (an
+    /// [`EventKind::AdminChange`](crate::store::EventKind::AdminChange) in
+    /// the outbox). The change stands even if this record cannot be
+    /// written; that is logged.
+    pub(crate) async fn audit(
+        &self,
+        actor: &Actor,
+        action: &'static str,
+        subject: impl std::fmt::Display,
+    ) {
+        let event = crate::store::EventKind::AdminChange {
+            actor: actor.clone(),
+            action: action.to_owned(),
+            subject: subject.to_string(),
+        };
+        if let Err(error) = self
+            .inner
+            .store
+            .record_events(vec![event], self.now())
+            .await
+        {
+            tracing::warn!(%error, action, "admin change made, but its audit event was not recorded");
+        }
+    }
+
     pub(crate) fn now(&self) -> DateTime<Utc> {
         self.inner.clock.now()
     }
@@ -333,6 +358,7 @@ impl Engine {
         actor.require_privileged()?;
         let category = Category::new(name, parent)?;
         self.inner.store.insert_category(category.clone()).await?;
+        self.audit(actor, "create_category", category.id()).await;
         Ok(category)
     }
 
@@ -349,6 +375,8 @@ impl Engine {
             .store
             .insert_collection(collection.clone())
             .await?;
+        self.audit(actor, "create_collection", collection.id())
+            .await;
         Ok(collection)
     }
 
@@ -357,6 +385,7 @@ impl Engine {
         actor.require_privileged()?;
         let product = Product::new(input)?;
         self.inner.store.insert_product(product.clone()).await?;
+        self.audit(actor, "create_product", product.id()).await;
         Ok(product)
     }
 
@@ -364,7 +393,10 @@ impl Engine {
     /// [`Product::set_variant_price`]).
     pub async fn update_product(&self, actor: &Actor, product: Product) -> Result<()> {
         actor.require_privileged()?;
-        self.inner.store.update_product(product).await
+        let id = product.id();
+        self.inner.store.update_product(product).await?;
+        self.audit(actor, "update_product", id).await;
+        Ok(())
     }
 
     /// Sets a product's status.
@@ -378,6 +410,8 @@ impl Engine {
         let mut product = self.inner.store.product(id).await?;
         product.set_status(status);
         self.inner.store.update_product(product.clone()).await?;
+        self.audit(actor, "set_product_status", format!("{id} {status:?}"))
+            .await;
         Ok(product)
     }
 
@@ -542,6 +576,7 @@ impl Engine {
         actor.require_privileged()?;
         let group = CustomerGroup::new(name)?;
         self.inner.store.insert_group(group.clone()).await?;
+        self.audit(actor, "create_group", group.id()).await;
         Ok(group)
     }
 
@@ -565,8 +600,12 @@ impl Engine {
         {
             return Err(Error::not_found("customer group", group));
         }
-        self.modify_customer(actor, customer, |c| c.add_group(group))
-            .await
+        let c = self
+            .modify_customer(actor, customer, |c| c.add_group(group))
+            .await?;
+        self.audit(actor, "add_to_group", format!("{customer} to {group}"))
+            .await;
+        Ok(c)
     }
 
     // ----- carts ---------------------------------------------------------
@@ -841,6 +880,7 @@ impl Engine {
         actor.require_privileged()?;
         let location = Location::new(name, priority)?;
         self.inner.store.insert_location(location.clone()).await?;
+        self.audit(actor, "create_location", location.id()).await;
         Ok(location)
     }
 
@@ -853,7 +893,18 @@ impl Engine {
         on_hand: i64,
     ) -> Result<StockLevel> {
         actor.require_privileged()?;
-        self.inner.store.set_stock(variant, location, on_hand).await
+        let level = self
+            .inner
+            .store
+            .set_stock(variant, location, on_hand)
+            .await?;
+        self.audit(
+            actor,
+            "set_stock",
+            format!("{variant} at {location}: on hand {on_hand}"),
+        )
+        .await;
+        Ok(level)
     }
 
     /// Adds (or with a negative `delta`, removes) units on hand.
@@ -865,10 +916,18 @@ impl Engine {
         delta: i64,
     ) -> Result<StockLevel> {
         actor.require_privileged()?;
-        self.inner
+        let level = self
+            .inner
             .store
             .adjust_stock(variant, location, delta)
-            .await
+            .await?;
+        self.audit(
+            actor,
+            "adjust_stock",
+            format!("{variant} at {location}: {delta:+}"),
+        )
+        .await;
+        Ok(level)
     }
 
     /// A variant's stock everywhere.

@@ -51,6 +51,7 @@ impl Engine {
         // evaluate (an unregistered rule) is refused here.
         PromotionSet::check_one(&promotion, &self.inner.rules)?;
         self.inner.store.save_promotion(promotion.clone()).await?;
+        self.audit(actor, "save_promotion", promotion.id).await;
         Ok(promotion)
     }
 
@@ -107,6 +108,8 @@ impl Engine {
             .store
             .insert_coupons(std::slice::from_ref(&coupon))
             .await?;
+        self.audit(actor, "create_coupon", format!("{promotion}"))
+            .await;
         Ok(coupon)
     }
 
@@ -135,7 +138,15 @@ impl Engine {
                 .map(|code| Coupon::new(&code, promotion, max_uses))
                 .collect::<Result<Vec<_>>>()?;
             match self.inner.store.insert_coupons(&coupons).await {
-                Ok(()) => return Ok(coupons),
+                Ok(()) => {
+                    self.audit(
+                        actor,
+                        "generate_coupons",
+                        format!("{promotion}: {}", coupons.len()),
+                    )
+                    .await;
+                    return Ok(coupons);
+                }
                 Err(Error::AlreadyExists { .. }) => continue,
                 Err(e) => return Err(e),
             }
@@ -148,6 +159,7 @@ impl Engine {
         actor.require_privileged()?;
         list.validate()?;
         self.inner.store.save_price_list(list.clone()).await?;
+        self.audit(actor, "save_price_list", list.id).await;
         Ok(list)
     }
 

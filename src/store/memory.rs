@@ -1140,6 +1140,14 @@ impl EventStore for MemoryStore {
         Ok(())
     }
 
+    async fn record_events(&self, events: Vec<EventKind>, now: DateTime<Utc>) -> Result<()> {
+        let mut s = self.lock();
+        for kind in events {
+            s.push_event(kind, now);
+        }
+        Ok(())
+    }
+
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64> {
         let mut s = self.lock();
         let Some(delivered) = s.cursors.values().copied().min() else {

@@ -494,6 +494,17 @@ pub enum EventKind {
         /// The order.
         order_id: OrderId,
     },
+    /// A member of staff (or the system) changed the shop: catalog, stock,
+    /// locations, promotions, coupons, price lists, groups. Order changes
+    /// are recorded in the order's own history instead.
+    AdminChange {
+        /// Who.
+        actor: crate::actor::Actor,
+        /// What was done (`set_stock`, `save_promotion`, ...).
+        action: String,
+        /// What it was done to (ids, and the new value where short).
+        subject: String,
+    },
 }
 
 /// Longest consumer name for the event relay, in characters.
@@ -514,6 +525,9 @@ pub trait EventStore: Send + Sync {
     /// Acknowledges `through` and every event delivered before it.
     /// Acknowledging an older event again is a no-op.
     async fn ack_events(&self, consumer: &str, through: EventId) -> Result<()>;
+    /// Records events on their own (the audit of admin changes, written
+    /// right after the change they describe).
+    async fn record_events(&self, events: Vec<EventKind>, now: DateTime<Utc>) -> Result<()>;
     /// Removes events that occurred before `before` and that every consumer
     /// known to the store has acknowledged. With no consumer, nothing is
     /// removed. Returns how many were removed.

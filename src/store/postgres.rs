@@ -2231,6 +2231,26 @@ impl EventStore for PgStore {
         })
     }
 
+    async fn record_events(&self, events: Vec<EventKind>, now: DateTime<Utc>) -> Result<()> {
+        let kinds = events
+            .iter()
+            .map(|k| to_json(k).map(Json))
+            .collect::<Try<Vec<_>>>()?;
+        let ids: Vec<Uuid> = events.iter().map(|_| EventId::new().as_uuid()).collect();
+        retry!(async {
+            sqlx::query(
+                "INSERT INTO cw_events (id, occurred_at, kind)
+                 SELECT e, $3, k FROM unnest($1::uuid[], $2::jsonb[]) WITH ORDINALITY AS u(e, k, n) ORDER BY n",
+            )
+            .bind(&ids)
+            .bind(&kinds)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64> {
         retry!(async {
             let done = sqlx::query(

@@ -274,6 +274,13 @@ impl OrderStore for FaultyStore {
 
 #[async_trait]
 impl EventStore for FaultyStore {
+    async fn record_events(
+        &self,
+        events: Vec<EventKind>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        self.inner.record_events(events, now).await
+    }
     async fn prune_events(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64> {
         self.inner.prune_events(before).await
     }
