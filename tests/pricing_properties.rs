@@ -332,8 +332,16 @@ fn check_invariants(p: &PricedCart) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// `PROPTEST_CASES` overrides the number of cases (for example 100000 on demand).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(cases(256)))]
 
     #[test]
     fn promotion_invariants(

@@ -63,6 +63,14 @@ fn reference_round(mantissa: i64, scale: u32, exp: u32, mode: RoundingMode) -> D
     Decimal::from_i128_with_scale(q, exp)
 }
 
+/// `PROPTEST_CASES` overrides the number of cases (for example 100000 on demand).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
     #[test]
     fn allocation_sums_exactly_and_is_fair(
@@ -168,7 +176,7 @@ fn fixture(prices_minor: &[i64]) -> Fixture {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(cases(64)))]
 
     #[test]
     fn pricing_invariants(

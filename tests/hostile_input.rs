@@ -1,0 +1,320 @@
+//! Hostile and malformed input, the same on both stores: a typed error that
+//! names the user's value (never database text), and nothing changed.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use cartwright::fulfillment::ShipmentRequest;
+use cartwright::order::LineQuantity;
+use cartwright::payment::{ProviderEvent, ProviderEventKind};
+use cartwright::prelude::*;
+use cartwright::pricing::{Action, LineFilter, Promotion};
+use common::{Backend, Shop, address, request, usd};
+use rust_decimal::Decimal;
+
+fn ten() -> Promotion {
+    Promotion::new(
+        "Ten",
+        Action::PercentOffItems {
+            target: LineFilter::Any,
+            percent: Decimal::TEN,
+            max_discount: None,
+            max_quantity_per_line: None,
+        },
+    )
+    .coded()
+}
+
+async fn countries_are_checked_against_iso_3166(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let cart = shop
+        .engine
+        .create_cart(&Actor::Guest, Currency::USD)
+        .await
+        .unwrap();
+    let before = shop.snapshot().await;
+    for bad in ["ZZ", "usa", "ÜS", "", "U", "X1"] {
+        let mut a = address();
+        a.country = bad.into();
+        match shop
+            .engine
+            .set_shipping_address(&Actor::Guest, cart.id(), a)
+            .await
+        {
+            Err(Error::Invalid { field, reason }) => {
+                assert_eq!(field, "country");
+                assert!(reason.contains(&format!("{bad:?}")), "{reason}");
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    assert_eq!(shop.snapshot().await, before);
+    for good in ["us", "GB", " de "] {
+        let mut a = address();
+        a.country = good.into();
+        shop.engine
+            .set_shipping_address(&Actor::Guest, cart.id(), a)
+            .await
+            .unwrap();
+    }
+}
+
+async fn coupon_codes_are_checked_before_case_folding(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let system = Actor::System;
+    let promo = shop.engine.save_promotion(&system, ten()).await.unwrap();
+    let before = shop.snapshot().await;
+    // The long s folds to S: refused, not taken for SAVE10.
+    for bad in [
+        "ſave10",
+        "SAVE 10",
+        "ＳＡＶＥ10",
+        "save10\u{200b}",
+        "x".repeat(65).as_str(),
+    ] {
+        assert!(
+            matches!(
+                shop.engine
+                    .create_coupon(&system, promo.id, bad, None)
+                    .await,
+                Err(Error::Invalid {
+                    field: "coupon code",
+                    ..
+                })
+            ),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(shop.snapshot().await, before);
+    shop.engine
+        .create_coupon(&system, promo.id, "save10", None)
+        .await
+        .unwrap();
+    let cart = shop
+        .engine
+        .create_cart(&Actor::Guest, Currency::USD)
+        .await
+        .unwrap();
+    assert!(
+        shop.engine
+            .add_coupon_code(&Actor::Guest, cart.id(), "ſave10")
+            .await
+            .is_err()
+    );
+    shop.engine
+        .add_coupon_code(&Actor::Guest, cart.id(), " Save10 ")
+        .await
+        .unwrap();
+}
+
+async fn duplicates_name_the_users_value_on_every_store(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let system = Actor::System;
+    let promo = shop.engine.save_promotion(&system, ten()).await.unwrap();
+    shop.engine
+        .create_coupon(&system, promo.id, "SAVE10", None)
+        .await
+        .unwrap();
+    shop.product("MUG", "5.00", 1).await;
+    let before = shop.snapshot().await;
+    match shop
+        .engine
+        .create_coupon(&system, promo.id, "save10", None)
+        .await
+    {
+        Err(Error::AlreadyExists { what, value }) => {
+            assert_eq!((what, value.as_str()), ("coupon code", "SAVE10"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let dup = shop
+        .engine
+        .create_product(
+            &system,
+            NewProduct {
+                title: "Other".into(),
+                variants: vec![
+                    NewVariant {
+                        sku: "CUP".into(),
+                        prices: vec![usd("1.00")],
+                        ..NewVariant::default()
+                    },
+                    NewVariant {
+                        sku: "mug".into(),
+                        prices: vec![usd("1.00")],
+                        ..NewVariant::default()
+                    },
+                ],
+                ..NewProduct::default()
+            },
+        )
+        .await;
+    match dup {
+        Err(Error::AlreadyExists { what, value }) => {
+            assert_eq!((what, value.as_str()), ("sku", "MUG"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        shop.snapshot().await,
+        before,
+        "refused duplicates change nothing"
+    );
+}
+
+async fn too_many_units_to_ship_is_said_as_such(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let a = shop.product("A", "10.00", 10).await;
+    let cart = shop.ready_cart(&[(a, 2)]).await;
+    let order = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap()
+        .order;
+    let before = shop.snapshot().await;
+    let e = shop
+        .engine
+        .ship(
+            &Actor::Staff("wes".into()),
+            order.id(),
+            ShipmentRequest {
+                items: vec![LineQuantity {
+                    line_id: order.pricing().lines[0].line_id,
+                    quantity: 5,
+                }],
+                carrier: "UPS".into(),
+                tracking_number: String::new(),
+                location: None,
+            },
+        )
+        .await;
+    match e {
+        Err(Error::Invalid { reason, .. }) => {
+            assert!(
+                reason.contains("5 unit(s)") && reason.contains("only 2"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(shop.snapshot().await, before);
+}
+
+async fn provider_events_are_validated_before_anything_changes(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let a = shop.product("A", "10.00", 10).await;
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    let order = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap()
+        .order;
+    let reference = order.payment().reference.clone();
+    let provider = Actor::Provider("test".into());
+    let before = shop.snapshot().await;
+    let event = |id: &str, kind| ProviderEvent {
+        id: id.into(),
+        authorization: reference.clone(),
+        kind,
+    };
+    let eur = |s: &str| Money::parse(s, Currency::EUR).unwrap();
+    let cases: Vec<(ProviderEvent, &str)> = vec![
+        (
+            event(
+                "e1",
+                ProviderEventKind::Refunded {
+                    refunded_total: usd("-5.00"),
+                },
+            ),
+            "negative refunded total",
+        ),
+        (
+            event(
+                "e2",
+                ProviderEventKind::Disputed {
+                    amount: eur("5.00"),
+                    reason: "fraud".into(),
+                },
+            ),
+            "dispute in another currency",
+        ),
+        (
+            event(
+                "e3",
+                ProviderEventKind::Disputed {
+                    amount: usd("-5.00"),
+                    reason: "fraud".into(),
+                },
+            ),
+            "negative dispute",
+        ),
+        (
+            event(
+                "e4",
+                ProviderEventKind::Disputed {
+                    amount: usd("1.00"),
+                    reason: "x".repeat(1 << 20),
+                },
+            ),
+            "1 MB reason",
+        ),
+        (
+            event(
+                "e5",
+                ProviderEventKind::Captured {
+                    captured_total: usd("1000.00"),
+                },
+            ),
+            "capture beyond the authorization",
+        ),
+        (
+            event(&"e".repeat(300), ProviderEventKind::Authorized),
+            "long event id",
+        ),
+        (
+            event("e 8", ProviderEventKind::Authorized),
+            "event id with a space",
+        ),
+        (
+            event(
+                "e9",
+                ProviderEventKind::Failed {
+                    reason: "bad\u{0}".into(),
+                },
+            ),
+            "control character in reason",
+        ),
+    ];
+    for (e, what) in cases {
+        let result = shop.engine.apply_provider_event(&provider, &e).await;
+        assert!(
+            matches!(
+                result,
+                Err(Error::Invalid { .. }
+                    | Error::CurrencyMismatch { .. }
+                    | Error::LimitExceeded { .. })
+            ),
+            "{what}: {result:?}"
+        );
+    }
+    assert_eq!(
+        shop.snapshot().await,
+        before,
+        "refused events change nothing"
+    );
+}
+
+conformance!(
+    countries_are_checked_against_iso_3166,
+    coupon_codes_are_checked_before_case_folding,
+    duplicates_name_the_users_value_on_every_store,
+    too_many_units_to_ship_is_said_as_such,
+    provider_events_are_validated_before_anything_changes,
+);
