@@ -21,9 +21,8 @@ use cartwright::note::Visibility;
 use cartwright::order::{LineQuantity, OrderQuery, ShippingRefund};
 use cartwright::payment::{ProviderEvent, ProviderEventKind};
 use cartwright::prelude::*;
-use cartwright::pricing::{Action, LineFilter, PriceList, PriceListKind, Promotion};
+use cartwright::pricing::{PriceList, PriceListKind};
 use common::{Backend, Shop, address, request, usd};
-use rust_decimal::Decimal;
 
 type Fut = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 type Call = Box<dyn Fn(Engine, Actor) -> Fut + Send + Sync>;
@@ -112,7 +111,7 @@ async fn world(backend: Backend) -> World {
         .id();
     let coded = shop
         .engine
-        .save_promotion(&Actor::System, promotion().coded())
+        .save_promotion(&Actor::System, common::ten_percent_coded())
         .await
         .unwrap()
         .id;
@@ -322,7 +321,7 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
             .reserve_stock(&a, &[(v, 1)])),
         row!("usage", PRIVILEGED, |e, a| e.usage(&a, "coupon:X:uses")),
         row!("save_promotion", PRIVILEGED, |e, a| e
-            .save_promotion(&a, promotion())),
+            .save_promotion(&a, common::ten_percent_coded())),
         row!("promotions", PRIVILEGED, |e, a| e.promotions(&a)),
         row!("price_lists", PRIVILEGED, |e, a| e.price_lists(&a)),
         row!("save_price_list", PRIVILEGED, |e, a| {
@@ -388,18 +387,6 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
             "no longer needed"
         )),
     ]
-}
-
-fn promotion() -> Promotion {
-    Promotion::new(
-        "Ten",
-        Action::PercentOffItems {
-            target: LineFilter::Any,
-            percent: Decimal::TEN,
-            max_discount: None,
-            max_quantity_per_line: None,
-        },
-    )
 }
 
 async fn every_call_checks_its_actor_against_the_table(backend: Backend) {

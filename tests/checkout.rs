@@ -187,18 +187,8 @@ async fn same_key_same_order_and_one_charge(backend: Backend) {
     let shop = Shop::new(backend).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
-    let first = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
-    let second = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let first = shop.place(cart.id(), "k").await;
+    let second = shop.place(cart.id(), "k").await;
     assert_eq!(first.id(), second.id());
     assert_eq!(shop.payments.authorizations().len(), 1);
     assert_eq!(authorizations_taking_effect(&shop), 1);
@@ -247,12 +237,7 @@ async fn decline_releases_stock_keeps_cart_and_is_replayed(backend: Backend) {
     assert_eq!(shop.payments.calls().len(), calls);
 
     // A new key (another card) succeeds.
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k2"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k2").await;
     assert_eq!(order.total(), usd("27.50"));
 }
 
@@ -305,12 +290,7 @@ async fn unavailable_provider_leaves_the_key_retryable(backend: Backend) {
     assert!(err.is_retryable());
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 5);
     // The retry with the same key succeeds and charges once.
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k").await;
     assert_eq!(order.payment().status, PaymentStatus::Captured);
     assert_eq!(shop.payments.authorizations().len(), 1);
 }
@@ -335,12 +315,7 @@ async fn timeout_after_authorizing_voids_the_hidden_hold(backend: Backend) {
     );
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 5);
 
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k").await;
     assert_eq!(order.payment().captured, usd("16.50"));
     assert!(shop.payments.open_holds().is_empty());
     let captured: Vec<_> = shop
@@ -358,12 +333,7 @@ async fn failed_capture_leaves_order_authorized_and_capture_can_be_retried(backe
     let cart = shop.ready_cart(&[(a, 1)]).await;
     shop.payments
         .inject(Operation::Capture, Fault::TimeoutAfterProcessing);
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k").await;
     assert_eq!(order.payment().status, PaymentStatus::Authorized);
 
     let captured = shop
@@ -396,12 +366,7 @@ async fn manual_capture_mode(backend: Backend) {
     .await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k").await;
     assert_eq!(order.payment().status, PaymentStatus::Authorized);
     assert!(shop.payments.authorizations()[0].captured.is_zero());
     let order = shop
@@ -441,12 +406,7 @@ async fn free_orders_need_no_payment(backend: Backend) {
         .set_email(&guest, cart.id(), "a@b.co")
         .await
         .unwrap();
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k").await;
     assert!(order.total().is_zero());
     assert!(shop.payments.calls().is_empty());
 }
@@ -771,12 +731,7 @@ async fn recovery_captures_orders_left_authorized(backend: Backend) {
     let cart = shop.ready_cart(&[(a, 1)]).await;
     // The capture right after placing fails (as if the process had stopped).
     shop.payments.inject(Operation::Capture, Fault::Unavailable);
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k").await;
     assert_eq!(order.payment().status, PaymentStatus::Authorized);
     // A live checkout's order is left alone...
     assert_eq!(shop.engine.recover().await.unwrap().captured_orders, 0);

@@ -60,12 +60,7 @@ async fn store_down_when_placing_voids_and_the_retry_charges_once(backend: Backe
     );
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 5);
 
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k").await;
     assert_eq!(order.payment().status, PaymentStatus::Captured);
     assert_eq!(effective(&shop, Operation::Capture), 1);
     assert!(shop.payments.open_holds().is_empty());
@@ -77,23 +72,13 @@ async fn a_lost_answer_after_placing_never_voids_the_order(backend: Backend) {
     let cart = shop.ready_cart(&[(a, 1)]).await;
     // The order is placed, but the engine hears a failure.
     faults(&shop).inject(Command::PlaceOrder, When::After);
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k").await;
     assert_eq!(order.payment().status, PaymentStatus::Captured);
     let auth = &shop.payments.authorizations()[0];
     assert!(!auth.voided, "a placed order's payment is never voided");
     assert_eq!(auth.captured, usd("16.50"));
     assert_eq!(shop.payments.authorizations().len(), 1);
-    let again = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let again = shop.place(cart.id(), "k").await;
     assert_eq!(again.id(), order.id());
 }
 
@@ -102,12 +87,7 @@ async fn capture_survives_store_faults_on_either_side(backend: Backend) {
         let shop = shop(backend, CaptureMode::Manual).await;
         let a = shop.product("A", "10.00", 5).await;
         let cart = shop.ready_cart(&[(a, 1)]).await;
-        let order = shop
-            .engine
-            .checkout(request(cart.id(), "k"))
-            .await
-            .unwrap()
-            .order;
+        let order = shop.place(cart.id(), "k").await;
         faults(&shop).inject(Command::SaveOrder, when);
         assert!(
             shop.engine
@@ -135,12 +115,7 @@ async fn a_provider_timeout_after_refunding_is_not_refunded_twice(backend: Backe
     let shop = shop(backend, CaptureMode::Immediate).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 2)]).await;
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k").await;
     let line = order.pricing().lines[0].line_id;
     let staff = Actor::Staff("x".into());
     shop.engine

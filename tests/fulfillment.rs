@@ -12,7 +12,7 @@ use cartwright::fulfillment::{ReturnRequest, ShipmentRequest};
 use cartwright::id::IdempotencyKey;
 use cartwright::order::{FulfillmentStatus, LineQuantity, Order, OrderStatus, ShippingRefund};
 use cartwright::prelude::*;
-use common::{Backend, Shop, request, usd};
+use common::{Backend, Shop, usd};
 
 fn staff() -> Actor {
     Actor::Staff("wes".into())
@@ -48,14 +48,7 @@ async fn placed(shop: &Shop) -> (Order, cartwright::id::VariantId) {
     let a = shop.product("A", "3.33", 10).await;
     let b = shop.product("B", "10.00", 10).await;
     let cart = shop.ready_cart(&[(a, 3), (b, 1)]).await;
-    (
-        shop.engine
-            .checkout(request(cart.id(), "k"))
-            .await
-            .unwrap()
-            .order,
-        a,
-    )
+    (shop.place(cart.id(), "k").await, a)
 }
 
 async fn shipments_take_units_out_of_stock(backend: Backend) {

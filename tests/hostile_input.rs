@@ -13,22 +13,7 @@ use cartwright::fulfillment::ShipmentRequest;
 use cartwright::order::LineQuantity;
 use cartwright::payment::{ProviderEvent, ProviderEventKind};
 use cartwright::prelude::*;
-use cartwright::pricing::{Action, LineFilter, Promotion};
-use common::{Backend, Shop, address, request, usd};
-use rust_decimal::Decimal;
-
-fn ten() -> Promotion {
-    Promotion::new(
-        "Ten",
-        Action::PercentOffItems {
-            target: LineFilter::Any,
-            percent: Decimal::TEN,
-            max_discount: None,
-            max_quantity_per_line: None,
-        },
-    )
-    .coded()
-}
+use common::{Backend, Shop, address, usd};
 
 async fn countries_are_checked_against_iso_3166(backend: Backend) {
     let shop = Shop::new(backend).await;
@@ -67,7 +52,11 @@ async fn countries_are_checked_against_iso_3166(backend: Backend) {
 async fn coupon_codes_are_checked_before_case_folding(backend: Backend) {
     let shop = Shop::new(backend).await;
     let system = Actor::System;
-    let promo = shop.engine.save_promotion(&system, ten()).await.unwrap();
+    let promo = shop
+        .engine
+        .save_promotion(&system, common::ten_percent_coded())
+        .await
+        .unwrap();
     let before = shop.snapshot().await;
     // The long s folds to S: refused, not taken for SAVE10.
     for bad in [
@@ -115,7 +104,11 @@ async fn coupon_codes_are_checked_before_case_folding(backend: Backend) {
 async fn duplicates_name_the_users_value_on_every_store(backend: Backend) {
     let shop = Shop::new(backend).await;
     let system = Actor::System;
-    let promo = shop.engine.save_promotion(&system, ten()).await.unwrap();
+    let promo = shop
+        .engine
+        .save_promotion(&system, common::ten_percent_coded())
+        .await
+        .unwrap();
     shop.engine
         .create_coupon(&system, promo.id, "SAVE10", None)
         .await
@@ -171,12 +164,7 @@ async fn too_many_units_to_ship_is_said_as_such(backend: Backend) {
     let shop = Shop::new(backend).await;
     let a = shop.product("A", "10.00", 10).await;
     let cart = shop.ready_cart(&[(a, 2)]).await;
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k").await;
     let before = shop.snapshot().await;
     let e = shop
         .engine
@@ -210,12 +198,7 @@ async fn provider_events_are_validated_before_anything_changes(backend: Backend)
     let shop = Shop::new(backend).await;
     let a = shop.product("A", "10.00", 10).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k").await;
     let reference = order.payment().reference.clone();
     let provider = Actor::Provider("test".into());
     let before = shop.snapshot().await;

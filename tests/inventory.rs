@@ -11,7 +11,7 @@ mod common;
 use cartwright::id::{LocationId, VariantId};
 use cartwright::inventory::{MAX_ON_HAND, ReservationState};
 use cartwright::prelude::*;
-use common::{Backend, Shop, request, usd};
+use common::{Backend, Shop, usd};
 
 async fn reserve_release_commit(backend: Backend) {
     let shop = Shop::new(backend).await;
@@ -64,12 +64,7 @@ async fn a_placed_order_keeps_its_units_until_committed(backend: Backend) {
     let shop = Shop::new(backend).await;
     let a = shop.product("A", "1.00", 10).await;
     let cart = shop.ready_cart(&[(a, 2)]).await;
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k").await;
     // Allocated holds never expire.
     shop.clock.advance(chrono::Duration::days(30));
     shop.engine.recover().await.unwrap();

@@ -18,12 +18,7 @@ async fn maintenance_prunes_old_records_and_delivered_events(backend: Backend) {
     let shop = Shop::new(backend).await;
     let a = shop.product("A", "10.00", 10).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k").await;
     let system = Actor::System;
     let events = common::pending(&shop.engine, "mailer", 2).await;
     assert!(events.len() >= 2);

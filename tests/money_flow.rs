@@ -15,7 +15,7 @@ use cartwright::id::IdempotencyKey;
 use cartwright::order::{LineQuantity, ShippingRefund};
 use cartwright::prelude::*;
 use cartwright::pricing::{Action, LineFilter, Promotion};
-use common::{Backend, Shop, ShopOptions, request};
+use common::{Backend, Shop, ShopOptions};
 
 struct Rng(u64);
 impl Rng {
@@ -82,12 +82,7 @@ async fn money_is_conserved(backend: Backend) {
                 .unwrap();
         }
         let cart = shop.ready_cart(&lines).await;
-        let order = shop
-            .engine
-            .checkout(request(cart.id(), "k"))
-            .await
-            .unwrap()
-            .order;
+        let order = shop.place(cart.id(), "k").await;
         if seed % 2 == 1 {
             assert!(!order.pricing().discount_total.is_zero());
         }

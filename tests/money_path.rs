@@ -368,12 +368,7 @@ async fn a_cancellation_interrupted_by_an_outage_is_finished_by_recovery(backend
     .await;
     let a = shop.product("A", "10.00", 10).await;
     let cart = shop.ready_cart(&[(a, 2)]).await;
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k").await;
     shop.payments.inject(Operation::Void, Fault::Unavailable);
     let e = shop
         .engine
@@ -414,24 +409,14 @@ async fn a_failed_immediate_capture_is_reported_and_retried_by_the_same_checkout
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
     shop.payments.inject(Operation::Capture, Fault::Unavailable);
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k").await;
     assert_eq!(order.payment().status, PaymentStatus::Authorized);
     assert!(
         order.payment().pending().is_some(),
         "the capture is pending"
     );
     // The same checkout again retries the capture.
-    let again = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let again = shop.place(cart.id(), "k").await;
     assert_eq!(again.id(), order.id());
     assert_eq!(again.payment().status, PaymentStatus::Captured);
     books_match(&shop, &again);

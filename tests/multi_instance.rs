@@ -10,22 +10,11 @@
 
 mod common;
 
+use common::rng::Rng;
+
 use cartwright::id::VariantId;
 use cartwright::prelude::*;
 use common::{Backend, Shop, address, request};
-
-/// SplitMix64: a seeded generator, so a failing run can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
 
 /// Buys `quantity` units through `engine` with a fresh guest cart.
 async fn buy(

@@ -47,12 +47,7 @@ async fn partial_captures_add_up_to_the_authorization(backend: Backend) {
     let shop = manual_shop(backend).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k").await;
     assert_eq!(order.total(), usd("16.50"));
     let e = &shop.engine;
 
@@ -122,12 +117,7 @@ async fn cancelling_an_authorized_order_voids_and_restocks(backend: Backend) {
     let shop = manual_shop(backend).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 2)]).await;
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k").await;
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 3);
 
     let o = shop
@@ -172,12 +162,7 @@ async fn cancelling_a_captured_order_refunds_what_was_paid(backend: Backend) {
     let shop = Shop::new(backend).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k").await;
     assert_eq!(order.payment().status, PaymentStatus::Captured);
     let o = shop.engine.cancel(&staff(), order.id(), "").await.unwrap();
     assert_eq!(o.payment().status, PaymentStatus::Refunded);
@@ -190,12 +175,7 @@ async fn cancelling_a_partly_captured_order_refunds_the_captured_part(backend: B
     let shop = manual_shop(backend).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k").await;
     shop.engine
         .capture_partial(&staff(), order.id(), Some(usd("4.00")), &key("c1"))
         .await
@@ -250,12 +230,7 @@ async fn concurrent_captures_with_one_key_capture_once(backend: Backend) {
     let shop = manual_shop(backend).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k").await;
     let engines = [shop.engine.clone(), shop.second_engine().await];
     let mut tasks = Vec::new();
     for i in 0..20 {

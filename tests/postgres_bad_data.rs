@@ -29,12 +29,7 @@ async fn corrupt_documents_are_typed_errors() {
     let shop = Shop::new(Backend::Postgres).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k").await;
 
     // An order total edited by hand no longer matches its frozen pricing.
     exec(&shop, "UPDATE cw_orders SET total = total + 1").await;
@@ -176,12 +171,7 @@ async fn missing_rows_are_typed_errors() {
     let shop = Shop::new(Backend::Postgres).await;
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k").await;
     exec(&shop, "DELETE FROM cw_orders").await;
     // The checkout says completed but its order is gone.
     let err = shop

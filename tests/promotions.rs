@@ -82,12 +82,7 @@ async fn a_coupon_discounts_the_order_and_counts_a_use(backend: Backend) {
     assert_eq!(priced.total, usd("25.30"));
     assert!(priced.code_outcome("SAVE10").unwrap().applied());
 
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k1"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k1").await;
     let frozen = order.pricing();
     assert_eq!(frozen.total, usd("25.30"));
     let adj = &frozen.lines[0].adjustments[0];
@@ -169,12 +164,7 @@ async fn a_failed_checkout_gives_its_code_use_back(backend: Backend) {
     );
     assert_eq!(shop.engine.stock(v).await.unwrap().available(), 10);
     let again = coded_cart(&shop, v, "ONCE").await;
-    let order = shop
-        .engine
-        .checkout(request(again.id(), "k2"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(again.id(), "k2").await;
     assert_eq!(order.pricing().discount_total, usd("2.00"));
     assert_eq!(
         shop.engine.store().usage("coupon:ONCE:uses").await.unwrap(),
@@ -235,12 +225,7 @@ async fn a_gift_line_is_reserved_with_the_order(backend: Backend) {
         .await
         .unwrap();
     let cart = shop.ready_cart(&[(v, 1)]).await;
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k1"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k1").await;
     let lines = &order.pricing().lines;
     assert_eq!(lines.len(), 2);
     assert_eq!(
@@ -348,12 +333,7 @@ async fn a_per_customer_limit_counts_each_account(backend: Backend) {
     ));
     // A guest with an email is counted by that email.
     let guest = shop.ready_cart(&[(v, 1)]).await;
-    let g = shop
-        .engine
-        .checkout(request(guest.id(), "k3"))
-        .await
-        .unwrap()
-        .order;
+    let g = shop.place(guest.id(), "k3").await;
     assert_eq!(g.pricing().discount_total, usd("2.00"));
 }
 
@@ -407,12 +387,7 @@ async fn cancelling_an_order_gives_its_use_back(backend: Backend) {
     )
     .await;
     let cart = coded_cart(&shop, v, "ONCE").await;
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k1"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k1").await;
     assert_eq!(
         shop.engine.store().usage("coupon:ONCE:uses").await.unwrap(),
         1
@@ -426,12 +401,7 @@ async fn cancelling_an_order_gives_its_use_back(backend: Backend) {
         0
     );
     let again = coded_cart(&shop, v, "ONCE").await;
-    let order = shop
-        .engine
-        .checkout(request(again.id(), "k2"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(again.id(), "k2").await;
     assert_eq!(order.pricing().discount_total, usd("2.00"));
 }
 
@@ -785,12 +755,7 @@ async fn a_promotion_that_cannot_be_evaluated_never_fails_pricing(backend: Backe
         "{boom:?}"
     );
     // And checkout goes through at the price shown.
-    let order = shop
-        .engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order;
+    let order = shop.place(cart.id(), "k").await;
     assert_eq!(order.pricing().subtotal, usd("20.00"));
 }
 

@@ -20,6 +20,8 @@
 
 mod common;
 
+use common::rng::Rng;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
@@ -41,32 +43,6 @@ use common::faulty::{Command, When};
 use common::{Backend, Shop, ShopOptions};
 use rust_decimal::Decimal;
 use tokio::sync::Notify;
-
-/// SplitMix64: small, fast and the same on every platform.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<T: Clone>(&mut self, items: &[T]) -> Option<T> {
-        if items.is_empty() {
-            None
-        } else {
-            items.get(self.below(items.len() as u64) as usize).cloned()
-        }
-    }
-}
 
 /// What the gateway does to its next money-moving call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

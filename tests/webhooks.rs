@@ -13,7 +13,7 @@ mod common;
 use cartwright::order::OrderChangeKind;
 use cartwright::payment::{Operation, PaymentStatus, ProviderEvent, ProviderEventKind};
 use cartwright::prelude::*;
-use common::{Backend, Shop, ShopOptions, request, usd};
+use common::{Backend, Shop, ShopOptions, usd};
 
 fn event(id: &str, reference: &str, kind: ProviderEventKind) -> ProviderEvent {
     ProviderEvent {
@@ -37,11 +37,7 @@ async fn manual(backend: Backend) -> Shop {
 async fn placed(shop: &Shop) -> cartwright::order::Order {
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
-    shop.engine
-        .checkout(request(cart.id(), "k"))
-        .await
-        .unwrap()
-        .order
+    shop.place(cart.id(), "k").await
 }
 
 async fn events_apply_once_and_in_any_order(backend: Backend) {

@@ -374,6 +374,28 @@ impl Order {
         Effects::default()
     }
 
+    /// Brings the payment's `kind` total up to a reported cumulative
+    /// `total`: a pending operation it covers is settled and finished (its
+    /// effects added to `effects`); returns what remains, reported from
+    /// outside (a refund made in the provider's dashboard).
+    fn sync_reported(
+        &mut self,
+        kind: OperationKind,
+        key: &str,
+        total: Money,
+        at: DateTime<Utc>,
+        effects: &mut Effects,
+    ) -> Result<Money> {
+        let (delta, settled) = self.payment.sync_reported(kind, key, total)?;
+        match &settled {
+            Some(op) => {
+                effects.merge(self.finish(op, at)?);
+                delta.checked_sub(op.amount)
+            }
+            None => Ok(delta),
+        }
+    }
+
     /// Applies a payment provider's event, once per event id. Amounts are
     /// cumulative totals: a pending operation they cover is settled by them.
     /// `Ok(None)` when the event was already applied (nothing changes).
@@ -399,17 +421,13 @@ impl Order {
         match &event.kind {
             K::Authorized => {}
             K::Captured { captured_total } => {
-                let (delta, settled) =
-                    self.payment
-                        .sync_reported(OperationKind::Capture, &key, *captured_total)?;
-                let from_op = match &settled {
-                    Some(op) => {
-                        effects.merge(self.finish(op, at)?);
-                        op.amount
-                    }
-                    None => Money::zero(delta.currency()),
-                };
-                let rest = delta.checked_sub(from_op)?;
+                let rest = self.sync_reported(
+                    OperationKind::Capture,
+                    &key,
+                    *captured_total,
+                    at,
+                    &mut effects,
+                )?;
                 if !rest.is_zero() {
                     self.captured(rest, at, &actor)?;
                     effects.events.push(EventKind::PaymentCaptured {
@@ -419,17 +437,13 @@ impl Order {
                 }
             }
             K::Refunded { refunded_total } => {
-                let (delta, settled) =
-                    self.payment
-                        .sync_reported(OperationKind::Refund, &key, *refunded_total)?;
-                let from_op = match &settled {
-                    Some(op) => {
-                        effects.merge(self.finish(op, at)?);
-                        op.amount
-                    }
-                    None => Money::zero(delta.currency()),
-                };
-                let rest = delta.checked_sub(from_op)?;
+                let rest = self.sync_reported(
+                    OperationKind::Refund,
+                    &key,
+                    *refunded_total,
+                    at,
+                    &mut effects,
+                )?;
                 if !rest.is_zero() {
                     self.record(
                         at,

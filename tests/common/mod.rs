@@ -23,6 +23,7 @@ use rust_decimal::Decimal;
 pub mod faulty;
 pub mod gateway;
 pub mod pausing;
+pub mod rng;
 pub mod world;
 
 pub fn usd(s: &str) -> Money {
@@ -380,6 +381,15 @@ impl Shop {
             .unwrap()
     }
 
+    /// Checks out `cart` as a guest with the test card under `key`; the order.
+    pub async fn place(&self, cart: CartId, key: &str) -> cartwright::order::Order {
+        self.engine
+            .checkout(request(cart, key))
+            .await
+            .unwrap()
+            .order
+    }
+
     /// Registers an account with password `password1`.
     pub async fn customer(&self, email: &str) -> cartwright::customer::Customer {
         self.engine
@@ -437,6 +447,20 @@ fn build_engine(
         .password_policy(PasswordPolicy::insecure_fast_for_tests())
         .build()
         .unwrap()
+}
+
+/// A coded promotion: 10 % off every item.
+pub fn ten_percent_coded() -> cartwright::pricing::Promotion {
+    cartwright::pricing::Promotion::new(
+        "Ten",
+        cartwright::pricing::Action::PercentOffItems {
+            target: cartwright::pricing::LineFilter::Any,
+            percent: Decimal::TEN,
+            max_discount: None,
+            max_quantity_per_line: None,
+        },
+    )
+    .coded()
 }
 
 pub fn address() -> NewAddress {
