@@ -20,8 +20,10 @@ async fn maintenance_prunes_old_records_and_delivered_events(backend: Backend) {
     let cart = shop.ready_cart(&[(a, 1)]).await;
     let order = shop.place(cart.id(), "k").await;
     let system = Actor::System;
-    let events = common::pending(&shop.engine, "mailer", 2).await;
-    assert!(events.len() >= 2);
+    // Three admin changes (location, product, stock), the order placed and
+    // its capture. On PostgreSQL the relay may show them a moment late.
+    let events = common::pending(&shop.engine, "mailer", 5).await;
+    assert_eq!(events.len(), 5);
 
     // Nothing is old enough yet.
     let report = shop.engine.run_maintenance(&system).await.unwrap();

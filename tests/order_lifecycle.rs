@@ -145,7 +145,7 @@ async fn cancelling_an_authorized_order_voids_and_restocks(backend: Backend) {
             .await,
         Err(Error::IllegalTransition { .. })
     ));
-    let kinds: Vec<EventKind> = common::pending(&shop.engine, "t", 3)
+    let kinds: Vec<EventKind> = common::pending(&shop.engine, "t", 6)
         .await
         .into_iter()
         .map(|e| e.kind)
