@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use cartwright::fulfillment::{ReturnRequest, ShipmentRequest};
+use cartwright::money_path::ManualRefund;
 use cartwright::order::{LineQuantity, OrderChangeKind, ShippingRefund};
 use cartwright::prelude::*;
 use rust_decimal::Decimal;
@@ -22,6 +23,12 @@ async fn main() -> Result<()> {
         .tax(Arc::new(FlatRateTax::new("Tax 7%", Decimal::new(7, 2))?))
         .capture_mode(CaptureMode::Manual)
         .build()?;
+    // Once per process: recovery and pruning on a timer.
+    tokio::spawn(
+        engine
+            .clone()
+            .maintenance(std::time::Duration::from_secs(30)),
+    );
 
     engine
         .create_product(
@@ -70,7 +77,7 @@ async fn main() -> Result<()> {
     engine
         .set_shipping_method(&guest, cart.id(), "ground")
         .await?;
-    let order = engine
+    let placed = engine
         .checkout(CheckoutRequest {
             cart_id: cart.id(),
             idempotency_key: IdempotencyKey::new("order-lifecycle-1")?,
@@ -79,6 +86,14 @@ async fn main() -> Result<()> {
             expected_total: None,
         })
         .await?;
+    // The guest's proof of ownership: keep it (a link in the confirmation
+    // email, a cookie); with it the guest can see and cancel the order.
+    let token = placed.access_token.clone().ok_or(Error::Forbidden)?;
+    let seen = engine
+        .order(&Actor::GuestWithToken(token), placed.order.id())
+        .await?;
+    println!("Guest sees order {} ({:?})", seen.id(), placed.payment);
+    let order = placed;
     let line = order
         .order
         .pricing()
@@ -134,6 +149,18 @@ async fn main() -> Result<()> {
                 shipping: ShippingRefund::WhenAllReturned,
                 key: IdempotencyKey::new("rma-1")?,
             },
+        )
+        .await?;
+    // A goodwill refund for the late second parcel, by amount, with a reason.
+    let order = engine
+        .refund(
+            &staff,
+            order.id(),
+            ManualRefund::new(
+                usd("2.00")?,
+                "second parcel was late",
+                IdempotencyKey::new("goodwill-1")?,
+            ),
         )
         .await?;
 

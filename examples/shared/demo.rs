@@ -25,22 +25,27 @@ pub fn engine(store: Arc<dyn Store>) -> Result<Engine> {
 
 /// Runs the session and prints the receipt.
 pub async fn run(engine: &Engine) -> Result<()> {
+    // Once per process: recovery of anything a crash left half done, and
+    // pruning, every 30 seconds (it stops when the program ends).
+    tokio::spawn(
+        engine
+            .clone()
+            .maintenance(std::time::Duration::from_secs(30)),
+    );
+    // Admin changes record who made them.
+    let admin = Actor::Staff("shop-admin".into());
     let usd = |s: &str| Money::parse(s, Currency::USD);
     // --- the catalog -------------------------------------------------------
-    let apparel = engine
-        .create_category(&Actor::System, "Apparel", None)
-        .await?;
+    let apparel = engine.create_category(&admin, "Apparel", None).await?;
     let shirts = engine
-        .create_category(&Actor::System, "Shirts", Some(apparel.id()))
+        .create_category(&admin, "Shirts", Some(apparel.id()))
         .await?;
-    let summer = engine.create_collection(&Actor::System, "Summer").await?;
-    let warehouse = engine
-        .create_location(&Actor::System, "Main warehouse", 0)
-        .await?;
+    let summer = engine.create_collection(&admin, "Summer").await?;
+    let warehouse = engine.create_location(&admin, "Main warehouse", 0).await?;
 
     let tee = engine
         .create_product(
-            &Actor::System,
+            &admin,
             NewProduct {
                 title: "Organic tee".into(),
                 description: "Soft, heavy cotton.".into(),
@@ -69,7 +74,7 @@ pub async fn run(engine: &Engine) -> Result<()> {
         .await?;
     engine
         .create_product(
-            &Actor::System,
+            &admin,
             NewProduct {
                 title: "Care guide (ebook)".into(),
                 status: Status::Active,
@@ -87,7 +92,7 @@ pub async fn run(engine: &Engine) -> Result<()> {
         .await?;
     for variant in tee.variants() {
         engine
-            .set_stock(&Actor::System, variant.id(), warehouse.id(), 20)
+            .set_stock(&admin, variant.id(), warehouse.id(), 20)
             .await?;
     }
     let medium = engine.variant_by_sku("tee-m").await?.variant.id();
@@ -97,7 +102,7 @@ pub async fn run(engine: &Engine) -> Result<()> {
     // 10 % off the summer collection, for everyone, automatically.
     engine
         .save_promotion(
-            &Actor::System,
+            &admin,
             Promotion::new(
                 "Summer 10% off",
                 Action::PercentOffItems {
@@ -116,7 +121,7 @@ pub async fn run(engine: &Engine) -> Result<()> {
     // explanation can say how much is missing.
     engine
         .save_promotion(
-            &Actor::System,
+            &admin,
             Promotion::new(
                 "Free shipping over 40",
                 Action::Shipping {
@@ -135,7 +140,7 @@ pub async fn run(engine: &Engine) -> Result<()> {
     // A welcome code: 5.00 off, once per customer.
     let welcome = engine
         .save_promotion(
-            &Actor::System,
+            &admin,
             Promotion::new(
                 "Welcome 5 off",
                 Action::AmountOffOrder {
@@ -150,7 +155,7 @@ pub async fn run(engine: &Engine) -> Result<()> {
         )
         .await?;
     engine
-        .create_coupon(&Actor::System, welcome.id, "WELCOME5", None)
+        .create_coupon(&admin, welcome.id, "WELCOME5", None)
         .await?;
 
     // --- a customer --------------------------------------------------------
