@@ -496,6 +496,12 @@ impl Sim {
             let auth = by_ref
                 .get(p.reference.as_str())
                 .ok_or(format!("{ctx}: no gateway authorization"))?;
+            if auth.amount != p.authorized {
+                return Err(format!(
+                    "{ctx}: gateway authorized {}, books {}",
+                    auth.amount, p.authorized
+                ));
+            }
             if auth.captured != p.captured {
                 return Err(format!(
                     "{ctx}: gateway captured {}, books {}",
