@@ -560,8 +560,9 @@ impl Engine {
     /// for an unknown authorization is [`Error::NotFound`] and changes
     /// nothing.
     ///
-    /// Only the provider (through a verified webhook) and the system may
-    /// apply events.
+    /// Only the provider that holds the payment (`Actor::Provider` with the
+    /// name the payment records, through a verified webhook) and the system
+    /// may apply events.
     ///
     /// # Errors
     /// [`Error::Forbidden`] for anyone else; [`Error::Invalid`],
@@ -578,13 +579,19 @@ impl Engine {
         }
         event.validate()?;
         let name = self.inner.payments.name().to_owned();
-        let id = self
+        let order = self
             .inner
             .store
             .order_by_payment_reference(&event.authorization)
             .await?
-            .ok_or_else(|| Error::not_found("authorization", &event.authorization))?
-            .id();
+            .ok_or_else(|| Error::not_found("authorization", &event.authorization))?;
+        // A provider reports on its own payments only.
+        if let Actor::Provider(reporter) = actor
+            && *reporter != order.payment().provider
+        {
+            return Err(Error::Forbidden);
+        }
+        let id = order.id();
         let now = self.now();
         let order = self
             .update_order(id, |order| order.apply_provider_event(event, &name, now))

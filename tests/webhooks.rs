@@ -202,11 +202,21 @@ async fn a_webhook_racing_the_shops_capture_ends_in_one_capture(backend: Backend
     let id = order.id();
     let capture = tokio::spawn(async move { engine.capture(&Actor::System, id).await });
     racing.reached.notified().await;
+    // Another provider cannot report on this payment.
+    assert!(matches!(
+        shop.engine
+            .apply_provider_event(
+                &Actor::Provider("test".into()),
+                &event("evt_x", &reference, ProviderEventKind::Authorized)
+            )
+            .await,
+        Err(Error::Forbidden)
+    ));
     // The gateway's webhook lands before the shop records its own capture.
     let hooked = shop
         .engine
         .apply_provider_event(
-            &Actor::Provider("test".into()),
+            &Actor::Provider("pausing".into()),
             &event(
                 "evt_c",
                 &reference,
