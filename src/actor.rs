@@ -24,7 +24,7 @@
 //! | refund by amount | no | no | no | no | yes | no | no |
 //! | catalog, stock, locations, promotions, coupons, price lists (changes and admin reads) | no | no | no | no | yes | yes | no |
 //! | event outbox, usage counters | no | no | no | no | yes | yes | no |
-//! | apply a payment provider event | no | no | no | no | no | yes | yes |
+//! | apply a payment provider event | no | no | no | no | no | yes | its own payments |
 //!
 //! Refused calls return [`Error::Forbidden`](crate::Error::Forbidden) and
 //! change nothing. Staff and the system are *privileged*; the provider is
