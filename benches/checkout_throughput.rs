@@ -129,7 +129,12 @@ async fn seed_catalog(engine: &Engine) -> Vec<VariantId> {
 }
 
 async fn engine_on(store: Arc<dyn Store>) -> Engine {
-    Engine::builder().store(store).build().unwrap()
+    Engine::builder()
+        .store(store)
+        .test_payment_provider()
+        .no_tax()
+        .build()
+        .unwrap()
 }
 
 /// Prepares one guest cart per order (not timed).

@@ -228,6 +228,7 @@ async fn main() -> Result<()> {
         .payment_provider(Arc::new(AcmePay {
             api: AcmeApi::default(),
         }))
+        .no_tax()
         .build()?;
 
     engine

@@ -127,6 +127,8 @@ async fn main() -> Result<()> {
     let engine = Engine::builder()
         .pricing_rule(Arc::new(DistinctProducts))
         .pricing_rule(Arc::new(PriciestUnit))
+        .test_payment_provider()
+        .no_tax()
         .build()?;
 
     // Promotions are data: this one could as well be read from JSON.

@@ -22,6 +22,7 @@ async fn main() -> Result<()> {
         )?))
         .tax(Arc::new(FlatRateTax::new("Tax 7%", Decimal::new(7, 2))?))
         .capture_mode(CaptureMode::Manual)
+        .test_payment_provider()
         .build()?;
     // Once per process: recovery and pruning on a timer.
     tokio::spawn(

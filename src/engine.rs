@@ -91,15 +91,21 @@ impl Default for EngineConfig {
     }
 }
 
-/// Builds an [`Engine`]; every plugin has a default.
+/// Builds an [`Engine`].
+///
+/// The payment provider and the tax choice have no silent default: a
+/// production engine must never take payments with the test gateway or
+/// charge no tax by accident. Say so explicitly for tests and demos
+/// ([`EngineBuilder::test_payment_provider`], [`EngineBuilder::no_tax`]).
 ///
 /// | plugin | default |
 /// |---|---|
 /// | store | [`MemoryStore`] |
-/// | payments | [`TestPaymentProvider`] |
-/// | tax | [`FlatRateTax::none`] |
+/// | payments | **required**: [`EngineBuilder::payment_provider`], or [`EngineBuilder::test_payment_provider`] |
+/// | tax | **required**: [`EngineBuilder::tax`], or [`EngineBuilder::no_tax`] |
 /// | shipping | no methods (nothing that ships can be checked out) |
 /// | clock | [`SystemClock`] |
+/// | configuration | [`EngineConfig::default`] |
 #[must_use]
 pub struct EngineBuilder {
     store: Option<Arc<dyn Store>>,
@@ -122,6 +128,15 @@ impl EngineBuilder {
     pub fn payment_provider(mut self, provider: Arc<dyn PaymentProvider>) -> Self {
         self.payments = Some(provider);
         self
+    }
+    /// Takes payments with the built-in [`TestPaymentProvider`] (for tests,
+    /// examples and demos: it moves no real money).
+    pub fn test_payment_provider(self) -> Self {
+        self.payment_provider(Arc::new(TestPaymentProvider::new()))
+    }
+    /// Charges no tax ([`FlatRateTax::none`]), on purpose.
+    pub fn no_tax(self) -> Self {
+        self.tax(Arc::new(FlatRateTax::none()))
     }
     /// Uses this tax calculator.
     pub fn tax(mut self, tax: Arc<dyn TaxCalculator>) -> Self {
@@ -170,6 +185,12 @@ impl EngineBuilder {
     }
 
     /// Checks the configuration and builds the engine.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when no payment provider or tax choice was made,
+    /// a duration is not positive, the reservation TTL is shorter than the
+    /// checkout lease, the retention shorter than the TTL, no password hash
+    /// may run, or two custom rules share a name.
     pub fn build(self) -> Result<Engine> {
         let c = &self.config;
         if c.reservation_ttl <= Duration::zero() || c.checkout_lease <= Duration::zero() {
@@ -193,6 +214,18 @@ impl EngineBuilder {
                 "reservation_ttl must be at least checkout_lease",
             ));
         }
+        let Some(payments) = self.payments else {
+            return Err(Error::invalid(
+                "config",
+                "no payment provider: call payment_provider(..), or test_payment_provider() outside production",
+            ));
+        };
+        let Some(tax) = self.tax else {
+            return Err(Error::invalid(
+                "config",
+                "no tax choice: call tax(..), or no_tax() to charge none",
+            ));
+        };
         // Login verifies against this hash when the email is unknown, so an
         // unknown email costs the same time as a wrong password.
         let dummy_hash = c
@@ -206,10 +239,8 @@ impl EngineBuilder {
         Ok(Engine {
             inner: Arc::new(Inner {
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
-                payments: self
-                    .payments
-                    .unwrap_or_else(|| Arc::new(TestPaymentProvider::new())),
-                tax: self.tax.unwrap_or_else(|| Arc::new(FlatRateTax::none())),
+                payments,
+                tax,
                 shipping: self
                     .shipping
                     .unwrap_or_else(|| Arc::new(FlatRateShipping::new())),

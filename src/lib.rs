@@ -24,7 +24,11 @@
 //! # async fn main() -> cartwright::Result<()> {
 //! let shipping = FlatRateShipping::new()
 //!     .with_method("standard", "Standard", &[Money::parse("4.99", Currency::USD)?])?;
-//! let engine = Engine::builder().shipping(Arc::new(shipping)).build()?;
+//! let engine = Engine::builder()
+//!     .shipping(Arc::new(shipping))
+//!     .test_payment_provider()
+//!     .no_tax()
+//!     .build()?;
 //!
 //! // A product with one variant, in stock.
 //! let admin = Actor::Staff("ann".into());

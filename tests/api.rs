@@ -48,6 +48,8 @@ fn plugin_traits_are_object_safe() {
 async fn engine_futures_are_send() {
     fn is_send<T: Send>(_: &T) {}
     let engine = cartwright::Engine::builder()
+        .test_payment_provider()
+        .no_tax()
         .build()
         .unwrap_or_else(|e| unreachable!("{e}"));
     let cart = cartwright::id::CartId::new();
@@ -60,4 +62,26 @@ async fn engine_futures_are_send() {
         actor: cartwright::Actor::Guest,
         expected_total: None,
     }));
+}
+
+/// No silent test gateway and no silent zero tax: both are explicit choices.
+#[test]
+fn the_builder_requires_a_payment_provider_and_a_tax_choice() {
+    let no_provider = cartwright::Engine::builder().no_tax().build();
+    assert!(
+        matches!(&no_provider, Err(cartwright::Error::Invalid { reason, .. }) if reason.contains("payment provider"))
+    );
+    let no_tax = cartwright::Engine::builder()
+        .test_payment_provider()
+        .build();
+    assert!(
+        matches!(&no_tax, Err(cartwright::Error::Invalid { reason, .. }) if reason.contains("tax"))
+    );
+    assert!(
+        cartwright::Engine::builder()
+            .test_payment_provider()
+            .no_tax()
+            .build()
+            .is_ok()
+    );
 }

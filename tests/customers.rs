@@ -277,7 +277,12 @@ async fn password_hashing_is_bounded() {
         password_hash_wait: std::time::Duration::from_millis(1),
         ..cartwright::EngineConfig::default()
     };
-    let engine = Engine::builder().config(config).build().unwrap();
+    let engine = Engine::builder()
+        .config(config)
+        .test_payment_provider()
+        .no_tax()
+        .build()
+        .unwrap();
     let mut tasks = Vec::new();
     for i in 0..16 {
         let engine = engine.clone();
@@ -303,5 +308,12 @@ async fn password_hashing_is_bounded() {
         max_concurrent_password_hashes: 0,
         ..cartwright::EngineConfig::default()
     };
-    assert!(Engine::builder().config(zero).build().is_err());
+    assert!(
+        Engine::builder()
+            .config(zero)
+            .test_payment_provider()
+            .no_tax()
+            .build()
+            .is_err()
+    );
 }

@@ -702,6 +702,8 @@ async fn a_promotion_that_cannot_be_evaluated_never_fails_pricing(backend: Backe
         .shipping(std::sync::Arc::new(shipping))
         .pricing_rule(std::sync::Arc::new(Rule("known", false)))
         .pricing_rule(std::sync::Arc::new(Rule("failing", true)))
+        .test_payment_provider()
+        .no_tax()
         .build()
         .unwrap();
     let system = Actor::System;

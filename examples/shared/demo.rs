@@ -20,6 +20,8 @@ pub fn engine(store: Arc<dyn Store>) -> Result<Engine> {
         .store(store)
         .shipping(Arc::new(shipping))
         .tax(Arc::new(tax))
+        // A demo: the built-in test gateway, which moves no real money.
+        .test_payment_provider()
         .build()
 }
 
