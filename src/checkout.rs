@@ -158,6 +158,7 @@ impl Engine {
     /// another cart or token; [`Error::CheckoutInProgress`] when another call
     /// with the key is still running after the configured wait; store and
     /// provider errors.
+    #[tracing::instrument(name = "checkout", skip_all, fields(cart_id = %request.cart_id, key = %request.idempotency_key))]
     pub async fn checkout(&self, request: CheckoutRequest) -> Result<CheckoutOutcome> {
         let token = request.payment_token.trim();
         if token.is_empty() || token.chars().count() > MAX_PAYMENT_TOKEN_LEN {
@@ -506,6 +507,7 @@ impl Engine {
     /// [`Error::Forbidden`], [`Error::NotFound`], [`Error::IllegalTransition`]
     /// on a closed order, [`Error::PaymentInProgress`] while another
     /// operation is in flight, or the provider's error.
+    #[tracing::instrument(name = "capture", skip_all, fields(order_id = %order_id))]
     pub async fn capture(&self, actor: &Actor, order_id: OrderId) -> Result<Order> {
         self.capture_with(actor, order_id, None, "capture".to_owned())
             .await
@@ -519,6 +521,7 @@ impl Engine {
     /// # Errors
     /// As [`Engine::capture`]; [`Error::Invalid`] when the amount exceeds
     /// what is still authorized.
+    #[tracing::instrument(name = "capture_partial", skip_all, fields(order_id = %order_id))]
     pub async fn capture_partial(
         &self,
         actor: &Actor,
@@ -569,6 +572,7 @@ impl Engine {
     /// [`Error::LimitExceeded`] or [`Error::CurrencyMismatch`] for a
     /// malformed event, [`Error::NotFound`],
     /// [`Error::IllegalTransition`] for an event the payment cannot take.
+    #[tracing::instrument(name = "apply_provider_event", skip_all, fields(event_id = %event.id))]
     pub async fn apply_provider_event(
         &self,
         actor: &Actor,
@@ -611,6 +615,7 @@ impl Engine {
     /// [`Error::Forbidden`]; [`Error::IllegalTransition`] once anything has
     /// shipped; [`Error::PaymentInProgress`] while another operation is in
     /// flight; the provider's error.
+    #[tracing::instrument(name = "cancel", skip_all, fields(order_id = %order_id))]
     pub async fn cancel(&self, actor: &Actor, order_id: OrderId, reason: &str) -> Result<Order> {
         if matches!(actor, Actor::Provider(_)) {
             return Err(Error::Forbidden);
@@ -634,6 +639,7 @@ impl Engine {
     /// payment hold, releases its stock and lets its key run again.
     ///
     /// Safe to run at any time, from any number of instances at once.
+    #[tracing::instrument(name = "recover", skip_all)]
     pub async fn recover(&self) -> Result<RecoveryReport> {
         let mut report = RecoveryReport {
             released_reservations: self.inner.store.release_expired(self.now()).await?,

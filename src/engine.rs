@@ -277,6 +277,16 @@ pub struct Engine {
     pub(crate) inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("payment_provider", &self.inner.payments.name())
+            .field("rules", &self.inner.rules)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One page of [`Engine::find_orders`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderPage {

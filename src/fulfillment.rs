@@ -51,6 +51,7 @@ pub struct ReturnRequest {
 impl Engine {
     /// Ships units of an order (staff and the system only). Several
     /// shipments may follow each other until every unit has left.
+    #[tracing::instrument(name = "ship", skip_all, fields(order_id = %order_id))]
     pub async fn ship(
         &self,
         actor: &Actor,
@@ -122,6 +123,7 @@ impl Engine {
 
     /// Records that a shipment arrived (staff, the system or a carrier
     /// integration). Marking it twice changes nothing.
+    #[tracing::instrument(name = "mark_delivered", skip_all, fields(order_id = %order_id))]
     pub async fn mark_delivered(
         &self,
         actor: &Actor,
@@ -164,6 +166,7 @@ impl Engine {
     /// refusal (the return is then recorded as failed and its units count
     /// as not returned), or [`Error::PaymentUnavailable`] (the return stays
     /// pending and a retry or recovery finishes it).
+    #[tracing::instrument(name = "return_items", skip_all, fields(order_id = %order_id))]
     pub async fn return_items(
         &self,
         actor: &Actor,

@@ -44,6 +44,7 @@ impl Engine {
     /// # Errors
     /// [`Error::Forbidden`]; the first store or provider error met (the
     /// steps before it have taken effect; the next round goes on).
+    #[tracing::instrument(name = "maintenance", skip_all)]
     pub async fn run_maintenance(&self, actor: &Actor) -> Result<MaintenanceReport> {
         actor.require_privileged()?;
         let recovery = self.recover().await?;

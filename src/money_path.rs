@@ -96,6 +96,7 @@ impl Engine {
     /// cancellation on. Returns the order, or the provider's error (a
     /// refusal is recorded first; an operation without an answer stays
     /// pending for a retry or recovery).
+    #[tracing::instrument(name = "money_path", skip_all, fields(order_id = %order.id()))]
     pub(crate) async fn drive(&self, mut order: Order) -> Result<Order> {
         let id = order.id();
         for _ in 0..MAX_STEPS {
@@ -233,6 +234,7 @@ impl Engine {
     /// [`Error::PaymentInProgress`] while another operation on the payment is
     /// in flight; the provider's refusal, or [`Error::PaymentUnavailable`]
     /// (the refund stays pending and a retry or recovery finishes it).
+    #[tracing::instrument(name = "refund", skip_all, fields(order_id = %order_id))]
     pub async fn refund(
         &self,
         actor: &Actor,
@@ -262,6 +264,7 @@ impl Engine {
     ///
     /// # Errors
     /// [`Error::Forbidden`], [`Error::NotFound`], or the provider's error.
+    #[tracing::instrument(name = "settle_order", skip_all, fields(order_id = %order_id))]
     pub async fn settle_order(&self, actor: &Actor, order_id: OrderId) -> Result<Order> {
         if !actor.is_privileged() {
             return Err(Error::Forbidden);

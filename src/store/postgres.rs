@@ -92,9 +92,18 @@ impl From<Fail> for Error {
 
 type Try<T> = std::result::Result<T, Fail>;
 
+/// The database's own text stays in the source (for logs, through the
+/// error chain), never in the message a caller may show.
 fn storage(e: sqlx::Error) -> Error {
+    let message = match &e {
+        sqlx::Error::PoolTimedOut => "no database connection available in time",
+        sqlx::Error::PoolClosed => "the connection pool is closed",
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => "the database connection failed",
+        sqlx::Error::Database(_) => "the database refused the statement",
+        _ => "database error",
+    };
     Error::Storage {
-        message: e.to_string(),
+        message: message.into(),
         source: Some(Arc::new(e)),
     }
 }
@@ -206,7 +215,7 @@ impl PgStore {
     /// instances at once (the migrator takes an advisory lock).
     pub async fn migrate(&self) -> Result<()> {
         MIGRATOR.run(&self.pool).await.map_err(|e| Error::Storage {
-            message: format!("migration failed: {e}"),
+            message: "migration failed".into(),
             source: Some(Arc::new(e)),
         })
     }
