@@ -359,7 +359,7 @@ impl Engine {
     }
 
     /// Records who made an admin change, right after it took effect (an
-    /// [`EventKind::AdminChange`](crate::store::EventKind::AdminChange) in
+    /// [`EventKind::AdminChange`](crate::event::EventKind::AdminChange) in
     /// the outbox). The change stands even if this record cannot be
     /// written; that is logged.
     pub(crate) async fn audit(
@@ -368,7 +368,7 @@ impl Engine {
         action: &'static str,
         subject: impl std::fmt::Display,
     ) {
-        let event = crate::store::EventKind::AdminChange {
+        let event = crate::event::EventKind::AdminChange {
             actor: actor.clone(),
             action: action.to_owned(),
             subject: subject.to_string(),

@@ -13,12 +13,12 @@
 use crate::actor::Actor;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::event::EventKind;
 use crate::id::{IdempotencyKey, LocationId, OrderId, ReturnId, ShipmentId};
 use crate::inventory::ReservationLine;
 use crate::order::{
     LineQuantity, Order, OrderChange, Return, ReturnState, Shipment, ShippingRefund,
 };
-use crate::store::EventKind;
 use crate::validate::{optional_text, required_text};
 
 /// What leaves in one shipment.

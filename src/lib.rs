@@ -120,6 +120,7 @@ pub mod clock;
 pub mod customer;
 pub mod engine;
 pub mod error;
+pub mod event;
 pub mod fulfillment;
 pub mod id;
 pub mod inventory;

@@ -432,6 +432,82 @@ pub(crate) fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
+/// Rounds `n / d` (d > 0) to an integer with `mode`.
+pub(crate) fn div_round(n: i128, d: i128, mode: RoundingMode) -> i128 {
+    if d <= 0 {
+        return 0;
+    }
+    let q = n.div_euclid(d);
+    let r = n.rem_euclid(d);
+    if r == 0 {
+        return q;
+    }
+    let up = q + 1;
+    let twice = r.saturating_mul(2);
+    let tie = twice == d;
+    let above_half = twice > d;
+    match mode {
+        RoundingMode::Floor => q,
+        RoundingMode::Ceiling => up,
+        RoundingMode::TowardZero => {
+            if n >= 0 {
+                q
+            } else {
+                up
+            }
+        }
+        RoundingMode::AwayFromZero => {
+            if n >= 0 {
+                up
+            } else {
+                q
+            }
+        }
+        RoundingMode::HalfUp if tie => {
+            if n >= 0 {
+                up
+            } else {
+                q
+            }
+        }
+        RoundingMode::HalfDown if tie => {
+            if n >= 0 {
+                q
+            } else {
+                up
+            }
+        }
+        RoundingMode::HalfEven if tie => {
+            if q % 2 == 0 {
+                q
+            } else {
+                up
+            }
+        }
+        _ => {
+            if above_half {
+                up
+            } else {
+                q
+            }
+        }
+    }
+}
+
+/// Each unit's exact share of a line total: the total split over the units
+/// by largest remainder, so the shares always add up to the total. Unit `i`
+/// of a line always gets the same share, whichever return it comes back in.
+///
+/// # Errors
+/// [`Error::Overflow`] when the quantity does not fit in memory's index.
+pub fn unit_shares(line_total: Money, quantity: u32) -> Result<Vec<Money>> {
+    if quantity == 0 {
+        return Ok(Vec::new());
+    }
+    let weights = vec![1u64; usize::try_from(quantity).map_err(|_| Error::Overflow("quantity"))?];
+    line_total.allocate(&weights)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -245,16 +245,7 @@ pub struct Cancellation {
     pub requested_at: DateTime<Utc>,
 }
 
-/// Each unit's exact share of a line total: the total split over the units
-/// by largest remainder, so the shares always add up to the total. Unit `i`
-/// of a line always gets the same share, whichever return it comes back in.
-pub fn unit_shares(line_total: Money, quantity: u32) -> Result<Vec<Money>> {
-    if quantity == 0 {
-        return Ok(Vec::new());
-    }
-    let weights = vec![1u64; usize::try_from(quantity).map_err(|_| Error::Overflow("quantity"))?];
-    line_total.allocate(&weights)
-}
+pub use crate::money::unit_shares;
 
 /// One line of an order's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -660,7 +651,7 @@ impl OrderChange {
     }
 
     /// Adds events to record with the change.
-    pub fn with_events(mut self, events: Vec<crate::store::EventKind>) -> Self {
+    pub fn with_events(mut self, events: Vec<crate::event::EventKind>) -> Self {
         self.events = events;
         self
     }
@@ -712,5 +703,5 @@ pub struct OrderChange {
     /// Units put back on hand at their locations.
     pub restock: Vec<ReservationLine>,
     /// Events to record with the change.
-    pub events: Vec<crate::store::EventKind>,
+    pub events: Vec<crate::event::EventKind>,
 }

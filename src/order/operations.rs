@@ -15,12 +15,12 @@ use super::{
 };
 use crate::actor::Actor;
 use crate::error::{Error, Result};
+use crate::event::EventKind;
 use crate::inventory::ReservationLine;
 use crate::money::Money;
 use crate::payment::{
     Intent, OperationKind, OperationPurpose, PaymentOperation, PaymentStatus, ProviderEvent,
 };
-use crate::store::EventKind;
 use crate::validate::optional_text;
 
 /// What must be saved together with an order change: stock moves, the

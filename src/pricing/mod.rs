@@ -124,16 +124,6 @@ pub use rule::{CustomerFacts, PricingRule, RuleCart, RuleLine, RuleRegistry, Ver
 
 use apply::{Env, Run, WorkLine};
 
-/// Rounds the fraction `numerator / denominator` (denominator above zero) to
-/// an integer with `mode`; used by the built-in tax table and promotions.
-pub(crate) fn div_round_mode(
-    numerator: i128,
-    denominator: i128,
-    mode: crate::money::RoundingMode,
-) -> i128 {
-    apply::div_round(numerator, denominator, mode)
-}
-
 static EMPTY_SET: LazyLock<PromotionSet> = LazyLock::new(PromotionSet::default);
 static EMPTY_BOOK: LazyLock<PriceBook> = LazyLock::new(PriceBook::default);
 static EMPTY_USAGE: LazyLock<HashMap<String, u64>> = LazyLock::new(HashMap::new);
@@ -202,7 +192,7 @@ impl Adjustment {
     /// remainder with equal weights, so unit *i* always gets share *i* and
     /// the shares sum exactly to the amount.
     pub fn per_unit(&self, quantity: u32) -> Result<Vec<Money>> {
-        crate::order::unit_shares(self.amount, quantity)
+        crate::money::unit_shares(self.amount, quantity)
     }
 }
 

@@ -128,7 +128,7 @@ impl FlatRateTax {
         let d = 10_i128
             .checked_pow(self.rate.scale())
             .ok_or_else(|| Error::Overflow("tax"))?;
-        let tax = crate::pricing::div_round_mode(n, d, self.rounding);
+        let tax = crate::money::div_round(n, d, self.rounding);
         let currency = amount.currency();
         let value = Decimal::try_from_i128_with_scale(tax, currency.minor_units())
             .map_err(|_| Error::Overflow("tax"))?;
@@ -346,7 +346,7 @@ impl TaxCalculator for TaxTable {
                 for (item, tax) in items.iter().zip(taxes.iter_mut()) {
                     if let Some((r, amount)) = item {
                         let (n, d) = self.exact(*amount, r.rate)?;
-                        *tax = crate::pricing::div_round_mode(n, d, self.mode);
+                        *tax = crate::money::div_round(n, d, self.mode);
                     }
                 }
             }
@@ -369,7 +369,7 @@ impl TaxCalculator for TaxTable {
                         den = d;
                         weights.push(u64::try_from(n.max(0)).map_err(|_| Error::Overflow("tax"))?);
                     }
-                    let total = crate::pricing::div_round_mode(num, den, self.mode);
+                    let total = crate::money::div_round(num, den, self.mode);
                     if weights.iter().all(|w| *w == 0) {
                         continue;
                     }

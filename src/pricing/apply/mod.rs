@@ -633,67 +633,7 @@ impl Env<'_> {
     }
 }
 
-/// Rounds `n / d` (d > 0) to an integer with `mode`.
-pub(crate) fn div_round(n: i128, d: i128, mode: RoundingMode) -> i128 {
-    if d <= 0 {
-        return 0;
-    }
-    let q = n.div_euclid(d);
-    let r = n.rem_euclid(d);
-    if r == 0 {
-        return q;
-    }
-    let up = q + 1;
-    let twice = r.saturating_mul(2);
-    let tie = twice == d;
-    let above_half = twice > d;
-    match mode {
-        RoundingMode::Floor => q,
-        RoundingMode::Ceiling => up,
-        RoundingMode::TowardZero => {
-            if n >= 0 {
-                q
-            } else {
-                up
-            }
-        }
-        RoundingMode::AwayFromZero => {
-            if n >= 0 {
-                up
-            } else {
-                q
-            }
-        }
-        RoundingMode::HalfUp if tie => {
-            if n >= 0 {
-                up
-            } else {
-                q
-            }
-        }
-        RoundingMode::HalfDown if tie => {
-            if n >= 0 {
-                q
-            } else {
-                up
-            }
-        }
-        RoundingMode::HalfEven if tie => {
-            if q % 2 == 0 {
-                q
-            } else {
-                up
-            }
-        }
-        _ => {
-            if above_half {
-                up
-            } else {
-                q
-            }
-        }
-    }
-}
+pub(crate) use crate::money::div_round;
 
 /// A percentage as an exact fraction.
 #[derive(Clone, Copy)]
