@@ -639,6 +639,10 @@ impl Engine {
     /// payment hold, releases its stock and lets its key run again.
     ///
     /// Safe to run at any time, from any number of instances at once.
+    ///
+    /// # Errors
+    /// the first store or provider error met; what was cleaned up before it
+    /// stands, and the next run goes on.
     #[tracing::instrument(name = "recover", skip_all)]
     pub async fn recover(&self) -> Result<RecoveryReport> {
         let mut report = RecoveryReport {

@@ -390,6 +390,11 @@ impl Engine {
     // ----- catalog -------------------------------------------------------
 
     /// Creates a category under `parent` (a root when `None`).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] for a bad name; [`Error::NotFound`] for an unknown
+    /// parent; [`Error::Storage`] when the store fails.
     pub async fn create_category(
         &self,
         actor: &Actor,
@@ -404,11 +409,19 @@ impl Engine {
     }
 
     /// Every category.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store fails.
     pub async fn categories(&self) -> Result<Vec<Category>> {
         self.inner.store.categories().await
     }
 
     /// Creates a collection.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] for a bad title; [`Error::Storage`] when the store
+    /// fails.
     pub async fn create_collection(&self, actor: &Actor, title: &str) -> Result<Collection> {
         actor.require_privileged()?;
         let collection = Collection::new(title)?;
@@ -422,6 +435,13 @@ impl Engine {
     }
 
     /// Creates a product with its variants.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input, naming it;
+    /// [`Error::AlreadyExists`] for a SKU already taken (naming it);
+    /// [`Error::NotFound`] for an unknown category or collection;
+    /// [`Error::Storage`] when the store fails.
     pub async fn create_product(&self, actor: &Actor, input: NewProduct) -> Result<Product> {
         actor.require_privileged()?;
         let product = Product::new(input)?;
@@ -432,6 +452,10 @@ impl Engine {
 
     /// Replaces a product (for example after [`Product::set_status`] or
     /// [`Product::set_variant_price`]).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting; as
+    /// [`Engine::create_product`]; [`Error::NotFound`] for an unknown product.
     pub async fn update_product(&self, actor: &Actor, product: Product) -> Result<()> {
         actor.require_privileged()?;
         let id = product.id();
@@ -441,6 +465,11 @@ impl Engine {
     }
 
     /// Sets a product's status.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::NotFound`] for an unknown product; [`Error::Storage`] when the
+    /// store fails.
     pub async fn set_product_status(
         &self,
         actor: &Actor,
@@ -457,16 +486,29 @@ impl Engine {
     }
 
     /// One product.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown product; [`Error::Storage`] when the
+    /// store fails.
     pub async fn product(&self, id: ProductId) -> Result<Product> {
         self.inner.store.product(id).await
     }
 
     /// Products by id, after `after`, at most `limit`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a `limit` outside 1 to
+    /// [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE); [`Error::Storage`] when
+    /// the store fails.
     pub async fn products(&self, after: Option<ProductId>, limit: usize) -> Result<Vec<Product>> {
         self.inner.store.products(after, limit).await
     }
 
     /// The variant with this SKU.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a malformed SKU; [`Error::NotFound`] for an unknown
+    /// one; [`Error::Storage`] when the store fails.
     pub async fn variant_by_sku(&self, sku: &str) -> Result<CatalogEntry> {
         self.inner.store.entry_by_sku(&Sku::new(sku)?).await
     }
@@ -475,6 +517,12 @@ impl Engine {
 
     /// Opens an account. If a guest with this email exists, the guest becomes
     /// the account (same id, same order history).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an email or password the policy refuses;
+    /// [`Error::AlreadyExists`] when the email has an account; [`Error::Busy`]
+    /// when every hashing slot stays taken; [`Error::Storage`] when the store
+    /// fails.
     pub async fn register(&self, input: NewCustomer) -> Result<Customer> {
         let email = Email::new(&input.email)?;
         let policy = self.inner.config.password_policy;
@@ -499,6 +547,11 @@ impl Engine {
 
     /// Checks an email and password. Unknown emails, guests and wrong
     /// passwords all get [`Error::InvalidCredentials`] after the same work.
+    ///
+    /// # Errors
+    /// [`Error::InvalidCredentials`] for an unknown email, a guest or a wrong
+    /// password (after the same work); [`Error::Busy`] when every hashing slot
+    /// stays taken; [`Error::Storage`] when the store fails.
     pub async fn login(&self, email: &str, password: &str) -> Result<Customer> {
         let customer = match Email::new(email) {
             Ok(email) => self.inner.store.customer_by_email(&email).await?,
@@ -522,6 +575,10 @@ impl Engine {
 
     /// The guest record for an email, created if needed. Fails if the email
     /// belongs to an account (the customer should log in).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a malformed email; [`Error::AlreadyExists`] when it
+    /// belongs to an account; [`Error::Storage`] when the store fails.
     pub async fn guest(&self, email: &str) -> Result<Customer> {
         let email = Email::new(email)?;
         match self.inner.store.customer_by_email(&email).await? {
@@ -540,6 +597,13 @@ impl Engine {
 
     /// One customer, as seen by `actor` (themselves or staff; internal notes
     /// only for staff).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless the customer themselves, staff or the system
+    /// is acting; [`Error::NotFound`] for an unknown customer or address;
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input;
+    /// [`Error::Conflict`] when concurrent changes keep winning;
+    /// [`Error::Storage`] when the store fails.
     pub async fn customer(&self, actor: &Actor, id: CustomerId) -> Result<Customer> {
         Ok(self.load_customer(actor, id).await?.visible_to(actor))
     }
@@ -554,6 +618,14 @@ impl Engine {
     }
 
     /// Leaves a note on a customer (staff only).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Forbidden`] unless the customer themselves, staff or the system
+    /// is acting; [`Error::NotFound`] for an unknown customer or address;
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input;
+    /// [`Error::Conflict`] when concurrent changes keep winning;
+    /// [`Error::Storage`] when the store fails.
     pub async fn add_customer_note(
         &self,
         actor: &Actor,
@@ -587,6 +659,13 @@ impl Engine {
     }
 
     /// Adds an address to a customer's book; returns the customer and the new address's id.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless the customer themselves, staff or the system
+    /// is acting; [`Error::NotFound`] for an unknown customer or address;
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input;
+    /// [`Error::Conflict`] when concurrent changes keep winning;
+    /// [`Error::Storage`] when the store fails.
     pub async fn add_address(
         &self,
         actor: &Actor,
@@ -602,6 +681,13 @@ impl Engine {
     }
 
     /// Removes an address from a customer's book.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless the customer themselves, staff or the system
+    /// is acting; [`Error::NotFound`] for an unknown customer or address;
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input;
+    /// [`Error::Conflict`] when concurrent changes keep winning;
+    /// [`Error::Storage`] when the store fails.
     pub async fn remove_address(
         &self,
         actor: &Actor,
@@ -613,6 +699,11 @@ impl Engine {
     }
 
     /// Creates a customer group.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] for a bad name; [`Error::Storage`] when the store
+    /// fails.
     pub async fn create_group(&self, actor: &Actor, name: &str) -> Result<CustomerGroup> {
         actor.require_privileged()?;
         let group = CustomerGroup::new(name)?;
@@ -622,6 +713,11 @@ impl Engine {
     }
 
     /// Puts a customer in a group (staff only).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::NotFound`] for an unknown customer or group; [`Error::Storage`]
+    /// when the store fails.
     pub async fn add_to_group(
         &self,
         actor: &Actor,
@@ -652,6 +748,10 @@ impl Engine {
     // ----- carts ---------------------------------------------------------
 
     /// Creates an empty cart owned by `actor` (a customer) or by nobody (a guest).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] for the provider; [`Error::Storage`] when the store
+    /// fails.
     pub async fn create_cart(&self, actor: &Actor, currency: Currency) -> Result<Cart> {
         if matches!(actor, Actor::Provider(_)) {
             return Err(Error::Forbidden);
@@ -666,6 +766,13 @@ impl Engine {
     }
 
     /// One cart, if `actor` may see it.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when `actor` may not use the cart;
+    /// [`Error::NotFound`] for an unknown cart or line; [`Error::CartNotActive`]
+    /// once it is checked out; [`Error::Invalid`] or [`Error::LimitExceeded`] for
+    /// bad input, naming it; [`Error::Conflict`] when concurrent changes keep
+    /// winning; [`Error::Storage`] when the store fails.
     pub async fn cart(&self, actor: &Actor, id: CartId) -> Result<Cart> {
         let cart = self.inner.store.cart(id).await?;
         cart.check_access(actor)?;
@@ -781,6 +888,13 @@ impl Engine {
     }
 
     /// Sets a line's quantity.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when `actor` may not use the cart;
+    /// [`Error::NotFound`] for an unknown cart or line; [`Error::CartNotActive`]
+    /// once it is checked out; [`Error::Invalid`] or [`Error::LimitExceeded`] for
+    /// bad input, naming it; [`Error::Conflict`] when concurrent changes keep
+    /// winning; [`Error::Storage`] when the store fails.
     pub async fn set_quantity(
         &self,
         actor: &Actor,
@@ -793,11 +907,25 @@ impl Engine {
     }
 
     /// Removes a line.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when `actor` may not use the cart;
+    /// [`Error::NotFound`] for an unknown cart or line; [`Error::CartNotActive`]
+    /// once it is checked out; [`Error::Invalid`] or [`Error::LimitExceeded`] for
+    /// bad input, naming it; [`Error::Conflict`] when concurrent changes keep
+    /// winning; [`Error::Storage`] when the store fails.
     pub async fn remove_line(&self, actor: &Actor, cart: CartId, line: LineId) -> Result<Cart> {
         self.modify_cart(actor, cart, |c| c.remove_line(line)).await
     }
 
     /// Sets the contact email.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when `actor` may not use the cart;
+    /// [`Error::NotFound`] for an unknown cart or line; [`Error::CartNotActive`]
+    /// once it is checked out; [`Error::Invalid`] or [`Error::LimitExceeded`] for
+    /// bad input, naming it; [`Error::Conflict`] when concurrent changes keep
+    /// winning; [`Error::Storage`] when the store fails.
     pub async fn set_email(&self, actor: &Actor, cart: CartId, email: &str) -> Result<Cart> {
         let email = Email::new(email)?;
         self.modify_cart(actor, cart, |c| c.set_email(email.clone()))
@@ -805,6 +933,13 @@ impl Engine {
     }
 
     /// Sets the shipping address.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when `actor` may not use the cart;
+    /// [`Error::NotFound`] for an unknown cart or line; [`Error::CartNotActive`]
+    /// once it is checked out; [`Error::Invalid`] or [`Error::LimitExceeded`] for
+    /// bad input, naming it; [`Error::Conflict`] when concurrent changes keep
+    /// winning; [`Error::Storage`] when the store fails.
     pub async fn set_shipping_address(
         &self,
         actor: &Actor,
@@ -817,6 +952,13 @@ impl Engine {
     }
 
     /// Sets the billing address.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when `actor` may not use the cart;
+    /// [`Error::NotFound`] for an unknown cart or line; [`Error::CartNotActive`]
+    /// once it is checked out; [`Error::Invalid`] or [`Error::LimitExceeded`] for
+    /// bad input, naming it; [`Error::Conflict`] when concurrent changes keep
+    /// winning; [`Error::Storage`] when the store fails.
     pub async fn set_billing_address(
         &self,
         actor: &Actor,
@@ -829,6 +971,13 @@ impl Engine {
     }
 
     /// Chooses a shipping method by code.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when `actor` may not use the cart;
+    /// [`Error::NotFound`] for an unknown cart or line; [`Error::CartNotActive`]
+    /// once it is checked out; [`Error::Invalid`] or [`Error::LimitExceeded`] for
+    /// bad input, naming it; [`Error::Conflict`] when concurrent changes keep
+    /// winning; [`Error::Storage`] when the store fails.
     pub async fn set_shipping_method(
         &self,
         actor: &Actor,
@@ -840,12 +989,26 @@ impl Engine {
     }
 
     /// Enters a coupon code.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when `actor` may not use the cart;
+    /// [`Error::NotFound`] for an unknown cart or line; [`Error::CartNotActive`]
+    /// once it is checked out; [`Error::Invalid`] or [`Error::LimitExceeded`] for
+    /// bad input, naming it; [`Error::Conflict`] when concurrent changes keep
+    /// winning; [`Error::Storage`] when the store fails.
     pub async fn add_coupon_code(&self, actor: &Actor, cart: CartId, code: &str) -> Result<Cart> {
         self.modify_cart(actor, cart, |c| c.add_coupon_code(code))
             .await
     }
 
     /// Removes a coupon code.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when `actor` may not use the cart;
+    /// [`Error::NotFound`] for an unknown cart or line; [`Error::CartNotActive`]
+    /// once it is checked out; [`Error::Invalid`] or [`Error::LimitExceeded`] for
+    /// bad input, naming it; [`Error::Conflict`] when concurrent changes keep
+    /// winning; [`Error::Storage`] when the store fails.
     pub async fn remove_coupon_code(
         &self,
         actor: &Actor,
@@ -859,6 +1022,14 @@ impl Engine {
     /// At login: moves a guest cart into the customer's active cart in the
     /// same currency, or gives the guest cart to the customer if they have
     /// none. Both carts change in one atomic save.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless a customer is acting; [`Error::Forbidden`]
+    /// when `actor` may not use the cart; [`Error::NotFound`] for an unknown cart
+    /// or line; [`Error::CartNotActive`] once it is checked out;
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input, naming it;
+    /// [`Error::Conflict`] when concurrent changes keep winning;
+    /// [`Error::Storage`] when the store fails.
     pub async fn merge_guest_cart(&self, actor: &Actor, guest_cart: CartId) -> Result<Cart> {
         let Actor::Customer(customer) = actor else {
             return Err(Error::Forbidden);
@@ -900,6 +1071,15 @@ impl Engine {
     }
 
     /// Prices a cart as it stands.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when `actor` may not use the cart;
+    /// [`Error::NotFound`] for an unknown cart or line; [`Error::CartNotActive`]
+    /// once it is checked out; [`Error::Invalid`] or [`Error::LimitExceeded`] for
+    /// bad input, naming it; [`Error::Conflict`] when concurrent changes keep
+    /// winning; [`Error::Storage`] when the store fails. Pricing errors:
+    /// [`Error::ShippingUnavailable`] for a method that does not serve the cart,
+    /// [`Error::Overflow`] for amounts beyond range.
     pub async fn price_cart(&self, actor: &Actor, cart: CartId) -> Result<PricedCart> {
         let cart = self.cart(actor, cart).await?;
         self.price(&cart).await
@@ -912,6 +1092,11 @@ impl Engine {
     // ----- inventory -----------------------------------------------------
 
     /// Creates a stock location; lower `priority` is reserved from first.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] for a bad name; [`Error::Storage`] when the store
+    /// fails.
     pub async fn create_location(
         &self,
         actor: &Actor,
@@ -926,6 +1111,12 @@ impl Engine {
     }
 
     /// Sets the units on hand of a variant at a location.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] for a negative or too large count; [`Error::NotFound`]
+    /// for an unknown variant or location; [`Error::Storage`] when the store
+    /// fails.
     pub async fn set_stock(
         &self,
         actor: &Actor,
@@ -949,6 +1140,12 @@ impl Engine {
     }
 
     /// Adds (or with a negative `delta`, removes) units on hand.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Overflow`] or [`Error::Invalid`] when the result leaves the
+    /// allowed range; [`Error::NotFound`] for an unknown variant or location;
+    /// [`Error::Storage`] when the store fails.
     pub async fn adjust_stock(
         &self,
         actor: &Actor,
@@ -972,12 +1169,21 @@ impl Engine {
     }
 
     /// A variant's stock everywhere.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown variant; [`Error::Storage`] when the
+    /// store fails.
     pub async fn stock(&self, variant: VariantId) -> Result<StockSummary> {
         self.inner.store.stock(variant).await
     }
 
     /// Holds stock outside a checkout (a phone order, a hold for a
     /// customer): all or nothing, lapsing after the configured reservation TTL.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::NotFound`] for an unknown variant; [`Error::OutOfStock`] (nothing
+    /// is held); [`Error::Storage`] when the store fails.
     pub async fn reserve_stock(
         &self,
         actor: &Actor,
@@ -1008,12 +1214,22 @@ impl Engine {
 
     /// How much of a usage counter (a coupon's uses, a promotion's budget) is
     /// held or used.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Storage`] when the store fails.
     pub async fn usage(&self, actor: &Actor, counter: &str) -> Result<u64> {
         actor.require_privileged()?;
         self.inner.store.usage(counter).await
     }
 
     /// Gives a reservation back.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::NotFound`] for an unknown reservation;
+    /// [`Error::IllegalTransition`] for one already committed; [`Error::Storage`]
+    /// when the store fails.
     pub async fn release_reservation(
         &self,
         actor: &Actor,
@@ -1024,6 +1240,12 @@ impl Engine {
     }
 
     /// Takes a reservation's units out of stock (they were shipped or handed over).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::NotFound`] for an unknown reservation;
+    /// [`Error::IllegalTransition`] for one already released; [`Error::Storage`]
+    /// when the store fails.
     pub async fn commit_reservation(
         &self,
         actor: &Actor,
@@ -1036,6 +1258,11 @@ impl Engine {
     // ----- orders and events --------------------------------------------
 
     /// One order, if `actor` may see it (internal notes only for staff).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when `actor` may not see the order (see the [access
+    /// table](crate::actor)); [`Error::NotFound`]; [`Error::Storage`] when the
+    /// store fails.
     pub async fn order(&self, actor: &Actor, id: OrderId) -> Result<Order> {
         Ok(self.load_order(actor, id).await?.visible_to(actor))
     }
@@ -1052,6 +1279,12 @@ impl Engine {
 
     /// A customer's orders, newest first; pass the last id seen as `before`
     /// for the next page.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] for anyone but the customer, staff or the system;
+    /// [`Error::Invalid`] for a `limit` outside 1 to
+    /// [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE); [`Error::Storage`] when
+    /// the store fails.
     pub async fn orders_for_customer(
         &self,
         actor: &Actor,
@@ -1070,6 +1303,12 @@ impl Engine {
 
     /// Finds orders, newest first. Staff may search every order; a customer
     /// only their own (a query for someone else's is refused); guests none.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] for guests, the provider, or a customer asking for
+    /// someone else's orders; [`Error::Invalid`] for a `limit` outside 1 to
+    /// [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE); [`Error::Storage`] when
+    /// the store fails.
     pub async fn find_orders(&self, actor: &Actor, query: &OrderQuery) -> Result<OrderPage> {
         let mut query = query.clone();
         match actor {
@@ -1123,6 +1362,12 @@ impl Engine {
 
     /// Leaves a note on an order. Staff may write either kind; the order's
     /// customer may write notes they can see ([`Visibility::Customer`]).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff, the system, or the order's customer
+    /// writing a customer-visible note; [`Error::Invalid`] or
+    /// [`Error::LimitExceeded`] for the text; [`Error::NotFound`];
+    /// [`Error::Storage`] when the store fails.
     pub async fn add_order_note(
         &self,
         actor: &Actor,
@@ -1150,6 +1395,11 @@ impl Engine {
 
     /// The events `consumer` has not acknowledged yet, oldest first (see
     /// [`EventStore`](crate::store::EventStore)).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] for a bad consumer name or limit; [`Error::Storage`]
+    /// when the store fails.
     pub async fn pending_events(
         &self,
         actor: &Actor,
@@ -1161,6 +1411,11 @@ impl Engine {
     }
 
     /// Acknowledges every event up to and including `through` for `consumer`.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] for a bad consumer name; [`Error::NotFound`] for an
+    /// unknown event; [`Error::Storage`] when the store fails.
     pub async fn ack_events(&self, actor: &Actor, consumer: &str, through: EventId) -> Result<()> {
         actor.require_privileged()?;
         self.inner.store.ack_events(consumer, through).await

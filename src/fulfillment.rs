@@ -51,6 +51,14 @@ pub struct ReturnRequest {
 impl Engine {
     /// Ships units of an order (staff and the system only). Several
     /// shipments may follow each other until every unit has left.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] for too many units, a unit not held at the chosen
+    /// location, or a bad carrier or tracking number;
+    /// [`Error::IllegalTransition`] for a closed or cancelling order;
+    /// [`Error::NotFound`]; [`Error::Conflict`]; [`Error::Storage`] when the
+    /// store fails.
     #[tracing::instrument(name = "ship", skip_all, fields(order_id = %order_id))]
     pub async fn ship(
         &self,
@@ -123,6 +131,11 @@ impl Engine {
 
     /// Records that a shipment arrived (staff, the system or a carrier
     /// integration). Marking it twice changes nothing.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::NotFound`] for an unknown order or shipment; [`Error::Storage`]
+    /// when the store fails.
     #[tracing::instrument(name = "mark_delivered", skip_all, fields(order_id = %order_id))]
     pub async fn mark_delivered(
         &self,

@@ -45,6 +45,12 @@ impl Engine {
     /// Saves a new promotion (or replaces one with the same id) after
     /// checking it, including any custom rule it names against this
     /// engine's registered rules.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for a promotion that does
+    /// not validate; [`Error::NotFound`] for a custom rule this engine has not
+    /// registered; [`Error::Storage`] when the store fails.
     pub async fn save_promotion(&self, actor: &Actor, promotion: Promotion) -> Result<Promotion> {
         actor.require_privileged()?;
         // Every check compiling runs: a promotion this engine could not
@@ -56,24 +62,40 @@ impl Engine {
     }
 
     /// One promotion.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::NotFound`]; [`Error::Storage`] when the store fails.
     pub async fn promotion(&self, actor: &Actor, id: PromotionId) -> Result<Promotion> {
         actor.require_privileged()?;
         self.inner.store.promotion(id).await
     }
 
     /// Every promotion, by id.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Storage`] when the store fails.
     pub async fn promotions(&self, actor: &Actor) -> Result<Vec<Promotion>> {
         actor.require_privileged()?;
         self.inner.store.promotions().await
     }
 
     /// Every price list, by id.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Storage`] when the store fails.
     pub async fn price_lists(&self, actor: &Actor) -> Result<Vec<PriceList>> {
         actor.require_privileged()?;
         self.inner.store.price_lists().await
     }
 
     /// Switches a promotion on or off.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::NotFound`]; [`Error::Storage`] when the store fails.
     pub async fn set_promotion_enabled(
         &self,
         actor: &Actor,
@@ -88,6 +110,13 @@ impl Engine {
 
     /// Adds a coupon code to a coded promotion; `max_uses` of `Some(1)`
     /// makes it single use.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] for a malformed code or an automatic promotion;
+    /// [`Error::AlreadyExists`] for a code in use (naming it);
+    /// [`Error::NotFound`] for an unknown promotion; [`Error::Storage`] when the
+    /// store fails.
     pub async fn create_coupon(
         &self,
         actor: &Actor,
@@ -116,6 +145,13 @@ impl Engine {
     /// Generates `count` unique, unguessable codes for a coded promotion and
     /// stores them, all or none (see [`generate_codes`]). A collision with an
     /// existing code (about 2⁻⁸⁰ per pair) is retried with fresh codes.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for the prefix or count, or
+    /// an automatic promotion; [`Error::NotFound`] for an unknown promotion;
+    /// [`Error::Conflict`] if fresh codes kept colliding; [`Error::Storage`] when
+    /// the store fails.
     pub async fn generate_coupons(
         &self,
         actor: &Actor,
@@ -155,6 +191,11 @@ impl Engine {
     }
 
     /// Saves a price list (new, or replacing one with the same id).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for a list that does not
+    /// validate; [`Error::Storage`] when the store fails.
     pub async fn save_price_list(&self, actor: &Actor, list: PriceList) -> Result<PriceList> {
         actor.require_privileged()?;
         list.validate()?;
