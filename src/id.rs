@@ -120,6 +120,10 @@ impl IdempotencyKey {
     pub const MAX_LEN: usize = 255;
 
     /// Validates and wraps a key.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an empty key, one longer than the maximum, or one
+    /// with other than visible ASCII characters.
     pub fn new(key: impl Into<String>) -> Result<Self> {
         let key = key.into();
         if key.is_empty() || key.len() > Self::MAX_LEN {

@@ -36,6 +36,9 @@ impl Currency {
     ///
     /// Codes without a minor unit (gold, special drawing rights, ...) are
     /// rejected: they cannot be used for prices.
+    ///
+    /// # Errors
+    /// [`Error::UnknownCurrency`] naming the code.
     pub fn from_code(code: &str) -> Result<Self> {
         let upper = code.trim().to_ascii_uppercase();
         iso_currency::Currency::from_code(&upper)
@@ -158,6 +161,10 @@ impl Money {
 
     /// Parses a decimal string that must be exact in minor units
     /// (`"19.99"` for USD, `"1500"` for JPY).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for text that is not a number;
+    /// [`Error::NotMinorUnits`] for more decimals than the currency allows.
     pub fn parse(amount: &str, currency: Currency) -> Result<Self> {
         let value = Decimal::from_str_exact(amount.trim())
             .map_err(|e| Error::invalid("amount", format!("`{}`: {e}", truncate(amount))))?;
@@ -195,6 +202,10 @@ impl Money {
     }
 
     /// Returns `self` if it is exact in minor units, else [`Error::NotMinorUnits`].
+    ///
+    /// # Errors
+    /// [`Error::NotMinorUnits`] when the amount has more decimals than the
+    /// currency allows.
     pub fn exact(self) -> Result<Self> {
         if self.is_exact() {
             Ok(self)
@@ -207,6 +218,9 @@ impl Money {
     }
 
     /// The amount in minor units; fails if it is not exact.
+    ///
+    /// # Errors
+    /// [`Error::Overflow`] when the amount does not fit.
     pub fn to_minor(&self) -> Result<i128> {
         // Fast path: the decimal's scale is at most the minor unit's, so its
         // mantissa is the amount in minor units after a power-of-ten shift.
@@ -248,6 +262,10 @@ impl Money {
     }
 
     /// `self + other`; errors on a currency mismatch or overflow.
+    ///
+    /// # Errors
+    /// [`Error::CurrencyMismatch`] when the currencies differ;
+    /// [`Error::Overflow`] when the result is out of range.
     pub fn checked_add(self, other: Self) -> Result<Self> {
         self.same_currency(&other)?;
         let amount = self
@@ -258,6 +276,10 @@ impl Money {
     }
 
     /// `self - other`; errors on a currency mismatch or overflow.
+    ///
+    /// # Errors
+    /// [`Error::CurrencyMismatch`] when the currencies differ;
+    /// [`Error::Overflow`] when the result is out of range.
     pub fn checked_sub(self, other: Self) -> Result<Self> {
         self.same_currency(&other)?;
         let amount = self
@@ -268,6 +290,9 @@ impl Money {
     }
 
     /// `self × quantity`; errors on overflow.
+    ///
+    /// # Errors
+    /// [`Error::Overflow`] when the result is out of range.
     pub fn checked_mul_qty(self, quantity: u32) -> Result<Self> {
         let amount = self
             .amount
@@ -277,6 +302,9 @@ impl Money {
     }
 
     /// `self × factor` (a rate such as 0.075), unrounded; errors on overflow.
+    ///
+    /// # Errors
+    /// [`Error::Overflow`] when the result is out of range.
     pub fn checked_mul_decimal(self, factor: Decimal) -> Result<Self> {
         let amount = self
             .amount
@@ -286,6 +314,10 @@ impl Money {
     }
 
     /// Sums amounts that must all be in `currency`.
+    ///
+    /// # Errors
+    /// [`Error::CurrencyMismatch`] when the currencies differ;
+    /// [`Error::Overflow`] when the result is out of range.
     pub fn sum<'a>(currency: Currency, items: impl IntoIterator<Item = &'a Money>) -> Result<Self> {
         items
             .into_iter()
@@ -293,6 +325,9 @@ impl Money {
     }
 
     /// Compares two amounts of the same currency.
+    ///
+    /// # Errors
+    /// [`Error::CurrencyMismatch`] when the currencies differ.
     pub fn checked_cmp(&self, other: &Self) -> Result<Ordering> {
         self.same_currency(other)?;
         Ok(self.amount.cmp(&other.amount))
@@ -316,6 +351,10 @@ impl Money {
     /// assert_eq!(shown, ["3.34 USD", "3.33 USD", "3.33 USD"]);
     /// # Ok::<(), cartwright::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for no weights or all-zero weights;
+    /// [`Error::Overflow`].
     pub fn allocate(&self, weights: &[u64]) -> Result<Vec<Money>> {
         let total = self.to_minor()?;
         let parts = allocate_minor(total, weights)?;
@@ -328,6 +367,10 @@ impl Money {
     /// Like [`Money::allocate`], with weights given as amounts of the same
     /// currency (for example line subtotals). Weights must be exact and not
     /// negative.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for no weights or all-zero weights;
+    /// [`Error::Overflow`].
     pub fn allocate_by(&self, weights: &[Money]) -> Result<Vec<Money>> {
         let mut raw = Vec::with_capacity(weights.len());
         for w in weights {

@@ -40,6 +40,10 @@ pub struct Note {
 
 impl Note {
     /// A validated note.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for input that does not
+    /// validate, naming the field.
     pub fn new(
         author: &Actor,
         text: &str,

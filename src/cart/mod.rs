@@ -218,6 +218,9 @@ impl Cart {
 
     /// Fails unless `actor` may read or change this cart: a customer's cart
     /// belongs to that customer (and staff); a guest cart to whoever holds its id.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when `actor` may not use the cart.
     pub fn check_access(&self, actor: &Actor) -> Result<()> {
         if actor.may_use_cart(self.customer_id) {
             Ok(())
@@ -227,6 +230,9 @@ impl Cart {
     }
 
     /// Fails unless the cart can still change.
+    ///
+    /// # Errors
+    /// [`Error::CartNotActive`] once the cart is checked out or abandoned.
     pub fn ensure_active(&self) -> Result<()> {
         match self.status {
             CartStatus::Active => Ok(()),
@@ -253,6 +259,11 @@ impl Cart {
 
     /// Adds `quantity` units of a variant; if the variant is already in the
     /// cart its line grows instead. Returns the line's id.
+    ///
+    /// # Errors
+    /// [`Error::CartNotActive`] once the cart is checked out;
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input;
+    /// [`Error::NotFound`] for an unknown line.
     pub fn add_line(&mut self, variant_id: VariantId, quantity: u32) -> Result<LineId> {
         self.ensure_active()?;
         check_quantity(quantity)?;
@@ -281,6 +292,11 @@ impl Cart {
     }
 
     /// Sets a line's quantity (1 or more; use [`Cart::remove_line`] to remove).
+    ///
+    /// # Errors
+    /// [`Error::CartNotActive`] once the cart is checked out;
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input;
+    /// [`Error::NotFound`] for an unknown line.
     pub fn set_quantity(&mut self, line: LineId, quantity: u32) -> Result<()> {
         self.ensure_active()?;
         check_quantity(quantity)?;
@@ -294,6 +310,11 @@ impl Cart {
     }
 
     /// Removes a line.
+    ///
+    /// # Errors
+    /// [`Error::CartNotActive`] once the cart is checked out;
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input;
+    /// [`Error::NotFound`] for an unknown line.
     pub fn remove_line(&mut self, line: LineId) -> Result<()> {
         self.ensure_active()?;
         let before = self.lines.len();
@@ -305,6 +326,11 @@ impl Cart {
     }
 
     /// Sets the contact email.
+    ///
+    /// # Errors
+    /// [`Error::CartNotActive`] once the cart is checked out;
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input;
+    /// [`Error::NotFound`] for an unknown line.
     pub fn set_email(&mut self, email: Email) -> Result<()> {
         self.ensure_active()?;
         self.email = Some(email);
@@ -312,6 +338,11 @@ impl Cart {
     }
 
     /// Sets the shipping address.
+    ///
+    /// # Errors
+    /// [`Error::CartNotActive`] once the cart is checked out;
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input;
+    /// [`Error::NotFound`] for an unknown line.
     pub fn set_shipping_address(&mut self, address: Address) -> Result<()> {
         self.ensure_active()?;
         self.shipping_address = Some(address);
@@ -319,6 +350,11 @@ impl Cart {
     }
 
     /// Sets the billing address.
+    ///
+    /// # Errors
+    /// [`Error::CartNotActive`] once the cart is checked out;
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input;
+    /// [`Error::NotFound`] for an unknown line.
     pub fn set_billing_address(&mut self, address: Address) -> Result<()> {
         self.ensure_active()?;
         self.billing_address = Some(address);
@@ -327,6 +363,11 @@ impl Cart {
 
     /// Chooses a shipping method by code. Whether it is offered for this cart
     /// is checked when the cart is priced.
+    ///
+    /// # Errors
+    /// [`Error::CartNotActive`] once the cart is checked out;
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input;
+    /// [`Error::NotFound`] for an unknown line.
     pub fn set_shipping_method(&mut self, code: &str) -> Result<()> {
         self.ensure_active()?;
         let code = crate::validate::required_text("shipping method", code, MAX_METHOD_CODE_LEN)?;
@@ -335,6 +376,11 @@ impl Cart {
     }
 
     /// Enters a coupon code (normalized; entering it twice is a no-op).
+    ///
+    /// # Errors
+    /// [`Error::CartNotActive`] once the cart is checked out;
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input;
+    /// [`Error::NotFound`] for an unknown line.
     pub fn add_coupon_code(&mut self, code: &str) -> Result<()> {
         self.ensure_active()?;
         let code = normalize_code(code)?;
@@ -352,6 +398,11 @@ impl Cart {
     }
 
     /// Removes an entered coupon code.
+    ///
+    /// # Errors
+    /// [`Error::CartNotActive`] once the cart is checked out;
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input;
+    /// [`Error::NotFound`] for an unknown line.
     pub fn remove_coupon_code(&mut self, code: &str) -> Result<()> {
         self.ensure_active()?;
         let code = normalize_code(code)?;
@@ -365,6 +416,12 @@ impl Cart {
 
     /// Moves every line, code and missing detail of `guest` into this cart
     /// and marks `guest` merged. Either both change or neither does.
+    ///
+    /// # Errors
+    /// [`Error::CartNotActive`]; [`Error::Forbidden`] when the guest cart
+    /// belongs to a customer; [`Error::CurrencyMismatch`] for carts in other
+    /// currencies; [`Error::LimitExceeded`] when the merged cart would pass a
+    /// limit (neither cart changes).
     pub fn merge_from(&mut self, guest: &mut Cart) -> Result<()> {
         self.ensure_active()?;
         guest.ensure_active()?;
@@ -402,6 +459,10 @@ impl Cart {
     }
 
     /// Gives a guest cart to a customer (at login, when they have no cart).
+    ///
+    /// # Errors
+    /// [`Error::CartNotActive`] once checked out; [`Error::Forbidden`] when the
+    /// cart already belongs to another customer.
     pub fn assign_to(&mut self, customer: CustomerId) -> Result<()> {
         self.ensure_active()?;
         if self.customer_id.is_some_and(|c| c != customer) {
@@ -412,6 +473,9 @@ impl Cart {
     }
 
     /// For storage adapters: records a successful save.
+    ///
+    /// # Errors
+    /// [`Error::Overflow`] when the version counter is exhausted.
     pub fn saved(&mut self, now: DateTime<Utc>) -> Result<()> {
         self.version = self
             .version

@@ -56,6 +56,10 @@ pub struct Sku(std::sync::Arc<str>);
 
 impl Sku {
     /// Validates and normalizes a SKU.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for input that does not
+    /// validate, naming the field.
     pub fn new(sku: &str) -> Result<Self> {
         let s = sku.trim().to_ascii_uppercase();
         if s.is_empty() || s.len() > MAX_SKU_LEN {
@@ -312,6 +316,10 @@ impl Product {
     /// Validates the input and builds a product with fresh ids. That the
     /// categories and collections exist and that SKUs are unique across the
     /// catalog are checked by the store when the product is saved.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for input that does not
+    /// validate, naming the field.
     pub fn new(input: NewProduct) -> Result<Self> {
         let id = ProductId::new();
         let title = required_text("product title", &input.title, MAX_TITLE_LEN)?;
@@ -428,6 +436,9 @@ impl Product {
     }
 
     /// Changes one variant's status.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown variant.
     pub fn set_variant_status(&mut self, variant: VariantId, status: Status) -> Result<()> {
         let v = self
             .variants
@@ -439,6 +450,11 @@ impl Product {
     }
 
     /// Replaces one variant's price in its currency (validated like [`NewVariant::prices`]).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown variant; [`Error::Invalid`] or
+    /// [`Error::LimitExceeded`] for input that does not validate, naming the
+    /// field.
     pub fn set_variant_price(&mut self, variant: VariantId, price: Money) -> Result<()> {
         let price = price.exact()?;
         if price.is_negative() {
@@ -454,6 +470,9 @@ impl Product {
     }
 
     /// Why a variant of this product cannot be bought, if it cannot.
+    ///
+    /// # Errors
+    /// [`Error::NotPurchasable`] saying why (product or variant not active).
     pub fn purchasable(&self, variant: &Variant) -> Result<()> {
         check_purchasable(self.status, variant)
     }
@@ -483,6 +502,10 @@ pub struct Category {
 
 impl Category {
     /// A category under `parent` (a root when `None`). The store checks the parent exists.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for input that does not
+    /// validate, naming the field.
     pub fn new(name: &str, parent: Option<CategoryId>) -> Result<Self> {
         Ok(Self {
             id: CategoryId::new(),
@@ -513,6 +536,10 @@ pub struct Collection {
 
 impl Collection {
     /// A new collection.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for input that does not
+    /// validate, naming the field.
     pub fn new(title: &str) -> Result<Self> {
         Ok(Self {
             id: CollectionId::new(),
@@ -562,6 +589,9 @@ impl CatalogEntry {
     }
 
     /// Why the variant cannot be bought, if it cannot.
+    ///
+    /// # Errors
+    /// [`Error::NotPurchasable`] saying why (product or variant not active).
     pub fn purchasable(&self) -> Result<()> {
         check_purchasable(self.product_status, &self.variant)
     }

@@ -34,6 +34,10 @@ pub struct Email(String);
 
 impl Email {
     /// Normalizes and validates an email address.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for input that does not
+    /// validate, naming the field.
     pub fn new(email: &str) -> Result<Self> {
         let e = email.trim().to_lowercase();
         if e.is_empty() || e.chars().count() > MAX_EMAIL_LEN {
@@ -160,6 +164,10 @@ impl PasswordPolicy {
     }
 
     /// Checks the length rules, then hashes with a fresh random salt.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a password the policy refuses; [`Error::Storage`]
+    /// if hashing itself fails.
     pub fn hash(&self, password: &str) -> Result<PasswordHash> {
         let len = password.chars().count();
         if len < self.min_len {
@@ -318,6 +326,10 @@ pub struct Address {
 
 impl Address {
     /// Validates an address.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for input that does not
+    /// validate, naming the field.
     pub fn new(input: NewAddress) -> Result<Self> {
         Ok(Self {
             id: AddressId::new(),
@@ -342,6 +354,10 @@ pub struct CustomerGroup {
 
 impl CustomerGroup {
     /// A new group.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for input that does not
+    /// validate, naming the field.
     pub fn new(name: &str) -> Result<Self> {
         Ok(Self {
             id: CustomerGroupId::new(),
@@ -394,6 +410,10 @@ impl fmt::Debug for Customer {
 
 impl Customer {
     /// A registered customer with an already-hashed password.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for a name that does not
+    /// validate.
     pub fn registered(
         email: Email,
         name: &str,
@@ -497,6 +517,9 @@ impl Customer {
         self
     }
     /// For storage adapters: records a successful save.
+    ///
+    /// # Errors
+    /// [`Error::Overflow`] when the version counter is exhausted.
     pub fn saved(&mut self) -> Result<()> {
         self.version = self
             .version
@@ -529,6 +552,10 @@ impl Customer {
     }
 
     /// Adds an address; the first one becomes the default for shipping and billing.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown address; [`Error::LimitExceeded`]
+    /// past the documented maximum.
     pub fn add_address(&mut self, address: Address) -> Result<AddressId> {
         at_most("addresses", self.addresses.len() + 1, MAX_ADDRESSES)?;
         let id = address.id;
@@ -539,6 +566,10 @@ impl Customer {
     }
 
     /// Removes an address (and clears it as a default).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown address; [`Error::LimitExceeded`]
+    /// past the documented maximum.
     pub fn remove_address(&mut self, id: AddressId) -> Result<()> {
         let before = self.addresses.len();
         self.addresses.retain(|a| a.id != id);
@@ -555,6 +586,10 @@ impl Customer {
     }
 
     /// Chooses the default shipping address.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown address; [`Error::LimitExceeded`]
+    /// past the documented maximum.
     pub fn set_default_shipping(&mut self, id: AddressId) -> Result<()> {
         self.address(id)
             .ok_or_else(|| Error::not_found("address", id))?;
@@ -563,6 +598,10 @@ impl Customer {
     }
 
     /// Chooses the default billing address.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown address; [`Error::LimitExceeded`]
+    /// past the documented maximum.
     pub fn set_default_billing(&mut self, id: AddressId) -> Result<()> {
         self.address(id)
             .ok_or_else(|| Error::not_found("address", id))?;
@@ -571,6 +610,9 @@ impl Customer {
     }
 
     /// Puts the customer in a group.
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`] past the documented number of groups.
     pub fn add_group(&mut self, group: CustomerGroupId) -> Result<()> {
         at_most(
             "groups per customer",

@@ -33,6 +33,10 @@ pub struct Location {
 
 impl Location {
     /// A location; lower `priority` is reserved from first.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for input that does not
+    /// validate, naming the field.
     pub fn new(name: &str, priority: u32) -> Result<Self> {
         Ok(Self {
             id: LocationId::new(),
@@ -200,6 +204,11 @@ pub struct UsageClaim {
 
 /// Validates claims and adds up those on the same counter (keeping the
 /// smallest limit), sorted by counter — the order stores lock them in.
+///
+/// # Errors
+/// [`Error::LimitExceeded`] for too many claims; [`Error::Invalid`] for a
+/// bad counter name or amount; [`Error::Overflow`] when the amounts on one
+/// counter add past range.
 pub fn merge_claims(claims: &[UsageClaim]) -> Result<Vec<UsageClaim>> {
     if claims.len() > MAX_CLAIMS {
         return Err(Error::LimitExceeded {
@@ -244,6 +253,9 @@ pub fn merge_claims(claims: &[UsageClaim]) -> Result<Vec<UsageClaim>> {
 }
 
 /// Checks one claim against the counter's current value; returns the new value.
+///
+/// # Errors
+/// [`Error::UsageLimitReached`] when the claim does not fit the limit.
 pub fn apply_claim(claim: &UsageClaim, used: u64) -> Result<u64> {
     match used.checked_add(claim.amount) {
         Some(next) if next <= claim.limit => Ok(next),
@@ -268,6 +280,11 @@ pub struct StockRequest {
 
 /// Validates requests and adds up those for the same variant, keeping the
 /// order in which variants first appear.
+///
+/// # Errors
+/// [`Error::Invalid`] for a quantity of 0; [`Error::Overflow`] when the
+/// quantities for one variant add past range; [`Error::LimitExceeded`] for
+/// too many lines.
 pub fn merge_requests(requests: &[StockRequest]) -> Result<Vec<StockRequest>> {
     let mut merged: Vec<StockRequest> = Vec::with_capacity(requests.len());
     for r in requests {
@@ -301,6 +318,11 @@ pub fn merge_requests(requests: &[StockRequest]) -> Result<Vec<StockRequest>> {
 /// of those locations — or, when the variant has no stock rows at all, to
 /// `fallback` (the first location overall). Untracked variants need no stock
 /// and get an empty plan.
+///
+/// # Errors
+/// [`Error::OutOfStock`] naming the variant, what was asked and what is
+/// available; [`Error::Invalid`] or [`Error::Overflow`] for bad quantities;
+/// [`Error::NotFound`] when there is no location to backorder at.
 pub fn plan_reservation(
     request: &StockRequest,
     levels: &[StockLevel],

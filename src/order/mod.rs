@@ -61,6 +61,9 @@ impl OrderStatus {
     }
 
     /// `self → to`, or [`Error::IllegalTransition`].
+    ///
+    /// # Errors
+    /// [`Error::IllegalTransition`] naming both states.
     pub fn transition(self, to: OrderStatus) -> Result<OrderStatus> {
         if self.can_become(to) {
             Ok(to)
@@ -408,6 +411,9 @@ impl Order {
     }
 
     /// One of its lines, by its (cart) line id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for a line not in the order.
     pub fn line(&self, line: LineId) -> Result<&crate::pricing::PricedLine> {
         self.pricing
             .lines
@@ -505,6 +511,11 @@ impl Order {
 
     /// Works out the refund for returning `items`: each returned unit's frozen
     /// share of its line total, plus shipping by `policy`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an empty request, a line named twice, a quantity
+    /// of 0 or more units than shipped and not yet returned;
+    /// [`Error::NotFound`] for an unknown line; [`Error::Overflow`].
     pub fn refund_for(
         &self,
         items: &[LineQuantity],
@@ -538,6 +549,9 @@ impl Order {
     }
 
     /// For storage adapters: records a successful save.
+    ///
+    /// # Errors
+    /// [`Error::Overflow`] when the version counter is exhausted.
     pub fn saved(&mut self) -> Result<()> {
         self.version = self
             .version

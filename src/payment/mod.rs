@@ -332,6 +332,9 @@ impl PaymentStatus {
     }
 
     /// `self → to`, or [`Error::IllegalTransition`].
+    ///
+    /// # Errors
+    /// [`Error::IllegalTransition`] naming both states.
     pub fn transition(self, to: PaymentStatus) -> Result<PaymentStatus> {
         if self.can_become(to) {
             Ok(to)

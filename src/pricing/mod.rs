@@ -191,6 +191,9 @@ impl Adjustment {
     /// This adjustment's share of each of `quantity` units: largest
     /// remainder with equal weights, so unit *i* always gets share *i* and
     /// the shares sum exactly to the amount.
+    ///
+    /// # Errors
+    /// [`Error::Overflow`] for a quantity beyond range.
     pub fn per_unit(&self, quantity: u32) -> Result<Vec<Money>> {
         crate::money::unit_shares(self.amount, quantity)
     }
@@ -332,6 +335,13 @@ pub const MAX_USAGE_PASSES: usize = 3;
 /// price in the cart's currency, if the chosen shipping method is not offered,
 /// if a plugin misbehaves (wrong currency, wrong number of tax lines), or on
 /// overflow.
+///
+/// # Errors
+/// [`Error::ShippingUnavailable`] for a method that does not serve the cart;
+/// [`Error::NoPrice`] for a line without a price in the cart's currency;
+/// [`Error::NotFound`] for a line whose catalog entry is missing;
+/// [`Error::Overflow`] for amounts beyond range; errors of the tax and shipping
+/// plugins.
 pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
     let currency = cart.currency();
     let zero = Money::zero(currency);

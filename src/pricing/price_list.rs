@@ -90,6 +90,10 @@ impl PriceList {
     }
 
     /// Checks every field.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for input that does not
+    /// validate, naming the field.
     pub fn validate(&self) -> Result<()> {
         required_text(
             "price list name",
@@ -168,6 +172,10 @@ pub struct PriceBook {
 
 impl PriceBook {
     /// Compiles `lists` (each validated).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for input that does not
+    /// validate, naming the field.
     pub fn new(mut lists: Vec<PriceList>) -> Result<Self> {
         for l in &lists {
             l.validate()?;

@@ -638,6 +638,10 @@ impl Promotion {
     /// Checks every field; pricing relies on a promotion having passed this.
     /// Custom rules are checked against a registry when the promotion is
     /// compiled into a [`PromotionSet`](crate::pricing::PromotionSet).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for input that does not
+    /// validate, naming the field.
     pub fn validate(&self) -> Result<()> {
         required_text("promotion name", &self.name, MAX_NAME_LEN)?;
         required_text("combination group", &self.stacking.group, MAX_NAME_LEN)?;
@@ -1094,6 +1098,10 @@ pub struct Coupon {
 
 impl Coupon {
     /// A code for `promotion`, normalized; `max_uses` of `Some(1)` makes it single use.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a malformed code (see
+    /// [`normalize_code`](crate::cart::normalize_code)).
     pub fn new(code: &str, promotion_id: PromotionId, max_uses: Option<u64>) -> Result<Self> {
         if max_uses == Some(0) {
             return Err(Error::invalid("coupon max_uses", "must be at least 1"));
@@ -1118,6 +1126,10 @@ pub const MAX_GENERATED_CODES: usize = 100_000;
 /// empty) followed by 16 characters from the operating system's random
 /// source (80 bits each), grouped by dashes. Not part of the pure pricing
 /// core: it draws randomness.
+///
+/// # Errors
+/// [`Error::Invalid`] for a malformed prefix; [`Error::LimitExceeded`] for more
+/// codes than allowed at once.
 pub fn generate_codes(prefix: &str, count: usize) -> Result<Vec<String>> {
     if count == 0 || count > MAX_GENERATED_CODES {
         return Err(Error::invalid(

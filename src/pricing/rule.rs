@@ -77,6 +77,10 @@ pub trait PricingRule: Send + Sync {
     fn name(&self) -> &str;
 
     /// Checks settings when a promotion using the rule is compiled.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] (or any error) for settings the rule cannot use;
+    /// saving a promotion with them is refused.
     fn validate(&self, settings: &serde_json::Value) -> Result<()> {
         let _ = settings;
         Ok(())
@@ -97,6 +101,11 @@ pub trait PricingRule: Send + Sync {
     /// As an action: the amount to take off each line. Pricing caps every
     /// amount at what is left of the line; amounts must be in the cart's
     /// currency and exact in minor units.
+    ///
+    /// # Errors
+    /// any error the rule fails with; pricing reports the promotion as
+    /// [`Rejection::Unevaluable`](crate::pricing::Rejection::Unevaluable) and
+    /// goes on.
     fn action(
         &self,
         settings: &serde_json::Value,
@@ -130,6 +139,10 @@ impl RuleRegistry {
     }
 
     /// Registers `rule` under its name; a second rule with the same name is an error.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] for a second rule with the same name;
+    /// [`Error::Invalid`] for a bad name.
     pub fn register(&mut self, rule: Arc<dyn PricingRule>) -> Result<()> {
         let name = crate::validate::required_text("rule name", rule.name(), 200)?;
         if self.rules.contains_key(&name) {

@@ -48,6 +48,10 @@ pub struct ShippingRate {
 /// A source of shipping rates.
 pub trait ShippingRates: Send + Sync {
     /// The methods offered for this input, with their prices.
+    ///
+    /// # Errors
+    /// any error of the rate source; pricing fails with it (rates must be
+    /// fetched before pricing, which is pure).
     fn rates(&self, input: &ShippingInput<'_>) -> Result<Vec<ShippingRate>>;
 }
 
@@ -71,6 +75,10 @@ impl FlatRateShipping {
     }
 
     /// Adds a method with its price in each currency it is offered in.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for input that does not
+    /// validate, naming the field.
     pub fn with_method(mut self, code: &str, name: &str, prices: &[Money]) -> Result<Self> {
         let mut by_currency = BTreeMap::new();
         for p in prices {
@@ -182,6 +190,9 @@ impl ShippingMethod {
     }
 
     /// Limits it to these countries (ISO codes).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a code that is not ISO 3166-1 alpha-2.
     pub fn countries(mut self, codes: &[&str]) -> Result<Self> {
         self.countries = codes
             .iter()
@@ -297,6 +308,10 @@ impl ShippingTable {
     }
 
     /// Adds a method (validated).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for input that does not
+    /// validate, naming the field.
     pub fn with_method(mut self, method: ShippingMethod) -> Result<Self> {
         method.validate()?;
         if self.methods.len() >= MAX_SHIPPING_METHODS {

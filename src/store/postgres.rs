@@ -194,6 +194,10 @@ fn limit_i64(limit: usize) -> Result<i64> {
 
 impl PgStore {
     /// Connects with a pool of at most 10 connections and applies the migrations.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the server cannot be reached or a migration
+    /// fails.
     pub async fn connect(url: &str) -> Result<Self> {
         let options = PgConnectOptions::from_str(url).map_err(storage)?;
         let pool = PgPoolOptions::new()
@@ -205,6 +209,9 @@ impl PgStore {
     }
 
     /// Uses an existing pool and applies the migrations.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when a migration fails.
     pub async fn from_pool(pool: PgPool) -> Result<Self> {
         let store = Self { pool };
         store.migrate().await?;
@@ -213,6 +220,9 @@ impl PgStore {
 
     /// Applies any migrations not yet applied. Safe to run from many
     /// instances at once (the migrator takes an advisory lock).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when a migration fails.
     pub async fn migrate(&self) -> Result<()> {
         MIGRATOR.run(&self.pool).await.map_err(|e| Error::Storage {
             message: "migration failed".into(),
@@ -237,6 +247,9 @@ impl PgStore {
 
     /// Every cartwright table's rows as JSON, in a stable order: a snapshot to
     /// compare before and after an operation in tests.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the server fails.
     pub async fn dump(&self) -> Result<serde_json::Value> {
         let row = sqlx::query(
             "SELECT jsonb_build_object(

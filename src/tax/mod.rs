@@ -70,6 +70,10 @@ pub struct TaxBreakdown {
 pub trait TaxCalculator: Send + Sync {
     /// Tax for each line and for shipping, and whether the amounts given
     /// included it ([`TaxBreakdown::prices_include_tax`]).
+    ///
+    /// # Errors
+    /// any error of the calculator; pricing fails with it. Amounts returned are
+    /// checked (currency, exact, not negative).
     fn tax(&self, input: &TaxInput<'_>) -> Result<TaxBreakdown>;
 }
 
@@ -85,6 +89,10 @@ pub struct FlatRateTax {
 
 impl FlatRateTax {
     /// A rate given as a fraction (`0.08` for 8 %), between 0 and 1.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for input that does not
+    /// validate, naming the field.
     pub fn new(name: &str, rate: Decimal) -> Result<Self> {
         if rate.is_sign_negative() || rate > Decimal::ONE {
             return Err(Error::invalid("tax rate", "must be between 0 and 1"));
@@ -234,6 +242,11 @@ impl TaxTable {
     }
 
     /// Adds a rate.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a rate outside 0 to 1, or a bad country,
+    /// region or class; [`Error::LimitExceeded`] past the number of rates
+    /// allowed.
     pub fn with_rate(
         mut self,
         name: &str,

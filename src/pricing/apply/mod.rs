@@ -120,6 +120,11 @@ enum Key {
 impl PromotionSet {
     /// Compiles `promotions`: each is validated, and every custom rule it
     /// names must be in `rules` with settings that rule accepts.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] for two promotions with one id;
+    /// [`Error::Overflow`] past the promotion count (a promotion that does not
+    /// validate is left out, not an error).
     pub fn new(
         promotions: Vec<Promotion>,
         rules: RuleRegistry,
