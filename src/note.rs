@@ -16,6 +16,7 @@ pub const MAX_NOTE_TEXT: usize = 2_000;
 /// Who may read a note.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Visibility {
     /// Staff only.
     Internal,

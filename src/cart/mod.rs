@@ -68,6 +68,7 @@ pub fn normalize_code(code: &str) -> Result<String> {
 /// Where a cart is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "status")]
+#[non_exhaustive]
 pub enum CartStatus {
     /// Can be changed and checked out.
     Active,

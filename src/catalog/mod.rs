@@ -38,6 +38,7 @@ pub const MAX_URL_LEN: usize = 2_048;
 /// Whether something can be sold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Status {
     /// Being prepared; not for sale.
     #[default]
@@ -108,6 +109,7 @@ impl std::fmt::Display for Sku {
 /// How stock is kept for a variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
+#[non_exhaustive]
 pub enum InventoryPolicy {
     /// Stock is counted; with `allow_backorder` a checkout may take more than
     /// is available (the stock level goes below zero).

@@ -214,6 +214,7 @@ impl PasswordPolicy {
 /// Whether a customer has an account or only gave an email at checkout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum CustomerKind {
     /// Has a password and can log in.
     Registered,

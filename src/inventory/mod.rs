@@ -134,6 +134,7 @@ pub struct ReservationLine {
 /// The life of a reservation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
+#[non_exhaustive]
 pub enum ReservationState {
     /// Held for a checkout until `expires_at`.
     Pending {

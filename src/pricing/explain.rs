@@ -121,6 +121,7 @@ pub struct LineAmount {
 /// What a promotion did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Outcome {
     /// It applied.
     Applied {

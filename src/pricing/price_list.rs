@@ -17,6 +17,7 @@ pub const MAX_PRICES_PER_LIST: usize = 100_000;
 /// What kind of list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum PriceListKind {
     /// Replaces the price it overrides, up or down (a wholesale list).
     Standard,
@@ -140,6 +141,7 @@ impl PriceList {
 /// Where a line's unit price came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "source", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum PriceSource {
     /// The variant's own price.
     Catalog,

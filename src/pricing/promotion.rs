@@ -44,6 +44,7 @@ pub const MAX_PERCENT_SCALE: u32 = 6;
 /// `ne` "does not have it". `eq` and `ne` take exactly one value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Op {
     /// Equal / has the value.
     Eq,
@@ -148,6 +149,7 @@ impl Op {
 /// Selects cart lines (what a condition looks for or an action discounts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
 pub enum LineFilter {
     /// Every line.
     Any,
@@ -209,6 +211,7 @@ pub enum LineFilter {
 /// A condition a cart must meet for a promotion to apply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
 pub enum Condition {
     /// Every condition holds.
     AllOf {
@@ -288,6 +291,7 @@ fn one() -> u32 {
 /// How a fixed amount off items is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum AmountPer {
     /// The amount off every discounted unit.
     Unit,
@@ -300,6 +304,7 @@ pub enum AmountPer {
 /// A percentage or an amount off.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
 pub enum Reward {
     /// A percentage (`10` for 10 %) of each selected line.
     Percent {
@@ -336,6 +341,7 @@ pub struct QuantityTier {
 /// The thresholds of a tiered discount; the highest tier reached applies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "basis", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
 pub enum Tiers {
     /// By the subtotal of the selected lines.
     Subtotal {
@@ -362,6 +368,7 @@ pub struct BundleItem {
 /// What a promotion gives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
 pub enum Action {
     /// A percentage off each selected line, optionally capped in total.
     PercentOffItems {
@@ -702,6 +709,7 @@ impl Promotion {
 
 /// Where an instant falls in a promotion's window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WindowState {
     /// Before the start.
     NotStarted(DateTime<Utc>),

@@ -60,6 +60,7 @@ pub struct RuleCart<'a> {
 
 /// A rule's verdict as a condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Verdict {
     /// The condition holds.
     Met,

@@ -127,6 +127,7 @@ pub const MAX_SHIPPING_METHODS: usize = 100;
 /// How a [`ShippingTable`] method is priced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
 pub enum MethodPricing {
     /// One price.
     Flat {

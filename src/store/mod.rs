@@ -276,6 +276,7 @@ impl From<CheckoutFailure> for Error {
 
 /// What [`CheckoutStore::begin_checkout`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CheckoutClaim {
     /// The caller now runs the checkout.
     Claimed(Lease),
@@ -293,6 +294,7 @@ pub enum CheckoutClaim {
 /// How a checkout record stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
+#[non_exhaustive]
 pub enum CheckoutState {
     /// An attempt is running (or crashed; see the lease).
     InProgress,
@@ -335,6 +337,7 @@ pub struct CheckoutRecord {
 
 /// How a checkout attempt that did not place an order ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CheckoutEnd {
     /// For good: retries with the key get this failure.
     Failed(CheckoutFailure),

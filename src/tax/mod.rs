@@ -180,6 +180,7 @@ impl TaxCalculator for FlatRateTax {
 /// Where tax is rounded to minor units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TaxRounding {
     /// Each line's (and shipping's) tax is rounded by itself.
     #[default]

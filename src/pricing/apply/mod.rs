@@ -47,6 +47,7 @@ pub const MAX_CANDIDATES: usize = 10_000;
 /// Which qualifying promotions apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum StackingPolicy {
     /// Every qualifying promotion, in priority order, each on what earlier
     /// ones left, skipping any that does not combine with one already applied.
