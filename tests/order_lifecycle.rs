@@ -251,7 +251,23 @@ async fn concurrent_captures_with_one_key_capture_once(backend: Backend) {
     assert_eq!(stored.payment().operations.len(), 1);
 }
 
+async fn the_default_order_query_finds_every_order(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let a = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    let order = shop.place(cart.id(), "k").await;
+    let page = shop
+        .engine
+        .find_orders(&Actor::System, &cartwright::order::OrderQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(page.orders.len(), 1);
+    assert_eq!(page.orders[0].id(), order.id());
+    assert_eq!(page.next_before, None);
+}
+
 conformance!(
+    the_default_order_query_finds_every_order,
     partial_captures_add_up_to_the_authorization,
     cancelling_an_authorized_order_voids_and_restocks,
     cancelling_a_captured_order_refunds_what_was_paid,

@@ -671,8 +671,9 @@ impl OrderChange {
     }
 }
 
-/// Which orders to find; every field narrows the search.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Which orders to find; every field narrows the search. The default finds
+/// every order, [`DEFAULT_PAGE_SIZE`] at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderQuery {
     /// Only this customer's orders (customers can only ask for their own).
     pub customer: Option<CustomerId>,
@@ -684,11 +685,29 @@ pub struct OrderQuery {
     pub placed_until: Option<DateTime<Utc>>,
     /// Only orders older than this one (the previous page's last id).
     pub before: Option<OrderId>,
-    /// At most this many (1 to [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE)).
+    /// At most this many (1 to [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE);
+    /// [`DEFAULT_PAGE_SIZE`] by default).
     pub limit: usize,
     /// Only orders with a payment operation or a cancellation in flight
     /// ([`Order::has_pending_work`]).
     pub pending_work: bool,
+}
+
+/// The page size of [`OrderQuery::default`].
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+
+impl Default for OrderQuery {
+    fn default() -> Self {
+        Self {
+            customer: None,
+            status: None,
+            placed_from: None,
+            placed_until: None,
+            before: None,
+            limit: DEFAULT_PAGE_SIZE,
+            pending_work: false,
+        }
+    }
 }
 
 impl OrderQuery {
