@@ -135,6 +135,9 @@ mod promotions;
 pub mod shipping;
 pub mod store;
 pub mod tax;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod testkit;
 mod validate;
 
 pub use actor::Actor;

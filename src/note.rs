@@ -43,8 +43,9 @@ impl Note {
     /// A validated note.
     ///
     /// # Errors
-    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for input that does not
-    /// validate, naming the field.
+    /// [`Error::Invalid`](crate::Error::Invalid) or
+    /// [`Error::LimitExceeded`](crate::Error::LimitExceeded) for text that
+    /// does not validate.
     pub fn new(
         author: &Actor,
         text: &str,

@@ -41,6 +41,8 @@ pub enum When {
 pub struct FaultyStore {
     inner: Arc<dyn Store>,
     faults: Mutex<HashMap<Command, VecDeque<When>>>,
+    /// Pretend to prune and keep everything (a broken store, for the kit's own test).
+    never_prune: std::sync::atomic::AtomicBool,
 }
 
 impl FaultyStore {
@@ -48,6 +50,7 @@ impl FaultyStore {
         Self {
             inner,
             faults: Mutex::new(HashMap::new()),
+            never_prune: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -58,6 +61,12 @@ impl FaultyStore {
             .entry(command)
             .or_default()
             .push_back(when);
+    }
+
+    /// Turns this into a broken store that never prunes.
+    pub fn never_prune(&self) {
+        self.never_prune
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Drops every planned fault.
@@ -212,6 +221,9 @@ impl InventoryStore for FaultyStore {
 #[async_trait]
 impl CheckoutStore for FaultyStore {
     async fn prune_checkouts(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64> {
+        if self.never_prune.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(0);
+        }
         self.inner.prune_checkouts(before).await
     }
     async fn begin_checkout(&self, b: BeginCheckout) -> Result<CheckoutClaim> {

@@ -1,0 +1,331 @@
+//! The store conformance suite.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use super::{Failure, Report, ensure, step};
+use crate::actor::Actor;
+use crate::catalog::{InventoryPolicy, NewProduct, NewVariant, Status};
+use crate::checkout::CheckoutRequest;
+use crate::customer::NewAddress;
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::event::EventKind;
+use crate::id::{IdempotencyKey, VariantId};
+use crate::inventory::{StockRequest, UsageClaim};
+use crate::money::{Currency, Money};
+use crate::order::{OrderChange, OrderQuery};
+use crate::shipping::FlatRateShipping;
+use crate::store::Store;
+
+/// Runs the store conformance suite: `make` must give a fresh, empty store
+/// on every call (for PostgreSQL, for example, a new schema). Through the
+/// engine and the port it checks what the engine relies on: catalog round
+/// trips and duplicate SKUs named by value; reservations all or nothing and
+/// never oversold under concurrency; usage limits exact under concurrency;
+/// idempotent checkouts; order saves refused on a stale version; the event
+/// relay per consumer; pruning.
+///
+/// # Errors
+/// The first [`Failure`]: which check, and what was seen.
+pub async fn store_conformance<F, Fut>(make: F) -> Result<Report, Failure>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn Store>>,
+{
+    let mut report = Report::default();
+    catalog(make().await).await?;
+    report.checks += 1;
+    reservations(make().await).await?;
+    report.checks += 1;
+    usage_limits(make().await).await?;
+    report.checks += 1;
+    checkout_and_orders(make().await).await?;
+    report.checks += 1;
+    Ok(report)
+}
+
+fn usd(minor: i64) -> Money {
+    Money::from_minor(minor, Currency::USD)
+}
+
+fn engine(store: Arc<dyn Store>, check: &'static str) -> Result<Engine, Failure> {
+    let shipping = step(
+        check,
+        FlatRateShipping::new().with_method("std", "Standard", &[usd(5_00)]),
+    )?;
+    step(
+        check,
+        Engine::builder()
+            .store(store)
+            .shipping(Arc::new(shipping))
+            .test_payment_provider()
+            .no_tax()
+            .build(),
+    )
+}
+
+async fn product(
+    engine: &Engine,
+    sku: &str,
+    stock: i64,
+    check: &'static str,
+) -> Result<VariantId, Failure> {
+    let system = Actor::System;
+    let p = step(
+        check,
+        engine
+            .create_product(
+                &system,
+                NewProduct {
+                    title: format!("Product {sku}"),
+                    status: Status::Active,
+                    variants: vec![NewVariant {
+                        sku: sku.into(),
+                        prices: vec![usd(10_00)],
+                        requires_shipping: true,
+                        status: Status::Active,
+                        ..NewVariant::default()
+                    }],
+                    ..NewProduct::default()
+                },
+            )
+            .await,
+    )?;
+    let variant = p
+        .variants()
+        .first()
+        .map(crate::catalog::Variant::id)
+        .ok_or_else(|| Failure {
+            check,
+            detail: "the product has no variant".into(),
+        })?;
+    let location = step(
+        check,
+        engine
+            .create_location(&system, &format!("L-{sku}"), 0)
+            .await,
+    )?;
+    step(
+        check,
+        engine
+            .set_stock(&system, variant, location.id(), stock)
+            .await,
+    )?;
+    Ok(variant)
+}
+
+async fn catalog(store: Arc<dyn Store>) -> Result<(), Failure> {
+    const CHECK: &str = "catalog";
+    let e = engine(store, CHECK)?;
+    let v = product(&e, "MUG", 3, CHECK).await?;
+    let entry = step(CHECK, e.variant_by_sku("mug").await)?;
+    ensure(entry.variant.id() == v, CHECK, || {
+        "SKU lookup found another variant".into()
+    })?;
+    let again = e
+        .create_product(
+            &Actor::System,
+            NewProduct {
+                title: "Copy".into(),
+                variants: vec![NewVariant {
+                    sku: "MUG".into(),
+                    prices: vec![usd(1_00)],
+                    ..NewVariant::default()
+                }],
+                ..NewProduct::default()
+            },
+        )
+        .await;
+    ensure(
+        matches!(&again, Err(Error::AlreadyExists { what: "sku", value }) if value == "MUG"),
+        CHECK,
+        || format!("a taken SKU answered {again:?}, expected AlreadyExists {{ sku, \"MUG\" }}"),
+    )
+}
+
+async fn reservations(store: Arc<dyn Store>) -> Result<(), Failure> {
+    const CHECK: &str = "reservations";
+    let e = engine(store, CHECK)?;
+    let a = product(&e, "A", 5, CHECK).await?;
+    let b = product(&e, "B", 1, CHECK).await?;
+    let system = Actor::System;
+    // All or nothing.
+    let short = e.reserve_stock(&system, &[(a, 2), (b, 2)]).await;
+    ensure(
+        matches!(short, Err(Error::OutOfStock { .. })),
+        CHECK,
+        || format!("reserving more than is on hand answered {short:?}"),
+    )?;
+    let left = step(CHECK, e.stock(a).await)?.available();
+    ensure(left == 5, CHECK, || {
+        format!("a refused reservation held {} units", 5 - left)
+    })?;
+    // Never oversold: 12 racing for 5.
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let e = e.clone();
+        tasks.push(tokio::spawn(async move {
+            e.reserve_stock(&Actor::System, &[(a, 1)]).await
+        }));
+    }
+    let mut held = 0;
+    for t in tasks {
+        if step(CHECK, t.await)?.is_ok() {
+            held += 1;
+        }
+    }
+    let left = step(CHECK, e.stock(a).await)?.available();
+    ensure(held == 5 && left == 0, CHECK, || {
+        format!("12 racing reservations of 5 units: {held} held, {left} left")
+    })
+}
+
+async fn usage_limits(store: Arc<dyn Store>) -> Result<(), Failure> {
+    const CHECK: &str = "usage limits";
+    let e = engine(store.clone(), CHECK)?;
+    let a = product(&e, "U", 100, CHECK).await?;
+    let now = chrono::Utc::now();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let request = StockRequest {
+                variant_id: a,
+                quantity: 1,
+                policy: InventoryPolicy::Tracked {
+                    allow_backorder: false,
+                },
+            };
+            let claim = UsageClaim {
+                counter: "conformance:uses".into(),
+                amount: 1,
+                limit: 3,
+            };
+            store
+                .reserve(
+                    &[request],
+                    &[claim],
+                    now + chrono::Duration::minutes(5),
+                    now,
+                )
+                .await
+        }));
+    }
+    let mut held = Vec::new();
+    for t in tasks {
+        if let Ok(r) = step(CHECK, t.await)? {
+            held.push(r);
+        }
+    }
+    let used = step(CHECK, store.usage("conformance:uses").await)?;
+    ensure(held.len() == 3 && used == 3, CHECK, || {
+        format!(
+            "8 racing claims on a limit of 3: {} held, usage {used}",
+            held.len()
+        )
+    })?;
+    if let Some(r) = held.first() {
+        step(CHECK, store.release(r.id, now).await)?;
+    }
+    let used = step(CHECK, store.usage("conformance:uses").await)?;
+    ensure(used == 2, CHECK, || {
+        format!("usage {used} after a release, expected 2")
+    })
+}
+
+async fn checkout_and_orders(store: Arc<dyn Store>) -> Result<(), Failure> {
+    const CHECK: &str = "checkout and orders";
+    let e = engine(store.clone(), CHECK)?;
+    let a = product(&e, "C", 5, CHECK).await?;
+    let guest = Actor::Guest;
+    let cart = step(CHECK, e.create_cart(&guest, Currency::USD).await)?;
+    step(CHECK, e.add_item(&guest, cart.id(), a, 2).await)?;
+    step(
+        CHECK,
+        e.set_email(&guest, cart.id(), "kit@example.com").await,
+    )?;
+    let address = NewAddress {
+        name: "Kit".into(),
+        line1: "1 Main St".into(),
+        city: "Springfield".into(),
+        country: "US".into(),
+        ..NewAddress::default()
+    };
+    step(
+        CHECK,
+        e.set_shipping_address(&guest, cart.id(), address).await,
+    )?;
+    step(CHECK, e.set_shipping_method(&guest, cart.id(), "std").await)?;
+    let key = step(CHECK, IdempotencyKey::new("conformance-checkout"))?;
+    let request = CheckoutRequest {
+        cart_id: cart.id(),
+        idempotency_key: key,
+        payment_token: "tok_visa".into(),
+        actor: guest,
+        expected_total: None,
+    };
+    let first = step(CHECK, e.checkout(request.clone()).await)?;
+    let again = step(CHECK, e.checkout(request).await)?;
+    ensure(first.order.id() == again.order.id(), CHECK, || {
+        "the same key placed two orders".into()
+    })?;
+    let page = step(
+        CHECK,
+        e.find_orders(&Actor::System, &OrderQuery::default()).await,
+    )?;
+    ensure(page.orders.len() == 1, CHECK, || {
+        format!("{} orders found, expected 1", page.orders.len())
+    })?;
+
+    // A save from a stale copy is refused.
+    let stored = step(CHECK, store.order(first.order.id()).await)?;
+    let now = chrono::Utc::now();
+    step(
+        CHECK,
+        store
+            .save_order(OrderChange::new(stored.clone()), now)
+            .await,
+    )?;
+    let stale = store.save_order(OrderChange::new(stored), now).await;
+    ensure(matches!(stale, Err(Error::Conflict(_))), CHECK, || {
+        format!("a stale save answered {stale:?}")
+    })?;
+
+    // The relay: each consumer acknowledges on its own.
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events = step(CHECK, store.pending_events("kit", 100).await)?;
+        if events
+            .iter()
+            .any(|ev| matches!(ev.kind, EventKind::OrderPlaced { .. }))
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let last = events.last().map(|ev| ev.id).ok_or_else(|| Failure {
+        check: CHECK,
+        detail: "no event relayed for the placed order".into(),
+    })?;
+    step(CHECK, store.ack_events("kit", last).await)?;
+    let after = step(CHECK, store.pending_events("kit", 100).await)?;
+    ensure(after.iter().all(|ev| ev.id != last), CHECK, || {
+        "an acknowledged event was relayed again".into()
+    })?;
+    let other = step(CHECK, store.pending_events("kit-2", 100).await)?;
+    ensure(other.iter().any(|ev| ev.id == last), CHECK, || {
+        "one consumer's acknowledgement hid events from another".into()
+    })?;
+
+    // Pruning forgets ended checkouts and delivered events, nothing else.
+    let later = now + chrono::Duration::days(1);
+    let pruned = step(CHECK, store.prune_checkouts(later).await)?;
+    ensure(pruned >= 1, CHECK, || "no ended checkout was pruned".into())?;
+    step(CHECK, store.ack_events("kit-2", last).await)?;
+    let removed = step(CHECK, store.prune_events(later).await)?;
+    ensure(removed >= 1, CHECK, || {
+        "no delivered event was pruned".into()
+    })?;
+    step(CHECK, store.order(first.order.id()).await).map(drop)
+}
