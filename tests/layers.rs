@@ -35,6 +35,7 @@ const ENGINE: &[&str] = &[
     "money_path",
     "promotions",
     "maintenance",
+    "testkit",
 ];
 
 fn files(module: &str) -> Vec<PathBuf> {
