@@ -26,6 +26,12 @@
 //! | event outbox, usage counters | no | no | no | no | yes | yes | no |
 //! | apply a payment provider event | no | no | no | no | no | yes | its own payments |
 //!
+//! `Engine::recover` takes no actor: it is the system's own call, and it
+//! only finishes or undoes what is already recorded (stale checkouts,
+//! pending payment operations, expired reservations), so it reaches no
+//! one's data. `Engine::store` bypasses the table; it is for adapters and
+//! tools, never for request handlers.
+//!
 //! Refused calls return [`Error::Forbidden`](crate::Error::Forbidden) and
 //! change nothing. Staff and the system are *privileged*; the provider is
 //! not: it may only report payment events.
