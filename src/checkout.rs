@@ -187,8 +187,24 @@ impl Engine {
                 .await?;
             match claim {
                 CheckoutClaim::Claimed(lease) => {
-                    let order = self.run_attempt(&request, token, lease.clone()).await?;
-                    return Ok(self.outcome(order, lease.token, &request.actor));
+                    let order = match self.run_attempt(&request, token, lease.clone()).await {
+                        Ok(order) => order,
+                        Err(e) => {
+                            crate::telemetry::checkout(match e {
+                                Error::PaymentDeclined { .. } => "declined",
+                                Error::OutOfStock { .. } => "out_of_stock",
+                                _ => "failed",
+                            });
+                            return Err(e);
+                        }
+                    };
+                    let outcome = self.outcome(order, lease.token, &request.actor);
+                    crate::telemetry::checkout(match outcome.payment {
+                        PaymentOutcome::Paid => "paid",
+                        PaymentOutcome::Authorized => "authorized",
+                        PaymentOutcome::CapturePending => "capture_pending",
+                    });
+                    return Ok(outcome);
                 }
                 CheckoutClaim::Completed(order_id) => {
                     // The same key and cart prove it is the same buyer; the
@@ -380,6 +396,7 @@ impl Engine {
             }
         } else {
             progress.hold = Hold::Unknown;
+            let started = std::time::Instant::now();
             let response = provider
                 .authorize(AuthorizeRequest {
                     idempotency_key: authorize_key.clone(),
@@ -388,6 +405,11 @@ impl Engine {
                     reference: lease.key.to_string(),
                 })
                 .await;
+            crate::telemetry::provider_call(
+                "authorize",
+                crate::telemetry::result_label(&response),
+                started.elapsed(),
+            );
             let response = match response {
                 Ok(r) => r,
                 Err(e @ PaymentError::Declined { .. }) => {
@@ -796,6 +818,7 @@ impl Engine {
                 .await
                 .map_err(Error::from)?;
             voided = true;
+            crate::telemetry::compensation("hold_voided");
             tracing::warn!(key = %key, attempt = lease.attempt, "recovery voided the hold of a stale checkout");
         }
         self.inner

@@ -135,6 +135,7 @@ mod promotions;
 pub mod shipping;
 pub mod store;
 pub mod tax;
+pub mod telemetry;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testkit;

@@ -114,6 +114,7 @@ impl Engine {
                         return Err(e.into());
                     }
                     Err(e) => {
+                        crate::telemetry::compensation("operation_refused");
                         tracing::warn!(
                             order_id = %id,
                             operation = %op.key,
@@ -170,7 +171,8 @@ impl Engine {
         let provider = &self.inner.payments;
         let authorization = order.payment().reference.clone();
         let idempotency_key = op.key.clone();
-        match op.kind {
+        let started = std::time::Instant::now();
+        let answer = match op.kind {
             OperationKind::Capture => {
                 provider
                     .capture(CaptureRequest {
@@ -197,7 +199,18 @@ impl Engine {
                     })
                     .await
             }
-        }
+        };
+        let name = match op.kind {
+            OperationKind::Capture => "capture",
+            OperationKind::Refund => "refund",
+            OperationKind::Void => "void",
+        };
+        crate::telemetry::provider_call(
+            name,
+            crate::telemetry::result_label(&answer),
+            started.elapsed(),
+        );
+        answer
     }
 
     /// Records an intent with `begin` (under the version check) and drives

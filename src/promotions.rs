@@ -309,7 +309,9 @@ impl Engine {
             ctx.customer = &customer;
             ctx.coupons = &coupons;
             ctx.usage = &usage;
+            let started = std::time::Instant::now();
             let priced = pricing::price(cart, &ctx)?;
+            crate::telemetry::pricing(started.elapsed());
             passes += 1;
             let mut exceeded = false;
             for claim in &priced.usage_claims {

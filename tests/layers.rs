@@ -36,6 +36,7 @@ const ENGINE: &[&str] = &[
     "promotions",
     "maintenance",
     "testkit",
+    "telemetry",
 ];
 
 fn files(module: &str) -> Vec<PathBuf> {
