@@ -102,6 +102,8 @@
 //! |---|---|---|
 //! | *(none)* | everything, with the in-memory store | yes |
 //! | `postgres` | [`store::PgStore`](crate::store), the PostgreSQL store | no |
+//! | `test-util` | `testkit`: conformance suites for your own store or payment provider | no |
+//! | `metrics` | counters and histograms through the `metrics` facade ([`telemetry`]) | no |
 //!
 //! ## Limits
 //!
@@ -112,34 +114,38 @@
 //! [`catalog::MAX_VARIANTS_PER_PRODUCT`] and [`store::MAX_PAGE_SIZE`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod actor;
-pub mod cart;
-pub mod catalog;
-pub mod checkout;
-pub mod clock;
-pub mod customer;
+mod adapters;
+mod domain;
 pub mod engine;
-pub mod error;
-pub mod event;
-pub mod fulfillment;
-pub mod id;
-pub mod inventory;
-pub mod maintenance;
-pub mod money;
-pub mod money_path;
-pub mod note;
-pub mod order;
-pub mod payment;
-pub mod pricing;
-mod promotions;
-pub mod shipping;
-pub mod store;
-pub mod tax;
-pub mod telemetry;
+mod ports;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testkit;
-mod validate;
+
+pub(crate) use domain::validate;
+#[doc(inline)]
+pub use domain::{
+    actor, cart, catalog, clock, customer, error, event, id, inventory, money, note, order,
+    payment, pricing, shipping, tax,
+};
+pub(crate) use engine::promotions;
+#[doc(inline)]
+pub use engine::{checkout, fulfillment, maintenance, money_path, telemetry};
+pub mod store {
+    //! Where everything lives: the store ports (the traits an adapter
+    //! implements, each command atomic) and the two adapters, the in-memory
+    //! store and the PostgreSQL store (feature `postgres`). See the ports'
+    //! [`Store`] trait for the contract; `testkit::store_conformance`
+    //! (feature `test-util`) checks an adapter of your own.
+    #[doc(inline)]
+    pub use crate::adapters::memory::{self, MemorySnapshot, MemoryStore};
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    #[doc(inline)]
+    pub use crate::adapters::postgres::{self, PgStore};
+    #[doc(inline)]
+    pub use crate::ports::store::*;
+}
 
 pub use actor::Actor;
 pub use checkout::{CheckoutOutcome, CheckoutRequest, PaymentOutcome};

@@ -12,11 +12,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{
-    BeginCheckout, CartStore, CatalogStore, CheckoutClaim, CheckoutEnd, CheckoutRecord,
-    CheckoutState, CheckoutStore, CustomerStore, Event, EventKind, EventStore, InventoryStore,
-    Lease, OrderStore, PricingInputs, PromotionStore, check_consumer, check_limit,
-};
 use crate::cart::{Cart, CartStatus};
 use crate::catalog::{CatalogEntry, Category, Collection, Product, Sku};
 use crate::customer::{Customer, CustomerGroup, Email};
@@ -33,6 +28,11 @@ use crate::inventory::{
 use crate::money::Currency;
 use crate::order::{Order, OrderChange, OrderQuery};
 use crate::pricing::{Coupon, PriceList, Promotion};
+use crate::store::{
+    BeginCheckout, CartStore, CatalogStore, CheckoutClaim, CheckoutEnd, CheckoutRecord,
+    CheckoutState, CheckoutStore, CustomerStore, Event, EventKind, EventStore, InventoryStore,
+    Lease, OrderStore, PricingInputs, PromotionStore, check_consumer, check_limit,
+};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Level {

@@ -12,11 +12,6 @@
 //! Architecture invariant: the ports speak only domain types. Adapters know
 //! nothing of the engine, pricing or payment providers.
 
-pub mod memory;
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub mod postgres;
-
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -39,10 +34,6 @@ use crate::inventory::{Location, Reservation, StockLevel, StockRequest, StockSum
 use crate::money::Currency;
 use crate::order::{Order, OrderChange, OrderQuery};
 use crate::pricing::{Coupon, PriceList, Promotion};
-
-pub use memory::{MemorySnapshot, MemoryStore};
-#[cfg(feature = "postgres")]
-pub use postgres::PgStore;
 
 /// Most rows any list call returns.
 pub const MAX_PAGE_SIZE: usize = 500;

@@ -30,11 +30,6 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-use super::{
-    BeginCheckout, CartStore, CatalogStore, CheckoutClaim, CheckoutEnd, CheckoutFailure,
-    CheckoutRecord, CheckoutState, CheckoutStore, CustomerStore, Event, EventKind, EventStore,
-    InventoryStore, Lease, OrderStore, PricingInputs, PromotionStore, check_consumer, check_limit,
-};
 use crate::cart::{Cart, CartStatus};
 use crate::catalog::{CatalogEntry, Category, Collection, Product, Sku};
 use crate::customer::{Customer, CustomerGroup, Email, PasswordHash};
@@ -51,6 +46,11 @@ use crate::inventory::{
 use crate::money::Currency;
 use crate::order::{Order, OrderChange, OrderQuery, OrderStatus};
 use crate::pricing::{Coupon, PriceList, Promotion};
+use crate::store::{
+    BeginCheckout, CartStore, CatalogStore, CheckoutClaim, CheckoutEnd, CheckoutFailure,
+    CheckoutRecord, CheckoutState, CheckoutStore, CustomerStore, Event, EventKind, EventStore,
+    InventoryStore, Lease, OrderStore, PricingInputs, PromotionStore, check_consumer, check_limit,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -7,6 +7,13 @@
 //! Architecture invariant: the engine is the only module that knows every
 //! plugin; domain modules never import it.
 
+pub mod checkout;
+pub mod fulfillment;
+pub mod maintenance;
+pub mod money_path;
+pub(crate) mod promotions;
+pub mod telemetry;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
@@ -70,7 +77,7 @@ pub struct EngineConfig {
     /// with [`Error::Busy`].
     pub password_hash_wait: StdDuration,
     /// How long idempotency records and delivered events are kept before
-    /// [maintenance](crate::maintenance) prunes them. A checkout retried
+    /// [maintenance] prunes them. A checkout retried
     /// with a key older than this runs as a new checkout.
     pub retention: Duration,
 }

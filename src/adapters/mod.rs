@@ -1,0 +1,9 @@
+//! The adapters: the in-memory store (the default) and the PostgreSQL store
+//! (feature `postgres`), both re-exported from `cartwright::store`.
+//!
+//! Architecture invariant: adapters implement ports and know nothing of the
+//! engine, pricing or providers.
+
+pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
