@@ -402,6 +402,7 @@ impl Engine {
     /// [`Error::Forbidden`] unless staff or the system is acting;
     /// [`Error::Invalid`] for a bad name; [`Error::NotFound`] for an unknown
     /// parent; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn create_category(
         &self,
         actor: &Actor,
@@ -419,6 +420,7 @@ impl Engine {
     ///
     /// # Errors
     /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn categories(&self) -> Result<Vec<Category>> {
         self.inner.store.categories().await
     }
@@ -429,6 +431,7 @@ impl Engine {
     /// [`Error::Forbidden`] unless staff or the system is acting;
     /// [`Error::Invalid`] for a bad title; [`Error::Storage`] when the store
     /// fails.
+    #[tracing::instrument(skip_all)]
     pub async fn create_collection(&self, actor: &Actor, title: &str) -> Result<Collection> {
         actor.require_privileged()?;
         let collection = Collection::new(title)?;
@@ -449,6 +452,7 @@ impl Engine {
     /// [`Error::AlreadyExists`] for a SKU already taken (naming it);
     /// [`Error::NotFound`] for an unknown category or collection;
     /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn create_product(&self, actor: &Actor, input: NewProduct) -> Result<Product> {
         actor.require_privileged()?;
         let product = Product::new(input)?;
@@ -463,6 +467,7 @@ impl Engine {
     /// # Errors
     /// [`Error::Forbidden`] unless staff or the system is acting; as
     /// [`Engine::create_product`]; [`Error::NotFound`] for an unknown product.
+    #[tracing::instrument(skip_all)]
     pub async fn update_product(&self, actor: &Actor, product: Product) -> Result<()> {
         actor.require_privileged()?;
         let id = product.id();
@@ -477,6 +482,7 @@ impl Engine {
     /// [`Error::Forbidden`] unless staff or the system is acting;
     /// [`Error::NotFound`] for an unknown product; [`Error::Storage`] when the
     /// store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn set_product_status(
         &self,
         actor: &Actor,
@@ -497,6 +503,7 @@ impl Engine {
     /// # Errors
     /// [`Error::NotFound`] for an unknown product; [`Error::Storage`] when the
     /// store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn product(&self, id: ProductId) -> Result<Product> {
         self.inner.store.product(id).await
     }
@@ -507,6 +514,7 @@ impl Engine {
     /// [`Error::Invalid`] for a `limit` outside 1 to
     /// [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE); [`Error::Storage`] when
     /// the store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn products(&self, after: Option<ProductId>, limit: usize) -> Result<Vec<Product>> {
         self.inner.store.products(after, limit).await
     }
@@ -516,6 +524,7 @@ impl Engine {
     /// # Errors
     /// [`Error::Invalid`] for a malformed SKU; [`Error::NotFound`] for an unknown
     /// one; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn variant_by_sku(&self, sku: &str) -> Result<CatalogEntry> {
         self.inner.store.entry_by_sku(&Sku::new(sku)?).await
     }
@@ -530,6 +539,7 @@ impl Engine {
     /// [`Error::AlreadyExists`] when the email has an account; [`Error::Busy`]
     /// when every hashing slot stays taken; [`Error::Storage`] when the store
     /// fails.
+    #[tracing::instrument(skip_all)]
     pub async fn register(&self, input: NewCustomer) -> Result<Customer> {
         let email = Email::new(&input.email)?;
         let policy = self.inner.config.password_policy;
@@ -559,6 +569,7 @@ impl Engine {
     /// [`Error::InvalidCredentials`] for an unknown email, a guest or a wrong
     /// password (after the same work); [`Error::Busy`] when every hashing slot
     /// stays taken; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn login(&self, email: &str, password: &str) -> Result<Customer> {
         let customer = match Email::new(email) {
             Ok(email) => self.inner.store.customer_by_email(&email).await?,
@@ -586,6 +597,7 @@ impl Engine {
     /// # Errors
     /// [`Error::Invalid`] for a malformed email; [`Error::AlreadyExists`] when it
     /// belongs to an account; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn guest(&self, email: &str) -> Result<Customer> {
         let email = Email::new(email)?;
         match self.inner.store.customer_by_email(&email).await? {
@@ -611,6 +623,7 @@ impl Engine {
     /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input;
     /// [`Error::Conflict`] when concurrent changes keep winning;
     /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(customer_id = %id))]
     pub async fn customer(&self, actor: &Actor, id: CustomerId) -> Result<Customer> {
         Ok(self.load_customer(actor, id).await?.visible_to(actor))
     }
@@ -633,6 +646,7 @@ impl Engine {
     /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input;
     /// [`Error::Conflict`] when concurrent changes keep winning;
     /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(customer_id = %id))]
     pub async fn add_customer_note(
         &self,
         actor: &Actor,
@@ -673,6 +687,7 @@ impl Engine {
     /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input;
     /// [`Error::Conflict`] when concurrent changes keep winning;
     /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(customer_id = %id))]
     pub async fn add_address(
         &self,
         actor: &Actor,
@@ -695,6 +710,7 @@ impl Engine {
     /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input;
     /// [`Error::Conflict`] when concurrent changes keep winning;
     /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(customer_id = %id))]
     pub async fn remove_address(
         &self,
         actor: &Actor,
@@ -711,6 +727,7 @@ impl Engine {
     /// [`Error::Forbidden`] unless staff or the system is acting;
     /// [`Error::Invalid`] for a bad name; [`Error::Storage`] when the store
     /// fails.
+    #[tracing::instrument(skip_all)]
     pub async fn create_group(&self, actor: &Actor, name: &str) -> Result<CustomerGroup> {
         actor.require_privileged()?;
         let group = CustomerGroup::new(name)?;
@@ -725,6 +742,7 @@ impl Engine {
     /// [`Error::Forbidden`] unless staff or the system is acting;
     /// [`Error::NotFound`] for an unknown customer or group; [`Error::Storage`]
     /// when the store fails.
+    #[tracing::instrument(skip_all, fields(customer_id = %customer))]
     pub async fn add_to_group(
         &self,
         actor: &Actor,
@@ -759,6 +777,7 @@ impl Engine {
     /// # Errors
     /// [`Error::Forbidden`] for the provider; [`Error::Storage`] when the store
     /// fails.
+    #[tracing::instrument(skip_all)]
     pub async fn create_cart(&self, actor: &Actor, currency: Currency) -> Result<Cart> {
         if matches!(actor, Actor::Provider(_)) {
             return Err(Error::Forbidden);
@@ -780,6 +799,7 @@ impl Engine {
     /// once it is checked out; [`Error::Invalid`] or [`Error::LimitExceeded`] for
     /// bad input, naming it; [`Error::Conflict`] when concurrent changes keep
     /// winning; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(cart_id = %id))]
     pub async fn cart(&self, actor: &Actor, id: CartId) -> Result<Cart> {
         let cart = self.inner.store.cart(id).await?;
         cart.check_access(actor)?;
@@ -837,6 +857,7 @@ impl Engine {
     /// [`Error::Forbidden`], [`Error::NotFound`], [`Error::NotPurchasable`],
     /// [`Error::NoPrice`], [`Error::CartNotActive`], [`Error::Invalid`] or
     /// [`Error::LimitExceeded`] for the quantity or the number of lines.
+    #[tracing::instrument(skip_all, fields(cart_id = %cart, variant_id = %variant))]
     pub async fn add_item(
         &self,
         actor: &Actor,
@@ -855,6 +876,7 @@ impl Engine {
     ///
     /// # Errors
     /// As [`Engine::add_item`].
+    #[tracing::instrument(skip_all, fields(cart_id = %cart, variant_id = %variant))]
     pub async fn add_item_once(
         &self,
         actor: &Actor,
@@ -902,6 +924,7 @@ impl Engine {
     /// once it is checked out; [`Error::Invalid`] or [`Error::LimitExceeded`] for
     /// bad input, naming it; [`Error::Conflict`] when concurrent changes keep
     /// winning; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(cart_id = %cart))]
     pub async fn set_quantity(
         &self,
         actor: &Actor,
@@ -921,6 +944,7 @@ impl Engine {
     /// once it is checked out; [`Error::Invalid`] or [`Error::LimitExceeded`] for
     /// bad input, naming it; [`Error::Conflict`] when concurrent changes keep
     /// winning; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(cart_id = %cart))]
     pub async fn remove_line(&self, actor: &Actor, cart: CartId, line: LineId) -> Result<Cart> {
         self.modify_cart(actor, cart, |c| c.remove_line(line)).await
     }
@@ -933,6 +957,7 @@ impl Engine {
     /// once it is checked out; [`Error::Invalid`] or [`Error::LimitExceeded`] for
     /// bad input, naming it; [`Error::Conflict`] when concurrent changes keep
     /// winning; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(cart_id = %cart))]
     pub async fn set_email(&self, actor: &Actor, cart: CartId, email: &str) -> Result<Cart> {
         let email = Email::new(email)?;
         self.modify_cart(actor, cart, |c| c.set_email(email.clone()))
@@ -947,6 +972,7 @@ impl Engine {
     /// once it is checked out; [`Error::Invalid`] or [`Error::LimitExceeded`] for
     /// bad input, naming it; [`Error::Conflict`] when concurrent changes keep
     /// winning; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(cart_id = %cart))]
     pub async fn set_shipping_address(
         &self,
         actor: &Actor,
@@ -966,6 +992,7 @@ impl Engine {
     /// once it is checked out; [`Error::Invalid`] or [`Error::LimitExceeded`] for
     /// bad input, naming it; [`Error::Conflict`] when concurrent changes keep
     /// winning; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(cart_id = %cart))]
     pub async fn set_billing_address(
         &self,
         actor: &Actor,
@@ -985,6 +1012,7 @@ impl Engine {
     /// once it is checked out; [`Error::Invalid`] or [`Error::LimitExceeded`] for
     /// bad input, naming it; [`Error::Conflict`] when concurrent changes keep
     /// winning; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(cart_id = %cart))]
     pub async fn set_shipping_method(
         &self,
         actor: &Actor,
@@ -1003,6 +1031,7 @@ impl Engine {
     /// once it is checked out; [`Error::Invalid`] or [`Error::LimitExceeded`] for
     /// bad input, naming it; [`Error::Conflict`] when concurrent changes keep
     /// winning; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(cart_id = %cart))]
     pub async fn add_coupon_code(&self, actor: &Actor, cart: CartId, code: &str) -> Result<Cart> {
         self.modify_cart(actor, cart, |c| c.add_coupon_code(code))
             .await
@@ -1016,6 +1045,7 @@ impl Engine {
     /// once it is checked out; [`Error::Invalid`] or [`Error::LimitExceeded`] for
     /// bad input, naming it; [`Error::Conflict`] when concurrent changes keep
     /// winning; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(cart_id = %cart))]
     pub async fn remove_coupon_code(
         &self,
         actor: &Actor,
@@ -1037,6 +1067,7 @@ impl Engine {
     /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input, naming it;
     /// [`Error::Conflict`] when concurrent changes keep winning;
     /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(cart_id = %guest_cart))]
     pub async fn merge_guest_cart(&self, actor: &Actor, guest_cart: CartId) -> Result<Cart> {
         let Actor::Customer(customer) = actor else {
             return Err(Error::Forbidden);
@@ -1087,6 +1118,7 @@ impl Engine {
     /// winning; [`Error::Storage`] when the store fails. Pricing errors:
     /// [`Error::ShippingUnavailable`] for a method that does not serve the cart,
     /// [`Error::Overflow`] for amounts beyond range.
+    #[tracing::instrument(skip_all, fields(cart_id = %cart))]
     pub async fn price_cart(&self, actor: &Actor, cart: CartId) -> Result<PricedCart> {
         let cart = self.cart(actor, cart).await?;
         self.price(&cart).await
@@ -1104,6 +1136,7 @@ impl Engine {
     /// [`Error::Forbidden`] unless staff or the system is acting;
     /// [`Error::Invalid`] for a bad name; [`Error::Storage`] when the store
     /// fails.
+    #[tracing::instrument(skip_all)]
     pub async fn create_location(
         &self,
         actor: &Actor,
@@ -1124,6 +1157,7 @@ impl Engine {
     /// [`Error::Invalid`] for a negative or too large count; [`Error::NotFound`]
     /// for an unknown variant or location; [`Error::Storage`] when the store
     /// fails.
+    #[tracing::instrument(skip_all, fields(variant_id = %variant))]
     pub async fn set_stock(
         &self,
         actor: &Actor,
@@ -1153,6 +1187,7 @@ impl Engine {
     /// [`Error::Overflow`] or [`Error::Invalid`] when the result leaves the
     /// allowed range; [`Error::NotFound`] for an unknown variant or location;
     /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(variant_id = %variant))]
     pub async fn adjust_stock(
         &self,
         actor: &Actor,
@@ -1180,6 +1215,7 @@ impl Engine {
     /// # Errors
     /// [`Error::NotFound`] for an unknown variant; [`Error::Storage`] when the
     /// store fails.
+    #[tracing::instrument(skip_all, fields(variant_id = %variant))]
     pub async fn stock(&self, variant: VariantId) -> Result<StockSummary> {
         self.inner.store.stock(variant).await
     }
@@ -1191,6 +1227,7 @@ impl Engine {
     /// [`Error::Forbidden`] unless staff or the system is acting;
     /// [`Error::NotFound`] for an unknown variant; [`Error::OutOfStock`] (nothing
     /// is held); [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn reserve_stock(
         &self,
         actor: &Actor,
@@ -1225,6 +1262,7 @@ impl Engine {
     /// # Errors
     /// [`Error::Forbidden`] unless staff or the system is acting;
     /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn usage(&self, actor: &Actor, counter: &str) -> Result<u64> {
         actor.require_privileged()?;
         self.inner.store.usage(counter).await
@@ -1237,6 +1275,7 @@ impl Engine {
     /// [`Error::NotFound`] for an unknown reservation;
     /// [`Error::IllegalTransition`] for one already committed; [`Error::Storage`]
     /// when the store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn release_reservation(
         &self,
         actor: &Actor,
@@ -1253,6 +1292,7 @@ impl Engine {
     /// [`Error::NotFound`] for an unknown reservation;
     /// [`Error::IllegalTransition`] for one already released; [`Error::Storage`]
     /// when the store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn commit_reservation(
         &self,
         actor: &Actor,
@@ -1270,6 +1310,7 @@ impl Engine {
     /// [`Error::Forbidden`] when `actor` may not see the order (see the [access
     /// table](crate::actor)); [`Error::NotFound`]; [`Error::Storage`] when the
     /// store fails.
+    #[tracing::instrument(skip_all, fields(order_id = %id))]
     pub async fn order(&self, actor: &Actor, id: OrderId) -> Result<Order> {
         Ok(self.load_order(actor, id).await?.visible_to(actor))
     }
@@ -1292,6 +1333,7 @@ impl Engine {
     /// [`Error::Invalid`] for a `limit` outside 1 to
     /// [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE); [`Error::Storage`] when
     /// the store fails.
+    #[tracing::instrument(skip_all, fields(customer_id = %customer))]
     pub async fn orders_for_customer(
         &self,
         actor: &Actor,
@@ -1316,6 +1358,7 @@ impl Engine {
     /// someone else's orders; [`Error::Invalid`] for a `limit` outside 1 to
     /// [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE); [`Error::Storage`] when
     /// the store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn find_orders(&self, actor: &Actor, query: &OrderQuery) -> Result<OrderPage> {
         let mut query = query.clone();
         match actor {
@@ -1375,6 +1418,7 @@ impl Engine {
     /// writing a customer-visible note; [`Error::Invalid`] or
     /// [`Error::LimitExceeded`] for the text; [`Error::NotFound`];
     /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(order_id = %id))]
     pub async fn add_order_note(
         &self,
         actor: &Actor,
@@ -1407,6 +1451,7 @@ impl Engine {
     /// [`Error::Forbidden`] unless staff or the system is acting;
     /// [`Error::Invalid`] for a bad consumer name or limit; [`Error::Storage`]
     /// when the store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn pending_events(
         &self,
         actor: &Actor,
@@ -1423,6 +1468,7 @@ impl Engine {
     /// [`Error::Forbidden`] unless staff or the system is acting;
     /// [`Error::Invalid`] for a bad consumer name; [`Error::NotFound`] for an
     /// unknown event; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn ack_events(&self, actor: &Actor, consumer: &str, through: EventId) -> Result<()> {
         actor.require_privileged()?;
         self.inner.store.ack_events(consumer, through).await

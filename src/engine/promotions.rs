@@ -51,6 +51,7 @@ impl Engine {
     /// [`Error::Invalid`] or [`Error::LimitExceeded`] for a promotion that does
     /// not validate; [`Error::NotFound`] for a custom rule this engine has not
     /// registered; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn save_promotion(&self, actor: &Actor, promotion: Promotion) -> Result<Promotion> {
         actor.require_privileged()?;
         // Every check compiling runs: a promotion this engine could not
@@ -66,6 +67,7 @@ impl Engine {
     /// # Errors
     /// [`Error::Forbidden`] unless staff or the system is acting;
     /// [`Error::NotFound`]; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn promotion(&self, actor: &Actor, id: PromotionId) -> Result<Promotion> {
         actor.require_privileged()?;
         self.inner.store.promotion(id).await
@@ -76,6 +78,7 @@ impl Engine {
     /// # Errors
     /// [`Error::Forbidden`] unless staff or the system is acting;
     /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn promotions(&self, actor: &Actor) -> Result<Vec<Promotion>> {
         actor.require_privileged()?;
         self.inner.store.promotions().await
@@ -86,6 +89,7 @@ impl Engine {
     /// # Errors
     /// [`Error::Forbidden`] unless staff or the system is acting;
     /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn price_lists(&self, actor: &Actor) -> Result<Vec<PriceList>> {
         actor.require_privileged()?;
         self.inner.store.price_lists().await
@@ -96,6 +100,7 @@ impl Engine {
     /// # Errors
     /// [`Error::Forbidden`] unless staff or the system is acting;
     /// [`Error::NotFound`]; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn set_promotion_enabled(
         &self,
         actor: &Actor,
@@ -117,6 +122,7 @@ impl Engine {
     /// [`Error::AlreadyExists`] for a code in use (naming it);
     /// [`Error::NotFound`] for an unknown promotion; [`Error::Storage`] when the
     /// store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn create_coupon(
         &self,
         actor: &Actor,
@@ -152,6 +158,7 @@ impl Engine {
     /// an automatic promotion; [`Error::NotFound`] for an unknown promotion;
     /// [`Error::Conflict`] if fresh codes kept colliding; [`Error::Storage`] when
     /// the store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn generate_coupons(
         &self,
         actor: &Actor,
@@ -196,6 +203,7 @@ impl Engine {
     /// [`Error::Forbidden`] unless staff or the system is acting;
     /// [`Error::Invalid`] or [`Error::LimitExceeded`] for a list that does not
     /// validate; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
     pub async fn save_price_list(&self, actor: &Actor, list: PriceList) -> Result<PriceList> {
         actor.require_privileged()?;
         list.validate()?;
