@@ -126,11 +126,23 @@ pub(crate) use domain::validate;
 #[doc(inline)]
 pub use domain::{
     actor, cart, catalog, clock, customer, error, event, id, inventory, money, note, order,
-    payment, pricing, shipping, tax,
+    pricing, shipping, tax,
 };
 pub(crate) use engine::promotions;
 #[doc(inline)]
 pub use engine::{checkout, fulfillment, maintenance, money_path, telemetry};
+pub mod payment {
+    //! Payments: the [`PaymentProvider`] port, the payment state machine,
+    //! the money-path operations, and the built-in [`TestPaymentProvider`]
+    //! (an adapter, for tests, examples and demos: it moves no real money).
+    #[doc(inline)]
+    pub use crate::adapters::test_payment::{
+        Fault, Operation, ProviderCall, TestAuthorization, TestPaymentProvider,
+    };
+    #[doc(inline)]
+    pub use crate::domain::payment::*;
+}
+
 pub mod store {
     //! Where everything lives: the store ports (the traits an adapter
     //! implements, each command atomic) and the two adapters, the in-memory

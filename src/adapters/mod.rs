@@ -1,5 +1,6 @@
 //! The adapters: the in-memory store (the default) and the PostgreSQL store
-//! (feature `postgres`), both re-exported from `cartwright::store`.
+//! (feature `postgres`), both re-exported from `cartwright::store`, and the
+//! test payment gateway, re-exported from `cartwright::payment`.
 //!
 //! Architecture invariant: adapters implement ports and know nothing of the
 //! engine, pricing or providers.
@@ -7,3 +8,4 @@
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod test_payment;

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::actor::Actor;
 use crate::customer::{Address, Email};
+use crate::domain::payment::{Payment, PaymentStatus};
 use crate::error::{Error, Result};
 use crate::id::{
     CartId, CustomerId, IdempotencyKey, LineId, OrderId, ReservationId, ReturnId, ShipmentId,
@@ -25,7 +26,6 @@ use crate::id::{
 use crate::inventory::ReservationLine;
 use crate::money::Money;
 use crate::note::Note;
-use crate::payment::{Payment, PaymentStatus};
 use crate::pricing::PricedCart;
 
 mod operations;
@@ -121,7 +121,7 @@ pub enum OrderChangeKind {
     /// The provider refused a capture, refund or void; nothing moved.
     PaymentOperationFailed {
         /// What was refused.
-        kind: crate::payment::OperationKind,
+        kind: crate::domain::payment::OperationKind,
         /// How much it would have moved.
         amount: Money,
     },

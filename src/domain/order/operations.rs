@@ -14,13 +14,13 @@ use super::{
     ReturnState,
 };
 use crate::actor::Actor;
+use crate::domain::payment::{
+    Intent, OperationKind, OperationPurpose, PaymentOperation, PaymentStatus, ProviderEvent,
+};
 use crate::error::{Error, Result};
 use crate::event::EventKind;
 use crate::inventory::ReservationLine;
 use crate::money::Money;
-use crate::payment::{
-    Intent, OperationKind, OperationPurpose, PaymentOperation, PaymentStatus, ProviderEvent,
-};
 use crate::validate::optional_text;
 
 /// What must be saved together with an order change: stock moves, the
@@ -405,7 +405,7 @@ impl Order {
         provider: &str,
         at: DateTime<Utc>,
     ) -> Result<Option<Effects>> {
-        use crate::payment::ProviderEventKind as K;
+        use crate::domain::payment::ProviderEventKind as K;
         if self.provider_events.contains(&event.id) {
             return Ok(None);
         }

@@ -1,5 +1,6 @@
 //! Payments: the [`PaymentProvider`] port, the payment state machine and a
-//! built-in [`TestPaymentProvider`].
+//! built-in [`TestPaymentProvider`](crate::payment::TestPaymentProvider)
+//! (an adapter, in `src/adapters/test_payment.rs`).
 //!
 //! Every provider call carries an idempotency key. The engine derives keys
 //! from the checkout's own key, so a retried checkout reaches the provider
@@ -9,16 +10,12 @@
 //! provider adapter knows nothing of carts or orders beyond the amounts and
 //! references it is handed.
 
-mod test_provider;
-
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::id::PaymentId;
 use crate::money::Money;
-
-pub use test_provider::{Fault, Operation, ProviderCall, TestAuthorization, TestPaymentProvider};
 
 /// What the provider says about an authorization after a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

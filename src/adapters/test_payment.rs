@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{
+use crate::domain::payment::{
     AuthorizeRequest, CaptureRequest, PaymentError, PaymentProvider, ProviderResponse,
     ProviderStatus, RefundRequest, VoidRequest,
 };
