@@ -422,7 +422,48 @@ async fn a_failed_immediate_capture_is_reported_and_retried_by_the_same_checkout
     books_match(&shop, &again);
 }
 
+async fn a_failed_authorization_settles_a_pending_capture(backend: Backend) {
+    let shop = Shop::with(
+        backend,
+        common::ShopOptions {
+            capture: CaptureMode::Manual,
+            ..common::ShopOptions::default()
+        },
+    )
+    .await;
+    let a = shop.product("A", "10.00", 10).await;
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    let order = shop.place(cart.id(), "k").await;
+    shop.payments.inject(Operation::Capture, Fault::Unavailable);
+    assert!(shop.engine.capture(&staff(), order.id()).await.is_err());
+    let o = shop.engine.order(&staff(), order.id()).await.unwrap();
+    assert!(o.has_pending_work());
+    // The gateway reports the hold failed: the capture can never happen.
+    let event = ProviderEvent {
+        id: "evt_failed".into(),
+        authorization: o.payment().reference.clone(),
+        kind: ProviderEventKind::Failed {
+            reason: "expired".into(),
+        },
+    };
+    let o = shop
+        .engine
+        .apply_provider_event(&Actor::Provider("test".into()), &event)
+        .await
+        .unwrap();
+    assert!(!o.has_pending_work());
+    assert_eq!(o.payment().status, PaymentStatus::Failed);
+    assert_eq!(
+        o.payment().operations.last().unwrap().state,
+        OperationState::Failed
+    );
+    // Recovery has nothing left to send.
+    shop.clock.advance(chrono::Duration::minutes(5));
+    assert_eq!(shop.engine.recover().await.unwrap().settled_operations, 0);
+}
+
 conformance!(
+    a_failed_authorization_settles_a_pending_capture,
     concurrent_returns_of_one_unit_refund_once,
     concurrent_refunds_never_exceed_what_was_captured,
     refund_by_amount_is_validated_and_recorded,

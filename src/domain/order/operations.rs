@@ -458,6 +458,13 @@ impl Order {
                 }
             }
             K::Failed { reason } => {
+                // A capture still in flight can no longer succeed: it is
+                // settled as refused, so nothing stays pending on a dead hold.
+                if let Some(op) = self.payment.pending().cloned()
+                    && op.kind == OperationKind::Capture
+                {
+                    effects.merge(self.settle(&op.key, &Settlement::Failed(reason.clone()), at)?);
+                }
                 self.payment.record_failure()?;
                 self.record(at, &actor, OrderChangeKind::PaymentFailed, reason);
             }
