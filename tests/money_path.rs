@@ -142,8 +142,9 @@ async fn concurrent_refunds_never_exceed_what_was_captured(backend: Backend) {
         };
         let id = order.id();
         tasks.push(tokio::spawn(async move {
-            // Retry while another refund is in flight, as a client would.
-            for _ in 0..200 {
+            // Retry while another refund is in flight, as a client would
+            // (bounded: 20 s at most, even on a loaded machine).
+            for _ in 0..4_000 {
                 let refund = ManualRefund::new(usd("5.00"), "goodwill", key(&format!("r{i}")));
                 match engine.refund(&staff(), id, refund).await {
                     Err(Error::PaymentInProgress { .. }) => {
