@@ -684,19 +684,31 @@ fn seeded_fault_simulation_keeps_the_books() {
         Some(one) => vec![one],
         None => (0..env_u64("SIM_SEEDS", 1_000)).collect(),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
-    let mut failures = Vec::new();
-    for seed in &seeds {
-        if let Err(e) = runtime.block_on(run_seed(*seed, steps)) {
-            failures.push(format!("seed {seed}: {e}  (replay: SIM_SEED={seed})"));
-            if failures.len() >= 5 {
-                break;
+    // One thread with an explicit stack: unoptimized builds poll the whole
+    // simulated call chain (select, checkout, capture, the money path, the
+    // store) on the thread that blocks on it, and the test harness's
+    // default of 2 MiB leaves little room.
+    assert!(!seeds.is_empty(), "no seed to run");
+    let failures = std::thread::Builder::new()
+        .stack_size(16 << 20)
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
+            let mut failures = Vec::new();
+            for seed in &seeds {
+                if let Err(e) = runtime.block_on(run_seed(*seed, steps)) {
+                    failures.push(format!("seed {seed}: {e}  (replay: SIM_SEED={seed})"));
+                    if failures.len() >= 5 {
+                        break;
+                    }
+                }
             }
-        }
-    }
+            failures
+        })
+        .unwrap()
+        .join()
+        .unwrap();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(!seeds.is_empty());
 }

@@ -94,6 +94,7 @@ fn guest_token(lease_token: uuid::Uuid, order: OrderId) -> AccessToken {
 
 /// What [`Engine::recover`] cleaned up.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecoveryReport {
     /// Expired stock reservations released.
     pub released_reservations: u64,
@@ -508,7 +509,7 @@ impl Engine {
         let id = order.id();
         let now = self.now();
         match self
-            .run_operation(id, |o| {
+            .run_operation(order.clone(), |o| {
                 Ok(
                     o.begin_capture(None, CHECKOUT_CAPTURE, now, &Actor::System)?
                         .map(|_| Effects::default()),
@@ -565,10 +566,10 @@ impl Engine {
         if !actor.is_privileged() {
             return Err(Error::Forbidden);
         }
-        self.load_order(actor, order_id).await?;
+        let order = self.load_order(actor, order_id).await?;
         let now = self.now();
         let order = self
-            .run_operation(order_id, |o| {
+            .run_operation(order, |o| {
                 Ok(o.begin_capture(amount, &request_key, now, actor)?
                     .map(|_| Effects::default()))
             })
@@ -617,10 +618,9 @@ impl Engine {
         {
             return Err(Error::Forbidden);
         }
-        let id = order.id();
         let now = self.now();
         let order = self
-            .update_order(id, |order| order.apply_provider_event(event, &name, now))
+            .update_order(order, |order| order.apply_provider_event(event, &name, now))
             .await?;
         Ok(order.visible_to(&Actor::Provider(name)))
     }
@@ -642,10 +642,10 @@ impl Engine {
         if matches!(actor, Actor::Provider(_)) {
             return Err(Error::Forbidden);
         }
-        self.load_order(actor, order_id).await?;
+        let order = self.load_order(actor, order_id).await?;
         let now = self.now();
         let order = self
-            .run_operation(order_id, |o| {
+            .run_operation(order, |o| {
                 if o.status() == OrderStatus::Cancelled || o.cancellation().is_some() {
                     return Ok(None);
                 }

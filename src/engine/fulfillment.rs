@@ -189,10 +189,10 @@ impl Engine {
         if !actor.is_privileged() {
             return Err(Error::Forbidden);
         }
-        self.load_order(actor, order_id).await?;
+        let order = self.load_order(actor, order_id).await?;
         let return_key = format!("return:{}", request.key);
         let now = self.now();
-        self.run_operation(order_id, |order| {
+        self.run_operation(order, |order| {
             if order.returns().iter().any(|r| r.key == return_key) {
                 return Ok(None);
             }

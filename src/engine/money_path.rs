@@ -65,16 +65,22 @@ impl ManualRefund {
 }
 
 impl Engine {
-    /// Loads the stored order (no access check: callers checked already),
-    /// applies `change` and saves it under the version check, retrying on a
-    /// lost race. `change` returns `None` when there is nothing to save.
+    /// Applies `change` to `start` (the order as last read; no access check:
+    /// callers checked already) and saves it under the version check; on a
+    /// lost race it re-reads the stored order and tries again. `change`
+    /// returns `None` when there is nothing to save.
     pub(crate) async fn update_order(
         &self,
-        id: OrderId,
+        start: Order,
         mut change: impl FnMut(&mut Order) -> Result<Option<Effects>>,
     ) -> Result<Order> {
+        let id = start.id();
+        let mut current = Some(start);
         for _ in 0..self.inner.config.max_retries {
-            let mut order = self.inner.store.order(id).await?;
+            let mut order = match current.take() {
+                Some(order) => order,
+                None => self.inner.store.order(id).await?,
+            };
             let Some(effects) = change(&mut order)? else {
                 return Ok(order);
             };
@@ -126,7 +132,7 @@ impl Engine {
                 };
                 let now = self.now();
                 order = self
-                    .update_order(id, |o| {
+                    .update_order(order, |o| {
                         let pending = o
                             .payment()
                             .operation(&op.key)
@@ -145,7 +151,7 @@ impl Engine {
             if order.cancellation().is_some() && order.status() != OrderStatus::Cancelled {
                 let now = self.now();
                 order = self
-                    .update_order(id, |o| {
+                    .update_order(order, |o| {
                         if o.cancellation().is_none()
                             || o.status() == OrderStatus::Cancelled
                             || o.payment().pending().is_some()
@@ -200,13 +206,8 @@ impl Engine {
                     .await
             }
         };
-        let name = match op.kind {
-            OperationKind::Capture => "capture",
-            OperationKind::Refund => "refund",
-            OperationKind::Void => "void",
-        };
         crate::telemetry::provider_call(
-            name,
+            op.kind.name(),
             crate::telemetry::result_label(&answer),
             started.elapsed(),
         );
@@ -223,18 +224,21 @@ impl Engine {
     /// `begin` is tried once more.
     pub(crate) async fn run_operation(
         &self,
-        id: OrderId,
+        order: Order,
         mut begin: impl FnMut(&mut Order) -> Result<Option<Effects>>,
     ) -> Result<Order> {
-        let order = match self.update_order(id, &mut begin).await {
+        let id = order.id();
+        let order = match self.update_order(order, &mut begin).await {
             Err(Error::PaymentInProgress { .. }) => {
-                let order = self.inner.store.order(id).await?;
-                self.drive(order).await?;
-                self.update_order(id, &mut begin).await?
+                let stored = self.inner.store.order(id).await?;
+                let settled = Box::pin(self.drive(stored)).await?;
+                self.update_order(settled, &mut begin).await?
             }
             other => other?,
         };
-        self.drive(order).await
+        // Boxed: the protocol's state (orders held across provider calls)
+        // stays off the caller's stack.
+        Box::pin(self.drive(order)).await
     }
 
     /// Refunds an amount of what was captured, for a reason (staff only),
@@ -257,11 +261,11 @@ impl Engine {
         if !matches!(actor, Actor::Staff(_)) {
             return Err(Error::Forbidden);
         }
-        self.load_order(actor, order_id).await?;
+        let order = self.load_order(actor, order_id).await?;
         let request_key = format!("refund:{}", refund.key);
         let now = self.now();
         let order = self
-            .run_operation(order_id, |o| {
+            .run_operation(order, |o| {
                 Ok(
                     o.begin_refund(refund.amount, &refund.reason, &request_key, now, actor)?
                         .map(|_| Effects::default()),

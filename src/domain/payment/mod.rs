@@ -359,7 +359,8 @@ pub enum OperationKind {
 }
 
 impl OperationKind {
-    fn name(self) -> &'static str {
+    /// Its name, as used in provider keys and metrics labels.
+    pub fn name(self) -> &'static str {
         match self {
             Self::Capture => "capture",
             Self::Refund => "refund",
