@@ -87,9 +87,12 @@
 
 mod apply;
 mod explain;
+#[cfg(test)]
+mod fixtures;
 mod price_list;
 mod promotion;
 mod rule;
+mod steps;
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -344,76 +347,18 @@ pub const MAX_USAGE_PASSES: usize = 3;
 /// plugins.
 pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
     let currency = cart.currency();
-    let zero = Money::zero(currency);
     let promotions = ctx.promotions;
 
     // 1. Unit prices.
-    let mut work = Vec::with_capacity(cart.lines().len());
-    let mut prices = Vec::with_capacity(cart.lines().len());
-    for line in cart.lines() {
-        let entry = ctx
-            .catalog
-            .get(&line.variant_id)
-            .ok_or_else(|| Error::not_found("variant", line.variant_id))?;
-        entry.purchasable()?;
-        let base = entry
-            .variant
-            .price(currency)
-            .ok_or_else(|| Error::NoPrice {
-                variant_id: line.variant_id,
-                currency,
-            })?;
-        let (unit_price, source) = if ctx.price_book.is_empty() {
-            (base, PriceSource::Catalog)
-        } else {
-            ctx.price_book.unit_price(
-                line.variant_id,
-                base,
-                line.quantity,
-                &ctx.customer.groups,
-                ctx.now,
-            )
-        };
-        let unit = unit_price.to_minor()?;
-        let subtotal = unit
-            .checked_mul(i128::from(line.quantity))
-            .ok_or_else(|| Error::Overflow("line subtotal"))?;
-        work.push(WorkLine {
-            id: line.id,
-            entry,
-            quantity: line.quantity,
-            unit,
-            subtotal,
-            rank: 0,
-        });
-        prices.push((base, unit_price, source));
-    }
-    let mut order: Vec<usize> = (0..work.len()).collect();
-    order.sort_by_key(|i| work.get(*i).map(|l| l.entry.variant.id()));
-    for (rank, i) in order.into_iter().enumerate() {
-        if let Some(l) = work.get_mut(i) {
-            l.rank = u32::try_from(rank).map_err(|_| Error::Overflow("lines"))?;
-        }
-    }
+    let (work, list_prices) = steps::unit_prices(cart, ctx)?;
     let subtotal_minor = work
         .iter()
         .try_fold(0_i128, |acc, l| acc.checked_add(l.subtotal))
         .ok_or_else(|| Error::Overflow("subtotal"))?;
-    let env = Env {
-        currency,
-        lines: &work,
-        subtotal: subtotal_minor,
-        items: cart.item_count(),
-        shipping_method: cart.shipping_method(),
-        customer: ctx.customer,
-        now: ctx.now,
-        catalog: ctx.catalog,
-        usage: ctx.usage,
-        rounding: promotions.settings().rounding,
-        index: promotions.index_cart(&work),
-    };
+    let env = steps::environment(cart, ctx, &work, subtotal_minor);
 
-    // 2. Line promotions.
+    // 2. Line promotions, then the priced lines (gifts last) with their
+    // adjustments. `net` is each line's amount after discounts, in minor units.
     let mut run = Run::default();
     let mut remaining: Vec<i128> = work.iter().map(|l| l.subtotal).collect();
     let (line_candidates, shipping_candidates) =
@@ -427,257 +372,45 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
         &[],
         &mut run,
     )?;
-
-    // Amounts are kept in minor units from here on, converted to `Money`
-    // once per field: `net` is each line's amount after discounts.
-    let mut lines = Vec::with_capacity(work.len());
-    let mut net: Vec<i128> = Vec::with_capacity(work.len());
-    let mut adjustment_counts = vec![0_usize; work.len()];
-    for applied in &run.applied {
-        for (i, _) in &applied.effect.lines {
-            if let Some(c) = adjustment_counts.get_mut(*i) {
-                *c += 1;
-            }
-        }
-    }
-    let mut bought_discount = 0_i128;
-    for (((w, (base, unit_price, source)), left), count) in work
-        .iter()
-        .zip(prices)
-        .zip(&remaining)
-        .zip(adjustment_counts)
-    {
-        let entry = w.entry;
-        let weight_grams = u64::from(entry.variant.weight_grams())
-            .checked_mul(u64::from(w.quantity))
-            .ok_or_else(|| Error::Overflow("line weight"))?;
-        let subtotal = env.money(w.subtotal)?;
-        let discount = env.money(w.subtotal - left)?;
-        net.push(*left);
-        bought_discount += w.subtotal - left;
-        lines.push(PricedLine {
-            line_id: w.id,
-            variant_id: entry.variant.id(),
-            sku: entry.variant.sku().clone(),
-            name: entry.display_name(),
-            quantity: w.quantity,
-            list_price: base,
-            unit_price,
-            price_source: source,
-            subtotal,
-            adjustments: Vec::with_capacity(count),
-            discount,
-            tax: zero,
-            total: env.money(*left)?,
-            requires_shipping: entry.variant.requires_shipping(),
-            weight_grams,
-            gift_of: None,
-        });
-    }
-    // Gift lines.
-    for applied in &run.applied {
-        let (Some(gift), Some(p)) = (&applied.effect.gift, promotions.promotion(applied.index))
-        else {
-            continue;
-        };
-        let entry = ctx
-            .catalog
-            .get(&gift.variant_id)
-            .ok_or_else(|| Error::not_found("variant", gift.variant_id))?;
-        let unit_price = env.money(gift.unit)?;
-        let subtotal = unit_price.checked_mul_qty(gift.quantity)?;
-        net.push(0);
-        lines.push(PricedLine {
-            line_id: gift_line_id(p.id, gift.variant_id),
-            variant_id: gift.variant_id,
-            sku: entry.variant.sku().clone(),
-            name: entry.display_name(),
-            quantity: gift.quantity,
-            list_price: unit_price,
-            unit_price,
-            price_source: PriceSource::Catalog,
-            subtotal,
-            adjustments: vec![adjustment(
-                p,
-                promotions.label(applied.index),
-                applied.code.as_ref(),
-                subtotal,
-            )],
-            discount: subtotal,
-            tax: zero,
-            total: zero,
-            requires_shipping: entry.variant.requires_shipping(),
-            weight_grams: u64::from(entry.variant.weight_grams())
-                .checked_mul(u64::from(gift.quantity))
-                .ok_or_else(|| Error::Overflow("line weight"))?,
-            gift_of: Some(p.id),
-        });
-    }
-    for applied in &run.applied {
-        let Some(p) = promotions.promotion(applied.index) else {
-            continue;
-        };
-        for (i, amount) in &applied.effect.lines {
-            if let Some(line) = lines.get_mut(*i) {
-                line.adjustments.push(adjustment(
-                    p,
-                    promotions.label(applied.index),
-                    applied.code.as_ref(),
-                    env.money(*amount)?,
-                ));
-            }
-        }
-    }
+    let (mut lines, bought_discount) =
+        steps::discounted_lines(&env, list_prices, &remaining, &run)?;
+    let mut net = remaining.clone();
+    steps::gift_lines(&env, promotions, &run, &mut lines, &mut net)?;
+    steps::attach_adjustments(&env, promotions, &run, &mut lines)?;
 
     // 3. Shipping, on the discounted merchandise.
     let requires_shipping = lines.iter().any(|l| l.requires_shipping);
-    let mut shipping_options = Vec::new();
-    let mut shipping = None;
-    let mut shipping_hints = Vec::new();
-    if requires_shipping {
-        let (mut discounted, mut weight, mut items) = (0_i128, 0_u64, 0_u64);
-        for (l, n) in lines.iter().zip(&net) {
-            if l.requires_shipping {
-                discounted += n;
-                weight = weight
-                    .checked_add(l.weight_grams)
-                    .ok_or_else(|| Error::Overflow("cart weight"))?;
-                items += u64::from(l.quantity);
-            }
-        }
-        let input = ShippingInput {
-            currency,
-            subtotal: env.money(discounted)?,
-            weight_grams: weight,
-            items,
-            destination: cart.shipping_address(),
-        };
-        shipping_options = ctx.shipping.rates(&input)?;
-        for rate in &shipping_options {
-            if rate.price.currency() != currency {
-                return Err(Error::CurrencyMismatch {
-                    left: currency,
-                    right: rate.price.currency(),
-                });
-            }
-            rate.price.exact()?;
-            if rate.price.is_negative() {
-                return Err(Error::invalid("shipping rate", "must not be negative"));
-            }
-        }
-        if let Some(code) = cart.shipping_method() {
-            let rate = shipping_options
-                .iter()
-                .find(|r| r.code == code)
-                .cloned()
-                .ok_or_else(|| Error::ShippingUnavailable(code.to_owned()))?;
-            let before: Vec<u32> = run.applied.iter().map(|a| a.index).collect();
-            let first = run.applied.len();
-            let mut left = rate.price.to_minor()?;
-            let mut line_left = remaining.clone();
-            promotions.apply(
-                &env,
-                shipping_candidates,
-                &mut line_left,
-                &mut left,
-                &before,
-                &mut run,
-            )?;
-            let mut adjustments = Vec::new();
-            for applied in run.applied.iter().skip(first) {
-                if let Some(p) = promotions.promotion(applied.index) {
-                    adjustments.push(adjustment(
-                        p,
-                        promotions.label(applied.index),
-                        applied.code.as_ref(),
-                        env.money(applied.effect.shipping)?,
-                    ));
-                }
-            }
-            let discount = rate.price.checked_sub(env.money(left)?)?;
-            shipping = Some(ShippingCharge {
-                code: rate.code,
-                name: rate.name,
-                amount: rate.price,
-                adjustments,
-                discount,
-                tax: zero,
-                total: env.money(left)?,
-            });
-        } else {
-            drop(shipping_candidates);
-        }
-        free_shipping_hints(
-            &shipping_options,
-            &input,
-            cart.shipping_method(),
-            &mut shipping_hints,
-        )?;
-    }
+    let mut shipping = if requires_shipping {
+        steps::shipping(
+            cart,
+            ctx,
+            &env,
+            (&lines, &net, &remaining),
+            shipping_candidates,
+            &mut run,
+        )?
+    } else {
+        steps::Shipping::default()
+    };
 
     // 4. Tax, on discounted amounts.
-    let mut taxable = Vec::with_capacity(lines.len());
-    for (i, l) in lines.iter().enumerate() {
-        let entry = match work.get(i) {
-            Some(w) => Some(w.entry),
-            None => ctx.catalog.get(&l.variant_id),
-        };
-        taxable.push(TaxableLine {
-            line_id: l.line_id,
-            tax_class: entry.map_or("standard", |e| e.variant.tax_class()),
-            amount: env.money(net.get(i).copied().unwrap_or(0))?,
-        });
-    }
-    let address = cart.shipping_address().or(cart.billing_address());
-    let breakdown = ctx.tax.tax(&TaxInput {
-        currency,
-        lines: taxable,
-        shipping: shipping.as_ref().map(|c| c.total),
-        address,
-    })?;
-    if breakdown.lines.len() != lines.len() {
-        return Err(Error::invalid(
-            "tax calculator",
-            "returned a different number of lines than it was given",
-        ));
-    }
-    let inclusive = breakdown.prices_include_tax;
-    let (mut tax_sum, mut total_sum) = (0_i128, 0_i128);
-    for ((line, tax), n) in lines.iter_mut().zip(&breakdown.lines).zip(&net) {
-        let tax_minor = checked_tax(*tax, currency)?;
-        let line_total = if inclusive { *n } else { n + tax_minor };
-        line.tax = *tax;
-        line.total = env.money(line_total)?;
-        tax_sum += tax_minor;
-        total_sum += line_total;
-    }
-    let mut shipping_discount = 0_i128;
-    if let Some(s) = shipping.as_mut() {
-        let tax_minor = checked_tax(breakdown.shipping, currency)?;
-        let charged = s.total.to_minor()?;
-        let ship_total = if inclusive {
-            charged
-        } else {
-            charged + tax_minor
-        };
-        s.tax = breakdown.shipping;
-        s.total = env.money(ship_total)?;
-        shipping_discount = s.discount.to_minor()?;
-        tax_sum += tax_minor;
-        total_sum += ship_total;
-    }
+    let taxed = steps::tax(cart, ctx, &env, &mut lines, &net, shipping.charge.as_mut())?;
 
     // 5. Totals, summed in minor units.
+    let shipping_discount = match &shipping.charge {
+        Some(s) => s.discount.to_minor()?,
+        None => 0,
+    };
     let subtotal = env.money(subtotal_minor)?;
-    let tax_total = env.money(tax_sum)?;
+    let tax_total = env.money(taxed.tax)?;
     let discount_total = env.money(bought_discount + shipping_discount)?;
-    let total = env.money(total_sum)?;
+    let total = env.money(taxed.total)?;
     if total.is_negative() {
         return Err(Error::invalid("total", "would be negative"));
     }
     let usage_claims = promotions.claims(&run.applied, ctx.coupons, ctx.customer)?;
     let (outcomes, mut hints) = explain(&run, &lines, promotions, &env)?;
-    hints.extend(shipping_hints);
+    hints.append(&mut shipping.hints);
     Ok(PricedCart {
         cart_id: cart.id(),
         cart_version: cart.version(),
@@ -685,33 +418,17 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
         lines,
         subtotal,
         discount_total,
-        shipping,
-        shipping_options,
+        shipping: shipping.charge,
+        shipping_options: shipping.options,
         tax_total,
-        prices_include_tax: inclusive,
-        tax_lines: breakdown.summary,
+        prices_include_tax: taxed.inclusive,
+        tax_lines: taxed.summary,
         total,
         requires_shipping,
         usage_claims,
         promotions: outcomes,
         hints,
     })
-}
-
-/// A calculator's tax in minor units, checked: the cart's currency, exact,
-/// not negative.
-fn checked_tax(tax: Money, currency: Currency) -> Result<i128> {
-    if tax.currency() != currency {
-        return Err(Error::CurrencyMismatch {
-            left: currency,
-            right: tax.currency(),
-        });
-    }
-    let minor = tax.to_minor()?;
-    if minor < 0 {
-        return Err(Error::invalid("tax calculator", "returned a negative tax"));
-    }
-    Ok(minor)
 }
 
 fn adjustment(p: &Promotion, label: Arc<str>, code: Option<&String>, amount: Money) -> Adjustment {
@@ -728,36 +445,6 @@ fn adjustment(p: &Promotion, label: Arc<str>, code: Option<&String>, amount: Mon
 fn gift_line_id(promotion: PromotionId, variant: VariantId) -> LineId {
     let mixed = promotion.as_uuid().as_u128() ^ variant.as_uuid().as_u128().rotate_left(17);
     LineId::from_uuid(uuid::Uuid::from_u128(mixed))
-}
-
-/// "Add X more for free shipping" for the chosen method (or every method
-/// offered when none is chosen) that is free from a threshold not reached.
-fn free_shipping_hints(
-    options: &[ShippingRate],
-    input: &ShippingInput<'_>,
-    chosen: Option<&str>,
-    hints: &mut Vec<Hint>,
-) -> Result<()> {
-    for rate in options {
-        if chosen.is_some_and(|c| c != rate.code) || rate.price.is_zero() {
-            continue;
-        }
-        let Some(threshold) = rate.free_from else {
-            continue;
-        };
-        if threshold.currency() != input.currency {
-            continue;
-        }
-        let missing = threshold.checked_sub(input.subtotal)?;
-        if !missing.is_negative() && !missing.is_zero() {
-            hints.push(Hint {
-                promotion_id: None,
-                missing,
-                message: format!("add {missing} more for free {}", rate.name),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// Every promotion's outcome, in priority order (unknown codes last), and hints.
@@ -832,15 +519,17 @@ fn explain(
             },
         ));
     }
-    let mut hints: Vec<Hint> = Vec::new();
-    for (index, missing) in &run.hints {
-        if let Some(p) = promotions.promotion(*index) {
-            hints.push(Hint {
+    let hints = run
+        .hints
+        .iter()
+        .filter_map(|(index, missing)| {
+            let p = promotions.promotion(*index)?;
+            Some(Hint {
                 promotion_id: Some(p.id),
                 missing: *missing,
                 message: format!("add {missing} more for {}", p.name),
-            });
-        }
-    }
+            })
+        })
+        .collect();
     Ok((out.into_iter().map(|(_, o)| o).collect(), hints))
 }

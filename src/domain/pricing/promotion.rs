@@ -942,16 +942,7 @@ fn validate_action(a: &Action, budget: &mut Budget) -> Result<()> {
             price,
             max_bundles,
         } => {
-            if items.is_empty() || items.len() > MAX_BUNDLE_ITEMS {
-                return Err(Error::invalid(
-                    "bundle",
-                    format!("needs 1 to {MAX_BUNDLE_ITEMS} items"),
-                ));
-            }
-            for item in items {
-                validate_filter(&item.filter, 0, budget)?;
-                check_quantity("bundle item quantity", item.quantity)?;
-            }
+            validate_bundle(items, budget)?;
             max_q(max_bundles)?;
             non_negative_money("bundle price", price)
         }
@@ -972,28 +963,7 @@ fn validate_action(a: &Action, budget: &mut Budget) -> Result<()> {
         }
         Action::Tiered { target, tiers } => {
             validate_filter(target, 0, budget)?;
-            let n = match tiers {
-                Tiers::Subtotal { tiers } => {
-                    for t in tiers {
-                        non_negative_money("tier threshold", &t.min)?;
-                        validate_reward(&t.reward)?;
-                    }
-                    tiers.len()
-                }
-                Tiers::Quantity { tiers } => {
-                    for t in tiers {
-                        validate_reward(&t.reward)?;
-                    }
-                    tiers.len()
-                }
-            };
-            if n == 0 || n > MAX_TIERS {
-                return Err(Error::invalid(
-                    "tiers",
-                    format!("need 1 to {MAX_TIERS} tiers"),
-                ));
-            }
-            Ok(())
+            validate_tiers(tiers)
         }
         Action::Shipping { reward, methods } => {
             check_len("shipping methods", methods.len())?;
@@ -1002,6 +972,48 @@ fn validate_action(a: &Action, budget: &mut Budget) -> Result<()> {
         Action::Gift { quantity, .. } => check_quantity("gift quantity", *quantity),
         Action::Custom { rule, .. } => required_text("rule name", rule, MAX_NAME_LEN).map(drop),
     }
+}
+
+/// A bundle has 1 to [`MAX_BUNDLE_ITEMS`] parts, each a valid filter and
+/// quantity.
+fn validate_bundle(items: &[BundleItem], budget: &mut Budget) -> Result<()> {
+    if items.is_empty() || items.len() > MAX_BUNDLE_ITEMS {
+        return Err(Error::invalid(
+            "bundle",
+            format!("needs 1 to {MAX_BUNDLE_ITEMS} items"),
+        ));
+    }
+    for item in items {
+        validate_filter(&item.filter, 0, budget)?;
+        check_quantity("bundle item quantity", item.quantity)?;
+    }
+    Ok(())
+}
+
+/// 1 to [`MAX_TIERS`] tiers, each with a valid threshold and reward.
+fn validate_tiers(tiers: &Tiers) -> Result<()> {
+    let n = match tiers {
+        Tiers::Subtotal { tiers } => {
+            for t in tiers {
+                non_negative_money("tier threshold", &t.min)?;
+                validate_reward(&t.reward)?;
+            }
+            tiers.len()
+        }
+        Tiers::Quantity { tiers } => {
+            for t in tiers {
+                validate_reward(&t.reward)?;
+            }
+            tiers.len()
+        }
+    };
+    if n == 0 || n > MAX_TIERS {
+        return Err(Error::invalid(
+            "tiers",
+            format!("need 1 to {MAX_TIERS} tiers"),
+        ));
+    }
+    Ok(())
 }
 
 fn filter_currencies(f: &LineFilter, out: &mut BTreeSet<Currency>) {

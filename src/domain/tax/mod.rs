@@ -329,19 +329,16 @@ impl TaxTable {
     }
 }
 
-impl TaxCalculator for TaxTable {
-    fn tax(&self, input: &TaxInput<'_>) -> Result<TaxBreakdown> {
-        let currency = input.currency;
-        let money = |minor: i128| -> Result<Money> {
-            let d = Decimal::try_from_i128_with_scale(minor, currency.minor_units())
-                .map_err(|_| Error::Overflow("tax"))?;
-            Ok(Money::new(d, currency))
-        };
-        // (rate, amount) per line, then shipping last.
-        let mut items: Vec<Option<(&TaxRate, i128)>> = Vec::with_capacity(input.lines.len() + 1);
+/// Each taxed amount with its rate, in minor units: the lines, then the
+/// shipping charge last; `None` where no rate applies.
+type Rated<'t> = Vec<Option<(&'t TaxRate, i128)>>;
+
+impl TaxTable {
+    /// The rate for each line and for shipping, with the amounts.
+    fn rated<'t>(&'t self, input: &TaxInput<'_>) -> Result<Rated<'t>> {
+        let mut items: Rated<'t> = Vec::with_capacity(input.lines.len() + 1);
         for l in &input.lines {
-            let rate = self.rate_for(input.address, l.tax_class);
-            items.push(match rate {
+            items.push(match self.rate_for(input.address, l.tax_class) {
                 Some(r) => Some((r, l.amount.to_minor()?)),
                 None => None,
             });
@@ -354,71 +351,101 @@ impl TaxCalculator for TaxTable {
             Some((r, s)) => Some((r, s.to_minor()?)),
             None => None,
         });
+        Ok(items)
+    }
+
+    /// Each item's tax, rounded on its own.
+    fn per_line(&self, items: &Rated<'_>) -> Result<Vec<i128>> {
         let mut taxes = vec![0_i128; items.len()];
-        match self.rounding {
-            TaxRounding::PerLine => {
-                for (item, tax) in items.iter().zip(taxes.iter_mut()) {
-                    if let Some((r, amount)) = item {
-                        let (n, d) = self.exact(*amount, r.rate)?;
-                        *tax = crate::money::div_round(n, d, self.mode);
-                    }
-                }
+        for (item, tax) in items.iter().zip(taxes.iter_mut()) {
+            if let Some((r, amount)) = item {
+                let (n, d) = self.exact(*amount, r.rate)?;
+                *tax = crate::money::div_round(n, d, self.mode);
             }
-            TaxRounding::PerTotal => {
-                // Group by rate name; round each group's exact total once.
-                let mut groups: BTreeMap<(&str, Decimal), Vec<usize>> = BTreeMap::new();
-                for (i, item) in items.iter().enumerate() {
-                    if let Some((r, _)) = item {
-                        groups.entry((r.name.as_str(), r.rate)).or_default().push(i);
-                    }
-                }
-                for ((_, rate), members) in groups {
-                    let mut num = 0_i128;
-                    let mut den = 1_i128;
-                    let mut weights = Vec::with_capacity(members.len());
-                    for i in &members {
-                        let amount = items.get(*i).and_then(|x| x.map(|(_, a)| a)).unwrap_or(0);
-                        let (n, d) = self.exact(amount, rate)?;
-                        num = num.checked_add(n).ok_or_else(|| Error::Overflow("tax"))?;
-                        den = d;
-                        weights.push(u64::try_from(n.max(0)).map_err(|_| Error::Overflow("tax"))?);
-                    }
-                    let total = crate::money::div_round(num, den, self.mode);
-                    if weights.iter().all(|w| *w == 0) {
-                        continue;
-                    }
-                    for (i, part) in members.iter().zip(allocate_minor(total, &weights)?) {
-                        if let Some(t) = taxes.get_mut(*i) {
-                            *t = part;
-                        }
-                    }
+        }
+        Ok(taxes)
+    }
+
+    /// Each rate's exact total rounded once, then allocated to its items in
+    /// proportion (largest remainder).
+    fn per_total(&self, items: &Rated<'_>) -> Result<Vec<i128>> {
+        let mut taxes = vec![0_i128; items.len()];
+        let mut groups: BTreeMap<(&str, Decimal), Vec<usize>> = BTreeMap::new();
+        for (i, item) in items.iter().enumerate() {
+            if let Some((r, _)) = item {
+                groups.entry((r.name.as_str(), r.rate)).or_default().push(i);
+            }
+        }
+        for ((_, rate), members) in groups {
+            let mut num = 0_i128;
+            let mut den = 1_i128;
+            let mut weights = Vec::with_capacity(members.len());
+            for i in &members {
+                let amount = items.get(*i).and_then(|x| x.map(|(_, a)| a)).unwrap_or(0);
+                let (n, d) = self.exact(amount, rate)?;
+                num = num.checked_add(n).ok_or_else(|| Error::Overflow("tax"))?;
+                den = d;
+                weights.push(u64::try_from(n.max(0)).map_err(|_| Error::Overflow("tax"))?);
+            }
+            let total = crate::money::div_round(num, den, self.mode);
+            if weights.iter().all(|w| *w == 0) {
+                continue;
+            }
+            for (i, part) in members.iter().zip(allocate_minor(total, &weights)?) {
+                if let Some(t) = taxes.get_mut(*i) {
+                    *t = part;
                 }
             }
         }
+        Ok(taxes)
+    }
+}
+
+/// One summary line per rate (name and rate) that taxed something.
+fn summarize<'m>(
+    items: &Rated<'_>,
+    amounts: impl Iterator<Item = &'m Money>,
+) -> Result<Vec<TaxLine>> {
+    let mut summary: Vec<TaxLine> = Vec::new();
+    for (item, amount) in items.iter().zip(amounts) {
+        let Some((r, _)) = item else { continue };
+        if amount.is_zero() {
+            continue;
+        }
+        match summary
+            .iter_mut()
+            .find(|s| s.name == r.name && s.rate == r.rate)
+        {
+            Some(s) => s.amount = s.amount.checked_add(*amount)?,
+            None => summary.push(TaxLine {
+                name: r.name.clone(),
+                rate: r.rate,
+                amount: *amount,
+            }),
+        }
+    }
+    Ok(summary)
+}
+
+impl TaxCalculator for TaxTable {
+    fn tax(&self, input: &TaxInput<'_>) -> Result<TaxBreakdown> {
+        let currency = input.currency;
+        let money = |minor: i128| -> Result<Money> {
+            let d = Decimal::try_from_i128_with_scale(minor, currency.minor_units())
+                .map_err(|_| Error::Overflow("tax"))?;
+            Ok(Money::new(d, currency))
+        };
+        let items = self.rated(input)?;
+        let mut taxes = match self.rounding {
+            TaxRounding::PerLine => self.per_line(&items)?,
+            TaxRounding::PerTotal => self.per_total(&items)?,
+        };
         let shipping = money(taxes.pop().unwrap_or(0))?;
         let lines = taxes
             .iter()
             .map(|t| money(*t))
             .collect::<Result<Vec<_>>>()?;
-        let mut summary: Vec<TaxLine> = Vec::new();
-        let amounts = lines.iter().chain(std::iter::once(&shipping));
-        for (item, amount) in items.iter().zip(amounts) {
-            let Some((r, _)) = item else { continue };
-            if amount.is_zero() {
-                continue;
-            }
-            match summary
-                .iter_mut()
-                .find(|s| s.name == r.name && s.rate == r.rate)
-            {
-                Some(s) => s.amount = s.amount.checked_add(*amount)?,
-                None => summary.push(TaxLine {
-                    name: r.name.clone(),
-                    rate: r.rate,
-                    amount: *amount,
-                }),
-            }
-        }
+        let summary = summarize(&items, lines.iter().chain(std::iter::once(&shipping)))?;
         Ok(TaxBreakdown {
             lines,
             shipping,

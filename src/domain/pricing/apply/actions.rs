@@ -3,184 +3,57 @@
 
 use super::*;
 use crate::money::allocate_minor_ranked;
+use crate::pricing::{BundleItem, PricingRule};
+use rust_decimal::Decimal;
+
+/// What an action's arithmetic answers: an effect, a reason it does not
+/// apply, or an error (overflow, a bad percent).
+type Answer = Result<std::result::Result<Effect, Rejection>>;
 
 impl PromotionSet {
-    /// What `action` would take off, given what is left.
+    /// What `action` would take off, given what is left: one named step
+    /// per action, then [`tidy`] makes the effect canonical.
     pub(super) fn effect(
         &self,
         action: &Action,
         env: &Env<'_>,
         remaining: &[i128],
         shipping: i128,
-    ) -> Result<std::result::Result<Effect, Rejection>> {
-        let mode = env.rounding;
-        let mut effect = Effect::default();
-        let selected = |f: &LineFilter| -> Vec<usize> { lines_matching(f, env) };
-        let rem = |i: usize| remaining.get(i).copied().unwrap_or(0);
-        let line = |i: usize| env.lines.get(i);
-        // The value of `units` of line `i`, floored: computed as
-        // (r / q)·u + (r mod q)·u / q, which cannot overflow for u ≤ q.
-        let value = |i: usize, units: u32| -> i128 {
-            match line(i) {
-                Some(l) if l.quantity > 0 => {
-                    let (r, q, u) = (
-                        rem(i),
-                        i128::from(l.quantity),
-                        i128::from(units.min(l.quantity)),
-                    );
-                    (r / q) * u + (r % q) * u / q
-                }
-                _ => 0,
-            }
-        };
-        let units_of = |i: usize, max: &Option<u32>| -> u32 {
-            let q = line(i).map_or(0, |l| l.quantity);
-            max.map_or(q, |m| q.min(m))
-        };
-        match action {
+    ) -> Answer {
+        let on = Left { env, remaining };
+        let answer = match action {
             Action::PercentOffItems {
                 target,
                 percent,
                 max_discount,
                 max_quantity_per_line,
-            } => {
-                let f = Fraction::percent(*percent)?;
-                for i in selected(target) {
-                    let q = line(i).map_or(0, |l| l.quantity);
-                    let d = f.of(rem(i), units_of(i, max_quantity_per_line), q, mode)?;
-                    effect.lines.push((i, d));
-                }
-                if let Some(cap_amount) = max_discount.as_ref().and_then(|m| env.minor(m))
-                    && effect.total() > cap_amount
-                {
-                    cap(&mut effect, cap_amount, env)?;
-                }
-            }
+            } => on.percent_off_items(
+                target,
+                *percent,
+                max_discount.as_ref(),
+                *max_quantity_per_line,
+            ),
             Action::AmountOffItems {
                 target,
                 amount,
                 per,
                 max_quantity_per_line,
-            } => {
-                let Some(amount) = env.minor(amount) else {
-                    return Ok(Err(wrong_currency(amount, env)));
-                };
-                let lines = selected(target);
-                match per {
-                    AmountPer::Unit | AmountPer::Line => {
-                        for i in lines {
-                            let units = units_of(i, max_quantity_per_line);
-                            let ask = if *per == AmountPer::Unit {
-                                amount
-                                    .checked_mul(i128::from(units))
-                                    .ok_or_else(|| Error::Overflow("discount"))?
-                            } else {
-                                amount
-                            };
-                            effect.lines.push((i, ask.min(value(i, units))));
-                        }
-                    }
-                    AmountPer::Split => {
-                        let weights: Vec<(usize, i128)> = lines
-                            .iter()
-                            .map(|i| (*i, value(*i, units_of(*i, max_quantity_per_line))))
-                            .collect();
-                        split(&mut effect, amount, &weights, env)?;
-                    }
-                }
-            }
+            } => on.amount_off_items(target, amount, *per, *max_quantity_per_line),
             Action::PercentOffOrder {
                 percent,
                 max_discount,
-            } => {
-                let f = Fraction::percent(*percent)?;
-                let base: i128 = remaining.iter().sum();
-                let mut total = f.of(base, 1, 1, mode)?;
-                if let Some(cap_amount) = max_discount.as_ref().and_then(|m| env.minor(m)) {
-                    total = total.min(cap_amount);
-                }
-                let weights: Vec<(usize, i128)> = remaining.iter().copied().enumerate().collect();
-                split(&mut effect, total, &weights, env)?;
-            }
-            Action::AmountOffOrder { amount } => {
-                let Some(amount) = env.minor(amount) else {
-                    return Ok(Err(wrong_currency(amount, env)));
-                };
-                let weights: Vec<(usize, i128)> = remaining.iter().copied().enumerate().collect();
-                split(&mut effect, amount, &weights, env)?;
-            }
+            } => on.percent_off_order(*percent, max_discount.as_ref()),
+            Action::AmountOffOrder { amount } => on.amount_off_order(amount),
             Action::FixedPrice {
                 target,
                 price,
                 max_quantity_per_line,
-            } => {
-                let Some(price) = env.minor(price) else {
-                    return Ok(Err(wrong_currency(price, env)));
-                };
-                for i in selected(target) {
-                    let units = units_of(i, max_quantity_per_line);
-                    let at = price
-                        .checked_mul(i128::from(units))
-                        .ok_or_else(|| Error::Overflow("fixed price"))?;
-                    effect.lines.push((i, (value(i, units) - at).max(0)));
-                }
-            }
+            } => on.fixed_price(target, price, *max_quantity_per_line),
             Action::Bundle {
                 items,
                 price,
                 max_bundles,
-            } => {
-                let Some(price) = env.minor(price) else {
-                    return Ok(Err(wrong_currency(price, env)));
-                };
-                let sets: Vec<(Vec<usize>, u32)> = items
-                    .iter()
-                    .map(|item| {
-                        let mut lines = selected(&item.filter);
-                        // Most valuable units first.
-                        lines.sort_by(|a, b| {
-                            per_unit_cmp(*b, *a, env, remaining)
-                                .then(line_rank(*a, env).cmp(&line_rank(*b, env)))
-                        });
-                        (lines, item.quantity)
-                    })
-                    .collect();
-                let upper = sets
-                    .iter()
-                    .map(|(lines, q)| {
-                        let units: u64 = lines
-                            .iter()
-                            .map(|i| u64::from(line(*i).map_or(0, |l| l.quantity)))
-                            .sum();
-                        units / u64::from((*q).max(1))
-                    })
-                    .min()
-                    .unwrap_or(0)
-                    .min(max_bundles.map_or(u64::MAX, u64::from));
-                // The largest feasible count (overlapping parts may share units).
-                let (mut lo, mut hi) = (0_u64, upper);
-                while lo < hi {
-                    let mid = lo + (hi - lo).div_ceil(2);
-                    if take_bundles(&sets, mid, env).is_some() {
-                        lo = mid;
-                    } else {
-                        hi = mid - 1;
-                    }
-                }
-                if let Some(taken) = take_bundles(&sets, lo, env).filter(|_| lo > 0) {
-                    let weights: Vec<(usize, i128)> = taken
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, t)| **t > 0)
-                        .map(|(i, t)| (i, value(i, *t)))
-                        .collect();
-                    let worth: i128 = weights.iter().map(|(_, w)| w).sum();
-                    let at = price
-                        .checked_mul(i128::from(lo))
-                        .ok_or_else(|| Error::Overflow("bundle price"))?;
-                    split(&mut effect, (worth - at).max(0), &weights, env)?;
-                }
-            }
+            } => on.bundle(items, price, *max_bundles),
             Action::BuyXGetY {
                 buy,
                 buy_quantity,
@@ -188,141 +61,391 @@ impl PromotionSet {
                 get_quantity,
                 percent,
                 max_applications,
-            } => {
-                let f = Fraction::percent(*percent)?;
-                let got = buy_x_get_y(
-                    env,
-                    remaining,
-                    &selected(buy),
-                    *buy_quantity,
-                    &selected(get),
-                    *get_quantity,
-                    *max_applications,
-                );
-                for (i, units) in got.into_iter().enumerate() {
-                    if units > 0 {
-                        let q = line(i).map_or(0, |l| l.quantity);
-                        effect.lines.push((i, f.of(rem(i), units, q, mode)?));
-                    }
-                }
-            }
-            Action::Tiered { target, tiers } => {
-                let lines = selected(target);
-                let reward = match tiers {
-                    Tiers::Subtotal { tiers } => {
-                        let measure: i128 = lines
-                            .iter()
-                            .filter_map(|i| line(*i))
-                            .map(|l| l.subtotal)
-                            .sum();
-                        tiers
-                            .iter()
-                            .filter_map(|t| env.minor(&t.min).map(|m| (m, &t.reward)))
-                            .filter(|(m, _)| *m <= measure)
-                            .max_by_key(|(m, _)| *m)
-                            .map(|(_, r)| r)
-                    }
-                    Tiers::Quantity { tiers } => {
-                        let measure: u64 = lines
-                            .iter()
-                            .filter_map(|i| line(*i))
-                            .map(|l| u64::from(l.quantity))
-                            .sum();
-                        tiers
-                            .iter()
-                            .filter(|t| t.min <= measure)
-                            .max_by_key(|t| t.min)
-                            .map(|t| &t.reward)
-                    }
-                };
-                match reward {
-                    None => return Ok(Err(Rejection::NothingToDiscount)),
-                    Some(Reward::Percent { percent }) => {
-                        let f = Fraction::percent(*percent)?;
-                        for i in lines {
-                            effect.lines.push((i, f.of(rem(i), 1, 1, mode)?));
-                        }
-                    }
-                    Some(Reward::Amount { amount }) => {
-                        let Some(amount) = env.minor(amount) else {
-                            return Ok(Err(wrong_currency(amount, env)));
-                        };
-                        let weights: Vec<(usize, i128)> =
-                            lines.iter().map(|i| (*i, rem(*i))).collect();
-                        split(&mut effect, amount, &weights, env)?;
-                    }
-                }
-            }
-            Action::Shipping { reward, methods } => {
-                let chosen = env.shipping_method.unwrap_or_default();
-                if shipping <= 0 || (!methods.is_empty() && !methods.iter().any(|m| m == chosen)) {
-                    return Ok(Err(Rejection::NothingToDiscount));
-                }
-                effect.shipping = match reward {
-                    Reward::Percent { percent } => {
-                        Fraction::percent(*percent)?.of(shipping, 1, 1, mode)?
-                    }
-                    Reward::Amount { amount } => match env.minor(amount) {
-                        Some(a) => a.min(shipping),
-                        None => return Ok(Err(wrong_currency(amount, env))),
-                    },
-                };
-            }
+            } => on.buy_x_get_y(
+                (buy, *buy_quantity),
+                (get, *get_quantity),
+                *percent,
+                *max_applications,
+            ),
+            Action::Tiered { target, tiers } => on.tiered(target, tiers),
+            Action::Shipping { reward, methods } => on.shipping(reward, methods, shipping),
             Action::Gift {
                 variant_id,
                 quantity,
-            } => {
-                let unit = env
-                    .catalog
-                    .get(variant_id)
-                    .filter(|e| e.purchasable().is_ok())
-                    .and_then(|e| e.variant.price(env.currency))
-                    .and_then(|p| p.to_minor().ok());
-                let Some(unit) = unit else {
-                    return Ok(Err(Rejection::GiftUnavailable {
-                        variant_id: *variant_id,
-                    }));
-                };
-                effect.gift = Some(Gift {
-                    variant_id: *variant_id,
-                    quantity: *quantity,
-                    unit,
-                });
-            }
-            Action::Custom { rule, settings } => {
-                let Some(r) = self.rules.get(rule) else {
-                    return Ok(Err(Rejection::UnknownRule { rule: rule.clone() }));
-                };
-                let cart = env.rule_cart(remaining)?;
-                // A custom rule that fails or answers nonsense is skipped
-                // with the reason, never failing pricing.
-                let unevaluable =
-                    |reason: String| Ok(Err(Rejection::Unevaluable { problem: reason }));
-                let proposed = match r.action(settings, &cart) {
-                    Ok(p) => p,
-                    Err(e) => return unevaluable(format!("rule `{rule}` failed: {e}")),
-                };
-                for (line_id, amount) in proposed {
-                    let Some(i) = env.lines.iter().position(|l| l.id == line_id) else {
-                        return unevaluable(format!("rule `{rule}` discounted an unknown line"));
-                    };
-                    if amount.currency() != env.currency {
-                        return unevaluable(format!(
-                            "rule `{rule}` answered in {} for a {} cart",
-                            amount.currency(),
-                            env.currency
-                        ));
-                    }
-                    let Ok(minor) = amount.to_minor() else {
-                        return unevaluable(format!("rule `{rule}` answered an inexact amount"));
-                    };
-                    let a = minor.clamp(0, rem(i));
-                    effect.lines.push((i, a));
-                }
+            } => on.gift(*variant_id, *quantity),
+            Action::Custom { rule, settings } => match self.rules.get(rule) {
+                Some(r) => on.custom(rule, r.as_ref(), settings),
+                None => Ok(Err(Rejection::UnknownRule { rule: rule.clone() })),
+            },
+        }?;
+        Ok(answer.map(|effect| on.tidy(effect, shipping)))
+    }
+}
+
+/// The cart as earlier promotions left it: what each action's arithmetic
+/// works on. `remaining[i]` is what line `i` still costs, in minor units.
+struct Left<'e, 'a> {
+    env: &'e Env<'a>,
+    remaining: &'e [i128],
+}
+
+impl Left<'_, '_> {
+    /// What line `i` still costs.
+    fn rem(&self, i: usize) -> i128 {
+        self.remaining.get(i).copied().unwrap_or(0)
+    }
+
+    /// Line `i`'s quantity.
+    fn quantity(&self, i: usize) -> u32 {
+        self.env.lines.get(i).map_or(0, |l| l.quantity)
+    }
+
+    /// The lines `f` selects.
+    fn selected(&self, f: &LineFilter) -> Vec<usize> {
+        lines_matching(f, self.env)
+    }
+
+    /// The value of `units` of line `i`, floored: computed as
+    /// (r / q)·u + (r mod q)·u / q, which cannot overflow for u ≤ q.
+    fn value(&self, i: usize, units: u32) -> i128 {
+        match self.quantity(i) {
+            0 => 0,
+            q => {
+                let (r, q, u) = (self.rem(i), i128::from(q), i128::from(units.min(q)));
+                (r / q) * u + (r % q) * u / q
             }
         }
-        // Merge repeated lines, drop zeros, never take more than is left —
-        // in place: most actions already list each line once, in order.
+    }
+
+    /// The units of line `i` an action may discount, up to `max` per line.
+    fn units_of(&self, i: usize, max: Option<u32>) -> u32 {
+        let q = self.quantity(i);
+        max.map_or(q, |m| q.min(m))
+    }
+
+    /// Every line with what it still costs: the weights of an order-level split.
+    fn whole_order(&self) -> Vec<(usize, i128)> {
+        self.remaining.iter().copied().enumerate().collect()
+    }
+
+    /// A percent of each selected line's discountable units, capped in total.
+    fn percent_off_items(
+        &self,
+        target: &LineFilter,
+        percent: Decimal,
+        max_discount: Option<&Money>,
+        max_per_line: Option<u32>,
+    ) -> Answer {
+        let f = Fraction::percent(percent)?;
+        let mut effect = Effect::default();
+        for i in self.selected(target) {
+            let d = f.of(
+                self.rem(i),
+                self.units_of(i, max_per_line),
+                self.quantity(i),
+                self.env.rounding,
+            )?;
+            effect.lines.push((i, d));
+        }
+        if let Some(cap_amount) = max_discount.and_then(|m| self.env.minor(m))
+            && effect.total() > cap_amount
+        {
+            cap(&mut effect, cap_amount, self.env)?;
+        }
+        Ok(Ok(effect))
+    }
+
+    /// An amount off each unit, off each line, or split over the lines.
+    fn amount_off_items(
+        &self,
+        target: &LineFilter,
+        amount: &Money,
+        per: AmountPer,
+        max_per_line: Option<u32>,
+    ) -> Answer {
+        let Some(amount) = self.env.minor(amount) else {
+            return Ok(Err(wrong_currency(amount, self.env)));
+        };
+        let mut effect = Effect::default();
+        let lines = self.selected(target);
+        match per {
+            AmountPer::Unit | AmountPer::Line => {
+                for i in lines {
+                    let units = self.units_of(i, max_per_line);
+                    let ask = if per == AmountPer::Unit {
+                        amount
+                            .checked_mul(i128::from(units))
+                            .ok_or_else(|| Error::Overflow("discount"))?
+                    } else {
+                        amount
+                    };
+                    effect.lines.push((i, ask.min(self.value(i, units))));
+                }
+            }
+            AmountPer::Split => {
+                let weights: Vec<(usize, i128)> = lines
+                    .iter()
+                    .map(|i| (*i, self.value(*i, self.units_of(*i, max_per_line))))
+                    .collect();
+                split(&mut effect, amount, &weights, self.env)?;
+            }
+        }
+        Ok(Ok(effect))
+    }
+
+    /// A percent of the whole order, capped, split over the lines.
+    fn percent_off_order(&self, percent: Decimal, max_discount: Option<&Money>) -> Answer {
+        let f = Fraction::percent(percent)?;
+        let base: i128 = self.remaining.iter().sum();
+        let mut total = f.of(base, 1, 1, self.env.rounding)?;
+        if let Some(cap_amount) = max_discount.and_then(|m| self.env.minor(m)) {
+            total = total.min(cap_amount);
+        }
+        let mut effect = Effect::default();
+        split(&mut effect, total, &self.whole_order(), self.env)?;
+        Ok(Ok(effect))
+    }
+
+    /// An amount off the whole order, split over the lines.
+    fn amount_off_order(&self, amount: &Money) -> Answer {
+        let Some(amount) = self.env.minor(amount) else {
+            return Ok(Err(wrong_currency(amount, self.env)));
+        };
+        let mut effect = Effect::default();
+        split(&mut effect, amount, &self.whole_order(), self.env)?;
+        Ok(Ok(effect))
+    }
+
+    /// Each selected unit (up to a number per line) at a fixed price.
+    fn fixed_price(&self, target: &LineFilter, price: &Money, max_per_line: Option<u32>) -> Answer {
+        let Some(price) = self.env.minor(price) else {
+            return Ok(Err(wrong_currency(price, self.env)));
+        };
+        let mut effect = Effect::default();
+        for i in self.selected(target) {
+            let units = self.units_of(i, max_per_line);
+            let at = price
+                .checked_mul(i128::from(units))
+                .ok_or_else(|| Error::Overflow("fixed price"))?;
+            effect.lines.push((i, (self.value(i, units) - at).max(0)));
+        }
+        Ok(Ok(effect))
+    }
+
+    /// As many complete bundles as the cart holds (up to `max_bundles`),
+    /// each at `price`, taking the most valuable units first.
+    fn bundle(&self, items: &[BundleItem], price: &Money, max_bundles: Option<u32>) -> Answer {
+        let env = self.env;
+        let Some(price) = env.minor(price) else {
+            return Ok(Err(wrong_currency(price, env)));
+        };
+        let sets: Vec<(Vec<usize>, u32)> = items
+            .iter()
+            .map(|item| {
+                let mut lines = self.selected(&item.filter);
+                // Most valuable units first.
+                lines.sort_by(|a, b| {
+                    per_unit_cmp(*b, *a, env, self.remaining)
+                        .then(line_rank(*a, env).cmp(&line_rank(*b, env)))
+                });
+                (lines, item.quantity)
+            })
+            .collect();
+        let upper = sets
+            .iter()
+            .map(|(lines, q)| {
+                let units: u64 = lines.iter().map(|i| u64::from(self.quantity(*i))).sum();
+                units / u64::from((*q).max(1))
+            })
+            .min()
+            .unwrap_or(0)
+            .min(max_bundles.map_or(u64::MAX, u64::from));
+        // The largest feasible count (overlapping parts may share units).
+        let (mut lo, mut hi) = (0_u64, upper);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if take_bundles(&sets, mid, env).is_some() {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        let mut effect = Effect::default();
+        if let Some(taken) = take_bundles(&sets, lo, env).filter(|_| lo > 0) {
+            let weights: Vec<(usize, i128)> = taken
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| **t > 0)
+                .map(|(i, t)| (i, self.value(i, *t)))
+                .collect();
+            let worth: i128 = weights.iter().map(|(_, w)| w).sum();
+            let at = price
+                .checked_mul(i128::from(lo))
+                .ok_or_else(|| Error::Overflow("bundle price"))?;
+            split(&mut effect, (worth - at).max(0), &weights, env)?;
+        }
+        Ok(Ok(effect))
+    }
+
+    /// For every `buy` units bought, `get` units at a percent off (the
+    /// cheapest first), up to `max_applications` times.
+    fn buy_x_get_y(
+        &self,
+        buy: (&LineFilter, u32),
+        get: (&LineFilter, u32),
+        percent: Decimal,
+        max_applications: Option<u32>,
+    ) -> Answer {
+        let f = Fraction::percent(percent)?;
+        let got = buy_x_get_y(
+            self.env,
+            self.remaining,
+            &self.selected(buy.0),
+            buy.1,
+            &self.selected(get.0),
+            get.1,
+            max_applications,
+        );
+        let mut effect = Effect::default();
+        for (i, units) in got.into_iter().enumerate() {
+            if units > 0 {
+                let d = f.of(self.rem(i), units, self.quantity(i), self.env.rounding)?;
+                effect.lines.push((i, d));
+            }
+        }
+        Ok(Ok(effect))
+    }
+
+    /// The reward of the highest tier the selected lines reach.
+    fn tiered(&self, target: &LineFilter, tiers: &Tiers) -> Answer {
+        let env = self.env;
+        let lines = self.selected(target);
+        let reward = match tiers {
+            Tiers::Subtotal { tiers } => {
+                let measure: i128 = lines
+                    .iter()
+                    .filter_map(|i| env.lines.get(*i))
+                    .map(|l| l.subtotal)
+                    .sum();
+                tiers
+                    .iter()
+                    .filter_map(|t| env.minor(&t.min).map(|m| (m, &t.reward)))
+                    .filter(|(m, _)| *m <= measure)
+                    .max_by_key(|(m, _)| *m)
+                    .map(|(_, r)| r)
+            }
+            Tiers::Quantity { tiers } => {
+                let measure: u64 = lines.iter().map(|i| u64::from(self.quantity(*i))).sum();
+                tiers
+                    .iter()
+                    .filter(|t| t.min <= measure)
+                    .max_by_key(|t| t.min)
+                    .map(|t| &t.reward)
+            }
+        };
+        let mut effect = Effect::default();
+        match reward {
+            None => return Ok(Err(Rejection::NothingToDiscount)),
+            Some(Reward::Percent { percent }) => {
+                let f = Fraction::percent(*percent)?;
+                for i in lines {
+                    effect
+                        .lines
+                        .push((i, f.of(self.rem(i), 1, 1, env.rounding)?));
+                }
+            }
+            Some(Reward::Amount { amount }) => {
+                let Some(amount) = env.minor(amount) else {
+                    return Ok(Err(wrong_currency(amount, env)));
+                };
+                let weights: Vec<(usize, i128)> =
+                    lines.iter().map(|i| (*i, self.rem(*i))).collect();
+                split(&mut effect, amount, &weights, env)?;
+            }
+        }
+        Ok(Ok(effect))
+    }
+
+    /// A percent or an amount off the shipping charge, for the listed
+    /// methods (any when none are listed).
+    fn shipping(&self, reward: &Reward, methods: &[String], shipping: i128) -> Answer {
+        let env = self.env;
+        let chosen = env.shipping_method.unwrap_or_default();
+        if shipping <= 0 || (!methods.is_empty() && !methods.iter().any(|m| m == chosen)) {
+            return Ok(Err(Rejection::NothingToDiscount));
+        }
+        let off = match reward {
+            Reward::Percent { percent } => {
+                Fraction::percent(*percent)?.of(shipping, 1, 1, env.rounding)?
+            }
+            Reward::Amount { amount } => match env.minor(amount) {
+                Some(a) => a.min(shipping),
+                None => return Ok(Err(wrong_currency(amount, env))),
+            },
+        };
+        Ok(Ok(Effect {
+            shipping: off,
+            ..Effect::default()
+        }))
+    }
+
+    /// A free unit of a variant that can be bought and has a price in the
+    /// cart's currency.
+    fn gift(&self, variant_id: VariantId, quantity: u32) -> Answer {
+        let unit = self
+            .env
+            .catalog
+            .get(&variant_id)
+            .filter(|e| e.purchasable().is_ok())
+            .and_then(|e| e.variant.price(self.env.currency))
+            .and_then(|p| p.to_minor().ok());
+        let Some(unit) = unit else {
+            return Ok(Err(Rejection::GiftUnavailable { variant_id }));
+        };
+        Ok(Ok(Effect {
+            gift: Some(Gift {
+                variant_id,
+                quantity,
+                unit,
+            }),
+            ..Effect::default()
+        }))
+    }
+
+    /// What a registered rule proposes, checked: a rule that fails or
+    /// answers nonsense is skipped with the reason, never failing pricing.
+    fn custom(&self, rule: &str, r: &dyn PricingRule, settings: &serde_json::Value) -> Answer {
+        let env = self.env;
+        let cart = env.rule_cart(self.remaining)?;
+        let unevaluable = |reason: String| Ok(Err(Rejection::Unevaluable { problem: reason }));
+        let proposed = match r.action(settings, &cart) {
+            Ok(p) => p,
+            Err(e) => return unevaluable(format!("rule `{rule}` failed: {e}")),
+        };
+        let mut effect = Effect::default();
+        for (line_id, amount) in proposed {
+            let Some(i) = env.lines.iter().position(|l| l.id == line_id) else {
+                return unevaluable(format!("rule `{rule}` discounted an unknown line"));
+            };
+            if amount.currency() != env.currency {
+                return unevaluable(format!(
+                    "rule `{rule}` answered in {} for a {} cart",
+                    amount.currency(),
+                    env.currency
+                ));
+            }
+            let Ok(minor) = amount.to_minor() else {
+                return unevaluable(format!("rule `{rule}` answered an inexact amount"));
+            };
+            effect.lines.push((i, minor.clamp(0, self.rem(i))));
+        }
+        Ok(Ok(effect))
+    }
+
+    /// The effect made canonical: repeated lines merged, zeros dropped,
+    /// never more than is left — in place, since most actions already list
+    /// each line once, in order.
+    fn tidy(&self, mut effect: Effect, shipping: i128) -> Effect {
         if !effect.lines.is_sorted_by_key(|(i, _)| *i) {
             effect.lines.sort_unstable_by_key(|(i, _)| *i);
         }
@@ -334,11 +457,11 @@ impl PromotionSet {
             same
         });
         effect.lines.retain_mut(|(i, a)| {
-            *a = (*a).clamp(0, rem(*i).max(0));
+            *a = (*a).clamp(0, self.rem(*i).max(0));
             *a > 0
         });
         effect.shipping = effect.shipping.clamp(0, shipping.max(0));
-        Ok(Ok(effect))
+        effect
     }
 }
 
@@ -524,4 +647,119 @@ pub(super) fn cap(effect: &mut Effect, limit: i128, env: &Env<'_>) -> Result<()>
     scaled.lines.retain(|(i, _)| *i != usize::MAX);
     effect.lines = scaled.lines;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pricing::fixtures::catalog;
+    use crate::pricing::{CustomerFacts, LineFilter};
+
+    /// Runs `f` on the work lines of one line per price, each of `quantity`.
+    fn with_env<R>(prices: &[&str], quantity: u32, f: impl FnOnce(&Env<'_>) -> R) -> R {
+        let (catalog, ids) = catalog(prices);
+        let set = PromotionSet::default();
+        let work: Vec<WorkLine<'_>> = ids
+            .iter()
+            .zip(0..)
+            .filter_map(|(id, rank)| {
+                let entry = catalog.get(id)?;
+                let unit = entry.variant.price(Currency::USD)?.to_minor().ok()?;
+                Some(WorkLine {
+                    id: LineId::new(),
+                    entry,
+                    quantity,
+                    unit,
+                    subtotal: unit * i128::from(quantity),
+                    rank,
+                })
+            })
+            .collect();
+        let customer = CustomerFacts::default();
+        let usage = HashMap::new();
+        let env = Env {
+            currency: Currency::USD,
+            lines: &work,
+            subtotal: work.iter().map(|l| l.subtotal).sum(),
+            items: u64::from(quantity) * work.len() as u64,
+            shipping_method: None,
+            customer: &customer,
+            now: chrono::Utc::now(),
+            catalog: &catalog,
+            usage: &usage,
+            rounding: RoundingMode::HalfEven,
+            index: set.index_cart(&work),
+        };
+        f(&env)
+    }
+
+    #[test]
+    fn the_value_of_some_units_is_floored_and_never_overflows() {
+        with_env(&["3.33"], 3, |env| {
+            // 9.99 left over 3 units, then 10.00 (not a multiple of 3).
+            let left = Left {
+                env,
+                remaining: &[999],
+            };
+            assert_eq!(left.value(0, 1), 333);
+            assert_eq!(left.value(0, 3), 999);
+            assert_eq!(left.value(0, 7), 999, "never more units than the line has");
+            let left = Left {
+                env,
+                remaining: &[1000],
+            };
+            assert_eq!(left.value(0, 1), 333);
+            assert_eq!(left.value(0, 2), 666);
+            let huge = Left {
+                env,
+                remaining: &[i128::MAX],
+            };
+            assert!(huge.value(0, 2) > 0);
+        });
+    }
+
+    #[test]
+    fn tidy_merges_clamps_and_drops() {
+        with_env(&["1.00", "2.00", "3.00"], 1, |env| {
+            let left = Left {
+                env,
+                remaining: &[100, 200, 300],
+            };
+            let effect = Effect {
+                lines: vec![(2, 250), (0, 80), (2, 100), (1, 0), (0, 50)],
+                shipping: 900,
+                gift: None,
+            };
+            let tidy = left.tidy(effect, 500);
+            assert_eq!(tidy.lines, vec![(0, 100), (2, 300)]);
+            assert_eq!(tidy.shipping, 500);
+        });
+    }
+
+    #[test]
+    fn an_amount_in_another_currency_is_a_reason_not_an_error() {
+        with_env(&["10.00"], 2, |env| {
+            let left = Left {
+                env,
+                remaining: &[2000],
+            };
+            let eur = Money::zero(Currency::EUR);
+            let answer = left.amount_off_items(&LineFilter::Any, &eur, AmountPer::Unit, None);
+            assert!(matches!(answer, Ok(Err(Rejection::WrongCurrency { .. }))));
+            assert!(matches!(left.amount_off_order(&eur), Ok(Err(_))));
+        });
+    }
+
+    #[test]
+    fn a_percent_off_some_units_takes_their_share_only() {
+        with_env(&["10.00", "4.00"], 4, |env| {
+            let left = Left {
+                env,
+                remaining: &[4000, 1600],
+            };
+            let answer = left.percent_off_items(&LineFilter::Any, Decimal::from(50), None, Some(1));
+            let effect = answer.ok().and_then(|a| a.ok()).unwrap_or_default();
+            assert_eq!(effect.lines, vec![(0, 500), (1, 200)]);
+        });
+    }
 }

@@ -2,6 +2,7 @@
 //! window, currency, limits and conditions, with the comparisons recorded.
 
 use super::*;
+use crate::id::CustomerGroupId;
 
 impl PromotionSet {
     /// The promotion's name, shared by every adjustment it makes.
@@ -178,15 +179,10 @@ impl PromotionSet {
         Ok(Ok(budget_left))
     }
 
+    /// Whether `c` holds, pushing every failed comparison to `fails` (for
+    /// "any of", only when none holds).
     fn condition(&self, c: &Condition, env: &Env<'_>, fails: &mut Vec<Comparison>) -> Result<bool> {
-        let cmp = |subject: &str, op: Op, expected: String, actual: String| Comparison {
-            subject: subject.to_owned(),
-            op,
-            expected,
-            actual,
-            missing: None,
-        };
-        let pass = match c {
+        let failed = match c {
             Condition::AllOf { conditions } => {
                 let mut ok = true;
                 for c in conditions {
@@ -206,79 +202,21 @@ impl PromotionSet {
                 fails.extend(local);
                 return Ok(false);
             }
-            Condition::Subtotal { op, amount } => {
-                let expected = env.minor(amount);
-                let ok = expected.is_some_and(|e| op.compare(&env.subtotal, &e));
-                if !ok {
-                    let mut c = cmp("subtotal", *op, amount.to_string(), env.show(env.subtotal));
-                    c.missing = match (op, expected) {
-                        (Op::Gte, Some(e)) => env.money(e - env.subtotal).ok(),
-                        (Op::Gt, Some(e)) => env.money(e - env.subtotal + 1).ok(),
-                        _ => None,
-                    };
-                    fails.push(c);
-                }
-                ok
-            }
+            Condition::Subtotal { op, amount } => subtotal(*op, amount, env),
             Condition::ItemCount { op, count } => {
                 let ok = op.compare(&env.items, count);
-                if !ok {
-                    fails.push(cmp(
-                        "item count",
-                        *op,
-                        count.to_string(),
-                        env.items.to_string(),
-                    ));
-                }
-                ok
+                (!ok).then(|| failed("item count", *op, count, env.items))
             }
             Condition::Currency { op, currencies } => {
                 let ok = op.member(&env.currency, currencies);
-                if !ok {
-                    fails.push(cmp(
-                        "currency",
-                        *op,
-                        list(currencies),
-                        env.currency.to_string(),
-                    ));
-                }
-                ok
+                (!ok).then(|| failed("currency", *op, list(currencies), env.currency))
             }
-            Condition::ShippingOption { op, codes } => {
-                let ok = match env.shipping_method {
-                    Some(m) => op.intersects(std::iter::once(&m.to_owned()), codes),
-                    None => matches!(op, Op::NotIn | Op::Ne),
-                };
-                if !ok {
-                    let actual = env.shipping_method.unwrap_or("none").to_owned();
-                    fails.push(cmp("shipping option", *op, codes.join(", "), actual));
-                }
-                ok
-            }
-            Condition::CustomerGroup { op, groups } => {
-                let ok = op.intersects(&env.customer.groups, groups);
-                if !ok {
-                    let actual = if env.customer.groups.is_empty() {
-                        "no group".to_owned()
-                    } else {
-                        list(&env.customer.groups.iter().collect::<Vec<_>>())
-                    };
-                    fails.push(cmp("customer group", *op, list(groups), actual));
-                }
-                ok
-            }
+            Condition::ShippingOption { op, codes } => shipping_option(*op, codes, env),
+            Condition::CustomerGroup { op, groups } => customer_group(*op, groups, env),
             Condition::OrderNumber { op, number } => {
                 let this = u64::from(env.customer.orders_placed) + 1;
                 let ok = op.compare(&this, &u64::from(*number));
-                if !ok {
-                    fails.push(cmp(
-                        "order number",
-                        *op,
-                        number.to_string(),
-                        this.to_string(),
-                    ));
-                }
-                ok
+                (!ok).then(|| failed("order number", *op, number, this))
             }
             Condition::Lines {
                 filter,
@@ -290,33 +228,84 @@ impl PromotionSet {
                     .map(|l| u64::from(l.quantity))
                     .sum();
                 let ok = units >= u64::from(*min_quantity);
-                if !ok {
-                    fails.push(cmp(
-                        "units of matching items",
-                        Op::Gte,
-                        min_quantity.to_string(),
-                        units.to_string(),
-                    ));
-                }
-                ok
+                (!ok).then(|| failed("units of matching items", Op::Gte, min_quantity, units))
             }
-            Condition::Custom { rule, settings } => {
-                let Some(r) = self.rules.get(rule) else {
-                    fails.push(cmp(rule, Op::Eq, "a registered rule".into(), "none".into()));
-                    return Ok(false);
-                };
-                let subtotals: Vec<i128> = env.lines.iter().map(|l| l.subtotal).collect();
-                match r.condition(settings, &env.rule_cart(&subtotals)?) {
-                    Verdict::Met => true,
-                    Verdict::NotMet(c) => {
-                        fails.push(c);
-                        false
-                    }
-                }
-            }
+            Condition::Custom { rule, settings } => self.custom_condition(rule, settings, env)?,
         };
+        let pass = failed.is_none();
+        fails.extend(failed);
         Ok(pass)
     }
+
+    /// A registered rule's verdict; an unknown rule fails.
+    fn custom_condition(
+        &self,
+        rule: &str,
+        settings: &serde_json::Value,
+        env: &Env<'_>,
+    ) -> Result<Option<Comparison>> {
+        let Some(r) = self.rules.get(rule) else {
+            return Ok(Some(failed(rule, Op::Eq, "a registered rule", "none")));
+        };
+        let subtotals: Vec<i128> = env.lines.iter().map(|l| l.subtotal).collect();
+        Ok(match r.condition(settings, &env.rule_cart(&subtotals)?) {
+            Verdict::Met => None,
+            Verdict::NotMet(c) => Some(c),
+        })
+    }
+}
+
+/// A comparison that failed (built only when one did: it allocates).
+fn failed(subject: &str, op: Op, expected: impl ToString, actual: impl ToString) -> Comparison {
+    Comparison {
+        subject: subject.to_owned(),
+        op,
+        expected: expected.to_string(),
+        actual: actual.to_string(),
+        missing: None,
+    }
+}
+
+/// The subtotal against a threshold in the cart's currency (another
+/// currency never holds), saying what is missing to reach it.
+fn subtotal(op: Op, amount: &Money, env: &Env<'_>) -> Option<Comparison> {
+    let expected = env.minor(amount);
+    let ok = expected.is_some_and(|e| op.compare(&env.subtotal, &e));
+    if ok {
+        return None;
+    }
+    let mut c = failed("subtotal", op, amount, env.show(env.subtotal));
+    c.missing = match (op, expected) {
+        (Op::Gte, Some(e)) => env.money(e - env.subtotal).ok(),
+        (Op::Gt, Some(e)) => env.money(e - env.subtotal + 1).ok(),
+        _ => None,
+    };
+    Some(c)
+}
+
+/// The chosen shipping method against a list; no method chosen only
+/// satisfies "not in" and "not equal".
+fn shipping_option(op: Op, codes: &[String], env: &Env<'_>) -> Option<Comparison> {
+    let ok = match env.shipping_method {
+        Some(m) => op.intersects(std::iter::once(&m.to_owned()), codes),
+        None => matches!(op, Op::NotIn | Op::Ne),
+    };
+    let actual = env.shipping_method.unwrap_or("none");
+    (!ok).then(|| failed("shipping option", op, codes.join(", "), actual))
+}
+
+/// The customer's groups against a list.
+fn customer_group(op: Op, groups: &[CustomerGroupId], env: &Env<'_>) -> Option<Comparison> {
+    let ok = op.intersects(&env.customer.groups, groups);
+    if ok {
+        return None;
+    }
+    let actual = if env.customer.groups.is_empty() {
+        "no group".to_owned()
+    } else {
+        list(&env.customer.groups.iter().collect::<Vec<_>>())
+    };
+    Some(failed("customer group", op, list(groups), actual))
 }
 
 fn list<T: std::fmt::Display>(values: &[T]) -> String {

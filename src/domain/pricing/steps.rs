@@ -1,0 +1,648 @@
+//! The steps of [`price`](super::price), each a function with one job, in
+//! the order the pipeline runs them. Amounts stay in integer minor units
+//! and become [`Money`] once per field.
+//!
+//! This module knows nothing of how promotions are chosen or applied
+//! (that is [`apply`](super::apply)); it turns their results into priced
+//! lines, shipping and tax.
+
+use super::*;
+
+/// What promotions look at: the cart's facts, its work lines and their
+/// index.
+pub(super) fn environment<'a>(
+    cart: &'a Cart,
+    ctx: &PricingContext<'a>,
+    work: &'a [WorkLine<'a>],
+    subtotal: i128,
+) -> Env<'a> {
+    Env {
+        currency: cart.currency(),
+        lines: work,
+        subtotal,
+        items: cart.item_count(),
+        shipping_method: cart.shipping_method(),
+        customer: ctx.customer,
+        now: ctx.now,
+        catalog: ctx.catalog,
+        usage: ctx.usage,
+        rounding: ctx.promotions.settings().rounding,
+        index: ctx.promotions.index_cart(work),
+    }
+}
+
+/// Each line's catalog price and the price it sells at, with the source.
+pub(super) type ListPrices = Vec<(Money, Money, PriceSource)>;
+
+/// Step 1: every line's unit price (catalog, then price lists), its
+/// subtotal and its rank in a canonical order by variant.
+///
+/// # Errors
+/// [`Error::NotFound`] for a line whose catalog entry is missing, the
+/// entry's reason it cannot be bought, [`Error::NoPrice`] for a variant
+/// without a price in the cart's currency, [`Error::Overflow`].
+pub(super) fn unit_prices<'a>(
+    cart: &Cart,
+    ctx: &PricingContext<'a>,
+) -> Result<(Vec<WorkLine<'a>>, ListPrices)> {
+    let currency = cart.currency();
+    let mut work = Vec::with_capacity(cart.lines().len());
+    let mut prices = Vec::with_capacity(cart.lines().len());
+    for line in cart.lines() {
+        let entry = ctx
+            .catalog
+            .get(&line.variant_id)
+            .ok_or_else(|| Error::not_found("variant", line.variant_id))?;
+        entry.purchasable()?;
+        let base = entry
+            .variant
+            .price(currency)
+            .ok_or_else(|| Error::NoPrice {
+                variant_id: line.variant_id,
+                currency,
+            })?;
+        let (unit_price, source) = if ctx.price_book.is_empty() {
+            (base, PriceSource::Catalog)
+        } else {
+            ctx.price_book.unit_price(
+                line.variant_id,
+                base,
+                line.quantity,
+                &ctx.customer.groups,
+                ctx.now,
+            )
+        };
+        let unit = unit_price.to_minor()?;
+        let subtotal = unit
+            .checked_mul(i128::from(line.quantity))
+            .ok_or_else(|| Error::Overflow("line subtotal"))?;
+        work.push(WorkLine {
+            id: line.id,
+            entry,
+            quantity: line.quantity,
+            unit,
+            subtotal,
+            rank: 0,
+        });
+        prices.push((base, unit_price, source));
+    }
+    rank_by_variant(&mut work)?;
+    Ok((work, prices))
+}
+
+/// Gives each line its place in the order of variant ids, so that the
+/// order of lines in the cart never changes a result.
+fn rank_by_variant(work: &mut [WorkLine<'_>]) -> Result<()> {
+    let mut order: Vec<usize> = (0..work.len()).collect();
+    order.sort_by_key(|i| work.get(*i).map(|l| l.entry.variant.id()));
+    for (rank, i) in order.into_iter().enumerate() {
+        if let Some(l) = work.get_mut(i) {
+            l.rank = u32::try_from(rank).map_err(|_| Error::Overflow("lines"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Step 2: the bought lines, priced after the line promotions (`remaining`
+/// is what each line still costs), with room for their adjustments; and
+/// the discount on them in minor units. Tax and totals come later.
+///
+/// # Errors
+/// [`Error::Overflow`].
+pub(super) fn discounted_lines(
+    env: &Env<'_>,
+    list_prices: ListPrices,
+    remaining: &[i128],
+    run: &Run,
+) -> Result<(Vec<PricedLine>, i128)> {
+    let zero = Money::zero(env.currency);
+    let mut adjustment_counts = vec![0_usize; env.lines.len()];
+    for applied in &run.applied {
+        for (i, _) in &applied.effect.lines {
+            if let Some(c) = adjustment_counts.get_mut(*i) {
+                *c += 1;
+            }
+        }
+    }
+    let mut lines = Vec::with_capacity(env.lines.len());
+    let mut discount_sum = 0_i128;
+    for (((w, (base, unit_price, source)), left), count) in env
+        .lines
+        .iter()
+        .zip(list_prices)
+        .zip(remaining)
+        .zip(adjustment_counts)
+    {
+        let entry = w.entry;
+        discount_sum += w.subtotal - left;
+        lines.push(PricedLine {
+            line_id: w.id,
+            variant_id: entry.variant.id(),
+            sku: entry.variant.sku().clone(),
+            name: entry.display_name(),
+            quantity: w.quantity,
+            list_price: base,
+            unit_price,
+            price_source: source,
+            subtotal: env.money(w.subtotal)?,
+            adjustments: Vec::with_capacity(count),
+            discount: env.money(w.subtotal - left)?,
+            tax: zero,
+            total: env.money(*left)?,
+            requires_shipping: entry.variant.requires_shipping(),
+            weight_grams: line_weight(entry, w.quantity)?,
+            gift_of: None,
+        });
+    }
+    Ok((lines, discount_sum))
+}
+
+/// A line's weight: the variant's weight times the quantity, checked.
+fn line_weight(entry: &CatalogEntry, quantity: u32) -> Result<u64> {
+    u64::from(entry.variant.weight_grams())
+        .checked_mul(u64::from(quantity))
+        .ok_or_else(|| Error::Overflow("line weight"))
+}
+
+/// Step 2, gifts: a free line for every applied gift promotion, after the
+/// bought lines, each fully discounted by its promotion (`net` 0).
+///
+/// # Errors
+/// [`Error::NotFound`] for a gift whose catalog entry is missing,
+/// [`Error::Overflow`].
+pub(super) fn gift_lines(
+    env: &Env<'_>,
+    promotions: &PromotionSet,
+    run: &Run,
+    lines: &mut Vec<PricedLine>,
+    net: &mut Vec<i128>,
+) -> Result<()> {
+    let zero = Money::zero(env.currency);
+    for applied in &run.applied {
+        let (Some(gift), Some(p)) = (&applied.effect.gift, promotions.promotion(applied.index))
+        else {
+            continue;
+        };
+        let entry = env
+            .catalog
+            .get(&gift.variant_id)
+            .ok_or_else(|| Error::not_found("variant", gift.variant_id))?;
+        let unit_price = env.money(gift.unit)?;
+        let subtotal = unit_price.checked_mul_qty(gift.quantity)?;
+        net.push(0);
+        lines.push(PricedLine {
+            line_id: gift_line_id(p.id, gift.variant_id),
+            variant_id: gift.variant_id,
+            sku: entry.variant.sku().clone(),
+            name: entry.display_name(),
+            quantity: gift.quantity,
+            list_price: unit_price,
+            unit_price,
+            price_source: PriceSource::Catalog,
+            subtotal,
+            adjustments: vec![adjustment(
+                p,
+                promotions.label(applied.index),
+                applied.code.as_ref(),
+                subtotal,
+            )],
+            discount: subtotal,
+            tax: zero,
+            total: zero,
+            requires_shipping: entry.variant.requires_shipping(),
+            weight_grams: line_weight(entry, gift.quantity)?,
+            gift_of: Some(p.id),
+        });
+    }
+    Ok(())
+}
+
+/// Step 2, explanations on the lines: each applied promotion's share of
+/// each bought line, in the order the promotions applied.
+///
+/// # Errors
+/// [`Error::Overflow`].
+pub(super) fn attach_adjustments(
+    env: &Env<'_>,
+    promotions: &PromotionSet,
+    run: &Run,
+    lines: &mut [PricedLine],
+) -> Result<()> {
+    for applied in &run.applied {
+        let Some(p) = promotions.promotion(applied.index) else {
+            continue;
+        };
+        for (i, amount) in &applied.effect.lines {
+            if let Some(line) = lines.get_mut(*i) {
+                line.adjustments.push(adjustment(
+                    p,
+                    promotions.label(applied.index),
+                    applied.code.as_ref(),
+                    env.money(*amount)?,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What step 3 decides: the rates offered, the chosen method's charge
+/// (after shipping promotions, before tax) and free-shipping hints.
+#[derive(Default)]
+pub(super) struct Shipping {
+    pub options: Vec<ShippingRate>,
+    pub charge: Option<ShippingCharge>,
+    pub hints: Vec<Hint>,
+}
+
+/// Step 3: rates for the discounted merchandise that ships, the chosen
+/// method's charge with the shipping promotions applied (they must combine
+/// with the line promotions already applied), and free-shipping hints.
+/// `bought` is the priced lines, their net amounts and what the line
+/// promotions left of each bought line.
+///
+/// # Errors
+/// [`Error::ShippingUnavailable`] for a chosen method not offered; a rate
+/// in another currency, inexact or negative; the plugin's own errors;
+/// [`Error::Overflow`].
+pub(super) fn shipping(
+    cart: &Cart,
+    ctx: &PricingContext<'_>,
+    env: &Env<'_>,
+    bought: (&[PricedLine], &[i128], &[i128]),
+    candidates: Vec<apply::Candidate>,
+    run: &mut Run,
+) -> Result<Shipping> {
+    let (lines, net, remaining) = bought;
+    let (mut discounted, mut weight, mut items) = (0_i128, 0_u64, 0_u64);
+    for (l, n) in lines.iter().zip(net) {
+        if l.requires_shipping {
+            discounted += n;
+            weight = weight
+                .checked_add(l.weight_grams)
+                .ok_or_else(|| Error::Overflow("cart weight"))?;
+            items += u64::from(l.quantity);
+        }
+    }
+    let input = ShippingInput {
+        currency: env.currency,
+        subtotal: env.money(discounted)?,
+        weight_grams: weight,
+        items,
+        destination: cart.shipping_address(),
+    };
+    let options = ctx.shipping.rates(&input)?;
+    for rate in &options {
+        check_rate(rate, env.currency)?;
+    }
+    let charge = match cart.shipping_method() {
+        Some(code) => {
+            let rate = options
+                .iter()
+                .find(|r| r.code == code)
+                .cloned()
+                .ok_or_else(|| Error::ShippingUnavailable(code.to_owned()))?;
+            Some(shipping_charge(
+                rate,
+                env,
+                ctx.promotions,
+                remaining,
+                candidates,
+                run,
+            )?)
+        }
+        None => None,
+    };
+    let mut hints = Vec::new();
+    free_shipping_hints(&options, &input, cart.shipping_method(), &mut hints)?;
+    Ok(Shipping {
+        options,
+        charge,
+        hints,
+    })
+}
+
+/// A shipping plugin's rate must be in the cart's currency, exact and not
+/// negative.
+fn check_rate(rate: &ShippingRate, currency: Currency) -> Result<()> {
+    if rate.price.currency() != currency {
+        return Err(Error::CurrencyMismatch {
+            left: currency,
+            right: rate.price.currency(),
+        });
+    }
+    rate.price.exact()?;
+    if rate.price.is_negative() {
+        return Err(Error::invalid("shipping rate", "must not be negative"));
+    }
+    Ok(())
+}
+
+/// The chosen rate's charge after the shipping promotions among
+/// `candidates`, each explained as an adjustment.
+fn shipping_charge(
+    rate: ShippingRate,
+    env: &Env<'_>,
+    promotions: &PromotionSet,
+    remaining: &[i128],
+    candidates: Vec<apply::Candidate>,
+    run: &mut Run,
+) -> Result<ShippingCharge> {
+    let before: Vec<u32> = run.applied.iter().map(|a| a.index).collect();
+    let first = run.applied.len();
+    let mut left = rate.price.to_minor()?;
+    let mut line_left = remaining.to_vec();
+    promotions.apply(env, candidates, &mut line_left, &mut left, &before, run)?;
+    let mut adjustments = Vec::new();
+    for applied in run.applied.iter().skip(first) {
+        if let Some(p) = promotions.promotion(applied.index) {
+            adjustments.push(adjustment(
+                p,
+                promotions.label(applied.index),
+                applied.code.as_ref(),
+                env.money(applied.effect.shipping)?,
+            ));
+        }
+    }
+    let discount = rate.price.checked_sub(env.money(left)?)?;
+    Ok(ShippingCharge {
+        code: rate.code,
+        name: rate.name,
+        amount: rate.price,
+        adjustments,
+        discount,
+        tax: Money::zero(env.currency),
+        total: env.money(left)?,
+    })
+}
+
+/// "Add X more for free shipping" for the chosen method (or every method
+/// offered when none is chosen) that is free from a threshold not reached.
+fn free_shipping_hints(
+    options: &[ShippingRate],
+    input: &ShippingInput<'_>,
+    chosen: Option<&str>,
+    hints: &mut Vec<Hint>,
+) -> Result<()> {
+    for rate in options {
+        if chosen.is_some_and(|c| c != rate.code) || rate.price.is_zero() {
+            continue;
+        }
+        let Some(threshold) = rate.free_from else {
+            continue;
+        };
+        if threshold.currency() != input.currency {
+            continue;
+        }
+        let missing = threshold.checked_sub(input.subtotal)?;
+        if !missing.is_negative() && !missing.is_zero() {
+            hints.push(Hint {
+                promotion_id: None,
+                missing,
+                message: format!("add {missing} more for free {}", rate.name),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What step 4 decides besides each line's and the shipping's tax: the
+/// sums in minor units and the calculator's summary.
+pub(super) struct Taxed {
+    pub tax: i128,
+    pub total: i128,
+    pub inclusive: bool,
+    pub summary: Vec<TaxLine>,
+}
+
+/// Step 4: tax on the discounted amounts (`net`) and the shipping charge,
+/// written into each line and the charge with their totals.
+///
+/// # Errors
+/// A calculator that answers a different number of lines, another
+/// currency, an inexact or negative tax; the calculator's own errors;
+/// [`Error::Overflow`].
+pub(super) fn tax(
+    cart: &Cart,
+    ctx: &PricingContext<'_>,
+    env: &Env<'_>,
+    lines: &mut [PricedLine],
+    net: &[i128],
+    shipping: Option<&mut ShippingCharge>,
+) -> Result<Taxed> {
+    let currency = env.currency;
+    let mut taxable = Vec::with_capacity(lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        let entry = match env.lines.get(i) {
+            Some(w) => Some(w.entry),
+            None => ctx.catalog.get(&l.variant_id),
+        };
+        taxable.push(TaxableLine {
+            line_id: l.line_id,
+            tax_class: entry.map_or("standard", |e| e.variant.tax_class()),
+            amount: env.money(net.get(i).copied().unwrap_or(0))?,
+        });
+    }
+    let breakdown = ctx.tax.tax(&TaxInput {
+        currency,
+        lines: taxable,
+        shipping: shipping.as_ref().map(|c| c.total),
+        address: cart.shipping_address().or(cart.billing_address()),
+    })?;
+    if breakdown.lines.len() != lines.len() {
+        return Err(Error::invalid(
+            "tax calculator",
+            "returned a different number of lines than it was given",
+        ));
+    }
+    let inclusive = breakdown.prices_include_tax;
+    let (mut tax_sum, mut total_sum) = (0_i128, 0_i128);
+    for ((line, tax), n) in lines.iter_mut().zip(&breakdown.lines).zip(net) {
+        let tax_minor = checked_tax(*tax, currency)?;
+        let line_total = if inclusive { *n } else { n + tax_minor };
+        line.tax = *tax;
+        line.total = env.money(line_total)?;
+        tax_sum += tax_minor;
+        total_sum += line_total;
+    }
+    if let Some(s) = shipping {
+        let tax_minor = checked_tax(breakdown.shipping, currency)?;
+        let charged = s.total.to_minor()?;
+        let ship_total = if inclusive {
+            charged
+        } else {
+            charged + tax_minor
+        };
+        s.tax = breakdown.shipping;
+        s.total = env.money(ship_total)?;
+        tax_sum += tax_minor;
+        total_sum += ship_total;
+    }
+    Ok(Taxed {
+        tax: tax_sum,
+        total: total_sum,
+        inclusive,
+        summary: breakdown.summary,
+    })
+}
+
+/// A calculator's tax in minor units, checked: the cart's currency, exact,
+/// not negative.
+fn checked_tax(tax: Money, currency: Currency) -> Result<i128> {
+    if tax.currency() != currency {
+        return Err(Error::CurrencyMismatch {
+            left: currency,
+            right: tax.currency(),
+        });
+    }
+    let minor = tax.to_minor()?;
+    if minor < 0 {
+        return Err(Error::invalid("tax calculator", "returned a negative tax"));
+    }
+    Ok(minor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pricing::fixtures::{catalog, usd};
+    use crate::shipping::FlatRateShipping;
+    use crate::tax::{FlatRateTax, TaxBreakdown};
+
+    #[test]
+    fn unit_prices_rank_lines_by_variant_whatever_the_cart_order() {
+        let (catalog, ids) = catalog(&["2.50", "10.00", "1.00"]);
+        let (shipping, tax) = (FlatRateShipping::new(), FlatRateTax::none());
+        let ctx = PricingContext::new(&catalog, &shipping, &tax, Utc::now());
+        let mut forward = Cart::new(Currency::USD, None, ctx.now);
+        let mut backward = Cart::new(Currency::USD, None, ctx.now);
+        for (q, id) in (1..).zip(&ids) {
+            assert!(forward.add_line(*id, q).is_ok());
+        }
+        for (q, id) in (1..).zip(&ids).collect::<Vec<_>>().into_iter().rev() {
+            assert!(backward.add_line(*id, q).is_ok());
+        }
+        let ranks = |cart: &Cart| -> Vec<(VariantId, u32, i128)> {
+            let (work, _) = unit_prices(cart, &ctx)
+                .map_err(|e| e.to_string())
+                .unwrap_or_default();
+            let mut r: Vec<_> = work
+                .iter()
+                .map(|w| (w.entry.variant.id(), w.rank, w.subtotal))
+                .collect();
+            r.sort();
+            r
+        };
+        let got = ranks(&forward);
+        assert_eq!(got, ranks(&backward));
+        assert_eq!(got.len(), 3);
+        // Subtotals are unit × quantity in minor units.
+        let subtotals: Vec<i128> = ids
+            .iter()
+            .filter_map(|id| got.iter().find(|r| r.0 == *id).map(|r| r.2))
+            .collect();
+        assert_eq!(subtotals, vec![250, 2000, 300]);
+    }
+
+    #[test]
+    fn unit_prices_name_what_is_missing() {
+        let (catalog, ids) = catalog(&["", "1.00"]);
+        let (shipping, tax) = (FlatRateShipping::new(), FlatRateTax::none());
+        let ctx = PricingContext::new(&catalog, &shipping, &tax, Utc::now());
+        let mut cart = Cart::new(Currency::USD, None, ctx.now);
+        let no_price = ids.first().copied().unwrap_or_default();
+        assert!(cart.add_line(no_price, 1).is_ok());
+        assert!(matches!(
+            unit_prices(&cart, &ctx),
+            Err(Error::NoPrice { variant_id, .. }) if variant_id == no_price
+        ));
+        let mut cart = Cart::new(Currency::USD, None, ctx.now);
+        let unknown = VariantId::new();
+        assert!(cart.add_line(unknown, 1).is_ok());
+        assert!(matches!(
+            unit_prices(&cart, &ctx),
+            Err(Error::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn rates_and_taxes_from_plugins_are_checked() {
+        let rate = |price: Money| ShippingRate {
+            code: "std".into(),
+            name: "Standard".into(),
+            price,
+            free_from: None,
+        };
+        assert!(check_rate(&rate(usd("4.99")), Currency::USD).is_ok());
+        assert!(check_rate(&rate(usd("-1.00")), Currency::USD).is_err());
+        assert!(matches!(
+            check_rate(&rate(Money::zero(Currency::EUR)), Currency::USD),
+            Err(Error::CurrencyMismatch { .. })
+        ));
+        let inexact = Money::new(rust_decimal::Decimal::new(1001, 3), Currency::USD);
+        assert!(check_rate(&rate(inexact), Currency::USD).is_err());
+        assert_eq!(checked_tax(usd("1.25"), Currency::USD).ok(), Some(125));
+        assert!(checked_tax(usd("-0.01"), Currency::USD).is_err());
+        assert!(checked_tax(Money::zero(Currency::EUR), Currency::USD).is_err());
+    }
+
+    #[test]
+    fn free_shipping_hint_says_what_is_missing_below_the_threshold_only() {
+        let rates = [ShippingRate {
+            code: "std".into(),
+            name: "Standard".into(),
+            price: usd("5.00"),
+            free_from: Some(usd("50.00")),
+        }];
+        let hint = |subtotal: &str, chosen: Option<&str>| {
+            let input = ShippingInput {
+                currency: Currency::USD,
+                subtotal: usd(subtotal),
+                weight_grams: 0,
+                items: 1,
+                destination: None,
+            };
+            let mut hints = Vec::new();
+            assert!(free_shipping_hints(&rates, &input, chosen, &mut hints).is_ok());
+            hints.into_iter().map(|h| h.missing).collect::<Vec<_>>()
+        };
+        assert_eq!(hint("42.50", None), vec![usd("7.50")]);
+        assert_eq!(hint("42.50", Some("std")), vec![usd("7.50")]);
+        assert!(hint("42.50", Some("express")).is_empty());
+        assert!(hint("50.00", None).is_empty());
+    }
+
+    /// A calculator that forgets the last line.
+    struct Forgetful;
+    impl TaxCalculator for Forgetful {
+        fn tax(&self, input: &TaxInput<'_>) -> Result<TaxBreakdown> {
+            let mut lines: Vec<Money> = input
+                .lines
+                .iter()
+                .map(|_| Money::zero(input.currency))
+                .collect();
+            lines.pop();
+            Ok(TaxBreakdown {
+                lines,
+                shipping: Money::zero(input.currency),
+                summary: Vec::new(),
+                prices_include_tax: false,
+            })
+        }
+    }
+
+    #[test]
+    fn a_calculator_that_loses_a_line_is_refused() {
+        let (catalog, ids) = catalog(&["3.00", "4.00"]);
+        let shipping = FlatRateShipping::new();
+        let ctx = PricingContext::new(&catalog, &shipping, &Forgetful, Utc::now());
+        let mut cart = Cart::new(Currency::USD, None, ctx.now);
+        for id in &ids {
+            assert!(cart.add_line(*id, 1).is_ok());
+        }
+        assert!(matches!(
+            price(&cart, &ctx),
+            Err(Error::Invalid { field, .. }) if field == "tax calculator"
+        ));
+    }
+}
