@@ -1115,12 +1115,12 @@ fn windows_at_their_boundaries_and_across_daylight_saving() {
 fn price_lists_set_the_unit_price_and_say_why() {
     let s = shop();
     let vip = CustomerGroupId::new();
-    let sale = PriceList::new("summer sale", PriceListKind::Sale, 1, Currency::USD).with_price(
+    let sale = PriceList::new("summer sale", PriceListKind::Sale, 2, Currency::USD).with_price(
         s.a,
         1,
         usd("8.00"),
     );
-    let mut volume = PriceList::new("volume", PriceListKind::Standard, 2, Currency::USD)
+    let mut volume = PriceList::new("volume", PriceListKind::Standard, 1, Currency::USD)
         .with_price(s.a, 10, usd("7.50"));
     volume.customer_groups.insert(vip);
     let extra = |groups: Vec<CustomerGroupId>| Extra {

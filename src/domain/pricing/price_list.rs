@@ -47,8 +47,10 @@ pub struct PriceList {
     pub name: String,
     /// Standard or sale.
     pub kind: PriceListKind,
-    /// Higher overrides lower; ties go to the lower id.
-    pub priority: i32,
+    /// Lower wins, as everywhere in cartwright (promotions, stock
+    /// locations): a list with priority 0 overrides one with priority 5.
+    /// Ties go to the lower id.
+    pub priority: u32,
     /// The currency of its prices; carts in other currencies ignore it.
     pub currency: Currency,
     /// Only for customers in one of these groups; empty means everyone.
@@ -66,7 +68,7 @@ pub struct PriceList {
 
 impl PriceList {
     /// An empty list for everyone, always valid.
-    pub fn new(name: &str, kind: PriceListKind, priority: i32, currency: Currency) -> Self {
+    pub fn new(name: &str, kind: PriceListKind, priority: u32, currency: Currency) -> Self {
         Self {
             id: PriceListId::new(),
             name: name.to_owned(),
@@ -182,8 +184,9 @@ impl PriceBook {
         for l in &lists {
             l.validate()?;
         }
-        // Apply order: lowest priority first, so higher ones override.
-        lists.sort_by(|a, b| a.priority.cmp(&b.priority).then(b.id.cmp(&a.id)));
+        // Apply order: the highest priority number first, so that lower ones
+        // (and, on a tie, the lower id) override.
+        lists.sort_by(|a, b| b.priority.cmp(&a.priority).then(b.id.cmp(&a.id)));
         let mut by_variant: HashMap<VariantId, Vec<Entry>> = HashMap::new();
         for (index, list) in lists.iter().enumerate() {
             for p in &list.prices {
@@ -205,8 +208,8 @@ impl PriceBook {
     /// The unit price of `quantity` units of a variant whose catalog price is
     /// `base`, for a customer in `groups`, at `now`.
     ///
-    /// Lists apply from the lowest priority to the highest, each replacing
-    /// the price so far with its highest quantity tier reached; a sale list
+    /// Lists apply from the highest priority number to the lowest (so the
+    /// lowest wins), each replacing the price so far with its highest quantity tier reached; a sale list
     /// replaces it only when lower.
     pub fn unit_price(
         &self,
@@ -274,23 +277,23 @@ mod tests {
         let vip = CustomerGroupId::new();
         let now = Utc::now();
         let wholesale = {
-            let mut l = PriceList::new("wholesale", PriceListKind::Standard, 1, Currency::USD)
+            let mut l = PriceList::new("wholesale", PriceListKind::Standard, 9, Currency::USD)
                 .with_price(v, 1, usd(900))
                 .with_price(v, 10, usd(800));
             l.customer_groups.insert(vip);
             l
         };
-        let sale = PriceList::new("sale", PriceListKind::Sale, 2, Currency::USD).with_price(
+        let sale = PriceList::new("sale", PriceListKind::Sale, 8, Currency::USD).with_price(
             v,
             1,
             usd(850),
         );
-        let raise = PriceList::new("oops", PriceListKind::Sale, 3, Currency::USD).with_price(
+        let raise = PriceList::new("oops", PriceListKind::Sale, 7, Currency::USD).with_price(
             v,
             1,
             usd(5000),
         );
-        let mut later = PriceList::new("later", PriceListKind::Standard, 9, Currency::USD)
+        let mut later = PriceList::new("later", PriceListKind::Standard, 1, Currency::USD)
             .with_price(v, 1, usd(1));
         later.starts_at = Some(now + chrono::Duration::seconds(1));
         let book = PriceBook::new(vec![raise, later, sale, wholesale]).unwrap();
@@ -321,5 +324,23 @@ mod tests {
         // The future list opens one second later.
         let at = now + chrono::Duration::seconds(1);
         assert_eq!(book.unit_price(v, usd(1000), 1, &none, at).0, usd(1));
+    }
+
+    #[test]
+    fn the_lower_priority_wins_as_for_promotions_and_locations() {
+        let v = VariantId::new();
+        let now = Utc::now();
+        let first = PriceList::new("first", PriceListKind::Standard, 0, Currency::USD)
+            .with_price(v, 1, usd(700));
+        let second = PriceList::new("second", PriceListKind::Standard, 5, Currency::USD)
+            .with_price(v, 1, usd(600));
+        let none = BTreeSet::new();
+        for lists in [
+            vec![first.clone(), second.clone()],
+            vec![second.clone(), first.clone()],
+        ] {
+            let book = PriceBook::new(lists).unwrap();
+            assert_eq!(book.unit_price(v, usd(1000), 1, &none, now).0, usd(700));
+        }
     }
 }

@@ -563,7 +563,9 @@ pub struct Promotion {
     /// Applies until this instant (exclusive).
     #[serde(default)]
     pub ends_at: Option<DateTime<Utc>>,
-    /// Lower applies first; ties go to the lower id.
+    /// Lower applies first, and so wins where promotions exclude each
+    /// other; ties go to the lower id. The same meaning as a price list's
+    /// and a stock location's priority: 0 comes first.
     #[serde(default)]
     pub priority: u32,
     /// How it combines with others.
@@ -613,7 +615,7 @@ impl Promotion {
         self
     }
 
-    /// Sets the priority (lower applies first).
+    /// Sets the priority (lower applies first; see [`Promotion::priority`](Self#structfield.priority)).
     pub fn priority(mut self, priority: u32) -> Self {
         self.priority = priority;
         self
