@@ -93,3 +93,120 @@ fn every_source_file_is_in_a_layer() {
         );
     }
 }
+
+/// The domain modules (`src/domain/<module>` or `src/domain/<module>.rs`)
+/// each file under `domain` names, by module: `crate::money::…`,
+/// `crate::{id, money}` and the root's re-exports `crate::Error`/`Result`.
+fn domain_imports() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let domain = src().join("domain");
+    let module_of = |path: &Path| -> Option<String> {
+        let rel = path.strip_prefix(&domain).ok()?;
+        let first = rel.components().next()?.as_os_str().to_string_lossy();
+        Some(first.trim_end_matches(".rs").to_owned())
+    };
+    let mut modules: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        files("domain")
+            .iter()
+            .filter_map(|f| module_of(f))
+            .filter(|m| m != "mod")
+            .map(|m| (m, Default::default()))
+            .collect();
+    let names: Vec<String> = modules.keys().cloned().collect();
+    let alias = |name: &str| -> Option<String> {
+        match name {
+            "Error" | "Result" => Some("error".to_owned()),
+            n if names.iter().any(|m| m == n) => Some(n.to_owned()),
+            _ => None,
+        }
+    };
+    for file in files("domain") {
+        let Some(module) = module_of(&file).filter(|m| m != "mod") else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        // Unit tests may use anything.
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let mut deps = std::collections::BTreeSet::new();
+        for line in code.lines().map(str::trim_start) {
+            if line.starts_with("//") {
+                continue;
+            }
+            for (i, _) in line.match_indices("crate::") {
+                let rest = line.get(i + "crate::".len()..).unwrap_or_default();
+                let names: Vec<&str> = match rest.strip_prefix('{') {
+                    Some(group) => group
+                        .split('}')
+                        .next()
+                        .unwrap_or_default()
+                        .split(',')
+                        .map(|n| n.trim().split("::").next().unwrap_or_default())
+                        .collect(),
+                    None => vec![
+                        rest.split(|c: char| !c.is_alphanumeric() && c != '_')
+                            .next()
+                            .unwrap_or_default(),
+                    ],
+                };
+                deps.extend(names.into_iter().filter_map(alias));
+            }
+        }
+        deps.remove(&module);
+        if let Some(d) = modules.get_mut(&module) {
+            d.extend(deps);
+        }
+    }
+    modules
+}
+
+#[test]
+fn domain_modules_import_each_other_without_cycles() {
+    let graph = domain_imports();
+    assert!(graph.contains_key("money") && graph.contains_key("pricing"));
+    assert!(
+        graph.get("pricing").is_some_and(|d| d.contains("money")),
+        "the reader must see pricing's imports: {graph:?}"
+    );
+    // Depth-first search for a back edge, reporting the cycle it closes.
+    fn visit(
+        node: &str,
+        graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|n| n == node) {
+            let mut cycle = path.get(at..).unwrap_or_default().to_vec();
+            cycle.push(node.to_owned());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_owned());
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node.to_owned());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    for node in graph.keys() {
+        let cycle = visit(node, &graph, &mut Vec::new(), &mut done);
+        assert!(
+            cycle.is_none(),
+            "import cycle: {}",
+            cycle.unwrap_or_default().join(" -> ")
+        );
+    }
+}
+
+#[test]
+fn money_and_ids_are_the_bottom_of_the_domain() {
+    let graph = domain_imports();
+    for module in ["money", "id"] {
+        let deps = graph.get(module).cloned().unwrap_or_default();
+        assert!(deps.is_empty(), "`{module}` imports {deps:?}");
+    }
+}

@@ -235,7 +235,7 @@ fn respond(auth: &TestAuthorization, status: ProviderStatus, amount: Money) -> P
     }
 }
 
-fn invalid(e: crate::Error) -> PaymentError {
+fn invalid(e: impl std::fmt::Display) -> PaymentError {
     PaymentError::Invalid(e.to_string())
 }
 

@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use crate::id::{CartId, CustomerId, VariantId};
-use crate::money::{Currency, Money};
+use crate::id::{CartId, CustomerId, InvalidId, VariantId};
+use crate::money::{Currency, Money, MoneyError};
 
 /// A `Result` whose error defaults to [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -212,6 +212,29 @@ pub enum Error {
         #[source]
         source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
+}
+
+impl From<MoneyError> for Error {
+    fn from(e: MoneyError) -> Self {
+        match e {
+            MoneyError::CurrencyMismatch { left, right } => Self::CurrencyMismatch { left, right },
+            MoneyError::Overflow(what) => Self::Overflow(what),
+            MoneyError::UnknownCurrency(code) => Self::UnknownCurrency(code),
+            MoneyError::NotMinorUnits { amount, currency } => {
+                Self::NotMinorUnits { amount, currency }
+            }
+            MoneyError::Invalid { field, reason } => Self::Invalid { field, reason },
+        }
+    }
+}
+
+impl From<InvalidId> for Error {
+    fn from(e: InvalidId) -> Self {
+        Self::Invalid {
+            field: e.field,
+            reason: e.reason,
+        }
+    }
 }
 
 impl Error {

@@ -11,7 +11,29 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
+/// An id or key that does not parse: the field and why. It converts into
+/// [`Error::Invalid`](crate::Error::Invalid) with the same field and
+/// reason. Its own type keeps this module at the bottom of the domain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}: {reason}")]
+#[non_exhaustive]
+pub struct InvalidId {
+    /// What was being parsed ("product", "idempotency key", ...).
+    pub field: &'static str,
+    /// Why it was rejected.
+    pub reason: String,
+}
+
+impl InvalidId {
+    fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, InvalidId>;
 
 macro_rules! typed_id {
     ($(#[$doc:meta] $name:ident => $entity:literal;)*) => {$(
@@ -56,11 +78,11 @@ macro_rules! typed_id {
         }
 
         impl FromStr for $name {
-            type Err = Error;
+            type Err = InvalidId;
             fn from_str(s: &str) -> Result<Self> {
                 Uuid::parse_str(s.trim())
                     .map(Self)
-                    .map_err(|e| Error::invalid($entity, e.to_string()))
+                    .map_err(|e| InvalidId::new($entity, e.to_string()))
             }
         }
     )*};
@@ -122,18 +144,18 @@ impl IdempotencyKey {
     /// Validates and wraps a key.
     ///
     /// # Errors
-    /// [`Error::Invalid`] for an empty key, one longer than the maximum, or one
+    /// [`InvalidId`] for an empty key, one longer than the maximum, or one
     /// with other than visible ASCII characters.
     pub fn new(key: impl Into<String>) -> Result<Self> {
         let key = key.into();
         if key.is_empty() || key.len() > Self::MAX_LEN {
-            return Err(Error::invalid(
+            return Err(InvalidId::new(
                 "idempotency key",
                 format!("must be 1 to {} characters", Self::MAX_LEN),
             ));
         }
         if !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(Error::invalid(
+            return Err(InvalidId::new(
                 "idempotency key",
                 "must be visible ASCII characters without spaces",
             ));
@@ -153,7 +175,7 @@ impl IdempotencyKey {
 }
 
 impl TryFrom<String> for IdempotencyKey {
-    type Error = Error;
+    type Error = InvalidId;
     fn try_from(s: String) -> Result<Self> {
         Self::new(s)
     }

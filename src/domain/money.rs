@@ -2,7 +2,7 @@
 //! allocation by largest remainder.
 //!
 //! There are no floats here. Every [`Money`] carries its [`Currency`];
-//! combining two currencies is an [`Error::CurrencyMismatch`], and every
+//! combining two currencies is an [`MoneyError::CurrencyMismatch`], and every
 //! operation that could overflow is checked.
 
 use std::cmp::Ordering;
@@ -12,7 +12,56 @@ use std::str::FromStr;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+/// A `Result` whose error is a [`MoneyError`].
+pub type Result<T, E = MoneyError> = std::result::Result<T, E>;
+
+/// What can go wrong with money: the [`Error`](crate::Error) variants of the
+/// same names, into which it converts (so `?` works in functions returning
+/// [`crate::Result`]). Its own type keeps this module at the bottom of the
+/// domain: it imports nothing of cartwright's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MoneyError {
+    /// Two amounts in different currencies were combined.
+    #[error("currency mismatch: {left} and {right}")]
+    CurrencyMismatch {
+        /// The currency of the left operand.
+        left: Currency,
+        /// The currency of the right operand.
+        right: Currency,
+    },
+    /// A calculation went beyond the range of the numeric type.
+    #[error("arithmetic overflow while computing {0}")]
+    Overflow(&'static str),
+    /// A currency code is not an ISO 4217 currency with minor units.
+    #[error("unknown or unsupported currency `{0}`")]
+    UnknownCurrency(String),
+    /// An amount has more decimal places than its currency's minor unit.
+    #[error("amount {amount} has more decimal places than {currency} allows")]
+    NotMinorUnits {
+        /// The amount as text.
+        amount: String,
+        /// Its currency.
+        currency: Currency,
+    },
+    /// An input value is malformed or out of range.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The name of the offending field.
+        field: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+}
+
+impl MoneyError {
+    fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
 
 /// An ISO 4217 currency that has a minor unit (USD: 2 decimals, JPY: 0, BHD: 3).
 ///
@@ -38,13 +87,13 @@ impl Currency {
     /// rejected: they cannot be used for prices.
     ///
     /// # Errors
-    /// [`Error::UnknownCurrency`] naming the code.
+    /// [`MoneyError::UnknownCurrency`] naming the code.
     pub fn from_code(code: &str) -> Result<Self> {
         let upper = code.trim().to_ascii_uppercase();
         iso_currency::Currency::from_code(&upper)
             .filter(|c| c.exponent().is_some())
             .map(Self)
-            .ok_or_else(|| Error::UnknownCurrency(code.chars().take(16).collect()))
+            .ok_or_else(|| MoneyError::UnknownCurrency(code.chars().take(16).collect()))
     }
 
     /// The three-letter code, e.g. `"USD"`.
@@ -77,7 +126,7 @@ impl fmt::Debug for Currency {
 }
 
 impl FromStr for Currency {
-    type Err = Error;
+    type Err = MoneyError;
     fn from_str(s: &str) -> Result<Self> {
         Self::from_code(s)
     }
@@ -163,11 +212,11 @@ impl Money {
     /// (`"19.99"` for USD, `"1500"` for JPY).
     ///
     /// # Errors
-    /// [`Error::Invalid`] for text that is not a number;
-    /// [`Error::NotMinorUnits`] for more decimals than the currency allows.
+    /// [`MoneyError::Invalid`] for text that is not a number;
+    /// [`MoneyError::NotMinorUnits`] for more decimals than the currency allows.
     pub fn parse(amount: &str, currency: Currency) -> Result<Self> {
         let value = Decimal::from_str_exact(amount.trim())
-            .map_err(|e| Error::invalid("amount", format!("`{}`: {e}", truncate(amount))))?;
+            .map_err(|e| MoneyError::invalid("amount", format!("`{}`: {e}", truncate(amount))))?;
         Self::new(value, currency).exact()
     }
 
@@ -201,16 +250,16 @@ impl Money {
         self.amount.round_dp(self.currency.minor_units()) == self.amount
     }
 
-    /// Returns `self` if it is exact in minor units, else [`Error::NotMinorUnits`].
+    /// Returns `self` if it is exact in minor units, else [`MoneyError::NotMinorUnits`].
     ///
     /// # Errors
-    /// [`Error::NotMinorUnits`] when the amount has more decimals than the
+    /// [`MoneyError::NotMinorUnits`] when the amount has more decimals than the
     /// currency allows.
     pub fn exact(self) -> Result<Self> {
         if self.is_exact() {
             Ok(self)
         } else {
-            Err(Error::NotMinorUnits {
+            Err(MoneyError::NotMinorUnits {
                 amount: self.amount.to_string(),
                 currency: self.currency,
             })
@@ -220,7 +269,7 @@ impl Money {
     /// The amount in minor units; fails if it is not exact.
     ///
     /// # Errors
-    /// [`Error::Overflow`] when the amount does not fit.
+    /// [`MoneyError::Overflow`] when the amount does not fit.
     pub fn to_minor(&self) -> Result<i128> {
         // Fast path: the decimal's scale is at most the minor unit's, so its
         // mantissa is the amount in minor units after a power-of-ten shift.
@@ -230,15 +279,15 @@ impl Money {
             return 10_i128
                 .checked_pow(minor - scale)
                 .and_then(|f| self.amount.mantissa().checked_mul(f))
-                .ok_or_else(|| Error::Overflow("minor units"));
+                .ok_or(MoneyError::Overflow("minor units"));
         }
         let exact = self.exact()?;
         let scale = Decimal::from(10_i64.pow(self.currency.minor_units()));
         let scaled = exact
             .amount
             .checked_mul(scale)
-            .ok_or_else(|| Error::Overflow("minor units"))?;
-        i128::try_from(scaled.trunc()).map_err(|_| Error::Overflow("minor units"))
+            .ok_or(MoneyError::Overflow("minor units"))?;
+        i128::try_from(scaled.trunc()).map_err(|_| MoneyError::Overflow("minor units"))
     }
 
     /// Rounds to the currency's minor unit with `mode`.
@@ -254,7 +303,7 @@ impl Money {
         if self.currency == other.currency {
             Ok(())
         } else {
-            Err(Error::CurrencyMismatch {
+            Err(MoneyError::CurrencyMismatch {
                 left: self.currency,
                 right: other.currency,
             })
@@ -264,60 +313,60 @@ impl Money {
     /// `self + other`; errors on a currency mismatch or overflow.
     ///
     /// # Errors
-    /// [`Error::CurrencyMismatch`] when the currencies differ;
-    /// [`Error::Overflow`] when the result is out of range.
+    /// [`MoneyError::CurrencyMismatch`] when the currencies differ;
+    /// [`MoneyError::Overflow`] when the result is out of range.
     pub fn checked_add(self, other: Self) -> Result<Self> {
         self.same_currency(&other)?;
         let amount = self
             .amount
             .checked_add(other.amount)
-            .ok_or_else(|| Error::Overflow("money sum"))?;
+            .ok_or(MoneyError::Overflow("money sum"))?;
         Ok(Self::new(amount, self.currency))
     }
 
     /// `self - other`; errors on a currency mismatch or overflow.
     ///
     /// # Errors
-    /// [`Error::CurrencyMismatch`] when the currencies differ;
-    /// [`Error::Overflow`] when the result is out of range.
+    /// [`MoneyError::CurrencyMismatch`] when the currencies differ;
+    /// [`MoneyError::Overflow`] when the result is out of range.
     pub fn checked_sub(self, other: Self) -> Result<Self> {
         self.same_currency(&other)?;
         let amount = self
             .amount
             .checked_sub(other.amount)
-            .ok_or_else(|| Error::Overflow("money difference"))?;
+            .ok_or(MoneyError::Overflow("money difference"))?;
         Ok(Self::new(amount, self.currency))
     }
 
     /// `self × quantity`; errors on overflow.
     ///
     /// # Errors
-    /// [`Error::Overflow`] when the result is out of range.
+    /// [`MoneyError::Overflow`] when the result is out of range.
     pub fn checked_mul_qty(self, quantity: u32) -> Result<Self> {
         let amount = self
             .amount
             .checked_mul(Decimal::from(quantity))
-            .ok_or_else(|| Error::Overflow("money × quantity"))?;
+            .ok_or(MoneyError::Overflow("money × quantity"))?;
         Ok(Self::new(amount, self.currency))
     }
 
     /// `self × factor` (a rate such as 0.075), unrounded; errors on overflow.
     ///
     /// # Errors
-    /// [`Error::Overflow`] when the result is out of range.
+    /// [`MoneyError::Overflow`] when the result is out of range.
     pub fn checked_mul_decimal(self, factor: Decimal) -> Result<Self> {
         let amount = self
             .amount
             .checked_mul(factor)
-            .ok_or_else(|| Error::Overflow("money × rate"))?;
+            .ok_or(MoneyError::Overflow("money × rate"))?;
         Ok(Self::new(amount, self.currency))
     }
 
     /// Sums amounts that must all be in `currency`.
     ///
     /// # Errors
-    /// [`Error::CurrencyMismatch`] when the currencies differ;
-    /// [`Error::Overflow`] when the result is out of range.
+    /// [`MoneyError::CurrencyMismatch`] when the currencies differ;
+    /// [`MoneyError::Overflow`] when the result is out of range.
     pub fn sum<'a>(currency: Currency, items: impl IntoIterator<Item = &'a Money>) -> Result<Self> {
         items
             .into_iter()
@@ -327,7 +376,7 @@ impl Money {
     /// Compares two amounts of the same currency.
     ///
     /// # Errors
-    /// [`Error::CurrencyMismatch`] when the currencies differ.
+    /// [`MoneyError::CurrencyMismatch`] when the currencies differ.
     pub fn checked_cmp(&self, other: &Self) -> Result<Ordering> {
         self.same_currency(other)?;
         Ok(self.amount.cmp(&other.amount))
@@ -353,8 +402,8 @@ impl Money {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Invalid`] for no weights or all-zero weights;
-    /// [`Error::Overflow`].
+    /// [`MoneyError::Invalid`] for no weights or all-zero weights;
+    /// [`MoneyError::Overflow`].
     pub fn allocate(&self, weights: &[u64]) -> Result<Vec<Money>> {
         let total = self.to_minor()?;
         let parts = allocate_minor(total, weights)?;
@@ -369,15 +418,15 @@ impl Money {
     /// negative.
     ///
     /// # Errors
-    /// [`Error::Invalid`] for no weights or all-zero weights;
-    /// [`Error::Overflow`].
+    /// [`MoneyError::Invalid`] for no weights or all-zero weights;
+    /// [`MoneyError::Overflow`].
     pub fn allocate_by(&self, weights: &[Money]) -> Result<Vec<Money>> {
         let mut raw = Vec::with_capacity(weights.len());
         for w in weights {
             self.same_currency(w)?;
             let minor = w.to_minor()?;
             raw.push(u64::try_from(minor).map_err(|_| {
-                Error::invalid("allocation weight", "must be non-negative and fit in u64")
+                MoneyError::invalid("allocation weight", "must be non-negative and fit in u64")
             })?);
         }
         self.allocate(&raw)
@@ -385,7 +434,7 @@ impl Money {
 
     fn money_from_minor(&self, minor: i128) -> Result<Money> {
         let mantissa = Decimal::try_from_i128_with_scale(minor, self.currency.minor_units())
-            .map_err(|_| Error::Overflow("minor units"))?;
+            .map_err(|_| MoneyError::Overflow("minor units"))?;
         Ok(Self::new(mantissa, self.currency))
     }
 }
@@ -407,14 +456,14 @@ pub(crate) fn allocate_minor_ranked(
 ) -> Result<Vec<i128>> {
     let weight_sum: i128 = weights.iter().map(|w| i128::from(*w)).sum();
     if weight_sum == 0 {
-        return Err(Error::invalid(
+        return Err(MoneyError::invalid(
             "allocation weights",
             "need at least one weight above zero",
         ));
     }
     let magnitude = total
         .checked_abs()
-        .ok_or_else(|| Error::Overflow("allocation"))?;
+        .ok_or(MoneyError::Overflow("allocation"))?;
     // Most amounts fit in 64 bits, where division is far cheaper.
     let narrow = u64::try_from(weight_sum).ok();
     let mut parts = Vec::with_capacity(weights.len());
@@ -423,7 +472,7 @@ pub(crate) fn allocate_minor_ranked(
     for (index, w) in weights.iter().enumerate() {
         let product = magnitude
             .checked_mul(i128::from(*w))
-            .ok_or_else(|| Error::Overflow("allocation"))?;
+            .ok_or(MoneyError::Overflow("allocation"))?;
         let (part, remainder) = match (narrow, u64::try_from(product)) {
             (Some(sum), Ok(p)) => (i128::from(p / sum), i128::from(p % sum)),
             _ => (product / weight_sum, product % weight_sum),
@@ -542,12 +591,13 @@ pub(crate) fn div_round(n: i128, d: i128, mode: RoundingMode) -> i128 {
 /// of a line always gets the same share, whichever return it comes back in.
 ///
 /// # Errors
-/// [`Error::Overflow`] when the quantity does not fit in memory's index.
+/// [`MoneyError::Overflow`] when the quantity does not fit in memory's index.
 pub fn unit_shares(line_total: Money, quantity: u32) -> Result<Vec<Money>> {
     if quantity == 0 {
         return Ok(Vec::new());
     }
-    let weights = vec![1u64; usize::try_from(quantity).map_err(|_| Error::Overflow("quantity"))?];
+    let weights =
+        vec![1u64; usize::try_from(quantity).map_err(|_| MoneyError::Overflow("quantity"))?];
     line_total.allocate(&weights)
 }
 
@@ -614,11 +664,11 @@ mod tests {
         let eur = Money::parse("1.00", Currency::EUR).unwrap();
         assert!(matches!(
             usd("1.00").checked_add(eur),
-            Err(Error::CurrencyMismatch { .. })
+            Err(MoneyError::CurrencyMismatch { .. })
         ));
         assert!(matches!(
             usd("1.00").checked_sub(eur),
-            Err(Error::CurrencyMismatch { .. })
+            Err(MoneyError::CurrencyMismatch { .. })
         ));
     }
 
@@ -627,9 +677,12 @@ mod tests {
         let huge = Money::new(Decimal::MAX, Currency::USD);
         assert!(matches!(
             huge.checked_add(usd("1.00")),
-            Err(Error::Overflow(_))
+            Err(MoneyError::Overflow(_))
         ));
-        assert!(matches!(huge.checked_mul_qty(2), Err(Error::Overflow(_))));
+        assert!(matches!(
+            huge.checked_mul_qty(2),
+            Err(MoneyError::Overflow(_))
+        ));
     }
 
     #[test]

@@ -390,7 +390,7 @@ impl Order {
         match &settled {
             Some(op) => {
                 effects.merge(self.finish(op, at)?);
-                delta.checked_sub(op.amount)
+                Ok(delta.checked_sub(op.amount)?)
             }
             None => Ok(delta),
         }

@@ -510,7 +510,7 @@ impl Payment {
         ) {
             return Ok(Money::zero(self.authorized.currency()));
         }
-        self.authorized.checked_sub(self.captured)
+        Ok(self.authorized.checked_sub(self.captured)?)
     }
 
     /// Collected and not yet returned.
@@ -518,7 +518,7 @@ impl Payment {
     /// # Errors
     /// [`Error::Overflow`] or a currency mismatch on corrupt data.
     pub fn refundable(&self) -> Result<Money> {
-        self.captured.checked_sub(self.refunded)
+        Ok(self.captured.checked_sub(self.refunded)?)
     }
 
     /// Records the intent to `kind` `amount` as a pending operation and

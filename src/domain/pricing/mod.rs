@@ -198,7 +198,7 @@ impl Adjustment {
     /// # Errors
     /// [`Error::Overflow`] for a quantity beyond range.
     pub fn per_unit(&self, quantity: u32) -> Result<Vec<Money>> {
-        crate::money::unit_shares(self.amount, quantity)
+        Ok(crate::money::unit_shares(self.amount, quantity)?)
     }
 }
 

@@ -330,8 +330,11 @@ mod tests {
     fn the_lower_priority_wins_as_for_promotions_and_locations() {
         let v = VariantId::new();
         let now = Utc::now();
-        let first = PriceList::new("first", PriceListKind::Standard, 0, Currency::USD)
-            .with_price(v, 1, usd(700));
+        let first = PriceList::new("first", PriceListKind::Standard, 0, Currency::USD).with_price(
+            v,
+            1,
+            usd(700),
+        );
         let second = PriceList::new("second", PriceListKind::Standard, 5, Currency::USD)
             .with_price(v, 1, usd(600));
         let none = BTreeSet::new();
