@@ -102,7 +102,7 @@
 //! |---|---|---|
 //! | *(none)* | everything, with the in-memory store | yes |
 //! | `postgres` | [`store::PgStore`](crate::store), the PostgreSQL store | no |
-//! | `test-util` | `testkit`: conformance suites for your own store or payment provider | no |
+//! | `test-util` | `testkit`: conformance suites for your own store or payment provider; test helpers (`MemoryStore::snapshot`, `PgStore::dump`, `PasswordPolicy::insecure_fast_for_tests`) | no |
 //! | `metrics` | counters and histograms through the `metrics` facade ([`telemetry`]) | no |
 //!
 //! ## Limits
@@ -150,7 +150,9 @@ pub mod store {
     //! [`Store`] trait for the contract; `testkit::store_conformance`
     //! (feature `test-util`) checks an adapter of your own.
     #[doc(inline)]
-    pub use crate::adapters::memory::{self, MemorySnapshot, MemoryStore};
+    #[cfg(any(test, feature = "test-util"))]
+    pub use crate::adapters::memory::MemorySnapshot;
+    pub use crate::adapters::memory::{self, MemoryStore};
     #[cfg(feature = "postgres")]
     #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     #[doc(inline)]

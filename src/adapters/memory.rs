@@ -73,7 +73,8 @@ struct State {
 
 /// A consistent copy of a [`MemoryStore`]'s whole state, comparable with
 /// `==`: take one before an operation and one after to prove the operation
-/// changed nothing.
+/// changed nothing (feature `test-util`).
+#[cfg(any(test, feature = "test-util"))]
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemorySnapshot(State);
 
@@ -89,7 +90,9 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// A copy of the whole state.
+    /// A copy of the whole state, to compare before and after an operation
+    /// in tests (feature `test-util`).
+    #[cfg(any(test, feature = "test-util"))]
     pub fn snapshot(&self) -> MemorySnapshot {
         MemorySnapshot(self.lock().clone())
     }

@@ -246,10 +246,11 @@ impl PgStore {
     }
 
     /// Every cartwright table's rows as JSON, in a stable order: a snapshot to
-    /// compare before and after an operation in tests.
+    /// compare before and after an operation in tests (feature `test-util`).
     ///
     /// # Errors
     /// [`Error::Storage`] when the server fails.
+    #[cfg(any(test, feature = "test-util"))]
     pub async fn dump(&self) -> Result<serde_json::Value> {
         let row = sqlx::query(
             "SELECT jsonb_build_object(

@@ -148,7 +148,9 @@ impl Default for PasswordPolicy {
 }
 
 impl PasswordPolicy {
-    /// A deliberately cheap policy for tests and examples. Never use it in production.
+    /// A deliberately cheap policy for tests. Never use it in production:
+    /// it exists only with the `test-util` feature.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn insecure_fast_for_tests() -> Self {
         Self {
             memory_kib: 256,
