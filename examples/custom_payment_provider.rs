@@ -127,14 +127,11 @@ fn from_acme(charge: &AcmeCharge, amount: Money) -> ProviderResponse {
         _ => ProviderStatus::Captured,
     };
     let currency = amount.currency();
-    ProviderResponse {
-        reference: charge.id.clone(),
-        status,
-        amount,
-        // AcmePay reports what was captured so far; cartwright reconciles on it.
-        captured_total: Some(Money::from_minor(charge.captured_minor, currency)),
-        refunded_total: None,
-    }
+    // AcmePay reports what was captured so far; cartwright reconciles on it.
+    ProviderResponse::new(charge.id.clone(), status, amount).with_totals(
+        Some(Money::from_minor(charge.captured_minor, currency)),
+        None,
+    )
 }
 
 fn map_error(e: AcmeHttpError) -> PaymentError {

@@ -61,13 +61,12 @@ impl PricingRule for DistinctProducts {
         if have >= min {
             Verdict::Met
         } else {
-            Verdict::NotMet(Comparison {
-                subject: "different products".into(),
-                op: Op::Gte,
-                expected: min.to_string(),
-                actual: have.to_string(),
-                missing: None,
-            })
+            Verdict::NotMet(Comparison::new(
+                "different products",
+                Op::Gte,
+                min.to_string(),
+                have.to_string(),
+            ))
         }
     }
 }

@@ -275,11 +275,7 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
             PROVIDER_OR_SYSTEM,
             |e, a| async move {
                 let o = e.order(&Actor::System, oo).await?;
-                let event = ProviderEvent {
-                    id: "evt_access".into(),
-                    authorization: o.payment().reference.clone(),
-                    kind: ProviderEventKind::Authorized,
-                };
+                let event = ProviderEvent::new("evt_access", o.payment().reference.clone(), ProviderEventKind::Authorized);
                 e.apply_provider_event(&a, &event).await
             }
         ),

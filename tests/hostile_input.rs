@@ -202,11 +202,7 @@ async fn provider_events_are_validated_before_anything_changes(backend: Backend)
     let reference = order.payment().reference.clone();
     let provider = Actor::Provider("test".into());
     let before = shop.snapshot().await;
-    let event = |id: &str, kind| ProviderEvent {
-        id: id.into(),
-        authorization: reference.clone(),
-        kind,
-    };
+    let event = |id: &str, kind| ProviderEvent::new(id, reference.clone(), kind);
     let eur = |s: &str| Money::parse(s, Currency::EUR).unwrap();
     let cases: Vec<(ProviderEvent, &str)> = vec![
         (

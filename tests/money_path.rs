@@ -325,13 +325,9 @@ async fn a_provider_event_settles_a_pending_refund_once(backend: Backend) {
         .return_items(&staff(), order.id(), ret(&order, "r1"))
         .await;
     let auth = shop.payments.authorizations()[0].clone();
-    let event = ProviderEvent {
-        id: "evt_1".into(),
-        authorization: auth.reference.clone(),
-        kind: ProviderEventKind::Refunded {
+    let event = ProviderEvent::new("evt_1", auth.reference.clone(), ProviderEventKind::Refunded {
             refunded_total: auth.refunded,
-        },
-    };
+        });
     let o = shop
         .engine
         .apply_provider_event(&Actor::Provider("test".into()), &event)
@@ -440,13 +436,9 @@ async fn a_failed_authorization_settles_a_pending_capture(backend: Backend) {
     let o = shop.engine.order(&staff(), order.id()).await.unwrap();
     assert!(o.has_pending_work());
     // The gateway reports the hold failed: the capture can never happen.
-    let event = ProviderEvent {
-        id: "evt_failed".into(),
-        authorization: o.payment().reference.clone(),
-        kind: ProviderEventKind::Failed {
+    let event = ProviderEvent::new("evt_failed", o.payment().reference.clone(), ProviderEventKind::Failed {
             reason: "expired".into(),
-        },
-    };
+        });
     let o = shop
         .engine
         .apply_provider_event(&Actor::Provider("test".into()), &event)

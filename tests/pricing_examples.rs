@@ -480,13 +480,7 @@ fn free_shipping_and_a_hint_when_short() {
     };
     assert_eq!(
         comparisons,
-        [Comparison {
-            subject: "subtotal".into(),
-            op: Op::Gte,
-            expected: "50.00 USD".into(),
-            actual: "45.00 USD".into(),
-            missing: Some(usd("5.00")),
-        }]
+        [Comparison::new("subtotal", Op::Gte, "50.00 USD", "45.00 USD").missing(usd("5.00"))]
     );
     assert_eq!(priced.hints[0].missing, usd("5.00"));
     assert_eq!(
@@ -1232,13 +1226,12 @@ impl cartwright::pricing::PricingRule for BigCart {
         if cart.lines.len() >= min {
             cartwright::pricing::Verdict::Met
         } else {
-            cartwright::pricing::Verdict::NotMet(Comparison {
-                subject: "lines".into(),
-                op: Op::Gte,
-                expected: min.to_string(),
-                actual: cart.lines.len().to_string(),
-                missing: None,
-            })
+            cartwright::pricing::Verdict::NotMet(Comparison::new(
+                "lines",
+                Op::Gte,
+                min.to_string(),
+                cart.lines.len().to_string(),
+            ))
         }
     }
     fn action(

@@ -455,11 +455,7 @@ impl Sim {
             }
         };
         let id = format!("evt_{}", self.rng.below(1_000_000));
-        let event = ProviderEvent {
-            id,
-            authorization: auth.reference.clone(),
-            kind,
-        };
+        let event = ProviderEvent::new(id, auth.reference.clone(), kind);
         let e = self.shop.engine.clone();
         let provider = Actor::Provider("sim".into());
         let _ = self.run(e.apply_provider_event(&provider, &event)).await;

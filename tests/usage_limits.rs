@@ -19,11 +19,7 @@ use chrono::Duration;
 use common::{Backend, Shop};
 
 fn code(limit: u64) -> UsageClaim {
-    UsageClaim {
-        counter: "code:SAVE10".into(),
-        amount: 1,
-        limit,
-    }
+    UsageClaim::new("code:SAVE10", 1, limit)
 }
 
 async fn hold(
@@ -153,11 +149,7 @@ async fn stock_and_usage_are_held_all_or_nothing(backend: Backend) {
     );
 
     // Both fit: both are held; releasing gives both back.
-    let budget = UsageClaim {
-        counter: "promo:7:budget".into(),
-        amount: 1_250,
-        limit: 10_000,
-    };
+    let budget = UsageClaim::new("promo:7:budget", 1_250, 10_000);
     let r = hold(
         &store,
         &shop,
@@ -212,31 +204,11 @@ async fn bad_claims_are_refused_unchanged(backend: Backend) {
     let store = shop.engine.store().clone();
     let before = shop.snapshot().await;
     let bad = [
-        UsageClaim {
-            counter: String::new(),
-            amount: 1,
-            limit: 1,
-        },
-        UsageClaim {
-            counter: "has space".into(),
-            amount: 1,
-            limit: 1,
-        },
-        UsageClaim {
-            counter: "x".repeat(cartwright::inventory::MAX_COUNTER_LEN + 1),
-            amount: 1,
-            limit: 1,
-        },
-        UsageClaim {
-            counter: "ok".into(),
-            amount: 0,
-            limit: 1,
-        },
-        UsageClaim {
-            counter: "ok".into(),
-            amount: u64::MAX,
-            limit: u64::MAX,
-        },
+        UsageClaim::new(String::new(), 1, 1),
+        UsageClaim::new("has space", 1, 1),
+        UsageClaim::new("x".repeat(cartwright::inventory::MAX_COUNTER_LEN + 1), 1, 1),
+        UsageClaim::new("ok", 0, 1),
+        UsageClaim::new("ok", u64::MAX, u64::MAX),
     ];
     for claim in bad {
         assert!(matches!(
@@ -245,11 +217,7 @@ async fn bad_claims_are_refused_unchanged(backend: Backend) {
         ));
     }
     let many: Vec<UsageClaim> = (0..51)
-        .map(|i| UsageClaim {
-            counter: format!("c{i}"),
-            amount: 1,
-            limit: 9,
-        })
+        .map(|i| UsageClaim::new(format!("c{i}"), 1, 9))
         .collect();
     assert!(matches!(
         hold(&store, &shop, &[], &many).await,
@@ -258,11 +226,7 @@ async fn bad_claims_are_refused_unchanged(backend: Backend) {
     // Two claims on one counter add up against the smaller limit.
     let twice = [
         code(3),
-        UsageClaim {
-            counter: "code:SAVE10".into(),
-            amount: 2,
-            limit: 2,
-        },
+        UsageClaim::new("code:SAVE10", 2, 2),
     ];
     assert!(matches!(
         hold(&store, &shop, &[], &twice).await,

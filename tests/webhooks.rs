@@ -16,11 +16,7 @@ use cartwright::prelude::*;
 use common::{Backend, Shop, ShopOptions, usd};
 
 fn event(id: &str, reference: &str, kind: ProviderEventKind) -> ProviderEvent {
-    ProviderEvent {
-        id: id.into(),
-        authorization: reference.into(),
-        kind,
-    }
+    ProviderEvent::new(id, reference, kind)
 }
 
 async fn manual(backend: Backend) -> Shop {

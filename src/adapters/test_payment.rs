@@ -38,6 +38,7 @@ pub enum Fault {
 
 /// One recorded call.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProviderCall {
     /// Which operation.
     pub operation: Operation,
@@ -51,6 +52,7 @@ pub struct ProviderCall {
 
 /// The provider's view of one authorization.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TestAuthorization {
     /// Its reference.
     pub reference: String,

@@ -14,6 +14,7 @@ use crate::money::Money;
 /// Something that happened, recorded in the same atomic command as the change
 /// (a transactional outbox).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Event {
     /// Unique; consumers use it to drop duplicates.
     pub id: EventId,

@@ -26,6 +26,7 @@ pub enum Visibility {
 
 /// A note.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Note {
     /// Its id.
     pub id: NoteId,

@@ -296,6 +296,7 @@ impl std::fmt::Debug for Engine {
 
 /// One page of [`Engine::find_orders`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OrderPage {
     /// The orders, newest first.
     pub orders: Vec<Order>,

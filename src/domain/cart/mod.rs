@@ -90,6 +90,7 @@ pub enum CartStatus {
 /// other unknown field) fails: prices come only from the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct LineItem {
     /// The line's id, stable while the cart lives.
     pub id: LineId,

@@ -560,6 +560,7 @@ impl Collection {
 
 /// A variant together with the product facts that pricing and checkout need.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CatalogEntry {
     /// The product's title.
     pub product_title: std::sync::Arc<str>,

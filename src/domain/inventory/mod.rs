@@ -60,6 +60,7 @@ impl Location {
 
 /// Stock of one variant at one location.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StockLevel {
     /// The variant.
     pub variant_id: VariantId,
@@ -80,6 +81,7 @@ impl StockLevel {
 
 /// One variant's stock summed over locations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StockSummary {
     /// The variant.
     pub variant_id: VariantId,
@@ -122,6 +124,7 @@ pub(crate) fn check_on_hand(on_hand: i64) -> Result<i64> {
 
 /// Part of a reservation: units of a variant held at a location.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ReservationLine {
     /// The variant.
     pub variant_id: VariantId,
@@ -154,6 +157,7 @@ pub enum ReservationState {
 
 /// A hold on stock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Reservation {
     /// Its id.
     pub id: ReservationId,
@@ -194,6 +198,7 @@ pub const MAX_CLAIMS: usize = 50;
 /// the amount back; placing the order keeps it. The store knows nothing about
 /// what a counter means; pricing names them (for example `"code:SAVE10"`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct UsageClaim {
     /// The counter's name: 1 to [`MAX_COUNTER_LEN`] visible ASCII characters.
     pub counter: String,
@@ -201,6 +206,18 @@ pub struct UsageClaim {
     pub amount: u64,
     /// The most the counter may reach.
     pub limit: u64,
+}
+
+impl UsageClaim {
+    /// A claim of `amount` on `counter`, which may reach `limit`. Checked
+    /// when a store holds it.
+    pub fn new(counter: impl Into<String>, amount: u64, limit: u64) -> Self {
+        Self {
+            counter: counter.into(),
+            amount,
+            limit,
+        }
+    }
 }
 
 /// Validates claims and adds up those on the same counter (keeping the

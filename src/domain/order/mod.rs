@@ -169,6 +169,7 @@ pub struct LineQuantity {
 
 /// Units that left together, with the carrier's details.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Shipment {
     /// Its id.
     pub id: ShipmentId,
@@ -201,6 +202,7 @@ pub enum ShippingRefund {
 
 /// Units that came back and what was refunded for them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Return {
     /// Its id.
     pub id: ReturnId,
@@ -239,6 +241,7 @@ pub enum ReturnState {
 /// A cancellation asked for and not yet finished: the payment is being
 /// voided or refunded first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Cancellation {
     /// Why.
     pub reason: String,
@@ -252,6 +255,7 @@ pub use crate::money::unit_shares;
 
 /// One line of an order's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct HistoryEntry {
     /// When.
     pub at: DateTime<Utc>,

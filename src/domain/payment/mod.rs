@@ -34,6 +34,7 @@ pub enum ProviderStatus {
 
 /// A provider's successful answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ProviderResponse {
     /// The provider's reference for the authorization (e.g. a payment intent id).
     pub reference: String,
@@ -47,6 +48,29 @@ pub struct ProviderResponse {
     pub captured_total: Option<Money>,
     /// Everything refunded on the authorization so far, when reported.
     pub refunded_total: Option<Money>,
+}
+
+impl ProviderResponse {
+    /// An answer about `amount` on the authorization `reference`, now in
+    /// `status`, without running totals (add them with
+    /// [`with_totals`](Self::with_totals) when the gateway reports them).
+    pub fn new(reference: impl Into<String>, status: ProviderStatus, amount: Money) -> Self {
+        Self {
+            reference: reference.into(),
+            status,
+            amount,
+            captured_total: None,
+            refunded_total: None,
+        }
+    }
+
+    /// The same answer with the authorization's running totals.
+    #[must_use]
+    pub fn with_totals(mut self, captured: Option<Money>, refunded: Option<Money>) -> Self {
+        self.captured_total = captured;
+        self.refunded_total = refunded;
+        self
+    }
 }
 
 /// Why a provider call failed.
@@ -92,6 +116,7 @@ impl From<PaymentError> for Error {
 /// What a gateway reports about an authorization, delivered by webhook.
 /// Events may arrive more than once and in any order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ProviderEvent {
     /// The gateway's event id; each is applied once.
     pub id: String,
@@ -140,6 +165,16 @@ pub const MAX_EVENT_TEXT_LEN: usize = 255;
 pub const MAX_EVENT_REASON_LEN: usize = 2_000;
 
 impl ProviderEvent {
+    /// Event `id` (the provider's, for deduplication) about the
+    /// authorization `authorization`.
+    pub fn new(id: impl Into<String>, authorization: impl Into<String>, kind: ProviderEventKind) -> Self {
+        Self {
+            id: id.into(),
+            authorization: authorization.into(),
+            kind,
+        }
+    }
+
     /// Checks the event on its own: its id and authorization are 1 to
     /// [`MAX_EVENT_TEXT_LEN`] visible ASCII characters, reasons are at most
     /// [`MAX_EVENT_REASON_LEN`] characters without control characters.
@@ -218,6 +253,7 @@ impl ProviderEvent {
 
 /// Ask the provider to hold funds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AuthorizeRequest {
     /// Same key, same outcome; never a second hold.
     pub idempotency_key: String,
@@ -231,6 +267,7 @@ pub struct AuthorizeRequest {
 
 /// Ask the provider to collect held funds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CaptureRequest {
     /// Same key, same outcome; never a second capture.
     pub idempotency_key: String,
@@ -242,6 +279,7 @@ pub struct CaptureRequest {
 
 /// Ask the provider to release a hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct VoidRequest {
     /// Same key, same outcome.
     pub idempotency_key: String,
@@ -251,6 +289,7 @@ pub struct VoidRequest {
 
 /// Ask the provider to return collected funds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RefundRequest {
     /// Same key, same outcome; never a second refund.
     pub idempotency_key: String,
@@ -416,6 +455,7 @@ pub const MAX_PROVIDER_KEY_LEN: usize = 255;
 /// One capture, refund or void: what it moves, the key the provider sees and
 /// where it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PaymentOperation {
     /// What it does.
     pub kind: OperationKind,
@@ -458,6 +498,7 @@ pub(crate) struct Intent<'a> {
 
 /// A payment attached to an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Payment {
     /// Its id.
     pub id: PaymentId,

@@ -10,6 +10,7 @@ use super::promotion::Op;
 
 /// One comparison a condition made, with the values compared.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Comparison {
     /// What was compared ("subtotal", "customer group", a rule's name).
     pub subject: String,
@@ -22,6 +23,32 @@ pub struct Comparison {
     /// For a minimum amount not reached: how much more would reach it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing: Option<Money>,
+}
+
+impl Comparison {
+    /// `subject` compared with `op`: the promotion asked for `expected`, the
+    /// cart has `actual`.
+    pub fn new(
+        subject: impl Into<String>,
+        op: Op,
+        expected: impl Into<String>,
+        actual: impl Into<String>,
+    ) -> Self {
+        Self {
+            subject: subject.into(),
+            op,
+            expected: expected.into(),
+            actual: actual.into(),
+            missing: None,
+        }
+    }
+
+    /// The same comparison, saying how much more would meet it.
+    #[must_use]
+    pub fn missing(mut self, amount: Money) -> Self {
+        self.missing = Some(amount);
+        self
+    }
 }
 
 impl std::fmt::Display for Comparison {
@@ -111,6 +138,7 @@ pub enum Rejection {
 
 /// One line's share of a promotion.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct LineAmount {
     /// The line.
     pub line_id: LineId,
@@ -145,6 +173,7 @@ pub enum Outcome {
 
 /// A promotion considered for the cart, or a code entered on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PromotionOutcome {
     /// The promotion (none for an unknown code).
     pub promotion_id: Option<PromotionId>,
@@ -174,6 +203,7 @@ impl PromotionOutcome {
 
 /// A suggestion for the customer: how to unlock a promotion or free shipping.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Hint {
     /// The promotion it unlocks (none for a shipping method's own free threshold).
     pub promotion_id: Option<PromotionId>,

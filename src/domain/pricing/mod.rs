@@ -133,6 +133,7 @@ static EMPTY_USAGE: LazyLock<HashMap<String, u64>> = LazyLock::new(HashMap::new)
 static GUEST: LazyLock<CustomerFacts> = LazyLock::new(CustomerFacts::default);
 
 /// Everything pricing may look at besides the cart.
+#[non_exhaustive]
 pub struct PricingContext<'a> {
     /// The catalog entry of every variant in the cart (and of every gift).
     pub catalog: &'a HashMap<VariantId, CatalogEntry>,
@@ -178,6 +179,7 @@ impl<'a> PricingContext<'a> {
 
 /// A discount applied to a line (or to shipping), and what made it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Adjustment {
     /// The promotion that made it.
     pub promotion_id: Option<PromotionId>,
@@ -204,6 +206,7 @@ impl Adjustment {
 
 /// One priced line, frozen into the order at checkout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PricedLine {
     /// The cart line (gift lines get an id derived from their promotion).
     pub line_id: LineId,
@@ -248,6 +251,7 @@ fn catalog_source() -> PriceSource {
 
 /// The chosen shipping method and its price.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ShippingCharge {
     /// The method's code.
     pub code: String,
@@ -269,6 +273,7 @@ pub struct ShippingCharge {
 
 /// A cart with every amount worked out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PricedCart {
     /// The cart priced.
     pub cart_id: CartId,

@@ -28,6 +28,7 @@ pub struct CustomerFacts {
 
 /// A line as a rule sees it.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RuleLine<'a> {
     /// The line.
     pub line_id: LineId,
@@ -43,6 +44,7 @@ pub struct RuleLine<'a> {
 
 /// The cart as a rule sees it.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RuleCart<'a> {
     /// The cart's currency.
     pub currency: Currency,

@@ -18,6 +18,7 @@ use crate::validate::required_text;
 
 /// What a rate source may look at.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ShippingInput<'a> {
     /// The cart's currency; rates must be in it.
     pub currency: Currency,
@@ -33,6 +34,7 @@ pub struct ShippingInput<'a> {
 
 /// One way to ship and its price.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ShippingRate {
     /// The method's code, as chosen on the cart.
     pub code: String,
@@ -43,6 +45,26 @@ pub struct ShippingRate {
     /// The merchandise subtotal from which the method is free (for hints).
     #[serde(default)]
     pub free_from: Option<Money>,
+}
+
+impl ShippingRate {
+    /// The method `code`, shown as `name`, at `price`.
+    pub fn new(code: impl Into<String>, name: impl Into<String>, price: Money) -> Self {
+        Self {
+            code: code.into(),
+            name: name.into(),
+            price,
+            free_from: None,
+        }
+    }
+
+    /// The same rate, free from a merchandise subtotal of `threshold` (for
+    /// "add X more for free shipping" hints).
+    #[must_use]
+    pub fn free_from(mut self, threshold: Money) -> Self {
+        self.free_from = Some(threshold);
+        self
+    }
 }
 
 /// A source of shipping rates.

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 /// One taxable line: its amount after discounts.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TaxableLine<'a> {
     /// The cart line.
     pub line_id: LineId,
@@ -28,6 +29,7 @@ pub struct TaxableLine<'a> {
 
 /// What a calculator may look at.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TaxInput<'a> {
     /// The cart's currency.
     pub currency: Currency,
@@ -41,6 +43,7 @@ pub struct TaxInput<'a> {
 
 /// A named tax and its total, for the receipt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TaxLine {
     /// E.g. "VAT 20%".
     pub name: String,
@@ -51,8 +54,20 @@ pub struct TaxLine {
     pub amount: Money,
 }
 
+impl TaxLine {
+    /// `amount` of the tax `name` at `rate` (a fraction: 0.2 for 20 %).
+    pub fn new(name: impl Into<String>, rate: Decimal, amount: Money) -> Self {
+        Self {
+            name: name.into(),
+            rate,
+            amount,
+        }
+    }
+}
+
 /// A calculator's answer. Amounts are in minor units.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TaxBreakdown {
     /// Tax per input line, in the same order.
     pub lines: Vec<Money>,
@@ -64,6 +79,34 @@ pub struct TaxBreakdown {
     /// not add it again).
     #[serde(default)]
     pub prices_include_tax: bool,
+}
+
+impl TaxBreakdown {
+    /// Tax per line (in the input's order) and on shipping, added to the
+    /// prices given, with no summary (add one with
+    /// [`with_summary`](Self::with_summary)).
+    pub fn new(lines: Vec<Money>, shipping: Money) -> Self {
+        Self {
+            lines,
+            shipping,
+            summary: Vec::new(),
+            prices_include_tax: false,
+        }
+    }
+
+    /// The same answer with totals by named tax.
+    #[must_use]
+    pub fn with_summary(mut self, summary: Vec<TaxLine>) -> Self {
+        self.summary = summary;
+        self
+    }
+
+    /// The same answer, saying the prices given already included the tax.
+    #[must_use]
+    pub fn included_in_prices(mut self) -> Self {
+        self.prices_include_tax = true;
+        self
+    }
 }
 
 /// Computes tax for a priced cart.
