@@ -103,23 +103,21 @@ async fn seed_catalog(engine: &Engine) -> Vec<VariantId> {
         let product = engine
             .create_product(
                 &Actor::System,
-                NewProduct {
-                    title: format!("Product {p}"),
-                    status: Status::Active,
-                    variants: (0..250)
-                        .map(|v| NewVariant {
-                            sku: format!("SKU-{p}-{v}"),
-                            prices: vec![Money::from_minor(
-                                100 + (p * 250 + v) as i64,
-                                Currency::USD,
-                            )],
-                            inventory: InventoryPolicy::default(),
-                            status: Status::Active,
-                            ..NewVariant::default()
-                        })
-                        .collect(),
-                    ..NewProduct::default()
-                },
+                NewProduct::new(format!("Product {p}"))
+                    .status(Status::Active)
+                    .variants(
+                        (0..250)
+                            .map(|v| {
+                                NewVariant::new(format!("SKU-{p}-{v}"))
+                                    .prices(vec![Money::from_minor(
+                                        100 + (p * 250 + v) as i64,
+                                        Currency::USD,
+                                    )])
+                                    .inventory(InventoryPolicy::default())
+                                    .status(Status::Active)
+                            })
+                            .collect(),
+                    ),
             )
             .await
             .unwrap();
@@ -185,13 +183,12 @@ async fn run_library(engine: &Engine, carts: Vec<CartId>, tasks: usize) -> f64 {
                     break;
                 };
                 engine
-                    .checkout(CheckoutRequest {
-                        cart_id: cart,
-                        idempotency_key: IdempotencyKey::random(),
-                        payment_token: "tok_visa".into(),
-                        actor: Actor::Guest,
-                        expected_total: None,
-                    })
+                    .checkout(CheckoutRequest::new(
+                        cart,
+                        IdempotencyKey::random(),
+                        "tok_visa",
+                        Actor::Guest,
+                    ))
                     .await
                     .unwrap();
             }

@@ -231,18 +231,14 @@ async fn main() -> Result<()> {
     engine
         .create_product(
             &Actor::System,
-            NewProduct {
-                title: "Field guide (PDF)".into(),
-                status: Status::Active,
-                variants: vec![NewVariant {
-                    sku: "GUIDE".into(),
-                    prices: vec![Money::parse("9.99", Currency::EUR)?],
-                    inventory: InventoryPolicy::Untracked,
-                    status: Status::Active,
-                    ..NewVariant::default()
-                }],
-                ..NewProduct::default()
-            },
+            NewProduct::new("Field guide (PDF)")
+                .status(Status::Active)
+                .variants(vec![
+                    NewVariant::new("GUIDE")
+                        .prices(vec![Money::parse("9.99", Currency::EUR)?])
+                        .inventory(InventoryPolicy::Untracked)
+                        .status(Status::Active),
+                ]),
         )
         .await?;
     let guide = engine.variant_by_sku("GUIDE").await?.variant.id();
@@ -258,13 +254,12 @@ async fn main() -> Result<()> {
             .set_email(&guest, cart.id(), "reader@example.org")
             .await?;
         let result = engine
-            .checkout(CheckoutRequest {
-                cart_id: cart.id(),
-                idempotency_key: IdempotencyKey::new(key)?,
-                payment_token: card.into(),
-                actor: guest.clone(),
-                expected_total: None,
-            })
+            .checkout(CheckoutRequest::new(
+                cart.id(),
+                IdempotencyKey::new(key)?,
+                card,
+                guest.clone(),
+            ))
             .await;
         match result {
             Ok(CheckoutOutcome { order, .. }) => println!(
@@ -272,9 +267,9 @@ async fn main() -> Result<()> {
                 last4,
                 order.id(),
                 order.total(),
-                order.payment().provider,
-                order.payment().reference,
-                order.payment().status
+                order.payment().provider(),
+                order.payment().reference(),
+                order.payment().status()
             ),
             Err(Error::PaymentDeclined { code, message }) => {
                 println!("card …{}: declined [{code}] {message}", last4);

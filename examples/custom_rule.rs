@@ -198,18 +198,14 @@ async fn product(engine: &Engine, sku: &str, price: Money) -> Result<cartwright:
     let product = engine
         .create_product(
             &Actor::System,
-            NewProduct {
-                title: sku.to_lowercase(),
-                status: Status::Active,
-                variants: vec![NewVariant {
-                    sku: sku.into(),
-                    prices: vec![price],
-                    inventory: InventoryPolicy::Untracked,
-                    status: Status::Active,
-                    ..NewVariant::default()
-                }],
-                ..NewProduct::default()
-            },
+            NewProduct::new(sku.to_lowercase())
+                .status(Status::Active)
+                .variants(vec![
+                    NewVariant::new(sku)
+                        .prices(vec![price])
+                        .inventory(InventoryPolicy::Untracked)
+                        .status(Status::Active),
+                ]),
         )
         .await?;
     product

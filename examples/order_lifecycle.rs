@@ -34,18 +34,14 @@ async fn main() -> Result<()> {
     engine
         .create_product(
             &Actor::System,
-            NewProduct {
-                title: "Candle".into(),
-                status: Status::Active,
-                variants: vec![NewVariant {
-                    sku: "CANDLE".into(),
-                    prices: vec![usd("8.00")?],
-                    requires_shipping: true,
-                    status: Status::Active,
-                    ..NewVariant::default()
-                }],
-                ..NewProduct::default()
-            },
+            NewProduct::new("Candle")
+                .status(Status::Active)
+                .variants(vec![
+                    NewVariant::new("CANDLE")
+                        .prices(vec![usd("8.00")?])
+                        .requires_shipping(true)
+                        .status(Status::Active),
+                ]),
         )
         .await?;
     let candle = engine.variant_by_sku("CANDLE").await?.variant.id();
@@ -65,27 +61,24 @@ async fn main() -> Result<()> {
         .set_shipping_address(
             &guest,
             cart.id(),
-            NewAddress {
-                name: "Lu".into(),
-                line1: "2 Elm St".into(),
-                city: "Portland".into(),
-                region: "OR".into(),
-                country: "US".into(),
-                ..NewAddress::default()
-            },
+            NewAddress::default()
+                .name("Lu")
+                .line1("2 Elm St")
+                .city("Portland")
+                .region("OR")
+                .country("US"),
         )
         .await?;
     engine
         .set_shipping_method(&guest, cart.id(), "ground")
         .await?;
     let placed = engine
-        .checkout(CheckoutRequest {
-            cart_id: cart.id(),
-            idempotency_key: IdempotencyKey::new("order-lifecycle-1")?,
-            payment_token: "tok_visa".into(),
-            actor: guest,
-            expected_total: None,
-        })
+        .checkout(CheckoutRequest::new(
+            cart.id(),
+            IdempotencyKey::new("order-lifecycle-1")?,
+            "tok_visa",
+            guest,
+        ))
         .await?;
     // The guest's proof of ownership: keep it (a link in the confirmation
     // email, a cookie); with it the guest can see and cancel the order.
@@ -109,15 +102,13 @@ async fn main() -> Result<()> {
         .ship(
             &staff,
             order.order.id(),
-            ShipmentRequest {
-                items: vec![LineQuantity {
-                    line_id: line,
-                    quantity: 2,
-                }],
-                carrier: "USPS".into(),
-                tracking_number: "9400 1000 0000 0000 0000 01".into(),
-                location: None,
-            },
+            ShipmentRequest::new(vec![LineQuantity {
+                line_id: line,
+                quantity: 2,
+            }])
+            .carrier("USPS")
+            .tracking_number("9400 1000 0000 0000 0000 01")
+            .location(None),
         )
         .await?;
     engine.capture(&staff, order.order.id()).await?;
@@ -125,15 +116,13 @@ async fn main() -> Result<()> {
         .ship(
             &staff,
             order.order.id(),
-            ShipmentRequest {
-                items: vec![LineQuantity {
-                    line_id: line,
-                    quantity: 1,
-                }],
-                carrier: "USPS".into(),
-                tracking_number: "9400 1000 0000 0000 0000 02".into(),
-                location: None,
-            },
+            ShipmentRequest::new(vec![LineQuantity {
+                line_id: line,
+                quantity: 1,
+            }])
+            .carrier("USPS")
+            .tracking_number("9400 1000 0000 0000 0000 02")
+            .location(None),
         )
         .await?;
     // One candle comes back and goes back on the shelf.
@@ -141,15 +130,15 @@ async fn main() -> Result<()> {
         .return_items(
             &staff,
             order.order.id(),
-            ReturnRequest {
-                items: vec![LineQuantity {
+            ReturnRequest::new(
+                vec![LineQuantity {
                     line_id: line,
                     quantity: 1,
                 }],
-                restock: true,
-                shipping: ShippingRefund::WhenAllReturned,
-                key: IdempotencyKey::new("rma-1")?,
-            },
+                IdempotencyKey::new("rma-1")?,
+            )
+            .restock(true)
+            .shipping(ShippingRefund::WhenAllReturned),
         )
         .await?;
     // A goodwill refund for the late second parcel, by amount, with a reason.
@@ -202,9 +191,9 @@ async fn main() -> Result<()> {
     }
     println!(
         "\nPayment: captured {}, refunded {}, {:?}; fulfillment {:?}",
-        order.payment().captured,
-        order.payment().refunded,
-        order.payment().status,
+        order.payment().captured(),
+        order.payment().refunded(),
+        order.payment().status(),
         order.fulfillment()
     );
     println!(

@@ -33,18 +33,15 @@
 //! // A product with one variant, in stock.
 //! let admin = Actor::Staff("ann".into());
 //! engine
-//!     .create_product(&admin, NewProduct {
-//!         title: "Mug".into(),
-//!         status: Status::Active,
-//!         variants: vec![NewVariant {
-//!             sku: "MUG-1".into(),
-//!             prices: vec![Money::parse("12.00", Currency::USD)?],
-//!             requires_shipping: true,
-//!             status: Status::Active,
-//!             ..NewVariant::default()
-//!         }],
-//!         ..NewProduct::default()
-//!     })
+//!     .create_product(
+//!         &admin,
+//!         NewProduct::new("Mug").status(Status::Active).variant(
+//!             NewVariant::new("MUG-1")
+//!                 .price(Money::parse("12.00", Currency::USD)?)
+//!                 .requires_shipping(true)
+//!                 .status(Status::Active),
+//!         ),
+//!     )
 //!     .await?;
 //! let variant = engine.variant_by_sku("mug-1").await?.variant.id();
 //! let warehouse = engine.create_location(&admin, "Warehouse", 0).await?;
@@ -56,24 +53,21 @@
 //! engine.add_item(&guest, cart.id(), variant, 2).await?;
 //! engine.set_email(&guest, cart.id(), "ann@example.com").await?;
 //! engine
-//!     .set_shipping_address(&guest, cart.id(), NewAddress {
-//!         name: "Ann".into(),
-//!         line1: "1 Main St".into(),
-//!         city: "Springfield".into(),
-//!         country: "US".into(),
-//!         ..NewAddress::default()
-//!     })
+//!     .set_shipping_address(
+//!         &guest,
+//!         cart.id(),
+//!         NewAddress::new("Ann", "1 Main St", "Springfield", "62701", "US"),
+//!     )
 //!     .await?;
 //! engine.set_shipping_method(&guest, cart.id(), "standard").await?;
 //!
 //! let placed = engine
-//!     .checkout(CheckoutRequest {
-//!         cart_id: cart.id(),
-//!         idempotency_key: IdempotencyKey::new("checkout-1")?,
-//!         payment_token: "tok_visa".into(),
-//!         actor: guest,
-//!         expected_total: None,
-//!     })
+//!     .checkout(CheckoutRequest::new(
+//!         cart.id(),
+//!         IdempotencyKey::new("checkout-1")?,
+//!         "tok_visa",
+//!         guest,
+//!     ))
 //!     .await?;
 //! assert_eq!(placed.order.total(), Money::parse("28.99", Currency::USD)?);
 //! assert_eq!(placed.payment, PaymentOutcome::Paid);

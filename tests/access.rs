@@ -218,11 +218,7 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
             "find_orders (owner's)",
             OWNER_OR_PRIVILEGED,
             |e, a| async move {
-                let query = OrderQuery {
-                    customer: Some(owner),
-                    limit: 10,
-                    ..OrderQuery::default()
-                };
+                let query = OrderQuery::default().customer(Some(owner)).limit(10);
                 e.find_orders(&a, &query).await
             }
         ),
@@ -239,12 +235,10 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
             e.ship(
                 &a,
                 oo,
-                ShipmentRequest {
-                    items,
-                    carrier: "UPS".into(),
-                    tracking_number: String::new(),
-                    location: None,
-                },
+                ShipmentRequest::new(items)
+                    .carrier("UPS")
+                    .tracking_number(String::new())
+                    .location(None),
             )
             .await
         }),
@@ -257,12 +251,9 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
             e.return_items(
                 &a,
                 oo,
-                ReturnRequest {
-                    items,
-                    restock: true,
-                    shipping: ShippingRefund::Never,
-                    key: key("ret"),
-                },
+                ReturnRequest::new(items, key("ret"))
+                    .restock(true)
+                    .shipping(ShippingRefund::Never),
             )
             .await
         }),
@@ -275,7 +266,11 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
             PROVIDER_OR_SYSTEM,
             |e, a| async move {
                 let o = e.order(&Actor::System, oo).await?;
-                let event = ProviderEvent::new("evt_access", o.payment().reference.clone(), ProviderEventKind::Authorized);
+                let event = ProviderEvent::new(
+                    "evt_access",
+                    o.payment().reference().to_owned(),
+                    ProviderEventKind::Authorized,
+                );
                 e.apply_provider_event(&a, &event).await
             }
         ),
@@ -290,13 +285,7 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
         row!("create_collection", PRIVILEGED, |e, a| e
             .create_collection(&a, "Summer")),
         row!("create_product", PRIVILEGED, |e, a| {
-            e.create_product(
-                &a,
-                NewProduct {
-                    title: "New".into(),
-                    ..NewProduct::default()
-                },
-            )
+            e.create_product(&a, NewProduct::new("New"))
         }),
         row!("set_product_status", PRIVILEGED, |e, a| async move {
             let p = e.variant_by_sku("A").await?.variant.product_id();

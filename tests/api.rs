@@ -55,13 +55,12 @@ async fn engine_futures_are_send() {
     let cart = cartwright::id::CartId::new();
     is_send(&engine.cart(&cartwright::Actor::Guest, cart));
     is_send(&engine.recover());
-    is_send(&engine.checkout(cartwright::CheckoutRequest {
-        cart_id: cart,
-        idempotency_key: cartwright::id::IdempotencyKey::random(),
-        payment_token: "tok_visa".into(),
-        actor: cartwright::Actor::Guest,
-        expected_total: None,
-    }));
+    is_send(&engine.checkout(cartwright::CheckoutRequest::new(
+        cart,
+        cartwright::id::IdempotencyKey::random(),
+        "tok_visa",
+        cartwright::Actor::Guest,
+    )));
 }
 
 /// No silent test gateway and no silent zero tax: both are explicit choices.

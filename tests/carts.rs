@@ -53,11 +53,9 @@ async fn bad_input_is_refused_and_changes_nothing(backend: Backend) {
     let draft = shop
         .product_with(
             "D",
-            NewVariant {
-                prices: vec![usd("1.00")],
-                status: Status::Draft,
-                ..NewVariant::default()
-            },
+            NewVariant::default()
+                .prices(vec![usd("1.00")])
+                .status(Status::Draft),
         )
         .await
         .variants()[0]
@@ -116,16 +114,9 @@ async fn bad_input_is_refused_and_changes_nothing(backend: Backend) {
     assert!(e.set_shipping_method(&g, id, "  ").await.is_err());
     assert!(e.set_email(&g, id, "nope").await.is_err());
     assert!(
-        e.set_shipping_address(
-            &g,
-            id,
-            NewAddress {
-                line1: "x".repeat(201),
-                ..common::address()
-            }
-        )
-        .await
-        .is_err()
+        e.set_shipping_address(&g, id, common::address().line1("x".repeat(201)))
+            .await
+            .is_err()
     );
     assert!(e.cart(&g, cartwright::id::CartId::new()).await.is_err());
     assert_eq!(shop.snapshot().await, before);

@@ -14,21 +14,15 @@ use cartwright::prelude::*;
 use common::{Backend, Shop, usd};
 
 fn variant(sku: &str) -> NewVariant {
-    NewVariant {
-        sku: sku.into(),
-        prices: vec![usd("1.00")],
-        status: Status::Active,
-        ..NewVariant::default()
-    }
+    NewVariant::new(sku)
+        .prices(vec![usd("1.00")])
+        .status(Status::Active)
 }
 
 fn product(title: &str, variants: Vec<NewVariant>) -> NewProduct {
-    NewProduct {
-        title: title.into(),
-        status: Status::Active,
-        variants,
-        ..NewProduct::default()
-    }
+    NewProduct::new(title)
+        .status(Status::Active)
+        .variants(variants)
 }
 
 async fn products_with_variants_categories_collections_tags_and_images(backend: Backend) {
@@ -50,35 +44,27 @@ async fn products_with_variants_categories_collections_tags_and_images(backend: 
     let p = e
         .create_product(
             &Actor::System,
-            NewProduct {
-                title: "  Tee  ".into(),
-                categories: vec![tees.id()],
-                collections: vec![sale.id()],
-                tags: vec![" Cotton ".into(), "cotton".into()],
-                images: vec![
-                    Image {
-                        url: "https://cdn/b.jpg".into(),
-                        alt: "back".into(),
-                        position: 2,
-                    },
-                    Image {
-                        url: "https://cdn/a.jpg".into(),
-                        alt: "front".into(),
-                        position: 1,
-                    },
-                ],
-                variants: vec![
-                    NewVariant {
-                        options: [("size".into(), "S".into()), ("colour".into(), "red".into())]
-                            .into(),
-                        weight_grams: 150,
-                        prices: vec![usd("10.00"), Money::parse("1500", Currency::JPY).unwrap()],
-                        ..variant("tee-s-red")
-                    },
+            product("x", vec![])
+                .title("  Tee  ")
+                .categories(vec![tees.id()])
+                .collections(vec![sale.id()])
+                .tags(vec![" Cotton ".into(), "cotton".into()])
+                .images(vec![
+                    Image::new("https://cdn/b.jpg").alt("back").position(2),
+                    Image::new("https://cdn/a.jpg").alt("front").position(1),
+                ])
+                .variants(vec![
+                    variant("tee-s-red")
+                        .options(
+                            [("size".into(), "S".into()), ("colour".into(), "red".into())].into(),
+                        )
+                        .weight_grams(150)
+                        .prices(vec![
+                            usd("10.00"),
+                            Money::parse("1500", Currency::JPY).unwrap(),
+                        ]),
                     variant("TEE-M-RED"),
-                ],
-                ..product("x", vec![])
-            },
+                ]),
         )
         .await
         .unwrap();
@@ -162,28 +148,16 @@ async fn invalid_products_are_rejected_unchanged(backend: Backend) {
         product("Long sku", vec![variant(&"A".repeat(65))]),
         product(
             "Sub-cent price",
-            vec![NewVariant {
-                prices: vec![Money::new(
-                    rust_decimal::Decimal::new(1001, 3),
-                    Currency::USD,
-                )],
-                ..variant("A")
-            }],
+            vec![variant("A").prices(vec![Money::new(
+                rust_decimal::Decimal::new(1001, 3),
+                Currency::USD,
+            )])],
         ),
         product(
             "Two USD prices",
-            vec![NewVariant {
-                prices: vec![usd("1.00"), usd("2.00")],
-                ..variant("A")
-            }],
+            vec![variant("A").prices(vec![usd("1.00"), usd("2.00")])],
         ),
-        product(
-            "Control char",
-            vec![NewVariant {
-                title: "a\u{0}b".into(),
-                ..variant("A")
-            }],
-        ),
+        product("Control char", vec![variant("A").title("a\u{0}b")]),
         product(
             "Too many variants",
             (0..251).map(|i| variant(&format!("V{i}"))).collect(),
@@ -210,13 +184,7 @@ async fn only_active_variants_of_active_products_can_be_bought(backend: Backend)
             &Actor::System,
             product(
                 "A",
-                vec![
-                    variant("ON"),
-                    NewVariant {
-                        status: Status::Draft,
-                        ..variant("OFF")
-                    },
-                ],
+                vec![variant("ON"), variant("OFF").status(Status::Draft)],
             ),
         )
         .await

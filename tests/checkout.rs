@@ -69,8 +69,8 @@ async fn happy_path_places_a_frozen_order_and_captures(backend: Backend) {
     assert_eq!(p.lines[1].tax, usd("0.75"));
     assert_eq!(p.tax_total, usd("3.25"));
     assert_eq!(order.total(), usd("35.75"));
-    assert_eq!(order.payment().status, PaymentStatus::Captured);
-    assert_eq!(order.payment().captured, usd("35.75"));
+    assert_eq!(order.payment().status(), PaymentStatus::Captured);
+    assert_eq!(order.payment().captured(), usd("35.75"));
     assert_eq!(order.email().unwrap().as_str(), "buyer@example.com");
 
     // Stock is allocated to the order; the cart is completed.
@@ -291,7 +291,7 @@ async fn unavailable_provider_leaves_the_key_retryable(backend: Backend) {
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 5);
     // The retry with the same key succeeds and charges once.
     let order = shop.place(cart.id(), "k").await;
-    assert_eq!(order.payment().status, PaymentStatus::Captured);
+    assert_eq!(order.payment().status(), PaymentStatus::Captured);
     assert_eq!(shop.payments.authorizations().len(), 1);
 }
 
@@ -316,7 +316,7 @@ async fn timeout_after_authorizing_voids_the_hidden_hold(backend: Backend) {
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 5);
 
     let order = shop.place(cart.id(), "k").await;
-    assert_eq!(order.payment().captured, usd("16.50"));
+    assert_eq!(order.payment().captured(), usd("16.50"));
     assert!(shop.payments.open_holds().is_empty());
     let captured: Vec<_> = shop
         .payments
@@ -334,14 +334,14 @@ async fn failed_capture_leaves_order_authorized_and_capture_can_be_retried(backe
     shop.payments
         .inject(Operation::Capture, Fault::TimeoutAfterProcessing);
     let order = shop.place(cart.id(), "k").await;
-    assert_eq!(order.payment().status, PaymentStatus::Authorized);
+    assert_eq!(order.payment().status(), PaymentStatus::Authorized);
 
     let captured = shop
         .engine
         .capture(&Actor::Staff("ops".into()), order.id())
         .await
         .unwrap();
-    assert_eq!(captured.payment().status, PaymentStatus::Captured);
+    assert_eq!(captured.payment().status(), PaymentStatus::Captured);
     // Both capture calls used one key, so the gateway captured once.
     let auth = &shop.payments.authorizations()[0];
     assert_eq!(auth.captured, usd("16.50"));
@@ -367,14 +367,14 @@ async fn manual_capture_mode(backend: Backend) {
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
     let order = shop.place(cart.id(), "k").await;
-    assert_eq!(order.payment().status, PaymentStatus::Authorized);
+    assert_eq!(order.payment().status(), PaymentStatus::Authorized);
     assert!(shop.payments.authorizations()[0].captured.is_zero());
     let order = shop
         .engine
         .capture(&Actor::System, order.id())
         .await
         .unwrap();
-    assert_eq!(order.payment().captured, usd("16.50"));
+    assert_eq!(order.payment().captured(), usd("16.50"));
 }
 
 async fn free_orders_need_no_payment(backend: Backend) {
@@ -382,12 +382,10 @@ async fn free_orders_need_no_payment(backend: Backend) {
     let product = shop
         .product_with(
             "FREE",
-            NewVariant {
-                prices: vec![usd("0.00")],
-                requires_shipping: false,
-                status: Status::Active,
-                ..NewVariant::default()
-            },
+            NewVariant::default()
+                .prices(vec![usd("0.00")])
+                .requires_shipping(false)
+                .status(Status::Active),
         )
         .await;
     let v = product.variants()[0].id();
@@ -615,7 +613,7 @@ async fn a_crash_after_authorization_is_recovered(backend: Backend) {
     pausing.reached.notified().await;
     pausing.resume.notify_one();
     let order = task.await.unwrap().unwrap();
-    assert_eq!(order.order.payment().status, PaymentStatus::Captured);
+    assert_eq!(order.order.payment().status(), PaymentStatus::Captured);
     let auths = shop.payments.authorizations();
     assert_eq!(auths.len(), 2);
     assert_eq!(auths.iter().filter(|a| !a.captured.is_zero()).count(), 1);
@@ -732,14 +730,14 @@ async fn recovery_captures_orders_left_authorized(backend: Backend) {
     // The capture right after placing fails (as if the process had stopped).
     shop.payments.inject(Operation::Capture, Fault::Unavailable);
     let order = shop.place(cart.id(), "k").await;
-    assert_eq!(order.payment().status, PaymentStatus::Authorized);
+    assert_eq!(order.payment().status(), PaymentStatus::Authorized);
     // A live checkout's order is left alone...
     assert_eq!(shop.engine.recover().await.unwrap().captured_orders, 0);
     // ...and captured once its lease is long over.
     shop.clock.advance(chrono::Duration::minutes(3));
     assert_eq!(shop.engine.recover().await.unwrap().captured_orders, 1);
     let o = shop.engine.order(&Actor::System, order.id()).await.unwrap();
-    assert_eq!(o.payment().status, PaymentStatus::Captured);
+    assert_eq!(o.payment().status(), PaymentStatus::Captured);
     assert_eq!(shop.payments.authorizations()[0].captured, usd("16.50"));
     assert_eq!(shop.engine.recover().await.unwrap().captured_orders, 0);
 }

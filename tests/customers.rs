@@ -13,11 +13,7 @@ use cartwright::prelude::*;
 use common::{Backend, Shop, address};
 
 fn new(email: &str, password: &str) -> NewCustomer {
-    NewCustomer {
-        email: email.into(),
-        password: password.into(),
-        name: "Ann".into(),
-    }
+    NewCustomer::new(email, password).name("Ann")
 }
 
 async fn register_and_log_in_with_normalized_email(backend: Backend) {
@@ -167,10 +163,7 @@ async fn address_book_and_groups(backend: Backend) {
     assert_eq!(c.addresses().len(), 1);
     assert!(c.default_shipping().is_none());
 
-    let bad = NewAddress {
-        country: "USA".into(),
-        ..address()
-    };
+    let bad = address().country("USA");
     let before = shop.snapshot().await;
     assert!(shop.engine.add_address(&me, ann.id(), bad).await.is_err());
     assert_eq!(shop.snapshot().await, before);
@@ -272,11 +265,9 @@ conformance!(
 /// the rest wait, and past the wait get a typed "busy" error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn password_hashing_is_bounded() {
-    let config = cartwright::EngineConfig {
-        max_concurrent_password_hashes: 1,
-        password_hash_wait: std::time::Duration::from_millis(1),
-        ..cartwright::EngineConfig::default()
-    };
+    let config = cartwright::EngineConfig::default()
+        .max_concurrent_password_hashes(1)
+        .password_hash_wait(std::time::Duration::from_millis(1));
     let engine = Engine::builder()
         .config(config)
         .test_payment_provider()
@@ -304,10 +295,7 @@ async fn password_hashing_is_bounded() {
     assert!(refused > 0, "some log-ins ran");
     assert!(Error::Busy("x").is_retryable());
     // A zero-slot configuration is refused.
-    let zero = cartwright::EngineConfig {
-        max_concurrent_password_hashes: 0,
-        ..cartwright::EngineConfig::default()
-    };
+    let zero = cartwright::EngineConfig::default().max_concurrent_password_hashes(0);
     assert!(
         Engine::builder()
             .config(zero)

@@ -61,7 +61,7 @@ async fn store_down_when_placing_voids_and_the_retry_charges_once(backend: Backe
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 5);
 
     let order = shop.place(cart.id(), "k").await;
-    assert_eq!(order.payment().status, PaymentStatus::Captured);
+    assert_eq!(order.payment().status(), PaymentStatus::Captured);
     assert_eq!(effective(&shop, Operation::Capture), 1);
     assert!(shop.payments.open_holds().is_empty());
 }
@@ -73,7 +73,7 @@ async fn a_lost_answer_after_placing_never_voids_the_order(backend: Backend) {
     // The order is placed, but the engine hears a failure.
     faults(&shop).inject(Command::PlaceOrder, When::After);
     let order = shop.place(cart.id(), "k").await;
-    assert_eq!(order.payment().status, PaymentStatus::Captured);
+    assert_eq!(order.payment().status(), PaymentStatus::Captured);
     let auth = &shop.payments.authorizations()[0];
     assert!(!auth.voided, "a placed order's payment is never voided");
     assert_eq!(auth.captured, usd("16.50"));
@@ -101,13 +101,13 @@ async fn capture_survives_store_faults_on_either_side(backend: Backend) {
             .capture(&Actor::System, order.id())
             .await
             .unwrap();
-        assert_eq!(o.payment().captured, usd("16.50"), "{when:?}");
+        assert_eq!(o.payment().captured(), usd("16.50"), "{when:?}");
         assert_eq!(
             shop.payments.authorizations()[0].captured,
             usd("16.50"),
             "{when:?}"
         );
-        assert_eq!(o.payment().operations.len(), 1, "{when:?}");
+        assert_eq!(o.payment().operations().len(), 1, "{when:?}");
     }
 }
 
@@ -122,27 +122,25 @@ async fn a_provider_timeout_after_refunding_is_not_refunded_twice(backend: Backe
         .ship(
             &staff,
             order.id(),
-            ShipmentRequest {
-                items: vec![LineQuantity {
-                    line_id: line,
-                    quantity: 2,
-                }],
-                carrier: "UPS".into(),
-                tracking_number: String::new(),
-                location: None,
-            },
+            ShipmentRequest::new(vec![LineQuantity {
+                line_id: line,
+                quantity: 2,
+            }])
+            .carrier("UPS")
+            .tracking_number(String::new())
+            .location(None),
         )
         .await
         .unwrap();
-    let ret = ReturnRequest {
-        items: vec![LineQuantity {
+    let ret = ReturnRequest::new(
+        vec![LineQuantity {
             line_id: line,
             quantity: 1,
         }],
-        restock: false,
-        shipping: ShippingRefund::Never,
-        key: IdempotencyKey::new("rma").unwrap(),
-    };
+        IdempotencyKey::new("rma").unwrap(),
+    )
+    .restock(false)
+    .shipping(ShippingRefund::Never);
     // The gateway refunds, then the answer is lost; next the store fails.
     shop.payments
         .inject(Operation::Refund, Fault::TimeoutAfterProcessing);
@@ -171,7 +169,7 @@ async fn a_provider_timeout_after_refunding_is_not_refunded_twice(backend: Backe
         .await
         .unwrap();
     assert_eq!(o, o2);
-    assert_eq!(o.payment().refunded, usd("11.00"));
+    assert_eq!(o.payment().refunded(), usd("11.00"));
     assert_eq!(
         shop.payments.authorizations()[0].refunded,
         usd("11.00"),

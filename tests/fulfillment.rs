@@ -26,21 +26,16 @@ fn units(order: &Order, line: usize, quantity: u32) -> Vec<LineQuantity> {
 }
 
 fn ship(items: Vec<LineQuantity>) -> ShipmentRequest {
-    ShipmentRequest {
-        items,
-        carrier: "UPS".into(),
-        tracking_number: "1Z999".into(),
-        location: None,
-    }
+    ShipmentRequest::new(items)
+        .carrier("UPS")
+        .tracking_number("1Z999")
+        .location(None)
 }
 
 fn ret(items: Vec<LineQuantity>, key: &str, shipping: ShippingRefund) -> ReturnRequest {
-    ReturnRequest {
-        items,
-        restock: true,
-        shipping,
-        key: IdempotencyKey::new(key).unwrap(),
-    }
+    ReturnRequest::new(items, IdempotencyKey::new(key).unwrap())
+        .restock(true)
+        .shipping(shipping)
 }
 
 /// A captured order: 3 × A at 3.33 and 1 × B at 10.00, tax 10 %, shipping 5.00.
@@ -186,8 +181,8 @@ async fn returns_refund_exactly_what_the_units_paid(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(o.returns()[1].shipping_refund, usd("5.50"));
-    assert_eq!(o.payment().refunded, order.payment().captured);
-    assert_eq!(o.payment().refunded, usd("27.49"));
+    assert_eq!(o.payment().refunded(), order.payment().captured());
+    assert_eq!(o.payment().refunded(), usd("27.49"));
     assert_eq!(o.fulfillment(), FulfillmentStatus::Returned);
     assert_eq!(shop.payments.authorizations()[0].refunded, usd("27.49"));
     // Nothing more can be refunded.
@@ -310,19 +305,13 @@ async fn shipping_from_a_named_location(backend: Backend) {
         .await
         .unwrap();
     let before = shop.snapshot().await;
-    let wrong = ShipmentRequest {
-        location: Some(elsewhere.id()),
-        ..ship(units(&order, 0, 1))
-    };
+    let wrong = ship(units(&order, 0, 1)).location(Some(elsewhere.id()));
     assert!(
         shop.engine.ship(&staff(), order.id(), wrong).await.is_err(),
         "its units are held in the warehouse"
     );
     assert_eq!(shop.snapshot().await, before);
-    let right = ShipmentRequest {
-        location: Some(shop.warehouse),
-        ..ship(units(&order, 0, 1))
-    };
+    let right = ship(units(&order, 0, 1)).location(Some(shop.warehouse));
     let o = shop.engine.ship(&staff(), order.id(), right).await.unwrap();
     assert_eq!(o.shipments()[0].stock[0].location_id, shop.warehouse);
     assert_eq!(shop.engine.stock(a).await.unwrap().on_hand, 59);

@@ -129,22 +129,10 @@ async fn duplicates_name_the_users_value_on_every_store(backend: Backend) {
         .engine
         .create_product(
             &system,
-            NewProduct {
-                title: "Other".into(),
-                variants: vec![
-                    NewVariant {
-                        sku: "CUP".into(),
-                        prices: vec![usd("1.00")],
-                        ..NewVariant::default()
-                    },
-                    NewVariant {
-                        sku: "mug".into(),
-                        prices: vec![usd("1.00")],
-                        ..NewVariant::default()
-                    },
-                ],
-                ..NewProduct::default()
-            },
+            NewProduct::new("Other").variants(vec![
+                NewVariant::new("CUP").prices(vec![usd("1.00")]),
+                NewVariant::new("mug").prices(vec![usd("1.00")]),
+            ]),
         )
         .await;
     match dup {
@@ -171,15 +159,13 @@ async fn too_many_units_to_ship_is_said_as_such(backend: Backend) {
         .ship(
             &Actor::Staff("wes".into()),
             order.id(),
-            ShipmentRequest {
-                items: vec![LineQuantity {
-                    line_id: order.pricing().lines[0].line_id,
-                    quantity: 5,
-                }],
-                carrier: "UPS".into(),
-                tracking_number: String::new(),
-                location: None,
-            },
+            ShipmentRequest::new(vec![LineQuantity {
+                line_id: order.pricing().lines[0].line_id,
+                quantity: 5,
+            }])
+            .carrier("UPS")
+            .tracking_number(String::new())
+            .location(None),
         )
         .await;
     match e {
@@ -199,7 +185,7 @@ async fn provider_events_are_validated_before_anything_changes(backend: Backend)
     let a = shop.product("A", "10.00", 10).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
     let order = shop.place(cart.id(), "k").await;
-    let reference = order.payment().reference.clone();
+    let reference = order.payment().reference().to_owned();
     let provider = Actor::Provider("test".into());
     let before = shop.snapshot().await;
     let event = |id: &str, kind| ProviderEvent::new(id, reference.clone(), kind);

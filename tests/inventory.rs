@@ -154,14 +154,12 @@ async fn backorders_and_untracked_variants(backend: Backend) {
     let back = shop
         .product_with(
             "BACK",
-            NewVariant {
-                prices: vec![usd("1.00")],
-                status: Status::Active,
-                inventory: InventoryPolicy::Tracked {
+            NewVariant::default()
+                .prices(vec![usd("1.00")])
+                .status(Status::Active)
+                .inventory(InventoryPolicy::Tracked {
                     allow_backorder: true,
-                },
-                ..NewVariant::default()
-            },
+                }),
         )
         .await
         .variants()[0]
@@ -179,12 +177,10 @@ async fn backorders_and_untracked_variants(backend: Backend) {
     let digital = shop
         .product_with(
             "EBOOK",
-            NewVariant {
-                prices: vec![usd("1.00")],
-                status: Status::Active,
-                inventory: InventoryPolicy::Untracked,
-                ..NewVariant::default()
-            },
+            NewVariant::default()
+                .prices(vec![usd("1.00")])
+                .status(Status::Active)
+                .inventory(InventoryPolicy::Untracked),
         )
         .await
         .variants()[0]

@@ -76,7 +76,7 @@ async fn the_spawned_maintenance_finishes_what_a_crash_left(backend: Backend) {
             .order(&Actor::System, outcome.order.id())
             .await
             .unwrap();
-        if o.payment().status == PaymentStatus::Captured {
+        if o.payment().status() == PaymentStatus::Captured {
             captured = true;
             break;
         }

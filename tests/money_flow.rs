@@ -133,15 +133,13 @@ async fn money_is_conserved(backend: Backend) {
                     .ship(
                         &staff,
                         order.id(),
-                        ShipmentRequest {
-                            items: vec![LineQuantity {
-                                line_id: line.line_id,
-                                quantity: q,
-                            }],
-                            carrier: "DHL".into(),
-                            tracking_number: String::new(),
-                            location: None,
-                        },
+                        ShipmentRequest::new(vec![LineQuantity {
+                            line_id: line.line_id,
+                            quantity: q,
+                        }])
+                        .carrier("DHL")
+                        .tracking_number(String::new())
+                        .location(None),
                     )
                     .await
                     .unwrap();
@@ -160,36 +158,36 @@ async fn money_is_conserved(backend: Backend) {
                     .return_items(
                         &staff,
                         order.id(),
-                        ReturnRequest {
-                            items: vec![LineQuantity {
+                        ReturnRequest::new(
+                            vec![LineQuantity {
                                 line_id: line.line_id,
                                 quantity: q,
                             }],
-                            restock: rng.below(2) == 0,
-                            shipping: ShippingRefund::WhenAllReturned,
-                            key: IdempotencyKey::new(format!("r{r}")).unwrap(),
-                        },
+                            IdempotencyKey::new(format!("r{r}")).unwrap(),
+                        )
+                        .restock(rng.below(2) == 0)
+                        .shipping(ShippingRefund::WhenAllReturned),
                     )
                     .await
                     .unwrap();
                 let p = o.payment();
                 assert!(
-                    p.refunded.checked_cmp(&p.captured).unwrap().is_le(),
+                    p.refunded().checked_cmp(&p.captured()).unwrap().is_le(),
                     "seed {seed}"
                 );
                 let auth = &shop.payments.authorizations()[0];
                 assert_eq!(
                     (auth.captured, auth.refunded),
-                    (p.captured, p.refunded),
+                    (p.captured(), p.refunded()),
                     "seed {seed}: the books agree with the gateway"
                 );
                 left -= q;
             }
         }
         let o = shop.engine.order(&staff, order.id()).await.unwrap();
-        assert_eq!(o.payment().captured, total, "seed {seed}");
+        assert_eq!(o.payment().captured(), total, "seed {seed}");
         assert_eq!(
-            o.payment().refunded,
+            o.payment().refunded(),
             total,
             "seed {seed}: every cent captured came back"
         );

@@ -38,12 +38,9 @@ fn one_unit(order: &Order) -> Vec<LineQuantity> {
 }
 
 fn ret(order: &Order, k: &str) -> ReturnRequest {
-    ReturnRequest {
-        items: one_unit(order),
-        restock: true,
-        shipping: ShippingRefund::Never,
-        key: key(k),
-    }
+    ReturnRequest::new(one_unit(order), key(k))
+        .restock(true)
+        .shipping(ShippingRefund::Never)
 }
 
 /// A captured order of 2 × A at 10.00 whose units have shipped.
@@ -55,20 +52,18 @@ async fn shipped(shop: &Shop, engine: &Engine) -> Order {
         .await
         .unwrap()
         .order;
-    assert_eq!(order.payment().status, PaymentStatus::Captured);
+    assert_eq!(order.payment().status(), PaymentStatus::Captured);
     engine
         .ship(
             &staff(),
             order.id(),
-            ShipmentRequest {
-                items: vec![LineQuantity {
-                    line_id: order.pricing().lines[0].line_id,
-                    quantity: 2,
-                }],
-                carrier: "UPS".into(),
-                tracking_number: String::new(),
-                location: None,
-            },
+            ShipmentRequest::new(vec![LineQuantity {
+                line_id: order.pricing().lines[0].line_id,
+                quantity: 2,
+            }])
+            .carrier("UPS")
+            .tracking_number(String::new())
+            .location(None),
         )
         .await
         .unwrap()
@@ -80,10 +75,10 @@ fn books_match(shop: &Shop, order: &Order) {
         .payments
         .authorizations()
         .into_iter()
-        .find(|a| a.reference == order.payment().reference)
+        .find(|a| a.reference == order.payment().reference())
         .unwrap();
-    assert_eq!(auth.captured, order.payment().captured, "captured");
-    assert_eq!(auth.refunded, order.payment().refunded, "refunded");
+    assert_eq!(auth.captured, order.payment().captured(), "captured");
+    assert_eq!(auth.refunded, order.payment().refunded(), "refunded");
 }
 
 async fn concurrent_returns_of_one_unit_refund_once(backend: Backend) {
@@ -123,7 +118,7 @@ async fn concurrent_returns_of_one_unit_refund_once(backend: Backend) {
             .iter()
             .all(|r| r.state == ReturnState::Completed)
     );
-    assert_eq!(o.payment().refunded, line.total, "each unit's share once");
+    assert_eq!(o.payment().refunded(), line.total, "each unit's share once");
     books_match(&shop, &o);
 }
 
@@ -132,7 +127,7 @@ async fn concurrent_refunds_never_exceed_what_was_captured(backend: Backend) {
         Shop::slow(backend, Duration::from_millis(10), CaptureMode::Immediate).await;
     let second = shop.second_engine().await;
     let order = shipped(&shop, &shop.engine).await;
-    let captured = order.payment().captured;
+    let captured = order.payment().captured();
     let mut tasks = Vec::new();
     for i in 0..10 {
         let engine = if i % 2 == 0 {
@@ -165,7 +160,7 @@ async fn concurrent_refunds_never_exceed_what_was_captured(backend: Backend) {
     let o = shop.engine.order(&staff(), order.id()).await.unwrap();
     let expected = captured.amount() / usd("5.00").amount();
     assert_eq!(ok, expected.trunc().to_string().parse::<usize>().unwrap());
-    assert!(o.payment().refunded.amount() <= captured.amount());
+    assert!(o.payment().refunded().amount() <= captured.amount());
     assert!(o.payment().pending().is_none());
     books_match(&shop, &o);
 }
@@ -221,9 +216,9 @@ async fn refund_by_amount_is_validated_and_recorded(backend: Backend) {
         .refund(&staff(), order.id(), refund.clone())
         .await
         .unwrap();
-    assert_eq!(o.payment().refunded, usd("3.50"));
-    assert_eq!(o.payment().status, PaymentStatus::PartiallyRefunded);
-    let op = o.payment().operations.last().unwrap();
+    assert_eq!(o.payment().refunded(), usd("3.50"));
+    assert_eq!(o.payment().status(), PaymentStatus::PartiallyRefunded);
+    let op = o.payment().operations().last().unwrap();
     assert_eq!(op.reason, "late delivery");
     assert_eq!(op.requested_by, Some(staff()));
     assert!(op.key.len() <= 255 && op.key.is_ascii());
@@ -237,7 +232,7 @@ async fn refund_by_amount_is_validated_and_recorded(backend: Backend) {
         .refund(&staff(), order.id(), refund)
         .await
         .unwrap();
-    assert_eq!(again.payment().refunded, usd("3.50"));
+    assert_eq!(again.payment().refunded(), usd("3.50"));
     books_match(&shop, &again);
 }
 
@@ -299,7 +294,7 @@ async fn a_refused_refund_leaves_the_units_returnable(backend: Backend) {
     let o = shop.engine.order(&staff(), order.id()).await.unwrap();
     assert_eq!(o.returns()[0].state, ReturnState::Failed);
     assert_eq!(
-        o.payment().operations.last().unwrap().state,
+        o.payment().operations().last().unwrap().state,
         OperationState::Failed
     );
     assert_eq!(o.returned(o.pricing().lines[0].line_id), 0);
@@ -325,9 +320,13 @@ async fn a_provider_event_settles_a_pending_refund_once(backend: Backend) {
         .return_items(&staff(), order.id(), ret(&order, "r1"))
         .await;
     let auth = shop.payments.authorizations()[0].clone();
-    let event = ProviderEvent::new("evt_1", auth.reference.clone(), ProviderEventKind::Refunded {
+    let event = ProviderEvent::new(
+        "evt_1",
+        auth.reference.clone(),
+        ProviderEventKind::Refunded {
             refunded_total: auth.refunded,
-        });
+        },
+    );
     let o = shop
         .engine
         .apply_provider_event(&Actor::Provider("test".into()), &event)
@@ -335,7 +334,7 @@ async fn a_provider_event_settles_a_pending_refund_once(backend: Backend) {
         .unwrap();
     assert!(!o.has_pending_work(), "the event covers the pending refund");
     assert_eq!(o.returns()[0].state, ReturnState::Completed);
-    assert_eq!(o.payment().refunded, auth.refunded);
+    assert_eq!(o.payment().refunded(), auth.refunded);
     // Recovery and a retry have nothing left to do.
     shop.clock.advance(chrono::Duration::minutes(5));
     assert_eq!(shop.engine.recover().await.unwrap().settled_operations, 0);
@@ -376,12 +375,10 @@ async fn a_cancellation_interrupted_by_an_outage_is_finished_by_recovery(backend
     assert!(o.cancellation().is_some());
     assert_eq!(o.status(), OrderStatus::Placed);
     // Nothing ships and nothing is captured while the cancellation is in flight.
-    let shipment = ShipmentRequest {
-        items: one_unit(&o),
-        carrier: "UPS".into(),
-        tracking_number: String::new(),
-        location: None,
-    };
+    let shipment = ShipmentRequest::new(one_unit(&o))
+        .carrier("UPS")
+        .tracking_number(String::new())
+        .location(None);
     assert!(
         shop.engine
             .ship(&staff(), order.id(), shipment)
@@ -396,7 +393,7 @@ async fn a_cancellation_interrupted_by_an_outage_is_finished_by_recovery(backend
     assert_eq!(report.settled_operations, 1);
     let o = shop.engine.order(&staff(), order.id()).await.unwrap();
     assert_eq!(o.status(), OrderStatus::Cancelled);
-    assert_eq!(o.payment().status, PaymentStatus::Voided);
+    assert_eq!(o.payment().status(), PaymentStatus::Voided);
     assert_eq!(shop.engine.stock(a).await.unwrap().reserved, 0);
     assert!(shop.payments.open_holds().is_empty());
 }
@@ -407,7 +404,7 @@ async fn a_failed_immediate_capture_is_reported_and_retried_by_the_same_checkout
     let cart = shop.ready_cart(&[(a, 1)]).await;
     shop.payments.inject(Operation::Capture, Fault::Unavailable);
     let order = shop.place(cart.id(), "k").await;
-    assert_eq!(order.payment().status, PaymentStatus::Authorized);
+    assert_eq!(order.payment().status(), PaymentStatus::Authorized);
     assert!(
         order.payment().pending().is_some(),
         "the capture is pending"
@@ -415,7 +412,7 @@ async fn a_failed_immediate_capture_is_reported_and_retried_by_the_same_checkout
     // The same checkout again retries the capture.
     let again = shop.place(cart.id(), "k").await;
     assert_eq!(again.id(), order.id());
-    assert_eq!(again.payment().status, PaymentStatus::Captured);
+    assert_eq!(again.payment().status(), PaymentStatus::Captured);
     books_match(&shop, &again);
 }
 
@@ -436,18 +433,22 @@ async fn a_failed_authorization_settles_a_pending_capture(backend: Backend) {
     let o = shop.engine.order(&staff(), order.id()).await.unwrap();
     assert!(o.has_pending_work());
     // The gateway reports the hold failed: the capture can never happen.
-    let event = ProviderEvent::new("evt_failed", o.payment().reference.clone(), ProviderEventKind::Failed {
+    let event = ProviderEvent::new(
+        "evt_failed",
+        o.payment().reference().to_owned(),
+        ProviderEventKind::Failed {
             reason: "expired".into(),
-        });
+        },
+    );
     let o = shop
         .engine
         .apply_provider_event(&Actor::Provider("test".into()), &event)
         .await
         .unwrap();
     assert!(!o.has_pending_work());
-    assert_eq!(o.payment().status, PaymentStatus::Failed);
+    assert_eq!(o.payment().status(), PaymentStatus::Failed);
     assert_eq!(
-        o.payment().operations.last().unwrap().state,
+        o.payment().operations().last().unwrap().state,
         OperationState::Failed
     );
     // Recovery has nothing left to send.

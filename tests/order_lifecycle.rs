@@ -55,8 +55,8 @@ async fn partial_captures_add_up_to_the_authorization(backend: Backend) {
         .capture_partial(&staff(), order.id(), Some(usd("10.00")), &key("c1"))
         .await
         .unwrap();
-    assert_eq!(o.payment().status, PaymentStatus::PartiallyCaptured);
-    assert_eq!(o.payment().captured, usd("10.00"));
+    assert_eq!(o.payment().status(), PaymentStatus::PartiallyCaptured);
+    assert_eq!(o.payment().captured(), usd("10.00"));
     assert_eq!(o.status(), OrderStatus::Processing);
 
     // The same key again captures nothing more.
@@ -92,8 +92,8 @@ async fn partial_captures_add_up_to_the_authorization(backend: Backend) {
         .capture_partial(&staff(), order.id(), None, &key("c4"))
         .await
         .unwrap();
-    assert_eq!(o.payment().status, PaymentStatus::Captured);
-    assert_eq!(o.payment().captured, usd("16.50"));
+    assert_eq!(o.payment().status(), PaymentStatus::Captured);
+    assert_eq!(o.payment().captured(), usd("16.50"));
     assert_eq!(shop.payments.authorizations()[0].captured, usd("16.50"));
     let changes: Vec<&OrderChangeKind> = o.history().iter().map(|h| &h.change).collect();
     assert!(matches!(changes[0], OrderChangeKind::Placed { .. }));
@@ -126,7 +126,7 @@ async fn cancelling_an_authorized_order_voids_and_restocks(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(o.status(), OrderStatus::Cancelled);
-    assert_eq!(o.payment().status, PaymentStatus::Voided);
+    assert_eq!(o.payment().status(), PaymentStatus::Voided);
     assert!(shop.payments.authorizations()[0].voided);
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 5);
     assert_eq!(o.history().last().unwrap().cause, "customer called");
@@ -163,10 +163,10 @@ async fn cancelling_a_captured_order_refunds_what_was_paid(backend: Backend) {
     let a = shop.product("A", "10.00", 5).await;
     let cart = shop.ready_cart(&[(a, 1)]).await;
     let order = shop.place(cart.id(), "k").await;
-    assert_eq!(order.payment().status, PaymentStatus::Captured);
+    assert_eq!(order.payment().status(), PaymentStatus::Captured);
     let o = shop.engine.cancel(&staff(), order.id(), "").await.unwrap();
-    assert_eq!(o.payment().status, PaymentStatus::Refunded);
-    assert_eq!(o.payment().refunded, usd("16.50"));
+    assert_eq!(o.payment().status(), PaymentStatus::Refunded);
+    assert_eq!(o.payment().refunded(), usd("16.50"));
     assert_eq!(shop.payments.authorizations()[0].refunded, usd("16.50"));
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 5);
 }
@@ -181,8 +181,8 @@ async fn cancelling_a_partly_captured_order_refunds_the_captured_part(backend: B
         .await
         .unwrap();
     let o = shop.engine.cancel(&staff(), order.id(), "").await.unwrap();
-    assert_eq!(o.payment().refunded, usd("4.00"));
-    assert_eq!(o.payment().status, PaymentStatus::Refunded);
+    assert_eq!(o.payment().refunded(), usd("4.00"));
+    assert_eq!(o.payment().status(), PaymentStatus::Refunded);
     let auth = &shop.payments.authorizations()[0];
     assert_eq!((auth.captured, auth.refunded), (usd("4.00"), usd("4.00")));
 }
@@ -244,11 +244,11 @@ async fn concurrent_captures_with_one_key_capture_once(backend: Backend) {
     }
     for t in tasks {
         let o = t.await.unwrap().unwrap();
-        assert_eq!(o.payment().captured, usd("5.00"));
+        assert_eq!(o.payment().captured(), usd("5.00"));
     }
     assert_eq!(shop.payments.authorizations()[0].captured, usd("5.00"));
     let stored = shop.engine.order(&Actor::System, order.id()).await.unwrap();
-    assert_eq!(stored.payment().operations.len(), 1);
+    assert_eq!(stored.payment().operations().len(), 1);
 }
 
 async fn the_default_order_query_finds_every_order(backend: Backend) {

@@ -236,10 +236,7 @@ fn rounding_mode_is_configurable() {
         (RoundingMode::Ceiling, "1.34"),
     ] {
         let extra = Extra {
-            settings: PromotionSettings {
-                rounding: mode,
-                ..PromotionSettings::default()
-            },
+            settings: PromotionSettings::default().rounding(mode),
             ..Extra::default()
         };
         let priced = s.w.price_with(&cart, vec![p.clone()], &extra);
@@ -495,19 +492,21 @@ fn shipping_methods_tiers_thresholds_and_countries() {
     let mut s = shop();
     s.w.shipping = Box::new(
         ShippingTable::new()
-            .with_method(ShippingMethod {
-                pricing: MethodPricing::WeightTiers {
-                    tiers: vec![(0, usd("4.00")), (1_000, usd("7.00"))],
-                },
-                ..ShippingMethod::flat("weight", "By weight", usd("0.00"))
-            })
+            .with_method(
+                ShippingMethod::flat("weight", "By weight", usd("0.00")).pricing(
+                    MethodPricing::WeightTiers {
+                        tiers: vec![(0, usd("4.00")), (1_000, usd("7.00"))],
+                    },
+                ),
+            )
             .unwrap()
-            .with_method(ShippingMethod {
-                pricing: MethodPricing::SubtotalTiers {
-                    tiers: vec![(usd("0.00"), usd("9.00")), (usd("30.00"), usd("6.00"))],
-                },
-                ..ShippingMethod::flat("value", "By value", usd("0.00"))
-            })
+            .with_method(
+                ShippingMethod::flat("value", "By value", usd("0.00")).pricing(
+                    MethodPricing::SubtotalTiers {
+                        tiers: vec![(usd("0.00"), usd("9.00")), (usd("30.00"), usd("6.00"))],
+                    },
+                ),
+            )
             .unwrap()
             .with_method(
                 ShippingMethod::flat("std", "Standard", usd("5.99")).free_from(usd("100.00")),
@@ -544,13 +543,13 @@ fn shipping_methods_tiers_thresholds_and_countries() {
     // With an address in France, the EU-only method is offered too.
     let mut fr = s.w.cart(&[(s.a, 2)]);
     fr.set_shipping_address(
-        cartwright::customer::Address::new(cartwright::customer::NewAddress {
-            name: "N".into(),
-            line1: "1 rue".into(),
-            city: "Paris".into(),
-            country: "fr".into(),
-            ..Default::default()
-        })
+        cartwright::customer::Address::new(
+            cartwright::customer::NewAddress::default()
+                .name("N")
+                .line1("1 rue")
+                .city("Paris")
+                .country("fr"),
+        )
         .unwrap(),
     )
     .unwrap();
@@ -609,12 +608,10 @@ fn cart_and_line_conditions_with_operators() {
     let ten = |c: Condition| Promotion::new("ten", percent_items(LineFilter::Any, 10)).when(c);
     let cart = s.w.cart(&[(s.a, 2), (s.c, 1)]); // 23.33, 3 units, USD
     let member = Extra {
-        customer: cartwright::pricing::CustomerFacts {
-            id: Some(CustomerId::new()),
-            groups: [vip].into(),
-            orders_placed: 2,
-            ..Default::default()
-        },
+        customer: cartwright::pricing::CustomerFacts::default()
+            .id(Some(CustomerId::new()))
+            .groups([vip].into())
+            .orders_placed(2),
         ..Extra::default()
     };
     let cases: Vec<(Condition, bool, bool)> = vec![
@@ -837,10 +834,7 @@ fn exclusive_and_combination_groups() {
     let cart = s.w.cart(&[(s.a, 3)]);
     let excl = Promotion::new("exclusive 10%", percent_items(LineFilter::Any, 10))
         .priority(1)
-        .stacking(Stacking {
-            exclusive: true,
-            ..Stacking::default()
-        });
+        .stacking(Stacking::default().exclusive(true));
     let other = Promotion::new(
         "5 off",
         Action::AmountOffOrder {
@@ -858,11 +852,11 @@ fn exclusive_and_combination_groups() {
     // "items" combines only with "shipping": the "order" promotion cannot join.
     let items = Promotion::new("items", percent_items(LineFilter::Any, 10))
         .priority(1)
-        .stacking(Stacking {
-            group: "items".into(),
-            combines_with: Some(vec!["shipping".into()]),
-            ..Stacking::default()
-        });
+        .stacking(
+            Stacking::default()
+                .group("items")
+                .combines_with(Some(vec!["shipping".into()])),
+        );
     let order = Promotion::new(
         "order",
         Action::AmountOffOrder {
@@ -870,16 +864,12 @@ fn exclusive_and_combination_groups() {
         },
     )
     .priority(2)
-    .stacking(Stacking {
-        group: "order".into(),
-        ..Stacking::default()
-    });
+    .stacking(Stacking::default().group("order"));
     let mut ship_cart = s.w.cart(&[(s.a, 6)]);
     ship_cart.set_shipping_method("std").unwrap();
-    let ship = free_shipping_over_50().priority(3).stacking(Stacking {
-        group: "shipping".into(),
-        ..Stacking::default()
-    });
+    let ship = free_shipping_over_50()
+        .priority(3)
+        .stacking(Stacking::default().group("shipping"));
     let priced =
         s.w.price(&ship_cart, vec![items.clone(), order.clone(), ship.clone()]);
     assert_eq!(
@@ -898,10 +888,7 @@ fn best_for_customer_picks_the_most_valuable_combination() {
     // Exclusive 10 % (3.00) has the best priority, but 2.00 + 2.00 is worth more.
     let excl = Promotion::new("exclusive 10%", percent_items(LineFilter::Any, 10))
         .priority(1)
-        .stacking(Stacking {
-            exclusive: true,
-            ..Stacking::default()
-        });
+        .stacking(Stacking::default().exclusive(true));
     let two_a = Promotion::new(
         "2 off",
         Action::AmountOffOrder {
@@ -924,10 +911,7 @@ fn best_for_customer_picks_the_most_valuable_combination() {
         "apply-all takes the exclusive first"
     );
     let extra = Extra {
-        settings: PromotionSettings {
-            policy: StackingPolicy::BestForCustomer,
-            ..PromotionSettings::default()
-        },
+        settings: PromotionSettings::default().policy(StackingPolicy::BestForCustomer),
         ..Extra::default()
     };
     let best = s.w.price_with(&cart, promos, &extra);
@@ -941,10 +925,7 @@ fn best_for_customer_picks_the_most_valuable_combination() {
         },
     )
     .priority(0)
-    .stacking(Stacking {
-        exclusive: true,
-        ..Stacking::default()
-    });
+    .stacking(Stacking::default().exclusive(true));
     let tie =
         s.w.price_with(&cart, vec![five.clone(), two_a, two_b], &extra);
     assert_eq!(tie.discount_total, usd("4.00"));
@@ -1033,17 +1014,15 @@ fn limits_become_usage_claims_and_a_budget_caps_the_discount() {
             amount: usd("5.00"),
         },
     )
-    .limits(Limits {
-        total_uses: Some(100),
-        per_customer: Some(1),
-        budget: Some(usd("10.00")),
-    });
+    .limits(
+        Limits::default()
+            .total_uses(Some(100))
+            .per_customer(Some(1))
+            .budget(Some(usd("10.00"))),
+    );
     let who = CustomerId::new();
     let extra = Extra {
-        customer: cartwright::pricing::CustomerFacts {
-            id: Some(who),
-            ..Default::default()
-        },
+        customer: cartwright::pricing::CustomerFacts::default().id(Some(who)),
         usage: [(format!("promotion:{}:budget", budget.id), 700)].into(),
         ..Extra::default()
     };
@@ -1119,10 +1098,8 @@ fn price_lists_set_the_unit_price_and_say_why() {
     volume.customer_groups.insert(vip);
     let extra = |groups: Vec<CustomerGroupId>| Extra {
         book: PriceBook::new(vec![sale.clone(), volume.clone()]).unwrap(),
-        customer: cartwright::pricing::CustomerFacts {
-            groups: groups.into_iter().collect(),
-            ..Default::default()
-        },
+        customer: cartwright::pricing::CustomerFacts::default()
+            .groups(groups.into_iter().collect()),
         ..Extra::default()
     };
     let p =
@@ -1153,14 +1130,14 @@ fn tax_table_inclusive_exclusive_and_rounding() {
     use cartwright::tax::{TaxRounding, TaxTable};
     let mut s = shop();
     let address = |country: &str, region: &str| {
-        Address::new(NewAddress {
-            name: "N".into(),
-            line1: "1 Road".into(),
-            city: "Town".into(),
-            region: region.into(),
-            country: country.into(),
-            ..NewAddress::default()
-        })
+        Address::new(
+            NewAddress::default()
+                .name("N")
+                .line1("1 Road")
+                .city("Town")
+                .region(region)
+                .country(country),
+        )
         .unwrap()
     };
     // Inclusive 20 % VAT in GB: 12.00 holds 12 × 0.2 / 1.2 = 2.00 of tax.
@@ -1442,13 +1419,13 @@ fn the_tax_table_taxes_discounted_shipping_by_its_class() {
     let mut cart = s.w.cart(&[(s.a, 1)]);
     cart.set_shipping_method("std").unwrap();
     cart.set_shipping_address(
-        Address::new(NewAddress {
-            name: "N".into(),
-            line1: "1 rue".into(),
-            city: "Paris".into(),
-            country: "FR".into(),
-            ..NewAddress::default()
-        })
+        Address::new(
+            NewAddress::default()
+                .name("N")
+                .line1("1 rue")
+                .city("Paris")
+                .country("FR"),
+        )
         .unwrap(),
     )
     .unwrap();

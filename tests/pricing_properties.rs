@@ -194,11 +194,12 @@ fn promotion(w: &World, s: &Spec, gift: VariantId) -> Promotion {
     let groups = ["a", "b", "c"];
     Promotion::new(&format!("p{}", s.kind), action)
         .priority(s.priority)
-        .stacking(Stacking {
-            exclusive: s.exclusive,
-            group: groups[s.group as usize].into(),
-            combines_with: (s.group == 2).then(|| vec!["a".to_owned()]),
-        })
+        .stacking(
+            Stacking::default()
+                .exclusive(s.exclusive)
+                .group(groups[s.group as usize])
+                .combines_with((s.group == 2).then(|| vec!["a".to_owned()])),
+        )
 }
 
 struct Case {
@@ -354,10 +355,7 @@ proptest! {
         let c = case(&items);
         let promos: Vec<Promotion> = specs.iter().map(|s| promotion(&c.world, s, c.gift)).collect();
         let extra = Extra {
-            settings: PromotionSettings {
-                policy: if best { StackingPolicy::BestForCustomer } else { StackingPolicy::ApplyAll },
-                rounding,
-            },
+            settings: PromotionSettings::default().policy(if best { StackingPolicy::BestForCustomer } else { StackingPolicy::ApplyAll }).rounding(rounding),
             ..Extra::default()
         };
         let forward = cart(&c, &qty, false);

@@ -60,10 +60,7 @@ async fn coded_cart(
 async fn a_coupon_discounts_the_order_and_counts_a_use(backend: Backend) {
     let shop = Shop::new(backend).await;
     let v = shop.product("TEE", "20.00", 10).await;
-    let limits = Limits {
-        total_uses: Some(5),
-        ..Limits::default()
-    };
+    let limits = Limits::default().total_uses(Some(5));
     let promo = with_code(
         &shop,
         Promotion::new("Ten off", ten_percent()).limits(limits),
@@ -306,10 +303,8 @@ async fn a_per_customer_limit_counts_each_account(backend: Backend) {
         .engine
         .save_promotion(
             &Actor::System,
-            Promotion::new("Welcome", ten_percent()).limits(Limits {
-                per_customer: Some(1),
-                ..Limits::default()
-            }),
+            Promotion::new("Welcome", ten_percent())
+                .limits(Limits::default().per_customer(Some(1))),
         )
         .await
         .unwrap();
@@ -352,10 +347,7 @@ async fn a_budget_gives_what_is_left_then_stops(backend: Backend) {
                     max_quantity_per_line: None,
                 },
             )
-            .limits(Limits {
-                budget: Some(usd("12.00")),
-                ..Limits::default()
-            }),
+            .limits(Limits::default().budget(Some(usd("12.00")))),
         )
         .await
         .unwrap();
@@ -471,10 +463,7 @@ async fn a_code_limited_to_100_uses_is_on_exactly_100_orders_of_1000(backend: Ba
     let shop = Shop::new(backend).await;
     let engines = [shop.engine.clone(), shop.second_engine().await];
     let v = shop.product("TEE", "20.00", 5_000).await;
-    let limits = Limits {
-        total_uses: Some(100),
-        ..Limits::default()
-    };
+    let limits = Limits::default().total_uses(Some(100));
     let promo = with_code(
         &shop,
         Promotion::new("Hundred", ten_percent()).limits(limits),
@@ -564,19 +553,15 @@ async fn a_category_filter_matches_products_in_its_subcategories(backend: Backen
         .engine
         .create_product(
             &Actor::System,
-            NewProduct {
-                title: "Shirt".into(),
-                status: Status::Active,
-                categories: vec![shirts.id()],
-                variants: vec![NewVariant {
-                    sku: "SHIRT".into(),
-                    prices: vec![usd("30.00")],
-                    requires_shipping: true,
-                    status: Status::Active,
-                    ..NewVariant::default()
-                }],
-                ..NewProduct::default()
-            },
+            NewProduct::new("Shirt")
+                .status(Status::Active)
+                .categories(vec![shirts.id()])
+                .variants(vec![
+                    NewVariant::new("SHIRT")
+                        .prices(vec![usd("30.00")])
+                        .requires_shipping(true)
+                        .status(Status::Active),
+                ]),
         )
         .await
         .unwrap();

@@ -147,24 +147,22 @@ struct Fixture {
 }
 
 fn fixture(prices_minor: &[i64]) -> Fixture {
-    let product = Product::new(NewProduct {
-        title: "P".into(),
-        status: Status::Active,
-        variants: prices_minor
-            .iter()
-            .enumerate()
-            .map(|(i, p)| NewVariant {
-                sku: format!("V{i}"),
-                prices: vec![Money::from_minor(*p, Currency::USD)],
-                requires_shipping: i % 2 == 0,
-                weight_grams: 10,
-                tax_class: String::new(),
-                status: Status::Active,
-                ..NewVariant::default()
-            })
-            .collect(),
-        ..NewProduct::default()
-    })
+    let product = Product::new(
+        NewProduct::new("P").status(Status::Active).variants(
+            prices_minor
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    NewVariant::new(format!("V{i}"))
+                        .prices(vec![Money::from_minor(*p, Currency::USD)])
+                        .requires_shipping(i % 2 == 0)
+                        .weight_grams(10)
+                        .tax_class(String::new())
+                        .status(Status::Active)
+                })
+                .collect(),
+        ),
+    )
     .unwrap();
     let mut catalog = HashMap::new();
     let mut ids = Vec::new();

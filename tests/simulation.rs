@@ -154,10 +154,10 @@ impl Sim {
             faulty: true,
             // A retry meeting a live attempt of a crashed process gives up
             // at once rather than waiting in real time.
-            config: Some(cartwright::EngineConfig {
-                checkout_wait: std::time::Duration::from_millis(1),
-                ..cartwright::EngineConfig::default()
-            }),
+            config: Some(
+                cartwright::EngineConfig::default()
+                    .checkout_wait(std::time::Duration::from_millis(1)),
+            ),
         };
         let mut shop = Shop::with(Backend::Memory, options).await;
         shop.payments = inner;
@@ -264,11 +264,7 @@ impl Sim {
                 .engine
                 .find_orders(
                     &Actor::System,
-                    &OrderQuery {
-                        before,
-                        limit: 100,
-                        ..OrderQuery::default()
-                    },
+                    &OrderQuery::default().before(before).limit(100),
                 )
                 .await
                 .unwrap();
@@ -307,12 +303,10 @@ impl Sim {
                 if let Some(o) = self.random_order().await {
                     let items = unshipped(&o);
                     if !items.is_empty() {
-                        let request = ShipmentRequest {
-                            items,
-                            carrier: "UPS".into(),
-                            tracking_number: String::new(),
-                            location: None,
-                        };
+                        let request = ShipmentRequest::new(items)
+                            .carrier("UPS")
+                            .tracking_number(String::new())
+                            .location(None);
                         let _ = self.run(e.ship(&staff, o.id(), request)).await;
                     }
                 }
@@ -392,13 +386,7 @@ impl Sim {
         } else {
             "tok_visa"
         };
-        let request = CheckoutRequest {
-            cart_id: cart.id(),
-            idempotency_key: self.key(),
-            payment_token: token.into(),
-            actor: Actor::Guest,
-            expected_total: None,
-        };
+        let request = CheckoutRequest::new(cart.id(), self.key(), token, Actor::Guest);
         let e = self.shop.engine.clone();
         let _ = self.run(e.checkout(request.clone())).await;
         // A client retries now and then, after the faults of the first try.
@@ -426,16 +414,13 @@ impl Sim {
                 });
             }
         }
-        ReturnRequest {
-            items,
-            restock: self.rng.chance(70),
-            shipping: if self.rng.chance(50) {
+        ReturnRequest::new(items, self.key())
+            .restock(self.rng.chance(70))
+            .shipping(if self.rng.chance(50) {
                 ShippingRefund::WhenAllReturned
             } else {
                 ShippingRefund::Never
-            },
-            key: self.key(),
-        }
+            })
     }
 
     /// The gateway reports its true cumulative totals, as a webhook would
@@ -484,52 +469,55 @@ impl Sim {
                 "order {} ({:?}, payment {:?})",
                 o.id(),
                 o.status(),
-                p.status
+                p.status()
             );
             if o.has_pending_work() {
                 return Err(format!("{ctx}: still has pending work after recovery"));
             }
             let auth = by_ref
-                .get(p.reference.as_str())
+                .get(p.reference())
                 .ok_or(format!("{ctx}: no gateway authorization"))?;
-            if auth.amount != p.authorized {
+            if auth.amount != p.authorized() {
                 return Err(format!(
                     "{ctx}: gateway authorized {}, books {}",
-                    auth.amount, p.authorized
+                    auth.amount,
+                    p.authorized()
                 ));
             }
-            if auth.captured != p.captured {
+            if auth.captured != p.captured() {
                 return Err(format!(
                     "{ctx}: gateway captured {}, books {}",
-                    auth.captured, p.captured
+                    auth.captured,
+                    p.captured()
                 ));
             }
-            if auth.refunded != p.refunded {
+            if auth.refunded != p.refunded() {
                 return Err(format!(
                     "{ctx}: gateway refunded {}, books {}",
-                    auth.refunded, p.refunded
+                    auth.refunded,
+                    p.refunded()
                 ));
             }
-            if auth.voided != (p.status == PaymentStatus::Voided) {
+            if auth.voided != (p.status() == PaymentStatus::Voided) {
                 return Err(format!("{ctx}: gateway voided {}", auth.voided));
             }
-            if p.refunded.amount() > p.captured.amount() {
+            if p.refunded().amount() > p.captured().amount() {
                 return Err(format!("{ctx}: refunded more than captured"));
             }
             // Every refund in the books is accounted for once: returns,
             // refunds by amount, cancellations, and what the gateway reported.
             let refunds: Decimal = p
-                .operations
+                .operations()
                 .iter()
                 .filter(|op| {
                     op.kind == OperationKind::Refund && op.state == OperationState::Succeeded
                 })
                 .map(|op| op.amount.amount())
                 .sum();
-            if refunds != p.refunded.amount() {
+            if refunds != p.refunded().amount() {
                 return Err(format!(
                     "{ctx}: refund operations sum to {refunds}, books {}",
-                    p.refunded
+                    p.refunded()
                 ));
             }
             for r in o
@@ -537,7 +525,7 @@ impl Sim {
                 .iter()
                 .filter(|r| r.state == ReturnState::Completed)
             {
-                let paid = p.operations.iter().any(|op| {
+                let paid = p.operations().iter().any(|op| {
                     op.purpose == OperationPurpose::Return(r.id)
                         && op.state == OperationState::Succeeded
                 });
@@ -578,7 +566,9 @@ impl Sim {
         }
         // A hold that no order owns was released (a crashed checkout's).
         for a in &auths {
-            let owned = orders.iter().any(|o| o.payment().reference == a.reference);
+            let owned = orders
+                .iter()
+                .any(|o| o.payment().reference() == a.reference);
             if !owned && (!a.voided || !a.captured.is_zero()) {
                 return Err(format!("authorization {} is held by no order", a.reference));
             }

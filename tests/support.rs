@@ -166,10 +166,7 @@ async fn orders_can_be_found_by_customer_status_and_date(backend: Backend) {
         .unwrap();
 
     // Paging, newest first.
-    let q = OrderQuery {
-        limit: 2,
-        ..OrderQuery::default()
-    };
+    let q = OrderQuery::default().limit(2);
     let page1 = shop.engine.find_orders(&me, &q).await.unwrap();
     assert_eq!(
         page1.orders.iter().map(|o| o.id()).collect::<Vec<_>>(),
@@ -177,13 +174,7 @@ async fn orders_can_be_found_by_customer_status_and_date(backend: Backend) {
     );
     let page2 = shop
         .engine
-        .find_orders(
-            &me,
-            &OrderQuery {
-                before: page1.next_before,
-                ..q.clone()
-            },
-        )
+        .find_orders(&me, &(q.clone()).before(page1.next_before))
         .await
         .unwrap();
     assert_eq!(
@@ -192,24 +183,16 @@ async fn orders_can_be_found_by_customer_status_and_date(backend: Backend) {
     );
     let page3 = shop
         .engine
-        .find_orders(
-            &me,
-            &OrderQuery {
-                before: page2.next_before,
-                ..q.clone()
-            },
-        )
+        .find_orders(&me, &(q.clone()).before(page2.next_before))
         .await
         .unwrap();
     assert_eq!(page3.orders.len(), 1);
     assert_eq!(page3.next_before, None);
 
     // By status, and by a date range (days 1 and 2 after the first order).
-    let cancelled = OrderQuery {
-        status: Some(OrderStatus::Cancelled),
-        limit: 10,
-        ..OrderQuery::default()
-    };
+    let cancelled = OrderQuery::default()
+        .status(Some(OrderStatus::Cancelled))
+        .limit(10);
     let found = shop.engine.find_orders(&staff(), &cancelled).await.unwrap();
     assert_eq!(
         found.orders.iter().map(|o| o.id()).collect::<Vec<_>>(),
@@ -221,12 +204,10 @@ async fn orders_can_be_found_by_customer_status_and_date(backend: Backend) {
         .await
         .unwrap()
         .placed_at();
-    let range = OrderQuery {
-        placed_from: Some(first + Duration::days(1)),
-        placed_until: Some(first + Duration::days(3)),
-        limit: 10,
-        ..OrderQuery::default()
-    };
+    let range = OrderQuery::default()
+        .placed_from(Some(first + Duration::days(1)))
+        .placed_until(Some(first + Duration::days(3)))
+        .limit(10);
     let found = shop.engine.find_orders(&staff(), &range).await.unwrap();
     assert_eq!(
         found.orders.iter().map(|o| o.id()).collect::<Vec<_>>(),
@@ -236,36 +217,20 @@ async fn orders_can_be_found_by_customer_status_and_date(backend: Backend) {
     // Staff see everyone; a customer sees only their own; guests nothing.
     let all = shop
         .engine
-        .find_orders(
-            &staff(),
-            &OrderQuery {
-                limit: 100,
-                ..OrderQuery::default()
-            },
-        )
+        .find_orders(&staff(), &OrderQuery::default().limit(100))
         .await
         .unwrap();
     assert_eq!(all.orders.len(), 6);
     let mine = shop
         .engine
-        .find_orders(
-            &bob,
-            &OrderQuery {
-                limit: 100,
-                ..OrderQuery::default()
-            },
-        )
+        .find_orders(&bob, &OrderQuery::default().limit(100))
         .await
         .unwrap();
     assert_eq!(
         mine.orders.iter().map(|o| o.id()).collect::<Vec<_>>(),
         [bobs.id()]
     );
-    let theirs = OrderQuery {
-        customer: Some(ann.id()),
-        limit: 10,
-        ..OrderQuery::default()
-    };
+    let theirs = OrderQuery::default().customer(Some(ann.id())).limit(10);
     assert!(matches!(
         shop.engine.find_orders(&bob, &theirs).await,
         Err(Error::Forbidden)
@@ -276,25 +241,13 @@ async fn orders_can_be_found_by_customer_status_and_date(backend: Backend) {
     ));
     assert!(
         shop.engine
-            .find_orders(
-                &staff(),
-                &OrderQuery {
-                    limit: 0,
-                    ..OrderQuery::default()
-                }
-            )
+            .find_orders(&staff(), &OrderQuery::default().limit(0))
             .await
             .is_err()
     );
     assert!(
         shop.engine
-            .find_orders(
-                &staff(),
-                &OrderQuery {
-                    limit: 501,
-                    ..OrderQuery::default()
-                }
-            )
+            .find_orders(&staff(), &OrderQuery::default().limit(501))
             .await
             .is_err()
     );

@@ -224,10 +224,7 @@ async fn bad_claims_are_refused_unchanged(backend: Backend) {
         Err(Error::LimitExceeded { .. })
     ));
     // Two claims on one counter add up against the smaller limit.
-    let twice = [
-        code(3),
-        UsageClaim::new("code:SAVE10", 2, 2),
-    ];
+    let twice = [code(3), UsageClaim::new("code:SAVE10", 2, 2)];
     assert!(matches!(
         hold(&store, &shop, &[], &twice).await,
         Err(Error::UsageLimitReached { limit: 2, .. })

@@ -39,7 +39,7 @@ async fn placed(shop: &Shop) -> cartwright::order::Order {
 async fn events_apply_once_and_in_any_order(backend: Backend) {
     let shop = manual(backend).await;
     let order = placed(&shop).await;
-    let reference = order.payment().reference.clone();
+    let reference = order.payment().reference().to_owned();
     let e = &shop.engine;
 
     // The later event (everything captured) arrives first.
@@ -61,13 +61,13 @@ async fn events_apply_once_and_in_any_order(backend: Backend) {
         .apply_provider_event(&Actor::Provider("test".into()), &all)
         .await
         .unwrap();
-    assert_eq!(o.payment().captured, usd("16.50"));
+    assert_eq!(o.payment().captured(), usd("16.50"));
     let o2 = e
         .apply_provider_event(&Actor::Provider("test".into()), &part)
         .await
         .unwrap();
     assert_eq!(
-        o2.payment().captured,
+        o2.payment().captured(),
         usd("16.50"),
         "an older total changes nothing"
     );
@@ -94,8 +94,8 @@ async fn events_apply_once_and_in_any_order(backend: Backend) {
         )
         .await
         .unwrap();
-    assert_eq!(o.payment().refunded, usd("5.00"));
-    assert_eq!(o.payment().status, PaymentStatus::PartiallyRefunded);
+    assert_eq!(o.payment().refunded(), usd("5.00"));
+    assert_eq!(o.payment().status(), PaymentStatus::PartiallyRefunded);
     let o = e
         .apply_provider_event(
             &Actor::Provider("test".into()),
@@ -136,7 +136,7 @@ async fn unknown_or_malformed_events_change_nothing(backend: Backend) {
             &Actor::Provider("test".into()),
             &event(
                 "",
-                &order.payment().reference,
+                order.payment().reference(),
                 ProviderEventKind::Authorized
             )
         )
@@ -149,7 +149,7 @@ async fn unknown_or_malformed_events_change_nothing(backend: Backend) {
             &Actor::Provider("test".into()),
             &event(
                 "evt_y",
-                &order.payment().reference,
+                order.payment().reference(),
                 ProviderEventKind::Captured {
                     captured_total: usd("99.00"),
                 },
@@ -170,7 +170,7 @@ async fn a_failed_authorization_is_recorded(backend: Backend) {
             &Actor::Provider("test".into()),
             &event(
                 "evt_f",
-                &order.payment().reference,
+                order.payment().reference(),
                 ProviderEventKind::Failed {
                     reason: "expired".into(),
                 },
@@ -178,7 +178,7 @@ async fn a_failed_authorization_is_recorded(backend: Backend) {
         )
         .await
         .unwrap();
-    assert_eq!(o.payment().status, PaymentStatus::Failed);
+    assert_eq!(o.payment().status(), PaymentStatus::Failed);
     assert!(
         shop.engine
             .capture(&Actor::System, order.id())
@@ -192,7 +192,7 @@ async fn a_webhook_racing_the_shops_capture_ends_in_one_capture(backend: Backend
     // test delivers a webhook.
     let (shop, racing) = Shop::pausing(backend, Operation::Capture, CaptureMode::Manual).await;
     let order = placed(&shop).await;
-    let reference = order.payment().reference.clone();
+    let reference = order.payment().reference().to_owned();
 
     let engine = shop.engine.clone();
     let id = order.id();
@@ -223,12 +223,12 @@ async fn a_webhook_racing_the_shops_capture_ends_in_one_capture(backend: Backend
         )
         .await
         .unwrap();
-    assert_eq!(hooked.payment().captured, usd("16.50"));
+    assert_eq!(hooked.payment().captured(), usd("16.50"));
     racing.resume.notify_one();
     let o = capture.await.unwrap().unwrap();
 
-    assert_eq!(o.payment().captured, usd("16.50"), "counted once");
-    assert_eq!(o.payment().status, PaymentStatus::Captured);
+    assert_eq!(o.payment().captured(), usd("16.50"), "counted once");
+    assert_eq!(o.payment().status(), PaymentStatus::Captured);
     assert_eq!(
         shop.payments.authorizations()[0].captured,
         usd("16.50"),

@@ -48,48 +48,40 @@ pub async fn run(engine: &Engine) -> Result<()> {
     let tee = engine
         .create_product(
             &admin,
-            NewProduct {
-                title: "Organic tee".into(),
-                description: "Soft, heavy cotton.".into(),
-                status: Status::Active,
-                categories: vec![shirts.id()],
-                collections: vec![summer.id()],
-                tags: vec!["cotton".into(), "basics".into()],
-                variants: ["S", "M", "L"]
-                    .iter()
-                    .map(|size| -> Result<NewVariant> {
-                        Ok(NewVariant {
-                            sku: format!("TEE-{size}"),
-                            title: format!("Size {size}"),
-                            options: [("size".to_string(), size.to_string())].into(),
-                            weight_grams: 180,
-                            prices: vec![usd("25.00")?, Money::parse("23.00", Currency::EUR)?],
-                            requires_shipping: true,
-                            status: Status::Active,
-                            ..NewVariant::default()
+            NewProduct::new("Organic tee")
+                .description("Soft, heavy cotton.")
+                .status(Status::Active)
+                .categories(vec![shirts.id()])
+                .collections(vec![summer.id()])
+                .tags(vec!["cotton".into(), "basics".into()])
+                .variants(
+                    ["S", "M", "L"]
+                        .iter()
+                        .map(|size| -> Result<NewVariant> {
+                            Ok(NewVariant::new(format!("TEE-{size}"))
+                                .title(format!("Size {size}"))
+                                .options([("size".to_string(), size.to_string())].into())
+                                .weight_grams(180)
+                                .prices(vec![usd("25.00")?, Money::parse("23.00", Currency::EUR)?])
+                                .requires_shipping(true)
+                                .status(Status::Active))
                         })
-                    })
-                    .collect::<Result<_>>()?,
-                ..NewProduct::default()
-            },
+                        .collect::<Result<_>>()?,
+                ),
         )
         .await?;
     engine
         .create_product(
             &admin,
-            NewProduct {
-                title: "Care guide (ebook)".into(),
-                status: Status::Active,
-                variants: vec![NewVariant {
-                    sku: "GUIDE-PDF".into(),
-                    prices: vec![usd("4.99")?],
-                    inventory: InventoryPolicy::Untracked,
-                    requires_shipping: false,
-                    status: Status::Active,
-                    ..NewVariant::default()
-                }],
-                ..NewProduct::default()
-            },
+            NewProduct::new("Care guide (ebook)")
+                .status(Status::Active)
+                .variants(vec![
+                    NewVariant::new("GUIDE-PDF")
+                        .prices(vec![usd("4.99")?])
+                        .inventory(InventoryPolicy::Untracked)
+                        .requires_shipping(false)
+                        .status(Status::Active),
+                ]),
         )
         .await?;
     for variant in tee.variants() {
@@ -150,10 +142,7 @@ pub async fn run(engine: &Engine) -> Result<()> {
                 },
             )
             .coded()
-            .limits(Limits {
-                per_customer: Some(1),
-                ..Limits::default()
-            }),
+            .limits(Limits::default().per_customer(Some(1))),
         )
         .await?;
     engine
@@ -162,24 +151,22 @@ pub async fn run(engine: &Engine) -> Result<()> {
 
     // --- a customer --------------------------------------------------------
     engine
-        .register(NewCustomer {
-            email: "Ada@Example.com".into(),
-            password: "correct horse battery staple".into(),
-            name: "Ada Lovelace".into(),
-        })
+        .register(
+            NewCustomer::new("Ada@Example.com", "correct horse battery staple")
+                .name("Ada Lovelace"),
+        )
         .await?;
     let ada = engine
         .login("ada@example.com", "correct horse battery staple")
         .await?;
     let me = Actor::Customer(ada.id());
-    let address = NewAddress {
-        name: "Ada Lovelace".into(),
-        line1: "12 St James's Square".into(),
-        city: "London".into(),
-        postal_code: "SW1Y 4JH".into(),
-        country: "GB".into(),
-        ..NewAddress::default()
-    };
+    let address = NewAddress::new(
+        "Ada Lovelace",
+        "12 St James's Square",
+        "London",
+        "SW1Y 4JH",
+        "GB",
+    );
     engine.add_address(&me, ada.id(), address.clone()).await?;
 
     // --- the cart ----------------------------------------------------------
@@ -207,14 +194,16 @@ pub async fn run(engine: &Engine) -> Result<()> {
     println!();
 
     let order = engine
-        .checkout(CheckoutRequest {
-            cart_id: cart.id(),
-            idempotency_key: IdempotencyKey::new(format!("checkout-{}", cart.id()))?,
-            payment_token: "tok_visa".into(),
-            actor: me.clone(),
+        .checkout(
+            CheckoutRequest::new(
+                cart.id(),
+                IdempotencyKey::new(format!("checkout-{}", cart.id()))?,
+                "tok_visa",
+                me.clone(),
+            )
             // Refuse to charge anything but what the customer was shown.
-            expected_total: Some(priced.total),
-        })
+            .expected_total(priced.total),
+        )
         .await?;
 
     print_receipt(&order.order);
@@ -269,8 +258,8 @@ pub fn print_receipt(order: &Order) {
     println!("{:<47} {:>12}", "TOTAL", p.total.to_string());
     println!(
         "Payment: {:?} via {} ({})",
-        order.payment().status,
-        order.payment().provider,
-        order.payment().reference
+        order.payment().status(),
+        order.payment().provider(),
+        order.payment().reference()
     );
 }

@@ -39,6 +39,7 @@ pub const MAX_PAYMENT_TOKEN_LEN: usize = 255;
 
 /// A request to check out a cart.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct CheckoutRequest {
     /// The cart.
     pub cart_id: crate::id::CartId,
@@ -55,6 +56,34 @@ pub struct CheckoutRequest {
     /// reserving or charging anything.
     pub expected_total: Option<crate::money::Money>,
 }
+
+impl CheckoutRequest {
+    /// `actor` checks out `cart_id` under `idempotency_key`, paying with
+    /// `payment_token`, with no expected total.
+    pub fn new(
+        cart_id: crate::id::CartId,
+        idempotency_key: IdempotencyKey,
+        payment_token: impl Into<String>,
+        actor: Actor,
+    ) -> Self {
+        Self {
+            cart_id,
+            idempotency_key,
+            payment_token: payment_token.into(),
+            actor,
+            expected_total: None,
+        }
+    }
+}
+
+crate::domain::setters!(CheckoutRequest {
+    cart_id: crate::id::CartId,
+    idempotency_key: IdempotencyKey,
+    actor: Actor,
+} into {
+    payment_token: String,
+    expected_total: Option<crate::money::Money>,
+});
 
 /// How a placed order's payment stands when checkout returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -23,6 +23,7 @@ use crate::validate::{optional_text, required_text};
 
 /// What leaves in one shipment.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ShipmentRequest {
     /// Units per order line.
     pub items: Vec<LineQuantity>,
@@ -35,8 +36,28 @@ pub struct ShipmentRequest {
     pub location: Option<LocationId>,
 }
 
+impl ShipmentRequest {
+    /// A shipment of `items` with no carrier or tracking number yet, from
+    /// wherever the order's stock is held.
+    pub fn new(items: Vec<LineQuantity>) -> Self {
+        Self {
+            items,
+            carrier: String::new(),
+            tracking_number: String::new(),
+            location: None,
+        }
+    }
+}
+
+crate::domain::setters!(ShipmentRequest { items: Vec<LineQuantity> } into {
+    carrier: String,
+    tracking_number: String,
+    location: Option<LocationId>,
+});
+
 /// What comes back, and how it is refunded.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReturnRequest {
     /// Units per order line (they must have shipped and not come back yet).
     pub items: Vec<LineQuantity>,
@@ -47,6 +68,26 @@ pub struct ReturnRequest {
     /// Makes the return safe to retry: the same key returns and refunds once.
     pub key: IdempotencyKey,
 }
+
+impl ReturnRequest {
+    /// A return of `items` under `key`, without restocking, refunding
+    /// shipping by the default policy.
+    pub fn new(items: Vec<LineQuantity>, key: IdempotencyKey) -> Self {
+        Self {
+            items,
+            restock: false,
+            shipping: ShippingRefund::default(),
+            key,
+        }
+    }
+}
+
+crate::domain::setters!(ReturnRequest {
+    items: Vec<LineQuantity>,
+    restock: bool,
+    shipping: ShippingRefund,
+    key: IdempotencyKey,
+} into {});
 
 impl Engine {
     /// Ships units of an order (staff and the system only). Several

@@ -55,6 +55,7 @@ pub enum CaptureMode {
 
 /// Tunables, with safe defaults.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct EngineConfig {
     /// When payments are captured.
     pub capture: CaptureMode,
@@ -81,6 +82,18 @@ pub struct EngineConfig {
     /// with a key older than this runs as a new checkout.
     pub retention: Duration,
 }
+
+crate::domain::setters!(EngineConfig {
+    capture: CaptureMode,
+    reservation_ttl: Duration,
+    checkout_lease: Duration,
+    checkout_wait: StdDuration,
+    max_retries: u32,
+    password_policy: PasswordPolicy,
+    max_concurrent_password_hashes: usize,
+    password_hash_wait: StdDuration,
+    retention: Duration,
+} into {});
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -306,6 +319,7 @@ pub struct OrderPage {
 
 /// A new account's details.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct NewCustomer {
     /// Email (normalized; must be unique among accounts).
     pub email: String,
@@ -314,6 +328,23 @@ pub struct NewCustomer {
     /// Display name.
     pub name: String,
 }
+
+impl NewCustomer {
+    /// An account for `email` with `password`, with no name.
+    pub fn new(email: impl Into<String>, password: impl Into<String>) -> Self {
+        Self {
+            email: email.into(),
+            password: password.into(),
+            name: String::new(),
+        }
+    }
+}
+
+crate::domain::setters!(NewCustomer {} into {
+    email: String,
+    password: String,
+    name: String,
+});
 
 /// Runs CPU-heavy work (password hashing) off the async worker threads when a
 /// tokio runtime is present, inline otherwise.

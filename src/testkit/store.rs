@@ -77,18 +77,14 @@ async fn product(
         engine
             .create_product(
                 &system,
-                NewProduct {
-                    title: format!("Product {sku}"),
-                    status: Status::Active,
-                    variants: vec![NewVariant {
-                        sku: sku.into(),
-                        prices: vec![usd(10_00)],
-                        requires_shipping: true,
-                        status: Status::Active,
-                        ..NewVariant::default()
-                    }],
-                    ..NewProduct::default()
-                },
+                NewProduct::new(format!("Product {sku}"))
+                    .status(Status::Active)
+                    .variants(vec![
+                        NewVariant::new(sku)
+                            .prices(vec![usd(10_00)])
+                            .requires_shipping(true)
+                            .status(Status::Active),
+                    ]),
             )
             .await,
     )?;
@@ -126,15 +122,7 @@ async fn catalog(store: Arc<dyn Store>) -> Result<(), Failure> {
     let again = e
         .create_product(
             &Actor::System,
-            NewProduct {
-                title: "Copy".into(),
-                variants: vec![NewVariant {
-                    sku: "MUG".into(),
-                    prices: vec![usd(1_00)],
-                    ..NewVariant::default()
-                }],
-                ..NewProduct::default()
-            },
+            NewProduct::new("Copy").variants(vec![NewVariant::new("MUG").prices(vec![usd(1_00)])]),
         )
         .await;
     ensure(
@@ -245,26 +233,18 @@ async fn checkout_and_orders(store: Arc<dyn Store>) -> Result<(), Failure> {
         CHECK,
         e.set_email(&guest, cart.id(), "kit@example.com").await,
     )?;
-    let address = NewAddress {
-        name: "Kit".into(),
-        line1: "1 Main St".into(),
-        city: "Springfield".into(),
-        country: "US".into(),
-        ..NewAddress::default()
-    };
+    let address = NewAddress::default()
+        .name("Kit")
+        .line1("1 Main St")
+        .city("Springfield")
+        .country("US");
     step(
         CHECK,
         e.set_shipping_address(&guest, cart.id(), address).await,
     )?;
     step(CHECK, e.set_shipping_method(&guest, cart.id(), "std").await)?;
     let key = step(CHECK, IdempotencyKey::new("conformance-checkout"))?;
-    let request = CheckoutRequest {
-        cart_id: cart.id(),
-        idempotency_key: key,
-        payment_token: "tok_visa".into(),
-        actor: guest,
-        expected_total: None,
-    };
+    let request = CheckoutRequest::new(cart.id(), key, "tok_visa", guest);
     let first = step(CHECK, e.checkout(request.clone()).await)?;
     let again = step(CHECK, e.checkout(request).await)?;
     ensure(first.order.id() == again.order.id(), CHECK, || {

@@ -313,13 +313,11 @@ impl Shop {
         let product = self
             .product_with(
                 sku,
-                NewVariant {
-                    prices: vec![usd(price)],
-                    requires_shipping: true,
-                    weight_grams: 100,
-                    status: Status::Active,
-                    ..NewVariant::default()
-                },
+                NewVariant::default()
+                    .prices(vec![usd(price)])
+                    .requires_shipping(true)
+                    .weight_grams(100)
+                    .status(Status::Active),
             )
             .await;
         let variant = product.variants()[0].id();
@@ -335,15 +333,9 @@ impl Shop {
         self.engine
             .create_product(
                 &Actor::System,
-                NewProduct {
-                    title: format!("Product {sku}"),
-                    status: Status::Active,
-                    variants: vec![NewVariant {
-                        sku: sku.into(),
-                        ..variant
-                    }],
-                    ..NewProduct::default()
-                },
+                NewProduct::new(format!("Product {sku}"))
+                    .status(Status::Active)
+                    .variants(vec![variant.sku(sku)]),
             )
             .await
             .unwrap()
@@ -393,11 +385,7 @@ impl Shop {
     /// Registers an account with password `password1`.
     pub async fn customer(&self, email: &str) -> cartwright::customer::Customer {
         self.engine
-            .register(NewCustomer {
-                email: email.into(),
-                password: "password1".into(),
-                name: "Test".into(),
-            })
+            .register(NewCustomer::new(email, "password1").name("Test"))
             .await
             .unwrap()
     }
@@ -464,25 +452,16 @@ pub fn ten_percent_coded() -> cartwright::pricing::Promotion {
 }
 
 pub fn address() -> NewAddress {
-    NewAddress {
-        name: "Grace Hopper".into(),
-        line1: "1 Navy Way".into(),
-        city: "Arlington".into(),
-        region: "va".into(),
-        postal_code: "22202".into(),
-        country: "us".into(),
-        ..NewAddress::default()
-    }
+    NewAddress::new("Grace Hopper", "1 Navy Way", "Arlington", "22202", "us").region("va")
 }
 
 pub fn request(cart: CartId, key: &str) -> CheckoutRequest {
-    CheckoutRequest {
-        cart_id: cart,
-        idempotency_key: IdempotencyKey::new(key).unwrap(),
-        payment_token: "tok_visa".into(),
-        actor: Actor::Guest,
-        expected_total: None,
-    }
+    CheckoutRequest::new(
+        cart,
+        IdempotencyKey::new(key).unwrap(),
+        "tok_visa",
+        Actor::Guest,
+    )
 }
 
 /// The relay delivers an event once no transaction that could still commit

@@ -71,23 +71,21 @@ impl World {
         categories: &[CategoryId],
         tags: &[&str],
     ) -> VariantId {
-        let product = Product::new(NewProduct {
-            title: name.into(),
-            status: Status::Active,
-            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
-            categories: categories.to_vec(),
-            collections: collections.to_vec(),
-            variants: vec![NewVariant {
-                sku: format!("SKU-{name}"),
-                prices: prices.to_vec(),
-                requires_shipping: true,
-                weight_grams: 500,
-                tax_class: "standard".into(),
-                status: Status::Active,
-                ..NewVariant::default()
-            }],
-            ..NewProduct::default()
-        })
+        let product = Product::new(
+            NewProduct::new(name)
+                .status(Status::Active)
+                .tags(tags.iter().map(|t| (*t).to_owned()).collect())
+                .categories(categories.to_vec())
+                .collections(collections.to_vec())
+                .variants(vec![
+                    NewVariant::new(format!("SKU-{name}"))
+                        .prices(prices.to_vec())
+                        .requires_shipping(true)
+                        .weight_grams(500)
+                        .tax_class("standard")
+                        .status(Status::Active),
+                ]),
+        )
         .unwrap();
         let v = product.variants()[0].clone();
         self.catalog

@@ -131,6 +131,7 @@ impl Default for InventoryPolicy {
 
 /// A product image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Image {
     /// Where the image is served from.
     pub url: String,
@@ -140,9 +141,23 @@ pub struct Image {
     pub position: u32,
 }
 
+impl Image {
+    /// The image at `url`, with no alternative text, at position 0.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            alt: String::new(),
+            position: 0,
+        }
+    }
+}
+
+crate::domain::setters!(Image { position: u32 } into { url: String, alt: String });
+
 /// What a caller supplies to create a variant. Prices come only from here
 /// (and later price lists), never from a cart.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct NewVariant {
     /// The SKU (validated by [`Sku::new`]).
     pub sku: String,
@@ -163,6 +178,45 @@ pub struct NewVariant {
     /// Sale status of the variant itself.
     pub status: Status,
 }
+
+impl NewVariant {
+    /// A variant with this SKU; everything else at its default (no prices,
+    /// no options, weight 0, not shipped, the default inventory policy,
+    /// draft). Set the rest with the chainable setters.
+    pub fn new(sku: impl Into<String>) -> Self {
+        Self {
+            sku: sku.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Adds a price (one per currency).
+    #[must_use]
+    pub fn price(mut self, price: Money) -> Self {
+        self.prices.push(price);
+        self
+    }
+
+    /// Adds an option value, e.g. `("size", "L")`.
+    #[must_use]
+    pub fn option(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.options.insert(name.into(), value.into());
+        self
+    }
+}
+
+crate::domain::setters!(NewVariant {
+    options: BTreeMap<String, String>,
+    weight_grams: u32,
+    prices: Vec<Money>,
+    inventory: InventoryPolicy,
+    requires_shipping: bool,
+    status: Status,
+} into {
+    sku: String,
+    title: String,
+    tax_class: String,
+});
 
 /// A purchasable version of a product.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -281,6 +335,7 @@ impl Variant {
 
 /// What a caller supplies to create a product.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct NewProduct {
     /// Title shown to customers.
     pub title: String,
@@ -299,6 +354,36 @@ pub struct NewProduct {
     /// At least one variant.
     pub variants: Vec<NewVariant>,
 }
+
+impl NewProduct {
+    /// A product with this title; everything else at its default (draft,
+    /// no variants yet). Set the rest with the chainable setters.
+    pub fn new(title: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Adds a variant.
+    #[must_use]
+    pub fn variant(mut self, variant: NewVariant) -> Self {
+        self.variants.push(variant);
+        self
+    }
+}
+
+crate::domain::setters!(NewProduct {
+    status: Status,
+    categories: Vec<CategoryId>,
+    collections: Vec<CollectionId>,
+    tags: Vec<String>,
+    images: Vec<Image>,
+    variants: Vec<NewVariant>,
+} into {
+    title: String,
+    description: String,
+});
 
 /// A product and its variants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -122,6 +122,7 @@ impl fmt::Debug for PasswordHash {
 /// The default cost follows the OWASP recommendation for argon2id (19 MiB,
 /// 2 iterations, 1 lane). Lower it only in tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PasswordPolicy {
     /// Fewest characters in a password.
     pub min_len: usize,
@@ -134,6 +135,14 @@ pub struct PasswordPolicy {
     /// argon2 lanes.
     pub parallelism: u32,
 }
+
+crate::domain::setters!(PasswordPolicy {
+    min_len: usize,
+    max_len: usize,
+    memory_kib: u32,
+    iterations: u32,
+    parallelism: u32,
+} into {});
 
 impl Default for PasswordPolicy {
     fn default() -> Self {
@@ -285,6 +294,7 @@ impl fmt::Display for Country {
 
 /// A postal address as entered; validated by [`Address::new`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NewAddress {
     /// Recipient's full name.
     pub name: String,
@@ -304,8 +314,41 @@ pub struct NewAddress {
     pub phone: String,
 }
 
+impl NewAddress {
+    /// An address for `name` at `line1`, `city`, `postal_code` in
+    /// `country` (ISO 3166-1 alpha-2); the optional parts empty.
+    pub fn new(
+        name: impl Into<String>,
+        line1: impl Into<String>,
+        city: impl Into<String>,
+        postal_code: impl Into<String>,
+        country: impl Into<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            line1: line1.into(),
+            city: city.into(),
+            postal_code: postal_code.into(),
+            country: country.into(),
+            ..Self::default()
+        }
+    }
+}
+
+crate::domain::setters!(NewAddress {} into {
+    name: String,
+    line1: String,
+    line2: String,
+    city: String,
+    region: String,
+    postal_code: String,
+    country: String,
+    phone: String,
+});
+
 /// A validated postal address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Address {
     /// Its id within an address book.
     pub id: AddressId,

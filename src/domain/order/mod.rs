@@ -678,6 +678,7 @@ impl OrderChange {
 /// Which orders to find; every field narrows the search. The default finds
 /// every order, [`DEFAULT_PAGE_SIZE`] at a time.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OrderQuery {
     /// Only this customer's orders (customers can only ask for their own).
     pub customer: Option<CustomerId>,
@@ -696,6 +697,17 @@ pub struct OrderQuery {
     /// ([`Order::has_pending_work`]).
     pub pending_work: bool,
 }
+
+crate::domain::setters!(OrderQuery {
+    limit: usize,
+    pending_work: bool,
+} into {
+    customer: Option<CustomerId>,
+    status: Option<OrderStatus>,
+    placed_from: Option<DateTime<Utc>>,
+    placed_until: Option<DateTime<Utc>>,
+    before: Option<OrderId>,
+});
 
 /// The page size of [`OrderQuery::default`].
 pub const DEFAULT_PAGE_SIZE: usize = 50;

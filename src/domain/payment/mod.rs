@@ -167,7 +167,11 @@ pub const MAX_EVENT_REASON_LEN: usize = 2_000;
 impl ProviderEvent {
     /// Event `id` (the provider's, for deduplication) about the
     /// authorization `authorization`.
-    pub fn new(id: impl Into<String>, authorization: impl Into<String>, kind: ProviderEventKind) -> Self {
+    pub fn new(
+        id: impl Into<String>,
+        authorization: impl Into<String>,
+        kind: ProviderEventKind,
+    ) -> Self {
         Self {
             id: id.into(),
             authorization: authorization.into(),
@@ -501,23 +505,70 @@ pub(crate) struct Intent<'a> {
 #[non_exhaustive]
 pub struct Payment {
     /// Its id.
-    pub id: PaymentId,
+    pub(crate) id: PaymentId,
     /// The provider's name.
-    pub provider: String,
+    pub(crate) provider: String,
     /// The provider's reference for the authorization.
-    pub reference: String,
+    pub(crate) reference: String,
     /// The idempotency key the authorization was made with.
-    pub authorize_key: String,
+    pub(crate) authorize_key: String,
     /// Amount held.
-    pub authorized: Money,
+    pub(crate) authorized: Money,
     /// Amount collected (succeeded captures).
-    pub captured: Money,
+    pub(crate) captured: Money,
     /// Amount returned (succeeded refunds).
-    pub refunded: Money,
+    pub(crate) refunded: Money,
     /// Where it is in its life.
-    pub status: PaymentStatus,
+    pub(crate) status: PaymentStatus,
     /// Every capture, refund and void, in order, pending and failed ones too.
-    pub operations: Vec<PaymentOperation>,
+    pub(crate) operations: Vec<PaymentOperation>,
+}
+
+impl Payment {
+    /// Its id.
+    pub fn id(&self) -> PaymentId {
+        self.id
+    }
+
+    /// The provider's name.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// The provider's reference for the authorization.
+    pub fn reference(&self) -> &str {
+        &self.reference
+    }
+
+    /// The idempotency key the authorization was made with.
+    pub fn authorize_key(&self) -> &str {
+        &self.authorize_key
+    }
+
+    /// Amount held.
+    pub fn authorized(&self) -> Money {
+        self.authorized
+    }
+
+    /// Amount collected (succeeded captures).
+    pub fn captured(&self) -> Money {
+        self.captured
+    }
+
+    /// Amount returned (succeeded refunds).
+    pub fn refunded(&self) -> Money {
+        self.refunded
+    }
+
+    /// Where it is in its life.
+    pub fn status(&self) -> PaymentStatus {
+        self.status
+    }
+
+    /// Every capture, refund and void, in order, pending and failed ones too.
+    pub fn operations(&self) -> &[PaymentOperation] {
+        &self.operations
+    }
 }
 
 impl Payment {

@@ -37,17 +37,11 @@
 //!
 //! # fn main() -> cartwright::Result<()> {
 //! let usd = |s: &str| Money::parse(s, Currency::USD);
-//! let product = Product::new(NewProduct {
-//!     title: "Mug".into(),
-//!     status: Status::Active,
-//!     variants: vec![NewVariant {
-//!         sku: "MUG".into(),
-//!         prices: vec![usd("12.00")?],
-//!         status: Status::Active,
-//!         ..NewVariant::default()
-//!     }],
-//!     ..NewProduct::default()
-//! })?;
+//! let product = Product::new(
+//!     NewProduct::new("Mug")
+//!         .status(Status::Active)
+//!         .variant(NewVariant::new("MUG").price(usd("12.00")?).status(Status::Active)),
+//! )?;
 //! let variant = product.variants()[0].id();
 //! let entry = CatalogEntry::of(&product, variant).expect("the product's variant");
 //! let catalog = HashMap::from([(variant, entry)]);

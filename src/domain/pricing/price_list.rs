@@ -40,6 +40,7 @@ pub struct ListPrice {
 /// Prices for some customers, at some times, in one currency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PriceList {
     /// Its id.
     pub id: PriceListId,

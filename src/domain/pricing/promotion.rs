@@ -482,6 +482,7 @@ pub enum Action {
 /// How many times, and for how much, a promotion may be used.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Limits {
     /// Orders that may use it, in all.
     #[serde(default)]
@@ -497,9 +498,16 @@ pub struct Limits {
     pub budget: Option<Money>,
 }
 
+crate::domain::setters!(Limits {} into {
+    total_uses: Option<u64>,
+    per_customer: Option<u64>,
+    budget: Option<Money>,
+});
+
 /// How a promotion combines with others.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Stacking {
     /// Applies only alone.
     #[serde(default)]
@@ -512,6 +520,11 @@ pub struct Stacking {
     #[serde(default)]
     pub combines_with: Option<Vec<String>>,
 }
+
+crate::domain::setters!(Stacking { exclusive: bool } into {
+    group: String,
+    combines_with: Option<Vec<String>>,
+});
 
 fn default_group() -> String {
     "default".into()
@@ -546,6 +559,7 @@ impl Stacking {
 /// A promotion: when it applies, what it gives, how often and with what else.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Promotion {
     /// Its id.
     pub id: PromotionId,
@@ -1108,6 +1122,7 @@ fn action_currencies(a: &Action, out: &mut BTreeSet<Currency>) {
 /// A coupon code for a coded promotion.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Coupon {
     /// The normalized code (see [`normalize_code`]).
     pub code: String,

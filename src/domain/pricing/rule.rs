@@ -15,6 +15,7 @@ use super::explain::Comparison;
 
 /// What pricing knows about the customer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CustomerFacts {
     /// The account, if signed in.
     pub id: Option<CustomerId>,
@@ -25,6 +26,14 @@ pub struct CustomerFacts {
     /// Orders it placed before this one.
     pub orders_placed: u32,
 }
+
+crate::domain::setters!(CustomerFacts {
+    groups: BTreeSet<CustomerGroupId>,
+    orders_placed: u32,
+} into {
+    id: Option<CustomerId>,
+    email: Option<String>,
+});
 
 /// A line as a rule sees it.
 #[derive(Debug, Clone)]

@@ -171,6 +171,7 @@ pub enum MethodPricing {
 /// One method of a [`ShippingTable`], offered in one currency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ShippingMethod {
     /// The code chosen on the cart.
     pub code: String,
@@ -191,6 +192,31 @@ pub struct ShippingMethod {
     #[serde(default)]
     pub max_weight_grams: Option<u64>,
 }
+
+impl ShippingMethod {
+    /// The method `code`, shown as `name`, priced by `pricing` in
+    /// `currency`, to everywhere, with no weight limit.
+    pub fn new(
+        code: impl Into<String>,
+        name: impl Into<String>,
+        currency: Currency,
+        pricing: MethodPricing,
+    ) -> Self {
+        Self {
+            code: code.into(),
+            name: name.into(),
+            currency,
+            pricing,
+            free_from: None,
+            countries: Vec::new(),
+            max_weight_grams: None,
+        }
+    }
+}
+
+crate::domain::setters!(ShippingMethod { pricing: MethodPricing } into {
+    max_weight_grams: Option<u64>,
+});
 
 impl ShippingMethod {
     /// A method with one price, everywhere.

@@ -236,6 +236,7 @@ pub enum TaxRounding {
 /// One rate in a [`TaxTable`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct TaxRate {
     /// E.g. "VAT 20%".
     pub name: String,
@@ -250,6 +251,26 @@ pub struct TaxRate {
     #[serde(with = "rust_decimal::serde::str")]
     pub rate: Decimal,
 }
+
+impl TaxRate {
+    /// The tax `name` at `rate` (a fraction, 0 to 1) in `country`, on the
+    /// "standard" tax class, in the whole country.
+    pub fn new(name: impl Into<String>, country: Country, rate: Decimal) -> Self {
+        Self {
+            name: name.into(),
+            country,
+            region: None,
+            tax_class: "standard".to_owned(),
+            rate,
+        }
+    }
+}
+
+crate::domain::setters!(TaxRate { country: Country, rate: Decimal } into {
+    name: String,
+    region: Option<String>,
+    tax_class: String,
+});
 
 /// Tax rates by country, region and tax class.
 ///

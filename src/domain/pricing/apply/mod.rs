@@ -63,12 +63,18 @@ pub enum StackingPolicy {
 
 /// How a [`PromotionSet`] applies its promotions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PromotionSettings {
     /// The stacking policy.
     pub policy: StackingPolicy,
     /// How percentage discounts are rounded to minor units.
     pub rounding: RoundingMode,
 }
+
+crate::domain::setters!(PromotionSettings {
+    policy: StackingPolicy,
+    rounding: RoundingMode,
+} into {});
 
 #[derive(Debug, Clone)]
 struct Compiled {
