@@ -13,8 +13,31 @@
 //!
 //! ## Quick start
 //!
-//! With no set-up the engine keeps everything in memory and takes payments
-//! with the built-in [`TestPaymentProvider`](payment::TestPaymentProvider).
+//! With no set-up the engine keeps everything in memory; the test payment
+//! provider and "no tax" are explicit choices.
+//!
+//! ```
+//! use cartwright::prelude::*;
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> cartwright::Result<()> {
+//! let engine = Engine::builder().test_payment_provider().no_tax().build()?;
+//! let (staff, guest) = (Actor::Staff("ann".into()), Actor::Guest);
+//! let usd = |s: &str| Money::parse(s, Currency::USD);
+//! let mug = NewVariant::new("MUG").price(usd("12.00")?).status(Status::Active);
+//! let product = NewProduct::new("Mug").status(Status::Active).variant(mug);
+//! let product = engine.create_product(&staff, product).await?;
+//! let cart = engine.create_cart(&guest, Currency::USD).await?;
+//! engine.add_item(&guest, cart.id(), product.variants()[0].id(), 2).await?;
+//! assert_eq!(engine.price_cart(&guest, cart.id()).await?.total, usd("24.00")?);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## A whole session
+//!
+//! Stock, shipping, a guest checkout and the guest's proof of ownership of
+//! the order, with the built-in
+//! [`TestPaymentProvider`](payment::TestPaymentProvider):
 //!
 //! ```
 //! use std::sync::Arc;
