@@ -122,22 +122,35 @@ fn constraint(f: &Fail) -> Option<String> {
     }
 }
 
-/// Runs one attempt of a command, again on serialization failures and deadlocks.
+/// Runs one attempt of a command, again on serialization failures and
+/// deadlocks, after a pause that grows with each try (full jitter); warns
+/// when the retries run out.
 macro_rules! retry {
     ($attempt:expr) => {{
         let mut tries = 0u32;
         loop {
             match $attempt.await {
-                Err(f)
-                    if tries < MAX_TX_RETRIES
-                        && matches!(sqlstate(&f).as_deref(), Some("40001" | "40P01")) =>
-                {
+                Err(f) if matches!(sqlstate(&f).as_deref(), Some("40001" | "40P01")) => {
+                    if tries >= MAX_TX_RETRIES {
+                        tracing::warn!(tries, "serialization failures kept winning; giving up");
+                        break Err(Error::from(f));
+                    }
                     tries += 1;
+                    tracing::debug!(tries, "serialization failure or deadlock; retrying");
+                    contention_pause(tries).await;
                 }
                 other => break other.map_err(Error::from),
             }
         }
     }};
+}
+
+/// A random pause of up to 1, 2, 4 … 16 ms before try `tries`, so
+/// transactions that lost a race do not collide again in step.
+async fn contention_pause(tries: u32) {
+    let cap_micros = 1_000_u64 << tries.saturating_sub(1).min(4);
+    let random = Uuid::new_v4().as_u128() as u64;
+    tokio::time::sleep(std::time::Duration::from_micros(random % (cap_micros + 1))).await;
 }
 
 /// A unique violation becomes [`Error::AlreadyExists`]; anything else passes through.

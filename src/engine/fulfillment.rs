@@ -11,7 +11,7 @@
 //! derived from the caller's, so a retry never refunds twice.
 
 use crate::actor::Actor;
-use crate::engine::Engine;
+use crate::engine::{Engine, gave_up, pause_before_retry};
 use crate::error::{Error, Result};
 use crate::event::EventKind;
 use crate::id::{IdempotencyKey, LocationId, OrderId, ReturnId, ShipmentId};
@@ -112,7 +112,8 @@ impl Engine {
         }
         let carrier = required_text("carrier", &request.carrier, 100)?;
         let tracking_number = optional_text("tracking number", &request.tracking_number, 200)?;
-        for _ in 0..self.inner.config.max_retries {
+        for attempt in 0..self.inner.config.max_retries {
+            pause_before_retry(attempt).await;
             let order = self.load_order(actor, order_id).await?;
             // Too many units is said as such, before looking at locations.
             order.check_shippable(&request.items)?;
@@ -167,7 +168,7 @@ impl Engine {
                 other => return other,
             }
         }
-        Err(Error::Conflict("order"))
+        Err(gave_up("order"))
     }
 
     /// Records that a shipment arrived (staff, the system or a carrier

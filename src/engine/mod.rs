@@ -53,6 +53,27 @@ pub enum CaptureMode {
     Manual,
 }
 
+/// Waits before retry `attempt` of a command whose save lost to a
+/// concurrent change: not at all before the first, then exponentially
+/// longer (up to 1, 2, 4 … 32 ms) with full jitter, so contending callers
+/// spread out instead of colliding again in step.
+pub(crate) async fn pause_before_retry(attempt: u32) {
+    if attempt == 0 {
+        return;
+    }
+    tracing::debug!(attempt, "a concurrent change won; retrying");
+    let cap_micros = 1_000_u64 << attempt.saturating_sub(1).min(5);
+    let random = uuid::Uuid::new_v4().as_u128() as u64;
+    tokio::time::sleep(StdDuration::from_micros(random % (cap_micros + 1))).await;
+}
+
+/// The error after every retry lost to a concurrent change, logged as a
+/// warning: sustained contention on one record is worth an operator's look.
+pub(crate) fn gave_up(what: &'static str) -> Error {
+    tracing::warn!(what, "concurrent changes kept winning; giving up");
+    Error::Conflict(what)
+}
+
 /// Tunables, with safe defaults.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -700,7 +721,8 @@ impl Engine {
         id: CustomerId,
         f: impl Fn(&mut Customer) -> Result<()>,
     ) -> Result<Customer> {
-        for _ in 0..self.inner.config.max_retries {
+        for attempt in 0..self.inner.config.max_retries {
+            pause_before_retry(attempt).await;
             let mut c = self.load_customer(actor, id).await?;
             f(&mut c)?;
             match self.inner.store.save_customer(c).await {
@@ -708,7 +730,7 @@ impl Engine {
                 other => return other,
             }
         }
-        Err(Error::Conflict("customer"))
+        Err(gave_up("customer"))
     }
 
     /// Adds an address to a customer's book; returns the customer and the new address's id.
@@ -858,7 +880,8 @@ impl Engine {
         key: Option<&str>,
         f: impl Fn(&mut Cart) -> Result<()>,
     ) -> Result<Cart> {
-        for _ in 0..self.inner.config.max_retries {
+        for attempt in 0..self.inner.config.max_retries {
+            pause_before_retry(attempt).await;
             let mut cart = self.cart(actor, id).await?;
             if let Some(key) = key {
                 if cart.applied(key) {
@@ -873,7 +896,7 @@ impl Engine {
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::Conflict("cart"))
+        Err(gave_up("cart"))
     }
 
     /// Adds units of a variant. The variant must be for sale and have a price
@@ -1105,7 +1128,8 @@ impl Engine {
             return Err(Error::Forbidden);
         };
         let (customer, actor) = (*customer, actor.clone());
-        for _ in 0..self.inner.config.max_retries {
+        for attempt in 0..self.inner.config.max_retries {
+            pause_before_retry(attempt).await;
             let mut guest = self.cart(&Actor::Guest, guest_cart).await?;
             let result = match self
                 .inner
@@ -1137,7 +1161,7 @@ impl Engine {
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::Conflict("cart"))
+        Err(gave_up("cart"))
     }
 
     /// Prices a cart as it stands.
@@ -1429,7 +1453,8 @@ impl Engine {
         id: OrderId,
         mut change: impl FnMut(Order) -> Result<Option<OrderChange>>,
     ) -> Result<Order> {
-        for _ in 0..self.inner.config.max_retries {
+        for attempt in 0..self.inner.config.max_retries {
+            pause_before_retry(attempt).await;
             let order = self.load_order(actor, id).await?;
             let Some(next) = change(order.clone())? else {
                 return Ok(order);
@@ -1439,7 +1464,7 @@ impl Engine {
                 other => return other,
             }
         }
-        Err(Error::Conflict("order"))
+        Err(gave_up("order"))
     }
 
     /// Leaves a note on an order. Staff may write either kind; the order's

@@ -24,7 +24,7 @@
 //! pending operation settles it too.
 
 use crate::actor::Actor;
-use crate::engine::Engine;
+use crate::engine::{Engine, gave_up, pause_before_retry};
 use crate::error::{Error, Result};
 use crate::id::{IdempotencyKey, OrderId};
 use crate::money::Money;
@@ -76,7 +76,8 @@ impl Engine {
     ) -> Result<Order> {
         let id = start.id();
         let mut current = Some(start);
-        for _ in 0..self.inner.config.max_retries {
+        for attempt in 0..self.inner.config.max_retries {
+            pause_before_retry(attempt).await;
             let mut order = match current.take() {
                 Some(order) => order,
                 None => self.inner.store.order(id).await?,
@@ -94,7 +95,7 @@ impl Engine {
                 other => return other,
             }
         }
-        Err(Error::Conflict("order"))
+        Err(gave_up("order"))
     }
 
     /// Runs the protocol on an order until nothing is in flight: calls the
@@ -165,7 +166,7 @@ impl Engine {
             }
             return Ok(order);
         }
-        Err(Error::Conflict("order"))
+        Err(gave_up("order"))
     }
 
     /// Sends a pending operation to the provider under its own key.

@@ -13,7 +13,7 @@ use crate::actor::Actor;
 use crate::cart::Cart;
 use crate::catalog::CatalogEntry;
 use crate::customer::Email;
-use crate::engine::Engine;
+use crate::engine::{Engine, gave_up};
 use crate::error::{Error, Result};
 use crate::id::{PromotionId, VariantId};
 use crate::pricing::{
@@ -194,7 +194,7 @@ impl Engine {
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::Conflict("coupon codes"))
+        Err(gave_up("coupon codes"))
     }
 
     /// Saves a price list (new, or replacing one with the same id).
