@@ -4,6 +4,9 @@
 //! needs before it changes anything, so each command is atomic and a failed
 //! command leaves the state exactly as it was. The lock is never held across
 //! an `.await`.
+//!
+//! Does not know: pricing, payments or the engine: it keeps state and makes
+//! each store command atomic under one lock.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};

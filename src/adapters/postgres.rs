@@ -14,6 +14,9 @@
 //!
 //! Tables are prefixed `cw_`; point the pool's `search_path` at a schema of
 //! your own to keep them apart.
+//!
+//! Does not know: pricing, payments or the engine: it maps the store ports to
+//! SQL, one transaction per command.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -1,4 +1,7 @@
 //! A payment provider for tests and examples that behaves like a real gateway.
+//!
+//! Does not know: orders, stores or the engine: it is a gateway that holds
+//! authorizations in memory.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;

@@ -35,6 +35,9 @@
 //! Refused calls return [`Error::Forbidden`](crate::Error::Forbidden) and
 //! change nothing. Staff and the system are *privileged*; the provider is
 //! not: it may only report payment events.
+//!
+//! Does not know: how a caller was authenticated: the embedding program builds
+//! the actor from its own session.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -1,5 +1,7 @@
 //! Time as an input: the engine reads the time from a [`Clock`], so tests can
 //! move it.
+//!
+//! Does not know: anything else in cartwright.
 
 use std::sync::Mutex;
 

@@ -3,6 +3,9 @@
 //! Domain errors (a variant is out of stock, a payment was declined, two
 //! currencies were mixed) are kept apart from infrastructure errors (the store
 //! failed): branch on [`Error::is_retryable`] or match the variants.
+//!
+//! Does not know: which store or provider produced an error beyond its
+//! variant; database text never reaches a message.
 
 use std::sync::Arc;
 

@@ -4,6 +4,9 @@
 //!
 //! Architecture invariant: plain data; the domain produces events, the store
 //! records and relays them, nothing here knows either.
+//!
+//! Does not know: how events are stored or delivered (the store's outbox and
+//! the engine's relay do that).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

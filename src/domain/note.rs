@@ -1,4 +1,7 @@
 //! Notes that staff (or customers) leave on orders and customers.
+//!
+//! Does not know: orders or customers beyond their ids; access is checked by
+//! the engine.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

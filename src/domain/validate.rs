@@ -1,4 +1,6 @@
 //! Small input checks shared by the domain modules.
+//!
+//! Does not know: anything but text and collection limits.
 
 use crate::error::{Error, Result};
 

@@ -17,6 +17,9 @@
 //! Outcomes saved against the key are the order, a payment decline and an
 //! out-of-stock refusal. Validation errors (an empty cart, a missing address)
 //! are not saved, as at Stripe: fix the cart and retry with the same key.
+//!
+//! Does not know: SQL or a gateway's protocol: it sequences store commands and
+//! provider calls through the ports.
 
 use std::time::Instant;
 

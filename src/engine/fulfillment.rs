@@ -9,6 +9,9 @@
 //! ([`OrderStore::save_order`](crate::store::OrderStore::save_order)) with a
 //! version check; the refund is made at the provider first, under a key
 //! derived from the caller's, so a retry never refunds twice.
+//!
+//! Does not know: how stock or payments are stored or called: it sequences
+//! domain decisions and store commands.
 
 use crate::actor::Actor;
 use crate::engine::{Engine, gave_up, pause_before_retry};

@@ -15,6 +15,9 @@
 //! safe to run from any number of instances at once. A round that fails is
 //! logged (`tracing` warning) and retried at the next tick; rounds are
 //! spread with jitter so instances started together do not run in step.
+//!
+//! Does not know: what recovery does inside each area; it only schedules and
+//! reports it.
 
 use std::time::Duration as StdDuration;
 

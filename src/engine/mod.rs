@@ -6,6 +6,9 @@
 //!
 //! Architecture invariant: the engine is the only module that knows every
 //! plugin; domain modules never import it.
+//!
+//! Does not know: SQL, HTTP or a gateway's protocol: everything outside the
+//! process is behind a port.
 
 pub mod checkout;
 pub mod fulfillment;

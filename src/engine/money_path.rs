@@ -22,6 +22,9 @@
 //! [`Engine::recover`], finishes it with the same provider key, which the
 //! provider answers once. A provider event whose cumulative total covers a
 //! pending operation settles it too.
+//!
+//! Does not know: a gateway's protocol: it calls the `PaymentProvider` port
+//! and records every step in the order.
 
 use crate::actor::Actor;
 use crate::engine::{Engine, gave_up, pause_before_retry};

@@ -5,6 +5,8 @@
 //! [`PriceBook`] once and cached; the cache is keyed by the store's pricing
 //! version, so an engine sees a change made through another engine on the
 //! same database at its next pricing.
+//!
+//! Does not know: pricing arithmetic (that is `pricing`) or SQL (the store).
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -10,6 +10,9 @@
 //! | `cartwright_provider_calls_total` | counter | `operation`, `result`: `ok`, `declined`, `unavailable`, `refused` |
 //! | `cartwright_provider_call_seconds` | histogram | `operation` |
 //! | `cartwright_pricing_seconds` | histogram | — |
+//!
+//! Does not know: where metrics go: the application installs a recorder, or
+//! none.
 
 use std::time::Duration;
 

@@ -22,6 +22,8 @@
 //!
 //! Architecture invariant: the kit uses only the public API (the engine and
 //! the port traits), so it checks what users rely on, not internals.
+//!
+//! Does not know: the adapter it checks beyond the port it implements.
 
 mod provider;
 mod store;

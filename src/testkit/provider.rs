@@ -1,4 +1,6 @@
 //! The payment-provider conformance suite.
+//!
+//! Does not know: the gateway it checks beyond the `PaymentProvider` port.
 
 use std::sync::Arc;
 

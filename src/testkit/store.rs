@@ -1,4 +1,6 @@
 //! The store conformance suite.
+//!
+//! Does not know: the store it checks beyond the `Store` ports.
 
 use std::future::Future;
 use std::sync::Arc;

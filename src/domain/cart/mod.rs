@@ -7,6 +7,9 @@
 //! Architecture invariant: pure data and functions; the engine loads a cart,
 //! applies an operation and saves it with a version check, so concurrent
 //! changes are never lost.
+//!
+//! Does not know: prices, stock or storage: a cart holds what is being bought;
+//! pricing and the engine do the rest.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

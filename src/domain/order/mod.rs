@@ -12,6 +12,9 @@
 //!
 //! Architecture invariant: plain data and pure transitions; nothing here
 //! talks to a store or a provider.
+//!
+//! Does not know: storage or payment providers: it decides what may happen to
+//! an order; the engine calls the provider and the store.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -6,6 +6,9 @@
 //!
 //! Architecture invariant: nothing here calls a provider or a store; the
 //! engine's driver (`crate::money_path`) does, in the protocol's order.
+//!
+//! Does not know: payment providers or storage: it records what is to be done
+//! and what was done; the engine calls the provider.
 
 use chrono::{DateTime, Utc};
 

@@ -1,4 +1,6 @@
 //! Explanations: what every promotion considered did, or why it did not.
+//!
+//! Does not know: how outcomes are computed, only how they are told.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,7 @@
 //! Price lists: prices that replace the catalog price for some customers, at
 //! some times, from some quantities.
+//!
+//! Does not know: promotions, tax or shipping: it sets unit prices only.
 
 use std::collections::{BTreeSet, HashMap};
 

@@ -4,6 +4,9 @@
 //! document and users can write promotions as JSON. [`Promotion::validate`]
 //! checks a promotion once, when it is saved; the pricing core then trusts
 //! it (and still never panics on it).
+//!
+//! Does not know: carts or pricing arithmetic: it is the promotion data and
+//! its validation.
 
 use std::collections::BTreeSet;
 
