@@ -146,6 +146,20 @@ pub use domain::{
     pricing, shipping, tax,
 };
 pub(crate) use engine::promotions;
+
+/// The crates whose types appear in cartwright's public API, re-exported so
+/// that an application uses the very versions cartwright was built with:
+/// `chrono` (instants and durations), `rust_decimal` (amounts, rates),
+/// `uuid` (ids), `serde_json` (custom rules' settings) and, with the
+/// `postgres` feature, `sqlx` (`PgStore::from_pool` and `PgStore::pool`).
+pub mod deps {
+    pub use chrono;
+    pub use rust_decimal;
+    pub use serde_json;
+    #[cfg(feature = "postgres")]
+    pub use sqlx;
+    pub use uuid;
+}
 #[doc(inline)]
 pub use engine::{checkout, fulfillment, maintenance, money_path, telemetry};
 pub mod payment {

@@ -106,6 +106,12 @@ pub struct TestPaymentProvider {
     state: Mutex<State>,
 }
 
+impl std::fmt::Debug for TestPaymentProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestPaymentProvider").finish_non_exhaustive()
+    }
+}
+
 impl TestPaymentProvider {
     /// A provider that approves everything until told otherwise.
     pub fn new() -> Self {

@@ -162,6 +162,22 @@ pub struct EngineBuilder {
     config: EngineConfig,
 }
 
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("store", &self.store.is_some())
+            .field(
+                "payment_provider",
+                &self.payments.as_ref().map(|p| p.name().to_owned()),
+            )
+            .field("tax", &self.tax.is_some())
+            .field("shipping", &self.shipping.is_some())
+            .field("rules", &self.rules.len())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 impl EngineBuilder {
     /// Uses this store.
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {

@@ -149,6 +149,18 @@ pub struct PricingContext<'a> {
     pub usage: &'a HashMap<String, u64>,
 }
 
+impl std::fmt::Debug for PricingContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PricingContext")
+            .field("variants", &self.catalog.len())
+            .field("now", &self.now)
+            .field("promotions", &self.promotions.len())
+            .field("customer", &self.customer)
+            .field("coupons", &self.coupons.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> PricingContext<'a> {
     /// A context with no promotions, price lists, coupons or usage, for a guest.
     pub fn new(
