@@ -108,7 +108,8 @@ pub struct TestPaymentProvider {
 
 impl std::fmt::Debug for TestPaymentProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestPaymentProvider").finish_non_exhaustive()
+        f.debug_struct("TestPaymentProvider")
+            .finish_non_exhaustive()
     }
 }
 

@@ -1,6 +1,9 @@
 //! A test kit for plugin authors (feature `test-util`): conformance suites
 //! that a store or a payment provider of your own must pass, written once
-//! and run by this crate against its own adapters too.
+//! and run by this crate against its own adapters too; and the wrappers
+//! its own tests use to break things on purpose — [`FaultyStore`] (a store
+//! command fails before or after it takes effect) and [`SlowProvider`] (a
+//! gateway that answers late, or refuses refunds).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), cartwright::testkit::Failure> {
@@ -25,9 +28,13 @@
 //!
 //! Does not know: the adapter it checks beyond the port it implements.
 
+mod faults;
+mod gateway;
 mod provider;
 mod store;
 
+pub use faults::{FaultyStore, StoreCommand, When};
+pub use gateway::SlowProvider;
 pub use provider::provider_conformance;
 pub use store::store_conformance;
 

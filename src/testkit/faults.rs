@@ -1,0 +1,366 @@
+//! [`FaultyStore`]: a store wrapper that fails chosen commands on demand,
+//! before or after they take effect, to test every step boundary of the
+//! checkout saga and the money path against a store of your own.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use crate::Result;
+use crate::cart::Cart;
+use crate::catalog::{CatalogEntry, Category, Collection, Product, Sku};
+use crate::customer::{Customer, CustomerGroup, Email};
+use crate::id::*;
+use crate::inventory::{Location, Reservation, StockLevel, StockRequest, StockSummary, UsageClaim};
+use crate::money::Currency;
+use crate::order::{Order, OrderChange, OrderQuery};
+use crate::pricing::{Coupon, PriceList, Promotion};
+use crate::store::*;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// The store commands faults can be injected into: those at the step
+/// boundaries of the checkout saga and the money path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreCommand {
+    /// [`CheckoutStore::place_order`].
+    PlaceOrder,
+    /// [`OrderStore::save_order`].
+    SaveOrder,
+    /// [`CheckoutStore::reserve_for_checkout`].
+    ReserveForCheckout,
+    /// [`CheckoutStore::end_checkout`].
+    EndCheckout,
+}
+
+/// When the injected failure strikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum When {
+    /// The command fails and changes nothing.
+    Before,
+    /// The command takes effect, then its answer is lost.
+    After,
+}
+
+/// A [`Store`] that forwards every command to the store it wraps, except
+/// that a planned fault makes a chosen command fail — before it takes
+/// effect, or after (the change is made and the answer is lost, as when a
+/// connection dies on commit). Faults are used once each, in the order
+/// planned.
+///
+/// ```
+/// # async fn run() -> cartwright::Result<()> {
+/// use std::sync::Arc;
+/// use cartwright::store::{MemoryStore, Store};
+/// use cartwright::testkit::{FaultyStore, StoreCommand, When};
+///
+/// let store = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new())));
+/// store.inject(StoreCommand::PlaceOrder, When::After);
+/// // Build an engine on `store.clone() as Arc<dyn Store>`, check out, then
+/// // prove that recovery finishes or undoes what the lost answer left.
+/// # Ok(())
+/// # }
+/// ```
+pub struct FaultyStore {
+    inner: Arc<dyn Store>,
+    faults: Mutex<HashMap<StoreCommand, VecDeque<When>>>,
+    /// Pretend to prune and keep everything (a broken store, for the kit's own test).
+    never_prune: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for FaultyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultyStore").finish_non_exhaustive()
+    }
+}
+
+impl FaultyStore {
+    /// Wraps `inner`, with no faults planned.
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        Self {
+            inner,
+            faults: Mutex::new(HashMap::new()),
+            never_prune: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Plans one failure of `command`, after those already planned for it.
+    pub fn inject(&self, command: StoreCommand, when: When) {
+        self.faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(command)
+            .or_default()
+            .push_back(when);
+    }
+
+    /// Turns this into a broken store that pretends to prune and keeps
+    /// everything (for testing the conformance suite itself).
+    pub fn never_prune(&self) {
+        self.never_prune
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Drops every planned fault.
+    pub fn clear(&self) {
+        self.faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
+    fn next(&self, command: StoreCommand) -> Option<When> {
+        self.faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_mut(&command)
+            .and_then(VecDeque::pop_front)
+    }
+
+    /// Runs `op` with the fault planned for `command`, if any.
+    async fn with<T>(
+        &self,
+        command: StoreCommand,
+        op: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let fail = || crate::Error::Storage {
+            message: format!("injected fault in {command:?}"),
+            source: None,
+        };
+        match self.next(command) {
+            Some(When::Before) => Err(fail()),
+            Some(When::After) => {
+                op.await?;
+                Err(fail())
+            }
+            None => op.await,
+        }
+    }
+}
+
+#[async_trait]
+impl CatalogStore for FaultyStore {
+    async fn insert_product(&self, p: Product) -> Result<()> {
+        self.inner.insert_product(p).await
+    }
+    async fn update_product(&self, p: Product) -> Result<()> {
+        self.inner.update_product(p).await
+    }
+    async fn product(&self, id: ProductId) -> Result<Product> {
+        self.inner.product(id).await
+    }
+    async fn products(&self, after: Option<ProductId>, limit: usize) -> Result<Vec<Product>> {
+        self.inner.products(after, limit).await
+    }
+    async fn entry_by_sku(&self, sku: &Sku) -> Result<CatalogEntry> {
+        self.inner.entry_by_sku(sku).await
+    }
+    async fn entries(&self, ids: &[VariantId]) -> Result<HashMap<VariantId, CatalogEntry>> {
+        self.inner.entries(ids).await
+    }
+    async fn insert_category(&self, c: Category) -> Result<()> {
+        self.inner.insert_category(c).await
+    }
+    async fn categories(&self) -> Result<Vec<Category>> {
+        self.inner.categories().await
+    }
+    async fn insert_collection(&self, c: Collection) -> Result<()> {
+        self.inner.insert_collection(c).await
+    }
+    async fn collections(&self) -> Result<Vec<Collection>> {
+        self.inner.collections().await
+    }
+}
+
+#[async_trait]
+impl CustomerStore for FaultyStore {
+    async fn insert_customer(&self, c: Customer) -> Result<()> {
+        self.inner.insert_customer(c).await
+    }
+    async fn save_customer(&self, c: Customer) -> Result<Customer> {
+        self.inner.save_customer(c).await
+    }
+    async fn customer(&self, id: CustomerId) -> Result<Customer> {
+        self.inner.customer(id).await
+    }
+    async fn customer_by_email(&self, e: &Email) -> Result<Option<Customer>> {
+        self.inner.customer_by_email(e).await
+    }
+    async fn insert_group(&self, g: CustomerGroup) -> Result<()> {
+        self.inner.insert_group(g).await
+    }
+    async fn groups(&self) -> Result<Vec<CustomerGroup>> {
+        self.inner.groups().await
+    }
+}
+
+#[async_trait]
+impl CartStore for FaultyStore {
+    async fn insert_cart(&self, c: Cart) -> Result<()> {
+        self.inner.insert_cart(c).await
+    }
+    async fn cart(&self, id: CartId) -> Result<Cart> {
+        self.inner.cart(id).await
+    }
+    async fn save_carts(&self, carts: Vec<Cart>, now: DateTime<Utc>) -> Result<Vec<Cart>> {
+        self.inner.save_carts(carts, now).await
+    }
+    async fn active_cart_for(&self, c: CustomerId, cur: Currency) -> Result<Option<Cart>> {
+        self.inner.active_cart_for(c, cur).await
+    }
+}
+
+#[async_trait]
+impl InventoryStore for FaultyStore {
+    async fn insert_location(&self, l: Location) -> Result<()> {
+        self.inner.insert_location(l).await
+    }
+    async fn locations(&self) -> Result<Vec<Location>> {
+        self.inner.locations().await
+    }
+    async fn set_stock(&self, v: VariantId, l: LocationId, n: i64) -> Result<StockLevel> {
+        self.inner.set_stock(v, l, n).await
+    }
+    async fn adjust_stock(&self, v: VariantId, l: LocationId, d: i64) -> Result<StockLevel> {
+        self.inner.adjust_stock(v, l, d).await
+    }
+    async fn stock(&self, v: VariantId) -> Result<StockSummary> {
+        self.inner.stock(v).await
+    }
+    async fn reserve(
+        &self,
+        r: &[StockRequest],
+        c: &[UsageClaim],
+        e: DateTime<Utc>,
+        n: DateTime<Utc>,
+    ) -> Result<Reservation> {
+        self.inner.reserve(r, c, e, n).await
+    }
+    async fn usage(&self, c: &str) -> Result<u64> {
+        self.inner.usage(c).await
+    }
+    async fn release(&self, id: ReservationId, n: DateTime<Utc>) -> Result<Reservation> {
+        self.inner.release(id, n).await
+    }
+    async fn commit(&self, id: ReservationId, n: DateTime<Utc>) -> Result<Reservation> {
+        self.inner.commit(id, n).await
+    }
+    async fn reservation(&self, id: ReservationId) -> Result<Reservation> {
+        self.inner.reservation(id).await
+    }
+    async fn release_expired(&self, n: DateTime<Utc>) -> Result<u64> {
+        self.inner.release_expired(n).await
+    }
+}
+
+#[async_trait]
+impl CheckoutStore for FaultyStore {
+    async fn prune_checkouts(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64> {
+        if self.never_prune.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(0);
+        }
+        self.inner.prune_checkouts(before).await
+    }
+    async fn begin_checkout(&self, b: BeginCheckout) -> Result<CheckoutClaim> {
+        self.inner.begin_checkout(b).await
+    }
+    async fn reserve_for_checkout(
+        &self,
+        l: &Lease,
+        r: &[StockRequest],
+        c: &[UsageClaim],
+        e: DateTime<Utc>,
+        n: DateTime<Utc>,
+    ) -> Result<Reservation> {
+        self.with(
+            StoreCommand::ReserveForCheckout,
+            self.inner.reserve_for_checkout(l, r, c, e, n),
+        )
+        .await
+    }
+    async fn place_order(&self, l: &Lease, o: Order, n: DateTime<Utc>) -> Result<Order> {
+        self.with(StoreCommand::PlaceOrder, self.inner.place_order(l, o, n))
+            .await
+    }
+    async fn end_checkout(&self, l: &Lease, e: CheckoutEnd, n: DateTime<Utc>) -> Result<()> {
+        self.with(StoreCommand::EndCheckout, self.inner.end_checkout(l, e, n))
+            .await
+    }
+    async fn checkout(&self, k: &IdempotencyKey) -> Result<Option<CheckoutRecord>> {
+        self.inner.checkout(k).await
+    }
+    async fn stale_checkouts(&self, n: DateTime<Utc>, l: usize) -> Result<Vec<CheckoutRecord>> {
+        self.inner.stale_checkouts(n, l).await
+    }
+    async fn claim_stale(
+        &self,
+        k: &IdempotencyKey,
+        n: DateTime<Utc>,
+        u: DateTime<Utc>,
+    ) -> Result<Option<Lease>> {
+        self.inner.claim_stale(k, n, u).await
+    }
+}
+
+#[async_trait]
+impl OrderStore for FaultyStore {
+    async fn order(&self, id: OrderId) -> Result<Order> {
+        self.inner.order(id).await
+    }
+    async fn order_by_payment_reference(&self, r: &str) -> Result<Option<Order>> {
+        self.inner.order_by_payment_reference(r).await
+    }
+    async fn find_orders(&self, q: &OrderQuery) -> Result<Vec<Order>> {
+        self.inner.find_orders(q).await
+    }
+    async fn save_order(&self, c: OrderChange, n: DateTime<Utc>) -> Result<Order> {
+        self.with(StoreCommand::SaveOrder, self.inner.save_order(c, n))
+            .await
+    }
+}
+
+#[async_trait]
+impl EventStore for FaultyStore {
+    async fn record_events(
+        &self,
+        events: Vec<EventKind>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        self.inner.record_events(events, now).await
+    }
+    async fn prune_events(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64> {
+        self.inner.prune_events(before).await
+    }
+    async fn pending_events(&self, c: &str, l: usize) -> Result<Vec<Event>> {
+        self.inner.pending_events(c, l).await
+    }
+    async fn ack_events(&self, c: &str, t: EventId) -> Result<()> {
+        self.inner.ack_events(c, t).await
+    }
+}
+
+#[async_trait]
+impl PromotionStore for FaultyStore {
+    async fn save_promotion(&self, p: Promotion) -> Result<()> {
+        self.inner.save_promotion(p).await
+    }
+    async fn promotion(&self, id: PromotionId) -> Result<Promotion> {
+        self.inner.promotion(id).await
+    }
+    async fn promotions(&self) -> Result<Vec<Promotion>> {
+        self.inner.promotions().await
+    }
+    async fn save_price_list(&self, l: PriceList) -> Result<()> {
+        self.inner.save_price_list(l).await
+    }
+    async fn price_lists(&self) -> Result<Vec<PriceList>> {
+        self.inner.price_lists().await
+    }
+    async fn insert_coupons(&self, c: &[Coupon]) -> Result<()> {
+        self.inner.insert_coupons(c).await
+    }
+    async fn pricing_inputs(&self, v: &[VariantId], c: &[String]) -> Result<PricingInputs> {
+        self.inner.pricing_inputs(v, c).await
+    }
+}
