@@ -316,10 +316,18 @@ impl Engine {
             let order = self.inner.store.order(order_id).await?;
             return Ok(self.capture_if_immediate(order).await);
         }
+        let held = !matches!(progress.hold, Hold::None);
+        if held {
+            tracing::warn!(key = %lease.key, %error, "checkout failed after authorizing; voiding the hold");
+        }
         if !self.release_hold(&lease, progress.hold).await {
             // The hold could not be voided now; the attempt stays in progress
             // and recovery voids it once the lease ends.
+            tracing::warn!(key = %lease.key, "the hold could not be voided now; recovery will");
             return Err(error);
+        }
+        if held {
+            crate::telemetry::compensation("hold_voided");
         }
         let end = match CheckoutFailure::from_error(&error) {
             Some(failure) => CheckoutEnd::Failed(failure),
