@@ -1666,8 +1666,8 @@ impl PgStore {
                             'version', version + 1)
                  WHERE id = $9 AND EXISTS (SELECT 1 FROM cart) RETURNING id),
              ord AS (
-                 INSERT INTO cw_orders (id, customer_id, checkout_key, currency, total, placed_at, status, payment_reference, doc)
-                 SELECT $5, $9, $1, $10, $11, $3, 'placed', $15, $12 WHERE EXISTS (SELECT 1 FROM cart) RETURNING id),
+                 INSERT INTO cw_orders (id, customer_id, checkout_key, currency, total, placed_at, status, payment_reference, doc, pending_work)
+                 SELECT $5, $9, $1, $10, $11, $3, 'placed', $15, $12, $16 WHERE EXISTS (SELECT 1 FROM cart) RETURNING id),
              chk AS (
                  UPDATE cw_checkouts SET state = 'completed', order_id = $5
                  WHERE key = $1 AND EXISTS (SELECT 1 FROM cart) RETURNING key),
@@ -1691,6 +1691,7 @@ impl PgStore {
         .bind(EventId::new().as_uuid())
         .bind(Json(&event))
         .bind(&order.payment.reference)
+        .bind(order.has_pending_work())
         .fetch_one(&self.pool)
         .await?;
         let ck: i64 = col(&row, "ck", "checkout")?;

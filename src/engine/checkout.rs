@@ -505,6 +505,14 @@ impl Engine {
         }
         let actor = request.actor.clone();
         order.record_placed(now, &actor);
+        if self.inner.config.capture == CaptureMode::Immediate
+            && order.payment.status == PaymentStatus::Authorized
+        {
+            // The capture's intent is recorded by the commit that places the
+            // order (the money-path protocol: recorded before the provider
+            // is called), so placing and capturing take two writes, not three.
+            order.begin_capture(None, CHECKOUT_CAPTURE, now, &Actor::System)?;
+        }
         store.place_order(lease, order, self.now()).await
     }
 
@@ -539,7 +547,7 @@ impl Engine {
 
     async fn capture_if_immediate(&self, order: Order) -> Order {
         if self.inner.config.capture != CaptureMode::Immediate
-            || order.payment().status != PaymentStatus::Authorized
+            || order.payment().status() != PaymentStatus::Authorized
         {
             return order;
         }
@@ -547,6 +555,13 @@ impl Engine {
         // pending or failed; a retry of the checkout, `capture` or recovery
         // finishes it.
         let id = order.id();
+        if order.payment().pending().is_some() {
+            // Placed with its capture recorded as pending: call the provider.
+            return match Box::pin(self.drive(order.clone())).await {
+                Ok(captured) => captured,
+                Err(_) => self.inner.store.order(id).await.unwrap_or(order),
+            };
+        }
         let now = self.now();
         match self
             .run_operation(order.clone(), |o| {
