@@ -202,7 +202,63 @@ async fn a_store_fault_after_a_decline_is_cleaned_up_by_recovery(backend: Backen
     assert_eq!(effective(&shop, Operation::Capture), 0);
 }
 
+/// The first commit (claim the key, hold the stock) took effect but its
+/// answer was lost: the engine finds the key in progress and says so,
+/// nothing is charged, recovery releases the stock once the lease ends, and
+/// the retry charges once.
+async fn a_lost_answer_to_the_first_commit_is_recovered(backend: Backend) {
+    let config =
+        cartwright::EngineConfig::default().checkout_wait(std::time::Duration::from_millis(50));
+    let shop = Shop::with(
+        backend,
+        ShopOptions {
+            capture: CaptureMode::Immediate,
+            faulty: true,
+            config: Some(config),
+            ..ShopOptions::default()
+        },
+    )
+    .await;
+    let a = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 2)]).await;
+    faults(&shop).inject(Command::BeginAndReserve, When::After);
+    let err = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::CheckoutInProgress(_)), "{err}");
+    assert_eq!(shop.engine.stock(a).await.unwrap().available(), 3, "held");
+    assert!(shop.payments.authorizations().is_empty(), "nothing charged");
+
+    shop.clock.advance(chrono::Duration::minutes(3));
+    let report = shop.engine.recover().await.unwrap();
+    assert_eq!(report.reset_checkouts, 1);
+    assert_eq!(shop.engine.stock(a).await.unwrap().available(), 5);
+
+    let order = shop.place(cart.id(), "k").await;
+    assert_eq!(order.payment().status(), PaymentStatus::Captured);
+    assert_eq!(shop.payments.authorizations().len(), 1);
+    assert_eq!(effective(&shop, Operation::Capture), 1);
+    assert_eq!(shop.engine.stock(a).await.unwrap().available(), 3);
+}
+
+/// The first commit fails before taking effect: the engine takes the
+/// general path and the checkout goes through, charged once.
+async fn a_failed_first_commit_falls_back_to_the_general_path(backend: Backend) {
+    let shop = shop(backend, CaptureMode::Immediate).await;
+    let a = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 2)]).await;
+    faults(&shop).inject(Command::BeginAndReserve, When::Before);
+    let order = shop.place(cart.id(), "k").await;
+    assert_eq!(order.payment().status(), PaymentStatus::Captured);
+    assert_eq!(shop.payments.authorizations().len(), 1);
+    assert_eq!(shop.engine.stock(a).await.unwrap().available(), 3);
+}
+
 conformance!(
+    a_lost_answer_to_the_first_commit_is_recovered,
+    a_failed_first_commit_falls_back_to_the_general_path,
     store_down_when_placing_voids_and_the_retry_charges_once,
     a_lost_answer_after_placing_never_voids_the_order,
     capture_survives_store_faults_on_either_side,

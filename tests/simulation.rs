@@ -225,10 +225,11 @@ impl Sim {
         }
         drop(plan);
         if self.rng.chance(6) {
-            let command = match self.rng.below(4) {
+            let command = match self.rng.below(5) {
                 0 => Command::PlaceOrder,
                 1 => Command::SaveOrder,
                 2 => Command::ReserveForCheckout,
+                3 => Command::BeginAndReserve,
                 _ => Command::EndCheckout,
             };
             let when = if self.rng.chance(50) {

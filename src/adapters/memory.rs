@@ -793,6 +793,48 @@ impl CheckoutStore for MemoryStore {
         }
     }
 
+    async fn begin_and_reserve(
+        &self,
+        b: BeginCheckout,
+        requests: &[StockRequest],
+        claims: &[UsageClaim],
+        expires_at: DateTime<Utc>,
+    ) -> Result<Option<(Lease, Reservation)>> {
+        let mut s = self.lock();
+        if s.checkouts.contains_key(&b.key) {
+            return Ok(None);
+        }
+        s.release_expired(b.now);
+        // All or nothing: a reservation that cannot be made changed nothing.
+        let reservation = match s.reserve(requests, claims, Some(b.key.clone()), expires_at, b.now)
+        {
+            Ok(r) => r,
+            Err(Error::OutOfStock { .. } | Error::UsageLimitReached { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let token = Uuid::new_v4();
+        s.checkouts.insert(
+            b.key.clone(),
+            CheckoutRecord {
+                key: b.key.clone(),
+                cart_id: b.cart_id,
+                payment_token: b.payment_token,
+                attempt: 1,
+                state: CheckoutState::InProgress,
+                reservation_id: Some(reservation.id),
+                lease_token: token,
+                lease_until: b.lease_until,
+                created_at: b.now,
+            },
+        );
+        let lease = Lease {
+            key: b.key,
+            token,
+            attempt: 1,
+        };
+        Ok(Some((lease, reservation)))
+    }
+
     async fn reserve_for_checkout(
         &self,
         lease: &Lease,

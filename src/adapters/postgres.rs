@@ -1804,8 +1804,111 @@ impl PgStore {
     }
 }
 
+/// A reservation line as `cw_begin_and_reserve` answers it: variant,
+/// location, quantity.
+type HeldLine = (Uuid, Uuid, i64);
+
+impl PgStore {
+    /// One attempt of [`CheckoutStore::begin_and_reserve`]: one call of the
+    /// server-side function `cw_begin_and_reserve` (migration 0004).
+    async fn begin_and_reserve_try(
+        &self,
+        b: &BeginCheckout,
+        tracked: &[StockRequest],
+        claims: &[UsageClaim],
+        expires_at: DateTime<Utc>,
+    ) -> Try<Option<(Lease, Reservation)>> {
+        let token = Uuid::new_v4();
+        let id = ReservationId::new();
+        let to_i64 = |n: u64| i64::try_from(n).map_err(|_| Error::Overflow("usage claim"));
+        let answer: std::result::Result<Option<Json<Vec<HeldLine>>>, sqlx::Error> =
+            sqlx::query_scalar(
+                "SELECT cw_begin_and_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(b.key.as_str())
+            .bind(b.cart_id.as_uuid())
+            .bind(&b.payment_token)
+            .bind(token)
+            .bind(b.lease_until)
+            .bind(b.now)
+            .bind(id.as_uuid())
+            .bind(expires_at)
+            .bind(tracked.iter().map(|r| r.variant_id.as_uuid()).collect::<Vec<_>>())
+            .bind(tracked.iter().map(|r| i64::from(r.quantity)).collect::<Vec<_>>())
+            .bind(claims.iter().map(|c| c.counter.clone()).collect::<Vec<_>>())
+            .bind(claims.iter().map(|c| to_i64(c.amount)).collect::<Result<Vec<_>>>()?)
+            .bind(claims.iter().map(|c| to_i64(c.limit)).collect::<Result<Vec<_>>>()?)
+            .fetch_one(&self.pool)
+            .await;
+        let lines = match answer {
+            Ok(Some(Json(lines))) => lines,
+            // The key exists.
+            Ok(None) => return Ok(None),
+            Err(sqlx::Error::Database(d))
+                if matches!(d.code().as_deref(), Some("CW001" | "CW002")) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let lines = lines
+            .into_iter()
+            .map(|(variant, location, quantity)| {
+                Ok(ReservationLine {
+                    variant_id: VariantId::from_uuid(variant),
+                    location_id: LocationId::from_uuid(location),
+                    quantity: u32::try_from(quantity)
+                        .map_err(|_| corrupt("reservation", "quantity out of range"))?,
+                })
+            })
+            .collect::<Try<Vec<_>>>()?;
+        let lease = Lease {
+            key: b.key.clone(),
+            token,
+            attempt: 1,
+        };
+        let reservation = Reservation {
+            id,
+            checkout_key: Some(b.key.clone()),
+            lines,
+            claims: claims.to_vec(),
+            state: ReservationState::Pending { expires_at },
+            created_at: b.now,
+        };
+        Ok(Some((lease, reservation)))
+    }
+}
+
 #[async_trait]
 impl CheckoutStore for PgStore {
+    async fn begin_and_reserve(
+        &self,
+        begin: BeginCheckout,
+        requests: &[StockRequest],
+        claims: &[UsageClaim],
+        expires_at: DateTime<Utc>,
+    ) -> Result<Option<(Lease, Reservation)>> {
+        if expires_at <= begin.now {
+            return Err(Error::invalid("expires_at", "must be in the future"));
+        }
+        let merged = crate::inventory::merge_requests(requests)?;
+        // Backorders may need a fallback location: the general path.
+        if merged.iter().any(|r| {
+            r.policy
+                == (crate::catalog::InventoryPolicy::Tracked {
+                    allow_backorder: true,
+                })
+        }) {
+            return Ok(None);
+        }
+        let tracked: Vec<StockRequest> = merged
+            .into_iter()
+            .filter(|r| r.policy != crate::catalog::InventoryPolicy::Untracked)
+            .collect();
+        let claims = crate::inventory::merge_claims(claims)?;
+        retry!(self.begin_and_reserve_try(&begin, &tracked, &claims, expires_at))
+    }
+
     async fn begin_checkout(&self, begin: BeginCheckout) -> Result<CheckoutClaim> {
         let mut tries = 0;
         loop {

@@ -27,7 +27,7 @@ use crate::actor::{AccessToken, Actor};
 use crate::engine::{CaptureMode, Engine};
 use crate::error::{Error, Result};
 use crate::id::{IdempotencyKey, OrderId, PaymentId};
-use crate::inventory::StockRequest;
+use crate::inventory::{Reservation, StockRequest};
 use crate::order::{Effects, Order, OrderStatus};
 use crate::payment::{
     AuthorizeRequest, Payment, PaymentError, PaymentStatus, ProviderResponse, ProviderStatus,
@@ -142,6 +142,14 @@ pub struct RecoveryReport {
     pub settled_operations: u64,
 }
 
+/// A checkout's cart, priced and checked, with the stock it needs.
+struct Prepared {
+    cart: crate::cart::Cart,
+    priced: crate::pricing::PricedCart,
+    email: crate::customer::Email,
+    requests: Vec<StockRequest>,
+}
+
 /// How far an attempt got, for compensation.
 struct Progress {
     /// What the provider may hold.
@@ -205,22 +213,34 @@ impl Engine {
         }
         let deadline = Instant::now() + self.inner.config.checkout_wait;
         let mut pause = std::time::Duration::from_millis(5);
+        // The usual case, a key never seen: price first, then claim the key
+        // and reserve in one store command. Anything else (a retry, a race,
+        // stock that moved, a store without the combined command) takes the
+        // general path below, which claims the key first.
+        let mut fast = self.fast_start(&request, token).await;
         loop {
             let now = self.now();
-            let claim = self
-                .inner
-                .store
-                .begin_checkout(BeginCheckout {
-                    key: request.idempotency_key.clone(),
-                    cart_id: request.cart_id,
-                    payment_token: token.to_owned(),
-                    now,
-                    lease_until: now + self.inner.config.checkout_lease,
-                })
-                .await?;
+            let (claim, start) = match fast.take() {
+                Some((lease, start)) => (CheckoutClaim::Claimed(lease), Some(start)),
+                None => {
+                    let claim = self
+                        .inner
+                        .store
+                        .begin_checkout(BeginCheckout {
+                            key: request.idempotency_key.clone(),
+                            cart_id: request.cart_id,
+                            payment_token: token.to_owned(),
+                            now,
+                            lease_until: now + self.inner.config.checkout_lease,
+                        })
+                        .await?;
+                    (claim, None)
+                }
+            };
             match claim {
                 CheckoutClaim::Claimed(lease) => {
-                    let order = match self.run_attempt(&request, token, lease.clone()).await {
+                    let attempt = self.run_attempt(&request, token, lease.clone(), start);
+                    let order = match attempt.await {
                         Ok(order) => order,
                         Err(e) => {
                             crate::telemetry::checkout(match e {
@@ -274,6 +294,39 @@ impl Engine {
         }
     }
 
+    /// The first step of the usual checkout: prices the cart and, when the
+    /// store can, claims the key and reserves in one command. `None` sends
+    /// the checkout down the general path (nothing was written).
+    async fn fast_start(
+        &self,
+        request: &CheckoutRequest,
+        token: &str,
+    ) -> Option<(Lease, (Prepared, Reservation))> {
+        // A retry of a finished checkout finds its cart completed: the
+        // general path answers it from the record.
+        let prepared = self.prepare(request).await.ok()?;
+        let now = self.now();
+        let begin = BeginCheckout {
+            key: request.idempotency_key.clone(),
+            cart_id: request.cart_id,
+            payment_token: token.to_owned(),
+            now,
+            lease_until: now + self.inner.config.checkout_lease,
+        };
+        let (lease, reservation) = self
+            .inner
+            .store
+            .begin_and_reserve(
+                begin,
+                &prepared.requests,
+                &prepared.priced.usage_claims,
+                now + self.inner.config.reservation_ttl,
+            )
+            .await
+            .ok()??;
+        Some((lease, (prepared, reservation)))
+    }
+
     /// What a checkout call returns for `order`.
     fn outcome(&self, order: Order, lease_token: uuid::Uuid, actor: &Actor) -> CheckoutOutcome {
         let payment = match order.payment().status {
@@ -299,12 +352,14 @@ impl Engine {
         request: &CheckoutRequest,
         token: &str,
         lease: Lease,
+        start: Option<(Prepared, Reservation)>,
     ) -> Result<Order> {
         let mut progress = Progress {
             hold: Hold::None,
-            touched: false,
+            touched: start.is_some(),
         };
-        let error = match self.attempt(request, token, &lease, &mut progress).await {
+        let attempt = self.attempt(request, token, &lease, &mut progress, start);
+        let error = match attempt.await {
             Ok(order) => return Ok(self.capture_if_immediate(order).await),
             Err(e) => e,
         };
@@ -340,15 +395,10 @@ impl Engine {
         Err(error)
     }
 
-    /// The forward path. On error, `progress` says what must be undone.
-    async fn attempt(
-        &self,
-        request: &CheckoutRequest,
-        token: &str,
-        lease: &Lease,
-        progress: &mut Progress,
-    ) -> Result<Order> {
-        let store = &self.inner.store;
+    /// Everything a checkout checks and computes before it writes: the
+    /// cart (active, not empty, complete), its pricing (at the total the
+    /// customer was shown, no code used up) and the stock it needs.
+    async fn prepare(&self, request: &CheckoutRequest) -> Result<Prepared> {
         let cart = self.cart(&request.actor, request.cart_id).await?;
         cart.ensure_active()?;
         if cart.lines().is_empty() {
@@ -408,18 +458,50 @@ impl Engine {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let now = self.now();
-        progress.touched = true;
-        let reservation = store
-            .reserve_for_checkout(
-                lease,
-                &requests,
-                &priced.usage_claims,
-                now + self.inner.config.reservation_ttl,
-                now,
-            )
-            .await?;
+        Ok(Prepared {
+            cart,
+            priced,
+            email,
+            requests,
+        })
+    }
 
+    /// The forward path. On error, `progress` says what must be undone.
+    /// `start` is what the combined claim-and-reserve command did already.
+    async fn attempt(
+        &self,
+        request: &CheckoutRequest,
+        token: &str,
+        lease: &Lease,
+        progress: &mut Progress,
+        start: Option<(Prepared, Reservation)>,
+    ) -> Result<Order> {
+        let store = &self.inner.store;
+        let (prepared, reservation) = match start {
+            Some(started) => started,
+            None => {
+                let prepared = self.prepare(request).await?;
+                let now = self.now();
+                progress.touched = true;
+                let reservation = store
+                    .reserve_for_checkout(
+                        lease,
+                        &prepared.requests,
+                        &prepared.priced.usage_claims,
+                        now + self.inner.config.reservation_ttl,
+                        now,
+                    )
+                    .await?;
+                (prepared, reservation)
+            }
+        };
+        let Prepared {
+            cart,
+            priced,
+            email,
+            requests: _,
+        } = prepared;
+        let now = self.now();
         let provider = &self.inner.payments;
         let authorize_key = authorize_key(&lease.key, lease.attempt);
         let payment = if priced.total.is_zero() {

@@ -364,6 +364,30 @@ pub trait CheckoutStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Reservation>;
 
+    /// Claims a key never seen and holds stock and usage for it until
+    /// `expires_at`, in one atomic command: the usual checkout's first
+    /// commit. `Ok(None)` — with nothing written — when the key exists,
+    /// when the stock or a usage limit is not there, or when the store
+    /// cannot do it in one command; the engine then takes the general path
+    /// ([`begin_checkout`](Self::begin_checkout), then
+    /// [`reserve_for_checkout`](Self::reserve_for_checkout)), which names
+    /// the exact reason. The default answers `Ok(None)` always, so a store
+    /// of one's own is correct without it and faster with it.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store fails; validation errors as
+    /// [`reserve_for_checkout`](Self::reserve_for_checkout) gives them.
+    async fn begin_and_reserve(
+        &self,
+        begin: BeginCheckout,
+        requests: &[StockRequest],
+        claims: &[UsageClaim],
+        expires_at: DateTime<Utc>,
+    ) -> Result<Option<(Lease, Reservation)>> {
+        let _ = (begin, requests, claims, expires_at);
+        Ok(None)
+    }
+
     /// Places the order: the checkout's live reservation is allocated to it,
     /// the cart (still at the priced version) is completed, the customer's
     /// order count goes up, the checkout is marked completed and an

@@ -31,6 +31,8 @@ pub enum StoreCommand {
     ReserveForCheckout,
     /// [`CheckoutStore::end_checkout`].
     EndCheckout,
+    /// [`CheckoutStore::begin_and_reserve`].
+    BeginAndReserve,
 }
 
 /// When the injected failure strikes.
@@ -261,6 +263,19 @@ impl CheckoutStore for FaultyStore {
             return Ok(0);
         }
         self.inner.prune_checkouts(before).await
+    }
+    async fn begin_and_reserve(
+        &self,
+        b: BeginCheckout,
+        r: &[StockRequest],
+        c: &[UsageClaim],
+        e: DateTime<Utc>,
+    ) -> Result<Option<(Lease, Reservation)>> {
+        self.with(
+            StoreCommand::BeginAndReserve,
+            self.inner.begin_and_reserve(b, r, c, e),
+        )
+        .await
     }
     async fn begin_checkout(&self, b: BeginCheckout) -> Result<CheckoutClaim> {
         self.inner.begin_checkout(b).await

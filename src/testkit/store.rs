@@ -25,8 +25,11 @@ use crate::store::Store;
 /// engine and the port it checks what the engine relies on: catalog round
 /// trips and duplicate SKUs named by value; reservations all or nothing and
 /// never oversold under concurrency; usage limits exact under concurrency;
-/// idempotent checkouts; order saves refused on a stale version; the event
-/// relay per consumer; pruning.
+/// idempotent checkouts; the combined first commit of a checkout
+/// ([`CheckoutStore::begin_and_reserve`](crate::store::CheckoutStore::begin_and_reserve))
+/// all or nothing, once per key and never oversold (a store that does not
+/// offer it passes by answering `None`); order saves refused on a stale
+/// version; the event relay per consumer; pruning.
 ///
 /// # Errors
 /// The first [`Failure`]: which check, and what was seen.
@@ -43,6 +46,8 @@ where
     usage_limits(make().await).await?;
     report.checks += 1;
     checkout_and_orders(make().await).await?;
+    report.checks += 1;
+    first_commit(make().await).await?;
     report.checks += 1;
     Ok(report)
 }
@@ -168,6 +173,109 @@ async fn reservations(store: Arc<dyn Store>) -> Result<(), Failure> {
     let left = step(CHECK, e.stock(a).await)?.available();
     ensure(held == 5 && left == 0, CHECK, || {
         format!("12 racing reservations of 5 units: {held} held, {left} left")
+    })
+}
+
+/// The combined first commit: claims a new key and holds its stock, all or
+/// nothing; `None` (nothing written) for a key that exists or stock that is
+/// not there; never oversold when many keys race for the last units.
+async fn first_commit(store: Arc<dyn Store>) -> Result<(), Failure> {
+    const CHECK: &str = "claim and reserve in one command";
+    let e = engine(store.clone(), CHECK)?;
+    let a = product(&e, "A", 5, CHECK).await?;
+    let now = chrono::Utc::now();
+    let begin = |key: &str| -> Result<crate::store::BeginCheckout, Failure> {
+        Ok(crate::store::BeginCheckout {
+            key: step(CHECK, IdempotencyKey::new(key))?,
+            cart_id: crate::id::CartId::new(),
+            payment_token: "tok_visa".into(),
+            now,
+            lease_until: now + chrono::Duration::minutes(2),
+        })
+    };
+    let request = move |quantity: u32| StockRequest {
+        variant_id: a,
+        quantity,
+        policy: InventoryPolicy::Tracked {
+            allow_backorder: false,
+        },
+    };
+    let until = now + chrono::Duration::minutes(10);
+    let available = |e: &Engine| {
+        let e = e.clone();
+        async move { step(CHECK, e.stock(a).await).map(|s| s.available()) }
+    };
+    // Too much: nothing written, the key still free.
+    let short = step(
+        CHECK,
+        store
+            .begin_and_reserve(begin("short")?, &[request(6)], &[], until)
+            .await,
+    )?;
+    ensure(short.is_none(), CHECK, || {
+        "reserved more than is on hand".into()
+    })?;
+    ensure(available(&e).await? == 5, CHECK, || {
+        "a refused first commit held stock".into()
+    })?;
+    let record = step(
+        CHECK,
+        store
+            .checkout(&step(CHECK, IdempotencyKey::new("short"))?)
+            .await,
+    )?;
+    ensure(record.is_none(), CHECK, || {
+        "a refused first commit claimed the key".into()
+    })?;
+    // Enough: claimed and held, or not offered at all.
+    let first = step(
+        CHECK,
+        store
+            .begin_and_reserve(begin("k")?, &[request(2)], &[], until)
+            .await,
+    )?;
+    if let Some((lease, reservation)) = first {
+        let held: u32 = reservation.lines.iter().map(|l| l.quantity).sum();
+        ensure(lease.attempt == 1 && held == 2, CHECK, || {
+            format!("attempt {} held {held} units, not 2", lease.attempt)
+        })?;
+        ensure(available(&e).await? == 3, CHECK, || {
+            "the stock was not held".into()
+        })?;
+        // The same key again: nothing more.
+        let again = step(
+            CHECK,
+            store
+                .begin_and_reserve(begin("k")?, &[request(1)], &[], until)
+                .await,
+        )?;
+        ensure(again.is_none(), CHECK, || "one key claimed twice".into())?;
+        ensure(available(&e).await? == 3, CHECK, || {
+            "a second claim held stock".into()
+        })?;
+    } else {
+        return Ok(());
+    }
+    // Never oversold: 10 keys racing for the last 3 units.
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let store = store.clone();
+        let begin = begin(&format!("race-{i}"))?;
+        tasks.push(tokio::spawn(async move {
+            store
+                .begin_and_reserve(begin, &[request(1)], &[], until)
+                .await
+        }));
+    }
+    let mut held = 0;
+    for t in tasks {
+        if step(CHECK, step(CHECK, t.await)?)?.is_some() {
+            held += 1;
+        }
+    }
+    let left = available(&e).await?;
+    ensure(held <= 3 && held + left == 3, CHECK, || {
+        format!("10 keys racing for 3 units: {held} held, {left} left")
     })
 }
 
