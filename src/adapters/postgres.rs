@@ -784,6 +784,31 @@ fn cart_from_row(row: &PgRow) -> Try<Cart> {
     Ok(cart)
 }
 
+/// Pricing inputs from rows of three kinds: 0 a variant with its
+/// product's summary, 1 a coupon, 2 the pricing version.
+fn pricing_inputs_from_rows(rows: Vec<PgRow>) -> Try<PricingInputs> {
+    let mut out = PricingInputs::default();
+    let mut version = None;
+    for row in rows {
+        let kind: i32 = col(&row, "kind", "pricing inputs")?;
+        match kind {
+            0 => {
+                let variant: crate::catalog::Variant = doc(&row, "variant", "variant")?;
+                let summary: ProductSummary = doc(&row, "summary", "product")?;
+                out.entries.insert(variant.id(), summary.entry(variant));
+            }
+            1 => out.coupons.push(coupon_from_row(&row)?),
+            _ => {
+                let v: i64 = col(&row, "version", "pricing version")?;
+                version =
+                    Some(u64::try_from(v).map_err(|_| corrupt("pricing version", "negative"))?);
+            }
+        }
+    }
+    out.version = version.ok_or_else(|| corrupt("pricing version", "missing row"))?;
+    Ok(out)
+}
+
 fn cart_error(f: Fail, cart: &Cart) -> Fail {
     match sqlstate(&f).as_deref() {
         Some("23503") => match cart.customer_id() {
@@ -2536,11 +2561,63 @@ impl PromotionStore for PgStore {
     ) -> Result<PricingInputs> {
         retry!(self.pricing_inputs_try(variants, codes))
     }
+
+    async fn cart_for_pricing(
+        &self,
+        cart_id: CartId,
+        extra: &[VariantId],
+    ) -> Result<(Cart, PricingInputs)> {
+        retry!(self.cart_for_pricing_try(cart_id, extra))
+    }
 }
 
 impl PgStore {
     /// Entries, coupons and the version in one statement: rows of three
     /// kinds, told apart by `kind`.
+    /// The cart and its pricing inputs in one statement: the cart's row
+    /// (kind 3) beside the rows [`Self::pricing_inputs_try`] reads, for the
+    /// variants and codes the cart's document names.
+    async fn cart_for_pricing_try(
+        &self,
+        cart_id: CartId,
+        extra: &[VariantId],
+    ) -> Try<(Cart, PricingInputs)> {
+        let rows = sqlx::query(
+            "WITH c AS (SELECT active, version, doc FROM cw_carts WHERE id = $1),
+                  ids AS (SELECT (l->>'variant_id')::uuid AS id
+                            FROM c, jsonb_array_elements(c.doc->'lines') AS l
+                          UNION SELECT unnest($2::uuid[])),
+                  codes AS (SELECT jsonb_array_elements_text(c.doc->'coupon_codes') AS code FROM c)
+             SELECT 0 AS kind, v.doc AS variant, p.summary, NULL::text AS code,
+                    NULL::uuid AS promotion_id, NULL::bigint AS max_uses, NULL::bigint AS version,
+                    NULL::boolean AS active, NULL::jsonb AS doc
+             FROM cw_variants v JOIN cw_products p ON p.id = v.product_id
+             WHERE v.id IN (SELECT id FROM ids)
+             UNION ALL
+             SELECT 1, NULL, NULL, code, promotion_id, max_uses, NULL, NULL, NULL
+             FROM cw_coupons WHERE code IN (SELECT code FROM codes)
+             UNION ALL
+             SELECT 2, NULL, NULL, NULL, NULL, NULL, version, NULL, NULL FROM cw_pricing_version
+             UNION ALL
+             SELECT 3, NULL, NULL, NULL, NULL, NULL, version, active, doc FROM c",
+        )
+        .bind(cart_id.as_uuid())
+        .bind(uuids(extra, |v| v.as_uuid()))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut cart = None;
+        let mut inputs = Vec::with_capacity(rows.len());
+        for row in rows {
+            if col::<i32>(&row, "kind", "pricing inputs")? == 3 {
+                cart = Some(cart_from_row(&row)?);
+            } else {
+                inputs.push(row);
+            }
+        }
+        let cart = cart.ok_or_else(|| Error::not_found("cart", cart_id))?;
+        Ok((cart, pricing_inputs_from_rows(inputs)?))
+    }
+
     async fn pricing_inputs_try(
         &self,
         variants: &[VariantId],
@@ -2561,26 +2638,7 @@ impl PgStore {
         .bind(codes)
         .fetch_all(&self.pool)
         .await?;
-        let mut out = PricingInputs::default();
-        let mut version = None;
-        for row in rows {
-            let kind: i32 = col(&row, "kind", "pricing inputs")?;
-            match kind {
-                0 => {
-                    let variant: crate::catalog::Variant = doc(&row, "variant", "variant")?;
-                    let summary: ProductSummary = doc(&row, "summary", "product")?;
-                    out.entries.insert(variant.id(), summary.entry(variant));
-                }
-                1 => out.coupons.push(coupon_from_row(&row)?),
-                _ => {
-                    let v: i64 = col(&row, "version", "pricing version")?;
-                    version =
-                        Some(u64::try_from(v).map_err(|_| corrupt("pricing version", "negative"))?);
-                }
-            }
-        }
-        out.version = version.ok_or_else(|| corrupt("pricing version", "missing row"))?;
-        Ok(out)
+        pricing_inputs_from_rows(rows)
     }
 }
 

@@ -399,16 +399,21 @@ impl Engine {
     /// cart (active, not empty, complete), its pricing (at the total the
     /// customer was shown, no code used up) and the stock it needs.
     async fn prepare(&self, request: &CheckoutRequest) -> Result<Prepared> {
-        let cart = self.cart(&request.actor, request.cart_id).await?;
-        cart.ensure_active()?;
-        if cart.lines().is_empty() {
-            return Err(Error::EmptyCart);
-        }
+        let ready = |cart: &crate::cart::Cart| {
+            cart.ensure_active()?;
+            if cart.lines().is_empty() {
+                return Err(Error::EmptyCart);
+            }
+            Ok(())
+        };
+        let (cart, priced) = self
+            .cart_and_price(&request.actor, request.cart_id, ready)
+            .await?;
         let crate::promotions::Priced {
             cart: priced,
             catalog: entries,
             email,
-        } = self.price_with_catalog(&cart).await?;
+        } = priced;
         if let Some(expected) = request.expected_total
             && expected != priced.total
         {

@@ -263,14 +263,56 @@ impl Engine {
     /// knowing the usage (at most [`MAX_USAGE_PASSES`] times), so a used-up
     /// promotion is reported as such rather than failing the checkout.
     pub(crate) async fn price_with_catalog(&self, cart: &Cart) -> Result<Priced> {
-        let store = &self.inner.store;
+        let ids = self.pricing_ids(cart)?;
+        let inputs = self
+            .inner
+            .store
+            .pricing_inputs(&ids, cart.coupon_codes())
+            .await?;
+        self.price_with_inputs(cart, &ids, inputs).await
+    }
+
+    /// Loads a cart for `actor`, checks it with `check` and prices it,
+    /// reading the cart and its pricing inputs in one store call
+    /// ([`PromotionStore::cart_for_pricing`](crate::store::PromotionStore::cart_for_pricing)).
+    pub(crate) async fn cart_and_price(
+        &self,
+        actor: &Actor,
+        id: crate::id::CartId,
+        check: impl Fn(&Cart) -> Result<()>,
+    ) -> Result<(Cart, Priced)> {
+        let gifts = match self.cached_rules()? {
+            Some(cached) => cached.promotions.gift_variants().to_vec(),
+            None => Vec::new(),
+        };
+        let (cart, inputs) = self.inner.store.cart_for_pricing(id, &gifts).await?;
+        cart.check_access(actor)?;
+        check(&cart)?;
+        let ids = self.pricing_ids(&cart)?;
+        let priced = self.price_with_inputs(&cart, &ids, inputs).await?;
+        Ok((cart, priced))
+    }
+
+    /// The variants pricing `cart` needs: its lines' and the cached
+    /// promotions' gifts, sorted.
+    fn pricing_ids(&self, cart: &Cart) -> Result<Vec<VariantId>> {
         let mut ids: Vec<VariantId> = cart.lines().iter().map(|l| l.variant_id).collect();
         if let Some(cached) = self.cached_rules()? {
             ids.extend_from_slice(cached.promotions.gift_variants());
         }
         ids.sort_unstable();
         ids.dedup();
-        let inputs = store.pricing_inputs(&ids, cart.coupon_codes()).await?;
+        Ok(ids)
+    }
+
+    /// Prices `cart` with the inputs read for the variants `ids`.
+    async fn price_with_inputs(
+        &self,
+        cart: &Cart,
+        ids: &[VariantId],
+        inputs: crate::store::PricingInputs,
+    ) -> Result<Priced> {
+        let store = &self.inner.store;
         let rules = self.pricing_rules_at(inputs.version).await?;
         let mut catalog = inputs.entries;
         let coupons = inputs.coupons;

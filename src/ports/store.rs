@@ -484,7 +484,7 @@ pub(crate) fn check_consumer(consumer: &str) -> Result<&str> {
 
 /// Promotions, price lists and coupon codes.
 #[async_trait]
-pub trait PromotionStore: Send + Sync {
+pub trait PromotionStore: CartStore + Send + Sync {
     /// Inserts or replaces a promotion (already validated) and bumps the
     /// pricing version.
     async fn save_promotion(&self, promotion: Promotion) -> Result<()>;
@@ -509,6 +509,29 @@ pub trait PromotionStore: Send + Sync {
         variants: &[VariantId],
         codes: &[String],
     ) -> Result<PricingInputs>;
+
+    /// A cart and what pricing it reads — the catalog entries of its lines'
+    /// variants and of `extra`, the coupons its codes name, the pricing
+    /// version — in one call: checkout's read (one round trip on
+    /// PostgreSQL). The default reads the cart, then calls
+    /// [`pricing_inputs`](Self::pricing_inputs).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown cart; [`Error::Storage`] when the
+    /// store fails.
+    async fn cart_for_pricing(
+        &self,
+        cart_id: CartId,
+        extra: &[VariantId],
+    ) -> Result<(Cart, PricingInputs)> {
+        let cart = self.cart(cart_id).await?;
+        let mut ids: Vec<VariantId> = cart.lines().iter().map(|l| l.variant_id).collect();
+        ids.extend_from_slice(extra);
+        ids.sort_unstable();
+        ids.dedup();
+        let inputs = self.pricing_inputs(&ids, cart.coupon_codes()).await?;
+        Ok((cart, inputs))
+    }
 }
 
 /// What [`PromotionStore::pricing_inputs`] returns.

@@ -378,4 +378,7 @@ impl PromotionStore for FaultyStore {
     async fn pricing_inputs(&self, v: &[VariantId], c: &[String]) -> Result<PricingInputs> {
         self.inner.pricing_inputs(v, c).await
     }
+    async fn cart_for_pricing(&self, c: CartId, e: &[VariantId]) -> Result<(Cart, PricingInputs)> {
+        self.inner.cart_for_pricing(c, e).await
+    }
 }
