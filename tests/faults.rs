@@ -256,7 +256,60 @@ async fn a_failed_first_commit_falls_back_to_the_general_path(backend: Backend) 
     assert_eq!(shop.engine.stock(a).await.unwrap().available(), 3);
 }
 
+/// A gateway that collects in the authorize call (a sale): the checkout
+/// makes one provider call, and the books show the capture.
+async fn a_sale_charges_once_in_one_call(backend: Backend) {
+    let shop = shop(backend, CaptureMode::Immediate).await;
+    shop.payments.allow_sales(true);
+    let a = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    let order = shop.place(cart.id(), "k").await;
+    assert_eq!(order.payment().status(), PaymentStatus::Captured);
+    assert_eq!(order.payment().captured(), order.total());
+    assert_eq!(effective(&shop, Operation::Authorize), 1);
+    assert_eq!(
+        effective(&shop, Operation::Capture),
+        0,
+        "collected by the authorize call"
+    );
+    let auth = &shop.payments.authorizations()[0];
+    assert_eq!(auth.captured, order.total());
+    // The same key again: the same order, nothing more collected.
+    let again = shop.place(cart.id(), "k").await;
+    assert_eq!(again.id(), order.id());
+    assert_eq!(shop.payments.authorizations().len(), 1);
+}
+
+/// A sale whose order cannot be placed is refunded in full (a hold would be
+/// voided), and the retry charges once.
+async fn a_sale_whose_order_is_not_placed_is_refunded(backend: Backend) {
+    let shop = shop(backend, CaptureMode::Immediate).await;
+    shop.payments.allow_sales(true);
+    let a = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    faults(&shop).inject(Command::PlaceOrder, When::Before);
+    let err = shop
+        .engine
+        .checkout(request(cart.id(), "k"))
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    let first = shop.payments.authorizations()[0].clone();
+    assert!(!first.captured.is_zero());
+    assert_eq!(first.refunded, first.captured, "the sale was given back");
+    assert_eq!(shop.engine.stock(a).await.unwrap().available(), 5);
+
+    let order = shop.place(cart.id(), "k").await;
+    assert_eq!(order.payment().status(), PaymentStatus::Captured);
+    let auths = shop.payments.authorizations();
+    assert_eq!(auths.len(), 2);
+    assert_eq!(auths[1].captured, order.total());
+    assert_eq!(auths[1].refunded, usd("0.00"));
+}
+
 conformance!(
+    a_sale_charges_once_in_one_call,
+    a_sale_whose_order_is_not_placed_is_refunded,
     a_lost_answer_to_the_first_commit_is_recovered,
     a_failed_first_commit_falls_back_to_the_general_path,
     store_down_when_placing_voids_and_the_retry_charges_once,

@@ -100,6 +100,9 @@ impl SimGateway {
 
 #[async_trait]
 impl PaymentProvider for SimGateway {
+    fn captures_on_authorize(&self) -> bool {
+        self.inner.captures_on_authorize()
+    }
     fn name(&self) -> &str {
         "sim"
     }
@@ -138,6 +141,8 @@ impl Sim {
         let mut rng = Rng(seed);
         let crash = Arc::new(Notify::new());
         let inner = Arc::new(TestPaymentProvider::new());
+        // Half the shops' gateways collect in the authorize call (sales).
+        inner.allow_sales(rng.chance(50));
         let gateway = Arc::new(SimGateway {
             inner: inner.clone(),
             plan: Mutex::new(VecDeque::new()),
@@ -565,12 +570,16 @@ impl Sim {
                 coupon_orders += 1;
             }
         }
-        // A hold that no order owns was released (a crashed checkout's).
+        // A hold that no order owns was given back (a crashed checkout's):
+        // voided, or — a sale, collected in the authorize call — refunded
+        // in full.
         for a in &auths {
             let owned = orders
                 .iter()
                 .any(|o| o.payment().reference() == a.reference);
-            if !owned && (!a.voided || !a.captured.is_zero()) {
+            let voided = a.voided && a.captured.is_zero();
+            let refunded = !a.captured.is_zero() && a.refunded == a.captured;
+            if !owned && !voided && !refunded {
                 return Err(format!("authorization {} is held by no order", a.reference));
             }
         }

@@ -53,6 +53,20 @@ async fn the_test_provider_and_a_third_party_provider_conform() {
     provider_conformance(slow, "tok_visa", "tok_decline")
         .await
         .unwrap();
+    // A gateway that sells (collects in the authorize call) runs one check more.
+    let selling = Arc::new(TestPaymentProvider::new());
+    selling.allow_sales(true);
+    let plain = provider_conformance(
+        Arc::new(TestPaymentProvider::new()),
+        "tok_visa",
+        "tok_decline",
+    )
+    .await
+    .unwrap();
+    let sells = provider_conformance(selling, "tok_visa", "tok_decline")
+        .await
+        .unwrap();
+    assert_eq!(sells.checks, plain.checks + 1);
 }
 
 /// The suite catches a store that breaks its promises: this one forgets

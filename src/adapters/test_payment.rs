@@ -83,6 +83,8 @@ type Outcome = Result<ProviderResponse, PaymentError>;
 
 #[derive(Default)]
 struct State {
+    /// Whether authorize calls that ask to capture do (sales).
+    sales: bool,
     by_key: HashMap<String, (Fingerprint, Outcome)>,
     auths: Vec<TestAuthorization>,
     calls: Vec<ProviderCall>,
@@ -117,6 +119,12 @@ impl TestPaymentProvider {
     /// A provider that approves everything until told otherwise.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Makes authorize calls that ask to capture collect at once, as a
+    /// gateway that supports sales does (off by default).
+    pub fn allow_sales(&self, on: bool) {
+        self.state().sales = on;
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -253,6 +261,10 @@ fn invalid(e: impl std::fmt::Display) -> PaymentError {
 
 #[async_trait]
 impl PaymentProvider for TestPaymentProvider {
+    fn captures_on_authorize(&self) -> bool {
+        self.state().sales
+    }
+
     fn name(&self) -> &str {
         "test"
     }
@@ -287,15 +299,21 @@ impl PaymentProvider for TestPaymentProvider {
                     });
                 }
                 let zero = Money::zero(r.amount.currency());
+                let sale = r.capture && state.sales;
                 let auth = TestAuthorization {
                     reference: format!("test_auth_{}", state.auths.len() + 1),
                     authorize_key: r.idempotency_key.clone(),
                     amount: r.amount,
-                    captured: zero,
+                    captured: if sale { r.amount } else { zero },
                     refunded: zero,
                     voided: false,
                 };
-                let response = respond(&auth, ProviderStatus::Authorized, r.amount);
+                let status = if sale {
+                    ProviderStatus::Captured
+                } else {
+                    ProviderStatus::Authorized
+                };
+                let response = respond(&auth, status, r.amount);
                 state.auths.push(auth);
                 Ok(response)
             },

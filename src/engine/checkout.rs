@@ -31,7 +31,7 @@ use crate::inventory::{Reservation, StockRequest};
 use crate::order::{Effects, Order, OrderStatus};
 use crate::payment::{
     AuthorizeRequest, Payment, PaymentError, PaymentStatus, ProviderResponse, ProviderStatus,
-    VoidRequest,
+    RefundRequest, VoidRequest,
 };
 use crate::store::{
     BeginCheckout, CheckoutClaim, CheckoutEnd, CheckoutFailure, CheckoutState, Lease,
@@ -174,6 +174,12 @@ fn authorize_key(key: &IdempotencyKey, attempt: u32) -> String {
 
 fn void_key(key: &IdempotencyKey, attempt: u32) -> String {
     format!("{key}:{attempt}:void")
+}
+
+/// The key of the refund that undoes a sale (authorized and collected in
+/// one call) whose checkout did not complete.
+fn unsell_key(key: &IdempotencyKey, attempt: u32) -> String {
+    format!("{key}:{attempt}:refund")
 }
 
 /// The request key of the capture a checkout makes with immediate capture.
@@ -524,6 +530,10 @@ impl Engine {
             }
         } else {
             progress.hold = Hold::Unknown;
+            // With immediate capture, a provider that can collects in the
+            // authorize call itself (a sale): one call and one write fewer.
+            let sale = self.inner.config.capture == CaptureMode::Immediate
+                && provider.captures_on_authorize();
             let started = std::time::Instant::now();
             let response = provider
                 .authorize(AuthorizeRequest {
@@ -531,6 +541,7 @@ impl Engine {
                     amount: priced.total,
                     payment_token: token.to_owned(),
                     reference: lease.key.to_string(),
+                    capture: sale,
                 })
                 .await;
             crate::telemetry::provider_call(
@@ -547,22 +558,44 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             };
             progress.hold = Hold::Held(response.clone());
-            if response.amount != priced.total || response.status != ProviderStatus::Authorized {
+            let sold = sale && response.status == ProviderStatus::Captured;
+            if response.amount != priced.total
+                || !(sold || response.status == ProviderStatus::Authorized)
+            {
                 return Err(Error::PaymentUnavailable(
                     "provider answered with a different amount or status".into(),
                 ));
             }
-            Payment {
+            let zero = crate::money::Money::zero(priced.currency);
+            let mut payment = Payment {
                 id: PaymentId::new(),
                 provider: provider.name().to_owned(),
                 reference: response.reference,
-                authorize_key,
+                authorize_key: authorize_key.clone(),
                 authorized: priced.total,
-                captured: crate::money::Money::zero(priced.currency),
-                refunded: crate::money::Money::zero(priced.currency),
+                captured: zero,
+                refunded: zero,
                 status: PaymentStatus::Authorized,
                 operations: Vec::new(),
+            };
+            if sold {
+                // Collected by the authorize call: the books say so, with
+                // the capture on record under that call's key.
+                payment.captured = priced.total;
+                payment.status = PaymentStatus::Captured;
+                payment.operations.push(crate::payment::PaymentOperation {
+                    kind: crate::payment::OperationKind::Capture,
+                    key: authorize_key,
+                    amount: priced.total,
+                    state: crate::payment::OperationState::Succeeded,
+                    purpose: crate::payment::OperationPurpose::Direct,
+                    request_key: Some(CHECKOUT_CAPTURE.to_owned()),
+                    reason: String::new(),
+                    requested_by: Some(Actor::System),
+                    begun_at: Some(self.now()),
+                });
             }
+            payment
         };
 
         let mut order = Order {
@@ -619,17 +652,54 @@ impl Engine {
                 Err(_) => return false,
             },
         };
-        if reference.status != ProviderStatus::Authorized {
-            return reference.status == ProviderStatus::Voided;
-        }
-        self.inner
-            .payments
-            .void(VoidRequest {
-                idempotency_key: void_key(&lease.key, lease.attempt),
-                authorization: reference.reference,
-            })
+        self.undo_hold(&lease.key, lease.attempt, reference)
             .await
             .is_ok()
+    }
+
+    /// Gives back what an attempt that placed no order holds at the
+    /// provider: voids a hold, refunds a sale. `Ok(false)` when there was
+    /// nothing to give back.
+    async fn undo_hold(
+        &self,
+        key: &IdempotencyKey,
+        attempt: u32,
+        held: ProviderResponse,
+    ) -> Result<bool> {
+        match held.status {
+            ProviderStatus::Authorized => {
+                self.inner
+                    .payments
+                    .void(VoidRequest {
+                        idempotency_key: void_key(key, attempt),
+                        authorization: held.reference,
+                    })
+                    .await?;
+                Ok(true)
+            }
+            ProviderStatus::Captured => {
+                let refunded = held
+                    .refunded_total
+                    .unwrap_or_else(|| crate::money::Money::zero(held.amount.currency()));
+                let left = held
+                    .captured_total
+                    .unwrap_or(held.amount)
+                    .checked_sub(refunded)?;
+                if left.is_zero() || left.is_negative() {
+                    return Ok(false);
+                }
+                self.inner
+                    .payments
+                    .refund(RefundRequest {
+                        idempotency_key: unsell_key(key, attempt),
+                        authorization: held.reference,
+                        amount: left,
+                    })
+                    .await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn capture_if_immediate(&self, order: Order) -> Order {
@@ -949,19 +1019,11 @@ impl Engine {
             .map_err(Error::from)?;
         let mut voided = false;
         if let Some(auth) = found
-            && auth.status == ProviderStatus::Authorized
+            && self.undo_hold(key, lease.attempt, auth).await?
         {
-            self.inner
-                .payments
-                .void(VoidRequest {
-                    idempotency_key: void_key(key, lease.attempt),
-                    authorization: auth.reference,
-                })
-                .await
-                .map_err(Error::from)?;
             voided = true;
             crate::telemetry::compensation("hold_voided");
-            tracing::warn!(key = %key, attempt = lease.attempt, "recovery voided the hold of a stale checkout");
+            tracing::warn!(key = %key, attempt = lease.attempt, "recovery gave back the hold of a stale checkout");
         }
         self.inner
             .store

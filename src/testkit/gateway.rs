@@ -55,6 +55,10 @@ impl SlowProvider {
 
 #[async_trait]
 impl PaymentProvider for SlowProvider {
+    fn captures_on_authorize(&self) -> bool {
+        self.inner.captures_on_authorize()
+    }
+
     fn name(&self) -> &str {
         "slow"
     }

@@ -37,6 +37,7 @@ pub async fn provider_conformance(
         amount: usd(10_00),
         payment_token: approve.to_owned(),
         reference: key("order"),
+        capture: false,
     };
     let first = step("authorize", provider.authorize(request.clone()).await)?;
     ensure(
@@ -81,6 +82,7 @@ pub async fn provider_conformance(
             amount: usd(10_00),
             payment_token: decline.to_owned(),
             reference: key("order-2"),
+            capture: false,
         })
         .await;
     ensure(
@@ -144,6 +146,7 @@ pub async fn provider_conformance(
                 amount: usd(5_00),
                 payment_token: approve.to_owned(),
                 reference: key("order-3"),
+                capture: false,
             })
             .await,
     )?;
@@ -170,5 +173,54 @@ pub async fn provider_conformance(
         format!("captured a voided hold: {late:?}")
     })?;
     report.checks += 1;
+
+    // A provider that sells (collects in the authorize call) does so once
+    // per key, and what it sold can be refunded.
+    if provider.captures_on_authorize() {
+        let sale = AuthorizeRequest {
+            idempotency_key: key("sale"),
+            amount: usd(7_00),
+            payment_token: approve.to_owned(),
+            reference: key("order-4"),
+            capture: true,
+        };
+        let sold = step("sale", provider.authorize(sale.clone()).await)?;
+        ensure(
+            sold.status == ProviderStatus::Captured
+                && sold.captured_total.is_none_or(|t| t == usd(7_00)),
+            "sale",
+            || {
+                format!(
+                    "a sale answered {:?}, captured {:?}",
+                    sold.status, sold.captured_total
+                )
+            },
+        )?;
+        let again = step("sale replay", provider.authorize(sale).await)?;
+        ensure(again.reference == sold.reference, "sale replay", || {
+            "the same sale key made a second sale".into()
+        })?;
+        let back = step(
+            "refund of a sale",
+            provider
+                .refund(RefundRequest {
+                    idempotency_key: key("sale-refund"),
+                    authorization: sold.reference,
+                    amount: usd(7_00),
+                })
+                .await,
+        )?;
+        ensure(
+            back.refunded_total.is_none_or(|t| t == usd(7_00)),
+            "refund of a sale",
+            || {
+                format!(
+                    "refunded total {:?}, expected 7.00 USD",
+                    back.refunded_total
+                )
+            },
+        )?;
+        report.checks += 1;
+    }
     Ok(report)
 }

@@ -267,6 +267,11 @@ pub struct AuthorizeRequest {
     pub payment_token: String,
     /// The shop's reference (the checkout's idempotency key), for the provider's records.
     pub reference: String,
+    /// Collect the funds in the same call (a sale). Only ever true for a
+    /// provider whose [`PaymentProvider::captures_on_authorize`] says it
+    /// can; it answers [`ProviderStatus::Captured`] when it did.
+    #[serde(default)]
+    pub capture: bool,
 }
 
 /// Ask the provider to collect held funds.
@@ -313,6 +318,15 @@ pub struct RefundRequest {
 pub trait PaymentProvider: Send + Sync {
     /// A short stable name recorded on payments ("stripe", "test").
     fn name(&self) -> &str;
+
+    /// Whether [`authorize`](Self::authorize) can also collect the funds
+    /// in the same call when [`AuthorizeRequest::capture`] asks (a "sale"):
+    /// checkouts with immediate capture then make one provider call and one
+    /// write fewer. The default is `false`: the engine authorizes, then
+    /// captures.
+    fn captures_on_authorize(&self) -> bool {
+        false
+    }
 
     /// Holds funds.
     async fn authorize(&self, request: AuthorizeRequest) -> Result<ProviderResponse, PaymentError>;
