@@ -126,10 +126,14 @@ async fn seed_catalog(engine: &Engine) -> Vec<VariantId> {
     variants
 }
 
+/// An engine capturing at checkout, through a gateway that collects in the
+/// authorize call (a sale), as most card gateways can.
 async fn engine_on(store: Arc<dyn Store>) -> Engine {
+    let gateway = Arc::new(cartwright::payment::TestPaymentProvider::new());
+    gateway.allow_sales(true);
     Engine::builder()
         .store(store)
-        .test_payment_provider()
+        .payment_provider(gateway)
         .no_tax()
         .build()
         .unwrap()
