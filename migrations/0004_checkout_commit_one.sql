@@ -7,13 +7,12 @@
 -- the general path, which names the exact shortfall. Otherwise returns the
 -- reservation's lines as a JSON array of [variant, location, quantity].
 --
--- Stock is taken exactly as the general path takes it: every stock row of
--- the requested variants is locked first, in (variant, location) order
--- (the order the general path locks in, so the two never deadlock each
--- other), then each request takes from its variant's locations by
--- priority, then id. Usage counters are locked after stock, by name.
--- The caller passes tracked variants only, merged, and claims merged and
--- sorted by counter.
+-- Stock is taken as the general path takes it when one location suffices:
+-- each variant from its first location by priority (then id). A variant
+-- that needs several locations raises CW001 and the general path splits
+-- it. Variants are taken in id order (the general path's lock order), usage
+-- counters after stock, by name. The caller passes tracked variants only,
+-- merged and sorted by id, and claims merged and sorted by counter.
 CREATE FUNCTION cw_begin_and_reserve(
     p_key text, p_cart uuid, p_token text, p_lease uuid, p_lease_until timestamptz,
     p_now timestamptz, p_reservation uuid, p_expires timestamptz,
@@ -21,12 +20,13 @@ CREATE FUNCTION cw_begin_and_reserve(
     p_counters text[], p_amounts bigint[], p_limits bigint[]
 ) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
+    loc uuid;
+    -- The reservation's lines.
+    u_var uuid[] := '{}';
+    u_loc uuid[] := '{}';
+    u_qty bigint[] := '{}';
     i int;
-    n int := 0;
-    remaining bigint;
-    take bigint;
     used_now bigint;
-    lvl record;
 BEGIN
     INSERT INTO cw_checkouts (key, cart_id, payment_token, attempt, state, lease_token,
                               lease_until, created_at, reservation_id)
@@ -38,31 +38,30 @@ BEGIN
     INSERT INTO cw_reservations (id, checkout_key, state, expires_at, created_at)
     VALUES (p_reservation, p_key, 'pending', p_expires, p_now);
 
-    PERFORM 1 FROM cw_stock WHERE variant_id = ANY (p_variants)
-     ORDER BY variant_id, location_id FOR UPDATE;
+    -- Each variant (in the caller's order, by id: the general path's lock
+    -- order) from its first location by priority, when that location holds
+    -- enough: the conditional update locks the row and re-checks under the
+    -- lock, so concurrent checkouts never oversell. A variant that would
+    -- need several locations goes to the general path, which splits it.
     FOR i IN 1 .. coalesce(array_length(p_variants, 1), 0) LOOP
-        remaining := p_quantities[i];
-        FOR lvl IN
-            SELECT s.location_id, s.on_hand - s.reserved AS available
-              FROM cw_stock s JOIN cw_locations l ON l.id = s.location_id
-             WHERE s.variant_id = p_variants[i]
-             ORDER BY l.priority, l.id
-        LOOP
-            EXIT WHEN remaining = 0;
-            take := least(remaining, greatest(lvl.available, 0));
-            IF take > 0 THEN
-                UPDATE cw_stock SET reserved = reserved + take
-                 WHERE variant_id = p_variants[i] AND location_id = lvl.location_id;
-                n := n + 1;
-                INSERT INTO cw_reservation_lines (reservation_id, line_no, variant_id, location_id, quantity)
-                VALUES (p_reservation, n, p_variants[i], lvl.location_id, take);
-                remaining := remaining - take;
-            END IF;
-        END LOOP;
-        IF remaining > 0 THEN
-            RAISE EXCEPTION 'not enough stock' USING ERRCODE = 'CW001';
+        UPDATE cw_stock s SET reserved = s.reserved + p_quantities[i]
+         WHERE s.variant_id = p_variants[i]
+           AND s.location_id = (SELECT s2.location_id
+                                  FROM cw_stock s2 JOIN cw_locations l ON l.id = s2.location_id
+                                 WHERE s2.variant_id = p_variants[i]
+                                 ORDER BY l.priority, l.id LIMIT 1)
+           AND s.on_hand - s.reserved >= p_quantities[i]
+        RETURNING s.location_id INTO loc;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'not enough stock at the first location' USING ERRCODE = 'CW001';
         END IF;
+        u_var := u_var || p_variants[i];
+        u_loc := u_loc || loc;
+        u_qty := u_qty || p_quantities[i];
     END LOOP;
+    INSERT INTO cw_reservation_lines (reservation_id, line_no, variant_id, location_id, quantity)
+    SELECT p_reservation, u.n, u.v, u.l, u.q
+      FROM unnest(u_var, u_loc, u_qty) WITH ORDINALITY AS u(v, l, q, n);
 
     IF coalesce(array_length(p_counters, 1), 0) > 0 THEN
         INSERT INTO cw_usage_counters (counter, used)
@@ -80,9 +79,7 @@ BEGIN
         SELECT p_reservation, c, a, m FROM unnest(p_counters, p_amounts, p_limits) AS u(c, a, m);
     END IF;
 
-    RETURN coalesce(
-        (SELECT jsonb_agg(jsonb_build_array(variant_id, location_id, quantity) ORDER BY line_no)
-           FROM cw_reservation_lines WHERE reservation_id = p_reservation),
-        '[]'::jsonb);
+    RETURN (SELECT coalesce(jsonb_agg(jsonb_build_array(u.v, u.l, u.q) ORDER BY u.n), '[]'::jsonb)
+              FROM unnest(u_var, u_loc, u_qty) WITH ORDINALITY AS u(v, l, q, n));
 END
 $$;

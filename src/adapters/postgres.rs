@@ -1926,10 +1926,12 @@ impl CheckoutStore for PgStore {
         }) {
             return Ok(None);
         }
-        let tracked: Vec<StockRequest> = merged
+        let mut tracked: Vec<StockRequest> = merged
             .into_iter()
             .filter(|r| r.policy != crate::catalog::InventoryPolicy::Untracked)
             .collect();
+        // Locked in id order, as the general path locks.
+        tracked.sort_by_key(|r| r.variant_id);
         let claims = crate::inventory::merge_claims(claims)?;
         retry!(self.begin_and_reserve_try(&begin, &tracked, &claims, expires_at))
     }

@@ -256,6 +256,30 @@ async fn first_commit(store: Arc<dyn Store>) -> Result<(), Failure> {
     } else {
         return Ok(());
     }
+    // Split over locations exactly as a reservation is: the first location
+    // by priority first.
+    let b = product(&e, "B", 1, CHECK).await?;
+    let overflow = step(CHECK, e.create_location(&Actor::System, "Overflow", 9).await)?;
+    step(CHECK, e.set_stock(&Actor::System, b, overflow.id(), 5).await)?;
+    let split = StockRequest {
+        variant_id: b,
+        quantity: 3,
+        policy: InventoryPolicy::Tracked {
+            allow_backorder: false,
+        },
+    };
+    let held = step(CHECK, store.begin_and_reserve(begin("split")?, &[split], &[], until).await)?;
+    if let Some((_, reservation)) = held {
+        let mut lines: Vec<(bool, u32)> = reservation
+            .lines
+            .iter()
+            .map(|l| (l.location_id == overflow.id(), l.quantity))
+            .collect();
+        lines.sort();
+        ensure(lines == [(false, 1), (true, 2)], CHECK, || {
+            format!("3 units over locations holding 1 and 5 were taken as {lines:?}")
+        })?;
+    }
     // Never oversold: 10 keys racing for the last 3 units.
     let mut tasks = Vec::new();
     for i in 0..10 {
