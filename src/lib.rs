@@ -187,7 +187,7 @@ pub mod store {
     #[cfg(feature = "postgres")]
     #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     #[doc(inline)]
-    pub use crate::adapters::postgres::{self, PgStore};
+    pub use crate::adapters::postgres::{self, PgOptions, PgStore};
     #[doc(inline)]
     pub use crate::ports::store::*;
 }

@@ -282,3 +282,45 @@ async fn corrupt_promotions_and_coupons_are_typed_errors() {
     let after = shop.snapshot().await;
     assert!(after == before, "a failed pricing changed the store");
 }
+
+/// `PgOptions` reach the pool and the server: a pool of no connections is
+/// refused, and a statement past `statement_timeout` is cancelled.
+#[tokio::test]
+async fn pool_options_apply() {
+    use cartwright::store::PgOptions;
+    let schema = common::pg::fresh_schema().await;
+    let base = common::pg::admin_url();
+    let (server, _) = base.rsplit_once('/').unwrap();
+    let url = format!(
+        "{server}/{}?options=-c%20search_path%3D{schema}",
+        common::pg::TEST_DATABASE
+    );
+    let none = PgStore::connect_with(&url, &PgOptions::default().max_connections(0)).await;
+    assert!(matches!(
+        none,
+        Err(Error::Invalid {
+            field: "max_connections",
+            ..
+        })
+    ));
+
+    let options = PgOptions::default()
+        .max_connections(2)
+        .statement_timeout(std::time::Duration::from_millis(100))
+        .max_retries(2);
+    let store = PgStore::connect_with(&url, &options).await.unwrap();
+    // Migrated into the schema named by the URL.
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename = 'cw_orders'",
+    )
+    .bind(&schema)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(tables, 1);
+    let slow = sqlx::query("SELECT pg_sleep(2)")
+        .execute(store.pool())
+        .await;
+    let err = slow.unwrap_err().to_string();
+    assert!(err.contains("statement timeout"), "{err}");
+}

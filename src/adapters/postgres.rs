@@ -57,13 +57,55 @@ use crate::store::{
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// How often a transaction that lost a serialization race or a deadlock is retried.
+/// How often a transaction that lost a serialization race or a deadlock is
+/// retried, unless [`PgOptions::max_retries`] says otherwise.
 pub const MAX_TX_RETRIES: u32 = 8;
+
+/// How [`PgStore::connect_with`] sets up the store. Every default is what
+/// [`PgStore::connect`] uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PgOptions {
+    /// Most connections in the pool (default 10). Each concurrent command
+    /// holds one for a round trip or, in a transaction, for its length.
+    pub max_connections: u32,
+    /// How long a command waits for a free connection before failing with
+    /// [`Error::Storage`] (default 30 s).
+    pub acquire_timeout: std::time::Duration,
+    /// The server's `statement_timeout` for the store's connections: a
+    /// statement running longer is cancelled and the command fails with
+    /// [`Error::Storage`], changing nothing (default: none).
+    pub statement_timeout: Option<std::time::Duration>,
+    /// How often a transaction that lost a serialization race or a deadlock
+    /// is retried, each after a growing random pause (default
+    /// [`MAX_TX_RETRIES`]).
+    pub max_retries: u32,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: std::time::Duration::from_secs(30),
+            statement_timeout: None,
+            max_retries: MAX_TX_RETRIES,
+        }
+    }
+}
+
+crate::domain::setters!(PgOptions {
+    max_connections: u32,
+    acquire_timeout: std::time::Duration,
+    max_retries: u32,
+} into {
+    statement_timeout: Option<std::time::Duration>,
+});
 
 /// The PostgreSQL store. Clone it freely: clones share one connection pool.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    retries: u32,
 }
 
 /// Why a command attempt failed: the domain said no, or the database failed.
@@ -129,12 +171,12 @@ fn constraint(f: &Fail) -> Option<String> {
 /// deadlocks, after a pause that grows with each try (full jitter); warns
 /// when the retries run out.
 macro_rules! retry {
-    ($attempt:expr) => {{
+    ($store:expr, $attempt:expr) => {{
         let mut tries = 0u32;
         loop {
             match $attempt.await {
                 Err(f) if matches!(sqlstate(&f).as_deref(), Some("40001" | "40P01")) => {
-                    if tries >= MAX_TX_RETRIES {
+                    if tries >= $store.retries {
                         tracing::warn!(tries, "serialization failures kept winning; giving up");
                         break Err(Error::from(f));
                     }
@@ -215,13 +257,44 @@ impl PgStore {
     /// [`Error::Storage`] when the server cannot be reached or a migration
     /// fails.
     pub async fn connect(url: &str) -> Result<Self> {
-        let options = PgConnectOptions::from_str(url).map_err(storage)?;
+        Self::connect_with(url, &PgOptions::default()).await
+    }
+
+    /// Connects with these options and applies the migrations.
+    ///
+    /// ```no_run
+    /// # async fn run() -> cartwright::Result<()> {
+    /// use std::time::Duration;
+    /// use cartwright::store::{PgOptions, PgStore};
+    ///
+    /// let options = PgOptions::default()
+    ///     .max_connections(32)
+    ///     .statement_timeout(Duration::from_secs(5));
+    /// let store = PgStore::connect_with("postgres://shop@db/shop", &options).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the server cannot be reached or a migration
+    /// fails; [`Error::Invalid`] for a pool of no connections.
+    pub async fn connect_with(url: &str, options: &PgOptions) -> Result<Self> {
+        if options.max_connections == 0 {
+            return Err(Error::invalid("max_connections", "must be at least 1"));
+        }
+        let mut connect = PgConnectOptions::from_str(url).map_err(storage)?;
+        if let Some(timeout) = options.statement_timeout {
+            connect = connect.options([("statement_timeout", timeout.as_millis().to_string())]);
+        }
         let pool = PgPoolOptions::new()
-            .max_connections(10)
-            .connect_with(options)
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
             .await
             .map_err(storage)?;
-        Self::from_pool(pool).await
+        let mut store = Self::from_pool(pool).await?;
+        store.retries = options.max_retries;
+        Ok(store)
     }
 
     /// Uses an existing pool and applies the migrations.
@@ -229,7 +302,10 @@ impl PgStore {
     /// # Errors
     /// [`Error::Storage`] when a migration fails.
     pub async fn from_pool(pool: PgPool) -> Result<Self> {
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            retries: MAX_TX_RETRIES,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -528,7 +604,7 @@ impl ProductSummary {
 #[async_trait]
 impl CatalogStore for PgStore {
     async fn insert_product(&self, product: Product) -> Result<()> {
-        retry!(async {
+        retry!(self, async {
             self.write_product(&product, false)
                 .await
                 .map_err(|f| Self::product_error(f, &product))
@@ -536,7 +612,7 @@ impl CatalogStore for PgStore {
     }
 
     async fn update_product(&self, product: Product) -> Result<()> {
-        retry!(async {
+        retry!(self, async {
             self.write_product(&product, true)
                 .await
                 .map_err(|f| Self::product_error(f, &product))
@@ -544,7 +620,7 @@ impl CatalogStore for PgStore {
     }
 
     async fn product(&self, id: ProductId) -> Result<Product> {
-        retry!(async {
+        retry!(self, async {
             let row = sqlx::query("SELECT doc FROM cw_products WHERE id = $1")
                 .bind(id.as_uuid())
                 .fetch_optional(&self.pool)
@@ -556,7 +632,7 @@ impl CatalogStore for PgStore {
 
     async fn products(&self, after: Option<ProductId>, limit: usize) -> Result<Vec<Product>> {
         let limit = limit_i64(limit)?;
-        retry!(async {
+        retry!(self, async {
             let rows = sqlx::query(
                 "SELECT doc FROM cw_products WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2",
             )
@@ -584,11 +660,11 @@ impl CatalogStore for PgStore {
     }
 
     async fn entries(&self, ids: &[VariantId]) -> Result<HashMap<VariantId, CatalogEntry>> {
-        retry!(self.entries_try(ids))
+        retry!(self, self.entries_try(ids))
     }
 
     async fn insert_category(&self, category: Category) -> Result<()> {
-        retry!(async {
+        retry!(self, async {
             let result =
                 sqlx::query("INSERT INTO cw_categories (id, parent_id, doc) VALUES ($1, $2, $3)")
                     .bind(category.id().as_uuid())
@@ -616,11 +692,14 @@ impl CatalogStore for PgStore {
     }
 
     async fn categories(&self) -> Result<Vec<Category>> {
-        retry!(self.all_docs("SELECT doc FROM cw_categories ORDER BY id", "category"))
+        retry!(
+            self,
+            self.all_docs("SELECT doc FROM cw_categories ORDER BY id", "category")
+        )
     }
 
     async fn insert_collection(&self, collection: Collection) -> Result<()> {
-        retry!(async {
+        retry!(self, async {
             let result = sqlx::query("INSERT INTO cw_collections (id, doc) VALUES ($1, $2)")
                 .bind(collection.id().as_uuid())
                 .bind(Json(to_json(&collection)?))
@@ -633,7 +712,10 @@ impl CatalogStore for PgStore {
     }
 
     async fn collections(&self) -> Result<Vec<Collection>> {
-        retry!(self.all_docs("SELECT doc FROM cw_collections ORDER BY id", "collection"))
+        retry!(
+            self,
+            self.all_docs("SELECT doc FROM cw_collections ORDER BY id", "collection")
+        )
     }
 }
 
@@ -659,7 +741,7 @@ fn version_i64(version: u64) -> Result<i64> {
 impl CustomerStore for PgStore {
     async fn insert_customer(&self, customer: Customer) -> Result<()> {
         let version = version_i64(customer.version())?;
-        retry!(async {
+        retry!(self, async {
             let result = sqlx::query(
                 "INSERT INTO cw_customers (id, email, version, password_hash, doc) VALUES ($1, $2, $3, $4, $5)",
             )
@@ -694,7 +776,7 @@ impl CustomerStore for PgStore {
         let mut saved = customer.clone();
         saved.saved()?;
         let new = version_i64(saved.version())?;
-        retry!(async {
+        retry!(self, async {
             let updated = sqlx::query(
                 "UPDATE cw_customers SET version = $3, password_hash = $4, doc = $5
                  WHERE id = $1 AND version = $2 AND email = $6",
@@ -726,7 +808,7 @@ impl CustomerStore for PgStore {
     }
 
     async fn customer(&self, id: CustomerId) -> Result<Customer> {
-        retry!(async {
+        retry!(self, async {
             let row = sqlx::query("SELECT * FROM cw_customers WHERE id = $1")
                 .bind(id.as_uuid())
                 .fetch_optional(&self.pool)
@@ -737,7 +819,7 @@ impl CustomerStore for PgStore {
     }
 
     async fn customer_by_email(&self, email: &Email) -> Result<Option<Customer>> {
-        retry!(async {
+        retry!(self, async {
             let row = sqlx::query("SELECT * FROM cw_customers WHERE email = $1")
                 .bind(email.as_str())
                 .fetch_optional(&self.pool)
@@ -747,7 +829,7 @@ impl CustomerStore for PgStore {
     }
 
     async fn insert_group(&self, group: CustomerGroup) -> Result<()> {
-        retry!(async {
+        retry!(self, async {
             let result = sqlx::query(
                 "INSERT INTO cw_customer_groups (id, name_key, doc) VALUES ($1, $2, $3)",
             )
@@ -763,10 +845,13 @@ impl CustomerStore for PgStore {
     }
 
     async fn groups(&self) -> Result<Vec<CustomerGroup>> {
-        retry!(self.all_docs(
-            "SELECT doc FROM cw_customer_groups ORDER BY id",
-            "customer group"
-        ))
+        retry!(
+            self,
+            self.all_docs(
+                "SELECT doc FROM cw_customer_groups ORDER BY id",
+                "customer group"
+            )
+        )
     }
 }
 
@@ -873,7 +958,7 @@ impl PgStore {
 #[async_trait]
 impl CartStore for PgStore {
     async fn insert_cart(&self, cart: Cart) -> Result<()> {
-        retry!(async {
+        retry!(self, async {
             sqlx::query(
                 "INSERT INTO cw_carts (id, customer_id, currency, active, version, updated_at, doc)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -893,7 +978,7 @@ impl CartStore for PgStore {
     }
 
     async fn cart(&self, id: CartId) -> Result<Cart> {
-        retry!(async {
+        retry!(self, async {
             let row = sqlx::query("SELECT active, version, doc FROM cw_carts WHERE id = $1")
                 .bind(id.as_uuid())
                 .fetch_optional(&self.pool)
@@ -904,7 +989,7 @@ impl CartStore for PgStore {
     }
 
     async fn save_carts(&self, carts: Vec<Cart>, now: DateTime<Utc>) -> Result<Vec<Cart>> {
-        retry!(self.save_carts_try(&carts, now))
+        retry!(self, self.save_carts_try(&carts, now))
     }
 
     async fn active_cart_for(
@@ -912,7 +997,7 @@ impl CartStore for PgStore {
         customer: CustomerId,
         currency: Currency,
     ) -> Result<Option<Cart>> {
-        retry!(async {
+        retry!(self, async {
             let row = sqlx::query(
                 "SELECT active, version, doc FROM cw_carts
                  WHERE customer_id = $1 AND currency = $2 AND active
@@ -1412,7 +1497,7 @@ impl InventoryStore for PgStore {
     async fn insert_location(&self, location: Location) -> Result<()> {
         let priority =
             i32::try_from(location.priority()).map_err(|_| Error::Overflow("priority"))?;
-        retry!(async {
+        retry!(self, async {
             let result =
                 sqlx::query("INSERT INTO cw_locations (id, priority, doc) VALUES ($1, $2, $3)")
                     .bind(location.id().as_uuid())
@@ -1427,10 +1512,13 @@ impl InventoryStore for PgStore {
     }
 
     async fn locations(&self) -> Result<Vec<Location>> {
-        retry!(self.all_docs(
-            "SELECT doc FROM cw_locations ORDER BY priority, id",
-            "location"
-        ))
+        retry!(
+            self,
+            self.all_docs(
+                "SELECT doc FROM cw_locations ORDER BY priority, id",
+                "location"
+            )
+        )
     }
 
     async fn set_stock(
@@ -1440,7 +1528,7 @@ impl InventoryStore for PgStore {
         on_hand: i64,
     ) -> Result<StockLevel> {
         let on_hand = inventory::check_on_hand(on_hand)?;
-        retry!(async {
+        retry!(self, async {
             let row = sqlx::query(
                 "INSERT INTO cw_stock (variant_id, location_id, on_hand, reserved) VALUES ($1, $2, $3, 0)
                  ON CONFLICT (variant_id, location_id) DO UPDATE SET on_hand = EXCLUDED.on_hand
@@ -1462,11 +1550,11 @@ impl InventoryStore for PgStore {
         location: LocationId,
         delta: i64,
     ) -> Result<StockLevel> {
-        retry!(self.adjust_try(variant, location, delta))
+        retry!(self, self.adjust_try(variant, location, delta))
     }
 
     async fn stock(&self, variant: VariantId) -> Result<StockSummary> {
-        retry!(self.stock_try(variant))
+        retry!(self, self.stock_try(variant))
     }
 
     async fn reserve(
@@ -1476,7 +1564,7 @@ impl InventoryStore for PgStore {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Reservation> {
-        retry!(async {
+        retry!(self, async {
             let mut tx = self.pool.begin().await?;
             let r = reserve_tx(&mut tx, requests, claims, None, expires_at, now).await?;
             tx.commit().await?;
@@ -1485,7 +1573,7 @@ impl InventoryStore for PgStore {
     }
 
     async fn usage(&self, counter: &str) -> Result<u64> {
-        retry!(async {
+        retry!(self, async {
             let used: Option<i64> =
                 sqlx::query_scalar("SELECT used FROM cw_usage_counters WHERE counter = $1")
                     .bind(counter)
@@ -1496,15 +1584,15 @@ impl InventoryStore for PgStore {
     }
 
     async fn release(&self, id: ReservationId, _now: DateTime<Utc>) -> Result<Reservation> {
-        retry!(self.release_try(id))
+        retry!(self, self.release_try(id))
     }
 
     async fn commit(&self, id: ReservationId, now: DateTime<Utc>) -> Result<Reservation> {
-        retry!(self.commit_try(id, now))
+        retry!(self, self.commit_try(id, now))
     }
 
     async fn reservation(&self, id: ReservationId) -> Result<Reservation> {
-        retry!(async {
+        retry!(self, async {
             let mut conn = self.pool.acquire().await?;
             load_reservation(&mut conn, id).await
         })
@@ -1513,7 +1601,7 @@ impl InventoryStore for PgStore {
     async fn release_expired(&self, now: DateTime<Utc>) -> Result<u64> {
         let mut total = 0;
         loop {
-            let n = retry!(self.release_expired_batch(now))?;
+            let n = retry!(self, self.release_expired_batch(now))?;
             total += n;
             if n < 200 {
                 return Ok(total);
@@ -1933,15 +2021,18 @@ impl CheckoutStore for PgStore {
         // Locked in id order, as the general path locks.
         tracked.sort_by_key(|r| r.variant_id);
         let claims = crate::inventory::merge_claims(claims)?;
-        retry!(self.begin_and_reserve_try(&begin, &tracked, &claims, expires_at))
+        retry!(
+            self,
+            self.begin_and_reserve_try(&begin, &tracked, &claims, expires_at)
+        )
     }
 
     async fn begin_checkout(&self, begin: BeginCheckout) -> Result<CheckoutClaim> {
         let mut tries = 0;
         loop {
-            match retry!(self.begin_try(&begin)) {
+            match retry!(self, self.begin_try(&begin)) {
                 // The record vanished between two statements; look again.
-                Err(Error::Conflict("checkout")) if tries < MAX_TX_RETRIES => tries += 1,
+                Err(Error::Conflict("checkout")) if tries < self.retries => tries += 1,
                 other => return other,
             }
         }
@@ -1955,11 +2046,14 @@ impl CheckoutStore for PgStore {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Reservation> {
-        retry!(self.reserve_for_checkout_try(lease, requests, claims, expires_at, now))
+        retry!(
+            self,
+            self.reserve_for_checkout_try(lease, requests, claims, expires_at, now)
+        )
     }
 
     async fn place_order(&self, lease: &Lease, order: Order, now: DateTime<Utc>) -> Result<Order> {
-        retry!(async {
+        retry!(self, async {
             self.place_try(lease, &order, now).await.map_err(|f| {
                 if sqlstate(&f).as_deref() == Some("23505") {
                     Error::AlreadyExists {
@@ -1980,11 +2074,11 @@ impl CheckoutStore for PgStore {
         end: CheckoutEnd,
         _now: DateTime<Utc>,
     ) -> Result<()> {
-        retry!(self.end_try(lease, &end))
+        retry!(self, self.end_try(lease, &end))
     }
 
     async fn checkout(&self, key: &IdempotencyKey) -> Result<Option<CheckoutRecord>> {
-        retry!(async {
+        retry!(self, async {
             let row = sqlx::query("SELECT * FROM cw_checkouts WHERE key = $1")
                 .bind(key.as_str())
                 .fetch_optional(&self.pool)
@@ -1994,7 +2088,7 @@ impl CheckoutStore for PgStore {
     }
 
     async fn prune_checkouts(&self, before: DateTime<Utc>) -> Result<u64> {
-        retry!(async {
+        retry!(self, async {
             let done = sqlx::query(
                 "DELETE FROM cw_checkouts WHERE created_at < $1 AND state <> 'in_progress'",
             )
@@ -2011,7 +2105,7 @@ impl CheckoutStore for PgStore {
         limit: usize,
     ) -> Result<Vec<CheckoutRecord>> {
         let limit = limit_i64(limit)?;
-        retry!(async {
+        retry!(self, async {
             let rows = sqlx::query(
                 "SELECT * FROM cw_checkouts WHERE state = 'in_progress' AND lease_until <= $1
                  ORDER BY lease_until, key LIMIT $2",
@@ -2030,7 +2124,7 @@ impl CheckoutStore for PgStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<Lease>> {
-        retry!(async {
+        retry!(self, async {
             let token = Uuid::new_v4();
             let attempt: Option<i32> = sqlx::query_scalar(
                 "UPDATE cw_checkouts SET lease_token = $2, lease_until = $3
@@ -2079,7 +2173,7 @@ fn order_from_row(row: &PgRow) -> Try<Order> {
 #[async_trait]
 impl OrderStore for PgStore {
     async fn order(&self, id: OrderId) -> Result<Order> {
-        retry!(async {
+        retry!(self, async {
             let row = sqlx::query("SELECT total, doc FROM cw_orders WHERE id = $1")
                 .bind(id.as_uuid())
                 .fetch_optional(&self.pool)
@@ -2093,7 +2187,7 @@ impl OrderStore for PgStore {
         if reference.is_empty() {
             return Ok(None);
         }
-        retry!(async {
+        retry!(self, async {
             let row = sqlx::query("SELECT total, doc FROM cw_orders WHERE payment_reference = $1")
                 .bind(reference)
                 .fetch_optional(&self.pool)
@@ -2104,7 +2198,7 @@ impl OrderStore for PgStore {
 
     async fn find_orders(&self, query: &OrderQuery) -> Result<Vec<Order>> {
         let limit = limit_i64(query.limit)?;
-        retry!(async {
+        retry!(self, async {
             let rows = sqlx::query(
                 "SELECT total, doc FROM cw_orders
                  WHERE ($1::uuid IS NULL OR customer_id = $1)
@@ -2129,7 +2223,7 @@ impl OrderStore for PgStore {
     }
 
     async fn save_order(&self, change: OrderChange, now: DateTime<Utc>) -> Result<Order> {
-        retry!(self.save_order_try(&change, now))
+        retry!(self, self.save_order_try(&change, now))
     }
 }
 
@@ -2361,7 +2455,7 @@ impl EventStore for PgStore {
     async fn pending_events(&self, consumer: &str, limit: usize) -> Result<Vec<Event>> {
         let consumer = check_consumer(consumer)?;
         let limit = limit_i64(limit)?;
-        retry!(async {
+        retry!(self, async {
             // Only events of transactions older than every running one: a
             // transaction still running may yet commit an event that sorts
             // earlier, and a reader must never move past it.
@@ -2382,7 +2476,7 @@ impl EventStore for PgStore {
 
     async fn ack_events(&self, consumer: &str, through: EventId) -> Result<()> {
         let consumer = check_consumer(consumer)?;
-        retry!(async {
+        retry!(self, async {
             let found: Option<i32> = sqlx::query_scalar(
                 "WITH e AS (SELECT tx, sequence FROM cw_events WHERE id = $2),
                  up AS (
@@ -2407,7 +2501,7 @@ impl EventStore for PgStore {
             .map(|k| to_json(k).map(Json))
             .collect::<Try<Vec<_>>>()?;
         let ids: Vec<Uuid> = events.iter().map(|_| EventId::new().as_uuid()).collect();
-        retry!(async {
+        retry!(self, async {
             sqlx::query(
                 "INSERT INTO cw_events (id, occurred_at, kind)
                  SELECT e, $3, k FROM unnest($1::uuid[], $2::jsonb[]) WITH ORDINALITY AS u(e, k, n) ORDER BY n",
@@ -2422,7 +2516,7 @@ impl EventStore for PgStore {
     }
 
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64> {
-        retry!(async {
+        retry!(self, async {
             let done = sqlx::query(
                 "DELETE FROM cw_events e
                  WHERE e.occurred_at < $1
@@ -2471,11 +2565,14 @@ impl PgStore {
 #[async_trait]
 impl PromotionStore for PgStore {
     async fn save_promotion(&self, promotion: Promotion) -> Result<()> {
-        retry!(self.save_pricing_doc(SAVE_PROMOTION, promotion.id.as_uuid(), &promotion))
+        retry!(
+            self,
+            self.save_pricing_doc(SAVE_PROMOTION, promotion.id.as_uuid(), &promotion)
+        )
     }
 
     async fn promotion(&self, id: PromotionId) -> Result<Promotion> {
-        retry!(async {
+        retry!(self, async {
             let row = sqlx::query("SELECT doc FROM cw_promotions WHERE id = $1")
                 .bind(id.as_uuid())
                 .fetch_optional(&self.pool)
@@ -2488,15 +2585,24 @@ impl PromotionStore for PgStore {
     }
 
     async fn promotions(&self) -> Result<Vec<Promotion>> {
-        retry!(self.all_docs("SELECT doc FROM cw_promotions ORDER BY id", "promotion"))
+        retry!(
+            self,
+            self.all_docs("SELECT doc FROM cw_promotions ORDER BY id", "promotion")
+        )
     }
 
     async fn save_price_list(&self, list: PriceList) -> Result<()> {
-        retry!(self.save_pricing_doc(SAVE_PRICE_LIST, list.id.as_uuid(), &list))
+        retry!(
+            self,
+            self.save_pricing_doc(SAVE_PRICE_LIST, list.id.as_uuid(), &list)
+        )
     }
 
     async fn price_lists(&self) -> Result<Vec<PriceList>> {
-        retry!(self.all_docs("SELECT doc FROM cw_price_lists ORDER BY id", "price list"))
+        retry!(
+            self,
+            self.all_docs("SELECT doc FROM cw_price_lists ORDER BY id", "price list")
+        )
     }
 
     async fn insert_coupons(&self, coupons: &[Coupon]) -> Result<()> {
@@ -2514,7 +2620,7 @@ impl PromotionStore for PgStore {
             .map(|c| c.max_uses.map(i64::try_from).transpose())
             .collect::<std::result::Result<Vec<Option<i64>>, _>>()
             .map_err(|_| Error::Overflow("coupon max_uses"))?;
-        retry!(async {
+        retry!(self, async {
             let result = sqlx::query(
                 "INSERT INTO cw_coupons (code, promotion_id, max_uses)
                  SELECT * FROM unnest($1::text[], $2::uuid[], $3::bigint[])",
@@ -2561,7 +2667,7 @@ impl PromotionStore for PgStore {
         variants: &[VariantId],
         codes: &[String],
     ) -> Result<PricingInputs> {
-        retry!(self.pricing_inputs_try(variants, codes))
+        retry!(self, self.pricing_inputs_try(variants, codes))
     }
 
     async fn cart_for_pricing(
@@ -2569,7 +2675,7 @@ impl PromotionStore for PgStore {
         cart_id: CartId,
         extra: &[VariantId],
     ) -> Result<(Cart, PricingInputs)> {
-        retry!(self.cart_for_pricing_try(cart_id, extra))
+        retry!(self, self.cart_for_pricing_try(cart_id, extra))
     }
 }
 

@@ -259,8 +259,14 @@ async fn first_commit(store: Arc<dyn Store>) -> Result<(), Failure> {
     // Split over locations exactly as a reservation is: the first location
     // by priority first.
     let b = product(&e, "B", 1, CHECK).await?;
-    let overflow = step(CHECK, e.create_location(&Actor::System, "Overflow", 9).await)?;
-    step(CHECK, e.set_stock(&Actor::System, b, overflow.id(), 5).await)?;
+    let overflow = step(
+        CHECK,
+        e.create_location(&Actor::System, "Overflow", 9).await,
+    )?;
+    step(
+        CHECK,
+        e.set_stock(&Actor::System, b, overflow.id(), 5).await,
+    )?;
     let split = StockRequest {
         variant_id: b,
         quantity: 3,
@@ -268,7 +274,12 @@ async fn first_commit(store: Arc<dyn Store>) -> Result<(), Failure> {
             allow_backorder: false,
         },
     };
-    let held = step(CHECK, store.begin_and_reserve(begin("split")?, &[split], &[], until).await)?;
+    let held = step(
+        CHECK,
+        store
+            .begin_and_reserve(begin("split")?, &[split], &[], until)
+            .await,
+    )?;
     if let Some((_, reservation)) = held {
         let mut lines: Vec<(bool, u32)> = reservation
             .lines
