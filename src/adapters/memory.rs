@@ -8,8 +8,8 @@
 //! Does not know: pricing, payments or the engine: it keeps state and makes
 //! each store command atomic under one lock.
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -102,8 +102,9 @@ impl MemoryStore {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // Commands validate before they mutate and never panic while holding
-        // the lock, so even a poisoned lock guards consistent data.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        // the lock. parking_lot's lock spins briefly before it sleeps, which
+        // suits a lock held for microseconds by many tasks.
+        self.state.lock()
     }
 }
 
@@ -1285,5 +1286,45 @@ impl PromotionStore for MemoryStore {
                 .collect(),
             version: s.pricing_version,
         })
+    }
+
+    async fn cart_for_pricing(
+        &self,
+        cart_id: CartId,
+        extra: &[VariantId],
+    ) -> Result<(Cart, PricingInputs)> {
+        // One lock: the cart and what pricing it reads are one consistent view.
+        let s = self.lock();
+        let cart = s
+            .carts
+            .get(&cart_id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("cart", cart_id))?;
+        let mut entries = HashMap::with_capacity(cart.lines().len() + extra.len());
+        for id in cart
+            .lines()
+            .iter()
+            .map(|l| l.variant_id)
+            .chain(extra.iter().copied())
+        {
+            if let Some(e) = s.entry(id) {
+                entries.insert(id, e);
+            }
+        }
+        let coupons = cart
+            .coupon_codes()
+            .iter()
+            .filter_map(|c| s.coupons.get(c).cloned())
+            .collect();
+        let version = s.pricing_version;
+        drop(s);
+        Ok((
+            cart,
+            PricingInputs {
+                entries,
+                coupons,
+                version,
+            },
+        ))
     }
 }

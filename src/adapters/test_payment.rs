@@ -3,8 +3,8 @@
 //! Does not know: orders, stores or the engine: it is a gateway that holds
 //! authorizations in memory.
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Mutex;
 
 use async_trait::async_trait;
 
@@ -127,10 +127,8 @@ impl TestPaymentProvider {
         self.state().sales = on;
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        // No code path panics while holding the lock, so a poisoned lock still
-        // holds consistent data.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn state(&self) -> parking_lot::MutexGuard<'_, State> {
+        self.state.lock()
     }
 
     /// Declines every authorization of exactly `amount`.

@@ -17,7 +17,9 @@ pub mod money_path;
 pub(crate) mod promotions;
 pub mod telemetry;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};

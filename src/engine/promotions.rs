@@ -239,17 +239,12 @@ impl Engine {
         for (id, name, reason) in rules.promotions.unusable() {
             tracing::warn!(promotion_id = %id, %name, %reason, "promotion left out of pricing");
         }
-        *self.inner.pricing_cache.lock().map_err(|_| poisoned())? = Some(Arc::clone(&rules));
+        *self.inner.pricing_cache.lock() = Some(Arc::clone(&rules));
         Ok(rules)
     }
 
     fn cached_rules(&self) -> Result<Option<Arc<PricingRules>>> {
-        Ok(self
-            .inner
-            .pricing_cache
-            .lock()
-            .map_err(|_| poisoned())?
-            .clone())
+        Ok(self.inner.pricing_cache.lock().clone())
     }
 
     /// Prices a cart and hands back what it was priced from (the catalog
@@ -386,12 +381,5 @@ impl Engine {
                 });
             }
         }
-    }
-}
-
-fn poisoned() -> Error {
-    Error::Storage {
-        message: "pricing cache lock poisoned".into(),
-        source: None,
     }
 }
