@@ -109,6 +109,31 @@ impl MemoryStore {
 }
 
 impl State {
+    /// Claims a key never seen as attempt 1, holding `reservation`.
+    fn claim_new(&mut self, b: BeginCheckout, reservation: Option<ReservationId>) -> Lease {
+        let token = Uuid::new_v4();
+        let lease = Lease {
+            key: b.key.clone(),
+            token,
+            attempt: 1,
+        };
+        self.checkouts.insert(
+            b.key.clone(),
+            CheckoutRecord {
+                key: b.key,
+                cart_id: b.cart_id,
+                payment_token: b.payment_token,
+                attempt: 1,
+                state: CheckoutState::InProgress,
+                reservation_id: reservation,
+                lease_token: token,
+                lease_until: b.lease_until,
+                created_at: b.now,
+            },
+        );
+        lease
+    }
+
     fn check_product_refs(&self, product: &Product, replacing: Option<ProductId>) -> Result<()> {
         for c in product.categories() {
             if !self.categories.contains_key(c) {
@@ -745,26 +770,7 @@ impl CheckoutStore for MemoryStore {
     async fn begin_checkout(&self, b: BeginCheckout) -> Result<CheckoutClaim> {
         let mut s = self.lock();
         let Some(record) = s.checkouts.get_mut(&b.key) else {
-            let token = Uuid::new_v4();
-            s.checkouts.insert(
-                b.key.clone(),
-                CheckoutRecord {
-                    key: b.key.clone(),
-                    cart_id: b.cart_id,
-                    payment_token: b.payment_token,
-                    attempt: 1,
-                    state: CheckoutState::InProgress,
-                    reservation_id: None,
-                    lease_token: token,
-                    lease_until: b.lease_until,
-                    created_at: b.now,
-                },
-            );
-            return Ok(CheckoutClaim::Claimed(Lease {
-                key: b.key,
-                token,
-                attempt: 1,
-            }));
+            return Ok(CheckoutClaim::Claimed(s.claim_new(b, None)));
         };
         if record.cart_id != b.cart_id || record.payment_token != b.payment_token {
             return Err(Error::IdempotencyConflict(b.key.to_string()));
@@ -813,26 +819,7 @@ impl CheckoutStore for MemoryStore {
             Err(Error::OutOfStock { .. } | Error::UsageLimitReached { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let token = Uuid::new_v4();
-        s.checkouts.insert(
-            b.key.clone(),
-            CheckoutRecord {
-                key: b.key.clone(),
-                cart_id: b.cart_id,
-                payment_token: b.payment_token,
-                attempt: 1,
-                state: CheckoutState::InProgress,
-                reservation_id: Some(reservation.id),
-                lease_token: token,
-                lease_until: b.lease_until,
-                created_at: b.now,
-            },
-        );
-        let lease = Lease {
-            key: b.key,
-            token,
-            attempt: 1,
-        };
+        let lease = s.claim_new(b, Some(reservation.id));
         Ok(Some((lease, reservation)))
     }
 

@@ -193,9 +193,7 @@ macro_rules! retry {
 /// A random pause of up to 1, 2, 4 … 16 ms before try `tries`, so
 /// transactions that lost a race do not collide again in step.
 async fn contention_pause(tries: u32) {
-    let cap_micros = 1_000_u64 << tries.saturating_sub(1).min(4);
-    let random = Uuid::new_v4().as_u128() as u64;
-    tokio::time::sleep(std::time::Duration::from_micros(random % (cap_micros + 1))).await;
+    tokio::time::sleep(crate::clock::retry_backoff(tries, 4)).await;
 }
 
 /// A unique violation becomes [`Error::AlreadyExists`]; anything else passes through.

@@ -67,9 +67,7 @@ pub(crate) async fn pause_before_retry(attempt: u32) {
         return;
     }
     tracing::debug!(attempt, "a concurrent change won; retrying");
-    let cap_micros = 1_000_u64 << attempt.saturating_sub(1).min(5);
-    let random = uuid::Uuid::new_v4().as_u128() as u64;
-    tokio::time::sleep(StdDuration::from_micros(random % (cap_micros + 1))).await;
+    tokio::time::sleep(crate::clock::retry_backoff(attempt, 5)).await;
 }
 
 /// The error after every retry lost to a concurrent change, logged as a

@@ -25,7 +25,9 @@ use crate::store::Store;
 /// engine and the port it checks what the engine relies on: catalog round
 /// trips and duplicate SKUs named by value; reservations all or nothing and
 /// never oversold under concurrency; usage limits exact under concurrency;
-/// idempotent checkouts; the combined first commit of a checkout
+/// idempotent checkouts; checkout's one-call read
+/// ([`PromotionStore::cart_for_pricing`](crate::store::PromotionStore::cart_for_pricing))
+/// equal to the separate reads; the combined first commit of a checkout
 /// ([`CheckoutStore::begin_and_reserve`](crate::store::CheckoutStore::begin_and_reserve))
 /// all or nothing, once per key and never oversold (a store that does not
 /// offer it passes by answering `None`); order saves refused on a stale
@@ -48,6 +50,8 @@ where
     checkout_and_orders(make().await).await?;
     report.checks += 1;
     first_commit(make().await).await?;
+    report.checks += 1;
+    cart_for_pricing(make().await).await?;
     report.checks += 1;
     Ok(report)
 }
@@ -174,6 +178,82 @@ async fn reservations(store: Arc<dyn Store>) -> Result<(), Failure> {
     ensure(held == 5 && left == 0, CHECK, || {
         format!("12 racing reservations of 5 units: {held} held, {left} left")
     })
+}
+
+/// Checkout's read: the cart and its pricing inputs in one call are what
+/// reading them one by one gives.
+async fn cart_for_pricing(store: Arc<dyn Store>) -> Result<(), Failure> {
+    const CHECK: &str = "a cart and its pricing inputs in one read";
+    let e = engine(store.clone(), CHECK)?;
+    let a = product(&e, "A", 5, CHECK).await?;
+    let b = product(&e, "B", 5, CHECK).await?;
+    let gift = product(&e, "GIFT", 5, CHECK).await?;
+    let system = Actor::System;
+    let promotion = crate::pricing::Promotion::new(
+        "Ten off",
+        crate::pricing::Action::PercentOffOrder {
+            percent: 10.into(),
+            max_discount: None,
+        },
+    )
+    .coded();
+    let promotion = step(CHECK, e.save_promotion(&system, promotion).await)?;
+    step(
+        CHECK,
+        e.create_coupon(&system, promotion.id, "TEN", None).await,
+    )?;
+    let cart = step(CHECK, e.create_cart(&Actor::Guest, Currency::USD).await)?;
+    for v in [a, b] {
+        step(CHECK, e.add_item(&Actor::Guest, cart.id(), v, 2).await)?;
+    }
+    step(
+        CHECK,
+        e.add_coupon_code(&Actor::Guest, cart.id(), "ten").await,
+    )?;
+    step(
+        CHECK,
+        e.add_coupon_code(&Actor::Guest, cart.id(), "NOSUCHCODE")
+            .await,
+    )?;
+
+    let (read, inputs) = step(CHECK, store.cart_for_pricing(cart.id(), &[gift]).await)?;
+    let alone = step(CHECK, store.cart(cart.id()).await)?;
+    let mut ids = vec![a, b, gift];
+    ids.sort_unstable();
+    let expected = step(
+        CHECK,
+        store.pricing_inputs(&ids, alone.coupon_codes()).await,
+    )?;
+    let mut got: Vec<VariantId> = inputs.entries.keys().copied().collect();
+    got.sort_unstable();
+    ensure(read == alone, CHECK, || {
+        "the cart read differs from `cart`".into()
+    })?;
+    ensure(got == ids, CHECK, || {
+        format!("entries for {got:?}, expected {ids:?}")
+    })?;
+    ensure(
+        inputs.coupons == expected.coupons && inputs.coupons.len() == 1,
+        CHECK,
+        || {
+            format!(
+                "coupons {:?}, expected {:?}",
+                inputs.coupons, expected.coupons
+            )
+        },
+    )?;
+    ensure(inputs.version == expected.version, CHECK, || {
+        format!(
+            "pricing version {}, expected {}",
+            inputs.version, expected.version
+        )
+    })?;
+    let unknown = store.cart_for_pricing(crate::id::CartId::new(), &[]).await;
+    ensure(
+        matches!(unknown, Err(Error::NotFound { .. })),
+        CHECK,
+        || format!("an unknown cart answered {unknown:?}"),
+    )
 }
 
 /// The combined first commit: claims a new key and holds its stock, all or
