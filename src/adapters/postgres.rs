@@ -225,14 +225,17 @@ where
         .map_err(|e| corrupt(entity, format!("column {name}: {e}")))
 }
 
-/// Reads a JSONB document column into a domain type.
+/// Reads a JSONB document column into a domain type, straight from the
+/// column's text (no intermediate `serde_json::Value`).
 fn doc<T: DeserializeOwned>(row: &PgRow, name: &str, entity: &'static str) -> Try<T> {
-    let Json(value): Json<serde_json::Value> = col(row, name, entity)?;
-    serde_json::from_value(value).map_err(|e| corrupt(entity, e))
+    let Json(value): Json<T> = col(row, name, entity)?;
+    Ok(value)
 }
 
-fn to_json<T: Serialize>(value: &T) -> Try<serde_json::Value> {
-    serde_json::to_value(value).map_err(|e| {
+/// A value as JSON text, ready to bind as JSONB (no intermediate
+/// `serde_json::Value`: an order's document is serialized once).
+fn to_json<T: Serialize>(value: &T) -> Try<Box<serde_json::value::RawValue>> {
+    serde_json::value::to_raw_value(value).map_err(|e| {
         Fail::Domain(Error::Storage {
             message: format!("cannot serialize: {e}"),
             source: None,
@@ -1614,16 +1617,14 @@ fn checkout_from_row(row: &PgRow) -> Try<CheckoutRecord> {
     let e = "checkout";
     let state: String = col(row, "state", e)?;
     let order_id: Option<Uuid> = col(row, "order_id", e)?;
-    let failure: Option<Json<serde_json::Value>> = col(row, "failure", e)?;
+    let failure: Option<Json<CheckoutFailure>> = col(row, "failure", e)?;
     let state = match (state.as_str(), order_id, failure) {
         ("in_progress", _, _) => CheckoutState::InProgress,
         ("retryable", _, _) => CheckoutState::Retryable,
         ("completed", Some(o), _) => CheckoutState::Completed {
             order_id: OrderId::from_uuid(o),
         },
-        ("failed", _, Some(Json(f))) => CheckoutState::Failed {
-            failure: serde_json::from_value::<CheckoutFailure>(f).map_err(|err| corrupt(e, err))?,
-        },
+        ("failed", _, Some(Json(f))) => CheckoutState::Failed { failure: f },
         (other, _, _) => return Err(corrupt(e, format!("impossible state {other}"))),
     };
     let key: String = col(row, "key", e)?;
@@ -1915,13 +1916,9 @@ impl PgStore {
     }
 }
 
-/// A reservation line as `cw_begin_and_reserve` answers it: variant,
-/// location, quantity.
-type HeldLine = (Uuid, Uuid, i64);
-
 impl PgStore {
     /// One attempt of [`CheckoutStore::begin_and_reserve`]: one call of the
-    /// server-side function `cw_begin_and_reserve` (migration 0004).
+    /// server-side function `cw_begin_and_reserve` (migrations 0004, 0005).
     async fn begin_and_reserve_try(
         &self,
         b: &BeginCheckout,
@@ -1932,47 +1929,68 @@ impl PgStore {
         let token = Uuid::new_v4();
         let id = ReservationId::new();
         let to_i64 = |n: u64| i64::try_from(n).map_err(|_| Error::Overflow("usage claim"));
-        let answer: std::result::Result<Option<Json<Vec<HeldLine>>>, sqlx::Error> =
-            sqlx::query_scalar(
-                "SELECT cw_begin_and_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            )
-            .bind(b.key.as_str())
-            .bind(b.cart_id.as_uuid())
-            .bind(&b.payment_token)
-            .bind(token)
-            .bind(b.lease_until)
-            .bind(b.now)
-            .bind(id.as_uuid())
-            .bind(expires_at)
-            .bind(tracked.iter().map(|r| r.variant_id.as_uuid()).collect::<Vec<_>>())
-            .bind(tracked.iter().map(|r| i64::from(r.quantity)).collect::<Vec<_>>())
-            .bind(claims.iter().map(|c| c.counter.clone()).collect::<Vec<_>>())
-            .bind(claims.iter().map(|c| to_i64(c.amount)).collect::<Result<Vec<_>>>()?)
-            .bind(claims.iter().map(|c| to_i64(c.limit)).collect::<Result<Vec<_>>>()?)
-            .fetch_one(&self.pool)
-            .await;
-        let lines = match answer {
-            Ok(Some(Json(lines))) => lines,
-            // The key exists.
-            Ok(None) => return Ok(None),
+        let answer: std::result::Result<Option<Vec<Uuid>>, sqlx::Error> = sqlx::query_scalar(
+            "SELECT cw_begin_and_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(b.key.as_str())
+        .bind(b.cart_id.as_uuid())
+        .bind(&b.payment_token)
+        .bind(token)
+        .bind(b.lease_until)
+        .bind(b.now)
+        .bind(id.as_uuid())
+        .bind(expires_at)
+        .bind(
+            tracked
+                .iter()
+                .map(|r| r.variant_id.as_uuid())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            tracked
+                .iter()
+                .map(|r| i64::from(r.quantity))
+                .collect::<Vec<_>>(),
+        )
+        .bind(claims.iter().map(|c| c.counter.clone()).collect::<Vec<_>>())
+        .bind(
+            claims
+                .iter()
+                .map(|c| to_i64(c.amount))
+                .collect::<Result<Vec<_>>>()?,
+        )
+        .bind(
+            claims
+                .iter()
+                .map(|c| to_i64(c.limit))
+                .collect::<Result<Vec<_>>>()?,
+        )
+        .fetch_one(&self.pool)
+        .await;
+        let locations = match answer {
+            Ok(Some(locations)) => locations,
+            Ok(None) => return Err(corrupt("checkout", "no answer from cw_begin_and_reserve")),
+            // The key exists (23505), the stock is short (CW001) or a usage
+            // limit would be passed (CW002): nothing was written.
             Err(sqlx::Error::Database(d))
-                if matches!(d.code().as_deref(), Some("CW001" | "CW002")) =>
+                if matches!(d.code().as_deref(), Some("23505" | "CW001" | "CW002")) =>
             {
                 return Ok(None);
             }
             Err(e) => return Err(e.into()),
         };
-        let lines = lines
-            .into_iter()
-            .map(|(variant, location, quantity)| {
-                Ok(ReservationLine {
-                    variant_id: VariantId::from_uuid(variant),
-                    location_id: LocationId::from_uuid(location),
-                    quantity: u32::try_from(quantity)
-                        .map_err(|_| corrupt("reservation", "quantity out of range"))?,
-                })
+        if locations.len() != tracked.len() {
+            return Err(corrupt("reservation", "one location per line expected"));
+        }
+        let lines = tracked
+            .iter()
+            .zip(locations)
+            .map(|(r, location)| ReservationLine {
+                variant_id: r.variant_id,
+                location_id: LocationId::from_uuid(location),
+                quantity: r.quantity,
             })
-            .collect::<Try<Vec<_>>>()?;
+            .collect();
         let lease = Lease {
             key: b.key.clone(),
             token,
@@ -2439,12 +2457,12 @@ impl PgStore {
 
 fn event_from_row(row: &PgRow) -> Try<Event> {
     let sequence: i64 = col(row, "sequence", "event")?;
-    let Json(kind): Json<serde_json::Value> = col(row, "kind", "event")?;
+    let Json(kind): Json<EventKind> = col(row, "kind", "event")?;
     Ok(Event {
         id: EventId::from_uuid(col(row, "id", "event")?),
         sequence: u64::try_from(sequence).map_err(|_| corrupt("event", "negative sequence"))?,
         occurred_at: col(row, "occurred_at", "event")?,
-        kind: serde_json::from_value(kind).map_err(|e| corrupt("event", e))?,
+        kind,
     })
 }
 
