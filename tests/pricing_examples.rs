@@ -349,6 +349,51 @@ fn buy_two_get_the_cheapest_free() {
     assert_eq!(discounts(&priced), ["0.00", "1.67"]);
 }
 
+/// The outcome of promotion `p` in `priced`.
+fn outcome_of<'a>(priced: &'a cartwright::pricing::PricedCart, p: &Promotion) -> &'a Outcome {
+    &priced.outcome(p.id).unwrap().outcome
+}
+
+#[test]
+fn a_later_buy_x_get_y_sees_only_units_no_reward_has_spent() {
+    let s = shop();
+    let first = b2g1(100, None).priority(1);
+    let second = b2g1(100, None).priority(2);
+    // A × 3: the first makes one A free (10.00). Two unspent units are left,
+    // too few for 2 + 1, so the second discounts nothing. (It used to count
+    // the free unit as bought and take 20.00 × 1/3 = 6.67 more.)
+    let priced =
+        s.w.price(&s.w.cart(&[(s.a, 3)]), vec![first.clone(), second.clone()]);
+    assert_eq!(discounts(&priced), ["10.00"]);
+    assert!(matches!(
+        outcome_of(&priced, &second),
+        Outcome::NotApplied {
+            reason: Rejection::NothingToDiscount
+        }
+    ));
+    // A × 6: the first frees two (20.00); four unspent units (40.00) hold
+    // one more group: one A free, 10.00. Five units free would need the
+    // second to reward spent units.
+    let priced =
+        s.w.price(&s.w.cart(&[(s.a, 6)]), vec![first.clone(), second.clone()]);
+    assert_eq!(discounts(&priced), ["30.00"]);
+    // A reward at 50 % spends its unit too: A × 3, one A at half price
+    // (5.00); the second finds two unspent units and stops.
+    let half = b2g1(50, None).priority(1);
+    let priced =
+        s.w.price(&s.w.cart(&[(s.a, 3)]), vec![half, second.clone()]);
+    assert_eq!(discounts(&priced), ["5.00"]);
+    // A percent off the whole line in between shrinks spent and unspent
+    // units alike: A × 6, first two free (20.00 of 60.00), then 10 % off
+    // the 40.00 left (4.00), then one unspent A (9.00 after the 10 %) free.
+    let tenth = Promotion::new("10%", percent_items(LineFilter::Any, 10)).priority(2);
+    let priced = s.w.price(
+        &s.w.cart(&[(s.a, 6)]),
+        vec![first, tenth, second.priority(3)],
+    );
+    assert_eq!(discounts(&priced), ["33.00"]);
+}
+
 #[test]
 fn buy_from_one_set_get_from_another() {
     let s = shop();
@@ -590,8 +635,10 @@ fn a_free_gift_line() {
         (gift.subtotal, gift.discount, gift.total),
         (usd("3.33"), usd("3.33"), usd("0.00"))
     );
-    // The gift is not a discount on what was bought.
-    assert_eq!(priced.discount_total, usd("0.00"));
+    // The gift's value is in the subtotal and again in the discount total:
+    // the totals are the sums of the lines, and the gift costs nothing.
+    assert_eq!(priced.subtotal, usd("103.33"));
+    assert_eq!(priced.discount_total, usd("3.33"));
     assert_eq!(priced.total, usd("100.00"));
     let Outcome::Applied { gift: Some(id), .. } = &priced.outcome(p.id).unwrap().outcome else {
         panic!("gift not applied");

@@ -284,15 +284,34 @@ fn check_invariants(p: &PricedCart) -> Result<(), TestCaseError> {
             s.discount
         );
     }
-    let bought = Money::sum(
-        c,
-        p.lines
-            .iter()
-            .filter(|l| l.gift_of.is_none())
-            .map(|l| &l.discount),
-    )
-    .unwrap();
-    prop_assert_eq!(p.discount_total, bought.checked_add(ship_discount).unwrap());
+    // Every total is the sum of its parts, gift lines included.
+    let line_discounts = Money::sum(c, p.lines.iter().map(|l| &l.discount)).unwrap();
+    prop_assert_eq!(
+        p.discount_total,
+        line_discounts.checked_add(ship_discount).unwrap()
+    );
+    prop_assert_eq!(
+        p.subtotal,
+        Money::sum(c, p.lines.iter().map(|l| &l.subtotal)).unwrap()
+    );
+    prop_assert_eq!(
+        p.tax_total,
+        Money::sum(c, p.lines.iter().map(|l| &l.tax))
+            .unwrap()
+            .checked_add(ship.map_or(zero, |s| s.tax))
+            .unwrap()
+    );
+    // total = subtotal + shipping − discount_total (+ tax when excluded).
+    let mut expected = p
+        .subtotal
+        .checked_add(ship.map_or(zero, |s| s.amount))
+        .unwrap()
+        .checked_sub(p.discount_total)
+        .unwrap();
+    if !p.prices_include_tax {
+        expected = expected.checked_add(p.tax_total).unwrap();
+    }
+    prop_assert_eq!(p.total, expected);
     let parts = Money::sum(c, p.lines.iter().map(|l| &l.total))
         .unwrap()
         .checked_add(ship.map_or(zero, |s| s.total))

@@ -12,7 +12,8 @@ mod common;
 
 use cartwright::prelude::*;
 use cartwright::pricing::{
-    Action, AmountPer, Limits, LineFilter, Outcome, PriceList, PriceListKind, Promotion, Rejection,
+    Action, AmountPer, Condition, Limits, LineFilter, Op, Outcome, PriceList, PriceListKind,
+    Promotion, Rejection,
 };
 use common::{Backend, Shop, request, usd};
 use rust_decimal::Decimal;
@@ -330,6 +331,65 @@ async fn a_per_customer_limit_counts_each_account(backend: Backend) {
     let guest = shop.ready_cart(&[(v, 1)]).await;
     let g = shop.place(guest.id(), "k3").await;
     assert_eq!(g.pricing().discount_total, usd("2.00"));
+}
+
+async fn a_first_order_offer_counts_earlier_orders_by_email_too(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let v = shop.product("TEE", "20.00", 10).await;
+    let welcome = shop
+        .engine
+        .save_promotion(
+            &Actor::System,
+            Promotion::new("Welcome", ten_percent()).when(Condition::OrderNumber {
+                op: Op::Eq,
+                number: 1,
+            }),
+        )
+        .await
+        .unwrap();
+    let not_first = |o: &cartwright::order::Order| {
+        matches!(
+            o.pricing().outcome(welcome.id).unwrap().rejection(),
+            Some(Rejection::ConditionsNotMet { .. })
+        )
+    };
+    // A guest's first order gets it ...
+    let first = shop
+        .place(shop.ready_cart(&[(v, 1)]).await.id(), "g1")
+        .await;
+    assert_eq!(first.pricing().discount_total, usd("2.00"));
+    // ... and the same guest email again (any case) does not.
+    let again = shop.ready_cart(&[(v, 1)]).await;
+    shop.engine
+        .set_email(&Actor::Guest, again.id(), "  BUYER@example.com ")
+        .await
+        .unwrap();
+    let priced = shop
+        .engine
+        .price_cart(&Actor::Guest, again.id())
+        .await
+        .unwrap();
+    assert_eq!(priced.discount_total, usd("0.00"));
+    let second = shop.place(again.id(), "g2").await;
+    assert!(not_first(&second), "{:?}", second.pricing().promotions);
+    // An account opened with that email is not new either: its guest
+    // orders count.
+    let who = shop.customer("buyer@example.com").await;
+    let me = Actor::Customer(who.id());
+    let cart = shop.engine.create_cart(&me, Currency::USD).await.unwrap();
+    shop.engine.add_item(&me, cart.id(), v, 1).await.unwrap();
+    shop.complete_details(&me, cart.id()).await;
+    let mut req = request(cart.id(), "a1");
+    req.actor = me.clone();
+    let order = shop.engine.checkout(req).await.unwrap().order;
+    assert!(not_first(&order));
+    // Another email is new.
+    let fresh = shop.customer("new@example.com").await;
+    let them = Actor::Customer(fresh.id());
+    let cart = shop.engine.create_cart(&them, Currency::USD).await.unwrap();
+    shop.engine.add_item(&them, cart.id(), v, 1).await.unwrap();
+    let priced = shop.engine.price_cart(&them, cart.id()).await.unwrap();
+    assert_eq!(priced.discount_total, usd("2.00"));
 }
 
 async fn a_budget_gives_what_is_left_then_stops(backend: Backend) {
@@ -757,6 +817,7 @@ conformance!(
     a_gift_line_is_reserved_with_the_order,
     another_engine_sees_promotion_changes,
     a_per_customer_limit_counts_each_account,
+    a_first_order_offer_counts_earlier_orders_by_email_too,
     a_budget_gives_what_is_left_then_stops,
     cancelling_an_order_gives_its_use_back,
     bulk_codes_are_unique_and_each_works_once,

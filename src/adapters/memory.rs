@@ -1025,6 +1025,27 @@ impl CheckoutStore for MemoryStore {
 
 #[async_trait]
 impl OrderStore for MemoryStore {
+    /// Scans every order (the memory store keeps no index by email).
+    async fn orders_placed_by(
+        &self,
+        customer: Option<CustomerId>,
+        email: Option<&Email>,
+    ) -> Result<u64> {
+        if customer.is_none() && email.is_none() {
+            return Ok(0);
+        }
+        let s = self.lock();
+        let n = s
+            .orders
+            .values()
+            .filter(|o| {
+                (customer.is_some() && o.customer_id() == customer)
+                    || (email.is_some() && o.email() == email)
+            })
+            .count();
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+
     async fn order(&self, id: OrderId) -> Result<Order> {
         self.lock()
             .orders

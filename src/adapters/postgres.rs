@@ -1778,8 +1778,8 @@ impl PgStore {
                             'version', version + 1)
                  WHERE id = $9 AND EXISTS (SELECT 1 FROM cart) RETURNING id),
              ord AS (
-                 INSERT INTO cw_orders (id, customer_id, checkout_key, currency, total, placed_at, status, payment_reference, doc, pending_work)
-                 SELECT $5, $9, $1, $10, $11, $3, 'placed', $15, $12, $16 WHERE EXISTS (SELECT 1 FROM cart) RETURNING id),
+                 INSERT INTO cw_orders (id, customer_id, checkout_key, currency, total, placed_at, status, payment_reference, doc, pending_work, email)
+                 SELECT $5, $9, $1, $10, $11, $3, 'placed', $15, $12, $16, $17 WHERE EXISTS (SELECT 1 FROM cart) RETURNING id),
              chk AS (
                  UPDATE cw_checkouts SET state = 'completed', order_id = $5
                  WHERE key = $1 AND EXISTS (SELECT 1 FROM cart) RETURNING key),
@@ -1804,6 +1804,7 @@ impl PgStore {
         .bind(Json(&event))
         .bind(&order.payment.reference)
         .bind(order.has_pending_work())
+        .bind(order.email().map(|e| e.as_str()))
         .fetch_one(&self.pool)
         .await?;
         let ck: i64 = col(&row, "ck", "checkout")?;
@@ -2188,6 +2189,27 @@ fn order_from_row(row: &PgRow) -> Try<Order> {
 
 #[async_trait]
 impl OrderStore for PgStore {
+    async fn orders_placed_by(
+        &self,
+        customer: Option<CustomerId>,
+        email: Option<&Email>,
+    ) -> Result<u64> {
+        if customer.is_none() && email.is_none() {
+            return Ok(0);
+        }
+        retry!(self, async {
+            let n: i64 = sqlx::query_scalar(
+                // A NULL side matches nothing.
+                "SELECT count(*) FROM cw_orders WHERE customer_id = $1 OR email = $2",
+            )
+            .bind(customer.map(|c| c.as_uuid()))
+            .bind(email.map(|e| e.as_str()))
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
     async fn order(&self, id: OrderId) -> Result<Order> {
         retry!(self, async {
             let row = sqlx::query("SELECT total, doc FROM cw_orders WHERE id = $1")

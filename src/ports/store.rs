@@ -434,6 +434,16 @@ pub trait OrderStore: Send + Sync {
     /// Orders matching `query`, newest first, at most `query.limit`
     /// (1 to [`MAX_PAGE_SIZE`]).
     async fn find_orders(&self, query: &OrderQuery) -> Result<Vec<Order>>;
+    /// How many orders were placed by the account `customer` **or** with
+    /// the contact `email` (each order counted once, whatever its status).
+    /// Pricing asks this for "order number" conditions, so that a guest, or
+    /// a customer checking out as a guest with the same email, is not new
+    /// every time. `None` for both answers 0.
+    async fn orders_placed_by(
+        &self,
+        customer: Option<CustomerId>,
+        email: Option<&Email>,
+    ) -> Result<u64>;
     /// Saves a changed order if its version is still the stored one, and in
     /// the same atomic command releases its reservation (stock and usage
     /// claims) when asked and records the events. Returns the order with

@@ -329,6 +329,13 @@ impl OrderStore for FaultyStore {
     async fn find_orders(&self, q: &OrderQuery) -> Result<Vec<Order>> {
         self.inner.find_orders(q).await
     }
+    async fn orders_placed_by(
+        &self,
+        customer: Option<CustomerId>,
+        email: Option<&Email>,
+    ) -> Result<u64> {
+        self.inner.orders_placed_by(customer, email).await
+    }
     async fn save_order(&self, c: OrderChange, n: DateTime<Utc>) -> Result<Order> {
         self.with(StoreCommand::SaveOrder, self.inner.save_order(c, n))
             .await

@@ -30,8 +30,9 @@ use crate::store::Store;
 /// equal to the separate reads; the combined first commit of a checkout
 /// ([`CheckoutStore::begin_and_reserve`](crate::store::CheckoutStore::begin_and_reserve))
 /// all or nothing, once per key and never oversold (a store that does not
-/// offer it passes by answering `None`); order saves refused on a stale
-/// version; the event relay per consumer; pruning.
+/// offer it passes by answering `None`); earlier orders counted by email
+/// ([`OrderStore::orders_placed_by`](crate::store::OrderStore::orders_placed_by));
+/// order saves refused on a stale version; the event relay per consumer; pruning.
 ///
 /// # Errors
 /// The first [`Failure`]: which check, and what was seen.
@@ -482,6 +483,16 @@ async fn checkout_and_orders(store: Arc<dyn Store>) -> Result<(), Failure> {
     ensure(page.orders.len() == 1, CHECK, || {
         format!("{} orders found, expected 1", page.orders.len())
     })?;
+
+    // Earlier orders, counted by email (the guest's) and by nobody.
+    let kit = step(CHECK, crate::customer::Email::new("KIT@example.com"))?;
+    let other = step(CHECK, crate::customer::Email::new("other@example.com"))?;
+    for (email, want) in [(Some(&kit), 1), (Some(&other), 0), (None, 0)] {
+        let n = step(CHECK, store.orders_placed_by(None, email).await)?;
+        ensure(n == want, CHECK, || {
+            format!("orders_placed_by({email:?}) answered {n}, expected {want}")
+        })?;
+    }
 
     // A save from a stale copy is refused.
     let stored = step(CHECK, store.order(first.order.id()).await)?;

@@ -289,9 +289,11 @@ pub struct PricedCart {
     pub currency: Currency,
     /// The lines, in cart order, then gift lines.
     pub lines: Vec<PricedLine>,
-    /// Sum of line subtotals.
+    /// Sum of the subtotals of every line, gift lines included (a gift's
+    /// value is here and again in `discount_total`, so it nets to zero).
     pub subtotal: Money,
-    /// Sum of line discounts and the shipping discount.
+    /// Sum of every line's discount (gift lines included) and the shipping
+    /// discount.
     pub discount_total: Money,
     /// The chosen shipping, if a method is chosen and something ships.
     pub shipping: Option<ShippingCharge>,
@@ -305,7 +307,8 @@ pub struct PricedCart {
     /// Tax by name, for the receipt.
     pub tax_lines: Vec<TaxLine>,
     /// `subtotal + shipping - discount_total`, plus `tax_total` when prices
-    /// exclude tax; never negative. Always the sum of the lines' and
+    /// exclude tax (`shipping` being the method's price before its
+    /// discount); never negative. Always the sum of the lines' and
     /// shipping's totals.
     pub total: Money,
     /// Whether any line ships (and so a shipping address and method are needed).
@@ -412,9 +415,27 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
         Some(s) => s.discount.to_minor()?,
         None => 0,
     };
-    let subtotal = env.money(subtotal_minor)?;
+    // Gift lines count in both: their value is in the subtotal and again,
+    // as their discount, in the discount total, so they net to zero.
+    let gifts = lines
+        .iter()
+        .filter(|l| l.gift_of.is_some())
+        .try_fold(0_i128, |acc, l| {
+            acc.checked_add(l.subtotal.to_minor().ok()?)
+        })
+        .ok_or_else(|| Error::Overflow("subtotal"))?;
+    let subtotal = env.money(
+        subtotal_minor
+            .checked_add(gifts)
+            .ok_or_else(|| Error::Overflow("subtotal"))?,
+    )?;
     let tax_total = env.money(taxed.tax)?;
-    let discount_total = env.money(bought_discount + shipping_discount)?;
+    let discount_total = env.money(
+        bought_discount
+            .checked_add(gifts)
+            .and_then(|d| d.checked_add(shipping_discount))
+            .ok_or_else(|| Error::Overflow("discount total"))?,
+    )?;
     let total = env.money(taxed.total)?;
     if total.is_negative() {
         return Err(Error::invalid("total", "would be negative"));

@@ -262,7 +262,13 @@ pub enum Condition {
         groups: Vec<CustomerGroupId>,
     },
     /// Which order of the customer's this would be: 1 for the first order.
-    /// A guest's order counts as a first order.
+    /// Earlier orders are counted by the account **and** by email
+    /// ([`OrderStore::orders_placed_by`](crate::store::OrderStore::orders_placed_by)):
+    /// a guest with an email used before, or an account opened with the
+    /// email of earlier guest orders, is not on its first order. A guest
+    /// without an email yet is. Cancelled orders count (an order was
+    /// placed). Two checkouts racing with the same new email may both be
+    /// "first"; a per-customer limit is what makes an offer once only.
     OrderNumber {
         /// Comparison operator.
         op: Op,
@@ -435,6 +441,14 @@ pub enum Action {
     /// off (100 = free). The cheapest eligible units are discounted; the
     /// qualifying units are taken from the most expensive. Repeats up to
     /// `max_applications` times (unbounded if absent).
+    ///
+    /// **Only units still payable count.** A unit that a buy-X-get-Y has
+    /// rewarded (at any percent) is spent: a later buy-X-get-Y neither
+    /// counts it towards `buy_quantity` nor rewards it again. So with three
+    /// units and two "buy 2 get 1 free" promotions, the first frees one unit
+    /// and the second, finding two payable units, gives nothing. Units that
+    /// only qualified stay payable. Other actions discount every unit of a
+    /// line alike (a spent unit's remaining cost shrinks with the rest).
     BuyXGetY {
         /// What must be bought.
         buy: LineFilter,

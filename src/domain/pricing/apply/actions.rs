@@ -18,9 +18,14 @@ impl PromotionSet {
         action: &Action,
         env: &Env<'_>,
         remaining: &[i128],
+        spent: &[Spent],
         shipping: i128,
     ) -> Answer {
-        let on = Left { env, remaining };
+        let on = Left {
+            env,
+            remaining,
+            spent,
+        };
         let answer = match action {
             Action::PercentOffItems {
                 target,
@@ -87,6 +92,8 @@ impl PromotionSet {
 struct Left<'e, 'a> {
     env: &'e Env<'a>,
     remaining: &'e [i128],
+    /// Units earlier buy-X-get-Y promotions rewarded, per line.
+    spent: &'e [Spent],
 }
 
 impl Left<'_, '_> {
@@ -98,6 +105,16 @@ impl Left<'_, '_> {
     /// Line `i`'s quantity.
     fn quantity(&self, i: usize) -> u32 {
         self.env.lines.get(i).map_or(0, |l| l.quantity)
+    }
+
+    /// Line `i`'s units no buy-X-get-Y has rewarded yet, and what they
+    /// still cost.
+    fn unspent(&self, i: usize) -> (u32, i128) {
+        let s = self.spent.get(i).copied().unwrap_or_default();
+        (
+            self.quantity(i).saturating_sub(s.units),
+            (self.rem(i) - s.cost).max(0),
+        )
     }
 
     /// The lines `f` selects.
@@ -297,9 +314,12 @@ impl Left<'_, '_> {
         max_applications: Option<u32>,
     ) -> Answer {
         let f = Fraction::percent(percent)?;
+        // Only units still unspent count and can be rewarded (see `Spent`).
+        let unspent: Vec<(u32, i128)> =
+            (0..self.env.lines.len()).map(|i| self.unspent(i)).collect();
         let got = buy_x_get_y(
             self.env,
-            self.remaining,
+            &unspent,
             &self.selected(buy.0),
             buy.1,
             &self.selected(get.0),
@@ -309,8 +329,13 @@ impl Left<'_, '_> {
         let mut effect = Effect::default();
         for (i, units) in got.into_iter().enumerate() {
             if units > 0 {
-                let d = f.of(self.rem(i), units, self.quantity(i), self.env.rounding)?;
+                let (q, r) = unspent.get(i).copied().unwrap_or_default();
+                let d = f.of(r, units, q, self.env.rounding)?;
+                // What the rewarded units cost before: (r / q)·u + (r mod q)·u / q.
+                let (qi, u) = (i128::from(q.max(1)), i128::from(units.min(q)));
+                let value = (r / qi) * u + (r % qi) * u / qi;
                 effect.lines.push((i, d));
+                effect.spent.push((i, units, value));
             }
         }
         Ok(Ok(effect))
@@ -512,11 +537,23 @@ fn take_bundles(sets: &[(Vec<usize>, u32)], count: u64, env: &Env<'_>) -> Option
     Some(taken)
 }
 
+/// Compares the per-unit value of lines `a` and `b` from `(units, amount)`
+/// pairs.
+fn unspent_cmp(a: usize, b: usize, unspent: &[(u32, i128)]) -> std::cmp::Ordering {
+    let get = |i: usize| {
+        let (q, r) = unspent.get(i).copied().unwrap_or_default();
+        (r, i128::from(q.max(1)))
+    };
+    let ((ra, qa), (rb, qb)) = (get(a), get(b));
+    ra.saturating_mul(qb).cmp(&rb.saturating_mul(qa))
+}
+
 /// Units discounted per line: the cheapest `get` units, each group of
 /// `get_quantity` paid for by `buy_quantity` of the dearest `buy` units.
+/// `unspent` is each line's units still unspent and what they cost.
 fn buy_x_get_y(
     env: &Env<'_>,
-    remaining: &[i128],
+    unspent: &[(u32, i128)],
     buy: &[usize],
     buy_quantity: u32,
     get: &[usize],
@@ -528,13 +565,13 @@ fn buy_x_get_y(
     let mut got = vec![0_u32; n];
     let mut gets = get.to_vec();
     gets.sort_by(|a, b| {
-        per_unit_cmp(*a, *b, env, remaining).then(line_rank(*a, env).cmp(&line_rank(*b, env)))
+        unspent_cmp(*a, *b, unspent).then(line_rank(*a, env).cmp(&line_rank(*b, env)))
     });
     let mut buys = buy.to_vec();
     buys.sort_by(|a, b| {
-        per_unit_cmp(*b, *a, env, remaining).then(line_rank(*a, env).cmp(&line_rank(*b, env)))
+        unspent_cmp(*b, *a, unspent).then(line_rank(*a, env).cmp(&line_rank(*b, env)))
     });
-    let qty = |i: usize| env.lines.get(i).map_or(0, |l| l.quantity);
+    let qty = |i: usize| unspent.get(i).map_or(0, |u| u.0);
     let (mut gc, mut bc) = (0_usize, 0_usize);
     let mut apps = 0_u32;
     while max_applications.is_none_or(|m| apps < m) {
@@ -700,6 +737,7 @@ mod tests {
             let left = Left {
                 env,
                 remaining: &[999],
+                spent: &[],
             };
             assert_eq!(left.value(0, 1), 333);
             assert_eq!(left.value(0, 3), 999);
@@ -707,12 +745,14 @@ mod tests {
             let left = Left {
                 env,
                 remaining: &[1000],
+                spent: &[],
             };
             assert_eq!(left.value(0, 1), 333);
             assert_eq!(left.value(0, 2), 666);
             let huge = Left {
                 env,
                 remaining: &[i128::MAX],
+                spent: &[],
             };
             assert!(huge.value(0, 2) > 0);
         });
@@ -724,11 +764,12 @@ mod tests {
             let left = Left {
                 env,
                 remaining: &[100, 200, 300],
+                spent: &[],
             };
             let effect = Effect {
                 lines: vec![(2, 250), (0, 80), (2, 100), (1, 0), (0, 50)],
                 shipping: 900,
-                gift: None,
+                ..Effect::default()
             };
             let tidy = left.tidy(effect, 500);
             assert_eq!(tidy.lines, vec![(0, 100), (2, 300)]);
@@ -742,6 +783,7 @@ mod tests {
             let left = Left {
                 env,
                 remaining: &[2000],
+                spent: &[],
             };
             let eur = Money::zero(Currency::EUR);
             let answer = left.amount_off_items(&LineFilter::Any, &eur, AmountPer::Unit, None);
@@ -756,6 +798,7 @@ mod tests {
             let left = Left {
                 env,
                 remaining: &[4000, 1600],
+                spent: &[],
             };
             let answer = left.percent_off_items(&LineFilter::Any, Decimal::from(50), None, Some(1));
             let effect = answer.ok().and_then(|a| a.ok()).unwrap_or_default();

@@ -103,6 +103,9 @@ pub struct PromotionSet {
     rules: RuleRegistry,
     settings: PromotionSettings,
     gifts: Vec<VariantId>,
+    /// Whether a promotion's conditions need the customer's order count
+    /// (an "order number" condition, or a custom rule, which may read it).
+    counts_orders: bool,
     /// Every id and tag any filter names: the keys a cart is indexed by.
     watched_ids: FastSet<Uuid>,
     watched_tags: FastSet<String>,
@@ -205,6 +208,8 @@ impl PromotionSet {
             }
         }
         for c in &promos {
+            set.counts_orders |= matches!(c.promo.action, Action::Custom { .. })
+                || c.promo.conditions.iter().any(counts_orders);
             for cond in &c.promo.conditions {
                 watch_condition(cond, &mut set.watched_ids, &mut set.watched_tags);
             }
@@ -291,8 +296,26 @@ impl PromotionSet {
         &self.gifts
     }
 
+    /// Whether pricing with this set needs the customer's order count
+    /// ([`CustomerFacts::orders_placed`](crate::pricing::CustomerFacts)):
+    /// a promotion has an "order number" condition or a custom rule.
+    pub fn counts_orders(&self) -> bool {
+        self.counts_orders
+    }
+
     fn compiled(&self, index: u32) -> Option<&Compiled> {
         self.promos.get(index as usize)
+    }
+}
+
+/// Whether `c`, or a condition inside it, reads the customer's order count.
+fn counts_orders(c: &Condition) -> bool {
+    match c {
+        Condition::AllOf { conditions } | Condition::AnyOf { conditions } => {
+            conditions.iter().any(counts_orders)
+        }
+        Condition::OrderNumber { .. } | Condition::Custom { .. } => true,
+        _ => false,
     }
 }
 
@@ -688,6 +711,50 @@ pub(crate) struct Effect {
     pub lines: Vec<(usize, i128)>,
     pub shipping: i128,
     pub gift: Option<Gift>,
+    /// Units a buy-X-get-Y rewarded: `(line index, units, what those units
+    /// cost before this reward)`. They are spent for every later
+    /// buy-X-get-Y (see [`Spent`]).
+    pub spent: Vec<(usize, u32, i128)>,
+}
+
+/// The units of one line that buy-X-get-Y promotions have rewarded, and
+/// what those units still cost, in minor units.
+///
+/// The rule: a rewarded unit is spent. A later buy-X-get-Y neither counts
+/// it towards its `buy` quantity nor rewards it again, whatever the first
+/// reward's percent; the units it works on, and their value, are the
+/// line's unspent ones. (Units that only qualified stay unspent.) Other
+/// actions discount every unit of a line alike, so the cost of spent units
+/// shrinks in proportion when they take something off the line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Spent {
+    pub units: u32,
+    pub cost: i128,
+}
+
+impl Spent {
+    /// Books `effect` on `spent` (one entry per line): rewarded units
+    /// become spent with what they still cost after the reward; other
+    /// amounts shrink the spent units' cost in proportion. `before` is each
+    /// line's remaining amount before the effect.
+    pub(crate) fn book(spent: &mut [Spent], effect: &Effect, before: &[i128]) {
+        for (line, amount) in &effect.lines {
+            let Some(s) = spent.get_mut(*line) else {
+                continue;
+            };
+            if let Some((_, units, value)) = effect.spent.iter().find(|(l, _, _)| l == line) {
+                s.units = s.units.saturating_add(*units);
+                s.cost = s.cost.saturating_add((value - amount).max(0));
+            } else if s.cost > 0 {
+                let was = before.get(*line).copied().unwrap_or(0);
+                if was > 0 {
+                    // cost × (was − amount) / was, without overflow: cost ≤ was.
+                    let after = (was - amount).max(0);
+                    s.cost = (s.cost / was) * after + (s.cost % was) * after / was;
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

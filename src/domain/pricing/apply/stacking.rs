@@ -143,6 +143,7 @@ impl PromotionSet {
     ) -> Result<Vec<Applied>> {
         let mut applied: Vec<Applied> = Vec::new();
         let mut ids: Vec<u32> = before.to_vec();
+        let mut spent = vec![Spent::default(); remaining.len()];
         for cand in candidates {
             let mut reject = |reason: Rejection| {
                 if let Some(run) = run.as_deref_mut() {
@@ -157,13 +158,14 @@ impl PromotionSet {
             let Some(c) = self.compiled(cand.index) else {
                 continue;
             };
-            let mut effect = match self.effect(&c.promo.action, env, remaining, *shipping)? {
-                Ok(e) => e,
-                Err(reason) => {
-                    reject(reason);
-                    continue;
-                }
-            };
+            let mut effect =
+                match self.effect(&c.promo.action, env, remaining, &spent, *shipping)? {
+                    Ok(e) => e,
+                    Err(reason) => {
+                        reject(reason);
+                        continue;
+                    }
+                };
             if let Some(left) = cand.budget_left
                 && effect.total() > left
             {
@@ -189,6 +191,7 @@ impl PromotionSet {
                 reject(Rejection::NothingToDiscount);
                 continue;
             }
+            Spent::book(&mut spent, &effect, remaining);
             for (line, amount) in &effect.lines {
                 if let Some(r) = remaining.get_mut(*line) {
                     *r -= amount;
