@@ -14,9 +14,9 @@ use common::world::{Extra, World, discounts, money, usd};
 use cartwright::id::{CustomerGroupId, CustomerId, VariantId};
 use cartwright::money::{Currency, RoundingMode};
 use cartwright::pricing::{
-    Action, AmountPer, BundleItem, Comparison, Condition, Coupon, Limits, LineFilter, Op, Outcome,
-    PriceBook, PriceList, PriceListKind, PriceSource, Promotion, PromotionSettings, QuantityTier,
-    Rejection, Reward, Stacking, StackingPolicy, SubtotalTier, Tiers,
+    Action, AmountPer, BundleItem, Comparison, Condition, Coupon, GroupPrice, Limits, LineFilter,
+    Op, Outcome, PriceBook, PriceList, PriceListKind, PriceSource, Promotion, PromotionSettings,
+    QuantityTier, Rejection, Reward, Stacking, StackingPolicy, SubtotalTier, Tiers,
 };
 use cartwright::shipping::{MethodPricing, ShippingMethod, ShippingTable};
 use chrono::{DateTime, Duration, Utc};
@@ -419,6 +419,163 @@ fn buy_from_one_set_get_from_another() {
     // Without D, nothing to discount.
     let none = s.w.price(&s.w.cart(&[(s.b, 1), (s.c, 2)]), vec![p.clone()]);
     assert_eq!(none.discount_total, usd("0.00"));
+}
+
+// ----- fixed totals, quantity groups, first and additional units ---------
+
+#[test]
+fn these_items_for_a_fixed_total() {
+    let s = shop();
+    let p = |price: &str| {
+        Promotion::new(
+            "for 40",
+            Action::FixedTotal {
+                target: LineFilter::Any,
+                price: usd(price),
+            },
+        )
+    };
+    // A A B = 45.00 for 40.00: 5.00 off split 20 : 25 → 2.22, 2.78 (the
+    // leftover cent to the larger remainder).
+    let cart = s.w.cart(&[(s.a, 2), (s.b, 1)]);
+    let priced = s.w.price(&cart, vec![p("40.00")]);
+    assert_eq!(discounts(&priced), ["2.22", "2.78"]);
+    assert_eq!(
+        priced.subtotal.checked_sub(priced.discount_total).unwrap(),
+        usd("40.00")
+    );
+    // A fixed total above what the items cost never raises the price.
+    let dear = p("50.00");
+    let priced = s.w.price(&cart, vec![dear.clone()]);
+    assert_eq!(priced.discount_total, usd("0.00"));
+    assert!(matches!(
+        outcome_of(&priced, &dear),
+        Outcome::NotApplied {
+            reason: Rejection::NothingToDiscount
+        }
+    ));
+    // Only the selected items: the kitchen ones (B, C C = 31.66) for 30.00.
+    let kitchen_for_30 = Promotion::new(
+        "kitchen for 30",
+        Action::FixedTotal {
+            target: kitchen(&s),
+            price: usd("30.00"),
+        },
+    );
+    let priced = s.w.price(
+        &s.w.cart(&[(s.a, 1), (s.b, 1), (s.c, 2)]),
+        vec![kitchen_for_30],
+    );
+    // 1.66 off split 25.00 : 6.66 → 1.31 and 0.35.
+    assert_eq!(discounts(&priced), ["0.00", "1.31", "0.35"]);
+}
+
+#[test]
+fn quantity_groups_at_a_price_or_pay_for_fewer() {
+    let s = shop();
+    let three_for_two = |max: Option<u32>| {
+        Promotion::new(
+            "3 for 2",
+            Action::QuantityGroup {
+                target: LineFilter::Any,
+                size: 3,
+                price: GroupPrice::PayFor { units: 2 },
+                max_groups: max,
+            },
+        )
+    };
+    // Units B 25, A 10, A 10, C 3.33, C 3.33, dearest first: the group
+    // B A A frees one A (10.00); C C are left over and pay.
+    let cart = s.w.cart(&[(s.a, 2), (s.b, 1), (s.c, 2)]);
+    let priced = s.w.price(&cart, vec![three_for_two(None)]);
+    assert_eq!(discounts(&priced), ["10.00", "0.00", "0.00"]);
+    // Six units: B A A | C C C → one A and one C free.
+    let six = s.w.cart(&[(s.a, 2), (s.b, 1), (s.c, 3)]);
+    let priced = s.w.price(&six, vec![three_for_two(None)]);
+    assert_eq!(discounts(&priced), ["10.00", "0.00", "3.33"]);
+    // At most one group.
+    let priced = s.w.price(&six, vec![three_for_two(Some(1))]);
+    assert_eq!(discounts(&priced), ["10.00", "0.00", "0.00"]);
+    // Every 3 for 25.00: seven A (70.00) make two groups (60.00 → 50.00),
+    // the seventh pays; at most one group: 5.00.
+    let every = |max: Option<u32>| {
+        Promotion::new(
+            "3 for 25",
+            Action::QuantityGroup {
+                target: LineFilter::Any,
+                size: 3,
+                price: GroupPrice::Fixed {
+                    amount: usd("25.00"),
+                },
+                max_groups: max,
+            },
+        )
+    };
+    let sevens = s.w.cart(&[(s.a, 7)]);
+    assert_eq!(discounts(&s.w.price(&sevens, vec![every(None)])), ["10.00"]);
+    assert_eq!(
+        discounts(&s.w.price(&sevens, vec![every(Some(1))])),
+        ["5.00"]
+    );
+    // A group price above what the units cost gives nothing.
+    let cheap = s.w.cart(&[(s.c, 6)]);
+    assert_eq!(
+        s.w.price(&cheap, vec![every(None)]).discount_total,
+        usd("0.00")
+    );
+    // Paying for as many units as the group holds is refused at save.
+    let wrong = Promotion::new(
+        "3 for 3",
+        Action::QuantityGroup {
+            target: LineFilter::Any,
+            size: 3,
+            price: GroupPrice::PayFor { units: 3 },
+            max_groups: None,
+        },
+    );
+    assert!(
+        wrong
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("pay_for units")
+    );
+}
+
+#[test]
+fn the_first_unit_at_one_discount_each_additional_at_another() {
+    let s = shop();
+    let p = Promotion::new(
+        "first half off, then 2 off",
+        Action::FirstAndAdditional {
+            target: LineFilter::Any,
+            first: Reward::Percent { percent: pct(50) },
+            additional: Reward::Amount {
+                amount: usd("2.00"),
+            },
+            max_units: Some(3),
+        },
+    );
+    // A × 4: 5.00 + 2.00 + 2.00; the fourth pays in full. C × 2 (3.33):
+    // 1.67 (half, rounded) + 2.00.
+    let priced = s.w.price(&s.w.cart(&[(s.a, 4), (s.c, 2)]), vec![p.clone()]);
+    assert_eq!(discounts(&priced), ["9.00", "3.67"]);
+    // An amount never takes a unit below zero: 5.00 off each additional
+    // unit of C costs only what is left of it.
+    let big = Promotion::new(
+        "first free, then 5 off",
+        Action::FirstAndAdditional {
+            target: LineFilter::Any,
+            first: Reward::Percent { percent: pct(100) },
+            additional: Reward::Amount {
+                amount: usd("5.00"),
+            },
+            max_units: None,
+        },
+    );
+    let priced = s.w.price(&s.w.cart(&[(s.c, 3)]), vec![big]);
+    assert_eq!(discounts(&priced), ["9.99"]);
+    assert!(!priced.total.is_negative());
 }
 
 // ----- tiers ------------------------------------------------------------

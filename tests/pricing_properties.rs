@@ -18,8 +18,9 @@ use cartwright::cart::Cart;
 use cartwright::id::VariantId;
 use cartwright::money::{Currency, Money, RoundingMode};
 use cartwright::pricing::{
-    Action, AmountPer, BundleItem, Condition, LineFilter, Op, Outcome, PricedCart, Promotion,
-    PromotionSettings, QuantityTier, Reward, Stacking, StackingPolicy, SubtotalTier, Tiers,
+    Action, AmountPer, BundleItem, Condition, GroupPrice, LineFilter, Op, Outcome, PricedCart,
+    Promotion, PromotionSettings, QuantityTier, Reward, Stacking, StackingPolicy, SubtotalTier,
+    Tiers,
 };
 use cartwright::shipping::{ShippingMethod, ShippingTable};
 use proptest::prelude::*;
@@ -58,7 +59,7 @@ struct Spec {
 
 fn spec() -> impl Strategy<Value = Spec> {
     (
-        0u8..12,
+        0u8..15,
         0u8..4,
         0u32..=100,
         1i64..50_000,
@@ -183,6 +184,32 @@ fn promotion(w: &World, s: &Spec, gift: VariantId) -> Promotion {
         10 => Action::Gift {
             variant_id: gift,
             quantity: s.qty,
+        },
+        11 => Action::FixedTotal {
+            target,
+            price: amount,
+        },
+        12 => Action::QuantityGroup {
+            target,
+            size: 1 + s.qty,
+            price: if s.qty.is_multiple_of(2) {
+                GroupPrice::Fixed { amount }
+            } else {
+                GroupPrice::PayFor { units: s.qty }
+            },
+            max_groups: (s.qty == 3).then_some(2),
+        },
+        13 => Action::FirstAndAdditional {
+            target,
+            first: Reward::Percent { percent },
+            additional: if s.qty.is_multiple_of(2) {
+                Reward::Amount { amount }
+            } else {
+                Reward::Percent {
+                    percent: Decimal::from(100 - s.percent),
+                }
+            },
+            max_units: (s.qty > 2).then_some(s.qty),
         },
         _ => Action::PercentOffItems {
             target,

@@ -112,8 +112,8 @@ pub use price_list::{
     ListPrice, MAX_PRICES_PER_LIST, PriceBook, PriceList, PriceListKind, PriceSource,
 };
 pub use promotion::{
-    Action, AmountPer, BundleItem, Condition, Coupon, GENERATED_CODE_CHARS, Limits, LineFilter,
-    MAX_BUNDLE_ITEMS, MAX_CONDITIONS, MAX_DEPTH, MAX_GENERATED_CODES, MAX_NAME_LEN,
+    Action, AmountPer, BundleItem, Condition, Coupon, GENERATED_CODE_CHARS, GroupPrice, Limits,
+    LineFilter, MAX_BUNDLE_ITEMS, MAX_CONDITIONS, MAX_DEPTH, MAX_GENERATED_CODES, MAX_NAME_LEN,
     MAX_PERCENT_SCALE, MAX_PROMOTION_QUANTITY, MAX_TIERS, MAX_VALUES, Op, Promotion, QuantityTier,
     Reward, Stacking, SubtotalTier, Tiers, WindowState, generate_codes,
 };

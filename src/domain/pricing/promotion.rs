@@ -364,6 +364,24 @@ pub enum Tiers {
     },
 }
 
+/// What one group of a [`Action::QuantityGroup`] costs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum GroupPrice {
+    /// The group costs this much ("every 3 for 10.00").
+    Fixed {
+        /// The price of one group.
+        amount: Money,
+    },
+    /// The group costs its `units` dearest units ("3 for the price of 2":
+    /// `units: 2`); fewer than the group's size.
+    PayFor {
+        /// Units paid for in each group.
+        units: u32,
+    },
+}
+
 /// One part of a bundle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -463,6 +481,58 @@ pub enum Action {
         /// How often it may repeat.
         #[serde(default)]
         max_applications: Option<u32>,
+    },
+    /// All selected units together cost `price` ("these items for 50.00
+    /// in total"; with `target: any`, "the whole order for X"). The
+    /// discount is what they cost beyond `price`, split over the selected
+    /// lines in proportion to what each still costs; it never raises a
+    /// price. Worked example: two mugs at 30.00 and a plate at 40.00 (100.00)
+    /// for 80.00 → 20.00 off: 6.00, 6.00 and 8.00.
+    FixedTotal {
+        /// Which lines.
+        target: LineFilter,
+        /// What all their units cost together.
+        price: Money,
+    },
+    /// Units of the selected lines in groups of `size`, each group at a
+    /// price: "every 3 for 10.00" ([`GroupPrice::Fixed`]) or "3 for the
+    /// price of 2" ([`GroupPrice::PayFor`]). Repeats as many times as the
+    /// cart holds full groups, up to `max_groups`.
+    ///
+    /// Groups are filled with the dearest units first (so the customer gets
+    /// the most), and within a group the cheapest units are the ones not
+    /// paid for; units left over (fewer than `size`) are the cheapest and
+    /// pay in full. A group never costs more than its units. Worked example,
+    /// "3 for the price of 2" on units at 10, 8, 8, 5, 4: the group 10, 8, 8
+    /// frees one 8 (8.00 off); 5 and 4 pay in full.
+    QuantityGroup {
+        /// Which lines.
+        target: LineFilter,
+        /// Units in one group (at least 2).
+        size: u32,
+        /// What one group costs.
+        price: GroupPrice,
+        /// The most groups per cart (unbounded if absent).
+        #[serde(default)]
+        max_groups: Option<u32>,
+    },
+    /// On each selected line, the first unit gets `first` and each
+    /// additional unit gets `additional`, for at most `max_units` units of
+    /// the line (all if absent). An amount is off each unit, never below
+    /// zero. Matches Solidus's flexible-rate calculator (first item,
+    /// additional items, max items). Worked example: a line of 4 at 10.00,
+    /// first 50 % off, additional 2.00 off, `max_units: 3` → 5.00 + 2.00 +
+    /// 2.00 = 9.00 off; the fourth unit pays in full.
+    FirstAndAdditional {
+        /// Which lines.
+        target: LineFilter,
+        /// The first unit's discount.
+        first: Reward,
+        /// Each further unit's discount.
+        additional: Reward,
+        /// The most units discounted per line.
+        #[serde(default)]
+        max_units: Option<u32>,
     },
     /// A discount that grows with the subtotal or quantity of selected lines.
     Tiered {
@@ -994,6 +1064,49 @@ fn validate_action(a: &Action, budget: &mut Budget) -> Result<()> {
             max_q(max_applications)?;
             check_percent(*percent)
         }
+        Action::FixedTotal { target, price } => {
+            validate_filter(target, 0, budget)?;
+            non_negative_money("fixed total", price)
+        }
+        Action::QuantityGroup {
+            target,
+            size,
+            price,
+            max_groups,
+        } => {
+            validate_filter(target, 0, budget)?;
+            check_quantity("group size", *size)?;
+            if *size < 2 {
+                return Err(Error::invalid("group size", "must be at least 2"));
+            }
+            max_q(max_groups)?;
+            match price {
+                GroupPrice::Fixed { amount } => non_negative_money("group price", amount),
+                GroupPrice::PayFor { units } => {
+                    if *units == 0 || *units >= *size {
+                        return Err(Error::invalid(
+                            "pay_for units",
+                            format!(
+                                "{units}: must be 1 to {} (the group size less one)",
+                                size - 1
+                            ),
+                        ));
+                    }
+                    Ok(())
+                }
+            }
+        }
+        Action::FirstAndAdditional {
+            target,
+            first,
+            additional,
+            max_units,
+        } => {
+            validate_filter(target, 0, budget)?;
+            max_q(max_units)?;
+            validate_reward(first)?;
+            validate_reward(additional)
+        }
         Action::Tiered { target, tiers } => {
             validate_filter(target, 0, budget)?;
             validate_tiers(tiers)
@@ -1116,6 +1229,26 @@ fn action_currencies(a: &Action, out: &mut BTreeSet<Currency>) {
         Action::BuyXGetY { buy, get, .. } => {
             filter_currencies(buy, out);
             filter_currencies(get, out);
+        }
+        Action::FixedTotal { target, price } => {
+            add(price);
+            filter_currencies(target, out);
+        }
+        Action::QuantityGroup { target, price, .. } => {
+            if let GroupPrice::Fixed { amount } = price {
+                add(amount);
+            }
+            filter_currencies(target, out);
+        }
+        Action::FirstAndAdditional {
+            target,
+            first,
+            additional,
+            ..
+        } => {
+            reward_currency(first, out);
+            reward_currency(additional, out);
+            filter_currencies(target, out);
         }
         Action::Tiered { target, tiers } => {
             filter_currencies(target, out);

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::money::allocate_minor_ranked;
-use crate::pricing::{BundleItem, PricingRule};
+use crate::pricing::{BundleItem, GroupPrice, PricingRule};
 use rust_decimal::Decimal;
 
 /// What an action's arithmetic answers: an effect, a reason it does not
@@ -72,6 +72,19 @@ impl PromotionSet {
                 *percent,
                 *max_applications,
             ),
+            Action::FixedTotal { target, price } => on.fixed_total(target, price),
+            Action::QuantityGroup {
+                target,
+                size,
+                price,
+                max_groups,
+            } => on.quantity_group(target, *size, price, *max_groups),
+            Action::FirstAndAdditional {
+                target,
+                first,
+                additional,
+                max_units,
+            } => on.first_and_additional(target, first, additional, *max_units),
             Action::Tiered { target, tiers } => on.tiered(target, tiers),
             Action::Shipping { reward, methods } => on.shipping(reward, methods, shipping),
             Action::Gift {
@@ -245,6 +258,143 @@ impl Left<'_, '_> {
                 .checked_mul(i128::from(units))
                 .ok_or_else(|| Error::Overflow("fixed price"))?;
             effect.lines.push((i, (self.value(i, units) - at).max(0)));
+        }
+        Ok(Ok(effect))
+    }
+
+    /// All selected units together at `price`: what they cost beyond it,
+    /// split by what each line still costs.
+    fn fixed_total(&self, target: &LineFilter, price: &Money) -> Answer {
+        let Some(price) = self.env.minor(price) else {
+            return Ok(Err(wrong_currency(price, self.env)));
+        };
+        let weights: Vec<(usize, i128)> = self
+            .selected(target)
+            .into_iter()
+            .map(|i| (i, self.rem(i)))
+            .collect();
+        let worth = weights
+            .iter()
+            .try_fold(0_i128, |acc, (_, w)| acc.checked_add((*w).max(0)))
+            .ok_or_else(|| Error::Overflow("fixed total"))?;
+        let mut effect = Effect::default();
+        split(&mut effect, (worth - price).max(0), &weights, self.env)?;
+        Ok(Ok(effect))
+    }
+
+    /// Groups of `size` units, dearest first, each at `price`.
+    fn quantity_group(
+        &self,
+        target: &LineFilter,
+        size: u32,
+        price: &GroupPrice,
+        max_groups: Option<u32>,
+    ) -> Answer {
+        let env = self.env;
+        let fixed = match price {
+            GroupPrice::Fixed { amount } => match env.minor(amount) {
+                Some(a) => Some(a),
+                None => return Ok(Err(wrong_currency(amount, env))),
+            },
+            GroupPrice::PayFor { .. } => None,
+        };
+        let mut lines = self.selected(target);
+        // Dearest units first; ties in canonical line order.
+        lines.sort_by(|a, b| {
+            per_unit_cmp(*b, *a, env, self.remaining)
+                .then(line_rank(*a, env).cmp(&line_rank(*b, env)))
+        });
+        let units: u64 = lines.iter().map(|i| u64::from(self.quantity(*i))).sum();
+        let size64 = u64::from(size.max(1));
+        let groups = (units / size64).min(max_groups.map_or(u64::MAX, u64::from));
+        if groups == 0 {
+            return Ok(Ok(Effect::default()));
+        }
+        // Walk the units in that order: `taken[i]` units of line i are in a
+        // group, `free[i]` of them are a group's unpaid (cheapest) ones.
+        let paid = match price {
+            GroupPrice::PayFor { units } => u64::from(*units),
+            GroupPrice::Fixed { .. } => size64,
+        };
+        let mut taken: Vec<(usize, u32, u32)> = Vec::new();
+        let mut position = 0_u64;
+        let end = groups.saturating_mul(size64);
+        for i in lines {
+            if position >= end {
+                break;
+            }
+            let q = u64::from(self.quantity(i));
+            let take = q.min(end - position);
+            // Units at positions p with p mod size ≥ paid are free.
+            let free =
+                free_below(position + take, size64, paid) - free_below(position, size64, paid);
+            let take = u32::try_from(take).map_err(|_| Error::Overflow("group units"))?;
+            let free = u32::try_from(free).map_err(|_| Error::Overflow("group units"))?;
+            taken.push((i, take, free));
+            position += u64::from(take);
+        }
+        let mut effect = Effect::default();
+        match fixed {
+            Some(at) => {
+                let weights: Vec<(usize, i128)> = taken
+                    .iter()
+                    .map(|(i, t, _)| (*i, self.value(*i, *t)))
+                    .collect();
+                let worth: i128 = weights.iter().map(|(_, w)| w).sum();
+                let at = at
+                    .checked_mul(i128::from(groups))
+                    .ok_or_else(|| Error::Overflow("group price"))?;
+                split(&mut effect, (worth - at).max(0), &weights, env)?;
+            }
+            None => {
+                for (i, _, free) in taken {
+                    if free > 0 {
+                        effect.lines.push((i, self.value(i, free)));
+                    }
+                }
+            }
+        }
+        Ok(Ok(effect))
+    }
+
+    /// Per selected line: `first` on one unit, `additional` on each further
+    /// unit, up to `max_units` units.
+    fn first_and_additional(
+        &self,
+        target: &LineFilter,
+        first: &Reward,
+        additional: &Reward,
+        max_units: Option<u32>,
+    ) -> Answer {
+        let env = self.env;
+        let mut effect = Effect::default();
+        for i in self.selected(target) {
+            let units = self.units_of(i, max_units);
+            if units == 0 {
+                continue;
+            }
+            let one = self.value(i, 1);
+            let rest = self.value(i, units) - one;
+            let mut off = 0_i128;
+            for (reward, n, worth) in [(first, 1_u32, one), (additional, units - 1, rest)] {
+                if n == 0 {
+                    continue;
+                }
+                off += match reward {
+                    Reward::Percent { percent } => {
+                        Fraction::percent(*percent)?.of(worth, 1, 1, env.rounding)?
+                    }
+                    Reward::Amount { amount } => {
+                        let Some(a) = env.minor(amount) else {
+                            return Ok(Err(wrong_currency(amount, env)));
+                        };
+                        a.checked_mul(i128::from(n))
+                            .ok_or_else(|| Error::Overflow("unit discount"))?
+                            .min(worth)
+                    }
+                };
+            }
+            effect.lines.push((i, off));
         }
         Ok(Ok(effect))
     }
@@ -535,6 +685,13 @@ fn take_bundles(sets: &[(Vec<usize>, u32)], count: u64, env: &Env<'_>) -> Option
         }
     }
     Some(taken)
+}
+
+/// How many positions `p` in `0..n` have `p mod size ≥ paid`: the unpaid
+/// units among the first `n` units of groups of `size`.
+fn free_below(n: u64, size: u64, paid: u64) -> u64 {
+    let per_group = size.saturating_sub(paid);
+    (n / size) * per_group + (n % size).saturating_sub(paid)
 }
 
 /// Compares the per-unit value of lines `a` and `b` from `(units, amount)`

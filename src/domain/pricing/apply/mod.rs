@@ -384,6 +384,9 @@ fn lowercase_action(a: &mut Action) {
         Action::PercentOffItems { target, .. }
         | Action::AmountOffItems { target, .. }
         | Action::FixedPrice { target, .. }
+        | Action::FixedTotal { target, .. }
+        | Action::QuantityGroup { target, .. }
+        | Action::FirstAndAdditional { target, .. }
         | Action::Tiered { target, .. } => lowercase_filter(target),
         Action::Bundle { items, .. } => items
             .iter_mut()
@@ -427,6 +430,9 @@ fn action_filters(a: &Action) -> Vec<&LineFilter> {
         Action::PercentOffItems { target, .. }
         | Action::AmountOffItems { target, .. }
         | Action::FixedPrice { target, .. }
+        | Action::FixedTotal { target, .. }
+        | Action::QuantityGroup { target, .. }
+        | Action::FirstAndAdditional { target, .. }
         | Action::Tiered { target, .. } => vec![target],
         Action::Bundle { items, .. } => items.iter().map(|i| &i.filter).collect(),
         Action::BuyXGetY { buy, get, .. } => vec![buy, get],
@@ -571,6 +577,9 @@ fn anchor(c: &Compiled) -> Option<Vec<Key>> {
         Action::PercentOffItems { target, .. }
         | Action::AmountOffItems { target, .. }
         | Action::FixedPrice { target, .. }
+        | Action::FixedTotal { target, .. }
+        | Action::QuantityGroup { target, .. }
+        | Action::FirstAndAdditional { target, .. }
         | Action::Tiered { target, .. } => options.extend(filter_keys(target)),
         Action::BuyXGetY { buy, get, .. } => {
             options.extend(filter_keys(buy));
@@ -736,8 +745,16 @@ impl Spent {
     /// Books `effect` on `spent` (one entry per line): rewarded units
     /// become spent with what they still cost after the reward; other
     /// amounts shrink the spent units' cost in proportion. `before` is each
-    /// line's remaining amount before the effect.
-    pub(crate) fn book(spent: &mut [Spent], effect: &Effect, before: &[i128]) {
+    /// line's remaining amount before the effect. `spent` stays empty (all
+    /// unspent) until the first reward.
+    pub(crate) fn book(spent: &mut Vec<Spent>, effect: &Effect, before: &[i128]) {
+        // Nothing is spent until a buy-X-get-Y rewards: no allocation before.
+        if spent.is_empty() {
+            if effect.spent.is_empty() {
+                return;
+            }
+            spent.resize(before.len(), Spent::default());
+        }
         for (line, amount) in &effect.lines {
             let Some(s) = spent.get_mut(*line) else {
                 continue;

@@ -143,7 +143,7 @@ impl PromotionSet {
     ) -> Result<Vec<Applied>> {
         let mut applied: Vec<Applied> = Vec::new();
         let mut ids: Vec<u32> = before.to_vec();
-        let mut spent = vec![Spent::default(); remaining.len()];
+        let mut spent: Vec<Spent> = Vec::new();
         for cand in candidates {
             let mut reject = |reason: Rejection| {
                 if let Some(run) = run.as_deref_mut() {
