@@ -578,6 +578,100 @@ fn the_first_unit_at_one_discount_each_additional_at_another() {
     assert!(!priced.total.is_negative());
 }
 
+// ----- negation and hints in units -----------------------------------------
+
+#[test]
+fn a_condition_can_be_negated() {
+    let s = shop();
+    // 10 % off when the cart holds no sale item (A is tagged "Sale").
+    let p = Promotion::new("full price only", percent_items(LineFilter::Any, 10)).when(
+        Condition::Not {
+            condition: Box::new(Condition::Lines {
+                filter: LineFilter::Tag {
+                    op: Op::ContainsAny,
+                    tags: vec!["sale".into()],
+                },
+                min_quantity: 1,
+            }),
+        },
+    );
+    let priced = s.w.price(&s.w.cart(&[(s.b, 1)]), vec![p.clone()]);
+    assert_eq!(discounts(&priced), ["2.50"]);
+    let priced = s.w.price(&s.w.cart(&[(s.a, 1), (s.b, 1)]), vec![p.clone()]);
+    assert_eq!(priced.discount_total, usd("0.00"));
+    let Rejection::ConditionsNotMet { comparisons } = rejection(&priced, &p) else {
+        panic!("wrong reason");
+    };
+    assert_eq!(comparisons[0].subject, "lines condition");
+    assert_eq!(
+        comparisons[0].to_string(),
+        "lines condition met is not = not met"
+    );
+    // Not of not holds where the inner holds.
+    let twice =
+        Promotion::new("sale only", percent_items(LineFilter::Any, 10)).when(Condition::Not {
+            condition: Box::new(p.conditions[0].clone()),
+        });
+    let priced = s.w.price(&s.w.cart(&[(s.a, 1)]), vec![twice.clone()]);
+    assert_eq!(discounts(&priced), ["1.00"]);
+    // JSON: {"type": "not", "condition": {...}}.
+    let json = serde_json::to_value(&twice.conditions[0]).unwrap();
+    assert_eq!(json["type"], "not");
+    assert_eq!(json["condition"]["type"], "not");
+}
+
+#[test]
+fn hints_cover_counts_of_items_as_well_as_amounts() {
+    let s = shop();
+    let five_items = Promotion::new("five or more", percent_items(LineFilter::Any, 10)).when(
+        Condition::ItemCount {
+            op: Op::Gte,
+            count: 5,
+        },
+    );
+    let priced =
+        s.w.price(&s.w.cart(&[(s.a, 2), (s.c, 1)]), vec![five_items.clone()]);
+    assert_eq!(priced.hints.len(), 1);
+    assert_eq!(priced.hints[0].missing, None);
+    assert_eq!(priced.hints[0].missing_units, Some(2));
+    assert_eq!(priced.hints[0].message, "add 2 more items for five or more");
+    let Rejection::ConditionsNotMet { comparisons } = rejection(&priced, &five_items) else {
+        panic!("wrong reason");
+    };
+    assert_eq!(comparisons[0].missing_units, Some(2));
+    // "More than 3": one more than 3 − 3.
+    let more_than = Promotion::new("more than three", percent_items(LineFilter::Any, 10)).when(
+        Condition::ItemCount {
+            op: Op::Gt,
+            count: 3,
+        },
+    );
+    let priced = s.w.price(&s.w.cart(&[(s.a, 3)]), vec![more_than]);
+    assert_eq!(priced.hints[0].missing_units, Some(1));
+    assert_eq!(
+        priced.hints[0].message,
+        "add 1 more item for more than three"
+    );
+    // Units of matching items: 2 kitchen units of 3.
+    let kitchen_three =
+        Promotion::new("three kitchen", percent_items(kitchen(&s), 10)).when(Condition::Lines {
+            filter: kitchen(&s),
+            min_quantity: 3,
+        });
+    let priced =
+        s.w.price(&s.w.cart(&[(s.a, 1), (s.c, 2)]), vec![kitchen_three]);
+    assert_eq!(priced.hints[0].missing_units, Some(1));
+    // A maximum exceeded is no hint: nothing to add would help.
+    let at_most = Promotion::new("small carts", percent_items(LineFilter::Any, 10)).when(
+        Condition::ItemCount {
+            op: Op::Lte,
+            count: 1,
+        },
+    );
+    let priced = s.w.price(&s.w.cart(&[(s.a, 2)]), vec![at_most]);
+    assert!(priced.hints.is_empty());
+}
+
 // ----- tiers ------------------------------------------------------------
 
 #[test]
@@ -681,7 +775,7 @@ fn free_shipping_and_a_hint_when_short() {
         comparisons,
         [Comparison::new("subtotal", Op::Gte, "50.00 USD", "45.00 USD").missing(usd("5.00"))]
     );
-    assert_eq!(priced.hints[0].missing, usd("5.00"));
+    assert_eq!(priced.hints[0].missing, Some(usd("5.00")));
     assert_eq!(
         priced.hints[0].message,
         "add 5.00 USD more for Free shipping"
@@ -737,7 +831,7 @@ fn shipping_methods_tiers_thresholds_and_countries() {
             ("std".to_owned(), "5.99".to_owned())
         ]
     );
-    assert_eq!(priced.hints[0].missing, usd("80.00"));
+    assert_eq!(priced.hints[0].missing, Some(usd("80.00")));
     assert_eq!(
         priced.hints[0].message,
         "add 80.00 USD more for free Standard"

@@ -25,6 +25,9 @@ pub struct Comparison {
     /// For a minimum amount not reached: how much more would reach it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing: Option<Money>,
+    /// For a minimum count of units not reached: how many more would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_units: Option<u64>,
 }
 
 impl Comparison {
@@ -42,6 +45,7 @@ impl Comparison {
             expected: expected.into(),
             actual: actual.into(),
             missing: None,
+            missing_units: None,
         }
     }
 
@@ -49,6 +53,13 @@ impl Comparison {
     #[must_use]
     pub fn missing(mut self, amount: Money) -> Self {
         self.missing = Some(amount);
+        self
+    }
+
+    /// The same comparison, saying how many more units would meet it.
+    #[must_use]
+    pub fn missing_units(mut self, units: u64) -> Self {
+        self.missing_units = Some(units);
         self
     }
 }
@@ -209,9 +220,15 @@ impl PromotionOutcome {
 pub struct Hint {
     /// The promotion it unlocks (none for a shipping method's own free threshold).
     pub promotion_id: Option<PromotionId>,
-    /// What to add.
-    pub missing: Money,
-    /// E.g. "add 5.00 USD more for Free shipping".
+    /// The amount to add, when the gap is money (a minimum subtotal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<Money>,
+    /// The units to add, when the gap is a count (a minimum item count, a
+    /// minimum quantity of matching items).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_units: Option<u64>,
+    /// E.g. "add 5.00 USD more for Free shipping", "add 2 more items for
+    /// Three for two".
     pub message: String,
 }
 

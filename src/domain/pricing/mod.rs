@@ -74,7 +74,7 @@
 //! // Two mugs (24.00) miss the threshold, and the explanation says by how much.
 //! cart.set_quantity(cart.lines()[0].id, 2)?;
 //! let priced = price(&cart, &ctx)?;
-//! assert_eq!(priced.hints[0].missing, usd("6.00")?);
+//! assert_eq!(priced.hints[0].missing, Some(usd("6.00")?));
 //! # Ok(())
 //! # }
 //! ```
@@ -554,12 +554,25 @@ fn explain(
     let hints = run
         .hints
         .iter()
-        .filter_map(|(index, missing)| {
+        .filter_map(|(index, gap)| {
             let p = promotions.promotion(*index)?;
-            Some(Hint {
-                promotion_id: Some(p.id),
-                missing: *missing,
-                message: format!("add {missing} more for {}", p.name),
+            Some(match gap {
+                apply::Gap::Money(missing) => Hint {
+                    promotion_id: Some(p.id),
+                    missing: Some(*missing),
+                    missing_units: None,
+                    message: format!("add {missing} more for {}", p.name),
+                },
+                apply::Gap::Units(units) => Hint {
+                    promotion_id: Some(p.id),
+                    missing: None,
+                    missing_units: Some(*units),
+                    message: format!(
+                        "add {units} more {} for {}",
+                        if *units == 1 { "item" } else { "items" },
+                        p.name
+                    ),
+                },
             })
         })
         .collect();

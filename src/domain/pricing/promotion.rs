@@ -226,6 +226,13 @@ pub enum Condition {
         /// The conditions.
         conditions: Vec<Condition>,
     },
+    /// The condition does not hold ("not a wholesale customer", "no item
+    /// from the sale collection"). Counts towards [`MAX_DEPTH`] and
+    /// [`MAX_CONDITIONS`] like `all_of` and `any_of`.
+    Not {
+        /// The condition that must fail.
+        condition: Box<Condition>,
+    },
     /// The merchandise subtotal (after price lists, before promotions).
     Subtotal {
         /// Comparison operator.
@@ -964,6 +971,7 @@ fn validate_condition(c: &Condition, depth: usize, budget: &mut Budget) -> Resul
             }
             Ok(())
         }
+        Condition::Not { condition } => validate_condition(condition, depth + 1, budget),
         Condition::Subtotal { op, amount } => {
             check_order("subtotal condition", *op)?;
             non_negative_money("subtotal condition", amount)
@@ -1179,6 +1187,7 @@ fn condition_currencies(c: &Condition, out: &mut BTreeSet<Currency>) {
         Condition::AllOf { conditions } | Condition::AnyOf { conditions } => {
             conditions.iter().for_each(|c| condition_currencies(c, out));
         }
+        Condition::Not { condition } => condition_currencies(condition, out),
         Condition::Subtotal { amount, .. } => {
             out.insert(amount.currency());
         }

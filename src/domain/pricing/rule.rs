@@ -101,13 +101,12 @@ pub trait PricingRule: Send + Sync {
     /// As a condition: whether the cart qualifies.
     fn condition(&self, settings: &serde_json::Value, cart: &RuleCart<'_>) -> Verdict {
         let _ = (settings, cart);
-        Verdict::NotMet(Comparison {
-            subject: self.name().to_owned(),
-            op: super::promotion::Op::Eq,
-            expected: "a condition".into(),
-            actual: "an action-only rule".into(),
-            missing: None,
-        })
+        Verdict::NotMet(Comparison::new(
+            self.name(),
+            super::promotion::Op::Eq,
+            "a condition",
+            "an action-only rule",
+        ))
     }
 
     /// As an action: the amount to take off each line. Pricing caps every

@@ -314,6 +314,7 @@ fn counts_orders(c: &Condition) -> bool {
         Condition::AllOf { conditions } | Condition::AnyOf { conditions } => {
             conditions.iter().any(counts_orders)
         }
+        Condition::Not { condition } => counts_orders(condition),
         Condition::OrderNumber { .. } | Condition::Custom { .. } => true,
         _ => false,
     }
@@ -325,6 +326,7 @@ fn check_rules(p: &Promotion, rules: &RuleRegistry) -> Result<()> {
             Condition::AllOf { conditions } | Condition::AnyOf { conditions } => {
                 conditions.iter().try_for_each(|c| cond(c, rules))
             }
+            Condition::Not { condition } => cond(condition, rules),
             Condition::Custom { rule, settings } => match rules.get(rule) {
                 Some(r) => r.validate(settings),
                 None => Err(Error::not_found("pricing rule", rule)),
@@ -374,6 +376,7 @@ fn lowercase_condition(c: &mut Condition) {
         Condition::AllOf { conditions } | Condition::AnyOf { conditions } => {
             conditions.iter_mut().for_each(lowercase_condition);
         }
+        Condition::Not { condition } => lowercase_condition(condition),
         Condition::Lines { filter, .. } => lowercase_filter(filter),
         _ => {}
     }
@@ -420,6 +423,7 @@ fn watch_condition(c: &Condition, ids: &mut FastSet<Uuid>, tags: &mut FastSet<St
                 .iter()
                 .for_each(|c| watch_condition(c, ids, tags));
         }
+        Condition::Not { condition } => watch_condition(condition, ids, tags),
         Condition::Lines { filter, .. } => watch_filter(filter, ids, tags),
         _ => {}
     }
@@ -817,7 +821,14 @@ pub(crate) struct Applied {
 pub(crate) struct Run {
     pub applied: Vec<Applied>,
     pub rejected: Vec<(Option<u32>, Option<String>, Rejection)>,
-    pub hints: Vec<(u32, Money)>,
+    pub hints: Vec<(u32, Gap)>,
+}
+
+/// What a hint asks the customer to add.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Gap {
+    Money(Money),
+    Units(u64),
 }
 
 /// Whether line `l` matches `f`.

@@ -169,10 +169,14 @@ impl PromotionSet {
             }
         }
         if !ok {
-            if let [only] = fails.as_slice()
-                && let Some(missing) = only.missing
-            {
-                run.hints.push((index, missing));
+            // One condition short, and the gap is something the customer
+            // can add (an amount or units): a hint.
+            if let [only] = fails.as_slice() {
+                if let Some(missing) = only.missing {
+                    run.hints.push((index, Gap::Money(missing)));
+                } else if let Some(units) = only.missing_units {
+                    run.hints.push((index, Gap::Units(units)));
+                }
             }
             return Ok(Err(Rejection::ConditionsNotMet { comparisons: fails }));
         }
@@ -205,7 +209,25 @@ impl PromotionSet {
             Condition::Subtotal { op, amount } => subtotal(*op, amount, env),
             Condition::ItemCount { op, count } => {
                 let ok = op.compare(&env.items, count);
-                (!ok).then(|| failed("item count", *op, count, env.items))
+                (!ok).then(|| {
+                    let mut c = failed("item count", *op, count, env.items);
+                    c.missing_units = units_short(*op, env.items, *count);
+                    c
+                })
+            }
+            Condition::Not { condition } => {
+                // Holds when the inner one fails; the inner's own failures
+                // are not reasons here.
+                let mut inner = Vec::new();
+                let held = self.condition(condition, env, &mut inner)?;
+                held.then(|| {
+                    let what = serde_json::to_value(condition.as_ref())
+                        .ok()
+                        .and_then(|v| v.get("type").and_then(|t| t.as_str().map(str::to_owned)))
+                        .unwrap_or_else(|| "condition".to_owned());
+                    // Reads "lines condition met is not = not met".
+                    failed(&format!("{what} condition"), Op::Eq, "not met", "met")
+                })
             }
             Condition::Currency { op, currencies } => {
                 let ok = op.member(&env.currency, currencies);
@@ -228,7 +250,11 @@ impl PromotionSet {
                     .map(|l| u64::from(l.quantity))
                     .sum();
                 let ok = units >= u64::from(*min_quantity);
-                (!ok).then(|| failed("units of matching items", Op::Gte, min_quantity, units))
+                (!ok).then(|| {
+                    let mut c = failed("units of matching items", Op::Gte, min_quantity, units);
+                    c.missing_units = Some(u64::from(*min_quantity) - units);
+                    c
+                })
             }
             Condition::Custom { rule, settings } => self.custom_condition(rule, settings, env)?,
         };
@@ -257,12 +283,16 @@ impl PromotionSet {
 
 /// A comparison that failed (built only when one did: it allocates).
 fn failed(subject: &str, op: Op, expected: impl ToString, actual: impl ToString) -> Comparison {
-    Comparison {
-        subject: subject.to_owned(),
-        op,
-        expected: expected.to_string(),
-        actual: actual.to_string(),
-        missing: None,
+    Comparison::new(subject, op, expected.to_string(), actual.to_string())
+}
+
+/// For a minimum count not reached (`gte`, `gt`, `eq` from below): how many
+/// more units reach it.
+fn units_short(op: Op, have: u64, want: u64) -> Option<u64> {
+    match op {
+        Op::Gte | Op::Eq if have < want => Some(want - have),
+        Op::Gt if have <= want => Some(want - have + 1),
+        _ => None,
     }
 }
 
