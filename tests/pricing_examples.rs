@@ -16,7 +16,7 @@ use cartwright::money::{Currency, RoundingMode};
 use cartwright::pricing::{
     Action, AmountPer, BundleItem, Comparison, Condition, Coupon, GroupPrice, Limits, LineFilter,
     Op, Outcome, PriceBook, PriceList, PriceListKind, PriceSource, Promotion, PromotionSettings,
-    QuantityTier, Rejection, Reward, Stacking, StackingPolicy, SubtotalTier, Tiers,
+    QuantityTier, Rejection, Reward, RewardUnits, Stacking, StackingPolicy, SubtotalTier, Tiers,
 };
 use cartwright::shipping::{MethodPricing, ShippingMethod, ShippingTable};
 use chrono::{DateTime, Duration, Utc};
@@ -326,6 +326,7 @@ fn b2g1(percent: i64, max: Option<u32>) -> Promotion {
             get_quantity: 1,
             percent: pct(percent),
             max_applications: max,
+            reward_units: RewardUnits::default(),
         },
     )
 }
@@ -352,6 +353,40 @@ fn buy_two_get_the_cheapest_free() {
 /// The outcome of promotion `p` in `priced`.
 fn outcome_of<'a>(priced: &'a cartwright::pricing::PricedCart, p: &Promotion) -> &'a Outcome {
     &priced.outcome(p.id).unwrap().outcome
+}
+
+#[test]
+fn the_reward_can_be_the_dearest_unit() {
+    let s = shop();
+    // Buy 1, get 1 at half price, the dearer one rewarded: B (25.00) half
+    // price, paid for by A (10.00) → 12.50. With the default (cheapest):
+    // A half price (5.00), paid for by B.
+    let bogo = |reward_units| {
+        Promotion::new(
+            "second at half price",
+            Action::BuyXGetY {
+                buy: LineFilter::Any,
+                buy_quantity: 1,
+                get: LineFilter::Any,
+                get_quantity: 1,
+                percent: pct(50),
+                max_applications: None,
+                reward_units,
+            },
+        )
+    };
+    let cart = s.w.cart(&[(s.a, 1), (s.b, 1)]);
+    let dearest = s.w.price(&cart, vec![bogo(RewardUnits::Dearest)]);
+    assert_eq!(discounts(&dearest), ["0.00", "12.50"]);
+    let cheapest = s.w.price(&cart, vec![bogo(RewardUnits::Cheapest)]);
+    assert_eq!(discounts(&cheapest), ["5.00", "0.00"]);
+    // In JSON the choice is optional; "cheapest" when absent.
+    let json = serde_json::to_value(&bogo(RewardUnits::Dearest).action).unwrap();
+    assert_eq!(json["reward_units"], "dearest");
+    let mut without = json.clone();
+    without.as_object_mut().unwrap().remove("reward_units");
+    let back: Action = serde_json::from_value(without).unwrap();
+    assert_eq!(back, bogo(RewardUnits::Cheapest).action);
 }
 
 #[test]
@@ -411,6 +446,7 @@ fn buy_from_one_set_get_from_another() {
             get_quantity: 2,
             percent: pct(100),
             max_applications: None,
+            reward_units: RewardUnits::default(),
         },
     );
     let priced =
@@ -575,6 +611,33 @@ fn the_first_unit_at_one_discount_each_additional_at_another() {
     );
     let priced = s.w.price(&s.w.cart(&[(s.c, 3)]), vec![big]);
     assert_eq!(discounts(&priced), ["9.99"]);
+    assert!(!priced.total.is_negative());
+}
+
+// ----- discounts larger than their target ---------------------------------
+
+#[test]
+fn a_percent_above_100_is_refused_and_an_amount_above_the_price_is_capped() {
+    let s = shop();
+    let err = Promotion::new("150 %", percent_items(LineFilter::Any, 150))
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("150"), "{err}");
+    // 50.00 off each unit of A (10.00): capped at 10.00 a unit.
+    let big = Promotion::new(
+        "50 off",
+        Action::AmountOffItems {
+            target: LineFilter::Any,
+            amount: usd("50.00"),
+            per: AmountPer::Unit,
+            max_quantity_per_line: None,
+        },
+    );
+    let priced =
+        s.w.price(&s.w.cart(&[(s.a, 2), (s.b, 1)]), vec![big.clone()]);
+    assert_eq!(discounts(&priced), ["20.00", "25.00"]);
+    assert_eq!(applied_amount(&priced, &big), "45.00");
     assert!(!priced.total.is_negative());
 }
 

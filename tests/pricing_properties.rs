@@ -19,8 +19,8 @@ use cartwright::id::VariantId;
 use cartwright::money::{Currency, Money, RoundingMode};
 use cartwright::pricing::{
     Action, AmountPer, BundleItem, Condition, GroupPrice, LineFilter, Op, Outcome, PricedCart,
-    Promotion, PromotionSettings, QuantityTier, Reward, Stacking, StackingPolicy, SubtotalTier,
-    Tiers,
+    Promotion, PromotionSettings, QuantityTier, Reward, RewardUnits, Stacking, StackingPolicy,
+    SubtotalTier, Tiers,
 };
 use cartwright::shipping::{ShippingMethod, ShippingTable};
 use proptest::prelude::*;
@@ -148,6 +148,11 @@ fn promotion(w: &World, s: &Spec, gift: VariantId) -> Promotion {
             get_quantity: 1 + s.qty % 2,
             percent,
             max_applications: (s.qty == 4).then_some(2),
+            reward_units: if s.priority.is_multiple_of(2) {
+                RewardUnits::Cheapest
+            } else {
+                RewardUnits::Dearest
+            },
         },
         7 => Action::Tiered {
             target,

@@ -56,6 +56,7 @@
 //!         get_quantity: 1,
 //!         percent: 100.into(),
 //!         max_applications: None,
+//!         reward_units: RewardUnits::default(),
 //!     },
 //! )
 //! .when(Condition::Subtotal { op: Op::Gte, amount: usd("30.00")? });
@@ -115,7 +116,7 @@ pub use promotion::{
     Action, AmountPer, BundleItem, Condition, Coupon, GENERATED_CODE_CHARS, GroupPrice, Limits,
     LineFilter, MAX_BUNDLE_ITEMS, MAX_CONDITIONS, MAX_DEPTH, MAX_GENERATED_CODES, MAX_NAME_LEN,
     MAX_PERCENT_SCALE, MAX_PROMOTION_QUANTITY, MAX_TIERS, MAX_VALUES, Op, Promotion, QuantityTier,
-    Reward, Stacking, SubtotalTier, Tiers, WindowState, generate_codes,
+    Reward, RewardUnits, Stacking, SubtotalTier, Tiers, WindowState, generate_codes,
 };
 pub use rule::{CustomerFacts, PricingRule, RuleCart, RuleLine, RuleRegistry, Verdict};
 

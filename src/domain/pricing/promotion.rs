@@ -371,6 +371,21 @@ pub enum Tiers {
     },
 }
 
+/// Which units of a [`Action::BuyXGetY`] are the reward.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RewardUnits {
+    /// The cheapest eligible units are discounted, paid for by the dearest
+    /// (Medusa's and Solidus's buy-X-get-Y; the usual "get the cheapest
+    /// free").
+    #[default]
+    Cheapest,
+    /// The dearest eligible units are discounted, paid for by the cheapest
+    /// ("buy one, get the dearer one half price").
+    Dearest,
+}
+
 /// What one group of a [`Action::QuantityGroup`] costs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -400,6 +415,15 @@ pub struct BundleItem {
 }
 
 /// What a promotion gives.
+///
+/// **Discounts larger than their target.** A percent above 100 (or below
+/// 0) is refused when the promotion is saved, with an error naming the
+/// value. A fixed amount larger than what it targets is accepted and
+/// **capped** at what the target still costs: no line, unit or shipping
+/// charge ever goes below zero, and the explanation shows the amount
+/// actually taken (as Medusa, Saleor and Solidus do). So 50.00 off an item
+/// of 30.00 takes 30.00, and a fixed price or fixed total above what the
+/// items cost takes nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
@@ -488,6 +512,11 @@ pub enum Action {
         /// How often it may repeat.
         #[serde(default)]
         max_applications: Option<u32>,
+        /// Which eligible units are rewarded: the cheapest (the default;
+        /// the qualifying units then come from the dearest) or the dearest
+        /// (the qualifying units then come from the cheapest).
+        #[serde(default)]
+        reward_units: RewardUnits,
     },
     /// All selected units together cost `price` ("these items for 50.00
     /// in total"; with `target: any`, "the whole order for X"). The
@@ -912,7 +941,7 @@ pub(crate) fn check_percent(p: Decimal) -> Result<()> {
     if p.is_sign_negative() || p > Decimal::ONE_HUNDRED || p.scale() > MAX_PERCENT_SCALE {
         return Err(Error::invalid(
             "percent",
-            format!("must be between 0 and 100 with at most {MAX_PERCENT_SCALE} decimals"),
+            format!("{p}: must be between 0 and 100 with at most {MAX_PERCENT_SCALE} decimals"),
         ));
     }
     Ok(())
@@ -1064,6 +1093,7 @@ fn validate_action(a: &Action, budget: &mut Budget) -> Result<()> {
             get_quantity,
             percent,
             max_applications,
+            ..
         } => {
             validate_filter(buy, 0, budget)?;
             validate_filter(get, 0, budget)?;

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::money::allocate_minor_ranked;
-use crate::pricing::{BundleItem, GroupPrice, PricingRule};
+use crate::pricing::{BundleItem, GroupPrice, PricingRule, RewardUnits};
 use rust_decimal::Decimal;
 
 /// What an action's arithmetic answers: an effect, a reason it does not
@@ -66,11 +66,12 @@ impl PromotionSet {
                 get_quantity,
                 percent,
                 max_applications,
+                reward_units,
             } => on.buy_x_get_y(
                 (buy, *buy_quantity),
                 (get, *get_quantity),
                 *percent,
-                *max_applications,
+                (*max_applications, *reward_units),
             ),
             Action::FixedTotal { target, price } => on.fixed_total(target, price),
             Action::QuantityGroup {
@@ -461,7 +462,7 @@ impl Left<'_, '_> {
         buy: (&LineFilter, u32),
         get: (&LineFilter, u32),
         percent: Decimal,
-        max_applications: Option<u32>,
+        (max_applications, reward_units): (Option<u32>, RewardUnits),
     ) -> Answer {
         let f = Fraction::percent(percent)?;
         // Only units still unspent count and can be rewarded (see `Spent`).
@@ -474,7 +475,7 @@ impl Left<'_, '_> {
             buy.1,
             &self.selected(get.0),
             get.1,
-            max_applications,
+            (max_applications, reward_units),
         );
         let mut effect = Effect::default();
         for (i, units) in got.into_iter().enumerate() {
@@ -715,19 +716,26 @@ fn buy_x_get_y(
     buy_quantity: u32,
     get: &[usize],
     get_quantity: u32,
-    max_applications: Option<u32>,
+    (max_applications, reward_units): (Option<u32>, RewardUnits),
 ) -> Vec<u32> {
     let n = env.lines.len();
     let mut used = vec![0_u32; n];
     let mut got = vec![0_u32; n];
+    // Rewards from the cheapest (or dearest) units, qualifiers from the
+    // other end; ties in canonical line order.
+    let dearest_gets = reward_units == RewardUnits::Dearest;
+    let order = |a: &usize, b: &usize, dearest: bool| {
+        let by_value = if dearest {
+            unspent_cmp(*b, *a, unspent)
+        } else {
+            unspent_cmp(*a, *b, unspent)
+        };
+        by_value.then(line_rank(*a, env).cmp(&line_rank(*b, env)))
+    };
     let mut gets = get.to_vec();
-    gets.sort_by(|a, b| {
-        unspent_cmp(*a, *b, unspent).then(line_rank(*a, env).cmp(&line_rank(*b, env)))
-    });
+    gets.sort_by(|a, b| order(a, b, dearest_gets));
     let mut buys = buy.to_vec();
-    buys.sort_by(|a, b| {
-        unspent_cmp(*b, *a, unspent).then(line_rank(*a, env).cmp(&line_rank(*b, env)))
-    });
+    buys.sort_by(|a, b| order(a, b, !dearest_gets));
     let qty = |i: usize| unspent.get(i).map_or(0, |u| u.0);
     let (mut gc, mut bc) = (0_usize, 0_usize);
     let mut apps = 0_u32;
