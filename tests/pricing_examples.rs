@@ -14,9 +14,10 @@ use common::world::{Extra, World, discounts, money, usd};
 use cartwright::id::{CustomerGroupId, CustomerId, VariantId};
 use cartwright::money::{Currency, RoundingMode};
 use cartwright::pricing::{
-    Action, AmountPer, BundleItem, Comparison, Condition, Coupon, GroupPrice, Limits, LineFilter,
-    Op, Outcome, PriceBook, PriceList, PriceListKind, PriceSource, Promotion, PromotionSettings,
-    QuantityTier, Rejection, Reward, RewardUnits, Stacking, StackingPolicy, SubtotalTier, Tiers,
+    Action, AmountPer, BudgetPolicy, BundleItem, Comparison, Condition, Coupon, GroupPrice, Limits,
+    LineFilter, Op, Outcome, PriceBook, PriceList, PriceListKind, PriceSource, Promotion,
+    PromotionSettings, QuantityTier, Rejection, Reward, RewardUnits, Stacking, StackingPolicy,
+    SubtotalTier, Tiers,
 };
 use cartwright::shipping::{MethodPricing, ShippingMethod, ShippingTable};
 use chrono::{DateTime, Duration, Utc};
@@ -1407,6 +1408,39 @@ fn limits_become_usage_claims_and_a_budget_caps_the_discount() {
     // A per-customer limit needs someone to count.
     let guest = s.w.price(&s.w.cart(&[(s.a, 1)]), vec![budget.clone()]);
     assert_eq!(rejection(&guest, &budget), Rejection::NeedsCustomer);
+
+    // Under `BudgetPolicy::Refuse` the 5.00 does not fit in the 3.00 left:
+    // nothing, and the explanation says the budget is used up.
+    let strict = budget.clone().limits(
+        Limits::default()
+            .budget(Some(usd("10.00")))
+            .budget_policy(BudgetPolicy::Refuse),
+    );
+    let extra = Extra {
+        usage: [(format!("promotion:{}:budget", strict.id), 700)].into(),
+        ..Extra::default()
+    };
+    let priced =
+        s.w.price_with(&s.w.cart(&[(s.a, 1)]), vec![strict.clone()], &extra);
+    assert_eq!(priced.discount_total, usd("0.00"));
+    assert!(matches!(
+        rejection(&priced, &strict),
+        Rejection::UsedUp {
+            limit: 1000,
+            used: 700,
+            ..
+        }
+    ));
+    // With 5.00 left it fits whole.
+    let extra = Extra {
+        usage: [(format!("promotion:{}:budget", strict.id), 500)].into(),
+        ..Extra::default()
+    };
+    let priced = s.w.price_with(&s.w.cart(&[(s.a, 1)]), vec![strict], &extra);
+    assert_eq!(priced.discount_total, usd("5.00"));
+    // The setting is optional in JSON and reads "cap" when absent.
+    let json = serde_json::to_value(Limits::default()).unwrap();
+    assert_eq!(json["budget_policy"], "cap");
 }
 
 // ----- windows ------------------------------------------------------------------

@@ -113,10 +113,11 @@ pub use price_list::{
     ListPrice, MAX_PRICES_PER_LIST, PriceBook, PriceList, PriceListKind, PriceSource,
 };
 pub use promotion::{
-    Action, AmountPer, BundleItem, Condition, Coupon, GENERATED_CODE_CHARS, GroupPrice, Limits,
-    LineFilter, MAX_BUNDLE_ITEMS, MAX_CONDITIONS, MAX_DEPTH, MAX_GENERATED_CODES, MAX_NAME_LEN,
-    MAX_PERCENT_SCALE, MAX_PROMOTION_QUANTITY, MAX_TIERS, MAX_VALUES, Op, Promotion, QuantityTier,
-    Reward, RewardUnits, Stacking, SubtotalTier, Tiers, WindowState, generate_codes,
+    Action, AmountPer, BudgetPolicy, BundleItem, Condition, Coupon, GENERATED_CODE_CHARS,
+    GroupPrice, Limits, LineFilter, MAX_BUNDLE_ITEMS, MAX_CONDITIONS, MAX_DEPTH,
+    MAX_GENERATED_CODES, MAX_NAME_LEN, MAX_PERCENT_SCALE, MAX_PROMOTION_QUANTITY, MAX_TIERS,
+    MAX_VALUES, Op, Promotion, QuantityTier, Reward, RewardUnits, Stacking, SubtotalTier, Tiers,
+    WindowState, generate_codes,
 };
 pub use rule::{CustomerFacts, PricingRule, RuleCart, RuleLine, RuleRegistry, Verdict};
 

@@ -615,13 +615,41 @@ pub struct Limits {
     /// or by account when no email is known; a cart with neither cannot use it.
     #[serde(default)]
     pub per_customer: Option<u64>,
-    /// The most discount money it may give, in all; the last order gets
-    /// what is left.
+    /// The most discount money it may give, in all. What happens when a
+    /// cart's discount is more than what is left: see `budget_policy`.
     #[serde(default)]
     pub budget: Option<Money>,
+    /// When a cart would take more than the budget has left: give what is
+    /// left (the default) or nothing.
+    #[serde(default)]
+    pub budget_policy: BudgetPolicy,
 }
 
-crate::domain::setters!(Limits {} into {
+/// What a promotion whose budget is nearly spent does with a cart that
+/// would take more than is left.
+///
+/// Worked example: a budget of 100.00 with 95.00 given; a cart that would
+/// get 10.00 gets 5.00 under `Cap` (and the budget is then spent), nothing
+/// under `Refuse` (the explanation says "used up", and the 5.00 stays for a
+/// smaller cart). A free gift is always given whole or not at all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum BudgetPolicy {
+    /// Give what is left, scaled over the lines by largest remainder, so
+    /// the budget is spent to the cent. The default (cartwright's
+    /// behaviour before this setting existed).
+    #[default]
+    Cap,
+    /// Give nothing unless the whole discount fits: Medusa's campaign
+    /// budgets (`computeActionForBudgetExceeded` refuses an application
+    /// that would pass the limit).
+    Refuse,
+}
+
+crate::domain::setters!(Limits {
+    budget_policy: BudgetPolicy,
+} into {
     total_uses: Option<u64>,
     per_customer: Option<u64>,
     budget: Option<Money>,

@@ -4,6 +4,7 @@
 
 use super::actions::cap;
 use super::*;
+use crate::pricing::promotion::BudgetPolicy;
 
 impl PromotionSet {
     /// Applies `candidates` to the lines' `remaining` amounts and the
@@ -169,8 +170,9 @@ impl PromotionSet {
             if let Some(left) = cand.budget_left
                 && effect.total() > left
             {
-                if effect.gift.is_some() {
-                    // A gift is given whole or not at all.
+                if effect.gift.is_some() || c.promo.limits.budget_policy == BudgetPolicy::Refuse {
+                    // A gift is given whole or not at all; so is every
+                    // discount under `BudgetPolicy::Refuse`.
                     let limit = c
                         .promo
                         .limits
