@@ -642,6 +642,68 @@ fn a_percent_above_100_is_refused_and_an_amount_above_the_price_is_capped() {
     assert!(!priced.total.is_negative());
 }
 
+// ----- tiered shipping ------------------------------------------------------
+
+#[test]
+fn shipping_discounts_by_tiers() {
+    let s = shop();
+    let p = Promotion::new(
+        "ship cheaper",
+        Action::TieredShipping {
+            target: LineFilter::Any,
+            tiers: Tiers::Subtotal {
+                tiers: vec![
+                    SubtotalTier {
+                        min: usd("100.00"),
+                        reward: Reward::Percent { percent: pct(100) },
+                    },
+                    SubtotalTier {
+                        min: usd("50.00"),
+                        reward: Reward::Percent { percent: pct(50) },
+                    },
+                ],
+            },
+            methods: vec![],
+        },
+    );
+    let shipped = |lines: &[(VariantId, u32)]| {
+        let mut cart = s.w.cart(lines);
+        cart.set_shipping_method("std").unwrap();
+        s.w.price(&cart, vec![p.clone()])
+    };
+    // 50.00 reaches the first tier: half of 5.99, rounded → 3.00.
+    let half = shipped(&[(s.b, 2)]);
+    assert_eq!(half.shipping.as_ref().unwrap().discount, usd("3.00"));
+    assert_eq!(half.discount_total, usd("3.00"));
+    // 100.00: the highest tier reached, free.
+    let free = shipped(&[(s.d, 1)]);
+    assert_eq!(free.shipping.as_ref().unwrap().discount, usd("5.99"));
+    // 10.00: no tier.
+    let none = shipped(&[(s.a, 1)]);
+    assert_eq!(none.shipping.as_ref().unwrap().discount, usd("0.00"));
+    assert!(matches!(rejection(&none, &p), Rejection::NothingToDiscount));
+    // By units, limited to a method the cart did not choose: nothing.
+    let express_only = Promotion::new(
+        "express by units",
+        Action::TieredShipping {
+            target: LineFilter::Any,
+            tiers: Tiers::Quantity {
+                tiers: vec![QuantityTier {
+                    min: 2,
+                    reward: Reward::Amount {
+                        amount: usd("2.00"),
+                    },
+                }],
+            },
+            methods: vec!["express".into()],
+        },
+    );
+    let mut cart = s.w.cart(&[(s.a, 3)]);
+    cart.set_shipping_method("std").unwrap();
+    let priced = s.w.price(&cart, vec![express_only]);
+    assert_eq!(priced.shipping.as_ref().unwrap().discount, usd("0.00"));
+}
+
 // ----- negation and hints in units -----------------------------------------
 
 #[test]

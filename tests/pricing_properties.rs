@@ -59,7 +59,7 @@ struct Spec {
 
 fn spec() -> impl Strategy<Value = Spec> {
     (
-        0u8..15,
+        0u8..16,
         0u8..4,
         0u32..=100,
         1i64..50_000,
@@ -215,6 +215,20 @@ fn promotion(w: &World, s: &Spec, gift: VariantId) -> Promotion {
                 }
             },
             max_units: (s.qty > 2).then_some(s.qty),
+        },
+        14 => Action::TieredShipping {
+            target,
+            tiers: Tiers::Quantity {
+                tiers: vec![QuantityTier {
+                    min: u64::from(s.qty),
+                    reward: if s.qty.is_multiple_of(2) {
+                        Reward::Percent { percent }
+                    } else {
+                        Reward::Amount { amount }
+                    },
+                }],
+            },
+            methods: vec![],
         },
         _ => Action::PercentOffItems {
             target,

@@ -585,6 +585,20 @@ pub enum Action {
         #[serde(default)]
         methods: Vec<String>,
     },
+    /// Cheaper shipping by tiers: the highest tier the selected lines
+    /// reach (by their subtotal before promotions, or by their units)
+    /// gives its reward on the shipping. Worked example: tiers "from
+    /// 50.00: 50 %" and "from 100.00: free" on a 75.00 cart with 8.00
+    /// shipping → 4.00 off; at 120.00 → 8.00 off.
+    TieredShipping {
+        /// Which lines count towards the tiers.
+        target: LineFilter,
+        /// The thresholds and their rewards on the shipping.
+        tiers: Tiers,
+        /// Only these methods (any method if empty).
+        #[serde(default)]
+        methods: Vec<String>,
+    },
     /// A free gift line added to the order.
     Gift {
         /// The gift.
@@ -1181,6 +1195,15 @@ fn validate_action(a: &Action, budget: &mut Budget) -> Result<()> {
             check_len("shipping methods", methods.len())?;
             validate_reward(reward)
         }
+        Action::TieredShipping {
+            target,
+            tiers,
+            methods,
+        } => {
+            validate_filter(target, 0, budget)?;
+            check_len("shipping methods", methods.len())?;
+            validate_tiers(tiers)
+        }
         Action::Gift { quantity, .. } => check_quantity("gift quantity", *quantity),
         Action::Custom { rule, .. } => required_text("rule name", rule, MAX_NAME_LEN).map(drop),
     }
@@ -1317,7 +1340,7 @@ fn action_currencies(a: &Action, out: &mut BTreeSet<Currency>) {
             reward_currency(additional, out);
             filter_currencies(target, out);
         }
-        Action::Tiered { target, tiers } => {
+        Action::Tiered { target, tiers } | Action::TieredShipping { target, tiers, .. } => {
             filter_currencies(target, out);
             match tiers {
                 Tiers::Subtotal { tiers } => {

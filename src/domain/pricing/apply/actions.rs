@@ -88,6 +88,14 @@ impl PromotionSet {
             } => on.first_and_additional(target, first, additional, *max_units),
             Action::Tiered { target, tiers } => on.tiered(target, tiers),
             Action::Shipping { reward, methods } => on.shipping(reward, methods, shipping),
+            Action::TieredShipping {
+                target,
+                tiers,
+                methods,
+            } => match on.tier_reached(&on.selected(target), tiers) {
+                Some(reward) => on.shipping(reward, methods, shipping),
+                None => Ok(Err(Rejection::NothingToDiscount)),
+            },
             Action::Gift {
                 variant_id,
                 quantity,
@@ -492,11 +500,11 @@ impl Left<'_, '_> {
         Ok(Ok(effect))
     }
 
-    /// The reward of the highest tier the selected lines reach.
-    fn tiered(&self, target: &LineFilter, tiers: &Tiers) -> Answer {
+    /// The reward of the highest tier `lines` reach: by their subtotal
+    /// (after price lists, before promotions) or by their units.
+    fn tier_reached<'t>(&self, lines: &[usize], tiers: &'t Tiers) -> Option<&'t Reward> {
         let env = self.env;
-        let lines = self.selected(target);
-        let reward = match tiers {
+        match tiers {
             Tiers::Subtotal { tiers } => {
                 let measure: i128 = lines
                     .iter()
@@ -518,7 +526,14 @@ impl Left<'_, '_> {
                     .max_by_key(|t| t.min)
                     .map(|t| &t.reward)
             }
-        };
+        }
+    }
+
+    /// The reward of the highest tier the selected lines reach.
+    fn tiered(&self, target: &LineFilter, tiers: &Tiers) -> Answer {
+        let env = self.env;
+        let lines = self.selected(target);
+        let reward = self.tier_reached(&lines, tiers);
         let mut effect = Effect::default();
         match reward {
             None => return Ok(Err(Rejection::NothingToDiscount)),

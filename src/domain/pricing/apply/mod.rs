@@ -155,7 +155,10 @@ impl PromotionSet {
             }
             lowercase_action(&mut p.action);
             let currencies = p.currencies().into_iter().collect();
-            let shipping = matches!(p.action, Action::Shipping { .. });
+            let shipping = matches!(
+                p.action,
+                Action::Shipping { .. } | Action::TieredShipping { .. }
+            );
             promos.push(Compiled {
                 label: p.name.as_str().into(),
                 promo: p,
@@ -390,7 +393,8 @@ fn lowercase_action(a: &mut Action) {
         | Action::FixedTotal { target, .. }
         | Action::QuantityGroup { target, .. }
         | Action::FirstAndAdditional { target, .. }
-        | Action::Tiered { target, .. } => lowercase_filter(target),
+        | Action::Tiered { target, .. }
+        | Action::TieredShipping { target, .. } => lowercase_filter(target),
         Action::Bundle { items, .. } => items
             .iter_mut()
             .for_each(|i| lowercase_filter(&mut i.filter)),
@@ -437,7 +441,8 @@ fn action_filters(a: &Action) -> Vec<&LineFilter> {
         | Action::FixedTotal { target, .. }
         | Action::QuantityGroup { target, .. }
         | Action::FirstAndAdditional { target, .. }
-        | Action::Tiered { target, .. } => vec![target],
+        | Action::Tiered { target, .. }
+        | Action::TieredShipping { target, .. } => vec![target],
         Action::Bundle { items, .. } => items.iter().map(|i| &i.filter).collect(),
         Action::BuyXGetY { buy, get, .. } => vec![buy, get],
         _ => Vec::new(),
