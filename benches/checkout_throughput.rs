@@ -117,7 +117,7 @@ async fn seed_catalog(engine: &Engine) -> Vec<VariantId> {
                     .variants(
                         (0..250)
                             .map(|v| {
-                                NewVariant::new(format!("SKU-{p}-{v}"))
+                                NewVariant::digital(format!("SKU-{p}-{v}"))
                                     .prices(vec![Money::from_minor(
                                         100 + (p * 250 + v) as i64,
                                         Currency::USD,

@@ -41,7 +41,7 @@ async fn one_order(engine: &Engine) -> cartwright::id::OrderId {
         .create_product(
             &staff,
             NewProduct::new("Mug").status(Status::Active).variant(
-                NewVariant::new("MUG")
+                NewVariant::digital("MUG")
                     .price(usd("12.00"))
                     .status(Status::Active),
             ),

@@ -234,7 +234,7 @@ async fn main() -> Result<()> {
             NewProduct::new("Field guide (PDF)")
                 .status(Status::Active)
                 .variants(vec![
-                    NewVariant::new("GUIDE")
+                    NewVariant::digital("GUIDE")
                         .prices(vec![Money::parse("9.99", Currency::EUR)?])
                         .inventory(InventoryPolicy::Untracked)
                         .status(Status::Active),

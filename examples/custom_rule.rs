@@ -201,7 +201,7 @@ async fn product(engine: &Engine, sku: &str, price: Money) -> Result<cartwright:
             NewProduct::new(sku.to_lowercase())
                 .status(Status::Active)
                 .variants(vec![
-                    NewVariant::new(sku)
+                    NewVariant::digital(sku)
                         .prices(vec![price])
                         .inventory(InventoryPolicy::Untracked)
                         .status(Status::Active),

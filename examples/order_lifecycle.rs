@@ -37,9 +37,8 @@ async fn main() -> Result<()> {
             NewProduct::new("Candle")
                 .status(Status::Active)
                 .variants(vec![
-                    NewVariant::new("CANDLE")
+                    NewVariant::shipped("CANDLE")
                         .prices(vec![usd("8.00")?])
-                        .requires_shipping(true)
                         .status(Status::Active),
                 ]),
         )

@@ -23,7 +23,7 @@
 //! let engine = Engine::builder().test_payment_provider().no_tax().build()?;
 //! let (staff, guest) = (Actor::Staff("ann".into()), Actor::Guest);
 //! let usd = |s: &str| Money::parse(s, Currency::USD);
-//! let mug = NewVariant::new("MUG").price(usd("12.00")?).status(Status::Active);
+//! let mug = NewVariant::shipped("MUG").price(usd("12.00")?).status(Status::Active);
 //! let product = NewProduct::new("Mug").status(Status::Active).variant(mug);
 //! let product = engine.create_product(&staff, product).await?;
 //! let cart = engine.create_cart(&guest, Currency::USD).await?;
@@ -59,9 +59,9 @@
 //!     .create_product(
 //!         &admin,
 //!         NewProduct::new("Mug").status(Status::Active).variant(
-//!             NewVariant::new("MUG-1")
+//!             NewVariant::shipped("MUG-1")
 //!                 .price(Money::parse("12.00", Currency::USD)?)
-//!                 .requires_shipping(true)
+//!                 
 //!                 .status(Status::Active),
 //!         ),
 //!     )

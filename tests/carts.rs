@@ -53,7 +53,7 @@ async fn bad_input_is_refused_and_changes_nothing(backend: Backend) {
     let draft = shop
         .product_with(
             "D",
-            NewVariant::default()
+            NewVariant::digital("")
                 .prices(vec![usd("1.00")])
                 .status(Status::Draft),
         )

@@ -14,7 +14,7 @@ use cartwright::prelude::*;
 use common::{Backend, Shop, usd};
 
 fn variant(sku: &str) -> NewVariant {
-    NewVariant::new(sku)
+    NewVariant::digital(sku)
         .prices(vec![usd("1.00")])
         .status(Status::Active)
 }
@@ -213,7 +213,56 @@ async fn only_active_variants_of_active_products_can_be_bought(backend: Backend)
     ));
 }
 
+/// Whether a variant ships is said when it is made, and kept: a shipped
+/// one makes the cart need an address and a method, a digital one not.
+async fn shipping_is_stated_when_a_variant_is_made(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let e = &shop.engine;
+    let p = e
+        .create_product(
+            &Actor::System,
+            product(
+                "Book",
+                vec![
+                    NewVariant::shipped("BOOK-PRINT")
+                        .prices(vec![usd("20.00")])
+                        .status(Status::Active),
+                    NewVariant::digital("BOOK-EPUB")
+                        .prices(vec![usd("9.00")])
+                        .status(Status::Active),
+                ],
+            )
+            .status(Status::Active),
+        )
+        .await
+        .unwrap();
+    let stored = e.product(p.id()).await.unwrap();
+    let ships: Vec<(String, bool)> = stored
+        .variants()
+        .iter()
+        .map(|v| (v.sku().to_string(), v.requires_shipping()))
+        .collect();
+    assert_eq!(
+        ships,
+        [("BOOK-PRINT".into(), true), ("BOOK-EPUB".into(), false)]
+    );
+    let ids: Vec<_> = stored.variants().iter().map(|v| v.id()).collect();
+    for v in &ids {
+        shop.engine
+            .set_stock(&Actor::System, *v, shop.warehouse, 5)
+            .await
+            .unwrap();
+    }
+    let g = Actor::Guest;
+    let cart = e.create_cart(&g, Currency::USD).await.unwrap();
+    e.add_item(&g, cart.id(), ids[1], 1).await.unwrap();
+    assert!(!e.price_cart(&g, cart.id()).await.unwrap().requires_shipping);
+    e.add_item(&g, cart.id(), ids[0], 1).await.unwrap();
+    assert!(e.price_cart(&g, cart.id()).await.unwrap().requires_shipping);
+}
+
 conformance!(
+    shipping_is_stated_when_a_variant_is_made,
     products_with_variants_categories_collections_tags_and_images,
     skus_are_unique_across_the_catalog,
     references_must_exist,

@@ -382,9 +382,8 @@ async fn free_orders_need_no_payment(backend: Backend) {
     let product = shop
         .product_with(
             "FREE",
-            NewVariant::default()
+            NewVariant::digital("")
                 .prices(vec![usd("0.00")])
-                .requires_shipping(false)
                 .status(Status::Active),
         )
         .await;

@@ -130,8 +130,8 @@ async fn duplicates_name_the_users_value_on_every_store(backend: Backend) {
         .create_product(
             &system,
             NewProduct::new("Other").variants(vec![
-                NewVariant::new("CUP").prices(vec![usd("1.00")]),
-                NewVariant::new("mug").prices(vec![usd("1.00")]),
+                NewVariant::digital("CUP").prices(vec![usd("1.00")]),
+                NewVariant::digital("mug").prices(vec![usd("1.00")]),
             ]),
         )
         .await;

@@ -154,7 +154,7 @@ async fn backorders_and_untracked_variants(backend: Backend) {
     let back = shop
         .product_with(
             "BACK",
-            NewVariant::default()
+            NewVariant::digital("")
                 .prices(vec![usd("1.00")])
                 .status(Status::Active)
                 .inventory(InventoryPolicy::Tracked {
@@ -177,7 +177,7 @@ async fn backorders_and_untracked_variants(backend: Backend) {
     let digital = shop
         .product_with(
             "EBOOK",
-            NewVariant::default()
+            NewVariant::digital("")
                 .prices(vec![usd("1.00")])
                 .status(Status::Active)
                 .inventory(InventoryPolicy::Untracked),

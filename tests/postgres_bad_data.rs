@@ -306,19 +306,20 @@ async fn pool_options_apply() {
 
     let options = PgOptions::default()
         .max_connections(2)
-        .statement_timeout(std::time::Duration::from_millis(100))
+        // Long enough for a catalog lookup on a busy machine, far below
+        // the sleep below.
+        .statement_timeout(std::time::Duration::from_millis(500))
         .max_retries(2);
     let store = PgStore::connect_with(&url, &options).await.unwrap();
-    // Migrated into the schema named by the URL.
-    let tables: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename = 'cw_orders'",
-    )
-    .bind(&schema)
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
-    assert_eq!(tables, 1);
-    let slow = sqlx::query("SELECT pg_sleep(2)")
+    // Migrated into the schema named by the URL (one cheap lookup, not a
+    // scan of every test schema's tables).
+    let table: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+        .bind(format!("{schema}.cw_orders"))
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert!(table.is_some(), "no cw_orders in {schema}");
+    let slow = sqlx::query("SELECT pg_sleep(5)")
         .execute(store.pool())
         .await;
     let err = slow.unwrap_err().to_string();

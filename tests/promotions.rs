@@ -617,9 +617,8 @@ async fn a_category_filter_matches_products_in_its_subcategories(backend: Backen
                 .status(Status::Active)
                 .categories(vec![shirts.id()])
                 .variants(vec![
-                    NewVariant::new("SHIRT")
+                    NewVariant::shipped("SHIRT")
                         .prices(vec![usd("30.00")])
-                        .requires_shipping(true)
                         .status(Status::Active),
                 ]),
         )

@@ -153,7 +153,7 @@ fn fixture(prices_minor: &[i64]) -> Fixture {
                 .iter()
                 .enumerate()
                 .map(|(i, p)| {
-                    NewVariant::new(format!("V{i}"))
+                    NewVariant::shipped(format!("V{i}"))
                         .prices(vec![Money::from_minor(*p, Currency::USD)])
                         .requires_shipping(i % 2 == 0)
                         .weight_grams(10)

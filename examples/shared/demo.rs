@@ -58,12 +58,11 @@ pub async fn run(engine: &Engine) -> Result<()> {
                     ["S", "M", "L"]
                         .iter()
                         .map(|size| -> Result<NewVariant> {
-                            Ok(NewVariant::new(format!("TEE-{size}"))
+                            Ok(NewVariant::shipped(format!("TEE-{size}"))
                                 .title(format!("Size {size}"))
                                 .options([("size".to_string(), size.to_string())].into())
                                 .weight_grams(180)
                                 .prices(vec![usd("25.00")?, Money::parse("23.00", Currency::EUR)?])
-                                .requires_shipping(true)
                                 .status(Status::Active))
                         })
                         .collect::<Result<_>>()?,
@@ -76,10 +75,9 @@ pub async fn run(engine: &Engine) -> Result<()> {
             NewProduct::new("Care guide (ebook)")
                 .status(Status::Active)
                 .variants(vec![
-                    NewVariant::new("GUIDE-PDF")
+                    NewVariant::digital("GUIDE-PDF")
                         .prices(vec![usd("4.99")?])
                         .inventory(InventoryPolicy::Untracked)
-                        .requires_shipping(false)
                         .status(Status::Active),
                 ]),
         )

@@ -7,7 +7,7 @@
 
 /// Chainable setters for a record's public fields, so records can be
 /// `#[non_exhaustive]` (growing without breaking) and still be built in one
-/// expression: `NewVariant::new("MUG").prices(vec![price]).status(Active)`.
+/// expression: `NewVariant::shipped("MUG").prices(vec![price]).status(Active)`.
 /// Fields listed after `into:` take anything that converts (`&str` for a
 /// `String`, a value for an `Option`).
 macro_rules! setters {

@@ -92,9 +92,8 @@ async fn product(
                 NewProduct::new(format!("Product {sku}"))
                     .status(Status::Active)
                     .variants(vec![
-                        NewVariant::new(sku)
+                        NewVariant::shipped(sku)
                             .prices(vec![usd(10_00)])
-                            .requires_shipping(true)
                             .status(Status::Active),
                     ]),
             )
@@ -134,7 +133,8 @@ async fn catalog(store: Arc<dyn Store>) -> Result<(), Failure> {
     let again = e
         .create_product(
             &Actor::System,
-            NewProduct::new("Copy").variants(vec![NewVariant::new("MUG").prices(vec![usd(1_00)])]),
+            NewProduct::new("Copy")
+                .variants(vec![NewVariant::digital("MUG").prices(vec![usd(1_00)])]),
         )
         .await;
     ensure(

@@ -313,9 +313,8 @@ impl Shop {
         let product = self
             .product_with(
                 sku,
-                NewVariant::default()
+                NewVariant::shipped("")
                     .prices(vec![usd(price)])
-                    .requires_shipping(true)
                     .weight_grams(100)
                     .status(Status::Active),
             )

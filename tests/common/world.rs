@@ -78,9 +78,8 @@ impl World {
                 .categories(categories.to_vec())
                 .collections(collections.to_vec())
                 .variants(vec![
-                    NewVariant::new(format!("SKU-{name}"))
+                    NewVariant::shipped(format!("SKU-{name}"))
                         .prices(prices.to_vec())
-                        .requires_shipping(true)
                         .weight_grams(500)
                         .tax_class("standard")
                         .status(Status::Active),

@@ -156,7 +156,11 @@ crate::domain::setters!(Image { position: u32 } into { url: String, alt: String 
 
 /// What a caller supplies to create a variant. Prices come only from here
 /// (and later price lists), never from a cart.
-#[derive(Debug, Clone, Default)]
+///
+/// Whether the variant ships is said when it is made —
+/// [`NewVariant::shipped`] or [`NewVariant::digital`] — so no default can
+/// quietly drop the shipping of a physical item.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct NewVariant {
     /// The SKU (validated by [`Sku::new`]).
@@ -180,13 +184,31 @@ pub struct NewVariant {
 }
 
 impl NewVariant {
-    /// A variant with this SKU; everything else at its default (no prices,
-    /// no options, weight 0, not shipped, the default inventory policy,
-    /// draft). Set the rest with the chainable setters.
-    pub fn new(sku: impl Into<String>) -> Self {
+    /// A variant with this SKU that is shipped (it needs a shipping address
+    /// and method at checkout); everything else at its default (no prices,
+    /// no options, weight 0, the default inventory policy, draft). Set the
+    /// rest with the chainable setters.
+    pub fn shipped(sku: impl Into<String>) -> Self {
+        Self::blank(sku.into(), true)
+    }
+
+    /// A variant with this SKU that is not shipped (a download, a service,
+    /// a gift card); otherwise as [`NewVariant::shipped`].
+    pub fn digital(sku: impl Into<String>) -> Self {
+        Self::blank(sku.into(), false)
+    }
+
+    fn blank(sku: String, requires_shipping: bool) -> Self {
         Self {
-            sku: sku.into(),
-            ..Self::default()
+            sku,
+            title: String::new(),
+            options: BTreeMap::new(),
+            weight_grams: 0,
+            prices: Vec::new(),
+            inventory: InventoryPolicy::default(),
+            requires_shipping,
+            tax_class: String::new(),
+            status: Status::default(),
         }
     }
 
@@ -699,11 +721,7 @@ mod tests {
     use super::*;
 
     fn variant(sku: &str) -> NewVariant {
-        NewVariant {
-            sku: sku.into(),
-            prices: vec![Money::parse("10.00", Currency::USD).unwrap()],
-            ..NewVariant::default()
-        }
+        NewVariant::digital(sku).prices(vec![Money::parse("10.00", Currency::USD).unwrap()])
     }
 
     #[test]

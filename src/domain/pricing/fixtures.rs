@@ -28,7 +28,7 @@ pub(crate) fn catalog(prices: &[&str]) -> (HashMap<VariantId, CatalogEntry>, Vec
                     vec![usd(price)]
                 },
                 status: Status::Active,
-                ..NewVariant::default()
+                ..NewVariant::digital("")
             }],
             ..NewProduct::default()
         })

@@ -40,7 +40,7 @@
 //! let product = Product::new(
 //!     NewProduct::new("Mug")
 //!         .status(Status::Active)
-//!         .variant(NewVariant::new("MUG").price(usd("12.00")?).status(Status::Active)),
+//!         .variant(NewVariant::shipped("MUG").price(usd("12.00")?).status(Status::Active)),
 //! )?;
 //! let variant = product.variants()[0].id();
 //! let entry = CatalogEntry::of(&product, variant).expect("the product's variant");
