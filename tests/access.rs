@@ -182,6 +182,32 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
         ),
         row!("price_cart (customer's)", OWNER_OR_PRIVILEGED, |e, a| e
             .price_cart(&a, oc)),
+        row!("price_cart_with (guest's)", ANYONE_BUT_PROVIDER, |e, a| {
+            async move {
+                e.price_cart_with(&a, gc, &cartwright::pricing::AutomaticPromotions::None)
+                    .await
+            }
+        }),
+        row!(
+            "price_cart_with (customer's)",
+            OWNER_OR_PRIVILEGED,
+            |e, a| {
+                async move {
+                    e.price_cart_with(&a, oc, &cartwright::pricing::AutomaticPromotions::None)
+                        .await
+                }
+            }
+        ),
+        row!(
+            "eligible_promotions (guest's)",
+            ANYONE_BUT_PROVIDER,
+            |e, a| e.eligible_promotions(&a, gc)
+        ),
+        row!(
+            "eligible_promotions (customer's)",
+            OWNER_OR_PRIVILEGED,
+            |e, a| e.eligible_promotions(&a, oc)
+        ),
         row!("checkout (customer's cart)", OWNER_OR_PRIVILEGED, |e, a| {
             let mut r = request(oc, "access-checkout");
             r.actor = a.clone();

@@ -12,8 +12,8 @@ mod common;
 
 use cartwright::prelude::*;
 use cartwright::pricing::{
-    Action, AmountPer, Condition, Limits, LineFilter, Op, Outcome, PriceList, PriceListKind,
-    Promotion, Rejection,
+    Action, AmountPer, AutomaticPromotions, Condition, Limits, LineFilter, Op, Outcome, PriceList,
+    PriceListKind, Promotion, Rejection,
 };
 use common::{Backend, Shop, request, usd};
 use rust_decimal::Decimal;
@@ -390,6 +390,120 @@ async fn a_first_order_offer_counts_earlier_orders_by_email_too(backend: Backend
     shop.engine.add_item(&them, cart.id(), v, 1).await.unwrap();
     let priced = shop.engine.price_cart(&them, cart.id()).await.unwrap();
     assert_eq!(priced.discount_total, usd("2.00"));
+}
+
+async fn a_request_can_leave_out_automatic_promotions_and_ask_what_qualifies(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let v = shop.product("TEE", "20.00", 10).await;
+    let save = |p: Promotion| {
+        let engine = shop.engine.clone();
+        async move { engine.save_promotion(&Actor::System, p).await.unwrap() }
+    };
+    let tenth = save(Promotion::new("Ten off", ten_percent()).priority(1)).await;
+    let big_spender = save(
+        Promotion::new("Big spender", ten_percent())
+            .priority(2)
+            .when(Condition::Subtotal {
+                op: Op::Gte,
+                amount: usd("100.00"),
+            }),
+    )
+    .await;
+    let coded = with_code(
+        &shop,
+        Promotion::new(
+            "Five off",
+            Action::AmountOffOrder {
+                amount: usd("5.00"),
+            },
+        )
+        .priority(3),
+        "FIVE",
+        None,
+    )
+    .await;
+    let cart = coded_cart(&shop, v, "five").await;
+    let g = Actor::Guest;
+    let all = shop.engine.price_cart(&g, cart.id()).await.unwrap();
+    assert_eq!(all.discount_total, usd("7.00"));
+    // Codes only.
+    let codes = shop
+        .engine
+        .price_cart_with(&g, cart.id(), &AutomaticPromotions::None)
+        .await
+        .unwrap();
+    assert_eq!(codes.discount_total, usd("5.00"));
+    assert!(codes.outcome(tenth.id).is_none());
+    assert!(codes.outcome(coded.id).unwrap().applied());
+    // Only a listed automatic promotion (and the code).
+    let only = shop
+        .engine
+        .price_cart_with(
+            &g,
+            cart.id(),
+            &AutomaticPromotions::Only {
+                ids: vec![big_spender.id],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(only.discount_total, usd("5.00"));
+    assert!(only.outcome(tenth.id).is_none());
+    // A list beyond the limit is refused, naming the count.
+    let too_many = AutomaticPromotions::Only {
+        ids: (0..=cartwright::pricing::MAX_VALUES)
+            .map(|_| cartwright::id::PromotionId::new())
+            .collect(),
+    };
+    let err = shop
+        .engine
+        .price_cart_with(&g, cart.id(), &too_many)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
+    // What qualifies, with reasons, and no amounts.
+    let eligible = shop
+        .engine
+        .eligible_promotions(&g, cart.id())
+        .await
+        .unwrap();
+    let by_id = |id| {
+        eligible
+            .iter()
+            .find(|e| e.promotion_id == Some(id))
+            .unwrap()
+    };
+    assert!(by_id(tenth.id).eligible());
+    assert!(by_id(coded.id).eligible());
+    assert_eq!(by_id(coded.id).code.as_deref(), Some("FIVE"));
+    assert!(matches!(
+        by_id(big_spender.id).reason,
+        Some(Rejection::ConditionsNotMet { .. })
+    ));
+    // A customer's cart is not another customer's to ask about.
+    let owner = shop.customer("owner@example.com").await;
+    let other = shop.customer("other@example.com").await;
+    let mine = Actor::Customer(owner.id());
+    let theirs = shop.engine.create_cart(&mine, Currency::USD).await.unwrap();
+    for result in [
+        shop.engine
+            .eligible_promotions(&Actor::Customer(other.id()), theirs.id())
+            .await
+            .map(drop),
+        shop.engine
+            .price_cart_with(
+                &Actor::Customer(other.id()),
+                theirs.id(),
+                &AutomaticPromotions::None,
+            )
+            .await
+            .map(drop),
+    ] {
+        assert!(
+            matches!(result, Err(Error::NotFound { .. } | Error::Forbidden)),
+            "{result:?}"
+        );
+    }
 }
 
 async fn a_budget_gives_what_is_left_then_stops(backend: Backend) {
@@ -817,6 +931,7 @@ conformance!(
     another_engine_sees_promotion_changes,
     a_per_customer_limit_counts_each_account,
     a_first_order_offer_counts_earlier_orders_by_email_too,
+    a_request_can_leave_out_automatic_promotions_and_ask_what_qualifies,
     a_budget_gives_what_is_left_then_stops,
     cancelling_an_order_gives_its_use_back,
     bulk_codes_are_unique_and_each_works_once,

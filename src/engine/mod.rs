@@ -1203,6 +1203,55 @@ impl Engine {
         Ok(self.price_with_catalog(cart).await?.cart)
     }
 
+    /// Prices a cart with only some automatic promotions: none (codes
+    /// only) or a listed set ([`AutomaticPromotions`](crate::pricing::AutomaticPromotions));
+    /// for "what would this cart cost with only these offers". Checkout
+    /// always prices with every automatic promotion. Access as
+    /// [`Engine::price_cart`].
+    ///
+    /// # Errors
+    /// As [`Engine::price_cart`]; [`Error::Invalid`] for a list of more than
+    /// [`MAX_VALUES`](crate::pricing::MAX_VALUES) promotions.
+    #[tracing::instrument(skip_all)]
+    pub async fn price_cart_with(
+        &self,
+        actor: &Actor,
+        cart: CartId,
+        automatic: &crate::pricing::AutomaticPromotions,
+    ) -> Result<PricedCart> {
+        if let crate::pricing::AutomaticPromotions::Only { ids } = automatic
+            && ids.len() > crate::pricing::MAX_VALUES
+        {
+            return Err(Error::invalid(
+                "automatic promotions",
+                format!(
+                    "{} listed, at most {}",
+                    ids.len(),
+                    crate::pricing::MAX_VALUES
+                ),
+            ));
+        }
+        let cart = self.cart(actor, cart).await?;
+        Ok(self.price_with_catalog_as(&cart, automatic).await?.cart)
+    }
+
+    /// Which promotions the cart qualifies for — window, currency, limits
+    /// (with today's usage) and conditions — and, for each that does not,
+    /// why; whether or not stacking would then let it apply. The answer
+    /// lists no amounts. Access as [`Engine::price_cart`].
+    ///
+    /// # Errors
+    /// As [`Engine::price_cart`].
+    #[tracing::instrument(skip_all)]
+    pub async fn eligible_promotions(
+        &self,
+        actor: &Actor,
+        cart: CartId,
+    ) -> Result<Vec<crate::pricing::Eligibility>> {
+        let priced = self.price_cart(actor, cart).await?;
+        Ok(crate::pricing::Eligibility::of(&priced))
+    }
+
     // ----- inventory -----------------------------------------------------
 
     /// Creates a stock location; lower `priority` is reserved from first.

@@ -19,8 +19,8 @@ use crate::engine::{Engine, gave_up};
 use crate::error::{Error, Result};
 use crate::id::{PromotionId, VariantId};
 use crate::pricing::{
-    self, Coupon, CustomerFacts, MAX_USAGE_PASSES, PriceBook, PriceList, PricedCart,
-    PricingContext, Promotion, PromotionSet, generate_codes,
+    self, AutomaticPromotions, Coupon, CustomerFacts, MAX_USAGE_PASSES, PriceBook, PriceList,
+    PricedCart, PricingContext, Promotion, PromotionSet, generate_codes,
 };
 
 /// A priced cart with what it was priced from, for checkout.
@@ -258,13 +258,24 @@ impl Engine {
     /// knowing the usage (at most [`MAX_USAGE_PASSES`] times), so a used-up
     /// promotion is reported as such rather than failing the checkout.
     pub(crate) async fn price_with_catalog(&self, cart: &Cart) -> Result<Priced> {
+        self.price_with_catalog_as(cart, &AutomaticPromotions::All)
+            .await
+    }
+
+    /// As [`Self::price_with_catalog`], with only the automatic promotions
+    /// `automatic` allows.
+    pub(crate) async fn price_with_catalog_as(
+        &self,
+        cart: &Cart,
+        automatic: &AutomaticPromotions,
+    ) -> Result<Priced> {
         let ids = self.pricing_ids(cart)?;
         let inputs = self
             .inner
             .store
             .pricing_inputs(&ids, cart.coupon_codes())
             .await?;
-        self.price_with_inputs(cart, &ids, inputs).await
+        self.price_with_inputs(cart, &ids, inputs, automatic).await
     }
 
     /// Loads a cart for `actor`, checks it with `check` and prices it,
@@ -284,7 +295,9 @@ impl Engine {
         cart.check_access(actor)?;
         check(&cart)?;
         let ids = self.pricing_ids(&cart)?;
-        let priced = self.price_with_inputs(&cart, &ids, inputs).await?;
+        let priced = self
+            .price_with_inputs(&cart, &ids, inputs, &AutomaticPromotions::All)
+            .await?;
         Ok((cart, priced))
     }
 
@@ -306,6 +319,7 @@ impl Engine {
         cart: &Cart,
         ids: &[VariantId],
         inputs: crate::store::PricingInputs,
+        automatic: &AutomaticPromotions,
     ) -> Result<Priced> {
         let store = &self.inner.store;
         let rules = self.pricing_rules_at(inputs.version).await?;
@@ -371,6 +385,7 @@ impl Engine {
             ctx.customer = &customer;
             ctx.coupons = &coupons;
             ctx.usage = &usage;
+            ctx.automatic = automatic;
             let started = std::time::Instant::now();
             let priced = pricing::price(cart, &ctx)?;
             crate::telemetry::pricing(started.elapsed());

@@ -127,6 +127,7 @@ static EMPTY_SET: LazyLock<PromotionSet> = LazyLock::new(PromotionSet::default);
 static EMPTY_BOOK: LazyLock<PriceBook> = LazyLock::new(PriceBook::default);
 static EMPTY_USAGE: LazyLock<HashMap<String, u64>> = LazyLock::new(HashMap::new);
 static GUEST: LazyLock<CustomerFacts> = LazyLock::new(CustomerFacts::default);
+static ALL_AUTOMATIC: AutomaticPromotions = AutomaticPromotions::All;
 
 /// Everything pricing may look at besides the cart.
 #[non_exhaustive]
@@ -149,6 +150,90 @@ pub struct PricingContext<'a> {
     pub coupons: &'a [Coupon],
     /// How much of each limited counter is used so far (absent: none).
     pub usage: &'a HashMap<String, u64>,
+    /// Which automatic promotions (those without a code) take part: all
+    /// (the default), none (codes only), or only those listed.
+    pub automatic: &'a AutomaticPromotions,
+}
+
+/// Whether a cart qualifies for one promotion (or what a code brought).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Eligibility {
+    /// The promotion (none for an unknown code).
+    pub promotion_id: Option<PromotionId>,
+    /// Its name (the code, for an unknown one).
+    pub name: String,
+    /// The code that brought it in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Why it does not qualify; `None` when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Rejection>,
+}
+
+impl Eligibility {
+    /// Whether the cart qualifies.
+    pub fn eligible(&self) -> bool {
+        self.reason.is_none()
+    }
+
+    /// The eligibility of every promotion a pricing considered: one that
+    /// applied, or that qualified but gave nothing, lost to a better
+    /// combination or could not combine, is eligible; the rest carry their
+    /// reason (window, currency, limits, conditions, codes).
+    pub fn of(priced: &PricedCart) -> Vec<Eligibility> {
+        priced
+            .promotions
+            .iter()
+            .map(|o| Eligibility {
+                promotion_id: o.promotion_id,
+                name: o.name.clone(),
+                code: o.code.clone(),
+                reason: o.rejection().cloned().filter(|r| {
+                    !matches!(
+                        r,
+                        Rejection::NothingToDiscount
+                            | Rejection::NotBest
+                            | Rejection::NotCombinable { .. }
+                    )
+                }),
+            })
+            .collect()
+    }
+}
+
+/// Which automatic promotions — those that need no code — take part in a
+/// pricing. Promotions brought in by the cart's codes always do.
+///
+/// For "what would this cart cost with only these offers" in a back
+/// office, or a storefront that shows codes only. Checkout prices with
+/// [`AutomaticPromotions::All`]; a total shown under another mode is
+/// guarded at checkout by `CheckoutRequest::expected_total`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum AutomaticPromotions {
+    /// Every automatic promotion that qualifies.
+    #[default]
+    All,
+    /// None: only promotions the cart's codes bring in.
+    None,
+    /// Only these automatic promotions (at most [`MAX_VALUES`]).
+    Only {
+        /// The promotions allowed.
+        ids: Vec<PromotionId>,
+    },
+}
+
+impl AutomaticPromotions {
+    /// Whether the automatic promotion `id` takes part.
+    pub fn allows(&self, id: PromotionId) -> bool {
+        match self {
+            Self::All => true,
+            Self::None => false,
+            Self::Only { ids } => ids.contains(&id),
+        }
+    }
 }
 
 impl std::fmt::Debug for PricingContext<'_> {
@@ -181,6 +266,7 @@ impl<'a> PricingContext<'a> {
             customer: &GUEST,
             coupons: &[],
             usage: &EMPTY_USAGE,
+            automatic: &ALL_AUTOMATIC,
         }
     }
 }
@@ -377,8 +463,13 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
     // adjustments. `net` is each line's amount after discounts, in minor units.
     let mut run = Run::default();
     let mut remaining: Vec<i128> = work.iter().map(|l| l.subtotal).collect();
-    let (line_candidates, shipping_candidates) =
-        promotions.select(&env, cart.coupon_codes(), ctx.coupons, &mut run)?;
+    let (line_candidates, shipping_candidates) = promotions.select(
+        &env,
+        cart.coupon_codes(),
+        ctx.coupons,
+        ctx.automatic,
+        &mut run,
+    )?;
     let mut no_shipping = 0_i128;
     promotions.apply(
         &env,

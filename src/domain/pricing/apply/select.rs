@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::id::CustomerGroupId;
+use crate::pricing::AutomaticPromotions;
 
 impl PromotionSet {
     /// The promotion's name, shared by every adjustment it makes.
@@ -23,6 +24,7 @@ impl PromotionSet {
         env: &Env<'_>,
         codes: &[String],
         coupons: &[Coupon],
+        automatic: &AutomaticPromotions,
         run: &mut Run,
     ) -> Result<(Vec<Candidate>, Vec<Candidate>)> {
         let mut found: Vec<(u32, Option<&str>)> = Vec::new();
@@ -42,6 +44,15 @@ impl PromotionSet {
             found.extend(list.iter().map(|i| (*i, None)));
         }
         found.extend(self.always.iter().map(|i| (*i, None)));
+        // Automatic ones the request leaves out are not considered at all.
+        match automatic {
+            AutomaticPromotions::All => {}
+            AutomaticPromotions::None => found.clear(),
+            AutomaticPromotions::Only { .. } => found.retain(|(i, _)| {
+                self.compiled(*i)
+                    .is_some_and(|c| automatic.allows(c.promo.id))
+            }),
+        }
         for code in codes {
             let Some(coupon) = coupons.iter().find(|c| c.code == *code) else {
                 run.rejected
