@@ -506,6 +506,65 @@ async fn a_request_can_leave_out_automatic_promotions_and_ask_what_qualifies(bac
     }
 }
 
+async fn coupon_codes_follow_the_engines_code_policy(backend: Backend) {
+    use cartwright::cart::{CodeCharacters, CodePolicy};
+    use cartwright::pricing::PromotionSettings;
+    let exact_unicode = CodePolicy::default()
+        .case_sensitive(true)
+        .characters(CodeCharacters::Unicode);
+    let shop = Shop::with(
+        backend,
+        common::ShopOptions {
+            promotion_settings: Some(PromotionSettings::default().codes(exact_unicode)),
+            ..common::ShopOptions::default()
+        },
+    )
+    .await;
+    let v = shop.product("TEE", "20.00", 10).await;
+    let promo = with_code(
+        &shop,
+        Promotion::new("Summer", ten_percent()),
+        " Été ",
+        None,
+    )
+    .await;
+    let priced = |code: &'static str| {
+        let shop = &shop;
+        async move {
+            let cart = coded_cart(shop, v, code).await;
+            shop.engine
+                .price_cart(&Actor::Guest, cart.id())
+                .await
+                .unwrap()
+        }
+    };
+    // The same letters, composed or not, find the coupon ...
+    assert!(
+        priced("E\u{301}t\u{e9}")
+            .await
+            .outcome(promo.id)
+            .unwrap()
+            .applied()
+    );
+    // ... another case does not (case-sensitive), and says so.
+    let other_case = priced("été").await;
+    assert!(other_case.outcome(promo.id).is_none());
+    assert_eq!(
+        other_case.code_outcome("été").unwrap().rejection(),
+        Some(&Rejection::UnknownCode)
+    );
+    // Control characters are refused with the code given, changing nothing.
+    let cart = shop.ready_cart(&[(v, 1)]).await;
+    let err = shop
+        .engine
+        .add_coupon_code(&Actor::Guest, cart.id(), "Été\u{7}")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
+    let again = shop.engine.cart(&Actor::Guest, cart.id()).await.unwrap();
+    assert!(again.coupon_codes().is_empty());
+}
+
 async fn a_budget_gives_what_is_left_then_stops(backend: Backend) {
     let shop = Shop::new(backend).await;
     let v = shop.product("TEE", "20.00", 10).await;
@@ -932,6 +991,7 @@ conformance!(
     a_per_customer_limit_counts_each_account,
     a_first_order_offer_counts_earlier_orders_by_email_too,
     a_request_can_leave_out_automatic_promotions_and_ask_what_qualifies,
+    coupon_codes_follow_the_engines_code_policy,
     a_budget_gives_what_is_left_then_stops,
     cancelling_an_order_gives_its_use_back,
     bulk_codes_are_unique_and_each_works_once,

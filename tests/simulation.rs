@@ -163,6 +163,7 @@ impl Sim {
                 cartwright::EngineConfig::default()
                     .checkout_wait(std::time::Duration::from_millis(1)),
             ),
+            ..ShopOptions::default()
         };
         let mut shop = Shop::with(Backend::Memory, options).await;
         shop.payments = inner;

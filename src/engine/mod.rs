@@ -1107,7 +1107,8 @@ impl Engine {
     /// winning; [`Error::Storage`] when the store fails.
     #[tracing::instrument(skip_all, fields(cart_id = %cart))]
     pub async fn add_coupon_code(&self, actor: &Actor, cart: CartId, code: &str) -> Result<Cart> {
-        self.modify_cart(actor, cart, |c| c.add_coupon_code(code))
+        let policy = self.inner.promotion_settings.codes;
+        self.modify_cart(actor, cart, |c| c.add_coupon_code_with(code, &policy))
             .await
     }
 
@@ -1126,7 +1127,8 @@ impl Engine {
         cart: CartId,
         code: &str,
     ) -> Result<Cart> {
-        self.modify_cart(actor, cart, |c| c.remove_coupon_code(code))
+        let policy = self.inner.promotion_settings.codes;
+        self.modify_cart(actor, cart, |c| c.remove_coupon_code_with(code, &policy))
             .await
     }
 

@@ -140,7 +140,12 @@ impl Engine {
                 "the promotion is automatic, not coded",
             ));
         }
-        let coupon = Coupon::new(code, promotion, max_uses)?;
+        let coupon = Coupon::new_with(
+            code,
+            promotion,
+            max_uses,
+            &self.inner.promotion_settings.codes,
+        )?;
         self.inner
             .store
             .insert_coupons(std::slice::from_ref(&coupon))

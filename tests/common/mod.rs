@@ -192,6 +192,8 @@ pub struct ShopOptions {
     pub faulty: bool,
     /// The engine configuration (capture mode and password policy are set on top).
     pub config: Option<cartwright::EngineConfig>,
+    /// Promotion settings (stacking, rounding, coupon codes).
+    pub promotion_settings: Option<cartwright::pricing::PromotionSettings>,
 }
 
 impl Default for ShopOptions {
@@ -201,6 +203,7 @@ impl Default for ShopOptions {
             provider: None,
             faulty: false,
             config: None,
+            promotion_settings: None,
         }
     }
 }
@@ -432,6 +435,7 @@ fn build_engine(
         ))
         .capture_mode(options.capture)
         .password_policy(PasswordPolicy::insecure_fast_for_tests())
+        .promotion_settings(options.promotion_settings.unwrap_or_default())
         .build()
         .unwrap()
 }

@@ -35,16 +35,76 @@ pub const MAX_REMEMBERED_REQUESTS: usize = 32;
 /// Longest shipping method code, in characters.
 pub const MAX_METHOD_CODE_LEN: usize = 64;
 
-/// Normalizes a coupon code: surrounding space removed, then checked (1 to
-/// [`MAX_CODE_LEN`] ASCII letters, digits, `-` or `_`), then upper-cased.
-/// The check comes before any case folding, so a look-alike such as `ſave10`
-/// (long s) is refused instead of becoming `SAVE10`.
+/// How coupon codes are accepted and compared: an engine-wide setting
+/// ([`PromotionSettings::codes`](crate::pricing::PromotionSettings)),
+/// applied alike when a coupon is created and when a code is entered.
+///
+/// | setting | matches | code `Save-10` is stored and compared as |
+/// |---|---|---|
+/// | default (ASCII, case-insensitive) | Medusa, Saleor, Solidus | `SAVE-10` |
+/// | `case_sensitive(true)` | Shopify-style exact codes | `Save-10` |
+/// | `characters(CodeCharacters::Unicode)` | codes in any script | `SAVE-10`; `Été` → `ÉTÉ` |
+///
+/// Characters are always checked **before** any case folding, so folding
+/// can never turn a refused code into an accepted one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CodePolicy {
+    /// Whether `save10` and `SAVE10` are different codes.
+    pub case_sensitive: bool,
+    /// Which characters a code may have.
+    pub characters: CodeCharacters,
+}
+
+crate::domain::setters!(CodePolicy {
+    case_sensitive: bool,
+    characters: CodeCharacters,
+} into {});
+
+/// The characters a coupon code may have (after surrounding space is
+/// removed); 1 to [`MAX_CODE_LEN`] characters either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CodeCharacters {
+    /// ASCII letters, digits, `-` and `_` (the default). A look-alike such
+    /// as `ſave10` (long s) is refused, not read as `SAVE10`.
+    #[default]
+    AsciiWord,
+    /// Any printable Unicode after NFKC normalisation (no control
+    /// characters, no spaces inside): compatibility forms become their
+    /// plain letters first (full-width `ＳＡＶＥ` → `SAVE`, `ſ` → `s`), so a
+    /// code typed on another keyboard finds the same coupon.
+    Unicode,
+}
+
+/// Normalizes a coupon code under the default [`CodePolicy`]: surrounding
+/// space removed, then checked (1 to [`MAX_CODE_LEN`] ASCII letters,
+/// digits, `-` or `_`), then upper-cased. The check comes before any case
+/// folding, so a look-alike such as `ſave10` (long s) is refused instead of
+/// becoming `SAVE10`.
 ///
 /// # Errors
 /// [`Error::Invalid`] naming the code given.
 pub fn normalize_code(code: &str) -> Result<String> {
-    let c = code.trim();
-    if c.is_empty() || c.len() > MAX_CODE_LEN {
+    normalize_code_with(code, &CodePolicy::default())
+}
+
+/// Normalizes a coupon code under `policy` (see [`CodePolicy`]).
+///
+/// # Errors
+/// [`Error::Invalid`] naming the code given.
+pub fn normalize_code_with(code: &str, policy: &CodePolicy) -> Result<String> {
+    let c = match policy.characters {
+        CodeCharacters::AsciiWord => code.trim().to_owned(),
+        CodeCharacters::Unicode => {
+            use unicode_normalization::UnicodeNormalization;
+            code.trim().nfkc().collect::<String>()
+        }
+    };
+    let c = c.as_str();
+    if c.is_empty() || c.chars().count() > MAX_CODE_LEN {
         return Err(Error::invalid(
             "coupon code",
             format!(
@@ -53,19 +113,30 @@ pub fn normalize_code(code: &str) -> Result<String> {
             ),
         ));
     }
-    if !c
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+    let allowed = match policy.characters {
+        CodeCharacters::AsciiWord => c
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        CodeCharacters::Unicode => c.chars().all(|ch| !ch.is_control() && !ch.is_whitespace()),
+    };
+    if !allowed {
         return Err(Error::invalid(
             "coupon code",
             format!(
-                "{} may contain only ASCII letters, digits, - and _",
-                crate::validate::shown(code)
+                "{} may contain only {}",
+                crate::validate::shown(code),
+                match policy.characters {
+                    CodeCharacters::AsciiWord => "ASCII letters, digits, - and _",
+                    CodeCharacters::Unicode => "printable characters, without spaces",
+                }
             ),
         ));
     }
-    Ok(c.to_ascii_uppercase())
+    Ok(match (policy.case_sensitive, policy.characters) {
+        (true, _) => c.to_owned(),
+        (false, CodeCharacters::AsciiWord) => c.to_ascii_uppercase(),
+        (false, CodeCharacters::Unicode) => c.to_uppercase(),
+    })
 }
 
 /// Where a cart is in its life.
@@ -387,8 +458,16 @@ impl Cart {
     /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input;
     /// [`Error::NotFound`] for an unknown line.
     pub fn add_coupon_code(&mut self, code: &str) -> Result<()> {
+        self.add_coupon_code_with(code, &CodePolicy::default())
+    }
+
+    /// Enters a coupon code normalized under `policy` (see [`CodePolicy`]).
+    ///
+    /// # Errors
+    /// As [`Cart::add_coupon_code`].
+    pub fn add_coupon_code_with(&mut self, code: &str, policy: &CodePolicy) -> Result<()> {
         self.ensure_active()?;
-        let code = normalize_code(code)?;
+        let code = normalize_code_with(code, policy)?;
         if self.coupon_codes.contains(&code) {
             return Ok(());
         }
@@ -409,8 +488,16 @@ impl Cart {
     /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input;
     /// [`Error::NotFound`] for an unknown line.
     pub fn remove_coupon_code(&mut self, code: &str) -> Result<()> {
+        self.remove_coupon_code_with(code, &CodePolicy::default())
+    }
+
+    /// Removes a coupon code normalized under `policy` (see [`CodePolicy`]).
+    ///
+    /// # Errors
+    /// As [`Cart::remove_coupon_code`].
+    pub fn remove_coupon_code_with(&mut self, code: &str, policy: &CodePolicy) -> Result<()> {
         self.ensure_active()?;
-        let code = normalize_code(code)?;
+        let code = normalize_code_with(code, policy)?;
         let before = self.coupon_codes.len();
         self.coupon_codes.retain(|c| *c != code);
         if before == self.coupon_codes.len() {
@@ -534,6 +621,40 @@ mod tests {
         assert_eq!(c.coupon_codes(), ["SAVE10"]);
         assert!(c.add_coupon_code("bad code!").is_err());
         assert!(c.add_coupon_code(&"A".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn code_policies_check_characters_before_folding_case() {
+        let ascii = CodePolicy::default();
+        let exact = CodePolicy::default().case_sensitive(true);
+        let unicode = CodePolicy::default().characters(CodeCharacters::Unicode);
+        let both = unicode.case_sensitive(true);
+        let n =
+            |code: &str, p: &CodePolicy| normalize_code_with(code, p).map_err(|e| e.to_string());
+        assert_eq!(n(" Save-10 ", &ascii), Ok("SAVE-10".into()));
+        assert_eq!(n(" Save-10 ", &exact), Ok("Save-10".into()));
+        // Long s: refused by the ASCII check, never folded into SAVE10.
+        assert!(n("ſave10", &ascii).unwrap_err().contains("ſave10"));
+        // Under Unicode, NFKC first: ſ is s, full-width letters are plain.
+        assert_eq!(n("ſave10", &unicode), Ok("SAVE10".into()));
+        assert_eq!(n("ＳＡＶＥ１０", &unicode), Ok("SAVE10".into()));
+        assert_eq!(n("Été", &unicode), Ok("ÉTÉ".into()));
+        // "E" + combining acute composes to one letter: one code, not two.
+        assert_eq!(n("E\u{301}te", &both), n("Éte", &both));
+        assert_eq!(n("Été", &both), Ok("Été".into()));
+        // No spaces or control characters inside, whatever the script.
+        assert!(n("sa ve", &unicode).is_err());
+        assert!(n("save\u{7}", &unicode).is_err());
+        assert!(n("", &unicode).is_err());
+        // The length is in characters: 64 of them, of any width.
+        assert!(n(&"é".repeat(64), &unicode).is_ok());
+        assert!(n(&"é".repeat(65), &unicode).is_err());
+        let mut c = cart();
+        c.add_coupon_code_with("Été", &both).unwrap();
+        c.add_coupon_code_with("été", &both).unwrap();
+        assert_eq!(c.coupon_codes(), ["Été", "été"]);
+        c.remove_coupon_code_with("Été", &both).unwrap();
+        assert_eq!(c.coupon_codes(), ["été"]);
     }
 
     #[test]

@@ -1380,11 +1380,30 @@ impl Coupon {
     /// [`Error::Invalid`] for a malformed code (see
     /// [`normalize_code`](crate::cart::normalize_code)).
     pub fn new(code: &str, promotion_id: PromotionId, max_uses: Option<u64>) -> Result<Self> {
+        Self::new_with(
+            code,
+            promotion_id,
+            max_uses,
+            &crate::cart::CodePolicy::default(),
+        )
+    }
+
+    /// A code for `promotion`, normalized under `policy` (see
+    /// [`CodePolicy`](crate::cart::CodePolicy)).
+    ///
+    /// # Errors
+    /// As [`Coupon::new`].
+    pub fn new_with(
+        code: &str,
+        promotion_id: PromotionId,
+        max_uses: Option<u64>,
+        policy: &crate::cart::CodePolicy,
+    ) -> Result<Self> {
         if max_uses == Some(0) {
             return Err(Error::invalid("coupon max_uses", "must be at least 1"));
         }
         Ok(Self {
-            code: normalize_code(code)?,
+            code: crate::cart::normalize_code_with(code, policy)?,
             promotion_id,
             max_uses,
         })

@@ -69,11 +69,15 @@ pub struct PromotionSettings {
     pub policy: StackingPolicy,
     /// How percentage discounts are rounded to minor units.
     pub rounding: RoundingMode,
+    /// How coupon codes are accepted and compared.
+    #[serde(default)]
+    pub codes: crate::cart::CodePolicy,
 }
 
 crate::domain::setters!(PromotionSettings {
     policy: StackingPolicy,
     rounding: RoundingMode,
+    codes: crate::cart::CodePolicy,
 } into {});
 
 #[derive(Debug, Clone)]
