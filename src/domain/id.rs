@@ -38,7 +38,10 @@ type Result<T> = std::result::Result<T, InvalidId>;
 macro_rules! typed_id {
     ($(#[$doc:meta] $name:ident => $entity:literal;)*) => {$(
         #[$doc]
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(
+            Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+            schemars::JsonSchema,
+        )]
         #[serde(transparent)]
         pub struct $name(Uuid);
 

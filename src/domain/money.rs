@@ -197,6 +197,38 @@ pub struct Money {
     currency: Currency,
 }
 
+impl schemars::JsonSchema for Currency {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Currency".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An ISO 4217 code of a currency with a minor unit, such as USD.",
+            "type": "string",
+            "pattern": "^[A-Z]{3}$"
+        })
+    }
+}
+
+impl schemars::JsonSchema for Money {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Money".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An amount as a decimal string (never a float) in a currency.",
+            "type": "object",
+            "properties": {
+                "amount": { "type": "string", "pattern": "^-?[0-9]+(\\.[0-9]+)?$" },
+                "currency": { "type": "string", "pattern": "^[A-Z]{3}$" }
+            },
+            "required": ["amount", "currency"]
+        })
+    }
+}
+
 impl Money {
     /// An amount of `currency`; any number of decimals is accepted.
     pub fn new(amount: Decimal, currency: Currency) -> Self {

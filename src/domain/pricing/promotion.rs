@@ -45,7 +45,7 @@ pub const MAX_PERCENT_SCALE: u32 = 6;
 /// a customer's groups) `in` and `contains_any` mean "shares at least one
 /// value", `not_in` means "shares none", `eq` means "has this one value" and
 /// `ne` "does not have it". `eq` and `ne` take exactly one value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Op {
@@ -150,7 +150,7 @@ impl Op {
 }
 
 /// Selects cart lines (what a condition looks for or an action discounts).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum LineFilter {
@@ -212,7 +212,7 @@ pub enum LineFilter {
 }
 
 /// A condition a cart must meet for a promotion to apply.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum Condition {
@@ -305,7 +305,7 @@ fn one() -> u32 {
 }
 
 /// How a fixed amount off items is counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AmountPer {
@@ -318,7 +318,7 @@ pub enum AmountPer {
 }
 
 /// A percentage or an amount off.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum Reward {
@@ -335,7 +335,7 @@ pub enum Reward {
 }
 
 /// One tier of a subtotal-based tiered discount.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubtotalTier {
     /// The tier applies from this subtotal of the selected lines.
@@ -345,7 +345,7 @@ pub struct SubtotalTier {
 }
 
 /// One tier of a quantity-based tiered discount.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuantityTier {
     /// The tier applies from this many units of the selected lines.
@@ -355,7 +355,7 @@ pub struct QuantityTier {
 }
 
 /// The thresholds of a tiered discount; the highest tier reached applies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "basis", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum Tiers {
@@ -372,7 +372,9 @@ pub enum Tiers {
 }
 
 /// Which units of a [`Action::BuyXGetY`] are the reward.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RewardUnits {
@@ -387,7 +389,7 @@ pub enum RewardUnits {
 }
 
 /// What one group of a [`Action::QuantityGroup`] costs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum GroupPrice {
@@ -405,7 +407,7 @@ pub enum GroupPrice {
 }
 
 /// One part of a bundle.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BundleItem {
     /// Which lines supply this part.
@@ -421,10 +423,10 @@ pub struct BundleItem {
 /// value. A fixed amount larger than what it targets is accepted and
 /// **capped** at what the target still costs: no line, unit or shipping
 /// charge ever goes below zero, and the explanation shows the amount
-/// actually taken (as Medusa, Saleor and Solidus do). So 50.00 off an item
+/// actually taken. So 50.00 off an item
 /// of 30.00 takes 30.00, and a fixed price or fixed total above what the
 /// items cost takes nothing.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum Action {
@@ -617,7 +619,7 @@ pub enum Action {
 }
 
 /// How many times, and for how much, a promotion may be used.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Limits {
@@ -646,7 +648,9 @@ pub struct Limits {
 /// get 10.00 gets 5.00 under `Cap` (and the budget is then spent), nothing
 /// under `Refuse` (the explanation says "used up", and the 5.00 stays for a
 /// smaller cart). A free gift is always given whole or not at all.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum BudgetPolicy {
@@ -670,7 +674,7 @@ crate::domain::setters!(Limits {
 });
 
 /// How a promotion combines with others.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Stacking {
@@ -722,7 +726,7 @@ impl Stacking {
 }
 
 /// A promotion: when it applies, what it gives, how often and with what else.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Promotion {
@@ -1357,6 +1361,28 @@ fn action_currencies(a: &Action, out: &mut BTreeSet<Currency>) {
         Action::Shipping { reward, .. } => reward_currency(reward, out),
         Action::Gift { .. } | Action::Custom { .. } => {}
     }
+}
+
+/// The version of a promotion's JSON form. Additions that old readers can
+/// ignore or that have defaults (a new optional field, a new action or
+/// condition type) keep the version; a change that would make a stored
+/// promotion read differently bumps it, with a note in the CHANGELOG.
+pub const PROMOTION_JSON_VERSION: u32 = 1;
+
+/// The JSON Schema (draft 2020-12) of a promotion's JSON form, generated
+/// from the types, so an admin UI can validate a promotion before saving
+/// it. Its `$id` carries [`PROMOTION_JSON_VERSION`]. The schema checks the
+/// shape (field names, types, enums, required fields); the limits and
+/// cross-field rules of [`Promotion::validate`] still apply on save. The
+/// published copy is `schemas/promotion.schema.json`; a test keeps the two
+/// equal.
+pub fn promotion_json_schema() -> serde_json::Value {
+    let mut schema = schemars::schema_for!(Promotion);
+    schema.insert(
+        "$id".into(),
+        format!("urn:cartwright:promotion:v{PROMOTION_JSON_VERSION}").into(),
+    );
+    schema.into()
 }
 
 /// A coupon code for a coded promotion.
