@@ -530,8 +530,19 @@ impl Cart {
         for line in &guest.lines {
             merged.add_line(line.variant_id, line.quantity)?;
         }
+        // Codes were normalized when entered (under the engine's policy):
+        // carried over as they are, never normalized again.
         for code in &guest.coupon_codes {
-            merged.add_coupon_code(code)?;
+            if merged.coupon_codes.contains(code) {
+                continue;
+            }
+            if merged.coupon_codes.len() >= MAX_CODES_PER_CART {
+                return Err(Error::LimitExceeded {
+                    what: "coupon codes per cart",
+                    max: MAX_CODES_PER_CART as u64,
+                });
+            }
+            merged.coupon_codes.push(code.clone());
         }
         if merged.shipping_address.is_none() {
             merged.shipping_address = guest.shipping_address.clone();
@@ -655,6 +666,10 @@ mod tests {
         assert_eq!(c.coupon_codes(), ["Été", "été"]);
         c.remove_coupon_code_with("Été", &both).unwrap();
         assert_eq!(c.coupon_codes(), ["été"]);
+        // Merging carries codes over as entered, whatever the policy.
+        let mut mine = Cart::new(Currency::USD, Some(CustomerId::new()), Utc::now());
+        mine.merge_from(&mut c).unwrap();
+        assert_eq!(mine.coupon_codes(), ["été"]);
     }
 
     #[test]
