@@ -395,7 +395,71 @@ async fn a_keyed_addition_is_applied_once_however_often_retried(backend: Backend
     assert_eq!(c.item_count(), 4);
 }
 
+async fn lines_carry_metadata_into_the_order(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let mug = shop.product("MUG", "12.00", 10).await;
+    let g = Actor::Guest;
+    let cart = shop.engine.create_cart(&g, Currency::USD).await.unwrap();
+    let engraved: std::collections::BTreeMap<String, String> =
+        [("engraving".to_owned(), "Ada ✿".to_owned())].into();
+    shop.engine.add_item(&g, cart.id(), mug, 1).await.unwrap();
+    shop.engine
+        .add_item_with(&g, cart.id(), mug, 1, engraved.clone())
+        .await
+        .unwrap();
+    let cart = shop.engine.add_item(&g, cart.id(), mug, 1).await.unwrap();
+    // Same variant, other metadata: two lines; the plain one grew.
+    let lines: Vec<(u32, bool)> = cart
+        .lines()
+        .iter()
+        .map(|l| (l.quantity, l.metadata.is_empty()))
+        .collect();
+    assert_eq!(lines, [(2, true), (1, false)]);
+    shop.complete_details(&g, cart.id()).await;
+    let order = shop.place(cart.id(), "meta").await;
+    let kept: Vec<_> = order
+        .pricing()
+        .lines
+        .iter()
+        .map(|l| (l.quantity, l.metadata.clone()))
+        .collect();
+    assert_eq!(kept, [(2, Default::default()), (1, engraved)]);
+    // The stored order keeps it too.
+    let stored = shop.engine.order(&Actor::System, order.id()).await.unwrap();
+    assert_eq!(stored.pricing().lines[1].metadata["engraving"], "Ada ✿");
+
+    // Hostile metadata is refused, naming it, and changes nothing.
+    let other = shop.engine.create_cart(&g, Currency::USD).await.unwrap();
+    let too_many: std::collections::BTreeMap<String, String> = (0
+        ..=cartwright::cart::MAX_LINE_METADATA)
+        .map(|i| (format!("k{i}"), "v".to_owned()))
+        .collect();
+    let bell: std::collections::BTreeMap<String, String> =
+        [("note".to_owned(), "hi\u{7}".to_owned())].into();
+    let long_key: std::collections::BTreeMap<String, String> = [(
+        "k".repeat(cartwright::cart::MAX_METADATA_KEY_LEN + 1),
+        "v".to_owned(),
+    )]
+    .into();
+    let empty_key: std::collections::BTreeMap<String, String> =
+        [(" ".to_owned(), "v".to_owned())].into();
+    for bad in [too_many, bell, long_key, empty_key] {
+        let err = shop
+            .engine
+            .add_item_with(&g, other.id(), mug, 1, bad)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Invalid { .. } | Error::LimitExceeded { .. }),
+            "{err:?}"
+        );
+    }
+    let unchanged = shop.engine.cart(&g, other.id()).await.unwrap();
+    assert!(unchanged.lines().is_empty());
+}
+
 conformance!(
+    lines_carry_metadata_into_the_order,
     a_keyed_addition_is_applied_once_however_often_retried,
     add_change_remove_and_price,
     bad_input_is_refused_and_changes_nothing,

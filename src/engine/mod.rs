@@ -17,6 +17,7 @@ pub mod money_path;
 pub(crate) mod promotions;
 pub mod telemetry;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -939,7 +940,29 @@ impl Engine {
         variant: VariantId,
         quantity: u32,
     ) -> Result<Cart> {
-        self.add_item_keyed(actor, cart, variant, quantity, None)
+        self.add_item_keyed(actor, cart, variant, quantity, None, BTreeMap::new())
+            .await
+    }
+
+    /// [`Engine::add_item`] with line metadata: a line of the same variant
+    /// and the same metadata grows, otherwise a new line is added (an
+    /// engraved mug beside a plain one). The metadata is kept on the priced
+    /// line and the order; it never changes a price. See
+    /// [`LineItem::metadata`](crate::cart::LineItem::metadata) for its limits.
+    ///
+    /// # Errors
+    /// As [`Engine::add_item`]; [`Error::Invalid`] or
+    /// [`Error::LimitExceeded`] for metadata beyond its limits, naming it.
+    #[tracing::instrument(skip_all, fields(cart_id = %cart, variant_id = %variant))]
+    pub async fn add_item_with(
+        &self,
+        actor: &Actor,
+        cart: CartId,
+        variant: VariantId,
+        quantity: u32,
+        metadata: BTreeMap<String, String>,
+    ) -> Result<Cart> {
+        self.add_item_keyed(actor, cart, variant, quantity, None, metadata)
             .await
     }
 
@@ -960,7 +983,7 @@ impl Engine {
         key: &IdempotencyKey,
     ) -> Result<Cart> {
         let key = format!("add_item:{key}");
-        self.add_item_keyed(actor, cart, variant, quantity, Some(&key))
+        self.add_item_keyed(actor, cart, variant, quantity, Some(&key), BTreeMap::new())
             .await
     }
 
@@ -971,6 +994,7 @@ impl Engine {
         variant: VariantId,
         quantity: u32,
         key: Option<&str>,
+        metadata: BTreeMap<String, String>,
     ) -> Result<Cart> {
         let current = self.cart(actor, cart).await?;
         let entries = self.inner.store.entries(&[variant]).await?;
@@ -985,7 +1009,8 @@ impl Engine {
             });
         }
         self.modify_cart_keyed(actor, cart, key, |c| {
-            c.add_line(variant, quantity).map(|_| ())
+            c.add_line_with(variant, quantity, metadata.clone())
+                .map(|_| ())
         })
         .await
     }

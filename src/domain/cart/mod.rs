@@ -11,6 +11,8 @@
 //! Does not know: prices, stock or storage: a cart holds what is being bought;
 //! pricing and the engine do the rest.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +33,15 @@ pub const MAX_CODE_LEN: usize = 64;
 /// How many keyed edits a cart remembers; a retry of an edit older than the
 /// last this many keyed edits is applied again.
 pub const MAX_REMEMBERED_REQUESTS: usize = 32;
+
+/// Most metadata entries on one cart line.
+pub const MAX_LINE_METADATA: usize = 16;
+
+/// Longest line metadata key, in characters (1 or more).
+pub const MAX_METADATA_KEY_LEN: usize = 64;
+
+/// Longest line metadata value, in characters.
+pub const MAX_METADATA_VALUE_LEN: usize = 512;
 
 /// Longest shipping method code, in characters.
 pub const MAX_METHOD_CODE_LEN: usize = 64;
@@ -172,6 +183,49 @@ pub struct LineItem {
     pub variant_id: VariantId,
     /// How many units (1 to [`MAX_QUANTITY_PER_LINE`]).
     pub quantity: u32,
+    /// Small key → value data the embedding program attaches (an
+    /// engraving, a gift note, a configuration): at most
+    /// [`MAX_LINE_METADATA`] entries, keys of 1 to
+    /// [`MAX_METADATA_KEY_LEN`] characters, values up to
+    /// [`MAX_METADATA_VALUE_LEN`], no control characters. Two lines of the
+    /// same variant stay separate when their metadata differs. It is
+    /// copied to the priced line and so to the order; it never changes a
+    /// price.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Checks line metadata against its limits, naming the offending key.
+fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<()> {
+    if metadata.len() > MAX_LINE_METADATA {
+        return Err(Error::LimitExceeded {
+            what: "line metadata entries",
+            max: MAX_LINE_METADATA as u64,
+        });
+    }
+    for (k, v) in metadata {
+        let bad = |text: &str| text.chars().any(char::is_control);
+        if k.trim().is_empty() || k.chars().count() > MAX_METADATA_KEY_LEN || bad(k) {
+            return Err(Error::invalid(
+                "line metadata key",
+                format!(
+                    "{} must be 1 to {MAX_METADATA_KEY_LEN} characters, no control characters",
+                    crate::validate::shown(k)
+                ),
+            ));
+        }
+        if v.chars().count() > MAX_METADATA_VALUE_LEN || bad(v) {
+            return Err(Error::invalid(
+                "line metadata value",
+                format!(
+                    "{} (for {}) must be at most {MAX_METADATA_VALUE_LEN} characters, no control characters",
+                    crate::validate::shown(v),
+                    crate::validate::shown(k)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A shopping cart.
@@ -341,9 +395,30 @@ impl Cart {
     /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input;
     /// [`Error::NotFound`] for an unknown line.
     pub fn add_line(&mut self, variant_id: VariantId, quantity: u32) -> Result<LineId> {
+        self.add_line_with(variant_id, quantity, BTreeMap::new())
+    }
+
+    /// Adds `quantity` units of a variant with line metadata (see
+    /// [`LineItem::metadata`]): a line of the same variant with the same
+    /// metadata grows; otherwise a new line is added. Returns the line's id.
+    ///
+    /// # Errors
+    /// As [`Cart::add_line`]; [`Error::Invalid`] or
+    /// [`Error::LimitExceeded`] for metadata beyond its limits.
+    pub fn add_line_with(
+        &mut self,
+        variant_id: VariantId,
+        quantity: u32,
+        metadata: BTreeMap<String, String>,
+    ) -> Result<LineId> {
         self.ensure_active()?;
         check_quantity(quantity)?;
-        if let Some(line) = self.lines.iter_mut().find(|l| l.variant_id == variant_id) {
+        check_metadata(&metadata)?;
+        if let Some(line) = self
+            .lines
+            .iter_mut()
+            .find(|l| l.variant_id == variant_id && l.metadata == metadata)
+        {
             let total = line
                 .quantity
                 .checked_add(quantity)
@@ -363,6 +438,7 @@ impl Cart {
             id,
             variant_id,
             quantity,
+            metadata,
         });
         Ok(id)
     }
@@ -528,7 +604,7 @@ impl Cart {
         }
         let mut merged = self.clone();
         for line in &guest.lines {
-            merged.add_line(line.variant_id, line.quantity)?;
+            merged.add_line_with(line.variant_id, line.quantity, line.metadata.clone())?;
         }
         // Codes were normalized when entered (under the engine's policy):
         // carried over as they are, never normalized again.

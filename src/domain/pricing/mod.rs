@@ -337,6 +337,10 @@ pub struct PricedLine {
     /// The promotion that added this line as a free gift.
     #[serde(default)]
     pub gift_of: Option<PromotionId>,
+    /// The cart line's metadata (see
+    /// [`LineItem::metadata`](crate::cart::LineItem::metadata)).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 fn catalog_source() -> PriceSource {

@@ -42,7 +42,7 @@ pub(super) type ListPrices = Vec<(Money, Money, PriceSource)>;
 /// entry's reason it cannot be bought, [`Error::NoPrice`] for a variant
 /// without a price in the cart's currency, [`Error::Overflow`].
 pub(super) fn unit_prices<'a>(
-    cart: &Cart,
+    cart: &'a Cart,
     ctx: &PricingContext<'a>,
 ) -> Result<(Vec<WorkLine<'a>>, ListPrices)> {
     let currency = cart.currency();
@@ -83,6 +83,7 @@ pub(super) fn unit_prices<'a>(
             unit,
             subtotal,
             rank: 0,
+            metadata: &line.metadata,
         });
         prices.push((base, unit_price, source));
     }
@@ -94,7 +95,8 @@ pub(super) fn unit_prices<'a>(
 /// order of lines in the cart never changes a result.
 fn rank_by_variant(work: &mut [WorkLine<'_>]) -> Result<()> {
     let mut order: Vec<usize> = (0..work.len()).collect();
-    order.sort_by_key(|i| work.get(*i).map(|l| l.entry.variant.id()));
+    // Lines of one variant differ in metadata (else they would be one line).
+    order.sort_by_key(|i| work.get(*i).map(|l| (l.entry.variant.id(), l.metadata)));
     for (rank, i) in order.into_iter().enumerate() {
         if let Some(l) = work.get_mut(i) {
             l.rank = u32::try_from(rank).map_err(|_| Error::Overflow("lines"))?;
@@ -152,6 +154,7 @@ pub(super) fn discounted_lines(
             requires_shipping: entry.variant.requires_shipping(),
             weight_grams: line_weight(entry, w.quantity)?,
             gift_of: None,
+            metadata: w.metadata.clone(),
         });
     }
     Ok((lines, discount_sum))
@@ -212,6 +215,7 @@ pub(super) fn gift_lines(
             requires_shipping: entry.variant.requires_shipping(),
             weight_grams: line_weight(entry, gift.quantity)?,
             gift_of: Some(p.id),
+            metadata: std::collections::BTreeMap::new(),
         });
     }
     Ok(())

@@ -869,6 +869,8 @@ pub(super) fn cap(effect: &mut Effect, limit: i128, env: &Env<'_>) -> Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+    static NO_METADATA: std::collections::BTreeMap<String, String> =
+        std::collections::BTreeMap::new();
     use crate::pricing::fixtures::catalog;
     use crate::pricing::{CustomerFacts, LineFilter};
 
@@ -889,6 +891,7 @@ mod tests {
                     unit,
                     subtotal: unit * i128::from(quantity),
                     rank,
+                    metadata: &NO_METADATA,
                 })
             })
             .collect();

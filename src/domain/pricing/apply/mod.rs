@@ -625,9 +625,12 @@ pub(crate) struct WorkLine<'a> {
     pub unit: i128,
     /// `unit × quantity`.
     pub subtotal: i128,
-    /// The line's place in a canonical order (by variant), used to break
-    /// ties so that the order of lines in the cart never changes a result.
+    /// The line's place in a canonical order (by variant, then metadata),
+    /// used to break ties so that the order of lines in the cart never
+    /// changes a result.
     pub rank: u32,
+    /// The cart line's metadata (copied to the priced line).
+    pub metadata: &'a std::collections::BTreeMap<String, String>,
 }
 
 /// Everything fixed while promotions apply.
