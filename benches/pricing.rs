@@ -10,6 +10,10 @@
 //! - `matrix`: carts of 1–1,000 lines × 0–10,000 promotions, each
 //!   promotion targeting 32 random SKUs of 10,000 (about 15 % meet a
 //!   50-line cart), the issue's mix of kinds.
+//! - `shapes`: the same 50-line cart and 20 promotions, once with the
+//!   usual mix and once with issue #12's shapes (fixed total, quantity
+//!   groups, first and additional units, tiered shipping, buy X get Y
+//!   rewarding the dearer unit).
 //! - `scaling`: one 50-line (and one 1,000-line) cart drawn from the first
 //!   half of the catalog, with 100 promotions versus the same 100 plus 9,900
 //!   that target only the second half: what the index saves.
@@ -53,6 +57,33 @@ fn bench(c: &mut Criterion) {
                 |b, cart| b.iter(|| price(black_box(cart), &ctx).unwrap()),
             );
         }
+    }
+    group.finish();
+
+    // Issue #12's shapes (each on every line) beside the usual mix (each on
+    // 32 random SKUs): the same 50-line cart, 20 promotions, in one run.
+    let mut group = c.benchmark_group("shapes");
+    let spec = fixture::cart(50, SEED + 2, 0, fixture::SKUS, &all);
+    let cart = cat.cart(&spec);
+    let entries = cat.entries_for(&cart);
+    for (name, (set, coupons)) in [
+        ("usual mix", cat.compile(&all[..20])),
+        ("new shapes", cat.compile_new_shapes(&all[..20])),
+    ] {
+        let mut ctx = PricingContext::new(&entries, &cat.shipping, &tax, cat.now);
+        ctx.promotions = &set;
+        ctx.coupons = &coupons;
+        let priced = price(&cart, &ctx).unwrap();
+        eprintln!(
+            "shapes 50 lines × 20 promotions, {name}: {} considered, {} applied",
+            priced.promotions.len(),
+            priced.promotions.iter().filter(|p| p.applied()).count()
+        );
+        group.bench_with_input(
+            BenchmarkId::new("50 lines × 20 promotions", name),
+            &cart,
+            |b, cart| b.iter(|| price(black_box(cart), &ctx).unwrap()),
+        );
     }
     group.finish();
 
