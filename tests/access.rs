@@ -208,6 +208,14 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
             OWNER_OR_PRIVILEGED,
             |e, a| e.eligible_promotions(&a, oc)
         ),
+        row!("add_custom_line (guest's cart)", PRIVILEGED, |e, a| {
+            let price = cartwright::cart::CustomPrice::new(usd("1.00"), "quote");
+            async move { e.add_custom_line(&a, gc, v, 1, price).await }
+        }),
+        row!("add_custom_line (customer's cart)", PRIVILEGED, |e, a| {
+            let price = cartwright::cart::CustomPrice::new(usd("1.00"), "quote");
+            async move { e.add_custom_line(&a, oc, v, 1, price).await }
+        }),
         row!("checkout (customer's cart)", OWNER_OR_PRIVILEGED, |e, a| {
             let mut r = request(oc, "access-checkout");
             r.actor = a.clone();

@@ -565,6 +565,97 @@ async fn coupon_codes_follow_the_engines_code_policy(backend: Backend) {
     assert!(again.coupon_codes().is_empty());
 }
 
+async fn custom_priced_lines_keep_their_price_unless_promotions_are_allowed(backend: Backend) {
+    use cartwright::cart::CustomPrice;
+    use cartwright::pricing::PriceSource;
+    let shop = Shop::new(backend).await;
+    let mug = shop.product("MUG", "12.00", 10).await;
+    shop.engine
+        .save_promotion(&Actor::System, Promotion::new("Ten off", ten_percent()))
+        .await
+        .unwrap();
+    let staff = Actor::Staff("ann".into());
+    let cart = shop.ready_cart(&[(mug, 1)]).await;
+    let quote = CustomPrice::new(usd("7.50"), "quote Q-17");
+    shop.engine
+        .add_custom_line(&staff, cart.id(), mug, 2, quote.clone())
+        .await
+        .unwrap();
+    let allowed = quote.clone().promotions(true);
+    shop.engine
+        .add_custom_line(&staff, cart.id(), mug, 1, allowed)
+        .await
+        .unwrap();
+    let priced = shop
+        .engine
+        .price_cart(&Actor::Guest, cart.id())
+        .await
+        .unwrap();
+    let seen: Vec<(String, String, String)> = priced
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.unit_price.to_string(),
+                l.discount.to_string(),
+                format!("{:?}", l.price_source),
+            )
+        })
+        .collect();
+    assert_eq!(seen[0].0, "12.00 USD");
+    assert_eq!(seen[0].1, "1.20 USD");
+    // The custom line keeps its price; the one allowing promotions gets 10 %.
+    assert_eq!(
+        (seen[1].0.as_str(), seen[1].1.as_str()),
+        ("7.50 USD", "0.00 USD")
+    );
+    assert_eq!(
+        (seen[2].0.as_str(), seen[2].1.as_str()),
+        ("7.50 USD", "0.75 USD")
+    );
+    assert_eq!(
+        priced.lines[1].price_source,
+        PriceSource::Custom {
+            reason: "quote Q-17".into()
+        }
+    );
+    assert_eq!(priced.lines[1].list_price, usd("12.00"));
+    // Checked out at those prices, and the order says why.
+    let order = shop.place(cart.id(), "custom").await;
+    assert_eq!(order.pricing().lines[1].unit_price, usd("7.50"));
+    assert!(matches!(
+        order.pricing().lines[1].price_source,
+        PriceSource::Custom { .. }
+    ));
+
+    // Only staff or the system sets a price.
+    let other = shop.ready_cart(&[(mug, 1)]).await;
+    let err = shop
+        .engine
+        .add_custom_line(&Actor::Guest, other.id(), mug, 1, quote.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Forbidden), "{err:?}");
+    // A price in another currency, a negative one, an empty reason: refused,
+    // nothing changed.
+    let euros = CustomPrice::new(Money::parse("7.50", Currency::EUR).unwrap(), "quote");
+    let negative = CustomPrice::new(usd("-1.00"), "quote");
+    let no_reason = CustomPrice::new(usd("1.00"), "  ");
+    for bad in [euros, negative, no_reason] {
+        let err = shop
+            .engine
+            .add_custom_line(&staff, other.id(), mug, 1, bad)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Invalid { .. } | Error::CurrencyMismatch { .. }),
+            "{err:?}"
+        );
+    }
+    let unchanged = shop.engine.cart(&staff, other.id()).await.unwrap();
+    assert_eq!(unchanged.lines().len(), 1);
+}
+
 async fn a_budget_gives_what_is_left_then_stops(backend: Backend) {
     let shop = Shop::new(backend).await;
     let v = shop.product("TEE", "20.00", 10).await;
@@ -992,6 +1083,7 @@ conformance!(
     a_first_order_offer_counts_earlier_orders_by_email_too,
     a_request_can_leave_out_automatic_promotions_and_ask_what_qualifies,
     coupon_codes_follow_the_engines_code_policy,
+    custom_priced_lines_keep_their_price_unless_promotions_are_allowed,
     a_budget_gives_what_is_left_then_stops,
     cancelling_an_order_gives_its_use_back,
     bulk_codes_are_unique_and_each_works_once,

@@ -15,6 +15,7 @@
 //! | a guest cart (read, edit, price, check out) | yes | yes | — | yes | yes | yes | no |
 //! | a customer's cart | no | no | yes | no | yes | yes | no |
 //! | merge a guest cart into one's own | no | no | yes | — | no | no | no |
+//! | add a custom-priced line to any cart | no | no | no | no | yes | yes | no |
 //! | a customer's record, addresses | no | no | yes | no | yes | yes | no |
 //! | a customer's order: read, cancel, customer note | no | no | yes | no | yes | yes | no |
 //! | a guest's order: read, cancel | no | yes | — | no | yes | yes | no |

@@ -1015,6 +1015,48 @@ impl Engine {
         .await
     }
 
+    /// Adds a line at a price the embedding program sets (a quote, a
+    /// configured product; see [`CustomPrice`](crate::cart::CustomPrice)):
+    /// marked as custom with its reason, never merged with another line,
+    /// and left alone by promotions unless the price allows them. Only
+    /// staff or the system may set a price: a price never comes from a
+    /// customer's request. The variant must exist and be for sale; it needs
+    /// no catalog price in the cart's currency.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::NotFound`] for an unknown cart or variant;
+    /// [`Error::NotPurchasable`]; [`Error::CartNotActive`];
+    /// [`Error::CurrencyMismatch`] for a price in another currency;
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input, naming
+    /// it; [`Error::Conflict`] when concurrent changes keep winning;
+    /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(cart_id = %cart, variant_id = %variant))]
+    pub async fn add_custom_line(
+        &self,
+        actor: &Actor,
+        cart: CartId,
+        variant: VariantId,
+        quantity: u32,
+        price: crate::cart::CustomPrice,
+    ) -> Result<Cart> {
+        actor.require_privileged()?;
+        let entries = self.inner.store.entries(&[variant]).await?;
+        entries
+            .get(&variant)
+            .ok_or_else(|| Error::not_found("variant", variant))?
+            .purchasable()?;
+        let updated = self
+            .modify_cart(actor, cart, |c| {
+                c.add_custom_line(variant, quantity, price.clone())
+                    .map(|_| ())
+            })
+            .await?;
+        self.audit(actor, "add_custom_line", format!("{cart}"))
+            .await;
+        Ok(updated)
+    }
+
     /// Sets a line's quantity.
     ///
     /// # Errors

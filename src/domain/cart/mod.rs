@@ -20,7 +20,7 @@ use crate::actor::Actor;
 use crate::customer::{Address, Email};
 use crate::error::{Error, Result};
 use crate::id::{CartId, CustomerId, LineId, OrderId, VariantId};
-use crate::money::Currency;
+use crate::money::{Currency, Money};
 
 /// Most lines one cart may hold.
 pub const MAX_LINES_PER_CART: usize = 1_000;
@@ -42,6 +42,73 @@ pub const MAX_METADATA_KEY_LEN: usize = 64;
 
 /// Longest line metadata value, in characters.
 pub const MAX_METADATA_VALUE_LEN: usize = 512;
+
+/// Longest reason for a custom price, in characters.
+pub const MAX_CUSTOM_PRICE_REASON_LEN: usize = 200;
+
+/// A price the embedding program sets for one line (a quote, a configured
+/// product), instead of the catalog's and the price lists'. Only staff or
+/// the system may set one ([`Engine::add_custom_line`](crate::Engine::add_custom_line)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CustomPrice {
+    /// The price of one unit, in the cart's currency, exact in minor
+    /// units, not negative.
+    pub unit: Money,
+    /// Why (1 to [`MAX_CUSTOM_PRICE_REASON_LEN`] characters), shown as the
+    /// line's price source.
+    pub reason: String,
+    /// Whether promotions may target the line (and count it in line
+    /// conditions). Off by default: a negotiated price is usually final.
+    #[serde(default)]
+    pub promotions: bool,
+}
+
+impl CustomPrice {
+    /// A custom unit price with its reason; promotions leave the line alone.
+    pub fn new(unit: Money, reason: impl Into<String>) -> Self {
+        Self {
+            unit,
+            reason: reason.into(),
+            promotions: false,
+        }
+    }
+
+    fn check(&self, currency: Currency) -> Result<()> {
+        if self.unit.currency() != currency {
+            return Err(Error::CurrencyMismatch {
+                left: currency,
+                right: self.unit.currency(),
+            });
+        }
+        if self.unit.is_negative() || !self.unit.is_exact() {
+            return Err(Error::invalid(
+                "custom price",
+                format!(
+                    "{}: must be exact in minor units and not negative",
+                    self.unit
+                ),
+            ));
+        }
+        let r = self.reason.trim();
+        if r.is_empty()
+            || r.chars().count() > MAX_CUSTOM_PRICE_REASON_LEN
+            || r.chars().any(char::is_control)
+        {
+            return Err(Error::invalid(
+                "custom price reason",
+                format!(
+                    "{} must be 1 to {MAX_CUSTOM_PRICE_REASON_LEN} characters, no control characters",
+                    crate::validate::shown(&self.reason)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+crate::domain::setters!(CustomPrice { promotions: bool } into {});
 
 /// Longest shipping method code, in characters.
 pub const MAX_METHOD_CODE_LEN: usize = 64;
@@ -193,6 +260,10 @@ pub struct LineItem {
     /// price.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    /// A price the embedding program set for this line; `None` for the
+    /// catalog's (and price lists').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_price: Option<CustomPrice>,
 }
 
 /// Checks line metadata against its limits, naming the offending key.
@@ -414,11 +485,9 @@ impl Cart {
         self.ensure_active()?;
         check_quantity(quantity)?;
         check_metadata(&metadata)?;
-        if let Some(line) = self
-            .lines
-            .iter_mut()
-            .find(|l| l.variant_id == variant_id && l.metadata == metadata)
-        {
+        if let Some(line) = self.lines.iter_mut().find(|l| {
+            l.variant_id == variant_id && l.metadata == metadata && l.custom_price.is_none()
+        }) {
             let total = line
                 .quantity
                 .checked_add(quantity)
@@ -439,6 +508,40 @@ impl Cart {
             variant_id,
             quantity,
             metadata,
+            custom_price: None,
+        });
+        Ok(id)
+    }
+
+    /// Adds a line at a price the embedding program sets (see
+    /// [`CustomPrice`]); always a line of its own. Returns its id.
+    ///
+    /// # Errors
+    /// As [`Cart::add_line`]; [`Error::CurrencyMismatch`] for a price in
+    /// another currency; [`Error::Invalid`] for a negative or inexact price
+    /// or a bad reason.
+    pub fn add_custom_line(
+        &mut self,
+        variant_id: VariantId,
+        quantity: u32,
+        price: CustomPrice,
+    ) -> Result<LineId> {
+        self.ensure_active()?;
+        check_quantity(quantity)?;
+        price.check(self.currency)?;
+        if self.lines.len() >= MAX_LINES_PER_CART {
+            return Err(Error::LimitExceeded {
+                what: "lines per cart",
+                max: MAX_LINES_PER_CART as u64,
+            });
+        }
+        let id = LineId::new();
+        self.lines.push(LineItem {
+            id,
+            variant_id,
+            quantity,
+            metadata: BTreeMap::new(),
+            custom_price: Some(price),
         });
         Ok(id)
     }
@@ -604,7 +707,12 @@ impl Cart {
         }
         let mut merged = self.clone();
         for line in &guest.lines {
-            merged.add_line_with(line.variant_id, line.quantity, line.metadata.clone())?;
+            match &line.custom_price {
+                Some(p) => merged.add_custom_line(line.variant_id, line.quantity, p.clone())?,
+                None => {
+                    merged.add_line_with(line.variant_id, line.quantity, line.metadata.clone())?
+                }
+            };
         }
         // Codes were normalized when entered (under the engine's policy):
         // carried over as they are, never normalized again.

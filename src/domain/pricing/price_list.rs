@@ -161,6 +161,12 @@ pub enum PriceSource {
         /// Whether it is a sale list.
         sale: bool,
     },
+    /// A price the embedding program set for the line
+    /// ([`CustomPrice`](crate::cart::CustomPrice)).
+    Custom {
+        /// Why.
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -54,23 +54,43 @@ pub(super) fn unit_prices<'a>(
             .get(&line.variant_id)
             .ok_or_else(|| Error::not_found("variant", line.variant_id))?;
         entry.purchasable()?;
-        let base = entry
-            .variant
-            .price(currency)
-            .ok_or_else(|| Error::NoPrice {
-                variant_id: line.variant_id,
-                currency,
-            })?;
-        let (unit_price, source) = if ctx.price_book.is_empty() {
-            (base, PriceSource::Catalog)
-        } else {
-            ctx.price_book.unit_price(
-                line.variant_id,
-                base,
-                line.quantity,
-                &ctx.customer.groups,
-                ctx.now,
-            )
+        let (base, unit_price, source) = match &line.custom_price {
+            // A price the embedding program set: no price list applies,
+            // and the catalog price (if any) is the list price shown.
+            Some(custom) => {
+                if custom.unit.currency() != currency {
+                    return Err(Error::CurrencyMismatch {
+                        left: currency,
+                        right: custom.unit.currency(),
+                    });
+                }
+                let base = entry.variant.price(currency).unwrap_or(custom.unit);
+                let source = PriceSource::Custom {
+                    reason: custom.reason.clone(),
+                };
+                (base, custom.unit, source)
+            }
+            None => {
+                let base = entry
+                    .variant
+                    .price(currency)
+                    .ok_or_else(|| Error::NoPrice {
+                        variant_id: line.variant_id,
+                        currency,
+                    })?;
+                let (unit_price, source) = if ctx.price_book.is_empty() {
+                    (base, PriceSource::Catalog)
+                } else {
+                    ctx.price_book.unit_price(
+                        line.variant_id,
+                        base,
+                        line.quantity,
+                        &ctx.customer.groups,
+                        ctx.now,
+                    )
+                };
+                (base, unit_price, source)
+            }
         };
         let unit = unit_price.to_minor()?;
         let subtotal = unit
@@ -84,6 +104,7 @@ pub(super) fn unit_prices<'a>(
             subtotal,
             rank: 0,
             metadata: &line.metadata,
+            promotable: line.custom_price.as_ref().is_none_or(|c| c.promotions),
         });
         prices.push((base, unit_price, source));
     }

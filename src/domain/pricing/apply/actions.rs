@@ -164,7 +164,12 @@ impl Left<'_, '_> {
 
     /// Every line with what it still costs: the weights of an order-level split.
     fn whole_order(&self) -> Vec<(usize, i128)> {
-        self.remaining.iter().copied().enumerate().collect()
+        self.remaining
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(i, _)| self.env.lines.get(*i).is_some_and(|l| l.promotable))
+            .collect()
     }
 
     /// A percent of each selected line's discountable units, capped in total.
@@ -892,6 +897,7 @@ mod tests {
                     subtotal: unit * i128::from(quantity),
                     rank,
                     metadata: &NO_METADATA,
+                    promotable: true,
                 })
             })
             .collect();

@@ -511,13 +511,17 @@ pub(crate) fn lines_matching(f: &LineFilter, env: &Env<'_>) -> Vec<usize> {
         Some(candidates) => candidates
             .into_iter()
             .map(|i| i as usize)
-            .filter(|i| env.lines.get(*i).is_some_and(|l| matches(f, l, env)))
+            .filter(|i| {
+                env.lines
+                    .get(*i)
+                    .is_some_and(|l| l.promotable && matches(f, l, env))
+            })
             .collect(),
         None => env
             .lines
             .iter()
             .enumerate()
-            .filter(|(_, l)| matches(f, l, env))
+            .filter(|(_, l)| l.promotable && matches(f, l, env))
             .map(|(i, _)| i)
             .collect(),
     }
@@ -631,6 +635,9 @@ pub(crate) struct WorkLine<'a> {
     pub rank: u32,
     /// The cart line's metadata (copied to the priced line).
     pub metadata: &'a std::collections::BTreeMap<String, String>,
+    /// Whether promotions may target the line (false for a custom-priced
+    /// line that keeps its price).
+    pub promotable: bool,
 }
 
 /// Everything fixed while promotions apply.
