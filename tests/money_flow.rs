@@ -14,7 +14,7 @@ use cartwright::fulfillment::{ReturnRequest, ShipmentRequest};
 use cartwright::id::IdempotencyKey;
 use cartwright::order::{LineQuantity, ShippingRefund};
 use cartwright::prelude::*;
-use cartwright::pricing::{Action, LineFilter, Promotion, RewardUnits};
+use cartwright::pricing::{Action, LineFilter, Promotion};
 use common::{Backend, Shop, ShopOptions};
 
 struct Rng(u64);
@@ -74,7 +74,6 @@ async fn money_is_conserved(backend: Backend) {
                             get_quantity: 1,
                             percent: 100.into(),
                             max_applications: None,
-                            reward_units: RewardUnits::default(),
                         },
                     )
                     .priority(1),

@@ -327,7 +327,6 @@ fn b2g1(percent: i64, max: Option<u32>) -> Promotion {
             get_quantity: 1,
             percent: pct(percent),
             max_applications: max,
-            reward_units: RewardUnits::default(),
         },
     )
 }
@@ -372,9 +371,9 @@ fn the_reward_can_be_the_dearest_unit() {
                 get_quantity: 1,
                 percent: pct(50),
                 max_applications: None,
-                reward_units,
             },
         )
+        .reward_units(reward_units)
     };
     let cart = s.w.cart(&[(s.a, 1), (s.b, 1)]);
     let dearest = s.w.price(&cart, vec![bogo(RewardUnits::Dearest)]);
@@ -382,12 +381,13 @@ fn the_reward_can_be_the_dearest_unit() {
     let cheapest = s.w.price(&cart, vec![bogo(RewardUnits::Cheapest)]);
     assert_eq!(discounts(&cheapest), ["5.00", "0.00"]);
     // In JSON the choice is optional; "cheapest" when absent.
-    let json = serde_json::to_value(&bogo(RewardUnits::Dearest).action).unwrap();
+    let dearest = bogo(RewardUnits::Dearest);
+    let json = serde_json::to_value(&dearest).unwrap();
     assert_eq!(json["reward_units"], "dearest");
     let mut without = json.clone();
     without.as_object_mut().unwrap().remove("reward_units");
-    let back: Action = serde_json::from_value(without).unwrap();
-    assert_eq!(back, bogo(RewardUnits::Cheapest).action);
+    let back: Promotion = serde_json::from_value(without).unwrap();
+    assert_eq!(back.reward_units, RewardUnits::Cheapest);
 }
 
 #[test]
@@ -447,7 +447,6 @@ fn buy_from_one_set_get_from_another() {
             get_quantity: 2,
             percent: pct(100),
             max_applications: None,
-            reward_units: RewardUnits::default(),
         },
     );
     let priced =
@@ -758,7 +757,7 @@ fn hints_cover_counts_of_items_as_well_as_amounts() {
     let priced =
         s.w.price(&s.w.cart(&[(s.a, 2), (s.c, 1)]), vec![five_items.clone()]);
     assert_eq!(priced.hints.len(), 1);
-    assert_eq!(priced.hints[0].missing, None);
+    assert_eq!(priced.hints[0].missing, usd("0.00"));
     assert_eq!(priced.hints[0].missing_units, Some(2));
     assert_eq!(priced.hints[0].message, "add 2 more items for five or more");
     let Rejection::ConditionsNotMet { comparisons } = rejection(&priced, &five_items) else {
@@ -901,7 +900,7 @@ fn free_shipping_and_a_hint_when_short() {
         comparisons,
         [Comparison::new("subtotal", Op::Gte, "50.00 USD", "45.00 USD").missing(usd("5.00"))]
     );
-    assert_eq!(priced.hints[0].missing, Some(usd("5.00")));
+    assert_eq!(priced.hints[0].missing, usd("5.00"));
     assert_eq!(
         priced.hints[0].message,
         "add 5.00 USD more for Free shipping"
@@ -957,7 +956,7 @@ fn shipping_methods_tiers_thresholds_and_countries() {
             ("std".to_owned(), "5.99".to_owned())
         ]
     );
-    assert_eq!(priced.hints[0].missing, Some(usd("80.00")));
+    assert_eq!(priced.hints[0].missing, usd("80.00"));
     assert_eq!(
         priced.hints[0].message,
         "add 80.00 USD more for free Standard"

@@ -148,11 +148,6 @@ fn promotion(w: &World, s: &Spec, gift: VariantId) -> Promotion {
             get_quantity: 1 + s.qty % 2,
             percent,
             max_applications: (s.qty == 4).then_some(2),
-            reward_units: if s.priority.is_multiple_of(2) {
-                RewardUnits::Cheapest
-            } else {
-                RewardUnits::Dearest
-            },
         },
         7 => Action::Tiered {
             target,
@@ -240,6 +235,11 @@ fn promotion(w: &World, s: &Spec, gift: VariantId) -> Promotion {
     let groups = ["a", "b", "c"];
     Promotion::new(&format!("p{}", s.kind), action)
         .priority(s.priority)
+        .reward_units(if s.priority.is_multiple_of(2) {
+            RewardUnits::Cheapest
+        } else {
+            RewardUnits::Dearest
+        })
         .stacking(
             Stacking::default()
                 .exclusive(s.exclusive)

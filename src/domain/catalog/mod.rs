@@ -198,6 +198,17 @@ impl NewVariant {
         Self::blank(sku.into(), false)
     }
 
+    /// A variant that is **not shipped** unless `requires_shipping(true)`
+    /// is set: the old constructor, kept so existing code compiles and
+    /// behaves as before.
+    #[deprecated(
+        since = "0.2.0",
+        note = "say whether the variant ships: NewVariant::shipped or NewVariant::digital"
+    )]
+    pub fn new(sku: impl Into<String>) -> Self {
+        Self::digital(sku)
+    }
+
     fn blank(sku: String, requires_shipping: bool) -> Self {
         Self {
             sku,
@@ -722,6 +733,19 @@ mod tests {
 
     fn variant(sku: &str) -> NewVariant {
         NewVariant::digital(sku).prices(vec![Money::parse("10.00", Currency::USD).unwrap()])
+    }
+
+    #[test]
+    #[allow(deprecated)]
+    fn shipping_is_explicit_and_the_old_constructor_keeps_its_meaning() {
+        assert!(NewVariant::shipped("A").requires_shipping);
+        assert!(!NewVariant::digital("B").requires_shipping);
+        assert!(!NewVariant::new("C").requires_shipping);
+        assert!(
+            NewVariant::new("D")
+                .requires_shipping(true)
+                .requires_shipping
+        );
     }
 
     #[test]

@@ -220,9 +220,9 @@ impl PromotionOutcome {
 pub struct Hint {
     /// The promotion it unlocks (none for a shipping method's own free threshold).
     pub promotion_id: Option<PromotionId>,
-    /// The amount to add, when the gap is money (a minimum subtotal).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub missing: Option<Money>,
+    /// The amount to add when the gap is money (a minimum subtotal); zero
+    /// when the gap is a count (see `missing_units`).
+    pub missing: Money,
     /// The units to add, when the gap is a count (a minimum item count, a
     /// minimum quantity of matching items).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -56,7 +56,6 @@
 //!         get_quantity: 1,
 //!         percent: 100.into(),
 //!         max_applications: None,
-//!         reward_units: RewardUnits::default(),
 //!     },
 //! )
 //! .when(Condition::Subtotal { op: Op::Gte, amount: usd("30.00")? });
@@ -75,7 +74,7 @@
 //! // Two mugs (24.00) miss the threshold, and the explanation says by how much.
 //! cart.set_quantity(cart.lines()[0].id, 2)?;
 //! let priced = price(&cart, &ctx)?;
-//! assert_eq!(priced.hints[0].missing, Some(usd("6.00")?));
+//! assert_eq!(priced.hints[0].missing, usd("6.00")?);
 //! # Ok(())
 //! # }
 //! ```
@@ -656,13 +655,13 @@ fn explain(
             Some(match gap {
                 apply::Gap::Money(missing) => Hint {
                     promotion_id: Some(p.id),
-                    missing: Some(*missing),
+                    missing: *missing,
                     missing_units: None,
                     message: format!("add {missing} more for {}", p.name),
                 },
                 apply::Gap::Units(units) => Hint {
                     promotion_id: Some(p.id),
-                    missing: None,
+                    missing: Money::zero(env.currency),
                     missing_units: Some(*units),
                     message: format!(
                         "add {units} more {} for {}",

@@ -514,11 +514,6 @@ pub enum Action {
         /// How often it may repeat.
         #[serde(default)]
         max_applications: Option<u32>,
-        /// Which eligible units are rewarded: the cheapest (the default;
-        /// the qualifying units then come from the dearest) or the dearest
-        /// (the qualifying units then come from the cheapest).
-        #[serde(default)]
-        reward_units: RewardUnits,
     },
     /// All selected units together cost `price` ("these items for 50.00
     /// in total"; with `target: any`, "the whole order for X"). The
@@ -762,6 +757,13 @@ pub struct Promotion {
     /// Use and budget limits.
     #[serde(default)]
     pub limits: Limits,
+    /// For a buy-X-get-Y action: which eligible units are rewarded, the
+    /// cheapest (the default; the qualifying units then come from the
+    /// dearest) or the dearest (qualifying units from the cheapest).
+    /// Ignored by other actions. (On the promotion rather than the action,
+    /// so code that builds `Action::BuyXGetY` keeps compiling.)
+    #[serde(default)]
+    pub reward_units: RewardUnits,
 }
 
 fn yes() -> bool {
@@ -783,7 +785,15 @@ impl Promotion {
             conditions: Vec::new(),
             action,
             limits: Limits::default(),
+            reward_units: RewardUnits::default(),
         }
+    }
+
+    /// Sets which units a buy-X-get-Y rewards (see
+    /// [`Promotion::reward_units`](Self#structfield.reward_units)).
+    pub fn reward_units(mut self, reward_units: RewardUnits) -> Self {
+        self.reward_units = reward_units;
+        self
     }
 
     /// Makes it need a coupon code.

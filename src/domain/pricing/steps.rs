@@ -423,7 +423,7 @@ fn free_shipping_hints(
         if !missing.is_negative() && !missing.is_zero() {
             hints.push(Hint {
                 promotion_id: None,
-                missing: Some(missing),
+                missing,
                 missing_units: None,
                 message: format!("add {missing} more for free {}", rate.name),
             });
@@ -630,10 +630,7 @@ mod tests {
             };
             let mut hints = Vec::new();
             assert!(free_shipping_hints(&rates, &input, chosen, &mut hints).is_ok());
-            hints
-                .into_iter()
-                .filter_map(|h| h.missing)
-                .collect::<Vec<_>>()
+            hints.into_iter().map(|h| h.missing).collect::<Vec<_>>()
         };
         assert_eq!(hint("42.50", None), vec![usd("7.50")]);
         assert_eq!(hint("42.50", Some("std")), vec![usd("7.50")]);

@@ -15,7 +15,7 @@ impl PromotionSet {
     /// per action, then [`tidy`] makes the effect canonical.
     pub(super) fn effect(
         &self,
-        action: &Action,
+        (action, reward_units): (&Action, RewardUnits),
         env: &Env<'_>,
         remaining: &[i128],
         spent: &[Spent],
@@ -66,12 +66,11 @@ impl PromotionSet {
                 get_quantity,
                 percent,
                 max_applications,
-                reward_units,
             } => on.buy_x_get_y(
                 (buy, *buy_quantity),
                 (get, *get_quantity),
                 *percent,
-                (*max_applications, *reward_units),
+                (*max_applications, reward_units),
             ),
             Action::FixedTotal { target, price } => on.fixed_total(target, price),
             Action::QuantityGroup {

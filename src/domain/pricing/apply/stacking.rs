@@ -159,14 +159,19 @@ impl PromotionSet {
             let Some(c) = self.compiled(cand.index) else {
                 continue;
             };
-            let mut effect =
-                match self.effect(&c.promo.action, env, remaining, &spent, *shipping)? {
-                    Ok(e) => e,
-                    Err(reason) => {
-                        reject(reason);
-                        continue;
-                    }
-                };
+            let mut effect = match self.effect(
+                (&c.promo.action, c.promo.reward_units),
+                env,
+                remaining,
+                &spent,
+                *shipping,
+            )? {
+                Ok(e) => e,
+                Err(reason) => {
+                    reject(reason);
+                    continue;
+                }
+            };
             if let Some(left) = cand.budget_left
                 && effect.total() > left
             {
