@@ -641,6 +641,33 @@ fn a_percent_above_100_is_refused_and_an_amount_above_the_price_is_capped() {
     assert!(!priced.total.is_negative());
 }
 
+// ----- explanations never go silent -----------------------------------------
+
+#[test]
+fn promotions_past_the_candidate_limit_are_reported_not_dropped() {
+    let s = shop();
+    let max = cartwright::pricing::MAX_CANDIDATES;
+    // One more automatic promotion than a pricing considers, each with a
+    // condition the cart fails (cheap to check).
+    let promos: Vec<Promotion> = (0..=max)
+        .map(|i| {
+            Promotion::new(&format!("p{i}"), percent_items(LineFilter::Any, 1))
+                .priority(u32::try_from(i).unwrap())
+                .when(Condition::ItemCount {
+                    op: Op::Gte,
+                    count: 1_000,
+                })
+        })
+        .collect();
+    let last = promos.last().unwrap().clone();
+    let priced = s.w.price(&s.w.cart(&[(s.a, 1)]), promos);
+    assert_eq!(priced.promotions.len(), max + 1);
+    assert_eq!(
+        rejection(&priced, &last),
+        Rejection::TooManyCandidates { max: max as u64 }
+    );
+}
+
 // ----- tiered shipping ------------------------------------------------------
 
 #[test]

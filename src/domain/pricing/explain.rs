@@ -131,6 +131,13 @@ pub enum Rejection {
     NotBest,
     /// Another code for the same promotion is already in the cart.
     AlreadyApplied,
+    /// The cart met more promotions than one pricing considers
+    /// ([`MAX_CANDIDATES`](crate::pricing::MAX_CANDIDATES)); this one, late
+    /// in priority order, was left out.
+    TooManyCandidates {
+        /// The most one pricing considers.
+        max: u64,
+    },
     /// Its free gift cannot be given (not for sale or no price in the currency).
     GiftUnavailable {
         /// The gift.
@@ -265,6 +272,9 @@ impl std::fmt::Display for Rejection {
             }
             Self::UnknownRule { rule } => write!(f, "names the unregistered rule `{rule}`"),
             Self::Unevaluable { problem } => write!(f, "cannot be evaluated: {problem}"),
+            Self::TooManyCandidates { max } => {
+                write!(f, "left out: the cart met more than {max} promotions")
+            }
         }
     }
 }

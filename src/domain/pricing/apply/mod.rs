@@ -41,8 +41,8 @@ pub const MAX_BEST_SEARCH: usize = 16;
 /// Most combinations the best-combination search evaluates.
 pub const MAX_COMBINATIONS: usize = 64;
 /// Most promotions (automatic and coded) one cart may consider; past it the
-/// candidates last in priority order (the highest numbers) are left out
-/// (and not reported).
+/// candidates last in priority order (the highest numbers) are left out,
+/// each reported as [`Rejection::TooManyCandidates`](crate::pricing::Rejection).
 pub const MAX_CANDIDATES: usize = 10_000;
 
 /// Which qualifying promotions apply.

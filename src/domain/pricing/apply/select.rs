@@ -70,7 +70,16 @@ impl PromotionSet {
         // entry of the same promotion, and only the first entry counts.
         found.sort_unstable();
         if found.len() > MAX_CANDIDATES {
-            found.truncate(MAX_CANDIDATES);
+            // Never silent: each one left out says why.
+            for (index, code) in found.drain(MAX_CANDIDATES..) {
+                run.rejected.push((
+                    Some(index),
+                    code.map(str::to_owned),
+                    Rejection::TooManyCandidates {
+                        max: MAX_CANDIDATES as u64,
+                    },
+                ));
+            }
         }
         let mut lines = Vec::new();
         let mut shipping = Vec::new();
