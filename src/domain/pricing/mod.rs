@@ -485,6 +485,7 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
     let (mut lines, bought_discount) =
         steps::discounted_lines(&env, list_prices, &remaining, &run)?;
     let mut net = remaining.clone();
+    let bought = lines.len();
     steps::gift_lines(&env, promotions, &run, &mut lines, &mut net)?;
     steps::attach_adjustments(&env, promotions, &run, &mut lines)?;
 
@@ -513,9 +514,11 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
     };
     // Gift lines count in both: their value is in the subtotal and again,
     // as their discount, in the discount total, so they net to zero.
+    // Gift lines come after the `bought` ones.
     let gifts = lines
+        .get(bought..)
+        .unwrap_or_default()
         .iter()
-        .filter(|l| l.gift_of.is_some())
         .try_fold(0_i128, |acc, l| {
             acc.checked_add(l.subtotal.to_minor().ok()?)
         })

@@ -115,10 +115,20 @@ pub(super) fn unit_prices<'a>(
 /// Gives each line its place in the order of variant ids, so that the
 /// order of lines in the cart never changes a result.
 fn rank_by_variant(work: &mut [WorkLine<'_>]) -> Result<()> {
-    let mut order: Vec<usize> = (0..work.len()).collect();
-    // Lines of one variant differ in metadata (else they would be one line).
-    order.sort_by_key(|i| work.get(*i).map(|l| (l.entry.variant.id(), l.metadata)));
-    for (rank, i) in order.into_iter().enumerate() {
+    let mut order: Vec<(VariantId, usize)> = work
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.entry.variant.id(), i))
+        .collect();
+    // Lines of one variant differ in metadata (else they would be one
+    // line): compared only on a tie.
+    order.sort_unstable_by(|(va, a), (vb, b)| {
+        va.cmp(vb).then_with(|| {
+            let meta = |i: &usize| work.get(*i).map(|l| l.metadata);
+            meta(a).cmp(&meta(b))
+        })
+    });
+    for (rank, (_, i)) in order.into_iter().enumerate() {
         if let Some(l) = work.get_mut(i) {
             l.rank = u32::try_from(rank).map_err(|_| Error::Overflow("lines"))?;
         }

@@ -478,8 +478,9 @@ impl Left<'_, '_> {
     ) -> Answer {
         let f = Fraction::percent(percent)?;
         // Only units still unspent count and can be rewarded (see `Spent`).
-        let unspent: Vec<(u32, i128)> =
-            (0..self.env.lines.len()).map(|i| self.unspent(i)).collect();
+        // Asked per line as needed: nothing is built for lines the
+        // promotion does not select.
+        let unspent = |i: usize| self.unspent(i);
         let got = buy_x_get_y(
             self.env,
             &unspent,
@@ -492,7 +493,7 @@ impl Left<'_, '_> {
         let mut effect = Effect::default();
         for (i, units) in got.into_iter().enumerate() {
             if units > 0 {
-                let (q, r) = unspent.get(i).copied().unwrap_or_default();
+                let (q, r) = unspent(i);
                 let d = f.of(r, units, q, self.env.rounding)?;
                 // What the rewarded units cost before: (r / q)·u + (r mod q)·u / q.
                 let (qi, u) = (i128::from(q.max(1)), i128::from(units.min(q)));
@@ -716,9 +717,9 @@ fn free_below(n: u64, size: u64, paid: u64) -> u64 {
 
 /// Compares the per-unit value of lines `a` and `b` from `(units, amount)`
 /// pairs.
-fn unspent_cmp(a: usize, b: usize, unspent: &[(u32, i128)]) -> std::cmp::Ordering {
+fn unspent_cmp(a: usize, b: usize, unspent: &dyn Fn(usize) -> (u32, i128)) -> std::cmp::Ordering {
     let get = |i: usize| {
-        let (q, r) = unspent.get(i).copied().unwrap_or_default();
+        let (q, r) = unspent(i);
         (r, i128::from(q.max(1)))
     };
     let ((ra, qa), (rb, qb)) = (get(a), get(b));
@@ -730,7 +731,7 @@ fn unspent_cmp(a: usize, b: usize, unspent: &[(u32, i128)]) -> std::cmp::Orderin
 /// `unspent` is each line's units still unspent and what they cost.
 fn buy_x_get_y(
     env: &Env<'_>,
-    unspent: &[(u32, i128)],
+    unspent: &dyn Fn(usize) -> (u32, i128),
     buy: &[usize],
     buy_quantity: u32,
     get: &[usize],
@@ -755,7 +756,7 @@ fn buy_x_get_y(
     gets.sort_by(|a, b| order(a, b, dearest_gets));
     let mut buys = buy.to_vec();
     buys.sort_by(|a, b| order(a, b, !dearest_gets));
-    let qty = |i: usize| unspent.get(i).map_or(0, |u| u.0);
+    let qty = |i: usize| unspent(i).0;
     let (mut gc, mut bc) = (0_usize, 0_usize);
     let mut apps = 0_u32;
     while max_applications.is_none_or(|m| apps < m) {
