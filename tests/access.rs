@@ -158,6 +158,14 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
         row!("cart (guest's)", ANYONE_BUT_PROVIDER, |e, a| e.cart(&a, gc)),
         row!("add_item (guest's)", ANYONE_BUT_PROVIDER, |e, a| e
             .add_item(&a, gc, v, 1)),
+        row!("add_item_with (guest's)", ANYONE_BUT_PROVIDER, |e, a| e
+            .add_item_with(
+                &a,
+                gc,
+                v,
+                1,
+                [("note".into(), "hi".into())].into()
+            )),
         row!("add_item_once (guest's)", ANYONE_BUT_PROVIDER, |e, a| {
             async move { e.add_item_once(&a, gc, v, 1, &key("add")).await }
         }),
@@ -170,6 +178,14 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
             .cart(&a, oc)),
         row!("add_item (customer's)", OWNER_OR_PRIVILEGED, |e, a| e
             .add_item(&a, oc, v, 1)),
+        row!("add_item_with (customer's)", OWNER_OR_PRIVILEGED, |e, a| e
+            .add_item_with(
+                &a,
+                oc,
+                v,
+                1,
+                [("note".into(), "hi".into())].into()
+            )),
         row!(
             "set_shipping_address (customer's)",
             OWNER_OR_PRIVILEGED,

@@ -1038,10 +1038,7 @@ impl OrderStore for MemoryStore {
         let n = s
             .orders
             .values()
-            .filter(|o| {
-                (customer.is_some() && o.customer_id() == customer)
-                    || (email.is_some() && o.email() == email)
-            })
+            .filter(|o| o.placed_by(customer, email))
             .count();
         Ok(u64::try_from(n).unwrap_or(u64::MAX))
     }

@@ -455,13 +455,7 @@ pub trait OrderStore: Send + Sync {
         let mut query = OrderQuery::default().limit(MAX_PAGE_SIZE);
         loop {
             let page = self.find_orders(&query).await?;
-            count += page
-                .iter()
-                .filter(|o| {
-                    (customer.is_some() && o.customer_id() == customer)
-                        || (email.is_some() && o.email() == email)
-                })
-                .count() as u64;
+            count += page.iter().filter(|o| o.placed_by(customer, email)).count() as u64;
             match page.last() {
                 Some(last) if page.len() == MAX_PAGE_SIZE => {
                     query = query.before(Some(last.id()));

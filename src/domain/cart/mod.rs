@@ -8,8 +8,9 @@
 //! applies an operation and saves it with a version check, so concurrent
 //! changes are never lost.
 //!
-//! Does not know: prices, stock or storage: a cart holds what is being bought;
-//! pricing and the engine do the rest.
+//! Does not know: prices (except a [`CustomPrice`] staff set on a line),
+//! stock or storage: a cart holds what is being bought; pricing and the
+//! engine do the rest.
 
 use std::collections::BTreeMap;
 
@@ -496,6 +497,17 @@ impl Cart {
             line.quantity = total;
             return Ok(line.id);
         }
+        self.push_line(variant_id, quantity, metadata, None)
+    }
+
+    /// Appends a new line, within [`MAX_LINES_PER_CART`].
+    fn push_line(
+        &mut self,
+        variant_id: VariantId,
+        quantity: u32,
+        metadata: BTreeMap<String, String>,
+        custom_price: Option<CustomPrice>,
+    ) -> Result<LineId> {
         if self.lines.len() >= MAX_LINES_PER_CART {
             return Err(Error::LimitExceeded {
                 what: "lines per cart",
@@ -508,7 +520,7 @@ impl Cart {
             variant_id,
             quantity,
             metadata,
-            custom_price: None,
+            custom_price,
         });
         Ok(id)
     }
@@ -529,21 +541,7 @@ impl Cart {
         self.ensure_active()?;
         check_quantity(quantity)?;
         price.check(self.currency)?;
-        if self.lines.len() >= MAX_LINES_PER_CART {
-            return Err(Error::LimitExceeded {
-                what: "lines per cart",
-                max: MAX_LINES_PER_CART as u64,
-            });
-        }
-        let id = LineId::new();
-        self.lines.push(LineItem {
-            id,
-            variant_id,
-            quantity,
-            metadata: BTreeMap::new(),
-            custom_price: Some(price),
-        });
-        Ok(id)
+        self.push_line(variant_id, quantity, BTreeMap::new(), Some(price))
     }
 
     /// Sets a line's quantity (1 or more; use [`Cart::remove_line`] to remove).
@@ -647,6 +645,11 @@ impl Cart {
     pub fn add_coupon_code_with(&mut self, code: &str, policy: &CodePolicy) -> Result<()> {
         self.ensure_active()?;
         let code = normalize_code_with(code, policy)?;
+        self.push_code(code)
+    }
+
+    /// Keeps a normalized code once, within [`MAX_CODES_PER_CART`].
+    fn push_code(&mut self, code: String) -> Result<()> {
         if self.coupon_codes.contains(&code) {
             return Ok(());
         }
@@ -717,16 +720,7 @@ impl Cart {
         // Codes were normalized when entered (under the engine's policy):
         // carried over as they are, never normalized again.
         for code in &guest.coupon_codes {
-            if merged.coupon_codes.contains(code) {
-                continue;
-            }
-            if merged.coupon_codes.len() >= MAX_CODES_PER_CART {
-                return Err(Error::LimitExceeded {
-                    what: "coupon codes per cart",
-                    max: MAX_CODES_PER_CART as u64,
-                });
-            }
-            merged.coupon_codes.push(code.clone());
+            merged.push_code(code.clone())?;
         }
         if merged.shipping_address.is_none() {
             merged.shipping_address = guest.shipping_address.clone();

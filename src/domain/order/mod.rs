@@ -319,6 +319,13 @@ impl Order {
     pub fn email(&self) -> Option<&Email> {
         self.email.as_ref()
     }
+    /// Whether the account `customer` or the contact `email` placed this
+    /// order (what [`OrderStore::orders_placed_by`](crate::store::OrderStore::orders_placed_by)
+    /// counts); `None` matches nothing.
+    pub fn placed_by(&self, customer: Option<CustomerId>, email: Option<&Email>) -> bool {
+        (customer.is_some() && self.customer_id == customer)
+            || (email.is_some() && self.email.as_ref() == email)
+    }
     /// The frozen pricing: lines, adjustments, tax, shipping and totals.
     pub fn pricing(&self) -> &PricedCart {
         &self.pricing
