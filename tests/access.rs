@@ -368,6 +368,9 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
         row!("create_coupon", PRIVILEGED, |e, a| async move {
             e.create_coupon(&a, coded, "ACCESS", None).await
         }),
+        row!("create_coupon_for", PRIVILEGED, |e, a| async move {
+            e.create_coupon_for(&a, &[coded], "ACCESS-MANY", None).await
+        }),
         row!("generate_coupons", PRIVILEGED, |e, a| e
             .generate_coupons(&a, coded, "G", 2, None)),
         row!("set_promotion_enabled", PRIVILEGED, |e, a| {

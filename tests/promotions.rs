@@ -1069,7 +1069,127 @@ async fn a_promotion_that_cannot_be_evaluated_never_fails_pricing(backend: Backe
     assert_eq!(order.pricing().subtotal, usd("20.00"));
 }
 
+async fn one_code_unlocks_several_promotions_and_is_used_once(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let v = shop.product("TEE", "20.00", 10).await;
+    let save = |p: Promotion| {
+        let engine = shop.engine.clone();
+        async move { engine.save_promotion(&Actor::System, p).await.unwrap() }
+    };
+    let items = save(Promotion::new("Ten off", ten_percent()).coded()).await;
+    let ship = save(
+        Promotion::new(
+            "Free shipping",
+            Action::Shipping {
+                reward: cartwright::pricing::Reward::Percent {
+                    percent: Decimal::ONE_HUNDRED,
+                },
+                methods: vec![],
+            },
+        )
+        .coded(),
+    )
+    .await;
+    let big = save(Promotion::new("Big spender", ten_percent()).coded().when(
+        Condition::Subtotal {
+            op: Op::Gte,
+            amount: usd("100.00"),
+        },
+    ))
+    .await;
+    let auto = save(Promotion::new("Automatic", ten_percent())).await;
+
+    // Refused whole, naming the problem; nothing is stored.
+    let ids = [items.id, ship.id, big.id];
+    let refused = [
+        (vec![items.id, auto.id], "automatic"),
+        (vec![items.id, items.id], "twice"),
+        (vec![], "at least one"),
+    ];
+    for (list, why) in refused {
+        let err = shop
+            .engine
+            .create_coupon_for(&Actor::System, &list, "WELCOME", Some(1))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Invalid { reason, .. } if reason.contains(why)),
+            "{err:?}"
+        );
+    }
+    let unknown = cartwright::id::PromotionId::new();
+    let err = shop
+        .engine
+        .create_coupon_for(&Actor::System, &[items.id, unknown], "WELCOME", Some(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    let too_many = vec![items.id; cartwright::pricing::MAX_PROMOTIONS_PER_CODE + 1];
+    let err = shop
+        .engine
+        .create_coupon_for(&Actor::System, &too_many, "WELCOME", Some(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::LimitExceeded { .. }), "{err:?}");
+    let err = shop
+        .engine
+        .create_coupon_for(&Actor::Guest, &ids, "WELCOME", Some(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Forbidden), "{err:?}");
+
+    let coupon = shop
+        .engine
+        .create_coupon_for(&Actor::System, &ids, "welcome", Some(1))
+        .await
+        .unwrap();
+    assert_eq!(coupon.promotions().collect::<Vec<_>>(), ids);
+    // Each promotion is considered with the code, applied or not on its own.
+    let cart = coded_cart(&shop, v, "WELCOME").await;
+    let priced = shop
+        .engine
+        .price_cart(&Actor::Guest, cart.id())
+        .await
+        .unwrap();
+    let outcomes: Vec<_> = priced.code_outcomes("WELCOME").collect();
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    let applied = |id| {
+        outcomes
+            .iter()
+            .find(|o| o.promotion_id == Some(id))
+            .map(|o| o.applied())
+    };
+    assert_eq!(applied(items.id), Some(true));
+    assert_eq!(applied(ship.id), Some(true));
+    assert_eq!(applied(big.id), Some(false));
+    assert!(matches!(
+        priced.outcome(big.id).unwrap().rejection(),
+        Some(Rejection::ConditionsNotMet { .. })
+    ));
+    // 10 % (automatic) then 10 % (code) of 20.00, and shipping 5.00 free.
+    assert_eq!(priced.discount_total, usd("8.80"));
+
+    // One order uses the single-use code once, though it unlocked two.
+    shop.place(cart.id(), "k1").await;
+    let counter = format!("coupon:{}:uses", coupon.code);
+    assert_eq!(shop.engine.store().usage(&counter).await.unwrap(), 1);
+    let again = coded_cart(&shop, v, "WELCOME").await;
+    let priced = shop
+        .engine
+        .price_cart(&Actor::Guest, again.id())
+        .await
+        .unwrap();
+    assert!(
+        priced
+            .code_outcomes("WELCOME")
+            .all(|o| matches!(o.rejection(), Some(Rejection::UsedUp { limit: 1, .. }))),
+        "{:?}",
+        priced.promotions
+    );
+}
+
 conformance!(
+    one_code_unlocks_several_promotions_and_is_used_once,
     a_promotion_that_cannot_be_evaluated_never_fails_pricing,
     the_promotion_store_port,
     a_failed_checkout_gives_its_code_use_back,

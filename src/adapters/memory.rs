@@ -1258,8 +1258,9 @@ impl PromotionStore for MemoryStore {
         let mut s = self.lock();
         let mut fresh = HashSet::with_capacity(coupons.len());
         for c in coupons {
-            if !s.promotions.contains_key(&c.promotion_id) {
-                return Err(Error::not_found("promotion", c.promotion_id));
+            c.validate()?;
+            if let Some(id) = c.promotions().find(|id| !s.promotions.contains_key(id)) {
+                return Err(Error::not_found("promotion", id));
             }
             if s.coupons.contains_key(&c.code) || !fresh.insert(c.code.as_str()) {
                 return Err(Error::AlreadyExists {

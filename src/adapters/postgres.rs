@@ -2658,18 +2658,44 @@ impl PromotionStore for PgStore {
             .map(|c| c.max_uses.map(i64::try_from).transpose())
             .collect::<std::result::Result<Vec<Option<i64>>, _>>()
             .map_err(|_| Error::Overflow("coupon max_uses"))?;
+        let mut more = Vec::with_capacity(coupons.len());
+        for c in coupons {
+            c.validate()?;
+            // An array literal of UUIDs (hex and dashes only), one per coupon.
+            let ids: Vec<String> = c.more_promotions.iter().map(|p| p.to_string()).collect();
+            more.push(format!("{{{}}}", ids.join(",")));
+        }
         retry!(self, async {
+            // The further promotions have no foreign key (an array): the
+            // statement inserts nothing and names one when any is missing.
             let result = sqlx::query(
-                "INSERT INTO cw_coupons (code, promotion_id, max_uses)
-                 SELECT * FROM unnest($1::text[], $2::uuid[], $3::bigint[])",
+                "WITH input AS (
+                     SELECT * FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::text[])
+                         AS t(code, promotion_id, max_uses, more)),
+                 missing AS (
+                     SELECT m FROM input, unnest(input.more::uuid[]) AS m
+                     WHERE NOT EXISTS (SELECT 1 FROM cw_promotions p WHERE p.id = m)
+                     LIMIT 1),
+                 ins AS (
+                     INSERT INTO cw_coupons (code, promotion_id, max_uses, more_promotions)
+                     SELECT code, promotion_id, max_uses, more::uuid[] FROM input
+                     WHERE NOT EXISTS (SELECT 1 FROM missing)
+                     RETURNING 1)
+                 SELECT (SELECT m FROM missing) AS missing, (SELECT count(*) FROM ins) AS n",
             )
             .bind(&codes)
             .bind(&promotions)
             .bind(&max_uses)
-            .execute(&self.pool)
+            .bind(&more)
+            .fetch_one(&self.pool)
             .await;
             match result.map_err(Fail::from) {
-                Ok(_) => Ok(()),
+                Ok(row) => match col::<Option<uuid::Uuid>>(&row, "missing", "coupon")? {
+                    Some(id) => {
+                        Err(Error::not_found("promotion", PromotionId::from_uuid(id)).into())
+                    }
+                    None => Ok(()),
+                },
                 Err(f) if sqlstate(&f).as_deref() == Some("23503") => {
                     let id = coupons
                         .first()
@@ -2735,17 +2761,18 @@ impl PgStore {
                           UNION SELECT unnest($2::uuid[])),
                   codes AS (SELECT jsonb_array_elements_text(c.doc->'coupon_codes') AS code FROM c)
              SELECT 0 AS kind, v.doc AS variant, p.summary, NULL::text AS code,
-                    NULL::uuid AS promotion_id, NULL::bigint AS max_uses, NULL::bigint AS version,
+                    NULL::uuid AS promotion_id, NULL::bigint AS max_uses,
+                    NULL::uuid[] AS more_promotions, NULL::bigint AS version,
                     NULL::boolean AS active, NULL::jsonb AS doc
              FROM cw_variants v JOIN cw_products p ON p.id = v.product_id
              WHERE v.id IN (SELECT id FROM ids)
              UNION ALL
-             SELECT 1, NULL, NULL, code, promotion_id, max_uses, NULL, NULL, NULL
+             SELECT 1, NULL, NULL, code, promotion_id, max_uses, more_promotions, NULL, NULL, NULL
              FROM cw_coupons WHERE code IN (SELECT code FROM codes)
              UNION ALL
-             SELECT 2, NULL, NULL, NULL, NULL, NULL, version, NULL, NULL FROM cw_pricing_version
+             SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, version, NULL, NULL FROM cw_pricing_version
              UNION ALL
-             SELECT 3, NULL, NULL, NULL, NULL, NULL, version, active, doc FROM c",
+             SELECT 3, NULL, NULL, NULL, NULL, NULL, NULL, version, active, doc FROM c",
         )
         .bind(cart_id.as_uuid())
         .bind(uuids(extra, |v| v.as_uuid()))
@@ -2771,14 +2798,15 @@ impl PgStore {
     ) -> Try<PricingInputs> {
         let rows = sqlx::query(
             "SELECT 0 AS kind, v.doc AS variant, p.summary, NULL::text AS code,
-                    NULL::uuid AS promotion_id, NULL::bigint AS max_uses, NULL::bigint AS version
+                    NULL::uuid AS promotion_id, NULL::bigint AS max_uses,
+                    NULL::uuid[] AS more_promotions, NULL::bigint AS version
              FROM cw_variants v JOIN cw_products p ON p.id = v.product_id
              WHERE v.id = ANY($1)
              UNION ALL
-             SELECT 1, NULL, NULL, code, promotion_id, max_uses, NULL
+             SELECT 1, NULL, NULL, code, promotion_id, max_uses, more_promotions, NULL
              FROM cw_coupons WHERE code = ANY($2)
              UNION ALL
-             SELECT 2, NULL, NULL, NULL, NULL, NULL, version FROM cw_pricing_version",
+             SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, version FROM cw_pricing_version",
         )
         .bind(uuids(variants, |v| v.as_uuid()))
         .bind(codes)
@@ -2797,5 +2825,9 @@ fn coupon_from_row(r: &PgRow) -> Try<Coupon> {
             .map(u64::try_from)
             .transpose()
             .map_err(|_| corrupt("coupon", "negative max_uses"))?,
+        more_promotions: col::<Vec<uuid::Uuid>>(r, "more_promotions", "coupon")?
+            .into_iter()
+            .map(PromotionId::from_uuid)
+            .collect(),
     })
 }

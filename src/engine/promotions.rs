@@ -155,6 +155,51 @@ impl Engine {
         Ok(coupon)
     }
 
+    /// Adds one coupon code that unlocks several coded promotions at once
+    /// ("WELCOME": 10 % off and free shipping); see
+    /// [`Coupon::for_promotions`]. Each promotion is then considered with
+    /// the code, applied or rejected for its own reason; the code's
+    /// `max_uses` counts orders.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] for a malformed code, no promotion, one named
+    /// twice, or an automatic one; [`Error::LimitExceeded`] past
+    /// [`MAX_PROMOTIONS_PER_CODE`](crate::pricing::MAX_PROMOTIONS_PER_CODE);
+    /// [`Error::AlreadyExists`] for a code in use; [`Error::NotFound`] for an
+    /// unknown promotion; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn create_coupon_for(
+        &self,
+        actor: &Actor,
+        promotions: &[PromotionId],
+        code: &str,
+        max_uses: Option<u64>,
+    ) -> Result<Coupon> {
+        actor.require_privileged()?;
+        let coupon = Coupon::for_promotions(
+            code,
+            promotions,
+            max_uses,
+            &self.inner.promotion_settings.codes,
+        )?;
+        for id in coupon.promotions() {
+            if !self.inner.store.promotion(id).await?.coded {
+                return Err(Error::invalid(
+                    "coupon",
+                    format!("promotion {id} is automatic, not coded"),
+                ));
+            }
+        }
+        self.inner
+            .store
+            .insert_coupons(std::slice::from_ref(&coupon))
+            .await?;
+        let ids: Vec<String> = coupon.promotions().map(|p| p.to_string()).collect();
+        self.audit(actor, "create_coupon", ids.join(",")).await;
+        Ok(coupon)
+    }
+
     /// Generates `count` unique, unguessable codes for a coded promotion and
     /// stores them, all or none (see [`generate_codes`]). A collision with an
     /// existing code (about 2⁻⁸⁰ per pair) is retried with fresh codes.

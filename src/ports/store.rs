@@ -528,7 +528,9 @@ pub trait PromotionStore: CartStore + Send + Sync {
     /// Every price list, by id.
     async fn price_lists(&self) -> Result<Vec<PriceList>>;
     /// Inserts coupons, all or none: a code already taken is
-    /// [`Error::AlreadyExists`], an unknown promotion [`Error::NotFound`].
+    /// [`Error::AlreadyExists`], an unknown promotion (any a code unlocks)
+    /// [`Error::NotFound`], a bad promotion list as
+    /// [`Coupon::validate`](crate::pricing::Coupon::validate).
     async fn insert_coupons(&self, coupons: &[Coupon]) -> Result<()>;
     /// Everything pricing a cart reads, in one call (one round trip on
     /// PostgreSQL): the catalog entries of `variants`, the coupons with

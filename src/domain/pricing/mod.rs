@@ -114,9 +114,10 @@ pub use price_list::{
 pub use promotion::{
     Action, AmountPer, BudgetPolicy, BundleItem, Condition, Coupon, GENERATED_CODE_CHARS,
     GroupPrice, Limits, LineFilter, MAX_BUNDLE_ITEMS, MAX_CONDITIONS, MAX_DEPTH,
-    MAX_GENERATED_CODES, MAX_NAME_LEN, MAX_PERCENT_SCALE, MAX_PROMOTION_QUANTITY, MAX_TIERS,
-    MAX_VALUES, Op, PROMOTION_JSON_VERSION, Promotion, QuantityTier, Reward, RewardUnits, Stacking,
-    SubtotalTier, Tiers, WindowState, generate_codes, promotion_json_schema,
+    MAX_GENERATED_CODES, MAX_NAME_LEN, MAX_PERCENT_SCALE, MAX_PROMOTION_QUANTITY,
+    MAX_PROMOTIONS_PER_CODE, MAX_TIERS, MAX_VALUES, Op, PROMOTION_JSON_VERSION, Promotion,
+    QuantityTier, Reward, RewardUnits, Stacking, SubtotalTier, Tiers, WindowState, generate_codes,
+    promotion_json_schema,
 };
 pub use rule::{CustomerFacts, PricingRule, RuleCart, RuleLine, RuleRegistry, Verdict};
 
@@ -425,11 +426,24 @@ impl PricedCart {
             .find(|o| o.promotion_id == Some(promotion))
     }
 
-    /// The outcome for a coupon code (as entered on the cart, normalized).
+    /// The outcome for a coupon code (as entered on the cart, normalized):
+    /// the first of [`code_outcomes`](Self::code_outcomes).
     pub fn code_outcome(&self, code: &str) -> Option<&PromotionOutcome> {
         self.promotions
             .iter()
             .find(|o| o.code.as_deref() == Some(code))
+    }
+
+    /// Every outcome for a coupon code, one per promotion it unlocks (see
+    /// [`Coupon::more_promotions`]); one outcome with no promotion for an
+    /// unknown code.
+    pub fn code_outcomes<'s>(
+        &'s self,
+        code: &'s str,
+    ) -> impl Iterator<Item = &'s PromotionOutcome> + 's {
+        self.promotions
+            .iter()
+            .filter(move |o| o.code.as_deref() == Some(code))
     }
 }
 

@@ -1404,10 +1404,22 @@ pub struct Coupon {
     pub code: String,
     /// The promotion it unlocks.
     pub promotion_id: PromotionId,
-    /// Orders that may use this code, in all (`Some(1)`: single use).
+    /// Orders that may use this code, in all (`Some(1)`: single use). One
+    /// order uses the code once, however many promotions it unlocks.
     #[serde(default)]
     pub max_uses: Option<u64>,
+    /// Further promotions the same code unlocks, beside `promotion_id`
+    /// ("WELCOME" gives 10 % off and free shipping): each is considered,
+    /// applied or rejected with its own reason, as if it had its own code.
+    /// At most [`MAX_PROMOTIONS_PER_CODE`] in all, no repeats; each must
+    /// be coded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_promotions: Vec<PromotionId>,
 }
+
+/// Most promotions one coupon code unlocks ([`Coupon::more_promotions`]
+/// plus its `promotion_id`).
+pub const MAX_PROMOTIONS_PER_CODE: usize = 20;
 
 impl Coupon {
     /// A code for `promotion`, normalized; `max_uses` of `Some(1)` makes it single use.
@@ -1442,7 +1454,65 @@ impl Coupon {
             code: crate::cart::normalize_code_with(code, policy)?,
             promotion_id,
             max_uses,
+            more_promotions: Vec::new(),
         })
+    }
+
+    /// One code for several promotions: the first of `promotions` is
+    /// [`promotion_id`](Self::promotion_id), the rest
+    /// [`more_promotions`](Self::more_promotions). The code's `max_uses`
+    /// counts orders, not promotions.
+    ///
+    /// # Errors
+    /// As [`Coupon::new`]; [`Error::Invalid`] for no promotion, a promotion
+    /// named twice (naming it), or more than [`MAX_PROMOTIONS_PER_CODE`].
+    pub fn for_promotions(
+        code: &str,
+        promotions: &[PromotionId],
+        max_uses: Option<u64>,
+        policy: &crate::cart::CodePolicy,
+    ) -> Result<Self> {
+        let Some((first, rest)) = promotions.split_first() else {
+            return Err(Error::invalid(
+                "coupon promotions",
+                "name at least one promotion",
+            ));
+        };
+        let mut coupon = Self::new_with(code, *first, max_uses, policy)?;
+        coupon.more_promotions = rest.to_vec();
+        coupon.validate()?;
+        Ok(coupon)
+    }
+
+    /// Every promotion the code unlocks: `promotion_id`, then
+    /// `more_promotions`.
+    pub fn promotions(&self) -> impl Iterator<Item = PromotionId> + '_ {
+        std::iter::once(self.promotion_id).chain(self.more_promotions.iter().copied())
+    }
+
+    /// Checks the promotion list (a coupon read from JSON or built by hand).
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`] past [`MAX_PROMOTIONS_PER_CODE`];
+    /// [`Error::Invalid`] for a promotion named twice, naming it.
+    pub fn validate(&self) -> Result<()> {
+        let count = self.more_promotions.len().saturating_add(1);
+        if count > MAX_PROMOTIONS_PER_CODE {
+            return Err(Error::LimitExceeded {
+                what: "promotions per coupon code",
+                max: MAX_PROMOTIONS_PER_CODE as u64,
+            });
+        }
+        let mut seen = BTreeSet::new();
+        for id in self.promotions() {
+            if !seen.insert(id) {
+                return Err(Error::invalid(
+                    "coupon promotions",
+                    format!("{id} is named twice"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -59,11 +59,15 @@ impl PromotionSet {
                     .push((None, Some(code.clone()), Rejection::UnknownCode));
                 continue;
             };
-            match self.by_id.get(&coupon.promotion_id) {
-                Some(index) => found.push((*index, Some(code.as_str()))),
-                None => run
-                    .rejected
-                    .push((None, Some(code.clone()), Rejection::UnknownCode)),
+            let before = found.len();
+            for id in coupon.promotions() {
+                if let Some(index) = self.by_id.get(&id) {
+                    found.push((*index, Some(code.as_str())));
+                }
+            }
+            if found.len() == before {
+                run.rejected
+                    .push((None, Some(code.clone()), Rejection::UnknownCode));
             }
         }
         // Priority order is index order; a code sorts after the automatic

@@ -232,7 +232,10 @@ impl PromotionSet {
                 .as_ref()
                 .and_then(|code| coupons.iter().find(|c| c.code == *code));
             for (counter, limit) in claims_for(p, coupon, customer) {
-                if let Some(counter) = counter {
+                // A code unlocking several promotions is used once per order.
+                if let Some(counter) = counter
+                    && !out.iter().any(|c: &UsageClaim| c.counter == counter)
+                {
                     out.push(UsageClaim {
                         counter,
                         amount: 1,
