@@ -1250,6 +1250,146 @@ fn cart_and_line_conditions_with_operators() {
     }
 }
 
+#[test]
+fn product_attribute_line_metadata_quantity_and_customer_conditions() {
+    use cartwright::catalog::{CatalogEntry, NewProduct, NewVariant, Product, Status};
+    use std::collections::BTreeMap;
+    let mut s = shop();
+    // A wool jumper in size XL at 40.00, a line of 2 engraved ones.
+    let product = Product::new(
+        NewProduct::new("Jumper")
+            .status(Status::Active)
+            .variants(vec![
+                NewVariant::shipped("JUMPER-XL")
+                    .price(usd("40.00"))
+                    .option("size", "XL")
+                    .option("material", "wool")
+                    .status(Status::Active),
+            ]),
+    )
+    .unwrap();
+    let jumper = product.variants()[0].id();
+    s.w.catalog
+        .insert(jumper, CatalogEntry::of(&product, jumper).unwrap());
+    let mut cart = s.w.cart(&[(s.a, 1)]);
+    let engraved = BTreeMap::from([("engraving".to_owned(), "yes".to_owned())]);
+    cart.add_line_with(jumper, 2, engraved).unwrap();
+
+    let option = |op, values: &[&str]| LineFilter::Option {
+        name: "material".into(),
+        op,
+        values: values.iter().map(|v| (*v).to_owned()).collect(),
+    };
+    // 10 % off wool: 80.00 → 8.00; off not-wool: A 10.00 → 1.00 (A has
+    // no material option, so only not_in matches it).
+    let wool = Promotion::new("wool", percent_items(option(Op::In, &["wool"]), 10));
+    let not_wool = Promotion::new("not wool", percent_items(option(Op::NotIn, &["wool"]), 10));
+    let silk = Promotion::new("silk", percent_items(option(Op::Eq, &["silk"]), 10));
+    let engraved_lines = Promotion::new(
+        "engraved",
+        percent_items(
+            LineFilter::Metadata {
+                key: "engraving".into(),
+                op: Op::Eq,
+                values: vec!["yes".into()],
+            },
+            5,
+        ),
+    );
+    let priced = s.w.price(
+        &cart,
+        vec![
+            wool.clone(),
+            not_wool.clone(),
+            silk.clone(),
+            engraved_lines.clone(),
+        ],
+    );
+    assert_eq!(applied_amount(&priced, &wool), "8.00");
+    assert_eq!(applied_amount(&priced, &not_wool), "1.00");
+    assert!(matches!(
+        rejection(&priced, &silk),
+        Rejection::NothingToDiscount
+    ));
+    // 5 % of what wool left on the jumper line: 72.00 → 3.60.
+    assert_eq!(applied_amount(&priced, &engraved_lines), "3.60");
+
+    // A line of at least 3 units: the jumper line has 2, so 1 is missing.
+    let three = Promotion::new("three of a kind", percent_items(LineFilter::Any, 10)).when(
+        Condition::LineQuantity {
+            filter: LineFilter::Any,
+            op: Op::Gte,
+            quantity: 3,
+        },
+    );
+    let priced = s.w.price(&cart, vec![three.clone()]);
+    match rejection(&priced, &three) {
+        Rejection::ConditionsNotMet { comparisons } => {
+            assert_eq!(comparisons[0].missing_units, Some(1), "{comparisons:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let hint = priced
+        .hints
+        .iter()
+        .find(|h| h.promotion_id == Some(three.id));
+    assert_eq!(
+        hint.map(|h| h.missing_units),
+        Some(Some(1)),
+        "{:?}",
+        priced.hints
+    );
+    let mut bigger = cart.clone();
+    bigger.add_line(s.a, 2).unwrap(); // A now 3 units
+    let priced = s.w.price(&bigger, vec![three.clone()]);
+    assert!(priced.outcome(three.id).unwrap().applied());
+
+    // The buyer: signed in or not, and the email's domain.
+    let signed_in = |v| {
+        Promotion::new("members", percent_items(LineFilter::Any, 10))
+            .when(Condition::SignedIn { signed_in: v })
+    };
+    let staff =
+        Promotion::new("staff", percent_items(LineFilter::Any, 10)).when(Condition::EmailDomain {
+            op: Op::In,
+            domains: vec!["@Example.COM".into()],
+        });
+    let guest = Extra {
+        customer: cartwright::pricing::CustomerFacts::default()
+            .email(Some("Ann@EXAMPLE.com".into())),
+        ..Extra::default()
+    };
+    let member = Extra {
+        customer: cartwright::pricing::CustomerFacts::default()
+            .id(Some(CustomerId::new()))
+            .email(Some("bob@elsewhere.org".into())),
+        ..Extra::default()
+    };
+    let nobody = Extra::default();
+    for (who, extra, is_member, is_staff) in [
+        ("guest", &guest, false, true),
+        ("member", &member, true, false),
+        ("no email", &nobody, false, false),
+    ] {
+        let (yes, no) = (signed_in(true), signed_in(false));
+        let p =
+            s.w.price_with(&cart, vec![yes.clone(), no.clone(), staff.clone()], extra);
+        assert_eq!(p.outcome(yes.id).unwrap().applied(), is_member, "{who}");
+        assert_eq!(p.outcome(no.id).unwrap().applied(), !is_member, "{who}");
+        assert_eq!(p.outcome(staff.id).unwrap().applied(), is_staff, "{who}");
+    }
+
+    // Bounded like every value list: too long a value is refused.
+    let long = Promotion::new(
+        "long",
+        percent_items(option(Op::Eq, &["x".repeat(201).as_str()]), 10),
+    );
+    assert!(matches!(
+        long.validate(),
+        Err(cartwright::Error::Invalid { .. })
+    ));
+}
+
 // ----- stacking -----------------------------------------------------------
 
 #[test]

@@ -209,6 +209,30 @@ pub enum LineFilter {
         /// The amount compared with; a cart in another currency never matches.
         amount: Money,
     },
+    /// By one of the variant's options, the product attributes a shop
+    /// sells by ("size" = "XL", "material" in ["wool", "silk"]). Compared
+    /// exactly, case included. A variant without the option matches only
+    /// `not_in` and `ne`.
+    Option {
+        /// The option's name, as on the variant.
+        name: String,
+        /// Membership operator.
+        op: Op,
+        /// The values (each at most [`MAX_NAME_LEN`] characters).
+        values: Vec<String>,
+    },
+    /// By the cart line's metadata ([`LineItem::metadata`](crate::cart::LineItem::metadata)):
+    /// what the embedding program recorded on the line ("engraving" =
+    /// "yes", "source" = "quote"). A line without the key matches only
+    /// `not_in` and `ne`.
+    Metadata {
+        /// The metadata key.
+        key: String,
+        /// Membership operator.
+        op: Op,
+        /// The values (each at most [`MAX_NAME_LEN`] characters).
+        values: Vec<String>,
+    },
 }
 
 /// A condition a cart must meet for a promotion to apply.
@@ -289,6 +313,32 @@ pub enum Condition {
         /// Units needed (default 1).
         #[serde(default = "one")]
         min_quantity: u32,
+    },
+    /// Some line matching `filter` has a quantity that compares with
+    /// `quantity` ("a line of at least 3 units"). No matching line fails;
+    /// a hint says how many units the closest line lacks.
+    LineQuantity {
+        /// Which lines count.
+        filter: LineFilter,
+        /// Comparison operator.
+        op: Op,
+        /// The quantity compared with.
+        quantity: u32,
+    },
+    /// The domain of the buyer's email (after the `@`, compared in lower
+    /// case): staff of a partner company, students of a university. No
+    /// email known matches only `not_in` and `ne`.
+    EmailDomain {
+        /// Membership operator.
+        op: Op,
+        /// The domains (each at most [`MAX_NAME_LEN`] characters).
+        domains: Vec<String>,
+    },
+    /// Whether the buyer is signed in to an account (`true`) or checks out
+    /// as a guest (`false`).
+    SignedIn {
+        /// The state required.
+        signed_in: bool,
     },
     /// A condition implemented by a registered [`PricingRule`](crate::pricing::PricingRule).
     Custom {
@@ -1038,6 +1088,30 @@ fn validate_filter(f: &LineFilter, depth: usize, budget: &mut Budget) -> Result<
             check_order("unit price filter", *op)?;
             non_negative_money("unit price filter", amount)
         }
+        LineFilter::Option { name, op, values } => {
+            required_text("option name", name, MAX_NAME_LEN)?;
+            check_texts("option filter", *op, values)
+        }
+        LineFilter::Metadata { key, op, values } => {
+            required_text("metadata key", key, MAX_NAME_LEN)?;
+            check_texts("metadata filter", *op, values)
+        }
+    }
+}
+
+/// A list of short texts: the list as [`check_list`], each value at most
+/// [`MAX_NAME_LEN`] characters.
+fn check_texts(field: &'static str, op: Op, values: &[String]) -> Result<()> {
+    check_list(field, op, values)?;
+    match values.iter().find(|v| v.chars().count() > MAX_NAME_LEN) {
+        Some(long) => Err(Error::invalid(
+            field,
+            format!(
+                "value of {} characters: at most {MAX_NAME_LEN}",
+                long.chars().count()
+            ),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -1077,6 +1151,14 @@ fn validate_condition(c: &Condition, depth: usize, budget: &mut Budget) -> Resul
             check_quantity("min_quantity", *min_quantity)?;
             validate_filter(filter, depth + 1, budget)
         }
+        Condition::LineQuantity { filter, op, .. } => {
+            check_order("line quantity condition", *op)?;
+            validate_filter(filter, depth + 1, budget)
+        }
+        Condition::EmailDomain { op, domains } => {
+            check_texts("email domain condition", *op, domains)
+        }
+        Condition::SignedIn { .. } => Ok(()),
         Condition::Custom { rule, .. } => required_text("rule name", rule, MAX_NAME_LEN).map(drop),
     }
 }
@@ -1286,7 +1368,9 @@ fn condition_currencies(c: &Condition, out: &mut BTreeSet<Currency>) {
         Condition::Subtotal { amount, .. } => {
             out.insert(amount.currency());
         }
-        Condition::Lines { filter, .. } => filter_currencies(filter, out),
+        Condition::Lines { filter, .. } | Condition::LineQuantity { filter, .. } => {
+            filter_currencies(filter, out)
+        }
         _ => {}
     }
 }

@@ -369,6 +369,7 @@ fn lowercase_filter(f: &mut LineFilter) {
         LineFilter::Variant { ids, .. } => sorted(ids),
         LineFilter::Category { ids, .. } => sorted(ids),
         LineFilter::Collection { ids, .. } => sorted(ids),
+        LineFilter::Option { values, .. } | LineFilter::Metadata { values, .. } => sorted(values),
         LineFilter::Any | LineFilter::UnitPrice { .. } => {}
     }
 }
@@ -384,7 +385,15 @@ fn lowercase_condition(c: &mut Condition) {
             conditions.iter_mut().for_each(lowercase_condition);
         }
         Condition::Not { condition } => lowercase_condition(condition),
-        Condition::Lines { filter, .. } => lowercase_filter(filter),
+        Condition::Lines { filter, .. } | Condition::LineQuantity { filter, .. } => {
+            lowercase_filter(filter)
+        }
+        Condition::EmailDomain { domains, .. } => {
+            for d in domains.iter_mut() {
+                *d = d.trim().trim_start_matches('@').to_lowercase();
+            }
+            sorted(domains);
+        }
         _ => {}
     }
 }
@@ -420,7 +429,10 @@ fn watch_filter(f: &LineFilter, ids: &mut FastSet<Uuid>, tags: &mut FastSet<Stri
         LineFilter::Category { ids: v, .. } => ids.extend(v.iter().map(|i| i.as_uuid())),
         LineFilter::Collection { ids: v, .. } => ids.extend(v.iter().map(|i| i.as_uuid())),
         LineFilter::Tag { tags: t, .. } => tags.extend(t.iter().cloned()),
-        LineFilter::Any | LineFilter::UnitPrice { .. } => {}
+        LineFilter::Any
+        | LineFilter::UnitPrice { .. }
+        | LineFilter::Option { .. }
+        | LineFilter::Metadata { .. } => {}
     }
 }
 
@@ -432,7 +444,9 @@ fn watch_condition(c: &Condition, ids: &mut FastSet<Uuid>, tags: &mut FastSet<St
                 .for_each(|c| watch_condition(c, ids, tags));
         }
         Condition::Not { condition } => watch_condition(condition, ids, tags),
-        Condition::Lines { filter, .. } => watch_filter(filter, ids, tags),
+        Condition::Lines { filter, .. } | Condition::LineQuantity { filter, .. } => {
+            watch_filter(filter, ids, tags)
+        }
         _ => {}
     }
 }
@@ -554,7 +568,12 @@ fn filter_keys(f: &LineFilter) -> Option<Vec<Key>> {
 
 fn condition_keys(c: &Condition) -> Option<Vec<Key>> {
     match c {
-        Condition::Lines { filter, .. } => filter_keys(filter),
+        Condition::Lines { filter, .. }
+        | Condition::LineQuantity {
+            filter,
+            op: Op::Gt | Op::Gte | Op::Eq,
+            ..
+        } => filter_keys(filter),
         Condition::Currency {
             op: Op::In | Op::Eq | Op::ContainsAny,
             currencies,
@@ -865,6 +884,19 @@ pub(crate) fn matches(f: &LineFilter, l: &WorkLine<'_>, env: &Env<'_>) -> bool {
         LineFilter::UnitPrice { op, amount } => {
             env.minor(amount).is_some_and(|e| op.compare(&l.unit, &e))
         }
+        LineFilter::Option { name, op, values } => {
+            text_member(*op, l.entry.variant.options().get(name), values)
+        }
+        LineFilter::Metadata { key, op, values } => text_member(*op, l.metadata.get(key), values),
+    }
+}
+
+/// A text that may be absent against a sorted list: absent satisfies only
+/// "not in" and "not equal".
+pub(crate) fn text_member(op: Op, actual: Option<&String>, values: &[String]) -> bool {
+    match actual {
+        Some(v) => op.member_sorted(v, values),
+        None => matches!(op, Op::NotIn | Op::Ne),
     }
 }
 

@@ -280,6 +280,28 @@ impl PromotionSet {
                     c
                 })
             }
+            Condition::LineQuantity {
+                filter,
+                op,
+                quantity,
+            } => line_quantity(filter, *op, *quantity, env),
+            Condition::EmailDomain { op, domains } => {
+                let domain = env
+                    .customer
+                    .email
+                    .as_deref()
+                    .and_then(|e| e.rsplit_once('@'))
+                    .map(|(_, d)| d.trim().to_lowercase());
+                let ok = super::text_member(*op, domain.as_ref(), domains);
+                (!ok).then(|| {
+                    let actual = domain.unwrap_or_else(|| "no email".to_owned());
+                    failed("email domain", *op, domains.join(", "), actual)
+                })
+            }
+            Condition::SignedIn { signed_in } => {
+                let actual = env.customer.id.is_some();
+                (actual != *signed_in).then(|| failed("signed in", Op::Eq, signed_in, actual))
+            }
             Condition::Custom { rule, settings } => self.custom_condition(rule, settings, env)?,
         };
         let pass = failed.is_none();
@@ -334,6 +356,24 @@ fn subtotal(op: Op, amount: &Money, env: &Env<'_>) -> Option<Comparison> {
         (Op::Gt, Some(e)) => env.money(e - env.subtotal + 1).ok(),
         _ => None,
     };
+    Some(c)
+}
+
+/// Whether some line matching `filter` has a quantity that compares with
+/// `want`; when none does, how many units the closest line lacks.
+fn line_quantity(filter: &LineFilter, op: Op, want: u32, env: &Env<'_>) -> Option<Comparison> {
+    let quantities: Vec<u64> = lines_matching(filter, env)
+        .into_iter()
+        .filter_map(|i| env.lines.get(i))
+        .map(|l| u64::from(l.quantity))
+        .collect();
+    let want = u64::from(want);
+    if quantities.iter().any(|q| op.compare(q, &want)) {
+        return None;
+    }
+    let best = quantities.iter().copied().max().unwrap_or(0);
+    let mut c = failed("quantity of a matching line", op, want, best);
+    c.missing_units = units_short(op, best, want);
     Some(c)
 }
 
