@@ -1390,6 +1390,113 @@ fn product_attribute_line_metadata_quantity_and_customer_conditions() {
     ));
 }
 
+#[test]
+fn compounding_decides_what_later_promotions_see() {
+    use cartwright::pricing::Compounding;
+    let s = shop();
+    let cart = s.w.cart(&[(s.a, 3), (s.b, 1)]); // 55.00
+    let ten = |name: &str, priority| {
+        Promotion::new(name, percent_items(LineFilter::Any, 10)).priority(priority)
+    };
+    let five_off_fifty = Promotion::new(
+        "5 off 50",
+        Action::AmountOffOrder {
+            amount: usd("5.00"),
+        },
+    )
+    .priority(1)
+    .when(Condition::Subtotal {
+        op: Op::Gte,
+        amount: usd("50.00"),
+    });
+    let with = |c| Extra {
+        settings: PromotionSettings::default().compounding(c),
+        ..Extra::default()
+    };
+    let total = |c, promos: Vec<Promotion>| {
+        s.w.price_with(&cart, promos, &with(c))
+            .discount_total
+            .amount()
+            .to_string()
+    };
+    let first = ten("10 %", 0);
+    let pair = vec![first.clone(), five_off_fifty.clone()];
+    // 5.50, then 5.00 (55.00 met the condition before promotions).
+    assert_eq!(total(Compounding::Discounted, pair.clone()), "10.50");
+    assert_eq!(total(Compounding::Original, pair.clone()), "10.50");
+    // Checked again after the 5.50: 49.50 < 50.00, so only 5.50.
+    assert_eq!(total(Compounding::DiscountedRecheck, pair.clone()), "5.50");
+    let priced =
+        s.w.price_with(&cart, pair, &with(Compounding::DiscountedRecheck));
+    match rejection(&priced, &five_off_fifty) {
+        Rejection::ConditionsNotMet { comparisons } => {
+            assert_eq!(comparisons[0].actual, "49.50 USD", "{comparisons:?}");
+            assert_eq!(comparisons[0].missing, Some(usd("0.50")));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Two 10 % promotions: on what is left 5.50 + 4.95; on the original
+    // amounts 5.50 + 5.50.
+    let two = vec![first.clone(), ten("another 10 %", 1)];
+    assert_eq!(total(Compounding::Discounted, two.clone()), "10.45");
+    assert_eq!(total(Compounding::Original, two.clone()), "11.00");
+    assert_eq!(total(Compounding::DiscountedRecheck, two), "10.45");
+    // Computed on the original amounts, a promotion still never takes more
+    // than is left: 60 % then 60 % of 55.00 takes 55.00, not 66.00.
+    let big = |name: &str, priority| {
+        Promotion::new(name, percent_items(LineFilter::Any, 60)).priority(priority)
+    };
+    let priced = s.w.price_with(
+        &cart,
+        vec![big("60 %", 0), big("another 60 %", 1)],
+        &with(Compounding::Original),
+    );
+    assert_eq!(priced.discount_total, usd("55.00"));
+    assert_eq!(priced.subtotal, usd("55.00"));
+    assert!(priced.lines.iter().all(|l| !l.total.is_negative()));
+}
+
+#[test]
+fn a_condition_on_the_subtotal_after_earlier_discounts() {
+    let s = shop();
+    let first = Promotion::new("10 %", percent_items(LineFilter::Any, 10));
+    let still_fifty = Promotion::new(
+        "5 off if still 50",
+        Action::AmountOffOrder {
+            amount: usd("5.00"),
+        },
+    )
+    .priority(1)
+    .when(Condition::DiscountedSubtotal {
+        op: Op::Gte,
+        amount: usd("50.00"),
+    });
+    // 55.00 − 5.50 = 49.50: 0.50 short, and a hint says so.
+    let cart = s.w.cart(&[(s.a, 3), (s.b, 1)]);
+    let priced = s.w.price(&cart, vec![first.clone(), still_fifty.clone()]);
+    match rejection(&priced, &still_fifty) {
+        Rejection::ConditionsNotMet { comparisons } => {
+            assert_eq!(comparisons[0].subject, "subtotal after earlier discounts");
+            assert_eq!(comparisons[0].missing, Some(usd("0.50")));
+        }
+        other => panic!("{other:?}"),
+    }
+    let hint = priced
+        .hints
+        .iter()
+        .find(|h| h.promotion_id == Some(still_fifty.id));
+    assert_eq!(hint.map(|h| h.missing), Some(usd("0.50")));
+    // 65.00 − 6.50 = 58.50: it applies.
+    let cart = s.w.cart(&[(s.a, 4), (s.b, 1)]);
+    let priced = s.w.price(&cart, vec![first.clone(), still_fifty.clone()]);
+    assert_eq!(applied_amount(&priced, &still_fifty), "5.00");
+    assert_eq!(priced.discount_total, usd("11.50"));
+    // Alone, it reads the plain subtotal.
+    let cart = s.w.cart(&[(s.a, 3), (s.b, 1)]);
+    let priced = s.w.price(&cart, vec![still_fifty.clone()]);
+    assert_eq!(applied_amount(&priced, &still_fifty), "5.00");
+}
+
 // ----- stacking -----------------------------------------------------------
 
 #[test]

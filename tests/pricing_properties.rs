@@ -18,9 +18,9 @@ use cartwright::cart::Cart;
 use cartwright::id::VariantId;
 use cartwright::money::{Currency, Money, RoundingMode};
 use cartwright::pricing::{
-    Action, AmountPer, BundleItem, Condition, GroupPrice, LineFilter, Op, Outcome, PricedCart,
-    Promotion, PromotionSettings, QuantityTier, Reward, RewardUnits, Stacking, StackingPolicy,
-    SubtotalTier, Tiers,
+    Action, AmountPer, BundleItem, Compounding, Condition, GroupPrice, LineFilter, Op, Outcome,
+    PricedCart, Promotion, PromotionSettings, QuantityTier, Reward, RewardUnits, Stacking,
+    StackingPolicy, SubtotalTier, Tiers,
 };
 use cartwright::shipping::{ShippingMethod, ShippingTable};
 use proptest::prelude::*;
@@ -233,7 +233,21 @@ fn promotion(w: &World, s: &Spec, gift: VariantId) -> Promotion {
         },
     };
     let groups = ["a", "b", "c"];
-    Promotion::new(&format!("p{}", s.kind), action)
+    // Some promotions have a subtotal threshold, before or after earlier
+    // discounts (exercising compounding's re-checks).
+    let threshold = Money::from_minor(s.cents.saturating_mul(3), Currency::USD);
+    let promotion = match s.priority {
+        1 => Promotion::new(&format!("p{}", s.kind), action).when(Condition::Subtotal {
+            op: Op::Gte,
+            amount: threshold,
+        }),
+        3 => Promotion::new(&format!("p{}", s.kind), action).when(Condition::DiscountedSubtotal {
+            op: Op::Gte,
+            amount: threshold,
+        }),
+        _ => Promotion::new(&format!("p{}", s.kind), action),
+    };
+    promotion
         .priority(s.priority)
         .reward_units(if s.priority.is_multiple_of(2) {
             RewardUnits::Cheapest
@@ -416,11 +430,12 @@ proptest! {
         specs in prop::collection::vec(spec(), 0..8),
         best in any::<bool>(),
         rounding in prop_oneof![Just(RoundingMode::HalfUp), Just(RoundingMode::HalfEven), Just(RoundingMode::Floor), Just(RoundingMode::Ceiling)],
+        compounding in prop_oneof![Just(Compounding::Discounted), Just(Compounding::Original), Just(Compounding::DiscountedRecheck)],
     ) {
         let c = case(&items);
         let promos: Vec<Promotion> = specs.iter().map(|s| promotion(&c.world, s, c.gift)).collect();
         let extra = Extra {
-            settings: PromotionSettings::default().policy(if best { StackingPolicy::BestForCustomer } else { StackingPolicy::ApplyAll }).rounding(rounding),
+            settings: PromotionSettings::default().policy(if best { StackingPolicy::BestForCustomer } else { StackingPolicy::ApplyAll }).rounding(rounding).compounding(compounding),
             ..Extra::default()
         };
         let forward = cart(&c, &qty, false);

@@ -104,8 +104,8 @@ use crate::shipping::{ShippingInput, ShippingRate, ShippingRates};
 use crate::tax::{TaxCalculator, TaxInput, TaxLine, TaxableLine};
 
 pub use apply::{
-    MAX_BEST_SEARCH, MAX_CANDIDATES, MAX_COMBINATIONS, PromotionSet, PromotionSettings,
-    StackingPolicy,
+    Compounding, MAX_BEST_SEARCH, MAX_CANDIDATES, MAX_COMBINATIONS, PromotionSet,
+    PromotionSettings, StackingPolicy,
 };
 pub use explain::{Comparison, Hint, LineAmount, Outcome, PromotionOutcome, Rejection};
 pub use price_list::{

@@ -264,6 +264,18 @@ pub enum Condition {
         /// The amount; a cart in another currency is rejected as "wrong currency".
         amount: Money,
     },
+    /// The merchandise subtotal after the promotions applied before this
+    /// one (in priority order; line promotions before shipping ones) —
+    /// "20 % off, then 5.00 off if what is left is still 50.00 or more".
+    /// Checked when the promotion's turn comes rather than up front; under
+    /// the best-for-customer policy, in each combination compared. With
+    /// nothing applied before, it equals [`Subtotal`](Self::Subtotal).
+    DiscountedSubtotal {
+        /// Comparison operator.
+        op: Op,
+        /// The amount; a cart in another currency is rejected as "wrong currency".
+        amount: Money,
+    },
     /// The number of units in the cart.
     ItemCount {
         /// Comparison operator.
@@ -1131,7 +1143,7 @@ fn validate_condition(c: &Condition, depth: usize, budget: &mut Budget) -> Resul
             Ok(())
         }
         Condition::Not { condition } => validate_condition(condition, depth + 1, budget),
-        Condition::Subtotal { op, amount } => {
+        Condition::Subtotal { op, amount } | Condition::DiscountedSubtotal { op, amount } => {
             check_order("subtotal condition", *op)?;
             non_negative_money("subtotal condition", amount)
         }
@@ -1365,7 +1377,7 @@ fn condition_currencies(c: &Condition, out: &mut BTreeSet<Currency>) {
             conditions.iter().for_each(|c| condition_currencies(c, out));
         }
         Condition::Not { condition } => condition_currencies(condition, out),
-        Condition::Subtotal { amount, .. } => {
+        Condition::Subtotal { amount, .. } | Condition::DiscountedSubtotal { amount, .. } => {
             out.insert(amount.currency());
         }
         Condition::Lines { filter, .. } | Condition::LineQuantity { filter, .. } => {

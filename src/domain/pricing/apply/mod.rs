@@ -61,6 +61,44 @@ pub enum StackingPolicy {
     BestForCustomer,
 }
 
+/// What a promotion sees of those applied before it (in priority order,
+/// line promotions before shipping ones).
+///
+/// Worked example: "10 % off everything" (priority 0) and "5.00 off orders
+/// of 50.00 or more" (priority 1) on a 52.00 cart:
+/// - [`Discounted`](Self::Discounted): 5.20 off, then 5.00 off the 46.80
+///   left (the condition was met by the 52.00 cart) — 10.20 in all;
+/// - [`Original`](Self::Original): each computed on 52.00 as if alone —
+///   5.20 and 5.00, 10.20 (percentages differ: two 10 % promotions take
+///   10.40, not 9.88);
+/// - [`DiscountedRecheck`](Self::DiscountedRecheck): after the 5.20, the cart
+///   is at 46.80 and the 50.00 condition fails: 5.20 in all.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Compounding {
+    /// Each promotion works on what the earlier ones left; conditions are
+    /// checked once, on the cart before promotions. Medusa's behaviour
+    /// (each promotion computed on the line's amount minus what earlier
+    /// ones applied). The default, and cartwright's behaviour before this
+    /// setting existed.
+    #[default]
+    Discounted,
+    /// Each promotion is computed on the amounts before any promotion, as
+    /// if it were alone, and takes at most what is still left (no line or
+    /// shipping charge goes below zero). Solidus's behaviour (its
+    /// calculators compute on the line item's undiscounted amount).
+    Original,
+    /// As `Discounted`, and each promotion's conditions are checked again
+    /// when its turn comes, on the cart as the earlier ones left it: a
+    /// subtotal condition then reads the subtotal after their discounts.
+    /// Vendure's behaviour (it re-tests each promotion before applying it,
+    /// since an earlier one may have changed the order total).
+    DiscountedRecheck,
+}
+
 /// How a [`PromotionSet`] applies its promotions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -72,12 +110,16 @@ pub struct PromotionSettings {
     /// How coupon codes are accepted and compared.
     #[serde(default)]
     pub codes: crate::cart::CodePolicy,
+    /// What a promotion sees of those applied before it.
+    #[serde(default)]
+    pub compounding: Compounding,
 }
 
 crate::domain::setters!(PromotionSettings {
     policy: StackingPolicy,
     rounding: RoundingMode,
     codes: crate::cart::CodePolicy,
+    compounding: Compounding,
 } into {});
 
 #[derive(Debug, Clone)]
@@ -86,6 +128,9 @@ struct Compiled {
     label: std::sync::Arc<str>,
     currencies: Vec<Currency>,
     shipping: bool,
+    /// Some condition reads the subtotal after earlier promotions: checked
+    /// in the stacking walk, when the promotion's turn comes.
+    deferred: bool,
 }
 
 /// Promotions compiled for pricing: validated, in priority order, and
@@ -163,11 +208,13 @@ impl PromotionSet {
                 p.action,
                 Action::Shipping { .. } | Action::TieredShipping { .. }
             );
+            let deferred = p.conditions.iter().any(reads_discounted);
             promos.push(Compiled {
                 label: p.name.as_str().into(),
                 promo: p,
                 currencies,
                 shipping,
+                deferred,
             });
         }
         promos.sort_by(|a, b| {
@@ -323,6 +370,18 @@ fn counts_orders(c: &Condition) -> bool {
         }
         Condition::Not { condition } => counts_orders(condition),
         Condition::OrderNumber { .. } | Condition::Custom { .. } => true,
+        _ => false,
+    }
+}
+
+/// Whether `c` reads the subtotal after earlier promotions (anywhere inside).
+pub(crate) fn reads_discounted(c: &Condition) -> bool {
+    match c {
+        Condition::AllOf { conditions } | Condition::AnyOf { conditions } => {
+            conditions.iter().any(reads_discounted)
+        }
+        Condition::Not { condition } => reads_discounted(condition),
+        Condition::DiscountedSubtotal { .. } => true,
         _ => false,
     }
 }

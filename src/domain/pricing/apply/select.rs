@@ -4,6 +4,7 @@
 use super::*;
 use crate::id::CustomerGroupId;
 use crate::pricing::AutomaticPromotions;
+use crate::pricing::Compounding;
 
 impl PromotionSet {
     /// The promotion's name, shared by every adjustment it makes.
@@ -185,36 +186,100 @@ impl PromotionSet {
             }
             None => None,
         };
+        // Conditions on the discounted subtotal wait for the walk.
+        let stage = Stage {
+            subtotal: env.subtotal,
+            discounted: None,
+        };
+        let conditions = p
+            .conditions
+            .iter()
+            .filter(|cond| !c.deferred || !super::reads_discounted(cond));
+        match self.conditions(conditions, env, stage, index, Some(run))? {
+            Some(reason) => Ok(Err(reason)),
+            None => Ok(Ok(budget_left)),
+        }
+    }
+
+    /// Checks `conditions` at `stage`: `None` if all hold, else the
+    /// rejection, with a hint in `run` when one gap the customer can fill
+    /// (an amount or units) is all that is missing.
+    pub(crate) fn conditions<'c>(
+        &self,
+        conditions: impl Iterator<Item = &'c Condition>,
+        env: &Env<'_>,
+        stage: Stage,
+        index: u32,
+        run: Option<&mut Run>,
+    ) -> Result<Option<Rejection>> {
         let mut fails = Vec::new();
         let mut ok = true;
-        for cond in &p.conditions {
-            if !self.condition(cond, env, &mut fails)? {
+        for cond in conditions {
+            if !self.condition(cond, env, stage, &mut fails)? {
                 ok = false;
             }
         }
-        if !ok {
-            // One condition short, and the gap is something the customer
-            // can add (an amount or units): a hint.
-            if let [only] = fails.as_slice() {
-                if let Some(missing) = only.missing {
-                    run.hints.push((index, Gap::Money(missing)));
-                } else if let Some(units) = only.missing_units {
-                    run.hints.push((index, Gap::Units(units)));
-                }
-            }
-            return Ok(Err(Rejection::ConditionsNotMet { comparisons: fails }));
+        if ok {
+            return Ok(None);
         }
-        Ok(Ok(budget_left))
+        if let (Some(run), [only]) = (run, fails.as_slice()) {
+            if let Some(missing) = only.missing {
+                run.hints.push((index, Gap::Money(missing)));
+            } else if let Some(units) = only.missing_units {
+                run.hints.push((index, Gap::Units(units)));
+            }
+        }
+        Ok(Some(Rejection::ConditionsNotMet { comparisons: fails }))
+    }
+
+    /// The conditions a promotion checks when its turn comes in the walk,
+    /// on the cart as earlier promotions left it (`remaining`): the
+    /// deferred ones (on the discounted subtotal) always, and all of them
+    /// under [`Compounding::DiscountedRecheck`].
+    pub(crate) fn recheck(
+        &self,
+        index: u32,
+        env: &Env<'_>,
+        remaining: &[i128],
+        run: Option<&mut Run>,
+    ) -> Result<Option<Rejection>> {
+        let Some(c) = self.compiled(index) else {
+            return Ok(None);
+        };
+        let all = self.settings.compounding == Compounding::DiscountedRecheck;
+        if !all && !c.deferred {
+            return Ok(None);
+        }
+        let discounted = remaining
+            .iter()
+            .try_fold(0_i128, |acc, r| acc.checked_add(*r))
+            .ok_or_else(|| Error::Overflow("subtotal"))?;
+        let stage = Stage {
+            subtotal: if all { discounted } else { env.subtotal },
+            discounted: Some(discounted),
+        };
+        let conditions = c
+            .promo
+            .conditions
+            .iter()
+            .filter(|cond| all || super::reads_discounted(cond));
+        self.conditions(conditions, env, stage, index, run)
     }
 
     /// Whether `c` holds, pushing every failed comparison to `fails` (for
     /// "any of", only when none holds).
-    fn condition(&self, c: &Condition, env: &Env<'_>, fails: &mut Vec<Comparison>) -> Result<bool> {
+    fn condition(
+        &self,
+        c: &Condition,
+        env: &Env<'_>,
+        stage: Stage,
+        fails: &mut Vec<Comparison>,
+    ) -> Result<bool> {
         let failed = match c {
             Condition::AllOf { conditions } => {
                 let mut ok = true;
                 for c in conditions {
-                    if !self.condition(c, env, fails)? {
+                    if !self.condition(c, env, stage, fails)? {
                         ok = false;
                     }
                 }
@@ -223,14 +288,23 @@ impl PromotionSet {
             Condition::AnyOf { conditions } => {
                 let mut local = Vec::new();
                 for c in conditions {
-                    if self.condition(c, env, &mut local)? {
+                    if self.condition(c, env, stage, &mut local)? {
                         return Ok(true);
                     }
                 }
                 fails.extend(local);
                 return Ok(false);
             }
-            Condition::Subtotal { op, amount } => subtotal(*op, amount, env),
+            Condition::Subtotal { op, amount } => {
+                subtotal("subtotal", *op, amount, stage.subtotal, env)
+            }
+            Condition::DiscountedSubtotal { op, amount } => subtotal(
+                "subtotal after earlier discounts",
+                *op,
+                amount,
+                stage.discounted.unwrap_or(stage.subtotal),
+                env,
+            ),
             Condition::ItemCount { op, count } => {
                 let ok = op.compare(&env.items, count);
                 (!ok).then(|| {
@@ -243,7 +317,7 @@ impl PromotionSet {
                 // Holds when the inner one fails; the inner's own failures
                 // are not reasons here.
                 let mut inner = Vec::new();
-                let held = self.condition(condition, env, &mut inner)?;
+                let held = self.condition(condition, env, stage, &mut inner)?;
                 held.then(|| {
                     let what = serde_json::to_value(condition.as_ref())
                         .ok()
@@ -344,19 +418,34 @@ fn units_short(op: Op, have: u64, want: u64) -> Option<u64> {
 
 /// The subtotal against a threshold in the cart's currency (another
 /// currency never holds), saying what is missing to reach it.
-fn subtotal(op: Op, amount: &Money, env: &Env<'_>) -> Option<Comparison> {
+fn subtotal(
+    subject: &str,
+    op: Op,
+    amount: &Money,
+    actual: i128,
+    env: &Env<'_>,
+) -> Option<Comparison> {
     let expected = env.minor(amount);
-    let ok = expected.is_some_and(|e| op.compare(&env.subtotal, &e));
+    let ok = expected.is_some_and(|e| op.compare(&actual, &e));
     if ok {
         return None;
     }
-    let mut c = failed("subtotal", op, amount, env.show(env.subtotal));
+    let mut c = failed(subject, op, amount, env.show(actual));
     c.missing = match (op, expected) {
-        (Op::Gte, Some(e)) => env.money(e - env.subtotal).ok(),
-        (Op::Gt, Some(e)) => env.money(e - env.subtotal + 1).ok(),
+        (Op::Gte, Some(e)) => env.money(e - actual).ok(),
+        (Op::Gt, Some(e)) => env.money(e - actual + 1).ok(),
         _ => None,
     };
     Some(c)
+}
+
+/// The amounts conditions compare with: the subtotal (before promotions,
+/// or after earlier ones under [`Compounding::DiscountedRecheck`]) and, in
+/// the walk, the subtotal after earlier promotions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stage {
+    pub subtotal: i128,
+    pub discounted: Option<i128>,
 }
 
 /// Whether some line matching `filter` has a quantity that compares with

@@ -4,6 +4,7 @@
 
 use super::actions::cap;
 use super::*;
+use crate::pricing::Compounding;
 use crate::pricing::promotion::BudgetPolicy;
 
 impl PromotionSet {
@@ -145,33 +146,73 @@ impl PromotionSet {
         let mut applied: Vec<Applied> = Vec::new();
         let mut ids: Vec<u32> = before.to_vec();
         let mut spent: Vec<Spent> = Vec::new();
+        // Under `Compounding::Original` every promotion is computed on the
+        // amounts before this phase's promotions, then held to what is left.
+        let original = self.settings.compounding == Compounding::Original;
+        let (base_lines, base_shipping): (Vec<i128>, i128) = if original {
+            (remaining.to_vec(), *shipping)
+        } else {
+            (Vec::new(), 0)
+        };
         for cand in candidates {
+            if let Some(with) = self.conflict(cand.index, &ids) {
+                if let Some(run) = run.as_deref_mut() {
+                    run.rejected.push((
+                        Some(cand.index),
+                        cand.code.clone(),
+                        Rejection::NotCombinable { with },
+                    ));
+                }
+                continue;
+            }
+            let Some(c) = self.compiled(cand.index) else {
+                continue;
+            };
+            if let Some(reason) = self.recheck(cand.index, env, remaining, run.as_deref_mut())? {
+                if let Some(run) = run.as_deref_mut() {
+                    run.rejected
+                        .push((Some(cand.index), cand.code.clone(), reason));
+                }
+                continue;
+            }
             let mut reject = |reason: Rejection| {
                 if let Some(run) = run.as_deref_mut() {
                     run.rejected
                         .push((Some(cand.index), cand.code.clone(), reason));
                 }
             };
-            if let Some(with) = self.conflict(cand.index, &ids) {
-                reject(Rejection::NotCombinable { with });
-                continue;
-            }
-            let Some(c) = self.compiled(cand.index) else {
-                continue;
+            let computed = if original {
+                self.effect(
+                    (&c.promo.action, c.promo.reward_units),
+                    env,
+                    &base_lines,
+                    &spent,
+                    base_shipping,
+                )?
+            } else {
+                self.effect(
+                    (&c.promo.action, c.promo.reward_units),
+                    env,
+                    remaining,
+                    &spent,
+                    *shipping,
+                )?
             };
-            let mut effect = match self.effect(
-                (&c.promo.action, c.promo.reward_units),
-                env,
-                remaining,
-                &spent,
-                *shipping,
-            )? {
+            let mut effect = match computed {
                 Ok(e) => e,
                 Err(reason) => {
                     reject(reason);
                     continue;
                 }
             };
+            if original {
+                // Never more than earlier promotions left.
+                effect.lines.retain_mut(|(i, a)| {
+                    *a = (*a).min(remaining.get(*i).copied().unwrap_or(0).max(0));
+                    *a > 0
+                });
+                effect.shipping = effect.shipping.min((*shipping).max(0));
+            }
             if let Some(left) = cand.budget_left
                 && effect.total() > left
             {
