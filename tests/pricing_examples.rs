@@ -1497,6 +1497,127 @@ fn a_condition_on_the_subtotal_after_earlier_discounts() {
     assert_eq!(applied_amount(&priced, &still_fifty), "5.00");
 }
 
+#[test]
+fn split_amounts_by_net_or_gross_and_where_the_leftover_cent_goes() {
+    use cartwright::catalog::{CatalogEntry, NewProduct, NewVariant, Product, Status};
+    use cartwright::customer::{Address, NewAddress};
+    use cartwright::pricing::{Allocation, Remainder};
+    use cartwright::tax::TaxTable;
+    let mut s = shop();
+    let mut add = |name: &str, class: &str| {
+        let product = Product::new(NewProduct::new(name).status(Status::Active).variants(vec![
+            NewVariant::shipped(format!("SKU-{name}"))
+                .price(usd("50.00"))
+                .tax_class(class)
+                .status(Status::Active),
+        ]))
+        .unwrap();
+        let v = product.variants()[0].id();
+        s.w.catalog
+            .insert(v, CatalogEntry::of(&product, v).unwrap());
+        v
+    };
+    let (book, lamp) = (add("Book", "books"), add("Lamp", "standard"));
+    s.w.tax = Box::new(
+        TaxTable::new()
+            .with_rate("Zero", "GB", None, "books", Decimal::ZERO)
+            .unwrap()
+            .with_rate("VAT 25%", "GB", None, "standard", Decimal::new(25, 2))
+            .unwrap(),
+    );
+    let mut cart = s.w.cart(&[(book, 1), (lamp, 1)]);
+    cart.set_shipping_address(
+        Address::new(
+            NewAddress::default()
+                .name("N")
+                .line1("1 Road")
+                .city("Town")
+                .country("GB"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let ten_off = Promotion::new(
+        "10 off",
+        Action::AmountOffOrder {
+            amount: usd("10.00"),
+        },
+    );
+    let with = |allocation| Extra {
+        settings: PromotionSettings::default().allocation(allocation),
+        ..Extra::default()
+    };
+    // By net: 50.00 : 50.00. By gross: 50.00 : 62.50, so 4.44 and 5.56.
+    let net =
+        s.w.price_with(&cart, vec![ten_off.clone()], &with(Allocation::Net));
+    assert_eq!(discounts(&net), ["5.00", "5.00"]);
+    let gross =
+        s.w.price_with(&cart, vec![ten_off.clone()], &with(Allocation::Gross));
+    assert_eq!(discounts(&gross), ["4.44", "5.56"]);
+    assert_eq!(gross.discount_total, usd("10.00"));
+    // Tax follows the discounted amounts: 25 % of 44.44 = 11.11.
+    assert_eq!(gross.tax_total, usd("11.11"));
+
+    // The subtotal with tax, before promotions: 112.50.
+    let over = |amount: &str| {
+        Promotion::new("big basket", percent_items(LineFilter::Any, 10)).when(
+            Condition::SubtotalWithTax {
+                op: Op::Gte,
+                amount: usd(amount),
+            },
+        )
+    };
+    let (met, short) = (over("112.50"), over("112.51"));
+    let p = s.w.price(&cart, vec![met.clone()]);
+    assert!(p.outcome(met.id).unwrap().applied());
+    let p = s.w.price(&cart, vec![short.clone()]);
+    match rejection(&p, &short) {
+        Rejection::ConditionsNotMet { comparisons } => {
+            assert_eq!(comparisons[0].subject, "subtotal with tax");
+            assert_eq!(comparisons[0].missing, Some(usd("0.01")));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // 0.10 over three lines of 1.00: 0.03 each and one cent left over.
+    let t: Vec<VariantId> = (1..=3)
+        .map(|n| s.w.item(&format!("T{n}"), &[usd("1.00")], &[], &[], &[]))
+        .collect();
+    let dime = Promotion::new(
+        "dime",
+        Action::AmountOffOrder {
+            amount: usd("0.10"),
+        },
+    );
+    let remainder = |r| Extra {
+        settings: PromotionSettings::default().remainder(r),
+        ..Extra::default()
+    };
+    let forward = s.w.cart(&[(t[0], 1), (t[1], 1), (t[2], 1)]);
+    let backward = s.w.cart(&[(t[2], 1), (t[1], 1), (t[0], 1)]);
+    // First lines in cart order get the cent, whichever they are.
+    for cart in [&forward, &backward] {
+        let p =
+            s.w.price_with(cart, vec![dime.clone()], &remainder(Remainder::FirstLines));
+        assert_eq!(discounts(&p), ["0.04", "0.03", "0.03"]);
+    }
+    // Largest remainder (all equal): the canonical first line, wherever it
+    // is in the cart — the same line both ways.
+    let cent_line = |cart: &cartwright::cart::Cart| {
+        let p = s.w.price_with(
+            cart,
+            vec![dime.clone()],
+            &remainder(Remainder::LargestRemainder),
+        );
+        let mut d = discounts(&p);
+        let at = d.iter().position(|x| x == "0.04").unwrap();
+        d.sort();
+        assert_eq!(d, ["0.03", "0.03", "0.04"]);
+        p.lines[at].variant_id
+    };
+    assert_eq!(cent_line(&forward), cent_line(&backward));
+}
+
 // ----- stacking -----------------------------------------------------------
 
 #[test]

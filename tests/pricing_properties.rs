@@ -18,9 +18,9 @@ use cartwright::cart::Cart;
 use cartwright::id::VariantId;
 use cartwright::money::{Currency, Money, RoundingMode};
 use cartwright::pricing::{
-    Action, AmountPer, BundleItem, Compounding, Condition, GroupPrice, LineFilter, Op, Outcome,
-    PricedCart, Promotion, PromotionSettings, QuantityTier, Reward, RewardUnits, Stacking,
-    StackingPolicy, SubtotalTier, Tiers,
+    Action, Allocation, AmountPer, BundleItem, Compounding, Condition, GroupPrice, LineFilter, Op,
+    Outcome, PricedCart, Promotion, PromotionSettings, QuantityTier, Remainder, Reward,
+    RewardUnits, Stacking, StackingPolicy, SubtotalTier, Tiers,
 };
 use cartwright::shipping::{ShippingMethod, ShippingTable};
 use proptest::prelude::*;
@@ -431,11 +431,15 @@ proptest! {
         best in any::<bool>(),
         rounding in prop_oneof![Just(RoundingMode::HalfUp), Just(RoundingMode::HalfEven), Just(RoundingMode::Floor), Just(RoundingMode::Ceiling)],
         compounding in prop_oneof![Just(Compounding::Discounted), Just(Compounding::Original), Just(Compounding::DiscountedRecheck)],
+        gross in any::<bool>(),
+        first_lines in prop::bool::weighted(0.25),
     ) {
         let c = case(&items);
         let promos: Vec<Promotion> = specs.iter().map(|s| promotion(&c.world, s, c.gift)).collect();
         let extra = Extra {
-            settings: PromotionSettings::default().policy(if best { StackingPolicy::BestForCustomer } else { StackingPolicy::ApplyAll }).rounding(rounding).compounding(compounding),
+            settings: PromotionSettings::default().policy(if best { StackingPolicy::BestForCustomer } else { StackingPolicy::ApplyAll }).rounding(rounding).compounding(compounding)
+                .allocation(if gross { Allocation::Gross } else { Allocation::Net })
+                .remainder(if first_lines { Remainder::FirstLines } else { Remainder::LargestRemainder }),
             ..Extra::default()
         };
         let forward = cart(&c, &qty, false);
@@ -445,12 +449,17 @@ proptest! {
         // Deterministic.
         prop_assert_eq!(&c.world.price_with(&forward, promos.clone(), &extra), &priced);
 
-        // The order of lines does not change the totals.
+        // The order of lines does not change the totals — unless leftover
+        // cents go to the first lines in cart order, which may move one
+        // between lines and so, through a later promotion's per-line
+        // rounding, a cent of the total (documented on `Remainder`).
         let reversed = c.world.price_with(&cart(&c, &qty, true), promos.clone(), &extra);
         check_invariants(&reversed)?;
-        prop_assert_eq!(reversed.total, priced.total);
-        prop_assert_eq!(reversed.discount_total, priced.discount_total);
-        prop_assert_eq!(reversed.tax_total, priced.tax_total);
+        if !first_lines {
+            prop_assert_eq!(reversed.total, priced.total);
+            prop_assert_eq!(reversed.discount_total, priced.discount_total);
+            prop_assert_eq!(reversed.tax_total, priced.tax_total);
+        }
 
         // A promotion that cannot apply changes nothing.
         let never = Promotion::new("never", Action::PercentOffOrder { percent: Decimal::from(50), max_discount: None })

@@ -104,8 +104,8 @@ use crate::shipping::{ShippingInput, ShippingRate, ShippingRates};
 use crate::tax::{TaxCalculator, TaxInput, TaxLine, TaxableLine};
 
 pub use apply::{
-    Compounding, MAX_BEST_SEARCH, MAX_CANDIDATES, MAX_COMBINATIONS, PromotionSet,
-    PromotionSettings, StackingPolicy,
+    Allocation, Compounding, MAX_BEST_SEARCH, MAX_CANDIDATES, MAX_COMBINATIONS, PromotionSet,
+    PromotionSettings, Remainder, StackingPolicy,
 };
 pub use explain::{Comparison, Hint, LineAmount, Outcome, PromotionOutcome, Rejection};
 pub use price_list::{
@@ -474,7 +474,10 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
         .iter()
         .try_fold(0_i128, |acc, l| acc.checked_add(l.subtotal))
         .ok_or_else(|| Error::Overflow("subtotal"))?;
-    let env = steps::environment(cart, ctx, &work, subtotal_minor);
+    let mut env = steps::environment(cart, ctx, &work, subtotal_minor);
+    if promotions.needs_gross() {
+        env.gross = Some(steps::gross_before_promotions(cart, ctx, &env)?);
+    }
 
     // 2. Line promotions, then the priced lines (gifts last) with their
     // adjustments. `net` is each line's amount after discounts, in minor units.

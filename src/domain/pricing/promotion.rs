@@ -276,6 +276,17 @@ pub enum Condition {
         /// The amount; a cart in another currency is rejected as "wrong currency".
         amount: Money,
     },
+    /// The merchandise subtotal with its tax, before promotions, as the
+    /// tax calculator reckons it for the cart (prices that include tax are
+    /// taken as they are): "orders of 100.00 or more, tax included". The
+    /// calculator is asked once more per pricing when a promotion has this
+    /// condition.
+    SubtotalWithTax {
+        /// Comparison operator.
+        op: Op,
+        /// The amount; a cart in another currency is rejected as "wrong currency".
+        amount: Money,
+    },
     /// The number of units in the cart.
     ItemCount {
         /// Comparison operator.
@@ -1143,7 +1154,9 @@ fn validate_condition(c: &Condition, depth: usize, budget: &mut Budget) -> Resul
             Ok(())
         }
         Condition::Not { condition } => validate_condition(condition, depth + 1, budget),
-        Condition::Subtotal { op, amount } | Condition::DiscountedSubtotal { op, amount } => {
+        Condition::Subtotal { op, amount }
+        | Condition::DiscountedSubtotal { op, amount }
+        | Condition::SubtotalWithTax { op, amount } => {
             check_order("subtotal condition", *op)?;
             non_negative_money("subtotal condition", amount)
         }
@@ -1377,7 +1390,9 @@ fn condition_currencies(c: &Condition, out: &mut BTreeSet<Currency>) {
             conditions.iter().for_each(|c| condition_currencies(c, out));
         }
         Condition::Not { condition } => condition_currencies(condition, out),
-        Condition::Subtotal { amount, .. } | Condition::DiscountedSubtotal { amount, .. } => {
+        Condition::Subtotal { amount, .. }
+        | Condition::DiscountedSubtotal { amount, .. }
+        | Condition::SubtotalWithTax { amount, .. } => {
             out.insert(amount.currency());
         }
         Condition::Lines { filter, .. } | Condition::LineQuantity { filter, .. } => {

@@ -28,7 +28,58 @@ pub(super) fn environment<'a>(
         usage: ctx.usage,
         rounding: ctx.promotions.settings().rounding,
         index: ctx.promotions.index_cart(work),
+        gross: None,
+        allocation: ctx.promotions.settings().allocation,
+        remainder: ctx.promotions.settings().remainder,
     }
+}
+
+/// Each line's amount with its tax before promotions: the tax calculator
+/// asked about the undiscounted lines, without shipping.
+///
+/// # Errors
+/// As [`tax`]: a calculator that answers a different number of lines,
+/// another currency, an inexact or negative tax, or fails.
+pub(super) fn gross_before_promotions(
+    cart: &Cart,
+    ctx: &PricingContext<'_>,
+    env: &Env<'_>,
+) -> Result<Vec<i128>> {
+    let lines = env
+        .lines
+        .iter()
+        .map(|l| {
+            Ok(TaxableLine {
+                line_id: l.id,
+                tax_class: l.entry.variant.tax_class(),
+                amount: env.money(l.subtotal)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let breakdown = ctx.tax.tax(&TaxInput {
+        currency: env.currency,
+        lines,
+        shipping: None,
+        address: cart.shipping_address().or(cart.billing_address()),
+    })?;
+    if breakdown.lines.len() != env.lines.len() {
+        return Err(Error::invalid(
+            "tax calculator",
+            "returned a different number of lines than it was given",
+        ));
+    }
+    env.lines
+        .iter()
+        .zip(&breakdown.lines)
+        .map(|(l, tax)| {
+            if breakdown.prices_include_tax {
+                return Ok(l.subtotal);
+            }
+            l.subtotal
+                .checked_add(checked_tax(*tax, env.currency)?)
+                .ok_or_else(|| Error::Overflow("subtotal with tax"))
+        })
+        .collect()
 }
 
 /// Each line's catalog price and the price it sells at, with the source.

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::money::allocate_minor_ranked;
-use crate::pricing::{BundleItem, GroupPrice, PricingRule, RewardUnits};
+use crate::pricing::{Allocation, BundleItem, GroupPrice, PricingRule, Remainder, RewardUnits};
 use rust_decimal::Decimal;
 
 /// What an action's arithmetic answers: an effect, a reason it does not
@@ -816,34 +816,56 @@ fn buy_x_get_y(
     got
 }
 
-/// Splits `amount` (capped at the weights' sum) over `weights` by largest
-/// remainder; each part stays within its weight.
+/// Splits `amount` over lines in proportion to what each still costs
+/// (`weights`, each line's remaining value), under the settings' basis
+/// ([`Allocation`]): each part stays within what its line still costs.
 fn split(
     effect: &mut Effect,
     amount: i128,
     weights: &[(usize, i128)],
     env: &Env<'_>,
 ) -> Result<()> {
-    let total = weights
-        .iter()
-        .try_fold(0_i128, |acc, (_, w)| acc.checked_add((*w).max(0)))
-        .ok_or_else(|| Error::Overflow("allocation"))?;
-    let amount = amount.min(total);
-    if amount <= 0 {
-        return Ok(());
-    }
-    // Ties go to the canonical line order, so line order never changes a result.
-    let raw = weights
-        .iter()
-        .map(|(_, w)| u64::try_from((*w).max(0)).map_err(|_| Error::Overflow("allocation")))
-        .collect::<Result<Vec<u64>>>()?;
-    let rank = |k: usize| {
-        weights
-            .get(k)
-            .and_then(|(i, _)| env.lines.get(*i))
-            .map_or(u64::MAX, |l| u64::from(l.rank))
+    let gross = match (env.allocation, &env.gross) {
+        (Allocation::Gross, Some(gross)) => gross,
+        _ => return allocate(effect, amount, weights, env),
     };
-    let parts = allocate_minor_ranked(amount, &raw, rank)?;
+    // A line's share scales with its tax: remaining × gross / net.
+    let mut scaled = Vec::with_capacity(weights.len());
+    for (i, w) in weights {
+        let net = env.lines.get(*i).map_or(0, |l| l.subtotal);
+        let g = gross.get(*i).copied().unwrap_or(net);
+        let s = if net > 0 {
+            w.checked_mul(g)
+                .ok_or_else(|| Error::Overflow("allocation"))?
+                / net
+        } else {
+            *w
+        };
+        scaled.push((*i, s));
+    }
+    // Allocate by the scaled weights, then hold each part to its line;
+    // what a line cannot hold goes, by the same rule, to those with room.
+    let amount = amount.min(weights.iter().map(|(_, w)| (*w).max(0)).sum());
+    let mut parts = shares(amount, &scaled, env)?;
+    let mut over = 0_i128;
+    let mut room = Vec::with_capacity(weights.len());
+    for ((i, w), part) in weights.iter().zip(parts.iter_mut()) {
+        let cap = (*w).max(0);
+        over += (*part - cap).max(0);
+        *part = (*part).min(cap);
+        room.push((*i, cap - *part));
+    }
+    if over > 0 {
+        for (part, more) in parts.iter_mut().zip(shares(over, &room, env)?) {
+            *part += more;
+        }
+    }
+    push_parts(effect, weights, parts);
+    Ok(())
+}
+
+/// Adds each line's part above zero to `effect`.
+fn push_parts(effect: &mut Effect, weights: &[(usize, i128)], parts: Vec<i128>) {
     effect.lines.reserve(parts.len());
     effect.lines.extend(
         weights
@@ -852,7 +874,92 @@ fn split(
             .zip(parts)
             .filter(|(_, p)| *p > 0),
     );
+}
+
+/// Splits `amount` (capped at the weights' sum) over `weights` exactly;
+/// each part stays within its weight. The minor units left over go by the
+/// settings' [`Remainder`] rule.
+fn allocate(
+    effect: &mut Effect,
+    amount: i128,
+    weights: &[(usize, i128)],
+    env: &Env<'_>,
+) -> Result<()> {
+    let parts = shares(amount, weights, env)?;
+    push_parts(effect, weights, parts);
     Ok(())
+}
+
+/// The parts of [`allocate`], one per weight (zeros included).
+fn shares(amount: i128, weights: &[(usize, i128)], env: &Env<'_>) -> Result<Vec<i128>> {
+    let total = weights
+        .iter()
+        .try_fold(0_i128, |acc, (_, w)| acc.checked_add((*w).max(0)))
+        .ok_or_else(|| Error::Overflow("allocation"))?;
+    let amount = amount.min(total);
+    if amount <= 0 {
+        return Ok(vec![0; weights.len()]);
+    }
+    // Ties go to the canonical line order, so line order never changes a result.
+    let raw = weights
+        .iter()
+        .map(|(_, w)| u64::try_from((*w).max(0)).map_err(|_| Error::Overflow("allocation")))
+        .collect::<Result<Vec<u64>>>()?;
+    let parts = match env.remainder {
+        Remainder::LargestRemainder => {
+            let rank = |k: usize| {
+                weights
+                    .get(k)
+                    .and_then(|(i, _)| env.lines.get(*i))
+                    .map_or(u64::MAX, |l| u64::from(l.rank))
+            };
+            allocate_minor_ranked(amount, &raw, rank)?
+        }
+        Remainder::FirstLines => {
+            let lines: Vec<usize> = weights.iter().map(|(i, _)| *i).collect();
+            allocate_first(amount, &raw, &lines, total)?
+        }
+    };
+    Ok(parts)
+}
+
+/// Floors of the proportional shares of `amount` (at most `total`, the
+/// weights' sum, above zero), then one minor unit each to the weights above
+/// zero of the first lines in cart order (`lines`: each weight's line
+/// index), until the amount is met. A part never passes its weight: with
+/// `amount < total`, a share's floor is below it.
+fn allocate_first(
+    amount: i128,
+    weights: &[u64],
+    lines: &[usize],
+    total: i128,
+) -> Result<Vec<i128>> {
+    let mut parts = Vec::with_capacity(weights.len());
+    let mut assigned = 0_i128;
+    for w in weights {
+        let part = amount
+            .checked_mul(i128::from(*w))
+            .ok_or_else(|| Error::Overflow("allocation"))?
+            / total;
+        assigned += part;
+        parts.push(part);
+    }
+    let mut left = amount - assigned;
+    let mut order: Vec<usize> = (0..weights.len()).collect();
+    order.sort_by_key(|k| lines.get(*k).copied().unwrap_or(usize::MAX));
+    for k in order {
+        if left <= 0 {
+            break;
+        }
+        if let (Some(part), Some(w)) = (parts.get_mut(k), weights.get(k))
+            && *w > 0
+            && *part < i128::from(*w)
+        {
+            *part += 1;
+            left -= 1;
+        }
+    }
+    Ok(parts)
 }
 
 /// Scales an effect down to `limit` in all, by largest remainder over its parts.
@@ -860,7 +967,7 @@ pub(super) fn cap(effect: &mut Effect, limit: i128, env: &Env<'_>) -> Result<()>
     let mut weights: Vec<(usize, i128)> = effect.lines.clone();
     weights.push((usize::MAX, effect.shipping));
     let mut scaled = Effect::default();
-    split(&mut scaled, limit, &weights, env)?;
+    allocate(&mut scaled, limit, &weights, env)?;
     effect.shipping = scaled
         .lines
         .iter()
@@ -915,8 +1022,38 @@ mod tests {
             usage: &usage,
             rounding: RoundingMode::HalfEven,
             index: set.index_cart(&work),
+            gross: None,
+            allocation: Allocation::Net,
+            remainder: Remainder::LargestRemainder,
         };
         f(&env)
+    }
+
+    #[test]
+    fn a_gross_split_holds_each_part_to_what_its_line_still_costs() {
+        with_env(&["1.00", "1.00"], 1, |env| {
+            // Line 0: 1.00 left, no tax. Line 1: 0.10 left of 1.00, with
+            // 100 % tax, so it weighs 0.20 and would take more than 0.10.
+            let env = Env {
+                gross: Some(vec![100, 200]),
+                allocation: Allocation::Gross,
+                index: CartIndex::default(),
+                ..*env
+            };
+            for amount in [1, 50, 105, 110, 500] {
+                let mut effect = Effect::default();
+                split(&mut effect, amount, &[(0, 100), (1, 10)], &env).unwrap();
+                let total: i128 = effect.lines.iter().map(|(_, a)| a).sum();
+                assert_eq!(total, amount.min(110), "{amount}: {effect:?}");
+                for (i, a) in &effect.lines {
+                    assert!(*a <= [100, 10][*i], "{amount}: {effect:?}");
+                }
+            }
+            // 60 over 1.00 : 0.20 gives 50 and 10 (by net it would be 55 : 5).
+            let mut effect = Effect::default();
+            split(&mut effect, 60, &[(0, 100), (1, 10)], &env).unwrap();
+            assert_eq!(effect.lines, [(0, 50), (1, 10)]);
+        });
     }
 
     #[test]

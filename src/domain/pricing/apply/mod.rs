@@ -99,6 +99,57 @@ pub enum Compounding {
     DiscountedRecheck,
 }
 
+/// What one amount split over several lines (an order discount, an amount
+/// split across items, a bundle's or group's saving) is proportional to.
+///
+/// Worked example: 10.00 off an order of a book at 50.00 (0 % tax) and a
+/// lamp at 50.00 (25 % tax, so 62.50 with tax): by `Net` 5.00 and 5.00; by
+/// `Gross` 50.00 : 62.50, so 4.44 and 5.56. With one tax rate for every line,
+/// or prices that include tax, the two agree.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Allocation {
+    /// By what each line still costs before tax. Medusa's default (a
+    /// promotion that is not tax-inclusive splits by the items' subtotals)
+    /// and Solidus's (by the line items' amounts). The default.
+    #[default]
+    Net,
+    /// By what each line still costs with its tax (before promotions, the
+    /// tax calculator is asked once for each line's tax, and the line's
+    /// share scales with it). Vendure's behaviour (order discounts prorated
+    /// by each line's price with tax) and Medusa's for tax-inclusive
+    /// promotions.
+    Gross,
+}
+
+/// Where the minor units left over when a split does not divide exactly go.
+///
+/// Worked example: 0.10 over three equal lines: each gets 0.03, and the
+/// 0.01 left goes to the line with the largest remainder (all equal, so the
+/// first in the canonical order, by variant) under `LargestRemainder`, or to
+/// the first line in cart order under `FirstLines`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Remainder {
+    /// One each to the largest fractional remainders, ties by the canonical
+    /// line order (so the order of lines in the cart never moves a cent).
+    /// Vendure's `prorate`. The default.
+    #[default]
+    LargestRemainder,
+    /// One each to the first lines in cart order (that have a share): the
+    /// Ruby `money` gem's classic `allocate`, which Solidus's distributed
+    /// order discounts use. Reordering a cart's lines may move a cent
+    /// between them, and so — when a later promotion rounds per line — a
+    /// cent of the discount total.
+    FirstLines,
+}
+
 /// How a [`PromotionSet`] applies its promotions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -113,6 +164,12 @@ pub struct PromotionSettings {
     /// What a promotion sees of those applied before it.
     #[serde(default)]
     pub compounding: Compounding,
+    /// What a split amount is proportional to.
+    #[serde(default)]
+    pub allocation: Allocation,
+    /// Where the minor units left over by a split go.
+    #[serde(default)]
+    pub remainder: Remainder,
 }
 
 crate::domain::setters!(PromotionSettings {
@@ -120,6 +177,8 @@ crate::domain::setters!(PromotionSettings {
     rounding: RoundingMode,
     codes: crate::cart::CodePolicy,
     compounding: Compounding,
+    allocation: Allocation,
+    remainder: Remainder,
 } into {});
 
 #[derive(Debug, Clone)]
@@ -155,6 +214,9 @@ pub struct PromotionSet {
     /// Whether a promotion's conditions need the customer's order count
     /// (an "order number" condition, or a custom rule, which may read it).
     counts_orders: bool,
+    /// Whether pricing needs each line's tax before promotions (gross
+    /// allocation, or a "subtotal with tax" condition).
+    needs_gross: bool,
     /// Every id and tag any filter names: the keys a cart is indexed by.
     watched_ids: FastSet<Uuid>,
     watched_tags: FastSet<String>,
@@ -261,7 +323,9 @@ impl PromotionSet {
                 }
             }
         }
+        set.needs_gross = settings.allocation == Allocation::Gross;
         for c in &promos {
+            set.needs_gross |= c.promo.conditions.iter().any(reads_gross);
             set.counts_orders |= matches!(c.promo.action, Action::Custom { .. })
                 || c.promo.conditions.iter().any(counts_orders);
             for cond in &c.promo.conditions {
@@ -357,6 +421,13 @@ impl PromotionSet {
         self.counts_orders
     }
 
+    /// Whether pricing with this set asks the tax calculator for each
+    /// line's tax before promotions ([`Allocation::Gross`], or a
+    /// [`Condition::SubtotalWithTax`]).
+    pub(crate) fn needs_gross(&self) -> bool {
+        self.needs_gross
+    }
+
     fn compiled(&self, index: u32) -> Option<&Compiled> {
         self.promos.get(index as usize)
     }
@@ -370,6 +441,18 @@ fn counts_orders(c: &Condition) -> bool {
         }
         Condition::Not { condition } => counts_orders(condition),
         Condition::OrderNumber { .. } | Condition::Custom { .. } => true,
+        _ => false,
+    }
+}
+
+/// Whether `c` reads the subtotal with tax (anywhere inside).
+fn reads_gross(c: &Condition) -> bool {
+    match c {
+        Condition::AllOf { conditions } | Condition::AnyOf { conditions } => {
+            conditions.iter().any(reads_gross)
+        }
+        Condition::Not { condition } => reads_gross(condition),
+        Condition::SubtotalWithTax { .. } => true,
         _ => false,
     }
 }
@@ -731,6 +814,11 @@ pub(crate) struct Env<'a> {
     pub usage: &'a HashMap<String, u64>,
     pub rounding: RoundingMode,
     pub index: CartIndex<'a>,
+    /// Each line's amount with its tax, before promotions, when the set
+    /// needs it ([`PromotionSet::needs_gross`]).
+    pub gross: Option<Vec<i128>>,
+    pub allocation: Allocation,
+    pub remainder: Remainder,
 }
 
 impl Env<'_> {

@@ -298,6 +298,10 @@ impl PromotionSet {
             Condition::Subtotal { op, amount } => {
                 subtotal("subtotal", *op, amount, stage.subtotal, env)
             }
+            Condition::SubtotalWithTax { op, amount } => {
+                let gross = env.gross.as_ref().map_or(env.subtotal, |g| g.iter().sum());
+                subtotal("subtotal with tax", *op, amount, gross, env)
+            }
             Condition::DiscountedSubtotal { op, amount } => subtotal(
                 "subtotal after earlier discounts",
                 *op,
