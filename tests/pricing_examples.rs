@@ -1618,6 +1618,110 @@ fn split_amounts_by_net_or_gross_and_where_the_leftover_cent_goes() {
     assert_eq!(cent_line(&forward), cent_line(&backward));
 }
 
+#[test]
+fn a_unit_cap_discounts_at_most_n_units_in_the_order_chosen() {
+    use cartwright::pricing::{UnitCap, UnitOrder};
+    let mut s = shop();
+    let e = s.w.item("E", &[usd("30.00")], &[], &[], &[]);
+    let capped = |order, per_line: Option<u32>| {
+        Promotion::new(
+            "20 % off 3 units",
+            Action::PercentOffItems {
+                target: LineFilter::Any,
+                percent: pct(20),
+                max_discount: None,
+                max_quantity_per_line: per_line,
+            },
+        )
+        .unit_cap(UnitCap::new(3, order))
+    };
+    let tens_first = s.w.cart(&[(s.a, 3), (e, 2)]);
+    let thirties_first = s.w.cart(&[(e, 2), (s.a, 3)]);
+    let off = |cart, p: Promotion| s.w.price(cart, vec![p]).discount_total.amount().to_string();
+    // Cheapest: the three 10.00 units, 6.00. Dearest: 30, 30, 10 → 14.00.
+    for cart in [&tens_first, &thirties_first] {
+        assert_eq!(off(cart, capped(UnitOrder::CheapestFirst, None)), "6.00");
+        assert_eq!(off(cart, capped(UnitOrder::DearestFirst, None)), "14.00");
+    }
+    // Cart order: whichever line comes first.
+    assert_eq!(off(&tens_first, capped(UnitOrder::CartOrder, None)), "6.00");
+    assert_eq!(
+        off(&thirties_first, capped(UnitOrder::CartOrder, None)),
+        "14.00"
+    );
+    // With one unit per line as well: 30 and 10 → 8.00.
+    assert_eq!(
+        off(&tens_first, capped(UnitOrder::DearestFirst, Some(1))),
+        "8.00"
+    );
+    // The default order is cheapest first, and the JSON form names it.
+    let p = capped(UnitOrder::default(), None);
+    let json = serde_json::to_value(&p).unwrap();
+    assert_eq!(json["unit_cap"]["order"], "cheapest_first");
+    assert_eq!(off(&thirties_first, p), "6.00");
+
+    // Amount per unit, fixed price and first-and-additional honour it too.
+    let amount = Promotion::new(
+        "2 off each",
+        Action::AmountOffItems {
+            target: LineFilter::Any,
+            amount: usd("2.00"),
+            per: AmountPer::Unit,
+            max_quantity_per_line: None,
+        },
+    )
+    .unit_cap(UnitCap::new(4, UnitOrder::DearestFirst));
+    assert_eq!(off(&tens_first, amount), "8.00");
+    let fixed = Promotion::new(
+        "at 5.00",
+        Action::FixedPrice {
+            target: LineFilter::Any,
+            price: usd("5.00"),
+            max_quantity_per_line: None,
+        },
+    )
+    .unit_cap(UnitCap::new(1, UnitOrder::DearestFirst));
+    assert_eq!(off(&tens_first, fixed), "25.00");
+    let first_more = Promotion::new(
+        "first half, then 1.00",
+        Action::FirstAndAdditional {
+            target: LineFilter::Any,
+            first: Reward::Percent { percent: pct(50) },
+            additional: Reward::Amount {
+                amount: usd("1.00"),
+            },
+            max_units: None,
+        },
+    )
+    .unit_cap(UnitCap::new(2, UnitOrder::CheapestFirst));
+    // Two 10.00 units of line A: 5.00 + 1.00.
+    assert_eq!(off(&tens_first, first_more), "6.00");
+
+    // Refused where units are not what the action counts, and at zero.
+    let bxgy = Promotion::new(
+        "b1g1",
+        Action::BuyXGetY {
+            buy: LineFilter::Any,
+            buy_quantity: 1,
+            get: LineFilter::Any,
+            get_quantity: 1,
+            percent: pct(100),
+            max_applications: None,
+        },
+    )
+    .unit_cap(UnitCap::new(2, UnitOrder::CheapestFirst));
+    assert!(matches!(
+        bxgy.validate(),
+        Err(cartwright::Error::Invalid { .. })
+    ));
+    let zero =
+        capped(UnitOrder::CheapestFirst, None).unit_cap(UnitCap::new(0, UnitOrder::CartOrder));
+    assert!(matches!(
+        zero.validate(),
+        Err(cartwright::Error::Invalid { .. })
+    ));
+}
+
 // ----- stacking -----------------------------------------------------------
 
 #[test]

@@ -116,8 +116,8 @@ pub use promotion::{
     GroupPrice, Limits, LineFilter, MAX_BUNDLE_ITEMS, MAX_CONDITIONS, MAX_DEPTH,
     MAX_GENERATED_CODES, MAX_NAME_LEN, MAX_PERCENT_SCALE, MAX_PROMOTION_QUANTITY,
     MAX_PROMOTIONS_PER_CODE, MAX_TIERS, MAX_VALUES, Op, PROMOTION_JSON_VERSION, Promotion,
-    QuantityTier, Reward, RewardUnits, Stacking, SubtotalTier, Tiers, WindowState, generate_codes,
-    promotion_json_schema,
+    QuantityTier, Reward, RewardUnits, Stacking, SubtotalTier, Tiers, UnitCap, UnitOrder,
+    WindowState, generate_codes, promotion_json_schema,
 };
 pub use rule::{CustomerFacts, PricingRule, RuleCart, RuleLine, RuleRegistry, Verdict};
 

@@ -837,6 +837,57 @@ pub struct Promotion {
     /// so code that builds `Action::BuyXGetY` keeps compiling.)
     #[serde(default)]
     pub reward_units: RewardUnits,
+    /// At most this many units discounted in the whole cart, and which
+    /// ones (see [`UnitCap`]); none by default. For item discounts only:
+    /// percent or amount off items, fixed price, first and additional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_cap: Option<UnitCap>,
+}
+
+/// "At most N units discounted" across the cart, and which units get the
+/// discount when more qualify: [`Promotion::unit_cap`](Promotion#structfield.unit_cap).
+/// It works with an action's own per-line limit (the smaller wins on each
+/// line).
+///
+/// Worked example: 20 % off, at most 3 units, on a cart of 2 × 30.00 and
+/// 3 × 10.00: cheapest first discounts the three 10.00 units (6.00 off);
+/// dearest first the two 30.00 units and one 10.00 unit (14.00 off); cart
+/// order the first line's two units and one of the second line's (14.00).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct UnitCap {
+    /// Units discounted at most, in all (1 to [`MAX_PROMOTION_QUANTITY`]).
+    pub max_units: u32,
+    /// Which units come first.
+    #[serde(default)]
+    pub order: UnitOrder,
+}
+
+impl UnitCap {
+    /// At most `max_units` units, taken in `order`.
+    pub fn new(max_units: u32, order: UnitOrder) -> Self {
+        Self { max_units, order }
+    }
+}
+
+/// Which units a [`UnitCap`] discounts first.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum UnitOrder {
+    /// The cheapest units (by what a unit still costs), ties in the
+    /// canonical line order: Medusa's "once" allocation with a maximum
+    /// quantity (items sorted by price, ascending). The default: a capped
+    /// offer costs the shop least.
+    #[default]
+    CheapestFirst,
+    /// The dearest units first.
+    DearestFirst,
+    /// The lines in cart order, each line's units before the next's.
+    CartOrder,
 }
 
 fn yes() -> bool {
@@ -859,7 +910,15 @@ impl Promotion {
             action,
             limits: Limits::default(),
             reward_units: RewardUnits::default(),
+            unit_cap: None,
         }
+    }
+
+    /// Caps the units discounted in the whole cart (see
+    /// [`Promotion::unit_cap`](Self#structfield.unit_cap)).
+    pub fn unit_cap(mut self, cap: UnitCap) -> Self {
+        self.unit_cap = Some(cap);
+        self
     }
 
     /// Sets which units a buy-X-get-Y rewards (see
@@ -939,6 +998,22 @@ impl Promotion {
             validate_condition(c, 0, &mut budget)?;
         }
         validate_action(&self.action, &mut budget)?;
+        if let Some(cap) = &self.unit_cap {
+            check_quantity("unit_cap max_units", cap.max_units)?;
+            if !matches!(
+                self.action,
+                Action::PercentOffItems { .. }
+                    | Action::AmountOffItems { .. }
+                    | Action::FixedPrice { .. }
+                    | Action::FirstAndAdditional { .. }
+            ) {
+                return Err(Error::invalid(
+                    "unit_cap",
+                    "applies to percent_off_items, amount_off_items, fixed_price and \
+                     first_and_additional only",
+                ));
+            }
+        }
         if let Some(budget) = &self.limits.budget {
             positive_money("budget", budget)?;
         }

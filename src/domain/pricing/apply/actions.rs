@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::money::allocate_minor_ranked;
-use crate::pricing::{Allocation, BundleItem, GroupPrice, PricingRule, Remainder, RewardUnits};
+use crate::pricing::{
+    Allocation, BundleItem, GroupPrice, PricingRule, Remainder, RewardUnits, UnitCap, UnitOrder,
+};
 use rust_decimal::Decimal;
 
 /// What an action's arithmetic answers: an effect, a reason it does not
@@ -15,7 +17,7 @@ impl PromotionSet {
     /// per action, then [`tidy`] makes the effect canonical.
     pub(super) fn effect(
         &self,
-        (action, reward_units): (&Action, RewardUnits),
+        (action, reward_units, unit_cap): (&Action, RewardUnits, Option<UnitCap>),
         env: &Env<'_>,
         remaining: &[i128],
         spent: &[Spent],
@@ -25,6 +27,7 @@ impl PromotionSet {
             env,
             remaining,
             spent,
+            unit_cap,
         };
         let answer = match action {
             Action::PercentOffItems {
@@ -115,6 +118,8 @@ struct Left<'e, 'a> {
     remaining: &'e [i128],
     /// Units earlier buy-X-get-Y promotions rewarded, per line.
     spent: &'e [Spent],
+    /// The promotion's cap on units discounted in the whole cart.
+    unit_cap: Option<UnitCap>,
 }
 
 impl Left<'_, '_> {
@@ -161,6 +166,41 @@ impl Left<'_, '_> {
         max.map_or(q, |m| q.min(m))
     }
 
+    /// The units each of `lines` may have discounted: up to `max` per
+    /// line, and under the promotion's [`UnitCap`] at most its units in
+    /// all, given in its order (ties in the canonical line order).
+    fn allowance(&self, lines: &[usize], max: Option<u32>) -> Vec<(usize, u32)> {
+        let Some(cap) = self.unit_cap else {
+            return lines.iter().map(|i| (*i, self.units_of(*i, max))).collect();
+        };
+        let mut order = lines.to_vec();
+        let env = self.env;
+        match cap.order {
+            UnitOrder::CheapestFirst => order.sort_by(|a, b| {
+                per_unit_cmp(*a, *b, env, self.remaining)
+                    .then(line_rank(*a, env).cmp(&line_rank(*b, env)))
+            }),
+            UnitOrder::DearestFirst => order.sort_by(|a, b| {
+                per_unit_cmp(*b, *a, env, self.remaining)
+                    .then(line_rank(*a, env).cmp(&line_rank(*b, env)))
+            }),
+            // `lines` are in cart order already.
+            UnitOrder::CartOrder => {}
+        }
+        let mut left = cap.max_units;
+        let mut out: Vec<(usize, u32)> = order
+            .into_iter()
+            .map(|i| {
+                let units = self.units_of(i, max).min(left);
+                left -= units;
+                (i, units)
+            })
+            .filter(|(_, u)| *u > 0)
+            .collect();
+        out.sort_unstable_by_key(|(i, _)| *i);
+        out
+    }
+
     /// Every line with what it still costs: the weights of an order-level split.
     fn whole_order(&self) -> Vec<(usize, i128)> {
         self.remaining
@@ -181,13 +221,8 @@ impl Left<'_, '_> {
     ) -> Answer {
         let f = Fraction::percent(percent)?;
         let mut effect = Effect::default();
-        for i in self.selected(target) {
-            let d = f.of(
-                self.rem(i),
-                self.units_of(i, max_per_line),
-                self.quantity(i),
-                self.env.rounding,
-            )?;
+        for (i, units) in self.allowance(&self.selected(target), max_per_line) {
+            let d = f.of(self.rem(i), units, self.quantity(i), self.env.rounding)?;
             effect.lines.push((i, d));
         }
         if let Some(cap_amount) = max_discount.and_then(|m| self.env.minor(m))
@@ -210,11 +245,10 @@ impl Left<'_, '_> {
             return Ok(Err(wrong_currency(amount, self.env)));
         };
         let mut effect = Effect::default();
-        let lines = self.selected(target);
+        let lines = self.allowance(&self.selected(target), max_per_line);
         match per {
             AmountPer::Unit | AmountPer::Line => {
-                for i in lines {
-                    let units = self.units_of(i, max_per_line);
+                for (i, units) in lines {
                     let ask = if per == AmountPer::Unit {
                         amount
                             .checked_mul(i128::from(units))
@@ -228,7 +262,7 @@ impl Left<'_, '_> {
             AmountPer::Split => {
                 let weights: Vec<(usize, i128)> = lines
                     .iter()
-                    .map(|i| (*i, self.value(*i, self.units_of(*i, max_per_line))))
+                    .map(|(i, units)| (*i, self.value(*i, *units)))
                     .collect();
                 split(&mut effect, amount, &weights, self.env)?;
             }
@@ -265,8 +299,7 @@ impl Left<'_, '_> {
             return Ok(Err(wrong_currency(price, self.env)));
         };
         let mut effect = Effect::default();
-        for i in self.selected(target) {
-            let units = self.units_of(i, max_per_line);
+        for (i, units) in self.allowance(&self.selected(target), max_per_line) {
             let at = price
                 .checked_mul(i128::from(units))
                 .ok_or_else(|| Error::Overflow("fixed price"))?;
@@ -381,8 +414,7 @@ impl Left<'_, '_> {
     ) -> Answer {
         let env = self.env;
         let mut effect = Effect::default();
-        for i in self.selected(target) {
-            let units = self.units_of(i, max_units);
+        for (i, units) in self.allowance(&self.selected(target), max_units) {
             if units == 0 {
                 continue;
             }
@@ -1064,6 +1096,7 @@ mod tests {
                 env,
                 remaining: &[999],
                 spent: &[],
+                unit_cap: None,
             };
             assert_eq!(left.value(0, 1), 333);
             assert_eq!(left.value(0, 3), 999);
@@ -1072,6 +1105,7 @@ mod tests {
                 env,
                 remaining: &[1000],
                 spent: &[],
+                unit_cap: None,
             };
             assert_eq!(left.value(0, 1), 333);
             assert_eq!(left.value(0, 2), 666);
@@ -1079,6 +1113,7 @@ mod tests {
                 env,
                 remaining: &[i128::MAX],
                 spent: &[],
+                unit_cap: None,
             };
             assert!(huge.value(0, 2) > 0);
         });
@@ -1091,6 +1126,7 @@ mod tests {
                 env,
                 remaining: &[100, 200, 300],
                 spent: &[],
+                unit_cap: None,
             };
             let effect = Effect {
                 lines: vec![(2, 250), (0, 80), (2, 100), (1, 0), (0, 50)],
@@ -1110,6 +1146,7 @@ mod tests {
                 env,
                 remaining: &[2000],
                 spent: &[],
+                unit_cap: None,
             };
             let eur = Money::zero(Currency::EUR);
             let answer = left.amount_off_items(&LineFilter::Any, &eur, AmountPer::Unit, None);
@@ -1125,6 +1162,7 @@ mod tests {
                 env,
                 remaining: &[4000, 1600],
                 spent: &[],
+                unit_cap: None,
             };
             let answer = left.percent_off_items(&LineFilter::Any, Decimal::from(50), None, Some(1));
             let effect = answer.ok().and_then(|a| a.ok()).unwrap_or_default();

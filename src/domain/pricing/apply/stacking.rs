@@ -183,7 +183,7 @@ impl PromotionSet {
             };
             let computed = if original {
                 self.effect(
-                    (&c.promo.action, c.promo.reward_units),
+                    (&c.promo.action, c.promo.reward_units, c.promo.unit_cap),
                     env,
                     &base_lines,
                     &spent,
@@ -191,7 +191,7 @@ impl PromotionSet {
                 )?
             } else {
                 self.effect(
-                    (&c.promo.action, c.promo.reward_units),
+                    (&c.promo.action, c.promo.reward_units, c.promo.unit_cap),
                     env,
                     remaining,
                     &spent,
