@@ -1722,6 +1722,118 @@ fn a_unit_cap_discounts_at_most_n_units_in_the_order_chosen() {
     ));
 }
 
+#[test]
+fn one_promotion_with_amounts_per_currency() {
+    use cartwright::pricing::CurrencyTerms;
+    let s = shop();
+    let eur = |a: &str| money(a, Currency::EUR);
+    let five_off = Promotion::new(
+        "5 off 50",
+        Action::AmountOffOrder {
+            amount: usd("5.00"),
+        },
+    )
+    .when(Condition::Subtotal {
+        op: Op::Gte,
+        amount: usd("50.00"),
+    })
+    .limits(Limits::default().budget(Some(usd("100.00"))))
+    .in_currency(
+        CurrencyTerms::new(Currency::EUR)
+            .action(Action::AmountOffOrder {
+                amount: eur("4.50"),
+            })
+            .conditions(vec![Condition::Subtotal {
+                op: Op::Gte,
+                amount: eur("45.00"),
+            }])
+            .budget(eur("90.00")),
+    );
+    five_off.validate().unwrap();
+    assert_eq!(
+        five_off.currencies().into_iter().collect::<Vec<_>>(),
+        [Currency::EUR, Currency::USD]
+    );
+    // A is 10.00 USD and 9.00 EUR. Six of them: 60.00 USD, 54.00 EUR.
+    let usd_cart = s.w.cart(&[(s.a, 6)]);
+    let p = s.w.price(&usd_cart, vec![five_off.clone()]);
+    assert_eq!(applied_amount(&p, &five_off), "5.00");
+    let budget = |p: &cartwright::pricing::PricedCart| {
+        p.usage_claims
+            .iter()
+            .find(|c| c.counter.contains("budget"))
+            .map(|c| (c.counter.clone(), c.amount, c.limit))
+    };
+    let id = five_off.id;
+    assert_eq!(
+        budget(&p),
+        Some((format!("promotion:{id}:budget"), 500, 10_000))
+    );
+    let eur_cart = s.w.cart_in(Currency::EUR, &[(s.a, 6)]);
+    let p = s.w.price(&eur_cart, vec![five_off.clone()]);
+    assert_eq!(applied_amount(&p, &five_off), "4.50");
+    assert_eq!(p.discount_total, eur("4.50"));
+    // The budget is counted per currency.
+    assert_eq!(
+        budget(&p),
+        Some((format!("promotion:{id}:budget:EUR"), 450, 9_000))
+    );
+    // Below the EUR threshold: one outcome, in EUR, with a EUR hint.
+    let small = s.w.cart_in(Currency::EUR, &[(s.a, 4)]);
+    let p = s.w.price(&small, vec![five_off.clone()]);
+    assert_eq!(p.promotions.len(), 1, "{:?}", p.promotions);
+    match rejection(&p, &five_off) {
+        Rejection::ConditionsNotMet { comparisons } => {
+            assert_eq!(comparisons[0].missing, Some(eur("9.00")));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A coded promotion found through its coupon uses the cart's terms too.
+    let coded = five_off.clone().coded();
+    let extra = Extra {
+        coupons: vec![Coupon::new("FIVE", coded.id, None).unwrap()],
+        ..Extra::default()
+    };
+    let mut coded_cart = eur_cart.clone();
+    coded_cart.add_coupon_code("five").unwrap();
+    let p = s.w.price_with(&coded_cart, vec![coded.clone()], &extra);
+    assert_eq!(applied_amount(&p, &coded), "4.50");
+    assert_eq!(p.code_outcomes("FIVE").count(), 1);
+
+    // The JSON form round-trips.
+    let json = serde_json::to_string(&five_off).unwrap();
+    let back: Promotion = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, five_off);
+
+    // Refused: terms that leave an amount in another currency, terms for
+    // the promotion's own currency, and the same currency twice.
+    let leaves_usd = five_off
+        .clone()
+        .in_currency(
+            CurrencyTerms::new(Currency::GBP).conditions(vec![Condition::Subtotal {
+                op: Op::Gte,
+                amount: money("40.00", Currency::GBP),
+            }]),
+        );
+    let err = leaves_usd.validate().unwrap_err();
+    assert!(err.to_string().contains("USD"), "{err}");
+    let own = Promotion::new("own", percent_items(LineFilter::Any, 5))
+        .when(Condition::Subtotal {
+            op: Op::Gte,
+            amount: usd("1.00"),
+        })
+        .in_currency(CurrencyTerms::new(Currency::USD));
+    assert!(own.validate().is_err());
+    let twice = five_off
+        .clone()
+        .in_currency(
+            CurrencyTerms::new(Currency::EUR).action(Action::AmountOffOrder {
+                amount: eur("1.00"),
+            }),
+        );
+    assert!(twice.validate().is_err());
+}
+
 // ----- stacking -----------------------------------------------------------
 
 #[test]

@@ -1188,7 +1188,63 @@ async fn one_code_unlocks_several_promotions_and_is_used_once(backend: Backend) 
     );
 }
 
+async fn currency_terms_are_stored_and_priced(backend: Backend) {
+    use cartwright::pricing::CurrencyTerms;
+    let shop = Shop::new(backend).await;
+    let v = shop.product("TEE", "60.00", 10).await;
+    let eur = |a: &str| Money::parse(a, Currency::EUR).unwrap();
+    let promo = Promotion::new(
+        "5 off 50",
+        Action::AmountOffOrder {
+            amount: usd("5.00"),
+        },
+    )
+    .when(Condition::Subtotal {
+        op: Op::Gte,
+        amount: usd("50.00"),
+    })
+    .in_currency(
+        CurrencyTerms::new(Currency::EUR)
+            .action(Action::AmountOffOrder {
+                amount: eur("4.50"),
+            })
+            .conditions(vec![Condition::Subtotal {
+                op: Op::Gte,
+                amount: eur("45.00"),
+            }]),
+    );
+    let saved = shop
+        .engine
+        .save_promotion(&Actor::System, promo.clone())
+        .await
+        .unwrap();
+    // Read back whole, by this engine and a fresh one.
+    assert_eq!(
+        shop.engine
+            .promotion(&Actor::System, saved.id)
+            .await
+            .unwrap(),
+        promo
+    );
+    let cart = shop.ready_cart(&[(v, 1)]).await;
+    let priced = shop
+        .engine
+        .price_cart(&Actor::Guest, cart.id())
+        .await
+        .unwrap();
+    assert_eq!(priced.discount_total, usd("5.00"));
+    // Terms that leave an amount in another currency are refused whole.
+    let bad = promo.in_currency(CurrencyTerms::new(Currency::GBP));
+    let err = shop
+        .engine
+        .save_promotion(&Actor::System, bad)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
+}
+
 conformance!(
+    currency_terms_are_stored_and_priced,
     one_code_unlocks_several_promotions_and_is_used_once,
     a_promotion_that_cannot_be_evaluated_never_fails_pricing,
     the_promotion_store_port,

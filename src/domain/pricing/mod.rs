@@ -112,12 +112,12 @@ pub use price_list::{
     ListPrice, MAX_PRICES_PER_LIST, PriceBook, PriceList, PriceListKind, PriceSource,
 };
 pub use promotion::{
-    Action, AmountPer, BudgetPolicy, BundleItem, Condition, Coupon, GENERATED_CODE_CHARS,
-    GroupPrice, Limits, LineFilter, MAX_BUNDLE_ITEMS, MAX_CONDITIONS, MAX_DEPTH,
-    MAX_GENERATED_CODES, MAX_NAME_LEN, MAX_PERCENT_SCALE, MAX_PROMOTION_QUANTITY,
-    MAX_PROMOTIONS_PER_CODE, MAX_TIERS, MAX_VALUES, Op, PROMOTION_JSON_VERSION, Promotion,
-    QuantityTier, Reward, RewardUnits, Stacking, SubtotalTier, Tiers, UnitCap, UnitOrder,
-    WindowState, generate_codes, promotion_json_schema,
+    Action, AmountPer, BudgetPolicy, BundleItem, Condition, Coupon, CurrencyTerms,
+    GENERATED_CODE_CHARS, GroupPrice, Limits, LineFilter, MAX_BUNDLE_ITEMS, MAX_CONDITIONS,
+    MAX_CURRENCY_TERMS, MAX_DEPTH, MAX_GENERATED_CODES, MAX_NAME_LEN, MAX_PERCENT_SCALE,
+    MAX_PROMOTION_QUANTITY, MAX_PROMOTIONS_PER_CODE, MAX_TIERS, MAX_VALUES, Op,
+    PROMOTION_JSON_VERSION, Promotion, QuantityTier, Reward, RewardUnits, Stacking, SubtotalTier,
+    Tiers, UnitCap, UnitOrder, WindowState, generate_codes, promotion_json_schema,
 };
 pub use rule::{CustomerFacts, PricingRule, RuleCart, RuleLine, RuleRegistry, Verdict};
 

@@ -842,6 +842,78 @@ pub struct Promotion {
     /// percent or amount off items, fixed price, first and additional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit_cap: Option<UnitCap>,
+    /// Terms for carts in other currencies: the same promotion (one id,
+    /// one use count, one explanation) with its amounts and thresholds
+    /// given per currency, instead of one promotion per currency. At most
+    /// [`MAX_CURRENCY_TERMS`], one per currency, none for a currency the
+    /// promotion's own amounts are in. See [`CurrencyTerms`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_currency: Vec<CurrencyTerms>,
+}
+
+/// Most [`CurrencyTerms`] one promotion holds.
+pub const MAX_CURRENCY_TERMS: usize = 50;
+
+/// A promotion's terms for carts in one currency
+/// ([`Promotion::per_currency`]): what it replaces of the promotion for
+/// such a cart — its conditions, its action, its budget — each left as the
+/// promotion's own when absent. Every amount in the result must be in
+/// `currency` (checked when the promotion is saved).
+///
+/// Worked example: "5.00 off orders of 50.00 or more" written in USD, with
+/// EUR terms `AmountOffOrder { amount: 4.50 EUR }` and conditions
+/// `Subtotal ≥ 45.00 EUR`: a USD cart of 52.00 gets 5.00 off, a EUR cart of
+/// 46.00 gets 4.50 off, a GBP cart is rejected as "wrong currency". Uses
+/// are counted once for all currencies; a budget is per currency
+/// (counter `promotion:<id>:budget:<CURRENCY>` for the terms' budget).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CurrencyTerms {
+    /// The carts' currency these terms are for.
+    pub currency: Currency,
+    /// The conditions for such carts, replacing the promotion's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<Condition>>,
+    /// The action for such carts, replacing the promotion's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
+    /// The budget for such carts (in `currency`), replacing the promotion's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Money>,
+}
+
+impl CurrencyTerms {
+    /// Terms for `currency` that replace nothing yet.
+    pub fn new(currency: Currency) -> Self {
+        Self {
+            currency,
+            conditions: None,
+            action: None,
+            budget: None,
+        }
+    }
+
+    /// Replaces the conditions.
+    #[must_use]
+    pub fn conditions(mut self, conditions: Vec<Condition>) -> Self {
+        self.conditions = Some(conditions);
+        self
+    }
+
+    /// Replaces the action.
+    #[must_use]
+    pub fn action(mut self, action: Action) -> Self {
+        self.action = Some(action);
+        self
+    }
+
+    /// Sets the budget for carts in this currency.
+    #[must_use]
+    pub fn budget(mut self, budget: Money) -> Self {
+        self.budget = Some(budget);
+        self
+    }
 }
 
 /// "At most N units discounted" across the cart, and which units get the
@@ -911,7 +983,35 @@ impl Promotion {
             limits: Limits::default(),
             reward_units: RewardUnits::default(),
             unit_cap: None,
+            per_currency: Vec::new(),
         }
+    }
+
+    /// Adds terms for carts in another currency (see [`CurrencyTerms`]).
+    pub fn in_currency(mut self, terms: CurrencyTerms) -> Self {
+        self.per_currency.push(terms);
+        self
+    }
+
+    /// The promotion as it applies to a cart in `currency`: with that
+    /// currency's [`CurrencyTerms`] in place (and no further terms), or as
+    /// it is when it has none for `currency`.
+    pub fn terms_for(&self, currency: Currency) -> std::borrow::Cow<'_, Promotion> {
+        let Some(terms) = self.per_currency.iter().find(|t| t.currency == currency) else {
+            return std::borrow::Cow::Borrowed(self);
+        };
+        let mut p = self.clone();
+        p.per_currency = Vec::new();
+        if let Some(conditions) = &terms.conditions {
+            p.conditions = conditions.clone();
+        }
+        if let Some(action) = &terms.action {
+            p.action = action.clone();
+        }
+        if let Some(budget) = terms.budget {
+            p.limits.budget = Some(budget);
+        }
+        std::borrow::Cow::Owned(p)
     }
 
     /// Caps the units discounted in the whole cart (see
@@ -998,6 +1098,7 @@ impl Promotion {
             validate_condition(c, 0, &mut budget)?;
         }
         validate_action(&self.action, &mut budget)?;
+        self.validate_currency_terms()?;
         if let Some(cap) = &self.unit_cap {
             check_quantity("unit_cap max_units", cap.max_units)?;
             if !matches!(
@@ -1026,9 +1127,80 @@ impl Promotion {
         Ok(())
     }
 
-    /// Every currency its amounts are given in; a cart in another currency
-    /// cannot use it. Empty if it uses only percentages and counts.
+    /// Each [`CurrencyTerms`]: one per currency, not one the promotion's
+    /// own amounts are in, valid as a promotion once in place, every amount
+    /// in its currency.
+    fn validate_currency_terms(&self) -> Result<()> {
+        if self.per_currency.is_empty() {
+            return Ok(());
+        }
+        if self.per_currency.len() > MAX_CURRENCY_TERMS {
+            return Err(Error::LimitExceeded {
+                what: "currency terms per promotion",
+                max: MAX_CURRENCY_TERMS as u64,
+            });
+        }
+        let own = self.amount_currencies();
+        let mut seen = BTreeSet::new();
+        for t in &self.per_currency {
+            if !seen.insert(t.currency) {
+                return Err(Error::invalid(
+                    "currency terms",
+                    format!("{} is given twice", t.currency),
+                ));
+            }
+            if own.contains(&t.currency) {
+                return Err(Error::invalid(
+                    "currency terms",
+                    format!(
+                        "the promotion's own amounts are in {}; change them there",
+                        t.currency
+                    ),
+                ));
+            }
+            let resolved = self.terms_for(t.currency);
+            let mut budget = Budget::default();
+            for c in &resolved.conditions {
+                validate_condition(c, 0, &mut budget)?;
+            }
+            validate_action(&resolved.action, &mut budget)?;
+            if let Some(b) = &resolved.limits.budget {
+                positive_money("budget", b)?;
+            }
+            if let Some(other) = resolved
+                .amount_currencies()
+                .into_iter()
+                .find(|c| *c != t.currency)
+            {
+                return Err(Error::invalid(
+                    "currency terms",
+                    format!(
+                        "the {} terms leave an amount in {other}: give every amount in {}",
+                        t.currency, t.currency
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every currency its amounts are given in, its own and those of its
+    /// [`CurrencyTerms`]; a cart in another currency cannot use it. Empty
+    /// if its own terms use only percentages and counts (any currency may
+    /// use it).
     pub fn currencies(&self) -> BTreeSet<Currency> {
+        let mut out = self.amount_currencies();
+        if out.is_empty() {
+            return out;
+        }
+        for t in &self.per_currency {
+            out.insert(t.currency);
+        }
+        out
+    }
+
+    /// The currencies of its own amounts (without its currency terms).
+    pub(crate) fn amount_currencies(&self) -> BTreeSet<Currency> {
         let mut out = BTreeSet::new();
         for c in &self.conditions {
             condition_currencies(c, &mut out);

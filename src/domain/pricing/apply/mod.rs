@@ -190,6 +190,53 @@ struct Compiled {
     /// Some condition reads the subtotal after earlier promotions: checked
     /// in the stacking walk, when the promotion's turn comes.
     deferred: bool,
+    /// For an entry made from [`CurrencyTerms`](crate::pricing::CurrencyTerms):
+    /// the one currency whose carts it serves.
+    only: Option<Currency>,
+    /// For a promotion's own entry: the currencies its terms serve instead
+    /// (each with its own entry, at the index given).
+    variants: Vec<(Currency, u32)>,
+}
+
+impl Compiled {
+    fn new(mut p: Promotion, only: Option<Currency>) -> Self {
+        for c in &mut p.conditions {
+            lowercase_condition(c);
+        }
+        lowercase_action(&mut p.action);
+        let currencies = p.amount_currencies().into_iter().collect();
+        let shipping = matches!(
+            p.action,
+            Action::Shipping { .. } | Action::TieredShipping { .. }
+        );
+        let deferred = p.conditions.iter().any(reads_discounted);
+        Self {
+            label: p.name.as_str().into(),
+            promo: p,
+            currencies,
+            shipping,
+            deferred,
+            only,
+            variants: Vec::new(),
+        }
+    }
+
+    /// Whether this entry is the one for carts in `currency`.
+    fn serves(&self, currency: Currency) -> bool {
+        match self.only {
+            Some(only) => only == currency,
+            None => !self.variants.iter().any(|(c, _)| *c == currency),
+        }
+    }
+
+    /// The name of the counter of its budget: per currency for an entry
+    /// made from currency terms.
+    pub(crate) fn budget_counter(&self) -> String {
+        match self.only {
+            Some(currency) => format!("promotion:{}:budget:{currency}", self.promo.id),
+            None => budget_counter(self.promo.id),
+        }
+    }
 }
 
 /// Promotions compiled for pricing: validated, in priority order, and
@@ -254,37 +301,52 @@ impl PromotionSet {
     ) -> Result<Self> {
         let mut promos = Vec::with_capacity(promotions.len());
         let mut unusable = Vec::new();
-        for mut p in promotions {
+        for p in promotions {
             // One bad promotion (stored data that no longer validates, a rule
             // this engine does not know) is left out, never fails pricing.
             if let Err(e) = Self::check_one(&p, &rules) {
                 unusable.push((p.id, p.name.clone(), e.to_string()));
                 continue;
             }
-            for c in &mut p.conditions {
-                lowercase_condition(c);
+            // Each currency's terms are an entry of their own, beside it.
+            for t in &p.per_currency {
+                promos.push(Compiled::new(
+                    p.terms_for(t.currency).into_owned(),
+                    Some(t.currency),
+                ));
             }
-            lowercase_action(&mut p.action);
-            let currencies = p.currencies().into_iter().collect();
-            let shipping = matches!(
-                p.action,
-                Action::Shipping { .. } | Action::TieredShipping { .. }
-            );
-            let deferred = p.conditions.iter().any(reads_discounted);
-            promos.push(Compiled {
-                label: p.name.as_str().into(),
-                promo: p,
-                currencies,
-                shipping,
-                deferred,
-            });
+            promos.push(Compiled::new(p, None));
         }
+        // Priority order; a promotion's own entry before its currency terms.
         promos.sort_by(|a, b| {
             a.promo
                 .priority
                 .cmp(&b.promo.priority)
                 .then(a.promo.id.cmp(&b.promo.id))
+                .then(a.only.cmp(&b.only))
         });
+        // Link each own entry to its terms' entries (they follow it).
+        for base in 0..promos.len() {
+            if promos.get(base).is_none_or(|c| c.only.is_some()) {
+                continue;
+            }
+            let mut variants = Vec::new();
+            let mut next = base + 1;
+            while let Some(v) = promos.get(next) {
+                match (v.only, promos.get(base)) {
+                    (Some(currency), Some(b)) if v.promo.id == b.promo.id => {
+                        let index =
+                            u32::try_from(next).map_err(|_| Error::Overflow("promotion count"))?;
+                        variants.push((currency, index));
+                    }
+                    _ => break,
+                }
+                next += 1;
+            }
+            if let Some(b) = promos.get_mut(base) {
+                b.variants = variants;
+            }
+        }
         let mut set = Self {
             rules,
             settings,
@@ -293,7 +355,7 @@ impl PromotionSet {
         let mut gifts = BTreeSet::new();
         for (index, c) in promos.iter().enumerate() {
             let index = u32::try_from(index).map_err(|_| Error::Overflow("promotion count"))?;
-            if set.by_id.insert(c.promo.id, index).is_some() {
+            if c.only.is_none() && set.by_id.insert(c.promo.id, index).is_some() {
                 return Err(Error::AlreadyExists {
                     what: "promotion",
                     value: c.promo.id.to_string(),
@@ -389,7 +451,7 @@ impl PromotionSet {
 
     /// How many promotions it holds.
     pub fn len(&self) -> usize {
-        self.promos.len()
+        self.by_id.len()
     }
 
     /// Whether it holds none.
@@ -483,11 +545,15 @@ fn check_rules(p: &Promotion, rules: &RuleRegistry) -> Result<()> {
             _ => Ok(()),
         }
     }
-    p.conditions.iter().try_for_each(|c| cond(c, rules))?;
-    if let Action::Custom { rule, settings } = &p.action {
-        match rules.get(rule) {
-            Some(r) => r.validate(settings)?,
-            None => return Err(Error::not_found("pricing rule", rule)),
+    let mut all = vec![std::borrow::Cow::Borrowed(p)];
+    all.extend(p.per_currency.iter().map(|t| p.terms_for(t.currency)));
+    for p in &all {
+        p.conditions.iter().try_for_each(|c| cond(c, rules))?;
+        if let Action::Custom { rule, settings } = &p.action {
+            match rules.get(rule) {
+                Some(r) => r.validate(settings)?,
+                None => return Err(Error::not_found("pricing rule", rule)),
+            }
         }
     }
     Ok(())

@@ -63,7 +63,12 @@ impl PromotionSet {
             let before = found.len();
             for id in coupon.promotions() {
                 if let Some(index) = self.by_id.get(&id) {
-                    found.push((*index, Some(code.as_str())));
+                    // The entry for the cart's currency (its own, or its terms').
+                    let index = self
+                        .compiled(*index)
+                        .and_then(|c| c.variants.iter().find(|(cur, _)| *cur == env.currency))
+                        .map_or(*index, |(_, i)| *i);
+                    found.push((index, Some(code.as_str())));
                 }
             }
             if found.len() == before {
@@ -104,7 +109,8 @@ impl PromotionSet {
             let Some(c) = self.compiled(index) else {
                 continue;
             };
-            if c.promo.coded && code.is_none() {
+            // A promotion's other currencies' entries are not this cart's.
+            if !c.serves(env.currency) || (c.promo.coded && code.is_none()) {
                 continue;
             }
             let code = code.map(str::to_owned);
@@ -171,7 +177,7 @@ impl PromotionSet {
         }
         let budget_left = match &p.limits.budget {
             Some(b) => {
-                let counter = budget_counter(p.id);
+                let counter = c.budget_counter();
                 let limit = u64::try_from(b.to_minor()?).map_err(|_| Error::Overflow("budget"))?;
                 let used = env.usage.get(&counter).copied().unwrap_or(0);
                 let left = i128::from(limit) - i128::from(used);

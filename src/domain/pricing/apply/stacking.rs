@@ -227,7 +227,7 @@ impl PromotionSet {
                         .and_then(|b| b.to_minor().ok());
                     let limit = limit.and_then(|l| u64::try_from(l).ok()).unwrap_or(0);
                     reject(Rejection::UsedUp {
-                        counter: budget_counter(c.promo.id),
+                        counter: c.budget_counter(),
                         limit,
                         used: limit.saturating_sub(u64::try_from(left).unwrap_or(0)),
                     });
@@ -265,9 +265,10 @@ impl PromotionSet {
     ) -> Result<Vec<UsageClaim>> {
         let mut out = Vec::new();
         for a in applied {
-            let Some(p) = self.promotion(a.index) else {
+            let Some(c) = self.compiled(a.index) else {
                 continue;
             };
+            let p = &c.promo;
             let coupon = a
                 .code
                 .as_ref()
@@ -289,7 +290,7 @@ impl PromotionSet {
                     u64::try_from(a.effect.total()).map_err(|_| Error::Overflow("budget"))?;
                 let limit = u64::try_from(b.to_minor()?).map_err(|_| Error::Overflow("budget"))?;
                 out.push(UsageClaim {
-                    counter: budget_counter(p.id),
+                    counter: c.budget_counter(),
                     amount,
                     limit,
                 });
