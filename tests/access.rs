@@ -415,6 +415,19 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
             |e, a| { e.set_shipping_method(&a, oc, "standard") }
         ),
         row!(
+            "set_shipping_group (customer's)",
+            OWNER_OR_PRIVILEGED,
+            |e, a| async move {
+                e.set_shipping_group(&a, oc, "g", &[cartwright::id::LineId::new()], None)
+                    .await
+            }
+        ),
+        row!(
+            "remove_shipping_group (customer's)",
+            OWNER_OR_PRIVILEGED,
+            |e, a| { e.remove_shipping_group(&a, oc, "g") }
+        ),
+        row!(
             "remove_coupon_code (customer's)",
             OWNER_OR_PRIVILEGED,
             |e, a| { e.remove_coupon_code(&a, oc, "NOPE") }

@@ -741,7 +741,75 @@ async fn recovery_captures_orders_left_authorized(backend: Backend) {
     assert_eq!(shop.engine.recover().await.unwrap().captured_orders, 0);
 }
 
+async fn a_cart_shipped_in_two_groups_pays_both_charges(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let a = shop.product("A", "20.00", 5).await;
+    let b = shop.product("B", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 1), (b, 1)]).await;
+    let line_b = cart.lines()[1].id;
+    // B ships from another warehouse, with no method chosen yet: refused,
+    // nothing charged or reserved.
+    let cart = shop
+        .engine
+        .set_shipping_group(&Actor::Guest, cart.id(), "warehouse-2", &[line_b], None)
+        .await
+        .unwrap();
+    assert_eq!(cart.shipping_groups().len(), 1);
+    let err = shop
+        .engine
+        .checkout(request(cart.id(), "k0"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Incomplete("shipping method")),
+        "{err:?}"
+    );
+    assert!(shop.payments.authorizations().is_empty());
+    assert_eq!(shop.engine.stock(b).await.unwrap().available(), 5);
+    shop.engine
+        .set_shipping_group(
+            &Actor::Guest,
+            cart.id(),
+            "warehouse-2",
+            &[line_b],
+            Some("standard"),
+        )
+        .await
+        .unwrap();
+    let order = shop.place(cart.id(), "k1").await;
+    let frozen = order.pricing();
+    // 30.00 + 3.00 tax; two shipments of 5.00 + 0.50 tax each.
+    assert_eq!(frozen.shipping.as_ref().unwrap().total, usd("5.50"));
+    let group = &frozen.shipping_groups[0];
+    assert_eq!(group.group, "warehouse-2");
+    assert_eq!(group.charge.as_ref().unwrap().total, usd("5.50"));
+    assert_eq!(frozen.total, usd("44.00"));
+    assert_eq!(order.total(), usd("44.00"));
+    assert_eq!(shop.payments.authorizations()[0].amount, usd("44.00"));
+
+    // Removing a group puts its lines back with the cart's own method.
+    let other = shop.ready_cart(&[(a, 1), (b, 1)]).await;
+    let line = other.lines()[0].id;
+    shop.engine
+        .set_shipping_group(&Actor::Guest, other.id(), "g", &[line], Some("standard"))
+        .await
+        .unwrap();
+    let back = shop
+        .engine
+        .remove_shipping_group(&Actor::Guest, other.id(), "g")
+        .await
+        .unwrap();
+    assert!(back.shipping_groups().is_empty());
+    let err = shop
+        .engine
+        .remove_shipping_group(&Actor::Guest, other.id(), "g")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+}
+
 conformance!(
+    a_cart_shipped_in_two_groups_pays_both_charges,
     recovery_captures_orders_left_authorized,
     happy_path_places_a_frozen_order_and_captures,
     same_key_same_order_and_one_charge,

@@ -317,7 +317,70 @@ async fn shipping_from_a_named_location(backend: Backend) {
     assert_eq!(shop.engine.stock(a).await.unwrap().on_hand, 59);
 }
 
+async fn a_full_return_refunds_shipping_as_paid_never_as_listed(backend: Backend) {
+    use cartwright::pricing::{Action, Promotion, Reward};
+    let shop = Shop::new(backend).await;
+    // Half off shipping: 5.00 listed, 2.50 paid, 0.25 tax.
+    shop.engine
+        .save_promotion(
+            &Actor::System,
+            Promotion::new(
+                "half shipping",
+                Action::Shipping {
+                    reward: Reward::Percent {
+                        percent: rust_decimal::Decimal::from(50),
+                    },
+                    methods: vec![],
+                },
+            ),
+        )
+        .await
+        .unwrap();
+    let a = shop.product("A", "10.00", 10).await;
+    let b = shop.product("B", "20.00", 10).await;
+    let cart = shop.ready_cart(&[(a, 1), (b, 1)]).await;
+    // B ships apart, by the same method: two charges of 2.75 each.
+    let line_b = cart.lines()[1].id;
+    shop.engine
+        .set_shipping_group(
+            &Actor::Guest,
+            cart.id(),
+            "second",
+            &[line_b],
+            Some("standard"),
+        )
+        .await
+        .unwrap();
+    let order = shop.place(cart.id(), "k").await;
+    let paid: Vec<_> = order
+        .pricing()
+        .shipping_charges()
+        .map(|c| c.total)
+        .collect();
+    assert_eq!(paid, [usd("2.75"), usd("2.75")]);
+    let mut all = units(&order, 0, 1);
+    all.extend(units(&order, 1, 1));
+    shop.engine
+        .ship(&staff(), order.id(), ship(all.clone()))
+        .await
+        .unwrap();
+    let o = shop
+        .engine
+        .return_items(
+            &staff(),
+            order.id(),
+            ret(all, "r", ShippingRefund::WhenAllReturned),
+        )
+        .await
+        .unwrap();
+    // Both charges as paid (5.50), not as listed (11.00).
+    assert_eq!(o.returns()[0].shipping_refund, usd("5.50"));
+    assert_eq!(o.payment().refunded(), order.payment().captured());
+    assert_eq!(shop.payments.authorizations()[0].refunded, order.total());
+}
+
 conformance!(
+    a_full_return_refunds_shipping_as_paid_never_as_listed,
     shipping_from_a_named_location,
     delivery_and_completion,
     a_cancelled_order_cannot_ship,

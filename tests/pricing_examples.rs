@@ -1834,6 +1834,142 @@ fn one_promotion_with_amounts_per_currency() {
     assert!(twice.validate().is_err());
 }
 
+#[test]
+fn several_shipments_each_priced_and_discounted_by_method() {
+    let mut s = shop();
+    s.w.shipping = Box::new(
+        ShippingTable::new()
+            .with_method(ShippingMethod::flat("std", "Standard", usd("5.99")))
+            .unwrap()
+            .with_method(ShippingMethod::flat("express", "Express", usd("12.00")))
+            .unwrap(),
+    );
+    let mut cart = s.w.cart(&[(s.a, 1), (s.b, 1), (s.c, 1)]); // 38.33
+    cart.set_shipping_method("std").unwrap();
+    let flowers = cart.lines()[1].id;
+    cart.set_shipping_group("flowers", &[flowers], Some("express"))
+        .unwrap();
+
+    // Two charges: 5.99 for A and C, 12.00 for B; the total has both.
+    let p = s.w.price(&cart, vec![]);
+    assert_eq!(p.shipping.as_ref().unwrap().amount, usd("5.99"));
+    let group = &p.shipping_groups[0];
+    assert_eq!(
+        (group.group.as_str(), group.lines.as_slice()),
+        ("flowers", &[flowers][..])
+    );
+    assert_eq!(group.charge.as_ref().unwrap().amount, usd("12.00"));
+    assert_eq!(group.options.len(), 2);
+    assert_eq!(p.shipping_charges().count(), 2);
+    assert_eq!(p.total, usd("56.32"));
+
+    // Free standard shipping discounts the standard charge only.
+    let free_std = Promotion::new(
+        "free std",
+        Action::Shipping {
+            reward: Reward::Percent { percent: pct(100) },
+            methods: vec!["std".into()],
+        },
+    );
+    let p = s.w.price(&cart, vec![free_std.clone()]);
+    assert_eq!(p.shipping.as_ref().unwrap().total, usd("0.00"));
+    assert_eq!(p.shipping.as_ref().unwrap().adjustments.len(), 1);
+    let express = p.shipping_groups[0].charge.as_ref().unwrap();
+    assert_eq!(
+        (express.total, express.adjustments.len()),
+        (usd("12.00"), 0)
+    );
+    assert_eq!(p.discount_total, usd("5.99"));
+    assert_eq!(p.total, usd("50.33"));
+
+    // Half off every method: 3.00 (2.995 rounded) and 6.00.
+    let half = Promotion::new(
+        "half shipping",
+        Action::Shipping {
+            reward: Reward::Percent { percent: pct(50) },
+            methods: vec![],
+        },
+    );
+    let p = s.w.price(&cart, vec![half.clone()]);
+    assert_eq!(applied_amount(&p, &half), "9.00");
+    assert_eq!(
+        p.shipping_groups[0].charge.as_ref().unwrap().discount,
+        usd("6.00")
+    );
+
+    // An amount is shared by price: 6.00 over 5.99 : 12.00 → 2.00 and 4.00.
+    let six = Promotion::new(
+        "6 off shipping",
+        Action::Shipping {
+            reward: Reward::Amount {
+                amount: usd("6.00"),
+            },
+            methods: vec![],
+        },
+    );
+    let p = s.w.price(&cart, vec![six.clone()]);
+    assert_eq!(p.shipping.as_ref().unwrap().discount, usd("2.00"));
+    assert_eq!(
+        p.shipping_groups[0].charge.as_ref().unwrap().discount,
+        usd("4.00")
+    );
+    assert_eq!(applied_amount(&p, &six), "6.00");
+
+    // A condition on the shipping option sees every method chosen.
+    let express_buyers = Promotion::new("express buyers", percent_items(LineFilter::Any, 10)).when(
+        Condition::ShippingOption {
+            op: Op::In,
+            codes: vec!["express".into()],
+        },
+    );
+    let p = s.w.price(&cart, vec![express_buyers.clone()]);
+    assert!(p.outcome(express_buyers.id).unwrap().applied());
+
+    // A group with no method yet: offered rates, no charge.
+    let mut open = cart.clone();
+    open.set_shipping_group("flowers", &[flowers], None)
+        .unwrap();
+    let p = s.w.price(&open, vec![]);
+    assert!(p.shipping_groups[0].charge.is_none());
+    assert_eq!(p.shipping_groups[0].options.len(), 2);
+    // A method that does not serve the group is refused like the cart's own.
+    open.set_shipping_group("flowers", &[flowers], Some("pigeon"))
+        .unwrap();
+    let ctx = cartwright::pricing::PricingContext::new(
+        &s.w.catalog,
+        s.w.shipping.as_ref(),
+        s.w.tax.as_ref(),
+        s.w.now,
+    );
+    assert!(matches!(
+        cartwright::pricing::price(&open, &ctx),
+        Err(cartwright::Error::ShippingUnavailable(m)) if m == "pigeon"
+    ));
+
+    // Removing the group's only line removes the group.
+    let mut smaller = cart.clone();
+    smaller.remove_line(flowers).unwrap();
+    assert!(smaller.shipping_groups().is_empty());
+    let p = s.w.price(&smaller, vec![]);
+    assert!(p.shipping_groups.is_empty());
+    assert_eq!(p.total, usd("19.32"));
+
+    // Bad input is refused, naming it, and changes nothing.
+    let mut bad = cart.clone();
+    let unknown = cartwright::id::LineId::new();
+    assert!(matches!(
+        bad.set_shipping_group("x", &[unknown], None),
+        Err(cartwright::Error::NotFound { .. })
+    ));
+    assert!(bad.set_shipping_group("x", &[], None).is_err());
+    assert!(bad.set_shipping_group("", &[flowers], None).is_err());
+    assert!(
+        bad.set_shipping_group("x", &[flowers, flowers], None)
+            .is_err()
+    );
+    assert_eq!(bad, cart);
+}
+
 // ----- stacking -----------------------------------------------------------
 
 #[test]

@@ -448,7 +448,23 @@ impl Engine {
             if cart.shipping_address().is_none() {
                 return Err(Error::Incomplete("shipping address"));
             }
-            if priced.shipping.is_none() {
+            // Every shipment that ships something needs its method: the
+            // lines in no group, and each group's.
+            let ungrouped_ships = priced.lines.iter().any(|l| {
+                l.requires_shipping
+                    && !priced
+                        .shipping_groups
+                        .iter()
+                        .any(|g| g.lines.contains(&l.line_id))
+            });
+            let group_unset = priced.shipping_groups.iter().any(|g| {
+                g.charge.is_none()
+                    && priced
+                        .lines
+                        .iter()
+                        .any(|l| l.requires_shipping && g.lines.contains(&l.line_id))
+            });
+            if (ungrouped_ships && priced.shipping.is_none()) || group_unset {
                 return Err(Error::Incomplete("shipping method"));
             }
         }

@@ -1164,6 +1164,47 @@ impl Engine {
             .await
     }
 
+    /// Ships some of the cart's lines apart, as the group `name`, by
+    /// `method` (see [`Cart::set_shipping_group`]): each group is priced as
+    /// a shipment of its own and may be the target of shipping promotions.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when `actor` may not use the cart;
+    /// [`Error::NotFound`] for an unknown cart or line; [`Error::CartNotActive`]
+    /// once it is checked out; [`Error::Invalid`] or [`Error::LimitExceeded`] for
+    /// bad input, naming it; [`Error::Conflict`] when concurrent changes keep
+    /// winning; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(cart_id = %cart))]
+    pub async fn set_shipping_group(
+        &self,
+        actor: &Actor,
+        cart: CartId,
+        name: &str,
+        lines: &[LineId],
+        method: Option<&str>,
+    ) -> Result<Cart> {
+        self.modify_cart(actor, cart, |c| c.set_shipping_group(name, lines, method))
+            .await
+    }
+
+    /// Removes a shipping group: its lines ship with the cart's own method.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when `actor` may not use the cart;
+    /// [`Error::NotFound`] for an unknown cart or group; [`Error::CartNotActive`]
+    /// once it is checked out; [`Error::Conflict`] when concurrent changes keep
+    /// winning; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(cart_id = %cart))]
+    pub async fn remove_shipping_group(
+        &self,
+        actor: &Actor,
+        cart: CartId,
+        name: &str,
+    ) -> Result<Cart> {
+        self.modify_cart(actor, cart, |c| c.remove_shipping_group(name))
+            .await
+    }
+
     /// Enters a coupon code.
     ///
     /// # Errors

@@ -114,6 +114,29 @@ crate::domain::setters!(CustomPrice { promotions: bool } into {});
 /// Longest shipping method code, in characters.
 pub const MAX_METHOD_CODE_LEN: usize = 64;
 
+/// Most shipping groups one cart holds ([`Cart::set_shipping_group`]).
+pub const MAX_SHIPPING_GROUPS: usize = 10;
+/// Longest shipping group name, in characters.
+pub const MAX_GROUP_NAME_LEN: usize = 64;
+
+/// Lines of a cart shipped together by a method of their own (one per
+/// fulfilment location, a flower delivery beside a parcel): priced as a
+/// shipment of its own, a possible target of shipping promotions. Lines in
+/// no group ship with the cart's own method
+/// ([`Cart::shipping_method`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ShippingGroup {
+    /// Its name, unique in the cart (1 to [`MAX_GROUP_NAME_LEN`] visible
+    /// characters).
+    pub name: String,
+    /// The method chosen for it, if any (checked when the cart is priced).
+    pub method: Option<String>,
+    /// Its lines (at least one), each in no other group.
+    pub lines: Vec<LineId>,
+}
+
 /// How coupon codes are accepted and compared: an engine-wide setting
 /// ([`PromotionSettings::codes`](crate::pricing::PromotionSettings)),
 /// applied alike when a coupon is created and when a code is entered.
@@ -311,6 +334,9 @@ pub struct Cart {
     shipping_address: Option<Address>,
     billing_address: Option<Address>,
     shipping_method: Option<String>,
+    /// Lines shipped apart from the rest, each group by its own method.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    shipping_groups: Vec<ShippingGroup>,
     coupon_codes: Vec<String>,
     status: CartStatus,
     /// The request keys of the latest keyed edits (at most
@@ -348,6 +374,7 @@ impl Cart {
             shipping_address: None,
             billing_address: None,
             shipping_method: None,
+            shipping_groups: Vec::new(),
             coupon_codes: Vec::new(),
             applied_requests: Vec::new(),
             status: CartStatus::Active,
@@ -396,6 +423,19 @@ impl Cart {
     /// The chosen shipping method's code.
     pub fn shipping_method(&self) -> Option<&str> {
         self.shipping_method.as_deref()
+    }
+
+    /// The shipping groups: lines shipped apart from the rest, each by its
+    /// own method.
+    pub fn shipping_groups(&self) -> &[ShippingGroup] {
+        &self.shipping_groups
+    }
+
+    /// The group a line ships in (`None`: with the cart's own method).
+    pub fn shipping_group_of(&self, line: LineId) -> Option<&ShippingGroup> {
+        self.shipping_groups
+            .iter()
+            .find(|g| g.lines.contains(&line))
     }
     /// Entered coupon codes, normalized.
     pub fn coupon_codes(&self) -> &[String] {
@@ -575,6 +615,11 @@ impl Cart {
         if self.lines.len() == before {
             return Err(Error::not_found("line", line));
         }
+        // A removed line leaves its group; a group left empty goes.
+        for g in &mut self.shipping_groups {
+            g.lines.retain(|l| *l != line);
+        }
+        self.shipping_groups.retain(|g| !g.lines.is_empty());
         Ok(())
     }
 
@@ -625,6 +670,83 @@ impl Cart {
         self.ensure_active()?;
         let code = crate::validate::required_text("shipping method", code, MAX_METHOD_CODE_LEN)?;
         self.shipping_method = Some(code);
+        Ok(())
+    }
+
+    /// Ships `lines` together as the group `name`, by `method` (or none
+    /// chosen yet), apart from the cart's other lines: replaces a group of
+    /// that name, and moves a line out of any other group (a group left
+    /// empty goes). Whether the method is offered for the group's lines is
+    /// checked when the cart is priced.
+    ///
+    /// # Errors
+    /// [`Error::CartNotActive`] once the cart is checked out;
+    /// [`Error::Invalid`] for a bad name or method code, no lines, or a
+    /// line named twice; [`Error::NotFound`] for a line not in the cart;
+    /// [`Error::LimitExceeded`] past [`MAX_SHIPPING_GROUPS`].
+    pub fn set_shipping_group(
+        &mut self,
+        name: &str,
+        lines: &[LineId],
+        method: Option<&str>,
+    ) -> Result<()> {
+        self.ensure_active()?;
+        let name = crate::validate::required_text("shipping group", name, MAX_GROUP_NAME_LEN)?;
+        let method = method
+            .map(|m| crate::validate::required_text("shipping method", m, MAX_METHOD_CODE_LEN))
+            .transpose()?;
+        if lines.is_empty() {
+            return Err(Error::invalid("shipping group", "needs at least one line"));
+        }
+        let mut group_lines: Vec<LineId> = Vec::with_capacity(lines.len());
+        for line in lines {
+            if !self.lines.iter().any(|l| l.id == *line) {
+                return Err(Error::not_found("line", line));
+            }
+            if group_lines.contains(line) {
+                return Err(Error::invalid(
+                    "shipping group",
+                    format!("line {line} is named twice"),
+                ));
+            }
+            group_lines.push(*line);
+        }
+        let exists = self.shipping_groups.iter().any(|g| g.name == name);
+        if !exists && self.shipping_groups.len() >= MAX_SHIPPING_GROUPS {
+            return Err(Error::LimitExceeded {
+                what: "shipping groups per cart",
+                max: MAX_SHIPPING_GROUPS as u64,
+            });
+        }
+        for g in &mut self.shipping_groups {
+            g.lines.retain(|l| !group_lines.contains(l));
+        }
+        let group = ShippingGroup {
+            name: name.clone(),
+            method,
+            lines: group_lines,
+        };
+        match self.shipping_groups.iter_mut().find(|g| g.name == name) {
+            Some(g) => *g = group,
+            None => self.shipping_groups.push(group),
+        }
+        self.shipping_groups.retain(|g| !g.lines.is_empty());
+        Ok(())
+    }
+
+    /// Removes the shipping group `name`: its lines ship with the cart's
+    /// own method again.
+    ///
+    /// # Errors
+    /// [`Error::CartNotActive`] once the cart is checked out;
+    /// [`Error::NotFound`] for no such group.
+    pub fn remove_shipping_group(&mut self, name: &str) -> Result<()> {
+        self.ensure_active()?;
+        let before = self.shipping_groups.len();
+        self.shipping_groups.retain(|g| g.name != name);
+        if self.shipping_groups.len() == before {
+            return Err(Error::not_found("shipping group", name));
+        }
         Ok(())
     }
 

@@ -553,10 +553,13 @@ impl Order {
         let ordered = self.total_units(|l| l.quantity);
         let returned_after = self.total_units(|l| self.returned(l.line_id))
             + items.iter().map(|i| u64::from(i.quantity)).sum::<u64>();
-        let shipping = match (policy, &self.pricing.shipping) {
-            (ShippingRefund::WhenAllReturned, Some(s)) if returned_after == ordered => {
-                s.amount.checked_add(s.tax)?
-            }
+        // What was paid for shipping — every shipment's charge after its
+        // discounts, with its tax — never the undiscounted price.
+        let shipping = match policy {
+            ShippingRefund::WhenAllReturned if returned_after == ordered => self
+                .pricing
+                .shipping_charges()
+                .try_fold(Money::zero(currency), |acc, s| acc.checked_add(s.total))?,
             _ => Money::zero(currency),
         };
         Ok((goods.checked_add(shipping)?, shipping))

@@ -387,10 +387,17 @@ pub struct PricedCart {
     /// Sum of every line's discount (gift lines included) and the shipping
     /// discount.
     pub discount_total: Money,
-    /// The chosen shipping, if a method is chosen and something ships.
+    /// The chosen shipping of the lines in no shipping group (all lines,
+    /// when the cart has no groups), if a method is chosen and one of them
+    /// ships.
     pub shipping: Option<ShippingCharge>,
-    /// Every shipping method offered for this cart.
+    /// Every shipping method offered for those lines.
     pub shipping_options: Vec<ShippingRate>,
+    /// Each shipping group's shipment (see
+    /// [`Cart::set_shipping_group`](crate::cart::Cart::set_shipping_group)),
+    /// in the cart's group order. Totals include every group's charge.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shipping_groups: Vec<GroupShipping>,
     /// Tax on lines and shipping.
     pub tax_total: Money,
     /// Whether prices (and so `subtotal`) include tax.
@@ -418,7 +425,30 @@ pub struct PricedCart {
     pub hints: Vec<Hint>,
 }
 
+/// A shipping group's shipment, priced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct GroupShipping {
+    /// The group's name.
+    pub group: String,
+    /// Its lines.
+    pub lines: Vec<LineId>,
+    /// The methods offered for its lines.
+    pub options: Vec<ShippingRate>,
+    /// Its charge, if a method is chosen and one of its lines ships.
+    pub charge: Option<ShippingCharge>,
+}
+
 impl PricedCart {
+    /// Every shipping charge: the cart's own, then each group's.
+    pub fn shipping_charges(&self) -> impl Iterator<Item = &ShippingCharge> {
+        self.shipping.iter().chain(
+            self.shipping_groups
+                .iter()
+                .filter_map(|g| g.charge.as_ref()),
+        )
+    }
+
     /// The outcome for a promotion.
     pub fn outcome(&self, promotion: PromotionId) -> Option<&PromotionOutcome> {
         self.promotions
@@ -490,12 +520,11 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
         ctx.automatic,
         &mut run,
     )?;
-    let mut no_shipping = 0_i128;
     promotions.apply(
         &env,
         line_candidates,
         &mut remaining,
-        &mut no_shipping,
+        &mut [],
         &[],
         &mut run,
     )?;
@@ -508,11 +537,14 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
 
     // 3. Shipping, on the discounted merchandise.
     let requires_shipping = lines.iter().any(|l| l.requires_shipping);
+    let plan = steps::plan_shipments(cart, &lines, requires_shipping);
+    env.shipments = plan.iter().filter_map(|s| s.charged()).collect();
     let mut shipping = if requires_shipping {
         steps::shipping(
             cart,
             ctx,
             &env,
+            &plan,
             (&lines, &net, &remaining),
             shipping_candidates,
             &mut run,
@@ -522,13 +554,24 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
     };
 
     // 4. Tax, on discounted amounts.
-    let taxed = steps::tax(cart, ctx, &env, &mut lines, &net, shipping.charge.as_mut())?;
+    let charges: Vec<&mut ShippingCharge> = shipping
+        .charge
+        .iter_mut()
+        .chain(shipping.groups.iter_mut().filter_map(|g| g.charge.as_mut()))
+        .collect();
+    let taxed = steps::tax(cart, ctx, &env, &mut lines, &net, charges)?;
 
     // 5. Totals, summed in minor units.
-    let shipping_discount = match &shipping.charge {
-        Some(s) => s.discount.to_minor()?,
-        None => 0,
-    };
+    let mut shipping_discount = 0_i128;
+    for c in shipping
+        .charge
+        .iter()
+        .chain(shipping.groups.iter().filter_map(|g| g.charge.as_ref()))
+    {
+        shipping_discount = shipping_discount
+            .checked_add(c.discount.to_minor()?)
+            .ok_or_else(|| Error::Overflow("discount total"))?;
+    }
     // Gift lines count in both: their value is in the subtotal and again,
     // as their discount, in the discount total, so they net to zero.
     // Gift lines come after the `bought` ones.
@@ -568,6 +611,7 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
         discount_total,
         shipping: shipping.charge,
         shipping_options: shipping.options,
+        shipping_groups: shipping.groups,
         tax_total,
         prices_include_tax: taxed.inclusive,
         tax_lines: taxed.summary,
@@ -631,7 +675,7 @@ fn explain(
                 outcome: Outcome::Applied {
                     amount: env.money(a.effect.total())?,
                     lines: per_line,
-                    shipping: env.money(a.effect.shipping)?,
+                    shipping: env.money(a.effect.shipping_total())?,
                     gift,
                 },
             },

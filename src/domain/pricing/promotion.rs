@@ -301,7 +301,9 @@ pub enum Condition {
         /// The currencies.
         currencies: Vec<Currency>,
     },
-    /// The chosen shipping method (no method chosen matches nothing).
+    /// The chosen shipping methods: the cart's own and each shipping
+    /// group's. `in`/`eq` hold when any chosen method is listed, `not_in`/
+    /// `ne` when none is; no method chosen matches only `not_in` and `ne`.
     ShippingOption {
         /// Membership operator.
         op: Op,
@@ -647,7 +649,11 @@ pub enum Action {
         /// The thresholds.
         tiers: Tiers,
     },
-    /// Free or cheaper shipping.
+    /// Free or cheaper shipping, on every shipping charge of the cart (its
+    /// own and each shipping group's) whose method is listed: a percent off
+    /// each, an amount shared across them by what each costs (largest
+    /// remainder). Worked example: 6.00 off a 5.99 and a 12.00 charge →
+    /// 2.00 and 4.00.
     Shipping {
         /// `percent: 100` is free shipping.
         reward: Reward,

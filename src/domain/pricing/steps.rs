@@ -28,6 +28,16 @@ pub(super) fn environment<'a>(
         usage: ctx.usage,
         rounding: ctx.promotions.settings().rounding,
         index: ctx.promotions.index_cart(work),
+        shipping_methods: cart
+            .shipping_method()
+            .into_iter()
+            .chain(
+                cart.shipping_groups()
+                    .iter()
+                    .filter_map(|g| g.method.as_deref()),
+            )
+            .collect(),
+        shipments: Vec::new(),
         gross: None,
         allocation: ctx.promotions.settings().allocation,
         remainder: ctx.promotions.settings().remainder,
@@ -332,20 +342,78 @@ pub(super) fn attach_adjustments(
     Ok(())
 }
 
-/// What step 3 decides: the rates offered, the chosen method's charge
-/// (after shipping promotions, before tax) and free-shipping hints.
+/// What step 3 decides: the rates offered and the charge (after shipping
+/// promotions, before tax) of the lines in no group, each group's, and
+/// free-shipping hints.
 #[derive(Default)]
 pub(super) struct Shipping {
     pub options: Vec<ShippingRate>,
     pub charge: Option<ShippingCharge>,
+    pub groups: Vec<GroupShipping>,
     pub hints: Vec<Hint>,
 }
 
-/// Step 3: rates for the discounted merchandise that ships, the chosen
-/// method's charge with the shipping promotions applied (they must combine
-/// with the line promotions already applied), and free-shipping hints.
-/// `bought` is the priced lines, their net amounts and what the line
-/// promotions left of each bought line.
+/// One shipment of a cart: the lines in no group (`group: None`) or one
+/// shipping group's, with the method chosen and the priced lines that ship.
+pub(super) struct Planned<'c> {
+    pub group: Option<&'c crate::cart::ShippingGroup>,
+    pub method: Option<&'c str>,
+    /// Indices into the priced lines of those that ship.
+    pub lines: Vec<usize>,
+}
+
+impl<'c> Planned<'c> {
+    /// The method, when the shipment is charged (a method is chosen and
+    /// something in it ships).
+    pub fn charged(&self) -> Option<&'c str> {
+        self.method.filter(|_| !self.lines.is_empty())
+    }
+}
+
+/// The cart's shipments: the lines in no group (gift lines among them)
+/// when any of them ships — or when the cart has no groups and anything
+/// ships — then each group, in the cart's order.
+pub(super) fn plan_shipments<'c>(
+    cart: &'c Cart,
+    lines: &[PricedLine],
+    requires_shipping: bool,
+) -> Vec<Planned<'c>> {
+    let groups = cart.shipping_groups();
+    let mut plan = Vec::with_capacity(groups.len() + 1);
+    let ungrouped: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.requires_shipping && cart.shipping_group_of(l.line_id).is_none())
+        .map(|(i, _)| i)
+        .collect();
+    if !ungrouped.is_empty() || (groups.is_empty() && requires_shipping) {
+        plan.push(Planned {
+            group: None,
+            method: cart.shipping_method(),
+            lines: ungrouped,
+        });
+    }
+    for g in groups {
+        plan.push(Planned {
+            group: Some(g),
+            method: g.method.as_deref(),
+            lines: lines
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.requires_shipping && g.lines.contains(&l.line_id))
+                .map(|(i, _)| i)
+                .collect(),
+        });
+    }
+    plan
+}
+
+/// Step 3: for each planned shipment, the rates for its discounted lines
+/// and the chosen method's price; then the shipping promotions on every
+/// charge at once (they must combine with the line promotions already
+/// applied), and free-shipping hints for the lines in no group. `bought`
+/// is the priced lines, their net amounts and what the line promotions
+/// left of each bought line.
 ///
 /// # Errors
 /// [`Error::ShippingUnavailable`] for a chosen method not offered; a rate
@@ -355,57 +423,75 @@ pub(super) fn shipping(
     cart: &Cart,
     ctx: &PricingContext<'_>,
     env: &Env<'_>,
+    plan: &[Planned<'_>],
     bought: (&[PricedLine], &[i128], &[i128]),
     candidates: Vec<apply::Candidate>,
     run: &mut Run,
 ) -> Result<Shipping> {
     let (lines, net, remaining) = bought;
-    let (mut discounted, mut weight, mut items) = (0_i128, 0_u64, 0_u64);
-    for (l, n) in lines.iter().zip(net) {
-        if l.requires_shipping {
-            discounted += n;
+    let mut out = Shipping::default();
+    // Each shipment's rates, and the rate of each charged one.
+    let mut rates: Vec<ShippingRate> = Vec::new();
+    let mut offered: Vec<Vec<ShippingRate>> = Vec::with_capacity(plan.len());
+    for shipment in plan {
+        let (mut discounted, mut weight, mut items) = (0_i128, 0_u64, 0_u64);
+        for i in &shipment.lines {
+            let (Some(l), Some(n)) = (lines.get(*i), net.get(*i)) else {
+                continue;
+            };
+            discounted = discounted
+                .checked_add(*n)
+                .ok_or_else(|| Error::Overflow("shipment subtotal"))?;
             weight = weight
                 .checked_add(l.weight_grams)
                 .ok_or_else(|| Error::Overflow("cart weight"))?;
-            items += u64::from(l.quantity);
+            items = items.saturating_add(u64::from(l.quantity));
         }
-    }
-    let input = ShippingInput {
-        currency: env.currency,
-        subtotal: env.money(discounted)?,
-        weight_grams: weight,
-        items,
-        destination: cart.shipping_address(),
-    };
-    let options = ctx.shipping.rates(&input)?;
-    for rate in &options {
-        check_rate(rate, env.currency)?;
-    }
-    let charge = match cart.shipping_method() {
-        Some(code) => {
+        let input = ShippingInput {
+            currency: env.currency,
+            subtotal: env.money(discounted)?,
+            weight_grams: weight,
+            items,
+            destination: cart.shipping_address(),
+        };
+        let options = ctx.shipping.rates(&input)?;
+        for rate in &options {
+            check_rate(rate, env.currency)?;
+        }
+        if let Some(code) = shipment.charged() {
             let rate = options
                 .iter()
                 .find(|r| r.code == code)
                 .cloned()
                 .ok_or_else(|| Error::ShippingUnavailable(code.to_owned()))?;
-            Some(shipping_charge(
-                rate,
-                env,
-                ctx.promotions,
-                remaining,
-                candidates,
-                run,
-            )?)
+            rates.push(rate);
         }
-        None => None,
-    };
-    let mut hints = Vec::new();
-    free_shipping_hints(&options, &input, cart.shipping_method(), &mut hints)?;
-    Ok(Shipping {
-        options,
-        charge,
-        hints,
-    })
+        if shipment.group.is_none() {
+            free_shipping_hints(&options, &input, shipment.method, &mut out.hints)?;
+        }
+        offered.push(options);
+    }
+    let mut charges =
+        shipping_charges(rates, env, ctx.promotions, remaining, candidates, run)?.into_iter();
+    for (shipment, options) in plan.iter().zip(offered) {
+        let charge = match shipment.charged() {
+            Some(_) => charges.next(),
+            None => None,
+        };
+        match shipment.group {
+            None => {
+                out.options = options;
+                out.charge = charge;
+            }
+            Some(g) => out.groups.push(GroupShipping {
+                group: g.name.clone(),
+                lines: g.lines.clone(),
+                options,
+                charge,
+            }),
+        }
+    }
+    Ok(out)
 }
 
 /// A shipping plugin's rate must be in the cart's currency, exact and not
@@ -424,42 +510,56 @@ fn check_rate(rate: &ShippingRate, currency: Currency) -> Result<()> {
     Ok(())
 }
 
-/// The chosen rate's charge after the shipping promotions among
-/// `candidates`, each explained as an adjustment.
-fn shipping_charge(
-    rate: ShippingRate,
+/// The charges of the chosen `rates` (one per charged shipment, in order)
+/// after the shipping promotions among `candidates`, each explained as an
+/// adjustment on the charges it discounted.
+fn shipping_charges(
+    rates: Vec<ShippingRate>,
     env: &Env<'_>,
     promotions: &PromotionSet,
     remaining: &[i128],
     candidates: Vec<apply::Candidate>,
     run: &mut Run,
-) -> Result<ShippingCharge> {
+) -> Result<Vec<ShippingCharge>> {
     let before: Vec<u32> = run.applied.iter().map(|a| a.index).collect();
     let first = run.applied.len();
-    let mut left = rate.price.to_minor()?;
+    let mut left = rates
+        .iter()
+        .map(|r| r.price.to_minor())
+        .collect::<std::result::Result<Vec<i128>, _>>()?;
     let mut line_left = remaining.to_vec();
-    promotions.apply(env, candidates, &mut line_left, &mut left, &before, run)?;
-    let mut adjustments = Vec::new();
-    for applied in run.applied.iter().skip(first) {
-        if let Some(p) = promotions.promotion(applied.index) {
-            adjustments.push(adjustment(
-                p,
-                promotions.label(applied.index),
-                applied.code.as_ref(),
-                env.money(applied.effect.shipping)?,
-            ));
-        }
+    if !rates.is_empty() {
+        promotions.apply(env, candidates, &mut line_left, &mut left, &before, run)?;
     }
-    let discount = rate.price.checked_sub(env.money(left)?)?;
-    Ok(ShippingCharge {
-        code: rate.code,
-        name: rate.name,
-        amount: rate.price,
-        adjustments,
-        discount,
-        tax: Money::zero(env.currency),
-        total: env.money(left)?,
-    })
+    let mut out = Vec::with_capacity(rates.len());
+    for (k, rate) in rates.into_iter().enumerate() {
+        let mut adjustments = Vec::new();
+        for applied in run.applied.iter().skip(first) {
+            let Some(p) = promotions.promotion(applied.index) else {
+                continue;
+            };
+            for (_, amount) in applied.effect.shipping.iter().filter(|(s, _)| *s == k) {
+                adjustments.push(adjustment(
+                    p,
+                    promotions.label(applied.index),
+                    applied.code.as_ref(),
+                    env.money(*amount)?,
+                ));
+            }
+        }
+        let charged = left.get(k).copied().unwrap_or(0);
+        let discount = rate.price.checked_sub(env.money(charged)?)?;
+        out.push(ShippingCharge {
+            code: rate.code,
+            name: rate.name,
+            amount: rate.price,
+            adjustments,
+            discount,
+            tax: Money::zero(env.currency),
+            total: env.money(charged)?,
+        });
+    }
+    Ok(out)
 }
 
 /// "Add X more for free shipping" for the chosen method (or every method
@@ -515,7 +615,7 @@ pub(super) fn tax(
     env: &Env<'_>,
     lines: &mut [PricedLine],
     net: &[i128],
-    shipping: Option<&mut ShippingCharge>,
+    mut shipping: Vec<&mut ShippingCharge>,
 ) -> Result<Taxed> {
     let currency = env.currency;
     let mut taxable = Vec::with_capacity(lines.len());
@@ -533,7 +633,12 @@ pub(super) fn tax(
     let breakdown = ctx.tax.tax(&TaxInput {
         currency,
         lines: taxable,
-        shipping: shipping.as_ref().map(|c| c.total),
+        // Every charge together; the tax on it is split back below.
+        shipping: if shipping.is_empty() {
+            None
+        } else {
+            Some(env.money(charged_sum(&shipping)?)?)
+        },
         address: cart.shipping_address().or(cart.billing_address()),
     })?;
     if breakdown.lines.len() != lines.len() {
@@ -552,24 +657,48 @@ pub(super) fn tax(
         tax_sum += tax_minor;
         total_sum += line_total;
     }
-    if let Some(s) = shipping {
+    if !shipping.is_empty() {
         let tax_minor = checked_tax(breakdown.shipping, currency)?;
-        let charged = s.total.to_minor()?;
-        let ship_total = if inclusive {
-            charged
+        // Each charge's share of the shipping tax, by what it costs,
+        // exactly (largest remainder, ties to the earlier charge).
+        let weights = shipping
+            .iter()
+            .map(|s| {
+                let m = s.total.to_minor()?;
+                u64::try_from(m.max(0)).map_err(|_| Error::Overflow("shipping"))
+            })
+            .collect::<Result<Vec<u64>>>()?;
+        let shares = if weights.iter().all(|w| *w == 0) {
+            let mut v = vec![0; weights.len()];
+            if let Some(first) = v.first_mut() {
+                *first = tax_minor;
+            }
+            v
         } else {
-            charged + tax_minor
+            crate::money::allocate_minor_ranked(tax_minor, &weights, |k| k as u64)?
         };
-        s.tax = breakdown.shipping;
-        s.total = env.money(ship_total)?;
-        tax_sum += tax_minor;
-        total_sum += ship_total;
+        for (s, share) in shipping.iter_mut().zip(shares) {
+            let charged = s.total.to_minor()?;
+            let ship_total = if inclusive { charged } else { charged + share };
+            s.tax = env.money(share)?;
+            s.total = env.money(ship_total)?;
+            tax_sum += share;
+            total_sum += ship_total;
+        }
     }
     Ok(Taxed {
         tax: tax_sum,
         total: total_sum,
         inclusive,
         summary: breakdown.summary,
+    })
+}
+
+/// What every shipping charge costs together, before tax, in minor units.
+fn charged_sum(charges: &[&mut ShippingCharge]) -> Result<i128> {
+    charges.iter().try_fold(0_i128, |acc, c| {
+        acc.checked_add(c.total.to_minor()?)
+            .ok_or_else(|| Error::Overflow("shipping"))
     })
 }
 

@@ -21,7 +21,7 @@ impl PromotionSet {
         env: &Env<'_>,
         remaining: &[i128],
         spent: &[Spent],
-        shipping: i128,
+        shipping: &[i128],
     ) -> Answer {
         let on = Left {
             env,
@@ -594,27 +594,49 @@ impl Left<'_, '_> {
         Ok(Ok(effect))
     }
 
-    /// A percent or an amount off the shipping charge, for the listed
-    /// methods (any when none are listed).
-    fn shipping(&self, reward: &Reward, methods: &[String], shipping: i128) -> Answer {
+    /// A percent or an amount off the shipping charges of the listed
+    /// methods (every charge when none are listed): a percent off each, an
+    /// amount shared across them by what each still costs.
+    fn shipping(&self, reward: &Reward, methods: &[String], shipping: &[i128]) -> Answer {
         let env = self.env;
-        let chosen = env.shipping_method.unwrap_or_default();
-        if shipping <= 0 || (!methods.is_empty() && !methods.iter().any(|m| m == chosen)) {
+        let targets: Vec<(usize, i128)> = shipping
+            .iter()
+            .enumerate()
+            .filter(|(k, left)| {
+                **left > 0
+                    && (methods.is_empty()
+                        || env
+                            .shipments
+                            .get(*k)
+                            .is_some_and(|m| methods.iter().any(|x| x == m)))
+            })
+            .map(|(k, left)| (k, *left))
+            .collect();
+        if targets.is_empty() {
             return Ok(Err(Rejection::NothingToDiscount));
         }
-        let off = match reward {
+        let mut effect = Effect::default();
+        match reward {
             Reward::Percent { percent } => {
-                Fraction::percent(*percent)?.of(shipping, 1, 1, env.rounding)?
+                let f = Fraction::percent(*percent)?;
+                for (k, left) in targets {
+                    effect.shipping.push((k, f.of(left, 1, 1, env.rounding)?));
+                }
             }
-            Reward::Amount { amount } => match env.minor(amount) {
-                Some(a) => a.min(shipping),
-                None => return Ok(Err(wrong_currency(amount, env))),
-            },
-        };
-        Ok(Ok(Effect {
-            shipping: off,
-            ..Effect::default()
-        }))
+            Reward::Amount { amount } => {
+                let Some(a) = env.minor(amount) else {
+                    return Ok(Err(wrong_currency(amount, env)));
+                };
+                // Shares by largest remainder; shipments rank after lines.
+                let weights: Vec<(usize, i128)> =
+                    targets.iter().map(|(k, l)| (SHIPMENT + k, *l)).collect();
+                let parts = shares(a, &weights, env)?;
+                effect
+                    .shipping
+                    .extend(targets.iter().map(|(k, _)| *k).zip(parts));
+            }
+        }
+        Ok(Ok(effect))
     }
 
     /// A free unit of a variant that can be bought and has a price in the
@@ -673,7 +695,7 @@ impl Left<'_, '_> {
     /// The effect made canonical: repeated lines merged, zeros dropped,
     /// never more than is left — in place, since most actions already list
     /// each line once, in order.
-    fn tidy(&self, mut effect: Effect, shipping: i128) -> Effect {
+    fn tidy(&self, mut effect: Effect, shipping: &[i128]) -> Effect {
         if !effect.lines.is_sorted_by_key(|(i, _)| *i) {
             effect.lines.sort_unstable_by_key(|(i, _)| *i);
         }
@@ -688,7 +710,10 @@ impl Left<'_, '_> {
             *a = (*a).clamp(0, self.rem(*i).max(0));
             *a > 0
         });
-        effect.shipping = effect.shipping.clamp(0, shipping.max(0));
+        effect.shipping.retain_mut(|(k, a)| {
+            *a = (*a).clamp(0, shipping.get(*k).copied().unwrap_or(0).max(0));
+            *a > 0
+        });
         effect
     }
 }
@@ -994,18 +1019,23 @@ fn allocate_first(
     Ok(parts)
 }
 
+/// Where shipment indices start when shipments and lines share one split:
+/// after every line, so lines come first in every order.
+const SHIPMENT: usize = usize::MAX / 2;
+
 /// Scales an effect down to `limit` in all, by largest remainder over its parts.
 pub(super) fn cap(effect: &mut Effect, limit: i128, env: &Env<'_>) -> Result<()> {
     let mut weights: Vec<(usize, i128)> = effect.lines.clone();
-    weights.push((usize::MAX, effect.shipping));
+    weights.extend(effect.shipping.iter().map(|(k, a)| (SHIPMENT + k, *a)));
     let mut scaled = Effect::default();
     allocate(&mut scaled, limit, &weights, env)?;
     effect.shipping = scaled
         .lines
         .iter()
-        .find(|(i, _)| *i == usize::MAX)
-        .map_or(0, |(_, a)| *a);
-    scaled.lines.retain(|(i, _)| *i != usize::MAX);
+        .filter(|(i, _)| *i >= SHIPMENT)
+        .map(|(i, a)| (i - SHIPMENT, *a))
+        .collect();
+    scaled.lines.retain(|(i, _)| *i < SHIPMENT);
     effect.lines = scaled.lines;
     Ok(())
 }
@@ -1054,6 +1084,8 @@ mod tests {
             usage: &usage,
             rounding: RoundingMode::HalfEven,
             index: set.index_cart(&work),
+            shipping_methods: Vec::new(),
+            shipments: Vec::new(),
             gross: None,
             allocation: Allocation::Net,
             remainder: Remainder::LargestRemainder,
@@ -1070,6 +1102,8 @@ mod tests {
                 gross: Some(vec![100, 200]),
                 allocation: Allocation::Gross,
                 index: CartIndex::default(),
+                shipping_methods: Vec::new(),
+                shipments: Vec::new(),
                 ..*env
             };
             for amount in [1, 50, 105, 110, 500] {
@@ -1130,12 +1164,12 @@ mod tests {
             };
             let effect = Effect {
                 lines: vec![(2, 250), (0, 80), (2, 100), (1, 0), (0, 50)],
-                shipping: 900,
+                shipping: vec![(0, 900), (1, 40)],
                 ..Effect::default()
             };
-            let tidy = left.tidy(effect, 500);
+            let tidy = left.tidy(effect, &[500, 100]);
             assert_eq!(tidy.lines, vec![(0, 100), (2, 300)]);
-            assert_eq!(tidy.shipping, 500);
+            assert_eq!(tidy.shipping, vec![(0, 500), (1, 40)]);
         });
     }
 

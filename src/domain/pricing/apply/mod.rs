@@ -874,6 +874,13 @@ pub(crate) struct Env<'a> {
     pub subtotal: i128,
     pub items: u64,
     pub shipping_method: Option<&'a str>,
+    /// Every shipping method chosen on the cart: the cart's own, then each
+    /// shipping group's (what "shipping option" conditions read).
+    pub shipping_methods: Vec<&'a str>,
+    /// The method of each charged shipment, in shipment order (the cart's
+    /// own first, then its groups'): set before the shipping phase, and
+    /// what a shipping promotion's `methods` filter picks from.
+    pub shipments: Vec<&'a str>,
     pub customer: &'a CustomerFacts,
     pub now: DateTime<Utc>,
     pub catalog: &'a HashMap<VariantId, CatalogEntry>,
@@ -973,7 +980,8 @@ impl Fraction {
 pub(crate) struct Effect {
     /// `(line index, minor units)`, each above zero.
     pub lines: Vec<(usize, i128)>,
-    pub shipping: i128,
+    /// `(shipment index, minor units)` off each shipping charge.
+    pub shipping: Vec<(usize, i128)>,
     pub gift: Option<Gift>,
     /// Units a buy-X-get-Y rewarded: `(line index, units, what those units
     /// cost before this reward)`. They are spent for every later
@@ -1037,13 +1045,18 @@ pub(crate) struct Gift {
 }
 
 impl Effect {
+    /// What it takes off all shipping charges.
+    pub(crate) fn shipping_total(&self) -> i128 {
+        self.shipping.iter().map(|(_, a)| a).sum()
+    }
+
     pub(crate) fn total(&self) -> i128 {
         let lines: i128 = self.lines.iter().map(|(_, a)| a).sum();
         let gift = self
             .gift
             .as_ref()
             .map_or(0, |g| g.unit.saturating_mul(i128::from(g.quantity)));
-        lines + self.shipping + gift
+        lines + self.shipping_total() + gift
     }
 
     fn is_empty(&self) -> bool {

@@ -479,12 +479,23 @@ fn line_quantity(filter: &LineFilter, op: Op, want: u32, env: &Env<'_>) -> Optio
 /// The chosen shipping method against a list; no method chosen only
 /// satisfies "not in" and "not equal".
 fn shipping_option(op: Op, codes: &[String], env: &Env<'_>) -> Option<Comparison> {
-    let ok = match env.shipping_method {
-        Some(m) => op.intersects(std::iter::once(&m.to_owned()), codes),
-        None => matches!(op, Op::NotIn | Op::Ne),
+    // Any chosen method in the list (none chosen: only "not in" holds).
+    let found = env
+        .shipping_methods
+        .iter()
+        .any(|m| codes.iter().any(|c| c == m));
+    let ok = match op {
+        Op::NotIn | Op::Ne => !found,
+        _ => found,
     };
-    let actual = env.shipping_method.unwrap_or("none");
-    (!ok).then(|| failed("shipping option", op, codes.join(", "), actual))
+    (!ok).then(|| {
+        let actual = if env.shipping_methods.is_empty() {
+            "none".to_owned()
+        } else {
+            env.shipping_methods.join(", ")
+        };
+        failed("shipping option", op, codes.join(", "), actual)
+    })
 }
 
 /// The customer's groups against a list.

@@ -16,7 +16,7 @@ impl PromotionSet {
         env: &Env<'_>,
         candidates: Vec<Candidate>,
         remaining: &mut [i128],
-        shipping: &mut i128,
+        shipping: &mut [i128],
         before: &[u32],
         run: &mut Run,
     ) -> Result<()> {
@@ -35,7 +35,7 @@ impl PromotionSet {
                 None => true,
             });
             if candidates.len() <= MAX_BEST_SEARCH
-                && let Some(best) = self.best(env, &candidates, remaining, *shipping, before)?
+                && let Some(best) = self.best(env, &candidates, remaining, shipping, before)?
             {
                 let (chosen, others): (Vec<_>, Vec<_>) = candidates
                     .into_iter()
@@ -67,7 +67,7 @@ impl PromotionSet {
         env: &Env<'_>,
         candidates: &[Candidate],
         remaining: &[i128],
-        shipping: i128,
+        shipping: &[i128],
         before: &[u32],
     ) -> Result<Option<Vec<u32>>> {
         let n = candidates.len();
@@ -107,7 +107,7 @@ impl PromotionSet {
                 .map(|(_, c)| c.clone())
                 .collect();
             let mut rem = remaining.to_vec();
-            let mut ship = shipping;
+            let mut ship = shipping.to_vec();
             let applied = self.walk(env, &chosen, &mut rem, &mut ship, before, None)?;
             let total: i128 = applied.iter().map(|a| a.effect.total()).sum();
             // Ties go to the combination whose lowest-priority-index member
@@ -139,7 +139,7 @@ impl PromotionSet {
         env: &Env<'_>,
         candidates: &[Candidate],
         remaining: &mut [i128],
-        shipping: &mut i128,
+        shipping: &mut [i128],
         before: &[u32],
         mut run: Option<&mut Run>,
     ) -> Result<Vec<Applied>> {
@@ -149,10 +149,10 @@ impl PromotionSet {
         // Under `Compounding::Original` every promotion is computed on the
         // amounts before this phase's promotions, then held to what is left.
         let original = self.settings.compounding == Compounding::Original;
-        let (base_lines, base_shipping): (Vec<i128>, i128) = if original {
-            (remaining.to_vec(), *shipping)
+        let (base_lines, base_shipping): (Vec<i128>, Vec<i128>) = if original {
+            (remaining.to_vec(), shipping.to_vec())
         } else {
-            (Vec::new(), 0)
+            (Vec::new(), Vec::new())
         };
         for cand in candidates {
             if let Some(with) = self.conflict(cand.index, &ids) {
@@ -187,7 +187,7 @@ impl PromotionSet {
                     env,
                     &base_lines,
                     &spent,
-                    base_shipping,
+                    &base_shipping,
                 )?
             } else {
                 self.effect(
@@ -195,7 +195,7 @@ impl PromotionSet {
                     env,
                     remaining,
                     &spent,
-                    *shipping,
+                    shipping,
                 )?
             };
             let mut effect = match computed {
@@ -211,7 +211,10 @@ impl PromotionSet {
                     *a = (*a).min(remaining.get(*i).copied().unwrap_or(0).max(0));
                     *a > 0
                 });
-                effect.shipping = effect.shipping.min((*shipping).max(0));
+                effect.shipping.retain_mut(|(k, a)| {
+                    *a = (*a).min(shipping.get(*k).copied().unwrap_or(0).max(0));
+                    *a > 0
+                });
             }
             if let Some(left) = cand.budget_left
                 && effect.total() > left
@@ -245,7 +248,11 @@ impl PromotionSet {
                     *r -= amount;
                 }
             }
-            *shipping -= effect.shipping;
+            for (k, a) in &effect.shipping {
+                if let Some(left) = shipping.get_mut(*k) {
+                    *left -= a;
+                }
+            }
             ids.push(cand.index);
             applied.push(Applied {
                 index: cand.index,
