@@ -441,7 +441,7 @@ proptest! {
         specs in prop::collection::vec(spec(), 0..8),
         best in any::<bool>(),
         rounding in prop_oneof![Just(RoundingMode::HalfUp), Just(RoundingMode::HalfEven), Just(RoundingMode::Floor), Just(RoundingMode::Ceiling)],
-        compounding in prop_oneof![Just(Compounding::Discounted), Just(Compounding::Original), Just(Compounding::DiscountedRecheck)],
+        compounding in prop_oneof![Just(Compounding::Discounted), Just(Compounding::Original), Just(Compounding::DiscountedRecheck), Just(Compounding::FullPriceUnitsFirst)],
         gross in any::<bool>(),
         first_lines in prop::bool::weighted(0.25),
     ) {

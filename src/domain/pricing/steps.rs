@@ -40,6 +40,7 @@ pub(super) fn environment<'a>(
         shipments: Vec::new(),
         gross: None,
         allocation: ctx.promotions.settings().allocation,
+        compounding: ctx.promotions.settings().compounding,
         remainder: ctx.promotions.settings().remainder,
     }
 }

@@ -4,7 +4,8 @@
 use super::*;
 use crate::money::allocate_minor_ranked;
 use crate::pricing::{
-    Allocation, BundleItem, GroupPrice, PricingRule, Remainder, RewardUnits, UnitCap, UnitOrder,
+    Allocation, BundleItem, Compounding, GroupPrice, PricingRule, Remainder, RewardUnits, UnitCap,
+    UnitOrder,
 };
 use rust_decimal::Decimal;
 
@@ -149,12 +150,18 @@ impl Left<'_, '_> {
     }
 
     /// The value of `units` of line `i`, floored: computed as
-    /// (r / q)·u + (r mod q)·u / q, which cannot overflow for u ≤ q.
+    /// (r / q)·u + (r mod q)·u / q, which cannot overflow for u ≤ q. Under
+    /// [`Compounding::FullPriceUnitsFirst`], the units at their price, up
+    /// to what the line has left.
     fn value(&self, i: usize, units: u32) -> i128 {
         match self.quantity(i) {
             0 => 0,
             q => {
                 let (r, q, u) = (self.rem(i), i128::from(q), i128::from(units.min(q)));
+                if self.env.compounding == Compounding::FullPriceUnitsFirst {
+                    let unit = self.env.lines.get(i).map_or(0, |l| l.unit);
+                    return unit.saturating_mul(u).min(r);
+                }
                 (r / q) * u + (r % q) * u / q
             }
         }
@@ -221,8 +228,13 @@ impl Left<'_, '_> {
     ) -> Answer {
         let f = Fraction::percent(percent)?;
         let mut effect = Effect::default();
+        let by_unit = self.env.compounding == Compounding::FullPriceUnitsFirst;
         for (i, units) in self.allowance(&self.selected(target), max_per_line) {
-            let d = f.of(self.rem(i), units, self.quantity(i), self.env.rounding)?;
+            let d = if by_unit {
+                f.of(self.value(i, units), 1, 1, self.env.rounding)?
+            } else {
+                f.of(self.rem(i), units, self.quantity(i), self.env.rounding)?
+            };
             effect.lines.push((i, d));
         }
         if let Some(cap_amount) = max_discount.and_then(|m| self.env.minor(m))
@@ -1089,6 +1101,7 @@ mod tests {
             gross: None,
             allocation: Allocation::Net,
             remainder: Remainder::LargestRemainder,
+            compounding: Compounding::Discounted,
         };
         f(&env)
     }

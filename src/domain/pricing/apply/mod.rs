@@ -97,6 +97,15 @@ pub enum Compounding {
     /// Vendure's behaviour (it re-tests each promotion before applying it,
     /// since an earlier one may have changed the order total).
     DiscountedRecheck,
+    /// As `Discounted`, but a promotion that discounts some units of a
+    /// line values them at their price (after price lists) as long as the
+    /// line has that much left: earlier discounts count against the line's
+    /// other units first. 10 % off one unit of a line of three at 50.00,
+    /// after 30.00 off the line, takes 5.00 (the unit is still worth 50.00)
+    /// where `Discounted` takes 4.00 (a third of the 120.00 left). Medusa's
+    /// behaviour for items with a maximum quantity (the amount applies to
+    /// the smaller of the units' price and what is left of the item).
+    FullPriceUnitsFirst,
 }
 
 /// What one amount split over several lines (an order discount, an amount
@@ -892,6 +901,7 @@ pub(crate) struct Env<'a> {
     pub gross: Option<Vec<i128>>,
     pub allocation: Allocation,
     pub remainder: Remainder,
+    pub compounding: Compounding,
 }
 
 impl Env<'_> {
