@@ -103,8 +103,32 @@ impl Currency {
 
     /// The number of decimal places of the minor unit (2 for USD, 0 for JPY).
     pub fn minor_units(self) -> u32 {
-        // Construction guarantees an exponent; 2 is never reached.
-        u32::from(self.0.exponent().unwrap_or(2))
+        use iso_currency::Currency as C;
+        // The most used currencies answer at once (pricing asks for every
+        // amount); a test checks each against the ISO table.
+        match self.0 {
+            C::USD
+            | C::EUR
+            | C::GBP
+            | C::CAD
+            | C::AUD
+            | C::CHF
+            | C::CNY
+            | C::SEK
+            | C::NOK
+            | C::DKK
+            | C::PLN
+            | C::NZD
+            | C::SGD
+            | C::HKD
+            | C::MXN
+            | C::BRL
+            | C::INR
+            | C::ZAR => 2,
+            C::JPY | C::KRW => 0,
+            // Construction guarantees an exponent; 2 is never reached.
+            other => u32::from(other.exponent().unwrap_or(2)),
+        }
     }
 
     /// One minor unit as a decimal (0.01 for USD, 1 for JPY).
@@ -498,6 +522,32 @@ pub(crate) fn allocate_minor_ranked(
         .ok_or(MoneyError::Overflow("allocation"))?;
     // Most amounts fit in 64 bits, where division is far cheaper.
     let narrow = u64::try_from(weight_sum).ok();
+    // Every product `magnitude × weight` is at most `magnitude × sum`.
+    if let (Some(sum), Ok(m)) = (narrow, u64::try_from(magnitude))
+        && m.checked_mul(sum).is_some()
+        && u32::try_from(weights.len()).is_ok()
+    {
+        let parts = allocate_narrow(m, weights, sum, &rank);
+        return Ok(if total < 0 {
+            parts.into_iter().map(|p| -p).collect()
+        } else {
+            parts
+        });
+    }
+    allocate_wide(total, weights, weight_sum, narrow, &rank)
+}
+
+/// [`allocate_minor_ranked`] in 128 bits, sorting remainders as tuples.
+fn allocate_wide(
+    total: i128,
+    weights: &[u64],
+    weight_sum: i128,
+    narrow: Option<u64>,
+    rank: &impl Fn(usize) -> u64,
+) -> Result<Vec<i128>> {
+    let magnitude = total
+        .checked_abs()
+        .ok_or(MoneyError::Overflow("allocation"))?;
     let mut parts = Vec::with_capacity(weights.len());
     let mut remainders = Vec::with_capacity(weights.len());
     let mut assigned: i128 = 0;
@@ -533,6 +583,54 @@ pub(crate) fn allocate_minor_ranked(
         }
     }
     Ok(parts)
+}
+
+/// [`allocate_minor_ranked`] when every product fits in 64 bits: each
+/// remainder, rank and index packed into one `u128` key (largest remainder,
+/// then lower rank, then earlier index, compare as larger), the `leftover`-th
+/// largest key found in linear time, and every key at or above it gets one
+/// more unit. Keys are unique (they hold the index), so exactly `leftover`
+/// parts do.
+fn allocate_narrow(
+    magnitude: u64,
+    weights: &[u64],
+    sum: u64,
+    rank: &impl Fn(usize) -> u64,
+) -> Vec<i128> {
+    let mut parts = Vec::with_capacity(weights.len());
+    let mut keys = Vec::with_capacity(weights.len());
+    let mut assigned: u128 = 0;
+    for (index, w) in weights.iter().enumerate() {
+        // Checked by the caller: the product fits in 64 bits.
+        let product = magnitude.wrapping_mul(*w);
+        let (part, remainder) = (product / sum, product % sum);
+        let rank32 = u32::try_from(rank(index)).unwrap_or(u32::MAX);
+        let index32 = u32::try_from(index).unwrap_or(u32::MAX);
+        keys.push(
+            (u128::from(remainder) << 64)
+                | (u128::from(u32::MAX - rank32) << 32)
+                | u128::from(u32::MAX - index32),
+        );
+        assigned += u128::from(part);
+        parts.push(i128::from(part));
+    }
+    let leftover = usize::try_from(u128::from(magnitude) - assigned).unwrap_or(0);
+    if leftover == 0 {
+        return parts;
+    }
+    let threshold = if leftover >= keys.len() {
+        0
+    } else {
+        let mut order = keys.clone();
+        let at = order.len() - leftover;
+        *order.select_nth_unstable(at).1
+    };
+    for (part, key) in parts.iter_mut().zip(&keys) {
+        if *key >= threshold {
+            *part += 1;
+        }
+    }
+    parts
 }
 
 impl fmt::Display for Money {
@@ -715,6 +813,50 @@ mod tests {
             huge.checked_mul_qty(2),
             Err(MoneyError::Overflow(_))
         ));
+    }
+
+    #[test]
+    fn common_currencies_answer_their_iso_minor_units() {
+        for code in [
+            "USD", "EUR", "GBP", "CAD", "AUD", "CHF", "CNY", "SEK", "NOK", "DKK", "PLN", "NZD",
+            "SGD", "HKD", "MXN", "BRL", "INR", "ZAR", "JPY", "KRW", "BHD", "KWD", "CLP",
+        ] {
+            let c = Currency::from_code(code).unwrap();
+            assert_eq!(
+                c.minor_units(),
+                u32::from(c.0.exponent().unwrap()),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_narrow_allocation_matches_the_wide_one() {
+        use proptest::prelude::*;
+        let mut runner = proptest::test_runner::TestRunner::default();
+        let strategy = (
+            -1_000_000_i64..1_000_000,
+            prop::collection::vec(0_u64..5_000, 1..60),
+            prop::collection::vec(0_u64..8, 60),
+        );
+        runner
+            .run(&strategy, |(total, weights, ranks)| {
+                let total = i128::from(total);
+                let sum: i128 = weights.iter().map(|w| i128::from(*w)).sum();
+                prop_assume!(sum > 0);
+                // Ranks with ties (ties go to the earlier index), and beyond u32.
+                let rank = |i: usize| match ranks.get(i) {
+                    Some(7) => u64::MAX,
+                    Some(r) => *r,
+                    None => 0,
+                };
+                let fast = allocate_minor_ranked(total, &weights, rank).unwrap();
+                let wide =
+                    allocate_wide(total, &weights, sum, u64::try_from(sum).ok(), &rank).unwrap();
+                prop_assert_eq!(fast, wide);
+                Ok(())
+            })
+            .unwrap();
     }
 
     #[test]

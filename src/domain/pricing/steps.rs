@@ -28,15 +28,7 @@ pub(super) fn environment<'a>(
         usage: ctx.usage,
         rounding: ctx.promotions.settings().rounding,
         index: ctx.promotions.index_cart(work),
-        shipping_methods: cart
-            .shipping_method()
-            .into_iter()
-            .chain(
-                cart.shipping_groups()
-                    .iter()
-                    .filter_map(|g| g.method.as_deref()),
-            )
-            .collect(),
+        shipping_groups: cart.shipping_groups(),
         shipments: Vec::new(),
         gross: None,
         allocation: ctx.promotions.settings().allocation,
@@ -355,19 +347,29 @@ pub(super) struct Shipping {
 }
 
 /// One shipment of a cart: the lines in no group (`group: None`) or one
-/// shipping group's, with the method chosen and the priced lines that ship.
+/// shipping group's, with the method chosen and whether any of its lines
+/// ships.
 pub(super) struct Planned<'c> {
     pub group: Option<&'c crate::cart::ShippingGroup>,
     pub method: Option<&'c str>,
-    /// Indices into the priced lines of those that ship.
-    pub lines: Vec<usize>,
+    pub ships: bool,
 }
 
 impl<'c> Planned<'c> {
     /// The method, when the shipment is charged (a method is chosen and
     /// something in it ships).
     pub fn charged(&self) -> Option<&'c str> {
-        self.method.filter(|_| !self.lines.is_empty())
+        self.method.filter(|_| self.ships)
+    }
+
+    /// Whether priced line `l` of `cart` is one of this shipment's lines
+    /// that ship.
+    fn holds(&self, cart: &Cart, l: &PricedLine) -> bool {
+        l.requires_shipping
+            && match self.group {
+                None => cart.shipping_group_of(l.line_id).is_none(),
+                Some(g) => g.lines.contains(&l.line_id),
+            }
     }
 }
 
@@ -381,30 +383,27 @@ pub(super) fn plan_shipments<'c>(
 ) -> Vec<Planned<'c>> {
     let groups = cart.shipping_groups();
     let mut plan = Vec::with_capacity(groups.len() + 1);
-    let ungrouped: Vec<usize> = lines
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.requires_shipping && cart.shipping_group_of(l.line_id).is_none())
-        .map(|(i, _)| i)
-        .collect();
-    if !ungrouped.is_empty() || (groups.is_empty() && requires_shipping) {
-        plan.push(Planned {
-            group: None,
-            method: cart.shipping_method(),
-            lines: ungrouped,
-        });
+    let mut main = Planned {
+        group: None,
+        method: cart.shipping_method(),
+        ships: false,
+    };
+    main.ships = if groups.is_empty() {
+        requires_shipping
+    } else {
+        lines.iter().any(|l| main.holds(cart, l))
+    };
+    if main.ships {
+        plan.push(main);
     }
     for g in groups {
-        plan.push(Planned {
+        let mut planned = Planned {
             group: Some(g),
             method: g.method.as_deref(),
-            lines: lines
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| l.requires_shipping && g.lines.contains(&l.line_id))
-                .map(|(i, _)| i)
-                .collect(),
-        });
+            ships: false,
+        };
+        planned.ships = lines.iter().any(|l| planned.holds(cart, l));
+        plan.push(planned);
     }
     plan
 }
@@ -436,10 +435,10 @@ pub(super) fn shipping(
     let mut offered: Vec<Vec<ShippingRate>> = Vec::with_capacity(plan.len());
     for shipment in plan {
         let (mut discounted, mut weight, mut items) = (0_i128, 0_u64, 0_u64);
-        for i in &shipment.lines {
-            let (Some(l), Some(n)) = (lines.get(*i), net.get(*i)) else {
+        for (l, n) in lines.iter().zip(net) {
+            if !shipment.holds(cart, l) {
                 continue;
-            };
+            }
             discounted = discounted
                 .checked_add(*n)
                 .ok_or_else(|| Error::Overflow("shipment subtotal"))?;
@@ -661,24 +660,33 @@ pub(super) fn tax(
     if !shipping.is_empty() {
         let tax_minor = checked_tax(breakdown.shipping, currency)?;
         // Each charge's share of the shipping tax, by what it costs,
-        // exactly (largest remainder, ties to the earlier charge).
-        let weights = shipping
-            .iter()
-            .map(|s| {
-                let m = s.total.to_minor()?;
-                u64::try_from(m.max(0)).map_err(|_| Error::Overflow("shipping"))
-            })
-            .collect::<Result<Vec<u64>>>()?;
-        let shares = if weights.iter().all(|w| *w == 0) {
-            let mut v = vec![0; weights.len()];
-            if let Some(first) = v.first_mut() {
-                *first = tax_minor;
-            }
-            v
+        // exactly (largest remainder, ties to the earlier charge); one
+        // charge takes it all.
+        let shares = if shipping.len() == 1 {
+            None
         } else {
-            crate::money::allocate_minor_ranked(tax_minor, &weights, |k| k as u64)?
+            let weights = shipping
+                .iter()
+                .map(|s| {
+                    let m = s.total.to_minor()?;
+                    u64::try_from(m.max(0)).map_err(|_| Error::Overflow("shipping"))
+                })
+                .collect::<Result<Vec<u64>>>()?;
+            Some(if weights.iter().all(|w| *w == 0) {
+                let mut v = vec![0; weights.len()];
+                if let Some(first) = v.first_mut() {
+                    *first = tax_minor;
+                }
+                v
+            } else {
+                crate::money::allocate_minor_ranked(tax_minor, &weights, |k| k as u64)?
+            })
         };
-        for (s, share) in shipping.iter_mut().zip(shares) {
+        for (k, s) in shipping.iter_mut().enumerate() {
+            let share = match &shares {
+                None => tax_minor,
+                Some(v) => v.get(k).copied().unwrap_or(0),
+            };
             let charged = s.total.to_minor()?;
             let ship_total = if inclusive { charged } else { charged + share };
             s.tax = env.money(share)?;

@@ -1096,7 +1096,7 @@ mod tests {
             usage: &usage,
             rounding: RoundingMode::HalfEven,
             index: set.index_cart(&work),
-            shipping_methods: Vec::new(),
+            shipping_groups: &[],
             shipments: Vec::new(),
             gross: None,
             allocation: Allocation::Net,
@@ -1115,7 +1115,7 @@ mod tests {
                 gross: Some(vec![100, 200]),
                 allocation: Allocation::Gross,
                 index: CartIndex::default(),
-                shipping_methods: Vec::new(),
+                shipping_groups: &[],
                 shipments: Vec::new(),
                 ..*env
             };

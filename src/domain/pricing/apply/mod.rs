@@ -883,9 +883,9 @@ pub(crate) struct Env<'a> {
     pub subtotal: i128,
     pub items: u64,
     pub shipping_method: Option<&'a str>,
-    /// Every shipping method chosen on the cart: the cart's own, then each
-    /// shipping group's (what "shipping option" conditions read).
-    pub shipping_methods: Vec<&'a str>,
+    /// The cart's shipping groups (their methods are what "shipping
+    /// option" conditions read, beside `shipping_method`).
+    pub shipping_groups: &'a [crate::cart::ShippingGroup],
     /// The method of each charged shipment, in shipment order (the cart's
     /// own first, then its groups'): set before the shipping phase, and
     /// what a shipping promotion's `methods` filter picks from.
@@ -905,6 +905,15 @@ pub(crate) struct Env<'a> {
 }
 
 impl Env<'_> {
+    /// Every shipping method chosen on the cart: its own, then each group's.
+    pub(crate) fn chosen_methods(&self) -> impl Iterator<Item = &str> {
+        self.shipping_method.into_iter().chain(
+            self.shipping_groups
+                .iter()
+                .filter_map(|g| g.method.as_deref()),
+        )
+    }
+
     fn minor(&self, m: &Money) -> Option<i128> {
         if m.currency() != self.currency {
             return None;

@@ -480,19 +480,17 @@ fn line_quantity(filter: &LineFilter, op: Op, want: u32, env: &Env<'_>) -> Optio
 /// satisfies "not in" and "not equal".
 fn shipping_option(op: Op, codes: &[String], env: &Env<'_>) -> Option<Comparison> {
     // Any chosen method in the list (none chosen: only "not in" holds).
-    let found = env
-        .shipping_methods
-        .iter()
-        .any(|m| codes.iter().any(|c| c == m));
+    let found = env.chosen_methods().any(|m| codes.iter().any(|c| c == m));
     let ok = match op {
         Op::NotIn | Op::Ne => !found,
         _ => found,
     };
     (!ok).then(|| {
-        let actual = if env.shipping_methods.is_empty() {
+        let chosen: Vec<&str> = env.chosen_methods().collect();
+        let actual = if chosen.is_empty() {
             "none".to_owned()
         } else {
-            env.shipping_methods.join(", ")
+            chosen.join(", ")
         };
         failed("shipping option", op, codes.join(", "), actual)
     })
