@@ -46,6 +46,7 @@ const PRIVILEGED: [bool; 7] = [false, false, false, false, true, true, false];
 const STAFF_ONLY: [bool; 7] = [false, false, false, false, true, false, false];
 const CUSTOMERS: [bool; 7] = [false, false, true, true, false, false, false];
 const PROVIDER_OR_SYSTEM: [bool; 7] = [false, false, false, false, false, true, true];
+const OWNER_ONLY: [bool; 7] = [false, false, true, false, false, false, false];
 
 macro_rules! row {
     ($name:expr, $allow:expr, |$e:ident, $a:ident| $body:expr) => {
@@ -414,6 +415,13 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
             OWNER_OR_PRIVILEGED,
             |e, a| { e.set_shipping_method(&a, oc, "standard") }
         ),
+        row!("change_password", OWNER_ONLY, |e, a| async move {
+            e.change_password(&a, owner, "not-the-password", "another-password")
+                .await
+        }),
+        row!("request_email_verification", OWNER_OR_PRIVILEGED, |e, a| {
+            e.request_email_verification(&a, owner)
+        }),
         row!(
             "set_shipping_group (customer's)",
             OWNER_OR_PRIVILEGED,

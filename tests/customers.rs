@@ -9,6 +9,7 @@
 mod common;
 
 use cartwright::customer::CustomerKind;
+use cartwright::id::CustomerId;
 use cartwright::prelude::*;
 use common::{Backend, Shop, address};
 
@@ -251,7 +252,272 @@ async fn concurrent_address_additions_are_all_kept(backend: Backend) {
     );
 }
 
+async fn a_password_is_changed_with_the_current_one_and_ends_every_session(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let ann = shop
+        .engine
+        .register(new("ann@example.com", "s3cret-pass"))
+        .await
+        .unwrap();
+    let me = Actor::Customer(ann.id());
+    let epoch = ann.sign_in_epoch();
+    // Only Ann, and only with her current password.
+    for actor in [
+        Actor::Customer(CustomerId::new()),
+        Actor::Staff("wes".into()),
+        Actor::Guest,
+    ] {
+        let err = shop
+            .engine
+            .change_password(&actor, ann.id(), "s3cret-pass", "new-pass-123")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Forbidden), "{actor:?}: {err:?}");
+    }
+    let before = shop.snapshot().await;
+    let err = shop
+        .engine
+        .change_password(&me, ann.id(), "wrong-one-here", "new-pass-123")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidCredentials), "{err:?}");
+    let err = shop
+        .engine
+        .change_password(&me, ann.id(), "s3cret-pass", "x")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
+    assert_eq!(shop.snapshot().await, before, "refusals change nothing");
+
+    let changed = shop
+        .engine
+        .change_password(&me, ann.id(), "s3cret-pass", "new-pass-123")
+        .await
+        .unwrap();
+    assert_ne!(changed.sign_in_epoch(), epoch, "every session ends");
+    assert!(
+        shop.engine
+            .login("ann@example.com", "s3cret-pass")
+            .await
+            .is_err()
+    );
+    shop.engine
+        .login("ann@example.com", "new-pass-123")
+        .await
+        .unwrap();
+}
+
+async fn a_forgotten_password_is_reset_once_with_a_token(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let ann = shop
+        .engine
+        .register(new("ann@example.com", "s3cret-pass"))
+        .await
+        .unwrap();
+    let bob = shop
+        .engine
+        .register(new("bob@example.com", "bobs-pass-1"))
+        .await
+        .unwrap();
+    shop.engine.guest("guest@example.com").await.unwrap();
+    // An unknown email, a guest's and a malformed one answer alike: None.
+    for email in ["nobody@example.com", "guest@example.com", "not an email"] {
+        assert!(
+            shop.engine
+                .request_password_reset(email)
+                .await
+                .unwrap()
+                .is_none(),
+            "{email}"
+        );
+    }
+    let issued = shop
+        .engine
+        .request_password_reset(" ANN@example.com ")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (issued.customer_id, issued.email.as_str()),
+        (ann.id(), "ann@example.com")
+    );
+    // The secret is stored only as a hash, and Debug never shows it.
+    let secret = issued.token.split_once('.').unwrap().1.to_owned();
+    assert!(!format!("{:?}", shop.snapshot().await).contains(&secret));
+    assert!(!format!("{issued:?}").contains(&secret));
+
+    // Used for another account: refused, and counted against neither.
+    let for_bob = format!("{}.{secret}", bob.id().as_uuid().simple());
+    let err = shop
+        .engine
+        .reset_password(&for_bob, "taken-over-1", true)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidToken), "{err:?}");
+    // Malformed tokens: refused unread.
+    for bad in [
+        "",
+        "nonsense",
+        &format!("{}.zz", ann.id()),
+        &"9".repeat(1000),
+    ] {
+        let err = shop
+            .engine
+            .reset_password(bad, "new-pass-123", true)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidToken), "{bad}: {err:?}");
+    }
+    // A password the policy refuses leaves the token usable.
+    let err = shop
+        .engine
+        .reset_password(&issued.token, "x", true)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
+
+    let reset = shop
+        .engine
+        .reset_password(&issued.token, "brand-new-pass", true)
+        .await
+        .unwrap();
+    assert!(
+        reset.email_verified(),
+        "reading the mail proves the address"
+    );
+    assert_ne!(reset.sign_in_epoch(), ann.sign_in_epoch());
+    shop.engine
+        .login("ann@example.com", "brand-new-pass")
+        .await
+        .unwrap();
+    // Once only.
+    let err = shop
+        .engine
+        .reset_password(&issued.token, "again-and-again", true)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidToken), "{err:?}");
+    shop.engine
+        .login("ann@example.com", "brand-new-pass")
+        .await
+        .unwrap();
+}
+
+async fn reset_tokens_expire_and_wear_out_under_guessing(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    shop.engine
+        .register(new("ann@example.com", "s3cret-pass"))
+        .await
+        .unwrap();
+    let reset = || async {
+        shop.engine
+            .request_password_reset("ann@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    // Expired after the configured hour.
+    let issued = reset().await;
+    shop.clock.advance(chrono::Duration::minutes(61));
+    let err = shop
+        .engine
+        .reset_password(&issued.token, "brand-new-pass", false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidToken), "{err:?}");
+
+    // A newer token replaces the older one.
+    let older = reset().await;
+    let newer = reset().await;
+    let err = shop
+        .engine
+        .reset_password(&older.token, "brand-new-pass", false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidToken), "{err:?}");
+
+    // Guessing: five wrong secrets void the token; then even the right one fails.
+    let (id, _) = newer.token.split_once('.').unwrap();
+    for n in 0..cartwright::customer::MAX_TOKEN_ATTEMPTS {
+        let guess = format!("{id}.{:064x}", n);
+        let err = shop
+            .engine
+            .reset_password(&guess, "brand-new-pass", false)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidToken), "{err:?}");
+    }
+    let err = shop
+        .engine
+        .reset_password(&newer.token, "brand-new-pass", false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidToken), "{err:?}");
+    shop.engine
+        .login("ann@example.com", "s3cret-pass")
+        .await
+        .unwrap();
+
+    // Two uses of one token at once: exactly one sets the password.
+    let issued = reset().await;
+    let (a, b) = tokio::join!(
+        shop.engine
+            .reset_password(&issued.token, "first-winner-1", false),
+        shop.engine
+            .reset_password(&issued.token, "second-winner-2", false),
+    );
+    let wins = [&a, &b].iter().filter(|r| r.is_ok()).count();
+    assert_eq!(wins, 1, "{a:?} {b:?}");
+    let winner = if a.is_ok() {
+        "first-winner-1"
+    } else {
+        "second-winner-2"
+    };
+    shop.engine.login("ann@example.com", winner).await.unwrap();
+}
+
+async fn an_email_is_verified_with_a_token(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let ann = shop
+        .engine
+        .register(new("ann@example.com", "s3cret-pass"))
+        .await
+        .unwrap();
+    assert!(!ann.email_verified());
+    let err = shop
+        .engine
+        .request_email_verification(&Actor::Customer(CustomerId::new()), ann.id())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Forbidden), "{err:?}");
+    let issued = shop
+        .engine
+        .request_email_verification(&Actor::Customer(ann.id()), ann.id())
+        .await
+        .unwrap();
+    // A reset token does not verify, nor a verification token reset.
+    let err = shop
+        .engine
+        .reset_password(&issued.token, "brand-new-pass", false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidToken), "{err:?}");
+    let verified = shop.engine.verify_email(&issued.token).await.unwrap();
+    assert!(verified.email_verified());
+    let err = shop.engine.verify_email(&issued.token).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidToken), "{err:?}");
+    // Staff may ask for one to be sent too.
+    shop.engine
+        .request_email_verification(&Actor::Staff("wes".into()), ann.id())
+        .await
+        .unwrap();
+}
+
 conformance!(
+    a_password_is_changed_with_the_current_one_and_ends_every_session,
+    a_forgotten_password_is_reset_once_with_a_token,
+    reset_tokens_expire_and_wear_out_under_guessing,
+    an_email_is_verified_with_a_token,
     register_and_log_in_with_normalized_email,
     wrong_password_and_unknown_email_look_the_same,
     duplicate_and_invalid_registrations_change_nothing,

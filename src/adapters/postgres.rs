@@ -731,7 +731,10 @@ fn customer_from_row(row: &PgRow) -> Try<Customer> {
         return Err(corrupt("customer", "columns disagree with the document"));
     }
     let hash: Option<String> = col(row, "password_hash", "customer")?;
-    Ok(customer.with_password_hash(hash.map(PasswordHash::from_phc)))
+    let tokens: Vec<crate::customer::AccountToken> = doc(row, "tokens", "customer")?;
+    Ok(customer
+        .with_password_hash(hash.map(PasswordHash::from_phc))
+        .with_account_tokens(tokens))
 }
 
 fn version_i64(version: u64) -> Result<i64> {
@@ -744,13 +747,15 @@ impl CustomerStore for PgStore {
         let version = version_i64(customer.version())?;
         retry!(self, async {
             let result = sqlx::query(
-                "INSERT INTO cw_customers (id, email, version, password_hash, doc) VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO cw_customers (id, email, version, password_hash, doc, tokens)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(customer.id().as_uuid())
             .bind(customer.email().as_str())
             .bind(version)
             .bind(customer.password_hash().map(|h| h.as_phc().to_owned()))
             .bind(Json(to_json(&customer)?))
+            .bind(Json(to_json(&customer.account_tokens())?))
             .execute(&self.pool)
             .await;
             match result.map_err(Fail::from) {
@@ -779,7 +784,7 @@ impl CustomerStore for PgStore {
         let new = version_i64(saved.version())?;
         retry!(self, async {
             let updated = sqlx::query(
-                "UPDATE cw_customers SET version = $3, password_hash = $4, doc = $5
+                "UPDATE cw_customers SET version = $3, password_hash = $4, doc = $5, tokens = $7
                  WHERE id = $1 AND version = $2 AND email = $6",
             )
             .bind(saved.id().as_uuid())
@@ -788,6 +793,7 @@ impl CustomerStore for PgStore {
             .bind(saved.password_hash().map(|h| h.as_phc().to_owned()))
             .bind(Json(to_json(&saved)?))
             .bind(saved.email().as_str())
+            .bind(Json(to_json(&saved.account_tokens())?))
             .execute(&self.pool)
             .await?;
             if updated.rows_affected() == 1 {

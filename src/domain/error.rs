@@ -96,6 +96,11 @@ pub enum Error {
     /// nothing about which of the two was wrong.
     #[error("invalid email or password")]
     InvalidCredentials,
+    /// An account token (password reset, email verification) that is
+    /// malformed, unknown, used, expired, worn out by wrong guesses, or for
+    /// another purpose — one answer for all, so a guess learns nothing.
+    #[error("the link is invalid or has expired")]
+    InvalidToken,
     /// The caller may not read or change this resource.
     #[error("access denied")]
     Forbidden,

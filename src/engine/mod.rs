@@ -10,6 +10,7 @@
 //! Does not know: SQL, HTTP or a gateway's protocol: everything outside the
 //! process is behind a port.
 
+pub(crate) mod accounts;
 pub mod checkout;
 pub mod fulfillment;
 pub mod maintenance;
@@ -106,6 +107,10 @@ pub struct EngineConfig {
     /// [maintenance] prunes them. A checkout retried
     /// with a key older than this runs as a new checkout.
     pub retention: Duration,
+    /// How long a password-reset token works (1 hour by default).
+    pub password_reset_ttl: Duration,
+    /// How long an email-verification token works (2 days by default).
+    pub email_verification_ttl: Duration,
 }
 
 crate::domain::setters!(EngineConfig {
@@ -118,6 +123,8 @@ crate::domain::setters!(EngineConfig {
     max_concurrent_password_hashes: usize,
     password_hash_wait: StdDuration,
     retention: Duration,
+    password_reset_ttl: Duration,
+    email_verification_ttl: Duration,
 } into {});
 
 impl Default for EngineConfig {
@@ -132,6 +139,8 @@ impl Default for EngineConfig {
             max_concurrent_password_hashes: 4,
             password_hash_wait: StdDuration::from_secs(5),
             retention: Duration::days(30),
+            password_reset_ttl: Duration::hours(1),
+            email_verification_ttl: Duration::days(2),
         }
     }
 }
@@ -703,7 +712,7 @@ impl Engine {
 
     /// The whole stored customer, after the access check. Changes start here,
     /// never from a filtered copy.
-    async fn load_customer(&self, actor: &Actor, id: CustomerId) -> Result<Customer> {
+    pub(crate) async fn load_customer(&self, actor: &Actor, id: CustomerId) -> Result<Customer> {
         if !actor.may_use_customer(id) {
             return Err(Error::Forbidden);
         }

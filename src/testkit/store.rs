@@ -54,7 +54,52 @@ where
     report.checks += 1;
     cart_for_pricing(make().await).await?;
     report.checks += 1;
+    accounts(make().await).await?;
+    report.checks += 1;
     Ok(report)
+}
+
+/// A customer's password hash and account tokens survive a save and a
+/// read, beside the customer: a reset token issued through one read works
+/// through the next.
+async fn accounts(store: Arc<dyn Store>) -> Result<(), Failure> {
+    const CHECK: &str = "account tokens";
+    let e = engine(store.clone(), CHECK)?;
+    let ann = step(
+        CHECK,
+        e.register(crate::engine::NewCustomer::new(
+            "ann@example.com",
+            "kit-password-1",
+        ))
+        .await,
+    )?;
+    let issued = step(CHECK, e.request_password_reset("ann@example.com").await)?;
+    let Some(issued) = issued else {
+        return Err(Failure {
+            check: CHECK,
+            detail: "no reset token for a registered email".to_owned(),
+        });
+    };
+    let stored = step(CHECK, store.customer(ann.id()).await)?;
+    ensure(stored.account_tokens().len() == 1, CHECK, || {
+        format!(
+            "{} tokens stored, expected 1",
+            stored.account_tokens().len()
+        )
+    })?;
+    ensure(stored.password_hash().is_some(), CHECK, || {
+        "the password hash was lost".to_owned()
+    })?;
+    step(
+        CHECK,
+        e.reset_password(&issued.token, "kit-password-2", false)
+            .await,
+    )?;
+    let stored = step(CHECK, store.customer(ann.id()).await)?;
+    ensure(stored.account_tokens().is_empty(), CHECK, || {
+        "a used token was kept".to_owned()
+    })?;
+    step(CHECK, e.login("ann@example.com", "kit-password-2").await).map(drop)
 }
 
 fn usd(minor: i64) -> Money {

@@ -20,6 +20,13 @@ use crate::error::{Error, Result};
 use crate::id::{AddressId, CustomerGroupId, CustomerId};
 use crate::validate::{at_most, optional_text, required_text};
 
+mod token;
+pub use token::{AccountToken, IssuedToken, MAX_TOKEN_ATTEMPTS, MAX_TOKEN_LEN, TokenPurpose};
+pub(crate) use token::{
+    Check as TokenCheck, check as check_token, issue as issue_token, parse as parse_token,
+    replace as replace_token,
+};
+
 /// Most addresses in one customer's address book.
 pub const MAX_ADDRESSES: usize = 50;
 /// Most groups one customer belongs to.
@@ -438,6 +445,18 @@ pub struct Customer {
     notes: Vec<crate::note::Note>,
     version: u64,
     created_at: DateTime<Utc>,
+    /// Whether the customer showed they receive mail at `email`.
+    #[serde(default)]
+    email_verified: bool,
+    /// Changes when the password does (and when a reset asks every session
+    /// to end): sessions remember it and end when it moves on.
+    #[serde(default)]
+    sign_in_epoch: u32,
+    /// Password-reset and verification tokens, as hashes. Never
+    /// serialized: adapters store them through
+    /// [`Customer::account_tokens`].
+    #[serde(skip)]
+    tokens: Vec<AccountToken>,
 }
 
 impl fmt::Debug for Customer {
@@ -480,6 +499,9 @@ impl Customer {
             notes: Vec::new(),
             version: 0,
             created_at: now,
+            email_verified: false,
+            sign_in_epoch: 0,
+            tokens: Vec::new(),
         })
     }
 
@@ -499,6 +521,9 @@ impl Customer {
             notes: Vec::new(),
             version: 0,
             created_at: now,
+            email_verified: false,
+            sign_in_epoch: 0,
+            tokens: Vec::new(),
         }
     }
 
@@ -581,6 +606,44 @@ impl Customer {
     /// The stored password hash, for storage adapters and login.
     pub fn password_hash(&self) -> Option<&PasswordHash> {
         self.password.as_ref()
+    }
+    /// Whether the customer showed they receive mail at their email (a
+    /// verification token or a password reset came back).
+    pub fn email_verified(&self) -> bool {
+        self.email_verified
+    }
+    /// A number that changes whenever the password changes, and when a
+    /// reset asks every session to end. An embedding program keeps it in
+    /// each session it opens and ends sessions whose number is older.
+    pub fn sign_in_epoch(&self) -> u32 {
+        self.sign_in_epoch
+    }
+    /// The live account tokens (hashes only), for storage adapters: kept
+    /// beside the serialized customer, like the password hash.
+    pub fn account_tokens(&self) -> &[AccountToken] {
+        &self.tokens
+    }
+    /// For storage adapters: puts back the tokens stored beside the
+    /// serialized customer.
+    pub fn with_account_tokens(mut self, tokens: Vec<AccountToken>) -> Self {
+        self.tokens = tokens;
+        self
+    }
+    pub(crate) fn tokens_mut(&mut self) -> &mut Vec<AccountToken> {
+        &mut self.tokens
+    }
+    /// Sets a new (hashed) password: a new sign-in epoch when `sign_out`
+    /// (every session ends), and any password-reset token is void.
+    pub(crate) fn set_password(&mut self, hash: PasswordHash, sign_out: bool) {
+        self.password = Some(hash);
+        if sign_out {
+            self.sign_in_epoch = self.sign_in_epoch.wrapping_add(1);
+        }
+        self.tokens
+            .retain(|t| t.purpose() != TokenPurpose::PasswordReset);
+    }
+    pub(crate) fn mark_email_verified(&mut self) {
+        self.email_verified = true;
     }
 
     /// Turns a guest into a registered customer (same id, same history).

@@ -1,0 +1,210 @@
+//! The engine's account-recovery use cases: changing a password, resetting
+//! a forgotten one, and verifying an email, with single-use tokens (see
+//! [`crate::customer::IssuedToken`]).
+//!
+//! The engine issues tokens and checks them; the embedding program delivers
+//! them (it owns mail and links). Nothing here tells a caller whether an
+//! email has an account: [`Engine::request_password_reset`] answers `None`
+//! for an unknown email after the same work, and the embedding program must
+//! answer its client the same way in both cases.
+
+use crate::actor::Actor;
+use crate::customer::{
+    Customer, CustomerKind, IssuedToken, TokenCheck, TokenPurpose, check_token, issue_token,
+    parse_token, replace_token,
+};
+use crate::error::{Error, Result};
+use crate::id::CustomerId;
+
+use super::Engine;
+
+impl Engine {
+    /// Changes the password of a signed-in customer, who gives the current
+    /// one. Every session ends: the customer's
+    /// [`sign_in_epoch`](Customer::sign_in_epoch) moves on (the embedding
+    /// program opens a new session for the caller).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless the customer themselves is acting;
+    /// [`Error::InvalidCredentials`] for a wrong current password;
+    /// [`Error::Invalid`] for a new password the policy refuses;
+    /// [`Error::NotFound`] for an unknown customer; [`Error::Busy`] when every
+    /// hashing slot stays taken; [`Error::Conflict`] when the customer changed
+    /// meanwhile; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(customer_id = %customer))]
+    pub async fn change_password(
+        &self,
+        actor: &Actor,
+        customer: CustomerId,
+        current: &str,
+        new: &str,
+    ) -> Result<Customer> {
+        if *actor != Actor::Customer(customer) {
+            return Err(Error::Forbidden);
+        }
+        let mut c = self.inner.store.customer(customer).await?;
+        let hash = c
+            .password_hash()
+            .cloned()
+            .unwrap_or_else(|| self.inner.dummy_hash.clone());
+        let policy = self.inner.config.password_policy;
+        let (current, new) = (current.to_owned(), new.to_owned());
+        let (matches, new_hash) = self
+            .hashing(move || (policy.verify(&hash, &current), policy.hash(&new)))
+            .await?;
+        if !matches || c.kind() != CustomerKind::Registered {
+            return Err(Error::InvalidCredentials);
+        }
+        c.set_password(new_hash?, true);
+        self.inner.store.save_customer(c).await
+    }
+
+    /// Issues a password-reset token for the account with this email, for
+    /// the embedding program to send there. `None` when no account has the
+    /// email (or it is a guest's) — after the same work, so timing tells
+    /// nothing; the program must answer its client the same either way. A
+    /// new token replaces the account's earlier one; it works for
+    /// [`EngineConfig::password_reset_ttl`](super::EngineConfig), once.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when the customer changed meanwhile;
+    /// [`Error::Storage`] when the store fails. A malformed email is `None`,
+    /// like an unknown one.
+    #[tracing::instrument(skip_all)]
+    pub async fn request_password_reset(&self, email: &str) -> Result<Option<IssuedToken>> {
+        let found = match crate::customer::Email::new(email) {
+            Ok(email) => self.inner.store.customer_by_email(&email).await?,
+            Err(_) => None,
+        };
+        let expires_at = self.now() + self.inner.config.password_reset_ttl;
+        let id = found.as_ref().map_or_else(CustomerId::new, Customer::id);
+        // The secret is drawn either way.
+        let (token, stored) = issue_token(TokenPurpose::PasswordReset, id, expires_at);
+        let Some(mut c) = found.filter(|c| c.kind() == CustomerKind::Registered) else {
+            return Ok(None);
+        };
+        replace_token(c.tokens_mut(), stored, self.now());
+        let c = self.inner.store.save_customer(c).await?;
+        Ok(Some(IssuedToken {
+            customer_id: c.id(),
+            email: c.email().clone(),
+            purpose: TokenPurpose::PasswordReset,
+            token,
+            expires_at,
+        }))
+    }
+
+    /// Sets a new password with a reset token (no actor: the token is the
+    /// proof). The token is used up; the email counts as verified (the
+    /// customer read mail sent there). With `sign_out_everywhere`, every
+    /// session ends ([`Customer::sign_in_epoch`] moves on).
+    ///
+    /// # Errors
+    /// [`Error::InvalidToken`] for a token that is malformed, unknown, used,
+    /// expired or worn out by wrong guesses (one answer for all; a wrong
+    /// secret counts against the account's token, which is void after
+    /// [`MAX_TOKEN_ATTEMPTS`](crate::customer::MAX_TOKEN_ATTEMPTS));
+    /// [`Error::Invalid`] for a password the policy refuses (the token
+    /// still works); [`Error::Busy`] when every hashing slot stays taken;
+    /// [`Error::Conflict`] when the customer changed meanwhile;
+    /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        new_password: &str,
+        sign_out_everywhere: bool,
+    ) -> Result<Customer> {
+        let (id, secret) = parse_token(token)?;
+        // Refuse a bad password before the token is spent.
+        let policy = self.inner.config.password_policy;
+        let new = new_password.to_owned();
+        let hash = self.hashing(move || policy.hash(&new)).await??;
+        let mut c = self.token_holder(id).await?;
+        match check_token(
+            c.tokens_mut(),
+            TokenPurpose::PasswordReset,
+            secret,
+            self.now(),
+        ) {
+            TokenCheck::Accepted => {
+                c.set_password(hash, sign_out_everywhere);
+                c.mark_email_verified();
+                self.inner.store.save_customer(c).await
+            }
+            TokenCheck::Wrong => {
+                self.inner.store.save_customer(c).await?;
+                Err(Error::InvalidToken)
+            }
+            TokenCheck::Absent => Err(Error::InvalidToken),
+        }
+    }
+
+    /// Issues an email-verification token for the customer's email, for the
+    /// embedding program to send there; it works for
+    /// [`EngineConfig::email_verification_ttl`](super::EngineConfig), once,
+    /// and replaces an earlier one.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless the customer themselves, staff or the system
+    /// is acting; [`Error::NotFound`] for an unknown customer;
+    /// [`Error::Conflict`] when the customer changed meanwhile;
+    /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(customer_id = %customer))]
+    pub async fn request_email_verification(
+        &self,
+        actor: &Actor,
+        customer: CustomerId,
+    ) -> Result<IssuedToken> {
+        let mut c = self.load_customer(actor, customer).await?;
+        let expires_at = self.now() + self.inner.config.email_verification_ttl;
+        let (token, stored) = issue_token(TokenPurpose::EmailVerification, c.id(), expires_at);
+        replace_token(c.tokens_mut(), stored, self.now());
+        let c = self.inner.store.save_customer(c).await?;
+        Ok(IssuedToken {
+            customer_id: c.id(),
+            email: c.email().clone(),
+            purpose: TokenPurpose::EmailVerification,
+            token,
+            expires_at,
+        })
+    }
+
+    /// Marks the customer's email verified with a verification token (no
+    /// actor: the token is the proof).
+    ///
+    /// # Errors
+    /// [`Error::InvalidToken`] as for [`Engine::reset_password`];
+    /// [`Error::Conflict`] when the customer changed meanwhile;
+    /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn verify_email(&self, token: &str) -> Result<Customer> {
+        let (id, secret) = parse_token(token)?;
+        let mut c = self.token_holder(id).await?;
+        match check_token(
+            c.tokens_mut(),
+            TokenPurpose::EmailVerification,
+            secret,
+            self.now(),
+        ) {
+            TokenCheck::Accepted => {
+                c.mark_email_verified();
+                self.inner.store.save_customer(c).await
+            }
+            TokenCheck::Wrong => {
+                self.inner.store.save_customer(c).await?;
+                Err(Error::InvalidToken)
+            }
+            TokenCheck::Absent => Err(Error::InvalidToken),
+        }
+    }
+
+    /// The customer a token names; an unknown one is an invalid token.
+    async fn token_holder(&self, id: CustomerId) -> Result<Customer> {
+        match self.inner.store.customer(id).await {
+            Ok(c) => Ok(c),
+            Err(Error::NotFound { .. }) => Err(Error::InvalidToken),
+            Err(e) => Err(e),
+        }
+    }
+}
