@@ -252,6 +252,16 @@ async fn concurrent_address_additions_are_all_kept(backend: Backend) {
     );
 }
 
+/// A reset with `token` is refused as an invalid token.
+async fn refused(shop: &Shop, token: &str) {
+    let err = shop
+        .engine
+        .reset_password(token, "brand-new-pass", false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidToken), "{token}: {err:?}");
+}
+
 async fn a_password_is_changed_with_the_current_one_and_ends_every_session(backend: Backend) {
     let shop = Shop::new(backend).await;
     let ann = shop
@@ -361,12 +371,7 @@ async fn a_forgotten_password_is_reset_once_with_a_token(backend: Backend) {
         &format!("{}.zz", ann.id()),
         &"9".repeat(1000),
     ] {
-        let err = shop
-            .engine
-            .reset_password(bad, "new-pass-123", true)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, Error::InvalidToken), "{bad}: {err:?}");
+        refused(&shop, bad).await;
     }
     // A password the policy refuses leaves the token usable.
     let err = shop
@@ -419,40 +424,19 @@ async fn reset_tokens_expire_and_wear_out_under_guessing(backend: Backend) {
     // Expired after the configured hour.
     let issued = reset().await;
     shop.clock.advance(chrono::Duration::minutes(61));
-    let err = shop
-        .engine
-        .reset_password(&issued.token, "brand-new-pass", false)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::InvalidToken), "{err:?}");
+    refused(&shop, &issued.token).await;
 
     // A newer token replaces the older one.
     let older = reset().await;
     let newer = reset().await;
-    let err = shop
-        .engine
-        .reset_password(&older.token, "brand-new-pass", false)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::InvalidToken), "{err:?}");
+    refused(&shop, &older.token).await;
 
     // Guessing: five wrong secrets void the token; then even the right one fails.
     let (id, _) = newer.token.split_once('.').unwrap();
     for n in 0..cartwright::customer::MAX_TOKEN_ATTEMPTS {
-        let guess = format!("{id}.{:064x}", n);
-        let err = shop
-            .engine
-            .reset_password(&guess, "brand-new-pass", false)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, Error::InvalidToken), "{err:?}");
+        refused(&shop, &format!("{id}.{n:064x}")).await;
     }
-    let err = shop
-        .engine
-        .reset_password(&newer.token, "brand-new-pass", false)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::InvalidToken), "{err:?}");
+    refused(&shop, &newer.token).await;
     shop.engine
         .login("ann@example.com", "s3cret-pass")
         .await
@@ -496,12 +480,7 @@ async fn an_email_is_verified_with_a_token(backend: Backend) {
         .await
         .unwrap();
     // A reset token does not verify, nor a verification token reset.
-    let err = shop
-        .engine
-        .reset_password(&issued.token, "brand-new-pass", false)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::InvalidToken), "{err:?}");
+    refused(&shop, &issued.token).await;
     let verified = shop.engine.verify_email(&issued.token).await.unwrap();
     assert!(verified.email_verified());
     let err = shop.engine.verify_email(&issued.token).await.unwrap_err();

@@ -120,24 +120,11 @@ impl Engine {
         let policy = self.inner.config.password_policy;
         let new = new_password.to_owned();
         let hash = self.hashing(move || policy.hash(&new)).await??;
-        let mut c = self.token_holder(id).await?;
-        match check_token(
-            c.tokens_mut(),
-            TokenPurpose::PasswordReset,
-            secret,
-            self.now(),
-        ) {
-            TokenCheck::Accepted => {
-                c.set_password(hash, sign_out_everywhere);
-                c.mark_email_verified();
-                self.inner.store.save_customer(c).await
-            }
-            TokenCheck::Wrong => {
-                self.inner.store.save_customer(c).await?;
-                Err(Error::InvalidToken)
-            }
-            TokenCheck::Absent => Err(Error::InvalidToken),
-        }
+        self.consume_token(id, TokenPurpose::PasswordReset, secret, |c| {
+            c.set_password(hash, sign_out_everywhere);
+            c.mark_email_verified();
+        })
+        .await
     }
 
     /// Issues an email-verification token for the customer's email, for the
@@ -180,15 +167,32 @@ impl Engine {
     #[tracing::instrument(skip_all)]
     pub async fn verify_email(&self, token: &str) -> Result<Customer> {
         let (id, secret) = parse_token(token)?;
-        let mut c = self.token_holder(id).await?;
-        match check_token(
-            c.tokens_mut(),
-            TokenPurpose::EmailVerification,
-            secret,
-            self.now(),
-        ) {
+        self.consume_token(id, TokenPurpose::EmailVerification, secret, |c| {
+            c.mark_email_verified();
+        })
+        .await
+    }
+
+    /// Checks `secret` against customer `id`'s live token for `purpose`:
+    /// accepted, it is used up, `accept` changes the customer and the
+    /// customer is saved; a wrong secret is counted (and saved); no token —
+    /// none, expired, worn out, an unknown customer — is refused. The save
+    /// is under the customer's version, so two uses racing cannot both win.
+    async fn consume_token(
+        &self,
+        id: CustomerId,
+        purpose: TokenPurpose,
+        secret: &str,
+        accept: impl FnOnce(&mut Customer),
+    ) -> Result<Customer> {
+        let mut c = match self.inner.store.customer(id).await {
+            Ok(c) => c,
+            Err(Error::NotFound { .. }) => return Err(Error::InvalidToken),
+            Err(e) => return Err(e),
+        };
+        match check_token(c.tokens_mut(), purpose, secret, self.now()) {
             TokenCheck::Accepted => {
-                c.mark_email_verified();
+                accept(&mut c);
                 self.inner.store.save_customer(c).await
             }
             TokenCheck::Wrong => {
@@ -196,15 +200,6 @@ impl Engine {
                 Err(Error::InvalidToken)
             }
             TokenCheck::Absent => Err(Error::InvalidToken),
-        }
-    }
-
-    /// The customer a token names; an unknown one is an invalid token.
-    async fn token_holder(&self, id: CustomerId) -> Result<Customer> {
-        match self.inner.store.customer(id).await {
-            Ok(c) => Ok(c),
-            Err(Error::NotFound { .. }) => Err(Error::InvalidToken),
-            Err(e) => Err(e),
         }
     }
 }
