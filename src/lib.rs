@@ -194,7 +194,9 @@ pub mod store {
 
 pub use actor::Actor;
 pub use checkout::{CheckoutOutcome, CheckoutRequest, PaymentOutcome};
-pub use engine::{CaptureMode, Engine, EngineBuilder, EngineConfig, NewCustomer, OrderPage};
+pub use engine::{
+    CaptureMode, CustomerExport, Engine, EngineBuilder, EngineConfig, NewCustomer, OrderPage,
+};
 pub use error::{Error, Result};
 
 /// The names most programs need, in one import.

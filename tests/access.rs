@@ -415,6 +415,14 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
             OWNER_OR_PRIVILEGED,
             |e, a| { e.set_shipping_method(&a, oc, "standard") }
         ),
+        row!("export_customer", OWNER_OR_PRIVILEGED, |e, a| async move {
+            e.export_customer(&a, owner).await
+        }),
+        row!(
+            "erase_customer (an unknown one)",
+            PRIVILEGED,
+            |e, a| async move { e.erase_customer(&a, CustomerId::new()).await }
+        ),
         row!("change_password", OWNER_ONLY, |e, a| async move {
             e.change_password(&a, owner, "not-the-password", "another-password")
                 .await

@@ -9,7 +9,7 @@
 mod common;
 
 use cartwright::customer::CustomerKind;
-use cartwright::id::CustomerId;
+use cartwright::id::{CartId, CustomerId};
 use cartwright::prelude::*;
 use common::{Backend, Shop, address};
 
@@ -492,7 +492,164 @@ async fn an_email_is_verified_with_a_token(backend: Backend) {
         .unwrap();
 }
 
+/// Zelda's details: each must vanish from the store when she is erased.
+const ZELDA: [&str; 6] = [
+    "zelda@example.com",
+    "Zelda Quixote",
+    "77 Quasar Lane",
+    "Xanadu",
+    "555-0199",
+    "99999",
+];
+
+fn zelda_address() -> cartwright::customer::NewAddress {
+    cartwright::customer::NewAddress::new(
+        "Zelda Quixote",
+        "77 Quasar Lane",
+        "Xanadu",
+        "99999",
+        "us",
+    )
+    .region("ca")
+    .phone("555-0199")
+}
+
+/// A cart of `actor`'s with one unit of `v`, Zelda's email and address.
+async fn zelda_cart(shop: &Shop, actor: &Actor, v: cartwright::id::VariantId) -> CartId {
+    let cart = shop.engine.create_cart(actor, Currency::USD).await.unwrap();
+    shop.engine.add_item(actor, cart.id(), v, 1).await.unwrap();
+    shop.engine
+        .set_email(actor, cart.id(), "zelda@example.com")
+        .await
+        .unwrap();
+    shop.engine
+        .set_shipping_address(actor, cart.id(), zelda_address())
+        .await
+        .unwrap();
+    shop.engine
+        .set_shipping_method(actor, cart.id(), "standard")
+        .await
+        .unwrap();
+    cart.id()
+}
+
+async fn a_customer_is_exported_and_erased_leaving_the_books(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let v = shop.product("TEE", "20.00", 10).await;
+    let zelda = shop
+        .engine
+        .register(NewCustomer::new("zelda@example.com", "s3cret-pass").name("Zelda Quixote"))
+        .await
+        .unwrap();
+    let me = Actor::Customer(zelda.id());
+    let staff = Actor::Staff("wes".into());
+    shop.engine
+        .add_address(&me, zelda.id(), zelda_address())
+        .await
+        .unwrap();
+    shop.engine
+        .add_customer_note(
+            &staff,
+            zelda.id(),
+            "Zelda Quixote prefers calls at 555-0199",
+            cartwright::note::Visibility::Internal,
+        )
+        .await
+        .unwrap();
+    // An order with the account, one as a guest with her email, a cart left open.
+    let mine = zelda_cart(&shop, &me, v).await;
+    let placed = shop
+        .engine
+        .checkout(CheckoutRequest::new(
+            mine,
+            cartwright::id::IdempotencyKey::new("zelda-1").unwrap(),
+            "tok_visa",
+            me.clone(),
+        ))
+        .await
+        .unwrap()
+        .order;
+    let as_guest = zelda_cart(&shop, &Actor::Guest, v).await;
+    let guest_order = shop.place(as_guest, "zelda-2").await;
+    zelda_cart(&shop, &Actor::Guest, v).await;
+    // Someone else, who must be left alone.
+    let other_cart = shop.ready_cart(&[(v, 1)]).await;
+    let other = shop.place(other_cart.id(), "other-1").await;
+
+    // The export: hers to read, no one else's.
+    let export = shop.engine.export_customer(&me, zelda.id()).await.unwrap();
+    let json = serde_json::to_string(&export).unwrap();
+    assert!(json.contains("zelda@example.com") && json.contains(&placed.id().to_string()));
+    assert!(!json.contains("s3cret-pass") && !json.contains("argon2"));
+    let err = shop
+        .engine
+        .export_customer(&Actor::Customer(CustomerId::new()), zelda.id())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Forbidden), "{err:?}");
+
+    // Erasure is for staff; she cannot erase herself through the engine.
+    let err = shop
+        .engine
+        .erase_customer(&me, zelda.id())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Forbidden), "{err:?}");
+    let erasure = shop
+        .engine
+        .erase_customer(&staff, zelda.id())
+        .await
+        .unwrap();
+    assert_eq!((erasure.carts, erasure.orders), (3, 2));
+    assert!(erasure.customer.erased());
+
+    // Her details are nowhere in the store; the other buyer's are.
+    let everything = format!("{:?}", shop.snapshot().await);
+    for detail in ZELDA {
+        assert!(!everything.contains(detail), "{detail} is still stored");
+    }
+    assert!(everything.contains("buyer@example.com"));
+    // The books are whole: the orders, their totals, payments and the tax jurisdiction.
+    for (before, id) in [(&placed, placed.id()), (&guest_order, guest_order.id())] {
+        let after = shop.engine.order(&Actor::System, id).await.unwrap();
+        assert_eq!(after.total(), before.total());
+        assert_eq!(after.payment().captured(), before.payment().captured());
+        let address = after.shipping_address().unwrap();
+        assert_eq!(
+            (address.country.as_str(), address.region.as_str()),
+            ("US", "CA")
+        );
+        assert!(address.line1.is_empty());
+    }
+    assert_eq!(
+        shop.engine.order(&Actor::System, other.id()).await.unwrap(),
+        other
+    );
+    // She cannot sign in; her email may open a new account.
+    assert!(
+        shop.engine
+            .login("zelda@example.com", "s3cret-pass")
+            .await
+            .is_err()
+    );
+    let again = shop
+        .engine
+        .register(NewCustomer::new("zelda@example.com", "new-pass-123"))
+        .await
+        .unwrap();
+    assert_ne!(again.id(), zelda.id());
+    // Erasing again changes nothing more.
+    let twice = shop
+        .engine
+        .erase_customer(&staff, zelda.id())
+        .await
+        .unwrap();
+    assert_eq!((twice.carts, twice.orders), (0, 0));
+    assert_eq!(twice.customer, erasure.customer);
+}
+
 conformance!(
+    a_customer_is_exported_and_erased_leaving_the_books,
     a_password_is_changed_with_the_current_one_and_ends_every_session,
     a_forgotten_password_is_reset_once_with_a_token,
     reset_tokens_expire_and_wear_out_under_guessing,

@@ -533,6 +533,64 @@ impl CustomerStore for MemoryStore {
     async fn groups(&self) -> Result<Vec<CustomerGroup>> {
         Ok(self.lock().groups.values().cloned().collect())
     }
+
+    async fn erase_customer(
+        &self,
+        id: CustomerId,
+        now: DateTime<Utc>,
+    ) -> Result<crate::store::Erasure> {
+        let mut s = self.lock();
+        let mut customer = s
+            .customers
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("customer", id))?;
+        if customer.erased() {
+            return Ok(crate::store::Erasure {
+                customer,
+                carts: 0,
+                orders: 0,
+            });
+        }
+        let old = customer.email().clone();
+        let erased = crate::customer::erased_email(id);
+        // Work on copies; nothing is written until every step succeeded.
+        customer.erase();
+        customer.saved()?;
+        let mut carts = Vec::new();
+        for cart in s.carts.values() {
+            if cart.customer_id() == Some(id) || cart.email() == Some(&old) {
+                let mut c = cart.clone();
+                c.erase_personal_data();
+                c.saved(now)?;
+                carts.push(c);
+            }
+        }
+        let mut orders = Vec::new();
+        for order in s.orders.values() {
+            if order.customer_id() == Some(id) || order.email() == Some(&old) {
+                let mut o = order.clone();
+                o.erase_personal_data(&erased);
+                o.saved()?;
+                orders.push(o);
+            }
+        }
+        let (cart_count, order_count) = (carts.len() as u64, orders.len() as u64);
+        for c in carts {
+            s.carts.insert(c.id(), c);
+        }
+        for o in orders {
+            s.orders.insert(o.id(), o);
+        }
+        s.emails.remove(&old);
+        s.emails.insert(erased, id);
+        s.customers.insert(id, customer.clone());
+        Ok(crate::store::Erasure {
+            customer,
+            carts: cart_count,
+            orders: order_count,
+        })
+    }
 }
 
 #[async_trait]

@@ -851,6 +851,14 @@ impl CustomerStore for PgStore {
         })
     }
 
+    async fn erase_customer(
+        &self,
+        id: CustomerId,
+        now: DateTime<Utc>,
+    ) -> Result<crate::store::Erasure> {
+        retry!(self, self.erase_customer_try(id, now))
+    }
+
     async fn groups(&self) -> Result<Vec<CustomerGroup>> {
         retry!(
             self,
@@ -917,6 +925,94 @@ fn cart_error(f: Fail, cart: &Cart) -> Fail {
 }
 
 impl PgStore {
+    /// [`CustomerStore::erase_customer`] in one transaction: the customer's
+    /// row locked, then its carts and orders (by account or by email), each
+    /// rewritten through the domain's erasure.
+    async fn erase_customer_try(
+        &self,
+        id: CustomerId,
+        now: DateTime<Utc>,
+    ) -> Try<crate::store::Erasure> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT * FROM cw_customers WHERE id = $1 FOR UPDATE")
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::not_found("customer", id))?;
+        let mut customer = customer_from_row(&row)?;
+        if customer.erased() {
+            return Ok(crate::store::Erasure {
+                customer,
+                carts: 0,
+                orders: 0,
+            });
+        }
+        let old = customer.email().as_str().to_owned();
+        let erased = crate::customer::erased_email(id);
+        customer.erase();
+        customer.saved()?;
+        sqlx::query(
+            "UPDATE cw_customers SET email = $2, version = $3, password_hash = NULL,
+                    tokens = '[]', doc = $4
+             WHERE id = $1",
+        )
+        .bind(id.as_uuid())
+        .bind(customer.email().as_str())
+        .bind(version_i64(customer.version())?)
+        .bind(Json(to_json(&customer)?))
+        .execute(&mut *tx)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT id, active, version, doc FROM cw_carts
+             WHERE customer_id = $1 OR doc->>'email' = $2 ORDER BY id FOR UPDATE",
+        )
+        .bind(id.as_uuid())
+        .bind(&old)
+        .fetch_all(&mut *tx)
+        .await?;
+        let carts = rows.len() as u64;
+        for row in rows {
+            let mut cart = cart_from_row(&row)?;
+            cart.erase_personal_data();
+            cart.saved(now)?;
+            sqlx::query(
+                "UPDATE cw_carts SET version = $2, updated_at = $3, doc = $4 WHERE id = $1",
+            )
+            .bind(cart.id().as_uuid())
+            .bind(version_i64(cart.version())?)
+            .bind(now)
+            .bind(Json(to_json(&cart)?))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let rows = sqlx::query(
+            "SELECT total, doc FROM cw_orders
+             WHERE customer_id = $1 OR email = $2 ORDER BY id FOR UPDATE",
+        )
+        .bind(id.as_uuid())
+        .bind(&old)
+        .fetch_all(&mut *tx)
+        .await?;
+        let orders = rows.len() as u64;
+        for row in rows {
+            let mut order = order_from_row(&row)?;
+            order.erase_personal_data(&erased);
+            order.saved()?;
+            sqlx::query("UPDATE cw_orders SET doc = $2, email = $3 WHERE id = $1")
+                .bind(order.id().as_uuid())
+                .bind(Json(to_json(&order)?))
+                .bind(order.email().map(|e| e.as_str().to_owned()))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(crate::store::Erasure {
+            customer,
+            carts,
+            orders,
+        })
+    }
+
     async fn save_carts_try(&self, carts: &[Cart], now: DateTime<Utc>) -> Try<Vec<Cart>> {
         let mut tx = self.pool.begin().await?;
         let mut order: Vec<&Cart> = carts.iter().collect();

@@ -203,3 +203,95 @@ impl Engine {
         }
     }
 }
+
+/// Everything the shop holds about a customer, as data to hand them
+/// ([`Engine::export_customer`]): serialize it as JSON.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct CustomerExport {
+    /// When the export was made.
+    pub exported_at: chrono::DateTime<chrono::Utc>,
+    /// The customer record (notes as the caller may see them; never the
+    /// password hash or tokens).
+    pub customer: Customer,
+    /// Every order placed with the account, newest first.
+    pub orders: Vec<crate::order::Order>,
+}
+
+impl Engine {
+    /// Everything held about a customer, for a data-access request: the
+    /// record and every order placed with the account.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless the customer themselves, staff or the
+    /// system is acting; [`Error::NotFound`] for an unknown customer;
+    /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(customer_id = %customer))]
+    pub async fn export_customer(
+        &self,
+        actor: &Actor,
+        customer: CustomerId,
+    ) -> Result<CustomerExport> {
+        let record = self.customer(actor, customer).await?;
+        let mut orders = Vec::new();
+        let mut before = None;
+        loop {
+            let page = self
+                .find_orders(
+                    actor,
+                    &crate::order::OrderQuery {
+                        customer: Some(customer),
+                        before,
+                        limit: crate::store::MAX_PAGE_SIZE,
+                        ..crate::order::OrderQuery::default()
+                    },
+                )
+                .await?;
+            orders.extend(page.orders);
+            match page.next_before {
+                Some(next) => before = Some(next),
+                None => break,
+            }
+        }
+        Ok(CustomerExport {
+            exported_at: self.now(),
+            customer: record,
+            orders,
+        })
+    }
+
+    /// Erases a customer on request: their record, their carts and the
+    /// orders placed by the account or with their email lose every piece
+    /// of personal data (see [`Customer::erase`],
+    /// [`Order::erase_personal_data`](crate::order::Order::erase_personal_data)),
+    /// while what the books must keep stays: amounts, tax, payments,
+    /// refunds, dates, and the country and region of each address. The
+    /// email may open a new account afterwards. Erasing again changes
+    /// nothing. Recorded, with who asked, in the outbox.
+    ///
+    /// Kept, and why: the customer's id (orders point at it); order lines,
+    /// prices, discounts, tax lines, totals, payment and refund records
+    /// (bookkeeping); shipments' carriers and tracking numbers; the order
+    /// history of status changes; usage counters of per-customer promotion
+    /// limits, which name a buyer only by a one-way hash of the email.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::NotFound`] for an unknown customer; [`Error::Storage`] when the
+    /// store fails (and nothing changed).
+    #[tracing::instrument(skip_all, fields(customer_id = %customer))]
+    pub async fn erase_customer(
+        &self,
+        actor: &Actor,
+        customer: CustomerId,
+    ) -> Result<crate::store::Erasure> {
+        actor.require_privileged()?;
+        let erasure = self
+            .inner
+            .store
+            .erase_customer(customer, self.now())
+            .await?;
+        self.audit(actor, "erase_customer", customer).await;
+        Ok(erasure)
+    }
+}

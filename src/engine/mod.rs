@@ -11,6 +11,7 @@
 //! process is behind a port.
 
 pub(crate) mod accounts;
+pub use accounts::CustomerExport;
 pub mod checkout;
 pub mod fulfillment;
 pub mod maintenance;

@@ -80,6 +80,31 @@ pub trait CustomerStore: Send + Sync {
     async fn insert_group(&self, group: CustomerGroup) -> Result<()>;
     /// Every group.
     async fn groups(&self) -> Result<Vec<CustomerGroup>>;
+    /// Erases a customer's personal data on request, as one atomic change:
+    /// the customer ([`Customer::erase`]), every cart that is theirs or
+    /// carries their email ([`Cart::erase_personal_data`], version bumped),
+    /// every order placed by the account or with their email
+    /// ([`Order::erase_personal_data`] with
+    /// [`erased_email`](crate::customer::erased_email), and the order's
+    /// email wherever the store indexes it). Amounts, tax, payments and
+    /// dates stay. Erasing an erased customer again changes nothing.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown customer; [`Error::Storage`] when
+    /// the store fails (and nothing changed).
+    async fn erase_customer(&self, id: CustomerId, now: DateTime<Utc>) -> Result<Erasure>;
+}
+
+/// What [`CustomerStore::erase_customer`] changed.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Erasure {
+    /// The customer as erased.
+    pub customer: Customer,
+    /// Carts whose personal data were erased.
+    pub carts: u64,
+    /// Orders whose personal data were erased.
+    pub orders: u64,
 }
 
 /// Carts.

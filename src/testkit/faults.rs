@@ -195,6 +195,13 @@ impl CustomerStore for FaultyStore {
     async fn groups(&self) -> Result<Vec<CustomerGroup>> {
         self.inner.groups().await
     }
+    async fn erase_customer(
+        &self,
+        id: CustomerId,
+        now: DateTime<Utc>,
+    ) -> Result<crate::store::Erasure> {
+        self.inner.erase_customer(id, now).await
+    }
 }
 
 #[async_trait]

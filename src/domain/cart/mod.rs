@@ -888,6 +888,18 @@ impl Cart {
         Ok(())
     }
 
+    /// Erases the buyer's personal data, for storage adapters implementing
+    /// [`CustomerStore::erase_customer`](crate::store::CustomerStore::erase_customer):
+    /// the email, both addresses and line metadata go; lines and codes stay.
+    pub fn erase_personal_data(&mut self) {
+        self.email = None;
+        self.shipping_address = None;
+        self.billing_address = None;
+        for line in &mut self.lines {
+            line.metadata.clear();
+        }
+    }
+
     pub(crate) fn complete(&mut self, order_id: OrderId) {
         self.status = CartStatus::Completed { order_id };
     }

@@ -353,6 +353,27 @@ crate::domain::setters!(NewAddress {} into {
     phone: String,
 });
 
+/// The email an erased customer's records carry instead of theirs: unique
+/// per customer, in the reserved `.invalid` domain, so it never reaches
+/// anyone.
+pub fn erased_email(id: CustomerId) -> Email {
+    Email(format!("erased-{}@erased.invalid", id.as_uuid().simple()))
+}
+
+impl Address {
+    /// The address with everything that locates a person removed: the name,
+    /// street lines, city, postal code and phone; the country and region
+    /// stay (the tax jurisdiction of the sale).
+    pub fn erase(&mut self) {
+        self.name = String::new();
+        self.line1 = String::new();
+        self.line2 = String::new();
+        self.city = String::new();
+        self.postal_code = String::new();
+        self.phone = String::new();
+    }
+}
+
 /// A validated postal address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -457,6 +478,9 @@ pub struct Customer {
     /// [`Customer::account_tokens`].
     #[serde(skip)]
     tokens: Vec<AccountToken>,
+    /// Erased on request: the personal data are gone (see [`Customer::erase`]).
+    #[serde(default)]
+    erased: bool,
 }
 
 impl fmt::Debug for Customer {
@@ -502,6 +526,7 @@ impl Customer {
             email_verified: false,
             sign_in_epoch: 0,
             tokens: Vec::new(),
+            erased: false,
         })
     }
 
@@ -524,6 +549,7 @@ impl Customer {
             email_verified: false,
             sign_in_epoch: 0,
             tokens: Vec::new(),
+            erased: false,
         }
     }
 
@@ -628,6 +654,31 @@ impl Customer {
     pub fn with_account_tokens(mut self, tokens: Vec<AccountToken>) -> Self {
         self.tokens = tokens;
         self
+    }
+    /// Whether the customer was erased on request.
+    pub fn erased(&self) -> bool {
+        self.erased
+    }
+    /// Erases the personal data, for storage adapters implementing
+    /// [`CustomerStore::erase_customer`](crate::store::CustomerStore::erase_customer):
+    /// the email becomes [`erased_email`] (so the address may open a new
+    /// account), the name, address book, notes, groups, password and tokens
+    /// go, and the record becomes a guest that cannot sign in. Its id, its
+    /// creation date and its count of orders stay (orders keep pointing at
+    /// it).
+    pub fn erase(&mut self) {
+        self.email = erased_email(self.id);
+        self.name = String::new();
+        self.kind = CustomerKind::Guest;
+        self.password = None;
+        self.tokens.clear();
+        self.groups.clear();
+        self.addresses.clear();
+        self.default_shipping = None;
+        self.default_billing = None;
+        self.notes.clear();
+        self.email_verified = false;
+        self.erased = true;
     }
     pub(crate) fn tokens_mut(&mut self) -> &mut Vec<AccountToken> {
         &mut self.tokens

@@ -565,6 +565,29 @@ impl Order {
         Ok((goods.checked_add(shipping)?, shipping))
     }
 
+    /// Erases the buyer's personal data, for storage adapters implementing
+    /// [`CustomerStore::erase_customer`](crate::store::CustomerStore::erase_customer):
+    /// the email becomes `email` (the erased customer's placeholder), the
+    /// addresses keep only their country and region (the tax jurisdiction),
+    /// notes and line metadata go. What the books need stays: lines,
+    /// amounts, tax, payments, refunds, shipments, returns, dates and the
+    /// history of changes.
+    pub fn erase_personal_data(&mut self, email: &Email) {
+        if self.email.is_some() {
+            self.email = Some(email.clone());
+        }
+        for a in [&mut self.shipping_address, &mut self.billing_address]
+            .into_iter()
+            .flatten()
+        {
+            a.erase();
+        }
+        self.notes.clear();
+        for line in &mut self.pricing.lines {
+            line.metadata.clear();
+        }
+    }
+
     /// For storage adapters: records a successful save.
     ///
     /// # Errors
