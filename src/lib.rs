@@ -195,7 +195,8 @@ pub mod store {
 pub use actor::Actor;
 pub use checkout::{CheckoutOutcome, CheckoutRequest, PaymentOutcome};
 pub use engine::{
-    CaptureMode, CustomerExport, Engine, EngineBuilder, EngineConfig, NewCustomer, OrderPage,
+    CaptureMode, CustomerExport, CustomerPage, Engine, EngineBuilder, EngineConfig, NewCustomer,
+    OrderPage,
 };
 pub use error::{Error, Result};
 

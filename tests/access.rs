@@ -423,6 +423,24 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
             PRIVILEGED,
             |e, a| async move { e.erase_customer(&a, CustomerId::new()).await }
         ),
+        row!("update_profile", OWNER_OR_PRIVILEGED, |e, a| async move {
+            e.update_profile(&a, owner, Some("Owner"), None).await
+        }),
+        row!(
+            "request_email_change",
+            OWNER_OR_PRIVILEGED,
+            |e, a| async move {
+                e.request_email_change(&a, owner, "owner.new@example.com")
+                    .await
+            }
+        ),
+        row!("find_customers", PRIVILEGED, |e, a| async move {
+            e.find_customers(&a, &cartwright::customer::CustomerQuery::new(5))
+                .await
+        }),
+        row!("remove_from_group", PRIVILEGED, |e, a| {
+            e.remove_from_group(&a, owner, cartwright::id::CustomerGroupId::new())
+        }),
         row!("change_password", OWNER_ONLY, |e, a| async move {
             e.change_password(&a, owner, "not-the-password", "another-password")
                 .await

@@ -8,7 +8,7 @@
 
 mod common;
 
-use cartwright::customer::CustomerKind;
+use cartwright::customer::{CustomerKind, CustomerQuery};
 use cartwright::id::{CartId, CustomerId};
 use cartwright::prelude::*;
 use common::{Backend, Shop, address};
@@ -648,7 +648,201 @@ async fn a_customer_is_exported_and_erased_leaving_the_books(backend: Backend) {
     assert_eq!(twice.customer, erasure.customer);
 }
 
+async fn a_profile_changes_and_a_new_email_counts_once_confirmed(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let ann = shop.customer("ann@example.com").await;
+    shop.customer("taken@example.com").await;
+    let me = Actor::Customer(ann.id());
+    // Name and phone: hers or staff's to change, validated, all or nothing.
+    let err = shop
+        .engine
+        .update_profile(
+            &Actor::Customer(CustomerId::new()),
+            ann.id(),
+            Some("X"),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Forbidden), "{err:?}");
+    let err = shop
+        .engine
+        .update_profile(&me, ann.id(), Some("Ann B"), Some(&"9".repeat(41)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Invalid { .. } | Error::LimitExceeded { .. }),
+        "{err:?}"
+    );
+    let c = shop
+        .engine
+        .update_profile(&me, ann.id(), Some("Ann B"), Some("+44 20 7946 0000"))
+        .await
+        .unwrap();
+    assert_eq!((c.name(), c.phone()), ("Ann B", "+44 20 7946 0000"));
+
+    // A new email: sent to the new address, the old one counts until then.
+    let issued = shop
+        .engine
+        .request_email_change(&me, ann.id(), " Ann.New@Example.com ")
+        .await
+        .unwrap();
+    assert_eq!(issued.email.as_str(), "ann.new@example.com");
+    assert_eq!(
+        shop.engine
+            .customer(&me, ann.id())
+            .await
+            .unwrap()
+            .email()
+            .as_str(),
+        "ann@example.com"
+    );
+    // A verification or reset token does not change it.
+    let err = shop.engine.verify_email(&issued.token).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidToken), "{err:?}");
+    let changed = shop
+        .engine
+        .confirm_email_change(&issued.token)
+        .await
+        .unwrap();
+    assert_eq!(changed.email().as_str(), "ann.new@example.com");
+    assert!(changed.email_verified());
+    shop.engine
+        .login("ann.new@example.com", "password1")
+        .await
+        .unwrap();
+    assert!(
+        shop.engine
+            .login("ann@example.com", "password1")
+            .await
+            .is_err()
+    );
+    // The old address is free again; a taken one is refused at confirmation.
+    shop.customer("ann@example.com").await;
+    let issued = shop
+        .engine
+        .request_email_change(&me, ann.id(), "taken@example.com")
+        .await
+        .unwrap();
+    let err = shop
+        .engine
+        .confirm_email_change(&issued.token)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
+    assert_eq!(
+        shop.engine
+            .customer(&me, ann.id())
+            .await
+            .unwrap()
+            .email()
+            .as_str(),
+        "ann.new@example.com"
+    );
+}
+
+async fn staff_find_customers_by_text_and_group_a_page_at_a_time(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let staff = Actor::Staff("wes".into());
+    let vip = shop.engine.create_group(&staff, "VIP").await.unwrap();
+    let mut ids = Vec::new();
+    for n in 0..7 {
+        let c = shop.customer(&format!("shopper{n}@example.com")).await;
+        shop.engine
+            .update_profile(&staff, c.id(), Some(&format!("Shopper Number{n}")), None)
+            .await
+            .unwrap();
+        if n % 2 == 0 {
+            shop.engine
+                .add_to_group(&staff, c.id(), vip.id())
+                .await
+                .unwrap();
+        }
+        ids.push(c.id());
+    }
+    shop.customer("odd_one%@example.com").await;
+    ids.sort();
+
+    // Everyone, three at a time, in id order, each once.
+    let mut seen = Vec::new();
+    let mut query = CustomerQuery::new(3).text("shopper");
+    loop {
+        let page = shop.engine.find_customers(&staff, &query).await.unwrap();
+        seen.extend(page.customers.iter().map(|c| c.id()));
+        match page.next_after {
+            Some(after) => query = query.after(after),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+    // By name, any case; by group; both.
+    let page = shop
+        .engine
+        .find_customers(&staff, &CustomerQuery::new(50).text("NUMBER3"))
+        .await
+        .unwrap();
+    assert_eq!(page.customers.len(), 1);
+    assert_eq!(page.customers[0].name(), "Shopper Number3");
+    let vips = shop
+        .engine
+        .find_customers(&staff, &CustomerQuery::new(50).group(vip.id()))
+        .await
+        .unwrap();
+    assert_eq!(vips.customers.len(), 4);
+    // Wildcards in the text are plain characters.
+    for text in ["%", "_", "odd_one%"] {
+        let page = shop
+            .engine
+            .find_customers(&staff, &CustomerQuery::new(50).text(text))
+            .await
+            .unwrap();
+        assert!(
+            page.customers
+                .iter()
+                .all(|c| c.email().as_str().contains(text)),
+            "{text}: {:?}",
+            page.customers
+        );
+        assert_eq!(page.customers.len(), 1, "{text}");
+    }
+    // Out of a group again.
+    let first = vips.customers[0].id();
+    let c = shop
+        .engine
+        .remove_from_group(&staff, first, vip.id())
+        .await
+        .unwrap();
+    assert!(!c.groups().contains(&vip.id()));
+    // Staff only; bounded.
+    for actor in [Actor::Guest, Actor::Customer(ids[0])] {
+        let err = shop
+            .engine
+            .find_customers(&actor, &CustomerQuery::new(10))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Forbidden), "{err:?}");
+        let err = shop
+            .engine
+            .remove_from_group(&actor, first, vip.id())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Forbidden), "{err:?}");
+    }
+    for bad in [
+        CustomerQuery::new(0),
+        CustomerQuery::new(501),
+        CustomerQuery::new(5).text(&"x".repeat(101)),
+    ] {
+        assert!(
+            shop.engine.find_customers(&staff, &bad).await.is_err(),
+            "{bad:?}"
+        );
+    }
+}
+
 conformance!(
+    a_profile_changes_and_a_new_email_counts_once_confirmed,
+    staff_find_customers_by_text_and_group_a_page_at_a_time,
     a_customer_is_exported_and_erased_leaving_the_books,
     a_password_is_changed_with_the_current_one_and_ends_every_session,
     a_forgotten_password_is_reset_once_with_a_token,

@@ -491,8 +491,17 @@ impl CustomerStore for MemoryStore {
         if stored.version() != customer.version() {
             return Err(Error::Conflict("customer"));
         }
-        if stored.email() != customer.email() {
-            return Err(Error::invalid("email", "cannot be changed by saving"));
+        let old_email = stored.email().clone();
+        if old_email != *customer.email() {
+            // A new email must be free; the index follows it.
+            if s.emails.contains_key(customer.email()) {
+                return Err(Error::AlreadyExists {
+                    what: "email",
+                    value: customer.email().to_string(),
+                });
+            }
+            s.emails.remove(&old_email);
+            s.emails.insert(customer.email().clone(), customer.id());
         }
         customer.saved()?;
         s.customers.insert(customer.id(), customer.clone());
@@ -532,6 +541,16 @@ impl CustomerStore for MemoryStore {
 
     async fn groups(&self) -> Result<Vec<CustomerGroup>> {
         Ok(self.lock().groups.values().cloned().collect())
+    }
+
+    async fn find_customers(
+        &self,
+        query: &crate::customer::CustomerQuery,
+    ) -> Result<Vec<Customer>> {
+        let s = self.lock();
+        let mut found: Vec<&Customer> = s.customers.values().filter(|c| query.matches(c)).collect();
+        found.sort_unstable_by_key(|c| c.id());
+        Ok(found.into_iter().take(query.limit).cloned().collect())
     }
 
     async fn erase_customer(

@@ -784,8 +784,9 @@ impl CustomerStore for PgStore {
         let new = version_i64(saved.version())?;
         retry!(self, async {
             let updated = sqlx::query(
-                "UPDATE cw_customers SET version = $3, password_hash = $4, doc = $5, tokens = $7
-                 WHERE id = $1 AND version = $2 AND email = $6",
+                "UPDATE cw_customers SET version = $3, password_hash = $4, doc = $5, tokens = $7,
+                        email = $6
+                 WHERE id = $1 AND version = $2",
             )
             .bind(saved.id().as_uuid())
             .bind(old)
@@ -795,19 +796,27 @@ impl CustomerStore for PgStore {
             .bind(saved.email().as_str())
             .bind(Json(to_json(&saved.account_tokens())?))
             .execute(&self.pool)
-            .await?;
+            .await;
+            let updated = match updated.map_err(Fail::from) {
+                Ok(u) => u,
+                Err(f) if constraint(&f).as_deref() == Some("cw_customers_email_key") => {
+                    return Err(Error::AlreadyExists {
+                        what: "email",
+                        value: saved.email().to_string(),
+                    }
+                    .into());
+                }
+                Err(f) => return Err(f),
+            };
             if updated.rows_affected() == 1 {
                 return Ok(saved.clone());
             }
-            let row = sqlx::query("SELECT email FROM cw_customers WHERE id = $1")
+            let exists = sqlx::query("SELECT 1 FROM cw_customers WHERE id = $1")
                 .bind(saved.id().as_uuid())
                 .fetch_optional(&self.pool)
                 .await?;
-            Err(match row {
+            Err(match exists {
                 None => Error::not_found("customer", saved.id()),
-                Some(r) if col::<String>(&r, "email", "customer")? != saved.email().as_str() => {
-                    Error::invalid("email", "cannot be changed by saving")
-                }
                 Some(_) => Error::Conflict("customer"),
             }
             .into())
@@ -857,6 +866,38 @@ impl CustomerStore for PgStore {
         now: DateTime<Utc>,
     ) -> Result<crate::store::Erasure> {
         retry!(self, self.erase_customer_try(id, now))
+    }
+
+    async fn find_customers(
+        &self,
+        query: &crate::customer::CustomerQuery,
+    ) -> Result<Vec<Customer>> {
+        // The text as a LIKE pattern, its own wildcards escaped.
+        let pattern = query.needle().map(|n| {
+            let escaped = n
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%")
+        });
+        let limit = i64::try_from(query.limit).map_err(|_| Error::Overflow("limit"))?;
+        retry!(self, async {
+            let rows = sqlx::query(
+                "SELECT * FROM cw_customers
+                 WHERE ($1::uuid IS NULL OR id > $1)
+                   AND ($2::text IS NULL OR email LIKE $2 ESCAPE '\\'
+                        OR lower(doc->>'name') LIKE $2 ESCAPE '\\')
+                   AND ($3::text IS NULL OR doc->'groups' ? $3)
+                 ORDER BY id LIMIT $4",
+            )
+            .bind(query.after.map(|a| a.as_uuid()))
+            .bind(&pattern)
+            .bind(query.group.map(|g| g.as_uuid().to_string()))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(customer_from_row).collect()
+        })
     }
 
     async fn groups(&self) -> Result<Vec<CustomerGroup>> {

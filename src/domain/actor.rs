@@ -16,11 +16,12 @@
 //! | a customer's cart | no | no | yes | no | yes | yes | no |
 //! | merge a guest cart into one's own | no | no | yes | — | no | no | no |
 //! | add a custom-priced line to any cart | no | no | no | no | yes | yes | no |
-//! | a customer's record, addresses, asking for an email-verification token | no | no | yes | no | yes | yes | no |
+//! | a customer's record, addresses, profile, asking for an email-verification or email-change token | no | no | yes | no | yes | yes | no |
+//! | find customers, remove one from a group | no | no | no | no | yes | yes | no |
 //! | change one's password (with the current one) | no | no | yes | no | no | no | no |
 //! | export a customer's data | no | no | yes | no | yes | yes | no |
 //! | erase a customer on request | no | no | no | no | yes | yes | no |
-//! | reset a password or verify an email with a token (no actor: the token is the proof) | yes | yes | yes | yes | yes | yes | yes |
+//! | reset a password, verify or change an email with a token (no actor: the token is the proof) | yes | yes | yes | yes | yes | yes | yes |
 //! | a customer's order: read, cancel, customer note | no | no | yes | no | yes | yes | no |
 //! | a guest's order: read, cancel | no | yes | — | no | yes | yes | no |
 //! | list orders | no | no | own only | no | all | all | no |

@@ -10,8 +10,8 @@
 
 use crate::actor::Actor;
 use crate::customer::{
-    Customer, CustomerKind, IssuedToken, TokenCheck, TokenPurpose, check_token, issue_token,
-    parse_token, replace_token,
+    Customer, CustomerKind, Email, IssuedToken, TokenCheck, TokenPurpose, check_token,
+    issue_email_change, issue_token, parse_token, replace_token,
 };
 use crate::error::{Error, Result};
 use crate::id::CustomerId;
@@ -120,9 +120,10 @@ impl Engine {
         let policy = self.inner.config.password_policy;
         let new = new_password.to_owned();
         let hash = self.hashing(move || policy.hash(&new)).await??;
-        self.consume_token(id, TokenPurpose::PasswordReset, secret, |c| {
+        self.consume_token(id, TokenPurpose::PasswordReset, secret, |c, _| {
             c.set_password(hash, sign_out_everywhere);
             c.mark_email_verified();
+            Ok(())
         })
         .await
     }
@@ -167,8 +168,81 @@ impl Engine {
     #[tracing::instrument(skip_all)]
     pub async fn verify_email(&self, token: &str) -> Result<Customer> {
         let (id, secret) = parse_token(token)?;
-        self.consume_token(id, TokenPurpose::EmailVerification, secret, |c| {
+        self.consume_token(id, TokenPurpose::EmailVerification, secret, |c, _| {
             c.mark_email_verified();
+            Ok(())
+        })
+        .await
+    }
+
+    /// Changes a customer's name and phone (`None` leaves one as it is).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless the customer themselves, staff or the
+    /// system is acting; [`Error::Invalid`] or [`Error::LimitExceeded`] for a
+    /// name or phone that does not validate, naming it (nothing changes);
+    /// [`Error::NotFound`] for an unknown customer; [`Error::Conflict`] when
+    /// concurrent changes keep winning; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(customer_id = %customer))]
+    pub async fn update_profile(
+        &self,
+        actor: &Actor,
+        customer: CustomerId,
+        name: Option<&str>,
+        phone: Option<&str>,
+    ) -> Result<Customer> {
+        self.modify_customer(actor, customer, |c| c.update_profile(name, phone))
+            .await
+    }
+
+    /// Asks to change a customer's email: a token for the embedding program
+    /// to send to the **new** address. The account keeps its email until
+    /// the token comes back ([`Engine::confirm_email_change`]); it works for
+    /// [`EngineConfig::email_verification_ttl`](super::EngineConfig), once.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless the customer themselves, staff or the
+    /// system is acting; [`Error::Invalid`] for a malformed email;
+    /// [`Error::NotFound`] for an unknown customer; [`Error::Conflict`] when
+    /// the customer changed meanwhile; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(customer_id = %customer))]
+    pub async fn request_email_change(
+        &self,
+        actor: &Actor,
+        customer: CustomerId,
+        new_email: &str,
+    ) -> Result<IssuedToken> {
+        let email = Email::new(new_email)?;
+        let mut c = self.load_customer(actor, customer).await?;
+        let expires_at = self.now() + self.inner.config.email_verification_ttl;
+        let (token, stored) = issue_email_change(c.id(), email.clone(), expires_at);
+        replace_token(c.tokens_mut(), stored, self.now());
+        let c = self.inner.store.save_customer(c).await?;
+        Ok(IssuedToken {
+            customer_id: c.id(),
+            email,
+            purpose: TokenPurpose::EmailChange,
+            token,
+            expires_at,
+        })
+    }
+
+    /// Makes a requested email the account's, with the token sent to it
+    /// (no actor: the token is the proof). The email counts as verified.
+    ///
+    /// # Errors
+    /// [`Error::InvalidToken`] as for [`Engine::reset_password`];
+    /// [`Error::AlreadyExists`] when another customer (or a guest's record)
+    /// has the email by now (nothing changes);
+    /// [`Error::Conflict`] when the customer changed meanwhile;
+    /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn confirm_email_change(&self, token: &str) -> Result<Customer> {
+        let (id, secret) = parse_token(token)?;
+        self.consume_token(id, TokenPurpose::EmailChange, secret, |c, email| {
+            let email = email.ok_or(Error::InvalidToken)?;
+            c.change_email(email);
+            Ok(())
         })
         .await
     }
@@ -183,7 +257,7 @@ impl Engine {
         id: CustomerId,
         purpose: TokenPurpose,
         secret: &str,
-        accept: impl FnOnce(&mut Customer),
+        accept: impl FnOnce(&mut Customer, Option<Email>) -> Result<()>,
     ) -> Result<Customer> {
         let mut c = match self.inner.store.customer(id).await {
             Ok(c) => c,
@@ -191,8 +265,8 @@ impl Engine {
             Err(e) => return Err(e),
         };
         match check_token(c.tokens_mut(), purpose, secret, self.now()) {
-            TokenCheck::Accepted => {
-                accept(&mut c);
+            TokenCheck::Accepted(new_email) => {
+                accept(&mut c, new_email)?;
                 self.inner.store.save_customer(c).await
             }
             TokenCheck::Wrong => {
@@ -293,5 +367,62 @@ impl Engine {
             .await?;
         self.audit(actor, "erase_customer", customer).await;
         Ok(erasure)
+    }
+}
+
+/// One page of [`Engine::find_customers`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CustomerPage {
+    /// The customers, in id order.
+    pub customers: Vec<Customer>,
+    /// Pass as the query's `after` for the next page; `None` on the last.
+    pub next_after: Option<CustomerId>,
+}
+
+impl Engine {
+    /// Finds customers for staff: by part of the email or name (any case),
+    /// by group, a page at a time in id order (keyset: pass
+    /// `next_after` as the next query's `after`).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] for a `limit` outside 1 to
+    /// [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE);
+    /// [`Error::LimitExceeded`] for a text over
+    /// [`MAX_SEARCH_TEXT`](crate::customer::MAX_SEARCH_TEXT) characters;
+    /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn find_customers(
+        &self,
+        actor: &Actor,
+        query: &crate::customer::CustomerQuery,
+    ) -> Result<CustomerPage> {
+        actor.require_privileged()?;
+        if query.limit == 0 || query.limit > crate::store::MAX_PAGE_SIZE {
+            return Err(Error::invalid(
+                "limit",
+                format!(
+                    "{}: must be 1 to {}",
+                    query.limit,
+                    crate::store::MAX_PAGE_SIZE
+                ),
+            ));
+        }
+        if let Some(text) = &query.text {
+            crate::validate::at_most(
+                "search text",
+                text.chars().count(),
+                crate::customer::MAX_SEARCH_TEXT,
+            )?;
+        }
+        let customers = self.inner.store.find_customers(query).await?;
+        let next_after = (customers.len() == query.limit)
+            .then(|| customers.last().map(Customer::id))
+            .flatten();
+        Ok(CustomerPage {
+            customers: customers.into_iter().map(|c| c.visible_to(actor)).collect(),
+            next_after,
+        })
     }
 }

@@ -11,7 +11,7 @@
 //! process is behind a port.
 
 pub(crate) mod accounts;
-pub use accounts::CustomerExport;
+pub use accounts::{CustomerExport, CustomerPage};
 pub mod checkout;
 pub mod fulfillment;
 pub mod maintenance;
@@ -851,6 +851,35 @@ impl Engine {
             .await?;
         self.audit(actor, "add_to_group", format!("{customer} to {group}"))
             .await;
+        Ok(c)
+    }
+
+    /// Takes a customer out of a group (staff). Not being in it is fine.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::NotFound`] for an unknown customer; [`Error::Conflict`] when
+    /// concurrent changes keep winning; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(customer_id = %customer))]
+    pub async fn remove_from_group(
+        &self,
+        actor: &Actor,
+        customer: CustomerId,
+        group: CustomerGroupId,
+    ) -> Result<Customer> {
+        actor.require_privileged()?;
+        let c = self
+            .modify_customer(actor, customer, |c| {
+                c.remove_group(group);
+                Ok(())
+            })
+            .await?;
+        self.audit(
+            actor,
+            "remove_from_group",
+            format!("{customer} from {group}"),
+        )
+        .await;
         Ok(c)
     }
 

@@ -23,7 +23,7 @@ pub use crate::event::{Event, EventKind};
 
 use crate::cart::Cart;
 use crate::catalog::{CatalogEntry, Category, Collection, Product, Sku};
-use crate::customer::{Customer, CustomerGroup, Email};
+use crate::customer::{Customer, CustomerGroup, CustomerQuery, Email};
 use crate::error::{Error, Result};
 use crate::id::PromotionId;
 use crate::id::{
@@ -70,7 +70,8 @@ pub trait CustomerStore: Send + Sync {
     /// Saves a new customer. Fails if the email is taken.
     async fn insert_customer(&self, customer: Customer) -> Result<()>;
     /// Saves a changed customer if its version is still the stored one;
-    /// returns it with the version bumped.
+    /// returns it with the version bumped. A changed email must be free:
+    /// [`Error::AlreadyExists`] otherwise (nothing changes).
     async fn save_customer(&self, customer: Customer) -> Result<Customer>;
     /// One customer.
     async fn customer(&self, id: CustomerId) -> Result<Customer>;
@@ -93,6 +94,13 @@ pub trait CustomerStore: Send + Sync {
     /// [`Error::NotFound`] for an unknown customer; [`Error::Storage`] when
     /// the store fails (and nothing changed).
     async fn erase_customer(&self, id: CustomerId, now: DateTime<Utc>) -> Result<Erasure>;
+    /// Customers matching `query` ([`CustomerQuery::matches`]: text in the
+    /// email or the name, group, after an id), in id order, at most
+    /// `query.limit` (already checked by the engine).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store fails.
+    async fn find_customers(&self, query: &CustomerQuery) -> Result<Vec<Customer>>;
 }
 
 /// What [`CustomerStore::erase_customer`] changed.

@@ -202,6 +202,12 @@ impl CustomerStore for FaultyStore {
     ) -> Result<crate::store::Erasure> {
         self.inner.erase_customer(id, now).await
     }
+    async fn find_customers(
+        &self,
+        query: &crate::customer::CustomerQuery,
+    ) -> Result<Vec<Customer>> {
+        self.inner.find_customers(query).await
+    }
 }
 
 #[async_trait]

@@ -23,8 +23,8 @@ use crate::validate::{at_most, optional_text, required_text};
 mod token;
 pub use token::{AccountToken, IssuedToken, MAX_TOKEN_ATTEMPTS, MAX_TOKEN_LEN, TokenPurpose};
 pub(crate) use token::{
-    Check as TokenCheck, check as check_token, issue as issue_token, parse as parse_token,
-    replace as replace_token,
+    Check as TokenCheck, check as check_token, issue as issue_token, issue_email_change,
+    parse as parse_token, replace as replace_token,
 };
 
 /// Most addresses in one customer's address book.
@@ -353,6 +353,78 @@ crate::domain::setters!(NewAddress {} into {
     phone: String,
 });
 
+/// Longest text a customer search takes, in characters.
+pub const MAX_SEARCH_TEXT: usize = 100;
+
+/// Which customers a staff search finds ([`crate::Engine::find_customers`]),
+/// a page at a time in id order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CustomerQuery {
+    /// Part of the email or the name, any case (at most
+    /// [`MAX_SEARCH_TEXT`] characters); `None` finds everyone.
+    pub text: Option<String>,
+    /// Only members of this group.
+    pub group: Option<CustomerGroupId>,
+    /// Only customers whose id comes after this one (the last of the
+    /// previous page).
+    pub after: Option<CustomerId>,
+    /// At most this many (1 to [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE)).
+    pub limit: usize,
+}
+
+impl CustomerQuery {
+    /// Everyone, `limit` at a time.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            text: None,
+            group: None,
+            after: None,
+            limit,
+        }
+    }
+
+    /// Only customers whose email or name contains `text`.
+    #[must_use]
+    pub fn text(mut self, text: &str) -> Self {
+        self.text = Some(text.to_owned());
+        self
+    }
+
+    /// Only members of `group`.
+    #[must_use]
+    pub fn group(mut self, group: CustomerGroupId) -> Self {
+        self.group = Some(group);
+        self
+    }
+
+    /// The page after the customer `after`.
+    #[must_use]
+    pub fn after(mut self, after: CustomerId) -> Self {
+        self.after = Some(after);
+        self
+    }
+
+    /// The search text as stores compare it: trimmed, lower-case, `None`
+    /// when empty.
+    pub fn needle(&self) -> Option<String> {
+        self.text
+            .as_deref()
+            .map(|t| t.trim().to_lowercase())
+            .filter(|t| !t.is_empty())
+    }
+
+    /// Whether `c` matches (the in-memory store's filter, and the meaning
+    /// every store must give a query).
+    pub fn matches(&self, c: &Customer) -> bool {
+        self.after.is_none_or(|a| c.id() > a)
+            && self.group.is_none_or(|g| c.groups().contains(&g))
+            && self.needle().is_none_or(|n| {
+                c.email().as_str().contains(&n) || c.name().to_lowercase().contains(&n)
+            })
+    }
+}
+
 /// The email an erased customer's records carry instead of theirs: unique
 /// per customer, in the reserved `.invalid` domain, so it never reaches
 /// anyone.
@@ -481,6 +553,9 @@ pub struct Customer {
     /// Erased on request: the personal data are gone (see [`Customer::erase`]).
     #[serde(default)]
     erased: bool,
+    /// A phone number (may be empty).
+    #[serde(default)]
+    phone: String,
 }
 
 impl fmt::Debug for Customer {
@@ -527,6 +602,7 @@ impl Customer {
             sign_in_epoch: 0,
             tokens: Vec::new(),
             erased: false,
+            phone: String::new(),
         })
     }
 
@@ -550,6 +626,7 @@ impl Customer {
             sign_in_epoch: 0,
             tokens: Vec::new(),
             erased: false,
+            phone: String::new(),
         }
     }
 
@@ -659,6 +736,34 @@ impl Customer {
     pub fn erased(&self) -> bool {
         self.erased
     }
+    /// The phone number (empty when none was given).
+    pub fn phone(&self) -> &str {
+        &self.phone
+    }
+    /// Changes the name and phone given (`None` leaves one as it is; an
+    /// empty phone removes it), all or nothing.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for a name over 200 or
+    /// a phone over 40 characters, naming the field.
+    pub fn update_profile(&mut self, name: Option<&str>, phone: Option<&str>) -> Result<()> {
+        let name = name
+            .map(|n| optional_text("customer name", n, 200))
+            .transpose()?;
+        let phone = phone.map(|p| optional_text("phone", p, 40)).transpose()?;
+        if let Some(name) = name {
+            self.name = name;
+        }
+        if let Some(phone) = phone {
+            self.phone = phone;
+        }
+        Ok(())
+    }
+    /// Takes a confirmed new email (verified: the customer read the mail).
+    pub(crate) fn change_email(&mut self, email: Email) {
+        self.email = email;
+        self.email_verified = true;
+    }
     /// Erases the personal data, for storage adapters implementing
     /// [`CustomerStore::erase_customer`](crate::store::CustomerStore::erase_customer):
     /// the email becomes [`erased_email`] (so the address may open a new
@@ -678,6 +783,7 @@ impl Customer {
         self.default_billing = None;
         self.notes.clear();
         self.email_verified = false;
+        self.phone = String::new();
         self.erased = true;
     }
     pub(crate) fn tokens_mut(&mut self) -> &mut Vec<AccountToken> {

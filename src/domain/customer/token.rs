@@ -33,6 +33,9 @@ pub enum TokenPurpose {
     PasswordReset,
     /// Confirm that the customer receives mail at the account's email.
     EmailVerification,
+    /// Confirm a new email (sent to the new address), which only then
+    /// replaces the account's.
+    EmailChange,
 }
 
 /// A token the engine issued, stored with the customer as a hash. For
@@ -47,6 +50,9 @@ pub struct AccountToken {
     expires_at: DateTime<Utc>,
     #[serde(default)]
     attempts: u32,
+    /// For an email change: the new address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    new_email: Option<super::Email>,
 }
 
 impl fmt::Debug for AccountToken {
@@ -117,6 +123,7 @@ pub(crate) fn issue(
         hash: digest(&secret),
         expires_at,
         attempts: 0,
+        new_email: None,
     };
     (
         format!("{}.{secret}", customer_id.as_uuid().simple()),
@@ -140,11 +147,23 @@ pub(crate) fn parse(token: &str) -> Result<(CustomerId, &str)> {
     Ok((CustomerId::from_uuid(id), secret))
 }
 
+/// An email-change token: as [`issue`], carrying the new address.
+pub(crate) fn issue_email_change(
+    customer_id: CustomerId,
+    new_email: super::Email,
+    expires_at: DateTime<Utc>,
+) -> (String, AccountToken) {
+    let (token, mut stored) = issue(TokenPurpose::EmailChange, customer_id, expires_at);
+    stored.new_email = Some(new_email);
+    (token, stored)
+}
+
 /// What checking a presented secret against the stored tokens found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Check {
-    /// It matches a live token of the purpose, which is now used up.
-    Accepted,
+    /// It matches a live token of the purpose, which is now used up (with
+    /// the new email, for an email change).
+    Accepted(Option<super::Email>),
     /// No live token of that purpose (none, expired or void).
     Absent,
     /// A live token exists and the secret is wrong: one attempt counted.
@@ -169,8 +188,8 @@ pub(crate) fn check(
         .get(at)
         .is_some_and(|t| t.hash.as_bytes().ct_eq(presented.as_bytes()).into());
     if matches {
-        tokens.remove(at);
-        return Check::Accepted;
+        let used = tokens.remove(at);
+        return Check::Accepted(used.new_email);
     }
     if let Some(t) = tokens.get_mut(at) {
         t.attempts = t.attempts.saturating_add(1);
@@ -207,7 +226,7 @@ mod tests {
         );
         assert_eq!(
             check(&mut tokens, TokenPurpose::PasswordReset, secret, now),
-            Check::Accepted
+            Check::Accepted(None)
         );
         assert_eq!(
             check(&mut tokens, TokenPurpose::PasswordReset, secret, now),
