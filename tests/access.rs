@@ -335,6 +335,22 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
             .create_category(&a, "Mugs", None)),
         row!("create_collection", PRIVILEGED, |e, a| e
             .create_collection(&a, "Summer")),
+        row!("rename_category (unknown)", PRIVILEGED, |e, a| e
+            .rename_category(&a, cartwright::id::CategoryId::new(), "X")),
+        row!("move_category (unknown)", PRIVILEGED, |e, a| e
+            .move_category(&a, cartwright::id::CategoryId::new(), None)),
+        row!("delete_category (unknown)", PRIVILEGED, |e, a| e
+            .delete_category(&a, cartwright::id::CategoryId::new())),
+        row!("rename_collection (unknown)", PRIVILEGED, |e, a| e
+            .rename_collection(
+                &a,
+                cartwright::id::CollectionId::new(),
+                "X"
+            )),
+        row!("delete_collection (unknown)", PRIVILEGED, |e, a| e
+            .delete_collection(&a, cartwright::id::CollectionId::new())),
+        row!("delete_product (unknown)", PRIVILEGED, |e, a| e
+            .delete_product(&a, cartwright::id::ProductId::new())),
         row!("create_product", PRIVILEGED, |e, a| {
             e.create_product(&a, NewProduct::new("New"))
         }),

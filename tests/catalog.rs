@@ -261,7 +261,176 @@ async fn shipping_is_stated_when_a_variant_is_made(backend: Backend) {
     assert!(e.price_cart(&g, cart.id()).await.unwrap().requires_shipping);
 }
 
+async fn categories_move_rename_and_delete_and_products_follow(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let e = &shop.engine;
+    let staff = Actor::Staff("wes".into());
+    let apparel = e.create_category(&staff, "Apparel", None).await.unwrap();
+    let shirts = e
+        .create_category(&staff, "Shirts", Some(apparel.id()))
+        .await
+        .unwrap();
+    let kitchen = e.create_category(&staff, "Kitchen", None).await.unwrap();
+    let tee = e
+        .create_product(
+            &staff,
+            NewProduct::new("Tee")
+                .status(Status::Active)
+                .categories(vec![shirts.id()])
+                .variants(vec![variant("TEE-1")]),
+        )
+        .await
+        .unwrap();
+    let ancestry =
+        |sku: &'static str| async move { e.variant_by_sku(sku).await.unwrap().categories };
+    assert!(ancestry("TEE-1").await.contains(&apparel.id()));
+
+    // Moving Shirts under Kitchen takes the tee with it, at once.
+    let moved = e
+        .move_category(&staff, shirts.id(), Some(kitchen.id()))
+        .await
+        .unwrap();
+    assert_eq!(moved.parent(), Some(kitchen.id()));
+    let now = ancestry("TEE-1").await;
+    assert!(
+        now.contains(&kitchen.id()) && !now.contains(&apparel.id()),
+        "{now:?}"
+    );
+
+    // Cycles are refused, naming the parent, and change nothing.
+    let before = shop.snapshot().await;
+    for (category, parent) in [(kitchen.id(), shirts.id()), (shirts.id(), shirts.id())] {
+        let err = e
+            .move_category(&staff, category, Some(parent))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Invalid { reason, .. } if reason.contains(&parent.to_string())),
+            "{err:?}"
+        );
+    }
+    let err = e
+        .move_category(&staff, shirts.id(), Some(CategoryId::new()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    assert_eq!(shop.snapshot().await, before);
+
+    // Renamed; a non-empty category cannot go, an empty one can.
+    let renamed = e
+        .rename_category(&staff, shirts.id(), "Tees")
+        .await
+        .unwrap();
+    assert_eq!(renamed.name(), "Tees");
+    assert!(e.rename_category(&staff, shirts.id(), "").await.is_err());
+    for busy in [kitchen.id(), shirts.id()] {
+        let err = e.delete_category(&staff, busy).await.unwrap_err();
+        assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
+    }
+    e.delete_category(&staff, apparel.id()).await.unwrap();
+    let names: Vec<String> = e
+        .categories()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect();
+    assert!(!names.contains(&"Apparel".to_owned()) && names.contains(&"Tees".to_owned()));
+    // Staff only.
+    let err = e
+        .move_category(&Actor::Guest, shirts.id(), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Forbidden), "{err:?}");
+    assert_eq!(tee.categories().len(), 1);
+}
+
+async fn collections_are_renamed_and_deleted_when_empty(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let e = &shop.engine;
+    let staff = Actor::Staff("wes".into());
+    let sale = e.create_collection(&staff, "Sale").await.unwrap();
+    let empty = e.create_collection(&staff, "Empty").await.unwrap();
+    e.create_product(
+        &staff,
+        NewProduct::new("Mug")
+            .collections(vec![sale.id()])
+            .variants(vec![variant("MUG-1")]),
+    )
+    .await
+    .unwrap();
+    let renamed = e
+        .rename_collection(&staff, sale.id(), "Summer sale")
+        .await
+        .unwrap();
+    assert_eq!(renamed.title(), "Summer sale");
+    let err = e.delete_collection(&staff, sale.id()).await.unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
+    e.delete_collection(&staff, empty.id()).await.unwrap();
+    let err = e.delete_collection(&staff, empty.id()).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    let err = e
+        .rename_collection(&staff, CollectionId::new(), "X")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    let titles: Vec<String> = e
+        .collections()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.title().to_owned())
+        .collect();
+    assert_eq!(titles, ["Summer sale"]);
+}
+
+async fn a_product_never_sold_is_deleted_one_sold_is_archived(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let staff = Actor::Staff("wes".into());
+    let sold = shop.product("SOLD", "5.00", 10).await;
+    let unsold = shop.product("UNSOLD", "5.00", 10).await;
+    let cart = shop.ready_cart(&[(sold, 1)]).await;
+    shop.place(cart.id(), "k").await;
+    let entries = shop.engine.store().entries(&[sold, unsold]).await.unwrap();
+    let sold_p = entries[&sold].variant.product_id();
+    let unsold_p = entries[&unsold].variant.product_id();
+
+    let before = shop.snapshot().await;
+    let err = shop
+        .engine
+        .delete_product(&staff, sold_p)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Invalid { reason, .. } if reason.contains("archive")),
+        "{err:?}"
+    );
+    assert_eq!(shop.snapshot().await, before);
+    shop.engine
+        .set_product_status(&staff, sold_p, Status::Archived)
+        .await
+        .unwrap();
+
+    shop.engine.delete_product(&staff, unsold_p).await.unwrap();
+    assert!(matches!(
+        shop.engine.product(unsold_p).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(shop.engine.variant_by_sku("UNSOLD").await.is_err());
+    // Its SKU is free again.
+    shop.product("UNSOLD", "6.00", 1).await;
+    let err = shop
+        .engine
+        .delete_product(&Actor::Guest, sold_p)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Forbidden), "{err:?}");
+}
+
 conformance!(
+    categories_move_rename_and_delete_and_products_follow,
+    collections_are_renamed_and_deleted_when_empty,
+    a_product_never_sold_is_deleted_one_sold_is_archived,
     shipping_is_stated_when_a_variant_is_made,
     products_with_variants_categories_collections_tags_and_images,
     skus_are_unique_across_the_catalog,

@@ -459,6 +459,113 @@ impl CatalogStore for MemoryStore {
     async fn collections(&self) -> Result<Vec<Collection>> {
         Ok(self.lock().collections.values().cloned().collect())
     }
+
+    async fn update_category(&self, category: Category) -> Result<()> {
+        let mut s = self.lock();
+        if !s.categories.contains_key(&category.id()) {
+            return Err(Error::not_found("category", category.id()));
+        }
+        if let Some(parent) = category.parent() {
+            if !s.categories.contains_key(&parent) {
+                return Err(Error::not_found("category", parent));
+            }
+            // The parent's ancestry must not pass through the category.
+            if s.category_ancestry(&BTreeSet::from([parent]))
+                .contains(&category.id())
+            {
+                return Err(Error::invalid(
+                    "category parent",
+                    format!("{parent} is {} or under it", category.id()),
+                ));
+            }
+        }
+        s.categories.insert(category.id(), category);
+        Ok(())
+    }
+
+    async fn delete_category(&self, id: CategoryId) -> Result<()> {
+        let mut s = self.lock();
+        if !s.categories.contains_key(&id) {
+            return Err(Error::not_found("category", id));
+        }
+        let children = s
+            .categories
+            .values()
+            .filter(|c| c.parent() == Some(id))
+            .count();
+        let products = s
+            .products
+            .values()
+            .filter(|p| p.categories().contains(&id))
+            .count();
+        if children > 0 || products > 0 {
+            return Err(Error::invalid(
+                "category",
+                format!("{id} has {children} subcategories and {products} products"),
+            ));
+        }
+        s.categories.remove(&id);
+        Ok(())
+    }
+
+    async fn update_collection(&self, collection: Collection) -> Result<()> {
+        let mut s = self.lock();
+        if !s.collections.contains_key(&collection.id()) {
+            return Err(Error::not_found("collection", collection.id()));
+        }
+        s.collections.insert(collection.id(), collection);
+        Ok(())
+    }
+
+    async fn delete_collection(&self, id: CollectionId) -> Result<()> {
+        let mut s = self.lock();
+        if !s.collections.contains_key(&id) {
+            return Err(Error::not_found("collection", id));
+        }
+        let products = s
+            .products
+            .values()
+            .filter(|p| p.collections().contains(&id))
+            .count();
+        if products > 0 {
+            return Err(Error::invalid(
+                "collection",
+                format!("{id} has {products} products"),
+            ));
+        }
+        s.collections.remove(&id);
+        Ok(())
+    }
+
+    async fn delete_product(&self, id: ProductId) -> Result<()> {
+        let mut s = self.lock();
+        let product = s
+            .products
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("product", id))?;
+        let variants: BTreeSet<VariantId> = product.variants().iter().map(|v| v.id()).collect();
+        let reserved = s
+            .reservations
+            .values()
+            .any(|r| r.lines.iter().any(|l| variants.contains(&l.variant_id)));
+        let ordered = s.orders.values().any(|o| {
+            o.pricing()
+                .lines
+                .iter()
+                .any(|l| variants.contains(&l.variant_id))
+        });
+        if reserved || ordered {
+            return Err(Error::invalid(
+                "product",
+                format!("{id} was reserved or ordered: archive it instead"),
+            ));
+        }
+        s.unindex_product(&product);
+        s.stock.retain(|(v, _), _| !variants.contains(v));
+        s.products.remove(&id);
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -383,6 +383,96 @@ impl PgStore {
 // ----- catalog -----------------------------------------------------------
 
 impl PgStore {
+    /// [`CatalogStore::update_category`] in one transaction: the parent
+    /// checked (exists, not the category or under it), the row replaced,
+    /// and the pricing summary of every product under the category
+    /// recomputed with its new ancestors.
+    async fn update_category_try(&self, category: &Category) -> Try<()> {
+        let mut tx = self.pool.begin().await?;
+        let id = category.id().as_uuid();
+        // Category moves are serialized, so two cannot make a cycle together.
+        sqlx::query("LOCK TABLE cw_categories IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        let found = sqlx::query("SELECT id FROM cw_categories WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if found.is_none() {
+            return Err(Error::not_found("category", category.id()).into());
+        }
+        if let Some(parent) = category.parent() {
+            let row = sqlx::query(
+                "WITH RECURSIVE below(id) AS (
+                     SELECT $1::uuid
+                     UNION
+                     SELECT c.id FROM cw_categories c JOIN below b ON c.parent_id = b.id)
+                 SELECT EXISTS (SELECT 1 FROM cw_categories WHERE id = $2) AS known,
+                        EXISTS (SELECT 1 FROM below WHERE id = $2) AS cycle",
+            )
+            .bind(id)
+            .bind(parent.as_uuid())
+            .fetch_one(&mut *tx)
+            .await?;
+            if !col::<bool>(&row, "known", "category")? {
+                return Err(Error::not_found("category", parent).into());
+            }
+            if col::<bool>(&row, "cycle", "category")? {
+                return Err(Error::invalid(
+                    "category parent",
+                    format!("{parent} is {} or under it", category.id()),
+                )
+                .into());
+            }
+        }
+        sqlx::query("UPDATE cw_categories SET parent_id = $2, doc = $3 WHERE id = $1")
+            .bind(id)
+            .bind(category.parent().map(|p| p.as_uuid()))
+            .bind(Json(to_json(category)?))
+            .execute(&mut *tx)
+            .await?;
+        // Products under the category (or below it) get their new ancestors.
+        let rows = sqlx::query(
+            "WITH RECURSIVE below(id) AS (
+                 SELECT $1::uuid
+                 UNION
+                 SELECT c.id FROM cw_categories c JOIN below b ON c.parent_id = b.id)
+             SELECT p.id, p.doc FROM cw_products p
+             WHERE p.id IN (SELECT product_id FROM cw_product_categories
+                            WHERE category_id IN (SELECT id FROM below))
+             ORDER BY p.id FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in rows {
+            let product: Product = doc(&row, "doc", "product")?;
+            let wanted = uuids(product.categories(), |c| c.as_uuid());
+            let ancestry: Vec<Uuid> = sqlx::query_scalar(
+                "WITH RECURSIVE anc(id) AS (
+                     SELECT unnest($1::uuid[])
+                     UNION
+                     SELECT c.parent_id FROM cw_categories c JOIN anc ON c.id = anc.id
+                     WHERE c.parent_id IS NOT NULL)
+                 SELECT id FROM anc",
+            )
+            .bind(&wanted)
+            .fetch_all(&mut *tx)
+            .await?;
+            let summary = to_json(&ProductSummary::of(
+                &product,
+                ancestry.into_iter().map(CategoryId::from_uuid).collect(),
+            ))?;
+            sqlx::query("UPDATE cw_products SET summary = $2 WHERE id = $1")
+                .bind(product.id().as_uuid())
+                .bind(Json(&summary))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn write_product(&self, product: &Product, replace: bool) -> Try<()> {
         let mut tx = self.pool.begin().await?;
         let id = product.id().as_uuid();
@@ -574,8 +664,9 @@ struct ProductSummary {
     status: crate::catalog::Status,
     tags: std::collections::BTreeSet<String>,
     collections: std::collections::BTreeSet<crate::id::CollectionId>,
-    /// The product's categories and all their ancestors. Categories never
-    /// change parent, so this is computed once, when the product is written.
+    /// The product's categories and all their ancestors: computed when the
+    /// product is written, and again for every product under a category
+    /// that moves.
     categories: std::collections::BTreeSet<CategoryId>,
 }
 
@@ -717,6 +808,128 @@ impl CatalogStore for PgStore {
             self,
             self.all_docs("SELECT doc FROM cw_collections ORDER BY id", "collection")
         )
+    }
+
+    async fn update_category(&self, category: Category) -> Result<()> {
+        retry!(self, self.update_category_try(&category))
+    }
+
+    async fn delete_category(&self, id: CategoryId) -> Result<()> {
+        retry!(self, async {
+            let mut tx = self.pool.begin().await?;
+            let found = sqlx::query("SELECT id FROM cw_categories WHERE id = $1 FOR UPDATE")
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if found.is_none() {
+                return Err(Error::not_found("category", id).into());
+            }
+            let row = sqlx::query(
+                "SELECT (SELECT count(*) FROM cw_categories WHERE parent_id = $1) AS children,
+                        (SELECT count(*) FROM cw_product_categories WHERE category_id = $1) AS products",
+            )
+            .bind(id.as_uuid())
+            .fetch_one(&mut *tx)
+            .await?;
+            let children: i64 = col(&row, "children", "category")?;
+            let products: i64 = col(&row, "products", "category")?;
+            if children > 0 || products > 0 {
+                return Err(Error::invalid(
+                    "category",
+                    format!("{id} has {children} subcategories and {products} products"),
+                )
+                .into());
+            }
+            sqlx::query("DELETE FROM cw_categories WHERE id = $1")
+                .bind(id.as_uuid())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn update_collection(&self, collection: Collection) -> Result<()> {
+        retry!(self, async {
+            let updated = sqlx::query("UPDATE cw_collections SET doc = $2 WHERE id = $1")
+                .bind(collection.id().as_uuid())
+                .bind(Json(to_json(&collection)?))
+                .execute(&self.pool)
+                .await?;
+            if updated.rows_affected() == 0 {
+                return Err(Error::not_found("collection", collection.id()).into());
+            }
+            Ok(())
+        })
+    }
+
+    async fn delete_collection(&self, id: crate::id::CollectionId) -> Result<()> {
+        retry!(self, async {
+            let mut tx = self.pool.begin().await?;
+            let found = sqlx::query("SELECT id FROM cw_collections WHERE id = $1 FOR UPDATE")
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if found.is_none() {
+                return Err(Error::not_found("collection", id).into());
+            }
+            let products: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM cw_product_collections WHERE collection_id = $1",
+            )
+            .bind(id.as_uuid())
+            .fetch_one(&mut *tx)
+            .await?;
+            if products > 0 {
+                return Err(
+                    Error::invalid("collection", format!("{id} has {products} products")).into(),
+                );
+            }
+            sqlx::query("DELETE FROM cw_collections WHERE id = $1")
+                .bind(id.as_uuid())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn delete_product(&self, id: ProductId) -> Result<()> {
+        retry!(self, async {
+            let mut tx = self.pool.begin().await?;
+            let found = sqlx::query("SELECT id FROM cw_products WHERE id = $1 FOR UPDATE")
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if found.is_none() {
+                return Err(Error::not_found("product", id).into());
+            }
+            // Reserved (lines are indexed by variant) or ordered (a scan of
+            // the orders' lines: deleting is a rare staff action).
+            let used: bool = sqlx::query_scalar(
+                "WITH v AS (SELECT id FROM cw_variants WHERE product_id = $1)
+                 SELECT EXISTS (SELECT 1 FROM cw_reservation_lines WHERE variant_id IN (SELECT id FROM v))
+                     OR EXISTS (SELECT 1 FROM cw_orders o,
+                                       jsonb_array_elements(o.doc->'pricing'->'lines') l
+                                WHERE (l->>'variant_id')::uuid IN (SELECT id FROM v))",
+            )
+            .bind(id.as_uuid())
+            .fetch_one(&mut *tx)
+            .await?;
+            if used {
+                return Err(Error::invalid(
+                    "product",
+                    format!("{id} was reserved or ordered: archive it instead"),
+                )
+                .into());
+            }
+            // Variants, their stock rows and the product's links cascade.
+            sqlx::query("DELETE FROM cw_products WHERE id = $1")
+                .bind(id.as_uuid())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 }
 

@@ -11,6 +11,7 @@
 //! process is behind a port.
 
 pub(crate) mod accounts;
+mod catalog;
 pub use accounts::{CustomerExport, CustomerPage};
 pub mod checkout;
 pub mod fulfillment;

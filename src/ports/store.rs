@@ -27,8 +27,8 @@ use crate::customer::{Customer, CustomerGroup, CustomerQuery, Email};
 use crate::error::{Error, Result};
 use crate::id::PromotionId;
 use crate::id::{
-    CartId, CustomerId, EventId, IdempotencyKey, LocationId, OrderId, ProductId, ReservationId,
-    VariantId,
+    CartId, CategoryId, CollectionId, CustomerId, EventId, IdempotencyKey, LocationId, OrderId,
+    ProductId, ReservationId, VariantId,
 };
 use crate::inventory::{Location, Reservation, StockLevel, StockRequest, StockSummary, UsageClaim};
 use crate::money::Currency;
@@ -62,6 +62,43 @@ pub trait CatalogStore: Send + Sync {
     async fn insert_collection(&self, collection: Collection) -> Result<()>;
     /// Every collection.
     async fn collections(&self) -> Result<Vec<Collection>>;
+    /// Replaces a category (a new name or parent). Moving it changes the
+    /// ancestors of every product under it at once.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown category or parent;
+    /// [`Error::Invalid`] for a parent that is the category itself or one
+    /// under it (a cycle), naming it; [`Error::Storage`] when the store fails.
+    async fn update_category(&self, category: Category) -> Result<()>;
+    /// Deletes a category with no subcategories and no products.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown category; [`Error::Invalid`] when
+    /// it has subcategories or products (saying how many);
+    /// [`Error::Storage`] when the store fails.
+    async fn delete_category(&self, id: CategoryId) -> Result<()>;
+    /// Replaces a collection (a new title).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown collection; [`Error::Storage`] when
+    /// the store fails.
+    async fn update_collection(&self, collection: Collection) -> Result<()>;
+    /// Deletes a collection no product is in.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown collection; [`Error::Invalid`] when
+    /// products are in it (saying how many); [`Error::Storage`] when the
+    /// store fails.
+    async fn delete_collection(&self, id: CollectionId) -> Result<()>;
+    /// Deletes a product, its variants and their stock rows, when no
+    /// variant of it was ever reserved or ordered; others are archived
+    /// instead ([`Status::Archived`](crate::catalog::Status)).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown product; [`Error::Invalid`] when a
+    /// variant was reserved or ordered; [`Error::Storage`] when the store
+    /// fails.
+    async fn delete_product(&self, id: ProductId) -> Result<()>;
 }
 
 /// Customers and groups.

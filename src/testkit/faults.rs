@@ -173,6 +173,21 @@ impl CatalogStore for FaultyStore {
     async fn collections(&self) -> Result<Vec<Collection>> {
         self.inner.collections().await
     }
+    async fn update_category(&self, c: Category) -> Result<()> {
+        self.inner.update_category(c).await
+    }
+    async fn delete_category(&self, id: crate::id::CategoryId) -> Result<()> {
+        self.inner.delete_category(id).await
+    }
+    async fn update_collection(&self, c: Collection) -> Result<()> {
+        self.inner.update_collection(c).await
+    }
+    async fn delete_collection(&self, id: crate::id::CollectionId) -> Result<()> {
+        self.inner.delete_collection(id).await
+    }
+    async fn delete_product(&self, id: ProductId) -> Result<()> {
+        self.inner.delete_product(id).await
+    }
 }
 
 #[async_trait]

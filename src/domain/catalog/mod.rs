@@ -645,6 +645,20 @@ impl Category {
     pub fn name(&self) -> &str {
         &self.name
     }
+    /// Renames it.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for a name that does
+    /// not validate.
+    pub fn rename(&mut self, name: &str) -> Result<()> {
+        self.name = required_text("category name", name, MAX_TITLE_LEN)?;
+        Ok(())
+    }
+    /// Moves it under `parent` (a root when `None`). The store refuses a
+    /// parent that does not exist or that is the category or one under it.
+    pub fn move_to(&mut self, parent: Option<CategoryId>) {
+        self.parent = parent;
+    }
 }
 
 /// A hand-picked group of products ("Summer sale", "Staff picks").
@@ -673,6 +687,15 @@ impl Collection {
     /// Its title.
     pub fn title(&self) -> &str {
         &self.title
+    }
+    /// Gives it a new title.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for a title that does
+    /// not validate.
+    pub fn rename(&mut self, title: &str) -> Result<()> {
+        self.title = required_text("collection title", title, MAX_TITLE_LEN)?;
+        Ok(())
     }
 }
 

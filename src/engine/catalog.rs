@@ -1,0 +1,157 @@
+//! The engine's catalog-management use cases beyond creating: renaming,
+//! moving and deleting categories, renaming and deleting collections,
+//! deleting products that were never sold. Staff and the system only;
+//! every change is recorded with who made it.
+
+use crate::actor::Actor;
+use crate::catalog::{Category, Collection};
+use crate::error::{Error, Result};
+use crate::id::{CategoryId, CollectionId, ProductId};
+
+use super::Engine;
+
+impl Engine {
+    /// Every collection (a catalog read: no actor).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn collections(&self) -> Result<Vec<Collection>> {
+        self.inner.store.collections().await
+    }
+
+    async fn category_by_id(&self, id: CategoryId) -> Result<Category> {
+        self.inner
+            .store
+            .categories()
+            .await?
+            .into_iter()
+            .find(|c| c.id() == id)
+            .ok_or_else(|| Error::not_found("category", id))
+    }
+
+    /// Renames a category.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for a name that does not
+    /// validate; [`Error::NotFound`] for an unknown category;
+    /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(category_id = %id))]
+    pub async fn rename_category(
+        &self,
+        actor: &Actor,
+        id: CategoryId,
+        name: &str,
+    ) -> Result<Category> {
+        actor.require_privileged()?;
+        let mut c = self.category_by_id(id).await?;
+        c.rename(name)?;
+        self.inner.store.update_category(c.clone()).await?;
+        self.audit(actor, "rename_category", id).await;
+        Ok(c)
+    }
+
+    /// Moves a category under another (`None`: to the top). Every product
+    /// under it has the new ancestors at once (a promotion on "Apparel"
+    /// matches what moved under it).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] for a parent that is the category or under it (a
+    /// cycle); [`Error::NotFound`] for an unknown category or parent;
+    /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(category_id = %id))]
+    pub async fn move_category(
+        &self,
+        actor: &Actor,
+        id: CategoryId,
+        parent: Option<CategoryId>,
+    ) -> Result<Category> {
+        actor.require_privileged()?;
+        let mut c = self.category_by_id(id).await?;
+        c.move_to(parent);
+        self.inner.store.update_category(c.clone()).await?;
+        self.audit(actor, "move_category", id).await;
+        Ok(c)
+    }
+
+    /// Deletes a category with no subcategories and no products.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] when it still has subcategories or products;
+    /// [`Error::NotFound`] for an unknown category; [`Error::Storage`] when
+    /// the store fails.
+    #[tracing::instrument(skip_all, fields(category_id = %id))]
+    pub async fn delete_category(&self, actor: &Actor, id: CategoryId) -> Result<()> {
+        actor.require_privileged()?;
+        self.inner.store.delete_category(id).await?;
+        self.audit(actor, "delete_category", id).await;
+        Ok(())
+    }
+
+    /// Gives a collection a new title.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for a title that does not
+    /// validate; [`Error::NotFound`] for an unknown collection;
+    /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(collection_id = %id))]
+    pub async fn rename_collection(
+        &self,
+        actor: &Actor,
+        id: CollectionId,
+        title: &str,
+    ) -> Result<Collection> {
+        actor.require_privileged()?;
+        let mut c = self
+            .inner
+            .store
+            .collections()
+            .await?
+            .into_iter()
+            .find(|c| c.id() == id)
+            .ok_or_else(|| Error::not_found("collection", id))?;
+        c.rename(title)?;
+        self.inner.store.update_collection(c.clone()).await?;
+        self.audit(actor, "rename_collection", id).await;
+        Ok(c)
+    }
+
+    /// Deletes a collection no product is in.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] when products are in it; [`Error::NotFound`] for an
+    /// unknown collection; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(collection_id = %id))]
+    pub async fn delete_collection(&self, actor: &Actor, id: CollectionId) -> Result<()> {
+        actor.require_privileged()?;
+        self.inner.store.delete_collection(id).await?;
+        self.audit(actor, "delete_collection", id).await;
+        Ok(())
+    }
+
+    /// Deletes a product that was never sold: none of its variants was ever
+    /// reserved or ordered. Its variants and their stock go with it. A
+    /// product that was sold is archived instead
+    /// ([`Engine::set_product_status`] with
+    /// [`Status::Archived`](crate::catalog::Status)), so orders keep their
+    /// history; a cart still holding one of its variants fails to price,
+    /// naming it, until the line is removed.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] when a variant was reserved or ordered;
+    /// [`Error::NotFound`] for an unknown product; [`Error::Storage`] when the
+    /// store fails.
+    #[tracing::instrument(skip_all, fields(product_id = %id))]
+    pub async fn delete_product(&self, actor: &Actor, id: ProductId) -> Result<()> {
+        actor.require_privileged()?;
+        self.inner.store.delete_product(id).await?;
+        self.audit(actor, "delete_product", id).await;
+        Ok(())
+    }
+}
