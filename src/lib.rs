@@ -196,7 +196,7 @@ pub use actor::Actor;
 pub use checkout::{CheckoutOutcome, CheckoutRequest, PaymentOutcome};
 pub use engine::{
     CaptureMode, CustomerExport, CustomerPage, Engine, EngineBuilder, EngineConfig, NewCustomer,
-    OrderPage,
+    OrderPage, ProductPage,
 };
 pub use error::{Error, Result};
 

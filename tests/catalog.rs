@@ -427,7 +427,249 @@ async fn a_product_never_sold_is_deleted_one_sold_is_archived(backend: Backend) 
     assert!(matches!(err, Error::Forbidden), "{err:?}");
 }
 
+async fn products_are_listed_and_searched_a_page_at_a_time(backend: Backend) {
+    use cartwright::catalog::{PriceRange, ProductQuery, ProductSort};
+    let shop = Shop::new(backend).await;
+    let e = &shop.engine;
+    let staff = Actor::Staff("wes".into());
+    let apparel = e.create_category(&staff, "Apparel", None).await.unwrap();
+    let shirts = e
+        .create_category(&staff, "Shirts", Some(apparel.id()))
+        .await
+        .unwrap();
+    let kitchen = e.create_category(&staff, "Kitchen", None).await.unwrap();
+    let sale = e.create_collection(&staff, "Sale").await.unwrap();
+    let make = |title: &'static str,
+                sku: &'static str,
+                price: &'static str,
+                status,
+                cats: Vec<CategoryId>,
+                tags: Vec<&'static str>,
+                colls: Vec<CollectionId>| {
+        let staff = staff.clone();
+        async move {
+            e.create_product(
+                &staff,
+                NewProduct::new(title)
+                    .status(status)
+                    .categories(cats)
+                    .collections(colls)
+                    .tags(tags.into_iter().map(str::to_owned).collect())
+                    .variants(vec![
+                        NewVariant::digital(sku)
+                            .prices(vec![usd(price)])
+                            .status(Status::Active),
+                    ]),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let blue = make(
+        "Blue Cotton Shirt",
+        "SHIRT-BLUE",
+        "20.00",
+        Status::Active,
+        vec![shirts.id()],
+        vec!["Summer"],
+        vec![sale.id()],
+    )
+    .await;
+    let red = make(
+        "Red Cotton Shirt",
+        "SHIRT-RED",
+        "25.00",
+        Status::Active,
+        vec![shirts.id()],
+        vec![],
+        vec![],
+    )
+    .await;
+    let mug = make(
+        "Kitchen Mug",
+        "MUG-1",
+        "8.00",
+        Status::Active,
+        vec![kitchen.id()],
+        vec!["gift"],
+        vec![],
+    )
+    .await;
+    let hat = make(
+        "Draft Hat",
+        "HAT-1",
+        "15.00",
+        Status::Draft,
+        vec![],
+        vec![],
+        vec![],
+    )
+    .await;
+    let widget = make(
+        "Widget",
+        "X_Y",
+        "1.00",
+        Status::Active,
+        vec![],
+        vec![],
+        vec![],
+    )
+    .await;
+    let thing = make(
+        "Thing",
+        "XAY",
+        "1.00",
+        Status::Active,
+        vec![],
+        vec![],
+        vec![],
+    )
+    .await;
+
+    let find = |actor: Actor, q: ProductQuery| async move {
+        let mut titles: Vec<String> = e
+            .find_products(&actor, &q)
+            .await
+            .unwrap()
+            .products
+            .iter()
+            .map(|p| p.title().to_owned())
+            .collect();
+        titles.sort();
+        titles
+    };
+    let guest = || Actor::Guest;
+    // Title words by prefix, any case; or a SKU's start.
+    assert_eq!(
+        find(guest(), ProductQuery::new(50).text("COTT shi")).await,
+        ["Blue Cotton Shirt", "Red Cotton Shirt"]
+    );
+    assert_eq!(
+        find(guest(), ProductQuery::new(50).text("shirt-r")).await,
+        ["Red Cotton Shirt"]
+    );
+    assert_eq!(
+        find(guest(), ProductQuery::new(50).text("mug-")).await,
+        ["Kitchen Mug"]
+    );
+    // Wildcards are literal: "X_" is X_Y's SKU, not XAY's.
+    assert_eq!(
+        find(guest(), ProductQuery::new(50).text("x_")).await,
+        ["Widget"]
+    );
+    assert_eq!(
+        find(guest(), ProductQuery::new(50).text("%")).await,
+        Vec::<String>::new()
+    );
+    // A category finds what is under it.
+    assert_eq!(
+        find(guest(), ProductQuery::new(50).category(apparel.id())).await,
+        ["Blue Cotton Shirt", "Red Cotton Shirt"]
+    );
+    assert_eq!(
+        find(guest(), ProductQuery::new(50).collection(sale.id())).await,
+        ["Blue Cotton Shirt"]
+    );
+    assert_eq!(
+        find(guest(), ProductQuery::new(50).tag(" SUMMER ")).await,
+        ["Blue Cotton Shirt"]
+    );
+    // A price range in a currency; drafts only for staff.
+    let range = PriceRange::new(Currency::USD, Some(usd("10.00")), Some(usd("22.00"))).unwrap();
+    assert_eq!(
+        find(guest(), ProductQuery::new(50).price(range)).await,
+        ["Blue Cotton Shirt"]
+    );
+    assert_eq!(
+        find(staff.clone(), ProductQuery::new(50).price(range)).await,
+        ["Blue Cotton Shirt", "Draft Hat"]
+    );
+    assert_eq!(
+        find(guest(), ProductQuery::new(50).status(Status::Draft)).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        find(staff.clone(), ProductQuery::new(50).status(Status::Draft)).await,
+        ["Draft Hat"]
+    );
+    let eur = PriceRange::new(
+        Currency::EUR,
+        None,
+        Some(Money::parse("100", Currency::EUR).unwrap()),
+    )
+    .unwrap();
+    assert_eq!(
+        find(guest(), ProductQuery::new(50).price(eur)).await,
+        Vec::<String>::new()
+    );
+    assert!(PriceRange::new(Currency::USD, Some(usd("5.00")), Some(usd("1.00"))).is_err());
+    assert!(
+        PriceRange::new(
+            Currency::USD,
+            Some(usd("5.00")),
+            Some(Money::parse("9", Currency::EUR).unwrap())
+        )
+        .is_err()
+    );
+
+    // Pages by title: two at a time, each product once, in byte order.
+    let mut seen = Vec::new();
+    let mut q = ProductQuery::new(2).sort(ProductSort::Title);
+    loop {
+        let page = e.find_products(&Actor::Guest, &q).await.unwrap();
+        seen.extend(page.products.iter().map(|p| p.title().to_owned()));
+        match page.next {
+            Some(next) => q = q.after(next),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "Blue Cotton Shirt",
+            "Kitchen Mug",
+            "Red Cotton Shirt",
+            "Thing",
+            "Widget"
+        ]
+    );
+    // Newest first, by pages of one.
+    let mut newest = Vec::new();
+    let mut q = ProductQuery::new(1);
+    loop {
+        let page = e.find_products(&staff, &q).await.unwrap();
+        newest.extend(page.products.iter().map(|p| p.id()));
+        match page.next {
+            Some(next) => q = q.after(next),
+            None => break,
+        }
+    }
+    assert_eq!(
+        newest,
+        [
+            thing.id(),
+            widget.id(),
+            hat.id(),
+            mug.id(),
+            red.id(),
+            blue.id()
+        ]
+    );
+    // Bounded.
+    for bad in [
+        ProductQuery::new(0),
+        ProductQuery::new(501),
+        ProductQuery::new(5).text(&"x".repeat(101)),
+    ] {
+        assert!(
+            e.find_products(&Actor::Guest, &bad).await.is_err(),
+            "{bad:?}"
+        );
+    }
+}
+
 conformance!(
+    products_are_listed_and_searched_a_page_at_a_time,
     categories_move_rename_and_delete_and_products_follow,
     collections_are_renamed_and_deleted_when_empty,
     a_product_never_sold_is_deleted_one_sold_is_archived,

@@ -537,6 +537,22 @@ impl CatalogStore for MemoryStore {
         Ok(())
     }
 
+    async fn find_products(&self, query: &crate::catalog::ProductQuery) -> Result<Vec<Product>> {
+        let s = self.lock();
+        let mut found: Vec<&Product> = s
+            .products
+            .values()
+            .filter(|p| query.matches(p, &s.category_ancestry(p.categories())))
+            .collect();
+        match query.sort {
+            crate::catalog::ProductSort::Title => {
+                found.sort_unstable_by(|a, b| (a.title(), a.id()).cmp(&(b.title(), b.id())));
+            }
+            _ => found.sort_unstable_by_key(|p| std::cmp::Reverse(p.id())),
+        }
+        Ok(found.into_iter().take(query.limit).cloned().collect())
+    }
+
     async fn delete_product(&self, id: ProductId) -> Result<()> {
         let mut s = self.lock();
         let product = s

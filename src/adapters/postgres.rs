@@ -668,6 +668,13 @@ struct ProductSummary {
     /// product is written, and again for every product under a category
     /// that moves.
     categories: std::collections::BTreeSet<CategoryId>,
+    /// Every variant's price, by currency (what a listing's price range
+    /// reads, without joining the variants).
+    #[serde(default)]
+    prices: std::collections::BTreeMap<crate::money::Currency, Vec<Decimal>>,
+    /// Every variant's SKU (what a listing's SKU search reads).
+    #[serde(default)]
+    skus: Vec<String>,
 }
 
 impl ProductSummary {
@@ -689,6 +696,21 @@ impl ProductSummary {
             tags: p.tags().clone(),
             collections: p.collections().clone(),
             categories,
+            prices: {
+                let mut prices: std::collections::BTreeMap<_, Vec<Decimal>> =
+                    std::collections::BTreeMap::new();
+                for v in p.variants() {
+                    for m in v.prices() {
+                        prices.entry(m.currency()).or_default().push(m.amount());
+                    }
+                }
+                prices
+            },
+            skus: p
+                .variants()
+                .iter()
+                .map(|v| v.sku().as_str().to_owned())
+                .collect(),
         }
     }
 }
@@ -812,6 +834,98 @@ impl CatalogStore for PgStore {
 
     async fn update_category(&self, category: Category) -> Result<()> {
         retry!(self, self.update_category_try(&category))
+    }
+
+    async fn find_products(&self, query: &crate::catalog::ProductQuery) -> Result<Vec<Product>> {
+        use crate::catalog::ProductSort;
+        // Title words as a prefix query (they hold only letters and digits,
+        // so nothing in them is query syntax); the SKU prefix as a pattern.
+        let words = query.words();
+        let tsquery = (!words.is_empty()).then(|| {
+            words
+                .iter()
+                .map(|w| format!("{w}:*"))
+                .collect::<Vec<_>>()
+                .join(" & ")
+        });
+        let sku = query.sku_prefix().map(|p| {
+            let escaped = p
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("{escaped}%")
+        });
+        let mut filter = serde_json::Map::new();
+        if let Some(c) = query.category {
+            filter.insert("categories".into(), serde_json::json!([c.as_uuid()]));
+        }
+        if let Some(c) = query.collection {
+            filter.insert("collections".into(), serde_json::json!([c.as_uuid()]));
+        }
+        if let Some(t) = query.tag_key() {
+            filter.insert("tags".into(), serde_json::json!([t]));
+        }
+        if let Some(st) = query.status {
+            filter.insert(
+                "status".into(),
+                serde_json::to_value(st).map_err(|e| Error::invalid("status", e.to_string()))?,
+            );
+        }
+        let filter = serde_json::Value::Object(filter);
+        let price = query.price;
+        let (cursor, order) = match query.sort {
+            ProductSort::Title => (
+                "((p.summary->>'title') COLLATE \"C\", p.id) > ($8::text COLLATE \"C\", $7::uuid)",
+                "(p.summary->>'title') COLLATE \"C\", p.id",
+            ),
+            _ => ("p.id < $7::uuid", "p.id DESC"),
+        };
+        let sql = format!(
+            "SELECT p.doc FROM cw_products p
+             WHERE ($1::text IS NULL
+                    OR ($2::text IS NOT NULL AND
+                        to_tsvector('simple', regexp_replace(lower(p.summary->>'title'),
+                                                             '[^[:alnum:]]+', ' ', 'g'))
+                        @@ to_tsquery('simple', $2))
+                    OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(p.summary->'skus') AS s(sku)
+                               WHERE s.sku LIKE $1 ESCAPE '\\'))
+               AND p.summary @> $3::jsonb
+               AND ($4::text IS NULL OR EXISTS (
+                    SELECT 1 FROM jsonb_array_elements_text(p.summary->'prices'->$4) AS a(price)
+                    WHERE ($5::numeric IS NULL OR a.price::numeric >= $5)
+                      AND ($6::numeric IS NULL OR a.price::numeric <= $6)))
+               AND {cursor}
+             ORDER BY {order} LIMIT $9"
+        );
+        let limit = i64::try_from(query.limit).map_err(|_| Error::Overflow("limit"))?;
+        let first_id = match query.sort {
+            ProductSort::Title => Uuid::nil(),
+            _ => Uuid::max(),
+        };
+        retry!(self, async {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(&sku)
+                .bind(&tsquery)
+                .bind(Json(&filter))
+                .bind(price.map(|r| r.currency.code()))
+                .bind(price.and_then(|r| r.min).map(|m| m.amount()))
+                .bind(price.and_then(|r| r.max).map(|m| m.amount()))
+                // The first page starts from a bound every product passes
+                // (the same plan as every later page: no NULL branch).
+                .bind(query.after.as_ref().map_or(first_id, |a| a.id.as_uuid()))
+                .bind(
+                    query
+                        .after
+                        .as_ref()
+                        .map_or(String::new(), |a| a.title.clone()),
+                )
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| doc::<Product>(r, "doc", "product"))
+                .collect()
+        })
     }
 
     async fn delete_category(&self, id: CategoryId) -> Result<()> {

@@ -155,3 +155,72 @@ impl Engine {
         Ok(())
     }
 }
+
+/// One page of [`Engine::find_products`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProductPage {
+    /// The products, in the query's order.
+    pub products: Vec<crate::catalog::Product>,
+    /// Pass as the query's `after` for the next page; `None` on the last.
+    pub next: Option<crate::catalog::ProductCursor>,
+}
+
+impl Engine {
+    /// Lists and searches products for a storefront or staff: by title words
+    /// or a SKU's start, category (with its subcategories), collection,
+    /// tag, status and price range in a currency; newest first or by title;
+    /// a page at a time (keyset: pass `next` as the next query's `after`).
+    /// Anyone but staff and the system sees active products only, whatever
+    /// status the query asks for.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a `limit` outside 1 to
+    /// [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE);
+    /// [`Error::LimitExceeded`] for a text over
+    /// [`MAX_PRODUCT_SEARCH_TEXT`](crate::catalog::MAX_PRODUCT_SEARCH_TEXT)
+    /// characters; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn find_products(
+        &self,
+        actor: &Actor,
+        query: &crate::catalog::ProductQuery,
+    ) -> Result<ProductPage> {
+        if query.limit == 0 || query.limit > crate::store::MAX_PAGE_SIZE {
+            return Err(Error::invalid(
+                "limit",
+                format!(
+                    "{}: must be 1 to {}",
+                    query.limit,
+                    crate::store::MAX_PAGE_SIZE
+                ),
+            ));
+        }
+        if let Some(text) = &query.text {
+            crate::validate::at_most(
+                "search text",
+                text.chars().count(),
+                crate::catalog::MAX_PRODUCT_SEARCH_TEXT,
+            )?;
+        }
+        let mut query = query.clone();
+        if !actor.is_privileged() {
+            // Shoppers see active products: asking for others finds none.
+            if query
+                .status
+                .is_some_and(|s| s != crate::catalog::Status::Active)
+            {
+                return Ok(ProductPage {
+                    products: Vec::new(),
+                    next: None,
+                });
+            }
+            query.status = Some(crate::catalog::Status::Active);
+        }
+        let products = self.inner.store.find_products(&query).await?;
+        let next = (products.len() == query.limit)
+            .then(|| products.last().map(crate::catalog::ProductCursor::after))
+            .flatten();
+        Ok(ProductPage { products, next })
+    }
+}

@@ -13,6 +13,7 @@
 pub(crate) mod accounts;
 mod catalog;
 pub use accounts::{CustomerExport, CustomerPage};
+pub use catalog::ProductPage;
 pub mod checkout;
 pub mod fulfillment;
 pub mod maintenance;

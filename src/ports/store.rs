@@ -99,6 +99,13 @@ pub trait CatalogStore: Send + Sync {
     /// variant was reserved or ordered; [`Error::Storage`] when the store
     /// fails.
     async fn delete_product(&self, id: ProductId) -> Result<()>;
+    /// Products matching `query` ([`ProductQuery::matches`](crate::catalog::ProductQuery::matches)
+    /// gives the meaning), in its order, at most `query.limit` (already
+    /// checked by the engine).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store fails.
+    async fn find_products(&self, query: &crate::catalog::ProductQuery) -> Result<Vec<Product>>;
 }
 
 /// Customers and groups.

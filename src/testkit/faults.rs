@@ -188,6 +188,9 @@ impl CatalogStore for FaultyStore {
     async fn delete_product(&self, id: ProductId) -> Result<()> {
         self.inner.delete_product(id).await
     }
+    async fn find_products(&self, q: &crate::catalog::ProductQuery) -> Result<Vec<Product>> {
+        self.inner.find_products(q).await
+    }
 }
 
 #[async_trait]

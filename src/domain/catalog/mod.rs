@@ -18,6 +18,11 @@ use crate::id::{CategoryId, CollectionId, ProductId, VariantId};
 use crate::money::{Currency, Money};
 use crate::validate::{at_most, optional_text, required_text};
 
+mod query;
+pub use query::{
+    MAX_PRODUCT_SEARCH_TEXT, MAX_SEARCH_WORDS, PriceRange, ProductCursor, ProductQuery, ProductSort,
+};
+
 /// Most variants one product may have.
 pub const MAX_VARIANTS_PER_PRODUCT: usize = 250;
 /// Most images one product may have.
