@@ -660,6 +660,7 @@ async fn products_are_listed_and_searched_a_page_at_a_time(backend: Backend) {
         ProductQuery::new(0),
         ProductQuery::new(501),
         ProductQuery::new(5).text(&"x".repeat(101)),
+        ProductQuery::new(5).tag(&"t".repeat(256)),
     ] {
         assert!(
             e.find_products(&Actor::Guest, &bad).await.is_err(),

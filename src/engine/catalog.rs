@@ -179,7 +179,9 @@ impl Engine {
     /// [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE);
     /// [`Error::LimitExceeded`] for a text over
     /// [`MAX_PRODUCT_SEARCH_TEXT`](crate::catalog::MAX_PRODUCT_SEARCH_TEXT)
-    /// characters; [`Error::Storage`] when the store fails.
+    /// characters, or a tag or cursor title over
+    /// [`MAX_TITLE_LEN`](crate::catalog::MAX_TITLE_LEN); [`Error::Storage`]
+    /// when the store fails.
     #[tracing::instrument(skip_all)]
     pub async fn find_products(
         &self,
@@ -202,6 +204,21 @@ impl Engine {
                 text.chars().count(),
                 crate::catalog::MAX_PRODUCT_SEARCH_TEXT,
             )?;
+        }
+        for (what, text) in [
+            ("tag", query.tag.as_deref()),
+            (
+                "cursor title",
+                query.after.as_ref().map(|a| a.title.as_str()),
+            ),
+        ] {
+            if let Some(text) = text {
+                crate::validate::at_most(
+                    what,
+                    text.chars().count(),
+                    crate::catalog::MAX_TITLE_LEN,
+                )?;
+            }
         }
         let mut query = query.clone();
         if !actor.is_privileged() {
