@@ -15,23 +15,20 @@
     clippy::indexing_slicing
 )]
 
+#[path = "pg_support/mod.rs"]
+mod pg_support;
+
+use pg_support::{median, opts};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use cartwright::order::{OrderQuery, OrderStatus};
 use cartwright::prelude::*;
 use cartwright::store::{PgStore, Store};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 
 const SCHEMA: &str = "cartwright_order_pages";
 const CUSTOMERS: usize = 100;
-
-fn opts() -> PgConnectOptions {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    PgConnectOptions::from_str(&url).unwrap()
-}
 
 /// One placed guest order, through the engine.
 async fn one_order(engine: &Engine) -> cartwright::id::OrderId {
@@ -114,23 +111,6 @@ async fn grow(pool: &PgPool, template: uuid::Uuid, total: usize) {
         .execute(pool)
         .await
         .unwrap();
-}
-
-/// The median of 200 runs of `read`.
-async fn median<F, Fut>(read: F) -> Duration
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = usize>,
-{
-    let mut times = Vec::with_capacity(200);
-    for _ in 0..200 {
-        let started = Instant::now();
-        let n = read().await;
-        times.push(started.elapsed());
-        assert!(n > 0, "an empty page measures nothing");
-    }
-    times.sort();
-    times[times.len() / 2]
 }
 
 #[tokio::main(flavor = "multi_thread")]

@@ -18,22 +18,18 @@
     clippy::indexing_slicing
 )]
 
-use std::str::FromStr;
+#[path = "pg_support/mod.rs"]
+mod pg_support;
+
+use pg_support::{median, opts};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use cartwright::catalog::{PriceRange, ProductQuery, ProductSort};
 use cartwright::prelude::*;
 use cartwright::store::{PgStore, Store};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 
 const SCHEMA: &str = "cartwright_product_search";
-
-fn opts() -> PgConnectOptions {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    PgConnectOptions::from_str(&url).unwrap()
-}
 
 fn usd(s: &str) -> Money {
     Money::parse(s, Currency::USD).unwrap()
@@ -105,23 +101,6 @@ async fn grow(pool: &PgPool, total: usize) {
         .execute(pool)
         .await
         .unwrap();
-}
-
-/// The median of 200 runs of `read`.
-async fn median<F, Fut>(read: F) -> Duration
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = usize>,
-{
-    let mut times = Vec::with_capacity(200);
-    for _ in 0..200 {
-        let started = Instant::now();
-        let n = read().await;
-        times.push(started.elapsed());
-        assert!(n > 0, "an empty page measures nothing");
-    }
-    times.sort();
-    times[times.len() / 2]
 }
 
 #[tokio::main(flavor = "multi_thread")]

@@ -447,21 +447,9 @@ impl PgStore {
         .await?;
         for row in rows {
             let product: Product = doc(&row, "doc", "product")?;
-            let wanted = uuids(product.categories(), |c| c.as_uuid());
-            let ancestry: Vec<Uuid> = sqlx::query_scalar(
-                "WITH RECURSIVE anc(id) AS (
-                     SELECT unnest($1::uuid[])
-                     UNION
-                     SELECT c.parent_id FROM cw_categories c JOIN anc ON c.id = anc.id
-                     WHERE c.parent_id IS NOT NULL)
-                 SELECT id FROM anc",
-            )
-            .bind(&wanted)
-            .fetch_all(&mut *tx)
-            .await?;
             let summary = to_json(&ProductSummary::of(
                 &product,
-                ancestry.into_iter().map(CategoryId::from_uuid).collect(),
+                ancestry(&mut tx, product.categories()).await?,
             ))?;
             sqlx::query("UPDATE cw_products SET summary = $2 WHERE id = $1")
                 .bind(product.id().as_uuid())
@@ -486,20 +474,9 @@ impl PgStore {
         if known.len() != wanted.len() {
             return Err(Error::not_found("category", "referenced by the product").into());
         }
-        let ancestry: Vec<Uuid> = sqlx::query_scalar(
-            "WITH RECURSIVE anc(id) AS (
-                 SELECT unnest($1::uuid[])
-                 UNION
-                 SELECT c.parent_id FROM cw_categories c JOIN anc ON c.id = anc.id
-                 WHERE c.parent_id IS NOT NULL)
-             SELECT id FROM anc",
-        )
-        .bind(&wanted)
-        .fetch_all(&mut *tx)
-        .await?;
         let summary = to_json(&ProductSummary::of(
             product,
-            ancestry.into_iter().map(CategoryId::from_uuid).collect(),
+            ancestry(&mut tx, product.categories()).await?,
         ))?;
         if replace {
             let updated =
@@ -655,6 +632,25 @@ impl PgStore {
         }
         Ok(out)
     }
+}
+
+/// `categories` and every ancestor of each, read in `tx`.
+async fn ancestry(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    categories: &std::collections::BTreeSet<CategoryId>,
+) -> Try<std::collections::BTreeSet<CategoryId>> {
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "WITH RECURSIVE anc(id) AS (
+             SELECT unnest($1::uuid[])
+             UNION
+             SELECT c.parent_id FROM cw_categories c JOIN anc ON c.id = anc.id
+             WHERE c.parent_id IS NOT NULL)
+         SELECT id FROM anc",
+    )
+    .bind(uuids(categories, |c| c.as_uuid()))
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(ids.into_iter().map(CategoryId::from_uuid).collect())
 }
 
 /// What pricing needs of a product, stored beside the full document.

@@ -387,9 +387,8 @@ impl Engine {
     ///
     /// # Errors
     /// [`Error::Forbidden`] unless staff or the system is acting;
-    /// [`Error::Invalid`] for a `limit` outside 1 to
-    /// [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE);
-    /// [`Error::LimitExceeded`] for a text over
+    /// [`Error::LimitExceeded`] for a `limit` outside 1 to
+    /// [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE), or a text over
     /// [`MAX_SEARCH_TEXT`](crate::customer::MAX_SEARCH_TEXT) characters;
     /// [`Error::Storage`] when the store fails.
     #[tracing::instrument(skip_all)]
@@ -399,16 +398,7 @@ impl Engine {
         query: &crate::customer::CustomerQuery,
     ) -> Result<CustomerPage> {
         actor.require_privileged()?;
-        if query.limit == 0 || query.limit > crate::store::MAX_PAGE_SIZE {
-            return Err(Error::invalid(
-                "limit",
-                format!(
-                    "{}: must be 1 to {}",
-                    query.limit,
-                    crate::store::MAX_PAGE_SIZE
-                ),
-            ));
-        }
+        crate::store::check_limit(query.limit)?;
         if let Some(text) = &query.text {
             crate::validate::at_most(
                 "search text",

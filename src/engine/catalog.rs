@@ -175,9 +175,8 @@ impl Engine {
     /// status the query asks for.
     ///
     /// # Errors
-    /// [`Error::Invalid`] for a `limit` outside 1 to
-    /// [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE);
-    /// [`Error::LimitExceeded`] for a text over
+    /// [`Error::LimitExceeded`] for a `limit` outside 1 to
+    /// [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE), or a text over
     /// [`MAX_PRODUCT_SEARCH_TEXT`](crate::catalog::MAX_PRODUCT_SEARCH_TEXT)
     /// characters, or a tag or cursor title over
     /// [`MAX_TITLE_LEN`](crate::catalog::MAX_TITLE_LEN); [`Error::Storage`]
@@ -188,16 +187,7 @@ impl Engine {
         actor: &Actor,
         query: &crate::catalog::ProductQuery,
     ) -> Result<ProductPage> {
-        if query.limit == 0 || query.limit > crate::store::MAX_PAGE_SIZE {
-            return Err(Error::invalid(
-                "limit",
-                format!(
-                    "{}: must be 1 to {}",
-                    query.limit,
-                    crate::store::MAX_PAGE_SIZE
-                ),
-            ));
-        }
+        crate::store::check_limit(query.limit)?;
         if let Some(text) = &query.text {
             crate::validate::at_most(
                 "search text",
