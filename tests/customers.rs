@@ -840,7 +840,61 @@ async fn staff_find_customers_by_text_and_group_a_page_at_a_time(backend: Backen
     }
 }
 
+async fn account_changes_reach_the_outbox_without_personal_data(backend: Backend) {
+    use cartwright::event::CustomerChange;
+    use cartwright::store::EventKind;
+    let shop = Shop::new(backend).await;
+    let ann = shop
+        .engine
+        .register(new("ann@example.com", "s3cret-pass"))
+        .await
+        .unwrap();
+    let me = Actor::Customer(ann.id());
+    shop.engine
+        .update_profile(&me, ann.id(), Some("Ann Other"), None)
+        .await
+        .unwrap();
+    let issued = shop
+        .engine
+        .request_email_verification(&me, ann.id())
+        .await
+        .unwrap();
+    shop.engine.verify_email(&issued.token).await.unwrap();
+    shop.engine
+        .change_password(&me, ann.id(), "s3cret-pass", "another-pass-1")
+        .await
+        .unwrap();
+    shop.engine
+        .erase_customer(&Actor::Staff("wes".into()), ann.id())
+        .await
+        .unwrap();
+    let changes: Vec<CustomerChange> = common::pending(&shop.engine, "mailer", 6)
+        .await
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::CustomerChanged {
+                customer_id,
+                change,
+            } if customer_id == ann.id() => Some(change),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            CustomerChange::Registered,
+            CustomerChange::ProfileUpdated,
+            CustomerChange::EmailVerified,
+            CustomerChange::PasswordChanged,
+            CustomerChange::Erased,
+        ]
+    );
+    let all = format!("{:?}", common::pending(&shop.engine, "mailer", 6).await);
+    assert!(!all.contains("ann@example.com") && !all.contains("Ann Other"));
+}
+
 conformance!(
+    account_changes_reach_the_outbox_without_personal_data,
     a_profile_changes_and_a_new_email_counts_once_confirmed,
     staff_find_customers_by_text_and_group_a_page_at_a_time,
     a_customer_is_exported_and_erased_leaving_the_books,

@@ -88,6 +88,15 @@ pub enum EventKind {
         /// The order.
         order_id: OrderId,
     },
+    /// Something happened to a customer's account. Carries no personal
+    /// data: a consumer that mails the customer ("your password was
+    /// changed") reads the account by id.
+    CustomerChanged {
+        /// The customer.
+        customer_id: crate::id::CustomerId,
+        /// What happened.
+        change: CustomerChange,
+    },
     /// A member of staff (or the system) changed the shop: catalog, stock,
     /// locations, promotions, coupons, price lists, groups. Order changes
     /// are recorded in the order's own history instead.
@@ -99,4 +108,25 @@ pub enum EventKind {
         /// What it was done to (ids, and the new value where short).
         subject: String,
     },
+}
+
+/// What happened to a customer's account ([`EventKind::CustomerChanged`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CustomerChange {
+    /// An account was opened (or a guest's record became one).
+    Registered,
+    /// The password was changed with the current one.
+    PasswordChanged,
+    /// The password was reset with a token.
+    PasswordReset,
+    /// The email was verified with a token.
+    EmailVerified,
+    /// A new email was confirmed and replaced the old one.
+    EmailChanged,
+    /// The name or phone changed.
+    ProfileUpdated,
+    /// The customer was erased on request.
+    Erased,
 }

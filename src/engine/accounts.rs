@@ -14,6 +14,7 @@ use crate::customer::{
     issue_email_change, issue_token, parse_token, replace_token,
 };
 use crate::error::{Error, Result};
+use crate::event::CustomerChange;
 use crate::id::CustomerId;
 
 use super::Engine;
@@ -56,7 +57,10 @@ impl Engine {
             return Err(Error::InvalidCredentials);
         }
         c.set_password(new_hash?, true);
-        self.inner.store.save_customer(c).await
+        let c = self.inner.store.save_customer(c).await?;
+        self.customer_event(c.id(), CustomerChange::PasswordChanged)
+            .await;
+        Ok(c)
     }
 
     /// Issues a password-reset token for the account with this email, for
@@ -120,12 +124,16 @@ impl Engine {
         let policy = self.inner.config.password_policy;
         let new = new_password.to_owned();
         let hash = self.hashing(move || policy.hash(&new)).await??;
-        self.consume_token(id, TokenPurpose::PasswordReset, secret, |c, _| {
-            c.set_password(hash, sign_out_everywhere);
-            c.mark_email_verified();
-            Ok(())
-        })
-        .await
+        let c = self
+            .consume_token(id, TokenPurpose::PasswordReset, secret, |c, _| {
+                c.set_password(hash, sign_out_everywhere);
+                c.mark_email_verified();
+                Ok(())
+            })
+            .await?;
+        self.customer_event(c.id(), CustomerChange::PasswordReset)
+            .await;
+        Ok(c)
     }
 
     /// Issues an email-verification token for the customer's email, for the
@@ -168,11 +176,15 @@ impl Engine {
     #[tracing::instrument(skip_all)]
     pub async fn verify_email(&self, token: &str) -> Result<Customer> {
         let (id, secret) = parse_token(token)?;
-        self.consume_token(id, TokenPurpose::EmailVerification, secret, |c, _| {
-            c.mark_email_verified();
-            Ok(())
-        })
-        .await
+        let c = self
+            .consume_token(id, TokenPurpose::EmailVerification, secret, |c, _| {
+                c.mark_email_verified();
+                Ok(())
+            })
+            .await?;
+        self.customer_event(c.id(), CustomerChange::EmailVerified)
+            .await;
+        Ok(c)
     }
 
     /// Changes a customer's name and phone (`None` leaves one as it is).
@@ -191,8 +203,12 @@ impl Engine {
         name: Option<&str>,
         phone: Option<&str>,
     ) -> Result<Customer> {
-        self.modify_customer(actor, customer, |c| c.update_profile(name, phone))
-            .await
+        let c = self
+            .modify_customer(actor, customer, |c| c.update_profile(name, phone))
+            .await?;
+        self.customer_event(c.id(), CustomerChange::ProfileUpdated)
+            .await;
+        Ok(c)
     }
 
     /// Asks to change a customer's email: a token for the embedding program
@@ -239,12 +255,16 @@ impl Engine {
     #[tracing::instrument(skip_all)]
     pub async fn confirm_email_change(&self, token: &str) -> Result<Customer> {
         let (id, secret) = parse_token(token)?;
-        self.consume_token(id, TokenPurpose::EmailChange, secret, |c, email| {
-            let email = email.ok_or(Error::InvalidToken)?;
-            c.change_email(email);
-            Ok(())
-        })
-        .await
+        let c = self
+            .consume_token(id, TokenPurpose::EmailChange, secret, |c, email| {
+                let email = email.ok_or(Error::InvalidToken)?;
+                c.change_email(email);
+                Ok(())
+            })
+            .await?;
+        self.customer_event(c.id(), CustomerChange::EmailChanged)
+            .await;
+        Ok(c)
     }
 
     /// Checks `secret` against customer `id`'s live token for `purpose`:
@@ -366,6 +386,7 @@ impl Engine {
             .erase_customer(customer, self.now())
             .await?;
         self.audit(actor, "erase_customer", customer).await;
+        self.customer_event(customer, CustomerChange::Erased).await;
         Ok(erasure)
     }
 }

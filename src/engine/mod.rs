@@ -475,6 +475,30 @@ impl Engine {
         }
     }
 
+    /// Records something that happened to a customer's account, right after
+    /// it took effect (an
+    /// [`EventKind::CustomerChanged`](crate::event::EventKind::CustomerChanged)
+    /// in the outbox). The change stands even if this record cannot be
+    /// written; that is logged.
+    pub(crate) async fn customer_event(
+        &self,
+        customer_id: CustomerId,
+        change: crate::event::CustomerChange,
+    ) {
+        let event = crate::event::EventKind::CustomerChanged {
+            customer_id,
+            change,
+        };
+        if let Err(error) = self
+            .inner
+            .store
+            .record_events(vec![event], self.now())
+            .await
+        {
+            tracing::warn!(%error, ?change, "customer change made, but its event was not recorded");
+        }
+    }
+
     pub(crate) fn now(&self) -> DateTime<Utc> {
         self.inner.clock.now()
     }
@@ -630,21 +654,26 @@ impl Engine {
         let policy = self.inner.config.password_policy;
         let password = input.password;
         let hash = self.hashing(move || policy.hash(&password)).await??;
-        match self.inner.store.customer_by_email(&email).await? {
+        let customer = match self.inner.store.customer_by_email(&email).await? {
             Some(mut existing) if existing.kind() == CustomerKind::Guest => {
                 existing.register(&input.name, hash)?;
-                self.inner.store.save_customer(existing).await
+                self.inner.store.save_customer(existing).await?
             }
-            Some(_) => Err(Error::AlreadyExists {
-                what: "email",
-                value: email.to_string(),
-            }),
+            Some(_) => {
+                return Err(Error::AlreadyExists {
+                    what: "email",
+                    value: email.to_string(),
+                });
+            }
             None => {
                 let customer = Customer::registered(email, &input.name, hash, self.now())?;
                 self.inner.store.insert_customer(customer.clone()).await?;
-                Ok(customer)
+                customer
             }
-        }
+        };
+        self.customer_event(customer.id(), crate::event::CustomerChange::Registered)
+            .await;
+        Ok(customer)
     }
 
     /// Checks an email and password. Unknown emails, guests and wrong
