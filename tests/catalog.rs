@@ -669,7 +669,64 @@ async fn products_are_listed_and_searched_a_page_at_a_time(backend: Backend) {
     }
 }
 
+async fn a_sold_variant_is_kept_when_a_product_drops_it(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let staff = Actor::Staff("wes".into());
+    let product = shop
+        .product_with(
+            "TWO-A",
+            NewVariant::shipped("TWO-A")
+                .prices(vec![usd("5.00")])
+                .status(Status::Active),
+        )
+        .await;
+    let mut both = product.clone();
+    both.add_variant(
+        NewVariant::shipped("TWO-B")
+            .prices(vec![usd("6.00")])
+            .status(Status::Active),
+    )
+    .unwrap();
+    shop.engine
+        .update_product(&staff, both.clone())
+        .await
+        .unwrap();
+    let (sold, unsold) = (both.variants()[0].id(), both.variants()[1].id());
+    let location = shop.warehouse;
+    shop.engine
+        .set_stock(&staff, sold, location, 5)
+        .await
+        .unwrap();
+    let cart = shop.ready_cart(&[(sold, 1)]).await;
+    shop.place(cart.id(), "k").await;
+
+    // Dropping the sold variant is refused, naming it; nothing changes.
+    let mut without_sold = both.clone();
+    without_sold.remove_variant(sold).unwrap();
+    let before = shop.snapshot().await;
+    let err = shop
+        .engine
+        .update_product(&staff, without_sold)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Invalid { reason, .. } if reason.contains(&sold.to_string())),
+        "{err:?}"
+    );
+    assert_eq!(shop.snapshot().await, before);
+    // Dropping the unsold one is fine.
+    let mut without_unsold = both.clone();
+    without_unsold.remove_variant(unsold).unwrap();
+    shop.engine
+        .update_product(&staff, without_unsold)
+        .await
+        .unwrap();
+    assert!(shop.engine.variant_by_sku("TWO-B").await.is_err());
+    assert!(shop.engine.variant_by_sku("TWO-A").await.is_ok());
+}
+
 conformance!(
+    a_sold_variant_is_kept_when_a_product_drops_it,
     products_are_listed_and_searched_a_page_at_a_time,
     categories_move_rename_and_delete_and_products_follow,
     collections_are_renamed_and_deleted_when_empty,

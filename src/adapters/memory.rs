@@ -180,6 +180,19 @@ impl State {
         }
     }
 
+    /// Whether any of `variants` was ever reserved or ordered.
+    fn variants_used(&self, variants: &BTreeSet<VariantId>) -> bool {
+        self.reservations
+            .values()
+            .any(|r| r.lines.iter().any(|l| variants.contains(&l.variant_id)))
+            || self.orders.values().any(|o| {
+                o.pricing()
+                    .lines
+                    .iter()
+                    .any(|l| variants.contains(&l.variant_id))
+            })
+    }
+
     fn category_ancestry(&self, start: &BTreeSet<CategoryId>) -> BTreeSet<CategoryId> {
         let mut out = BTreeSet::new();
         for id in start {
@@ -379,6 +392,24 @@ impl CatalogStore for MemoryStore {
             .cloned()
             .ok_or_else(|| Error::not_found("product", product.id()))?;
         s.check_product_refs(&product, Some(product.id()))?;
+        // A variant that was reserved or ordered is archived, never removed.
+        let kept: BTreeSet<VariantId> = product.variants().iter().map(|v| v.id()).collect();
+        let removed: BTreeSet<VariantId> = old
+            .variants()
+            .iter()
+            .map(|v| v.id())
+            .filter(|v| !kept.contains(v))
+            .collect();
+        if let Some(v) = removed
+            .iter()
+            .find(|v| s.variants_used(&BTreeSet::from([**v])))
+        {
+            return Err(Error::invalid(
+                "product variants",
+                format!("variant {v} was reserved or ordered: archive it instead"),
+            ));
+        }
+        s.stock.retain(|(v, _), _| !removed.contains(v));
         s.unindex_product(&old);
         s.index_product(&product);
         s.products.insert(product.id(), product);
@@ -561,17 +592,7 @@ impl CatalogStore for MemoryStore {
             .cloned()
             .ok_or_else(|| Error::not_found("product", id))?;
         let variants: BTreeSet<VariantId> = product.variants().iter().map(|v| v.id()).collect();
-        let reserved = s
-            .reservations
-            .values()
-            .any(|r| r.lines.iter().any(|l| variants.contains(&l.variant_id)));
-        let ordered = s.orders.values().any(|o| {
-            o.pricing()
-                .lines
-                .iter()
-                .any(|l| variants.contains(&l.variant_id))
-        });
-        if reserved || ordered {
+        if s.variants_used(&variants) {
             return Err(Error::invalid(
                 "product",
                 format!("{id} was reserved or ordered: archive it instead"),

@@ -490,6 +490,31 @@ impl PgStore {
                 return Err(Error::not_found("product", product.id()).into());
             }
             let keep = uuids(product.variants(), |v| v.id().as_uuid());
+            // A variant that was reserved or ordered is archived, never removed.
+            let used: Option<Uuid> = sqlx::query_scalar(
+                "WITH gone AS (SELECT id FROM cw_variants
+                               WHERE product_id = $1 AND NOT (id = ANY($2)))
+                 SELECT g.id FROM gone g
+                 WHERE EXISTS (SELECT 1 FROM cw_reservation_lines WHERE variant_id = g.id)
+                    OR EXISTS (SELECT 1 FROM cw_orders o,
+                                      jsonb_array_elements(o.doc->'pricing'->'lines') l
+                               WHERE (l->>'variant_id')::uuid = g.id)
+                 ORDER BY g.id LIMIT 1",
+            )
+            .bind(id)
+            .bind(&keep)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(v) = used {
+                return Err(Error::invalid(
+                    "product variants",
+                    format!(
+                        "variant {} was reserved or ordered: archive it instead",
+                        VariantId::from_uuid(v)
+                    ),
+                )
+                .into());
+            }
             sqlx::query("DELETE FROM cw_variants WHERE product_id = $1 AND NOT (id = ANY($2))")
                 .bind(id)
                 .bind(&keep)

@@ -44,7 +44,9 @@ pub trait CatalogStore: Send + Sync {
     /// Saves a new product. Fails if a SKU is taken or a category or
     /// collection does not exist.
     async fn insert_product(&self, product: Product) -> Result<()>;
-    /// Replaces an existing product, with the same checks.
+    /// Replaces an existing product, with the same checks. A variant left
+    /// out is deleted (with its stock) only if it was never reserved or
+    /// ordered: [`Error::Invalid`] otherwise, naming it (archive it instead).
     async fn update_product(&self, product: Product) -> Result<()>;
     /// One product.
     async fn product(&self, id: ProductId) -> Result<Product>;

@@ -560,6 +560,51 @@ impl Product {
         self.status = status;
     }
 
+    /// Adds a variant; returns its id. The store checks the SKU is free in
+    /// the catalog.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for a variant that does
+    /// not validate or one past [`MAX_VARIANTS_PER_PRODUCT`];
+    /// [`Error::AlreadyExists`] for a SKU another of its variants has.
+    pub fn add_variant(&mut self, input: NewVariant) -> Result<VariantId> {
+        at_most(
+            "variants per product",
+            self.variants.len() + 1,
+            MAX_VARIANTS_PER_PRODUCT,
+        )?;
+        let variant = Variant::new(self.id, input)?;
+        if self.variants.iter().any(|v| v.sku == variant.sku) {
+            return Err(Error::AlreadyExists {
+                what: "sku",
+                value: variant.sku.to_string(),
+            });
+        }
+        let id = variant.id();
+        self.variants.push(variant);
+        Ok(id)
+    }
+
+    /// Removes a variant (the store refuses one that was reserved or
+    /// ordered: archive it instead, with [`Product::set_variant_status`]).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for a variant it does not have;
+    /// [`Error::Invalid`] for its last variant (a product needs one).
+    pub fn remove_variant(&mut self, variant: VariantId) -> Result<()> {
+        if !self.variants.iter().any(|v| v.id() == variant) {
+            return Err(Error::not_found("variant", variant));
+        }
+        if self.variants.len() == 1 {
+            return Err(Error::invalid(
+                "variants",
+                "a product needs at least one variant",
+            ));
+        }
+        self.variants.retain(|v| v.id() != variant);
+        Ok(())
+    }
+
     /// Changes one variant's status.
     ///
     /// # Errors
