@@ -107,6 +107,16 @@
 //! [`Engine::save_price_list`]); [`pricing`] documents the pipeline and
 //! [`pricing::PricedCart::promotions`] explains every outcome.
 //!
+//! The back office is on the same [`Engine`]: account recovery
+//! ([`Engine::request_password_reset`], [`Engine::reset_password`],
+//! [`Engine::verify_email`], [`Engine::confirm_email_change`] — single-use
+//! tokens the embedding program delivers), privacy
+//! ([`Engine::export_customer`], [`Engine::erase_customer`]), staff search
+//! ([`Engine::find_customers`]), catalog upkeep ([`Engine::move_category`],
+//! [`Engine::delete_product`], ...) and product listings
+//! ([`Engine::find_products`]: words, SKU, category, collection, tag,
+//! status, price range, keyset pages).
+//!
 //! More in `examples/`: `checkout.rs` (a whole shop session with promotions
 //! and a receipt), `custom_rule.rs` (your own pricing condition and action),
 //! `postgres_checkout.rs` (the same on PostgreSQL),
