@@ -64,11 +64,11 @@ async fn grow(pool: &PgPool, total: usize) {
     .await
     .unwrap();
     sqlx::query(
-        "INSERT INTO cw_products (id, summary, doc)
+        "INSERT INTO cw_products (id, summary, search, doc)
          SELECT c.id,
-                jsonb_set(jsonb_set(jsonb_set(p.summary, '{title}', to_jsonb(c.title)),
-                                    '{prices,USD}', jsonb_build_array(c.price)),
-                          '{skus}', jsonb_build_array('BENCH-' || c.i)),
+                jsonb_set(p.summary, '{title}', to_jsonb(c.title)),
+                jsonb_build_object('prices', jsonb_build_object('USD', jsonb_build_array(c.price)),
+                                   'skus', jsonb_build_array('BENCH-' || c.i)),
                 jsonb_set(jsonb_set(p.doc, '{id}', to_jsonb(c.id::text)), '{title}', to_jsonb(c.title))
          FROM copies c JOIN cw_products p ON p.id = c.template",
     )

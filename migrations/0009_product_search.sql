@@ -10,15 +10,18 @@ CREATE INDEX cw_products_title_words ON cw_products USING gin
 CREATE INDEX cw_products_title_order ON cw_products ((summary->>'title') COLLATE "C", id);
 CREATE INDEX cw_variants_sku_prefix ON cw_variants (sku text_pattern_ops);
 
--- Every variant's price by currency in the summary (a listing's price
--- range reads it without joining the variants); existing products get it.
-UPDATE cw_products p SET summary = p.summary || jsonb_build_object('prices', coalesce((
-    SELECT jsonb_object_agg(x.cur, x.amounts) FROM (
-        SELECT pr.key AS cur, jsonb_agg(pr.value->'amount') AS amounts
-        FROM cw_variants v, jsonb_each(v.doc->'prices') AS pr
-        WHERE v.product_id = p.id
-        GROUP BY pr.key) AS x), '{}'::jsonb));
-
--- And every variant's SKU (a listing's SKU search reads it per product).
-UPDATE cw_products p SET summary = p.summary || jsonb_build_object('skus', coalesce((
-    SELECT jsonb_agg(v.sku ORDER BY v.sku) FROM cw_variants v WHERE v.product_id = p.id), '[]'::jsonb));
+-- What only listings read, in a column of its own so that pricing, which
+-- reads the summary for every cart line, does not carry it: every
+-- variant's price by currency (a price range reads it without joining the
+-- variants) and every variant's SKU. Existing products get it.
+ALTER TABLE cw_products ADD COLUMN search jsonb NOT NULL DEFAULT '{}';
+UPDATE cw_products p SET search = jsonb_build_object(
+    'prices', coalesce((
+        SELECT jsonb_object_agg(x.cur, x.amounts) FROM (
+            SELECT pr.key AS cur, jsonb_agg(pr.value->'amount') AS amounts
+            FROM cw_variants v, jsonb_each(v.doc->'prices') AS pr
+            WHERE v.product_id = p.id
+            GROUP BY pr.key) AS x), '{}'::jsonb),
+    'skus', coalesce((
+        SELECT jsonb_agg(v.sku ORDER BY v.sku) FROM cw_variants v WHERE v.product_id = p.id),
+        '[]'::jsonb));

@@ -478,14 +478,17 @@ impl PgStore {
             product,
             ancestry(&mut tx, product.categories()).await?,
         ))?;
+        let search = to_json(&ProductSearch::of(product))?;
         if replace {
-            let updated =
-                sqlx::query("UPDATE cw_products SET doc = $2, summary = $3 WHERE id = $1")
-                    .bind(id)
-                    .bind(Json(&body))
-                    .bind(Json(&summary))
-                    .execute(&mut *tx)
-                    .await?;
+            let updated = sqlx::query(
+                "UPDATE cw_products SET doc = $2, summary = $3, search = $4 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(Json(&body))
+            .bind(Json(&summary))
+            .bind(Json(&search))
+            .execute(&mut *tx)
+            .await?;
             if updated.rows_affected() == 0 {
                 return Err(Error::not_found("product", product.id()).into());
             }
@@ -529,12 +532,15 @@ impl PgStore {
                 .execute(&mut *tx)
                 .await?;
         } else {
-            sqlx::query("INSERT INTO cw_products (id, doc, summary) VALUES ($1, $2, $3)")
-                .bind(id)
-                .bind(Json(&body))
-                .bind(Json(&summary))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO cw_products (id, doc, summary, search) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(id)
+            .bind(Json(&body))
+            .bind(Json(&summary))
+            .bind(Json(&search))
+            .execute(&mut *tx)
+            .await?;
         }
         let ids = uuids(product.variants(), |v| v.id().as_uuid());
         let skus: Vec<String> = product
@@ -689,13 +695,37 @@ struct ProductSummary {
     /// product is written, and again for every product under a category
     /// that moves.
     categories: std::collections::BTreeSet<CategoryId>,
-    /// Every variant's price, by currency (what a listing's price range
-    /// reads, without joining the variants).
-    #[serde(default)]
+}
+
+/// What only listings read of a product, in its own column (`search`), so
+/// pricing's reads of the summary stay small.
+#[derive(serde::Serialize)]
+struct ProductSearch {
+    /// Every variant's price, by currency (a price range reads it without
+    /// joining the variants).
     prices: std::collections::BTreeMap<crate::money::Currency, Vec<Decimal>>,
-    /// Every variant's SKU (what a listing's SKU search reads).
-    #[serde(default)]
+    /// Every variant's SKU.
     skus: Vec<String>,
+}
+
+impl ProductSearch {
+    fn of(p: &Product) -> Self {
+        let mut prices: std::collections::BTreeMap<_, Vec<Decimal>> =
+            std::collections::BTreeMap::new();
+        for v in p.variants() {
+            for m in v.prices() {
+                prices.entry(m.currency()).or_default().push(m.amount());
+            }
+        }
+        Self {
+            prices,
+            skus: p
+                .variants()
+                .iter()
+                .map(|v| v.sku().as_str().to_owned())
+                .collect(),
+        }
+    }
 }
 
 impl ProductSummary {
@@ -717,21 +747,6 @@ impl ProductSummary {
             tags: p.tags().clone(),
             collections: p.collections().clone(),
             categories,
-            prices: {
-                let mut prices: std::collections::BTreeMap<_, Vec<Decimal>> =
-                    std::collections::BTreeMap::new();
-                for v in p.variants() {
-                    for m in v.prices() {
-                        prices.entry(m.currency()).or_default().push(m.amount());
-                    }
-                }
-                prices
-            },
-            skus: p
-                .variants()
-                .iter()
-                .map(|v| v.sku().as_str().to_owned())
-                .collect(),
         }
     }
 }
@@ -908,11 +923,11 @@ impl CatalogStore for PgStore {
                         to_tsvector('simple', regexp_replace(lower(p.summary->>'title'),
                                                              '[^[:alnum:]]+', ' ', 'g'))
                         @@ to_tsquery('simple', $2))
-                    OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(p.summary->'skus') AS s(sku)
+                    OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(p.search->'skus') AS s(sku)
                                WHERE s.sku LIKE $1 ESCAPE '\\'))
                AND p.summary @> $3::jsonb
                AND ($4::text IS NULL OR EXISTS (
-                    SELECT 1 FROM jsonb_array_elements_text(p.summary->'prices'->$4) AS a(price)
+                    SELECT 1 FROM jsonb_array_elements_text(p.search->'prices'->$4) AS a(price)
                     WHERE ($5::numeric IS NULL OR a.price::numeric >= $5)
                       AND ($6::numeric IS NULL OR a.price::numeric <= $6)))
                AND {cursor}
