@@ -18,14 +18,14 @@
 #[path = "pg_support/mod.rs"]
 mod pg_support;
 
-use pg_support::{median, opts};
+use pg_support::{fresh_schema, median};
 use std::str::FromStr;
 use std::sync::Arc;
 
 use cartwright::order::{OrderQuery, OrderStatus};
 use cartwright::prelude::*;
 use cartwright::store::{PgStore, Store};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::PgPool;
 
 const SCHEMA: &str = "cartwright_order_pages";
 const CUSTOMERS: usize = 100;
@@ -115,36 +115,16 @@ async fn grow(pool: &PgPool, template: uuid::Uuid, total: usize) {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(opts())
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {SCHEMA}")))
-        .execute(&admin)
-        .await
-        .unwrap();
     // Time-ordered ids for the copies, as UUIDv7 orders them.
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "CREATE FUNCTION {SCHEMA}.uuid_send_v7(i bigint) RETURNS uuid LANGUAGE sql IMMUTABLE AS
-         $$ SELECT (lpad(to_hex(1700000000000 + i), 12, '0') || '7000' || '8' || lpad(to_hex(i), 15, '0'))::uuid $$"
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
-    admin.close().await;
-
-    let pool = PgPoolOptions::new()
-        .max_connections(4)
-        .connect_with(opts().options([("search_path", SCHEMA)]))
-        .await
-        .unwrap();
+    let pool = fresh_schema(
+        SCHEMA,
+        &[format!(
+            "CREATE FUNCTION {SCHEMA}.uuid_send_v7(i bigint) RETURNS uuid LANGUAGE sql IMMUTABLE AS
+             $$ SELECT (lpad(to_hex(1700000000000 + i), 12, '0') || '7000' || '8' || lpad(to_hex(i), 15, '0'))::uuid $$"
+        )],
+        4,
+    )
+    .await;
     let store = Arc::new(PgStore::from_pool(pool.clone()).await.unwrap());
     let engine = Engine::builder()
         .store(store.clone() as Arc<dyn Store>)

@@ -21,13 +21,13 @@
 #[path = "pg_support/mod.rs"]
 mod pg_support;
 
-use pg_support::{median, opts};
+use pg_support::{fresh_schema, median};
 use std::sync::Arc;
 
 use cartwright::catalog::{PriceRange, ProductQuery, ProductSort};
 use cartwright::prelude::*;
 use cartwright::store::{PgStore, Store};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::PgPool;
 
 const SCHEMA: &str = "cartwright_product_search";
 
@@ -105,28 +105,7 @@ async fn grow(pool: &PgPool, total: usize) {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(opts())
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {SCHEMA}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-
-    let pool = PgPoolOptions::new()
-        .max_connections(4)
-        .connect_with(opts().options([("search_path", SCHEMA)]))
-        .await
-        .unwrap();
+    let pool = fresh_schema(SCHEMA, &[], 4).await;
     let store = Arc::new(PgStore::from_pool(pool.clone()).await.unwrap());
     let engine = Engine::builder()
         .store(store.clone() as Arc<dyn Store>)

@@ -47,6 +47,7 @@ const STAFF_ONLY: [bool; 7] = [false, false, false, false, true, false, false];
 const CUSTOMERS: [bool; 7] = [false, false, true, true, false, false, false];
 const PROVIDER_OR_SYSTEM: [bool; 7] = [false, false, false, false, false, true, true];
 const OWNER_ONLY: [bool; 7] = [false, false, true, false, false, false, false];
+const EVERYONE: [bool; 7] = [true; 7];
 
 macro_rules! row {
     ($name:expr, $allow:expr, |$e:ident, $a:ident| $body:expr) => {
@@ -438,6 +439,14 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
             "erase_customer (an unknown one)",
             PRIVILEGED,
             |e, a| async move { e.erase_customer(&a, CustomerId::new()).await }
+        ),
+        row!(
+            "find_products (shoppers see active ones)",
+            EVERYONE,
+            |e, a| async move {
+                e.find_products(&a, &cartwright::catalog::ProductQuery::new(5))
+                    .await
+            }
         ),
         row!("update_profile", OWNER_OR_PRIVILEGED, |e, a| async move {
             e.update_profile(&a, owner, Some("Owner"), None).await

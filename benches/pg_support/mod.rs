@@ -4,7 +4,7 @@
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 /// The database from `DATABASE_URL` (default: the local server).
 pub fn opts() -> PgConnectOptions {
@@ -29,4 +29,31 @@ where
     }
     times.sort();
     times[times.len() / 2]
+}
+
+/// Drops and recreates `schema`, runs `setup` (SQL, may name the schema) in
+/// it, and returns a pool of `connections` whose search path is that schema.
+pub async fn fresh_schema(schema: &str, setup: &[String], connections: u32) -> PgPool {
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts())
+        .await
+        .unwrap();
+    let mut statements = vec![
+        format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+        format!("CREATE SCHEMA {schema}"),
+    ];
+    statements.extend(setup.iter().cloned());
+    for statement in statements {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+    admin.close().await;
+    PgPoolOptions::new()
+        .max_connections(connections)
+        .connect_with(opts().options([("search_path", schema)]))
+        .await
+        .unwrap()
 }

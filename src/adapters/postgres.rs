@@ -494,27 +494,10 @@ impl PgStore {
             }
             let keep = uuids(product.variants(), |v| v.id().as_uuid());
             // A variant that was reserved or ordered is archived, never removed.
-            let used: Option<Uuid> = sqlx::query_scalar(
-                "WITH gone AS (SELECT id FROM cw_variants
-                               WHERE product_id = $1 AND NOT (id = ANY($2)))
-                 SELECT g.id FROM gone g
-                 WHERE EXISTS (SELECT 1 FROM cw_reservation_lines WHERE variant_id = g.id)
-                    OR EXISTS (SELECT 1 FROM cw_orders o,
-                                      jsonb_array_elements(o.doc->'pricing'->'lines') l
-                               WHERE (l->>'variant_id')::uuid = g.id)
-                 ORDER BY g.id LIMIT 1",
-            )
-            .bind(id)
-            .bind(&keep)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(v) = used {
+            if let Some(v) = first_sold_variant(&mut tx, id, &keep).await? {
                 return Err(Error::invalid(
                     "product variants",
-                    format!(
-                        "variant {} was reserved or ordered: archive it instead",
-                        VariantId::from_uuid(v)
-                    ),
+                    format!("variant {} was reserved or ordered: archive it instead", v),
                 )
                 .into());
             }
@@ -663,6 +646,31 @@ impl PgStore {
         }
         Ok(out)
     }
+}
+
+/// The first of `product`'s variants, other than those in `keep`, that was
+/// ever reserved (reservation lines are indexed by variant) or ordered (a
+/// scan of the orders' lines: deleting is a rare staff action).
+async fn first_sold_variant(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    product: Uuid,
+    keep: &[Uuid],
+) -> Try<Option<VariantId>> {
+    let used: Option<Uuid> = sqlx::query_scalar(
+        "WITH gone AS (SELECT id FROM cw_variants
+                       WHERE product_id = $1 AND NOT (id = ANY($2)))
+         SELECT g.id FROM gone g
+         WHERE EXISTS (SELECT 1 FROM cw_reservation_lines WHERE variant_id = g.id)
+            OR EXISTS (SELECT 1 FROM cw_orders o,
+                              jsonb_array_elements(o.doc->'pricing'->'lines') l
+                       WHERE (l->>'variant_id')::uuid = g.id)
+         ORDER BY g.id LIMIT 1",
+    )
+    .bind(product)
+    .bind(keep)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(used.map(VariantId::from_uuid))
 }
 
 /// `categories` and every ancestor of each, read in `tx`.
@@ -1053,19 +1061,10 @@ impl CatalogStore for PgStore {
             if found.is_none() {
                 return Err(Error::not_found("product", id).into());
             }
-            // Reserved (lines are indexed by variant) or ordered (a scan of
-            // the orders' lines: deleting is a rare staff action).
-            let used: bool = sqlx::query_scalar(
-                "WITH v AS (SELECT id FROM cw_variants WHERE product_id = $1)
-                 SELECT EXISTS (SELECT 1 FROM cw_reservation_lines WHERE variant_id IN (SELECT id FROM v))
-                     OR EXISTS (SELECT 1 FROM cw_orders o,
-                                       jsonb_array_elements(o.doc->'pricing'->'lines') l
-                                WHERE (l->>'variant_id')::uuid IN (SELECT id FROM v))",
-            )
-            .bind(id.as_uuid())
-            .fetch_one(&mut *tx)
-            .await?;
-            if used {
+            if first_sold_variant(&mut tx, id.as_uuid(), &[])
+                .await?
+                .is_some()
+            {
                 return Err(Error::invalid(
                     "product",
                     format!("{id} was reserved or ordered: archive it instead"),
