@@ -239,6 +239,25 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
             r.actor = a.clone();
             e.checkout(r)
         }),
+        row!(
+            "start_checkout (customer's cart)",
+            OWNER_OR_PRIVILEGED,
+            |e, a| {
+                let mut r = request(oc, "access-start");
+                r.actor = a.clone();
+                e.start_checkout(r)
+            }
+        ),
+        row!(
+            "complete_checkout (customer's cart)",
+            OWNER_OR_PRIVILEGED,
+            |e, a| async move { e.complete_checkout(&a, oc, &key("access-wait")).await }
+        ),
+        row!(
+            "cancel_checkout (customer's cart)",
+            OWNER_OR_PRIVILEGED,
+            |e, a| async move { e.cancel_checkout(&a, oc, &key("access-wait")).await }
+        ),
         row!("merge_guest_cart", CUSTOMERS, |e, a| e
             .merge_guest_cart(&a, gc)),
         // Customers.

@@ -331,6 +331,8 @@ async fn a_provider_event_settles_a_pending_refund_once(backend: Backend) {
         .engine
         .apply_provider_event(&Actor::Provider("test".into()), &event)
         .await
+        .unwrap()
+        .into_order()
         .unwrap();
     assert!(!o.has_pending_work(), "the event covers the pending refund");
     assert_eq!(o.returns()[0].state, ReturnState::Completed);
@@ -444,6 +446,8 @@ async fn a_failed_authorization_settles_a_pending_capture(backend: Backend) {
         .engine
         .apply_provider_event(&Actor::Provider("test".into()), &event)
         .await
+        .unwrap()
+        .into_order()
         .unwrap();
     assert!(!o.has_pending_work());
     assert_eq!(o.payment().status(), PaymentStatus::Failed);

@@ -60,11 +60,15 @@ async fn events_apply_once_and_in_any_order(backend: Backend) {
     let o = e
         .apply_provider_event(&Actor::Provider("test".into()), &all)
         .await
+        .unwrap()
+        .into_order()
         .unwrap();
     assert_eq!(o.payment().captured(), usd("16.50"));
     let o2 = e
         .apply_provider_event(&Actor::Provider("test".into()), &part)
         .await
+        .unwrap()
+        .into_order()
         .unwrap();
     assert_eq!(
         o2.payment().captured(),
@@ -76,6 +80,8 @@ async fn events_apply_once_and_in_any_order(backend: Backend) {
     let o3 = e
         .apply_provider_event(&Actor::Provider("test".into()), &all)
         .await
+        .unwrap()
+        .into_order()
         .unwrap();
     assert_eq!(o3, o2);
     assert_eq!(shop.snapshot().await, before);
@@ -93,6 +99,8 @@ async fn events_apply_once_and_in_any_order(backend: Backend) {
             ),
         )
         .await
+        .unwrap()
+        .into_order()
         .unwrap();
     assert_eq!(o.payment().refunded(), usd("5.00"));
     assert_eq!(o.payment().status(), PaymentStatus::PartiallyRefunded);
@@ -109,6 +117,8 @@ async fn events_apply_once_and_in_any_order(backend: Backend) {
             ),
         )
         .await
+        .unwrap()
+        .into_order()
         .unwrap();
     let last = o.history().last().unwrap();
     assert!(
@@ -177,6 +187,8 @@ async fn a_failed_authorization_is_recorded(backend: Backend) {
             ),
         )
         .await
+        .unwrap()
+        .into_order()
         .unwrap();
     assert_eq!(o.payment().status(), PaymentStatus::Failed);
     assert!(
@@ -222,6 +234,8 @@ async fn a_webhook_racing_the_shops_capture_ends_in_one_capture(backend: Backend
             ),
         )
         .await
+        .unwrap()
+        .into_order()
         .unwrap();
     assert_eq!(hooked.payment().captured(), usd("16.50"));
     racing.resume.notify_one();

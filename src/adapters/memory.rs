@@ -32,9 +32,9 @@ use crate::money::Currency;
 use crate::order::{Order, OrderChange, OrderQuery};
 use crate::pricing::{Coupon, PriceList, Promotion};
 use crate::store::{
-    BeginCheckout, CartStore, CatalogStore, CheckoutClaim, CheckoutEnd, CheckoutRecord,
-    CheckoutState, CheckoutStore, CustomerStore, Event, EventKind, EventStore, InventoryStore,
-    Lease, OrderStore, PricingInputs, PromotionStore, check_consumer, check_limit,
+    AwaitingPayment, BeginCheckout, CartStore, CatalogStore, CheckoutClaim, CheckoutEnd,
+    CheckoutRecord, CheckoutState, CheckoutStore, CustomerStore, Event, EventKind, EventStore,
+    InventoryStore, Lease, OrderStore, PricingInputs, PromotionStore, check_consumer, check_limit,
 };
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -68,6 +68,11 @@ struct State {
     usage: HashMap<String, u64>,
     /// Payment provider reference → order.
     payment_refs: HashMap<String, OrderId>,
+    /// A waiting payment's provider reference → its checkout (kept after
+    /// the payment settles, until a later session of the checkout replaces it).
+    session_refs: HashMap<String, IdempotencyKey>,
+    /// A checkout → its latest waiting payment's reference.
+    checkout_refs: HashMap<IdempotencyKey, String>,
     promotions: BTreeMap<PromotionId, Promotion>,
     price_lists: BTreeMap<PriceListId, PriceList>,
     coupons: HashMap<String, Coupon>,
@@ -129,9 +134,18 @@ impl State {
                 lease_token: token,
                 lease_until: b.lease_until,
                 created_at: b.now,
+                awaiting: None,
             },
         );
         lease
+    }
+
+    /// Forgets a checkout's waiting payment (settled one way or the other);
+    /// its reference still finds the checkout.
+    fn clear_awaiting(&mut self, key: &IdempotencyKey) {
+        if let Some(rec) = self.checkouts.get_mut(key) {
+            rec.awaiting = None;
+        }
     }
 
     fn check_product_refs(&self, product: &Product, replacing: Option<ProductId>) -> Result<()> {
@@ -1002,6 +1016,13 @@ impl CheckoutStore for MemoryStore {
             CheckoutState::InProgress => Ok(CheckoutClaim::InProgress {
                 lease_until: record.lease_until,
             }),
+            CheckoutState::AwaitingPayment => match &record.awaiting {
+                Some(a) => Ok(CheckoutClaim::AwaitingPayment(Box::new(a.session.clone()))),
+                None => Err(Error::CorruptData {
+                    entity: "checkout",
+                    reason: "waiting without its payment".into(),
+                }),
+            },
             CheckoutState::Retryable => {
                 let attempt = record
                     .attempt
@@ -1140,6 +1161,7 @@ impl CheckoutStore for MemoryStore {
                 .insert(order.id);
             s.customers.insert(c.id(), c);
         }
+        s.clear_awaiting(&lease.key);
         if let Some(rec) = s.checkouts.get_mut(&lease.key) {
             rec.state = CheckoutState::Completed { order_id: order.id };
         }
@@ -1174,6 +1196,7 @@ impl CheckoutStore for MemoryStore {
         if let Some(r) = reservation {
             s.release_reservation(r);
         }
+        s.clear_awaiting(&lease.key);
         if let Some(rec) = s.checkouts.get_mut(&lease.key) {
             rec.reservation_id = None;
             rec.state = match end {
@@ -1198,8 +1221,21 @@ impl CheckoutStore for MemoryStore {
     async fn prune_checkouts(&self, before: DateTime<Utc>) -> Result<u64> {
         let mut s = self.lock();
         let was = s.checkouts.len();
-        s.checkouts
-            .retain(|_, r| r.created_at >= before || r.state == CheckoutState::InProgress);
+        s.checkouts.retain(|_, r| {
+            r.created_at >= before
+                || matches!(
+                    r.state,
+                    CheckoutState::InProgress | CheckoutState::AwaitingPayment
+                )
+        });
+        let State {
+            checkouts,
+            session_refs,
+            checkout_refs,
+            ..
+        } = &mut *s;
+        session_refs.retain(|_, key| checkouts.contains_key(key));
+        checkout_refs.retain(|key, _| checkouts.contains_key(key));
         Ok((was - s.checkouts.len()) as u64)
     }
 
@@ -1213,7 +1249,12 @@ impl CheckoutStore for MemoryStore {
         let mut stale: Vec<CheckoutRecord> = s
             .checkouts
             .values()
-            .filter(|r| r.state == CheckoutState::InProgress && r.lease_until <= now)
+            .filter(|r| {
+                matches!(
+                    r.state,
+                    CheckoutState::InProgress | CheckoutState::AwaitingPayment
+                ) && r.lease_until <= now
+            })
             .cloned()
             .collect();
         stale.sort_by_key(|r| (r.lease_until, r.key.clone()));
@@ -1231,9 +1272,14 @@ impl CheckoutStore for MemoryStore {
         let Some(r) = s.checkouts.get_mut(key) else {
             return Ok(None);
         };
-        if r.state != CheckoutState::InProgress || r.lease_until > now {
+        let open = matches!(
+            r.state,
+            CheckoutState::InProgress | CheckoutState::AwaitingPayment
+        );
+        if !open || r.lease_until > now {
             return Ok(None);
         }
+        r.state = CheckoutState::InProgress;
         r.lease_token = Uuid::new_v4();
         r.lease_until = lease_until;
         Ok(Some(Lease {
@@ -1241,6 +1287,89 @@ impl CheckoutStore for MemoryStore {
             token: r.lease_token,
             attempt: r.attempt,
         }))
+    }
+
+    async fn await_payment(
+        &self,
+        lease: &Lease,
+        awaiting: &AwaitingPayment,
+        until: DateTime<Utc>,
+        hold_until: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut s = self.lock();
+        let record = s.leased(lease)?;
+        let reservation = record.reservation_id.ok_or(Error::ReservationExpired)?;
+        let expires_at = match s.reservations.get(&reservation).map(|r| &r.state) {
+            Some(ReservationState::Pending { expires_at }) => *expires_at,
+            _ => return Err(Error::ReservationExpired),
+        };
+        if let Some(taken) = s.session_refs.get(&awaiting.session.reference)
+            && *taken != lease.key
+        {
+            return Err(Error::AlreadyExists {
+                what: "payment session",
+                value: awaiting.session.reference.clone(),
+            });
+        }
+        // Keep the stock until the session can be settled.
+        let keep = expires_at.max(hold_until);
+        s.pending.remove(&(expires_at, reservation));
+        s.pending.insert((keep, reservation));
+        if let Some(r) = s.reservations.get_mut(&reservation) {
+            r.state = ReservationState::Pending { expires_at: keep };
+        }
+        let reference = awaiting.session.reference.clone();
+        if let Some(old) = s.checkout_refs.insert(lease.key.clone(), reference.clone())
+            && old != reference
+        {
+            s.session_refs.remove(&old);
+        }
+        s.session_refs.insert(reference, lease.key.clone());
+        if let Some(rec) = s.checkouts.get_mut(&lease.key) {
+            rec.state = CheckoutState::AwaitingPayment;
+            rec.lease_until = until;
+            rec.awaiting = Some(Box::new(awaiting.clone()));
+        }
+        Ok(())
+    }
+
+    async fn claim_awaiting(
+        &self,
+        key: &IdempotencyKey,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<(Lease, AwaitingPayment)>> {
+        let mut s = self.lock();
+        let Some(r) = s.checkouts.get_mut(key) else {
+            return Ok(None);
+        };
+        if r.state != CheckoutState::AwaitingPayment {
+            return Ok(None);
+        }
+        let Some(awaiting) = r.awaiting.as_deref().cloned() else {
+            return Ok(None);
+        };
+        r.state = CheckoutState::InProgress;
+        r.lease_token = Uuid::new_v4();
+        r.lease_until = lease_until;
+        Ok(Some((
+            Lease {
+                key: key.clone(),
+                token: r.lease_token,
+                attempt: r.attempt,
+            },
+            awaiting,
+        )))
+    }
+
+    async fn checkout_by_payment_reference(
+        &self,
+        reference: &str,
+    ) -> Result<Option<CheckoutRecord>> {
+        let s = self.lock();
+        Ok(s.session_refs
+            .get(reference)
+            .and_then(|key| s.checkouts.get(key))
+            .cloned())
     }
 }
 

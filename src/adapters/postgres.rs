@@ -50,9 +50,10 @@ use crate::money::Currency;
 use crate::order::{Order, OrderChange, OrderQuery, OrderStatus};
 use crate::pricing::{Coupon, PriceList, Promotion};
 use crate::store::{
-    BeginCheckout, CartStore, CatalogStore, CheckoutClaim, CheckoutEnd, CheckoutFailure,
-    CheckoutRecord, CheckoutState, CheckoutStore, CustomerStore, Event, EventKind, EventStore,
-    InventoryStore, Lease, OrderStore, PricingInputs, PromotionStore, check_consumer, check_limit,
+    AwaitingPayment, BeginCheckout, CartStore, CatalogStore, CheckoutClaim, CheckoutEnd,
+    CheckoutFailure, CheckoutRecord, CheckoutState, CheckoutStore, CustomerStore, Event, EventKind,
+    EventStore, InventoryStore, Lease, OrderStore, PricingInputs, PromotionStore, check_consumer,
+    check_limit,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -2125,6 +2126,7 @@ fn checkout_from_row(row: &PgRow) -> Try<CheckoutRecord> {
     let failure: Option<Json<CheckoutFailure>> = col(row, "failure", e)?;
     let state = match (state.as_str(), order_id, failure) {
         ("in_progress", _, _) => CheckoutState::InProgress,
+        ("awaiting_payment", _, _) => CheckoutState::AwaitingPayment,
         ("retryable", _, _) => CheckoutState::Retryable,
         ("completed", Some(o), _) => CheckoutState::Completed {
             order_id: OrderId::from_uuid(o),
@@ -2145,6 +2147,8 @@ fn checkout_from_row(row: &PgRow) -> Try<CheckoutRecord> {
         lease_token: col(row, "lease_token", e)?,
         lease_until: col(row, "lease_until", e)?,
         created_at: col(row, "created_at", e)?,
+        awaiting: col::<Option<Json<AwaitingPayment>>>(row, "awaiting", e)?
+            .map(|Json(a)| Box::new(a)),
     })
 }
 
@@ -2191,6 +2195,10 @@ impl PgStore {
             CheckoutState::Failed { failure } => CheckoutClaim::Failed(failure),
             CheckoutState::InProgress => CheckoutClaim::InProgress {
                 lease_until: record.lease_until,
+            },
+            CheckoutState::AwaitingPayment => match record.awaiting {
+                Some(a) => CheckoutClaim::AwaitingPayment(Box::new(a.session)),
+                None => return Err(corrupt("checkout", "waiting without its payment")),
             },
             CheckoutState::Retryable => {
                 let attempt = record
@@ -2286,7 +2294,7 @@ impl PgStore {
                  INSERT INTO cw_orders (id, customer_id, checkout_key, currency, total, placed_at, status, payment_reference, doc, pending_work, email)
                  SELECT $5, $9, $1, $10, $11, $3, 'placed', $15, $12, $16, $17 WHERE EXISTS (SELECT 1 FROM cart) RETURNING id),
              chk AS (
-                 UPDATE cw_checkouts SET state = 'completed', order_id = $5
+                 UPDATE cw_checkouts SET state = 'completed', order_id = $5, awaiting = NULL
                  WHERE key = $1 AND EXISTS (SELECT 1 FROM cart) RETURNING key),
              ev AS (
                  INSERT INTO cw_events (id, occurred_at, kind)
@@ -2409,7 +2417,9 @@ impl PgStore {
             CheckoutEnd::Untouched => ("retryable", None, attempt),
         };
         sqlx::query(
-            "UPDATE cw_checkouts SET state = $2, failure = $3, reservation_id = NULL, attempt = $4 WHERE key = $1",
+            "UPDATE cw_checkouts SET state = $2, failure = $3, reservation_id = NULL, attempt = $4,
+                    awaiting = NULL
+             WHERE key = $1",
         )
         .bind(lease.key.as_str())
         .bind(state)
@@ -2612,7 +2622,8 @@ impl CheckoutStore for PgStore {
     async fn prune_checkouts(&self, before: DateTime<Utc>) -> Result<u64> {
         retry!(self, async {
             let done = sqlx::query(
-                "DELETE FROM cw_checkouts WHERE created_at < $1 AND state <> 'in_progress'",
+                "DELETE FROM cw_checkouts WHERE created_at < $1
+                 AND state NOT IN ('in_progress', 'awaiting_payment')",
             )
             .bind(before)
             .execute(&self.pool)
@@ -2629,7 +2640,8 @@ impl CheckoutStore for PgStore {
         let limit = limit_i64(limit)?;
         retry!(self, async {
             let rows = sqlx::query(
-                "SELECT * FROM cw_checkouts WHERE state = 'in_progress' AND lease_until <= $1
+                "SELECT * FROM cw_checkouts
+                 WHERE state IN ('in_progress', 'awaiting_payment') AND lease_until <= $1
                  ORDER BY lease_until, key LIMIT $2",
             )
             .bind(now)
@@ -2649,8 +2661,10 @@ impl CheckoutStore for PgStore {
         retry!(self, async {
             let token = Uuid::new_v4();
             let attempt: Option<i32> = sqlx::query_scalar(
-                "UPDATE cw_checkouts SET lease_token = $2, lease_until = $3
-                 WHERE key = $1 AND state = 'in_progress' AND lease_until <= $4 RETURNING attempt",
+                "UPDATE cw_checkouts SET state = 'in_progress', lease_token = $2, lease_until = $3
+                 WHERE key = $1 AND state IN ('in_progress', 'awaiting_payment')
+                   AND lease_until <= $4
+                 RETURNING attempt",
             )
             .bind(key.as_str())
             .bind(token)
@@ -2668,6 +2682,105 @@ impl CheckoutStore for PgStore {
                     })
                 })
                 .transpose()
+        })
+    }
+
+    async fn await_payment(
+        &self,
+        lease: &Lease,
+        awaiting: &AwaitingPayment,
+        until: DateTime<Utc>,
+        hold_until: DateTime<Utc>,
+    ) -> Result<()> {
+        let body = to_json(awaiting)?;
+        retry!(self, async {
+            let mut tx = self.pool.begin().await?;
+            let (reservation, _) = Self::leased(&mut tx, lease).await?;
+            let reservation = reservation.ok_or(Fail::Domain(Error::ReservationExpired))?;
+            let kept = sqlx::query(
+                "UPDATE cw_reservations SET expires_at = greatest(expires_at, $2)
+                 WHERE id = $1 AND state = 'pending'",
+            )
+            .bind(reservation)
+            .bind(hold_until)
+            .execute(&mut *tx)
+            .await?;
+            if kept.rows_affected() != 1 {
+                return Err(Error::ReservationExpired.into());
+            }
+            sqlx::query(
+                "UPDATE cw_checkouts SET state = 'awaiting_payment', lease_until = $2,
+                        awaiting = $3, payment_reference = $4
+                 WHERE key = $1",
+            )
+            .bind(lease.key.as_str())
+            .bind(until)
+            .bind(Json(&body))
+            .bind(&awaiting.session.reference)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                let f = Fail::from(e);
+                if sqlstate(&f).as_deref() == Some("23505") {
+                    Error::AlreadyExists {
+                        what: "payment session",
+                        value: awaiting.session.reference.clone(),
+                    }
+                    .into()
+                } else {
+                    f
+                }
+            })?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn claim_awaiting(
+        &self,
+        key: &IdempotencyKey,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<(Lease, AwaitingPayment)>> {
+        retry!(self, async {
+            let token = Uuid::new_v4();
+            let row: Option<(i32, Option<Json<AwaitingPayment>>)> = sqlx::query_as(
+                "UPDATE cw_checkouts SET state = 'in_progress', lease_token = $2, lease_until = $3
+                 WHERE key = $1 AND state = 'awaiting_payment'
+                 RETURNING attempt, awaiting",
+            )
+            .bind(key.as_str())
+            .bind(token)
+            .bind(lease_until)
+            .fetch_optional(&self.pool)
+            .await?;
+            let Some((attempt, awaiting)) = row else {
+                return Ok(None);
+            };
+            let Json(awaiting) =
+                awaiting.ok_or_else(|| corrupt("checkout", "waiting without its payment"))?;
+            let attempt =
+                u32::try_from(attempt).map_err(|_| corrupt("checkout", "attempt out of range"))?;
+            Ok(Some((
+                Lease {
+                    key: key.clone(),
+                    token,
+                    attempt,
+                },
+                awaiting,
+            )))
+        })
+    }
+
+    async fn checkout_by_payment_reference(
+        &self,
+        reference: &str,
+    ) -> Result<Option<CheckoutRecord>> {
+        retry!(self, async {
+            let row = sqlx::query("SELECT * FROM cw_checkouts WHERE payment_reference = $1")
+                .bind(reference)
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(checkout_from_row).transpose()
         })
     }
 }

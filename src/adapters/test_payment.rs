@@ -67,8 +67,36 @@ pub struct TestAuthorization {
     pub captured: Money,
     /// Amount returned.
     pub refunded: Money,
-    /// Whether the hold was released.
+    /// Whether the hold was released (or the waiting payment cancelled).
     pub voided: bool,
+    /// While the payment waits: [`ProviderStatus::RequiresAction`] or
+    /// [`ProviderStatus::Processing`]; `None` once funds are held.
+    pub waiting: Option<ProviderStatus>,
+    /// Whether the payment failed after the customer acted.
+    pub failed: bool,
+    /// The token it was made with (which decides how a wait ends).
+    pub payment_token: String,
+    /// Whether the authorize call asked to collect at once.
+    pub sale: bool,
+}
+
+impl TestAuthorization {
+    /// Its status as a gateway would report it.
+    pub fn status(&self) -> ProviderStatus {
+        if self.voided {
+            ProviderStatus::Voided
+        } else if self.failed {
+            ProviderStatus::Failed
+        } else if let Some(waiting) = self.waiting {
+            waiting
+        } else if !self.refunded.is_zero() {
+            ProviderStatus::Refunded
+        } else if !self.captured.is_zero() {
+            ProviderStatus::Captured
+        } else {
+            ProviderStatus::Authorized
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,8 +109,15 @@ enum Fingerprint {
 
 type Outcome = Result<ProviderResponse, PaymentError>;
 
-#[derive(Default)]
 struct State {
+    /// The name recorded on payments.
+    name: String,
+    /// The currencies taken; `None`: every currency.
+    currencies: Option<Vec<crate::money::Currency>>,
+    /// How long `tok_slow` authorizations take.
+    slow: std::time::Duration,
+    /// Events issued so far (for their ids).
+    events: u64,
     /// Whether authorize calls that ask to capture do (sales).
     sales: bool,
     by_key: HashMap<String, (Fingerprint, Outcome)>,
@@ -92,20 +127,53 @@ struct State {
     declined_amounts: HashSet<Money>,
 }
 
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            name: "test".into(),
+            currencies: None,
+            slow: std::time::Duration::from_millis(200),
+            events: 0,
+            sales: false,
+            by_key: HashMap::new(),
+            auths: Vec::new(),
+            calls: Vec::new(),
+            faults: HashMap::new(),
+            declined_amounts: HashSet::new(),
+        }
+    }
+}
+
 /// A gateway simulator that keeps everything in memory.
 ///
-/// - Token `"tok_visa"` (or any other) authorizes; `"tok_decline"` is declined
-///   with code `card_declined`, `"tok_insufficient_funds"` with
-///   `insufficient_funds`; amounts registered with
-///   [`TestPaymentProvider::decline_amount`] are declined too.
+/// The payment token decides the outcome, so examples and tests stay
+/// deterministic:
+///
+/// | token | outcome |
+/// |---|---|
+/// | `tok_visa` (or any other) | authorized |
+/// | `tok_decline` | declined, code `card_declined` |
+/// | `tok_insufficient_funds` | declined, code `insufficient_funds` |
+/// | `tok_3ds` | needs a redirect (3-D Secure); [`complete_action`](Self::complete_action) approves it |
+/// | `tok_3ds_sdk` | needs the client library (client data); then as `tok_3ds` |
+/// | `tok_3ds_fail` | needs a redirect; completing it fails |
+/// | `tok_event_only` | processing (a bank transfer): nothing for the customer to do; [`confirm`](Self::confirm) authorizes it |
+/// | `tok_slow` | authorized after [`set_slow_delay`](Self::set_slow_delay) (200 ms by default) |
+/// | `tok_timeout` | authorized, but the first answer is lost ([`PaymentError::Timeout`]); a replay answers |
+///
+/// - Amounts registered with [`TestPaymentProvider::decline_amount`] are
+///   declined too.
 /// - [`TestPaymentProvider::inject`] makes the next call of an operation fail
 ///   transiently or time out after taking effect.
 /// - Idempotency keys behave as at a real gateway: a replay returns the first
 ///   outcome; the same key with different parameters is refused.
 /// - Every call is recorded, so tests can prove a customer was charged once.
-#[derive(Default)]
+/// - [`named`](Self::named) and [`accept_only`](Self::accept_only) make
+///   several distinct providers for one engine.
 pub struct TestPaymentProvider {
     state: Mutex<State>,
+    /// The name, fixed at creation (`name()` hands out a reference).
+    name: String,
 }
 
 impl std::fmt::Debug for TestPaymentProvider {
@@ -115,10 +183,111 @@ impl std::fmt::Debug for TestPaymentProvider {
     }
 }
 
+impl Default for TestPaymentProvider {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl TestPaymentProvider {
-    /// A provider that approves everything until told otherwise.
+    /// A provider named `"test"` that approves everything until told otherwise.
     pub fn new() -> Self {
-        Self::default()
+        Self::named("test")
+    }
+
+    /// A provider recorded on payments as `name` (its references start
+    /// with it too, so several test providers never share one).
+    pub fn named(name: impl Into<String>) -> Self {
+        let name = name.into();
+        let state = State {
+            name: name.clone(),
+            ..State::default()
+        };
+        Self {
+            state: Mutex::new(state),
+            name,
+        }
+    }
+
+    /// Takes payments only in these currencies (every currency by default).
+    pub fn accept_only(&self, currencies: &[crate::money::Currency]) {
+        self.state().currencies = Some(currencies.to_vec());
+    }
+
+    /// How long a `tok_slow` authorization takes.
+    pub fn set_slow_delay(&self, delay: std::time::Duration) {
+        self.state().slow = delay;
+    }
+
+    /// The customer completes the action a waiting payment asked for
+    /// (`tok_3ds`, `tok_3ds_sdk`: funds are held, or collected if the
+    /// authorize call asked for a sale; `tok_3ds_fail`: the payment fails).
+    /// Returns the event the gateway sends about it, to deliver to
+    /// [`Engine::apply_provider_event`](crate::Engine::apply_provider_event)
+    /// as often and as late as a test likes.
+    ///
+    /// # Errors
+    /// [`PaymentError::NotFound`] for an unknown reference;
+    /// [`PaymentError::Invalid`] when the payment does not wait for the
+    /// customer (already completed, cancelled, or processing).
+    pub fn complete_action(
+        &self,
+        reference: &str,
+    ) -> Result<crate::payment::ProviderEvent, PaymentError> {
+        self.finish_wait(reference, ProviderStatus::RequiresAction)
+    }
+
+    /// The provider confirms a processing payment (`tok_event_only`): funds
+    /// are held. Returns the event it sends, as
+    /// [`complete_action`](Self::complete_action) does.
+    ///
+    /// # Errors
+    /// As [`complete_action`](Self::complete_action), for a payment that is
+    /// not processing.
+    pub fn confirm(&self, reference: &str) -> Result<crate::payment::ProviderEvent, PaymentError> {
+        self.finish_wait(reference, ProviderStatus::Processing)
+    }
+
+    fn finish_wait(
+        &self,
+        reference: &str,
+        expected: ProviderStatus,
+    ) -> Result<crate::payment::ProviderEvent, PaymentError> {
+        use crate::payment::{ProviderEvent, ProviderEventKind};
+        let mut state = self.state();
+        state.events += 1;
+        let id = format!("{}_evt_{}", state.name, state.events);
+        let auth = find(&mut state, reference)?;
+        if auth.voided || auth.waiting != Some(expected) {
+            return Err(PaymentError::Invalid(format!(
+                "payment {reference} does not wait for that"
+            )));
+        }
+        auth.waiting = None;
+        let kind = if auth.payment_token == "tok_3ds_fail" {
+            auth.failed = true;
+            ProviderEventKind::Failed {
+                reason: "the customer failed authentication".into(),
+            }
+        } else if auth.sale {
+            auth.captured = auth.amount;
+            ProviderEventKind::Captured {
+                captured_total: auth.amount,
+            }
+        } else {
+            ProviderEventKind::Authorized
+        };
+        Ok(ProviderEvent::new(id, reference, kind))
+    }
+
+    /// An event about `reference` with id `id`, for tests that replay or
+    /// forge events (a refund made in the gateway's dashboard, a dispute).
+    pub fn event(
+        reference: &str,
+        id: &str,
+        kind: crate::payment::ProviderEventKind,
+    ) -> crate::payment::ProviderEvent {
+        crate::payment::ProviderEvent::new(id, reference, kind)
     }
 
     /// Makes authorize calls that ask to capture collect at once, as a
@@ -160,7 +329,7 @@ impl TestPaymentProvider {
         self.state()
             .auths
             .iter()
-            .filter(|a| !a.voided && a.captured.is_zero())
+            .filter(|a| a.status() == ProviderStatus::Authorized)
             .cloned()
             .collect()
     }
@@ -181,19 +350,24 @@ impl TestPaymentProvider {
     }
 
     /// The shared shape of every call: faults, replay, then the operation.
+    /// `forced` is a fault the call's own parameters ask for.
     fn call(
         &self,
         operation: Operation,
         key: &str,
         amount: Option<Money>,
         fingerprint: Fingerprint,
+        forced: Option<Fault>,
         apply: impl FnOnce(&mut State) -> Outcome,
     ) -> Outcome {
         let mut state = self.state();
-        let fault = state
+        let queued = state
             .faults
             .get_mut(&operation)
             .and_then(VecDeque::pop_front);
+        // A forced fault applies to a key's first call only.
+        let forced = forced.filter(|_| !state.by_key.contains_key(key));
+        let fault = queued.or(forced);
         if fault == Some(Fault::Unavailable) {
             Self::record(&mut state, operation, key, amount, false);
             return Err(PaymentError::Unavailable("injected fault".into()));
@@ -244,13 +418,21 @@ fn find<'a>(
 
 /// The answer for `auth`, with its cumulative totals.
 fn respond(auth: &TestAuthorization, status: ProviderStatus, amount: Money) -> ProviderResponse {
-    ProviderResponse {
-        reference: auth.reference.clone(),
-        status,
-        amount,
-        captured_total: Some(auth.captured),
-        refunded_total: Some(auth.refunded),
+    let response = ProviderResponse::new(auth.reference.clone(), status, amount)
+        .with_totals(Some(auth.captured), Some(auth.refunded));
+    if status != ProviderStatus::RequiresAction {
+        return response;
     }
+    let action = if auth.payment_token == "tok_3ds_sdk" {
+        crate::payment::CustomerAction::ClientData {
+            data: format!("{}_secret", auth.reference),
+        }
+    } else {
+        crate::payment::CustomerAction::Redirect {
+            url: format!("https://pay.test.invalid/3ds/{}", auth.reference),
+        }
+    };
+    response.with_action(action)
 }
 
 fn invalid(e: impl std::fmt::Display) -> PaymentError {
@@ -264,16 +446,29 @@ impl PaymentProvider for TestPaymentProvider {
     }
 
     fn name(&self) -> &str {
-        "test"
+        &self.name
+    }
+
+    fn accepts_currency(&self, currency: crate::money::Currency) -> bool {
+        self.state()
+            .currencies
+            .as_ref()
+            .is_none_or(|c| c.contains(&currency))
     }
 
     async fn authorize(&self, r: AuthorizeRequest) -> Result<ProviderResponse, PaymentError> {
+        if r.payment_token == "tok_slow" {
+            let delay = self.state().slow;
+            tokio::time::sleep(delay).await;
+        }
+        let forced = (r.payment_token == "tok_timeout").then_some(Fault::TimeoutAfterProcessing);
         let fp = Fingerprint::Authorize(r.amount, r.payment_token.clone());
         self.call(
             Operation::Authorize,
             &r.idempotency_key,
             Some(r.amount),
             fp,
+            forced,
             |state| {
                 if r.amount.is_negative() || r.amount.is_zero() || !r.amount.is_exact() {
                     return Err(PaymentError::Invalid(
@@ -296,21 +491,39 @@ impl PaymentProvider for TestPaymentProvider {
                         message: message.into(),
                     });
                 }
+                if state
+                    .currencies
+                    .as_ref()
+                    .is_some_and(|c| !c.contains(&r.amount.currency()))
+                {
+                    return Err(PaymentError::Invalid(format!(
+                        "{} is not accepted",
+                        r.amount.currency()
+                    )));
+                }
                 let zero = Money::zero(r.amount.currency());
                 let sale = r.capture && state.sales;
+                let waiting = match r.payment_token.as_str() {
+                    "tok_3ds" | "tok_3ds_sdk" | "tok_3ds_fail" => {
+                        Some(ProviderStatus::RequiresAction)
+                    }
+                    "tok_event_only" => Some(ProviderStatus::Processing),
+                    _ => None,
+                };
+                let collect = sale && waiting.is_none();
                 let auth = TestAuthorization {
-                    reference: format!("test_auth_{}", state.auths.len() + 1),
+                    reference: format!("{}_auth_{}", state.name, state.auths.len() + 1),
                     authorize_key: r.idempotency_key.clone(),
                     amount: r.amount,
-                    captured: if sale { r.amount } else { zero },
+                    captured: if collect { r.amount } else { zero },
                     refunded: zero,
                     voided: false,
+                    waiting,
+                    failed: false,
+                    payment_token: r.payment_token.clone(),
+                    sale,
                 };
-                let status = if sale {
-                    ProviderStatus::Captured
-                } else {
-                    ProviderStatus::Authorized
-                };
+                let status = auth.status();
                 let response = respond(&auth, status, r.amount);
                 state.auths.push(auth);
                 Ok(response)
@@ -325,10 +538,13 @@ impl PaymentProvider for TestPaymentProvider {
             &r.idempotency_key,
             Some(r.amount),
             fp,
+            None,
             |state| {
                 let auth = find(state, &r.authorization)?;
-                if auth.voided {
-                    return Err(PaymentError::Invalid("authorization was voided".into()));
+                if auth.voided || auth.failed || auth.waiting.is_some() {
+                    return Err(PaymentError::Invalid(
+                        "nothing is held on this authorization".into(),
+                    ));
                 }
                 let remaining = auth.amount.checked_sub(auth.captured).map_err(invalid)?;
                 if r.amount.is_negative()
@@ -347,16 +563,24 @@ impl PaymentProvider for TestPaymentProvider {
 
     async fn void(&self, r: VoidRequest) -> Result<ProviderResponse, PaymentError> {
         let fp = Fingerprint::Void(r.authorization.clone());
-        self.call(Operation::Void, &r.idempotency_key, None, fp, |state| {
-            let auth = find(state, &r.authorization)?;
-            if !auth.captured.is_zero() {
-                return Err(PaymentError::Invalid(
-                    "authorization was already captured".into(),
-                ));
-            }
-            auth.voided = true;
-            Ok(respond(auth, ProviderStatus::Voided, auth.amount))
-        })
+        self.call(
+            Operation::Void,
+            &r.idempotency_key,
+            None,
+            fp,
+            None,
+            |state| {
+                let auth = find(state, &r.authorization)?;
+                if !auth.captured.is_zero() {
+                    return Err(PaymentError::Invalid(
+                        "authorization was already captured".into(),
+                    ));
+                }
+                auth.voided = true;
+                auth.waiting = None;
+                Ok(respond(auth, ProviderStatus::Voided, auth.amount))
+            },
+        )
     }
 
     async fn refund(&self, r: RefundRequest) -> Result<ProviderResponse, PaymentError> {
@@ -366,6 +590,7 @@ impl PaymentProvider for TestPaymentProvider {
             &r.idempotency_key,
             Some(r.amount),
             fp,
+            None,
             |state| {
                 let auth = find(state, &r.authorization)?;
                 let refundable = auth.captured.checked_sub(auth.refunded).map_err(invalid)?;
@@ -393,12 +618,11 @@ impl PaymentProvider for TestPaymentProvider {
             .iter()
             .find(|a| a.authorize_key == authorize_key)
             .map(|a| {
-                let status = if a.voided {
-                    ProviderStatus::Voided
-                } else if !a.captured.is_zero() {
-                    ProviderStatus::Captured
-                } else {
-                    ProviderStatus::Authorized
+                // A refund does not change what the authorization is: it
+                // was collected.
+                let status = match a.status() {
+                    ProviderStatus::Refunded => ProviderStatus::Captured,
+                    other => other,
                 };
                 respond(a, status, a.amount)
             }))

@@ -12,8 +12,8 @@
 //! |---|---|---|---|---|---|---|---|
 //! | catalog reads, `register`, `login`, `guest`, `stock` (no actor) | yes | yes | yes | yes | yes | yes | yes |
 //! | create a cart | yes | yes | yes | yes | yes | yes | no |
-//! | a guest cart (read, edit, price, check out) | yes | yes | — | yes | yes | yes | no |
-//! | a customer's cart | no | no | yes | no | yes | yes | no |
+//! | a guest cart (read, edit, price, check out; complete or cancel its waiting payment) | yes | yes | — | yes | yes | yes | no |
+//! | a customer's cart (the same) | no | no | yes | no | yes | yes | no |
 //! | merge a guest cart into one's own | no | no | yes | — | no | no | no |
 //! | add a custom-priced line to any cart | no | no | no | no | yes | yes | no |
 //! | a customer's record, addresses, profile, asking for an email-verification or email-change token | no | no | yes | no | yes | yes | no |
@@ -30,7 +30,7 @@
 //! | refund by amount | no | no | no | no | yes | no | no |
 //! | catalog, stock, locations, promotions, coupons, price lists (changes and admin reads) | no | no | no | no | yes | yes | no |
 //! | event outbox, usage counters | no | no | no | no | yes | yes | no |
-//! | apply a payment provider event | no | no | no | no | no | yes | its own payments |
+//! | apply a payment provider event (settling a waiting checkout's payment too) | no | no | no | no | no | yes | its own payments |
 //!
 //! `Engine::recover` takes no actor: it is the system's own call, and it
 //! only finishes or undoes what is already recorded (stale checkouts,

@@ -162,6 +162,14 @@ pub enum Error {
     /// The payment provider could not be reached or failed; retrying later is safe.
     #[error("payment provider unavailable: {0}")]
     PaymentUnavailable(String),
+    /// The checkout's payment waits for the customer (a 3-D Secure
+    /// challenge, a redirect) or the provider: no order yet, the stock stays
+    /// reserved. Show the session's action to the buyer, then complete it
+    /// ([`Engine::complete_checkout`](crate::Engine::complete_checkout));
+    /// [`Engine::start_checkout`](crate::Engine::start_checkout) returns the
+    /// same as a value. Changed: the checkout is recorded as waiting.
+    #[error("the payment waits for the customer or the provider before the order is placed")]
+    PaymentPending(Box<crate::domain::session::PaymentSession>),
     /// A state machine was asked for a transition it does not allow.
     #[error("{entity} cannot go from {from} to {to}")]
     IllegalTransition {

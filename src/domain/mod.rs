@@ -48,6 +48,7 @@ pub mod note;
 pub mod order;
 pub mod payment;
 pub mod pricing;
+mod session;
 pub mod shipping;
 pub mod tax;
 pub(crate) mod validate;

@@ -14,6 +14,41 @@
 //!   key may run again as a new attempt; an order placed but not yet captured
 //!   (immediate capture) is captured.
 //!
+//! # Payments that wait
+//!
+//! A provider may answer an authorization with "the customer must act" (a
+//! 3-D Secure challenge, a redirect to a wallet or bank) or "processing"
+//! (confirmed later). The checkout then parks: its stock and coupon uses
+//! stay reserved, the order it will place is kept with the checkout, and
+//! [`Engine::start_checkout`] returns [`CheckoutStep::AwaitingPayment`]
+//! with the [`PaymentSession`] to show ([`Engine::checkout`] returns
+//! [`Error::PaymentPending`] carrying it). The payment completes exactly
+//! once, whichever comes first and however often each arrives:
+//!
+//! - the buyer returns: [`Engine::complete_checkout`] (or the checkout again
+//!   with the same key) asks the provider how the payment stands;
+//! - the provider's event: [`Engine::apply_provider_event`] with the
+//!   session's reference.
+//!
+//! Settling claims the waiting checkout under a lease (one settler at a
+//! time), then places the order (held), parks it again (still waiting),
+//! or ends it (failed, cancelled with [`Engine::cancel_checkout`], or
+//! expired after [`EngineConfig::payment_session_ttl`](crate::EngineConfig::payment_session_ttl):
+//! the payment is cancelled at the provider, the stock and coupon uses are
+//! released, the cart stays usable). [`Engine::recover`] settles expired
+//! sessions and finishes any settler that crashed.
+//!
+//! ```text
+//!             authorize
+//!   reserved ───────────▶ held ──────────────▶ placed (commit 2)
+//!      │                   ▲
+//!      │ requires action   │ return / event: held
+//!      ▼ or processing     │
+//!   awaiting ──────────────┘
+//!      │  return / event: still waiting ─▶ awaiting
+//!      │  failed / cancelled / expired ──▶ failed (stock and uses released)
+//! ```
+//!
 //! Outcomes saved against the key are the order, a payment decline and an
 //! out-of-stock refusal. Validation errors (an empty cart, a missing address)
 //! are not saved, as at Stripe: fix the cart and retry with the same key.
@@ -30,11 +65,12 @@ use crate::id::{IdempotencyKey, OrderId, PaymentId};
 use crate::inventory::{Reservation, StockRequest};
 use crate::order::{Effects, Order, OrderStatus};
 use crate::payment::{
-    AuthorizeRequest, Payment, PaymentError, PaymentStatus, ProviderResponse, ProviderStatus,
-    RefundRequest, VoidRequest,
+    AuthorizeRequest, Payment, PaymentError, PaymentProvider, PaymentSession, PaymentStatus,
+    ProviderResponse, ProviderStatus, RefundRequest, VoidRequest,
 };
 use crate::store::{
-    BeginCheckout, CheckoutClaim, CheckoutEnd, CheckoutFailure, CheckoutState, Lease,
+    AwaitingPayment, BeginCheckout, CheckoutClaim, CheckoutEnd, CheckoutFailure, CheckoutState,
+    Lease,
 };
 
 /// Longest payment token accepted, in characters.
@@ -58,6 +94,9 @@ pub struct CheckoutRequest {
     /// meanwhile), checkout fails with [`Error::PriceChanged`] before
     /// reserving or charging anything.
     pub expected_total: Option<crate::money::Money>,
+    /// The payment provider to pay with, by name; `None`: the engine's
+    /// default ([`EngineBuilder::payment_provider`](crate::EngineBuilder::payment_provider)).
+    pub provider: Option<String>,
 }
 
 impl CheckoutRequest {
@@ -75,7 +114,15 @@ impl CheckoutRequest {
             payment_token: payment_token.into(),
             actor,
             expected_total: None,
+            provider: None,
         }
+    }
+
+    /// Pays with the provider registered as `name`.
+    #[must_use]
+    pub fn provider(mut self, name: impl Into<String>) -> Self {
+        self.provider = Some(name.into());
+        self
     }
 }
 
@@ -116,6 +163,90 @@ pub struct CheckoutOutcome {
     pub access_token: Option<AccessToken>,
 }
 
+/// What [`Engine::start_checkout`] and [`Engine::complete_checkout`]
+/// return: the order placed, or its payment still waiting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CheckoutStep {
+    /// The order is placed (the same outcome [`Engine::checkout`] returns).
+    Placed(Box<CheckoutOutcome>),
+    /// The payment waits for the customer (show
+    /// [`PaymentSession::action`]) or the provider; no order yet, the
+    /// stock stays reserved until the session expires.
+    AwaitingPayment(PaymentSession),
+}
+
+impl CheckoutStep {
+    /// The placed outcome, if the order is placed.
+    pub fn placed(self) -> Option<CheckoutOutcome> {
+        match self {
+            Self::Placed(outcome) => Some(*outcome),
+            Self::AwaitingPayment(_) => None,
+        }
+    }
+}
+
+/// What [`Engine::apply_provider_event`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EventOutcome {
+    /// The event was applied to this order — or completed the waiting
+    /// checkout that placed it.
+    Order(Box<Order>),
+    /// The event concerned a checkout whose payment still waits.
+    Waiting(PaymentSession),
+    /// The event ended a waiting checkout's payment: no order; its stock
+    /// and coupon uses are released and the cart can be checked out again.
+    CheckoutFailed {
+        /// The checkout's idempotency key.
+        checkout_key: IdempotencyKey,
+        /// The failure saved against the key.
+        failure: CheckoutFailure,
+    },
+}
+
+impl EventOutcome {
+    /// The order the event was applied to (or placed), if any.
+    pub fn order(&self) -> Option<&Order> {
+        match self {
+            Self::Order(order) => Some(order),
+            _ => None,
+        }
+    }
+
+    /// The order the event was applied to (or placed), if any.
+    pub fn into_order(self) -> Option<Order> {
+        match self {
+            Self::Order(order) => Some(*order),
+            _ => None,
+        }
+    }
+}
+
+/// What recovery did with one stale checkout.
+#[derive(Clone, Copy)]
+enum Recovered {
+    /// An attempt cleaned up and made retryable.
+    Reset { voided: bool },
+    /// A waiting payment found complete: the order placed.
+    Completed,
+    /// A waiting payment ended (expired, failed): stock released.
+    Ended,
+}
+
+/// How settling a waiting checkout ended.
+enum Settled {
+    Placed(Box<Order>),
+    Waiting(PaymentSession),
+    Failed(CheckoutFailure),
+}
+
+/// How a checkout attempt ended.
+enum Attempted {
+    Placed(Box<Order>),
+    Waiting(PaymentSession),
+}
+
 /// The access token of a guest order: derived from the winning attempt's
 /// lease token (random, held only in the checkout's idempotency record,
 /// which retention prunes) and the order id, so every retry with the key
@@ -140,6 +271,11 @@ pub struct RecoveryReport {
     /// Orders whose pending payment operation (capture, refund, void) or
     /// cancellation was finished.
     pub settled_operations: u64,
+    /// Waiting payments found completed at the provider: their orders placed.
+    pub completed_sessions: u64,
+    /// Waiting payments that expired or failed: cancelled at the provider,
+    /// their stock and coupon uses released.
+    pub ended_sessions: u64,
 }
 
 /// A checkout's cart, priced and checked, with the stock it needs.
@@ -148,6 +284,7 @@ struct Prepared {
     priced: crate::pricing::PricedCart,
     email: crate::customer::Email,
     requests: Vec<StockRequest>,
+    provider: std::sync::Arc<dyn PaymentProvider>,
 }
 
 /// How far an attempt got, for compensation.
@@ -156,6 +293,8 @@ struct Progress {
     hold: Hold,
     /// Whether the attempt went past validation (reserved stock).
     touched: bool,
+    /// The provider the attempt pays with, once chosen.
+    provider: Option<std::sync::Arc<dyn PaymentProvider>>,
 }
 
 /// How far an attempt got with the provider.
@@ -185,6 +324,126 @@ fn unsell_key(key: &IdempotencyKey, attempt: u32) -> String {
 /// The request key of the capture a checkout makes with immediate capture.
 const CHECKOUT_CAPTURE: &str = "checkout:capture";
 
+/// The payment of an order of `total` that needs none (a free order), or
+/// a placeholder until the provider's answer replaces it.
+fn free_payment(total: crate::money::Money, authorize_key: String) -> Payment {
+    Payment {
+        id: PaymentId::new(),
+        provider: crate::engine::FREE_ORDER_PROVIDER.into(),
+        reference: String::new(),
+        authorize_key,
+        authorized: total,
+        captured: total,
+        refunded: crate::money::Money::zero(total.currency()),
+        status: PaymentStatus::Captured,
+        operations: Vec::new(),
+    }
+}
+
+/// The payment `provider`'s answer holds (or, for a `sale`, collected):
+/// refused unless it is for exactly `total` and held or sold.
+fn payment_from(
+    provider: &str,
+    response: &ProviderResponse,
+    total: crate::money::Money,
+    authorize_key: String,
+    sale: bool,
+) -> Result<Payment> {
+    let sold = sale && response.status == ProviderStatus::Captured;
+    if response.amount != total || !(sold || response.status == ProviderStatus::Authorized) {
+        return Err(Error::PaymentUnavailable(
+            "provider answered with a different amount or status".into(),
+        ));
+    }
+    let zero = crate::money::Money::zero(total.currency());
+    let mut payment = Payment {
+        id: PaymentId::new(),
+        provider: provider.to_owned(),
+        reference: response.reference.clone(),
+        authorize_key: authorize_key.clone(),
+        authorized: total,
+        captured: zero,
+        refunded: zero,
+        status: PaymentStatus::Authorized,
+        operations: Vec::new(),
+    };
+    if sold {
+        // Collected by the authorize call: the books say so, with the
+        // capture on record under that call's key.
+        payment.captured = total;
+        payment.status = PaymentStatus::Captured;
+        payment.operations.push(crate::payment::PaymentOperation {
+            kind: crate::payment::OperationKind::Capture,
+            key: authorize_key,
+            amount: total,
+            state: crate::payment::OperationState::Succeeded,
+            purpose: crate::payment::OperationPurpose::Direct,
+            request_key: Some(CHECKOUT_CAPTURE.to_owned()),
+            reason: String::new(),
+            requested_by: Some(Actor::System),
+            begun_at: None,
+        });
+    }
+    Ok(payment)
+}
+
+/// What a provider event says about a waiting payment, as the answer the
+/// provider would give when asked; `None` for events that do not settle it
+/// (the provider is asked instead).
+///
+/// # Errors
+/// [`Error::CurrencyMismatch`] or [`Error::Invalid`] for a captured total
+/// that is not the session's amount.
+fn event_hint(
+    event: &crate::payment::ProviderEvent,
+    session: &PaymentSession,
+) -> Result<Option<ProviderResponse>> {
+    use crate::payment::ProviderEventKind as K;
+    let reference = event.authorization.clone();
+    Ok(match &event.kind {
+        K::Authorized => Some(ProviderResponse::new(
+            reference,
+            ProviderStatus::Authorized,
+            session.amount,
+        )),
+        K::Captured { captured_total } => {
+            if captured_total.currency() != session.amount.currency() {
+                return Err(Error::CurrencyMismatch {
+                    left: session.amount.currency(),
+                    right: captured_total.currency(),
+                });
+            }
+            if *captured_total != session.amount {
+                return Err(Error::invalid(
+                    "captured total",
+                    format!(
+                        "{captured_total} is not the waiting payment's {}",
+                        session.amount
+                    ),
+                ));
+            }
+            Some(
+                ProviderResponse::new(reference, ProviderStatus::Captured, session.amount)
+                    .with_totals(Some(*captured_total), None),
+            )
+        }
+        K::Failed { .. } => Some(ProviderResponse::new(
+            reference,
+            ProviderStatus::Failed,
+            session.amount,
+        )),
+        _ => None,
+    })
+}
+
+/// What a waiting payment that outlived its session is saved as.
+fn expired_failure() -> CheckoutFailure {
+    CheckoutFailure::PaymentDeclined {
+        code: "payment_session_expired".into(),
+        message: "the payment was not completed in time".into(),
+    }
+}
+
 impl Engine {
     /// Checks out a cart: see the [module documentation](crate::checkout).
     ///
@@ -196,17 +455,36 @@ impl Engine {
     /// [`PaymentOutcome::CapturePending`] and a retry with the same key
     /// (or [`Engine::capture`], or recovery) tries it again.
     ///
+    /// A payment that waits for the customer or the provider is
+    /// [`Error::PaymentPending`] carrying its session; use
+    /// [`Engine::start_checkout`] to get it as a value instead.
+    ///
     /// # Errors
     /// [`Error::Forbidden`] when the actor may not use the cart; validation
     /// errors ([`Error::EmptyCart`], [`Error::Incomplete`],
-    /// [`Error::PriceChanged`], [`Error::Invalid`]); [`Error::OutOfStock`],
+    /// [`Error::PriceChanged`], [`Error::Invalid`] — among them a provider
+    /// not registered or not taking the cart's currency); [`Error::OutOfStock`],
     /// [`Error::UsageLimitReached`], [`Error::PaymentDeclined`] (saved
-    /// against the key); [`Error::IdempotencyConflict`] for a key reused with
-    /// another cart or token; [`Error::CheckoutInProgress`] when another call
-    /// with the key is still running after the configured wait; store and
-    /// provider errors.
-    #[tracing::instrument(name = "checkout", skip_all, fields(cart_id = %request.cart_id, key = %request.idempotency_key))]
+    /// against the key); [`Error::PaymentPending`]; [`Error::IdempotencyConflict`]
+    /// for a key reused with another cart or token; [`Error::CheckoutInProgress`]
+    /// when another call with the key is still running after the configured
+    /// wait; store and provider errors.
     pub async fn checkout(&self, request: CheckoutRequest) -> Result<CheckoutOutcome> {
+        match self.start_checkout(request).await? {
+            CheckoutStep::Placed(outcome) => Ok(*outcome),
+            CheckoutStep::AwaitingPayment(session) => Err(Error::PaymentPending(Box::new(session))),
+        }
+    }
+
+    /// Checks out a cart as [`Engine::checkout`] does, returning a payment
+    /// that waits for the customer (3-D Secure, a redirect) or the provider
+    /// as [`CheckoutStep::AwaitingPayment`]. Called again with the same key
+    /// it settles that payment as [`Engine::complete_checkout`] does.
+    ///
+    /// # Errors
+    /// As [`Engine::checkout`], without [`Error::PaymentPending`].
+    #[tracing::instrument(name = "checkout", skip_all, fields(cart_id = %request.cart_id, key = %request.idempotency_key))]
+    pub async fn start_checkout(&self, request: CheckoutRequest) -> Result<CheckoutStep> {
         let token = request.payment_token.trim();
         if token.is_empty() || token.chars().count() > MAX_PAYMENT_TOKEN_LEN {
             return Err(Error::invalid(
@@ -246,8 +524,8 @@ impl Engine {
             match claim {
                 CheckoutClaim::Claimed(lease) => {
                     let attempt = self.run_attempt(&request, token, lease.clone(), start);
-                    let order = match attempt.await {
-                        Ok(order) => order,
+                    let attempted = match attempt.await {
+                        Ok(attempted) => attempted,
                         Err(e) => {
                             crate::telemetry::checkout(match e {
                                 Error::PaymentDeclined { .. } => "declined",
@@ -257,31 +535,44 @@ impl Engine {
                             return Err(e);
                         }
                     };
+                    let order = match attempted {
+                        Attempted::Placed(order) => *order,
+                        Attempted::Waiting(session) => {
+                            crate::telemetry::checkout("awaiting_payment");
+                            return Ok(CheckoutStep::AwaitingPayment(session));
+                        }
+                    };
+                    // The lease placed the order, so its token is the one
+                    // the checkout record keeps.
                     let outcome = self.outcome(order, lease.token, &request.actor);
                     crate::telemetry::checkout(match outcome.payment {
                         PaymentOutcome::Paid => "paid",
                         PaymentOutcome::Authorized => "authorized",
                         PaymentOutcome::CapturePending => "capture_pending",
                     });
-                    return Ok(outcome);
+                    return Ok(CheckoutStep::Placed(Box::new(outcome)));
                 }
                 CheckoutClaim::Completed(order_id) => {
                     // The same key and cart prove it is the same buyer; the
                     // cart's own access rule still applies.
                     self.cart(&request.actor, request.cart_id).await?;
-                    let order = self.inner.store.order(order_id).await?;
-                    let lease_token = self
-                        .inner
-                        .store
-                        .checkout(&request.idempotency_key)
-                        .await?
-                        .map(|r| r.lease_token)
-                        .ok_or_else(|| Error::not_found("checkout", &request.idempotency_key))?;
-                    // A capture that failed the first time is tried again.
-                    let order = self.capture_if_immediate(order).await;
-                    return Ok(self.outcome(order, lease_token, &request.actor));
+                    let outcome = self
+                        .completed(&request.actor, &request.idempotency_key, order_id)
+                        .await?;
+                    return Ok(CheckoutStep::Placed(Box::new(outcome)));
                 }
                 CheckoutClaim::Failed(failure) => return Err(failure.into()),
+                CheckoutClaim::AwaitingPayment(_) => {
+                    // The buyer is back: settle the waiting payment.
+                    self.cart(&request.actor, request.cart_id).await?;
+                    if let Some(step) = self
+                        .settle_waiting(&request.actor, &request.idempotency_key, None)
+                        .await?
+                    {
+                        return Ok(step);
+                    }
+                    // Someone else took it meanwhile: look again.
+                }
                 CheckoutClaim::InProgress { lease_until } => {
                     if lease_until <= now {
                         // The running attempt died: clean it up, then run anew.
@@ -298,6 +589,167 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// The buyer is back from the payment's customer action (the shop's
+    /// return URL): asks the provider how the checkout's waiting payment
+    /// stands and places the order if it is held — once, however often this
+    /// and the provider's event arrive. Also answers for a checkout already
+    /// placed (the same outcome as a retry of [`Engine::checkout`]) or
+    /// failed (its saved failure).
+    ///
+    /// The actor must be allowed to use the cart (the cart's owner, or the
+    /// guest who holds it) and `key` must be the checkout's key for that cart.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`]; [`Error::NotFound`] when `key` is not a
+    /// checkout of `cart_id`; the saved failure ([`Error::PaymentDeclined`]
+    /// for a payment that failed, was cancelled or expired;
+    /// [`Error::OutOfStock`], [`Error::UsageLimitReached`]);
+    /// [`Error::Invalid`] when the checkout has no payment waiting (run it
+    /// again with [`Engine::checkout`]); [`Error::CheckoutInProgress`] while
+    /// another call settles it after the configured wait; store and
+    /// provider errors (the payment keeps waiting).
+    #[tracing::instrument(name = "complete_checkout", skip_all, fields(cart_id = %cart_id, key = %key))]
+    pub async fn complete_checkout(
+        &self,
+        actor: &Actor,
+        cart_id: crate::id::CartId,
+        key: &IdempotencyKey,
+    ) -> Result<CheckoutStep> {
+        if matches!(actor, Actor::Provider(_)) {
+            return Err(Error::Forbidden);
+        }
+        self.cart(actor, cart_id).await?;
+        let deadline = Instant::now() + self.inner.config.checkout_wait;
+        let mut pause = std::time::Duration::from_millis(5);
+        loop {
+            let record = self
+                .inner
+                .store
+                .checkout(key)
+                .await?
+                .filter(|r| r.cart_id == cart_id)
+                .ok_or_else(|| Error::not_found("checkout", key))?;
+            match record.state {
+                CheckoutState::Completed { order_id } => {
+                    let outcome = self.completed(actor, key, order_id).await?;
+                    return Ok(CheckoutStep::Placed(Box::new(outcome)));
+                }
+                CheckoutState::Failed { failure } => return Err(failure.into()),
+                CheckoutState::AwaitingPayment => {
+                    if let Some(step) = self.settle_waiting(actor, key, None).await? {
+                        return Ok(step);
+                    }
+                }
+                CheckoutState::InProgress if record.lease_until <= self.now() => {
+                    self.recover_checkout(key).await?;
+                }
+                CheckoutState::InProgress => {
+                    if Instant::now() >= deadline {
+                        return Err(Error::CheckoutInProgress(key.to_string()));
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(200));
+                }
+                CheckoutState::Retryable => {
+                    return Err(Error::invalid(
+                        "checkout",
+                        format!("{key} has no payment waiting; check out again with the key"),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The buyer gives up a waiting payment (to pay another way): it is
+    /// cancelled at the provider, the checkout ends as declined
+    /// (`payment_cancelled`), and its stock and coupon uses are released
+    /// at once rather than when the session expires. If the provider says
+    /// the payment completed meanwhile, the hold is released too: a
+    /// cancelled checkout never places an order.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`]; [`Error::NotFound`] when `key` is not a
+    /// checkout of `cart_id`; [`Error::Invalid`] when its payment does not
+    /// wait (placed, failed, or not started); [`Error::CheckoutInProgress`]
+    /// while another call settles it; the provider's error when it cannot
+    /// cancel now (the payment keeps waiting).
+    #[tracing::instrument(name = "cancel_checkout", skip_all, fields(cart_id = %cart_id, key = %key))]
+    pub async fn cancel_checkout(
+        &self,
+        actor: &Actor,
+        cart_id: crate::id::CartId,
+        key: &IdempotencyKey,
+    ) -> Result<()> {
+        if matches!(actor, Actor::Provider(_)) {
+            return Err(Error::Forbidden);
+        }
+        self.cart(actor, cart_id).await?;
+        let record = self
+            .inner
+            .store
+            .checkout(key)
+            .await?
+            .filter(|r| r.cart_id == cart_id)
+            .ok_or_else(|| Error::not_found("checkout", key))?;
+        if record.state == CheckoutState::InProgress && record.awaiting.is_some() {
+            return Err(Error::CheckoutInProgress(key.to_string()));
+        }
+        let claimed = self
+            .inner
+            .store
+            .claim_awaiting(key, self.now() + self.inner.config.checkout_lease)
+            .await?;
+        let Some((lease, awaiting)) = claimed else {
+            return Err(Error::invalid(
+                "checkout",
+                format!("{key} has no payment waiting"),
+            ));
+        };
+        let failure = CheckoutFailure::PaymentDeclined {
+            code: "payment_cancelled".into(),
+            message: "the buyer cancelled the payment".into(),
+        };
+        self.end_waiting(&lease, awaiting, failure).await.map(drop)
+    }
+
+    /// The order checkout `key` placed, if its record says it did.
+    ///
+    /// # Errors
+    /// The store's, when the record or the order cannot be read: the caller
+    /// must then not give any money back.
+    async fn placed_meanwhile(&self, key: &IdempotencyKey) -> Result<Option<Order>> {
+        match self.inner.store.checkout(key).await? {
+            Some(record) => match record.state {
+                CheckoutState::Completed { order_id } => {
+                    self.inner.store.order(order_id).await.map(Some)
+                }
+                _ => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// The outcome of a checkout that placed `order_id` under `key`, as
+    /// `actor` may see it.
+    async fn completed(
+        &self,
+        actor: &Actor,
+        key: &IdempotencyKey,
+        order_id: OrderId,
+    ) -> Result<CheckoutOutcome> {
+        let order = self.inner.store.order(order_id).await?;
+        let lease_token = self
+            .inner
+            .store
+            .checkout(key)
+            .await?
+            .map(|r| r.lease_token)
+            .ok_or_else(|| Error::not_found("checkout", key))?;
+        // A capture that failed the first time is tried again.
+        let order = self.capture_if_immediate(order).await;
+        Ok(self.outcome(order, lease_token, actor))
     }
 
     /// The first step of the usual checkout: prices the cart and, when the
@@ -359,29 +811,58 @@ impl Engine {
         token: &str,
         lease: Lease,
         start: Option<(Prepared, Reservation)>,
-    ) -> Result<Order> {
+    ) -> Result<Attempted> {
         let mut progress = Progress {
             hold: Hold::None,
             touched: start.is_some(),
+            provider: None,
         };
         let attempt = self.attempt(request, token, &lease, &mut progress, start);
         let error = match attempt.await {
-            Ok(order) => return Ok(self.capture_if_immediate(order).await),
+            Ok(Attempted::Placed(order)) => {
+                let order = self.capture_if_immediate(*order).await;
+                return Ok(Attempted::Placed(Box::new(order)));
+            }
+            Ok(waiting) => return Ok(waiting),
             Err(e) => e,
         };
+        self.after_failed_attempt(&lease, progress, error)
+            .await
+            .map(|order| Attempted::Placed(Box::new(order)))
+    }
+
+    /// Cleans up after an attempt (or a settling of a waiting payment) that
+    /// failed with `error`: gives back what the provider may hold and ends
+    /// the attempt, then returns `error` — unless the order was placed after
+    /// all (a store error can hide a commit that happened), which it returns.
+    async fn after_failed_attempt(
+        &self,
+        lease: &Lease,
+        progress: Progress,
+        error: Error,
+    ) -> Result<Order> {
         // A store error on `place_order` may hide a commit that happened:
         // believe the record, never void a placed order's payment.
-        if let Ok(Some(record)) = self.inner.store.checkout(&lease.key).await
-            && let CheckoutState::Completed { order_id } = record.state
-        {
-            let order = self.inner.store.order(order_id).await?;
-            return Ok(self.capture_if_immediate(order).await);
+        // If the record cannot be read, nothing is given back: the attempt
+        // stays in progress and recovery (which never takes over a placed
+        // checkout) cleans it up.
+        match self.placed_meanwhile(&lease.key).await {
+            Ok(Some(order)) => return Ok(self.capture_if_immediate(order).await),
+            Ok(None) => {}
+            Err(_) => return Err(error),
         }
         let held = !matches!(progress.hold, Hold::None);
         if held {
             tracing::warn!(key = %lease.key, %error, "checkout failed after authorizing; voiding the hold");
         }
-        if !self.release_hold(&lease, progress.hold).await {
+        let released = match &progress.provider {
+            Some(provider) => {
+                self.release_hold(provider.as_ref(), lease, progress.hold)
+                    .await
+            }
+            None => !held,
+        };
+        if !released {
             // The hold could not be voided now; the attempt stays in progress
             // and recovery voids it once the lease ends.
             tracing::warn!(key = %lease.key, "the hold could not be voided now; recovery will");
@@ -397,7 +878,7 @@ impl Engine {
         };
         // If this fails (lease lost, store down) the attempt stays in
         // progress and recovery ends it; the caller still gets the real error.
-        let _ended = self.inner.store.end_checkout(&lease, end, self.now()).await;
+        let _ended = self.inner.store.end_checkout(lease, end, self.now()).await;
         Err(error)
     }
 
@@ -469,6 +950,17 @@ impl Engine {
             }
         }
         let email = email.ok_or(Error::Incomplete("email"))?;
+        let provider = self.provider_for(request.provider.as_deref())?;
+        if !priced.total.is_zero() && !provider.accepts_currency(priced.currency) {
+            return Err(Error::invalid(
+                "payment provider",
+                format!(
+                    "`{}` does not take payments in {}",
+                    provider.name(),
+                    priced.currency
+                ),
+            ));
+        }
 
         // Every priced line, free gifts included, needs stock.
         let requests = priced
@@ -490,7 +982,27 @@ impl Engine {
             priced,
             email,
             requests,
+            provider,
         })
+    }
+
+    /// The provider registered as `name`, or the default.
+    fn provider_for(&self, name: Option<&str>) -> Result<std::sync::Arc<dyn PaymentProvider>> {
+        let providers = &self.inner.payments;
+        match name {
+            None => Ok(providers.default().clone()),
+            Some(name) => providers.get(name).cloned().ok_or_else(|| {
+                Error::invalid(
+                    "payment provider",
+                    format!(
+                        "no provider named `{}` is registered",
+                        name.chars()
+                            .take(crate::engine::MAX_PROVIDER_NAME_LEN)
+                            .collect::<String>()
+                    ),
+                )
+            }),
+        }
     }
 
     /// The forward path. On error, `progress` says what must be undone.
@@ -502,7 +1014,7 @@ impl Engine {
         lease: &Lease,
         progress: &mut Progress,
         start: Option<(Prepared, Reservation)>,
-    ) -> Result<Order> {
+    ) -> Result<Attempted> {
         let store = &self.inner.store;
         let (prepared, reservation) = match start {
             Some(started) => started,
@@ -527,93 +1039,11 @@ impl Engine {
             priced,
             email,
             requests: _,
+            provider,
         } = prepared;
-        let now = self.now();
-        let provider = &self.inner.payments;
+        progress.provider = Some(provider.clone());
         let authorize_key = authorize_key(&lease.key, lease.attempt);
-        let payment = if priced.total.is_zero() {
-            // Nothing to charge: a free order needs no provider call.
-            Payment {
-                id: PaymentId::new(),
-                provider: "none".into(),
-                reference: String::new(),
-                authorize_key,
-                authorized: priced.total,
-                captured: priced.total,
-                refunded: crate::money::Money::zero(priced.currency),
-                status: PaymentStatus::Captured,
-                operations: Vec::new(),
-            }
-        } else {
-            progress.hold = Hold::Unknown;
-            // With immediate capture, a provider that can collects in the
-            // authorize call itself (a sale): one call and one write fewer.
-            let sale = self.inner.config.capture == CaptureMode::Immediate
-                && provider.captures_on_authorize();
-            let started = std::time::Instant::now();
-            let response = provider
-                .authorize(AuthorizeRequest {
-                    idempotency_key: authorize_key.clone(),
-                    amount: priced.total,
-                    payment_token: token.to_owned(),
-                    reference: lease.key.to_string(),
-                    capture: sale,
-                })
-                .await;
-            crate::telemetry::provider_call(
-                "authorize",
-                crate::telemetry::result_label(&response),
-                started.elapsed(),
-            );
-            let response = match response {
-                Ok(r) => r,
-                Err(e @ PaymentError::Declined { .. }) => {
-                    progress.hold = Hold::None;
-                    return Err(e.into());
-                }
-                Err(e) => return Err(e.into()),
-            };
-            progress.hold = Hold::Held(response.clone());
-            let sold = sale && response.status == ProviderStatus::Captured;
-            if response.amount != priced.total
-                || !(sold || response.status == ProviderStatus::Authorized)
-            {
-                return Err(Error::PaymentUnavailable(
-                    "provider answered with a different amount or status".into(),
-                ));
-            }
-            let zero = crate::money::Money::zero(priced.currency);
-            let mut payment = Payment {
-                id: PaymentId::new(),
-                provider: provider.name().to_owned(),
-                reference: response.reference,
-                authorize_key: authorize_key.clone(),
-                authorized: priced.total,
-                captured: zero,
-                refunded: zero,
-                status: PaymentStatus::Authorized,
-                operations: Vec::new(),
-            };
-            if sold {
-                // Collected by the authorize call: the books say so, with
-                // the capture on record under that call's key.
-                payment.captured = priced.total;
-                payment.status = PaymentStatus::Captured;
-                payment.operations.push(crate::payment::PaymentOperation {
-                    kind: crate::payment::OperationKind::Capture,
-                    key: authorize_key,
-                    amount: priced.total,
-                    state: crate::payment::OperationState::Succeeded,
-                    purpose: crate::payment::OperationPurpose::Direct,
-                    request_key: Some(CHECKOUT_CAPTURE.to_owned()),
-                    reason: String::new(),
-                    requested_by: Some(Actor::System),
-                    begun_at: Some(self.now()),
-                });
-            }
-            payment
-        };
-
+        let total = priced.total;
         let mut order = Order {
             id: OrderId::new(),
             checkout_key: lease.key.clone(),
@@ -623,10 +1053,10 @@ impl Engine {
             shipping_address: cart.shipping_address().cloned(),
             billing_address: cart.billing_address().or(cart.shipping_address()).cloned(),
             pricing: priced,
-            payment,
+            payment: free_payment(total, authorize_key.clone()),
             reservation_id: reservation.id,
             status: OrderStatus::Placed,
-            placed_at: now,
+            placed_at: self.now(),
             history: Vec::new(),
             shipments: Vec::new(),
             returns: Vec::new(),
@@ -636,30 +1066,343 @@ impl Engine {
             access_token_hash: None,
             version: 0,
         };
-        if order.customer_id.is_none() {
-            order.access_token_hash = Some(guest_token(lease.token, order.id).hash());
+        if total.is_zero() {
+            // Nothing to charge: a free order needs no provider call.
+            let order = self.finish_order(lease, order, None, &request.actor)?;
+            return store
+                .place_order(lease, order, self.now())
+                .await
+                .map(|order| Attempted::Placed(Box::new(order)));
         }
-        let actor = request.actor.clone();
-        order.record_placed(now, &actor);
+        progress.hold = Hold::Unknown;
+        // With immediate capture, a provider that can collects in the
+        // authorize call itself (a sale): one call and one write fewer.
+        let sale =
+            self.inner.config.capture == CaptureMode::Immediate && provider.captures_on_authorize();
+        let started = std::time::Instant::now();
+        let response = provider
+            .authorize(AuthorizeRequest {
+                idempotency_key: authorize_key.clone(),
+                amount: total,
+                payment_token: token.to_owned(),
+                reference: lease.key.to_string(),
+                capture: sale,
+            })
+            .await;
+        crate::telemetry::provider_call(
+            "authorize",
+            crate::telemetry::result_label(&response),
+            started.elapsed(),
+        );
+        let response = match response {
+            Ok(r) => r,
+            Err(e @ PaymentError::Declined { .. }) => {
+                progress.hold = Hold::None;
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        progress.hold = Hold::Held(response.clone());
+        if response.status.is_waiting() {
+            // The customer (or the provider) must act first: park the
+            // checkout with its stock and the order it will place.
+            let session = self.session_from(lease, provider.name(), &order, &response)?;
+            order.payment.provider = provider.name().to_owned();
+            order.payment.reference = response.reference.clone();
+            let awaiting = AwaitingPayment {
+                session,
+                order,
+                sale,
+                actor: request.actor.clone(),
+            };
+            self.park(lease, &awaiting).await?;
+            return Ok(Attempted::Waiting(awaiting.session));
+        }
+        let payment = payment_from(provider.name(), &response, total, authorize_key, sale)?;
+        let order = self.finish_order(lease, order, Some(payment), &request.actor)?;
+        store
+            .place_order(lease, order, self.now())
+            .await
+            .map(|order| Attempted::Placed(Box::new(order)))
+    }
+
+    /// The session a waiting `response` opens for `order`.
+    fn session_from(
+        &self,
+        lease: &Lease,
+        provider: &str,
+        order: &Order,
+        response: &ProviderResponse,
+    ) -> Result<PaymentSession> {
+        if response.amount != order.pricing.total {
+            return Err(Error::PaymentUnavailable(
+                "provider answered with a different amount".into(),
+            ));
+        }
+        if let Some(action) = &response.action {
+            action.validate()?;
+        } else if response.status == ProviderStatus::RequiresAction {
+            return Err(Error::PaymentUnavailable(
+                "provider asked for a customer action without saying which".into(),
+            ));
+        }
+        crate::validate::optional_text(
+            "payment reference",
+            &response.reference,
+            crate::payment::MAX_EVENT_TEXT_LEN,
+        )?;
+        Ok(PaymentSession {
+            checkout_key: lease.key.clone(),
+            order_id: order.id(),
+            provider: provider.to_owned(),
+            reference: response.reference.clone(),
+            amount: response.amount,
+            status: response.status,
+            action: response.action.clone(),
+            expires_at: self.now() + self.inner.config.payment_session_ttl,
+        })
+    }
+
+    /// Parks a checkout whose payment waits: until its session expires,
+    /// with its stock kept a lease longer so that recovery can settle it.
+    async fn park(&self, lease: &Lease, awaiting: &AwaitingPayment) -> Result<()> {
+        let until = awaiting.session.expires_at;
+        self.inner
+            .store
+            .await_payment(
+                lease,
+                awaiting,
+                until,
+                until + self.inner.config.checkout_lease,
+            )
+            .await
+    }
+
+    /// Readies `order` to be placed by `lease`: its payment (`None`: the
+    /// free one it carries), when it is placed, the guest's proof of
+    /// ownership (derived from the placing lease) and, with immediate
+    /// capture, the capture's intent (recorded by the commit that places
+    /// the order — the money-path protocol — so placing and capturing take
+    /// two writes, not three).
+    fn finish_order(
+        &self,
+        lease: &Lease,
+        mut order: Order,
+        payment: Option<Payment>,
+        actor: &Actor,
+    ) -> Result<Order> {
+        let now = self.now();
+        if let Some(payment) = payment {
+            order.payment = payment;
+        }
+        order.placed_at = now;
+        order.access_token_hash = order
+            .customer_id
+            .is_none()
+            .then(|| guest_token(lease.token, order.id).hash());
+        order.record_placed(now, actor);
         if self.inner.config.capture == CaptureMode::Immediate
             && order.payment.status == PaymentStatus::Authorized
         {
-            // The capture's intent is recorded by the commit that places the
-            // order (the money-path protocol: recorded before the provider
-            // is called), so placing and capturing take two writes, not three.
             order.begin_capture(None, CHECKOUT_CAPTURE, now, &Actor::System)?;
         }
-        store.place_order(lease, order, self.now()).await
+        Ok(order)
+    }
+
+    /// Settles the waiting checkout `key` (the buyer returned, or a
+    /// provider event arrived with `hint`): `None` when it is not waiting
+    /// (settled meanwhile, or someone else is settling it).
+    async fn settle_waiting(
+        &self,
+        actor: &Actor,
+        key: &IdempotencyKey,
+        hint: Option<ProviderResponse>,
+    ) -> Result<Option<CheckoutStep>> {
+        let claimed = self
+            .inner
+            .store
+            .claim_awaiting(key, self.now() + self.inner.config.checkout_lease)
+            .await?;
+        let Some((lease, awaiting)) = claimed else {
+            return Ok(None);
+        };
+        match self.settle(&lease, awaiting, hint).await? {
+            Settled::Placed(order) => {
+                crate::telemetry::checkout("session_completed");
+                let outcome = self.outcome(*order, lease.token, actor);
+                Ok(Some(CheckoutStep::Placed(Box::new(outcome))))
+            }
+            Settled::Waiting(session) => Ok(Some(CheckoutStep::AwaitingPayment(session))),
+            Settled::Failed(failure) => Err(failure.into()),
+        }
+    }
+
+    /// Settles a waiting payment under `lease`: places the order when the
+    /// provider holds the funds, parks it again while it still waits, ends
+    /// it when it failed or its session expired. `hint` is what a provider
+    /// event reported; without one the provider is asked.
+    async fn settle(
+        &self,
+        lease: &Lease,
+        awaiting: AwaitingPayment,
+        hint: Option<ProviderResponse>,
+    ) -> Result<Settled> {
+        let Some(provider) = self.inner.payments.get(&awaiting.session.provider).cloned() else {
+            self.park(lease, &awaiting).await?;
+            return Err(Error::PaymentUnavailable(format!(
+                "no payment provider named `{}` is registered",
+                awaiting.session.provider
+            )));
+        };
+        let authorize_key = authorize_key(&lease.key, lease.attempt);
+        let answer = match hint {
+            Some(hint) => Ok(Some(hint)),
+            None => provider.find_authorization(&authorize_key).await,
+        };
+        let expired = self.now() >= awaiting.session.expires_at;
+        let response = match answer {
+            Err(e) => {
+                // The provider cannot say now: keep waiting (recovery asks again).
+                self.park(lease, &awaiting).await?;
+                return Err(e.into());
+            }
+            Ok(None) if expired => {
+                let failure = expired_failure();
+                return self.end_waiting(lease, awaiting, failure).await;
+            }
+            Ok(None) => {
+                self.park(lease, &awaiting).await?;
+                return Ok(Settled::Waiting(awaiting.session));
+            }
+            Ok(Some(r)) => r,
+        };
+        match response.status {
+            status if status.is_waiting() && expired => {
+                self.end_waiting(lease, awaiting, expired_failure()).await
+            }
+            status if status.is_waiting() => {
+                let mut awaiting = awaiting;
+                awaiting.session.status = status;
+                if let Some(action) = response.action.filter(|a| a.validate().is_ok()) {
+                    awaiting.session.action = Some(action);
+                }
+                self.park(lease, &awaiting).await?;
+                Ok(Settled::Waiting(awaiting.session))
+            }
+            ProviderStatus::Authorized | ProviderStatus::Captured => {
+                let awaiting_again = awaiting.clone();
+                let AwaitingPayment {
+                    session,
+                    order,
+                    sale,
+                    actor,
+                } = awaiting;
+                let progress = Progress {
+                    hold: Hold::Held(response.clone()),
+                    touched: true,
+                    provider: Some(provider.clone()),
+                };
+                let placed = match payment_from(
+                    provider.name(),
+                    &response,
+                    session.amount,
+                    authorize_key,
+                    sale,
+                )
+                .and_then(|payment| self.finish_order(lease, order, Some(payment), &actor))
+                {
+                    Ok(order) => self.inner.store.place_order(lease, order, self.now()).await,
+                    Err(e) => Err(e),
+                };
+                let order = match placed {
+                    Ok(order) => self.capture_if_immediate(order).await,
+                    Err(e @ Error::Storage { .. }) => {
+                        // The funds are held and the store may be back in a
+                        // moment: keep waiting rather than give the money
+                        // back (a commit that happened is found by the next
+                        // settle, which sees the checkout completed).
+                        return match self.placed_meanwhile(&lease.key).await {
+                            Ok(Some(order)) => {
+                                let order = self.capture_if_immediate(order).await;
+                                Ok(Settled::Placed(Box::new(order)))
+                            }
+                            Err(_) => Err(e),
+                            Ok(None) => {
+                                // If this fails too, the checkout stays in
+                                // progress with its payment, and recovery
+                                // settles it once the lease ends.
+                                let _parked = self.park(lease, &awaiting_again).await;
+                                Err(e)
+                            }
+                        };
+                    }
+                    Err(e) => self.after_failed_attempt(lease, progress, e).await?,
+                };
+                Ok(Settled::Placed(Box::new(order)))
+            }
+            _ => {
+                // Failed, voided: nothing is held.
+                let failure = CheckoutFailure::PaymentDeclined {
+                    code: "payment_failed".into(),
+                    message: "the payment failed at the provider".into(),
+                };
+                self.end_waiting(lease, awaiting, failure).await
+            }
+        }
+    }
+
+    /// Ends a waiting payment for good: cancels it at the provider (voids a
+    /// hold, refunds a sale, if it completed meanwhile), then releases the
+    /// stock and coupon uses and saves `failure` against the key. If the
+    /// provider cannot be reached the checkout keeps waiting.
+    async fn end_waiting(
+        &self,
+        lease: &Lease,
+        awaiting: AwaitingPayment,
+        failure: CheckoutFailure,
+    ) -> Result<Settled> {
+        if let Some(provider) = self.inner.payments.get(&awaiting.session.provider).cloned() {
+            let key = authorize_key(&lease.key, lease.attempt);
+            let held = provider.find_authorization(&key).await.map_err(Error::from);
+            let undone = match held {
+                Ok(Some(held)) => self
+                    .undo_hold(provider.as_ref(), &lease.key, lease.attempt, held)
+                    .await
+                    .map(drop),
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = undone {
+                self.park(lease, &awaiting).await?;
+                return Err(e);
+            }
+        } else {
+            self.park(lease, &awaiting).await?;
+            return Err(Error::PaymentUnavailable(format!(
+                "no payment provider named `{}` is registered",
+                awaiting.session.provider
+            )));
+        }
+        tracing::warn!(key = %lease.key, "a waiting payment ended without an order; its stock is released");
+        crate::telemetry::compensation("session_ended");
+        self.inner
+            .store
+            .end_checkout(lease, CheckoutEnd::Failed(failure.clone()), self.now())
+            .await?;
+        Ok(Settled::Failed(failure))
     }
 
     /// Voids whatever the attempt may hold. False if that could not be done now.
-    async fn release_hold(&self, lease: &Lease, hold: Hold) -> bool {
+    async fn release_hold(
+        &self,
+        provider: &dyn PaymentProvider,
+        lease: &Lease,
+        hold: Hold,
+    ) -> bool {
         let reference = match hold {
             Hold::None => return true,
             Hold::Held(r) => r,
-            Hold::Unknown => match self
-                .inner
-                .payments
+            Hold::Unknown => match provider
                 .find_authorization(&authorize_key(&lease.key, lease.attempt))
                 .await
             {
@@ -668,24 +1411,26 @@ impl Engine {
                 Err(_) => return false,
             },
         };
-        self.undo_hold(&lease.key, lease.attempt, reference)
+        self.undo_hold(provider, &lease.key, lease.attempt, reference)
             .await
             .is_ok()
     }
 
     /// Gives back what an attempt that placed no order holds at the
-    /// provider: voids a hold, refunds a sale. `Ok(false)` when there was
-    /// nothing to give back.
+    /// provider: voids a hold (or cancels a payment still waiting), refunds
+    /// a sale. `Ok(false)` when there was nothing to give back.
     async fn undo_hold(
         &self,
+        provider: &dyn PaymentProvider,
         key: &IdempotencyKey,
         attempt: u32,
         held: ProviderResponse,
     ) -> Result<bool> {
         match held.status {
-            ProviderStatus::Authorized => {
-                self.inner
-                    .payments
+            ProviderStatus::Authorized
+            | ProviderStatus::RequiresAction
+            | ProviderStatus::Processing => {
+                provider
                     .void(VoidRequest {
                         idempotency_key: void_key(key, attempt),
                         authorization: held.reference,
@@ -704,8 +1449,7 @@ impl Engine {
                 if left.is_zero() || left.is_negative() {
                     return Ok(false);
                 }
-                self.inner
-                    .payments
+                provider
                     .refund(RefundRequest {
                         idempotency_key: unsell_key(key, attempt),
                         authorization: held.reference,
@@ -810,9 +1554,14 @@ impl Engine {
     /// ever counting a capture or refund twice (amounts are cumulative
     /// totals; one that covers a pending operation settles it). The event is
     /// validated first: ids and texts bounded, amounts in the payment's
-    /// currency, not negative and within what the payment holds. An event
-    /// for an unknown authorization is [`Error::NotFound`] and changes
-    /// nothing.
+    /// currency, not negative and within what the payment holds.
+    ///
+    /// An event about a checkout's waiting payment (its
+    /// [`PaymentSession::reference`]) settles that checkout: funds held
+    /// (`authorized`, or `captured` for a sale) place the order, `failed`
+    /// ends it and releases its stock; the buyer's return and the event may
+    /// arrive in either order, any number of times, and the order is placed
+    /// once.
     ///
     /// Only the provider that holds the payment (`Actor::Provider` with the
     /// name the payment records, through a verified webhook) and the system
@@ -821,28 +1570,141 @@ impl Engine {
     /// # Errors
     /// [`Error::Forbidden`] for anyone else; [`Error::Invalid`],
     /// [`Error::LimitExceeded`] or [`Error::CurrencyMismatch`] for a
-    /// malformed event, [`Error::NotFound`],
-    /// [`Error::IllegalTransition`] for an event the payment cannot take.
+    /// malformed event; [`Error::NotFound`] when no order or waiting
+    /// checkout has the reference (an event about a payment that is not
+    /// the shop's, or an abandoned attempt's: acknowledge it);
+    /// [`Error::IllegalTransition`] for an event the payment cannot take;
+    /// [`Error::CheckoutInProgress`] while the buyer's return settles the
+    /// same checkout (deliver the event again later).
     #[tracing::instrument(name = "apply_provider_event", skip_all, fields(event_id = %event.id))]
     pub async fn apply_provider_event(
         &self,
         actor: &Actor,
         event: &crate::payment::ProviderEvent,
-    ) -> Result<Order> {
+    ) -> Result<EventOutcome> {
         if !matches!(actor, Actor::Provider(_) | Actor::System) {
             return Err(Error::Forbidden);
         }
         event.validate()?;
-        let name = self.inner.payments.name().to_owned();
-        let order = self
+        let store = &self.inner.store;
+        let deadline = Instant::now() + self.inner.config.checkout_wait;
+        let mut pause = std::time::Duration::from_millis(5);
+        loop {
+            if let Some(order) = store
+                .order_by_payment_reference(&event.authorization)
+                .await?
+            {
+                return self.apply_event_to_order(actor, event, order).await;
+            }
+            let Some(record) = store
+                .checkout_by_payment_reference(&event.authorization)
+                .await?
+            else {
+                // Placed between the two reads?
+                return match store
+                    .order_by_payment_reference(&event.authorization)
+                    .await?
+                {
+                    Some(order) => self.apply_event_to_order(actor, event, order).await,
+                    None => Err(Error::not_found("authorization", &event.authorization)),
+                };
+            };
+            let awaiting = record
+                .awaiting
+                .as_deref()
+                .filter(|a| a.session.reference == event.authorization);
+            let Some(awaiting) = awaiting else {
+                return match record.state {
+                    CheckoutState::Failed { failure } => Ok(EventOutcome::CheckoutFailed {
+                        checkout_key: record.key,
+                        failure,
+                    }),
+                    CheckoutState::Completed { .. } => {
+                        // Placed meanwhile: the order has the reference,
+                        // unless another attempt placed it.
+                        match store
+                            .order_by_payment_reference(&event.authorization)
+                            .await?
+                        {
+                            Some(order) => self.apply_event_to_order(actor, event, order).await,
+                            None => Err(Error::not_found("authorization", &event.authorization)),
+                        }
+                    }
+                    _ => Err(Error::not_found("authorization", &event.authorization)),
+                };
+            };
+            // A provider reports on its own payments only.
+            let provider = awaiting.session.provider.clone();
+            if let Actor::Provider(reporter) = actor
+                && *reporter != provider
+            {
+                return Err(Error::Forbidden);
+            }
+            let hint = event_hint(event, &awaiting.session)?;
+            match record.state {
+                CheckoutState::AwaitingPayment => {
+                    let viewer = Actor::Provider(provider);
+                    match self.settle_event(&record.key, hint).await? {
+                        Some(Settled::Placed(order)) => {
+                            crate::telemetry::checkout("session_completed");
+                            return Ok(EventOutcome::Order(Box::new((*order).visible_to(&viewer))));
+                        }
+                        Some(Settled::Waiting(session)) => {
+                            return Ok(EventOutcome::Waiting(session));
+                        }
+                        Some(Settled::Failed(failure)) => {
+                            return Ok(EventOutcome::CheckoutFailed {
+                                checkout_key: record.key,
+                                failure,
+                            });
+                        }
+                        // Someone else took it meanwhile: look again.
+                        None => {}
+                    }
+                }
+                CheckoutState::InProgress if record.lease_until <= self.now() => {
+                    self.recover_checkout(&record.key).await?;
+                }
+                _ => {
+                    // The buyer's return is settling it.
+                    if Instant::now() >= deadline {
+                        return Err(Error::CheckoutInProgress(record.key.to_string()));
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(200));
+                }
+            }
+        }
+    }
+
+    /// Settles the waiting checkout `key` with what an event reported.
+    async fn settle_event(
+        &self,
+        key: &IdempotencyKey,
+        hint: Option<ProviderResponse>,
+    ) -> Result<Option<Settled>> {
+        let claimed = self
             .inner
             .store
-            .order_by_payment_reference(&event.authorization)
-            .await?
-            .ok_or_else(|| Error::not_found("authorization", &event.authorization))?;
+            .claim_awaiting(key, self.now() + self.inner.config.checkout_lease)
+            .await?;
+        match claimed {
+            Some((lease, awaiting)) => self.settle(&lease, awaiting, hint).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Applies `event` to the placed `order` holding its authorization.
+    async fn apply_event_to_order(
+        &self,
+        actor: &Actor,
+        event: &crate::payment::ProviderEvent,
+        order: Order,
+    ) -> Result<EventOutcome> {
         // A provider reports on its own payments only.
+        let name = order.payment().provider.clone();
         if let Actor::Provider(reporter) = actor
-            && *reporter != order.payment().provider
+            && *reporter != name
         {
             return Err(Error::Forbidden);
         }
@@ -850,7 +1712,9 @@ impl Engine {
         let order = self
             .update_order(order, |order| order.apply_provider_event(event, &name, now))
             .await?;
-        Ok(order.visible_to(&Actor::Provider(name)))
+        Ok(EventOutcome::Order(Box::new(
+            order.visible_to(&Actor::Provider(name)),
+        )))
     }
 
     /// Cancels an order that has not shipped: voids the payment hold (or
@@ -906,11 +1770,26 @@ impl Engine {
             }
             let mut progressed = false;
             for record in stale {
-                if let Some(voided) = self.recover_checkout(&record.key).await? {
-                    progressed = true;
-                    report.reset_checkouts += 1;
-                    report.voided_authorizations += u64::from(voided);
+                // One checkout the provider cannot settle now does not stop
+                // the others.
+                let recovered = match self.recover_checkout(&record.key).await {
+                    Ok(r) => r,
+                    Err(e) if record.awaiting.is_some() => {
+                        tracing::warn!(key = %record.key, error = %e, "a waiting payment could not be settled now");
+                        None
+                    }
+                    Err(e) => return Err(e),
+                };
+                match recovered {
+                    None => {}
+                    Some(Recovered::Reset { voided }) => {
+                        report.reset_checkouts += 1;
+                        report.voided_authorizations += u64::from(voided);
+                    }
+                    Some(Recovered::Completed) => report.completed_sessions += 1,
+                    Some(Recovered::Ended) => report.ended_sessions += 1,
                 }
+                progressed |= recovered.is_some();
             }
             if !progressed {
                 break;
@@ -1015,9 +1894,9 @@ impl Engine {
         }
     }
 
-    /// Cleans up one stale attempt. `None` if it was not stale (any more);
-    /// otherwise whether a hold was voided.
-    async fn recover_checkout(&self, key: &IdempotencyKey) -> Result<Option<bool>> {
+    /// Cleans up one stale attempt. `None` if it was not stale (any more)
+    /// or its payment still waits; otherwise what was done.
+    async fn recover_checkout(&self, key: &IdempotencyKey) -> Result<Option<Recovered>> {
         let now = self.now();
         let Some(lease) = self
             .inner
@@ -1027,15 +1906,34 @@ impl Engine {
         else {
             return Ok(None);
         };
-        let found = self
-            .inner
-            .payments
-            .find_authorization(&authorize_key(key, lease.attempt))
-            .await
-            .map_err(Error::from)?;
+        let record = self.inner.store.checkout(key).await?;
+        if let Some(awaiting) = record.and_then(|r| r.awaiting) {
+            // A waiting payment whose session expired, or whose settling
+            // stopped half-way: settle it as a returning buyer would.
+            return match self.settle(&lease, *awaiting, None).await? {
+                Settled::Placed(_) => Ok(Some(Recovered::Completed)),
+                Settled::Failed(_) => Ok(Some(Recovered::Ended)),
+                Settled::Waiting(_) => Ok(None),
+            };
+        }
+        // The attempt recorded no provider: ask each (its key is unique).
+        let attempt_key = authorize_key(key, lease.attempt);
+        let mut found = None;
+        for provider in self.inner.payments.all() {
+            if let Some(auth) = provider
+                .find_authorization(&attempt_key)
+                .await
+                .map_err(Error::from)?
+            {
+                found = Some((provider.clone(), auth));
+                break;
+            }
+        }
         let mut voided = false;
-        if let Some(auth) = found
-            && self.undo_hold(key, lease.attempt, auth).await?
+        if let Some((provider, auth)) = found
+            && self
+                .undo_hold(provider.as_ref(), key, lease.attempt, auth)
+                .await?
         {
             voided = true;
             crate::telemetry::compensation("hold_voided");
@@ -1045,6 +1943,6 @@ impl Engine {
             .store
             .end_checkout(&lease, CheckoutEnd::Retryable, self.now())
             .await?;
-        Ok(Some(voided))
+        Ok(Some(Recovered::Reset { voided }))
     }
 }

@@ -114,6 +114,10 @@ pub struct EngineConfig {
     pub password_reset_ttl: Duration,
     /// How long an email-verification token works (2 days by default).
     pub email_verification_ttl: Duration,
+    /// How long a checkout's payment may wait for the customer (3-D
+    /// Secure, a redirect) or the provider before it is cancelled and its
+    /// stock released (30 minutes by default).
+    pub payment_session_ttl: Duration,
 }
 
 crate::domain::setters!(EngineConfig {
@@ -128,6 +132,7 @@ crate::domain::setters!(EngineConfig {
     retention: Duration,
     password_reset_ttl: Duration,
     email_verification_ttl: Duration,
+    payment_session_ttl: Duration,
 } into {});
 
 impl Default for EngineConfig {
@@ -144,6 +149,7 @@ impl Default for EngineConfig {
             retention: Duration::days(30),
             password_reset_ttl: Duration::hours(1),
             email_verification_ttl: Duration::days(2),
+            payment_session_ttl: Duration::minutes(30),
         }
     }
 }
@@ -158,7 +164,7 @@ impl Default for EngineConfig {
 /// | plugin | default |
 /// |---|---|
 /// | store | [`MemoryStore`] |
-/// | payments | **required**: [`EngineBuilder::payment_provider`], or [`EngineBuilder::test_payment_provider`] |
+/// | payments | **required**: [`EngineBuilder::payment_provider`] (one or several, by name), or [`EngineBuilder::test_payment_provider`] |
 /// | tax | **required**: [`EngineBuilder::tax`], or [`EngineBuilder::no_tax`] |
 /// | shipping | no methods (nothing that ships can be checked out) |
 /// | clock | [`SystemClock`] |
@@ -166,7 +172,8 @@ impl Default for EngineConfig {
 #[must_use]
 pub struct EngineBuilder {
     store: Option<Arc<dyn Store>>,
-    payments: Option<Arc<dyn PaymentProvider>>,
+    payments: Vec<Arc<dyn PaymentProvider>>,
+    default_payments: Option<String>,
     tax: Option<Arc<dyn TaxCalculator>>,
     shipping: Option<Arc<dyn ShippingRates>>,
     clock: Option<Arc<dyn Clock>>,
@@ -180,8 +187,8 @@ impl std::fmt::Debug for EngineBuilder {
         f.debug_struct("EngineBuilder")
             .field("store", &self.store.is_some())
             .field(
-                "payment_provider",
-                &self.payments.as_ref().map(|p| p.name().to_owned()),
+                "payment_providers",
+                &self.payments.iter().map(|p| p.name()).collect::<Vec<_>>(),
             )
             .field("tax", &self.tax.is_some())
             .field("shipping", &self.shipping.is_some())
@@ -197,9 +204,29 @@ impl EngineBuilder {
         self.store = Some(store);
         self
     }
-    /// Uses this payment provider.
+    /// Takes payments with this provider, registered under its
+    /// [name](PaymentProvider::name) (replacing one registered under the
+    /// same name). Call it once per provider: a checkout names the one to
+    /// use ([`CheckoutRequest::provider`](crate::CheckoutRequest::provider)),
+    /// and every later operation on a payment goes to the provider that
+    /// took it. The first registered is the default unless
+    /// [`default_payment_provider`](Self::default_payment_provider) names
+    /// another.
     pub fn payment_provider(mut self, provider: Arc<dyn PaymentProvider>) -> Self {
-        self.payments = Some(provider);
+        match self
+            .payments
+            .iter_mut()
+            .find(|p| p.name() == provider.name())
+        {
+            Some(slot) => *slot = provider,
+            None => self.payments.push(provider),
+        }
+        self
+    }
+    /// Makes the provider registered as `name` the default for checkouts
+    /// that name none.
+    pub fn default_payment_provider(mut self, name: impl Into<String>) -> Self {
+        self.default_payments = Some(name.into());
         self
     }
     /// Takes payments with the built-in [`TestPaymentProvider`] (for tests,
@@ -287,12 +314,13 @@ impl EngineBuilder {
                 "reservation_ttl must be at least checkout_lease",
             ));
         }
-        let Some(payments) = self.payments else {
+        if c.payment_session_ttl <= Duration::zero() {
             return Err(Error::invalid(
                 "config",
-                "no payment provider: call payment_provider(..), or test_payment_provider() outside production",
+                "payment_session_ttl must be positive",
             ));
-        };
+        }
+        let payments = Providers::new(self.payments, self.default_payments)?;
         let Some(tax) = self.tax else {
             return Err(Error::invalid(
                 "config",
@@ -329,9 +357,78 @@ impl EngineBuilder {
     }
 }
 
+/// Longest payment provider name, in characters.
+pub const MAX_PROVIDER_NAME_LEN: usize = 64;
+
+/// The payment providers of one engine, by name.
+pub(crate) struct Providers {
+    list: Vec<Arc<dyn PaymentProvider>>,
+    default: Arc<dyn PaymentProvider>,
+}
+
+impl Providers {
+    fn new(list: Vec<Arc<dyn PaymentProvider>>, default: Option<String>) -> Result<Self> {
+        if list.is_empty() {
+            return Err(Error::invalid(
+                "config",
+                "no payment provider: call payment_provider(..), or test_payment_provider() outside production",
+            ));
+        }
+        for p in &list {
+            let name = p.name();
+            let ok = !name.is_empty()
+                && name.len() <= MAX_PROVIDER_NAME_LEN
+                && name.bytes().all(|b| b.is_ascii_graphic())
+                && name != FREE_ORDER_PROVIDER;
+            if !ok {
+                return Err(Error::invalid(
+                    "payment provider name",
+                    format!(
+                        "`{name}` must be 1 to {MAX_PROVIDER_NAME_LEN} visible ASCII characters, and not `{FREE_ORDER_PROVIDER}`"
+                    ),
+                ));
+            }
+        }
+        let default = match &default {
+            None => list.first(),
+            Some(name) => list.iter().find(|p| p.name() == name),
+        }
+        .cloned()
+        .ok_or_else(|| {
+            Error::invalid(
+                "default payment provider",
+                format!(
+                    "no provider named `{}` is registered",
+                    default.unwrap_or_default()
+                ),
+            )
+        })?;
+        Ok(Self { list, default })
+    }
+
+    /// The provider for checkouts that name none.
+    pub(crate) fn default(&self) -> &Arc<dyn PaymentProvider> {
+        &self.default
+    }
+
+    /// The provider registered as `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<dyn PaymentProvider>> {
+        self.list.iter().find(|p| p.name() == name)
+    }
+
+    /// Every provider, the default first.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Arc<dyn PaymentProvider>> {
+        let default = self.default();
+        std::iter::once(default).chain(self.list.iter().filter(move |p| !Arc::ptr_eq(p, default)))
+    }
+}
+
+/// The provider name recorded on a payment of nothing (a free order).
+pub(crate) const FREE_ORDER_PROVIDER: &str = "none";
+
 pub(crate) struct Inner {
     pub(crate) store: Arc<dyn Store>,
-    pub(crate) payments: Arc<dyn PaymentProvider>,
+    pub(crate) payments: Providers,
     pub(crate) tax: Arc<dyn TaxCalculator>,
     pub(crate) shipping: Arc<dyn ShippingRates>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -353,7 +450,15 @@ pub struct Engine {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("payment_provider", &self.inner.payments.name())
+            .field(
+                "payment_providers",
+                &self
+                    .inner
+                    .payments
+                    .all()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>(),
+            )
             .field("rules", &self.inner.rules)
             .field("config", &self.inner.config)
             .finish_non_exhaustive()
@@ -416,7 +521,8 @@ impl Engine {
     pub fn builder() -> EngineBuilder {
         EngineBuilder {
             store: None,
-            payments: None,
+            payments: Vec::new(),
+            default_payments: None,
             tax: None,
             shipping: None,
             clock: None,
@@ -434,6 +540,12 @@ impl Engine {
     /// The configuration in force.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
+    }
+
+    /// The names of the payment providers this engine takes payments with,
+    /// the default first.
+    pub fn payment_providers(&self) -> Vec<&str> {
+        self.inner.payments.all().map(|p| p.name()).collect()
     }
 
     /// Runs password hashing in one of the bounded slots, waiting at most

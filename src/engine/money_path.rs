@@ -178,7 +178,12 @@ impl Engine {
         order: &Order,
         op: &PaymentOperation,
     ) -> std::result::Result<ProviderResponse, PaymentError> {
-        let provider = &self.inner.payments;
+        // Every operation goes to the provider that took the payment; one
+        // no longer registered leaves the operation pending until it is.
+        let name = &order.payment().provider;
+        let provider = self.inner.payments.get(name).ok_or_else(|| {
+            PaymentError::Unavailable(format!("no payment provider named `{name}` is registered"))
+        })?;
         let authorization = order.payment().reference.clone();
         let idempotency_key = op.key.clone();
         let started = std::time::Instant::now();

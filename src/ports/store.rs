@@ -359,6 +359,9 @@ pub enum CheckoutClaim {
         /// When the running attempt's lease ends.
         lease_until: DateTime<Utc>,
     },
+    /// Its payment waits for the customer or the provider
+    /// ([`CheckoutState::AwaitingPayment`]); nothing was claimed.
+    AwaitingPayment(Box<crate::payment::PaymentSession>),
 }
 
 /// How a checkout record stands.
@@ -368,6 +371,11 @@ pub enum CheckoutClaim {
 pub enum CheckoutState {
     /// An attempt is running (or crashed; see the lease).
     InProgress,
+    /// The attempt's payment waits for the customer or the provider
+    /// ([`CheckoutRecord::awaiting`] holds the session and the order to
+    /// place); its stock stays reserved. The lease ends when the session
+    /// expires.
+    AwaitingPayment,
     /// The last attempt failed without a final outcome; the next call runs a new attempt.
     Retryable,
     /// The order was placed.
@@ -403,6 +411,26 @@ pub struct CheckoutRecord {
     pub lease_until: DateTime<Utc>,
     /// When the key was first used.
     pub created_at: DateTime<Utc>,
+    /// The waiting payment and the order it will place: set while the
+    /// checkout is [`CheckoutState::AwaitingPayment`], and kept while an
+    /// attempt that claimed it runs ([`CheckoutState::InProgress`]), so a
+    /// crash there is recovered with it.
+    pub awaiting: Option<Box<AwaitingPayment>>,
+}
+
+/// A checkout's payment that waits (for the customer or the provider), with
+/// the order that is placed once it completes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwaitingPayment {
+    /// The session shown to the buyer.
+    pub session: crate::payment::PaymentSession,
+    /// The order as it will be placed (its payment is filled in from the
+    /// provider's final answer).
+    pub order: Order,
+    /// Whether the authorize call asked to collect at once (a sale).
+    pub sale: bool,
+    /// Who checked out (recorded on the order when it is placed).
+    pub actor: crate::actor::Actor,
 }
 
 /// How a checkout attempt that did not place an order ends.
@@ -480,7 +508,42 @@ pub trait CheckoutStore: Send + Sync {
     /// The record for a key.
     async fn checkout(&self, key: &IdempotencyKey) -> Result<Option<CheckoutRecord>>;
 
-    /// Checkouts in progress whose lease ended before `now`, oldest first.
+    /// Parks a running attempt whose payment waits: the checkout becomes
+    /// [`CheckoutState::AwaitingPayment`] with `awaiting` until `until` (the
+    /// session's expiry: its lease), and its reservation is kept until
+    /// `hold_until` — in one atomic command, under the lease.
+    ///
+    /// # Errors
+    /// [`Error::LeaseLost`] when the lease no longer holds the checkout;
+    /// [`Error::ReservationExpired`] when its reservation is gone.
+    async fn await_payment(
+        &self,
+        lease: &Lease,
+        awaiting: &AwaitingPayment,
+        until: DateTime<Utc>,
+        hold_until: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Takes a waiting checkout to settle its payment: a checkout
+    /// [`CheckoutState::AwaitingPayment`] becomes in progress under a new
+    /// lease until `lease_until`, keeping its attempt and its waiting
+    /// payment. `None` when it is not waiting (settled, or someone else is
+    /// settling it).
+    async fn claim_awaiting(
+        &self,
+        key: &IdempotencyKey,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<(Lease, AwaitingPayment)>>;
+
+    /// The checkout whose waiting payment has the provider reference
+    /// `reference` (waiting, or being settled), if any.
+    async fn checkout_by_payment_reference(
+        &self,
+        reference: &str,
+    ) -> Result<Option<CheckoutRecord>>;
+
+    /// Checkouts in progress whose lease ended before `now`, and waiting
+    /// checkouts whose session expired by `now`, oldest first.
     async fn stale_checkouts(
         &self,
         now: DateTime<Utc>,
@@ -488,7 +551,8 @@ pub trait CheckoutStore: Send + Sync {
     ) -> Result<Vec<CheckoutRecord>>;
 
     /// Takes over a stale checkout for cleaning up: succeeds only if it is
-    /// still in progress with an expired lease.
+    /// still in progress with an expired lease, or waiting with an expired
+    /// session (it becomes in progress, keeping its waiting payment).
     async fn claim_stale(
         &self,
         key: &IdempotencyKey,

@@ -33,6 +33,10 @@ pub enum StoreCommand {
     EndCheckout,
     /// [`CheckoutStore::begin_and_reserve`].
     BeginAndReserve,
+    /// [`CheckoutStore::await_payment`].
+    AwaitPayment,
+    /// [`CheckoutStore::claim_awaiting`].
+    ClaimAwaiting,
 }
 
 /// When the injected failure strikes.
@@ -346,6 +350,30 @@ impl CheckoutStore for FaultyStore {
         u: DateTime<Utc>,
     ) -> Result<Option<Lease>> {
         self.inner.claim_stale(k, n, u).await
+    }
+    async fn await_payment(
+        &self,
+        l: &Lease,
+        a: &AwaitingPayment,
+        u: DateTime<Utc>,
+        h: DateTime<Utc>,
+    ) -> Result<()> {
+        self.with(
+            StoreCommand::AwaitPayment,
+            self.inner.await_payment(l, a, u, h),
+        )
+        .await
+    }
+    async fn claim_awaiting(
+        &self,
+        k: &IdempotencyKey,
+        u: DateTime<Utc>,
+    ) -> Result<Option<(Lease, AwaitingPayment)>> {
+        self.with(StoreCommand::ClaimAwaiting, self.inner.claim_awaiting(k, u))
+            .await
+    }
+    async fn checkout_by_payment_reference(&self, r: &str) -> Result<Option<CheckoutRecord>> {
+        self.inner.checkout_by_payment_reference(r).await
     }
 }
 

@@ -56,7 +56,163 @@ where
     report.checks += 1;
     accounts(make().await).await?;
     report.checks += 1;
+    waiting_payments(make().await).await?;
+    report.checks += 1;
     Ok(report)
+}
+
+/// A checkout whose payment waits: parked with its stock, found by its
+/// provider reference, never pruned, offered to recovery only once its
+/// session expired, claimed by one settler at a time, and placed once when
+/// many returns race.
+async fn waiting_payments(store: Arc<dyn Store>) -> Result<(), Failure> {
+    const CHECK: &str = "waiting payments";
+    let gateway = Arc::new(crate::payment::TestPaymentProvider::new());
+    let shipping = step(
+        CHECK,
+        FlatRateShipping::new().with_method("std", "Standard", &[usd(5_00)]),
+    )?;
+    let e = step(
+        CHECK,
+        Engine::builder()
+            .store(store.clone())
+            .shipping(Arc::new(shipping))
+            .payment_provider(gateway.clone())
+            .no_tax()
+            .build(),
+    )?;
+    let a = product(&e, "W", 1, CHECK).await?;
+    let guest = Actor::Guest;
+    let cart = step(CHECK, e.create_cart(&guest, Currency::USD).await)?;
+    step(CHECK, e.add_item(&guest, cart.id(), a, 1).await)?;
+    step(
+        CHECK,
+        e.set_email(&guest, cart.id(), "kit@example.com").await,
+    )?;
+    let address = NewAddress::default()
+        .name("Kit")
+        .line1("1 Main St")
+        .city("Springfield")
+        .country("US");
+    step(
+        CHECK,
+        e.set_shipping_address(&guest, cart.id(), address).await,
+    )?;
+    step(CHECK, e.set_shipping_method(&guest, cart.id(), "std").await)?;
+    let key = step(CHECK, IdempotencyKey::new("conformance-waiting"))?;
+    let request = CheckoutRequest::new(cart.id(), key.clone(), "tok_3ds", guest.clone());
+    let step_one = step(CHECK, e.start_checkout(request).await)?;
+    let crate::checkout::CheckoutStep::AwaitingPayment(session) = step_one else {
+        return Err(Failure {
+            check: CHECK,
+            detail: format!("a 3-D Secure card did not wait: {step_one:?}"),
+        });
+    };
+    let record = step(CHECK, store.checkout(&key).await)?;
+    ensure(
+        record.as_ref().is_some_and(|r| {
+            r.state == crate::store::CheckoutState::AwaitingPayment
+                && r.awaiting.as_ref().is_some_and(|w| w.session == session)
+        }),
+        CHECK,
+        || format!("the parked checkout reads back as {record:?}"),
+    )?;
+    let found = step(
+        CHECK,
+        store
+            .checkout_by_payment_reference(&session.reference)
+            .await,
+    )?;
+    ensure(found.is_some_and(|r| r.key == key), CHECK, || {
+        "the waiting checkout is not found by its reference".into()
+    })?;
+    let stock = step(CHECK, e.stock(a).await)?;
+    ensure(stock.reserved == 1, CHECK, || {
+        format!(
+            "{} units reserved while waiting, expected 1",
+            stock.reserved
+        )
+    })?;
+    let expires = session.expires_at;
+    let early = step(
+        CHECK,
+        store
+            .stale_checkouts(expires - chrono::Duration::seconds(1), 10)
+            .await,
+    )?;
+    ensure(early.iter().all(|r| r.key != key), CHECK, || {
+        "a waiting checkout was offered to recovery before its session expired".into()
+    })?;
+    let late = step(CHECK, store.stale_checkouts(expires, 10).await)?;
+    ensure(late.iter().any(|r| r.key == key), CHECK, || {
+        "an expired session was not offered to recovery".into()
+    })?;
+    let pruned = step(
+        CHECK,
+        store
+            .prune_checkouts(expires + chrono::Duration::days(365))
+            .await,
+    )?;
+    ensure(pruned == 0, CHECK, || {
+        "a waiting checkout was pruned".into()
+    })?;
+
+    // One settler at a time.
+    let lease_until = chrono::Utc::now() + chrono::Duration::minutes(1);
+    let claimed = step(CHECK, store.claim_awaiting(&key, lease_until).await)?;
+    let second = step(CHECK, store.claim_awaiting(&key, lease_until).await)?;
+    ensure(claimed.is_some() && second.is_none(), CHECK, || {
+        "a waiting checkout was claimed twice, or not at all".into()
+    })?;
+    if let Some((lease, awaiting)) = claimed {
+        step(
+            CHECK,
+            store
+                .await_payment(
+                    &lease,
+                    &awaiting,
+                    expires,
+                    expires + chrono::Duration::minutes(2),
+                )
+                .await,
+        )?;
+    }
+
+    // The customer acts; many returns race: one order.
+    step(CHECK, gateway.complete_action(&session.reference))?;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (e, key) = (e.clone(), key.clone());
+        let cart = cart.id();
+        tasks.push(tokio::spawn(async move {
+            e.complete_checkout(&Actor::Guest, cart, &key).await
+        }));
+    }
+    for task in tasks {
+        let done = step(CHECK, task.await)?;
+        if let Ok(done) = done {
+            let placed = done.placed().map(|o| o.order.id());
+            ensure(placed == Some(session.order_id), CHECK, || {
+                format!("a return answered {placed:?}")
+            })?;
+        }
+    }
+    let placed = step(CHECK, e.complete_checkout(&guest, cart.id(), &key).await)?;
+    ensure(
+        placed
+            .placed()
+            .is_some_and(|o| o.order.id() == session.order_id),
+        CHECK,
+        || "the completed payment placed no order".into(),
+    )?;
+    let holds = gateway.authorizations();
+    ensure(holds.len() == 1, CHECK, || {
+        format!("{} authorizations, expected 1", holds.len())
+    })?;
+    let claimed = step(CHECK, store.claim_awaiting(&key, lease_until).await)?;
+    ensure(claimed.is_none(), CHECK, || {
+        "a placed checkout could be claimed as waiting".into()
+    })
 }
 
 /// A customer's password hash and account tokens survive a save and a

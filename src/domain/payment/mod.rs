@@ -17,20 +17,9 @@ use crate::error::{Error, Result};
 use crate::id::PaymentId;
 use crate::money::Money;
 
-/// What the provider says about an authorization after a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum ProviderStatus {
-    /// Funds are held.
-    Authorized,
-    /// Some or all of the hold was collected.
-    Captured,
-    /// The hold was released.
-    Voided,
-    /// Some or all of the capture was returned.
-    Refunded,
-}
+pub use crate::domain::session::{
+    CustomerAction, MAX_ACTION_DATA_LEN, MAX_ACTION_URL_LEN, PaymentSession, ProviderStatus,
+};
 
 /// A provider's successful answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +37,9 @@ pub struct ProviderResponse {
     pub captured_total: Option<Money>,
     /// Everything refunded on the authorization so far, when reported.
     pub refunded_total: Option<Money>,
+    /// With [`ProviderStatus::RequiresAction`]: what the customer must do.
+    #[serde(default)]
+    pub action: Option<CustomerAction>,
 }
 
 impl ProviderResponse {
@@ -61,7 +53,16 @@ impl ProviderResponse {
             amount,
             captured_total: None,
             refunded_total: None,
+            action: None,
         }
+    }
+
+    /// The same answer asking the customer to act (use with
+    /// [`ProviderStatus::RequiresAction`]).
+    #[must_use]
+    pub fn with_action(mut self, action: CustomerAction) -> Self {
+        self.action = Some(action);
+        self
     }
 
     /// The same answer with the authorization's running totals.
@@ -70,6 +71,43 @@ impl ProviderResponse {
         self.captured_total = captured;
         self.refunded_total = refunded;
         self
+    }
+}
+
+impl CustomerAction {
+    /// Checks what a provider sent: a redirect is an `http(s)://` URL of at
+    /// most [`MAX_ACTION_URL_LEN`] visible ASCII characters; client data is
+    /// 1 to [`MAX_ACTION_DATA_LEN`] visible ASCII characters.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the field and the length received.
+    pub fn validate(&self) -> Result<()> {
+        let (field, value, max) = match self {
+            Self::Redirect { url } => ("redirect url", url, MAX_ACTION_URL_LEN),
+            Self::ClientData { data } => ("client data", data, MAX_ACTION_DATA_LEN),
+        };
+        let visible =
+            !value.is_empty() && value.len() <= max && value.bytes().all(|b| b.is_ascii_graphic());
+        let scheme = match self {
+            Self::Redirect { url } => url.starts_with("https://") || url.starts_with("http://"),
+            Self::ClientData { .. } => true,
+        };
+        if visible && scheme {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                field,
+                format!(
+                    "must be 1 to {max} visible ASCII characters{}, got {} bytes",
+                    if matches!(self, Self::Redirect { .. }) {
+                        " starting with https:// or http://"
+                    } else {
+                        ""
+                    },
+                    value.len()
+                ),
+            ))
+        }
     }
 }
 
@@ -328,20 +366,37 @@ pub trait PaymentProvider: Send + Sync {
         false
     }
 
-    /// Holds funds.
+    /// Whether this provider takes payments in `currency`. Checkout refuses
+    /// a cart in another currency before reserving anything. The default
+    /// accepts every currency.
+    fn accepts_currency(&self, currency: crate::money::Currency) -> bool {
+        let _ = currency;
+        true
+    }
+
+    /// Holds funds — or answers [`ProviderStatus::RequiresAction`] (with
+    /// [`ProviderResponse::action`]) or [`ProviderStatus::Processing`] when
+    /// the payment must wait for the customer or the provider. A waiting
+    /// payment is then followed by
+    /// [`find_authorization`](Self::find_authorization) with the same key
+    /// (when the buyer returns or the session expires) or by the provider's
+    /// events, and cancelled with [`void`](Self::void).
     async fn authorize(&self, request: AuthorizeRequest) -> Result<ProviderResponse, PaymentError>;
 
     /// Collects held funds.
     async fn capture(&self, request: CaptureRequest) -> Result<ProviderResponse, PaymentError>;
 
-    /// Releases a hold.
+    /// Releases a hold, or cancels a payment still waiting on the customer
+    /// (so that it can no longer complete).
     async fn void(&self, request: VoidRequest) -> Result<ProviderResponse, PaymentError>;
 
     /// Returns collected funds.
     async fn refund(&self, request: RefundRequest) -> Result<ProviderResponse, PaymentError>;
 
-    /// Finds the authorization made with `authorize_key`, if any. Recovery
-    /// uses it to void holds whose authorize call never answered.
+    /// Finds the authorization made with `authorize_key`, if any, as it
+    /// stands now (a waiting payment answers its current status). Recovery
+    /// uses it to void holds whose authorize call never answered; a
+    /// waiting checkout uses it to learn whether the customer completed.
     async fn find_authorization(
         &self,
         authorize_key: &str,
