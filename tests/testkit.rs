@@ -83,3 +83,21 @@ async fn the_suite_fails_a_store_that_breaks_a_promise() {
     .unwrap_err();
     assert_eq!(failure.check, "checkout and orders");
 }
+
+#[tokio::test]
+async fn the_test_provider_asks_for_customer_actions_as_the_engine_expects() {
+    let test = Arc::new(TestPaymentProvider::new());
+    let gateway = test.clone();
+    let report = cartwright::testkit::session_conformance(test, "tok_3ds", |reference| {
+        let gateway = gateway.clone();
+        async move {
+            gateway
+                .complete_action(&reference)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(report.checks, 3);
+}

@@ -35,7 +35,7 @@ mod store;
 
 pub use faults::{FaultyStore, StoreCommand, When};
 pub use gateway::SlowProvider;
-pub use provider::provider_conformance;
+pub use provider::{provider_conformance, session_conformance};
 pub use store::store_conformance;
 
 /// A conformance check that did not hold: which one, and what was seen.

@@ -224,3 +224,124 @@ pub async fn provider_conformance(
     }
     Ok(report)
 }
+
+/// Runs the customer-action checks against a provider that can ask the
+/// customer to act (3-D Secure, a redirect): `needs_action` is a payment
+/// token whose authorization waits for the customer, and `complete` makes
+/// the customer complete the payment with the given reference (the
+/// provider's sandbox hook). Checks what waiting checkouts rely on: the
+/// authorization answers [`ProviderStatus::RequiresAction`] with a valid
+/// [`CustomerAction`](crate::payment::CustomerAction) and holds nothing; a
+/// replay of its key answers the same payment; `find_authorization` reports
+/// it waiting, then held once the customer completed it; nothing can be
+/// captured before; a void cancels a waiting payment so that it never
+/// becomes held.
+///
+/// # Errors
+/// The first [`Failure`]: which check, and what was seen.
+pub async fn session_conformance<F, Fut>(
+    provider: Arc<dyn PaymentProvider>,
+    needs_action: &str,
+    complete: F,
+) -> Result<Report, Failure>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    const CHECK: &str = "customer action";
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let key = |name: &str| format!("conformance-{run}-{name}");
+    let usd = |minor: i64| Money::from_minor(minor, Currency::USD);
+    let mut report = Report::default();
+    let authorize = |k: &str| AuthorizeRequest {
+        idempotency_key: key(k),
+        amount: usd(12_00),
+        payment_token: needs_action.to_owned(),
+        reference: key("order"),
+        capture: false,
+    };
+
+    let first = step(CHECK, provider.authorize(authorize("s1")).await)?;
+    ensure(
+        first.status == ProviderStatus::RequiresAction,
+        CHECK,
+        || format!("status {:?}, expected RequiresAction", first.status),
+    )?;
+    let action_ok = first.action.as_ref().is_some_and(|a| a.validate().is_ok());
+    ensure(action_ok, CHECK, || {
+        format!("the action {:?} is missing or invalid", first.action)
+    })?;
+    ensure(
+        first.captured_total.is_none_or(|t| t.is_zero()),
+        CHECK,
+        || "a waiting payment reports a capture".into(),
+    )?;
+    let again = step(CHECK, provider.authorize(authorize("s1")).await)?;
+    ensure(again.reference == first.reference, CHECK, || {
+        format!("a second payment {} for one key", again.reference)
+    })?;
+    let waiting = step(CHECK, provider.find_authorization(&key("s1")).await)?;
+    ensure(
+        waiting.as_ref().is_some_and(|r| r.status.is_waiting()),
+        CHECK,
+        || format!("a waiting payment is found as {waiting:?}"),
+    )?;
+    let early = provider
+        .capture(CaptureRequest {
+            idempotency_key: key("early-capture"),
+            authorization: first.reference.clone(),
+            amount: usd(12_00),
+        })
+        .await;
+    ensure(early.is_err(), CHECK, || {
+        format!("captured a payment the customer has not completed: {early:?}")
+    })?;
+    report.checks += 1;
+
+    step(CHECK, complete(first.reference.clone()).await)?;
+    let held = step(CHECK, provider.find_authorization(&key("s1")).await)?;
+    ensure(
+        held.as_ref().is_some_and(|r| {
+            r.status == ProviderStatus::Authorized && r.reference == first.reference
+        }),
+        CHECK,
+        || format!("after the customer completed it the payment is {held:?}"),
+    )?;
+    step(
+        CHECK,
+        provider
+            .capture(CaptureRequest {
+                idempotency_key: key("capture"),
+                authorization: first.reference.clone(),
+                amount: usd(12_00),
+            })
+            .await,
+    )?;
+    report.checks += 1;
+
+    // A void cancels a waiting payment for good.
+    let second = step(CHECK, provider.authorize(authorize("s2")).await)?;
+    step(
+        CHECK,
+        provider
+            .void(VoidRequest {
+                idempotency_key: key("cancel"),
+                authorization: second.reference.clone(),
+            })
+            .await,
+    )?;
+    let _late = complete(second.reference.clone()).await;
+    let after = step(CHECK, provider.find_authorization(&key("s2")).await)?;
+    ensure(
+        after.as_ref().is_some_and(|r| {
+            !matches!(
+                r.status,
+                ProviderStatus::Authorized | ProviderStatus::Captured
+            )
+        }),
+        CHECK,
+        || format!("a cancelled payment became {after:?}"),
+    )?;
+    report.checks += 1;
+    Ok(report)
+}

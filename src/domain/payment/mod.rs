@@ -10,6 +10,8 @@
 //! provider adapter knows nothing of carts or orders beyond the amounts and
 //! references it is handed.
 
+pub mod webhook;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
