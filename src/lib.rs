@@ -120,8 +120,11 @@
 //! More in `examples/`: `checkout.rs` (a whole shop session with promotions
 //! and a receipt), `custom_rule.rs` (your own pricing condition and action),
 //! `postgres_checkout.rs` (the same on PostgreSQL),
-//! `custom_payment_provider.rs` (plugging in a gateway) and
-//! `order_lifecycle.rs` (shipping, capture, a return and its refund).
+//! `custom_payment_provider.rs` (plugging in a gateway),
+//! `order_lifecycle.rs` (shipping, capture, a return and its refund),
+//! `payment_sessions.rs` (3-D Secure completed by the return or the event,
+//! gift cards, store credit and a split refund) and `http_gateway/` (an
+//! adapter that talks HTTP to a gateway, with signed webhooks).
 //!
 //! ## Feature flags
 //!
@@ -152,8 +155,8 @@ pub mod testkit;
 pub(crate) use domain::validate;
 #[doc(inline)]
 pub use domain::{
-    actor, cart, catalog, clock, customer, error, event, id, inventory, money, note, order,
-    pricing, shipping, tax,
+    actor, cart, catalog, clock, customer, error, event, giftcard, id, inventory, money, note,
+    order, pricing, shipping, tax,
 };
 pub(crate) use engine::promotions;
 
@@ -171,7 +174,7 @@ pub mod deps {
     pub use uuid;
 }
 #[doc(inline)]
-pub use engine::{checkout, fulfillment, maintenance, money_path, telemetry};
+pub use engine::{checkout, fulfillment, giftcards, maintenance, money_path, telemetry};
 pub mod payment {
     //! Payments: the [`PaymentProvider`] port, the payment state machine,
     //! the money-path operations, and the built-in [`TestPaymentProvider`]

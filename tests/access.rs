@@ -258,6 +258,28 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
             OWNER_OR_PRIVILEGED,
             |e, a| async move { e.cancel_checkout(&a, oc, &key("access-wait")).await }
         ),
+        row!("issue_gift_card", PRIVILEGED, |e, a| async move {
+            e.issue_gift_card(
+                &a,
+                cartwright::giftcards::NewGiftCard::new(usd("5.00")),
+                &key(&format!("gc-{}", cartwright::deps::uuid::Uuid::new_v4())),
+            )
+            .await
+        }),
+        row!("grant_store_credit", PRIVILEGED, |e, a| async move {
+            e.grant_store_credit(&a, owner, usd("1.00"), "sorry", &key("credit"))
+                .await
+        }),
+        row!(
+            "gift_card_balance",
+            ANYONE_BUT_PROVIDER,
+            |e, a| async move { e.gift_card_balance(&a, "AAAA-BBBB-CCCC-DDDD").await }
+        ),
+        row!("store_credit", OWNER_OR_PRIVILEGED, |e, a| e.store_credit(
+            &a,
+            owner,
+            Currency::USD
+        )),
         row!("merge_guest_cart", CUSTOMERS, |e, a| e
             .merge_guest_cart(&a, gc)),
         // Customers.

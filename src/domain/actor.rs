@@ -27,6 +27,9 @@
 //! | list orders | no | no | own only | no | all | all | no |
 //! | internal notes, groups | no | no | no | no | yes | yes | no |
 //! | capture, ship, deliver, return, settle | no | no | no | no | yes | yes | no |
+//! | issue gift cards, grant store credit | no | no | no | no | yes | yes | no |
+//! | check a gift card's balance by its code (wrong codes counted) | yes | yes | yes | yes | yes | yes | no |
+//! | a customer's store credit and cards (balance, ledger) | no | no | yes | no | yes | yes | no |
 //! | refund by amount | no | no | no | no | yes | no | no |
 //! | catalog, stock, locations, promotions, coupons, price lists (changes and admin reads) | no | no | no | no | yes | yes | no |
 //! | event outbox, usage counters | no | no | no | no | yes | yes | no |

@@ -162,6 +162,22 @@ pub enum Error {
     /// The payment provider could not be reached or failed; retrying later is safe.
     #[error("payment provider unavailable: {0}")]
     PaymentUnavailable(String),
+    /// A gift card or store credit holds less than a redemption asked for.
+    /// Nothing was taken from it.
+    #[error("insufficient balance: {requested} asked for, {available} available")]
+    InsufficientBalance {
+        /// What the balance holds.
+        available: Money,
+        /// What was asked for.
+        requested: Money,
+    },
+    /// Too many wrong guesses (of gift card codes) from one source: wait
+    /// before trying again. Nothing changed.
+    #[error("too many failed attempts at {what}; try again later")]
+    TooManyAttempts {
+        /// What was guessed.
+        what: &'static str,
+    },
     /// The checkout's payment waits for the customer (a 3-D Secure
     /// challenge, a redirect) or the provider: no order yet, the stock stays
     /// reserved. Show the session's action to the buyer, then complete it

@@ -130,6 +130,8 @@ typed_id! {
     NoteId => "note";
     /// Identifies an [`Event`](crate::store::Event).
     EventId => "event";
+    /// Identifies a [`GiftCard`](crate::giftcard::GiftCard) (or a customer's store credit).
+    GiftCardId => "gift card";
 }
 
 /// A caller-chosen key that makes a request safe to retry: the same key always

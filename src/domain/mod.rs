@@ -41,6 +41,7 @@ pub mod clock;
 pub mod customer;
 pub mod error;
 pub mod event;
+pub mod giftcard;
 pub mod id;
 pub mod inventory;
 pub mod money;

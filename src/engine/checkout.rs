@@ -97,6 +97,31 @@ pub struct CheckoutRequest {
     /// The payment provider to pay with, by name; `None`: the engine's
     /// default ([`EngineBuilder::payment_provider`](crate::EngineBuilder::payment_provider)).
     pub provider: Option<String>,
+    /// Gift cards to pay with first, in this order (at most
+    /// [`MAX_GIFT_CARDS_PER_CHECKOUT`](crate::giftcard::MAX_GIFT_CARDS_PER_CHECKOUT)).
+    pub gift_cards: Vec<GiftCardCode>,
+    /// Whether to pay with the customer's store credit after the gift cards.
+    pub store_credit: bool,
+}
+
+/// A gift card code as the buyer entered it: a secret, so its `Debug`
+/// shows only the last four characters.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GiftCardCode(pub String);
+
+impl std::fmt::Debug for GiftCardCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tail: String = self
+            .0
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        write!(f, "GiftCardCode(…{tail})")
+    }
 }
 
 impl CheckoutRequest {
@@ -115,7 +140,17 @@ impl CheckoutRequest {
             actor,
             expected_total: None,
             provider: None,
+            gift_cards: Vec::new(),
+            store_credit: false,
         }
+    }
+
+    /// Pays first with the gift card `code` (call once per card; they are
+    /// redeemed in the order given, before store credit and the provider).
+    #[must_use]
+    pub fn gift_card(mut self, code: impl Into<String>) -> Self {
+        self.gift_cards.push(GiftCardCode(code.into()));
+        self
     }
 
     /// Pays with the provider registered as `name`.
@@ -130,6 +165,7 @@ crate::domain::setters!(CheckoutRequest {
     cart_id: crate::id::CartId,
     idempotency_key: IdempotencyKey,
     actor: Actor,
+    store_credit: bool,
 } into {
     payment_token: String,
     expected_total: Option<crate::money::Money>,
@@ -285,6 +321,38 @@ struct Prepared {
     email: crate::customer::Email,
     requests: Vec<StockRequest>,
     provider: std::sync::Arc<dyn PaymentProvider>,
+    /// What gift cards and store credit will pay, in order.
+    tenders: Vec<PlannedTender>,
+}
+
+/// A gift card or store credit to redeem, and how much.
+struct PlannedTender {
+    card: crate::giftcard::GiftCard,
+    amount: crate::money::Money,
+}
+
+/// Plans to take from `card` as much as it holds of what is `left`.
+fn take(
+    planned: &mut Vec<PlannedTender>,
+    card: crate::giftcard::GiftCard,
+    left: &mut crate::money::Money,
+) -> Result<()> {
+    let amount = if card.balance().checked_cmp(left)?.is_lt() {
+        card.balance()
+    } else {
+        *left
+    };
+    if amount.is_zero() || amount.is_negative() {
+        return Ok(());
+    }
+    *left = left.checked_sub(amount)?;
+    planned.push(PlannedTender { card, amount });
+    Ok(())
+}
+
+/// The reference every gift card entry of one checkout attempt carries.
+fn redeem_reference(key: &IdempotencyKey, attempt: u32) -> String {
+    format!("checkout:{key}:{attempt}")
 }
 
 /// How far an attempt got, for compensation.
@@ -295,6 +363,8 @@ struct Progress {
     touched: bool,
     /// The provider the attempt pays with, once chosen.
     provider: Option<std::sync::Arc<dyn PaymentProvider>>,
+    /// Whether gift cards or store credit may have been redeemed.
+    redeemed: bool,
 }
 
 /// How far an attempt got with the provider.
@@ -486,11 +556,17 @@ impl Engine {
     #[tracing::instrument(name = "checkout", skip_all, fields(cart_id = %request.cart_id, key = %request.idempotency_key))]
     pub async fn start_checkout(&self, request: CheckoutRequest) -> Result<CheckoutStep> {
         let token = request.payment_token.trim();
-        if token.is_empty() || token.chars().count() > MAX_PAYMENT_TOKEN_LEN {
+        if token.chars().count() > MAX_PAYMENT_TOKEN_LEN {
             return Err(Error::invalid(
                 "payment token",
-                format!("must be 1 to {MAX_PAYMENT_TOKEN_LEN} characters"),
+                format!("must be at most {MAX_PAYMENT_TOKEN_LEN} characters"),
             ));
+        }
+        if request.gift_cards.len() > crate::giftcard::MAX_GIFT_CARDS_PER_CHECKOUT {
+            return Err(Error::LimitExceeded {
+                what: "gift cards per checkout",
+                max: crate::giftcard::MAX_GIFT_CARDS_PER_CHECKOUT as u64,
+            });
         }
         if matches!(request.actor, Actor::Provider(_)) {
             return Err(Error::Forbidden);
@@ -816,6 +892,7 @@ impl Engine {
             hold: Hold::None,
             touched: start.is_some(),
             provider: None,
+            redeemed: false,
         };
         let attempt = self.attempt(request, token, &lease, &mut progress, start);
         let error = match attempt.await {
@@ -862,6 +939,14 @@ impl Engine {
             }
             None => !held,
         };
+        // Then the gift cards and store credit the attempt redeemed.
+        if released
+            && progress.redeemed
+            && let Err(e) = self.release_redemptions(&lease.key, lease.attempt).await
+        {
+            tracing::warn!(key = %lease.key, error = %e, "redemptions could not be given back now; recovery will");
+            return Err(error);
+        }
         if !released {
             // The hold could not be voided now; the attempt stays in progress
             // and recovery voids it once the lease ends.
@@ -951,7 +1036,15 @@ impl Engine {
         }
         let email = email.ok_or(Error::Incomplete("email"))?;
         let provider = self.provider_for(request.provider.as_deref())?;
-        if !priced.total.is_zero() && !provider.accepts_currency(priced.currency) {
+        let tenders = self.plan_tenders(request, &cart, priced.total).await?;
+        let mut remainder = priced.total;
+        for t in &tenders {
+            remainder = remainder.checked_sub(t.amount)?;
+        }
+        if !remainder.is_zero() && request.payment_token.trim().is_empty() {
+            return Err(Error::Incomplete("payment token"));
+        }
+        if !remainder.is_zero() && !provider.accepts_currency(priced.currency) {
             return Err(Error::invalid(
                 "payment provider",
                 format!(
@@ -983,7 +1076,147 @@ impl Engine {
             email,
             requests,
             provider,
+            tenders,
         })
+    }
+
+    /// What the request's gift cards (in order), then the customer's store
+    /// credit, will pay of `total`: each as much as it holds of what is
+    /// left. A named gift card that is unknown, in another currency,
+    /// expired or empty is refused; store credit is used when there is some.
+    async fn plan_tenders(
+        &self,
+        request: &CheckoutRequest,
+        cart: &crate::cart::Cart,
+        total: crate::money::Money,
+    ) -> Result<Vec<PlannedTender>> {
+        use crate::giftcard::BalanceKind;
+        let now = self.now();
+        let mut left = total;
+        let mut planned: Vec<PlannedTender> = Vec::new();
+        for code in &request.gift_cards {
+            let card = self
+                .find_gift_card(&request.actor, Some(cart.id()), &code.0)
+                .await?;
+            if card.currency() != cart.currency() {
+                return Err(Error::CurrencyMismatch {
+                    left: cart.currency(),
+                    right: card.currency(),
+                });
+            }
+            if !card.spendable_at(now) {
+                return Err(Error::invalid(
+                    "gift card",
+                    format!("…{} has expired", card.last4()),
+                ));
+            }
+            if planned.iter().any(|t| t.card.id() == card.id()) {
+                // The same card entered twice counts once.
+                continue;
+            }
+            if card.balance().is_zero() {
+                return Err(Error::InsufficientBalance {
+                    available: card.balance(),
+                    requested: left,
+                });
+            }
+            take(&mut planned, card, &mut left)?;
+        }
+        if request.store_credit {
+            let Some(customer) = cart.customer_id() else {
+                return Err(Error::invalid(
+                    "store credit",
+                    "only a signed-in customer's cart can use store credit",
+                ));
+            };
+            let cards = self.inner.store.gift_cards_of(customer).await?;
+            for card in cards {
+                if card.kind() == BalanceKind::StoreCredit
+                    && card.currency() == cart.currency()
+                    && card.spendable_at(now)
+                {
+                    take(&mut planned, card, &mut left)?;
+                }
+            }
+        }
+        Ok(planned)
+    }
+
+    /// Redeems the planned tenders for the attempt under `lease`, in order:
+    /// one ledger entry each, keyed by the attempt. Returns them as the
+    /// order's tender payments.
+    async fn redeem(
+        &self,
+        lease: &Lease,
+        planned: &[PlannedTender],
+        progress: &mut Progress,
+    ) -> Result<Vec<Payment>> {
+        use crate::giftcard::{EntryKind, NewEntry};
+        let reference = redeem_reference(&lease.key, lease.attempt);
+        let mut tenders = Vec::with_capacity(planned.len());
+        for (i, t) in planned.iter().enumerate() {
+            let key = format!("{reference}:redeem:{i}");
+            progress.redeemed = true;
+            self.inner
+                .store
+                .post_gift_card_entry(
+                    t.card.id(),
+                    NewEntry::new(
+                        key.clone(),
+                        EntryKind::Redeem,
+                        t.amount,
+                        reference.clone(),
+                        Actor::System,
+                    ),
+                    self.now(),
+                )
+                .await?;
+            tenders.push(Payment {
+                id: PaymentId::new(),
+                provider: t.card.kind().provider_name().to_owned(),
+                reference: t.card.id().to_string(),
+                authorize_key: key,
+                authorized: t.amount,
+                captured: t.amount,
+                refunded: crate::money::Money::zero(t.amount.currency()),
+                status: PaymentStatus::Captured,
+                operations: Vec::new(),
+            });
+        }
+        Ok(tenders)
+    }
+
+    /// Gives back every redemption of attempt `attempt` of checkout `key`
+    /// that has not been given back: a release entry each, keyed by the
+    /// redemption, so running this twice gives back once.
+    async fn release_redemptions(&self, key: &IdempotencyKey, attempt: u32) -> Result<()> {
+        use crate::giftcard::{EntryKind, NewEntry};
+        let reference = redeem_reference(key, attempt);
+        let entries = self.inner.store.gift_card_entries_for(&reference).await?;
+        for (card, entry) in entries.iter().filter(|(_, e)| e.kind == EntryKind::Redeem) {
+            let release = format!("{}:release", entry.key);
+            if entries.iter().any(|(c, e)| c == card && e.key == release) {
+                continue;
+            }
+            let amount =
+                crate::money::Money::zero(entry.amount.currency()).checked_sub(entry.amount)?;
+            self.inner
+                .store
+                .post_gift_card_entry(
+                    *card,
+                    NewEntry::new(
+                        release,
+                        EntryKind::Release,
+                        amount,
+                        reference.clone(),
+                        Actor::System,
+                    ),
+                    self.now(),
+                )
+                .await?;
+            crate::telemetry::compensation("redemption_released");
+        }
+        Ok(())
     }
 
     /// The provider registered as `name`, or the default.
@@ -1040,10 +1273,18 @@ impl Engine {
             email,
             requests: _,
             provider,
+            tenders: planned,
         } = prepared;
         progress.provider = Some(provider.clone());
         let authorize_key = authorize_key(&lease.key, lease.attempt);
-        let total = priced.total;
+        // Gift cards, then store credit, each a ledger entry keyed by the
+        // attempt; a failure later gives them back (`after_failed_attempt`,
+        // or recovery, finds them by the attempt's reference).
+        let tenders = self.redeem(lease, &planned, progress).await?;
+        let mut total = priced.total;
+        for t in &tenders {
+            total = total.checked_sub(t.authorized())?;
+        }
         let mut order = Order {
             id: OrderId::new(),
             checkout_key: lease.key.clone(),
@@ -1054,6 +1295,7 @@ impl Engine {
             billing_address: cart.billing_address().or(cart.shipping_address()).cloned(),
             pricing: priced,
             payment: free_payment(total, authorize_key.clone()),
+            tenders,
             reservation_id: reservation.id,
             status: OrderStatus::Placed,
             placed_at: self.now(),
@@ -1067,7 +1309,7 @@ impl Engine {
             version: 0,
         };
         if total.is_zero() {
-            // Nothing to charge: a free order needs no provider call.
+            // Nothing (left) to charge: no provider call.
             let order = self.finish_order(lease, order, None, &request.actor)?;
             return store
                 .place_order(lease, order, self.now())
@@ -1134,7 +1376,7 @@ impl Engine {
         order: &Order,
         response: &ProviderResponse,
     ) -> Result<PaymentSession> {
-        if response.amount != order.pricing.total {
+        if response.amount != order.payment.authorized {
             return Err(Error::PaymentUnavailable(
                 "provider answered with a different amount".into(),
             ));
@@ -1301,6 +1543,7 @@ impl Engine {
                     hold: Hold::Held(response.clone()),
                     touched: true,
                     provider: Some(provider.clone()),
+                    redeemed: !order.tenders.is_empty(),
                 };
                 let placed = match payment_from(
                     provider.name(),
@@ -1382,6 +1625,12 @@ impl Engine {
                 "no payment provider named `{}` is registered",
                 awaiting.session.provider
             )));
+        }
+        if !awaiting.order.tenders.is_empty()
+            && let Err(e) = self.release_redemptions(&lease.key, lease.attempt).await
+        {
+            self.park(lease, &awaiting).await?;
+            return Err(e);
         }
         tracing::warn!(key = %lease.key, "a waiting payment ended without an order; its stock is released");
         crate::telemetry::compensation("session_ended");
@@ -1825,7 +2074,7 @@ impl Engine {
                 })
                 .await?;
             for order in &page {
-                let stale = match order.payment().pending() {
+                let stale = match order.pending_operation() {
                     Some(op) => op.begun_at.is_none_or(|t| t <= cutoff),
                     None => order
                         .cancellation()
@@ -1939,6 +2188,7 @@ impl Engine {
             crate::telemetry::compensation("hold_voided");
             tracing::warn!(key = %key, attempt = lease.attempt, "recovery gave back the hold of a stale checkout");
         }
+        self.release_redemptions(key, lease.attempt).await?;
         self.inner
             .store
             .end_checkout(&lease, CheckoutEnd::Retryable, self.now())

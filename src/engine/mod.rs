@@ -16,6 +16,7 @@ pub use accounts::{CustomerExport, CustomerPage};
 pub use catalog::ProductPage;
 pub mod checkout;
 pub mod fulfillment;
+pub mod giftcards;
 pub mod maintenance;
 pub mod money_path;
 pub(crate) mod promotions;
@@ -352,6 +353,7 @@ impl EngineBuilder {
                 promotion_settings: self.promotion_settings,
                 pricing_cache: Mutex::new(None),
                 hash_slots,
+                guesses: crate::engine::giftcards::GuessLimiter::default(),
             }),
         })
     }
@@ -379,12 +381,14 @@ impl Providers {
             let ok = !name.is_empty()
                 && name.len() <= MAX_PROVIDER_NAME_LEN
                 && name.bytes().all(|b| b.is_ascii_graphic())
-                && name != FREE_ORDER_PROVIDER;
+                && name != FREE_ORDER_PROVIDER
+                && name != "gift_card"
+                && name != "store_credit";
             if !ok {
                 return Err(Error::invalid(
                     "payment provider name",
                     format!(
-                        "`{name}` must be 1 to {MAX_PROVIDER_NAME_LEN} visible ASCII characters, and not `{FREE_ORDER_PROVIDER}`"
+                        "`{name}` must be 1 to {MAX_PROVIDER_NAME_LEN} visible ASCII characters, and not `{FREE_ORDER_PROVIDER}`, `gift_card` or `store_credit`"
                     ),
                 ));
             }
@@ -439,6 +443,8 @@ pub(crate) struct Inner {
     pub(crate) pricing_cache: Mutex<Option<Arc<PricingRules>>>,
     /// Bounds concurrent password hashing.
     hash_slots: tokio::sync::Semaphore,
+    /// Counts wrong gift card codes.
+    pub(crate) guesses: crate::engine::giftcards::GuessLimiter,
 }
 
 /// The commerce engine. Cheap to clone; share it between tasks.

@@ -110,7 +110,7 @@ impl Engine {
     pub(crate) async fn drive(&self, mut order: Order) -> Result<Order> {
         let id = order.id();
         for _ in 0..MAX_STEPS {
-            if let Some(op) = order.payment().pending().cloned() {
+            if let Some(op) = order.pending_operation().cloned() {
                 let answer = self.call_provider(&order, &op).await;
                 let (settlement, error) = match answer {
                     Ok(_) => (Settlement::Succeeded, None),
@@ -138,8 +138,8 @@ impl Engine {
                 order = self
                     .update_order(order, |o| {
                         let pending = o
-                            .payment()
-                            .operation(&op.key)
+                            .payment_holding(&op.key)
+                            .and_then(|p| p.operation(&op.key))
                             .is_some_and(|p| p.state == OperationState::Pending);
                         if !pending {
                             return Ok(None);
@@ -158,7 +158,7 @@ impl Engine {
                     .update_order(order, |o| {
                         if o.cancellation().is_none()
                             || o.status() == OrderStatus::Cancelled
-                            || o.payment().pending().is_some()
+                            || o.pending_operation().is_some()
                         {
                             return Ok(None);
                         }
@@ -178,13 +178,17 @@ impl Engine {
         order: &Order,
         op: &PaymentOperation,
     ) -> std::result::Result<ProviderResponse, PaymentError> {
+        let payment = order.payment_holding(&op.key).unwrap_or(order.payment());
+        if payment.tender_kind().is_some() {
+            return self.call_ledger(order, payment, op).await;
+        }
         // Every operation goes to the provider that took the payment; one
         // no longer registered leaves the operation pending until it is.
-        let name = &order.payment().provider;
+        let name = &payment.provider;
         let provider = self.inner.payments.get(name).ok_or_else(|| {
             PaymentError::Unavailable(format!("no payment provider named `{name}` is registered"))
         })?;
-        let authorization = order.payment().reference.clone();
+        let authorization = payment.reference.clone();
         let idempotency_key = op.key.clone();
         let started = std::time::Instant::now();
         let answer = match op.kind {
@@ -221,6 +225,49 @@ impl Engine {
             started.elapsed(),
         );
         answer
+    }
+
+    /// Carries out an operation on a gift card or store-credit payment: a
+    /// refund is a ledger entry under the operation's own key (posted once,
+    /// however often this runs). Nothing else is ever asked of one.
+    async fn call_ledger(
+        &self,
+        order: &Order,
+        payment: &crate::payment::Payment,
+        op: &PaymentOperation,
+    ) -> std::result::Result<ProviderResponse, PaymentError> {
+        use crate::giftcard::{EntryKind, GiftCardId, NewEntry};
+        if op.kind != OperationKind::Refund {
+            return Err(PaymentError::Invalid(
+                "a gift card or store credit is collected at checkout".into(),
+            ));
+        }
+        let card = payment
+            .reference
+            .parse::<uuid::Uuid>()
+            .map(GiftCardId::from_uuid)
+            .map_err(|_| PaymentError::Invalid("not a gift card reference".into()))?;
+        let entry = NewEntry::new(
+            op.key.clone(),
+            EntryKind::Refund,
+            op.amount,
+            format!("order:{}", order.id()),
+            op.requested_by.clone().unwrap_or(Actor::System),
+        );
+        match self
+            .inner
+            .store
+            .post_gift_card_entry(card, entry, self.now())
+            .await
+        {
+            Ok(_) => Ok(ProviderResponse::new(
+                payment.reference.clone(),
+                crate::payment::ProviderStatus::Refunded,
+                op.amount,
+            )),
+            Err(e) if e.is_retryable() => Err(PaymentError::Unavailable(e.to_string())),
+            Err(e) => Err(PaymentError::Invalid(e.to_string())),
+        }
     }
 
     /// Records an intent with `begin` (under the version check) and drives

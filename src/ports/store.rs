@@ -25,6 +25,7 @@ use crate::cart::Cart;
 use crate::catalog::{CatalogEntry, Category, Collection, Product, Sku};
 use crate::customer::{Customer, CustomerGroup, CustomerQuery, Email};
 use crate::error::{Error, Result};
+use crate::giftcard::{GiftCard, GiftCardId, LedgerEntry, NewEntry};
 use crate::id::PromotionId;
 use crate::id::{
     CartId, CategoryId, CollectionId, CustomerId, EventId, IdempotencyKey, LocationId, OrderId,
@@ -720,6 +721,51 @@ pub struct PricingInputs {
     pub version: u64,
 }
 
+/// Gift cards and store credit: cards with append-only ledgers.
+#[async_trait]
+pub trait GiftCardStore: Send + Sync {
+    /// Stores a new card with its first entries.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] when its id or code hash is taken (the
+    /// value named is the id, never the code).
+    async fn insert_gift_card(&self, card: GiftCard) -> Result<()>;
+
+    /// One card, with its ledger.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    async fn gift_card(&self, id: GiftCardId) -> Result<GiftCard>;
+
+    /// The card whose code hashes to `code_hash`, if any.
+    async fn gift_card_by_code(&self, code_hash: &str) -> Result<Option<GiftCard>>;
+
+    /// A customer's cards and store credit, oldest first (at most
+    /// [`MAX_PAGE_SIZE`]).
+    async fn gift_cards_of(&self, customer: CustomerId) -> Result<Vec<GiftCard>>;
+
+    /// Posts `entry` on card `id` atomically ([`GiftCard::post`] under the
+    /// card's lock or row lock, so concurrent redemptions never overdraw);
+    /// returns the card as it now stands. Posting an entry whose key the
+    /// card has changes nothing.
+    ///
+    /// # Errors
+    /// As [`GiftCard::post`]; [`Error::NotFound`].
+    async fn post_gift_card_entry(
+        &self,
+        id: GiftCardId,
+        entry: NewEntry,
+        now: DateTime<Utc>,
+    ) -> Result<GiftCard>;
+
+    /// Every entry whose reference is `reference`, with its card, for
+    /// recovery (what a checkout attempt redeemed).
+    async fn gift_card_entries_for(
+        &self,
+        reference: &str,
+    ) -> Result<Vec<(GiftCardId, LedgerEntry)>>;
+}
+
 /// Everything the engine needs from storage. Implemented automatically for
 /// any type that implements every port.
 pub trait Store:
@@ -731,6 +777,7 @@ pub trait Store:
     + OrderStore
     + EventStore
     + PromotionStore
+    + GiftCardStore
 {
 }
 
@@ -743,6 +790,7 @@ impl<T> Store for T where
         + OrderStore
         + EventStore
         + PromotionStore
+        + GiftCardStore
 {
 }
 

@@ -37,6 +37,8 @@ pub enum StoreCommand {
     AwaitPayment,
     /// [`CheckoutStore::claim_awaiting`].
     ClaimAwaiting,
+    /// [`GiftCardStore::post_gift_card_entry`].
+    PostGiftCardEntry,
 }
 
 /// When the injected failure strikes.
@@ -446,5 +448,42 @@ impl PromotionStore for FaultyStore {
     }
     async fn cart_for_pricing(&self, c: CartId, e: &[VariantId]) -> Result<(Cart, PricingInputs)> {
         self.inner.cart_for_pricing(c, e).await
+    }
+}
+
+#[async_trait]
+impl GiftCardStore for FaultyStore {
+    async fn insert_gift_card(&self, c: crate::giftcard::GiftCard) -> Result<()> {
+        self.inner.insert_gift_card(c).await
+    }
+    async fn gift_card(
+        &self,
+        id: crate::giftcard::GiftCardId,
+    ) -> Result<crate::giftcard::GiftCard> {
+        self.inner.gift_card(id).await
+    }
+    async fn gift_card_by_code(&self, h: &str) -> Result<Option<crate::giftcard::GiftCard>> {
+        self.inner.gift_card_by_code(h).await
+    }
+    async fn gift_cards_of(&self, c: CustomerId) -> Result<Vec<crate::giftcard::GiftCard>> {
+        self.inner.gift_cards_of(c).await
+    }
+    async fn post_gift_card_entry(
+        &self,
+        id: crate::giftcard::GiftCardId,
+        e: crate::giftcard::NewEntry,
+        n: DateTime<Utc>,
+    ) -> Result<crate::giftcard::GiftCard> {
+        self.with(
+            StoreCommand::PostGiftCardEntry,
+            self.inner.post_gift_card_entry(id, e, n),
+        )
+        .await
+    }
+    async fn gift_card_entries_for(
+        &self,
+        r: &str,
+    ) -> Result<Vec<(crate::giftcard::GiftCardId, crate::giftcard::LedgerEntry)>> {
+        self.inner.gift_card_entries_for(r).await
     }
 }

@@ -58,7 +58,114 @@ where
     report.checks += 1;
     waiting_payments(make().await).await?;
     report.checks += 1;
+    gift_cards(make().await).await?;
+    report.checks += 1;
     Ok(report)
+}
+
+/// Gift cards: found by code hash, entries posted once per key, a
+/// redemption beyond the balance refused with nothing changed, many
+/// concurrent redemptions never overdrawing, entries found by reference.
+async fn gift_cards(store: Arc<dyn Store>) -> Result<(), Failure> {
+    use crate::giftcard::{BalanceKind, EntryKind, GiftCard, NewEntry};
+    const CHECK: &str = "gift cards";
+    let now = chrono::Utc::now();
+    let mut card = step(
+        CHECK,
+        GiftCard::new(
+            BalanceKind::GiftCard,
+            Some("KITK-ITKI-TKIT-KIT1"),
+            Currency::USD,
+            None,
+            None,
+            now,
+        ),
+    )?;
+    step(
+        CHECK,
+        card.post(
+            NewEntry::new("issue", EntryKind::Issue, usd(10_00), "kit", Actor::System),
+            now,
+        ),
+    )?;
+    let id = card.id();
+    let hash = card.code_hash().unwrap_or_default().to_owned();
+    step(CHECK, store.insert_gift_card(card.clone()).await)?;
+    let dup = store.insert_gift_card(card).await;
+    ensure(
+        matches!(dup, Err(Error::AlreadyExists { .. })),
+        CHECK,
+        || format!("a second insert answered {dup:?}"),
+    )?;
+    let found = step(CHECK, store.gift_card_by_code(&hash).await)?;
+    ensure(found.is_some_and(|c| c.id() == id), CHECK, || {
+        "the card is not found by its code hash".into()
+    })?;
+    // Twenty redemptions of 1.00 race for 10.00: exactly ten succeed.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .post_gift_card_entry(
+                    id,
+                    NewEntry::new(
+                        format!("redeem-{i}"),
+                        EntryKind::Redeem,
+                        usd(1_00),
+                        format!("kit-ref-{}", i % 2),
+                        Actor::System,
+                    ),
+                    now,
+                )
+                .await
+        }));
+    }
+    let mut won = 0;
+    for task in tasks {
+        match step(CHECK, task.await)? {
+            Ok(_) => won += 1,
+            Err(Error::InsufficientBalance { .. }) => {}
+            Err(e) => {
+                return Err(Failure {
+                    check: CHECK,
+                    detail: format!("a redemption answered {e:?}"),
+                });
+            }
+        }
+    }
+    let card = step(CHECK, store.gift_card(id).await)?;
+    ensure(won == 10 && card.balance().is_zero(), CHECK, || {
+        format!(
+            "{won} redemptions of 1.00 from 10.00 succeeded, balance {}",
+            card.balance()
+        )
+    })?;
+    // A replayed entry counts once; a refused one changes nothing.
+    let again = step(
+        CHECK,
+        store
+            .post_gift_card_entry(
+                id,
+                NewEntry::new("issue", EntryKind::Issue, usd(10_00), "kit", Actor::System),
+                now,
+            )
+            .await,
+    )?;
+    ensure(
+        again.balance().is_zero() && again.entries().len() == 11,
+        CHECK,
+        || format!("a replayed entry changed the card: {}", again.balance()),
+    )?;
+    let entries = step(CHECK, store.gift_card_entries_for("kit-ref-0").await)?;
+    ensure(
+        !entries.is_empty()
+            && entries
+                .iter()
+                .all(|(c, e)| *c == id && e.reference == "kit-ref-0"),
+        CHECK,
+        || format!("entries by reference: {entries:?}"),
+    )
 }
 
 /// A checkout whose payment waits: parked with its stock, found by its

@@ -282,6 +282,10 @@ pub struct Order {
     pub(crate) shipping_address: Option<Address>,
     pub(crate) billing_address: Option<Address>,
     pub(crate) payment: Payment,
+    /// What gift cards and store credit paid, one payment each (collected
+    /// at checkout), in the order they were redeemed.
+    #[serde(default)]
+    pub(crate) tenders: Vec<Payment>,
     pub(crate) reservation_id: ReservationId,
     pub(crate) status: OrderStatus,
     pub(crate) placed_at: DateTime<Utc>,
@@ -342,9 +346,40 @@ impl Order {
     pub fn billing_address(&self) -> Option<&Address> {
         self.billing_address.as_ref()
     }
-    /// The payment.
+    /// The payment with the provider (for an order paid wholly by gift
+    /// cards or store credit: a payment of nothing).
     pub fn payment(&self) -> &Payment {
         &self.payment
+    }
+
+    /// What gift cards and store credit paid, in the order redeemed: one
+    /// [`Payment`] each, its provider `gift_card` or `store_credit` and its
+    /// reference the card's id.
+    pub fn tenders(&self) -> &[Payment] {
+        &self.tenders
+    }
+
+    /// Every payment of the order: the provider's first, then the tenders.
+    pub fn payments(&self) -> impl Iterator<Item = &Payment> {
+        std::iter::once(&self.payment).chain(self.tenders.iter())
+    }
+
+    /// The operation in flight on any of its payments (at most one is
+    /// driven at a time), the provider's first.
+    pub(crate) fn pending_operation(&self) -> Option<&crate::domain::payment::PaymentOperation> {
+        self.payments().find_map(Payment::pending)
+    }
+
+    /// The payment holding the operation `key`.
+    pub(crate) fn payment_holding(&self, key: &str) -> Option<&Payment> {
+        self.payments().find(|p| p.operation(key).is_some())
+    }
+
+    fn payment_holding_mut(&mut self, key: &str) -> Option<&mut Payment> {
+        if self.payment.operation(key).is_some() {
+            return Some(&mut self.payment);
+        }
+        self.tenders.iter_mut().find(|p| p.operation(key).is_some())
     }
     /// The stock reservation allocated to it.
     pub fn reservation_id(&self) -> ReservationId {
@@ -414,7 +449,7 @@ impl Order {
     /// Whether a payment operation or a cancellation is in flight (the
     /// engine or recovery finishes it).
     pub fn has_pending_work(&self) -> bool {
-        self.payment.pending().is_some()
+        self.pending_operation().is_some()
             || (self.cancellation.is_some() && self.status != OrderStatus::Cancelled)
     }
 

@@ -18,7 +18,8 @@ use super::{
 };
 use crate::actor::Actor;
 use crate::domain::payment::{
-    Intent, OperationKind, OperationPurpose, PaymentOperation, PaymentStatus, ProviderEvent,
+    Intent, OperationKind, OperationPurpose, OperationState, PaymentOperation, PaymentStatus,
+    ProviderEvent,
 };
 use crate::error::{Error, Result};
 use crate::event::EventKind;
@@ -90,6 +91,7 @@ impl Order {
         }
         self.ensure_open()?;
         self.ensure_not_cancelling()?;
+        self.ensure_nothing_pending()?;
         let amount = match amount {
             Some(a) => a,
             None => {
@@ -124,21 +126,97 @@ impl Order {
         at: DateTime<Utc>,
         actor: &Actor,
     ) -> Result<Option<String>> {
-        if self.payment.operation_for_request(request_key).is_some() {
+        if self
+            .payments()
+            .any(|p| p.operation_for_request(request_key).is_some())
+        {
             return Ok(None);
         }
         self.ensure_not_cancelling()?;
-        self.payment
-            .begin(Intent {
+        self.ensure_nothing_pending()?;
+        self.begin_refund_parts(
+            amount,
+            OperationPurpose::Direct,
+            request_key,
+            reason,
+            actor,
+            at,
+        )
+        .map(Some)
+    }
+
+    /// Refuses a new money operation while one is in flight on any payment.
+    fn ensure_nothing_pending(&self) -> Result<()> {
+        match self.pending_operation() {
+            Some(op) => Err(Error::PaymentInProgress {
+                operation: op.key.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a refund of `amount` split over the order's payments by the
+    /// refund policy: the provider's payment first (up to what it collected
+    /// and has not refunded), then the tenders in the reverse order of their
+    /// redemption (store credit before gift cards). Each part is a pending
+    /// operation on its payment under the same request key; the provider's
+    /// is driven first, and if it is refused the other parts are refused
+    /// with it. Returns the first part's key.
+    fn begin_refund_parts(
+        &mut self,
+        amount: Money,
+        purpose: OperationPurpose,
+        request_key: &str,
+        reason: &str,
+        actor: &Actor,
+        at: DateTime<Utc>,
+    ) -> Result<String> {
+        let currency = self.payment.authorized.currency();
+        let mut refundable = Money::zero(currency);
+        for p in self.payments() {
+            refundable = refundable.checked_add(p.refundable()?)?;
+        }
+        if amount.is_negative() || amount.is_zero() || !amount.is_exact() {
+            return Err(Error::invalid(
+                "refund",
+                format!("{amount} must be positive and exact in minor units"),
+            ));
+        }
+        if amount.checked_cmp(&refundable)?.is_gt() {
+            return Err(Error::invalid(
+                "refund",
+                format!("{amount} exceeds the {refundable} captured and not yet refunded"),
+            ));
+        }
+        let mut left = amount;
+        let mut first = None;
+        let order = std::iter::once(&mut self.payment).chain(self.tenders.iter_mut().rev());
+        for payment in order {
+            if left.is_zero() {
+                break;
+            }
+            let available = payment.refundable()?;
+            let part = if left.checked_cmp(&available)?.is_gt() {
+                available
+            } else {
+                left
+            };
+            if part.is_zero() {
+                continue;
+            }
+            let key = payment.begin(Intent {
                 kind: OperationKind::Refund,
-                amount,
-                purpose: OperationPurpose::Direct,
+                amount: part,
+                purpose,
                 request_key: Some(request_key),
                 reason,
                 actor,
                 at,
-            })
-            .map(Some)
+            })?;
+            first.get_or_insert(key);
+            left = left.checked_sub(part)?;
+        }
+        first.ok_or_else(|| Error::invalid("refund", "nothing to refund"))
     }
 
     /// Records a return. With nothing to refund it is completed at once (the
@@ -177,15 +255,16 @@ impl Order {
             return Ok(effects);
         }
         ret.state = ReturnState::Pending;
-        self.payment.begin(Intent {
-            kind: OperationKind::Refund,
-            amount: ret.refund,
-            purpose: OperationPurpose::Return(ret.id),
-            request_key: Some(&ret.key),
-            reason: "return",
+        self.ensure_nothing_pending()?;
+        let key = ret.key.clone();
+        self.begin_refund_parts(
+            ret.refund,
+            OperationPurpose::Return(ret.id),
+            &key,
+            "return",
             actor,
             at,
-        })?;
+        )?;
         self.returns.push(ret);
         Ok(Effects::default())
     }
@@ -218,11 +297,7 @@ impl Order {
                 to: "Cancelled".into(),
             });
         }
-        if let Some(op) = self.payment.pending() {
-            return Err(Error::PaymentInProgress {
-                operation: op.key.clone(),
-            });
-        }
+        self.ensure_nothing_pending()?;
         self.cancellation = Some(Cancellation {
             reason,
             actor: actor.clone(),
@@ -238,7 +313,7 @@ impl Order {
         let Some(c) = self.cancellation.clone() else {
             return Ok(Effects::default());
         };
-        if self.status == OrderStatus::Cancelled || self.payment.pending().is_some() {
+        if self.status == OrderStatus::Cancelled || self.pending_operation().is_some() {
             return Ok(Effects::default());
         }
         let refundable = self.payment.refundable()?;
@@ -267,6 +342,22 @@ impl Order {
             })?;
             return Ok(Effects::default());
         }
+        // Then each tender is credited back in full, one at a time.
+        for tender in self.tenders.iter_mut().rev() {
+            let refundable = tender.refundable()?;
+            if !refundable.is_zero() {
+                tender.begin(Intent {
+                    kind: OperationKind::Refund,
+                    amount: refundable,
+                    purpose: OperationPurpose::Cancel,
+                    request_key: None,
+                    reason: &c.reason,
+                    actor: &c.actor,
+                    at,
+                })?;
+                return Ok(Effects::default());
+            }
+        }
         self.move_to(OrderStatus::Cancelled, at, &c.actor, &c.reason)?;
         Ok(Effects {
             restock: Vec::new(),
@@ -283,12 +374,15 @@ impl Order {
         settlement: &Settlement,
         at: DateTime<Utc>,
     ) -> Result<Effects> {
+        let Some(payment) = self.payment_holding_mut(key) else {
+            return Ok(Effects::default());
+        };
         match settlement {
-            Settlement::Succeeded => match self.payment.succeed(key)? {
+            Settlement::Succeeded => match payment.succeed(key)? {
                 Some(op) => self.finish(&op, at),
                 None => Ok(Effects::default()),
             },
-            Settlement::Failed(reason) => match self.payment.fail(key, reason)? {
+            Settlement::Failed(reason) => match payment.fail(key, reason)? {
                 Some(op) => Ok(self.compensate(&op, reason, at)),
                 None => Ok(Effects::default()),
             },
@@ -326,7 +420,14 @@ impl Order {
                     .push(EventKind::PaymentVoided { order_id: self.id });
             }
         }
+        // A return split over several payments completes with its last part.
+        let parts_pending = self.payments().any(|p| {
+            p.operations()
+                .iter()
+                .any(|o| o.state == OperationState::Pending && o.purpose == op.purpose)
+        });
         if let OperationPurpose::Return(id) = op.purpose
+            && !parts_pending
             && let Some(index) = self.returns.iter().position(|r| r.id == id)
         {
             let ret = self
@@ -365,6 +466,25 @@ impl Order {
             },
             reason,
         );
+        // The other parts of the same refund (not yet sent: the provider's
+        // part goes first) are refused with it.
+        if let Some(request) = &op.request_key {
+            let siblings: Vec<String> = self
+                .payments()
+                .flat_map(|p| p.operations())
+                .filter(|o| {
+                    o.state == OperationState::Pending
+                        && o.purpose == op.purpose
+                        && o.request_key.as_ref() == Some(request)
+                })
+                .map(|o| o.key.clone())
+                .collect();
+            for key in siblings {
+                if let Some(p) = self.payment_holding_mut(&key) {
+                    let _ = p.fail(&key, reason);
+                }
+            }
+        }
         match op.purpose {
             OperationPurpose::Return(id) => {
                 if let Some(r) = self.returns.iter_mut().find(|r| r.id == id) {

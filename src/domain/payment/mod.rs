@@ -636,6 +636,14 @@ impl Payment {
         self.status
     }
 
+    /// For a payment made with a gift card or store credit: which.
+    pub fn tender_kind(&self) -> Option<crate::giftcard::BalanceKind> {
+        use crate::giftcard::BalanceKind;
+        [BalanceKind::GiftCard, BalanceKind::StoreCredit]
+            .into_iter()
+            .find(|k| k.provider_name() == self.provider)
+    }
+
     /// Every capture, refund and void, in order, pending and failed ones too.
     pub fn operations(&self) -> &[PaymentOperation] {
         &self.operations
