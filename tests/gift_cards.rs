@@ -438,6 +438,7 @@ conformance!(
     a_waiting_payment_keeps_then_gives_back_its_gift_card,
     a_stuck_attempt_is_given_back_by_recovery,
     concurrent_redemptions_never_overdraw,
+    a_return_is_refunded_over_the_payments,
 );
 
 mod split_refunds {
@@ -505,4 +506,52 @@ mod split_refunds {
             });
         }
     }
+}
+
+/// A return of an order paid by a gift card and a card is refunded to the
+/// card first, then to the gift card, and completes once both are done.
+async fn a_return_is_refunded_over_the_payments(backend: Backend) {
+    use cartwright::fulfillment::{ReturnRequest, ShipmentRequest};
+    use cartwright::order::{LineQuantity, ReturnState, ShippingRefund};
+    let shop = Shop::new(backend).await;
+    let v = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(v, 1)]).await;
+    let code = issue(&shop, "12.00", "gc").await;
+    let order = shop
+        .engine
+        .checkout(request(&Actor::Guest, cart.id(), "k", "tok_visa").gift_card(&code))
+        .await
+        .unwrap()
+        .order;
+    assert_eq!(order.payment().captured(), usd("4.50"));
+    let items = vec![LineQuantity {
+        line_id: order.pricing().lines[0].line_id,
+        quantity: 1,
+    }];
+    shop.engine
+        .ship(
+            &staff(),
+            order.id(),
+            ShipmentRequest::new(items.clone()).carrier("UPS"),
+        )
+        .await
+        .unwrap();
+    let o = shop
+        .engine
+        .return_items(
+            &staff(),
+            order.id(),
+            ReturnRequest::new(items, key("ret"))
+                .restock(true)
+                .shipping(ShippingRefund::Never),
+        )
+        .await
+        .unwrap();
+    assert_eq!(o.returns()[0].refund, usd("11.00"));
+    assert_eq!(o.returns()[0].state, ReturnState::Completed);
+    assert_eq!(o.payment().refunded(), usd("4.50"));
+    assert_eq!(o.tenders()[0].refunded(), usd("6.50"));
+    assert_eq!(balance(&shop, &code).await, usd("6.50"));
+    assert!(!o.has_pending_work());
+    assert_eq!(shop.engine.stock(v).await.unwrap().on_hand, 5, "restocked");
 }

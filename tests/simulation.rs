@@ -133,6 +133,8 @@ struct Sim {
     crash: Arc<Notify>,
     /// Variants and the units received for each.
     stock: Vec<(VariantId, i64)>,
+    /// A gift card some checkouts pay with first, and its value.
+    gift_code: String,
     keys: u64,
 }
 
@@ -194,12 +196,23 @@ impl Sim {
             .create_coupon(&Actor::System, promo.id, "SIM", Some(COUPON_LIMIT))
             .await
             .unwrap();
+        let gift_code = shop
+            .engine
+            .issue_gift_card(
+                &Actor::System,
+                cartwright::giftcards::NewGiftCard::new(gift_value()),
+                &IdempotencyKey::new("sim-gift").unwrap(),
+            )
+            .await
+            .unwrap()
+            .code;
         Self {
             rng,
             shop,
             gateway,
             crash,
             stock,
+            gift_code,
             keys: 0,
         }
     }
@@ -231,11 +244,12 @@ impl Sim {
         }
         drop(plan);
         if self.rng.chance(6) {
-            let command = match self.rng.below(5) {
+            let command = match self.rng.below(6) {
                 0 => Command::PlaceOrder,
                 1 => Command::SaveOrder,
                 2 => Command::ReserveForCheckout,
                 3 => Command::BeginAndReserve,
+                4 => Command::PostGiftCardEntry,
                 _ => Command::EndCheckout,
             };
             let when = if self.rng.chance(50) {
@@ -393,7 +407,10 @@ impl Sim {
         } else {
             "tok_visa"
         };
-        let request = CheckoutRequest::new(cart.id(), self.key(), token, Actor::Guest);
+        let mut request = CheckoutRequest::new(cart.id(), self.key(), token, Actor::Guest);
+        if self.rng.chance(30) {
+            request = request.gift_card(self.gift_code.clone());
+        }
         let e = self.shop.engine.clone();
         let _ = self.run(e.checkout(request.clone())).await;
         // A client retries now and then, after the faults of the first try.
@@ -470,7 +487,13 @@ impl Sim {
         let mut restocked: HashMap<VariantId, i64> = HashMap::new();
         let mut held: HashMap<VariantId, i64> = HashMap::new();
         let mut coupon_orders = 0u64;
+        // What the orders hold of the gift card: taken minus given back.
+        let mut gift_held = Decimal::ZERO;
         for o in &orders {
+            for t in o.tenders() {
+                gift_held += t.captured().amount() - t.refunded().amount();
+            }
+            self.check_tenders(o)?;
             let p = o.payment();
             let ctx = format!(
                 "order {} ({:?}, payment {:?})",
@@ -481,32 +504,42 @@ impl Sim {
             if o.has_pending_work() {
                 return Err(format!("{ctx}: still has pending work after recovery"));
             }
-            let auth = by_ref
-                .get(p.reference())
-                .ok_or(format!("{ctx}: no gateway authorization"))?;
-            if auth.amount != p.authorized() {
-                return Err(format!(
-                    "{ctx}: gateway authorized {}, books {}",
-                    auth.amount,
-                    p.authorized()
-                ));
-            }
-            if auth.captured != p.captured() {
-                return Err(format!(
-                    "{ctx}: gateway captured {}, books {}",
-                    auth.captured,
-                    p.captured()
-                ));
-            }
-            if auth.refunded != p.refunded() {
-                return Err(format!(
-                    "{ctx}: gateway refunded {}, books {}",
-                    auth.refunded,
-                    p.refunded()
-                ));
-            }
-            if auth.voided != (p.status() == PaymentStatus::Voided) {
-                return Err(format!("{ctx}: gateway voided {}", auth.voided));
+            if p.provider() == "none" {
+                // Paid wholly by the gift card: no gateway authorization.
+                if !p.authorized().is_zero() {
+                    return Err(format!(
+                        "{ctx}: a payment of nothing authorized {}",
+                        p.authorized()
+                    ));
+                }
+            } else {
+                let auth = by_ref
+                    .get(p.reference())
+                    .ok_or(format!("{ctx}: no gateway authorization"))?;
+                if auth.amount != p.authorized() {
+                    return Err(format!(
+                        "{ctx}: gateway authorized {}, books {}",
+                        auth.amount,
+                        p.authorized()
+                    ));
+                }
+                if auth.captured != p.captured() {
+                    return Err(format!(
+                        "{ctx}: gateway captured {}, books {}",
+                        auth.captured,
+                        p.captured()
+                    ));
+                }
+                if auth.refunded != p.refunded() {
+                    return Err(format!(
+                        "{ctx}: gateway refunded {}, books {}",
+                        auth.refunded,
+                        p.refunded()
+                    ));
+                }
+                if auth.voided != (p.status() == PaymentStatus::Voided) {
+                    return Err(format!("{ctx}: gateway voided {}", auth.voided));
+                }
             }
             if p.refunded().amount() > p.captured().amount() {
                 return Err(format!("{ctx}: refunded more than captured"));
@@ -532,7 +565,7 @@ impl Sim {
                 .iter()
                 .filter(|r| r.state == ReturnState::Completed)
             {
-                let paid = p.operations().iter().any(|op| {
+                let paid = o.payments().flat_map(|p| p.operations()).any(|op| {
                     op.purpose == OperationPurpose::Return(r.id)
                         && op.state == OperationState::Succeeded
                 });
@@ -602,6 +635,20 @@ impl Sim {
                 ));
             }
         }
+        // The gift card's ledger equals what the orders hold of it.
+        let left = self
+            .shop
+            .engine
+            .gift_card_balance(&Actor::System, &self.gift_code)
+            .await
+            .map_err(|e| format!("gift card: {e}"))?
+            .balance;
+        if left.is_negative() || left.amount() + gift_held != gift_value().amount() {
+            return Err(format!(
+                "gift card: balance {left}, orders hold {gift_held}, issued {}",
+                gift_value()
+            ));
+        }
         let used = self
             .shop
             .engine
@@ -618,6 +665,53 @@ impl Sim {
 }
 
 const COUPON_LIMIT: u64 = 5;
+
+fn gift_value() -> Money {
+    Money::parse("30.00", Currency::USD).unwrap()
+}
+
+impl Sim {
+    /// The order's payments add up to its total, and each tender's books
+    /// are its operations.
+    fn check_tenders(&self, o: &Order) -> Result<(), String> {
+        let mut paid = Decimal::ZERO;
+        for p in o.payments() {
+            paid += p.authorized().amount();
+            if p.refunded().amount() > p.captured().amount() {
+                return Err(format!(
+                    "order {}: {} refunded beyond captured",
+                    o.id(),
+                    p.provider()
+                ));
+            }
+        }
+        if paid != o.total().amount() {
+            return Err(format!(
+                "order {}: payments {paid}, total {}",
+                o.id(),
+                o.total()
+            ));
+        }
+        for t in o.tenders() {
+            let refunds: Decimal = t
+                .operations()
+                .iter()
+                .filter(|op| {
+                    op.kind == OperationKind::Refund && op.state == OperationState::Succeeded
+                })
+                .map(|op| op.amount.amount())
+                .sum();
+            if refunds != t.refunded().amount() {
+                return Err(format!(
+                    "order {}: tender refunds {refunds}, books {}",
+                    o.id(),
+                    t.refunded()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
 
 fn unshipped(o: &Order) -> Vec<LineQuantity> {
     o.pricing()
