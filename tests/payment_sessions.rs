@@ -780,12 +780,28 @@ async fn several_providers_in_one_engine() {
     assert_eq!(engine.stock(mug).await.unwrap().reserved, 0);
     assert!(cards.calls().is_empty() && wallet.calls().is_empty());
 
+    let bad_method = engine
+        .checkout(
+            request(cart.id(), "k", "tok_visa")
+                .provider("cards")
+                .payment_method("no spaces"),
+        )
+        .await;
+    assert!(
+        matches!(bad_method, Err(Error::Invalid { .. })),
+        "{bad_method:?}"
+    );
     let order = engine
-        .checkout(request(cart.id(), "k", "tok_visa").provider("cards"))
+        .checkout(
+            request(cart.id(), "k", "tok_visa")
+                .provider("cards")
+                .payment_method("card"),
+        )
         .await
         .unwrap()
         .order;
     assert_eq!(order.payment().provider(), "cards");
+    assert_eq!(order.payment().method(), Some("card"));
     assert!(order.payment().reference().starts_with("cards_"));
     let order = engine
         .refund(

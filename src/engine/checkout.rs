@@ -102,7 +102,14 @@ pub struct CheckoutRequest {
     pub gift_cards: Vec<GiftCardCode>,
     /// Whether to pay with the customer's store credit after the gift cards.
     pub store_credit: bool,
+    /// The payment method among the provider's ("card", "ideal"), passed
+    /// to it and recorded on the payment; at most
+    /// [`MAX_PAYMENT_METHOD_LEN`] visible ASCII characters.
+    pub payment_method: Option<String>,
 }
+
+/// Longest payment method name, in characters.
+pub const MAX_PAYMENT_METHOD_LEN: usize = 64;
 
 /// A gift card code as the buyer entered it: a secret, so its `Debug`
 /// shows only the last four characters.
@@ -142,7 +149,15 @@ impl CheckoutRequest {
             provider: None,
             gift_cards: Vec::new(),
             store_credit: false,
+            payment_method: None,
         }
+    }
+
+    /// Pays with the provider's payment method `method` ("card", "ideal").
+    #[must_use]
+    pub fn payment_method(mut self, method: impl Into<String>) -> Self {
+        self.payment_method = Some(method.into());
+        self
     }
 
     /// Pays first with the gift card `code` (call once per card; they are
@@ -407,6 +422,7 @@ fn free_payment(total: crate::money::Money, authorize_key: String) -> Payment {
         refunded: crate::money::Money::zero(total.currency()),
         status: PaymentStatus::Captured,
         operations: Vec::new(),
+        method: None,
     }
 }
 
@@ -436,6 +452,7 @@ fn payment_from(
         refunded: zero,
         status: PaymentStatus::Authorized,
         operations: Vec::new(),
+        method: None,
     };
     if sold {
         // Collected by the authorize call: the books say so, with the
@@ -561,6 +578,17 @@ impl Engine {
                 "payment token",
                 format!("must be at most {MAX_PAYMENT_TOKEN_LEN} characters"),
             ));
+        }
+        if let Some(method) = &request.payment_method {
+            let ok = !method.is_empty()
+                && method.len() <= MAX_PAYMENT_METHOD_LEN
+                && method.bytes().all(|b| b.is_ascii_graphic());
+            if !ok {
+                return Err(Error::invalid(
+                    "payment method",
+                    format!("must be 1 to {MAX_PAYMENT_METHOD_LEN} visible ASCII characters"),
+                ));
+            }
         }
         if request.gift_cards.len() > crate::giftcard::MAX_GIFT_CARDS_PER_CHECKOUT {
             return Err(Error::LimitExceeded {
@@ -1181,6 +1209,7 @@ impl Engine {
                 refunded: crate::money::Money::zero(t.amount.currency()),
                 status: PaymentStatus::Captured,
                 operations: Vec::new(),
+                method: None,
             });
         }
         Ok(tenders)
@@ -1329,6 +1358,7 @@ impl Engine {
                 payment_token: token.to_owned(),
                 reference: lease.key.to_string(),
                 capture: sale,
+                method: request.payment_method.clone(),
             })
             .await;
         crate::telemetry::provider_call(
@@ -1351,6 +1381,7 @@ impl Engine {
             let session = self.session_from(lease, provider.name(), &order, &response)?;
             order.payment.provider = provider.name().to_owned();
             order.payment.reference = response.reference.clone();
+            order.payment.method = request.payment_method.clone();
             let awaiting = AwaitingPayment {
                 session,
                 order,
@@ -1360,7 +1391,8 @@ impl Engine {
             self.park(lease, &awaiting).await?;
             return Ok(Attempted::Waiting(awaiting.session));
         }
-        let payment = payment_from(provider.name(), &response, total, authorize_key, sale)?;
+        let mut payment = payment_from(provider.name(), &response, total, authorize_key, sale)?;
+        payment.method = request.payment_method.clone();
         let order = self.finish_order(lease, order, Some(payment), &request.actor)?;
         store
             .place_order(lease, order, self.now())
@@ -1552,8 +1584,10 @@ impl Engine {
                     authorize_key,
                     sale,
                 )
-                .and_then(|payment| self.finish_order(lease, order, Some(payment), &actor))
-                {
+                .and_then(|mut payment| {
+                    payment.method = order.payment.method.clone();
+                    self.finish_order(lease, order, Some(payment), &actor)
+                }) {
                     Ok(order) => self.inner.store.place_order(lease, order, self.now()).await,
                     Err(e) => Err(e),
                 };

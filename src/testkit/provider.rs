@@ -38,6 +38,7 @@ pub async fn provider_conformance(
         payment_token: approve.to_owned(),
         reference: key("order"),
         capture: false,
+        method: None,
     };
     let first = step("authorize", provider.authorize(request.clone()).await)?;
     ensure(
@@ -83,6 +84,7 @@ pub async fn provider_conformance(
             payment_token: decline.to_owned(),
             reference: key("order-2"),
             capture: false,
+            method: None,
         })
         .await;
     ensure(
@@ -147,6 +149,7 @@ pub async fn provider_conformance(
                 payment_token: approve.to_owned(),
                 reference: key("order-3"),
                 capture: false,
+                method: None,
             })
             .await,
     )?;
@@ -183,6 +186,7 @@ pub async fn provider_conformance(
             payment_token: approve.to_owned(),
             reference: key("order-4"),
             capture: true,
+            method: None,
         };
         let sold = step("sale", provider.authorize(sale.clone()).await)?;
         ensure(
@@ -259,6 +263,7 @@ where
         payment_token: needs_action.to_owned(),
         reference: key("order"),
         capture: false,
+        method: None,
     };
 
     let first = step(CHECK, provider.authorize(authorize("s1")).await)?;

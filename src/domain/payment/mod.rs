@@ -312,6 +312,10 @@ pub struct AuthorizeRequest {
     /// can; it answers [`ProviderStatus::Captured`] when it did.
     #[serde(default)]
     pub capture: bool,
+    /// The payment method the buyer chose among the provider's ("card",
+    /// "ideal", "klarna"), when the checkout named one.
+    #[serde(default)]
+    pub method: Option<String>,
 }
 
 /// Ask the provider to collect held funds.
@@ -593,6 +597,9 @@ pub struct Payment {
     pub(crate) status: PaymentStatus,
     /// Every capture, refund and void, in order, pending and failed ones too.
     pub(crate) operations: Vec<PaymentOperation>,
+    /// The payment method the checkout named ("card", "ideal"), if any.
+    #[serde(default)]
+    pub(crate) method: Option<String>,
 }
 
 impl Payment {
@@ -634,6 +641,11 @@ impl Payment {
     /// Where it is in its life.
     pub fn status(&self) -> PaymentStatus {
         self.status
+    }
+
+    /// The payment method the checkout named, if any.
+    pub fn method(&self) -> Option<&str> {
+        self.method.as_deref()
     }
 
     /// For a payment made with a gift card or store credit: which.
@@ -950,6 +962,7 @@ mod tests {
                 refunded: zero,
                 status: PaymentStatus::Authorized,
                 operations: Vec::new(),
+                method: None,
             }
         }
 
