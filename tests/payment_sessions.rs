@@ -853,3 +853,39 @@ async fn several_providers_in_one_engine() {
         .unwrap();
     assert_eq!(chosen.payment_providers(), vec!["wallet", "cards"]);
 }
+
+/// The test provider's slow and timing-out tokens, through a checkout: a
+/// slow gateway still charges once; an answer lost after the gateway acted
+/// is found by its key and given back, nothing stays reserved.
+#[tokio::test]
+async fn slow_and_lost_answers_from_the_test_provider() {
+    let shop = Shop::new(Backend::Memory).await;
+    shop.payments
+        .set_slow_delay(std::time::Duration::from_millis(30));
+    let a = shop.product("A", "10.00", 3).await;
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    let order = shop
+        .engine
+        .checkout(request(cart.id(), "slow", "tok_slow"))
+        .await
+        .unwrap()
+        .order;
+    assert_eq!(order.payment().captured(), usd("16.50"));
+
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    let lost = shop
+        .engine
+        .checkout(request(cart.id(), "lost", "tok_timeout"))
+        .await;
+    assert!(
+        matches!(lost, Err(Error::PaymentUnavailable(_))),
+        "{lost:?}"
+    );
+    let auths = shop.payments.authorizations();
+    assert_eq!(auths.len(), 2);
+    assert!(
+        auths[1].voided,
+        "the hold made before the answer was lost is voided"
+    );
+    assert_eq!(reserved(&shop, a).await, 1, "only the first order's unit");
+}
