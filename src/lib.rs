@@ -155,8 +155,8 @@ pub mod testkit;
 pub(crate) use domain::validate;
 #[doc(inline)]
 pub use domain::{
-    actor, cart, catalog, clock, customer, error, event, giftcard, id, inventory, money, note,
-    order, pricing, shipping, tax,
+    actor, cart, catalog, channel, clock, customer, error, event, giftcard, id, inventory, money,
+    note, order, pricing, shipping, tax,
 };
 pub(crate) use engine::promotions;
 

@@ -74,6 +74,7 @@ struct World {
     guest_order: OrderId,
     variant: VariantId,
     coded: cartwright::id::PromotionId,
+    channel: cartwright::id::ChannelId,
 }
 
 async fn world(backend: Backend) -> World {
@@ -117,6 +118,15 @@ async fn world(backend: Backend) -> World {
         .await
         .unwrap()
         .id;
+    let channel = shop
+        .engine
+        .save_channel(
+            &Actor::System,
+            cartwright::channel::SalesChannel::new("App", &[Currency::USD], chrono::Utc::now()),
+        )
+        .await
+        .unwrap()
+        .id;
     let actors = vec![
         Actor::Guest,
         Actor::GuestWithToken(token),
@@ -136,6 +146,7 @@ async fn world(backend: Backend) -> World {
         guest_order: placed.order.id(),
         variant,
         coded,
+        channel,
     }
 }
 
@@ -152,7 +163,7 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
         w.guest_order,
         w.variant,
     );
-    let (warehouse, coded) = (w.shop.warehouse, w.coded);
+    let (warehouse, coded, channel) = (w.shop.warehouse, w.coded, w.channel);
     vec![
         // Carts.
         row!("create_cart", ANYONE_BUT_PROVIDER, |e, a| e
@@ -537,6 +548,17 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
             oo,
             "no longer needed"
         )),
+        // Last: carts in channels change which cart a merge finds.
+        row!("save_channel", PRIVILEGED, |e, a| async move {
+            let channel = cartwright::channel::SalesChannel::new(
+                format!("Channel {}", cartwright::deps::uuid::Uuid::new_v4()),
+                &[Currency::USD],
+                chrono::Utc::now(),
+            );
+            e.save_channel(&a, channel).await
+        }),
+        row!("create_cart_in", ANYONE_BUT_PROVIDER, |e, a| e
+            .create_cart_in(&a, channel, Currency::USD)),
     ]
 }
 

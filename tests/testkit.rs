@@ -19,7 +19,7 @@ async fn the_memory_store_conforms() {
     let report = store_conformance(|| async { Arc::new(MemoryStore::new()) as Arc<dyn Store> })
         .await
         .unwrap();
-    assert_eq!(report.checks, 9);
+    assert_eq!(report.checks, 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -119,6 +119,7 @@ async fn stock_and_usage_are_held_all_or_nothing(backend: Backend) {
             variant_id: a,
             quantity: 2,
             policy: tracked,
+            channel: None,
         }],
         &[code(0)],
     )
@@ -133,6 +134,7 @@ async fn stock_and_usage_are_held_all_or_nothing(backend: Backend) {
             variant_id: a,
             quantity: 9,
             policy: tracked,
+            channel: None,
         }],
         &[code(5)],
     )
@@ -157,6 +159,7 @@ async fn stock_and_usage_are_held_all_or_nothing(backend: Backend) {
             variant_id: a,
             quantity: 2,
             policy: tracked,
+            channel: None,
         }],
         &[code(5), budget.clone()],
     )

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::cart::{Cart, CartStatus};
 use crate::catalog::{CatalogEntry, Category, Collection, Product, Sku};
+use crate::channel::{ChannelId, SalesChannel};
 use crate::customer::{Customer, CustomerGroup, Email};
 use crate::error::{Error, Result};
 use crate::giftcard::{GiftCard, GiftCardId, LedgerEntry, NewEntry};
@@ -33,9 +34,9 @@ use crate::money::Currency;
 use crate::order::{Order, OrderChange, OrderQuery};
 use crate::pricing::{Coupon, PriceList, Promotion};
 use crate::store::{
-    AwaitingPayment, BeginCheckout, CartStore, CatalogStore, CheckoutClaim, CheckoutEnd,
-    CheckoutRecord, CheckoutState, CheckoutStore, CustomerStore, Event, EventKind, EventStore,
-    GiftCardStore, InventoryStore, Lease, OrderStore, PricingInputs, PromotionStore,
+    AwaitingPayment, BeginCheckout, CartStore, CatalogStore, ChannelStore, CheckoutClaim,
+    CheckoutEnd, CheckoutRecord, CheckoutState, CheckoutStore, CustomerStore, Event, EventKind,
+    EventStore, GiftCardStore, InventoryStore, Lease, OrderStore, PricingInputs, PromotionStore,
     check_consumer, check_limit,
 };
 
@@ -73,6 +74,8 @@ struct State {
     /// A waiting payment's provider reference → its checkout (kept after
     /// the payment settles, until a later session of the checkout replaces it).
     session_refs: HashMap<String, IdempotencyKey>,
+    /// Sales channels.
+    channels: BTreeMap<ChannelId, SalesChannel>,
     /// Gift cards and store credit, and code hash → card.
     gift_cards: BTreeMap<GiftCardId, GiftCard>,
     gift_codes: HashMap<String, GiftCardId>,
@@ -325,10 +328,25 @@ impl State {
             return Err(Error::invalid("expires_at", "must be in the future"));
         }
         let merged = merge_requests(requests)?;
-        let fallback = self.locations.first().map(Location::id);
         let mut lines: Vec<ReservationLine> = Vec::new();
         for r in &merged {
-            lines.extend(plan_reservation(r, &self.levels(r.variant_id), fallback)?);
+            // A channel's request is held only at the channel's locations.
+            let allowed = match r.channel {
+                Some(c) => self
+                    .channels
+                    .get(&c)
+                    .ok_or_else(|| Error::not_found("sales channel", c))?
+                    .locations
+                    .as_ref(),
+                None => None,
+            };
+            let fallback = self
+                .locations
+                .iter()
+                .map(Location::id)
+                .find(|l| allowed.is_none_or(|a| a.contains(l)));
+            let levels = crate::inventory::levels_within(&self.levels(r.variant_id), allowed);
+            lines.extend(plan_reservation(r, &levels, fallback)?);
         }
         // Work out every new level before touching any.
         let mut updated: HashMap<(VariantId, LocationId), i64> = HashMap::new();
@@ -1772,5 +1790,56 @@ impl GiftCardStore for MemoryStore {
                     .map(|e| (c.id(), e.clone()))
             })
             .collect())
+    }
+}
+
+#[async_trait]
+impl ChannelStore for MemoryStore {
+    async fn save_channel(&self, channel: SalesChannel) -> Result<SalesChannel> {
+        channel.validate()?;
+        let mut s = self.lock();
+        let taken = s
+            .channels
+            .values()
+            .any(|c| c.id != channel.id && c.name.trim().eq_ignore_ascii_case(channel.name.trim()));
+        if taken {
+            return Err(Error::AlreadyExists {
+                what: "sales channel",
+                value: channel.name.clone(),
+            });
+        }
+        match s.channels.get(&channel.id) {
+            Some(stored) if stored.version != channel.version => {
+                return Err(Error::Conflict("sales channel"));
+            }
+            None if channel.version != 0 => {
+                return Err(Error::not_found("sales channel", channel.id));
+            }
+            _ => {}
+        }
+        let mut saved = channel;
+        saved.version += 1;
+        s.channels.insert(saved.id, saved.clone());
+        Ok(saved)
+    }
+
+    async fn channel(&self, id: ChannelId) -> Result<SalesChannel> {
+        self.lock()
+            .channels
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("sales channel", id))
+    }
+
+    async fn channels(&self) -> Result<Vec<SalesChannel>> {
+        let mut all: Vec<SalesChannel> = self
+            .lock()
+            .channels
+            .values()
+            .take(crate::store::MAX_PAGE_SIZE)
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(all)
     }
 }

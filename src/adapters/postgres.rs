@@ -18,6 +18,8 @@
 //! Does not know: pricing, payments or the engine: it maps the store ports to
 //! SQL, one transaction per command.
 
+use crate::channel::{ChannelId, SalesChannel};
+use crate::store::ChannelStore;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -372,6 +374,7 @@ impl PgStore {
                 'price_lists', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_price_lists t),
                 'coupons', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.code), '[]') FROM cw_coupons t),
                 'gift_cards', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_gift_cards t),
+                'channels', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_channels t),
                 'pricing_version', (SELECT version FROM cw_pricing_version)
             ) AS dump",
         )
@@ -1671,16 +1674,42 @@ async fn reserve_tx(
         .map(|r| r.variant_id.as_uuid())
         .collect();
     tracked.sort();
-    let mut levels = lock_levels(tx, &tracked).await?;
+    // A channel's requests are held only at its locations, read in this
+    // transaction (a channel changed meanwhile waits for it).
+    let channel = match merged.iter().find_map(|r| r.channel) {
+        Some(c) => {
+            let row = sqlx::query("SELECT doc FROM cw_channels WHERE id = $1 FOR SHARE")
+                .bind(c.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| Error::not_found("sales channel", c))?;
+            Some(doc::<SalesChannel>(&row, "doc", "sales channel")?)
+        }
+        None => None,
+    };
+    let allowed = channel.as_ref().and_then(|c| c.locations.as_ref());
+    let within =
+        |levels: HashMap<VariantId, Vec<StockLevel>>| -> HashMap<VariantId, Vec<StockLevel>> {
+            levels
+                .into_iter()
+                .map(|(v, l)| (v, crate::inventory::levels_within(&l, allowed)))
+                .collect()
+        };
+    let mut levels = within(lock_levels(tx, &tracked).await?);
     let empty = Vec::new();
     let fallback = if merged
         .iter()
         .any(|r| needs_fallback(r, levels.get(&r.variant_id).unwrap_or(&empty)))
     {
-        sqlx::query_scalar::<_, Uuid>("SELECT id FROM cw_locations ORDER BY priority, id LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(LocationId::from_uuid)
+        let ids: Option<Vec<Uuid>> = allowed.map(|a| a.iter().map(|l| l.as_uuid()).collect());
+        sqlx::query_scalar::<_, Uuid>(
+            "SELECT id FROM cw_locations WHERE ($1::uuid[] IS NULL OR id = ANY($1))
+             ORDER BY priority, id LIMIT 1",
+        )
+        .bind(ids)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(LocationId::from_uuid)
     } else {
         None
     };
@@ -1699,7 +1728,7 @@ async fn reserve_tx(
         Ok(lines) => lines,
         Err(Error::OutOfStock { .. }) if release_expired_for(tx, &tracked, now).await? > 0 => {
             // Expired holds were in the way; count again without them.
-            levels = lock_levels(tx, &tracked).await?;
+            levels = within(lock_levels(tx, &tracked).await?);
             plan(&levels)?
         }
         Err(e) => return Err(e.into()),
@@ -2539,12 +2568,14 @@ impl CheckoutStore for PgStore {
             return Err(Error::invalid("expires_at", "must be in the future"));
         }
         let merged = crate::inventory::merge_requests(requests)?;
-        // Backorders may need a fallback location: the general path.
+        // A channel's locations, and backorders that may need a fallback
+        // location: the general path.
         if merged.iter().any(|r| {
-            r.policy
-                == (crate::catalog::InventoryPolicy::Tracked {
-                    allow_backorder: true,
-                })
+            r.channel.is_some()
+                || r.policy
+                    == (crate::catalog::InventoryPolicy::Tracked {
+                        allow_backorder: true,
+                    })
         }) {
             return Ok(None);
         }
@@ -3581,6 +3612,95 @@ impl GiftCardStore for PgStore {
                 );
             }
             Ok(found)
+        })
+    }
+}
+
+// ----- sales channels ------------------------------------------------------
+
+#[async_trait]
+impl ChannelStore for PgStore {
+    async fn save_channel(&self, channel: SalesChannel) -> Result<SalesChannel> {
+        channel.validate()?;
+        let mut saved = channel.clone();
+        saved.version += 1;
+        let body = to_json(&saved)?;
+        let name = channel.name.trim().to_lowercase();
+        retry!(self, async {
+            let done = if channel.version == 0 {
+                sqlx::query(
+                    "INSERT INTO cw_channels (id, name, version, created_at, doc)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(channel.id.as_uuid())
+                .bind(&name)
+                .bind(version_i64(saved.version)?)
+                .bind(channel.created_at)
+                .bind(Json(&body))
+                .execute(&self.pool)
+                .await
+            } else {
+                sqlx::query(
+                    "UPDATE cw_channels SET name = $2, version = $3, doc = $4
+                     WHERE id = $1 AND version = $5",
+                )
+                .bind(channel.id.as_uuid())
+                .bind(&name)
+                .bind(version_i64(saved.version)?)
+                .bind(Json(&body))
+                .bind(version_i64(channel.version)?)
+                .execute(&self.pool)
+                .await
+            };
+            let done = done.map_err(|e| {
+                let f = Fail::from(e);
+                if sqlstate(&f).as_deref() == Some("23505") {
+                    Error::AlreadyExists {
+                        what: "sales channel",
+                        value: channel.name.clone(),
+                    }
+                    .into()
+                } else {
+                    f
+                }
+            })?;
+            if done.rows_affected() == 1 {
+                return Ok(saved.clone());
+            }
+            let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM cw_channels WHERE id = $1")
+                .bind(channel.id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?;
+            Err(match exists {
+                Some(_) => Error::Conflict("sales channel"),
+                None => Error::not_found("sales channel", channel.id),
+            }
+            .into())
+        })
+    }
+
+    async fn channel(&self, id: ChannelId) -> Result<SalesChannel> {
+        retry!(self, async {
+            let row = sqlx::query("SELECT doc FROM cw_channels WHERE id = $1")
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| Error::not_found("sales channel", id))?;
+            doc(&row, "doc", "sales channel")
+        })
+    }
+
+    async fn channels(&self) -> Result<Vec<SalesChannel>> {
+        let limit = limit_i64(crate::store::MAX_PAGE_SIZE)?;
+        retry!(self, async {
+            let rows =
+                sqlx::query("SELECT doc FROM cw_channels ORDER BY doc->>'name', id LIMIT $1")
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+            rows.iter()
+                .map(|r| doc(r, "doc", "sales channel"))
+                .collect()
         })
     }
 }

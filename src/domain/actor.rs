@@ -28,6 +28,8 @@
 //! | internal notes, groups | no | no | no | no | yes | yes | no |
 //! | capture, ship, deliver, return, settle | no | no | no | no | yes | yes | no |
 //! | issue gift cards, grant store credit | no | no | no | no | yes | yes | no |
+//! | sales channels: create, change | no | no | no | no | yes | yes | no |
+//! | sales channels: read (no actor); create a cart in one | yes | yes | yes | yes | yes | yes | no |
 //! | check a gift card's balance by its code (wrong codes counted) | yes | yes | yes | yes | yes | yes | no |
 //! | a customer's store credit and cards (balance, ledger) | no | no | yes | no | yes | yes | no |
 //! | refund by amount | no | no | no | no | yes | no | no |

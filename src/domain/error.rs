@@ -162,6 +162,14 @@ pub enum Error {
     /// The payment provider could not be reached or failed; retrying later is safe.
     #[error("payment provider unavailable: {0}")]
     PaymentUnavailable(String),
+    /// The product is not sold in the cart's sales channel. Nothing changed.
+    #[error("product {product_id} is not sold in sales channel {channel_id}")]
+    NotInChannel {
+        /// The product.
+        product_id: crate::id::ProductId,
+        /// The channel.
+        channel_id: crate::id::ChannelId,
+    },
     /// A gift card or store credit holds less than a redemption asked for.
     /// Nothing was taken from it.
     #[error("insufficient balance: {requested} asked for, {available} available")]

@@ -132,6 +132,8 @@ typed_id! {
     EventId => "event";
     /// Identifies a [`GiftCard`](crate::giftcard::GiftCard) (or a customer's store credit).
     GiftCardId => "gift card";
+    /// Identifies a [`SalesChannel`](crate::channel::SalesChannel).
+    ChannelId => "sales channel";
 }
 
 /// A caller-chosen key that makes a request safe to retry: the same key always

@@ -37,6 +37,7 @@ pub(crate) use setters;
 pub mod actor;
 pub mod cart;
 pub mod catalog;
+pub mod channel;
 pub mod clock;
 pub mod customer;
 pub mod error;

@@ -1083,6 +1083,11 @@ impl Engine {
             ));
         }
 
+        // In a channel that names its locations, stock comes only from them.
+        let channel = match self.cart_channel(&cart).await? {
+            Some(c) if c.locations.is_some() => Some(c.id),
+            _ => None,
+        };
         // Every priced line, free gifts included, needs stock.
         let requests = priced
             .lines
@@ -1095,6 +1100,7 @@ impl Engine {
                     variant_id: l.variant_id,
                     quantity: l.quantity,
                     policy: entry.variant.inventory(),
+                    channel,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -1325,6 +1331,7 @@ impl Engine {
             pricing: priced,
             payment: free_payment(total, authorize_key.clone()),
             tenders,
+            channel_id: cart.channel_id(),
             reservation_id: reservation.id,
             status: OrderStatus::Placed,
             placed_at: self.now(),

@@ -12,6 +12,7 @@
 
 pub(crate) mod accounts;
 mod catalog;
+mod channels;
 pub use accounts::{CustomerExport, CustomerPage};
 pub use catalog::ProductPage;
 pub mod checkout;
@@ -1190,6 +1191,9 @@ impl Engine {
             .get(&variant)
             .ok_or_else(|| Error::not_found("variant", variant))?;
         entry.purchasable()?;
+        if let Some(channel) = self.cart_channel(&current).await? {
+            channel.ensure_sells(entry.variant.product_id())?;
+        }
         if entry.variant.price(current.currency()).is_none() {
             return Err(Error::NoPrice {
                 variant_id: variant,
@@ -1454,7 +1458,11 @@ impl Engine {
                 .active_cart_for(customer, guest.currency())
                 .await?
             {
-                Some(mut mine) if mine.id() != guest.id() => {
+                // Carts of two channels are never merged: the guest's
+                // becomes the customer's as it is.
+                Some(mut mine)
+                    if mine.id() != guest.id() && mine.channel_id() == guest.channel_id() =>
+                {
                     mine.check_access(&actor)?;
                     mine.merge_from(&mut guest)?;
                     self.inner
@@ -1668,6 +1676,7 @@ impl Engine {
                     variant_id: *v,
                     quantity: *q,
                     policy: entry.variant.inventory(),
+                    channel: None,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

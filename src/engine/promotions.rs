@@ -386,6 +386,18 @@ impl Engine {
         if !missing.is_empty() {
             catalog.extend(store.entries(&missing).await?);
         }
+        // In a sales channel, every line must be one of its products.
+        let channel = match cart.channel_id() {
+            Some(id) => Some(store.channel(id).await?),
+            None => None,
+        };
+        if let Some(channel) = &channel {
+            for line in cart.lines() {
+                if let Some(entry) = catalog.get(&line.variant_id) {
+                    channel.ensure_sells(entry.variant.product_id())?;
+                }
+            }
+        }
         let mut email = cart.email().cloned();
         let mut customer = match cart.customer_id() {
             Some(id) => {
@@ -436,6 +448,7 @@ impl Engine {
             ctx.coupons = &coupons;
             ctx.usage = &usage;
             ctx.automatic = automatic;
+            ctx.channel = channel.as_ref();
             let started = std::time::Instant::now();
             let priced = pricing::price(cart, &ctx)?;
             crate::telemetry::pricing(started.elapsed());

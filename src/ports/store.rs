@@ -23,6 +23,7 @@ pub use crate::event::{Event, EventKind};
 
 use crate::cart::Cart;
 use crate::catalog::{CatalogEntry, Category, Collection, Product, Sku};
+use crate::channel::{ChannelId, SalesChannel};
 use crate::customer::{Customer, CustomerGroup, CustomerQuery, Email};
 use crate::error::{Error, Result};
 use crate::giftcard::{GiftCard, GiftCardId, LedgerEntry, NewEntry};
@@ -721,6 +722,29 @@ pub struct PricingInputs {
     pub version: u64,
 }
 
+/// Sales channels.
+#[async_trait]
+pub trait ChannelStore: Send + Sync {
+    /// Saves a channel: inserts it when new (`version` 0), otherwise
+    /// replaces the stored one if it is still at `channel.version`. Returns
+    /// it with its version bumped.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] for a name taken by another channel;
+    /// [`Error::Conflict`] for a stale version; [`Error::NotFound`] for an
+    /// update of an unknown channel.
+    async fn save_channel(&self, channel: SalesChannel) -> Result<SalesChannel>;
+
+    /// One channel.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    async fn channel(&self, id: ChannelId) -> Result<SalesChannel>;
+
+    /// Every channel, by name (at most [`MAX_PAGE_SIZE`]).
+    async fn channels(&self) -> Result<Vec<SalesChannel>>;
+}
+
 /// Gift cards and store credit: cards with append-only ledgers.
 #[async_trait]
 pub trait GiftCardStore: Send + Sync {
@@ -778,6 +802,7 @@ pub trait Store:
     + EventStore
     + PromotionStore
     + GiftCardStore
+    + ChannelStore
 {
 }
 
@@ -791,6 +816,7 @@ impl<T> Store for T where
         + EventStore
         + PromotionStore
         + GiftCardStore
+        + ChannelStore
 {
 }
 

@@ -487,3 +487,19 @@ impl GiftCardStore for FaultyStore {
         self.inner.gift_card_entries_for(r).await
     }
 }
+
+#[async_trait]
+impl ChannelStore for FaultyStore {
+    async fn save_channel(
+        &self,
+        c: crate::channel::SalesChannel,
+    ) -> Result<crate::channel::SalesChannel> {
+        self.inner.save_channel(c).await
+    }
+    async fn channel(&self, id: crate::channel::ChannelId) -> Result<crate::channel::SalesChannel> {
+        self.inner.channel(id).await
+    }
+    async fn channels(&self) -> Result<Vec<crate::channel::SalesChannel>> {
+        self.inner.channels().await
+    }
+}

@@ -60,7 +60,55 @@ where
     report.checks += 1;
     gift_cards(make().await).await?;
     report.checks += 1;
+    channels(make().await).await?;
+    report.checks += 1;
     Ok(report)
+}
+
+/// Sales channels: saved once per name, updated under their version, and
+/// a reservation for a channel holds stock only at its locations.
+async fn channels(store: Arc<dyn Store>) -> Result<(), Failure> {
+    use crate::channel::SalesChannel;
+    const CHECK: &str = "sales channels";
+    let e = engine(store.clone(), CHECK)?;
+    let a = product(&e, "CH", 5, CHECK).await?;
+    let side = step(CHECK, e.create_location(&Actor::System, "Side", 9).await)?;
+    step(CHECK, e.set_stock(&Actor::System, a, side.id(), 1).await)?;
+    let mut channel = SalesChannel::new("Kit", &[Currency::USD], chrono::Utc::now());
+    channel.locations = Some(std::collections::BTreeSet::from([side.id()]));
+    let saved = step(CHECK, store.save_channel(channel.clone()).await)?;
+    let again = store.save_channel(channel).await;
+    ensure(
+        matches!(again, Err(Error::Conflict(_) | Error::AlreadyExists { .. })),
+        CHECK,
+        || format!("saving a new channel twice answered {again:?}"),
+    )?;
+    let read = step(CHECK, store.channel(saved.id).await)?;
+    ensure(read == saved, CHECK, || {
+        "the channel reads back changed".into()
+    })?;
+    let request = |quantity| StockRequest {
+        variant_id: a,
+        quantity,
+        policy: InventoryPolicy::Tracked {
+            allow_backorder: false,
+        },
+        channel: Some(saved.id),
+    };
+    let now = chrono::Utc::now();
+    let later = now + chrono::Duration::minutes(5);
+    let too_many = store.reserve(&[request(2)], &[], later, now).await;
+    ensure(
+        matches!(too_many, Err(Error::OutOfStock { .. })),
+        CHECK,
+        || format!("2 units from a channel location holding 1 answered {too_many:?}"),
+    )?;
+    let held = step(CHECK, store.reserve(&[request(1)], &[], later, now).await)?;
+    ensure(
+        held.lines.iter().all(|l| l.location_id == side.id()),
+        CHECK,
+        || format!("a channel's reservation took {:?}", held.lines),
+    )
 }
 
 /// Gift cards: found by code hash, entries posted once per key, a
@@ -609,6 +657,7 @@ async fn first_commit(store: Arc<dyn Store>) -> Result<(), Failure> {
         policy: InventoryPolicy::Tracked {
             allow_backorder: false,
         },
+        channel: None,
     };
     let until = now + chrono::Duration::minutes(10);
     let available = |e: &Engine| {
@@ -683,6 +732,7 @@ async fn first_commit(store: Arc<dyn Store>) -> Result<(), Failure> {
         policy: InventoryPolicy::Tracked {
             allow_backorder: false,
         },
+        channel: None,
     };
     let held = step(
         CHECK,
@@ -739,6 +789,7 @@ async fn usage_limits(store: Arc<dyn Store>) -> Result<(), Failure> {
                 policy: InventoryPolicy::Tracked {
                     allow_backorder: false,
                 },
+                channel: None,
             };
             let claim = UsageClaim {
                 counter: "conformance:uses".into(),

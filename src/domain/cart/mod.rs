@@ -338,6 +338,9 @@ pub struct Cart {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     shipping_groups: Vec<ShippingGroup>,
     coupon_codes: Vec<String>,
+    /// The sales channel it is in (none: the default, every product).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    channel_id: Option<crate::id::ChannelId>,
     status: CartStatus,
     /// The request keys of the latest keyed edits (at most
     /// [`MAX_REMEMBERED_REQUESTS`], oldest first): a retried edit finds its
@@ -376,6 +379,7 @@ impl Cart {
             shipping_method: None,
             shipping_groups: Vec::new(),
             coupon_codes: Vec::new(),
+            channel_id: None,
             applied_requests: Vec::new(),
             status: CartStatus::Active,
             version: 0,
@@ -384,9 +388,21 @@ impl Cart {
         }
     }
 
+    /// The same new cart in sales channel `channel`.
+    #[must_use]
+    pub fn in_channel(mut self, channel: crate::id::ChannelId) -> Self {
+        self.channel_id = Some(channel);
+        self
+    }
+
     /// Its id.
     pub fn id(&self) -> CartId {
         self.id
+    }
+
+    /// The sales channel it is in, if any.
+    pub fn channel_id(&self) -> Option<crate::id::ChannelId> {
+        self.channel_id
     }
     /// Its currency; every price in it is in this currency.
     pub fn currency(&self) -> Currency {

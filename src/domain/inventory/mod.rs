@@ -294,6 +294,24 @@ pub struct StockRequest {
     pub quantity: u32,
     /// The variant's inventory policy.
     pub policy: InventoryPolicy,
+    /// Reserve only at this sales channel's locations (the engine sets it
+    /// when the cart's channel names its locations; the store reads them in
+    /// the command that reserves).
+    #[serde(default)]
+    pub channel: Option<crate::id::ChannelId>,
+}
+
+/// The levels at the `allowed` locations (every level when `None`), in
+/// their order.
+pub fn levels_within(
+    levels: &[StockLevel],
+    allowed: Option<&std::collections::BTreeSet<LocationId>>,
+) -> Vec<StockLevel> {
+    levels
+        .iter()
+        .filter(|l| allowed.is_none_or(|a| a.contains(&l.location_id)))
+        .cloned()
+        .collect()
 }
 
 /// Validates requests and adds up those for the same variant, keeping the
@@ -308,6 +326,12 @@ pub fn merge_requests(requests: &[StockRequest]) -> Result<Vec<StockRequest>> {
     for r in requests {
         if r.quantity == 0 {
             return Err(Error::invalid("quantity", "must be at least 1"));
+        }
+        if merged.iter().any(|m| m.channel != r.channel) {
+            return Err(Error::invalid(
+                "stock requests",
+                "one reservation is for one sales channel",
+            ));
         }
         match merged.iter_mut().find(|m| m.variant_id == r.variant_id) {
             Some(m) => {
@@ -423,6 +447,7 @@ mod tests {
             variant_id: v,
             quantity: 5,
             policy: InventoryPolicy::default(),
+            channel: None,
         };
         let plan = plan_reservation(&req, &[level(a, 3, 1, v), level(b, 10, 0, v)], None).unwrap();
         assert_eq!(
@@ -441,6 +466,7 @@ mod tests {
             variant_id: v,
             quantity: 5,
             policy: InventoryPolicy::default(),
+            channel: None,
         };
         let err = plan_reservation(&req, &[level(a, 3, 0, v)], None).unwrap_err();
         assert!(matches!(

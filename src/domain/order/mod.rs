@@ -286,6 +286,9 @@ pub struct Order {
     /// at checkout), in the order they were redeemed.
     #[serde(default)]
     pub(crate) tenders: Vec<Payment>,
+    /// The sales channel it was sold in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) channel_id: Option<crate::id::ChannelId>,
     pub(crate) reservation_id: ReservationId,
     pub(crate) status: OrderStatus,
     pub(crate) placed_at: DateTime<Utc>,
@@ -357,6 +360,11 @@ impl Order {
     /// reference the card's id.
     pub fn tenders(&self) -> &[Payment] {
         &self.tenders
+    }
+
+    /// The sales channel it was sold in, if any.
+    pub fn channel_id(&self) -> Option<crate::id::ChannelId> {
+        self.channel_id
     }
 
     /// Every payment of the order: the provider's first, then the tenders.

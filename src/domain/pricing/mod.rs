@@ -153,6 +153,9 @@ pub struct PricingContext<'a> {
     /// Which automatic promotions (those without a code) take part: all
     /// (the default), none (codes only), or only those listed.
     pub automatic: &'a AutomaticPromotions,
+    /// The cart's sales channel, when it is in one: only its price lists
+    /// apply (all, when it names none).
+    pub channel: Option<&'a crate::channel::SalesChannel>,
 }
 
 /// Whether a cart qualifies for one promotion (or what a code brought).
@@ -267,6 +270,7 @@ impl<'a> PricingContext<'a> {
             coupons: &[],
             usage: &EMPTY_USAGE,
             automatic: &ALL_AUTOMATIC,
+            channel: None,
         }
     }
 }

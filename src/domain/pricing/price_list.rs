@@ -228,6 +228,20 @@ impl PriceBook {
         groups: &BTreeSet<CustomerGroupId>,
         now: DateTime<Utc>,
     ) -> (Money, PriceSource) {
+        self.unit_price_in(variant, base, quantity, groups, now, None)
+    }
+
+    /// As [`unit_price`](Self::unit_price), in a sales channel: only the
+    /// lists the channel uses apply.
+    pub fn unit_price_in(
+        &self,
+        variant: VariantId,
+        base: Money,
+        quantity: u32,
+        groups: &BTreeSet<CustomerGroupId>,
+        now: DateTime<Utc>,
+        channel: Option<&crate::channel::SalesChannel>,
+    ) -> (Money, PriceSource) {
         let mut price = base;
         let mut source = PriceSource::Catalog;
         let Some(entries) = self.by_variant.get(&variant) else {
@@ -251,6 +265,7 @@ impl PriceBook {
                 continue;
             };
             if list.currency != base.currency()
+                || channel.is_some_and(|c| !c.uses_price_list(list.id))
                 || !list.open_at(now)
                 || (!list.customer_groups.is_empty() && list.customer_groups.is_disjoint(groups))
             {

@@ -359,6 +359,14 @@ pub enum Condition {
         /// The domains (each at most [`MAX_NAME_LEN`] characters).
         domains: Vec<String>,
     },
+    /// The cart's sales channel (a cart in no channel matches only
+    /// `not_in` and `ne`).
+    SalesChannel {
+        /// Membership operator.
+        op: Op,
+        /// The channels.
+        channels: Vec<crate::id::ChannelId>,
+    },
     /// Whether the buyer is signed in to an account (`true`) or checks out
     /// as a guest (`false`).
     SignedIn {
@@ -1437,6 +1445,9 @@ fn validate_condition(c: &Condition, depth: usize, budget: &mut Budget) -> Resul
             check_texts("email domain condition", *op, domains)
         }
         Condition::SignedIn { .. } => Ok(()),
+        Condition::SalesChannel { op, channels } => {
+            check_list("sales channel condition", *op, channels)
+        }
         Condition::Custom { rule, .. } => required_text("rule name", rule, MAX_NAME_LEN).map(drop),
     }
 }

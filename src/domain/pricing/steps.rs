@@ -23,6 +23,7 @@ pub(super) fn environment<'a>(
         items: cart.item_count(),
         shipping_method: cart.shipping_method(),
         customer: ctx.customer,
+        channel: cart.channel_id(),
         now: ctx.now,
         catalog: ctx.catalog,
         usage: ctx.usage,
@@ -135,12 +136,13 @@ pub(super) fn unit_prices<'a>(
                 let (unit_price, source) = if ctx.price_book.is_empty() {
                     (base, PriceSource::Catalog)
                 } else {
-                    ctx.price_book.unit_price(
+                    ctx.price_book.unit_price_in(
                         line.variant_id,
                         base,
                         line.quantity,
                         &ctx.customer.groups,
                         ctx.now,
+                        ctx.channel,
                     )
                 };
                 (base, unit_price, source)

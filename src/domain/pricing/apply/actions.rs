@@ -1091,6 +1091,7 @@ mod tests {
             items: u64::from(quantity) * work.len() as u64,
             shipping_method: None,
             customer: &customer,
+            channel: None,
             now: chrono::Utc::now(),
             catalog: &catalog,
             usage: &usage,

@@ -891,6 +891,8 @@ pub(crate) struct Env<'a> {
     /// what a shipping promotion's `methods` filter picks from.
     pub shipments: Vec<&'a str>,
     pub customer: &'a CustomerFacts,
+    /// The cart's sales channel, if any.
+    pub channel: Option<crate::id::ChannelId>,
     pub now: DateTime<Utc>,
     pub catalog: &'a HashMap<VariantId, CatalogEntry>,
     pub usage: &'a HashMap<String, u64>,

@@ -382,6 +382,15 @@ impl PromotionSet {
                     failed("email domain", *op, domains.join(", "), actual)
                 })
             }
+            Condition::SalesChannel { op, channels } => {
+                let ok = op.intersects(env.channel.iter(), channels);
+                (!ok).then(|| {
+                    let actual = env
+                        .channel
+                        .map_or_else(|| "no channel".to_owned(), |c| c.to_string());
+                    failed("sales channel", *op, list(channels), actual)
+                })
+            }
             Condition::SignedIn { signed_in } => {
                 let actual = env.customer.id.is_some();
                 (actual != *signed_in).then(|| failed("signed in", Op::Eq, signed_in, actual))
