@@ -76,6 +76,8 @@ struct State {
     session_refs: HashMap<String, IdempotencyKey>,
     /// Sales channels.
     channels: BTreeMap<ChannelId, SalesChannel>,
+    /// Variants marked low on stock.
+    low_stock: BTreeSet<VariantId>,
     /// Gift cards and store credit, and code hash → card.
     gift_cards: BTreeMap<GiftCardId, GiftCard>,
     gift_codes: HashMap<String, GiftCardId>,
@@ -1020,6 +1022,25 @@ impl InventoryStore for MemoryStore {
 
     async fn release_expired(&self, now: DateTime<Utc>) -> Result<u64> {
         Ok(self.lock().release_expired(now))
+    }
+
+    async fn flag_low_stock(
+        &self,
+        variant: VariantId,
+        low: bool,
+        event: EventKind,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut s = self.lock();
+        let changed = if low {
+            s.low_stock.insert(variant)
+        } else {
+            s.low_stock.remove(&variant)
+        };
+        if changed {
+            s.push_event(event, now);
+        }
+        Ok(changed)
     }
 }
 

@@ -375,6 +375,7 @@ impl PgStore {
                 'coupons', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.code), '[]') FROM cw_coupons t),
                 'gift_cards', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_gift_cards t),
                 'channels', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_channels t),
+                'low_stock', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.variant_id), '[]') FROM cw_low_stock t),
                 'pricing_version', (SELECT version FROM cw_pricing_version)
             ) AS dump",
         )
@@ -2145,6 +2146,38 @@ impl InventoryStore for PgStore {
                 return Ok(total);
             }
         }
+    }
+
+    async fn flag_low_stock(
+        &self,
+        variant: VariantId,
+        low: bool,
+        event: EventKind,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let kind = to_json(&event)?;
+        let sql = if low {
+            "WITH changed AS (INSERT INTO cw_low_stock (variant_id) VALUES ($1)
+                              ON CONFLICT DO NOTHING RETURNING variant_id),
+                  ev AS (INSERT INTO cw_events (id, occurred_at, kind)
+                         SELECT $2, $3, $4 WHERE EXISTS (SELECT 1 FROM changed) RETURNING sequence)
+             SELECT count(*) FROM changed"
+        } else {
+            "WITH changed AS (DELETE FROM cw_low_stock WHERE variant_id = $1 RETURNING variant_id),
+                  ev AS (INSERT INTO cw_events (id, occurred_at, kind)
+                         SELECT $2, $3, $4 WHERE EXISTS (SELECT 1 FROM changed) RETURNING sequence)
+             SELECT count(*) FROM changed"
+        };
+        retry!(self, async {
+            let n: i64 = sqlx::query_scalar(sql)
+                .bind(variant.as_uuid())
+                .bind(EventId::new().as_uuid())
+                .bind(now)
+                .bind(Json(&kind))
+                .fetch_one(&self.pool)
+                .await?;
+            Ok(n == 1)
+        })
     }
 }
 

@@ -97,6 +97,45 @@ pub enum EventKind {
         /// What happened.
         change: CustomerChange,
     },
+    /// The catalog changed (recorded with the [`EventKind::AdminChange`]
+    /// of the change that made it).
+    CatalogChanged {
+        /// What changed.
+        change: CatalogChange,
+    },
+    /// A promotion, its coupons or a price list changed.
+    PromotionChanged {
+        /// What changed.
+        change: PromotionChange,
+    },
+    /// Staff set or adjusted the units on hand at a location.
+    StockChanged {
+        /// The variant.
+        variant_id: crate::id::VariantId,
+        /// The location.
+        location_id: crate::id::LocationId,
+        /// Units on hand there now.
+        on_hand: i64,
+    },
+    /// A variant's available units (on hand and not reserved, everywhere)
+    /// fell below its low-stock threshold. Sent once per crossing.
+    LowStock {
+        /// The variant.
+        variant_id: crate::id::VariantId,
+        /// Units available when it was noticed.
+        available: i64,
+        /// The variant's threshold.
+        threshold: u32,
+    },
+    /// A variant that was low on stock is back at or above its threshold.
+    StockReplenished {
+        /// The variant.
+        variant_id: crate::id::VariantId,
+        /// Units available when it was noticed.
+        available: i64,
+        /// The variant's threshold.
+        threshold: u32,
+    },
     /// A member of staff (or the system) changed the shop: catalog, stock,
     /// locations, promotions, coupons, price lists, groups. Order changes
     /// are recorded in the order's own history instead.
@@ -129,4 +168,84 @@ pub enum CustomerChange {
     ProfileUpdated,
     /// The customer was erased on request.
     Erased,
+}
+
+/// What changed in the catalog ([`EventKind::CatalogChanged`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+#[non_exhaustive]
+pub enum CatalogChange {
+    /// A product was created.
+    ProductCreated {
+        /// The product.
+        product_id: crate::id::ProductId,
+    },
+    /// A product was updated (its variants, prices, texts).
+    ProductUpdated {
+        /// The product.
+        product_id: crate::id::ProductId,
+    },
+    /// A product's status changed (published, archived).
+    ProductStatusChanged {
+        /// The product.
+        product_id: crate::id::ProductId,
+        /// Its new status.
+        status: crate::catalog::Status,
+    },
+    /// A product was deleted.
+    ProductDeleted {
+        /// The product.
+        product_id: crate::id::ProductId,
+    },
+    /// A category was created, renamed or moved.
+    CategoryChanged {
+        /// The category.
+        category_id: crate::id::CategoryId,
+    },
+    /// A category was deleted.
+    CategoryDeleted {
+        /// The category.
+        category_id: crate::id::CategoryId,
+    },
+    /// A collection was created or renamed.
+    CollectionChanged {
+        /// The collection.
+        collection_id: crate::id::CollectionId,
+    },
+    /// A collection was deleted.
+    CollectionDeleted {
+        /// The collection.
+        collection_id: crate::id::CollectionId,
+    },
+    /// A sales channel was created or changed.
+    ChannelChanged {
+        /// The channel.
+        channel_id: crate::id::ChannelId,
+    },
+}
+
+/// What changed in promotions ([`EventKind::PromotionChanged`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+#[non_exhaustive]
+pub enum PromotionChange {
+    /// A promotion was created or changed (switched on or off among others).
+    Saved {
+        /// The promotion.
+        promotion_id: crate::id::PromotionId,
+        /// Whether it is on.
+        enabled: bool,
+    },
+    /// Coupon codes were added to a promotion.
+    CouponsCreated {
+        /// The promotion.
+        promotion_id: crate::id::PromotionId,
+        /// How many.
+        count: u64,
+    },
+    /// A price list was created or changed.
+    PriceListSaved {
+        /// The price list.
+        price_list_id: crate::id::PriceListId,
+    },
 }

@@ -48,7 +48,15 @@ impl Engine {
         let mut c = self.category_by_id(id).await?;
         c.rename(name)?;
         self.inner.store.update_category(c.clone()).await?;
-        self.audit(actor, "rename_category", id).await;
+        self.audit_with(
+            actor,
+            "rename_category",
+            id,
+            Some(crate::event::EventKind::CatalogChanged {
+                change: crate::event::CatalogChange::CategoryChanged { category_id: id },
+            }),
+        )
+        .await;
         Ok(c)
     }
 
@@ -72,7 +80,15 @@ impl Engine {
         let mut c = self.category_by_id(id).await?;
         c.move_to(parent);
         self.inner.store.update_category(c.clone()).await?;
-        self.audit(actor, "move_category", id).await;
+        self.audit_with(
+            actor,
+            "move_category",
+            id,
+            Some(crate::event::EventKind::CatalogChanged {
+                change: crate::event::CatalogChange::CategoryChanged { category_id: id },
+            }),
+        )
+        .await;
         Ok(c)
     }
 
@@ -87,7 +103,15 @@ impl Engine {
     pub async fn delete_category(&self, actor: &Actor, id: CategoryId) -> Result<()> {
         actor.require_privileged()?;
         self.inner.store.delete_category(id).await?;
-        self.audit(actor, "delete_category", id).await;
+        self.audit_with(
+            actor,
+            "delete_category",
+            id,
+            Some(crate::event::EventKind::CatalogChanged {
+                change: crate::event::CatalogChange::CategoryDeleted { category_id: id },
+            }),
+        )
+        .await;
         Ok(())
     }
 
@@ -116,7 +140,15 @@ impl Engine {
             .ok_or_else(|| Error::not_found("collection", id))?;
         c.rename(title)?;
         self.inner.store.update_collection(c.clone()).await?;
-        self.audit(actor, "rename_collection", id).await;
+        self.audit_with(
+            actor,
+            "rename_collection",
+            id,
+            Some(crate::event::EventKind::CatalogChanged {
+                change: crate::event::CatalogChange::CollectionChanged { collection_id: id },
+            }),
+        )
+        .await;
         Ok(c)
     }
 
@@ -130,7 +162,15 @@ impl Engine {
     pub async fn delete_collection(&self, actor: &Actor, id: CollectionId) -> Result<()> {
         actor.require_privileged()?;
         self.inner.store.delete_collection(id).await?;
-        self.audit(actor, "delete_collection", id).await;
+        self.audit_with(
+            actor,
+            "delete_collection",
+            id,
+            Some(crate::event::EventKind::CatalogChanged {
+                change: crate::event::CatalogChange::CollectionDeleted { collection_id: id },
+            }),
+        )
+        .await;
         Ok(())
     }
 
@@ -151,7 +191,15 @@ impl Engine {
     pub async fn delete_product(&self, actor: &Actor, id: ProductId) -> Result<()> {
         actor.require_privileged()?;
         self.inner.store.delete_product(id).await?;
-        self.audit(actor, "delete_product", id).await;
+        self.audit_with(
+            actor,
+            "delete_product",
+            id,
+            Some(crate::event::EventKind::CatalogChanged {
+                change: crate::event::CatalogChange::ProductDeleted { product_id: id },
+            }),
+        )
+        .await;
         Ok(())
     }
 }

@@ -23,7 +23,17 @@ impl Engine {
     pub async fn save_channel(&self, actor: &Actor, channel: SalesChannel) -> Result<SalesChannel> {
         actor.require_privileged()?;
         let saved = self.inner.store.save_channel(channel).await?;
-        self.audit(actor, "save_channel", saved.id).await;
+        self.audit_with(
+            actor,
+            "save_channel",
+            saved.id,
+            Some(crate::event::EventKind::CatalogChanged {
+                change: crate::event::CatalogChange::ChannelChanged {
+                    channel_id: saved.id,
+                },
+            }),
+        )
+        .await;
         Ok(saved)
     }
 

@@ -338,6 +338,8 @@ struct Prepared {
     provider: std::sync::Arc<dyn PaymentProvider>,
     /// What gift cards and store credit will pay, in order.
     tenders: Vec<PlannedTender>,
+    /// The lines' variants that have a low-stock threshold, with it.
+    thresholds: Vec<(crate::id::VariantId, u32)>,
 }
 
 /// A gift card or store credit to redeem, and how much.
@@ -1104,6 +1106,15 @@ impl Engine {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let thresholds = requests
+            .iter()
+            .filter_map(|r| {
+                entries
+                    .get(&r.variant_id)
+                    .and_then(|e| e.variant.low_stock_threshold())
+                    .map(|t| (r.variant_id, t))
+            })
+            .collect();
         Ok(Prepared {
             cart,
             priced,
@@ -1111,6 +1122,7 @@ impl Engine {
             requests,
             provider,
             tenders,
+            thresholds,
         })
     }
 
@@ -1309,7 +1321,12 @@ impl Engine {
             requests: _,
             provider,
             tenders: planned,
+            thresholds,
         } = prepared;
+        // The reservation lowered what is available: announce a crossing.
+        for (variant, threshold) in thresholds {
+            self.check_low_stock(variant, Some(threshold)).await;
+        }
         progress.provider = Some(provider.clone());
         let authorize_key = authorize_key(&lease.key, lease.attempt);
         // Gift cards, then store credit, each a ledger entry keyed by the

@@ -579,17 +579,24 @@ impl Engine {
         action: &'static str,
         subject: impl std::fmt::Display,
     ) {
-        let event = crate::event::EventKind::AdminChange {
+        self.audit_with(actor, action, subject, None).await;
+    }
+
+    /// As [`Engine::audit`], recording `event` (what changed, typed) with it.
+    pub(crate) async fn audit_with(
+        &self,
+        actor: &Actor,
+        action: &'static str,
+        subject: impl std::fmt::Display,
+        event: Option<crate::event::EventKind>,
+    ) {
+        let audit = crate::event::EventKind::AdminChange {
             actor: actor.clone(),
             action: action.to_owned(),
             subject: subject.to_string(),
         };
-        if let Err(error) = self
-            .inner
-            .store
-            .record_events(vec![event], self.now())
-            .await
-        {
+        let events = std::iter::once(audit).chain(event).collect();
+        if let Err(error) = self.inner.store.record_events(events, self.now()).await {
             tracing::warn!(%error, action, "admin change made, but its audit event was not recorded");
         }
     }
@@ -640,7 +647,17 @@ impl Engine {
         actor.require_privileged()?;
         let category = Category::new(name, parent)?;
         self.inner.store.insert_category(category.clone()).await?;
-        self.audit(actor, "create_category", category.id()).await;
+        self.audit_with(
+            actor,
+            "create_category",
+            category.id(),
+            Some(crate::event::EventKind::CatalogChanged {
+                change: crate::event::CatalogChange::CategoryChanged {
+                    category_id: category.id(),
+                },
+            }),
+        )
+        .await;
         Ok(category)
     }
 
@@ -667,8 +684,17 @@ impl Engine {
             .store
             .insert_collection(collection.clone())
             .await?;
-        self.audit(actor, "create_collection", collection.id())
-            .await;
+        self.audit_with(
+            actor,
+            "create_collection",
+            collection.id(),
+            Some(crate::event::EventKind::CatalogChanged {
+                change: crate::event::CatalogChange::CollectionChanged {
+                    collection_id: collection.id(),
+                },
+            }),
+        )
+        .await;
         Ok(collection)
     }
 
@@ -685,7 +711,17 @@ impl Engine {
         actor.require_privileged()?;
         let product = Product::new(input)?;
         self.inner.store.insert_product(product.clone()).await?;
-        self.audit(actor, "create_product", product.id()).await;
+        self.audit_with(
+            actor,
+            "create_product",
+            product.id(),
+            Some(crate::event::EventKind::CatalogChanged {
+                change: crate::event::CatalogChange::ProductCreated {
+                    product_id: product.id(),
+                },
+            }),
+        )
+        .await;
         Ok(product)
     }
 
@@ -700,7 +736,15 @@ impl Engine {
         actor.require_privileged()?;
         let id = product.id();
         self.inner.store.update_product(product).await?;
-        self.audit(actor, "update_product", id).await;
+        self.audit_with(
+            actor,
+            "update_product",
+            id,
+            Some(crate::event::EventKind::CatalogChanged {
+                change: crate::event::CatalogChange::ProductUpdated { product_id: id },
+            }),
+        )
+        .await;
         Ok(())
     }
 
@@ -721,8 +765,18 @@ impl Engine {
         let mut product = self.inner.store.product(id).await?;
         product.set_status(status);
         self.inner.store.update_product(product.clone()).await?;
-        self.audit(actor, "set_product_status", format!("{id} {status:?}"))
-            .await;
+        self.audit_with(
+            actor,
+            "set_product_status",
+            format!("{id} {status:?}"),
+            Some(crate::event::EventKind::CatalogChanged {
+                change: crate::event::CatalogChange::ProductStatusChanged {
+                    product_id: id,
+                    status,
+                },
+            }),
+        )
+        .await;
         Ok(product)
     }
 
@@ -1601,12 +1655,18 @@ impl Engine {
             .store
             .set_stock(variant, location, on_hand)
             .await?;
-        self.audit(
+        self.audit_with(
             actor,
             "set_stock",
             format!("{variant} at {location}: on hand {on_hand}"),
+            Some(crate::event::EventKind::StockChanged {
+                variant_id: variant,
+                location_id: location,
+                on_hand: level.on_hand,
+            }),
         )
         .await;
+        self.check_low_stock(variant, None).await;
         Ok(level)
     }
 
@@ -1631,13 +1691,79 @@ impl Engine {
             .store
             .adjust_stock(variant, location, delta)
             .await?;
-        self.audit(
+        self.audit_with(
             actor,
             "adjust_stock",
             format!("{variant} at {location}: {delta:+}"),
+            Some(crate::event::EventKind::StockChanged {
+                variant_id: variant,
+                location_id: location,
+                on_hand: level.on_hand,
+            }),
         )
         .await;
+        self.check_low_stock(variant, None).await;
         Ok(level)
+    }
+
+    /// Announces a crossing of `variant`'s low-stock threshold (read from
+    /// the catalog when `None`): [`EventKind::LowStock`] when fewer units
+    /// than the threshold are available everywhere, and
+    /// [`EventKind::StockReplenished`] when a low variant is back. The store
+    /// marks the variant in the same command that records the event, so a
+    /// crossing noticed by many callers is announced once. Evaluated when
+    /// staff set or adjust stock and when a checkout reserves; a failure to
+    /// evaluate is logged, never returned.
+    ///
+    /// [`EventKind::LowStock`]: crate::event::EventKind::LowStock
+    /// [`EventKind::StockReplenished`]: crate::event::EventKind::StockReplenished
+    pub(crate) async fn check_low_stock(&self, variant: VariantId, threshold: Option<u32>) {
+        let threshold = match threshold {
+            Some(t) => t,
+            None => match self.inner.store.entries(&[variant]).await {
+                Ok(entries) => match entries
+                    .get(&variant)
+                    .and_then(|e| e.variant.low_stock_threshold())
+                {
+                    Some(t) => t,
+                    None => return,
+                },
+                Err(error) => {
+                    tracing::warn!(%error, %variant, "low stock not evaluated");
+                    return;
+                }
+            },
+        };
+        let summary = match self.inner.store.stock(variant).await {
+            Ok(s) => s,
+            Err(error) => {
+                tracing::warn!(%error, %variant, "low stock not evaluated");
+                return;
+            }
+        };
+        let available = summary.on_hand.saturating_sub(summary.reserved);
+        let low = available < i64::from(threshold);
+        let event = if low {
+            crate::event::EventKind::LowStock {
+                variant_id: variant,
+                available,
+                threshold,
+            }
+        } else {
+            crate::event::EventKind::StockReplenished {
+                variant_id: variant,
+                available,
+                threshold,
+            }
+        };
+        if let Err(error) = self
+            .inner
+            .store
+            .flag_low_stock(variant, low, event, self.now())
+            .await
+        {
+            tracing::warn!(%error, %variant, "low stock not recorded");
+        }
     }
 
     /// A variant's stock everywhere.

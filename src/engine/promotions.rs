@@ -60,7 +60,18 @@ impl Engine {
         // evaluate (an unregistered rule) is refused here.
         PromotionSet::check_one(&promotion, &self.inner.rules)?;
         self.inner.store.save_promotion(promotion.clone()).await?;
-        self.audit(actor, "save_promotion", promotion.id).await;
+        self.audit_with(
+            actor,
+            "save_promotion",
+            promotion.id,
+            Some(crate::event::EventKind::PromotionChanged {
+                change: crate::event::PromotionChange::Saved {
+                    promotion_id: promotion.id,
+                    enabled: promotion.enabled,
+                },
+            }),
+        )
+        .await;
         Ok(promotion)
     }
 
@@ -150,8 +161,18 @@ impl Engine {
             .store
             .insert_coupons(std::slice::from_ref(&coupon))
             .await?;
-        self.audit(actor, "create_coupon", format!("{promotion}"))
-            .await;
+        self.audit_with(
+            actor,
+            "create_coupon",
+            format!("{promotion}"),
+            Some(crate::event::EventKind::PromotionChanged {
+                change: crate::event::PromotionChange::CouponsCreated {
+                    promotion_id: promotion,
+                    count: 1,
+                },
+            }),
+        )
+        .await;
         Ok(coupon)
     }
 
@@ -234,10 +255,16 @@ impl Engine {
                 .collect::<Result<Vec<_>>>()?;
             match self.inner.store.insert_coupons(&coupons).await {
                 Ok(()) => {
-                    self.audit(
+                    self.audit_with(
                         actor,
                         "generate_coupons",
                         format!("{promotion}: {}", coupons.len()),
+                        Some(crate::event::EventKind::PromotionChanged {
+                            change: crate::event::PromotionChange::CouponsCreated {
+                                promotion_id: promotion,
+                                count: coupons.len() as u64,
+                            },
+                        }),
                     )
                     .await;
                     return Ok(coupons);
@@ -260,7 +287,17 @@ impl Engine {
         actor.require_privileged()?;
         list.validate()?;
         self.inner.store.save_price_list(list.clone()).await?;
-        self.audit(actor, "save_price_list", list.id).await;
+        self.audit_with(
+            actor,
+            "save_price_list",
+            list.id,
+            Some(crate::event::EventKind::PromotionChanged {
+                change: crate::event::PromotionChange::PriceListSaved {
+                    price_list_id: list.id,
+                },
+            }),
+        )
+        .await;
         Ok(list)
     }
 

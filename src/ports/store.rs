@@ -223,6 +223,18 @@ pub trait InventoryStore: Send + Sync {
     async fn reservation(&self, id: ReservationId) -> Result<Reservation>;
     /// Releases every pending reservation that expired by `now`; returns how many.
     async fn release_expired(&self, now: DateTime<Utc>) -> Result<u64>;
+
+    /// Marks `variant` as low on stock (`low`) or not, and records `event`
+    /// in the same atomic command — only when the mark changes. Returns
+    /// whether it changed, so each crossing of a threshold is announced
+    /// once however many callers notice it.
+    async fn flag_low_stock(
+        &self,
+        variant: VariantId,
+        low: bool,
+        event: EventKind,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
 }
 
 /// The right to run one attempt of a checkout. Every checkout command checks

@@ -291,6 +291,15 @@ impl InventoryStore for FaultyStore {
     async fn release_expired(&self, n: DateTime<Utc>) -> Result<u64> {
         self.inner.release_expired(n).await
     }
+    async fn flag_low_stock(
+        &self,
+        v: VariantId,
+        low: bool,
+        e: EventKind,
+        n: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.inner.flag_low_stock(v, low, e, n).await
+    }
 }
 
 #[async_trait]

@@ -186,6 +186,9 @@ pub struct NewVariant {
     pub tax_class: String,
     /// Sale status of the variant itself.
     pub status: Status,
+    /// Send [`EventKind::LowStock`](crate::event::EventKind::LowStock) when
+    /// fewer units than this are available; `None`: never.
+    pub low_stock_threshold: Option<u32>,
 }
 
 impl NewVariant {
@@ -225,6 +228,7 @@ impl NewVariant {
             requires_shipping,
             tax_class: String::new(),
             status: Status::default(),
+            low_stock_threshold: None,
         }
     }
 
@@ -254,6 +258,7 @@ crate::domain::setters!(NewVariant {
     sku: String,
     title: String,
     tax_class: String,
+    low_stock_threshold: Option<u32>,
 });
 
 /// A purchasable version of a product.
@@ -270,6 +275,8 @@ pub struct Variant {
     requires_shipping: bool,
     tax_class: String,
     status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    low_stock_threshold: Option<u32>,
 }
 
 impl Variant {
@@ -318,6 +325,7 @@ impl Variant {
                 tax_class
             },
             status: input.status,
+            low_stock_threshold: input.low_stock_threshold,
         })
     }
 
@@ -356,6 +364,10 @@ impl Variant {
     /// How its stock is kept.
     pub fn inventory(&self) -> InventoryPolicy {
         self.inventory
+    }
+    /// Fewer units than this available send a low-stock event; `None`: never.
+    pub fn low_stock_threshold(&self) -> Option<u32> {
+        self.low_stock_threshold
     }
     /// Whether it is shipped.
     pub fn requires_shipping(&self) -> bool {
