@@ -737,4 +737,94 @@ conformance!(
     references_must_exist,
     invalid_products_are_rejected_unchanged,
     only_active_variants_of_active_products_can_be_bought,
+    listings_stay_consistent_under_concurrent_edits,
 );
+
+/// Listings stay consistent while staff edit: paging newest-first through
+/// the catalog while prices, tags and categories change and products are
+/// added, every product that existed throughout appears exactly once, each
+/// as one whole version (its price is one it was given), and nothing fails.
+async fn listings_stay_consistent_under_concurrent_edits(backend: Backend) {
+    use cartwright::catalog::ProductQuery;
+    let shop = Shop::new(backend).await;
+    let staff = Actor::Staff("kim".into());
+    let e = shop.engine.clone();
+    let shelf = e.create_category(&staff, "Shelf", None).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let p = e
+            .create_product(
+                &staff,
+                NewProduct::new(format!("Item {i:02}"))
+                    .status(Status::Active)
+                    .categories(vec![shelf.id()])
+                    .variants(vec![
+                        NewVariant::digital(format!("ITEM-{i:02}"))
+                            .prices(vec![usd("10.00")])
+                            .status(Status::Active),
+                    ]),
+            )
+            .await
+            .unwrap();
+        ids.push(p.id());
+    }
+    let editor = {
+        let (e, staff, ids) = (e.clone(), staff.clone(), ids.clone());
+        tokio::spawn(async move {
+            for round in 0..3 {
+                for id in &ids {
+                    let mut p = e.product(*id).await.unwrap();
+                    let price = if round % 2 == 0 { "12.00" } else { "10.00" };
+                    let variant = p.variants()[0].id();
+                    p.set_variant_price(variant, usd(price)).unwrap();
+                    p.set_status(if round == 1 {
+                        Status::Archived
+                    } else {
+                        Status::Active
+                    });
+                    e.update_product(&staff, p).await.unwrap();
+                }
+                e.create_product(
+                    &staff,
+                    NewProduct::new(format!("New {round}"))
+                        .status(Status::Active)
+                        .variants(vec![
+                            NewVariant::digital(format!("NEW-{round}"))
+                                .prices(vec![usd("1.00")])
+                                .status(Status::Active),
+                        ]),
+                )
+                .await
+                .unwrap();
+            }
+        })
+    };
+    for _ in 0..4 {
+        let mut seen = std::collections::HashMap::new();
+        let mut query = ProductQuery::new(7).category(shelf.id());
+        loop {
+            let page = e.find_products(&staff, &query).await.unwrap();
+            for p in &page.products {
+                *seen.entry(p.id()).or_insert(0) += 1;
+                let price = p.variants()[0].price(Currency::USD).unwrap();
+                assert!(
+                    price == usd("10.00") || price == usd("12.00"),
+                    "a torn product: {price}"
+                );
+            }
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => break,
+            }
+        }
+        for id in &ids {
+            assert_eq!(
+                seen.get(id),
+                Some(&1),
+                "{id} listed {:?} times",
+                seen.get(id)
+            );
+        }
+    }
+    editor.await.unwrap();
+}

@@ -29,14 +29,16 @@ async fn happy_path_places_a_frozen_order_and_captures(backend: Backend) {
     let a = shop.product("A", "10.00", 5).await;
     let b = shop.product("B", "2.50", 5).await;
     let cart = shop.ready_cart(&[(a, 2), (b, 3)]).await;
-    // Setting up the shop recorded who did it; consumers take those first.
+    // Setting up the shop recorded who did it (and, typed, what changed);
+    // consumers take those first.
     let setup = common::pending(&shop.engine, "mailer", 5).await;
     assert!(setup.iter().all(|e| matches!(
         &e.kind,
         EventKind::AdminChange {
             actor: Actor::System,
             ..
-        }
+        } | EventKind::CatalogChanged { .. }
+            | EventKind::StockChanged { .. }
     )));
     assert!(setup.iter().any(|e| matches!(
         &e.kind,
