@@ -7,8 +7,10 @@
 //! Codes are secrets: the engine keeps their SHA-256 hash and last four
 //! characters, shows a generated code once, and counts wrong guesses: after
 //! [`MAX_CODE_GUESSES`] misses within [`GUESS_WINDOW_SECS`] from one source
-//! (a customer, a cart, all guests together for balance checks) it answers
-//! [`Error::TooManyAttempts`]. The count is kept per engine instance; with
+//! (a customer, a cart; [`MAX_ANONYMOUS_GUESSES`] for all guests' balance
+//! checks together) it answers [`Error::TooManyAttempts`]. Looking a code up
+//! by its hash compares hashes, never the code, so the time a lookup takes
+//! tells nothing about the code. The count is kept per engine instance; with
 //! 80-bit codes guessing is hopeless anyway, and the embedding program
 //! should also limit requests per client address.
 //!
@@ -28,6 +30,11 @@ use crate::money::{Currency, Money};
 
 /// Wrong code guesses allowed from one source within [`GUESS_WINDOW_SECS`].
 pub const MAX_CODE_GUESSES: u32 = 10;
+/// Wrong guesses allowed from all anonymous balance checks together (guests
+/// without a cart) within [`GUESS_WINDOW_SECS`]: higher, so one guesser
+/// cannot lock every guest out; the embedding program should also limit
+/// requests per client address.
+pub const MAX_ANONYMOUS_GUESSES: u32 = 1_000;
 /// The window wrong guesses are counted in, in seconds.
 pub const GUESS_WINDOW_SECS: i64 = 600;
 /// Most sources the guess counter remembers; the oldest windows go first.
@@ -43,9 +50,14 @@ impl GuessLimiter {
     /// Refuses a source that guessed wrong too often lately.
     fn check(&self, source: &str, now: DateTime<Utc>) -> Result<()> {
         let sources = self.sources.lock();
+        let max = if source == ANONYMOUS {
+            MAX_ANONYMOUS_GUESSES
+        } else {
+            MAX_CODE_GUESSES
+        };
         match sources.get(source) {
             Some((since, misses))
-                if *misses >= MAX_CODE_GUESSES
+                if *misses >= max
                     && now - *since < chrono::Duration::seconds(GUESS_WINDOW_SECS) =>
             {
                 Err(Error::TooManyAttempts {
@@ -74,6 +86,9 @@ impl GuessLimiter {
     }
 }
 
+/// The source of every guest's balance check without a cart.
+const ANONYMOUS: &str = "guests";
+
 /// The guess-counting source for `actor` (`None`: not counted).
 pub(crate) fn guess_source(actor: &Actor, cart: Option<crate::id::CartId>) -> Option<String> {
     match actor {
@@ -81,7 +96,7 @@ pub(crate) fn guess_source(actor: &Actor, cart: Option<crate::id::CartId>) -> Op
         Actor::Customer(id) => Some(format!("customer:{id}")),
         _ => Some(match cart {
             Some(cart) => format!("cart:{cart}"),
-            None => "guests".to_owned(),
+            None => ANONYMOUS.to_owned(),
         }),
     }
 }
