@@ -576,8 +576,21 @@ async fn a_customer_is_exported_and_erased_leaving_the_books(backend: Backend) {
     let other_cart = shop.ready_cart(&[(v, 1)]).await;
     let other = shop.place(other_cart.id(), "other-1").await;
 
+    // Her store credit is part of what is held about her.
+    shop.engine
+        .grant_store_credit(
+            &staff,
+            zelda.id(),
+            common::usd("2.00"),
+            "sorry",
+            &cartwright::id::IdempotencyKey::new("zelda-credit").unwrap(),
+        )
+        .await
+        .unwrap();
     // The export: hers to read, no one else's.
     let export = shop.engine.export_customer(&me, zelda.id()).await.unwrap();
+    assert_eq!(export.gift_cards.len(), 1);
+    assert_eq!(export.gift_cards[0].balance(), common::usd("2.00"));
     let json = serde_json::to_string(&export).unwrap();
     assert!(json.contains("zelda@example.com") && json.contains(&placed.id().to_string()));
     assert!(!json.contains("s3cret-pass") && !json.contains("argon2"));

@@ -310,11 +310,14 @@ pub struct CustomerExport {
     pub customer: Customer,
     /// Every order placed with the account, newest first.
     pub orders: Vec<crate::order::Order>,
+    /// Their store credit and the gift cards bought for them, with ledgers.
+    pub gift_cards: Vec<crate::giftcard::GiftCard>,
 }
 
 impl Engine {
     /// Everything held about a customer, for a data-access request: the
-    /// record and every order placed with the account.
+    /// record, every order placed with the account, and their store credit
+    /// and gift cards.
     ///
     /// # Errors
     /// [`Error::Forbidden`] unless the customer themselves, staff or the
@@ -347,10 +350,16 @@ impl Engine {
                 None => break,
             }
         }
+        let mut gift_cards = self.inner.store.gift_cards_of(customer).await?;
+        // A code's hash is the shop's secret, not the customer's data.
+        for card in &mut gift_cards {
+            card.code_hash = None;
+        }
         Ok(CustomerExport {
             exported_at: self.now(),
             customer: record,
             orders,
+            gift_cards,
         })
     }
 
