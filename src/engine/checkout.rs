@@ -866,6 +866,11 @@ impl Engine {
         request: &CheckoutRequest,
         token: &str,
     ) -> Option<(Lease, (Prepared, Reservation))> {
+        // Gift cards take the general path: checking their codes counts
+        // wrong guesses, which must happen once per request.
+        if !request.gift_cards.is_empty() {
+            return None;
+        }
         // A retry of a finished checkout finds its cart completed: the
         // general path answers it from the record.
         let prepared = self.prepare(request).await.ok()?;
@@ -1516,15 +1521,10 @@ impl Engine {
         key: &IdempotencyKey,
         hint: Option<ProviderResponse>,
     ) -> Result<Option<CheckoutStep>> {
-        let claimed = self
-            .inner
-            .store
-            .claim_awaiting(key, self.now() + self.inner.config.checkout_lease)
-            .await?;
-        let Some((lease, awaiting)) = claimed else {
+        let Some((lease, settled)) = self.claim_and_settle(key, hint).await? else {
             return Ok(None);
         };
-        match self.settle(&lease, awaiting, hint).await? {
+        match settled {
             Settled::Placed(order) => {
                 crate::telemetry::checkout("session_completed");
                 let outcome = self.outcome(*order, lease.token, actor);
@@ -1951,7 +1951,11 @@ impl Engine {
             match record.state {
                 CheckoutState::AwaitingPayment => {
                     let viewer = Actor::Provider(provider);
-                    match self.settle_event(&record.key, hint).await? {
+                    match self
+                        .claim_and_settle(&record.key, hint)
+                        .await?
+                        .map(|(_, settled)| settled)
+                    {
                         Some(Settled::Placed(order)) => {
                             crate::telemetry::checkout("session_completed");
                             return Ok(EventOutcome::Order(Box::new((*order).visible_to(&viewer))));
@@ -1984,19 +1988,24 @@ impl Engine {
         }
     }
 
-    /// Settles the waiting checkout `key` with what an event reported.
-    async fn settle_event(
+    /// Claims the waiting checkout `key` and settles it with `hint` (what
+    /// an event reported; `None`: ask the provider). `None` when it is not
+    /// waiting (settled meanwhile, or someone else is settling it).
+    async fn claim_and_settle(
         &self,
         key: &IdempotencyKey,
         hint: Option<ProviderResponse>,
-    ) -> Result<Option<Settled>> {
+    ) -> Result<Option<(Lease, Settled)>> {
         let claimed = self
             .inner
             .store
             .claim_awaiting(key, self.now() + self.inner.config.checkout_lease)
             .await?;
         match claimed {
-            Some((lease, awaiting)) => self.settle(&lease, awaiting, hint).await.map(Some),
+            Some((lease, awaiting)) => {
+                let settled = self.settle(&lease, awaiting, hint).await?;
+                Ok(Some((lease, settled)))
+            }
             None => Ok(None),
         }
     }
@@ -2066,10 +2075,9 @@ impl Engine {
     /// stands, and the next run goes on.
     #[tracing::instrument(name = "recover", skip_all)]
     pub async fn recover(&self) -> Result<RecoveryReport> {
-        let mut report = RecoveryReport {
-            released_reservations: self.inner.store.release_expired(self.now()).await?,
-            ..RecoveryReport::default()
-        };
+        let mut report = RecoveryReport::default();
+        // Stale attempts and expired payment sessions first: a session
+        // completed at the provider is placed while its stock is still held.
         loop {
             let stale = self.inner.store.stale_checkouts(self.now(), 100).await?;
             if stale.is_empty() {
@@ -2102,6 +2110,7 @@ impl Engine {
                 break;
             }
         }
+        report.released_reservations = self.inner.store.release_expired(self.now()).await?;
         self.settle_pending(&mut report).await?;
         if self.inner.config.capture == CaptureMode::Immediate {
             report.captured_orders += self.capture_stranded().await?;

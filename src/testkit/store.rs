@@ -238,22 +238,7 @@ async fn waiting_payments(store: Arc<dyn Store>) -> Result<(), Failure> {
     )?;
     let a = product(&e, "W", 1, CHECK).await?;
     let guest = Actor::Guest;
-    let cart = step(CHECK, e.create_cart(&guest, Currency::USD).await)?;
-    step(CHECK, e.add_item(&guest, cart.id(), a, 1).await)?;
-    step(
-        CHECK,
-        e.set_email(&guest, cart.id(), "kit@example.com").await,
-    )?;
-    let address = NewAddress::default()
-        .name("Kit")
-        .line1("1 Main St")
-        .city("Springfield")
-        .country("US");
-    step(
-        CHECK,
-        e.set_shipping_address(&guest, cart.id(), address).await,
-    )?;
-    step(CHECK, e.set_shipping_method(&guest, cart.id(), "std").await)?;
+    let cart = ready_cart(&e, a, 1, CHECK).await?;
     let key = step(CHECK, IdempotencyKey::new("conformance-waiting"))?;
     let request = CheckoutRequest::new(cart.id(), key.clone(), "tok_3ds", guest.clone());
     let step_one = step(CHECK, e.start_checkout(request).await)?;
@@ -452,6 +437,36 @@ fn engine(store: Arc<dyn Store>, check: &'static str) -> Result<Engine, Failure>
             .no_tax()
             .build(),
     )
+}
+
+/// A guest cart with `quantity` of `variant`, an email, an address and
+/// the standard shipping method: ready to check out.
+async fn ready_cart(
+    e: &Engine,
+    variant: VariantId,
+    quantity: u32,
+    check: &'static str,
+) -> Result<crate::cart::Cart, Failure> {
+    let guest = Actor::Guest;
+    let cart = step(check, e.create_cart(&guest, Currency::USD).await)?;
+    step(
+        check,
+        e.add_item(&guest, cart.id(), variant, quantity).await,
+    )?;
+    step(
+        check,
+        e.set_email(&guest, cart.id(), "kit@example.com").await,
+    )?;
+    let address = NewAddress::default()
+        .name("Kit")
+        .line1("1 Main St")
+        .city("Springfield")
+        .country("US");
+    step(
+        check,
+        e.set_shipping_address(&guest, cart.id(), address).await,
+    )?;
+    step(check, e.set_shipping_method(&guest, cart.id(), "std").await)
 }
 
 async fn product(
@@ -833,22 +848,7 @@ async fn checkout_and_orders(store: Arc<dyn Store>) -> Result<(), Failure> {
     let e = engine(store.clone(), CHECK)?;
     let a = product(&e, "C", 5, CHECK).await?;
     let guest = Actor::Guest;
-    let cart = step(CHECK, e.create_cart(&guest, Currency::USD).await)?;
-    step(CHECK, e.add_item(&guest, cart.id(), a, 2).await)?;
-    step(
-        CHECK,
-        e.set_email(&guest, cart.id(), "kit@example.com").await,
-    )?;
-    let address = NewAddress::default()
-        .name("Kit")
-        .line1("1 Main St")
-        .city("Springfield")
-        .country("US");
-    step(
-        CHECK,
-        e.set_shipping_address(&guest, cart.id(), address).await,
-    )?;
-    step(CHECK, e.set_shipping_method(&guest, cart.id(), "std").await)?;
+    let cart = ready_cart(&e, a, 2, CHECK).await?;
     let key = step(CHECK, IdempotencyKey::new("conformance-checkout"))?;
     let request = CheckoutRequest::new(cart.id(), key, "tok_visa", guest);
     let first = step(CHECK, e.checkout(request.clone()).await)?;
