@@ -1,0 +1,46 @@
+//! The reference embedding: a small web shop on axum built on cartwright.
+//!
+//! Run with `cargo run --example storefront` (in memory), or with
+//! `DATABASE_URL=postgres://… cargo run --features postgres --example
+//! storefront` on PostgreSQL (several instances may share the database).
+//! It prints its address and the staff password; Ctrl-C stops it
+//! gracefully. With `STOREFRONT_SMOKE=1` it starts, answers one request
+//! and stops (what CI runs).
+
+#![allow(dead_code)] // the modules are shared with tests/storefront.rs
+
+mod session;
+mod shop;
+mod start;
+mod templates;
+
+#[tokio::main]
+async fn main() -> cartwright::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let database = std::env::var("DATABASE_URL").ok();
+    let store = start::store(database.as_deref()).await?;
+    let password = std::env::var("STAFF_PASSWORD")
+        .unwrap_or_else(|_| uuid::Uuid::new_v4().simple().to_string());
+    let running = start::start(store, &password).await?;
+    println!("storefront listening at {}", running.url);
+    println!(
+        "staff log in at {}/staff/login with password {password}",
+        running.url
+    );
+    if std::env::var("STOREFRONT_SMOKE").is_ok() {
+        let page = reqwest::get(format!("{}/", running.url))
+            .await
+            .map_err(|e| cartwright::Error::PaymentUnavailable(e.to_string()))?;
+        println!("GET / answered {}", page.status());
+    } else {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    let _ = running.stop.send(());
+    let _ = running.task.await;
+    Ok(())
+}

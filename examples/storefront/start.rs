@@ -1,0 +1,172 @@
+//! Building and starting the shop: the engine on the in-memory store, or on
+//! PostgreSQL when a database URL is given; a seeded catalog; the server
+//! with graceful shutdown and maintenance on a timer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cartwright::payment::TestPaymentProvider;
+use cartwright::prelude::*;
+use cartwright::store::{MemoryStore, Store};
+
+use crate::shop::App;
+
+/// A running shop.
+pub struct Running {
+    /// Where it listens, `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// The engine behind it.
+    pub engine: Engine,
+    /// Stops the server and its maintenance loop when sent (or dropped).
+    pub stop: tokio::sync::oneshot::Sender<()>,
+    /// The server task.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// The engine: `store`, the test gateway, a flat shipping rate, no tax.
+///
+/// # Errors
+/// As [`EngineBuilder::build`](cartwright::EngineBuilder::build).
+pub fn engine(store: Arc<dyn Store>, gateway: Arc<TestPaymentProvider>) -> Result<Engine> {
+    Engine::builder()
+        .store(store)
+        .payment_provider(gateway)
+        .shipping(Arc::new(FlatRateShipping::new().with_method(
+            "standard",
+            "Standard",
+            &[Money::parse("5.00", Currency::USD)?],
+        )?))
+        .no_tax()
+        .build()
+}
+
+/// The store: PostgreSQL at `database_url`, or in memory.
+///
+/// # Errors
+/// When PostgreSQL cannot be reached or migrated.
+pub async fn store(database_url: Option<&str>) -> Result<Arc<dyn Store>> {
+    match database_url {
+        #[cfg(feature = "postgres")]
+        Some(url) => Ok(Arc::new(cartwright::store::PgStore::connect(url).await?)),
+        #[cfg(not(feature = "postgres"))]
+        Some(_) => Err(Error::invalid(
+            "DATABASE_URL",
+            "build with --features postgres to use PostgreSQL",
+        )),
+        None => Ok(Arc::new(MemoryStore::new())),
+    }
+}
+
+/// A small catalog and a coupon, unless the store has products already
+/// (another instance seeded it).
+///
+/// # Errors
+/// The engine's.
+pub async fn seed(engine: &Engine, stock: i64) -> Result<()> {
+    if !engine.products(None, 1).await?.is_empty() {
+        return Ok(());
+    }
+    let system = Actor::System;
+    let warehouse = engine.create_location(&system, "Warehouse", 0).await?;
+    for (title, sku, price) in [
+        ("Enamel mug", "MUG", "12.00"),
+        ("Cotton tote bag", "TOTE", "18.00"),
+        ("Letterpress poster", "POSTER", "25.00"),
+    ] {
+        let product = engine
+            .create_product(
+                &system,
+                NewProduct::new(title).status(Status::Active).variants(vec![
+                    NewVariant::shipped(sku)
+                        .prices(vec![Money::parse(price, Currency::USD)?])
+                        .status(Status::Active),
+                ]),
+            )
+            .await?;
+        for v in product.variants() {
+            engine
+                .set_stock(&system, v.id(), warehouse.id(), stock)
+                .await?;
+        }
+    }
+    let welcome = engine
+        .save_promotion(
+            &system,
+            cartwright::pricing::Promotion::new(
+                "Welcome: 10 % off",
+                cartwright::pricing::Action::PercentOffItems {
+                    target: cartwright::pricing::LineFilter::Any,
+                    percent: rust_decimal::Decimal::TEN,
+                    max_discount: None,
+                    max_quantity_per_line: None,
+                },
+            )
+            .coded(),
+        )
+        .await?;
+    match engine
+        .create_coupon(&system, welcome.id, "WELCOME10", None)
+        .await
+    {
+        Ok(_) | Err(Error::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Serves `app` on `listener` until `stop`, running maintenance (recovery,
+/// expiry, pruning) every `every`.
+pub fn serve(
+    listener: tokio::net::TcpListener,
+    app: App,
+    every: Duration,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let engine = app.engine.clone();
+    let task = tokio::spawn(async move {
+        let maintenance = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(error) = engine.run_maintenance(&Actor::System).await {
+                    tracing::warn!(%error, "maintenance run failed; the next one goes on");
+                }
+            }
+        });
+        let server = axum::serve(listener, app.router()).with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        });
+        if let Err(error) = server.await {
+            tracing::warn!(%error, "server stopped");
+        }
+        maintenance.abort();
+    });
+    (stop, task)
+}
+
+/// Starts a shop on a free local port over `store`.
+///
+/// # Errors
+/// When no port can be bound, or the engine cannot be built or seeded.
+pub async fn start(store: Arc<dyn Store>, staff_password: &str) -> Result<Running> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| Error::invalid("listener", e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::invalid("listener", e.to_string()))?;
+    let url = format!("http://{addr}");
+    let gateway = Arc::new(TestPaymentProvider::new());
+    let engine = engine(store, gateway.clone())?;
+    seed(&engine, 20).await?;
+    let app = App::new(engine.clone(), gateway, staff_password, &url, false);
+    let (stop, task) = serve(listener, app, Duration::from_secs(30));
+    Ok(Running {
+        url,
+        engine,
+        stop,
+        task,
+    })
+}

@@ -1,0 +1,511 @@
+//! The reference web shop (`examples/storefront/`), driven over HTTP like a
+//! browser would: a guest buys with a coupon, a customer signs up and sees
+//! their order, staff refunds part of it, a 3-D Secure payment completes
+//! through the bank's page and the signed webhook, the JSON API, CSRF and
+//! other customers' orders refused, forged webhooks refused, and two
+//! instances on one PostgreSQL database selling the last unit once.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    dead_code
+)]
+
+mod common;
+
+#[path = "../examples/storefront/session.rs"]
+mod session;
+#[path = "../examples/storefront/shop.rs"]
+mod shop;
+#[path = "../examples/storefront/start.rs"]
+mod start;
+#[path = "../examples/storefront/templates.rs"]
+mod templates;
+
+use std::sync::Arc;
+
+use cartwright::store::{MemoryStore, Store};
+use reqwest::StatusCode;
+
+const STAFF: &str = "staff-password-for-tests";
+
+/// A browser: a cookie jar and the shop's address.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// What a page answered: its status, where it ended up, its HTML.
+struct Page {
+    status: StatusCode,
+    url: String,
+    body: String,
+}
+
+impl Page {
+    /// The value of the first `name="<name>" value="…"` in the page.
+    fn field(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self
+            .body
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no {name} in {}", self.body))
+            + marker.len();
+        let end = self.body[start..].find('"').unwrap() + start;
+        self.body[start..end].to_owned()
+    }
+
+    /// Every `href="<prefix>…"` target in the page.
+    fn links(&self, prefix: &str) -> Vec<String> {
+        let marker = format!("href=\"{prefix}");
+        self.body
+            .match_indices(&marker)
+            .map(|(i, _)| {
+                let start = i + "href=\"".len();
+                let end = self.body[start..].find('"').unwrap() + start;
+                self.body[start..end].to_owned()
+            })
+            .collect()
+    }
+
+    /// The text of the element with `id="<id>"`.
+    fn text(&self, id: &str) -> String {
+        let marker = format!("id=\"{id}\">");
+        let start = self
+            .body
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no #{id} in {}", self.body))
+            + marker.len();
+        let end = self.body[start..].find('<').unwrap() + start;
+        self.body[start..end].to_owned()
+    }
+}
+
+impl Browser {
+    fn new(base: &str) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .build()
+                .unwrap(),
+            base: base.to_owned(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Page {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        Self::page(r).await
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        Self::page(r).await
+    }
+
+    async fn page(r: reqwest::Response) -> Page {
+        Page {
+            status: r.status(),
+            url: r.url().path().to_owned(),
+            body: r.text().await.unwrap(),
+        }
+    }
+
+    /// Adds one of the product at `link` to the cart.
+    async fn add(&self, link: &str, quantity: &str) {
+        let product = self.get(link).await;
+        let page = self
+            .post(
+                "/cart/add",
+                &[
+                    ("csrf", &product.field("csrf")),
+                    ("variant", &product.field("variant")),
+                    ("quantity", quantity),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    }
+
+    /// Checks out the cart with `token`; the page it ends on.
+    async fn checkout(&self, token: &str) -> Page {
+        let form = self.get("/checkout").await;
+        self.post(
+            "/checkout",
+            &[
+                ("csrf", &form.field("csrf")),
+                ("key", &form.field("key")),
+                ("email", "buyer@example.com"),
+                ("name", "Grace Hopper"),
+                ("line1", "1 Navy Way"),
+                ("city", "Arlington"),
+                ("postal", "22202"),
+                ("country", "us"),
+                ("method", "standard"),
+                ("token", token),
+            ],
+        )
+        .await
+    }
+}
+
+async fn shop() -> start::Running {
+    start::start(Arc::new(MemoryStore::new()) as Arc<dyn Store>, STAFF)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_buys_two_items_with_a_coupon() {
+    let running = shop().await;
+    let guest = Browser::new(&running.url);
+    let catalog = guest.get("/").await;
+    let products = catalog.links("/products/");
+    assert_eq!(products.len(), 3, "{}", catalog.body);
+    guest.add(&products[0], "1").await; // the mug, 12.00
+    guest.add(&products[1], "1").await; // the tote, 18.00
+    let cart = guest.get("/cart").await;
+    let page = guest
+        .post(
+            "/cart/coupon",
+            &[("csrf", &cart.field("csrf")), ("code", "welcome10")],
+        )
+        .await;
+    assert_eq!(page.url, "/cart");
+    assert_eq!(page.text("total"), "27.00 USD", "10 % off 30.00");
+    assert!(
+        page.body.contains("Welcome: 10 % off: applied"),
+        "{}",
+        page.body
+    );
+    let order = guest.checkout("tok_visa").await;
+    assert!(
+        order.url.starts_with("/orders/"),
+        "{} {}",
+        order.url,
+        order.body
+    );
+    assert_eq!(order.text("total"), "32.00 USD", "with 5.00 shipping");
+    assert_eq!(order.text("status"), "Processing", "{}", order.body);
+    // The same order page again, from the same browser (its guest token).
+    let again = guest.get(&order.url).await;
+    assert_eq!(again.status, StatusCode::OK);
+    // Another browser cannot see it: not found, not forbidden.
+    let stranger = Browser::new(&running.url);
+    assert_eq!(stranger.get(&order.url).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_signs_up_buys_and_staff_refunds_part() {
+    let running = shop().await;
+    let me = Browser::new(&running.url);
+    let form = me.get("/signup").await;
+    let page = me
+        .post(
+            "/signup",
+            &[
+                ("csrf", &form.field("csrf")),
+                ("email", "ada@example.com"),
+                ("password", "correct horse battery staple"),
+            ],
+        )
+        .await;
+    assert_eq!(page.url, "/account", "{}", page.body);
+    let products = me.get("/").await.links("/products/");
+    me.add(&products[2], "2").await; // two posters, 50.00
+    let order = me.checkout("tok_visa").await;
+    assert_eq!(order.text("total"), "55.00 USD");
+    let account = me.get("/account").await;
+    assert!(account.body.contains(&order.url), "{}", account.body);
+
+    // Staff: log in, refund 10.00 of it.
+    let staff = Browser::new(&running.url);
+    let form = staff.get("/staff/login").await;
+    let wrong = staff
+        .post(
+            "/staff/login",
+            &[
+                ("csrf", &form.field("csrf")),
+                ("name", "sam"),
+                ("password", "guess"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    let form = staff.get("/staff/login").await;
+    let orders = staff
+        .post(
+            "/staff/login",
+            &[
+                ("csrf", &form.field("csrf")),
+                ("name", "sam"),
+                ("password", STAFF),
+            ],
+        )
+        .await;
+    assert_eq!(orders.url, "/staff/orders");
+    let id = order.url.trim_start_matches("/orders/");
+    let refunded = staff
+        .post(
+            &format!("/staff/orders/{id}/refund"),
+            &[("csrf", &orders.field("csrf")), ("amount", "10.00")],
+        )
+        .await;
+    assert_eq!(refunded.text("refunded"), "10.00 USD", "{}", refunded.body);
+    // The customer sees it too.
+    assert_eq!(me.get(&order.url).await.text("refunded"), "10.00 USD");
+    // A customer is not staff.
+    let orders = me.get("/staff/orders").await;
+    assert_eq!(orders.url, "/staff/login");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_without_the_sessions_csrf_token_are_refused() {
+    let running = shop().await;
+    let guest = Browser::new(&running.url);
+    let products = guest.get("/").await.links("/products/");
+    let product = guest.get(&products[0]).await;
+    let forged = guest
+        .post(
+            "/cart/add",
+            &[
+                ("csrf", "not-the-token"),
+                ("variant", &product.field("variant")),
+                ("quantity", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(guest.get("/cart").await.body.contains("Your cart is empty"));
+    // A token from another session does not work either.
+    let other = Browser::new(&running.url);
+    let theirs = other.get(&products[0]).await.field("csrf");
+    let forged = guest
+        .post(
+            "/cart/add",
+            &[
+                ("csrf", &theirs),
+                ("variant", &product.field("variant")),
+                ("quantity", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_3ds_payment_completes_through_the_bank_and_the_webhook() {
+    let running = shop().await;
+    let guest = Browser::new(&running.url);
+    let products = guest.get("/").await.links("/products/");
+    guest.add(&products[0], "1").await;
+    let bank = guest.checkout("tok_3ds").await;
+    assert!(
+        bank.url.starts_with("/bank/3ds/"),
+        "{} {}",
+        bank.url,
+        bank.body
+    );
+    let reference = bank.url.trim_start_matches("/bank/3ds/").to_owned();
+    let order = guest
+        .post(
+            &format!("/bank/3ds/{reference}"),
+            &[("key", &bank.field("key"))],
+        )
+        .await;
+    assert!(
+        order.url.starts_with("/orders/"),
+        "{} {}",
+        order.url,
+        order.body
+    );
+    assert_eq!(order.text("total"), "17.00 USD");
+    // The webhook placed it (the bank posted it before the customer came
+    // back); the return found it placed: one order.
+    let placed = running
+        .engine
+        .find_orders(
+            &cartwright::Actor::System,
+            &cartwright::order::OrderQuery::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(placed.orders.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_stale_webhooks_are_refused() {
+    let running = shop().await;
+    let http = reqwest::Client::new();
+    let body = br#"{"id":"evt_x","authorization":"test_auth_1","kind":{"type":"authorized"}}"#;
+    let post = |signature: String| {
+        http.post(format!("{}/webhooks/test", running.url))
+            .header("cartwright-signature", signature)
+            .body(body.to_vec())
+            .send()
+    };
+    let now = chrono::Utc::now().timestamp();
+    let forged = cartwright::payment::webhook::sign(b"not the secret", now, body).unwrap();
+    assert_eq!(
+        post(forged).await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    let stale =
+        cartwright::payment::webhook::sign(b"whsec_storefront_demo", now - 3_600, body).unwrap();
+    assert_eq!(post(stale).await.unwrap().status(), StatusCode::BAD_REQUEST);
+    let good = cartwright::payment::webhook::sign(b"whsec_storefront_demo", now, body).unwrap();
+    assert_eq!(
+        post(good).await.unwrap().status(),
+        StatusCode::OK,
+        "signed, about no payment of ours: acknowledged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_json_api_adds_checks_out_and_reports_errors_in_one_shape() {
+    let running = shop().await;
+    let api = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let url = |p: &str| format!("{}{p}", running.url);
+    let cart: serde_json::Value = api
+        .get(url("/api/cart"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let csrf = cart["csrf"].as_str().unwrap().to_owned();
+    let variant = running
+        .engine
+        .variant_by_sku("MUG")
+        .await
+        .unwrap()
+        .variant
+        .id()
+        .to_string();
+    // Without the CSRF header: refused, in the error shape.
+    let refused = api
+        .post(url("/api/cart/items"))
+        .json(&serde_json::json!({ "variant_id": variant, "quantity": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "csrf");
+    // A quantity of zero: 422, code "invalid".
+    let bad = api
+        .post(url("/api/cart/items"))
+        .header("x-csrf-token", &csrf)
+        .json(&serde_json::json!({ "variant_id": variant, "quantity": 0 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: serde_json::Value = bad.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("quantity")
+    );
+    let added = api
+        .post(url("/api/cart/items"))
+        .header("x-csrf-token", &csrf)
+        .json(&serde_json::json!({ "variant_id": variant, "quantity": 2 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), StatusCode::OK);
+    let checkout = |token: &'static str, key: &'static str| {
+        api.post(url("/api/checkout"))
+            .header("x-csrf-token", &csrf)
+            .json(&serde_json::json!({
+                "key": key,
+                "payment_token": token,
+                "email": "api@example.com",
+                "address": { "name": "Api", "line1": "1 Main", "city": "Town", "postal": "1", "country": "us" },
+            }))
+            .send()
+    };
+    let declined = checkout("tok_decline", "api-1").await.unwrap();
+    assert_eq!(declined.status(), StatusCode::PAYMENT_REQUIRED);
+    let body: serde_json::Value = declined.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "payment_declined");
+    let placed = checkout("tok_visa", "api-2").await.unwrap();
+    assert_eq!(placed.status(), StatusCode::OK);
+    let body: serde_json::Value = placed.json().await.unwrap();
+    assert!(body["order"].as_str().is_some(), "{body}");
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_one_database_sell_the_last_unit_once() {
+    let schema = common::pg::fresh_schema().await;
+    let one = start::start(
+        Arc::new(common::pg::store(&schema, 4).await) as Arc<dyn Store>,
+        STAFF,
+    )
+    .await
+    .unwrap();
+    let two = start::start(
+        Arc::new(common::pg::store(&schema, 4).await) as Arc<dyn Store>,
+        STAFF,
+    )
+    .await
+    .unwrap();
+    // One poster left.
+    let poster = one
+        .engine
+        .variant_by_sku("POSTER")
+        .await
+        .unwrap()
+        .variant
+        .id();
+    let stock = one.engine.stock(poster).await.unwrap();
+    let location = stock.levels[0].location_id;
+    one.engine
+        .set_stock(&cartwright::Actor::System, poster, location, 1)
+        .await
+        .unwrap();
+    let a = Browser::new(&one.url);
+    let b = Browser::new(&two.url);
+    let product = one
+        .engine
+        .variant_by_sku("POSTER")
+        .await
+        .unwrap()
+        .variant
+        .product_id();
+    let pa = format!("/products/{product}");
+    let pb = pa.clone();
+    a.add(&pa, "1").await;
+    b.add(&pb, "1").await;
+    let (ra, rb) = tokio::join!(a.checkout("tok_visa"), b.checkout("tok_visa"));
+    let placed = [&ra, &rb]
+        .iter()
+        .filter(|p| p.url.starts_with("/orders/"))
+        .count();
+    assert_eq!(placed, 1, "{} / {}", ra.url, rb.url);
+    let refused = if ra.url.starts_with("/orders/") {
+        &rb
+    } else {
+        &ra
+    };
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+}
