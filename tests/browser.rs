@@ -1,0 +1,307 @@
+//! The storefront in a real browser: headless Chromium driven through
+//! WebDriver (chromedriver, from the operating system's packages; `.ci/run`
+//! installs them). A guest buys two items with a coupon and sees the right
+//! total; a customer signs up, buys and sees the order; staff refunds part
+//! of it; a form with a wrong CSRF token is refused; another customer's
+//! order is not found. Every page visited passes an accessibility check
+//! run in the page (labels on every field, named buttons, a language and a
+//! title, no keyboard traps by tabindex, images with alt text, text
+//! contrast of at least 4.5:1), and a screenshot of each is written under
+//! `target/storefront-screenshots/`.
+//!
+//! Without Chromium and chromedriver this test fails, saying how to install
+//! them; it is skipped only when `CARTWRIGHT_SKIP_BROWSER=1` says so.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    dead_code
+)]
+
+mod common;
+
+#[path = "../examples/storefront/session.rs"]
+mod session;
+#[path = "../examples/storefront/shop.rs"]
+mod shop;
+#[path = "../examples/storefront/start.rs"]
+mod start;
+#[path = "../examples/storefront/templates.rs"]
+mod templates;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cartwright::store::{MemoryStore, Store};
+use fantoccini::{Client, ClientBuilder, Locator};
+
+const STAFF: &str = "staff-password-for-browser";
+
+/// The in-page accessibility check: a list of problems, empty when none.
+const A11Y: &str = r#"
+const problems = [];
+for (const el of document.querySelectorAll('input, select, textarea')) {
+  if (el.type === 'hidden') continue;
+  const byFor = el.id && document.querySelector('label[for="' + el.id + '"]');
+  if (!byFor && !el.closest('label') && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
+    problems.push('a field without a label: ' + (el.name || el.outerHTML.slice(0, 60)));
+}
+for (const b of document.querySelectorAll('button, a')) {
+  if (!b.textContent.trim() && !b.getAttribute('aria-label')) problems.push('a control without a name');
+}
+if (!document.documentElement.lang) problems.push('no page language');
+if (!document.title.trim()) problems.push('no page title');
+for (const el of document.querySelectorAll('[tabindex]')) {
+  const t = parseInt(el.getAttribute('tabindex'), 10);
+  if (t > 0 || (t < 0 && el.matches('a, button, input, select, textarea'))) problems.push('tabindex ' + t + ' on ' + el.tagName);
+}
+for (const img of document.querySelectorAll('img')) if (!img.hasAttribute('alt')) problems.push('an image without alt text');
+function parse(c) { const m = c.match(/rgba?\(([^)]+)\)/); if (!m) return null; const p = m[1].split(',').map(parseFloat); return { rgb: p.slice(0, 3), a: p.length > 3 ? p[3] : 1 }; }
+function lum(rgb) { const [r, g, b] = rgb.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; }
+function background(el) { while (el) { const c = parse(getComputedStyle(el).backgroundColor); if (c && c.a > 0) return c.rgb; el = el.parentElement; } return [255, 255, 255]; }
+for (const el of document.querySelectorAll('body *')) {
+  if (!Array.from(el.childNodes).some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+  const style = getComputedStyle(el);
+  if (style.visibility === 'hidden' || style.display === 'none') continue;
+  const fg = parse(style.color); if (!fg) continue;
+  const a = lum(fg.rgb), b = lum(background(el));
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  if (ratio < 4.5) problems.push('contrast ' + ratio.toFixed(2) + ' for "' + el.textContent.trim().slice(0, 30) + '"');
+}
+return problems;
+"#;
+
+/// chromedriver, running for the test's length.
+struct Driver {
+    process: tokio::process::Child,
+    url: String,
+}
+
+async fn driver() -> Option<Driver> {
+    let found = std::process::Command::new("chromedriver")
+        .arg("--version")
+        .output();
+    if found.is_err() {
+        if std::env::var("CARTWRIGHT_SKIP_BROWSER").as_deref() == Ok("1") {
+            eprintln!("browser test skipped: CARTWRIGHT_SKIP_BROWSER=1");
+            return None;
+        }
+        panic!(
+            "the browser test needs Chromium and chromedriver: install the `chromium` and \
+             `chromium-driver` packages (.ci/run does), or set CARTWRIGHT_SKIP_BROWSER=1 to skip it"
+        );
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let process = tokio::process::Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver starts");
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if reqwest::get(format!("{url}/status")).await.is_ok() {
+            return Some(Driver { process, url });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not start");
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,1000"],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a browser session")
+}
+
+/// A visited page: checked for accessibility and photographed.
+struct Tour {
+    shots: std::path::PathBuf,
+    n: usize,
+}
+
+impl Tour {
+    fn new() -> Self {
+        let shots =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/storefront-screenshots");
+        std::fs::create_dir_all(&shots).unwrap();
+        Self { shots, n: 0 }
+    }
+
+    async fn check(&mut self, c: &Client, name: &str) {
+        self.n += 1;
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(self.shots.join(format!("{:02}-{name}.png", self.n)), png).unwrap();
+        let problems = c.execute(A11Y, vec![]).await.unwrap();
+        let problems: Vec<String> = serde_json::from_value(problems).unwrap();
+        assert!(problems.is_empty(), "{name}: {problems:?}");
+    }
+}
+
+async fn text(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn fill(c: &Client, id: &str, value: &str) {
+    let field = c.find(Locator::Id(id)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(value).await.unwrap();
+}
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// From the catalog, adds the `nth` product (1-based) to the cart.
+async fn add(c: &Client, base: &str, nth: usize, tour: &mut Tour) {
+    c.goto(&format!("{base}/")).await.unwrap();
+    click(c, &format!("main li:nth-child({nth}) a")).await;
+    tour.check(c, "product").await;
+    click(c, "#add").await;
+}
+
+async fn check_out(c: &Client, token: &str, tour: &mut Tour) {
+    c.goto(&format!("{}/checkout", origin(c).await))
+        .await
+        .unwrap();
+    tour.check(c, "checkout").await;
+    fill(c, "email", "buyer@example.com").await;
+    fill(c, "name", "Grace Hopper").await;
+    fill(c, "line1", "1 Navy Way").await;
+    fill(c, "city", "Arlington").await;
+    fill(c, "postal", "22202").await;
+    fill(c, "country", "us").await;
+    c.find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .select_by_value(token)
+        .await
+        .unwrap();
+    click(c, "#pay").await;
+}
+
+async fn origin(c: &Client) -> String {
+    let url = c.current_url().await.unwrap();
+    format!("{}://{}", url.scheme(), url.authority())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_storefront_works_in_a_real_browser() {
+    let Some(driver) = driver().await else {
+        return;
+    };
+    let shop = start::start(Arc::new(MemoryStore::new()) as Arc<dyn Store>, STAFF)
+        .await
+        .unwrap();
+    let base = shop.url.clone();
+    let mut tour = Tour::new();
+
+    // A guest buys two items with a coupon.
+    let guest = browser(&driver).await;
+    guest.goto(&format!("{base}/")).await.unwrap();
+    tour.check(&guest, "catalog").await;
+    add(&guest, &base, 1, &mut tour).await;
+    add(&guest, &base, 2, &mut tour).await;
+    fill(&guest, "code", "WELCOME10").await;
+    click(&guest, "form[action='/cart/coupon'] button").await;
+    tour.check(&guest, "cart").await;
+    assert_eq!(text(&guest, "#total").await, "27.00 USD");
+    check_out(&guest, "tok_visa", &mut tour).await;
+    tour.check(&guest, "order").await;
+    assert_eq!(text(&guest, "#total").await, "32.00 USD");
+    let guest_order = guest.current_url().await.unwrap().to_string();
+
+    // Another browser cannot see that order.
+    let stranger = browser(&driver).await;
+    stranger.goto(&guest_order).await.unwrap();
+    assert!(text(&stranger, "main").await.contains("No such order"));
+    stranger.close().await.unwrap();
+
+    // A customer signs up, buys (through 3-D Secure), and sees the order.
+    let customer = browser(&driver).await;
+    customer.goto(&format!("{base}/signup")).await.unwrap();
+    tour.check(&customer, "signup").await;
+    fill(&customer, "email", "ada@example.com").await;
+    fill(&customer, "password", "correct horse battery staple").await;
+    click(&customer, "#submit").await;
+    add(&customer, &base, 3, &mut tour).await;
+    check_out(&customer, "tok_3ds", &mut tour).await;
+    tour.check(&customer, "bank").await;
+    click(&customer, "#approve").await;
+    tour.check(&customer, "order-after-3ds").await;
+    assert_eq!(text(&customer, "#total").await, "30.00 USD");
+    let order_url = customer.current_url().await.unwrap().to_string();
+    customer.goto(&format!("{base}/account")).await.unwrap();
+    tour.check(&customer, "account").await;
+    let order_path = order_url.trim_start_matches(&base).to_owned();
+    assert!(customer.source().await.unwrap().contains(&order_path));
+
+    // A form whose CSRF token was tampered with is refused.
+    customer.goto(&format!("{base}/")).await.unwrap();
+    click(&customer, "main li:nth-child(1) a").await;
+    customer
+        .execute(
+            "document.querySelectorAll('input[name=csrf]').forEach(e => e.value = 'forged');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    click(&customer, "#add").await;
+    assert!(text(&customer, "main").await.contains("This form expired"));
+    tour.check(&customer, "csrf-refused").await;
+
+    // Staff refunds part of the customer's order.
+    let staff = browser(&driver).await;
+    staff.goto(&format!("{base}/staff/login")).await.unwrap();
+    tour.check(&staff, "staff-login").await;
+    fill(&staff, "name", "sam").await;
+    fill(&staff, "password", STAFF).await;
+    click(&staff, "#submit").await;
+    tour.check(&staff, "staff-orders").await;
+    let id = order_path.trim_start_matches("/orders/");
+    fill(&staff, &format!("amount-{id}"), "5.00").await;
+    click(
+        &staff,
+        &format!("form[action='/staff/orders/{id}/refund'] button"),
+    )
+    .await;
+    tour.check(&staff, "refunded").await;
+    assert_eq!(text(&staff, "#refunded").await, "5.00 USD");
+    customer.goto(&order_url).await.unwrap();
+    assert_eq!(text(&customer, "#refunded").await, "5.00 USD");
+    staff
+        .goto(&format!("{base}/staff/promotions"))
+        .await
+        .unwrap();
+    tour.check(&staff, "staff-promotions").await;
+
+    for c in [guest, customer, staff] {
+        c.close().await.unwrap();
+    }
+    drop(driver);
+}
