@@ -168,13 +168,34 @@ async fn fill(c: &Client, id: &str, value: &str) {
     field.send_keys(value).await.unwrap();
 }
 
+/// Clicks what navigates to another page, and waits until that page has
+/// loaded (a marker set on the old document is gone).
 async fn click(c: &Client, css: &str) {
+    c.execute("window.__before_click = true;", vec![])
+        .await
+        .unwrap();
     c.find(Locator::Css(css))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
+    for _ in 0..100 {
+        let loaded = c
+            .execute(
+                "return window.__before_click === undefined && document.readyState === 'complete';",
+                vec![],
+            )
+            .await
+            .ok()
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        if loaded {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("clicking {css} did not load a page");
 }
 
 /// From the catalog, adds the `nth` product (1-based) to the cart.

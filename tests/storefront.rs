@@ -173,6 +173,19 @@ async fn a_guest_buys_two_items_with_a_coupon() {
     let catalog = guest.get("/").await;
     let products = catalog.links("/products/");
     assert_eq!(products.len(), 3, "{}", catalog.body);
+    // A category shows what is in it and under it: Home holds the mug
+    // (Kitchen) and the poster (Prints).
+    assert_eq!(catalog.links("/?category=").len(), 4, "{}", catalog.body);
+    let home = running
+        .engine
+        .categories()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name() == "Home")
+        .unwrap();
+    let home = guest.get(&format!("/?category={}", home.id())).await;
+    assert_eq!(home.links("/products/").len(), 2, "{}", home.body);
     guest.add(&products[0], "1").await; // the mug, 12.00
     guest.add(&products[1], "1").await; // the tote, 18.00
     let cart = guest.get("/cart").await;
@@ -330,7 +343,7 @@ async fn a_3ds_payment_completes_through_the_bank_and_the_webhook() {
         order.url,
         order.body
     );
-    assert_eq!(order.text("total"), "17.00 USD");
+    assert_eq!(order.text("total"), "23.00 USD", "the tote and shipping");
     // The webhook placed it (the bank posted it before the customer came
     // back); the return found it placed: one order.
     let placed = running

@@ -274,13 +274,38 @@ fn money(m: Money) -> String {
     m.to_string()
 }
 
-async fn catalog(State(app): State<App>, headers: HeaderMap) -> Response {
+#[derive(Deserialize)]
+struct CatalogQuery {
+    #[serde(default)]
+    category: Option<String>,
+}
+
+async fn catalog(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<CatalogQuery>,
+) -> Response {
     let session = app.session(&headers);
-    let products = match app.engine.products(None, 100).await {
+    let categories = match app.engine.categories().await {
+        Ok(c) => c,
+        Err(e) => return app.error_page(&session, &e),
+    };
+    let mut query =
+        cartwright::catalog::ProductQuery::new(50).sort(cartwright::catalog::ProductSort::Title);
+    let chosen = q
+        .category
+        .as_deref()
+        .and_then(|c| c.parse::<uuid::Uuid>().ok())
+        .map(cartwright::id::CategoryId::from_uuid);
+    if let Some(c) = chosen {
+        query = query.category(c);
+    }
+    let page = match app.engine.find_products(&session.actor(), &query).await {
         Ok(p) => p,
         Err(e) => return app.error_page(&session, &e),
     };
-    let list: Vec<_> = products
+    let list: Vec<_> = page
+        .products
         .iter()
         .filter(|p| p.status() == Status::Active)
         .map(|p| {
@@ -293,7 +318,21 @@ async fn catalog(State(app): State<App>, headers: HeaderMap) -> Response {
             context! { id => p.id().to_string(), title => p.title().to_owned(), price => price }
         })
         .collect();
-    app.page(&session, "catalog.html", context! { products => list })
+    let categories: Vec<_> = categories
+        .iter()
+        .map(|c| {
+            context! {
+                id => c.id().to_string(),
+                name => c.name().to_owned(),
+                current => Some(c.id()) == chosen,
+            }
+        })
+        .collect();
+    app.page(
+        &session,
+        "catalog.html",
+        context! { products => list, categories => categories },
+    )
 }
 
 async fn product(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Response {

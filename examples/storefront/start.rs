@@ -68,19 +68,30 @@ pub async fn seed(engine: &Engine, stock: i64) -> Result<()> {
     }
     let system = Actor::System;
     let warehouse = engine.create_location(&system, "Warehouse", 0).await?;
-    for (title, sku, price) in [
-        ("Enamel mug", "MUG", "12.00"),
-        ("Cotton tote bag", "TOTE", "18.00"),
-        ("Letterpress poster", "POSTER", "25.00"),
+    let home = engine.create_category(&system, "Home", None).await?;
+    let kitchen = engine
+        .create_category(&system, "Kitchen", Some(home.id()))
+        .await?;
+    let bags = engine.create_category(&system, "Bags", None).await?;
+    let prints = engine
+        .create_category(&system, "Prints", Some(home.id()))
+        .await?;
+    for (title, sku, price, category) in [
+        ("Enamel mug", "MUG", "12.00", kitchen.id()),
+        ("Cotton tote bag", "TOTE", "18.00", bags.id()),
+        ("Letterpress poster", "POSTER", "25.00", prints.id()),
     ] {
         let product = engine
             .create_product(
                 &system,
-                NewProduct::new(title).status(Status::Active).variants(vec![
-                    NewVariant::shipped(sku)
-                        .prices(vec![Money::parse(price, Currency::USD)?])
-                        .status(Status::Active),
-                ]),
+                NewProduct::new(title)
+                    .status(Status::Active)
+                    .categories(vec![category])
+                    .variants(vec![
+                        NewVariant::shipped(sku)
+                            .prices(vec![Money::parse(price, Currency::USD)?])
+                            .status(Status::Active),
+                    ]),
             )
             .await?;
         for v in product.variants() {

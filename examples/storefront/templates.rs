@@ -44,7 +44,10 @@ td, th { border-bottom: 1px solid #999; padding: .3rem; text-align: left; }
         r#"{% extends "layout.html" %}
 {% block main %}
 <h1>Shop</h1>
-<ul>
+<nav aria-label="Categories"><a href="/">Everything</a>
+{% for c in categories %} <a href="/?category={{ c.id }}"{% if c.current %} aria-current="page"{% endif %}>{{ c.name }}</a>{% endfor %}
+</nav>
+<ul id="products">
 {% for p in products %}<li><a href="/products/{{ p.id }}">{{ p.title }}</a> — {{ p.price }}</li>{% endfor %}
 </ul>
 {% endblock %}"#,
