@@ -470,15 +470,20 @@ async fn the_json_api_adds_checks_out_and_reports_errors_in_one_shape() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_on_one_database_sell_the_last_unit_once() {
     let schema = common::pg::fresh_schema().await;
-    let one = start::start(
+    // Two instances with nothing shared but the database and the key that
+    // signs sessions.
+    let key = [7u8; 32];
+    let one = start::start_with(
         Arc::new(common::pg::store(&schema, 4).await) as Arc<dyn Store>,
         STAFF,
+        Some(&key),
     )
     .await
     .unwrap();
-    let two = start::start(
+    let two = start::start_with(
         Arc::new(common::pg::store(&schema, 4).await) as Arc<dyn Store>,
         STAFF,
+        Some(&key),
     )
     .await
     .unwrap();
@@ -509,6 +514,18 @@ async fn two_instances_on_one_database_sell_the_last_unit_once() {
     let pb = pa.clone();
     a.add(&pa, "1").await;
     b.add(&pb, "1").await;
+    // A session made by one instance is honoured by the other.
+    let a_on_two = Browser {
+        http: a.http.clone(),
+        base: two.url.clone(),
+    };
+    assert!(
+        a_on_two
+            .get("/cart")
+            .await
+            .body
+            .contains("Letterpress poster")
+    );
     let (ra, rb) = tokio::join!(a.checkout("tok_visa"), b.checkout("tok_visa"));
     let placed = [&ra, &rb]
         .iter()

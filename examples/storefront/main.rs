@@ -2,7 +2,9 @@
 //!
 //! Run with `cargo run --example storefront` (in memory), or with
 //! `DATABASE_URL=postgres://… cargo run --features postgres --example
-//! storefront` on PostgreSQL (several instances may share the database).
+//! storefront` on PostgreSQL (several instances may share the database;
+//! give them one `COOKIE_KEY`, 64 hex characters, so each honours the
+//! others' sessions).
 //! It prints its address and the staff password; Ctrl-C stops it
 //! gracefully. With `STOREFRONT_SMOKE=1` it starts, answers one request
 //! and stops (what CI runs).
@@ -26,7 +28,11 @@ async fn main() -> cartwright::Result<()> {
     let store = start::store(database.as_deref()).await?;
     let password = std::env::var("STAFF_PASSWORD")
         .unwrap_or_else(|_| uuid::Uuid::new_v4().simple().to_string());
-    let running = start::start(store, &password).await?;
+    // Instances behind one address share the key that signs sessions.
+    let cookie_key = std::env::var("COOKIE_KEY")
+        .ok()
+        .and_then(|k| hex::decode(k).ok());
+    let running = start::start_with(store, &password, cookie_key.as_deref()).await?;
     println!("storefront listening at {}", running.url);
     println!(
         "staff log in at {}/staff/login with password {password}",

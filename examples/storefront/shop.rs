@@ -102,7 +102,19 @@ fn message(error: &Error) -> String {
 }
 
 impl App {
-    /// The shop around `engine`.
+    /// The same shop signing sessions with `key` (at least 32 bytes):
+    /// every instance behind one address must share it, so a session made
+    /// by one is honoured by the others.
+    #[must_use]
+    pub fn with_cookie_key(mut self, key: &[u8]) -> Self {
+        if key.len() >= 32 {
+            self.cookie_key = Arc::from(key);
+        }
+        self
+    }
+
+    /// The shop around `engine`, signing sessions with a random key (one
+    /// instance; see [`App::with_cookie_key`] for several).
     pub fn new(
         engine: Engine,
         gateway: Arc<TestPaymentProvider>,

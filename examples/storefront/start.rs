@@ -157,11 +157,25 @@ pub fn serve(
     (stop, task)
 }
 
-/// Starts a shop on a free local port over `store`.
+/// Starts a shop on a free local port over `store`, signing sessions with
+/// a random key.
 ///
 /// # Errors
 /// When no port can be bound, or the engine cannot be built or seeded.
 pub async fn start(store: Arc<dyn Store>, staff_password: &str) -> Result<Running> {
+    start_with(store, staff_password, None).await
+}
+
+/// As [`start`], signing sessions with `cookie_key` when given (instances
+/// behind one address share it).
+///
+/// # Errors
+/// As [`start`].
+pub async fn start_with(
+    store: Arc<dyn Store>,
+    staff_password: &str,
+    cookie_key: Option<&[u8]>,
+) -> Result<Running> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| Error::invalid("listener", e.to_string()))?;
@@ -172,7 +186,10 @@ pub async fn start(store: Arc<dyn Store>, staff_password: &str) -> Result<Runnin
     let gateway = Arc::new(TestPaymentProvider::new());
     let engine = engine(store, gateway.clone())?;
     seed(&engine, 20).await?;
-    let app = App::new(engine.clone(), gateway, staff_password, &url, false);
+    let mut app = App::new(engine.clone(), gateway, staff_password, &url, false);
+    if let Some(key) = cookie_key {
+        app = app.with_cookie_key(key);
+    }
     let (stop, task) = serve(listener, app, Duration::from_secs(30));
     Ok(Running {
         url,
