@@ -539,3 +539,71 @@ async fn two_instances_on_one_database_sell_the_last_unit_once() {
     };
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_password_is_reset_through_the_pages() {
+    let running = shop().await;
+    let me = Browser::new(&running.url);
+    let form = me.get("/signup").await;
+    me.post(
+        "/signup",
+        &[
+            ("csrf", &form.field("csrf")),
+            ("email", "lin@example.com"),
+            ("password", "first password here"),
+        ],
+    )
+    .await;
+    let later = Browser::new(&running.url);
+    let form = later.get("/forgot").await;
+    // An email with an account and one without answer alike.
+    let mut answers = Vec::new();
+    for email in ["lin@example.com", "nobody@example.com"] {
+        let page = later
+            .post(
+                "/forgot",
+                &[("csrf", &form.field("csrf")), ("email", email)],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK);
+        answers.push(page.body.replace(&form.field("csrf"), ""));
+    }
+    assert_eq!(answers[0], answers[1]);
+    // The mail the shop would send carries the token; here it is asked for
+    // again, as the mailer would receive it.
+    let issued = running
+        .engine
+        .request_password_reset("lin@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let reset = later.get(&format!("/reset?token={}", issued.token)).await;
+    let page = later
+        .post(
+            "/reset",
+            &[
+                ("csrf", &reset.field("csrf")),
+                ("token", &issued.token),
+                ("password", "second password here"),
+            ],
+        )
+        .await;
+    assert_eq!(page.url, "/account", "{}", page.body);
+    // The token works once.
+    let again = later
+        .post(
+            "/reset",
+            &[
+                ("csrf", &reset.field("csrf")),
+                ("token", &issued.token),
+                ("password", "third password here"),
+            ],
+        )
+        .await;
+    assert_ne!(again.url, "/account");
+    running
+        .engine
+        .login("lin@example.com", "second password here")
+        .await
+        .unwrap();
+}
