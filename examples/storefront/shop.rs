@@ -267,18 +267,72 @@ impl App {
     }
 }
 
-/// Refuses a write whose CSRF token is not the session's.
-fn csrf(app: &App, session: &Session, token: &str) -> Option<Response> {
-    if session.csrf_ok(token) {
-        None
-    } else {
-        Some(app.page_with(
-            session,
-            StatusCode::FORBIDDEN,
-            "layout.html",
-            context! {},
-            Some("This form expired; please go back and try again.".into()),
-        ))
+/// A form write: the session and the form, whose CSRF token was checked
+/// against the session's before the handler runs (refused with 403
+/// otherwise).
+struct Posted<T> {
+    session: Session,
+    form: T,
+}
+
+/// A form that carries the CSRF token.
+trait CsrfForm {
+    fn csrf(&self) -> &str;
+}
+
+macro_rules! csrf_forms {
+    ($($form:ty),* $(,)?) => {
+        $(impl CsrfForm for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        })*
+    };
+}
+
+csrf_forms!(
+    AddForm,
+    UpdateForm,
+    CouponForm,
+    CheckoutForm,
+    AccountForm,
+    LogoutForm,
+    ForgotForm,
+    ResetForm,
+    StaffForm,
+    StaffActionForm,
+);
+
+impl<T> axum::extract::FromRequest<App> for Posted<T>
+where
+    T: serde::de::DeserializeOwned + CsrfForm + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, app: &App) -> Result<Self, Response> {
+        let session = app.session(req.headers());
+        let form = match Form::<T>::from_request(req, app).await {
+            Ok(Form(form)) => form,
+            Err(rejection) => {
+                return Err(app.page_with(
+                    &session,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "layout.html",
+                    context! {},
+                    Some(rejection.body_text()),
+                ));
+            }
+        };
+        if !session.csrf_ok(form.csrf()) {
+            return Err(app.page_with(
+                &session,
+                StatusCode::FORBIDDEN,
+                "layout.html",
+                context! {},
+                Some("This form expired; please go back and try again.".into()),
+            ));
+        }
+        Ok(Self { session, form })
     }
 }
 
@@ -379,11 +433,13 @@ struct AddForm {
     quantity: u32,
 }
 
-async fn cart_add(State(app): State<App>, headers: HeaderMap, Form(f): Form<AddForm>) -> Response {
-    let mut session = app.session(&headers);
-    if let Some(refused) = csrf(&app, &session, &f.csrf) {
-        return refused;
-    }
+async fn cart_add(
+    State(app): State<App>,
+    Posted {
+        mut session,
+        form: f,
+    }: Posted<AddForm>,
+) -> Response {
     let Ok(variant) = f.variant.parse::<uuid::Uuid>().map(VariantId::from_uuid) else {
         return app.error_page(&session, &Error::invalid("variant", "not an id"));
     };
@@ -409,13 +465,8 @@ struct UpdateForm {
 
 async fn cart_update(
     State(app): State<App>,
-    headers: HeaderMap,
-    Form(f): Form<UpdateForm>,
+    Posted { session, form: f }: Posted<UpdateForm>,
 ) -> Response {
-    let session = app.session(&headers);
-    if let Some(refused) = csrf(&app, &session, &f.csrf) {
-        return refused;
-    }
     let (Some(cart), Ok(line)) = (
         session.cart,
         f.line.parse::<uuid::Uuid>().map(LineId::from_uuid),
@@ -444,13 +495,11 @@ struct CouponForm {
 
 async fn cart_coupon(
     State(app): State<App>,
-    headers: HeaderMap,
-    Form(f): Form<CouponForm>,
+    Posted {
+        mut session,
+        form: f,
+    }: Posted<CouponForm>,
 ) -> Response {
-    let mut session = app.session(&headers);
-    if let Some(refused) = csrf(&app, &session, &f.csrf) {
-        return refused;
-    }
     let added = async {
         let cart = app.ensure_cart(&mut session).await?;
         app.engine
@@ -564,13 +613,11 @@ struct CheckoutForm {
 
 async fn checkout_submit(
     State(app): State<App>,
-    headers: HeaderMap,
-    Form(f): Form<CheckoutForm>,
+    Posted {
+        mut session,
+        form: f,
+    }: Posted<CheckoutForm>,
 ) -> Response {
-    let mut session = app.session(&headers);
-    if let Some(refused) = csrf(&app, &session, &f.csrf) {
-        return refused;
-    }
     let Some(cart) = session.cart else {
         return app.redirect(&session, "/cart");
     };
@@ -831,13 +878,8 @@ async fn sign_in(app: &App, old: &Session, customer: cartwright::id::CustomerId)
 
 async fn signup(
     State(app): State<App>,
-    headers: HeaderMap,
-    Form(f): Form<AccountForm>,
+    Posted { session, form: f }: Posted<AccountForm>,
 ) -> Response {
-    let session = app.session(&headers);
-    if let Some(refused) = csrf(&app, &session, &f.csrf) {
-        return refused;
-    }
     match app
         .engine
         .register(NewCustomer::new(&f.email, &f.password))
@@ -851,11 +893,10 @@ async fn signup(
     }
 }
 
-async fn login(State(app): State<App>, headers: HeaderMap, Form(f): Form<AccountForm>) -> Response {
-    let session = app.session(&headers);
-    if let Some(refused) = csrf(&app, &session, &f.csrf) {
-        return refused;
-    }
+async fn login(
+    State(app): State<App>,
+    Posted { session, form: f }: Posted<AccountForm>,
+) -> Response {
     match app.engine.login(&f.email, &f.password).await {
         Ok(c) => {
             let session = sign_in(&app, &session, c.id()).await;
@@ -866,15 +907,12 @@ async fn login(State(app): State<App>, headers: HeaderMap, Form(f): Form<Account
 }
 
 #[derive(Deserialize)]
-struct CsrfForm {
+struct LogoutForm {
     csrf: String,
 }
 
-async fn logout(State(app): State<App>, headers: HeaderMap, Form(f): Form<CsrfForm>) -> Response {
-    let session = app.session(&headers);
-    if let Some(refused) = csrf(&app, &session, &f.csrf) {
-        return refused;
-    }
+/// Logging out takes a CSRF-checked form too (a link could be forged).
+async fn logout(State(app): State<App>, _: Posted<LogoutForm>) -> Response {
     app.redirect(&Session::new(), "/")
 }
 
@@ -896,11 +934,10 @@ struct ForgotForm {
     email: String,
 }
 
-async fn forgot(State(app): State<App>, headers: HeaderMap, Form(f): Form<ForgotForm>) -> Response {
-    let session = app.session(&headers);
-    if let Some(refused) = csrf(&app, &session, &f.csrf) {
-        return refused;
-    }
+async fn forgot(
+    State(app): State<App>,
+    Posted { session, form: f }: Posted<ForgotForm>,
+) -> Response {
     // The same answer whether the email has an account or not. A real shop
     // mails the link; this demo logs it.
     if let Ok(Some(issued)) = app.engine.request_password_reset(&f.email).await {
@@ -946,11 +983,7 @@ struct ResetForm {
     password: String,
 }
 
-async fn reset(State(app): State<App>, headers: HeaderMap, Form(f): Form<ResetForm>) -> Response {
-    let session = app.session(&headers);
-    if let Some(refused) = csrf(&app, &session, &f.csrf) {
-        return refused;
-    }
+async fn reset(State(app): State<App>, Posted { session, form: f }: Posted<ResetForm>) -> Response {
     match app.engine.reset_password(&f.token, &f.password, true).await {
         Ok(c) => {
             let session = sign_in(&app, &session, c.id()).await;
@@ -984,13 +1017,8 @@ struct StaffForm {
 
 async fn staff_login(
     State(app): State<App>,
-    headers: HeaderMap,
-    Form(f): Form<StaffForm>,
+    Posted { session, form: f }: Posted<StaffForm>,
 ) -> Response {
-    let session = app.session(&headers);
-    if let Some(refused) = csrf(&app, &session, &f.csrf) {
-        return refused;
-    }
     use subtle::ConstantTimeEq;
     let ok: bool = f
         .password
@@ -1041,14 +1069,9 @@ struct StaffActionForm {
 
 async fn staff_action(
     State(app): State<App>,
-    headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
-    Form(f): Form<StaffActionForm>,
+    Posted { session, form: f }: Posted<StaffActionForm>,
 ) -> Response {
-    let session = app.session(&headers);
-    if let Some(refused) = csrf(&app, &session, &f.csrf) {
-        return refused;
-    }
     let actor = session.actor();
     let Ok(id) = id.parse::<uuid::Uuid>().map(OrderId::from_uuid) else {
         return app.error_page(&session, &Error::invalid("order", "not an id"));

@@ -730,13 +730,7 @@ impl Engine {
         let deadline = Instant::now() + self.inner.config.checkout_wait;
         let mut pause = std::time::Duration::from_millis(5);
         loop {
-            let record = self
-                .inner
-                .store
-                .checkout(key)
-                .await?
-                .filter(|r| r.cart_id == cart_id)
-                .ok_or_else(|| Error::not_found("checkout", key))?;
+            let record = self.checkout_of_cart(key, cart_id).await?;
             match record.state {
                 CheckoutState::Completed { order_id } => {
                     let outcome = self.completed(actor, key, order_id).await?;
@@ -792,13 +786,7 @@ impl Engine {
             return Err(Error::Forbidden);
         }
         self.cart(actor, cart_id).await?;
-        let record = self
-            .inner
-            .store
-            .checkout(key)
-            .await?
-            .filter(|r| r.cart_id == cart_id)
-            .ok_or_else(|| Error::not_found("checkout", key))?;
+        let record = self.checkout_of_cart(key, cart_id).await?;
         if record.state == CheckoutState::InProgress && record.awaiting.is_some() {
             return Err(Error::CheckoutInProgress(key.to_string()));
         }
@@ -818,6 +806,23 @@ impl Engine {
             message: "the buyer cancelled the payment".into(),
         };
         self.end_waiting(&lease, awaiting, failure).await.map(drop)
+    }
+
+    /// The record of checkout `key`, which must be of `cart_id`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for a key unknown or of another cart.
+    async fn checkout_of_cart(
+        &self,
+        key: &IdempotencyKey,
+        cart_id: crate::id::CartId,
+    ) -> Result<crate::store::CheckoutRecord> {
+        self.inner
+            .store
+            .checkout(key)
+            .await?
+            .filter(|r| r.cart_id == cart_id)
+            .ok_or_else(|| Error::not_found("checkout", key))
     }
 
     /// The order checkout `key` placed, if its record says it did.
