@@ -31,7 +31,10 @@ async fn happy_path_places_a_frozen_order_and_captures(backend: Backend) {
     let cart = shop.ready_cart(&[(a, 2), (b, 3)]).await;
     // Setting up the shop recorded who did it (and, typed, what changed);
     // consumers take those first.
-    let setup = common::pending(&shop.engine, "mailer", 5).await;
+    // A location; two products and their stock, each an audit record and
+    // a typed event: nine.
+    let setup = common::pending(&shop.engine, "mailer", 9).await;
+    assert_eq!(setup.len(), 9);
     assert!(setup.iter().all(|e| matches!(
         &e.kind,
         EventKind::AdminChange {

@@ -881,7 +881,8 @@ async fn account_changes_reach_the_outbox_without_personal_data(backend: Backend
         .erase_customer(&Actor::Staff("wes".into()), ann.id())
         .await
         .unwrap();
-    let changes: Vec<CustomerChange> = common::pending(&shop.engine, "mailer", 6)
+    // The location, five account changes and the erasure's audit record.
+    let changes: Vec<CustomerChange> = common::pending(&shop.engine, "mailer", 7)
         .await
         .into_iter()
         .filter_map(|e| match e.kind {

@@ -145,7 +145,8 @@ async fn cancelling_an_authorized_order_voids_and_restocks(backend: Backend) {
             .await,
         Err(Error::IllegalTransition { .. })
     ));
-    let kinds: Vec<EventKind> = common::pending(&shop.engine, "t", 6)
+    // Setup (location, product, stock: five), placed, voided, cancelled.
+    let kinds: Vec<EventKind> = common::pending(&shop.engine, "t", 8)
         .await
         .into_iter()
         .map(|e| e.kind)
