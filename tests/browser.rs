@@ -321,6 +321,17 @@ async fn the_storefront_works_in_a_real_browser() {
         .unwrap();
     tour.check(&staff, "staff-promotions").await;
 
+    // The remaining pages pass the check too.
+    for (path, name) in [
+        ("/login", "login"),
+        ("/forgot", "forgot"),
+        ("/reset?token=unknown", "reset"),
+        ("/cart", "empty-cart"),
+    ] {
+        guest.goto(&format!("{base}{path}")).await.unwrap();
+        tour.check(&guest, name).await;
+    }
+
     for c in [guest, customer, staff] {
         c.close().await.unwrap();
     }
