@@ -4,7 +4,8 @@
 //! `DATABASE_URL=postgres://… cargo run --features postgres --example
 //! storefront` on PostgreSQL (several instances may share the database;
 //! give them one `COOKIE_KEY`, 64 hex characters, so each honours the
-//! others' sessions).
+//! others' sessions). Behind HTTPS set `SECURE_COOKIES=1` so the session
+//! cookie is `Secure` as well as `HttpOnly` and `SameSite=Lax`.
 //! It prints its address and the staff password; Ctrl-C stops it
 //! gracefully. With `STOREFRONT_SMOKE=1` it starts, answers one request
 //! and stops (what CI runs).

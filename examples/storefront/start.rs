@@ -186,7 +186,9 @@ pub async fn start_with(
     let gateway = Arc::new(TestPaymentProvider::new());
     let engine = engine(store, gateway.clone())?;
     seed(&engine, 20).await?;
-    let mut app = App::new(engine.clone(), gateway, staff_password, &url, false);
+    // Behind HTTPS, cookies must be `Secure`: the embedding says so.
+    let secure = std::env::var("SECURE_COOKIES").as_deref() == Ok("1");
+    let mut app = App::new(engine.clone(), gateway, staff_password, &url, secure);
     if let Some(key) = cookie_key {
         app = app.with_cookie_key(key);
     }
