@@ -286,6 +286,23 @@ async fn a_customer_signs_up_buys_and_staff_refunds_part() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forms_without_the_sessions_csrf_token_are_refused() {
     let running = shop().await;
+    // The session cookie cannot be read by scripts or sent cross-site.
+    let first = reqwest::get(format!("{}/", running.url)).await.unwrap();
+    let cookie = first.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    // A cookie whose signature does not hold is a new, empty session.
+    let (value, _) = cookie.split_once(';').unwrap();
+    let tampered = format!("{}00", value);
+    let page = reqwest::Client::new()
+        .get(format!("{}/cart", running.url))
+        .header("cookie", tampered)
+        .send()
+        .await
+        .unwrap();
+    assert!(page.text().await.unwrap().contains("Your cart is empty"));
     let guest = Browser::new(&running.url);
     let products = guest.get("/").await.links("/products/");
     let product = guest.get(&products[0]).await;
