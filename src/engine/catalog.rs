@@ -48,13 +48,11 @@ impl Engine {
         let mut c = self.category_by_id(id).await?;
         c.rename(name)?;
         self.inner.store.update_category(c.clone()).await?;
-        self.audit_with(
+        self.audit_catalog(
             actor,
             "rename_category",
             id,
-            Some(crate::event::EventKind::CatalogChanged {
-                change: crate::event::CatalogChange::CategoryChanged { category_id: id },
-            }),
+            crate::event::CatalogChange::CategoryChanged { category_id: id },
         )
         .await;
         Ok(c)
@@ -80,13 +78,11 @@ impl Engine {
         let mut c = self.category_by_id(id).await?;
         c.move_to(parent);
         self.inner.store.update_category(c.clone()).await?;
-        self.audit_with(
+        self.audit_catalog(
             actor,
             "move_category",
             id,
-            Some(crate::event::EventKind::CatalogChanged {
-                change: crate::event::CatalogChange::CategoryChanged { category_id: id },
-            }),
+            crate::event::CatalogChange::CategoryChanged { category_id: id },
         )
         .await;
         Ok(c)
@@ -103,13 +99,11 @@ impl Engine {
     pub async fn delete_category(&self, actor: &Actor, id: CategoryId) -> Result<()> {
         actor.require_privileged()?;
         self.inner.store.delete_category(id).await?;
-        self.audit_with(
+        self.audit_catalog(
             actor,
             "delete_category",
             id,
-            Some(crate::event::EventKind::CatalogChanged {
-                change: crate::event::CatalogChange::CategoryDeleted { category_id: id },
-            }),
+            crate::event::CatalogChange::CategoryDeleted { category_id: id },
         )
         .await;
         Ok(())
@@ -140,13 +134,11 @@ impl Engine {
             .ok_or_else(|| Error::not_found("collection", id))?;
         c.rename(title)?;
         self.inner.store.update_collection(c.clone()).await?;
-        self.audit_with(
+        self.audit_catalog(
             actor,
             "rename_collection",
             id,
-            Some(crate::event::EventKind::CatalogChanged {
-                change: crate::event::CatalogChange::CollectionChanged { collection_id: id },
-            }),
+            crate::event::CatalogChange::CollectionChanged { collection_id: id },
         )
         .await;
         Ok(c)
@@ -162,13 +154,11 @@ impl Engine {
     pub async fn delete_collection(&self, actor: &Actor, id: CollectionId) -> Result<()> {
         actor.require_privileged()?;
         self.inner.store.delete_collection(id).await?;
-        self.audit_with(
+        self.audit_catalog(
             actor,
             "delete_collection",
             id,
-            Some(crate::event::EventKind::CatalogChanged {
-                change: crate::event::CatalogChange::CollectionDeleted { collection_id: id },
-            }),
+            crate::event::CatalogChange::CollectionDeleted { collection_id: id },
         )
         .await;
         Ok(())
@@ -191,13 +181,11 @@ impl Engine {
     pub async fn delete_product(&self, actor: &Actor, id: ProductId) -> Result<()> {
         actor.require_privileged()?;
         self.inner.store.delete_product(id).await?;
-        self.audit_with(
+        self.audit_catalog(
             actor,
             "delete_product",
             id,
-            Some(crate::event::EventKind::CatalogChanged {
-                change: crate::event::CatalogChange::ProductDeleted { product_id: id },
-            }),
+            crate::event::CatalogChange::ProductDeleted { product_id: id },
         )
         .await;
         Ok(())

@@ -23,15 +23,13 @@ impl Engine {
     pub async fn save_channel(&self, actor: &Actor, channel: SalesChannel) -> Result<SalesChannel> {
         actor.require_privileged()?;
         let saved = self.inner.store.save_channel(channel).await?;
-        self.audit_with(
+        self.audit_catalog(
             actor,
             "save_channel",
             saved.id,
-            Some(crate::event::EventKind::CatalogChanged {
-                change: crate::event::CatalogChange::ChannelChanged {
-                    channel_id: saved.id,
-                },
-            }),
+            crate::event::CatalogChange::ChannelChanged {
+                channel_id: saved.id,
+            },
         )
         .await;
         Ok(saved)

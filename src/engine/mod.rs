@@ -582,6 +582,30 @@ impl Engine {
         self.audit_with(actor, action, subject, None).await;
     }
 
+    /// As [`Engine::audit`], with the catalog change it made.
+    pub(crate) async fn audit_catalog(
+        &self,
+        actor: &Actor,
+        action: &'static str,
+        subject: impl std::fmt::Display,
+        change: crate::event::CatalogChange,
+    ) {
+        let event = crate::event::EventKind::CatalogChanged { change };
+        self.audit_with(actor, action, subject, Some(event)).await;
+    }
+
+    /// As [`Engine::audit`], with the promotion change it made.
+    pub(crate) async fn audit_promotion(
+        &self,
+        actor: &Actor,
+        action: &'static str,
+        subject: impl std::fmt::Display,
+        change: crate::event::PromotionChange,
+    ) {
+        let event = crate::event::EventKind::PromotionChanged { change };
+        self.audit_with(actor, action, subject, Some(event)).await;
+    }
+
     /// As [`Engine::audit`], recording `event` (what changed, typed) with it.
     pub(crate) async fn audit_with(
         &self,
@@ -647,15 +671,13 @@ impl Engine {
         actor.require_privileged()?;
         let category = Category::new(name, parent)?;
         self.inner.store.insert_category(category.clone()).await?;
-        self.audit_with(
+        self.audit_catalog(
             actor,
             "create_category",
             category.id(),
-            Some(crate::event::EventKind::CatalogChanged {
-                change: crate::event::CatalogChange::CategoryChanged {
-                    category_id: category.id(),
-                },
-            }),
+            crate::event::CatalogChange::CategoryChanged {
+                category_id: category.id(),
+            },
         )
         .await;
         Ok(category)
@@ -684,15 +706,13 @@ impl Engine {
             .store
             .insert_collection(collection.clone())
             .await?;
-        self.audit_with(
+        self.audit_catalog(
             actor,
             "create_collection",
             collection.id(),
-            Some(crate::event::EventKind::CatalogChanged {
-                change: crate::event::CatalogChange::CollectionChanged {
-                    collection_id: collection.id(),
-                },
-            }),
+            crate::event::CatalogChange::CollectionChanged {
+                collection_id: collection.id(),
+            },
         )
         .await;
         Ok(collection)
@@ -711,15 +731,13 @@ impl Engine {
         actor.require_privileged()?;
         let product = Product::new(input)?;
         self.inner.store.insert_product(product.clone()).await?;
-        self.audit_with(
+        self.audit_catalog(
             actor,
             "create_product",
             product.id(),
-            Some(crate::event::EventKind::CatalogChanged {
-                change: crate::event::CatalogChange::ProductCreated {
-                    product_id: product.id(),
-                },
-            }),
+            crate::event::CatalogChange::ProductCreated {
+                product_id: product.id(),
+            },
         )
         .await;
         Ok(product)
@@ -736,13 +754,11 @@ impl Engine {
         actor.require_privileged()?;
         let id = product.id();
         self.inner.store.update_product(product).await?;
-        self.audit_with(
+        self.audit_catalog(
             actor,
             "update_product",
             id,
-            Some(crate::event::EventKind::CatalogChanged {
-                change: crate::event::CatalogChange::ProductUpdated { product_id: id },
-            }),
+            crate::event::CatalogChange::ProductUpdated { product_id: id },
         )
         .await;
         Ok(())
@@ -765,16 +781,14 @@ impl Engine {
         let mut product = self.inner.store.product(id).await?;
         product.set_status(status);
         self.inner.store.update_product(product.clone()).await?;
-        self.audit_with(
+        self.audit_catalog(
             actor,
             "set_product_status",
             format!("{id} {status:?}"),
-            Some(crate::event::EventKind::CatalogChanged {
-                change: crate::event::CatalogChange::ProductStatusChanged {
-                    product_id: id,
-                    status,
-                },
-            }),
+            crate::event::CatalogChange::ProductStatusChanged {
+                product_id: id,
+                status,
+            },
         )
         .await;
         Ok(product)

@@ -60,16 +60,14 @@ impl Engine {
         // evaluate (an unregistered rule) is refused here.
         PromotionSet::check_one(&promotion, &self.inner.rules)?;
         self.inner.store.save_promotion(promotion.clone()).await?;
-        self.audit_with(
+        self.audit_promotion(
             actor,
             "save_promotion",
             promotion.id,
-            Some(crate::event::EventKind::PromotionChanged {
-                change: crate::event::PromotionChange::Saved {
-                    promotion_id: promotion.id,
-                    enabled: promotion.enabled,
-                },
-            }),
+            crate::event::PromotionChange::Saved {
+                promotion_id: promotion.id,
+                enabled: promotion.enabled,
+            },
         )
         .await;
         Ok(promotion)
@@ -161,16 +159,14 @@ impl Engine {
             .store
             .insert_coupons(std::slice::from_ref(&coupon))
             .await?;
-        self.audit_with(
+        self.audit_promotion(
             actor,
             "create_coupon",
             format!("{promotion}"),
-            Some(crate::event::EventKind::PromotionChanged {
-                change: crate::event::PromotionChange::CouponsCreated {
-                    promotion_id: promotion,
-                    count: 1,
-                },
-            }),
+            crate::event::PromotionChange::CouponsCreated {
+                promotion_id: promotion,
+                count: 1,
+            },
         )
         .await;
         Ok(coupon)
@@ -255,16 +251,14 @@ impl Engine {
                 .collect::<Result<Vec<_>>>()?;
             match self.inner.store.insert_coupons(&coupons).await {
                 Ok(()) => {
-                    self.audit_with(
+                    self.audit_promotion(
                         actor,
                         "generate_coupons",
                         format!("{promotion}: {}", coupons.len()),
-                        Some(crate::event::EventKind::PromotionChanged {
-                            change: crate::event::PromotionChange::CouponsCreated {
-                                promotion_id: promotion,
-                                count: coupons.len() as u64,
-                            },
-                        }),
+                        crate::event::PromotionChange::CouponsCreated {
+                            promotion_id: promotion,
+                            count: coupons.len() as u64,
+                        },
                     )
                     .await;
                     return Ok(coupons);
@@ -287,15 +281,13 @@ impl Engine {
         actor.require_privileged()?;
         list.validate()?;
         self.inner.store.save_price_list(list.clone()).await?;
-        self.audit_with(
+        self.audit_promotion(
             actor,
             "save_price_list",
             list.id,
-            Some(crate::event::EventKind::PromotionChanged {
-                change: crate::event::PromotionChange::PriceListSaved {
-                    price_list_id: list.id,
-                },
-            }),
+            crate::event::PromotionChange::PriceListSaved {
+                price_list_id: list.id,
+            },
         )
         .await;
         Ok(list)
