@@ -340,6 +340,23 @@ fn money(m: Money) -> String {
     m.to_string()
 }
 
+/// Whether a promotion applied, or why not ("subtotal 45.00 USD is not >= 50.00 USD").
+fn explain(p: &cartwright::pricing::PromotionOutcome) -> String {
+    match p.rejection() {
+        None => format!("{}: applied", p.name),
+        Some(why) => format!("{}: not applied ({why})", p.name),
+    }
+}
+
+/// An order as a line of a list.
+fn order_row(o: &cartwright::order::Order) -> minijinja::Value {
+    context! {
+        id => o.id().to_string(),
+        total => money(o.total()),
+        status => format!("{:?}", o.status()),
+    }
+}
+
 #[derive(Deserialize)]
 struct CatalogQuery {
     #[serde(default)]
@@ -539,14 +556,7 @@ async fn cart_page(State(app): State<App>, headers: HeaderMap) -> Response {
             }
         })
         .collect();
-    let promotions: Vec<String> = priced
-        .promotions
-        .iter()
-        .map(|p| match p.rejection() {
-            None => format!("{}: applied", p.name),
-            Some(why) => format!("{}: not applied ({why})", p.name),
-        })
-        .collect();
+    let promotions: Vec<String> = priced.promotions.iter().map(explain).collect();
     let hints: Vec<String> = priced.hints.iter().map(|h| h.message.clone()).collect();
     let shipping = priced
         .shipping
@@ -801,16 +811,7 @@ async fn account(State(app): State<App>, headers: HeaderMap) -> Response {
         .await
     {
         Ok(orders) => {
-            let list: Vec<_> = orders
-                .iter()
-                .map(|o| {
-                    context! {
-                        id => o.id().to_string(),
-                        total => money(o.total()),
-                        status => format!("{:?}", o.status()),
-                    }
-                })
-                .collect();
+            let list: Vec<_> = orders.iter().map(order_row).collect();
             app.page(&session, "account.html", context! { orders => list })
         }
         Err(e) => app.error_page(&session, &e),
@@ -1043,17 +1044,7 @@ async fn staff_orders(State(app): State<App>, headers: HeaderMap) -> Response {
     query.limit = 50;
     match app.engine.find_orders(&session.actor(), &query).await {
         Ok(page) => {
-            let list: Vec<_> = page
-                .orders
-                .iter()
-                .map(|o| {
-                    context! {
-                        id => o.id().to_string(),
-                        total => money(o.total()),
-                        status => format!("{:?}", o.status()),
-                    }
-                })
-                .collect();
+            let list: Vec<_> = page.orders.iter().map(order_row).collect();
             app.page(&session, "staff_orders.html", context! { orders => list })
         }
         Err(e) => app.error_page(&session, &e),
@@ -1134,14 +1125,7 @@ async fn staff_promotions(
         match app.engine.price_cart(&actor, cart).await {
             Ok(p) => {
                 quote = Some(money(p.total));
-                outcomes = p
-                    .promotions
-                    .iter()
-                    .map(|o| match o.rejection() {
-                        None => format!("{}: applied", o.name),
-                        Some(why) => format!("{}: {why}", o.name),
-                    })
-                    .collect();
+                outcomes = p.promotions.iter().map(explain).collect();
             }
             Err(e) => return app.error_page(&session, &e),
         }
