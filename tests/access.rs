@@ -75,6 +75,7 @@ struct World {
     variant: VariantId,
     coded: cartwright::id::PromotionId,
     channel: cartwright::id::ChannelId,
+    credit: cartwright::id::GiftCardId,
 }
 
 async fn world(backend: Backend) -> World {
@@ -127,6 +128,18 @@ async fn world(backend: Backend) -> World {
         .await
         .unwrap()
         .id;
+    let credit = shop
+        .engine
+        .grant_store_credit(
+            &Actor::System,
+            owner,
+            usd("3.00"),
+            "sorry",
+            &key("credit-setup"),
+        )
+        .await
+        .unwrap()
+        .id();
     let actors = vec![
         Actor::Guest,
         Actor::GuestWithToken(token),
@@ -147,6 +160,7 @@ async fn world(backend: Backend) -> World {
         variant,
         coded,
         channel,
+        credit,
     }
 }
 
@@ -163,7 +177,7 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
         w.guest_order,
         w.variant,
     );
-    let (warehouse, coded, channel) = (w.shop.warehouse, w.coded, w.channel);
+    let (warehouse, coded, channel, credit) = (w.shop.warehouse, w.coded, w.channel, w.credit);
     vec![
         // Carts.
         row!("create_cart", ANYONE_BUT_PROVIDER, |e, a| e
@@ -285,6 +299,11 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
             "gift_card_balance",
             ANYONE_BUT_PROVIDER,
             |e, a| async move { e.gift_card_balance(&a, "AAAA-BBBB-CCCC-DDDD").await }
+        ),
+        row!(
+            "gift_card (the owner's store credit)",
+            OWNER_OR_PRIVILEGED,
+            |e, a| e.gift_card(&a, credit)
         ),
         row!("store_credit", OWNER_OR_PRIVILEGED, |e, a| e.store_credit(
             &a,
