@@ -1025,6 +1025,7 @@ impl Engine {
             cart: priced,
             catalog: entries,
             email,
+            channel,
         } = priced;
         if let Some(expected) = request.expected_total
             && expected != priced.total
@@ -1096,10 +1097,7 @@ impl Engine {
         }
 
         // In a channel that names its locations, stock comes only from them.
-        let channel = match self.cart_channel(&cart).await? {
-            Some(c) if c.locations.is_some() => Some(c.id),
-            _ => None,
-        };
+        let channel = channel.filter(|c| c.locations.is_some()).map(|c| c.id);
         // Every priced line, free gifts included, needs stock.
         let requests = priced
             .lines

@@ -31,6 +31,8 @@ pub(crate) struct Priced {
     pub(crate) catalog: HashMap<VariantId, CatalogEntry>,
     /// The buyer's email: the cart's, else the signed-in customer's.
     pub(crate) email: Option<Email>,
+    /// The cart's sales channel, if it is in one.
+    pub(crate) channel: Option<crate::channel::SalesChannel>,
 }
 
 /// A compiled snapshot of the promotions and price lists.
@@ -500,6 +502,7 @@ impl Engine {
                     cart: priced,
                     catalog,
                     email,
+                    channel,
                 });
             }
         }
