@@ -363,7 +363,6 @@ impl PgStore {
                 'locations', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_locations t),
                 'stock', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.variant_id, t.location_id), '[]') FROM cw_stock t),
                 'reservations', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_reservations t),
-                'reservation_lines', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.reservation_id, t.line_no), '[]') FROM cw_reservation_lines t),
                 'checkouts', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.key), '[]') FROM cw_checkouts t),
                 'orders', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_orders t),
                 'events', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.sequence), '[]') FROM cw_events t),
@@ -667,7 +666,7 @@ async fn first_sold_variant(
         "WITH gone AS (SELECT id FROM cw_variants
                        WHERE product_id = $1 AND NOT (id = ANY($2)))
          SELECT g.id FROM gone g
-         WHERE EXISTS (SELECT 1 FROM cw_reservation_lines WHERE variant_id = g.id)
+         WHERE EXISTS (SELECT 1 FROM cw_reservations WHERE g.id = ANY(variant_ids))
             OR EXISTS (SELECT 1 FROM cw_orders o,
                               jsonb_array_elements(o.doc->'pricing'->'lines') l
                        WHERE (l->>'variant_id')::uuid = g.id)
@@ -1600,7 +1599,9 @@ async fn release_tx(tx: &mut PgConnection, ids: &[Uuid]) -> Try<u64> {
     sqlx::query(
         "SELECT 1 FROM cw_stock s
          WHERE (s.variant_id, s.location_id) IN
-               (SELECT variant_id, location_id FROM cw_reservation_lines WHERE reservation_id = ANY($1))
+               (SELECT u.v, u.l FROM cw_reservations r,
+                       unnest(r.variant_ids, r.location_ids) AS u(v, l)
+                 WHERE r.id = ANY($1))
          ORDER BY s.variant_id, s.location_id FOR UPDATE",
     )
     .bind(&live)
@@ -1617,17 +1618,17 @@ async fn release_tx(tx: &mut PgConnection, ids: &[Uuid]) -> Try<u64> {
     sqlx::query(
         "WITH r AS (
              UPDATE cw_reservations SET state = 'released', expires_at = NULL, order_id = NULL
-             WHERE id = ANY($1) RETURNING id),
+             WHERE id = ANY($1) RETURNING id, variant_ids, location_ids, quantities),
          uc AS (
              UPDATE cw_usage_counters c SET used = c.used - q.a
              FROM (SELECT cl.counter, sum(cl.amount) AS a FROM cw_reservation_claims cl
                    JOIN r ON r.id = cl.reservation_id GROUP BY 1) q
              WHERE c.counter = q.counter),
          q AS (
-             SELECT l.variant_id, l.location_id, sum(l.quantity) AS q
-             FROM cw_reservation_lines l JOIN r ON r.id = l.reservation_id GROUP BY 1, 2)
+             SELECT u.v, u.l, sum(u.q) AS q
+             FROM r, unnest(r.variant_ids, r.location_ids, r.quantities) AS u(v, l, q) GROUP BY 1, 2)
          UPDATE cw_stock s SET reserved = s.reserved - q.q
-         FROM q WHERE s.variant_id = q.variant_id AND s.location_id = q.location_id",
+         FROM q WHERE s.variant_id = q.v AND s.location_id = q.l",
     )
     .bind(&live)
     .execute(&mut *tx)
@@ -1645,7 +1646,7 @@ async fn release_expired_for(
     let expired: Vec<Uuid> = sqlx::query_scalar(
         "SELECT r.id FROM cw_reservations r
          WHERE r.state = 'pending' AND r.expires_at <= $2
-           AND r.id IN (SELECT reservation_id FROM cw_reservation_lines WHERE variant_id = ANY($1))
+           AND r.variant_ids && $1
          ORDER BY r.id FOR UPDATE SKIP LOCKED",
     )
     .bind(variants)
@@ -1772,7 +1773,6 @@ async fn reserve_tx(
             apply_claim(claim, current)?;
         }
     }
-    let line_no: Vec<i32> = (1..).take(lines.len()).collect();
     let reservation = Reservation {
         id: ReservationId::new(),
         checkout_key: checkout.cloned(),
@@ -1797,17 +1797,15 @@ async fn reserve_tx(
              SELECT v, l, 0, q FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS u(v, l, q)
              ON CONFLICT (variant_id, location_id) DO UPDATE SET reserved = cw_stock.reserved + EXCLUDED.reserved),
          r AS (
-             INSERT INTO cw_reservations (id, checkout_key, state, expires_at, created_at)
-             VALUES ($4, $5, 'pending', $6, $7)),
-         ln AS (
-             INSERT INTO cw_reservation_lines (reservation_id, line_no, variant_id, location_id, quantity)
-             SELECT $4, n, v, l, q FROM unnest($8::int[], $9::uuid[], $10::uuid[], $11::bigint[]) AS u(n, v, l, q)),
+             INSERT INTO cw_reservations (id, checkout_key, state, expires_at, created_at,
+                                          variant_ids, location_ids, quantities)
+             VALUES ($4, $5, 'pending', $6, $7, $8, $9, $10)),
          cl AS (
              INSERT INTO cw_reservation_claims (reservation_id, counter, amount, limit_value)
-             SELECT $4, k, a, m FROM unnest($12::text[], $13::bigint[], $14::bigint[]) AS u(k, a, m)),
+             SELECT $4, k, a, m FROM unnest($11::text[], $12::bigint[], $13::bigint[]) AS u(k, a, m)),
          uc AS (
              UPDATE cw_usage_counters c SET used = c.used + u.a
-             FROM unnest($12::text[], $13::bigint[]) AS u(k, a) WHERE c.counter = u.k)
+             FROM unnest($11::text[], $12::bigint[]) AS u(k, a) WHERE c.counter = u.k)
          UPDATE cw_checkouts SET reservation_id = $4 WHERE key = $5",
     )
     .bind(&sv)
@@ -1817,7 +1815,6 @@ async fn reserve_tx(
     .bind(checkout.map(IdempotencyKey::as_str))
     .bind(expires_at)
     .bind(now)
-    .bind(&line_no)
     .bind(uuids(&reservation.lines, |l| l.variant_id.as_uuid()))
     .bind(uuids(&reservation.lines, |l| l.location_id.as_uuid()))
     .bind(reservation.lines.iter().map(|l| i64::from(l.quantity)).collect::<Vec<_>>())
@@ -1829,32 +1826,41 @@ async fn reserve_tx(
     Ok(reservation)
 }
 
+/// A reservation's lines, kept inline as three arrays of one length
+/// (migration 0014).
+fn reservation_lines(row: &PgRow) -> Try<Vec<ReservationLine>> {
+    let variants: Vec<Uuid> = col(row, "variant_ids", "reservation")?;
+    let locations: Vec<Uuid> = col(row, "location_ids", "reservation")?;
+    let quantities: Vec<i64> = col(row, "quantities", "reservation")?;
+    if variants.len() != locations.len() || variants.len() != quantities.len() {
+        return Err(corrupt("reservation", "lines of unequal length"));
+    }
+    variants
+        .into_iter()
+        .zip(locations)
+        .zip(quantities)
+        .map(|((variant, location), quantity)| {
+            Ok(ReservationLine {
+                variant_id: VariantId::from_uuid(variant),
+                location_id: LocationId::from_uuid(location),
+                quantity: u32::try_from(quantity)
+                    .map_err(|_| corrupt("reservation", "quantity out of range"))?,
+            })
+        })
+        .collect()
+}
+
 async fn load_reservation(conn: &mut PgConnection, id: ReservationId) -> Try<Reservation> {
     let row = sqlx::query(
-        "SELECT checkout_key, state, expires_at, order_id, created_at FROM cw_reservations WHERE id = $1",
+        "SELECT checkout_key, state, expires_at, order_id, created_at,
+                variant_ids, location_ids, quantities
+         FROM cw_reservations WHERE id = $1",
     )
     .bind(id.as_uuid())
     .fetch_optional(&mut *conn)
     .await?
     .ok_or_else(|| Error::not_found("reservation", id))?;
-    let lines = sqlx::query(
-        "SELECT variant_id, location_id, quantity FROM cw_reservation_lines
-         WHERE reservation_id = $1 ORDER BY line_no",
-    )
-    .bind(id.as_uuid())
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| {
-        let quantity: i64 = col(r, "quantity", "reservation")?;
-        Ok(ReservationLine {
-            variant_id: VariantId::from_uuid(col(r, "variant_id", "reservation")?),
-            location_id: LocationId::from_uuid(col(r, "location_id", "reservation")?),
-            quantity: u32::try_from(quantity)
-                .map_err(|_| corrupt("reservation", "quantity out of range"))?,
-        })
-    })
-    .collect::<Try<Vec<_>>>()?;
+    let lines = reservation_lines(&row)?;
     let claims = sqlx::query(
         "SELECT counter, amount, limit_value FROM cw_reservation_claims
          WHERE reservation_id = $1 ORDER BY counter",
@@ -1992,7 +1998,9 @@ impl PgStore {
         sqlx::query(
             "SELECT 1 FROM cw_stock s
              WHERE (s.variant_id, s.location_id) IN
-                   (SELECT variant_id, location_id FROM cw_reservation_lines WHERE reservation_id = $1)
+                   (SELECT u.v, u.l FROM cw_reservations r,
+                           unnest(r.variant_ids, r.location_ids) AS u(v, l)
+                     WHERE r.id = $1)
              ORDER BY s.variant_id, s.location_id FOR UPDATE",
         )
         .bind(id.as_uuid())
@@ -2001,12 +2009,13 @@ impl PgStore {
         sqlx::query(
             "WITH r AS (
                  UPDATE cw_reservations SET state = 'committed', expires_at = NULL, order_id = NULL
-                 WHERE id = $1 RETURNING id),
+                 WHERE id = $1 RETURNING variant_ids, location_ids, quantities),
              q AS (
-                 SELECT l.variant_id, l.location_id, sum(l.quantity) AS q
-                 FROM cw_reservation_lines l JOIN r ON r.id = l.reservation_id GROUP BY 1, 2)
+                 SELECT u.v, u.l, sum(u.q) AS q
+                 FROM r, unnest(r.variant_ids, r.location_ids, r.quantities) AS u(v, l, q)
+                 GROUP BY 1, 2)
              UPDATE cw_stock s SET reserved = s.reserved - q.q, on_hand = s.on_hand - q.q
-             FROM q WHERE s.variant_id = q.variant_id AND s.location_id = q.location_id",
+             FROM q WHERE s.variant_id = q.v AND s.location_id = q.l",
         )
         .bind(id.as_uuid())
         .execute(&mut *tx)
@@ -2498,7 +2507,7 @@ impl PgStore {
 
 impl PgStore {
     /// One attempt of [`CheckoutStore::begin_and_reserve`]: one call of the
-    /// server-side function `cw_begin_and_reserve` (migrations 0004, 0005).
+    /// server-side function `cw_begin_and_reserve` (migrations 0004, 0005, 0014).
     async fn begin_and_reserve_try(
         &self,
         b: &BeginCheckout,
@@ -2510,7 +2519,7 @@ impl PgStore {
         let id = ReservationId::new();
         let to_i64 = |n: u64| i64::try_from(n).map_err(|_| Error::Overflow("usage claim"));
         let answer: std::result::Result<Option<Vec<Uuid>>, sqlx::Error> = sqlx::query_scalar(
-            "SELECT cw_begin_and_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            "SELECT cw_begin_and_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(b.key.as_str())
         .bind(b.cart_id.as_uuid())
@@ -2526,6 +2535,7 @@ impl PgStore {
                 .map(|r| r.variant_id.as_uuid())
                 .collect::<Vec<_>>(),
         )
+        .bind(tracked.iter().map(|_| None).collect::<Vec<Option<Uuid>>>())
         .bind(
             tracked
                 .iter()
@@ -3031,15 +3041,21 @@ async fn apply_stock_moves(
 ) -> Try<()> {
     let all: Vec<ReservationLine> = ship.iter().chain(restock).copied().collect();
     let (av, al, _) = per_location(&all);
+    let mut held = Vec::new();
     if !ship.is_empty() {
-        let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM cw_reservations WHERE id = $1 FOR UPDATE")
-                .bind(reservation.as_uuid())
-                .fetch_optional(&mut *tx)
-                .await?;
-        if state.as_deref() != Some("allocated") {
+        let row = sqlx::query(
+            "SELECT state, variant_ids, location_ids, quantities
+             FROM cw_reservations WHERE id = $1 FOR UPDATE",
+        )
+        .bind(reservation.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row.filter(|r| {
+            col::<String>(r, "state", "reservation").is_ok_and(|s| s == "allocated")
+        }) else {
             return Err(Error::invalid("shipment", "the order's stock is no longer held").into());
-        }
+        };
+        held = reservation_lines(&row)?;
     }
     let locked: Vec<(Uuid, Uuid)> = sqlx::query_as(
         "SELECT variant_id, location_id FROM cw_stock
@@ -3055,36 +3071,39 @@ async fn apply_stock_moves(
     }
     if !ship.is_empty() {
         let (sv, sl, sq) = per_location(ship);
-        let moved = sqlx::query(
-            "UPDATE cw_reservation_lines r SET quantity = r.quantity - u.q
-             FROM unnest($2::uuid[], $3::uuid[], $4::bigint[]) AS u(v, l, q)
-             WHERE r.reservation_id = $1 AND r.variant_id = u.v AND r.location_id = u.l AND r.quantity >= u.q",
-        )
-        .bind(reservation.as_uuid())
-        .bind(&sv)
-        .bind(&sl)
-        .bind(&sq)
-        .execute(&mut *tx)
-        .await?;
-        if usize::try_from(moved.rows_affected()).ok() != Some(sv.len()) {
-            return Err(
-                Error::invalid("shipment", "ships units the order does not hold there").into(),
-            );
+        // Take the shipped units out of the held lines (the row is locked);
+        // a line emptied goes, and a reservation with none left is spent.
+        for ((v, l), q) in sv.iter().zip(&sl).zip(&sq) {
+            let line = held
+                .iter_mut()
+                .find(|h| h.variant_id.as_uuid() == *v && h.location_id.as_uuid() == *l)
+                .filter(|h| i64::from(h.quantity) >= *q);
+            let (Some(line), Ok(q)) = (line, u32::try_from(*q)) else {
+                return Err(
+                    Error::invalid("shipment", "ships units the order does not hold there").into(),
+                );
+            };
+            line.quantity -= q;
         }
+        held.retain(|h| h.quantity > 0);
         sqlx::query(
-            "WITH gone AS (DELETE FROM cw_reservation_lines WHERE reservation_id = $1 AND quantity = 0),
-             s AS (
+            "WITH s AS (
                  UPDATE cw_stock s SET on_hand = s.on_hand - u.q, reserved = s.reserved - u.q
                  FROM unnest($2::uuid[], $3::uuid[], $4::bigint[]) AS u(v, l, q)
                  WHERE s.variant_id = u.v AND s.location_id = u.l)
-             UPDATE cw_reservations SET state = 'committed', order_id = NULL
-             WHERE id = $1 AND NOT EXISTS (
-                 SELECT 1 FROM cw_reservation_lines WHERE reservation_id = $1 AND quantity > 0)",
+             UPDATE cw_reservations
+                SET variant_ids = $5, location_ids = $6, quantities = $7,
+                    state = CASE WHEN cardinality($5::uuid[]) = 0 THEN 'committed' ELSE state END,
+                    order_id = CASE WHEN cardinality($5::uuid[]) = 0 THEN NULL ELSE order_id END
+              WHERE id = $1",
         )
         .bind(reservation.as_uuid())
         .bind(&sv)
         .bind(&sl)
         .bind(&sq)
+        .bind(uuids(&held, |h| h.variant_id.as_uuid()))
+        .bind(uuids(&held, |h| h.location_id.as_uuid()))
+        .bind(held.iter().map(|h| i64::from(h.quantity)).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
     }
