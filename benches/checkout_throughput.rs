@@ -593,6 +593,19 @@ async fn main() {
             sqlx::query("ANALYZE").execute(&pg).await.unwrap();
             tokio::time::sleep(Duration::from_millis(200)).await;
             eprintln!("library phase: {profile:?} {tasks}");
+            // `CHECKOUT_BENCH_PROFILE=library` (or `anchor`) runs one side
+            // of the cell alone, after a pause to attach a profiler.
+            if let Ok(side) = std::env::var("CHECKOUT_BENCH_PROFILE") {
+                eprintln!("profiling {side}: starting in 3 s");
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                let rate = if side == "anchor" {
+                    run_anchor(&pg, &variants, plan, tasks, Anchor::TwoCommitsFull).await
+                } else {
+                    run_library(&engine, lib_carts, tasks).await
+                };
+                eprintln!("profiled {side}: {rate:.0}/s");
+                continue;
+            }
             // The library and the two-commit anchor take turns over the
             // same orders in ROUNDS slices, so a slow moment of the machine
             // falls on both; rates are totals over all rounds.

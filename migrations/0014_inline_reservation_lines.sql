@@ -103,3 +103,18 @@ BEGIN
     RETURN u_loc;
 END
 $$;
+
+-- Order documents compressed with LZ4 where the server has it (PostgreSQL
+-- 14+ built with lz4, as Debian's and most packages are): an order's
+-- document is about 3.7 kB of JSON, past the 2 kB TOAST threshold, and the
+-- default pglz spent about 4 % of the server's time in the checkout bench
+-- compressing it (BENCHMARKS.md, session 8). Documents already stored keep
+-- their compression; both read alike.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_settings
+                WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals)) THEN
+        ALTER TABLE cw_orders ALTER COLUMN doc SET COMPRESSION lz4;
+    END IF;
+END
+$$;

@@ -120,6 +120,7 @@ async fn stock_and_usage_are_held_all_or_nothing(backend: Backend) {
             quantity: 2,
             policy: tracked,
             channel: None,
+            location: None,
         }],
         &[code(0)],
     )
@@ -135,6 +136,7 @@ async fn stock_and_usage_are_held_all_or_nothing(backend: Backend) {
             quantity: 9,
             policy: tracked,
             channel: None,
+            location: None,
         }],
         &[code(5)],
     )
@@ -160,6 +162,7 @@ async fn stock_and_usage_are_held_all_or_nothing(backend: Backend) {
             quantity: 2,
             policy: tracked,
             channel: None,
+            location: None,
         }],
         &[code(5), budget.clone()],
     )

@@ -751,6 +751,7 @@ impl ProductSummary {
             collections: self.collections,
             tags: self.tags,
             variant,
+            stock_location: None,
         }
     }
 
@@ -1304,7 +1305,10 @@ fn pricing_inputs_from_rows(rows: Vec<PgRow>) -> Try<PricingInputs> {
             0 => {
                 let variant: crate::catalog::Variant = doc(&row, "variant", "variant")?;
                 let summary: ProductSummary = doc(&row, "summary", "product")?;
-                out.entries.insert(variant.id(), summary.entry(variant));
+                let mut entry = summary.entry(variant);
+                entry.stock_location = col::<Option<Uuid>>(&row, "stock_location", "variant")?
+                    .map(LocationId::from_uuid);
+                out.entries.insert(entry.variant.id(), entry);
             }
             1 => out.coupons.push(coupon_from_row(&row)?),
             _ => {
@@ -2535,7 +2539,12 @@ impl PgStore {
                 .map(|r| r.variant_id.as_uuid())
                 .collect::<Vec<_>>(),
         )
-        .bind(tracked.iter().map(|_| None).collect::<Vec<Option<Uuid>>>())
+        .bind(
+            tracked
+                .iter()
+                .map(|r| r.location.map(|l| l.as_uuid()))
+                .collect::<Vec<_>>(),
+        )
         .bind(
             tracked
                 .iter()
@@ -3050,9 +3059,9 @@ async fn apply_stock_moves(
         .bind(reservation.as_uuid())
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row.filter(|r| {
-            col::<String>(r, "state", "reservation").is_ok_and(|s| s == "allocated")
-        }) else {
+        let Some(row) = row
+            .filter(|r| col::<String>(r, "state", "reservation").is_ok_and(|s| s == "allocated"))
+        else {
             return Err(Error::invalid("shipment", "the order's stock is no longer held").into());
         };
         held = reservation_lines(&row)?;
@@ -3079,9 +3088,11 @@ async fn apply_stock_moves(
                 .find(|h| h.variant_id.as_uuid() == *v && h.location_id.as_uuid() == *l)
                 .filter(|h| i64::from(h.quantity) >= *q);
             let (Some(line), Ok(q)) = (line, u32::try_from(*q)) else {
-                return Err(
-                    Error::invalid("shipment", "ships units the order does not hold there").into(),
-                );
+                return Err(Error::invalid(
+                    "shipment",
+                    "ships units the order does not hold there",
+                )
+                .into());
             };
             line.quantity -= q;
         }
@@ -3103,7 +3114,11 @@ async fn apply_stock_moves(
         .bind(&sq)
         .bind(uuids(&held, |h| h.variant_id.as_uuid()))
         .bind(uuids(&held, |h| h.location_id.as_uuid()))
-        .bind(held.iter().map(|h| i64::from(h.quantity)).collect::<Vec<_>>())
+        .bind(
+            held.iter()
+                .map(|h| i64::from(h.quantity))
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut *tx)
         .await?;
     }
@@ -3447,37 +3462,43 @@ impl PromotionStore for PgStore {
 }
 
 impl PgStore {
-    /// Entries, coupons and the version in one statement: rows of three
-    /// kinds, told apart by `kind`.
     /// The cart and its pricing inputs in one statement: the cart's row
     /// (kind 3) beside the rows [`Self::pricing_inputs_try`] reads, for the
-    /// variants and codes the cart's document names.
+    /// variants and codes the cart's document names, each variant with its
+    /// first location by priority (the checkout's hint for commit 1).
     async fn cart_for_pricing_try(
         &self,
         cart_id: CartId,
         extra: &[VariantId],
     ) -> Try<(Cart, PricingInputs)> {
         let rows = sqlx::query(
-            "WITH c AS (SELECT active, version, doc FROM cw_carts WHERE id = $1),
-                  ids AS (SELECT (l->>'variant_id')::uuid AS id
-                            FROM c, jsonb_array_elements(c.doc->'lines') AS l
-                          UNION SELECT unnest($2::uuid[])),
-                  codes AS (SELECT jsonb_array_elements_text(c.doc->'coupon_codes') AS code FROM c)
-             SELECT 0 AS kind, v.doc AS variant, p.summary, NULL::text AS code,
-                    NULL::uuid AS promotion_id, NULL::bigint AS max_uses,
+            "WITH c AS (SELECT active, version, doc FROM cw_carts WHERE id = $1)
+             SELECT 0 AS kind, v.doc AS variant,
+                    (SELECT p.summary FROM cw_products p WHERE p.id = v.product_id) AS summary,
+                    NULL::text AS code, NULL::uuid AS promotion_id, NULL::bigint AS max_uses,
                     NULL::uuid[] AS more_promotions, NULL::bigint AS version,
-                    NULL::boolean AS active, NULL::jsonb AS doc
-             FROM cw_variants v JOIN cw_products p ON p.id = v.product_id
-             WHERE v.id IN (SELECT id FROM ids)
+                    NULL::boolean AS active, NULL::jsonb AS doc,
+                    (SELECT s.location_id FROM cw_stock s JOIN cw_locations l ON l.id = s.location_id
+                      WHERE s.variant_id = v.id ORDER BY l.priority, l.id LIMIT 1) AS stock_location
+             FROM cw_variants v
+             WHERE v.id = ANY (array(SELECT (l->>'variant_id')::uuid
+                                       FROM c, jsonb_array_elements(c.doc->'lines') AS l)
+                               || $2::uuid[])
              UNION ALL
-             SELECT 1, NULL, NULL, code, promotion_id, max_uses, more_promotions, NULL, NULL, NULL
-             FROM cw_coupons WHERE code IN (SELECT code FROM codes)
+             SELECT 1, NULL, NULL, code, promotion_id, max_uses, more_promotions, NULL, NULL, NULL, NULL
+             FROM cw_coupons
+             WHERE code = ANY (array(SELECT jsonb_array_elements_text(c.doc->'coupon_codes') FROM c))
              UNION ALL
-             SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, version, NULL, NULL FROM cw_pricing_version
+             SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, version, NULL, NULL, NULL FROM cw_pricing_version
              UNION ALL
-             SELECT 3, NULL, NULL, NULL, NULL, NULL, NULL, version, active, doc FROM c",
+             SELECT 3, NULL, NULL, NULL, NULL, NULL, NULL, version, active, doc, NULL FROM c",
         )
         .bind(cart_id.as_uuid())
+        // Every lookup above is by key through `= ANY (array)`, and no
+        // estimate depends on a parameter's value: the server keeps one
+        // generic plan. With `IN (… UNION unnest($2))`, the estimate
+        // followed the array's length, so each call was planned again
+        // (0.5 ms, more than running it; BENCHMARKS.md, session 8).
         .bind(uuids(extra, |v| v.as_uuid()))
         .fetch_all(&self.pool)
         .await?;
@@ -3494,6 +3515,8 @@ impl PgStore {
         Ok((cart, pricing_inputs_from_rows(inputs)?))
     }
 
+    /// Entries, coupons and the version in one statement: rows of three
+    /// kinds, told apart by `kind`.
     async fn pricing_inputs_try(
         &self,
         variants: &[VariantId],
@@ -3502,14 +3525,15 @@ impl PgStore {
         let rows = sqlx::query(
             "SELECT 0 AS kind, v.doc AS variant, p.summary, NULL::text AS code,
                     NULL::uuid AS promotion_id, NULL::bigint AS max_uses,
-                    NULL::uuid[] AS more_promotions, NULL::bigint AS version
+                    NULL::uuid[] AS more_promotions, NULL::bigint AS version,
+                    NULL::uuid AS stock_location
              FROM cw_variants v JOIN cw_products p ON p.id = v.product_id
              WHERE v.id = ANY($1)
              UNION ALL
-             SELECT 1, NULL, NULL, code, promotion_id, max_uses, more_promotions, NULL
+             SELECT 1, NULL, NULL, code, promotion_id, max_uses, more_promotions, NULL, NULL
              FROM cw_coupons WHERE code = ANY($2)
              UNION ALL
-             SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, version FROM cw_pricing_version",
+             SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, version, NULL FROM cw_pricing_version",
         )
         .bind(uuids(variants, |v| v.as_uuid()))
         .bind(codes)

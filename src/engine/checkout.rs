@@ -1111,6 +1111,7 @@ impl Engine {
                     quantity: l.quantity,
                     policy: entry.variant.inventory(),
                     channel,
+                    location: entry.stock_location,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -1817,6 +1817,7 @@ impl Engine {
                     quantity: *q,
                     policy: entry.variant.inventory(),
                     channel: None,
+                    location: None,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

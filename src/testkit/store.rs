@@ -94,6 +94,7 @@ async fn channels(store: Arc<dyn Store>) -> Result<(), Failure> {
             allow_backorder: false,
         },
         channel: Some(saved.id),
+        location: None,
     };
     let now = chrono::Utc::now();
     let later = now + chrono::Duration::minutes(5);
@@ -673,6 +674,7 @@ async fn first_commit(store: Arc<dyn Store>) -> Result<(), Failure> {
             allow_backorder: false,
         },
         channel: None,
+        location: None,
     };
     let until = now + chrono::Duration::minutes(10);
     let available = |e: &Engine| {
@@ -748,6 +750,7 @@ async fn first_commit(store: Arc<dyn Store>) -> Result<(), Failure> {
             allow_backorder: false,
         },
         channel: None,
+        location: None,
     };
     let held = step(
         CHECK,
@@ -805,6 +808,7 @@ async fn usage_limits(store: Arc<dyn Store>) -> Result<(), Failure> {
                     allow_backorder: false,
                 },
                 channel: None,
+                location: None,
             };
             let claim = UsageClaim {
                 counter: "conformance:uses".into(),

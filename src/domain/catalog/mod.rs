@@ -777,6 +777,14 @@ pub struct CatalogEntry {
     pub tags: BTreeSet<String>,
     /// The variant itself.
     pub variant: Variant,
+    /// Where checkout first tries to take this variant's stock: the first
+    /// location by priority that holds a stock level for it, when the store
+    /// read that together with the entry (PostgreSQL's checkout read does,
+    /// in the same round trip); `None` otherwise. Only a hint, as fresh as
+    /// the read: the store re-checks the stock under its lock and, when the
+    /// location cannot cover the line, chooses on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stock_location: Option<crate::id::LocationId>,
 }
 
 impl CatalogEntry {
@@ -791,6 +799,7 @@ impl CatalogEntry {
             collections: product.collections().clone(),
             tags: product.tags().clone(),
             variant: product.variant(variant)?.clone(),
+            stock_location: None,
         })
     }
 

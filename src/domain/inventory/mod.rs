@@ -299,6 +299,13 @@ pub struct StockRequest {
     /// the command that reserves).
     #[serde(default)]
     pub channel: Option<crate::id::ChannelId>,
+    /// The location to try first (checkout sets it from
+    /// [`CatalogEntry::stock_location`](crate::catalog::CatalogEntry::stock_location)).
+    /// Only a hint: stores may ignore it, and one that follows it still
+    /// re-checks the stock there under its lock and otherwise chooses as
+    /// without it.
+    #[serde(default)]
+    pub location: Option<LocationId>,
 }
 
 /// The levels at the `allowed` locations (every level when `None`), in
@@ -448,6 +455,7 @@ mod tests {
             quantity: 5,
             policy: InventoryPolicy::default(),
             channel: None,
+            location: None,
         };
         let plan = plan_reservation(&req, &[level(a, 3, 1, v), level(b, 10, 0, v)], None).unwrap();
         assert_eq!(
@@ -467,6 +475,7 @@ mod tests {
             quantity: 5,
             policy: InventoryPolicy::default(),
             channel: None,
+            location: None,
         };
         let err = plan_reservation(&req, &[level(a, 3, 0, v)], None).unwrap_err();
         assert!(matches!(
