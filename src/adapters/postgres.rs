@@ -2341,42 +2341,11 @@ impl PgStore {
             total: order.total(),
         })?;
         let now_json = to_json(&now)?;
-        // One statement: every write is gated on the lease, the live
-        // reservation and the cart's version, so it all happens or none does.
-        let row = sqlx::query(
-            "WITH ck AS (
-                 SELECT c.key FROM cw_checkouts c JOIN cw_reservations r ON r.id = c.reservation_id
-                 WHERE c.key = $1 AND c.lease_token = $2 AND c.state = 'in_progress'
-                   AND r.id = $4 AND r.state = 'pending' AND r.expires_at > $3
-                 FOR UPDATE OF c, r),
-             cart AS (
-                 UPDATE cw_carts SET active = false, version = version + 1, updated_at = $3,
-                        doc = doc || jsonb_build_object(
-                            'status', jsonb_build_object('status', 'completed', 'order_id', $5::uuid),
-                            'version', version + 1,
-                            'updated_at', $6::jsonb)
-                 WHERE id = $7 AND version = $8 AND active AND EXISTS (SELECT 1 FROM ck)
-                   AND ($9::uuid IS NULL OR EXISTS (SELECT 1 FROM cw_customers WHERE id = $9))
-                 RETURNING id),
-             res AS (
-                 UPDATE cw_reservations SET state = 'allocated', expires_at = NULL, order_id = $5
-                 WHERE id = $4 AND EXISTS (SELECT 1 FROM cart) RETURNING id),
-             cust AS (
-                 UPDATE cw_customers SET version = version + 1,
-                        doc = doc || jsonb_build_object(
-                            'orders_placed', coalesce((doc->>'orders_placed')::bigint, 0) + 1,
-                            'version', version + 1)
-                 WHERE id = $9 AND EXISTS (SELECT 1 FROM cart) RETURNING id),
-             ord AS (
-                 INSERT INTO cw_orders (id, customer_id, checkout_key, currency, total, placed_at, status, payment_reference, doc, pending_work, email)
-                 SELECT $5, $9, $1, $10, $11, $3, 'placed', $15, $12, $16, $17 WHERE EXISTS (SELECT 1 FROM cart) RETURNING id),
-             chk AS (
-                 UPDATE cw_checkouts SET state = 'completed', order_id = $5, awaiting = NULL
-                 WHERE key = $1 AND EXISTS (SELECT 1 FROM cart) RETURNING key),
-             ev AS (
-                 INSERT INTO cw_events (id, occurred_at, kind)
-                 SELECT $13, $3, $14 WHERE EXISTS (SELECT 1 FROM cart) RETURNING sequence)
-             SELECT (SELECT count(*) FROM ck) AS ck, (SELECT count(*) FROM cart) AS cart",
+        // One call of `cw_place_order` (migration 0015): every write is
+        // gated on the lease, the live reservation and the cart's version,
+        // so it all happens or none does.
+        let placed = sqlx::query(
+            "SELECT cw_place_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(lease.key.as_str())
         .bind(lease.token)
@@ -2395,19 +2364,18 @@ impl PgStore {
         .bind(&order.payment.reference)
         .bind(order.has_pending_work())
         .bind(order.email().map(|e| e.as_str()))
-        .fetch_one(&self.pool)
-        .await?;
-        let ck: i64 = col(&row, "ck", "checkout")?;
-        let cart: i64 = col(&row, "cart", "checkout")?;
-        if cart == 1 {
+        .execute(&self.pool)
+        .await;
+        // Nothing was written when it raised: find out why.
+        let Err(e) = placed else {
             return Ok(order.clone());
+        };
+        let fail = Fail::from(e);
+        match sqlstate(&fail).as_deref() {
+            Some("CW003") => Err(self.why_not_leased(lease, order, now).await?.into()),
+            Some("CW004") => Err(self.why_cart_refused(order).await?.into()),
+            _ => Err(fail),
         }
-        Err(if ck == 0 {
-            self.why_not_leased(lease, order, now).await?
-        } else {
-            self.why_cart_refused(order).await?
-        }
-        .into())
     }
 
     async fn why_not_leased(&self, lease: &Lease, order: &Order, now: DateTime<Utc>) -> Try<Error> {
