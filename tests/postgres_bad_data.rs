@@ -126,7 +126,7 @@ async fn impossible_states_are_typed_errors() {
     // A checkout failure that no longer parses.
     exec(
         &shop,
-        "ALTER TABLE cw_checkouts DROP CONSTRAINT cw_checkouts_check1",
+        "ALTER TABLE cw_checkouts DROP CONSTRAINT cw_checkouts_row_valid",
     )
     .await;
     exec(&shop, "UPDATE cw_checkouts SET state = 'failed', failure = '{\"kind\": \"gremlins\"}', order_id = NULL").await;
@@ -324,4 +324,49 @@ async fn pool_options_apply() {
         .await;
     let err = slow.unwrap_err().to_string();
     assert!(err.contains("statement timeout"), "{err}");
+}
+
+/// The database refuses rows no code path writes, whatever wrote them: the
+/// checkout's and the reservation's rules (migration 0016) hold for hand-
+/// written SQL too.
+#[tokio::test]
+async fn impossible_rows_are_refused_by_the_database() {
+    let shop = Shop::new(Backend::Postgres).await;
+    let a = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    shop.engine.checkout(request(cart.id(), "k")).await.unwrap();
+    let refused = [
+        // Completed without an order, and an order without completion.
+        "UPDATE cw_checkouts SET order_id = NULL",
+        "UPDATE cw_checkouts SET state = 'retryable'",
+        // Failed without a failure; waiting without a session.
+        "UPDATE cw_checkouts SET state = 'failed', order_id = NULL",
+        "UPDATE cw_checkouts SET state = 'awaiting_payment', order_id = NULL",
+        // An unknown state; no attempt.
+        "UPDATE cw_checkouts SET state = 'done'",
+        "UPDATE cw_checkouts SET attempt = 0",
+        // A pending reservation without an expiry; allocated without an order.
+        "UPDATE cw_reservations SET state = 'pending'",
+        "UPDATE cw_reservations SET order_id = NULL",
+        "UPDATE cw_reservations SET state = 'lost'",
+    ];
+    for sql in refused {
+        let err = sqlx::query(sql)
+            .execute(pg(&shop).pool())
+            .await
+            .expect_err(sql);
+        let code = err
+            .as_database_error()
+            .and_then(|d| d.code())
+            .map(|c| c.into_owned());
+        assert_eq!(code.as_deref(), Some("23514"), "{sql}: {err}");
+    }
+    // The rows are as the checkout left them.
+    let (state, order): (String, Option<uuid::Uuid>) =
+        sqlx::query_as("SELECT state, order_id FROM cw_checkouts")
+            .fetch_one(pg(&shop).pool())
+            .await
+            .unwrap();
+    assert_eq!(state, "completed");
+    assert!(order.is_some());
 }

@@ -10,6 +10,7 @@
 
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -48,9 +49,11 @@ struct Level {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 struct State {
-    products: BTreeMap<ProductId, Product>,
+    /// Shared, so a checkout's read copies what it needs after the lock.
+    products: BTreeMap<ProductId, Arc<Product>>,
     skus: HashMap<Sku, VariantId>,
-    variants: HashMap<VariantId, ProductId>,
+    /// Each variant's product, and its place among the product's variants.
+    variants: HashMap<VariantId, (ProductId, usize)>,
     categories: BTreeMap<CategoryId, Category>,
     collections: BTreeMap<CollectionId, Collection>,
     customers: HashMap<CustomerId, Customer>,
@@ -123,6 +126,38 @@ impl MemoryStore {
     }
 }
 
+/// See [`State::entry_source`].
+struct EntrySource {
+    variant: VariantId,
+    index: usize,
+    product: Arc<Product>,
+    categories: BTreeSet<CategoryId>,
+}
+
+impl EntrySource {
+    fn build(self) -> Option<CatalogEntry> {
+        let variant = self
+            .product
+            .variants()
+            .get(self.index)
+            .filter(|v| v.id() == self.variant)?;
+        let mut entry = CatalogEntry::of_variant(&self.product, variant);
+        entry.categories = self.categories;
+        Some(entry)
+    }
+}
+
+/// Builds the entries from their sources (after the lock is released).
+fn build_entries(sources: Vec<EntrySource>) -> HashMap<VariantId, CatalogEntry> {
+    sources
+        .into_iter()
+        .filter_map(|s| {
+            let id = s.variant;
+            s.build().map(|e| (id, e))
+        })
+        .collect()
+}
+
 impl State {
     /// Claims a key never seen as attempt 1, holding `reservation`.
     fn claim_new(&mut self, b: BeginCheckout, reservation: Option<ReservationId>) -> Lease {
@@ -170,7 +205,7 @@ impl State {
             }
         }
         for v in product.variants() {
-            if let Some(owner) = self.skus.get(v.sku()).and_then(|id| self.variants.get(id))
+            if let Some((owner, _)) = self.skus.get(v.sku()).and_then(|id| self.variants.get(id))
                 && Some(*owner) != replacing
             {
                 return Err(Error::AlreadyExists {
@@ -178,7 +213,7 @@ impl State {
                     value: v.sku().to_string(),
                 });
             }
-            if let Some(owner) = self.variants.get(&v.id())
+            if let Some((owner, _)) = self.variants.get(&v.id())
                 && Some(*owner) != replacing
             {
                 return Err(Error::AlreadyExists {
@@ -191,9 +226,9 @@ impl State {
     }
 
     fn index_product(&mut self, product: &Product) {
-        for v in product.variants() {
+        for (i, v) in product.variants().iter().enumerate() {
             self.skus.insert(v.sku().clone(), v.id());
-            self.variants.insert(v.id(), product.id());
+            self.variants.insert(v.id(), (product.id(), i));
         }
     }
 
@@ -235,10 +270,21 @@ impl State {
     }
 
     fn entry(&self, variant: VariantId) -> Option<CatalogEntry> {
-        let product = self.products.get(self.variants.get(&variant)?)?;
-        let mut entry = CatalogEntry::of(product, variant)?;
-        entry.categories = self.category_ancestry(product.categories());
-        Some(entry)
+        self.entry_source(variant)?.build()
+    }
+
+    /// What a variant's catalog entry is built from, taken under the lock;
+    /// the entry itself (copies of the variant and the product's sets) is
+    /// built after it, so readers hold the lock for less time.
+    fn entry_source(&self, variant: VariantId) -> Option<EntrySource> {
+        let (id, index) = self.variants.get(&variant)?;
+        let product = self.products.get(id)?;
+        Some(EntrySource {
+            variant,
+            index: *index,
+            categories: self.category_ancestry(product.categories()),
+            product: Arc::clone(product),
+        })
     }
 
     fn levels(&self, variant: VariantId) -> Vec<StockLevel> {
@@ -419,7 +465,7 @@ impl CatalogStore for MemoryStore {
         }
         s.check_product_refs(&product, None)?;
         s.index_product(&product);
-        s.products.insert(product.id(), product);
+        s.products.insert(product.id(), Arc::new(product));
         Ok(())
     }
 
@@ -451,7 +497,7 @@ impl CatalogStore for MemoryStore {
         s.stock.retain(|(v, _), _| !removed.contains(v));
         s.unindex_product(&old);
         s.index_product(&product);
-        s.products.insert(product.id(), product);
+        s.products.insert(product.id(), Arc::new(product));
         Ok(())
     }
 
@@ -459,7 +505,7 @@ impl CatalogStore for MemoryStore {
         self.lock()
             .products
             .get(&id)
-            .cloned()
+            .map(|p| Product::clone(p))
             .ok_or_else(|| Error::not_found("product", id))
     }
 
@@ -470,9 +516,9 @@ impl CatalogStore for MemoryStore {
             Some(a) => Box::new(
                 s.products
                     .range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))
-                    .map(|(_, p)| p),
+                    .map(|(_, p)| &**p),
             ),
-            None => Box::new(s.products.values()),
+            None => Box::new(s.products.values().map(|p| &**p)),
         };
         Ok(iter.take(limit).cloned().collect())
     }
@@ -486,11 +532,11 @@ impl CatalogStore for MemoryStore {
     }
 
     async fn entries(&self, ids: &[VariantId]) -> Result<HashMap<VariantId, CatalogEntry>> {
-        let s = self.lock();
-        Ok(ids
-            .iter()
-            .filter_map(|id| s.entry(*id).map(|e| (*id, e)))
-            .collect())
+        let sources = {
+            let s = self.lock();
+            ids.iter().filter_map(|id| s.entry_source(*id)).collect()
+        };
+        Ok(build_entries(sources))
     }
 
     async fn insert_category(&self, category: Category) -> Result<()> {
@@ -612,6 +658,7 @@ impl CatalogStore for MemoryStore {
         let mut found: Vec<&Product> = s
             .products
             .values()
+            .map(|p| &**p)
             .filter(|p| query.matches(p, &s.category_ancestry(p.categories())))
             .collect();
         match query.sort {
@@ -1142,6 +1189,9 @@ impl CheckoutStore for MemoryStore {
     }
 
     async fn place_order(&self, lease: &Lease, order: Order, now: DateTime<Utc>) -> Result<Order> {
+        // The stored copy is made before the lock, which is held for the
+        // checks and the writes only.
+        let stored = order.clone();
         let mut s = self.lock();
         let record = s.leased(lease)?.clone();
         s.release_expired(now);
@@ -1220,7 +1270,7 @@ impl CheckoutStore for MemoryStore {
             s.payment_refs
                 .insert(order.payment.reference.clone(), order.id);
         }
-        s.orders.insert(order.id, order.clone());
+        s.orders.insert(order.id, stored);
         Ok(order)
     }
 
@@ -1675,16 +1725,20 @@ impl PromotionStore for MemoryStore {
         codes: &[String],
     ) -> Result<PricingInputs> {
         let s = self.lock();
+        let sources = variants
+            .iter()
+            .filter_map(|id| s.entry_source(*id))
+            .collect();
+        let coupons = codes
+            .iter()
+            .filter_map(|c| s.coupons.get(c).cloned())
+            .collect();
+        let version = s.pricing_version;
+        drop(s);
         Ok(PricingInputs {
-            entries: variants
-                .iter()
-                .filter_map(|id| s.entry(*id).map(|e| (*id, e)))
-                .collect(),
-            coupons: codes
-                .iter()
-                .filter_map(|c| s.coupons.get(c).cloned())
-                .collect(),
-            version: s.pricing_version,
+            entries: build_entries(sources),
+            coupons,
+            version,
         })
     }
 
@@ -1700,17 +1754,13 @@ impl PromotionStore for MemoryStore {
             .get(&cart_id)
             .cloned()
             .ok_or_else(|| Error::not_found("cart", cart_id))?;
-        let mut entries = HashMap::with_capacity(cart.lines().len() + extra.len());
-        for id in cart
+        let sources = cart
             .lines()
             .iter()
             .map(|l| l.variant_id)
             .chain(extra.iter().copied())
-        {
-            if let Some(e) = s.entry(id) {
-                entries.insert(id, e);
-            }
-        }
+            .filter_map(|id| s.entry_source(id))
+            .collect();
         let coupons = cart
             .coupon_codes()
             .iter()
@@ -1721,7 +1771,7 @@ impl PromotionStore for MemoryStore {
         Ok((
             cart,
             PricingInputs {
-                entries,
+                entries: build_entries(sources),
                 coupons,
                 version,
             },

@@ -792,15 +792,20 @@ impl CatalogEntry {
     /// product is in (the stores also add every ancestor category); `None`
     /// if the product has no such variant.
     pub fn of(product: &Product, variant: VariantId) -> Option<Self> {
-        Some(Self {
+        Some(Self::of_variant(product, product.variant(variant)?))
+    }
+
+    /// The entry of `variant`, one of `product`'s variants (found already).
+    pub(crate) fn of_variant(product: &Product, variant: &Variant) -> Self {
+        Self {
             product_title: product.title().into(),
             product_status: product.status(),
             categories: product.categories().clone(),
             collections: product.collections().clone(),
             tags: product.tags().clone(),
-            variant: product.variant(variant)?.clone(),
+            variant: variant.clone(),
             stock_location: None,
-        })
+        }
     }
 
     /// Why the variant cannot be bought, if it cannot.
