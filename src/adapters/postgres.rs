@@ -1306,8 +1306,19 @@ fn pricing_inputs_from_rows(rows: Vec<PgRow>) -> Try<PricingInputs> {
                 let variant: crate::catalog::Variant = doc(&row, "variant", "variant")?;
                 let summary: ProductSummary = doc(&row, "summary", "product")?;
                 let mut entry = summary.entry(variant);
-                entry.stock_location = col::<Option<Uuid>>(&row, "stock_location", "variant")?
-                    .map(LocationId::from_uuid);
+                // The variant's stock locations; with exactly one, checkout
+                // takes stock there without looking (with several, commit 1
+                // finds the first by priority itself).
+                entry.stock_location = match col::<Option<Vec<Uuid>>>(
+                    &row,
+                    "stock_locations",
+                    "variant",
+                )?
+                .as_deref()
+                {
+                    Some([only]) => Some(LocationId::from_uuid(*only)),
+                    _ => None,
+                };
                 out.entries.insert(entry.variant.id(), entry);
             }
             1 => out.coupons.push(coupon_from_row(&row)?),
@@ -3432,8 +3443,8 @@ impl PromotionStore for PgStore {
 impl PgStore {
     /// The cart and its pricing inputs in one statement: the cart's row
     /// (kind 3) beside the rows [`Self::pricing_inputs_try`] reads, for the
-    /// variants and codes the cart's document names, each variant with its
-    /// first location by priority (the checkout's hint for commit 1).
+    /// variants and codes the cart's document names, each variant with the
+    /// locations that stock it (commit 1's hint when there is one).
     async fn cart_for_pricing_try(
         &self,
         cart_id: CartId,
@@ -3446,8 +3457,8 @@ impl PgStore {
                     NULL::text AS code, NULL::uuid AS promotion_id, NULL::bigint AS max_uses,
                     NULL::uuid[] AS more_promotions, NULL::bigint AS version,
                     NULL::boolean AS active, NULL::jsonb AS doc,
-                    (SELECT s.location_id FROM cw_stock s JOIN cw_locations l ON l.id = s.location_id
-                      WHERE s.variant_id = v.id ORDER BY l.priority, l.id LIMIT 1) AS stock_location
+                    (SELECT array_agg(s.location_id) FROM cw_stock s
+                      WHERE s.variant_id = v.id) AS stock_locations
              FROM cw_variants v
              WHERE v.id = ANY (array(SELECT (l->>'variant_id')::uuid
                                        FROM c, jsonb_array_elements(c.doc->'lines') AS l)
@@ -3494,7 +3505,7 @@ impl PgStore {
             "SELECT 0 AS kind, v.doc AS variant, p.summary, NULL::text AS code,
                     NULL::uuid AS promotion_id, NULL::bigint AS max_uses,
                     NULL::uuid[] AS more_promotions, NULL::bigint AS version,
-                    NULL::uuid AS stock_location
+                    NULL::uuid[] AS stock_locations
              FROM cw_variants v JOIN cw_products p ON p.id = v.product_id
              WHERE v.id = ANY($1)
              UNION ALL

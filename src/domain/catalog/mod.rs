@@ -777,12 +777,13 @@ pub struct CatalogEntry {
     pub tags: BTreeSet<String>,
     /// The variant itself.
     pub variant: Variant,
-    /// Where checkout first tries to take this variant's stock: the first
-    /// location by priority that holds a stock level for it, when the store
-    /// read that together with the entry (PostgreSQL's checkout read does,
-    /// in the same round trip); `None` otherwise. Only a hint, as fresh as
-    /// the read: the store re-checks the stock under its lock and, when the
-    /// location cannot cover the line, chooses on its own.
+    /// Where checkout first tries to take this variant's stock: the one
+    /// location that holds a stock level for it, when the store read that
+    /// together with the entry (PostgreSQL's checkout read does, in the same
+    /// round trip); `None` otherwise — no stock level, several, or a store
+    /// that does not read it. Only a hint, as fresh as the read: the store
+    /// re-checks the stock under its lock and, when the location cannot
+    /// cover the line, chooses on its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stock_location: Option<crate::id::LocationId>,
 }
