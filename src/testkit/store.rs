@@ -29,8 +29,9 @@ use crate::store::Store;
 /// ([`PromotionStore::cart_for_pricing`](crate::store::PromotionStore::cart_for_pricing))
 /// equal to the separate reads; the combined first commit of a checkout
 /// ([`CheckoutStore::begin_and_reserve`](crate::store::CheckoutStore::begin_and_reserve))
-/// all or nothing, once per key and never oversold (a store that does not
-/// offer it passes by answering `None`); earlier orders counted by email
+/// all or nothing, once per key and never oversold, whatever location a
+/// request hints at (a store that does not offer it passes by answering
+/// `None`); earlier orders counted by email
 /// ([`OrderStore::orders_placed_by`](crate::store::OrderStore::orders_placed_by));
 /// order saves refused on a stale version; the event relay per consumer; pruning.
 ///
@@ -767,6 +768,59 @@ async fn first_commit(store: Arc<dyn Store>) -> Result<(), Failure> {
         lines.sort();
         ensure(lines == [(false, 1), (true, 2)], CHECK, || {
             format!("3 units over locations holding 1 and 5 were taken as {lines:?}")
+        })?;
+    }
+    // A location hint (`StockRequest::location`) is only a hint: pointing
+    // at a location without the units, or at no location at all, never
+    // holds units where they are not; the units come from a location that
+    // had them.
+    let first_location = step(CHECK, e.stock(b).await)?
+        .levels
+        .iter()
+        .map(|l| l.location_id)
+        .find(|l| *l != overflow.id())
+        .ok_or_else(|| Failure {
+            check: CHECK,
+            detail: "B lost its first location".into(),
+        })?;
+    let hinted = |location| StockRequest {
+        location: Some(location),
+        quantity: 1,
+        ..split
+    };
+    for (i, hint) in [
+        first_location,
+        first_location,
+        crate::id::LocationId::new(),
+        overflow.id(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let before = step(CHECK, e.stock(b).await)?.levels;
+        let held = step(
+            CHECK,
+            store
+                .begin_and_reserve(begin(&format!("hint-{i}"))?, &[hinted(hint)], &[], until)
+                .await,
+        )?;
+        let after = step(CHECK, e.stock(b).await)?.levels;
+        if let Some((_, reservation)) = &held {
+            let from_stock = reservation.lines.iter().all(|l| {
+                before.iter().any(|b| {
+                    b.location_id == l.location_id
+                        && b.on_hand - b.reserved >= i64::from(l.quantity)
+                })
+            });
+            ensure(from_stock, CHECK, || {
+                format!(
+                    "1 unit hinted at {hint} was held as {:?}; the levels were {before:?}",
+                    reservation.lines
+                )
+            })?;
+        }
+        ensure(after.iter().all(|l| l.reserved <= l.on_hand), CHECK, || {
+            format!("a hint at {hint} oversold a location: {after:?}")
         })?;
     }
     // Never oversold: 10 keys racing for the last 3 units.
