@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 use cartwright::catalog::InventoryPolicy;
 use cartwright::id::{CartId, VariantId};
 use cartwright::prelude::*;
-use cartwright::store::{MemoryStore, PgStore, Store};
+use cartwright::store::{MemoryStore, PgOptions, PgStore, Store};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use uuid::Uuid;
 
@@ -98,9 +98,14 @@ fn opts() -> PgConnectOptions {
     PgConnectOptions::from_str(&url).unwrap()
 }
 
+/// One pool for the library and the anchors, set up as the store sets up
+/// its own (`PgOptions::pool_options`: an idle connection is checked with a
+/// round trip, one in steady use is not), so both sides pay the same for
+/// their connections.
 async fn pool(size: u32) -> PgPool {
-    PgPoolOptions::new()
+    PgOptions::default()
         .max_connections(size)
+        .pool_options()
         .connect_with(opts().options([("search_path", SCHEMA)]))
         .await
         .unwrap()

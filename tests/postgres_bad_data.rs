@@ -370,3 +370,69 @@ async fn impossible_rows_are_refused_by_the_database() {
     assert_eq!(state, "completed");
     assert!(order.is_some());
 }
+
+/// `PgOptions::ping_idle_after`: a connection idle for longer is checked
+/// before use and replaced when its server process has gone; one reused
+/// sooner is not checked, so a connection that died meanwhile fails one
+/// command with a retryable error that changes nothing, and the next
+/// command gets a fresh connection.
+#[tokio::test]
+async fn idle_connections_are_checked_before_use() {
+    use cartwright::store::{InventoryStore, PgOptions};
+    let schema = common::pg::fresh_schema().await;
+    let base = common::pg::admin_url();
+    let (server, _) = base.rsplit_once('/').unwrap();
+    let connect = |app: &str, idle: std::time::Duration| {
+        let url = format!(
+            "{server}/{}?application_name={app}&options=-c%20search_path%3D{schema}",
+            common::pg::TEST_DATABASE
+        );
+        async move {
+            PgStore::connect_with(
+                &url,
+                &PgOptions::default()
+                    .max_connections(1)
+                    .ping_idle_after(idle),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let admin = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&base)
+        .await
+        .unwrap();
+    let kill = |app: String| {
+        let admin = admin.clone();
+        async move {
+            let killed: Vec<bool> = sqlx::query_scalar(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            )
+            .bind(app)
+            .fetch_all(&admin)
+            .await
+            .unwrap();
+            assert_eq!(killed, vec![true], "one connection to end");
+        }
+    };
+
+    // Checked after 10 ms idle: the dead connection is replaced unseen.
+    let app = format!("cw_ping_{}", uuid::Uuid::new_v4().simple());
+    let checked = connect(&app, std::time::Duration::from_millis(10)).await;
+    checked.locations().await.unwrap();
+    kill(app).await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(checked.locations().await.unwrap().is_empty());
+
+    // Not checked within an hour: the dead connection fails one command
+    // (retryable), and the next one runs on a new connection.
+    let app = format!("cw_ping_{}", uuid::Uuid::new_v4().simple());
+    let trusting = connect(&app, std::time::Duration::from_secs(3600)).await;
+    trusting.locations().await.unwrap();
+    kill(app).await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let err = trusting.locations().await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(trusting.locations().await.unwrap().is_empty());
+}

@@ -84,6 +84,15 @@ pub struct PgOptions {
     /// is retried, each after a growing random pause (default
     /// [`MAX_TX_RETRIES`]).
     pub max_retries: u32,
+    /// A connection idle for longer than this is checked with a round trip
+    /// before the pool hands it out, and replaced when the server has gone
+    /// (default 1 s; zero checks every time, as `sqlx` does by default).
+    /// A connection in steady use is not checked: the check was a round
+    /// trip before every statement, as many as the statements themselves
+    /// (BENCHMARKS.md, session 8). A connection that died within the last
+    /// second fails its command with a retryable [`Error::Storage`], which
+    /// changes nothing.
+    pub ping_idle_after: std::time::Duration,
 }
 
 impl Default for PgOptions {
@@ -93,7 +102,30 @@ impl Default for PgOptions {
             acquire_timeout: std::time::Duration::from_secs(30),
             statement_timeout: None,
             max_retries: MAX_TX_RETRIES,
+            ping_idle_after: std::time::Duration::from_secs(1),
         }
+    }
+}
+
+impl PgOptions {
+    /// The pool settings [`PgStore::connect_with`] uses — size, acquire
+    /// timeout and the idle check — for an application that builds its own
+    /// pool and hands it to [`PgStore::from_pool`] (the statement timeout
+    /// is a connection option; see [`PgStore::connect_with`]).
+    pub fn pool_options(&self) -> PgPoolOptions {
+        let idle = self.ping_idle_after;
+        PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(self.acquire_timeout)
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > idle {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
     }
 }
 
@@ -101,6 +133,7 @@ crate::domain::setters!(PgOptions {
     max_connections: u32,
     acquire_timeout: std::time::Duration,
     max_retries: u32,
+    ping_idle_after: std::time::Duration,
 } into {
     statement_timeout: Option<std::time::Duration>,
 });
@@ -291,9 +324,8 @@ impl PgStore {
         if let Some(timeout) = options.statement_timeout {
             connect = connect.options([("statement_timeout", timeout.as_millis().to_string())]);
         }
-        let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections)
-            .acquire_timeout(options.acquire_timeout)
+        let pool = options
+            .pool_options()
             .connect_with(connect)
             .await
             .map_err(storage)?;
