@@ -436,3 +436,86 @@ async fn idle_connections_are_checked_before_use() {
     assert!(err.is_retryable(), "{err}");
     assert!(trusting.locations().await.unwrap().is_empty());
 }
+
+/// `PgOptions::max_concurrent_reservations`: 0 is refused; with one permit,
+/// a dozen concurrent checkouts of the same variant all complete (the
+/// permit is held for the first commit only, never across the provider
+/// call), and the stock adds up.
+#[tokio::test]
+async fn one_reservation_permit_serves_concurrent_checkouts() {
+    use cartwright::catalog::{NewProduct, NewVariant, Status};
+    use cartwright::store::PgOptions;
+    use std::sync::Arc;
+    let schema = common::pg::fresh_schema().await;
+    let base = common::pg::admin_url();
+    let (server, _) = base.rsplit_once('/').unwrap();
+    let url = format!(
+        "{server}/{}?options=-c%20search_path%3D{schema}",
+        common::pg::TEST_DATABASE
+    );
+    let zero =
+        PgStore::connect_with(&url, &PgOptions::default().max_concurrent_reservations(0)).await;
+    assert!(matches!(
+        zero,
+        Err(Error::Invalid {
+            field: "max_concurrent_reservations",
+            ..
+        })
+    ));
+    let store = PgStore::connect_with(&url, &PgOptions::default().max_concurrent_reservations(1))
+        .await
+        .unwrap();
+    let engine = Engine::builder()
+        .store(Arc::new(store))
+        .test_payment_provider()
+        .no_tax()
+        .build()
+        .unwrap();
+    let staff = Actor::Staff("ann".into());
+    let product = engine
+        .create_product(
+            &staff,
+            NewProduct::new("Key").status(Status::Active).variant(
+                NewVariant::digital("KEY")
+                    .price(Money::parse("3.00", Currency::USD).unwrap())
+                    .status(Status::Active),
+            ),
+        )
+        .await
+        .unwrap();
+    let variant = product.variants()[0].id();
+    let location = engine.create_location(&staff, "Main", 0).await.unwrap();
+    engine
+        .set_stock(&staff, variant, location.id(), 20)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let engine = engine.clone();
+        tasks.push(tokio::spawn(async move {
+            let guest = Actor::Guest;
+            let cart = engine.create_cart(&guest, Currency::USD).await.unwrap();
+            engine
+                .add_item(&guest, cart.id(), variant, 1)
+                .await
+                .unwrap();
+            engine
+                .set_email(&guest, cart.id(), "key@example.com")
+                .await
+                .unwrap();
+            engine
+                .checkout(CheckoutRequest::new(
+                    cart.id(),
+                    IdempotencyKey::new(format!("permit-{i}")).unwrap(),
+                    "tok_visa",
+                    guest,
+                ))
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let stock = engine.stock(variant).await.unwrap();
+    assert_eq!((stock.on_hand, stock.reserved), (20, 12));
+}

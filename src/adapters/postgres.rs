@@ -65,6 +65,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// retried, unless [`PgOptions::max_retries`] says otherwise.
 pub const MAX_TX_RETRIES: u32 = 8;
 
+/// [`PgOptions::max_concurrent_reservations`]' default.
+pub const DEFAULT_CONCURRENT_RESERVATIONS: usize = 8;
+
 /// How [`PgStore::connect_with`] sets up the store. Every default is what
 /// [`PgStore::connect`] uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +96,16 @@ pub struct PgOptions {
     /// second fails its command with a retryable [`Error::Storage`], which
     /// changes nothing.
     pub ping_idle_after: std::time::Duration,
+    /// How many of this store's checkouts may be taking stock at once
+    /// (checkout's first commit, or the general path's reservation); the
+    /// rest wait in the process, not in the database (default 8, at least
+    /// 1). A reservation holds each stock row's lock until it commits; when
+    /// more server processes than the machine has cores queue on a hot
+    /// variant's row, the holder waits for a CPU and throughput collapses.
+    /// On this project's two-core bench machine, 32 checkouts of one SKU
+    /// did 70 % of the rate of 8 without the limit and 90–105 % with it
+    /// (BENCHMARKS.md, session 8). Each application instance limits its own.
+    pub max_concurrent_reservations: usize,
 }
 
 impl Default for PgOptions {
@@ -103,6 +116,7 @@ impl Default for PgOptions {
             statement_timeout: None,
             max_retries: MAX_TX_RETRIES,
             ping_idle_after: std::time::Duration::from_secs(1),
+            max_concurrent_reservations: DEFAULT_CONCURRENT_RESERVATIONS,
         }
     }
 }
@@ -134,6 +148,7 @@ crate::domain::setters!(PgOptions {
     acquire_timeout: std::time::Duration,
     max_retries: u32,
     ping_idle_after: std::time::Duration,
+    max_concurrent_reservations: usize,
 } into {
     statement_timeout: Option<std::time::Duration>,
 });
@@ -143,6 +158,9 @@ crate::domain::setters!(PgOptions {
 pub struct PgStore {
     pool: PgPool,
     retries: u32,
+    /// Permits to take stock (`PgOptions::max_concurrent_reservations`),
+    /// shared by the store's clones.
+    reservations: Arc<tokio::sync::Semaphore>,
 }
 
 /// Why a command attempt failed: the domain said no, or the database failed.
@@ -320,6 +338,12 @@ impl PgStore {
         if options.max_connections == 0 {
             return Err(Error::invalid("max_connections", "must be at least 1"));
         }
+        if options.max_concurrent_reservations == 0 {
+            return Err(Error::invalid(
+                "max_concurrent_reservations",
+                "must be at least 1",
+            ));
+        }
         let mut connect = PgConnectOptions::from_str(url).map_err(storage)?;
         if let Some(timeout) = options.statement_timeout {
             connect = connect.options([("statement_timeout", timeout.as_millis().to_string())]);
@@ -331,10 +355,14 @@ impl PgStore {
             .map_err(storage)?;
         let mut store = Self::from_pool(pool).await?;
         store.retries = options.max_retries;
+        store.reservations = Arc::new(tokio::sync::Semaphore::new(
+            options.max_concurrent_reservations,
+        ));
         Ok(store)
     }
 
-    /// Uses an existing pool and applies the migrations.
+    /// Uses an existing pool and applies the migrations; the store's own
+    /// settings are [`PgOptions`]' defaults.
     ///
     /// # Errors
     /// [`Error::Storage`] when a migration fails.
@@ -342,6 +370,7 @@ impl PgStore {
         let store = Self {
             pool,
             retries: MAX_TX_RETRIES,
+            reservations: Arc::new(tokio::sync::Semaphore::new(DEFAULT_CONCURRENT_RESERVATIONS)),
         };
         store.migrate().await?;
         Ok(store)
@@ -362,6 +391,18 @@ impl PgStore {
     /// The connection pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Waits for one of the permits to take stock
+    /// ([`PgOptions::max_concurrent_reservations`]).
+    async fn reservation_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        self.reservations
+            .acquire()
+            .await
+            .map_err(|e| Error::Storage {
+                message: "the store's reservation permits are closed".into(),
+                source: Some(Arc::new(e)),
+            })
     }
 
     /// Every document a query returns (a static `SELECT doc ...`).
@@ -2649,6 +2690,7 @@ impl CheckoutStore for PgStore {
         // Locked in id order, as the general path locks.
         tracked.sort_by_key(|r| r.variant_id);
         let claims = crate::inventory::merge_claims(claims)?;
+        let _permit = self.reservation_permit().await?;
         retry!(
             self,
             self.begin_and_reserve_try(&begin, &tracked, &claims, expires_at)
@@ -2674,6 +2716,7 @@ impl CheckoutStore for PgStore {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Reservation> {
+        let _permit = self.reservation_permit().await?;
         retry!(
             self,
             self.reserve_for_checkout_try(lease, requests, claims, expires_at, now)
