@@ -625,6 +625,57 @@ async fn a_crash_after_authorization_is_recovered(backend: Backend) {
     assert_eq!(auths.iter().filter(|a| a.voided).count(), 1);
 }
 
+/// An attempt so slow that recovery took its checkout over: when its
+/// authorization finally returns, its second commit finds the lease gone,
+/// places nothing, and gives the hold back; the key's retry charges once.
+async fn a_slow_attempt_that_lost_its_lease_places_nothing(backend: Backend) {
+    let (shop, pausing) = pausing_shop(backend).await;
+    let a = shop.product("A", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(a, 2)]).await;
+    let engine = shop.engine.clone();
+    let id = cart.id();
+    let slow = tokio::spawn(async move { engine.checkout(request(id, "k")).await });
+    pausing.reached.notified().await;
+    // The attempt's lease ends while its provider call hangs: recovery
+    // resets the checkout and releases its stock.
+    shop.clock.advance(chrono::Duration::minutes(3));
+    let report = shop.engine.recover().await.unwrap();
+    assert_eq!(report.reset_checkouts, 1);
+    assert_eq!(shop.engine.stock(a).await.unwrap().available(), 5);
+    // The provider answers at last.
+    pausing.resume.notify_one();
+    let err = slow.await.unwrap().unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    assert!(
+        shop.engine
+            .find_orders(&Actor::System, &cartwright::order::OrderQuery::default())
+            .await
+            .unwrap()
+            .orders
+            .is_empty(),
+        "an order was placed by an attempt without its lease"
+    );
+    assert!(shop.payments.open_holds().is_empty());
+    assert_eq!(shop.engine.stock(a).await.unwrap().available(), 5);
+
+    // The customer's retry with the same key places one order, charged once.
+    let engine = shop.engine.clone();
+    let retry = tokio::spawn(async move { engine.checkout(request(id, "k")).await });
+    pausing.reached.notified().await;
+    pausing.resume.notify_one();
+    let order = retry.await.unwrap().unwrap();
+    assert_eq!(order.order.payment().status(), PaymentStatus::Captured);
+    let captured: Vec<_> = shop
+        .payments
+        .authorizations()
+        .into_iter()
+        .filter(|a| !a.captured.is_zero())
+        .collect();
+    assert_eq!(captured.len(), 1);
+    assert!(shop.payments.open_holds().is_empty());
+    assert_eq!(shop.engine.stock(a).await.unwrap().available(), 3);
+}
+
 async fn a_retry_after_a_crash_cleans_up_by_itself(backend: Backend) {
     let (shop, pausing) = pausing_shop(backend).await;
     let a = shop.product("A", "10.00", 5).await;
@@ -833,6 +884,7 @@ conformance!(
     another_customers_cart_cannot_be_checked_out,
     a_cart_changed_after_authorization_voids_the_hold,
     a_crash_after_authorization_is_recovered,
+    a_slow_attempt_that_lost_its_lease_places_nothing,
     a_retry_after_a_crash_cleans_up_by_itself,
     expired_reservations_are_released,
     hundred_buyers_for_the_last_ten_units,
