@@ -373,8 +373,8 @@ async fn impossible_rows_are_refused_by_the_database() {
 
 /// `PgOptions::ping_idle_after`: a connection idle for longer is checked
 /// before use and replaced when its server process has gone; one reused
-/// sooner is not checked, so a connection that died meanwhile fails one
-/// command with a retryable error that changes nothing, and the next
+/// sooner is not checked, so a connection that died meanwhile may fail one
+/// command, with a retryable error that changes nothing, and the next
 /// command gets a fresh connection.
 #[tokio::test]
 async fn idle_connections_are_checked_before_use() {
@@ -425,15 +425,18 @@ async fn idle_connections_are_checked_before_use() {
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert!(checked.locations().await.unwrap().is_empty());
 
-    // Not checked within an hour: the dead connection fails one command
-    // (retryable), and the next one runs on a new connection.
+    // Not checked within an hour: the dead connection may fail one command
+    // (sqlx sometimes notices the server's goodbye on its own), and then
+    // only with a retryable error; the next one runs on a new connection.
     let app = format!("cw_ping_{}", uuid::Uuid::new_v4().simple());
     let trusting = connect(&app, std::time::Duration::from_secs(3600)).await;
     trusting.locations().await.unwrap();
     kill(app).await;
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let err = trusting.locations().await.unwrap_err();
-    assert!(err.is_retryable(), "{err}");
+    match trusting.locations().await {
+        Ok(locations) => assert!(locations.is_empty()),
+        Err(err) => assert!(err.is_retryable(), "{err}"),
+    }
     assert!(trusting.locations().await.unwrap().is_empty());
 }
 

@@ -93,8 +93,8 @@ pub struct PgOptions {
     /// A connection in steady use is not checked: the check was a round
     /// trip before every statement, as many as the statements themselves
     /// (BENCHMARKS.md, session 8). A connection that died within the last
-    /// second fails its command with a retryable [`Error::Storage`], which
-    /// changes nothing.
+    /// second may fail one command with a retryable [`Error::Storage`],
+    /// which changes nothing.
     pub ping_idle_after: std::time::Duration,
     /// How many of this store's checkouts may be taking stock at once
     /// (checkout's first commit, or the general path's reservation); the
