@@ -20,6 +20,17 @@ fn pg(shop: &Shop) -> &PgStore {
     }
 }
 
+/// A connection URL for the test database with `schema` as its search
+/// path, after the query parameters in `extra` (each ending in `&`).
+fn schema_url(schema: &str, extra: &str) -> String {
+    let base = common::pg::admin_url();
+    let (server, _) = base.rsplit_once('/').unwrap();
+    format!(
+        "{server}/{}?{extra}options=-c%20search_path%3D{schema}",
+        common::pg::TEST_DATABASE
+    )
+}
+
 async fn exec(shop: &Shop, sql: &'static str) {
     sqlx::query(sql).execute(pg(shop).pool()).await.unwrap();
 }
@@ -289,12 +300,7 @@ async fn corrupt_promotions_and_coupons_are_typed_errors() {
 async fn pool_options_apply() {
     use cartwright::store::PgOptions;
     let schema = common::pg::fresh_schema().await;
-    let base = common::pg::admin_url();
-    let (server, _) = base.rsplit_once('/').unwrap();
-    let url = format!(
-        "{server}/{}?options=-c%20search_path%3D{schema}",
-        common::pg::TEST_DATABASE
-    );
+    let url = schema_url(&schema, "");
     let none = PgStore::connect_with(&url, &PgOptions::default().max_connections(0)).await;
     assert!(matches!(
         none,
@@ -380,13 +386,8 @@ async fn impossible_rows_are_refused_by_the_database() {
 async fn idle_connections_are_checked_before_use() {
     use cartwright::store::{InventoryStore, PgOptions};
     let schema = common::pg::fresh_schema().await;
-    let base = common::pg::admin_url();
-    let (server, _) = base.rsplit_once('/').unwrap();
     let connect = |app: &str, idle: std::time::Duration| {
-        let url = format!(
-            "{server}/{}?application_name={app}&options=-c%20search_path%3D{schema}",
-            common::pg::TEST_DATABASE
-        );
+        let url = schema_url(&schema, &format!("application_name={app}&"));
         async move {
             PgStore::connect_with(
                 &url,
@@ -400,7 +401,7 @@ async fn idle_connections_are_checked_before_use() {
     };
     let admin = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
-        .connect(&base)
+        .connect(&common::pg::admin_url())
         .await
         .unwrap();
     let kill = |app: String| {
@@ -450,12 +451,7 @@ async fn one_reservation_permit_serves_concurrent_checkouts() {
     use cartwright::store::PgOptions;
     use std::sync::Arc;
     let schema = common::pg::fresh_schema().await;
-    let base = common::pg::admin_url();
-    let (server, _) = base.rsplit_once('/').unwrap();
-    let url = format!(
-        "{server}/{}?options=-c%20search_path%3D{schema}",
-        common::pg::TEST_DATABASE
-    );
+    let url = schema_url(&schema, "");
     let zero =
         PgStore::connect_with(&url, &PgOptions::default().max_concurrent_reservations(0)).await;
     assert!(matches!(

@@ -141,9 +141,11 @@ impl EntrySource {
             .variants()
             .get(self.index)
             .filter(|v| v.id() == self.variant)?;
-        let mut entry = CatalogEntry::of_variant(&self.product, variant);
-        entry.categories = self.categories;
-        Some(entry)
+        Some(CatalogEntry::of_variant(
+            &self.product,
+            variant,
+            self.categories,
+        ))
     }
 }
 

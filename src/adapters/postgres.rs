@@ -3113,11 +3113,11 @@ async fn apply_stock_moves(
         .bind(reservation.as_uuid())
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row
-            .filter(|r| col::<String>(r, "state", "reservation").is_ok_and(|s| s == "allocated"))
-        else {
-            return Err(Error::invalid("shipment", "the order's stock is no longer held").into());
-        };
+        let not_held = || Error::invalid("shipment", "the order's stock is no longer held");
+        let row = row.ok_or_else(not_held)?;
+        if col::<String>(&row, "state", "reservation")? != "allocated" {
+            return Err(not_held().into());
+        }
         held = reservation_lines(&row)?;
     }
     let locked: Vec<(Uuid, Uuid)> = sqlx::query_as(

@@ -793,15 +793,26 @@ impl CatalogEntry {
     /// product is in (the stores also add every ancestor category); `None`
     /// if the product has no such variant.
     pub fn of(product: &Product, variant: VariantId) -> Option<Self> {
-        Some(Self::of_variant(product, product.variant(variant)?))
+        let variant = product.variant(variant)?;
+        Some(Self::of_variant(
+            product,
+            variant,
+            product.categories().clone(),
+        ))
     }
 
-    /// The entry of `variant`, one of `product`'s variants (found already).
-    pub(crate) fn of_variant(product: &Product, variant: &Variant) -> Self {
+    /// The entry of `variant`, one of `product`'s variants (found already),
+    /// listing `categories` (a store passes the product's with their
+    /// ancestors).
+    pub(crate) fn of_variant(
+        product: &Product,
+        variant: &Variant,
+        categories: BTreeSet<CategoryId>,
+    ) -> Self {
         Self {
             product_title: product.title().into(),
             product_status: product.status(),
-            categories: product.categories().clone(),
+            categories,
             collections: product.collections().clone(),
             tags: product.tags().clone(),
             variant: variant.clone(),
