@@ -89,7 +89,7 @@ async fn grow(pool: &PgPool, template: uuid::Uuid, total: usize) {
     sqlx::query(
         "INSERT INTO cw_orders (id, customer_id, checkout_key, currency, total, placed_at, status, payment_reference, doc, pending_work)
          SELECT n.id, n.customer, 'bench-' || n.id, o.currency, o.total, n.at, n.status, 'bench-' || n.id,
-                jsonb_set(jsonb_set(o.doc, '{id}', to_jsonb(n.id::text)), '{customer_id}', to_jsonb(n.customer::text)),
+                jsonb_set(jsonb_set(o.doc::jsonb, '{id}', to_jsonb(n.id::text)), '{customer_id}', to_jsonb(n.customer::text)),
                 n.i <= 60
          FROM cw_orders o,
               LATERAL (SELECT i,

@@ -287,6 +287,18 @@ fn doc<T: DeserializeOwned>(row: &PgRow, name: &str, entity: &'static str) -> Tr
     Ok(value)
 }
 
+/// A value as JSON text, to bind as `text` and cast in SQL (`$n::json`):
+/// for a `json` column, which keeps the text as written (an order's
+/// document, migration 0017).
+fn json_text<T: Serialize>(value: &T) -> Try<String> {
+    serde_json::to_string(value).map_err(|e| {
+        Fail::Domain(Error::Storage {
+            message: format!("cannot serialize: {e}"),
+            source: None,
+        })
+    })
+}
+
 /// A value as JSON text, ready to bind as JSONB (no intermediate
 /// `serde_json::Value`: an order's document is serialized once).
 fn to_json<T: Serialize>(value: &T) -> Try<Box<serde_json::value::RawValue>> {
@@ -741,7 +753,7 @@ async fn first_sold_variant(
          SELECT g.id FROM gone g
          WHERE EXISTS (SELECT 1 FROM cw_reservations WHERE g.id = ANY(variant_ids))
             OR EXISTS (SELECT 1 FROM cw_orders o,
-                              jsonb_array_elements(o.doc->'pricing'->'lines') l
+                              json_array_elements(o.doc->'pricing'->'lines') l
                        WHERE (l->>'variant_id')::uuid = g.id)
          ORDER BY g.id LIMIT 1",
     )
@@ -1495,9 +1507,9 @@ impl PgStore {
             let mut order = order_from_row(&row)?;
             order.erase_personal_data(&erased);
             order.saved()?;
-            sqlx::query("UPDATE cw_orders SET doc = $2, email = $3 WHERE id = $1")
+            sqlx::query("UPDATE cw_orders SET doc = $2::json, email = $3 WHERE id = $1")
                 .bind(order.id().as_uuid())
-                .bind(Json(to_json(&order)?))
+                .bind(json_text(&order)?)
                 .bind(order.email().map(|e| e.as_str().to_owned()))
                 .execute(&mut *tx)
                 .await?;
@@ -2419,7 +2431,7 @@ impl PgStore {
     }
 
     async fn place_try(&self, lease: &Lease, order: &Order, now: DateTime<Utc>) -> Try<Order> {
-        let body = to_json(order)?;
+        let body = json_text(order)?;
         let event = to_json(&EventKind::OrderPlaced {
             order_id: order.id,
             total: order.total(),
@@ -2429,7 +2441,7 @@ impl PgStore {
         // gated on the lease, the live reservation and the cart's version,
         // so it all happens or none does.
         let placed = sqlx::query(
-            "SELECT cw_place_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            "SELECT cw_place_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::json, $13, $14, $15, $16, $17)",
         )
         .bind(lease.key.as_str())
         .bind(lease.token)
@@ -2442,7 +2454,7 @@ impl PgStore {
         .bind(order.customer_id.map(|c| c.as_uuid()))
         .bind(order.pricing.currency.code())
         .bind(order.total().amount())
-        .bind(Json(&body))
+        .bind(&body)
         .bind(EventId::new().as_uuid())
         .bind(Json(&event))
         .bind(&order.payment.reference)
@@ -3059,12 +3071,12 @@ impl PgStore {
             .map(|_| EventId::new().as_uuid())
             .collect();
         sqlx::query(
-            "WITH o AS (UPDATE cw_orders SET doc = $2, status = $6, pending_work = $7 WHERE id = $1)
+            "WITH o AS (UPDATE cw_orders SET doc = $2::json, status = $6, pending_work = $7 WHERE id = $1)
              INSERT INTO cw_events (id, occurred_at, kind)
              SELECT e, $3, k FROM unnest($4::uuid[], $5::jsonb[]) WITH ORDINALITY AS u(e, k, n) ORDER BY n",
         )
         .bind(id.as_uuid())
-        .bind(Json(to_json(&order)?))
+        .bind(json_text(&order)?)
         .bind(now)
         .bind(&ids)
         .bind(&events)
@@ -3214,7 +3226,7 @@ impl PgStore {
             .collect();
         let saved: i64 = sqlx::query_scalar(
             "WITH o AS (
-                 UPDATE cw_orders SET doc = $2, status = $6, pending_work = $8
+                 UPDATE cw_orders SET doc = $2::json, status = $6, pending_work = $8
                  WHERE id = $1 AND (doc->>'version')::bigint = $7 RETURNING id),
              ev AS (
                  INSERT INTO cw_events (id, occurred_at, kind)
@@ -3223,7 +3235,7 @@ impl PgStore {
              SELECT count(*) FROM o",
         )
         .bind(id.as_uuid())
-        .bind(Json(to_json(&order)?))
+        .bind(json_text(&order)?)
         .bind(now)
         .bind(&ids)
         .bind(&events)
