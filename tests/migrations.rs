@@ -12,7 +12,8 @@ mod common;
 
 use cartwright::id::ReservationId;
 use cartwright::inventory::ReservationState;
-use cartwright::store::{InventoryStore, PgStore};
+use cartwright::order::OrderChange;
+use cartwright::store::{InventoryStore, OrderStore, PgStore};
 use common::pg;
 use sqlx::postgres::PgPoolOptions;
 
@@ -95,4 +96,75 @@ async fn reservations_held_before_inline_lines_keep_their_lines() {
         .unwrap();
     assert_eq!(after.state, ReservationState::Released);
     assert_eq!(after.lines.len(), 2);
+}
+
+/// Migration 0017 stores order documents as `json` instead of `jsonb`. An
+/// order stored before the upgrade reads back the same, and saving it still
+/// checks its version (read inside the document).
+#[tokio::test]
+async fn orders_stored_as_jsonb_read_and_save_after_the_upgrade() {
+    // An order as the engine places it (on the memory store).
+    let shop = common::Shop::new(common::Backend::Memory).await;
+    let variant = shop.product("MIG-1", "12.50", 5).await;
+    let cart = shop.ready_cart(&[(variant, 2)]).await;
+    let placed = shop.place(cart.id(), "migrate-order").await;
+    let order = shop
+        .engine
+        .order(&cartwright::Actor::System, placed.id())
+        .await
+        .unwrap();
+
+    // Stored under the schema of migration 0016, as `jsonb`.
+    let schema = pg::fresh_schema().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(pg::options(&schema))
+        .await
+        .unwrap();
+    let migrator = sqlx::migrate::Migrator::new(std::path::Path::new("migrations"))
+        .await
+        .unwrap();
+    migrator.run_to(16, &pool).await.unwrap();
+    sqlx::query(
+        "INSERT INTO cw_orders (id, customer_id, checkout_key, currency, total, placed_at, status,
+                                payment_reference, doc, pending_work, email)
+         VALUES ($1, NULL, 'migrate-order', 'USD', $2, now(), 'placed', $3, $4::jsonb, $5, $6)",
+    )
+    .bind(order.id().as_uuid())
+    .bind(order.total().amount())
+    .bind(order.payment().reference())
+    .bind(serde_json::to_string(&order).unwrap())
+    .bind(order.has_pending_work())
+    .bind(order.email().map(|e| e.as_str().to_owned()))
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    // The store applies the rest and reads the same order back.
+    let store = PgStore::from_pool(pool.clone()).await.unwrap();
+    let kind: String = sqlx::query_scalar(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+         WHERE attrelid = 'cw_orders'::regclass AND attname = 'doc'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(kind, "json");
+    let read = store.order(order.id()).await.unwrap();
+    assert_eq!(read, order);
+
+    // Saving checks the stored version: the first save of this version
+    // lands, a second one from the same version is a conflict.
+    let now = chrono::Utc::now();
+    let saved = store
+        .save_order(OrderChange::new(order.clone()), now)
+        .await
+        .unwrap();
+    assert_eq!(saved.version(), order.version() + 1);
+    let stale = store.save_order(OrderChange::new(order.clone()), now).await;
+    assert!(
+        matches!(stale, Err(cartwright::Error::Conflict(_))),
+        "{stale:?}"
+    );
+    assert_eq!(store.order(order.id()).await.unwrap(), saved);
 }
