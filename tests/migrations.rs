@@ -15,13 +15,11 @@ use cartwright::inventory::ReservationState;
 use cartwright::order::OrderChange;
 use cartwright::store::{InventoryStore, OrderStore, PgStore};
 use common::pg;
+use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-/// Migration 0014 moved reservation lines from rows of their own into
-/// arrays on the reservation. A reservation held before the upgrade keeps
-/// its lines, in their order, and can still be released.
-#[tokio::test]
-async fn reservations_held_before_inline_lines_keep_their_lines() {
+/// A pool on a fresh schema migrated up to `version` only.
+async fn schema_at(version: i64) -> PgPool {
     let schema = pg::fresh_schema().await;
     let pool = PgPoolOptions::new()
         .max_connections(2)
@@ -31,7 +29,16 @@ async fn reservations_held_before_inline_lines_keep_their_lines() {
     let migrator = sqlx::migrate::Migrator::new(std::path::Path::new("migrations"))
         .await
         .unwrap();
-    migrator.run_to(13, &pool).await.unwrap();
+    migrator.run_to(version, &pool).await.unwrap();
+    pool
+}
+
+/// Migration 0014 moved reservation lines from rows of their own into
+/// arrays on the reservation. A reservation held before the upgrade keeps
+/// its lines, in their order, and can still be released.
+#[tokio::test]
+async fn reservations_held_before_inline_lines_keep_their_lines() {
+    let pool = schema_at(13).await;
 
     // Under the schema of migration 0013: a pending reservation of two
     // lines (stock held for them) and a released one of one line.
@@ -115,16 +122,7 @@ async fn orders_stored_as_jsonb_read_and_save_after_the_upgrade() {
         .unwrap();
 
     // Stored under the schema of migration 0016, as `jsonb`.
-    let schema = pg::fresh_schema().await;
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(pg::options(&schema))
-        .await
-        .unwrap();
-    let migrator = sqlx::migrate::Migrator::new(std::path::Path::new("migrations"))
-        .await
-        .unwrap();
-    migrator.run_to(16, &pool).await.unwrap();
+    let pool = schema_at(16).await;
     sqlx::query(
         "INSERT INTO cw_orders (id, customer_id, checkout_key, currency, total, placed_at, status,
                                 payment_reference, doc, pending_work, email)
