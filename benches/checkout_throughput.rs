@@ -30,6 +30,13 @@
 //!   both, and as its last line the issue's headline ratio. The **bare**
 //!   two-commit anchor (no cart, no lease, no reservation lines) is kept for
 //!   comparison with earlier runs.
+//! - **library's SQL**: the statements `PgStore` sends for a checkout (its
+//!   read, `cw_begin_and_reserve`, `cw_place_order`) on the library's own
+//!   tables, from the least client code: no pricing, no documents built or
+//!   parsed (the order's is a fixed text of the library's size), no
+//!   payment provider. Between the library and the two-commit anchor, it
+//!   splits the gap into what the library's process adds and what its rows
+//!   cost in the database.
 //! - **memory**: the library on `MemoryStore`, over 40,000 orders per cell
 //!   (about a second; the PostgreSQL cells' 3,000 took under 0.1 s).
 //!
@@ -44,6 +51,9 @@
 //! `CHECKOUT_BENCH_ONLY=uniform:8` runs one cell; with it,
 //! `CHECKOUT_BENCH_PROFILE=library` (or `anchor`, or `memory`) runs one side
 //! of that cell alone, after a 3 s pause to attach a profiler.
+//! `CHECKOUT_BENCH_SQL` holds statements to run on the schema once it is set
+//! up, for experiments: what does the library's SQL gain without an index
+//! or a constraint?
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -336,6 +346,129 @@ enum Anchor {
     TwoCommitsFull,
 }
 
+/// The library's own SQL, from the least client code: per order the
+/// statements `PgStore` sends for a checkout — its read, one call of
+/// `cw_begin_and_reserve`, one of `cw_place_order` — on the library's tables,
+/// with the order's document a fixed text of the library's size. No engine:
+/// no pricing, no documents built or parsed, no payment provider. Set
+/// against the library, it shows what the library's process adds; set
+/// against the two-commit anchor, what the library's rows cost in the
+/// database.
+async fn run_library_sql(
+    pool: &PgPool,
+    carts: Vec<(CartId, Vec<Uuid>)>,
+    location: Uuid,
+    template: Arc<(String, rust_decimal::Decimal)>,
+    tasks: usize,
+) -> f64 {
+    let n = carts.len();
+    let queue = Arc::new(std::sync::Mutex::new(carts));
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let pool = pool.clone();
+        let queue = queue.clone();
+        let template = template.clone();
+        handles.push(tokio::spawn(async move {
+            loop {
+                let Some((cart, mut variants)) = queue.lock().unwrap().pop() else {
+                    break;
+                };
+                variants.sort();
+                let rows = sqlx::query(LIBRARY_READ)
+                    .bind(cart.as_uuid())
+                    .bind(Vec::<Uuid>::new())
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+                let version: i64 = rows
+                    .iter()
+                    .find(|r| sqlx::Row::get::<i32, _>(*r, "kind") == 3)
+                    .map(|r| sqlx::Row::get(r, "version"))
+                    .unwrap();
+                let now = chrono::Utc::now();
+                let key = Uuid::new_v4().to_string();
+                let (lease, reservation, order) = (Uuid::new_v4(), Uuid::now_v7(), Uuid::now_v7());
+                let locations: Vec<Option<Uuid>> = variants.iter().map(|_| Some(location)).collect();
+                let quantities: Vec<i64> = variants.iter().map(|_| 1).collect();
+                sqlx::query(
+                    "SELECT cw_begin_and_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                )
+                .bind(&key)
+                .bind(cart.as_uuid())
+                .bind("tok_visa")
+                .bind(lease)
+                .bind(now + chrono::Duration::minutes(1))
+                .bind(now)
+                .bind(reservation)
+                .bind(now + chrono::Duration::minutes(10))
+                .bind(&variants)
+                .bind(&locations)
+                .bind(&quantities)
+                .bind(Vec::<String>::new())
+                .bind(Vec::<i64>::new())
+                .bind(Vec::<i64>::new())
+                .execute(&pool)
+                .await
+                .unwrap();
+                let (doc, total) = &*template;
+                sqlx::query(
+                    "SELECT cw_place_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::json, $13, $14, $15, $16, $17)",
+                )
+                .bind(&key)
+                .bind(lease)
+                .bind(now)
+                .bind(reservation)
+                .bind(order)
+                .bind(sqlx::types::Json(now))
+                .bind(cart.as_uuid())
+                .bind(version)
+                .bind(None::<Uuid>)
+                .bind("USD")
+                .bind(*total)
+                .bind(doc.as_str())
+                .bind(Uuid::now_v7())
+                .bind(sqlx::types::Json(serde_json::json!({
+                    "type": "order_placed", "order_id": order,
+                    "total": {"amount": total.to_string(), "currency": "USD"}
+                })))
+                .bind(format!("test_auth_{order}"))
+                .bind(true)
+                .bind("bench@example.com")
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// `PgStore`'s checkout read (`cart_for_pricing`), as the adapter sends it.
+const LIBRARY_READ: &str = "WITH c AS (SELECT active, version, doc FROM cw_carts WHERE id = $1)
+     SELECT 0 AS kind, v.doc AS variant,
+            (SELECT p.summary FROM cw_products p WHERE p.id = v.product_id) AS summary,
+            NULL::text AS code, NULL::uuid AS promotion_id, NULL::bigint AS max_uses,
+            NULL::uuid[] AS more_promotions, NULL::bigint AS version,
+            NULL::boolean AS active, NULL::jsonb AS doc,
+            (SELECT array_agg(s.location_id) FROM cw_stock s
+              WHERE s.variant_id = v.id) AS stock_locations
+     FROM cw_variants v
+     WHERE v.id = ANY (array(SELECT (l->>'variant_id')::uuid
+                               FROM c, jsonb_array_elements(c.doc->'lines') AS l)
+                       || $2::uuid[])
+     UNION ALL
+     SELECT 1, NULL, NULL, code, promotion_id, max_uses, more_promotions, NULL, NULL, NULL, NULL
+     FROM cw_coupons
+     WHERE code = ANY (array(SELECT jsonb_array_elements_text(c.doc->'coupon_codes') FROM c))
+     UNION ALL
+     SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, version, NULL, NULL, NULL FROM cw_pricing_version
+     UNION ALL
+     SELECT 3, NULL, NULL, NULL, NULL, NULL, NULL, version, active, doc, NULL FROM c";
+
 async fn run_anchor(
     pool: &PgPool,
     variants: &[VariantId],
@@ -576,6 +709,15 @@ async fn main() {
         .execute(&pg)
         .await
         .unwrap();
+    // `CHECKOUT_BENCH_SQL`: statements run on the bench's schema once it is
+    // set up, for experiments (what does dropping this index save?).
+    if let Ok(sql) = std::env::var("CHECKOUT_BENCH_SQL") {
+        eprintln!("running CHECKOUT_BENCH_SQL");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&pg)
+            .await
+            .unwrap();
+    }
     // Untimed warm-up of the library and of every anchor, so that no table
     // is empty when the statistics are taken. With an empty table, a
     // server process caches a plan that scans it (a foreign-key check on
@@ -594,6 +736,13 @@ async fn main() {
         run_anchor(&pg, &variants, warm.clone(), 8, shape).await;
     }
     sqlx::query("VACUUM ANALYZE").execute(&pg).await.unwrap();
+    // A placed order's document, for the library's SQL without the library.
+    let template: Arc<(String, rust_decimal::Decimal)> = Arc::new(
+        sqlx::query_as("SELECT doc::text, total FROM cw_orders LIMIT 1")
+            .fetch_one(&pg)
+            .await
+            .unwrap(),
+    );
 
     let memory = engine_on(Arc::new(MemoryStore::new())).await;
     let mem_variants = seed_catalog(&memory).await;
@@ -609,9 +758,9 @@ async fn main() {
     }
 
     println!(
-        "| profile | tasks | library (PgStore) /s | one-call anchor /s | three-commit anchor /s | two-commit anchor, bare /s | two-commit anchor /s | library ÷ two-commit | memory /s |"
+        "| profile | tasks | library (PgStore) /s | one-call anchor /s | three-commit anchor /s | two-commit anchor, bare /s | two-commit anchor /s | library ÷ two-commit | library's SQL /s | memory /s |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut last_line = None;
     let mut cpu_rows = Vec::new();
     // `CHECKOUT_BENCH_ONLY=uniform:8` runs one cell (for profiling).
@@ -626,6 +775,12 @@ async fn main() {
             let seed = 0x5eed + tasks as u64;
             let plan = orders(profile, n, seed);
             let lib_carts = carts(&engine, &variants, &plan).await;
+            let sql_carts: Vec<(CartId, Vec<Uuid>)> = carts(&engine, &variants, &plan)
+                .await
+                .into_iter()
+                .zip(&plan)
+                .map(|(c, o)| (c, o.iter().map(|i| variants[*i].as_uuid()).collect()))
+                .collect();
             // The in-memory store does tens of thousands a second: its
             // cell gets enough orders to run for about a second (3,000
             // took under 0.1 s, and the rate moved by half between runs).
@@ -681,13 +836,23 @@ async fn main() {
             let one = run_anchor(&pg, &variants, plan.clone(), tasks, Anchor::OneCall).await;
             let three = run_anchor(&pg, &variants, plan.clone(), tasks, Anchor::ThreeCommits).await;
             let bare = run_anchor(&pg, &variants, plan, tasks, Anchor::TwoCommits).await;
+            let c3 = cpu_ticks();
+            let sql = run_library_sql(
+                &pg,
+                sql_carts,
+                location.id().as_uuid(),
+                template.clone(),
+                tasks,
+            )
+            .await;
+            let sql_cpu = cpu_per_order(c3, cpu_ticks(), n);
             cpu_rows.push(format!(
-                "| {profile:?} | {tasks} | {} | {} | {} | {} |",
-                lib_cpu.0, lib_cpu.1, two_cpu.0, two_cpu.1
+                "| {profile:?} | {tasks} | {} | {} | {} | {} | {} | {} |",
+                lib_cpu.0, lib_cpu.1, sql_cpu.0, sql_cpu.1, two_cpu.0, two_cpu.1
             ));
             let mem = run_library(&memory, mem_carts, tasks).await;
             println!(
-                "| {profile:?} | {tasks} | {library:.0} | {one:.0} | {three:.0} | {bare:.0} | {two:.0} | {:.0}% | {mem:.0} |",
+                "| {profile:?} | {tasks} | {library:.0} | {one:.0} | {three:.0} | {bare:.0} | {two:.0} | {:.0}% | {sql:.0} | {mem:.0} |",
                 100.0 * library / two,
             );
             if profile == Profile::Uniform && tasks == 8 {
@@ -703,9 +868,9 @@ async fn main() {
         "CPU per order, µs (bench process = library or client; rest = the database and the machine):"
     );
     println!(
-        "| profile | tasks | library: process | library: rest | two-commit anchor: process | two-commit anchor: rest |"
+        "| profile | tasks | library: process | library: rest | library's SQL: process | library's SQL: rest | two-commit anchor: process | two-commit anchor: rest |"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for row in cpu_rows {
         println!("{row}");
     }
