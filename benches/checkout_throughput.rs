@@ -208,30 +208,49 @@ async fn carts(engine: &Engine, variants: &[VariantId], orders: &[Vec<usize>]) -
 
 /// Checks out every cart with `tasks` workers; returns checkouts per second.
 async fn run_library(engine: &Engine, carts: Vec<CartId>, tasks: usize) -> f64 {
-    let queue = Arc::new(std::sync::Mutex::new(carts));
-    let n = queue.lock().unwrap().len();
-    let start = Instant::now();
-    let mut handles = Vec::new();
-    for _ in 0..tasks {
+    let engine = engine.clone();
+    run_workers(carts, tasks, move |cart| {
         let engine = engine.clone();
-        let queue = queue.clone();
-        handles.push(tokio::spawn(async move {
-            loop {
-                let Some(cart) = queue.lock().unwrap().pop() else {
-                    break;
-                };
-                engine
-                    .checkout(CheckoutRequest::new(
-                        cart,
-                        IdempotencyKey::random(),
-                        "tok_visa",
-                        Actor::Guest,
-                    ))
-                    .await
-                    .unwrap();
-            }
-        }));
-    }
+        async move {
+            engine
+                .checkout(CheckoutRequest::new(
+                    cart,
+                    IdempotencyKey::random(),
+                    "tok_visa",
+                    Actor::Guest,
+                ))
+                .await
+                .unwrap();
+        }
+    })
+    .await
+}
+
+/// Runs `work` on every item with `tasks` workers taking items from one
+/// queue; returns items per second.
+async fn run_workers<T, F, Fut>(items: Vec<T>, tasks: usize, work: F) -> f64
+where
+    T: Send + 'static,
+    F: Fn(T) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let n = items.len();
+    let queue = Arc::new(std::sync::Mutex::new(items));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let queue = queue.clone();
+            let work = work.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Some(item) = queue.lock().unwrap().pop() else {
+                        break;
+                    };
+                    work(item).await;
+                }
+            })
+        })
+        .collect();
     for h in handles {
         h.await.unwrap();
     }
@@ -361,19 +380,11 @@ async fn run_library_sql(
     template: Arc<(String, rust_decimal::Decimal)>,
     tasks: usize,
 ) -> f64 {
-    let n = carts.len();
-    let queue = Arc::new(std::sync::Mutex::new(carts));
-    let start = Instant::now();
-    let mut handles = Vec::new();
-    for _ in 0..tasks {
+    let pool = pool.clone();
+    run_workers(carts, tasks, move |(cart, mut variants)| {
         let pool = pool.clone();
-        let queue = queue.clone();
         let template = template.clone();
-        handles.push(tokio::spawn(async move {
-            loop {
-                let Some((cart, mut variants)) = queue.lock().unwrap().pop() else {
-                    break;
-                };
+        async move {
                 variants.sort();
                 let rows = sqlx::query(LIBRARY_READ)
                     .bind(cart.as_uuid())
@@ -438,36 +449,13 @@ async fn run_library_sql(
                 .execute(&pool)
                 .await
                 .unwrap();
-            }
-        }));
-    }
-    for h in handles {
-        h.await.unwrap();
-    }
-    n as f64 / start.elapsed().as_secs_f64()
+        }
+    })
+    .await
 }
 
-/// `PgStore`'s checkout read (`cart_for_pricing`), as the adapter sends it.
-const LIBRARY_READ: &str = "WITH c AS (SELECT active, version, doc FROM cw_carts WHERE id = $1)
-     SELECT 0 AS kind, v.doc AS variant,
-            (SELECT p.summary FROM cw_products p WHERE p.id = v.product_id) AS summary,
-            NULL::text AS code, NULL::uuid AS promotion_id, NULL::bigint AS max_uses,
-            NULL::uuid[] AS more_promotions, NULL::bigint AS version,
-            NULL::boolean AS active, NULL::jsonb AS doc,
-            (SELECT array_agg(s.location_id) FROM cw_stock s
-              WHERE s.variant_id = v.id) AS stock_locations
-     FROM cw_variants v
-     WHERE v.id = ANY (array(SELECT (l->>'variant_id')::uuid
-                               FROM c, jsonb_array_elements(c.doc->'lines') AS l)
-                       || $2::uuid[])
-     UNION ALL
-     SELECT 1, NULL, NULL, code, promotion_id, max_uses, more_promotions, NULL, NULL, NULL, NULL
-     FROM cw_coupons
-     WHERE code = ANY (array(SELECT jsonb_array_elements_text(c.doc->'coupon_codes') FROM c))
-     UNION ALL
-     SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, version, NULL, NULL, NULL FROM cw_pricing_version
-     UNION ALL
-     SELECT 3, NULL, NULL, NULL, NULL, NULL, NULL, version, active, doc, NULL FROM c";
+/// `PgStore`'s checkout read (`cart_for_pricing`): the adapter's own file.
+const LIBRARY_READ: &str = include_str!("../src/adapters/sql/checkout_read.sql");
 
 async fn run_anchor(
     pool: &PgPool,
@@ -477,14 +465,11 @@ async fn run_anchor(
     shape: Anchor,
 ) -> f64 {
     let n = orders.len();
-    let queue = Arc::new(std::sync::Mutex::new(orders));
     let variants: Arc<Vec<Uuid>> = Arc::new(variants.iter().map(|v| v.as_uuid()).collect());
     // The full shape reads and completes a cart: one per order (not timed).
     let carts: Arc<Vec<Uuid>> = Arc::new(if shape == Anchor::TwoCommitsFull {
         let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
-        let lines: Vec<String> = queue
-            .lock()
-            .unwrap()
+        let lines: Vec<String> = orders
             .iter()
             .map(|o| {
                 let v: Vec<String> = o.iter().map(|i| variants[*i].to_string()).collect();
@@ -504,116 +489,106 @@ async fn run_anchor(
         Vec::new()
     });
     let next_cart = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let start = Instant::now();
-    let mut handles = Vec::new();
-    for _ in 0..tasks {
+    let pool = pool.clone();
+    run_workers(orders, tasks, move |order| {
         let pool = pool.clone();
         let carts = carts.clone();
         let next_cart = next_cart.clone();
-        let queue = queue.clone();
         let variants = variants.clone();
-        handles.push(tokio::spawn(async move {
-            loop {
-                let Some(order) = queue.lock().unwrap().pop() else {
-                    break;
-                };
-                let ids: Vec<Uuid> = order.iter().map(|i| variants[*i]).collect();
-                let id = Uuid::now_v7();
-                let total = rust_decimal::Decimal::new(1000, 2);
-                if shape == Anchor::TwoCommitsFull {
-                    let key = Uuid::new_v4();
-                    let cart = carts[next_cart.fetch_add(1, std::sync::atomic::Ordering::Relaxed)];
-                    let rows: Vec<(i32, Uuid, serde_json::Value)> = sqlx::query_as(
-                        "SELECT c.version, v.id, v.doc FROM anchor_carts c
+        async move {
+            let ids: Vec<Uuid> = order.iter().map(|i| variants[*i]).collect();
+            let id = Uuid::now_v7();
+            let total = rust_decimal::Decimal::new(1000, 2);
+            if shape == Anchor::TwoCommitsFull {
+                let key = Uuid::new_v4();
+                let cart = carts[next_cart.fetch_add(1, std::sync::atomic::Ordering::Relaxed)];
+                let rows: Vec<(i32, Uuid, serde_json::Value)> = sqlx::query_as(
+                    "SELECT c.version, v.id, v.doc FROM anchor_carts c
                          JOIN cw_variants v ON v.id = ANY (c.variant_ids)
                          WHERE c.id = $1 AND c.active",
-                    )
-                    .bind(cart)
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap();
-                    let version = rows[0].0;
-                    let mut ids: Vec<Uuid> = rows.iter().map(|r| r.1).collect();
-                    ids.sort();
-                    sqlx::query("SELECT anchor_full_one($1, $2, $3)")
-                        .bind(key)
-                        .bind(id)
-                        .bind(&ids)
-                        .execute(&pool)
-                        .await
-                        .unwrap();
-                    sqlx::query("SELECT anchor_full_two($1, $2, $3, $4, $5, $6)")
-                        .bind(key)
-                        .bind(id)
-                        .bind(cart)
-                        .bind(version)
-                        .bind(&ids)
-                        .bind(total)
-                        .execute(&pool)
-                        .await
-                        .unwrap();
-                    continue;
-                }
-                if shape == Anchor::TwoCommits {
-                    let key = Uuid::new_v4();
-                    let _docs: Vec<serde_json::Value> =
-                        sqlx::query_scalar("SELECT doc FROM cw_variants WHERE id = ANY($1)")
-                            .bind(&ids)
-                            .fetch_all(&pool)
-                            .await
-                            .unwrap();
-                    sqlx::query("SELECT anchor_commit_one($1, $2, $3)")
-                        .bind(key)
-                        .bind(id)
-                        .bind(&ids)
-                        .execute(&pool)
-                        .await
-                        .unwrap();
-                    sqlx::query("SELECT anchor_commit_two($1, $2, $3, $4)")
-                        .bind(key)
-                        .bind(id)
-                        .bind(&ids)
-                        .bind(total)
-                        .execute(&pool)
-                        .await
-                        .unwrap();
-                    continue;
-                }
-                if shape == Anchor::OneCall {
-                    sqlx::query("SELECT anchor_checkout($1, $2, $3)")
-                        .bind(id)
-                        .bind(&ids)
-                        .bind(total)
-                        .execute(&pool)
-                        .await
-                        .unwrap();
-                    continue;
-                }
-                sqlx::query("SELECT anchor_reserve($1, $2)")
+                )
+                .bind(cart)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                let version = rows[0].0;
+                let mut ids: Vec<Uuid> = rows.iter().map(|r| r.1).collect();
+                ids.sort();
+                sqlx::query("SELECT anchor_full_one($1, $2, $3)")
+                    .bind(key)
                     .bind(id)
                     .bind(&ids)
                     .execute(&pool)
                     .await
                     .unwrap();
-                sqlx::query("SELECT anchor_place($1, $2, $3)")
+                sqlx::query("SELECT anchor_full_two($1, $2, $3, $4, $5, $6)")
+                    .bind(key)
+                    .bind(id)
+                    .bind(cart)
+                    .bind(version)
+                    .bind(&ids)
+                    .bind(total)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                return;
+            }
+            if shape == Anchor::TwoCommits {
+                let key = Uuid::new_v4();
+                let _docs: Vec<serde_json::Value> =
+                    sqlx::query_scalar("SELECT doc FROM cw_variants WHERE id = ANY($1)")
+                        .bind(&ids)
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap();
+                sqlx::query("SELECT anchor_commit_one($1, $2, $3)")
+                    .bind(key)
+                    .bind(id)
+                    .bind(&ids)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                sqlx::query("SELECT anchor_commit_two($1, $2, $3, $4)")
+                    .bind(key)
                     .bind(id)
                     .bind(&ids)
                     .bind(total)
                     .execute(&pool)
                     .await
                     .unwrap();
-                sqlx::query("UPDATE anchor_payments SET status = 'captured' WHERE id = $1")
+                return;
+            }
+            if shape == Anchor::OneCall {
+                sqlx::query("SELECT anchor_checkout($1, $2, $3)")
                     .bind(id)
+                    .bind(&ids)
+                    .bind(total)
                     .execute(&pool)
                     .await
                     .unwrap();
+                return;
             }
-        }));
-    }
-    for h in handles {
-        h.await.unwrap();
-    }
-    n as f64 / start.elapsed().as_secs_f64()
+            sqlx::query("SELECT anchor_reserve($1, $2)")
+                .bind(id)
+                .bind(&ids)
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query("SELECT anchor_place($1, $2, $3)")
+                .bind(id)
+                .bind(&ids)
+                .bind(total)
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query("UPDATE anchor_payments SET status = 'captured' WHERE id = $1")
+                .bind(id)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    })
+    .await
 }
 
 /// CPU time so far, in clock ticks (1/100 s on Linux): this process's and

@@ -61,6 +61,10 @@ use crate::store::{
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// Checkout's read, in its own file so the checkout bench sends the very
+/// same statement.
+const CHECKOUT_READ: &str = include_str!("sql/checkout_read.sql");
+
 /// How often a transaction that lost a serialization race or a deadlock is
 /// retried, unless [`PgOptions::max_retries`] says otherwise.
 pub const MAX_TX_RETRIES: u32 = 8;
@@ -3537,37 +3541,16 @@ impl PgStore {
         cart_id: CartId,
         extra: &[VariantId],
     ) -> Try<(Cart, PricingInputs)> {
-        let rows = sqlx::query(
-            "WITH c AS (SELECT active, version, doc FROM cw_carts WHERE id = $1)
-             SELECT 0 AS kind, v.doc AS variant,
-                    (SELECT p.summary FROM cw_products p WHERE p.id = v.product_id) AS summary,
-                    NULL::text AS code, NULL::uuid AS promotion_id, NULL::bigint AS max_uses,
-                    NULL::uuid[] AS more_promotions, NULL::bigint AS version,
-                    NULL::boolean AS active, NULL::jsonb AS doc,
-                    (SELECT array_agg(s.location_id) FROM cw_stock s
-                      WHERE s.variant_id = v.id) AS stock_locations
-             FROM cw_variants v
-             WHERE v.id = ANY (array(SELECT (l->>'variant_id')::uuid
-                                       FROM c, jsonb_array_elements(c.doc->'lines') AS l)
-                               || $2::uuid[])
-             UNION ALL
-             SELECT 1, NULL, NULL, code, promotion_id, max_uses, more_promotions, NULL, NULL, NULL, NULL
-             FROM cw_coupons
-             WHERE code = ANY (array(SELECT jsonb_array_elements_text(c.doc->'coupon_codes') FROM c))
-             UNION ALL
-             SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, version, NULL, NULL, NULL FROM cw_pricing_version
-             UNION ALL
-             SELECT 3, NULL, NULL, NULL, NULL, NULL, NULL, version, active, doc, NULL FROM c",
-        )
-        .bind(cart_id.as_uuid())
-        // Every lookup above is by key through `= ANY (array)`, and no
-        // estimate depends on a parameter's value: the server keeps one
-        // generic plan. With `IN (… UNION unnest($2))`, the estimate
-        // followed the array's length, so each call was planned again
-        // (0.5 ms, more than running it; BENCHMARKS.md, session 8).
-        .bind(uuids(extra, |v| v.as_uuid()))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(CHECKOUT_READ)
+            .bind(cart_id.as_uuid())
+            // Every lookup above is by key through `= ANY (array)`, and no
+            // estimate depends on a parameter's value: the server keeps one
+            // generic plan. With `IN (… UNION unnest($2))`, the estimate
+            // followed the array's length, so each call was planned again
+            // (0.5 ms, more than running it; BENCHMARKS.md, session 8).
+            .bind(uuids(extra, |v| v.as_uuid()))
+            .fetch_all(&self.pool)
+            .await?;
         let mut cart = None;
         let mut inputs = Vec::with_capacity(rows.len());
         for row in rows {
