@@ -385,70 +385,72 @@ async fn run_library_sql(
         let pool = pool.clone();
         let template = template.clone();
         async move {
-                variants.sort();
-                let rows = sqlx::query(LIBRARY_READ)
-                    .bind(cart.as_uuid())
-                    .bind(Vec::<Uuid>::new())
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap();
-                let version: i64 = rows
-                    .iter()
-                    .find(|r| sqlx::Row::get::<i32, _>(*r, "kind") == 3)
-                    .map(|r| sqlx::Row::get(r, "version"))
-                    .unwrap();
-                let now = chrono::Utc::now();
-                let key = Uuid::new_v4().to_string();
-                let (lease, reservation, order) = (Uuid::new_v4(), Uuid::now_v7(), Uuid::now_v7());
-                let locations: Vec<Option<Uuid>> = variants.iter().map(|_| Some(location)).collect();
-                let quantities: Vec<i64> = variants.iter().map(|_| 1).collect();
-                sqlx::query(
-                    "SELECT cw_begin_and_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                )
-                .bind(&key)
+            variants.sort();
+            let rows = sqlx::query(LIBRARY_READ)
                 .bind(cart.as_uuid())
-                .bind("tok_visa")
-                .bind(lease)
-                .bind(now + chrono::Duration::minutes(1))
-                .bind(now)
-                .bind(reservation)
-                .bind(now + chrono::Duration::minutes(10))
-                .bind(&variants)
-                .bind(&locations)
-                .bind(&quantities)
-                .bind(Vec::<String>::new())
-                .bind(Vec::<i64>::new())
-                .bind(Vec::<i64>::new())
-                .execute(&pool)
+                .bind(Vec::<Uuid>::new())
+                .fetch_all(&pool)
                 .await
                 .unwrap();
-                let (doc, total) = &*template;
-                sqlx::query(
-                    "SELECT cw_place_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::json, $13, $14, $15, $16, $17)",
-                )
-                .bind(&key)
-                .bind(lease)
-                .bind(now)
-                .bind(reservation)
-                .bind(order)
-                .bind(sqlx::types::Json(now))
-                .bind(cart.as_uuid())
-                .bind(version)
-                .bind(None::<Uuid>)
-                .bind("USD")
-                .bind(*total)
-                .bind(doc.as_str())
-                .bind(Uuid::now_v7())
-                .bind(sqlx::types::Json(serde_json::json!({
-                    "type": "order_placed", "order_id": order,
-                    "total": {"amount": total.to_string(), "currency": "USD"}
-                })))
-                .bind(format!("test_auth_{order}"))
-                .bind(true)
-                .bind("bench@example.com")
-                .execute(&pool)
-                .await
+            let version: i64 = rows
+                .iter()
+                .find(|r| sqlx::Row::get::<i32, _>(*r, "kind") == 3)
+                .map(|r| sqlx::Row::get(r, "version"))
                 .unwrap();
+            let now = chrono::Utc::now();
+            let key = Uuid::new_v4().to_string();
+            let (lease, reservation, order) =
+                (Uuid::new_v4(), Uuid::now_v7(), Uuid::now_v7());
+            let locations: Vec<Option<Uuid>> =
+                variants.iter().map(|_| Some(location)).collect();
+            let quantities: Vec<i64> = variants.iter().map(|_| 1).collect();
+            sqlx::query(
+                "SELECT cw_begin_and_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            )
+            .bind(&key)
+            .bind(cart.as_uuid())
+            .bind("tok_visa")
+            .bind(lease)
+            .bind(now + chrono::Duration::minutes(1))
+            .bind(now)
+            .bind(reservation)
+            .bind(now + chrono::Duration::minutes(10))
+            .bind(&variants)
+            .bind(&locations)
+            .bind(&quantities)
+            .bind(Vec::<String>::new())
+            .bind(Vec::<i64>::new())
+            .bind(Vec::<i64>::new())
+            .execute(&pool)
+            .await
+            .unwrap();
+            let (doc, total) = &*template;
+            sqlx::query(
+                "SELECT cw_place_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::json, $13, $14, $15, $16, $17)",
+            )
+            .bind(&key)
+            .bind(lease)
+            .bind(now)
+            .bind(reservation)
+            .bind(order)
+            .bind(sqlx::types::Json(now))
+            .bind(cart.as_uuid())
+            .bind(version)
+            .bind(None::<Uuid>)
+            .bind("USD")
+            .bind(*total)
+            .bind(doc.as_str())
+            .bind(Uuid::now_v7())
+            .bind(sqlx::types::Json(serde_json::json!({
+                "type": "order_placed", "order_id": order,
+                "total": {"amount": total.to_string(), "currency": "USD"}
+            })))
+            .bind(format!("test_auth_{order}"))
+            .bind(true)
+            .bind("bench@example.com")
+            .execute(&pool)
+            .await
+            .unwrap();
         }
     })
     .await

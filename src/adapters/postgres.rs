@@ -295,22 +295,19 @@ fn doc<T: DeserializeOwned>(row: &PgRow, name: &str, entity: &'static str) -> Tr
 /// for a `json` column, which keeps the text as written (an order's
 /// document, migration 0017).
 fn json_text<T: Serialize>(value: &T) -> Try<String> {
-    serde_json::to_string(value).map_err(|e| {
-        Fail::Domain(Error::Storage {
-            message: format!("cannot serialize: {e}"),
-            source: None,
-        })
-    })
+    serde_json::to_string(value).map_err(cannot_serialize)
 }
 
 /// A value as JSON text, ready to bind as JSONB (no intermediate
 /// `serde_json::Value`: an order's document is serialized once).
 fn to_json<T: Serialize>(value: &T) -> Try<Box<serde_json::value::RawValue>> {
-    serde_json::value::to_raw_value(value).map_err(|e| {
-        Fail::Domain(Error::Storage {
-            message: format!("cannot serialize: {e}"),
-            source: None,
-        })
+    serde_json::value::to_raw_value(value).map_err(cannot_serialize)
+}
+
+fn cannot_serialize(e: serde_json::Error) -> Fail {
+    Fail::Domain(Error::Storage {
+        message: format!("cannot serialize: {e}"),
+        source: None,
     })
 }
 
@@ -3543,9 +3540,9 @@ impl PgStore {
     ) -> Try<(Cart, PricingInputs)> {
         let rows = sqlx::query(CHECKOUT_READ)
             .bind(cart_id.as_uuid())
-            // Every lookup above is by key through `= ANY (array)`, and no
-            // estimate depends on a parameter's value: the server keeps one
-            // generic plan. With `IN (… UNION unnest($2))`, the estimate
+            // Every lookup in the statement is by key through
+            // `= ANY (array)`, and no estimate depends on a parameter's
+            // value: the server keeps one generic plan. With `IN (… UNION unnest($2))`, the estimate
             // followed the array's length, so each call was planned again
             // (0.5 ms, more than running it; BENCHMARKS.md, session 8).
             .bind(uuids(extra, |v| v.as_uuid()))
