@@ -141,7 +141,9 @@
 //! [`Error::LimitExceeded`]: for example [`cart::MAX_LINES_PER_CART`],
 //! [`cart::MAX_QUANTITY_PER_LINE`], [`cart::MAX_CODES_PER_CART`],
 //! [`pricing::MAX_CONDITIONS`], [`pricing::MAX_CANDIDATES`],
-//! [`catalog::MAX_VARIANTS_PER_PRODUCT`] and [`store::MAX_PAGE_SIZE`].
+//! [`catalog::MAX_VARIANTS_PER_PRODUCT`] and [`store::MAX_PAGE_SIZE`]; and
+//! every amount a user enters is at most [`money::MAX_AMOUNT_UNITS`] whole
+//! units.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod adapters;

@@ -572,6 +572,22 @@ async fn a_customer_is_exported_and_erased_leaving_the_books(backend: Backend) {
     let as_guest = zelda_cart(&shop, &Actor::Guest, v).await;
     let guest_order = shop.place(as_guest, "zelda-2").await;
     zelda_cart(&shop, &Actor::Guest, v).await;
+    // A 3-D Secure payment of hers still waits: the checkout record keeps
+    // the order it will place, with her address.
+    let waiting = zelda_cart(&shop, &me, v).await;
+    let step = shop
+        .engine
+        .start_checkout(CheckoutRequest::new(
+            waiting,
+            cartwright::id::IdempotencyKey::new("zelda-3ds").unwrap(),
+            "tok_3ds",
+            me.clone(),
+        ))
+        .await
+        .unwrap();
+    let cartwright::checkout::CheckoutStep::AwaitingPayment(session) = step else {
+        panic!("expected a waiting payment, got {step:?}");
+    };
     // Someone else, who must be left alone.
     let other_cart = shop.ready_cart(&[(v, 1)]).await;
     let other = shop.place(other_cart.id(), "other-1").await;
@@ -613,15 +629,39 @@ async fn a_customer_is_exported_and_erased_leaving_the_books(backend: Backend) {
         .erase_customer(&staff, zelda.id())
         .await
         .unwrap();
-    assert_eq!((erasure.carts, erasure.orders), (3, 2));
+    assert_eq!((erasure.carts, erasure.orders), (4, 2));
     assert!(erasure.customer.erased());
 
-    // Her details are nowhere in the store; the other buyer's are.
-    let everything = format!("{:?}", shop.snapshot().await);
+    // Her details are nowhere in the store — every map, every table,
+    // nothing hidden — while the other buyer's are.
+    let everything = shop.everything().await;
+    assert!(everything.contains("buyer@example.com") && everything.contains("1 Navy Way"));
     for detail in ZELDA {
         assert!(!everything.contains(detail), "{detail} is still stored");
     }
-    assert!(everything.contains("buyer@example.com"));
+    // The waiting payment can no longer place an order for the erased cart:
+    // it is given back, and nothing of hers comes back with it.
+    shop.payments.complete_action(&session.reference).unwrap();
+    let completed = shop
+        .engine
+        .complete_checkout(
+            &me,
+            waiting,
+            &cartwright::id::IdempotencyKey::new("zelda-3ds").unwrap(),
+        )
+        .await;
+    assert!(completed.is_err(), "{completed:?}");
+    let hold = shop
+        .payments
+        .authorizations()
+        .into_iter()
+        .find(|a| a.reference == session.reference)
+        .unwrap();
+    assert!(hold.voided, "the waiting payment is given back: {hold:?}");
+    let everything = shop.everything().await;
+    for detail in ZELDA {
+        assert!(!everything.contains(detail), "{detail} is stored again");
+    }
     // The books are whole: the orders, their totals, payments and the tax jurisdiction.
     for (before, id) in [(&placed, placed.id()), (&guest_order, guest_order.id())] {
         let after = shop.engine.order(&Actor::System, id).await.unwrap();

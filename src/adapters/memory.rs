@@ -41,7 +41,7 @@ use crate::store::{
     check_consumer, check_limit,
 };
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 struct Level {
     on_hand: i64,
     reserved: i64,
@@ -98,6 +98,108 @@ struct State {
 #[cfg(any(test, feature = "test-util"))]
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemorySnapshot(State);
+
+#[cfg(any(test, feature = "test-util"))]
+impl MemorySnapshot {
+    /// Every map and list of the store as JSON (an object keyed by field
+    /// name; maps as lists of `[key, value]` pairs), with nothing hidden —
+    /// where `Debug` shows only a customer's number of addresses, this has
+    /// the addresses — to search for data that must be gone (an erasure
+    /// test). The state is taken apart field by field with no `..`, so a
+    /// map added to the store does not compile until it is listed here.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if a value cannot be written as JSON.
+    pub fn to_json(&self) -> Result<serde_json::Value> {
+        fn pairs<'a, K: serde::Serialize + 'a, V: serde::Serialize + 'a>(
+            map: impl IntoIterator<Item = (&'a K, &'a V)>,
+        ) -> Vec<(&'a K, &'a V)> {
+            map.into_iter().collect()
+        }
+        let State {
+            products,
+            skus,
+            variants,
+            categories,
+            collections,
+            customers,
+            emails,
+            groups,
+            carts,
+            locations,
+            stock,
+            reservations,
+            pending,
+            checkouts,
+            orders,
+            customer_orders,
+            events,
+            cursors,
+            usage,
+            payment_refs,
+            session_refs,
+            channels,
+            low_stock,
+            gift_cards,
+            gift_codes,
+            checkout_refs,
+            promotions,
+            price_lists,
+            coupons,
+            pricing_version,
+        } = &self.0;
+        let products: Vec<(&ProductId, &Product)> =
+            products.iter().map(|(k, v)| (k, v.as_ref())).collect();
+        let stock: Vec<(String, &Level)> = stock
+            .iter()
+            .map(|((v, l), level)| (format!("{v}/{l}"), level))
+            .collect();
+        let fields = [
+            ("products", serde_json::to_value(&products)),
+            ("skus", serde_json::to_value(pairs(skus))),
+            ("variants", serde_json::to_value(pairs(variants))),
+            ("categories", serde_json::to_value(pairs(categories))),
+            ("collections", serde_json::to_value(pairs(collections))),
+            ("customers", serde_json::to_value(pairs(customers))),
+            ("emails", serde_json::to_value(pairs(emails))),
+            ("groups", serde_json::to_value(pairs(groups))),
+            ("carts", serde_json::to_value(pairs(carts))),
+            ("locations", serde_json::to_value(locations)),
+            ("stock", serde_json::to_value(&stock)),
+            ("reservations", serde_json::to_value(pairs(reservations))),
+            ("pending", serde_json::to_value(pending)),
+            ("checkouts", serde_json::to_value(pairs(checkouts))),
+            ("orders", serde_json::to_value(pairs(orders))),
+            (
+                "customer_orders",
+                serde_json::to_value(pairs(customer_orders)),
+            ),
+            ("events", serde_json::to_value(events)),
+            ("cursors", serde_json::to_value(pairs(cursors))),
+            ("usage", serde_json::to_value(pairs(usage))),
+            ("payment_refs", serde_json::to_value(pairs(payment_refs))),
+            ("session_refs", serde_json::to_value(pairs(session_refs))),
+            ("channels", serde_json::to_value(pairs(channels))),
+            ("low_stock", serde_json::to_value(low_stock)),
+            ("gift_cards", serde_json::to_value(pairs(gift_cards))),
+            ("gift_codes", serde_json::to_value(pairs(gift_codes))),
+            ("checkout_refs", serde_json::to_value(pairs(checkout_refs))),
+            ("promotions", serde_json::to_value(pairs(promotions))),
+            ("price_lists", serde_json::to_value(pairs(price_lists))),
+            ("coupons", serde_json::to_value(pairs(coupons))),
+            ("pricing_version", serde_json::to_value(pricing_version)),
+        ];
+        let mut value = serde_json::Map::new();
+        for (name, field) in fields {
+            let field = field.map_err(|e| Error::Storage {
+                message: format!("the memory store's {name} cannot be written as JSON: {e}"),
+                source: None,
+            })?;
+            value.insert(name.to_owned(), field);
+        }
+        Ok(serde_json::Value::Object(value))
+    }
+}
 
 /// The in-memory store. Cheap to create; share it as `Arc<MemoryStore>`.
 #[derive(Debug, Default)]
@@ -826,6 +928,14 @@ impl CustomerStore for MemoryStore {
                 orders.push(o);
             }
         }
+        // A payment still waiting keeps the order it will place.
+        for record in s.checkouts.values_mut() {
+            if let Some(awaiting) = record.awaiting.as_deref_mut()
+                && awaiting.concerns(id, &old)
+            {
+                awaiting.erase_personal_data(&erased);
+            }
+        }
         let (cart_count, order_count) = (carts.len() as u64, orders.len() as u64);
         for c in carts {
             s.carts.insert(c.id(), c);
@@ -1383,6 +1493,16 @@ impl CheckoutStore for MemoryStore {
             token: r.lease_token,
             attempt: r.attempt,
         }))
+    }
+
+    async fn fence_checkout(&self, lease: &Lease, lease_until: DateTime<Utc>) -> Result<()> {
+        let mut s = self.lock();
+        s.leased(lease)?;
+        if let Some(record) = s.checkouts.get_mut(&lease.key) {
+            record.awaiting = None;
+            record.lease_until = lease_until;
+        }
+        Ok(())
     }
 
     async fn await_payment(

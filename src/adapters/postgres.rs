@@ -428,48 +428,47 @@ impl PgStore {
         rows.iter().map(|r| doc(r, "doc", entity)).collect()
     }
 
-    /// Every cartwright table's rows as JSON, in a stable order: a snapshot to
-    /// compare before and after an operation in tests (feature `test-util`).
+    /// Every table's rows as JSON (an object keyed by table name, every
+    /// table of the store's schema, found in the catalog), in a stable
+    /// order: a snapshot to compare before and after an operation, or to
+    /// search for data that must be gone, in tests (feature `test-util`).
     ///
     /// # Errors
     /// [`Error::Storage`] when the server fails.
     #[cfg(any(test, feature = "test-util"))]
     pub async fn dump(&self) -> Result<serde_json::Value> {
-        let row = sqlx::query(
-            "SELECT jsonb_build_object(
-                'categories', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_categories t),
-                'collections', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_collections t),
-                'products', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_products t),
-                'variants', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_variants t),
-                'product_categories', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.product_id, t.category_id), '[]') FROM cw_product_categories t),
-                'product_collections', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.product_id, t.collection_id), '[]') FROM cw_product_collections t),
-                'groups', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_customer_groups t),
-                'customers', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_customers t),
-                'carts', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_carts t),
-                'locations', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_locations t),
-                'stock', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.variant_id, t.location_id), '[]') FROM cw_stock t),
-                'reservations', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_reservations t),
-                'checkouts', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.key), '[]') FROM cw_checkouts t),
-                'orders', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_orders t),
-                'events', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.sequence), '[]') FROM cw_events t),
-                'cursors', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.consumer), '[]') FROM cw_event_cursors t),
-                'usage', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.counter), '[]') FROM cw_usage_counters t),
-                'claims', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.reservation_id, t.counter), '[]') FROM cw_reservation_claims t),
-                'promotions', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_promotions t),
-                'price_lists', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_price_lists t),
-                'coupons', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.code), '[]') FROM cw_coupons t),
-                'gift_cards', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_gift_cards t),
-                'channels', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.id), '[]') FROM cw_channels t),
-                'low_stock', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.variant_id), '[]') FROM cw_low_stock t),
-                'pricing_version', (SELECT version FROM cw_pricing_version)
-            ) AS dump",
+        // Every table of the store's schema, found in the catalog — not a
+        // list kept by hand, so a table added later is in every snapshot
+        // (and in the erasure test that searches them all).
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT tablename::text FROM pg_tables
+             WHERE schemaname = current_schema() ORDER BY tablename",
         )
-        .fetch_one(&self.pool)
+        .fetch_all(&self.pool)
         .await
         .map_err(storage)?;
-        let Json(value): Json<serde_json::Value> = row.try_get("dump").map_err(storage)?;
-        Ok(value)
+        let mut dump = serde_json::Map::new();
+        for table in tables {
+            // Rows in the order of their text, so equal tables dump equal.
+            let sql = format!(
+                "SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY to_jsonb(t)::text), '[]')
+                 FROM {} t",
+                quote_ident(&table)
+            );
+            let Json(rows): Json<serde_json::Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(storage)?;
+            dump.insert(table, rows);
+        }
+        Ok(serde_json::Value::Object(dump))
     }
+}
+
+/// `name` as a quoted SQL identifier.
+#[cfg(any(test, feature = "test-util"))]
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 // ----- catalog -----------------------------------------------------------
@@ -1444,6 +1443,19 @@ impl PgStore {
         now: DateTime<Utc>,
     ) -> Try<crate::store::Erasure> {
         let mut tx = self.pool.begin().await?;
+        // A payment still waiting keeps the order it will place: lock those
+        // checkouts first (checkouts come first in the lock order).
+        let waiting = sqlx::query(
+            "SELECT key, awaiting FROM cw_checkouts
+             WHERE awaiting IS NOT NULL
+               AND (awaiting->'order'->>'customer_id' = $1
+                    OR awaiting->'order'->>'email' = (SELECT email FROM cw_customers WHERE id = $2))
+             ORDER BY key FOR UPDATE",
+        )
+        .bind(id.as_uuid().to_string())
+        .bind(id.as_uuid())
+        .fetch_all(&mut *tx)
+        .await?;
         let row = sqlx::query("SELECT * FROM cw_customers WHERE id = $1 FOR UPDATE")
             .bind(id.as_uuid())
             .fetch_optional(&mut *tx)
@@ -1512,6 +1524,16 @@ impl PgStore {
                 .bind(order.id().as_uuid())
                 .bind(json_text(&order)?)
                 .bind(order.email().map(|e| e.as_str().to_owned()))
+                .execute(&mut *tx)
+                .await?;
+        }
+        for row in waiting {
+            let key: String = col(&row, "key", "checkout")?;
+            let Json(mut awaiting): Json<AwaitingPayment> = col(&row, "awaiting", "checkout")?;
+            awaiting.erase_personal_data(&erased);
+            sqlx::query("UPDATE cw_checkouts SET awaiting = $2 WHERE key = $1")
+                .bind(&key)
+                .bind(Json(to_json(&awaiting)?))
                 .execute(&mut *tx)
                 .await?;
         }
@@ -2834,6 +2856,25 @@ impl CheckoutStore for PgStore {
                     })
                 })
                 .transpose()
+        })
+    }
+
+    async fn fence_checkout(&self, lease: &Lease, lease_until: DateTime<Utc>) -> Result<()> {
+        retry!(self, async {
+            let fenced = sqlx::query(
+                "UPDATE cw_checkouts SET awaiting = NULL, lease_until = $3
+                 WHERE key = $1 AND lease_token = $2 AND state = 'in_progress'",
+            )
+            .bind(lease.key.as_str())
+            .bind(lease.token)
+            .bind(lease_until)
+            .execute(&self.pool)
+            .await?;
+            if fenced.rows_affected() == 1 {
+                Ok(())
+            } else {
+                Err(Error::LeaseLost.into())
+            }
         })
     }
 

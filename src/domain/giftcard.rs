@@ -9,6 +9,10 @@
 //! characters are kept: the code is shown once, when the card is issued.
 //! Store credit belongs to a customer and has no code.
 //!
+//! Limits: an entry's amount and a card's balance are at most
+//! [`MAX_AMOUNT_UNITS`](crate::money::MAX_AMOUNT_UNITS) whole units; a
+//! ledger holds at most [`MAX_LEDGER_ENTRIES`] entries.
+//!
 //! Does not know: checkout or orders beyond the reference an entry carries.
 
 use chrono::{DateTime, Utc};
@@ -122,6 +126,37 @@ impl NewEntry {
             reference: reference.into(),
             actor,
         }
+    }
+
+    /// Checks what can be checked without the card: the key and reference
+    /// (1 to [`MAX_ENTRY_TEXT_LEN`] characters) and the amount (positive,
+    /// exact in minor units, at most
+    /// [`MAX_AMOUNT_UNITS`](crate::money::MAX_AMOUNT_UNITS)). Callers that
+    /// create a card or an account for the entry check it first, so a
+    /// refused entry writes nothing.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the field and the value.
+    pub fn check(&self) -> Result<()> {
+        for (field, text) in [
+            ("entry key", &self.key),
+            ("entry reference", &self.reference),
+        ] {
+            if text.is_empty() || text.chars().count() > MAX_ENTRY_TEXT_LEN {
+                return Err(Error::invalid(
+                    field,
+                    format!("must be 1 to {MAX_ENTRY_TEXT_LEN} characters"),
+                ));
+            }
+        }
+        self.amount.entered()?;
+        if self.amount.is_negative() || self.amount.is_zero() {
+            return Err(Error::invalid(
+                "amount",
+                format!("{} must be positive and exact in minor units", self.amount),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -256,8 +291,10 @@ impl GiftCard {
     /// # Errors
     /// [`Error::IdempotencyConflict`] when the key was used for another
     /// amount or kind; [`Error::InsufficientBalance`]; [`Error::Invalid`]
-    /// for a non-positive or inexact amount, another currency, an expired
-    /// card, or bad text; [`Error::LimitExceeded`] past
+    /// for a non-positive or inexact amount, one above
+    /// [`MAX_AMOUNT_UNITS`](crate::money::MAX_AMOUNT_UNITS) or that would
+    /// take the balance above it, another currency, an expired card, or bad
+    /// text; [`Error::LimitExceeded`] past
     /// [`MAX_LEDGER_ENTRIES`]; [`Error::Overflow`].
     pub fn post(&mut self, entry: NewEntry, now: DateTime<Utc>) -> Result<bool> {
         if let Some(seen) = self.entry(&entry.key) {
@@ -269,28 +306,12 @@ impl GiftCard {
                 Err(Error::IdempotencyConflict(entry.key))
             };
         }
-        for (field, text) in [
-            ("entry key", &entry.key),
-            ("entry reference", &entry.reference),
-        ] {
-            if text.is_empty() || text.chars().count() > MAX_ENTRY_TEXT_LEN {
-                return Err(Error::invalid(
-                    field,
-                    format!("must be 1 to {MAX_ENTRY_TEXT_LEN} characters"),
-                ));
-            }
-        }
+        entry.check()?;
         if entry.amount.currency() != self.currency {
             return Err(Error::CurrencyMismatch {
                 left: self.currency,
                 right: entry.amount.currency(),
             });
-        }
-        if entry.amount.is_negative() || entry.amount.is_zero() || !entry.amount.is_exact() {
-            return Err(Error::invalid(
-                "amount",
-                format!("{} must be positive and exact in minor units", entry.amount),
-            ));
         }
         if self.entries.len() >= MAX_LEDGER_ENTRIES {
             return Err(Error::LimitExceeded {
@@ -311,6 +332,17 @@ impl GiftCard {
             }
         }
         let balance = self.balance.checked_add(amount)?;
+        if balance.amount() > rust_decimal::Decimal::from(crate::money::MAX_AMOUNT_UNITS) {
+            return Err(Error::invalid(
+                "amount",
+                format!(
+                    "{} would take the balance to {balance}, above the largest balance, {} {}",
+                    entry.amount,
+                    crate::money::MAX_AMOUNT_UNITS,
+                    self.currency
+                ),
+            ));
+        }
         let seq = u32::try_from(self.entries.len() + 1).map_err(|_| Error::Overflow("entries"))?;
         self.entries.push(LedgerEntry {
             seq,

@@ -15,6 +15,40 @@ use serde::{Deserialize, Serialize};
 /// A `Result` whose error is a [`MoneyError`].
 pub type Result<T, E = MoneyError> = std::result::Result<T, E>;
 
+/// The largest amount a user may enter, in whole units of its currency
+/// (10^12: a trillion dollars, euros or yen): prices, gift cards, store
+/// credit, refunds, captures, promotion amounts and shipping rates above it
+/// are refused ([`Money::entered`]). Totals computed from such amounts stay
+/// far inside the 28 significant digits `Decimal` holds.
+pub const MAX_AMOUNT_UNITS: i64 = 1_000_000_000_000;
+
+/// `result` if `rust_decimal` computed it without dropping a digit of the
+/// `operands`' precision, else [`MoneyError::Overflow`].
+///
+/// `rust_decimal` keeps at most 28 significant digits: a result that needs
+/// more is rounded to a smaller scale. Such a result is exact only when the
+/// digits dropped were zeros, that is when its scale still covers every
+/// operand's significant decimals.
+fn exact_result(
+    result: Option<Decimal>,
+    operands: &[Decimal],
+    what: &'static str,
+) -> Result<Decimal> {
+    let result = result.ok_or(MoneyError::Overflow(what))?;
+    let scale = operands.iter().map(Decimal::scale).max().unwrap_or(0);
+    if result.scale() < scale {
+        let need = operands
+            .iter()
+            .map(|d| d.normalize().scale())
+            .max()
+            .unwrap_or(0);
+        if result.scale() < need {
+            return Err(MoneyError::Overflow(what));
+        }
+    }
+    Ok(result)
+}
+
 /// What can go wrong with money: the [`Error`](crate::Error) variants of the
 /// same names, into which it converts (so `?` works in functions returning
 /// [`crate::Result`]). Its own type keeps this module at the bottom of the
@@ -366,56 +400,108 @@ impl Money {
         }
     }
 
-    /// `self + other`; errors on a currency mismatch or overflow.
+    /// `self + other`, exactly; errors on a currency mismatch or when the
+    /// exact sum cannot be represented.
+    ///
+    /// `rust_decimal` keeps 28 significant digits and rounds a result that
+    /// needs more; money never does: a sum that would lose a digit of its
+    /// operands' precision is [`MoneyError::Overflow`].
+    ///
+    /// ```
+    /// use cartwright::money::{Currency, Money};
+    /// use rust_decimal::Decimal;
+    /// let max = Money::new(Decimal::MAX, Currency::USD);
+    /// assert!(max.checked_add(Money::parse("0.01", Currency::USD)?).is_err());
+    /// # Ok::<(), cartwright::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`MoneyError::CurrencyMismatch`] when the currencies differ;
-    /// [`MoneyError::Overflow`] when the result is out of range.
+    /// [`MoneyError::Overflow`] when the exact result is out of range.
     pub fn checked_add(self, other: Self) -> Result<Self> {
         self.same_currency(&other)?;
-        let amount = self
-            .amount
-            .checked_add(other.amount)
-            .ok_or(MoneyError::Overflow("money sum"))?;
+        let amount = exact_result(
+            self.amount.checked_add(other.amount),
+            &[self.amount, other.amount],
+            "money sum",
+        )?;
         Ok(Self::new(amount, self.currency))
     }
 
-    /// `self - other`; errors on a currency mismatch or overflow.
+    /// `self - other`, exactly; errors on a currency mismatch or when the
+    /// exact difference cannot be represented (see
+    /// [`checked_add`](Self::checked_add)).
     ///
     /// # Errors
     /// [`MoneyError::CurrencyMismatch`] when the currencies differ;
-    /// [`MoneyError::Overflow`] when the result is out of range.
+    /// [`MoneyError::Overflow`] when the exact result is out of range.
     pub fn checked_sub(self, other: Self) -> Result<Self> {
         self.same_currency(&other)?;
-        let amount = self
-            .amount
-            .checked_sub(other.amount)
-            .ok_or(MoneyError::Overflow("money difference"))?;
+        let amount = exact_result(
+            self.amount.checked_sub(other.amount),
+            &[self.amount, other.amount],
+            "money difference",
+        )?;
         Ok(Self::new(amount, self.currency))
     }
 
-    /// `self × quantity`; errors on overflow.
+    /// `self × quantity`, exactly; errors when the exact product cannot be
+    /// represented.
     ///
     /// # Errors
-    /// [`MoneyError::Overflow`] when the result is out of range.
+    /// [`MoneyError::Overflow`] when the exact result is out of range.
     pub fn checked_mul_qty(self, quantity: u32) -> Result<Self> {
-        let amount = self
-            .amount
-            .checked_mul(Decimal::from(quantity))
-            .ok_or(MoneyError::Overflow("money × quantity"))?;
+        let amount = exact_result(
+            self.amount.checked_mul(Decimal::from(quantity)),
+            &[self.amount],
+            "money × quantity",
+        )?;
         Ok(Self::new(amount, self.currency))
     }
 
-    /// `self × factor` (a rate such as 0.075), unrounded; errors on overflow.
+    /// `self × factor` (a rate such as 0.075), unrounded and exact; errors
+    /// when the exact product cannot be represented (more than 28 decimal
+    /// places, or out of range): round to the minor unit with
+    /// [`round`](Self::round) afterwards.
     ///
     /// # Errors
-    /// [`MoneyError::Overflow`] when the result is out of range.
+    /// [`MoneyError::Overflow`] when the exact result is out of range.
     pub fn checked_mul_decimal(self, factor: Decimal) -> Result<Self> {
         let amount = self
             .amount
             .checked_mul(factor)
             .ok_or(MoneyError::Overflow("money × rate"))?;
+        // A product's exact scale is the sum of its factors' scales.
+        let need = self.amount.normalize().scale() + factor.normalize().scale();
+        if amount.scale() < need {
+            return Err(MoneyError::Overflow("money × rate"));
+        }
         Ok(Self::new(amount, self.currency))
+    }
+
+    /// Checks an amount a user enters (a price, a gift card, store credit,
+    /// a refund, a rate): exact in minor units and at most
+    /// [`MAX_AMOUNT_UNITS`] whole units either way. Every amount that comes
+    /// from outside passes here before it is stored or used, so sums of
+    /// many of them stay far from the decimal type's 28 digits.
+    ///
+    /// # Errors
+    /// [`MoneyError::NotMinorUnits`] for too many decimals;
+    /// [`MoneyError::Invalid`] naming the amount when it is above the bound.
+    pub fn entered(self) -> Result<Self> {
+        let bound = Decimal::from(MAX_AMOUNT_UNITS);
+        if self.amount.abs() > bound {
+            return Err(MoneyError::invalid(
+                "amount",
+                format!(
+                    "{} is above the largest amount accepted, {} {}",
+                    truncate(&self.to_string()),
+                    MAX_AMOUNT_UNITS,
+                    self.currency
+                ),
+            ));
+        }
+        self.exact()
     }
 
     /// Sums amounts that must all be in `currency`.
@@ -812,6 +898,65 @@ mod tests {
         assert!(matches!(
             huge.checked_mul_qty(2),
             Err(MoneyError::Overflow(_))
+        ));
+    }
+
+    #[test]
+    fn a_result_that_would_round_is_an_error_never_a_silent_loss() {
+        let max = Money::new(Decimal::MAX, Currency::USD);
+        // rust_decimal answers MAX for MAX + 0.01: the cent would be lost.
+        assert!(matches!(
+            max.checked_add(usd("0.01")),
+            Err(MoneyError::Overflow(_))
+        ));
+        assert!(matches!(
+            Money::new(Decimal::MIN, Currency::USD).checked_sub(usd("0.01")),
+            Err(MoneyError::Overflow(_))
+        ));
+        // Adding zero, at any scale, is exact.
+        assert_eq!(max.checked_add(usd("0.00")).unwrap(), max);
+        // Large, exact results still work.
+        let big = Money::new(Decimal::from(MAX_AMOUNT_UNITS), Currency::USD);
+        assert_eq!(
+            big.checked_add(usd("0.01")).unwrap().to_string(),
+            "1000000000000.01 USD"
+        );
+        let precise = Money::new(Decimal::new(1, 27), Currency::USD);
+        assert!(matches!(
+            precise.checked_mul_decimal(Decimal::new(1, 2)),
+            Err(MoneyError::Overflow(_))
+        ));
+        assert_eq!(
+            usd("10.00")
+                .checked_mul_decimal(Decimal::new(75, 3))
+                .unwrap(),
+            Money::new(Decimal::new(75, 2), Currency::USD)
+        );
+        let fine = Money::new(
+            Decimal::from_i128_with_scale(79_228_162_514_264_337_593_543_950_335, 1),
+            Currency::USD,
+        );
+        assert!(matches!(
+            fine.checked_mul_qty(2),
+            Err(MoneyError::Overflow(_))
+        ));
+    }
+
+    #[test]
+    fn entered_amounts_are_exact_and_bounded() {
+        let bound = Money::new(Decimal::from(MAX_AMOUNT_UNITS), Currency::USD);
+        assert_eq!(bound.entered().unwrap(), bound);
+        let above = bound.checked_add(usd("0.01")).unwrap();
+        match above.entered() {
+            Err(MoneyError::Invalid { field, reason }) => {
+                assert_eq!(field, "amount");
+                assert!(reason.contains("1000000000000.01"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            Money::new(Decimal::new(1, 3), Currency::USD).entered(),
+            Err(MoneyError::NotMinorUnits { .. })
         ));
     }
 

@@ -59,6 +59,7 @@
 use std::time::Instant;
 
 use crate::actor::{AccessToken, Actor};
+use crate::engine::fence::Fenced;
 use crate::engine::{CaptureMode, Engine};
 use crate::error::{Error, Result};
 use crate::id::{IdempotencyKey, OrderId, PaymentId};
@@ -952,6 +953,11 @@ impl Engine {
     /// failed with `error`: gives back what the provider may hold and ends
     /// the attempt, then returns `error` — unless the order was placed after
     /// all (a store error can hide a commit that happened), which it returns.
+    ///
+    /// Nothing is given back unless the attempt still holds its lease: it
+    /// fences the checkout first ([`Engine::fence`]). An attempt that lost
+    /// its lease (recovery took over, and may have placed the order with the
+    /// same authorization) gives nothing back and changes nothing.
     async fn after_failed_attempt(
         &self,
         lease: &Lease,
@@ -968,13 +974,25 @@ impl Engine {
             Ok(None) => {}
             Err(_) => return Err(error),
         }
+        let fenced = match self.fence(lease).await {
+            Ok(fenced) => fenced,
+            Err(e) => {
+                // Whoever holds the lease now owns the outcome; it may have
+                // placed the order meanwhile.
+                tracing::warn!(key = %lease.key, %error, fence = %e, "the attempt no longer holds its checkout; it gives nothing back");
+                return match self.placed_meanwhile(&lease.key).await {
+                    Ok(Some(order)) => Ok(order),
+                    _ => Err(error),
+                };
+            }
+        };
         let held = !matches!(progress.hold, Hold::None);
         if held {
             tracing::warn!(key = %lease.key, %error, "checkout failed after authorizing; voiding the hold");
         }
         let released = match &progress.provider {
             Some(provider) => {
-                self.release_hold(provider.as_ref(), lease, progress.hold)
+                self.release_hold(provider.as_ref(), &fenced, progress.hold)
                     .await
             }
             None => !held,
@@ -982,7 +1000,7 @@ impl Engine {
         // Then the gift cards and store credit the attempt redeemed.
         if released
             && progress.redeemed
-            && let Err(e) = self.release_redemptions(&lease.key, lease.attempt).await
+            && let Err(e) = self.release_redemptions(&fenced).await
         {
             tracing::warn!(key = %lease.key, error = %e, "redemptions could not be given back now; recovery will");
             return Err(error);
@@ -1245,9 +1263,10 @@ impl Engine {
     /// Gives back every redemption of attempt `attempt` of checkout `key`
     /// that has not been given back: a release entry each, keyed by the
     /// redemption, so running this twice gives back once.
-    async fn release_redemptions(&self, key: &IdempotencyKey, attempt: u32) -> Result<()> {
+    async fn release_redemptions(&self, fenced: &Fenced) -> Result<()> {
         use crate::giftcard::{EntryKind, NewEntry};
-        let reference = redeem_reference(key, attempt);
+        let lease = fenced.lease();
+        let reference = redeem_reference(&lease.key, lease.attempt);
         let entries = self.inner.store.gift_card_entries_for(&reference).await?;
         for (card, entry) in entries.iter().filter(|(_, e)| e.kind == EntryKind::Redeem) {
             let release = format!("{}:release", entry.key);
@@ -1525,7 +1544,7 @@ impl Engine {
         key: &IdempotencyKey,
         hint: Option<ProviderResponse>,
     ) -> Result<Option<CheckoutStep>> {
-        let Some((lease, settled)) = self.claim_and_settle(key, hint).await? else {
+        let Some((lease, settled)) = self.claim_and_settle(key, hint, None).await? else {
             return Ok(None);
         };
         match settled {
@@ -1542,13 +1561,20 @@ impl Engine {
     /// Settles a waiting payment under `lease`: places the order when the
     /// provider holds the funds, parks it again while it still waits, ends
     /// it when it failed or its session expired. `hint` is what a provider
-    /// event reported; without one the provider is asked.
+    /// event reported; without one the provider is asked. `event` is that
+    /// event's id: it is recorded on the order to be placed, so the command
+    /// that places (or parks) it also records the event as applied, and a
+    /// replay of the id — whatever it says — changes nothing.
     async fn settle(
         &self,
         lease: &Lease,
-        awaiting: AwaitingPayment,
+        mut awaiting: AwaitingPayment,
         hint: Option<ProviderResponse>,
+        event: Option<&str>,
     ) -> Result<Settled> {
+        if let Some(id) = event {
+            awaiting.order.note_provider_event(id)?;
+        }
         let Some(provider) = self.inner.payments.get(&awaiting.session.provider).cloned() else {
             self.park(lease, &awaiting).await?;
             return Err(Error::PaymentUnavailable(format!(
@@ -1658,41 +1684,37 @@ impl Engine {
 
     /// Ends a waiting payment for good: cancels it at the provider (voids a
     /// hold, refunds a sale, if it completed meanwhile), then releases the
-    /// stock and coupon uses and saves `failure` against the key. If the
-    /// provider cannot be reached the checkout keeps waiting.
+    /// stock and coupon uses and saves `failure` against the key.
+    ///
+    /// It fences the checkout first: a settler that lost its lease gives
+    /// nothing back ([`Error::LeaseLost`]). If the provider cannot be
+    /// reached after the fence, the checkout stays in progress and recovery
+    /// finishes giving back once the fenced lease ends (a retry with the key
+    /// then runs a new attempt).
     async fn end_waiting(
         &self,
         lease: &Lease,
         awaiting: AwaitingPayment,
         failure: CheckoutFailure,
     ) -> Result<Settled> {
-        if let Some(provider) = self.inner.payments.get(&awaiting.session.provider).cloned() {
-            let key = authorize_key(&lease.key, lease.attempt);
-            let held = provider.find_authorization(&key).await.map_err(Error::from);
-            let undone = match held {
-                Ok(Some(held)) => self
-                    .undo_hold(provider.as_ref(), &lease.key, lease.attempt, held)
-                    .await
-                    .map(drop),
-                Ok(None) => Ok(()),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = undone {
-                self.park(lease, &awaiting).await?;
-                return Err(e);
-            }
-        } else {
+        let Some(provider) = self.inner.payments.get(&awaiting.session.provider).cloned() else {
             self.park(lease, &awaiting).await?;
             return Err(Error::PaymentUnavailable(format!(
                 "no payment provider named `{}` is registered",
                 awaiting.session.provider
             )));
-        }
-        if !awaiting.order.tenders.is_empty()
-            && let Err(e) = self.release_redemptions(&lease.key, lease.attempt).await
+        };
+        let fenced = self.fence(lease).await?;
+        let key = authorize_key(&lease.key, lease.attempt);
+        if let Some(held) = provider
+            .find_authorization(&key)
+            .await
+            .map_err(Error::from)?
         {
-            self.park(lease, &awaiting).await?;
-            return Err(e);
+            self.undo_hold(provider.as_ref(), &fenced, held).await?;
+        }
+        if !awaiting.order.tenders.is_empty() {
+            self.release_redemptions(&fenced).await?;
         }
         tracing::warn!(key = %lease.key, "a waiting payment ended without an order; its stock is released");
         crate::telemetry::compensation("session_ended");
@@ -1707,9 +1729,10 @@ impl Engine {
     async fn release_hold(
         &self,
         provider: &dyn PaymentProvider,
-        lease: &Lease,
+        fenced: &Fenced,
         hold: Hold,
     ) -> bool {
+        let lease = fenced.lease();
         let reference = match hold {
             Hold::None => return true,
             Hold::Held(r) => r,
@@ -1722,9 +1745,7 @@ impl Engine {
                 Err(_) => return false,
             },
         };
-        self.undo_hold(provider, &lease.key, lease.attempt, reference)
-            .await
-            .is_ok()
+        self.undo_hold(provider, fenced, reference).await.is_ok()
     }
 
     /// Gives back what an attempt that placed no order holds at the
@@ -1733,10 +1754,10 @@ impl Engine {
     async fn undo_hold(
         &self,
         provider: &dyn PaymentProvider,
-        key: &IdempotencyKey,
-        attempt: u32,
+        fenced: &Fenced,
         held: ProviderResponse,
     ) -> Result<bool> {
+        let (key, attempt) = (&fenced.lease().key, fenced.lease().attempt);
         match held.status {
             ProviderStatus::Authorized
             | ProviderStatus::RequiresAction
@@ -1951,12 +1972,17 @@ impl Engine {
             {
                 return Err(Error::Forbidden);
             }
+            // An event already applied to the waiting payment changes
+            // nothing, whatever it says now.
+            if awaiting.order.applied_provider_event(&event.id) {
+                return Ok(EventOutcome::Waiting(awaiting.session.clone()));
+            }
             let hint = event_hint(event, &awaiting.session)?;
             match record.state {
                 CheckoutState::AwaitingPayment => {
                     let viewer = Actor::Provider(provider);
                     match self
-                        .claim_and_settle(&record.key, hint)
+                        .claim_and_settle(&record.key, hint, Some(&event.id))
                         .await?
                         .map(|(_, settled)| settled)
                     {
@@ -1999,6 +2025,7 @@ impl Engine {
         &self,
         key: &IdempotencyKey,
         hint: Option<ProviderResponse>,
+        event: Option<&str>,
     ) -> Result<Option<(Lease, Settled)>> {
         let claimed = self
             .inner
@@ -2007,7 +2034,7 @@ impl Engine {
             .await?;
         match claimed {
             Some((lease, awaiting)) => {
-                let settled = self.settle(&lease, awaiting, hint).await?;
+                let settled = self.settle(&lease, awaiting, hint, event).await?;
                 Ok(Some((lease, settled)))
             }
             None => Ok(None),
@@ -2230,7 +2257,7 @@ impl Engine {
         if let Some(awaiting) = record.and_then(|r| r.awaiting) {
             // A waiting payment whose session expired, or whose settling
             // stopped half-way: settle it as a returning buyer would.
-            return match self.settle(&lease, *awaiting, None).await? {
+            return match self.settle(&lease, *awaiting, None, None).await? {
                 Settled::Placed(_) => Ok(Some(Recovered::Completed)),
                 Settled::Failed(_) => Ok(Some(Recovered::Ended)),
                 Settled::Waiting(_) => Ok(None),
@@ -2249,17 +2276,18 @@ impl Engine {
                 break;
             }
         }
+        // Recovery holds the lease it just took; fencing it too keeps one
+        // rule for every path that gives back.
+        let fenced = self.fence(&lease).await?;
         let mut voided = false;
         if let Some((provider, auth)) = found
-            && self
-                .undo_hold(provider.as_ref(), key, lease.attempt, auth)
-                .await?
+            && self.undo_hold(provider.as_ref(), &fenced, auth).await?
         {
             voided = true;
             crate::telemetry::compensation("hold_voided");
             tracing::warn!(key = %key, attempt = lease.attempt, "recovery gave back the hold of a stale checkout");
         }
-        self.release_redemptions(key, lease.attempt).await?;
+        self.release_redemptions(&fenced).await?;
         self.inner
             .store
             .end_checkout(&lease, CheckoutEnd::Retryable, self.now())

@@ -228,6 +228,21 @@ impl Engine {
         key: &IdempotencyKey,
     ) -> Result<GiftCard> {
         actor.require_privileged()?;
+        let reason = if reason.trim().is_empty() {
+            format!("credit:{key}")
+        } else {
+            reason.to_owned()
+        };
+        let entry = NewEntry::new(
+            format!("credit:{key}"),
+            EntryKind::Issue,
+            amount,
+            reason,
+            actor.clone(),
+        );
+        // Everything is checked before the account is created: a refused
+        // grant writes nothing.
+        entry.check()?;
         self.inner
             .store
             .customer(customer)
@@ -236,24 +251,9 @@ impl Engine {
         let account = self
             .store_credit_account(customer, amount.currency())
             .await?;
-        let reason = if reason.trim().is_empty() {
-            format!("credit:{key}")
-        } else {
-            reason.to_owned()
-        };
         self.inner
             .store
-            .post_gift_card_entry(
-                account.id(),
-                NewEntry::new(
-                    format!("credit:{key}"),
-                    EntryKind::Issue,
-                    amount,
-                    reason,
-                    actor.clone(),
-                ),
-                self.now(),
-            )
+            .post_gift_card_entry(account.id(), entry, self.now())
             .await
     }
 

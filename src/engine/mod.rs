@@ -16,6 +16,7 @@ mod channels;
 pub use accounts::{CustomerExport, CustomerPage};
 pub use catalog::ProductPage;
 pub mod checkout;
+mod fence;
 pub mod fulfillment;
 pub mod giftcards;
 pub mod maintenance;
@@ -1254,14 +1255,7 @@ impl Engine {
         metadata: BTreeMap<String, String>,
     ) -> Result<Cart> {
         let current = self.cart(actor, cart).await?;
-        let entries = self.inner.store.entries(&[variant]).await?;
-        let entry = entries
-            .get(&variant)
-            .ok_or_else(|| Error::not_found("variant", variant))?;
-        entry.purchasable()?;
-        if let Some(channel) = self.cart_channel(&current).await? {
-            channel.ensure_sells(entry.variant.product_id())?;
-        }
+        let entry = self.addable(&current, variant).await?;
         if entry.variant.price(current.currency()).is_none() {
             return Err(Error::NoPrice {
                 variant_id: variant,
@@ -1275,6 +1269,22 @@ impl Engine {
         .await
     }
 
+    /// The catalog entry of `variant` if it may be added to `cart`: it
+    /// exists, is for sale, and the cart's sales channel sells its product.
+    /// Every command that adds a line to a cart asks here, so no path can
+    /// put another channel's product in a cart.
+    async fn addable(&self, cart: &Cart, variant: VariantId) -> Result<CatalogEntry> {
+        let mut entries = self.inner.store.entries(&[variant]).await?;
+        let entry = entries
+            .remove(&variant)
+            .ok_or_else(|| Error::not_found("variant", variant))?;
+        entry.purchasable()?;
+        if let Some(channel) = self.cart_channel(cart).await? {
+            channel.ensure_sells(entry.variant.product_id())?;
+        }
+        Ok(entry)
+    }
+
     /// Adds a line at a price the embedding program sets (a quote, a
     /// configured product; see [`CustomPrice`](crate::cart::CustomPrice)):
     /// marked as custom with its reason, never merged with another line,
@@ -1286,7 +1296,8 @@ impl Engine {
     /// # Errors
     /// [`Error::Forbidden`] unless staff or the system is acting;
     /// [`Error::NotFound`] for an unknown cart or variant;
-    /// [`Error::NotPurchasable`]; [`Error::CartNotActive`];
+    /// [`Error::NotPurchasable`]; [`Error::NotInChannel`] for a product
+    /// the cart's sales channel does not sell; [`Error::CartNotActive`];
     /// [`Error::CurrencyMismatch`] for a price in another currency;
     /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input, naming
     /// it; [`Error::Conflict`] when concurrent changes keep winning;
@@ -1301,11 +1312,8 @@ impl Engine {
         price: crate::cart::CustomPrice,
     ) -> Result<Cart> {
         actor.require_privileged()?;
-        let entries = self.inner.store.entries(&[variant]).await?;
-        entries
-            .get(&variant)
-            .ok_or_else(|| Error::not_found("variant", variant))?
-            .purchasable()?;
+        let current = self.cart(actor, cart).await?;
+        self.addable(&current, variant).await?;
         let updated = self
             .modify_cart(actor, cart, |c| {
                 c.add_custom_line(variant, quantity, price.clone())

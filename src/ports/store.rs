@@ -447,6 +447,21 @@ pub struct AwaitingPayment {
     pub actor: crate::actor::Actor,
 }
 
+impl AwaitingPayment {
+    /// Whether the order it will place is the customer `id`'s, or was
+    /// checked out with `email`: erasing that customer erases it too.
+    pub fn concerns(&self, id: CustomerId, email: &Email) -> bool {
+        self.order.placed_by(Some(id), Some(email))
+    }
+
+    /// Erases the personal data of the order it will place, as
+    /// [`Order::erase_personal_data`] does for a placed one (for store
+    /// adapters' [`CustomerStore::erase_customer`]).
+    pub fn erase_personal_data(&mut self, erased: &Email) {
+        self.order.erase_personal_data(erased);
+    }
+}
+
 /// How a checkout attempt that did not place an order ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -521,6 +536,24 @@ pub trait CheckoutStore: Send + Sync {
 
     /// The record for a key.
     async fn checkout(&self, key: &IdempotencyKey) -> Result<Option<CheckoutRecord>>;
+
+    /// Fences a running attempt before it gives anything back (voids a
+    /// hold, refunds a sale, releases gift cards): succeeds only while
+    /// `lease` still holds the checkout in progress, and in the same atomic
+    /// command drops the waiting payment the record keeps (the order it
+    /// would place) and extends the lease to `lease_until`. After it, no one
+    /// can place an order for this attempt: recovery, taking over an
+    /// attempt whose fencer stalled past `lease_until`, finds nothing to
+    /// place and gives back the same things under the same keys.
+    ///
+    /// The rule it enforces: whoever no longer holds the lease gives
+    /// nothing back and changes nothing; the lease holder owns the outcome.
+    ///
+    /// # Errors
+    /// [`Error::LeaseLost`] when the lease no longer holds the checkout in
+    /// progress (taken over, completed, ended); [`Error::Storage`] when the
+    /// store fails.
+    async fn fence_checkout(&self, lease: &Lease, lease_until: DateTime<Utc>) -> Result<()>;
 
     /// Parks a running attempt whose payment waits: the checkout becomes
     /// [`CheckoutState::AwaitingPayment`] with `awaiting` until `until` (the

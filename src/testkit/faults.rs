@@ -1,6 +1,8 @@
 //! [`FaultyStore`]: a store wrapper that fails chosen commands on demand,
-//! before or after they take effect, to test every step boundary of the
-//! checkout saga and the money path against a store of your own.
+//! before or after they take effect, or holds them back — until the test
+//! opens a [`Gate`], or for a while — to test every step boundary of the
+//! checkout saga and the money path against a store of your own, and
+//! every lease that can run out while a command is on its way.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -39,6 +41,51 @@ pub enum StoreCommand {
     ClaimAwaiting,
     /// [`GiftCardStore::post_gift_card_entry`].
     PostGiftCardEntry,
+    /// [`CheckoutStore::fence_checkout`].
+    FenceCheckout,
+    /// [`CheckoutStore::claim_stale`].
+    ClaimStale,
+}
+
+/// Where a test holds a stalled command ([`FaultyStore::stall`]): the
+/// command waits at the gate, before it takes effect, until the test
+/// opens it — so the test can run out its lease and let another engine
+/// take over meanwhile.
+#[derive(Debug, Default)]
+pub struct Gate {
+    arrived: tokio::sync::Notify,
+    open: tokio::sync::Notify,
+}
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Waits until a call has arrived at the gate (returns at once if one
+    /// already has).
+    pub async fn arrived(&self) {
+        self.arrived.notified().await;
+    }
+
+    /// Lets the call waiting at the gate (or the next to arrive) go on.
+    pub fn open(&self) {
+        self.open.notify_one();
+    }
+
+    /// Called by the stalled command.
+    pub(crate) async fn pass(&self) {
+        self.arrived.notify_one();
+        self.open.notified().await;
+    }
+}
+
+/// How a stalled command is held back.
+#[derive(Debug, Clone)]
+enum Stall {
+    Gate(Arc<Gate>),
+    Delay(std::time::Duration),
 }
 
 /// When the injected failure strikes.
@@ -73,6 +120,7 @@ pub enum When {
 pub struct FaultyStore {
     inner: Arc<dyn Store>,
     faults: Mutex<HashMap<StoreCommand, VecDeque<When>>>,
+    stalls: Mutex<HashMap<StoreCommand, VecDeque<Stall>>>,
     /// Pretend to prune and keep everything (a broken store, for the kit's own test).
     never_prune: std::sync::atomic::AtomicBool,
 }
@@ -89,6 +137,7 @@ impl FaultyStore {
         Self {
             inner,
             faults: Mutex::new(HashMap::new()),
+            stalls: Mutex::new(HashMap::new()),
             never_prune: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -103,6 +152,31 @@ impl FaultyStore {
             .push_back(when);
     }
 
+    /// Holds the next call of `command` at the returned [`Gate`], before it
+    /// takes effect, until the test opens it (a settler stalled past its
+    /// lease, a recovery that stopped half-way). Stalls are used once each,
+    /// in the order planned, before any planned fault.
+    pub fn stall(&self, command: StoreCommand) -> Arc<Gate> {
+        let gate = Gate::new();
+        self.plan_stall(command, Stall::Gate(gate.clone()));
+        gate
+    }
+
+    /// Delays the next call of `command` by `delay` (real time) before it
+    /// takes effect: a slow store.
+    pub fn delay(&self, command: StoreCommand, delay: std::time::Duration) {
+        self.plan_stall(command, Stall::Delay(delay));
+    }
+
+    fn plan_stall(&self, command: StoreCommand, stall: Stall) {
+        self.stalls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(command)
+            .or_default()
+            .push_back(stall);
+    }
+
     /// Turns this into a broken store that pretends to prune and keeps
     /// everything (for testing the conformance suite itself).
     pub fn never_prune(&self) {
@@ -110,9 +184,14 @@ impl FaultyStore {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Drops every planned fault.
+    /// Drops every planned fault and stall (gates already reached stay
+    /// closed until opened).
     pub fn clear(&self) {
         self.faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+        self.stalls
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
@@ -136,6 +215,17 @@ impl FaultyStore {
             message: format!("injected fault in {command:?}"),
             source: None,
         };
+        let stall = self
+            .stalls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_mut(&command)
+            .and_then(VecDeque::pop_front);
+        match stall {
+            Some(Stall::Gate(gate)) => gate.pass().await,
+            Some(Stall::Delay(delay)) => tokio::time::sleep(delay).await,
+            None => {}
+        }
         match self.next(command) {
             Some(When::Before) => Err(fail()),
             Some(When::After) => {
@@ -360,7 +450,12 @@ impl CheckoutStore for FaultyStore {
         n: DateTime<Utc>,
         u: DateTime<Utc>,
     ) -> Result<Option<Lease>> {
-        self.inner.claim_stale(k, n, u).await
+        self.with(StoreCommand::ClaimStale, self.inner.claim_stale(k, n, u))
+            .await
+    }
+    async fn fence_checkout(&self, l: &Lease, u: DateTime<Utc>) -> Result<()> {
+        self.with(StoreCommand::FenceCheckout, self.inner.fence_checkout(l, u))
+            .await
     }
     async fn await_payment(
         &self,

@@ -2,8 +2,12 @@
 //! that a store or a payment provider of your own must pass, written once
 //! and run by this crate against its own adapters too; and the wrappers
 //! its own tests use to break things on purpose — [`FaultyStore`] (a store
-//! command fails before or after it takes effect) and [`SlowProvider`] (a
-//! gateway that answers late, or refuses refunds).
+//! command fails before or after it takes effect, is delayed, or is held at
+//! a [`Gate`] until the test opens it), [`SlowProvider`] (a gateway that
+//! answers late, or refuses refunds) and [`GatedProvider`] (a gateway call
+//! held at a gate, before or after the gateway acted). Gates let a test
+//! stall a settler, a compensation or a recovery past its lease and let
+//! another engine take over meanwhile.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), cartwright::testkit::Failure> {
@@ -33,8 +37,8 @@ mod gateway;
 mod provider;
 mod store;
 
-pub use faults::{FaultyStore, StoreCommand, When};
-pub use gateway::SlowProvider;
+pub use faults::{FaultyStore, Gate, StoreCommand, When};
+pub use gateway::{GatedProvider, ProviderMethod, SlowProvider};
 pub use provider::{provider_conformance, session_conformance};
 pub use store::store_conformance;
 

@@ -292,7 +292,19 @@ impl Shop {
     /// sharing the gateway and the clock. For the in-memory store it shares
     /// the same store.
     pub async fn second_engine(&self) -> Engine {
-        let backing = match &self.backing {
+        let backing = self.sibling_backing().await;
+        build_engine(
+            raw_store(&backing),
+            &self.payments,
+            &self.clock,
+            &self.options,
+        )
+    }
+
+    /// The store of another application instance: the same memory store,
+    /// or a pool of its own on the same PostgreSQL schema.
+    async fn sibling_backing(&self) -> Backing {
+        match &self.backing {
             Backing::Memory(m) => Backing::Memory(m.clone()),
             #[cfg(feature = "postgres")]
             Backing::Postgres(pg) => {
@@ -302,13 +314,16 @@ impl Shop {
                     .unwrap();
                 Backing::Postgres(pg::store(&schema, 8).await)
             }
-        };
-        build_engine(
-            raw_store(&backing),
-            &self.payments,
-            &self.clock,
-            &self.options,
-        )
+        }
+    }
+
+    /// A second application instance, as [`Shop::second_engine`], behind a
+    /// fault injector of its own (stalls and faults on this instance only).
+    pub async fn second_engine_faulty(&self) -> (Engine, Arc<faulty::FaultyStore>) {
+        let backing = self.sibling_backing().await;
+        let faults = Arc::new(faulty::FaultyStore::new(raw_store(&backing)));
+        let engine = build_engine(faults.clone(), &self.payments, &self.clock, &self.options);
+        (engine, faults)
     }
 
     /// An active product with one active, shippable variant priced `price` USD, with `stock` units.
@@ -390,6 +405,16 @@ impl Shop {
             .register(NewCustomer::new(email, "password1").name("Test"))
             .await
             .unwrap()
+    }
+
+    /// Everything the store holds, as text, nothing hidden: every map of
+    /// the memory store, every table of the PostgreSQL schema.
+    pub async fn everything(&self) -> String {
+        match &self.backing {
+            Backing::Memory(m) => m.snapshot().to_json().unwrap().to_string(),
+            #[cfg(feature = "postgres")]
+            Backing::Postgres(pg) => pg.dump().await.unwrap().to_string(),
+        }
     }
 
     pub async fn snapshot(&self) -> Snapshot {

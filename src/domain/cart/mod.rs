@@ -83,6 +83,7 @@ impl CustomPrice {
                 right: self.unit.currency(),
             });
         }
+        self.unit.entered()?;
         if self.unit.is_negative() || !self.unit.is_exact() {
             return Err(Error::invalid(
                 "custom price",

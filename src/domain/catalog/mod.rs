@@ -297,7 +297,7 @@ impl Variant {
         }
         let mut prices = BTreeMap::new();
         for price in input.prices {
-            let price = price.exact()?;
+            let price = price.entered()?;
             if price.is_negative() {
                 return Err(Error::invalid("price", "must not be negative"));
             }
@@ -638,7 +638,7 @@ impl Product {
     /// [`Error::LimitExceeded`] for input that does not validate, naming the
     /// field.
     pub fn set_variant_price(&mut self, variant: VariantId, price: Money) -> Result<()> {
-        let price = price.exact()?;
+        let price = price.entered()?;
         if price.is_negative() {
             return Err(Error::invalid("price", "must not be negative"));
         }

@@ -27,6 +27,9 @@ use crate::inventory::ReservationLine;
 use crate::money::Money;
 use crate::validate::optional_text;
 
+/// Most provider events one order records as applied.
+const MAX_PROVIDER_EVENTS: usize = 1_000;
+
 /// What must be saved together with an order change: stock moves, the
 /// reservation's release and outbox events.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -176,6 +179,7 @@ impl Order {
         for p in self.payments() {
             refundable = refundable.checked_add(p.refundable()?)?;
         }
+        amount.entered()?;
         if amount.is_negative() || amount.is_zero() || !amount.is_exact() {
             return Err(Error::invalid(
                 "refund",
@@ -519,6 +523,30 @@ impl Order {
         }
     }
 
+    /// Whether the provider's event `id` was applied to this order.
+    pub(crate) fn applied_provider_event(&self, id: &str) -> bool {
+        self.provider_events.iter().any(|e| e == id)
+    }
+
+    /// Records the provider's event `id` as applied without applying it:
+    /// for the event that completed the waiting payment this order is
+    /// placed with, so that a replay of it finds it applied.
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`] past 1,000 events on an order.
+    pub(crate) fn note_provider_event(&mut self, id: &str) -> Result<()> {
+        if self.applied_provider_event(id) {
+            return Ok(());
+        }
+        crate::validate::at_most(
+            "provider events on an order",
+            self.provider_events.len() + 1,
+            MAX_PROVIDER_EVENTS,
+        )?;
+        self.provider_events.push(id.to_owned());
+        Ok(())
+    }
+
     /// Applies a payment provider's event, once per event id. Amounts are
     /// cumulative totals: a pending operation they cover is settled by them.
     /// `Ok(None)` when the event was already applied (nothing changes).
@@ -529,13 +557,13 @@ impl Order {
         at: DateTime<Utc>,
     ) -> Result<Option<Effects>> {
         use crate::domain::payment::ProviderEventKind as K;
-        if self.provider_events.contains(&event.id) {
+        if self.applied_provider_event(&event.id) {
             return Ok(None);
         }
         crate::validate::at_most(
             "provider events on an order",
             self.provider_events.len() + 1,
-            1_000,
+            MAX_PROVIDER_EVENTS,
         )?;
         event.validate_for(&self.payment)?;
         let actor = Actor::Provider(provider.to_owned());

@@ -277,6 +277,7 @@ impl ProviderEvent {
                 right: amount.currency(),
             });
         }
+        amount.entered()?;
         let out_of_range = amount.is_negative()
             || (positive_only && amount.is_zero())
             || !amount.is_exact()
@@ -916,6 +917,7 @@ impl Payment {
 }
 
 fn positive(amount: Money) -> Result<()> {
+    amount.entered()?;
     if amount.is_negative() || amount.is_zero() || !amount.is_exact() {
         Err(Error::invalid(
             "amount",

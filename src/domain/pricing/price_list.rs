@@ -130,7 +130,7 @@ impl PriceList {
                     right: p.price.currency(),
                 });
             }
-            p.price.exact()?;
+            p.price.entered()?;
             if p.price.is_negative() {
                 return Err(Error::invalid("list price", "must not be negative"));
             }

@@ -1312,7 +1312,7 @@ fn check_order(field: &'static str, op: Op) -> Result<()> {
 }
 
 fn positive_money(field: &'static str, m: &Money) -> Result<()> {
-    m.exact()?;
+    m.entered()?;
     if m.is_negative() || m.is_zero() {
         return Err(Error::invalid(field, "must be above zero"));
     }
@@ -1320,7 +1320,7 @@ fn positive_money(field: &'static str, m: &Money) -> Result<()> {
 }
 
 fn non_negative_money(field: &'static str, m: &Money) -> Result<()> {
-    m.exact()?;
+    m.entered()?;
     if m.is_negative() {
         return Err(Error::invalid(field, "must not be negative"));
     }

@@ -505,7 +505,7 @@ fn check_rate(rate: &ShippingRate, currency: Currency) -> Result<()> {
             right: rate.price.currency(),
         });
     }
-    rate.price.exact()?;
+    rate.price.entered()?;
     if rate.price.is_negative() {
         return Err(Error::invalid("shipping rate", "must not be negative"));
     }

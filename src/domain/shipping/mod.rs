@@ -104,7 +104,7 @@ impl FlatRateShipping {
     pub fn with_method(mut self, code: &str, name: &str, prices: &[Money]) -> Result<Self> {
         let mut by_currency = BTreeMap::new();
         for p in prices {
-            let p = p.exact()?;
+            let p = p.entered()?;
             if p.is_negative() {
                 return Err(crate::Error::invalid(
                     "shipping price",
@@ -264,7 +264,7 @@ impl ShippingMethod {
                     right: m.currency(),
                 });
             }
-            m.exact()?;
+            m.entered()?;
             if m.is_negative() {
                 return Err(Error::invalid("shipping price", "must not be negative"));
             }
