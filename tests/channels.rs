@@ -116,6 +116,37 @@ async fn a_channel_sells_only_its_products_in_its_currencies(backend: Backend) {
         "{b:?}"
     );
     assert_eq!(w.shop.snapshot().await, before, "refused, nothing changed");
+    // Staff adding a custom-priced line go through the same check.
+    let custom = e
+        .add_custom_line(
+            &Actor::Staff("wes".into()),
+            cart.id(),
+            w.b,
+            1,
+            cartwright::cart::CustomPrice::new(usd("5.00"), "quote 7"),
+        )
+        .await;
+    assert!(
+        matches!(custom, Err(Error::NotInChannel { channel_id, .. }) if channel_id == w.app.id),
+        "{custom:?}"
+    );
+    assert_eq!(w.shop.snapshot().await, before, "refused, nothing changed");
+    e.add_custom_line(
+        &Actor::Staff("wes".into()),
+        cart.id(),
+        w.a,
+        1,
+        cartwright::cart::CustomPrice::new(usd("5.00"), "quote 7"),
+    )
+    .await
+    .unwrap();
+    e.remove_line(
+        &Actor::Guest,
+        cart.id(),
+        e.cart(&Actor::Guest, cart.id()).await.unwrap().lines()[0].id,
+    )
+    .await
+    .unwrap();
     e.add_item(&Actor::Guest, cart.id(), w.a, 1).await.unwrap();
     // The product leaves the channel: the cart can no longer be priced or
     // checked out there.

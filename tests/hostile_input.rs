@@ -276,7 +276,176 @@ async fn provider_events_are_validated_before_anything_changes(backend: Backend)
     );
 }
 
+/// Calls `$call` and asserts it is refused with an error matching `$err`
+/// and that the whole store is as it was.
+macro_rules! refused {
+    ($shop:expr, $call:expr, $err:pat) => {{
+        let before = $shop.snapshot().await;
+        let got = $call.await;
+        assert!(
+            matches!(got, Err($err)),
+            "{}: {:?}",
+            stringify!($call),
+            got.map(|_| ())
+        );
+        assert_eq!(
+            $shop.snapshot().await,
+            before,
+            "{} changed the store",
+            stringify!($call)
+        );
+    }};
+}
+
+/// The calls added with payment sessions, gift cards, store credit,
+/// channels and custom prices: every refusal is typed and changes nothing.
+async fn newer_calls_refuse_bad_input_and_change_nothing(backend: Backend) {
+    use cartwright::cart::CustomPrice;
+    use cartwright::engine::giftcards::NewGiftCard;
+    use cartwright::money_path::ManualRefund;
+    use rust_decimal::Decimal;
+
+    let shop = Shop::new(backend).await;
+    let staff = Actor::Staff("wes".into());
+    let key = |k: &str| IdempotencyKey::new(k).unwrap();
+    let a = shop.product("A", "10.00", 10).await;
+    let customer = shop.customer("ann@example.com").await;
+    let max = Money::new(Decimal::MAX, Currency::USD);
+    let above = usd(&format!("{}.01", cartwright::money::MAX_AMOUNT_UNITS));
+    let inexact = Money::new(Decimal::new(1, 3), Currency::USD);
+
+    // Store credit for a customer who has none yet: no account appears.
+    for amount in [usd("0.00"), usd("-1.00"), inexact, above, max] {
+        refused!(
+            shop,
+            shop.engine
+                .grant_store_credit(&staff, customer.id(), amount, "sorry", &key("c1")),
+            Error::Invalid { .. } | Error::NotMinorUnits { .. }
+        );
+    }
+    refused!(
+        shop,
+        shop.engine.grant_store_credit(
+            &staff,
+            customer.id(),
+            usd("1.00"),
+            &"r".repeat(10_000),
+            &key("c2")
+        ),
+        Error::Invalid { .. }
+    );
+    refused!(
+        shop,
+        shop.engine.grant_store_credit(
+            &staff,
+            cartwright::id::CustomerId::new(),
+            usd("1.00"),
+            "sorry",
+            &key("c3")
+        ),
+        Error::UnknownCustomer(_)
+    );
+    refused!(
+        shop,
+        shop.engine.grant_store_credit(
+            &Actor::Customer(customer.id()),
+            customer.id(),
+            usd("1.00"),
+            "mine",
+            &key("c4")
+        ),
+        Error::Forbidden
+    );
+    // Gift cards: amounts, codes.
+    for amount in [usd("0.00"), usd("-5.00"), inexact, above, max] {
+        refused!(
+            shop,
+            shop.engine
+                .issue_gift_card(&staff, NewGiftCard::new(amount), &key("g1")),
+            Error::Invalid { .. } | Error::NotMinorUnits { .. }
+        );
+    }
+    // A balance that would pass the bound is refused too.
+    let bound = usd(&format!("{}.00", cartwright::money::MAX_AMOUNT_UNITS));
+    shop.engine
+        .grant_store_credit(&staff, customer.id(), bound, "max", &key("c5"))
+        .await
+        .unwrap();
+    refused!(
+        shop,
+        shop.engine
+            .grant_store_credit(&staff, customer.id(), usd("0.01"), "one more", &key("c6")),
+        Error::Invalid { .. }
+    );
+    // Custom prices and catalog prices past the bound; another channel's product.
+    let cart = shop.ready_cart(&[(a, 1)]).await;
+    for price in [above, max, usd("-1.00"), inexact] {
+        refused!(
+            shop,
+            shop.engine
+                .add_custom_line(&staff, cart.id(), a, 1, CustomPrice::new(price, "quote")),
+            Error::Invalid { .. } | Error::NotMinorUnits { .. }
+        );
+    }
+    // Checkout with a hostile gift card code or an unknown provider.
+    for code in ["", "x", &"y".repeat(10_000), "GIFT-\u{0}"] {
+        refused!(
+            shop,
+            shop.engine.start_checkout(
+                CheckoutRequest::new(cart.id(), key("k-hostile"), "tok_visa", Actor::Guest)
+                    .gift_card(code)
+            ),
+            Error::Invalid { .. } | Error::LimitExceeded { .. } | Error::NotFound { .. }
+        );
+    }
+    refused!(
+        shop,
+        shop.engine.start_checkout(
+            CheckoutRequest::new(cart.id(), key("k-hostile"), "tok_visa", Actor::Guest)
+                .provider("no-such-gateway")
+        ),
+        Error::Invalid { .. }
+    );
+    // Sessions that do not exist.
+    refused!(
+        shop,
+        shop.engine
+            .complete_checkout(&Actor::Guest, cart.id(), &key("never")),
+        Error::NotFound { .. }
+    );
+    refused!(
+        shop,
+        shop.engine
+            .cancel_checkout(&Actor::Guest, cart.id(), &key("never")),
+        Error::NotFound { .. }
+    );
+    // Money after checkout: refunds and captures past the bound.
+    let order = shop.place(cart.id(), "k").await;
+    for amount in [above, max, usd("0.00"), inexact] {
+        refused!(
+            shop,
+            shop.engine.refund(
+                &staff,
+                order.id(),
+                ManualRefund::new(amount, "goodwill", key("r1"))
+            ),
+            Error::Invalid { .. } | Error::NotMinorUnits { .. }
+        );
+    }
+    // A channel that does not exist.
+    refused!(
+        shop,
+        shop.engine.create_cart_in(
+            &Actor::Guest,
+            cartwright::channel::ChannelId::new(),
+            Currency::USD
+        ),
+        Error::NotFound { .. }
+    );
+}
+
 conformance!(
+    newer_calls_refuse_bad_input_and_change_nothing,
     countries_are_checked_against_iso_3166,
     coupon_codes_are_checked_before_case_folding,
     duplicates_name_the_users_value_on_every_store,

@@ -185,6 +185,100 @@ async fn the_event_first_then_the_return(backend: Backend) {
     assert_eq!(shop.payments.authorizations()[0].captured, usd("16.50"));
 }
 
+/// The event that completed a waiting payment is recorded as applied in
+/// the command that placed the order: replaying its id — with the same
+/// content or another (a capture the gateway never made) — changes nothing.
+async fn a_replayed_event_that_placed_the_order_changes_nothing(backend: Backend) {
+    let shop = Shop::with(
+        backend,
+        ShopOptions {
+            capture: CaptureMode::Manual,
+            ..ShopOptions::default()
+        },
+    )
+    .await;
+    let (_, _, session) = waiting(&shop, "tok_3ds").await;
+    let event = shop.payments.complete_action(&session.reference).unwrap();
+    let order = shop
+        .engine
+        .apply_provider_event(&provider(), &event)
+        .await
+        .unwrap()
+        .into_order()
+        .expect("the event placed the order");
+    assert_eq!(order.payment().status(), PaymentStatus::Authorized);
+    let before = shop.snapshot().await;
+    let forged = TestPaymentProvider::event(
+        &session.reference,
+        &event.id,
+        ProviderEventKind::Captured {
+            captured_total: usd("15.50"),
+        },
+    );
+    for replay in [&event, &forged] {
+        shop.engine
+            .apply_provider_event(&provider(), replay)
+            .await
+            .unwrap();
+    }
+    assert_eq!(shop.snapshot().await, before, "a replay changes nothing");
+    let order = shop.engine.order(&Actor::System, order.id()).await.unwrap();
+    assert!(order.payment().captured().is_zero());
+    assert!(shop.payments.authorizations()[0].captured.is_zero());
+    // A replay while the payment still waits changes nothing either.
+    let (cart2, session2) = {
+        let a = shop.product("B", "10.00", 3).await;
+        let cart = shop.ready_cart(&[(a, 1)]).await;
+        let CheckoutStep::AwaitingPayment(session) = shop
+            .engine
+            .start_checkout(request(cart.id(), "k2", "tok_event_only"))
+            .await
+            .unwrap()
+        else {
+            panic!("expected a waiting payment");
+        };
+        (cart, session)
+    };
+    let waiting_event = TestPaymentProvider::event(
+        &session2.reference,
+        "evt-still-processing",
+        ProviderEventKind::Disputed {
+            amount: usd("1.00"),
+            reason: "test".into(),
+        },
+    );
+    let _ = shop
+        .engine
+        .apply_provider_event(&provider(), &waiting_event)
+        .await;
+    let confirmed = shop.payments.confirm(&session2.reference).unwrap();
+    let placed = shop
+        .engine
+        .apply_provider_event(&provider(), &confirmed)
+        .await
+        .unwrap()
+        .into_order()
+        .unwrap();
+    let replayed = TestPaymentProvider::event(
+        &session2.reference,
+        &confirmed.id,
+        ProviderEventKind::Failed {
+            reason: "forged".into(),
+        },
+    );
+    shop.engine
+        .apply_provider_event(&provider(), &replayed)
+        .await
+        .unwrap();
+    let placed = shop
+        .engine
+        .order(&Actor::System, placed.id())
+        .await
+        .unwrap();
+    assert_eq!(placed.payment().status(), PaymentStatus::Authorized);
+    let _ = cart2;
+}
+
 /// Many returns and many deliveries of the event, over two engines, all at
 /// once: one order, one capture.
 async fn returns_and_events_racing_place_one_order(backend: Backend) {
@@ -604,6 +698,7 @@ async fn only_the_buyer_completes(backend: Backend) {
 
 conformance!(
     the_return_places_the_order_once,
+    a_replayed_event_that_placed_the_order_changes_nothing,
     the_event_first_then_the_return,
     returns_and_events_racing_place_one_order,
     a_failed_challenge_gives_everything_back,
