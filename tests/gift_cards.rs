@@ -428,9 +428,78 @@ async fn concurrent_redemptions_never_overdraw(backend: Backend) {
     let left = balance(&shop, &code).await;
     assert!(!left.is_negative());
     assert_eq!(taken.checked_add(left).unwrap(), usd("40.00"));
+    // Twelve buyers wanted 198.00 of a 40.00 card: a checkout that lost the
+    // race for the balance plans again (taking what is left), so no buyer
+    // is refused while the card still has money.
+    assert_eq!(
+        left,
+        usd("0.00"),
+        "buyers were refused while the card had money"
+    );
+}
+
+/// A checkout that redeems a gift card parks a waiting payment for the
+/// shorter gift-card hold, so an abandoned 3-D Secure payment gives the
+/// balance back sooner.
+async fn a_waiting_payment_holds_a_gift_card_only_as_long_as_the_shop_allows(backend: Backend) {
+    let config = cartwright::EngineConfig::default().gift_card_hold(chrono::Duration::minutes(5));
+    let shop = Shop::with(
+        backend,
+        common::ShopOptions {
+            config: Some(config),
+            ..common::ShopOptions::default()
+        },
+    )
+    .await;
+    let v = shop.product("A", "10.00", 5).await;
+    let code = issue(&shop, "5.00", "gc").await;
+    let cart = shop.ready_cart(&[(v, 1)]).await;
+    let step = shop
+        .engine
+        .start_checkout(
+            CheckoutRequest::new(cart.id(), key("k"), "tok_3ds", Actor::Guest).gift_card(&code),
+        )
+        .await
+        .unwrap();
+    let cartwright::checkout::CheckoutStep::AwaitingPayment(session) = step else {
+        panic!("expected a waiting payment, got {step:?}");
+    };
+    assert_eq!(
+        session.expires_at,
+        cartwright::clock::Clock::now(shop.clock.as_ref()) + chrono::Duration::minutes(5)
+    );
+    assert_eq!(
+        balance(&shop, &code).await,
+        usd("0.00"),
+        "held while it waits"
+    );
+    // Abandoned: once the hold is over, recovery gives the balance back.
+    shop.clock.advance(chrono::Duration::minutes(6));
+    shop.engine.recover().await.unwrap();
+    assert_eq!(balance(&shop, &code).await, usd("5.00"));
+    // Without gift cards a session keeps its full time.
+    let cart = shop.ready_cart(&[(v, 1)]).await;
+    let step = shop
+        .engine
+        .start_checkout(CheckoutRequest::new(
+            cart.id(),
+            key("k2"),
+            "tok_3ds",
+            Actor::Guest,
+        ))
+        .await
+        .unwrap();
+    let cartwright::checkout::CheckoutStep::AwaitingPayment(session) = step else {
+        panic!("expected a waiting payment, got {step:?}");
+    };
+    assert_eq!(
+        session.expires_at,
+        cartwright::clock::Clock::now(shop.clock.as_ref()) + chrono::Duration::minutes(30)
+    );
 }
 
 conformance!(
+    a_waiting_payment_holds_a_gift_card_only_as_long_as_the_shop_allows,
     codes_are_secret_and_guessing_is_limited,
     one_order_paid_by_gift_card_store_credit_and_card,
     a_cancelled_order_gives_every_payment_back,

@@ -166,3 +166,87 @@ async fn orders_stored_as_jsonb_read_and_save_after_the_upgrade() {
     );
     assert_eq!(store.order(order.id()).await.unwrap(), saved);
 }
+
+/// Migration 0018 moves account tokens out of the customer row into a
+/// table of their own. A reset token issued before the upgrade still works
+/// after it, once, and a wrong guess against it is counted.
+#[tokio::test]
+async fn reset_tokens_issued_before_the_upgrade_still_work_once() {
+    use cartwright::customer::token_digest;
+
+    // A customer as the engine registers them (on the memory store).
+    let shop = common::Shop::new(common::Backend::Memory).await;
+    let ann = shop.customer("ann@example.com").await;
+    let ann = shop.engine.store().customer(ann.id()).await.unwrap();
+    let secret = "ab".repeat(32);
+
+    // Stored under the schema of migration 0017, its token beside it.
+    let pool = schema_at(17).await;
+    let expires = chrono::Utc::now() + chrono::Duration::hours(1);
+    let tokens = serde_json::json!([{
+        "purpose": "password_reset",
+        "hash": token_digest(&secret),
+        "expires_at": expires,
+        "attempts": 1
+    }]);
+    sqlx::query(
+        "INSERT INTO cw_customers (id, email, version, password_hash, doc, tokens)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(ann.id().as_uuid())
+    .bind(ann.email().as_str())
+    .bind(i64::try_from(ann.version()).unwrap())
+    .bind(ann.password_hash().unwrap().as_phc())
+    .bind(sqlx::types::Json(serde_json::to_value(&ann).unwrap()))
+    .bind(sqlx::types::Json(tokens))
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    // The store applies the rest; the column is gone, the token moved.
+    let store = PgStore::from_pool(pool.clone()).await.unwrap();
+    let column: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM pg_attribute WHERE attrelid = 'cw_customers'::regclass
+         AND attname = 'tokens' AND NOT attisdropped",
+    )
+    .fetch_optional(&pool)
+    .await
+    .unwrap();
+    assert_eq!(column, None);
+    let engine = cartwright::Engine::builder()
+        .store(std::sync::Arc::new(store))
+        .test_payment_provider()
+        .no_tax()
+        .build()
+        .unwrap();
+    let token = format!("{}.{secret}", ann.id().as_uuid().simple());
+    let wrong = format!("{}.{}", ann.id().as_uuid().simple(), "cd".repeat(32));
+    assert!(
+        engine
+            .reset_password(&wrong, "new-password-1", false)
+            .await
+            .is_err()
+    );
+    let attempts: i32 = sqlx::query_scalar("SELECT attempts FROM cw_account_tokens")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        attempts, 2,
+        "the attempt before the upgrade and the wrong guess"
+    );
+    engine
+        .reset_password(&token, "new-password-1", false)
+        .await
+        .unwrap();
+    engine
+        .login("ann@example.com", "new-password-1")
+        .await
+        .unwrap();
+    assert!(
+        engine
+            .reset_password(&token, "new-password-2", false)
+            .await
+            .is_err()
+    );
+}

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::cart::{Cart, CartStatus};
 use crate::catalog::{CatalogEntry, Category, Collection, Product, Sku};
 use crate::channel::{ChannelId, SalesChannel};
-use crate::customer::{Customer, CustomerGroup, Email};
+use crate::customer::{AccountChange, AccountToken, Customer, CustomerGroup, Email, TokenHolder};
 use crate::error::{Error, Result};
 use crate::giftcard::{GiftCard, GiftCardId, LedgerEntry, NewEntry};
 use crate::id::{
@@ -90,6 +90,8 @@ struct State {
     price_lists: BTreeMap<PriceListId, PriceList>,
     coupons: HashMap<String, Coupon>,
     pricing_version: u64,
+    /// Account tokens, one per account (or decoy id) and purpose.
+    account_tokens: HashMap<(CustomerId, crate::customer::TokenPurpose), AccountToken>,
 }
 
 /// A consistent copy of a [`MemoryStore`]'s whole state, comparable with
@@ -147,6 +149,7 @@ impl MemorySnapshot {
             price_lists,
             coupons,
             pricing_version,
+            account_tokens,
         } = &self.0;
         let products: Vec<(&ProductId, &Product)> =
             products.iter().map(|(k, v)| (k, v.as_ref())).collect();
@@ -188,6 +191,10 @@ impl MemorySnapshot {
             ("price_lists", serde_json::to_value(pairs(price_lists))),
             ("coupons", serde_json::to_value(pairs(coupons))),
             ("pricing_version", serde_json::to_value(pricing_version)),
+            (
+                "account_tokens",
+                serde_json::to_value(pairs(account_tokens)),
+            ),
         ];
         let mut value = serde_json::Map::new();
         for (name, field) in fields {
@@ -842,6 +849,89 @@ impl CustomerStore for MemoryStore {
         Ok(customer)
     }
 
+    async fn issue_account_token(
+        &self,
+        holder: TokenHolder<'_>,
+        token: AccountToken,
+        _now: DateTime<Utc>,
+    ) -> Result<Option<CustomerId>> {
+        let mut s = self.lock();
+        let (found, decoy) = match holder {
+            TokenHolder::Email { email, decoy } => (
+                s.emails
+                    .get(email)
+                    .and_then(|id| s.customers.get(id))
+                    .filter(|c| c.kind() == crate::customer::CustomerKind::Registered),
+                decoy,
+            ),
+            TokenHolder::Customer(id) => (
+                Some(
+                    s.customers
+                        .get(&id)
+                        .ok_or_else(|| Error::not_found("customer", id))?,
+                ),
+                id,
+            ),
+        };
+        // The same work whether an account has the email or not: a mark
+        // computed, a token stored.
+        let id = found.map(Customer::id);
+        let phc = found
+            .and_then(Customer::password_hash)
+            .map_or(crate::customer::DECOY_PHC, |h| h.as_phc());
+        let mark = Some(crate::customer::token_digest(phc));
+        let purpose = token.purpose();
+        s.account_tokens
+            .insert((id.unwrap_or(decoy), purpose), token.issued_under(mark));
+        Ok(id)
+    }
+
+    async fn use_account_token(
+        &self,
+        customer: CustomerId,
+        presented: &str,
+        change: &AccountChange,
+        now: DateTime<Utc>,
+    ) -> Result<Customer> {
+        let mut s = self.lock();
+        let slot = (customer, change.purpose());
+        let (Some(stored), Some(token)) = (s.customers.get(&customer), s.account_tokens.get(&slot))
+        else {
+            return Err(Error::InvalidToken);
+        };
+        let mut token = token.clone();
+        match token.check(stored, presented, now) {
+            crate::customer::TokenCheck::Accepted => {}
+            crate::customer::TokenCheck::Wrong => {
+                s.account_tokens.insert(slot, token);
+                return Err(Error::InvalidToken);
+            }
+            _ => return Err(Error::InvalidToken),
+        }
+        let mut next = stored.clone();
+        change.apply(&mut next, &token)?;
+        let old_email = stored.email().clone();
+        if old_email != *next.email() && s.emails.contains_key(next.email()) {
+            return Err(Error::AlreadyExists {
+                what: "email",
+                value: next.email().to_string(),
+            });
+        }
+        next.saved()?;
+        s.emails.remove(&old_email);
+        s.emails.insert(next.email().clone(), customer);
+        s.customers.insert(customer, next.clone());
+        s.account_tokens.remove(&slot);
+        Ok(next)
+    }
+
+    async fn prune_account_tokens(&self, now: DateTime<Utc>) -> Result<u64> {
+        let mut s = self.lock();
+        let before = s.account_tokens.len();
+        s.account_tokens.retain(|_, t| t.expires_at() > now);
+        Ok((before - s.account_tokens.len()) as u64)
+    }
+
     async fn customer(&self, id: CustomerId) -> Result<Customer> {
         self.lock()
             .customers
@@ -928,6 +1018,8 @@ impl CustomerStore for MemoryStore {
                 orders.push(o);
             }
         }
+        // Tokens (an email change's carries the new address).
+        s.account_tokens.retain(|(holder, _), _| *holder != id);
         // A payment still waiting keeps the order it will place.
         for record in s.checkouts.values_mut() {
             if let Some(awaiting) = record.awaiting.as_deref_mut()

@@ -37,7 +37,9 @@ use uuid::Uuid;
 
 use crate::cart::{Cart, CartStatus};
 use crate::catalog::{CatalogEntry, Category, Collection, Product, Sku};
-use crate::customer::{Customer, CustomerGroup, Email, PasswordHash};
+use crate::customer::{
+    AccountChange, AccountToken, Customer, CustomerGroup, Email, PasswordHash, TokenHolder,
+};
 use crate::error::{Error, Result};
 use crate::giftcard::{GiftCard, GiftCardId, LedgerEntry, NewEntry};
 use crate::id::{
@@ -1185,10 +1187,54 @@ fn customer_from_row(row: &PgRow) -> Try<Customer> {
         return Err(corrupt("customer", "columns disagree with the document"));
     }
     let hash: Option<String> = col(row, "password_hash", "customer")?;
-    let tokens: Vec<crate::customer::AccountToken> = doc(row, "tokens", "customer")?;
-    Ok(customer
-        .with_password_hash(hash.map(PasswordHash::from_phc))
-        .with_account_tokens(tokens))
+    Ok(customer.with_password_hash(hash.map(PasswordHash::from_phc)))
+}
+
+/// Writes `saved` (its version already bumped) over the row at version
+/// `old`: false when the row is not at `old` (or gone).
+async fn update_customer(conn: &mut sqlx::PgConnection, saved: &Customer, old: i64) -> Try<bool> {
+    let updated = sqlx::query(
+        "UPDATE cw_customers SET version = $3, password_hash = $4, doc = $5, email = $6
+         WHERE id = $1 AND version = $2",
+    )
+    .bind(saved.id().as_uuid())
+    .bind(old)
+    .bind(version_i64(saved.version())?)
+    .bind(saved.password_hash().map(|h| h.as_phc().to_owned()))
+    .bind(Json(to_json(saved)?))
+    .bind(saved.email().as_str())
+    .execute(&mut *conn)
+    .await;
+    match updated.map_err(Fail::from) {
+        Ok(u) => Ok(u.rows_affected() == 1),
+        Err(f) if constraint(&f).as_deref() == Some("cw_customers_email_key") => {
+            Err(Error::AlreadyExists {
+                what: "email",
+                value: saved.email().to_string(),
+            }
+            .into())
+        }
+        Err(f) => Err(f),
+    }
+}
+
+fn account_token_from_row(row: &PgRow) -> Try<AccountToken> {
+    let purpose: String = col(row, "purpose", "account token")?;
+    let purpose = crate::customer::TokenPurpose::from_name(&purpose)
+        .ok_or_else(|| corrupt("account token", "unknown purpose"))?;
+    let attempts: i32 = col(row, "attempts", "account token")?;
+    let new_email: Option<String> = col(row, "new_email", "account token")?;
+    let new_email = new_email
+        .map(|e| Email::new(&e).map_err(|_| corrupt("account token", "malformed email")))
+        .transpose()?;
+    Ok(AccountToken::from_parts(
+        purpose,
+        col(row, "hash", "account token")?,
+        col(row, "expires_at", "account token")?,
+        u32::try_from(attempts).map_err(|_| corrupt("account token", "negative attempts"))?,
+        new_email,
+        col(row, "password_mark", "account token")?,
+    ))
 }
 
 fn version_i64(version: u64) -> Result<i64> {
@@ -1201,15 +1247,14 @@ impl CustomerStore for PgStore {
         let version = version_i64(customer.version())?;
         retry!(self, async {
             let result = sqlx::query(
-                "INSERT INTO cw_customers (id, email, version, password_hash, doc, tokens)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO cw_customers (id, email, version, password_hash, doc)
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(customer.id().as_uuid())
             .bind(customer.email().as_str())
             .bind(version)
             .bind(customer.password_hash().map(|h| h.as_phc().to_owned()))
             .bind(Json(to_json(&customer)?))
-            .bind(Json(to_json(&customer.account_tokens())?))
             .execute(&self.pool)
             .await;
             match result.map_err(Fail::from) {
@@ -1235,45 +1280,104 @@ impl CustomerStore for PgStore {
         let old = version_i64(customer.version())?;
         let mut saved = customer.clone();
         saved.saved()?;
-        let new = version_i64(saved.version())?;
         retry!(self, async {
-            let updated = sqlx::query(
-                "UPDATE cw_customers SET version = $3, password_hash = $4, doc = $5, tokens = $7,
-                        email = $6
-                 WHERE id = $1 AND version = $2",
-            )
-            .bind(saved.id().as_uuid())
-            .bind(old)
-            .bind(new)
-            .bind(saved.password_hash().map(|h| h.as_phc().to_owned()))
-            .bind(Json(to_json(&saved)?))
-            .bind(saved.email().as_str())
-            .bind(Json(to_json(&saved.account_tokens())?))
-            .execute(&self.pool)
-            .await;
-            let updated = match updated.map_err(Fail::from) {
-                Ok(u) => u,
-                Err(f) if constraint(&f).as_deref() == Some("cw_customers_email_key") => {
-                    return Err(Error::AlreadyExists {
-                        what: "email",
-                        value: saved.email().to_string(),
-                    }
-                    .into());
-                }
-                Err(f) => return Err(f),
-            };
-            if updated.rows_affected() == 1 {
+            let mut conn = self.pool.acquire().await?;
+            if update_customer(&mut conn, &saved, old).await? {
                 return Ok(saved.clone());
             }
             let exists = sqlx::query("SELECT 1 FROM cw_customers WHERE id = $1")
                 .bind(saved.id().as_uuid())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *conn)
                 .await?;
             Err(match exists {
                 None => Error::not_found("customer", saved.id()),
                 Some(_) => Error::Conflict("customer"),
             }
             .into())
+        })
+    }
+
+    async fn issue_account_token(
+        &self,
+        holder: TokenHolder<'_>,
+        token: AccountToken,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CustomerId>> {
+        // For an email: one statement either way — the account's id and
+        // password mark if it exists, the decoy's and the empty password's
+        // otherwise — and the same insert. For an account: only if it exists.
+        let (sql, lookup, decoy) = match holder {
+            TokenHolder::Email { email, decoy } => (
+                "INSERT INTO cw_account_tokens
+                    (customer_id, purpose, hash, expires_at, new_email, password_mark, issued_at)
+                 SELECT coalesce(c.id, $2), $3, $4, $5, $6,
+                        encode(sha256(convert_to(coalesce(c.password_hash, $8), 'UTF8')), 'hex'), $7
+                 FROM (SELECT 1) AS one
+                 LEFT JOIN cw_customers c ON c.email = $1 AND c.doc->>'kind' = 'registered'
+                 RETURNING customer_id",
+                email.as_str().to_owned(),
+                decoy,
+            ),
+            TokenHolder::Customer(id) => (
+                "INSERT INTO cw_account_tokens
+                    (customer_id, purpose, hash, expires_at, new_email, password_mark, issued_at)
+                 SELECT c.id, $3, $4, $5, $6,
+                        encode(sha256(convert_to(coalesce(c.password_hash, $8), 'UTF8')), 'hex'), $7
+                 FROM cw_customers c WHERE c.id::text = $1 AND c.id <> $2
+                 RETURNING customer_id",
+                id.as_uuid().to_string(),
+                // No account has the nil id.
+                CustomerId::from_uuid(Uuid::nil()),
+            ),
+        };
+        let id: Option<Uuid> = retry!(self, async {
+            Ok(sqlx::query_scalar(sql)
+                .bind(&lookup)
+                .bind(decoy.as_uuid())
+                .bind(token.purpose().name())
+                .bind(token.hash())
+                .bind(token.expires_at())
+                .bind(token.new_email().map(|e| e.as_str().to_owned()))
+                .bind(now)
+                .bind(crate::customer::DECOY_PHC)
+                .fetch_optional(&self.pool)
+                .await?)
+        })?;
+        match (id, holder) {
+            (Some(id), _) if id != decoy.as_uuid() => Ok(Some(CustomerId::from_uuid(id))),
+            (_, TokenHolder::Customer(id)) => Err(Error::not_found("customer", id)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn use_account_token(
+        &self,
+        customer: CustomerId,
+        presented: &str,
+        change: &AccountChange,
+        now: DateTime<Utc>,
+    ) -> Result<Customer> {
+        retry!(
+            self,
+            self.use_account_token_try(customer, presented, change, now)
+        )
+    }
+
+    async fn prune_account_tokens(&self, now: DateTime<Utc>) -> Result<u64> {
+        retry!(self, async {
+            // Expired tokens, and those a newer one of the same account and
+            // purpose replaced.
+            let done = sqlx::query(
+                "DELETE FROM cw_account_tokens t
+                 WHERE t.expires_at <= $1
+                    OR EXISTS (SELECT 1 FROM cw_account_tokens n
+                               WHERE n.customer_id = t.customer_id AND n.purpose = t.purpose
+                                 AND n.seq > t.seq)",
+            )
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected())
         })
     }
 
@@ -1437,6 +1541,65 @@ impl PgStore {
     /// [`CustomerStore::erase_customer`] in one transaction: the customer's
     /// row locked, then its carts and orders (by account or by email), each
     /// rewritten through the domain's erasure.
+    async fn use_account_token_try(
+        &self,
+        customer: CustomerId,
+        presented: &str,
+        change: &AccountChange,
+        now: DateTime<Utc>,
+    ) -> Try<Customer> {
+        let mut tx = self.pool.begin().await?;
+        // The customer's row lock orders every use of its tokens: racing
+        // guesses are counted one after the other, a right one wins once.
+        let Some(row) = sqlx::query("SELECT * FROM cw_customers WHERE id = $1 FOR UPDATE")
+            .bind(customer.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Err(Error::InvalidToken.into());
+        };
+        let stored = customer_from_row(&row)?;
+        let Some(row) = sqlx::query(
+            "SELECT * FROM cw_account_tokens WHERE customer_id = $1 AND purpose = $2
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(customer.as_uuid())
+        .bind(change.purpose().name())
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Err(Error::InvalidToken.into());
+        };
+        let seq: i64 = col(&row, "seq", "account token")?;
+        let mut token = account_token_from_row(&row)?;
+        match token.check(&stored, presented, now) {
+            crate::customer::TokenCheck::Accepted => {}
+            crate::customer::TokenCheck::Wrong => {
+                sqlx::query("UPDATE cw_account_tokens SET attempts = $2 WHERE seq = $1")
+                    .bind(seq)
+                    .bind(i32::try_from(token.attempts()).unwrap_or(i32::MAX))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                return Err(Error::InvalidToken.into());
+            }
+            _ => return Err(Error::InvalidToken.into()),
+        }
+        let mut next = stored.clone();
+        change.apply(&mut next, &token)?;
+        next.saved()?;
+        if !update_customer(&mut tx, &next, version_i64(stored.version())?).await? {
+            return Err(Error::Conflict("customer").into());
+        }
+        sqlx::query("DELETE FROM cw_account_tokens WHERE customer_id = $1 AND purpose = $2")
+            .bind(customer.as_uuid())
+            .bind(change.purpose().name())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(next)
+    }
+
     async fn erase_customer_try(
         &self,
         id: CustomerId,
@@ -1474,8 +1637,7 @@ impl PgStore {
         customer.erase();
         customer.saved()?;
         sqlx::query(
-            "UPDATE cw_customers SET email = $2, version = $3, password_hash = NULL,
-                    tokens = '[]', doc = $4
+            "UPDATE cw_customers SET email = $2, version = $3, password_hash = NULL, doc = $4
              WHERE id = $1",
         )
         .bind(id.as_uuid())

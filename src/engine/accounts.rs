@@ -10,8 +10,8 @@
 
 use crate::actor::Actor;
 use crate::customer::{
-    Customer, CustomerKind, Email, IssuedToken, TokenCheck, TokenPurpose, check_token,
-    issue_email_change, issue_token, parse_token, replace_token,
+    AccountChange, Customer, CustomerKind, Email, IssuedToken, TokenHolder, TokenPurpose,
+    issue_token, parse_token, token_digest, token_text,
 };
 use crate::error::{Error, Result};
 use crate::event::CustomerChange;
@@ -65,33 +65,40 @@ impl Engine {
 
     /// Issues a password-reset token for the account with this email, for
     /// the embedding program to send there. `None` when no account has the
-    /// email (or it is a guest's) — after the same work, so timing tells
-    /// nothing; the program must answer its client the same either way. A
-    /// new token replaces the account's earlier one; it works for
-    /// [`EngineConfig::password_reset_ttl`](super::EngineConfig), once.
+    /// email (or it is a guest's) — after the same work: one store command
+    /// that records a token either way (under a decoy id no account has for
+    /// an unknown email), so timing tells nothing; the program must answer
+    /// its client the same either way. A new token replaces the account's
+    /// earlier one; it works for
+    /// [`EngineConfig::password_reset_ttl`](super::EngineConfig), once, and
+    /// not after the password changed. Tokens for unknown emails are never
+    /// usable and are pruned by maintenance once expired.
     ///
     /// # Errors
-    /// [`Error::Conflict`] when the customer changed meanwhile;
     /// [`Error::Storage`] when the store fails. A malformed email is `None`,
     /// like an unknown one.
     #[tracing::instrument(skip_all)]
     pub async fn request_password_reset(&self, email: &str) -> Result<Option<IssuedToken>> {
-        let found = match crate::customer::Email::new(email) {
-            Ok(email) => self.inner.store.customer_by_email(&email).await?,
-            Err(_) => None,
-        };
-        let expires_at = self.now() + self.inner.config.password_reset_ttl;
-        let id = found.as_ref().map_or_else(CustomerId::new, Customer::id);
-        // The secret is drawn either way.
-        let (token, stored) = issue_token(TokenPurpose::PasswordReset, id, expires_at);
-        let Some(mut c) = found.filter(|c| c.kind() == CustomerKind::Registered) else {
+        let Ok(email) = crate::customer::Email::new(email) else {
             return Ok(None);
         };
-        replace_token(c.tokens_mut(), stored, self.now());
-        let c = self.inner.store.save_customer(c).await?;
-        Ok(Some(IssuedToken {
-            customer_id: c.id(),
-            email: c.email().clone(),
+        let expires_at = self.now() + self.inner.config.password_reset_ttl;
+        let (secret, stored) = issue_token(TokenPurpose::PasswordReset, None, expires_at);
+        let decoy = CustomerId::new();
+        let holder = TokenHolder::Email {
+            email: &email,
+            decoy,
+        };
+        let found = self
+            .inner
+            .store
+            .issue_account_token(holder, stored, self.now())
+            .await?;
+        // The token's text is made either way, too.
+        let token = token_text(found.unwrap_or(decoy), &secret);
+        Ok(found.map(|id| IssuedToken {
+            customer_id: id,
+            email,
             purpose: TokenPurpose::PasswordReset,
             token,
             expires_at,
@@ -110,7 +117,6 @@ impl Engine {
     /// [`MAX_TOKEN_ATTEMPTS`](crate::customer::MAX_TOKEN_ATTEMPTS));
     /// [`Error::Invalid`] for a password the policy refuses (the token
     /// still works); [`Error::Busy`] when every hashing slot stays taken;
-    /// [`Error::Conflict`] when the customer changed meanwhile;
     /// [`Error::Storage`] when the store fails.
     #[tracing::instrument(skip_all)]
     pub async fn reset_password(
@@ -124,13 +130,11 @@ impl Engine {
         let policy = self.inner.config.password_policy;
         let new = new_password.to_owned();
         let hash = self.hashing(move || policy.hash(&new)).await??;
-        let c = self
-            .consume_token(id, TokenPurpose::PasswordReset, secret, |c, _| {
-                c.set_password(hash, sign_out_everywhere);
-                c.mark_email_verified();
-                Ok(())
-            })
-            .await?;
+        let change = AccountChange::ResetPassword {
+            hash,
+            sign_out_everywhere,
+        };
+        let c = self.use_token(id, secret, &change).await?;
         self.customer_event(c.id(), CustomerChange::PasswordReset)
             .await;
         Ok(c)
@@ -152,16 +156,18 @@ impl Engine {
         actor: &Actor,
         customer: CustomerId,
     ) -> Result<IssuedToken> {
-        let mut c = self.load_customer(actor, customer).await?;
+        let c = self.load_customer(actor, customer).await?;
         let expires_at = self.now() + self.inner.config.email_verification_ttl;
-        let (token, stored) = issue_token(TokenPurpose::EmailVerification, c.id(), expires_at);
-        replace_token(c.tokens_mut(), stored, self.now());
-        let c = self.inner.store.save_customer(c).await?;
+        let (secret, stored) = issue_token(TokenPurpose::EmailVerification, None, expires_at);
+        self.inner
+            .store
+            .issue_account_token(TokenHolder::Customer(c.id()), stored, self.now())
+            .await?;
         Ok(IssuedToken {
             customer_id: c.id(),
             email: c.email().clone(),
             purpose: TokenPurpose::EmailVerification,
-            token,
+            token: token_text(c.id(), &secret),
             expires_at,
         })
     }
@@ -177,10 +183,7 @@ impl Engine {
     pub async fn verify_email(&self, token: &str) -> Result<Customer> {
         let (id, secret) = parse_token(token)?;
         let c = self
-            .consume_token(id, TokenPurpose::EmailVerification, secret, |c, _| {
-                c.mark_email_verified();
-                Ok(())
-            })
+            .use_token(id, secret, &AccountChange::VerifyEmail)
             .await?;
         self.customer_event(c.id(), CustomerChange::EmailVerified)
             .await;
@@ -229,16 +232,19 @@ impl Engine {
         new_email: &str,
     ) -> Result<IssuedToken> {
         let email = Email::new(new_email)?;
-        let mut c = self.load_customer(actor, customer).await?;
+        let c = self.load_customer(actor, customer).await?;
         let expires_at = self.now() + self.inner.config.email_verification_ttl;
-        let (token, stored) = issue_email_change(c.id(), email.clone(), expires_at);
-        replace_token(c.tokens_mut(), stored, self.now());
-        let c = self.inner.store.save_customer(c).await?;
+        let (secret, stored) =
+            issue_token(TokenPurpose::EmailChange, Some(email.clone()), expires_at);
+        self.inner
+            .store
+            .issue_account_token(TokenHolder::Customer(c.id()), stored, self.now())
+            .await?;
         Ok(IssuedToken {
             customer_id: c.id(),
             email,
             purpose: TokenPurpose::EmailChange,
-            token,
+            token: token_text(c.id(), &secret),
             expires_at,
         })
     }
@@ -256,45 +262,26 @@ impl Engine {
     pub async fn confirm_email_change(&self, token: &str) -> Result<Customer> {
         let (id, secret) = parse_token(token)?;
         let c = self
-            .consume_token(id, TokenPurpose::EmailChange, secret, |c, email| {
-                let email = email.ok_or(Error::InvalidToken)?;
-                c.change_email(email);
-                Ok(())
-            })
+            .use_token(id, secret, &AccountChange::ChangeEmail)
             .await?;
         self.customer_event(c.id(), CustomerChange::EmailChanged)
             .await;
         Ok(c)
     }
 
-    /// Checks `secret` against customer `id`'s live token for `purpose`:
-    /// accepted, it is used up, `accept` changes the customer and the
-    /// customer is saved; a wrong secret is counted (and saved); no token —
-    /// none, expired, worn out, an unknown customer — is refused. The save
-    /// is under the customer's version, so two uses racing cannot both win.
-    async fn consume_token(
+    /// Uses customer `id`'s live token for `change` with `secret`: one
+    /// store command that counts a wrong secret, or uses the token up and
+    /// applies `change` (see [`CustomerStore::use_account_token`](crate::store::CustomerStore::use_account_token)).
+    async fn use_token(
         &self,
         id: CustomerId,
-        purpose: TokenPurpose,
         secret: &str,
-        accept: impl FnOnce(&mut Customer, Option<Email>) -> Result<()>,
+        change: &AccountChange,
     ) -> Result<Customer> {
-        let mut c = match self.inner.store.customer(id).await {
-            Ok(c) => c,
-            Err(Error::NotFound { .. }) => return Err(Error::InvalidToken),
-            Err(e) => return Err(e),
-        };
-        match check_token(c.tokens_mut(), purpose, secret, self.now()) {
-            TokenCheck::Accepted(new_email) => {
-                accept(&mut c, new_email)?;
-                self.inner.store.save_customer(c).await
-            }
-            TokenCheck::Wrong => {
-                self.inner.store.save_customer(c).await?;
-                Err(Error::InvalidToken)
-            }
-            TokenCheck::Absent => Err(Error::InvalidToken),
-        }
+        self.inner
+            .store
+            .use_account_token(id, &token_digest(secret), change, self.now())
+            .await
     }
 }
 

@@ -369,6 +369,10 @@ fn take(
 }
 
 /// The reference every gift card entry of one checkout attempt carries.
+/// How often a checkout plans its gift cards and store credit again after
+/// losing a race for a card's balance.
+const MAX_REDEEM_ROUNDS: u32 = 3;
+
 fn redeem_reference(key: &IdempotencyKey, attempt: u32) -> String {
     format!("checkout:{key}:{attempt}")
 }
@@ -1215,20 +1219,56 @@ impl Engine {
         Ok(planned)
     }
 
+    /// Redeems the planned tenders; when a card's balance went down
+    /// between planning and redeeming (another checkout spent from it), it
+    /// gives back this round's redemptions, plans again from the balances
+    /// as they are now and redeems that, up to [`MAX_REDEEM_ROUNDS`] times —
+    /// so a lost race is not refused while the card still has money. A card
+    /// that is empty by then is refused ([`Error::InsufficientBalance`]).
+    async fn redeem_planned(
+        &self,
+        lease: &Lease,
+        request: &CheckoutRequest,
+        cart: &crate::cart::Cart,
+        total: crate::money::Money,
+        mut planned: Vec<PlannedTender>,
+        progress: &mut Progress,
+    ) -> Result<Vec<Payment>> {
+        let mut round = 0;
+        loop {
+            match self.redeem(lease, &planned, progress, round).await {
+                Err(Error::InsufficientBalance { .. }) if round + 1 < MAX_REDEEM_ROUNDS => {
+                    crate::telemetry::compensation("redemption_replanned");
+                    let fenced = self.fence(lease).await?;
+                    self.release_redemptions(&fenced).await?;
+                    planned = self.plan_tenders(request, cart, total).await?;
+                    round += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Redeems the planned tenders for the attempt under `lease`, in order:
-    /// one ledger entry each, keyed by the attempt. Returns them as the
-    /// order's tender payments.
+    /// one ledger entry each, keyed by the attempt (and the round of
+    /// [`Engine::redeem_planned`]). Returns them as the order's tender
+    /// payments.
     async fn redeem(
         &self,
         lease: &Lease,
         planned: &[PlannedTender],
         progress: &mut Progress,
+        round: u32,
     ) -> Result<Vec<Payment>> {
         use crate::giftcard::{EntryKind, NewEntry};
         let reference = redeem_reference(&lease.key, lease.attempt);
         let mut tenders = Vec::with_capacity(planned.len());
         for (i, t) in planned.iter().enumerate() {
-            let key = format!("{reference}:redeem:{i}");
+            let key = if round == 0 {
+                format!("{reference}:redeem:{i}")
+            } else {
+                format!("{reference}:redeem:{round}:{i}")
+            };
             progress.redeemed = true;
             self.inner
                 .store
@@ -1360,7 +1400,9 @@ impl Engine {
         // Gift cards, then store credit, each a ledger entry keyed by the
         // attempt; a failure later gives them back (`after_failed_attempt`,
         // or recovery, finds them by the attempt's reference).
-        let tenders = self.redeem(lease, &planned, progress).await?;
+        let tenders = self
+            .redeem_planned(lease, request, &cart, priced.total, planned, progress)
+            .await?;
         let mut total = priced.total;
         for t in &tenders {
             total = total.checked_sub(t.authorized())?;
@@ -1485,8 +1527,20 @@ impl Engine {
             amount: response.amount,
             status: response.status,
             action: response.action.clone(),
-            expires_at: self.now() + self.inner.config.payment_session_ttl,
+            expires_at: self.now() + self.session_ttl(order),
         })
+    }
+
+    /// How long the payment of `order` may wait: the session's time, or the
+    /// shorter gift-card hold when the checkout redeemed gift cards or store
+    /// credit ([`EngineConfig::gift_card_hold`](crate::EngineConfig::gift_card_hold)).
+    fn session_ttl(&self, order: &Order) -> chrono::Duration {
+        let config = &self.inner.config;
+        if order.tenders.is_empty() {
+            config.payment_session_ttl
+        } else {
+            config.payment_session_ttl.min(config.gift_card_hold)
+        }
     }
 
     /// Parks a checkout whose payment waits: until its session expires,

@@ -8,7 +8,9 @@
 //! ([`CheckoutStore::fence_checkout`](crate::store::CheckoutStore::fence_checkout)):
 //! one store command that succeeds only while the lease still holds the
 //! checkout, and that drops the order a waiting payment would place, so
-//! that from then on nobody can place it. The functions that give back take
+//! that from then on no one else can place it: recovery, taking over once
+//! the fenced lease ends, finds an attempt with nothing to place and gives
+//! back the same things under the same keys. The functions that give back take
 //! a [`Fenced`], which only [`Engine::fence`] makes: a path that skips the
 //! fence does not compile.
 //!
@@ -23,7 +25,7 @@ use crate::error::Result;
 use crate::store::Lease;
 
 /// Proof that the caller held its checkout's lease when it fenced it, and
-/// that no order can be placed for the attempt any more. Made only by
+/// that no one else can place an order for the attempt any more. Made only by
 /// [`Engine::fence`].
 #[derive(Debug)]
 pub(crate) struct Fenced {

@@ -11,7 +11,8 @@
 //! crashed checkouts cleaned up, pending payment operations and
 //! cancellations finished, stranded captures made) and prunes idempotency
 //! records and delivered events older than
-//! [`EngineConfig::retention`](crate::EngineConfig::retention). Every step is
+//! [`EngineConfig::retention`](crate::EngineConfig::retention), and account
+//! tokens that expired. Every step is
 //! safe to run from any number of instances at once. A round that fails is
 //! logged (`tracing` warning) and retried at the next tick; rounds are
 //! spread with jitter so instances started together do not run in step.
@@ -36,6 +37,8 @@ pub struct MaintenanceReport {
     pub pruned_checkouts: u64,
     /// Delivered events removed.
     pub pruned_events: u64,
+    /// Account tokens removed: expired, or replaced by a newer one.
+    pub pruned_account_tokens: u64,
 }
 
 /// Shortest interval [`Engine::maintenance`] accepts; shorter ones are raised to it.
@@ -54,10 +57,12 @@ impl Engine {
         let cutoff = self.now() - self.inner.config.retention;
         let pruned_checkouts = self.inner.store.prune_checkouts(cutoff).await?;
         let pruned_events = self.inner.store.prune_events(cutoff).await?;
+        let pruned_account_tokens = self.inner.store.prune_account_tokens(self.now()).await?;
         Ok(MaintenanceReport {
             recovery,
             pruned_checkouts,
             pruned_events,
+            pruned_account_tokens,
         })
     }
 

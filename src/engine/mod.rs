@@ -121,6 +121,13 @@ pub struct EngineConfig {
     /// Secure, a redirect) or the provider before it is cancelled and its
     /// stock released (30 minutes by default).
     pub payment_session_ttl: Duration,
+    /// How long a waiting payment may hold the gift cards and store credit
+    /// its checkout redeemed (30 minutes by default, as long as any
+    /// session). A checkout that redeemed some parks its payment for the
+    /// shorter of this and `payment_session_ttl`: an abandoned 3-D Secure
+    /// checkout then gives the balance back sooner (once recovery sees the
+    /// session expired), at the cost of a shorter session for the buyer.
+    pub gift_card_hold: Duration,
 }
 
 crate::domain::setters!(EngineConfig {
@@ -136,6 +143,7 @@ crate::domain::setters!(EngineConfig {
     password_reset_ttl: Duration,
     email_verification_ttl: Duration,
     payment_session_ttl: Duration,
+    gift_card_hold: Duration,
 } into {});
 
 impl Default for EngineConfig {
@@ -153,6 +161,7 @@ impl Default for EngineConfig {
             password_reset_ttl: Duration::hours(1),
             email_verification_ttl: Duration::days(2),
             payment_session_ttl: Duration::minutes(30),
+            gift_card_hold: Duration::minutes(30),
         }
     }
 }
@@ -322,6 +331,9 @@ impl EngineBuilder {
                 "config",
                 "payment_session_ttl must be positive",
             ));
+        }
+        if c.gift_card_hold <= Duration::zero() {
+            return Err(Error::invalid("config", "gift_card_hold must be positive"));
         }
         let payments = Providers::new(self.payments, self.default_payments)?;
         let Some(tax) = self.tax else {

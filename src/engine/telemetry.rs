@@ -6,7 +6,7 @@
 //! | name | kind | labels |
 //! |---|---|---|
 //! | `cartwright_checkouts_total` | counter | `outcome`: `paid`, `authorized`, `capture_pending`, `declined`, `out_of_stock`, `failed` |
-//! | `cartwright_compensations_total` | counter | `kind`: `operation_refused`, `hold_voided` |
+//! | `cartwright_compensations_total` | counter | `kind`: `operation_refused`, `hold_voided`, `redemption_released`, `redemption_replanned`, `session_ended` |
 //! | `cartwright_provider_calls_total` | counter | `operation`, `result`: `ok`, `declined`, `unavailable`, `refused` |
 //! | `cartwright_provider_call_seconds` | histogram | `operation` |
 //! | `cartwright_pricing_seconds` | histogram | — |

@@ -24,7 +24,9 @@ pub use crate::event::{Event, EventKind};
 use crate::cart::Cart;
 use crate::catalog::{CatalogEntry, Category, Collection, Product, Sku};
 use crate::channel::{ChannelId, SalesChannel};
-use crate::customer::{Customer, CustomerGroup, CustomerQuery, Email};
+use crate::customer::{
+    AccountChange, AccountToken, Customer, CustomerGroup, CustomerQuery, Email, TokenHolder,
+};
 use crate::error::{Error, Result};
 use crate::giftcard::{GiftCard, GiftCardId, LedgerEntry, NewEntry};
 use crate::id::PromotionId;
@@ -149,6 +151,53 @@ pub trait CustomerStore: Send + Sync {
     /// # Errors
     /// [`Error::Storage`] when the store fails.
     async fn find_customers(&self, query: &CustomerQuery) -> Result<Vec<Customer>>;
+
+    /// Records an account token for `holder`, replacing any earlier one of
+    /// its purpose, with the fingerprint of the account's password
+    /// ([`password_mark`](crate::customer::password_mark), via
+    /// [`AccountToken::issued_under`]). For an email that no registered
+    /// account has, the very same record is made under the holder's decoy
+    /// id — the same work, so the time taken tells nothing — and `None` is
+    /// returned. Returns the account the token is for.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for a [`TokenHolder::Customer`] that does not
+    /// exist; [`Error::Storage`] when the store fails.
+    async fn issue_account_token(
+        &self,
+        holder: TokenHolder<'_>,
+        token: AccountToken,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CustomerId>>;
+
+    /// Uses the live token of `change`'s purpose of account `customer`
+    /// against a presented secret's digest, in one atomic command under the
+    /// account's lock ([`AccountToken::check`]): a wrong secret is counted
+    /// (the token is void after
+    /// [`MAX_TOKEN_ATTEMPTS`](crate::customer::MAX_TOKEN_ATTEMPTS), however
+    /// many guesses race); a right one is used up and `change` applied to
+    /// the customer, who is saved (version bumped) and returned. Two right
+    /// guesses racing: one wins.
+    ///
+    /// # Errors
+    /// [`Error::InvalidToken`] for an unknown account, no live token or a
+    /// wrong secret; [`Error::AlreadyExists`] for an email change to an
+    /// email taken meanwhile (nothing changes, the token stays);
+    /// [`Error::Storage`] when the store fails.
+    async fn use_account_token(
+        &self,
+        customer: CustomerId,
+        presented: &str,
+        change: &AccountChange,
+        now: DateTime<Utc>,
+    ) -> Result<Customer>;
+
+    /// Forgets account tokens that expired before `now` (and those a newer
+    /// one replaced). Returns how many.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store fails.
+    async fn prune_account_tokens(&self, now: DateTime<Utc>) -> Result<u64>;
 }
 
 /// What [`CustomerStore::erase_customer`] changed.

@@ -297,6 +297,26 @@ impl CustomerStore for FaultyStore {
     async fn save_customer(&self, c: Customer) -> Result<Customer> {
         self.inner.save_customer(c).await
     }
+    async fn issue_account_token(
+        &self,
+        h: crate::customer::TokenHolder<'_>,
+        t: crate::customer::AccountToken,
+        n: DateTime<Utc>,
+    ) -> Result<Option<CustomerId>> {
+        self.inner.issue_account_token(h, t, n).await
+    }
+    async fn use_account_token(
+        &self,
+        c: CustomerId,
+        p: &str,
+        change: &crate::customer::AccountChange,
+        n: DateTime<Utc>,
+    ) -> Result<Customer> {
+        self.inner.use_account_token(c, p, change, n).await
+    }
+    async fn prune_account_tokens(&self, n: DateTime<Utc>) -> Result<u64> {
+        self.inner.prune_account_tokens(n).await
+    }
     async fn customer(&self, id: CustomerId) -> Result<Customer> {
         self.inner.customer(id).await
     }

@@ -357,9 +357,10 @@ async fn waiting_payments(store: Arc<dyn Store>) -> Result<(), Failure> {
     })
 }
 
-/// A customer's password hash and account tokens survive a save and a
-/// read, beside the customer: a reset token issued through one read works
-/// through the next. Erasure frees the email and is idempotent.
+/// A customer's password hash survives a save and a read; account tokens
+/// are recorded for known and unknown emails alike and used once; wrong
+/// guesses racing are every one counted; a new password voids a reset
+/// token. Erasure frees the email and is idempotent.
 async fn accounts(store: Arc<dyn Store>) -> Result<(), Failure> {
     const CHECK: &str = "account tokens";
     let e = engine(store.clone(), CHECK)?;
@@ -371,33 +372,97 @@ async fn accounts(store: Arc<dyn Store>) -> Result<(), Failure> {
         ))
         .await,
     )?;
-    let issued = step(CHECK, e.request_password_reset("ann@example.com").await)?;
-    let Some(issued) = issued else {
-        return Err(Failure {
-            check: CHECK,
-            detail: "no reset token for a registered email".to_owned(),
-        });
+    let unknown = step(CHECK, e.request_password_reset("nobody@example.com").await)?;
+    ensure(unknown.is_none(), CHECK, || {
+        "a reset token for an email no account has".to_owned()
+    })?;
+    let reset = || async {
+        match step(CHECK, e.request_password_reset("ann@example.com").await)? {
+            Some(issued) => Ok(issued),
+            None => Err(Failure {
+                check: CHECK,
+                detail: "no reset token for a registered email".to_owned(),
+            }),
+        }
     };
     let stored = step(CHECK, store.customer(ann.id()).await)?;
-    ensure(stored.account_tokens().len() == 1, CHECK, || {
-        format!(
-            "{} tokens stored, expected 1",
-            stored.account_tokens().len()
-        )
-    })?;
     ensure(stored.password_hash().is_some(), CHECK, || {
         "the password hash was lost".to_owned()
     })?;
+    // Wrong guesses racing: every one counted, so the token is void after
+    // MAX_TOKEN_ATTEMPTS of them, and one fewer leaves it working.
+    for guesses in [
+        crate::customer::MAX_TOKEN_ATTEMPTS - 1,
+        crate::customer::MAX_TOKEN_ATTEMPTS,
+    ] {
+        let issued = reset().await?;
+        let (id, _) = issued.token.split_once('.').unwrap_or_default();
+        let mut tasks = Vec::new();
+        for n in 0..guesses {
+            let (e, guess) = (e.clone(), format!("{id}.{n:064x}"));
+            tasks.push(tokio::spawn(async move {
+                e.reset_password(&guess, "kit-password-x", false).await
+            }));
+        }
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.map_err(|j| Failure {
+                check: CHECK,
+                detail: format!("a guess panicked: {j}"),
+            })?);
+        }
+        ensure(
+            results
+                .iter()
+                .all(|r| matches!(r, Err(crate::Error::InvalidToken))),
+            CHECK,
+            || format!("a wrong guess was not refused as a wrong token: {results:?}"),
+        )?;
+        let used = e
+            .reset_password(&issued.token, "kit-password-2", false)
+            .await;
+        let void = guesses >= crate::customer::MAX_TOKEN_ATTEMPTS;
+        ensure(used.is_err() == void, CHECK, || {
+            format!("after {guesses} wrong guesses at once the right token answered {used:?}")
+        })?;
+    }
+    // Used once.
+    let issued = reset().await?;
     step(
         CHECK,
-        e.reset_password(&issued.token, "kit-password-2", false)
+        e.reset_password(&issued.token, "kit-password-3", false)
             .await,
     )?;
-    let stored = step(CHECK, store.customer(ann.id()).await)?;
-    ensure(stored.account_tokens().is_empty(), CHECK, || {
-        "a used token was kept".to_owned()
+    let again = e
+        .reset_password(&issued.token, "kit-password-4", false)
+        .await;
+    ensure(again.is_err(), CHECK, || "a token served twice".to_owned())?;
+    step(CHECK, e.login("ann@example.com", "kit-password-3").await)?;
+    // A new password voids a reset token issued before it.
+    let issued = reset().await?;
+    step(
+        CHECK,
+        e.change_password(
+            &crate::Actor::Customer(ann.id()),
+            ann.id(),
+            "kit-password-3",
+            "kit-password-5",
+        )
+        .await,
+    )?;
+    let stale = e
+        .reset_password(&issued.token, "kit-password-6", false)
+        .await;
+    ensure(stale.is_err(), CHECK, || {
+        "a reset token outlived a password change".to_owned()
     })?;
-    step(CHECK, e.login("ann@example.com", "kit-password-2").await)?;
+    step(CHECK, e.login("ann@example.com", "kit-password-5").await)?;
+    step(
+        CHECK,
+        store
+            .prune_account_tokens(chrono::Utc::now() + chrono::Duration::days(1))
+            .await,
+    )?;
 
     // Erasure: the record loses the email, which is free again.
     let erased = step(

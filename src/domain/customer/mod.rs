@@ -21,11 +21,11 @@ use crate::id::{AddressId, CustomerGroupId, CustomerId};
 use crate::validate::{at_most, optional_text, required_text};
 
 mod token;
-pub use token::{AccountToken, IssuedToken, MAX_TOKEN_ATTEMPTS, MAX_TOKEN_LEN, TokenPurpose};
-pub(crate) use token::{
-    Check as TokenCheck, check as check_token, issue as issue_token, issue_email_change,
-    parse as parse_token, replace as replace_token,
+pub use token::{
+    AccountChange, AccountToken, Check as TokenCheck, DECOY_PHC, IssuedToken, MAX_TOKEN_ATTEMPTS,
+    MAX_TOKEN_LEN, TokenHolder, TokenPurpose, digest as token_digest, password_mark,
 };
+pub(crate) use token::{issue as issue_token, parse as parse_token, token_text};
 
 /// Most addresses in one customer's address book.
 pub const MAX_ADDRESSES: usize = 50;
@@ -545,11 +545,6 @@ pub struct Customer {
     /// to end): sessions remember it and end when it moves on.
     #[serde(default)]
     sign_in_epoch: u32,
-    /// Password-reset and verification tokens, as hashes. Never
-    /// serialized: adapters store them through
-    /// [`Customer::account_tokens`].
-    #[serde(skip)]
-    tokens: Vec<AccountToken>,
     /// Erased on request: the personal data are gone (see [`Customer::erase`]).
     #[serde(default)]
     erased: bool,
@@ -600,7 +595,6 @@ impl Customer {
             created_at: now,
             email_verified: false,
             sign_in_epoch: 0,
-            tokens: Vec::new(),
             erased: false,
             phone: String::new(),
         })
@@ -624,7 +618,6 @@ impl Customer {
             created_at: now,
             email_verified: false,
             sign_in_epoch: 0,
-            tokens: Vec::new(),
             erased: false,
             phone: String::new(),
         }
@@ -721,17 +714,6 @@ impl Customer {
     pub fn sign_in_epoch(&self) -> u32 {
         self.sign_in_epoch
     }
-    /// The live account tokens (hashes only), for storage adapters: kept
-    /// beside the serialized customer, like the password hash.
-    pub fn account_tokens(&self) -> &[AccountToken] {
-        &self.tokens
-    }
-    /// For storage adapters: puts back the tokens stored beside the
-    /// serialized customer.
-    pub fn with_account_tokens(mut self, tokens: Vec<AccountToken>) -> Self {
-        self.tokens = tokens;
-        self
-    }
     /// Whether the customer was erased on request.
     pub fn erased(&self) -> bool {
         self.erased
@@ -776,7 +758,6 @@ impl Customer {
         self.name = String::new();
         self.kind = CustomerKind::Guest;
         self.password = None;
-        self.tokens.clear();
         self.groups.clear();
         self.addresses.clear();
         self.default_shipping = None;
@@ -786,18 +767,15 @@ impl Customer {
         self.phone = String::new();
         self.erased = true;
     }
-    pub(crate) fn tokens_mut(&mut self) -> &mut Vec<AccountToken> {
-        &mut self.tokens
-    }
     /// Sets a new (hashed) password: a new sign-in epoch when `sign_out`
-    /// (every session ends), and any password-reset token is void.
+    /// (every session ends). Any password-reset token is void from now on:
+    /// it was issued under another password
+    /// ([`AccountToken::live_for`]).
     pub(crate) fn set_password(&mut self, hash: PasswordHash, sign_out: bool) {
         self.password = Some(hash);
         if sign_out {
             self.sign_in_epoch = self.sign_in_epoch.wrapping_add(1);
         }
-        self.tokens
-            .retain(|t| t.purpose() != TokenPurpose::PasswordReset);
     }
     pub(crate) fn mark_email_verified(&mut self) {
         self.email_verified = true;
