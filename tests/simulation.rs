@@ -8,6 +8,12 @@
 //! stock must be conserved, the coupon must be within its limit and no unit
 //! may be refunded twice.
 //!
+//! Some checkouts wait for 3-D Secure; their settling (the buyer's return,
+//! a cancellation, the provider's event) is now and then held at a store
+//! command while the clock runs past its lease and recovery takes the
+//! checkout over, then let go: whoever lost the lease must give nothing
+//! back.
+//!
 //! `SIM_SEEDS=N` runs N seeds (default 1,000); `SIM_SEED=S` replays one seed
 //! exactly (a failure prints its seed); `SIM_STEPS=N` sets the operations
 //! per seed (default 40).
@@ -136,6 +142,8 @@ struct Sim {
     /// A gift card some checkouts pay with first, and its value.
     gift_code: String,
     keys: u64,
+    /// Checkouts whose payment waits for 3-D Secure: cart, key, reference.
+    waiting: Vec<(cartwright::id::CartId, IdempotencyKey, String)>,
 }
 
 impl Sim {
@@ -214,6 +222,7 @@ impl Sim {
             stock,
             gift_code,
             keys: 0,
+            waiting: Vec::new(),
         }
     }
 
@@ -380,10 +389,66 @@ impl Sim {
                     .clock
                     .advance(chrono::Duration::seconds(30 + self.rng.below(300) as i64));
             }
+            94..=96 => self.stalled_settle().await,
             _ => {
                 let _ = self.run(e.recover()).await;
             }
         }
+    }
+
+    /// Settles a waiting payment (the buyer's return, a cancellation or
+    /// the provider's event) and holds it at a store command; if it gets
+    /// there, the clock runs past its lease, recovery takes the checkout
+    /// over, and only then is the stalled settler let go.
+    async fn stalled_settle(&mut self) {
+        let Some((cart, key, reference)) = self.rng.pick(&self.waiting) else {
+            return;
+        };
+        self.heal();
+        // The buyer passes the challenge (once; later calls refuse); the
+        // gateway then sends its event, true to what it did.
+        let event = if self.rng.chance(70) {
+            self.shop.payments.complete_action(&reference).ok()
+        } else {
+            None
+        };
+        let faults = self.shop.faults.clone().unwrap();
+        let command = match self.rng.below(5) {
+            0 => Command::PlaceOrder,
+            1 => Command::FenceCheckout,
+            2 => Command::EndCheckout,
+            3 => Command::AwaitPayment,
+            _ => Command::PostGiftCardEntry,
+        };
+        let gate = faults.stall(command);
+        let e = self.shop.engine.clone();
+        let mut settler = match (self.rng.below(3), event) {
+            (1, _) => {
+                tokio::spawn(async move { e.cancel_checkout(&Actor::Guest, cart, &key).await })
+            }
+            (2, Some(event)) => tokio::spawn(async move {
+                e.apply_provider_event(&Actor::Provider("sim".into()), &event)
+                    .await
+                    .map(drop)
+            }),
+            _ => tokio::spawn(async move {
+                e.complete_checkout(&Actor::Guest, cart, &key)
+                    .await
+                    .map(drop)
+            }),
+        };
+        let stalled = tokio::select! {
+            () = gate.arrived() => true,
+            _ = &mut settler => false,
+        };
+        if stalled {
+            self.shop.clock.advance(chrono::Duration::minutes(3));
+            let _ = self.shop.engine.recover().await;
+            gate.open();
+            let _ = settler.await;
+        }
+        // A stall the settler never reached must not hold a later command.
+        faults.clear();
     }
 
     async fn checkout(&mut self) {
@@ -410,6 +475,18 @@ impl Sim {
         let mut request = CheckoutRequest::new(cart.id(), self.key(), token, Actor::Guest);
         if self.rng.chance(30) {
             request = request.gift_card(self.gift_code.clone());
+        }
+        if token == "tok_visa" && self.rng.chance(15) {
+            // A payment that waits for 3-D Secure.
+            request = CheckoutRequest::new(cart.id(), self.key(), "tok_3ds", Actor::Guest);
+            let e = self.shop.engine.clone();
+            if let Some(Ok(cartwright::checkout::CheckoutStep::AwaitingPayment(session))) =
+                self.run(e.start_checkout(request)).await
+            {
+                self.waiting
+                    .push((cart.id(), session.checkout_key, session.reference));
+            }
+            return;
         }
         let e = self.shop.engine.clone();
         let _ = self.run(e.checkout(request.clone())).await;
