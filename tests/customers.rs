@@ -499,7 +499,7 @@ const ZELDA: [&str; 6] = [
     "77 Quasar Lane",
     "Xanadu",
     "555-0199",
-    "99999",
+    "X9Q-7ZW",
 ];
 
 fn zelda_address() -> cartwright::customer::NewAddress {
@@ -507,7 +507,7 @@ fn zelda_address() -> cartwright::customer::NewAddress {
         "Zelda Quixote",
         "77 Quasar Lane",
         "Xanadu",
-        "99999",
+        "X9Q-7ZW",
         "us",
     )
     .region("ca")
