@@ -457,7 +457,7 @@ async fn run_library_sql(
 }
 
 /// `PgStore`'s checkout read (`cart_for_pricing`): the adapter's own file.
-const LIBRARY_READ: &str = include_str!("../src/adapters/sql/checkout_read.sql");
+const LIBRARY_READ: &str = include_str!("../src/adapters/postgres/sql/checkout_read.sql");
 
 async fn run_anchor(
     pool: &PgPool,
