@@ -8,7 +8,7 @@ use crate::catalog::{Category, Collection};
 use crate::error::{Error, Result};
 use crate::id::{CategoryId, CollectionId, ProductId};
 
-use super::Engine;
+use super::*;
 
 impl Engine {
     /// Every collection (a catalog read: no actor).
@@ -265,5 +265,177 @@ impl Engine {
             .then(|| products.last().map(crate::catalog::ProductCursor::after))
             .flatten();
         Ok(ProductPage { products, next })
+    }
+}
+
+impl Engine {
+    /// Creates a category under `parent` (a root when `None`).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] for a bad name; [`Error::NotFound`] for an unknown
+    /// parent; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn create_category(
+        &self,
+        actor: &Actor,
+        name: &str,
+        parent: Option<CategoryId>,
+    ) -> Result<Category> {
+        actor.require_privileged()?;
+        let category = Category::new(name, parent)?;
+        self.inner.store.insert_category(category.clone()).await?;
+        self.audit_catalog(
+            actor,
+            "create_category",
+            category.id(),
+            crate::event::CatalogChange::CategoryChanged {
+                category_id: category.id(),
+            },
+        )
+        .await;
+        Ok(category)
+    }
+
+    /// Every category.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn categories(&self) -> Result<Vec<Category>> {
+        self.inner.store.categories().await
+    }
+
+    /// Creates a collection.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] for a bad title; [`Error::Storage`] when the store
+    /// fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn create_collection(&self, actor: &Actor, title: &str) -> Result<Collection> {
+        actor.require_privileged()?;
+        let collection = Collection::new(title)?;
+        self.inner
+            .store
+            .insert_collection(collection.clone())
+            .await?;
+        self.audit_catalog(
+            actor,
+            "create_collection",
+            collection.id(),
+            crate::event::CatalogChange::CollectionChanged {
+                collection_id: collection.id(),
+            },
+        )
+        .await;
+        Ok(collection)
+    }
+
+    /// Creates a product with its variants.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for bad input, naming it;
+    /// [`Error::AlreadyExists`] for a SKU already taken (naming it);
+    /// [`Error::NotFound`] for an unknown category or collection;
+    /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn create_product(&self, actor: &Actor, input: NewProduct) -> Result<Product> {
+        actor.require_privileged()?;
+        let product = Product::new(input)?;
+        self.inner.store.insert_product(product.clone()).await?;
+        self.audit_catalog(
+            actor,
+            "create_product",
+            product.id(),
+            crate::event::CatalogChange::ProductCreated {
+                product_id: product.id(),
+            },
+        )
+        .await;
+        Ok(product)
+    }
+
+    /// Replaces a product (for example after [`Product::set_status`] or
+    /// [`Product::set_variant_price`]).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting; as
+    /// [`Engine::create_product`]; [`Error::NotFound`] for an unknown product.
+    #[tracing::instrument(skip_all)]
+    pub async fn update_product(&self, actor: &Actor, product: Product) -> Result<()> {
+        actor.require_privileged()?;
+        let id = product.id();
+        self.inner.store.update_product(product).await?;
+        self.audit_catalog(
+            actor,
+            "update_product",
+            id,
+            crate::event::CatalogChange::ProductUpdated { product_id: id },
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Sets a product's status.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::NotFound`] for an unknown product; [`Error::Storage`] when the
+    /// store fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn set_product_status(
+        &self,
+        actor: &Actor,
+        id: ProductId,
+        status: Status,
+    ) -> Result<Product> {
+        actor.require_privileged()?;
+        let mut product = self.inner.store.product(id).await?;
+        product.set_status(status);
+        self.inner.store.update_product(product.clone()).await?;
+        self.audit_catalog(
+            actor,
+            "set_product_status",
+            format!("{id} {status:?}"),
+            crate::event::CatalogChange::ProductStatusChanged {
+                product_id: id,
+                status,
+            },
+        )
+        .await;
+        Ok(product)
+    }
+
+    /// One product.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown product; [`Error::Storage`] when the
+    /// store fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn product(&self, id: ProductId) -> Result<Product> {
+        self.inner.store.product(id).await
+    }
+
+    /// Products by id, after `after`, at most `limit`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a `limit` outside 1 to
+    /// [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE); [`Error::Storage`] when
+    /// the store fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn products(&self, after: Option<ProductId>, limit: usize) -> Result<Vec<Product>> {
+        self.inner.store.products(after, limit).await
+    }
+
+    /// The variant with this SKU.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a malformed SKU; [`Error::NotFound`] for an unknown
+    /// one; [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn variant_by_sku(&self, sku: &str) -> Result<CatalogEntry> {
+        self.inner.store.entry_by_sku(&Sku::new(sku)?).await
     }
 }

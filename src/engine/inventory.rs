@@ -1,0 +1,252 @@
+//! The engine's inventory use cases: locations, stock levels and
+//! adjustments, reservations and usage counters.
+
+use super::*;
+
+impl Engine {
+    /// Creates a stock location; lower `priority` is reserved from first.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] for a bad name; [`Error::Storage`] when the store
+    /// fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn create_location(
+        &self,
+        actor: &Actor,
+        name: &str,
+        priority: u32,
+    ) -> Result<Location> {
+        actor.require_privileged()?;
+        let location = Location::new(name, priority)?;
+        self.inner.store.insert_location(location.clone()).await?;
+        self.audit(actor, "create_location", location.id()).await;
+        Ok(location)
+    }
+
+    /// Sets the units on hand of a variant at a location.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] for a negative or too large count; [`Error::NotFound`]
+    /// for an unknown variant or location; [`Error::Storage`] when the store
+    /// fails.
+    #[tracing::instrument(skip_all, fields(variant_id = %variant))]
+    pub async fn set_stock(
+        &self,
+        actor: &Actor,
+        variant: VariantId,
+        location: LocationId,
+        on_hand: i64,
+    ) -> Result<StockLevel> {
+        actor.require_privileged()?;
+        let level = self
+            .inner
+            .store
+            .set_stock(variant, location, on_hand)
+            .await?;
+        self.audit_with(
+            actor,
+            "set_stock",
+            format!("{variant} at {location}: on hand {on_hand}"),
+            Some(crate::event::EventKind::StockChanged {
+                variant_id: variant,
+                location_id: location,
+                on_hand: level.on_hand,
+            }),
+        )
+        .await;
+        self.check_low_stock(variant, None).await;
+        Ok(level)
+    }
+
+    /// Adds (or with a negative `delta`, removes) units on hand.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Overflow`] or [`Error::Invalid`] when the result leaves the
+    /// allowed range; [`Error::NotFound`] for an unknown variant or location;
+    /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all, fields(variant_id = %variant))]
+    pub async fn adjust_stock(
+        &self,
+        actor: &Actor,
+        variant: VariantId,
+        location: LocationId,
+        delta: i64,
+    ) -> Result<StockLevel> {
+        actor.require_privileged()?;
+        let level = self
+            .inner
+            .store
+            .adjust_stock(variant, location, delta)
+            .await?;
+        self.audit_with(
+            actor,
+            "adjust_stock",
+            format!("{variant} at {location}: {delta:+}"),
+            Some(crate::event::EventKind::StockChanged {
+                variant_id: variant,
+                location_id: location,
+                on_hand: level.on_hand,
+            }),
+        )
+        .await;
+        self.check_low_stock(variant, None).await;
+        Ok(level)
+    }
+
+    /// Announces a crossing of `variant`'s low-stock threshold (read from
+    /// the catalog when `None`): [`EventKind::LowStock`] when fewer units
+    /// than the threshold are available everywhere, and
+    /// [`EventKind::StockReplenished`] when a low variant is back. The store
+    /// marks the variant in the same command that records the event, so a
+    /// crossing noticed by many callers is announced once. Evaluated when
+    /// staff set or adjust stock and when a checkout reserves; a failure to
+    /// evaluate is logged, never returned.
+    ///
+    /// [`EventKind::LowStock`]: crate::event::EventKind::LowStock
+    /// [`EventKind::StockReplenished`]: crate::event::EventKind::StockReplenished
+    pub(crate) async fn check_low_stock(&self, variant: VariantId, threshold: Option<u32>) {
+        let threshold = match threshold {
+            Some(t) => t,
+            None => match self.inner.store.entries(&[variant]).await {
+                Ok(entries) => match entries
+                    .get(&variant)
+                    .and_then(|e| e.variant.low_stock_threshold())
+                {
+                    Some(t) => t,
+                    None => return,
+                },
+                Err(error) => {
+                    tracing::warn!(%error, %variant, "low stock not evaluated");
+                    return;
+                }
+            },
+        };
+        let summary = match self.inner.store.stock(variant).await {
+            Ok(s) => s,
+            Err(error) => {
+                tracing::warn!(%error, %variant, "low stock not evaluated");
+                return;
+            }
+        };
+        let available = summary.on_hand.saturating_sub(summary.reserved);
+        let low = available < i64::from(threshold);
+        let event = if low {
+            crate::event::EventKind::LowStock {
+                variant_id: variant,
+                available,
+                threshold,
+            }
+        } else {
+            crate::event::EventKind::StockReplenished {
+                variant_id: variant,
+                available,
+                threshold,
+            }
+        };
+        if let Err(error) = self
+            .inner
+            .store
+            .flag_low_stock(variant, low, event, self.now())
+            .await
+        {
+            tracing::warn!(%error, %variant, "low stock not recorded");
+        }
+    }
+
+    /// A variant's stock everywhere.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown variant; [`Error::Storage`] when the
+    /// store fails.
+    #[tracing::instrument(skip_all, fields(variant_id = %variant))]
+    pub async fn stock(&self, variant: VariantId) -> Result<StockSummary> {
+        self.inner.store.stock(variant).await
+    }
+
+    /// Holds stock outside a checkout (a phone order, a hold for a
+    /// customer): all or nothing, lapsing after the configured reservation TTL.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::NotFound`] for an unknown variant; [`Error::OutOfStock`] (nothing
+    /// is held); [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn reserve_stock(
+        &self,
+        actor: &Actor,
+        items: &[(VariantId, u32)],
+    ) -> Result<Reservation> {
+        actor.require_privileged()?;
+        let ids: Vec<VariantId> = items.iter().map(|(v, _)| *v).collect();
+        let entries = self.inner.store.entries(&ids).await?;
+        let requests = items
+            .iter()
+            .map(|(v, q)| {
+                let entry = entries
+                    .get(v)
+                    .ok_or_else(|| Error::not_found("variant", v))?;
+                Ok(StockRequest {
+                    variant_id: *v,
+                    quantity: *q,
+                    policy: entry.variant.inventory(),
+                    channel: None,
+                    location: None,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let now = self.now();
+        self.inner
+            .store
+            .reserve(&requests, &[], now + self.inner.config.reservation_ttl, now)
+            .await
+    }
+
+    /// How much of a usage counter (a coupon's uses, a promotion's budget) is
+    /// held or used.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn usage(&self, actor: &Actor, counter: &str) -> Result<u64> {
+        actor.require_privileged()?;
+        self.inner.store.usage(counter).await
+    }
+
+    /// Gives a reservation back.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::NotFound`] for an unknown reservation;
+    /// [`Error::IllegalTransition`] for one already committed; [`Error::Storage`]
+    /// when the store fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn release_reservation(
+        &self,
+        actor: &Actor,
+        id: ReservationId,
+    ) -> Result<Reservation> {
+        actor.require_privileged()?;
+        self.inner.store.release(id, self.now()).await
+    }
+
+    /// Takes a reservation's units out of stock (they were shipped or handed over).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::NotFound`] for an unknown reservation;
+    /// [`Error::IllegalTransition`] for one already released; [`Error::Storage`]
+    /// when the store fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn commit_reservation(
+        &self,
+        actor: &Actor,
+        id: ReservationId,
+    ) -> Result<Reservation> {
+        actor.require_privileged()?;
+        self.inner.store.commit(id, self.now()).await
+    }
+}
