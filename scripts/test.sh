@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine of this project's kind (Debian
+# with Rust, as root): starts or installs what the tests need, then runs
+# them. It fails, never skips, when something cannot be had.
+#
+#   bash scripts/test.sh            # everything
+#   bash scripts/test.sh --test leases   # extra arguments go to cargo test
+#
+# What it sees to:
+# - PostgreSQL at 127.0.0.1:5432 (or CARTWRIGHT_TEST_DATABASE_URL): started
+#   with pg_ctlcluster when it is installed but not running; its server
+#   binaries (initdb, pg_basebackup, pg_ctl) also serve the failover test,
+#   which runs clusters of its own.
+# - Chromium and chromedriver for the browser test: installed from the
+#   operating system's packages when missing.
+# .ci/run calls this same script (the README names it), so the two cannot
+# drift.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { echo "scripts/test.sh: $*"; }
+fail() { echo "scripts/test.sh: $*" >&2; exit 1; }
+
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || fail "cannot install $*: no apt-get here"
+  say "installing $*"
+  if [ -z "${CARTWRIGHT_APT_UPDATED:-}" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null || fail "apt-get update failed"
+    export CARTWRIGHT_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null \
+    || fail "could not install $*"
+}
+
+# PostgreSQL: started when installed and not running; the tests need it.
+if [ -z "${CARTWRIGHT_TEST_DATABASE_URL:-}" ]; then
+  if ! command -v pg_isready >/dev/null 2>&1; then
+    apt_install postgresql
+  fi
+  if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+    say "starting PostgreSQL"
+    version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
+    [ -n "$version" ] || fail "no PostgreSQL cluster in /etc/postgresql"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  fi
+  for _ in $(seq 1 30); do
+    pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && break
+    sleep 1
+  done
+  pg_isready -h 127.0.0.1 -p 5432 -q || fail "PostgreSQL at 127.0.0.1:5432 cannot be reached"
+  psql -h 127.0.0.1 -U postgres -d postgres -tAc 'select 1' >/dev/null \
+    || fail "PostgreSQL at 127.0.0.1:5432 refuses the postgres user (trust authentication expected)"
+fi
+
+# The failover test runs two clusters of its own with the server binaries.
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/pg_basebackup" ] || [ ! -x "$pg_bin/initdb" ]; then
+  apt_install postgresql
+  pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+fi
+export CARTWRIGHT_PG_BIN="${CARTWRIGHT_PG_BIN:-$pg_bin}"
+
+# Chromium and chromedriver for the storefront's browser test.
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  apt_install chromium chromium-driver
+fi
+
+say "running cargo test --all-features $*"
+exec cargo test --all-features "$@"
