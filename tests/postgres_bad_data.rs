@@ -32,7 +32,7 @@ fn schema_url(schema: &str, extra: &str) -> String {
 }
 
 async fn exec(shop: &Shop, sql: &'static str) {
-    sqlx::query(sql).execute(pg(shop).pool()).await.unwrap();
+    sqlx::query(sql).execute(&pg(shop).pool()).await.unwrap();
 }
 
 #[tokio::test]
@@ -260,7 +260,7 @@ async fn corrupt_promotions_and_coupons_are_typed_errors() {
     // A coupon's use limit edited to an impossible value is refused by the
     // table; a negative one read back would be corrupt.
     let refused = sqlx::query("UPDATE cw_coupons SET max_uses = -1")
-        .execute(pg(&shop).pool())
+        .execute(&pg(&shop).pool())
         .await;
     assert!(refused.is_err(), "the CHECK constraint keeps it out");
 
@@ -321,12 +321,12 @@ async fn pool_options_apply() {
     // scan of every test schema's tables).
     let table: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
         .bind(format!("{schema}.cw_orders"))
-        .fetch_one(store.pool())
+        .fetch_one(&store.pool())
         .await
         .unwrap();
     assert!(table.is_some(), "no cw_orders in {schema}");
     let slow = sqlx::query("SELECT pg_sleep(5)")
-        .execute(store.pool())
+        .execute(&store.pool())
         .await;
     let err = slow.unwrap_err().to_string();
     assert!(err.contains("statement timeout"), "{err}");
@@ -358,7 +358,7 @@ async fn impossible_rows_are_refused_by_the_database() {
     ];
     for sql in refused {
         let err = sqlx::query(sql)
-            .execute(pg(&shop).pool())
+            .execute(&pg(&shop).pool())
             .await
             .expect_err(sql);
         let code = err
@@ -370,7 +370,7 @@ async fn impossible_rows_are_refused_by_the_database() {
     // The rows are as the checkout left them.
     let (state, order): (String, Option<uuid::Uuid>) =
         sqlx::query_as("SELECT state, order_id FROM cw_checkouts")
-            .fetch_one(pg(&shop).pool())
+            .fetch_one(&pg(&shop).pool())
             .await
             .unwrap();
     assert_eq!(state, "completed");

@@ -20,6 +20,8 @@ use cartwright::store::{MemorySnapshot, MemoryStore, Store};
 use chrono::{TimeZone, Utc};
 use rust_decimal::Decimal;
 
+#[cfg(feature = "postgres")]
+pub mod cluster;
 pub mod faulty;
 pub mod gateway;
 pub mod pausing;
@@ -222,6 +224,12 @@ impl Shop {
                 Backing::Postgres(pg::store(&schema, 8).await)
             }
         };
+        Self::on(backing, options).await
+    }
+
+    /// A shop on a store the test made (a PostgreSQL store on a cluster of
+    /// its own, say).
+    pub async fn on(backing: Backing, options: ShopOptions) -> Self {
         let payments = Arc::new(TestPaymentProvider::new());
         let clock = Arc::new(ManualClock::new(
             Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap(),
@@ -309,7 +317,7 @@ impl Shop {
             #[cfg(feature = "postgres")]
             Backing::Postgres(pg) => {
                 let schema: String = sqlx::query_scalar("SELECT current_schema()::text")
-                    .fetch_one(pg.pool())
+                    .fetch_one(&pg.pool())
                     .await
                     .unwrap();
                 Backing::Postgres(pg::store(&schema, 8).await)
@@ -426,7 +434,7 @@ impl Shop {
     }
 }
 
-fn raw_store(backing: &Backing) -> Arc<dyn Store> {
+pub fn raw_store(backing: &Backing) -> Arc<dyn Store> {
     match backing {
         Backing::Memory(m) => m.clone(),
         #[cfg(feature = "postgres")]
@@ -434,7 +442,7 @@ fn raw_store(backing: &Backing) -> Arc<dyn Store> {
     }
 }
 
-fn build_engine(
+pub fn build_engine(
     store: Arc<dyn Store>,
     payments: &Arc<TestPaymentProvider>,
     clock: &Arc<ManualClock>,

@@ -79,7 +79,7 @@ impl PgStore {
         change: &AccountChange,
         now: DateTime<Utc>,
     ) -> Try<Customer> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         // The customer's row lock orders every use of its tokens: racing
         // guesses are counted one after the other, a right one wins once.
         let Some(row) = sqlx::query("SELECT * FROM cw_customers WHERE id = $1 FOR UPDATE")
@@ -136,7 +136,7 @@ impl PgStore {
         id: CustomerId,
         now: DateTime<Utc>,
     ) -> Try<crate::store::Erasure> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         // A payment still waiting keeps the order it will place: lock those
         // checkouts first (checkouts come first in the lock order).
         let waiting = sqlx::query(
@@ -243,7 +243,7 @@ impl PgStore {
         carts: &[Cart],
         now: DateTime<Utc>,
     ) -> Try<Vec<Cart>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let mut order: Vec<&Cart> = carts.iter().collect();
         order.sort_by_key(|c| c.id());
         let mut saved = Vec::with_capacity(carts.len());
@@ -302,7 +302,7 @@ impl CartStore for PgStore {
             .bind(version_i64(cart.version())?)
             .bind(cart.updated_at())
             .bind(Json(to_json(&cart)?))
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await
             .map(|_| ())
             .map_err(|e| cart_error(e.into(), &cart))
@@ -313,7 +313,7 @@ impl CartStore for PgStore {
         retry!(self, async {
             let row = sqlx::query("SELECT active, version, doc FROM cw_carts WHERE id = $1")
                 .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.pool())
                 .await?
                 .ok_or_else(|| Error::not_found("cart", id))?;
             cart_from_row(&row)
@@ -337,7 +337,7 @@ impl CartStore for PgStore {
             )
             .bind(customer.as_uuid())
             .bind(currency.code())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await?;
             row.as_ref().map(cart_from_row).transpose()
         })

@@ -8,7 +8,7 @@ impl PgStore {
     /// and the pricing summary of every product under the category
     /// recomputed with its new ancestors.
     pub(super) async fn update_category_try(&self, category: &Category) -> Try<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let id = category.id().as_uuid();
         // Category moves are serialized, so two cannot make a cycle together.
         sqlx::query("LOCK TABLE cw_categories IN SHARE ROW EXCLUSIVE MODE")
@@ -82,7 +82,7 @@ impl PgStore {
     }
 
     pub(super) async fn write_product(&self, product: &Product, replace: bool) -> Try<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let id = product.id().as_uuid();
         let body = to_json(product)?;
         let wanted = uuids(product.categories(), |c| c.as_uuid());
@@ -259,7 +259,7 @@ impl PgStore {
              WHERE v.id = ANY($1)",
         )
         .bind(uuids(ids, |v| v.as_uuid()))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.pool())
         .await?;
         let mut out = HashMap::with_capacity(rows.len());
         for row in rows {
@@ -405,13 +405,14 @@ impl CatalogStore for PgStore {
         retry!(self, async {
             let row = sqlx::query("SELECT doc FROM cw_products WHERE id = $1")
                 .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.pool())
                 .await?
                 .ok_or_else(|| Error::not_found("product", id))?;
             doc::<Product>(&row, "doc", "product")
         })
     }
 
+    // Listings and search read the replica, when there is one.
     async fn products(&self, after: Option<ProductId>, limit: usize) -> Result<Vec<Product>> {
         let limit = limit_i64(limit)?;
         retry!(self, async {
@@ -420,7 +421,7 @@ impl CatalogStore for PgStore {
             )
             .bind(after.map(|a| a.as_uuid()))
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.read_pool())
             .await?;
             rows.iter()
                 .map(|r| doc(r, "doc", "product"))
@@ -431,7 +432,7 @@ impl CatalogStore for PgStore {
     async fn entry_by_sku(&self, sku: &Sku) -> Result<CatalogEntry> {
         let id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM cw_variants WHERE sku = $1")
             .bind(sku.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await
             .map_err(storage)?;
         let id = VariantId::from_uuid(id.ok_or_else(|| Error::not_found("sku", sku))?);
@@ -452,7 +453,7 @@ impl CatalogStore for PgStore {
                     .bind(category.id().as_uuid())
                     .bind(category.parent().map(|p| p.as_uuid()))
                     .bind(Json(to_json(&category)?))
-                    .execute(&self.pool)
+                    .execute(&self.pool())
                     .await;
             match result.map_err(Fail::from) {
                 Ok(_) => Ok(()),
@@ -485,7 +486,7 @@ impl CatalogStore for PgStore {
             let result = sqlx::query("INSERT INTO cw_collections (id, doc) VALUES ($1, $2)")
                 .bind(collection.id().as_uuid())
                 .bind(Json(to_json(&collection)?))
-                .execute(&self.pool)
+                .execute(&self.pool())
                 .await;
             result
                 .map(|_| ())
@@ -588,7 +589,7 @@ impl CatalogStore for PgStore {
                         .map_or(String::new(), |a| a.title.clone()),
                 )
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read_pool())
                 .await?;
             rows.iter()
                 .map(|r| doc::<Product>(r, "doc", "product"))
@@ -598,7 +599,7 @@ impl CatalogStore for PgStore {
 
     async fn delete_category(&self, id: CategoryId) -> Result<()> {
         retry!(self, async {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.pool().begin().await?;
             let found = sqlx::query("SELECT id FROM cw_categories WHERE id = $1 FOR UPDATE")
                 .bind(id.as_uuid())
                 .fetch_optional(&mut *tx)
@@ -636,7 +637,7 @@ impl CatalogStore for PgStore {
             let updated = sqlx::query("UPDATE cw_collections SET doc = $2 WHERE id = $1")
                 .bind(collection.id().as_uuid())
                 .bind(Json(to_json(&collection)?))
-                .execute(&self.pool)
+                .execute(&self.pool())
                 .await?;
             if updated.rows_affected() == 0 {
                 return Err(Error::not_found("collection", collection.id()).into());
@@ -647,7 +648,7 @@ impl CatalogStore for PgStore {
 
     async fn delete_collection(&self, id: crate::id::CollectionId) -> Result<()> {
         retry!(self, async {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.pool().begin().await?;
             let found = sqlx::query("SELECT id FROM cw_collections WHERE id = $1 FOR UPDATE")
                 .bind(id.as_uuid())
                 .fetch_optional(&mut *tx)
@@ -677,7 +678,7 @@ impl CatalogStore for PgStore {
 
     async fn delete_product(&self, id: ProductId) -> Result<()> {
         retry!(self, async {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.pool().begin().await?;
             let found = sqlx::query("SELECT id FROM cw_products WHERE id = $1 FOR UPDATE")
                 .bind(id.as_uuid())
                 .fetch_optional(&mut *tx)

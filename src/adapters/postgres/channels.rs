@@ -21,7 +21,7 @@ impl ChannelStore for PgStore {
                 .bind(version_i64(saved.version)?)
                 .bind(channel.created_at)
                 .bind(Json(&body))
-                .execute(&self.pool)
+                .execute(&self.pool())
                 .await
             } else {
                 sqlx::query(
@@ -33,7 +33,7 @@ impl ChannelStore for PgStore {
                 .bind(version_i64(saved.version)?)
                 .bind(Json(&body))
                 .bind(version_i64(channel.version)?)
-                .execute(&self.pool)
+                .execute(&self.pool())
                 .await
             };
             let done = done.map_err(|e| {
@@ -53,7 +53,7 @@ impl ChannelStore for PgStore {
             }
             let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM cw_channels WHERE id = $1")
                 .bind(channel.id.as_uuid())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.pool())
                 .await?;
             Err(match exists {
                 Some(_) => Error::Conflict("sales channel"),
@@ -67,7 +67,7 @@ impl ChannelStore for PgStore {
         retry!(self, async {
             let row = sqlx::query("SELECT doc FROM cw_channels WHERE id = $1")
                 .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.pool())
                 .await?
                 .ok_or_else(|| Error::not_found("sales channel", id))?;
             doc(&row, "doc", "sales channel")
@@ -80,7 +80,7 @@ impl ChannelStore for PgStore {
             let rows =
                 sqlx::query("SELECT doc FROM cw_channels ORDER BY doc->>'name', id LIMIT $1")
                     .bind(limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.pool())
                     .await?;
             rows.iter()
                 .map(|r| doc(r, "doc", "sales channel"))

@@ -53,7 +53,7 @@ impl PgStore {
         .bind(token)
         .bind(b.lease_until)
         .bind(b.now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.pool())
         .await?;
         if inserted.is_some() {
             return Ok(CheckoutClaim::Claimed(Lease {
@@ -62,7 +62,7 @@ impl PgStore {
                 attempt: 1,
             }));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let row = sqlx::query("SELECT * FROM cw_checkouts WHERE key = $1 FOR UPDATE")
             .bind(b.key.as_str())
             .fetch_optional(&mut *tx)
@@ -130,7 +130,7 @@ impl PgStore {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Try<Reservation> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let (previous, _) = Self::leased(&mut tx, lease).await?;
         if let Some(prev) = previous {
             release_tx(&mut tx, &[prev]).await?;
@@ -175,7 +175,7 @@ impl PgStore {
         .bind(&order.payment.reference)
         .bind(order.has_pending_work())
         .bind(order.email().map(|e| e.as_str()))
-        .execute(&self.pool)
+        .execute(&self.pool())
         .await;
         // Nothing was written when it raised: find out why.
         let Err(e) = placed else {
@@ -200,7 +200,7 @@ impl PgStore {
              FROM cw_checkouts c LEFT JOIN cw_reservations r ON r.id = c.reservation_id WHERE c.key = $1",
         )
         .bind(lease.key.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.pool())
         .await?;
         let Some(row) = row else {
             return Ok(Error::LeaseLost);
@@ -232,7 +232,7 @@ impl PgStore {
     pub(super) async fn why_cart_refused(&self, order: &Order) -> Try<Error> {
         let row = sqlx::query("SELECT active, version FROM cw_carts WHERE id = $1")
             .bind(order.cart_id.as_uuid())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await?;
         let Some(row) = row else {
             return Ok(Error::not_found("cart", order.cart_id));
@@ -246,7 +246,7 @@ impl PgStore {
             let exists: Option<i32> =
                 sqlx::query_scalar("SELECT 1 FROM cw_customers WHERE id = $1")
                     .bind(c.as_uuid())
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.pool())
                     .await?;
             if exists.is_none() {
                 return Ok(Error::UnknownCustomer(c));
@@ -256,7 +256,7 @@ impl PgStore {
     }
 
     pub(super) async fn end_try(&self, lease: &Lease, end: &CheckoutEnd) -> Try<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let (reservation, attempt) = Self::leased(&mut tx, lease).await?;
         if matches!(end, CheckoutEnd::Untouched) && reservation.is_none() && attempt == 1 {
             sqlx::query("DELETE FROM cw_checkouts WHERE key = $1")
@@ -348,7 +348,7 @@ impl PgStore {
                 .map(|c| to_i64(c.limit))
                 .collect::<Result<Vec<_>>>()?,
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&self.pool())
         .await;
         let locations = match answer {
             Ok(Some(locations)) => locations,
@@ -484,7 +484,7 @@ impl CheckoutStore for PgStore {
         retry!(self, async {
             let row = sqlx::query("SELECT * FROM cw_checkouts WHERE key = $1")
                 .bind(key.as_str())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.pool())
                 .await?;
             row.as_ref().map(checkout_from_row).transpose()
         })
@@ -497,7 +497,7 @@ impl CheckoutStore for PgStore {
                  AND state NOT IN ('in_progress', 'awaiting_payment')",
             )
             .bind(before)
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await?;
             Ok(done.rows_affected())
         })
@@ -517,7 +517,7 @@ impl CheckoutStore for PgStore {
             )
             .bind(now)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await?;
             rows.iter().map(checkout_from_row).collect::<Try<Vec<_>>>()
         })
@@ -541,7 +541,7 @@ impl CheckoutStore for PgStore {
             .bind(token)
             .bind(lease_until)
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await?;
             attempt
                 .map(|a| {
@@ -565,7 +565,7 @@ impl CheckoutStore for PgStore {
             .bind(lease.key.as_str())
             .bind(lease.token)
             .bind(lease_until)
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await?;
             if fenced.rows_affected() == 1 {
                 Ok(())
@@ -584,7 +584,7 @@ impl CheckoutStore for PgStore {
     ) -> Result<()> {
         let body = to_json(awaiting)?;
         retry!(self, async {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.pool().begin().await?;
             let (reservation, _) = Self::leased(&mut tx, lease).await?;
             let reservation = reservation.ok_or(Fail::Domain(Error::ReservationExpired))?;
             let kept = sqlx::query(
@@ -641,7 +641,7 @@ impl CheckoutStore for PgStore {
             .bind(key.as_str())
             .bind(token)
             .bind(lease_until)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await?;
             let Some((attempt, awaiting)) = row else {
                 return Ok(None);
@@ -668,7 +668,7 @@ impl CheckoutStore for PgStore {
         retry!(self, async {
             let row = sqlx::query("SELECT * FROM cw_checkouts WHERE payment_reference = $1")
                 .bind(reference)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.pool())
                 .await?;
             row.as_ref().map(checkout_from_row).transpose()
         })

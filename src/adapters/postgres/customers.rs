@@ -83,7 +83,7 @@ impl CustomerStore for PgStore {
             .bind(version)
             .bind(customer.password_hash().map(|h| h.as_phc().to_owned()))
             .bind(Json(to_json(&customer)?))
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await;
             match result.map_err(Fail::from) {
                 Ok(_) => Ok(()),
@@ -109,7 +109,7 @@ impl CustomerStore for PgStore {
         let mut saved = customer.clone();
         saved.saved()?;
         retry!(self, async {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.pool().acquire().await?;
             if update_customer(&mut conn, &saved, old).await? {
                 return Ok(saved.clone());
             }
@@ -168,7 +168,7 @@ impl CustomerStore for PgStore {
                 .bind(token.new_email().map(|e| e.as_str().to_owned()))
                 .bind(now)
                 .bind(crate::customer::DECOY_PHC)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.pool())
                 .await?)
         })?;
         match (id, holder) {
@@ -203,7 +203,7 @@ impl CustomerStore for PgStore {
                                  AND n.seq > t.seq)",
             )
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await?;
             Ok(done.rows_affected())
         })
@@ -213,7 +213,7 @@ impl CustomerStore for PgStore {
         retry!(self, async {
             let row = sqlx::query("SELECT * FROM cw_customers WHERE id = $1")
                 .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.pool())
                 .await?
                 .ok_or_else(|| Error::not_found("customer", id))?;
             customer_from_row(&row)
@@ -224,7 +224,7 @@ impl CustomerStore for PgStore {
         retry!(self, async {
             let row = sqlx::query("SELECT * FROM cw_customers WHERE email = $1")
                 .bind(email.as_str())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.pool())
                 .await?;
             row.as_ref().map(customer_from_row).transpose()
         })
@@ -238,7 +238,7 @@ impl CustomerStore for PgStore {
             .bind(group.id().as_uuid())
             .bind(group.name().to_lowercase())
             .bind(Json(to_json(&group)?))
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await;
             result
                 .map(|_| ())
@@ -280,7 +280,7 @@ impl CustomerStore for PgStore {
             .bind(&pattern)
             .bind(query.group.map(|g| g.as_uuid().to_string()))
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await?;
             rows.iter().map(customer_from_row).collect()
         })

@@ -31,7 +31,7 @@ impl EventStore for PgStore {
             )
             .bind(consumer)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await?;
             rows.iter().map(event_from_row).collect::<Try<Vec<_>>>()
         })
@@ -50,7 +50,7 @@ impl EventStore for PgStore {
             )
             .bind(consumer)
             .bind(through.as_uuid())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await?;
             found
                 .map(|_| ())
@@ -72,7 +72,7 @@ impl EventStore for PgStore {
             .bind(&ids)
             .bind(&kinds)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await?;
             Ok(())
         })
@@ -88,7 +88,7 @@ impl EventStore for PgStore {
                        SELECT 1 FROM cw_event_cursors c WHERE (e.tx, e.sequence) > (c.tx, c.sequence))",
             )
             .bind(before)
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await?;
             Ok(done.rows_affected())
         })

@@ -19,7 +19,7 @@ impl GiftCardStore for PgStore {
             .bind(version_i64(card.version())?)
             .bind(card.created_at())
             .bind(Json(&body))
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await
             .map_err(|e| {
                 let f = Fail::from(e);
@@ -41,7 +41,7 @@ impl GiftCardStore for PgStore {
         retry!(self, async {
             let row = sqlx::query("SELECT doc FROM cw_gift_cards WHERE id = $1")
                 .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.pool())
                 .await?
                 .ok_or_else(|| Error::not_found("gift card", id))?;
             doc(&row, "doc", "gift card")
@@ -52,7 +52,7 @@ impl GiftCardStore for PgStore {
         retry!(self, async {
             let row = sqlx::query("SELECT doc FROM cw_gift_cards WHERE code_hash = $1")
                 .bind(code_hash)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.pool())
                 .await?;
             row.map(|r| doc(&r, "doc", "gift card")).transpose()
         })
@@ -67,7 +67,7 @@ impl GiftCardStore for PgStore {
             )
             .bind(customer.as_uuid())
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await?;
             rows.iter().map(|r| doc(r, "doc", "gift card")).collect()
         })
@@ -80,7 +80,7 @@ impl GiftCardStore for PgStore {
         now: DateTime<Utc>,
     ) -> Result<GiftCard> {
         retry!(self, async {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.pool().begin().await?;
             // The row lock serializes every entry on this card.
             let row = sqlx::query("SELECT doc FROM cw_gift_cards WHERE id = $1 FOR UPDATE")
                 .bind(id.as_uuid())
@@ -116,7 +116,7 @@ impl GiftCardStore for PgStore {
                 "SELECT doc FROM cw_gift_cards WHERE doc -> 'entries' @> $1::jsonb ORDER BY id",
             )
             .bind(&filter)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await?;
             let mut found = Vec::new();
             for row in &rows {

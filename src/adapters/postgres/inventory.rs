@@ -388,7 +388,7 @@ impl PgStore {
     pub(super) async fn stock_try(&self, variant: VariantId) -> Try<StockSummary> {
         let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM cw_variants WHERE id = $1")
             .bind(variant.as_uuid())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await?;
         if exists.is_none() {
             return Err(Error::not_found("variant", variant).into());
@@ -399,7 +399,7 @@ impl PgStore {
              WHERE s.variant_id = $1 ORDER BY l.priority, l.id",
         )
         .bind(variant.as_uuid())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.pool())
         .await?;
         let levels = rows.iter().map(level_from_row).collect::<Try<Vec<_>>>()?;
         Ok(StockSummary::new(variant, levels))
@@ -411,7 +411,7 @@ impl PgStore {
         location: LocationId,
         delta: i64,
     ) -> Try<StockLevel> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let current: Option<(i64, i64)> = sqlx::query_as(
             "SELECT on_hand, reserved FROM cw_stock WHERE variant_id = $1 AND location_id = $2 FOR UPDATE",
         )
@@ -445,7 +445,7 @@ impl PgStore {
     }
 
     pub(super) async fn release_try(&self, id: ReservationId) -> Try<Reservation> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         load_reservation(&mut tx, id).await?;
         release_tx(&mut tx, &[id.as_uuid()]).await?;
         let r = load_reservation(&mut tx, id).await?;
@@ -458,7 +458,7 @@ impl PgStore {
         id: ReservationId,
         now: DateTime<Utc>,
     ) -> Try<Reservation> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let state: Option<String> =
             sqlx::query_scalar("SELECT state FROM cw_reservations WHERE id = $1 FOR UPDATE")
                 .bind(id.as_uuid())
@@ -509,7 +509,7 @@ impl PgStore {
     }
 
     pub(super) async fn release_expired_batch(&self, now: DateTime<Utc>) -> Try<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let ids: Vec<Uuid> = sqlx::query_scalar(
             "SELECT id FROM cw_reservations WHERE state = 'pending' AND expires_at <= $1
              ORDER BY id LIMIT 200 FOR UPDATE SKIP LOCKED",
@@ -534,7 +534,7 @@ impl InventoryStore for PgStore {
                     .bind(location.id().as_uuid())
                     .bind(priority)
                     .bind(Json(to_json(&location)?))
-                    .execute(&self.pool)
+                    .execute(&self.pool())
                     .await;
             result
                 .map(|_| ())
@@ -568,7 +568,7 @@ impl InventoryStore for PgStore {
             .bind(variant.as_uuid())
             .bind(location.as_uuid())
             .bind(on_hand)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.pool())
             .await
             .map_err(|e| stock_fk_error(e.into(), variant, location))?;
             level_from_row(&row)
@@ -596,7 +596,7 @@ impl InventoryStore for PgStore {
         now: DateTime<Utc>,
     ) -> Result<Reservation> {
         retry!(self, async {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.pool().begin().await?;
             let r = reserve_tx(&mut tx, requests, claims, None, expires_at, now).await?;
             tx.commit().await?;
             Ok::<_, Fail>(r)
@@ -608,7 +608,7 @@ impl InventoryStore for PgStore {
             let used: Option<i64> =
                 sqlx::query_scalar("SELECT used FROM cw_usage_counters WHERE counter = $1")
                     .bind(counter)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.pool())
                     .await?;
             u64::try_from(used.unwrap_or(0)).map_err(|_| corrupt("usage counter", "negative"))
         })
@@ -624,7 +624,7 @@ impl InventoryStore for PgStore {
 
     async fn reservation(&self, id: ReservationId) -> Result<Reservation> {
         retry!(self, async {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.pool().acquire().await?;
             load_reservation(&mut conn, id).await
         })
     }
@@ -666,7 +666,7 @@ impl InventoryStore for PgStore {
                 .bind(EventId::new().as_uuid())
                 .bind(now)
                 .bind(Json(&kind))
-                .fetch_one(&self.pool)
+                .fetch_one(&self.pool())
                 .await?;
             Ok(n == 1)
         })

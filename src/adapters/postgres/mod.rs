@@ -67,10 +67,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// same statement.
 const CHECKOUT_READ: &str = include_str!("sql/checkout_read.sql");
 
-/// The PostgreSQL store. Clone it freely: clones share one connection pool.
+/// The PostgreSQL store. Clone it freely: clones share one connection pool
+/// (and, with several hosts, follow the same primary).
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    db: Arc<connection::Db>,
     retries: u32,
     /// Permits to take stock (`PgOptions::max_concurrent_reservations`),
     /// shared by the store's clones.
@@ -139,10 +140,20 @@ fn constraint(f: &Fail) -> Option<String> {
 /// Runs one attempt of a command, again on serialization failures and
 /// deadlocks, after a pause that grows with each try (full jitter); warns
 /// when the retries run out.
+///
+/// A failure that says the server is no longer the primary — a read-only
+/// transaction (25006), a lost or refused connection, a server shutting
+/// down — makes the store look for the primary among its hosts and move
+/// its pool there ([`PgStore::fail_over`]). The command is tried again
+/// only when it cannot have taken effect (refused as read-only, or no
+/// connection was had); otherwise its error goes back to the caller, as
+/// retryable, and the next command goes to the new primary.
 macro_rules! retry {
     ($store:expr, $attempt:expr) => {{
         let mut tries = 0u32;
+        let mut moves = 0u32;
         loop {
+            let generation = $store.db.generation();
             match $attempt.await {
                 Err(f) if matches!(sqlstate(&f).as_deref(), Some("40001" | "40P01")) => {
                     if tries >= $store.retries {
@@ -152,6 +163,16 @@ macro_rules! retry {
                     tries += 1;
                     tracing::debug!(tries, "serialization failure or deadlock; retrying");
                     contention_pause(tries).await;
+                }
+                Err(f) if connection::primary_lost(&f) => {
+                    $store.fail_over(generation).await;
+                    if connection::took_no_effect(&f) && moves < connection::MAX_FAILOVER_RETRIES {
+                        moves += 1;
+                        tracing::debug!(moves, "the primary moved; retrying there");
+                        contention_pause(moves).await;
+                        continue;
+                    }
+                    break Err(Error::from(f));
                 }
                 other => break other.map_err(Error::from),
             }
@@ -236,7 +257,7 @@ impl PgStore {
         sql: &'static str,
         entity: &'static str,
     ) -> Try<Vec<T>> {
-        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sql).fetch_all(&self.pool()).await?;
         rows.iter().map(|r| doc(r, "doc", entity)).collect()
     }
 
@@ -256,7 +277,7 @@ impl PgStore {
             "SELECT tablename::text FROM pg_tables
              WHERE schemaname = current_schema() ORDER BY tablename",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.pool())
         .await
         .map_err(storage)?;
         let mut dump = serde_json::Map::new();
@@ -268,7 +289,7 @@ impl PgStore {
                 quote_ident(&table)
             );
             let Json(rows): Json<serde_json::Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_one(&self.pool)
+                .fetch_one(&self.pool())
                 .await
                 .map_err(storage)?;
             dump.insert(table, rows);
@@ -297,7 +318,7 @@ mod promotions;
 
 use carts::*;
 use catalog::*;
-pub use connection::{DEFAULT_CONCURRENT_RESERVATIONS, MAX_TX_RETRIES, PgOptions};
+pub use connection::{DEFAULT_CONCURRENT_RESERVATIONS, MAX_HOSTS, MAX_TX_RETRIES, PgOptions};
 use customers::*;
 use inventory::*;
 use orders::*;

@@ -37,7 +37,7 @@ impl OrderStore for PgStore {
             )
             .bind(customer.map(|c| c.as_uuid()))
             .bind(email.map(|e| e.as_str()))
-            .fetch_one(&self.pool)
+            .fetch_one(&self.pool())
             .await?;
             Ok(u64::try_from(n).unwrap_or(0))
         })
@@ -47,7 +47,7 @@ impl OrderStore for PgStore {
         retry!(self, async {
             let row = sqlx::query("SELECT total, doc FROM cw_orders WHERE id = $1")
                 .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.pool())
                 .await?
                 .ok_or_else(|| Error::not_found("order", id))?;
             order_from_row(&row)
@@ -61,7 +61,7 @@ impl OrderStore for PgStore {
         retry!(self, async {
             let row = sqlx::query("SELECT total, doc FROM cw_orders WHERE payment_reference = $1")
                 .bind(reference)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.pool())
                 .await?;
             row.as_ref().map(order_from_row).transpose()
         })
@@ -69,7 +69,15 @@ impl OrderStore for PgStore {
 
     async fn find_orders(&self, query: &OrderQuery) -> Result<Vec<Order>> {
         let limit = limit_i64(query.limit)?;
+        // Listings read the replica, when there is one; recovery's queries
+        // for work (pending operations, stranded captures) read the primary.
+        let for_work = query.pending_work || query.placed_until.is_some();
         retry!(self, async {
+            let pool = if for_work {
+                self.pool()
+            } else {
+                self.read_pool()
+            };
             let rows = sqlx::query(
                 "SELECT total, doc FROM cw_orders
                  WHERE ($1::uuid IS NULL OR customer_id = $1)
@@ -87,7 +95,7 @@ impl OrderStore for PgStore {
             .bind(query.before.map(|b| b.as_uuid()))
             .bind(limit)
             .bind(query.pending_work)
-            .fetch_all(&self.pool)
+            .fetch_all(&pool)
             .await?;
             rows.iter().map(order_from_row).collect::<Try<Vec<_>>>()
         })
@@ -108,7 +116,7 @@ impl PgStore {
             return self.save_order_alone(change, now).await;
         }
         let id = change.order.id;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         // Lock order: the order row, then (through release) its reservation,
         // stock rows and usage counters.
         let row = sqlx::query("SELECT total, doc FROM cw_orders WHERE id = $1 FOR UPDATE")
@@ -314,14 +322,14 @@ impl PgStore {
         .bind(status_name(order.status()))
         .bind(version_i64(change.order.version)?)
         .bind(order.has_pending_work())
-        .fetch_one(&self.pool)
+        .fetch_one(&self.pool())
         .await?;
         if saved == 1 {
             return Ok(order);
         }
         let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM cw_orders WHERE id = $1")
             .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.pool())
             .await?;
         Err(match exists {
             None => Error::not_found("order", id),

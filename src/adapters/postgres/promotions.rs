@@ -24,7 +24,7 @@ impl PgStore {
         sqlx::query(sql)
             .bind(id)
             .bind(Json(to_json(value)?))
-            .execute(&self.pool)
+            .execute(&self.pool())
             .await?;
         Ok(())
     }
@@ -43,7 +43,7 @@ impl PromotionStore for PgStore {
         retry!(self, async {
             let row = sqlx::query("SELECT doc FROM cw_promotions WHERE id = $1")
                 .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.pool())
                 .await?;
             match row {
                 Some(r) => doc(&r, "doc", "promotion"),
@@ -117,7 +117,7 @@ impl PromotionStore for PgStore {
             .bind(&promotions)
             .bind(&max_uses)
             .bind(&more)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.pool())
             .await;
             match result.map_err(Fail::from) {
                 Ok(row) => match col::<Option<uuid::Uuid>>(&row, "missing", "coupon")? {
@@ -143,7 +143,7 @@ impl PromotionStore for PgStore {
                         "SELECT code FROM cw_coupons WHERE code = ANY($1) ORDER BY code LIMIT 1",
                     )
                     .bind(&codes)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.pool())
                     .await?;
                     Err(Error::AlreadyExists {
                         what: "coupon code",
@@ -191,7 +191,7 @@ impl PgStore {
             // followed the array's length, so each call was planned again
             // (0.5 ms, more than running it; BENCHMARKS.md, session 8).
             .bind(uuids(extra, |v| v.as_uuid()))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pool())
             .await?;
         let mut cart = None;
         let mut inputs = Vec::with_capacity(rows.len());
@@ -228,7 +228,7 @@ impl PgStore {
         )
         .bind(uuids(variants, |v| v.as_uuid()))
         .bind(codes)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.pool())
         .await?;
         pricing_inputs_from_rows(rows)
     }
