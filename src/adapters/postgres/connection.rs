@@ -21,6 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// or no connection was had) is tried again on the new primary.
 pub(super) const MAX_FAILOVER_RETRIES: u32 = 6;
 
+/// The least time between two probes of the hosts.
+const PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Most hosts one URL may name.
 pub const MAX_HOSTS: usize = 16;
 
@@ -83,8 +86,9 @@ pub(super) struct Db {
     /// Which of `hosts` the pool is on.
     current: parking_lot::Mutex<usize>,
     options: PgOptions,
-    /// One move at a time.
-    moving: tokio::sync::Mutex<()>,
+    /// One move at a time, and when the hosts were last probed: a burst
+    /// of failures (an overloaded pool timing out, say) probes once.
+    moving: tokio::sync::Mutex<Option<std::time::Instant>>,
     replica: Option<PgPool>,
 }
 
@@ -106,13 +110,18 @@ impl Db {
             hosts: Vec::new(),
             current: parking_lot::Mutex::new(0),
             options,
-            moving: tokio::sync::Mutex::new(()),
+            moving: tokio::sync::Mutex::new(None),
             replica: None,
         }
     }
 
     pub(super) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// Whether the store knows several hosts, so the primary may move.
+    pub(super) fn can_move(&self) -> bool {
+        self.hosts.len() > 1
     }
 }
 
@@ -376,7 +385,7 @@ impl PgStore {
             hosts,
             current: parking_lot::Mutex::new(current),
             options: options.clone(),
-            moving: tokio::sync::Mutex::new(()),
+            moving: tokio::sync::Mutex::new(None),
             replica,
         };
         let store = Self {
@@ -446,10 +455,14 @@ impl PgStore {
         if db.hosts.len() < 2 {
             return;
         }
-        let _moving = db.moving.lock().await;
+        let mut last_probe = db.moving.lock().await;
         if db.generation() != seen {
             return;
         }
+        if last_probe.is_some_and(|at| at.elapsed() < PROBE_INTERVAL) {
+            return;
+        }
+        *last_probe = Some(std::time::Instant::now());
         let wait = db
             .options
             .acquire_timeout

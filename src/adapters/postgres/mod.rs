@@ -166,7 +166,10 @@ macro_rules! retry {
                 }
                 Err(f) if connection::primary_lost(&f) => {
                     $store.fail_over(generation).await;
-                    if connection::took_no_effect(&f) && moves < connection::MAX_FAILOVER_RETRIES {
+                    if $store.db.can_move()
+                        && connection::took_no_effect(&f)
+                        && moves < connection::MAX_FAILOVER_RETRIES
+                    {
                         moves += 1;
                         tracing::debug!(moves, "the primary moved; retrying there");
                         contention_pause(moves).await;
