@@ -724,6 +724,201 @@ fn vendure_mixed_discounts_with_two_tax_rates() {
     assert_eq!(p.total, usd("64.46"));
 }
 
+// ----- Shapes added for issue #32 ------------------------------------------
+
+/// A cart with a 5.99 standard charge (for `a`) and a second charge of
+/// `second` (express, for `b`).
+fn two_charges(w: &mut World, second: &str) -> (cartwright::cart::Cart, VariantId) {
+    use cartwright::shipping::{ShippingMethod, ShippingTable};
+    w.shipping = Box::new(
+        ShippingTable::new()
+            .with_method(ShippingMethod::flat("std", "Standard", usd("5.99")))
+            .unwrap()
+            .with_method(ShippingMethod::flat("express", "Express", usd(second)))
+            .unwrap(),
+    );
+    let a = item(w, "parcel", "20.00", "standard");
+    let b = item(w, "flowers", "30.00", "standard");
+    let mut cart = w.cart(&[(a, 1), (b, 1)]);
+    cart.set_shipping_method("std").unwrap();
+    let flowers = cart.lines()[1].id;
+    cart.set_shipping_group("flowers", &[flowers], Some("express"))
+        .unwrap();
+    (cart, b)
+}
+
+/// Solidus: `AdjustShipment` with a `FlatRate` calculator discounts each
+/// shipment by the flat amount, never below zero — here 3.00 off each of
+/// a 5.99 and a 2.00 charge: 3.00 and 2.00.
+#[test]
+fn solidus_flat_rate_off_each_shipment() {
+    let mut w = World::new();
+    let (cart, _) = two_charges(&mut w, "2.00");
+    let each = Promotion::new(
+        "3 off each shipment",
+        Action::Shipping {
+            reward: Reward::AmountEach {
+                amount: usd("3.00"),
+            },
+            methods: vec![],
+        },
+    );
+    let p = w.price(&cart, vec![each.clone()]);
+    assert_eq!(p.shipping.as_ref().unwrap().discount, usd("3.00"));
+    assert_eq!(
+        p.shipping_groups[0].charge.as_ref().unwrap().discount,
+        usd("2.00")
+    );
+    // Its outcome is the sum of what it took from each charge.
+    let outcome = p
+        .promotions
+        .iter()
+        .find(|o| o.promotion_id == Some(each.id))
+        .unwrap();
+    assert!(outcome.applied());
+    assert_eq!(p.discount_total, usd("5.00"));
+    // Shared, the same 3.00 would split by price instead.
+    let shared = Promotion::new(
+        "3 off shipping",
+        Action::Shipping {
+            reward: Reward::Amount {
+                amount: usd("3.00"),
+            },
+            methods: vec![],
+        },
+    );
+    assert_eq!(w.price(&cart, vec![shared]).discount_total, usd("3.00"));
+}
+
+/// Solidus: `AdjustLineItemQuantityGroups` with a flat rate — "If a user
+/// orders 3 t-shirts, they get $5 off of each": 2 red, 1 white and 1 blue
+/// shirt get 5.00 off the two red and the white one, none off the blue;
+/// 4 red shirts get 15.00 off (one full group).
+#[test]
+fn solidus_quantity_groups_amount_off_each_grouped_unit() {
+    use cartwright::pricing::GroupPrice;
+    let mut w = World::new();
+    let red = item(&mut w, "red-shirt", "20.00", "standard");
+    let white = item(&mut w, "white-shirt", "20.00", "standard");
+    let blue = item(&mut w, "blue-shirt", "20.00", "standard");
+    let groups = Promotion::new(
+        "5 off each shirt in threes",
+        Action::QuantityGroup {
+            target: LineFilter::Any,
+            size: 3,
+            price: GroupPrice::AmountOffEach {
+                amount: usd("5.00"),
+            },
+            max_groups: None,
+        },
+    );
+    let p = w.price(
+        &w.cart(&[(white, 1), (red, 2), (blue, 1)]),
+        vec![groups.clone()],
+    );
+    let by_line: Vec<String> = (0..3).map(|i| took(&p, i, &groups)).collect();
+    // The line with the most units (red) fills the group first; then the
+    // white one comes first in canonical line order or the blue one does:
+    // one of them is grouped, the other pays in full.
+    assert_eq!(by_line[1], "10.00", "two red shirts");
+    let (w_off, b_off) = (by_line[0].as_str(), by_line[2].as_str());
+    assert!(
+        matches!((w_off, b_off), ("5.00", "0.00") | ("0.00", "5.00")),
+        "{by_line:?}"
+    );
+    assert_eq!(p.discount_total, usd("15.00"));
+    let p = w.price(&w.cart(&[(red, 4)]), vec![groups.clone()]);
+    assert_eq!(took(&p, 0, &groups), "15.00");
+    // A percentage off each grouped unit, and tiers by the number of groups:
+    // 7 units make 2 groups of 3 → the 2-group tier, 20 % of 6 units.
+    let pct_each = Promotion::new(
+        "10 % off each shirt in threes",
+        Action::QuantityGroup {
+            target: LineFilter::Any,
+            size: 3,
+            price: GroupPrice::PercentOffEach { percent: pct(10) },
+            max_groups: None,
+        },
+    );
+    let p = w.price(&w.cart(&[(red, 4)]), vec![pct_each]);
+    assert_eq!(p.discount_total, usd("6.00"));
+    let tiered = Promotion::new(
+        "more groups, more off",
+        Action::QuantityGroup {
+            target: LineFilter::Any,
+            size: 3,
+            price: GroupPrice::TieredPercentOffEach {
+                tiers: vec![
+                    cartwright::pricing::GroupTier {
+                        groups: 1,
+                        percent: pct(10),
+                    },
+                    cartwright::pricing::GroupTier {
+                        groups: 2,
+                        percent: pct(20),
+                    },
+                ],
+            },
+            max_groups: None,
+        },
+    );
+    let p = w.price(&w.cart(&[(red, 7)]), vec![tiered.clone()]);
+    assert_eq!(took(&p, 0, &tiered), "24.00");
+    let p = w.price(&w.cart(&[(red, 5)]), vec![tiered.clone()]);
+    assert_eq!(took(&p, 0, &tiered), "6.00");
+    let p = w.price(&w.cart(&[(red, 2)]), vec![tiered]);
+    assert!(p.discount_total.is_zero());
+}
+
+/// Solidus: `AdjustShipment` with a `TieredPercent` calculator picks the
+/// tier by the shipment's own amount: from 10.00 50 %, from 20.00 free —
+/// a 5.99 charge gets nothing, a 25.00 one goes free.
+#[test]
+fn solidus_tiered_percent_by_each_shipments_amount() {
+    let mut w = World::new();
+    let (cart, _) = two_charges(&mut w, "25.00");
+    let tiers = Promotion::new(
+        "shipping tiers by charge",
+        Action::TieredShipping {
+            target: LineFilter::Any,
+            tiers: Tiers::ShippingAmount {
+                tiers: vec![
+                    SubtotalTier {
+                        min: usd("10.00"),
+                        reward: Reward::Percent { percent: pct(50) },
+                    },
+                    SubtotalTier {
+                        min: usd("20.00"),
+                        reward: Reward::Percent { percent: pct(100) },
+                    },
+                ],
+            },
+            methods: vec![],
+        },
+    );
+    let p = w.price(&cart, vec![tiers.clone()]);
+    assert!(p.shipping.as_ref().unwrap().discount.is_zero());
+    assert_eq!(
+        p.shipping_groups[0].charge.as_ref().unwrap().discount,
+        usd("25.00")
+    );
+    let (cart, _) = two_charges(&mut w, "12.00");
+    let p = w.price(&cart, vec![tiers.clone()]);
+    assert_eq!(
+        p.shipping_groups[0].charge.as_ref().unwrap().discount,
+        usd("6.00")
+    );
+    // Tiers by a shipping charge's amount are for shipping only.
+    let misplaced = Promotion::new(
+        "misplaced",
+        Action::Tiered {
+            target: LineFilter::Any,
+            tiers: Tiers::ShippingAmount { tiers: vec![] },
+        },
+    );
+    assert!(misplaced.validate().is_err());
+}
+
 // ----- Not expressed ------------------------------------------------------
 //
 // - Medusa's tax-inclusive promotions mixed with tax-exclusive ones on one

@@ -2499,9 +2499,13 @@ fn two_codes_for_one_promotion_count_once_and_a_missing_gift_is_reported() {
     let priced = s.w.price_with(&cart, vec![p.clone()], &extra);
     assert_eq!(priced.discount_total, usd("1.00"), "applied once");
     assert!(priced.code_outcome("ONE").unwrap().applied());
+    // The second code says the promotion applied already, through ONE:
+    // never a refusal while its discount is on the cart.
     assert_eq!(
-        priced.code_outcome("TWO").unwrap().rejection(),
-        Some(&Rejection::AlreadyApplied)
+        priced.code_outcome("TWO").unwrap().outcome,
+        cartwright::pricing::Outcome::AlreadyApplied {
+            by: Some("ONE".into())
+        }
     );
 
     // A gift that is not in the catalog given to pricing cannot be given.
@@ -2662,4 +2666,90 @@ fn the_tax_table_taxes_discounted_shipping_by_its_class() {
     assert_eq!(p.total, usd("15.29"));
     let names: Vec<&str> = p.tax_lines.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["VAT 20%", "VAT 10%"]);
+}
+
+#[test]
+fn an_automatic_promotion_in_another_currency_says_so_like_its_coded_twin() {
+    let s = shop();
+    let eur = |a: &str| cartwright::money::Money::parse(a, Currency::EUR).unwrap();
+    let five_eur = |name: &str| {
+        Promotion::new(
+            name,
+            Action::AmountOffOrder {
+                amount: eur("5.00"),
+            },
+        )
+    };
+    let automatic = five_eur("5 EUR off");
+    let coded = five_eur("5 EUR off, coded").coded();
+    let extra = Extra {
+        coupons: vec![Coupon::new("EURO", coded.id, None).unwrap()],
+        ..Extra::default()
+    };
+    let mut cart = s.w.cart(&[(s.a, 1)]); // USD
+    cart.add_coupon_code("euro").unwrap();
+    let p =
+        s.w.price_with(&cart, vec![automatic.clone(), coded.clone()], &extra);
+    let reason = |id| {
+        p.promotions
+            .iter()
+            .find(|o| o.promotion_id == Some(id))
+            .and_then(|o| o.rejection().cloned())
+    };
+    let expected = Rejection::WrongCurrency {
+        expected: vec![Currency::EUR],
+        actual: Currency::USD,
+    };
+    assert_eq!(reason(automatic.id), Some(expected.clone()));
+    assert_eq!(reason(coded.id), Some(expected));
+    assert!(p.discount_total.is_zero());
+    // A cart in its currency gets it, and no such outcome.
+    let mut eur_cart = cartwright::cart::Cart::new(Currency::EUR, None, chrono::Utc::now());
+    eur_cart.add_line(s.a, 1).unwrap();
+    let p =
+        s.w.price_with(&eur_cart, vec![automatic.clone()], &Extra::default());
+    assert!(p.promotions.iter().all(|o| {
+        o.rejection()
+            .is_none_or(|r| !matches!(r, Rejection::WrongCurrency { .. }))
+    }));
+}
+
+#[test]
+fn the_code_of_an_automatic_promotion_says_it_applied() {
+    let s = shop();
+    let ten = Promotion::new("ten automatic", percent_items(LineFilter::Any, 10));
+    let big_spender = Promotion::new("ten over 1000", percent_items(LineFilter::Any, 10)).when(
+        Condition::Subtotal {
+            op: Op::Gte,
+            amount: usd("1000.00"),
+        },
+    );
+    let extra = Extra {
+        coupons: vec![
+            Coupon::new("TEN", ten.id, None).unwrap(),
+            Coupon::new("BIG", big_spender.id, None).unwrap(),
+        ],
+        ..Extra::default()
+    };
+    let mut cart = s.w.cart(&[(s.a, 1)]);
+    cart.add_coupon_code("ten").unwrap();
+    cart.add_coupon_code("big").unwrap();
+    let p =
+        s.w.price_with(&cart, vec![ten.clone(), big_spender.clone()], &extra);
+    assert_eq!(p.discount_total, usd("1.00"), "applied once");
+    let code = p.code_outcome("TEN").unwrap();
+    assert!(code.applied());
+    assert_eq!(
+        code.outcome,
+        cartwright::pricing::Outcome::AlreadyApplied { by: None }
+    );
+    // One that does not apply: its code says the same reason, not
+    // "already applied".
+    let own = p
+        .promotions
+        .iter()
+        .find(|o| o.promotion_id == Some(big_spender.id) && o.code.is_none())
+        .unwrap();
+    assert_eq!(p.code_outcome("BIG").unwrap().rejection(), own.rejection());
+    assert!(own.rejection().is_some());
 }

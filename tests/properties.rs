@@ -6,6 +6,8 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::collections::HashMap;
 
 use cartwright::cart::Cart;
@@ -196,6 +198,7 @@ proptest! {
         }
         cart.set_shipping_method("std").unwrap();
         let priced = price(&cart, &ctx).unwrap();
+        common::world::explanations_agree_with_amounts(&priced);
 
         // Totals are the sums of their parts, exact, and never negative.
         let c = Currency::USD;

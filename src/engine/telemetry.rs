@@ -10,7 +10,7 @@
 //! | `cartwright_provider_calls_total` | counter | `operation`, `result`: `ok`, `declined`, `unavailable`, `refused` |
 //! | `cartwright_provider_call_seconds` | histogram | `operation` |
 //! | `cartwright_pricing_seconds` | histogram | — |
-//! | `cartwright_db_failovers_total` | counter | — (the PostgreSQL store moved to a new primary) |
+//! | `cartwright_db_failovers_total` | counter | — (the PostgreSQL store moved to a new primary; counted by the store) |
 //!
 //! Does not know: where metrics go: the application installs a recorder, or
 //! none.
@@ -56,13 +56,6 @@ pub(crate) fn pricing(took: Duration) {
     metrics::histogram!("cartwright_pricing_seconds").record(took.as_secs_f64());
     #[cfg(not(feature = "metrics"))]
     let _ = took;
-}
-
-/// The PostgreSQL store moved its pool to a new primary.
-#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-pub(crate) fn failover() {
-    #[cfg(feature = "metrics")]
-    metrics::counter!("cartwright_db_failovers_total").increment(1);
 }
 
 /// The label for a provider's answer.

@@ -136,7 +136,78 @@ impl World {
         ctx.customer = &extra.customer;
         ctx.coupons = &extra.coupons;
         ctx.usage = &extra.usage;
-        price(cart, &ctx).unwrap()
+        let priced = price(cart, &ctx).unwrap();
+        explanations_agree_with_amounts(&priced);
+        priced
+    }
+}
+
+/// No explanation contradicts the amounts: every applied outcome's amount
+/// is its adjustments (per line and on shipping), and no promotion that has
+/// an adjustment on the cart is reported as refused. Every cart the peer
+/// cases, the worked examples and the property tests price is checked.
+pub fn explanations_agree_with_amounts(p: &PricedCart) {
+    use cartwright::pricing::Outcome;
+    use rust_decimal::Decimal;
+    let adjusted = |id, line: Option<cartwright::id::LineId>| -> Decimal {
+        p.lines
+            .iter()
+            .filter(|l| line.is_none_or(|want| l.line_id == want))
+            .flat_map(|l| l.adjustments.iter())
+            .filter(|a| a.promotion_id == Some(id))
+            .map(|a| a.amount.amount())
+            .sum()
+    };
+    let on_shipping = |id| -> Decimal {
+        p.shipping_charges()
+            .flat_map(|c| c.adjustments.iter())
+            .filter(|a| a.promotion_id == Some(id))
+            .map(|a| a.amount.amount())
+            .sum()
+    };
+    for o in &p.promotions {
+        let Some(id) = o.promotion_id else { continue };
+        match &o.outcome {
+            Outcome::Applied {
+                amount,
+                lines,
+                shipping,
+                ..
+            } => {
+                for l in lines {
+                    assert_eq!(
+                        l.amount.amount(),
+                        adjusted(id, Some(l.line_id)),
+                        "{}: its line amount is not its adjustments",
+                        o.name
+                    );
+                }
+                assert_eq!(
+                    shipping.amount(),
+                    on_shipping(id),
+                    "{}: its shipping amount is not its adjustments",
+                    o.name
+                );
+                // Its whole amount is every adjustment it made (a gift's
+                // value is the gift line's adjustment).
+                assert_eq!(
+                    amount.amount(),
+                    adjusted(id, None) + on_shipping(id),
+                    "{}: its amount is not what it took",
+                    o.name
+                );
+            }
+            Outcome::NotApplied { reason } => {
+                let took = adjusted(id, None) + on_shipping(id);
+                assert!(
+                    took.is_zero(),
+                    "{} (code {:?}) is refused ({reason}) while it took {took}",
+                    o.name,
+                    o.code
+                );
+            }
+            _ => {}
+        }
     }
 }
 

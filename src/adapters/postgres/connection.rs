@@ -488,7 +488,10 @@ impl PgStore {
                 to = i,
                 "the database primary moved; the store follows it"
             );
-            crate::telemetry::failover();
+            // The engine's telemetry is above the adapters: the store
+            // speaks to the metrics facade itself.
+            #[cfg(feature = "metrics")]
+            metrics::counter!("cartwright_db_failovers_total").increment(1);
             tokio::spawn(async move { old.close().await });
             return;
         }

@@ -129,7 +129,10 @@ pub enum Rejection {
     },
     /// The best-combination policy chose other promotions, worth more.
     NotBest,
-    /// Another code for the same promotion is already in the cart.
+    /// Another code for the same promotion is already in the cart. Pricing
+    /// reports that case as [`Outcome::AlreadyApplied`] now (or as the
+    /// other entry's own reason when it did not apply); kept so stored
+    /// explanations still read.
     AlreadyApplied,
     /// The cart met more promotions than one pricing considers
     /// ([`MAX_CANDIDATES`](crate::pricing::MAX_CANDIDATES)); this one, late
@@ -189,6 +192,15 @@ pub enum Outcome {
         #[serde(flatten)]
         reason: Rejection,
     },
+    /// The code names a promotion that applied already — automatically
+    /// (`by: None`) or through another code entered before it (`by`: that
+    /// code). Its discount is in that outcome; this code adds nothing to it.
+    AlreadyApplied {
+        /// The code it applied through, or none when it applies
+        /// automatically.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
 }
 
 /// A promotion considered for the cart, or a code entered on it.
@@ -209,14 +221,17 @@ pub struct PromotionOutcome {
 impl PromotionOutcome {
     /// Whether it applied.
     pub fn applied(&self) -> bool {
-        matches!(self.outcome, Outcome::Applied { .. })
+        matches!(
+            self.outcome,
+            Outcome::Applied { .. } | Outcome::AlreadyApplied { .. }
+        )
     }
 
     /// Why it did not apply, if it did not.
     pub fn rejection(&self) -> Option<&Rejection> {
         match &self.outcome {
             Outcome::NotApplied { reason } => Some(reason),
-            Outcome::Applied { .. } => None,
+            Outcome::Applied { .. } | Outcome::AlreadyApplied { .. } => None,
         }
     }
 }

@@ -113,9 +113,9 @@ pub use price_list::{
 };
 pub use promotion::{
     Action, AmountPer, BudgetPolicy, BundleItem, Condition, Coupon, CurrencyTerms,
-    GENERATED_CODE_CHARS, GroupPrice, Limits, LineFilter, MAX_BUNDLE_ITEMS, MAX_CONDITIONS,
-    MAX_CURRENCY_TERMS, MAX_DEPTH, MAX_GENERATED_CODES, MAX_NAME_LEN, MAX_PERCENT_SCALE,
-    MAX_PROMOTION_QUANTITY, MAX_PROMOTIONS_PER_CODE, MAX_TIERS, MAX_VALUES, Op,
+    GENERATED_CODE_CHARS, GroupPrice, GroupTier, Limits, LineFilter, MAX_BUNDLE_ITEMS,
+    MAX_CONDITIONS, MAX_CURRENCY_TERMS, MAX_DEPTH, MAX_GENERATED_CODES, MAX_NAME_LEN,
+    MAX_PERCENT_SCALE, MAX_PROMOTION_QUANTITY, MAX_PROMOTIONS_PER_CODE, MAX_TIERS, MAX_VALUES, Op,
     PROMOTION_JSON_VERSION, Promotion, QuantityTier, Reward, RewardUnits, Stacking, SubtotalTier,
     Tiers, UnitCap, UnitOrder, WindowState, generate_codes, promotion_json_schema,
 };
@@ -696,6 +696,33 @@ fn explain(
                 outcome: Outcome::NotApplied {
                     reason: reason.clone(),
                 },
+            },
+        ));
+    }
+    // A code of a promotion already considered says what that entry did:
+    // applied already (automatically or through the other code), or the
+    // same reason it did not.
+    for (index, code) in &run.riding {
+        let own = out
+            .iter()
+            .find(|(i, o)| i == index && o.code.as_ref() != Some(code))
+            .map(|(_, o)| o.clone());
+        let Some(own) = own else {
+            continue;
+        };
+        let outcome = match own.outcome {
+            Outcome::Applied { .. } => Outcome::AlreadyApplied {
+                by: own.code.clone(),
+            },
+            Outcome::AlreadyApplied { by } => Outcome::AlreadyApplied { by },
+            Outcome::NotApplied { reason } => Outcome::NotApplied { reason },
+        };
+        out.push((
+            *index,
+            PromotionOutcome {
+                code: Some(code.clone()),
+                outcome,
+                ..own
             },
         ));
     }

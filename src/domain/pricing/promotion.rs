@@ -410,9 +410,22 @@ pub enum Reward {
         /// 0 to 100.
         percent: Decimal,
     },
-    /// An amount in all, split across the selected lines by their value.
+    /// An amount in all, split across the selected lines by their value
+    /// (on shipping: across the charges, by what each costs). In
+    /// [`Action::FirstAndAdditional`], an amount off each unit.
     Amount {
         /// The amount.
+        amount: Money,
+    },
+    /// An amount off **each**: each shipping charge the promotion targets
+    /// ([`Action::Shipping`], [`Action::TieredShipping`]) or each selected
+    /// line ([`Action::Tiered`]), never more than what it costs. Worked
+    /// example: 3.00 off each of a 5.99 and a 2.00 shipping charge → 3.00
+    /// and 2.00 (the second is free, not below zero). Matches Solidus's flat
+    /// rate on shipments (applied to each shipment) and Medusa's `each`
+    /// allocation of a fixed shipping discount.
+    AmountEach {
+        /// The amount off each.
         amount: Money,
     },
 }
@@ -452,6 +465,15 @@ pub enum Tiers {
         /// The tiers, any order.
         tiers: Vec<QuantityTier>,
     },
+    /// By each shipping charge's own amount (as earlier shipping promotions
+    /// left it): each charge gets the reward of the highest tier it reaches.
+    /// Only in [`Action::TieredShipping`]. Worked example: tiers "from
+    /// 10.00: 50 %" and "from 20.00: free" on a 12.00 and a 25.00 charge →
+    /// 6.00 and 25.00 off; a 6.00 charge gets nothing.
+    ShippingAmount {
+        /// The tiers, any order; `min` is the charge's amount.
+        tiers: Vec<SubtotalTier>,
+    },
 }
 
 /// Which units of a [`Action::BuyXGetY`] are the reward.
@@ -487,6 +509,33 @@ pub enum GroupPrice {
         /// Units paid for in each group.
         units: u32,
     },
+    /// An amount off each unit in a complete group ("5.00 off each shirt
+    /// when you buy them in threes"), never below zero.
+    AmountOffEach {
+        /// Off each grouped unit.
+        amount: Money,
+    },
+    /// A percentage off each unit in a complete group.
+    PercentOffEach {
+        /// 0 to 100.
+        percent: Decimal,
+    },
+    /// A percentage off each unit in a complete group, by how many complete
+    /// groups the cart holds: the highest tier reached applies.
+    TieredPercentOffEach {
+        /// The tiers, any order.
+        tiers: Vec<GroupTier>,
+    },
+}
+
+/// One tier of [`GroupPrice::TieredPercentOffEach`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupTier {
+    /// The tier applies from this many complete groups (at least 1).
+    pub groups: u32,
+    /// Off each grouped unit, 0 to 100.
+    pub percent: Decimal,
 }
 
 /// One part of a bundle.
@@ -615,12 +664,22 @@ pub enum Action {
     /// price of 2" ([`GroupPrice::PayFor`]). Repeats as many times as the
     /// cart holds full groups, up to `max_groups`.
     ///
-    /// Groups are filled with the dearest units first (so the customer gets
+    /// With a group price ([`GroupPrice::Fixed`], [`GroupPrice::PayFor`])
+    /// groups are filled with the dearest units first (so the customer gets
     /// the most), and within a group the cheapest units are the ones not
     /// paid for; units left over (fewer than `size`) are the cheapest and
     /// pay in full. A group never costs more than its units. Worked example,
     /// "3 for the price of 2" on units at 10, 8, 8, 5, 4: the group 10, 8, 8
     /// frees one 8 (8.00 off); 5 and 4 pay in full.
+    ///
+    /// With a discount off each grouped unit ([`GroupPrice::AmountOffEach`],
+    /// [`GroupPrice::PercentOffEach`], [`GroupPrice::TieredPercentOffEach`])
+    /// groups are filled from the lines with the most units first (ties in
+    /// canonical line order), as Solidus's quantity-group benefit
+    /// (`AdjustLineItemQuantityGroups`) fills them; only units in complete
+    /// groups are discounted. Worked example, 5.00 off each shirt in groups
+    /// of 3, on 2 red, 1 white and 1 blue shirts at 20.00: one group of 2
+    /// red and 1 white (10.00 and 5.00 off); the blue one pays in full.
     QuantityGroup {
         /// Which lines.
         target: LineFilter,
@@ -673,7 +732,9 @@ pub enum Action {
     /// reach (by their subtotal before promotions, or by their units)
     /// gives its reward on the shipping. Worked example: tiers "from
     /// 50.00: 50 %" and "from 100.00: free" on a 75.00 cart with 8.00
-    /// shipping → 4.00 off; at 120.00 → 8.00 off.
+    /// shipping → 4.00 off; at 120.00 → 8.00 off. With
+    /// [`Tiers::ShippingAmount`] each charge picks its own tier by its own
+    /// amount (`target` is then not used).
     TieredShipping {
         /// Which lines count towards the tiers.
         target: LineFilter,
@@ -1455,7 +1516,9 @@ fn validate_condition(c: &Condition, depth: usize, budget: &mut Budget) -> Resul
 fn validate_reward(r: &Reward) -> Result<()> {
     match r {
         Reward::Percent { percent } => check_percent(*percent),
-        Reward::Amount { amount } => positive_money("reward amount", amount),
+        Reward::Amount { amount } | Reward::AmountEach { amount } => {
+            positive_money("reward amount", amount)
+        }
     }
 }
 
@@ -1559,6 +1622,25 @@ fn validate_action(a: &Action, budget: &mut Budget) -> Result<()> {
                     }
                     Ok(())
                 }
+                GroupPrice::AmountOffEach { amount } => {
+                    positive_money("amount off each grouped unit", amount)
+                }
+                GroupPrice::PercentOffEach { percent } => check_percent(*percent),
+                GroupPrice::TieredPercentOffEach { tiers } => {
+                    if tiers.is_empty() || tiers.len() > MAX_TIERS {
+                        return Err(Error::invalid(
+                            "group tiers",
+                            format!("need 1 to {MAX_TIERS} tiers"),
+                        ));
+                    }
+                    for t in tiers {
+                        if t.groups == 0 {
+                            return Err(Error::invalid("group tier", "groups must be at least 1"));
+                        }
+                        check_percent(t.percent)?;
+                    }
+                    Ok(())
+                }
             }
         }
         Action::FirstAndAdditional {
@@ -1574,6 +1656,12 @@ fn validate_action(a: &Action, budget: &mut Budget) -> Result<()> {
         }
         Action::Tiered { target, tiers } => {
             validate_filter(target, 0, budget)?;
+            if matches!(tiers, Tiers::ShippingAmount { .. }) {
+                return Err(Error::invalid(
+                    "tiers",
+                    "tiers by a shipping charge's amount apply to shipping only (tiered_shipping)",
+                ));
+            }
             validate_tiers(tiers)
         }
         Action::Shipping { reward, methods } => {
@@ -1626,6 +1714,13 @@ fn validate_tiers(tiers: &Tiers) -> Result<()> {
             }
             tiers.len()
         }
+        Tiers::ShippingAmount { tiers } => {
+            for t in tiers {
+                non_negative_money("tier threshold", &t.min)?;
+                validate_reward(&t.reward)?;
+            }
+            tiers.len()
+        }
     };
     if n == 0 || n > MAX_TIERS {
         return Err(Error::invalid(
@@ -1667,7 +1762,7 @@ fn condition_currencies(c: &Condition, out: &mut BTreeSet<Currency>) {
 }
 
 fn reward_currency(r: &Reward, out: &mut BTreeSet<Currency>) {
-    if let Reward::Amount { amount } = r {
+    if let Reward::Amount { amount } | Reward::AmountEach { amount } = r {
         out.insert(amount.currency());
     }
 }
@@ -1714,7 +1809,7 @@ fn action_currencies(a: &Action, out: &mut BTreeSet<Currency>) {
             filter_currencies(target, out);
         }
         Action::QuantityGroup { target, price, .. } => {
-            if let GroupPrice::Fixed { amount } = price {
+            if let GroupPrice::Fixed { amount } | GroupPrice::AmountOffEach { amount } = price {
                 add(amount);
             }
             filter_currencies(target, out);
@@ -1732,7 +1827,7 @@ fn action_currencies(a: &Action, out: &mut BTreeSet<Currency>) {
         Action::Tiered { target, tiers } | Action::TieredShipping { target, tiers, .. } => {
             filter_currencies(target, out);
             match tiers {
-                Tiers::Subtotal { tiers } => {
+                Tiers::Subtotal { tiers } | Tiers::ShippingAmount { tiers } => {
                     for t in tiers {
                         out.insert(t.min.currency());
                         reward_currency(&t.reward, out);

@@ -92,6 +92,11 @@ impl PromotionSet {
             Action::Tiered { target, tiers } => on.tiered(target, tiers),
             Action::Shipping { reward, methods } => on.shipping(reward, methods, shipping),
             Action::TieredShipping {
+                tiers: Tiers::ShippingAmount { tiers },
+                methods,
+                ..
+            } => on.shipping_by_own_amount(tiers, methods, shipping),
+            Action::TieredShipping {
                 target,
                 tiers,
                 methods,
@@ -355,6 +360,11 @@ impl Left<'_, '_> {
                 None => return Ok(Err(wrong_currency(amount, env))),
             },
             GroupPrice::PayFor { .. } => None,
+            GroupPrice::AmountOffEach { .. }
+            | GroupPrice::PercentOffEach { .. }
+            | GroupPrice::TieredPercentOffEach { .. } => {
+                return self.grouped_units_off(target, size, price, max_groups);
+            }
         };
         let mut lines = self.selected(target);
         // Dearest units first; ties in canonical line order.
@@ -362,9 +372,7 @@ impl Left<'_, '_> {
             per_unit_cmp(*b, *a, env, self.remaining)
                 .then(line_rank(*a, env).cmp(&line_rank(*b, env)))
         });
-        let units: u64 = lines.iter().map(|i| u64::from(self.quantity(*i))).sum();
-        let size64 = u64::from(size.max(1));
-        let groups = (units / size64).min(max_groups.map_or(u64::MAX, u64::from));
+        let (size64, groups) = self.complete_groups(&lines, size, max_groups);
         if groups == 0 {
             return Ok(Ok(Effect::default()));
         }
@@ -372,7 +380,7 @@ impl Left<'_, '_> {
         // group, `free[i]` of them are a group's unpaid (cheapest) ones.
         let paid = match price {
             GroupPrice::PayFor { units } => u64::from(*units),
-            GroupPrice::Fixed { .. } => size64,
+            _ => size64,
         };
         let mut taken: Vec<(usize, u32, u32)> = Vec::new();
         let mut position = 0_u64;
@@ -415,6 +423,84 @@ impl Left<'_, '_> {
         Ok(Ok(effect))
     }
 
+    /// The group size and how many complete groups `lines` hold, at most
+    /// `max_groups`.
+    fn complete_groups(&self, lines: &[usize], size: u32, max_groups: Option<u32>) -> (u64, u64) {
+        let units: u64 = lines.iter().map(|i| u64::from(self.quantity(*i))).sum();
+        let size64 = u64::from(size.max(1));
+        let groups = (units / size64).min(max_groups.map_or(u64::MAX, u64::from));
+        (size64, groups)
+    }
+
+    /// A discount off each unit in a complete group of `size`: groups are
+    /// filled from the lines with the most units first (ties in canonical
+    /// line order), as Solidus's quantity-group benefit fills them.
+    fn grouped_units_off(
+        &self,
+        target: &LineFilter,
+        size: u32,
+        price: &GroupPrice,
+        max_groups: Option<u32>,
+    ) -> Answer {
+        let env = self.env;
+        let mut lines = self.selected(target);
+        lines.sort_by(|a, b| {
+            self.quantity(*b)
+                .cmp(&self.quantity(*a))
+                .then(line_rank(*a, env).cmp(&line_rank(*b, env)))
+        });
+        let (size64, groups) = self.complete_groups(&lines, size, max_groups);
+        if groups == 0 {
+            return Ok(Ok(Effect::default()));
+        }
+        enum Off {
+            Percent(Fraction),
+            Amount(i128),
+        }
+        let off = match price {
+            GroupPrice::AmountOffEach { amount } => match env.minor(amount) {
+                Some(a) => Off::Amount(a),
+                None => return Ok(Err(wrong_currency(amount, env))),
+            },
+            GroupPrice::PercentOffEach { percent } => Off::Percent(Fraction::percent(*percent)?),
+            GroupPrice::TieredPercentOffEach { tiers } => {
+                match tiers
+                    .iter()
+                    .filter(|t| u64::from(t.groups) <= groups)
+                    .max_by_key(|t| t.groups)
+                {
+                    Some(t) => Off::Percent(Fraction::percent(t.percent)?),
+                    None => return Ok(Err(Rejection::NothingToDiscount)),
+                }
+            }
+            GroupPrice::Fixed { .. } | GroupPrice::PayFor { .. } => {
+                return Ok(Err(Rejection::NothingToDiscount));
+            }
+        };
+        let mut left = groups.saturating_mul(size64);
+        let mut effect = Effect::default();
+        for i in lines {
+            if left == 0 {
+                break;
+            }
+            let grouped = u64::from(self.quantity(i)).min(left);
+            left -= grouped;
+            let grouped = u32::try_from(grouped).map_err(|_| Error::Overflow("group units"))?;
+            let worth = self.value(i, grouped);
+            let part = match &off {
+                Off::Percent(f) => f.of(worth, 1, 1, env.rounding)?,
+                Off::Amount(a) => a
+                    .checked_mul(i128::from(grouped))
+                    .ok_or_else(|| Error::Overflow("unit discount"))?
+                    .min(worth),
+            };
+            if part > 0 {
+                effect.lines.push((i, part));
+            }
+        }
+        Ok(Ok(effect))
+    }
+
     /// Per selected line: `first` on one unit, `additional` on each further
     /// unit, up to `max_units` units.
     fn first_and_additional(
@@ -441,7 +527,8 @@ impl Left<'_, '_> {
                     Reward::Percent { percent } => {
                         Fraction::percent(*percent)?.of(worth, 1, 1, env.rounding)?
                     }
-                    Reward::Amount { amount } => {
+                    // Here an amount is off each unit either way.
+                    Reward::Amount { amount } | Reward::AmountEach { amount } => {
                         let Some(a) = env.minor(amount) else {
                             return Ok(Err(wrong_currency(amount, env)));
                         };
@@ -575,6 +662,9 @@ impl Left<'_, '_> {
                     .max_by_key(|t| t.min)
                     .map(|t| &t.reward)
             }
+            // By each shipping charge: not a tier of the lines (refused
+            // for line tiers when the promotion is saved).
+            Tiers::ShippingAmount { .. } => None,
         }
     }
 
@@ -601,6 +691,14 @@ impl Left<'_, '_> {
                 let weights: Vec<(usize, i128)> =
                     lines.iter().map(|i| (*i, self.rem(*i))).collect();
                 split(&mut effect, amount, &weights, env)?;
+            }
+            Some(Reward::AmountEach { amount }) => {
+                let Some(amount) = env.minor(amount) else {
+                    return Ok(Err(wrong_currency(amount, env)));
+                };
+                for i in lines {
+                    effect.lines.push((i, amount.min(self.rem(i))));
+                }
             }
         }
         Ok(Ok(effect))
@@ -647,6 +745,61 @@ impl Left<'_, '_> {
                     .shipping
                     .extend(targets.iter().map(|(k, _)| *k).zip(parts));
             }
+            Reward::AmountEach { amount } => {
+                let Some(a) = env.minor(amount) else {
+                    return Ok(Err(wrong_currency(amount, env)));
+                };
+                for (k, left) in targets {
+                    effect.shipping.push((k, a.min(left)));
+                }
+            }
+        }
+        Ok(Ok(effect))
+    }
+
+    /// Tiers by each shipping charge's own amount (as earlier shipping
+    /// promotions left it): each charge of the listed methods gets the
+    /// reward of the highest tier it reaches — a percent of it, or an
+    /// amount off it (never more than it costs).
+    fn shipping_by_own_amount(
+        &self,
+        tiers: &[crate::pricing::SubtotalTier],
+        methods: &[String],
+        shipping: &[i128],
+    ) -> Answer {
+        let env = self.env;
+        let mut effect = Effect::default();
+        for (k, left) in shipping.iter().enumerate() {
+            let listed = methods.is_empty()
+                || env
+                    .shipments
+                    .get(k)
+                    .is_some_and(|m| methods.iter().any(|x| x == m));
+            if *left <= 0 || !listed {
+                continue;
+            }
+            let reached = tiers
+                .iter()
+                .filter_map(|t| env.minor(&t.min).map(|m| (m, &t.reward)))
+                .filter(|(m, _)| *m <= *left)
+                .max_by_key(|(m, _)| *m)
+                .map(|(_, r)| r);
+            let off = match reached {
+                None => continue,
+                Some(Reward::Percent { percent }) => {
+                    Fraction::percent(*percent)?.of(*left, 1, 1, env.rounding)?
+                }
+                Some(Reward::Amount { amount } | Reward::AmountEach { amount }) => {
+                    let Some(a) = env.minor(amount) else {
+                        return Ok(Err(wrong_currency(amount, env)));
+                    };
+                    a.min(*left)
+                }
+            };
+            effect.shipping.push((k, off));
+        }
+        if effect.shipping.is_empty() {
+            return Ok(Err(Rejection::NothingToDiscount));
         }
         Ok(Ok(effect))
     }

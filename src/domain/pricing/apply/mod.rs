@@ -278,6 +278,11 @@ pub struct PromotionSet {
     watched_tags: FastSet<String>,
     /// Promotions left out because they cannot be evaluated (id, name, why).
     unusable: Vec<(PromotionId, String, String)>,
+    /// Automatic promotions found by their currency alone, with every
+    /// currency they serve (their own and their terms'): a cart in any
+    /// other currency is told they are for another currency, without
+    /// evaluating them.
+    currency_only: Vec<(u32, Vec<Currency>)>,
 }
 
 /// A cart's lines by the ids and tags the promotion set watches, so a
@@ -378,6 +383,25 @@ impl PromotionSet {
             }
             match anchor(c) {
                 None => set.always.push(index),
+                Some(keys)
+                    if c.only.is_none()
+                        && !keys.is_empty()
+                        && keys.iter().all(|k| matches!(k, Key::Currency(_))) =>
+                {
+                    let mut served: Vec<Currency> = c.currencies.clone();
+                    served.extend(c.variants.iter().map(|(cur, _)| *cur));
+                    served.sort_by_key(|c| c.code());
+                    served.dedup();
+                    set.currency_only.push((index, served));
+                    for key in keys {
+                        if let Key::Currency(cur) = key {
+                            match set.by_currency.iter_mut().find(|(c, _)| *c == cur) {
+                                Some((_, v)) => v.push(index),
+                                None => set.by_currency.push((cur, vec![index])),
+                            }
+                        }
+                    }
+                }
                 Some(keys) => {
                     for key in keys {
                         match key {
@@ -1106,6 +1130,10 @@ pub(crate) struct Applied {
 pub(crate) struct Run {
     pub applied: Vec<Applied>,
     pub rejected: Vec<(Option<u32>, Option<String>, Rejection)>,
+    /// Codes that name a promotion already considered for the cart —
+    /// automatically or through another code (the entry's index, the
+    /// code): each says what that entry did.
+    pub riding: Vec<(u32, String)>,
     pub hints: Vec<(u32, Gap)>,
 }
 

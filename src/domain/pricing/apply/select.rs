@@ -45,6 +45,26 @@ impl PromotionSet {
             found.extend(list.iter().map(|i| (*i, None)));
         }
         found.extend(self.always.iter().map(|i| (*i, None)));
+        // Automatic promotions of other currencies only: reported, never
+        // evaluated.
+        if !matches!(automatic, AutomaticPromotions::None) {
+            for (index, served) in &self.currency_only {
+                if served.contains(&env.currency) {
+                    continue;
+                }
+                let Some(c) = self.compiled(*index) else {
+                    continue;
+                };
+                if c.promo.coded || !automatic.allows(c.promo.id) {
+                    continue;
+                }
+                // What the same promotion behind a code is told, from its
+                // fields alone (its conditions are not evaluated).
+                if let Some(reason) = Self::precheck(c, env) {
+                    run.rejected.push((Some(*index), None, reason));
+                }
+            }
+        }
         // Automatic ones the request leaves out are not considered at all.
         match automatic {
             AutomaticPromotions::All => {}
@@ -97,11 +117,10 @@ impl PromotionSet {
         for (index, code) in found {
             if last == Some(index) {
                 if let Some(code) = code {
-                    run.rejected.push((
-                        Some(index),
-                        Some(code.to_owned()),
-                        Rejection::AlreadyApplied,
-                    ));
+                    // A code of a promotion already considered (automatic,
+                    // or through another code): it says what that entry
+                    // did, never a refusal while its discount is on the cart.
+                    run.riding.push((index, code.to_owned()));
                 }
                 continue;
             }
@@ -136,6 +155,27 @@ impl PromotionSet {
         Ok((lines, shipping))
     }
 
+    /// What refuses a promotion before anything of the cart is looked at:
+    /// switched off, outside its window, amounts in another currency.
+    fn precheck(c: &Compiled, env: &Env<'_>) -> Option<Rejection> {
+        let p = &c.promo;
+        if !p.enabled {
+            return Some(Rejection::Disabled);
+        }
+        match p.window_state(env.now) {
+            WindowState::NotStarted(starts_at) => return Some(Rejection::NotStarted { starts_at }),
+            WindowState::Ended(ended_at) => return Some(Rejection::Expired { ended_at }),
+            WindowState::Open => {}
+        }
+        if !c.currencies.is_empty() && !c.currencies.contains(&env.currency) {
+            return Some(Rejection::WrongCurrency {
+                expected: c.currencies.clone(),
+                actual: env.currency,
+            });
+        }
+        None
+    }
+
     /// Window, currency, limits and conditions. `Ok(Ok(budget left))` if it qualifies.
     fn check(
         &self,
@@ -146,21 +186,8 @@ impl PromotionSet {
         run: &mut Run,
     ) -> Result<std::result::Result<Option<i128>, Rejection>> {
         let p = &c.promo;
-        if !p.enabled {
-            return Ok(Err(Rejection::Disabled));
-        }
-        match p.window_state(env.now) {
-            WindowState::NotStarted(starts_at) => {
-                return Ok(Err(Rejection::NotStarted { starts_at }));
-            }
-            WindowState::Ended(ended_at) => return Ok(Err(Rejection::Expired { ended_at })),
-            WindowState::Open => {}
-        }
-        if !c.currencies.is_empty() && !c.currencies.contains(&env.currency) {
-            return Ok(Err(Rejection::WrongCurrency {
-                expected: c.currencies.clone(),
-                actual: env.currency,
-            }));
+        if let Some(reason) = Self::precheck(c, env) {
+            return Ok(Err(reason));
         }
         for (counter, limit) in claims_for(p, coupon, env.customer) {
             let Some(counter) = counter else {
