@@ -250,3 +250,54 @@ async fn reset_tokens_issued_before_the_upgrade_still_work_once() {
             .is_err()
     );
 }
+
+/// Migration 0019 numbers events per aggregate. Events recorded before the
+/// upgrade get their aggregate and versions in commit order, and the next
+/// one of the same aggregate goes on from there.
+#[tokio::test]
+async fn events_recorded_before_the_upgrade_are_numbered() {
+    use cartwright::event::EventKind;
+    use cartwright::store::EventStore;
+
+    let pool = schema_at(18).await;
+    let order_id = cartwright::id::OrderId::new();
+    let kinds = [
+        EventKind::OrderCancelled { order_id },
+        EventKind::PaymentVoided { order_id },
+    ];
+    for kind in &kinds {
+        sqlx::query("INSERT INTO cw_events (id, occurred_at, kind) VALUES ($1, now(), $2)")
+            .bind(uuid::Uuid::now_v7())
+            .bind(sqlx::types::Json(serde_json::to_value(kind).unwrap()))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let store = PgStore::from_pool(pool.clone()).await.unwrap();
+    store
+        .record_events(
+            vec![EventKind::OrderCancelled { order_id }],
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    // An event is handed out once every older transaction has ended;
+    // other tests on the server can delay that a moment.
+    let mut events = Vec::new();
+    for _ in 0..400 {
+        events = store.pending_events("upgrade", 10).await.unwrap();
+        if events.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let versions: Vec<(String, u64)> = events
+        .iter()
+        .map(|e| (e.aggregate.clone(), e.version))
+        .collect();
+    let subject = format!("order:{order_id}");
+    assert_eq!(
+        versions,
+        [(subject.clone(), 1), (subject.clone(), 2), (subject, 3)]
+    );
+}

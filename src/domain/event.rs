@@ -19,7 +19,8 @@ use crate::money::Money;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Event {
-    /// Unique; consumers use it to drop duplicates.
+    /// Unique (a UUID v7, so ids sort by time); consumers use it to drop
+    /// duplicates.
     pub id: EventId,
     /// Unique and increasing within one atomic command. Delivery follows
     /// commit order, which across concurrent commands may differ from
@@ -29,6 +30,82 @@ pub struct Event {
     pub occurred_at: DateTime<Utc>,
     /// What happened.
     pub kind: EventKind,
+    /// The aggregate it is about ([`EventKind::aggregate`]): `order:<id>`,
+    /// `customer:<id>`, `variant:<id>`, … — the key consumers keep order
+    /// by.
+    #[serde(default)]
+    pub aggregate: String,
+    /// Its place among the aggregate's events: 1, 2, 3, … with no gap,
+    /// assigned by the store in the command that records it.
+    #[serde(default)]
+    pub version: u64,
+}
+
+/// The JSON-schema version of every event's payload (`data` in the
+/// CloudEvents envelope, and the `.v1` of each type name): additions keep
+/// it, a change that would make a payload read differently bumps it.
+pub const EVENT_PAYLOAD_VERSION: u32 = 1;
+
+/// The CloudEvents `source` of the engine's events unless the shop names
+/// its own.
+pub const DEFAULT_EVENT_SOURCE: &str = "cartwright";
+
+impl Event {
+    /// The event as a CloudEvents 1.0 JSON object (structured mode):
+    /// `specversion`, `id`, `source`, `type` ([`EventKind::type_name`]),
+    /// `subject` (the aggregate), `time`, `datacontenttype`, `data` (the
+    /// payload, as [`EventKind`] serializes), and the extension attributes
+    /// `aggregate`, `aggregateversion` and `sequence`.
+    ///
+    /// ```
+    /// use cartwright::event::{Event, EventKind, DEFAULT_EVENT_SOURCE};
+    /// use cartwright::id::{EventId, OrderId};
+    /// let event = Event::new(
+    ///     EventId::new(),
+    ///     1,
+    ///     chrono::Utc::now(),
+    ///     EventKind::OrderCancelled { order_id: OrderId::new() },
+    ///     1,
+    /// );
+    /// let ce = event.cloud_event(DEFAULT_EVENT_SOURCE);
+    /// assert_eq!(ce["specversion"], "1.0");
+    /// assert_eq!(ce["type"], "cartwright.order.cancelled.v1");
+    /// assert_eq!(ce["aggregateversion"], 1);
+    /// ```
+    pub fn cloud_event(&self, source: &str) -> serde_json::Value {
+        serde_json::json!({
+            "specversion": "1.0",
+            "id": self.id.to_string(),
+            "source": source,
+            "type": self.kind.type_name(),
+            "subject": self.aggregate,
+            "time": self.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "datacontenttype": "application/json",
+            "data": &self.kind,
+            "aggregate": self.aggregate,
+            "aggregateversion": self.version,
+            "sequence": self.sequence,
+        })
+    }
+
+    /// An event as a store reads it back: its aggregate derives from
+    /// `kind`, `version` is its place among the aggregate's events.
+    pub fn new(
+        id: EventId,
+        sequence: u64,
+        occurred_at: DateTime<Utc>,
+        kind: EventKind,
+        version: u64,
+    ) -> Self {
+        Self {
+            id,
+            sequence,
+            occurred_at,
+            aggregate: kind.aggregate(),
+            kind,
+            version,
+        }
+    }
 }
 
 /// What happened.
@@ -147,6 +224,234 @@ pub enum EventKind {
         /// What it was done to (ids, and the new value where short).
         subject: String,
     },
+}
+
+impl EventKind {
+    /// The CloudEvents type of this event, `cartwright.<aggregate
+    /// type>.<what happened>.v<payload version>`:
+    ///
+    /// | kind | type |
+    /// |---|---|
+    /// | `OrderPlaced` | `cartwright.order.placed.v1` |
+    /// | `PaymentCaptured` | `cartwright.order.payment_captured.v1` |
+    /// | `PaymentRefunded` | `cartwright.order.payment_refunded.v1` |
+    /// | `PaymentVoided` | `cartwright.order.payment_voided.v1` |
+    /// | `OrderShipped` | `cartwright.order.shipped.v1` |
+    /// | `ShipmentDelivered` | `cartwright.order.shipment_delivered.v1` |
+    /// | `ItemsReturned` | `cartwright.order.items_returned.v1` |
+    /// | `OrderCancelled` | `cartwright.order.cancelled.v1` |
+    /// | `CustomerChanged` | `cartwright.customer.changed.v1` |
+    /// | `CatalogChanged` | `cartwright.catalog.changed.v1` |
+    /// | `PromotionChanged` | `cartwright.promotion.changed.v1` |
+    /// | `StockChanged` | `cartwright.stock.changed.v1` |
+    /// | `LowStock` | `cartwright.stock.low.v1` |
+    /// | `StockReplenished` | `cartwright.stock.replenished.v1` |
+    /// | `AdminChange` | `cartwright.admin.change.v1` |
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::OrderPlaced { .. } => "cartwright.order.placed.v1",
+            Self::PaymentCaptured { .. } => "cartwright.order.payment_captured.v1",
+            Self::PaymentRefunded { .. } => "cartwright.order.payment_refunded.v1",
+            Self::PaymentVoided { .. } => "cartwright.order.payment_voided.v1",
+            Self::OrderShipped { .. } => "cartwright.order.shipped.v1",
+            Self::ShipmentDelivered { .. } => "cartwright.order.shipment_delivered.v1",
+            Self::ItemsReturned { .. } => "cartwright.order.items_returned.v1",
+            Self::OrderCancelled { .. } => "cartwright.order.cancelled.v1",
+            Self::CustomerChanged { .. } => "cartwright.customer.changed.v1",
+            Self::CatalogChanged { .. } => "cartwright.catalog.changed.v1",
+            Self::PromotionChanged { .. } => "cartwright.promotion.changed.v1",
+            Self::StockChanged { .. } => "cartwright.stock.changed.v1",
+            Self::LowStock { .. } => "cartwright.stock.low.v1",
+            Self::StockReplenished { .. } => "cartwright.stock.replenished.v1",
+            Self::AdminChange { .. } => "cartwright.admin.change.v1",
+        }
+    }
+
+    /// The aggregate this event is about — `order:<id>`, `customer:<id>`,
+    /// `product:<id>`, `category:<id>`, `collection:<id>`, `channel:<id>`,
+    /// `promotion:<id>`, `price_list:<id>`, `variant:<id>` (stock), or
+    /// `shop` for the admin audit trail. Events of one aggregate are
+    /// numbered 1, 2, 3, … ([`Event::version`]) and delivered in that order.
+    /// The PostgreSQL store derives the same key in SQL
+    /// (`cw_event_aggregate`, migration 0019); a test holds the two equal
+    /// for every kind.
+    pub fn aggregate(&self) -> String {
+        match self {
+            Self::OrderPlaced { order_id, .. }
+            | Self::PaymentCaptured { order_id, .. }
+            | Self::PaymentRefunded { order_id, .. }
+            | Self::PaymentVoided { order_id }
+            | Self::OrderShipped { order_id, .. }
+            | Self::ShipmentDelivered { order_id, .. }
+            | Self::ItemsReturned { order_id, .. }
+            | Self::OrderCancelled { order_id } => format!("order:{order_id}"),
+            Self::CustomerChanged { customer_id, .. } => format!("customer:{customer_id}"),
+            Self::CatalogChanged { change } => match change {
+                CatalogChange::ProductCreated { product_id }
+                | CatalogChange::ProductUpdated { product_id }
+                | CatalogChange::ProductStatusChanged { product_id, .. }
+                | CatalogChange::ProductDeleted { product_id } => format!("product:{product_id}"),
+                CatalogChange::CategoryChanged { category_id }
+                | CatalogChange::CategoryDeleted { category_id } => {
+                    format!("category:{category_id}")
+                }
+                CatalogChange::CollectionChanged { collection_id }
+                | CatalogChange::CollectionDeleted { collection_id } => {
+                    format!("collection:{collection_id}")
+                }
+                CatalogChange::ChannelChanged { channel_id } => format!("channel:{channel_id}"),
+            },
+            Self::PromotionChanged { change } => match change {
+                PromotionChange::Saved { promotion_id, .. }
+                | PromotionChange::CouponsCreated { promotion_id, .. } => {
+                    format!("promotion:{promotion_id}")
+                }
+                PromotionChange::PriceListSaved { price_list_id } => {
+                    format!("price_list:{price_list_id}")
+                }
+            },
+            Self::StockChanged { variant_id, .. }
+            | Self::LowStock { variant_id, .. }
+            | Self::StockReplenished { variant_id, .. } => format!("variant:{variant_id}"),
+            Self::AdminChange { .. } => "shop".to_owned(),
+        }
+    }
+}
+
+/// One event of every kind (and of every catalog and promotion change), for
+/// tests of a store or a sink of one's own (feature `test-util`). A kind
+/// added to [`EventKind`] does not compile until it is listed here.
+#[cfg(any(test, feature = "test-util"))]
+pub fn every_kind() -> Vec<EventKind> {
+    use crate::id::{
+        CategoryId, ChannelId, CollectionId, CustomerId, LocationId, PriceListId, ProductId,
+        PromotionId, ShipmentId, VariantId,
+    };
+    let usd = |minor| Money::from_minor(minor, crate::money::Currency::USD);
+    let order_id = OrderId::new();
+    let kinds = vec![
+        EventKind::OrderPlaced {
+            order_id,
+            total: usd(1650),
+        },
+        EventKind::PaymentCaptured {
+            order_id,
+            amount: usd(1650),
+        },
+        EventKind::PaymentRefunded {
+            order_id,
+            amount: usd(500),
+        },
+        EventKind::PaymentVoided { order_id },
+        EventKind::OrderShipped {
+            order_id,
+            shipment_id: ShipmentId::new(),
+        },
+        EventKind::ShipmentDelivered {
+            order_id,
+            shipment_id: ShipmentId::new(),
+        },
+        EventKind::ItemsReturned {
+            order_id,
+            refund: usd(500),
+        },
+        EventKind::OrderCancelled { order_id },
+        EventKind::CustomerChanged {
+            customer_id: CustomerId::new(),
+            change: CustomerChange::Registered,
+        },
+        EventKind::StockChanged {
+            variant_id: VariantId::new(),
+            location_id: LocationId::new(),
+            on_hand: 3,
+        },
+        EventKind::LowStock {
+            variant_id: VariantId::new(),
+            available: 1,
+            threshold: 2,
+        },
+        EventKind::StockReplenished {
+            variant_id: VariantId::new(),
+            available: 5,
+            threshold: 2,
+        },
+        EventKind::AdminChange {
+            actor: crate::actor::Actor::System,
+            action: "set_stock".into(),
+            subject: "a variant".into(),
+        },
+    ];
+    let product_id = ProductId::new();
+    let catalog = [
+        CatalogChange::ProductCreated { product_id },
+        CatalogChange::ProductUpdated { product_id },
+        CatalogChange::ProductStatusChanged {
+            product_id,
+            status: crate::catalog::Status::Active,
+        },
+        CatalogChange::ProductDeleted { product_id },
+        CatalogChange::CategoryChanged {
+            category_id: CategoryId::new(),
+        },
+        CatalogChange::CategoryDeleted {
+            category_id: CategoryId::new(),
+        },
+        CatalogChange::CollectionChanged {
+            collection_id: CollectionId::new(),
+        },
+        CatalogChange::CollectionDeleted {
+            collection_id: CollectionId::new(),
+        },
+        CatalogChange::ChannelChanged {
+            channel_id: ChannelId::new(),
+        },
+    ];
+    let promotion_id = PromotionId::new();
+    let promotions = [
+        PromotionChange::Saved {
+            promotion_id,
+            enabled: true,
+        },
+        PromotionChange::CouponsCreated {
+            promotion_id,
+            count: 3,
+        },
+        PromotionChange::PriceListSaved {
+            price_list_id: PriceListId::new(),
+        },
+    ];
+    let mut all = kinds;
+    all.extend(
+        catalog
+            .into_iter()
+            .map(|change| EventKind::CatalogChanged { change }),
+    );
+    all.extend(
+        promotions
+            .into_iter()
+            .map(|change| EventKind::PromotionChanged { change }),
+    );
+    // Every kind is here: a new one breaks this match until it is listed.
+    for kind in &all {
+        match kind {
+            EventKind::OrderPlaced { .. }
+            | EventKind::PaymentCaptured { .. }
+            | EventKind::PaymentRefunded { .. }
+            | EventKind::PaymentVoided { .. }
+            | EventKind::OrderShipped { .. }
+            | EventKind::ShipmentDelivered { .. }
+            | EventKind::ItemsReturned { .. }
+            | EventKind::OrderCancelled { .. }
+            | EventKind::CustomerChanged { .. }
+            | EventKind::CatalogChanged { .. }
+            | EventKind::PromotionChanged { .. }
+            | EventKind::StockChanged { .. }
+            | EventKind::LowStock { .. }
+            | EventKind::StockReplenished { .. }
+            | EventKind::AdminChange { .. } => {}
+        }
+    }
+    all
 }
 
 /// What happened to a customer's account ([`EventKind::CustomerChanged`]).

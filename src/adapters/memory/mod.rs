@@ -90,6 +90,8 @@ struct State {
     price_lists: BTreeMap<PriceListId, PriceList>,
     coupons: HashMap<String, Coupon>,
     pricing_version: u64,
+    /// Each aggregate's last event version.
+    aggregate_versions: HashMap<String, u64>,
     /// Account tokens, one per account (or decoy id) and purpose.
     account_tokens: HashMap<(CustomerId, crate::customer::TokenPurpose), AccountToken>,
 }
@@ -149,6 +151,7 @@ impl MemorySnapshot {
             price_lists,
             coupons,
             pricing_version,
+            aggregate_versions,
             account_tokens,
         } = &self.0;
         let products: Vec<(&ProductId, &Product)> =
@@ -194,6 +197,10 @@ impl MemorySnapshot {
             (
                 "account_tokens",
                 serde_json::to_value(pairs(account_tokens)),
+            ),
+            (
+                "aggregate_versions",
+                serde_json::to_value(pairs(aggregate_versions)),
             ),
         ];
         let mut value = serde_json::Map::new();
@@ -555,12 +562,11 @@ impl State {
 
     fn push_event(&mut self, kind: EventKind, now: DateTime<Utc>) {
         let sequence = self.events.len() as u64 + 1;
-        self.events.push(Event {
-            id: EventId::new(),
-            sequence,
-            occurred_at: now,
-            kind,
-        });
+        let counter = self.aggregate_versions.entry(kind.aggregate()).or_insert(0);
+        *counter = counter.saturating_add(1);
+        let version = *counter;
+        self.events
+            .push(Event::new(EventId::new(), sequence, now, kind, version));
     }
 }
 

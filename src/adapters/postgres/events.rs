@@ -4,13 +4,21 @@ use super::*;
 
 pub(super) fn event_from_row(row: &PgRow) -> Try<Event> {
     let sequence: i64 = col(row, "sequence", "event")?;
+    let version: i64 = col(row, "aggregate_version", "event")?;
+    let aggregate: String = col(row, "aggregate", "event")?;
     let Json(kind): Json<EventKind> = col(row, "kind", "event")?;
-    Ok(Event {
-        id: EventId::from_uuid(col(row, "id", "event")?),
-        sequence: u64::try_from(sequence).map_err(|_| corrupt("event", "negative sequence"))?,
-        occurred_at: col(row, "occurred_at", "event")?,
+    let event = Event::new(
+        EventId::from_uuid(col(row, "id", "event")?),
+        u64::try_from(sequence).map_err(|_| corrupt("event", "negative sequence"))?,
+        col(row, "occurred_at", "event")?,
         kind,
-    })
+        u64::try_from(version).map_err(|_| corrupt("event", "negative version"))?,
+    );
+    // The aggregate is stored beside the document: they must agree.
+    if event.aggregate != aggregate {
+        return Err(corrupt("event", "its aggregate disagrees with its kind"));
+    }
+    Ok(event)
 }
 
 #[async_trait]
@@ -23,7 +31,7 @@ impl EventStore for PgStore {
             // transaction still running may yet commit an event that sorts
             // earlier, and a reader must never move past it.
             let rows = sqlx::query(
-                "SELECT e.sequence, e.id, e.occurred_at, e.kind
+                "SELECT e.sequence, e.id, e.occurred_at, e.kind, e.aggregate, e.aggregate_version
                  FROM cw_events e LEFT JOIN cw_event_cursors c ON c.consumer = $1
                  WHERE e.tx < pg_snapshot_xmin(pg_current_snapshot())
                    AND (c.consumer IS NULL OR (e.tx, e.sequence) > (c.tx, c.sequence))
