@@ -176,7 +176,7 @@ pub mod deps {
     pub use uuid;
 }
 #[doc(inline)]
-pub use engine::{checkout, fulfillment, giftcards, maintenance, money_path, telemetry};
+pub use engine::{checkout, fulfillment, giftcards, maintenance, money_path, relay, telemetry};
 pub mod payment {
     //! Payments: the [`PaymentProvider`] port, the payment state machine,
     //! the money-path operations, and the built-in [`TestPaymentProvider`]

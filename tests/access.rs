@@ -478,6 +478,13 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
         row!("ack_events", PRIVILEGED, |e, a| {
             e.ack_events(&a, "mailer", cartwright::id::EventId::new())
         }),
+        row!("failed_deliveries", PRIVILEGED, |e, a| e
+            .failed_deliveries(&a, None, 10)),
+        row!("replay_delivery", PRIVILEGED, |e, a| e.replay_delivery(
+            &a,
+            "mailer",
+            "order:none"
+        )),
         row!("mark_delivered", PRIVILEGED, |e, a| {
             e.mark_delivered(&a, oo, cartwright::id::ShipmentId::new())
         }),

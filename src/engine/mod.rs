@@ -29,6 +29,7 @@ pub mod giftcards;
 pub mod maintenance;
 pub mod money_path;
 pub(crate) mod promotions;
+pub mod relay;
 pub mod telemetry;
 
 use std::collections::BTreeMap;

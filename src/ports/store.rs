@@ -735,7 +735,107 @@ pub trait EventStore: Send + Sync {
     /// known to the store has acknowledged. With no consumer, nothing is
     /// removed. Returns how many were removed.
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64>;
+
+    /// Claims events for the relay's sink `sink` (at most `limit`): of each
+    /// aggregate, the next event `sink` has not had (the one after the last
+    /// delivered version), on aggregates no other relay holds, none of them
+    /// parked or waiting for a retry. Each aggregate claimed is leased to
+    /// `owner` until `lease_until`, so several relays never deliver one
+    /// event at once, and an aggregate's events go out one at a time, in
+    /// version order. A relay that stops is taken over when its lease ends.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a sink name that is empty, longer than
+    /// [`MAX_CONSUMER_LEN`] or not visible ASCII; [`Error::Storage`].
+    async fn claim_deliveries(
+        &self,
+        sink: &str,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Event>>;
+
+    /// Records what became of a claimed event at `sink`: delivered (the
+    /// aggregate moves on to its next event), to be tried again at a time,
+    /// or parked (its aggregate waits for staff to replay it).
+    ///
+    /// # Errors
+    /// [`Error::LeaseLost`] when `owner` no longer holds the aggregate
+    /// (another relay took it over; it will deliver the event again);
+    /// [`Error::Storage`].
+    async fn settle_delivery(
+        &self,
+        sink: &str,
+        owner: Uuid,
+        event: &Event,
+        outcome: DeliveryOutcome,
+    ) -> Result<()>;
+
+    /// The parked deliveries of `sink` (every sink's when `None`), oldest
+    /// first, at most `limit` (≤ [`MAX_PAGE_SIZE`]).
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    async fn failed_deliveries(
+        &self,
+        sink: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FailedDelivery>>;
+
+    /// Lets a parked aggregate of `sink` go again: its event is claimed at
+    /// the next round. `false` when it was not parked.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    async fn replay_delivery(&self, sink: &str, aggregate: &str) -> Result<bool>;
+
+    /// How many deliveries of `aggregate`'s next event to `sink` failed in
+    /// a row (0 when none).
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    async fn delivery_attempts(&self, sink: &str, aggregate: &str) -> Result<u32>;
 }
+
+/// What became of one delivery attempt ([`EventStore::settle_delivery`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeliveryOutcome {
+    /// The sink acknowledged it.
+    Delivered,
+    /// It failed; try again at `at`.
+    Retry {
+        /// When to try again.
+        at: DateTime<Utc>,
+        /// Why it failed (bounded, no secrets).
+        error: String,
+    },
+    /// It failed for good: park the aggregate until staff replay it.
+    Park {
+        /// Why it failed.
+        error: String,
+    },
+}
+
+/// A parked delivery ([`EventStore::failed_deliveries`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct FailedDelivery {
+    /// The sink.
+    pub sink: String,
+    /// The aggregate that waits.
+    pub aggregate: String,
+    /// The version that could not be delivered.
+    pub version: u64,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last error.
+    pub error: String,
+}
+
+/// Longest error text a delivery keeps, in characters.
+pub const MAX_DELIVERY_ERROR_LEN: usize = 500;
 
 pub(crate) fn check_consumer(consumer: &str) -> Result<&str> {
     let ok = !consumer.is_empty()

@@ -545,6 +545,42 @@ impl EventStore for FaultyStore {
     async fn ack_events(&self, c: &str, t: EventId) -> Result<()> {
         self.inner.ack_events(c, t).await
     }
+    async fn claim_deliveries(
+        &self,
+        sink: &str,
+        owner: uuid::Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        self.inner
+            .claim_deliveries(sink, owner, now, lease_until, limit)
+            .await
+    }
+    async fn settle_delivery(
+        &self,
+        sink: &str,
+        owner: uuid::Uuid,
+        event: &Event,
+        outcome: DeliveryOutcome,
+    ) -> Result<()> {
+        self.inner
+            .settle_delivery(sink, owner, event, outcome)
+            .await
+    }
+    async fn failed_deliveries(
+        &self,
+        sink: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FailedDelivery>> {
+        self.inner.failed_deliveries(sink, limit).await
+    }
+    async fn replay_delivery(&self, sink: &str, aggregate: &str) -> Result<bool> {
+        self.inner.replay_delivery(sink, aggregate).await
+    }
+    async fn delivery_attempts(&self, sink: &str, aggregate: &str) -> Result<u32> {
+        self.inner.delivery_attempts(sink, aggregate).await
+    }
 }
 
 #[async_trait]

@@ -51,4 +51,146 @@ impl EventStore for MemoryStore {
         }
         Ok(gone as u64)
     }
+
+    async fn claim_deliveries(
+        &self,
+        sink: &str,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        let sink = check_consumer(sink)?;
+        let limit = check_limit(limit)?;
+        let mut s = self.lock();
+        let mut claimed: Vec<Event> = Vec::new();
+        let mut taken: HashSet<String> = HashSet::new();
+        for e in &s.events {
+            if claimed.len() >= limit {
+                break;
+            }
+            if taken.contains(&e.aggregate) {
+                continue;
+            }
+            let stream = s.streams.get(&(sink.to_owned(), e.aggregate.clone()));
+            let delivered = stream.map_or(0, |st| st.delivered);
+            let free = stream.is_none_or(|st| {
+                st.parked.is_none()
+                    && st.next_at <= now
+                    && st.lease.is_none_or(|(_, until)| until <= now)
+            });
+            if e.version == delivered + 1 && free {
+                taken.insert(e.aggregate.clone());
+                claimed.push(e.clone());
+            }
+        }
+        for e in &claimed {
+            let stream = s
+                .streams
+                .entry((sink.to_owned(), e.aggregate.clone()))
+                .or_insert_with(|| Stream {
+                    delivered: 0,
+                    lease: None,
+                    next_at: now,
+                    attempts: 0,
+                    parked: None,
+                    last_error: String::new(),
+                });
+            stream.lease = Some((owner, lease_until));
+        }
+        Ok(claimed)
+    }
+
+    async fn settle_delivery(
+        &self,
+        sink: &str,
+        owner: Uuid,
+        event: &Event,
+        outcome: DeliveryOutcome,
+    ) -> Result<()> {
+        let sink = check_consumer(sink)?;
+        let mut s = self.lock();
+        let Some(stream) = s
+            .streams
+            .get_mut(&(sink.to_owned(), event.aggregate.clone()))
+        else {
+            return Err(Error::LeaseLost);
+        };
+        let holds =
+            stream.lease.is_some_and(|(o, _)| o == owner) && stream.delivered + 1 == event.version;
+        if !holds {
+            return Err(Error::LeaseLost);
+        }
+        stream.lease = None;
+        match outcome {
+            DeliveryOutcome::Delivered => {
+                stream.delivered = event.version;
+                stream.attempts = 0;
+                stream.last_error.clear();
+            }
+            DeliveryOutcome::Retry { at, error } => {
+                stream.attempts = stream.attempts.saturating_add(1);
+                stream.next_at = at;
+                stream.last_error = bounded_error(&error);
+            }
+            DeliveryOutcome::Park { error } => {
+                stream.attempts = stream.attempts.saturating_add(1);
+                stream.parked = Some(event.version);
+                stream.last_error = bounded_error(&error);
+            }
+        }
+        Ok(())
+    }
+
+    async fn failed_deliveries(
+        &self,
+        sink: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FailedDelivery>> {
+        let limit = check_limit(limit)?;
+        let s = self.lock();
+        let mut out: Vec<FailedDelivery> = s
+            .streams
+            .iter()
+            .filter(|((name, _), _)| sink.is_none_or(|want| want == name))
+            .filter_map(|((name, aggregate), st)| {
+                st.parked.map(|version| FailedDelivery {
+                    sink: name.clone(),
+                    aggregate: aggregate.clone(),
+                    version,
+                    attempts: st.attempts,
+                    error: st.last_error.clone(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.sink, &a.aggregate).cmp(&(&b.sink, &b.aggregate)));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn delivery_attempts(&self, sink: &str, aggregate: &str) -> Result<u32> {
+        let s = self.lock();
+        Ok(s.streams
+            .get(&(sink.to_owned(), aggregate.to_owned()))
+            .map_or(0, |st| st.attempts))
+    }
+
+    async fn replay_delivery(&self, sink: &str, aggregate: &str) -> Result<bool> {
+        let sink = check_consumer(sink)?;
+        let mut s = self.lock();
+        match s.streams.get_mut(&(sink.to_owned(), aggregate.to_owned())) {
+            Some(st) if st.parked.is_some() => {
+                st.parked = None;
+                st.attempts = 0;
+                st.next_at = DateTime::<Utc>::MIN_UTC;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+/// An error text cut to [`MAX_DELIVERY_ERROR_LEN`] characters.
+pub(super) fn bounded_error(error: &str) -> String {
+    error.chars().take(MAX_DELIVERY_ERROR_LEN).collect()
 }

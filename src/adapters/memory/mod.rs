@@ -36,15 +36,27 @@ use crate::order::{Order, OrderChange, OrderQuery};
 use crate::pricing::{Coupon, PriceList, Promotion};
 use crate::store::{
     AwaitingPayment, BeginCheckout, CartStore, CatalogStore, ChannelStore, CheckoutClaim,
-    CheckoutEnd, CheckoutRecord, CheckoutState, CheckoutStore, CustomerStore, Event, EventKind,
-    EventStore, GiftCardStore, InventoryStore, Lease, OrderStore, PricingInputs, PromotionStore,
-    check_consumer, check_limit,
+    CheckoutEnd, CheckoutRecord, CheckoutState, CheckoutStore, CustomerStore, DeliveryOutcome,
+    Event, EventKind, EventStore, FailedDelivery, GiftCardStore, InventoryStore, Lease,
+    MAX_DELIVERY_ERROR_LEN, OrderStore, PricingInputs, PromotionStore, check_consumer, check_limit,
 };
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 struct Level {
     on_hand: i64,
     reserved: i64,
+}
+
+/// How far one sink got with one aggregate's events.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+struct Stream {
+    delivered: u64,
+    lease: Option<(Uuid, DateTime<Utc>)>,
+    next_at: DateTime<Utc>,
+    attempts: u32,
+    /// The version parked, if any.
+    parked: Option<u64>,
+    last_error: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -92,6 +104,8 @@ struct State {
     pricing_version: u64,
     /// Each aggregate's last event version.
     aggregate_versions: HashMap<String, u64>,
+    /// The relay's progress per sink and aggregate.
+    streams: BTreeMap<(String, String), Stream>,
     /// Account tokens, one per account (or decoy id) and purpose.
     account_tokens: HashMap<(CustomerId, crate::customer::TokenPurpose), AccountToken>,
 }
@@ -152,6 +166,7 @@ impl MemorySnapshot {
             coupons,
             pricing_version,
             aggregate_versions,
+            streams,
             account_tokens,
         } = &self.0;
         let products: Vec<(&ProductId, &Product)> =
@@ -202,6 +217,7 @@ impl MemorySnapshot {
                 "aggregate_versions",
                 serde_json::to_value(pairs(aggregate_versions)),
             ),
+            ("streams", serde_json::to_value(pairs(streams))),
         ];
         let mut value = serde_json::Map::new();
         for (name, field) in fields {

@@ -101,4 +101,171 @@ impl EventStore for PgStore {
             Ok(done.rows_affected())
         })
     }
+
+    async fn claim_deliveries(
+        &self,
+        sink: &str,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        let sink = check_consumer(sink)?;
+        let limit = limit_i64(limit)?;
+        retry!(self, async {
+            // Of each aggregate, the event after the last delivered one, if
+            // no relay holds the aggregate and it is neither parked nor
+            // waiting; the lease is taken by an upsert whose condition is
+            // checked again under the row's lock, so of two relays racing
+            // for an aggregate one wins and the other moves on.
+            let rows = sqlx::query(
+                "WITH cand AS (
+                     SELECT DISTINCT ON (e.aggregate) e.sequence, e.aggregate, e.aggregate_version, e.tx
+                     FROM cw_events e
+                     LEFT JOIN cw_relay_streams s ON s.sink = $1 AND s.aggregate = e.aggregate
+                     WHERE e.aggregate_version = coalesce(s.delivered, 0) + 1
+                       AND (s.aggregate IS NULL
+                            OR (s.parked IS NULL AND s.next_attempt_at <= $2
+                                AND (s.lease_until IS NULL OR s.lease_until <= $2)))
+                     ORDER BY e.aggregate, e.tx, e.sequence
+                 ), picked AS (
+                     SELECT * FROM cand ORDER BY tx, sequence LIMIT $5
+                 ), won AS (
+                     INSERT INTO cw_relay_streams AS s
+                         (sink, aggregate, delivered, lease_owner, lease_until, next_attempt_at)
+                     SELECT $1, aggregate, aggregate_version - 1, $3, $4, $2 FROM picked
+                     ON CONFLICT (sink, aggregate) DO UPDATE
+                         SET lease_owner = EXCLUDED.lease_owner, lease_until = EXCLUDED.lease_until
+                         WHERE s.delivered = EXCLUDED.delivered AND s.parked IS NULL
+                           AND s.next_attempt_at <= $2
+                           AND (s.lease_until IS NULL OR s.lease_until <= $2)
+                     RETURNING s.aggregate
+                 )
+                 SELECT e.sequence, e.id, e.occurred_at, e.kind, e.aggregate, e.aggregate_version
+                 FROM picked p JOIN won w ON w.aggregate = p.aggregate
+                 JOIN cw_events e ON e.sequence = p.sequence
+                 ORDER BY e.tx, e.sequence",
+            )
+            .bind(sink)
+            .bind(now)
+            .bind(owner)
+            .bind(lease_until)
+            .bind(limit)
+            .fetch_all(&self.pool())
+            .await?;
+            rows.iter().map(event_from_row).collect::<Try<Vec<_>>>()
+        })
+    }
+
+    async fn settle_delivery(
+        &self,
+        sink: &str,
+        owner: Uuid,
+        event: &Event,
+        outcome: DeliveryOutcome,
+    ) -> Result<()> {
+        let sink = check_consumer(sink)?;
+        let version = i64::try_from(event.version).map_err(|_| Error::Overflow("event version"))?;
+        let (delivered, next_at, parked, error) = match &outcome {
+            DeliveryOutcome::Delivered => (Some(version), None, None, String::new()),
+            DeliveryOutcome::Retry { at, error } => (None, Some(*at), None, bounded_error(error)),
+            DeliveryOutcome::Park { error } => (None, None, Some(version), bounded_error(error)),
+        };
+        retry!(self, async {
+            let done = sqlx::query(
+                "UPDATE cw_relay_streams SET
+                     delivered = coalesce($5, delivered),
+                     attempts = CASE WHEN $5 IS NULL THEN attempts + 1 ELSE 0 END,
+                     next_attempt_at = coalesce($6, next_attempt_at),
+                     parked = $7,
+                     last_error = $8,
+                     lease_owner = NULL, lease_until = NULL
+                 WHERE sink = $1 AND aggregate = $2 AND lease_owner = $3 AND delivered = $4 - 1",
+            )
+            .bind(sink)
+            .bind(&event.aggregate)
+            .bind(owner)
+            .bind(version)
+            .bind(delivered)
+            .bind(next_at)
+            .bind(parked)
+            .bind(&error)
+            .execute(&self.pool())
+            .await?;
+            if done.rows_affected() == 1 {
+                Ok(())
+            } else {
+                Err(Error::LeaseLost.into())
+            }
+        })
+    }
+
+    async fn failed_deliveries(
+        &self,
+        sink: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FailedDelivery>> {
+        let limit = limit_i64(limit)?;
+        retry!(self, async {
+            let rows = sqlx::query(
+                "SELECT sink, aggregate, parked, attempts, last_error FROM cw_relay_streams
+                 WHERE parked IS NOT NULL AND ($1::text IS NULL OR sink = $1)
+                 ORDER BY sink, aggregate LIMIT $2",
+            )
+            .bind(sink)
+            .bind(limit)
+            .fetch_all(&self.pool())
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let version: i64 = col(r, "parked", "delivery")?;
+                    let attempts: i32 = col(r, "attempts", "delivery")?;
+                    Ok(FailedDelivery {
+                        sink: col(r, "sink", "delivery")?,
+                        aggregate: col(r, "aggregate", "delivery")?,
+                        version: u64::try_from(version)
+                            .map_err(|_| corrupt("delivery", "negative version"))?,
+                        attempts: u32::try_from(attempts)
+                            .map_err(|_| corrupt("delivery", "negative attempts"))?,
+                        error: col(r, "last_error", "delivery")?,
+                    })
+                })
+                .collect::<Try<Vec<_>>>()
+        })
+    }
+
+    async fn delivery_attempts(&self, sink: &str, aggregate: &str) -> Result<u32> {
+        retry!(self, async {
+            let attempts: Option<i32> = sqlx::query_scalar(
+                "SELECT attempts FROM cw_relay_streams WHERE sink = $1 AND aggregate = $2",
+            )
+            .bind(sink)
+            .bind(aggregate)
+            .fetch_optional(&self.pool())
+            .await?;
+            u32::try_from(attempts.unwrap_or(0))
+                .map_err(|_| corrupt("delivery", "negative attempts"))
+        })
+    }
+
+    async fn replay_delivery(&self, sink: &str, aggregate: &str) -> Result<bool> {
+        let sink = check_consumer(sink)?;
+        retry!(self, async {
+            let done = sqlx::query(
+                "UPDATE cw_relay_streams SET parked = NULL, attempts = 0,
+                        next_attempt_at = '-infinity'
+                 WHERE sink = $1 AND aggregate = $2 AND parked IS NOT NULL",
+            )
+            .bind(sink)
+            .bind(aggregate)
+            .execute(&self.pool())
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+}
+
+/// An error text cut to [`MAX_DELIVERY_ERROR_LEN`] characters.
+fn bounded_error(error: &str) -> String {
+    error.chars().take(MAX_DELIVERY_ERROR_LEN).collect()
 }

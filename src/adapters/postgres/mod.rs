@@ -56,9 +56,9 @@ use crate::order::{Order, OrderChange, OrderQuery, OrderStatus};
 use crate::pricing::{Coupon, PriceList, Promotion};
 use crate::store::{
     AwaitingPayment, BeginCheckout, CartStore, CatalogStore, CheckoutClaim, CheckoutEnd,
-    CheckoutFailure, CheckoutRecord, CheckoutState, CheckoutStore, CustomerStore, Event, EventKind,
-    EventStore, GiftCardStore, InventoryStore, Lease, OrderStore, PricingInputs, PromotionStore,
-    check_consumer, check_limit,
+    CheckoutFailure, CheckoutRecord, CheckoutState, CheckoutStore, CustomerStore, DeliveryOutcome,
+    Event, EventKind, EventStore, FailedDelivery, GiftCardStore, InventoryStore, Lease,
+    MAX_DELIVERY_ERROR_LEN, OrderStore, PricingInputs, PromotionStore, check_consumer, check_limit,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -1,0 +1,405 @@
+//! The event relay: from the outbox to the shop's other systems, at least
+//! once, each aggregate's events in order.
+//!
+//! A [`Relay`] holds [`Sink`]s (a webhook endpoint, a message broker, a
+//! search indexer — anything that takes an event and acknowledges it). Each
+//! round, for each sink, it claims events from the store
+//! ([`EventStore::claim_deliveries`](crate::store::EventStore::claim_deliveries)):
+//! of every aggregate (`order:<id>`, `customer:<id>`, …) the next event the
+//! sink has not had, under a lease, so that several application instances
+//! can each run a relay without delivering an event twice in normal
+//! operation and without reordering one aggregate's events. It hands each
+//! one to the sink as a CloudEvents 1.0 envelope
+//! ([`Event::cloud_event`]) and records the outcome only after the sink
+//! answered: delivered (the aggregate moves on), failed (tried again on
+//! the [`RelayConfig::retry_schedule`], with jitter), or — after the last
+//! retry, or at once for an error the sink calls permanent — parked: that
+//! aggregate waits for staff ([`Engine::failed_deliveries`],
+//! [`Engine::replay_delivery`]) while every other aggregate goes on. A
+//! relay that stops mid-delivery is taken over when its lease ends; the
+//! sink then sees the event again, with the same id (consumers drop
+//! duplicates by it).
+//!
+//! ```no_run
+//! # async fn run(engine: cartwright::Engine, sink: std::sync::Arc<dyn cartwright::relay::Sink>) -> cartwright::Result<()> {
+//! let relay = cartwright::relay::Relay::new(engine, vec![sink])?;
+//! tokio::spawn(relay.run(std::time::Duration::from_secs(1)));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Does not know: how a sink reaches its system; only what it answered.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use chrono::Duration;
+use uuid::Uuid;
+
+use crate::actor::Actor;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::event::{DEFAULT_EVENT_SOURCE, Event};
+use crate::store::{DeliveryOutcome, FailedDelivery, MAX_DELIVERY_ERROR_LEN};
+
+/// Most sinks one relay holds.
+pub const MAX_SINKS: usize = 32;
+
+/// Most events one relay claims for a sink per round.
+pub const MAX_RELAY_BATCH: usize = crate::store::MAX_PAGE_SIZE;
+
+/// Why a sink did not take an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+#[non_exhaustive]
+pub struct SinkError {
+    /// What happened (bounded when recorded; no secrets).
+    pub message: String,
+    /// Whether trying again cannot help (the event is parked at once).
+    pub permanent: bool,
+}
+
+impl SinkError {
+    /// A failure worth trying again (a timeout, an outage, a 5xx).
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+
+    /// A failure trying again cannot mend (the receiver refused the event).
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: true,
+        }
+    }
+}
+
+/// Where events go: one endpoint, topic or system.
+#[async_trait]
+pub trait Sink: Send + Sync {
+    /// A name, unique among the relay's sinks and stable across restarts
+    /// (its progress is kept under it): 1 to
+    /// [`MAX_CONSUMER_LEN`](crate::store::MAX_CONSUMER_LEN) visible ASCII
+    /// characters.
+    fn name(&self) -> &str;
+
+    /// Whether this sink wants `event` (by its type, say). An event it does
+    /// not want counts as delivered to it. The default takes every event.
+    fn accepts(&self, event: &Event) -> bool {
+        let _ = event;
+        true
+    }
+
+    /// Delivers one event, `envelope` being its CloudEvents form; returns
+    /// once the receiving system has acknowledged it.
+    ///
+    /// # Errors
+    /// A [`SinkError`]: transient (tried again later) or permanent (parked).
+    async fn deliver(&self, event: &Event, envelope: &serde_json::Value) -> Result<(), SinkError>;
+}
+
+/// How a relay runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RelayConfig {
+    /// Events claimed per sink per round (default 100, at most
+    /// [`MAX_RELAY_BATCH`]).
+    pub batch: usize,
+    /// How long a claim is the relay's own (default 60 s); a delivery is
+    /// cut off at half of it, so no other relay takes over while it runs.
+    pub lease: Duration,
+    /// The pauses before each retry of a failed delivery; after the last,
+    /// the event is parked. Default: 30 s, 2 min, 10 min, 30 min, 1 h, 2 h,
+    /// 4 h, 8 h — about 16 hours in all. Each pause is spread by ±20 %.
+    pub retry_schedule: Vec<Duration>,
+    /// The CloudEvents `source` (default [`DEFAULT_EVENT_SOURCE`]).
+    pub source: String,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            batch: 100,
+            lease: Duration::seconds(60),
+            retry_schedule: [30, 120, 600, 1_800, 3_600, 7_200, 14_400, 28_800]
+                .into_iter()
+                .map(Duration::seconds)
+                .collect(),
+            source: DEFAULT_EVENT_SOURCE.to_owned(),
+        }
+    }
+}
+
+crate::domain::setters!(RelayConfig {
+    batch: usize,
+    lease: Duration,
+    retry_schedule: Vec<Duration>,
+    source: String,
+} into {});
+
+/// What one round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RelayReport {
+    /// Events a sink acknowledged.
+    pub delivered: u64,
+    /// Events a sink did not want (counted as delivered to it).
+    pub skipped: u64,
+    /// Failed deliveries to be tried again.
+    pub retried: u64,
+    /// Deliveries parked for staff.
+    pub parked: u64,
+    /// Outcomes not recorded because another relay had taken the
+    /// aggregate over (it delivers the event again).
+    pub lost_leases: u64,
+}
+
+/// Relays the outbox to sinks. See the module docs.
+pub struct Relay {
+    engine: Engine,
+    sinks: Vec<Arc<dyn Sink>>,
+    config: RelayConfig,
+    owner: Uuid,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field(
+                "sinks",
+                &self.sinks.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            )
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Relay {
+    /// A relay for `sinks` on `engine`'s store, with the default
+    /// [`RelayConfig`].
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for no sink, a sink name that is not 1 to
+    /// [`MAX_CONSUMER_LEN`](crate::store::MAX_CONSUMER_LEN) visible ASCII
+    /// characters, or two sinks of one name; [`Error::LimitExceeded`] past
+    /// [`MAX_SINKS`].
+    pub fn new(engine: Engine, sinks: Vec<Arc<dyn Sink>>) -> Result<Self> {
+        if sinks.is_empty() {
+            return Err(Error::invalid("sinks", "a relay needs at least one sink"));
+        }
+        crate::validate::at_most("sinks", sinks.len(), MAX_SINKS)?;
+        let mut names = std::collections::BTreeSet::new();
+        for sink in &sinks {
+            let name = crate::store::check_consumer(sink.name())
+                .map_err(|_| Error::invalid("sink name", crate::validate::shown(sink.name())))?;
+            if !names.insert(name.to_owned()) {
+                return Err(Error::AlreadyExists {
+                    what: "sink",
+                    value: name.to_owned(),
+                });
+            }
+        }
+        Ok(Self {
+            engine,
+            sinks,
+            config: RelayConfig::default(),
+            owner: Uuid::new_v4(),
+        })
+    }
+
+    /// Runs with `config`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a batch of 0 or above [`MAX_RELAY_BATCH`], a
+    /// lease under one second, or a negative retry pause.
+    pub fn with_config(mut self, config: RelayConfig) -> Result<Self> {
+        if config.batch == 0 || config.batch > MAX_RELAY_BATCH {
+            return Err(Error::invalid(
+                "relay batch",
+                format!("{}: must be 1 to {MAX_RELAY_BATCH}", config.batch),
+            ));
+        }
+        if config.lease < Duration::seconds(1) {
+            return Err(Error::invalid("relay lease", "must be at least one second"));
+        }
+        if config.retry_schedule.iter().any(|d| *d < Duration::zero()) {
+            return Err(Error::invalid(
+                "retry schedule",
+                "pauses must not be negative",
+            ));
+        }
+        crate::validate::at_most("retry schedule", config.retry_schedule.len(), 100)?;
+        crate::validate::required_text("event source", &config.source, 200)?;
+        self.config = config;
+        Ok(self)
+    }
+
+    /// One round: for each sink, claims what it has not had and delivers
+    /// it, recording each outcome.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store fails (what was recorded before
+    /// stands; the next round goes on).
+    #[tracing::instrument(name = "relay", skip_all, fields(owner = %self.owner))]
+    pub async fn run_once(&self) -> Result<RelayReport> {
+        let mut report = RelayReport::default();
+        let store = self.engine.store();
+        for sink in &self.sinks {
+            let now = self.engine.now();
+            let events = store
+                .claim_deliveries(
+                    sink.name(),
+                    self.owner,
+                    now,
+                    now + self.config.lease,
+                    self.config.batch,
+                )
+                .await?;
+            for event in events {
+                let outcome = self.deliver(sink.as_ref(), &event, &mut report).await;
+                match store
+                    .settle_delivery(sink.name(), self.owner, &event, outcome)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(Error::LeaseLost) => report.lost_leases += 1,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Delivers one event to one sink and says what to record.
+    async fn deliver(
+        &self,
+        sink: &dyn Sink,
+        event: &Event,
+        report: &mut RelayReport,
+    ) -> DeliveryOutcome {
+        if !sink.accepts(event) {
+            report.skipped += 1;
+            return DeliveryOutcome::Delivered;
+        }
+        let envelope = event.cloud_event(&self.config.source);
+        let limit = (self.config.lease / 2)
+            .to_std()
+            .unwrap_or(StdDuration::from_secs(1));
+        let answer = match tokio::time::timeout(limit, sink.deliver(event, &envelope)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(SinkError::transient("the sink did not answer in time")),
+        };
+        let error = match answer {
+            Ok(()) => {
+                report.delivered += 1;
+                return DeliveryOutcome::Delivered;
+            }
+            Err(e) => e,
+        };
+        let message: String = error.message.chars().take(MAX_DELIVERY_ERROR_LEN).collect();
+        tracing::warn!(sink = sink.name(), event_id = %event.id, aggregate = %event.aggregate, error = %message, "a sink refused an event");
+        let attempts = self.attempts_so_far(sink.name(), event).await;
+        match self.config.retry_schedule.get(attempts) {
+            Some(pause) if !error.permanent => {
+                report.retried += 1;
+                DeliveryOutcome::Retry {
+                    at: self.engine.now() + jittered(*pause),
+                    error: message,
+                }
+            }
+            _ => {
+                report.parked += 1;
+                DeliveryOutcome::Park { error: message }
+            }
+        }
+    }
+
+    /// How often delivering `event`'s aggregate to `sink` failed in a row.
+    async fn attempts_so_far(&self, sink: &str, event: &Event) -> usize {
+        // The store keeps the count with the stream; the relay asks for it
+        // only when a delivery failed.
+        match self
+            .engine
+            .store()
+            .delivery_attempts(sink, &event.aggregate)
+            .await
+        {
+            Ok(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            Err(_) => 0,
+        }
+    }
+
+    /// Runs rounds every `interval` (at least 10 ms, spread by ±20 %),
+    /// forever; a round that fails is logged and the next one goes on.
+    /// Spawn it once per process; dropping the future stops it.
+    pub fn run(self, interval: StdDuration) -> impl Future<Output = ()> + Send + 'static {
+        let interval = interval.max(StdDuration::from_millis(10));
+        async move {
+            loop {
+                if let Err(error) = self.run_once().await {
+                    tracing::warn!(%error, "a relay round failed; the next one goes on");
+                }
+                let pause = jittered(Duration::from_std(interval).unwrap_or(Duration::seconds(1)));
+                tokio::time::sleep(pause.to_std().unwrap_or(interval)).await;
+            }
+        }
+    }
+}
+
+/// `d` spread by ±20 %.
+fn jittered(d: Duration) -> Duration {
+    let millis = d.num_milliseconds().max(0);
+    let spread = millis / 5;
+    if spread == 0 {
+        return d;
+    }
+    let random =
+        i64::try_from(uuid::Uuid::new_v4().as_u128() % (2 * spread as u128 + 1)).unwrap_or(0);
+    Duration::milliseconds(millis - spread + random)
+}
+
+impl Engine {
+    /// Deliveries parked for staff: of `sink`, or of every sink.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::LimitExceeded`] for a `limit` of 0 or above
+    /// [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE); [`Error::Storage`].
+    pub async fn failed_deliveries(
+        &self,
+        actor: &Actor,
+        sink: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FailedDelivery>> {
+        actor.require_privileged()?;
+        crate::store::check_limit(limit)?;
+        self.inner.store.failed_deliveries(sink, limit).await
+    }
+
+    /// Lets a parked aggregate go to `sink` again (staff, once the
+    /// receiving side is mended); recorded with who asked. `false` when it
+    /// was not parked.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::Invalid`] for a malformed sink name; [`Error::Storage`].
+    pub async fn replay_delivery(
+        &self,
+        actor: &Actor,
+        sink: &str,
+        aggregate: &str,
+    ) -> Result<bool> {
+        actor.require_privileged()?;
+        crate::validate::at_most("aggregate", aggregate.chars().count(), 200)?;
+        let replayed = self.inner.store.replay_delivery(sink, aggregate).await?;
+        if replayed {
+            self.audit(actor, "replay_delivery", format!("{sink} {aggregate}"))
+                .await;
+        }
+        Ok(replayed)
+    }
+}

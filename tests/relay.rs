@@ -1,0 +1,237 @@
+//! The event relay on both stores: every event reaches every sink, each
+//! aggregate's in order, once in normal operation even with two relays
+//! racing; a sink that keeps refusing one aggregate's event parks that
+//! aggregate alone, staff see and replay it; a relay that stops is taken
+//! over when its lease ends.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use cartwright::event::{Event, EventKind};
+use cartwright::prelude::*;
+use cartwright::relay::{Relay, RelayConfig, Sink, SinkError};
+use common::{Backend, Shop};
+
+/// Records what it was given; refuses the aggregates in `refuse`.
+#[derive(Default)]
+struct Recorder {
+    name: String,
+    got: Mutex<Vec<(String, u64, String)>>,
+    refuse: Mutex<HashSet<String>>,
+}
+
+#[async_trait]
+impl Sink for Recorder {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    async fn deliver(&self, event: &Event, envelope: &serde_json::Value) -> Result<(), SinkError> {
+        assert_eq!(envelope["id"], event.id.to_string());
+        if self.refuse.lock().unwrap().contains(&event.aggregate) {
+            return Err(SinkError::transient("503 from the receiver"));
+        }
+        // Only the test's order events are looked at (setting up the shop
+        // records admin events too).
+        if !event.aggregate.starts_with("order:") {
+            return Ok(());
+        }
+        self.got.lock().unwrap().push((
+            event.aggregate.clone(),
+            event.version,
+            event.id.to_string(),
+        ));
+        Ok(())
+    }
+}
+
+fn recorder(name: &str) -> Arc<Recorder> {
+    Arc::new(Recorder {
+        name: name.into(),
+        ..Recorder::default()
+    })
+}
+
+/// Records `n` events on each of `aggregates` orders, interleaved.
+async fn record(shop: &Shop, orders: &[cartwright::id::OrderId], n: usize) {
+    for _ in 0..n {
+        let kinds: Vec<EventKind> = orders
+            .iter()
+            .map(|o| EventKind::OrderCancelled { order_id: *o })
+            .collect();
+        shop.engine
+            .store()
+            .record_events(kinds, chrono::Utc::now())
+            .await
+            .unwrap();
+    }
+}
+
+fn quick() -> RelayConfig {
+    RelayConfig::default()
+        .batch(7)
+        .retry_schedule(vec![chrono::Duration::zero(), chrono::Duration::zero()])
+}
+
+async fn two_relays_deliver_every_event_once_in_order(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let orders: Vec<_> = (0..6).map(|_| cartwright::id::OrderId::new()).collect();
+    record(&shop, &orders, 5).await;
+    let (a, b) = (recorder("erp"), recorder("search"));
+    let second = shop.second_engine().await;
+    let relays = [
+        Relay::new(shop.engine.clone(), vec![a.clone(), b.clone()])
+            .unwrap()
+            .with_config(quick())
+            .unwrap(),
+        Relay::new(second, vec![a.clone(), b.clone()])
+            .unwrap()
+            .with_config(quick())
+            .unwrap(),
+    ];
+    let relays = Arc::new(relays);
+    for _ in 0..100 {
+        let (r1, r2) = (relays.clone(), relays.clone());
+        let (x, y) = tokio::join!(
+            tokio::spawn(async move { r1[0].run_once().await }),
+            tokio::spawn(async move { r2[1].run_once().await })
+        );
+        x.unwrap().unwrap();
+        y.unwrap().unwrap();
+        if a.got.lock().unwrap().len() >= 30 && b.got.lock().unwrap().len() >= 30 {
+            break;
+        }
+    }
+    for sink in [&a, &b] {
+        let got = sink.got.lock().unwrap().clone();
+        assert_eq!(got.len(), 30, "each event once: {got:?}");
+        let ids: HashSet<&String> = got.iter().map(|(_, _, id)| id).collect();
+        assert_eq!(ids.len(), 30);
+        let mut last: HashMap<&str, u64> = HashMap::new();
+        for (aggregate, version, _) in &got {
+            let before = last.insert(aggregate.as_str(), *version).unwrap_or(0);
+            assert_eq!(*version, before + 1, "{aggregate} out of order: {got:?}");
+        }
+    }
+}
+
+async fn a_refused_aggregate_is_parked_alone_and_replayed(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let orders: Vec<_> = (0..3).map(|_| cartwright::id::OrderId::new()).collect();
+    record(&shop, &orders, 2).await;
+    let sink = recorder("webhook-1");
+    let poison = format!("order:{}", orders[0]);
+    sink.refuse.lock().unwrap().insert(poison.clone());
+    let relay = Relay::new(shop.engine.clone(), vec![sink.clone()])
+        .unwrap()
+        .with_config(quick())
+        .unwrap();
+    let mut parked = 0;
+    for _ in 0..20 {
+        parked += relay.run_once().await.unwrap().parked;
+    }
+    assert_eq!(parked, 1);
+    // The others went through, in order; the poisoned one waits.
+    let got = sink.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert!(got.iter().all(|(a, _, _)| *a != poison));
+    let staff = Actor::Staff("wes".into());
+    assert!(matches!(
+        shop.engine.failed_deliveries(&Actor::Guest, None, 10).await,
+        Err(Error::Forbidden)
+    ));
+    let failed = shop
+        .engine
+        .failed_deliveries(&staff, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        (failed[0].aggregate.as_str(), failed[0].version),
+        (poison.as_str(), 1)
+    );
+    assert_eq!(failed[0].attempts, 3);
+    assert!(failed[0].error.contains("503"));
+    // Mended and replayed: both its events arrive, in order.
+    sink.refuse.lock().unwrap().clear();
+    assert!(
+        shop.engine
+            .replay_delivery(&staff, "webhook-1", &poison)
+            .await
+            .unwrap()
+    );
+    for _ in 0..5 {
+        relay.run_once().await.unwrap();
+    }
+    let got = sink.got.lock().unwrap().clone();
+    let versions: Vec<u64> = got
+        .iter()
+        .filter(|(a, _, _)| *a == poison)
+        .map(|(_, v, _)| *v)
+        .collect();
+    assert_eq!(versions, [1, 2]);
+    assert!(
+        shop.engine
+            .failed_deliveries(&staff, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn a_stopped_relay_is_taken_over_when_its_lease_ends(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let order = cartwright::id::OrderId::new();
+    record(&shop, &[order], 1).await;
+    // A relay claims and stops before delivering (a crash).
+    let now = cartwright::clock::Clock::now(shop.clock.as_ref());
+    let claimed = shop
+        .engine
+        .store()
+        .claim_deliveries(
+            "mail",
+            uuid::Uuid::new_v4(),
+            now,
+            now + chrono::Duration::seconds(60),
+            10,
+        )
+        .await
+        .unwrap();
+    assert!(
+        claimed
+            .iter()
+            .any(|e| e.aggregate == format!("order:{order}"))
+    );
+    let sink = recorder("mail");
+    let relay = Relay::new(shop.engine.clone(), vec![sink.clone()]).unwrap();
+    relay.run_once().await.unwrap();
+    assert!(sink.got.lock().unwrap().is_empty(), "the lease holds");
+    shop.clock.advance(chrono::Duration::seconds(61));
+    relay.run_once().await.unwrap();
+    assert_eq!(sink.got.lock().unwrap().len(), 1, "taken over");
+}
+
+conformance!(
+    two_relays_deliver_every_event_once_in_order,
+    a_refused_aggregate_is_parked_alone_and_replayed,
+    a_stopped_relay_is_taken_over_when_its_lease_ends,
+);
+
+#[tokio::test]
+async fn relays_refuse_bad_sinks() {
+    let shop = Shop::new(Backend::Memory).await;
+    assert!(Relay::new(shop.engine.clone(), vec![]).is_err());
+    assert!(Relay::new(shop.engine.clone(), vec![recorder("")]).is_err());
+    assert!(Relay::new(shop.engine.clone(), vec![recorder("a b")]).is_err());
+    assert!(Relay::new(shop.engine.clone(), vec![recorder("x"), recorder("x")]).is_err());
+    let ok = Relay::new(shop.engine.clone(), vec![recorder("x")]).unwrap();
+    assert!(ok.with_config(RelayConfig::default().batch(0)).is_err());
+}
