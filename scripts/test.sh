@@ -13,6 +13,8 @@
 #   which runs clusters of its own.
 # - Chromium and chromedriver for the browser test: installed from the
 #   operating system's packages when missing.
+# - NATS with JetStream at 127.0.0.1:4222 for the relay's NATS sink:
+#   started when not running.
 # .ci/run calls this same script (the README names it), so the two cannot
 # drift.
 set -euo pipefail
@@ -50,6 +52,23 @@ if [ -z "${CARTWRIGHT_TEST_DATABASE_URL:-}" ]; then
   pg_isready -h 127.0.0.1 -p 5432 -q || fail "PostgreSQL at 127.0.0.1:5432 cannot be reached"
   psql -h 127.0.0.1 -U postgres -d postgres -tAc 'select 1' >/dev/null \
     || fail "PostgreSQL at 127.0.0.1:5432 refuses the postgres user (trust authentication expected)"
+fi
+
+# NATS with JetStream for the relay's NATS sink: started when installed
+# and not running.
+if ! (echo > /dev/tcp/127.0.0.1/4222) 2>/dev/null; then
+  if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+    apt_install nats-server
+  fi
+  say "starting NATS with JetStream"
+  mkdir -p /var/lib/nats-server
+  start-stop-daemon --start --oknodo --background --exec "$(command -v nats-server || echo /usr/sbin/nats-server)" -- \
+    -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log || true
+  for _ in $(seq 1 30); do
+    (echo > /dev/tcp/127.0.0.1/4222) 2>/dev/null && break
+    sleep 1
+  done
+  (echo > /dev/tcp/127.0.0.1/4222) 2>/dev/null || fail "NATS at 127.0.0.1:4222 cannot be reached"
 fi
 
 # The failover test runs two clusters of its own with the server binaries.

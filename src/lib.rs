@@ -133,6 +133,7 @@
 //! | *(none)* | everything, with the in-memory store | yes |
 //! | `postgres` | [`store::PgStore`](crate::store), the PostgreSQL store | no |
 //! | `test-util` | `testkit`: conformance suites for your own store or payment provider; test helpers (`MemoryStore::snapshot`, `PgStore::dump`, `PasswordPolicy::insecure_fast_for_tests`) | no |
+//! | `nats` | the event relay's NATS JetStream sink (`relay::nats`) | no |
 //! | `metrics` | counters and histograms through the `metrics` facade ([`telemetry`]) | no |
 //!
 //! ## Limits

@@ -403,3 +403,6 @@ impl Engine {
         Ok(replayed)
     }
 }
+
+#[cfg(feature = "nats")]
+pub mod nats;
