@@ -15,3 +15,12 @@ CREATE TABLE cw_relay_streams (
     CHECK ((lease_owner IS NULL) = (lease_until IS NULL))
 );
 CREATE INDEX cw_relay_streams_parked ON cw_relay_streams (sink, aggregate) WHERE parked IS NOT NULL;
+
+-- A consumer's inbox: the events it handled, or holds while handling one.
+CREATE TABLE cw_inbox (
+    consumer    text NOT NULL,
+    event_id    uuid NOT NULL,
+    handled     boolean NOT NULL,
+    lease_until timestamptz NOT NULL,
+    PRIMARY KEY (consumer, event_id)
+);

@@ -223,6 +223,7 @@ conformance!(
     two_relays_deliver_every_event_once_in_order,
     a_refused_aggregate_is_parked_alone_and_replayed,
     a_stopped_relay_is_taken_over_when_its_lease_ends,
+    the_inbox_handles_each_event_once,
 );
 
 #[tokio::test]
@@ -234,4 +235,53 @@ async fn relays_refuse_bad_sinks() {
     assert!(Relay::new(shop.engine.clone(), vec![recorder("x"), recorder("x")]).is_err());
     let ok = Relay::new(shop.engine.clone(), vec![recorder("x")]).unwrap();
     assert!(ok.with_config(RelayConfig::default().batch(0)).is_err());
+}
+
+async fn the_inbox_handles_each_event_once(backend: Backend) {
+    use cartwright::relay::Inbox;
+    let shop = Shop::new(backend).await;
+    let inbox = Inbox::new(shop.engine.clone(), "warehouse").unwrap();
+    let other = Inbox::new(shop.second_engine().await, "warehouse").unwrap();
+    let event = cartwright::id::EventId::new();
+    // A failing handler leaves the event to be handled again.
+    let failed = inbox
+        .handle(event, async { Err::<(), &str>("warehouse down") })
+        .await
+        .unwrap();
+    assert_eq!(failed, Some(Err("warehouse down")));
+    // Two deliveries racing on two instances: handled once.
+    let runs = Arc::new(Mutex::new(0));
+    let (r1, r2) = (runs.clone(), runs.clone());
+    let (a, b) = tokio::join!(
+        inbox.handle(event, async move {
+            *r1.lock().unwrap() += 1;
+            Ok::<_, ()>(())
+        }),
+        other.handle(event, async move {
+            *r2.lock().unwrap() += 1;
+            Ok::<_, ()>(())
+        })
+    );
+    let ran = [a.unwrap(), b.unwrap()]
+        .iter()
+        .filter(|r| r.is_some())
+        .count();
+    assert_eq!((ran, *runs.lock().unwrap()), (1, 1));
+    // Later deliveries skip it; another consumer has its own inbox.
+    assert_eq!(
+        inbox
+            .handle(event, async { Ok::<_, ()>(()) })
+            .await
+            .unwrap(),
+        None
+    );
+    let mailer = Inbox::new(shop.engine.clone(), "mailer").unwrap();
+    assert!(
+        mailer
+            .handle(event, async { Ok::<_, ()>(()) })
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(Inbox::new(shop.engine.clone(), "bad name").is_err());
 }

@@ -796,6 +796,44 @@ pub trait EventStore: Send + Sync {
     /// # Errors
     /// [`Error::Storage`].
     async fn delivery_attempts(&self, sink: &str, aggregate: &str) -> Result<u32>;
+
+    /// A consumer's inbox: takes event `event` for `consumer` to handle
+    /// until `lease_until`, unless it was handled already or another
+    /// handler holds it. One atomic command, so two deliveries of one event
+    /// racing are handled once.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a consumer name that is not 1 to
+    /// [`MAX_CONSUMER_LEN`] visible ASCII characters; [`Error::Storage`].
+    async fn inbox_claim(
+        &self,
+        consumer: &str,
+        event: EventId,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<InboxClaim>;
+
+    /// Marks `event` handled by `consumer` (after [`inbox_claim`](Self::inbox_claim)
+    /// said [`InboxClaim::Claimed`]), or gives the claim back when
+    /// `handled` is false (the handler failed: the next delivery tries
+    /// again).
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    async fn inbox_finish(&self, consumer: &str, event: EventId, handled: bool) -> Result<()>;
+}
+
+/// What [`EventStore::inbox_claim`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InboxClaim {
+    /// The caller handles it now.
+    Claimed,
+    /// It was handled before: skip it.
+    Handled,
+    /// Another handler holds it: skip it for now (it is delivered again if
+    /// that one fails).
+    Busy,
 }
 
 /// What became of one delivery attempt ([`EventStore::settle_delivery`]).

@@ -581,6 +581,20 @@ impl EventStore for FaultyStore {
     async fn delivery_attempts(&self, sink: &str, aggregate: &str) -> Result<u32> {
         self.inner.delivery_attempts(sink, aggregate).await
     }
+    async fn inbox_claim(
+        &self,
+        consumer: &str,
+        event: EventId,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<InboxClaim> {
+        self.inner
+            .inbox_claim(consumer, event, now, lease_until)
+            .await
+    }
+    async fn inbox_finish(&self, consumer: &str, event: EventId, handled: bool) -> Result<()> {
+        self.inner.inbox_finish(consumer, event, handled).await
+    }
 }
 
 #[async_trait]

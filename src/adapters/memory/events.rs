@@ -175,6 +175,38 @@ impl EventStore for MemoryStore {
             .map_or(0, |st| st.attempts))
     }
 
+    async fn inbox_claim(
+        &self,
+        consumer: &str,
+        event: EventId,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<InboxClaim> {
+        let consumer = check_consumer(consumer)?;
+        let mut s = self.lock();
+        let slot = s.inbox.entry((consumer.to_owned(), event)).or_insert(None);
+        Ok(match slot {
+            Some(Inbox::Handled) => InboxClaim::Handled,
+            Some(Inbox::Claimed(until)) if *until > now => InboxClaim::Busy,
+            _ => {
+                *slot = Some(Inbox::Claimed(lease_until));
+                InboxClaim::Claimed
+            }
+        })
+    }
+
+    async fn inbox_finish(&self, consumer: &str, event: EventId, handled: bool) -> Result<()> {
+        let consumer = check_consumer(consumer)?;
+        let mut s = self.lock();
+        let key = (consumer.to_owned(), event);
+        if handled {
+            s.inbox.insert(key, Some(Inbox::Handled));
+        } else if matches!(s.inbox.get(&key), Some(Some(Inbox::Claimed(_)))) {
+            s.inbox.remove(&key);
+        }
+        Ok(())
+    }
+
     async fn replay_delivery(&self, sink: &str, aggregate: &str) -> Result<bool> {
         let sink = check_consumer(sink)?;
         let mut s = self.lock();

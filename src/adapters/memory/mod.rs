@@ -37,7 +37,7 @@ use crate::pricing::{Coupon, PriceList, Promotion};
 use crate::store::{
     AwaitingPayment, BeginCheckout, CartStore, CatalogStore, ChannelStore, CheckoutClaim,
     CheckoutEnd, CheckoutRecord, CheckoutState, CheckoutStore, CustomerStore, DeliveryOutcome,
-    Event, EventKind, EventStore, FailedDelivery, GiftCardStore, InventoryStore, Lease,
+    Event, EventKind, EventStore, FailedDelivery, GiftCardStore, InboxClaim, InventoryStore, Lease,
     MAX_DELIVERY_ERROR_LEN, OrderStore, PricingInputs, PromotionStore, check_consumer, check_limit,
 };
 
@@ -45,6 +45,13 @@ use crate::store::{
 struct Level {
     on_hand: i64,
     reserved: i64,
+}
+
+/// An event in a consumer's inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+enum Inbox {
+    Claimed(DateTime<Utc>),
+    Handled,
 }
 
 /// How far one sink got with one aggregate's events.
@@ -106,6 +113,8 @@ struct State {
     aggregate_versions: HashMap<String, u64>,
     /// The relay's progress per sink and aggregate.
     streams: BTreeMap<(String, String), Stream>,
+    /// Consumers' inboxes: what each handled, or holds.
+    inbox: BTreeMap<(String, EventId), Option<Inbox>>,
     /// Account tokens, one per account (or decoy id) and purpose.
     account_tokens: HashMap<(CustomerId, crate::customer::TokenPurpose), AccountToken>,
 }
@@ -167,6 +176,7 @@ impl MemorySnapshot {
             pricing_version,
             aggregate_versions,
             streams,
+            inbox,
             account_tokens,
         } = &self.0;
         let products: Vec<(&ProductId, &Product)> =
@@ -218,6 +228,7 @@ impl MemorySnapshot {
                 serde_json::to_value(pairs(aggregate_versions)),
             ),
             ("streams", serde_json::to_value(pairs(streams))),
+            ("inbox", serde_json::to_value(pairs(inbox))),
         ];
         let mut value = serde_json::Map::new();
         for (name, field) in fields {

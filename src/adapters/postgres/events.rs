@@ -248,6 +248,64 @@ impl EventStore for PgStore {
         })
     }
 
+    async fn inbox_claim(
+        &self,
+        consumer: &str,
+        event: EventId,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<InboxClaim> {
+        let consumer = check_consumer(consumer)?;
+        retry!(self, async {
+            // Claimed by this call if new, or if an earlier claim's lease
+            // ended; otherwise say how it stands.
+            let claimed: Option<i32> = sqlx::query_scalar(
+                "INSERT INTO cw_inbox AS i (consumer, event_id, handled, lease_until)
+                 VALUES ($1, $2, false, $4)
+                 ON CONFLICT (consumer, event_id) DO UPDATE SET lease_until = EXCLUDED.lease_until
+                 WHERE NOT i.handled AND i.lease_until <= $3
+                 RETURNING 1",
+            )
+            .bind(consumer)
+            .bind(event.as_uuid())
+            .bind(now)
+            .bind(lease_until)
+            .fetch_optional(&self.pool())
+            .await?;
+            if claimed.is_some() {
+                return Ok(InboxClaim::Claimed);
+            }
+            let handled: Option<bool> = sqlx::query_scalar(
+                "SELECT handled FROM cw_inbox WHERE consumer = $1 AND event_id = $2",
+            )
+            .bind(consumer)
+            .bind(event.as_uuid())
+            .fetch_optional(&self.pool())
+            .await?;
+            Ok(match handled {
+                Some(true) => InboxClaim::Handled,
+                _ => InboxClaim::Busy,
+            })
+        })
+    }
+
+    async fn inbox_finish(&self, consumer: &str, event: EventId, handled: bool) -> Result<()> {
+        let consumer = check_consumer(consumer)?;
+        retry!(self, async {
+            let sql = if handled {
+                "UPDATE cw_inbox SET handled = true WHERE consumer = $1 AND event_id = $2"
+            } else {
+                "DELETE FROM cw_inbox WHERE consumer = $1 AND event_id = $2 AND NOT handled"
+            };
+            sqlx::query(sql)
+                .bind(consumer)
+                .bind(event.as_uuid())
+                .execute(&self.pool())
+                .await?;
+            Ok(())
+        })
+    }
+
     async fn replay_delivery(&self, sink: &str, aggregate: &str) -> Result<bool> {
         let sink = check_consumer(sink)?;
         retry!(self, async {

@@ -57,7 +57,7 @@ use crate::pricing::{Coupon, PriceList, Promotion};
 use crate::store::{
     AwaitingPayment, BeginCheckout, CartStore, CatalogStore, CheckoutClaim, CheckoutEnd,
     CheckoutFailure, CheckoutRecord, CheckoutState, CheckoutStore, CustomerStore, DeliveryOutcome,
-    Event, EventKind, EventStore, FailedDelivery, GiftCardStore, InventoryStore, Lease,
+    Event, EventKind, EventStore, FailedDelivery, GiftCardStore, InboxClaim, InventoryStore, Lease,
     MAX_DELIVERY_ERROR_LEN, OrderStore, PricingInputs, PromotionStore, check_consumer, check_limit,
 };
 

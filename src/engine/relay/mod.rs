@@ -404,5 +404,76 @@ impl Engine {
     }
 }
 
+/// A consumer's inbox, kept by the store: handles each event once by its
+/// id, however often it is delivered (at least once, from the relay or a
+/// broker). An event is recorded handled only when its handler succeeded;
+/// one whose handler failed, or stopped past the lease, is handled again at
+/// its next delivery — so a handler's own effects should be idempotent or
+/// made in the same system as the record.
+///
+/// ```no_run
+/// # async fn run(engine: cartwright::Engine, event: cartwright::event::Event) -> cartwright::Result<()> {
+/// let inbox = cartwright::relay::Inbox::new(engine, "warehouse")?;
+/// let done = inbox
+///     .handle(event.id, async { Ok::<_, std::io::Error>(/* tell the warehouse */ ()) })
+///     .await?;
+/// // `None`: handled before (or being handled elsewhere): nothing ran.
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Inbox {
+    engine: Engine,
+    consumer: String,
+    lease: Duration,
+}
+
+impl Inbox {
+    /// The inbox of `consumer` (1 to
+    /// [`MAX_CONSUMER_LEN`](crate::store::MAX_CONSUMER_LEN) visible ASCII
+    /// characters); a handler holds an event for at most 5 minutes.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a malformed consumer name.
+    pub fn new(engine: Engine, consumer: &str) -> Result<Self> {
+        let consumer = crate::store::check_consumer(consumer)?.to_owned();
+        Ok(Self {
+            engine,
+            consumer,
+            lease: Duration::minutes(5),
+        })
+    }
+
+    /// Runs `handler` for event `event` unless it was handled already or
+    /// another handler holds it (`Ok(None)`, nothing ran). Its result comes
+    /// back as `Ok(Some(..))`; the event is recorded handled only when it
+    /// is `Ok`.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the inbox cannot be read or written (the
+    /// handler did not run, or its success was not recorded and it may run
+    /// again).
+    pub async fn handle<T, E>(
+        &self,
+        event: crate::id::EventId,
+        handler: impl Future<Output = std::result::Result<T, E>>,
+    ) -> Result<Option<std::result::Result<T, E>>> {
+        let store = self.engine.store();
+        let now = self.engine.now();
+        match store
+            .inbox_claim(&self.consumer, event, now, now + self.lease)
+            .await?
+        {
+            crate::store::InboxClaim::Claimed => {}
+            _ => return Ok(None),
+        }
+        let outcome = handler.await;
+        store
+            .inbox_finish(&self.consumer, event, outcome.is_ok())
+            .await?;
+        Ok(Some(outcome))
+    }
+}
+
 #[cfg(feature = "nats")]
 pub mod nats;
