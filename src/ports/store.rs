@@ -875,6 +875,12 @@ pub struct FailedDelivery {
 /// Longest error text a delivery keeps, in characters.
 pub const MAX_DELIVERY_ERROR_LEN: usize = 500;
 
+/// A delivery's error text cut to [`MAX_DELIVERY_ERROR_LEN`] characters,
+/// as both stores keep it.
+pub(crate) fn bounded_error(error: &str) -> String {
+    error.chars().take(MAX_DELIVERY_ERROR_LEN).collect()
+}
+
 pub(crate) fn check_consumer(consumer: &str) -> Result<&str> {
     let ok = !consumer.is_empty()
         && consumer.chars().count() <= MAX_CONSUMER_LEN

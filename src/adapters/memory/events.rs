@@ -222,7 +222,4 @@ impl EventStore for MemoryStore {
     }
 }
 
-/// An error text cut to [`MAX_DELIVERY_ERROR_LEN`] characters.
-pub(super) fn bounded_error(error: &str) -> String {
-    error.chars().take(MAX_DELIVERY_ERROR_LEN).collect()
-}
+use crate::store::bounded_error;

@@ -38,7 +38,7 @@ use crate::store::{
     AwaitingPayment, BeginCheckout, CartStore, CatalogStore, ChannelStore, CheckoutClaim,
     CheckoutEnd, CheckoutRecord, CheckoutState, CheckoutStore, CustomerStore, DeliveryOutcome,
     Event, EventKind, EventStore, FailedDelivery, GiftCardStore, InboxClaim, InventoryStore, Lease,
-    MAX_DELIVERY_ERROR_LEN, OrderStore, PricingInputs, PromotionStore, check_consumer, check_limit,
+    OrderStore, PricingInputs, PromotionStore, check_consumer, check_limit,
 };
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

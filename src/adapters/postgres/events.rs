@@ -323,7 +323,4 @@ impl EventStore for PgStore {
     }
 }
 
-/// An error text cut to [`MAX_DELIVERY_ERROR_LEN`] characters.
-fn bounded_error(error: &str) -> String {
-    error.chars().take(MAX_DELIVERY_ERROR_LEN).collect()
-}
+use crate::store::bounded_error;

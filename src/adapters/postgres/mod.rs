@@ -58,7 +58,7 @@ use crate::store::{
     AwaitingPayment, BeginCheckout, CartStore, CatalogStore, CheckoutClaim, CheckoutEnd,
     CheckoutFailure, CheckoutRecord, CheckoutState, CheckoutStore, CustomerStore, DeliveryOutcome,
     Event, EventKind, EventStore, FailedDelivery, GiftCardStore, InboxClaim, InventoryStore, Lease,
-    MAX_DELIVERY_ERROR_LEN, OrderStore, PricingInputs, PromotionStore, check_consumer, check_limit,
+    OrderStore, PricingInputs, PromotionStore, check_consumer, check_limit,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
