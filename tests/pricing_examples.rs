@@ -2753,3 +2753,74 @@ fn the_code_of_an_automatic_promotion_says_it_applied() {
     assert_eq!(p.code_outcome("BIG").unwrap().rejection(), own.rejection());
     assert!(own.rejection().is_some());
 }
+
+#[test]
+fn an_amount_off_each_in_line_tiers_and_first_and_additional() {
+    let s = shop();
+    // A (10.00), B (25.00), C (3.33): from a 30.00 subtotal, 5.00 off each
+    // line, never below what it costs — C gets 3.33.
+    let cart = s.w.cart(&[(s.a, 1), (s.b, 1), (s.c, 1)]);
+    let each = Promotion::new(
+        "5 off each line from 30",
+        Action::Tiered {
+            target: LineFilter::Any,
+            tiers: Tiers::Subtotal {
+                tiers: vec![SubtotalTier {
+                    min: usd("30.00"),
+                    reward: Reward::AmountEach {
+                        amount: usd("5.00"),
+                    },
+                }],
+            },
+        },
+    );
+    let p = s.w.price(&cart, vec![each]);
+    assert_eq!(discounts(&p), ["5.00", "5.00", "3.33"]);
+    // Below the tier: nothing.
+    let small = s.w.cart(&[(s.a, 1)]);
+    let p = s.w.price(
+        &small,
+        vec![Promotion::new(
+            "5 off each line from 30",
+            Action::Tiered {
+                target: LineFilter::Any,
+                tiers: Tiers::Subtotal {
+                    tiers: vec![SubtotalTier {
+                        min: usd("30.00"),
+                        reward: Reward::AmountEach {
+                            amount: usd("5.00"),
+                        },
+                    }],
+                },
+            },
+        )],
+    );
+    assert!(p.discount_total.is_zero());
+    // In first-and-additional an amount is off each unit either way.
+    let three = s.w.cart(&[(s.a, 3)]);
+    let flexi = |reward: Reward| {
+        Promotion::new(
+            "flexi",
+            Action::FirstAndAdditional {
+                target: LineFilter::Any,
+                first: reward.clone(),
+                additional: reward,
+                max_units: None,
+            },
+        )
+    };
+    let amount = s.w.price(
+        &three,
+        vec![flexi(Reward::Amount {
+            amount: usd("1.00"),
+        })],
+    );
+    let each = s.w.price(
+        &three,
+        vec![flexi(Reward::AmountEach {
+            amount: usd("1.00"),
+        })],
+    );
+    assert_eq!(amount.discount_total, usd("3.00"));
+    assert_eq!(each.discount_total, amount.discount_total);
+}
