@@ -159,7 +159,7 @@ pub(crate) use domain::validate;
 #[doc(inline)]
 pub use domain::{
     actor, cart, catalog, channel, clock, customer, error, event, giftcard, id, inventory, money,
-    note, order, pricing, shipping, tax,
+    note, order, pricing, shipping, tax, webhook,
 };
 pub(crate) use engine::promotions;
 

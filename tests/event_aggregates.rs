@@ -181,3 +181,15 @@ conformance!(
     racing_commands_number_one_aggregate_without_gaps,
     a_checkouts_events_are_its_orders_in_order,
 );
+
+/// The published list of type names is exactly the names the kinds give,
+/// so a webhook subscription can name every type and nothing else.
+#[test]
+fn the_published_type_names_are_every_kinds_names() {
+    let mut given: Vec<&str> = every_kind().iter().map(EventKind::type_name).collect();
+    given.sort_unstable();
+    given.dedup();
+    let mut published = EventKind::TYPE_NAMES.to_vec();
+    published.sort_unstable();
+    assert_eq!(given, published);
+}

@@ -34,7 +34,7 @@
 //! | a customer's store credit and cards (balance, ledger) | no | no | yes | no | yes | yes | no |
 //! | refund by amount | no | no | no | no | yes | no | no |
 //! | catalog, stock, locations, promotions, coupons, price lists (changes and admin reads) | no | no | no | no | yes | yes | no |
-//! | event outbox, usage counters, the relay's parked deliveries (list, replay) | no | no | no | no | yes | yes | no |
+//! | event outbox, usage counters, the relay's parked deliveries (list, replay), webhook subscriptions (create, read, pause, resume, delete) | no | no | no | no | yes | yes | no |
 //! | apply a payment provider event (settling a waiting checkout's payment too) | no | no | no | no | no | yes | its own payments |
 //!
 //! `Engine::recover` takes no actor: it is the system's own call, and it

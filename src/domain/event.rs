@@ -227,6 +227,26 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every type name [`type_name`](Self::type_name) gives, as webhook
+    /// subscriptions may name them.
+    pub const TYPE_NAMES: &'static [&'static str] = &[
+        "cartwright.order.placed.v1",
+        "cartwright.order.payment_captured.v1",
+        "cartwright.order.payment_refunded.v1",
+        "cartwright.order.payment_voided.v1",
+        "cartwright.order.shipped.v1",
+        "cartwright.order.shipment_delivered.v1",
+        "cartwright.order.items_returned.v1",
+        "cartwright.order.cancelled.v1",
+        "cartwright.customer.changed.v1",
+        "cartwright.catalog.changed.v1",
+        "cartwright.promotion.changed.v1",
+        "cartwright.stock.changed.v1",
+        "cartwright.stock.low.v1",
+        "cartwright.stock.replenished.v1",
+        "cartwright.admin.change.v1",
+    ];
+
     /// The CloudEvents type of this event, `cartwright.<aggregate
     /// type>.<what happened>.v<payload version>`:
     ///

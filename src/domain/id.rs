@@ -134,6 +134,8 @@ typed_id! {
     GiftCardId => "gift card";
     /// Identifies a [`SalesChannel`](crate::channel::SalesChannel).
     ChannelId => "sales channel";
+    /// Identifies a [`WebhookSubscription`](crate::webhook::WebhookSubscription).
+    WebhookId => "webhook";
 }
 
 /// A caller-chosen key that makes a request safe to retry: the same key always

@@ -54,3 +54,4 @@ mod session;
 pub mod shipping;
 pub mod tax;
 pub(crate) mod validate;
+pub mod webhook;

@@ -19,6 +19,7 @@ pub use customers::NewCustomer;
 mod events;
 mod inventory;
 mod orders;
+mod webhooks;
 pub use accounts::{CustomerExport, CustomerPage};
 pub use catalog::ProductPage;
 pub use orders::OrderPage;
@@ -136,6 +137,11 @@ pub struct EngineConfig {
     /// checkout then gives the balance back sooner (once recovery sees the
     /// session expired), at the cost of a shorter session for the buyer.
     pub gift_card_hold: Duration,
+    /// Where webhook subscriptions may point (HTTPS to public addresses
+    /// by default).
+    pub webhook_policy: crate::webhook::WebhookPolicy,
+    /// When the relay pauses a webhook endpoint that keeps failing.
+    pub webhook_pausing: crate::webhook::WebhookPausing,
 }
 
 crate::domain::setters!(EngineConfig {
@@ -152,6 +158,8 @@ crate::domain::setters!(EngineConfig {
     email_verification_ttl: Duration,
     payment_session_ttl: Duration,
     gift_card_hold: Duration,
+    webhook_policy: crate::webhook::WebhookPolicy,
+    webhook_pausing: crate::webhook::WebhookPausing,
 } into {});
 
 impl Default for EngineConfig {
@@ -170,6 +178,8 @@ impl Default for EngineConfig {
             email_verification_ttl: Duration::days(2),
             payment_session_ttl: Duration::minutes(30),
             gift_card_hold: Duration::minutes(30),
+            webhook_policy: crate::webhook::WebhookPolicy::default(),
+            webhook_pausing: crate::webhook::WebhookPausing::default(),
         }
     }
 }

@@ -677,3 +677,40 @@ impl ChannelStore for FaultyStore {
         self.inner.channels().await
     }
 }
+
+#[async_trait]
+impl crate::store::WebhookStore for FaultyStore {
+    async fn create_webhook(&self, w: &crate::webhook::WebhookSubscription) -> Result<()> {
+        self.inner.create_webhook(w).await
+    }
+    async fn webhook(
+        &self,
+        id: crate::webhook::WebhookId,
+    ) -> Result<Option<crate::webhook::WebhookSubscription>> {
+        self.inner.webhook(id).await
+    }
+    async fn webhooks(&self) -> Result<Vec<crate::webhook::WebhookSubscription>> {
+        self.inner.webhooks().await
+    }
+    async fn set_webhook_status(
+        &self,
+        id: crate::webhook::WebhookId,
+        status: &crate::webhook::WebhookStatus,
+    ) -> Result<bool> {
+        self.inner.set_webhook_status(id, status).await
+    }
+    async fn delete_webhook(&self, id: crate::webhook::WebhookId) -> Result<bool> {
+        self.inner.delete_webhook(id).await
+    }
+    async fn record_webhook_delivery(
+        &self,
+        id: crate::webhook::WebhookId,
+        delivered: bool,
+        now: DateTime<Utc>,
+        pausing: crate::webhook::WebhookPausing,
+    ) -> Result<Option<crate::webhook::WebhookStatus>> {
+        self.inner
+            .record_webhook_delivery(id, delivered, now, pausing)
+            .await
+    }
+}

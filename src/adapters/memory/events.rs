@@ -35,20 +35,50 @@ impl EventStore for MemoryStore {
 
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64> {
         let mut s = self.lock();
-        let Some(delivered) = s.cursors.values().copied().min() else {
+        if s.cursors.is_empty() && s.floors.is_empty() {
             return Ok(0);
+        }
+        let acknowledged = s.cursors.values().copied().min().unwrap_or(usize::MAX);
+        // Delivered to a relay sink: its stream is past the event, or the
+        // event is older than the sink and the sink never had its aggregate.
+        let delivered_everywhere = |s: &State, e: &Event| {
+            s.floors.iter().all(|(sink, floor)| {
+                match s.streams.get(&(sink.clone(), e.aggregate.clone())) {
+                    Some(st) => st.delivered >= e.version,
+                    None => e.sequence < *floor,
+                }
+            })
         };
         // Cursors are positions: only a prefix can go.
         let gone = s
             .events
             .iter()
-            .take(delivered)
-            .take_while(|e| e.occurred_at < before)
+            .take(acknowledged)
+            .take_while(|e| e.occurred_at < before && delivered_everywhere(&s, e))
             .count();
-        s.events.drain(..gone);
+        let pruned: HashSet<String> = s.events.drain(..gone).map(|e| e.aggregate).collect();
         for cursor in s.cursors.values_mut() {
-            *cursor -= gone;
+            *cursor = cursor.saturating_sub(gone);
         }
+        // A stream whose aggregate has no event left is forgotten: the
+        // aggregate's next event is its first in the outbox.
+        let remaining: HashSet<&str> = s.events.iter().map(|e| e.aggregate.as_str()).collect();
+        let forget: Vec<(String, String)> = s
+            .streams
+            .iter()
+            .filter(|((_, aggregate), st)| {
+                pruned.contains(aggregate)
+                    && !remaining.contains(aggregate.as_str())
+                    && st.parked.is_none()
+                    && st.lease.is_none()
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in forget {
+            s.streams.remove(&key);
+        }
+        s.inbox
+            .retain(|_, slot| !matches!(slot, Some(Inbox::Handled(at)) if *at < before));
         Ok(gone as u64)
     }
 
@@ -63,24 +93,27 @@ impl EventStore for MemoryStore {
         let sink = check_consumer(sink)?;
         let limit = check_limit(limit)?;
         let mut s = self.lock();
+        let floor = *s.floors.entry(sink.to_owned()).or_insert(0);
+        let start = s.events.partition_point(|e| e.sequence < floor);
         let mut claimed: Vec<Event> = Vec::new();
-        let mut taken: HashSet<String> = HashSet::new();
-        for e in &s.events {
+        let mut seen: HashSet<&str> = HashSet::new();
+        for e in s.events.iter().skip(start) {
             if claimed.len() >= limit {
                 break;
             }
-            if taken.contains(&e.aggregate) {
-                continue;
-            }
             let stream = s.streams.get(&(sink.to_owned(), e.aggregate.clone()));
             let delivered = stream.map_or(0, |st| st.delivered);
+            // Of each aggregate, its first event not delivered yet (events
+            // are in version order within an aggregate).
+            if e.version <= delivered || !seen.insert(&e.aggregate) {
+                continue;
+            }
             let free = stream.is_none_or(|st| {
                 st.parked.is_none()
                     && st.next_at <= now
                     && st.lease.is_none_or(|(_, until)| until <= now)
             });
-            if e.version == delivered + 1 && free {
-                taken.insert(e.aggregate.clone());
+            if free {
                 claimed.push(e.clone());
             }
         }
@@ -89,7 +122,7 @@ impl EventStore for MemoryStore {
                 .streams
                 .entry((sink.to_owned(), e.aggregate.clone()))
                 .or_insert_with(|| Stream {
-                    delivered: 0,
+                    delivered: e.version - 1,
                     lease: None,
                     next_at: now,
                     attempts: 0,
@@ -186,7 +219,7 @@ impl EventStore for MemoryStore {
         let mut s = self.lock();
         let slot = s.inbox.entry((consumer.to_owned(), event)).or_insert(None);
         Ok(match slot {
-            Some(Inbox::Handled) => InboxClaim::Handled,
+            Some(Inbox::Handled(_)) => InboxClaim::Handled,
             Some(Inbox::Claimed(until)) if *until > now => InboxClaim::Busy,
             _ => {
                 *slot = Some(Inbox::Claimed(lease_until));
@@ -200,7 +233,11 @@ impl EventStore for MemoryStore {
         let mut s = self.lock();
         let key = (consumer.to_owned(), event);
         if handled {
-            s.inbox.insert(key, Some(Inbox::Handled));
+            let until = match s.inbox.get(&key) {
+                Some(Some(Inbox::Claimed(until) | Inbox::Handled(until))) => *until,
+                _ => DateTime::<Utc>::MAX_UTC,
+            };
+            s.inbox.insert(key, Some(Inbox::Handled(until)));
         } else if matches!(s.inbox.get(&key), Some(Some(Inbox::Claimed(_)))) {
             s.inbox.remove(&key);
         }

@@ -51,7 +51,8 @@ struct Level {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 enum Inbox {
     Claimed(DateTime<Utc>),
-    Handled,
+    /// Handled; the time its claim ran to (pruned by it).
+    Handled(DateTime<Utc>),
 }
 
 /// How far one sink got with one aggregate's events.
@@ -115,6 +116,10 @@ struct State {
     streams: BTreeMap<(String, String), Stream>,
     /// Consumers' inboxes: what each handled, or holds.
     inbox: BTreeMap<(String, EventId), Option<Inbox>>,
+    /// Each relay sink's first sequence: the events before it are not its.
+    floors: BTreeMap<String, u64>,
+    /// Webhook subscriptions.
+    webhooks: BTreeMap<crate::webhook::WebhookId, crate::webhook::WebhookSubscription>,
     /// Account tokens, one per account (or decoy id) and purpose.
     account_tokens: HashMap<(CustomerId, crate::customer::TokenPurpose), AccountToken>,
 }
@@ -178,6 +183,8 @@ impl MemorySnapshot {
             streams,
             inbox,
             account_tokens,
+            floors,
+            webhooks,
         } = &self.0;
         let products: Vec<(&ProductId, &Product)> =
             products.iter().map(|(k, v)| (k, v.as_ref())).collect();
@@ -229,6 +236,8 @@ impl MemorySnapshot {
             ),
             ("streams", serde_json::to_value(pairs(streams))),
             ("inbox", serde_json::to_value(pairs(inbox))),
+            ("floors", serde_json::to_value(pairs(floors))),
+            ("webhooks", serde_json::to_value(pairs(webhooks))),
         ];
         let mut value = serde_json::Map::new();
         for (name, field) in fields {
@@ -607,3 +616,4 @@ mod giftcards;
 mod inventory;
 mod orders;
 mod promotions;
+mod webhooks;

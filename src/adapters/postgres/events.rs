@@ -88,16 +88,39 @@ impl EventStore for PgStore {
 
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64> {
         retry!(self, async {
+            // Gone: what every cursor acknowledged and every relay sink
+            // had (its stream is past the event, or the event is below its
+            // floor and the sink never had the aggregate). With no consumer
+            // at all, nothing goes.
             let done = sqlx::query(
                 "DELETE FROM cw_events e
                  WHERE e.occurred_at < $1
-                   AND EXISTS (SELECT 1 FROM cw_event_cursors)
+                   AND (EXISTS (SELECT 1 FROM cw_event_cursors) OR EXISTS (SELECT 1 FROM cw_relay_floors))
                    AND NOT EXISTS (
-                       SELECT 1 FROM cw_event_cursors c WHERE (e.tx, e.sequence) > (c.tx, c.sequence))",
+                       SELECT 1 FROM cw_event_cursors c WHERE (e.tx, e.sequence) > (c.tx, c.sequence))
+                   AND NOT EXISTS (
+                       SELECT 1 FROM cw_relay_floors f
+                       LEFT JOIN cw_relay_streams s ON s.sink = f.sink AND s.aggregate = e.aggregate
+                       WHERE (s.sink IS NOT NULL AND s.delivered < e.aggregate_version)
+                          OR (s.sink IS NULL AND e.tx >= f.tx))",
             )
             .bind(before)
             .execute(&self.pool())
             .await?;
+            // A stream whose aggregate has no event left is forgotten (the
+            // aggregate's next event is then its first in the outbox), and
+            // handled inbox entries go with the events they were for.
+            sqlx::query(
+                "DELETE FROM cw_relay_streams s
+                 WHERE s.parked IS NULL AND s.lease_owner IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM cw_events e WHERE e.aggregate = s.aggregate)",
+            )
+            .execute(&self.pool())
+            .await?;
+            sqlx::query("DELETE FROM cw_inbox WHERE handled AND lease_until < $1")
+                .bind(before)
+                .execute(&self.pool())
+                .await?;
             Ok(done.rows_affected())
         })
     }
@@ -113,23 +136,28 @@ impl EventStore for PgStore {
         let sink = check_consumer(sink)?;
         let limit = limit_i64(limit)?;
         retry!(self, async {
-            // Of each aggregate, the event after the last delivered one, if
-            // no relay holds the aggregate and it is neither parked nor
-            // waiting; the lease is taken by an upsert whose condition is
-            // checked again under the row's lock, so of two relays racing
-            // for an aggregate one wins and the other moves on.
+            let floor = self.relay_floor(sink).await?;
+            // Of each aggregate, the first event after the last delivered
+            // one, if no relay holds the aggregate and it is neither parked
+            // nor waiting; the lease is taken by an upsert whose condition
+            // is checked again under the row's lock, so of two relays
+            // racing for an aggregate one wins and the other moves on.
+            // Only events from the sink's floor up are read.
             let rows = sqlx::query(
                 "WITH cand AS (
-                     SELECT DISTINCT ON (e.aggregate) e.sequence, e.aggregate, e.aggregate_version, e.tx
+                     SELECT DISTINCT ON (e.aggregate) e.sequence, e.aggregate, e.aggregate_version, e.tx,
+                            s.aggregate AS known, s.parked, s.next_attempt_at, s.lease_until
                      FROM cw_events e
                      LEFT JOIN cw_relay_streams s ON s.sink = $1 AND s.aggregate = e.aggregate
-                     WHERE e.aggregate_version = coalesce(s.delivered, 0) + 1
-                       AND (s.aggregate IS NULL
-                            OR (s.parked IS NULL AND s.next_attempt_at <= $2
-                                AND (s.lease_until IS NULL OR s.lease_until <= $2)))
-                     ORDER BY e.aggregate, e.tx, e.sequence
+                     WHERE e.tx >= $6::text::xid8 AND e.aggregate_version > coalesce(s.delivered, 0)
+                     ORDER BY e.aggregate, e.aggregate_version
+                 ), free AS (
+                     SELECT * FROM cand
+                     WHERE known IS NULL
+                        OR (parked IS NULL AND next_attempt_at <= $2
+                            AND (lease_until IS NULL OR lease_until <= $2))
                  ), picked AS (
-                     SELECT * FROM cand ORDER BY tx, sequence LIMIT $5
+                     SELECT * FROM free ORDER BY tx, sequence LIMIT $5
                  ), won AS (
                      INSERT INTO cw_relay_streams AS s
                          (sink, aggregate, delivered, lease_owner, lease_until, next_attempt_at)
@@ -151,6 +179,7 @@ impl EventStore for PgStore {
             .bind(owner)
             .bind(lease_until)
             .bind(limit)
+            .bind(floor)
             .fetch_all(&self.pool())
             .await?;
             rows.iter().map(event_from_row).collect::<Try<Vec<_>>>()
@@ -309,18 +338,78 @@ impl EventStore for PgStore {
     async fn replay_delivery(&self, sink: &str, aggregate: &str) -> Result<bool> {
         let sink = check_consumer(sink)?;
         retry!(self, async {
+            // The floor goes down to the parked event again, in the same
+            // statement, and its generation changes, so a claim that saw
+            // the aggregate parked cannot raise the floor past it.
             let done = sqlx::query(
-                "UPDATE cw_relay_streams SET parked = NULL, attempts = 0,
-                        next_attempt_at = '-infinity'
-                 WHERE sink = $1 AND aggregate = $2 AND parked IS NOT NULL",
+                "WITH up AS (
+                     UPDATE cw_relay_streams SET parked = NULL, attempts = 0,
+                            next_attempt_at = '-infinity'
+                     WHERE sink = $1 AND aggregate = $2 AND parked IS NOT NULL
+                     RETURNING aggregate, delivered
+                 ), low AS (
+                     SELECT min(e.tx) AS tx FROM cw_events e JOIN up
+                       ON e.aggregate = up.aggregate AND e.aggregate_version > up.delivered
+                 ), floor AS (
+                     UPDATE cw_relay_floors f SET tx = least(f.tx, low.tx), generation = f.generation + 1
+                     FROM low WHERE f.sink = $1 AND low.tx IS NOT NULL
+                 )
+                 SELECT 1 FROM up",
             )
             .bind(sink)
             .bind(aggregate)
-            .execute(&self.pool())
+            .fetch_optional(&self.pool())
             .await?;
-            Ok(done.rows_affected() == 1)
+            Ok(done.is_some())
         })
     }
 }
 
 use crate::store::bounded_error;
+
+impl PgStore {
+    /// Sink `sink`'s floor, raised first as far as it can go: to the
+    /// transaction of the first event the sink has not had (of an
+    /// aggregate not parked for it), but never past a transaction that may
+    /// still commit an event (the oldest running one). Raised by a
+    /// compare-and-set on the generation, so a replay that lowered it
+    /// meanwhile wins.
+    async fn relay_floor(&self, sink: &str) -> Try<String> {
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT tx::text, generation FROM cw_relay_floors WHERE sink = $1")
+                .bind(sink)
+                .fetch_optional(&self.pool())
+                .await?;
+        let Some((floor, generation)) = row else {
+            sqlx::query(
+                "INSERT INTO cw_relay_floors (sink, tx) VALUES ($1, '0') ON CONFLICT DO NOTHING",
+            )
+            .bind(sink)
+            .execute(&self.pool())
+            .await?;
+            return Ok("0".to_owned());
+        };
+        let raised: Option<String> = sqlx::query_scalar(
+            "WITH next AS (
+                 SELECT least(pg_snapshot_xmin(pg_current_snapshot()), coalesce((
+                     SELECT e.tx FROM cw_events e
+                     WHERE e.tx >= $2::text::xid8
+                       AND NOT EXISTS (
+                           SELECT 1 FROM cw_relay_streams s
+                           WHERE s.sink = $1 AND s.aggregate = e.aggregate
+                             AND (s.delivered >= e.aggregate_version OR s.parked IS NOT NULL))
+                     ORDER BY e.tx, e.sequence LIMIT 1),
+                     pg_snapshot_xmin(pg_current_snapshot()))) AS tx
+             )
+             UPDATE cw_relay_floors f SET tx = next.tx FROM next
+             WHERE f.sink = $1 AND f.generation = $3 AND next.tx > f.tx
+             RETURNING f.tx::text",
+        )
+        .bind(sink)
+        .bind(&floor)
+        .bind(generation)
+        .fetch_optional(&self.pool())
+        .await?;
+        Ok(raised.unwrap_or(floor))
+    }
+}

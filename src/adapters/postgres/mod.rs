@@ -318,6 +318,7 @@ mod giftcards;
 mod inventory;
 mod orders;
 mod promotions;
+mod webhooks;
 
 use carts::*;
 use catalog::*;

@@ -164,6 +164,8 @@ pub struct Relay {
     sinks: Vec<Arc<dyn Sink>>,
     config: RelayConfig,
     owner: Uuid,
+    #[cfg(feature = "webhooks")]
+    webhooks: Option<webhook::WebhookSender>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -203,12 +205,21 @@ impl Relay {
                 });
             }
         }
-        Ok(Self {
+        let mut relay = Self::empty(engine);
+        relay.sinks = sinks;
+        Ok(relay)
+    }
+
+    /// A relay with no sink yet.
+    fn empty(engine: Engine) -> Self {
+        Self {
             engine,
-            sinks,
+            sinks: Vec::new(),
             config: RelayConfig::default(),
             owner: Uuid::new_v4(),
-        })
+            #[cfg(feature = "webhooks")]
+            webhooks: None,
+        }
     }
 
     /// Runs with `config`.
@@ -247,43 +258,111 @@ impl Relay {
     #[tracing::instrument(name = "relay", skip_all, fields(owner = %self.owner))]
     pub async fn run_once(&self) -> Result<RelayReport> {
         let mut report = RelayReport::default();
-        let store = self.engine.store();
         for sink in &self.sinks {
-            let now = self.engine.now();
-            let events = store
-                .claim_deliveries(
-                    sink.name(),
-                    self.owner,
-                    now,
-                    now + self.config.lease,
-                    self.config.batch,
-                )
+            self.run_sink(sink.as_ref(), &mut report, |_| async { true })
                 .await?;
-            for event in events {
-                let outcome = self.deliver(sink.as_ref(), &event, &mut report).await;
-                match store
-                    .settle_delivery(sink.name(), self.owner, &event, outcome)
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(Error::LeaseLost) => report.lost_leases += 1,
-                    Err(e) => return Err(e),
-                }
-            }
+        }
+        #[cfg(feature = "webhooks")]
+        if let Some(sender) = &self.webhooks {
+            self.run_webhooks(sender, &mut report).await?;
         }
         Ok(report)
     }
 
-    /// Delivers one event to one sink and says what to record.
+    /// Claims what `sink` has not had and delivers it, recording each
+    /// outcome; after each delivery attempt, `go_on` says whether to go on
+    /// with the sink this round.
+    async fn run_sink<F, Fut>(
+        &self,
+        sink: &dyn Sink,
+        report: &mut RelayReport,
+        go_on: F,
+    ) -> Result<()>
+    where
+        F: Fn(Option<bool>) -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        let store = self.engine.store();
+        let now = self.engine.now();
+        let events = store
+            .claim_deliveries(
+                sink.name(),
+                self.owner,
+                now,
+                now + self.config.lease,
+                self.config.batch,
+            )
+            .await?;
+        for event in events {
+            let (outcome, attempted) = self.deliver(sink, &event, report).await;
+            match store
+                .settle_delivery(sink.name(), self.owner, &event, outcome)
+                .await
+            {
+                Ok(()) => {}
+                Err(Error::LeaseLost) => report.lost_leases += 1,
+                Err(e) => return Err(e),
+            }
+            if !go_on(attempted).await {
+                // The rest of the claim goes back when its lease ends.
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Each active webhook subscription as a sink; a failure counts
+    /// towards pausing it, and once paused it gets nothing more.
+    #[cfg(feature = "webhooks")]
+    async fn run_webhooks(
+        &self,
+        sender: &webhook::WebhookSender,
+        report: &mut RelayReport,
+    ) -> Result<()> {
+        let store = self.engine.store();
+        let pausing = self.engine.config().webhook_pausing;
+        for subscription in store.webhooks().await? {
+            if subscription.status != crate::webhook::WebhookStatus::Active {
+                continue;
+            }
+            let endpoint = sender.endpoint(subscription);
+            let id = endpoint.subscription().id;
+            let engine = &self.engine;
+            self.run_sink(&endpoint, report, |attempted| async move {
+                let Some(delivered) = attempted else {
+                    return true;
+                };
+                match engine
+                    .store()
+                    .record_webhook_delivery(id, delivered, engine.now(), pausing)
+                    .await
+                {
+                    Ok(Some(crate::webhook::WebhookStatus::Active)) => true,
+                    Ok(Some(_)) => {
+                        tracing::warn!(webhook = %id, "a webhook endpoint kept failing and was paused");
+                        false
+                    }
+                    Ok(None) => false,
+                    // Counting failed: delivering goes on.
+                    Err(_) => true,
+                }
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Delivers one event to one sink and says what to record, and
+    /// whether the sink took it (`None`: it did not want it).
     async fn deliver(
         &self,
         sink: &dyn Sink,
         event: &Event,
         report: &mut RelayReport,
-    ) -> DeliveryOutcome {
+    ) -> (DeliveryOutcome, Option<bool>) {
         if !sink.accepts(event) {
             report.skipped += 1;
-            return DeliveryOutcome::Delivered;
+            return (DeliveryOutcome::Delivered, None);
         }
         let envelope = event.cloud_event(&self.config.source);
         let limit = (self.config.lease / 2)
@@ -296,14 +375,14 @@ impl Relay {
         let error = match answer {
             Ok(()) => {
                 report.delivered += 1;
-                return DeliveryOutcome::Delivered;
+                return (DeliveryOutcome::Delivered, Some(true));
             }
             Err(e) => e,
         };
         let message: String = error.message.chars().take(MAX_DELIVERY_ERROR_LEN).collect();
         tracing::warn!(sink = sink.name(), event_id = %event.id, aggregate = %event.aggregate, error = %message, "a sink refused an event");
         let attempts = self.attempts_so_far(sink.name(), event).await;
-        match self.config.retry_schedule.get(attempts) {
+        let outcome = match self.config.retry_schedule.get(attempts) {
             Some(pause) if !error.permanent => {
                 report.retried += 1;
                 DeliveryOutcome::Retry {
@@ -315,7 +394,8 @@ impl Relay {
                 report.parked += 1;
                 DeliveryOutcome::Park { error: message }
             }
-        }
+        };
+        (outcome, Some(false))
     }
 
     /// How often delivering `event`'s aggregate to `sink` failed in a row.
@@ -477,3 +557,5 @@ impl Inbox {
 
 #[cfg(feature = "nats")]
 pub mod nats;
+#[cfg(feature = "webhooks")]
+pub mod webhook;

@@ -31,8 +31,8 @@ use crate::error::{Error, Result};
 use crate::giftcard::{GiftCard, GiftCardId, LedgerEntry, NewEntry};
 use crate::id::PromotionId;
 use crate::id::{
-    CartId, CategoryId, CollectionId, CustomerId, EventId, IdempotencyKey, LocationId, OrderId,
-    ProductId, ReservationId, VariantId,
+    CartId, CategoryId, CollectionId, CustomerId, IdempotencyKey, LocationId, OrderId, ProductId,
+    ReservationId, VariantId,
 };
 use crate::inventory::{Location, Reservation, StockLevel, StockRequest, StockSummary, UsageClaim};
 use crate::money::Currency;
@@ -710,190 +710,10 @@ pub trait OrderStore: Send + Sync {
     async fn save_order(&self, change: OrderChange, now: DateTime<Utc>) -> Result<Order>;
 }
 
-/// Longest consumer name for the event relay, in characters.
-pub const MAX_CONSUMER_LEN: usize = 100;
-
-/// The event relay: each named consumer reads events in commit order and
-/// acknowledges what it has handled. Delivery is at least once: events after
-/// the last acknowledgement are delivered again until acknowledged.
-#[async_trait]
-pub trait EventStore: Send + Sync {
-    /// The oldest events `consumer` has not acknowledged, in delivery order,
-    /// at most `limit` (≤ [`MAX_PAGE_SIZE`]). An event appears only once no
-    /// command that could still commit an earlier event is running. On
-    /// PostgreSQL that means every writing transaction older than the event's
-    /// has ended — anywhere on the server — so a long-open writing
-    /// transaction delays delivery (never reorders or loses it). Poll.
-    async fn pending_events(&self, consumer: &str, limit: usize) -> Result<Vec<Event>>;
-    /// Acknowledges `through` and every event delivered before it.
-    /// Acknowledging an older event again is a no-op.
-    async fn ack_events(&self, consumer: &str, through: EventId) -> Result<()>;
-    /// Records events on their own (the audit of admin changes, written
-    /// right after the change they describe).
-    async fn record_events(&self, events: Vec<EventKind>, now: DateTime<Utc>) -> Result<()>;
-    /// Removes events that occurred before `before` and that every consumer
-    /// known to the store has acknowledged. With no consumer, nothing is
-    /// removed. Returns how many were removed.
-    async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64>;
-
-    /// Claims events for the relay's sink `sink` (at most `limit`): of each
-    /// aggregate, the next event `sink` has not had (the one after the last
-    /// delivered version), on aggregates no other relay holds, none of them
-    /// parked or waiting for a retry. Each aggregate claimed is leased to
-    /// `owner` until `lease_until`, so several relays never deliver one
-    /// event at once, and an aggregate's events go out one at a time, in
-    /// version order. A relay that stops is taken over when its lease ends.
-    ///
-    /// # Errors
-    /// [`Error::Invalid`] for a sink name that is empty, longer than
-    /// [`MAX_CONSUMER_LEN`] or not visible ASCII; [`Error::Storage`].
-    async fn claim_deliveries(
-        &self,
-        sink: &str,
-        owner: Uuid,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<Event>>;
-
-    /// Records what became of a claimed event at `sink`: delivered (the
-    /// aggregate moves on to its next event), to be tried again at a time,
-    /// or parked (its aggregate waits for staff to replay it).
-    ///
-    /// # Errors
-    /// [`Error::LeaseLost`] when `owner` no longer holds the aggregate
-    /// (another relay took it over; it will deliver the event again);
-    /// [`Error::Storage`].
-    async fn settle_delivery(
-        &self,
-        sink: &str,
-        owner: Uuid,
-        event: &Event,
-        outcome: DeliveryOutcome,
-    ) -> Result<()>;
-
-    /// The parked deliveries of `sink` (every sink's when `None`), oldest
-    /// first, at most `limit` (≤ [`MAX_PAGE_SIZE`]).
-    ///
-    /// # Errors
-    /// [`Error::Storage`].
-    async fn failed_deliveries(
-        &self,
-        sink: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<FailedDelivery>>;
-
-    /// Lets a parked aggregate of `sink` go again: its event is claimed at
-    /// the next round. `false` when it was not parked.
-    ///
-    /// # Errors
-    /// [`Error::Storage`].
-    async fn replay_delivery(&self, sink: &str, aggregate: &str) -> Result<bool>;
-
-    /// How many deliveries of `aggregate`'s next event to `sink` failed in
-    /// a row (0 when none).
-    ///
-    /// # Errors
-    /// [`Error::Storage`].
-    async fn delivery_attempts(&self, sink: &str, aggregate: &str) -> Result<u32>;
-
-    /// A consumer's inbox: takes event `event` for `consumer` to handle
-    /// until `lease_until`, unless it was handled already or another
-    /// handler holds it. One atomic command, so two deliveries of one event
-    /// racing are handled once.
-    ///
-    /// # Errors
-    /// [`Error::Invalid`] for a consumer name that is not 1 to
-    /// [`MAX_CONSUMER_LEN`] visible ASCII characters; [`Error::Storage`].
-    async fn inbox_claim(
-        &self,
-        consumer: &str,
-        event: EventId,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<InboxClaim>;
-
-    /// Marks `event` handled by `consumer` (after [`inbox_claim`](Self::inbox_claim)
-    /// said [`InboxClaim::Claimed`]), or gives the claim back when
-    /// `handled` is false (the handler failed: the next delivery tries
-    /// again).
-    ///
-    /// # Errors
-    /// [`Error::Storage`].
-    async fn inbox_finish(&self, consumer: &str, event: EventId, handled: bool) -> Result<()>;
-}
-
-/// What [`EventStore::inbox_claim`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum InboxClaim {
-    /// The caller handles it now.
-    Claimed,
-    /// It was handled before: skip it.
-    Handled,
-    /// Another handler holds it: skip it for now (it is delivered again if
-    /// that one fails).
-    Busy,
-}
-
-/// What became of one delivery attempt ([`EventStore::settle_delivery`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DeliveryOutcome {
-    /// The sink acknowledged it.
-    Delivered,
-    /// It failed; try again at `at`.
-    Retry {
-        /// When to try again.
-        at: DateTime<Utc>,
-        /// Why it failed (bounded, no secrets).
-        error: String,
-    },
-    /// It failed for good: park the aggregate until staff replay it.
-    Park {
-        /// Why it failed.
-        error: String,
-    },
-}
-
-/// A parked delivery ([`EventStore::failed_deliveries`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct FailedDelivery {
-    /// The sink.
-    pub sink: String,
-    /// The aggregate that waits.
-    pub aggregate: String,
-    /// The version that could not be delivered.
-    pub version: u64,
-    /// Attempts made.
-    pub attempts: u32,
-    /// The last error.
-    pub error: String,
-}
-
-/// Longest error text a delivery keeps, in characters.
-pub const MAX_DELIVERY_ERROR_LEN: usize = 500;
-
-/// A delivery's error text cut to [`MAX_DELIVERY_ERROR_LEN`] characters,
-/// as both stores keep it.
-pub(crate) fn bounded_error(error: &str) -> String {
-    error.chars().take(MAX_DELIVERY_ERROR_LEN).collect()
-}
-
-pub(crate) fn check_consumer(consumer: &str) -> Result<&str> {
-    let ok = !consumer.is_empty()
-        && consumer.chars().count() <= MAX_CONSUMER_LEN
-        && consumer.chars().all(|c| c.is_ascii_graphic());
-    if ok {
-        Ok(consumer)
-    } else {
-        Err(Error::invalid(
-            "consumer",
-            format!("must be 1 to {MAX_CONSUMER_LEN} visible ASCII characters"),
-        ))
-    }
-}
+mod events;
+mod webhooks;
+pub use events::*;
+pub use webhooks::*;
 
 /// Promotions, price lists and coupon codes.
 #[async_trait]
@@ -1041,6 +861,7 @@ pub trait Store:
     + PromotionStore
     + GiftCardStore
     + ChannelStore
+    + WebhookStore
 {
 }
 
@@ -1055,6 +876,7 @@ impl<T> Store for T where
         + PromotionStore
         + GiftCardStore
         + ChannelStore
+        + WebhookStore
 {
 }
 
