@@ -485,6 +485,38 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
             "mailer",
             "order:none"
         )),
+        row!("create_webhook", PRIVILEGED, |e, a| e.create_webhook(
+            &a,
+            cartwright::webhook::NewWebhook::new("https://hooks.example.com/x", ["*"])
+        )),
+        row!("webhooks", PRIVILEGED, |e, a| e.webhooks(&a)),
+        row!("webhook (an unknown one)", PRIVILEGED, |e, a| async move {
+            e.webhook(&a, cartwright::webhook::WebhookId::new()).await
+        }),
+        row!(
+            "pause_webhook (an unknown one)",
+            PRIVILEGED,
+            |e, a| async move {
+                e.pause_webhook(&a, cartwright::webhook::WebhookId::new())
+                    .await
+            }
+        ),
+        row!(
+            "resume_webhook (an unknown one)",
+            PRIVILEGED,
+            |e, a| async move {
+                e.resume_webhook(&a, cartwright::webhook::WebhookId::new())
+                    .await
+            }
+        ),
+        row!(
+            "delete_webhook (an unknown one)",
+            PRIVILEGED,
+            |e, a| async move {
+                e.delete_webhook(&a, cartwright::webhook::WebhookId::new())
+                    .await
+            }
+        ),
         row!("mark_delivered", PRIVILEGED, |e, a| {
             e.mark_delivered(&a, oo, cartwright::id::ShipmentId::new())
         }),

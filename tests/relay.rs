@@ -219,7 +219,58 @@ async fn a_stopped_relay_is_taken_over_when_its_lease_ends(backend: Backend) {
     assert_eq!(sink.got.lock().unwrap().len(), 1, "taken over");
 }
 
+async fn delivered_events_are_pruned_and_the_rest_kept(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let (done, stuck) = (
+        cartwright::id::OrderId::new(),
+        cartwright::id::OrderId::new(),
+    );
+    record(&shop, &[done, stuck], 2).await;
+    let sink = recorder("erp");
+    let poison = format!("order:{stuck}");
+    sink.refuse.lock().unwrap().insert(poison.clone());
+    let relay = Relay::new(shop.engine.clone(), vec![sink.clone()])
+        .unwrap()
+        .with_config(quick())
+        .unwrap();
+    for _ in 0..10 {
+        relay.run_once().await.unwrap();
+    }
+    let store = shop.engine.store();
+    let later = chrono::Utc::now() + chrono::Duration::days(3_650);
+    assert!(store.prune_events(later).await.unwrap() >= 2);
+    // Only the parked aggregate's events are left.
+    let left = common::pending(&shop.engine, "probe", 2).await;
+    let aggregates: HashSet<&str> = left.iter().map(|e| e.aggregate.as_str()).collect();
+    assert_eq!(aggregates, HashSet::from([poison.as_str()]), "{left:?}");
+    assert_eq!(left.len(), 2);
+    // The pruned aggregate goes on from its next version; the parked one,
+    // replayed, from its first.
+    record(&shop, &[done], 1).await;
+    sink.refuse.lock().unwrap().clear();
+    let staff = Actor::Staff("wes".into());
+    assert!(
+        shop.engine
+            .replay_delivery(&staff, "erp", &poison)
+            .await
+            .unwrap()
+    );
+    for _ in 0..10 {
+        relay.run_once().await.unwrap();
+    }
+    let got = sink.got.lock().unwrap().clone();
+    let versions = |aggregate: &str| -> Vec<u64> {
+        got.iter()
+            .filter(|(a, _, _)| a == aggregate)
+            .map(|(_, v, _)| *v)
+            .collect()
+    };
+    assert_eq!(versions(&format!("order:{done}")), [1, 2, 3]);
+    assert_eq!(versions(&poison), [1, 2]);
+}
+
 conformance!(
+    delivered_events_are_pruned_and_the_rest_kept,
     two_relays_deliver_every_event_once_in_order,
     a_refused_aggregate_is_parked_alone_and_replayed,
     a_stopped_relay_is_taken_over_when_its_lease_ends,

@@ -1,5 +1,5 @@
 //! A test kit for plugin authors (feature `test-util`): conformance suites
-//! that a store or a payment provider of your own must pass, written once
+//! that a store, a payment provider or a relay sink of your own must pass, written once
 //! and run by this crate against its own adapters too; and the wrappers
 //! its own tests use to break things on purpose — [`FaultyStore`] (a store
 //! command fails before or after it takes effect, is delayed, or is held at
@@ -35,11 +35,13 @@
 mod faults;
 mod gateway;
 mod provider;
+mod sink;
 mod store;
 
 pub use faults::{FaultyStore, Gate, StoreCommand, When};
 pub use gateway::{GatedProvider, ProviderMethod, SlowProvider};
 pub use provider::{provider_conformance, session_conformance};
+pub use sink::{SinkProbe, sink_conformance};
 pub use store::store_conformance;
 
 /// A conformance check that did not hold: which one, and what was seen.

@@ -49,14 +49,25 @@ impl EventStore for MemoryStore {
                 }
             })
         };
-        // Cursors are positions: only a prefix can go.
-        let gone = s
+        // Cursors are positions: what goes is before every one of them,
+        // so each moves back by the number gone.
+        let go: Vec<bool> = s
             .events
             .iter()
-            .take(acknowledged)
-            .take_while(|e| e.occurred_at < before && delivered_everywhere(&s, e))
-            .count();
-        let pruned: HashSet<String> = s.events.drain(..gone).map(|e| e.aggregate).collect();
+            .enumerate()
+            .map(|(i, e)| i < acknowledged && e.occurred_at < before && delivered_everywhere(&s, e))
+            .collect();
+        let gone = go.iter().filter(|g| **g).count();
+        let mut pruned: HashSet<String> = HashSet::new();
+        let mut kept = Vec::with_capacity(s.events.len() - gone);
+        for (event, go) in std::mem::take(&mut s.events).into_iter().zip(go) {
+            if go {
+                pruned.insert(event.aggregate);
+            } else {
+                kept.push(event);
+            }
+        }
+        s.events = kept;
         for cursor in s.cursors.values_mut() {
             *cursor = cursor.saturating_sub(gone);
         }

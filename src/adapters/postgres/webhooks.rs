@@ -80,10 +80,22 @@ impl crate::store::WebhookStore for PgStore {
             .bind(webhook.created_at)
             .execute(&mut *tx)
             .await?;
+            // What the subscription does not get, in one snapshot: every
+            // event of a transaction older than the oldest running one
+            // (below its floor), and every other event committed now (its
+            // aggregates' streams start past them). An event committed
+            // later has a later version, so it is delivered.
             sqlx::query(
-                "INSERT INTO cw_relay_floors (sink, tx)
-                 VALUES ($1, pg_snapshot_xmin(pg_current_snapshot()))
-                 ON CONFLICT (sink) DO UPDATE SET tx = EXCLUDED.tx",
+                "WITH f AS (
+                     INSERT INTO cw_relay_floors (sink, tx)
+                     VALUES ($1, pg_snapshot_xmin(pg_current_snapshot()))
+                     ON CONFLICT (sink) DO UPDATE SET tx = EXCLUDED.tx
+                     RETURNING tx
+                 )
+                 INSERT INTO cw_relay_streams (sink, aggregate, delivered, next_attempt_at)
+                 SELECT $1, e.aggregate, max(e.aggregate_version), '-infinity'
+                 FROM cw_events e, f WHERE e.tx >= f.tx GROUP BY e.aggregate
+                 ON CONFLICT DO NOTHING",
             )
             .bind(webhook.sink_name())
             .execute(&mut *tx)

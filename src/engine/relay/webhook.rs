@@ -172,7 +172,13 @@ impl WebhookSender {
         Ok(Self { client, policy })
     }
 
-    /// The sink delivering to `subscription`.
+    /// The sink delivering to `subscription` (the relay makes one for
+    /// each active subscription itself; this is for a relay of one's own,
+    /// or the sink conformance suite).
+    pub fn sink(&self, subscription: WebhookSubscription) -> Arc<dyn Sink> {
+        Arc::new(self.endpoint(subscription))
+    }
+
     pub(super) fn endpoint(&self, subscription: WebhookSubscription) -> Endpoint {
         Endpoint {
             name: subscription.sink_name(),
@@ -310,5 +316,40 @@ impl Relay {
     /// A relay for webhook subscriptions only.
     pub fn for_webhooks(engine: Engine, sender: WebhookSender) -> Self {
         Self::empty(engine).with_webhooks(sender)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::dns::Resolve;
+
+    fn resolver(policy: WebhookPolicy) -> GuardedResolver {
+        GuardedResolver {
+            policy: Arc::new(policy),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_that_resolves_to_loopback_reaches_nothing_unless_allowed() {
+        let name =
+            || -> reqwest::dns::Name { "localhost".parse().unwrap_or_else(|_| unreachable!()) };
+        let refused = resolver(WebhookPolicy::default()).resolve(name()).await;
+        let Err(error) = refused else {
+            unreachable!("localhost must be refused")
+        };
+        assert!(error.to_string().contains("does not allow"), "{error}");
+        let allowed = resolver(WebhookPolicy::default().allowed_networks(vec![
+            "127.0.0.0/8".parse().unwrap_or_else(|_| unreachable!()),
+            "::1/128".parse().unwrap_or_else(|_| unreachable!()),
+        ]))
+        .resolve(name())
+        .await;
+        let addrs: Vec<SocketAddr> = match allowed {
+            Ok(addrs) => addrs.collect(),
+            Err(e) => unreachable!("{e}"),
+        };
+        assert!(!addrs.is_empty());
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()));
     }
 }
