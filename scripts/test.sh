@@ -14,7 +14,10 @@
 # - Chromium and chromedriver for the browser test: installed from the
 #   operating system's packages when missing.
 # - NATS with JetStream at 127.0.0.1:4222 for the relay's NATS sink:
-#   started when not running.
+#   started when not running; the NATS server binary also serves a test
+#   that stops and restarts a server of its own.
+# - RabbitMQ at 127.0.0.1:5672 (guest/guest) for the relay's RabbitMQ
+#   sink: started when not running.
 # .ci/run calls this same script (the README names it), so the two cannot
 # drift.
 set -euo pipefail
@@ -69,6 +72,23 @@ if ! (echo > /dev/tcp/127.0.0.1/4222) 2>/dev/null; then
     sleep 1
   done
   (echo > /dev/tcp/127.0.0.1/4222) 2>/dev/null || fail "NATS at 127.0.0.1:4222 cannot be reached"
+fi
+
+# RabbitMQ for the relay's RabbitMQ sink: started when installed and not
+# running (its test stops and starts the broker's application itself).
+if ! (echo > /dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+  if ! command -v rabbitmq-server >/dev/null 2>&1; then
+    apt_install rabbitmq-server
+  fi
+  say "starting RabbitMQ"
+  # A node whose application an interrupted test run left stopped only
+  # needs the application started; otherwise start the node.
+  timeout 60 rabbitmqctl -q start_app >/dev/null 2>&1 || rabbitmq-server -detached || true
+  for _ in $(seq 1 60); do
+    (echo > /dev/tcp/127.0.0.1/5672) 2>/dev/null && break
+    sleep 1
+  done
+  (echo > /dev/tcp/127.0.0.1/5672) 2>/dev/null || fail "RabbitMQ at 127.0.0.1:5672 cannot be reached"
 fi
 
 # The failover test runs two clusters of its own with the server binaries.

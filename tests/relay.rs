@@ -269,7 +269,160 @@ async fn delivered_events_are_pruned_and_the_rest_kept(backend: Backend) {
     assert_eq!(versions(&poison), [1, 2]);
 }
 
+/// Passes deliveries to a recorder, but the `stall_at`-th never returns
+/// (a relay process killed while a delivery is under way).
+struct Stalling {
+    inner: Arc<Recorder>,
+    calls: std::sync::atomic::AtomicUsize,
+    stall_at: usize,
+}
+
+#[async_trait]
+impl Sink for Stalling {
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+    async fn deliver(&self, event: &Event, envelope: &serde_json::Value) -> Result<(), SinkError> {
+        if !event.aggregate.starts_with("order:") {
+            return Ok(());
+        }
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n == self.stall_at {
+            std::future::pending::<()>().await;
+        }
+        self.inner.deliver(event, envelope).await
+    }
+}
+
+/// Every one of `n` events arrived, each aggregate's first arrivals in
+/// version order, duplicates only as the same event.
+fn all_in_order(got: &[(String, u64, String)], n: usize) {
+    let mut seen: HashMap<&str, (&str, u64)> = HashMap::new();
+    let mut last: HashMap<&str, u64> = HashMap::new();
+    for (aggregate, version, id) in got {
+        if let Some(earlier) = seen.get(id.as_str()) {
+            assert_eq!(*earlier, (aggregate.as_str(), *version));
+            continue;
+        }
+        seen.insert(id, (aggregate, *version));
+        let before = last.insert(aggregate, *version).unwrap_or(0);
+        assert_eq!(*version, before + 1, "{aggregate} out of order: {got:?}");
+    }
+    assert_eq!(seen.len(), n, "{got:?}");
+}
+
+async fn a_relay_killed_mid_batch_loses_nothing(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let orders: Vec<_> = (0..4).map(|_| cartwright::id::OrderId::new()).collect();
+    record(&shop, &orders, 3).await;
+    let sink = recorder("warehouse");
+    let stalling = Arc::new(Stalling {
+        inner: sink.clone(),
+        calls: Default::default(),
+        stall_at: 2,
+    });
+    let first = Relay::new(shop.engine.clone(), vec![stalling])
+        .unwrap()
+        .with_config(quick().batch(10))
+        .unwrap();
+    let killed = tokio::spawn(async move { first.run_once().await });
+    for _ in 0..200 {
+        if sink.got.lock().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    killed.abort();
+    assert!(killed.await.unwrap_err().is_cancelled());
+    // Another instance goes on; the stalled aggregate once its lease ends.
+    let second = Relay::new(shop.second_engine().await, vec![sink.clone()])
+        .unwrap()
+        .with_config(quick())
+        .unwrap();
+    for round in 0..40 {
+        if round == 5 {
+            shop.clock.advance(chrono::Duration::seconds(61));
+        }
+        second.run_once().await.unwrap();
+    }
+    all_in_order(&sink.got.lock().unwrap(), 12);
+}
+
+/// PostgreSQL connections killed under a running relay (a failover, an
+/// administrator): rounds fail and the next ones go on; nothing is lost.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_database_connections_lose_nothing() {
+    let schema = common::pg::fresh_schema().await;
+    let app = format!("cw_relay_{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(common::pg::options(&schema).application_name(&app))
+        .await
+        .unwrap();
+    let store = cartwright::store::PgStore::from_pool(pool).await.unwrap();
+    let engine = Engine::builder()
+        .store(Arc::new(store))
+        .test_payment_provider()
+        .no_tax()
+        .build()
+        .unwrap();
+    let orders: Vec<_> = (0..10).map(|_| cartwright::id::OrderId::new()).collect();
+    for _ in 0..4 {
+        let kinds: Vec<EventKind> = orders
+            .iter()
+            .map(|o| EventKind::OrderCancelled { order_id: *o })
+            .collect();
+        engine
+            .store()
+            .record_events(kinds, chrono::Utc::now())
+            .await
+            .unwrap();
+    }
+    let sink = recorder("erp");
+    let relay = Relay::new(engine, vec![sink.clone()])
+        .unwrap()
+        .with_config(quick().batch(3).lease(chrono::Duration::seconds(2)))
+        .unwrap();
+    // A round whose outcome could not be recorded leaves its claims leased:
+    // they go out again when the (short) lease ends.
+    let running = tokio::spawn(async move {
+        loop {
+            let _ = relay.run_once().await;
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    });
+    let admin = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&common::pg::admin_url())
+        .await
+        .unwrap();
+    let mut kills = 0;
+    for _ in 0..10 {
+        let killed: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+        )
+        .bind(&app)
+        .fetch_all(&admin)
+        .await
+        .unwrap();
+        kills += killed.len();
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    for _ in 0..400 {
+        if sink.got.lock().unwrap().len() >= 40 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    running.abort();
+    assert!(kills > 0, "no connection was killed");
+    all_in_order(&sink.got.lock().unwrap(), 40);
+}
+
 conformance!(
+    a_relay_killed_mid_batch_loses_nothing,
     delivered_events_are_pruned_and_the_rest_kept,
     two_relays_deliver_every_event_once_in_order,
     a_refused_aggregate_is_parked_alone_and_replayed,

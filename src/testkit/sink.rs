@@ -64,8 +64,10 @@ pub async fn sink_conformance(
         .await
         .map_err(|e| failed("deliver", e))?;
     let held = probe.received().await.map_err(|e| failed("probe", e))?;
-    let copies: Vec<&serde_json::Value> =
-        held.iter().filter(|v| v.get("id") == envelope.get("id")).collect();
+    let copies: Vec<&serde_json::Value> = held
+        .iter()
+        .filter(|v| v.get("id") == envelope.get("id"))
+        .collect();
     ensure(!copies.is_empty(), "acknowledged means held", || {
         format!(
             "event {} was acknowledged but is not at the probe",
@@ -82,7 +84,10 @@ pub async fn sink_conformance(
         .await
         .map_err(|e| failed("redeliver", e))?;
     let held = probe.received().await.map_err(|e| failed("probe", e))?;
-    let copies = held.iter().filter(|v| v.get("id") == envelope.get("id")).count();
+    let copies = held
+        .iter()
+        .filter(|v| v.get("id") == envelope.get("id"))
+        .count();
     ensure(
         (1..=2).contains(&copies),
         "a duplicate keeps its id",

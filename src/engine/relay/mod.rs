@@ -557,5 +557,7 @@ impl Inbox {
 
 #[cfg(feature = "nats")]
 pub mod nats;
+#[cfg(feature = "rabbitmq")]
+pub mod rabbitmq;
 #[cfg(feature = "webhooks")]
 pub mod webhook;
