@@ -94,8 +94,8 @@ async fn every_kind_names_its_aggregate_on_both_stores(backend: Backend) {
         .map(|e| e.version)
         .collect::<Vec<_>>();
     order.sort_unstable();
-    // The order's eight kinds, twice: placed is 1 and 9, cancelled 8 and 16.
-    assert_eq!(order, [1, 8, 9, 16]);
+    // The order's ten kinds, twice: placed is 1 and 11, cancelled 10 and 20.
+    assert_eq!(order, [1, 10, 11, 20]);
 }
 
 async fn racing_commands_number_one_aggregate_without_gaps(backend: Backend) {
@@ -176,7 +176,117 @@ async fn a_checkouts_events_are_its_orders_in_order(backend: Backend) {
     );
 }
 
+/// Payments and balances are events written with the change: an order's
+/// authorization right after its placing (with the channel in the
+/// envelope), a waiting 3-D Secure payment on its cart, a failure the
+/// provider reports, each gift card entry with the balance after it.
+async fn payments_and_balances_are_events(backend: Backend) {
+    use cartwright::payment::{ProviderEvent, ProviderEventKind};
+    let shop = Shop::with(
+        backend,
+        common::ShopOptions {
+            capture: CaptureMode::Manual,
+            ..common::ShopOptions::default()
+        },
+    )
+    .await;
+    let staff = Actor::Staff("wes".into());
+    let v = shop.product("EV-2", "10.00", 5).await;
+    let cart = shop.ready_cart(&[(v, 1)]).await;
+    let order = shop.place(cart.id(), "paid").await;
+    let waiting = shop.ready_cart(&[(v, 1)]).await;
+    let step = shop
+        .engine
+        .start_checkout(cartwright::CheckoutRequest::new(
+            waiting.id(),
+            IdempotencyKey::new("waits").unwrap(),
+            "tok_3ds",
+            Actor::Guest,
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(
+        step,
+        cartwright::checkout::CheckoutStep::AwaitingPayment(_)
+    ));
+    let failed = ProviderEvent::new(
+        "evt_failed",
+        order.payment().reference().to_owned(),
+        ProviderEventKind::Failed {
+            reason: "the hold expired".into(),
+        },
+    );
+    shop.engine
+        .apply_provider_event(&Actor::Provider("test".into()), &failed)
+        .await
+        .unwrap();
+    let card = shop
+        .engine
+        .issue_gift_card(
+            &staff,
+            cartwright::giftcards::NewGiftCard::new(common::usd("25.00")),
+            &IdempotencyKey::new("card").unwrap(),
+        )
+        .await
+        .unwrap()
+        .card;
+    let events = all_events(&shop, "payments", 5).await;
+    versions_are_gapless(&events);
+    let of = |aggregate: String| -> Vec<&EventKind> {
+        let mut mine: Vec<&cartwright::store::Event> =
+            events.iter().filter(|e| e.aggregate == aggregate).collect();
+        mine.sort_by_key(|e| e.version);
+        mine.into_iter().map(|e| &e.kind).collect()
+    };
+    let of_order = of(format!("order:{}", order.id()));
+    assert!(
+        matches!(of_order[..], [
+            EventKind::OrderPlaced { .. },
+            EventKind::PaymentAuthorized { amount, .. },
+            EventKind::PaymentFailed { reason, .. },
+        ] if *amount == order.total() && reason == "the hold expired"),
+        "{of_order:?}"
+    );
+    assert!(
+        matches!(
+            of(format!("cart:{}", waiting.id()))[..],
+            [EventKind::PaymentActionRequired { amount, .. }] if *amount == order.total()
+        ),
+        "{events:?}"
+    );
+    assert!(
+        matches!(
+            of(format!("gift_card:{}", card.id()))[..],
+            [EventKind::BalanceChanged { amount, balance, entry: cartwright::giftcard::EntryKind::Issue, .. }]
+                if *amount == common::usd("25.00") && *balance == common::usd("25.00")
+        ),
+        "{events:?}"
+    );
+}
+
+/// An order placed in a sales channel names it in its envelope.
+#[test]
+fn an_event_that_names_a_channel_carries_it_in_the_envelope() {
+    let channel = cartwright::id::ChannelId::new();
+    let event = cartwright::event::Event::new(
+        cartwright::id::EventId::new(),
+        1,
+        chrono::Utc::now(),
+        EventKind::OrderPlaced {
+            order_id: cartwright::id::OrderId::new(),
+            total: common::usd("1.00"),
+            channel_id: Some(channel),
+        },
+        1,
+    );
+    assert_eq!(
+        event.cloud_event(DEFAULT_EVENT_SOURCE)["channel"],
+        channel.to_string()
+    );
+}
+
 conformance!(
+    payments_and_balances_are_events,
     every_kind_names_its_aggregate_on_both_stores,
     racing_commands_number_one_aggregate_without_gaps,
     a_checkouts_events_are_its_orders_in_order,

@@ -31,6 +31,43 @@ async fn checkouts_provider_calls_and_pricing_are_counted() {
     let pending = shop.ready_cart(&[(a, 1)]).await;
     shop.place(pending.id(), "k3").await;
 
+    // The relay: one aggregate delivered, one refused and parked.
+    struct Refusing;
+    #[async_trait::async_trait]
+    impl cartwright::relay::Sink for Refusing {
+        fn name(&self) -> &str {
+            "erp"
+        }
+        async fn deliver(
+            &self,
+            event: &cartwright::event::Event,
+            _: &serde_json::Value,
+        ) -> Result<(), cartwright::relay::SinkError> {
+            match event.kind {
+                cartwright::event::EventKind::PaymentVoided { .. } => {
+                    Err(cartwright::relay::SinkError::permanent("refused"))
+                }
+                _ => Ok(()),
+            }
+        }
+    }
+    shop.engine
+        .store()
+        .record_events(
+            vec![cartwright::event::EventKind::PaymentVoided {
+                order_id: cartwright::id::OrderId::new(),
+            }],
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    let relay =
+        cartwright::relay::Relay::new(shop.engine.clone(), vec![std::sync::Arc::new(Refusing)])
+            .unwrap();
+    for _ in 0..5 {
+        relay.run_once().await.unwrap();
+    }
+
     let seen: Vec<Seen> = snapshotter
         .snapshot()
         .into_vec()
@@ -80,4 +117,20 @@ async fn checkouts_provider_calls_and_pricing_are_counted() {
     assert!(seen.iter().any(|(n, _, v)| {
         n == "cartwright_pricing_seconds" && matches!(v, DebugValue::Histogram(h) if !h.is_empty())
     }));
+    assert!(
+        counter(
+            "cartwright_relay_deliveries_total",
+            ("outcome", "delivered")
+        ) >= 3
+    );
+    assert_eq!(
+        counter("cartwright_relay_deliveries_total", ("outcome", "parked")),
+        1
+    );
+    assert!(
+        seen.iter()
+            .any(|(n, labels, v)| n == "cartwright_relay_lag_seconds"
+                && labels.iter().any(|(k, s)| k == "sink" && s == "erp")
+                && matches!(v, DebugValue::Histogram(h) if !h.is_empty()))
+    );
 }

@@ -410,8 +410,15 @@ async fn killed_database_connections_lose_nothing() {
         kills += killed.len();
         tokio::time::sleep(std::time::Duration::from_millis(30)).await;
     }
-    for _ in 0..400 {
-        if sink.got.lock().unwrap().len() >= 40 {
+    for _ in 0..1_200 {
+        let distinct: HashSet<String> = sink
+            .got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, _, id)| id.clone())
+            .collect();
+        if distinct.len() >= 40 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;

@@ -55,7 +55,8 @@ impl Event {
     /// `specversion`, `id`, `source`, `type` ([`EventKind::type_name`]),
     /// `subject` (the aggregate), `time`, `datacontenttype`, `data` (the
     /// payload, as [`EventKind`] serializes), and the extension attributes
-    /// `aggregate`, `aggregateversion` and `sequence`.
+    /// `aggregate`, `aggregateversion` and `sequence` — and `channel`, the
+    /// sales channel, for an event that names one ([`EventKind::channel`]).
     ///
     /// ```
     /// use cartwright::event::{Event, EventKind, DEFAULT_EVENT_SOURCE};
@@ -73,7 +74,7 @@ impl Event {
     /// assert_eq!(ce["aggregateversion"], 1);
     /// ```
     pub fn cloud_event(&self, source: &str) -> serde_json::Value {
-        serde_json::json!({
+        let mut envelope = serde_json::json!({
             "specversion": "1.0",
             "id": self.id.to_string(),
             "source": source,
@@ -85,7 +86,11 @@ impl Event {
             "aggregate": self.aggregate,
             "aggregateversion": self.version,
             "sequence": self.sequence,
-        })
+        });
+        if let (Some(channel), Some(map)) = (self.kind.channel(), envelope.as_object_mut()) {
+            map.insert("channel".into(), channel.to_string().into());
+        }
+        envelope
     }
 
     /// An event as a store reads it back: its aggregate derives from
@@ -119,6 +124,48 @@ pub enum EventKind {
         order_id: OrderId,
         /// Its total.
         total: Money,
+        /// The sales channel it was sold in, if any (also the envelope's
+        /// `channel` attribute).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel_id: Option<crate::id::ChannelId>,
+    },
+    /// The provider holds an amount for an order (recorded with its
+    /// [`EventKind::OrderPlaced`] when the order's payment was authorized).
+    PaymentAuthorized {
+        /// The order.
+        order_id: OrderId,
+        /// Amount authorized.
+        amount: Money,
+    },
+    /// The provider reported an order's payment failed (a capture refused,
+    /// a charge reversed).
+    PaymentFailed {
+        /// The order.
+        order_id: OrderId,
+        /// The provider's reason, at most 200 characters.
+        reason: String,
+    },
+    /// A checkout's payment waits for the customer (3-D Secure, a
+    /// redirect): its cart's checkout goes on once the provider answers.
+    PaymentActionRequired {
+        /// The cart being checked out.
+        cart_id: crate::id::CartId,
+        /// Amount to be paid through the provider.
+        amount: Money,
+    },
+    /// A gift card's or store credit's balance changed: issued, spent,
+    /// given back or refunded to.
+    BalanceChanged {
+        /// The card (or store credit).
+        card_id: crate::id::GiftCardId,
+        /// Gift card or store credit.
+        balance_kind: crate::giftcard::BalanceKind,
+        /// Why.
+        entry: crate::giftcard::EntryKind,
+        /// Signed: a credit positive, a redemption negative.
+        amount: Money,
+        /// The balance after it.
+        balance: Money,
     },
     /// Payment for an order was captured.
     PaymentCaptured {
@@ -227,10 +274,55 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// The sales channel the event happened in, where it names one (an
+    /// order placed in a channel; a channel changed).
+    pub fn channel(&self) -> Option<crate::id::ChannelId> {
+        match self {
+            Self::OrderPlaced { channel_id, .. } => *channel_id,
+            Self::CatalogChanged {
+                change: CatalogChange::ChannelChanged { channel_id },
+            } => Some(*channel_id),
+            _ => None,
+        }
+    }
+
+    /// A [`BalanceChanged`](Self::BalanceChanged) event for each of
+    /// `card`'s ledger entries from the `from`-th on (0 for a new card),
+    /// each with the balance after it — what a store records with the
+    /// change.
+    ///
+    /// # Errors
+    /// [`Error::Overflow`](crate::Error::Overflow) for a ledger whose
+    /// running balance overflows (stored data a posted card never has).
+    pub fn balance_changes(
+        card: &crate::giftcard::GiftCard,
+        from: usize,
+    ) -> crate::error::Result<Vec<Self>> {
+        let mut balance = Money::zero(card.currency());
+        let mut events = Vec::new();
+        for (i, entry) in card.entries().iter().enumerate() {
+            balance = balance.checked_add(entry.amount)?;
+            if i >= from {
+                events.push(Self::BalanceChanged {
+                    card_id: card.id(),
+                    balance_kind: card.kind(),
+                    entry: entry.kind,
+                    amount: entry.amount,
+                    balance,
+                });
+            }
+        }
+        Ok(events)
+    }
+
     /// Every type name [`type_name`](Self::type_name) gives, as webhook
     /// subscriptions may name them.
     pub const TYPE_NAMES: &'static [&'static str] = &[
         "cartwright.order.placed.v1",
+        "cartwright.order.payment_authorized.v1",
+        "cartwright.order.payment_failed.v1",
+        "cartwright.cart.payment_action_required.v1",
+        "cartwright.gift_card.balance_changed.v1",
         "cartwright.order.payment_captured.v1",
         "cartwright.order.payment_refunded.v1",
         "cartwright.order.payment_voided.v1",
@@ -253,6 +345,10 @@ impl EventKind {
     /// | kind | type |
     /// |---|---|
     /// | `OrderPlaced` | `cartwright.order.placed.v1` |
+    /// | `PaymentAuthorized` | `cartwright.order.payment_authorized.v1` |
+    /// | `PaymentFailed` | `cartwright.order.payment_failed.v1` |
+    /// | `PaymentActionRequired` | `cartwright.cart.payment_action_required.v1` |
+    /// | `BalanceChanged` | `cartwright.gift_card.balance_changed.v1` |
     /// | `PaymentCaptured` | `cartwright.order.payment_captured.v1` |
     /// | `PaymentRefunded` | `cartwright.order.payment_refunded.v1` |
     /// | `PaymentVoided` | `cartwright.order.payment_voided.v1` |
@@ -270,6 +366,10 @@ impl EventKind {
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::OrderPlaced { .. } => "cartwright.order.placed.v1",
+            Self::PaymentAuthorized { .. } => "cartwright.order.payment_authorized.v1",
+            Self::PaymentFailed { .. } => "cartwright.order.payment_failed.v1",
+            Self::PaymentActionRequired { .. } => "cartwright.cart.payment_action_required.v1",
+            Self::BalanceChanged { .. } => "cartwright.gift_card.balance_changed.v1",
             Self::PaymentCaptured { .. } => "cartwright.order.payment_captured.v1",
             Self::PaymentRefunded { .. } => "cartwright.order.payment_refunded.v1",
             Self::PaymentVoided { .. } => "cartwright.order.payment_voided.v1",
@@ -289,8 +389,9 @@ impl EventKind {
 
     /// The aggregate this event is about — `order:<id>`, `customer:<id>`,
     /// `product:<id>`, `category:<id>`, `collection:<id>`, `channel:<id>`,
-    /// `promotion:<id>`, `price_list:<id>`, `variant:<id>` (stock), or
-    /// `shop` for the admin audit trail. Events of one aggregate are
+    /// `promotion:<id>`, `price_list:<id>`, `variant:<id>` (stock),
+    /// `cart:<id>` (a checkout's waiting payment), `gift_card:<id>` (gift
+    /// cards and store credit), or `shop` for the admin audit trail. Events of one aggregate are
     /// numbered 1, 2, 3, … ([`Event::version`]) and delivered in that order.
     /// The PostgreSQL store derives the same key in SQL
     /// (`cw_event_aggregate`, migration 0019); a test holds the two equal
@@ -298,6 +399,8 @@ impl EventKind {
     pub fn aggregate(&self) -> String {
         match self {
             Self::OrderPlaced { order_id, .. }
+            | Self::PaymentAuthorized { order_id, .. }
+            | Self::PaymentFailed { order_id, .. }
             | Self::PaymentCaptured { order_id, .. }
             | Self::PaymentRefunded { order_id, .. }
             | Self::PaymentVoided { order_id }
@@ -306,6 +409,8 @@ impl EventKind {
             | Self::ItemsReturned { order_id, .. }
             | Self::OrderCancelled { order_id } => format!("order:{order_id}"),
             Self::CustomerChanged { customer_id, .. } => format!("customer:{customer_id}"),
+            Self::PaymentActionRequired { cart_id, .. } => format!("cart:{cart_id}"),
+            Self::BalanceChanged { card_id, .. } => format!("gift_card:{card_id}"),
             Self::CatalogChanged { change } => match change {
                 CatalogChange::ProductCreated { product_id }
                 | CatalogChange::ProductUpdated { product_id }
@@ -353,6 +458,26 @@ pub fn every_kind() -> Vec<EventKind> {
         EventKind::OrderPlaced {
             order_id,
             total: usd(1650),
+            channel_id: Some(ChannelId::new()),
+        },
+        EventKind::PaymentAuthorized {
+            order_id,
+            amount: usd(1650),
+        },
+        EventKind::PaymentFailed {
+            order_id,
+            reason: "card reported stolen".into(),
+        },
+        EventKind::PaymentActionRequired {
+            cart_id: crate::id::CartId::new(),
+            amount: usd(1650),
+        },
+        EventKind::BalanceChanged {
+            card_id: crate::id::GiftCardId::new(),
+            balance_kind: crate::giftcard::BalanceKind::StoreCredit,
+            entry: crate::giftcard::EntryKind::Redeem,
+            amount: usd(-500),
+            balance: usd(1000),
         },
         EventKind::PaymentCaptured {
             order_id,
@@ -455,6 +580,10 @@ pub fn every_kind() -> Vec<EventKind> {
     for kind in &all {
         match kind {
             EventKind::OrderPlaced { .. }
+            | EventKind::PaymentAuthorized { .. }
+            | EventKind::PaymentFailed { .. }
+            | EventKind::PaymentActionRequired { .. }
+            | EventKind::BalanceChanged { .. }
             | EventKind::PaymentCaptured { .. }
             | EventKind::PaymentRefunded { .. }
             | EventKind::PaymentVoided { .. }

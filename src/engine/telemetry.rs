@@ -11,6 +11,15 @@
 //! | `cartwright_provider_call_seconds` | histogram | `operation` |
 //! | `cartwright_pricing_seconds` | histogram | — |
 //! | `cartwright_db_failovers_total` | counter | — (the PostgreSQL store moved to a new primary; counted by the store) |
+//! | `cartwright_relay_deliveries_total` | counter | `sink`, `outcome`: `delivered`, `skipped`, `retried`, `parked`, `lease_lost` |
+//! | `cartwright_relay_delivery_seconds` | histogram | `sink`: how long the sink took to acknowledge (or refuse) |
+//! | `cartwright_relay_lag_seconds` | histogram | `sink`: from the event's time to the sink's acknowledgement |
+//! | `cartwright_webhooks_paused_total` | counter | — (an endpoint that kept failing was paused) |
+//!
+//! Sink names are labels: a relay holds at most
+//! [`MAX_SINKS`](crate::relay::MAX_SINKS) sinks and a shop at most
+//! [`MAX_WEBHOOKS`](crate::webhook::MAX_WEBHOOKS) webhook subscriptions
+//! (`webhook:<id>`), so their number is bounded.
 //!
 //! Does not know: where metrics go: the application installs a recorder, or
 //! none.
@@ -56,6 +65,41 @@ pub(crate) fn pricing(took: Duration) {
     metrics::histogram!("cartwright_pricing_seconds").record(took.as_secs_f64());
     #[cfg(not(feature = "metrics"))]
     let _ = took;
+}
+
+/// The relay recorded `outcome` for an event at `sink`.
+pub(crate) fn relay_delivery(sink: &str, outcome: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(
+        "cartwright_relay_deliveries_total",
+        "sink" => sink.to_owned(),
+        "outcome" => outcome
+    )
+    .increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (sink, outcome);
+}
+
+/// A sink answered after `took`; when it acknowledged, the event had
+/// waited `lag` since it happened.
+pub(crate) fn relay_call(sink: &str, took: Duration, lag: Option<Duration>) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::histogram!("cartwright_relay_delivery_seconds", "sink" => sink.to_owned())
+            .record(took.as_secs_f64());
+        if let Some(lag) = lag {
+            metrics::histogram!("cartwright_relay_lag_seconds", "sink" => sink.to_owned())
+                .record(lag.as_secs_f64());
+        }
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (sink, took, lag);
+}
+
+/// A webhook endpoint that kept failing was paused.
+pub(crate) fn webhook_paused() {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("cartwright_webhooks_paused_total").increment(1);
 }
 
 /// The label for a provider's answer.

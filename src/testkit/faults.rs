@@ -483,10 +483,11 @@ impl CheckoutStore for FaultyStore {
         a: &AwaitingPayment,
         u: DateTime<Utc>,
         h: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<()> {
         self.with(
             StoreCommand::AwaitPayment,
-            self.inner.await_payment(l, a, u, h),
+            self.inner.await_payment(l, a, u, h, now),
         )
         .await
     }

@@ -315,6 +315,7 @@ async fn waiting_payments(store: Arc<dyn Store>) -> Result<(), Failure> {
                     &awaiting,
                     expires,
                     expires + chrono::Duration::minutes(2),
+                    chrono::Utc::now(),
                 )
                 .await,
         )?;

@@ -170,13 +170,9 @@ impl CheckoutStore for MemoryStore {
         if let Some(rec) = s.checkouts.get_mut(&lease.key) {
             rec.state = CheckoutState::Completed { order_id: order.id };
         }
-        s.push_event(
-            EventKind::OrderPlaced {
-                order_id: order.id,
-                total: order.total(),
-            },
-            now,
-        );
+        for event in order.placed_events() {
+            s.push_event(event, now);
+        }
         if !order.payment.reference.is_empty() {
             s.payment_refs
                 .insert(order.payment.reference.clone(), order.id);
@@ -310,6 +306,7 @@ impl CheckoutStore for MemoryStore {
         awaiting: &AwaitingPayment,
         until: DateTime<Utc>,
         hold_until: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<()> {
         let mut s = self.lock();
         let record = s.leased(lease)?;
@@ -345,6 +342,7 @@ impl CheckoutStore for MemoryStore {
             rec.lease_until = until;
             rec.awaiting = Some(Box::new(awaiting.clone()));
         }
+        s.push_event(awaiting.event(), now);
         Ok(())
     }
 

@@ -16,8 +16,12 @@ impl GiftCardStore for MemoryStore {
                 value: card.id().to_string(),
             });
         }
+        let events = EventKind::balance_changes(&card, 0)?;
         if let Some(hash) = card.code_hash() {
             s.gift_codes.insert(hash.to_owned(), card.id());
+        }
+        for event in events {
+            s.push_event(event, card.created_at());
         }
         s.gift_cards.insert(card.id(), card);
         Ok(())
@@ -65,8 +69,15 @@ impl GiftCardStore for MemoryStore {
             .ok_or_else(|| Error::not_found("gift card", id))?;
         // Posted on a copy, so a refusal changes nothing.
         let mut next = card.clone();
-        next.post(entry, now)?;
+        let before = next.entries().len();
+        if !next.post(entry, now)? {
+            return Ok(next);
+        }
+        let events = EventKind::balance_changes(&next, before)?;
         *card = next.clone();
+        for event in events {
+            s.push_event(event, now);
+        }
         Ok(next)
     }
 

@@ -116,6 +116,8 @@ struct State {
     streams: BTreeMap<(String, String), Stream>,
     /// Consumers' inboxes: what each handled, or holds.
     inbox: BTreeMap<(String, EventId), Option<Inbox>>,
+    /// The last event's sequence number.
+    last_sequence: u64,
     /// Each relay sink's first sequence: the events before it are not its.
     floors: BTreeMap<String, u64>,
     /// Webhook subscriptions.
@@ -185,6 +187,7 @@ impl MemorySnapshot {
             account_tokens,
             floors,
             webhooks,
+            last_sequence,
         } = &self.0;
         let products: Vec<(&ProductId, &Product)> =
             products.iter().map(|(k, v)| (k, v.as_ref())).collect();
@@ -237,6 +240,7 @@ impl MemorySnapshot {
             ("streams", serde_json::to_value(pairs(streams))),
             ("inbox", serde_json::to_value(pairs(inbox))),
             ("floors", serde_json::to_value(pairs(floors))),
+            ("last_sequence", serde_json::to_value(last_sequence)),
             ("webhooks", serde_json::to_value(pairs(webhooks))),
         ];
         let mut value = serde_json::Map::new();
@@ -597,7 +601,9 @@ impl State {
     }
 
     fn push_event(&mut self, kind: EventKind, now: DateTime<Utc>) {
-        let sequence = self.events.len() as u64 + 1;
+        // Never reused, though events before it were pruned.
+        self.last_sequence = self.last_sequence.saturating_add(1);
+        let sequence = self.last_sequence;
         let counter = self.aggregate_versions.entry(kind.aggregate()).or_insert(0);
         *counter = counter.saturating_add(1);
         let version = *counter;

@@ -22,7 +22,7 @@ impl crate::store::WebhookStore for MemoryStore {
             });
         }
         // Its progress starts after the outbox's last event.
-        let next = s.events.last().map_or(0, |e| e.sequence + 1);
+        let next = s.last_sequence.saturating_add(1);
         s.floors.insert(webhook.sink_name(), next);
         s.webhooks.insert(webhook.id, webhook.clone());
         Ok(())

@@ -147,36 +147,55 @@ impl PgStore {
         now: DateTime<Utc>,
     ) -> Try<Order> {
         let body = json_text(order)?;
-        let event = to_json(&EventKind::OrderPlaced {
-            order_id: order.id,
-            total: order.total(),
-        })?;
+        let mut events = order.placed_events().into_iter();
+        let placed_event = events
+            .next()
+            .ok_or_else(|| corrupt("order", "placing it records no event"))?;
+        let event = to_json(&placed_event)?;
+        // The events after the first (the provider's authorization).
+        let more: Vec<_> = events.map(|k| to_json(&k).map(Json)).collect::<Try<_>>()?;
+        let more_ids: Vec<Uuid> = more.iter().map(|_| EventId::new().as_uuid()).collect();
         let now_json = to_json(&now)?;
         // One call of `cw_place_order` (migration 0015): every write is
         // gated on the lease, the live reservation and the cart's version,
-        // so it all happens or none does.
-        let placed = sqlx::query(
-            "SELECT cw_place_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::json, $13, $14, $15, $16, $17)",
-        )
-        .bind(lease.key.as_str())
-        .bind(lease.token)
-        .bind(now)
-        .bind(order.reservation_id.as_uuid())
-        .bind(order.id.as_uuid())
-        .bind(Json(&now_json))
-        .bind(order.cart_id.as_uuid())
-        .bind(version_i64(order.pricing.cart_version)?)
-        .bind(order.customer_id.map(|c| c.as_uuid()))
-        .bind(order.pricing.currency.code())
-        .bind(order.total().amount())
-        .bind(&body)
-        .bind(EventId::new().as_uuid())
-        .bind(Json(&event))
-        .bind(&order.payment.reference)
-        .bind(order.has_pending_work())
-        .bind(order.email().map(|e| e.as_str()))
-        .execute(&self.pool())
-        .await;
+        // so it all happens or none does. The events after the first are
+        // inserted in the same statement, from its one row: they cannot be
+        // written without the order, and come after its first event.
+        let sql = if more.is_empty() {
+            "SELECT cw_place_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::json, $13, $14, $15, $16, $17)"
+        } else {
+            "WITH placed AS MATERIALIZED (
+                 SELECT cw_place_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::json, $13, $14, $15, $16, $17) AS done
+             )
+             INSERT INTO cw_events (id, occurred_at, kind)
+             SELECT u.e, $3, u.k FROM placed CROSS JOIN LATERAL
+                 unnest($18::uuid[], $19::jsonb[]) WITH ORDINALITY AS u(e, k, n)
+             ORDER BY u.n"
+        };
+        let query = sqlx::query(sql)
+            .bind(lease.key.as_str())
+            .bind(lease.token)
+            .bind(now)
+            .bind(order.reservation_id.as_uuid())
+            .bind(order.id.as_uuid())
+            .bind(Json(&now_json))
+            .bind(order.cart_id.as_uuid())
+            .bind(version_i64(order.pricing.cart_version)?)
+            .bind(order.customer_id.map(|c| c.as_uuid()))
+            .bind(order.pricing.currency.code())
+            .bind(order.total().amount())
+            .bind(&body)
+            .bind(EventId::new().as_uuid())
+            .bind(Json(&event))
+            .bind(&order.payment.reference)
+            .bind(order.has_pending_work())
+            .bind(order.email().map(|e| e.as_str()));
+        let query = if more.is_empty() {
+            query
+        } else {
+            query.bind(&more_ids).bind(&more)
+        };
+        let placed = query.execute(&self.pool()).await;
         // Nothing was written when it raised: find out why.
         let Err(e) = placed else {
             return Ok(order.clone());
@@ -581,8 +600,10 @@ impl CheckoutStore for PgStore {
         awaiting: &AwaitingPayment,
         until: DateTime<Utc>,
         hold_until: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<()> {
         let body = to_json(awaiting)?;
+        let event = [awaiting.event()];
         retry!(self, async {
             let mut tx = self.pool().begin().await?;
             let (reservation, _) = Self::leased(&mut tx, lease).await?;
@@ -621,6 +642,7 @@ impl CheckoutStore for PgStore {
                     f
                 }
             })?;
+            insert_events(&mut tx, &event, now).await?;
             tx.commit().await?;
             Ok(())
         })

@@ -67,22 +67,9 @@ impl EventStore for PgStore {
     }
 
     async fn record_events(&self, events: Vec<EventKind>, now: DateTime<Utc>) -> Result<()> {
-        let kinds = events
-            .iter()
-            .map(|k| to_json(k).map(Json))
-            .collect::<Try<Vec<_>>>()?;
-        let ids: Vec<Uuid> = events.iter().map(|_| EventId::new().as_uuid()).collect();
         retry!(self, async {
-            sqlx::query(
-                "INSERT INTO cw_events (id, occurred_at, kind)
-                 SELECT e, $3, k FROM unnest($1::uuid[], $2::jsonb[]) WITH ORDINALITY AS u(e, k, n) ORDER BY n",
-            )
-            .bind(&ids)
-            .bind(&kinds)
-            .bind(now)
-            .execute(&self.pool())
-            .await?;
-            Ok(())
+            let mut conn = self.pool().acquire().await?;
+            insert_events(&mut conn, &events, now).await
         })
     }
 
@@ -366,6 +353,34 @@ impl EventStore for PgStore {
 }
 
 use crate::store::bounded_error;
+
+/// Writes `events` at `now`, in order, on `conn` (in the caller's
+/// transaction, where it has one). Their ids are new; a retried command
+/// makes new ones, as it writes anew.
+pub(super) async fn insert_events(
+    conn: &mut sqlx::PgConnection,
+    events: &[EventKind],
+    now: DateTime<Utc>,
+) -> Try<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let kinds = events
+        .iter()
+        .map(|k| to_json(k).map(Json))
+        .collect::<Try<Vec<_>>>()?;
+    let ids: Vec<Uuid> = events.iter().map(|_| EventId::new().as_uuid()).collect();
+    sqlx::query(
+        "INSERT INTO cw_events (id, occurred_at, kind)
+         SELECT e, $3, k FROM unnest($1::uuid[], $2::jsonb[]) WITH ORDINALITY AS u(e, k, n) ORDER BY n",
+    )
+    .bind(&ids)
+    .bind(&kinds)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
 
 impl PgStore {
     /// Sink `sink`'s floor, raised first as far as it can go: to the

@@ -6,7 +6,9 @@ use super::*;
 impl GiftCardStore for PgStore {
     async fn insert_gift_card(&self, card: GiftCard) -> Result<()> {
         let body = to_json(&card)?;
+        let events = EventKind::balance_changes(&card, 0)?;
         retry!(self, async {
+            let mut tx = self.pool().begin().await?;
             sqlx::query(
                 "INSERT INTO cw_gift_cards (id, code_hash, customer_id, currency, balance, version, created_at, doc)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -19,7 +21,7 @@ impl GiftCardStore for PgStore {
             .bind(version_i64(card.version())?)
             .bind(card.created_at())
             .bind(Json(&body))
-            .execute(&self.pool())
+            .execute(&mut *tx)
             .await
             .map_err(|e| {
                 let f = Fail::from(e);
@@ -33,6 +35,8 @@ impl GiftCardStore for PgStore {
                     f
                 }
             })?;
+            insert_events(&mut tx, &events, card.created_at()).await?;
+            tx.commit().await?;
             Ok(())
         })
     }
@@ -88,9 +92,11 @@ impl GiftCardStore for PgStore {
                 .await?
                 .ok_or_else(|| Error::not_found("gift card", id))?;
             let mut card: GiftCard = doc(&row, "doc", "gift card")?;
+            let before = card.entries().len();
             if !card.post(entry.clone(), now)? {
                 return Ok(card);
             }
+            let events = EventKind::balance_changes(&card, before)?;
             let body = to_json(&card)?;
             sqlx::query(
                 "UPDATE cw_gift_cards SET balance = $2, version = $3, doc = $4 WHERE id = $1",
@@ -101,6 +107,7 @@ impl GiftCardStore for PgStore {
             .bind(Json(&body))
             .execute(&mut *tx)
             .await?;
+            insert_events(&mut tx, &events, now).await?;
             tx.commit().await?;
             Ok(card)
         })

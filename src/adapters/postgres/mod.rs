@@ -314,6 +314,7 @@ mod checkout;
 mod connection;
 mod customers;
 mod events;
+use events::insert_events;
 mod giftcards;
 mod inventory;
 mod orders;

@@ -367,6 +367,24 @@ impl Order {
         self.channel_id
     }
 
+    /// The events its placing records, in order: placed, and the
+    /// provider's authorization when there was one.
+    pub(crate) fn placed_events(&self) -> Vec<crate::event::EventKind> {
+        let mut events = vec![crate::event::EventKind::OrderPlaced {
+            order_id: self.id,
+            total: self.total(),
+            channel_id: self.channel_id,
+        }];
+        let authorized = self.payment.authorized();
+        if !authorized.is_zero() && !authorized.is_negative() {
+            events.push(crate::event::EventKind::PaymentAuthorized {
+                order_id: self.id,
+                amount: authorized,
+            });
+        }
+        events
+    }
+
     /// Every payment of the order: the provider's first, then the tenders.
     pub fn payments(&self) -> impl Iterator<Item = &Payment> {
         std::iter::once(&self.payment).chain(self.tenders.iter())

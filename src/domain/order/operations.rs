@@ -618,6 +618,10 @@ impl Order {
                 }
                 self.payment.record_failure()?;
                 self.record(at, &actor, OrderChangeKind::PaymentFailed, reason);
+                effects.events.push(EventKind::PaymentFailed {
+                    order_id: self.id,
+                    reason: reason.chars().take(200).collect(),
+                });
             }
             K::Disputed { amount, reason } => {
                 self.record(

@@ -175,6 +175,7 @@ impl Engine {
                 awaiting,
                 until,
                 until + self.inner.config.checkout_lease,
+                self.now(),
             )
             .await
     }

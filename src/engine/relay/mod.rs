@@ -35,6 +35,7 @@ use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 use chrono::Duration;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::actor::Actor;
@@ -294,13 +295,25 @@ impl Relay {
             )
             .await?;
         for event in events {
-            let (outcome, attempted) = self.deliver(sink, &event, report).await;
+            let span = tracing::info_span!(
+                "relay.deliver",
+                sink = sink.name(),
+                event_id = %event.id,
+                event_type = event.kind.type_name(),
+                aggregate = %event.aggregate,
+                version = event.version,
+            );
+            let (outcome, attempted) = self.deliver(sink, &event, report).instrument(span).await;
+            crate::telemetry::relay_delivery(sink.name(), outcome_label(&outcome, attempted));
             match store
                 .settle_delivery(sink.name(), self.owner, &event, outcome)
                 .await
             {
                 Ok(()) => {}
-                Err(Error::LeaseLost) => report.lost_leases += 1,
+                Err(Error::LeaseLost) => {
+                    report.lost_leases += 1;
+                    crate::telemetry::relay_delivery(sink.name(), "lease_lost");
+                }
                 Err(e) => return Err(e),
             }
             if !go_on(attempted).await {
@@ -338,10 +351,15 @@ impl Relay {
                     .await
                 {
                     Ok(Some(crate::webhook::WebhookStatus::Active)) => true,
-                    Ok(Some(_)) => {
+                    Ok(Some(crate::webhook::WebhookStatus::Paused {
+                        reason: crate::webhook::PauseReason::Failing,
+                        ..
+                    })) => {
+                        crate::telemetry::webhook_paused();
                         tracing::warn!(webhook = %id, "a webhook endpoint kept failing and was paused");
                         false
                     }
+                    Ok(Some(_)) => false,
                     Ok(None) => false,
                     // Counting failed: delivering goes on.
                     Err(_) => true,
@@ -368,10 +386,16 @@ impl Relay {
         let limit = (self.config.lease / 2)
             .to_std()
             .unwrap_or(StdDuration::from_secs(1));
+        let started = std::time::Instant::now();
         let answer = match tokio::time::timeout(limit, sink.deliver(event, &envelope)).await {
             Ok(answer) => answer,
             Err(_) => Err(SinkError::transient("the sink did not answer in time")),
         };
+        let lag = answer
+            .is_ok()
+            .then(|| (self.engine.now() - event.occurred_at).to_std().ok())
+            .flatten();
+        crate::telemetry::relay_call(sink.name(), started.elapsed(), lag);
         let error = match answer {
             Ok(()) => {
                 report.delivered += 1;
@@ -427,6 +451,16 @@ impl Relay {
                 tokio::time::sleep(pause.to_std().unwrap_or(interval)).await;
             }
         }
+    }
+}
+
+/// The metrics label of what became of a delivery.
+fn outcome_label(outcome: &DeliveryOutcome, attempted: Option<bool>) -> &'static str {
+    match (outcome, attempted) {
+        (_, None) => "skipped",
+        (DeliveryOutcome::Delivered, _) => "delivered",
+        (DeliveryOutcome::Retry { .. }, _) => "retried",
+        _ => "parked",
     }
 }
 

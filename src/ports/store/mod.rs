@@ -497,6 +497,14 @@ pub struct AwaitingPayment {
 }
 
 impl AwaitingPayment {
+    /// The event its recording writes: the buyer must act.
+    pub fn event(&self) -> EventKind {
+        EventKind::PaymentActionRequired {
+            cart_id: self.order.cart_id,
+            amount: self.session.amount,
+        }
+    }
+
     /// Whether the order it will place is the customer `id`'s, or was
     /// checked out with `email`: erasing that customer erases it too.
     pub fn concerns(&self, id: CustomerId, email: &Email) -> bool {
@@ -607,7 +615,8 @@ pub trait CheckoutStore: Send + Sync {
     /// Parks a running attempt whose payment waits: the checkout becomes
     /// [`CheckoutState::AwaitingPayment`] with `awaiting` until `until` (the
     /// session's expiry: its lease), and its reservation is kept until
-    /// `hold_until` — in one atomic command, under the lease.
+    /// `hold_until`, and its [`AwaitingPayment::event`] is recorded at
+    /// `now` — in one atomic command, under the lease.
     ///
     /// # Errors
     /// [`Error::LeaseLost`] when the lease no longer holds the checkout;
@@ -618,6 +627,7 @@ pub trait CheckoutStore: Send + Sync {
         awaiting: &AwaitingPayment,
         until: DateTime<Utc>,
         hold_until: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<()>;
 
     /// Takes a waiting checkout to settle its payment: a checkout
