@@ -86,16 +86,13 @@ async fn happy_path_places_a_frozen_order_and_captures(backend: Backend) {
 
     // Events were recorded with the changes, and the relay delivers them
     // until they are acknowledged.
-    let events = common::pending(&shop.engine, "mailer", 3).await;
-    assert_eq!(events.len(), 3);
+    let events = common::pending(&shop.engine, "mailer", 2).await;
+    assert_eq!(events.len(), 2);
     assert!(
         matches!(events[0].kind, EventKind::OrderPlaced { order_id, .. } if order_id == order.id())
     );
     assert!(
-        matches!(events[1].kind, EventKind::PaymentAuthorized { amount, .. } if amount == usd("35.75"))
-    );
-    assert!(
-        matches!(events[2].kind, EventKind::PaymentCaptured { amount, .. } if amount == usd("35.75"))
+        matches!(events[1].kind, EventKind::PaymentCaptured { amount, .. } if amount == usd("35.75"))
     );
     assert_eq!(
         shop.engine
@@ -117,7 +114,7 @@ async fn happy_path_places_a_frozen_order_and_captures(backend: Backend) {
         events[1..]
     );
     shop.engine
-        .ack_events(&Actor::System, "mailer", events[2].id)
+        .ack_events(&Actor::System, "mailer", events[1].id)
         .await
         .unwrap();
     shop.engine
@@ -138,7 +135,7 @@ async fn happy_path_places_a_frozen_order_and_captures(backend: Backend) {
             .await
             .unwrap()
             .len(),
-        3
+        2
     );
     // Changing the catalog later does not change the order.
     let mut product = shop

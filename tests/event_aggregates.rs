@@ -230,7 +230,17 @@ async fn payments_and_balances_are_events(backend: Backend) {
         .await
         .unwrap()
         .card;
-    let events = all_events(&shop, "payments", 5).await;
+    // The last command's event, the card's, may show a moment late on
+    // PostgreSQL (an older transaction elsewhere still running).
+    let mut events = Vec::new();
+    let card_aggregate = format!("gift_card:{}", card.id());
+    for _ in 0..400 {
+        events.extend(all_events(&shop, "payments", 0).await);
+        if events.iter().any(|e| e.aggregate == card_aggregate) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
     versions_are_gapless(&events);
     let of = |aggregate: String| -> Vec<&EventKind> {
         let mut mine: Vec<&cartwright::store::Event> =

@@ -428,7 +428,93 @@ async fn killed_database_connections_lose_nothing() {
     all_in_order(&sink.got.lock().unwrap(), 40);
 }
 
+/// A claim hands out an aggregate's next events in version order; settling
+/// them out of order, or after a failed one, is refused and changes nothing.
+async fn a_claims_events_settle_in_order_or_not_at_all(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let order = cartwright::id::OrderId::new();
+    record(&shop, &[order], 3).await;
+    let store = shop.engine.store();
+    let owner = uuid::Uuid::new_v4();
+    let now = cartwright::clock::Clock::now(shop.clock.as_ref());
+    let claimed: Vec<Event> = store
+        .claim_deliveries(
+            "audit",
+            owner,
+            now,
+            now + chrono::Duration::seconds(60),
+            100,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.aggregate == format!("order:{order}"))
+        .collect();
+    let versions: Vec<u64> = claimed.iter().map(|e| e.version).collect();
+    assert_eq!(versions, [1, 2, 3]);
+    use cartwright::store::DeliveryOutcome as D;
+    let retry = || D::Retry {
+        at: now,
+        error: "503".into(),
+    };
+    for bad in [
+        vec![(claimed[1].clone(), D::Delivered)],
+        vec![
+            (claimed[0].clone(), D::Delivered),
+            (claimed[2].clone(), D::Delivered),
+        ],
+        vec![
+            (claimed[0].clone(), retry()),
+            (claimed[1].clone(), D::Delivered),
+        ],
+    ] {
+        let refused = store.settle_deliveries("audit", owner, &bad).await;
+        assert!(
+            matches!(refused, Ok(ref r) if r.iter().all(|ok| !ok)) || refused.is_err(),
+            "{refused:?}"
+        );
+    }
+    // Two delivered, the third failed: recorded as one.
+    let recorded = store
+        .settle_deliveries(
+            "audit",
+            owner,
+            &[
+                (claimed[0].clone(), D::Delivered),
+                (claimed[1].clone(), D::Delivered),
+                (claimed[2].clone(), retry()),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(recorded, [true, true, true]);
+    assert_eq!(
+        store
+            .delivery_attempts("audit", &format!("order:{order}"))
+            .await
+            .unwrap(),
+        1
+    );
+    let again = store
+        .claim_deliveries(
+            "audit",
+            owner,
+            now,
+            now + chrono::Duration::seconds(60),
+            100,
+        )
+        .await
+        .unwrap();
+    let next: Vec<u64> = again
+        .iter()
+        .filter(|e| e.aggregate == format!("order:{order}"))
+        .map(|e| e.version)
+        .collect();
+    assert_eq!(next, [3]);
+}
+
 conformance!(
+    a_claims_events_settle_in_order_or_not_at_all,
     a_relay_killed_mid_batch_loses_nothing,
     delivered_events_are_pruned_and_the_rest_kept,
     two_relays_deliver_every_event_once_in_order,

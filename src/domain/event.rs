@@ -129,8 +129,10 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         channel_id: Option<crate::id::ChannelId>,
     },
-    /// The provider holds an amount for an order (recorded with its
-    /// [`EventKind::OrderPlaced`] when the order's payment was authorized).
+    /// The provider holds an amount for an order, to be captured later
+    /// (recorded with its [`EventKind::OrderPlaced`] under manual capture;
+    /// with immediate capture, [`EventKind::PaymentCaptured`] follows the
+    /// placing instead).
     PaymentAuthorized {
         /// The order.
         order_id: OrderId,

@@ -558,16 +558,13 @@ impl EventStore for FaultyStore {
             .claim_deliveries(sink, owner, now, lease_until, limit)
             .await
     }
-    async fn settle_delivery(
+    async fn settle_deliveries(
         &self,
         sink: &str,
         owner: uuid::Uuid,
-        event: &Event,
-        outcome: DeliveryOutcome,
-    ) -> Result<()> {
-        self.inner
-            .settle_delivery(sink, owner, event, outcome)
-            .await
+        settled: &[(Event, DeliveryOutcome)],
+    ) -> Result<Vec<bool>> {
+        self.inner.settle_deliveries(sink, owner, settled).await
     }
     async fn failed_deliveries(
         &self,

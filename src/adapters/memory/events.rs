@@ -107,28 +107,33 @@ impl EventStore for MemoryStore {
         let floor = *s.floors.entry(sink.to_owned()).or_insert(0);
         let start = s.events.partition_point(|e| e.sequence < floor);
         let mut claimed: Vec<Event> = Vec::new();
-        let mut seen: HashSet<&str> = HashSet::new();
+        // Per aggregate: whether it is free (decided at its first event
+        // not delivered yet; events are in version order within one).
+        let mut free: HashMap<&str, bool> = HashMap::new();
         for e in s.events.iter().skip(start) {
             if claimed.len() >= limit {
                 break;
             }
             let stream = s.streams.get(&(sink.to_owned(), e.aggregate.clone()));
-            let delivered = stream.map_or(0, |st| st.delivered);
-            // Of each aggregate, its first event not delivered yet (events
-            // are in version order within an aggregate).
-            if e.version <= delivered || !seen.insert(&e.aggregate) {
+            if e.version <= stream.map_or(0, |st| st.delivered) {
                 continue;
             }
-            let free = stream.is_none_or(|st| {
-                st.parked.is_none()
-                    && st.next_at <= now
-                    && st.lease.is_none_or(|(_, until)| until <= now)
+            let take = *free.entry(&e.aggregate).or_insert_with(|| {
+                stream.is_none_or(|st| {
+                    st.parked.is_none()
+                        && st.next_at <= now
+                        && st.lease.is_none_or(|(_, until)| until <= now)
+                })
             });
-            if free {
+            if take {
                 claimed.push(e.clone());
             }
         }
+        let mut leased: HashSet<&str> = HashSet::new();
         for e in &claimed {
+            if !leased.insert(&e.aggregate) {
+                continue;
+            }
             let stream = s
                 .streams
                 .entry((sink.to_owned(), e.aggregate.clone()))
@@ -145,45 +150,51 @@ impl EventStore for MemoryStore {
         Ok(claimed)
     }
 
-    async fn settle_delivery(
+    async fn settle_deliveries(
         &self,
         sink: &str,
         owner: Uuid,
-        event: &Event,
-        outcome: DeliveryOutcome,
-    ) -> Result<()> {
+        settled: &[(Event, DeliveryOutcome)],
+    ) -> Result<Vec<bool>> {
         let sink = check_consumer(sink)?;
+        let folded = crate::store::fold_settlements(settled)?;
         let mut s = self.lock();
-        let Some(stream) = s
-            .streams
-            .get_mut(&(sink.to_owned(), event.aggregate.clone()))
-        else {
-            return Err(Error::LeaseLost);
-        };
-        let holds =
-            stream.lease.is_some_and(|(o, _)| o == owner) && stream.delivered + 1 == event.version;
-        if !holds {
-            return Err(Error::LeaseLost);
-        }
-        stream.lease = None;
-        match outcome {
-            DeliveryOutcome::Delivered => {
-                stream.delivered = event.version;
+        let mut recorded: HashSet<String> = HashSet::new();
+        for f in folded {
+            let Some(stream) = s.streams.get_mut(&(sink.to_owned(), f.aggregate.clone())) else {
+                continue;
+            };
+            let holds = stream.lease.is_some_and(|(o, _)| o == owner)
+                && stream.delivered.saturating_add(1) == f.first;
+            if !holds {
+                continue;
+            }
+            stream.lease = None;
+            if let Some(delivered) = f.delivered {
+                stream.delivered = delivered;
                 stream.attempts = 0;
                 stream.last_error.clear();
             }
-            DeliveryOutcome::Retry { at, error } => {
-                stream.attempts = stream.attempts.saturating_add(1);
-                stream.next_at = at;
-                stream.last_error = bounded_error(&error);
+            match f.then {
+                None => {}
+                Some((_, DeliveryOutcome::Retry { at, error })) => {
+                    stream.attempts = stream.attempts.saturating_add(1);
+                    stream.next_at = at;
+                    stream.last_error = bounded_error(&error);
+                }
+                Some((version, DeliveryOutcome::Park { error })) => {
+                    stream.attempts = stream.attempts.saturating_add(1);
+                    stream.parked = Some(version);
+                    stream.last_error = bounded_error(&error);
+                }
+                Some((_, DeliveryOutcome::Delivered)) => {}
             }
-            DeliveryOutcome::Park { error } => {
-                stream.attempts = stream.attempts.saturating_add(1);
-                stream.parked = Some(event.version);
-                stream.last_error = bounded_error(&error);
-            }
+            recorded.insert(f.aggregate);
         }
-        Ok(())
+        Ok(settled
+            .iter()
+            .map(|(e, _)| recorded.contains(&e.aggregate))
+            .collect())
     }
 
     async fn failed_deliveries(

@@ -124,31 +124,35 @@ impl EventStore for PgStore {
         let limit = limit_i64(limit)?;
         retry!(self, async {
             let floor = self.relay_floor(sink).await?;
-            // Of each aggregate, the first event after the last delivered
-            // one, if no relay holds the aggregate and it is neither parked
-            // nor waiting; the lease is taken by an upsert whose condition
-            // is checked again under the row's lock, so of two relays
-            // racing for an aggregate one wins and the other moves on.
-            // Only events from the sink's floor up are read.
+            // Of each aggregate no relay holds and that is neither parked
+            // nor waiting, the events after the last delivered one, in
+            // version order (a prefix: the limit cuts only between
+            // versions); aggregates in the order of their first such
+            // event. The lease is taken by an upsert whose condition is
+            // checked again under the row's lock, so of two relays racing
+            // for an aggregate one wins and the other moves on. Only
+            // events from the sink's floor up are read.
             let rows = sqlx::query(
                 "WITH cand AS (
-                     SELECT DISTINCT ON (e.aggregate) e.sequence, e.aggregate, e.aggregate_version, e.tx,
+                     SELECT e.sequence, e.aggregate, e.aggregate_version,
                             s.aggregate AS known, s.parked, s.next_attempt_at, s.lease_until
                      FROM cw_events e
                      LEFT JOIN cw_relay_streams s ON s.sink = $1 AND s.aggregate = e.aggregate
                      WHERE e.tx >= $6::text::xid8 AND e.aggregate_version > coalesce(s.delivered, 0)
-                     ORDER BY e.aggregate, e.aggregate_version
                  ), free AS (
-                     SELECT * FROM cand
+                     SELECT *, min(sequence) OVER (PARTITION BY aggregate) AS first_seq,
+                            min(aggregate_version) OVER (PARTITION BY aggregate) AS first_version
+                     FROM cand
                      WHERE known IS NULL
                         OR (parked IS NULL AND next_attempt_at <= $2
                             AND (lease_until IS NULL OR lease_until <= $2))
                  ), picked AS (
-                     SELECT * FROM free ORDER BY tx, sequence LIMIT $5
+                     SELECT * FROM free ORDER BY first_seq, aggregate_version LIMIT $5
                  ), won AS (
                      INSERT INTO cw_relay_streams AS s
                          (sink, aggregate, delivered, lease_owner, lease_until, next_attempt_at)
-                     SELECT $1, aggregate, aggregate_version - 1, $3, $4, $2 FROM picked
+                     SELECT DISTINCT $1, aggregate, first_version - 1, $3::uuid, $4::timestamptz, $2::timestamptz
+                     FROM picked
                      ON CONFLICT (sink, aggregate) DO UPDATE
                          SET lease_owner = EXCLUDED.lease_owner, lease_until = EXCLUDED.lease_until
                          WHERE s.delivered = EXCLUDED.delivered AND s.parked IS NULL
@@ -159,7 +163,7 @@ impl EventStore for PgStore {
                  SELECT e.sequence, e.id, e.occurred_at, e.kind, e.aggregate, e.aggregate_version
                  FROM picked p JOIN won w ON w.aggregate = p.aggregate
                  JOIN cw_events e ON e.sequence = p.sequence
-                 ORDER BY e.tx, e.sequence",
+                 ORDER BY p.first_seq, p.aggregate_version",
             )
             .bind(sink)
             .bind(now)
@@ -173,46 +177,74 @@ impl EventStore for PgStore {
         })
     }
 
-    async fn settle_delivery(
+    async fn settle_deliveries(
         &self,
         sink: &str,
         owner: Uuid,
-        event: &Event,
-        outcome: DeliveryOutcome,
-    ) -> Result<()> {
+        settled: &[(Event, DeliveryOutcome)],
+    ) -> Result<Vec<bool>> {
         let sink = check_consumer(sink)?;
-        let version = i64::try_from(event.version).map_err(|_| Error::Overflow("event version"))?;
-        let (delivered, next_at, parked, error) = match &outcome {
-            DeliveryOutcome::Delivered => (Some(version), None, None, String::new()),
-            DeliveryOutcome::Retry { at, error } => (None, Some(*at), None, bounded_error(error)),
-            DeliveryOutcome::Park { error } => (None, None, Some(version), bounded_error(error)),
-        };
+        let folded = crate::store::fold_settlements(settled)?;
+        let n = folded.len();
+        let version = |v: u64| i64::try_from(v).map_err(|_| Error::Overflow("event version"));
+        let mut aggregates = Vec::with_capacity(n);
+        let (mut firsts, mut delivered) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut failed, mut next_at) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut parked, mut errors) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for f in &folded {
+            aggregates.push(f.aggregate.clone());
+            firsts.push(version(f.first)?);
+            delivered.push(f.delivered.map(version).transpose()?);
+            let (at, park, error) = match &f.then {
+                None => (None, None, String::new()),
+                Some((_, DeliveryOutcome::Retry { at, error })) => {
+                    (Some(*at), None, bounded_error(error))
+                }
+                Some((v, DeliveryOutcome::Park { error })) => {
+                    (None, Some(version(*v)?), bounded_error(error))
+                }
+                Some((_, DeliveryOutcome::Delivered)) => (None, None, String::new()),
+            };
+            failed.push(f.then.is_some());
+            next_at.push(at);
+            parked.push(park);
+            errors.push(error);
+        }
         retry!(self, async {
-            let done = sqlx::query(
-                "UPDATE cw_relay_streams SET
-                     delivered = coalesce($5, delivered),
-                     attempts = CASE WHEN $5 IS NULL THEN attempts + 1 ELSE 0 END,
-                     next_attempt_at = coalesce($6, next_attempt_at),
-                     parked = $7,
-                     last_error = $8,
+            // One statement for the claim's outcomes, one row per
+            // aggregate, each under its lease: an aggregate another relay
+            // took over is not touched.
+            let done: Vec<String> = sqlx::query_scalar(
+                "UPDATE cw_relay_streams s SET
+                     delivered = coalesce(u.delivered, s.delivered),
+                     attempts = CASE WHEN NOT u.failed THEN 0
+                                     WHEN u.delivered IS NULL THEN s.attempts + 1 ELSE 1 END,
+                     next_attempt_at = coalesce(u.next_at, s.next_attempt_at),
+                     parked = u.parked,
+                     last_error = u.error,
                      lease_owner = NULL, lease_until = NULL
-                 WHERE sink = $1 AND aggregate = $2 AND lease_owner = $3 AND delivered = $4 - 1",
+                 FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::boolean[], $6::timestamptz[], $7::bigint[], $8::text[])
+                      AS u(aggregate, first, delivered, failed, next_at, parked, error)
+                 WHERE s.sink = $1 AND s.aggregate = u.aggregate AND s.lease_owner = $9
+                   AND s.delivered = u.first - 1
+                 RETURNING s.aggregate",
             )
             .bind(sink)
-            .bind(&event.aggregate)
+            .bind(&aggregates)
+            .bind(&firsts)
+            .bind(&delivered)
+            .bind(&failed)
+            .bind(&next_at)
+            .bind(&parked)
+            .bind(&errors)
             .bind(owner)
-            .bind(version)
-            .bind(delivered)
-            .bind(next_at)
-            .bind(parked)
-            .bind(&error)
-            .execute(&self.pool())
+            .fetch_all(&self.pool())
             .await?;
-            if done.rows_affected() == 1 {
-                Ok(())
-            } else {
-                Err(Error::LeaseLost.into())
-            }
+            let done: std::collections::HashSet<&str> = done.iter().map(String::as_str).collect();
+            Ok(settled
+                .iter()
+                .map(|(e, _)| done.contains(e.aggregate.as_str()))
+                .collect())
         })
     }
 

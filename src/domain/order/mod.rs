@@ -367,8 +367,11 @@ impl Order {
         self.channel_id
     }
 
-    /// The events its placing records, in order: placed, and the
-    /// provider's authorization when there was one.
+    /// The events its placing records, in order: placed, and — when the
+    /// provider holds the amount for a later capture (manual capture) —
+    /// the authorization. With immediate capture the capture's own event
+    /// follows at once and says as much, so a checkout records two events
+    /// either way.
     pub(crate) fn placed_events(&self) -> Vec<crate::event::EventKind> {
         let mut events = vec![crate::event::EventKind::OrderPlaced {
             order_id: self.id,
@@ -376,7 +379,15 @@ impl Order {
             channel_id: self.channel_id,
         }];
         let authorized = self.payment.authorized();
-        if !authorized.is_zero() && !authorized.is_negative() {
+        let capturing = self
+            .payment
+            .pending()
+            .is_some_and(|op| op.kind == crate::payment::OperationKind::Capture);
+        if !authorized.is_zero()
+            && !authorized.is_negative()
+            && self.payment.captured().is_zero()
+            && !capturing
+        {
             events.push(crate::event::EventKind::PaymentAuthorized {
                 order_id: self.id,
                 amount: authorized,

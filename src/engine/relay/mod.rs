@@ -35,6 +35,7 @@ use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 use chrono::Duration;
+use futures_util::future::join_all;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -119,6 +120,10 @@ pub struct RelayConfig {
     pub retry_schedule: Vec<Duration>,
     /// The CloudEvents `source` (default [`DEFAULT_EVENT_SOURCE`]).
     pub source: String,
+    /// How many deliveries to one sink run at once (default 16, at most
+    /// [`MAX_RELAY_BATCH`]). They are always of different aggregates: one
+    /// aggregate's events still go one at a time, in order.
+    pub concurrency: usize,
 }
 
 impl Default for RelayConfig {
@@ -131,6 +136,7 @@ impl Default for RelayConfig {
                 .map(Duration::seconds)
                 .collect(),
             source: DEFAULT_EVENT_SOURCE.to_owned(),
+            concurrency: 16,
         }
     }
 }
@@ -140,6 +146,7 @@ crate::domain::setters!(RelayConfig {
     lease: Duration,
     retry_schedule: Vec<Duration>,
     source: String,
+    concurrency: usize,
 } into {});
 
 /// What one round did.
@@ -226,13 +233,20 @@ impl Relay {
     /// Runs with `config`.
     ///
     /// # Errors
-    /// [`Error::Invalid`] for a batch of 0 or above [`MAX_RELAY_BATCH`], a
+    /// [`Error::Invalid`] for a batch or a concurrency of 0 or above
+    /// [`MAX_RELAY_BATCH`], a
     /// lease under one second, or a negative retry pause.
     pub fn with_config(mut self, config: RelayConfig) -> Result<Self> {
         if config.batch == 0 || config.batch > MAX_RELAY_BATCH {
             return Err(Error::invalid(
                 "relay batch",
                 format!("{}: must be 1 to {MAX_RELAY_BATCH}", config.batch),
+            ));
+        }
+        if config.concurrency == 0 || config.concurrency > MAX_RELAY_BATCH {
+            return Err(Error::invalid(
+                "relay concurrency",
+                format!("{}: must be 1 to {MAX_RELAY_BATCH}", config.concurrency),
             ));
         }
         if config.lease < Duration::seconds(1) {
@@ -294,32 +308,63 @@ impl Relay {
                 self.config.batch,
             )
             .await?;
+        // A claim holds each aggregate's next events in version order: they
+        // go out one after another, stopping at the first that fails, and
+        // `concurrency` aggregates at a time. The claim's outcomes are
+        // recorded in one store command at its end (or where the sink is
+        // paused). A relay that stops before that is taken over when its
+        // lease ends, and the claim's events go out again, same ids.
+        let mut chains: Vec<Vec<Event>> = Vec::new();
+        let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for event in events {
-            let span = tracing::info_span!(
-                "relay.deliver",
-                sink = sink.name(),
-                event_id = %event.id,
-                event_type = event.kind.type_name(),
-                aggregate = %event.aggregate,
-                version = event.version,
-            );
-            let (outcome, attempted) = self.deliver(sink, &event, report).instrument(span).await;
-            crate::telemetry::relay_delivery(sink.name(), outcome_label(&outcome, attempted));
-            match store
-                .settle_delivery(sink.name(), self.owner, &event, outcome)
-                .await
-            {
-                Ok(()) => {}
-                Err(Error::LeaseLost) => {
-                    report.lost_leases += 1;
-                    crate::telemetry::relay_delivery(sink.name(), "lease_lost");
+            match index.get(&event.aggregate) {
+                Some(&i) => {
+                    if let Some(chain) = chains.get_mut(i) {
+                        chain.push(event);
+                    }
                 }
-                Err(e) => return Err(e),
+                None => {
+                    index.insert(event.aggregate.clone(), chains.len());
+                    chains.push(vec![event]);
+                }
             }
-            if !go_on(attempted).await {
+        }
+        let mut settled = Vec::new();
+        let mut rest = chains.as_slice();
+        while !rest.is_empty() {
+            let (window, tail) = rest.split_at(rest.len().min(self.config.concurrency));
+            rest = tail;
+            let answers =
+                join_all(window.iter().map(|chain| self.deliver_chain(sink, chain))).await;
+            let mut stop = false;
+            for (event, outcome, attempted) in answers.into_iter().flatten() {
+                let label = outcome_label(&outcome, attempted);
+                match label {
+                    "skipped" => report.skipped += 1,
+                    "delivered" => report.delivered += 1,
+                    "retried" => report.retried += 1,
+                    _ => report.parked += 1,
+                }
+                crate::telemetry::relay_delivery(sink.name(), label);
+                settled.push((event, outcome));
+                if !go_on(attempted).await {
+                    stop = true;
+                }
+            }
+            if stop {
                 // The rest of the claim goes back when its lease ends.
                 break;
             }
+        }
+        if settled.is_empty() {
+            return Ok(());
+        }
+        let recorded = store
+            .settle_deliveries(sink.name(), self.owner, &settled)
+            .await?;
+        for _ in recorded.iter().filter(|r| !**r) {
+            report.lost_leases += 1;
+            crate::telemetry::relay_delivery(sink.name(), "lease_lost");
         }
         Ok(())
     }
@@ -370,16 +415,37 @@ impl Relay {
         Ok(())
     }
 
-    /// Delivers one event to one sink and says what to record, and
-    /// whether the sink took it (`None`: it did not want it).
-    async fn deliver(
+    /// Delivers one aggregate's claimed events in order, up to the first
+    /// that fails; says what became of each one tried.
+    async fn deliver_chain(
         &self,
         sink: &dyn Sink,
-        event: &Event,
-        report: &mut RelayReport,
-    ) -> (DeliveryOutcome, Option<bool>) {
+        chain: &[Event],
+    ) -> Vec<(Event, DeliveryOutcome, Option<bool>)> {
+        let mut out = Vec::with_capacity(chain.len());
+        for event in chain {
+            let span = tracing::info_span!(
+                "relay.deliver",
+                sink = sink.name(),
+                event_id = %event.id,
+                event_type = event.kind.type_name(),
+                aggregate = %event.aggregate,
+                version = event.version,
+            );
+            let (outcome, attempted) = self.deliver(sink, event).instrument(span).await;
+            let failed = !matches!(outcome, DeliveryOutcome::Delivered);
+            out.push((event.clone(), outcome, attempted));
+            if failed {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Delivers one event to one sink and says what to record, and
+    /// whether the sink took it (`None`: it did not want it).
+    async fn deliver(&self, sink: &dyn Sink, event: &Event) -> (DeliveryOutcome, Option<bool>) {
         if !sink.accepts(event) {
-            report.skipped += 1;
             return (DeliveryOutcome::Delivered, None);
         }
         let envelope = event.cloud_event(&self.config.source);
@@ -397,27 +463,18 @@ impl Relay {
             .flatten();
         crate::telemetry::relay_call(sink.name(), started.elapsed(), lag);
         let error = match answer {
-            Ok(()) => {
-                report.delivered += 1;
-                return (DeliveryOutcome::Delivered, Some(true));
-            }
+            Ok(()) => return (DeliveryOutcome::Delivered, Some(true)),
             Err(e) => e,
         };
         let message: String = error.message.chars().take(MAX_DELIVERY_ERROR_LEN).collect();
         tracing::warn!(sink = sink.name(), event_id = %event.id, aggregate = %event.aggregate, error = %message, "a sink refused an event");
         let attempts = self.attempts_so_far(sink.name(), event).await;
         let outcome = match self.config.retry_schedule.get(attempts) {
-            Some(pause) if !error.permanent => {
-                report.retried += 1;
-                DeliveryOutcome::Retry {
-                    at: self.engine.now() + jittered(*pause),
-                    error: message,
-                }
-            }
-            _ => {
-                report.parked += 1;
-                DeliveryOutcome::Park { error: message }
-            }
+            Some(pause) if !error.permanent => DeliveryOutcome::Retry {
+                at: self.engine.now() + jittered(*pause),
+                error: message,
+            },
+            _ => DeliveryOutcome::Park { error: message },
         };
         (outcome, Some(false))
     }

@@ -37,9 +37,11 @@ pub trait EventStore: Send + Sync {
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64>;
 
     /// Claims events for the relay's sink `sink` (at most `limit`): of each
-    /// aggregate, the next event `sink` has not had (the one after the last
-    /// delivered version), on aggregates no other relay holds, none of them
-    /// parked or waiting for a retry. Each aggregate claimed is leased to
+    /// aggregate, the events `sink` has not had (from the one after the
+    /// last delivered version, consecutive, in version order — the limit
+    /// cuts only between versions), on aggregates no other relay holds,
+    /// none of them parked or waiting for a retry; aggregates in the order
+    /// of their first such event. Each aggregate claimed is leased to
     /// `owner` until `lease_until`, so several relays never deliver one
     /// event at once, and an aggregate's events go out one at a time, in
     /// version order. A relay that stops is taken over when its lease ends.
@@ -58,7 +60,9 @@ pub trait EventStore: Send + Sync {
 
     /// Records what became of a claimed event at `sink`: delivered (the
     /// aggregate moves on to its next event), to be tried again at a time,
-    /// or parked (its aggregate waits for staff to replay it).
+    /// or parked (its aggregate waits for staff to replay it). The
+    /// aggregate's lease ends. (One event's
+    /// [`settle_deliveries`](Self::settle_deliveries).)
     ///
     /// # Errors
     /// [`Error::LeaseLost`] when `owner` no longer holds the aggregate
@@ -70,7 +74,34 @@ pub trait EventStore: Send + Sync {
         owner: Uuid,
         event: &Event,
         outcome: DeliveryOutcome,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        let recorded = self
+            .settle_deliveries(sink, owner, &[(event.clone(), outcome)])
+            .await?;
+        if recorded.first() == Some(&true) {
+            Ok(())
+        } else {
+            Err(Error::LeaseLost)
+        }
+    }
+
+    /// Records what became of the events of a claim for `sink`, in one
+    /// atomic command per aggregate: of each aggregate, the events in
+    /// version order — those delivered first, then at most one that
+    /// failed (to be tried again, or parked). Says for each event whether
+    /// its outcome was recorded (`false`: another relay had taken its
+    /// aggregate over, as [`Error::LeaseLost`] for one). The aggregate's
+    /// lease ends.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when one aggregate's events are not consecutive
+    /// in version order or follow a failed one; [`Error::Storage`].
+    async fn settle_deliveries(
+        &self,
+        sink: &str,
+        owner: Uuid,
+        settled: &[(Event, DeliveryOutcome)],
+    ) -> Result<Vec<bool>>;
 
     /// The parked deliveries of `sink` (every sink's when `None`), oldest
     /// first, at most `limit` (≤ [`MAX_PAGE_SIZE`](super::MAX_PAGE_SIZE)).
@@ -193,4 +224,56 @@ pub(crate) fn check_consumer(consumer: &str) -> Result<&str> {
             format!("must be 1 to {MAX_CONSUMER_LEN} visible ASCII characters"),
         ))
     }
+}
+
+/// One aggregate's outcomes in a [`EventStore::settle_deliveries`] call:
+/// the versions from `first` through `delivered` went out, and then, if
+/// any, the next one failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Settlement {
+    pub(crate) aggregate: String,
+    pub(crate) first: u64,
+    pub(crate) delivered: Option<u64>,
+    pub(crate) then: Option<(u64, DeliveryOutcome)>,
+}
+
+/// Folds a claim's outcomes per aggregate (in the order aggregates first
+/// appear), checking the contract: one aggregate's events consecutive, in
+/// version order, delivered ones first and at most one failed one last.
+pub(crate) fn fold_settlements(settled: &[(Event, DeliveryOutcome)]) -> Result<Vec<Settlement>> {
+    let mut out: Vec<Settlement> = Vec::new();
+    let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let broken = |aggregate: &str| {
+        Error::invalid(
+            "settlement",
+            format!(
+                "{}: events out of order, or after a failed one",
+                crate::validate::shown(aggregate)
+            ),
+        )
+    };
+    for (event, outcome) in settled {
+        let slot = match at.get(event.aggregate.as_str()) {
+            Some(i) => out.get_mut(*i).ok_or_else(|| broken(&event.aggregate))?,
+            None => {
+                at.insert(&event.aggregate, out.len());
+                out.push(Settlement {
+                    aggregate: event.aggregate.clone(),
+                    first: event.version,
+                    delivered: None,
+                    then: None,
+                });
+                out.last_mut().ok_or_else(|| broken(&event.aggregate))?
+            }
+        };
+        let expected = slot.delivered.map_or(slot.first, |d| d.saturating_add(1));
+        if slot.then.is_some() || event.version != expected {
+            return Err(broken(&event.aggregate));
+        }
+        match outcome {
+            DeliveryOutcome::Delivered => slot.delivered = Some(event.version),
+            other => slot.then = Some((event.version, other.clone())),
+        }
+    }
+    Ok(out)
 }
