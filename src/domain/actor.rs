@@ -57,7 +57,7 @@ use subtle::ConstantTimeEq;
 use crate::id::CustomerId;
 
 /// The party on whose behalf an operation runs.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "id")]
 #[non_exhaustive]
 pub enum Actor {
@@ -133,7 +133,7 @@ impl Actor {
 /// Proof of ownership of a guest order: issued once by checkout, stored by
 /// the engine only as a SHA-256 hash, compared in constant time. Its `Debug`
 /// never shows it.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AccessToken(String);
 
 impl AccessToken {

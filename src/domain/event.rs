@@ -114,7 +114,7 @@ impl Event {
 }
 
 /// What happened.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "type")]
 #[non_exhaustive]
 pub enum EventKind {
@@ -445,6 +445,22 @@ impl EventKind {
     }
 }
 
+/// The version of the event payloads' JSON Schema ([`event_json_schema`]);
+/// it moves with the `.vN` of the type names.
+pub const EVENT_JSON_VERSION: u32 = 1;
+
+/// The JSON Schema (2020-12) of an event's payload — the `data` of its
+/// CloudEvents envelope, a [`EventKind`] tagged by `type` — published as
+/// `schemas/events.v1.schema.json` (a test holds the two equal).
+pub fn event_json_schema() -> serde_json::Value {
+    let mut schema = schemars::schema_for!(EventKind);
+    schema.insert(
+        "$id".into(),
+        format!("urn:cartwright:event:v{EVENT_JSON_VERSION}").into(),
+    );
+    schema.into()
+}
+
 /// One event of every kind (and of every catalog and promotion change), for
 /// tests of a store or a sink of one's own (feature `test-util`). A kind
 /// added to [`EventKind`] does not compile until it is listed here.
@@ -606,7 +622,7 @@ pub fn every_kind() -> Vec<EventKind> {
 }
 
 /// What happened to a customer's account ([`EventKind::CustomerChanged`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum CustomerChange {
@@ -627,7 +643,7 @@ pub enum CustomerChange {
 }
 
 /// What changed in the catalog ([`EventKind::CatalogChanged`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 #[non_exhaustive]
 pub enum CatalogChange {
@@ -681,7 +697,7 @@ pub enum CatalogChange {
 }
 
 /// What changed in promotions ([`EventKind::PromotionChanged`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 #[non_exhaustive]
 pub enum PromotionChange {

@@ -39,7 +39,7 @@ pub const GENERATED_CODE_CHARS: usize = 16;
 pub const MAX_GIFT_CARDS_PER_CHECKOUT: usize = 5;
 
 /// What a balance is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum BalanceKind {
@@ -60,7 +60,7 @@ impl BalanceKind {
 }
 
 /// Why an entry was posted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum EntryKind {

@@ -41,7 +41,9 @@ pub const MAX_DESCRIPTION_LEN: usize = 20_000;
 pub const MAX_URL_LEN: usize = 2_048;
 
 /// Whether something can be sold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Status {
