@@ -423,6 +423,7 @@ async fn redirects_are_not_followed_and_refused_addresses_not_reached(backend: B
 
 async fn bad_subscriptions_are_refused_and_change_nothing(backend: Backend) {
     let shop = shop(backend, WebhookPolicy::default()).await;
+    let before = shop.snapshot().await;
     let long_secret = "s".repeat(10_000);
     let bad: Vec<(NewWebhook, &str)> = vec![
         (NewWebhook::new("not a url", ["*"]), "url"),
@@ -483,6 +484,7 @@ async fn bad_subscriptions_are_refused_and_change_nothing(backend: Backend) {
         Err(Error::Forbidden)
     ));
     assert!(shop.engine.webhooks(&staff()).await.unwrap().is_empty());
+    assert!(shop.snapshot().await == before, "a refused subscription changed the store");
     // The limit on subscriptions.
     for _ in 0..cartwright::webhook::MAX_WEBHOOKS {
         shop.engine
