@@ -484,7 +484,10 @@ async fn bad_subscriptions_are_refused_and_change_nothing(backend: Backend) {
         Err(Error::Forbidden)
     ));
     assert!(shop.engine.webhooks(&staff()).await.unwrap().is_empty());
-    assert!(shop.snapshot().await == before, "a refused subscription changed the store");
+    assert!(
+        shop.snapshot().await == before,
+        "a refused subscription changed the store"
+    );
     // The limit on subscriptions.
     for _ in 0..cartwright::webhook::MAX_WEBHOOKS {
         shop.engine

@@ -93,6 +93,26 @@ impl Event {
         envelope
     }
 
+    /// An event whose aggregate the caller derived already (from `kind`,
+    /// as [`EventKind::aggregate`] does).
+    pub(crate) fn with_aggregate(
+        id: EventId,
+        sequence: u64,
+        occurred_at: DateTime<Utc>,
+        kind: EventKind,
+        aggregate: String,
+        version: u64,
+    ) -> Self {
+        Self {
+            id,
+            sequence,
+            occurred_at,
+            aggregate,
+            kind,
+            version,
+        }
+    }
+
     /// An event as a store reads it back: its aggregate derives from
     /// `kind`, `version` is its place among the aggregate's events.
     pub fn new(

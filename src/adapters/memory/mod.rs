@@ -111,7 +111,7 @@ struct State {
     coupons: HashMap<String, Coupon>,
     pricing_version: u64,
     /// Each aggregate's last event version.
-    aggregate_versions: HashMap<String, u64>,
+    aggregate_versions: foldhash::HashMap<String, u64>,
     /// The relay's progress per sink and aggregate.
     streams: BTreeMap<(String, String), Stream>,
     /// Consumers' inboxes: what each handled, or holds.
@@ -604,11 +604,27 @@ impl State {
         // Never reused, though events before it were pruned.
         self.last_sequence = self.last_sequence.saturating_add(1);
         let sequence = self.last_sequence;
-        let counter = self.aggregate_versions.entry(kind.aggregate()).or_insert(0);
-        *counter = counter.saturating_add(1);
-        let version = *counter;
-        self.events
-            .push(Event::new(EventId::new(), sequence, now, kind, version));
+        // The aggregate's key is made once, and copied only for its first
+        // event.
+        let aggregate = kind.aggregate();
+        let version = match self.aggregate_versions.get_mut(&aggregate) {
+            Some(counter) => {
+                *counter = counter.saturating_add(1);
+                *counter
+            }
+            None => {
+                self.aggregate_versions.insert(aggregate.clone(), 1);
+                1
+            }
+        };
+        self.events.push(Event::with_aggregate(
+            EventId::new(),
+            sequence,
+            now,
+            kind,
+            aggregate,
+            version,
+        ));
     }
 }
 
