@@ -513,7 +513,53 @@ async fn a_claims_events_settle_in_order_or_not_at_all(backend: Backend) {
     assert_eq!(next, [3]);
 }
 
+/// Never answers.
+struct Hanging;
+
+#[async_trait]
+impl Sink for Hanging {
+    fn name(&self) -> &str {
+        "hanging"
+    }
+    async fn deliver(&self, _: &Event, _: &serde_json::Value) -> Result<(), SinkError> {
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+/// A sink that never answers costs a round at most its lease: nothing new
+/// starts past half of it, so what was tried is recorded while the claim
+/// is still the relay's.
+async fn a_hanging_sink_costs_a_round_at_most_its_lease(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let orders: Vec<_> = (0..40).map(|_| cartwright::id::OrderId::new()).collect();
+    record(&shop, &orders, 1).await;
+    let relay = Relay::new(shop.engine.clone(), vec![Arc::new(Hanging)])
+        .unwrap()
+        .with_config(
+            quick()
+                .batch(100)
+                .concurrency(4)
+                .lease(chrono::Duration::seconds(2)),
+        )
+        .unwrap();
+    let started = std::time::Instant::now();
+    let report = relay.run_once().await.unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(report.lost_leases, 0, "{report:?}");
+    assert_eq!(
+        report.retried + report.parked,
+        4,
+        "one window of four: {report:?}"
+    );
+}
+
 conformance!(
+    a_hanging_sink_costs_a_round_at_most_its_lease,
     a_claims_events_settle_in_order_or_not_at_all,
     a_relay_killed_mid_batch_loses_nothing,
     delivered_events_are_pruned_and_the_rest_kept,

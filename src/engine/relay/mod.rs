@@ -329,13 +329,25 @@ impl Relay {
                 }
             }
         }
+        // Nothing new is started past half the lease (a delivery may take
+        // the other half), so the outcomes are recorded while the claim is
+        // still this relay's; what was not started goes back when the
+        // lease ends.
+        let half = (self.config.lease / 2)
+            .to_std()
+            .unwrap_or(StdDuration::from_secs(1));
+        let deadline = std::time::Instant::now() + half;
         let mut settled = Vec::new();
         let mut rest = chains.as_slice();
-        while !rest.is_empty() {
+        while !rest.is_empty() && std::time::Instant::now() < deadline {
             let (window, tail) = rest.split_at(rest.len().min(self.config.concurrency));
             rest = tail;
-            let answers =
-                join_all(window.iter().map(|chain| self.deliver_chain(sink, chain))).await;
+            let answers = join_all(
+                window
+                    .iter()
+                    .map(|chain| self.deliver_chain(sink, chain, deadline)),
+            )
+            .await;
             let mut stop = false;
             for (event, outcome, attempted) in answers.into_iter().flatten() {
                 let label = outcome_label(&outcome, attempted);
@@ -416,14 +428,19 @@ impl Relay {
     }
 
     /// Delivers one aggregate's claimed events in order, up to the first
-    /// that fails; says what became of each one tried.
+    /// that fails (or `deadline`, after the first); says what became of
+    /// each one tried.
     async fn deliver_chain(
         &self,
         sink: &dyn Sink,
         chain: &[Event],
+        deadline: std::time::Instant,
     ) -> Vec<(Event, DeliveryOutcome, Option<bool>)> {
         let mut out = Vec::with_capacity(chain.len());
         for event in chain {
+            if !out.is_empty() && std::time::Instant::now() >= deadline {
+                break;
+            }
             let span = tracing::info_span!(
                 "relay.deliver",
                 sink = sink.name(),
