@@ -5,13 +5,15 @@
 //! search indexer — anything that takes an event and acknowledges it). Each
 //! round, for each sink, it claims events from the store
 //! ([`EventStore::claim_deliveries`](crate::store::EventStore::claim_deliveries)):
-//! of every aggregate (`order:<id>`, `customer:<id>`, …) the next event the
-//! sink has not had, under a lease, so that several application instances
-//! can each run a relay without delivering an event twice in normal
-//! operation and without reordering one aggregate's events. It hands each
-//! one to the sink as a CloudEvents 1.0 envelope
-//! ([`Event::cloud_event`]) and records the outcome only after the sink
-//! answered: delivered (the aggregate moves on), failed (tried again on
+//! of every aggregate (`order:<id>`, `customer:<id>`, …) the events the
+//! sink has not had, in version order, under a lease, so that several
+//! application instances can each run a relay without delivering an event
+//! twice in normal operation and without reordering one aggregate's
+//! events. It hands them to the sink as CloudEvents 1.0 envelopes
+//! ([`Event::cloud_event`]) — an aggregate's one after another, stopping at
+//! the first that fails, [`RelayConfig::concurrency`] aggregates at a time —
+//! and records the outcomes only after the sink answered, in one store
+//! command per claim: delivered (the aggregate moves on), failed (tried again on
 //! the [`RelayConfig::retry_schedule`], with jitter), or — after the last
 //! retry, or at once for an error the sink calls permanent — parked: that
 //! aggregate waits for staff ([`Engine::failed_deliveries`],
