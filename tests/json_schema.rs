@@ -1,8 +1,9 @@
-//! The promotion JSON Schema: the published copy equals the one generated
-//! from the types, and it describes what the types read and write.
+//! The published JSON Schemas — of a promotion, and of an event's
+//! payload — equal the ones generated from the types, and they describe
+//! what the types read and write.
 //!
 //! `BLESS_SCHEMA=1 cargo test --test json_schema` rewrites the published
-//! copy after a deliberate change (and the CHANGELOG says what changed).
+//! copies after a deliberate change (and the CHANGELOG says what changed).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,6 +11,7 @@
     clippy::indexing_slicing
 )]
 
+use cartwright::event::{EVENT_JSON_VERSION, event_json_schema, every_kind};
 use cartwright::money::{Currency, Money};
 use cartwright::pricing::{
     Action, Condition, GroupPrice, LineFilter, Op, PROMOTION_JSON_VERSION, Promotion,
@@ -17,19 +19,25 @@ use cartwright::pricing::{
 };
 use serde_json::Value;
 
-const PUBLISHED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/promotion.schema.json");
-
-#[test]
-fn the_published_schema_is_the_generated_one() {
-    let generated = serde_json::to_string_pretty(&promotion_json_schema()).unwrap() + "\n";
+/// The copy of `schema` published as `schemas/<file>` is the generated one
+/// (rewritten first under `BLESS_SCHEMA`).
+fn published_is_generated(file: &str, schema: &Value) {
+    let path = format!("{}/schemas/{file}", env!("CARGO_MANIFEST_DIR"));
+    let generated = serde_json::to_string_pretty(schema).unwrap() + "\n";
     if std::env::var_os("BLESS_SCHEMA").is_some() {
-        std::fs::write(PUBLISHED, &generated).unwrap();
+        std::fs::write(&path, &generated).unwrap();
     }
-    let published = std::fs::read_to_string(PUBLISHED).unwrap();
+    let published = std::fs::read_to_string(&path).unwrap();
     assert!(
         published == generated,
-        "schemas/promotion.schema.json is out of date: run BLESS_SCHEMA=1 cargo test --test json_schema"
+        "schemas/{file} is out of date: run BLESS_SCHEMA=1 cargo test --test json_schema"
     );
+}
+
+#[test]
+fn the_published_schemas_are_the_generated_ones() {
+    published_is_generated("promotion.schema.json", &promotion_json_schema());
+    published_is_generated("events.v1.schema.json", &event_json_schema());
 }
 
 /// Every `$ref` in `v` points at a definition that exists.
@@ -134,4 +142,37 @@ fn the_schema_describes_the_json_form() {
     // And the JSON reads back to the same promotion.
     let back: Promotion = serde_json::from_value(json).unwrap();
     assert_eq!(back, p);
+}
+
+#[test]
+fn every_kind_is_described_by_its_variant_of_the_schema() {
+    let schema = event_json_schema();
+    assert_eq!(
+        schema["$id"],
+        format!("urn:cartwright:event:v{EVENT_JSON_VERSION}")
+    );
+    let empty = serde_json::Map::new();
+    let defs = schema["$defs"].as_object().unwrap_or(&empty);
+    refs_resolve(&schema, defs);
+    let variants = schema["oneOf"].as_array().unwrap();
+    for kind in every_kind() {
+        let json = serde_json::to_value(&kind).unwrap();
+        let tag = json["type"].as_str().unwrap();
+        let variant = variants
+            .iter()
+            .find(|v| v["properties"]["type"]["const"] == tag)
+            .unwrap_or_else(|| panic!("no variant for {tag}"));
+        let props = variant["properties"].as_object().unwrap();
+        for key in json.as_object().unwrap().keys() {
+            assert!(props.contains_key(key), "{tag}: {key} not in the schema");
+        }
+        for key in variant["required"].as_array().unwrap() {
+            assert!(
+                json.get(key.as_str().unwrap()).is_some(),
+                "{tag}: required {key} missing"
+            );
+        }
+    }
+    // Amounts are strings, never numbers.
+    assert_eq!(defs["Money"]["properties"]["amount"]["type"], "string");
 }

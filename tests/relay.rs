@@ -60,21 +60,6 @@ fn recorder(name: &str) -> Arc<Recorder> {
     })
 }
 
-/// Records `n` events on each of `aggregates` orders, interleaved.
-async fn record(shop: &Shop, orders: &[cartwright::id::OrderId], n: usize) {
-    for _ in 0..n {
-        let kinds: Vec<EventKind> = orders
-            .iter()
-            .map(|o| EventKind::OrderCancelled { order_id: *o })
-            .collect();
-        shop.engine
-            .store()
-            .record_events(kinds, chrono::Utc::now())
-            .await
-            .unwrap();
-    }
-}
-
 fn quick() -> RelayConfig {
     RelayConfig::default()
         .batch(7)
@@ -84,7 +69,7 @@ fn quick() -> RelayConfig {
 async fn two_relays_deliver_every_event_once_in_order(backend: Backend) {
     let shop = Shop::new(backend).await;
     let orders: Vec<_> = (0..6).map(|_| cartwright::id::OrderId::new()).collect();
-    record(&shop, &orders, 5).await;
+    common::cancel_orders(&shop.engine, &orders, 5).await;
     let (a, b) = (recorder("erp"), recorder("search"));
     let second = shop.second_engine().await;
     let relays = [
@@ -126,7 +111,7 @@ async fn two_relays_deliver_every_event_once_in_order(backend: Backend) {
 async fn a_refused_aggregate_is_parked_alone_and_replayed(backend: Backend) {
     let shop = Shop::new(backend).await;
     let orders: Vec<_> = (0..3).map(|_| cartwright::id::OrderId::new()).collect();
-    record(&shop, &orders, 2).await;
+    common::cancel_orders(&shop.engine, &orders, 2).await;
     let sink = recorder("webhook-1");
     let poison = format!("order:{}", orders[0]);
     sink.refuse.lock().unwrap().insert(poison.clone());
@@ -190,7 +175,7 @@ async fn a_refused_aggregate_is_parked_alone_and_replayed(backend: Backend) {
 async fn a_stopped_relay_is_taken_over_when_its_lease_ends(backend: Backend) {
     let shop = Shop::new(backend).await;
     let order = cartwright::id::OrderId::new();
-    record(&shop, &[order], 1).await;
+    common::cancel_orders(&shop.engine, &[order], 1).await;
     // A relay claims and stops before delivering (a crash).
     let now = cartwright::clock::Clock::now(shop.clock.as_ref());
     let claimed = shop
@@ -225,7 +210,7 @@ async fn delivered_events_are_pruned_and_the_rest_kept(backend: Backend) {
         cartwright::id::OrderId::new(),
         cartwright::id::OrderId::new(),
     );
-    record(&shop, &[done, stuck], 2).await;
+    common::cancel_orders(&shop.engine, &[done, stuck], 2).await;
     let sink = recorder("erp");
     let poison = format!("order:{stuck}");
     sink.refuse.lock().unwrap().insert(poison.clone());
@@ -246,7 +231,7 @@ async fn delivered_events_are_pruned_and_the_rest_kept(backend: Backend) {
     assert_eq!(left.len(), 2);
     // The pruned aggregate goes on from its next version; the parked one,
     // replayed, from its first.
-    record(&shop, &[done], 1).await;
+    common::cancel_orders(&shop.engine, &[done], 1).await;
     sink.refuse.lock().unwrap().clear();
     let staff = Actor::Staff("wes".into());
     assert!(
@@ -314,7 +299,7 @@ fn all_in_order(got: &[(String, u64, String)], n: usize) {
 async fn a_relay_killed_mid_batch_loses_nothing(backend: Backend) {
     let shop = Shop::new(backend).await;
     let orders: Vec<_> = (0..4).map(|_| cartwright::id::OrderId::new()).collect();
-    record(&shop, &orders, 3).await;
+    common::cancel_orders(&shop.engine, &orders, 3).await;
     let sink = recorder("warehouse");
     let stalling = Arc::new(Stalling {
         inner: sink.clone(),
@@ -369,17 +354,7 @@ async fn killed_database_connections_lose_nothing() {
         .build()
         .unwrap();
     let orders: Vec<_> = (0..10).map(|_| cartwright::id::OrderId::new()).collect();
-    for _ in 0..4 {
-        let kinds: Vec<EventKind> = orders
-            .iter()
-            .map(|o| EventKind::OrderCancelled { order_id: *o })
-            .collect();
-        engine
-            .store()
-            .record_events(kinds, chrono::Utc::now())
-            .await
-            .unwrap();
-    }
+    common::cancel_orders(&engine, &orders, 4).await;
     let sink = recorder("erp");
     let relay = Relay::new(engine, vec![sink.clone()])
         .unwrap()
@@ -433,7 +408,7 @@ async fn killed_database_connections_lose_nothing() {
 async fn a_claims_events_settle_in_order_or_not_at_all(backend: Backend) {
     let shop = Shop::new(backend).await;
     let order = cartwright::id::OrderId::new();
-    record(&shop, &[order], 3).await;
+    common::cancel_orders(&shop.engine, &[order], 3).await;
     let store = shop.engine.store();
     let owner = uuid::Uuid::new_v4();
     let now = cartwright::clock::Clock::now(shop.clock.as_ref());
@@ -533,7 +508,7 @@ impl Sink for Hanging {
 async fn a_hanging_sink_costs_a_round_at_most_its_lease(backend: Backend) {
     let shop = Shop::new(backend).await;
     let orders: Vec<_> = (0..40).map(|_| cartwright::id::OrderId::new()).collect();
-    record(&shop, &orders, 1).await;
+    common::cancel_orders(&shop.engine, &orders, 1).await;
     let relay = Relay::new(shop.engine.clone(), vec![Arc::new(Hanging)])
         .unwrap()
         .with_config(
@@ -669,15 +644,43 @@ mod properties {
         }
     }
 
-    /// One case: see [`every_event_arrives_in_order_whatever_fails`].
-    async fn case(
-        backend: Backend,
+    /// One case: events per aggregate, (aggregate, version) deliveries
+    /// that fail once, aggregates refused until mended, the relays' batch
+    /// and concurrency.
+    #[derive(Debug, Clone)]
+    struct Case {
         counts: Vec<usize>,
         flaky: Vec<(usize, u64)>,
         broken: Vec<usize>,
         batch: usize,
         concurrency: usize,
-    ) {
+    }
+
+    fn cases() -> impl Strategy<Value = Case> {
+        (
+            prop::collection::vec(1usize..8, 1..6),
+            prop::collection::vec((0usize..6, 1u64..8), 0..10),
+            prop::collection::vec(0usize..6, 0..2),
+            1usize..12,
+            1usize..5,
+        )
+            .prop_map(|(counts, flaky, broken, batch, concurrency)| Case {
+                counts,
+                flaky,
+                broken,
+                batch,
+                concurrency,
+            })
+    }
+
+    async fn run_case(backend: Backend, case: Case) {
+        let Case {
+            counts,
+            flaky,
+            broken,
+            batch,
+            concurrency,
+        } = case;
         let shop = Shop::new(backend).await;
         let orders: Vec<_> = counts
             .iter()
@@ -749,20 +752,13 @@ mod properties {
         all_in_order(&plan.inner.got.lock().unwrap(), total);
     }
 
-    fn run(
-        backend: Backend,
-        counts: Vec<usize>,
-        flaky: Vec<(usize, u64)>,
-        broken: Vec<usize>,
-        batch: usize,
-        concurrency: usize,
-    ) {
+    fn run(backend: Backend, case: Case) {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        rt.block_on(case(backend, counts, flaky, broken, batch, concurrency));
+        rt.block_on(run_case(backend, case));
     }
 
     proptest! {
@@ -772,14 +768,8 @@ mod properties {
         /// arrived, each aggregate's first arrivals in version order, and a
         /// duplicate is the same event.
         #[test]
-        fn every_event_arrives_in_order_whatever_fails(
-            counts in prop::collection::vec(1usize..8, 1..6),
-            flaky in prop::collection::vec((0usize..6, 1u64..8), 0..10),
-            broken in prop::collection::vec(0usize..6, 0..2),
-            batch in 1usize..12,
-            concurrency in 1usize..5,
-        ) {
-            run(Backend::Memory, counts, flaky, broken, batch, concurrency);
+        fn every_event_arrives_in_order_whatever_fails(case in cases()) {
+            run(Backend::Memory, case);
         }
     }
 
@@ -788,14 +778,8 @@ mod properties {
         #![proptest_config(ProptestConfig { cases: 6, .. ProptestConfig::default() })]
         /// The same on PostgreSQL (its claims, floors and settlements are SQL).
         #[test]
-        fn every_event_arrives_in_order_whatever_fails_on_postgres(
-            counts in prop::collection::vec(1usize..8, 1..6),
-            flaky in prop::collection::vec((0usize..6, 1u64..8), 0..10),
-            broken in prop::collection::vec(0usize..6, 0..2),
-            batch in 1usize..12,
-            concurrency in 1usize..5,
-        ) {
-            run(Backend::Postgres, counts, flaky, broken, batch, concurrency);
+        fn every_event_arrives_in_order_whatever_fails_on_postgres(case in cases()) {
+            run(Backend::Postgres, case);
         }
     }
 }

@@ -17,7 +17,6 @@ mod common;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use cartwright::event::EventKind;
 use cartwright::relay::nats::NatsSink;
 use cartwright::relay::{Relay, Sink};
 use common::{Backend, Shop};
@@ -42,17 +41,7 @@ async fn events_reach_jetstream_once_each_in_order() {
         .await
         .unwrap();
     let orders: Vec<_> = (0..3).map(|_| cartwright::id::OrderId::new()).collect();
-    for _ in 0..3 {
-        let kinds = orders
-            .iter()
-            .map(|o| EventKind::OrderCancelled { order_id: *o })
-            .collect();
-        shop.engine
-            .store()
-            .record_events(kinds, chrono::Utc::now())
-            .await
-            .unwrap();
-    }
+    common::cancel_orders(&shop.engine, &orders, 3).await;
     let sink = Arc::new(NatsSink::connect("nats", NATS, &prefix).await.unwrap());
     let relay = Relay::new(shop.engine.clone(), vec![sink.clone() as Arc<dyn Sink>]).unwrap();
     for _ in 0..10 {
@@ -249,17 +238,7 @@ async fn nothing_is_lost_when_the_nats_server_stops_and_starts_mid_stream(backen
     let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
     stream_for(&js, prefix, name).await;
     let orders: Vec<_> = (0..8).map(|_| cartwright::id::OrderId::new()).collect();
-    for _ in 0..5 {
-        let kinds = orders
-            .iter()
-            .map(|o| EventKind::OrderCancelled { order_id: *o })
-            .collect();
-        shop.engine
-            .store()
-            .record_events(kinds, chrono::Utc::now())
-            .await
-            .unwrap();
-    }
+    common::cancel_orders(&shop.engine, &orders, 5).await;
     let wanted: std::collections::HashSet<String> =
         orders.iter().map(|o| format!("order:{o}")).collect();
     let sink = Arc::new(

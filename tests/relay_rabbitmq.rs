@@ -192,17 +192,7 @@ async fn nothing_is_lost_when_the_broker_stops_and_starts_mid_stream(backend: Ba
             .unwrap(),
     );
     let orders: Vec<_> = (0..8).map(|_| cartwright::id::OrderId::new()).collect();
-    for _ in 0..5 {
-        let kinds = orders
-            .iter()
-            .map(|o| EventKind::OrderCancelled { order_id: *o })
-            .collect();
-        shop.engine
-            .store()
-            .record_events(kinds, chrono::Utc::now())
-            .await
-            .unwrap();
-    }
+    common::cancel_orders(&shop.engine, &orders, 5).await;
     let wanted: HashSet<String> = orders.iter().map(|o| format!("order:{o}")).collect();
     // Retries every second (the manual clock runs at twice real time),
     // long enough to outlast the outage.

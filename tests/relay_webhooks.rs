@@ -198,20 +198,6 @@ async fn subscribe(
     made.id
 }
 
-async fn cancel_orders(shop: &Shop, orders: &[cartwright::id::OrderId], times: usize) {
-    for _ in 0..times {
-        let kinds = orders
-            .iter()
-            .map(|o| EventKind::OrderCancelled { order_id: *o })
-            .collect();
-        shop.engine
-            .store()
-            .record_events(kinds, chrono::Utc::now())
-            .await
-            .unwrap();
-    }
-}
-
 async fn the_webhook_sink_passes_the_sink_conformance_suite(backend: Backend) {
     let shop = shop(backend, loopback()).await;
     let receiver = Receiver::start().await;
@@ -228,11 +214,11 @@ async fn the_webhook_sink_passes_the_sink_conformance_suite(backend: Backend) {
 async fn subscriptions_get_signed_events_of_their_types_from_their_creation_on(backend: Backend) {
     let shop = shop(backend, loopback()).await;
     let before = cartwright::id::OrderId::new();
-    cancel_orders(&shop, &[before], 1).await;
+    common::cancel_orders(&shop.engine, &[before], 1).await;
     let receiver = Receiver::start().await;
     let id = subscribe(&shop, &receiver, &["cartwright.order.cancelled.v1"]).await;
     let orders: Vec<_> = (0..3).map(|_| cartwright::id::OrderId::new()).collect();
-    cancel_orders(&shop, &orders, 3).await;
+    common::cancel_orders(&shop.engine, &orders, 3).await;
     // Not wanted: another type.
     shop.engine
         .store()
@@ -283,7 +269,7 @@ async fn a_failing_endpoint_is_retried_parked_paused_and_resumed_in_order(backen
     let id = subscribe(&shop, &receiver, &["cartwright.order.*"]).await;
     let order = cartwright::id::OrderId::new();
     let other = cartwright::id::OrderId::new();
-    cancel_orders(&shop, &[order], 2).await;
+    common::cancel_orders(&shop.engine, &[order], 2).await;
     receiver.answer(FAIL);
     let relay = Relay::for_webhooks(shop.engine.clone(), sender(&shop.engine))
         .with_config(quick(1))
@@ -303,7 +289,7 @@ async fn a_failing_endpoint_is_retried_parked_paused_and_resumed_in_order(backen
     assert_eq!(failed[0].aggregate, format!("order:{order}"));
     assert!(failed[0].error.contains("500"), "{}", failed[0].error);
     // More failures on another aggregate pause the endpoint (4 in a row).
-    cancel_orders(&shop, &[other], 2).await;
+    common::cancel_orders(&shop.engine, &[other], 2).await;
     for _ in 0..3 {
         relay.run_once().await.unwrap();
     }
@@ -320,7 +306,7 @@ async fn a_failing_endpoint_is_retried_parked_paused_and_resumed_in_order(backen
     );
     // Paused: nothing is sent, whatever happens.
     let hits = receiver.inner.hits.load(Ordering::SeqCst);
-    cancel_orders(&shop, &[other], 1).await;
+    common::cancel_orders(&shop.engine, &[other], 1).await;
     relay.run_once().await.unwrap();
     assert_eq!(receiver.inner.hits.load(Ordering::SeqCst), hits);
     // Mended, resumed and the parked aggregate replayed: everything
@@ -386,7 +372,7 @@ async fn redirects_are_not_followed_and_refused_addresses_not_reached(backend: B
     receiver.answer(REDIRECT);
     subscribe(&shop, &receiver, &["cartwright.order.*"]).await;
     *elsewhere.inner.secret.lock().unwrap() = receiver.inner.secret.lock().unwrap().clone();
-    cancel_orders(&shop, &[cartwright::id::OrderId::new()], 1).await;
+    common::cancel_orders(&shop.engine, &[cartwright::id::OrderId::new()], 1).await;
     let relay = Relay::for_webhooks(shop.engine.clone(), sender(&shop.engine))
         .with_config(quick(0))
         .unwrap();
@@ -412,7 +398,7 @@ async fn redirects_are_not_followed_and_refused_addresses_not_reached(backend: B
         .unwrap();
     let target = Receiver::start().await;
     subscribe(&shop, &target, &["cartwright.order.*"]).await;
-    cancel_orders(&shop, &[cartwright::id::OrderId::new()], 1).await;
+    common::cancel_orders(&shop.engine, &[cartwright::id::OrderId::new()], 1).await;
     let relay = Relay::for_webhooks(other.clone(), sender(&other))
         .with_config(quick(3))
         .unwrap();
@@ -507,7 +493,7 @@ async fn a_receiver_that_answers_ten_megabytes_or_never_is_bounded(backend: Back
     let shop = shop(backend, loopback()).await;
     let receiver = Receiver::start().await;
     subscribe(&shop, &receiver, &["cartwright.order.*"]).await;
-    cancel_orders(&shop, &[cartwright::id::OrderId::new()], 1).await;
+    common::cancel_orders(&shop.engine, &[cartwright::id::OrderId::new()], 1).await;
     let relay = Relay::for_webhooks(shop.engine.clone(), sender(&shop.engine))
         .with_config(quick(1))
         .unwrap();

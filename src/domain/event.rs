@@ -122,14 +122,8 @@ impl Event {
         kind: EventKind,
         version: u64,
     ) -> Self {
-        Self {
-            id,
-            sequence,
-            occurred_at,
-            aggregate: kind.aggregate(),
-            kind,
-            version,
-        }
+        let aggregate = kind.aggregate();
+        Self::with_aggregate(id, sequence, occurred_at, kind, aggregate, version)
     }
 }
 

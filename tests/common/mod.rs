@@ -519,3 +519,20 @@ pub async fn pending(engine: &Engine, consumer: &str, n: usize) -> Vec<cartwrigh
         .await
         .unwrap()
 }
+
+/// Records `times` rounds of an `order.cancelled` event on each of
+/// `orders`, interleaved (one command per round): events for the relay
+/// tests, with no order behind them.
+pub async fn cancel_orders(engine: &Engine, orders: &[cartwright::id::OrderId], times: usize) {
+    for _ in 0..times {
+        let kinds = orders
+            .iter()
+            .map(|o| cartwright::event::EventKind::OrderCancelled { order_id: *o })
+            .collect();
+        engine
+            .store()
+            .record_events(kinds, chrono::Utc::now())
+            .await
+            .unwrap();
+    }
+}

@@ -168,6 +168,31 @@ pub struct RelayReport {
     pub lost_leases: u64,
 }
 
+impl RelayReport {
+    /// Counts what became of one delivery (`attempted`: `None` when the
+    /// sink did not want the event) and names it for the metrics.
+    fn count(&mut self, outcome: &DeliveryOutcome, attempted: Option<bool>) -> &'static str {
+        match (outcome, attempted) {
+            (_, None) => {
+                self.skipped += 1;
+                "skipped"
+            }
+            (DeliveryOutcome::Delivered, _) => {
+                self.delivered += 1;
+                "delivered"
+            }
+            (DeliveryOutcome::Retry { .. }, _) => {
+                self.retried += 1;
+                "retried"
+            }
+            _ => {
+                self.parked += 1;
+                "parked"
+            }
+        }
+    }
+}
+
 /// Relays the outbox to sinks. See the module docs.
 pub struct Relay {
     engine: Engine,
@@ -352,13 +377,7 @@ impl Relay {
             .await;
             let mut stop = false;
             for (event, outcome, attempted) in answers.into_iter().flatten() {
-                let label = outcome_label(&outcome, attempted);
-                match label {
-                    "skipped" => report.skipped += 1,
-                    "delivered" => report.delivered += 1,
-                    "retried" => report.retried += 1,
-                    _ => report.parked += 1,
-                }
+                let label = report.count(&outcome, attempted);
                 crate::telemetry::relay_delivery(sink.name(), label);
                 settled.push((event, outcome));
                 if !go_on(attempted).await {
@@ -527,16 +546,6 @@ impl Relay {
                 tokio::time::sleep(pause.to_std().unwrap_or(interval)).await;
             }
         }
-    }
-}
-
-/// The metrics label of what became of a delivery.
-fn outcome_label(outcome: &DeliveryOutcome, attempted: Option<bool>) -> &'static str {
-    match (outcome, attempted) {
-        (_, None) => "skipped",
-        (DeliveryOutcome::Delivered, _) => "delivered",
-        (DeliveryOutcome::Retry { .. }, _) => "retried",
-        _ => "parked",
     }
 }
 

@@ -297,6 +297,8 @@ impl Sink for Endpoint {
         event: &Event,
         envelope: &serde_json::Value,
     ) -> std::result::Result<(), SinkError> {
+        // The wall clock, not the engine's: the receiver checks the
+        // signature's time against its own clock.
         let now = chrono::Utc::now().timestamp();
         self.sender
             .post(&self.subscription, event, envelope, now)
