@@ -100,8 +100,9 @@ impl Engine {
     /// the catalog when `None`): [`EventKind::LowStock`] when fewer units
     /// than the threshold are available everywhere, and
     /// [`EventKind::StockReplenished`] when a low variant is back. The store
-    /// marks the variant in the same command that records the event, so a
-    /// crossing noticed by many callers is announced once. Evaluated when
+    /// reads the level and marks the variant under one lock, in the same
+    /// command that records the event, so a crossing noticed by many callers
+    /// is announced once and a stale reading never undoes a newer one. Evaluated when
     /// staff set or adjust stock and when a checkout reserves; a failure to
     /// evaluate is logged, never returned.
     ///
@@ -124,32 +125,10 @@ impl Engine {
                 }
             },
         };
-        let summary = match self.inner.store.stock(variant).await {
-            Ok(s) => s,
-            Err(error) => {
-                tracing::warn!(%error, %variant, "low stock not evaluated");
-                return;
-            }
-        };
-        let available = summary.on_hand.saturating_sub(summary.reserved);
-        let low = available < i64::from(threshold);
-        let event = if low {
-            crate::event::EventKind::LowStock {
-                variant_id: variant,
-                available,
-                threshold,
-            }
-        } else {
-            crate::event::EventKind::StockReplenished {
-                variant_id: variant,
-                available,
-                threshold,
-            }
-        };
         if let Err(error) = self
             .inner
             .store
-            .flag_low_stock(variant, low, event, self.now())
+            .flag_low_stock(variant, threshold, self.now())
             .await
         {
             tracing::warn!(%error, %variant, "low stock not recorded");

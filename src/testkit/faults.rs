@@ -404,11 +404,10 @@ impl InventoryStore for FaultyStore {
     async fn flag_low_stock(
         &self,
         v: VariantId,
-        low: bool,
-        e: EventKind,
+        threshold: u32,
         n: DateTime<Utc>,
-    ) -> Result<bool> {
-        self.inner.flag_low_stock(v, low, e, n).await
+    ) -> Result<Option<EventKind>> {
+        self.inner.flag_low_stock(v, threshold, n).await
     }
 }
 

@@ -161,19 +161,24 @@ impl InventoryStore for MemoryStore {
     async fn flag_low_stock(
         &self,
         variant: VariantId,
-        low: bool,
-        event: EventKind,
+        threshold: u32,
         now: DateTime<Utc>,
-    ) -> Result<bool> {
+    ) -> Result<Option<EventKind>> {
         let mut s = self.lock();
+        if !s.variants.contains_key(&variant) {
+            return Err(Error::not_found("variant", variant));
+        }
+        let summary = StockSummary::new(variant, s.levels(variant));
+        let (low, event) = crate::inventory::low_stock_mark(&summary, threshold);
         let changed = if low {
             s.low_stock.insert(variant)
         } else {
             s.low_stock.remove(&variant)
         };
-        if changed {
-            s.push_event(event, now);
+        if !changed {
+            return Ok(None);
         }
-        Ok(changed)
+        s.push_event(event.clone(), now);
+        Ok(Some(event))
     }
 }

@@ -643,10 +643,43 @@ impl InventoryStore for PgStore {
     async fn flag_low_stock(
         &self,
         variant: VariantId,
-        low: bool,
-        event: EventKind,
+        threshold: u32,
         now: DateTime<Utc>,
-    ) -> Result<bool> {
+    ) -> Result<Option<EventKind>> {
+        retry!(self, self.flag_low_stock_try(variant, threshold, now))
+    }
+}
+
+impl PgStore {
+    /// [`InventoryStore::flag_low_stock`]: the variant's row is locked
+    /// (`FOR NO KEY UPDATE`, which reservations' foreign-key checks do not
+    /// wait for) before the level is read, so evaluations of one variant
+    /// run one after another, each reading the newest committed level.
+    async fn flag_low_stock_try(
+        &self,
+        variant: VariantId,
+        threshold: u32,
+        now: DateTime<Utc>,
+    ) -> Try<Option<EventKind>> {
+        let mut tx = self.pool().begin().await?;
+        let exists: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM cw_variants WHERE id = $1 FOR NO KEY UPDATE")
+                .bind(variant.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Err(Error::not_found("variant", variant).into());
+        }
+        let rows = sqlx::query(
+            "SELECT s.variant_id, s.location_id, s.on_hand, s.reserved
+             FROM cw_stock s WHERE s.variant_id = $1",
+        )
+        .bind(variant.as_uuid())
+        .fetch_all(&mut *tx)
+        .await?;
+        let levels = rows.iter().map(level_from_row).collect::<Try<Vec<_>>>()?;
+        let summary = StockSummary::new(variant, levels);
+        let (low, event) = crate::inventory::low_stock_mark(&summary, threshold);
         let kind = to_json(&event)?;
         let sql = if low {
             "WITH changed AS (INSERT INTO cw_low_stock (variant_id) VALUES ($1)
@@ -660,15 +693,14 @@ impl InventoryStore for PgStore {
                          SELECT $2, $3, $4 WHERE EXISTS (SELECT 1 FROM changed) RETURNING sequence)
              SELECT count(*) FROM changed"
         };
-        retry!(self, async {
-            let n: i64 = sqlx::query_scalar(sql)
-                .bind(variant.as_uuid())
-                .bind(EventId::new().as_uuid())
-                .bind(now)
-                .bind(Json(&kind))
-                .fetch_one(&self.pool())
-                .await?;
-            Ok(n == 1)
-        })
+        let n: i64 = sqlx::query_scalar(sql)
+            .bind(variant.as_uuid())
+            .bind(EventId::new().as_uuid())
+            .bind(now)
+            .bind(Json(&kind))
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((n == 1).then_some(event))
     }
 }

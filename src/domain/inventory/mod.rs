@@ -110,6 +110,33 @@ impl StockSummary {
     }
 }
 
+/// The low-stock mark `summary` gives against `threshold` (`true`: fewer
+/// units available everywhere than the threshold) and the event that
+/// announces a change to it. Both stores decide with this under their own
+/// lock, from the level they read there.
+pub(crate) fn low_stock_mark(
+    summary: &StockSummary,
+    threshold: u32,
+) -> (bool, crate::event::EventKind) {
+    let available = summary.available();
+    let variant_id = summary.variant_id;
+    if available < i64::from(threshold) {
+        let event = crate::event::EventKind::LowStock {
+            variant_id,
+            available,
+            threshold,
+        };
+        (true, event)
+    } else {
+        let event = crate::event::EventKind::StockReplenished {
+            variant_id,
+            available,
+            threshold,
+        };
+        (false, event)
+    }
+}
+
 /// Checks a number of units on hand: 0 to [`MAX_ON_HAND`].
 pub(crate) fn check_on_hand(on_hand: i64) -> Result<i64> {
     if (0..=MAX_ON_HAND).contains(&on_hand) {

@@ -273,17 +273,20 @@ pub trait InventoryStore: Send + Sync {
     /// Releases every pending reservation that expired by `now`; returns how many.
     async fn release_expired(&self, now: DateTime<Utc>) -> Result<u64>;
 
-    /// Marks `variant` as low on stock (`low`) or not, and records `event`
-    /// in the same atomic command — only when the mark changes. Returns
-    /// whether it changed, so each crossing of a threshold is announced
-    /// once however many callers notice it.
+    /// Reads `variant`'s stock everywhere and marks it low (fewer units
+    /// available than `threshold`) or not, recording
+    /// [`EventKind::LowStock`] or [`EventKind::StockReplenished`] in the same
+    /// atomic command — only when the mark changes. The read and the mark
+    /// happen under one lock per variant, so the last evaluation always sees
+    /// the newest level: each crossing is announced once however many
+    /// callers notice it, and a stale reading cannot undo a newer one.
+    /// Returns the event recorded, if any.
     async fn flag_low_stock(
         &self,
         variant: VariantId,
-        low: bool,
-        event: EventKind,
+        threshold: u32,
         now: DateTime<Utc>,
-    ) -> Result<bool>;
+    ) -> Result<Option<EventKind>>;
 }
 
 /// The right to run one attempt of a checkout. Every checkout command checks
