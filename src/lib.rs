@@ -158,7 +158,7 @@ pub mod testkit;
 pub(crate) use domain::validate;
 #[doc(inline)]
 pub use domain::{
-    actor, cart, catalog, channel, clock, customer, error, event, giftcard, id, inventory, money,
+    actor, agent, cart, catalog, channel, clock, customer, error, event, giftcard, id, inventory, money,
     note, order, pricing, shipping, tax, webhook,
 };
 pub(crate) use engine::promotions;
@@ -177,7 +177,7 @@ pub mod deps {
     pub use uuid;
 }
 #[doc(inline)]
-pub use engine::{checkout, fulfillment, giftcards, maintenance, money_path, relay, telemetry};
+pub use engine::{agents, checkout, fulfillment, giftcards, maintenance, money_path, relay, telemetry};
 pub mod payment {
     //! Payments: the [`PaymentProvider`] port, the payment state machine,
     //! the money-path operations, and the built-in [`TestPaymentProvider`]

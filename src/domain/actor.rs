@@ -76,6 +76,11 @@ pub enum Actor {
     /// A payment provider, through its verified webhooks: may only apply
     /// payment events.
     Provider(String),
+    /// An AI agent platform (named by the shop, authenticated by the
+    /// embedding program: a bearer key, a signed request), buying for a
+    /// buyer through an agentic protocol. Reaches guest carts as a guest
+    /// does, and only the agent sessions it opened and their orders.
+    Agent(String),
 }
 
 impl Actor {

@@ -136,6 +136,8 @@ typed_id! {
     ChannelId => "sales channel";
     /// Identifies a [`WebhookSubscription`](crate::webhook::WebhookSubscription).
     WebhookId => "webhook";
+    /// Identifies an [`AgentSession`](crate::agent::AgentSession).
+    AgentSessionId => "agent session";
 }
 
 /// A caller-chosen key that makes a request safe to retry: the same key always

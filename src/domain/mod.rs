@@ -35,6 +35,7 @@ macro_rules! setters {
 pub(crate) use setters;
 
 pub mod actor;
+pub mod agent;
 pub mod cart;
 pub mod catalog;
 pub mod channel;

@@ -11,6 +11,7 @@
 //! process is behind a port.
 
 pub(crate) mod accounts;
+pub mod agents;
 mod carts;
 mod catalog;
 mod channels;
@@ -142,6 +143,9 @@ pub struct EngineConfig {
     pub webhook_policy: crate::webhook::WebhookPolicy,
     /// When the relay pauses a webhook endpoint that keeps failing.
     pub webhook_pausing: crate::webhook::WebhookPausing,
+    /// How long an agent checkout session stays open (6 hours by
+    /// default, as UCP suggests).
+    pub agent_session_ttl: Duration,
 }
 
 crate::domain::setters!(EngineConfig {
@@ -160,6 +164,7 @@ crate::domain::setters!(EngineConfig {
     gift_card_hold: Duration,
     webhook_policy: crate::webhook::WebhookPolicy,
     webhook_pausing: crate::webhook::WebhookPausing,
+    agent_session_ttl: Duration,
 } into {});
 
 impl Default for EngineConfig {
@@ -180,6 +185,7 @@ impl Default for EngineConfig {
             gift_card_hold: Duration::minutes(30),
             webhook_policy: crate::webhook::WebhookPolicy::default(),
             webhook_pausing: crate::webhook::WebhookPausing::default(),
+            agent_session_ttl: Duration::hours(6),
         }
     }
 }

@@ -711,3 +711,46 @@ impl crate::store::WebhookStore for FaultyStore {
             .await
     }
 }
+
+#[async_trait]
+impl crate::store::AgentStore for FaultyStore {
+    async fn create_agent_session(&self, s: &crate::agent::AgentSession) -> Result<()> {
+        self.inner.create_agent_session(s).await
+    }
+    async fn agent_session(
+        &self,
+        id: crate::agent::AgentSessionId,
+    ) -> Result<Option<crate::agent::AgentSession>> {
+        self.inner.agent_session(id).await
+    }
+    async fn save_agent_session(&self, s: &crate::agent::AgentSession) -> Result<()> {
+        self.inner.save_agent_session(s).await
+    }
+    async fn agent_session_for_cart(
+        &self,
+        cart: crate::id::CartId,
+    ) -> Result<Option<crate::agent::AgentSession>> {
+        self.inner.agent_session_for_cart(cart).await
+    }
+    async fn claim_request(
+        &self,
+        claim: &crate::store::RequestClaim<'_>,
+    ) -> Result<crate::store::RequestState> {
+        self.inner.claim_request(claim).await
+    }
+    async fn finish_request(
+        &self,
+        scope: &str,
+        key: &str,
+        response: &crate::agent::StoredResponse,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.inner.finish_request(scope, key, response, now).await
+    }
+    async fn release_request(&self, scope: &str, key: &str) -> Result<()> {
+        self.inner.release_request(scope, key).await
+    }
+    async fn prune_requests(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.inner.prune_requests(before).await
+    }
+}

@@ -124,6 +124,12 @@ struct State {
     webhooks: BTreeMap<crate::webhook::WebhookId, crate::webhook::WebhookSubscription>,
     /// Account tokens, one per account (or decoy id) and purpose.
     account_tokens: HashMap<(CustomerId, crate::customer::TokenPurpose), AccountToken>,
+    /// Agent checkout sessions.
+    agent_sessions: BTreeMap<crate::agent::AgentSessionId, crate::agent::AgentSession>,
+    /// The session over each agent cart.
+    agent_carts: HashMap<CartId, crate::agent::AgentSessionId>,
+    /// Agentic request keys by scope and key.
+    agent_requests: BTreeMap<(String, String), agents::AgentRequest>,
 }
 
 /// A consistent copy of a [`MemoryStore`]'s whole state, comparable with
@@ -188,6 +194,9 @@ impl MemorySnapshot {
             floors,
             webhooks,
             last_sequence,
+            agent_sessions,
+            agent_carts,
+            agent_requests,
         } = &self.0;
         let products: Vec<(&ProductId, &Product)> =
             products.iter().map(|(k, v)| (k, v.as_ref())).collect();
@@ -242,6 +251,9 @@ impl MemorySnapshot {
             ("floors", serde_json::to_value(pairs(floors))),
             ("last_sequence", serde_json::to_value(last_sequence)),
             ("webhooks", serde_json::to_value(pairs(webhooks))),
+            ("agent_sessions", serde_json::to_value(pairs(agent_sessions))),
+            ("agent_carts", serde_json::to_value(pairs(agent_carts))),
+            ("agent_requests", serde_json::to_value(pairs(agent_requests))),
         ];
         let mut value = serde_json::Map::new();
         for (name, field) in fields {
@@ -628,6 +640,7 @@ impl State {
     }
 }
 
+mod agents;
 mod carts;
 mod catalog;
 mod channels;

@@ -307,6 +307,7 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+mod agents;
 mod carts;
 mod catalog;
 mod channels;

@@ -353,7 +353,7 @@ pub struct Cart {
     updated_at: DateTime<Utc>,
 }
 
-fn check_quantity(quantity: u32) -> Result<()> {
+pub(crate) fn check_quantity(quantity: u32) -> Result<()> {
     if quantity == 0 {
         return Err(Error::invalid("quantity", "must be at least 1"));
     }
@@ -687,6 +687,17 @@ impl Cart {
         self.ensure_active()?;
         let code = crate::validate::required_text("shipping method", code, MAX_METHOD_CODE_LEN)?;
         self.shipping_method = Some(code);
+        Ok(())
+    }
+
+    /// Forgets the chosen shipping method (the destination changed and
+    /// no longer offers it, say).
+    ///
+    /// # Errors
+    /// [`Error::CartNotActive`] once the cart is checked out.
+    pub fn clear_shipping_method(&mut self) -> Result<()> {
+        self.ensure_active()?;
+        self.shipping_method = None;
         Ok(())
     }
 

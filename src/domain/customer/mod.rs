@@ -319,7 +319,14 @@ pub struct NewAddress {
     pub country: String,
     /// Phone number (optional).
     pub phone: String,
+    /// The id another system knows the address by (an import's id, an
+    /// agent's destination id): optional, at most
+    /// [`MAX_ADDRESS_REFERENCE_LEN`] characters.
+    pub reference: String,
 }
+
+/// Longest [`Address::reference`], in characters.
+pub const MAX_ADDRESS_REFERENCE_LEN: usize = 64;
 
 impl NewAddress {
     /// An address for `name` at `line1`, `city`, `postal_code` in
@@ -351,6 +358,7 @@ crate::domain::setters!(NewAddress {} into {
     postal_code: String,
     country: String,
     phone: String,
+    reference: String,
 });
 
 /// Longest text a customer search takes, in characters.
@@ -443,6 +451,7 @@ impl Address {
         self.city = String::new();
         self.postal_code = String::new();
         self.phone = String::new();
+        self.reference = String::new();
     }
 }
 
@@ -468,6 +477,9 @@ pub struct Address {
     pub country: Country,
     /// Phone number.
     pub phone: String,
+    /// The id another system knows it by (may be empty).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reference: String,
 }
 
 impl Address {
@@ -487,7 +499,60 @@ impl Address {
             postal_code: optional_text("postal code", &input.postal_code, 20)?,
             country: Country::new(&input.country)?,
             phone: optional_text("phone", &input.phone, 40)?,
+            reference: optional_text(
+                "address reference",
+                &input.reference,
+                MAX_ADDRESS_REFERENCE_LEN,
+            )?,
         })
+    }
+
+    /// An address known only in part — a country, perhaps a region and a
+    /// postal code — as AI agents send a destination before the buyer gave
+    /// the rest: enough to offer shipping rates and taxes. Every field but
+    /// the country may be empty; each is checked as [`Address::new`] checks
+    /// it. Whether an order may be placed with it is the caller's decision
+    /// ([`Address::is_complete`]).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for input that does not
+    /// validate, naming the field.
+    pub fn partial(input: NewAddress) -> Result<Self> {
+        Ok(Self {
+            id: AddressId::new(),
+            name: optional_text("address name", &input.name, 200)?,
+            line1: optional_text("address line1", &input.line1, 200)?,
+            line2: optional_text("address line2", &input.line2, 200)?,
+            city: optional_text("city", &input.city, 100)?,
+            region: optional_text("region", &input.region, 100)?.to_uppercase(),
+            postal_code: optional_text("postal code", &input.postal_code, 20)?,
+            country: Country::new(&input.country)?,
+            phone: optional_text("phone", &input.phone, 40)?,
+            reference: optional_text(
+                "address reference",
+                &input.reference,
+                MAX_ADDRESS_REFERENCE_LEN,
+            )?,
+        })
+    }
+
+    /// Whether a parcel can be sent to it: a street line and a city (the
+    /// name may be missing for an agent's destination).
+    pub fn is_complete(&self) -> bool {
+        !self.line1.is_empty() && !self.city.is_empty()
+    }
+
+    /// Whether two addresses are the same place (the street, city, region,
+    /// postal code and country, ignoring case and surrounding space); ids,
+    /// names and phone numbers are not compared.
+    pub fn same_place(&self, other: &Address) -> bool {
+        let eq = |a: &str, b: &str| a.trim().eq_ignore_ascii_case(b.trim());
+        eq(&self.line1, &other.line1)
+            && eq(&self.line2, &other.line2)
+            && eq(&self.city, &other.city)
+            && eq(&self.region, &other.region)
+            && eq(&self.postal_code, &other.postal_code)
+            && self.country == other.country
     }
 }
 

@@ -723,8 +723,10 @@ pub trait OrderStore: Send + Sync {
     async fn save_order(&self, change: OrderChange, now: DateTime<Utc>) -> Result<Order>;
 }
 
+mod agents;
 mod events;
 mod webhooks;
+pub use agents::*;
 pub use events::*;
 pub use webhooks::*;
 
@@ -875,6 +877,7 @@ pub trait Store:
     + GiftCardStore
     + ChannelStore
     + WebhookStore
+    + AgentStore
 {
 }
 
@@ -890,6 +893,7 @@ impl<T> Store for T where
         + GiftCardStore
         + ChannelStore
         + WebhookStore
+        + AgentStore
 {
 }
 
