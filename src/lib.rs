@@ -150,6 +150,9 @@
 mod adapters;
 mod domain;
 pub mod engine;
+#[cfg(feature = "ucp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ucp")))]
+pub mod agentic;
 mod ports;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]

@@ -720,14 +720,6 @@ impl Engine {
             .ok_or(Error::Conflict("customer"))
     }
 
-    /// The session over `cart`, for the engine's own senders (an agent's
-    /// order webhooks): no access check.
-    pub(crate) async fn agent_session_of_cart(
-        &self,
-        cart: crate::id::CartId,
-    ) -> Result<Option<AgentSession>> {
-        self.inner.store.agent_session_for_cart(cart).await
-    }
 }
 
 fn complete(session: &mut AgentSession, order: OrderId) {

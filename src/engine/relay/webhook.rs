@@ -118,6 +118,38 @@ impl reqwest::dns::Resolve for GuardedResolver {
     }
 }
 
+/// An HTTP client that reaches only what `policy` allows: every address a
+/// name resolves to is checked at each connection, redirects are not
+/// followed, no proxy is used, and a request may take `timeout` in all.
+/// The agentic protocols fetch agents' profiles and post their webhooks
+/// with it.
+///
+/// # Errors
+/// [`Error::Invalid`] for a timeout of zero or over 5 minutes;
+/// [`Error::Storage`] when the client cannot be built.
+pub(crate) fn guarded_client(policy: &WebhookPolicy, timeout: StdDuration) -> Result<reqwest::Client> {
+    if timeout.is_zero() || timeout > StdDuration::from_secs(300) {
+        return Err(Error::invalid(
+            "timeout",
+            "must be more than zero and at most 5 minutes",
+        ));
+    }
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .user_agent(concat!("cartwright/", env!("CARGO_PKG_VERSION")))
+        .dns_resolver(Arc::new(GuardedResolver {
+            policy: Arc::new(policy.clone()),
+        }))
+        .build()
+        .map_err(|e| Error::Storage {
+            message: "an HTTP client cannot be built".into(),
+            source: Some(Arc::new(e)),
+        })
+}
+
 /// A host that resolves only to addresses the policy does not allow.
 #[derive(Debug, thiserror::Error)]
 #[error("{0} resolves only to addresses the webhook policy does not allow")]

@@ -1,0 +1,1004 @@
+//! The Universal Commerce Protocol's shopping service (REST binding) over
+//! the engine's agent sessions: `GET /.well-known/ucp`, checkout sessions
+//! (create, get, update, complete, cancel), orders (get, update) and order
+//! webhooks, as UCP `2026-01-11` specifies them.
+//!
+//! ```no_run
+//! # async fn run(engine: cartwright::Engine) -> cartwright::Result<()> {
+//! use std::sync::Arc;
+//! use cartwright::agentic::{BearerKeys, TokenCredentials, ucp};
+//!
+//! let config = ucp::UcpConfig::new("https://shop.example/".parse().map_err(|_| cartwright::Error::invalid("url", "bad"))?)
+//!     .auth(Arc::new(BearerKeys::new().with_key("a-long-secret-key-for-the-agent", "agent-co")?))
+//!     .credentials(Arc::new(TokenCredentials::new()));
+//! let merchant = ucp::UcpMerchant::new(engine.clone(), config)?;
+//! let app = merchant.router();
+//! // axum::serve(listener, app) …; and deliver order webhooks:
+//! let relay = cartwright::relay::Relay::new(engine, vec![merchant.webhook_sink()])?;
+//! tokio::spawn(relay.run(std::time::Duration::from_millis(250)));
+//! # let _ = app; Ok(())
+//! # }
+//! ```
+//!
+//! **Versions.** The agent names its version in the `UCP-Agent` header
+//! (`version="YYYY-MM-DD"`); the newest version this module speaks that is
+//! not later than the agent's is used ([`Version::negotiate`]), and an
+//! agent older than every version spoken is refused (400
+//! `VERSION_UNSUPPORTED`). Each version's documents are rendered by their
+//! own functions, so a new release is a new variant and a renderer beside
+//! the old ones.
+//!
+//! **Idempotency.** A request with an `Idempotency-Key` is claimed through
+//! the engine before anything runs; the answer (status and body, byte for
+//! byte) is kept by the store and replayed to the same request, on any
+//! instance, after restarts; the same key with another request is a 409.
+//! A server error is not kept (the retry runs).
+//!
+//! **Safety.** Bodies are limited to [`MAX_BODY_BYTES`]; malformed JSON,
+//! unknown items, bad quantities, currencies or addresses get a 400 and
+//! change nothing; the agent's profile is fetched (for its order webhook
+//! address) under the engine's webhook policy, with a timeout and a size
+//! limit, and a failed fetch never fails the request.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{AgentAuth, CredentialHandler, TokenCredentials, TrustEveryAgent};
+use crate::actor::Actor;
+use crate::agent::{AgentBuyer, AgentProtocol, AgentSessionId, BuyerConsent, Destination, StoredResponse};
+use crate::agents::{AgentUpdate, AgentView};
+use crate::customer::{Address, NewAddress};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::id::{OrderId, VariantId};
+use crate::money::Currency;
+use crate::store::RequestState;
+
+mod render;
+mod webhooks;
+
+pub use webhooks::{SigningKey, UcpWebhookSink};
+
+/// Largest request body taken, in bytes.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Largest agent profile read, in bytes.
+pub const MAX_PROFILE_BYTES: usize = 64 * 1024;
+
+/// A UCP version this module speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Version {
+    /// `2026-01-11`.
+    V2026_01_11,
+}
+
+impl Version {
+    /// Every version spoken, oldest first.
+    pub const ALL: &'static [Version] = &[Version::V2026_01_11];
+
+    /// Its date, as the protocol writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V2026_01_11 => "2026-01-11",
+        }
+    }
+
+    /// The newest version spoken: what the discovery profile offers.
+    pub fn latest() -> Self {
+        Self::V2026_01_11
+    }
+
+    /// The version to answer an agent with, from its `UCP-Agent` header:
+    /// the newest spoken that is not later than the agent's (the latest
+    /// when the agent names none).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a malformed version or one older than every
+    /// version spoken.
+    pub fn negotiate(agent_header: Option<&str>) -> Result<Self> {
+        let Some(wanted) = agent_header.and_then(|h| header_param(h, "version")) else {
+            return Ok(Self::latest());
+        };
+        let valid = wanted.len() == 10
+            && wanted
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        if !valid {
+            return Err(Error::invalid("UCP-Agent version", crate::validate::shown(&wanted)));
+        }
+        Self::ALL
+            .iter()
+            .rev()
+            .find(|v| v.as_str() <= wanted.as_str())
+            .copied()
+            .ok_or_else(|| Error::invalid("UCP-Agent version", crate::validate::shown(&wanted)))
+    }
+}
+
+/// A `key="value"` parameter of a structured header such as `UCP-Agent`.
+fn header_param(header: &str, name: &str) -> Option<String> {
+    header.split([';', ',']).find_map(|part| {
+        let (k, v) = part.trim().split_once('=')?;
+        (k.trim().eq_ignore_ascii_case(name)).then(|| v.trim().trim_matches('"').to_owned())
+    })
+}
+
+/// Offering a buyer's saved addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum AddressBook {
+    /// Never (the default): an agent sees only the destinations it sent.
+    #[default]
+    Off,
+    /// By the buyer's e-mail as the agent gives it: the saved addresses of
+    /// the customer with that e-mail are offered as destinations, and new
+    /// destinations are saved for them. Whoever knows an e-mail sees that
+    /// customer's addresses — only for a shop whose agents have verified
+    /// the buyer's identity (or for the conformance suite, which expects it).
+    ByEmail,
+}
+
+/// How the UCP service is set up.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct UcpConfig {
+    /// The shop's base URL: the REST endpoint and order links are under it.
+    pub base_url: url::Url,
+    /// Who the agent is.
+    pub auth: Arc<dyn AgentAuth>,
+    /// How credentials become payments.
+    pub credentials: Arc<dyn CredentialHandler>,
+    /// The payment handlers published in the profile and in checkouts
+    /// (UCP `payment_handler` objects).
+    pub handlers: Vec<Value>,
+    /// Links shown on checkouts (`type`, `url`): terms, privacy, returns.
+    pub links: Vec<(String, String)>,
+    /// Saved addresses offered to agents.
+    pub address_book: AddressBook,
+    /// Whether completion needs a street address and a city (true by
+    /// default; a destination with only a country is enough to price).
+    pub require_street_address: bool,
+    /// The key order webhooks are signed with (a fresh one by default;
+    /// keep one across restarts so agents' caches stay valid).
+    pub signing_key: SigningKey,
+    /// How long fetching an agent's profile may take (2 s by default).
+    pub profile_timeout: StdDuration,
+}
+
+impl std::fmt::Debug for UcpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UcpConfig")
+            .field("base_url", &self.base_url.as_str())
+            .field("address_book", &self.address_book)
+            .field("require_street_address", &self.require_street_address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UcpConfig {
+    /// Served at `base_url`, with no agent accepted until [`UcpConfig::auth`]
+    /// says how, token credentials for the default provider, no handlers
+    /// and no links.
+    pub fn new(base_url: url::Url) -> Self {
+        Self {
+            base_url,
+            auth: Arc::new(super::BearerKeys::new()),
+            credentials: Arc::new(TokenCredentials::new()),
+            handlers: Vec::new(),
+            links: Vec::new(),
+            address_book: AddressBook::Off,
+            require_street_address: true,
+            signing_key: SigningKey::generate(),
+            profile_timeout: StdDuration::from_secs(2),
+        }
+    }
+
+    /// Sets how agents are recognised.
+    #[must_use]
+    pub fn auth(mut self, auth: Arc<dyn AgentAuth>) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Sets how credentials become payments.
+    #[must_use]
+    pub fn credentials(mut self, credentials: Arc<dyn CredentialHandler>) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    /// Publishes a payment handler.
+    #[must_use]
+    pub fn handler(mut self, handler: Value) -> Self {
+        self.handlers.push(handler);
+        self
+    }
+
+    /// Shows a link on checkouts.
+    #[must_use]
+    pub fn link(mut self, kind: &str, url: &str) -> Self {
+        self.links.push((kind.to_owned(), url.to_owned()));
+        self
+    }
+
+    /// Sets the address-book policy.
+    #[must_use]
+    pub fn address_book(mut self, policy: AddressBook) -> Self {
+        self.address_book = policy;
+        self
+    }
+
+    /// Sets whether completion needs a street address.
+    #[must_use]
+    pub fn require_street_address(mut self, required: bool) -> Self {
+        self.require_street_address = required;
+        self
+    }
+
+    /// Sets the webhook signing key.
+    #[must_use]
+    pub fn signing_key(mut self, key: SigningKey) -> Self {
+        self.signing_key = key;
+        self
+    }
+
+    /// A permissive set-up for the conformance suite and demos: every
+    /// caller is the platform `agent`.
+    #[must_use]
+    pub fn trust_every_agent(self, agent: &str) -> Self {
+        self.auth(Arc::new(TrustEveryAgent(agent.to_owned())))
+    }
+
+    fn endpoint(&self) -> String {
+        self.base_url.as_str().to_owned()
+    }
+
+    pub(crate) fn order_url(&self, order: OrderId) -> String {
+        format!("{}orders/{order}", self.base_url.as_str())
+    }
+}
+
+/// The UCP merchant service over an engine.
+#[derive(Clone)]
+pub struct UcpMerchant {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    config: UcpConfig,
+    client: reqwest::Client,
+}
+
+impl std::fmt::Debug for UcpMerchant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UcpMerchant")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A protocol answer: status and JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: Value,
+}
+
+impl Answer {
+    fn ok(body: Value) -> Self {
+        Self { status: 200, body }
+    }
+
+    fn error(status: u16, code: &str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: json!({"detail": detail.into(), "code": code}),
+        }
+    }
+}
+
+/// The protocol's answer to an engine error.
+fn answer_for(e: &Error) -> Answer {
+    match e {
+        Error::OutOfStock { .. } => Answer::error(400, "OUT_OF_STOCK", format!("Insufficient stock: {e}")),
+        Error::NotFound { .. } => Answer::error(404, "RESOURCE_NOT_FOUND", e.to_string()),
+        Error::NotPurchasable { .. } | Error::NoPrice { .. } | Error::NotInChannel { .. } => {
+            Answer::error(400, "INVALID_REQUEST", e.to_string())
+        }
+        Error::Invalid { .. } | Error::LimitExceeded { .. } | Error::CurrencyMismatch { .. } => {
+            Answer::error(400, "INVALID_REQUEST", e.to_string())
+        }
+        Error::Incomplete(_) => Answer::error(
+            400,
+            "INVALID_REQUEST",
+            format!("Fulfillment address and option must be selected ({e})"),
+        ),
+        Error::EmptyCart => Answer::error(400, "INVALID_REQUEST", e.to_string()),
+        Error::IllegalTransition { .. } | Error::CartNotActive { .. } => {
+            Answer::error(409, "CHECKOUT_NOT_MODIFIABLE", e.to_string())
+        }
+        Error::PaymentDeclined { .. } => Answer::error(402, "PAYMENT_FAILED", e.to_string()),
+        Error::PriceChanged { .. } | Error::UsageLimitReached { .. } | Error::ShippingUnavailable(_) => {
+            Answer::error(409, "INVALID_REQUEST", e.to_string())
+        }
+        Error::Conflict(_) | Error::CheckoutInProgress(_) | Error::PaymentInProgress { .. } => {
+            Answer::error(409, "CONFLICT", e.to_string())
+        }
+        Error::Forbidden => Answer::error(404, "RESOURCE_NOT_FOUND", "not found"),
+        Error::PaymentUnavailable(_) | Error::Busy(_) => {
+            Answer::error(503, "SERVICE_UNAVAILABLE", e.to_string())
+        }
+        _ => Answer::error(500, "INTERNAL_ERROR", "the request could not be completed"),
+    }
+}
+
+fn bad_request(detail: impl Into<String>) -> Answer {
+    Answer::error(400, "INVALID_REQUEST", detail)
+}
+
+impl UcpMerchant {
+    /// The service over `engine`, as `config` says.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a base URL that is not http(s) or has a
+    /// query, or no trailing `/`; [`Error::Storage`] when the HTTP client
+    /// for profiles cannot be built.
+    pub fn new(engine: Engine, config: UcpConfig) -> Result<Self> {
+        let base = &config.base_url;
+        if !matches!(base.scheme(), "http" | "https")
+            || base.query().is_some()
+            || !base.path().ends_with('/')
+        {
+            return Err(Error::invalid(
+                "UCP base url",
+                "must be http(s), end with / and have no query",
+            ));
+        }
+        let client = crate::relay::webhook::guarded_client(
+            &engine.config().webhook_policy,
+            config.profile_timeout,
+        )?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                config,
+                client,
+            }),
+        })
+    }
+
+    /// The relay sink delivering agents' order webhooks
+    /// (`order_placed`, `order_shipped`, …), signed with the configured key.
+    pub fn webhook_sink(&self) -> Arc<dyn crate::relay::Sink> {
+        Arc::new(UcpWebhookSink::new(self.clone()))
+    }
+
+    /// The discovery profile (`/.well-known/ucp`).
+    pub fn profile(&self) -> Value {
+        let c = &self.inner.config;
+        let v = Version::latest().as_str();
+        let cap = |name: &str, extends: Option<&str>| {
+            let short = name.rsplit('.').next().unwrap_or(name);
+            let mut value = json!({
+                "name": name,
+                "version": v,
+                "spec": format!("https://ucp.dev/specification/{short}"),
+                "schema": format!("https://ucp.dev/schemas/shopping/{short}.json"),
+            });
+            if let (Some(e), Value::Object(map)) = (extends, &mut value) {
+                map.insert("extends".into(), Value::String(e.to_owned()));
+            }
+            value
+        };
+        json!({
+            "ucp": {
+                "version": v,
+                "services": {
+                    "dev.ucp.shopping": {
+                        "version": v,
+                        "spec": "https://ucp.dev/specification/reference",
+                        "rest": {
+                            "schema": "https://ucp.dev/services/shopping/openapi.json",
+                            "endpoint": c.endpoint(),
+                        },
+                    },
+                },
+                "capabilities": [
+                    cap("dev.ucp.shopping.checkout", None),
+                    cap("dev.ucp.shopping.order", None),
+                    cap("dev.ucp.shopping.discount", Some("dev.ucp.shopping.checkout")),
+                    cap("dev.ucp.shopping.fulfillment", Some("dev.ucp.shopping.checkout")),
+                    cap("dev.ucp.shopping.buyer_consent", Some("dev.ucp.shopping.checkout")),
+                ],
+            },
+            "payment": {"handlers": c.handlers},
+            "signing_keys": [c.signing_key.jwk()],
+        })
+    }
+
+    /// The axum router: mount it at the base URL's path.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/.well-known/ucp", get(discovery))
+            .route("/checkout-sessions", post(create))
+            .route("/checkout-sessions/{id}", get(read).put(update))
+            .route("/checkout-sessions/{id}/complete", post(complete))
+            .route("/checkout-sessions/{id}/cancel", post(cancel))
+            .route("/orders/{id}", get(read_order).put(update_order))
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(self.clone())
+    }
+
+    /// The engine it serves.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Handles one request (framework-agnostic): authentication, version
+    /// negotiation and idempotency, then the operation. `path` is relative
+    /// to the base URL (`checkout-sessions/…`).
+    pub async fn handle(&self, method: &Method, path: &str, headers: &HeaderMap, body: &[u8]) -> (u16, Vec<u8>) {
+        let agent_header = headers.get("ucp-agent").and_then(|v| v.to_str().ok());
+        let version = match Version::negotiate(agent_header) {
+            Ok(v) => v,
+            Err(e) => {
+                let body = json!({"detail": {"status": "error", "errors": [{"code": "VERSION_UNSUPPORTED", "message": e.to_string()}]}});
+                return (400, serde_json::to_vec(&body).unwrap_or_default());
+            }
+        };
+        let Some(agent) = self.inner.config.auth.authenticate(headers) else {
+            return encode(&Answer::error(401, "UNAUTHORIZED", "the agent is not recognised"));
+        };
+        let actor = Actor::Agent(agent);
+        let key = headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mutating = *method != Method::GET;
+        if let (true, Some(key)) = (mutating, &key) {
+            let fingerprint = fingerprint(method, path, body);
+            match self.inner.engine.claim_agent_request(&actor, key, &fingerprint).await {
+                Ok(RequestState::Claimed) => {}
+                Ok(RequestState::Done(stored)) => return (stored.status, stored.body),
+                Ok(RequestState::Conflict) => {
+                    return encode(&Answer::error(409, "IDEMPOTENCY_CONFLICT", "the idempotency key was used for another request"));
+                }
+                Ok(RequestState::InFlight) => {
+                    return encode(&Answer::error(409, "IDEMPOTENCY_IN_FLIGHT", "a request with this idempotency key is still running"));
+                }
+                Err(e) => return encode(&answer_for(&e)),
+            }
+        }
+        let profile = agent_header.and_then(|h| header_param(h, "profile"));
+        let answer = self.run(&actor, version, method, path, body, profile).await;
+        let (status, bytes) = encode(&answer);
+        if let (true, Some(key)) = (mutating, &key) {
+            let done = if status >= 500 {
+                self.inner.engine.release_agent_request(&actor, key).await
+            } else {
+                self.inner
+                    .engine
+                    .finish_agent_request(&actor, key, &StoredResponse::new(status, bytes.clone()))
+                    .await
+            };
+            if let Err(error) = done {
+                tracing::warn!(%error, "the UCP answer could not be kept for replay");
+            }
+        }
+        (status, bytes)
+    }
+
+    async fn run(
+        &self,
+        actor: &Actor,
+        version: Version,
+        method: &Method,
+        path: &str,
+        body: &[u8],
+        profile: Option<String>,
+    ) -> Answer {
+        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let result = match (method.as_str(), parts.as_slice()) {
+            ("POST", ["checkout-sessions"]) => self.create(actor, version, body, profile).await,
+            ("GET", ["checkout-sessions", id]) => self.read(actor, version, id).await,
+            ("PUT", ["checkout-sessions", id]) => self.update(actor, version, id, body, profile).await,
+            ("POST", ["checkout-sessions", id, "complete"]) => self.complete(actor, version, id, body).await,
+            ("POST", ["checkout-sessions", id, "cancel"]) => self.cancel(actor, version, id).await,
+            ("GET", ["orders", id]) => self.read_order(actor, version, id).await,
+            ("PUT", ["orders", id]) => self.update_order(actor, version, id, body).await,
+            _ => Err(Answer::error(404, "RESOURCE_NOT_FOUND", "no such resource")),
+        };
+        result.unwrap_or_else(|answer| answer)
+    }
+
+    fn checkout(&self, version: Version, view: &AgentView) -> Value {
+        render::checkout(&self.inner.config, version, view)
+    }
+
+    async fn create(&self, actor: &Actor, version: Version, body: &[u8], profile: Option<String>) -> std::result::Result<Answer, Answer> {
+        let request = parse(body)?;
+        let currency = request
+            .get("currency")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad_request("currency is required"))?;
+        let currency = Currency::from_code(currency).map_err(|e| bad_request(e.to_string()))?;
+        // Everything is checked before the session exists, so a refused
+        // request leaves nothing behind.
+        let update = self.update_from(actor, &request, None).await?;
+        let engine = &self.inner.engine;
+        let session = engine
+            .open_agent_session(actor, AgentProtocol::Ucp, currency)
+            .await
+            .map_err(|e| answer_for(&e))?;
+        let webhook = self.webhook_url(profile).await;
+        let update = match webhook {
+            Some(url) => update.webhook_url(Some(url)),
+            None => update,
+        };
+        match engine.update_agent_session(actor, session.id, update).await {
+            Ok(view) => Ok(Answer {
+                status: 201,
+                body: self.checkout(version, &view),
+            }),
+            Err(e) => {
+                // Nothing the agent can reach stays open.
+                let _ = engine.cancel_agent_session(actor, session.id).await;
+                Err(answer_for(&e))
+            }
+        }
+    }
+
+    async fn read(&self, actor: &Actor, version: Version, id: &str) -> std::result::Result<Answer, Answer> {
+        let id = session_id(id)?;
+        let view = self.inner.engine.agent_view(actor, id).await.map_err(|e| answer_for(&e))?;
+        Ok(Answer::ok(self.checkout(version, &view)))
+    }
+
+    async fn update(&self, actor: &Actor, version: Version, id: &str, body: &[u8], profile: Option<String>) -> std::result::Result<Answer, Answer> {
+        let id = session_id(id)?;
+        let request = parse(body)?;
+        let engine = &self.inner.engine;
+        let current = engine.agent_session(actor, id).await.map_err(|e| answer_for(&e))?;
+        if current.status != crate::agent::AgentSessionStatus::Open {
+            return Err(Answer::error(409, "CHECKOUT_NOT_MODIFIABLE", format!("the checkout is {}", current.status_name())));
+        }
+        if let Some(c) = request.get("currency").and_then(Value::as_str)
+            && !c.eq_ignore_ascii_case(current.currency.code())
+        {
+            return Err(bad_request("the currency of a checkout cannot change"));
+        }
+        let mut update = self.update_from(actor, &request, Some(&current)).await?;
+        if let Some(url) = self.webhook_url(profile).await {
+            update = update.webhook_url(Some(url));
+        }
+        let view = engine.update_agent_session(actor, id, update).await.map_err(|e| answer_for(&e))?;
+        Ok(Answer::ok(self.checkout(version, &view)))
+    }
+
+    async fn complete(&self, actor: &Actor, version: Version, id: &str, body: &[u8]) -> std::result::Result<Answer, Answer> {
+        let id = session_id(id)?;
+        let request = parse(body)?;
+        let engine = &self.inner.engine;
+        let view = engine.agent_view(actor, id).await.map_err(|e| answer_for(&e))?;
+        if view.session.status == crate::agent::AgentSessionStatus::Open {
+            if view.session.destination().is_none() || view.session.selected_option.is_none() {
+                if view.priced.as_ref().is_ok_and(|p| p.requires_shipping) {
+                    return Err(bad_request("Fulfillment address and option must be selected"));
+                }
+            } else if self.inner.config.require_street_address
+                && view.session.destination().is_some_and(|d| !d.address.is_complete())
+            {
+                return Err(bad_request("Fulfillment address must have a street address and a city"));
+            }
+        } else if view.session.status == crate::agent::AgentSessionStatus::Canceled {
+            return Err(Answer::error(409, "CHECKOUT_NOT_MODIFIABLE", "the checkout is canceled"));
+        }
+        let data = request.get("payment_data").unwrap_or(&Value::Null);
+        let handler = data.get("handler_id").and_then(Value::as_str).unwrap_or_default();
+        let credential = data.get("credential").unwrap_or(&Value::Null);
+        let mut payment = self
+            .inner
+            .config
+            .credentials
+            .payment(handler, credential)
+            .map_err(|e| Answer::error(400, "INVALID_PAYMENT", e.to_string()))?;
+        if let Ok(priced) = &view.priced {
+            payment = payment.expected_total(Some(priced.total));
+        }
+        match engine.complete_agent_session(actor, id, payment).await {
+            Ok((view, crate::checkout::CheckoutStep::Placed(_))) => Ok(Answer::ok(self.checkout(version, &view))),
+            Ok((view, _waiting)) => {
+                // 3-D Secure or a redirect: the buyer must act.
+                let mut body = self.checkout(version, &view);
+                if let Value::Object(map) = &mut body {
+                    map.insert("status".into(), Value::String("requires_escalation".into()));
+                    map.insert(
+                        "messages".into(),
+                        json!([{"type": "error", "code": "requires_3ds", "content": "the payment needs the buyer's authentication", "severity": "requires_buyer_input"}]),
+                    );
+                    map.insert("continue_url".into(), Value::String(format!("{}checkout-sessions/{}", self.inner.config.base_url, id)));
+                }
+                Ok(Answer::ok(body))
+            }
+            Err(e) => Err(answer_for(&e)),
+        }
+    }
+
+    async fn cancel(&self, actor: &Actor, version: Version, id: &str) -> std::result::Result<Answer, Answer> {
+        let id = session_id(id)?;
+        let engine = &self.inner.engine;
+        let current = engine.agent_session(actor, id).await.map_err(|e| answer_for(&e))?;
+        if current.status != crate::agent::AgentSessionStatus::Open {
+            return Err(Answer::error(409, "CHECKOUT_NOT_MODIFIABLE", format!("the checkout is {}", current.status_name())));
+        }
+        let view = engine.cancel_agent_session(actor, id).await.map_err(|e| answer_for(&e))?;
+        Ok(Answer::ok(self.checkout(version, &view)))
+    }
+
+    pub(crate) async fn order_view(&self, actor: &Actor, id: &str) -> std::result::Result<AgentView, Answer> {
+        let order: OrderId = id
+            .parse()
+            .map_err(|_| Answer::error(404, "RESOURCE_NOT_FOUND", "no such order"))?;
+        self.inner.engine.agent_order(actor, order).await.map_err(|e| answer_for(&e))
+    }
+
+    pub(crate) fn render_order(&self, version: Version, view: &AgentView) -> std::result::Result<Value, Answer> {
+        render::order(&self.inner.config, version, view)
+            .ok_or_else(|| Answer::error(404, "RESOURCE_NOT_FOUND", "no such order"))
+    }
+
+    async fn read_order(&self, actor: &Actor, version: Version, id: &str) -> std::result::Result<Answer, Answer> {
+        let view = self.order_view(actor, id).await?;
+        Ok(Answer::ok(self.render_order(version, &view)?))
+    }
+
+    async fn update_order(&self, actor: &Actor, version: Version, id: &str, body: &[u8]) -> std::result::Result<Answer, Answer> {
+        let request = parse(body)?;
+        let view = self.order_view(actor, id).await?;
+        let mut annotations = Vec::new();
+        let shipments: Vec<String> = view
+            .order
+            .iter()
+            .flat_map(|o| o.shipments().iter().map(|s| s.id.to_string()))
+            .collect();
+        if let Some(events) = request.get("fulfillment").and_then(|f| f.get("events")) {
+            let events = events.as_array().ok_or_else(|| unprocessable("fulfillment.events must be a list"))?;
+            for e in events {
+                let id = e.get("id").and_then(Value::as_str).ok_or_else(|| unprocessable("a fulfillment event needs an id"))?;
+                if e.get("type").and_then(Value::as_str).is_none() {
+                    return Err(unprocessable("a fulfillment event needs a type"));
+                }
+                if shipments.iter().any(|s| s == id) {
+                    continue;
+                }
+                annotations.push(tagged(e, "fulfillment_event")?);
+            }
+        }
+        if let Some(adjustments) = request.get("adjustments") {
+            let adjustments = adjustments.as_array().ok_or_else(|| unprocessable("adjustments must be a list"))?;
+            for a in adjustments {
+                if a.get("id").and_then(Value::as_str).is_none() || a.get("type").and_then(Value::as_str).is_none() {
+                    return Err(unprocessable("an adjustment needs an id and a type"));
+                }
+                match a.get("status").and_then(Value::as_str) {
+                    Some("pending" | "completed" | "failed") => {}
+                    _ => return Err(unprocessable("an adjustment's status is pending, completed or failed")),
+                }
+                if a.get("amount").is_some_and(|m| !m.is_i64() && !m.is_u64()) {
+                    return Err(unprocessable("an adjustment's amount is an integer in minor units"));
+                }
+                annotations.push(tagged(a, "adjustment")?);
+            }
+        }
+        let order = view.session.order_id.ok_or_else(|| Answer::error(404, "RESOURCE_NOT_FOUND", "no such order"))?;
+        let view = self
+            .inner
+            .engine
+            .annotate_agent_order(actor, order, annotations)
+            .await
+            .map_err(|e| match e {
+                Error::LimitExceeded { .. } | Error::Invalid { .. } => unprocessable(&e.to_string()),
+                other => answer_for(&other),
+            })?;
+        Ok(Answer::ok(self.render_order(version, &view)?))
+    }
+
+    /// The engine update a create or update body asks for.
+    async fn update_from(&self, actor: &Actor, request: &Value, current: Option<&crate::agent::AgentSession>) -> std::result::Result<AgentUpdate, Answer> {
+        let _ = actor;
+        let engine = &self.inner.engine;
+        let mut update = AgentUpdate::default();
+        let items = request
+            .get("line_items")
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad_request("line_items is required"))?;
+        if items.len() > crate::agents::MAX_AGENT_LINES {
+            return Err(bad_request(format!("at most {} line items", crate::agents::MAX_AGENT_LINES)));
+        }
+        let mut lines: Vec<(VariantId, u32)> = Vec::new();
+        for item in items {
+            let sku = item
+                .get("item")
+                .and_then(|i| i.get("id"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad_request("each line item needs item.id"))?;
+            let quantity = item
+                .get("quantity")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| bad_request("each line item needs a positive integer quantity"))?;
+            let quantity = u32::try_from(quantity)
+                .ok()
+                .filter(|q| *q >= 1 && *q <= crate::cart::MAX_QUANTITY_PER_LINE)
+                .ok_or_else(|| bad_request(format!("quantity {quantity} must be between 1 and {}", crate::cart::MAX_QUANTITY_PER_LINE)))?;
+            let entry = match engine.variant_by_sku(sku).await {
+                Ok(e) => e,
+                Err(Error::NotFound { .. } | Error::Invalid { .. }) => {
+                    return Err(bad_request(format!("Product not found: {}", crate::validate::shown(sku))));
+                }
+                Err(e) => return Err(answer_for(&e)),
+            };
+            let variant = entry.variant.id();
+            match lines.iter_mut().find(|(v, _)| *v == variant) {
+                Some((_, q)) => *q = q.saturating_add(quantity).min(crate::cart::MAX_QUANTITY_PER_LINE),
+                None => lines.push((variant, quantity)),
+            }
+        }
+        update = update.lines(Some(lines));
+        if let Some(codes) = request.get("discounts").and_then(|d| d.get("codes")) {
+            let codes = codes.as_array().ok_or_else(|| bad_request("discounts.codes must be a list"))?;
+            let codes: Vec<String> = codes
+                .iter()
+                .map(|c| c.as_str().map(str::to_owned).ok_or_else(|| bad_request("a discount code is text")))
+                .collect::<std::result::Result<_, _>>()?;
+            update = update.codes(Some(codes));
+        }
+        let mut email = current.and_then(|s| s.buyer.as_ref()).and_then(|b| b.email.clone());
+        if let Some(buyer) = request.get("buyer").filter(|b| !b.is_null()) {
+            let text = |k: &str| buyer.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+            let mut b = AgentBuyer::default()
+                .first_name(text("first_name"))
+                .last_name(text("last_name"))
+                .phone(text("phone_number"));
+            if b.first_name.is_empty() && b.last_name.is_empty() {
+                let full = text("full_name");
+                let (first, last) = full.split_once(' ').unwrap_or((full.as_str(), ""));
+                b = b.first_name(first).last_name(last);
+            }
+            let given = buyer.get("email").and_then(Value::as_str).filter(|e| !e.is_empty());
+            if let Some(e) = given {
+                email = Some(e.to_owned());
+            }
+            b = b.email(email.clone());
+            if let Some(c) = buyer.get("consent").filter(|c| c.is_object()) {
+                let flag = |k: &str| c.get(k).and_then(Value::as_bool);
+                b = b.consent(Some(
+                    BuyerConsent::default()
+                        .marketing(flag("marketing"))
+                        .analytics(flag("analytics"))
+                        .sale_of_data(flag("sale_of_data")),
+                ));
+            } else if let Some(old) = current.and_then(|s| s.buyer.as_ref()).and_then(|b| b.consent.clone()) {
+                b = b.consent(Some(old));
+            }
+            update = update.buyer(Some(b.validated().map_err(|e| answer_for(&e))?));
+        }
+        if let Some(method) = request
+            .get("fulfillment")
+            .and_then(|f| f.get("methods"))
+            .and_then(Value::as_array)
+            .and_then(|m| m.first())
+        {
+            if let Some(list) = method.get("destinations").and_then(Value::as_array) {
+                let mut destinations = Vec::new();
+                for d in list.iter().take(crate::agent::MAX_DESTINATIONS.saturating_add(1)) {
+                    destinations.push(self.destination(d, email.as_deref()).await?);
+                }
+                update = update.destinations(Some(destinations));
+            } else if method.get("destinations").is_none()
+                && current.is_none_or(|s| s.destinations.is_empty())
+                && self.inner.config.address_book == AddressBook::ByEmail
+                && let Some(email) = &email
+            {
+                let saved = engine.addresses_by_email(email).await.unwrap_or_default();
+                let destinations: Vec<Destination> = saved
+                    .into_iter()
+                    .filter_map(|a| Destination::new(&address_key(&a), a).ok())
+                    .take(crate::agent::MAX_DESTINATIONS)
+                    .collect();
+                update = update.destinations(Some(destinations));
+            }
+            if let Some(id) = method.get("selected_destination_id") {
+                update = update.selected_destination(Some(id.as_str().map(str::to_owned)));
+            }
+            if let Some(option) = method
+                .get("groups")
+                .and_then(Value::as_array)
+                .and_then(|g| g.first())
+                .and_then(|g| g.get("selected_option_id"))
+            {
+                update = update.selected_option(Some(option.as_str().map(str::to_owned)));
+            }
+        }
+        Ok(update)
+    }
+
+    /// One destination from the wire: its id kept, or found in (or added
+    /// to) the buyer's address book, or made up.
+    async fn destination(&self, d: &Value, email: Option<&str>) -> std::result::Result<Destination, Answer> {
+        let text = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let country = text("address_country");
+        let input = NewAddress::default()
+            .name(text("full_name"))
+            .line1(text("street_address"))
+            .line2(text("extended_address"))
+            .city(text("address_locality"))
+            .region(text("address_region"))
+            .postal_code(text("postal_code"))
+            .country(country)
+            .phone(text("phone_number"));
+        let address = Address::partial(input).map_err(|e| answer_for(&e))?;
+        if let Some(id) = d.get("id").and_then(Value::as_str) {
+            return Destination::new(id, address).map_err(|e| answer_for(&e));
+        }
+        if let (AddressBook::ByEmail, Some(email), true) =
+            (self.inner.config.address_book, email, address.is_complete())
+        {
+            match self.inner.engine.remember_address_by_email(email, address.clone()).await {
+                Ok(saved) => return Destination::new(&address_key(&saved), address).map_err(|e| answer_for(&e)),
+                Err(error) => tracing::warn!(%error, "a destination was not saved for the buyer"),
+            }
+        }
+        let made: String = format!("dest_{}", uuid::Uuid::new_v4().simple())
+            .chars()
+            .take(17)
+            .collect();
+        Destination::new(&made, address).map_err(|e| answer_for(&e))
+    }
+
+    /// The agent's order webhook address from its profile, if it can be
+    /// fetched now (a failure is logged, never returned).
+    async fn webhook_url(&self, profile: Option<String>) -> Option<String> {
+        let url = profile?;
+        let checked = match self.inner.engine.config().webhook_policy.check_url(&url) {
+            Ok(u) => u,
+            Err(error) => {
+                tracing::debug!(%error, "agent profile not fetched");
+                return None;
+            }
+        };
+        let fetched = async {
+            let mut response = self.inner.client.get(checked).send().await.ok()?;
+            if !response.status().is_success() {
+                return None;
+            }
+            let mut read: Vec<u8> = Vec::new();
+            while let Ok(Some(chunk)) = response.chunk().await {
+                read.extend_from_slice(&chunk);
+                if read.len() > MAX_PROFILE_BYTES {
+                    return None;
+                }
+            }
+            serde_json::from_slice::<Value>(&read).ok()
+        }
+        .await;
+        let Some(profile) = fetched else {
+            tracing::debug!("agent profile could not be fetched");
+            return None;
+        };
+        profile
+            .get("ucp")?
+            .get("capabilities")?
+            .as_array()?
+            .iter()
+            .find(|c| c.get("name").and_then(Value::as_str) == Some("dev.ucp.shopping.order"))?
+            .get("config")?
+            .get("webhook_url")?
+            .as_str()
+            .filter(|u| u.len() <= crate::agent::MAX_AGENT_WEBHOOK_URL_LEN)
+            .map(str::to_owned)
+    }
+}
+
+/// A saved address's destination id: its reference, or its own id.
+fn address_key(a: &Address) -> String {
+    if a.reference.is_empty() {
+        a.id.to_string()
+    } else {
+        a.reference.clone()
+    }
+}
+
+fn tagged(v: &Value, kind: &str) -> std::result::Result<Value, Answer> {
+    let mut v = v.clone();
+    match &mut v {
+        Value::Object(map) => {
+            map.insert("ucp_kind".into(), Value::String(kind.to_owned()));
+            Ok(v)
+        }
+        _ => Err(unprocessable("each entry is an object")),
+    }
+}
+
+fn unprocessable(detail: &str) -> Answer {
+    Answer::error(422, "INVALID_REQUEST", detail)
+}
+
+fn parse(body: &[u8]) -> std::result::Result<Value, Answer> {
+    if body.is_empty() {
+        return Ok(json!({}));
+    }
+    let v: Value = serde_json::from_slice(body).map_err(|e| bad_request(format!("malformed JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(bad_request("the body must be a JSON object"));
+    }
+    Ok(v)
+}
+
+fn session_id(id: &str) -> std::result::Result<AgentSessionId, Answer> {
+    id.parse()
+        .map_err(|_| Answer::error(404, "RESOURCE_NOT_FOUND", "no such checkout session"))
+}
+
+fn fingerprint(method: &Method, path: &str, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(method.as_str().as_bytes());
+    h.update(b"\0");
+    h.update(path.trim_matches('/').as_bytes());
+    h.update(b"\0");
+    h.update(body);
+    hex::encode(h.finalize())
+}
+
+fn encode(answer: &Answer) -> (u16, Vec<u8>) {
+    (answer.status, serde_json::to_vec(&answer.body).unwrap_or_default())
+}
+
+fn respond((status, body): (u16, Vec<u8>)) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn discovery(State(m): State<UcpMerchant>) -> Response {
+    respond((200, serde_json::to_vec(&m.profile()).unwrap_or_default()))
+}
+
+async fn create(State(m): State<UcpMerchant>, headers: HeaderMap, body: Bytes) -> Response {
+    respond(m.handle(&Method::POST, "checkout-sessions", &headers, &body).await)
+}
+
+async fn read(State(m): State<UcpMerchant>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    respond(m.handle(&Method::GET, &format!("checkout-sessions/{id}"), &headers, &[]).await)
+}
+
+async fn update(State(m): State<UcpMerchant>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    respond(m.handle(&Method::PUT, &format!("checkout-sessions/{id}"), &headers, &body).await)
+}
+
+async fn complete(State(m): State<UcpMerchant>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    respond(m.handle(&Method::POST, &format!("checkout-sessions/{id}/complete"), &headers, &body).await)
+}
+
+async fn cancel(State(m): State<UcpMerchant>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    respond(m.handle(&Method::POST, &format!("checkout-sessions/{id}/cancel"), &headers, &body).await)
+}
+
+async fn read_order(State(m): State<UcpMerchant>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    respond(m.handle(&Method::GET, &format!("orders/{id}"), &headers, &[]).await)
+}
+
+async fn update_order(State(m): State<UcpMerchant>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    respond(m.handle(&Method::PUT, &format!("orders/{id}"), &headers, &body).await)
+}
