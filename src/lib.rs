@@ -148,11 +148,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod adapters;
-mod domain;
-pub mod engine;
 #[cfg(feature = "ucp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ucp")))]
 pub mod agentic;
+mod domain;
+pub mod engine;
 mod ports;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
@@ -161,8 +161,8 @@ pub mod testkit;
 pub(crate) use domain::validate;
 #[doc(inline)]
 pub use domain::{
-    actor, agent, cart, catalog, channel, clock, customer, error, event, giftcard, id, inventory, money,
-    note, order, pricing, shipping, tax, webhook,
+    actor, agent, cart, catalog, channel, clock, customer, error, event, giftcard, id, inventory,
+    money, note, order, pricing, shipping, tax, webhook,
 };
 pub(crate) use engine::promotions;
 
@@ -180,7 +180,9 @@ pub mod deps {
     pub use uuid;
 }
 #[doc(inline)]
-pub use engine::{agents, checkout, fulfillment, giftcards, maintenance, money_path, relay, telemetry};
+pub use engine::{
+    agents, checkout, fulfillment, giftcards, maintenance, money_path, relay, telemetry,
+};
 pub mod payment {
     //! Payments: the [`PaymentProvider`] port, the payment state machine,
     //! the money-path operations, and the built-in [`TestPaymentProvider`]

@@ -35,8 +35,8 @@ use std::time::Duration;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use cartwright::agentic::ucp::{AddressBook, UcpConfig, UcpMerchant};
 use cartwright::agentic::CredentialHandler;
+use cartwright::agentic::ucp::{AddressBook, UcpConfig, UcpMerchant};
 use cartwright::agents::AgentPayment;
 use cartwright::catalog::{NewProduct, NewVariant, Status};
 use cartwright::customer::NewAddress;
@@ -101,7 +101,10 @@ struct MockHandler;
 
 impl CredentialHandler for MockHandler {
     fn payment(&self, _handler: &str, credential: &serde_json::Value) -> Result<AgentPayment> {
-        let kind = credential.get("type").and_then(|t| t.as_str()).unwrap_or("");
+        let kind = credential
+            .get("type")
+            .and_then(|t| t.as_str())
+            .unwrap_or("");
         let token = match (kind, credential.get("token").and_then(|t| t.as_str())) {
             ("card", _) => "tok_visa",
             (_, Some("fail_token")) => "tok_decline",
@@ -152,9 +155,11 @@ async fn load(engine: &Engine, dir: &Path) -> Result<()> {
                         &system,
                         NewProduct::new(title.as_str())
                             .status(Status::Active)
-                            .variants(vec![NewVariant::shipped(sku.as_str())
-                                .prices(vec![Money::from_minor(price, usd)])
-                                .status(Status::Active)]),
+                            .variants(vec![
+                                NewVariant::shipped(sku.as_str())
+                                    .prices(vec![Money::from_minor(price, usd)])
+                                    .status(Status::Active),
+                            ]),
                     )
                     .await?;
                 product
@@ -171,23 +176,38 @@ async fn load(engine: &Engine, dir: &Path) -> Result<()> {
         let location = match warehouse {
             Some(l) => l,
             None => {
-                let found = engine.stock(variant).await?.levels.first().map(|l| l.location_id);
+                let found = engine
+                    .stock(variant)
+                    .await?
+                    .levels
+                    .first()
+                    .map(|l| l.location_id);
                 let l = match found {
                     Some(l) => l,
-                    None => engine.create_location(&system, "Flower shop", 0).await?.id(),
+                    None => engine
+                        .create_location(&system, "Flower shop", 0)
+                        .await?
+                        .id(),
                 };
                 warehouse = Some(l);
                 l
             }
         };
         let on_hand = stock.iter().find(|(s, _)| *s == sku).map_or(0, |s| s.1);
-        engine.set_stock(&system, variant, location, on_hand).await?;
+        engine
+            .set_stock(&system, variant, location, on_hand)
+            .await?;
     }
     // Codes and promotions are loaded once: a second start finds them.
     let existing = engine.promotions(&system).await?;
     let has = |name: &str| existing.iter().any(|p| p.name == name);
     for row in csv_rows(dir, "discounts.csv")? {
-        let (code, kind, value, title) = (field(&row, 0), field(&row, 1), amount(&row, 2)?, field(&row, 3));
+        let (code, kind, value, title) = (
+            field(&row, 0),
+            field(&row, 1),
+            amount(&row, 2)?,
+            field(&row, 3),
+        );
         if has(&title) {
             continue;
         }
@@ -203,7 +223,9 @@ async fn load(engine: &Engine, dir: &Path) -> Result<()> {
         let promotion = engine
             .save_promotion(&system, Promotion::new(&title, action).coded())
             .await?;
-        engine.create_coupon(&system, promotion.id, &code, None).await?;
+        engine
+            .create_coupon(&system, promotion.id, &code, None)
+            .await?;
     }
     let free_standard = || Action::Shipping {
         reward: Reward::Percent {
@@ -238,7 +260,10 @@ async fn load(engine: &Engine, dir: &Path) -> Result<()> {
             }
         };
         engine
-            .save_promotion(&system, Promotion::new(&title, free_standard()).when(condition))
+            .save_promotion(
+                &system,
+                Promotion::new(&title, free_standard()).when(condition),
+            )
             .await?;
     }
     let addresses = csv_rows(dir, "addresses.csv")?;
@@ -247,12 +272,22 @@ async fn load(engine: &Engine, dir: &Path) -> Result<()> {
         let customer = engine.guest(&email).await?;
         for a in addresses.iter().filter(|a| field(a, 1) == id) {
             let reference = field(a, 0);
-            if customer.addresses().iter().any(|s| s.reference == reference) {
+            if customer
+                .addresses()
+                .iter()
+                .any(|s| s.reference == reference)
+            {
                 continue;
             }
-            let address = NewAddress::new(name.as_str(), field(a, 2), field(a, 3), field(a, 5), field(a, 6))
-                .region(field(a, 4))
-                .reference(reference);
+            let address = NewAddress::new(
+                name.as_str(),
+                field(a, 2),
+                field(a, 3),
+                field(a, 5),
+                field(a, 6),
+            )
+            .region(field(a, 4))
+            .reference(reference);
             engine.add_address(&system, customer.id(), address).await?;
         }
     }
@@ -289,7 +324,9 @@ async fn engine(data: &Path) -> Result<Engine> {
         .into_iter()
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|_| Error::invalid("network", "loopback"))?;
-    let policy = WebhookPolicy::default().allow_http(true).allowed_networks(local);
+    let policy = WebhookPolicy::default()
+        .allow_http(true)
+        .allowed_networks(local);
     Engine::builder()
         .store(store)
         .payment_provider(Arc::new(TestPaymentProvider::named("mock_payment_handler")))
@@ -312,9 +349,21 @@ fn handlers() -> Vec<serde_json::Value> {
         })
     };
     vec![
-        handler("shop_pay", "com.shopify.shop_pay", serde_json::json!({"shop_id": "c0cadcca-4558-4e24-b65f-f87781ebe194"})),
-        handler("google_pay", "google.pay", serde_json::json!({"merchant_name": "Flower Shop"})),
-        handler("mock_payment_handler", "dev.ucp.mock_payment", serde_json::json!({"supported_tokens": ["success_token", "fail_token"]})),
+        handler(
+            "shop_pay",
+            "com.shopify.shop_pay",
+            serde_json::json!({"shop_id": "c0cadcca-4558-4e24-b65f-f87781ebe194"}),
+        ),
+        handler(
+            "google_pay",
+            "google.pay",
+            serde_json::json!({"merchant_name": "Flower Shop"}),
+        ),
+        handler(
+            "mock_payment_handler",
+            "dev.ucp.mock_payment",
+            serde_json::json!({"supported_tokens": ["success_token", "fail_token"]}),
+        ),
     ]
 }
 
@@ -339,12 +388,20 @@ async fn simulate_shipping(
         return (StatusCode::FORBIDDEN, r#"{"detail":"forbidden"}"#.into());
     }
     let Ok(order_id) = id.parse() else {
-        return (StatusCode::NOT_FOUND, r#"{"detail":"no such order"}"#.into());
+        return (
+            StatusCode::NOT_FOUND,
+            r#"{"detail":"no such order"}"#.into(),
+        );
     };
     let system = Actor::System;
     let order = match sim.engine.order(&system, order_id).await {
         Ok(o) => o,
-        Err(_) => return (StatusCode::NOT_FOUND, r#"{"detail":"no such order"}"#.into()),
+        Err(_) => {
+            return (
+                StatusCode::NOT_FOUND,
+                r#"{"detail":"no such order"}"#.into(),
+            );
+        }
     };
     let items: Vec<LineQuantity> = order
         .pricing()
@@ -360,7 +417,10 @@ async fn simulate_shipping(
         .tracking_number(format!("TRACK-{}", order_id.as_uuid().simple()));
     match sim.engine.ship(&system, order_id, request).await {
         Ok(_) => (StatusCode::OK, r#"{"status":"shipped"}"#.into()),
-        Err(e) => (StatusCode::CONFLICT, serde_json::json!({"detail": e.to_string()}).to_string()),
+        Err(e) => (
+            StatusCode::CONFLICT,
+            serde_json::json!({"detail": e.to_string()}).to_string(),
+        ),
     }
 }
 
@@ -377,7 +437,8 @@ async fn main() -> Result<()> {
         std::env::var("UCP_DATA_DIR")
             .unwrap_or_else(|_| "../shared/ucp/conformance/test_data/flower_shop".into()),
     );
-    let secret = std::env::var("UCP_SIMULATION_SECRET").unwrap_or_else(|_| "super-secret-sim-key".into());
+    let secret =
+        std::env::var("UCP_SIMULATION_SECRET").unwrap_or_else(|_| "super-secret-sim-key".into());
     let engine = engine(&data).await?;
     load(&engine, &data).await?;
     let base = format!("http://{addr}/")

@@ -40,7 +40,10 @@ pub struct BearerKeys {
 impl std::fmt::Debug for BearerKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BearerKeys")
-            .field("platforms", &self.keys.iter().map(|k| &k.1).collect::<Vec<_>>())
+            .field(
+                "platforms",
+                &self.keys.iter().map(|k| &k.1).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -74,7 +77,10 @@ impl BearerKeys {
 impl AgentAuth for BearerKeys {
     fn authenticate(&self, headers: &axum::http::HeaderMap) -> Option<String> {
         use subtle::ConstantTimeEq;
-        let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+        let value = headers
+            .get(axum::http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?;
         let presented = value.strip_prefix("Bearer ")?.trim();
         let mut found = None;
         for (key, platform) in &self.keys {

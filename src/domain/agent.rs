@@ -186,10 +186,7 @@ pub fn check_agent_name(name: &str) -> Result<()> {
         || name.len() > MAX_AGENT_NAME_LEN
         || !name.bytes().all(|b| b.is_ascii_graphic())
     {
-        return Err(Error::invalid(
-            "agent name",
-            crate::validate::shown(name),
-        ));
+        return Err(Error::invalid("agent name", crate::validate::shown(name)));
     }
     Ok(())
 }

@@ -217,10 +217,7 @@ impl Engine {
                     continue;
                 }
                 let price = match self.price(&trial).await {
-                    Ok(t) => t
-                        .shipping
-                        .as_ref()
-                        .map_or(rate.price, |s| s.total),
+                    Ok(t) => t.shipping.as_ref().map_or(rate.price, |s| s.total),
                     Err(_) => continue,
                 };
                 options.push((rate.clone(), price));
@@ -334,9 +331,14 @@ impl Engine {
         let mut seen = std::collections::HashSet::new();
         for (variant, quantity) in lines {
             if !seen.insert(*variant) {
-                return Err(Error::invalid("line items", format!("{variant} listed twice")));
+                return Err(Error::invalid(
+                    "line items",
+                    format!("{variant} listed twice"),
+                ));
             }
-            crate::cart::check_quantity(*quantity)?;
+            if *quantity == 0 {
+                return Err(Error::invalid("quantity", "must be at least 1"));
+            }
             let entry = self.addable(cart, *variant).await?;
             if entry.variant.price(cart.currency()).is_none() {
                 return Err(Error::NoPrice {
@@ -357,6 +359,7 @@ impl Engine {
                     });
                 }
             }
+            crate::cart::check_quantity(*quantity)?;
         }
         Ok(())
     }
@@ -410,6 +413,18 @@ impl Engine {
                     }
                 }
             }
+        }
+        let cart = self.inner.store.cart(session.cart_id).await?;
+        if cart.status() == crate::cart::CartStatus::Active && cart.email().is_none() {
+            // No e-mail from the buyer: the agent platform is the buyer's
+            // channel (its webhooks); the order records an address that
+            // can never be delivered to.
+            let placeholder = crate::customer::Email::new(&format!(
+                "agent-session-{}@agent.invalid",
+                session.id.as_uuid().simple()
+            ))?;
+            self.modify_cart(actor, session.cart_id, |c| c.set_email(placeholder.clone()))
+                .await?;
         }
         let key = IdempotencyKey::new(format!(
             "agent-session:{}:{}",
@@ -613,7 +628,10 @@ impl Engine {
         let scope = request_scope(actor)?;
         check_request_key(key)?;
         if fingerprint.len() > 128 {
-            return Err(Error::invalid("request fingerprint", "at most 128 characters"));
+            return Err(Error::invalid(
+                "request fingerprint",
+                "at most 128 characters",
+            ));
         }
         let now = self.now();
         let claim = crate::store::RequestClaim {
@@ -666,7 +684,10 @@ impl Engine {
     /// with this e-mail, for an agentic protocol whose shop chose to offer a
     /// buyer's saved addresses by e-mail. No access check: the caller
     /// decides that policy.
-    pub(crate) async fn addresses_by_email(&self, email: &str) -> Result<Vec<crate::customer::Address>> {
+    pub(crate) async fn addresses_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Vec<crate::customer::Address>> {
         let email = crate::customer::Email::new(email)?;
         Ok(self
             .inner
@@ -719,7 +740,6 @@ impl Engine {
             .cloned()
             .ok_or(Error::Conflict("customer"))
     }
-
 }
 
 fn complete(session: &mut AgentSession, order: OrderId) {
@@ -773,11 +793,8 @@ fn apply_session_fields(next: &mut AgentSession, update: &AgentUpdate) -> Result
 /// quantities are set, new variants are added.
 fn set_lines(cart: &mut Cart, lines: &[(VariantId, u32)]) -> Result<()> {
     let wanted: BTreeMap<VariantId, u32> = lines.iter().copied().collect();
-    let existing: Vec<(crate::id::LineId, VariantId)> = cart
-        .lines()
-        .iter()
-        .map(|l| (l.id, l.variant_id))
-        .collect();
+    let existing: Vec<(crate::id::LineId, VariantId)> =
+        cart.lines().iter().map(|l| (l.id, l.variant_id)).collect();
     let mut kept = std::collections::HashSet::new();
     for (line, variant) in existing {
         match wanted.get(&variant) {
@@ -808,7 +825,10 @@ fn check_request_key(key: &str) -> Result<()> {
         || key.len() > crate::agent::MAX_REQUEST_KEY_LEN
         || !key.bytes().all(|b| b.is_ascii_graphic())
     {
-        return Err(Error::invalid("idempotency key", crate::validate::shown(key)));
+        return Err(Error::invalid(
+            "idempotency key",
+            crate::validate::shown(key),
+        ));
     }
     Ok(())
 }

@@ -107,7 +107,10 @@ impl crate::store::AgentStore for MemoryStore {
     async fn release_request(&self, scope: &str, key: &str) -> Result<()> {
         let mut s = self.lock();
         let k = (scope.to_owned(), key.to_owned());
-        if s.agent_requests.get(&k).is_some_and(|r| r.response.is_none()) {
+        if s.agent_requests
+            .get(&k)
+            .is_some_and(|r| r.response.is_none())
+        {
             s.agent_requests.remove(&k);
         }
         Ok(())

@@ -251,9 +251,15 @@ impl MemorySnapshot {
             ("floors", serde_json::to_value(pairs(floors))),
             ("last_sequence", serde_json::to_value(last_sequence)),
             ("webhooks", serde_json::to_value(pairs(webhooks))),
-            ("agent_sessions", serde_json::to_value(pairs(agent_sessions))),
+            (
+                "agent_sessions",
+                serde_json::to_value(pairs(agent_sessions)),
+            ),
             ("agent_carts", serde_json::to_value(pairs(agent_carts))),
-            ("agent_requests", serde_json::to_value(pairs(agent_requests))),
+            (
+                "agent_requests",
+                serde_json::to_value(pairs(agent_requests)),
+            ),
         ];
         let mut value = serde_json::Map::new();
         for (name, field) in fields {

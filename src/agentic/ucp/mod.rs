@@ -54,7 +54,9 @@ use sha2::{Digest, Sha256};
 
 use super::{AgentAuth, CredentialHandler, TokenCredentials, TrustEveryAgent};
 use crate::actor::Actor;
-use crate::agent::{AgentBuyer, AgentProtocol, AgentSessionId, BuyerConsent, Destination, StoredResponse};
+use crate::agent::{
+    AgentBuyer, AgentProtocol, AgentSessionId, BuyerConsent, Destination, StoredResponse,
+};
 use crate::agents::{AgentUpdate, AgentView};
 use crate::customer::{Address, NewAddress};
 use crate::engine::Engine;
@@ -99,22 +101,36 @@ impl Version {
 
     /// The version to answer an agent with, from its `UCP-Agent` header:
     /// the newest spoken that is not later than the agent's (the latest
-    /// when the agent names none).
+    /// when the agent names none). An agent newer than every version
+    /// spoken is refused, as UCP asks: it may rely on what this shop does
+    /// not know.
     ///
     /// # Errors
-    /// [`Error::Invalid`] for a malformed version or one older than every
-    /// version spoken.
+    /// [`Error::Invalid`] for a malformed version, one newer than the
+    /// latest spoken, or one older than every version spoken.
     pub fn negotiate(agent_header: Option<&str>) -> Result<Self> {
         let Some(wanted) = agent_header.and_then(|h| header_param(h, "version")) else {
             return Ok(Self::latest());
         };
         let valid = wanted.len() == 10
-            && wanted
-                .bytes()
-                .enumerate()
-                .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+            && wanted.bytes().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            });
         if !valid {
-            return Err(Error::invalid("UCP-Agent version", crate::validate::shown(&wanted)));
+            return Err(Error::invalid(
+                "UCP-Agent version",
+                crate::validate::shown(&wanted),
+            ));
+        }
+        if wanted.as_str() > Self::latest().as_str() {
+            return Err(Error::invalid(
+                "UCP-Agent version",
+                crate::validate::shown(&wanted),
+            ));
         }
         Self::ALL
             .iter()
@@ -313,7 +329,9 @@ impl Answer {
 /// The protocol's answer to an engine error.
 fn answer_for(e: &Error) -> Answer {
     match e {
-        Error::OutOfStock { .. } => Answer::error(400, "OUT_OF_STOCK", format!("Insufficient stock: {e}")),
+        Error::OutOfStock { .. } => {
+            Answer::error(400, "OUT_OF_STOCK", format!("Insufficient stock: {e}"))
+        }
         Error::NotFound { .. } => Answer::error(404, "RESOURCE_NOT_FOUND", e.to_string()),
         Error::NotPurchasable { .. } | Error::NoPrice { .. } | Error::NotInChannel { .. } => {
             Answer::error(400, "INVALID_REQUEST", e.to_string())
@@ -331,9 +349,9 @@ fn answer_for(e: &Error) -> Answer {
             Answer::error(409, "CHECKOUT_NOT_MODIFIABLE", e.to_string())
         }
         Error::PaymentDeclined { .. } => Answer::error(402, "PAYMENT_FAILED", e.to_string()),
-        Error::PriceChanged { .. } | Error::UsageLimitReached { .. } | Error::ShippingUnavailable(_) => {
-            Answer::error(409, "INVALID_REQUEST", e.to_string())
-        }
+        Error::PriceChanged { .. }
+        | Error::UsageLimitReached { .. }
+        | Error::ShippingUnavailable(_) => Answer::error(409, "INVALID_REQUEST", e.to_string()),
         Error::Conflict(_) | Error::CheckoutInProgress(_) | Error::PaymentInProgress { .. } => {
             Answer::error(409, "CONFLICT", e.to_string())
         }
@@ -450,7 +468,13 @@ impl UcpMerchant {
     /// Handles one request (framework-agnostic): authentication, version
     /// negotiation and idempotency, then the operation. `path` is relative
     /// to the base URL (`checkout-sessions/…`).
-    pub async fn handle(&self, method: &Method, path: &str, headers: &HeaderMap, body: &[u8]) -> (u16, Vec<u8>) {
+    pub async fn handle(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> (u16, Vec<u8>) {
         let agent_header = headers.get("ucp-agent").and_then(|v| v.to_str().ok());
         let version = match Version::negotiate(agent_header) {
             Ok(v) => v,
@@ -460,7 +484,11 @@ impl UcpMerchant {
             }
         };
         let Some(agent) = self.inner.config.auth.authenticate(headers) else {
-            return encode(&Answer::error(401, "UNAUTHORIZED", "the agent is not recognised"));
+            return encode(&Answer::error(
+                401,
+                "UNAUTHORIZED",
+                "the agent is not recognised",
+            ));
         };
         let actor = Actor::Agent(agent);
         let key = headers
@@ -470,14 +498,27 @@ impl UcpMerchant {
         let mutating = *method != Method::GET;
         if let (true, Some(key)) = (mutating, &key) {
             let fingerprint = fingerprint(method, path, body);
-            match self.inner.engine.claim_agent_request(&actor, key, &fingerprint).await {
+            match self
+                .inner
+                .engine
+                .claim_agent_request(&actor, key, &fingerprint)
+                .await
+            {
                 Ok(RequestState::Claimed) => {}
                 Ok(RequestState::Done(stored)) => return (stored.status, stored.body),
                 Ok(RequestState::Conflict) => {
-                    return encode(&Answer::error(409, "IDEMPOTENCY_CONFLICT", "the idempotency key was used for another request"));
+                    return encode(&Answer::error(
+                        409,
+                        "IDEMPOTENCY_CONFLICT",
+                        "the idempotency key was used for another request",
+                    ));
                 }
                 Ok(RequestState::InFlight) => {
-                    return encode(&Answer::error(409, "IDEMPOTENCY_IN_FLIGHT", "a request with this idempotency key is still running"));
+                    return encode(&Answer::error(
+                        409,
+                        "IDEMPOTENCY_IN_FLIGHT",
+                        "a request with this idempotency key is still running",
+                    ));
                 }
                 Err(e) => return encode(&answer_for(&e)),
             }
@@ -514,8 +555,12 @@ impl UcpMerchant {
         let result = match (method.as_str(), parts.as_slice()) {
             ("POST", ["checkout-sessions"]) => self.create(actor, version, body, profile).await,
             ("GET", ["checkout-sessions", id]) => self.read(actor, version, id).await,
-            ("PUT", ["checkout-sessions", id]) => self.update(actor, version, id, body, profile).await,
-            ("POST", ["checkout-sessions", id, "complete"]) => self.complete(actor, version, id, body).await,
+            ("PUT", ["checkout-sessions", id]) => {
+                self.update(actor, version, id, body, profile).await
+            }
+            ("POST", ["checkout-sessions", id, "complete"]) => {
+                self.complete(actor, version, id, body).await
+            }
             ("POST", ["checkout-sessions", id, "cancel"]) => self.cancel(actor, version, id).await,
             ("GET", ["orders", id]) => self.read_order(actor, version, id).await,
             ("PUT", ["orders", id]) => self.update_order(actor, version, id, body).await,
@@ -528,7 +573,13 @@ impl UcpMerchant {
         render::checkout(&self.inner.config, version, view)
     }
 
-    async fn create(&self, actor: &Actor, version: Version, body: &[u8], profile: Option<String>) -> std::result::Result<Answer, Answer> {
+    async fn create(
+        &self,
+        actor: &Actor,
+        version: Version,
+        body: &[u8],
+        profile: Option<String>,
+    ) -> std::result::Result<Answer, Answer> {
         let request = parse(body)?;
         let currency = request
             .get("currency")
@@ -561,19 +612,43 @@ impl UcpMerchant {
         }
     }
 
-    async fn read(&self, actor: &Actor, version: Version, id: &str) -> std::result::Result<Answer, Answer> {
+    async fn read(
+        &self,
+        actor: &Actor,
+        version: Version,
+        id: &str,
+    ) -> std::result::Result<Answer, Answer> {
         let id = session_id(id)?;
-        let view = self.inner.engine.agent_view(actor, id).await.map_err(|e| answer_for(&e))?;
+        let view = self
+            .inner
+            .engine
+            .agent_view(actor, id)
+            .await
+            .map_err(|e| answer_for(&e))?;
         Ok(Answer::ok(self.checkout(version, &view)))
     }
 
-    async fn update(&self, actor: &Actor, version: Version, id: &str, body: &[u8], profile: Option<String>) -> std::result::Result<Answer, Answer> {
+    async fn update(
+        &self,
+        actor: &Actor,
+        version: Version,
+        id: &str,
+        body: &[u8],
+        profile: Option<String>,
+    ) -> std::result::Result<Answer, Answer> {
         let id = session_id(id)?;
         let request = parse(body)?;
         let engine = &self.inner.engine;
-        let current = engine.agent_session(actor, id).await.map_err(|e| answer_for(&e))?;
+        let current = engine
+            .agent_session(actor, id)
+            .await
+            .map_err(|e| answer_for(&e))?;
         if current.status != crate::agent::AgentSessionStatus::Open {
-            return Err(Answer::error(409, "CHECKOUT_NOT_MODIFIABLE", format!("the checkout is {}", current.status_name())));
+            return Err(Answer::error(
+                409,
+                "CHECKOUT_NOT_MODIFIABLE",
+                format!("the checkout is {}", current.status_name()),
+            ));
         }
         if let Some(c) = request.get("currency").and_then(Value::as_str)
             && !c.eq_ignore_ascii_case(current.currency.code())
@@ -584,30 +659,57 @@ impl UcpMerchant {
         if let Some(url) = self.webhook_url(profile).await {
             update = update.webhook_url(Some(url));
         }
-        let view = engine.update_agent_session(actor, id, update).await.map_err(|e| answer_for(&e))?;
+        let view = engine
+            .update_agent_session(actor, id, update)
+            .await
+            .map_err(|e| answer_for(&e))?;
         Ok(Answer::ok(self.checkout(version, &view)))
     }
 
-    async fn complete(&self, actor: &Actor, version: Version, id: &str, body: &[u8]) -> std::result::Result<Answer, Answer> {
+    async fn complete(
+        &self,
+        actor: &Actor,
+        version: Version,
+        id: &str,
+        body: &[u8],
+    ) -> std::result::Result<Answer, Answer> {
         let id = session_id(id)?;
         let request = parse(body)?;
         let engine = &self.inner.engine;
-        let view = engine.agent_view(actor, id).await.map_err(|e| answer_for(&e))?;
+        let view = engine
+            .agent_view(actor, id)
+            .await
+            .map_err(|e| answer_for(&e))?;
         if view.session.status == crate::agent::AgentSessionStatus::Open {
             if view.session.destination().is_none() || view.session.selected_option.is_none() {
                 if view.priced.as_ref().is_ok_and(|p| p.requires_shipping) {
-                    return Err(bad_request("Fulfillment address and option must be selected"));
+                    return Err(bad_request(
+                        "Fulfillment address and option must be selected",
+                    ));
                 }
             } else if self.inner.config.require_street_address
-                && view.session.destination().is_some_and(|d| !d.address.is_complete())
+                && view
+                    .session
+                    .destination()
+                    .is_some_and(|d| !d.address.is_complete())
             {
-                return Err(bad_request("Fulfillment address must have a street address and a city"));
+                return Err(bad_request(
+                    "Fulfillment address must have a street address and a city",
+                ));
             }
-        } else if view.session.status == crate::agent::AgentSessionStatus::Canceled {
-            return Err(Answer::error(409, "CHECKOUT_NOT_MODIFIABLE", "the checkout is canceled"));
+        } else {
+            // A replay with the same key got the first answer already.
+            return Err(Answer::error(
+                409,
+                "CHECKOUT_NOT_MODIFIABLE",
+                format!("the checkout is {}", view.session.status_name()),
+            ));
         }
         let data = request.get("payment_data").unwrap_or(&Value::Null);
-        let handler = data.get("handler_id").and_then(Value::as_str).unwrap_or_default();
+        let handler = data
+            .get("handler_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let credential = data.get("credential").unwrap_or(&Value::Null);
         let mut payment = self
             .inner
@@ -619,7 +721,9 @@ impl UcpMerchant {
             payment = payment.expected_total(Some(priced.total));
         }
         match engine.complete_agent_session(actor, id, payment).await {
-            Ok((view, crate::checkout::CheckoutStep::Placed(_))) => Ok(Answer::ok(self.checkout(version, &view))),
+            Ok((view, crate::checkout::CheckoutStep::Placed(_))) => {
+                Ok(Answer::ok(self.checkout(version, &view)))
+            }
             Ok((view, _waiting)) => {
                 // 3-D Secure or a redirect: the buyer must act.
                 let mut body = self.checkout(version, &view);
@@ -629,7 +733,13 @@ impl UcpMerchant {
                         "messages".into(),
                         json!([{"type": "error", "code": "requires_3ds", "content": "the payment needs the buyer's authentication", "severity": "requires_buyer_input"}]),
                     );
-                    map.insert("continue_url".into(), Value::String(format!("{}checkout-sessions/{}", self.inner.config.base_url, id)));
+                    map.insert(
+                        "continue_url".into(),
+                        Value::String(format!(
+                            "{}checkout-sessions/{}",
+                            self.inner.config.base_url, id
+                        )),
+                    );
                 }
                 Ok(Answer::ok(body))
             }
@@ -637,35 +747,73 @@ impl UcpMerchant {
         }
     }
 
-    async fn cancel(&self, actor: &Actor, version: Version, id: &str) -> std::result::Result<Answer, Answer> {
+    async fn cancel(
+        &self,
+        actor: &Actor,
+        version: Version,
+        id: &str,
+    ) -> std::result::Result<Answer, Answer> {
         let id = session_id(id)?;
         let engine = &self.inner.engine;
-        let current = engine.agent_session(actor, id).await.map_err(|e| answer_for(&e))?;
+        let current = engine
+            .agent_session(actor, id)
+            .await
+            .map_err(|e| answer_for(&e))?;
         if current.status != crate::agent::AgentSessionStatus::Open {
-            return Err(Answer::error(409, "CHECKOUT_NOT_MODIFIABLE", format!("the checkout is {}", current.status_name())));
+            return Err(Answer::error(
+                409,
+                "CHECKOUT_NOT_MODIFIABLE",
+                format!("the checkout is {}", current.status_name()),
+            ));
         }
-        let view = engine.cancel_agent_session(actor, id).await.map_err(|e| answer_for(&e))?;
+        let view = engine
+            .cancel_agent_session(actor, id)
+            .await
+            .map_err(|e| answer_for(&e))?;
         Ok(Answer::ok(self.checkout(version, &view)))
     }
 
-    pub(crate) async fn order_view(&self, actor: &Actor, id: &str) -> std::result::Result<AgentView, Answer> {
+    pub(crate) async fn order_view(
+        &self,
+        actor: &Actor,
+        id: &str,
+    ) -> std::result::Result<AgentView, Answer> {
         let order: OrderId = id
             .parse()
             .map_err(|_| Answer::error(404, "RESOURCE_NOT_FOUND", "no such order"))?;
-        self.inner.engine.agent_order(actor, order).await.map_err(|e| answer_for(&e))
+        self.inner
+            .engine
+            .agent_order(actor, order)
+            .await
+            .map_err(|e| answer_for(&e))
     }
 
-    pub(crate) fn render_order(&self, version: Version, view: &AgentView) -> std::result::Result<Value, Answer> {
+    pub(crate) fn render_order(
+        &self,
+        version: Version,
+        view: &AgentView,
+    ) -> std::result::Result<Value, Answer> {
         render::order(&self.inner.config, version, view)
             .ok_or_else(|| Answer::error(404, "RESOURCE_NOT_FOUND", "no such order"))
     }
 
-    async fn read_order(&self, actor: &Actor, version: Version, id: &str) -> std::result::Result<Answer, Answer> {
+    async fn read_order(
+        &self,
+        actor: &Actor,
+        version: Version,
+        id: &str,
+    ) -> std::result::Result<Answer, Answer> {
         let view = self.order_view(actor, id).await?;
         Ok(Answer::ok(self.render_order(version, &view)?))
     }
 
-    async fn update_order(&self, actor: &Actor, version: Version, id: &str, body: &[u8]) -> std::result::Result<Answer, Answer> {
+    async fn update_order(
+        &self,
+        actor: &Actor,
+        version: Version,
+        id: &str,
+        body: &[u8],
+    ) -> std::result::Result<Answer, Answer> {
         let request = parse(body)?;
         let view = self.order_view(actor, id).await?;
         let mut annotations = Vec::new();
@@ -675,9 +823,14 @@ impl UcpMerchant {
             .flat_map(|o| o.shipments().iter().map(|s| s.id.to_string()))
             .collect();
         if let Some(events) = request.get("fulfillment").and_then(|f| f.get("events")) {
-            let events = events.as_array().ok_or_else(|| unprocessable("fulfillment.events must be a list"))?;
+            let events = events
+                .as_array()
+                .ok_or_else(|| unprocessable("fulfillment.events must be a list"))?;
             for e in events {
-                let id = e.get("id").and_then(Value::as_str).ok_or_else(|| unprocessable("a fulfillment event needs an id"))?;
+                let id = e
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| unprocessable("a fulfillment event needs an id"))?;
                 if e.get("type").and_then(Value::as_str).is_none() {
                     return Err(unprocessable("a fulfillment event needs a type"));
                 }
@@ -688,36 +841,56 @@ impl UcpMerchant {
             }
         }
         if let Some(adjustments) = request.get("adjustments") {
-            let adjustments = adjustments.as_array().ok_or_else(|| unprocessable("adjustments must be a list"))?;
+            let adjustments = adjustments
+                .as_array()
+                .ok_or_else(|| unprocessable("adjustments must be a list"))?;
             for a in adjustments {
-                if a.get("id").and_then(Value::as_str).is_none() || a.get("type").and_then(Value::as_str).is_none() {
+                if a.get("id").and_then(Value::as_str).is_none()
+                    || a.get("type").and_then(Value::as_str).is_none()
+                {
                     return Err(unprocessable("an adjustment needs an id and a type"));
                 }
                 match a.get("status").and_then(Value::as_str) {
                     Some("pending" | "completed" | "failed") => {}
-                    _ => return Err(unprocessable("an adjustment's status is pending, completed or failed")),
+                    _ => {
+                        return Err(unprocessable(
+                            "an adjustment's status is pending, completed or failed",
+                        ));
+                    }
                 }
                 if a.get("amount").is_some_and(|m| !m.is_i64() && !m.is_u64()) {
-                    return Err(unprocessable("an adjustment's amount is an integer in minor units"));
+                    return Err(unprocessable(
+                        "an adjustment's amount is an integer in minor units",
+                    ));
                 }
                 annotations.push(tagged(a, "adjustment")?);
             }
         }
-        let order = view.session.order_id.ok_or_else(|| Answer::error(404, "RESOURCE_NOT_FOUND", "no such order"))?;
+        let order = view
+            .session
+            .order_id
+            .ok_or_else(|| Answer::error(404, "RESOURCE_NOT_FOUND", "no such order"))?;
         let view = self
             .inner
             .engine
             .annotate_agent_order(actor, order, annotations)
             .await
             .map_err(|e| match e {
-                Error::LimitExceeded { .. } | Error::Invalid { .. } => unprocessable(&e.to_string()),
+                Error::LimitExceeded { .. } | Error::Invalid { .. } => {
+                    unprocessable(&e.to_string())
+                }
                 other => answer_for(&other),
             })?;
         Ok(Answer::ok(self.render_order(version, &view)?))
     }
 
     /// The engine update a create or update body asks for.
-    async fn update_from(&self, actor: &Actor, request: &Value, current: Option<&crate::agent::AgentSession>) -> std::result::Result<AgentUpdate, Answer> {
+    async fn update_from(
+        &self,
+        actor: &Actor,
+        request: &Value,
+        current: Option<&crate::agent::AgentSession>,
+    ) -> std::result::Result<AgentUpdate, Answer> {
         let _ = actor;
         let engine = &self.inner.engine;
         let mut update = AgentUpdate::default();
@@ -726,7 +899,10 @@ impl UcpMerchant {
             .and_then(Value::as_array)
             .ok_or_else(|| bad_request("line_items is required"))?;
         if items.len() > crate::agents::MAX_AGENT_LINES {
-            return Err(bad_request(format!("at most {} line items", crate::agents::MAX_AGENT_LINES)));
+            return Err(bad_request(format!(
+                "at most {} line items",
+                crate::agents::MAX_AGENT_LINES
+            )));
         }
         let mut lines: Vec<(VariantId, u32)> = Vec::new();
         for item in items {
@@ -739,35 +915,62 @@ impl UcpMerchant {
                 .get("quantity")
                 .and_then(Value::as_u64)
                 .ok_or_else(|| bad_request("each line item needs a positive integer quantity"))?;
+            // The engine checks the stock first, then the limit per line.
             let quantity = u32::try_from(quantity)
                 .ok()
-                .filter(|q| *q >= 1 && *q <= crate::cart::MAX_QUANTITY_PER_LINE)
-                .ok_or_else(|| bad_request(format!("quantity {quantity} must be between 1 and {}", crate::cart::MAX_QUANTITY_PER_LINE)))?;
+                .filter(|q| *q >= 1)
+                .ok_or_else(|| {
+                    bad_request(format!(
+                        "quantity {quantity} must be between 1 and {}",
+                        crate::cart::MAX_QUANTITY_PER_LINE
+                    ))
+                })?;
             let entry = match engine.variant_by_sku(sku).await {
                 Ok(e) => e,
                 Err(Error::NotFound { .. } | Error::Invalid { .. }) => {
-                    return Err(bad_request(format!("Product not found: {}", crate::validate::shown(sku))));
+                    return Err(bad_request(format!(
+                        "Product not found: {}",
+                        crate::validate::shown(sku)
+                    )));
                 }
                 Err(e) => return Err(answer_for(&e)),
             };
             let variant = entry.variant.id();
             match lines.iter_mut().find(|(v, _)| *v == variant) {
-                Some((_, q)) => *q = q.saturating_add(quantity).min(crate::cart::MAX_QUANTITY_PER_LINE),
+                Some((_, q)) => {
+                    *q = q
+                        .saturating_add(quantity)
+                        .min(crate::cart::MAX_QUANTITY_PER_LINE)
+                }
                 None => lines.push((variant, quantity)),
             }
         }
         update = update.lines(Some(lines));
         if let Some(codes) = request.get("discounts").and_then(|d| d.get("codes")) {
-            let codes = codes.as_array().ok_or_else(|| bad_request("discounts.codes must be a list"))?;
+            let codes = codes
+                .as_array()
+                .ok_or_else(|| bad_request("discounts.codes must be a list"))?;
             let codes: Vec<String> = codes
                 .iter()
-                .map(|c| c.as_str().map(str::to_owned).ok_or_else(|| bad_request("a discount code is text")))
+                .map(|c| {
+                    c.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| bad_request("a discount code is text"))
+                })
                 .collect::<std::result::Result<_, _>>()?;
             update = update.codes(Some(codes));
         }
-        let mut email = current.and_then(|s| s.buyer.as_ref()).and_then(|b| b.email.clone());
+        let mut email = current
+            .and_then(|s| s.buyer.as_ref())
+            .and_then(|b| b.email.clone());
         if let Some(buyer) = request.get("buyer").filter(|b| !b.is_null()) {
-            let text = |k: &str| buyer.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+            let text = |k: &str| {
+                buyer
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
             let mut b = AgentBuyer::default()
                 .first_name(text("first_name"))
                 .last_name(text("last_name"))
@@ -777,7 +980,10 @@ impl UcpMerchant {
                 let (first, last) = full.split_once(' ').unwrap_or((full.as_str(), ""));
                 b = b.first_name(first).last_name(last);
             }
-            let given = buyer.get("email").and_then(Value::as_str).filter(|e| !e.is_empty());
+            let given = buyer
+                .get("email")
+                .and_then(Value::as_str)
+                .filter(|e| !e.is_empty());
             if let Some(e) = given {
                 email = Some(e.to_owned());
             }
@@ -790,7 +996,10 @@ impl UcpMerchant {
                         .analytics(flag("analytics"))
                         .sale_of_data(flag("sale_of_data")),
                 ));
-            } else if let Some(old) = current.and_then(|s| s.buyer.as_ref()).and_then(|b| b.consent.clone()) {
+            } else if let Some(old) = current
+                .and_then(|s| s.buyer.as_ref())
+                .and_then(|b| b.consent.clone())
+            {
                 b = b.consent(Some(old));
             }
             update = update.buyer(Some(b.validated().map_err(|e| answer_for(&e))?));
@@ -803,7 +1012,10 @@ impl UcpMerchant {
         {
             if let Some(list) = method.get("destinations").and_then(Value::as_array) {
                 let mut destinations = Vec::new();
-                for d in list.iter().take(crate::agent::MAX_DESTINATIONS.saturating_add(1)) {
+                for d in list
+                    .iter()
+                    .take(crate::agent::MAX_DESTINATIONS.saturating_add(1))
+                {
                     destinations.push(self.destination(d, email.as_deref()).await?);
                 }
                 update = update.destinations(Some(destinations));
@@ -837,8 +1049,17 @@ impl UcpMerchant {
 
     /// One destination from the wire: its id kept, or found in (or added
     /// to) the buyer's address book, or made up.
-    async fn destination(&self, d: &Value, email: Option<&str>) -> std::result::Result<Destination, Answer> {
-        let text = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    async fn destination(
+        &self,
+        d: &Value,
+        email: Option<&str>,
+    ) -> std::result::Result<Destination, Answer> {
+        let text = |k: &str| {
+            d.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
         let country = text("address_country");
         let input = NewAddress::default()
             .name(text("full_name"))
@@ -856,8 +1077,16 @@ impl UcpMerchant {
         if let (AddressBook::ByEmail, Some(email), true) =
             (self.inner.config.address_book, email, address.is_complete())
         {
-            match self.inner.engine.remember_address_by_email(email, address.clone()).await {
-                Ok(saved) => return Destination::new(&address_key(&saved), address).map_err(|e| answer_for(&e)),
+            match self
+                .inner
+                .engine
+                .remember_address_by_email(email, address.clone())
+                .await
+            {
+                Ok(saved) => {
+                    return Destination::new(&address_key(&saved), address)
+                        .map_err(|e| answer_for(&e));
+                }
                 Err(error) => tracing::warn!(%error, "a destination was not saved for the buyer"),
             }
         }
@@ -940,7 +1169,8 @@ fn parse(body: &[u8]) -> std::result::Result<Value, Answer> {
     if body.is_empty() {
         return Ok(json!({}));
     }
-    let v: Value = serde_json::from_slice(body).map_err(|e| bad_request(format!("malformed JSON: {e}")))?;
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| bad_request(format!("malformed JSON: {e}")))?;
     if !v.is_object() {
         return Err(bad_request("the body must be a JSON object"));
     }
@@ -963,7 +1193,10 @@ fn fingerprint(method: &Method, path: &str, body: &[u8]) -> String {
 }
 
 fn encode(answer: &Answer) -> (u16, Vec<u8>) {
-    (answer.status, serde_json::to_vec(&answer.body).unwrap_or_default())
+    (
+        answer.status,
+        serde_json::to_vec(&answer.body).unwrap_or_default(),
+    )
 }
 
 fn respond((status, body): (u16, Vec<u8>)) -> Response {
@@ -976,29 +1209,98 @@ async fn discovery(State(m): State<UcpMerchant>) -> Response {
 }
 
 async fn create(State(m): State<UcpMerchant>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(m.handle(&Method::POST, "checkout-sessions", &headers, &body).await)
+    respond(
+        m.handle(&Method::POST, "checkout-sessions", &headers, &body)
+            .await,
+    )
 }
 
-async fn read(State(m): State<UcpMerchant>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    respond(m.handle(&Method::GET, &format!("checkout-sessions/{id}"), &headers, &[]).await)
+async fn read(
+    State(m): State<UcpMerchant>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        m.handle(
+            &Method::GET,
+            &format!("checkout-sessions/{id}"),
+            &headers,
+            &[],
+        )
+        .await,
+    )
 }
 
-async fn update(State(m): State<UcpMerchant>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(m.handle(&Method::PUT, &format!("checkout-sessions/{id}"), &headers, &body).await)
+async fn update(
+    State(m): State<UcpMerchant>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(
+        m.handle(
+            &Method::PUT,
+            &format!("checkout-sessions/{id}"),
+            &headers,
+            &body,
+        )
+        .await,
+    )
 }
 
-async fn complete(State(m): State<UcpMerchant>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(m.handle(&Method::POST, &format!("checkout-sessions/{id}/complete"), &headers, &body).await)
+async fn complete(
+    State(m): State<UcpMerchant>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(
+        m.handle(
+            &Method::POST,
+            &format!("checkout-sessions/{id}/complete"),
+            &headers,
+            &body,
+        )
+        .await,
+    )
 }
 
-async fn cancel(State(m): State<UcpMerchant>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(m.handle(&Method::POST, &format!("checkout-sessions/{id}/cancel"), &headers, &body).await)
+async fn cancel(
+    State(m): State<UcpMerchant>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(
+        m.handle(
+            &Method::POST,
+            &format!("checkout-sessions/{id}/cancel"),
+            &headers,
+            &body,
+        )
+        .await,
+    )
 }
 
-async fn read_order(State(m): State<UcpMerchant>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    respond(m.handle(&Method::GET, &format!("orders/{id}"), &headers, &[]).await)
+async fn read_order(
+    State(m): State<UcpMerchant>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        m.handle(&Method::GET, &format!("orders/{id}"), &headers, &[])
+            .await,
+    )
 }
 
-async fn update_order(State(m): State<UcpMerchant>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(m.handle(&Method::PUT, &format!("orders/{id}"), &headers, &body).await)
+async fn update_order(
+    State(m): State<UcpMerchant>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(
+        m.handle(&Method::PUT, &format!("orders/{id}"), &headers, &body)
+            .await,
+    )
 }

@@ -63,10 +63,15 @@ pub(crate) fn option_title(name: &str, price: Money) -> String {
 }
 
 fn ucp_header(config: &UcpConfig, version: Version, capability: &str) -> Value {
-    let capabilities: Vec<Value> = [capability, "dev.ucp.shopping.discount", "dev.ucp.shopping.fulfillment", "dev.ucp.shopping.buyer_consent"]
-        .iter()
-        .map(|name| json!({"name": name, "version": version.as_str()}))
-        .collect();
+    let capabilities: Vec<Value> = [
+        capability,
+        "dev.ucp.shopping.discount",
+        "dev.ucp.shopping.fulfillment",
+        "dev.ucp.shopping.buyer_consent",
+    ]
+    .iter()
+    .map(|name| json!({"name": name, "version": version.as_str()}))
+    .collect();
     let _ = config;
     json!({"version": version.as_str(), "capabilities": capabilities})
 }
@@ -253,7 +258,7 @@ pub(crate) fn checkout(config: &UcpConfig, version: Version, view: &AgentView) -
         "messages": messages,
         "links": config.links.iter().map(|(kind, url)| json!({"type": kind, "url": url})).collect::<Vec<_>>(),
         "expires_at": session.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "payment": {"handlers": config.handlers},
+        "payment": {"handlers": config.handlers, "instruments": []},
         "discounts": discounts,
         "fulfillment": fulfillment,
     });

@@ -161,7 +161,11 @@ impl Sink for UcpWebhookSink {
         let view = match engine.agent_order(&Actor::System, order).await {
             Ok(v) => v,
             Err(crate::Error::NotFound { .. }) => return Ok(()),
-            Err(e) => return Err(SinkError::transient(format!("the order cannot be read: {e}"))),
+            Err(e) => {
+                return Err(SinkError::transient(format!(
+                    "the order cannot be read: {e}"
+                )));
+            }
         };
         let Some(url) = view.session.webhook_url.clone() else {
             return Ok(());
@@ -190,7 +194,10 @@ impl Sink for UcpWebhookSink {
             .post(checked)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("Request-Signature", signature)
-            .header("UCP-Agent", format!("version=\"{}\"", Version::latest().as_str()))
+            .header(
+                "UCP-Agent",
+                format!("version=\"{}\"", Version::latest().as_str()),
+            )
             .header("Webhook-Id", event.id.to_string())
             .body(body)
             .send()

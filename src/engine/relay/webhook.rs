@@ -127,7 +127,10 @@ impl reqwest::dns::Resolve for GuardedResolver {
 /// # Errors
 /// [`Error::Invalid`] for a timeout of zero or over 5 minutes;
 /// [`Error::Storage`] when the client cannot be built.
-pub(crate) fn guarded_client(policy: &WebhookPolicy, timeout: StdDuration) -> Result<reqwest::Client> {
+pub(crate) fn guarded_client(
+    policy: &WebhookPolicy,
+    timeout: StdDuration,
+) -> Result<reqwest::Client> {
     if timeout.is_zero() || timeout > StdDuration::from_secs(300) {
         return Err(Error::invalid(
             "timeout",
