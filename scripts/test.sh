@@ -18,6 +18,8 @@
 #   that stops and restarts a server of its own.
 # - RabbitMQ at 127.0.0.1:5672 (guest/guest) for the relay's RabbitMQ
 #   sink: started when not running.
+# - The UCP conformance suite (../shared/ucp): its Python environment is
+#   built from PyPI by its own runner (python3-venv installed if missing).
 # .ci/run calls this same script (the README names it), so the two cannot
 # drift.
 set -euo pipefail
@@ -105,4 +107,10 @@ if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null
 fi
 
 say "running cargo test --all-features $*"
-exec cargo test --all-features "$@"
+cargo test --all-features "$@"
+
+# The UCP conformance suite against examples/ucp_merchant, on both stores
+# (only for the whole suite, not when arguments pick tests).
+if [ $# -eq 0 ]; then
+  bash scripts/ucp_conformance.sh
+fi

@@ -18,6 +18,7 @@
 //! | `UCP_DATA_DIR` | `../shared/ucp/conformance/test_data/flower_shop` |
 //! | `UCP_SIMULATION_SECRET` | `super-secret-sim-key` |
 //! | `DATABASE_URL` | unset: the memory store |
+//! | `UCP_MERCHANT_SMOKE` | unset; when set, answer one request and stop (CI) |
 //!
 //! The suite's agents do not authenticate, so every caller is the platform
 //! `conformance-agent` ([`UcpConfig::trust_every_agent`]); the suite expects
@@ -469,6 +470,23 @@ async fn main() -> Result<()> {
         .await
         .map_err(|e| Error::invalid("UCP_MERCHANT_ADDR", format!("{addr}: {e}")))?;
     println!("UCP merchant listening on http://{addr}/");
+    if std::env::var_os("UCP_MERCHANT_SMOKE").is_some() {
+        // CI: serve, answer one discovery request, stop.
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let profile: serde_json::Value = reqwest::get(format!("http://{addr}/.well-known/ucp"))
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| Error::invalid("smoke request", e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| Error::invalid("smoke request", e.to_string()))?;
+        server.abort();
+        println!(
+            "profile version {}",
+            profile.pointer("/ucp/version").cloned().unwrap_or_default()
+        );
+        return Ok(());
+    }
     axum::serve(listener, app)
         .await
         .map_err(|e| Error::invalid("server", e.to_string()))
