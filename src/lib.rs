@@ -148,8 +148,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod adapters;
-#[cfg(feature = "ucp")]
-#[cfg_attr(docsrs, doc(cfg(feature = "ucp")))]
+#[cfg(any(feature = "ucp", feature = "acp"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "ucp", feature = "acp"))))]
 pub mod agentic;
 mod domain;
 pub mod engine;

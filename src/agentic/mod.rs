@@ -5,6 +5,7 @@
 //! | module | protocol | versions | feature |
 //! |---|---|---|---|
 //! | [`ucp`] | Universal Commerce Protocol (shopping service, REST) | `2026-01-11` | `ucp` |
+//! | [`acp`] | Agentic Commerce Protocol (checkout, order webhooks) | `2026-04-17` | `acp` |
 //!
 //! A protocol module is a framework-agnostic service plus an `axum`
 //! router; both only call the engine (never a store), as the agent
@@ -18,6 +19,11 @@
 use crate::agents::AgentPayment;
 use crate::error::{Error, Result};
 
+#[cfg(feature = "acp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "acp")))]
+pub mod acp;
+#[cfg(feature = "ucp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ucp")))]
 pub mod ucp;
 
 /// Recognises the agent platform behind a request. The embedding program
@@ -149,4 +155,28 @@ impl CredentialHandler for TokenCredentials {
             .ok_or_else(|| Error::invalid("payment credential", "a token credential is needed"))?;
         Ok(AgentPayment::new(token).provider(self.provider.clone()))
     }
+}
+
+/// A digest of a request (method, path, body) for idempotency: the same
+/// key with another digest is another request.
+pub(crate) fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(method.as_bytes());
+    h.update(b"\0");
+    h.update(path.trim_matches('/').as_bytes());
+    h.update(b"\0");
+    h.update(body);
+    hex::encode(h.finalize())
+}
+
+/// Money as the protocols' integer minor units (never negative; an amount
+/// beyond `i64` — which the engine's limits keep far away — shows as 0
+/// rather than failing a response).
+pub(crate) fn minor(m: crate::money::Money) -> i64 {
+    m.to_minor()
+        .ok()
+        .and_then(|v| i64::try_from(v).ok())
+        .unwrap_or(0)
+        .max(0)
 }

@@ -226,6 +226,11 @@ pub struct AgentSession {
     pub failed_attempts: u32,
     /// What the last failed completion said, for the agent.
     pub last_failure: Option<String>,
+    /// Whether the last completion's payment waits for the buyer (3-D
+    /// Secure, a redirect): completing again with the same credential
+    /// finishes it once the buyer acted.
+    #[serde(default)]
+    pub awaiting_payment: bool,
     /// Protocol annotations of the placed order (fulfilment events,
     /// adjustments the platform recorded), as JSON objects (at most
     /// [`MAX_ANNOTATIONS`], each at most [`MAX_ANNOTATION_BYTES`]).
@@ -266,6 +271,7 @@ impl AgentSession {
             webhook_url: None,
             failed_attempts: 0,
             last_failure: None,
+            awaiting_payment: false,
             annotations: Vec::new(),
             version: 0,
             created_at: now,

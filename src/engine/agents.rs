@@ -442,6 +442,7 @@ impl Engine {
                 self.settle_agent_session(actor, id, |s| {
                     s.failed_attempts = s.failed_attempts.saturating_add(1);
                     s.last_failure = Some(failure.clone());
+                    s.awaiting_payment = false;
                 })
                 .await?;
                 return Err(Error::PaymentDeclined { code, message });
@@ -454,7 +455,10 @@ impl Engine {
                 self.settle_agent_session(actor, id, |s| complete(s, order))
                     .await?
             }
-            _ => session,
+            _ => {
+                self.settle_agent_session(actor, id, |s| s.awaiting_payment = true)
+                    .await?
+            }
         };
         Ok((self.view_of(session).await?, step))
     }
@@ -745,6 +749,7 @@ impl Engine {
 fn complete(session: &mut AgentSession, order: OrderId) {
     session.status = AgentSessionStatus::Completed;
     session.order_id = Some(order);
+    session.awaiting_payment = false;
 }
 
 /// Applies an update's session fields (not the cart's).

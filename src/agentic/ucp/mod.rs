@@ -50,7 +50,6 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::{AgentAuth, CredentialHandler, TokenCredentials, TrustEveryAgent};
 use crate::actor::Actor;
@@ -497,7 +496,7 @@ impl UcpMerchant {
             .map(str::to_owned);
         let mutating = *method != Method::GET;
         if let (true, Some(key)) = (mutating, &key) {
-            let fingerprint = fingerprint(method, path, body);
+            let fingerprint = super::fingerprint(method.as_str(), path, body);
             match self
                 .inner
                 .engine
@@ -1180,16 +1179,6 @@ fn parse(body: &[u8]) -> std::result::Result<Value, Answer> {
 fn session_id(id: &str) -> std::result::Result<AgentSessionId, Answer> {
     id.parse()
         .map_err(|_| Answer::error(404, "RESOURCE_NOT_FOUND", "no such checkout session"))
-}
-
-fn fingerprint(method: &Method, path: &str, body: &[u8]) -> String {
-    let mut h = Sha256::new();
-    h.update(method.as_str().as_bytes());
-    h.update(b"\0");
-    h.update(path.trim_matches('/').as_bytes());
-    h.update(b"\0");
-    h.update(body);
-    hex::encode(h.finalize())
 }
 
 fn encode(answer: &Answer) -> (u16, Vec<u8>) {

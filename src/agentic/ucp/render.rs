@@ -10,17 +10,7 @@ use crate::money::Money;
 use crate::pricing::{Outcome, PricedCart};
 
 use super::{UcpConfig, Version};
-
-/// Money as UCP's integer minor units (never negative; an amount beyond
-/// `i64` is shown as 0 rather than panicking: the engine's limits keep
-/// amounts far below it).
-pub(crate) fn minor(m: Money) -> i64 {
-    m.to_minor()
-        .ok()
-        .and_then(|v| i64::try_from(v).ok())
-        .unwrap_or(0)
-        .max(0)
-}
+use crate::agentic::minor;
 
 fn total(kind: &str, amount: Money) -> Value {
     json!({"type": kind, "amount": minor(amount)})

@@ -167,6 +167,9 @@ impl Sink for UcpWebhookSink {
                 )));
             }
         };
+        if view.session.protocol != crate::agent::AgentProtocol::Ucp {
+            return Ok(());
+        }
         let Some(url) = view.session.webhook_url.clone() else {
             return Ok(());
         };

@@ -1,0 +1,121 @@
+//! ACP order webhooks: a relay sink that posts each platform's orders to
+//! the address the shop configured for it, signed with
+//! `Merchant-Signature: t=<unix seconds>,v1=<HMAC-SHA256 hex>` over
+//! `timestamp + "." + body`.
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::AcpMerchant;
+use crate::actor::Actor;
+use crate::agent::AgentProtocol;
+use crate::event::{Event, EventKind};
+use crate::relay::{Sink, SinkError};
+
+/// Delivers agent platforms' order events (see
+/// [`AcpMerchant::webhook_sink`]).
+pub struct AcpWebhookSink {
+    merchant: AcpMerchant,
+}
+
+impl std::fmt::Debug for AcpWebhookSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcpWebhookSink").finish_non_exhaustive()
+    }
+}
+
+impl AcpWebhookSink {
+    pub(super) fn new(merchant: AcpMerchant) -> Self {
+        Self { merchant }
+    }
+}
+
+fn order_of(kind: &EventKind) -> Option<(&'static str, crate::id::OrderId)> {
+    match kind {
+        EventKind::OrderPlaced { order_id, .. } => Some(("order_create", *order_id)),
+        EventKind::OrderShipped { order_id, .. }
+        | EventKind::OrderCancelled { order_id, .. }
+        | EventKind::PaymentRefunded { order_id, .. } => Some(("order_update", *order_id)),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl Sink for AcpWebhookSink {
+    fn name(&self) -> &str {
+        "acp-order-webhooks"
+    }
+
+    fn accepts(&self, event: &Event) -> bool {
+        order_of(&event.kind).is_some()
+    }
+
+    async fn deliver(&self, event: &Event, _envelope: &Value) -> Result<(), SinkError> {
+        let Some((kind, order)) = order_of(&event.kind) else {
+            return Ok(());
+        };
+        let inner = &self.merchant.inner;
+        let view = match inner.engine.agent_order(&Actor::System, order).await {
+            Ok(v) => v,
+            Err(crate::Error::NotFound { .. }) => return Ok(()),
+            Err(e) => {
+                return Err(SinkError::transient(format!(
+                    "the order cannot be read: {e}"
+                )));
+            }
+        };
+        if view.session.protocol != AgentProtocol::Acp {
+            return Ok(());
+        }
+        let Some((url, secret)) = inner
+            .config
+            .platforms
+            .iter()
+            .find(|p| p.name == view.session.agent)
+            .and_then(|p| p.webhook.clone())
+        else {
+            return Ok(());
+        };
+        let Some(data) = super::render::order(&inner.config, &view) else {
+            return Ok(());
+        };
+        let body = serde_json::to_vec(&json!({"type": kind, "data": data}))
+            .map_err(|e| SinkError::permanent(format!("the order cannot be written: {e}")))?;
+        let checked = inner
+            .engine
+            .config()
+            .webhook_policy
+            .check_url(&url)
+            .map_err(|e| SinkError::permanent(e.to_string()))?;
+        let now = chrono::Utc::now();
+        let signature = crate::webhook::sign(&secret, now.timestamp(), &body);
+        let answer = inner
+            .client
+            .post(checked)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("Merchant-Signature", signature)
+            .header(
+                "Timestamp",
+                now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            )
+            .header("Request-Id", event.id.to_string())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                SinkError::transient(if e.is_timeout() {
+                    "the platform's webhook did not answer in time"
+                } else {
+                    "the platform's webhook cannot be reached"
+                })
+            })?;
+        if answer.status().is_success() {
+            Ok(())
+        } else {
+            Err(SinkError::transient(format!(
+                "the platform's webhook answered {}",
+                answer.status().as_u16()
+            )))
+        }
+    }
+}
