@@ -435,7 +435,7 @@ impl Engine {
         request.provider = payment.provider;
         request.payment_method = payment.method;
         request.expected_total = payment.expected_total;
-        let step = match self.start_checkout(request).await {
+        let step = match Box::pin(self.start_checkout(request)).await {
             Ok(step) => step,
             Err(Error::PaymentDeclined { code, message }) => {
                 let failure = format!("payment declined ({code}): {message}");

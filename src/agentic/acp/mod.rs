@@ -451,8 +451,9 @@ impl AcpMerchant {
                 Err(e) => return finish(&answer_for(&e), extra),
             }
         }
-        let answer = self
-            .run(&actor, method, path, body)
+        // Boxed: a checkout's future is large, and a caller may await this
+        // one inline on a small stack.
+        let answer = Box::pin(self.run(&actor, method, path, body))
             .await
             .unwrap_or_else(|a| a);
         let bytes = serde_json::to_vec(&answer.body).unwrap_or_default();

@@ -523,7 +523,9 @@ impl UcpMerchant {
             }
         }
         let profile = agent_header.and_then(|h| header_param(h, "profile"));
-        let answer = self.run(&actor, version, method, path, body, profile).await;
+        // Boxed: a checkout's future is large, and a caller may await this
+        // one inline on a small stack.
+        let answer = Box::pin(self.run(&actor, version, method, path, body, profile)).await;
         let (status, bytes) = encode(&answer);
         if let (true, Some(key)) = (mutating, &key) {
             let done = if status >= 500 {
