@@ -26,6 +26,9 @@ use cartwright::webhook::{WebhookPolicy, WebhookSecret, verify};
 use common::{Backend, Shop, ShopOptions};
 use serde_json::{Value, json};
 
+/// Requests a test receiver got.
+type Received = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
+
 const OPENAI_KEY: &str = "key-for-the-openai-platform-0001";
 const OTHER_KEY: &str = "key-for-another-platform-000002";
 const WEBHOOK_SECRET: &str = "whsec_acp_test_secret_value_0001";
@@ -70,7 +73,7 @@ fn assert_valid(definition: &str, value: &Value) {
 struct Acp {
     shop: Shop,
     merchant: AcpMerchant,
-    hooks: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>,
+    hooks: Received,
 }
 
 struct Reply {
@@ -104,7 +107,7 @@ fn headers(key: Option<&str>, bearer: &str) -> HeaderMap {
     h
 }
 
-async fn receiver(hooks: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>) -> String {
+async fn receiver(hooks: Received) -> String {
     let app = axum::Router::new().route(
         "/order_events",
         axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {

@@ -482,7 +482,13 @@ impl UcpMerchant {
                 return (400, serde_json::to_vec(&body).unwrap_or_default());
             }
         };
-        let Some(agent) = self.inner.config.auth.authenticate(headers) else {
+        let recognised = self
+            .inner
+            .config
+            .auth
+            .authenticate(headers)
+            .filter(|a| crate::agent::check_agent_name(a).is_ok());
+        let Some(agent) = recognised else {
             return encode(&Answer::error(
                 401,
                 "UNAUTHORIZED",
