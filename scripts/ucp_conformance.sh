@@ -13,8 +13,16 @@ cd "$(dirname "$0")/.."
 say() { echo "scripts/ucp_conformance.sh: $*"; }
 fail() { echo "scripts/ucp_conformance.sh: $*" >&2; exit 1; }
 
-suite=${UCP_SUITE_DIR:-../shared/ucp}
-[ -x "$suite/run.sh" ] || [ -f "$suite/run.sh" ] || fail "no UCP suite at $suite"
+# The suite lives beside the project (../shared/ucp); a clone elsewhere on
+# this machine finds it at /work/shared/ucp, or where UCP_SUITE_DIR says.
+suite=${UCP_SUITE_DIR:-}
+if [ -z "$suite" ]; then
+  for candidate in ../shared/ucp /work/shared/ucp; do
+    if [ -f "$candidate/run.sh" ]; then suite=$candidate; break; fi
+  done
+fi
+[ -n "$suite" ] && [ -f "$suite/run.sh" ] || fail "no UCP suite (../shared/ucp); set UCP_SUITE_DIR"
+suite=$(cd "$suite" && pwd)
 # The suite builds its own Python environment from PyPI; it needs venv.
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   command -v apt-get >/dev/null 2>&1 || fail "python3 with venv is needed"

@@ -28,7 +28,7 @@ type Fut = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 type Call = Box<dyn Fn(Engine, Actor) -> Fut + Send + Sync>;
 
 /// Who calls, in the table's column order.
-const ACTORS: [&str; 7] = [
+const ACTORS: [&str; 8] = [
     "guest",
     "guest with token",
     "owner",
@@ -36,18 +36,20 @@ const ACTORS: [&str; 7] = [
     "staff",
     "system",
     "provider",
+    "agent",
 ];
 
 // The rows of the documented table.
-const ANYONE_BUT_PROVIDER: [bool; 7] = [true, true, true, true, true, true, false];
-const OWNER_OR_PRIVILEGED: [bool; 7] = [false, false, true, false, true, true, false];
-const TOKEN_OR_PRIVILEGED: [bool; 7] = [false, true, false, false, true, true, false];
-const PRIVILEGED: [bool; 7] = [false, false, false, false, true, true, false];
-const STAFF_ONLY: [bool; 7] = [false, false, false, false, true, false, false];
-const CUSTOMERS: [bool; 7] = [false, false, true, true, false, false, false];
-const PROVIDER_OR_SYSTEM: [bool; 7] = [false, false, false, false, false, true, true];
-const OWNER_ONLY: [bool; 7] = [false, false, true, false, false, false, false];
-const EVERYONE: [bool; 7] = [true; 7];
+const ANYONE_BUT_PROVIDER: [bool; 8] = [true, true, true, true, true, true, false, true];
+const OWNER_OR_PRIVILEGED: [bool; 8] = [false, false, true, false, true, true, false, false];
+const TOKEN_OR_PRIVILEGED: [bool; 8] = [false, true, false, false, true, true, false, false];
+const PRIVILEGED: [bool; 8] = [false, false, false, false, true, true, false, false];
+const STAFF_ONLY: [bool; 8] = [false, false, false, false, true, false, false, false];
+const CUSTOMERS: [bool; 8] = [false, false, true, true, false, false, false, false];
+const PROVIDER_OR_SYSTEM: [bool; 8] = [false, false, false, false, false, true, true, false];
+const OWNER_ONLY: [bool; 8] = [false, false, true, false, false, false, false, false];
+const EVERYONE: [bool; 8] = [true; 8];
+const AGENT_ONLY: [bool; 8] = [false, false, false, false, false, false, false, true];
 
 macro_rules! row {
     ($name:expr, $allow:expr, |$e:ident, $a:ident| $body:expr) => {
@@ -148,6 +150,7 @@ async fn world(backend: Backend) -> World {
         Actor::Staff("amy".into()),
         Actor::System,
         Actor::Provider("test".into()),
+        Actor::Agent("agent-x".into()),
     ];
     World {
         shop,
@@ -168,7 +171,7 @@ fn key(k: &str) -> IdempotencyKey {
     IdempotencyKey::new(k).unwrap()
 }
 
-fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
+fn rows(w: &World) -> Vec<(&'static str, [bool; 8], Call)> {
     let (owner, oc, gc, oo, go, v) = (
         w.owner,
         w.owner_cart,
@@ -617,6 +620,12 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 7], Call)> {
         }),
         row!("create_cart_in", ANYONE_BUT_PROVIDER, |e, a| e
             .create_cart_in(&a, channel, Currency::USD)),
+        row!("open_agent_session", AGENT_ONLY, |e, a| e
+            .open_agent_session(
+                &a,
+                cartwright::agent::AgentProtocol::Ucp,
+                Currency::USD
+            )),
     ]
 }
 

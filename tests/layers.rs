@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 /// Module names, as the crate root re-exports them, by layer.
 const PORTS: &[&str] = &["store", "ports"];
 const ADAPTERS: &[&str] = &["adapters"];
+const AGENTIC: &[&str] = &["agentic"];
 const ENGINE: &[&str] = &[
     "engine",
     "checkout",
@@ -66,25 +67,56 @@ fn upward(folder: &str, above: &[&[&str]]) -> Vec<String> {
 
 #[test]
 fn the_domain_imports_nothing_above_it() {
-    let found = upward("domain", &[PORTS, ADAPTERS, ENGINE]);
+    let found = upward("domain", &[PORTS, ADAPTERS, ENGINE, AGENTIC]);
     assert!(found.is_empty(), "upward imports:\n{}", found.join("\n"));
 }
 
 #[test]
 fn ports_import_only_the_domain() {
-    let found = upward("ports", &[ADAPTERS, ENGINE]);
+    let found = upward("ports", &[ADAPTERS, ENGINE, AGENTIC]);
     assert!(found.is_empty(), "upward imports:\n{}", found.join("\n"));
 }
 
 #[test]
 fn adapters_know_nothing_of_the_engine() {
-    let found = upward("adapters", &[ENGINE]);
+    let found = upward("adapters", &[ENGINE, AGENTIC]);
     assert!(found.is_empty(), "upward imports:\n{}", found.join("\n"));
 }
 
 #[test]
+fn the_engine_knows_nothing_of_the_agentic_protocols() {
+    let found = upward("engine", &[AGENTIC]);
+    assert!(found.is_empty(), "upward imports:\n{}", found.join("\n"));
+}
+
+/// The protocol layer drives the engine (whose access table it relies on)
+/// and never reaches past it to a store or an adapter.
+#[test]
+fn the_agentic_protocols_call_the_engine_never_a_store() {
+    let mut found = upward("agentic", &[ADAPTERS]);
+    for file in files("agentic") {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if !code.starts_with("//")
+                && (code.contains(".store()") || code.contains(".inner.store"))
+            {
+                found.push(format!("{}:{}: {code}", file.display(), n + 1));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "store access from agentic:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
 fn every_source_file_is_in_a_layer() {
-    let layers = ["lib.rs", "domain", "ports", "adapters", "engine", "testkit"];
+    let layers = [
+        "lib.rs", "domain", "ports", "adapters", "engine", "testkit", "agentic",
+    ];
     for entry in std::fs::read_dir(src()).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         assert!(

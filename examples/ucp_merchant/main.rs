@@ -434,10 +434,16 @@ async fn main() -> Result<()> {
         )
         .init();
     let addr = std::env::var("UCP_MERCHANT_ADDR").unwrap_or_else(|_| "127.0.0.1:8182".into());
-    let data = PathBuf::from(
-        std::env::var("UCP_DATA_DIR")
-            .unwrap_or_else(|_| "../shared/ucp/conformance/test_data/flower_shop".into()),
-    );
+    // Beside the project by default; a clone elsewhere on this machine
+    // finds the suite's data at /work/shared.
+    let data = match std::env::var("UCP_DATA_DIR") {
+        Ok(dir) => PathBuf::from(dir),
+        Err(_) => ["../shared", "/work/shared"]
+            .iter()
+            .map(|root| PathBuf::from(root).join("ucp/conformance/test_data/flower_shop"))
+            .find(|d| d.is_dir())
+            .unwrap_or_else(|| PathBuf::from("../shared/ucp/conformance/test_data/flower_shop")),
+    };
     let secret =
         std::env::var("UCP_SIMULATION_SECRET").unwrap_or_else(|_| "super-secret-sim-key".into());
     let engine = engine(&data).await?;

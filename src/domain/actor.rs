@@ -8,34 +8,41 @@
 //!
 //! # The access table
 //!
-//! | what | guest | guest with the order's token | the owner | another customer | staff | system | provider |
-//! |---|---|---|---|---|---|---|---|
-//! | catalog reads, `register`, `login`, `guest`, `stock` (no actor) | yes | yes | yes | yes | yes | yes | yes |
-//! | create a cart | yes | yes | yes | yes | yes | yes | no |
-//! | a guest cart (read, edit, price, check out; complete or cancel its waiting payment) | yes | yes | — | yes | yes | yes | no |
-//! | a customer's cart (the same) | no | no | yes | no | yes | yes | no |
-//! | merge a guest cart into one's own | no | no | yes | — | no | no | no |
-//! | add a custom-priced line to any cart | no | no | no | no | yes | yes | no |
-//! | a customer's record, addresses, profile, asking for an email-verification or email-change token | no | no | yes | no | yes | yes | no |
-//! | find customers, remove one from a group | no | no | no | no | yes | yes | no |
-//! | change one's password (with the current one) | no | no | yes | no | no | no | no |
-//! | export a customer's data | no | no | yes | no | yes | yes | no |
-//! | erase a customer on request | no | no | no | no | yes | yes | no |
-//! | reset a password, verify or change an email with a token (no actor: the token is the proof) | yes | yes | yes | yes | yes | yes | yes |
-//! | a customer's order: read, cancel, customer note | no | no | yes | no | yes | yes | no |
-//! | a guest's order: read, cancel | no | yes | — | no | yes | yes | no |
-//! | list orders | no | no | own only | no | all | all | no |
-//! | internal notes, groups | no | no | no | no | yes | yes | no |
-//! | capture, ship, deliver, return, settle | no | no | no | no | yes | yes | no |
-//! | issue gift cards, grant store credit | no | no | no | no | yes | yes | no |
-//! | sales channels: create, change | no | no | no | no | yes | yes | no |
-//! | sales channels: read (no actor); create a cart in one | yes | yes | yes | yes | yes | yes | no |
-//! | check a gift card's balance by its code (wrong codes counted) | yes | yes | yes | yes | yes | yes | no |
-//! | a customer's store credit and cards (balance, ledger) | no | no | yes | no | yes | yes | no |
-//! | refund by amount | no | no | no | no | yes | no | no |
-//! | catalog, stock, locations, promotions, coupons, price lists (changes and admin reads) | no | no | no | no | yes | yes | no |
-//! | event outbox, usage counters, the relay's parked deliveries (list, replay), webhook subscriptions (create, read, pause, resume, delete) | no | no | no | no | yes | yes | no |
-//! | apply a payment provider event (settling a waiting checkout's payment too) | no | no | no | no | no | yes | its own payments |
+//! | what | guest | guest with the order's token | the owner | another customer | staff | system | provider | agent |
+//! |---|---|---|---|---|---|---|---|---|
+//! | catalog reads, `register`, `login`, `guest`, `stock` (no actor) | yes | yes | yes | yes | yes | yes | yes | yes |
+//! | create a cart | yes | yes | yes | yes | yes | yes | no | yes |
+//! | a guest cart (read, edit, price, check out; complete or cancel its waiting payment) | yes | yes | — | yes | yes | yes | no | yes |
+//! | a customer's cart (the same) | no | no | yes | no | yes | yes | no | no |
+//! | merge a guest cart into one's own | no | no | yes | — | no | no | no | no |
+//! | add a custom-priced line to any cart | no | no | no | no | yes | yes | no | no |
+//! | a customer's record, addresses, profile, asking for an email-verification or email-change token | no | no | yes | no | yes | yes | no | no |
+//! | find customers, remove one from a group | no | no | no | no | yes | yes | no | no |
+//! | change one's password (with the current one) | no | no | yes | no | no | no | no | no |
+//! | export a customer's data | no | no | yes | no | yes | yes | no | no |
+//! | erase a customer on request | no | no | no | no | yes | yes | no | no |
+//! | reset a password, verify or change an email with a token (no actor: the token is the proof) | yes | yes | yes | yes | yes | yes | yes | yes |
+//! | a customer's order: read, cancel, customer note | no | no | yes | no | yes | yes | no | no |
+//! | a guest's order: read, cancel | no | yes | — | no | yes | yes | no | no |
+//! | list orders | no | no | own only | no | all | all | no | no |
+//! | internal notes, groups | no | no | no | no | yes | yes | no | no |
+//! | capture, ship, deliver, return, settle | no | no | no | no | yes | yes | no | no |
+//! | issue gift cards, grant store credit | no | no | no | no | yes | yes | no | no |
+//! | sales channels: create, change | no | no | no | no | yes | yes | no | no |
+//! | sales channels: read (no actor); create a cart in one | yes | yes | yes | yes | yes | yes | no | yes |
+//! | check a gift card's balance by its code (wrong codes counted) | yes | yes | yes | yes | yes | yes | no | yes |
+//! | a customer's store credit and cards (balance, ledger) | no | no | yes | no | yes | yes | no | no |
+//! | refund by amount | no | no | no | no | yes | no | no | no |
+//! | catalog, stock, locations, promotions, coupons, price lists (changes and admin reads) | no | no | no | no | yes | yes | no | no |
+//! | event outbox, usage counters, the relay's parked deliveries (list, replay), webhook subscriptions (create, read, pause, resume, delete) | no | no | no | no | yes | yes | no | no |
+//! | apply a payment provider event (settling a waiting checkout's payment too) | no | no | no | no | no | yes | its own payments | no |
+//! | open an agent session; its own sessions (read, update, complete, cancel), their orders (read, annotate), its request keys | no | no | no | no | no | no | no | its own |
+//! | another agent's sessions and orders (`agent_session`, `agent_view`, `agent_order`, `annotate_agent_order`; 404, not 403) | no | no | no | no | read | read | no | no |
+//!
+//! An agent platform ([`Actor::Agent`]) is named by the embedding program
+//! from its own authentication (a bearer key, a verified signature); it
+//! uses the cart of its session as a guest uses a guest cart, and to
+//! anyone else its sessions do not exist.
 //!
 //! `Engine::recover` takes no actor: it is the system's own call, and it
 //! only finishes or undoes what is already recorded (stale checkouts,

@@ -310,6 +310,34 @@ impl AgentSession {
         }
     }
 
+    /// Whether the buyer's e-mail is `email` (compared as the engine
+    /// stores e-mails).
+    pub fn concerns(&self, email: &crate::customer::Email) -> bool {
+        self.buyer
+            .as_ref()
+            .and_then(|b| b.email.as_deref())
+            .and_then(|e| crate::customer::Email::new(e).ok())
+            .is_some_and(|e| e == *email)
+    }
+
+    /// Removes what locates or names the buyer (a customer's erasure):
+    /// names, phone, e-mail, the destinations' personal parts and the
+    /// protocol annotations; the country and region of each destination
+    /// stay, as on the order. Bumps the version.
+    pub fn erase_personal_data(&mut self) {
+        if let Some(b) = &mut self.buyer {
+            b.first_name.clear();
+            b.last_name.clear();
+            b.phone.clear();
+            b.email = None;
+        }
+        for d in &mut self.destinations {
+            d.address.erase();
+        }
+        self.annotations.clear();
+        self.version = self.version.saturating_add(1);
+    }
+
     /// Checks what an agent set on the session against its limits.
     pub(crate) fn validate(&self) -> Result<()> {
         at_most("destinations", self.destinations.len(), MAX_DESTINATIONS)?;

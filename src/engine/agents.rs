@@ -187,6 +187,16 @@ impl Engine {
         Ok(session)
     }
 
+    /// The session, for a change: only the agent that opened it may make
+    /// one (staff and the system read it; to anyone else it does not exist).
+    async fn own_agent_session(&self, actor: &Actor, id: AgentSessionId) -> Result<AgentSession> {
+        let session = self.agent_session(actor, id).await?;
+        match actor {
+            Actor::Agent(agent) if *agent == session.agent => Ok(session),
+            _ => Err(Error::Forbidden),
+        }
+    }
+
     /// The session with its cart, priced, and its shipping options each
     /// priced with the cart's promotions. Access as
     /// [`Engine::agent_session`].
@@ -263,7 +273,7 @@ impl Engine {
         }
         for attempt in 0..self.inner.config.max_retries {
             pause_before_retry(attempt).await;
-            let mut session = self.agent_session(actor, id).await?;
+            let mut session = self.own_agent_session(actor, id).await?;
             self.require_live(&session)?;
             let mut next = session.clone();
             apply_session_fields(&mut next, &update)?;
@@ -398,7 +408,7 @@ impl Engine {
         id: AgentSessionId,
         payment: AgentPayment,
     ) -> Result<(AgentView, CheckoutStep)> {
-        let session = self.agent_session(actor, id).await?;
+        let session = self.own_agent_session(actor, id).await?;
         if session.status != AgentSessionStatus::Completed {
             self.require_live(&session)?;
             let cart = self.inner.store.cart(session.cart_id).await?;
@@ -505,7 +515,7 @@ impl Engine {
         actor: &Actor,
         id: AgentSessionId,
     ) -> Result<AgentView> {
-        let session = self.agent_session(actor, id).await?;
+        let session = self.own_agent_session(actor, id).await?;
         match session.status {
             AgentSessionStatus::Canceled => return self.view_of(session).await,
             AgentSessionStatus::Completed => {
@@ -599,6 +609,7 @@ impl Engine {
         annotations: Vec<serde_json::Value>,
     ) -> Result<AgentView> {
         let view = self.agent_order(actor, order).await?;
+        self.own_agent_session(actor, view.session.id).await?;
         let mut check = view.session.clone();
         check.annotations = annotations.clone();
         check.validate()?;

@@ -228,6 +228,12 @@ impl CustomerStore for MemoryStore {
                 awaiting.erase_personal_data(&erased);
             }
         }
+        let erased_carts: HashSet<CartId> = carts.iter().map(Cart::id).collect();
+        for session in s.agent_sessions.values_mut() {
+            if session.concerns(&old) || erased_carts.contains(&session.cart_id) {
+                session.erase_personal_data();
+            }
+        }
         let (cart_count, order_count) = (carts.len() as u64, orders.len() as u64);
         for c in carts {
             s.carts.insert(c.id(), c);

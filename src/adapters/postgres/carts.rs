@@ -220,6 +220,27 @@ impl PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        // Agent sessions of the buyer's e-mail or over an erased cart.
+        let rows = sqlx::query(
+            "SELECT s.doc FROM cw_agent_sessions s
+             WHERE lower(s.doc->'buyer'->>'email') = lower($2)
+                OR s.cart_id IN (SELECT id FROM cw_carts WHERE customer_id = $1 OR doc->>'email' = $2)
+             ORDER BY s.id FOR UPDATE OF s",
+        )
+        .bind(id.as_uuid())
+        .bind(&old)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in rows {
+            let mut session: crate::agent::AgentSession = doc(&row, "doc", "agent session")?;
+            session.erase_personal_data();
+            sqlx::query("UPDATE cw_agent_sessions SET version = $2, doc = $3 WHERE id = $1")
+                .bind(session.id.as_uuid())
+                .bind(version_i64(session.version)?)
+                .bind(Json(to_json(&session)?))
+                .execute(&mut *tx)
+                .await?;
+        }
         for row in waiting {
             let key: String = col(&row, "key", "checkout")?;
             let Json(mut awaiting): Json<AwaitingPayment> = col(&row, "awaiting", "checkout")?;
