@@ -21,7 +21,7 @@
 //!
 //! **Authentication**: `Authorization: Bearer <key>`, one key per agent
 //! platform ([`AcpPlatform`]); the platform is the
-//! [`Actor::Agent`](crate::Actor::Agent) the engine sees, so one platform
+//! [`Actor::Agent`] the engine sees, so one platform
 //! never reaches another's sessions (404).
 //!
 //! **Idempotency** (as the spec says): every POST needs an
@@ -34,7 +34,7 @@
 //!
 //! **Payments**: `payment_data.instrument.credential` (a delegated vault
 //! token) goes through the configured
-//! [`CredentialHandler`](crate::agentic::CredentialHandler) to the engine's
+//! [`CredentialHandler`] to the engine's
 //! checkout; a payment that needs 3-D Secure leaves the session
 //! `authentication_required` with a `continue_url`.
 
