@@ -624,3 +624,41 @@ async fn a_forgotten_password_is_reset_through_the_pages() {
         .await
         .unwrap();
 }
+
+/// The shop serves AI agents too: the UCP discovery profile at the root,
+/// UCP and ACP under their paths, each behind a bearer key.
+#[cfg(all(feature = "ucp", feature = "acp"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_reach_the_shop_through_ucp_and_acp() {
+    let running = shop().await;
+    let http = reqwest::Client::new();
+    let profile: serde_json::Value = http
+        .get(format!("{}/.well-known/ucp", running.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        profile["ucp"]["services"]["dev.ucp.shopping"]["rest"]["endpoint"],
+        format!("{}/ucp/", running.url)
+    );
+    let unauthenticated = http
+        .post(format!("{}/ucp/checkout-sessions", running.url))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    let acp = http
+        .post(format!("{}/acp/checkout_sessions", running.url))
+        .header("API-Version", "2026-04-17")
+        .header("Idempotency-Key", "k")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acp.status(), 401);
+    let _ = running.stop.send(());
+}

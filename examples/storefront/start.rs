@@ -136,6 +136,11 @@ pub fn serve(
 ) {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let engine = app.engine.clone();
+    let engine_for_agents = app.engine.clone();
+    let base = listener
+        .local_addr()
+        .map(|a| format!("http://{a}"))
+        .unwrap_or_default();
     let task = tokio::spawn(async move {
         let maintenance = tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -146,7 +151,8 @@ pub fn serve(
                 }
             }
         });
-        let server = axum::serve(listener, app.router()).with_graceful_shutdown(async move {
+        let routes = agents(app.router(), &engine_for_agents, &base);
+        let server = axum::serve(listener, routes).with_graceful_shutdown(async move {
             let _ = stopped.await;
         });
         if let Err(error) = server.await {
@@ -199,4 +205,80 @@ pub async fn start_with(
         stop,
         task,
     })
+}
+
+/// AI agents buy here too, when the example is built with the protocols'
+/// features (`--features ucp,acp`): UCP under `/ucp/` (its discovery profile
+/// at `/.well-known/ucp`) and ACP under `/acp/`. Agents authenticate with
+/// a bearer key each (`UCP_AGENT_KEY`, `ACP_AGENT_KEY`; random ones are
+/// printed when unset); a relay sends both protocols' order webhooks.
+#[cfg(all(feature = "ucp", feature = "acp"))]
+fn agents(shop: axum::Router, engine: &Engine, base: &str) -> axum::Router {
+    use cartwright::agentic::BearerKeys;
+    use cartwright::agentic::acp::{AcpConfig, AcpMerchant, AcpPlatform};
+    use cartwright::agentic::ucp::{UcpConfig, UcpMerchant};
+
+    let key = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            let k = format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            );
+            println!("{name}={k}");
+            k
+        })
+    };
+    let built = (|| -> Result<(UcpMerchant, AcpMerchant)> {
+        let ucp_base = format!("{base}/ucp/")
+            .parse()
+            .map_err(|_| Error::invalid("base url", base.to_owned()))?;
+        let ucp = UcpMerchant::new(
+            engine.clone(),
+            UcpConfig::new(ucp_base).auth(Arc::new(
+                BearerKeys::new().with_key(&key("UCP_AGENT_KEY"), "ucp-agent")?,
+            )),
+        )?;
+        let acp_base = format!("{base}/acp/")
+            .parse()
+            .map_err(|_| Error::invalid("base url", base.to_owned()))?;
+        let acp = AcpMerchant::new(
+            engine.clone(),
+            AcpConfig::new(acp_base)
+                .platform(AcpPlatform::new("acp-agent", &key("ACP_AGENT_KEY"))?),
+        )?;
+        Ok((ucp, acp))
+    })();
+    let (ucp, acp) = match built {
+        Ok(both) => both,
+        Err(error) => {
+            tracing::warn!(%error, "the agentic protocols are not served");
+            return shop;
+        }
+    };
+    match cartwright::relay::Relay::new(
+        engine.clone(),
+        vec![ucp.webhook_sink(), acp.webhook_sink()],
+    ) {
+        Ok(relay) => {
+            tokio::spawn(relay.run(Duration::from_secs(1)));
+        }
+        Err(error) => tracing::warn!(%error, "agent order webhooks are not sent"),
+    }
+    let profile = ucp.profile();
+    shop.route(
+        "/.well-known/ucp",
+        axum::routing::get(move || {
+            let profile = profile.clone();
+            async move { axum::Json(profile) }
+        }),
+    )
+    .nest("/ucp", ucp.router())
+    .nest("/acp", acp.router())
+}
+
+/// Without the protocols' features the shop serves people only.
+#[cfg(not(all(feature = "ucp", feature = "acp")))]
+fn agents(shop: axum::Router, _engine: &Engine, _base: &str) -> axum::Router {
+    shop
 }
