@@ -298,7 +298,87 @@ async fn the_buyer_is_erased_with_the_customer(backend: Backend) {
     );
 }
 
+async fn request_keys_replay_then_are_forgotten(backend: Backend) {
+    use cartwright::agent::StoredResponse;
+    use cartwright::store::RequestState;
+    let shop = Shop::new(backend).await;
+    let agent = Actor::Agent("agent-a".into());
+    let other = Actor::Agent("agent-b".into());
+    let e = &shop.engine;
+    assert_eq!(
+        e.claim_agent_request(&agent, "k", "f1").await.unwrap(),
+        RequestState::Claimed
+    );
+    assert_eq!(
+        e.claim_agent_request(&agent, "k", "f1").await.unwrap(),
+        RequestState::InFlight
+    );
+    assert_eq!(
+        e.claim_agent_request(&agent, "k", "f2").await.unwrap(),
+        RequestState::Conflict
+    );
+    assert_eq!(
+        e.claim_agent_request(&other, "k", "f2").await.unwrap(),
+        RequestState::Claimed,
+        "keys are per agent"
+    );
+    let answer = StoredResponse::new(201, b"{\"id\":1}".to_vec());
+    e.finish_agent_request(&agent, "k", &answer).await.unwrap();
+    assert_eq!(
+        e.claim_agent_request(&agent, "k", "f1").await.unwrap(),
+        RequestState::Done(answer)
+    );
+    // A claim whose caller died is taken over after a minute.
+    assert_eq!(
+        e.claim_agent_request(&agent, "dead", "f").await.unwrap(),
+        RequestState::Claimed
+    );
+    shop.clock.advance(chrono::Duration::minutes(2));
+    assert_eq!(
+        e.claim_agent_request(&agent, "dead", "f").await.unwrap(),
+        RequestState::Claimed
+    );
+    // Released, a key runs afresh.
+    e.release_agent_request(&agent, "dead").await.unwrap();
+    assert_eq!(
+        e.claim_agent_request(&agent, "dead", "other body")
+            .await
+            .unwrap(),
+        RequestState::Claimed
+    );
+    // Hostile keys and callers.
+    assert!(matches!(
+        e.claim_agent_request(&agent, "", "f").await,
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        e.claim_agent_request(&agent, &"k".repeat(256), "f").await,
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        e.claim_agent_request(&agent, "a key", "f").await,
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        e.claim_agent_request(&Actor::Guest, "k", "f").await,
+        Err(Error::Forbidden)
+    ));
+    assert!(matches!(
+        e.claim_agent_request(&Actor::System, "k", "f").await,
+        Err(Error::Forbidden)
+    ));
+    // After the retention, maintenance forgets them.
+    shop.clock.advance(chrono::Duration::days(31));
+    let report = e.run_maintenance(&Actor::System).await.unwrap();
+    assert_eq!(report.pruned_agent_requests, 3);
+    assert_eq!(
+        e.claim_agent_request(&agent, "k", "f2").await.unwrap(),
+        RequestState::Claimed
+    );
+}
+
 conformance!(
+    request_keys_replay_then_are_forgotten,
     only_its_agent_changes_a_session,
     a_session_expires,
     completing_again_returns_the_same_order,

@@ -39,6 +39,8 @@ pub struct MaintenanceReport {
     pub pruned_events: u64,
     /// Account tokens removed: expired, or replaced by a newer one.
     pub pruned_account_tokens: u64,
+    /// Agents' request keys forgotten (claimed before the retention).
+    pub pruned_agent_requests: u64,
 }
 
 /// Shortest interval [`Engine::maintenance`] accepts; shorter ones are raised to it.
@@ -58,11 +60,13 @@ impl Engine {
         let pruned_checkouts = self.inner.store.prune_checkouts(cutoff).await?;
         let pruned_events = self.inner.store.prune_events(cutoff).await?;
         let pruned_account_tokens = self.inner.store.prune_account_tokens(self.now()).await?;
+        let pruned_agent_requests = self.inner.store.prune_requests(cutoff).await?;
         Ok(MaintenanceReport {
             recovery,
             pruned_checkouts,
             pruned_events,
             pruned_account_tokens,
+            pruned_agent_requests,
         })
     }
 
