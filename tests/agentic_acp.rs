@@ -691,7 +691,85 @@ async fn order_webhooks_are_signed_and_delivered(backend: Backend) {
     assert_valid("Order", &event["data"]);
 }
 
+async fn three_d_secure_is_authentication_required(backend: Backend) {
+    let acp = Acp::new(backend).await;
+    acp.shop.product("MUG", "12.00", 10).await;
+    let id = acp.session("MUG", 1).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    acp.ready(&id).await;
+    let path = format!("checkout_sessions/{id}/complete");
+    let waiting = acp
+        .call(
+            Method::POST,
+            &path,
+            Some("3ds-1"),
+            Some(complete_body("tok_3ds")),
+        )
+        .await;
+    assert_eq!(
+        waiting.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&waiting.body)
+    );
+    let waiting = waiting.json();
+    assert_valid("CheckoutSession", &waiting);
+    assert_eq!(waiting["status"], "authentication_required");
+    let url = waiting["continue_url"].as_str().unwrap();
+    assert!(
+        url.starts_with("https://pay.test.invalid/3ds/"),
+        "the bank's page: {url}"
+    );
+    assert_eq!(waiting["messages"][0]["code"], "requires_3ds");
+    // Reading it says the same; nothing is placed yet.
+    let read = acp
+        .call(Method::GET, &format!("checkout_sessions/{id}"), None, None)
+        .await
+        .json();
+    assert_eq!(read["status"], "authentication_required");
+    let query = cartwright::order::OrderQuery::default().limit(10);
+    assert!(
+        acp.shop
+            .engine
+            .find_orders(&Actor::System, &query)
+            .await
+            .unwrap()
+            .orders
+            .is_empty()
+    );
+    // Before the buyer acts, completing again still waits.
+    let still = acp
+        .call(
+            Method::POST,
+            &path,
+            Some("3ds-2"),
+            Some(complete_body("tok_3ds")),
+        )
+        .await
+        .json();
+    assert_eq!(still["status"], "authentication_required");
+    // The buyer passes the challenge; the agent completes again.
+    let reference = url.rsplit('/').next().unwrap();
+    acp.shop.payments.complete_action(reference).unwrap();
+    let done = acp
+        .call(
+            Method::POST,
+            &path,
+            Some("3ds-3"),
+            Some(complete_body("tok_3ds")),
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", String::from_utf8_lossy(&done.body));
+    let done = done.json();
+    assert_valid("CheckoutSessionWithOrder", &done);
+    assert_eq!(done["status"], "completed");
+    assert_eq!(acp.shop.payments.authorizations().len(), 1, "one payment");
+}
+
 conformance!(
+    three_d_secure_is_authentication_required,
     a_purchase_from_create_to_order,
     idempotency_follows_the_spec,
     platforms_are_kept_apart,

@@ -231,6 +231,10 @@ pub struct AgentSession {
     /// finishes it once the buyer acted.
     #[serde(default)]
     pub awaiting_payment: bool,
+    /// Where the buyer completes a waiting payment (the provider's
+    /// redirect, as a protocol's `continue_url`), when it gave one.
+    #[serde(default)]
+    pub continue_url: Option<String>,
     /// Protocol annotations of the placed order (fulfilment events,
     /// adjustments the platform recorded), as JSON objects (at most
     /// [`MAX_ANNOTATIONS`], each at most [`MAX_ANNOTATION_BYTES`]).
@@ -272,6 +276,7 @@ impl AgentSession {
             failed_attempts: 0,
             last_failure: None,
             awaiting_payment: false,
+            continue_url: None,
             annotations: Vec::new(),
             version: 0,
             created_at: now,

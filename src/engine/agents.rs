@@ -441,11 +441,20 @@ impl Engine {
             session.id.as_uuid().simple(),
             session.failed_attempts
         ))?;
-        let mut request = CheckoutRequest::new(session.cart_id, key, payment.token, actor.clone());
-        request.provider = payment.provider;
-        request.payment_method = payment.method;
-        request.expected_total = payment.expected_total;
-        let step = match Box::pin(self.start_checkout(request)).await {
+        // A payment that waited for the buyer is settled with the provider
+        // (the buyer may have acted since); otherwise the checkout runs, or
+        // returns its outcome again for the same key.
+        let attempt = if session.awaiting_payment && session.status == AgentSessionStatus::Open {
+            Box::pin(self.complete_checkout(actor, session.cart_id, &key)).await
+        } else {
+            let mut request =
+                CheckoutRequest::new(session.cart_id, key, payment.token, actor.clone());
+            request.provider = payment.provider;
+            request.payment_method = payment.method;
+            request.expected_total = payment.expected_total;
+            Box::pin(self.start_checkout(request)).await
+        };
+        let step = match attempt {
             Ok(step) => step,
             Err(Error::PaymentDeclined { code, message }) => {
                 let failure = format!("payment declined ({code}): {message}");
@@ -453,6 +462,7 @@ impl Engine {
                     s.failed_attempts = s.failed_attempts.saturating_add(1);
                     s.last_failure = Some(failure.clone());
                     s.awaiting_payment = false;
+                    s.continue_url = None;
                 })
                 .await?;
                 return Err(Error::PaymentDeclined { code, message });
@@ -465,9 +475,16 @@ impl Engine {
                 self.settle_agent_session(actor, id, |s| complete(s, order))
                     .await?
             }
-            _ => {
-                self.settle_agent_session(actor, id, |s| s.awaiting_payment = true)
-                    .await?
+            CheckoutStep::AwaitingPayment(waiting) => {
+                let url = match &waiting.action {
+                    Some(crate::payment::CustomerAction::Redirect { url }) => Some(url.clone()),
+                    _ => None,
+                };
+                self.settle_agent_session(actor, id, |s| {
+                    s.awaiting_payment = true;
+                    s.continue_url = url.clone();
+                })
+                .await?
             }
         };
         Ok((self.view_of(session).await?, step))
@@ -761,6 +778,7 @@ fn complete(session: &mut AgentSession, order: OrderId) {
     session.status = AgentSessionStatus::Completed;
     session.order_id = Some(order);
     session.awaiting_payment = false;
+    session.continue_url = None;
 }
 
 /// Applies an update's session fields (not the cart's).

@@ -190,13 +190,6 @@ impl AcpConfig {
     pub(crate) fn order_url(&self, order: crate::id::OrderId) -> String {
         format!("{}orders/{order}", self.base_url.as_str())
     }
-
-    pub(crate) fn continue_url(&self, session: AgentSessionId) -> String {
-        format!(
-            "{}checkout_sessions/{session}/continue",
-            self.base_url.as_str()
-        )
-    }
 }
 
 /// The ACP merchant service over an engine.

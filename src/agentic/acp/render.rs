@@ -242,10 +242,14 @@ pub(crate) fn session(config: &AcpConfig, view: &AgentView, awaiting: bool) -> V
         put(&mut b, "phone_number", &buyer.phone);
         map.insert("buyer".into(), Value::Object(b));
     }
+    if let (true, Some(url)) = (awaiting, &s.continue_url) {
+        map.insert("continue_url".into(), Value::String(url.clone()));
+    }
     if awaiting {
         map.insert(
-            "continue_url".into(),
-            Value::String(config.continue_url(s.id)),
+            "messages".into(),
+            json!([{"type": "error", "code": "requires_3ds", "param": "$.payment_data",
+                "content_type": "plain", "content": "the payment needs the buyer's authentication; complete again once they have"}]),
         );
     }
     if let Some(order) = order(config, view) {

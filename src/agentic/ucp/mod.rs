@@ -742,10 +742,9 @@ impl UcpMerchant {
                     );
                     map.insert(
                         "continue_url".into(),
-                        Value::String(format!(
-                            "{}checkout-sessions/{}",
-                            self.inner.config.base_url, id
-                        )),
+                        Value::String(view.session.continue_url.clone().unwrap_or_else(|| {
+                            format!("{}checkout-sessions/{}", self.inner.config.base_url, id)
+                        })),
                     );
                 }
                 Ok(Answer::ok(body))
