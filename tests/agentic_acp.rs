@@ -768,7 +768,90 @@ async fn three_d_secure_is_authentication_required(backend: Backend) {
     assert_eq!(acp.shop.payments.authorizations().len(), 1, "one payment");
 }
 
+async fn a_key_still_running_answers_in_flight(backend: Backend) {
+    // The gateway answers after a second: the first completion is still
+    // running when its key comes again.
+    let (shop, _slow) = Shop::slow(
+        backend,
+        std::time::Duration::from_millis(1500),
+        CaptureMode::Immediate,
+    )
+    .await;
+    let merchant = Acp::merchant(shop.engine.clone(), "http://127.0.0.1:9/none");
+    let acp = Acp {
+        shop,
+        merchant,
+        hooks: Received::default(),
+    };
+    acp.shop.product("MUG", "12.00", 10).await;
+    let id = acp.session("MUG", 1).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    acp.ready(&id).await;
+    let path = format!("checkout_sessions/{id}/complete");
+    let first = {
+        let merchant = acp.merchant.clone();
+        let path = path.clone();
+        tokio::spawn(async move {
+            let body = serde_json::to_vec(&complete_body("tok_visa")).unwrap();
+            merchant
+                .handle(
+                    &Method::POST,
+                    &path,
+                    &headers(Some("same"), OPENAI_KEY),
+                    &body,
+                )
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let second = acp
+        .call(
+            Method::POST,
+            &path,
+            Some("same"),
+            Some(complete_body("tok_visa")),
+        )
+        .await;
+    assert_eq!(
+        second.status,
+        409,
+        "{}",
+        String::from_utf8_lossy(&second.body)
+    );
+    assert_eq!(second.json()["code"], "idempotency_in_flight");
+    assert_eq!(second.header("Retry-After"), Some("1"));
+    assert_valid("Error", &second.json());
+    let (status, body, _) = first.await.unwrap();
+    assert_eq!(status, 200);
+    // Once answered, the key replays the answer.
+    let third = acp
+        .call(
+            Method::POST,
+            &path,
+            Some("same"),
+            Some(complete_body("tok_visa")),
+        )
+        .await;
+    assert_eq!((third.status, third.body), (200, body));
+    assert_eq!(acp.shop.payments.authorizations().len(), 1);
+    // Oversized bodies are refused before anything runs.
+    let huge = vec![b' '; cartwright::agentic::acp::MAX_BODY_BYTES + 1];
+    let (status, _, _) = acp
+        .merchant
+        .handle(
+            &Method::POST,
+            "checkout_sessions",
+            &headers(Some("big"), OPENAI_KEY),
+            &huge,
+        )
+        .await;
+    assert_eq!(status, 413);
+}
+
 conformance!(
+    a_key_still_running_answers_in_flight,
     three_d_secure_is_authentication_required,
     a_purchase_from_create_to_order,
     idempotency_follows_the_spec,

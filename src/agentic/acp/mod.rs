@@ -348,6 +348,15 @@ impl AcpMerchant {
         body: &[u8],
     ) -> (u16, Vec<u8>, Vec<(&'static str, String)>) {
         let mut extra: Vec<(&'static str, String)> = Vec::new();
+        if body.len() > MAX_BODY_BYTES {
+            let a = Answer::error(
+                413,
+                "invalid_request",
+                "request_too_large",
+                format!("the body is over {MAX_BODY_BYTES} bytes"),
+            );
+            return finish(&a, extra);
+        }
         let text = |name: &str| {
             headers
                 .get(name)

@@ -474,6 +474,13 @@ impl UcpMerchant {
         headers: &HeaderMap,
         body: &[u8],
     ) -> (u16, Vec<u8>) {
+        if body.len() > MAX_BODY_BYTES {
+            return encode(&Answer::error(
+                413,
+                "REQUEST_TOO_LARGE",
+                format!("the body is over {MAX_BODY_BYTES} bytes"),
+            ));
+        }
         let agent_header = headers.get("ucp-agent").and_then(|v| v.to_str().ok());
         let version = match Version::negotiate(agent_header) {
             Ok(v) => v,
