@@ -117,7 +117,14 @@
 //! ([`Engine::find_products`]: words, SKU, category, collection, tag,
 //! status, price range, keyset pages).
 //!
-//! More in `examples/`: `checkout.rs` (a whole shop session with promotions
+//! AI agents buy through the same engine: an agent platform
+//! ([`Actor::Agent`]) opens an agent session over a cart
+//! ([`Engine::open_agent_session`], [`agents`]) that completes through the
+//! engine's own checkout; the `ucp` and `acp` features speak the two
+//! agentic commerce protocols over it (`agentic`).
+//!
+//! More in `examples/`: `ucp_merchant/` (the UCP conformance suite's flower
+//! shop, served to AI agents), `checkout.rs` (a whole shop session with promotions
 //! and a receipt), `custom_rule.rs` (your own pricing condition and action),
 //! `postgres_checkout.rs` (the same on PostgreSQL),
 //! `custom_payment_provider.rs` (plugging in a gateway),
@@ -134,6 +141,10 @@
 //! | `postgres` | [`store::PgStore`](crate::store), the PostgreSQL store | no |
 //! | `test-util` | `testkit`: conformance suites for your own store or payment provider; test helpers (`MemoryStore::snapshot`, `PgStore::dump`, `PasswordPolicy::insecure_fast_for_tests`) | no |
 //! | `nats` | the event relay's NATS JetStream sink (`relay::nats`) | no |
+//! | `rabbitmq` | the event relay's RabbitMQ sink (`relay::rabbitmq`) | no |
+//! | `webhooks` | the event relay's signed webhook sink (`relay::webhook`) | no |
+//! | `ucp` | AI agents buy through the Universal Commerce Protocol (`agentic::ucp`, an axum router) | no |
+//! | `acp` | AI agents buy through the Agentic Commerce Protocol (`agentic::acp`, an axum router) | no |
 //! | `metrics` | counters and histograms through the `metrics` facade ([`telemetry`]) | no |
 //!
 //! ## Limits
