@@ -716,6 +716,7 @@ impl Engine {
     /// with this e-mail, for an agentic protocol whose shop chose to offer a
     /// buyer's saved addresses by e-mail. No access check: the caller
     /// decides that policy.
+    #[cfg(feature = "ucp")]
     pub(crate) async fn addresses_by_email(
         &self,
         email: &str,
@@ -734,6 +735,7 @@ impl Engine {
     /// guest record is made for a new e-mail), unless the same place is
     /// there already; returns the stored address (with its id and
     /// reference).
+    #[cfg(feature = "ucp")]
     pub(crate) async fn remember_address_by_email(
         &self,
         email: &str,

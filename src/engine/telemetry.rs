@@ -97,6 +97,7 @@ pub(crate) fn relay_call(sink: &str, took: Duration, lag: Option<Duration>) {
 }
 
 /// A webhook endpoint that kept failing was paused.
+#[cfg(feature = "webhooks")]
 pub(crate) fn webhook_paused() {
     #[cfg(feature = "metrics")]
     metrics::counter!("cartwright_webhooks_paused_total").increment(1);

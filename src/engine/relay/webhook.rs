@@ -127,6 +127,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
 /// # Errors
 /// [`Error::Invalid`] for a timeout of zero or over 5 minutes;
 /// [`Error::Storage`] when the client cannot be built.
+#[cfg(any(feature = "ucp", feature = "acp"))]
 pub(crate) fn guarded_client(
     policy: &WebhookPolicy,
     timeout: StdDuration,
