@@ -377,7 +377,70 @@ async fn request_keys_replay_then_are_forgotten(backend: Backend) {
     );
 }
 
+async fn a_completion_refused_for_good_can_be_tried_again(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let variant = shop.product("MUG", "12.00", 3).await;
+    let agent = Actor::Agent("agent-a".into());
+    let first = shop
+        .engine
+        .open_agent_session(&agent, AgentProtocol::Ucp, Currency::USD)
+        .await
+        .unwrap();
+    let second = shop
+        .engine
+        .open_agent_session(&agent, AgentProtocol::Ucp, Currency::USD)
+        .await
+        .unwrap();
+    for s in [first.id, second.id] {
+        shop.engine
+            .update_agent_session(&agent, s, ready(variant, 3, "ada@example.com"))
+            .await
+            .unwrap();
+    }
+    shop.engine
+        .complete_agent_session(&agent, first.id, AgentPayment::new("tok_visa"))
+        .await
+        .unwrap();
+    // Sold out meanwhile: refused, nothing charged.
+    let sold_out = shop
+        .engine
+        .complete_agent_session(&agent, second.id, AgentPayment::new("tok_visa"))
+        .await;
+    assert!(
+        matches!(sold_out, Err(Error::OutOfStock { .. })),
+        "{sold_out:?}"
+    );
+    // Restocked, the same session completes — with another card too.
+    shop.engine
+        .set_stock(&Actor::System, variant, shop.warehouse, 10)
+        .await
+        .unwrap();
+    let (view, _) = shop
+        .engine
+        .complete_agent_session(&agent, second.id, AgentPayment::new("tok_mastercard"))
+        .await
+        .unwrap();
+    assert_eq!(view.session.status, AgentSessionStatus::Completed);
+    assert_eq!(view.session.failed_attempts, 1);
+    // A completed session answers its order whatever credential comes.
+    let (again, _) = shop
+        .engine
+        .complete_agent_session(&agent, second.id, AgentPayment::new("tok_other"))
+        .await
+        .unwrap();
+    assert_eq!(again.session.order_id, view.session.order_id);
+    assert_eq!(
+        shop.payments
+            .authorizations()
+            .iter()
+            .filter(|a| !a.captured.is_zero())
+            .count(),
+        2
+    );
+}
+
 conformance!(
+    a_completion_refused_for_good_can_be_tried_again,
     request_keys_replay_then_are_forgotten,
     only_its_agent_changes_a_session,
     a_session_expires,
@@ -461,9 +524,19 @@ async fn random_agent_operations_keep_the_books(backend: Backend, rounds: Vec<Ve
                         let agent = agent.clone();
                         let token = if decline { "tok_decline" } else { "tok_visa" };
                         racing.push(tokio::spawn(async move {
-                            let _ = e
+                            let result = e
                                 .complete_agent_session(&agent, id, AgentPayment::new(token))
                                 .await;
+                            // Never told that its own retry is another request.
+                            if let Err(error) = result {
+                                assert!(
+                                    !matches!(
+                                        error,
+                                        Error::IdempotencyConflict(_) | Error::Storage { .. }
+                                    ),
+                                    "{error:?}"
+                                );
+                            }
                         }));
                     }
                 }

@@ -444,7 +444,11 @@ impl Engine {
         // A payment that waited for the buyer is settled with the provider
         // (the buyer may have acted since); otherwise the checkout runs, or
         // returns its outcome again for the same key.
-        let attempt = if session.awaiting_payment && session.status == AgentSessionStatus::Open {
+        // A completed session's key holds its order; a waiting one's, its
+        // payment: both are read back whatever credential comes now.
+        let settled = session.status == AgentSessionStatus::Completed
+            || (session.awaiting_payment && session.status == AgentSessionStatus::Open);
+        let attempt = if settled {
             Box::pin(self.complete_checkout(actor, session.cart_id, &key)).await
         } else {
             let mut request =
@@ -456,8 +460,10 @@ impl Engine {
         };
         let step = match attempt {
             Ok(step) => step,
-            Err(Error::PaymentDeclined { code, message }) => {
-                let failure = format!("payment declined ({code}): {message}");
+            Err(e) if ended_without_charge(&e) => {
+                // The attempt is over and took nothing: the next completion
+                // checks out under a new key (the old one keeps its failure).
+                let failure = e.to_string();
                 self.settle_agent_session(actor, id, |s| {
                     s.failed_attempts = s.failed_attempts.saturating_add(1);
                     s.last_failure = Some(failure.clone());
@@ -465,7 +471,7 @@ impl Engine {
                     s.continue_url = None;
                 })
                 .await?;
-                return Err(Error::PaymentDeclined { code, message });
+                return Err(e);
             }
             Err(e) => return Err(e),
         };
@@ -774,6 +780,27 @@ impl Engine {
             .cloned()
             .ok_or(Error::Conflict("customer"))
     }
+}
+
+/// Whether a checkout error means the attempt ended with nothing charged or
+/// held, so a new attempt may use a new key. Errors that may leave a payment
+/// in flight (the provider unreachable, a checkout still running, a lost
+/// lease, the store failing) keep the key: retrying it is what finds out.
+fn ended_without_charge(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::PaymentDeclined { .. }
+            | Error::OutOfStock { .. }
+            | Error::UsageLimitReached { .. }
+            | Error::PriceChanged { .. }
+            | Error::NotPurchasable { .. }
+            | Error::NoPrice { .. }
+            | Error::NotInChannel { .. }
+            | Error::EmptyCart
+            | Error::Incomplete(_)
+            | Error::ShippingUnavailable(_)
+            | Error::InsufficientBalance { .. }
+    )
 }
 
 fn complete(session: &mut AgentSession, order: OrderId) {
