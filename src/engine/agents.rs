@@ -452,11 +452,25 @@ impl Engine {
             Box::pin(self.complete_checkout(actor, session.cart_id, &key)).await
         } else {
             let mut request =
-                CheckoutRequest::new(session.cart_id, key, payment.token, actor.clone());
+                CheckoutRequest::new(session.cart_id, key.clone(), payment.token, actor.clone());
             request.provider = payment.provider;
             request.payment_method = payment.method;
             request.expected_total = payment.expected_total;
-            Box::pin(self.start_checkout(request)).await
+            match Box::pin(self.start_checkout(request)).await {
+                // The key holds another credential's attempt: one racing
+                // this call, or one whose end was not yet recorded on the
+                // session. Its outcome decides.
+                Err(Error::IdempotencyConflict(_)) => {
+                    match Box::pin(self.complete_checkout(actor, session.cart_id, &key)).await {
+                        Err(e) if ended_without_charge(&e) => Err(e),
+                        Err(Error::Invalid { .. }) | Err(Error::CheckoutInProgress(_)) => {
+                            Err(Error::Conflict("agent session"))
+                        }
+                        other => other,
+                    }
+                }
+                other => other,
+            }
         };
         let step = match attempt {
             Ok(step) => step,
