@@ -527,7 +527,37 @@ async fn order_webhooks_carry_a_verifiable_signature(backend: Backend) {
     assert!(event["order"]["id"].is_string());
 }
 
+async fn over_http_bad_bodies_get_the_protocols_errors(backend: Backend) {
+    let ucp = Ucp::new(backend).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = ucp.merchant.router();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let http = reqwest::Client::new();
+    let post = |body: Vec<u8>| {
+        http.post(format!("{base}/checkout-sessions"))
+            .header("x-agent", "agent-a")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let huge = post(vec![b' '; cartwright::agentic::ucp::MAX_BODY_BYTES + 10])
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), 413);
+    assert!(huge.json::<Value>().await.unwrap()["detail"].is_string());
+    let malformed = post(b"{\"currency\": ".to_vec()).await.unwrap();
+    assert_eq!(malformed.status(), 400);
+    assert!(malformed.json::<Value>().await.unwrap()["detail"].is_string());
+    let created = post(serde_json::to_vec(&create_body(1)).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert_eq!(created.headers()["content-type"], "application/json");
+}
+
 conformance!(
+    over_http_bad_bodies_get_the_protocols_errors,
     agents_are_kept_apart,
     replays_hold_across_instances,
     versions_are_negotiated,

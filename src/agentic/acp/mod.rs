@@ -41,8 +41,8 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::body::Body;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -334,8 +334,31 @@ impl AcpMerchant {
             .route("/checkout_sessions/{id}", get(read).post(update))
             .route("/checkout_sessions/{id}/complete", post(complete))
             .route("/checkout_sessions/{id}/cancel", post(cancel))
-            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.clone())
+    }
+
+    /// [`AcpMerchant::handle`] for a streamed body, read up to
+    /// [`MAX_BODY_BYTES`] (a longer one is refused with the protocol's 413
+    /// without being read further).
+    pub async fn handle_body(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> (u16, Vec<u8>, Vec<(&'static str, String)>) {
+        match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+            Ok(bytes) => self.handle(method, path, headers, &bytes).await,
+            Err(_) => {
+                let a = Answer::error(
+                    413,
+                    "invalid_request",
+                    "request_too_large",
+                    format!("the body is over {MAX_BODY_BYTES} bytes"),
+                );
+                finish(&a, Vec::new())
+            }
+        }
     }
 
     /// Handles one request (framework-agnostic); returns the status, the
@@ -902,9 +925,9 @@ fn respond((status, body, extra): (u16, Vec<u8>, Vec<(&'static str, String)>)) -
     response
 }
 
-async fn create(State(m): State<AcpMerchant>, headers: HeaderMap, body: Bytes) -> Response {
+async fn create(State(m): State<AcpMerchant>, headers: HeaderMap, body: Body) -> Response {
     respond(
-        m.handle(&Method::POST, "checkout_sessions", &headers, &body)
+        m.handle_body(&Method::POST, "checkout_sessions", &headers, body)
             .await,
     )
 }
@@ -914,64 +937,36 @@ async fn read(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    respond(
-        m.handle(
-            &Method::GET,
-            &format!("checkout_sessions/{id}"),
-            &headers,
-            &[],
-        )
-        .await,
-    )
+    let path = format!("checkout_sessions/{id}");
+    respond(m.handle(&Method::GET, &path, &headers, &[]).await)
 }
 
 async fn update(
     State(m): State<AcpMerchant>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    respond(
-        m.handle(
-            &Method::POST,
-            &format!("checkout_sessions/{id}"),
-            &headers,
-            &body,
-        )
-        .await,
-    )
+    let path = format!("checkout_sessions/{id}");
+    respond(m.handle_body(&Method::POST, &path, &headers, body).await)
 }
 
 async fn complete(
     State(m): State<AcpMerchant>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    respond(
-        m.handle(
-            &Method::POST,
-            &format!("checkout_sessions/{id}/complete"),
-            &headers,
-            &body,
-        )
-        .await,
-    )
+    let path = format!("checkout_sessions/{id}/complete");
+    respond(m.handle_body(&Method::POST, &path, &headers, body).await)
 }
 
 async fn cancel(
     State(m): State<AcpMerchant>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    respond(
-        m.handle(
-            &Method::POST,
-            &format!("checkout_sessions/{id}/cancel"),
-            &headers,
-            &body,
-        )
-        .await,
-    )
+    let path = format!("checkout_sessions/{id}/cancel");
+    respond(m.handle_body(&Method::POST, &path, &headers, body).await)
 }

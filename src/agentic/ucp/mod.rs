@@ -43,8 +43,8 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::body::Body;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -246,13 +246,32 @@ impl UcpMerchant {
             .route("/checkout-sessions/{id}/complete", post(complete))
             .route("/checkout-sessions/{id}/cancel", post(cancel))
             .route("/orders/{id}", get(read_order).put(update_order))
-            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.clone())
     }
 
     /// The engine it serves.
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// [`UcpMerchant::handle`] for a streamed body, read up to
+    /// [`MAX_BODY_BYTES`] (a longer one is refused with the protocol's 413
+    /// without being read further).
+    pub async fn handle_body(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> (u16, Vec<u8>) {
+        match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+            Ok(bytes) => self.handle(method, path, headers, &bytes).await,
+            Err(_) => encode(&Answer::error(
+                413,
+                "REQUEST_TOO_LARGE",
+                format!("the body is over {MAX_BODY_BYTES} bytes"),
+            )),
+        }
     }
 
     /// Handles one request (framework-agnostic): authentication, version
@@ -737,9 +756,9 @@ async fn discovery(State(m): State<UcpMerchant>) -> Response {
     respond((200, serde_json::to_vec(&m.profile()).unwrap_or_default()))
 }
 
-async fn create(State(m): State<UcpMerchant>, headers: HeaderMap, body: Bytes) -> Response {
+async fn create(State(m): State<UcpMerchant>, headers: HeaderMap, body: Body) -> Response {
     respond(
-        m.handle(&Method::POST, "checkout-sessions", &headers, &body)
+        m.handle_body(&Method::POST, "checkout-sessions", &headers, body)
             .await,
     )
 }
@@ -749,66 +768,38 @@ async fn read(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    respond(
-        m.handle(
-            &Method::GET,
-            &format!("checkout-sessions/{id}"),
-            &headers,
-            &[],
-        )
-        .await,
-    )
+    let path = format!("checkout-sessions/{id}");
+    respond(m.handle(&Method::GET, &path, &headers, &[]).await)
 }
 
 async fn update(
     State(m): State<UcpMerchant>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    respond(
-        m.handle(
-            &Method::PUT,
-            &format!("checkout-sessions/{id}"),
-            &headers,
-            &body,
-        )
-        .await,
-    )
+    let path = format!("checkout-sessions/{id}");
+    respond(m.handle_body(&Method::PUT, &path, &headers, body).await)
 }
 
 async fn complete(
     State(m): State<UcpMerchant>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    respond(
-        m.handle(
-            &Method::POST,
-            &format!("checkout-sessions/{id}/complete"),
-            &headers,
-            &body,
-        )
-        .await,
-    )
+    let path = format!("checkout-sessions/{id}/complete");
+    respond(m.handle_body(&Method::POST, &path, &headers, body).await)
 }
 
 async fn cancel(
     State(m): State<UcpMerchant>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    respond(
-        m.handle(
-            &Method::POST,
-            &format!("checkout-sessions/{id}/cancel"),
-            &headers,
-            &body,
-        )
-        .await,
-    )
+    let path = format!("checkout-sessions/{id}/cancel");
+    respond(m.handle_body(&Method::POST, &path, &headers, body).await)
 }
 
 async fn read_order(
@@ -816,20 +807,16 @@ async fn read_order(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    respond(
-        m.handle(&Method::GET, &format!("orders/{id}"), &headers, &[])
-            .await,
-    )
+    let path = format!("orders/{id}");
+    respond(m.handle(&Method::GET, &path, &headers, &[]).await)
 }
 
 async fn update_order(
     State(m): State<UcpMerchant>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    respond(
-        m.handle(&Method::PUT, &format!("orders/{id}"), &headers, &body)
-            .await,
-    )
+    let path = format!("orders/{id}");
+    respond(m.handle_body(&Method::PUT, &path, &headers, body).await)
 }
