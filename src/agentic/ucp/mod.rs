@@ -38,7 +38,8 @@
 //! unknown items, bad quantities, currencies or addresses get a 400 and
 //! change nothing; the agent's profile is fetched (for its order webhook
 //! address) under the engine's webhook policy, with a timeout and a size
-//! limit, and a failed fetch never fails the request.
+//! limit, and a failed fetch never fails the request; an address fetched is
+//! used for [`PROFILE_CACHE_TTL`] before the profile is fetched again.
 
 use std::sync::Arc;
 
@@ -84,7 +85,16 @@ struct Inner {
     engine: Engine,
     config: UcpConfig,
     client: reqwest::Client,
+    /// Agent profiles fetched lately: the webhook address each named, for
+    /// [`PROFILE_CACHE_TTL`] (at most [`MAX_CACHED_PROFILES`]).
+    profiles:
+        parking_lot::Mutex<std::collections::HashMap<String, (std::time::Instant, Option<String>)>>,
 }
+
+/// How long a fetched agent profile is used before it is fetched again.
+pub const PROFILE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+/// Most agent profiles kept in the cache.
+pub const MAX_CACHED_PROFILES: usize = 1_024;
 
 impl std::fmt::Debug for UcpMerchant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -184,6 +194,7 @@ impl UcpMerchant {
                 engine,
                 config,
                 client,
+                profiles: parking_lot::Mutex::new(std::collections::HashMap::new()),
             }),
         })
     }

@@ -231,7 +231,23 @@ impl UcpMerchant {
     /// fetched now (a failure is logged, never returned).
     pub(super) async fn webhook_url(&self, profile: Option<String>) -> Option<String> {
         let url = profile?;
-        let checked = match self.inner.engine.config().webhook_policy.check_url(&url) {
+        if let Some((at, hook)) = self.inner.profiles.lock().get(&url)
+            && at.elapsed() < super::PROFILE_CACHE_TTL
+        {
+            return hook.clone();
+        }
+        let hook = self.fetch_webhook_url(&url).await?;
+        let mut cache = self.inner.profiles.lock();
+        if cache.len() >= super::MAX_CACHED_PROFILES {
+            cache.clear();
+        }
+        cache.insert(url, (std::time::Instant::now(), Some(hook.clone())));
+        Some(hook)
+    }
+
+    /// Fetches an agent's profile and reads its order webhook address.
+    async fn fetch_webhook_url(&self, url: &str) -> Option<String> {
+        let checked = match self.inner.engine.config().webhook_policy.check_url(url) {
             Ok(u) => u,
             Err(error) => {
                 tracing::debug!(%error, "agent profile not fetched");
