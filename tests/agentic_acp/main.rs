@@ -855,7 +855,46 @@ async fn a_key_still_running_answers_in_flight(backend: Backend) {
     assert_eq!(status, 413);
 }
 
+async fn the_spec_examples_payment_shape_is_taken(backend: Backend) {
+    let acp = Acp::new(backend).await;
+    acp.shop.product("MUG", "12.00", 10).await;
+    let id = acp.session("MUG", 1).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    acp.ready(&id).await;
+    let path = format!("checkout_sessions/{id}/complete");
+    // A buyer with no payment: refused, and the buyer is not applied.
+    let refused = acp
+        .call(
+            Method::POST,
+            &path,
+            Some("p0"),
+            Some(json!({"buyer": {"email": "other@example.com"}})),
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+    assert_valid("Error", &refused.json());
+    let read = acp
+        .call(Method::GET, &format!("checkout_sessions/{id}"), None, None)
+        .await
+        .json();
+    assert_eq!(read["buyer"]["email"], "ada@example.com");
+    // The examples' `token` and `provider`.
+    let done = acp
+        .call(
+            Method::POST,
+            &path,
+            Some("p1"),
+            Some(json!({"payment_data": {"token": "tok_visa", "provider": "stripe"}})),
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", String::from_utf8_lossy(&done.body));
+    assert_eq!(done.json()["status"], "completed");
+}
+
 conformance!(
+    the_spec_examples_payment_shape_is_taken,
     a_key_still_running_answers_in_flight,
     three_d_secure_is_authentication_required,
     a_purchase_from_create_to_order,

@@ -622,37 +622,61 @@ impl AcpMerchant {
                 format!("the checkout session is {}", current.status_name()),
             ));
         }
-        if let Some(buyer) = request.get("buyer").filter(|b| b.is_object()) {
-            let update = AgentUpdate::default().buyer(Some(buyer_from(buyer)?));
-            engine
-                .update_agent_session(actor, id, update)
-                .await
-                .map_err(|e| answer_for(&e))?;
-        }
         let data = request
             .get("payment_data")
             .filter(|d| d.is_object())
             .ok_or_else(|| Answer::invalid("missing", "payment_data is required"))?;
-        let handler = data
-            .get("handler_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let credential = data
-            .get("instrument")
-            .and_then(|i| i.get("credential"))
-            .ok_or_else(|| {
-                Answer::invalid("missing", "payment_data.instrument.credential is required")
-            })?;
-        let view = engine
-            .agent_view(actor, id)
-            .await
-            .map_err(|e| answer_for(&e))?;
-        let mut payment = self
+        // The schema's shape (`handler_id`, `instrument.credential`), or
+        // the shape of the spec's own examples (`token`, `provider`).
+        let legacy = data.get("token").filter(|t| t.is_string()).map(|token| {
+            let provider = data
+                .get("provider")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            (provider, json!({"type": "token", "token": token}))
+        });
+        let (handler, credential) = match (
+            data.get("instrument").and_then(|i| i.get("credential")),
+            legacy,
+        ) {
+            (Some(credential), _) => {
+                let handler = data
+                    .get("handler_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                (handler, credential.clone())
+            }
+            (None, Some(legacy)) => legacy,
+            (None, None) => {
+                return Err(Answer::invalid(
+                    "missing",
+                    "payment_data.instrument.credential is required",
+                ));
+            }
+        };
+        let credential = &credential;
+        let buyer = match request.get("buyer").filter(|b| b.is_object()) {
+            Some(b) => Some(buyer_from(b)?),
+            None => None,
+        };
+        let payment_for = self
             .inner
             .config
             .credentials
             .payment(handler, credential)
             .map_err(|e| Answer::invalid("invalid", e.to_string()))?;
+        if let Some(buyer) = buyer {
+            let update = AgentUpdate::default().buyer(Some(buyer));
+            engine
+                .update_agent_session(actor, id, update)
+                .await
+                .map_err(|e| answer_for(&e))?;
+        }
+        let view = engine
+            .agent_view(actor, id)
+            .await
+            .map_err(|e| answer_for(&e))?;
+        let mut payment = payment_for;
         if let Ok(priced) = &view.priced {
             payment = payment.expected_total(Some(priced.total));
         }
