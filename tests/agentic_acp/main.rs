@@ -880,6 +880,22 @@ async fn the_spec_examples_payment_shape_is_taken(backend: Backend) {
         .await
         .json();
     assert_eq!(read["buyer"]["email"], "ada@example.com");
+    // The examples' `items` on create.
+    let created = acp
+        .call(
+            Method::POST,
+            "checkout_sessions",
+            Some("p-create"),
+            Some(json!({"currency": "usd", "items": [{"id": "MUG", "quantity": 2}]})),
+        )
+        .await;
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    assert_eq!(created.json()["line_items"][0]["quantity"], 2);
     // The examples' `token` and `provider`.
     let done = acp
         .call(

@@ -533,6 +533,7 @@ impl AcpMerchant {
             .map_err(|e| Answer::invalid("invalid", e.to_string()))?;
         if request
             .get("line_items")
+            .or_else(|| request.get("items"))
             .and_then(Value::as_array)
             .is_none_or(Vec::is_empty)
         {
@@ -726,7 +727,9 @@ impl AcpMerchant {
     ) -> std::result::Result<AgentUpdate, Answer> {
         let engine = &self.inner.engine;
         let mut update = AgentUpdate::default();
-        if let Some(items) = request.get("line_items") {
+        // `line_items` as the schema names them; `items` as the spec's own
+        // examples do.
+        if let Some(items) = request.get("line_items").or_else(|| request.get("items")) {
             let items = items
                 .as_array()
                 .ok_or_else(|| Answer::invalid("invalid", "line_items must be a list"))?;
