@@ -180,3 +180,79 @@ pub(crate) fn minor(m: crate::money::Money) -> i64 {
         .unwrap_or(0)
         .max(0)
 }
+
+/// An order line's fulfilment as both protocols name it: `processing`
+/// (nothing shipped), `partial` or `fulfilled`.
+pub(crate) fn line_status(fulfilled: u32, quantity: u32) -> &'static str {
+    if fulfilled == 0 {
+        "processing"
+    } else if fulfilled < quantity {
+        "partial"
+    } else {
+        "fulfilled"
+    }
+}
+
+/// The agent session that placed `order` through `protocol`, for that
+/// protocol's webhook sink: `None` when no agent of it placed the order.
+///
+/// # Errors
+/// A transient [`SinkError`](crate::relay::SinkError) when the order
+/// cannot be read now.
+pub(crate) async fn agent_order_of(
+    engine: &crate::Engine,
+    order: crate::id::OrderId,
+    protocol: crate::agent::AgentProtocol,
+) -> std::result::Result<Option<crate::agents::AgentView>, crate::relay::SinkError> {
+    match engine.agent_order(&crate::Actor::System, order).await {
+        Ok(view) if view.session.protocol == protocol => Ok(Some(view)),
+        Ok(_) | Err(Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(crate::relay::SinkError::transient(format!(
+            "the order cannot be read: {e}"
+        ))),
+    }
+}
+
+/// Posts an order event's JSON `body` to an agent platform's `url` with
+/// the protocol's signature `headers`: only to an address the engine's
+/// webhook policy allows (checked here and, through the guarded client,
+/// on every address the name resolves to), within the client's timeout,
+/// reading none of the answer. A 2xx is delivered; anything else is a
+/// failure the relay retries, or parks at once when the address is
+/// refused.
+///
+/// # Errors
+/// A [`SinkError`](crate::relay::SinkError), as said.
+pub(crate) async fn post_order_event(
+    client: &reqwest::Client,
+    engine: &crate::Engine,
+    url: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> std::result::Result<(), crate::relay::SinkError> {
+    use crate::relay::SinkError;
+    let checked = engine
+        .config()
+        .webhook_policy
+        .check_url(url)
+        .map_err(|e| SinkError::permanent(e.to_string()))?;
+    let mut request = client
+        .post(checked)
+        .header(reqwest::header::CONTENT_TYPE, "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let answer = request
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| crate::relay::webhook::request_failure(&e))?;
+    if answer.status().is_success() {
+        Ok(())
+    } else {
+        Err(SinkError::transient(format!(
+            "the platform's webhook answered {}",
+            answer.status().as_u16()
+        )))
+    }
+}

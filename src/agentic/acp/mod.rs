@@ -52,7 +52,6 @@ use super::{AgentAuth, BearerKeys, CredentialHandler, TokenCredentials};
 use crate::actor::Actor;
 use crate::agent::{AgentProtocol, AgentSessionId, AgentSessionStatus, StoredResponse};
 use crate::agents::{AgentUpdate, AgentView};
-use crate::checkout::CheckoutStep;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::money::Currency;
@@ -518,8 +517,8 @@ impl AcpMerchant {
         }
     }
 
-    fn render(&self, view: &AgentView, awaiting: bool) -> Value {
-        render::session(&self.inner.config, view, awaiting)
+    fn render(&self, view: &AgentView) -> Value {
+        render::session(&self.inner.config, view)
     }
 
     async fn create(&self, actor: &Actor, body: &[u8]) -> Outcome {
@@ -550,7 +549,7 @@ impl AcpMerchant {
         match engine.update_agent_session(actor, session.id, update).await {
             Ok(view) => Ok(Answer {
                 status: 201,
-                body: self.render(&view, false),
+                body: self.render(&view),
             }),
             Err(e) => {
                 let _ = engine.cancel_agent_session(actor, session.id).await;
@@ -567,16 +566,10 @@ impl AcpMerchant {
             .agent_view(actor, id)
             .await
             .map_err(|e| answer_for(&e))?;
-        let awaiting = self.awaiting(&view).await;
         Ok(Answer {
             status: 200,
-            body: self.render(&view, awaiting),
+            body: self.render(&view),
         })
-    }
-
-    /// Whether the session's payment waits for the buyer.
-    async fn awaiting(&self, view: &AgentView) -> bool {
-        view.session.status == AgentSessionStatus::Open && view.session.awaiting_payment
     }
 
     async fn update(&self, actor: &Actor, id: &str, body: &[u8]) -> Outcome {
@@ -602,7 +595,7 @@ impl AcpMerchant {
             .map_err(|e| answer_for(&e))?;
         Ok(Answer {
             status: 200,
-            body: self.render(&view, false),
+            body: self.render(&view),
         })
     }
 
@@ -680,14 +673,11 @@ impl AcpMerchant {
         if let Ok(priced) = &view.priced {
             payment = payment.expected_total(Some(priced.total));
         }
+        // Placed, or waiting for the buyer (the session says which).
         match engine.complete_agent_session(actor, id, payment).await {
-            Ok((view, CheckoutStep::Placed(_))) => Ok(Answer {
-                status: 200,
-                body: self.render(&view, false),
-            }),
             Ok((view, _)) => Ok(Answer {
                 status: 200,
-                body: self.render(&view, true),
+                body: self.render(&view),
             }),
             Err(e) => Err(answer_for(&e)),
         }
@@ -714,7 +704,7 @@ impl AcpMerchant {
             .map_err(|e| answer_for(&e))?;
         Ok(Answer {
             status: 200,
-            body: self.render(&view, false),
+            body: self.render(&view),
         })
     }
 }

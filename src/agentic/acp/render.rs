@@ -66,8 +66,9 @@ fn discount_code(reason: &Rejection) -> &'static str {
 }
 
 /// A checkout session as ACP 2026-04-17 shows it.
-pub(crate) fn session(config: &AcpConfig, view: &AgentView, awaiting: bool) -> Value {
+pub(crate) fn session(config: &AcpConfig, view: &AgentView) -> Value {
     let s = &view.session;
+    let awaiting = s.status == AgentSessionStatus::Open && s.awaiting_payment;
     let mut messages: Vec<Value> = Vec::new();
     let mut line_items = Vec::new();
     let mut totals = Vec::new();
@@ -262,27 +263,12 @@ pub(crate) fn session(config: &AcpConfig, view: &AgentView, awaiting: bool) -> V
 pub(crate) fn order(config: &AcpConfig, view: &AgentView) -> Option<Value> {
     let order = view.order.as_ref()?;
     let priced = order.pricing();
-    let shipped = |line: crate::id::LineId| -> u32 {
-        order
-            .shipments()
-            .iter()
-            .flat_map(|s| s.items.iter())
-            .filter(|i| i.line_id == line)
-            .map(|i| i.quantity)
-            .sum()
-    };
     let line_items: Vec<Value> = priced
         .lines
         .iter()
         .map(|l| {
-            let fulfilled = shipped(l.line_id).min(l.quantity);
-            let status = if fulfilled == 0 {
-                "processing"
-            } else if fulfilled < l.quantity {
-                "partial"
-            } else {
-                "fulfilled"
-            };
+            let fulfilled = order.shipped(l.line_id).min(l.quantity);
+            let status = crate::agentic::line_status(fulfilled, l.quantity);
             json!({
                 "id": l.line_id.to_string(),
                 "title": &*l.name,

@@ -7,7 +7,6 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::AcpMerchant;
-use crate::actor::Actor;
 use crate::agent::AgentProtocol;
 use crate::event::{Event, EventKind};
 use crate::relay::{Sink, SinkError};
@@ -55,18 +54,11 @@ impl Sink for AcpWebhookSink {
             return Ok(());
         };
         let inner = &self.merchant.inner;
-        let view = match inner.engine.agent_order(&Actor::System, order).await {
-            Ok(v) => v,
-            Err(crate::Error::NotFound { .. }) => return Ok(()),
-            Err(e) => {
-                return Err(SinkError::transient(format!(
-                    "the order cannot be read: {e}"
-                )));
-            }
-        };
-        if view.session.protocol != AgentProtocol::Acp {
+        let Some(view) =
+            crate::agentic::agent_order_of(&inner.engine, order, AgentProtocol::Acp).await?
+        else {
             return Ok(());
-        }
+        };
         let Some((url, secret)) = inner
             .config
             .platforms
@@ -81,41 +73,18 @@ impl Sink for AcpWebhookSink {
         };
         let body = serde_json::to_vec(&json!({"type": kind, "data": data}))
             .map_err(|e| SinkError::permanent(format!("the order cannot be written: {e}")))?;
-        let checked = inner
-            .engine
-            .config()
-            .webhook_policy
-            .check_url(&url)
-            .map_err(|e| SinkError::permanent(e.to_string()))?;
         let now = chrono::Utc::now();
-        let signature = crate::webhook::sign(&secret, now.timestamp(), &body);
-        let answer = inner
-            .client
-            .post(checked)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("Merchant-Signature", signature)
-            .header(
+        let headers = [
+            (
+                "Merchant-Signature",
+                crate::webhook::sign(&secret, now.timestamp(), &body),
+            ),
+            (
                 "Timestamp",
                 now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            )
-            .header("Request-Id", event.id.to_string())
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                SinkError::transient(if e.is_timeout() {
-                    "the platform's webhook did not answer in time"
-                } else {
-                    "the platform's webhook cannot be reached"
-                })
-            })?;
-        if answer.status().is_success() {
-            Ok(())
-        } else {
-            Err(SinkError::transient(format!(
-                "the platform's webhook answered {}",
-                answer.status().as_u16()
-            )))
-        }
+            ),
+            ("Request-Id", event.id.to_string()),
+        ];
+        crate::agentic::post_order_event(&inner.client, &inner.engine, &url, &headers, body).await
     }
 }

@@ -106,11 +106,11 @@ impl std::fmt::Debug for UcpMerchant {
 
 /// A protocol answer: status and JSON body.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// The HTTP status.
-    pub status: u16,
+    status: u16,
     /// The body.
-    pub body: Value,
+    body: Value,
 }
 
 impl Answer {
@@ -556,27 +556,8 @@ impl UcpMerchant {
             payment = payment.expected_total(Some(priced.total));
         }
         match engine.complete_agent_session(actor, id, payment).await {
-            Ok((view, crate::checkout::CheckoutStep::Placed(_))) => {
-                Ok(Answer::ok(self.checkout(version, &view)))
-            }
-            Ok((view, _waiting)) => {
-                // 3-D Secure or a redirect: the buyer must act.
-                let mut body = self.checkout(version, &view);
-                if let Value::Object(map) = &mut body {
-                    map.insert("status".into(), Value::String("requires_escalation".into()));
-                    map.insert(
-                        "messages".into(),
-                        json!([{"type": "error", "code": "requires_3ds", "content": "the payment needs the buyer's authentication", "severity": "requires_buyer_input"}]),
-                    );
-                    map.insert(
-                        "continue_url".into(),
-                        Value::String(view.session.continue_url.clone().unwrap_or_else(|| {
-                            format!("{}checkout-sessions/{}", self.inner.config.base_url, id)
-                        })),
-                    );
-                }
-                Ok(Answer::ok(body))
-            }
+            // Placed, or waiting for the buyer (the session says which).
+            Ok((view, _)) => Ok(Answer::ok(self.checkout(version, &view))),
             Err(e) => Err(answer_for(&e)),
         }
     }

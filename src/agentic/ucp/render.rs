@@ -52,7 +52,7 @@ pub(crate) fn option_title(name: &str, price: Money) -> String {
     }
 }
 
-fn ucp_header(config: &UcpConfig, version: Version, capability: &str) -> Value {
+fn ucp_header(version: Version, capability: &str) -> Value {
     let capabilities: Vec<Value> = [
         capability,
         "dev.ucp.shopping.discount",
@@ -62,7 +62,6 @@ fn ucp_header(config: &UcpConfig, version: Version, capability: &str) -> Value {
     .iter()
     .map(|name| json!({"name": name, "version": version.as_str()}))
     .collect();
-    let _ = config;
     json!({"version": version.as_str(), "capabilities": capabilities})
 }
 
@@ -70,6 +69,8 @@ fn status(view: &AgentView, messages: &[Value]) -> &'static str {
     match view.session.status {
         AgentSessionStatus::Completed => "completed",
         AgentSessionStatus::Canceled => "canceled",
+        // 3-D Secure or a redirect: the buyer must act.
+        _ if view.session.awaiting_payment => "requires_escalation",
         _ => {
             let ready = match &view.priced {
                 Ok(p) => {
@@ -192,7 +193,15 @@ pub(crate) fn checkout(config: &UcpConfig, version: Version, view: &AgentView) -
             }
         }
     }
-    if let Some(failure) = &session.last_failure
+    let awaiting = session.status == AgentSessionStatus::Open && session.awaiting_payment;
+    if awaiting {
+        messages.push(json!({
+            "type": "error",
+            "code": "requires_3ds",
+            "content": "the payment needs the buyer's authentication",
+            "severity": "requires_buyer_input",
+        }));
+    } else if let Some(failure) = &session.last_failure
         && session.status == AgentSessionStatus::Open
     {
         messages.push(json!({
@@ -239,7 +248,7 @@ pub(crate) fn checkout(config: &UcpConfig, version: Version, view: &AgentView) -
         }],
     });
     let mut out = json!({
-        "ucp": ucp_header(config, version, "dev.ucp.shopping.checkout"),
+        "ucp": ucp_header(version, "dev.ucp.shopping.checkout"),
         "id": session.id.to_string(),
         "status": status(view, &messages),
         "currency": session.currency.code(),
@@ -274,6 +283,13 @@ pub(crate) fn checkout(config: &UcpConfig, version: Version, view: &AgentView) -
         }
         map.insert("buyer".into(), Value::Object(b));
     }
+    if let (true, Value::Object(map)) = (awaiting, &mut out) {
+        let url = session
+            .continue_url
+            .clone()
+            .unwrap_or_else(|| format!("{}checkout-sessions/{}", config.base_url, session.id));
+        map.insert("continue_url".into(), Value::String(url));
+    }
     if let (Some(order), Value::Object(map)) = (session.order_id, &mut out) {
         map.insert(
             "order".into(),
@@ -287,27 +303,12 @@ pub(crate) fn checkout(config: &UcpConfig, version: Version, view: &AgentView) -
 pub(crate) fn order(config: &UcpConfig, version: Version, view: &AgentView) -> Option<Value> {
     let order = view.order.as_ref()?;
     let priced = order.pricing();
-    let shipped = |line: crate::id::LineId| -> u32 {
-        order
-            .shipments()
-            .iter()
-            .flat_map(|s| s.items.iter())
-            .filter(|i| i.line_id == line)
-            .map(|i| i.quantity)
-            .sum()
-    };
     let line_items: Vec<Value> = priced
         .lines
         .iter()
         .map(|line| {
-            let fulfilled = shipped(line.line_id).min(line.quantity);
-            let status = if fulfilled == 0 {
-                "processing"
-            } else if fulfilled < line.quantity {
-                "partial"
-            } else {
-                "fulfilled"
-            };
+            let fulfilled = order.shipped(line.line_id).min(line.quantity);
+            let status = crate::agentic::line_status(fulfilled, line.quantity);
             json!({
                 "id": line.line_id.to_string(),
                 "item": {"id": line.sku.as_str(), "title": &*line.name, "price": minor(line.unit_price)},
@@ -379,7 +380,7 @@ pub(crate) fn order(config: &UcpConfig, version: Version, view: &AgentView) -> O
     }
     totals.push(total("total", priced.total));
     Some(json!({
-        "ucp": ucp_header(config, version, "dev.ucp.shopping.order"),
+        "ucp": ucp_header(version, "dev.ucp.shopping.order"),
         "id": order.id().to_string(),
         "checkout_id": view.session.id.to_string(),
         "permalink_url": config.order_url(order.id()),

@@ -12,12 +12,8 @@ use p256::ecdsa::signature::Signer;
 use serde_json::{Value, json};
 
 use super::{UcpMerchant, Version};
-use crate::actor::Actor;
 use crate::event::{Event, EventKind};
 use crate::relay::{Sink, SinkError};
-
-/// Most bytes of a webhook answer read.
-const MAX_ANSWER_READ: usize = 1_024;
 
 /// An ES256 key that signs order webhooks, published as a JWK.
 #[derive(Clone)]
@@ -158,18 +154,11 @@ impl Sink for UcpWebhookSink {
             return Ok(());
         };
         let engine = self.merchant.engine();
-        let view = match engine.agent_order(&Actor::System, order).await {
-            Ok(v) => v,
-            Err(crate::Error::NotFound { .. }) => return Ok(()),
-            Err(e) => {
-                return Err(SinkError::transient(format!(
-                    "the order cannot be read: {e}"
-                )));
-            }
-        };
-        if view.session.protocol != crate::agent::AgentProtocol::Ucp {
+        let Some(view) =
+            crate::agentic::agent_order_of(engine, order, crate::agent::AgentProtocol::Ucp).await?
+        else {
             return Ok(());
-        }
+        };
         let Some(url) = view.session.webhook_url.clone() else {
             return Ok(());
         };
@@ -184,50 +173,17 @@ impl Sink for UcpWebhookSink {
         });
         let body = serde_json::to_vec(&body)
             .map_err(|e| SinkError::permanent(format!("the order cannot be written: {e}")))?;
-        let inner = &self.merchant.inner;
-        let checked = inner
-            .engine
-            .config()
-            .webhook_policy
-            .check_url(&url)
-            .map_err(|e| SinkError::permanent(e.to_string()))?;
-        let signature = inner.config.signing_key.sign_detached(&body);
-        let answer = inner
-            .client
-            .post(checked)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("Request-Signature", signature)
-            .header(
+        let signature = self.merchant.inner.config.signing_key.sign_detached(&body);
+        let headers = [
+            ("Request-Signature", signature),
+            (
                 "UCP-Agent",
                 format!("version=\"{}\"", Version::latest().as_str()),
-            )
-            .header("Webhook-Id", event.id.to_string())
-            .body(body)
-            .send()
+            ),
+            ("Webhook-Id", event.id.to_string()),
+        ];
+        crate::agentic::post_order_event(&self.merchant.inner.client, engine, &url, &headers, body)
             .await
-            .map_err(|e| {
-                SinkError::transient(if e.is_timeout() {
-                    "the agent's webhook did not answer in time"
-                } else {
-                    "the agent's webhook cannot be reached"
-                })
-            })?;
-        let status = answer.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let mut answer = answer;
-        let mut read: Vec<u8> = Vec::new();
-        while read.len() < MAX_ANSWER_READ {
-            match answer.chunk().await {
-                Ok(Some(chunk)) => read.extend_from_slice(&chunk),
-                _ => break,
-            }
-        }
-        Err(SinkError::transient(format!(
-            "the agent's webhook answered {}",
-            status.as_u16()
-        )))
     }
 }
 

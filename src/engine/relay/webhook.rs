@@ -288,7 +288,7 @@ impl WebhookSender {
 }
 
 /// Why a request failed, for the record: never the address's secret parts.
-fn request_failure(e: &reqwest::Error) -> SinkError {
+pub(crate) fn request_failure(e: &reqwest::Error) -> SinkError {
     let mut source: Option<&dyn std::error::Error> = Some(e);
     while let Some(cause) = source {
         if let Some(refused) = cause.downcast_ref::<Refused>() {
