@@ -192,7 +192,7 @@ pub mod deps {
 }
 #[doc(inline)]
 pub use engine::{
-    agents, checkout, fulfillment, giftcards, maintenance, money_path, relay, telemetry,
+    after_sale, agents, checkout, fulfillment, giftcards, maintenance, money_path, relay, telemetry,
 };
 pub mod payment {
     //! Payments: the [`PaymentProvider`] port, the payment state machine,

@@ -14,11 +14,13 @@ mod common;
 use std::future::Future;
 use std::pin::Pin;
 
+use cartwright::after_sale::RefundReturn;
 use cartwright::fulfillment::{ReturnRequest, ShipmentRequest};
+use cartwright::id::ReturnCaseId;
 use cartwright::id::{CartId, CustomerId, IdempotencyKey, OrderId, VariantId};
 use cartwright::money_path::ManualRefund;
 use cartwright::note::Visibility;
-use cartwright::order::{LineQuantity, OrderQuery, ShippingRefund};
+use cartwright::order::{LineQuantity, NewReturnCase, OrderQuery, ReturnReason, ShippingRefund};
 use cartwright::payment::{ProviderEvent, ProviderEventKind};
 use cartwright::prelude::*;
 use cartwright::pricing::{PriceList, PriceListKind};
@@ -383,6 +385,60 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 8], Call)> {
             )
             .await
         }),
+        row!(
+            "return_quote (owner's)",
+            OWNER_OR_PRIVILEGED,
+            |e, a| async move {
+                let o = e.order(&Actor::System, oo).await?;
+                let items = vec![LineQuantity {
+                    line_id: o.pricing().lines[0].line_id,
+                    quantity: 1,
+                }];
+                e.return_quote(&a, oo, &items, ReturnReason::Other).await
+            }
+        ),
+        row!(
+            "request_return (guest's)",
+            TOKEN_OR_PRIVILEGED,
+            |e, a| async move {
+                let o = e.order(&Actor::System, go).await?;
+                let items = vec![LineQuantity {
+                    line_id: o.pricing().lines[0].line_id,
+                    quantity: 1,
+                }];
+                let ask = NewReturnCase::new(items, ReturnReason::Other, key("rq"));
+                e.request_return(&a, go, ask).await
+            }
+        ),
+        row!(
+            "cancel_return_request (owner's)",
+            OWNER_OR_PRIVILEGED,
+            |e, a| e.cancel_return_request(&a, oo, ReturnCaseId::new())
+        ),
+        row!("approve_return", PRIVILEGED, |e, a| e.approve_return(
+            &a,
+            oo,
+            ReturnCaseId::new(),
+            ""
+        )),
+        row!("reject_return", PRIVILEGED, |e, a| e.reject_return(
+            &a,
+            oo,
+            ReturnCaseId::new(),
+            "no"
+        )),
+        row!("receive_return", PRIVILEGED, |e, a| e.receive_return(
+            &a,
+            oo,
+            ReturnCaseId::new(),
+            vec![]
+        )),
+        row!("refund_return", PRIVILEGED, |e, a| e.refund_return(
+            &a,
+            oo,
+            ReturnCaseId::new(),
+            RefundReturn::new(key("rr"))
+        )),
         row!("refund", STAFF_ONLY, |e, a| {
             e.refund(&a, oo, ManualRefund::new(usd("0.01"), "goodwill", key("r")))
         }),

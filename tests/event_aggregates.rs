@@ -94,8 +94,9 @@ async fn every_kind_names_its_aggregate_on_both_stores(backend: Backend) {
         .map(|e| e.version)
         .collect::<Vec<_>>();
     order.sort_unstable();
-    // The order's ten kinds, twice: placed is 1 and 11, cancelled 10 and 20.
-    assert_eq!(order, [1, 10, 11, 20]);
+    // The order's eleven kinds, twice: placed is 1 and 12, cancelled 11
+    // and 22.
+    assert_eq!(order, [1, 11, 12, 22]);
 }
 
 async fn racing_commands_number_one_aggregate_without_gaps(backend: Backend) {

@@ -223,6 +223,14 @@ pub enum EventKind {
         /// Refunded for them.
         refund: Money,
     },
+    /// After-sale work on an order moved on: a return request was made,
+    /// approved, rejected, received, refunded or called off.
+    AfterSale {
+        /// The order.
+        order_id: OrderId,
+        /// What happened.
+        change: AfterSaleChange,
+    },
     /// An order was cancelled.
     OrderCancelled {
         /// The order.
@@ -345,6 +353,7 @@ impl EventKind {
         "cartwright.order.shipped.v1",
         "cartwright.order.shipment_delivered.v1",
         "cartwright.order.items_returned.v1",
+        "cartwright.order.after_sale.v1",
         "cartwright.order.cancelled.v1",
         "cartwright.customer.changed.v1",
         "cartwright.catalog.changed.v1",
@@ -371,6 +380,7 @@ impl EventKind {
     /// | `OrderShipped` | `cartwright.order.shipped.v1` |
     /// | `ShipmentDelivered` | `cartwright.order.shipment_delivered.v1` |
     /// | `ItemsReturned` | `cartwright.order.items_returned.v1` |
+    /// | `AfterSale` | `cartwright.order.after_sale.v1` |
     /// | `OrderCancelled` | `cartwright.order.cancelled.v1` |
     /// | `CustomerChanged` | `cartwright.customer.changed.v1` |
     /// | `CatalogChanged` | `cartwright.catalog.changed.v1` |
@@ -392,6 +402,7 @@ impl EventKind {
             Self::OrderShipped { .. } => "cartwright.order.shipped.v1",
             Self::ShipmentDelivered { .. } => "cartwright.order.shipment_delivered.v1",
             Self::ItemsReturned { .. } => "cartwright.order.items_returned.v1",
+            Self::AfterSale { .. } => "cartwright.order.after_sale.v1",
             Self::OrderCancelled { .. } => "cartwright.order.cancelled.v1",
             Self::CustomerChanged { .. } => "cartwright.customer.changed.v1",
             Self::CatalogChanged { .. } => "cartwright.catalog.changed.v1",
@@ -423,6 +434,7 @@ impl EventKind {
             | Self::OrderShipped { order_id, .. }
             | Self::ShipmentDelivered { order_id, .. }
             | Self::ItemsReturned { order_id, .. }
+            | Self::AfterSale { order_id, .. }
             | Self::OrderCancelled { order_id } => format!("order:{order_id}"),
             Self::CustomerChanged { customer_id, .. } => format!("customer:{customer_id}"),
             Self::PaymentActionRequired { cart_id, .. } => format!("cart:{cart_id}"),
@@ -532,6 +544,13 @@ pub fn every_kind() -> Vec<EventKind> {
             order_id,
             refund: usd(500),
         },
+        EventKind::AfterSale {
+            order_id,
+            change: AfterSaleChange::ReturnRequest {
+                return_case_id: crate::id::ReturnCaseId::new(),
+                state: crate::order::ReturnCaseState::Requested,
+            },
+        },
         EventKind::OrderCancelled { order_id },
         EventKind::CustomerChanged {
             customer_id: CustomerId::new(),
@@ -622,6 +641,7 @@ pub fn every_kind() -> Vec<EventKind> {
             | EventKind::OrderShipped { .. }
             | EventKind::ShipmentDelivered { .. }
             | EventKind::ItemsReturned { .. }
+            | EventKind::AfterSale { .. }
             | EventKind::OrderCancelled { .. }
             | EventKind::CustomerChanged { .. }
             | EventKind::CatalogChanged { .. }
@@ -654,6 +674,20 @@ pub enum CustomerChange {
     ProfileUpdated,
     /// The customer was erased on request.
     Erased,
+}
+
+/// What after-sale work moved on ([`EventKind::AfterSale`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+#[non_exhaustive]
+pub enum AfterSaleChange {
+    /// A return request moved to `state`.
+    ReturnRequest {
+        /// The request.
+        return_case_id: crate::id::ReturnCaseId,
+        /// Where it is now.
+        state: crate::order::ReturnCaseState,
+    },
 }
 
 /// What changed in the catalog ([`EventKind::CatalogChanged`]).

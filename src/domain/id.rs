@@ -124,6 +124,8 @@ typed_id! {
     ShipmentId => "shipment";
     /// Identifies a [`Return`](crate::order::Return).
     ReturnId => "return";
+    /// Identifies a [`ReturnCase`](crate::order::ReturnCase) (a return request).
+    ReturnCaseId => "return request";
     /// Identifies a [`Payment`](crate::payment::Payment).
     PaymentId => "payment";
     /// Identifies a [`Note`](crate::note::Note).

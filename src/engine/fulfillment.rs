@@ -16,11 +16,13 @@
 use crate::actor::Actor;
 use crate::engine::{Engine, gave_up, pause_before_retry};
 use crate::error::{Error, Result};
-use crate::event::EventKind;
-use crate::id::{IdempotencyKey, LocationId, OrderId, ReturnId, ShipmentId};
+use crate::event::{AfterSaleChange, EventKind};
+use crate::id::{IdempotencyKey, LocationId, OrderId, ReturnCaseId, ReturnId, ShipmentId};
 use crate::inventory::ReservationLine;
 use crate::order::{
-    LineQuantity, Order, OrderChange, Return, ReturnState, Shipment, ShippingRefund,
+    ItemCondition, LineQuantity, Order, OrderChange, QuoteChecks, ReceivedUnits, Return,
+    ReturnCase, ReturnCaseEntry, ReturnCaseState, ReturnReason, ReturnState, Shipment,
+    ShippingRefund, StaffReturn,
 };
 use crate::validate::{optional_text, required_text};
 
@@ -241,7 +243,13 @@ impl Engine {
             if order.returns().iter().any(|r| r.key == return_key) {
                 return Ok(None);
             }
-            let (refund, shipping_refund) = order.refund_for(&request.items, request.shipping)?;
+            let quote = order.quote_return(
+                &request.items,
+                ReturnReason::Other,
+                &StaffReturn(request.shipping),
+                now,
+                QuoteChecks::staff(true),
+            )?;
             let restocked = if request.restock {
                 restock_lines(order, &request.items)?
             } else {
@@ -251,13 +259,62 @@ impl Engine {
                 id: ReturnId::new(),
                 key: return_key.clone(),
                 items: request.items.clone(),
-                restocked,
-                refund,
-                shipping_refund,
+                restocked: restocked.clone(),
+                refund: quote.refund,
+                shipping_refund: quote.shipping_refund,
                 at: now,
                 state: ReturnState::Pending,
             };
-            order.begin_return(ret, now, actor).map(Some)
+            // The same model as a buyer's request: one received and being
+            // refunded at once.
+            let received = request
+                .items
+                .iter()
+                .map(|i| {
+                    let variant = order.line(i.line_id)?.variant_id;
+                    let at = restocked
+                        .iter()
+                        .find(|l| l.variant_id == variant)
+                        .map(|l| l.location_id);
+                    Ok(ReceivedUnits {
+                        restock_at: at,
+                        ..ReceivedUnits::new(i.line_id, i.quantity, ItemCondition::Resellable)
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let case_id = ReturnCaseId::new();
+            order.record_direct_case(ReturnCase {
+                id: case_id,
+                key: return_key.clone(),
+                items: request.items.clone(),
+                reason: ReturnReason::Other,
+                note: String::new(),
+                state: ReturnCaseState::Refunded,
+                quote,
+                requested_by: actor.clone(),
+                requested_at: now,
+                received,
+                return_id: Some(ret.id),
+                history: vec![ReturnCaseEntry {
+                    at: now,
+                    actor: actor.clone(),
+                    state: ReturnCaseState::Refunded,
+                    note: String::new(),
+                }],
+                direct: true,
+            })?;
+            let mut effects = order.begin_return(ret, now, actor)?;
+            effects.events.insert(
+                0,
+                EventKind::AfterSale {
+                    order_id: order.id(),
+                    change: AfterSaleChange::ReturnRequest {
+                        return_case_id: case_id,
+                        state: ReturnCaseState::Refunded,
+                    },
+                },
+            );
+            Ok(Some(effects))
         })
         .await
     }

@@ -11,6 +11,7 @@
 //! process is behind a port.
 
 pub(crate) mod accounts;
+pub mod after_sale;
 pub mod agents;
 mod carts;
 mod catalog;
@@ -215,6 +216,7 @@ pub struct EngineBuilder {
     clock: Option<Arc<dyn Clock>>,
     rules: Vec<Arc<dyn PricingRule>>,
     promotion_settings: PromotionSettings,
+    return_policy: Option<Arc<dyn crate::order::ReturnPolicy>>,
     config: EngineConfig,
 }
 
@@ -304,6 +306,13 @@ impl EngineBuilder {
         self.promotion_settings.policy = policy;
         self
     }
+    /// Answers return requests by this policy (by default a
+    /// [`StandardReturnPolicy`](crate::order::StandardReturnPolicy): 30
+    /// days from delivery, no fees).
+    pub fn return_policy(mut self, policy: Arc<dyn crate::order::ReturnPolicy>) -> Self {
+        self.return_policy = Some(policy);
+        self
+    }
     /// Replaces the whole configuration.
     pub fn config(mut self, config: EngineConfig) -> Self {
         self.config = config;
@@ -389,6 +398,9 @@ impl EngineBuilder {
                 dummy_hash,
                 rules,
                 promotion_settings: self.promotion_settings,
+                return_policy: self
+                    .return_policy
+                    .unwrap_or_else(|| Arc::new(crate::order::StandardReturnPolicy::default())),
                 pricing_cache: Mutex::new(None),
                 hash_slots,
                 guesses: crate::engine::giftcards::GuessLimiter::default(),
@@ -478,6 +490,7 @@ pub(crate) struct Inner {
     dummy_hash: PasswordHash,
     pub(crate) rules: RuleRegistry,
     pub(crate) promotion_settings: PromotionSettings,
+    pub(crate) return_policy: Arc<dyn crate::order::ReturnPolicy>,
     pub(crate) pricing_cache: Mutex<Option<Arc<PricingRules>>>,
     /// Bounds concurrent password hashing.
     hash_slots: tokio::sync::Semaphore,
@@ -533,6 +546,7 @@ impl Engine {
             clock: None,
             rules: Vec::new(),
             promotion_settings: PromotionSettings::default(),
+            return_policy: None,
             config: EngineConfig::default(),
         }
     }

@@ -196,6 +196,8 @@ pub struct ShopOptions {
     pub config: Option<cartwright::EngineConfig>,
     /// Promotion settings (stacking, rounding, coupon codes).
     pub promotion_settings: Option<cartwright::pricing::PromotionSettings>,
+    /// The return policy (the engine's default when `None`).
+    pub return_policy: Option<Arc<dyn cartwright::order::ReturnPolicy>>,
 }
 
 impl Default for ShopOptions {
@@ -206,6 +208,7 @@ impl Default for ShopOptions {
             faulty: false,
             config: None,
             promotion_settings: None,
+            return_policy: None,
         }
     }
 }
@@ -457,7 +460,11 @@ pub fn build_engine(
         .unwrap();
     let provider: Arc<dyn PaymentProvider> =
         options.provider.clone().unwrap_or_else(|| payments.clone());
-    Engine::builder()
+    let builder = match &options.return_policy {
+        Some(policy) => Engine::builder().return_policy(policy.clone()),
+        None => Engine::builder(),
+    };
+    builder
         .config(options.config.clone().unwrap_or_default())
         .store(store)
         .payment_provider(provider)

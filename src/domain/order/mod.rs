@@ -32,8 +32,15 @@ use crate::note::Note;
 use crate::pricing::PricedCart;
 
 mod operations;
+mod returns;
 
 pub(crate) use operations::{Effects, Settlement};
+pub(crate) use returns::StaffReturn;
+pub use returns::{
+    Eligibility, ItemCondition, MAX_RETURN_CASES, MAX_RETURN_WINDOW_DAYS, NewReturnCase,
+    QuoteChecks, QuotedLine, ReceivedUnits, ReturnCase, ReturnCaseEntry, ReturnCaseState,
+    ReturnFees, ReturnPolicy, ReturnQuote, ReturnReason, ReturnShipping, StandardReturnPolicy,
+};
 
 /// Longest cancellation reason or history note, in characters.
 pub const MAX_NOTE_LEN: usize = 2_000;
@@ -295,6 +302,9 @@ pub struct Order {
     pub(crate) history: Vec<HistoryEntry>,
     pub(crate) shipments: Vec<Shipment>,
     pub(crate) returns: Vec<Return>,
+    /// Return requests, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) return_cases: Vec<ReturnCase>,
     pub(crate) notes: Vec<Note>,
     pub(crate) provider_events: Vec<String>,
     #[serde(default)]
@@ -600,16 +610,15 @@ impl Order {
     ///
     /// # Errors
     /// [`Error::Invalid`] for an empty request, a line named twice, a quantity
-    /// of 0 or more units than shipped and not yet returned;
+    /// of 0 or more units than shipped and not yet returned or named by an
+    /// open return request ([`Order::returnable`]);
     /// [`Error::NotFound`] for an unknown line; [`Error::Overflow`].
     pub fn refund_for(
         &self,
         items: &[LineQuantity],
         policy: ShippingRefund,
     ) -> Result<(Money, Money)> {
-        self.check_items(items, "return", |o, line, _| {
-            o.shipped(line).saturating_sub(o.returned(line))
-        })?;
+        self.check_items(items, "return", |o, line, _| o.returnable(line))?;
         let currency = self.pricing.currency;
         let mut goods = Money::zero(currency);
         for item in items {
@@ -641,7 +650,7 @@ impl Order {
     /// [`CustomerStore::erase_customer`](crate::store::CustomerStore::erase_customer):
     /// the email becomes `email` (the erased customer's placeholder), the
     /// addresses keep only their country and region (the tax jurisdiction),
-    /// notes and line metadata go. What the books need stays: lines,
+    /// notes, the buyer's words on return requests and line metadata go. What the books need stays: lines,
     /// amounts, tax, payments, refunds, shipments, returns, dates and the
     /// history of changes.
     pub fn erase_personal_data(&mut self, email: &Email) {
@@ -655,6 +664,9 @@ impl Order {
             a.erase();
         }
         self.notes.clear();
+        for case in &mut self.return_cases {
+            case.note.clear();
+        }
         for line in &mut self.pricing.lines {
             line.metadata.clear();
         }

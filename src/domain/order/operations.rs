@@ -240,9 +240,7 @@ impl Order {
             });
         }
         self.ensure_not_cancelling()?;
-        self.check_items(&ret.items, "return", |o, line, _| {
-            o.shipped(line).saturating_sub(o.returned(line))
-        })?;
+        self.check_items(&ret.items, "return", |o, line, _| o.returnable(line))?;
         if ret.refund.is_zero() {
             ret.state = ReturnState::Completed;
             let effects = self.complete_return_effects(&ret);
@@ -494,6 +492,7 @@ impl Order {
                 if let Some(r) = self.returns.iter_mut().find(|r| r.id == id) {
                     r.state = ReturnState::Failed;
                 }
+                self.reopen_case_of(id, at, reason);
             }
             OperationPurpose::Cancel => self.cancellation = None,
             OperationPurpose::Direct | OperationPurpose::Reported => {}

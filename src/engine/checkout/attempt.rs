@@ -788,6 +788,7 @@ impl Engine {
             history: Vec::new(),
             shipments: Vec::new(),
             returns: Vec::new(),
+            return_cases: Vec::new(),
             notes: Vec::new(),
             provider_events: Vec::new(),
             cancellation: None,

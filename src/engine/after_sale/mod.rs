@@ -1,0 +1,19 @@
+//! After the sale: return requests (RMA) answered by the shop's return
+//! policy, approved, received and refunded.
+//!
+//! Every step is a pure change to the order (`crate::order`) saved under
+//! the order's version check, so it is decided together with every other
+//! change to the same order — shipments, cancellations, other returns —
+//! on either store and from any number of engines. Money moves only by the
+//! [money-path protocol](crate::money_path): the refund is recorded as a
+//! pending operation in the same save that moves the request to
+//! *refunded*, then the provider is called under the operation's own key.
+//! Each step records an [`EventKind::AfterSale`](crate::event::EventKind::AfterSale)
+//! event in the outbox.
+//!
+//! Does not know: how orders are stored or payments made: it sequences
+//! domain decisions, store commands and the money path.
+
+mod returns;
+
+pub use returns::RefundReturn;
