@@ -14,7 +14,7 @@ mod common;
 use std::future::Future;
 use std::pin::Pin;
 
-use cartwright::after_sale::RefundReturn;
+use cartwright::after_sale::{CancelItems, RefundReturn};
 use cartwright::fulfillment::{ReturnRequest, ShipmentRequest};
 use cartwright::id::ReturnCaseId;
 use cartwright::id::{CartId, CustomerId, IdempotencyKey, OrderId, VariantId};
@@ -414,6 +414,19 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 8], Call)> {
             "cancel_return_request (owner's)",
             OWNER_OR_PRIVILEGED,
             |e, a| e.cancel_return_request(&a, oo, ReturnCaseId::new())
+        ),
+        row!(
+            "cancel_items (guest's)",
+            TOKEN_OR_PRIVILEGED,
+            |e, a| async move {
+                let o = e.order(&Actor::System, go).await?;
+                let items = vec![LineQuantity {
+                    line_id: o.pricing().lines[0].line_id,
+                    quantity: 1,
+                }];
+                e.cancel_items(&a, go, CancelItems::new(items, key("ci")))
+                    .await
+            }
         ),
         row!("approve_return", PRIVILEGED, |e, a| e.approve_return(
             &a,

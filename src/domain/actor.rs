@@ -22,8 +22,8 @@
 //! | export a customer's data | no | no | yes | no | yes | yes | no | no |
 //! | erase a customer on request | no | no | no | no | yes | yes | no | no |
 //! | reset a password, verify or change an email with a token (no actor: the token is the proof) | yes | yes | yes | yes | yes | yes | yes | yes |
-//! | a customer's order: read, cancel, customer note; return requests (quote, request, call off) | no | no | yes | no | yes | yes | no | no |
-//! | a guest's order: read, cancel; return requests (quote, request, call off) | no | yes | — | no | yes | yes | no | no |
+//! | a customer's order: read, cancel (the order or units of lines), customer note; return requests (quote, request, call off) | no | no | yes | no | yes | yes | no | no |
+//! | a guest's order: read, cancel (the order or units of lines); return requests (quote, request, call off) | no | yes | — | no | yes | yes | no | no |
 //! | list orders | no | no | own only | no | all | all | no | no |
 //! | internal notes, groups | no | no | no | no | yes | yes | no | no |
 //! | capture, ship, deliver, return, settle; approve, reject, receive and refund return requests | no | no | no | no | yes | yes | no | no |

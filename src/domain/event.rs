@@ -551,6 +551,13 @@ pub fn every_kind() -> Vec<EventKind> {
                 state: crate::order::ReturnCaseState::Requested,
             },
         },
+        EventKind::AfterSale {
+            order_id,
+            change: AfterSaleChange::LinesCancelled {
+                cancellation_id: crate::id::LineCancellationId::new(),
+                amount: usd(500),
+            },
+        },
         EventKind::OrderCancelled { order_id },
         EventKind::CustomerChanged {
             customer_id: CustomerId::new(),
@@ -687,6 +694,14 @@ pub enum AfterSaleChange {
         return_case_id: crate::id::ReturnCaseId,
         /// Where it is now.
         state: crate::order::ReturnCaseState,
+    },
+    /// Units of some lines were called off before they shipped (their
+    /// refund, if any, went through; their stock is back on sale).
+    LinesCancelled {
+        /// The cancellation.
+        cancellation_id: crate::id::LineCancellationId,
+        /// What they were charged (released from the hold or refunded).
+        amount: Money,
     },
 }
 

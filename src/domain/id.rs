@@ -126,6 +126,8 @@ typed_id! {
     ReturnId => "return";
     /// Identifies a [`ReturnCase`](crate::order::ReturnCase) (a return request).
     ReturnCaseId => "return request";
+    /// Identifies a [`LineCancellation`](crate::order::LineCancellation).
+    LineCancellationId => "line cancellation";
     /// Identifies a [`Payment`](crate::payment::Payment).
     PaymentId => "payment";
     /// Identifies a [`Note`](crate::note::Note).

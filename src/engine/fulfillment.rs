@@ -123,6 +123,7 @@ impl Engine {
             // Too many units is said as such, before looking at locations.
             order.check_shippable(&request.items)?;
             let reservation = self.inner.store.reservation(order.reservation_id()).await?;
+            let held = crate::after_sale::free_stock(&order, &reservation.lines);
             let mut stock = Vec::new();
             for item in &request.items {
                 let variant = order.line(item.line_id)?.variant_id;
@@ -131,7 +132,7 @@ impl Engine {
                 let from_here = |l: &&ReservationLine| {
                     l.variant_id == variant && request.location.is_none_or(|at| l.location_id == at)
                 };
-                for held in reservation.lines.iter().filter(from_here) {
+                for held in held.iter().filter(from_here) {
                     let take = left.min(held.quantity);
                     if take > 0 {
                         stock.push(ReservationLine {

@@ -527,6 +527,31 @@ pub async fn pending(engine: &Engine, consumer: &str, n: usize) -> Vec<cartwrigh
         .unwrap()
 }
 
+/// The events `consumer` has not acknowledged, once `done` holds for them
+/// (waiting boundedly, as [`pending`] does); the last read when it never
+/// does.
+#[allow(dead_code)]
+pub async fn events_until(
+    engine: &Engine,
+    consumer: &str,
+    done: impl Fn(&[cartwright::store::Event]) -> bool,
+) -> Vec<cartwright::store::Event> {
+    for _ in 0..200 {
+        let events = engine
+            .pending_events(&Actor::System, consumer, 500)
+            .await
+            .unwrap();
+        if done(&events) {
+            return events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    engine
+        .pending_events(&Actor::System, consumer, 500)
+        .await
+        .unwrap()
+}
+
 /// Records `times` rounds of an `order.cancelled` event on each of
 /// `orders`, interleaved (one command per round): events for the relay
 /// tests, with no order behind them.

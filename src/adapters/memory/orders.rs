@@ -79,7 +79,14 @@ impl OrderStore for MemoryStore {
             None => return Err(Error::not_found("reservation", order.reservation_id)),
         };
         let mut levels: HashMap<(VariantId, LocationId), Level> = HashMap::new();
-        for line in &change.ship {
+        // Shipped units leave the reservation and the shelf; freed units
+        // leave the reservation only.
+        let taken = change
+            .ship
+            .iter()
+            .map(|l| (l, true))
+            .chain(change.unreserve.iter().map(|l| (l, false)));
+        for (line, shipped) in taken {
             if !matches!(held.state, ReservationState::Allocated { .. }) {
                 return Err(Error::invalid(
                     "shipment",
@@ -111,13 +118,14 @@ impl OrderStore for MemoryStore {
             levels.insert(
                 key,
                 Level {
-                    on_hand: level.on_hand - i64::from(q),
+                    on_hand: level.on_hand - if shipped { i64::from(q) } else { 0 },
                     reserved: level.reserved - i64::from(q),
                 },
             );
         }
         held.lines.retain(|l| l.quantity > 0);
-        if !change.ship.is_empty() && held.lines.is_empty() {
+        let took = !change.ship.is_empty() || !change.unreserve.is_empty();
+        if took && held.lines.is_empty() {
             held.state = ReservationState::Committed;
         }
         for line in &change.restock {

@@ -112,7 +112,11 @@ impl PgStore {
         change: &OrderChange,
         now: DateTime<Utc>,
     ) -> Try<Order> {
-        if change.ship.is_empty() && change.restock.is_empty() && !change.release_reservation {
+        if change.ship.is_empty()
+            && change.restock.is_empty()
+            && change.unreserve.is_empty()
+            && !change.release_reservation
+        {
             return self.save_order_alone(change, now).await;
         }
         let id = change.order.id;
@@ -130,8 +134,13 @@ impl PgStore {
         }
         let mut order = change.order.clone();
         order.saved()?;
-        if !change.ship.is_empty() || !change.restock.is_empty() {
-            apply_stock_moves(&mut tx, order.reservation_id, &change.ship, &change.restock).await?;
+        if !change.ship.is_empty() || !change.restock.is_empty() || !change.unreserve.is_empty() {
+            let moves = StockMoves {
+                ship: &change.ship,
+                unreserve: &change.unreserve,
+                restock: &change.restock,
+            };
+            apply_stock_moves(&mut tx, order.reservation_id, moves).await?;
         }
         if change.release_reservation {
             release_tx(&mut tx, &[order.reservation_id.as_uuid()]).await?;
@@ -182,18 +191,39 @@ pub(super) fn per_location(lines: &[ReservationLine]) -> (Vec<Uuid>, Vec<Uuid>, 
     out
 }
 
-/// Shipping takes units out of the reservation and off hand; restocking puts
-/// units back on hand. Locks the reservation, then the stock rows in order.
+/// The stock an order change moves.
+pub(super) struct StockMoves<'a> {
+    /// Out of the reservation and off hand.
+    pub(super) ship: &'a [ReservationLine],
+    /// Out of the reservation, back to sale.
+    pub(super) unreserve: &'a [ReservationLine],
+    /// Back on hand.
+    pub(super) restock: &'a [ReservationLine],
+}
+
+/// Shipping takes units out of the reservation and off hand; freeing takes
+/// them out of the reservation only; restocking puts units back on hand.
+/// Locks the reservation, then the stock rows in order.
 pub(super) async fn apply_stock_moves(
     tx: &mut PgConnection,
     reservation: ReservationId,
-    ship: &[ReservationLine],
-    restock: &[ReservationLine],
+    moves: StockMoves<'_>,
 ) -> Try<()> {
-    let all: Vec<ReservationLine> = ship.iter().chain(restock).copied().collect();
+    let StockMoves {
+        ship,
+        unreserve,
+        restock,
+    } = moves;
+    let all: Vec<ReservationLine> = ship
+        .iter()
+        .chain(unreserve)
+        .chain(restock)
+        .copied()
+        .collect();
     let (av, al, _) = per_location(&all);
     let mut held = Vec::new();
-    if !ship.is_empty() {
+    let taking = !ship.is_empty() || !unreserve.is_empty();
+    if taking {
         let row = sqlx::query(
             "SELECT state, variant_ids, location_ids, quantities
              FROM cw_reservations WHERE id = $1 FOR UPDATE",
@@ -220,11 +250,15 @@ pub(super) async fn apply_stock_moves(
     if locked.len() != av.len() {
         return Err(Error::not_found("stock level", "for a shipped or returned unit").into());
     }
-    if !ship.is_empty() {
+    if taking {
+        let taken: Vec<ReservationLine> = ship.iter().chain(unreserve).copied().collect();
+        let (tv, tl, tq) = per_location(&taken);
         let (sv, sl, sq) = per_location(ship);
-        // Take the shipped units out of the held lines (the row is locked);
-        // a line emptied goes, and a reservation with none left is spent.
-        for ((v, l), q) in sv.iter().zip(&sl).zip(&sq) {
+        let (uv, ul, uq) = per_location(unreserve);
+        // Take the shipped and freed units out of the held lines (the row is
+        // locked); a line emptied goes, and a reservation with none left is
+        // spent.
+        for ((v, l), q) in tv.iter().zip(&tl).zip(&tq) {
             let line = held
                 .iter_mut()
                 .find(|h| h.variant_id.as_uuid() == *v && h.location_id.as_uuid() == *l)
@@ -243,6 +277,10 @@ pub(super) async fn apply_stock_moves(
             "WITH s AS (
                  UPDATE cw_stock s SET on_hand = s.on_hand - u.q, reserved = s.reserved - u.q
                  FROM unnest($2::uuid[], $3::uuid[], $4::bigint[]) AS u(v, l, q)
+                 WHERE s.variant_id = u.v AND s.location_id = u.l),
+             f AS (
+                 UPDATE cw_stock s SET reserved = s.reserved - u.q
+                 FROM unnest($8::uuid[], $9::uuid[], $10::bigint[]) AS u(v, l, q)
                  WHERE s.variant_id = u.v AND s.location_id = u.l)
              UPDATE cw_reservations
                 SET variant_ids = $5, location_ids = $6, quantities = $7,
@@ -261,6 +299,9 @@ pub(super) async fn apply_stock_moves(
                 .map(|h| i64::from(h.quantity))
                 .collect::<Vec<_>>(),
         )
+        .bind(&uv)
+        .bind(&ul)
+        .bind(&uq)
         .execute(&mut *tx)
         .await?;
     }

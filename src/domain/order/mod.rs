@@ -31,9 +31,11 @@ use crate::money::Money;
 use crate::note::Note;
 use crate::pricing::PricedCart;
 
+mod cancel_lines;
 mod operations;
 mod returns;
 
+pub use cancel_lines::{LineCancellation, MAX_LINE_CANCELLATIONS};
 pub(crate) use operations::{Effects, Settlement};
 pub(crate) use returns::StaffReturn;
 pub use returns::{
@@ -109,6 +111,13 @@ pub enum OrderChangeKind {
     },
     /// The payment hold was released.
     PaymentVoided,
+    /// Units of some lines were called off before they shipped.
+    LinesCancelled {
+        /// The cancellation.
+        cancellation: crate::id::LineCancellationId,
+        /// What they were charged (released from the hold or refunded).
+        amount: Money,
+    },
     /// Units left in a shipment.
     Shipped {
         /// The shipment.
@@ -305,6 +314,9 @@ pub struct Order {
     /// Return requests, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) return_cases: Vec<ReturnCase>,
+    /// Units called off before they shipped, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) line_cancellations: Vec<LineCancellation>,
     pub(crate) notes: Vec<Note>,
     pub(crate) provider_events: Vec<String>,
     #[serde(default)]
@@ -525,7 +537,7 @@ impl Order {
 
     /// How far the goods have gone.
     pub fn fulfillment(&self) -> FulfillmentStatus {
-        let ordered = self.total_units(|l| l.quantity);
+        let ordered = self.total_units(|l| self.ordered(l.line_id));
         let shipped = self.total_units(|l| self.shipped(l.line_id));
         let returned = self.total_units(|l| self.returned(l.line_id));
         if returned > 0 {
@@ -583,8 +595,8 @@ impl Order {
     pub(crate) fn check_shippable(&self, items: &[LineQuantity]) -> Result<()> {
         self.ensure_open()?;
         self.ensure_not_cancelling()?;
-        self.check_items(items, "shipment", |o, line, ordered| {
-            ordered.saturating_sub(o.shipped(line))
+        self.check_items(items, "shipment", |o, line, _| {
+            o.ordered(line).saturating_sub(o.shipped(line))
         })
     }
 
@@ -631,7 +643,7 @@ impl Order {
                 goods = goods.checked_add(*share)?;
             }
         }
-        let ordered = self.total_units(|l| l.quantity);
+        let ordered = self.total_units(|l| self.ordered(l.line_id));
         let returned_after = self.total_units(|l| self.returned(l.line_id))
             + items.iter().map(|i| u64::from(i.quantity)).sum::<u64>();
         // What was paid for shipping — every shipment's charge after its
@@ -745,10 +757,13 @@ impl Order {
             self.fulfillment(),
             FulfillmentStatus::Fulfilled | FulfillmentStatus::Delivered
         );
-        if self.status != OrderStatus::Completed
-            && shipped
-            && self.payment.status == PaymentStatus::Captured
-        {
+        // Collected in full: a refund since (cancelled units, a goodwill
+        // refund) leaves it collected.
+        let collected = matches!(
+            self.payment.status,
+            PaymentStatus::Captured | PaymentStatus::PartiallyRefunded
+        );
+        if self.status != OrderStatus::Completed && shipped && collected {
             self.ensure_open()?;
             self.move_to(OrderStatus::Completed, at, actor, "shipped and paid")?;
         }
@@ -784,6 +799,7 @@ impl OrderChange {
             release_reservation: false,
             ship: Vec::new(),
             restock: Vec::new(),
+            unreserve: Vec::new(),
             events: Vec::new(),
         }
     }
@@ -861,6 +877,7 @@ impl OrderQuery {
 /// A change to an order and what must happen with it, saved atomically by
 /// [`OrderStore::save_order`](crate::store::OrderStore::save_order).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OrderChange {
     /// The order as it should be; its version must still be the stored one.
     pub order: Order,
@@ -871,6 +888,9 @@ pub struct OrderChange {
     pub ship: Vec<ReservationLine>,
     /// Units put back on hand at their locations.
     pub restock: Vec<ReservationLine>,
+    /// Units no longer needed (cancelled before they shipped): taken out of
+    /// the order's reservation and back to sale at their locations.
+    pub unreserve: Vec<ReservationLine>,
     /// Events to record with the change.
     pub events: Vec<crate::event::EventKind>,
 }

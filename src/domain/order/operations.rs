@@ -35,6 +35,7 @@ const MAX_PROVIDER_EVENTS: usize = 1_000;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Effects {
     pub(crate) restock: Vec<ReservationLine>,
+    pub(crate) unreserve: Vec<ReservationLine>,
     pub(crate) release_reservation: bool,
     pub(crate) events: Vec<EventKind>,
 }
@@ -42,6 +43,7 @@ pub(crate) struct Effects {
 impl Effects {
     fn merge(&mut self, other: Effects) {
         self.restock.extend(other.restock);
+        self.unreserve.extend(other.unreserve);
         self.release_reservation |= other.release_reservation;
         self.events.extend(other.events);
     }
@@ -50,6 +52,7 @@ impl Effects {
     pub(crate) fn into_change(self, order: Order) -> OrderChange {
         OrderChange {
             restock: self.restock,
+            unreserve: self.unreserve,
             release_reservation: self.release_reservation,
             ..OrderChange::new(order).with_events(self.events)
         }
@@ -149,7 +152,7 @@ impl Order {
     }
 
     /// Refuses a new money operation while one is in flight on any payment.
-    fn ensure_nothing_pending(&self) -> Result<()> {
+    pub(super) fn ensure_nothing_pending(&self) -> Result<()> {
         match self.pending_operation() {
             Some(op) => Err(Error::PaymentInProgress {
                 operation: op.key.clone(),
@@ -165,7 +168,7 @@ impl Order {
     /// operation on its payment under the same request key; the provider's
     /// is driven first, and if it is refused the other parts are refused
     /// with it. Returns the first part's key.
-    fn begin_refund_parts(
+    pub(super) fn begin_refund_parts(
         &mut self,
         amount: Money,
         purpose: OperationPurpose,
@@ -279,6 +282,7 @@ impl Order {
                 order_id: self.id,
                 refund: ret.refund,
             }],
+            ..Effects::default()
         }
     }
 
@@ -362,9 +366,9 @@ impl Order {
         }
         self.move_to(OrderStatus::Cancelled, at, &c.actor, &c.reason)?;
         Ok(Effects {
-            restock: Vec::new(),
             release_reservation: true,
             events: vec![EventKind::OrderCancelled { order_id: self.id }],
+            ..Effects::default()
         })
     }
 
@@ -428,6 +432,11 @@ impl Order {
                 .iter()
                 .any(|o| o.state == OperationState::Pending && o.purpose == op.purpose)
         });
+        if let OperationPurpose::CancelLines(id) = op.purpose
+            && !parts_pending
+        {
+            effects.merge(self.finish_line_cancel(id, at)?);
+        }
         if let OperationPurpose::Return(id) = op.purpose
             && !parts_pending
             && let Some(index) = self.returns.iter().position(|r| r.id == id)
@@ -495,6 +504,7 @@ impl Order {
                 self.reopen_case_of(id, at, reason);
             }
             OperationPurpose::Cancel => self.cancellation = None,
+            OperationPurpose::CancelLines(id) => self.undo_line_cancel(id),
             OperationPurpose::Direct | OperationPurpose::Reported => {}
         }
         Effects::default()

@@ -521,6 +521,8 @@ pub enum OperationPurpose {
     Return(crate::id::ReturnId),
     /// Part of cancelling the order.
     Cancel,
+    /// The refund for cancelled units of some lines.
+    CancelLines(crate::id::LineCancellationId),
     /// Reported by the provider (an event, or an answer's cumulative total),
     /// never sent to it.
     Reported,
@@ -594,6 +596,10 @@ pub struct Payment {
     pub(crate) captured: Money,
     /// Amount returned (succeeded refunds).
     pub(crate) refunded: Money,
+    /// Of what is held, the part given up and never to be collected (the
+    /// share of units cancelled before capture).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) released: Option<Money>,
     /// Where it is in its life.
     pub(crate) status: PaymentStatus,
     /// Every capture, refund and void, in order, pending and failed ones too.
@@ -637,6 +643,13 @@ impl Payment {
     /// Amount returned (succeeded refunds).
     pub fn refunded(&self) -> Money {
         self.refunded
+    }
+
+    /// Of what is held, the part given up and never to be collected (the
+    /// share of units cancelled before capture).
+    pub fn released(&self) -> Money {
+        self.released
+            .unwrap_or_else(|| Money::zero(self.authorized.currency()))
     }
 
     /// Where it is in its life.
@@ -683,7 +696,7 @@ impl Payment {
             .find(|o| o.state == OperationState::Pending)
     }
 
-    /// Held and not yet collected.
+    /// Held, not yet collected and not [released](Self::released).
     ///
     /// # Errors
     /// [`Error::Overflow`] or a currency mismatch on corrupt data.
@@ -694,7 +707,37 @@ impl Payment {
         ) {
             return Ok(Money::zero(self.authorized.currency()));
         }
-        Ok(self.authorized.checked_sub(self.captured)?)
+        let left = self
+            .authorized
+            .checked_sub(self.captured)?
+            .checked_sub(self.released())?;
+        Ok(if left.is_negative() {
+            Money::zero(left.currency())
+        } else {
+            left
+        })
+    }
+
+    /// Gives up `amount` of what is held and not collected (`amount` at
+    /// most [`capturable`](Self::capturable)); negative `amount` takes a
+    /// release back. A payment partly collected whose rest is all given up
+    /// is then wholly captured.
+    pub(crate) fn release(&mut self, amount: Money) -> Result<()> {
+        let released = self.released().checked_add(amount)?;
+        if released.is_negative() {
+            return Err(Error::invalid("release", "more than was released"));
+        }
+        self.released = (!released.is_zero()).then_some(released);
+        let whole = self.captured.checked_add(released)? == self.authorized;
+        match self.status {
+            PaymentStatus::PartiallyCaptured if whole => self.status = PaymentStatus::Captured,
+            // A release taken back: the rest is collectable again.
+            PaymentStatus::Captured if !whole && self.captured != self.authorized => {
+                self.status = PaymentStatus::PartiallyCaptured;
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Collected and not yet returned.
@@ -822,7 +865,9 @@ impl Payment {
                         "exceeds what is still authorized",
                     ));
                 }
-                let to = if captured == self.authorized {
+                let to = if captured.checked_add(self.released())? == self.authorized
+                    || captured == self.authorized
+                {
                     PaymentStatus::Captured
                 } else {
                     PaymentStatus::PartiallyCaptured

@@ -30,6 +30,7 @@ mod books {
             authorized: Money::from_minor(authorized, Currency::USD),
             captured: zero,
             refunded: zero,
+            released: None,
             status: PaymentStatus::Authorized,
             operations: Vec::new(),
             method: None,

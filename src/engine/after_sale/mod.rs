@@ -1,5 +1,6 @@
 //! After the sale: return requests (RMA) answered by the shop's return
-//! policy, approved, received and refunded.
+//! policy, approved, received and refunded; units of some lines cancelled
+//! before they ship.
 //!
 //! Every step is a pure change to the order (`crate::order`) saved under
 //! the order's version check, so it is decided together with every other
@@ -14,6 +15,9 @@
 //! Does not know: how orders are stored or payments made: it sequences
 //! domain decisions, store commands and the money path.
 
+mod cancel_lines;
 mod returns;
 
+pub use cancel_lines::CancelItems;
+pub(crate) use cancel_lines::free_stock;
 pub use returns::RefundReturn;
