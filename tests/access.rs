@@ -14,13 +14,16 @@ mod common;
 use std::future::Future;
 use std::pin::Pin;
 
-use cartwright::after_sale::{CancelItems, RefundReturn};
+use cartwright::after_sale::{CancelItems, NewClaim, RefundReturn};
 use cartwright::fulfillment::{ReturnRequest, ShipmentRequest};
 use cartwright::id::ReturnCaseId;
 use cartwright::id::{CartId, CustomerId, IdempotencyKey, OrderId, VariantId};
 use cartwright::money_path::ManualRefund;
 use cartwright::note::Visibility;
-use cartwright::order::{LineQuantity, NewReturnCase, OrderQuery, ReturnReason, ShippingRefund};
+use cartwright::order::{
+    ClaimReason, ClaimResolution, LineQuantity, NewReturnCase, OrderQuery, ReturnReason,
+    ShippingRefund,
+};
 use cartwright::payment::{ProviderEvent, ProviderEventKind};
 use cartwright::prelude::*;
 use cartwright::pricing::{PriceList, PriceListKind};
@@ -428,6 +431,20 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 8], Call)> {
                     .await
             }
         ),
+        row!("create_claim", PRIVILEGED, |e, a| async move {
+            let o = e.order(&Actor::System, oo).await?;
+            let items = vec![LineQuantity {
+                line_id: o.pricing().lines[0].line_id,
+                quantity: 1,
+            }];
+            let claim = NewClaim::new(
+                items,
+                ClaimReason::Missing,
+                ClaimResolution::Refund,
+                key("claim"),
+            );
+            e.create_claim(&a, oo, claim).await
+        }),
         row!("approve_return", PRIVILEGED, |e, a| e.approve_return(
             &a,
             oo,

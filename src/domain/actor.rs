@@ -26,7 +26,7 @@
 //! | a guest's order: read, cancel (the order or units of lines); return requests (quote, request, call off) | no | yes | — | no | yes | yes | no | no |
 //! | list orders | no | no | own only | no | all | all | no | no |
 //! | internal notes, groups | no | no | no | no | yes | yes | no | no |
-//! | capture, ship, deliver, return, settle; approve, reject, receive and refund return requests | no | no | no | no | yes | yes | no | no |
+//! | capture, ship, deliver, return, settle; approve, reject, receive and refund return requests; claims | no | no | no | no | yes | yes | no | no |
 //! | issue gift cards, grant store credit | no | no | no | no | yes | yes | no | no |
 //! | sales channels: create, change | no | no | no | no | yes | yes | no | no |
 //! | sales channels: read (no actor); create a cart in one | yes | yes | yes | yes | yes | yes | no | yes |

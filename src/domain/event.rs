@@ -558,6 +558,13 @@ pub fn every_kind() -> Vec<EventKind> {
                 amount: usd(500),
             },
         },
+        EventKind::AfterSale {
+            order_id,
+            change: AfterSaleChange::Claimed {
+                claim_id: crate::id::ClaimId::new(),
+                resolution: crate::order::ClaimResolution::Replace,
+            },
+        },
         EventKind::OrderCancelled { order_id },
         EventKind::CustomerChanged {
             customer_id: CustomerId::new(),
@@ -694,6 +701,14 @@ pub enum AfterSaleChange {
         return_case_id: crate::id::ReturnCaseId,
         /// Where it is now.
         state: crate::order::ReturnCaseState,
+    },
+    /// A claim was made: damaged, missing or wrong units refunded or
+    /// replaced without a return.
+    Claimed {
+        /// The claim.
+        claim_id: crate::id::ClaimId,
+        /// How it is settled.
+        resolution: crate::order::ClaimResolution,
     },
     /// Units of some lines were called off before they shipped (their
     /// refund, if any, went through; their stock is back on sale).

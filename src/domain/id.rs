@@ -128,6 +128,8 @@ typed_id! {
     ReturnCaseId => "return request";
     /// Identifies a [`LineCancellation`](crate::order::LineCancellation).
     LineCancellationId => "line cancellation";
+    /// Identifies a [`Claim`](crate::order::Claim).
+    ClaimId => "claim";
     /// Identifies a [`Payment`](crate::payment::Payment).
     PaymentId => "payment";
     /// Identifies a [`Note`](crate::note::Note).

@@ -78,6 +78,39 @@ impl OrderStore for MemoryStore {
             Some(r) => r.clone(),
             None => return Err(Error::not_found("reservation", order.reservation_id)),
         };
+        // Units added to the order join its reservation from a pending one.
+        let merged = match change.merge_reservation {
+            Some(extra) => {
+                let pending = s.reservations.get(&extra).filter(|r| {
+                    extra != held.id && matches!(r.state, ReservationState::Pending { .. })
+                });
+                let Some(pending) = pending else {
+                    return Err(Error::Conflict("reservation"));
+                };
+                if matches!(held.state, ReservationState::Released) {
+                    return Err(Error::invalid("order", "its stock was given back"));
+                }
+                for line in &pending.lines {
+                    match held.lines.iter_mut().find(|h| {
+                        h.variant_id == line.variant_id && h.location_id == line.location_id
+                    }) {
+                        Some(h) => {
+                            h.quantity = h
+                                .quantity
+                                .checked_add(line.quantity)
+                                .ok_or(Error::Overflow("reserved units"))?;
+                        }
+                        None => held.lines.push(*line),
+                    }
+                }
+                held.state = ReservationState::Allocated { order_id: id };
+                let mut spent = pending.clone();
+                spent.lines.clear();
+                spent.state = ReservationState::Committed;
+                Some(spent)
+            }
+            None => None,
+        };
         let mut levels: HashMap<(VariantId, LocationId), Level> = HashMap::new();
         // Shipped units leave the reservation and the shelf; freed units
         // leave the reservation only.
@@ -147,6 +180,9 @@ impl OrderStore for MemoryStore {
         }
         s.stock.extend(levels);
         s.reservations.insert(held.id, held);
+        if let Some(spent) = merged {
+            s.reservations.insert(spent.id, spent);
+        }
         if change.release_reservation {
             s.release_reservation(order.reservation_id);
         }

@@ -115,6 +115,7 @@ impl PgStore {
         if change.ship.is_empty()
             && change.restock.is_empty()
             && change.unreserve.is_empty()
+            && change.merge_reservation.is_none()
             && !change.release_reservation
         {
             return self.save_order_alone(change, now).await;
@@ -134,6 +135,9 @@ impl PgStore {
         }
         let mut order = change.order.clone();
         order.saved()?;
+        if let Some(extra) = change.merge_reservation {
+            merge_reservation(&mut tx, order.reservation_id, extra, id).await?;
+        }
         if !change.ship.is_empty() || !change.restock.is_empty() || !change.unreserve.is_empty() {
             let moves = StockMoves {
                 ship: &change.ship,
@@ -189,6 +193,78 @@ pub(super) fn per_location(lines: &[ReservationLine]) -> (Vec<Uuid>, Vec<Uuid>, 
         out.2.push(q);
     }
     out
+}
+
+/// Moves a pending reservation's lines into an order's reservation (the
+/// stock stays reserved) and spends it. Locks the order's reservation, then
+/// the pending one.
+async fn merge_reservation(
+    tx: &mut PgConnection,
+    into: ReservationId,
+    extra: ReservationId,
+    order: OrderId,
+) -> Try<()> {
+    if into == extra {
+        return Err(Error::Conflict("reservation").into());
+    }
+    let row = sqlx::query(
+        "SELECT state, variant_ids, location_ids, quantities
+         FROM cw_reservations WHERE id = $1 FOR UPDATE",
+    )
+    .bind(into.as_uuid())
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| Error::not_found("reservation", into))?;
+    if col::<String>(&row, "state", "reservation")? == "released" {
+        return Err(Error::invalid("order", "its stock was given back").into());
+    }
+    let mut held = reservation_lines(&row)?;
+    let pending = sqlx::query(
+        "SELECT variant_ids, location_ids, quantities
+         FROM cw_reservations WHERE id = $1 AND state = 'pending' FOR UPDATE",
+    )
+    .bind(extra.as_uuid())
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(Error::Conflict("reservation"))?;
+    for line in reservation_lines(&pending)? {
+        match held
+            .iter_mut()
+            .find(|h| h.variant_id == line.variant_id && h.location_id == line.location_id)
+        {
+            Some(h) => {
+                h.quantity = h
+                    .quantity
+                    .checked_add(line.quantity)
+                    .ok_or(Error::Overflow("reserved units"))?;
+            }
+            None => held.push(line),
+        }
+    }
+    sqlx::query(
+        "WITH spent AS (
+             UPDATE cw_reservations
+                SET state = 'committed', expires_at = NULL, variant_ids = '{}',
+                    location_ids = '{}', quantities = '{}'
+              WHERE id = $5)
+         UPDATE cw_reservations
+            SET variant_ids = $2, location_ids = $3, quantities = $4,
+                state = 'allocated', order_id = $6
+          WHERE id = $1",
+    )
+    .bind(into.as_uuid())
+    .bind(uuids(&held, |h| h.variant_id.as_uuid()))
+    .bind(uuids(&held, |h| h.location_id.as_uuid()))
+    .bind(
+        held.iter()
+            .map(|h| i64::from(h.quantity))
+            .collect::<Vec<_>>(),
+    )
+    .bind(extra.as_uuid())
+    .bind(order.as_uuid())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// The stock an order change moves.

@@ -32,10 +32,12 @@ use crate::note::Note;
 use crate::pricing::PricedCart;
 
 mod cancel_lines;
+mod claims;
 mod operations;
 mod returns;
 
 pub use cancel_lines::{LineCancellation, MAX_LINE_CANCELLATIONS};
+pub use claims::{Claim, ClaimReason, ClaimResolution, MAX_CLAIMS, MAX_ORDER_LINES};
 pub(crate) use operations::{Effects, Settlement};
 pub(crate) use returns::StaffReturn;
 pub use returns::{
@@ -68,7 +70,9 @@ impl OrderStatus {
         use OrderStatus::*;
         matches!(
             (self, to),
-            (Placed, Processing | Completed | Cancelled) | (Processing, Completed | Cancelled)
+            (Placed, Processing | Completed | Cancelled)
+                | (Processing, Completed | Cancelled)
+                | (Completed, Processing)
         )
     }
 
@@ -111,6 +115,13 @@ pub enum OrderChangeKind {
     },
     /// The payment hold was released.
     PaymentVoided,
+    /// A claim was made (damaged, missing or wrong units).
+    Claimed {
+        /// The claim.
+        claim: crate::id::ClaimId,
+        /// How it is settled.
+        resolution: ClaimResolution,
+    },
     /// Units of some lines were called off before they shipped.
     LinesCancelled {
         /// The cancellation.
@@ -317,6 +328,9 @@ pub struct Order {
     /// Units called off before they shipped, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) line_cancellations: Vec<LineCancellation>,
+    /// Claims (damaged, missing, wrong units), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) claims: Vec<Claim>,
     pub(crate) notes: Vec<Note>,
     pub(crate) provider_events: Vec<String>,
     #[serde(default)]
@@ -800,6 +814,7 @@ impl OrderChange {
             ship: Vec::new(),
             restock: Vec::new(),
             unreserve: Vec::new(),
+            merge_reservation: None,
             events: Vec::new(),
         }
     }
@@ -891,6 +906,13 @@ pub struct OrderChange {
     /// Units no longer needed (cancelled before they shipped): taken out of
     /// the order's reservation and back to sale at their locations.
     pub unreserve: Vec<ReservationLine>,
+    /// A pending reservation (made by
+    /// [`InventoryStore::reserve`](crate::store::InventoryStore::reserve))
+    /// whose units join the order's reservation, for units added to the
+    /// order (replacements): its lines move over, the stock stays reserved,
+    /// and it is spent. Gone or no longer pending, the change fails whole
+    /// with [`Error::Conflict`]`("reservation")`.
+    pub merge_reservation: Option<crate::id::ReservationId>,
     /// Events to record with the change.
     pub events: Vec<crate::event::EventKind>,
 }

@@ -36,6 +36,7 @@ const MAX_PROVIDER_EVENTS: usize = 1_000;
 pub(crate) struct Effects {
     pub(crate) restock: Vec<ReservationLine>,
     pub(crate) unreserve: Vec<ReservationLine>,
+    pub(crate) merge_reservation: Option<crate::id::ReservationId>,
     pub(crate) release_reservation: bool,
     pub(crate) events: Vec<EventKind>,
 }
@@ -44,6 +45,7 @@ impl Effects {
     fn merge(&mut self, other: Effects) {
         self.restock.extend(other.restock);
         self.unreserve.extend(other.unreserve);
+        self.merge_reservation = self.merge_reservation.or(other.merge_reservation);
         self.release_reservation |= other.release_reservation;
         self.events.extend(other.events);
     }
@@ -53,6 +55,7 @@ impl Effects {
         OrderChange {
             restock: self.restock,
             unreserve: self.unreserve,
+            merge_reservation: self.merge_reservation,
             release_reservation: self.release_reservation,
             ..OrderChange::new(order).with_events(self.events)
         }

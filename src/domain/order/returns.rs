@@ -568,12 +568,13 @@ impl Order {
         )
     }
 
-    /// Units of a line that may still be returned: shipped, not returned
-    /// and not named by an open return request.
+    /// Units of a line that may still be returned: shipped, not returned,
+    /// not named by an open return request and not replaced by a claim.
     pub fn returnable(&self, line: LineId) -> u32 {
         self.shipped(line)
             .saturating_sub(self.returned(line))
             .saturating_sub(self.requested_for_return(line))
+            .saturating_sub(self.replaced(line))
     }
 
     /// Works out what returning `items` refunds under `policy`: every line

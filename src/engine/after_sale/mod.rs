@@ -1,6 +1,7 @@
 //! After the sale: return requests (RMA) answered by the shop's return
-//! policy, approved, received and refunded; units of some lines cancelled
-//! before they ship.
+//! policy, approved, received and refunded; claims (damaged, missing or
+//! wrong units refunded or replaced without a return); units of some lines
+//! cancelled before they ship.
 //!
 //! Every step is a pure change to the order (`crate::order`) saved under
 //! the order's version check, so it is decided together with every other
@@ -16,8 +17,10 @@
 //! domain decisions, store commands and the money path.
 
 mod cancel_lines;
+mod claims;
 mod returns;
 
 pub use cancel_lines::CancelItems;
 pub(crate) use cancel_lines::free_stock;
+pub use claims::NewClaim;
 pub use returns::RefundReturn;

@@ -791,6 +791,7 @@ impl Engine {
             returns: Vec::new(),
             return_cases: Vec::new(),
             line_cancellations: Vec::new(),
+            claims: Vec::new(),
             notes: Vec::new(),
             provider_events: Vec::new(),
             cancellation: None,
