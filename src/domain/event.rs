@@ -548,7 +548,7 @@ pub fn every_kind() -> Vec<EventKind> {
             order_id,
             change: AfterSaleChange::ReturnRequest {
                 return_case_id: crate::id::ReturnCaseId::new(),
-                state: crate::order::ReturnCaseState::Requested,
+                state: crate::domain::after_sale::ReturnCaseState::Requested,
             },
         },
         EventKind::AfterSale {
@@ -562,7 +562,7 @@ pub fn every_kind() -> Vec<EventKind> {
             order_id,
             change: AfterSaleChange::Claimed {
                 claim_id: crate::id::ClaimId::new(),
-                resolution: crate::order::ClaimResolution::Replace,
+                resolution: crate::domain::after_sale::ClaimResolution::Replace,
             },
         },
         EventKind::OrderCancelled { order_id },
@@ -700,7 +700,7 @@ pub enum AfterSaleChange {
         /// The request.
         return_case_id: crate::id::ReturnCaseId,
         /// Where it is now.
-        state: crate::order::ReturnCaseState,
+        state: crate::domain::after_sale::ReturnCaseState,
     },
     /// A claim was made: damaged, missing or wrong units refunded or
     /// replaced without a return.
@@ -708,7 +708,7 @@ pub enum AfterSaleChange {
         /// The claim.
         claim_id: crate::id::ClaimId,
         /// How it is settled.
-        resolution: crate::order::ClaimResolution,
+        resolution: crate::domain::after_sale::ClaimResolution,
     },
     /// Units of some lines were called off before they shipped (their
     /// refund, if any, went through; their stock is back on sale).

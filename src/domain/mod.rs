@@ -35,6 +35,7 @@ macro_rules! setters {
 pub(crate) use setters;
 
 pub mod actor;
+pub(crate) mod after_sale;
 pub mod agent;
 pub mod cart;
 pub mod catalog;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use super::{LineQuantity, Order};
 use crate::actor::Actor;
+pub use crate::domain::after_sale::ClaimResolution;
 use crate::error::{Error, Result};
 use crate::id::{ClaimId, LineId, ReturnId};
 use crate::money::Money;
@@ -41,17 +42,6 @@ pub enum ClaimReason {
     WrongItem,
     /// Anything else (say what in the note).
     Other,
-}
-
-/// How a claim is settled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum ClaimResolution {
-    /// Refund the units' frozen shares.
-    Refund,
-    /// Send the same units again, at no charge.
-    Replace,
 }
 
 /// A claim on an order.

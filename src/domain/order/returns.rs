@@ -26,6 +26,7 @@ use std::collections::BTreeSet;
 
 use super::{LineQuantity, MAX_NOTE_LEN, Order, ShippingRefund, unit_shares};
 use crate::actor::Actor;
+pub use crate::domain::after_sale::ReturnCaseState;
 use crate::error::{Error, Result};
 use crate::id::{LineId, LocationId, ReturnCaseId, ReturnId, VariantId};
 use crate::money::{Currency, Money};
@@ -67,33 +68,6 @@ impl ReturnReason {
             self,
             Self::Damaged | Self::Defective | Self::WrongItem | Self::NotAsDescribed
         )
-    }
-}
-
-/// The state of a return request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum ReturnCaseState {
-    /// Asked for; waiting for staff.
-    Requested,
-    /// Staff said yes; waiting for the units.
-    Approved,
-    /// Staff said no (see the history for why).
-    Rejected,
-    /// The units arrived; waiting for the refund.
-    Received,
-    /// Refunded (see [`ReturnCase::return_id`] for the return and its money).
-    Refunded,
-    /// Called off by the buyer or staff before the units arrived.
-    Canceled,
-}
-
-impl ReturnCaseState {
-    /// Whether the case still holds its units (requested, approved or
-    /// received).
-    pub fn is_open(self) -> bool {
-        matches!(self, Self::Requested | Self::Approved | Self::Received)
     }
 }
 
