@@ -1,0 +1,434 @@
+//! Random sequences of after-sale operations on one order — shipments,
+//! deliveries, return requests and their steps, staff returns, claims,
+//! line cancellations, captures, refunds and the order's cancellation —
+//! raced from two engines on one store, on both stores. After each
+//! sequence, with nothing left in flight:
+//! - the books equal the gateway (captured and refunded);
+//! - no unit is refunded beyond its frozen share, and every refund is
+//!   accounted for by a return, a line cancellation, a manual refund or the
+//!   order's cancellation;
+//! - no line ships, returns or cancels more units than it has;
+//! - stock on hand is what arrived less what shipped plus what was
+//!   restocked, and stock reserved is exactly the order's units not yet
+//!   shipped nor cancelled (none once the order is cancelled).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use cartwright::after_sale::{CancelItems, NewClaim, RefundReturn};
+use cartwright::fulfillment::{ReturnRequest, ShipmentRequest};
+use cartwright::id::{IdempotencyKey, OrderId, VariantId};
+use cartwright::money_path::ManualRefund;
+use cartwright::order::{
+    ClaimReason, ClaimResolution, ItemCondition, LineQuantity, NewReturnCase, Order, OrderStatus,
+    ReceivedUnits, ReturnReason, ReturnState,
+};
+use cartwright::prelude::*;
+use common::{Backend, Shop, ShopOptions, request, usd};
+use proptest::prelude::*;
+
+/// One operation, on engine `engine` (0 or 1).
+#[derive(Debug, Clone)]
+enum Op {
+    Ship {
+        line: usize,
+        qty: u32,
+    },
+    Deliver,
+    RequestReturn {
+        line: usize,
+        qty: u32,
+    },
+    Approve {
+        case: usize,
+    },
+    Reject {
+        case: usize,
+    },
+    Receive {
+        case: usize,
+        restock: bool,
+    },
+    RefundCase {
+        case: usize,
+    },
+    StaffReturn {
+        line: usize,
+        qty: u32,
+        restock: bool,
+    },
+    Claim {
+        line: usize,
+        qty: u32,
+        replace: bool,
+    },
+    CancelItems {
+        line: usize,
+        qty: u32,
+    },
+    CancelOrder,
+    Capture,
+    Refund {
+        cents: i64,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let line = 0usize..3;
+    let qty = 1u32..3;
+    prop_oneof![
+        3 => (line.clone(), qty.clone()).prop_map(|(line, qty)| Op::Ship { line, qty }),
+        1 => Just(Op::Deliver),
+        2 => (line.clone(), qty.clone()).prop_map(|(line, qty)| Op::RequestReturn { line, qty }),
+        2 => (0usize..3).prop_map(|case| Op::Approve { case }),
+        1 => (0usize..3).prop_map(|case| Op::Reject { case }),
+        2 => (0usize..3, any::<bool>()).prop_map(|(case, restock)| Op::Receive { case, restock }),
+        2 => (0usize..3).prop_map(|case| Op::RefundCase { case }),
+        2 => (line.clone(), qty.clone(), any::<bool>())
+            .prop_map(|(line, qty, restock)| Op::StaffReturn { line, qty, restock }),
+        2 => (line.clone(), qty.clone(), any::<bool>())
+            .prop_map(|(line, qty, replace)| Op::Claim { line, qty, replace }),
+        2 => (line.clone(), qty.clone()).prop_map(|(line, qty)| Op::CancelItems { line, qty }),
+        1 => Just(Op::CancelOrder),
+        1 => Just(Op::Capture),
+        1 => (1i64..500).prop_map(|cents| Op::Refund { cents }),
+    ]
+}
+
+fn staff() -> Actor {
+    Actor::Staff("prop".into())
+}
+
+fn key(k: String) -> IdempotencyKey {
+    IdempotencyKey::new(k).unwrap()
+}
+
+fn items(order: &Order, line: usize, qty: u32) -> Vec<LineQuantity> {
+    let lines = &order.pricing().lines;
+    vec![LineQuantity {
+        line_id: lines[line % lines.len()].line_id,
+        quantity: qty,
+    }]
+}
+
+/// Errors an operation may answer: refusals, never a fault.
+fn acceptable(e: &Error) -> bool {
+    !matches!(
+        e,
+        Error::Storage { .. } | Error::CorruptData { .. } | Error::Overflow(_) | Error::Forbidden
+    )
+}
+
+async fn run(engine: Engine, id: OrderId, warehouse: cartwright::id::LocationId, op: Op, n: usize) {
+    let st = staff();
+    let Ok(order) = engine.order(&st, id).await else {
+        return;
+    };
+    let case = |i: usize| {
+        let cases = order.return_cases();
+        (!cases.is_empty()).then(|| cases[i % cases.len()].id)
+    };
+    let result: Result<()> = match op {
+        Op::Ship { line, qty } => engine
+            .ship(
+                &st,
+                id,
+                ShipmentRequest::new(items(&order, line, qty)).carrier("UPS"),
+            )
+            .await
+            .map(drop),
+        Op::Deliver => match order.shipments().last() {
+            Some(s) => engine.mark_delivered(&st, id, s.id).await.map(drop),
+            None => Ok(()),
+        },
+        Op::RequestReturn { line, qty } => engine
+            .request_return(
+                &st,
+                id,
+                NewReturnCase::new(
+                    items(&order, line, qty),
+                    ReturnReason::Other,
+                    key(format!("rq{n}")),
+                ),
+            )
+            .await
+            .map(drop),
+        Op::Approve { case: c } => match case(c) {
+            Some(c) => engine.approve_return(&st, id, c, "").await.map(drop),
+            None => Ok(()),
+        },
+        Op::Reject { case: c } => match case(c) {
+            Some(c) => engine.reject_return(&st, id, c, "no").await.map(drop),
+            None => Ok(()),
+        },
+        Op::Receive { case: c, restock } => match case(c) {
+            Some(c) => {
+                let asked = order.return_case(c).unwrap().items.clone();
+                let received = asked
+                    .iter()
+                    .map(|i| {
+                        let r =
+                            ReceivedUnits::new(i.line_id, i.quantity, ItemCondition::Resellable);
+                        if restock { r.restock_at(warehouse) } else { r }
+                    })
+                    .collect();
+                engine.receive_return(&st, id, c, received).await.map(drop)
+            }
+            None => Ok(()),
+        },
+        Op::RefundCase { case: c } => match case(c) {
+            Some(c) => engine
+                .refund_return(&st, id, c, RefundReturn::new(key(format!("rf{n}"))))
+                .await
+                .map(drop),
+            None => Ok(()),
+        },
+        Op::StaffReturn { line, qty, restock } => engine
+            .return_items(
+                &st,
+                id,
+                ReturnRequest::new(items(&order, line, qty), key(format!("sr{n}")))
+                    .restock(restock),
+            )
+            .await
+            .map(drop),
+        Op::Claim { line, qty, replace } => {
+            let resolution = if replace {
+                ClaimResolution::Replace
+            } else {
+                ClaimResolution::Refund
+            };
+            engine
+                .create_claim(
+                    &st,
+                    id,
+                    NewClaim::new(
+                        items(&order, line, qty),
+                        ClaimReason::Damaged,
+                        resolution,
+                        key(format!("cl{n}")),
+                    ),
+                )
+                .await
+                .map(drop)
+        }
+        Op::CancelItems { line, qty } => engine
+            .cancel_items(
+                &st,
+                id,
+                CancelItems::new(items(&order, line, qty), key(format!("ci{n}"))),
+            )
+            .await
+            .map(drop),
+        Op::CancelOrder => engine.cancel(&st, id, "changed mind").await.map(drop),
+        Op::Capture => engine.capture(&st, id).await.map(drop),
+        Op::Refund { cents } => engine
+            .refund(
+                &st,
+                id,
+                ManualRefund::new(
+                    Money::from_minor(cents, Currency::USD),
+                    "goodwill",
+                    key(format!("r{n}")),
+                ),
+            )
+            .await
+            .map(drop),
+    };
+    if let Err(e) = result {
+        assert!(acceptable(&e), "{e:?}");
+    }
+}
+
+async fn random_after_sale_keeps_the_books(
+    backend: Backend,
+    manual: bool,
+    rounds: Vec<Vec<(Op, usize)>>,
+) {
+    let options = ShopOptions {
+        capture: if manual {
+            CaptureMode::Manual
+        } else {
+            CaptureMode::Immediate
+        },
+        ..ShopOptions::default()
+    };
+    let shop = Shop::with(backend, options).await;
+    let a = shop.product("A", "3.33", 20).await;
+    let b = shop.product("B", "10.00", 6).await;
+    let c = shop.product("C", "0.99", 9).await;
+    let stocked: [(VariantId, i64); 3] = [(a, 20), (b, 6), (c, 9)];
+    let cart = shop.ready_cart(&[(a, 3), (b, 2), (c, 2)]).await;
+    let order = shop
+        .engine
+        .checkout(request(cart.id(), "order"))
+        .await
+        .unwrap()
+        .order;
+    let id = order.id();
+    let engines = [shop.engine.clone(), shop.second_engine().await];
+    let mut n = 0;
+    for round in rounds {
+        let mut racing = Vec::new();
+        for (op, engine) in round {
+            n += 1;
+            let e = engines[engine % 2].clone();
+            let warehouse = shop.warehouse;
+            racing.push(tokio::spawn(run(e, id, warehouse, op, n)));
+        }
+        for r in racing {
+            r.await.unwrap();
+        }
+    }
+    // Finish whatever is in flight (a retry or recovery does).
+    shop.clock.advance(chrono::Duration::minutes(10));
+    shop.engine.recover().await.unwrap();
+    let o = shop.engine.order(&staff(), id).await.unwrap();
+    assert!(!o.has_pending_work(), "{o:?}");
+
+    // The books equal the gateway.
+    let auth = shop
+        .payments
+        .authorizations()
+        .into_iter()
+        .find(|x| x.reference == o.payment().reference())
+        .unwrap();
+    assert_eq!(auth.captured, o.payment().captured(), "captured");
+    assert_eq!(auth.refunded, o.payment().refunded(), "refunded");
+    assert!(
+        o.payment()
+            .refunded()
+            .checked_cmp(&o.payment().captured())
+            .unwrap()
+            .is_le()
+    );
+
+    // Units: never more shipped, returned or cancelled than a line has.
+    for line in &o.pricing().lines {
+        let l = line.line_id;
+        assert!(o.shipped(l) + o.cancelled(l) <= line.quantity, "{line:?}");
+        assert!(o.returned(l) + o.replaced(l) <= o.shipped(l), "{line:?}");
+    }
+
+    // Every refund is accounted for, and none beyond the units' shares.
+    let usd0 = usd("0.00");
+    let mut accounted = usd0;
+    for r in o
+        .returns()
+        .iter()
+        .filter(|r| r.state == ReturnState::Completed)
+    {
+        let mut shares = usd0;
+        for item in &r.items {
+            let line = o.line(item.line_id).unwrap();
+            let all = cartwright::order::unit_shares(line.total, line.quantity).unwrap();
+            // Any `quantity` of a line's shares is at most its largest ones.
+            let mut sorted = all.clone();
+            sorted.sort_by(|x, y| y.checked_cmp(x).unwrap());
+            for s in sorted.iter().take(item.quantity as usize) {
+                shares = shares.checked_add(*s).unwrap();
+            }
+        }
+        assert!(
+            r.refund.checked_cmp(&shares).unwrap().is_le(),
+            "a return refunded {} for units worth {shares}",
+            r.refund
+        );
+        accounted = accounted.checked_add(r.refund).unwrap();
+    }
+    for c in o
+        .line_cancellations()
+        .iter()
+        .filter(|c| c.state == ReturnState::Completed)
+    {
+        accounted = accounted.checked_add(c.refund).unwrap();
+    }
+    let manual_or_cancel = o
+        .payment()
+        .operations()
+        .iter()
+        .filter(|op| {
+            op.kind == cartwright::payment::OperationKind::Refund
+                && op.state == cartwright::payment::OperationState::Succeeded
+                && matches!(
+                    op.purpose,
+                    cartwright::payment::OperationPurpose::Direct
+                        | cartwright::payment::OperationPurpose::Cancel
+                )
+        })
+        .fold(usd0, |acc, op| acc.checked_add(op.amount).unwrap());
+    assert_eq!(
+        accounted.checked_add(manual_or_cancel).unwrap(),
+        o.payment().refunded(),
+        "every refund is accounted for"
+    );
+
+    // Stock: on hand and reserved follow the order exactly.
+    for (variant, start) in stocked {
+        let lines: Vec<_> = o
+            .pricing()
+            .lines
+            .iter()
+            .filter(|l| l.variant_id == variant)
+            .collect();
+        let shipped: i64 = lines.iter().map(|l| i64::from(o.shipped(l.line_id))).sum();
+        let restocked: i64 = o
+            .returns()
+            .iter()
+            .filter(|r| r.state == ReturnState::Completed)
+            .flat_map(|r| &r.restocked)
+            .filter(|l| l.variant_id == variant)
+            .map(|l| i64::from(l.quantity))
+            .sum();
+        let open: i64 = if o.status() == OrderStatus::Cancelled {
+            0
+        } else {
+            lines
+                .iter()
+                .map(|l| i64::from(l.quantity - o.shipped(l.line_id) - o.cancelled(l.line_id)))
+                .sum()
+        };
+        let stock = shop.engine.stock(variant).await.unwrap();
+        assert_eq!(
+            stock.on_hand,
+            start - shipped + restocked,
+            "on hand of {variant}"
+        );
+        assert_eq!(stock.reserved, open, "reserved of {variant}");
+        assert!(stock.available() >= 0, "oversold {variant}: {stock:?}");
+    }
+}
+
+fn rounds() -> impl Strategy<Value = Vec<Vec<(Op, usize)>>> {
+    proptest::collection::vec(proptest::collection::vec((op(), 0usize..2), 1..4), 1..10)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #[test]
+    fn random_after_sale_keeps_the_books_in_memory(manual in any::<bool>(), rounds in rounds()) {
+        runtime().block_on(random_after_sale_keeps_the_books(Backend::Memory, manual, rounds));
+    }
+}
+
+#[cfg(feature = "postgres")]
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+    #[test]
+    fn random_after_sale_keeps_the_books_on_postgres(manual in any::<bool>(), rounds in rounds()) {
+        runtime().block_on(random_after_sale_keeps_the_books(Backend::Postgres, manual, rounds));
+    }
+}
