@@ -192,7 +192,8 @@ pub mod deps {
 }
 #[doc(inline)]
 pub use engine::{
-    after_sale, agents, checkout, fulfillment, giftcards, maintenance, money_path, relay, telemetry,
+    after_sale, agents, checkout, fulfillment, giftcards, maintenance, money_path, quotes, relay,
+    telemetry,
 };
 pub mod payment {
     //! Payments: the [`PaymentProvider`] port, the payment state machine,

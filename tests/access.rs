@@ -445,6 +445,19 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 8], Call)> {
             );
             e.create_claim(&a, oo, claim).await
         }),
+        row!("create_draft_order", PRIVILEGED, |e, a| e
+            .create_draft_order(
+                &a,
+                cartwright::quotes::NewDraftOrder::new(Currency::USD)
+            )),
+        row!("send_quote (unknown cart)", PRIVILEGED, |e, a| e
+            .send_quote(
+                &a,
+                CartId::new(),
+                chrono::Utc::now() + chrono::Duration::days(400)
+            )),
+        row!("withdraw_quote (unknown cart)", PRIVILEGED, |e, a| e
+            .withdraw_quote(&a, CartId::new())),
         row!("approve_return", PRIVILEGED, |e, a| e.approve_return(
             &a,
             oo,

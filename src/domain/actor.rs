@@ -16,6 +16,8 @@
 //! | a customer's cart (the same) | no | no | yes | no | yes | yes | no | no |
 //! | merge a guest cart into one's own | no | no | yes | — | no | no | no | no |
 //! | add a custom-priced line to any cart | no | no | no | no | yes | yes | no | no |
+//! | draft orders: create, change (the cart calls), send as a quote, withdraw | no | no | no | no | yes | yes | no | no |
+//! | a sent quote: read and pay (the customer it is for; a guest with its payment link token); nobody changes it | no | yes | yes | no | yes | yes | no | no |
 //! | a customer's record, addresses, profile, asking for an email-verification or email-change token | no | no | yes | no | yes | yes | no | no |
 //! | find customers, remove one from a group | no | no | no | no | yes | yes | no | no |
 //! | change one's password (with the current one) | no | no | yes | no | no | no | no | no |
@@ -178,6 +180,20 @@ impl AccessToken {
     /// Whether this token's hash is `stored`, compared in constant time.
     fn matches(&self, stored: &str) -> bool {
         self.hash().as_bytes().ct_eq(stored.as_bytes()).into()
+    }
+
+    /// As `matches`, for other modules.
+    pub(crate) fn matches_hash(&self, stored: &str) -> bool {
+        self.matches(stored)
+    }
+
+    /// A fresh random token (64 hex characters, 244 random bits).
+    pub(crate) fn random() -> Self {
+        Self(format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        ))
     }
 }
 

@@ -67,6 +67,8 @@ impl Engine {
                 }
                 cart.remember(key);
             }
+            // A sent quote changes only by being withdrawn.
+            cart.ensure_editable()?;
             f(&mut cart)?;
             match self.inner.store.save_carts(vec![cart], self.now()).await {
                 Err(Error::Conflict(_)) => continue,
@@ -436,8 +438,11 @@ impl Engine {
             {
                 // Carts of two channels are never merged: the guest's
                 // becomes the customer's as it is.
+                // A quote is never merged into: it changes only as staff say.
                 Some(mut mine)
-                    if mine.id() != guest.id() && mine.channel_id() == guest.channel_id() =>
+                    if mine.id() != guest.id()
+                        && mine.channel_id() == guest.channel_id()
+                        && mine.quote().is_none() =>
                 {
                     mine.check_access(&actor)?;
                     mine.merge_from(&mut guest)?;

@@ -32,6 +32,7 @@ pub mod giftcards;
 pub mod maintenance;
 pub mod money_path;
 pub(crate) mod promotions;
+pub mod quotes;
 pub mod relay;
 pub mod telemetry;
 

@@ -23,6 +23,9 @@ use crate::error::{Error, Result};
 use crate::id::{CartId, CustomerId, LineId, OrderId, VariantId};
 use crate::money::{Currency, Money};
 
+mod quote;
+pub use quote::{MAX_QUOTE_NOTE_LEN, Quote, QuoteStatus};
+
 /// Most lines one cart may hold.
 pub const MAX_LINES_PER_CART: usize = 1_000;
 /// Most units of one line.
@@ -348,6 +351,9 @@ pub struct Cart {
     /// key here and changes nothing again.
     #[serde(default)]
     applied_requests: Vec<String>,
+    /// The quote terms of a draft order or quote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    quote: Option<Quote>,
     version: u64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -382,6 +388,7 @@ impl Cart {
             coupon_codes: Vec::new(),
             channel_id: None,
             applied_requests: Vec::new(),
+            quote: None,
             status: CartStatus::Active,
             version: 0,
             created_at: now,
@@ -481,6 +488,13 @@ impl Cart {
     /// # Errors
     /// [`Error::Forbidden`] when `actor` may not use the cart.
     pub fn check_access(&self, actor: &Actor) -> Result<()> {
+        if self.quote.is_some() {
+            return if self.quote_allows(actor) {
+                Ok(())
+            } else {
+                Err(Error::Forbidden)
+            };
+        }
         if actor.may_use_cart(self.customer_id) {
             Ok(())
         } else {

@@ -409,6 +409,8 @@ impl Engine {
             email,
             channel,
         } = priced;
+        // A quote is paid before it expires, at the total it was sent with.
+        cart.check_quote_payable(&request.actor, priced.total, self.now())?;
         if let Some(expected) = request.expected_total
             && expected != priced.total
         {
