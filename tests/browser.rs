@@ -2,7 +2,8 @@
 //! WebDriver (chromedriver, from the operating system's packages; `.ci/run`
 //! installs them). A guest buys two items with a coupon and sees the right
 //! total; a customer signs up, buys and sees the order; staff refunds part
-//! of it; a form with a wrong CSRF token is refused; another customer's
+//! of it and ships it, the customer asks to return a unit from the order
+//! page, and staff approve; a form with a wrong CSRF token is refused; another customer's
 //! order is not found. Every page visited passes an accessibility check
 //! run in the page (labels on every field, named buttons, a language and a
 //! title, no keyboard traps by tabindex, images with alt text, text
@@ -308,6 +309,22 @@ async fn the_storefront_works_in_a_real_browser() {
     assert_eq!(text(&staff, "#refunded").await, "5.00 USD");
     customer.goto(&order_url).await.unwrap();
     assert_eq!(text(&customer, "#refunded").await, "5.00 USD");
+
+    // Staff ship it; the customer asks to return a unit from the order
+    // page; staff see the request with its actions.
+    staff.goto(&order_url).await.unwrap();
+    click(&staff, "#ship").await;
+    tour.check(&staff, "staff-order-shipped").await;
+    customer.goto(&order_url).await.unwrap();
+    tour.check(&customer, "return-form").await;
+    click(&customer, "#return-submit").await;
+    tour.check(&customer, "return-requested").await;
+    assert!(text(&customer, "main").await.contains("Requested"));
+    staff.goto(&order_url).await.unwrap();
+    tour.check(&staff, "staff-return-request").await;
+    click(&staff, "form[action$='/approve-return'] button").await;
+    tour.check(&staff, "staff-return-approved").await;
+    assert!(text(&staff, "main").await.contains("Approved"));
     staff
         .goto(&format!("{base}/staff/promotions"))
         .await

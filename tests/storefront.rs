@@ -662,3 +662,93 @@ async fn agents_reach_the_shop_through_ucp_and_acp() {
     assert_eq!(acp.status(), 401);
     let _ = running.stop.send(());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_asks_to_return_and_staff_refund_it() {
+    let running = shop().await;
+    let me = Browser::new(&running.url);
+    let form = me.get("/signup").await;
+    me.post(
+        "/signup",
+        &[
+            ("csrf", &form.field("csrf")),
+            ("email", "rhea@example.com"),
+            ("password", "correct horse battery staple"),
+        ],
+    )
+    .await;
+    let products = me.get("/").await.links("/products/");
+    me.add(&products[2], "2").await; // two posters, 25.00 each
+    let order = me.checkout("tok_visa").await;
+    let id = order.url.trim_start_matches("/orders/").to_owned();
+    // Nothing shipped: nothing to return yet.
+    assert!(!order.body.contains("id=\"return-form\""), "{}", order.body);
+
+    let staff = Browser::new(&running.url);
+    let form = staff.get("/staff/login").await;
+    let orders = staff
+        .post(
+            "/staff/login",
+            &[
+                ("csrf", &form.field("csrf")),
+                ("name", "sam"),
+                ("password", STAFF),
+            ],
+        )
+        .await;
+    let csrf = orders.field("csrf");
+    let shipped = staff
+        .post(&format!("/staff/orders/{id}/ship"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(shipped.url, order.url, "{}", shipped.body);
+
+    // The customer asks to return one poster from the order page.
+    let page = me.get(&order.url).await;
+    assert!(page.body.contains("id=\"return-form\""), "{}", page.body);
+    let select = page.body.split("id=\"return-line\"").nth(1).unwrap();
+    let start = select.find("value=\"").unwrap() + "value=\"".len();
+    let line = &select[start..start + select[start..].find('"').unwrap()];
+    let asked = me
+        .post(
+            &format!("{}/return", order.url),
+            &[
+                ("csrf", &page.field("csrf")),
+                ("line", line),
+                ("quantity", "1"),
+                ("reason", "size_or_fit"),
+                ("note", "too big"),
+            ],
+        )
+        .await;
+    assert_eq!(asked.url, order.url, "{}", asked.body);
+    assert!(asked.body.contains(">Requested<"), "{}", asked.body);
+    // More than is left is refused with the engine's words.
+    let refused = me
+        .post(
+            &format!("{}/return", order.url),
+            &[
+                ("csrf", &page.field("csrf")),
+                ("line", line),
+                ("quantity", "2"),
+                ("reason", "other"),
+            ],
+        )
+        .await;
+    assert!(refused.body.contains("role=\"alert\""), "{}", refused.body);
+
+    // Staff approve, receive it back on the shelf, and refund it.
+    let page = staff.get(&order.url).await;
+    let case = page.field("case");
+    for action in ["approve-return", "receive-return", "refund-return"] {
+        let done = staff
+            .post(
+                &format!("/staff/orders/{id}/{action}"),
+                &[("csrf", &csrf), ("case", &case), ("restock", "yes")],
+            )
+            .await;
+        assert_eq!(done.url, order.url, "{action}: {}", done.body);
+    }
+    let page = me.get(&order.url).await;
+    assert!(page.body.contains(">Refunded<"), "{}", page.body);
+    assert_eq!(page.text("refunded"), "25.00 USD");
+}

@@ -160,6 +160,7 @@ impl App {
             .route("/checkout/return", get(checkout_return))
             .route("/bank/3ds/{reference}", get(bank_page).post(bank_approve))
             .route("/orders/{id}", get(order_page))
+            .route("/orders/{id}/return", post(return_request))
             .route("/account", get(account))
             .route("/signup", get(signup_page).post(signup))
             .route("/login", get(login_page).post(login))
@@ -301,6 +302,7 @@ csrf_forms!(
     ResetForm,
     StaffForm,
     StaffActionForm,
+    ReturnForm,
 );
 
 impl<T> axum::extract::FromRequest<App> for Posted<T>
@@ -775,6 +777,42 @@ async fn order_page(
                 .iter()
                 .map(|h| format!("{}: {:?}", h.at.format("%Y-%m-%d %H:%M"), h.change))
                 .collect();
+            let lines: Vec<_> = o
+                .pricing()
+                .lines
+                .iter()
+                .map(|l| {
+                    context! {
+                        id => l.line_id.to_string(),
+                        name => l.name.to_string(),
+                        quantity => l.quantity,
+                        returnable => o.returnable(l.line_id),
+                    }
+                })
+                .collect();
+            let returns: Vec<_> = o
+                .return_cases()
+                .iter()
+                .map(|c| {
+                    context! {
+                        id => c.id.to_string(),
+                        state => format!("{:?}", c.state),
+                        units => c.items.iter().map(|i| i.quantity).sum::<u32>(),
+                        refund => money(c.quote.refund),
+                        reason => format!("{:?}", c.reason),
+                    }
+                })
+                .collect();
+            let can_return = o
+                .pricing()
+                .lines
+                .iter()
+                .any(|l| o.returnable(l.line_id) > 0);
+            let can_ship = o.cancellation().is_none()
+                && o.pricing()
+                    .lines
+                    .iter()
+                    .any(|l| o.ordered(l.line_id) > o.shipped(l.line_id));
             app.page(
                 &session,
                 "order.html",
@@ -785,6 +823,10 @@ async fn order_page(
                     total => money(o.total()),
                     refunded => money(o.payment().refunded()),
                     history => history,
+                    lines => lines,
+                    returns => returns,
+                    can_return => can_return && session.staff.is_none(),
+                    can_ship => can_ship,
                 },
             )
         }
@@ -1056,6 +1098,79 @@ struct StaffActionForm {
     csrf: String,
     #[serde(default)]
     amount: Option<String>,
+    /// The return request an action is for.
+    #[serde(default)]
+    case: Option<String>,
+    /// Why (a rejection).
+    #[serde(default)]
+    reason: Option<String>,
+    /// Put received units back on the shelf.
+    #[serde(default)]
+    restock: Option<String>,
+}
+
+/// A buyer's return request from the order page.
+#[derive(Deserialize)]
+struct ReturnForm {
+    csrf: String,
+    line: String,
+    quantity: String,
+    reason: String,
+    #[serde(default)]
+    note: String,
+}
+
+fn return_reason(name: &str) -> cartwright::order::ReturnReason {
+    use cartwright::order::ReturnReason as R;
+    match name {
+        "damaged" => R::Damaged,
+        "defective" => R::Defective,
+        "wrong_item" => R::WrongItem,
+        "not_as_described" => R::NotAsDescribed,
+        "size_or_fit" => R::SizeOrFit,
+        "no_longer_needed" => R::NoLongerNeeded,
+        _ => R::Other,
+    }
+}
+
+/// "Return items" on the order page: asks for a return; the shop's policy
+/// answers at once.
+async fn return_request(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Posted { session, form: f }: Posted<ReturnForm>,
+) -> Response {
+    let Ok(id) = id.parse::<uuid::Uuid>().map(OrderId::from_uuid) else {
+        return app.error_page(&session, &Error::invalid("order", "not an id"));
+    };
+    let Ok(line) = f
+        .line
+        .parse::<uuid::Uuid>()
+        .map(cartwright::id::LineId::from_uuid)
+    else {
+        return app.error_page(&session, &Error::invalid("line", "not an id"));
+    };
+    let Ok(quantity) = f.quantity.trim().parse::<u32>() else {
+        return app.error_page(&session, &Error::invalid("quantity", "not a number"));
+    };
+    let key = match IdempotencyKey::new(format!("return-{}", uuid::Uuid::new_v4().simple())) {
+        Ok(k) => k,
+        Err(e) => return app.error_page(&session, &e.into()),
+    };
+    let items = vec![cartwright::order::LineQuantity {
+        line_id: line,
+        quantity,
+    }];
+    let ask =
+        cartwright::order::NewReturnCase::new(items, return_reason(&f.reason), key).note(f.note);
+    match app
+        .engine
+        .request_return(&session.actor_for_order(id), id, ask)
+        .await
+    {
+        Ok(_) => app.redirect(&session, &format!("/orders/{id}")),
+        Err(e) => app.error_page(&session, &e),
+    }
 }
 
 async fn staff_action(
@@ -1067,8 +1182,43 @@ async fn staff_action(
     let Ok(id) = id.parse::<uuid::Uuid>().map(OrderId::from_uuid) else {
         return app.error_page(&session, &Error::invalid("order", "not an id"));
     };
+    let case = f
+        .case
+        .as_deref()
+        .and_then(|c| c.parse::<uuid::Uuid>().ok())
+        .map(cartwright::id::ReturnCaseId::from_uuid);
+    let needs_case = action.ends_with("-return");
+    if needs_case && case.is_none() {
+        return app.error_page(&session, &Error::invalid("return request", "not an id"));
+    }
+    let case = case.unwrap_or_else(cartwright::id::ReturnCaseId::new);
     let done = match action.as_str() {
         "capture" => app.engine.capture(&actor, id).await,
+        "ship" => ship_everything(&app, &actor, id).await,
+        "approve-return" => app.engine.approve_return(&actor, id, case, "").await,
+        "reject-return" => {
+            let reason = f.reason.unwrap_or_default();
+            app.engine.reject_return(&actor, id, case, &reason).await
+        }
+        "receive-return" => {
+            let restock = f.restock.is_some();
+            receive_everything(&app, &actor, id, case, restock).await
+        }
+        "refund-return" => {
+            match IdempotencyKey::new(format!("staff-return-{}", uuid::Uuid::new_v4().simple())) {
+                Ok(key) => {
+                    app.engine
+                        .refund_return(
+                            &actor,
+                            id,
+                            case,
+                            cartwright::after_sale::RefundReturn::new(key),
+                        )
+                        .await
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
         "cancel" => app.engine.cancel(&actor, id, "cancelled by staff").await,
         "refund" => {
             let amount = f.amount.unwrap_or_default();
@@ -1095,6 +1245,72 @@ async fn staff_action(
         Ok(_) => app.redirect(&session, &format!("/orders/{id}")),
         Err(e) => app.error_page(&session, &e),
     }
+}
+
+/// Ships every unit not shipped yet.
+async fn ship_everything(
+    app: &App,
+    actor: &Actor,
+    id: OrderId,
+) -> cartwright::Result<cartwright::order::Order> {
+    let o = app.engine.order(actor, id).await?;
+    let items: Vec<_> = o
+        .pricing()
+        .lines
+        .iter()
+        .filter_map(|l| {
+            let left = o.ordered(l.line_id).saturating_sub(o.shipped(l.line_id));
+            (left > 0).then_some(cartwright::order::LineQuantity {
+                line_id: l.line_id,
+                quantity: left,
+            })
+        })
+        .collect();
+    app.engine
+        .ship(
+            actor,
+            id,
+            cartwright::fulfillment::ShipmentRequest::new(items).carrier("Demo Post"),
+        )
+        .await
+}
+
+/// Receives every unit a return request named, as new, back on the shelf
+/// they left from (or not).
+async fn receive_everything(
+    app: &App,
+    actor: &Actor,
+    id: OrderId,
+    case: cartwright::id::ReturnCaseId,
+    restock: bool,
+) -> cartwright::Result<cartwright::order::Order> {
+    let o = app.engine.order(actor, id).await?;
+    let c = o.return_case(case)?;
+    let received = c
+        .items
+        .iter()
+        .map(|i| {
+            let r = cartwright::order::ReceivedUnits::new(
+                i.line_id,
+                i.quantity,
+                cartwright::order::ItemCondition::Resellable,
+            );
+            let from = o
+                .shipments()
+                .iter()
+                .flat_map(|s| &s.stock)
+                .find(|l| {
+                    o.line(i.line_id)
+                        .is_ok_and(|pl| pl.variant_id == l.variant_id)
+                })
+                .map(|l| l.location_id);
+            match from {
+                Some(at) if restock => r.restock_at(at),
+                _ => r,
+            }
+        })
+        .collect();
+    app.engine.receive_return(actor, id, case, received).await
 }
 
 #[derive(Deserialize)]
@@ -1333,6 +1549,9 @@ trait NotFoundAction {
 
 impl NotFoundAction for Error {
     fn not_found_action() -> Error {
-        Error::invalid("action", "must be capture, cancel or refund")
+        Error::invalid(
+            "action",
+            "must be capture, ship, cancel, refund, or approve-, reject-, receive- or refund-return",
+        )
     }
 }

@@ -149,6 +149,32 @@ td, th { border-bottom: 1px solid #999; padding: .3rem; text-align: left; }
 <h1>Order {{ id }}</h1>
 <p>Status: <span id="status">{{ status }}</span> · Payment: {{ payment }}</p>
 <p>Total: <span id="total">{{ total }}</span> · Refunded: <span id="refunded">{{ refunded }}</span></p>
+<h2>Items</h2>
+<table><thead><tr><th scope="col">Item</th><th scope="col">Quantity</th><th scope="col">Can be returned</th></tr></thead><tbody>
+{% for l in lines %}<tr><td>{{ l.name }}</td><td>{{ l.quantity }}</td><td>{{ l.returnable }}</td></tr>{% endfor %}
+</tbody></table>
+{% if staff and can_ship %}<form method="post" action="/staff/orders/{{ id }}/ship"><input type="hidden" name="csrf" value="{{ csrf }}"><button type="submit" id="ship">Ship everything left</button></form>{% endif %}
+{% if can_return %}<h2>Return items</h2>
+<form method="post" action="/orders/{{ id }}/return" id="return-form">
+<input type="hidden" name="csrf" value="{{ csrf }}">
+<label for="return-line">Item</label><select id="return-line" name="line">{% for l in lines %}{% if l.returnable > 0 %}<option value="{{ l.id }}">{{ l.name }}</option>{% endif %}{% endfor %}</select>
+<label for="return-quantity">How many</label><input id="return-quantity" name="quantity" type="number" min="1" value="1" required>
+<label for="return-reason">Why</label><select id="return-reason" name="reason">
+<option value="size_or_fit">Wrong size or fit</option><option value="no_longer_needed">No longer needed</option>
+<option value="damaged">Arrived damaged</option><option value="defective">Does not work</option>
+<option value="wrong_item">Not what I ordered</option><option value="not_as_described">Not as described</option><option value="other">Something else</option></select>
+<label for="return-note">Anything to add?</label><input id="return-note" name="note">
+<button type="submit" id="return-submit">Ask to return</button>
+</form>{% endif %}
+{% if returns %}<h2>Return requests</h2>
+<table><thead><tr><th scope="col">Units</th><th scope="col">Reason</th><th scope="col">Refund</th><th scope="col">Status</th>{% if staff %}<th scope="col">Actions</th>{% endif %}</tr></thead><tbody>
+{% for r in returns %}<tr><td>{{ r.units }}</td><td>{{ r.reason }}</td><td>{{ r.refund }}</td><td class="return-state">{{ r.state }}</td>{% if staff %}<td>
+{% if r.state == "Requested" %}<form method="post" action="/staff/orders/{{ id }}/approve-return"><input type="hidden" name="csrf" value="{{ csrf }}"><input type="hidden" name="case" value="{{ r.id }}"><button type="submit">Approve</button></form>
+<form method="post" action="/staff/orders/{{ id }}/reject-return"><input type="hidden" name="csrf" value="{{ csrf }}"><input type="hidden" name="case" value="{{ r.id }}"><label for="reason-{{ r.id }}">Reason</label><input id="reason-{{ r.id }}" name="reason" required><button type="submit">Reject</button></form>{% endif %}
+{% if r.state == "Approved" %}<form method="post" action="/staff/orders/{{ id }}/receive-return"><input type="hidden" name="csrf" value="{{ csrf }}"><input type="hidden" name="case" value="{{ r.id }}"><label for="restock-{{ r.id }}"><input type="checkbox" id="restock-{{ r.id }}" name="restock" value="yes" checked> Back on the shelf</label><button type="submit">Received</button></form>{% endif %}
+{% if r.state == "Received" %}<form method="post" action="/staff/orders/{{ id }}/refund-return"><input type="hidden" name="csrf" value="{{ csrf }}"><input type="hidden" name="case" value="{{ r.id }}"><button type="submit">Refund</button></form>{% endif %}
+</td>{% endif %}</tr>{% endfor %}
+</tbody></table>{% endif %}
 <h2>History</h2>
 <ul>{% for h in history %}<li>{{ h }}</li>{% endfor %}</ul>
 {% endblock %}"#,

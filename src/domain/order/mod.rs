@@ -693,6 +693,9 @@ impl Order {
         for case in &mut self.return_cases {
             case.note.clear();
         }
+        for claim in &mut self.claims {
+            claim.note.clear();
+        }
         for line in &mut self.pricing.lines {
             line.metadata.clear();
         }
