@@ -458,6 +458,32 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 8], Call)> {
             )),
         row!("withdraw_quote (unknown cart)", PRIVILEGED, |e, a| e
             .withdraw_quote(&a, CartId::new())),
+        row!("create_exchange", PRIVILEGED, |e, a| async move {
+            let o = e.order(&Actor::System, oo).await?;
+            let items = vec![LineQuantity {
+                line_id: o.pricing().lines[0].line_id,
+                quantity: 1,
+            }];
+            let exchange = cartwright::after_sale::NewExchange::new(
+                items,
+                vec![(v, 1)],
+                ReturnReason::SizeOrFit,
+                key("exchange"),
+            );
+            e.create_exchange(&a, oo, exchange).await
+        }),
+        row!("cancel_exchange (unknown)", PRIVILEGED, |e, a| e
+            .cancel_exchange(&a, oo, cartwright::id::ExchangeId::new())),
+        row!(
+            "pay_charge (owner's, unknown)",
+            OWNER_OR_PRIVILEGED,
+            |e, a| e.pay_charge(
+                &a,
+                oo,
+                cartwright::id::ChargeId::new(),
+                cartwright::after_sale::ChargePayment::new("tok_visa")
+            )
+        ),
         row!("approve_return", PRIVILEGED, |e, a| e.approve_return(
             &a,
             oo,

@@ -24,11 +24,11 @@
 //! | export a customer's data | no | no | yes | no | yes | yes | no | no |
 //! | erase a customer on request | no | no | no | no | yes | yes | no | no |
 //! | reset a password, verify or change an email with a token (no actor: the token is the proof) | yes | yes | yes | yes | yes | yes | yes | yes |
-//! | a customer's order: read, cancel (the order or units of lines), customer note; return requests (quote, request, call off) | no | no | yes | no | yes | yes | no | no |
-//! | a guest's order: read, cancel (the order or units of lines); return requests (quote, request, call off) | no | yes | — | no | yes | yes | no | no |
+//! | a customer's order: read, cancel (the order or units of lines), customer note; return requests (quote, request, call off); pay a charge | no | no | yes | no | yes | yes | no | no |
+//! | a guest's order: read, cancel (the order or units of lines); return requests (quote, request, call off); pay a charge | no | yes | — | no | yes | yes | no | no |
 //! | list orders | no | no | own only | no | all | all | no | no |
 //! | internal notes, groups | no | no | no | no | yes | yes | no | no |
-//! | capture, ship, deliver, return, settle; approve, reject, receive and refund return requests; claims | no | no | no | no | yes | yes | no | no |
+//! | capture, ship, deliver, return, settle; approve, reject, receive and refund return requests; claims; exchanges (make, call off) | no | no | no | no | yes | yes | no | no |
 //! | issue gift cards, grant store credit | no | no | no | no | yes | yes | no | no |
 //! | sales channels: create, change | no | no | no | no | yes | yes | no | no |
 //! | sales channels: read (no actor); create a cart in one | yes | yes | yes | yes | yes | yes | no | yes |

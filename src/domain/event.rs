@@ -560,6 +560,25 @@ pub fn every_kind() -> Vec<EventKind> {
         },
         EventKind::AfterSale {
             order_id,
+            change: AfterSaleChange::Exchanged {
+                exchange_id: crate::id::ExchangeId::new(),
+            },
+        },
+        EventKind::AfterSale {
+            order_id,
+            change: AfterSaleChange::ExchangeCanceled {
+                exchange_id: crate::id::ExchangeId::new(),
+            },
+        },
+        EventKind::AfterSale {
+            order_id,
+            change: AfterSaleChange::ChargePaid {
+                charge_id: crate::id::ChargeId::new(),
+                amount: usd(500),
+            },
+        },
+        EventKind::AfterSale {
+            order_id,
             change: AfterSaleChange::Claimed {
                 claim_id: crate::id::ClaimId::new(),
                 resolution: crate::domain::after_sale::ClaimResolution::Replace,
@@ -701,6 +720,24 @@ pub enum AfterSaleChange {
         return_case_id: crate::id::ReturnCaseId,
         /// Where it is now.
         state: crate::domain::after_sale::ReturnCaseState,
+    },
+    /// Units were exchanged: new units added (and charged for when they
+    /// cost more), the old ones expected back.
+    Exchanged {
+        /// The exchange.
+        exchange_id: crate::id::ExchangeId,
+    },
+    /// An exchange was called off before its new units shipped.
+    ExchangeCanceled {
+        /// The exchange.
+        exchange_id: crate::id::ExchangeId,
+    },
+    /// An amount owed on top of the checkout's was paid.
+    ChargePaid {
+        /// The charge.
+        charge_id: crate::id::ChargeId,
+        /// How much.
+        amount: Money,
     },
     /// A claim was made: damaged, missing or wrong units refunded or
     /// replaced without a return.

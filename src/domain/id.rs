@@ -130,6 +130,10 @@ typed_id! {
     LineCancellationId => "line cancellation";
     /// Identifies a [`Claim`](crate::order::Claim).
     ClaimId => "claim";
+    /// Identifies a [`Charge`](crate::order::Charge).
+    ChargeId => "charge";
+    /// Identifies an [`Exchange`](crate::order::Exchange).
+    ExchangeId => "exchange";
     /// Identifies a [`Payment`](crate::payment::Payment).
     PaymentId => "payment";
     /// Identifies a [`Note`](crate::note::Note).

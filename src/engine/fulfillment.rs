@@ -303,6 +303,7 @@ impl Engine {
                     note: String::new(),
                 }],
                 direct: true,
+                credit: None,
             })?;
             let mut effects = order.begin_return(ret, now, actor)?;
             effects.events.insert(

@@ -160,7 +160,7 @@ impl PgStore {
             .map(|_| EventId::new().as_uuid())
             .collect();
         sqlx::query(
-            "WITH o AS (UPDATE cw_orders SET doc = $2::json, status = $6, pending_work = $7 WHERE id = $1)
+            "WITH o AS (UPDATE cw_orders SET doc = $2::json, status = $6, pending_work = $7, total = $8 WHERE id = $1)
              INSERT INTO cw_events (id, occurred_at, kind)
              SELECT e, $3, k FROM unnest($4::uuid[], $5::jsonb[]) WITH ORDINALITY AS u(e, k, n) ORDER BY n",
         )
@@ -171,6 +171,7 @@ impl PgStore {
         .bind(&events)
         .bind(status_name(order.status()))
         .bind(order.has_pending_work())
+        .bind(order.total().amount())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -423,7 +424,7 @@ impl PgStore {
             .collect();
         let saved: i64 = sqlx::query_scalar(
             "WITH o AS (
-                 UPDATE cw_orders SET doc = $2::json, status = $6, pending_work = $8
+                 UPDATE cw_orders SET doc = $2::json, status = $6, pending_work = $8, total = $9
                  WHERE id = $1 AND (doc->>'version')::bigint = $7 RETURNING id),
              ev AS (
                  INSERT INTO cw_events (id, occurred_at, kind)
@@ -439,6 +440,7 @@ impl PgStore {
         .bind(status_name(order.status()))
         .bind(version_i64(change.order.version)?)
         .bind(order.has_pending_work())
+        .bind(order.total().amount())
         .fetch_one(&self.pool())
         .await?;
         if saved == 1 {

@@ -146,6 +146,15 @@ impl Order {
             self.line_cancellations.len() + 1,
             MAX_LINE_CANCELLATIONS,
         )?;
+        if let Some(waiting) = cancel.items.iter().find(|i| self.awaits_payment(i.line_id)) {
+            return Err(Error::invalid(
+                "cancellation",
+                format!(
+                    "line {} waits for its charge: cancel the exchange instead",
+                    waiting.line_id
+                ),
+            ));
+        }
         let amount = self.cancellation_amount(&cancel.items)?;
         let holding = self.payment.capturable()?;
         let released = if amount.checked_cmp(&holding)?.is_gt() {

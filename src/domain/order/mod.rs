@@ -33,11 +33,15 @@ use crate::pricing::PricedCart;
 
 mod cancel_lines;
 mod claims;
+mod exchanges;
 mod operations;
 mod returns;
 
 pub use cancel_lines::{LineCancellation, MAX_LINE_CANCELLATIONS};
 pub use claims::{Claim, ClaimReason, ClaimResolution, MAX_CLAIMS, MAX_ORDER_LINES};
+pub use exchanges::{
+    Charge, ChargeState, Exchange, ExchangeState, MAX_CHARGES, MAX_PRICING_VERSIONS, PricingVersion,
+};
 pub(crate) use operations::{Effects, Settlement};
 pub(crate) use returns::StaffReturn;
 pub use returns::{
@@ -115,6 +119,11 @@ pub enum OrderChangeKind {
     },
     /// The payment hold was released.
     PaymentVoided,
+    /// Units were exchanged for others.
+    Exchanged {
+        /// The exchange.
+        exchange: crate::id::ExchangeId,
+    },
     /// A claim was made (damaged, missing or wrong units).
     Claimed {
         /// The claim.
@@ -331,6 +340,15 @@ pub struct Order {
     /// Claims (damaged, missing, wrong units), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) claims: Vec<Claim>,
+    /// Exchanges, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) exchanges: Vec<Exchange>,
+    /// Amounts owed on top of the checkout's, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) charges: Vec<Charge>,
+    /// The pricing before each change after the sale, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) pricing_versions: Vec<PricingVersion>,
     pub(crate) notes: Vec<Note>,
     pub(crate) provider_events: Vec<String>,
     #[serde(default)]
@@ -609,6 +627,12 @@ impl Order {
     pub(crate) fn check_shippable(&self, items: &[LineQuantity]) -> Result<()> {
         self.ensure_open()?;
         self.ensure_not_cancelling()?;
+        if let Some(waiting) = items.iter().find(|i| self.awaits_payment(i.line_id)) {
+            return Err(Error::invalid(
+                "shipment",
+                format!("line {} waits for its charge to be paid", waiting.line_id),
+            ));
+        }
         self.check_items(items, "shipment", |o, line, _| {
             o.ordered(line).saturating_sub(o.shipped(line))
         })

@@ -427,6 +427,10 @@ pub struct ReturnCase {
     pub return_id: Option<ReturnId>,
     /// Every step, oldest first.
     pub history: Vec<ReturnCaseEntry>,
+    /// What the units' shares already paid for (new units of an
+    /// exchange): kept from the refund.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit: Option<Money>,
     /// Made by staff taking units back directly
     /// ([`Engine::return_items`](crate::Engine::return_items)): received
     /// and refunded in one step, and called off if the refund is refused.

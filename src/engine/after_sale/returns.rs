@@ -160,6 +160,7 @@ impl Engine {
                         note: String::new(),
                     }],
                     direct: false,
+                    credit: None,
                 };
                 order.request_return(case)?;
                 made = Some(id);
@@ -389,12 +390,20 @@ impl Engine {
                         });
                     }
                 }
+                // What the units paid for an exchange's new units is kept.
+                let refund = match snapshot.credit {
+                    Some(credit) if credit.checked_cmp(&quote.refund)?.is_ge() => {
+                        crate::money::Money::zero(quote.refund.currency())
+                    }
+                    Some(credit) => quote.refund.checked_sub(credit)?,
+                    None => quote.refund,
+                };
                 let ret = Return {
                     id: ReturnId::new(),
                     key: key.clone(),
                     items,
                     restocked,
-                    refund: quote.refund,
+                    refund,
                     shipping_refund: quote.shipping_refund,
                     at: now,
                     state: ReturnState::Pending,

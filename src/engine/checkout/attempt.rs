@@ -698,7 +698,7 @@ impl Engine {
     }
 
     /// The provider registered as `name`, or the default.
-    pub(super) fn provider_for(
+    pub(crate) fn provider_for(
         &self,
         name: Option<&str>,
     ) -> Result<std::sync::Arc<dyn PaymentProvider>> {
@@ -794,6 +794,9 @@ impl Engine {
             return_cases: Vec::new(),
             line_cancellations: Vec::new(),
             claims: Vec::new(),
+            exchanges: Vec::new(),
+            charges: Vec::new(),
+            pricing_versions: Vec::new(),
             notes: Vec::new(),
             provider_events: Vec::new(),
             cancellation: None,
