@@ -484,6 +484,15 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 8], Call)> {
                 cartwright::after_sale::ChargePayment::new("tok_visa")
             )
         ),
+        row!("preview_order_edit", PRIVILEGED, |e, a| async move {
+            let edit = cartwright::after_sale::EditRequest::default().add_units(vec![(v, 1)]);
+            e.preview_order_edit(&a, oo, &edit).await
+        }),
+        row!("confirm_order_edit", PRIVILEGED, |e, a| async move {
+            let edit = cartwright::after_sale::EditRequest::default().add_units(vec![(v, 1)]);
+            e.confirm_order_edit(&a, oo, edit, usd("1.00"), &key("edit"))
+                .await
+        }),
         row!("approve_return", PRIVILEGED, |e, a| e.approve_return(
             &a,
             oo,

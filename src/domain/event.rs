@@ -566,6 +566,13 @@ pub fn every_kind() -> Vec<EventKind> {
         },
         EventKind::AfterSale {
             order_id,
+            change: AfterSaleChange::OrderEdited {
+                edit_id: crate::id::OrderEditId::new(),
+                difference: usd(-500),
+            },
+        },
+        EventKind::AfterSale {
+            order_id,
             change: AfterSaleChange::ExchangeCanceled {
                 exchange_id: crate::id::ExchangeId::new(),
             },
@@ -726,6 +733,13 @@ pub enum AfterSaleChange {
     Exchanged {
         /// The exchange.
         exchange_id: crate::id::ExchangeId,
+    },
+    /// An order was edited: units added or removed, its address moved.
+    OrderEdited {
+        /// The edit.
+        edit_id: crate::id::OrderEditId,
+        /// What the added units cost less what the removed ones had paid.
+        difference: Money,
     },
     /// An exchange was called off before its new units shipped.
     ExchangeCanceled {

@@ -134,6 +134,8 @@ typed_id! {
     ChargeId => "charge";
     /// Identifies an [`Exchange`](crate::order::Exchange).
     ExchangeId => "exchange";
+    /// Identifies an [`OrderEdit`](crate::order::OrderEdit).
+    OrderEditId => "order edit";
     /// Identifies a [`Payment`](crate::payment::Payment).
     PaymentId => "payment";
     /// Identifies a [`Note`](crate::note::Note).

@@ -148,6 +148,10 @@ pub struct EngineConfig {
     /// How long an agent checkout session stays open (6 hours by
     /// default, as UCP suggests).
     pub agent_session_ttl: Duration,
+    /// Whether customers (and guests with their order's token) may edit
+    /// their own orders before they ship
+    /// ([`Engine::confirm_order_edit`]); staff always may. Off by default.
+    pub customer_order_edits: bool,
 }
 
 crate::domain::setters!(EngineConfig {
@@ -167,6 +171,7 @@ crate::domain::setters!(EngineConfig {
     webhook_policy: crate::webhook::WebhookPolicy,
     webhook_pausing: crate::webhook::WebhookPausing,
     agent_session_ttl: Duration,
+    customer_order_edits: bool,
 } into {});
 
 impl Default for EngineConfig {
@@ -188,6 +193,7 @@ impl Default for EngineConfig {
             webhook_policy: crate::webhook::WebhookPolicy::default(),
             webhook_pausing: crate::webhook::WebhookPausing::default(),
             agent_session_ttl: Duration::hours(6),
+            customer_order_edits: false,
         }
     }
 }

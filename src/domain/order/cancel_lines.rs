@@ -43,6 +43,9 @@ pub struct LineCancellation {
     pub released: Money,
     /// Of which refunded.
     pub refund: Money,
+    /// Of which kept to pay for units added by the same order edit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credited: Option<Money>,
     /// Their stock, freed when it completes.
     pub unreserve: Vec<ReservationLine>,
     /// Why.
@@ -156,13 +159,22 @@ impl Order {
             ));
         }
         let amount = self.cancellation_amount(&cancel.items)?;
+        // What pays for units an edit adds is not given back.
+        let credited = cancel.credited.unwrap_or(Money::zero(amount.currency()));
+        if credited.is_negative() || credited.checked_cmp(&amount)?.is_gt() {
+            return Err(Error::invalid(
+                "cancellation",
+                "credit beyond the units' shares",
+            ));
+        }
+        let give_back = amount.checked_sub(credited)?;
         let holding = self.payment.capturable()?;
-        let released = if amount.checked_cmp(&holding)?.is_gt() {
+        let released = if give_back.checked_cmp(&holding)?.is_gt() {
             holding
         } else {
-            amount
+            give_back
         };
-        let refund = amount.checked_sub(released)?;
+        let refund = give_back.checked_sub(released)?;
         if !refund.is_zero() {
             self.ensure_nothing_pending()?;
         }

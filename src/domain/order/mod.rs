@@ -33,12 +33,14 @@ use crate::pricing::PricedCart;
 
 mod cancel_lines;
 mod claims;
+mod edits;
 mod exchanges;
 mod operations;
 mod returns;
 
 pub use cancel_lines::{LineCancellation, MAX_LINE_CANCELLATIONS};
 pub use claims::{Claim, ClaimReason, ClaimResolution, MAX_CLAIMS, MAX_ORDER_LINES};
+pub use edits::{MAX_ORDER_EDITS, OrderEdit};
 pub use exchanges::{
     Charge, ChargeState, Exchange, ExchangeState, MAX_CHARGES, MAX_PRICING_VERSIONS, PricingVersion,
 };
@@ -119,6 +121,11 @@ pub enum OrderChangeKind {
     },
     /// The payment hold was released.
     PaymentVoided,
+    /// The order was edited.
+    Edited {
+        /// The edit.
+        edit: crate::id::OrderEditId,
+    },
     /// Units were exchanged for others.
     Exchanged {
         /// The exchange.
@@ -349,6 +356,9 @@ pub struct Order {
     /// The pricing before each change after the sale, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) pricing_versions: Vec<PricingVersion>,
+    /// Confirmed edits, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) edits: Vec<OrderEdit>,
     pub(crate) notes: Vec<Note>,
     pub(crate) provider_events: Vec<String>,
     #[serde(default)]

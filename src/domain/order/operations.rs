@@ -42,6 +42,11 @@ pub(crate) struct Effects {
 }
 
 impl Effects {
+    /// Adds `other`'s effects to these.
+    pub(crate) fn merge_from(&mut self, other: Effects) {
+        self.merge(other);
+    }
+
     fn merge(&mut self, other: Effects) {
         self.restock.extend(other.restock);
         self.unreserve.extend(other.unreserve);

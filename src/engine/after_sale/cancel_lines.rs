@@ -145,6 +145,7 @@ impl Engine {
                         amount: Money::zero(currency),
                         released: Money::zero(currency),
                         refund: Money::zero(currency),
+                        credited: None,
                         unreserve,
                         reason: reason.clone(),
                         actor: actor.clone(),

@@ -111,7 +111,7 @@ impl Engine {
     /// address, at today's catalog and price-list prices. Promotions are
     /// not applied to them: the order's keep their terms on its original
     /// lines.
-    async fn price_new_units(
+    pub(super) async fn price_new_units(
         &self,
         order: &Order,
         items: &[(VariantId, u32)],
@@ -140,7 +140,11 @@ impl Engine {
 
     /// Holds stock for `lines` (a pending hold the store plans as for a
     /// checkout; it lapses by itself if never merged into the order's).
-    async fn hold_for(&self, order: &Order, lines: &[(VariantId, u32)]) -> Result<Reservation> {
+    pub(super) async fn hold_for(
+        &self,
+        order: &Order,
+        lines: &[(VariantId, u32)],
+    ) -> Result<Reservation> {
         let store = &self.inner.store;
         let variants: Vec<VariantId> = lines.iter().map(|(v, _)| *v).collect();
         let entries = store.entries(&variants).await?;
@@ -172,7 +176,7 @@ impl Engine {
     }
 
     /// Gives an unused hold back at once (it would lapse by itself).
-    async fn give_back(&self, hold: &Reservation) {
+    pub(super) async fn give_back(&self, hold: &Reservation) {
         if let Err(e) = self.inner.store.release(hold.id, self.now()).await {
             tracing::warn!(error = %e, "an unused hold lapses by itself");
         }
@@ -381,6 +385,9 @@ impl Engine {
                 amount: e.new_value,
                 released: Money::zero(e.new_value.currency()),
                 refund: Money::zero(e.new_value.currency()),
+                // The returned units' credit paid for them; it goes back
+                // to their return.
+                credited: Some(e.new_value),
                 unreserve,
                 reason: "exchange called off".into(),
                 actor: actor.clone(),

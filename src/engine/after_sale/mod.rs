@@ -18,11 +18,13 @@
 
 mod cancel_lines;
 mod claims;
+mod edits;
 mod exchanges;
 mod returns;
 
 pub use cancel_lines::CancelItems;
 pub(crate) use cancel_lines::{free_stock, held_stock};
 pub use claims::NewClaim;
+pub use edits::{EditPreview, EditRequest};
 pub use exchanges::{ChargePayment, MAX_EXCHANGE_LINES, NewExchange};
 pub use returns::RefundReturn;

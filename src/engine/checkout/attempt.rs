@@ -797,6 +797,7 @@ impl Engine {
             exchanges: Vec::new(),
             charges: Vec::new(),
             pricing_versions: Vec::new(),
+            edits: Vec::new(),
             notes: Vec::new(),
             provider_events: Vec::new(),
             cancellation: None,

@@ -1,0 +1,339 @@
+//! Order edits: priced, shown as a difference, then confirmed in one save.
+//! See [`OrderEdit`](crate::order::OrderEdit) for the pricing rule.
+
+use crate::actor::Actor;
+use crate::customer::{Address, NewAddress};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::event::{AfterSaleChange, EventKind};
+use crate::id::{
+    ChargeId, IdempotencyKey, LineCancellationId, LineId, OrderEditId, OrderId, VariantId,
+};
+use crate::money::Money;
+use crate::order::{
+    Charge, ChargeState, Effects, LineCancellation, LineQuantity, MAX_NOTE_LEN, Order, OrderEdit,
+    ReturnState,
+};
+use crate::pricing::{PricedCart, PricedLine};
+use crate::validate::optional_text;
+
+/// What to change in an order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct EditRequest {
+    /// Units to add: variant and quantity (a unit more of a line ordered
+    /// already is a line of its own, priced now).
+    pub add_units: Vec<(crate::id::VariantId, u32)>,
+    /// Units to remove, per order line (not shipped, not cancelled).
+    pub remove_units: Vec<LineQuantity>,
+    /// A new shipping address, in the same country and region.
+    pub shipping_address: Option<NewAddress>,
+    /// Why, at most [`MAX_NOTE_LEN`] characters (may be empty).
+    pub reason: String,
+}
+
+crate::domain::setters!(EditRequest {} into {
+    add_units: Vec<(crate::id::VariantId, u32)>,
+    remove_units: Vec<LineQuantity>,
+    shipping_address: Option<NewAddress>,
+    reason: String,
+});
+
+/// An edit priced, before it is confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EditPreview {
+    /// The lines it would add, priced now.
+    pub added: Vec<PricedLine>,
+    /// What they cost.
+    pub added_value: Money,
+    /// What the removed units had paid (their frozen shares).
+    pub removed_value: Money,
+    /// `added_value − removed_value`: charged when positive, released or
+    /// refunded when negative. Pass it to
+    /// [`Engine::confirm_order_edit`]: the edit is refused if it changed.
+    pub difference: Money,
+}
+
+fn after_sale(order_id: OrderId, change: AfterSaleChange) -> EventKind {
+    EventKind::AfterSale { order_id, change }
+}
+
+impl Engine {
+    /// Who may edit: staff and the system; the order's customer and a
+    /// guest with its token when the shop allows it.
+    fn may_edit(&self, actor: &Actor) -> Result<()> {
+        match actor {
+            Actor::Staff(_) | Actor::System => Ok(()),
+            Actor::Customer(_) | Actor::GuestWithToken(_)
+                if self.inner.config.customer_order_edits =>
+            {
+                Ok(())
+            }
+            _ => Err(Error::Forbidden),
+        }
+    }
+
+    /// Prices an edit and its parts on `order`.
+    async fn price_edit(
+        &self,
+        order: &Order,
+        edit: &EditRequest,
+    ) -> Result<(Option<PricedCart>, EditPreview)> {
+        order.check_editable()?;
+        if edit.add_units.is_empty()
+            && edit.remove_units.is_empty()
+            && edit.shipping_address.is_none()
+        {
+            return Err(Error::invalid("order edit", "changes nothing"));
+        }
+        let currency = order.pricing().currency;
+        let removed_value = if edit.remove_units.is_empty() {
+            Money::zero(currency)
+        } else {
+            // Checked as if the added units were there (an edit may swap
+            // every unit for others).
+            let mut with_added = order.clone();
+            if !edit.add_units.is_empty() {
+                with_added.pricing.lines.push(PricedLine {
+                    line_id: LineId::new(),
+                    quantity: 1,
+                    ..order
+                        .pricing()
+                        .lines
+                        .first()
+                        .cloned()
+                        .ok_or(Error::EmptyCart)?
+                });
+            }
+            with_added.cancellation_amount(&edit.remove_units)?
+        };
+        let priced = if edit.add_units.is_empty() {
+            None
+        } else {
+            Some(self.price_new_units(order, &edit.add_units).await?)
+        };
+        let added = priced.as_ref().map(|p| p.lines.clone()).unwrap_or_default();
+        let added_value = Money::sum(currency, added.iter().map(|l| &l.total))?;
+        let difference = added_value.checked_sub(removed_value)?;
+        Ok((
+            priced,
+            EditPreview {
+                added,
+                added_value,
+                removed_value,
+                difference,
+            },
+        ))
+    }
+
+    /// Prices an edit of an order before it ships, changing nothing: the
+    /// lines it would add, what the removed units had paid, and the
+    /// difference (see [`OrderEdit`] for the rule).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] (customers only where
+    /// [`EngineConfig::customer_order_edits`](crate::EngineConfig::customer_order_edits)
+    /// allows); [`Error::Invalid`] for an edit that changes nothing, units
+    /// that shipped or were cancelled, or new items not for sale;
+    /// [`Error::IllegalTransition`] for a closed or cancelling order;
+    /// [`Error::NotFound`]; [`Error::Storage`].
+    #[tracing::instrument(skip_all, fields(order_id = %order_id))]
+    pub async fn preview_order_edit(
+        &self,
+        actor: &Actor,
+        order_id: OrderId,
+        edit: &EditRequest,
+    ) -> Result<EditPreview> {
+        self.may_edit(actor)?;
+        let order = self.load_order(actor, order_id).await?;
+        Ok(self.price_edit(&order, edit).await?.1)
+    }
+
+    /// Confirms an edit of an order before it ships, in one save: added
+    /// lines appended with their stock merged into the order's
+    /// reservation (the pricing before kept as a version), removed units
+    /// cancelled (their stock freed), the address moved; what the removed
+    /// units paid covers the added ones first, the rest is released or
+    /// refunded by the [money-path protocol](crate::money_path), and what
+    /// it does not cover is a charge the added lines wait for
+    /// ([`Engine::pay_charge`]). `expected_difference` is the preview's:
+    /// an edit that prices differently now is refused. An edit that would
+    /// oversell, or that races a shipment of its units, fails whole.
+    /// Idempotent by `key`.
+    ///
+    /// # Errors
+    /// As [`Engine::preview_order_edit`]; [`Error::PriceChanged`];
+    /// [`Error::OutOfStock`] (nothing is held); [`Error::Invalid`] for an
+    /// address in another country or region, or a reason over
+    /// [`MAX_NOTE_LEN`] characters; the provider's errors for a refund, as
+    /// [`Engine::refund`].
+    #[tracing::instrument(skip_all, fields(order_id = %order_id))]
+    pub async fn confirm_order_edit(
+        &self,
+        actor: &Actor,
+        order_id: OrderId,
+        edit: EditRequest,
+        expected_difference: Money,
+        key: &IdempotencyKey,
+    ) -> Result<Order> {
+        self.may_edit(actor)?;
+        let reason = optional_text("edit reason", &edit.reason, MAX_NOTE_LEN)?;
+        let address = edit
+            .shipping_address
+            .clone()
+            .map(Address::new)
+            .transpose()?;
+        let key = format!("order-edit:{key}");
+        let store = self.inner.store.clone();
+        for _ in 0..self.inner.config.max_retries {
+            let order = self.load_order(actor, order_id).await?;
+            if order.edits().iter().any(|e| e.key == key) {
+                return Ok(Box::pin(self.drive(order)).await?.visible_to(actor));
+            }
+            let (priced, preview) = self.price_edit(&order, &edit).await?;
+            if preview.difference != expected_difference {
+                return Err(Error::PriceChanged {
+                    expected: expected_difference,
+                    actual: preview.difference,
+                });
+            }
+            let reservation = store.reservation(order.reservation_id()).await?;
+            let unreserve = if edit.remove_units.is_empty() {
+                Vec::new()
+            } else {
+                super::held_stock(&order, &reservation.lines, &edit.remove_units)?
+            };
+            let units: Vec<(VariantId, u32)> = preview
+                .added
+                .iter()
+                .map(|l| (l.variant_id, l.quantity))
+                .collect();
+            let hold = if units.is_empty() {
+                None
+            } else {
+                Some(self.hold_for(&order, &units).await?)
+            };
+            let read_at = order.version();
+            let now = self.now();
+            let edit_id = OrderEditId::new();
+            let attempt = self
+                .run_operation(order, |o| {
+                    if o.edits().iter().any(|e| e.key == key) {
+                        return Ok(None);
+                    }
+                    if o.version() != read_at {
+                        return Err(Error::Conflict("order"));
+                    }
+                    let currency = o.pricing().currency;
+                    let mut effects = Effects::default();
+                    let address_before = match &address {
+                        Some(a) => o.move_shipping_address(a.clone())?,
+                        None => None,
+                    };
+                    let added: Vec<LineId> = preview.added.iter().map(|l| l.line_id).collect();
+                    if let Some(priced) = &priced {
+                        o.append_lines(
+                            priced.lines.clone(),
+                            &priced.tax_lines,
+                            "order edit",
+                            actor,
+                            now,
+                        )?;
+                    }
+                    let credited = if preview
+                        .added_value
+                        .checked_cmp(&preview.removed_value)?
+                        .is_lt()
+                    {
+                        preview.added_value
+                    } else {
+                        preview.removed_value
+                    };
+                    let cancellation = if edit.remove_units.is_empty() {
+                        None
+                    } else {
+                        let c = LineCancellation {
+                            id: LineCancellationId::new(),
+                            key: format!("{key}:remove"),
+                            items: edit.remove_units.clone(),
+                            amount: Money::zero(currency),
+                            released: Money::zero(currency),
+                            refund: Money::zero(currency),
+                            credited: Some(credited),
+                            unreserve: unreserve.clone(),
+                            reason: reason.clone(),
+                            actor: actor.clone(),
+                            at: now,
+                            state: ReturnState::Pending,
+                        };
+                        let id = c.id;
+                        effects.merge_from(o.begin_line_cancel(c, now)?);
+                        Some(id)
+                    };
+                    let charge = if preview.difference.is_negative() || preview.difference.is_zero()
+                    {
+                        None
+                    } else {
+                        let id = ChargeId::new();
+                        o.add_charge(Charge {
+                            id,
+                            amount: preview.difference,
+                            reason: "order edit".into(),
+                            lines: added.clone(),
+                            state: ChargeState::Due,
+                            attempts: 0,
+                            provider: None,
+                            action: None,
+                            last_error: String::new(),
+                            payment: None,
+                            at: now,
+                        })?;
+                        Some(id)
+                    };
+                    o.record_edit(OrderEdit {
+                        id: edit_id,
+                        key: key.clone(),
+                        added,
+                        added_value: preview.added_value,
+                        removed: edit.remove_units.clone(),
+                        removed_value: preview.removed_value,
+                        cancellation,
+                        charge,
+                        address_before,
+                        reason: reason.clone(),
+                        actor: actor.clone(),
+                        at: now,
+                    })?;
+                    effects.events.insert(
+                        0,
+                        after_sale(
+                            o.id(),
+                            AfterSaleChange::OrderEdited {
+                                edit_id,
+                                difference: preview.difference,
+                            },
+                        ),
+                    );
+                    effects.merge_reservation = hold.as_ref().map(|h| h.id);
+                    Ok(Some(effects))
+                })
+                .await;
+            let placed = match &attempt {
+                Ok(o) => o.edits().iter().any(|e| e.id == edit_id),
+                Err(_) => store
+                    .order(order_id)
+                    .await
+                    .is_ok_and(|o| o.edits().iter().any(|e| e.id == edit_id)),
+            };
+            if !placed && let Some(hold) = &hold {
+                self.give_back(hold).await;
+            }
+            match attempt {
+                Err(Error::Conflict("order")) if !placed => continue,
+                other => return Ok(other?.visible_to(actor)),
+            }
+        }
+        Err(crate::engine::gave_up("order"))
+    }
+}
