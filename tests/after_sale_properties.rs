@@ -20,13 +20,15 @@
 
 mod common;
 
-use cartwright::after_sale::{CancelItems, NewClaim, RefundReturn};
+use cartwright::after_sale::{
+    CancelItems, ChargePayment, EditRequest, NewClaim, NewExchange, RefundReturn,
+};
 use cartwright::fulfillment::{ReturnRequest, ShipmentRequest};
 use cartwright::id::{IdempotencyKey, OrderId, VariantId};
 use cartwright::money_path::ManualRefund;
 use cartwright::order::{
-    ClaimReason, ClaimResolution, ItemCondition, LineQuantity, NewReturnCase, Order, OrderStatus,
-    ReceivedUnits, ReturnReason, ReturnState,
+    ChargeState, ClaimReason, ClaimResolution, ItemCondition, LineQuantity, NewReturnCase, Order,
+    OrderStatus, ReceivedUnits, ReturnReason, ReturnState,
 };
 use cartwright::prelude::*;
 use common::{Backend, Shop, ShopOptions, request, usd};
@@ -76,6 +78,22 @@ enum Op {
     Refund {
         cents: i64,
     },
+    Exchange {
+        line: usize,
+        qty: u32,
+        variant: usize,
+    },
+    PayCharge {
+        charge: usize,
+        decline: bool,
+    },
+    CancelExchange {
+        exchange: usize,
+    },
+    Edit {
+        add: Option<usize>,
+        remove: Option<(usize, u32)>,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -97,6 +115,12 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::CancelOrder),
         1 => Just(Op::Capture),
         1 => (1i64..500).prop_map(|cents| Op::Refund { cents }),
+        3 => (line.clone(), qty.clone(), 0usize..3)
+            .prop_map(|(line, qty, variant)| Op::Exchange { line, qty, variant }),
+        4 => (0usize..3, any::<bool>()).prop_map(|(charge, decline)| Op::PayCharge { charge, decline }),
+        1 => (0usize..3).prop_map(|exchange| Op::CancelExchange { exchange }),
+        2 => (proptest::option::of(0usize..3), proptest::option::of((line.clone(), qty.clone())))
+            .prop_map(|(add, remove)| Op::Edit { add, remove }),
     ]
 }
 
@@ -124,7 +148,14 @@ fn acceptable(e: &Error) -> bool {
     )
 }
 
-async fn run(engine: Engine, id: OrderId, warehouse: cartwright::id::LocationId, op: Op, n: usize) {
+async fn run(
+    engine: Engine,
+    id: OrderId,
+    warehouse: cartwright::id::LocationId,
+    variants: [VariantId; 3],
+    op: Op,
+    n: usize,
+) {
     let st = staff();
     let Ok(order) = engine.order(&st, id).await else {
         return;
@@ -227,6 +258,63 @@ async fn run(engine: Engine, id: OrderId, warehouse: cartwright::id::LocationId,
             .map(drop),
         Op::CancelOrder => engine.cancel(&st, id, "changed mind").await.map(drop),
         Op::Capture => engine.capture(&st, id).await.map(drop),
+        Op::Exchange { line, qty, variant } => engine
+            .create_exchange(
+                &st,
+                id,
+                NewExchange::new(
+                    items(&order, line, qty),
+                    vec![(variants[variant % 3], 1)],
+                    ReturnReason::SizeOrFit,
+                    key(format!("ex{n}")),
+                ),
+            )
+            .await
+            .map(drop),
+        Op::PayCharge { charge, decline } => {
+            let charges = order.charges();
+            if charges.is_empty() {
+                Ok(())
+            } else {
+                let token = if decline { "tok_decline" } else { "tok_visa" };
+                engine
+                    .pay_charge(
+                        &st,
+                        id,
+                        charges[charge % charges.len()].id,
+                        ChargePayment::new(token),
+                    )
+                    .await
+                    .map(drop)
+            }
+        }
+        Op::CancelExchange { exchange } => {
+            let exchanges = order.exchanges();
+            if exchanges.is_empty() {
+                Ok(())
+            } else {
+                engine
+                    .cancel_exchange(&st, id, exchanges[exchange % exchanges.len()].id)
+                    .await
+                    .map(drop)
+            }
+        }
+        Op::Edit { add, remove } => {
+            let mut edit = EditRequest::default();
+            if let Some(v) = add {
+                edit = edit.add_units(vec![(variants[v % 3], 1)]);
+            }
+            if let Some((line, qty)) = remove {
+                edit = edit.remove_units(items(&order, line, qty));
+            }
+            match engine.preview_order_edit(&st, id, &edit).await {
+                Ok(preview) => engine
+                    .confirm_order_edit(&st, id, edit, preview.difference, &key(format!("ed{n}")))
+                    .await
+                    .map(drop),
+                Err(e) => Err(e),
+            }
+        }
         Op::Refund { cents } => engine
             .refund(
                 &st,
@@ -279,7 +367,7 @@ async fn random_after_sale_keeps_the_books(
             n += 1;
             let e = engines[engine % 2].clone();
             let warehouse = shop.warehouse;
-            racing.push(tokio::spawn(run(e, id, warehouse, op, n)));
+            racing.push(tokio::spawn(run(e, id, warehouse, [a, b, c], op, n)));
         }
         for r in racing {
             r.await.unwrap();
@@ -291,22 +379,37 @@ async fn random_after_sale_keeps_the_books(
     let o = shop.engine.order(&staff(), id).await.unwrap();
     assert!(!o.has_pending_work(), "{o:?}");
 
-    // The books equal the gateway.
-    let auth = shop
-        .payments
-        .authorizations()
-        .into_iter()
-        .find(|x| x.reference == o.payment().reference())
-        .unwrap();
-    assert_eq!(auth.captured, o.payment().captured(), "captured");
-    assert_eq!(auth.refunded, o.payment().refunded(), "refunded");
-    assert!(
-        o.payment()
-            .refunded()
-            .checked_cmp(&o.payment().captured())
-            .unwrap()
-            .is_le()
-    );
+    // The books equal the gateway, payment by payment (the order's and
+    // every paid charge's), and the gateway holds nothing else collected.
+    let gateway = shop.payments.authorizations();
+    let mut refunded = usd("0.00");
+    for p in o.payments() {
+        let auth = gateway
+            .iter()
+            .find(|x| x.reference == p.reference())
+            .unwrap();
+        assert_eq!(auth.captured, p.captured(), "captured");
+        assert_eq!(auth.refunded, p.refunded(), "refunded");
+        assert!(p.refunded().checked_cmp(&p.captured()).unwrap().is_le());
+        refunded = refunded.checked_add(p.refunded()).unwrap();
+    }
+    // Every hold the gateway granted (not declined, voided or still
+    // waiting) is one of the order's payments: nothing taken off the books.
+    for auth in gateway
+        .iter()
+        .filter(|a| !a.failed && !a.voided && a.waiting.is_none())
+    {
+        assert!(
+            o.payments().any(|p| p.reference() == auth.reference),
+            "an untracked hold at the gateway: {auth:?}"
+        );
+    }
+    let charged = o
+        .charges()
+        .iter()
+        .filter(|c| c.state == ChargeState::Paid)
+        .count();
+    CHARGES_PAID.fetch_add(charged, std::sync::atomic::Ordering::Relaxed);
 
     // Units: never more shipped, returned or cancelled than a line has.
     for line in &o.pricing().lines {
@@ -349,9 +452,8 @@ async fn random_after_sale_keeps_the_books(
         accounted = accounted.checked_add(c.refund).unwrap();
     }
     let manual_or_cancel = o
-        .payment()
-        .operations()
-        .iter()
+        .payments()
+        .flat_map(|p| p.operations())
         .filter(|op| {
             op.kind == cartwright::payment::OperationKind::Refund
                 && op.state == cartwright::payment::OperationState::Succeeded
@@ -364,7 +466,7 @@ async fn random_after_sale_keeps_the_books(
         .fold(usd0, |acc, op| acc.checked_add(op.amount).unwrap());
     assert_eq!(
         accounted.checked_add(manual_or_cancel).unwrap(),
-        o.payment().refunded(),
+        refunded,
         "every refund is accounted for"
     );
 
@@ -404,8 +506,12 @@ async fn random_after_sale_keeps_the_books(
     }
 }
 
+/// How many charges the runs paid, to tell that the property test reaches
+/// them.
+static CHARGES_PAID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 fn rounds() -> impl Strategy<Value = Vec<Vec<(Op, usize)>>> {
-    proptest::collection::vec(proptest::collection::vec((op(), 0usize..2), 1..4), 1..10)
+    proptest::collection::vec(proptest::collection::vec((op(), 0usize..2), 1..4), 1..14)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -422,6 +528,47 @@ proptest! {
     fn random_after_sale_keeps_the_books_in_memory(manual in any::<bool>(), rounds in rounds()) {
         runtime().block_on(random_after_sale_keeps_the_books(Backend::Memory, manual, rounds));
     }
+}
+
+/// Charges are reached: the sequences above pay some (run after them in
+/// the same binary is not guaranteed, so this runs its own sequence).
+#[test]
+fn the_sequences_reach_paid_charges() {
+    use Op::*;
+    let rounds = vec![
+        vec![(Ship { line: 2, qty: 2 }, 0)],
+        vec![(
+            Exchange {
+                line: 2,
+                qty: 1,
+                variant: 1,
+            },
+            1,
+        )],
+        vec![
+            (
+                PayCharge {
+                    charge: 0,
+                    decline: false,
+                },
+                0,
+            ),
+            (
+                PayCharge {
+                    charge: 0,
+                    decline: false,
+                },
+                1,
+            ),
+        ],
+    ];
+    let before = CHARGES_PAID.load(std::sync::atomic::Ordering::Relaxed);
+    runtime().block_on(random_after_sale_keeps_the_books(
+        Backend::Memory,
+        false,
+        rounds,
+    ));
+    assert!(CHARGES_PAID.load(std::sync::atomic::Ordering::Relaxed) > before);
 }
 
 #[cfg(feature = "postgres")]
