@@ -251,17 +251,22 @@ async fn a_request_goes_from_the_buyer_to_a_refund(backend: Backend) {
     let steps: Vec<ReturnCaseState> = c.history.iter().map(|h| h.state).collect();
     use ReturnCaseState::*;
     assert_eq!(steps, [Requested, Approved, Received, Refunded]);
+    let returned = |events: &[cartwright::store::Event]| {
+        events.iter().any(
+            |e| matches!(e.kind, EventKind::ItemsReturned { refund, .. } if refund == usd("7.33")),
+        )
+    };
+    // The relay sees an event once no earlier transaction may still
+    // commit: wait for all of them.
     let events = common::events_until(&shop.engine, "returns-test", |events| {
-        case_events(events, case).len() == 4
+        case_events(events, case).len() == 4 && returned(events)
     })
     .await;
     assert_eq!(
         case_events(&events, case),
         [Requested, Approved, Received, Refunded]
     );
-    assert!(events.iter().any(
-        |e| matches!(e.kind, EventKind::ItemsReturned { refund, .. } if refund == usd("7.33"))
-    ));
+    assert!(returned(&events));
 }
 
 async fn the_policy_answers_at_once(backend: Backend) {

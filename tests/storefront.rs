@@ -752,3 +752,100 @@ async fn a_customer_asks_to_return_and_staff_refund_it() {
     assert!(page.body.contains(">Refunded<"), "{}", page.body);
     assert_eq!(page.text("refunded"), "25.00 USD");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_exchange_and_edit_orders_and_the_buyer_pays_the_difference() {
+    let running = shop().await;
+    let me = Browser::new(&running.url);
+    let form = me.get("/signup").await;
+    me.post(
+        "/signup",
+        &[
+            ("csrf", &form.field("csrf")),
+            ("email", "xavi@example.com"),
+            ("password", "correct horse battery staple"),
+        ],
+    )
+    .await;
+    let products = me.get("/").await.links("/products/");
+    me.add(&products[2], "1").await; // a poster, 25.00
+    let order = me.checkout("tok_visa").await;
+    let id = order.url.trim_start_matches("/orders/").to_owned();
+
+    let staff = Browser::new(&running.url);
+    let form = staff.get("/staff/login").await;
+    let orders = staff
+        .post(
+            "/staff/login",
+            &[
+                ("csrf", &form.field("csrf")),
+                ("name", "sam"),
+                ("password", STAFF),
+            ],
+        )
+        .await;
+    let csrf = orders.field("csrf");
+
+    // Before it ships, staff add a unit of the first product: a preview,
+    // then the confirmation with the difference shown.
+    let page = staff.get(&order.url).await;
+    let add = page.body.split("id=\"edit-add\"").nth(1).unwrap();
+    let add = add.split("<option value=\"").nth(2).unwrap();
+    let variant = &add[..add.find('"').unwrap()];
+    let preview = staff
+        .post(
+            &format!("/staff/orders/{id}/edit"),
+            &[("csrf", &csrf), ("add", variant)],
+        )
+        .await;
+    assert!(
+        preview.body.contains("id=\"edit-confirm\""),
+        "{}",
+        preview.body
+    );
+    let expected = preview.field("expected");
+    let edited = staff
+        .post(
+            &format!("/staff/orders/{id}/edit"),
+            &[("csrf", &csrf), ("add", variant), ("expected", &expected)],
+        )
+        .await;
+    assert_eq!(edited.url, order.url, "{}", edited.body);
+    assert!(edited.body.contains("To pay"), "{}", edited.body);
+
+    // The buyer pays the difference from the order page.
+    let page = me.get(&order.url).await;
+    let marker = "/charges/";
+    let at = page.body.find(marker).unwrap() + marker.len();
+    let charge = &page.body[at..at + page.body[at..].find('/').unwrap()];
+    let paid = me
+        .post(
+            &format!("{}/charges/{charge}/pay", order.url),
+            &[("csrf", &page.field("csrf")), ("token", "tok_visa")],
+        )
+        .await;
+    assert!(paid.body.contains(">Paid<"), "{}", paid.body);
+
+    // Everything ships; staff exchange the poster for one unit of the
+    // first product (a cheaper one: nothing to pay).
+    staff
+        .post(&format!("/staff/orders/{id}/ship"), &[("csrf", &csrf)])
+        .await;
+    let page = staff.get(&order.url).await;
+    let line = page.body.split("id=\"exchange-line\"").nth(1).unwrap();
+    let line = line.split("value=\"").nth(1).unwrap();
+    let line = &line[..line.find('"').unwrap()];
+    let exchanged = staff
+        .post(
+            &format!("/staff/orders/{id}/exchange"),
+            &[
+                ("csrf", &csrf),
+                ("line", line),
+                ("quantity", "1"),
+                ("variant", variant),
+            ],
+        )
+        .await;
+    assert_eq!(exchanged.url, order.url, "{}", exchanged.body);
+    assert!(exchanged.body.contains(">Approved<"), "{}", exchanged.body);
+}

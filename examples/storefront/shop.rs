@@ -20,6 +20,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use cartwright::checkout::CheckoutStep;
 use cartwright::id::{CartId, LineId, OrderId, ProductId, VariantId};
+use cartwright::order::ChargeState;
 use cartwright::payment::{CustomerAction, TestPaymentProvider};
 use cartwright::prelude::*;
 use minijinja::{Environment, context};
@@ -161,6 +162,9 @@ impl App {
             .route("/bank/3ds/{reference}", get(bank_page).post(bank_approve))
             .route("/orders/{id}", get(order_page))
             .route("/orders/{id}/return", post(return_request))
+            .route("/orders/{id}/charges/{charge}/pay", post(pay_charge))
+            .route("/staff/orders/{id}/exchange", post(staff_exchange))
+            .route("/staff/orders/{id}/edit", post(staff_edit))
             .route("/account", get(account))
             .route("/signup", get(signup_page).post(signup))
             .route("/login", get(login_page).post(login))
@@ -303,6 +307,9 @@ csrf_forms!(
     StaffForm,
     StaffActionForm,
     ReturnForm,
+    PayForm,
+    ExchangeForm,
+    EditForm,
 );
 
 impl<T> axum::extract::FromRequest<App> for Posted<T>
@@ -803,6 +810,24 @@ async fn order_page(
                     }
                 })
                 .collect();
+            let charges: Vec<_> = o
+                .charges()
+                .iter()
+                .map(|c| {
+                    context! {
+                        id => c.id.to_string(),
+                        amount => money(c.amount),
+                        reason => c.reason.clone(),
+                        state => format!("{:?}", c.state),
+                        payable => matches!(c.state, ChargeState::Due | ChargeState::AwaitingCustomer),
+                    }
+                })
+                .collect();
+            let variants = if session.staff.is_some() {
+                variants_for_sale(&app, &session.actor()).await
+            } else {
+                Vec::new()
+            };
             let can_return = o
                 .pricing()
                 .lines
@@ -826,7 +851,10 @@ async fn order_page(
                     lines => lines,
                     returns => returns,
                     can_return => can_return && session.staff.is_none(),
+                    any_returnable => can_return,
                     can_ship => can_ship,
+                    charges => charges,
+                    variants => variants,
                 },
             )
         }
@@ -1130,6 +1158,190 @@ fn return_reason(name: &str) -> cartwright::order::ReturnReason {
         "size_or_fit" => R::SizeOrFit,
         "no_longer_needed" => R::NoLongerNeeded,
         _ => R::Other,
+    }
+}
+
+/// Every active product's first variant, for the staff forms.
+async fn variants_for_sale(app: &App, actor: &Actor) -> Vec<minijinja::Value> {
+    let query =
+        cartwright::catalog::ProductQuery::new(50).sort(cartwright::catalog::ProductSort::Title);
+    let Ok(page) = app.engine.find_products(actor, &query).await else {
+        return Vec::new();
+    };
+    page.products
+        .iter()
+        .filter(|p| p.status() == Status::Active)
+        .filter_map(|p| {
+            let v = p.variants().first()?;
+            Some(context! {
+                id => v.id().to_string(),
+                title => p.title().to_owned(),
+                price => v.price(Currency::USD).map(money).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// The buyer pays a charge (an exchange's or an edit's difference).
+#[derive(Deserialize)]
+struct PayForm {
+    csrf: String,
+    token: String,
+}
+
+async fn pay_charge(
+    State(app): State<App>,
+    Path((id, charge)): Path<(String, String)>,
+    Posted { session, form: f }: Posted<PayForm>,
+) -> Response {
+    let (Ok(id), Ok(charge)) = (
+        id.parse::<uuid::Uuid>().map(OrderId::from_uuid),
+        charge
+            .parse::<uuid::Uuid>()
+            .map(cartwright::id::ChargeId::from_uuid),
+    ) else {
+        return app.error_page(&session, &Error::invalid("charge", "not an id"));
+    };
+    let pay = cartwright::after_sale::ChargePayment::new(f.token);
+    match app
+        .engine
+        .pay_charge(&session.actor_for_order(id), id, charge, pay)
+        .await
+    {
+        // A card that needs the bank's check shows as waiting on the order
+        // page; paying again after the check finishes the same try.
+        Ok(_) => app.redirect(&session, &format!("/orders/{id}")),
+        Err(e) => app.error_page(&session, &e),
+    }
+}
+
+/// Staff exchange units of a line for one unit of another variant.
+#[derive(Deserialize)]
+struct ExchangeForm {
+    csrf: String,
+    line: String,
+    quantity: String,
+    variant: String,
+}
+
+async fn staff_exchange(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Posted { session, form: f }: Posted<ExchangeForm>,
+) -> Response {
+    let parsed = (
+        id.parse::<uuid::Uuid>().map(OrderId::from_uuid),
+        f.line
+            .parse::<uuid::Uuid>()
+            .map(cartwright::id::LineId::from_uuid),
+        f.variant
+            .parse::<uuid::Uuid>()
+            .map(cartwright::id::VariantId::from_uuid),
+        f.quantity.trim().parse::<u32>(),
+    );
+    let (Ok(id), Ok(line), Ok(variant), Ok(quantity)) = parsed else {
+        return app.error_page(
+            &session,
+            &Error::invalid("exchange", "bad line, variant or quantity"),
+        );
+    };
+    let key = match IdempotencyKey::new(format!("exchange-{}", uuid::Uuid::new_v4().simple())) {
+        Ok(k) => k,
+        Err(e) => return app.error_page(&session, &e.into()),
+    };
+    let exchange = cartwright::after_sale::NewExchange::new(
+        vec![cartwright::order::LineQuantity {
+            line_id: line,
+            quantity,
+        }],
+        vec![(variant, 1)],
+        cartwright::order::ReturnReason::SizeOrFit,
+        key,
+    );
+    match app
+        .engine
+        .create_exchange(&session.actor(), id, exchange)
+        .await
+    {
+        Ok(_) => app.redirect(&session, &format!("/orders/{id}")),
+        Err(e) => app.error_page(&session, &e),
+    }
+}
+
+/// Staff edit an order: add a unit of a variant and/or remove units of a
+/// line. The first post previews; the confirming post repeats the edit
+/// with the difference shown.
+#[derive(Deserialize)]
+struct EditForm {
+    csrf: String,
+    #[serde(default)]
+    add: String,
+    #[serde(default)]
+    remove_line: String,
+    #[serde(default)]
+    remove_quantity: String,
+    /// The difference the preview showed; present when confirming.
+    #[serde(default)]
+    expected: String,
+}
+
+async fn staff_edit(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Posted { session, form: f }: Posted<EditForm>,
+) -> Response {
+    let Ok(order_id) = id.parse::<uuid::Uuid>().map(OrderId::from_uuid) else {
+        return app.error_page(&session, &Error::invalid("order", "not an id"));
+    };
+    let mut edit = cartwright::after_sale::EditRequest::default().reason("edited by staff");
+    if let Ok(v) = f.add.parse::<uuid::Uuid>() {
+        edit = edit.add_units(vec![(cartwright::id::VariantId::from_uuid(v), 1)]);
+    }
+    if let (Ok(line), Ok(quantity)) = (
+        f.remove_line.parse::<uuid::Uuid>(),
+        f.remove_quantity.trim().parse::<u32>(),
+    ) {
+        edit = edit.remove_units(vec![cartwright::order::LineQuantity {
+            line_id: cartwright::id::LineId::from_uuid(line),
+            quantity,
+        }]);
+    }
+    let actor = session.actor();
+    if f.expected.is_empty() {
+        return match app.engine.preview_order_edit(&actor, order_id, &edit).await {
+            Ok(preview) => app.page(
+                &session,
+                "edit_preview.html",
+                context! {
+                    id => order_id.to_string(),
+                    added => preview.added.iter().map(|l| format!("{} × {} — {}", l.quantity, l.name, money(l.total))).collect::<Vec<_>>(),
+                    added_value => money(preview.added_value),
+                    removed_value => money(preview.removed_value),
+                    difference => money(preview.difference),
+                    difference_raw => preview.difference.amount().to_string(),
+                    add => f.add,
+                    remove_line => f.remove_line,
+                    remove_quantity => f.remove_quantity,
+                },
+            ),
+            Err(e) => app.error_page(&session, &e),
+        };
+    }
+    let expected = match Money::parse(&f.expected, Currency::USD) {
+        Ok(m) => m,
+        Err(e) => return app.error_page(&session, &e.into()),
+    };
+    let key = match IdempotencyKey::new(format!("edit-{}", uuid::Uuid::new_v4().simple())) {
+        Ok(k) => k,
+        Err(e) => return app.error_page(&session, &e.into()),
+    };
+    match app
+        .engine
+        .confirm_order_edit(&actor, order_id, edit, expected, &key)
+        .await
+    {
+        Ok(_) => app.redirect(&session, &format!("/orders/{order_id}")),
+        Err(e) => app.error_page(&session, &e),
     }
 }
 

@@ -166,6 +166,27 @@ td, th { border-bottom: 1px solid #999; padding: .3rem; text-align: left; }
 <label for="return-note">Anything to add?</label><input id="return-note" name="note">
 <button type="submit" id="return-submit">Ask to return</button>
 </form>{% endif %}
+{% if charges %}<h2>To pay</h2>
+<table><thead><tr><th scope="col">For</th><th scope="col">Amount</th><th scope="col">Status</th><th scope="col">Pay</th></tr></thead><tbody>
+{% for c in charges %}<tr><td>{{ c.reason }}</td><td>{{ c.amount }}</td><td class="charge-state">{{ c.state }}</td><td>
+{% if c.payable and not staff %}<form method="post" action="/orders/{{ id }}/charges/{{ c.id }}/pay"><input type="hidden" name="csrf" value="{{ csrf }}"><label for="token-{{ c.id }}">Card token</label><input id="token-{{ c.id }}" name="token" value="tok_visa" required><button type="submit" id="pay-{{ c.id }}">Pay {{ c.amount }}</button></form>{% endif %}
+</td></tr>{% endfor %}</tbody></table>{% endif %}
+{% if staff and variants and any_returnable %}<h2>Exchange</h2>
+<form method="post" action="/staff/orders/{{ id }}/exchange" id="exchange-form">
+<input type="hidden" name="csrf" value="{{ csrf }}">
+<label for="exchange-line">Unit coming back</label><select id="exchange-line" name="line">{% for l in lines %}{% if l.returnable > 0 %}<option value="{{ l.id }}">{{ l.name }}</option>{% endif %}{% endfor %}</select>
+<label for="exchange-quantity">How many</label><input id="exchange-quantity" name="quantity" type="number" min="1" value="1" required>
+<label for="exchange-variant">Sent instead (one unit)</label><select id="exchange-variant" name="variant">{% for v in variants %}<option value="{{ v.id }}">{{ v.title }} — {{ v.price }}</option>{% endfor %}</select>
+<button type="submit" id="exchange-submit">Exchange</button>
+</form>{% endif %}
+{% if staff and variants and can_ship %}<h2>Edit</h2>
+<form method="post" action="/staff/orders/{{ id }}/edit" id="edit-form">
+<input type="hidden" name="csrf" value="{{ csrf }}">
+<label for="edit-add">Add one unit of</label><select id="edit-add" name="add"><option value="">Nothing</option>{% for v in variants %}<option value="{{ v.id }}">{{ v.title }} — {{ v.price }}</option>{% endfor %}</select>
+<label for="edit-remove-line">Remove units of</label><select id="edit-remove-line" name="remove_line"><option value="">Nothing</option>{% for l in lines %}<option value="{{ l.id }}">{{ l.name }}</option>{% endfor %}</select>
+<label for="edit-remove-quantity">How many</label><input id="edit-remove-quantity" name="remove_quantity" type="number" min="1" value="1">
+<button type="submit" id="edit-preview">Preview the edit</button>
+</form>{% endif %}
 {% if returns %}<h2>Return requests</h2>
 <table><thead><tr><th scope="col">Units</th><th scope="col">Reason</th><th scope="col">Refund</th><th scope="col">Status</th>{% if staff %}<th scope="col">Actions</th>{% endif %}</tr></thead><tbody>
 {% for r in returns %}<tr><td>{{ r.units }}</td><td>{{ r.reason }}</td><td>{{ r.refund }}</td><td class="return-state">{{ r.state }}</td>{% if staff %}<td>
@@ -210,6 +231,26 @@ td, th { border-bottom: 1px solid #999; padding: .3rem; text-align: left; }
 <form method="post" action="/staff/orders/{{ o.id }}/capture"><input type="hidden" name="csrf" value="{{ csrf }}"><button type="submit">Capture</button></form>
 <form method="post" action="/staff/orders/{{ o.id }}/cancel"><input type="hidden" name="csrf" value="{{ csrf }}"><button type="submit">Cancel</button></form>
 </td></tr>{% endfor %}</tbody></table>{% endblock %}"#,
+    ),
+    (
+        "edit_preview.html",
+        r#"{% extends "layout.html" %}
+{% block title %}Edit order {{ id }}{% endblock %}
+{% block main %}
+<h1>Edit order {{ id }}</h1>
+<ul>{% for a in added %}<li>Adds {{ a }}</li>{% endfor %}</ul>
+<p>Added: {{ added_value }} · Removed units had paid: {{ removed_value }}</p>
+<p>Difference: <span id="difference">{{ difference }}</span> (charged when positive, given back when negative)</p>
+<form method="post" action="/staff/orders/{{ id }}/edit">
+<input type="hidden" name="csrf" value="{{ csrf }}">
+<input type="hidden" name="add" value="{{ add }}">
+<input type="hidden" name="remove_line" value="{{ remove_line }}">
+<input type="hidden" name="remove_quantity" value="{{ remove_quantity }}">
+<input type="hidden" name="expected" value="{{ difference_raw }}">
+<button type="submit" id="edit-confirm">Confirm the edit</button>
+</form>
+<p><a href="/orders/{{ id }}">Back to the order</a></p>
+{% endblock %}"#,
     ),
     (
         "staff_promotions.html",
