@@ -518,7 +518,57 @@ async fn bad_exchanges_change_nothing(backend: Backend) {
     assert!(before == shop.snapshot().await);
 }
 
+async fn a_buyers_return_request_is_settled_as_an_exchange(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let s = shipped(&shop).await;
+    let order = s.order;
+    let (_, case) = shop
+        .engine
+        .request_return(
+            &s.guest,
+            order.id(),
+            cartwright::order::NewReturnCase::new(
+                units(&order, 0, 1),
+                ReturnReason::SizeOrFit,
+                key("rq"),
+            ),
+        )
+        .await
+        .unwrap();
+    // Staff answer it with the large size instead of a refund.
+    let o = shop
+        .engine
+        .create_exchange(
+            &staff(),
+            order.id(),
+            NewExchange::for_request(case, vec![(s.large, 1)], key("x")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(o.exchanges()[0].return_case, case);
+    assert_eq!(o.return_cases().len(), 1);
+    assert_eq!(
+        o.return_case(case).unwrap().state,
+        ReturnCaseState::Approved
+    );
+    assert!(o.charges().is_empty());
+    // The unit comes back; nothing is refunded: it paid for the new one.
+    let o = bring_back(&shop, &o).await;
+    assert_eq!(o.payment().refunded(), usd("0.00"));
+    // A request can be an exchange once.
+    let e = shop
+        .engine
+        .create_exchange(
+            &staff(),
+            order.id(),
+            NewExchange::for_request(case, vec![(s.small, 1)], key("y")),
+        )
+        .await;
+    assert!(e.is_err(), "{e:?}");
+}
+
 conformance!(
+    a_buyers_return_request_is_settled_as_an_exchange,
     a_size_swap_moves_no_money,
     a_cheaper_item_refunds_the_difference_when_the_unit_arrives,
     a_dearer_item_is_paid_before_it_ships,

@@ -238,7 +238,50 @@ async fn only_staff_make_and_send_quotes(backend: Backend) {
     assert_eq!(out.order.customer_id(), Some(me));
 }
 
+async fn a_staff_only_discount_works_on_drafts_alone(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let me = shop.customer("d@example.com").await.id();
+    let staff_deal = common::ten_percent_coded()
+        .when(cartwright::pricing::Condition::DraftOrder { draft: true });
+    let promotion = shop
+        .engine
+        .save_promotion(&Actor::System, staff_deal)
+        .await
+        .unwrap();
+    shop.engine
+        .create_coupon(&Actor::System, promotion.id, "STAFFDEAL", None)
+        .await
+        .unwrap();
+    // On a draft, staff's code takes 10 % off B (A's price is negotiated
+    // and left alone).
+    let cart = draft(&shop, Some(me)).await;
+    shop.engine
+        .add_coupon_code(&staff(), cart.id(), "STAFFDEAL")
+        .await
+        .unwrap();
+    let priced = shop.engine.price_cart(&staff(), cart.id()).await.unwrap();
+    assert_eq!(priced.total, usd("42.90"));
+    // In a customer's own cart the same code does nothing, and says why.
+    let buyer = Actor::Customer(me);
+    let own = shop
+        .engine
+        .create_cart(&buyer, Currency::USD)
+        .await
+        .unwrap();
+    let b = cart.lines()[1].variant_id;
+    shop.engine.add_item(&buyer, own.id(), b, 1).await.unwrap();
+    shop.engine
+        .add_coupon_code(&buyer, own.id(), "STAFFDEAL")
+        .await
+        .unwrap();
+    let priced = shop.engine.price_cart(&buyer, own.id()).await.unwrap();
+    assert_eq!(priced.discount_total, usd("0.00"));
+    let why = format!("{:?}", priced.promotions);
+    assert!(why.contains("draft order"), "{why}");
+}
+
 conformance!(
+    a_staff_only_discount_works_on_drafts_alone,
     a_customer_pays_the_quote_they_were_sent,
     an_expired_quote_cannot_be_paid,
     a_quote_is_paid_only_at_its_total,

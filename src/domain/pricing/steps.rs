@@ -24,6 +24,7 @@ pub(super) fn environment<'a>(
         shipping_method: cart.shipping_method(),
         customer: ctx.customer,
         channel: cart.channel_id(),
+        draft_order: cart.quote().is_some(),
         now: ctx.now,
         catalog: ctx.catalog,
         usage: ctx.usage,

@@ -42,9 +42,30 @@ pub struct NewExchange {
     pub note: String,
     /// Makes the exchange safe to retry: the same key exchanges once.
     pub key: IdempotencyKey,
+    /// Settles this buyer's return request (requested, approved or
+    /// received) as the exchange: its units are the ones coming back
+    /// (`returned` is not used), and it keeps their value as the credit.
+    pub from_request: Option<ReturnCaseId>,
 }
 
 impl NewExchange {
+    /// An exchange settling the buyer's return request `case` with
+    /// `new_items`, under `key`.
+    pub fn for_request(
+        case: ReturnCaseId,
+        new_items: Vec<(VariantId, u32)>,
+        key: IdempotencyKey,
+    ) -> Self {
+        Self {
+            returned: Vec::new(),
+            new_items,
+            reason: ReturnReason::Other,
+            note: String::new(),
+            key,
+            from_request: Some(case),
+        }
+    }
+
     /// An exchange of `returned` for `new_items`, for `reason`, under `key`.
     pub fn new(
         returned: Vec<LineQuantity>,
@@ -58,11 +79,46 @@ impl NewExchange {
             reason,
             note: String::new(),
             key,
+            from_request: None,
         }
     }
 }
 
 crate::domain::setters!(NewExchange {} into { note: String });
+
+/// The units a request names and what they paid, as if the request did
+/// not hold them (it is the one being settled).
+fn request_units(
+    order: &Order,
+    case: ReturnCaseId,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(Vec<LineQuantity>, Money)> {
+    let c = order.return_case(case)?;
+    if !c.state.is_open() {
+        return Err(Error::IllegalTransition {
+            entity: "return request",
+            from: format!("{:?}", c.state),
+            to: "an exchange".into(),
+        });
+    }
+    if c.credit.is_some() {
+        return Err(Error::invalid(
+            "return request",
+            "it is an exchange already",
+        ));
+    }
+    let items = c.items.clone();
+    let mut probe = order.clone();
+    probe.return_case_mut(case)?.state = ReturnCaseState::Canceled;
+    let quote = probe.quote_return(
+        &items,
+        ReturnReason::Other,
+        &StaffReturn(ShippingRefund::Never),
+        now,
+        QuoteChecks::staff(true),
+    )?;
+    Ok((items, quote.goods))
+}
 
 /// How a charge is paid.
 #[derive(Clone, PartialEq, Eq)]
@@ -221,13 +277,20 @@ impl Engine {
         }
         order.ensure_returnable_order()?;
         // The units coming back are checked before anything is held.
-        order.quote_return(
-            &exchange.returned,
-            exchange.reason,
-            &StaffReturn(ShippingRefund::Never),
-            self.now(),
-            QuoteChecks::staff(true),
-        )?;
+        match exchange.from_request {
+            Some(case) => {
+                request_units(&order, case, self.now())?;
+            }
+            None => {
+                order.quote_return(
+                    &exchange.returned,
+                    exchange.reason,
+                    &StaffReturn(ShippingRefund::Never),
+                    self.now(),
+                    QuoteChecks::staff(true),
+                )?;
+            }
+        }
         let priced = self.price_new_units(&order, &exchange.new_items).await?;
         let units: Vec<(VariantId, u32)> = priced
             .lines
@@ -242,43 +305,63 @@ impl Engine {
                 if order.exchanges().iter().any(|e| e.key == key) {
                     return Ok(None);
                 }
-                let (exchange_id, case_id, charge_id) = ids;
+                let (exchange_id, new_case, charge_id) = ids;
                 // What the returned units paid, with nothing kept.
-                let quote = order.quote_return(
-                    &exchange.returned,
-                    exchange.reason,
-                    &StaffReturn(ShippingRefund::Never),
-                    now,
-                    QuoteChecks::staff(true),
-                )?;
-                let returned_value = quote.goods;
+                let (quote, returned_value) = match exchange.from_request {
+                    Some(case) => (None, request_units(&order, case, now)?.1),
+                    None => {
+                        let quote = order.quote_return(
+                            &exchange.returned,
+                            exchange.reason,
+                            &StaffReturn(ShippingRefund::Never),
+                            now,
+                            QuoteChecks::staff(true),
+                        )?;
+                        let goods = quote.goods;
+                        (Some(quote), goods)
+                    }
+                };
                 let new_value = Money::sum(priced.currency, priced.lines.iter().map(|l| &l.total))?;
                 let credit = if new_value.checked_cmp(&returned_value)?.is_lt() {
                     new_value
                 } else {
                     returned_value
                 };
-                order.request_return(ReturnCase {
-                    id: case_id,
-                    key: format!("{key}:return"),
-                    items: exchange.returned.clone(),
-                    reason: exchange.reason,
-                    note: note.clone(),
-                    state: ReturnCaseState::Approved,
-                    quote,
-                    requested_by: actor.clone(),
-                    requested_at: now,
-                    received: Vec::new(),
-                    return_id: None,
-                    history: vec![ReturnCaseEntry {
-                        at: now,
-                        actor: actor.clone(),
-                        state: ReturnCaseState::Approved,
-                        note: "exchange".into(),
-                    }],
-                    credit: Some(credit),
-                    direct: false,
-                })?;
+                let (case_id, case_state) = match (exchange.from_request, quote) {
+                    (Some(case), _) => {
+                        let c = order.return_case_mut(case)?;
+                        c.credit = Some(credit);
+                        if c.state == ReturnCaseState::Requested {
+                            c.step(ReturnCaseState::Approved, now, actor, "exchange")?;
+                        }
+                        (case, c.state)
+                    }
+                    (None, Some(quote)) => {
+                        order.request_return(ReturnCase {
+                            id: new_case,
+                            key: format!("{key}:return"),
+                            items: exchange.returned.clone(),
+                            reason: exchange.reason,
+                            note: note.clone(),
+                            state: ReturnCaseState::Approved,
+                            quote,
+                            requested_by: actor.clone(),
+                            requested_at: now,
+                            received: Vec::new(),
+                            return_id: None,
+                            history: vec![ReturnCaseEntry {
+                                at: now,
+                                actor: actor.clone(),
+                                state: ReturnCaseState::Approved,
+                                note: "exchange".into(),
+                            }],
+                            credit: Some(credit),
+                            direct: false,
+                        })?;
+                        (new_case, ReturnCaseState::Approved)
+                    }
+                    (None, None) => return Err(Error::invalid("exchange", "no units coming back")),
+                };
                 let new_lines: Vec<LineId> = priced.lines.iter().map(|l| l.line_id).collect();
                 order.append_lines(
                     priced.lines.clone(),
@@ -324,7 +407,7 @@ impl Engine {
                         order_id,
                         AfterSaleChange::ReturnRequest {
                             return_case_id: case_id,
-                            state: ReturnCaseState::Approved,
+                            state: case_state,
                         },
                     ),
                 ];

@@ -701,6 +701,8 @@ pub(crate) struct Env<'a> {
     pub customer: &'a CustomerFacts,
     /// The cart's sales channel, if any.
     pub channel: Option<crate::id::ChannelId>,
+    /// Whether the cart is a draft order staff built.
+    pub draft_order: bool,
     pub now: DateTime<Utc>,
     pub catalog: &'a HashMap<VariantId, CatalogEntry>,
     pub usage: &'a HashMap<String, u64>,

@@ -422,6 +422,10 @@ impl PromotionSet {
                 let actual = env.customer.id.is_some();
                 (actual != *signed_in).then(|| failed("signed in", Op::Eq, signed_in, actual))
             }
+            Condition::DraftOrder { draft } => {
+                let actual = env.draft_order;
+                (actual != *draft).then(|| failed("draft order", Op::Eq, draft, actual))
+            }
             Condition::Custom { rule, settings } => self.custom_condition(rule, settings, env)?,
         };
         let pass = failed.is_none();

@@ -373,6 +373,14 @@ pub enum Condition {
         /// The state required.
         signed_in: bool,
     },
+    /// Whether the cart is a draft order or quote staff built (`true`) or
+    /// an ordinary cart (`false`). Only staff build and change draft
+    /// orders, so a promotion with `draft: true` is a **staff-only
+    /// discount**: its code does nothing in a customer's own cart.
+    DraftOrder {
+        /// The kind of cart required.
+        draft: bool,
+    },
     /// A condition implemented by a registered [`PricingRule`](crate::pricing::PricingRule).
     Custom {
         /// The rule's registered name.

@@ -198,7 +198,7 @@ pub(super) fn validate_condition(c: &Condition, depth: usize, budget: &mut Budge
         Condition::EmailDomain { op, domains } => {
             check_texts("email domain condition", *op, domains)
         }
-        Condition::SignedIn { .. } => Ok(()),
+        Condition::SignedIn { .. } | Condition::DraftOrder { .. } => Ok(()),
         Condition::SalesChannel { op, channels } => {
             check_list("sales channel condition", *op, channels)
         }

@@ -35,6 +35,7 @@ fn with_env<R>(prices: &[&str], quantity: u32, f: impl FnOnce(&Env<'_>) -> R) ->
         shipping_method: None,
         customer: &customer,
         channel: None,
+        draft_order: false,
         now: chrono::Utc::now(),
         catalog: &catalog,
         usage: &usage,
