@@ -567,7 +567,106 @@ async fn a_buyers_return_request_is_settled_as_an_exchange(backend: Backend) {
     assert!(e.is_err(), "{e:?}");
 }
 
+async fn a_lost_answer_is_one_hold_after_recovery(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let s = shipped(&shop).await;
+    let order = s.order;
+    let o = shop
+        .engine
+        .create_exchange(
+            &staff(),
+            order.id(),
+            NewExchange::new(
+                units(&order, 0, 1),
+                vec![(s.xl, 1)],
+                ReturnReason::SizeOrFit,
+                key("x"),
+            ),
+        )
+        .await
+        .unwrap();
+    let charge = o.charges()[0].id;
+    // The gateway holds the money but the answer is lost; the caller stops.
+    let e = shop
+        .engine
+        .pay_charge(
+            &s.guest,
+            order.id(),
+            charge,
+            ChargePayment::new("tok_timeout"),
+        )
+        .await;
+    assert!(matches!(e, Err(Error::PaymentUnavailable(_))), "{e:?}");
+    let o = shop.engine.order(&staff(), order.id()).await.unwrap();
+    assert_eq!(o.charge(charge).unwrap().state, ChargeState::Authorizing);
+    assert!(o.has_pending_work());
+    // Recovery leaves a fresh try to its caller, then finishes it.
+    assert_eq!(shop.engine.recover().await.unwrap().settled_charges, 0);
+    shop.clock.advance(chrono::Duration::minutes(5));
+    assert_eq!(shop.engine.recover().await.unwrap().settled_charges, 1);
+    let o = shop.engine.order(&staff(), order.id()).await.unwrap();
+    assert_eq!(o.charge(charge).unwrap().state, ChargeState::Paid);
+    assert!(!o.has_pending_work());
+    let holds: Vec<_> = shop
+        .payments
+        .authorizations()
+        .into_iter()
+        .filter(|a| a.amount == usd("11.00") && !a.failed)
+        .collect();
+    assert_eq!(holds.len(), 1, "{holds:?}");
+    assert_eq!(holds[0].captured, usd("11.00"));
+}
+
+async fn a_try_that_never_reached_the_provider_is_retried_under_its_key(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let s = shipped(&shop).await;
+    let order = s.order;
+    let o = shop
+        .engine
+        .create_exchange(
+            &staff(),
+            order.id(),
+            NewExchange::new(
+                units(&order, 0, 1),
+                vec![(s.xl, 1)],
+                ReturnReason::SizeOrFit,
+                key("x"),
+            ),
+        )
+        .await
+        .unwrap();
+    let charge = o.charges()[0].id;
+    shop.payments.inject(
+        cartwright::payment::Operation::Authorize,
+        cartwright::payment::Fault::Unavailable,
+    );
+    let e = shop
+        .engine
+        .pay_charge(&s.guest, order.id(), charge, ChargePayment::new("tok_visa"))
+        .await;
+    assert!(matches!(e, Err(Error::PaymentUnavailable(_))), "{e:?}");
+    shop.clock.advance(chrono::Duration::minutes(5));
+    shop.engine.recover().await.unwrap();
+    let o = shop.engine.order(&staff(), order.id()).await.unwrap();
+    let c = o.charge(charge).unwrap();
+    assert_eq!(c.state, ChargeState::Due);
+    let first_key = c.provider_key(order.id());
+    // The buyer pays again: the same try's key, one hold.
+    let o = shop
+        .engine
+        .pay_charge(&s.guest, order.id(), charge, ChargePayment::new("tok_visa"))
+        .await
+        .unwrap();
+    let c = o.charge(charge).unwrap();
+    assert_eq!(c.state, ChargeState::Paid);
+    assert_eq!(c.provider_key(order.id()), first_key);
+    let paid = o.payments().find(|p| Some(p.id()) == c.payment).unwrap();
+    assert_eq!(paid.authorize_key(), first_key);
+}
+
 conformance!(
+    a_lost_answer_is_one_hold_after_recovery,
+    a_try_that_never_reached_the_provider_is_retried_under_its_key,
     a_buyers_return_request_is_settled_as_an_exchange,
     a_size_swap_moves_no_money,
     a_cheaper_item_refunds_the_difference_when_the_unit_arrives,

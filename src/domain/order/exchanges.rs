@@ -87,6 +87,16 @@ pub struct Charge {
     /// Tries so far; the provider key of try *n* is
     /// `<order id>:charge:<charge id>:<n>`.
     pub attempts: u32,
+    /// Whether the current try's key may hold an authorization at the
+    /// provider: true from the moment it is asked until the provider
+    /// refuses it. The next try reuses an open try's key (the provider
+    /// answers it once), so a try whose answer was lost never becomes a
+    /// second hold.
+    #[serde(default)]
+    pub open_try: bool,
+    /// When the current try was asked of the provider.
+    #[serde(default)]
+    pub tried_at: Option<DateTime<Utc>>,
     /// The provider asked (set with the first try).
     pub provider: Option<String>,
     /// What the buyer must do, while the provider waits for them.
@@ -188,6 +198,14 @@ impl Order {
     /// Its exchanges, oldest first.
     pub fn exchanges(&self) -> &[Exchange] {
         &self.exchanges
+    }
+
+    /// A charge whose try is in flight, if any: recovery finishes it once
+    /// it is older than the checkout lease.
+    pub(crate) fn charge_in_flight(&self) -> Option<&Charge> {
+        self.charges
+            .iter()
+            .find(|c| c.state == ChargeState::Authorizing)
     }
 
     /// Whether `line` waits for a charge to be paid before it ships.

@@ -552,6 +552,7 @@ impl Order {
     pub fn has_pending_work(&self) -> bool {
         self.pending_operation().is_some()
             || (self.cancellation.is_some() && self.status != OrderStatus::Cancelled)
+            || self.charge_in_flight().is_some()
     }
 
     fn count<'a>(items: impl Iterator<Item = &'a LineQuantity>, line: LineId) -> u32 {

@@ -283,6 +283,8 @@ impl Engine {
                             lines: added.clone(),
                             state: ChargeState::Due,
                             attempts: 0,
+                            open_try: false,
+                            tried_at: None,
                             provider: None,
                             action: None,
                             last_error: String::new(),

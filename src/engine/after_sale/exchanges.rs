@@ -381,6 +381,8 @@ impl Engine {
                         lines: new_lines.clone(),
                         state: ChargeState::Due,
                         attempts: 0,
+                        open_try: false,
+                        tried_at: None,
                         provider: None,
                         action: None,
                         last_error: String::new(),
@@ -529,7 +531,6 @@ impl Engine {
         let provider = self.provider_for(payment.provider.as_deref())?;
         let order = self.load_order(actor, order_id).await?;
         // 1. The try, recorded before the provider hears of it.
-        let mut resuming = false;
         let order = self
             .update_order(order, |o| {
                 if o.status() == crate::order::OrderStatus::Cancelled {
@@ -547,14 +548,17 @@ impl Engine {
                         from: "Canceled".into(),
                         to: "Paid".into(),
                     }),
-                    ChargeState::Authorizing | ChargeState::AwaitingCustomer => {
-                        resuming = true;
-                        Ok(None)
-                    }
+                    ChargeState::Authorizing | ChargeState::AwaitingCustomer => Ok(None),
                     ChargeState::Due => {
-                        c.attempts = c.attempts.saturating_add(1);
+                        // A try that may hold money keeps its key and its
+                        // provider.
+                        if !c.open_try {
+                            c.attempts = c.attempts.saturating_add(1);
+                            c.provider = Some(provider.name().to_owned());
+                        }
+                        c.open_try = true;
+                        c.tried_at = Some(self.now());
                         c.state = ChargeState::Authorizing;
-                        c.provider = Some(provider.name().to_owned());
                         c.last_error.clear();
                         Ok(Some(crate::order::Effects::default()))
                     }
@@ -568,21 +572,38 @@ impl Engine {
         ) {
             return Ok(order.visible_to(actor));
         }
-        // A resumed try goes to the provider it was made with.
-        let provider = match (&c.provider, resuming) {
-            (Some(name), true) => self.provider_for(Some(name))?,
-            _ => provider,
-        };
+        Ok(self
+            .finish_charge(order, charge, Some(&payment))
+            .await?
+            .visible_to(actor))
+    }
+
+    /// Asks the provider about a charge's current try and records the
+    /// answer. With `payment`, a try not known at the provider is made
+    /// (under the try's own key); without it (recovery), such a try is
+    /// recorded as never made and the charge is due again, its key kept for
+    /// the next try.
+    pub(crate) async fn finish_charge(
+        &self,
+        order: Order,
+        charge: ChargeId,
+        payment: Option<&ChargePayment>,
+    ) -> Result<Order> {
+        let order_id = order.id();
+        let c = order.charge(charge)?.clone();
+        let provider = self.provider_for(c.provider.as_deref())?;
         let key = c.provider_key(order_id);
-        // 2. The provider, under the try's own key.
-        let known = if resuming {
-            provider.find_authorization(&key).await.ok().flatten()
-        } else {
-            None
+        // 2. The provider, under the try's own key: what it knows first.
+        let known = match provider.find_authorization(&key).await {
+            Ok(found) => found,
+            Err(e @ (PaymentError::Timeout | PaymentError::Unavailable(_))) => {
+                return Err(e.into());
+            }
+            Err(_) => None,
         };
-        let answer = match known {
-            Some(found) => Ok(found),
-            None => {
+        let answer = match (known, payment) {
+            (Some(found), _) => Ok(found),
+            (None, Some(payment)) => {
                 provider
                     .authorize(AuthorizeRequest {
                         idempotency_key: key.clone(),
@@ -594,19 +615,28 @@ impl Engine {
                     })
                     .await
             }
+            (None, None) => Err(PaymentError::NotFound),
         };
         // 3. The answer, recorded.
         let now = self.now();
-        let outcome = classify(answer, c.amount);
+        let outcome = match answer {
+            Err(PaymentError::NotFound) if payment.is_none() => Outcome::NeverMade,
+            answer => classify(answer, c.amount),
+        };
         let provider_name = provider.name().to_owned();
+        let method = payment.and_then(|p| p.method.clone());
+        let actor = Actor::System;
         let order = self
             .update_order(order, |o| {
                 let current = o.charge(charge)?.clone();
-                if !matches!(
+                // The same try, still open: in flight, waiting, or made due
+                // by recovery before this answer came.
+                let same_try = current.attempts == c.attempts && current.open_try;
+                let live = matches!(
                     current.state,
-                    ChargeState::Authorizing | ChargeState::AwaitingCustomer
-                ) || current.attempts != c.attempts
-                {
+                    ChargeState::Authorizing | ChargeState::AwaitingCustomer | ChargeState::Due
+                );
+                if !same_try || !live {
                     return Ok(None);
                 }
                 match &outcome {
@@ -633,7 +663,7 @@ impl Engine {
                                 PaymentStatus::Authorized
                             },
                             operations: Vec::new(),
-                            method: payment.method.clone(),
+                            method: method.clone(),
                         };
                         // Collected at once, by the money path.
                         if !*captured {
@@ -643,7 +673,7 @@ impl Engine {
                                 purpose: OperationPurpose::Direct,
                                 request_key: Some(&format!("charge:{charge}:capture")),
                                 reason: "charge",
-                                actor,
+                                actor: &actor,
                                 at: now,
                             })?;
                         }
@@ -668,8 +698,19 @@ impl Engine {
                     Outcome::Refused(reason) => {
                         let ch = o.charge_mut(charge)?;
                         ch.state = ChargeState::Due;
+                        ch.open_try = false;
                         ch.action = None;
                         ch.last_error = reason.chars().take(200).collect();
+                        Ok(Some(crate::order::Effects::default()))
+                    }
+                    Outcome::NeverMade => {
+                        let ch = o.charge_mut(charge)?;
+                        if ch.state != ChargeState::Authorizing {
+                            return Ok(None);
+                        }
+                        // Due again; the key stays for the next try.
+                        ch.state = ChargeState::Due;
+                        ch.last_error = "the try never reached the provider".into();
                         Ok(Some(crate::order::Effects::default()))
                     }
                     Outcome::NoAnswer(_) => Ok(None),
@@ -678,7 +719,7 @@ impl Engine {
             .await?;
         match outcome {
             Outcome::Refused(_) | Outcome::NoAnswer(_) => Err(outcome.into_error()),
-            _ => Ok(Box::pin(self.drive(order)).await?.visible_to(actor)),
+            _ => Box::pin(self.drive(order)).await,
         }
     }
 }
@@ -693,6 +734,8 @@ enum Outcome {
     Refused(String),
     /// No answer: the try stays in flight.
     NoAnswer(PaymentError),
+    /// Recovery found no trace of the try at the provider.
+    NeverMade,
 }
 
 impl Outcome {

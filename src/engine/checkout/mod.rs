@@ -328,6 +328,9 @@ pub struct RecoveryReport {
     /// Waiting payments that expired or failed: cancelled at the provider,
     /// their stock and coupon uses released.
     pub ended_sessions: u64,
+    /// Charges whose try was left in flight (its caller stopped): its
+    /// answer looked up at the provider and recorded.
+    pub settled_charges: u64,
 }
 
 /// A checkout's cart, priced and checked, with the stock it needs.

@@ -81,6 +81,20 @@ impl Engine {
                 })
                 .await?;
             for order in &page {
+                if let Some(c) = order.charge_in_flight()
+                    && c.tried_at.is_none_or(|t| t <= cutoff)
+                {
+                    let (order_id, charge) = (order.id(), c.id);
+                    tracing::warn!(%order_id, "recovery finishing a charge's try");
+                    if self
+                        .finish_charge(order.clone(), charge, None)
+                        .await
+                        .is_ok()
+                    {
+                        report.settled_charges += 1;
+                    }
+                    continue;
+                }
                 let stale = match order.pending_operation() {
                     Some(op) => op.begun_at.is_none_or(|t| t <= cutoff),
                     None => order
