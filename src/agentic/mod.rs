@@ -184,12 +184,12 @@ pub(crate) fn minor(m: crate::money::Money) -> i64 {
 /// An order line's fulfilment as both protocols name it: `processing`
 /// (nothing shipped), `partial` or `fulfilled`.
 pub(crate) fn line_status(fulfilled: u32, quantity: u32) -> &'static str {
-    if fulfilled == 0 {
-        "processing"
-    } else if fulfilled < quantity {
+    if fulfilled >= quantity {
+        "fulfilled"
+    } else if fulfilled > 0 {
         "partial"
     } else {
-        "fulfilled"
+        "processing"
     }
 }
 

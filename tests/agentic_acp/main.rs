@@ -696,6 +696,72 @@ async fn order_webhooks_are_signed_and_delivered(backend: Backend) {
     assert_valid("Order", &event["data"]);
 }
 
+async fn after_sale_changes_reach_the_platform(backend: Backend) {
+    let acp = Acp::new(backend).await;
+    acp.shop.product("MUG", "12.00", 10).await;
+    let id = acp.session("MUG", 2).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    acp.ready(&id).await;
+    let done = acp
+        .call(
+            Method::POST,
+            &format!("checkout_sessions/{id}/complete"),
+            Some("c"),
+            Some(complete_body("tok_visa")),
+        )
+        .await
+        .json();
+    let order_id: cartwright::id::OrderId = done["order"]["id"].as_str().unwrap().parse().unwrap();
+    // The shop cancels one of the two mugs before they ship.
+    let order = acp
+        .shop
+        .engine
+        .order(&Actor::System, order_id)
+        .await
+        .unwrap();
+    let line = order.pricing().lines[0].line_id;
+    acp.shop
+        .engine
+        .cancel_items(
+            &Actor::Staff("sam".into()),
+            order_id,
+            cartwright::after_sale::CancelItems::new(
+                vec![cartwright::order::LineQuantity {
+                    line_id: line,
+                    quantity: 1,
+                }],
+                cartwright::id::IdempotencyKey::new("one-mug").unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    let relay =
+        cartwright::relay::Relay::new(acp.shop.engine.clone(), vec![acp.merchant.webhook_sink()])
+            .unwrap();
+    let updated = |hooks: &[(axum::http::HeaderMap, Vec<u8>)]| {
+        hooks.iter().rev().find_map(|(_, body)| {
+            let event: Value = serde_json::from_slice(body).unwrap();
+            let current = &event["data"]["line_items"][0]["quantity"]["current"];
+            (event["type"] == "order_update" && current == 1).then_some(event)
+        })
+    };
+    let mut found = None;
+    for _ in 0..100 {
+        relay.run_once().await.unwrap();
+        found = updated(&acp.hooks.lock().unwrap());
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let event = found.expect("an order_update with one mug left");
+    assert_eq!(event["data"]["line_items"][0]["quantity"]["ordered"], 2);
+    assert_eq!(event["data"]["line_items"][0]["status"], "processing");
+    assert_valid("Order", &event["data"]);
+}
+
 async fn three_d_secure_is_authentication_required(backend: Backend) {
     let acp = Acp::new(backend).await;
     acp.shop.product("MUG", "12.00", 10).await;
@@ -920,4 +986,5 @@ conformance!(
     a_declined_payment_leaves_the_session_open,
     completions_racing_on_two_instances_charge_once,
     order_webhooks_are_signed_and_delivered,
+    after_sale_changes_reach_the_platform,
 );

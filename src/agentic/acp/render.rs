@@ -267,12 +267,23 @@ pub(crate) fn order(config: &AcpConfig, view: &AgentView) -> Option<Value> {
         .lines
         .iter()
         .map(|l| {
-            let fulfilled = order.shipped(l.line_id).min(l.quantity);
-            let status = crate::agentic::line_status(fulfilled, l.quantity);
+            // Current: what is still active after cancellations and returns.
+            let current = order
+                .ordered(l.line_id)
+                .saturating_sub(order.returned(l.line_id));
+            let fulfilled = order
+                .shipped(l.line_id)
+                .saturating_sub(order.returned(l.line_id))
+                .min(current);
+            let status = if current == 0 {
+                "removed"
+            } else {
+                crate::agentic::line_status(fulfilled, current)
+            };
             json!({
                 "id": l.line_id.to_string(),
                 "title": &*l.name,
-                "quantity": {"ordered": l.quantity, "current": l.quantity, "fulfilled": fulfilled},
+                "quantity": {"ordered": l.quantity, "current": current, "fulfilled": fulfilled},
                 "unit_price": minor(l.unit_price),
                 "subtotal": minor(l.subtotal),
                 "status": status,

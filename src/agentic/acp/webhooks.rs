@@ -34,7 +34,10 @@ fn order_of(kind: &EventKind) -> Option<(&'static str, crate::id::OrderId)> {
         EventKind::OrderPlaced { order_id, .. } => Some(("order_create", *order_id)),
         EventKind::OrderShipped { order_id, .. }
         | EventKind::OrderCancelled { order_id, .. }
-        | EventKind::PaymentRefunded { order_id, .. } => Some(("order_update", *order_id)),
+        | EventKind::PaymentRefunded { order_id, .. }
+        // Returns, claims, exchanges, edits and cancelled units change the
+        // order's lines and quantities.
+        | EventKind::AfterSale { order_id, .. } => Some(("order_update", *order_id)),
         _ => None,
     }
 }

@@ -307,12 +307,14 @@ pub(crate) fn order(config: &UcpConfig, version: Version, view: &AgentView) -> O
         .lines
         .iter()
         .map(|line| {
-            let fulfilled = order.shipped(line.line_id).min(line.quantity);
-            let status = crate::agentic::line_status(fulfilled, line.quantity);
+            // The current total: units cancelled before shipping are gone.
+            let current = order.ordered(line.line_id);
+            let fulfilled = order.shipped(line.line_id).min(current);
+            let status = crate::agentic::line_status(fulfilled, current);
             json!({
                 "id": line.line_id.to_string(),
                 "item": {"id": line.sku.as_str(), "title": &*line.name, "price": minor(line.unit_price)},
-                "quantity": {"total": line.quantity, "fulfilled": fulfilled},
+                "quantity": {"total": current, "fulfilled": fulfilled},
                 "totals": [total("subtotal", line.subtotal), total("total", line.total)],
                 "status": status,
             })

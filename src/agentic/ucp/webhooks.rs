@@ -135,6 +135,9 @@ fn event_type(kind: &EventKind) -> Option<(&'static str, crate::id::OrderId)> {
         EventKind::OrderShipped { order_id, .. } => Some(("order_shipped", *order_id)),
         EventKind::OrderCancelled { order_id, .. } => Some(("order_canceled", *order_id)),
         EventKind::PaymentRefunded { order_id, .. } => Some(("order_refunded", *order_id)),
+        // Returns, claims, exchanges, edits and cancelled units change the
+        // order's lines and quantities.
+        EventKind::AfterSale { order_id, .. } => Some(("order_updated", *order_id)),
         _ => None,
     }
 }
