@@ -664,7 +664,41 @@ async fn a_try_that_never_reached_the_provider_is_retried_under_its_key(backend:
     assert_eq!(paid.authorize_key(), first_key);
 }
 
+async fn a_charge_being_paid_blocks_calling_things_off(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let s = shipped(&shop).await;
+    let order = s.order;
+    let o = shop
+        .engine
+        .create_exchange(
+            &staff(),
+            order.id(),
+            NewExchange::new(
+                units(&order, 0, 1),
+                vec![(s.xl, 1)],
+                ReturnReason::SizeOrFit,
+                key("x"),
+            ),
+        )
+        .await
+        .unwrap();
+    let charge = o.charges()[0].id;
+    // The buyer is at the bank's 3-D Secure page.
+    shop.engine
+        .pay_charge(&s.guest, order.id(), charge, ChargePayment::new("tok_3ds"))
+        .await
+        .unwrap();
+    let before = shop.snapshot().await;
+    let e = shop
+        .engine
+        .cancel_exchange(&staff(), order.id(), o.exchanges()[0].id)
+        .await;
+    assert!(matches!(e, Err(Error::IllegalTransition { .. })), "{e:?}");
+    assert!(before == shop.snapshot().await);
+}
+
 conformance!(
+    a_charge_being_paid_blocks_calling_things_off,
     a_lost_answer_is_one_hold_after_recovery,
     a_try_that_never_reached_the_provider_is_retried_under_its_key,
     a_buyers_return_request_is_settled_as_an_exchange,

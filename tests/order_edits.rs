@@ -346,7 +346,36 @@ async fn an_edit_racing_a_shipment_never_both_win(backend: Backend) {
     }
 }
 
+async fn an_order_is_not_cancelled_while_its_charge_is_paid(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let (order, guest, _, d) = placed(&shop).await;
+    let o = shop
+        .engine
+        .confirm_order_edit(
+            &staff(),
+            order.id(),
+            EditRequest::default().add_units(vec![(d, 1)]),
+            usd("22.00"),
+            &key("e"),
+        )
+        .await
+        .unwrap();
+    let charge = o.charges()[0].id;
+    shop.engine
+        .pay_charge(&guest, order.id(), charge, ChargePayment::new("tok_3ds"))
+        .await
+        .unwrap();
+    let before = shop.snapshot().await;
+    let e = shop
+        .engine
+        .cancel(&staff(), order.id(), "changed mind")
+        .await;
+    assert!(matches!(e, Err(Error::PaymentInProgress { .. })), "{e:?}");
+    assert!(before == shop.snapshot().await);
+}
+
 conformance!(
+    an_order_is_not_cancelled_while_its_charge_is_paid,
     a_swap_for_something_dearer_is_charged,
     a_swap_for_something_cheaper_gives_the_rest_back,
     the_address_moves_within_its_tax_jurisdiction,

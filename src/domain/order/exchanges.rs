@@ -366,13 +366,13 @@ impl Order {
         if let Some(charge) = exchange.charge {
             let c = self.charge_mut(charge)?;
             match c.state {
-                ChargeState::Due | ChargeState::AwaitingCustomer => c.state = ChargeState::Canceled,
+                ChargeState::Due => c.state = ChargeState::Canceled,
                 ChargeState::Canceled => {}
                 other => {
                     return Err(Error::IllegalTransition {
                         entity: "charge",
                         from: format!("{other:?}"),
-                        to: "Canceled (cancel its units instead once paid)".into(),
+                        to: "Canceled (it is being paid; once paid, cancel its units)".into(),
                     });
                 }
             }

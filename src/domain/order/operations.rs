@@ -312,6 +312,18 @@ impl Order {
             });
         }
         self.ensure_nothing_pending()?;
+        // A charge being paid (asked of the provider, or waiting for the
+        // buyer's bank) finishes first: its money must land on the books.
+        if let Some(c) = self.charges().iter().find(|c| {
+            matches!(
+                c.state,
+                super::ChargeState::Authorizing | super::ChargeState::AwaitingCustomer
+            )
+        }) {
+            return Err(Error::PaymentInProgress {
+                operation: format!("charge {}", c.id),
+            });
+        }
         self.cancellation = Some(Cancellation {
             reason,
             actor: actor.clone(),

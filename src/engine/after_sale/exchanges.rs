@@ -436,8 +436,9 @@ impl Engine {
     ///
     /// # Errors
     /// [`Error::Forbidden`]; [`Error::IllegalTransition`] once a new unit
-    /// shipped, the charge is being paid or was paid (cancel its units
-    /// instead), or the returned units were refunded already;
+    /// shipped, the charge is being paid (asked of the provider or waiting
+    /// for the buyer's bank) or was paid (cancel its units instead), or the
+    /// returned units were refunded already;
     /// [`Error::NotFound`]; [`Error::Storage`].
     #[tracing::instrument(skip_all, fields(order_id = %order_id))]
     pub async fn cancel_exchange(
