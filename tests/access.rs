@@ -493,6 +493,11 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 8], Call)> {
             e.confirm_order_edit(&a, oo, edit, usd("1.00"), &key("edit"))
                 .await
         }),
+        row!("stop_charge (unknown)", PRIVILEGED, |e, a| e.stop_charge(
+            &a,
+            oo,
+            cartwright::id::ChargeId::new()
+        )),
         row!("approve_return", PRIVILEGED, |e, a| e.approve_return(
             &a,
             oo,

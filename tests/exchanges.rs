@@ -695,6 +695,24 @@ async fn a_charge_being_paid_blocks_calling_things_off(backend: Backend) {
         .await;
     assert!(matches!(e, Err(Error::IllegalTransition { .. })), "{e:?}");
     assert!(before == shop.snapshot().await);
+    // The buyer never comes back: staff stop the try (the waiting payment
+    // is cancelled at the provider), then call the exchange off.
+    let o = shop
+        .engine
+        .stop_charge(&staff(), order.id(), charge)
+        .await
+        .unwrap();
+    assert_eq!(o.charge(charge).unwrap().state, ChargeState::Due);
+    let waiting = shop.payments.authorizations().last().unwrap().clone();
+    assert!(waiting.voided, "{waiting:?}");
+    let o = shop
+        .engine
+        .cancel_exchange(&staff(), order.id(), o.exchanges()[0].id)
+        .await
+        .unwrap();
+    assert_eq!(o.charge(charge).unwrap().state, ChargeState::Canceled);
+    let e = shop.engine.stop_charge(&s.guest, order.id(), charge).await;
+    assert!(matches!(e, Err(Error::Forbidden)), "{e:?}");
 }
 
 conformance!(

@@ -28,7 +28,7 @@
 //! | a guest's order: read, cancel (the order or units of lines); return requests (quote, request, call off); pay a charge | no | yes | — | no | yes | yes | no | no |
 //! | list orders | no | no | own only | no | all | all | no | no |
 //! | internal notes, groups | no | no | no | no | yes | yes | no | no |
-//! | capture, ship, deliver, return, settle; approve, reject, receive and refund return requests; claims; exchanges (make, call off); edit an order (customers too where `EngineConfig::customer_order_edits` allows) | no | no | no | no | yes | yes | no | no |
+//! | capture, ship, deliver, return, settle; approve, reject, receive and refund return requests; claims; exchanges (make, call off), stop a charge's try the buyer abandoned; edit an order (customers too where `EngineConfig::customer_order_edits` allows) | no | no | no | no | yes | yes | no | no |
 //! | issue gift cards, grant store credit | no | no | no | no | yes | yes | no | no |
 //! | sales channels: create, change | no | no | no | no | yes | yes | no | no |
 //! | sales channels: read (no actor); create a cart in one | yes | yes | yes | yes | yes | yes | no | yes |

@@ -725,6 +725,80 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Stops a charge's try that waits for the buyer (staff and the
+    /// system): a buyer who left the bank's 3-D Secure page. If the buyer
+    /// completed it after all, the charge is recorded as paid and so
+    /// returned; otherwise the waiting payment is cancelled at the provider
+    /// and the charge is due again (a later try uses a new key). Then the
+    /// order, or the exchange, can be called off.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`]; [`Error::IllegalTransition`] unless the charge
+    /// waits for the buyer; the provider's errors (the try stays as it
+    /// was); [`Error::NotFound`]; [`Error::Storage`].
+    #[tracing::instrument(skip_all, fields(order_id = %order_id))]
+    pub async fn stop_charge(
+        &self,
+        actor: &Actor,
+        order_id: OrderId,
+        charge: ChargeId,
+    ) -> Result<Order> {
+        actor.require_privileged()?;
+        let order = self.load_order(actor, order_id).await?;
+        let c = order.charge(charge)?.clone();
+        if c.state != ChargeState::AwaitingCustomer {
+            return Err(Error::IllegalTransition {
+                entity: "charge",
+                from: format!("{:?}", c.state),
+                to: "stopped (only a try waiting for the buyer stops)".into(),
+            });
+        }
+        let provider = self.provider_for(c.provider.as_deref())?;
+        let key = c.provider_key(order_id);
+        let known = provider.find_authorization(&key).await?;
+        let voided = match known {
+            Some(r)
+                if matches!(
+                    r.status,
+                    ProviderStatus::Authorized | ProviderStatus::Captured
+                ) =>
+            {
+                // Completed after all: record it.
+                return Ok(self
+                    .finish_charge(order, charge, None)
+                    .await?
+                    .visible_to(actor));
+            }
+            Some(r) => {
+                provider
+                    .void(crate::payment::VoidRequest {
+                        idempotency_key: format!("{key}:stop"),
+                        authorization: r.reference,
+                    })
+                    .await?;
+                true
+            }
+            None => false,
+        };
+        let order = self
+            .update_order(order, |o| {
+                let ch = o.charge_mut(charge)?;
+                if ch.state != ChargeState::AwaitingCustomer || ch.attempts != c.attempts {
+                    return Ok(None);
+                }
+                ch.state = ChargeState::Due;
+                ch.action = None;
+                // A cancelled try's key is spent; one never made is kept.
+                ch.open_try = !voided;
+                ch.last_error = "stopped: the buyer did not finish".into();
+                Ok(Some(crate::order::Effects::default()))
+            })
+            .await?;
+        Ok(order.visible_to(actor))
+    }
+}
+
 /// What a provider's answer to a charge means.
 enum Outcome {
     /// Held (and collected when `captured`) under `reference`.
