@@ -102,6 +102,17 @@ impl Order {
     /// instead); [`Error::NotFound`] for a line not in the order;
     /// [`Error::Overflow`].
     pub fn cancellation_amount(&self, items: &[LineQuantity]) -> Result<Money> {
+        self.cancellation_amount_with(items, 0)
+    }
+
+    /// As [`Order::cancellation_amount`], with `added` units about to join
+    /// the order in the same change (an edit may swap every unit for
+    /// others).
+    pub(crate) fn cancellation_amount_with(
+        &self,
+        items: &[LineQuantity],
+        added: u64,
+    ) -> Result<Money> {
         self.check_items(items, "cancellation", |o, line, _| {
             o.ordered(line).saturating_sub(o.shipped(line))
         })?;
@@ -111,6 +122,7 @@ impl Order {
             .iter()
             .map(|l| u64::from(self.ordered(l.line_id)))
             .sum::<u64>()
+            .saturating_add(added)
             .saturating_sub(items.iter().map(|i| u64::from(i.quantity)).sum());
         if left == 0 {
             return Err(Error::invalid(

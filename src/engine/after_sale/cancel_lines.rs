@@ -110,12 +110,7 @@ impl Engine {
         order_id: OrderId,
         cancel: CancelItems,
     ) -> Result<Order> {
-        if !matches!(
-            actor,
-            Actor::Customer(_) | Actor::GuestWithToken(_) | Actor::Staff(_) | Actor::System
-        ) {
-            return Err(Error::Forbidden);
-        }
+        super::require_buyer_side(actor)?;
         let reason = optional_text("cancellation reason", &cancel.reason, MAX_NOTE_LEN)?;
         let order = self.load_order(actor, order_id).await?;
         let key = format!("cancel-items:{}", cancel.key);

@@ -3,10 +3,9 @@
 
 use crate::actor::Actor;
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::event::{AfterSaleChange, EventKind};
 use crate::id::{ClaimId, IdempotencyKey, LineId, OrderId, ReturnId};
-use crate::inventory::StockRequest;
 use crate::order::{
     Claim, ClaimReason, ClaimResolution, LineQuantity, MAX_NOTE_LEN, Order, OrderChange,
     QuoteChecks, Return, ReturnReason, ReturnState, ShippingRefund, StaffReturn,
@@ -50,13 +49,13 @@ impl NewClaim {
 crate::domain::setters!(NewClaim {} into { note: String });
 
 fn claim_event(order_id: OrderId, claim_id: ClaimId, resolution: ClaimResolution) -> EventKind {
-    EventKind::AfterSale {
+    super::after_sale(
         order_id,
-        change: AfterSaleChange::Claimed {
+        AfterSaleChange::Claimed {
             claim_id,
             resolution,
         },
-    }
+    )
 }
 
 impl Engine {
@@ -160,41 +159,12 @@ impl Engine {
         order: &Order,
         made: Claim,
     ) -> Result<Order> {
-        let store = &self.inner.store;
-        let variants: Vec<_> = made
+        let units = made
             .items
             .iter()
-            .map(|i| order.line(i.line_id).map(|l| l.variant_id))
-            .collect::<Result<_>>()?;
-        let entries = store.entries(&variants).await?;
-        // In a channel that names its locations, stock comes only from them.
-        let channel = match order.channel_id() {
-            Some(id) => Some(store.channel(id).await?)
-                .filter(|c| c.locations.is_some())
-                .map(|c| c.id),
-            None => None,
-        };
-        let requests = made
-            .items
-            .iter()
-            .zip(&variants)
-            .map(|(item, v)| {
-                let entry = entries
-                    .get(v)
-                    .ok_or_else(|| Error::not_found("variant", v))?;
-                Ok(StockRequest {
-                    variant_id: *v,
-                    quantity: item.quantity,
-                    policy: entry.variant.inventory(),
-                    channel,
-                    location: entry.stock_location,
-                })
-            })
+            .map(|i| Ok((order.line(i.line_id)?.variant_id, i.quantity)))
             .collect::<Result<Vec<_>>>()?;
-        let now = self.now();
-        let hold = store
-            .reserve(&requests, &[], now + self.inner.config.reservation_ttl, now)
-            .await?;
+        let hold = self.hold_for(order, &units).await?;
         let new_ids: Vec<LineId> = made.items.iter().map(|_| LineId::new()).collect();
         let saved = self
             .modify_order(actor, order_id, |mut order| {
@@ -217,11 +187,8 @@ impl Engine {
             .as_ref()
             .is_ok_and(|o| o.claims().iter().any(|c| c.id == made.id));
         if !placed {
-            // Not used (refused, or a retry found the claim made): give the
-            // hold back now rather than when it lapses.
-            if let Err(e) = store.release(hold.id, self.now()).await {
-                tracing::warn!(error = %e, "an unused hold for a replacement lapses by itself");
-            }
+            // Not used (refused, or a retry found the claim made).
+            self.give_back(&hold).await;
         }
         saved
     }

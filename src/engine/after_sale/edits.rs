@@ -1,11 +1,12 @@
 //! Order edits: priced, shown as a difference, then confirmed in one save.
 //! See [`OrderEdit`](crate::order::OrderEdit) for the pricing rule.
 
+use super::after_sale;
 use crate::actor::Actor;
 use crate::customer::{Address, NewAddress};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::event::{AfterSaleChange, EventKind};
+use crate::event::AfterSaleChange;
 use crate::id::{
     ChargeId, IdempotencyKey, LineCancellationId, LineId, OrderEditId, OrderId, VariantId,
 };
@@ -55,10 +56,6 @@ pub struct EditPreview {
     pub difference: Money,
 }
 
-fn after_sale(order_id: OrderId, change: AfterSaleChange) -> EventKind {
-    EventKind::AfterSale { order_id, change }
-}
-
 impl Engine {
     /// Who may edit: staff and the system; the order's customer and a
     /// guest with its token when the shop allows it.
@@ -91,22 +88,10 @@ impl Engine {
         let removed_value = if edit.remove_units.is_empty() {
             Money::zero(currency)
         } else {
-            // Checked as if the added units were there (an edit may swap
-            // every unit for others).
-            let mut with_added = order.clone();
-            if !edit.add_units.is_empty() {
-                with_added.pricing.lines.push(PricedLine {
-                    line_id: LineId::new(),
-                    quantity: 1,
-                    ..order
-                        .pricing()
-                        .lines
-                        .first()
-                        .cloned()
-                        .ok_or(Error::EmptyCart)?
-                });
-            }
-            with_added.cancellation_amount(&edit.remove_units)?
+            // Checked with the added units counted (an edit may swap every
+            // unit for others).
+            let added = edit.add_units.iter().map(|(_, q)| u64::from(*q)).sum();
+            order.cancellation_amount_with(&edit.remove_units, added)?
         };
         let priced = if edit.add_units.is_empty() {
             None

@@ -1,15 +1,15 @@
 //! Exchanges and the charges for what the buyer owes on top.
 
+use super::after_sale;
 use crate::actor::Actor;
 use crate::cart::Cart;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::event::{AfterSaleChange, EventKind};
+use crate::event::AfterSaleChange;
 use crate::id::{
     ChargeId, ExchangeId, IdempotencyKey, LineCancellationId, LineId, OrderId, PaymentId,
     ReturnCaseId, VariantId,
 };
-use crate::inventory::{Reservation, StockRequest};
 use crate::money::Money;
 use crate::order::{
     Charge, ChargeState, Exchange, ExchangeState, LineCancellation, LineQuantity, MAX_NOTE_LEN,
@@ -157,10 +157,6 @@ crate::domain::setters!(ChargePayment {} into {
     method: Option<String>,
 });
 
-fn after_sale(order_id: OrderId, change: AfterSaleChange) -> EventKind {
-    EventKind::AfterSale { order_id, change }
-}
-
 impl Engine {
     /// Prices new units for `order` now, as a cart of their own: in the
     /// order's currency and channel, for its customer, taxed for its
@@ -192,50 +188,6 @@ impl Engine {
             .price_with_catalog_as(&cart, &AutomaticPromotions::None)
             .await?;
         Ok(priced.cart)
-    }
-
-    /// Holds stock for `lines` (a pending hold the store plans as for a
-    /// checkout; it lapses by itself if never merged into the order's).
-    pub(super) async fn hold_for(
-        &self,
-        order: &Order,
-        lines: &[(VariantId, u32)],
-    ) -> Result<Reservation> {
-        let store = &self.inner.store;
-        let variants: Vec<VariantId> = lines.iter().map(|(v, _)| *v).collect();
-        let entries = store.entries(&variants).await?;
-        let channel = match order.channel_id() {
-            Some(id) => Some(store.channel(id).await?)
-                .filter(|c| c.locations.is_some())
-                .map(|c| c.id),
-            None => None,
-        };
-        let requests = lines
-            .iter()
-            .map(|(v, quantity)| {
-                let entry = entries
-                    .get(v)
-                    .ok_or_else(|| Error::not_found("variant", v))?;
-                Ok(StockRequest {
-                    variant_id: *v,
-                    quantity: *quantity,
-                    policy: entry.variant.inventory(),
-                    channel,
-                    location: entry.stock_location,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let now = self.now();
-        store
-            .reserve(&requests, &[], now + self.inner.config.reservation_ttl, now)
-            .await
-    }
-
-    /// Gives an unused hold back at once (it would lapse by itself).
-    pub(super) async fn give_back(&self, hold: &Reservation) {
-        if let Err(e) = self.inner.store.release(hold.id, self.now()).await {
-            tracing::warn!(error = %e, "an unused hold lapses by itself");
-        }
     }
 
     /// Exchanges units for new ones in one operation (staff and the
@@ -523,12 +475,7 @@ impl Engine {
         charge: ChargeId,
         payment: ChargePayment,
     ) -> Result<Order> {
-        if !matches!(
-            actor,
-            Actor::Customer(_) | Actor::GuestWithToken(_) | Actor::Staff(_) | Actor::System
-        ) {
-            return Err(Error::Forbidden);
-        }
+        super::require_buyer_side(actor)?;
         let provider = self.provider_for(payment.provider.as_deref())?;
         let order = self.load_order(actor, order_id).await?;
         // 1. The try, recorded before the provider hears of it.

@@ -38,23 +38,13 @@ crate::domain::setters!(RefundReturn { waive_fees: bool } into {});
 
 /// The event of a request moving to `state`.
 fn case_event(order_id: OrderId, id: ReturnCaseId, state: ReturnCaseState) -> EventKind {
-    EventKind::AfterSale {
+    super::after_sale(
         order_id,
-        change: AfterSaleChange::ReturnRequest {
+        AfterSaleChange::ReturnRequest {
             return_case_id: id,
             state,
         },
-    }
-}
-
-/// Refuses everyone who may not act for the order's buyer: the owner, a
-/// guest with the order's token, staff and the system pass (the order's own
-/// access check follows).
-fn require_buyer_side(actor: &Actor) -> Result<()> {
-    match actor {
-        Actor::Customer(_) | Actor::GuestWithToken(_) | Actor::Staff(_) | Actor::System => Ok(()),
-        _ => Err(Error::Forbidden),
-    }
+    )
 }
 
 /// Units per line of what was received.
@@ -92,7 +82,7 @@ impl Engine {
         items: &[LineQuantity],
         reason: ReturnReason,
     ) -> Result<ReturnQuote> {
-        require_buyer_side(actor)?;
+        super::require_buyer_side(actor)?;
         let order = self.load_order(actor, order_id).await?;
         order.ensure_returnable_order()?;
         order.quote_return(
@@ -122,7 +112,7 @@ impl Engine {
         order_id: OrderId,
         request: NewReturnCase,
     ) -> Result<(Order, ReturnCaseId)> {
-        require_buyer_side(actor)?;
+        super::require_buyer_side(actor)?;
         let note = optional_text("return note", &request.note, MAX_NOTE_LEN)?;
         let key = format!("return-request:{}", request.key);
         let now = self.now();
@@ -272,7 +262,7 @@ impl Engine {
         order_id: OrderId,
         case: ReturnCaseId,
     ) -> Result<Order> {
-        require_buyer_side(actor)?;
+        super::require_buyer_side(actor)?;
         self.step_return(
             actor,
             order_id,
