@@ -15,25 +15,13 @@ use std::time::Duration as StdDuration;
 use cartwright::after_sale::CancelItems;
 use cartwright::event::{AfterSaleChange, EventKind};
 use cartwright::fulfillment::ShipmentRequest;
-use cartwright::id::IdempotencyKey;
-use cartwright::order::{LineQuantity, Order, OrderChangeKind, OrderStatus, ReturnState};
+use cartwright::order::{Order, OrderChangeKind, OrderStatus, ReturnState};
 use cartwright::payment::PaymentStatus;
 use cartwright::prelude::*;
-use common::{Backend, Shop, ShopOptions, request, usd};
+use common::{Backend, Shop, ShopOptions, key, request, units, usd};
 
 fn staff() -> Actor {
     Actor::Staff("cy".into())
-}
-
-fn key(k: &str) -> IdempotencyKey {
-    IdempotencyKey::new(k).unwrap()
-}
-
-fn units(order: &Order, line: usize, quantity: u32) -> Vec<LineQuantity> {
-    vec![LineQuantity {
-        line_id: order.pricing().lines[line].line_id,
-        quantity,
-    }]
 }
 
 /// 3 × A at 3.33 and 1 × B at 10.00 (tax 10 %, shipping 5.00) as a guest,

@@ -12,24 +12,12 @@ mod common;
 
 use cartwright::after_sale::NewClaim;
 use cartwright::fulfillment::{ReturnRequest, ShipmentRequest};
-use cartwright::id::IdempotencyKey;
-use cartwright::order::{ClaimReason, ClaimResolution, LineQuantity, Order, OrderStatus};
+use cartwright::order::{ClaimReason, ClaimResolution, Order, OrderStatus};
 use cartwright::prelude::*;
-use common::{Backend, Shop, request, usd};
+use common::{Backend, Shop, key, request, units, usd};
 
 fn staff() -> Actor {
     Actor::Staff("kim".into())
-}
-
-fn key(k: &str) -> IdempotencyKey {
-    IdempotencyKey::new(k).unwrap()
-}
-
-fn units(order: &Order, line: usize, quantity: u32) -> Vec<LineQuantity> {
-    vec![LineQuantity {
-        line_id: order.pricing().lines[line].line_id,
-        quantity,
-    }]
 }
 
 /// 3 × A at 3.33 and 1 × B at 10.00 (tax 10 %, shipping 5.00), captured,

@@ -13,27 +13,15 @@ mod common;
 
 use cartwright::after_sale::{ChargePayment, NewExchange, RefundReturn};
 use cartwright::fulfillment::ShipmentRequest;
-use cartwright::id::{IdempotencyKey, VariantId};
+use cartwright::id::VariantId;
 use cartwright::order::{
-    ChargeState, ItemCondition, LineQuantity, Order, OrderStatus, ReceivedUnits, ReturnCaseState,
-    ReturnReason,
+    ChargeState, ItemCondition, Order, OrderStatus, ReceivedUnits, ReturnCaseState, ReturnReason,
 };
 use cartwright::prelude::*;
-use common::{Backend, Shop, request, usd};
+use common::{Backend, Shop, key, request, units, usd};
 
 fn staff() -> Actor {
     Actor::Staff("eve".into())
-}
-
-fn key(k: &str) -> IdempotencyKey {
-    IdempotencyKey::new(k).unwrap()
-}
-
-fn units(order: &Order, line: usize, quantity: u32) -> Vec<LineQuantity> {
-    vec![LineQuantity {
-        line_id: order.pricing().lines[line].line_id,
-        quantity,
-    }]
 }
 
 /// A guest order of 1 × M (a medium shirt, 10.00; tax 10 %, shipping 5.00)

@@ -14,24 +14,13 @@ mod common;
 use cartwright::after_sale::{ChargePayment, EditRequest};
 use cartwright::customer::NewAddress;
 use cartwright::fulfillment::ShipmentRequest;
-use cartwright::id::{IdempotencyKey, VariantId};
-use cartwright::order::{ChargeState, LineQuantity, Order, OrderStatus};
+use cartwright::id::VariantId;
+use cartwright::order::{ChargeState, Order, OrderStatus};
 use cartwright::prelude::*;
-use common::{Backend, Shop, ShopOptions, request, usd};
+use common::{Backend, Shop, ShopOptions, key, request, units, usd};
 
 fn staff() -> Actor {
     Actor::Staff("ed".into())
-}
-
-fn key(k: &str) -> IdempotencyKey {
-    IdempotencyKey::new(k).unwrap()
-}
-
-fn units(order: &Order, line: usize, quantity: u32) -> Vec<LineQuantity> {
-    vec![LineQuantity {
-        line_id: order.pricing().lines[line].line_id,
-        quantity,
-    }]
 }
 
 /// A guest order of 3 × A at 3.33 and 1 × B at 10.00 (tax 10 %, shipping

@@ -17,7 +17,7 @@ use cartwright::actor::AccessToken;
 use cartwright::after_sale::RefundReturn;
 use cartwright::event::{AfterSaleChange, EventKind};
 use cartwright::fulfillment::{ReturnRequest, ShipmentRequest};
-use cartwright::id::{IdempotencyKey, OrderId, ReturnCaseId, VariantId};
+use cartwright::id::{OrderId, ReturnCaseId, VariantId};
 use cartwright::order::{
     Eligibility, ItemCondition, LineQuantity, NewReturnCase, Order, ReceivedUnits, ReturnCaseState,
     ReturnFees, ReturnPolicy, ReturnReason, ReturnShipping, ReturnState, ShippingRefund,
@@ -27,21 +27,10 @@ use cartwright::prelude::*;
 use cartwright::pricing::PricedLine;
 use chrono::Duration;
 use chrono::{DateTime, Utc};
-use common::{Backend, Shop, ShopOptions, request, usd};
+use common::{Backend, Shop, ShopOptions, key, request, units, usd};
 
 fn staff() -> Actor {
     Actor::Staff("rita".into())
-}
-
-fn key(k: &str) -> IdempotencyKey {
-    IdempotencyKey::new(k).unwrap()
-}
-
-fn units(order: &Order, line: usize, quantity: u32) -> Vec<LineQuantity> {
-    vec![LineQuantity {
-        line_id: order.pricing().lines[line].line_id,
-        quantity,
-    }]
 }
 
 /// A policy set once the shop's products exist (a custom policy: the

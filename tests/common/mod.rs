@@ -568,3 +568,20 @@ pub async fn cancel_orders(engine: &Engine, orders: &[cartwright::id::OrderId], 
             .unwrap();
     }
 }
+
+/// An idempotency key (test keys are valid).
+pub fn key(k: &str) -> IdempotencyKey {
+    IdempotencyKey::new(k).unwrap()
+}
+
+/// `quantity` units of the order's line number `line`.
+pub fn units(
+    order: &cartwright::order::Order,
+    line: usize,
+    quantity: u32,
+) -> Vec<cartwright::order::LineQuantity> {
+    vec![cartwright::order::LineQuantity {
+        line_id: order.pricing().lines[line].line_id,
+        quantity,
+    }]
+}
