@@ -68,12 +68,12 @@ impl Engine {
     /// charged. Idempotent by `claim.key`.
     ///
     /// # Errors
-    /// [`Error::Forbidden`]; [`Error::Invalid`] for units not shipped, or
+    /// [`Error::Forbidden`](crate::Error::Forbidden); [`Error::Invalid`](crate::Error::Invalid) for units not shipped, or
     /// already returned, requested for return or replaced, or a note over
-    /// [`MAX_NOTE_LEN`] characters; [`Error::OutOfStock`] for a replacement
-    /// that cannot be reserved (nothing is held); [`Error::IllegalTransition`]
+    /// [`MAX_NOTE_LEN`] characters; [`Error::OutOfStock`](crate::Error::OutOfStock) for a replacement
+    /// that cannot be reserved (nothing is held); [`Error::IllegalTransition`](crate::Error::IllegalTransition)
     /// for a cancelled order; for a refund, the provider's errors as
-    /// [`Engine::refund`]; [`Error::NotFound`]; [`Error::Storage`].
+    /// [`Engine::refund`]; [`Error::NotFound`](crate::Error::NotFound); [`Error::Storage`](crate::Error::Storage).
     #[tracing::instrument(skip_all, fields(order_id = %order_id))]
     pub async fn create_claim(
         &self,

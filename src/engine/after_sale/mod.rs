@@ -11,7 +11,7 @@
 //! [money-path protocol](crate::money_path): the refund is recorded as a
 //! pending operation in the same save that moves the request to
 //! *refunded*, then the provider is called under the operation's own key.
-//! Each step records an [`EventKind::AfterSale`](crate::event::EventKind::AfterSale)
+//! Each step records an [`EventKind::AfterSale`]
 //! event in the outbox.
 //!
 //! Does not know: how orders are stored or payments made: it sequences
