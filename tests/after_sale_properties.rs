@@ -8,6 +8,8 @@
 //!   accounted for by a return, a line cancellation, a manual refund or the
 //!   order's cancellation;
 //! - no line ships, returns or cancels more units than it has;
+//! - the frozen pricing adds up, however often an edit changed its
+//!   shipping method;
 //! - stock on hand is what arrived less what shipped plus what was
 //!   restocked, and stock reserved is exactly the order's units not yet
 //!   shipped nor cancelled (none once the order is cancelled).
@@ -93,6 +95,7 @@ enum Op {
     Edit {
         add: Option<usize>,
         remove: Option<(usize, u32)>,
+        method: Option<usize>,
     },
 }
 
@@ -119,8 +122,12 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(line, qty, variant)| Op::Exchange { line, qty, variant }),
         4 => (0usize..3, any::<bool>()).prop_map(|(charge, decline)| Op::PayCharge { charge, decline }),
         1 => (0usize..3).prop_map(|exchange| Op::CancelExchange { exchange }),
-        2 => (proptest::option::of(0usize..3), proptest::option::of((line.clone(), qty.clone())))
-            .prop_map(|(add, remove)| Op::Edit { add, remove }),
+        3 => (
+            proptest::option::of(0usize..3),
+            proptest::option::of((line.clone(), qty.clone())),
+            proptest::option::of(0usize..4),
+        )
+            .prop_map(|(add, remove, method)| Op::Edit { add, remove, method }),
     ]
 }
 
@@ -299,8 +306,16 @@ async fn run(
                     .map(drop)
             }
         }
-        Op::Edit { add, remove } => {
+        Op::Edit {
+            add,
+            remove,
+            method,
+        } => {
             let mut edit = EditRequest::default();
+            if let Some(m) = method {
+                let code = ["standard", "express", "economy", "per_item"][m % 4];
+                edit = edit.shipping_method(Some(code.into()));
+            }
             if let Some(v) = add {
                 edit = edit.add_units(vec![(variants[v % 3], 1)]);
             }
@@ -344,6 +359,7 @@ async fn random_after_sale_keeps_the_books(
         } else {
             CaptureMode::Immediate
         },
+        shipping: Some(std::sync::Arc::new(common::ManyMethods)),
         ..ShopOptions::default()
     };
     let shop = Shop::with(backend, options).await;
@@ -410,6 +426,28 @@ async fn random_after_sale_keeps_the_books(
         .filter(|c| c.state == ChargeState::Paid)
         .count();
     CHARGES_PAID.fetch_add(charged, std::sync::atomic::Ordering::Relaxed);
+    let changed = o.edits().iter().filter(|e| e.shipping.is_some()).count();
+    METHODS_CHANGED.fetch_add(changed, std::sync::atomic::Ordering::Relaxed);
+
+    // The frozen pricing adds up however often its method changed: lines
+    // and shipping make the total and the tax, the tax lines the tax.
+    let p = o.pricing();
+    let ship = p.shipping.as_ref().unwrap();
+    let lines_total = p
+        .lines
+        .iter()
+        .fold(usd("0.00"), |a, l| a.checked_add(l.total).unwrap());
+    assert_eq!(p.total, lines_total.checked_add(ship.total).unwrap());
+    let tax = p
+        .lines
+        .iter()
+        .fold(ship.tax, |a, l| a.checked_add(l.tax).unwrap());
+    assert_eq!(p.tax_total, tax);
+    let named = p
+        .tax_lines
+        .iter()
+        .fold(usd("0.00"), |a, t| a.checked_add(t.amount).unwrap());
+    assert_eq!(named, p.tax_total, "{:?}", p.tax_lines);
 
     // Units: never more shipped, returned or cancelled than a line has.
     for line in &o.pricing().lines {
@@ -510,6 +548,9 @@ async fn random_after_sale_keeps_the_books(
 /// them.
 static CHARGES_PAID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+/// How many shipping methods edits changed, likewise.
+static METHODS_CHANGED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 fn rounds() -> impl Strategy<Value = Vec<Vec<(Op, usize)>>> {
     proptest::collection::vec(proptest::collection::vec((op(), 0usize..2), 1..4), 1..14)
 }
@@ -577,5 +618,40 @@ proptest! {
     #[test]
     fn random_after_sale_keeps_the_books_on_postgres(manual in any::<bool>(), rounds in rounds()) {
         runtime().block_on(random_after_sale_keeps_the_books(Backend::Postgres, manual, rounds));
+    }
+}
+
+/// Method changes are reached, racing each other, a cancellation and a
+/// charge's payment from two engines.
+#[test]
+fn the_sequences_reach_method_changes() {
+    use Op::*;
+    let edit = |method: usize, add: Option<usize>| Edit {
+        add,
+        remove: None,
+        method: Some(method),
+    };
+    let rounds = vec![
+        vec![(edit(2, None), 0), (edit(1, None), 1)],
+        vec![(edit(1, Some(0)), 1), (CancelItems { line: 0, qty: 1 }, 0)],
+        vec![
+            (
+                PayCharge {
+                    charge: 0,
+                    decline: false,
+                },
+                0,
+            ),
+            (edit(3, None), 1),
+        ],
+    ];
+    for manual in [false, true] {
+        let before = METHODS_CHANGED.load(std::sync::atomic::Ordering::Relaxed);
+        runtime().block_on(random_after_sale_keeps_the_books(
+            Backend::Memory,
+            manual,
+            rounds.clone(),
+        ));
+        assert!(METHODS_CHANGED.load(std::sync::atomic::Ordering::Relaxed) > before);
     }
 }

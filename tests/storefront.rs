@@ -786,16 +786,22 @@ async fn staff_exchange_and_edit_orders_and_the_buyer_pays_the_difference() {
         .await;
     let csrf = orders.field("csrf");
 
-    // Before it ships, staff add a unit of the first product: a preview,
-    // then the confirmation with the difference shown.
+    // Before it ships, staff add a unit of the first product and move the
+    // order to express shipping: a preview, then the confirmation with the
+    // difference shown.
     let page = staff.get(&order.url).await;
+    assert!(
+        page.body.contains("<option value=\"express\">"),
+        "{}",
+        page.body
+    );
     let add = page.body.split("id=\"edit-add\"").nth(1).unwrap();
     let add = add.split("<option value=\"").nth(2).unwrap();
     let variant = &add[..add.find('"').unwrap()];
     let preview = staff
         .post(
             &format!("/staff/orders/{id}/edit"),
-            &[("csrf", &csrf), ("add", variant)],
+            &[("csrf", &csrf), ("add", variant), ("method", "express")],
         )
         .await;
     assert!(
@@ -803,11 +809,23 @@ async fn staff_exchange_and_edit_orders_and_the_buyer_pays_the_difference() {
         "{}",
         preview.body
     );
+    assert!(
+        preview
+            .body
+            .contains("Shipping: Express (15.00 USD) instead of Standard (5.00 USD)"),
+        "{}",
+        preview.body
+    );
     let expected = preview.field("expected");
     let edited = staff
         .post(
             &format!("/staff/orders/{id}/edit"),
-            &[("csrf", &csrf), ("add", variant), ("expected", &expected)],
+            &[
+                ("csrf", &csrf),
+                ("add", variant),
+                ("method", "express"),
+                ("expected", &expected),
+            ],
         )
         .await;
     assert_eq!(edited.url, order.url, "{}", edited.body);

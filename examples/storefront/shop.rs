@@ -855,6 +855,13 @@ async fn order_page(
                     can_ship => can_ship,
                     charges => charges,
                     variants => variants,
+                    shipping_method => o.pricing().shipping.as_ref().map(|s| s.code.clone()).unwrap_or_default(),
+                    // The methods offered at checkout, while one may still be chosen.
+                    methods => if o.shipments().is_empty() && o.pricing().shipping_groups.is_empty() {
+                        o.pricing().shipping_options.iter().map(|r| r.code.clone()).collect()
+                    } else {
+                        Vec::new()
+                    },
                 },
             )
         }
@@ -1280,6 +1287,9 @@ struct EditForm {
     remove_line: String,
     #[serde(default)]
     remove_quantity: String,
+    /// A new shipping method's code; empty keeps the method.
+    #[serde(default)]
+    method: String,
     /// The difference the preview showed; present when confirming.
     #[serde(default)]
     expected: String,
@@ -1306,6 +1316,9 @@ async fn staff_edit(
             quantity,
         }]);
     }
+    if !f.method.is_empty() {
+        edit = edit.shipping_method(Some(f.method.clone()));
+    }
     let actor = session.actor();
     if f.expected.is_empty() {
         return match app.engine.preview_order_edit(&actor, order_id, &edit).await {
@@ -1317,6 +1330,11 @@ async fn staff_edit(
                     added => preview.added.iter().map(|l| format!("{} × {} — {}", l.quantity, l.name, money(l.total))).collect::<Vec<_>>(),
                     added_value => money(preview.added_value),
                     removed_value => money(preview.removed_value),
+                    shipping => preview.shipping.as_ref().map(|s| format!(
+                        "{} ({}) instead of {} ({})",
+                        s.after.name, money(s.after.total), s.before.name, money(s.before.total)
+                    )),
+                    method => f.method,
                     difference => money(preview.difference),
                     difference_raw => preview.difference.amount().to_string(),
                     add => f.add,

@@ -23,7 +23,8 @@ pub struct Running {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-/// The engine: `store`, the test gateway, a flat shipping rate, no tax.
+/// The engine: `store`, the test gateway, two flat shipping rates
+/// (standard and express), no tax.
 ///
 /// # Errors
 /// As [`EngineBuilder::build`](cartwright::EngineBuilder::build).
@@ -31,11 +32,19 @@ pub fn engine(store: Arc<dyn Store>, gateway: Arc<TestPaymentProvider>) -> Resul
     Engine::builder()
         .store(store)
         .payment_provider(gateway)
-        .shipping(Arc::new(FlatRateShipping::new().with_method(
-            "standard",
-            "Standard",
-            &[Money::parse("5.00", Currency::USD)?],
-        )?))
+        .shipping(Arc::new(
+            FlatRateShipping::new()
+                .with_method(
+                    "standard",
+                    "Standard",
+                    &[Money::parse("5.00", Currency::USD)?],
+                )?
+                .with_method(
+                    "express",
+                    "Express",
+                    &[Money::parse("15.00", Currency::USD)?],
+                )?,
+        ))
         .no_tax()
         .build()
 }

@@ -112,7 +112,7 @@ td, th { border-bottom: 1px solid #999; padding: .3rem; text-align: left; }
 <label for="city">City</label><input id="city" name="city" required autocomplete="address-level2">
 <label for="postal">Postal code</label><input id="postal" name="postal" required autocomplete="postal-code">
 <label for="country">Country code</label><input id="country" name="country" required maxlength="2" value="us" autocomplete="country">
-<label for="method">Shipping</label><select id="method" name="method"><option value="standard">Standard</option></select>
+<label for="method">Shipping</label><select id="method" name="method"><option value="standard">Standard</option><option value="express">Express</option></select>
 <label for="token">Card (test gateway)</label>
 <select id="token" name="token">
 <option value="tok_visa">Visa (approved)</option>
@@ -185,6 +185,7 @@ td, th { border-bottom: 1px solid #999; padding: .3rem; text-align: left; }
 <label for="edit-add">Add one unit of</label><select id="edit-add" name="add"><option value="">Nothing</option>{% for v in variants %}<option value="{{ v.id }}">{{ v.title }} — {{ v.price }}</option>{% endfor %}</select>
 <label for="edit-remove-line">Remove units of</label><select id="edit-remove-line" name="remove_line"><option value="">Nothing</option>{% for l in lines %}<option value="{{ l.id }}">{{ l.name }}</option>{% endfor %}</select>
 <label for="edit-remove-quantity">How many</label><input id="edit-remove-quantity" name="remove_quantity" type="number" min="1" value="1">
+<label for="edit-method">Shipping method</label><select id="edit-method" name="method"><option value="">Keep {{ shipping_method }}</option>{% for m in methods %}{% if m != shipping_method %}<option value="{{ m }}">{{ m }}</option>{% endif %}{% endfor %}</select>
 <button type="submit" id="edit-preview">Preview the edit</button>
 </form>{% endif %}
 {% if returns %}<h2>Return requests</h2>
@@ -240,12 +241,14 @@ td, th { border-bottom: 1px solid #999; padding: .3rem; text-align: left; }
 <h1>Edit order {{ id }}</h1>
 <ul>{% for a in added %}<li>Adds {{ a }}</li>{% endfor %}</ul>
 <p>Added: {{ added_value }} · Removed units had paid: {{ removed_value }}</p>
+{% if shipping %}<p id="edit-shipping">Shipping: {{ shipping }}</p>{% endif %}
 <p>Difference: <span id="difference">{{ difference }}</span> (charged when positive, given back when negative)</p>
 <form method="post" action="/staff/orders/{{ id }}/edit">
 <input type="hidden" name="csrf" value="{{ csrf }}">
 <input type="hidden" name="add" value="{{ add }}">
 <input type="hidden" name="remove_line" value="{{ remove_line }}">
 <input type="hidden" name="remove_quantity" value="{{ remove_quantity }}">
+<input type="hidden" name="method" value="{{ method }}">
 <input type="hidden" name="expected" value="{{ difference_raw }}">
 <button type="submit" id="edit-confirm">Confirm the edit</button>
 </form>

@@ -198,6 +198,8 @@ pub struct ShopOptions {
     pub promotion_settings: Option<cartwright::pricing::PromotionSettings>,
     /// The return policy (the engine's default when `None`).
     pub return_policy: Option<Arc<dyn cartwright::order::ReturnPolicy>>,
+    /// The shipping rates (`standard` at 5.00 / 500 JPY when `None`).
+    pub shipping: Option<Arc<dyn cartwright::shipping::ShippingRates>>,
 }
 
 impl Default for ShopOptions {
@@ -209,6 +211,7 @@ impl Default for ShopOptions {
             config: None,
             promotion_settings: None,
             return_policy: None,
+            shipping: None,
         }
     }
 }
@@ -451,13 +454,18 @@ pub fn build_engine(
     clock: &Arc<ManualClock>,
     options: &ShopOptions,
 ) -> Engine {
-    let shipping = FlatRateShipping::new()
-        .with_method(
-            "standard",
-            "Standard",
-            &[usd("5.00"), Money::parse("500", Currency::JPY).unwrap()],
-        )
-        .unwrap();
+    let shipping: Arc<dyn cartwright::shipping::ShippingRates> = match &options.shipping {
+        Some(rates) => rates.clone(),
+        None => Arc::new(
+            FlatRateShipping::new()
+                .with_method(
+                    "standard",
+                    "Standard",
+                    &[usd("5.00"), Money::parse("500", Currency::JPY).unwrap()],
+                )
+                .unwrap(),
+        ),
+    };
     let provider: Arc<dyn PaymentProvider> =
         options.provider.clone().unwrap_or_else(|| payments.clone());
     let builder = match &options.return_policy {
@@ -469,7 +477,7 @@ pub fn build_engine(
         .store(store)
         .payment_provider(provider)
         .clock(clock.clone())
-        .shipping(Arc::new(shipping))
+        .shipping(shipping)
         .tax(Arc::new(
             FlatRateTax::new("Tax 10%", Decimal::new(10, 2)).unwrap(),
         ))
@@ -478,6 +486,27 @@ pub fn build_engine(
         .promotion_settings(options.promotion_settings.unwrap_or_default())
         .build()
         .unwrap()
+}
+
+/// Four methods, in any currency: `standard` 5.00, `express` 12.00,
+/// `economy` 3.00 and `per_item` 1.00 a unit (major units of the cart's
+/// currency).
+pub struct ManyMethods;
+
+impl cartwright::shipping::ShippingRates for ManyMethods {
+    fn rates(
+        &self,
+        input: &cartwright::shipping::ShippingInput<'_>,
+    ) -> cartwright::error::Result<Vec<cartwright::shipping::ShippingRate>> {
+        use cartwright::shipping::ShippingRate;
+        let major = |units: u64| Money::new(Decimal::from(units), input.currency);
+        Ok(vec![
+            ShippingRate::new("standard", "Standard", major(5)),
+            ShippingRate::new("express", "Express", major(12)),
+            ShippingRate::new("economy", "Economy", major(3)),
+            ShippingRate::new("per_item", "Per item", major(input.items)),
+        ])
+    }
 }
 
 /// A coded promotion: 10 % off every item.

@@ -10,7 +10,10 @@
 //! to sale when its refund completes (at once when there is none), and a
 //! refused refund undoes it whole.
 //!
-//! Shipping is not refunded: the order still ships.
+//! Shipping is not refunded: the order still ships. An order edit that
+//! moves the order to a cheaper shipping method gives the difference back
+//! through a line cancellation of its own ([`LineCancellation::shipping`]),
+//! with or without units.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -43,7 +46,12 @@ pub struct LineCancellation {
     pub released: Money,
     /// Of which refunded.
     pub refund: Money,
-    /// Of which kept to pay for units added by the same order edit.
+    /// Given back besides the units: what a cheaper shipping method saves,
+    /// chosen by the same order edit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping: Option<Money>,
+    /// Of `amount` and `shipping`, kept to pay for what the same order
+    /// edit adds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credited: Option<Money>,
     /// Their stock, freed when it completes.
@@ -170,16 +178,26 @@ impl Order {
                 ),
             ));
         }
-        let amount = self.cancellation_amount(&cancel.items)?;
-        // What pays for units an edit adds is not given back.
-        let credited = cancel.credited.unwrap_or(Money::zero(amount.currency()));
-        if credited.is_negative() || credited.checked_cmp(&amount)?.is_gt() {
+        let zero = Money::zero(self.pricing.currency);
+        let shipping = cancel.shipping.unwrap_or(zero);
+        if shipping.is_negative() {
+            return Err(Error::invalid("cancellation", "negative shipping"));
+        }
+        let amount = if cancel.items.is_empty() && !shipping.is_zero() {
+            zero
+        } else {
+            self.cancellation_amount(&cancel.items)?
+        };
+        // What pays for what an edit adds is not given back.
+        let credited = cancel.credited.unwrap_or(zero);
+        let owed = amount.checked_add(shipping)?;
+        if credited.is_negative() || credited.checked_cmp(&owed)?.is_gt() {
             return Err(Error::invalid(
                 "cancellation",
                 "credit beyond the units' shares",
             ));
         }
-        let give_back = amount.checked_sub(credited)?;
+        let give_back = owed.checked_sub(credited)?;
         let holding = self.payment.capturable()?;
         let released = if give_back.checked_cmp(&holding)?.is_gt() {
             holding
@@ -276,8 +294,9 @@ impl Order {
     }
 
     /// After its refund was refused: the cancellation is undone whole (its
-    /// release taken back, its units ordered again).
-    pub(crate) fn undo_line_cancel(&mut self, id: LineCancellationId) {
+    /// release taken back, its units ordered again, and the shipping
+    /// method its edit changed put back).
+    pub(crate) fn undo_line_cancel(&mut self, id: LineCancellationId, at: DateTime<Utc>) {
         let Some(c) = self.line_cancellations.iter_mut().find(|c| c.id == id) else {
             return;
         };
@@ -286,9 +305,19 @@ impl Order {
         }
         c.state = ReturnState::Failed;
         let released = c.released;
+        let actor = c.actor.clone();
         if let Ok(back) = Money::zero(released.currency()).checked_sub(released) {
             // Taking back what was added cannot go below zero.
             let _ = self.payment.release(back);
+        }
+        let change = self
+            .edits
+            .iter()
+            .find(|e| e.cancellation == Some(id))
+            .and_then(|e| e.shipping.clone());
+        if let Some(change) = change {
+            // Left alone if a later edit changed the method again.
+            let _ = self.swap_shipping(&change, true, &actor, at);
         }
     }
 }

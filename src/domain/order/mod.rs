@@ -40,7 +40,8 @@ mod returns;
 
 pub use cancel_lines::{LineCancellation, MAX_LINE_CANCELLATIONS};
 pub use claims::{Claim, ClaimReason, ClaimResolution, MAX_CLAIMS, MAX_ORDER_LINES};
-pub use edits::{MAX_ORDER_EDITS, OrderEdit};
+pub(crate) use edits::EditedShipment;
+pub use edits::{MAX_ORDER_EDITS, OrderEdit, ShippingChange};
 pub use exchanges::{
     Charge, ChargeState, Exchange, ExchangeState, MAX_CHARGES, MAX_PRICING_VERSIONS, PricingVersion,
 };

@@ -524,7 +524,7 @@ impl Order {
                 self.reopen_case_of(id, at, reason);
             }
             OperationPurpose::Cancel => self.cancellation = None,
-            OperationPurpose::CancelLines(id) => self.undo_line_cancel(id),
+            OperationPurpose::CancelLines(id) => self.undo_line_cancel(id, at),
             OperationPurpose::Direct | OperationPurpose::Reported => {}
         }
         Effects::default()

@@ -86,7 +86,7 @@ mod fixtures;
 mod price_list;
 mod promotion;
 mod rule;
-mod steps;
+pub(crate) mod steps;
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};

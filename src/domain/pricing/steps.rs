@@ -499,7 +499,7 @@ pub(super) fn shipping(
 
 /// A shipping plugin's rate must be in the cart's currency, exact and not
 /// negative.
-fn check_rate(rate: &ShippingRate, currency: Currency) -> Result<()> {
+pub(crate) fn check_rate(rate: &ShippingRate, currency: Currency) -> Result<()> {
     if rate.price.currency() != currency {
         return Err(Error::CurrencyMismatch {
             left: currency,
@@ -716,7 +716,7 @@ fn charged_sum(charges: &[&mut ShippingCharge]) -> Result<i128> {
 
 /// A calculator's tax in minor units, checked: the cart's currency, exact,
 /// not negative.
-fn checked_tax(tax: Money, currency: Currency) -> Result<i128> {
+pub(crate) fn checked_tax(tax: Money, currency: Currency) -> Result<i128> {
     if tax.currency() != currency {
         return Err(Error::CurrencyMismatch {
             left: currency,

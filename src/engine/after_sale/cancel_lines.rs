@@ -140,6 +140,7 @@ impl Engine {
                         amount: Money::zero(currency),
                         released: Money::zero(currency),
                         refund: Money::zero(currency),
+                        shipping: None,
                         credited: None,
                         unreserve,
                         reason: reason.clone(),

@@ -4,6 +4,7 @@
 use super::after_sale;
 use crate::actor::Actor;
 use crate::customer::{Address, NewAddress};
+use crate::domain::order::EditedShipment;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::event::AfterSaleChange;
@@ -13,10 +14,10 @@ use crate::id::{
 use crate::money::Money;
 use crate::order::{
     Charge, ChargeState, Effects, LineCancellation, LineQuantity, MAX_NOTE_LEN, Order, OrderEdit,
-    ReturnState,
+    ReturnState, ShippingChange,
 };
 use crate::pricing::{PricedCart, PricedLine};
-use crate::validate::optional_text;
+use crate::validate::{optional_text, required_text};
 
 /// What to change in an order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -29,6 +30,11 @@ pub struct EditRequest {
     pub remove_units: Vec<LineQuantity>,
     /// A new shipping address, in the same country and region.
     pub shipping_address: Option<NewAddress>,
+    /// A new shipping method, by code, while nothing has shipped (see
+    /// [`OrderEdit`] for how it is priced), at most
+    /// [`MAX_METHOD_CODE_LEN`](crate::cart::MAX_METHOD_CODE_LEN)
+    /// characters.
+    pub shipping_method: Option<String>,
     /// Why, at most [`MAX_NOTE_LEN`] characters (may be empty).
     pub reason: String,
 }
@@ -37,6 +43,7 @@ crate::domain::setters!(EditRequest {} into {
     add_units: Vec<(crate::id::VariantId, u32)>,
     remove_units: Vec<LineQuantity>,
     shipping_address: Option<NewAddress>,
+    shipping_method: Option<String>,
     reason: String,
 });
 
@@ -50,10 +57,34 @@ pub struct EditPreview {
     pub added_value: Money,
     /// What the removed units had paid (their frozen shares).
     pub removed_value: Money,
-    /// `added_value − removed_value`: charged when positive, released or
-    /// refunded when negative. Pass it to
-    /// [`Engine::confirm_order_edit`]: the edit is refused if it changed.
+    /// The shipping method's change, priced, when the edit names one.
+    pub shipping: Option<ShippingChange>,
+    /// `added_value − removed_value`, plus the new method's charge less
+    /// the old one's: charged when positive, released or refunded when
+    /// negative. Pass it to [`Engine::confirm_order_edit`]: the edit is
+    /// refused if it changed.
     pub difference: Money,
+}
+
+impl EditPreview {
+    /// What the edit gives back (removed units, a cheaper method) and
+    /// what it takes (added units, a dearer method).
+    fn give_and_take(&self) -> Result<(Money, Money)> {
+        let zero = Money::zero(self.difference.currency());
+        let shipping = match &self.shipping {
+            Some(s) => s.difference()?,
+            None => zero,
+        };
+        let (back, more) = if shipping.is_negative() {
+            (zero.checked_sub(shipping)?, zero)
+        } else {
+            (zero, shipping)
+        };
+        Ok((
+            self.removed_value.checked_add(back)?,
+            self.added_value.checked_add(more)?,
+        ))
+    }
 }
 
 impl Engine {
@@ -81,6 +112,7 @@ impl Engine {
         if edit.add_units.is_empty()
             && edit.remove_units.is_empty()
             && edit.shipping_address.is_none()
+            && edit.shipping_method.is_none()
         {
             return Err(Error::invalid("order edit", "changes nothing"));
         }
@@ -100,29 +132,86 @@ impl Engine {
         };
         let added = priced.as_ref().map(|p| p.lines.clone()).unwrap_or_default();
         let added_value = Money::sum(currency, added.iter().map(|l| &l.total))?;
-        let difference = added_value.checked_sub(removed_value)?;
+        let shipping = match &edit.shipping_method {
+            Some(code) => Some(self.price_method_change(order, edit, code, &added).await?),
+            None => None,
+        };
+        let mut difference = added_value.checked_sub(removed_value)?;
+        if let Some(change) = &shipping {
+            difference = difference.checked_add(change.difference()?)?;
+        }
         Ok((
             priced,
             EditPreview {
                 added,
                 added_value,
                 removed_value,
+                shipping,
                 difference,
             },
         ))
     }
 
+    /// Prices the edit's change of shipping method to `code`, for the
+    /// order as the edit leaves it.
+    async fn price_method_change(
+        &self,
+        order: &Order,
+        edit: &EditRequest,
+        code: &str,
+        added: &[PricedLine],
+    ) -> Result<ShippingChange> {
+        let code = required_text("shipping method", code, crate::cart::MAX_METHOD_CODE_LEN)?;
+        let address = edit
+            .shipping_address
+            .clone()
+            .map(Address::new)
+            .transpose()?;
+        let mut ids: Vec<VariantId> = order
+            .pricing()
+            .lines
+            .iter()
+            .chain(added)
+            .map(|l| l.variant_id)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let entries = self.inner.store.entries(&ids).await?;
+        let tax_class = |v: VariantId| {
+            entries
+                .get(&v)
+                .map_or("standard", |e| e.variant.tax_class())
+                .to_owned()
+        };
+        let edited = EditedShipment {
+            code: &code,
+            removed: &edit.remove_units,
+            added,
+            address: address.as_ref().or(order.shipping_address()),
+        };
+        order.price_shipping_change(
+            &edited,
+            &tax_class,
+            self.inner.shipping.as_ref(),
+            self.inner.tax.as_ref(),
+        )
+    }
+
     /// Prices an edit of an order before it ships, changing nothing: the
-    /// lines it would add, what the removed units had paid, and the
-    /// difference (see [`OrderEdit`] for the rule).
+    /// lines it would add, what the removed units had paid, the new
+    /// shipping method's charge against the old one, and the difference
+    /// (see [`OrderEdit`] for the rule).
     ///
     /// # Errors
     /// [`Error::Forbidden`] (customers only where
     /// [`EngineConfig::customer_order_edits`](crate::EngineConfig::customer_order_edits)
     /// allows); [`Error::Invalid`] for an edit that changes nothing, units
-    /// that shipped or were cancelled, or new items not for sale;
-    /// [`Error::IllegalTransition`] for a closed or cancelling order;
-    /// [`Error::NotFound`]; [`Error::Storage`].
+    /// that shipped or were cancelled, new items not for sale, or a new
+    /// method for an order that ships in groups, has shipped units or
+    /// ships by that method already; [`Error::ShippingUnavailable`] for a
+    /// method not offered for the order; [`Error::IllegalTransition`] for
+    /// a closed or cancelling order; [`Error::NotFound`];
+    /// [`Error::Storage`].
     #[tracing::instrument(skip_all, fields(order_id = %order_id))]
     pub async fn preview_order_edit(
         &self,
@@ -138,11 +227,14 @@ impl Engine {
     /// Confirms an edit of an order before it ships, in one save: added
     /// lines appended with their stock merged into the order's
     /// reservation (the pricing before kept as a version), removed units
-    /// cancelled (their stock freed), the address moved; what the removed
-    /// units paid covers the added ones first, the rest is released or
-    /// refunded by the [money-path protocol](crate::money_path), and what
-    /// it does not cover is a charge the added lines wait for
-    /// ([`Engine::pay_charge`]). `expected_difference` is the preview's:
+    /// cancelled (their stock freed), the address moved, the shipping
+    /// charge replaced by the new method's; what the removed units paid
+    /// (and a cheaper method saves) covers the added units (and a dearer
+    /// method) first, the rest is released or refunded by the
+    /// [money-path protocol](crate::money_path), and what it does not
+    /// cover is a charge ([`Engine::pay_charge`]) the added lines wait for
+    /// (a charge for a dearer method alone holds nothing back: whether to
+    /// ship before it is paid is the shop's call, [`Order::charges`]). `expected_difference` is the preview's:
     /// an edit that prices differently now is refused. An edit that would
     /// oversell, or that races a shipment of its units, fails whole.
     /// Idempotent by `key`.
@@ -226,16 +318,19 @@ impl Engine {
                             now,
                         )?;
                     }
-                    let credited = if preview
-                        .added_value
-                        .checked_cmp(&preview.removed_value)?
-                        .is_lt()
-                    {
-                        preview.added_value
+                    if let Some(change) = &preview.shipping {
+                        o.swap_shipping(change, false, actor, now)?;
+                    }
+                    // What the edit gives back pays for what it takes
+                    // first.
+                    let (give, take) = preview.give_and_take()?;
+                    let credited = if take.checked_cmp(&give)?.is_lt() {
+                        take
                     } else {
-                        preview.removed_value
+                        give
                     };
-                    let cancellation = if edit.remove_units.is_empty() {
+                    let shipping_back = give.checked_sub(preview.removed_value)?;
+                    let cancellation = if edit.remove_units.is_empty() && shipping_back.is_zero() {
                         None
                     } else {
                         let c = LineCancellation {
@@ -245,6 +340,7 @@ impl Engine {
                             amount: Money::zero(currency),
                             released: Money::zero(currency),
                             refund: Money::zero(currency),
+                            shipping: (!shipping_back.is_zero()).then_some(shipping_back),
                             credited: Some(credited),
                             unreserve: unreserve.clone(),
                             reason: reason.clone(),
@@ -288,6 +384,7 @@ impl Engine {
                         cancellation,
                         charge,
                         address_before,
+                        shipping: preview.shipping.clone(),
                         reason: reason.clone(),
                         actor: actor.clone(),
                         at: now,

@@ -425,6 +425,7 @@ impl Engine {
                 refund: Money::zero(e.new_value.currency()),
                 // The returned units' credit paid for them; it goes back
                 // to their return.
+                shipping: None,
                 credited: Some(e.new_value),
                 unreserve,
                 reason: "exchange called off".into(),
