@@ -173,7 +173,7 @@ pub(crate) use domain::validate;
 #[doc(inline)]
 pub use domain::{
     actor, agent, cart, catalog, channel, clock, customer, error, event, giftcard, id, inventory,
-    money, note, order, pricing, shipping, tax, webhook,
+    money, note, order, pricing, shipping, webhook,
 };
 pub(crate) use engine::promotions;
 
@@ -205,6 +205,16 @@ pub mod payment {
     };
     #[doc(inline)]
     pub use crate::domain::payment::*;
+}
+
+pub mod tax {
+    //! Tax: the [`TaxCalculator`] trait and its table built-ins, the
+    //! [`TaxProvider`] port for a tax service, and the built-in
+    //! [`TestTaxProvider`] (an adapter, for tests, examples and demos).
+    #[doc(inline)]
+    pub use crate::adapters::test_tax::{TaxCall, TaxDocumentRecord, TaxFault, TestTaxProvider};
+    #[doc(inline)]
+    pub use crate::domain::tax::*;
 }
 
 pub mod store {

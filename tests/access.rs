@@ -704,6 +704,19 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 8], Call)> {
             e.update_profile(&a, owner, Some("Owner"), None).await
         }),
         row!(
+            "set_tax_details (tax id)",
+            OWNER_OR_PRIVILEGED,
+            |e, a| async move {
+                e.set_tax_details(&a, owner, Some("DE123456789"), None)
+                    .await
+            }
+        ),
+        row!(
+            "set_tax_details (exemption)",
+            PRIVILEGED,
+            |e, a| async move { e.set_tax_details(&a, owner, None, Some("EX-1")).await }
+        ),
+        row!(
             "request_email_change",
             OWNER_OR_PRIVILEGED,
             |e, a| async move {

@@ -9,3 +9,4 @@ pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod test_payment;
+pub mod test_tax;

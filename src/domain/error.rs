@@ -162,6 +162,16 @@ pub enum Error {
     /// The payment provider could not be reached or failed; retrying later is safe.
     #[error("payment provider unavailable: {0}")]
     PaymentUnavailable(String),
+    /// A service the engine depends on (the tax provider, a carrier) could
+    /// not be reached or did not answer in time; retrying later is safe.
+    /// Nothing was changed.
+    #[error("{service} unavailable: {reason}")]
+    ServiceUnavailable {
+        /// Which ("tax provider", "carrier").
+        service: &'static str,
+        /// What went wrong (the engine's words, never the service's).
+        reason: String,
+    },
     /// The product is not sold in the cart's sales channel. Nothing changed.
     #[error("product {product_id} is not sold in sales channel {channel_id}")]
     NotInChannel {
@@ -300,6 +310,7 @@ impl Error {
         matches!(
             self,
             Self::PaymentUnavailable(_)
+                | Self::ServiceUnavailable { .. }
                 | Self::CheckoutInProgress(_)
                 | Self::PaymentInProgress { .. }
                 | Self::Busy(_)

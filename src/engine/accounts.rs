@@ -214,6 +214,42 @@ impl Engine {
         Ok(c)
     }
 
+    /// Sets a customer's tax id or VAT number and tax exemption
+    /// certificate (`None` leaves one as it is, empty removes it): passed
+    /// to the tax calculator or service with every pricing for the
+    /// customer ([`TaxInput::customer`](crate::tax::TaxInput::customer)).
+    /// The customer may give a tax id; only staff and the system record an
+    /// exemption.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless the customer themselves, staff or the
+    /// system is acting (staff or the system for an exemption);
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for a tax id that is
+    /// not letters and digits (spaces, dots and dashes are dropped) or
+    /// over [`MAX_TAX_ID_LEN`](crate::customer::MAX_TAX_ID_LEN), or an
+    /// exemption over
+    /// [`MAX_TAX_EXEMPTION_LEN`](crate::customer::MAX_TAX_EXEMPTION_LEN)
+    /// characters (nothing changes); [`Error::NotFound`];
+    /// [`Error::Conflict`]; [`Error::Storage`].
+    #[tracing::instrument(skip_all, fields(customer_id = %customer))]
+    pub async fn set_tax_details(
+        &self,
+        actor: &Actor,
+        customer: CustomerId,
+        tax_id: Option<&str>,
+        exemption: Option<&str>,
+    ) -> Result<Customer> {
+        if exemption.is_some() {
+            actor.require_privileged()?;
+        }
+        let c = self
+            .modify_customer(actor, customer, |c| c.set_tax_details(tax_id, exemption))
+            .await?;
+        self.customer_event(c.id(), CustomerChange::ProfileUpdated)
+            .await;
+        Ok(c)
+    }
+
     /// Asks to change a customer's email: a token for the embedding program
     /// to send to the **new** address. The account keeps its email until
     /// the token comes back ([`Engine::confirm_email_change`]); it works for

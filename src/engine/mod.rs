@@ -34,6 +34,7 @@ pub mod money_path;
 pub(crate) mod promotions;
 pub mod quotes;
 pub mod relay;
+pub(crate) mod tax;
 pub mod telemetry;
 
 use std::collections::BTreeMap;
@@ -152,6 +153,12 @@ pub struct EngineConfig {
     /// their own orders before they ship
     /// ([`Engine::confirm_order_edit`]); staff always may. Off by default.
     pub customer_order_edits: bool,
+    /// How long a tax provider may take to quote before pricing gives up
+    /// on it (and uses the fallback, when set): 5 seconds by default.
+    pub tax_timeout: StdDuration,
+    /// How long a tax provider's quote is reused for the same request
+    /// (10 minutes by default).
+    pub tax_quote_ttl: StdDuration,
 }
 
 crate::domain::setters!(EngineConfig {
@@ -172,6 +179,8 @@ crate::domain::setters!(EngineConfig {
     webhook_pausing: crate::webhook::WebhookPausing,
     agent_session_ttl: Duration,
     customer_order_edits: bool,
+    tax_timeout: StdDuration,
+    tax_quote_ttl: StdDuration,
 } into {});
 
 impl Default for EngineConfig {
@@ -194,6 +203,8 @@ impl Default for EngineConfig {
             webhook_pausing: crate::webhook::WebhookPausing::default(),
             agent_session_ttl: Duration::hours(6),
             customer_order_edits: false,
+            tax_timeout: StdDuration::from_secs(5),
+            tax_quote_ttl: StdDuration::from_secs(600),
         }
     }
 }
@@ -209,7 +220,7 @@ impl Default for EngineConfig {
 /// |---|---|
 /// | store | [`MemoryStore`] |
 /// | payments | **required**: [`EngineBuilder::payment_provider`] (one or several, by name), or [`EngineBuilder::test_payment_provider`] |
-/// | tax | **required**: [`EngineBuilder::tax`], or [`EngineBuilder::no_tax`] |
+/// | tax | **required**: [`EngineBuilder::tax`] (a calculator), [`EngineBuilder::tax_provider`] (a service), or [`EngineBuilder::no_tax`] |
 /// | shipping | no methods (nothing that ships can be checked out) |
 /// | clock | [`SystemClock`] |
 /// | configuration | [`EngineConfig::default`] |
@@ -219,6 +230,9 @@ pub struct EngineBuilder {
     payments: Vec<Arc<dyn PaymentProvider>>,
     default_payments: Option<String>,
     tax: Option<Arc<dyn TaxCalculator>>,
+    tax_provider: Option<Arc<dyn crate::tax::TaxProvider>>,
+    tax_fallback: Option<Arc<dyn TaxCalculator>>,
+    ship_from: Option<crate::customer::Address>,
     shipping: Option<Arc<dyn ShippingRates>>,
     clock: Option<Arc<dyn Clock>>,
     rules: Vec<Arc<dyn PricingRule>>,
@@ -236,6 +250,10 @@ impl std::fmt::Debug for EngineBuilder {
                 &self.payments.iter().map(|p| p.name()).collect::<Vec<_>>(),
             )
             .field("tax", &self.tax.is_some())
+            .field(
+                "tax_provider",
+                &self.tax_provider.as_ref().map(|p| p.name().to_owned()),
+            )
             .field("shipping", &self.shipping.is_some())
             .field("rules", &self.rules.len())
             .field("config", &self.config)
@@ -286,6 +304,28 @@ impl EngineBuilder {
     /// Uses this tax calculator.
     pub fn tax(mut self, tax: Arc<dyn TaxCalculator>) -> Self {
         self.tax = Some(tax);
+        self
+    }
+    /// Takes tax from this service: quoted before pricing (cached by
+    /// request, see [`tax::provider`](crate::tax::provider)), committed as
+    /// a document for every placed order, voided and adjusted as money
+    /// moves. Counts as the tax choice.
+    pub fn tax_provider(mut self, provider: Arc<dyn crate::tax::TaxProvider>) -> Self {
+        self.tax_provider = Some(provider);
+        self
+    }
+    /// When the tax service cannot be reached in time, prices with this
+    /// calculator (tables) instead of refusing, and records on the order
+    /// that it did ([`PricedCart::tax_fallback`](crate::pricing::PricedCart::tax_fallback)).
+    /// Without it, pricing and checkout fail with
+    /// [`Error::ServiceUnavailable`] while the service is down.
+    pub fn tax_fallback(mut self, tables: Arc<dyn TaxCalculator>) -> Self {
+        self.tax_fallback = Some(tables);
+        self
+    }
+    /// Where goods ship from, for tax (a tax service's origin address).
+    pub fn ship_from(mut self, origin: crate::customer::Address) -> Self {
+        self.ship_from = Some(origin);
         self
     }
     /// Uses these shipping rates.
@@ -376,11 +416,38 @@ impl EngineBuilder {
             return Err(Error::invalid("config", "gift_card_hold must be positive"));
         }
         let payments = Providers::new(self.payments, self.default_payments)?;
-        let Some(tax) = self.tax else {
+        if self.tax_provider.is_some() && self.tax.is_some() {
             return Err(Error::invalid(
                 "config",
-                "no tax choice: call tax(..), or no_tax() to charge none",
+                "two tax choices: a tax provider, or a calculator (tax_fallback(..) sets the provider's fallback)",
             ));
+        }
+        if self.tax_fallback.is_some() && self.tax_provider.is_none() {
+            return Err(Error::invalid(
+                "config",
+                "a tax fallback needs a tax provider",
+            ));
+        }
+        if c.tax_timeout.is_zero() || c.tax_quote_ttl.is_zero() {
+            return Err(Error::invalid(
+                "config",
+                "tax_timeout and tax_quote_ttl must be positive",
+            ));
+        }
+        let tax_service = self.tax_provider.map(|provider| {
+            crate::engine::tax::TaxService::new(provider, self.tax_fallback, c.tax_quote_ttl)
+        });
+        // With a provider, tax never comes from this calculator (every
+        // path asks `Engine::with_tax`); it stands in as "none".
+        let tax = match (self.tax, &tax_service) {
+            (Some(tax), _) => tax,
+            (None, Some(_)) => Arc::new(FlatRateTax::none()),
+            (None, None) => {
+                return Err(Error::invalid(
+                    "config",
+                    "no tax choice: call tax(..) or tax_provider(..), or no_tax() to charge none",
+                ));
+            }
         };
         // Login verifies against this hash when the email is unknown, so an
         // unknown email costs the same time as a wrong password.
@@ -397,6 +464,8 @@ impl EngineBuilder {
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
                 payments,
                 tax,
+                tax_service,
+                ship_from: self.ship_from,
                 shipping: self
                     .shipping
                     .unwrap_or_else(|| Arc::new(FlatRateShipping::new())),
@@ -491,6 +560,10 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) payments: Providers,
     pub(crate) tax: Arc<dyn TaxCalculator>,
+    /// The tax service, when tax comes from one.
+    pub(crate) tax_service: Option<crate::engine::tax::TaxService>,
+    /// Where goods ship from, for tax.
+    pub(crate) ship_from: Option<crate::customer::Address>,
     pub(crate) shipping: Arc<dyn ShippingRates>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: EngineConfig,
@@ -549,6 +622,9 @@ impl Engine {
             payments: Vec::new(),
             default_payments: None,
             tax: None,
+            tax_provider: None,
+            tax_fallback: None,
+            ship_from: None,
             shipping: None,
             clock: None,
             rules: Vec::new(),

@@ -167,7 +167,7 @@ impl Engine {
                     .await?;
                 continue;
             }
-            return Ok(order);
+            return Ok(Box::pin(self.drive_tax(order)).await);
         }
         Err(gave_up("order"))
     }

@@ -33,6 +33,8 @@ pub(crate) struct Priced {
     pub(crate) email: Option<Email>,
     /// The cart's sales channel, if it is in one.
     pub(crate) channel: Option<crate::channel::SalesChannel>,
+    /// The tax request priced with (a tax service's), if any.
+    pub(crate) tax_request: Option<crate::tax::TaxQuoteRequest>,
 }
 
 /// A compiled snapshot of the promotions and price lists.
@@ -430,9 +432,11 @@ impl Engine {
             }
         }
         let mut email = cart.email().cloned();
+        let mut tax_customer = crate::tax::TaxCustomer::default();
         let mut customer = match cart.customer_id() {
             Some(id) => {
                 let c = store.customer(id).await?;
+                tax_customer = crate::tax::TaxCustomer::of(&c);
                 // Limits count a signed-in buyer by the account's email,
                 // whatever email the cart carries.
                 let facts = CustomerFacts {
@@ -466,23 +470,26 @@ impl Engine {
         }
         let mut usage: HashMap<String, u64> = HashMap::new();
         let mut passes = 0;
+        let now = self.now();
         loop {
-            let mut ctx = PricingContext::new(
-                &catalog,
-                self.inner.shipping.as_ref(),
-                self.inner.tax.as_ref(),
-                self.now(),
-            );
-            ctx.promotions = &rules.promotions;
-            ctx.price_book = &rules.price_book;
-            ctx.customer = &customer;
-            ctx.coupons = &coupons;
-            ctx.usage = &usage;
-            ctx.automatic = automatic;
-            ctx.channel = channel.as_ref();
-            let started = std::time::Instant::now();
-            let priced = pricing::price(cart, &ctx)?;
-            crate::telemetry::pricing(started.elapsed());
+            let price = |tax: &dyn crate::tax::TaxCalculator| {
+                let mut ctx = PricingContext::new(&catalog, self.inner.shipping.as_ref(), tax, now);
+                ctx.promotions = &rules.promotions;
+                ctx.price_book = &rules.price_book;
+                ctx.customer = &customer;
+                ctx.coupons = &coupons;
+                ctx.usage = &usage;
+                ctx.automatic = automatic;
+                ctx.channel = channel.as_ref();
+                ctx.tax_customer = Some(&tax_customer);
+                ctx.ship_from = self.inner.ship_from.as_ref();
+                let started = std::time::Instant::now();
+                let priced = pricing::price(cart, &ctx);
+                crate::telemetry::pricing(started.elapsed());
+                priced
+            };
+            let (mut priced, tax) = self.with_tax(price).await?;
+            priced.tax_fallback = tax.fallback;
             passes += 1;
             let mut exceeded = false;
             for claim in &priced.usage_claims {
@@ -503,6 +510,7 @@ impl Engine {
                     catalog,
                     email,
                     channel,
+                    tax_request: tax.request,
                 });
             }
         }

@@ -200,7 +200,15 @@ pub struct ShopOptions {
     pub return_policy: Option<Arc<dyn cartwright::order::ReturnPolicy>>,
     /// The shipping rates (`standard` at 5.00 / 500 JPY when `None`).
     pub shipping: Option<Arc<dyn cartwright::shipping::ShippingRates>>,
+    /// A tax service instead of the 10 % flat tax, with its fallback.
+    pub tax_provider: Option<TaxService>,
 }
+
+/// A tax service and the tables to fall back on.
+pub type TaxService = (
+    Arc<dyn cartwright::tax::TaxProvider>,
+    Option<Arc<dyn cartwright::tax::TaxCalculator>>,
+);
 
 impl Default for ShopOptions {
     fn default() -> Self {
@@ -212,6 +220,7 @@ impl Default for ShopOptions {
             promotion_settings: None,
             return_policy: None,
             shipping: None,
+            tax_provider: None,
         }
     }
 }
@@ -472,15 +481,24 @@ pub fn build_engine(
         Some(policy) => Engine::builder().return_policy(policy.clone()),
         None => Engine::builder(),
     };
+    let builder = match &options.tax_provider {
+        Some((provider, fallback)) => {
+            let b = builder.tax_provider(provider.clone());
+            match fallback {
+                Some(tables) => b.tax_fallback(tables.clone()),
+                None => b,
+            }
+        }
+        None => builder.tax(Arc::new(
+            FlatRateTax::new("Tax 10%", Decimal::new(10, 2)).unwrap(),
+        )),
+    };
     builder
         .config(options.config.clone().unwrap_or_default())
         .store(store)
         .payment_provider(provider)
         .clock(clock.clone())
         .shipping(shipping)
-        .tax(Arc::new(
-            FlatRateTax::new("Tax 10%", Decimal::new(10, 2)).unwrap(),
-        ))
         .capture_mode(options.capture)
         .password_policy(PasswordPolicy::insecure_fast_for_tests())
         .promotion_settings(options.promotion_settings.unwrap_or_default())

@@ -616,6 +616,45 @@ pub struct Customer {
     /// A phone number (may be empty).
     #[serde(default)]
     phone: String,
+    /// A tax id or VAT number, normalized (may be empty).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    tax_id: String,
+    /// A tax exemption certificate's number (may be empty).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    tax_exemption: String,
+}
+
+/// Longest tax id or VAT number, in characters (after normalizing).
+pub const MAX_TAX_ID_LEN: usize = 20;
+/// Longest tax exemption certificate number, in characters.
+pub const MAX_TAX_EXEMPTION_LEN: usize = 100;
+
+/// A tax id or VAT number as given ("DE 123.456.789", "de123456789"):
+/// spaces, dots and dashes dropped, letters upper-cased; letters and digits
+/// only, at most [`MAX_TAX_ID_LEN`]; empty stays empty (none).
+///
+/// # Errors
+/// [`Error::Invalid`] for any other character, [`Error::LimitExceeded`]
+/// past the length, both naming `"tax id"`.
+pub fn normalize_tax_id(raw: &str) -> Result<String> {
+    let id: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '.' | '-'))
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    if id.chars().count() > MAX_TAX_ID_LEN {
+        return Err(Error::LimitExceeded {
+            what: "tax id",
+            max: MAX_TAX_ID_LEN as u64,
+        });
+    }
+    if let Some(bad) = id.chars().find(|c| !c.is_ascii_alphanumeric()) {
+        return Err(Error::invalid(
+            "tax id",
+            format!("{raw:?}: {bad:?} is not a letter or digit"),
+        ));
+    }
+    Ok(id)
 }
 
 impl fmt::Debug for Customer {
@@ -662,6 +701,8 @@ impl Customer {
             sign_in_epoch: 0,
             erased: false,
             phone: String::new(),
+            tax_id: String::new(),
+            tax_exemption: String::new(),
         })
     }
 
@@ -685,6 +726,8 @@ impl Customer {
             sign_in_epoch: 0,
             erased: false,
             phone: String::new(),
+            tax_id: String::new(),
+            tax_exemption: String::new(),
         }
     }
 
@@ -787,6 +830,39 @@ impl Customer {
     pub fn phone(&self) -> &str {
         &self.phone
     }
+    /// The tax id or VAT number (empty when none was given), normalized
+    /// ([`normalize_tax_id`]).
+    pub fn tax_id(&self) -> &str {
+        &self.tax_id
+    }
+    /// The tax exemption certificate's number (empty when none).
+    pub fn tax_exemption(&self) -> &str {
+        &self.tax_exemption
+    }
+    /// Sets the tax id and exemption given (`None` leaves one as it is,
+    /// empty removes it), all or nothing.
+    ///
+    /// # Errors
+    /// As [`normalize_tax_id`]; [`Error::Invalid`] or
+    /// [`Error::LimitExceeded`] for an exemption over
+    /// [`MAX_TAX_EXEMPTION_LEN`] characters.
+    pub(crate) fn set_tax_details(
+        &mut self,
+        tax_id: Option<&str>,
+        exemption: Option<&str>,
+    ) -> Result<()> {
+        let tax_id = tax_id.map(normalize_tax_id).transpose()?;
+        let exemption = exemption
+            .map(|e| optional_text("tax exemption", e, MAX_TAX_EXEMPTION_LEN))
+            .transpose()?;
+        if let Some(id) = tax_id {
+            self.tax_id = id;
+        }
+        if let Some(e) = exemption {
+            self.tax_exemption = e;
+        }
+        Ok(())
+    }
     /// Changes the name and phone given (`None` leaves one as it is; an
     /// empty phone removes it), all or nothing.
     ///
@@ -830,6 +906,8 @@ impl Customer {
         self.notes.clear();
         self.email_verified = false;
         self.phone = String::new();
+        self.tax_id = String::new();
+        self.tax_exemption = String::new();
         self.erased = true;
     }
     /// Sets a new (hashed) password: a new sign-in epoch when `sign_out`

@@ -216,6 +216,7 @@ impl Order {
         let id = cancel.id;
         if refund.is_zero() {
             cancel.state = ReturnState::Completed;
+            self.tax_reduction(owed, "units cancelled", at)?;
             let effects = self.complete_line_cancel_effects(&cancel);
             self.line_cancellations.push(cancel);
             self.record(
@@ -280,6 +281,12 @@ impl Order {
         if let Some(c) = self.line_cancellations.get_mut(index) {
             c.state = ReturnState::Completed;
         }
+        let owed = cancel.amount.checked_add(
+            cancel
+                .shipping
+                .unwrap_or(Money::zero(cancel.amount.currency())),
+        )?;
+        self.tax_reduction(owed, "units cancelled", at)?;
         self.record(
             at,
             &cancel.actor,

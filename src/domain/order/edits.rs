@@ -145,6 +145,10 @@ pub(crate) struct EditedShipment<'a> {
     pub added: &'a [PricedLine],
     /// Where the order ships after it.
     pub address: Option<&'a Address>,
+    /// Where it ships from.
+    pub ship_from: Option<&'a Address>,
+    /// Who buys, as tax sees them.
+    pub customer: Option<&'a crate::tax::TaxCustomer>,
 }
 
 /// What a shipping charge taxed `tax` carries of the tax lines: those with
@@ -249,6 +253,7 @@ impl Order {
             removed,
             added,
             address,
+            ..
         } = *edited;
         let before = self.replaceable_shipping()?.clone();
         if before.code == code {
@@ -317,7 +322,9 @@ impl Order {
                 .zip(&classes)
                 .map(|(k, class)| TaxableLine {
                     line_id: k.0.line_id,
+                    variant_id: k.0.variant_id,
                     tax_class: class,
+                    quantity: k.3,
                     amount: k.1,
                 })
                 .collect();
@@ -326,6 +333,9 @@ impl Order {
                 lines,
                 shipping,
                 address,
+                ship_from: edited.ship_from,
+                customer: edited.customer,
+                channel: self.channel_id,
             })?;
             if answer.prices_include_tax != self.pricing.prices_include_tax {
                 return Err(Error::invalid(
@@ -438,6 +448,16 @@ impl Order {
         }
         p.shipping = Some(to.clone());
         let before = std::mem::replace(&mut self.pricing, p);
+        // A dearer method is paid on top; a cheaper one counts when its
+        // line cancellation completes.
+        if !reverse {
+            self.tax_addition(
+                to.total.checked_sub(from.total)?,
+                to.tax.checked_sub(from.tax)?,
+                "shipping method",
+                at,
+            )?;
+        }
         self.pricing_versions.push(PricingVersion {
             at,
             actor: actor.clone(),

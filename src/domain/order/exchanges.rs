@@ -261,7 +261,10 @@ impl Order {
                 None => p.tax_lines.push(t.clone()),
             }
         }
+        let added = Money::sum(p.currency, lines.iter().map(|l| &l.total))?;
+        let added_tax = Money::sum(p.currency, lines.iter().map(|l| &l.tax))?;
         p.lines.extend(lines);
+        self.tax_addition(added, added_tax, cause, at)?;
         self.pricing_versions.push(PricingVersion {
             at,
             actor: actor.clone(),

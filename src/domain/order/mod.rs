@@ -37,6 +37,7 @@ mod edits;
 mod exchanges;
 mod operations;
 mod returns;
+mod tax_document;
 
 pub use cancel_lines::{LineCancellation, MAX_LINE_CANCELLATIONS};
 pub use claims::{Claim, ClaimReason, ClaimResolution, MAX_CLAIMS, MAX_ORDER_LINES};
@@ -51,6 +52,10 @@ pub use returns::{
     Eligibility, ItemCondition, MAX_RETURN_CASES, MAX_RETURN_WINDOW_DAYS, NewReturnCase,
     QuoteChecks, QuotedLine, ReceivedUnits, ReturnCase, ReturnCaseEntry, ReturnCaseState,
     ReturnFees, ReturnPolicy, ReturnQuote, ReturnReason, ReturnShipping, StandardReturnPolicy,
+};
+pub(crate) use tax_document::TaxStep;
+pub use tax_document::{
+    MAX_TAX_ADJUSTMENTS, TaxAdjustment, TaxAdjustmentState, TaxDocument, TaxDocumentState,
 };
 
 /// Longest cancellation reason or history note, in characters.
@@ -367,6 +372,9 @@ pub struct Order {
     /// SHA-256 of the guest's access token, hex (guest orders only).
     #[serde(default)]
     pub(crate) access_token_hash: Option<String>,
+    /// Its tax document at the tax service, when tax comes from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tax_document: Option<TaxDocument>,
     pub(crate) version: u64,
 }
 
@@ -548,12 +556,13 @@ impl Order {
         self.cancellation.as_ref()
     }
 
-    /// Whether a payment operation or a cancellation is in flight (the
-    /// engine or recovery finishes it).
+    /// Whether a payment operation, a cancellation or a call to the tax
+    /// service is in flight (the engine or recovery finishes it).
     pub fn has_pending_work(&self) -> bool {
         self.pending_operation().is_some()
             || (self.cancellation.is_some() && self.status != OrderStatus::Cancelled)
             || self.charge_in_flight().is_some()
+            || self.tax_step().is_some()
     }
 
     fn count<'a>(items: impl Iterator<Item = &'a LineQuantity>, line: LineId) -> u32 {

@@ -254,6 +254,7 @@ impl Order {
         self.check_items(&ret.items, "return", |o, line, _| o.returnable(line))?;
         if ret.refund.is_zero() {
             ret.state = ReturnState::Completed;
+            self.return_tax(&ret, at)?;
             let effects = self.complete_return_effects(&ret);
             self.record(
                 at,
@@ -280,6 +281,18 @@ impl Order {
         )?;
         self.returns.push(ret);
         Ok(Effects::default())
+    }
+
+    /// A completed return's refund, and the credit its request kept for an
+    /// exchange's new units, are no longer paid: the tax document follows.
+    fn return_tax(&mut self, ret: &Return, at: DateTime<Utc>) -> Result<()> {
+        let credit = self
+            .return_cases
+            .iter()
+            .find(|c| c.return_id == Some(ret.id))
+            .and_then(|c| c.credit)
+            .unwrap_or(Money::zero(ret.refund.currency()));
+        self.tax_reduction(ret.refund.checked_add(credit)?, "return", at)
     }
 
     fn complete_return_effects(&self, ret: &Return) -> Effects {
@@ -385,6 +398,7 @@ impl Order {
             }
         }
         self.move_to(OrderStatus::Cancelled, at, &c.actor, &c.reason)?;
+        self.tax_void();
         Ok(Effects {
             release_reservation: true,
             events: vec![EventKind::OrderCancelled { order_id: self.id }],
@@ -438,6 +452,15 @@ impl Order {
                     order_id: self.id,
                     amount: op.amount,
                 });
+                // Refunds by amount; those of returns and line
+                // cancellations count when they complete, the order's
+                // cancellation voids the tax document instead.
+                if matches!(
+                    op.purpose,
+                    OperationPurpose::Direct | OperationPurpose::Reported
+                ) {
+                    self.tax_reduction(op.amount, "refund", at)?;
+                }
             }
             OperationKind::Void => {
                 self.record(at, &actor, OrderChangeKind::PaymentVoided, &op.reason);
@@ -467,6 +490,7 @@ impl Order {
                 .cloned()
                 .ok_or(Error::Overflow("return index"))?;
             if ret.state == ReturnState::Pending {
+                self.return_tax(&ret, at)?;
                 effects.merge(self.complete_return_effects(&ret));
                 if let Some(r) = self.returns.get_mut(index) {
                     r.state = ReturnState::Completed;

@@ -156,6 +156,10 @@ pub struct PricingContext<'a> {
     /// The cart's sales channel, when it is in one: only its price lists
     /// apply (all, when it names none).
     pub channel: Option<&'a crate::channel::SalesChannel>,
+    /// Who buys, as tax sees them (passed to the tax calculator).
+    pub tax_customer: Option<&'a crate::tax::TaxCustomer>,
+    /// Where goods ship from (passed to the tax calculator).
+    pub ship_from: Option<&'a crate::customer::Address>,
 }
 
 /// Whether a cart qualifies for one promotion (or what a code brought).
@@ -271,6 +275,8 @@ impl<'a> PricingContext<'a> {
             usage: &EMPTY_USAGE,
             automatic: &ALL_AUTOMATIC,
             channel: None,
+            tax_customer: None,
+            ship_from: None,
         }
     }
 }
@@ -427,6 +433,11 @@ pub struct PricedCart {
     /// How the customer could unlock more.
     #[serde(default)]
     pub hints: Vec<Hint>,
+    /// Set when the tax service could not be reached and the shop's
+    /// fallback tables priced the tax instead: why (see
+    /// [`EngineBuilder::tax_fallback`](crate::EngineBuilder::tax_fallback)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_fallback: Option<String>,
 }
 
 /// A shipping group's shipment, priced.
@@ -624,6 +635,7 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
         usage_claims,
         promotions: outcomes,
         hints,
+        tax_fallback: None,
     })
 }
 

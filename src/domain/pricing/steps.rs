@@ -56,7 +56,9 @@ pub(super) fn gross_before_promotions(
         .map(|l| {
             Ok(TaxableLine {
                 line_id: l.id,
+                variant_id: l.entry.variant.id(),
                 tax_class: l.entry.variant.tax_class(),
+                quantity: l.quantity,
                 amount: env.money(l.subtotal)?,
             })
         })
@@ -66,6 +68,9 @@ pub(super) fn gross_before_promotions(
         lines,
         shipping: None,
         address: cart.shipping_address().or(cart.billing_address()),
+        ship_from: ctx.ship_from,
+        customer: ctx.tax_customer,
+        channel: cart.channel_id(),
     })?;
     if breakdown.lines.len() != env.lines.len() {
         return Err(Error::invalid(
@@ -629,7 +634,9 @@ pub(super) fn tax(
         };
         taxable.push(TaxableLine {
             line_id: l.line_id,
+            variant_id: l.variant_id,
             tax_class: entry.map_or("standard", |e| e.variant.tax_class()),
+            quantity: l.quantity,
             amount: env.money(net.get(i).copied().unwrap_or(0))?,
         });
     }
@@ -643,6 +650,9 @@ pub(super) fn tax(
             Some(env.money(charged_sum(&shipping)?)?)
         },
         address: cart.shipping_address().or(cart.billing_address()),
+        ship_from: ctx.ship_from,
+        customer: ctx.tax_customer,
+        channel: cart.channel_id(),
     })?;
     if breakdown.lines.len() != lines.len() {
         return Err(Error::invalid(

@@ -1,8 +1,18 @@
 //! Tax: the [`TaxCalculator`] trait, a flat-rate built-in and a [`TaxTable`]
-//! of rates by country, region and tax class.
+//! of rates by country, region and tax class; and the [`TaxProvider`]
+//! port for tax computed by a service, quoted before pricing and kept as
+//! committed documents after the sale ([`provider`]).
 //!
 //! Architecture invariant: a calculator is a pure function of its input
-//! (called inside the pure pricing core); it does no I/O.
+//! (called inside the pure pricing core); it does no I/O. A provider's
+//! quotes reach pricing as data, through a calculator that looks them up.
+
+pub mod provider;
+
+pub use provider::{
+    QuoteLine, TaxAddress, TaxAdjustmentRequest, TaxCommitRequest, TaxCommitted, TaxCustomer,
+    TaxProvider, TaxQuoteRequest,
+};
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -10,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::customer::Address;
 use crate::customer::Country;
 use crate::error::{Error, Result};
-use crate::id::LineId;
+use crate::id::{ChannelId, LineId, VariantId};
 use crate::money::{Currency, Money, RoundingMode, allocate_minor};
 use crate::validate::required_text;
 use std::collections::BTreeMap;
@@ -21,8 +31,12 @@ use std::collections::BTreeMap;
 pub struct TaxableLine<'a> {
     /// The cart line.
     pub line_id: LineId,
-    /// The variant's tax class.
+    /// The variant.
+    pub variant_id: VariantId,
+    /// The variant's tax class (its product tax code).
     pub tax_class: &'a str,
+    /// Units.
+    pub quantity: u32,
     /// Amount to tax (after discounts), in minor units of the cart currency.
     pub amount: Money,
 }
@@ -39,6 +53,14 @@ pub struct TaxInput<'a> {
     pub shipping: Option<Money>,
     /// Where the goods go (or the billing address), if known.
     pub address: Option<&'a Address>,
+    /// Where they ship from, when the shop set an origin
+    /// ([`EngineBuilder::ship_from`](crate::EngineBuilder::ship_from)).
+    pub ship_from: Option<&'a Address>,
+    /// Who buys: groups, exemption certificate, tax id; `None` when
+    /// pricing was given no customer facts for tax.
+    pub customer: Option<&'a TaxCustomer>,
+    /// The sales channel, when the cart is in one.
+    pub channel: Option<ChannelId>,
 }
 
 /// A named tax and its total, for the receipt.

@@ -183,18 +183,21 @@ impl Engine {
                 .map_or("standard", |e| e.variant.tax_class())
                 .to_owned()
         };
+        let tax_customer = self.tax_customer(order.customer_id()).await?;
         let edited = EditedShipment {
             code: &code,
             removed: &edit.remove_units,
             added,
             address: address.as_ref().or(order.shipping_address()),
+            ship_from: self.inner.ship_from.as_ref(),
+            customer: Some(&tax_customer),
         };
-        order.price_shipping_change(
-            &edited,
-            &tax_class,
-            self.inner.shipping.as_ref(),
-            self.inner.tax.as_ref(),
-        )
+        let (change, _) = self
+            .with_tax(|tax| {
+                order.price_shipping_change(&edited, &tax_class, self.inner.shipping.as_ref(), tax)
+            })
+            .await?;
+        Ok(change)
     }
 
     /// Prices an edit of an order before it ships, changing nothing: the

@@ -219,7 +219,7 @@ impl Engine {
             .map(|r| r.lease_token)
             .ok_or_else(|| Error::not_found("checkout", key))?;
         // A capture that failed the first time is tried again.
-        let order = self.capture_if_immediate(order).await;
+        let order = self.finish_placed(order).await;
         Ok(self.outcome(order, lease_token, actor))
     }
 
@@ -302,7 +302,7 @@ impl Engine {
         let attempt = self.attempt(request, token, &lease, &mut progress, start);
         let error = match attempt.await {
             Ok(Attempted::Placed(order)) => {
-                let order = self.capture_if_immediate(*order).await;
+                let order = self.finish_placed(*order).await;
                 return Ok(Attempted::Placed(Box::new(order)));
             }
             Ok(waiting) => return Ok(waiting),
@@ -334,7 +334,7 @@ impl Engine {
         // stays in progress and recovery (which never takes over a placed
         // checkout) cleans it up.
         match self.placed_meanwhile(&lease.key).await {
-            Ok(Some(order)) => return Ok(self.capture_if_immediate(order).await),
+            Ok(Some(order)) => return Ok(self.finish_placed(order).await),
             Ok(None) => {}
             Err(_) => return Err(error),
         }
@@ -408,6 +408,7 @@ impl Engine {
             catalog: entries,
             email,
             channel,
+            tax_request,
         } = priced;
         // A quote is paid before it expires, at the total it was sent with.
         cart.check_quote_payable(&request.actor, priced.total, self.now())?;
@@ -516,6 +517,7 @@ impl Engine {
             provider,
             tenders,
             thresholds,
+            tax_request,
         })
     }
 
@@ -756,6 +758,7 @@ impl Engine {
             provider,
             tenders: planned,
             thresholds,
+            tax_request,
         } = prepared;
         // The reservation lowered what is available: announce a crossing.
         for (variant, threshold) in thresholds {
@@ -800,10 +803,18 @@ impl Engine {
             edits: Vec::new(),
             notes: Vec::new(),
             provider_events: Vec::new(),
+            tax_document: None,
             cancellation: None,
             access_token_hash: None,
             version: 0,
         };
+        if let (Some(service), Some(request)) = (&self.inner.tax_service, tax_request) {
+            order.tax_document = Some(crate::order::TaxDocument::new(
+                service.provider.name(),
+                &order,
+                request,
+            ));
+        }
         if total.is_zero() {
             // Nothing (left) to charge: no provider call.
             let order = self.finish_order(lease, order, None, &request.actor)?;

@@ -3,7 +3,15 @@
 use super::*;
 
 impl Engine {
-    pub(super) async fn capture_if_immediate(&self, order: Order) -> Order {
+    /// A placed order's last steps: captured when capture is immediate,
+    /// and its tax document committed (both left to recovery when a
+    /// provider cannot be reached).
+    pub(super) async fn finish_placed(&self, order: Order) -> Order {
+        let order = Box::pin(self.capture_placed(order)).await;
+        Box::pin(self.drive_tax(order)).await
+    }
+
+    async fn capture_placed(&self, order: Order) -> Order {
         if self.inner.config.capture != CaptureMode::Immediate
             || order.payment().status() != PaymentStatus::Authorized
         {

@@ -331,6 +331,9 @@ pub struct RecoveryReport {
     /// Charges whose try was left in flight (its caller stopped): its
     /// answer looked up at the provider and recorded.
     pub settled_charges: u64,
+    /// Orders whose waiting calls to the tax service (a commit, an
+    /// adjustment, a void) were sent and answered.
+    pub tax_calls: u64,
 }
 
 /// A checkout's cart, priced and checked, with the stock it needs.
@@ -344,6 +347,8 @@ struct Prepared {
     tenders: Vec<PlannedTender>,
     /// The lines' variants that have a low-stock threshold, with it.
     thresholds: Vec<(crate::id::VariantId, u32)>,
+    /// What the tax service quoted, when tax comes from one.
+    tax_request: Option<crate::tax::TaxQuoteRequest>,
 }
 
 /// A gift card or store credit to redeem, and how much.

@@ -102,6 +102,17 @@ impl Engine {
                         .is_some_and(|c| c.requested_at <= cutoff),
                 };
                 if !stale {
+                    // Only a call to the tax service waits: send it (its
+                    // key makes racing a live caller harmless).
+                    if order.pending_operation().is_none()
+                        && order.cancellation().is_none()
+                        && order.tax_step().is_some()
+                    {
+                        let done = Box::pin(self.drive_tax(order.clone())).await;
+                        if done.tax_step().is_none() {
+                            report.tax_calls += 1;
+                        }
+                    }
                     continue;
                 }
                 let was = order.payment().status;
@@ -151,7 +162,7 @@ impl Engine {
                         .operation_for_request(CHECKOUT_CAPTURE)
                         .is_none()
                 {
-                    let done = self.capture_if_immediate(order.clone()).await;
+                    let done = self.finish_placed(order.clone()).await;
                     if done.payment().status != PaymentStatus::Authorized {
                         captured += 1;
                     }

@@ -322,7 +322,7 @@ impl Engine {
                     Err(e) => Err(e),
                 };
                 let order = match placed {
-                    Ok(order) => self.capture_if_immediate(order).await,
+                    Ok(order) => self.finish_placed(order).await,
                     Err(e @ Error::Storage { .. }) => {
                         // The funds are held and the store may be back in a
                         // moment: keep waiting rather than give the money
@@ -330,7 +330,7 @@ impl Engine {
                         // settle, which sees the checkout completed).
                         return match self.placed_meanwhile(&lease.key).await {
                             Ok(Some(order)) => {
-                                let order = self.capture_if_immediate(order).await;
+                                let order = self.finish_placed(order).await;
                                 Ok(Settled::Placed(Box::new(order)))
                             }
                             Err(_) => Err(e),

@@ -1,0 +1,297 @@
+//! Tax from a service: quotes fetched before pricing and cached, so
+//! pricing stays pure; the fallback when the service is down.
+//!
+//! Pricing asks its [`TaxCalculator`] for tax (once for the undiscounted
+//! lines when a promotion needs gross amounts, once for the discounted
+//! lines and shipping). With a [`TaxProvider`], that calculator is a lookup
+//! in the engine's quote cache ([`Quoted`]): an answer cached for exactly
+//! that request is used; a request not cached is noted (and answered with
+//! zero tax for this pass). The engine then fetches every noted request
+//! from the provider at once — bounded by
+//! [`EngineConfig::tax_timeout`](crate::EngineConfig::tax_timeout) —
+//! checks and caches the answers, and prices again. An unchanged cart
+//! therefore prices with no call; a change of address, lines, amounts or
+//! customer makes a new request and one call.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::money::Money;
+use crate::order::{Order, TaxStep};
+use crate::tax::{TaxBreakdown, TaxCalculator, TaxInput, TaxProvider, TaxQuoteRequest};
+
+/// Most pricing passes waiting for quotes (a gross-amount promotion may
+/// change the discounted amounts once the undiscounted lines' tax is
+/// known).
+const MAX_TAX_PASSES: usize = 4;
+
+/// Most quotes the cache keeps.
+const QUOTE_CACHE_ENTRIES: u64 = 10_000;
+
+/// The tax service, its fallback and its quotes.
+pub(crate) struct TaxService {
+    pub(crate) provider: Arc<dyn TaxProvider>,
+    pub(crate) fallback: Option<Arc<dyn TaxCalculator>>,
+    cache: moka::sync::Cache<TaxQuoteRequest, Arc<TaxBreakdown>>,
+}
+
+impl TaxService {
+    pub(crate) fn new(
+        provider: Arc<dyn TaxProvider>,
+        fallback: Option<Arc<dyn TaxCalculator>>,
+        ttl: std::time::Duration,
+    ) -> Self {
+        Self {
+            provider,
+            fallback,
+            cache: moka::sync::Cache::builder()
+                .max_capacity(QUOTE_CACHE_ENTRIES)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+}
+
+/// A calculator answering from the quote cache, noting what it lacks; it
+/// also remembers the last request it was asked (the discounted lines and
+/// shipping: what a placed order commits).
+struct Quoted<'a> {
+    cache: Option<&'a moka::sync::Cache<TaxQuoteRequest, Arc<TaxBreakdown>>>,
+    /// Answers instead of the cache (the fallback), when set.
+    tables: Option<&'a dyn TaxCalculator>,
+    misses: Mutex<Vec<TaxQuoteRequest>>,
+    last: Mutex<Option<TaxQuoteRequest>>,
+}
+
+impl TaxCalculator for Quoted<'_> {
+    fn tax(&self, input: &TaxInput<'_>) -> Result<TaxBreakdown> {
+        let request = TaxQuoteRequest::from_input(input);
+        let answer = match (self.tables, self.cache) {
+            (Some(tables), _) => tables.tax(input)?,
+            (None, Some(cache)) => match cache.get(&request) {
+                Some(hit) => (*hit).clone(),
+                None => {
+                    let zero = Money::zero(input.currency);
+                    self.misses.lock().push(request.clone());
+                    TaxBreakdown::new(vec![zero; input.lines.len()], zero)
+                }
+            },
+            (None, None) => return Err(Error::invalid("tax", "no calculator")),
+        };
+        *self.last.lock() = Some(request);
+        Ok(answer)
+    }
+}
+
+/// What a computation that needed tax gives back besides its value.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TaxContext {
+    /// The last request tax was asked for (with a provider only).
+    pub(crate) request: Option<TaxQuoteRequest>,
+    /// Why the fallback was used instead of the provider, if it was.
+    pub(crate) fallback: Option<String>,
+}
+
+impl Engine {
+    /// Who buys, as tax sees them: the customer's groups, tax id and
+    /// exemption (none for a guest).
+    ///
+    /// # Errors
+    /// [`Error::Storage`]; [`Error::NotFound`] for a customer gone.
+    pub(crate) async fn tax_customer(
+        &self,
+        customer: Option<crate::id::CustomerId>,
+    ) -> Result<crate::tax::TaxCustomer> {
+        let Some(id) = customer else {
+            return Ok(crate::tax::TaxCustomer::default());
+        };
+        let c = self.inner.store.customer(id).await?;
+        Ok(crate::tax::TaxCustomer::of(&c))
+    }
+
+    /// Runs `compute` with the engine's tax: its calculator, or its
+    /// provider's quotes (fetched and cached as needed, see the module).
+    ///
+    /// # Errors
+    /// `compute`'s; with a provider, [`Error::ServiceUnavailable`] when it
+    /// cannot be reached in time and no fallback is set, or its refusal
+    /// of the request.
+    pub(crate) async fn with_tax<T>(
+        &self,
+        compute: impl Fn(&dyn TaxCalculator) -> Result<T>,
+    ) -> Result<(T, TaxContext)> {
+        let Some(service) = &self.inner.tax_service else {
+            return Ok((compute(self.inner.tax.as_ref())?, TaxContext::default()));
+        };
+        let mut reason = String::from("quotes did not settle");
+        for _ in 0..MAX_TAX_PASSES {
+            let quoted = Quoted {
+                cache: Some(&service.cache),
+                tables: None,
+                misses: Mutex::new(Vec::new()),
+                last: Mutex::new(None),
+            };
+            let value = compute(&quoted)?;
+            let misses = std::mem::take(&mut *quoted.misses.lock());
+            if misses.is_empty() {
+                let request = quoted.last.lock().take();
+                return Ok((
+                    value,
+                    TaxContext {
+                        request,
+                        fallback: None,
+                    },
+                ));
+            }
+            match self.fetch_quotes(service, misses).await {
+                Ok(()) => {}
+                Err(Error::ServiceUnavailable { reason: why, .. }) => {
+                    reason = why;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let Some(tables) = &service.fallback else {
+            return Err(Error::ServiceUnavailable {
+                service: "tax provider",
+                reason,
+            });
+        };
+        crate::telemetry::compensation("tax_fallback");
+        tracing::warn!(%reason, "tax provider unavailable: priced with the fallback tables");
+        let quoted = Quoted {
+            cache: None,
+            tables: Some(tables.as_ref()),
+            misses: Mutex::new(Vec::new()),
+            last: Mutex::new(None),
+        };
+        let value = compute(&quoted)?;
+        let request = quoted.last.lock().take();
+        Ok((
+            value,
+            TaxContext {
+                request,
+                fallback: Some(reason),
+            },
+        ))
+    }
+
+    /// Fetches `requests` from the provider at once, each checked and
+    /// cached.
+    async fn fetch_quotes(
+        &self,
+        service: &TaxService,
+        requests: Vec<TaxQuoteRequest>,
+    ) -> Result<()> {
+        let timeout = self.inner.config.tax_timeout;
+        let calls = requests.into_iter().map(|request| async move {
+            let started = std::time::Instant::now();
+            let answer = tokio::time::timeout(timeout, service.provider.quote(&request)).await;
+            let answer = match answer {
+                Ok(a) => a,
+                Err(_) => Err(Error::ServiceUnavailable {
+                    service: "tax provider",
+                    reason: format!("no answer within {} ms", timeout.as_millis()),
+                }),
+            };
+            crate::telemetry::provider_call(
+                "tax_quote",
+                if answer.is_ok() { "ok" } else { "error" },
+                started.elapsed(),
+            );
+            let answer = answer?;
+            request.check_answer(&answer)?;
+            service.cache.insert(request, Arc::new(answer));
+            Ok::<(), Error>(())
+        });
+        for result in futures_util::future::join_all(calls).await {
+            result?;
+        }
+        Ok(())
+    }
+}
+
+/// Most tax calls one drive makes (a commit, then adjustments).
+const MAX_TAX_STEPS: usize = 64;
+
+impl Engine {
+    /// Sends the calls `order`'s tax document is waiting for — commit,
+    /// adjustments, void — each under its own key, recording each answer
+    /// (see [`TaxDocument`](crate::order::TaxDocument)). A service that
+    /// cannot be reached leaves the call pending for the next drive or
+    /// recovery; a refusal is recorded. Never fails: the order is what
+    /// the store holds after the last recorded answer.
+    pub(crate) async fn drive_tax(&self, mut order: Order) -> Order {
+        let Some(service) = &self.inner.tax_service else {
+            return order;
+        };
+        let timeout = self.inner.config.tax_timeout;
+        for _ in 0..MAX_TAX_STEPS {
+            let Some(step) = order.tax_step() else {
+                return order;
+            };
+            let started = std::time::Instant::now();
+            let call = async {
+                match &step {
+                    TaxStep::Commit(request) => service
+                        .provider
+                        .commit(request)
+                        .await
+                        .map(|c| Some(c.reference)),
+                    TaxStep::Adjust(request) => {
+                        service.provider.adjust(request).await.map(|()| None)
+                    }
+                    TaxStep::Void { key, reference } => {
+                        service.provider.void(key, reference).await.map(|()| None)
+                    }
+                }
+            };
+            let answer = match tokio::time::timeout(timeout, call).await {
+                Ok(a) => a,
+                Err(_) => Err(Error::ServiceUnavailable {
+                    service: "tax provider",
+                    reason: format!("no answer within {} ms", timeout.as_millis()),
+                }),
+            };
+            crate::telemetry::provider_call(
+                "tax_document",
+                if answer.is_ok() { "ok" } else { "error" },
+                started.elapsed(),
+            );
+            let answer = match answer {
+                Ok(reference) => Ok(reference),
+                Err(e @ Error::ServiceUnavailable { .. }) => {
+                    tracing::warn!(order_id = %order.id(), error = %e, "tax call left pending; a retry or recovery sends it");
+                    return order;
+                }
+                Err(e) => {
+                    crate::telemetry::compensation("tax_refused");
+                    tracing::warn!(order_id = %order.id(), error = %e, "the tax service refused a call");
+                    Err(e.to_string())
+                }
+            };
+            let id = order.id();
+            let recorded = self
+                .update_order(order.clone(), |o| {
+                    if o.tax_step().as_ref() != Some(&step) {
+                        return Ok(None);
+                    }
+                    o.tax_answered(&step, answer.clone());
+                    Ok(Some(crate::order::Effects::default()))
+                })
+                .await;
+            order = match recorded {
+                Ok(o) => o,
+                Err(_) => match self.inner.store.order(id).await {
+                    Ok(o) => o,
+                    Err(_) => return order,
+                },
+            };
+        }
+        order
+    }
+}
