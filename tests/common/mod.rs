@@ -202,6 +202,8 @@ pub struct ShopOptions {
     pub shipping: Option<Arc<dyn cartwright::shipping::ShippingRates>>,
     /// A tax service instead of the 10 % flat tax, with its fallback.
     pub tax_provider: Option<TaxService>,
+    /// A tax calculator instead of the 10 % flat tax.
+    pub tax: Option<Arc<dyn cartwright::tax::TaxCalculator>>,
 }
 
 /// A tax service and the tables to fall back on.
@@ -221,6 +223,7 @@ impl Default for ShopOptions {
             return_policy: None,
             shipping: None,
             tax_provider: None,
+            tax: None,
         }
     }
 }
@@ -489,9 +492,9 @@ pub fn build_engine(
                 None => b,
             }
         }
-        None => builder.tax(Arc::new(
-            FlatRateTax::new("Tax 10%", Decimal::new(10, 2)).unwrap(),
-        )),
+        None => builder.tax(options.tax.clone().unwrap_or_else(|| {
+            Arc::new(FlatRateTax::new("Tax 10%", Decimal::new(10, 2)).unwrap())
+        })),
     };
     builder
         .config(options.config.clone().unwrap_or_default())

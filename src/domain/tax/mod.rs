@@ -7,7 +7,10 @@
 //! (called inside the pure pricing core); it does no I/O. A provider's
 //! quotes reach pricing as data, through a calculator that looks them up.
 
+pub mod eu_vat;
 pub mod provider;
+
+pub use eu_vat::{EuVat, FormatOnly, VatNumberCheck, vat_number_state};
 
 pub use provider::{
     QuoteLine, TaxAddress, TaxAdjustmentRequest, TaxCommitRequest, TaxCommitted, TaxCustomer,
