@@ -21,7 +21,9 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::money::Money;
 use crate::order::{Order, TaxStep};
-use crate::tax::{TaxBreakdown, TaxCalculator, TaxInput, TaxProvider, TaxQuoteRequest};
+use crate::tax::{
+    TaxAddress, TaxBreakdown, TaxCalculator, TaxCustomer, TaxInput, TaxProvider, TaxQuoteRequest,
+};
 
 /// Most pricing passes waiting for quotes (a gross-amount promotion may
 /// change the discounted amounts once the undiscounted lines' tax is
@@ -31,11 +33,22 @@ const MAX_TAX_PASSES: usize = 4;
 /// Most quotes the cache keeps.
 const QUOTE_CACHE_ENTRIES: u64 = 10_000;
 
+/// A quote: the request and the service's answer.
+struct CachedQuote {
+    request: Arc<TaxQuoteRequest>,
+    answer: TaxBreakdown,
+}
+
+/// Quotes by the digest of their request (checked against the request
+/// itself on every hit, so a collision is a miss, never a wrong tax).
+type QuoteCache = moka::sync::Cache<u64, Arc<CachedQuote>>;
+
 /// The tax service, its fallback and its quotes.
 pub(crate) struct TaxService {
     pub(crate) provider: Arc<dyn TaxProvider>,
     pub(crate) fallback: Option<Arc<dyn TaxCalculator>>,
-    cache: moka::sync::Cache<TaxQuoteRequest, Arc<TaxBreakdown>>,
+    cache: QuoteCache,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl TaxService {
@@ -51,38 +64,182 @@ impl TaxService {
                 .max_capacity(QUOTE_CACHE_ENTRIES)
                 .time_to_live(ttl)
                 .build(),
+            hasher: foldhash::fast::RandomState::default(),
         }
     }
+
+    /// The digest of a calculator's input, read in place (no copy).
+    fn digest_input(&self, input: &TaxInput<'_>) -> u64 {
+        let place = Place::of_address;
+        let none = TaxCustomer::default();
+        self.digest(
+            input.currency,
+            input
+                .lines
+                .iter()
+                .map(|l| (l.line_id, l.variant_id, l.tax_class, l.quantity, l.amount)),
+            input.shipping,
+            [input.address.map(place), input.ship_from.map(place)],
+            input.customer.unwrap_or(&none),
+            input.channel,
+        )
+    }
+
+    /// The digest of a request: the same as its input's.
+    fn digest_request(&self, r: &TaxQuoteRequest) -> u64 {
+        let place = Place::of_tax;
+        self.digest(
+            r.currency,
+            r.lines.iter().map(|l| {
+                (
+                    l.line_id,
+                    l.variant_id,
+                    l.tax_code.as_str(),
+                    l.quantity,
+                    l.amount,
+                )
+            }),
+            r.shipping,
+            [
+                r.ship_to.as_ref().map(place),
+                r.ship_from.as_ref().map(place),
+            ],
+            &r.customer,
+            r.channel,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn digest<'a>(
+        &self,
+        currency: crate::money::Currency,
+        lines: impl Iterator<Item = (crate::id::LineId, crate::id::VariantId, &'a str, u32, Money)>,
+        shipping: Option<Money>,
+        places: [Option<Place<'_>>; 2],
+        customer: &TaxCustomer,
+        channel: Option<crate::id::ChannelId>,
+    ) -> u64 {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = self.hasher.build_hasher();
+        currency.hash(&mut h);
+        for line in lines {
+            line.hash(&mut h);
+        }
+        h.write_u8(0xff);
+        shipping.hash(&mut h);
+        places.hash(&mut h);
+        customer.hash(&mut h);
+        channel.hash(&mut h);
+        h.finish()
+    }
+}
+
+/// An address's taxing facts, borrowed.
+#[derive(Hash)]
+struct Place<'a>(
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    crate::customer::Country,
+);
+
+impl Place<'_> {
+    fn of_address(a: &crate::customer::Address) -> Place<'_> {
+        Place(
+            &a.line1,
+            &a.line2,
+            &a.city,
+            &a.region,
+            &a.postal_code,
+            a.country,
+        )
+    }
+
+    fn of_tax(a: &TaxAddress) -> Place<'_> {
+        Place(
+            &a.line1,
+            &a.line2,
+            &a.city,
+            &a.region,
+            &a.postal_code,
+            a.country,
+        )
+    }
+}
+
+/// Whether `request` is exactly what `input` asks.
+fn same_request(request: &TaxQuoteRequest, input: &TaxInput<'_>) -> bool {
+    let same_place = |t: Option<&TaxAddress>, a: Option<&crate::customer::Address>| match (t, a) {
+        (None, None) => true,
+        (Some(t), Some(a)) => {
+            t.line1 == a.line1
+                && t.line2 == a.line2
+                && t.city == a.city
+                && t.region == a.region
+                && t.postal_code == a.postal_code
+                && t.country == a.country
+        }
+        _ => false,
+    };
+    let none = TaxCustomer::default();
+    request.currency == input.currency
+        && request.shipping == input.shipping
+        && request.channel == input.channel
+        && request.customer == *input.customer.unwrap_or(&none)
+        && same_place(request.ship_to.as_ref(), input.address)
+        && same_place(request.ship_from.as_ref(), input.ship_from)
+        && request.lines.len() == input.lines.len()
+        && request.lines.iter().zip(&input.lines).all(|(r, l)| {
+            r.line_id == l.line_id
+                && r.variant_id == l.variant_id
+                && r.tax_code == l.tax_class
+                && r.quantity == l.quantity
+                && r.amount == l.amount
+        })
 }
 
 /// A calculator answering from the quote cache, noting what it lacks; it
 /// also remembers the last request it was asked (the discounted lines and
 /// shipping: what a placed order commits).
 struct Quoted<'a> {
-    cache: Option<&'a moka::sync::Cache<TaxQuoteRequest, Arc<TaxBreakdown>>>,
+    service: &'a TaxService,
     /// Answers instead of the cache (the fallback), when set.
     tables: Option<&'a dyn TaxCalculator>,
     misses: Mutex<Vec<TaxQuoteRequest>>,
-    last: Mutex<Option<TaxQuoteRequest>>,
+    last: Mutex<Option<Arc<TaxQuoteRequest>>>,
+}
+
+impl<'a> Quoted<'a> {
+    fn new(service: &'a TaxService, tables: Option<&'a dyn TaxCalculator>) -> Self {
+        Self {
+            service,
+            tables,
+            misses: Mutex::new(Vec::new()),
+            last: Mutex::new(None),
+        }
+    }
 }
 
 impl TaxCalculator for Quoted<'_> {
     fn tax(&self, input: &TaxInput<'_>) -> Result<TaxBreakdown> {
+        if let Some(tables) = self.tables {
+            *self.last.lock() = Some(Arc::new(TaxQuoteRequest::from_input(input)));
+            return tables.tax(input);
+        }
+        let digest = self.service.digest_input(input);
+        if let Some(hit) = self.service.cache.get(&digest)
+            && same_request(&hit.request, input)
+        {
+            *self.last.lock() = Some(hit.request.clone());
+            return Ok(hit.answer.clone());
+        }
         let request = TaxQuoteRequest::from_input(input);
-        let answer = match (self.tables, self.cache) {
-            (Some(tables), _) => tables.tax(input)?,
-            (None, Some(cache)) => match cache.get(&request) {
-                Some(hit) => (*hit).clone(),
-                None => {
-                    let zero = Money::zero(input.currency);
-                    self.misses.lock().push(request.clone());
-                    TaxBreakdown::new(vec![zero; input.lines.len()], zero)
-                }
-            },
-            (None, None) => return Err(Error::invalid("tax", "no calculator")),
-        };
-        *self.last.lock() = Some(request);
-        Ok(answer)
+        self.misses.lock().push(request.clone());
+        *self.last.lock() = Some(Arc::new(request));
+        let zero = Money::zero(input.currency);
+        Ok(TaxBreakdown::new(vec![zero; input.lines.len()], zero))
     }
 }
 
@@ -128,16 +285,11 @@ impl Engine {
         };
         let mut reason = String::from("quotes did not settle");
         for _ in 0..MAX_TAX_PASSES {
-            let quoted = Quoted {
-                cache: Some(&service.cache),
-                tables: None,
-                misses: Mutex::new(Vec::new()),
-                last: Mutex::new(None),
-            };
+            let quoted = Quoted::new(service, None);
             let value = compute(&quoted)?;
             let misses = std::mem::take(&mut *quoted.misses.lock());
             if misses.is_empty() {
-                let request = quoted.last.lock().take();
+                let request = quoted.last.lock().take().map(Arc::unwrap_or_clone);
                 return Ok((
                     value,
                     TaxContext {
@@ -163,14 +315,9 @@ impl Engine {
         };
         crate::telemetry::compensation("tax_fallback");
         tracing::warn!(%reason, "tax provider unavailable: priced with the fallback tables");
-        let quoted = Quoted {
-            cache: None,
-            tables: Some(tables.as_ref()),
-            misses: Mutex::new(Vec::new()),
-            last: Mutex::new(None),
-        };
+        let quoted = Quoted::new(service, Some(tables.as_ref()));
         let value = compute(&quoted)?;
-        let request = quoted.last.lock().take();
+        let request = quoted.last.lock().take().map(Arc::unwrap_or_clone);
         Ok((
             value,
             TaxContext {
@@ -205,7 +352,14 @@ impl Engine {
             );
             let answer = answer?;
             request.check_answer(&answer)?;
-            service.cache.insert(request, Arc::new(answer));
+            let digest = service.digest_request(&request);
+            service.cache.insert(
+                digest,
+                Arc::new(CachedQuote {
+                    request: Arc::new(request),
+                    answer,
+                }),
+            );
             Ok::<(), Error>(())
         });
         for result in futures_util::future::join_all(calls).await {
