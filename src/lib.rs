@@ -173,7 +173,7 @@ pub(crate) use domain::validate;
 #[doc(inline)]
 pub use domain::{
     actor, agent, cart, catalog, channel, clock, customer, error, event, giftcard, id, inventory,
-    money, note, order, pricing, shipping, webhook,
+    money, note, order, pricing, webhook,
 };
 pub(crate) use engine::promotions;
 
@@ -205,6 +205,17 @@ pub mod payment {
     };
     #[doc(inline)]
     pub use crate::domain::payment::*;
+}
+
+pub mod shipping {
+    //! Shipping: the [`ShippingRates`] trait and its table built-ins, the
+    //! [`Carrier`] port for live rates, labels and tracking, and the
+    //! built-in [`TestCarrier`] (an adapter, for tests, examples and
+    //! demos).
+    #[doc(inline)]
+    pub use crate::adapters::test_carrier::{CarrierCall, CarrierFault, TestCarrier, TestLabel};
+    #[doc(inline)]
+    pub use crate::domain::shipping::*;
 }
 
 pub mod tax {

@@ -662,6 +662,25 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 8], Call)> {
         row!("mark_delivered", PRIVILEGED, |e, a| {
             e.mark_delivered(&a, oo, cartwright::id::ShipmentId::new())
         }),
+        row!("purchase_label", PRIVILEGED, |e, a| async move {
+            e.purchase_label(&a, oo, cartwright::id::ShipmentId::new(), "test", "ground")
+                .await
+        }),
+        row!("void_label", PRIVILEGED, |e, a| {
+            e.void_label(&a, oo, cartwright::id::ShipmentId::new())
+        }),
+        row!(
+            "apply_tracking_event",
+            PROVIDER_OR_SYSTEM,
+            |e, a| async move {
+                let event = cartwright::shipping::TrackingEvent::new(
+                    format!("{oo}:{}", cartwright::id::ShipmentId::new()),
+                    cartwright::shipping::TrackingStatus::InTransit,
+                    chrono::Utc::now(),
+                );
+                e.apply_tracking_event(&a, &event).await
+            }
+        ),
         row!("remove_address", OWNER_OR_PRIVILEGED, |e, a| {
             e.remove_address(&a, owner, cartwright::id::AddressId::new())
         }),

@@ -8,5 +8,6 @@
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod test_carrier;
 pub mod test_payment;
 pub mod test_tax;

@@ -573,6 +573,20 @@ pub fn every_kind() -> Vec<EventKind> {
         },
         EventKind::AfterSale {
             order_id,
+            change: AfterSaleChange::LabelPurchased {
+                shipment_id: crate::id::ShipmentId::new(),
+                tracking_number: "1Z999".into(),
+            },
+        },
+        EventKind::AfterSale {
+            order_id,
+            change: AfterSaleChange::ShipmentTracked {
+                shipment_id: crate::id::ShipmentId::new(),
+                status: "in_transit".into(),
+            },
+        },
+        EventKind::AfterSale {
+            order_id,
             change: AfterSaleChange::ExchangeCanceled {
                 exchange_id: crate::id::ExchangeId::new(),
             },
@@ -740,6 +754,21 @@ pub enum AfterSaleChange {
         edit_id: crate::id::OrderEditId,
         /// What the added units cost less what the removed ones had paid.
         difference: Money,
+    },
+    /// A shipping label was bought for a shipment.
+    LabelPurchased {
+        /// The shipment.
+        shipment_id: crate::id::ShipmentId,
+        /// The carrier's tracking number.
+        tracking_number: String,
+    },
+    /// A carrier reported on a shipment's parcel (in transit, held up;
+    /// a delivery is [`EventKind::ShipmentDelivered`]).
+    ShipmentTracked {
+        /// The shipment.
+        shipment_id: crate::id::ShipmentId,
+        /// `in_transit`, `delivered` or `exception`.
+        status: String,
     },
     /// An exchange was called off before its new units shipped.
     ExchangeCanceled {

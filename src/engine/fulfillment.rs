@@ -159,6 +159,8 @@ impl Engine {
                 tracking_number: tracking_number.clone(),
                 shipped_at: self.now(),
                 delivered_at: None,
+                label: None,
+                tracking: Vec::new(),
             };
             let shipment_id = shipment.id;
             next.ship(shipment, self.now(), actor)?;

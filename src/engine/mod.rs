@@ -25,6 +25,7 @@ mod webhooks;
 pub use accounts::{CustomerExport, CustomerPage};
 pub use catalog::ProductPage;
 pub use orders::OrderPage;
+pub(crate) mod carriers;
 pub mod checkout;
 mod fence;
 pub mod fulfillment;
@@ -34,6 +35,7 @@ pub mod money_path;
 pub(crate) mod promotions;
 pub mod quotes;
 pub mod relay;
+pub(crate) mod services;
 pub(crate) mod tax;
 pub mod telemetry;
 
@@ -159,6 +161,12 @@ pub struct EngineConfig {
     /// How long a tax provider's quote is reused for the same request
     /// (10 minutes by default).
     pub tax_quote_ttl: StdDuration,
+    /// How long a carrier may take to answer (rates, labels) before the
+    /// engine gives up on it: 5 seconds by default.
+    pub carrier_timeout: StdDuration,
+    /// How long a carrier's rates are reused for the same parcel and
+    /// route (10 minutes by default).
+    pub carrier_rate_ttl: StdDuration,
 }
 
 crate::domain::setters!(EngineConfig {
@@ -181,6 +189,8 @@ crate::domain::setters!(EngineConfig {
     customer_order_edits: bool,
     tax_timeout: StdDuration,
     tax_quote_ttl: StdDuration,
+    carrier_timeout: StdDuration,
+    carrier_rate_ttl: StdDuration,
 } into {});
 
 impl Default for EngineConfig {
@@ -205,6 +215,8 @@ impl Default for EngineConfig {
             customer_order_edits: false,
             tax_timeout: StdDuration::from_secs(5),
             tax_quote_ttl: StdDuration::from_secs(600),
+            carrier_timeout: StdDuration::from_secs(5),
+            carrier_rate_ttl: StdDuration::from_secs(600),
         }
     }
 }
@@ -233,6 +245,8 @@ pub struct EngineBuilder {
     tax_provider: Option<Arc<dyn crate::tax::TaxProvider>>,
     tax_fallback: Option<Arc<dyn TaxCalculator>>,
     ship_from: Option<crate::customer::Address>,
+    carriers: Vec<Arc<dyn crate::shipping::Carrier>>,
+    carrier_fallback: bool,
     shipping: Option<Arc<dyn ShippingRates>>,
     clock: Option<Arc<dyn Clock>>,
     rules: Vec<Arc<dyn PricingRule>>,
@@ -326,6 +340,30 @@ impl EngineBuilder {
     /// Where goods ship from, for tax (a tax service's origin address).
     pub fn ship_from(mut self, origin: crate::customer::Address) -> Self {
         self.ship_from = Some(origin);
+        self
+    }
+    /// Offers this carrier's live rates beside the table rates, and buys
+    /// its labels ([`Engine::purchase_label`]), registered under its
+    /// [name](crate::shipping::Carrier::name) (replacing one of the same
+    /// name). Rates are fetched before pricing and cached (see
+    /// [`shipping::carrier`](crate::shipping::carrier)).
+    pub fn carrier(mut self, carrier: Arc<dyn crate::shipping::Carrier>) -> Self {
+        match self
+            .carriers
+            .iter_mut()
+            .find(|c| c.name() == carrier.name())
+        {
+            Some(slot) => *slot = carrier,
+            None => self.carriers.push(carrier),
+        }
+        self
+    }
+    /// When a carrier cannot answer in time, prices with the table rates
+    /// only (a method of the carrier's is then unavailable) and records
+    /// why on the pricing ([`PricedCart::shipping_fallback`](crate::pricing::PricedCart::shipping_fallback)),
+    /// instead of failing with [`Error::ServiceUnavailable`].
+    pub fn carrier_fallback(mut self, yes: bool) -> Self {
+        self.carrier_fallback = yes;
         self
     }
     /// Uses these shipping rates.
@@ -428,12 +466,23 @@ impl EngineBuilder {
                 "a tax fallback needs a tax provider",
             ));
         }
-        if c.tax_timeout.is_zero() || c.tax_quote_ttl.is_zero() {
+        if c.tax_timeout.is_zero()
+            || c.tax_quote_ttl.is_zero()
+            || c.carrier_timeout.is_zero()
+            || c.carrier_rate_ttl.is_zero()
+        {
             return Err(Error::invalid(
                 "config",
-                "tax_timeout and tax_quote_ttl must be positive",
+                "the tax and carrier timeouts and cache lifetimes must be positive",
             ));
         }
+        let carriers = (!self.carriers.is_empty()).then(|| {
+            crate::engine::carriers::Carriers::new(
+                self.carriers,
+                self.carrier_fallback,
+                c.carrier_rate_ttl,
+            )
+        });
         let tax_service = self.tax_provider.map(|provider| {
             crate::engine::tax::TaxService::new(provider, self.tax_fallback, c.tax_quote_ttl)
         });
@@ -466,6 +515,7 @@ impl EngineBuilder {
                 tax,
                 tax_service,
                 ship_from: self.ship_from,
+                carriers,
                 shipping: self
                     .shipping
                     .unwrap_or_else(|| Arc::new(FlatRateShipping::new())),
@@ -562,8 +612,10 @@ pub(crate) struct Inner {
     pub(crate) tax: Arc<dyn TaxCalculator>,
     /// The tax service, when tax comes from one.
     pub(crate) tax_service: Option<crate::engine::tax::TaxService>,
-    /// Where goods ship from, for tax.
+    /// Where goods ship from, for tax and carriers.
     pub(crate) ship_from: Option<crate::customer::Address>,
+    /// The shop's carriers, when it has any.
+    pub(crate) carriers: Option<crate::engine::carriers::Carriers>,
     pub(crate) shipping: Arc<dyn ShippingRates>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: EngineConfig,
@@ -625,6 +677,8 @@ impl Engine {
             tax_provider: None,
             tax_fallback: None,
             ship_from: None,
+            carriers: Vec::new(),
+            carrier_fallback: false,
             shipping: None,
             clock: None,
             rules: Vec::new(),

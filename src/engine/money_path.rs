@@ -167,7 +167,14 @@ impl Engine {
                     .await?;
                 continue;
             }
-            return Ok(Box::pin(self.drive_tax(order)).await);
+            let order = Box::pin(self.drive_tax(order)).await;
+            // A label call that did not go through stays recorded: the
+            // drive that changed the order still succeeded.
+            let id = order.id();
+            return Ok(match Box::pin(self.drive_labels(order.clone())).await {
+                Ok(o) => o,
+                Err(_) => self.inner.store.order(id).await.unwrap_or(order),
+            });
         }
         Err(gave_up("order"))
     }

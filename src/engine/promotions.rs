@@ -472,8 +472,9 @@ impl Engine {
         let mut passes = 0;
         let now = self.now();
         loop {
-            let price = |tax: &dyn crate::tax::TaxCalculator| {
-                let mut ctx = PricingContext::new(&catalog, self.inner.shipping.as_ref(), tax, now);
+            let price = |tax: &dyn crate::tax::TaxCalculator,
+                         rates: &dyn crate::shipping::ShippingRates| {
+                let mut ctx = PricingContext::new(&catalog, rates, tax, now);
                 ctx.promotions = &rules.promotions;
                 ctx.price_book = &rules.price_book;
                 ctx.customer = &customer;
@@ -488,8 +489,9 @@ impl Engine {
                 crate::telemetry::pricing(started.elapsed());
                 priced
             };
-            let (mut priced, tax) = self.with_tax(price).await?;
-            priced.tax_fallback = tax.fallback;
+            let (mut priced, services) = self.with_services(price).await?;
+            priced.tax_fallback = services.tax_fallback;
+            priced.shipping_fallback = services.shipping_fallback;
             passes += 1;
             let mut exceeded = false;
             for claim in &priced.usage_claims {
@@ -510,7 +512,7 @@ impl Engine {
                     catalog,
                     email,
                     channel,
-                    tax_request: tax.request,
+                    tax_request: services.tax_request,
                 });
             }
         }

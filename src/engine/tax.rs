@@ -25,11 +25,6 @@ use crate::tax::{
     TaxAddress, TaxBreakdown, TaxCalculator, TaxCustomer, TaxInput, TaxProvider, TaxQuoteRequest,
 };
 
-/// Most pricing passes waiting for quotes (a gross-amount promotion may
-/// change the discounted amounts once the undiscounted lines' tax is
-/// known).
-const MAX_TAX_PASSES: usize = 4;
-
 /// Most quotes the cache keeps.
 const QUOTE_CACHE_ENTRIES: u64 = 10_000;
 
@@ -203,16 +198,16 @@ fn same_request(request: &TaxQuoteRequest, input: &TaxInput<'_>) -> bool {
 /// A calculator answering from the quote cache, noting what it lacks; it
 /// also remembers the last request it was asked (the discounted lines and
 /// shipping: what a placed order commits).
-struct Quoted<'a> {
+pub(crate) struct Quoted<'a> {
     service: &'a TaxService,
     /// Answers instead of the cache (the fallback), when set.
     tables: Option<&'a dyn TaxCalculator>,
-    misses: Mutex<Vec<TaxQuoteRequest>>,
-    last: Mutex<Option<Arc<TaxQuoteRequest>>>,
+    pub(crate) misses: Mutex<Vec<TaxQuoteRequest>>,
+    pub(crate) last: Mutex<Option<Arc<TaxQuoteRequest>>>,
 }
 
 impl<'a> Quoted<'a> {
-    fn new(service: &'a TaxService, tables: Option<&'a dyn TaxCalculator>) -> Self {
+    pub(crate) fn new(service: &'a TaxService, tables: Option<&'a dyn TaxCalculator>) -> Self {
         Self {
             service,
             tables,
@@ -243,15 +238,6 @@ impl TaxCalculator for Quoted<'_> {
     }
 }
 
-/// What a computation that needed tax gives back besides its value.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct TaxContext {
-    /// The last request tax was asked for (with a provider only).
-    pub(crate) request: Option<TaxQuoteRequest>,
-    /// Why the fallback was used instead of the provider, if it was.
-    pub(crate) fallback: Option<String>,
-}
-
 impl Engine {
     /// Who buys, as tax sees them: the customer's groups, tax id and
     /// exemption (none for a guest).
@@ -269,67 +255,9 @@ impl Engine {
         Ok(crate::tax::TaxCustomer::of(&c))
     }
 
-    /// Runs `compute` with the engine's tax: its calculator, or its
-    /// provider's quotes (fetched and cached as needed, see the module).
-    ///
-    /// # Errors
-    /// `compute`'s; with a provider, [`Error::ServiceUnavailable`] when it
-    /// cannot be reached in time and no fallback is set, or its refusal
-    /// of the request.
-    pub(crate) async fn with_tax<T>(
-        &self,
-        compute: impl Fn(&dyn TaxCalculator) -> Result<T>,
-    ) -> Result<(T, TaxContext)> {
-        let Some(service) = &self.inner.tax_service else {
-            return Ok((compute(self.inner.tax.as_ref())?, TaxContext::default()));
-        };
-        let mut reason = String::from("quotes did not settle");
-        for _ in 0..MAX_TAX_PASSES {
-            let quoted = Quoted::new(service, None);
-            let value = compute(&quoted)?;
-            let misses = std::mem::take(&mut *quoted.misses.lock());
-            if misses.is_empty() {
-                let request = quoted.last.lock().take().map(Arc::unwrap_or_clone);
-                return Ok((
-                    value,
-                    TaxContext {
-                        request,
-                        fallback: None,
-                    },
-                ));
-            }
-            match self.fetch_quotes(service, misses).await {
-                Ok(()) => {}
-                Err(Error::ServiceUnavailable { reason: why, .. }) => {
-                    reason = why;
-                    break;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        let Some(tables) = &service.fallback else {
-            return Err(Error::ServiceUnavailable {
-                service: "tax provider",
-                reason,
-            });
-        };
-        crate::telemetry::compensation("tax_fallback");
-        tracing::warn!(%reason, "tax provider unavailable: priced with the fallback tables");
-        let quoted = Quoted::new(service, Some(tables.as_ref()));
-        let value = compute(&quoted)?;
-        let request = quoted.last.lock().take().map(Arc::unwrap_or_clone);
-        Ok((
-            value,
-            TaxContext {
-                request,
-                fallback: Some(reason),
-            },
-        ))
-    }
-
     /// Fetches `requests` from the provider at once, each checked and
     /// cached.
-    async fn fetch_quotes(
+    pub(crate) async fn fetch_quotes(
         &self,
         service: &TaxService,
         requests: Vec<TaxQuoteRequest>,

@@ -204,6 +204,9 @@ pub struct ShopOptions {
     pub tax_provider: Option<TaxService>,
     /// A tax calculator instead of the 10 % flat tax.
     pub tax: Option<Arc<dyn cartwright::tax::TaxCalculator>>,
+    /// Carriers, and whether to fall back on the table rates.
+    pub carriers: Vec<Arc<dyn cartwright::shipping::Carrier>>,
+    pub carrier_fallback: bool,
 }
 
 /// A tax service and the tables to fall back on.
@@ -224,6 +227,8 @@ impl Default for ShopOptions {
             shipping: None,
             tax_provider: None,
             tax: None,
+            carriers: Vec::new(),
+            carrier_fallback: false,
         }
     }
 }
@@ -496,6 +501,11 @@ pub fn build_engine(
             Arc::new(FlatRateTax::new("Tax 10%", Decimal::new(10, 2)).unwrap())
         })),
     };
+    let builder = options
+        .carriers
+        .iter()
+        .fold(builder, |b, c| b.carrier(c.clone()))
+        .carrier_fallback(options.carrier_fallback);
     builder
         .config(options.config.clone().unwrap_or_default())
         .store(store)

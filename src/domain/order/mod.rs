@@ -35,6 +35,7 @@ mod cancel_lines;
 mod claims;
 mod edits;
 mod exchanges;
+mod labels;
 mod operations;
 mod returns;
 mod tax_document;
@@ -46,6 +47,8 @@ pub use edits::{MAX_ORDER_EDITS, OrderEdit, ShippingChange};
 pub use exchanges::{
     Charge, ChargeState, Exchange, ExchangeState, MAX_CHARGES, MAX_PRICING_VERSIONS, PricingVersion,
 };
+pub(crate) use labels::{LabelCall, LabelStep};
+pub use labels::{LabelState, MAX_TRACKING_UPDATES, ShipmentLabel, TrackingUpdate};
 pub(crate) use operations::{Effects, Settlement};
 pub(crate) use returns::StaffReturn;
 pub use returns::{
@@ -237,6 +240,13 @@ pub struct Shipment {
     pub shipped_at: DateTime<Utc>,
     /// When the carrier delivered it, once known.
     pub delivered_at: Option<DateTime<Utc>>,
+    /// Its label, when one was bought from a carrier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<ShipmentLabel>,
+    /// What the carrier reported on the parcel, oldest first (at most
+    /// [`MAX_TRACKING_UPDATES`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tracking: Vec<TrackingUpdate>,
 }
 
 /// How shipping is refunded when goods come back.
@@ -563,6 +573,7 @@ impl Order {
             || (self.cancellation.is_some() && self.status != OrderStatus::Cancelled)
             || self.charge_in_flight().is_some()
             || self.tax_step().is_some()
+            || self.label_step().is_some()
     }
 
     fn count<'a>(items: impl Iterator<Item = &'a LineQuantity>, line: LineId) -> u32 {

@@ -438,6 +438,11 @@ pub struct PricedCart {
     /// [`EngineBuilder::tax_fallback`](crate::EngineBuilder::tax_fallback)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tax_fallback: Option<String>,
+    /// Set when a carrier could not be reached and only the table rates
+    /// were offered: why (see
+    /// [`EngineBuilder::carrier_fallback`](crate::EngineBuilder::carrier_fallback)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_fallback: Option<String>,
 }
 
 /// A shipping group's shipment, priced.
@@ -636,6 +641,7 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
         promotions: outcomes,
         hints,
         tax_fallback: None,
+        shipping_fallback: None,
     })
 }
 

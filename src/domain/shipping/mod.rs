@@ -16,6 +16,13 @@ use crate::error::{Error, Result};
 use crate::money::{Currency, Money};
 use crate::validate::required_text;
 
+pub mod carrier;
+
+pub use carrier::{
+    Carrier, Label, LabelRequest, MAX_CARRIER_RATES, RateRequest, TrackingEvent, TrackingStatus,
+    verify_tracking,
+};
+
 /// What a rate source may look at.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

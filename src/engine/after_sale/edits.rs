@@ -193,8 +193,8 @@ impl Engine {
             customer: Some(&tax_customer),
         };
         let (change, _) = self
-            .with_tax(|tax| {
-                order.price_shipping_change(&edited, &tax_class, self.inner.shipping.as_ref(), tax)
+            .with_services(|tax, rates| {
+                order.price_shipping_change(&edited, &tax_class, rates, tax)
             })
             .await?;
         Ok(change)

@@ -334,6 +334,9 @@ pub struct RecoveryReport {
     /// Orders whose waiting calls to the tax service (a commit, an
     /// adjustment, a void) were sent and answered.
     pub tax_calls: u64,
+    /// Orders whose waiting calls to a carrier (a label bought or voided)
+    /// were sent and answered.
+    pub label_calls: u64,
 }
 
 /// A checkout's cart, priced and checked, with the stock it needs.

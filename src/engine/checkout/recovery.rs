@@ -104,13 +104,18 @@ impl Engine {
                 if !stale {
                     // Only a call to the tax service waits: send it (its
                     // key makes racing a live caller harmless).
-                    if order.pending_operation().is_none()
-                        && order.cancellation().is_none()
-                        && order.tax_step().is_some()
-                    {
-                        let done = Box::pin(self.drive_tax(order.clone())).await;
-                        if done.tax_step().is_none() {
-                            report.tax_calls += 1;
+                    if order.pending_operation().is_none() && order.cancellation().is_none() {
+                        if order.tax_step().is_some() {
+                            let done = Box::pin(self.drive_tax(order.clone())).await;
+                            if done.tax_step().is_none() {
+                                report.tax_calls += 1;
+                            }
+                        }
+                        if order.label_step().is_some()
+                            && let Ok(done) = Box::pin(self.drive_labels(order.clone())).await
+                            && done.label_step().is_none()
+                        {
+                            report.label_calls += 1;
                         }
                     }
                     continue;
