@@ -101,3 +101,133 @@ async fn the_test_provider_asks_for_customer_actions_as_the_engine_expects() {
     .unwrap();
     assert_eq!(report.checks, 3);
 }
+
+/// A tax service or carrier that forgets its idempotency keys: each call
+/// acts anew (the kind of bug the suites are there to catch).
+struct Forgetful<T>(T, std::sync::atomic::AtomicU64);
+
+impl<T> Forgetful<T> {
+    fn fresh(&self, key: &str) -> String {
+        let n = self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        format!("{key}-{n}")
+    }
+}
+
+#[async_trait::async_trait]
+impl cartwright::tax::TaxProvider for Forgetful<cartwright::tax::TestTaxProvider> {
+    fn name(&self) -> &str {
+        "forgetful"
+    }
+    async fn quote(
+        &self,
+        r: &cartwright::tax::TaxQuoteRequest,
+    ) -> cartwright::Result<cartwright::tax::TaxBreakdown> {
+        self.0.quote(r).await
+    }
+    async fn commit(
+        &self,
+        r: &cartwright::tax::TaxCommitRequest,
+    ) -> cartwright::Result<cartwright::tax::TaxCommitted> {
+        let mut r = r.clone();
+        r.key = self.fresh(&r.key);
+        self.0.commit(&r).await
+    }
+    async fn void(&self, key: &str, reference: &str) -> cartwright::Result<()> {
+        self.0.void(key, reference).await
+    }
+    async fn adjust(&self, r: &cartwright::tax::TaxAdjustmentRequest) -> cartwright::Result<()> {
+        self.0.adjust(r).await
+    }
+}
+
+#[async_trait::async_trait]
+impl cartwright::shipping::Carrier for Forgetful<cartwright::shipping::TestCarrier> {
+    fn name(&self) -> &str {
+        "forgetful"
+    }
+    async fn rates(
+        &self,
+        r: &cartwright::shipping::RateRequest,
+    ) -> cartwright::Result<Vec<cartwright::shipping::ShippingRate>> {
+        self.0.rates(r).await
+    }
+    async fn purchase_label(
+        &self,
+        r: &cartwright::shipping::LabelRequest,
+    ) -> cartwright::Result<cartwright::shipping::Label> {
+        let mut r = r.clone();
+        r.key = self.fresh(&r.key);
+        self.0.purchase_label(&r).await
+    }
+    async fn void_label(&self, key: &str, label: &str) -> cartwright::Result<()> {
+        self.0.void_label(key, label).await
+    }
+}
+
+fn us_place() -> cartwright::tax::TaxAddress {
+    let address = us_address();
+    cartwright::tax::TaxAddress::from(&address)
+}
+
+fn us_address() -> cartwright::customer::Address {
+    cartwright::customer::Address::new(cartwright::customer::NewAddress::new(
+        "Grace Hopper",
+        "1 Navy Way",
+        "Arlington",
+        "22202",
+        "US",
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_test_tax_service_conforms_and_a_forgetful_one_does_not() {
+    use cartwright::money::Currency;
+    use cartwright::tax::{FlatRateTax, TestTaxProvider};
+    let table = || {
+        Arc::new(FlatRateTax::new("Tax", rust_decimal::Decimal::new(8, 2)).unwrap())
+            as Arc<dyn cartwright::tax::TaxCalculator>
+    };
+    let report = cartwright::testkit::tax_provider_conformance(
+        Arc::new(TestTaxProvider::new(table())),
+        us_place(),
+        Currency::USD,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.checks, 4);
+    let forgetful = Forgetful(TestTaxProvider::new(table()), Default::default());
+    let failure = cartwright::testkit::tax_provider_conformance(
+        Arc::new(forgetful),
+        us_place(),
+        Currency::USD,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(failure.check, "commit replay");
+}
+
+#[tokio::test]
+async fn the_test_carrier_conforms_and_a_forgetful_one_does_not() {
+    use cartwright::money::Currency;
+    use cartwright::shipping::TestCarrier;
+    let report = cartwright::testkit::carrier_conformance(
+        Arc::new(TestCarrier::new()),
+        None,
+        us_address(),
+        Currency::USD,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.checks, 3);
+    let forgetful = Forgetful(TestCarrier::new(), Default::default());
+    let failure = cartwright::testkit::carrier_conformance(
+        Arc::new(forgetful),
+        None,
+        us_address(),
+        Currency::USD,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(failure.check, "purchase replay");
+}

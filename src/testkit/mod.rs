@@ -1,5 +1,6 @@
 //! A test kit for plugin authors (feature `test-util`): conformance suites
-//! that a store, a payment provider or a relay sink of your own must pass, written once
+//! that a store, a payment provider, a tax service, a carrier or a relay
+//! sink of your own must pass, written once
 //! and run by this crate against its own adapters too; and the wrappers
 //! its own tests use to break things on purpose — [`FaultyStore`] (a store
 //! command fails before or after it takes effect, is delayed, or is held at
@@ -35,12 +36,14 @@
 mod faults;
 mod gateway;
 mod provider;
+mod services;
 mod sink;
 mod store;
 
 pub use faults::{FaultyStore, Gate, StoreCommand, When};
 pub use gateway::{GatedProvider, ProviderMethod, SlowProvider};
 pub use provider::{provider_conformance, session_conformance};
+pub use services::{carrier_conformance, tax_provider_conformance};
 pub use sink::{SinkProbe, sink_conformance};
 pub use store::store_conformance;
 
