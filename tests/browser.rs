@@ -30,6 +30,8 @@ mod shop;
 mod start;
 #[path = "../examples/storefront/templates.rs"]
 mod templates;
+#[path = "../examples/storefront/tracking.rs"]
+mod tracking;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -22,6 +22,8 @@ mod shop;
 mod start;
 #[path = "../examples/storefront/templates.rs"]
 mod templates;
+#[path = "../examples/storefront/tracking.rs"]
+mod tracking;
 
 use std::sync::Arc;
 
@@ -392,9 +394,11 @@ async fn forged_and_stale_webhooks_are_refused() {
         StatusCode::BAD_REQUEST
     );
     let stale =
-        cartwright::payment::webhook::sign(b"whsec_storefront_demo", now - 3_600, body).unwrap();
+        cartwright::payment::webhook::sign(b"whsec_storefront_demo_secret", now - 3_600, body)
+            .unwrap();
     assert_eq!(post(stale).await.unwrap().status(), StatusCode::BAD_REQUEST);
-    let good = cartwright::payment::webhook::sign(b"whsec_storefront_demo", now, body).unwrap();
+    let good =
+        cartwright::payment::webhook::sign(b"whsec_storefront_demo_secret", now, body).unwrap();
     assert_eq!(
         post(good).await.unwrap().status(),
         StatusCode::OK,
@@ -701,6 +705,55 @@ async fn a_customer_asks_to_return_and_staff_refund_it() {
         .post(&format!("/staff/orders/{id}/ship"), &[("csrf", &csrf)])
         .await;
     assert_eq!(shipped.url, order.url, "{}", shipped.body);
+    // Shipping bought a label from the carrier: its tracking number, and
+    // for staff the label to print.
+    assert!(
+        shipped
+            .body
+            .contains("<td class=\"tracking\">TEST00000001</td>"),
+        "{}",
+        shipped.body
+    );
+    assert!(shipped.body.contains(">Print</a>"), "{}", shipped.body);
+    // The carrier reports the delivery through its signed webhook.
+    let at = shipped.body.find("data-shipment=\"").unwrap() + "data-shipment=\"".len();
+    let shipment = &shipped.body[at..at + 36];
+    let report = serde_json::to_vec(&cartwright::shipping::TrackingEvent::new(
+        format!("{id}:{shipment}"),
+        cartwright::shipping::TrackingStatus::Delivered,
+        chrono::Utc::now(),
+    ))
+    .unwrap();
+    let client = reqwest::Client::new();
+    let forged = client
+        .post(format!("{}/webhooks/carrier", running.url))
+        .header("cartwright-signature", "t=1,v1=00")
+        .body(report.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
+    let signature = cartwright::payment::webhook::sign(
+        b"whsec_storefront_demo_secret",
+        chrono::Utc::now().timestamp(),
+        &report,
+    )
+    .unwrap();
+    let delivered = client
+        .post(format!("{}/webhooks/carrier", running.url))
+        .header("cartwright-signature", signature)
+        .body(report)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delivered.status(), 200);
+    let page = me.get(&order.url).await;
+    assert!(
+        page.body.contains("<td class=\"parcel\">Delivered</td>"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(">Print</a>"), "labels are for staff");
 
     // The customer asks to return one poster from the order page.
     let page = me.get(&order.url).await;

@@ -16,6 +16,7 @@ mod session;
 mod shop;
 mod start;
 mod templates;
+mod tracking;
 
 #[tokio::main]
 async fn main() -> cartwright::Result<()> {

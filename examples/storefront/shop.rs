@@ -140,7 +140,7 @@ impl App {
             engine,
             gateway,
             cookie_key: random(),
-            webhook_secret: Arc::from(&b"whsec_storefront_demo"[..]),
+            webhook_secret: Arc::from(&b"whsec_storefront_demo_secret"[..]),
             staff_password: Arc::from(staff_password),
             secure_cookies,
             base_url: Arc::from(base_url),
@@ -179,6 +179,7 @@ impl App {
             .route("/api/cart/items", post(api_add))
             .route("/api/checkout", post(api_checkout))
             .route("/webhooks/test", post(webhook))
+            .route("/webhooks/carrier", post(crate::tracking::carrier_webhook))
             .with_state(self)
     }
 
@@ -855,6 +856,7 @@ async fn order_page(
                     can_ship => can_ship,
                     charges => charges,
                     variants => variants,
+                    shipments => crate::tracking::shipments(&o, session.staff.is_some()),
                     shipping_method => o.pricing().shipping.as_ref().map(|s| s.code.clone()).unwrap_or_default(),
                     // The methods offered at checkout, while one may still be chosen.
                     methods => if o.shipments().is_empty() && o.pricing().shipping_groups.is_empty() {
@@ -1496,12 +1498,28 @@ async fn ship_everything(
             })
         })
         .collect();
-    app.engine
+    let shipped = app
+        .engine
         .ship(
             actor,
             id,
-            cartwright::fulfillment::ShipmentRequest::new(items).carrier("Demo Post"),
+            cartwright::fulfillment::ShipmentRequest::new(items).carrier("test"),
         )
+        .await?;
+    // The label, from the test carrier, by the method the buyer chose when
+    // it is the carrier's.
+    let method = shipped
+        .pricing()
+        .shipping
+        .as_ref()
+        .map(|s| s.code.clone())
+        .filter(|c| c.starts_with("test:"))
+        .unwrap_or_else(|| "test:ground".into());
+    let Some(shipment) = shipped.shipments().last().map(|s| s.id) else {
+        return Ok(shipped);
+    };
+    app.engine
+        .purchase_label(actor, id, shipment, "test", &method)
         .await
 }
 

@@ -24,7 +24,8 @@ pub struct Running {
 }
 
 /// The engine: `store`, the test gateway, two flat shipping rates
-/// (standard and express), no tax.
+/// (standard and express) and the test carrier's live rates and labels, no
+/// tax.
 ///
 /// # Errors
 /// As [`EngineBuilder::build`](cartwright::EngineBuilder::build).
@@ -45,6 +46,7 @@ pub fn engine(store: Arc<dyn Store>, gateway: Arc<TestPaymentProvider>) -> Resul
                     &[Money::parse("15.00", Currency::USD)?],
                 )?,
         ))
+        .carrier(Arc::new(cartwright::shipping::TestCarrier::new()))
         .no_tax()
         .build()
 }

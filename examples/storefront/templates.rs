@@ -112,7 +112,7 @@ td, th { border-bottom: 1px solid #999; padding: .3rem; text-align: left; }
 <label for="city">City</label><input id="city" name="city" required autocomplete="address-level2">
 <label for="postal">Postal code</label><input id="postal" name="postal" required autocomplete="postal-code">
 <label for="country">Country code</label><input id="country" name="country" required maxlength="2" value="us" autocomplete="country">
-<label for="method">Shipping</label><select id="method" name="method"><option value="standard">Standard</option><option value="express">Express</option></select>
+<label for="method">Shipping</label><select id="method" name="method"><option value="standard">Standard</option><option value="express">Express</option><option value="test:ground">Test Ground (the carrier's live rate)</option></select>
 <label for="token">Card (test gateway)</label>
 <select id="token" name="token">
 <option value="tok_visa">Visa (approved)</option>
@@ -153,6 +153,10 @@ td, th { border-bottom: 1px solid #999; padding: .3rem; text-align: left; }
 <table><thead><tr><th scope="col">Item</th><th scope="col">Quantity</th><th scope="col">Can be returned</th></tr></thead><tbody>
 {% for l in lines %}<tr><td>{{ l.name }}</td><td>{{ l.quantity }}</td><td>{{ l.returnable }}</td></tr>{% endfor %}
 </tbody></table>
+{% if shipments %}<h2>Shipments</h2>
+<table><thead><tr><th scope="col">Carrier</th><th scope="col">Tracking number</th><th scope="col">Where</th>{% if staff %}<th scope="col">Label</th>{% endif %}</tr></thead><tbody>
+{% for s in shipments %}<tr data-shipment="{{ s.id }}"><td>{{ s.carrier }}</td><td class="tracking">{{ s.tracking }}</td><td class="parcel">{{ s.status }}</td>{% if staff %}<td>{% if s.label %}<a href="{{ s.label }}">Print</a>{% endif %}</td>{% endif %}</tr>{% endfor %}
+</tbody></table>{% endif %}
 {% if staff and can_ship %}<form method="post" action="/staff/orders/{{ id }}/ship"><input type="hidden" name="csrf" value="{{ csrf }}"><button type="submit" id="ship">Ship everything left</button></form>{% endif %}
 {% if can_return %}<h2>Return items</h2>
 <form method="post" action="/orders/{{ id }}/return" id="return-form">
