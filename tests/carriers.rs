@@ -81,6 +81,65 @@ async fn live_rates_are_offered_and_cached(backend: Backend) {
     assert_eq!(carrier.rate_calls(), 2, "checkout priced from the cache");
 }
 
+async fn rates_follow_the_parcel_size_and_sizes_are_checked(backend: Backend) {
+    let (shop, _) = shop(backend, false).await;
+    let pole = shop
+        .product_with(
+            "POLE",
+            NewVariant::shipped("")
+                .prices(vec![usd("30.00")])
+                .weight_grams(900)
+                .dimensions_mm(Some([80, 1_200, 80]))
+                .status(Status::Active),
+        )
+        .await;
+    let stored = shop.engine.product(pole.id()).await.unwrap();
+    assert_eq!(stored.variants()[0].dimensions_mm(), Some([80, 1_200, 80]));
+    let pole = pole.variants()[0].id();
+    shop.engine
+        .set_stock(&Actor::System, pole, shop.warehouse, 5)
+        .await
+        .unwrap();
+    let cart = shop.ready_cart(&[(pole, 1)]).await;
+    shop.engine
+        .set_shipping_method(&Actor::Guest, cart.id(), "test:ground")
+        .await
+        .unwrap();
+    let p = shop
+        .engine
+        .price_cart(&Actor::Guest, cart.id())
+        .await
+        .unwrap();
+    // 4.00 + 1.00 for the kilogram begun + 10.00 for a side over a metre.
+    assert_eq!(p.shipping.as_ref().unwrap().amount, usd("15.00"));
+    // Sizes and weights out of bounds are refused, naming the field.
+    let before = shop.snapshot().await;
+    for (variant, what) in [
+        (
+            NewVariant::shipped("Z1").dimensions_mm(Some([0, 10, 10])),
+            "zero",
+        ),
+        (
+            NewVariant::shipped("Z2").dimensions_mm(Some([10, 10_001, 10])),
+            "long",
+        ),
+        (NewVariant::shipped("Z3").weight_grams(1_000_001), "heavy"),
+    ] {
+        let e = shop
+            .engine
+            .create_product(
+                &Actor::System,
+                NewProduct::new("Odd").variants(vec![variant]),
+            )
+            .await;
+        assert!(
+            matches!(e, Err(Error::Invalid { .. } | Error::LimitExceeded { .. })),
+            "{what}: {e:?}"
+        );
+    }
+    assert!(before == shop.snapshot().await);
+}
+
 async fn a_carrier_down_refuses_or_falls_back(backend: Backend) {
     for fallback in [false, true] {
         let (shop, carrier) = shop(backend, fallback).await;
@@ -319,6 +378,7 @@ async fn tracking_reports_are_applied_once(backend: Backend) {
 
 conformance!(
     live_rates_are_offered_and_cached,
+    rates_follow_the_parcel_size_and_sizes_are_checked,
     a_carrier_down_refuses_or_falls_back,
     a_label_is_bought_once,
     a_lost_label_answer_is_finished_once,

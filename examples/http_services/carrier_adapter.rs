@@ -108,6 +108,7 @@ impl Carrier for HttpCarrier {
         let body = json!({
             "currency": r.currency.code(),
             "weight_grams": r.weight_grams,
+            "parcel_mm": r.parcel_mm,
             "value": i64::try_from(r.value.to_minor()?).map_err(|_| Error::Overflow("value"))?,
             "from": r.origin.as_ref().map(place),
             "to": r.destination.as_ref().map(place),

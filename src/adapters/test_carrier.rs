@@ -1,6 +1,6 @@
 //! A carrier in memory, for tests and demos: live rates by weight
-//! (`test:ground` 4.00 plus 1.00 a kilogram begun, `test:express` twice
-//! that), labels kept by idempotency key as a real carrier keeps them,
+//! (`test:ground` 4.00 plus 1.00 a kilogram begun, 10.00 more for a
+//! parcel with a side over a metre; `test:express` twice that), labels kept by idempotency key as a real carrier keeps them,
 //! every call counted, faults and latency on demand.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -152,7 +152,10 @@ impl Carrier for TestCarrier {
     async fn rates(&self, request: &RateRequest) -> Result<Vec<ShippingRate>> {
         let fault = self.begin(CarrierCall::Rates).await?;
         self.state.lock().rate_calls += 1;
-        let g = ground(request.weight_grams, request.currency);
+        let mut g = ground(request.weight_grams, request.currency);
+        if request.parcel_mm.is_some_and(|p| p[0] > 1_000) {
+            g = g.checked_add(Money::new(Decimal::TEN, request.currency))?;
+        }
         let rates = vec![
             ShippingRate::new("test:ground", "Test Ground", g),
             ShippingRate::new("test:express", "Test Express", g.checked_add(g)?),

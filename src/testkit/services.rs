@@ -141,6 +141,8 @@ pub async fn carrier_conformance(
         value: Money::from_minor(30_00, currency),
         weight_grams: 1_000,
         items: 2,
+        parcel_mm: Some([300, 200, 100]),
+        volume_cm3: 12_000,
         origin: origin.clone(),
         destination: Some(TaxAddress::from(&destination)),
     };

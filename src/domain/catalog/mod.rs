@@ -176,8 +176,11 @@ pub struct NewVariant {
     pub title: String,
     /// Option values, e.g. `size = "L"`.
     pub options: BTreeMap<String, String>,
-    /// Shipping weight in grams.
+    /// Shipping weight in grams, at most [`MAX_WEIGHT_GRAMS`].
     pub weight_grams: u32,
+    /// Packed size in millimetres (length, width, height), each 1 to
+    /// [`MAX_DIMENSION_MM`]; `None`: unknown. Carriers price by it.
+    pub dimensions_mm: Option<[u32; 3]>,
     /// One price per currency; each must be exact in minor units and not negative.
     pub prices: Vec<Money>,
     /// How stock is kept.
@@ -225,6 +228,7 @@ impl NewVariant {
             title: String::new(),
             options: BTreeMap::new(),
             weight_grams: 0,
+            dimensions_mm: None,
             prices: Vec::new(),
             inventory: InventoryPolicy::default(),
             requires_shipping,
@@ -252,6 +256,7 @@ impl NewVariant {
 crate::domain::setters!(NewVariant {
     options: BTreeMap<String, String>,
     weight_grams: u32,
+    dimensions_mm: Option<[u32; 3]>,
     prices: Vec<Money>,
     inventory: InventoryPolicy,
     requires_shipping: bool,
@@ -263,6 +268,11 @@ crate::domain::setters!(NewVariant {
     low_stock_threshold: Option<u32>,
 });
 
+/// Heaviest variant allowed, in grams (a tonne).
+pub const MAX_WEIGHT_GRAMS: u32 = 1_000_000;
+/// Longest side of a variant allowed, in millimetres (10 m).
+pub const MAX_DIMENSION_MM: u32 = 10_000;
+
 /// A purchasable version of a product.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Variant {
@@ -272,6 +282,8 @@ pub struct Variant {
     title: String,
     options: BTreeMap<String, String>,
     weight_grams: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dimensions_mm: Option<[u32; 3]>,
     prices: BTreeMap<Currency, Money>,
     inventory: InventoryPolicy,
     requires_shipping: bool,
@@ -311,6 +323,26 @@ impl Variant {
             }
         }
         let tax_class = optional_text("tax class", &input.tax_class, 64)?;
+        if input.weight_grams > MAX_WEIGHT_GRAMS {
+            return Err(Error::LimitExceeded {
+                what: "variant weight in grams",
+                max: u64::from(MAX_WEIGHT_GRAMS),
+            });
+        }
+        if let Some(dims) = input.dimensions_mm {
+            if dims.contains(&0) {
+                return Err(Error::invalid(
+                    "variant dimensions",
+                    format!("{dims:?}: every side must be at least 1 mm"),
+                ));
+            }
+            if dims.iter().any(|d| *d > MAX_DIMENSION_MM) {
+                return Err(Error::LimitExceeded {
+                    what: "variant dimension in millimetres",
+                    max: u64::from(MAX_DIMENSION_MM),
+                });
+            }
+        }
         Ok(Self {
             id: VariantId::new(),
             product_id,
@@ -318,6 +350,7 @@ impl Variant {
             title,
             options,
             weight_grams: input.weight_grams,
+            dimensions_mm: input.dimensions_mm,
             prices,
             inventory: input.inventory,
             requires_shipping: input.requires_shipping,
@@ -354,6 +387,10 @@ impl Variant {
     /// Shipping weight in grams.
     pub fn weight_grams(&self) -> u32 {
         self.weight_grams
+    }
+    /// Packed size in millimetres (length, width, height), if known.
+    pub fn dimensions_mm(&self) -> Option<[u32; 3]> {
+        self.dimensions_mm
     }
     /// Its price in `currency`, if it has one.
     pub fn price(&self, currency: Currency) -> Option<Money> {

@@ -149,6 +149,8 @@ pub(crate) struct EditedShipment<'a> {
     pub ship_from: Option<&'a Address>,
     /// Who buys, as tax sees them.
     pub customer: Option<&'a crate::tax::TaxCustomer>,
+    /// Each variant's packed size, when known.
+    pub dimensions: &'a (dyn Fn(crate::id::VariantId) -> Option<[u32; 3]> + Sync),
 }
 
 /// What a shipping charge taxed `tax` carries of the tax lines: those with
@@ -293,7 +295,11 @@ impl Order {
             kept.push((line, net, line.weight_grams, line.quantity));
         }
         let (mut subtotal, mut weight, mut items) = (Money::zero(currency), 0_u64, 0_u64);
-        for (_, amount, grams, units) in kept.iter().filter(|k| k.0.requires_shipping) {
+        let (mut parcel, mut volume) = (None, 0_u64);
+        for (line, amount, grams, units) in kept.iter().filter(|k| k.0.requires_shipping) {
+            if let Some(dims) = (edited.dimensions)(line.variant_id) {
+                crate::shipping::add_units(&mut parcel, &mut volume, dims, *units);
+            }
             subtotal = subtotal.checked_add(*amount)?;
             weight = weight
                 .checked_add(*grams)
@@ -306,6 +312,8 @@ impl Order {
             weight_grams: weight,
             items,
             destination: address,
+            parcel_mm: parcel,
+            volume_cm3: volume,
         };
         let rate = rates
             .rates(&input)?

@@ -443,9 +443,18 @@ pub(super) fn shipping(
     let mut offered: Vec<Vec<ShippingRate>> = Vec::with_capacity(plan.len());
     for shipment in plan {
         let (mut discounted, mut weight, mut items) = (0_i128, 0_u64, 0_u64);
+        let (mut parcel, mut volume): (Option<[u32; 3]>, u64) = (None, 0);
         for (l, n) in lines.iter().zip(net) {
             if !shipment.holds(cart, l) {
                 continue;
+            }
+            if l.requires_shipping
+                && let Some(dims) = ctx
+                    .catalog
+                    .get(&l.variant_id)
+                    .and_then(|e| e.variant.dimensions_mm())
+            {
+                crate::shipping::add_units(&mut parcel, &mut volume, dims, l.quantity);
             }
             discounted = discounted
                 .checked_add(*n)
@@ -461,6 +470,8 @@ pub(super) fn shipping(
             weight_grams: weight,
             items,
             destination: cart.shipping_address(),
+            parcel_mm: parcel,
+            volume_cm3: volume,
         };
         let options = ctx.shipping.rates(&input)?;
         for rate in &options {
@@ -839,6 +850,8 @@ mod tests {
                 weight_grams: 0,
                 items: 1,
                 destination: None,
+                parcel_mm: None,
+                volume_cm3: 0,
             };
             let mut hints = Vec::new();
             assert!(free_shipping_hints(&rates, &input, chosen, &mut hints).is_ok());

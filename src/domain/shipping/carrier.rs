@@ -37,6 +37,13 @@ pub struct RateRequest {
     pub weight_grams: u64,
     /// Units that ship.
     pub items: u64,
+    /// The smallest box any one unit fits in, longest side first, in
+    /// millimetres, when sizes are known.
+    #[serde(default)]
+    pub parcel_mm: Option<[u32; 3]>,
+    /// The units' volume together, in cubic centimetres.
+    #[serde(default)]
+    pub volume_cm3: u64,
     /// Where from (the shop's origin), when set.
     pub origin: Option<TaxAddress>,
     /// Where to.
@@ -55,6 +62,8 @@ impl RateRequest {
             value: input.subtotal,
             weight_grams: input.weight_grams,
             items: input.items,
+            parcel_mm: input.parcel_mm,
+            volume_cm3: input.volume_cm3,
             origin: origin.map(TaxAddress::from),
             destination: input.destination.map(TaxAddress::from),
         }

@@ -37,6 +37,31 @@ pub struct ShippingInput<'a> {
     pub items: u64,
     /// Where to, if known.
     pub destination: Option<&'a Address>,
+    /// The smallest box any one unit fits in, longest side first (each
+    /// side the largest among the units of known size); `None` when no
+    /// unit's size is known.
+    pub parcel_mm: Option<[u32; 3]>,
+    /// The units' volume together, in cubic centimetres (those of known
+    /// size).
+    pub volume_cm3: u64,
+}
+
+/// Adds `quantity` units of size `dims` (millimetres, any order) to a
+/// parcel: each side of the box the largest seen, longest first, and the
+/// volume in cubic centimetres.
+pub(crate) fn add_units(
+    parcel: &mut Option<[u32; 3]>,
+    volume: &mut u64,
+    mut dims: [u32; 3],
+    quantity: u32,
+) {
+    dims.sort_unstable_by(|a, b| b.cmp(a));
+    let p = parcel.get_or_insert([0; 3]);
+    for (side, d) in p.iter_mut().zip(dims) {
+        *side = (*side).max(d);
+    }
+    let unit = dims.iter().map(|d| u64::from(*d)).product::<u64>() / 1_000;
+    *volume = volume.saturating_add(unit.saturating_mul(u64::from(quantity)));
 }
 
 /// One way to ship and its price.

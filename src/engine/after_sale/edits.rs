@@ -191,6 +191,7 @@ impl Engine {
             address: address.as_ref().or(order.shipping_address()),
             ship_from: self.inner.ship_from.as_ref(),
             customer: Some(&tax_customer),
+            dimensions: &|v| entries.get(&v).and_then(|e| e.variant.dimensions_mm()),
         };
         let (change, _) = self
             .with_services(|tax, rates| {
