@@ -322,6 +322,10 @@ async fn a_refused_label_is_recorded_and_may_be_bought_again(backend: Backend) {
 async fn tracking_reports_are_applied_once(backend: Backend) {
     let (shop, _) = shop(backend, false).await;
     let (order, shipment) = shipped(&shop).await;
+    shop.engine
+        .purchase_label(&staff(), order.id(), shipment, "test", "test:ground")
+        .await
+        .unwrap();
     let carrier = Actor::Provider("test".into());
     let at = shop.clock.now();
     let report = |status, minutes: i64| {
@@ -366,6 +370,15 @@ async fn tracking_reports_are_applied_once(backend: Backend) {
         let e = shop.engine.apply_tracking_event(&who, &event).await;
         assert!(matches!(e, Err(Error::Forbidden)), "{e:?}");
     }
+    // A carrier reports on its own labels only.
+    let e = shop
+        .engine
+        .apply_tracking_event(
+            &Actor::Provider("other".into()),
+            &report(TrackingStatus::Exception, 90),
+        )
+        .await;
+    assert!(matches!(e, Err(Error::Forbidden)), "{e:?}");
     let mut bad = report(TrackingStatus::InTransit, 2);
     bad.reference = "not-a-reference".into();
     let e = shop.engine.apply_tracking_event(&carrier, &bad).await;

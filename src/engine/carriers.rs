@@ -247,7 +247,8 @@ impl Engine {
     /// ([`verify_tracking`](crate::shipping::verify_tracking)).
     ///
     /// # Errors
-    /// [`Error::Forbidden`] for anyone else; [`Error::Invalid`] for a
+    /// [`Error::Forbidden`] for anyone else, and for a carrier reporting on
+    /// another carrier's label; [`Error::Invalid`] for a
     /// reference that is not `<order>:<shipment>` or a detail over 500
     /// characters; [`Error::NotFound`] for an order or shipment that does
     /// not exist; [`Error::Storage`].
@@ -262,6 +263,17 @@ impl Engine {
         }
         let (order_id, shipment) = event.target()?;
         let order = self.inner.store.order(order_id).await?;
+        // A carrier reports on its own labels only.
+        if let Actor::Provider(name) = actor
+            && order
+                .shipments()
+                .iter()
+                .find(|s| s.id == shipment)
+                .and_then(|s| s.label.as_ref())
+                .is_some_and(|l| &l.carrier != name)
+        {
+            return Err(Error::Forbidden);
+        }
         let update = TrackingUpdate {
             status: event.status,
             detail: event.detail.clone(),
