@@ -353,6 +353,10 @@ async fn random_after_sale_keeps_the_books(
     manual: bool,
     rounds: Vec<Vec<(Op, usize)>>,
 ) {
+    // Tax from a service (the same 10 %): its document follows the money.
+    let service = std::sync::Arc::new(cartwright::tax::TestTaxProvider::new(std::sync::Arc::new(
+        FlatRateTax::new("Tax 10%", rust_decimal::Decimal::new(10, 2)).unwrap(),
+    )));
     let options = ShopOptions {
         capture: if manual {
             CaptureMode::Manual
@@ -360,6 +364,7 @@ async fn random_after_sale_keeps_the_books(
             CaptureMode::Immediate
         },
         shipping: Some(std::sync::Arc::new(common::ManyMethods)),
+        tax_provider: Some((service.clone(), None)),
         ..ShopOptions::default()
     };
     let shop = Shop::with(backend, options).await;
@@ -428,6 +433,44 @@ async fn random_after_sale_keeps_the_books(
     CHARGES_PAID.fetch_add(charged, std::sync::atomic::Ordering::Relaxed);
     let changed = o.edits().iter().filter(|e| e.shipping.is_some()).count();
     METHODS_CHANGED.fetch_add(changed, std::sync::atomic::Ordering::Relaxed);
+
+    // The tax document: committed once, the service's books equal the
+    // order's, every adjustment sent once, voided with the order.
+    let doc = o.tax_document().unwrap();
+    let docs = service.documents();
+    assert_eq!(docs.len(), 1, "one document per order");
+    let record = &docs[&doc.key];
+    if o.status() == OrderStatus::Cancelled {
+        assert!(record.voided, "a cancelled order's document is voided");
+    } else {
+        assert_eq!(
+            doc.state,
+            cartwright::order::TaxDocumentState::Committed,
+            "{doc:?}"
+        );
+        assert_eq!(record.tax().unwrap(), doc.tax_now, "the service's books");
+        let sent = doc
+            .adjustments
+            .iter()
+            .filter(|a| a.state == cartwright::order::TaxAdjustmentState::Done)
+            .count();
+        assert_eq!(record.adjustments.len(), sent, "each adjustment sent once");
+        assert!(
+            !doc.tax_now.is_negative() && !doc.gross_now.is_negative(),
+            "{doc:?}"
+        );
+        // Tax never reverses past what the document holds, nor grows
+        // past what the order's pricing says.
+        assert!(
+            doc.tax_now
+                .checked_cmp(&o.pricing().tax_total)
+                .unwrap()
+                .is_le(),
+            "{} > {}",
+            doc.tax_now,
+            o.pricing().tax_total
+        );
+    }
 
     // The frozen pricing adds up however often its method changed: lines
     // and shipping make the total and the tax, the tax lines the tax.

@@ -389,7 +389,68 @@ async fn tracking_reports_are_applied_once(backend: Backend) {
     assert!(matches!(e, Err(Error::NotFound { .. })), "{e:?}");
 }
 
+/// A carrier whose code clashes with the shop's own `standard`, or that
+/// answers one code twice.
+struct Clashing(bool);
+
+#[async_trait::async_trait]
+impl cartwright::shipping::Carrier for Clashing {
+    fn name(&self) -> &str {
+        "clash"
+    }
+    async fn rates(
+        &self,
+        r: &cartwright::shipping::RateRequest,
+    ) -> cartwright::Result<Vec<cartwright::shipping::ShippingRate>> {
+        let rate = |code: &str| {
+            cartwright::shipping::ShippingRate::new(
+                code,
+                "Clash",
+                Money::from_minor(100, r.currency),
+            )
+        };
+        Ok(if self.0 {
+            vec![rate("standard")]
+        } else {
+            vec![rate("clash:x"), rate("clash:x")]
+        })
+    }
+    async fn purchase_label(
+        &self,
+        _: &cartwright::shipping::LabelRequest,
+    ) -> cartwright::Result<cartwright::shipping::Label> {
+        Err(Error::invalid("carrier", "no labels"))
+    }
+    async fn void_label(&self, _: &str, _: &str) -> cartwright::Result<()> {
+        Ok(())
+    }
+}
+
+async fn ambiguous_rate_codes_are_refused(backend: Backend) {
+    for with_table in [true, false] {
+        let options = ShopOptions {
+            carriers: vec![Arc::new(Clashing(with_table))],
+            ..ShopOptions::default()
+        };
+        let shop = Shop::with(backend, options).await;
+        let a = shop.product("A", "10.00", 5).await;
+        let cart = shop.ready_cart(&[(a, 1)]).await;
+        let e = shop.engine.price_cart(&Actor::Guest, cart.id()).await;
+        assert!(
+            matches!(
+                &e,
+                Err(Error::Invalid {
+                    field: "carrier",
+                    ..
+                })
+            ),
+            "{with_table}: {e:?}"
+        );
+    }
+}
+
 conformance!(
+    ambiguous_rate_codes_are_refused,
     live_rates_are_offered_and_cached,
     rates_follow_the_parcel_size_and_sizes_are_checked,
     a_carrier_down_refuses_or_falls_back,

@@ -91,7 +91,18 @@ impl ShippingRates for QuotedRates<'_> {
         for i in 0..carriers.list.len() {
             let key = (i, request.clone());
             match carriers.cache.get(&key) {
-                Some(rates) => out.extend(rates.iter().cloned()),
+                Some(rates) => {
+                    // One code, one method: a carrier's code that another
+                    // rate has would make the chosen method ambiguous.
+                    if let Some(clash) = rates.iter().find(|r| out.iter().any(|o| o.code == r.code))
+                    {
+                        return Err(Error::invalid(
+                            "carrier",
+                            format!("rate code {:?} is offered twice", clash.code),
+                        ));
+                    }
+                    out.extend(rates.iter().cloned());
+                }
                 None => self.misses.lock().push(key),
             }
         }

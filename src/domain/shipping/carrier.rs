@@ -77,7 +77,13 @@ impl RateRequest {
     /// [`Error::CurrencyMismatch`].
     pub fn check_answer(&self, rates: &[ShippingRate]) -> Result<()> {
         crate::validate::at_most("carrier rates", rates.len(), MAX_CARRIER_RATES)?;
-        for rate in rates {
+        for (i, rate) in rates.iter().enumerate() {
+            if rates.iter().skip(i + 1).any(|r| r.code == rate.code) {
+                return Err(Error::invalid(
+                    "carrier",
+                    format!("answered the rate code {:?} twice", rate.code),
+                ));
+            }
             if rate.price.currency() != self.currency {
                 return Err(Error::CurrencyMismatch {
                     left: self.currency,
