@@ -11,6 +11,8 @@
 
 #[path = "../examples/http_services/carrier_adapter.rs"]
 mod carrier_adapter;
+#[path = "../examples/http_services/client.rs"]
+mod client;
 #[path = "../examples/http_services/mock.rs"]
 mod mock;
 #[path = "../examples/http_services/tax_adapter.rs"]

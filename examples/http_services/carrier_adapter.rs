@@ -17,14 +17,14 @@ use cartwright::error::{Error, Result};
 use cartwright::money::Money;
 use cartwright::shipping::{Carrier, Label, LabelRequest, RateRequest, ShippingRate};
 use serde::Deserialize;
+
+use crate::client::JsonClient;
 use serde_json::json;
 
 /// A carrier reached over HTTP.
 #[derive(Debug, Clone)]
 pub struct HttpCarrier {
-    base_url: String,
-    api_key: String,
-    client: reqwest::Client,
+    http: JsonClient,
 }
 
 #[derive(Debug, Deserialize)]
@@ -43,13 +43,6 @@ struct WireLabel {
     url: String,
 }
 
-fn unavailable(why: impl std::fmt::Display) -> Error {
-    Error::ServiceUnavailable {
-        service: "carrier",
-        reason: why.to_string(),
-    }
-}
-
 impl HttpCarrier {
     /// The carrier at `base_url`, called with `api_key`, each call bounded
     /// by `timeout`.
@@ -57,43 +50,9 @@ impl HttpCarrier {
     /// # Errors
     /// When the HTTP client cannot be built.
     pub fn new(base_url: &str, api_key: &str, timeout: Duration) -> Result<Self> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| unavailable(format!("client: {e}")))?;
         Ok(Self {
-            base_url: base_url.trim_end_matches('/').to_owned(),
-            api_key: api_key.to_owned(),
-            client,
+            http: JsonClient::new("carrier", base_url, api_key, timeout)?,
         })
-    }
-
-    async fn post(
-        &self,
-        path: &str,
-        key: Option<&str>,
-        body: serde_json::Value,
-    ) -> Result<reqwest::Response> {
-        let mut request = self
-            .client
-            .post(format!("{}{path}", self.base_url))
-            .bearer_auth(&self.api_key)
-            .json(&body);
-        if let Some(key) = key {
-            request = request.header("Idempotency-Key", key);
-        }
-        let response = request.send().await.map_err(unavailable)?;
-        let status = response.status();
-        if status.is_server_error() {
-            return Err(unavailable(format!("the carrier answered {status}")));
-        }
-        if status.is_client_error() {
-            return Err(Error::invalid(
-                "carrier",
-                format!("the carrier refused the request ({status})"),
-            ));
-        }
-        Ok(response)
     }
 }
 
@@ -113,12 +72,7 @@ impl Carrier for HttpCarrier {
             "from": r.origin.as_ref().map(place),
             "to": r.destination.as_ref().map(place),
         });
-        let wire: Vec<WireRate> = self
-            .post("/v1/rates", None, body)
-            .await?
-            .json()
-            .await
-            .map_err(|_| Error::invalid("carrier", "an answer that is not a list of rates"))?;
+        let wire: Vec<WireRate> = self.http.post("/v1/rates", None, body).await?;
         Ok(wire
             .into_iter()
             .map(|w| {
@@ -146,12 +100,7 @@ impl Carrier for HttpCarrier {
             "weight_grams": r.weight_grams,
             "to": to,
         });
-        let wire: WireLabel = self
-            .post("/v1/labels", Some(&r.key), body)
-            .await?
-            .json()
-            .await
-            .map_err(|_| Error::invalid("carrier", "an answer that is not a label"))?;
+        let wire: WireLabel = self.http.post("/v1/labels", Some(&r.key), body).await?;
         let currency = cartwright::money::Currency::from_code(&wire.currency)?;
         Ok(Label::new(
             wire.id,
@@ -162,7 +111,8 @@ impl Carrier for HttpCarrier {
     }
 
     async fn void_label(&self, key: &str, label: &str) -> Result<()> {
-        self.post(&format!("/v1/labels/{label}/void"), Some(key), json!({}))
+        self.http
+            .post::<serde_json::Value>(&format!("/v1/labels/{label}/void"), Some(key), json!({}))
             .await
             .map(drop)
     }

@@ -13,6 +13,7 @@
 //! Run with `cargo run --example http_services`.
 
 mod carrier_adapter;
+mod client;
 mod mock;
 mod tax_adapter;
 

@@ -28,14 +28,14 @@ use cartwright::tax::{
     TaxQuoteRequest,
 };
 use serde::Deserialize;
+
+use crate::client::JsonClient;
 use serde_json::json;
 
 /// A tax service reached over HTTP.
 #[derive(Debug, Clone)]
 pub struct HttpTax {
-    base_url: String,
-    api_key: String,
-    client: reqwest::Client,
+    http: JsonClient,
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,13 +61,6 @@ fn minor(m: &Money) -> Result<i64> {
     i64::try_from(m.to_minor()?).map_err(|_| Error::Overflow("amount"))
 }
 
-fn unavailable(why: impl std::fmt::Display) -> Error {
-    Error::ServiceUnavailable {
-        service: "tax provider",
-        reason: why.to_string(),
-    }
-}
-
 impl HttpTax {
     /// The service at `base_url`, called with `api_key`, each call bounded
     /// by `timeout`.
@@ -75,43 +68,9 @@ impl HttpTax {
     /// # Errors
     /// When the HTTP client cannot be built.
     pub fn new(base_url: &str, api_key: &str, timeout: Duration) -> Result<Self> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| unavailable(format!("client: {e}")))?;
         Ok(Self {
-            base_url: base_url.trim_end_matches('/').to_owned(),
-            api_key: api_key.to_owned(),
-            client,
+            http: JsonClient::new("tax provider", base_url, api_key, timeout)?,
         })
-    }
-
-    async fn post(
-        &self,
-        path: &str,
-        key: Option<&str>,
-        body: serde_json::Value,
-    ) -> Result<reqwest::Response> {
-        let mut request = self
-            .client
-            .post(format!("{}{path}", self.base_url))
-            .bearer_auth(&self.api_key)
-            .json(&body);
-        if let Some(key) = key {
-            request = request.header("Idempotency-Key", key);
-        }
-        let response = request.send().await.map_err(unavailable)?;
-        let status = response.status();
-        if status.is_server_error() {
-            return Err(unavailable(format!("the service answered {status}")));
-        }
-        if status.is_client_error() {
-            return Err(Error::invalid(
-                "tax provider",
-                format!("the service refused the request ({status})"),
-            ));
-        }
-        Ok(response)
     }
 }
 
@@ -149,12 +108,7 @@ impl TaxProvider for HttpTax {
             "exemption": r.customer.exemption,
             "tax_id": r.customer.tax_id,
         });
-        let wire: WireQuote = self
-            .post("/v1/quotes", None, body)
-            .await?
-            .json()
-            .await
-            .map_err(|_| Error::invalid("tax provider", "an answer that is not a quote"))?;
+        let wire: WireQuote = self.http.post("/v1/quotes", None, body).await?;
         let money = |m: i64| Money::from_minor(m, r.currency);
         let taxes =
             wire.taxes
@@ -181,22 +135,21 @@ impl TaxProvider for HttpTax {
             "date": r.at.to_rfc3339(),
         });
         let doc: WireDocument = self
+            .http
             .post("/v1/transactions", Some(&r.key), body)
-            .await?
-            .json()
-            .await
-            .map_err(|_| Error::invalid("tax provider", "an answer that is not a document"))?;
+            .await?;
         Ok(TaxCommitted::new(doc.id))
     }
 
     async fn void(&self, key: &str, reference: &str) -> Result<()> {
-        self.post(
-            &format!("/v1/transactions/{reference}/void"),
-            Some(key),
-            json!({}),
-        )
-        .await
-        .map(drop)
+        self.http
+            .post::<serde_json::Value>(
+                &format!("/v1/transactions/{reference}/void"),
+                Some(key),
+                json!({}),
+            )
+            .await
+            .map(drop)
     }
 
     async fn adjust(&self, r: &TaxAdjustmentRequest) -> Result<()> {
@@ -205,12 +158,13 @@ impl TaxProvider for HttpTax {
             "tax": minor(&r.tax)?,
             "reason": r.reason,
         });
-        self.post(
-            &format!("/v1/transactions/{}/adjustments", r.reference),
-            Some(&r.key),
-            body,
-        )
-        .await
-        .map(drop)
+        self.http
+            .post::<serde_json::Value>(
+                &format!("/v1/transactions/{}/adjustments", r.reference),
+                Some(&r.key),
+                body,
+            )
+            .await
+            .map(drop)
     }
 }
