@@ -579,6 +579,10 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 8], Call)> {
         }),
         row!("create_location", PRIVILEGED, |e, a| e
             .create_location(&a, "Shop", 1)),
+        row!("add_location", PRIVILEGED, |e, a| e.add_location(
+            &a,
+            cartwright::inventory::Location::new("Shop", 1).unwrap()
+        )),
         row!("set_stock", PRIVILEGED, |e, a| e
             .set_stock(&a, v, warehouse, 100)),
         row!("adjust_stock", PRIVILEGED, |e, a| e

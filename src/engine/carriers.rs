@@ -87,7 +87,7 @@ impl ShippingRates for QuotedRates<'_> {
         let Some(carriers) = self.carriers else {
             return Ok(out);
         };
-        let request = RateRequest::from_input(input, self.origin);
+        let request = RateRequest::from_input(input, input.ship_from.or(self.origin));
         for i in 0..carriers.list.len() {
             let key = (i, request.clone());
             match carriers.cache.get(&key) {

@@ -54,6 +54,18 @@ impl ShipmentRequest {
     }
 }
 
+impl ShipmentRequest {
+    /// A shipment of one routed parcel
+    /// ([`PricedCart::fulfilment`](crate::pricing::PricedCart::fulfilment)):
+    /// its units, from its location.
+    pub fn parcel(parcel: &crate::pricing::Parcel) -> Self {
+        Self {
+            location: parcel.location_id,
+            ..Self::new(parcel.units.clone())
+        }
+    }
+}
+
 crate::domain::setters!(ShipmentRequest { items: Vec<LineQuantity> } into {
     carrier: String,
     tracking_number: String,

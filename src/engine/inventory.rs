@@ -17,8 +17,20 @@ impl Engine {
         name: &str,
         priority: u32,
     ) -> Result<Location> {
+        self.add_location(actor, Location::new(name, priority)?)
+            .await
+    }
+
+    /// Adds a location built beforehand, such as one with the address its
+    /// parcels leave from ([`Location::with_address`]).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] unless staff or the system is acting;
+    /// [`Error::AlreadyExists`] for a location id already used;
+    /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn add_location(&self, actor: &Actor, location: Location) -> Result<Location> {
         actor.require_privileged()?;
-        let location = Location::new(name, priority)?;
         self.inner.store.insert_location(location.clone()).await?;
         self.audit(actor, "create_location", location.id()).await;
         Ok(location)

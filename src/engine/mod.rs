@@ -35,6 +35,7 @@ pub mod money_path;
 pub(crate) mod promotions;
 pub mod quotes;
 pub mod relay;
+pub(crate) mod routing;
 pub(crate) mod services;
 pub(crate) mod tax;
 pub mod telemetry;
@@ -245,6 +246,7 @@ pub struct EngineBuilder {
     tax_provider: Option<Arc<dyn crate::tax::TaxProvider>>,
     tax_fallback: Option<Arc<dyn TaxCalculator>>,
     ship_from: Option<crate::customer::Address>,
+    router: Option<Arc<dyn crate::inventory::FulfilmentRouter>>,
     carriers: Vec<Arc<dyn crate::shipping::Carrier>>,
     carrier_fallback: bool,
     shipping: Option<Arc<dyn ShippingRates>>,
@@ -337,9 +339,28 @@ impl EngineBuilder {
         self.tax_fallback = Some(tables);
         self
     }
-    /// Where goods ship from, for tax (a tax service's origin address).
+    /// Where goods ship from, for tax (a tax service's origin address) and
+    /// carriers' rates, unless fulfilment routing ships from a location
+    /// with an address of its own
+    /// ([`Location::with_address`](crate::inventory::Location::with_address)).
     pub fn ship_from(mut self, origin: crate::customer::Address) -> Self {
         self.ship_from = Some(origin);
+        self
+    }
+    /// Routes every cart's stock-tracked units to locations with `router`
+    /// ([`inventory::ByPriority`](crate::inventory::ByPriority),
+    /// [`OneLocationFirst`](crate::inventory::OneLocationFirst),
+    /// [`Nearest`](crate::inventory::Nearest) or one's own). Pricing then
+    /// prices each shipment's units from each location as a parcel of
+    /// their own ([`PricedCart::fulfilment`](crate::pricing::PricedCart::fulfilment)),
+    /// and checkout holds exactly the routed units at their locations.
+    /// Without a router, stock is held from the locations in priority order
+    /// and each shipment is priced as one parcel.
+    pub fn fulfilment_router(
+        mut self,
+        router: Arc<dyn crate::inventory::FulfilmentRouter>,
+    ) -> Self {
+        self.router = Some(router);
         self
     }
     /// Offers this carrier's live rates beside the table rates, and buys
@@ -515,6 +536,7 @@ impl EngineBuilder {
                 tax,
                 tax_service,
                 ship_from: self.ship_from,
+                router: self.router,
                 carriers,
                 shipping: self
                     .shipping
@@ -614,6 +636,8 @@ pub(crate) struct Inner {
     pub(crate) tax_service: Option<crate::engine::tax::TaxService>,
     /// Where goods ship from, for tax and carriers.
     pub(crate) ship_from: Option<crate::customer::Address>,
+    /// Which location ships which units, when the shop routes.
+    pub(crate) router: Option<Arc<dyn crate::inventory::FulfilmentRouter>>,
     /// The shop's carriers, when it has any.
     pub(crate) carriers: Option<crate::engine::carriers::Carriers>,
     pub(crate) shipping: Arc<dyn ShippingRates>,
@@ -677,6 +701,7 @@ impl Engine {
             tax_provider: None,
             tax_fallback: None,
             ship_from: None,
+            router: None,
             carriers: Vec::new(),
             carrier_fallback: false,
             shipping: None,

@@ -35,7 +35,14 @@ pub(crate) struct Priced {
     pub(crate) channel: Option<crate::channel::SalesChannel>,
     /// The tax request priced with (a tax service's), if any.
     pub(crate) tax_request: Option<crate::tax::TaxQuoteRequest>,
+    /// Where each stock-tracked unit ships from, with a fulfilment router.
+    pub(crate) fulfilment: Option<crate::inventory::FulfilmentPlan>,
 }
+
+/// Most routings of one cart's pricing: its lines, then with the gifts
+/// pricing added (gifts do not depend on where units ship from, so the
+/// second settles it; a third covers a router that changes its mind).
+const MAX_ROUTINGS: u32 = 3;
 
 /// A compiled snapshot of the promotions and price lists.
 #[derive(Debug)]
@@ -397,6 +404,10 @@ impl Engine {
     }
 
     /// Prices `cart` with the inputs read for the variants `ids`.
+    ///
+    /// With a fulfilment router, the cart's units are routed first; when
+    /// pricing adds units (a promotion's gifts) they are routed again and
+    /// the cart priced again, at most [`MAX_ROUTINGS`] times in all.
     async fn price_with_inputs(
         &self,
         cart: &Cart,
@@ -471,7 +482,23 @@ impl Engine {
         let mut usage: HashMap<String, u64> = HashMap::new();
         let mut passes = 0;
         let now = self.now();
+        // Routed before pricing, so each origin is priced as its parcel;
+        // routed again when pricing added units (gifts).
+        let destination = cart.shipping_address();
+        let mut routed = crate::engine::routing::tracked_units(
+            cart.lines().iter().map(|l| (l.variant_id, l.quantity)),
+            &catalog,
+        );
+        let mut plan = self
+            .route_units(&routed, channel.as_ref(), destination)
+            .await?;
+        let mut routings = 1;
         loop {
+            // Tax sees the origin when every routed unit leaves one place.
+            let ship_from = match plan.as_ref().map(|p| p.origins.as_slice()) {
+                Some([only]) => only.address().or(self.inner.ship_from.as_ref()),
+                _ => self.inner.ship_from.as_ref(),
+            };
             let price = |tax: &dyn crate::tax::TaxCalculator,
                          rates: &dyn crate::shipping::ShippingRates| {
                 let mut ctx = PricingContext::new(&catalog, rates, tax, now);
@@ -483,7 +510,8 @@ impl Engine {
                 ctx.automatic = automatic;
                 ctx.channel = channel.as_ref();
                 ctx.tax_customer = Some(&tax_customer);
-                ctx.ship_from = self.inner.ship_from.as_ref();
+                ctx.ship_from = ship_from;
+                ctx.fulfilment = plan.as_ref();
                 let started = std::time::Instant::now();
                 let priced = pricing::price(cart, &ctx);
                 crate::telemetry::pricing(started.elapsed());
@@ -492,6 +520,20 @@ impl Engine {
             let (mut priced, services) = self.with_services(price).await?;
             priced.tax_fallback = services.tax_fallback;
             priced.shipping_fallback = services.shipping_fallback;
+            if self.inner.router.is_some() && routings < MAX_ROUTINGS {
+                let units = crate::engine::routing::tracked_units(
+                    priced.lines.iter().map(|l| (l.variant_id, l.quantity)),
+                    &catalog,
+                );
+                if !crate::engine::routing::same_units(&routed, &units) {
+                    routed = units;
+                    plan = self
+                        .route_units(&routed, channel.as_ref(), destination)
+                        .await?;
+                    routings += 1;
+                    continue;
+                }
+            }
             passes += 1;
             let mut exceeded = false;
             for claim in &priced.usage_claims {
@@ -513,6 +555,7 @@ impl Engine {
                     email,
                     channel,
                     tax_request: services.tax_request,
+                    fulfilment: plan,
                 });
             }
         }

@@ -377,6 +377,12 @@ impl InventoryStore for FaultyStore {
     async fn stock(&self, v: VariantId) -> Result<StockSummary> {
         self.inner.stock(v).await
     }
+    async fn stock_levels(
+        &self,
+        v: &[VariantId],
+    ) -> Result<std::collections::HashMap<VariantId, Vec<crate::inventory::StockLevel>>> {
+        self.inner.stock_levels(v).await
+    }
     async fn reserve(
         &self,
         r: &[StockRequest],

@@ -207,6 +207,8 @@ pub struct ShopOptions {
     /// Carriers, and whether to fall back on the table rates.
     pub carriers: Vec<Arc<dyn cartwright::shipping::Carrier>>,
     pub carrier_fallback: bool,
+    /// A fulfilment router (none: stock by location priority, one parcel).
+    pub router: Option<Arc<dyn cartwright::inventory::FulfilmentRouter>>,
 }
 
 /// A tax service and the tables to fall back on.
@@ -229,6 +231,7 @@ impl Default for ShopOptions {
             tax: None,
             carriers: Vec::new(),
             carrier_fallback: false,
+            router: None,
         }
     }
 }
@@ -506,6 +509,10 @@ pub fn build_engine(
         .iter()
         .fold(builder, |b, c| b.carrier(c.clone()))
         .carrier_fallback(options.carrier_fallback);
+    let builder = match &options.router {
+        Some(router) => builder.fulfilment_router(router.clone()),
+        None => builder,
+    };
     builder
         .config(options.config.clone().unwrap_or_default())
         .store(store)

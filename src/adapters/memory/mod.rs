@@ -27,9 +27,8 @@ use crate::id::{
     LocationId, OrderId, PriceListId, ProductId, PromotionId, ReservationId, VariantId,
 };
 use crate::inventory::{
-    Location, MAX_ON_HAND, Reservation, ReservationLine, ReservationState, StockLevel,
-    StockRequest, StockSummary, UsageClaim, apply_claim, merge_claims, merge_requests,
-    plan_reservation,
+    Location, MAX_ON_HAND, Reservation, ReservationState, StockLevel, StockRequest, StockSummary,
+    UsageClaim, apply_claim, merge_claims, merge_requests,
 };
 use crate::money::Currency;
 use crate::order::{Order, OrderChange, OrderQuery};
@@ -552,26 +551,29 @@ impl State {
             return Err(Error::invalid("expires_at", "must be in the future"));
         }
         let merged = merge_requests(requests)?;
-        let mut lines: Vec<ReservationLine> = Vec::new();
-        for r in &merged {
-            // A channel's request is held only at the channel's locations.
-            let allowed = match r.channel {
-                Some(c) => self
-                    .channels
-                    .get(&c)
-                    .ok_or_else(|| Error::not_found("sales channel", c))?
-                    .locations
-                    .as_ref(),
-                None => None,
-            };
-            let fallback = self
+        // A channel's requests are held only at the channel's locations
+        // (one reservation is for one channel).
+        let allowed = match merged.iter().find_map(|r| r.channel) {
+            Some(c) => self
+                .channels
+                .get(&c)
+                .ok_or_else(|| Error::not_found("sales channel", c))?
                 .locations
-                .iter()
-                .map(Location::id)
-                .find(|l| allowed.is_none_or(|a| a.contains(l)));
-            let levels = crate::inventory::levels_within(&self.levels(r.variant_id), allowed);
-            lines.extend(plan_reservation(r, &levels, fallback)?);
-        }
+                .as_ref(),
+            None => None,
+        };
+        let usable = |l: LocationId| {
+            allowed.is_none_or(|a| a.contains(&l)) && self.locations.iter().any(|x| x.id() == l)
+        };
+        let fallback = self.locations.iter().map(Location::id).find(|l| usable(*l));
+        let levels: HashMap<VariantId, Vec<StockLevel>> = merged
+            .iter()
+            .map(|r| {
+                let levels = crate::inventory::levels_within(&self.levels(r.variant_id), allowed);
+                (r.variant_id, levels)
+            })
+            .collect();
+        let lines = crate::inventory::plan_requests(&merged, &levels, fallback, usable)?;
         // Work out every new level before touching any.
         let mut updated: HashMap<(VariantId, LocationId), i64> = HashMap::new();
         for line in &lines {

@@ -439,7 +439,7 @@ impl CheckoutStore for PgStore {
             .filter(|r| r.policy != crate::catalog::InventoryPolicy::Untracked)
             .collect();
         // Locked in id order, as the general path locks.
-        tracked.sort_by_key(|r| r.variant_id);
+        tracked.sort_by_key(|r| (r.variant_id, r.location));
         let claims = crate::inventory::merge_claims(claims)?;
         let _permit = self.reservation_permit().await?;
         retry!(

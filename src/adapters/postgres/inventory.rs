@@ -191,16 +191,23 @@ pub(super) async fn reserve_tx(
     } else {
         None
     };
+    // A location a request is bound to must exist and be the channel's.
+    let bound: Vec<Uuid> = merged
+        .iter()
+        .filter_map(|r| r.location.map(|l| l.as_uuid()))
+        .collect();
+    let existing: Vec<Uuid> = if bound.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_scalar("SELECT id FROM cw_locations WHERE id = ANY($1)")
+            .bind(&bound)
+            .fetch_all(&mut *tx)
+            .await?
+    };
+    let usable =
+        |l: LocationId| allowed.is_none_or(|a| a.contains(&l)) && existing.contains(&l.as_uuid());
     let plan = |levels: &HashMap<VariantId, Vec<StockLevel>>| -> Result<Vec<ReservationLine>> {
-        let mut lines = Vec::new();
-        for r in &merged {
-            lines.extend(plan_reservation(
-                r,
-                levels.get(&r.variant_id).unwrap_or(&empty),
-                fallback,
-            )?);
-        }
-        Ok(lines)
+        crate::inventory::plan_requests(&merged, levels, fallback, usable)
     };
     let lines = match plan(&levels) {
         Ok(lines) => lines,
@@ -586,6 +593,29 @@ impl InventoryStore for PgStore {
 
     async fn stock(&self, variant: VariantId) -> Result<StockSummary> {
         retry!(self, self.stock_try(variant))
+    }
+
+    async fn stock_levels(
+        &self,
+        variants: &[VariantId],
+    ) -> Result<HashMap<VariantId, Vec<StockLevel>>> {
+        let ids: Vec<Uuid> = variants.iter().map(|v| v.as_uuid()).collect();
+        retry!(self, async {
+            let rows = sqlx::query(
+                "SELECT s.variant_id, s.location_id, s.on_hand, s.reserved
+                 FROM cw_stock s JOIN cw_locations l ON l.id = s.location_id
+                 WHERE s.variant_id = ANY($1) ORDER BY s.variant_id, l.priority, l.id",
+            )
+            .bind(&ids)
+            .fetch_all(&self.pool())
+            .await?;
+            let mut out: HashMap<VariantId, Vec<StockLevel>> = HashMap::new();
+            for row in &rows {
+                let level = level_from_row(row)?;
+                out.entry(level.variant_id).or_default().push(level);
+            }
+            Ok(out)
+        })
     }
 
     async fn reserve(

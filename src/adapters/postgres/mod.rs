@@ -49,7 +49,7 @@ use crate::id::{
 use crate::inventory::{
     Location, MAX_ON_HAND, Reservation, ReservationLine, ReservationState, StockLevel,
     StockRequest, StockSummary, UsageClaim, apply_claim, merge_claims, merge_requests,
-    needs_fallback, plan_reservation,
+    needs_fallback,
 };
 use crate::money::Currency;
 use crate::order::{Order, OrderChange, OrderQuery, OrderStatus};

@@ -18,6 +18,13 @@ use crate::error::{Error, Result};
 use crate::id::{IdempotencyKey, LocationId, OrderId, ReservationId, VariantId};
 use crate::validate::required_text;
 
+mod routing;
+
+pub use routing::{
+    ByPriority, FulfilmentPlan, FulfilmentRouter, Nearest, OneLocationFirst, RoutingRequest,
+};
+pub(crate) use routing::{check_route, plan_requests};
+
 /// Most units that can be on hand at one location for one variant.
 pub const MAX_ON_HAND: i64 = 1_000_000_000;
 /// Most units of one variant in one reservation.
@@ -29,6 +36,9 @@ pub struct Location {
     id: LocationId,
     name: String,
     priority: u32,
+    /// Where parcels leave from, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    address: Option<crate::customer::Address>,
 }
 
 impl Location {
@@ -42,7 +52,22 @@ impl Location {
             id: LocationId::new(),
             name: required_text("location name", name, 200)?,
             priority,
+            address: None,
         })
+    }
+
+    /// The same location, shipping from `address`: the origin carriers'
+    /// rate requests and tax quotes name for the units routed here (see
+    /// [`FulfilmentRouter`]), and what [`Nearest`] measures from.
+    #[must_use]
+    pub fn with_address(mut self, address: crate::customer::Address) -> Self {
+        self.address = Some(address);
+        self
+    }
+
+    /// Where parcels leave from, when known.
+    pub fn address(&self) -> Option<&crate::customer::Address> {
+        self.address.as_ref()
     }
     /// Its id.
     pub fn id(&self) -> LocationId {
@@ -326,11 +351,12 @@ pub struct StockRequest {
     /// the command that reserves).
     #[serde(default)]
     pub channel: Option<crate::id::ChannelId>,
-    /// The location to try first (checkout sets it from
-    /// [`CatalogEntry::stock_location`](crate::catalog::CatalogEntry::stock_location)).
-    /// Only a hint: stores may ignore it, and one that follows it still
-    /// re-checks the stock there under its lock and otherwise chooses as
-    /// without it.
+    /// Hold the units at this location only (the plan of a
+    /// [`FulfilmentRouter`], or a variant's only stock location): the
+    /// store checks the stock there under its lock and refuses with
+    /// [`Error::OutOfStock`] when it is short, rather than taking units
+    /// elsewhere. `None` lets the store take them from the first locations
+    /// with stock, by priority.
     #[serde(default)]
     pub location: Option<LocationId>,
 }
@@ -348,8 +374,8 @@ pub fn levels_within(
         .collect()
 }
 
-/// Validates requests and adds up those for the same variant, keeping the
-/// order in which variants first appear.
+/// Validates requests and adds up those for the same variant and
+/// location, keeping the order in which they first appear.
 ///
 /// # Errors
 /// [`Error::Invalid`] for a quantity of 0; [`Error::Overflow`] when the
@@ -367,7 +393,10 @@ pub fn merge_requests(requests: &[StockRequest]) -> Result<Vec<StockRequest>> {
                 "one reservation is for one sales channel",
             ));
         }
-        match merged.iter_mut().find(|m| m.variant_id == r.variant_id) {
+        match merged
+            .iter_mut()
+            .find(|m| m.variant_id == r.variant_id && m.location == r.location)
+        {
             Some(m) => {
                 m.quantity = m
                     .quantity
@@ -377,7 +406,13 @@ pub fn merge_requests(requests: &[StockRequest]) -> Result<Vec<StockRequest>> {
             None => merged.push(*r),
         }
     }
-    if merged.iter().any(|r| r.quantity > MAX_RESERVE_QUANTITY) {
+    let mut per_variant: std::collections::HashMap<VariantId, u32> =
+        std::collections::HashMap::with_capacity(merged.len());
+    for r in &merged {
+        let n = per_variant.entry(r.variant_id).or_default();
+        *n = n.saturating_add(r.quantity);
+    }
+    if per_variant.values().any(|n| *n > MAX_RESERVE_QUANTITY) {
         return Err(Error::LimitExceeded {
             what: "units of one variant in a reservation",
             max: u64::from(MAX_RESERVE_QUANTITY),
@@ -390,10 +425,11 @@ pub fn merge_requests(requests: &[StockRequest]) -> Result<Vec<StockRequest>> {
 ///
 /// `levels` are the variant's existing stock rows in reservation order
 /// (location priority, then id). Units come from the first locations with
-/// stock. With backorders allowed, what cannot be covered goes to the first
-/// of those locations — or, when the variant has no stock rows at all, to
-/// `fallback` (the first location overall). Untracked variants need no stock
-/// and get an empty plan.
+/// stock — only from the request's own location when it names one. With
+/// backorders allowed, what cannot be covered goes to the first of those
+/// locations (the request's own) — or, when the variant has no stock rows
+/// at all, to `fallback` (the first location overall). Untracked variants
+/// need no stock and get an empty plan.
 ///
 /// # Errors
 /// [`Error::OutOfStock`] naming the variant, what was asked and what is
@@ -407,6 +443,18 @@ pub fn plan_reservation(
     let allow_backorder = match request.policy {
         InventoryPolicy::Untracked => return Ok(Vec::new()),
         InventoryPolicy::Tracked { allow_backorder } => allow_backorder,
+    };
+    let bound: Vec<StockLevel>;
+    let (levels, fallback) = match request.location {
+        Some(at) => {
+            bound = levels
+                .iter()
+                .filter(|l| l.location_id == at)
+                .copied()
+                .collect();
+            (bound.as_slice(), Some(at))
+        }
+        None => (levels, fallback),
     };
     let mut remaining = request.quantity;
     let mut plan = Vec::new();
@@ -453,7 +501,8 @@ pub fn plan_reservation(
 
 /// Whether planning `request` against `levels` may need the fallback location.
 pub fn needs_fallback(request: &StockRequest, levels: &[StockLevel]) -> bool {
-    levels.is_empty()
+    request.location.is_none()
+        && levels.is_empty()
         && request.policy
             == (InventoryPolicy::Tracked {
                 allow_backorder: true,

@@ -18,7 +18,8 @@
 //! make it wrong.
 //!
 //! The shipping method may change while nothing has shipped, on an order
-//! with one shipment (no shipping groups). The new method is priced now by
+//! with one shipment (no shipping groups, one parcel when routed). The new
+//! method is priced now by
 //! the shop's shipping rates for the units the order will ship after the
 //! edit (their frozen amounts, weight and count) and taxed by its tax
 //! calculator at the order's address, without promotions: a shipping
@@ -209,7 +210,8 @@ impl Order {
     }
 
     /// The shipping charge an edit may replace: the order ships as one
-    /// shipment (no shipping groups), has a method, and nothing shipped.
+    /// shipment (no shipping groups) in one parcel (from at most one
+    /// location), has a method, and nothing shipped.
     ///
     /// # Errors
     /// [`Error::Invalid`] naming which of these fails.
@@ -218,6 +220,12 @@ impl Order {
             return Err(Error::invalid(
                 "shipping method",
                 "the order ships in groups, each with its own method: cancel units and add them again instead",
+            ));
+        }
+        if self.pricing.fulfilment.len() > 1 {
+            return Err(Error::invalid(
+                "shipping method",
+                "the order ships in parcels from several locations, each priced from there: cancel units and add them again instead",
             ));
         }
         if !self.shipments.is_empty() {
@@ -314,6 +322,8 @@ impl Order {
             destination: address,
             parcel_mm: parcel,
             volume_cm3: volume,
+            origin: None,
+            ship_from: None,
         };
         let rate = rates
             .rates(&input)?

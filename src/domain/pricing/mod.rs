@@ -158,8 +158,15 @@ pub struct PricingContext<'a> {
     pub channel: Option<&'a crate::channel::SalesChannel>,
     /// Who buys, as tax sees them (passed to the tax calculator).
     pub tax_customer: Option<&'a crate::tax::TaxCustomer>,
-    /// Where goods ship from (passed to the tax calculator).
+    /// Where goods ship from (passed to the tax calculator; a plan whose
+    /// units all leave one location with an address names that instead).
     pub ship_from: Option<&'a crate::customer::Address>,
+    /// Where each unit ships from (the engine's
+    /// [`FulfilmentRouter`](crate::inventory::FulfilmentRouter) decides):
+    /// each shipment's units from one location are a parcel of their own,
+    /// priced from there ([`PricedCart::fulfilment`]). `None` prices each
+    /// shipment as one parcel.
+    pub fulfilment: Option<&'a crate::inventory::FulfilmentPlan>,
 }
 
 /// Whether a cart qualifies for one promotion (or what a code brought).
@@ -277,6 +284,7 @@ impl<'a> PricingContext<'a> {
             channel: None,
             tax_customer: None,
             ship_from: None,
+            fulfilment: None,
         }
     }
 }
@@ -443,6 +451,29 @@ pub struct PricedCart {
     /// [`EngineBuilder::carrier_fallback`](crate::EngineBuilder::carrier_fallback)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipping_fallback: Option<String>,
+    /// With fulfilment routing, the parcels each shipment is made of: the
+    /// units leaving each location and what the chosen method costs from
+    /// there. A shipment's charge is the sum of its parcels'. Empty without
+    /// routing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fulfilment: Vec<Parcel>,
+}
+
+/// Units of one shipment leaving one location, priced as a parcel of
+/// their own (see [`PricingContext::fulfilment`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Parcel {
+    /// The shipping group it belongs to (`None`: the lines in no group).
+    pub group: Option<String>,
+    /// Where it leaves from (`None` for units no location holds, such as
+    /// untracked ones, when the shipment has no routed units).
+    pub location_id: Option<crate::id::LocationId>,
+    /// Its units, per cart line.
+    pub units: Vec<crate::order::LineQuantity>,
+    /// The chosen method's price for this parcel, before shipping
+    /// discounts (when a method is chosen).
+    pub price: Option<Money>,
 }
 
 /// A shipping group's shipment, priced.
@@ -632,6 +663,7 @@ pub fn price(cart: &Cart, ctx: &PricingContext<'_>) -> Result<PricedCart> {
         shipping: shipping.charge,
         shipping_options: shipping.options,
         shipping_groups: shipping.groups,
+        fulfilment: shipping.parcels,
         tax_total,
         prices_include_tax: taxed.inclusive,
         tax_lines: taxed.summary,

@@ -7,6 +7,8 @@
 //! lines, shipping and tax.
 
 use super::*;
+use crate::id::LocationId;
+use crate::inventory::ReservationLine;
 
 /// What promotions look at: the cart's facts, its work lines and their
 /// index.
@@ -352,6 +354,7 @@ pub(super) struct Shipping {
     pub charge: Option<ShippingCharge>,
     pub groups: Vec<GroupShipping>,
     pub hints: Vec<Hint>,
+    pub parcels: Vec<crate::pricing::Parcel>,
 }
 
 /// One shipment of a cart: the lines in no group (`group: None`) or one
@@ -438,45 +441,31 @@ pub(super) fn shipping(
 ) -> Result<Shipping> {
     let (lines, net, remaining) = bought;
     let mut out = Shipping::default();
+    // Routed units not yet given to a parcel, per variant and location.
+    let mut unrouted: Vec<ReservationLine> =
+        ctx.fulfilment.map(|f| f.lines.clone()).unwrap_or_default();
     // Each shipment's rates, and the rate of each charged one.
     let mut rates: Vec<ShippingRate> = Vec::new();
     let mut offered: Vec<Vec<ShippingRate>> = Vec::with_capacity(plan.len());
     for shipment in plan {
-        let (mut discounted, mut weight, mut items) = (0_i128, 0_u64, 0_u64);
-        let (mut parcel, mut volume): (Option<[u32; 3]>, u64) = (None, 0);
-        for (l, n) in lines.iter().zip(net) {
-            if !shipment.holds(cart, l) {
-                continue;
-            }
-            if l.requires_shipping
-                && let Some(dims) = ctx
-                    .catalog
-                    .get(&l.variant_id)
-                    .and_then(|e| e.variant.dimensions_mm())
-            {
-                crate::shipping::add_units(&mut parcel, &mut volume, dims, l.quantity);
-            }
-            discounted = discounted
-                .checked_add(*n)
-                .ok_or_else(|| Error::Overflow("shipment subtotal"))?;
-            weight = weight
-                .checked_add(l.weight_grams)
-                .ok_or_else(|| Error::Overflow("cart weight"))?;
-            items = items.saturating_add(u64::from(l.quantity));
+        let held: Vec<usize> = (0..lines.len())
+            .filter(|i| lines.get(*i).is_some_and(|l| shipment.holds(cart, l)))
+            .collect();
+        let parcels = parcels_of(&held, lines, &mut unrouted);
+        let shares = shares_of(&parcels, lines, net)?;
+        let mut inputs = Vec::with_capacity(parcels.len());
+        for ((origin, units), shares) in parcels.iter().zip(&shares) {
+            inputs.push(parcel_input(cart, ctx, env, lines, *origin, units, shares)?);
         }
-        let input = ShippingInput {
-            currency: env.currency,
-            subtotal: env.money(discounted)?,
-            weight_grams: weight,
-            items,
-            destination: cart.shipping_address(),
-            parcel_mm: parcel,
-            volume_cm3: volume,
-        };
-        let options = ctx.shipping.rates(&input)?;
-        for rate in &options {
-            check_rate(rate, env.currency)?;
+        let mut per_parcel = Vec::with_capacity(inputs.len());
+        for input in &inputs {
+            let options = ctx.shipping.rates(input)?;
+            for rate in &options {
+                check_rate(rate, env.currency)?;
+            }
+            per_parcel.push(options);
         }
+        let options = combine_rates(&per_parcel)?;
         if let Some(code) = shipment.charged() {
             let rate = options
                 .iter()
@@ -485,8 +474,33 @@ pub(super) fn shipping(
                 .ok_or_else(|| Error::ShippingUnavailable(code.to_owned()))?;
             rates.push(rate);
         }
-        if shipment.group.is_none() {
-            free_shipping_hints(&options, &input, shipment.method, &mut out.hints)?;
+        if shipment.group.is_none()
+            && let Some(input) = inputs.first()
+        {
+            free_shipping_hints(&options, input, shipment.method, &mut out.hints)?;
+        }
+        if ctx.fulfilment.is_some() {
+            for ((origin, units), options) in parcels.iter().zip(&per_parcel) {
+                let price = shipment
+                    .charged()
+                    .and_then(|code| options.iter().find(|r| r.code == code))
+                    .map(|r| r.price);
+                let units = units
+                    .iter()
+                    .filter_map(|(i, n)| {
+                        lines.get(*i).map(|l| crate::order::LineQuantity {
+                            line_id: l.line_id,
+                            quantity: *n,
+                        })
+                    })
+                    .collect();
+                out.parcels.push(crate::pricing::Parcel {
+                    group: shipment.group.map(|g| g.name.clone()),
+                    location_id: *origin,
+                    units,
+                    price,
+                });
+            }
         }
         offered.push(options);
     }
@@ -509,6 +523,170 @@ pub(super) fn shipping(
                 charge,
             }),
         }
+    }
+    Ok(out)
+}
+
+/// A parcel being planned: where from, and `(line index, units)`.
+type PlannedParcel = (Option<LocationId>, Vec<(usize, u32)>);
+
+/// Units of one shipment per origin: `(location, [(line index, units)])`,
+/// in the order the origins first appear. Each held line's units come from
+/// the routed units of its variant still unclaimed (`unrouted`, used up as
+/// they are given); units no route holds (untracked ones, or every unit
+/// without routing) join the first parcel, or make one of their own.
+fn parcels_of(
+    held: &[usize],
+    lines: &[PricedLine],
+    unrouted: &mut [ReservationLine],
+) -> Vec<PlannedParcel> {
+    let mut parcels: Vec<PlannedParcel> = Vec::new();
+    let mut loose: Vec<(usize, u32)> = Vec::new();
+    for &i in held {
+        let Some(line) = lines.get(i) else { continue };
+        let mut left = line.quantity;
+        for routed in unrouted
+            .iter_mut()
+            .filter(|r| r.variant_id == line.variant_id)
+        {
+            let take = left.min(routed.quantity);
+            if take == 0 {
+                continue;
+            }
+            routed.quantity -= take;
+            left -= take;
+            let at = Some(routed.location_id);
+            match parcels.iter_mut().find(|(o, _)| *o == at) {
+                Some((_, units)) => units.push((i, take)),
+                None => parcels.push((at, vec![(i, take)])),
+            }
+        }
+        if left > 0 {
+            loose.push((i, left));
+        }
+    }
+    if !loose.is_empty() {
+        match parcels.first_mut() {
+            Some((_, units)) => units.extend(loose),
+            None => parcels.push((None, loose)),
+        }
+    }
+    parcels
+}
+
+/// Each parcel's share of its lines' discounted amounts and weights, per
+/// unit entry: by units, rounded down, the parcel holding a line's last
+/// units taking what is left, so the shares of a line add up exactly.
+fn shares_of(
+    parcels: &[PlannedParcel],
+    lines: &[PricedLine],
+    net: &[i128],
+) -> Result<Vec<Vec<(i128, u64)>>> {
+    // Per line: units, amount and weight given so far.
+    let mut given: HashMap<usize, (u32, i128, u64)> = HashMap::new();
+    let mut out = Vec::with_capacity(parcels.len());
+    for (_, units) in parcels {
+        let mut shares = Vec::with_capacity(units.len());
+        for &(i, n) in units {
+            let (Some(l), Some(amount)) = (lines.get(i), net.get(i)) else {
+                shares.push((0, 0));
+                continue;
+            };
+            let so_far = given.entry(i).or_insert((0, 0, 0));
+            let units_after = so_far.0.saturating_add(n);
+            let share = if units_after >= l.quantity {
+                (amount - so_far.1, l.weight_grams.saturating_sub(so_far.2))
+            } else {
+                let q = i128::from(l.quantity);
+                let a = amount
+                    .checked_mul(i128::from(n))
+                    .ok_or(Error::Overflow("shipment subtotal"))?
+                    / q;
+                let w = u128::from(l.weight_grams) * u128::from(n) / u128::from(l.quantity);
+                (a, u64::try_from(w).unwrap_or(u64::MAX))
+            };
+            *so_far = (
+                units_after,
+                so_far.1 + share.0,
+                so_far.2.saturating_add(share.1),
+            );
+            shares.push(share);
+        }
+        out.push(shares);
+    }
+    Ok(out)
+}
+
+/// What a rate source is asked for one parcel: its units' shares of
+/// amount and weight (`shares`, as [`shares_of`] gives them) and its size.
+fn parcel_input<'a>(
+    cart: &'a Cart,
+    ctx: &PricingContext<'a>,
+    env: &Env<'_>,
+    lines: &[PricedLine],
+    origin: Option<LocationId>,
+    units: &[(usize, u32)],
+    shares: &[(i128, u64)],
+) -> Result<ShippingInput<'a>> {
+    let (mut discounted, mut weight, mut items) = (0_i128, 0_u64, 0_u64);
+    let (mut parcel, mut volume): (Option<[u32; 3]>, u64) = (None, 0);
+    for (&(i, n), &(amount, grams)) in units.iter().zip(shares) {
+        let Some(l) = lines.get(i) else { continue };
+        if let Some(dims) = ctx
+            .catalog
+            .get(&l.variant_id)
+            .and_then(|e| e.variant.dimensions_mm())
+        {
+            crate::shipping::add_units(&mut parcel, &mut volume, dims, n);
+        }
+        discounted = discounted
+            .checked_add(amount)
+            .ok_or_else(|| Error::Overflow("shipment subtotal"))?;
+        weight = weight
+            .checked_add(grams)
+            .ok_or_else(|| Error::Overflow("cart weight"))?;
+        items = items.saturating_add(u64::from(n));
+    }
+    Ok(ShippingInput {
+        currency: env.currency,
+        subtotal: env.money(discounted)?,
+        weight_grams: weight,
+        items,
+        destination: cart.shipping_address(),
+        parcel_mm: parcel,
+        volume_cm3: volume,
+        origin,
+        ship_from: origin
+            .and_then(|o| ctx.fulfilment.and_then(|f| f.origin(o)))
+            .and_then(|l| l.address()),
+    })
+}
+
+/// A shipment's methods from its parcels' rates: with one parcel, its
+/// rates; with several, the methods every parcel offers (in the first
+/// parcel's order), each at the sum of its prices, without free-shipping
+/// thresholds (each parcel applied its own).
+fn combine_rates(per_parcel: &[Vec<ShippingRate>]) -> Result<Vec<ShippingRate>> {
+    let Some((first, rest)) = per_parcel.split_first() else {
+        return Ok(Vec::new());
+    };
+    if rest.is_empty() {
+        return Ok(first.clone());
+    }
+    let mut out = Vec::with_capacity(first.len());
+    'methods: for rate in first {
+        let mut price = rate.price;
+        for other in rest {
+            let Some(same) = other.iter().find(|r| r.code == rate.code) else {
+                continue 'methods;
+            };
+            price = price.checked_add(same.price)?;
+        }
+        out.push(ShippingRate::new(
+            rate.code.clone(),
+            rate.name.clone(),
+            price,
+        ));
     }
     Ok(out)
 }
@@ -852,6 +1030,8 @@ mod tests {
                 destination: None,
                 parcel_mm: None,
                 volume_cm3: 0,
+                origin: None,
+                ship_from: None,
             };
             let mut hints = Vec::new();
             assert!(free_shipping_hints(&rates, &input, chosen, &mut hints).is_ok());

@@ -44,6 +44,11 @@ pub struct ShippingInput<'a> {
     /// The units' volume together, in cubic centimetres (those of known
     /// size).
     pub volume_cm3: u64,
+    /// The location the parcel leaves from, when fulfilment routing chose
+    /// one.
+    pub origin: Option<crate::id::LocationId>,
+    /// That location's address, when it has one.
+    pub ship_from: Option<&'a Address>,
 }
 
 /// Adds `quantity` units of size `dims` (millimetres, any order) to a

@@ -4,6 +4,10 @@
 
 use super::*;
 
+/// Most times one attempt routes and prices again after the store refused
+/// routed units that moved since they were read.
+const MAX_REROUTES: u32 = 2;
+
 impl Engine {
     /// Checks out a cart: see the [module documentation](crate::checkout).
     ///
@@ -409,6 +413,7 @@ impl Engine {
             email,
             channel,
             tax_request,
+            fulfilment,
         } = priced;
         // A quote is paid before it expires, at the total it was sent with.
         cart.check_quote_payable(&request.actor, priced.total, self.now())?;
@@ -483,23 +488,35 @@ impl Engine {
 
         // In a channel that names its locations, stock comes only from them.
         let channel = channel.filter(|c| c.locations.is_some()).map(|c| c.id);
-        // Every priced line, free gifts included, needs stock.
-        let requests = priced
-            .lines
-            .iter()
-            .map(|l| {
-                let entry = entries
-                    .get(&l.variant_id)
-                    .ok_or_else(|| Error::not_found("variant", l.variant_id))?;
-                Ok(StockRequest {
-                    variant_id: l.variant_id,
-                    quantity: l.quantity,
-                    policy: entry.variant.inventory(),
-                    channel,
-                    location: entry.stock_location,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        // Every priced line, free gifts included, needs stock: the routed
+        // units held exactly where they were priced from.
+        let mut routed: Vec<crate::inventory::ReservationLine> =
+            fulfilment.map(|f| f.lines).unwrap_or_default();
+        let mut requests = Vec::with_capacity(priced.lines.len());
+        for l in &priced.lines {
+            let entry = entries
+                .get(&l.variant_id)
+                .ok_or_else(|| Error::not_found("variant", l.variant_id))?;
+            let ask = |quantity, location| StockRequest {
+                variant_id: l.variant_id,
+                quantity,
+                policy: entry.variant.inventory(),
+                channel,
+                location,
+            };
+            let mut left = l.quantity;
+            for r in routed.iter_mut().filter(|r| r.variant_id == l.variant_id) {
+                let take = left.min(r.quantity);
+                if take > 0 {
+                    r.quantity -= take;
+                    left -= take;
+                    requests.push(ask(take, Some(r.location_id)));
+                }
+            }
+            if left > 0 {
+                requests.push(ask(left, entry.stock_location));
+            }
+        }
         let thresholds = requests
             .iter()
             .filter_map(|r| {
@@ -722,6 +739,8 @@ impl Engine {
     }
 
     /// The forward path. On error, `progress` says what must be undone.
+    /// A routed reservation refused for stock that moved since it was
+    /// read is routed and priced again, at most [`MAX_REROUTES`] times.
     /// `start` is what the combined claim-and-reserve command did already.
     pub(super) async fn attempt(
         &self,
@@ -735,19 +754,38 @@ impl Engine {
         let (prepared, reservation) = match start {
             Some(started) => started,
             None => {
-                let prepared = self.prepare(request).await?;
-                let now = self.now();
-                progress.touched = true;
-                let reservation = store
-                    .reserve_for_checkout(
-                        lease,
-                        &prepared.requests,
-                        &prepared.priced.usage_claims,
-                        now + self.inner.config.reservation_ttl,
-                        now,
-                    )
-                    .await?;
-                (prepared, reservation)
+                let mut prepared = self.prepare(request).await?;
+                let mut rerouted = 0;
+                loop {
+                    let now = self.now();
+                    progress.touched = true;
+                    let held = store
+                        .reserve_for_checkout(
+                            lease,
+                            &prepared.requests,
+                            &prepared.priced.usage_claims,
+                            now + self.inner.config.reservation_ttl,
+                            now,
+                        )
+                        .await;
+                    match held {
+                        Ok(reservation) => break (prepared, reservation),
+                        // Routed units were short where the plan read
+                        // them: read, route and price again, while that
+                        // changes the plan.
+                        Err(e @ Error::OutOfStock { .. })
+                            if self.inner.router.is_some() && rerouted < MAX_REROUTES =>
+                        {
+                            let again = self.prepare(request).await?;
+                            if again.requests == prepared.requests {
+                                return Err(e);
+                            }
+                            prepared = again;
+                            rerouted += 1;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
             }
         };
         let Prepared {

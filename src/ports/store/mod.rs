@@ -253,6 +253,29 @@ pub trait InventoryStore: Send + Sync {
     ) -> Result<StockLevel>;
     /// One variant's stock everywhere, counting only live reservations.
     async fn stock(&self, variant: VariantId) -> Result<StockSummary>;
+    /// Each of `variants`' stock rows, in reservation order, read without
+    /// locks (a variant with no rows, or unknown, is left out): what
+    /// fulfilment routing looks at before pricing. The default reads them
+    /// one by one.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store fails.
+    async fn stock_levels(
+        &self,
+        variants: &[VariantId],
+    ) -> Result<HashMap<VariantId, Vec<StockLevel>>> {
+        let mut out = HashMap::with_capacity(variants.len());
+        for v in variants {
+            match self.stock(*v).await {
+                Ok(summary) if !summary.levels.is_empty() => {
+                    out.insert(*v, summary.levels);
+                }
+                Ok(_) | Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
     /// Holds stock for every request and usage for every claim until
     /// `expires_at`, all or nothing.
     async fn reserve(
