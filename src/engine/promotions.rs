@@ -365,7 +365,7 @@ impl Engine {
             .store
             .pricing_inputs(&ids, cart.coupon_codes())
             .await?;
-        self.price_with_inputs(cart, &ids, inputs, automatic).await
+        Box::pin(self.price_with_inputs(cart, &ids, inputs, automatic)).await
     }
 
     /// Loads a cart for `actor`, checks it with `check` and prices it,
@@ -385,9 +385,9 @@ impl Engine {
         cart.check_access(actor)?;
         check(&cart)?;
         let ids = self.pricing_ids(&cart)?;
-        let priced = self
-            .price_with_inputs(&cart, &ids, inputs, &AutomaticPromotions::All)
-            .await?;
+        let priced =
+            Box::pin(self.price_with_inputs(&cart, &ids, inputs, &AutomaticPromotions::All))
+                .await?;
         Ok((cart, priced))
     }
 
@@ -489,9 +489,7 @@ impl Engine {
             cart.lines().iter().map(|l| (l.variant_id, l.quantity)),
             &catalog,
         );
-        let mut plan = self
-            .route_units(&routed, channel.as_ref(), destination)
-            .await?;
+        let mut plan = Box::pin(self.route_units(&routed, channel.as_ref(), destination)).await?;
         let mut routings = 1;
         loop {
             // Tax sees the origin when every routed unit leaves one place.
@@ -527,9 +525,8 @@ impl Engine {
                 );
                 if !crate::engine::routing::same_units(&routed, &units) {
                     routed = units;
-                    plan = self
-                        .route_units(&routed, channel.as_ref(), destination)
-                        .await?;
+                    plan =
+                        Box::pin(self.route_units(&routed, channel.as_ref(), destination)).await?;
                     routings += 1;
                     continue;
                 }

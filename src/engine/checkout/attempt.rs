@@ -242,7 +242,7 @@ impl Engine {
         }
         // A retry of a finished checkout finds its cart completed: the
         // general path answers it from the record.
-        let prepared = self.prepare(request).await.ok()?;
+        let prepared = Box::pin(self.prepare(request)).await.ok()?;
         let now = self.now();
         let begin = BeginCheckout {
             key: request.idempotency_key.clone(),
@@ -754,7 +754,7 @@ impl Engine {
         let (prepared, reservation) = match start {
             Some(started) => started,
             None => {
-                let mut prepared = self.prepare(request).await?;
+                let mut prepared = Box::pin(self.prepare(request)).await?;
                 let mut rerouted = 0;
                 loop {
                     let now = self.now();
@@ -776,11 +776,11 @@ impl Engine {
                         Err(e @ Error::OutOfStock { .. })
                             if self.inner.router.is_some() && rerouted < MAX_REROUTES =>
                         {
-                            let again = self.prepare(request).await?;
-                            if again.requests == prepared.requests {
+                            let before = std::mem::take(&mut prepared.requests);
+                            prepared = Box::pin(self.prepare(request)).await?;
+                            if prepared.requests == before {
                                 return Err(e);
                             }
-                            prepared = again;
                             rerouted += 1;
                         }
                         Err(e) => return Err(e),
