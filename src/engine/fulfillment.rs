@@ -59,9 +59,17 @@ impl ShipmentRequest {
     /// ([`PricedCart::fulfilment`](crate::pricing::PricedCart::fulfilment)):
     /// its units, from its location.
     pub fn parcel(parcel: &crate::pricing::Parcel) -> Self {
+        let items = parcel
+            .units
+            .iter()
+            .map(|u| LineQuantity {
+                line_id: u.line_id,
+                quantity: u.quantity,
+            })
+            .collect();
         Self {
             location: parcel.location_id,
-            ..Self::new(parcel.units.clone())
+            ..Self::new(items)
         }
     }
 }

@@ -470,10 +470,20 @@ pub struct Parcel {
     /// untracked ones, when the shipment has no routed units).
     pub location_id: Option<crate::id::LocationId>,
     /// Its units, per cart line.
-    pub units: Vec<crate::order::LineQuantity>,
+    pub units: Vec<ParcelUnits>,
     /// The chosen method's price for this parcel, before shipping
     /// discounts (when a method is chosen).
     pub price: Option<Money>,
+}
+
+/// Units of one cart line in a [`Parcel`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ParcelUnits {
+    /// The cart line (the order line, once placed).
+    pub line_id: LineId,
+    /// How many of its units.
+    pub quantity: u32,
 }
 
 /// A shipping group's shipment, priced.

@@ -488,7 +488,7 @@ pub(super) fn shipping(
                 let units = units
                     .iter()
                     .filter_map(|(i, n)| {
-                        lines.get(*i).map(|l| crate::order::LineQuantity {
+                        lines.get(*i).map(|l| crate::pricing::ParcelUnits {
                             line_id: l.line_id,
                             quantity: *n,
                         })
