@@ -173,7 +173,7 @@ pub(crate) use domain::validate;
 #[doc(inline)]
 pub use domain::{
     actor, agent, cart, catalog, channel, clock, customer, error, event, giftcard, id, inventory,
-    money, note, order, pricing, webhook,
+    money, note, order, pricing, staff, webhook,
 };
 pub(crate) use engine::promotions;
 

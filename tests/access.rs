@@ -15,6 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use cartwright::after_sale::{CancelItems, NewClaim, RefundReturn};
+use cartwright::engine::staff::NewStaff;
 use cartwright::fulfillment::{ReturnRequest, ShipmentRequest};
 use cartwright::id::ReturnCaseId;
 use cartwright::id::{CartId, CustomerId, IdempotencyKey, OrderId, VariantId};
@@ -27,6 +28,7 @@ use cartwright::order::{
 use cartwright::payment::{ProviderEvent, ProviderEventKind};
 use cartwright::prelude::*;
 use cartwright::pricing::{PriceList, PriceListKind};
+use cartwright::staff::{Permission, Role};
 use common::{Backend, Shop, address, request, usd};
 
 type Fut = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
@@ -795,6 +797,39 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 8], Call)> {
         }),
         row!("create_cart_in", ANYONE_BUT_PROVIDER, |e, a| e
             .create_cart_in(&a, channel, Currency::USD)),
+        // Staff accounts and roles.
+        row!("install_builtin_roles", PRIVILEGED, |e, a| e
+            .install_builtin_roles(&a, &[usd("1000.00")])),
+        row!("roles", PRIVILEGED, |e, a| e.roles(&a)),
+        row!("save_role", PRIVILEGED, |e, a| async move {
+            let name = format!("r-{}", cartwright::deps::uuid::Uuid::new_v4().simple());
+            e.save_role(&a, Role::new(&name, [Permission::Orders])?)
+                .await
+        }),
+        row!("delete_role (unknown)", PRIVILEGED, |e, a| async move {
+            e.delete_role(&a, "no-such-role").await
+        }),
+        row!("create_staff", PRIVILEGED, |e, a| async move {
+            let email = format!(
+                "{}@shop.test",
+                cartwright::deps::uuid::Uuid::new_v4().simple()
+            );
+            e.create_staff(&a, NewStaff::new(&email, "New", "password1", &["support"]))
+                .await
+        }),
+        row!("list_staff", PRIVILEGED, |e, a| e.list_staff(&a)),
+        row!("staff_member (unknown)", PRIVILEGED, |e, a| e
+            .staff_member(&a, cartwright::id::StaffId::new())),
+        row!("set_staff_roles (unknown)", PRIVILEGED, |e, a| e
+            .set_staff_roles(
+                &a,
+                cartwright::id::StaffId::new(),
+                vec!["support".into()]
+            )),
+        row!("set_staff_active (unknown)", PRIVILEGED, |e, a| e
+            .set_staff_active(&a, cartwright::id::StaffId::new(), false)),
+        row!("reset_totp (unknown)", PRIVILEGED, |e, a| e
+            .reset_totp(&a, cartwright::id::StaffId::new())),
         row!("open_agent_session", AGENT_ONLY, |e, a| e
             .open_agent_session(
                 &a,
@@ -830,4 +865,212 @@ async fn every_call_checks_its_actor_against_the_table(backend: Backend) {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
-conformance!(every_call_checks_its_actor_against_the_table);
+/// What a signed-in member of staff needs for each row the staff column
+/// allows: every permission of one of the alternatives (`&[]`: none).
+fn needs(name: &str) -> &'static [&'static [Permission]] {
+    use Permission::*;
+    const NONE: &[&[Permission]] = &[&[]];
+    const CART: &[&[Permission]] = &[&[Orders], &[Customers]];
+    const ORDERS: &[&[Permission]] = &[&[Orders]];
+    const REFUNDING: &[&[Permission]] = &[&[Orders, Refunds]];
+    const CUSTOMERS: &[&[Permission]] = &[&[Customers]];
+    const CATALOG: &[&[Permission]] = &[&[Catalog]];
+    const INVENTORY: &[&[Permission]] = &[&[Inventory]];
+    const PROMOTIONS: &[&[Permission]] = &[&[Promotions]];
+    const GIFT_CARDS: &[&[Permission]] = &[&[GiftCards]];
+    const SETTINGS: &[&[Permission]] = &[&[Settings]];
+    const REFUNDS: &[&[Permission]] = &[&[Refunds]];
+    const STAFF: &[&[Permission]] = &[&[Staff]];
+    match name {
+        n if n.contains("(guest's)")
+            && !n.starts_with("order")
+            && !n.starts_with("cancel")
+            && !n.starts_with("request_return") =>
+        {
+            NONE
+        }
+        "create_cart"
+        | "create_cart_in"
+        | "gift_card_balance"
+        | "find_products (shoppers see active ones)" => NONE,
+        n if n.ends_with("(customer's)")
+            && !n.starts_with("order")
+            && !n.starts_with("add_order_note")
+            && !n.starts_with("cancel") =>
+        {
+            CART
+        }
+        n if n.ends_with("(customer's cart)") => CART,
+        "gift_card (the owner's store credit)" | "store_credit" => GIFT_CARDS,
+        "customer"
+        | "add_address"
+        | "remove_address"
+        | "export_customer"
+        | "update_profile"
+        | "set_tax_details (tax id)"
+        | "request_email_change"
+        | "request_email_verification"
+        | "add_customer_note"
+        | "create_group"
+        | "add_to_group"
+        | "remove_from_group"
+        | "erase_customer (an unknown one)"
+        | "set_tax_details (exemption)"
+        | "find_customers" => CUSTOMERS,
+        "order (customer's)"
+        | "add_order_note (customer's)"
+        | "orders_for_customer (owner's)"
+        | "find_orders (owner's)"
+        | "return_quote (owner's)"
+        | "cancel_return_request (owner's)"
+        | "pay_charge (owner's, unknown)"
+        | "order (guest's)"
+        | "request_return (guest's)"
+        | "add_custom_line (guest's cart)"
+        | "add_custom_line (customer's cart)"
+        | "capture"
+        | "capture_partial"
+        | "ship"
+        | "create_claim"
+        | "create_draft_order"
+        | "send_quote (unknown cart)"
+        | "withdraw_quote (unknown cart)"
+        | "create_exchange"
+        | "cancel_exchange (unknown)"
+        | "preview_order_edit"
+        | "confirm_order_edit"
+        | "stop_charge (unknown)"
+        | "approve_return"
+        | "reject_return"
+        | "receive_return"
+        | "settle_order"
+        | "mark_delivered"
+        | "purchase_label"
+        | "void_label" => ORDERS,
+        "cancel (customer's)" | "cancel (guest's)" | "cancel_items (guest's)" | "return_items" => {
+            REFUNDING
+        }
+        // An unknown return request: nothing is refunded, so only the
+        // door's permission is asked (a refund checks its own).
+        "refund_return" => ORDERS,
+        "refund" => REFUNDS,
+        n if n.starts_with("create_category")
+            || n.starts_with("create_collection")
+            || n.starts_with("rename_")
+            || n.starts_with("move_category")
+            || n.starts_with("delete_category")
+            || n.starts_with("delete_collection")
+            || n.starts_with("delete_product")
+            || n == "create_product"
+            || n == "set_product_status"
+            || n == "update_product" =>
+        {
+            CATALOG
+        }
+        "create_location"
+        | "add_location"
+        | "set_stock"
+        | "adjust_stock"
+        | "reserve_stock"
+        | "release_reservation"
+        | "commit_reservation" => INVENTORY,
+        "usage"
+        | "save_promotion"
+        | "promotions"
+        | "price_lists"
+        | "save_price_list"
+        | "create_coupon"
+        | "create_coupon_for"
+        | "generate_coupons"
+        | "set_promotion_enabled"
+        | "promotion" => PROMOTIONS,
+        "issue_gift_card" | "grant_store_credit" => GIFT_CARDS,
+        n if n.contains("webhook")
+            || n == "pending_events"
+            || n == "run_maintenance"
+            || n == "ack_events"
+            || n == "failed_deliveries"
+            || n == "replay_delivery"
+            || n == "save_channel" =>
+        {
+            SETTINGS
+        }
+        "install_builtin_roles"
+        | "roles"
+        | "save_role"
+        | "delete_role (unknown)"
+        | "create_staff"
+        | "list_staff"
+        | "staff_member (unknown)"
+        | "set_staff_roles (unknown)"
+        | "set_staff_active (unknown)"
+        | "reset_totp (unknown)" => STAFF,
+        other => panic!("the table gives no permission for {other}"),
+    }
+}
+
+/// Every call the staff column allows, by a signed-in member of each
+/// built-in role: allowed exactly when the role has what [`needs`] says
+/// (the permission column of the table); refused calls change nothing.
+async fn every_role_gets_what_its_permissions_allow(backend: Backend) {
+    let w = world(backend).await;
+    let e = &w.shop.engine;
+    let roles = e
+        .install_builtin_roles(&Actor::System, &[usd("1000.00")])
+        .await
+        .unwrap();
+    let mut members = Vec::new();
+    for role in &roles {
+        let email = format!("{}@shop.test", role.name);
+        e.create_staff(
+            &Actor::System,
+            NewStaff::new(&email, &role.name, "password1", &[role.name.as_str()]),
+        )
+        .await
+        .unwrap();
+        let login = e.staff_login(&email, "password1", None).await.unwrap();
+        let actor = e.staff_actor(&login.token).await.unwrap();
+        members.push((role.clone(), actor));
+    }
+    let mut wrong = Vec::new();
+    for (name, allow, call) in rows(&w) {
+        let expected = |role: &Role| {
+            allow[4]
+                && needs(name)
+                    .iter()
+                    .any(|alt| alt.iter().all(|p| role.permissions.contains(p)))
+        };
+        // Those to be refused first: one allowed may change what the
+        // others find (a cancelled order).
+        let mut order: Vec<&(Role, Actor)> = members.iter().collect();
+        order.sort_by_key(|(role, _)| expected(role));
+        for (role, actor) in order {
+            let before = w.shop.snapshot().await;
+            let result = call(e.clone(), actor.clone()).await;
+            let refused = matches!(result, Err(Error::Forbidden));
+            if refused == expected(role) {
+                wrong.push(format!(
+                    "{name} by {}: expected {}, got {result:?}",
+                    role.name,
+                    if expected(role) {
+                        "allowed"
+                    } else {
+                        "Forbidden"
+                    }
+                ));
+            }
+            if refused && w.shop.snapshot().await != before {
+                wrong.push(format!(
+                    "{name} by {}: refused but changed the store",
+                    role.name
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+conformance!(
+    every_call_checks_its_actor_against_the_table,
+    every_role_gets_what_its_permissions_allow,
+);

@@ -104,6 +104,16 @@ pub enum Error {
     /// The caller may not read or change this resource.
     #[error("access denied")]
     Forbidden,
+    /// A refund larger than the acting member of staff's roles allow in
+    /// its currency ([`Role::refund_ceiling`](crate::staff::Role)).
+    #[error("a refund of {amount} is above the limit of {}", limit.map_or_else(|| "nothing".to_owned(), |l| l.to_string()))]
+    RefundAboveLimit {
+        /// The refund asked for.
+        amount: Money,
+        /// The most the member may refund at once in its currency (`None`:
+        /// nothing).
+        limit: Option<Money>,
+    },
     /// The cart has been checked out or merged and can no longer change.
     #[error("cart {cart_id} is no longer active")]
     CartNotActive {

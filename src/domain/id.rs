@@ -150,6 +150,8 @@ typed_id! {
     WebhookId => "webhook";
     /// Identifies an [`AgentSession`](crate::agent::AgentSession).
     AgentSessionId => "agent session";
+    /// Identifies a [`StaffMember`](crate::staff::StaffMember).
+    StaffId => "staff member";
 }
 
 /// A caller-chosen key that makes a request safe to retry: the same key always

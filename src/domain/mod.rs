@@ -54,6 +54,7 @@ pub mod payment;
 pub mod pricing;
 mod session;
 pub mod shipping;
+pub mod staff;
 pub mod tax;
 pub(crate) mod validate;
 pub mod webhook;

@@ -240,7 +240,7 @@ impl Engine {
         exemption: Option<&str>,
     ) -> Result<Customer> {
         if exemption.is_some() {
-            actor.require_privileged()?;
+            actor.require(crate::actor::Permission::Customers)?;
         }
         let c = self
             .modify_customer(actor, customer, |c| c.set_tax_details(tax_id, exemption))
@@ -411,7 +411,7 @@ impl Engine {
         actor: &Actor,
         customer: CustomerId,
     ) -> Result<crate::store::Erasure> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Customers)?;
         let erasure = self
             .inner
             .store
@@ -450,7 +450,7 @@ impl Engine {
         actor: &Actor,
         query: &crate::customer::CustomerQuery,
     ) -> Result<CustomerPage> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Customers)?;
         crate::store::check_limit(query.limit)?;
         if let Some(text) = &query.text {
             crate::validate::at_most(

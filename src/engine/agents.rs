@@ -179,7 +179,7 @@ impl Engine {
             .ok_or_else(|| Error::not_found("agent session", id))?;
         let mine = match actor {
             Actor::Agent(agent) => *agent == session.agent,
-            other => other.is_privileged(),
+            other => other.allows(crate::actor::Permission::Orders),
         };
         if !mine {
             return Err(Error::not_found("agent session", id));

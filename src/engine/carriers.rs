@@ -181,7 +181,7 @@ impl Engine {
         carrier: &str,
         method: &str,
     ) -> Result<Order> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Orders)?;
         let carriers = self
             .inner
             .carriers
@@ -228,7 +228,7 @@ impl Engine {
         order_id: OrderId,
         shipment: ShipmentId,
     ) -> Result<Order> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Orders)?;
         let order = self.load_order(actor, order_id).await?;
         let order = self
             .update_order(order, |o| {

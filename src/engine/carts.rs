@@ -213,7 +213,7 @@ impl Engine {
         quantity: u32,
         price: crate::cart::CustomPrice,
     ) -> Result<Cart> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Orders)?;
         let current = self.cart(actor, cart).await?;
         self.addable(&current, variant).await?;
         let updated = self

@@ -44,7 +44,7 @@ impl Engine {
         id: CategoryId,
         name: &str,
     ) -> Result<Category> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Catalog)?;
         let mut c = self.category_by_id(id).await?;
         c.rename(name)?;
         self.inner.store.update_category(c.clone()).await?;
@@ -74,7 +74,7 @@ impl Engine {
         id: CategoryId,
         parent: Option<CategoryId>,
     ) -> Result<Category> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Catalog)?;
         let mut c = self.category_by_id(id).await?;
         c.move_to(parent);
         self.inner.store.update_category(c.clone()).await?;
@@ -97,7 +97,7 @@ impl Engine {
     /// the store fails.
     #[tracing::instrument(skip_all, fields(category_id = %id))]
     pub async fn delete_category(&self, actor: &Actor, id: CategoryId) -> Result<()> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Catalog)?;
         self.inner.store.delete_category(id).await?;
         self.audit_catalog(
             actor,
@@ -123,7 +123,7 @@ impl Engine {
         id: CollectionId,
         title: &str,
     ) -> Result<Collection> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Catalog)?;
         let mut c = self
             .inner
             .store
@@ -152,7 +152,7 @@ impl Engine {
     /// unknown collection; [`Error::Storage`] when the store fails.
     #[tracing::instrument(skip_all, fields(collection_id = %id))]
     pub async fn delete_collection(&self, actor: &Actor, id: CollectionId) -> Result<()> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Catalog)?;
         self.inner.store.delete_collection(id).await?;
         self.audit_catalog(
             actor,
@@ -179,7 +179,7 @@ impl Engine {
     /// store fails.
     #[tracing::instrument(skip_all, fields(product_id = %id))]
     pub async fn delete_product(&self, actor: &Actor, id: ProductId) -> Result<()> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Catalog)?;
         self.inner.store.delete_product(id).await?;
         self.audit_catalog(
             actor,
@@ -247,7 +247,7 @@ impl Engine {
             }
         }
         let mut query = query.clone();
-        if !actor.is_privileged() {
+        if !actor.allows(crate::actor::Permission::Catalog) {
             // Shoppers see active products: asking for others finds none.
             if query
                 .status
@@ -282,7 +282,7 @@ impl Engine {
         name: &str,
         parent: Option<CategoryId>,
     ) -> Result<Category> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Catalog)?;
         let category = Category::new(name, parent)?;
         self.inner.store.insert_category(category.clone()).await?;
         self.audit_catalog(
@@ -314,7 +314,7 @@ impl Engine {
     /// fails.
     #[tracing::instrument(skip_all)]
     pub async fn create_collection(&self, actor: &Actor, title: &str) -> Result<Collection> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Catalog)?;
         let collection = Collection::new(title)?;
         self.inner
             .store
@@ -342,7 +342,7 @@ impl Engine {
     /// [`Error::Storage`] when the store fails.
     #[tracing::instrument(skip_all)]
     pub async fn create_product(&self, actor: &Actor, input: NewProduct) -> Result<Product> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Catalog)?;
         let product = Product::new(input)?;
         self.inner.store.insert_product(product.clone()).await?;
         self.audit_catalog(
@@ -365,7 +365,7 @@ impl Engine {
     /// [`Engine::create_product`]; [`Error::NotFound`] for an unknown product.
     #[tracing::instrument(skip_all)]
     pub async fn update_product(&self, actor: &Actor, product: Product) -> Result<()> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Catalog)?;
         let id = product.id();
         self.inner.store.update_product(product).await?;
         self.audit_catalog(
@@ -391,7 +391,7 @@ impl Engine {
         id: ProductId,
         status: Status,
     ) -> Result<Product> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Catalog)?;
         let mut product = self.inner.store.product(id).await?;
         product.set_status(status);
         self.inner.store.update_product(product.clone()).await?;

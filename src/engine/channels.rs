@@ -21,7 +21,7 @@ impl Engine {
     /// [`Error::Conflict`] for a stale version.
     #[tracing::instrument(name = "save_channel", skip_all, fields(channel_id = %channel.id))]
     pub async fn save_channel(&self, actor: &Actor, channel: SalesChannel) -> Result<SalesChannel> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Settings)?;
         let saved = self.inner.store.save_channel(channel).await?;
         self.audit_catalog(
             actor,

@@ -162,7 +162,7 @@ impl Engine {
         text: &str,
         visibility: Visibility,
     ) -> Result<Customer> {
-        if !actor.is_privileged() {
+        if !actor.allows(crate::actor::Permission::Customers) {
             return Err(Error::Forbidden);
         }
         let note = Note::new(actor, text, visibility, self.now())?;
@@ -238,7 +238,7 @@ impl Engine {
     /// fails.
     #[tracing::instrument(skip_all)]
     pub async fn create_group(&self, actor: &Actor, name: &str) -> Result<CustomerGroup> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Customers)?;
         let group = CustomerGroup::new(name)?;
         self.inner.store.insert_group(group.clone()).await?;
         self.audit(actor, "create_group", group.id()).await;
@@ -258,7 +258,7 @@ impl Engine {
         customer: CustomerId,
         group: CustomerGroupId,
     ) -> Result<Customer> {
-        if !actor.is_privileged() {
+        if !actor.allows(crate::actor::Permission::Customers) {
             return Err(Error::Forbidden);
         }
         if !self
@@ -292,7 +292,7 @@ impl Engine {
         customer: CustomerId,
         group: CustomerGroupId,
     ) -> Result<Customer> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Customers)?;
         let c = self
             .modify_customer(actor, customer, |c| {
                 c.remove_group(group);

@@ -17,7 +17,7 @@ impl Engine {
         consumer: &str,
         limit: usize,
     ) -> Result<Vec<Event>> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Settings)?;
         self.inner.store.pending_events(consumer, limit).await
     }
 
@@ -29,7 +29,7 @@ impl Engine {
     /// unknown event; [`Error::Storage`] when the store fails.
     #[tracing::instrument(skip_all)]
     pub async fn ack_events(&self, actor: &Actor, consumer: &str, through: EventId) -> Result<()> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Settings)?;
         self.inner.store.ack_events(consumer, through).await
     }
 }

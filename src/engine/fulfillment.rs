@@ -132,7 +132,7 @@ impl Engine {
         order_id: OrderId,
         request: ShipmentRequest,
     ) -> Result<Order> {
-        if !actor.is_privileged() {
+        if !actor.allows(crate::actor::Permission::Orders) {
             return Err(Error::Forbidden);
         }
         let carrier = required_text("carrier", &request.carrier, 100)?;
@@ -213,7 +213,7 @@ impl Engine {
         order_id: OrderId,
         shipment: ShipmentId,
     ) -> Result<Order> {
-        if !actor.is_privileged() {
+        if !actor.allows(crate::actor::Permission::Orders) {
             return Err(Error::Forbidden);
         }
         self.modify_order(actor, order_id, |mut order| {
@@ -256,7 +256,7 @@ impl Engine {
         order_id: OrderId,
         request: ReturnRequest,
     ) -> Result<Order> {
-        if !actor.is_privileged() {
+        if !actor.allows(crate::actor::Permission::Orders) {
             return Err(Error::Forbidden);
         }
         let order = self.load_order(actor, order_id).await?;

@@ -92,7 +92,7 @@ const ANONYMOUS: &str = "guests";
 /// The guess-counting source for `actor` (`None`: not counted).
 pub(crate) fn guess_source(actor: &Actor, cart: Option<crate::id::CartId>) -> Option<String> {
     match actor {
-        Actor::Staff(_) | Actor::System => None,
+        Actor::Staff(_) | Actor::StaffMember(_) | Actor::System => None,
         Actor::Customer(id) => Some(format!("customer:{id}")),
         _ => Some(match cart {
             Some(cart) => format!("cart:{cart}"),
@@ -181,7 +181,7 @@ impl Engine {
         new: NewGiftCard,
         key: &IdempotencyKey,
     ) -> Result<IssuedGiftCard> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::GiftCards)?;
         let now = self.now();
         let code = new.code.unwrap_or_else(crate::giftcard::generate_code);
         let mut card = GiftCard::new(
@@ -227,7 +227,7 @@ impl Engine {
         reason: &str,
         key: &IdempotencyKey,
     ) -> Result<GiftCard> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::GiftCards)?;
         let reason = if reason.trim().is_empty() {
             format!("credit:{key}")
         } else {
@@ -300,7 +300,7 @@ impl Engine {
         currency: Currency,
     ) -> Result<Money> {
         let own = matches!(actor, Actor::Customer(c) if *c == customer);
-        if !own && !actor.is_privileged() {
+        if !own && !actor.allows(crate::actor::Permission::GiftCards) {
             return Err(Error::Forbidden);
         }
         let cards = self.inner.store.gift_cards_of(customer).await?;
@@ -380,7 +380,7 @@ impl Engine {
     pub async fn gift_card(&self, actor: &Actor, id: GiftCardId) -> Result<GiftCard> {
         let card = self.inner.store.gift_card(id).await?;
         let own = matches!(actor, Actor::Customer(c) if Some(*c) == card.customer_id());
-        if !own && !actor.is_privileged() {
+        if !own && !actor.allows(crate::actor::Permission::GiftCards) {
             return Err(Error::Forbidden);
         }
         Ok(card)

@@ -30,7 +30,7 @@ impl Engine {
     /// [`Error::Storage`] when the store fails.
     #[tracing::instrument(skip_all)]
     pub async fn add_location(&self, actor: &Actor, location: Location) -> Result<Location> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Inventory)?;
         self.inner.store.insert_location(location.clone()).await?;
         self.audit(actor, "create_location", location.id()).await;
         Ok(location)
@@ -51,7 +51,7 @@ impl Engine {
         location: LocationId,
         on_hand: i64,
     ) -> Result<StockLevel> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Inventory)?;
         let level = self
             .inner
             .store
@@ -87,7 +87,7 @@ impl Engine {
         location: LocationId,
         delta: i64,
     ) -> Result<StockLevel> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Inventory)?;
         let level = self
             .inner
             .store
@@ -170,7 +170,7 @@ impl Engine {
         actor: &Actor,
         items: &[(VariantId, u32)],
     ) -> Result<Reservation> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Inventory)?;
         let ids: Vec<VariantId> = items.iter().map(|(v, _)| *v).collect();
         let entries = self.inner.store.entries(&ids).await?;
         let requests = items
@@ -203,7 +203,7 @@ impl Engine {
     /// [`Error::Storage`] when the store fails.
     #[tracing::instrument(skip_all)]
     pub async fn usage(&self, actor: &Actor, counter: &str) -> Result<u64> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Promotions)?;
         self.inner.store.usage(counter).await
     }
 
@@ -220,7 +220,7 @@ impl Engine {
         actor: &Actor,
         id: ReservationId,
     ) -> Result<Reservation> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Inventory)?;
         self.inner.store.release(id, self.now()).await
     }
 
@@ -237,7 +237,7 @@ impl Engine {
         actor: &Actor,
         id: ReservationId,
     ) -> Result<Reservation> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Inventory)?;
         self.inner.store.commit(id, self.now()).await
     }
 }

@@ -54,7 +54,7 @@ impl Engine {
     /// steps before it have taken effect; the next round goes on).
     #[tracing::instrument(name = "maintenance", skip_all)]
     pub async fn run_maintenance(&self, actor: &Actor) -> Result<MaintenanceReport> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Settings)?;
         let recovery = self.recover().await?;
         let cutoff = self.now() - self.inner.config.retention;
         let pruned_checkouts = self.inner.store.prune_checkouts(cutoff).await?;

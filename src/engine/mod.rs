@@ -37,6 +37,7 @@ pub mod quotes;
 pub mod relay;
 pub(crate) mod routing;
 pub(crate) mod services;
+pub mod staff;
 pub(crate) mod tax;
 pub mod telemetry;
 
@@ -168,6 +169,12 @@ pub struct EngineConfig {
     /// How long a carrier's rates are reused for the same parcel and
     /// route (10 minutes by default).
     pub carrier_rate_ttl: StdDuration,
+    /// How long a staff session lasts from sign-in, used or not (8 hours
+    /// by default): see [`Engine::staff_login`].
+    pub staff_session_ttl: Duration,
+    /// The issuer authenticator apps show beside a member's two-factor
+    /// entry (`"cartwright"` by default).
+    pub staff_totp_issuer: String,
 }
 
 crate::domain::setters!(EngineConfig {
@@ -192,6 +199,8 @@ crate::domain::setters!(EngineConfig {
     tax_quote_ttl: StdDuration,
     carrier_timeout: StdDuration,
     carrier_rate_ttl: StdDuration,
+    staff_session_ttl: Duration,
+    staff_totp_issuer: String,
 } into {});
 
 impl Default for EngineConfig {
@@ -218,6 +227,8 @@ impl Default for EngineConfig {
             tax_quote_ttl: StdDuration::from_secs(600),
             carrier_timeout: StdDuration::from_secs(5),
             carrier_rate_ttl: StdDuration::from_secs(600),
+            staff_session_ttl: Duration::hours(8),
+            staff_totp_issuer: "cartwright".to_owned(),
         }
     }
 }

@@ -321,7 +321,9 @@ impl Engine {
         order_id: OrderId,
         refund: ManualRefund,
     ) -> Result<Order> {
-        if !matches!(actor, Actor::Staff(_)) {
+        // A signed-in member needs the refunds permission and the amount
+        // within their ceiling (checked with the refund itself).
+        if !matches!(actor, Actor::Staff(_) | Actor::StaffMember(_)) {
             return Err(Error::Forbidden);
         }
         let order = self.load_order(actor, order_id).await?;
@@ -346,7 +348,7 @@ impl Engine {
     /// [`Error::Forbidden`], [`Error::NotFound`], or the provider's error.
     #[tracing::instrument(name = "settle_order", skip_all, fields(order_id = %order_id))]
     pub async fn settle_order(&self, actor: &Actor, order_id: OrderId) -> Result<Order> {
-        if !actor.is_privileged() {
+        if !actor.allows(crate::actor::Permission::Orders) {
             return Err(Error::Forbidden);
         }
         let order = self.load_order(actor, order_id).await?;

@@ -71,7 +71,7 @@ impl Engine {
     pub async fn find_orders(&self, actor: &Actor, query: &OrderQuery) -> Result<OrderPage> {
         let mut query = query.clone();
         match actor {
-            a if a.is_privileged() => {}
+            a if a.allows(crate::actor::Permission::Orders) => {}
             Actor::Customer(me) => match query.customer {
                 Some(c) if c != *me => return Err(Error::Forbidden),
                 _ => query.customer = Some(*me),
@@ -136,7 +136,7 @@ impl Engine {
         text: &str,
         visibility: Visibility,
     ) -> Result<Order> {
-        let allowed = actor.is_privileged()
+        let allowed = actor.allows(crate::actor::Permission::Orders)
             || (matches!(actor, Actor::Customer(_)) && visibility == Visibility::Customer);
         if !allowed {
             return Err(Error::Forbidden);
@@ -144,7 +144,8 @@ impl Engine {
         let note = Note::new(actor, text, visibility, self.now())?;
         let order = self
             .modify_order(actor, id, |mut order| {
-                if order.customer_id().is_none() && !actor.is_privileged() {
+                if order.customer_id().is_none() && !actor.allows(crate::actor::Permission::Orders)
+                {
                     return Err(Error::Forbidden);
                 }
                 order.add_note(note.clone())?;

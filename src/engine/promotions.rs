@@ -66,7 +66,7 @@ impl Engine {
     /// registered; [`Error::Storage`] when the store fails.
     #[tracing::instrument(skip_all)]
     pub async fn save_promotion(&self, actor: &Actor, promotion: Promotion) -> Result<Promotion> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Promotions)?;
         // Every check compiling runs: a promotion this engine could not
         // evaluate (an unregistered rule) is refused here.
         PromotionSet::check_one(&promotion, &self.inner.rules)?;
@@ -91,7 +91,7 @@ impl Engine {
     /// [`Error::NotFound`]; [`Error::Storage`] when the store fails.
     #[tracing::instrument(skip_all)]
     pub async fn promotion(&self, actor: &Actor, id: PromotionId) -> Result<Promotion> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Promotions)?;
         self.inner.store.promotion(id).await
     }
 
@@ -102,7 +102,7 @@ impl Engine {
     /// [`Error::Storage`] when the store fails.
     #[tracing::instrument(skip_all)]
     pub async fn promotions(&self, actor: &Actor) -> Result<Vec<Promotion>> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Promotions)?;
         self.inner.store.promotions().await
     }
 
@@ -113,7 +113,7 @@ impl Engine {
     /// [`Error::Storage`] when the store fails.
     #[tracing::instrument(skip_all)]
     pub async fn price_lists(&self, actor: &Actor) -> Result<Vec<PriceList>> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Promotions)?;
         self.inner.store.price_lists().await
     }
 
@@ -129,7 +129,7 @@ impl Engine {
         id: PromotionId,
         enabled: bool,
     ) -> Result<Promotion> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Promotions)?;
         let mut p = self.inner.store.promotion(id).await?;
         p.enabled = enabled;
         self.save_promotion(actor, p).await
@@ -152,7 +152,7 @@ impl Engine {
         code: &str,
         max_uses: Option<u64>,
     ) -> Result<Coupon> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Promotions)?;
         let p = self.inner.store.promotion(promotion).await?;
         if !p.coded {
             return Err(Error::invalid(
@@ -204,7 +204,7 @@ impl Engine {
         code: &str,
         max_uses: Option<u64>,
     ) -> Result<Coupon> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Promotions)?;
         let coupon = Coupon::for_promotions(
             code,
             promotions,
@@ -247,7 +247,7 @@ impl Engine {
         count: usize,
         max_uses: Option<u64>,
     ) -> Result<Vec<Coupon>> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Promotions)?;
         let p = self.inner.store.promotion(promotion).await?;
         if !p.coded {
             return Err(Error::invalid(
@@ -289,7 +289,7 @@ impl Engine {
     /// validate; [`Error::Storage`] when the store fails.
     #[tracing::instrument(skip_all)]
     pub async fn save_price_list(&self, actor: &Actor, list: PriceList) -> Result<PriceList> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Promotions)?;
         list.validate()?;
         self.inner.store.save_price_list(list.clone()).await?;
         self.audit_promotion(

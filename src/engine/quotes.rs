@@ -85,7 +85,7 @@ impl Engine {
     /// [`Error::Storage`] when the store fails.
     #[tracing::instrument(skip_all)]
     pub async fn create_draft_order(&self, actor: &Actor, draft: NewDraftOrder) -> Result<Cart> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Orders)?;
         let note = optional_text("quote note", &draft.note, MAX_QUOTE_NOTE_LEN)?;
         if let Some(customer) = draft.customer {
             self.inner.store.customer(customer).await?;
@@ -125,7 +125,7 @@ impl Engine {
         cart_id: CartId,
         expires_at: DateTime<Utc>,
     ) -> Result<SentQuote> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Orders)?;
         let token = AccessToken::random();
         for attempt in 0..self.inner.config.max_retries {
             pause_before_retry(attempt).await;
@@ -167,7 +167,7 @@ impl Engine {
     /// [`Error::NotFound`]; [`Error::Storage`].
     #[tracing::instrument(skip_all, fields(cart_id = %cart_id))]
     pub async fn withdraw_quote(&self, actor: &Actor, cart_id: CartId) -> Result<Cart> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Orders)?;
         for attempt in 0..self.inner.config.max_retries {
             pause_before_retry(attempt).await;
             let mut cart = self.cart(actor, cart_id).await?;

@@ -21,7 +21,7 @@ impl Engine {
         actor: &Actor,
         webhook: NewWebhook,
     ) -> Result<WebhookSubscription> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Settings)?;
         let webhook = webhook.validate(&self.inner.config.webhook_policy, self.now())?;
         self.inner.store.create_webhook(&webhook).await?;
         self.audit(
@@ -39,7 +39,7 @@ impl Engine {
     /// [`Error::Forbidden`] unless staff or the system is acting;
     /// [`Error::Storage`].
     pub async fn webhooks(&self, actor: &Actor) -> Result<Vec<WebhookSubscription>> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Settings)?;
         self.inner.store.webhooks().await
     }
 
@@ -49,7 +49,7 @@ impl Engine {
     /// [`Error::Forbidden`] unless staff or the system is acting;
     /// [`Error::NotFound`]; [`Error::Storage`].
     pub async fn webhook(&self, actor: &Actor, id: WebhookId) -> Result<WebhookSubscription> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Settings)?;
         self.inner
             .store
             .webhook(id)
@@ -92,7 +92,7 @@ impl Engine {
         status: WebhookStatus,
         action: &'static str,
     ) -> Result<()> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Settings)?;
         if !self.inner.store.set_webhook_status(id, &status).await? {
             return Err(Error::not_found("webhook", id));
         }
@@ -107,7 +107,7 @@ impl Engine {
     /// [`Error::Forbidden`] unless staff or the system is acting;
     /// [`Error::NotFound`]; [`Error::Storage`].
     pub async fn delete_webhook(&self, actor: &Actor, id: WebhookId) -> Result<()> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Settings)?;
         if !self.inner.store.delete_webhook(id).await? {
             return Err(Error::not_found("webhook", id));
         }

@@ -760,3 +760,49 @@ impl crate::store::AgentStore for FaultyStore {
         self.inner.prune_requests(before).await
     }
 }
+
+#[async_trait]
+impl crate::store::StaffStore for FaultyStore {
+    async fn insert_staff(&self, m: &crate::staff::StaffMember) -> Result<()> {
+        self.inner.insert_staff(m).await
+    }
+    async fn save_staff(&self, m: &crate::staff::StaffMember) -> Result<()> {
+        self.inner.save_staff(m).await
+    }
+    async fn staff_member(&self, id: StaffId) -> Result<Option<crate::staff::StaffMember>> {
+        self.inner.staff_member(id).await
+    }
+    async fn staff_by_email(&self, email: &Email) -> Result<Option<crate::staff::StaffMember>> {
+        self.inner.staff_by_email(email).await
+    }
+    async fn list_staff(&self) -> Result<Vec<crate::staff::StaffMember>> {
+        self.inner.list_staff().await
+    }
+    async fn save_role(&self, role: &crate::staff::Role) -> Result<()> {
+        self.inner.save_role(role).await
+    }
+    async fn delete_role(&self, name: &str) -> Result<bool> {
+        self.inner.delete_role(name).await
+    }
+    async fn roles(&self) -> Result<Vec<crate::staff::Role>> {
+        self.inner.roles().await
+    }
+    async fn insert_staff_session(&self, s: &crate::staff::StaffSession) -> Result<()> {
+        self.inner.insert_staff_session(s).await
+    }
+    async fn staff_session(&self, hash: &str) -> Result<Option<crate::staff::StaffSession>> {
+        self.inner.staff_session(hash).await
+    }
+    async fn delete_staff_session(&self, hash: &str) -> Result<()> {
+        self.inner.delete_staff_session(hash).await
+    }
+    async fn delete_staff_sessions(
+        &self,
+        staff: Option<StaffId>,
+        expired_before: DateTime<Utc>,
+    ) -> Result<u64> {
+        self.inner
+            .delete_staff_sessions(staff, expired_before)
+            .await
+    }
+}

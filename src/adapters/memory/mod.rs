@@ -129,6 +129,12 @@ struct State {
     agent_carts: HashMap<CartId, crate::agent::AgentSessionId>,
     /// Agentic request keys by scope and key.
     agent_requests: BTreeMap<(String, String), agents::AgentRequest>,
+    /// Staff accounts.
+    staff: BTreeMap<crate::id::StaffId, crate::staff::StaffMember>,
+    /// Staff roles by name.
+    roles: BTreeMap<String, crate::staff::Role>,
+    /// Staff sessions by token hash.
+    staff_sessions: BTreeMap<String, crate::staff::StaffSession>,
 }
 
 /// A consistent copy of a [`MemoryStore`]'s whole state, comparable with
@@ -196,6 +202,9 @@ impl MemorySnapshot {
             agent_sessions,
             agent_carts,
             agent_requests,
+            staff,
+            roles,
+            staff_sessions,
         } = &self.0;
         let products: Vec<(&ProductId, &Product)> =
             products.iter().map(|(k, v)| (k, v.as_ref())).collect();
@@ -258,6 +267,12 @@ impl MemorySnapshot {
             (
                 "agent_requests",
                 serde_json::to_value(pairs(agent_requests)),
+            ),
+            ("staff", serde_json::to_value(pairs(staff))),
+            ("roles", serde_json::to_value(pairs(roles))),
+            (
+                "staff_sessions",
+                serde_json::to_value(pairs(staff_sessions)),
             ),
         ];
         let mut value = serde_json::Map::new();
@@ -659,4 +674,5 @@ mod giftcards;
 mod inventory;
 mod orders;
 mod promotions;
+mod staff;
 mod webhooks;

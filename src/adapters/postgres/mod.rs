@@ -320,6 +320,7 @@ mod giftcards;
 mod inventory;
 mod orders;
 mod promotions;
+mod staff;
 mod webhooks;
 
 use carts::*;

@@ -143,7 +143,7 @@ impl Cart {
         let Some(q) = &self.quote else {
             return true;
         };
-        if actor.is_privileged() {
+        if actor.allows(crate::actor::Permission::Orders) {
             return true;
         }
         if q.sent_at.is_none() {
@@ -192,7 +192,7 @@ impl Cart {
             return Ok(());
         };
         match self.quote_status(now) {
-            Some(QuoteStatus::Draft) if actor.is_privileged() => Ok(()),
+            Some(QuoteStatus::Draft) if actor.allows(crate::actor::Permission::Orders) => Ok(()),
             Some(QuoteStatus::Sent) => match q.total {
                 Some(sent) if sent == total => Ok(()),
                 Some(sent) => Err(Error::PriceChanged {

@@ -197,6 +197,7 @@ impl Order {
                 format!("{amount} must be positive and exact in minor units"),
             ));
         }
+        actor.check_refund(amount)?;
         if amount.checked_cmp(&refundable)?.is_gt() {
             return Err(Error::invalid(
                 "refund",
@@ -316,6 +317,16 @@ impl Order {
         actor: &Actor,
     ) -> Result<()> {
         let reason = optional_text("cancellation reason", reason, MAX_NOTE_LEN)?;
+        // What the cancellation would give back must be within the actor's
+        // ceiling: asked first, so an actor who may not refund learns
+        // nothing more about the order.
+        let mut refundable = Money::zero(self.payment.authorized.currency());
+        for p in self.payments() {
+            refundable = refundable.checked_add(p.refundable()?)?;
+        }
+        if !refundable.is_zero() {
+            actor.check_refund(refundable)?;
+        }
         self.ensure_open()?;
         if !self.shipments.is_empty() {
             return Err(Error::IllegalTransition {

@@ -81,7 +81,7 @@ impl Engine {
         order_id: OrderId,
         claim: NewClaim,
     ) -> Result<Order> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Orders)?;
         let note = optional_text("claim note", &claim.note, MAX_NOTE_LEN)?;
         let key = format!("claim:{}", claim.key);
         let order = self.load_order(actor, order_id).await?;

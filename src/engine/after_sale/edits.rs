@@ -93,6 +93,7 @@ impl Engine {
     fn may_edit(&self, actor: &Actor) -> Result<()> {
         match actor {
             Actor::Staff(_) | Actor::System => Ok(()),
+            Actor::StaffMember(_) => actor.require(crate::actor::Permission::Orders),
             Actor::Customer(_) | Actor::GuestWithToken(_)
                 if self.inner.config.customer_order_edits =>
             {

@@ -220,7 +220,7 @@ impl Engine {
         order_id: OrderId,
         exchange: NewExchange,
     ) -> Result<Order> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Orders)?;
         let note = optional_text("exchange note", &exchange.note, MAX_NOTE_LEN)?;
         let key = format!("exchange:{}", exchange.key);
         let order = self.load_order(actor, order_id).await?;
@@ -399,7 +399,7 @@ impl Engine {
         order_id: OrderId,
         exchange: ExchangeId,
     ) -> Result<Order> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Orders)?;
         let store = self.inner.store.clone();
         for _ in 0..self.inner.config.max_retries {
             let order = self.load_order(actor, order_id).await?;
@@ -692,7 +692,7 @@ impl Engine {
         order_id: OrderId,
         charge: ChargeId,
     ) -> Result<Order> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Orders)?;
         let order = self.load_order(actor, order_id).await?;
         let c = order.charge(charge)?.clone();
         if c.state != ChargeState::AwaitingCustomer {

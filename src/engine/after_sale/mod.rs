@@ -49,6 +49,7 @@ fn after_sale(order_id: OrderId, change: AfterSaleChange) -> EventKind {
 fn require_buyer_side(actor: &Actor) -> Result<()> {
     match actor {
         Actor::Customer(_) | Actor::GuestWithToken(_) | Actor::Staff(_) | Actor::System => Ok(()),
+        Actor::StaffMember(_) => actor.require(crate::actor::Permission::Orders),
         _ => Err(Error::Forbidden),
     }
 }

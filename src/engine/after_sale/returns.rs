@@ -208,7 +208,7 @@ impl Engine {
         case: ReturnCaseId,
         note: &str,
     ) -> Result<Order> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Orders)?;
         let note = optional_text("note", note, MAX_NOTE_LEN)?;
         self.step_return(
             actor,
@@ -235,7 +235,7 @@ impl Engine {
         case: ReturnCaseId,
         reason: &str,
     ) -> Result<Order> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Orders)?;
         let reason = required_text("rejection reason", reason, MAX_NOTE_LEN)?;
         self.step_return(
             actor,
@@ -292,7 +292,7 @@ impl Engine {
         case: ReturnCaseId,
         received: Vec<ReceivedUnits>,
     ) -> Result<Order> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Orders)?;
         crate::validate::at_most("received lines", received.len(), 1_000)?;
         // Every restock location must hold the variant already, or the
         // refund's completion could not put the units back.
@@ -348,7 +348,7 @@ impl Engine {
         case: ReturnCaseId,
         refund: RefundReturn,
     ) -> Result<Order> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Orders)?;
         let order = self.load_order(actor, order_id).await?;
         let key = format!("return-case:{}", refund.key);
         let now = self.now();

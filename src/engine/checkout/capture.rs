@@ -84,7 +84,7 @@ impl Engine {
         amount: Option<crate::money::Money>,
         request_key: String,
     ) -> Result<Order> {
-        if !actor.is_privileged() {
+        if !actor.allows(crate::actor::Permission::Orders) {
             return Err(Error::Forbidden);
         }
         let order = self.load_order(actor, order_id).await?;

@@ -574,7 +574,7 @@ impl Engine {
         sink: Option<&str>,
         limit: usize,
     ) -> Result<Vec<FailedDelivery>> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Settings)?;
         crate::store::check_limit(limit)?;
         self.inner.store.failed_deliveries(sink, limit).await
     }
@@ -592,7 +592,7 @@ impl Engine {
         sink: &str,
         aggregate: &str,
     ) -> Result<bool> {
-        actor.require_privileged()?;
+        actor.require(crate::actor::Permission::Settings)?;
         crate::validate::at_most("aggregate", aggregate.chars().count(), 200)?;
         let replayed = self.inner.store.replay_delivery(sink, aggregate).await?;
         if replayed {

@@ -748,9 +748,11 @@ pub trait OrderStore: Send + Sync {
 
 mod agents;
 mod events;
+mod staff;
 mod webhooks;
 pub use agents::*;
 pub use events::*;
+pub use staff::*;
 pub use webhooks::*;
 
 /// Promotions, price lists and coupon codes.
@@ -901,6 +903,7 @@ pub trait Store:
     + ChannelStore
     + WebhookStore
     + AgentStore
+    + StaffStore
 {
 }
 
@@ -917,6 +920,7 @@ impl<T> Store for T where
         + ChannelStore
         + WebhookStore
         + AgentStore
+        + StaffStore
 {
 }
 
