@@ -337,10 +337,10 @@ pub(super) async fn first_commit(store: Arc<dyn Store>) -> Result<(), Failure> {
             format!("3 units over locations holding 1 and 5 were taken as {lines:?}")
         })?;
     }
-    // A location hint (`StockRequest::location`) is only a hint: pointing
-    // at a location without the units, or at no location at all, never
-    // holds units where they are not; the units come from a location that
-    // had them.
+    // A bound location (`StockRequest::location`) holds units there only:
+    // pointing at a location without the units, or at no location at all,
+    // holds nothing (`None`, or an error naming the location) — never
+    // units elsewhere, never units a location did not have.
     let first_location = step(CHECK, e.stock(b).await)?
         .levels
         .iter()
@@ -365,23 +365,30 @@ pub(super) async fn first_commit(store: Arc<dyn Store>) -> Result<(), Failure> {
     .enumerate()
     {
         let before = step(CHECK, e.stock(b).await)?.levels;
-        let held = step(
-            CHECK,
-            store
-                .begin_and_reserve(begin(&format!("hint-{i}"))?, &[hinted(hint)], &[], until)
-                .await,
-        )?;
+        let held = match store
+            .begin_and_reserve(begin(&format!("hint-{i}"))?, &[hinted(hint)], &[], until)
+            .await
+        {
+            Err(crate::Error::Invalid { .. }) => None,
+            other => step(CHECK, other)?,
+        };
         let after = step(CHECK, e.stock(b).await)?.levels;
+        if held.is_none() {
+            ensure(after == before, CHECK, || {
+                format!("a refused hold at {hint} changed the stock: {before:?} → {after:?}")
+            })?;
+        }
         if let Some((_, reservation)) = &held {
             let from_stock = reservation.lines.iter().all(|l| {
-                before.iter().any(|b| {
-                    b.location_id == l.location_id
-                        && b.on_hand - b.reserved >= i64::from(l.quantity)
-                })
+                l.location_id == hint
+                    && before.iter().any(|b| {
+                        b.location_id == l.location_id
+                            && b.on_hand - b.reserved >= i64::from(l.quantity)
+                    })
             });
             ensure(from_stock, CHECK, || {
                 format!(
-                    "1 unit hinted at {hint} was held as {:?}; the levels were {before:?}",
+                    "1 unit bound to {hint} was held as {:?}; the levels were {before:?}",
                     reservation.lines
                 )
             })?;
