@@ -461,7 +461,15 @@ async fn main() -> Result<()> {
         config = config.handler(h);
     }
     let merchant = UcpMerchant::new(engine.clone(), config)?;
-    let relay = cartwright::relay::Relay::new(engine.clone(), vec![merchant.webhook_sink()])?;
+    // The conformance suite's agents listen for webhooks only while their
+    // own test runs, all on one port: a delivery refused after a test ended
+    // would be retried into a later test's server (the relay's default
+    // schedule waits 30 s first). This demo retries twice within three
+    // seconds and then parks the event; a shop keeps the default schedule.
+    let mut relay_config = cartwright::relay::RelayConfig::default();
+    relay_config.retry_schedule = vec![chrono::Duration::seconds(1), chrono::Duration::seconds(2)];
+    let relay = cartwright::relay::Relay::new(engine.clone(), vec![merchant.webhook_sink()])?
+        .with_config(relay_config)?;
     tokio::spawn(relay.run(Duration::from_millis(100)));
     let sim = Simulation {
         engine: engine.clone(),
