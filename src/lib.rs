@@ -228,6 +228,29 @@ pub mod tax {
     pub use crate::domain::tax::*;
 }
 
+pub mod media {
+    //! Product and variant images: the checks every upload passes
+    //! ([`check_image`]: sniffed, size-limited, decoded and re-encoded),
+    //! the names they are kept under ([`MediaKey`], never from the
+    //! upload), the [`MediaStore`] port and its built-ins —
+    //! [`MemoryMedia`] (the default), [`FsMedia`] (a folder) and, with the
+    //! feature `object-store`, [`ObjectStoreMedia`] (S3, GCS, Azure).
+    //! The engine's calls are `Engine::upload_image`, `Engine::remove_image`
+    //! and `Engine::media`.
+    #[cfg(feature = "object-store")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "object-store")))]
+    #[doc(inline)]
+    pub use crate::adapters::media::object_store::ObjectStoreMedia;
+    #[doc(inline)]
+    pub use crate::adapters::media::{FsMedia, MemoryMedia};
+    #[doc(inline)]
+    pub use crate::domain::media::*;
+    #[doc(inline)]
+    pub use crate::engine::media::ImageUpload;
+    #[doc(inline)]
+    pub use crate::ports::media::MediaStore;
+}
+
 pub mod store {
     //! Where everything lives: the store ports (the traits an adapter
     //! implements, each command atomic) and the two adapters, the in-memory

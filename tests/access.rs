@@ -579,6 +579,22 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 8], Call)> {
             let product = e.product(p).await?;
             e.update_product(&a, product).await
         }),
+        row!("upload_image", PRIVILEGED, |e, a| async move {
+            let p = e.variant_by_sku("A").await?.variant.product_id();
+            let png = [
+                0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44,
+                0x52, 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0x1f, 0x15, 0xc4, 0x89, 0, 0, 0,
+                0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0xda, 0x63, 0xf8, 0xcf, 0xc0, 0xf0, 0x1f,
+                0, 5, 0, 1, 0xff, 0x56, 0xc7, 0x2f, 0x0d, 0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44,
+                0xae, 0x42, 0x60, 0x82,
+            ];
+            e.upload_image(&a, p, cartwright::media::ImageUpload::new(png.to_vec()))
+                .await
+        }),
+        row!("remove_image (unknown)", PRIVILEGED, |e, a| async move {
+            let p = e.variant_by_sku("A").await?.variant.product_id();
+            e.remove_image(&a, p, "/media/none.png").await
+        }),
         row!("create_location", PRIVILEGED, |e, a| e
             .create_location(&a, "Shop", 1)),
         row!("add_location", PRIVILEGED, |e, a| e.add_location(
@@ -963,7 +979,9 @@ fn needs(name: &str) -> &'static [&'static [Permission]] {
             || n.starts_with("delete_product")
             || n == "create_product"
             || n == "set_product_status"
-            || n == "update_product" =>
+            || n == "update_product"
+            || n == "upload_image"
+            || n.starts_with("remove_image") =>
         {
             CATALOG
         }

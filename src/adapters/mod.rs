@@ -5,6 +5,7 @@
 //! Architecture invariant: adapters implement ports and know nothing of the
 //! engine, pricing or providers.
 
+pub mod media;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;

@@ -47,6 +47,7 @@ pub mod event;
 pub mod giftcard;
 pub mod id;
 pub mod inventory;
+pub(crate) mod media;
 pub mod money;
 pub mod note;
 pub mod order;

@@ -20,6 +20,7 @@ mod customers;
 pub use customers::NewCustomer;
 mod events;
 mod inventory;
+pub(crate) mod media;
 mod orders;
 mod webhooks;
 pub use accounts::{CustomerExport, CustomerPage};
@@ -175,6 +176,11 @@ pub struct EngineConfig {
     /// The issuer authenticator apps show beside a member's two-factor
     /// entry (`"cartwright"` by default).
     pub staff_totp_issuer: String,
+    /// Where uploaded images are served from: an image's URL is this
+    /// followed by its [`MediaKey`](crate::media::MediaKey) (`"/media/"` by
+    /// default, where the admin router and the storefront serve them; a
+    /// CDN's address in front of the media store otherwise).
+    pub media_url_prefix: String,
 }
 
 crate::domain::setters!(EngineConfig {
@@ -201,6 +207,7 @@ crate::domain::setters!(EngineConfig {
     carrier_rate_ttl: StdDuration,
     staff_session_ttl: Duration,
     staff_totp_issuer: String,
+    media_url_prefix: String,
 } into {});
 
 impl Default for EngineConfig {
@@ -229,6 +236,7 @@ impl Default for EngineConfig {
             carrier_rate_ttl: StdDuration::from_secs(600),
             staff_session_ttl: Duration::hours(8),
             staff_totp_issuer: "cartwright".to_owned(),
+            media_url_prefix: "/media/".to_owned(),
         }
     }
 }
@@ -258,6 +266,7 @@ pub struct EngineBuilder {
     tax_fallback: Option<Arc<dyn TaxCalculator>>,
     ship_from: Option<crate::customer::Address>,
     router: Option<Arc<dyn crate::inventory::FulfilmentRouter>>,
+    media: Option<Arc<dyn crate::media::MediaStore>>,
     carriers: Vec<Arc<dyn crate::shipping::Carrier>>,
     carrier_fallback: bool,
     shipping: Option<Arc<dyn ShippingRates>>,
@@ -372,6 +381,14 @@ impl EngineBuilder {
         router: Arc<dyn crate::inventory::FulfilmentRouter>,
     ) -> Self {
         self.router = Some(router);
+        self
+    }
+    /// Keeps uploaded images ([`Engine::upload_image`]) in `media`:
+    /// [`FsMedia`](crate::media::FsMedia), `ObjectStoreMedia` (feature
+    /// `object-store`) or one's own. Without one they are kept in memory
+    /// ([`MemoryMedia`](crate::media::MemoryMedia)).
+    pub fn media(mut self, media: Arc<dyn crate::media::MediaStore>) -> Self {
+        self.media = Some(media);
         self
     }
     /// Offers this carrier's live rates beside the table rates, and buys
@@ -548,6 +565,9 @@ impl EngineBuilder {
                 tax_service,
                 ship_from: self.ship_from,
                 router: self.router,
+                media: self
+                    .media
+                    .unwrap_or_else(|| Arc::new(crate::media::MemoryMedia::new())),
                 carriers,
                 shipping: self
                     .shipping
@@ -649,6 +669,8 @@ pub(crate) struct Inner {
     pub(crate) ship_from: Option<crate::customer::Address>,
     /// Which location ships which units, when the shop routes.
     pub(crate) router: Option<Arc<dyn crate::inventory::FulfilmentRouter>>,
+    /// Where uploaded images are kept.
+    pub(crate) media: Arc<dyn crate::media::MediaStore>,
     /// The shop's carriers, when it has any.
     pub(crate) carriers: Option<crate::engine::carriers::Carriers>,
     pub(crate) shipping: Arc<dyn ShippingRates>,
@@ -713,6 +735,7 @@ impl Engine {
             tax_fallback: None,
             ship_from: None,
             router: None,
+            media: None,
             carriers: Vec::new(),
             carrier_fallback: false,
             shipping: None,
@@ -746,10 +769,21 @@ impl Engine {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T> {
+        self.cpu_bound("password hashing", f).await
+    }
+
+    /// Runs CPU- and memory-heavy work (password hashing, image decoding)
+    /// in one of the bounded slots, off the async threads, waiting at most
+    /// the configured time for a slot ([`Error::Busy`] naming `what`).
+    pub(crate) async fn cpu_bound<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
         let wait = self.inner.config.password_hash_wait;
         let _slot = match tokio::time::timeout(wait, self.inner.hash_slots.acquire()).await {
             Ok(Ok(slot)) => slot,
-            _ => return Err(Error::Busy("password hashing")),
+            _ => return Err(Error::Busy(what)),
         };
         blocking(f).await
     }

@@ -7,4 +7,5 @@
 //! Architecture invariant: the ports speak domain types only; they know
 //! nothing of the engine or of any adapter.
 
+pub mod media;
 pub mod store;

@@ -209,6 +209,8 @@ pub struct ShopOptions {
     pub carrier_fallback: bool,
     /// A fulfilment router (none: stock by location priority, one parcel).
     pub router: Option<Arc<dyn cartwright::inventory::FulfilmentRouter>>,
+    /// Where uploaded images go (in memory when `None`).
+    pub media: Option<Arc<dyn cartwright::media::MediaStore>>,
 }
 
 /// A tax service and the tables to fall back on.
@@ -232,6 +234,7 @@ impl Default for ShopOptions {
             carriers: Vec::new(),
             carrier_fallback: false,
             router: None,
+            media: None,
         }
     }
 }
@@ -509,6 +512,10 @@ pub fn build_engine(
         .iter()
         .fold(builder, |b, c| b.carrier(c.clone()))
         .carrier_fallback(options.carrier_fallback);
+    let builder = match &options.media {
+        Some(media) => builder.media(media.clone()),
+        None => builder,
+    };
     let builder = match &options.router {
         Some(router) => builder.fulfilment_router(router.clone()),
         None => builder,

@@ -146,6 +146,14 @@ pub struct Image {
     pub alt: String,
     /// Sort position; lower first.
     pub position: u32,
+    /// The variant it shows, when it shows one (else the whole product).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<VariantId>,
+    /// Where the engine keeps it, for an uploaded image
+    /// ([`Engine::upload_image`](crate::Engine::upload_image)); `None` for
+    /// one hosted elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<crate::domain::media::MediaKey>,
 }
 
 impl Image {
@@ -155,11 +163,21 @@ impl Image {
             url: url.into(),
             alt: String::new(),
             position: 0,
+            variant: None,
+            media: None,
         }
+    }
+
+    fn checked(self) -> Result<Self> {
+        Ok(Image {
+            url: required_text("image url", &self.url, MAX_URL_LEN)?,
+            alt: optional_text("image alt text", &self.alt, MAX_TITLE_LEN)?,
+            ..self
+        })
     }
 }
 
-crate::domain::setters!(Image { position: u32 } into { url: String, alt: String });
+crate::domain::setters!(Image { position: u32 } into { url: String, alt: String, variant: Option<VariantId>, media: Option<crate::domain::media::MediaKey> });
 
 /// What a caller supplies to create a variant. Prices come only from here
 /// (and later price lists), never from a cart.
@@ -533,11 +551,7 @@ impl Product {
         }
         let mut images = Vec::with_capacity(input.images.len());
         for image in input.images {
-            images.push(Image {
-                url: required_text("image url", &image.url, MAX_URL_LEN)?,
-                alt: optional_text("image alt text", &image.alt, MAX_TITLE_LEN)?,
-                position: image.position,
-            });
+            images.push(image.checked()?);
         }
         images.sort_by_key(|i| i.position);
         let mut variants = Vec::with_capacity(input.variants.len());
@@ -609,6 +623,110 @@ impl Product {
     /// Changes the product's status (archive to stop selling it).
     pub fn set_status(&mut self, status: Status) {
         self.status = status;
+    }
+
+    /// Renames the product.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for a title that does
+    /// not validate (as in [`Product::new`]).
+    pub fn set_title(&mut self, title: &str) -> Result<()> {
+        self.title = required_text("product title", title, MAX_TITLE_LEN)?;
+        Ok(())
+    }
+
+    /// Replaces the description.
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`] past [`MAX_DESCRIPTION_LEN`].
+    pub fn set_description(&mut self, description: &str) -> Result<()> {
+        self.description = optional_text("description", description, MAX_DESCRIPTION_LEN)?;
+        Ok(())
+    }
+
+    /// Replaces the tags (kept lower-case, as in [`Product::new`]).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for tags that do not
+    /// validate or more than [`MAX_TAGS_PER_PRODUCT`].
+    pub fn set_tags(&mut self, tags: &[String]) -> Result<()> {
+        at_most("tags per product", tags.len(), MAX_TAGS_PER_PRODUCT)?;
+        let mut out = BTreeSet::new();
+        for tag in tags {
+            out.insert(required_text("tag", tag, MAX_TITLE_LEN)?.to_lowercase());
+        }
+        self.tags = out;
+        Ok(())
+    }
+
+    /// Replaces one variant's details with `input`, keeping its id (so
+    /// orders and stock that name it still do).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for a variant it does not have; as
+    /// [`Product::add_variant`] for input that does not validate or a SKU
+    /// another of its variants has.
+    pub fn replace_variant(&mut self, variant: VariantId, input: NewVariant) -> Result<()> {
+        let mut fresh = Variant::new(self.id, input)?;
+        fresh.id = variant;
+        if self
+            .variants
+            .iter()
+            .any(|v| v.id != variant && v.sku == fresh.sku)
+        {
+            return Err(Error::AlreadyExists {
+                what: "sku",
+                value: fresh.sku.to_string(),
+            });
+        }
+        let slot = self
+            .variants
+            .iter_mut()
+            .find(|v| v.id == variant)
+            .ok_or_else(|| Error::not_found("variant", variant))?;
+        *slot = fresh;
+        Ok(())
+    }
+
+    /// Adds an image, placed by its position (after those with the same
+    /// position).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for an image that does
+    /// not validate or one past [`MAX_IMAGES_PER_PRODUCT`];
+    /// [`Error::NotFound`] for a variant the product does not have.
+    pub fn add_image(&mut self, image: Image) -> Result<()> {
+        at_most(
+            "images per product",
+            self.images.len() + 1,
+            MAX_IMAGES_PER_PRODUCT,
+        )?;
+        if let Some(variant) = image.variant
+            && self.variant(variant).is_none()
+        {
+            return Err(Error::not_found("variant", variant));
+        }
+        let image = image.checked()?;
+        let at = self
+            .images
+            .iter()
+            .position(|i| i.position > image.position)
+            .unwrap_or(self.images.len());
+        self.images.insert(at, image);
+        Ok(())
+    }
+
+    /// Removes the image served from `url` and returns it.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an image the product does not have.
+    pub fn remove_image(&mut self, url: &str) -> Result<Image> {
+        let at = self
+            .images
+            .iter()
+            .position(|i| i.url == url)
+            .ok_or_else(|| Error::not_found("image", url))?;
+        Ok(self.images.remove(at))
     }
 
     /// Adds a variant; returns its id. The store checks the SKU is free in
