@@ -192,8 +192,8 @@ pub mod deps {
 }
 #[doc(inline)]
 pub use engine::{
-    after_sale, agents, checkout, fulfillment, giftcards, maintenance, money_path, quotes, relay,
-    telemetry,
+    after_sale, agents, catalog_csv, checkout, fulfillment, giftcards, maintenance, money_path,
+    quotes, relay, telemetry,
 };
 pub mod payment {
     //! Payments: the [`PaymentProvider`] port, the payment state machine,

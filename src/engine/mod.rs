@@ -15,6 +15,7 @@ pub mod after_sale;
 pub mod agents;
 mod carts;
 mod catalog;
+pub mod catalog_csv;
 mod channels;
 mod customers;
 pub use customers::NewCustomer;

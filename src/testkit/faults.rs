@@ -287,6 +287,9 @@ impl CatalogStore for FaultyStore {
     async fn find_products(&self, q: &crate::catalog::ProductQuery) -> Result<Vec<Product>> {
         self.inner.find_products(q).await
     }
+    async fn import_catalog(&self, batch: CatalogBatch) -> Result<()> {
+        self.inner.import_catalog(batch).await
+    }
 }
 
 #[async_trait]

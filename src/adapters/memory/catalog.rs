@@ -6,13 +6,7 @@ use super::*;
 impl CatalogStore for MemoryStore {
     async fn insert_product(&self, product: Product) -> Result<()> {
         let mut s = self.lock();
-        if s.products.contains_key(&product.id()) {
-            return Err(Error::AlreadyExists {
-                what: "product",
-                value: product.id().to_string(),
-            });
-        }
-        s.check_product_refs(&product, None)?;
+        s.check_insert(&product)?;
         s.index_product(&product);
         s.products.insert(product.id(), Arc::new(product));
         Ok(())
@@ -20,33 +14,56 @@ impl CatalogStore for MemoryStore {
 
     async fn update_product(&self, product: Product) -> Result<()> {
         let mut s = self.lock();
-        let old = s
-            .products
-            .get(&product.id())
-            .cloned()
-            .ok_or_else(|| Error::not_found("product", product.id()))?;
-        s.check_product_refs(&product, Some(product.id()))?;
-        // A variant that was reserved or ordered is archived, never removed.
-        let kept: BTreeSet<VariantId> = product.variants().iter().map(|v| v.id()).collect();
-        let removed: BTreeSet<VariantId> = old
-            .variants()
-            .iter()
-            .map(|v| v.id())
-            .filter(|v| !kept.contains(v))
-            .collect();
-        if let Some(v) = removed
-            .iter()
-            .find(|v| s.variants_used(&BTreeSet::from([**v])))
-        {
-            return Err(Error::invalid(
-                "product variants",
-                format!("variant {v} was reserved or ordered: archive it instead"),
-            ));
+        let (old, removed) = s.check_update(&product)?;
+        s.apply_update(product, &old, &removed);
+        Ok(())
+    }
+
+    async fn import_catalog(&self, batch: crate::store::CatalogBatch) -> Result<()> {
+        let mut s = self.lock();
+        // Check everything first, then apply: nothing below can fail.
+        let mut skus = BTreeSet::new();
+        let mut variants = BTreeSet::new();
+        for product in batch.created.iter().chain(&batch.updated) {
+            for v in product.variants() {
+                if !skus.insert(v.sku().clone()) {
+                    return Err(Error::AlreadyExists {
+                        what: "sku",
+                        value: v.sku().to_string(),
+                    });
+                }
+                variants.insert(v.id());
+            }
         }
-        s.stock.retain(|(v, _), _| !removed.contains(v));
-        s.unindex_product(&old);
-        s.index_product(&product);
-        s.products.insert(product.id(), Arc::new(product));
+        for product in &batch.created {
+            s.check_insert(product)?;
+        }
+        let mut updates = Vec::with_capacity(batch.updated.len());
+        for product in batch.updated {
+            let (old, removed) = s.check_update(&product)?;
+            updates.push((product, old, removed));
+        }
+        let mut stock = Vec::with_capacity(batch.stock.len());
+        for (variant, location, on_hand) in batch.stock {
+            let on_hand = crate::inventory::check_on_hand(on_hand)?;
+            if !variants.contains(&variant) && !s.variants.contains_key(&variant) {
+                return Err(Error::not_found("variant", variant));
+            }
+            if !s.locations.iter().any(|l| l.id() == location) {
+                return Err(Error::not_found("location", location));
+            }
+            stock.push((variant, location, on_hand));
+        }
+        for product in batch.created {
+            s.index_product(&product);
+            s.products.insert(product.id(), Arc::new(product));
+        }
+        for (product, old, removed) in updates {
+            s.apply_update(product, &old, &removed);
+        }
+        for (variant, location, on_hand) in stock {
+            s.stock.entry((variant, location)).or_default().on_hand = on_hand;
+        }
         Ok(())
     }
 

@@ -415,6 +415,54 @@ impl State {
         Ok(())
     }
 
+    /// Whether `product` may be inserted.
+    fn check_insert(&self, product: &Product) -> Result<()> {
+        if self.products.contains_key(&product.id()) {
+            return Err(Error::AlreadyExists {
+                what: "product",
+                value: product.id().to_string(),
+            });
+        }
+        self.check_product_refs(product, None)
+    }
+
+    /// Whether `product` may replace the stored one: that one and the
+    /// variants it loses.
+    fn check_update(&self, product: &Product) -> Result<(Arc<Product>, BTreeSet<VariantId>)> {
+        let old = self
+            .products
+            .get(&product.id())
+            .cloned()
+            .ok_or_else(|| Error::not_found("product", product.id()))?;
+        self.check_product_refs(product, Some(product.id()))?;
+        // A variant that was reserved or ordered is archived, never removed.
+        let kept: BTreeSet<VariantId> = product.variants().iter().map(|v| v.id()).collect();
+        let removed: BTreeSet<VariantId> = old
+            .variants()
+            .iter()
+            .map(|v| v.id())
+            .filter(|v| !kept.contains(v))
+            .collect();
+        if let Some(v) = removed
+            .iter()
+            .find(|v| self.variants_used(&BTreeSet::from([**v])))
+        {
+            return Err(Error::invalid(
+                "product variants",
+                format!("variant {v} was reserved or ordered: archive it instead"),
+            ));
+        }
+        Ok((old, removed))
+    }
+
+    /// Replaces a product [`State::check_update`] allowed.
+    fn apply_update(&mut self, product: Product, old: &Product, removed: &BTreeSet<VariantId>) {
+        self.stock.retain(|(v, _), _| !removed.contains(v));
+        self.unindex_product(old);
+        self.index_product(&product);
+        self.products.insert(product.id(), Arc::new(product));
+    }
+
     fn index_product(&mut self, product: &Product) {
         for (i, v) in product.variants().iter().enumerate() {
             self.skus.insert(v.sku().clone(), v.id());

@@ -83,136 +83,7 @@ impl PgStore {
 
     pub(super) async fn write_product(&self, product: &Product, replace: bool) -> Try<()> {
         let mut tx = self.pool().begin().await?;
-        let id = product.id().as_uuid();
-        let body = to_json(product)?;
-        let wanted = uuids(product.categories(), |c| c.as_uuid());
-        let known: Vec<Uuid> =
-            sqlx::query_scalar("SELECT id FROM cw_categories WHERE id = ANY($1)")
-                .bind(&wanted)
-                .fetch_all(&mut *tx)
-                .await?;
-        if known.len() != wanted.len() {
-            return Err(Error::not_found("category", "referenced by the product").into());
-        }
-        let summary = to_json(&ProductSummary::of(
-            product,
-            ancestry(&mut tx, product.categories()).await?,
-        ))?;
-        let search = to_json(&ProductSearch::of(product))?;
-        if replace {
-            let updated = sqlx::query(
-                "UPDATE cw_products SET doc = $2, summary = $3, search = $4 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(Json(&body))
-            .bind(Json(&summary))
-            .bind(Json(&search))
-            .execute(&mut *tx)
-            .await?;
-            if updated.rows_affected() == 0 {
-                return Err(Error::not_found("product", product.id()).into());
-            }
-            let keep = uuids(product.variants(), |v| v.id().as_uuid());
-            // A variant that was reserved or ordered is archived, never removed.
-            if let Some(v) = first_sold_variant(&mut tx, id, &keep).await? {
-                return Err(Error::invalid(
-                    "product variants",
-                    format!("variant {} was reserved or ordered: archive it instead", v),
-                )
-                .into());
-            }
-            sqlx::query("DELETE FROM cw_variants WHERE product_id = $1 AND NOT (id = ANY($2))")
-                .bind(id)
-                .bind(&keep)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM cw_product_categories WHERE product_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM cw_product_collections WHERE product_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        } else {
-            sqlx::query(
-                "INSERT INTO cw_products (id, doc, summary, search) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(id)
-            .bind(Json(&body))
-            .bind(Json(&summary))
-            .bind(Json(&search))
-            .execute(&mut *tx)
-            .await?;
-        }
-        let ids = uuids(product.variants(), |v| v.id().as_uuid());
-        let skus: Vec<String> = product
-            .variants()
-            .iter()
-            .map(|v| v.sku().as_str().to_owned())
-            .collect();
-        // Name the first SKU taken by another product, in the product's
-        // variant order, as the memory store does (never the server's text).
-        let taken: Vec<String> = sqlx::query_scalar(
-            "SELECT sku FROM cw_variants WHERE sku = ANY($1) AND product_id <> $2",
-        )
-        .bind(&skus)
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
-        if let Some(sku) = skus.iter().find(|s| taken.contains(s)) {
-            return Err(Error::AlreadyExists {
-                what: "sku",
-                value: sku.clone(),
-            }
-            .into());
-        }
-        sqlx::query(
-            "INSERT INTO cw_variants (id, product_id, sku, doc)
-             SELECT v, $1, s, d FROM unnest($2::uuid[], $3::text[], $4::jsonb[]) AS u(v, s, d)
-             ON CONFLICT (id) DO UPDATE SET sku = EXCLUDED.sku, doc = EXCLUDED.doc
-             WHERE cw_variants.product_id = EXCLUDED.product_id",
-        )
-        .bind(id)
-        .bind(&ids)
-        .bind(&skus)
-        .bind(
-            product
-                .variants()
-                .iter()
-                .map(|v| to_json(v).map(Json))
-                .collect::<Try<Vec<_>>>()?,
-        )
-        .execute(&mut *tx)
-        .await?;
-        let found: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM cw_variants WHERE product_id = $1 AND id = ANY($2)",
-        )
-        .bind(id)
-        .bind(&ids)
-        .fetch_one(&mut *tx)
-        .await?;
-        if usize::try_from(found).ok() != Some(ids.len()) {
-            return Err(Error::AlreadyExists {
-                what: "variant id",
-                value: product.id().to_string(),
-            }
-            .into());
-        }
-        sqlx::query(
-            "INSERT INTO cw_product_categories (product_id, category_id) SELECT $1, unnest($2::uuid[])",
-        )
-        .bind(id)
-        .bind(uuids(product.categories(), |c| c.as_uuid()))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO cw_product_collections (product_id, collection_id) SELECT $1, unnest($2::uuid[])",
-        )
-        .bind(id)
-        .bind(uuids(product.collections(), |c| c.as_uuid()))
-        .execute(&mut *tx)
-        .await?;
+        write_product_in(&mut tx, product, replace).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -390,6 +261,52 @@ impl CatalogStore for PgStore {
             self.write_product(&product, false)
                 .await
                 .map_err(|f| Self::product_error(f, &product))
+        })
+    }
+
+    async fn import_catalog(&self, batch: crate::store::CatalogBatch) -> Result<()> {
+        let mut units = Vec::with_capacity(batch.stock.len());
+        for (_, _, on_hand) in &batch.stock {
+            units.push(crate::inventory::check_on_hand(*on_hand)?);
+        }
+        let variants: Vec<Uuid> = batch.stock.iter().map(|(v, _, _)| v.as_uuid()).collect();
+        let locations: Vec<Uuid> = batch.stock.iter().map(|(_, l, _)| l.as_uuid()).collect();
+        retry!(self, async {
+            let mut tx = self.pool().begin().await?;
+            for (product, replace) in batch
+                .created
+                .iter()
+                .map(|p| (p, false))
+                .chain(batch.updated.iter().map(|p| (p, true)))
+            {
+                write_product_in(&mut tx, product, replace)
+                    .await
+                    .map_err(|f| Self::product_error(f, product))?;
+            }
+            if !units.is_empty() {
+                sqlx::query(
+                    "INSERT INTO cw_stock (variant_id, location_id, on_hand, reserved)
+                     SELECT v, l, n, 0 FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS u(v, l, n)
+                     ON CONFLICT (variant_id, location_id) DO UPDATE SET on_hand = EXCLUDED.on_hand",
+                )
+                .bind(&variants)
+                .bind(&locations)
+                .bind(&units)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    let f = Fail::from(e);
+                    match sqlstate(&f).as_deref() {
+                        Some("23503") => Fail::from(Error::not_found(
+                            "variant or location",
+                            "named by the import's stock",
+                        )),
+                        _ => f,
+                    }
+                })?;
+            }
+            tx.commit().await?;
+            Ok(())
         })
     }
 
@@ -705,4 +622,138 @@ impl CatalogStore for PgStore {
             Ok(())
         })
     }
+}
+
+/// Writes one product in `tx`: inserted, or replacing the stored one.
+async fn write_product_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    product: &Product,
+    replace: bool,
+) -> Try<()> {
+    let id = product.id().as_uuid();
+    let body = to_json(product)?;
+    let wanted = uuids(product.categories(), |c| c.as_uuid());
+    let known: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM cw_categories WHERE id = ANY($1)")
+        .bind(&wanted)
+        .fetch_all(&mut **tx)
+        .await?;
+    if known.len() != wanted.len() {
+        return Err(Error::not_found("category", "referenced by the product").into());
+    }
+    let summary = to_json(&ProductSummary::of(
+        product,
+        ancestry(tx, product.categories()).await?,
+    ))?;
+    let search = to_json(&ProductSearch::of(product))?;
+    if replace {
+        let updated =
+            sqlx::query("UPDATE cw_products SET doc = $2, summary = $3, search = $4 WHERE id = $1")
+                .bind(id)
+                .bind(Json(&body))
+                .bind(Json(&summary))
+                .bind(Json(&search))
+                .execute(&mut **tx)
+                .await?;
+        if updated.rows_affected() == 0 {
+            return Err(Error::not_found("product", product.id()).into());
+        }
+        let keep = uuids(product.variants(), |v| v.id().as_uuid());
+        // A variant that was reserved or ordered is archived, never removed.
+        if let Some(v) = first_sold_variant(tx, id, &keep).await? {
+            return Err(Error::invalid(
+                "product variants",
+                format!("variant {} was reserved or ordered: archive it instead", v),
+            )
+            .into());
+        }
+        sqlx::query("DELETE FROM cw_variants WHERE product_id = $1 AND NOT (id = ANY($2))")
+            .bind(id)
+            .bind(&keep)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("DELETE FROM cw_product_categories WHERE product_id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("DELETE FROM cw_product_collections WHERE product_id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    } else {
+        sqlx::query("INSERT INTO cw_products (id, doc, summary, search) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(Json(&body))
+            .bind(Json(&summary))
+            .bind(Json(&search))
+            .execute(&mut **tx)
+            .await?;
+    }
+    let ids = uuids(product.variants(), |v| v.id().as_uuid());
+    let skus: Vec<String> = product
+        .variants()
+        .iter()
+        .map(|v| v.sku().as_str().to_owned())
+        .collect();
+    // Name the first SKU taken by another product, in the product's
+    // variant order, as the memory store does (never the server's text).
+    let taken: Vec<String> =
+        sqlx::query_scalar("SELECT sku FROM cw_variants WHERE sku = ANY($1) AND product_id <> $2")
+            .bind(&skus)
+            .bind(id)
+            .fetch_all(&mut **tx)
+            .await?;
+    if let Some(sku) = skus.iter().find(|s| taken.contains(s)) {
+        return Err(Error::AlreadyExists {
+            what: "sku",
+            value: sku.clone(),
+        }
+        .into());
+    }
+    sqlx::query(
+        "INSERT INTO cw_variants (id, product_id, sku, doc)
+             SELECT v, $1, s, d FROM unnest($2::uuid[], $3::text[], $4::jsonb[]) AS u(v, s, d)
+             ON CONFLICT (id) DO UPDATE SET sku = EXCLUDED.sku, doc = EXCLUDED.doc
+             WHERE cw_variants.product_id = EXCLUDED.product_id",
+    )
+    .bind(id)
+    .bind(&ids)
+    .bind(&skus)
+    .bind(
+        product
+            .variants()
+            .iter()
+            .map(|v| to_json(v).map(Json))
+            .collect::<Try<Vec<_>>>()?,
+    )
+    .execute(&mut **tx)
+    .await?;
+    let found: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM cw_variants WHERE product_id = $1 AND id = ANY($2)",
+    )
+    .bind(id)
+    .bind(&ids)
+    .fetch_one(&mut **tx)
+    .await?;
+    if usize::try_from(found).ok() != Some(ids.len()) {
+        return Err(Error::AlreadyExists {
+            what: "variant id",
+            value: product.id().to_string(),
+        }
+        .into());
+    }
+    sqlx::query(
+        "INSERT INTO cw_product_categories (product_id, category_id) SELECT $1, unnest($2::uuid[])",
+    )
+    .bind(id)
+    .bind(uuids(product.categories(), |c| c.as_uuid()))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+            "INSERT INTO cw_product_collections (product_id, collection_id) SELECT $1, unnest($2::uuid[])",
+        )
+        .bind(id)
+        .bind(uuids(product.collections(), |c| c.as_uuid()))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

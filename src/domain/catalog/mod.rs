@@ -214,6 +214,26 @@ pub struct NewVariant {
     pub low_stock_threshold: Option<u32>,
 }
 
+impl From<&Variant> for NewVariant {
+    /// The input that makes `variant` again: to change a few of its details
+    /// and [`Product::replace_variant`] it.
+    fn from(variant: &Variant) -> Self {
+        Self {
+            sku: variant.sku.as_str().to_owned(),
+            title: variant.title.clone(),
+            options: variant.options.clone(),
+            weight_grams: variant.weight_grams,
+            dimensions_mm: variant.dimensions_mm,
+            prices: variant.prices.values().copied().collect(),
+            inventory: variant.inventory,
+            requires_shipping: variant.requires_shipping,
+            tax_class: variant.tax_class.clone(),
+            status: variant.status,
+            low_stock_threshold: variant.low_stock_threshold,
+        }
+    }
+}
+
 impl NewVariant {
     /// A variant with this SKU that is shipped (it needs a shipping address
     /// and method at checkout); everything else at its default (no prices,

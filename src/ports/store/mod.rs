@@ -112,6 +112,44 @@ pub trait CatalogStore: Send + Sync {
     /// # Errors
     /// [`Error::Storage`] when the store fails.
     async fn find_products(&self, query: &crate::catalog::ProductQuery) -> Result<Vec<Product>>;
+    /// Writes a whole catalog import at once, all of it or none of it:
+    /// new products (checked as [`CatalogStore::insert_product`]), changed
+    /// products (as [`CatalogStore::update_product`]) and units on hand set
+    /// (as [`InventoryStore::set_stock`], for variants that exist or are
+    /// among the new products). Nothing is written when any part fails.
+    ///
+    /// # Errors
+    /// As the three calls it stands for: [`Error::AlreadyExists`] for a SKU
+    /// taken (by another product, or twice in the batch),
+    /// [`Error::NotFound`] for an unknown product, category, collection,
+    /// variant or location, [`Error::Invalid`] for a reserved or ordered
+    /// variant removed or units out of range; [`Error::Storage`].
+    async fn import_catalog(&self, batch: CatalogBatch) -> Result<()>;
+}
+
+/// One catalog import, written at once by
+/// [`CatalogStore::import_catalog`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct CatalogBatch {
+    /// Products to create.
+    pub created: Vec<Product>,
+    /// Products to replace (each one's id exists).
+    pub updated: Vec<Product>,
+    /// Units on hand to set: variant, location, units.
+    pub stock: Vec<(VariantId, LocationId, i64)>,
+}
+
+impl CatalogBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether it writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.created.is_empty() && self.updated.is_empty() && self.stock.is_empty()
+    }
 }
 
 /// Customers and groups.

@@ -1,0 +1,1053 @@
+//! Products and variants, with prices and stock, in and out as CSV.
+//!
+//! One row per variant. The columns, in any order (only `sku` and, for a
+//! new product, `product_title` are required; a column left out leaves
+//! what it holds unchanged):
+//!
+//! | column | meaning |
+//! |---|---|
+//! | `product_id` | the product the row belongs to; empty for a new one |
+//! | `product_title` | the product's title (rows of one new product share it) |
+//! | `product_status` | `draft`, `active` or `archived` |
+//! | `description` | the product's description |
+//! | `tags` | tags, separated by `\|` |
+//! | `sku` | the variant's SKU: a SKU already in the catalog updates that variant |
+//! | `variant_title` | the variant's title |
+//! | `options` | `name=value` pairs separated by `\|` (`Size=M\|Colour=Blue`) |
+//! | `weight_grams` | shipping weight |
+//! | `requires_shipping` | `true` or `false` (`yes`/`no`, `1`/`0`) |
+//! | `tax_class` | the tax class |
+//! | `variant_status` | `draft`, `active` or `archived` |
+//! | `low_stock_threshold` | units below which a low-stock event is sent; empty for none |
+//! | `price:XXX` | the price in currency `XXX` (`price:USD`), in major units; empty removes it |
+//! | `stock:NAME` | units on hand at the location named `NAME`; empty leaves them |
+//!
+//! Product columns (title, status, description, tags) may be repeated on
+//! every row of the product or given once; two different values are an
+//! error. [`Engine::export_catalog`] writes this format with every column,
+//! so an export imported again changes nothing.
+//!
+//! [`Engine::import_catalog`] checks the whole file first and reports
+//! every row's errors with their line numbers ([`ImportMode::DryRun`]
+//! stops there). [`ImportMode::Apply`] writes the file only when it has no
+//! error, all of it in one store command
+//! ([`CatalogStore::import_catalog`](crate::store::CatalogStore::import_catalog)),
+//! or nothing. Rows are matched to variants by SKU, so sending the same
+//! file twice creates nothing the second time.
+//!
+//! Cells an export writes that begin with `=`, `+`, `-`, `@`, a tab or a
+//! carriage return (which spreadsheet programs run as formulas) are
+//! prefixed with `'`; an import removes that prefix again.
+//!
+//! Limits: [`MAX_IMPORT_BYTES`] per file, [`MAX_IMPORT_ROWS`] rows,
+//! [`MAX_REPORTED_ERRORS`] errors listed (the rest counted).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use crate::actor::{Actor, Permission};
+use crate::catalog::{NewProduct, NewVariant, Product, Sku, Status};
+use crate::error::{Error, Result};
+use crate::event::{CatalogChange, EventKind};
+use crate::id::{LocationId, ProductId, VariantId};
+use crate::inventory::Location;
+use crate::money::{Currency, Money};
+use crate::store::CatalogBatch;
+
+use super::Engine;
+
+/// The largest file [`Engine::import_catalog`] reads (16 MiB).
+pub const MAX_IMPORT_BYTES: usize = 16 * 1024 * 1024;
+/// The most rows (variants) one file may have; split a larger catalog
+/// into several files.
+pub const MAX_IMPORT_ROWS: usize = 10_000;
+/// The most row errors an [`ImportReport`] lists.
+pub const MAX_REPORTED_ERRORS: usize = 1_000;
+/// The separator of tags and of option pairs inside one cell.
+const LIST: char = '|';
+
+/// Whether [`Engine::import_catalog`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ImportMode {
+    /// Check every row and report; write nothing.
+    DryRun,
+    /// Check every row; write the whole file when there is no error.
+    Apply,
+}
+
+/// A problem with one row (or the header, line 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RowError {
+    /// The file's line the row starts on (1 is the header).
+    pub line: u64,
+    /// The column, when the problem is in one cell.
+    pub column: Option<String>,
+    /// What is wrong, naming the value found.
+    pub message: String,
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.column {
+            Some(column) => write!(f, "line {}, {column}: {}", self.line, self.message),
+            None => write!(f, "line {}: {}", self.line, self.message),
+        }
+    }
+}
+
+/// What an import found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ImportReport {
+    /// Rows read (not counting the header).
+    pub rows: usize,
+    /// Products the file creates.
+    pub products_created: usize,
+    /// Existing products it changes.
+    pub products_updated: usize,
+    /// Existing products it names but leaves as they are.
+    pub products_unchanged: usize,
+    /// Variants it creates.
+    pub variants_created: usize,
+    /// Existing variants it changes.
+    pub variants_updated: usize,
+    /// Stock levels it changes.
+    pub stock_set: usize,
+    /// The errors, in line order (at most [`MAX_REPORTED_ERRORS`]).
+    pub errors: Vec<RowError>,
+    /// Errors found beyond those listed.
+    pub more_errors: usize,
+    /// Whether the file was written ([`ImportMode::Apply`] without errors).
+    pub applied: bool,
+}
+
+impl ImportReport {
+    /// Whether the file has no error.
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    fn error(&mut self, line: u64, column: Option<&str>, message: impl Into<String>) {
+        if self.errors.len() < MAX_REPORTED_ERRORS {
+            self.errors.push(RowError {
+                line,
+                column: column.map(str::to_owned),
+                message: message.into(),
+            });
+        } else {
+            self.more_errors += 1;
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Column {
+    ProductId,
+    ProductTitle,
+    ProductStatus,
+    Description,
+    Tags,
+    Sku,
+    VariantTitle,
+    Options,
+    WeightGrams,
+    RequiresShipping,
+    TaxClass,
+    VariantStatus,
+    LowStockThreshold,
+    Price(Currency),
+    Stock(LocationId),
+}
+
+const FIXED: [(&str, Column); 13] = [
+    ("product_id", Column::ProductId),
+    ("product_title", Column::ProductTitle),
+    ("product_status", Column::ProductStatus),
+    ("description", Column::Description),
+    ("tags", Column::Tags),
+    ("sku", Column::Sku),
+    ("variant_title", Column::VariantTitle),
+    ("options", Column::Options),
+    ("weight_grams", Column::WeightGrams),
+    ("requires_shipping", Column::RequiresShipping),
+    ("tax_class", Column::TaxClass),
+    ("variant_status", Column::VariantStatus),
+    ("low_stock_threshold", Column::LowStockThreshold),
+];
+
+/// One row, parsed: `None` where the column is absent (or, for the
+/// product's title and statuses, empty).
+#[derive(Debug, Default)]
+struct Row {
+    line: u64,
+    product_id: Option<ProductId>,
+    title: Option<String>,
+    product_status: Option<Status>,
+    description: Option<String>,
+    tags: Option<Vec<String>>,
+    sku: Option<Sku>,
+    variant_title: Option<String>,
+    options: Option<BTreeMap<String, String>>,
+    weight: Option<u32>,
+    shipping: Option<bool>,
+    tax_class: Option<String>,
+    variant_status: Option<Status>,
+    low_stock: Option<Option<u32>>,
+    prices: Vec<(Currency, Option<Money>)>,
+    stock: Vec<(LocationId, i64)>,
+}
+
+/// Cells spreadsheet programs would run as formulas begin with one of these.
+fn is_formula_start(c: char) -> bool {
+    matches!(c, '=' | '+' | '-' | '@' | '\t' | '\r')
+}
+
+/// A text cell as written to a file: prefixed with `'` when a spreadsheet
+/// would run it (or when it already begins with the prefix, so the import
+/// gives back exactly what was exported).
+fn escape(text: &str) -> String {
+    let mut chars = text.chars();
+    let risky = match chars.next() {
+        Some(c) if is_formula_start(c) => true,
+        Some('\'') => chars
+            .next()
+            .is_some_and(|c| is_formula_start(c) || c == '\''),
+        _ => false,
+    };
+    if risky {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// A text cell as read from a file: [`escape`] undone.
+fn unescape(text: &str) -> &str {
+    let mut chars = text.chars();
+    match (chars.next(), chars.next()) {
+        (Some('\''), Some(c)) if is_formula_start(c) || c == '\'' => text.get(1..).unwrap_or(text),
+        _ => text,
+    }
+}
+
+fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::Active => "active",
+        Status::Archived => "archived",
+        _ => "draft",
+    }
+}
+
+fn parse_status(cell: &str) -> std::result::Result<Status, String> {
+    match cell.trim().to_ascii_lowercase().as_str() {
+        "draft" => Ok(Status::Draft),
+        "active" => Ok(Status::Active),
+        "archived" => Ok(Status::Archived),
+        _ => Err(format!("{cell:?} is not draft, active or archived")),
+    }
+}
+
+fn parse_bool(cell: &str) -> std::result::Result<bool, String> {
+    match cell.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" => Ok(true),
+        "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("{cell:?} is not true or false")),
+    }
+}
+
+fn split_list(cell: &str) -> Vec<String> {
+    cell.split(LIST)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn parse_options(cell: &str) -> std::result::Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for pair in split_list(cell) {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair:?} is not name=value"))?;
+        if out
+            .insert(name.trim().to_owned(), value.trim().to_owned())
+            .is_some()
+        {
+            return Err(format!("option {:?} is given twice", name.trim()));
+        }
+    }
+    Ok(out)
+}
+
+/// The header's columns, or the errors in it (reported on line 1).
+fn read_header(
+    header: &csv::StringRecord,
+    locations: &[Location],
+    report: &mut ImportReport,
+) -> Vec<Column> {
+    let mut columns = Vec::with_capacity(header.len());
+    for name in header {
+        let name = name.trim();
+        let column = if let Some((_, c)) = FIXED.iter().find(|(n, _)| *n == name) {
+            Some(c.clone())
+        } else if let Some(code) = name.strip_prefix("price:") {
+            match Currency::from_code(code.trim()) {
+                Ok(c) => Some(Column::Price(c)),
+                Err(_) => {
+                    report.error(1, Some(name), format!("{code:?} is not a currency code"));
+                    None
+                }
+            }
+        } else if let Some(location) = name.strip_prefix("stock:") {
+            let named: Vec<&Location> = locations.iter().filter(|l| l.name() == location).collect();
+            match named.as_slice() {
+                [one] => Some(Column::Stock(one.id())),
+                [] => {
+                    report.error(1, Some(name), format!("no location is named {location:?}"));
+                    None
+                }
+                _ => {
+                    report.error(
+                        1,
+                        Some(name),
+                        format!("more than one location is named {location:?}"),
+                    );
+                    None
+                }
+            }
+        } else {
+            report.error(
+                1,
+                Some(name),
+                format!("{name:?} is not a column of the format"),
+            );
+            None
+        };
+        if let Some(column) = column {
+            if columns.contains(&column) {
+                report.error(1, Some(name), "the column is given twice");
+            }
+            columns.push(column);
+        } else {
+            // Keep positions aligned; the file is refused anyway.
+            columns.push(Column::Tags);
+        }
+    }
+    if !columns.contains(&Column::Sku) {
+        report.error(1, None, "the sku column is missing");
+    }
+    columns
+}
+
+fn read_row(
+    record: &csv::StringRecord,
+    header: &csv::StringRecord,
+    columns: &[Column],
+    line: u64,
+    report: &mut ImportReport,
+) -> Row {
+    let mut row = Row {
+        line,
+        ..Row::default()
+    };
+    for ((column, cell), name) in columns.iter().zip(record.iter()).zip(header.iter()) {
+        let raw = unescape(cell);
+        let trimmed = raw.trim();
+        let mut fail = |message: String| report.error(line, Some(name.trim()), message);
+        match column {
+            Column::ProductId if !trimmed.is_empty() => match trimmed.parse::<uuid::Uuid>() {
+                Ok(id) => row.product_id = Some(ProductId::from_uuid(id)),
+                Err(_) => fail(format!("{trimmed:?} is not a product id")),
+            },
+            Column::ProductTitle if !trimmed.is_empty() => row.title = Some(trimmed.to_owned()),
+            Column::ProductStatus if !trimmed.is_empty() => match parse_status(trimmed) {
+                Ok(s) => row.product_status = Some(s),
+                Err(m) => fail(m),
+            },
+            Column::Description => row.description = Some(raw.to_owned()),
+            Column::Tags => row.tags = Some(split_list(raw)),
+            Column::Sku => match Sku::new(trimmed) {
+                Ok(sku) => row.sku = Some(sku),
+                Err(_) => fail(format!("{trimmed:?} is not a SKU")),
+            },
+            Column::VariantTitle => row.variant_title = Some(trimmed.to_owned()),
+            Column::Options => match parse_options(raw) {
+                Ok(o) => row.options = Some(o),
+                Err(m) => fail(m),
+            },
+            Column::WeightGrams if !trimmed.is_empty() => match trimmed.parse::<u32>() {
+                Ok(w) => row.weight = Some(w),
+                Err(_) => fail(format!("{trimmed:?} is not a whole number of grams")),
+            },
+            Column::RequiresShipping if !trimmed.is_empty() => match parse_bool(trimmed) {
+                Ok(b) => row.shipping = Some(b),
+                Err(m) => fail(m),
+            },
+            Column::TaxClass if !trimmed.is_empty() => row.tax_class = Some(trimmed.to_owned()),
+            Column::VariantStatus if !trimmed.is_empty() => match parse_status(trimmed) {
+                Ok(s) => row.variant_status = Some(s),
+                Err(m) => fail(m),
+            },
+            Column::LowStockThreshold => {
+                if trimmed.is_empty() {
+                    row.low_stock = Some(None);
+                } else {
+                    match trimmed.parse::<u32>() {
+                        Ok(n) => row.low_stock = Some(Some(n)),
+                        Err(_) => fail(format!("{trimmed:?} is not a whole number of units")),
+                    }
+                }
+            }
+            Column::Price(currency) => {
+                if trimmed.is_empty() {
+                    row.prices.push((*currency, None));
+                } else {
+                    match Money::parse(trimmed, *currency) {
+                        Ok(m) => row.prices.push((*currency, Some(m))),
+                        Err(_) => fail(format!(
+                            "{trimmed:?} is not an amount in {}",
+                            currency.code()
+                        )),
+                    }
+                }
+            }
+            Column::Stock(location) if !trimmed.is_empty() => match trimmed.parse::<i64>() {
+                Ok(n) if n >= 0 => row.stock.push((*location, n)),
+                _ => fail(format!("{trimmed:?} is not a number of units")),
+            },
+            _ => {}
+        }
+    }
+    if row.sku.is_none() && columns.contains(&Column::Sku) && !record.is_empty() {
+        let known = report
+            .errors
+            .iter()
+            .any(|e| e.line == line && e.column.as_deref() == Some("sku"));
+        if !known {
+            report.error(line, Some("sku"), "the SKU is missing");
+        }
+    }
+    row
+}
+
+/// The variant input `row` makes of `base`.
+fn apply_row(mut input: NewVariant, row: &Row) -> NewVariant {
+    if let Some(title) = &row.variant_title {
+        input.title = title.clone();
+    }
+    if let Some(options) = &row.options {
+        input.options = options.clone();
+    }
+    if let Some(weight) = row.weight {
+        input.weight_grams = weight;
+    }
+    if let Some(shipping) = row.shipping {
+        input.requires_shipping = shipping;
+    }
+    if let Some(class) = &row.tax_class {
+        input.tax_class = class.clone();
+    }
+    if let Some(status) = row.variant_status {
+        input.status = status;
+    }
+    if let Some(threshold) = row.low_stock {
+        input.low_stock_threshold = threshold;
+    }
+    for (currency, price) in &row.prices {
+        input.prices.retain(|p| p.currency() != *currency);
+        if let Some(price) = price {
+            input.prices.push(*price);
+        }
+    }
+    input
+}
+
+/// Which product a row belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Existing(ProductId),
+    New(String),
+}
+
+/// The product columns of a group's rows, agreed on (or the conflict).
+#[derive(Default)]
+struct ProductFields {
+    title: Option<String>,
+    status: Option<Status>,
+    description: Option<String>,
+    tags: Option<Vec<String>>,
+}
+
+fn agree<T: PartialEq + Clone>(
+    slot: &mut Option<(T, u64)>,
+    value: Option<&T>,
+    line: u64,
+    empty: impl Fn(&T) -> bool,
+    column: &str,
+    report: &mut ImportReport,
+) {
+    let Some(value) = value else { return };
+    if empty(value) {
+        return;
+    }
+    match slot {
+        Some((first, first_line)) if first != value => report.error(
+            line,
+            Some(column),
+            format!("differs from line {first_line} for the same product"),
+        ),
+        Some(_) => {}
+        None => *slot = Some((value.clone(), line)),
+    }
+}
+
+fn product_fields(rows: &[&Row], report: &mut ImportReport) -> ProductFields {
+    let mut title = None;
+    let mut status = None;
+    let mut description = None;
+    let mut tags = None;
+    for row in rows {
+        agree(
+            &mut title,
+            row.title.as_ref(),
+            row.line,
+            |t: &String| t.is_empty(),
+            "product_title",
+            report,
+        );
+        agree(
+            &mut status,
+            row.product_status.as_ref(),
+            row.line,
+            |_| false,
+            "product_status",
+            report,
+        );
+        agree(
+            &mut description,
+            row.description.as_ref(),
+            row.line,
+            |d: &String| d.is_empty(),
+            "description",
+            report,
+        );
+        agree(
+            &mut tags,
+            row.tags.as_ref(),
+            row.line,
+            |t: &Vec<String>| t.is_empty(),
+            "tags",
+            report,
+        );
+    }
+    let column_present_empty = |f: &dyn Fn(&Row) -> bool| rows.iter().any(|r| f(r));
+    ProductFields {
+        title: title.map(|(t, _)| t),
+        status: status.map(|(s, _)| s),
+        // A column given but empty on every row clears it.
+        description: description
+            .map(|(d, _)| d)
+            .or_else(|| column_present_empty(&|r| r.description.is_some()).then(String::new)),
+        tags: tags
+            .map(|(t, _)| t)
+            .or_else(|| column_present_empty(&|r| r.tags.is_some()).then(Vec::new)),
+    }
+}
+
+/// A domain error as a row's message (it names the user's value).
+fn message(error: &Error) -> String {
+    error.to_string()
+}
+
+impl Engine {
+    /// Imports products and variants with prices and stock from CSV (the
+    /// format of [`catalog_csv`](crate::catalog_csv)): checks every row,
+    /// and with [`ImportMode::Apply`] writes the whole file at once when no
+    /// row has an error, or nothing. Sending the same file again changes
+    /// nothing. Recorded in the audit log, with a catalog event per product
+    /// written.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] without the catalog permission (and the
+    /// inventory permission, for a file with stock columns);
+    /// [`Error::LimitExceeded`] for a file over [`MAX_IMPORT_BYTES`] or
+    /// [`MAX_IMPORT_ROWS`]; [`Error::Invalid`] (`csv`) for a file that is
+    /// not UTF-8 CSV with a header; [`Error::Storage`] when the store fails
+    /// (nothing is written). Problems in rows are not errors: they are in
+    /// the report.
+    #[tracing::instrument(skip_all)]
+    pub async fn import_catalog(
+        &self,
+        actor: &Actor,
+        csv: &[u8],
+        mode: ImportMode,
+    ) -> Result<ImportReport> {
+        actor.require(Permission::Catalog)?;
+        if csv.len() > MAX_IMPORT_BYTES {
+            return Err(Error::LimitExceeded {
+                what: "import bytes",
+                max: MAX_IMPORT_BYTES as u64,
+            });
+        }
+        let text = std::str::from_utf8(csv).map_err(|e| {
+            Error::invalid(
+                "csv",
+                format!("the file is not UTF-8 text (byte {})", e.valid_up_to()),
+            )
+        })?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        let header = reader
+            .headers()
+            .map_err(|_| Error::invalid("csv", "the header row does not read as CSV"))?
+            .clone();
+        if header.iter().all(|h| h.trim().is_empty()) {
+            return Err(Error::invalid("csv", "the file has no header row"));
+        }
+        let locations = self.inner.store.locations().await?;
+        let mut report = ImportReport::default();
+        let columns = read_header(&header, &locations, &mut report);
+        if columns.iter().any(|c| matches!(c, Column::Stock(_))) {
+            actor.require(Permission::Inventory)?;
+        }
+        let mut rows = Vec::new();
+        for record in reader.records() {
+            let record = match record {
+                Ok(r) => r,
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    report.error(line, None, "the row does not read as CSV");
+                    continue;
+                }
+            };
+            if record.iter().all(|c| c.trim().is_empty()) {
+                continue;
+            }
+            if rows.len() >= MAX_IMPORT_ROWS {
+                return Err(Error::LimitExceeded {
+                    what: "import rows",
+                    max: MAX_IMPORT_ROWS as u64,
+                });
+            }
+            let line = record.position().map_or(0, |p| p.line());
+            if record.len() != header.len() {
+                report.error(
+                    line,
+                    None,
+                    format!(
+                        "{} cells where the header has {}",
+                        record.len(),
+                        header.len()
+                    ),
+                );
+                continue;
+            }
+            rows.push(read_row(&record, &header, &columns, line, &mut report));
+        }
+        report.rows = rows.len();
+        let batch = self.plan_import(&rows, &mut report).await?;
+        report.errors.sort_by_key(|e| e.line);
+        if !report.is_ok() || mode == ImportMode::DryRun || batch.is_empty() {
+            return Ok(report);
+        }
+        let mut events: Vec<EventKind> = Vec::new();
+        for p in &batch.created {
+            events.push(EventKind::CatalogChanged {
+                change: CatalogChange::ProductCreated { product_id: p.id() },
+            });
+        }
+        for p in &batch.updated {
+            events.push(EventKind::CatalogChanged {
+                change: CatalogChange::ProductUpdated { product_id: p.id() },
+            });
+        }
+        self.inner.store.import_catalog(batch).await?;
+        report.applied = true;
+        self.audit(
+            actor,
+            "import_catalog",
+            format!(
+                "{} rows: {} products created, {} updated, {} stock levels set",
+                report.rows, report.products_created, report.products_updated, report.stock_set
+            ),
+        )
+        .await;
+        if let Err(error) = self.inner.store.record_events(events, self.now()).await {
+            tracing::warn!(%error, "catalog imported, but its catalog events were not recorded");
+        }
+        Ok(report)
+    }
+
+    /// Works out what `rows` change: the store batch, with the report's
+    /// counts and errors filled in.
+    async fn plan_import(&self, rows: &[Row], report: &mut ImportReport) -> Result<CatalogBatch> {
+        // Which variant each SKU is now, and which product each row is for.
+        let mut first_line: HashMap<&Sku, u64> = HashMap::new();
+        let mut owners: HashMap<Sku, (ProductId, VariantId)> = HashMap::new();
+        let mut groups: Vec<(Key, Vec<&Row>)> = Vec::new();
+        let mut originals: HashMap<ProductId, Product> = HashMap::new();
+        for row in rows {
+            let Some(sku) = &row.sku else { continue };
+            if let Some(first) = first_line.get(sku) {
+                report.error(
+                    row.line,
+                    Some("sku"),
+                    format!("SKU {sku} is also on line {first}"),
+                );
+                continue;
+            }
+            first_line.insert(sku, row.line);
+            let owner = match self.inner.store.entry_by_sku(sku).await {
+                Ok(entry) => Some((entry.variant.product_id(), entry.variant.id())),
+                Err(Error::NotFound { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            if let Some(owner) = owner {
+                owners.insert(sku.clone(), owner);
+            }
+            let key = match (row.product_id, owner) {
+                (Some(named), Some((actual, _))) if named != actual => {
+                    report.error(
+                        row.line,
+                        Some("product_id"),
+                        format!("SKU {sku} belongs to product {actual}, not {named}"),
+                    );
+                    continue;
+                }
+                (Some(named), _) => Key::Existing(named),
+                (None, Some((actual, _))) => Key::Existing(actual),
+                (None, None) => match &row.title {
+                    Some(title) => Key::New(title.clone()),
+                    None => {
+                        report.error(
+                            row.line,
+                            Some("product_title"),
+                            "a new product needs a title",
+                        );
+                        continue;
+                    }
+                },
+            };
+            if let Key::Existing(id) = &key
+                && !originals.contains_key(id)
+            {
+                match self.inner.store.product(*id).await {
+                    Ok(p) => {
+                        originals.insert(*id, p);
+                    }
+                    Err(Error::NotFound { .. }) => {
+                        report.error(row.line, Some("product_id"), format!("no product {id}"));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(row),
+                None => groups.push((key, vec![row])),
+            }
+        }
+
+        let mut batch = CatalogBatch::new();
+        let mut stock_wanted: Vec<(VariantId, LocationId, i64, u64)> = Vec::new();
+        for (key, members) in &groups {
+            let fields = product_fields(members, report);
+            match key {
+                Key::Existing(id) => {
+                    let Some(original) = originals.get(id) else {
+                        continue;
+                    };
+                    let mut product = original.clone();
+                    let mut failed = false;
+                    let mut record =
+                        |r: Result<()>, line: u64, column: &str, report: &mut ImportReport| {
+                            if let Err(e) = r {
+                                report.error(line, Some(column), message(&e));
+                                failed = true;
+                            }
+                        };
+                    let line = members.first().map_or(0, |r| r.line);
+                    if let Some(title) = &fields.title {
+                        record(product.set_title(title), line, "product_title", report);
+                    }
+                    if let Some(status) = fields.status {
+                        product.set_status(status);
+                    }
+                    if let Some(description) = &fields.description {
+                        record(
+                            product.set_description(description),
+                            line,
+                            "description",
+                            report,
+                        );
+                    }
+                    if let Some(tags) = &fields.tags {
+                        record(product.set_tags(tags), line, "tags", report);
+                    }
+                    let (mut created, mut updated) = (0, 0);
+                    for row in members {
+                        let Some(sku) = &row.sku else { continue };
+                        let existing = owners
+                            .get(sku)
+                            .and_then(|(_, v)| original.variant(*v))
+                            .cloned();
+                        let result = match &existing {
+                            Some(v) => {
+                                let changed = apply_row(NewVariant::from(v), row);
+                                let r = product.replace_variant(v.id(), changed);
+                                if r.is_ok() && product.variant(v.id()) != Some(v) {
+                                    updated += 1;
+                                }
+                                r.map(|()| v.id())
+                            }
+                            None => {
+                                let r = product
+                                    .add_variant(apply_row(NewVariant::shipped(sku.as_str()), row));
+                                if r.is_ok() {
+                                    created += 1;
+                                }
+                                r
+                            }
+                        };
+                        match result {
+                            Ok(variant) => stock_wanted
+                                .extend(row.stock.iter().map(|(l, n)| (variant, *l, *n, row.line))),
+                            Err(e) => record(Err(e), row.line, "sku", report),
+                        }
+                    }
+                    if failed {
+                        continue;
+                    }
+                    if product == *original {
+                        report.products_unchanged += 1;
+                    } else {
+                        report.products_updated += 1;
+                        report.variants_created += created;
+                        report.variants_updated += updated;
+                        batch.updated.push(product);
+                    }
+                }
+                Key::New(title) => {
+                    let Some((first, rest)) = members.split_first() else {
+                        continue;
+                    };
+                    let Some(first_sku) = &first.sku else {
+                        continue;
+                    };
+                    let mut input = NewProduct::new(title.as_str())
+                        .variant(apply_row(NewVariant::shipped(first_sku.as_str()), first))
+                        .status(fields.status.unwrap_or_default());
+                    if let Some(description) = &fields.description {
+                        input = input.description(description.as_str());
+                    }
+                    if let Some(tags) = &fields.tags {
+                        input = input.tags(tags.clone());
+                    }
+                    let mut product = match Product::new(input) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            report.error(first.line, None, message(&e));
+                            continue;
+                        }
+                    };
+                    let mut failed = false;
+                    let mut placed = Vec::with_capacity(members.len());
+                    if let Some(v) = product.variants().first() {
+                        placed.push((v.id(), *first));
+                    }
+                    for row in rest {
+                        let Some(sku) = &row.sku else { continue };
+                        match product.add_variant(apply_row(NewVariant::shipped(sku.as_str()), row))
+                        {
+                            Ok(v) => placed.push((v, *row)),
+                            Err(e) => {
+                                report.error(row.line, Some("sku"), message(&e));
+                                failed = true;
+                            }
+                        }
+                    }
+                    if failed {
+                        continue;
+                    }
+                    for (variant, row) in placed {
+                        stock_wanted
+                            .extend(row.stock.iter().map(|(l, n)| (variant, *l, *n, row.line)));
+                    }
+                    report.products_created += 1;
+                    report.variants_created += product.variants().len();
+                    batch.created.push(product);
+                }
+            }
+        }
+
+        // Stock: only the levels that change.
+        let existing: Vec<VariantId> = stock_wanted
+            .iter()
+            .map(|(v, ..)| *v)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let levels = if existing.is_empty() {
+            HashMap::new()
+        } else {
+            self.inner.store.stock_levels(&existing).await?
+        };
+        for (variant, location, units, line) in stock_wanted {
+            if let Err(e) = crate::inventory::check_on_hand(units) {
+                report.error(line, Some("stock"), message(&e));
+                continue;
+            }
+            let now = levels
+                .get(&variant)
+                .and_then(|l| l.iter().find(|s| s.location_id == location))
+                .map(|s| s.on_hand);
+            if now != Some(units) {
+                report.stock_set += 1;
+                batch.stock.push((variant, location, units));
+            }
+        }
+        Ok(batch)
+    }
+
+    /// The whole catalog as CSV, in the format [`Engine::import_catalog`]
+    /// reads (every column: a price column per currency any variant has, a
+    /// stock column per location), one row per variant, products in id
+    /// order. Cells a spreadsheet would run as formulas are prefixed with
+    /// `'`.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] without the catalog permission;
+    /// [`Error::Storage`] when the store fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn export_catalog(&self, actor: &Actor) -> Result<String> {
+        actor.require(Permission::Catalog)?;
+        const PAGE: usize = 500;
+        // First pass: the currencies, for the header.
+        let mut currencies = BTreeSet::new();
+        let mut after = None;
+        loop {
+            let page = self.inner.store.products(after, PAGE).await?;
+            for p in &page {
+                for v in p.variants() {
+                    currencies.extend(v.prices().map(|m| m.currency().code()));
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE => after = Some(last.id()),
+                _ => break,
+            }
+        }
+        let mut locations = self.inner.store.locations().await?;
+        locations.sort_by_key(|l| l.priority());
+        let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
+        let mut header: Vec<String> = FIXED.iter().map(|(n, _)| (*n).to_owned()).collect();
+        header.extend(currencies.iter().map(|c| format!("price:{c}")));
+        header.extend(
+            locations
+                .iter()
+                .map(|l| escape(&format!("stock:{}", l.name()))),
+        );
+        let written = |e: csv::Error| Error::Storage {
+            message: "could not write the catalog CSV".into(),
+            source: Some(std::sync::Arc::new(e)),
+        };
+        writer.write_record(&header).map_err(written)?;
+        let mut after = None;
+        loop {
+            let page = self.inner.store.products(after, PAGE).await?;
+            let ids: Vec<VariantId> = page
+                .iter()
+                .flat_map(|p| p.variants().iter().map(|v| v.id()))
+                .collect();
+            let levels = self.inner.store.stock_levels(&ids).await?;
+            for p in &page {
+                for v in p.variants() {
+                    let mut record = vec![
+                        p.id().to_string(),
+                        escape(p.title()),
+                        status_name(p.status()).to_owned(),
+                        escape(p.description()),
+                        escape(&p.tags().iter().cloned().collect::<Vec<_>>().join("|")),
+                        escape(v.sku().as_str()),
+                        escape(v.title()),
+                        escape(
+                            &v.options()
+                                .iter()
+                                .map(|(k, val)| format!("{k}={val}"))
+                                .collect::<Vec<_>>()
+                                .join("|"),
+                        ),
+                        v.weight_grams().to_string(),
+                        v.requires_shipping().to_string(),
+                        escape(v.tax_class()),
+                        status_name(v.status()).to_owned(),
+                        v.low_stock_threshold()
+                            .map(|n| n.to_string())
+                            .unwrap_or_default(),
+                    ];
+                    for code in &currencies {
+                        let price = Currency::from_code(code)
+                            .ok()
+                            .and_then(|c| v.price(c))
+                            .map(|m| m.amount().to_string())
+                            .unwrap_or_default();
+                        record.push(price);
+                    }
+                    for location in &locations {
+                        let units = levels
+                            .get(&v.id())
+                            .and_then(|l| l.iter().find(|s| s.location_id == location.id()))
+                            .map(|s| s.on_hand.to_string())
+                            .unwrap_or_default();
+                        record.push(units);
+                    }
+                    writer.write_record(&record).map_err(written)?;
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE => after = Some(last.id()),
+                _ => break,
+            }
+        }
+        let bytes = writer.into_inner().map_err(|e| Error::Storage {
+            message: "could not write the catalog CSV".into(),
+            source: Some(std::sync::Arc::new(e.into_error())),
+        })?;
+        String::from_utf8(bytes).map_err(|e| Error::Storage {
+            message: "the catalog CSV is not UTF-8".into(),
+            source: Some(std::sync::Arc::new(e)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_round_trips_and_defuses_formulas() {
+        for text in [
+            "=cmd|' /C calc'!A0",
+            "+1",
+            "-2",
+            "@SUM(A1)",
+            "\tx",
+            "'=x",
+            "''",
+            "plain",
+            "'quoted'",
+            "",
+        ] {
+            let out = escape(text);
+            assert!(!out.starts_with(is_formula_start), "{text:?} -> {out:?}");
+            assert_eq!(unescape(&out), text);
+        }
+        assert_eq!(unescape("'quoted'"), "'quoted'");
+    }
+}
