@@ -834,6 +834,7 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 8], Call)> {
                 .await
         }),
         row!("list_staff", PRIVILEGED, |e, a| e.list_staff(&a)),
+        row!("audit_log", PRIVILEGED, |e, a| e.audit_log(&a, None, 50)),
         row!("staff_member (unknown)", PRIVILEGED, |e, a| e
             .staff_member(&a, cartwright::id::StaffId::new())),
         row!("set_staff_roles (unknown)", PRIVILEGED, |e, a| e
@@ -1019,6 +1020,7 @@ fn needs(name: &str) -> &'static [&'static [Permission]] {
         | "delete_role (unknown)"
         | "create_staff"
         | "list_staff"
+        | "audit_log"
         | "staff_member (unknown)"
         | "set_staff_roles (unknown)"
         | "set_staff_active (unknown)"

@@ -160,6 +160,25 @@ async fn roles_are_enforced_by_the_engine(backend: Backend) {
             if s.name == "warehouse" && action == "set_stock")
     });
     assert!(audited);
+    // The audit view lists them newest first, in pages, for the owner only.
+    let log = e.audit_log(&w.owner, None, 2).await.unwrap();
+    assert_eq!(log.len(), 2);
+    assert!(log[0].sequence > log[1].sequence);
+    assert!(matches!(&log[0].kind, EventKind::AdminChange { action, .. } if action == "set_stock"));
+    let older = e
+        .audit_log(&w.owner, Some(log[1].sequence), 500)
+        .await
+        .unwrap();
+    assert!(older.iter().all(
+        |ev| ev.sequence < log[1].sequence && matches!(ev.kind, EventKind::AdminChange { .. })
+    ));
+    assert!(older.iter().any(|ev| matches!(&ev.kind,
+        EventKind::AdminChange { actor: Actor::StaffMember(s), action, .. }
+            if s.name == "warehouse" && action == "set_stock")));
+    assert!(matches!(
+        e.audit_log(&w.support, None, 10).await,
+        Err(Error::Forbidden)
+    ));
     // Nobody but those with the staff permission sees or changes staff.
     for who in [&w.support, &w.warehouse, &w.marketing] {
         assert!(matches!(e.list_staff(who).await, Err(Error::Forbidden)));

@@ -40,7 +40,7 @@
 //! | apply a payment provider event (settling a waiting checkout's payment too) | no | no | no | no | no | yes | its own payments | no | — |
 //! | open an agent session; its own sessions (read, update, complete, cancel), their orders (read, annotate), its request keys | no | no | no | no | no | no | no | its own | — |
 //! | another agent's sessions and orders (`agent_session`, `agent_view`, `agent_order`, `annotate_agent_order`; 404, not 403) | no | no | no | no | read | read | no | no | orders |
-//! | staff accounts and roles: create, list, change roles, switch off, reset two-factor; roles: install the built-ins, save, delete | no | no | no | no | yes | yes | no | no | staff |
+//! | staff accounts and roles: create, list, change roles, switch off, reset two-factor; roles: install the built-ins, save, delete; the audit log (`audit_log`) | no | no | no | no | yes | yes | no | no | staff |
 //! | sign in as staff, turn a session into its actor, sign out (no actor: the credentials or the token are the proof) | yes | yes | yes | yes | yes | yes | yes | yes | — |
 //! | one's own two-factor enrolment and password; one's own account | no | no | no | no | the member | no | no | no | — |
 //!

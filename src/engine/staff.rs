@@ -224,6 +224,28 @@ impl Engine {
         Ok(member)
     }
 
+    /// The audit log: admin changes, newest first, at most `limit`
+    /// (≤ [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE)), those recorded
+    /// before the event with sequence `before` when given (the previous
+    /// page's last). Each names who acted, what they did and to what.
+    /// Changes are kept as long as the outbox keeps events: a shop that
+    /// must keep its log longer relays them (`cartwright.admin.change.v1`)
+    /// to an archive.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] without [`Permission::Staff`];
+    /// [`Error::LimitExceeded`] for a `limit` over the maximum;
+    /// [`Error::Storage`].
+    pub async fn audit_log(
+        &self,
+        actor: &Actor,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<crate::event::Event>> {
+        actor.require(Permission::Staff)?;
+        self.inner.store.admin_changes(before, limit).await
+    }
+
     /// Every staff account, oldest first.
     ///
     /// # Errors

@@ -538,6 +538,9 @@ impl OrderStore for FaultyStore {
 
 #[async_trait]
 impl EventStore for FaultyStore {
+    async fn admin_changes(&self, before: Option<u64>, limit: usize) -> Result<Vec<Event>> {
+        self.inner.admin_changes(before, limit).await
+    }
     async fn record_events(
         &self,
         events: Vec<EventKind>,

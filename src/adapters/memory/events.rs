@@ -25,6 +25,19 @@ impl EventStore for MemoryStore {
         Ok(())
     }
 
+    async fn admin_changes(&self, before: Option<u64>, limit: usize) -> Result<Vec<Event>> {
+        let limit = check_limit(limit)?;
+        let s = self.lock();
+        Ok(s.events
+            .iter()
+            .rev()
+            .filter(|e| matches!(e.kind, EventKind::AdminChange { .. }))
+            .filter(|e| before.is_none_or(|b| e.sequence < b))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
     async fn record_events(&self, events: Vec<EventKind>, now: DateTime<Utc>) -> Result<()> {
         let mut s = self.lock();
         for kind in events {

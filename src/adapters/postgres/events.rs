@@ -66,6 +66,24 @@ impl EventStore for PgStore {
         })
     }
 
+    async fn admin_changes(&self, before: Option<u64>, limit: usize) -> Result<Vec<Event>> {
+        let limit = limit_i64(limit)?;
+        let before = before.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
+        retry!(self, async {
+            let rows = sqlx::query(
+                "SELECT e.sequence, e.id, e.occurred_at, e.kind, e.aggregate, e.aggregate_version
+                 FROM cw_events e
+                 WHERE e.kind->>'type' = 'admin_change' AND ($1::bigint IS NULL OR e.sequence < $1)
+                 ORDER BY e.sequence DESC LIMIT $2",
+            )
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.pool())
+            .await?;
+            rows.iter().map(event_from_row).collect::<Try<Vec<_>>>()
+        })
+    }
+
     async fn record_events(&self, events: Vec<EventKind>, now: DateTime<Utc>) -> Result<()> {
         retry!(self, async {
             let mut conn = self.pool().acquire().await?;

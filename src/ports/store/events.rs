@@ -35,6 +35,15 @@ pub trait EventStore: Send + Sync {
     /// known to the store has acknowledged. With no consumer, nothing is
     /// removed. Returns how many were removed.
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64>;
+    /// The newest [`EventKind::AdminChange`] events still held (pruning
+    /// removes them with the rest), newest first, at most `limit`
+    /// (≤ [`MAX_PAGE_SIZE`](super::MAX_PAGE_SIZE)), only those recorded
+    /// before `before` when it is given: the back office's audit view.
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`](crate::Error::LimitExceeded) for a `limit`
+    /// over the maximum; [`Error::Storage`](crate::Error::Storage).
+    async fn admin_changes(&self, before: Option<u64>, limit: usize) -> Result<Vec<Event>>;
 
     /// Claims events for the relay's sink `sink` (at most `limit`): of each
     /// aggregate, the events `sink` has not had (from the one after the
