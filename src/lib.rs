@@ -159,6 +159,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod adapters;
+#[cfg(feature = "admin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
+pub mod admin;
 #[cfg(any(feature = "ucp", feature = "acp"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "ucp", feature = "acp"))))]
 pub mod agentic;

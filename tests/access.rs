@@ -605,6 +605,15 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 8], Call)> {
             .set_stock(&a, v, warehouse, 100)),
         row!("adjust_stock", PRIVILEGED, |e, a| e
             .adjust_stock(&a, v, warehouse, 1)),
+        row!("adjust_stock_for", PRIVILEGED, |e, a| e.adjust_stock_for(
+            &a,
+            v,
+            warehouse,
+            1,
+            "stock count"
+        )),
+        row!("set_low_stock_threshold", PRIVILEGED, |e, a| e
+            .set_low_stock_threshold(&a, v, Some(2))),
         row!("reserve_stock", PRIVILEGED, |e, a| e
             .reserve_stock(&a, &[(v, 1)])),
         row!("usage", PRIVILEGED, |e, a| e.usage(&a, "coupon:X:uses")),
@@ -990,6 +999,8 @@ fn needs(name: &str) -> &'static [&'static [Permission]] {
         | "add_location"
         | "set_stock"
         | "adjust_stock"
+        | "adjust_stock_for"
+        | "set_low_stock_threshold"
         | "reserve_stock"
         | "release_reservation"
         | "commit_reservation" => INVENTORY,

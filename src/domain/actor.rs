@@ -35,7 +35,7 @@
 //! | check a gift card's balance by its code (wrong codes counted) | yes | yes | yes | yes | yes | yes | no | yes | — |
 //! | a customer's store credit and cards (balance, ledger) | no | no | yes | no | yes | yes | no | no | gift cards |
 //! | refund by amount | no | no | no | no | yes | no | no | no | refunds |
-//! | catalog (with `upload_image`, `remove_image`, `import_catalog`, `export_catalog`), stock, locations, promotions, coupons, price lists (changes and admin reads) | no | no | no | no | yes | yes | no | no | catalog; inventory (stock, locations); promotions (promotions, coupons, price lists) |
+//! | catalog (with `upload_image`, `remove_image`, `import_catalog`, `export_catalog`), stock (with `adjust_stock_for`, `set_low_stock_threshold`), locations, promotions, coupons, price lists (changes and admin reads) | no | no | no | no | yes | yes | no | no | catalog; inventory (stock, locations); promotions (promotions, coupons, price lists) |
 //! | event outbox, usage counters, the relay's parked deliveries (list, replay), webhook subscriptions (create, read, pause, resume, delete) | no | no | no | no | yes | yes | no | no | settings (usage counters: promotions) |
 //! | apply a payment provider event (settling a waiting checkout's payment too) | no | no | no | no | no | yes | its own payments | no | — |
 //! | open an agent session; its own sessions (read, update, complete, cancel), their orders (read, annotate), its request keys | no | no | no | no | no | no | no | its own | — |

@@ -87,16 +87,43 @@ impl Engine {
         location: LocationId,
         delta: i64,
     ) -> Result<StockLevel> {
+        self.adjust_stock_for(actor, variant, location, delta, "")
+            .await
+    }
+
+    /// [`Engine::adjust_stock`] with the reason for it (a count, damage,
+    /// a delivery), kept in the audit log with the change.
+    ///
+    /// # Errors
+    /// As [`Engine::adjust_stock`]; [`Error::Invalid`] or
+    /// [`Error::LimitExceeded`] for a reason over
+    /// [`MAX_TITLE_LEN`](crate::catalog::MAX_TITLE_LEN) characters.
+    #[tracing::instrument(skip_all, fields(variant_id = %variant))]
+    pub async fn adjust_stock_for(
+        &self,
+        actor: &Actor,
+        variant: VariantId,
+        location: LocationId,
+        delta: i64,
+        reason: &str,
+    ) -> Result<StockLevel> {
         actor.require(crate::actor::Permission::Inventory)?;
+        let reason =
+            crate::validate::optional_text("reason", reason, crate::catalog::MAX_TITLE_LEN)?;
         let level = self
             .inner
             .store
             .adjust_stock(variant, location, delta)
             .await?;
+        let because = if reason.is_empty() {
+            String::new()
+        } else {
+            format!(" ({reason})")
+        };
         self.audit_with(
             actor,
             "adjust_stock",
-            format!("{variant} at {location}: {delta:+}"),
+            format!("{variant} at {location}: {delta:+}{because}"),
             Some(crate::event::EventKind::StockChanged {
                 variant_id: variant,
                 location_id: location,
@@ -106,6 +133,49 @@ impl Engine {
         .await;
         self.check_low_stock(variant, None).await;
         Ok(level)
+    }
+
+    /// Sets (or with `None`, clears) a variant's low-stock threshold: fewer
+    /// available units than this send
+    /// [`EventKind::LowStock`](crate::event::EventKind::LowStock).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] without the inventory permission;
+    /// [`Error::NotFound`] for an unknown variant; [`Error::Storage`].
+    #[tracing::instrument(skip_all, fields(variant_id = %variant))]
+    pub async fn set_low_stock_threshold(
+        &self,
+        actor: &Actor,
+        variant: VariantId,
+        threshold: Option<u32>,
+    ) -> Result<crate::catalog::Product> {
+        actor.require(crate::actor::Permission::Inventory)?;
+        let entries = self.inner.store.entries(&[variant]).await?;
+        let entry = entries
+            .get(&variant)
+            .ok_or_else(|| Error::not_found("variant", variant))?;
+        let product_id = entry.variant.product_id();
+        let mut product = self.inner.store.product(product_id).await?;
+        let mut input = crate::catalog::NewVariant::from(
+            product
+                .variant(variant)
+                .ok_or_else(|| Error::not_found("variant", variant))?,
+        );
+        input.low_stock_threshold = threshold;
+        product.replace_variant(variant, input)?;
+        self.inner.store.update_product(product.clone()).await?;
+        self.audit_catalog(
+            actor,
+            "set_low_stock_threshold",
+            format!(
+                "{variant}: {}",
+                threshold.map_or_else(|| "none".to_owned(), |t| t.to_string())
+            ),
+            crate::event::CatalogChange::ProductUpdated { product_id },
+        )
+        .await;
+        self.check_low_stock(variant, threshold).await;
+        Ok(product)
     }
 
     /// Announces a crossing of `variant`'s low-stock threshold (read from

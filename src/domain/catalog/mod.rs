@@ -664,6 +664,20 @@ impl Product {
         Ok(())
     }
 
+    /// Replaces the categories it is in (the store checks they exist).
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`] past [`MAX_TAGS_PER_PRODUCT`].
+    pub fn set_categories(&mut self, categories: Vec<CategoryId>) -> Result<()> {
+        at_most(
+            "categories per product",
+            categories.len(),
+            MAX_TAGS_PER_PRODUCT,
+        )?;
+        self.categories = categories.into_iter().collect();
+        Ok(())
+    }
+
     /// Replaces the tags (kept lower-case, as in [`Product::new`]).
     ///
     /// # Errors

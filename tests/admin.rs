@@ -1,0 +1,512 @@
+//! The mountable admin over HTTP, on both stores, signed in as each
+//! built-in role through its own sign-in form: every screen renders for
+//! the owner; a support agent cannot change a price, a warehouse worker
+//! cannot refund, a refund above the role's ceiling is refused (each a
+//! clear page, nothing changed); forged CSRF tokens, expired and signed-out
+//! sessions, a 100 MB upload, a file that is not an image, a path in a
+//! file name and a bad CSV file are refused with a page saying why and
+//! change nothing; uploads are served with cache headers.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::io::Cursor;
+
+use cartwright::admin::{AdminConfig, admin_router};
+use cartwright::engine::staff::NewStaff;
+use cartwright::prelude::*;
+use common::{Backend, Shop, usd};
+use reqwest::StatusCode;
+use reqwest::multipart::{Form, Part};
+
+const PASSWORD: &str = "correct horse battery";
+
+/// What the shop holds that staff could change (orders, the catalog,
+/// stock); sessions and sign-in counters are left out.
+async fn business(w: &World) -> String {
+    let e = &w.shop.engine;
+    format!(
+        "{:?}\n{:?}\n{:?}",
+        e.order(&Actor::System, w.order).await.unwrap(),
+        e.product(w.product).await.unwrap(),
+        e.stock(e.variant_by_sku("MUG").await.unwrap().variant.id())
+            .await
+            .unwrap(),
+    )
+}
+
+struct World {
+    shop: Shop,
+    base: String,
+    order: cartwright::id::OrderId,
+    product: cartwright::id::ProductId,
+}
+
+async fn world(backend: Backend) -> World {
+    let shop = Shop::new(backend).await;
+    let e = &shop.engine;
+    e.install_builtin_roles(&Actor::System, &[usd("20.00")])
+        .await
+        .unwrap();
+    for role in ["owner", "support", "warehouse", "marketing", "manager"] {
+        e.create_staff(
+            &Actor::System,
+            NewStaff::new(&format!("{role}@shop.test"), role, PASSWORD, &[role]),
+        )
+        .await
+        .unwrap();
+    }
+    let variant = shop.product("MUG", "30.00", 10).await;
+    let product = e.variant_by_sku("MUG").await.unwrap().variant.product_id();
+    let cart = shop.ready_cart(&[(variant, 2)]).await;
+    let order = shop.place(cart.id(), "admin-order").await.id();
+    let app = axum::Router::new().nest(
+        "/admin",
+        admin_router(
+            e.clone(),
+            AdminConfig::new("/admin")
+                .secure_cookies(false)
+                .shop_name("Test shop"),
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/admin", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    World {
+        shop,
+        base,
+        order,
+        product,
+    }
+}
+
+/// A browser-like client: cookies kept, redirects not followed (so each
+/// answer can be looked at).
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The value of the first `name="csrf"` field in a page.
+fn csrf(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token");
+    let rest = &page[at + 19..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+async fn sign_in(w: &World, role: &str) -> (reqwest::Client, String) {
+    let c = client();
+    let form = c.get(format!("{}/login", w.base)).send().await.unwrap();
+    assert_eq!(form.status(), StatusCode::OK);
+    let page = form.text().await.unwrap();
+    let done = c
+        .post(format!("{}/login", w.base))
+        .form(&[
+            ("csrf", csrf(&page).as_str()),
+            ("email", &format!("{role}@shop.test")),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), StatusCode::SEE_OTHER, "{role} signs in");
+    let cookie = done
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("cw_admin="))
+        .unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let home = c.get(w.base.clone()).send().await.unwrap();
+    assert_eq!(home.status(), StatusCode::OK);
+    let token = csrf(&home.text().await.unwrap());
+    (c, token)
+}
+
+async fn get(c: &reqwest::Client, url: String) -> (StatusCode, String) {
+    let r = c.get(url).send().await.unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+async fn post(c: &reqwest::Client, url: String, form: &[(&str, &str)]) -> (StatusCode, String) {
+    let r = c.post(url).form(form).send().await.unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 99]));
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+async fn every_screen_renders_for_the_owner(backend: Backend) {
+    let w = world(backend).await;
+    let (c, _) = sign_in(&w, "owner").await;
+    for path in [
+        "".to_owned(),
+        "/products".to_owned(),
+        format!("/products/{}", w.product),
+        "/categories".to_owned(),
+        "/inventory".to_owned(),
+        "/import".to_owned(),
+        "/orders".to_owned(),
+        format!("/orders/{}", w.order),
+        "/promotions".to_owned(),
+        "/customers".to_owned(),
+        "/staff".to_owned(),
+        "/audit".to_owned(),
+        "/settings".to_owned(),
+    ] {
+        let r = c.get(format!("{}{path}", w.base)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        let csp = r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        let page = r.text().await.unwrap();
+        assert!(page.contains("<html lang=\"en\">"), "{path}");
+        assert!(page.contains("Signed in as owner"), "{path}");
+    }
+    let total = w
+        .shop
+        .engine
+        .order(&Actor::System, w.order)
+        .await
+        .unwrap()
+        .total();
+    let shown = format!("{} USD", total.amount());
+    let (_, dash) = get(&c, w.base.clone()).await;
+    assert!(
+        dash.contains(&shown),
+        "today's sales ({shown}) on the dashboard: {dash}"
+    );
+    assert!(dash.contains("<svg"), "a chart");
+    let (_, order) = get(&c, format!("{}/orders/{}", w.base, w.order)).await;
+    assert!(order.contains("MUG") && order.contains(&shown));
+    let csv = c
+        .get(format!("{}/catalog.csv", w.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert!(csv.text().await.unwrap().contains("MUG"));
+}
+
+async fn roles_are_enforced_through_the_screens(backend: Backend) {
+    let w = world(backend).await;
+    let variant = w.shop.engine.variant_by_sku("MUG").await.unwrap().variant;
+    let before = business(&w).await;
+
+    // A support agent cannot change a price.
+    let (support, token) = sign_in(&w, "support").await;
+    let (status, page) = post(
+        &support,
+        format!("{}/products/{}/prices", w.base, w.product),
+        &[
+            ("csrf", &token),
+            ("variant", &variant.id().to_string()),
+            ("amount", "1.00"),
+            ("currency", "USD"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("Access denied"), "{page}");
+    // Nor open the product form's areas it has no permission for.
+    let (status, _) = get(&support, format!("{}/products/{}", w.base, w.product)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A refund above support's ceiling (20.00 USD) is refused.
+    let (status, page) = post(
+        &support,
+        format!("{}/orders/{}/refund", w.base, w.order),
+        &[
+            ("csrf", &token),
+            ("amount", "25.00"),
+            ("reason", "too much"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("above the limit"), "{page}");
+    // The warehouse worker cannot refund at all.
+    let (warehouse, wtoken) = sign_in(&w, "warehouse").await;
+    let (status, page) = post(
+        &warehouse,
+        format!("{}/orders/{}/refund", w.base, w.order),
+        &[("csrf", &wtoken), ("amount", "1.00"), ("reason", "no")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    // Marketing sees no orders.
+    let (marketing, _) = sign_in(&w, "marketing").await;
+    let (status, _) = get(&marketing, format!("{}/orders", w.base)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, nav) = get(&marketing, w.base.clone()).await;
+    assert!(
+        !nav.contains("/admin/orders\""),
+        "marketing's menu has no orders"
+    );
+    assert!(business(&w).await == before, "nothing changed");
+
+    // Within the ceiling, support refunds; the history names them.
+    let (status, _) = post(
+        &support,
+        format!("{}/orders/{}/refund", w.base, w.order),
+        &[
+            ("csrf", &token),
+            ("amount", "5.00"),
+            ("reason", "scratched"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let order = w.shop.engine.order(&Actor::System, w.order).await.unwrap();
+    assert_eq!(order.payment().refunded(), usd("5.00"));
+    let (_, page) = get(&support, format!("{}/orders/{}", w.base, w.order)).await;
+    assert!(page.contains("support"), "the history names the member");
+    // The owner's price change lands and is in the audit log under them.
+    let (owner, otoken) = sign_in(&w, "owner").await;
+    let (status, _) = post(
+        &owner,
+        format!("{}/products/{}/prices", w.base, w.product),
+        &[
+            ("csrf", &otoken),
+            ("variant", &variant.id().to_string()),
+            ("amount", "31.50"),
+            ("currency", "USD"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let now = w.shop.engine.variant_by_sku("MUG").await.unwrap().variant;
+    assert_eq!(now.price(Currency::USD), Some(usd("31.50")));
+    let (_, audit) = get(&owner, format!("{}/audit", w.base)).await;
+    assert!(
+        audit.contains("update product") && audit.contains("owner"),
+        "{audit}"
+    );
+}
+
+async fn forged_and_expired_requests_change_nothing(backend: Backend) {
+    let w = world(backend).await;
+    let (owner, token) = sign_in(&w, "owner").await;
+    let before = business(&w).await;
+    let cancel = format!("{}/orders/{}/cancel", w.base, w.order);
+    for forged in ["", "0000", &token[..token.len() - 1]] {
+        let (status, page) =
+            post(&owner, cancel.clone(), &[("csrf", forged), ("reason", "x")]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{forged:?}");
+        assert!(page.contains("security token"), "{page}");
+    }
+    // Another session's token is not this one's.
+    let (_, other_token) = sign_in(&w, "manager").await;
+    let (status, _) = post(
+        &owner,
+        cancel.clone(),
+        &[("csrf", &other_token), ("reason", "x")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // No session at all: to the sign-in page.
+    let (status, _) = post(
+        &client(),
+        cancel.clone(),
+        &[("csrf", &token), ("reason", "x")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    // A forged sign-in form.
+    let (status, page) = post(
+        &client(),
+        format!("{}/login", w.base),
+        &[
+            ("csrf", "guess"),
+            ("email", "owner@shop.test"),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("form expired"), "{page}");
+    // The session expires after the configured time.
+    w.shop.clock.advance(chrono::Duration::hours(9));
+    let r = owner
+        .post(cancel.clone())
+        .form(&[("csrf", token.as_str()), ("reason", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = r.headers()["location"].to_str().unwrap();
+    assert!(
+        to.starts_with("/admin/login") && to.contains("session"),
+        "{to}"
+    );
+    assert!(business(&w).await == before, "nothing changed");
+
+    // Signing out ends the session.
+    let (owner, token) = sign_in(&w, "owner").await;
+    let (status, _) = post(&owner, format!("{}/logout", w.base), &[("csrf", &token)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _) = get(&owner, format!("{}/orders", w.base)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+async fn uploads_and_imports_are_checked(backend: Backend) {
+    let w = world(backend).await;
+    let (owner, token) = sign_in(&w, "owner").await;
+    let url = format!("{}/products/{}/images", w.base, w.product);
+    let before = business(&w).await;
+    let send = |bytes: Vec<u8>, name: &'static str, mime: &'static str, csrf: String| {
+        let owner = owner.clone();
+        let url = url.clone();
+        async move {
+            let form = Form::new().text("csrf", csrf).text("alt", "A mug").part(
+                "image",
+                Part::bytes(bytes).file_name(name).mime_str(mime).unwrap(),
+            );
+            let r = owner.post(url).multipart(form).send().await.unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    // 100 MB: refused with a page, not read to the end.
+    let (status, page) = send(
+        vec![0; 100 * 1024 * 1024],
+        "big.png",
+        "image/png",
+        token.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(page.contains("too large"), "{page}");
+    // Not an image.
+    let (status, page) = send(
+        b"<?php system($_GET['c']); ?>".to_vec(),
+        "shell.php.png",
+        "image/png",
+        token.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("not a PNG, JPEG or WebP"), "{page}");
+    // A forged token.
+    let (status, _) = send(png(4, 4), "a.png", "image/png", "forged".into()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(business(&w).await == before, "nothing changed");
+    // A path in the file name is never used.
+    let (status, _) = send(
+        png(6, 5),
+        "../../../etc/passwd.png",
+        "image/png",
+        token.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let product = w.shop.engine.product(w.product).await.unwrap();
+    let image = &product.images()[0];
+    assert!(
+        !image.url.contains("passwd") && !image.url.contains(".."),
+        "{}",
+        image.url
+    );
+    // Served with cache headers and an ETag that answers 304.
+    let key = image.media.clone().unwrap().to_string();
+    let served = owner
+        .get(format!("{}/media/{key}", w.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
+    assert_eq!(served.headers()["content-type"], "image/png");
+    assert!(
+        served.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age=31536000")
+    );
+    let etag = served.headers()["etag"].to_str().unwrap().to_owned();
+    let again = owner
+        .get(format!("{}/media/{key}", w.base))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    let missing = owner
+        .get(format!("{}/media/..%2F..%2Fetc%2Fpasswd", w.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    // CSV: a dry run shows every row's errors; an apply with errors
+    // changes nothing; a good file imports once.
+    let before = business(&w).await;
+    let import = |csv: &'static str, mode: &'static str| {
+        let owner = owner.clone();
+        let url = format!("{}/import", w.base);
+        let token = token.clone();
+        async move {
+            let form = Form::new().text("csrf", token).text("mode", mode).part(
+                "file",
+                Part::bytes(csv.as_bytes().to_vec())
+                    .file_name("c.csv")
+                    .mime_str("text/csv")
+                    .unwrap(),
+            );
+            let r = owner.post(url).multipart(form).send().await.unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    let bad = "product_title,sku,price:USD,colour\nCup,CUP-1,abc,red\nCup,CUP-1,1.00,red\n";
+    for mode in ["dry-run", "apply"] {
+        let (status, page) = import(bad, mode).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+        assert!(page.contains("Not imported"), "{page}");
+        assert!(
+            page.contains("<td>1</td>")
+                && page.contains("<td>2</td>")
+                && page.contains("<td>3</td>"),
+            "{page}"
+        );
+    }
+    assert!(business(&w).await == before, "nothing changed");
+    let good = "product_title,sku,price:USD\nCup,CUP-1,4.00\n";
+    let (status, page) = import(good, "apply").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Imported"), "{page}");
+    assert_eq!(
+        w.shop
+            .engine
+            .variant_by_sku("CUP-1")
+            .await
+            .unwrap()
+            .variant
+            .price(Currency::USD),
+        Some(usd("4.00"))
+    );
+}
+
+conformance!(
+    every_screen_renders_for_the_owner,
+    roles_are_enforced_through_the_screens,
+    forged_and_expired_requests_change_nothing,
+    uploads_and_imports_are_checked,
+);
