@@ -104,6 +104,7 @@ async fn every_role_uses_the_admin_in_a_real_browser() {
         ("/orders", "orders"),
         (&format!("/orders/{order}"), "order"),
         ("/promotions", "promotions"),
+        ("/promotions/new", "promotion-editor"),
         ("/customers", "customers"),
         ("/staff", "staff"),
         ("/audit", "audit"),

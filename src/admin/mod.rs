@@ -18,7 +18,10 @@
 //! images, status), categories (a tree, moved by choosing a parent),
 //! inventory (levels per location, adjustments with a reason, low-stock
 //! thresholds), orders (filters, an order's whole story, capture, ship,
-//! cancel, refund, return requests, notes), promotions (enable, disable,
+//! cancel, refund, return requests, notes), promotions (create and edit
+//! every shape — the header in fields, the rules as JSON checked by the
+//! engine, with every action and condition listed from the schema —
+//! enable, disable,
 //! bulk coupon codes, "what would this cart cost"), customers (search,
 //! profile, addresses, orders, notes, store credit, export, erasure),
 //! staff and roles, the audit log, settings (read-only), and catalog CSV
@@ -151,6 +154,9 @@ pub fn admin_router(engine: Engine, config: AdminConfig) -> Router {
         .route("/orders/{id}", get(orders::order))
         .route("/orders/{id}/{action}", post(orders::action))
         .route("/promotions", get(settings::promotions))
+        .route("/promotions/new", get(settings::new_promotion))
+        .route("/promotions/save", post(settings::save_promotion))
+        .route("/promotions/{id}/edit", get(settings::edit_promotion))
         .route(
             "/promotions/{id}/enabled",
             post(settings::promotion_enabled),

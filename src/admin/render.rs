@@ -23,6 +23,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("orders.html", include_str!("templates/orders.html")),
     ("order.html", include_str!("templates/order.html")),
     ("promotions.html", include_str!("templates/promotions.html")),
+    ("promotion.html", include_str!("templates/promotion.html")),
     ("explain.html", include_str!("templates/explain.html")),
     ("customers.html", include_str!("templates/customers.html")),
     ("customer.html", include_str!("templates/customer.html")),

@@ -403,3 +403,210 @@ pub(crate) async fn settings(State(admin): State<Admin>, staff: Staff) -> Respon
         },
     )
 }
+
+/// One shape of a tagged enum (an action or a condition), from its JSON
+/// Schema: its `type`, what it does, and its fields.
+fn shapes(schema: &serde_json::Value) -> Vec<minijinja::Value> {
+    let variants = schema
+        .get("oneOf")
+        .or_else(|| schema.get("anyOf"))
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default();
+    variants
+        .iter()
+        .filter_map(|v| {
+            let props = v.get("properties")?.as_object()?;
+            let name = props
+                .get("type")
+                .and_then(|t| t.get("const").or_else(|| t.get("enum").and_then(|e| e.get(0))))
+                .and_then(|c| c.as_str())?
+                .to_owned();
+            let required: Vec<&str> = v
+                .get("required")
+                .and_then(|r| r.as_array())
+                .map(|r| r.iter().filter_map(|x| x.as_str()).collect())
+                .unwrap_or_default();
+            let fields: Vec<String> = props
+                .iter()
+                .filter(|(k, _)| k.as_str() != "type")
+                .map(|(k, p)| {
+                    let about = p
+                        .get("description")
+                        .and_then(|d| d.as_str())
+                        .unwrap_or_default();
+                    let optional = if required.contains(&k.as_str()) { "" } else { " (optional)" };
+                    format!("{k}{optional}: {about}")
+                })
+                .collect();
+            Some(context! {
+                name,
+                about => v.get("description").and_then(|d| d.as_str()).unwrap_or_default().to_owned(),
+                fields,
+            })
+        })
+        .collect()
+}
+
+/// The parts of a promotion edited as JSON: everything but its header.
+const RULE_KEYS: [&str; 7] = [
+    "action",
+    "conditions",
+    "limits",
+    "stacking",
+    "reward_units",
+    "unit_cap",
+    "per_currency",
+];
+
+fn editor(
+    admin: &Admin,
+    staff: &Staff,
+    promotion: Option<&crate::pricing::Promotion>,
+    rules: Option<String>,
+    status: axum::http::StatusCode,
+    problem: Option<String>,
+) -> Response {
+    use axum::response::IntoResponse;
+    let value = promotion
+        .and_then(|p| serde_json::to_value(p).ok())
+        .unwrap_or_else(|| {
+            serde_json::json!({
+                "action": {"type": "percent_off_order", "percent": "10"},
+                "conditions": [{"type": "subtotal", "op": "gte", "amount": {"amount": "50.00", "currency": "USD"}}],
+            })
+        });
+    let rules = rules.unwrap_or_else(|| {
+        let picked: serde_json::Map<String, serde_json::Value> = RULE_KEYS
+            .iter()
+            .filter_map(|k| value.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+            .collect();
+        serde_json::to_string_pretty(&picked).unwrap_or_default()
+    });
+    let actions = shapes(schemars::schema_for!(crate::pricing::Action).as_value());
+    let conditions = shapes(schemars::schema_for!(crate::pricing::Condition).as_value());
+    let page = admin.pages.render(
+        admin,
+        Some(staff),
+        "promotion.html",
+        context! {
+            title => promotion.map_or_else(|| "New promotion".to_owned(), |p| p.name.clone()),
+            id => promotion.map(|p| p.id.to_string()),
+            name => promotion.map(|p| p.name.clone()).unwrap_or_default(),
+            coded => promotion.is_some_and(|p| p.coded),
+            enabled => promotion.is_none_or(|p| p.enabled),
+            priority => promotion.map_or(0, |p| p.priority),
+            starts => promotion.and_then(|p| p.starts_at).map(|t| t.to_rfc3339()).unwrap_or_default(),
+            ends => promotion.and_then(|p| p.ends_at).map(|t| t.to_rfc3339()).unwrap_or_default(),
+            rules,
+            actions,
+            conditions,
+            problem,
+        },
+    );
+    (status, page).into_response()
+}
+
+pub(crate) async fn new_promotion(State(admin): State<Admin>, staff: Staff) -> Response {
+    if let Err(e) = staff.actor.require(crate::actor::Permission::Promotions) {
+        return admin.failed(Some(&staff), &e);
+    }
+    editor(&admin, &staff, None, None, axum::http::StatusCode::OK, None)
+}
+
+pub(crate) async fn edit_promotion(
+    State(admin): State<Admin>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Response {
+    let loaded = async {
+        let id = parse(&id, "promotion", PromotionId::from_uuid)?;
+        admin.engine.promotion(&staff.actor, id).await
+    }
+    .await;
+    match loaded {
+        Ok(p) => editor(
+            &admin,
+            &staff,
+            Some(&p),
+            None,
+            axum::http::StatusCode::OK,
+            None,
+        ),
+        Err(e) => admin.failed(Some(&staff), &e),
+    }
+}
+
+/// Builds the promotion a form describes: the header from its fields, the
+/// rules from its JSON, checked as the engine reads promotions.
+fn promotion_of(
+    form: &super::session::Fields,
+    id: PromotionId,
+) -> Result<crate::pricing::Promotion, Error> {
+    let mut rules: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(form.get("rules"))
+            .map_err(|e| Error::invalid("rules", format!("not a JSON object: {e}")))?;
+    rules.retain(|k, _| RULE_KEYS.contains(&k.as_str()));
+    let time = |field: &'static str| -> Result<serde_json::Value, Error> {
+        match form.get(field) {
+            "" => Ok(serde_json::Value::Null),
+            t => chrono::DateTime::parse_from_rfc3339(t)
+                .map(|d| serde_json::json!(d.with_timezone(&chrono::Utc)))
+                .map_err(|_| {
+                    Error::invalid(
+                        field,
+                        format!("{t:?} is not a time like 2026-12-24T00:00:00Z"),
+                    )
+                }),
+        }
+    };
+    let priority: u32 = match form.get("priority") {
+        "" => 0,
+        p => p
+            .parse()
+            .map_err(|_| Error::invalid("priority", format!("{p:?} is not a whole number")))?,
+    };
+    rules.insert("id".into(), serde_json::json!(id));
+    rules.insert("name".into(), serde_json::json!(form.get("name")));
+    rules.insert(
+        "coded".into(),
+        serde_json::json!(!form.get("coded").is_empty()),
+    );
+    rules.insert(
+        "enabled".into(),
+        serde_json::json!(!form.get("enabled").is_empty()),
+    );
+    rules.insert("priority".into(), serde_json::json!(priority));
+    rules.insert("starts_at".into(), time("starts")?);
+    rules.insert("ends_at".into(), time("ends")?);
+    serde_json::from_value(serde_json::Value::Object(rules))
+        .map_err(|e| Error::invalid("rules", e.to_string()))
+}
+
+pub(crate) async fn save_promotion(
+    State(admin): State<Admin>,
+    Posted { staff, form }: Posted,
+) -> Response {
+    let id = match form.get("id") {
+        "" => Ok(PromotionId::new()),
+        i => parse(i, "promotion", PromotionId::from_uuid),
+    };
+    let saved = async {
+        let id = id?;
+        let promotion = promotion_of(&form, id)?;
+        admin.engine.save_promotion(&staff.actor, promotion).await
+    }
+    .await;
+    match saved {
+        Ok(p) => admin.done(&format!("/promotions/{}/edit", p.id), "Promotion saved."),
+        Err(Error::Forbidden) => admin.failed(Some(&staff), &Error::Forbidden),
+        Err(e) => editor(
+            &admin,
+            &staff,
+            None,
+            Some(form.get("rules").to_owned()),
+            axum::http::StatusCode::BAD_REQUEST,
+            Some(format!("Not saved: {e}. Nothing was changed.")),
+        ),
+    }
+}
