@@ -920,3 +920,76 @@ async fn staff_exchange_and_edit_orders_and_the_buyer_pays_the_difference() {
     assert_eq!(exchanged.url, order.url, "{}", exchanged.body);
     assert!(exchanged.body.contains(">Approved<"), "{}", exchanged.body);
 }
+
+/// The storefront mounts the back office: the owner signs in at `/admin`,
+/// uploads a product image there, and the shop serves it under `/media/`
+/// with long-lived caching.
+#[cfg(feature = "admin")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_back_office_is_mounted_and_its_images_are_served() {
+    let running = shop().await;
+    let staff = Browser::new(&running.url);
+    let form = staff.get("/admin/login").await;
+    assert_eq!(form.status, StatusCode::OK);
+    let home = staff
+        .post(
+            "/admin/login",
+            &[
+                ("csrf", &form.field("csrf")),
+                ("email", start::OWNER_EMAIL),
+                ("password", STAFF),
+            ],
+        )
+        .await;
+    assert!(home.body.contains("Signed in as Owner"), "{}", home.body);
+    let products = staff.get("/admin/products").await;
+    // minijinja escapes `/` in attributes as `&#x2f;`.
+    let body = products.body.replace("&#x2f;", "/");
+    let at = body.find("href=\"/admin/products/").unwrap() + "href=\"".len();
+    let product = body[at..at + body[at..].find('"').unwrap()].to_owned();
+    let page = staff.get(&product).await;
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_pixel(8, 8, image::Rgb([10, 20, 30]))
+        .write_to(&mut png, image::ImageFormat::Png)
+        .unwrap();
+    let upload = reqwest::multipart::Form::new()
+        .text("csrf", page.field("csrf"))
+        .text("alt", "The poster")
+        .part(
+            "image",
+            reqwest::multipart::Part::bytes(png.into_inner())
+                .file_name("poster.png")
+                .mime_str("image/png")
+                .unwrap(),
+        );
+    let done = staff
+        .http
+        .post(format!("{}{product}/images", running.url))
+        .multipart(upload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        done.status(),
+        StatusCode::OK,
+        "followed to the product page"
+    );
+    let id = product.trim_start_matches("/admin/products/");
+    let stored = running
+        .engine
+        .product(cartwright::id::ProductId::from_uuid(id.parse().unwrap()))
+        .await
+        .unwrap();
+    let url = stored.images()[0].url.clone();
+    assert!(url.starts_with("/media/"), "{url}");
+    let image = reqwest::get(format!("{}{url}", running.url)).await.unwrap();
+    assert_eq!(image.status(), StatusCode::OK);
+    assert_eq!(image.headers()["content-type"], "image/png");
+    assert!(
+        image.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    let _ = running.stop.send(());
+}

@@ -40,6 +40,12 @@ async fn main() -> cartwright::Result<()> {
         "staff log in at {}/staff/login with password {password}",
         running.url
     );
+    #[cfg(feature = "admin")]
+    println!(
+        "the back office is at {}/admin: sign in as {} with the same password",
+        running.url,
+        start::OWNER_EMAIL
+    );
     if std::env::var("STOREFRONT_SMOKE").is_ok() {
         let page = reqwest::get(format!("{}/", running.url))
             .await

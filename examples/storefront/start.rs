@@ -162,7 +162,19 @@ pub fn serve(
                 }
             }
         });
-        let routes = agents(app.router(), &engine_for_agents, &base);
+        let secure = app.secure_cookies;
+        let images = engine_for_agents.clone();
+        let routes = agents(app.router(), &engine_for_agents, &base).route(
+            "/media/{key}",
+            axum::routing::get(
+                move |axum::extract::Path(key): axum::extract::Path<String>,
+                      headers: axum::http::HeaderMap| {
+                    let images = images.clone();
+                    async move { media(&images, &key, &headers).await }
+                },
+            ),
+        );
+        let routes = back_office(routes, &engine_for_agents, secure);
         let server = axum::serve(listener, routes).with_graceful_shutdown(async move {
             let _ = stopped.await;
         });
@@ -203,6 +215,8 @@ pub async fn start_with(
     let gateway = Arc::new(TestPaymentProvider::new());
     let engine = engine(store, gateway.clone())?;
     seed(&engine, 20).await?;
+    #[cfg(feature = "admin")]
+    seed_staff(&engine, staff_password).await?;
     // Behind HTTPS, cookies must be `Secure`: the embedding says so.
     let secure = std::env::var("SECURE_COOKIES").as_deref() == Ok("1");
     let mut app = App::new(engine.clone(), gateway, staff_password, &url, secure);
@@ -287,6 +301,83 @@ fn agents(shop: axum::Router, engine: &Engine, base: &str) -> axum::Router {
     .nest("/ucp", ucp.router())
     .nest("/acp", acp.router())
 }
+
+/// Product images uploaded in the back office, with the cache headers a
+/// key that never changes allows.
+async fn media(
+    engine: &Engine,
+    key: &str,
+    headers: &axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    match engine.media(key).await {
+        Ok(image) => {
+            let etag = image.etag();
+            let cached = headers
+                .get(header::IF_NONE_MATCH)
+                .is_some_and(|v| v.as_bytes() == etag.as_bytes());
+            let meta = [
+                (
+                    header::CACHE_CONTROL,
+                    cartwright::media::CACHE_CONTROL.to_owned(),
+                ),
+                (header::ETAG, etag),
+                (header::CONTENT_TYPE, image.content_type.to_owned()),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+            ];
+            if cached {
+                (StatusCode::NOT_MODIFIED, meta).into_response()
+            } else {
+                (meta, image.bytes).into_response()
+            }
+        }
+        Err(Error::Invalid { .. } | Error::NotFound { .. }) => {
+            StatusCode::NOT_FOUND.into_response()
+        }
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
+/// The back office, with the `admin` feature: `cartwright::admin` under
+/// `/admin`, for the staff accounts the engine keeps (an owner is made at
+/// start: `owner@shop.example` with the staff password).
+#[cfg(feature = "admin")]
+fn back_office(shop: axum::Router, engine: &Engine, secure: bool) -> axum::Router {
+    use cartwright::admin::{AdminConfig, admin_router};
+    shop.nest(
+        "/admin",
+        admin_router(
+            engine.clone(),
+            AdminConfig::new("/admin")
+                .secure_cookies(secure)
+                .shop_name("Cartwright shop"),
+        ),
+    )
+}
+
+/// Without the `admin` feature there is no back office.
+#[cfg(not(feature = "admin"))]
+fn back_office(shop: axum::Router, _engine: &Engine, _secure: bool) -> axum::Router {
+    shop
+}
+
+/// The built-in roles and an owner account, once.
+#[cfg(feature = "admin")]
+async fn seed_staff(engine: &Engine, password: &str) -> Result<()> {
+    engine
+        .install_builtin_roles(&Actor::System, &[Money::parse("100.00", Currency::USD)?])
+        .await?;
+    let owner =
+        cartwright::engine::staff::NewStaff::new(OWNER_EMAIL, "Owner", password, &["owner"]);
+    match engine.create_staff(&Actor::System, owner).await {
+        Ok(_) | Err(Error::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The owner's sign-in for the back office.
+pub const OWNER_EMAIL: &str = "owner@shop.example";
 
 /// Without the protocols' features the shop serves people only.
 #[cfg(not(all(feature = "ucp", feature = "acp")))]
