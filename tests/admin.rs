@@ -16,6 +16,7 @@
 mod common;
 
 use std::io::Cursor;
+use std::sync::Arc;
 
 use cartwright::admin::{AdminConfig, admin_router};
 use cartwright::engine::staff::NewStaff;
@@ -48,7 +49,12 @@ struct World {
 }
 
 async fn world(backend: Backend) -> World {
-    let shop = Shop::new(backend).await;
+    serve(Shop::new(backend).await).await
+}
+
+/// Staff of every role, a product, an order of two mugs, and the admin
+/// served for `shop`.
+async fn serve(shop: Shop) -> World {
     let e = &shop.engine;
     e.install_builtin_roles(&Actor::System, &[usd("20.00")])
         .await
@@ -630,7 +636,167 @@ async fn promotions_are_made_and_changed_in_the_editor(backend: Backend) {
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
+async fn orders_are_shipped_with_labels_edited_and_exchanged(backend: Backend) {
+    let shop = Shop::with(
+        backend,
+        common::ShopOptions {
+            shipping: Some(Arc::new(common::ManyMethods)),
+            carriers: vec![Arc::new(cartwright::shipping::TestCarrier::new())],
+            carrier_fallback: true,
+            ..common::ShopOptions::default()
+        },
+    )
+    .await;
+    let w = serve(shop).await;
+    let e = &w.shop.engine;
+    let cup = w.shop.product("CUP", "10.00", 10).await;
+    let (c, token) = sign_in(&w, "manager").await;
+
+    // Edit before it ships: one more mug, express shipping. A preview
+    // first, then the edit with the difference it showed.
+    let mug = e.variant_by_sku("MUG").await.unwrap().variant.id();
+    let before = e.order(&Actor::System, w.order).await.unwrap();
+    let (status, preview) = post(
+        &c,
+        format!("{}/orders/{}/edit", w.base, w.order),
+        &[
+            ("csrf", &token),
+            ("add", &mug.to_string()),
+            ("add_quantity", "1"),
+            ("method", "express"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert!(
+        preview.contains("Express") && preview.contains("Difference"),
+        "{preview}"
+    );
+    assert_eq!(
+        e.order(&Actor::System, w.order).await.unwrap(),
+        before,
+        "a preview changes nothing"
+    );
+    let marker = "name=\"expected\" value=\"";
+    let at = preview.find(marker).unwrap() + marker.len();
+    let expected = &preview[at..at + preview[at..].find('"').unwrap()];
+    let (status, page) = post(
+        &c,
+        format!("{}/orders/{}/edit", w.base, w.order),
+        &[
+            ("csrf", &token),
+            ("add", &mug.to_string()),
+            ("add_quantity", "1"),
+            ("method", "express"),
+            ("expected", expected),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let edited = e.order(&Actor::System, w.order).await.unwrap();
+    let units: u32 = edited.pricing().lines.iter().map(|l| l.quantity).sum();
+    assert_eq!(units, 3);
+    assert_eq!(edited.pricing().shipping.as_ref().unwrap().code, "express");
+    // A stale difference is refused.
+    let (status, _) = post(
+        &c,
+        format!("{}/orders/{}/edit", w.base, w.order),
+        &[
+            ("csrf", &token),
+            ("add", &mug.to_string()),
+            ("expected", "0.01"),
+        ],
+    )
+    .await;
+    assert_ne!(status, StatusCode::SEE_OTHER);
+    // The buyer pays what the edit added; then it ships with a label.
+    for charge in edited.charges().iter().map(|ch| ch.id) {
+        e.pay_charge(
+            &Actor::System,
+            w.order,
+            charge,
+            cartwright::after_sale::ChargePayment::new("tok_visa"),
+        )
+        .await
+        .unwrap();
+    }
+    let (status, page) = post(
+        &c,
+        format!("{}/orders/{}/ship", w.base, w.order),
+        &[
+            ("csrf", &token),
+            ("carrier", "test"),
+            ("label", "1"),
+            ("method", "test:ground"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let (_, page) = get(&c, format!("{}/orders/{}", w.base, w.order)).await;
+    assert!(page.contains(">Print</a>"), "{page}");
+    assert!(page.contains("<td class=\"tracking\">TEST"), "{page}");
+    // After it ships: one mug exchanged for a cup.
+    let line = e
+        .order(&Actor::System, w.order)
+        .await
+        .unwrap()
+        .pricing()
+        .lines[0]
+        .line_id;
+    let (status, page) = post(
+        &c,
+        format!("{}/orders/{}/exchange", w.base, w.order),
+        &[
+            ("csrf", &token),
+            ("line", &line.to_string()),
+            ("quantity", "1"),
+            ("variant", &cup.to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert_eq!(
+        e.order(&Actor::System, w.order)
+            .await
+            .unwrap()
+            .exchanges()
+            .len(),
+        1
+    );
+    // Bad input changes nothing.
+    let now = e.order(&Actor::System, w.order).await.unwrap();
+    for (action, form) in [
+        (
+            "exchange",
+            vec![("line", "nope"), ("quantity", "1"), ("variant", "x")],
+        ),
+        (
+            "exchange",
+            vec![
+                ("line", &line.to_string() as &str),
+                ("quantity", "0"),
+                ("variant", "x"),
+            ],
+        ),
+        ("edit", vec![("add", "not-a-variant")]),
+        (
+            "edit",
+            vec![
+                ("remove_line", &line.to_string() as &str),
+                ("remove_quantity", "-1"),
+            ],
+        ),
+    ] {
+        let mut form = form;
+        form.push(("csrf", &token));
+        let (status, _) = post(&c, format!("{}/orders/{}/{action}", w.base, w.order), &form).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{action} {form:?}");
+    }
+    assert_eq!(e.order(&Actor::System, w.order).await.unwrap(), now);
+}
+
 conformance!(
+    orders_are_shipped_with_labels_edited_and_exchanged,
     promotions_are_made_and_changed_in_the_editor,
     every_screen_renders_for_the_owner,
     roles_are_enforced_through_the_screens,

@@ -152,6 +152,7 @@ pub fn admin_router(engine: Engine, config: AdminConfig) -> Router {
         .route("/media/{key}", get(catalog::media))
         .route("/orders", get(orders::orders))
         .route("/orders/{id}", get(orders::order))
+        .route("/orders/{id}/edit", post(orders::edit))
         .route("/orders/{id}/{action}", post(orders::action))
         .route("/promotions", get(settings::promotions))
         .route("/promotions/new", get(settings::new_promotion))

@@ -145,6 +145,7 @@ fn story(o: &Order) -> minijinja::Value {
         .iter()
         .map(|l| {
             context! {
+                id => l.line_id.to_string(),
                 name => l.name.to_string(),
                 sku => l.sku.as_str().to_owned(),
                 quantity => l.quantity,
@@ -170,11 +171,16 @@ fn story(o: &Order) -> minijinja::Value {
         .shipments()
         .iter()
         .map(|s| {
+            let bought = s.label.as_ref().and_then(|l| l.label.as_ref());
             context! {
+                id => s.id.to_string(),
                 at => when(s.shipped_at),
                 units => s.items.iter().map(|i| u64::from(i.quantity)).sum::<u64>(),
                 carrier => s.carrier.clone(),
-                tracking => s.tracking_number.clone(),
+                tracking => bought.map_or_else(|| s.tracking_number.clone(), |l| l.tracking_number.clone()),
+                label => bought.map(|l| l.url.clone()),
+                label_error => s.label.as_ref().map(|l| l.error.clone()).filter(|e| !e.is_empty()),
+                delivered => s.delivered_at.map(when),
             }
         })
         .collect();
@@ -231,6 +237,8 @@ fn story(o: &Order) -> minijinja::Value {
         discount => money(p.discount_total),
         shipping => p.shipping.as_ref().map(|s| money(s.amount)).unwrap_or_else(|| money(Money::zero(p.currency))),
         tax => money(p.tax_total),
+        methods => p.shipping_options.iter().map(|r| context! { code => r.code.clone(), name => r.name.clone(), price => money(r.price) }).collect::<Vec<_>>(),
+        method => p.shipping.as_ref().map(|s| s.code.clone()),
         lines, payments, shipments, returns, notes, history,
     }
 }
@@ -247,14 +255,43 @@ pub(crate) async fn order(
     }
     .await;
     match loaded {
-        Ok(o) => admin.pages.page(
-            &admin,
-            &staff,
-            "order.html",
-            context! { title => format!("Order {}", short(o.id())), o => story(&o) },
-        ),
+        Ok(o) => {
+            let variants = variants_for_sale(&admin, &staff).await;
+            admin.pages.page(
+                &admin,
+                &staff,
+                "order.html",
+                context! { title => format!("Order {}", short(o.id())), o => story(&o), variants },
+            )
+        }
         Err(e) => admin.failed(Some(&staff), &e),
     }
+}
+
+/// Active products' variants, for the exchange and edit forms (the first
+/// 100 by title).
+async fn variants_for_sale(admin: &Admin, staff: &Staff) -> Vec<minijinja::Value> {
+    let query = crate::catalog::ProductQuery::new(100)
+        .sort(crate::catalog::ProductSort::Title)
+        .status(crate::catalog::Status::Active);
+    let Ok(page) = admin.engine.find_products(&staff.actor, &query).await else {
+        return Vec::new();
+    };
+    page.products
+        .iter()
+        .flat_map(|p| {
+            p.variants()
+                .iter()
+                .filter(|v| v.status() == crate::catalog::Status::Active)
+                .map(move |v| {
+                    context! {
+                        id => v.id().to_string(),
+                        name => format!("{} ({})", p.title(), v.sku().as_str()),
+                        price => v.prices().next().map(|m| money(*m)),
+                    }
+                })
+        })
+        .collect()
 }
 
 /// A fresh idempotency key for a staff action: a form sent twice is two
@@ -264,6 +301,106 @@ fn key(what: &str) -> Result<IdempotencyKey, Error> {
         "admin-{what}-{}",
         uuid::Uuid::new_v4().simple()
     ))?)
+}
+
+fn parse_line(text: &str) -> Result<crate::id::LineId, Error> {
+    text.parse::<uuid::Uuid>()
+        .map(crate::id::LineId::from_uuid)
+        .map_err(|_| Error::invalid("line", format!("{text:?} is not a line of the order")))
+}
+
+fn parse_variant(text: &str) -> Result<crate::id::VariantId, Error> {
+    text.parse::<uuid::Uuid>()
+        .map(crate::id::VariantId::from_uuid)
+        .map_err(|_| Error::invalid("variant", format!("{text:?} is not a variant")))
+}
+
+fn count(text: &str) -> Result<u32, Error> {
+    text.parse::<u32>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| Error::invalid("quantity", format!("{text:?} is not a number of units")))
+}
+
+/// The edit a form describes: units of a variant added, units of a line
+/// removed, another shipping method.
+fn edit_of(form: &super::session::Fields) -> Result<crate::after_sale::EditRequest, Error> {
+    let mut edit = crate::after_sale::EditRequest::default().reason("edited by staff");
+    if !form.get("add").is_empty() {
+        let quantity = match form.get("add_quantity") {
+            "" => 1,
+            q => count(q)?,
+        };
+        edit = edit.add_units(vec![(parse_variant(form.get("add"))?, quantity)]);
+    }
+    if !form.get("remove_line").is_empty() {
+        edit = edit.remove_units(vec![crate::order::LineQuantity {
+            line_id: parse_line(form.get("remove_line"))?,
+            quantity: count(form.get("remove_quantity"))?,
+        }]);
+    }
+    if !form.get("method").is_empty() {
+        edit = edit.shipping_method(Some(form.get("method").to_owned()));
+    }
+    Ok(edit)
+}
+
+/// What an edit's preview shows.
+type Previewed = (OrderId, crate::after_sale::EditPreview);
+
+/// An order edit: the first post previews it, with what it adds, removes
+/// and costs; the confirming post (carrying the difference shown) makes it.
+pub(crate) async fn edit(
+    State(admin): State<Admin>,
+    Path(id): Path<String>,
+    Posted { staff, form }: Posted,
+) -> Response {
+    let done = async {
+        let id = parse_order(&id)?;
+        let edit = edit_of(&form)?;
+        if form.get("expected").is_empty() {
+            let preview = admin
+                .engine
+                .preview_order_edit(&staff.actor, id, &edit)
+                .await?;
+            return Ok::<_, Error>(Err::<OrderId, Previewed>((id, preview)));
+        }
+        let order = admin.engine.order(&staff.actor, id).await?;
+        let expected = Money::parse(form.get("expected"), order.pricing().currency)?;
+        admin
+            .engine
+            .confirm_order_edit(&staff.actor, id, edit, expected, &key("edit")?)
+            .await?;
+        Ok(Ok(id))
+    }
+    .await;
+    match done {
+        Ok(Ok(id)) => admin.done(&format!("/orders/{id}"), "Order edited."),
+        Ok(Err((id, preview))) => admin.pages.page(
+            &admin,
+            &staff,
+            "edit.html",
+            context! {
+                title => "Check the edit",
+                id => id.to_string(),
+                added => preview.added.iter().map(|l| format!("{} × {} — {}", l.quantity, l.name, money(l.total))).collect::<Vec<_>>(),
+                added_value => money(preview.added_value),
+                removed_value => money(preview.removed_value),
+                shipping => preview.shipping.as_ref().map(|s| format!(
+                    "{} ({}) instead of {} ({})",
+                    s.after.name, money(s.after.total), s.before.name, money(s.before.total)
+                )),
+                difference => money(preview.difference),
+                difference_raw => preview.difference.amount().to_string(),
+                add => form.get("add"),
+                add_quantity => form.get("add_quantity"),
+                remove_line => form.get("remove_line"),
+                remove_quantity => form.get("remove_quantity"),
+                method => form.get("method"),
+            },
+        ),
+        Err(e) => admin.failed(Some(&staff), &e),
+    }
 }
 
 fn case(form: &super::session::Fields) -> Result<ReturnCaseId, Error> {
@@ -293,9 +430,47 @@ pub(crate) async fn action(
                 "Payment captured."
             }
             "ship" => {
-                ship_everything(&admin, actor, id, form.get("carrier"), form.get("tracking"))
-                    .await?;
-                "Shipped."
+                let shipped =
+                    ship_everything(&admin, actor, id, form.get("carrier"), form.get("tracking"))
+                        .await?;
+                if form.get("label").is_empty() {
+                    "Shipped."
+                } else {
+                    // A label from the carrier named, by the method the
+                    // buyer chose when it is that carrier's.
+                    let carrier = form.get("carrier");
+                    let method = shipped
+                        .pricing()
+                        .shipping
+                        .as_ref()
+                        .map(|s| s.code.clone())
+                        .filter(|c| c.starts_with(&format!("{carrier}:")))
+                        .unwrap_or_else(|| form.get("method").to_owned());
+                    let shipment = shipped
+                        .shipments()
+                        .last()
+                        .map(|s| s.id)
+                        .ok_or_else(|| Error::invalid("shipment", "nothing was shipped"))?;
+                    e.purchase_label(actor, id, shipment, carrier, &method)
+                        .await?;
+                    "Shipped, label bought."
+                }
+            }
+            "exchange" => {
+                let line = parse_line(form.get("line"))?;
+                let variant = parse_variant(form.get("variant"))?;
+                let quantity = count(form.get("quantity"))?;
+                let exchange = crate::after_sale::NewExchange::new(
+                    vec![crate::order::LineQuantity {
+                        line_id: line,
+                        quantity,
+                    }],
+                    vec![(variant, quantity)],
+                    crate::order::ReturnReason::SizeOrFit,
+                    key("exchange")?,
+                );
+                e.create_exchange(actor, id, exchange).await?;
+                "Exchange recorded."
             }
             "cancel" => {
                 e.cancel(actor, id, form.get("reason")).await?;

@@ -22,6 +22,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("import.html", include_str!("templates/import.html")),
     ("orders.html", include_str!("templates/orders.html")),
     ("order.html", include_str!("templates/order.html")),
+    ("edit.html", include_str!("templates/edit.html")),
     ("promotions.html", include_str!("templates/promotions.html")),
     ("promotion.html", include_str!("templates/promotion.html")),
     ("explain.html", include_str!("templates/explain.html")),
