@@ -6,7 +6,9 @@
 //! give them one `COOKIE_KEY`, 64 hex characters, so each honours the
 //! others' sessions). Behind HTTPS set `SECURE_COOKIES=1` so the session
 //! cookie is `Secure` as well as `HttpOnly` and `SameSite=Lax`.
-//! It prints its address and the staff password; Ctrl-C stops it
+//! With the `admin` feature it mounts the back office (`cartwright::admin`)
+//! at `/admin`, with an owner account whose password it prints
+//! (`STAFF_PASSWORD`, or a random one). It prints its address; Ctrl-C stops it
 //! gracefully. With `STOREFRONT_SMOKE=1` it starts, answers one request
 //! and stops (what CI runs).
 
@@ -36,16 +38,14 @@ async fn main() -> cartwright::Result<()> {
         .and_then(|k| hex::decode(k).ok());
     let running = start::start_with(store, &password, cookie_key.as_deref()).await?;
     println!("storefront listening at {}", running.url);
-    println!(
-        "staff log in at {}/staff/login with password {password}",
-        running.url
-    );
     #[cfg(feature = "admin")]
     println!(
-        "the back office is at {}/admin: sign in as {} with the same password",
+        "staff: the back office is at {}/admin; sign in as {} with password {password}",
         running.url,
         start::OWNER_EMAIL
     );
+    #[cfg(not(feature = "admin"))]
+    println!("(no back office: run with --features admin to have one; password {password} unused)");
     if std::env::var("STOREFRONT_SMOKE").is_ok() {
         let page = reqwest::get(format!("{}/", running.url))
             .await

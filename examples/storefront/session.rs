@@ -19,8 +19,6 @@ const MAX_ORDERS: usize = 10;
 pub struct Session {
     /// The signed-in customer.
     pub customer: Option<CustomerId>,
-    /// The signed-in member of staff.
-    pub staff: Option<String>,
     /// The current cart.
     pub cart: Option<CartId>,
     /// Guest orders and their access tokens (proof of ownership).
@@ -40,9 +38,6 @@ impl Session {
 
     /// Who the engine sees.
     pub fn actor(&self) -> Actor {
-        if let Some(name) = &self.staff {
-            return Actor::Staff(name.clone());
-        }
         match self.customer {
             Some(id) => Actor::Customer(id),
             None => Actor::Guest,
@@ -53,7 +48,7 @@ impl Session {
     /// its token, or the session's own actor.
     pub fn actor_for_order(&self, order: OrderId) -> Actor {
         match self.orders.iter().find(|(id, _)| *id == order) {
-            Some((_, token)) if self.customer.is_none() && self.staff.is_none() => {
+            Some((_, token)) if self.customer.is_none() => {
                 Actor::GuestWithToken(cartwright::actor::AccessToken::new(token.clone()))
             }
             _ => self.actor(),

@@ -45,8 +45,6 @@ pub struct App {
     pub cookie_key: Arc<[u8]>,
     /// Shared with the gateway: signs its webhooks.
     pub webhook_secret: Arc<[u8]>,
-    /// Staff log in with this password (printed at start).
-    pub staff_password: Arc<str>,
     /// Whether cookies are marked `Secure` (behind HTTPS).
     pub secure_cookies: bool,
     /// Where this shop listens, for the bank stand-in's webhook.
@@ -119,7 +117,6 @@ impl App {
     pub fn new(
         engine: Engine,
         gateway: Arc<TestPaymentProvider>,
-        staff_password: &str,
         base_url: &str,
         secure_cookies: bool,
     ) -> Self {
@@ -141,7 +138,6 @@ impl App {
             gateway,
             cookie_key: random(),
             webhook_secret: Arc::from(&b"whsec_storefront_demo_secret"[..]),
-            staff_password: Arc::from(staff_password),
             secure_cookies,
             base_url: Arc::from(base_url),
             templates: Arc::new(env),
@@ -163,18 +159,12 @@ impl App {
             .route("/orders/{id}", get(order_page))
             .route("/orders/{id}/return", post(return_request))
             .route("/orders/{id}/charges/{charge}/pay", post(pay_charge))
-            .route("/staff/orders/{id}/exchange", post(staff_exchange))
-            .route("/staff/orders/{id}/edit", post(staff_edit))
             .route("/account", get(account))
             .route("/signup", get(signup_page).post(signup))
             .route("/login", get(login_page).post(login))
             .route("/logout", post(logout))
             .route("/forgot", get(forgot_page).post(forgot))
             .route("/reset", get(reset_page).post(reset))
-            .route("/staff/login", get(staff_login_page).post(staff_login))
-            .route("/staff/orders", get(staff_orders))
-            .route("/staff/orders/{id}/{action}", post(staff_action))
-            .route("/staff/promotions", get(staff_promotions))
             .route("/api/cart", get(api_cart))
             .route("/api/cart/items", post(api_add))
             .route("/api/checkout", post(api_checkout))
@@ -219,7 +209,6 @@ impl App {
         let base = context! {
             csrf => session.csrf.clone(),
             signed_in => session.customer.is_some(),
-            staff => session.staff.is_some(),
             error => error,
         };
         let html = self
@@ -305,12 +294,8 @@ csrf_forms!(
     LogoutForm,
     ForgotForm,
     ResetForm,
-    StaffForm,
-    StaffActionForm,
     ReturnForm,
     PayForm,
-    ExchangeForm,
-    EditForm,
 );
 
 impl<T> axum::extract::FromRequest<App> for Posted<T>
@@ -824,11 +809,6 @@ async fn order_page(
                     }
                 })
                 .collect();
-            let variants = if session.staff.is_some() {
-                variants_for_sale(&app, &session.actor()).await
-            } else {
-                Vec::new()
-            };
             let can_return = o
                 .pricing()
                 .lines
@@ -851,12 +831,11 @@ async fn order_page(
                     history => history,
                     lines => lines,
                     returns => returns,
-                    can_return => can_return && session.staff.is_none(),
+                    can_return => can_return,
                     any_returnable => can_return,
                     can_ship => can_ship,
                     charges => charges,
-                    variants => variants,
-                    shipments => crate::tracking::shipments(&o, session.staff.is_some()),
+                    shipments => crate::tracking::shipments(&o),
                     shipping_method => o.pricing().shipping.as_ref().map(|s| s.code.clone()).unwrap_or_default(),
                     // The methods offered at checkout, while one may still be chosen.
                     methods => if o.shipments().is_empty() && o.pricing().shipping_groups.is_empty() {
@@ -1073,79 +1052,6 @@ async fn reset(State(app): State<App>, Posted { session, form: f }: Posted<Reset
     }
 }
 
-async fn staff_login_page(State(app): State<App>, headers: HeaderMap) -> Response {
-    let session = app.session(&headers);
-    form_page(
-        &app,
-        &session,
-        "Staff log in",
-        "/staff/login",
-        &[
-            ("name", "Name", "text"),
-            ("password", "Password", "password"),
-        ],
-        None,
-    )
-}
-
-#[derive(Deserialize)]
-struct StaffForm {
-    csrf: String,
-    name: String,
-    password: String,
-}
-
-async fn staff_login(
-    State(app): State<App>,
-    Posted { session, form: f }: Posted<StaffForm>,
-) -> Response {
-    use subtle::ConstantTimeEq;
-    let ok: bool = f
-        .password
-        .as_bytes()
-        .ct_eq(app.staff_password.as_bytes())
-        .into();
-    let name = f.name.trim();
-    if !ok || name.is_empty() || name.len() > 64 {
-        return app.error_page(&session, &Error::Forbidden);
-    }
-    let mut staff = Session::new();
-    staff.staff = Some(name.to_owned());
-    app.redirect(&staff, "/staff/orders")
-}
-
-async fn staff_orders(State(app): State<App>, headers: HeaderMap) -> Response {
-    let session = app.session(&headers);
-    if session.staff.is_none() {
-        return app.redirect(&session, "/staff/login");
-    }
-    let mut query = cartwright::order::OrderQuery::default();
-    query.limit = 50;
-    match app.engine.find_orders(&session.actor(), &query).await {
-        Ok(page) => {
-            let list: Vec<_> = page.orders.iter().map(order_row).collect();
-            app.page(&session, "staff_orders.html", context! { orders => list })
-        }
-        Err(e) => app.error_page(&session, &e),
-    }
-}
-
-#[derive(Deserialize)]
-struct StaffActionForm {
-    csrf: String,
-    #[serde(default)]
-    amount: Option<String>,
-    /// The return request an action is for.
-    #[serde(default)]
-    case: Option<String>,
-    /// Why (a rejection).
-    #[serde(default)]
-    reason: Option<String>,
-    /// Put received units back on the shelf.
-    #[serde(default)]
-    restock: Option<String>,
-}
-
 /// A buyer's return request from the order page.
 #[derive(Deserialize)]
 struct ReturnForm {
@@ -1168,27 +1074,6 @@ fn return_reason(name: &str) -> cartwright::order::ReturnReason {
         "no_longer_needed" => R::NoLongerNeeded,
         _ => R::Other,
     }
-}
-
-/// Every active product's first variant, for the staff forms.
-async fn variants_for_sale(app: &App, actor: &Actor) -> Vec<minijinja::Value> {
-    let query =
-        cartwright::catalog::ProductQuery::new(50).sort(cartwright::catalog::ProductSort::Title);
-    let Ok(page) = app.engine.find_products(actor, &query).await else {
-        return Vec::new();
-    };
-    page.products
-        .iter()
-        .filter(|p| p.status() == Status::Active)
-        .filter_map(|p| {
-            let v = p.variants().first()?;
-            Some(context! {
-                id => v.id().to_string(),
-                title => p.title().to_owned(),
-                price => v.price(Currency::USD).map(money).unwrap_or_default(),
-            })
-        })
-        .collect()
 }
 
 /// The buyer pays a charge (an exchange's or an edit's difference).
@@ -1220,147 +1105,6 @@ async fn pay_charge(
         // A card that needs the bank's check shows as waiting on the order
         // page; paying again after the check finishes the same try.
         Ok(_) => app.redirect(&session, &format!("/orders/{id}")),
-        Err(e) => app.error_page(&session, &e),
-    }
-}
-
-/// Staff exchange units of a line for one unit of another variant.
-#[derive(Deserialize)]
-struct ExchangeForm {
-    csrf: String,
-    line: String,
-    quantity: String,
-    variant: String,
-}
-
-async fn staff_exchange(
-    State(app): State<App>,
-    Path(id): Path<String>,
-    Posted { session, form: f }: Posted<ExchangeForm>,
-) -> Response {
-    let parsed = (
-        id.parse::<uuid::Uuid>().map(OrderId::from_uuid),
-        f.line
-            .parse::<uuid::Uuid>()
-            .map(cartwright::id::LineId::from_uuid),
-        f.variant
-            .parse::<uuid::Uuid>()
-            .map(cartwright::id::VariantId::from_uuid),
-        f.quantity.trim().parse::<u32>(),
-    );
-    let (Ok(id), Ok(line), Ok(variant), Ok(quantity)) = parsed else {
-        return app.error_page(
-            &session,
-            &Error::invalid("exchange", "bad line, variant or quantity"),
-        );
-    };
-    let key = match IdempotencyKey::new(format!("exchange-{}", uuid::Uuid::new_v4().simple())) {
-        Ok(k) => k,
-        Err(e) => return app.error_page(&session, &e.into()),
-    };
-    let exchange = cartwright::after_sale::NewExchange::new(
-        vec![cartwright::order::LineQuantity {
-            line_id: line,
-            quantity,
-        }],
-        vec![(variant, 1)],
-        cartwright::order::ReturnReason::SizeOrFit,
-        key,
-    );
-    match app
-        .engine
-        .create_exchange(&session.actor(), id, exchange)
-        .await
-    {
-        Ok(_) => app.redirect(&session, &format!("/orders/{id}")),
-        Err(e) => app.error_page(&session, &e),
-    }
-}
-
-/// Staff edit an order: add a unit of a variant and/or remove units of a
-/// line. The first post previews; the confirming post repeats the edit
-/// with the difference shown.
-#[derive(Deserialize)]
-struct EditForm {
-    csrf: String,
-    #[serde(default)]
-    add: String,
-    #[serde(default)]
-    remove_line: String,
-    #[serde(default)]
-    remove_quantity: String,
-    /// A new shipping method's code; empty keeps the method.
-    #[serde(default)]
-    method: String,
-    /// The difference the preview showed; present when confirming.
-    #[serde(default)]
-    expected: String,
-}
-
-async fn staff_edit(
-    State(app): State<App>,
-    Path(id): Path<String>,
-    Posted { session, form: f }: Posted<EditForm>,
-) -> Response {
-    let Ok(order_id) = id.parse::<uuid::Uuid>().map(OrderId::from_uuid) else {
-        return app.error_page(&session, &Error::invalid("order", "not an id"));
-    };
-    let mut edit = cartwright::after_sale::EditRequest::default().reason("edited by staff");
-    if let Ok(v) = f.add.parse::<uuid::Uuid>() {
-        edit = edit.add_units(vec![(cartwright::id::VariantId::from_uuid(v), 1)]);
-    }
-    if let (Ok(line), Ok(quantity)) = (
-        f.remove_line.parse::<uuid::Uuid>(),
-        f.remove_quantity.trim().parse::<u32>(),
-    ) {
-        edit = edit.remove_units(vec![cartwright::order::LineQuantity {
-            line_id: cartwright::id::LineId::from_uuid(line),
-            quantity,
-        }]);
-    }
-    if !f.method.is_empty() {
-        edit = edit.shipping_method(Some(f.method.clone()));
-    }
-    let actor = session.actor();
-    if f.expected.is_empty() {
-        return match app.engine.preview_order_edit(&actor, order_id, &edit).await {
-            Ok(preview) => app.page(
-                &session,
-                "edit_preview.html",
-                context! {
-                    id => order_id.to_string(),
-                    added => preview.added.iter().map(|l| format!("{} × {} — {}", l.quantity, l.name, money(l.total))).collect::<Vec<_>>(),
-                    added_value => money(preview.added_value),
-                    removed_value => money(preview.removed_value),
-                    shipping => preview.shipping.as_ref().map(|s| format!(
-                        "{} ({}) instead of {} ({})",
-                        s.after.name, money(s.after.total), s.before.name, money(s.before.total)
-                    )),
-                    method => f.method,
-                    difference => money(preview.difference),
-                    difference_raw => preview.difference.amount().to_string(),
-                    add => f.add,
-                    remove_line => f.remove_line,
-                    remove_quantity => f.remove_quantity,
-                },
-            ),
-            Err(e) => app.error_page(&session, &e),
-        };
-    }
-    let expected = match Money::parse(&f.expected, Currency::USD) {
-        Ok(m) => m,
-        Err(e) => return app.error_page(&session, &e.into()),
-    };
-    let key = match IdempotencyKey::new(format!("edit-{}", uuid::Uuid::new_v4().simple())) {
-        Ok(k) => k,
-        Err(e) => return app.error_page(&session, &e.into()),
-    };
-    match app
-        .engine
-        .confirm_order_edit(&actor, order_id, edit, expected, &key)
-        .await
-    {
-        Ok(_) => app.redirect(&session, &format!("/orders/{order_id}")),
         Err(e) => app.error_page(&session, &e),
     }
 }
@@ -1403,202 +1147,6 @@ async fn return_request(
         Ok(_) => app.redirect(&session, &format!("/orders/{id}")),
         Err(e) => app.error_page(&session, &e),
     }
-}
-
-async fn staff_action(
-    State(app): State<App>,
-    Path((id, action)): Path<(String, String)>,
-    Posted { session, form: f }: Posted<StaffActionForm>,
-) -> Response {
-    let actor = session.actor();
-    let Ok(id) = id.parse::<uuid::Uuid>().map(OrderId::from_uuid) else {
-        return app.error_page(&session, &Error::invalid("order", "not an id"));
-    };
-    let case = f
-        .case
-        .as_deref()
-        .and_then(|c| c.parse::<uuid::Uuid>().ok())
-        .map(cartwright::id::ReturnCaseId::from_uuid);
-    let needs_case = action.ends_with("-return");
-    if needs_case && case.is_none() {
-        return app.error_page(&session, &Error::invalid("return request", "not an id"));
-    }
-    let case = case.unwrap_or_else(cartwright::id::ReturnCaseId::new);
-    let done = match action.as_str() {
-        "capture" => app.engine.capture(&actor, id).await,
-        "ship" => ship_everything(&app, &actor, id).await,
-        "approve-return" => app.engine.approve_return(&actor, id, case, "").await,
-        "reject-return" => {
-            let reason = f.reason.unwrap_or_default();
-            app.engine.reject_return(&actor, id, case, &reason).await
-        }
-        "receive-return" => {
-            let restock = f.restock.is_some();
-            receive_everything(&app, &actor, id, case, restock).await
-        }
-        "refund-return" => {
-            match IdempotencyKey::new(format!("staff-return-{}", uuid::Uuid::new_v4().simple())) {
-                Ok(key) => {
-                    app.engine
-                        .refund_return(
-                            &actor,
-                            id,
-                            case,
-                            cartwright::after_sale::RefundReturn::new(key),
-                        )
-                        .await
-                }
-                Err(e) => Err(e.into()),
-            }
-        }
-        "cancel" => app.engine.cancel(&actor, id, "cancelled by staff").await,
-        "refund" => {
-            let amount = f.amount.unwrap_or_default();
-            match (
-                Money::parse(&amount, Currency::USD),
-                IdempotencyKey::new(format!("staff-refund-{}", uuid::Uuid::new_v4().simple())),
-            ) {
-                (Ok(amount), Ok(key)) => {
-                    app.engine
-                        .refund(
-                            &actor,
-                            id,
-                            cartwright::money_path::ManualRefund::new(amount, "staff refund", key),
-                        )
-                        .await
-                }
-                (Err(e), _) => Err(e.into()),
-                (_, Err(e)) => Err(e.into()),
-            }
-        }
-        _ => Err(Error::not_found_action()),
-    };
-    match done {
-        Ok(_) => app.redirect(&session, &format!("/orders/{id}")),
-        Err(e) => app.error_page(&session, &e),
-    }
-}
-
-/// Ships every unit not shipped yet.
-async fn ship_everything(
-    app: &App,
-    actor: &Actor,
-    id: OrderId,
-) -> cartwright::Result<cartwright::order::Order> {
-    let o = app.engine.order(actor, id).await?;
-    let items: Vec<_> = o
-        .pricing()
-        .lines
-        .iter()
-        .filter_map(|l| {
-            let left = o.ordered(l.line_id).saturating_sub(o.shipped(l.line_id));
-            (left > 0).then_some(cartwright::order::LineQuantity {
-                line_id: l.line_id,
-                quantity: left,
-            })
-        })
-        .collect();
-    let shipped = app
-        .engine
-        .ship(
-            actor,
-            id,
-            cartwright::fulfillment::ShipmentRequest::new(items).carrier("test"),
-        )
-        .await?;
-    // The label, from the test carrier, by the method the buyer chose when
-    // it is the carrier's.
-    let method = shipped
-        .pricing()
-        .shipping
-        .as_ref()
-        .map(|s| s.code.clone())
-        .filter(|c| c.starts_with("test:"))
-        .unwrap_or_else(|| "test:ground".into());
-    let Some(shipment) = shipped.shipments().last().map(|s| s.id) else {
-        return Ok(shipped);
-    };
-    app.engine
-        .purchase_label(actor, id, shipment, "test", &method)
-        .await
-}
-
-/// Receives every unit a return request named, as new, back on the shelf
-/// they left from (or not).
-async fn receive_everything(
-    app: &App,
-    actor: &Actor,
-    id: OrderId,
-    case: cartwright::id::ReturnCaseId,
-    restock: bool,
-) -> cartwright::Result<cartwright::order::Order> {
-    let o = app.engine.order(actor, id).await?;
-    let c = o.return_case(case)?;
-    let received = c
-        .items
-        .iter()
-        .map(|i| {
-            let r = cartwright::order::ReceivedUnits::new(
-                i.line_id,
-                i.quantity,
-                cartwright::order::ItemCondition::Resellable,
-            );
-            let from = o
-                .shipments()
-                .iter()
-                .flat_map(|s| &s.stock)
-                .find(|l| {
-                    o.line(i.line_id)
-                        .is_ok_and(|pl| pl.variant_id == l.variant_id)
-                })
-                .map(|l| l.location_id);
-            match from {
-                Some(at) if restock => r.restock_at(at),
-                _ => r,
-            }
-        })
-        .collect();
-    app.engine.receive_return(actor, id, case, received).await
-}
-
-#[derive(Deserialize)]
-struct CartQuery {
-    #[serde(default)]
-    cart: String,
-}
-
-async fn staff_promotions(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Query(q): Query<CartQuery>,
-) -> Response {
-    let session = app.session(&headers);
-    if session.staff.is_none() {
-        return app.redirect(&session, "/staff/login");
-    }
-    let actor = session.actor();
-    let promotions: Vec<String> = match app.engine.promotions(&actor).await {
-        Ok(ps) => ps
-            .iter()
-            .map(|p| format!("{} ({})", p.name, if p.enabled { "on" } else { "off" }))
-            .collect(),
-        Err(e) => return app.error_page(&session, &e),
-    };
-    let (mut quote, mut outcomes) = (None, Vec::new());
-    if let Ok(cart) = q.cart.trim().parse::<uuid::Uuid>().map(CartId::from_uuid) {
-        match app.engine.price_cart(&actor, cart).await {
-            Ok(p) => {
-                quote = Some(money(p.total));
-                outcomes = p.promotions.iter().map(explain).collect();
-            }
-            Err(e) => return app.error_page(&session, &e),
-        }
-    }
-    app.page(
-        &session,
-        "staff_promotions.html",
-        context! { promotions => promotions, cart => q.cart, quote => quote, outcomes => outcomes },
-    )
 }
 
 // ----- the JSON API ----------------------------------------------------------

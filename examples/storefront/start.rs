@@ -217,9 +217,11 @@ pub async fn start_with(
     seed(&engine, 20).await?;
     #[cfg(feature = "admin")]
     seed_staff(&engine, staff_password).await?;
+    #[cfg(not(feature = "admin"))]
+    let _ = staff_password;
     // Behind HTTPS, cookies must be `Secure`: the embedding says so.
     let secure = std::env::var("SECURE_COOKIES").as_deref() == Ok("1");
-    let mut app = App::new(engine.clone(), gateway, staff_password, &url, secure);
+    let mut app = App::new(engine.clone(), gateway, &url, secure);
     if let Some(key) = cookie_key {
         app = app.with_cookie_key(key);
     }

@@ -30,7 +30,6 @@ td, th { border-bottom: 1px solid #999; padding: .3rem; text-align: left; }
 {% if signed_in %}<a href="/account">My orders</a>
 <form method="post" action="/logout"><input type="hidden" name="csrf" value="{{ csrf }}"><button type="submit">Log out</button></form>
 {% else %}<a href="/login">Log in</a> <a href="/signup">Sign up</a>{% endif %}
-{% if staff %}<a href="/staff/orders">Staff: orders</a> <a href="/staff/promotions">Staff: promotions</a>{% endif %}
 </nav>
 <main>
 {% if error %}<p class="error" role="alert">{{ error }}</p>{% endif %}
@@ -154,10 +153,9 @@ td, th { border-bottom: 1px solid #999; padding: .3rem; text-align: left; }
 {% for l in lines %}<tr><td>{{ l.name }}</td><td>{{ l.quantity }}</td><td>{{ l.returnable }}</td></tr>{% endfor %}
 </tbody></table>
 {% if shipments %}<h2>Shipments</h2>
-<table><thead><tr><th scope="col">Carrier</th><th scope="col">Tracking number</th><th scope="col">Where</th>{% if staff %}<th scope="col">Label</th>{% endif %}</tr></thead><tbody>
-{% for s in shipments %}<tr data-shipment="{{ s.id }}"><td>{{ s.carrier }}</td><td class="tracking">{{ s.tracking }}</td><td class="parcel">{{ s.status }}</td>{% if staff %}<td>{% if s.label %}<a href="{{ s.label }}">Print</a>{% endif %}</td>{% endif %}</tr>{% endfor %}
+<table><thead><tr><th scope="col">Carrier</th><th scope="col">Tracking number</th><th scope="col">Where</th></tr></thead><tbody>
+{% for s in shipments %}<tr data-shipment="{{ s.id }}"><td>{{ s.carrier }}</td><td class="tracking">{{ s.tracking }}</td><td class="parcel">{{ s.status }}</td></tr>{% endfor %}
 </tbody></table>{% endif %}
-{% if staff and can_ship %}<form method="post" action="/staff/orders/{{ id }}/ship"><input type="hidden" name="csrf" value="{{ csrf }}"><button type="submit" id="ship">Ship everything left</button></form>{% endif %}
 {% if can_return %}<h2>Return items</h2>
 <form method="post" action="/orders/{{ id }}/return" id="return-form">
 <input type="hidden" name="csrf" value="{{ csrf }}">
@@ -173,33 +171,12 @@ td, th { border-bottom: 1px solid #999; padding: .3rem; text-align: left; }
 {% if charges %}<h2>To pay</h2>
 <table><thead><tr><th scope="col">For</th><th scope="col">Amount</th><th scope="col">Status</th><th scope="col">Pay</th></tr></thead><tbody>
 {% for c in charges %}<tr><td>{{ c.reason }}</td><td>{{ c.amount }}</td><td class="charge-state">{{ c.state }}</td><td>
-{% if c.payable and not staff %}<form method="post" action="/orders/{{ id }}/charges/{{ c.id }}/pay"><input type="hidden" name="csrf" value="{{ csrf }}"><label for="token-{{ c.id }}">Card token</label><input id="token-{{ c.id }}" name="token" value="tok_visa" required><button type="submit" id="pay-{{ c.id }}">Pay {{ c.amount }}</button></form>{% endif %}
+{% if c.payable %}<form method="post" action="/orders/{{ id }}/charges/{{ c.id }}/pay"><input type="hidden" name="csrf" value="{{ csrf }}"><label for="token-{{ c.id }}">Card token</label><input id="token-{{ c.id }}" name="token" value="tok_visa" required><button type="submit" id="pay-{{ c.id }}">Pay {{ c.amount }}</button></form>{% endif %}
 </td></tr>{% endfor %}</tbody></table>{% endif %}
-{% if staff and variants and any_returnable %}<h2>Exchange</h2>
-<form method="post" action="/staff/orders/{{ id }}/exchange" id="exchange-form">
-<input type="hidden" name="csrf" value="{{ csrf }}">
-<label for="exchange-line">Unit coming back</label><select id="exchange-line" name="line">{% for l in lines %}{% if l.returnable > 0 %}<option value="{{ l.id }}">{{ l.name }}</option>{% endif %}{% endfor %}</select>
-<label for="exchange-quantity">How many</label><input id="exchange-quantity" name="quantity" type="number" min="1" value="1" required>
-<label for="exchange-variant">Sent instead (one unit)</label><select id="exchange-variant" name="variant">{% for v in variants %}<option value="{{ v.id }}">{{ v.title }} — {{ v.price }}</option>{% endfor %}</select>
-<button type="submit" id="exchange-submit">Exchange</button>
-</form>{% endif %}
-{% if staff and variants and can_ship %}<h2>Edit</h2>
-<form method="post" action="/staff/orders/{{ id }}/edit" id="edit-form">
-<input type="hidden" name="csrf" value="{{ csrf }}">
-<label for="edit-add">Add one unit of</label><select id="edit-add" name="add"><option value="">Nothing</option>{% for v in variants %}<option value="{{ v.id }}">{{ v.title }} — {{ v.price }}</option>{% endfor %}</select>
-<label for="edit-remove-line">Remove units of</label><select id="edit-remove-line" name="remove_line"><option value="">Nothing</option>{% for l in lines %}<option value="{{ l.id }}">{{ l.name }}</option>{% endfor %}</select>
-<label for="edit-remove-quantity">How many</label><input id="edit-remove-quantity" name="remove_quantity" type="number" min="1" value="1">
-<label for="edit-method">Shipping method</label><select id="edit-method" name="method"><option value="">Keep {{ shipping_method }}</option>{% for m in methods %}{% if m != shipping_method %}<option value="{{ m }}">{{ m }}</option>{% endif %}{% endfor %}</select>
-<button type="submit" id="edit-preview">Preview the edit</button>
-</form>{% endif %}
 {% if returns %}<h2>Return requests</h2>
-<table><thead><tr><th scope="col">Units</th><th scope="col">Reason</th><th scope="col">Refund</th><th scope="col">Status</th>{% if staff %}<th scope="col">Actions</th>{% endif %}</tr></thead><tbody>
-{% for r in returns %}<tr><td>{{ r.units }}</td><td>{{ r.reason }}</td><td>{{ r.refund }}</td><td class="return-state">{{ r.state }}</td>{% if staff %}<td>
-{% if r.state == "Requested" %}<form method="post" action="/staff/orders/{{ id }}/approve-return"><input type="hidden" name="csrf" value="{{ csrf }}"><input type="hidden" name="case" value="{{ r.id }}"><button type="submit">Approve</button></form>
-<form method="post" action="/staff/orders/{{ id }}/reject-return"><input type="hidden" name="csrf" value="{{ csrf }}"><input type="hidden" name="case" value="{{ r.id }}"><label for="reason-{{ r.id }}">Reason</label><input id="reason-{{ r.id }}" name="reason" required><button type="submit">Reject</button></form>{% endif %}
-{% if r.state == "Approved" %}<form method="post" action="/staff/orders/{{ id }}/receive-return"><input type="hidden" name="csrf" value="{{ csrf }}"><input type="hidden" name="case" value="{{ r.id }}"><label for="restock-{{ r.id }}"><input type="checkbox" id="restock-{{ r.id }}" name="restock" value="yes" checked> Back on the shelf</label><button type="submit">Received</button></form>{% endif %}
-{% if r.state == "Received" %}<form method="post" action="/staff/orders/{{ id }}/refund-return"><input type="hidden" name="csrf" value="{{ csrf }}"><input type="hidden" name="case" value="{{ r.id }}"><button type="submit">Refund</button></form>{% endif %}
-</td>{% endif %}</tr>{% endfor %}
+<table><thead><tr><th scope="col">Units</th><th scope="col">Reason</th><th scope="col">Refund</th><th scope="col">Status</th></tr></thead><tbody>
+{% for r in returns %}<tr><td>{{ r.units }}</td><td>{{ r.reason }}</td><td>{{ r.refund }}</td><td class="return-state">{{ r.state }}</td>
+</tr>{% endfor %}
 </tbody></table>{% endif %}
 <h2>History</h2>
 <ul>{% for h in history %}<li>{{ h }}</li>{% endfor %}</ul>
@@ -223,50 +200,6 @@ td, th { border-bottom: 1px solid #999; padding: .3rem; text-align: left; }
 {% for f in fields %}<label for="{{ f.name }}">{{ f.label }}</label><input id="{{ f.name }}" name="{{ f.name }}" type="{{ f.kind }}" value="{{ f.value }}" required>
 {% endfor %}<button type="submit" id="submit">{{ heading }}</button>
 </form>
-{% endblock %}"#,
-    ),
-    (
-        "staff_orders.html",
-        r#"{% extends "layout.html" %}
-{% block main %}<h1>Orders</h1>
-<table><thead><tr><th scope="col">Order</th><th scope="col">Total</th><th scope="col">Status</th><th scope="col">Actions</th></tr></thead><tbody>
-{% for o in orders %}<tr><td><a href="/orders/{{ o.id }}">{{ o.id }}</a></td><td>{{ o.total }}</td><td>{{ o.status }}</td><td>
-<form method="post" action="/staff/orders/{{ o.id }}/refund"><input type="hidden" name="csrf" value="{{ csrf }}">
-<label for="amount-{{ o.id }}">Refund amount</label><input id="amount-{{ o.id }}" name="amount" value="1.00"><button type="submit">Refund</button></form>
-<form method="post" action="/staff/orders/{{ o.id }}/capture"><input type="hidden" name="csrf" value="{{ csrf }}"><button type="submit">Capture</button></form>
-<form method="post" action="/staff/orders/{{ o.id }}/cancel"><input type="hidden" name="csrf" value="{{ csrf }}"><button type="submit">Cancel</button></form>
-</td></tr>{% endfor %}</tbody></table>{% endblock %}"#,
-    ),
-    (
-        "edit_preview.html",
-        r#"{% extends "layout.html" %}
-{% block title %}Edit order {{ id }}{% endblock %}
-{% block main %}
-<h1>Edit order {{ id }}</h1>
-<ul>{% for a in added %}<li>Adds {{ a }}</li>{% endfor %}</ul>
-<p>Added: {{ added_value }} · Removed units had paid: {{ removed_value }}</p>
-{% if shipping %}<p id="edit-shipping">Shipping: {{ shipping }}</p>{% endif %}
-<p>Difference: <span id="difference">{{ difference }}</span> (charged when positive, given back when negative)</p>
-<form method="post" action="/staff/orders/{{ id }}/edit">
-<input type="hidden" name="csrf" value="{{ csrf }}">
-<input type="hidden" name="add" value="{{ add }}">
-<input type="hidden" name="remove_line" value="{{ remove_line }}">
-<input type="hidden" name="remove_quantity" value="{{ remove_quantity }}">
-<input type="hidden" name="method" value="{{ method }}">
-<input type="hidden" name="expected" value="{{ difference_raw }}">
-<button type="submit" id="edit-confirm">Confirm the edit</button>
-</form>
-<p><a href="/orders/{{ id }}">Back to the order</a></p>
-{% endblock %}"#,
-    ),
-    (
-        "staff_promotions.html",
-        r#"{% extends "layout.html" %}
-{% block main %}<h1>Promotions</h1>
-<ul>{% for p in promotions %}<li>{{ p }}</li>{% endfor %}</ul>
-<h2>What would this cart cost?</h2>
-<form method="get" action="/staff/promotions"><label for="cart">Cart id</label><input id="cart" name="cart" value="{{ cart }}"><button type="submit">Price it</button></form>
-{% if quote %}<p>Total {{ quote }}</p><ul>{% for p in outcomes %}<li>{{ p }}</li>{% endfor %}</ul>{% endif %}
 {% endblock %}"#,
     ),
 ];

@@ -46,19 +46,13 @@ pub async fn carrier_webhook(
     }
 }
 
-/// The order's shipments for its page: carrier, tracking number, label
-/// (for staff) and where the parcel is.
-pub fn shipments(order: &cartwright::order::Order, staff: bool) -> Vec<minijinja::Value> {
+/// The order's shipments for its page: carrier, tracking number and where
+/// the parcel is (labels are for staff, in the back office).
+pub fn shipments(order: &cartwright::order::Order) -> Vec<minijinja::Value> {
     order
         .shipments()
         .iter()
         .map(|s| {
-            let label = s
-                .label
-                .as_ref()
-                .and_then(|l| l.label.as_ref())
-                .filter(|_| staff)
-                .map(|l| l.url.clone());
             let status = match (s.delivered_at, s.tracking.last()) {
                 (Some(_), _) => "Delivered".to_owned(),
                 (None, Some(t)) => format!("{:?}", t.status),
@@ -68,7 +62,6 @@ pub fn shipments(order: &cartwright::order::Order, staff: bool) -> Vec<minijinja
                 id => s.id.to_string(),
                 carrier => s.carrier.clone(),
                 tracking => s.tracking_number.clone(),
-                label => label,
                 status => status,
             }
         })
