@@ -795,7 +795,107 @@ async fn orders_are_shipped_with_labels_edited_and_exchanged(backend: Backend) {
     assert_eq!(e.order(&Actor::System, w.order).await.unwrap(), now);
 }
 
+async fn variants_collections_and_gift_cards(backend: Backend) {
+    let w = world(backend).await;
+    let e = &w.shop.engine;
+    let (owner, token) = sign_in(&w, "owner").await;
+    // A variant added on the product page.
+    let (status, page) = post(
+        &owner,
+        format!("{}/products/{}/variants", w.base, w.product),
+        &[
+            ("csrf", &token),
+            ("sku", "MUG-XL"),
+            ("title", "Extra large"),
+            ("price", "35.00"),
+            ("currency", "USD"),
+            ("status", "active"),
+            ("shipped", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let xl = e.variant_by_sku("MUG-XL").await.unwrap();
+    assert_eq!(xl.variant.product_id(), w.product);
+    assert_eq!(xl.variant.price(Currency::USD), Some(usd("35.00")));
+    // A SKU taken is refused.
+    let (status, _) = post(
+        &owner,
+        format!("{}/products/{}/variants", w.base, w.product),
+        &[
+            ("csrf", &token),
+            ("sku", "MUG"),
+            ("price", "1.00"),
+            ("currency", "USD"),
+            ("status", "draft"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // A collection, and the product put in it.
+    let (status, _) = post(
+        &owner,
+        format!("{}/collections", w.base),
+        &[("csrf", &token), ("title", "Summer")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let summer = e.collections().await.unwrap()[0].id();
+    let product = e.product(w.product).await.unwrap();
+    let (status, page) = post(
+        &owner,
+        format!("{}/products/{}", w.base, w.product),
+        &[
+            ("csrf", &token),
+            ("title", product.title()),
+            ("description", "Now in summer"),
+            ("status", "active"),
+            ("collection", &summer.to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let product = e.product(w.product).await.unwrap();
+    assert!(product.collections().contains(&summer));
+    assert_eq!(product.description(), "Now in summer");
+
+    // Support issues a gift card to a customer; its code is shown once, in
+    // the page, and works.
+    let customer = w.shop.customer("gc@example.com").await;
+    let (support, stoken) = sign_in(&w, "support").await;
+    let r = support
+        .post(format!("{}/customers/{}/gift-card", w.base, customer.id()))
+        .form(&[
+            ("csrf", stoken.as_str()),
+            ("amount", "15.00"),
+            ("currency", "USD"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().get("location").is_none());
+    let page = r.text().await.unwrap();
+    let at = page.find("id=\"card-code\">").unwrap() + "id=\"card-code\">".len();
+    let code = &page[at..at + page[at..].find('<').unwrap()];
+    assert_eq!(
+        e.gift_card_balance(&Actor::Guest, code).await.unwrap().balance,
+        usd("15.00"),
+        "the code shown is the card's"
+    );
+    // Marketing may not issue one.
+    let (marketing, mtoken) = sign_in(&w, "marketing").await;
+    let (status, _) = post(
+        &marketing,
+        format!("{}/customers/{}/gift-card", w.base, customer.id()),
+        &[("csrf", &mtoken), ("amount", "15.00"), ("currency", "USD")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
 conformance!(
+    variants_collections_and_gift_cards,
     orders_are_shipped_with_labels_edited_and_exchanged,
     promotions_are_made_and_changed_in_the_editor,
     every_screen_renders_for_the_owner,

@@ -231,10 +231,11 @@ pub(crate) async fn product(
         let id = parse_id(&id, "product", ProductId::from_uuid)?;
         let product = admin.engine.product(id).await?;
         let categories = admin.engine.categories().await?;
-        Ok::<_, Error>((product, categories))
+        let collections = admin.engine.collections().await?;
+        Ok::<_, Error>((product, categories, collections))
     }
     .await;
-    let (product, categories) = match loaded {
+    let (product, categories, collections) = match loaded {
         Ok(x) => x,
         Err(e) => return admin.failed(Some(&staff), &e),
     };
@@ -248,6 +249,16 @@ pub(crate) async fn product(
             }
         })
         .collect();
+    let collections: Vec<_> = collections
+        .iter()
+        .map(|c| {
+            context! {
+                id => c.id().to_string(),
+                title => c.title().to_owned(),
+                checked => product.collections().contains(&c.id()),
+            }
+        })
+        .collect();
     admin.pages.page(
         &admin,
         &staff,
@@ -256,6 +267,7 @@ pub(crate) async fn product(
             title => product.title().to_owned(),
             product => product_view(&product),
             categories,
+            collections,
             max_mb => MAX_UPLOAD_BYTES / (1024 * 1024),
         },
     )
@@ -278,12 +290,50 @@ pub(crate) async fn update_product(
             categories.push(parse_id(&c, "category", CategoryId::from_uuid)?);
         }
         product.set_categories(categories)?;
+        let mut collections = Vec::new();
+        for c in form.all("collection") {
+            collections.push(parse_id(
+                &c,
+                "collection",
+                crate::id::CollectionId::from_uuid,
+            )?);
+        }
+        product.set_collections(collections)?;
         admin.engine.update_product(&staff.actor, product).await?;
         Ok::<_, Error>(id)
     }
     .await;
     match saved {
         Ok(id) => admin.done(&format!("/products/{id}"), "Saved."),
+        Err(e) => admin.failed(Some(&staff), &e),
+    }
+}
+
+pub(crate) async fn add_variant(
+    State(admin): State<Admin>,
+    Path(id): Path<String>,
+    Posted { staff, form }: Posted,
+) -> Response {
+    let saved = async {
+        staff.actor.require(crate::actor::Permission::Catalog)?;
+        let id = parse_id(&id, "product", ProductId::from_uuid)?;
+        let amount = price(form.get("price"), form.get("currency"))?;
+        let input = if form.get("shipped").is_empty() {
+            crate::catalog::NewVariant::digital(form.get("sku"))
+        } else {
+            crate::catalog::NewVariant::shipped(form.get("sku"))
+        }
+        .title(form.get("title"))
+        .status(parse_status(form.get("status"))?)
+        .price(amount);
+        let mut product = admin.engine.product(id).await?;
+        product.add_variant(input)?;
+        admin.engine.update_product(&staff.actor, product).await?;
+        Ok::<_, Error>(id)
+    }
+    .await;
+    match saved {
+        Ok(id) => admin.done(&format!("/products/{id}"), "Variant added."),
         Err(e) => admin.failed(Some(&staff), &e),
     }
 }
@@ -486,10 +536,17 @@ pub(crate) async fn categories(State(admin): State<Admin>, staff: Staff) -> Resp
     if let Err(e) = staff.actor.require(crate::actor::Permission::Catalog) {
         return admin.failed(Some(&staff), &e);
     }
-    let all = match admin.engine.categories().await {
-        Ok(c) => c,
-        Err(e) => return admin.failed(Some(&staff), &e),
+    let (all, collections) = match (
+        admin.engine.categories().await,
+        admin.engine.collections().await,
+    ) {
+        (Ok(c), Ok(k)) => (c, k),
+        (Err(e), _) | (_, Err(e)) => return admin.failed(Some(&staff), &e),
     };
+    let collections: Vec<_> = collections
+        .iter()
+        .map(|c| context! { id => c.id().to_string(), title => c.title().to_owned() })
+        .collect();
     let rows: Vec<_> = tree(&all)
         .into_iter()
         .map(|(c, path, depth)| {
@@ -506,7 +563,7 @@ pub(crate) async fn categories(State(admin): State<Admin>, staff: Staff) -> Resp
         &admin,
         &staff,
         "categories.html",
-        context! { title => "Categories", categories => rows },
+        context! { title => "Categories and collections", categories => rows, collections },
     )
 }
 
@@ -531,6 +588,45 @@ pub(crate) async fn create_category(
     .await;
     match done {
         Ok(_) => admin.done("/categories", "Category created."),
+        Err(e) => admin.failed(Some(&staff), &e),
+    }
+}
+
+pub(crate) async fn create_collection(
+    State(admin): State<Admin>,
+    Posted { staff, form }: Posted,
+) -> Response {
+    match admin
+        .engine
+        .create_collection(&staff.actor, form.get("title"))
+        .await
+    {
+        Ok(_) => admin.done("/categories", "Collection created."),
+        Err(e) => admin.failed(Some(&staff), &e),
+    }
+}
+
+pub(crate) async fn change_collection(
+    State(admin): State<Admin>,
+    Path(id): Path<String>,
+    Posted { staff, form }: Posted,
+) -> Response {
+    let done = async {
+        let id = parse_id(&id, "collection", crate::id::CollectionId::from_uuid)?;
+        if form.get("do") == "delete" {
+            admin.engine.delete_collection(&staff.actor, id).await?;
+            Ok("Collection deleted.")
+        } else {
+            admin
+                .engine
+                .rename_collection(&staff.actor, id, form.get("title"))
+                .await?;
+            Ok::<_, Error>("Collection renamed.")
+        }
+    }
+    .await;
+    match done {
+        Ok(notice) => admin.done("/categories", notice),
         Err(e) => admin.failed(Some(&staff), &e),
     }
 }

@@ -173,6 +173,16 @@ pub(crate) async fn export(
     }
 }
 
+/// What a customer action leads to.
+enum Done {
+    /// Back to the profile, with a notice.
+    Notice(CustomerId, &'static str),
+    /// A gift card's code, shown once in this answer (never in a URL).
+    Issued(CustomerId, String, String),
+    /// The customer's personal data are gone.
+    Erased,
+}
+
 pub(crate) async fn action(
     State(admin): State<Admin>,
     Path((id, action)): Path<(String, String)>,
@@ -181,7 +191,14 @@ pub(crate) async fn action(
     let done = async {
         let id = parse_customer(&id)?;
         let actor = &staff.actor;
-        let notice = match action.as_str() {
+        let amount = || -> Result<Money, Error> {
+            let currency = Currency::from_code(form.get("currency").to_ascii_uppercase().as_str())?;
+            Ok(Money::parse(form.get("amount"), currency)?)
+        };
+        let key = |what: &str| {
+            IdempotencyKey::new(format!("admin-{what}-{}", uuid::Uuid::new_v4().simple()))
+        };
+        match action.as_str() {
             "note" => {
                 admin
                     .engine
@@ -192,40 +209,47 @@ pub(crate) async fn action(
                         crate::note::Visibility::Internal,
                     )
                     .await?;
-                "Note added."
+                Ok(Done::Notice(id, "Note added."))
             }
             "credit" => {
-                let currency =
-                    Currency::from_code(form.get("currency").to_ascii_uppercase().as_str())?;
-                let amount = Money::parse(form.get("amount"), currency)?;
-                let key =
-                    IdempotencyKey::new(format!("admin-credit-{}", uuid::Uuid::new_v4().simple()))?;
                 admin
                     .engine
-                    .grant_store_credit(actor, id, amount, form.get("reason"), &key)
+                    .grant_store_credit(actor, id, amount()?, form.get("reason"), &key("credit")?)
                     .await?;
-                "Store credit granted."
+                Ok(Done::Notice(id, "Store credit granted."))
+            }
+            "gift-card" => {
+                let amount = amount()?;
+                let card = crate::giftcards::NewGiftCard::new(amount).customer(id);
+                let issued = admin
+                    .engine
+                    .issue_gift_card(actor, card, &key("card")?)
+                    .await?;
+                Ok(Done::Issued(id, issued.code, money(amount)))
             }
             "erase" => {
                 if form.get("confirm") != "ERASE" {
                     return Err(Error::invalid("confirm", "type ERASE to confirm"));
                 }
                 admin.engine.erase_customer(actor, id).await?;
-                return Ok(None);
+                Ok(Done::Erased)
             }
-            other => {
-                return Err(Error::invalid(
-                    "action",
-                    format!("{other:?} is not a customer action"),
-                ));
-            }
-        };
-        Ok::<_, Error>(Some((id, notice)))
+            other => Err(Error::invalid(
+                "action",
+                format!("{other:?} is not a customer action"),
+            )),
+        }
     }
     .await;
     match done {
-        Ok(Some((id, notice))) => admin.done(&format!("/customers/{id}"), notice),
-        Ok(None) => admin.done("/customers", "The customer's personal data were erased."),
+        Ok(Done::Notice(id, notice)) => admin.done(&format!("/customers/{id}"), notice),
+        Ok(Done::Issued(id, code, amount)) => admin.pages.page(
+            &admin,
+            &staff,
+            "issued.html",
+            context! { title => "Gift card issued", customer => id.to_string(), code, amount },
+        ),
+        Ok(Done::Erased) => admin.done("/customers", "The customer's personal data were erased."),
         Err(e) => admin.failed(Some(&staff), &e),
     }
 }

@@ -137,6 +137,7 @@ pub fn admin_router(engine: Engine, config: AdminConfig) -> Router {
             get(catalog::product).post(catalog::update_product),
         )
         .route("/products/{id}/prices", post(catalog::set_price))
+        .route("/products/{id}/variants", post(catalog::add_variant))
         .route("/products/{id}/images", post(catalog::upload_image))
         .route("/products/{id}/images/remove", post(catalog::remove_image))
         .route(
@@ -144,6 +145,8 @@ pub fn admin_router(engine: Engine, config: AdminConfig) -> Router {
             get(catalog::categories).post(catalog::create_category),
         )
         .route("/categories/{id}", post(catalog::change_category))
+        .route("/collections", post(catalog::create_collection))
+        .route("/collections/{id}", post(catalog::change_collection))
         .route("/inventory", get(catalog::inventory))
         .route("/inventory/adjust", post(catalog::adjust))
         .route("/inventory/threshold", post(catalog::threshold))

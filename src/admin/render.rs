@@ -28,6 +28,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("explain.html", include_str!("templates/explain.html")),
     ("customers.html", include_str!("templates/customers.html")),
     ("customer.html", include_str!("templates/customer.html")),
+    ("issued.html", include_str!("templates/issued.html")),
     ("staff.html", include_str!("templates/staff.html")),
     ("audit.html", include_str!("templates/audit.html")),
     ("settings.html", include_str!("templates/settings.html")),

@@ -678,6 +678,20 @@ impl Product {
         Ok(())
     }
 
+    /// Replaces the collections it is in (the store checks they exist).
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`] past [`MAX_TAGS_PER_PRODUCT`].
+    pub fn set_collections(&mut self, collections: Vec<CollectionId>) -> Result<()> {
+        at_most(
+            "collections per product",
+            collections.len(),
+            MAX_TAGS_PER_PRODUCT,
+        )?;
+        self.collections = collections.into_iter().collect();
+        Ok(())
+    }
+
     /// Replaces the tags (kept lower-case, as in [`Product::new`]).
     ///
     /// # Errors
