@@ -332,6 +332,7 @@ fn rows(w: &World) -> Vec<(&'static str, [bool; 8], Call)> {
             e.add_customer_note(&a, owner, "vip", Visibility::Internal)
         }),
         row!("create_group", PRIVILEGED, |e, a| e.create_group(&a, "VIP")),
+        row!("customer_groups", PRIVILEGED, |e, a| e.customer_groups(&a)),
         // Orders.
         row!("order (customer's)", OWNER_OR_PRIVILEGED, |e, a| e
             .order(&a, oo)),
@@ -938,6 +939,7 @@ fn needs(name: &str) -> &'static [&'static [Permission]] {
         | "request_email_verification"
         | "add_customer_note"
         | "create_group"
+        | "customer_groups"
         | "add_to_group"
         | "remove_from_group"
         | "erase_customer (an unknown one)"

@@ -879,7 +879,10 @@ async fn variants_collections_and_gift_cards(backend: Backend) {
     let at = page.find("id=\"card-code\">").unwrap() + "id=\"card-code\">".len();
     let code = &page[at..at + page[at..].find('<').unwrap()];
     assert_eq!(
-        e.gift_card_balance(&Actor::Guest, code).await.unwrap().balance,
+        e.gift_card_balance(&Actor::Guest, code)
+            .await
+            .unwrap()
+            .balance,
         usd("15.00"),
         "the code shown is the card's"
     );

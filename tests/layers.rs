@@ -92,14 +92,17 @@ fn the_engine_knows_nothing_of_the_agentic_protocols() {
 /// The protocol layer drives the engine (whose access table it relies on)
 /// and never reaches past it to a store or an adapter.
 #[test]
-fn the_agentic_protocols_call_the_engine_never_a_store() {
+fn the_agentic_protocols_and_the_admin_call_the_engine_never_a_store() {
     let mut found = upward("agentic", &[ADAPTERS]);
-    for file in files("agentic") {
+    found.extend(upward("admin", &[ADAPTERS]));
+    for file in files("agentic").into_iter().chain(files("admin")) {
         let text = std::fs::read_to_string(&file).unwrap_or_default();
         for (n, line) in text.lines().enumerate() {
             let code = line.trim_start();
             if !code.starts_with("//")
-                && (code.contains(".store()") || code.contains(".inner.store"))
+                && (code.contains(".store()")
+                    || code.contains(".inner.store")
+                    || code.contains("engine.inner"))
             {
                 found.push(format!("{}:{}: {code}", file.display(), n + 1));
             }
@@ -107,7 +110,7 @@ fn the_agentic_protocols_call_the_engine_never_a_store() {
     }
     assert!(
         found.is_empty(),
-        "store access from agentic:\n{}",
+        "store or engine-internal access from agentic or admin:\n{}",
         found.join("\n")
     );
 }
@@ -115,7 +118,7 @@ fn the_agentic_protocols_call_the_engine_never_a_store() {
 #[test]
 fn every_source_file_is_in_a_layer() {
     let layers = [
-        "lib.rs", "domain", "ports", "adapters", "engine", "testkit", "agentic",
+        "lib.rs", "domain", "ports", "adapters", "engine", "testkit", "agentic", "admin",
     ];
     for entry in std::fs::read_dir(src()).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();

@@ -685,14 +685,14 @@ pub(crate) async fn inventory(
             "" => None,
             a => Some(parse_id(a, "page", ProductId::from_uuid)?),
         };
-        let mut locations = admin.engine.inner.store.locations().await?;
+        let mut locations = admin.engine.locations().await?;
         locations.sort_by_key(|l| l.priority());
         let page = admin.engine.products(after, PAGE).await?;
         let ids: Vec<VariantId> = page
             .iter()
             .flat_map(|p| p.variants().iter().map(|v| v.id()))
             .collect();
-        let levels = admin.engine.inner.store.stock_levels(&ids).await?;
+        let levels = admin.engine.stock_levels(&ids).await?;
         Ok::<_, Error>((locations, page, levels))
     }
     .await;

@@ -97,7 +97,7 @@ pub(crate) async fn customer(
         } else {
             Vec::new()
         };
-        let groups = admin.engine.inner.store.groups().await?;
+        let groups = admin.engine.customer_groups(&staff.actor).await?;
         let mut currencies: Vec<Currency> = orders.iter().map(|o| o.pricing().currency).collect();
         currencies.push(Currency::USD);
         currencies.sort_by_key(|c| c.code());

@@ -232,7 +232,7 @@ async fn low_stock(admin: &Admin) -> crate::Result<Vec<minijinja::Value>> {
             })
             .collect();
         let ids: Vec<_> = watched.iter().map(|(_, v, _)| v.id()).collect();
-        let levels = admin.engine.inner.store.stock_levels(&ids).await?;
+        let levels = admin.engine.stock_levels(&ids).await?;
         for (p, v, threshold) in watched {
             let available: i64 = levels
                 .get(&v.id())

@@ -358,11 +358,11 @@ pub(crate) async fn settings(State(admin): State<Admin>, staff: Staff) -> Respon
     if let Err(e) = staff.actor.require(crate::actor::Permission::Settings) {
         return admin.failed(Some(&staff), &e);
     }
-    let locations = match admin.engine.inner.store.locations().await {
+    let locations = match admin.engine.locations().await {
         Ok(l) => l,
         Err(e) => return admin.failed(Some(&staff), &e),
     };
-    let c = &admin.engine.inner.config;
+    let c = admin.engine.config();
     let config = vec![
         ("Capture", format!("{:?}", c.capture)),
         (
@@ -376,18 +376,16 @@ pub(crate) async fn settings(State(admin): State<Admin>, staff: Staff) -> Respon
         ("Images served from", c.media_url_prefix.clone()),
         (
             "Tax",
-            if admin.engine.inner.tax_service.is_some() {
-                "a tax service".to_owned()
-            } else {
-                "tables in code".to_owned()
-            },
+            admin.engine.tax_service_name().map_or_else(
+                || "tables in code".to_owned(),
+                |n| format!("the tax service {n}"),
+            ),
         ),
         (
             "Carriers",
-            if admin.engine.inner.carriers.is_some() {
-                "live rates from carriers".to_owned()
-            } else {
-                "rate tables in code".to_owned()
+            match admin.engine.carrier_names().as_slice() {
+                [] => "rate tables in code".to_owned(),
+                names => format!("live rates and labels from {}", names.join(", ")),
             },
         ),
     ];

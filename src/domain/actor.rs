@@ -10,7 +10,7 @@
 //!
 //! | what | guest | guest with the order's token | the owner | another customer | staff | system | provider | agent | staff permission |
 //! |---|---|---|---|---|---|---|---|---|---|
-//! | catalog reads, `media` (uploaded images), `register`, `login`, `guest`, `stock` (no actor) | yes | yes | yes | yes | yes | yes | yes | yes | — |
+//! | catalog reads, `media` (uploaded images), `register`, `login`, `guest`, `stock`, `stock_levels`, `locations` (no actor) | yes | yes | yes | yes | yes | yes | yes | yes | — |
 //! | create a cart | yes | yes | yes | yes | yes | yes | no | yes | — |
 //! | a guest cart (read, edit, price, check out; complete or cancel its waiting payment) | yes | yes | — | yes | yes | yes | no | yes | — |
 //! | a customer's cart (the same) | no | no | yes | no | yes | yes | no | no | orders or customers |
@@ -27,7 +27,7 @@
 //! | a customer's order: read, cancel (the order or units of lines), customer note; return requests (quote, request, call off); pay a charge | no | no | yes | no | yes | yes | no | no | orders (refunds to give money back) |
 //! | a guest's order: read, cancel (the order or units of lines); return requests (quote, request, call off); pay a charge | no | yes | — | no | yes | yes | no | no | orders (refunds to give money back) |
 //! | list orders | no | no | own only | no | all | all | no | no | orders |
-//! | internal notes, groups | no | no | no | no | yes | yes | no | no | orders (an order's), customers (a customer's, groups) |
+//! | internal notes, groups (`customer_groups`, `create_group`, …) | no | no | no | no | yes | yes | no | no | orders (an order's), customers (a customer's, groups) |
 //! | capture, ship, deliver, return, settle; approve, reject, receive and refund return requests; claims; exchanges (make, call off), stop a charge's try the buyer abandoned; edit an order (customers too where `EngineConfig::customer_order_edits` allows) | no | no | no | no | yes | yes | no | no | orders (refunds to give money back) |
 //! | issue gift cards, grant store credit | no | no | no | no | yes | yes | no | no | gift cards |
 //! | sales channels: create, change | no | no | no | no | yes | yes | no | no | settings |

@@ -230,6 +230,19 @@ impl Engine {
             .await
     }
 
+    /// Every customer group.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] without the customers permission;
+    /// [`Error::Storage`] when the store fails.
+    pub async fn customer_groups(
+        &self,
+        actor: &Actor,
+    ) -> Result<Vec<crate::customer::CustomerGroup>> {
+        actor.require(crate::actor::Permission::Customers)?;
+        self.inner.store.groups().await
+    }
+
     /// Creates a customer group.
     ///
     /// # Errors

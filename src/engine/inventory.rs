@@ -227,6 +227,30 @@ impl Engine {
         self.inner.store.stock(variant).await
     }
 
+    /// Each of `variants`' stock rows, in reservation order (no actor: as
+    /// [`Engine::stock`]); a variant with no rows, or unknown, is left out.
+    /// At most [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE) times ten
+    /// variants.
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`] for more variants; [`Error::Storage`].
+    pub async fn stock_levels(
+        &self,
+        variants: &[VariantId],
+    ) -> Result<std::collections::HashMap<VariantId, Vec<crate::inventory::StockLevel>>> {
+        crate::validate::at_most("variants", variants.len(), crate::store::MAX_PAGE_SIZE * 10)?;
+        self.inner.store.stock_levels(variants).await
+    }
+
+    /// Every stock location (no actor: where goods are kept is not
+    /// private), in no particular order.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the store fails.
+    pub async fn locations(&self) -> Result<Vec<crate::inventory::Location>> {
+        self.inner.store.locations().await
+    }
+
     /// Holds stock outside a checkout (a phone order, a hold for a
     /// customer): all or nothing, lapsing after the configured reservation TTL.
     ///

@@ -758,6 +758,22 @@ impl Engine {
         &self.inner.config
     }
 
+    /// The names of the carriers it asks for live rates and labels, in
+    /// the order they were added (empty: table rates only).
+    pub fn carrier_names(&self) -> Vec<&str> {
+        self.inner
+            .carriers
+            .as_ref()
+            .map(|c| c.list.iter().map(|c| c.name()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The name of the tax service tax comes from, when it comes from one
+    /// (else from the calculator's tables).
+    pub fn tax_service_name(&self) -> Option<&str> {
+        self.inner.tax_service.as_ref().map(|s| s.provider.name())
+    }
+
     /// The names of the payment providers this engine takes payments with,
     /// the default first.
     pub fn payment_providers(&self) -> Vec<&str> {
