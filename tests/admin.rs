@@ -173,6 +173,9 @@ async fn every_screen_renders_for_the_owner(backend: Backend) {
         "/orders".to_owned(),
         format!("/orders/{}", w.order),
         "/promotions".to_owned(),
+        "/promotions/new".to_owned(),
+        "/price-lists".to_owned(),
+        "/channels".to_owned(),
         "/customers".to_owned(),
         "/staff".to_owned(),
         "/audit".to_owned(),
@@ -897,7 +900,188 @@ async fn variants_collections_and_gift_cards(backend: Backend) {
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
+async fn price_lists_channels_and_roles(backend: Backend) {
+    let w = world(backend).await;
+    let e = &w.shop.engine;
+    let (owner, token) = sign_in(&w, "owner").await;
+    // A price list with a price for the mug from two units.
+    let (status, page) = post(
+        &owner,
+        format!("{}/price-lists", w.base),
+        &[
+            ("csrf", &token),
+            ("name", "Wholesale"),
+            ("kind", "standard"),
+            ("currency", "USD"),
+            ("priority", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let list = e.price_lists(&Actor::System).await.unwrap()[0].clone();
+    let url = format!("{}/price-lists/{}", w.base, list.id);
+    let (status, page) = post(
+        &owner,
+        url.clone(),
+        &[
+            ("csrf", &token),
+            ("do", "set"),
+            ("sku", "MUG"),
+            ("min", "2"),
+            ("amount", "25.00"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let list = e.price_lists(&Actor::System).await.unwrap()[0].clone();
+    assert_eq!(list.prices.len(), 1);
+    assert_eq!(list.prices[0].min_quantity, 2);
+    assert_eq!(list.prices[0].price, usd("25.00"));
+    let (status, page) = get(&owner, url.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("MUG") && page.contains("25.00 USD"), "{page}");
+    // Bad input: an unknown SKU, a price in no currency, nothing changes.
+    for form in [
+        vec![("do", "set"), ("sku", "NOPE"), ("amount", "1.00")],
+        vec![("do", "set"), ("sku", "MUG"), ("amount", "abc")],
+        vec![
+            ("do", "set"),
+            ("sku", "MUG"),
+            ("min", "0"),
+            ("amount", "1.00"),
+        ],
+    ] {
+        let mut form = form;
+        form.push(("csrf", &token));
+        let (status, _) = post(&owner, url.clone(), &form).await;
+        assert_ne!(status, StatusCode::SEE_OTHER, "{form:?}");
+    }
+    assert_eq!(e.price_lists(&Actor::System).await.unwrap()[0], list);
+    let (status, _) = post(
+        &owner,
+        url.clone(),
+        &[
+            ("csrf", &token),
+            ("do", "remove"),
+            ("variant", &list.prices[0].variant_id.to_string()),
+            ("min", "2"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        e.price_lists(&Actor::System).await.unwrap()[0]
+            .prices
+            .is_empty()
+    );
+
+    // A channel, switched off.
+    let (status, _) = post(
+        &owner,
+        format!("{}/channels", w.base),
+        &[
+            ("csrf", &token),
+            ("name", "Wholesale shop"),
+            ("currencies", "USD, EUR"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let channel = e.channels().await.unwrap()[0].clone();
+    assert_eq!(channel.currencies.len(), 2);
+    let (status, _) = post(
+        &owner,
+        format!("{}/channels/{}", w.base, channel.id),
+        &[("csrf", &token), ("active", "0")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(!e.channel(channel.id).await.unwrap().active);
+
+    // A role of one's own, given to a member: packers may see orders and
+    // stock, and nothing else.
+    let (status, page) = post(
+        &owner,
+        format!("{}/roles", w.base),
+        &[
+            ("csrf", &token),
+            ("name", "packer"),
+            ("permission", "orders"),
+            ("permission", "inventory"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let packer = e
+        .roles(&Actor::System)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name == "packer")
+        .unwrap();
+    assert_eq!(packer.permissions.len(), 2);
+    let member = e
+        .list_staff(&Actor::System)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "marketing")
+        .unwrap();
+    let (status, _) = post(
+        &owner,
+        format!("{}/staff/{}", w.base, member.id),
+        &[("csrf", &token), ("do", "roles"), ("role", "packer")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (marketing, _) = sign_in(&w, "marketing").await;
+    let (status, _) = get(&marketing, format!("{}/orders", w.base)).await;
+    assert_eq!(status, StatusCode::OK, "a packer sees orders");
+    let (status, _) = get(&marketing, format!("{}/promotions", w.base)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "and no longer promotions");
+    // A bad role: an unknown permission, a bad ceiling; the owner role
+    // cannot lose the right to manage staff.
+    for form in [
+        vec![("name", "odd"), ("permission", "everything")],
+        vec![
+            ("name", "odd"),
+            ("permission", "refunds"),
+            ("ceiling", "lots"),
+        ],
+        vec![("name", "owner"), ("permission", "orders")],
+    ] {
+        let mut form = form;
+        form.push(("csrf", &token));
+        let (status, _) = post(&owner, format!("{}/roles", w.base), &form).await;
+        assert_ne!(status, StatusCode::SEE_OTHER, "{form:?}");
+    }
+    assert!(
+        e.roles(&Actor::System)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.name != "odd")
+    );
+    // Support may not touch price lists, channels or roles.
+    let (support, stoken) = sign_in(&w, "support").await;
+    for path in ["/price-lists", "/channels", "/roles"] {
+        let (status, _) = post(
+            &support,
+            format!("{}{path}", w.base),
+            &[
+                ("csrf", &stoken),
+                ("name", "x"),
+                ("currency", "USD"),
+                ("currencies", "USD"),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+    }
+}
+
 conformance!(
+    price_lists_channels_and_roles,
     variants_collections_and_gift_cards,
     orders_are_shipped_with_labels_edited_and_exchanged,
     promotions_are_made_and_changed_in_the_editor,

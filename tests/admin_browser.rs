@@ -105,6 +105,8 @@ async fn every_role_uses_the_admin_in_a_real_browser() {
         (&format!("/orders/{order}"), "order"),
         ("/promotions", "promotions"),
         ("/promotions/new", "promotion-editor"),
+        ("/price-lists", "price-lists"),
+        ("/channels", "channels"),
         ("/customers", "customers"),
         ("/staff", "staff"),
         ("/audit", "audit"),

@@ -23,9 +23,10 @@
 //! engine, with every action and condition listed from the schema —
 //! enable, disable,
 //! bulk coupon codes, "what would this cart cost"), customers (search,
-//! profile, addresses, orders, notes, store credit, export, erasure),
-//! staff and roles, the audit log, settings (read-only), and catalog CSV
-//! import (dry run, then apply) and export.
+//! profile, addresses, orders, notes, store credit, gift cards, export,
+//! erasure), price lists, sales channels, staff and roles (made and
+//! changed), the audit log, settings (read-only), and catalog CSV import
+//! (dry run, then apply) and export.
 //!
 //! **Security.** Every screen and action runs as the signed-in member's
 //! [`Actor`](crate::Actor): the engine's access table decides, so a screen can never
@@ -52,6 +53,7 @@ mod catalog;
 mod customers;
 mod dashboard;
 mod orders;
+mod prices;
 mod render;
 mod session;
 mod settings;
@@ -167,6 +169,21 @@ pub fn admin_router(engine: Engine, config: AdminConfig) -> Router {
         )
         .route("/promotions/{id}/coupons", post(settings::coupons))
         .route("/promotions/explain", get(settings::explain))
+        .route(
+            "/price-lists",
+            get(prices::price_lists).post(prices::create_price_list),
+        )
+        .route(
+            "/price-lists/{id}",
+            get(prices::price_list).post(prices::change_price_list),
+        )
+        .route(
+            "/channels",
+            get(prices::channels).post(prices::create_channel),
+        )
+        .route("/channels/{id}", post(prices::change_channel))
+        .route("/roles", post(settings::save_role))
+        .route("/roles/{name}/delete", post(settings::delete_role))
         .route("/customers", get(customers::customers))
         .route("/customers/{id}", get(customers::customer))
         .route("/customers/{id}/export", get(customers::export))

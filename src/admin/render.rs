@@ -32,6 +32,12 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("staff.html", include_str!("templates/staff.html")),
     ("audit.html", include_str!("templates/audit.html")),
     ("settings.html", include_str!("templates/settings.html")),
+    (
+        "price_lists.html",
+        include_str!("templates/price_lists.html"),
+    ),
+    ("price_list.html", include_str!("templates/price_list.html")),
+    ("channels.html", include_str!("templates/channels.html")),
 ];
 
 /// The loaded templates.
@@ -69,9 +75,11 @@ impl Pages {
                     ("/inventory", "Inventory", Some(Permission::Inventory)),
                     ("/orders", "Orders", Some(Permission::Orders)),
                     ("/promotions", "Promotions", Some(Permission::Promotions)),
+                    ("/price-lists", "Price lists", Some(Permission::Promotions)),
                     ("/customers", "Customers", Some(Permission::Customers)),
                     ("/staff", "Staff", Some(Permission::Staff)),
                     ("/audit", "Audit log", Some(Permission::Staff)),
+                    ("/channels", "Channels", Some(Permission::Settings)),
                     ("/settings", "Settings", Some(Permission::Settings)),
                 ]
                 .into_iter()

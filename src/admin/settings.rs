@@ -225,6 +225,8 @@ pub(crate) async fn staff(State(admin): State<Admin>, staff: Staff) -> Response 
         .map(|r| {
             context! {
                 name => r.name.clone(),
+                has => r.permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+                ceiling_text => r.refund_ceiling.as_ref().map(|l| l.values().map(|m| format!("{} {}", m.amount(), m.currency().code())).collect::<Vec<_>>().join(", ")).unwrap_or_default(),
                 permissions => r.permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", "),
                 ceiling => match &r.refund_ceiling {
                     None => "none".to_owned(),
@@ -237,7 +239,12 @@ pub(crate) async fn staff(State(admin): State<Admin>, staff: Staff) -> Response 
         &admin,
         &staff,
         "staff.html",
-        context! { title => "Staff", members, roles },
+        context! {
+            title => "Staff",
+            members,
+            roles,
+            all_permissions => crate::actor::Permission::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+        },
     )
 }
 
@@ -606,5 +613,62 @@ pub(crate) async fn save_promotion(
             axum::http::StatusCode::BAD_REQUEST,
             Some(format!("Not saved: {e}. Nothing was changed.")),
         ),
+    }
+}
+
+/// A refund ceiling as staff type it: `20.00 USD, 15.00 EUR`.
+fn ceiling(text: &str) -> Result<Vec<crate::money::Money>, Error> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (amount, code) = part.split_once(' ').ok_or_else(|| {
+            Error::invalid(
+                "refund ceiling",
+                format!("{part:?} is not an amount and a currency"),
+            )
+        })?;
+        let currency =
+            crate::money::Currency::from_code(code.trim().to_ascii_uppercase().as_str())?;
+        out.push(crate::money::Money::parse(amount.trim(), currency)?);
+    }
+    Ok(out)
+}
+
+pub(crate) async fn save_role(
+    State(admin): State<Admin>,
+    Posted { staff, form }: Posted,
+) -> Response {
+    let saved = async {
+        let mut permissions = Vec::new();
+        for name in form.all("permission") {
+            let p = crate::actor::Permission::ALL
+                .into_iter()
+                .find(|p| p.as_str() == name)
+                .ok_or_else(|| {
+                    Error::invalid("permission", format!("{name:?} is not a permission"))
+                })?;
+            permissions.push(p);
+        }
+        let mut role = crate::staff::Role::new(form.get("name"), permissions)?;
+        let limits = ceiling(form.get("ceiling"))?;
+        if !limits.is_empty() {
+            role = role.with_refund_ceiling(&limits)?;
+        }
+        admin.engine.save_role(&staff.actor, role).await
+    }
+    .await;
+    match saved {
+        Ok(_) => admin.done("/staff", "Role saved."),
+        Err(e) => admin.failed(Some(&staff), &e),
+    }
+}
+
+pub(crate) async fn delete_role(
+    State(admin): State<Admin>,
+    Path(name): Path<String>,
+    Posted { staff, .. }: Posted,
+) -> Response {
+    match admin.engine.delete_role(&staff.actor, &name).await {
+        Ok(()) => admin.done("/staff", "Role deleted."),
+        Err(e) => admin.failed(Some(&staff), &e),
     }
 }

@@ -10,7 +10,7 @@
 //!
 //! | what | guest | guest with the order's token | the owner | another customer | staff | system | provider | agent | staff permission |
 //! |---|---|---|---|---|---|---|---|---|---|
-//! | catalog reads, `media` (uploaded images), `register`, `login`, `guest`, `stock`, `stock_levels`, `locations` (no actor) | yes | yes | yes | yes | yes | yes | yes | yes | — |
+//! | catalog reads, `media` (uploaded images), `register`, `login`, `guest`, `stock`, `stock_levels`, `locations`, `catalog_entries` (no actor) | yes | yes | yes | yes | yes | yes | yes | yes | — |
 //! | create a cart | yes | yes | yes | yes | yes | yes | no | yes | — |
 //! | a guest cart (read, edit, price, check out; complete or cancel its waiting payment) | yes | yes | — | yes | yes | yes | no | yes | — |
 //! | a customer's cart (the same) | no | no | yes | no | yes | yes | no | no | orders or customers |

@@ -429,6 +429,20 @@ impl Engine {
         self.inner.store.products(after, limit).await
     }
 
+    /// The variants `ids` with their products' details (no actor: a
+    /// catalog read); unknown ids are left out. At most
+    /// [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE) times ten.
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`] for more ids; [`Error::Storage`].
+    pub async fn catalog_entries(
+        &self,
+        ids: &[crate::id::VariantId],
+    ) -> Result<std::collections::HashMap<crate::id::VariantId, CatalogEntry>> {
+        crate::validate::at_most("variants", ids.len(), crate::store::MAX_PAGE_SIZE * 10)?;
+        self.inner.store.entries(ids).await
+    }
+
     /// The variant with this SKU.
     ///
     /// # Errors
