@@ -19,9 +19,11 @@ use crate::money::{Currency, Money};
 use crate::validate::{at_most, optional_text, required_text};
 
 mod query;
+mod taxonomy;
 pub use query::{
     MAX_PRODUCT_SEARCH_TEXT, MAX_SEARCH_WORDS, PriceRange, ProductCursor, ProductQuery, ProductSort,
 };
+pub use taxonomy::{Category, Collection};
 
 /// Most variants one product may have.
 pub const MAX_VARIANTS_PER_PRODUCT: usize = 250;
@@ -879,93 +881,6 @@ fn check_purchasable(product_status: Status, variant: &Variant) -> Result<()> {
     })
 }
 
-/// A node in the category tree.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Category {
-    id: CategoryId,
-    parent: Option<CategoryId>,
-    name: String,
-}
-
-impl Category {
-    /// A category under `parent` (a root when `None`). The store checks the parent exists.
-    ///
-    /// # Errors
-    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for input that does not
-    /// validate, naming the field.
-    pub fn new(name: &str, parent: Option<CategoryId>) -> Result<Self> {
-        Ok(Self {
-            id: CategoryId::new(),
-            parent,
-            name: required_text("category name", name, MAX_TITLE_LEN)?,
-        })
-    }
-    /// Its id.
-    pub fn id(&self) -> CategoryId {
-        self.id
-    }
-    /// Its parent, if it is not a root.
-    pub fn parent(&self) -> Option<CategoryId> {
-        self.parent
-    }
-    /// Its name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-    /// Renames it.
-    ///
-    /// # Errors
-    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for a name that does
-    /// not validate.
-    pub fn rename(&mut self, name: &str) -> Result<()> {
-        self.name = required_text("category name", name, MAX_TITLE_LEN)?;
-        Ok(())
-    }
-    /// Moves it under `parent` (a root when `None`). The store refuses a
-    /// parent that does not exist or that is the category or one under it.
-    pub fn move_to(&mut self, parent: Option<CategoryId>) {
-        self.parent = parent;
-    }
-}
-
-/// A hand-picked group of products ("Summer sale", "Staff picks").
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Collection {
-    id: CollectionId,
-    title: String,
-}
-
-impl Collection {
-    /// A new collection.
-    ///
-    /// # Errors
-    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for input that does not
-    /// validate, naming the field.
-    pub fn new(title: &str) -> Result<Self> {
-        Ok(Self {
-            id: CollectionId::new(),
-            title: required_text("collection title", title, MAX_TITLE_LEN)?,
-        })
-    }
-    /// Its id.
-    pub fn id(&self) -> CollectionId {
-        self.id
-    }
-    /// Its title.
-    pub fn title(&self) -> &str {
-        &self.title
-    }
-    /// Gives it a new title.
-    ///
-    /// # Errors
-    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for a title that does
-    /// not validate.
-    pub fn rename(&mut self, title: &str) -> Result<()> {
-        self.title = required_text("collection title", title, MAX_TITLE_LEN)?;
-        Ok(())
-    }
-}
-
 /// A variant together with the product facts that pricing and checkout need.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -1044,82 +959,4 @@ impl CatalogEntry {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn variant(sku: &str) -> NewVariant {
-        NewVariant::digital(sku).prices(vec![Money::parse("10.00", Currency::USD).unwrap()])
-    }
-
-    #[test]
-    #[allow(deprecated)]
-    fn shipping_is_explicit_and_the_old_constructor_keeps_its_meaning() {
-        assert!(NewVariant::shipped("A").requires_shipping);
-        assert!(!NewVariant::digital("B").requires_shipping);
-        assert!(!NewVariant::new("C").requires_shipping);
-        assert!(
-            NewVariant::new("D")
-                .requires_shipping(true)
-                .requires_shipping
-        );
-    }
-
-    #[test]
-    fn duplicate_skus_in_one_product_are_rejected() {
-        let err = Product::new(NewProduct {
-            title: "Tee".into(),
-            variants: vec![variant("tee-s"), variant("TEE-S")],
-            ..NewProduct::default()
-        })
-        .unwrap_err();
-        assert!(matches!(err, Error::AlreadyExists { what: "sku", .. }));
-    }
-
-    #[test]
-    fn prices_must_be_exact_and_not_negative() {
-        let mut v = variant("a");
-        v.prices = vec![Money::new(
-            rust_decimal::Decimal::new(1999, 3),
-            Currency::USD,
-        )];
-        assert!(matches!(
-            Product::new(NewProduct {
-                title: "x".into(),
-                variants: vec![v],
-                ..Default::default()
-            }),
-            Err(Error::NotMinorUnits { .. })
-        ));
-        let mut v = variant("a");
-        v.prices = vec![Money::from_minor(-1, Currency::USD)];
-        assert!(
-            Product::new(NewProduct {
-                title: "x".into(),
-                variants: vec![v],
-                ..Default::default()
-            })
-            .is_err()
-        );
-    }
-
-    #[test]
-    fn only_active_on_active_is_purchasable() {
-        let mut p = Product::new(NewProduct {
-            title: "Tee".into(),
-            status: Status::Active,
-            variants: vec![NewVariant {
-                status: Status::Active,
-                ..variant("a")
-            }],
-            ..NewProduct::default()
-        })
-        .unwrap();
-        let v = p.variants()[0].clone();
-        assert!(p.purchasable(&v).is_ok());
-        p.set_status(Status::Archived);
-        assert!(matches!(
-            p.purchasable(&v),
-            Err(Error::NotPurchasable { .. })
-        ));
-    }
-}
+mod tests;
