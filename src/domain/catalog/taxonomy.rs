@@ -19,7 +19,7 @@ impl Category {
     /// A category under `parent` (a root when `None`). The store checks the parent exists.
     ///
     /// # Errors
-    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for input that does not
+    /// [`Error::Invalid`](crate::Error::Invalid) or [`Error::LimitExceeded`](crate::Error::LimitExceeded) for input that does not
     /// validate, naming the field.
     pub fn new(name: &str, parent: Option<CategoryId>) -> Result<Self> {
         Ok(Self {
@@ -43,7 +43,7 @@ impl Category {
     /// Renames it.
     ///
     /// # Errors
-    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for a name that does
+    /// [`Error::Invalid`](crate::Error::Invalid) or [`Error::LimitExceeded`](crate::Error::LimitExceeded) for a name that does
     /// not validate.
     pub fn rename(&mut self, name: &str) -> Result<()> {
         self.name = required_text("category name", name, MAX_TITLE_LEN)?;
@@ -67,7 +67,7 @@ impl Collection {
     /// A new collection.
     ///
     /// # Errors
-    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for input that does not
+    /// [`Error::Invalid`](crate::Error::Invalid) or [`Error::LimitExceeded`](crate::Error::LimitExceeded) for input that does not
     /// validate, naming the field.
     pub fn new(title: &str) -> Result<Self> {
         Ok(Self {
@@ -86,7 +86,7 @@ impl Collection {
     /// Gives it a new title.
     ///
     /// # Errors
-    /// [`Error::Invalid`] or [`Error::LimitExceeded`] for a title that does
+    /// [`Error::Invalid`](crate::Error::Invalid) or [`Error::LimitExceeded`](crate::Error::LimitExceeded) for a title that does
     /// not validate.
     pub fn rename(&mut self, title: &str) -> Result<()> {
         self.title = required_text("collection title", title, MAX_TITLE_LEN)?;
