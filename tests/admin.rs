@@ -1080,7 +1080,145 @@ async fn price_lists_channels_and_roles(backend: Backend) {
     }
 }
 
+async fn every_promotion_shape_has_a_form(backend: Backend) {
+    let w = world(backend).await;
+    let e = &w.shop.engine;
+    let (marketing, token) = sign_in(&w, "marketing").await;
+    // A new promotion from the percent-off-order form.
+    let (status, page) = post(
+        &marketing,
+        format!("{}/promotions/shape", w.base),
+        &[
+            ("csrf", &token),
+            ("part", "action"),
+            ("shape", "percent_off_order"),
+            ("name", "Twelve off"),
+            ("f.percent", "12"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let made = e
+        .promotions(&Actor::System)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.name == "Twelve off")
+        .unwrap();
+    assert!(
+        serde_json::to_string(&made.action)
+            .unwrap()
+            .contains("percent_off_order")
+    );
+    // Its page has a form for every action and every condition.
+    let (status, page) = get(
+        &marketing,
+        format!("{}/promotions/{}/edit", w.base, made.id),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let schema = cartwright::pricing::promotion_json_schema();
+    for def in ["Action", "Condition"] {
+        let shapes = schema["$defs"][def]["oneOf"].as_array().unwrap();
+        assert!(shapes.len() >= 10, "{def}");
+        for shape in shapes {
+            let name = shape["properties"]["type"]["const"].as_str().unwrap();
+            assert!(
+                page.contains(&format!("name=\"shape\" value=\"{name}\"")),
+                "a form for {def} {name}"
+            );
+        }
+    }
+    // A condition from its form: a subtotal of at least 40.00 USD.
+    let (status, page) = post(
+        &marketing,
+        format!("{}/promotions/shape", w.base),
+        &[
+            ("csrf", &token),
+            ("part", "condition"),
+            ("shape", "subtotal"),
+            ("id", &made.id.to_string()),
+            ("f.op", "gte"),
+            ("f.amount.amount", "40.00"),
+            ("f.amount.currency", "USD"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let now = e.promotion(&Actor::System, made.id).await.unwrap();
+    assert_eq!(now.conditions.len(), 1);
+    // The action replaced from another form: buy two, get one free.
+    let (status, page) = post(
+        &marketing,
+        format!("{}/promotions/shape", w.base),
+        &[
+            ("csrf", &token),
+            ("part", "action"),
+            ("shape", "amount_off_order"),
+            ("id", &made.id.to_string()),
+            ("f.amount.amount", "5.00"),
+            ("f.amount.currency", "USD"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let now = e.promotion(&Actor::System, made.id).await.unwrap();
+    assert!(
+        serde_json::to_string(&now.action)
+            .unwrap()
+            .contains("amount_off_order")
+    );
+    assert_eq!(now.conditions.len(), 1, "conditions kept");
+    // Bad forms change nothing: a missing required field, a bad number,
+    // an unknown shape, bad JSON, a percent over 100.
+    for form in [
+        vec![("part", "action"), ("shape", "percent_off_order")],
+        vec![("part", "action"), ("shape", "no_such_shape")],
+        vec![
+            ("part", "action"),
+            ("shape", "percent_off_order"),
+            ("f.percent", "250"),
+        ],
+        vec![
+            ("part", "action"),
+            ("shape", "percent_off_items"),
+            ("f.percent", "5"),
+            ("f.target", "{not json"),
+        ],
+        vec![
+            ("part", "condition"),
+            ("shape", "item_count"),
+            ("f.op", "gte"),
+            ("f.count", "-3"),
+        ],
+    ] {
+        let mut form = form;
+        let id = made.id.to_string();
+        form.push(("id", &id));
+        form.push(("csrf", &token));
+        let (status, _) = post(&marketing, format!("{}/promotions/shape", w.base), &form).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{form:?}");
+    }
+    assert_eq!(e.promotion(&Actor::System, made.id).await.unwrap(), now);
+    // The condition removed.
+    let (status, _) = post(
+        &marketing,
+        format!("{}/promotions/{}/conditions/0/remove", w.base, made.id),
+        &[("csrf", &token)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        e.promotion(&Actor::System, made.id)
+            .await
+            .unwrap()
+            .conditions
+            .is_empty()
+    );
+}
+
 conformance!(
+    every_promotion_shape_has_a_form,
     price_lists_channels_and_roles,
     variants_collections_and_gift_cards,
     orders_are_shipped_with_labels_edited_and_exchanged,

@@ -74,7 +74,8 @@ async fn every_role_uses_the_admin_in_a_real_browser() {
     e.create_category(&Actor::System, "Kitchen", None)
         .await
         .unwrap();
-    e.save_promotion(&Actor::System, common::ten_percent_coded())
+    let promotion = e
+        .save_promotion(&Actor::System, common::ten_percent_coded())
         .await
         .unwrap();
     shop.customer("ada@example.com").await;
@@ -105,6 +106,10 @@ async fn every_role_uses_the_admin_in_a_real_browser() {
         (&format!("/orders/{order}"), "order"),
         ("/promotions", "promotions"),
         ("/promotions/new", "promotion-editor"),
+        (
+            &format!("/promotions/{}/edit", promotion.id),
+            "promotion-forms",
+        ),
         ("/price-lists", "price-lists"),
         ("/channels", "channels"),
         ("/customers", "customers"),

@@ -463,11 +463,13 @@ async fn main() -> Result<()> {
     let merchant = UcpMerchant::new(engine.clone(), config)?;
     // The conformance suite's agents listen for webhooks only while their
     // own test runs, all on one port: a delivery refused after a test ended
-    // would be retried into a later test's server (the relay's default
-    // schedule waits 30 s first). This demo retries twice within three
-    // seconds and then parks the event; a shop keeps the default schedule.
+    // would be retried into a later test's server, where a test waiting
+    // for "an event" takes another test's (even a retry after a second or
+    // two lands there). This demo parks an event at its first refusal
+    // (`replay_delivery` sends it again); a shop keeps the default
+    // schedule of retries over hours.
     let mut relay_config = cartwright::relay::RelayConfig::default();
-    relay_config.retry_schedule = vec![chrono::Duration::seconds(1), chrono::Duration::seconds(2)];
+    relay_config.retry_schedule = Vec::new();
     let relay = cartwright::relay::Relay::new(engine.clone(), vec![merchant.webhook_sink()])?
         .with_config(relay_config)?;
     tokio::spawn(relay.run(Duration::from_millis(100)));

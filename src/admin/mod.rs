@@ -57,6 +57,7 @@ mod prices;
 mod render;
 mod session;
 mod settings;
+mod shapes;
 
 use std::sync::Arc;
 
@@ -162,6 +163,11 @@ pub fn admin_router(engine: Engine, config: AdminConfig) -> Router {
         .route("/promotions", get(settings::promotions))
         .route("/promotions/new", get(settings::new_promotion))
         .route("/promotions/save", post(settings::save_promotion))
+        .route("/promotions/shape", post(settings::save_shape))
+        .route(
+            "/promotions/{id}/conditions/{n}/remove",
+            post(settings::remove_condition),
+        )
         .route("/promotions/{id}/edit", get(settings::edit_promotion))
         .route(
             "/promotions/{id}/enabled",

@@ -25,6 +25,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("edit.html", include_str!("templates/edit.html")),
     ("promotions.html", include_str!("templates/promotions.html")),
     ("promotion.html", include_str!("templates/promotion.html")),
+    (
+        "shape_field.html",
+        include_str!("templates/shape_field.html"),
+    ),
     ("explain.html", include_str!("templates/explain.html")),
     ("customers.html", include_str!("templates/customers.html")),
     ("customer.html", include_str!("templates/customer.html")),

@@ -490,6 +490,18 @@ fn editor(
     });
     let actions = shapes(schemars::schema_for!(crate::pricing::Action).as_value());
     let conditions = shapes(schemars::schema_for!(crate::pricing::Condition).as_value());
+    let root = super::shapes::schema();
+    let action_forms = super::shapes::forms(&root, "Action");
+    let condition_forms = super::shapes::forms(&root, "Condition");
+    let current_action = promotion.and_then(|p| serde_json::to_string(&p.action).ok());
+    let current_conditions: Vec<String> = promotion
+        .map(|p| {
+            p.conditions
+                .iter()
+                .filter_map(|c| serde_json::to_string(c).ok())
+                .collect()
+        })
+        .unwrap_or_default();
     let page = admin.pages.render(
         admin,
         Some(staff),
@@ -506,6 +518,10 @@ fn editor(
             rules,
             actions,
             conditions,
+            action_forms,
+            condition_forms,
+            current_action,
+            current_conditions,
             problem,
         },
     );
@@ -669,6 +685,91 @@ pub(crate) async fn delete_role(
 ) -> Response {
     match admin.engine.delete_role(&staff.actor, &name).await {
         Ok(()) => admin.done("/staff", "Role deleted."),
+        Err(e) => admin.failed(Some(&staff), &e),
+    }
+}
+
+/// One action or condition from its form: a new promotion made with that
+/// action, or an existing one given it (the action replaced, the condition
+/// added), checked and saved by the engine.
+pub(crate) async fn save_shape(
+    State(admin): State<Admin>,
+    Posted { staff, form }: Posted,
+) -> Response {
+    let saved = async {
+        staff.actor.require(crate::actor::Permission::Promotions)?;
+        let root = super::shapes::schema();
+        let part = form.get("part");
+        let def = if part == "condition" {
+            "Condition"
+        } else {
+            "Action"
+        };
+        let built = super::shapes::read(&root, def, form.get("shape"), &form)?;
+        let mut doc = match form.get("id") {
+            "" if part == "action" => serde_json::json!({
+                "id": PromotionId::new(),
+                "name": form.get("name"),
+                "enabled": true,
+            }),
+            "" => {
+                return Err(Error::invalid(
+                    "promotion",
+                    "save the promotion before adding conditions",
+                ));
+            }
+            id => {
+                let id = parse(id, "promotion", PromotionId::from_uuid)?;
+                let current = admin.engine.promotion(&staff.actor, id).await?;
+                serde_json::to_value(&current)
+                    .map_err(|e| Error::invalid("promotion", e.to_string()))?
+            }
+        };
+        let Some(fields) = doc.as_object_mut() else {
+            return Err(Error::invalid("promotion", "not an object"));
+        };
+        if part == "condition" {
+            let conditions = fields
+                .entry("conditions")
+                .or_insert_with(|| serde_json::json!([]));
+            if let Some(list) = conditions.as_array_mut() {
+                list.push(built);
+            }
+        } else {
+            fields.insert("action".into(), built);
+        }
+        let promotion: crate::pricing::Promotion =
+            serde_json::from_value(doc).map_err(|e| Error::invalid("promotion", e.to_string()))?;
+        admin.engine.save_promotion(&staff.actor, promotion).await
+    }
+    .await;
+    match saved {
+        Ok(p) => admin.done(&format!("/promotions/{}/edit", p.id), "Promotion saved."),
+        Err(e) => admin.failed(Some(&staff), &e),
+    }
+}
+
+/// Removes the `n`th condition of a promotion.
+pub(crate) async fn remove_condition(
+    State(admin): State<Admin>,
+    Path((id, n)): Path<(String, usize)>,
+    Posted { staff, .. }: Posted,
+) -> Response {
+    let saved = async {
+        let id = parse(&id, "promotion", PromotionId::from_uuid)?;
+        let mut promotion = admin.engine.promotion(&staff.actor, id).await?;
+        if n >= promotion.conditions.len() {
+            return Err(Error::invalid(
+                "condition",
+                format!("the promotion has no condition {}", n + 1),
+            ));
+        }
+        promotion.conditions.remove(n);
+        admin.engine.save_promotion(&staff.actor, promotion).await
+    }
+    .await;
+    match saved {
+        Ok(p) => admin.done(&format!("/promotions/{}/edit", p.id), "Condition removed."),
         Err(e) => admin.failed(Some(&staff), &e),
     }
 }
