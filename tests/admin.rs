@@ -209,6 +209,29 @@ async fn every_screen_renders_for_the_owner(backend: Backend) {
     assert!(dash.contains("<svg"), "a chart");
     let (_, order) = get(&c, format!("{}/orders/{}", w.base, w.order)).await;
     assert!(order.contains("MUG") && order.contains(&shown));
+    // Order search: by id straight to the order, by a customer's email to
+    // their orders, a search that finds no customer a clear "not found".
+    let r = c
+        .get(format!("{}/orders?q={}", w.base, w.order))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .contains(&w.order.to_string())
+    );
+    w.shop.customer("findme@example.com").await;
+    let (status, page) = get(&c, format!("{}/orders?q=findme@example", w.base)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("No orders."),
+        "the guest's order is not theirs: {page}"
+    );
+    let (status, _) = get(&c, format!("{}/orders?q=nobody-at-all", w.base)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let csv = c
         .get(format!("{}/catalog.csv", w.base))
         .send()

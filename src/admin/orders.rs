@@ -31,6 +31,9 @@ pub(crate) struct OrdersQuery {
     pending: String,
     #[serde(default)]
     before: String,
+    /// An order's id, or a customer's email (or part of it).
+    #[serde(default)]
+    q: String,
 }
 
 fn parse_order(text: &str) -> Result<OrderId, Error> {
@@ -89,10 +92,38 @@ pub(crate) async fn orders(
     staff: Staff,
     Query(q): Query<OrdersQuery>,
 ) -> Response {
+    // An order's id goes straight to the order.
+    if let Ok(id) = q.q.trim().parse::<uuid::Uuid>() {
+        return admin.done(&format!("/orders/{}", OrderId::from_uuid(id)), "");
+    }
     let found = async {
         let mut query = OrderQuery::default()
             .limit(PAGE)
             .pending_work(!q.pending.is_empty());
+        if !q.q.trim().is_empty() {
+            // A customer's email: their orders (the search must name one).
+            let mut customers = crate::customer::CustomerQuery::new(2);
+            customers.text = Some(q.q.trim().to_owned());
+            let page = admin
+                .engine
+                .find_customers(&staff.actor, &customers)
+                .await?;
+            match page.customers.as_slice() {
+                [one] => query.customer = Some(one.id()),
+                [] => {
+                    return Err(Error::not_found("customer", q.q.trim()));
+                }
+                _ => {
+                    return Err(Error::invalid(
+                        "search",
+                        format!(
+                            "{:?} matches more than one customer: give more of the email",
+                            q.q.trim()
+                        ),
+                    ));
+                }
+            }
+        }
         query.status = match q.status.as_str() {
             "" => None,
             s => Some(
@@ -121,6 +152,7 @@ pub(crate) async fn orders(
             .append_pair("from", &q.from)
             .append_pair("until", &q.until)
             .append_pair("pending", &q.pending)
+            .append_pair("q", &q.q)
             .append_pair("before", &b.to_string());
         admin.link(&format!("/orders?{}", url.finish()))
     });
@@ -133,7 +165,7 @@ pub(crate) async fn orders(
             orders => rows(&page.orders),
             next,
             statuses => STATUSES.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
-            status => q.status, from => q.from, until => q.until, pending => !q.pending.is_empty(),
+            status => q.status, from => q.from, until => q.until, pending => !q.pending.is_empty(), q => q.q,
         },
     )
 }
