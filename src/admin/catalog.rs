@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Response};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::Admin;
 use super::render::money;
 use super::session::{Fields, Posted, Staff, forged, same};
+use super::{Admin, parse_id};
 use crate::catalog::{Category, Product, ProductCursor, ProductQuery, ProductSort, Status};
 use crate::catalog_csv::{ImportMode, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS};
 use crate::error::Error;
@@ -30,33 +30,6 @@ const REASONS: [&str; 6] = [
     "returned to supplier",
     "other",
 ];
-
-fn parse_id<T>(text: &str, what: &'static str, make: fn(uuid::Uuid) -> T) -> Result<T, Error> {
-    text.trim()
-        .parse::<uuid::Uuid>()
-        .map(make)
-        .map_err(|_| Error::invalid(what, format!("{text:?} is not an id")))
-}
-
-fn status_name(status: Status) -> &'static str {
-    match status {
-        Status::Active => "active",
-        Status::Archived => "archived",
-        _ => "draft",
-    }
-}
-
-fn parse_status(text: &str) -> Result<Status, Error> {
-    match text {
-        "draft" => Ok(Status::Draft),
-        "active" => Ok(Status::Active),
-        "archived" => Ok(Status::Archived),
-        other => Err(Error::invalid(
-            "status",
-            format!("{other:?} is not a status"),
-        )),
-    }
-}
 
 fn price(amount: &str, currency: &str) -> Result<Money, Error> {
     let currency = Currency::from_code(currency.trim().to_ascii_uppercase().as_str())?;
@@ -85,7 +58,7 @@ pub(crate) async fn products(
         query = query.text(q.q.trim());
     }
     if !q.status.is_empty() {
-        match parse_status(&q.status) {
+        match Status::parse(&q.status) {
             Ok(s) => query.status = Some(s),
             Err(e) => return admin.failed(Some(&staff), &e),
         }
@@ -112,7 +85,7 @@ pub(crate) async fn products(
             context! {
                 id => p.id().to_string(),
                 title => p.title().to_owned(),
-                status => status_name(p.status()),
+                status => crate::catalog::Status::as_str(p.status()),
                 variants => p.variants().len(),
                 price => p.variants().first().and_then(|v| v.prices().next().copied()).map(money),
             }
@@ -195,7 +168,7 @@ fn product_view(product: &Product) -> minijinja::Value {
                 id => v.id().to_string(),
                 sku => v.sku().as_str().to_owned(),
                 title => v.title().to_owned(),
-                status => status_name(v.status()),
+                status => crate::catalog::Status::as_str(v.status()),
                 prices => v.prices().map(|m| money(*m)).collect::<Vec<_>>(),
             }
         })
@@ -215,7 +188,7 @@ fn product_view(product: &Product) -> minijinja::Value {
         id => product.id().to_string(),
         title => product.title().to_owned(),
         description => product.description().to_owned(),
-        status => status_name(product.status()),
+        status => crate::catalog::Status::as_str(product.status()),
         variants,
         images,
     }
@@ -284,7 +257,7 @@ pub(crate) async fn update_product(
         let mut product = admin.engine.product(id).await?;
         product.set_title(form.get("title"))?;
         product.set_description(form.get("description"))?;
-        product.set_status(parse_status(form.get("status"))?);
+        product.set_status(Status::parse(form.get("status"))?);
         let mut categories = Vec::new();
         for c in form.all("category") {
             categories.push(parse_id(&c, "category", CategoryId::from_uuid)?);
@@ -324,7 +297,7 @@ pub(crate) async fn add_variant(
             crate::catalog::NewVariant::shipped(form.get("sku"))
         }
         .title(form.get("title"))
-        .status(parse_status(form.get("status"))?)
+        .status(Status::parse(form.get("status"))?)
         .price(amount);
         let mut product = admin.engine.product(id).await?;
         product.add_variant(input)?;

@@ -7,9 +7,9 @@ use axum::response::{IntoResponse, Response};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::Admin;
 use super::render::{money, when, who};
 use super::session::{Posted, Staff};
+use super::{Admin, parse_id};
 use crate::customer::CustomerQuery;
 use crate::error::Error;
 use crate::id::{CustomerId, IdempotencyKey};
@@ -20,10 +20,7 @@ use crate::order::OrderQuery;
 const PAGE: usize = 50;
 
 fn parse_customer(text: &str) -> Result<CustomerId, Error> {
-    text.trim()
-        .parse::<uuid::Uuid>()
-        .map(CustomerId::from_uuid)
-        .map_err(|_| Error::invalid("customer", format!("{text:?} is not a customer id")))
+    parse_id(text, "customer", CustomerId::from_uuid)
 }
 
 #[derive(Deserialize)]

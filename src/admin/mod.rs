@@ -76,6 +76,22 @@ pub use session::SESSION_COOKIE;
 /// room for the form around it.
 const MAX_BODY_BYTES: usize = crate::catalog_csv::MAX_IMPORT_BYTES + 64 * 1024;
 
+/// The id of `what` in a form or a path (`make` wraps the UUID in its id
+/// type).
+///
+/// # Errors
+/// [`Error::Invalid`] naming `what` and the text sent.
+pub(crate) fn parse_id<T>(
+    text: &str,
+    what: &'static str,
+    make: fn(uuid::Uuid) -> T,
+) -> Result<T, Error> {
+    text.trim()
+        .parse::<uuid::Uuid>()
+        .map(make)
+        .map_err(|_| Error::invalid(what, format!("{text:?} is not an id of a {what}")))
+}
+
 /// How the admin is mounted and what it calls the shop.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

@@ -7,10 +7,10 @@ use chrono::NaiveDate;
 use minijinja::context;
 use serde::Deserialize;
 
-use super::Admin;
 use super::dashboard::status_name;
 use super::render::{money, when, who, words};
 use super::session::{Posted, Staff};
+use super::{Admin, parse_id};
 use crate::error::Error;
 use crate::id::{IdempotencyKey, OrderId, ReturnCaseId};
 use crate::money::Money;
@@ -37,10 +37,7 @@ pub(crate) struct OrdersQuery {
 }
 
 fn parse_order(text: &str) -> Result<OrderId, Error> {
-    text.trim()
-        .parse::<uuid::Uuid>()
-        .map(OrderId::from_uuid)
-        .map_err(|_| Error::invalid("order", format!("{text:?} is not an order id")))
+    parse_id(text, "order", OrderId::from_uuid)
 }
 
 fn day(text: &str, field: &'static str) -> Result<Option<chrono::DateTime<chrono::Utc>>, Error> {
@@ -336,15 +333,11 @@ fn key(what: &str) -> Result<IdempotencyKey, Error> {
 }
 
 fn parse_line(text: &str) -> Result<crate::id::LineId, Error> {
-    text.parse::<uuid::Uuid>()
-        .map(crate::id::LineId::from_uuid)
-        .map_err(|_| Error::invalid("line", format!("{text:?} is not a line of the order")))
+    parse_id(text, "line", crate::id::LineId::from_uuid)
 }
 
 fn parse_variant(text: &str) -> Result<crate::id::VariantId, Error> {
-    text.parse::<uuid::Uuid>()
-        .map(crate::id::VariantId::from_uuid)
-        .map_err(|_| Error::invalid("variant", format!("{text:?} is not a variant")))
+    parse_id(text, "variant", crate::id::VariantId::from_uuid)
 }
 
 fn count(text: &str) -> Result<u32, Error> {

@@ -4,20 +4,13 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use minijinja::context;
 
-use super::Admin;
 use super::render::{money, when};
 use super::session::{Posted, Staff};
+use super::{Admin, parse_id};
 use crate::error::Error;
 use crate::id::{ChannelId, PriceListId};
 use crate::money::{Currency, Money};
 use crate::pricing::{PriceList, PriceListKind};
-
-fn parse<T>(text: &str, what: &'static str, make: fn(uuid::Uuid) -> T) -> Result<T, Error> {
-    text.trim()
-        .parse::<uuid::Uuid>()
-        .map(make)
-        .map_err(|_| Error::invalid(what, format!("{text:?} is not an id")))
-}
 
 fn currency(text: &str) -> Result<Currency, Error> {
     Ok(Currency::from_code(
@@ -92,7 +85,7 @@ pub(crate) async fn create_price_list(
 }
 
 async fn find(admin: &Admin, staff: &Staff, id: &str) -> Result<PriceList, Error> {
-    let id = parse(id, "price list", PriceListId::from_uuid)?;
+    let id = parse_id(id, "price list", PriceListId::from_uuid)?;
     admin
         .engine
         .price_lists(&staff.actor)
@@ -171,7 +164,7 @@ pub(crate) async fn change_price_list(
                 "Price set."
             }
             "remove" => {
-                let variant = parse(
+                let variant = parse_id(
                     form.get("variant"),
                     "variant",
                     crate::id::VariantId::from_uuid,
@@ -256,7 +249,7 @@ pub(crate) async fn change_channel(
     Posted { staff, form }: Posted,
 ) -> Response {
     let done = async {
-        let id = parse(&id, "channel", ChannelId::from_uuid)?;
+        let id = parse_id(&id, "channel", ChannelId::from_uuid)?;
         let mut channel = admin.engine.channel(id).await?;
         channel.active = form.get("active") == "1";
         admin.engine.save_channel(&staff.actor, channel).await

@@ -6,19 +6,12 @@ use axum::response::Response;
 use minijinja::context;
 use serde::Deserialize;
 
-use super::Admin;
 use super::render::{money, when, who};
 use super::session::{Posted, Staff};
+use super::{Admin, parse_id};
 use crate::engine::staff::NewStaff;
 use crate::error::Error;
 use crate::id::{CartId, PromotionId, StaffId};
-
-fn parse<T>(text: &str, what: &'static str, make: fn(uuid::Uuid) -> T) -> Result<T, Error> {
-    text.trim()
-        .parse::<uuid::Uuid>()
-        .map(make)
-        .map_err(|_| Error::invalid(what, format!("{text:?} is not an id")))
-}
 
 #[derive(Deserialize, Default)]
 pub(crate) struct Generated {
@@ -75,7 +68,7 @@ pub(crate) async fn promotion_enabled(
     Posted { staff, form }: Posted,
 ) -> Response {
     let done = async {
-        let id = parse(&id, "promotion", PromotionId::from_uuid)?;
+        let id = parse_id(&id, "promotion", PromotionId::from_uuid)?;
         admin
             .engine
             .set_promotion_enabled(&staff.actor, id, form.get("enabled") == "1")
@@ -101,7 +94,7 @@ pub(crate) async fn coupons(
     Posted { staff, form }: Posted,
 ) -> Response {
     let done = async {
-        let id = parse(&id, "promotion", PromotionId::from_uuid)?;
+        let id = parse_id(&id, "promotion", PromotionId::from_uuid)?;
         let count: usize = form.get("count").parse().map_err(|_| {
             Error::invalid(
                 "count",
@@ -148,7 +141,7 @@ pub(crate) async fn explain(
 ) -> Response {
     let done = async {
         staff.actor.require(crate::actor::Permission::Promotions)?;
-        let cart = parse(&q.cart, "cart", CartId::from_uuid)?;
+        let cart = parse_id(&q.cart, "cart", CartId::from_uuid)?;
         let priced = admin.engine.price_cart(&staff.actor, cart).await?;
         let eligibility = admin.engine.eligible_promotions(&staff.actor, cart).await?;
         Ok::<_, Error>((cart, priced, eligibility))
@@ -272,7 +265,7 @@ pub(crate) async fn change_staff(
     Posted { staff, form }: Posted,
 ) -> Response {
     let done = async {
-        let id = parse(&id, "staff", StaffId::from_uuid)?;
+        let id = parse_id(&id, "staff", StaffId::from_uuid)?;
         match form.get("do") {
             "roles" => {
                 admin
@@ -541,7 +534,7 @@ pub(crate) async fn edit_promotion(
     Path(id): Path<String>,
 ) -> Response {
     let loaded = async {
-        let id = parse(&id, "promotion", PromotionId::from_uuid)?;
+        let id = parse_id(&id, "promotion", PromotionId::from_uuid)?;
         admin.engine.promotion(&staff.actor, id).await
     }
     .await;
@@ -610,7 +603,7 @@ pub(crate) async fn save_promotion(
 ) -> Response {
     let id = match form.get("id") {
         "" => Ok(PromotionId::new()),
-        i => parse(i, "promotion", PromotionId::from_uuid),
+        i => parse_id(i, "promotion", PromotionId::from_uuid),
     };
     let saved = async {
         let id = id?;
@@ -719,7 +712,7 @@ pub(crate) async fn save_shape(
                 ));
             }
             id => {
-                let id = parse(id, "promotion", PromotionId::from_uuid)?;
+                let id = parse_id(id, "promotion", PromotionId::from_uuid)?;
                 let current = admin.engine.promotion(&staff.actor, id).await?;
                 serde_json::to_value(&current)
                     .map_err(|e| Error::invalid("promotion", e.to_string()))?
@@ -756,7 +749,7 @@ pub(crate) async fn remove_condition(
     Posted { staff, .. }: Posted,
 ) -> Response {
     let saved = async {
-        let id = parse(&id, "promotion", PromotionId::from_uuid)?;
+        let id = parse_id(&id, "promotion", PromotionId::from_uuid)?;
         let mut promotion = admin.engine.promotion(&staff.actor, id).await?;
         if n >= promotion.conditions.len() {
             return Err(Error::invalid(

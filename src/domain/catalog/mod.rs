@@ -58,6 +58,34 @@ pub enum Status {
     Archived,
 }
 
+impl Status {
+    /// Its name, as serialized and as the CSV format and the admin write
+    /// it (`"draft"`, `"active"`, `"archived"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Draft => "draft",
+            Status::Active => "active",
+            Status::Archived => "archived",
+        }
+    }
+
+    /// The status named `name` (any case, surrounding spaces ignored).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] (`status`) for another name, naming it.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "draft" => Ok(Status::Draft),
+            "active" => Ok(Status::Active),
+            "archived" => Ok(Status::Archived),
+            _ => Err(Error::invalid(
+                "status",
+                format!("{name:?} is not draft, active or archived"),
+            )),
+        }
+    }
+}
+
 /// A stock keeping unit: 1 to 64 characters of letters, digits and `-_./`,
 /// compared case-insensitively (stored upper-case).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -57,7 +57,7 @@ use crate::store::CatalogBatch;
 use super::Engine;
 
 mod rows;
-use rows::{Column, FIXED, Row, apply_row, escape, read_header, read_row, status_name};
+use rows::{Column, FIXED, Row, apply_row, escape, read_header, read_row};
 
 /// The largest file [`Engine::import_catalog`] reads (16 MiB).
 pub const MAX_IMPORT_BYTES: usize = 16 * 1024 * 1024;
@@ -651,7 +651,7 @@ impl Engine {
                     let mut record = vec![
                         p.id().to_string(),
                         escape(p.title()),
-                        status_name(p.status()).to_owned(),
+                        Status::as_str(p.status()).to_owned(),
                         escape(p.description()),
                         escape(&p.tags().iter().cloned().collect::<Vec<_>>().join("|")),
                         escape(v.sku().as_str()),
@@ -666,7 +666,7 @@ impl Engine {
                         v.weight_grams().to_string(),
                         v.requires_shipping().to_string(),
                         escape(v.tax_class()),
-                        status_name(v.status()).to_owned(),
+                        Status::as_str(v.status()).to_owned(),
                         v.low_stock_threshold()
                             .map(|n| n.to_string())
                             .unwrap_or_default(),

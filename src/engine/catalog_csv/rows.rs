@@ -100,23 +100,6 @@ pub(super) fn unescape(text: &str) -> &str {
     }
 }
 
-pub(super) fn status_name(status: Status) -> &'static str {
-    match status {
-        Status::Active => "active",
-        Status::Archived => "archived",
-        _ => "draft",
-    }
-}
-
-pub(super) fn parse_status(cell: &str) -> std::result::Result<Status, String> {
-    match cell.trim().to_ascii_lowercase().as_str() {
-        "draft" => Ok(Status::Draft),
-        "active" => Ok(Status::Active),
-        "archived" => Ok(Status::Archived),
-        _ => Err(format!("{cell:?} is not draft, active or archived")),
-    }
-}
-
 pub(super) fn parse_bool(cell: &str) -> std::result::Result<bool, String> {
     match cell.trim().to_ascii_lowercase().as_str() {
         "true" | "yes" | "1" => Ok(true),
@@ -230,9 +213,9 @@ pub(super) fn read_row(
                 Err(_) => fail(format!("{trimmed:?} is not a product id")),
             },
             Column::ProductTitle if !trimmed.is_empty() => row.title = Some(trimmed.to_owned()),
-            Column::ProductStatus if !trimmed.is_empty() => match parse_status(trimmed) {
+            Column::ProductStatus if !trimmed.is_empty() => match Status::parse(trimmed) {
                 Ok(s) => row.product_status = Some(s),
-                Err(m) => fail(m),
+                Err(_) => fail(format!("{trimmed:?} is not draft, active or archived")),
             },
             Column::Description => row.description = Some(raw.to_owned()),
             Column::Tags => row.tags = Some(split_list(raw)),
@@ -254,9 +237,9 @@ pub(super) fn read_row(
                 Err(m) => fail(m),
             },
             Column::TaxClass if !trimmed.is_empty() => row.tax_class = Some(trimmed.to_owned()),
-            Column::VariantStatus if !trimmed.is_empty() => match parse_status(trimmed) {
+            Column::VariantStatus if !trimmed.is_empty() => match Status::parse(trimmed) {
                 Ok(s) => row.variant_status = Some(s),
-                Err(m) => fail(m),
+                Err(_) => fail(format!("{trimmed:?} is not draft, active or archived")),
             },
             Column::LowStockThreshold => {
                 if trimmed.is_empty() {
