@@ -439,7 +439,86 @@ async fn a_completion_refused_for_good_can_be_tried_again(backend: Backend) {
     );
 }
 
+/// The order and the session's record of it are two commits: a payment
+/// that waited for the buyer and is settled by the provider's event
+/// places the order without the agent asking again. The order is the
+/// session's all the same: to its agent, to staff and to the system that
+/// sends its webhooks (which once took it for no agent's order and sent
+/// nothing).
+async fn an_order_placed_by_the_provider_is_the_sessions(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let variant = shop.product("MUG", "12.00", 10).await;
+    let agent = Actor::Agent("agent-a".into());
+    let session = shop
+        .engine
+        .open_agent_session(&agent, AgentProtocol::Ucp, Currency::USD)
+        .await
+        .unwrap();
+    shop.engine
+        .update_agent_session(&agent, session.id, ready(variant, 1, "ada@example.com"))
+        .await
+        .unwrap();
+    let (view, step) = shop
+        .engine
+        .complete_agent_session(&agent, session.id, AgentPayment::new("tok_3ds"))
+        .await
+        .unwrap();
+    let cartwright::checkout::CheckoutStep::AwaitingPayment(waiting) = step else {
+        panic!("expected a waiting payment, got {step:?}");
+    };
+    assert_eq!(view.session.order_id, None);
+    let event = shop.payments.complete_action(&waiting.reference).unwrap();
+    let order = shop
+        .engine
+        .apply_provider_event(&Actor::Provider("test".into()), &event)
+        .await
+        .unwrap()
+        .into_order()
+        .expect("the provider's event placed the order");
+    // The session's own record still says it waits.
+    let stored = shop.engine.agent_session(&agent, session.id).await.unwrap();
+    assert_eq!(stored.order_id, None);
+    for reader in [Actor::System, agent.clone(), Actor::Staff("amy".into())] {
+        let view = shop.engine.agent_order(&reader, order.id()).await.unwrap();
+        assert_eq!(view.session.id, session.id);
+        assert_eq!(view.session.status, AgentSessionStatus::Completed);
+        assert_eq!(view.session.order_id, Some(order.id()));
+        assert_eq!(view.order.as_ref().map(|o| o.id()), Some(order.id()));
+    }
+    let seen = shop.engine.agent_view(&agent, session.id).await.unwrap();
+    assert_eq!(
+        (seen.session.status, seen.session.order_id),
+        (AgentSessionStatus::Completed, Some(order.id()))
+    );
+    // Another agent, or a customer, still finds nothing.
+    for stranger in [
+        Actor::Agent("agent-b".into()),
+        Actor::Customer(cartwright::id::CustomerId::new()),
+    ] {
+        assert!(matches!(
+            shop.engine.agent_order(&stranger, order.id()).await,
+            Err(Error::NotFound { .. })
+        ));
+    }
+    // The agent asking now gets the same order, charged once.
+    let (again, _) = shop
+        .engine
+        .complete_agent_session(&agent, session.id, AgentPayment::new("tok_visa"))
+        .await
+        .unwrap();
+    assert_eq!(again.session.order_id, Some(order.id()));
+    assert_eq!(
+        shop.payments
+            .authorizations()
+            .iter()
+            .filter(|a| !a.voided && !a.failed)
+            .count(),
+        1
+    );
+}
+
 conformance!(
+    an_order_placed_by_the_provider_is_the_sessions,
     a_completion_refused_for_good_can_be_tried_again,
     request_keys_replay_then_are_forgotten,
     only_its_agent_changes_a_session,

@@ -525,6 +525,61 @@ async fn order_webhooks_carry_a_verifiable_signature(backend: Backend) {
     assert_eq!(event["event_type"], "order_placed");
     assert_eq!(event["checkout_id"], id);
     assert!(event["order"]["id"].is_string());
+
+    // A payment that waits for the buyer, settled by the provider's event
+    // with the agent never asking again: the order is still the agent's,
+    // and its webhook goes out (it was once taken for no agent's order).
+    let (status, answer) = ucp
+        .merchant
+        .handle(
+            &Method::POST,
+            "checkout-sessions",
+            &headers("agent-a", None, Some(&profile)),
+            &serde_json::to_vec(&create_body(2)).unwrap(),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let waiting_id = parse(&answer)["id"].as_str().unwrap().to_owned();
+    let (status, _) = ucp
+        .call(
+            "agent-a",
+            Method::POST,
+            &format!("checkout-sessions/{waiting_id}/complete"),
+            None,
+            Some(complete_body("tok_3ds")),
+        )
+        .await;
+    assert!(status < 300, "the completion waits for the buyer: {status}");
+    let reference = ucp
+        .shop
+        .payments
+        .authorizations()
+        .into_iter()
+        .find(|a| a.waiting.is_some())
+        .expect("a payment waits")
+        .reference;
+    let settled = ucp.shop.payments.complete_action(&reference).unwrap();
+    let order = ucp
+        .shop
+        .engine
+        .apply_provider_event(&Actor::Provider("test".into()), &settled)
+        .await
+        .unwrap()
+        .into_order()
+        .expect("the provider's event placed the order");
+    for _ in 0..50 {
+        relay.run_once().await.unwrap();
+        if got.lock().unwrap().len() > 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let received = got.lock().unwrap().clone();
+    assert_eq!(received.len(), 2);
+    let event = parse(&received[1].1);
+    assert_eq!(event["event_type"], "order_placed");
+    assert_eq!(event["checkout_id"], waiting_id.as_str());
+    assert_eq!(event["order"]["id"], order.id().to_string());
 }
 
 async fn over_http_bad_bodies_get_the_protocols_errors(backend: Backend) {

@@ -209,8 +209,18 @@ impl Engine {
         self.view_of(session).await
     }
 
-    async fn view_of(&self, session: AgentSession) -> Result<AgentView> {
+    async fn view_of(&self, mut session: AgentSession) -> Result<AgentView> {
         let cart = self.inner.store.cart(session.cart_id).await?;
+        // The order (with its cart's completion) and the session's record
+        // of it are two commits: between them, or when a process stopped
+        // after the first, or a waiting payment was settled without the
+        // agent asking again, the cart already names the order. It is the
+        // session's order: shown so, to the agent and to its webhooks.
+        if session.order_id.is_none()
+            && let crate::cart::CartStatus::Completed { order_id } = cart.status()
+        {
+            complete(&mut session, order_id);
+        }
         let order = match session.order_id {
             Some(order) => Some(self.inner.store.order(order).await?),
             None => None,
@@ -620,13 +630,19 @@ impl Engine {
             .store
             .agent_session_for_cart(found.cart_id())
             .await?
-            .filter(|s| s.order_id == Some(order))
+            .filter(|s| s.order_id.is_none_or(|o| o == order))
             .ok_or_else(|| Error::not_found("order", order))?;
         let session = self
             .agent_session(actor, session.id)
             .await
             .map_err(|_| Error::not_found("order", order))?;
-        self.view_of(session).await
+        // A session whose own record of the order is not yet written is
+        // the order's when its cart became this order (`view_of`).
+        let view = self.view_of(session).await?;
+        if view.order.as_ref().map(|o| o.id) != Some(order) {
+            return Err(Error::not_found("order", order));
+        }
+        Ok(view)
     }
 
     /// Records protocol annotations on an agent's order (fulfilment events,
