@@ -1240,7 +1240,70 @@ async fn every_promotion_shape_has_a_form(backend: Backend) {
     );
 }
 
+/// The browser a member signed in with keeps a device cookie: someone
+/// guessing their password elsewhere locks the account to every other
+/// browser, not to theirs.
+async fn a_members_browser_is_not_locked_out_by_guesses(backend: Backend) {
+    let w = world(backend).await;
+    let (support, _) = sign_in(&w, "support").await;
+    for _ in 0..cartwright::staff::MAX_FAILED_SIGN_INS {
+        assert!(
+            w.shop
+                .engine
+                .staff_login("support@shop.test", "a guess", None)
+                .await
+                .is_err()
+        );
+    }
+    let base = w.base.clone();
+    let try_sign_in = |c: reqwest::Client| {
+        let login = format!("{base}/login");
+        async move {
+            let page = c
+                .get(login.clone())
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let answer = c
+                .post(login)
+                .form(&[
+                    ("csrf", csrf(&page).as_str()),
+                    ("email", "support@shop.test"),
+                    ("password", PASSWORD),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let device = answer
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .find(|v| v.starts_with("cw_admin_device="));
+            (answer.status(), device)
+        }
+    };
+    // Another browser: locked out, told so in the page.
+    let (status, device) = try_sign_in(client()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(device, None);
+    // Hers: in, with a new device cookie (HttpOnly, SameSite=Strict).
+    let (status, device) = try_sign_in(support.clone()).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let device = device.expect("a new device cookie");
+    assert!(
+        device.contains("HttpOnly") && device.contains("SameSite=Strict"),
+        "{device}"
+    );
+    let (status, _) = get(&support, format!("{}/orders", w.base)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
 conformance!(
+    a_members_browser_is_not_locked_out_by_guesses,
     every_promotion_shape_has_a_form,
     price_lists_channels_and_roles,
     variants_collections_and_gift_cards,

@@ -361,7 +361,64 @@ async fn a_cancellation_racing_a_shipment_never_both_win(backend: Backend) {
     }
 }
 
+/// `left_to_ship` is what remains after cancellations and shipments (the
+/// admin's "ship everything left" and the demos use it), and
+/// `shipped_from` where a line's units left from.
+async fn what_is_left_to_ship_counts_cancellations_and_shipments(backend: Backend) {
+    let shop = Shop::new(backend).await;
+    let (order, guest) = placed(&shop).await;
+    let (a, b) = (
+        order.pricing().lines[0].line_id,
+        order.pricing().lines[1].line_id,
+    );
+    let left = |o: &Order| -> Vec<(cartwright::id::LineId, u32)> {
+        o.left_to_ship()
+            .iter()
+            .map(|i| (i.line_id, i.quantity))
+            .collect()
+    };
+    assert_eq!(left(&order), vec![(a, 3), (b, 1)]);
+    assert_eq!(order.shipped_from(a), None);
+    let o = shop
+        .engine
+        .cancel_items(
+            &guest,
+            order.id(),
+            CancelItems::new(units(&order, 0, 1), key("c1")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(left(&o), vec![(a, 2), (b, 1)]);
+    let o = shop
+        .engine
+        .ship(
+            &staff(),
+            order.id(),
+            ShipmentRequest::new(units(&order, 0, 1)).carrier("UPS"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(left(&o), vec![(a, 1), (b, 1)]);
+    let from = o.shipments()[0].stock[0].location_id;
+    assert_eq!(o.shipped_from(a), Some(from));
+    assert_eq!(o.shipped_from(b), None);
+    // One shipment of what is left ships the rest; nothing is left after.
+    let o = shop
+        .engine
+        .ship(
+            &staff(),
+            order.id(),
+            ShipmentRequest::new(o.left_to_ship()).carrier("UPS"),
+        )
+        .await
+        .unwrap();
+    assert!(o.left_to_ship().is_empty());
+    assert_eq!(o.shipped(a), 2);
+    assert_eq!(o.shipped(b), 1);
+}
+
 conformance!(
+    what_is_left_to_ship_counts_cancellations_and_shipments,
     a_captured_order_refunds_the_units_shares,
     a_held_payment_gives_up_the_share_and_captures_the_rest,
     bad_cancellations_change_nothing,

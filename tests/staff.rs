@@ -454,7 +454,92 @@ async fn bad_input_is_refused_and_changes_nothing(backend: Backend) {
     assert!(w.shop.snapshot().await == before, "nothing changed");
 }
 
+/// Someone who knows a member's email and guesses cannot lock the member
+/// out of a device they signed in on (OWASP's device cookies): the
+/// account locks for every other device, the known one keeps its own
+/// count, its token is spent and replaced at each sign-in, and its own
+/// wrong guesses get it forgotten.
+async fn guesses_elsewhere_do_not_lock_a_members_device(backend: Backend) {
+    let w = world(backend).await;
+    let e = &w.shop.engine;
+    let email = "support@shop.test";
+    let first = e.staff_login(email, PASSWORD, None).await.unwrap();
+    assert_eq!(first.device.len(), 64);
+    assert!(
+        !format!("{first:?}").contains(&first.device),
+        "never logged"
+    );
+    // Someone else guesses until the account locks.
+    for _ in 0..cartwright::staff::MAX_FAILED_SIGN_INS {
+        assert!(matches!(
+            e.staff_login(email, "a guess", None).await,
+            Err(Error::InvalidCredentials)
+        ));
+    }
+    assert!(matches!(
+        e.staff_login(email, PASSWORD, None).await,
+        Err(Error::InvalidCredentials)
+    ));
+    // A made-up device token is no device: still locked.
+    assert!(matches!(
+        e.staff_login_from(email, PASSWORD, None, Some(&"f".repeat(64)))
+            .await,
+        Err(Error::InvalidCredentials)
+    ));
+    // The member's own device signs in, and gets a new token.
+    let second = e
+        .staff_login_from(email, PASSWORD, None, Some(&first.device))
+        .await
+        .unwrap();
+    assert_ne!(second.device, first.device);
+    e.staff_actor(&second.token).await.unwrap();
+    // The spent token is no longer a device; the account is still
+    // locked to everyone else.
+    assert!(matches!(
+        e.staff_login_from(email, PASSWORD, None, Some(&first.device))
+            .await,
+        Err(Error::InvalidCredentials)
+    ));
+    // The device's own wrong tries count against it alone: the account's
+    // lock is untouched, and after too many the device is forgotten.
+    for _ in 0..cartwright::staff::MAX_FAILED_SIGN_INS {
+        assert!(matches!(
+            e.staff_login_from(email, "a typo", None, Some(&second.device))
+                .await,
+            Err(Error::InvalidCredentials)
+        ));
+    }
+    assert!(matches!(
+        e.staff_login_from(email, PASSWORD, None, Some(&second.device))
+            .await,
+        Err(Error::InvalidCredentials)
+    ));
+    // The lock ends as before.
+    w.shop.clock.advance(chrono::Duration::minutes(
+        cartwright::staff::LOCKOUT_MINUTES,
+    ));
+    let third = e.staff_login(email, PASSWORD, None).await.unwrap();
+    // A member is remembered on a bounded number of devices: the least
+    // recently used is forgotten first.
+    let mut devices = vec![third.device.clone()];
+    for _ in 0..cartwright::staff::MAX_TRUSTED_DEVICES {
+        devices.push(e.staff_login(email, PASSWORD, None).await.unwrap().device);
+    }
+    for _ in 0..cartwright::staff::MAX_FAILED_SIGN_INS {
+        let _ = e.staff_login(email, "a guess", None).await;
+    }
+    assert!(matches!(
+        e.staff_login_from(email, PASSWORD, None, Some(&devices[0]))
+            .await,
+        Err(Error::InvalidCredentials)
+    ));
+    e.staff_login_from(email, PASSWORD, None, devices.last().map(String::as_str))
+        .await
+        .unwrap();
+}
+
 conformance!(
+    guesses_elsewhere_do_not_lock_a_members_device,
     roles_are_enforced_by_the_engine,
     sessions_expire_and_end,
     two_factor_codes_are_asked_for_and_good_once,

@@ -43,7 +43,6 @@ use cartwright::catalog::{NewProduct, NewVariant, Status};
 use cartwright::customer::NewAddress;
 use cartwright::fulfillment::ShipmentRequest;
 use cartwright::money::{Currency, Money};
-use cartwright::order::LineQuantity;
 use cartwright::payment::TestPaymentProvider;
 use cartwright::pricing::{Action, Condition, LineFilter, Op, Promotion, Reward};
 use cartwright::shipping::{ShippingInput, ShippingRate, ShippingRates};
@@ -404,16 +403,7 @@ async fn simulate_shipping(
             );
         }
     };
-    let items: Vec<LineQuantity> = order
-        .pricing()
-        .lines
-        .iter()
-        .map(|l| LineQuantity {
-            line_id: l.line_id,
-            quantity: l.quantity,
-        })
-        .collect();
-    let request = ShipmentRequest::new(items)
+    let request = ShipmentRequest::new(order.left_to_ship())
         .carrier("Mock Carrier")
         .tracking_number(format!("TRACK-{}", order_id.as_uuid().simple()));
     match sim.engine.ship(&system, order_id, request).await {

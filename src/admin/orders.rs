@@ -576,20 +576,7 @@ async fn ship_everything(
     carrier: &str,
     tracking: &str,
 ) -> crate::Result<Order> {
-    let o = admin.engine.order(actor, id).await?;
-    let items: Vec<_> = o
-        .pricing()
-        .lines
-        .iter()
-        .filter(|l| l.requires_shipping)
-        .filter_map(|l| {
-            let left = l.quantity.saturating_sub(o.shipped(l.line_id));
-            (left > 0).then_some(crate::order::LineQuantity {
-                line_id: l.line_id,
-                quantity: left,
-            })
-        })
-        .collect();
+    let items = admin.engine.order(actor, id).await?.left_to_ship();
     if items.is_empty() {
         return Err(Error::invalid("shipment", "every unit has shipped"));
     }
@@ -625,14 +612,7 @@ async fn receive_everything(
                 i.quantity,
                 crate::order::ItemCondition::Resellable,
             );
-            let from = o.line(i.line_id).ok().and_then(|pl| {
-                o.shipments()
-                    .iter()
-                    .flat_map(|s| &s.stock)
-                    .find(|l| l.variant_id == pl.variant_id)
-                    .map(|l| l.location_id)
-            });
-            match from {
+            match o.shipped_from(i.line_id) {
                 Some(at) if restock => r.restock_at(at),
                 _ => r,
             }

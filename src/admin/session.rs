@@ -21,6 +21,15 @@ use crate::error::Error;
 pub const SESSION_COOKIE: &str = "cw_admin";
 /// The sign-in form's cookie: a random value the form repeats.
 const LOGIN_COOKIE: &str = "cw_admin_login";
+/// The device cookie: the token [`Engine::staff_login_from`] gave this
+/// browser at its last sign-in, which spares it the account's lockout
+/// (someone guessing a member's password elsewhere cannot lock them out
+/// here).
+///
+/// [`Engine::staff_login_from`]: crate::Engine::staff_login_from
+pub(crate) const DEVICE_COOKIE: &str = "cw_admin_device";
+/// How long a browser is remembered as a member's device: 180 days.
+const DEVICE_COOKIE_SECONDS: i64 = 180 * 24 * 3600;
 /// The most bytes a form (not an upload) may have.
 const MAX_FORM_BYTES: usize = 64 * 1024;
 /// The most fields a form may have.
@@ -271,9 +280,15 @@ pub(crate) async fn login(State(admin): State<Admin>, headers: HeaderMap, body: 
         );
     }
     let code = Some(form.get("code")).filter(|c| !c.is_empty());
+    let device = cookie(&headers, DEVICE_COOKIE);
     match admin
         .engine
-        .staff_login(form.get("email"), form.get("password"), code)
+        .staff_login_from(
+            form.get("email"),
+            form.get("password"),
+            code,
+            device.as_deref(),
+        )
         .await
     {
         Ok(login) => {
@@ -284,6 +299,7 @@ pub(crate) async fn login(State(admin): State<Admin>, headers: HeaderMap, body: 
             for cookie in [
                 set_cookie(&admin, SESSION_COOKIE, &login.token, ttl),
                 set_cookie(&admin, LOGIN_COOKIE, "", 0),
+                set_cookie(&admin, DEVICE_COOKIE, &login.device, DEVICE_COOKIE_SECONDS),
             ] {
                 if let Ok(v) = cookie.parse() {
                     headers.append(header::SET_COOKIE, v);

@@ -45,6 +45,21 @@ pub const MAX_STAFF_NAME_LEN: usize = 200;
 pub const MAX_FAILED_SIGN_INS: u32 = 5;
 /// How long an account stays locked after too many wrong sign-ins.
 pub const LOCKOUT_MINUTES: i64 = 15;
+/// Most devices a member of staff is remembered on (the least recently
+/// used is forgotten first).
+pub const MAX_TRUSTED_DEVICES: usize = 10;
+/// Longest device token accepted at sign-in, in bytes (longer ones are
+/// taken for none).
+pub const MAX_DEVICE_TOKEN_LEN: usize = 128;
+
+/// A device a member signed in on: the SHA-256 of the token it was given,
+/// its own count of wrong sign-ins, and when it was last used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TrustedDevice {
+    pub(crate) token_hash: String,
+    pub(crate) failures: u32,
+    pub(crate) last_used: DateTime<Utc>,
+}
 
 /// A named set of permissions, with a ceiling on refunds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,6 +262,9 @@ pub struct StaffMember {
     pub(crate) failed_sign_ins: u32,
     #[serde(default)]
     pub(crate) locked_until: Option<DateTime<Utc>>,
+    /// Devices it signed in on, which the account's lockout spares.
+    #[serde(default)]
+    pub(crate) devices: Vec<TrustedDevice>,
 }
 
 impl std::fmt::Debug for StaffMember {
@@ -353,6 +371,12 @@ pub struct StaffLogin {
     pub staff: StaffMember,
     /// When the session ends, used or not.
     pub expires_at: DateTime<Utc>,
+    /// This device's new token (for a long-lived cookie; never logged):
+    /// given back at the next sign-in
+    /// ([`Engine::staff_login_from`](crate::Engine::staff_login_from)), it
+    /// spares the device the account's lockout. A new one each sign-in;
+    /// the one given in is spent.
+    pub device: String,
 }
 
 impl std::fmt::Debug for StaffLogin {
@@ -417,6 +441,7 @@ mod tests {
             totp: None,
             failed_sign_ins: 0,
             locked_until: None,
+            devices: Vec::new(),
         }
     }
 

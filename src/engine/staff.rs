@@ -16,9 +16,9 @@ use crate::error::{Error, Result};
 use crate::id::StaffId;
 use crate::money::Money;
 use crate::staff::{
-    LOCKOUT_MINUTES, MAX_FAILED_SIGN_INS, MAX_ROLES, MAX_STAFF_NAME_LEN, Permission, Role,
-    StaffAccess, StaffLogin, StaffMember, StaffSession, TotpEnrollment, TotpState,
-    check_role_names, token_hash,
+    LOCKOUT_MINUTES, MAX_DEVICE_TOKEN_LEN, MAX_FAILED_SIGN_INS, MAX_ROLES, MAX_STAFF_NAME_LEN,
+    MAX_TRUSTED_DEVICES, Permission, Role, StaffAccess, StaffLogin, StaffMember, StaffSession,
+    TotpEnrollment, TotpState, TrustedDevice, check_role_names, token_hash,
 };
 use crate::validate::required_text;
 
@@ -218,6 +218,7 @@ impl Engine {
             totp: None,
             failed_sign_ins: 0,
             locked_until: None,
+            devices: Vec::new(),
         };
         self.inner.store.insert_staff(&member).await?;
         self.audit(actor, "create_staff", member.id).await;
@@ -340,12 +341,34 @@ impl Engine {
     }
 
     /// Signs a member of staff in (no actor: the credentials are the
+    /// proof), from a device not known to be theirs: as
+    /// [`Engine::staff_login_from`] without a device token.
+    ///
+    /// # Errors
+    /// As [`Engine::staff_login_from`].
+    pub async fn staff_login(
+        &self,
+        email: &str,
+        password: &str,
+        code: Option<&str>,
+    ) -> Result<StaffLogin> {
+        self.staff_login_from(email, password, code, None).await
+    }
+
+    /// Signs a member of staff in (no actor: the credentials are the
     /// proof). With two-factor sign-in on, `code` is the authenticator's
-    /// current code, good once. After
-    /// [`MAX_FAILED_SIGN_INS`] wrong
-    /// tries in a row the account is locked for
-    /// [`LOCKOUT_MINUTES`]. An unknown email
-    /// costs the same hashing as a known one.
+    /// current code, good once. `device` is the
+    /// [`StaffLogin::device`] token this device was given at its last
+    /// sign-in, if any.
+    ///
+    /// After [`MAX_FAILED_SIGN_INS`] wrong tries in a row from devices not
+    /// known to be the member's, the account is locked to them for
+    /// [`LOCKOUT_MINUTES`]; a device the member signed in on keeps its own
+    /// count and is not locked out by anyone else's guesses (after
+    /// [`MAX_FAILED_SIGN_INS`] wrong tries of its own it is forgotten). So
+    /// someone who knows a member's email cannot lock them out of the
+    /// devices they use. An unknown email costs the same hashing as a
+    /// known one.
     ///
     /// # Errors
     /// [`Error::InvalidCredentials`] for a wrong email, password or code, a
@@ -353,11 +376,12 @@ impl Engine {
     /// [`Error::Incomplete`] (`"one-time code"`) when the password is right
     /// and a code is needed but none was given; [`Error::Busy`];
     /// [`Error::Storage`].
-    pub async fn staff_login(
+    pub async fn staff_login_from(
         &self,
         email: &str,
         password: &str,
         code: Option<&str>,
+        device: Option<&str>,
     ) -> Result<StaffLogin> {
         let member = match Email::new(email) {
             Ok(email) => self.inner.store.staff_by_email(&email).await?,
@@ -374,11 +398,22 @@ impl Engine {
         let Some(member) = member else {
             return Err(Error::InvalidCredentials);
         };
-        if !member.active || member.locked_until(now).is_some() {
+        // A device the member signed in on, still trusted.
+        let known = device
+            .filter(|d| !d.is_empty() && d.len() <= MAX_DEVICE_TOKEN_LEN)
+            .map(token_hash)
+            .filter(|h| {
+                member
+                    .devices
+                    .iter()
+                    .any(|d| d.token_hash == *h && d.failures < MAX_FAILED_SIGN_INS)
+            });
+        if !member.active || (known.is_none() && member.locked_until(now).is_some()) {
             return Err(Error::InvalidCredentials);
         }
         if !matches {
-            self.count_failed_sign_in(member.id).await?;
+            self.count_failed_sign_in(member.id, known.as_deref())
+                .await?;
             return Err(Error::InvalidCredentials);
         }
         let mut step = None;
@@ -389,15 +424,26 @@ impl Engine {
             match totp_step(&totp.secret, code, now, totp.last_step)? {
                 Some(s) => step = Some(s),
                 None => {
-                    self.count_failed_sign_in(member.id).await?;
+                    self.count_failed_sign_in(member.id, known.as_deref())
+                        .await?;
                     return Err(Error::InvalidCredentials);
                 }
             }
         }
+        let device = random_token();
+        let fresh = TrustedDevice {
+            token_hash: token_hash(&device),
+            failures: 0,
+            last_used: now,
+        };
         let member = self
             .change_staff(member.id, |m| {
-                m.failed_sign_ins = 0;
-                m.locked_until = None;
+                if known.is_none() {
+                    // A device known to be the member's leaves the count
+                    // of everyone else's guesses (and a lock) alone.
+                    m.failed_sign_ins = 0;
+                    m.locked_until = None;
+                }
                 if let (Some(s), Some(totp)) = (step, m.totp.as_mut()) {
                     if s <= totp.last_step {
                         // The same code raced in twice: only one wins.
@@ -405,15 +451,17 @@ impl Engine {
                     }
                     totp.last_step = s;
                 }
+                // The token given in is spent; the device gets a new one,
+                // last in the list (kept in order of use: the least
+                // recently used goes first when there are too many).
+                m.devices.retain(|d| Some(&d.token_hash) != known.as_ref());
+                m.devices.push(fresh.clone());
+                let excess = m.devices.len().saturating_sub(MAX_TRUSTED_DEVICES);
+                m.devices.drain(..excess);
                 Ok(())
             })
             .await?;
-        let mut raw = [0_u8; 32];
-        password_hash::rand_core::RngCore::fill_bytes(
-            &mut password_hash::rand_core::OsRng,
-            &mut raw,
-        );
-        let token = hex::encode(raw);
+        let token = random_token();
         let expires_at = now + self.inner.config.staff_session_ttl;
         self.inner
             .store
@@ -431,6 +479,7 @@ impl Engine {
             token,
             staff: member,
             expires_at,
+            device,
         })
     }
 
@@ -692,10 +741,19 @@ impl Engine {
         Err(crate::engine::gave_up("staff member"))
     }
 
-    /// Counts a wrong sign-in, locking the account after too many.
-    async fn count_failed_sign_in(&self, id: StaffId) -> Result<()> {
+    /// Counts a wrong sign-in: against the device when it is known to be
+    /// the member's (forgetting it after too many), else against the
+    /// account (locking it after too many).
+    async fn count_failed_sign_in(&self, id: StaffId, device: Option<&str>) -> Result<()> {
         let now = self.now();
         self.change_staff(id, |m| {
+            if let Some(hash) = device {
+                if let Some(d) = m.devices.iter_mut().find(|d| d.token_hash == hash) {
+                    d.failures = d.failures.saturating_add(1);
+                }
+                m.devices.retain(|d| d.failures < MAX_FAILED_SIGN_INS);
+                return Ok(());
+            }
             m.failed_sign_ins = m.failed_sign_ins.saturating_add(1);
             if m.failed_sign_ins >= MAX_FAILED_SIGN_INS {
                 m.failed_sign_ins = 0;
@@ -706,4 +764,11 @@ impl Engine {
         .await
         .map(drop)
     }
+}
+
+/// 32 random bytes, hex: a session or device token.
+fn random_token() -> String {
+    let mut raw = [0_u8; 32];
+    password_hash::rand_core::RngCore::fill_bytes(&mut password_hash::rand_core::OsRng, &mut raw);
+    hex::encode(raw)
 }

@@ -71,8 +71,10 @@ impl Sink for AcpWebhookSink {
         else {
             return Ok(());
         };
+        // An agent's order that cannot be written is parked where staff
+        // see it (`failed_deliveries`), never passed over as sent.
         let Some(data) = super::render::order(&inner.config, &view) else {
-            return Ok(());
+            return Err(SinkError::permanent("the order cannot be written"));
         };
         let body = serde_json::to_vec(&json!({"type": kind, "data": data}))
             .map_err(|e| SinkError::permanent(format!("the order cannot be written: {e}")))?;

@@ -165,9 +165,12 @@ impl Sink for UcpWebhookSink {
         let Some(url) = view.session.webhook_url.clone() else {
             return Ok(());
         };
-        let Ok(order_json) = self.merchant.render_order(Version::latest(), &view) else {
-            return Ok(());
-        };
+        // An agent's order that cannot be written is parked where staff
+        // see it (`failed_deliveries`), never passed over as sent.
+        let order_json = self
+            .merchant
+            .render_order(Version::latest(), &view)
+            .map_err(|_| SinkError::permanent("the order cannot be written"))?;
         let body = json!({
             "event_type": kind,
             "event_id": event.id.to_string(),

@@ -549,6 +549,39 @@ impl Order {
         Self::count(self.shipments.iter().flat_map(|s| &s.items), line)
     }
 
+    /// What one shipment of everything left would carry: of each line
+    /// that ships and whose charge is paid, the units ordered (less those
+    /// cancelled) that have not shipped. Empty when nothing is left to
+    /// ship now.
+    pub fn left_to_ship(&self) -> Vec<LineQuantity> {
+        self.pricing
+            .lines
+            .iter()
+            .filter(|l| l.requires_shipping && !self.awaits_payment(l.line_id))
+            .filter_map(|l| {
+                let left = self
+                    .ordered(l.line_id)
+                    .saturating_sub(self.shipped(l.line_id));
+                (left > 0).then_some(LineQuantity {
+                    line_id: l.line_id,
+                    quantity: left,
+                })
+            })
+            .collect()
+    }
+
+    /// Where units of a line left stock from: the location of the first
+    /// shipment that took its variant (where a returned unit goes back by
+    /// default). `None` for an unknown line or one not shipped.
+    pub fn shipped_from(&self, line: LineId) -> Option<crate::id::LocationId> {
+        let variant = self.line(line).ok()?.variant_id;
+        self.shipments
+            .iter()
+            .flat_map(|s| &s.stock)
+            .find(|r| r.variant_id == variant)
+            .map(|r| r.location_id)
+    }
+
     /// Units of a line returned so far (returns whose refund is in flight
     /// included; refused ones not).
     pub fn returned(&self, line: LineId) -> u32 {
