@@ -7,8 +7,9 @@
 //! titles, prices), and times the pages a storefront and staff read: a
 //! category (with its subcategories) newest first; words of the title;
 //! a SKU's start; a category, a word and a price range together by title;
-//! the next page of that. Prints a table; each cell is the median of 200
-//! reads of a full page of 20.
+//! the next page of that; words only a handful of titles share, newest
+//! first and by title. Prints a table; each cell is the median of 200
+//! reads of a page of (at most) 20.
 //!
 //! `cargo bench --features postgres --bench product_search`
 #![allow(
@@ -153,9 +154,9 @@ async fn main() {
     }
 
     println!(
-        "| products | category, newest 20 | title words | SKU start | category + word + price, by title | next page of it |"
+        "| products | category, newest 20 | title words | SKU start | category + word + price, by title | next page of it | rare words, newest | rare words, by title |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for total in [10_000, 100_000] {
         grow(&pool, total).await;
         let page = |q: ProductQuery| {
@@ -187,6 +188,16 @@ async fn main() {
             median(|| page(ProductQuery::new(20).text("bench-1"))).await,
             median(|| page(combined.clone())).await,
             median(|| page(next.clone())).await,
+            // Words that a handful of titles share: "Navy … 9999…".
+            median(|| page(ProductQuery::new(20).text("navy 9999"))).await,
+            median(|| {
+                page(
+                    ProductQuery::new(20)
+                        .text("navy 9999")
+                        .sort(ProductSort::Title),
+                )
+            })
+            .await,
         ];
         let shown: Vec<String> = cells
             .iter()

@@ -48,20 +48,36 @@ fn ready(variant: cartwright::id::VariantId, quantity: u32, email: &str) -> Agen
         .selected_option(Some(Some("standard".into())))
 }
 
+/// A session of `agent`'s, opened and made ready to complete: `quantity`
+/// of `variant` for ada@example.com, shipping chosen.
+async fn ready_session(
+    shop: &Shop,
+    agent: &Actor,
+    variant: cartwright::id::VariantId,
+    quantity: u32,
+) -> cartwright::agent::AgentSession {
+    let session = shop
+        .engine
+        .open_agent_session(agent, AgentProtocol::Ucp, Currency::USD)
+        .await
+        .unwrap();
+    shop.engine
+        .update_agent_session(
+            agent,
+            session.id,
+            ready(variant, quantity, "ada@example.com"),
+        )
+        .await
+        .unwrap();
+    session
+}
+
 async fn only_its_agent_changes_a_session(backend: Backend) {
     let shop = Shop::new(backend).await;
     let variant = shop.product("MUG", "12.00", 10).await;
     let customer = shop.customer("someone@example.com").await.id();
     let agent = Actor::Agent("agent-a".into());
-    let session = shop
-        .engine
-        .open_agent_session(&agent, AgentProtocol::Ucp, Currency::USD)
-        .await
-        .unwrap();
-    shop.engine
-        .update_agent_session(&agent, session.id, ready(variant, 1, "ada@example.com"))
-        .await
-        .unwrap();
+    let session = ready_session(&shop, &agent, variant, 1).await;
     let before = shop.snapshot().await;
     let strangers = [
         Actor::Agent("agent-b".into()),
@@ -212,15 +228,7 @@ async fn completing_again_returns_the_same_order(backend: Backend) {
     let shop = Shop::new(backend).await;
     let variant = shop.product("MUG", "12.00", 10).await;
     let agent = Actor::Agent("agent-a".into());
-    let session = shop
-        .engine
-        .open_agent_session(&agent, AgentProtocol::Ucp, Currency::USD)
-        .await
-        .unwrap();
-    shop.engine
-        .update_agent_session(&agent, session.id, ready(variant, 2, "ada@example.com"))
-        .await
-        .unwrap();
+    let session = ready_session(&shop, &agent, variant, 2).await;
     let declined = shop
         .engine
         .complete_agent_session(&agent, session.id, AgentPayment::new("tok_decline"))
@@ -268,15 +276,7 @@ async fn the_buyer_is_erased_with_the_customer(backend: Backend) {
     let variant = shop.product("MUG", "12.00", 10).await;
     let customer = shop.customer("ada@example.com").await.id();
     let agent = Actor::Agent("agent-a".into());
-    let session = shop
-        .engine
-        .open_agent_session(&agent, AgentProtocol::Ucp, Currency::USD)
-        .await
-        .unwrap();
-    shop.engine
-        .update_agent_session(&agent, session.id, ready(variant, 1, "ada@example.com"))
-        .await
-        .unwrap();
+    let session = ready_session(&shop, &agent, variant, 1).await;
     assert!(shop.everything().await.contains("12 Engine Row"));
     shop.engine
         .erase_customer(&Actor::System, customer)
@@ -449,15 +449,7 @@ async fn an_order_placed_by_the_provider_is_the_sessions(backend: Backend) {
     let shop = Shop::new(backend).await;
     let variant = shop.product("MUG", "12.00", 10).await;
     let agent = Actor::Agent("agent-a".into());
-    let session = shop
-        .engine
-        .open_agent_session(&agent, AgentProtocol::Ucp, Currency::USD)
-        .await
-        .unwrap();
-    shop.engine
-        .update_agent_session(&agent, session.id, ready(variant, 1, "ada@example.com"))
-        .await
-        .unwrap();
+    let session = ready_session(&shop, &agent, variant, 1).await;
     let (view, step) = shop
         .engine
         .complete_agent_session(&agent, session.id, AgentPayment::new("tok_3ds"))

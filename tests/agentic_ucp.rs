@@ -450,6 +450,23 @@ async fn profiles_outside_the_policy_are_not_fetched(backend: Backend) {
     assert_eq!(session.webhook_url, None);
 }
 
+/// Runs relay rounds until `got` holds `count` deliveries (or about 2.5
+/// seconds pass), and returns what it holds.
+async fn relay_until(
+    relay: &cartwright::relay::Relay,
+    got: &Received,
+    count: usize,
+) -> Vec<(HeaderMap, Vec<u8>)> {
+    for _ in 0..50 {
+        relay.run_once().await.unwrap();
+        if got.lock().unwrap().len() >= count {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    got.lock().unwrap().clone()
+}
+
 async fn order_webhooks_carry_a_verifiable_signature(backend: Backend) {
     let ucp = Ucp::new(backend).await;
     let got: Received = Arc::default();
@@ -501,14 +518,7 @@ async fn order_webhooks_carry_a_verifiable_signature(backend: Backend) {
     let relay =
         cartwright::relay::Relay::new(ucp.shop.engine.clone(), vec![ucp.merchant.webhook_sink()])
             .unwrap();
-    for _ in 0..50 {
-        relay.run_once().await.unwrap();
-        if !got.lock().unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let received = got.lock().unwrap().clone();
+    let received = relay_until(&relay, &got, 1).await;
     assert_eq!(received.len(), 1);
     let (h, body) = &received[0];
     let jws = h["request-signature"].to_str().unwrap();
@@ -567,14 +577,7 @@ async fn order_webhooks_carry_a_verifiable_signature(backend: Backend) {
         .unwrap()
         .into_order()
         .expect("the provider's event placed the order");
-    for _ in 0..50 {
-        relay.run_once().await.unwrap();
-        if got.lock().unwrap().len() > 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let received = got.lock().unwrap().clone();
+    let received = relay_until(&relay, &got, 2).await;
     assert_eq!(received.len(), 2);
     let event = parse(&received[1].1);
     assert_eq!(event["event_type"], "order_placed");

@@ -725,7 +725,82 @@ async fn a_sold_variant_is_kept_when_a_product_drops_it(backend: Backend) {
     assert!(shop.engine.variant_by_sku("TWO-A").await.is_ok());
 }
 
+/// Every page of a text search equals the query's meaning
+/// (`ProductQuery::matches`) over the whole catalog in the page's order,
+/// on a catalog larger than the stretch of the order the PostgreSQL store
+/// walks before it takes a search's matches from the text indexes
+/// instead: common and rare words, words whose matches sit early or late
+/// in the order, SKU starts and no match, by title and newest first, in
+/// pages of several sizes.
+async fn text_searches_page_through_a_large_catalog_exactly(backend: Backend) {
+    use cartwright::catalog::{ProductQuery, ProductSort};
+    use cartwright::catalog_csv::ImportMode;
+    let shop = Shop::new(backend).await;
+    let e = &shop.engine;
+    let staff = Actor::Staff("wes".into());
+    let colours = [
+        "Black", "Blue", "Green", "Grey", "Navy", "Olive", "Red", "White",
+    ];
+    let things = ["Cap", "Mug", "Plate", "Shirt"];
+    let mut csv = String::from("product_title,product_status,sku,price:USD\n");
+    for i in 0..2_300 {
+        let colour = colours[i % colours.len()];
+        let thing = things[(i / 8) % things.len()];
+        csv.push_str(&format!("{colour} {thing} {i},active,P-{i},3.00\n"));
+    }
+    let report = e
+        .import_catalog(&staff, csv.as_bytes(), ImportMode::Apply)
+        .await
+        .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    for sort in [ProductSort::Title, ProductSort::Newest] {
+        // Everything, in this order.
+        let mut all = Vec::new();
+        let mut q = ProductQuery::new(500).sort(sort);
+        loop {
+            let page = e.find_products(&staff, &q).await.unwrap();
+            all.extend(page.products);
+            match page.next {
+                Some(next) => q = q.after(next),
+                None => break,
+            }
+        }
+        assert_eq!(all.len(), 2_300);
+        for (text, size) in [
+            ("white 21", 3),
+            ("navy 21", 3),
+            ("white", 20),
+            ("olive", 50),
+            ("p-22", 7),
+            ("P-2", 500),
+            ("red plate 1", 11),
+            ("zzz", 20),
+            ("mug 229", 1),
+        ] {
+            let q = ProductQuery::new(size).text(text).sort(sort);
+            let expected: Vec<_> = all
+                .iter()
+                .filter(|p| q.matches(p, &std::collections::BTreeSet::new()))
+                .map(|p| p.id())
+                .collect();
+            let mut got = Vec::new();
+            let mut q = q;
+            loop {
+                let page = e.find_products(&staff, &q).await.unwrap();
+                assert!(page.products.len() <= size);
+                got.extend(page.products.iter().map(|p| p.id()));
+                match page.next {
+                    Some(next) => q = q.after(next),
+                    None => break,
+                }
+            }
+            assert_eq!(got, expected, "{text:?} by pages of {size}, {sort:?}");
+        }
+    }
+}
+
 conformance!(
+    text_searches_page_through_a_large_catalog_exactly,
     a_sold_variant_is_kept_when_a_product_drops_it,
     products_are_listed_and_searched_a_page_at_a_time,
     categories_move_rename_and_delete_and_products_follow,
