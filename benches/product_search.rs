@@ -188,12 +188,12 @@ async fn main() {
             median(|| page(ProductQuery::new(20).text("bench-1"))).await,
             median(|| page(combined.clone())).await,
             median(|| page(next.clone())).await,
-            // Words that a handful of titles share: "Navy … 9999…".
-            median(|| page(ProductQuery::new(20).text("navy 9999"))).await,
+            // Words that a handful of titles share: "Navy … 999…".
+            median(|| page(ProductQuery::new(20).text("navy 999"))).await,
             median(|| {
                 page(
                     ProductQuery::new(20)
-                        .text("navy 9999")
+                        .text("navy 999")
                         .sort(ProductSort::Title),
                 )
             })

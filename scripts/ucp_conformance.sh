@@ -36,7 +36,7 @@ stores=("$@")
 [ ${#stores[@]} -gt 0 ] || stores=(memory postgres)
 
 cargo build --quiet --features ucp,postgres --example ucp_merchant
-bin=target/debug/examples/ucp_merchant
+bin=${CARGO_TARGET_DIR:-target}/debug/examples/ucp_merchant
 
 run_one() {
   local store=$1 log out pid

@@ -254,6 +254,12 @@ impl CatalogStore for FaultyStore {
     async fn entry_by_sku(&self, sku: &Sku) -> Result<CatalogEntry> {
         self.inner.entry_by_sku(sku).await
     }
+    async fn entries_by_sku(&self, skus: &[Sku]) -> Result<HashMap<Sku, CatalogEntry>> {
+        self.inner.entries_by_sku(skus).await
+    }
+    async fn products_by_id(&self, ids: &[ProductId]) -> Result<HashMap<ProductId, Product>> {
+        self.inner.products_by_id(ids).await
+    }
     async fn entries(&self, ids: &[VariantId]) -> Result<HashMap<VariantId, CatalogEntry>> {
         self.inner.entries(ids).await
     }

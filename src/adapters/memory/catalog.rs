@@ -89,6 +89,25 @@ impl CatalogStore for MemoryStore {
         Ok(iter.take(limit).cloned().collect())
     }
 
+    async fn entries_by_sku(&self, skus: &[Sku]) -> Result<HashMap<Sku, CatalogEntry>> {
+        let s = self.lock();
+        Ok(skus
+            .iter()
+            .filter_map(|sku| {
+                let entry = s.skus.get(sku).and_then(|v| s.entry(*v))?;
+                Some((sku.clone(), entry))
+            })
+            .collect())
+    }
+
+    async fn products_by_id(&self, ids: &[ProductId]) -> Result<HashMap<ProductId, Product>> {
+        let s = self.lock();
+        Ok(ids
+            .iter()
+            .filter_map(|id| Some((*id, Product::clone(s.products.get(id)?))))
+            .collect())
+    }
+
     async fn entry_by_sku(&self, sku: &Sku) -> Result<CatalogEntry> {
         let s = self.lock();
         s.skus

@@ -367,6 +367,42 @@ impl CatalogStore for PgStore {
         retry!(self, self.entries_try(ids))
     }
 
+    async fn entries_by_sku(&self, skus: &[Sku]) -> Result<HashMap<Sku, CatalogEntry>> {
+        let wanted: Vec<&str> = skus.iter().map(Sku::as_str).collect();
+        retry!(self, async {
+            let rows = sqlx::query(
+                "SELECT v.doc AS variant, p.summary
+                 FROM cw_variants v JOIN cw_products p ON p.id = v.product_id
+                 WHERE v.sku = ANY($1)",
+            )
+            .bind(&wanted)
+            .fetch_all(&self.pool())
+            .await?;
+            let mut out = HashMap::with_capacity(rows.len());
+            for row in rows {
+                let variant: crate::catalog::Variant = doc(&row, "variant", "variant")?;
+                let summary: ProductSummary = doc(&row, "summary", "product")?;
+                out.insert(variant.sku().clone(), summary.entry(variant));
+            }
+            Ok(out)
+        })
+    }
+
+    async fn products_by_id(&self, ids: &[ProductId]) -> Result<HashMap<ProductId, Product>> {
+        retry!(self, async {
+            let rows = sqlx::query("SELECT doc FROM cw_products WHERE id = ANY($1)")
+                .bind(uuids(ids, |p| p.as_uuid()))
+                .fetch_all(&self.pool())
+                .await?;
+            let mut out = HashMap::with_capacity(rows.len());
+            for row in rows {
+                let product: Product = doc(&row, "doc", "product")?;
+                out.insert(product.id(), product);
+            }
+            Ok(out)
+        })
+    }
+
     async fn insert_category(&self, category: Category) -> Result<()> {
         retry!(self, async {
             let result =
@@ -498,29 +534,43 @@ impl CatalogStore for PgStore {
              WHERE {text} AND {rest} AND {cursor}
              ORDER BY {order} LIMIT $9"
         );
+        // The walk and the matches expose the title's sort key as a column,
+        // so that ordering by it needs no sort of what was read.
+        let (inner, outer) = match query.sort {
+            ProductSort::Title => ("p.sort_title, p.id", "top.sort_title, top.id"),
+            _ => ("p.id DESC", "top.id DESC"),
+        };
         let walk = format!(
             "SELECT p.doc FROM (
-                 SELECT p.id, p.summary, p.search, p.doc FROM cw_products p
+                 SELECT p.id, p.summary, p.search, p.doc,
+                        (p.summary->>'title') COLLATE \"C\" AS sort_title
+                 FROM cw_products p
                  WHERE {cursor} ORDER BY {order} LIMIT {SEARCH_WALK}) p
              WHERE {text} AND {rest}
-             ORDER BY {order} LIMIT $9"
+             ORDER BY {inner} LIMIT $9"
         );
         let window = format!(
             "SELECT count(*) AS n FROM (
                  SELECT 1 FROM cw_products p WHERE {cursor} ORDER BY {order} LIMIT {SEARCH_WALK}) w"
         );
+        // Every match through the indexes (title words, or a SKU's start by
+        // the variants' index), only ids and sort keys kept; the page's
+        // products read last.
         let matched = format!(
             "WITH m AS MATERIALIZED (
-                 SELECT p.id FROM cw_products p
-                 WHERE $2::text IS NOT NULL
-                   AND to_tsvector('simple', regexp_replace(lower(p.summary->>'title'),
-                                                            '[^[:alnum:]]+', ' ', 'g'))
-                       @@ to_tsquery('simple', $2)
-                 UNION
-                 SELECT v.product_id FROM cw_variants v WHERE v.sku LIKE $1 ESCAPE '\\')
-             SELECT p.doc FROM cw_products p JOIN m ON m.id = p.id
-             WHERE {rest} AND {cursor}
-             ORDER BY {order} LIMIT $9"
+                 SELECT p.id, (p.summary->>'title') COLLATE \"C\" AS sort_title
+                 FROM cw_products p
+                 WHERE (to_tsvector('simple', regexp_replace(lower(p.summary->>'title'),
+                                                             '[^[:alnum:]]+', ' ', 'g'))
+                            @@ to_tsquery('simple', $2)
+                        OR p.id = ANY(ARRAY(SELECT v.product_id FROM cw_variants v
+                                            WHERE v.sku LIKE $1 ESCAPE '\\')))
+                   AND {rest} AND {cursor}
+             ), top AS (
+                 SELECT p.id, p.sort_title FROM m p ORDER BY {inner} LIMIT $9
+             )
+             SELECT p.doc FROM top JOIN cw_products p ON p.id = top.id
+             ORDER BY {outer}"
         );
         let limit = i64::try_from(query.limit).map_err(|_| Error::Overflow("limit"))?;
         let first_id = match query.sort {

@@ -371,7 +371,19 @@ impl Engine {
         let mut first_line: HashMap<&Sku, u64> = HashMap::new();
         let mut owners: HashMap<Sku, (ProductId, VariantId)> = HashMap::new();
         let mut groups: Vec<(Key, Vec<&Row>)> = Vec::new();
-        let mut originals: HashMap<ProductId, Product> = HashMap::new();
+        let mut groups_of: HashMap<Key, usize> = HashMap::new();
+        // What the file names, read at once: its SKUs' variants, then the
+        // products named or owning them.
+        let skus: Vec<Sku> = rows.iter().filter_map(|r| r.sku.clone()).collect();
+        let known = self.inner.store.entries_by_sku(&skus).await?;
+        let mut wanted: Vec<ProductId> = rows
+            .iter()
+            .filter_map(|r| r.product_id)
+            .chain(known.values().map(|e| e.variant.product_id()))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let originals = self.inner.store.products_by_id(&wanted).await?;
         for row in rows {
             let Some(sku) = &row.sku else { continue };
             if let Some(first) = first_line.get(sku) {
@@ -383,11 +395,9 @@ impl Engine {
                 continue;
             }
             first_line.insert(sku, row.line);
-            let owner = match self.inner.store.entry_by_sku(sku).await {
-                Ok(entry) => Some((entry.variant.product_id(), entry.variant.id())),
-                Err(Error::NotFound { .. }) => None,
-                Err(e) => return Err(e),
-            };
+            let owner = known
+                .get(sku)
+                .map(|entry| (entry.variant.product_id(), entry.variant.id()));
             if let Some(owner) = owner {
                 owners.insert(sku.clone(), owner);
             }
@@ -417,20 +427,15 @@ impl Engine {
             if let Key::Existing(id) = &key
                 && !originals.contains_key(id)
             {
-                match self.inner.store.product(*id).await {
-                    Ok(p) => {
-                        originals.insert(*id, p);
-                    }
-                    Err(Error::NotFound { .. }) => {
-                        report.error(row.line, Some("product_id"), format!("no product {id}"));
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                }
+                report.error(row.line, Some("product_id"), format!("no product {id}"));
+                continue;
             }
-            match groups.iter_mut().find(|(k, _)| *k == key) {
+            match groups_of.get(&key).and_then(|&i| groups.get_mut(i)) {
                 Some((_, members)) => members.push(row),
-                None => groups.push((key, vec![row])),
+                None => {
+                    groups_of.insert(key.clone(), groups.len());
+                    groups.push((key, vec![row]));
+                }
             }
         }
 

@@ -58,6 +58,42 @@ pub trait CatalogStore: Send + Sync {
     async fn products(&self, after: Option<ProductId>, limit: usize) -> Result<Vec<Product>>;
     /// The variant with this SKU.
     async fn entry_by_sku(&self, sku: &Sku) -> Result<CatalogEntry>;
+    /// The variants with these SKUs (at most
+    /// [`MAX_IMPORT_ROWS`](crate::catalog_csv::MAX_IMPORT_ROWS)), by SKU;
+    /// unknown SKUs are simply absent. The default asks
+    /// [`CatalogStore::entry_by_sku`] for each; the built-in stores read
+    /// them at once (a catalog import plans a whole file with it).
+    async fn entries_by_sku(&self, skus: &[Sku]) -> Result<HashMap<Sku, CatalogEntry>> {
+        let mut found = HashMap::with_capacity(skus.len());
+        for sku in skus {
+            match self.entry_by_sku(sku).await {
+                Ok(entry) => {
+                    found.insert(sku.clone(), entry);
+                }
+                Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(found)
+    }
+    /// These products (at most
+    /// [`MAX_IMPORT_ROWS`](crate::catalog_csv::MAX_IMPORT_ROWS)), by id;
+    /// unknown ids are simply absent. The default asks
+    /// [`CatalogStore::product`] for each; the built-in stores read them at
+    /// once.
+    async fn products_by_id(&self, ids: &[ProductId]) -> Result<HashMap<ProductId, Product>> {
+        let mut found = HashMap::with_capacity(ids.len());
+        for id in ids {
+            match self.product(*id).await {
+                Ok(product) => {
+                    found.insert(*id, product);
+                }
+                Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(found)
+    }
     /// Catalog entries for the given variants; unknown ids are simply absent.
     async fn entries(&self, ids: &[VariantId]) -> Result<HashMap<VariantId, CatalogEntry>>;
     /// Saves a category. Fails if its parent does not exist.
