@@ -450,6 +450,38 @@ async fn profiles_outside_the_policy_are_not_fetched(backend: Backend) {
     assert_eq!(session.webhook_url, None);
 }
 
+/// Agent A opens a checkout for `quantity` with its `profile` (where its
+/// webhook URL is) and completes it with `token`: the session's id and the
+/// completion's status.
+async fn check_out_with_profile(
+    ucp: &Ucp,
+    profile: &str,
+    quantity: u64,
+    token: &str,
+) -> (String, u16) {
+    let (status, answer) = ucp
+        .merchant
+        .handle(
+            &Method::POST,
+            "checkout-sessions",
+            &headers("agent-a", None, Some(profile)),
+            &serde_json::to_vec(&create_body(quantity)).unwrap(),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let id = parse(&answer)["id"].as_str().unwrap().to_owned();
+    let (status, _) = ucp
+        .call(
+            "agent-a",
+            Method::POST,
+            &format!("checkout-sessions/{id}/complete"),
+            None,
+            Some(complete_body(token)),
+        )
+        .await;
+    (id, status)
+}
+
 /// Runs relay rounds until `got` holds `count` deliveries (or about 2.5
 /// seconds pass), and returns what it holds.
 async fn relay_until(
@@ -493,27 +525,7 @@ async fn order_webhooks_carry_a_verifiable_signature(backend: Backend) {
     let profile = format!("http://{}/p.json", profile_listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(profile_listener, profile_app).await });
 
-    let body = serde_json::to_vec(&create_body(1)).unwrap();
-    let (status, answer) = ucp
-        .merchant
-        .handle(
-            &Method::POST,
-            "checkout-sessions",
-            &headers("agent-a", None, Some(&profile)),
-            &body,
-        )
-        .await;
-    assert_eq!(status, 201);
-    let id = parse(&answer)["id"].as_str().unwrap().to_owned();
-    let (status, _) = ucp
-        .call(
-            "agent-a",
-            Method::POST,
-            &format!("checkout-sessions/{id}/complete"),
-            None,
-            Some(complete_body("tok_visa")),
-        )
-        .await;
+    let (id, status) = check_out_with_profile(&ucp, &profile, 1, "tok_visa").await;
     assert_eq!(status, 200);
     let relay =
         cartwright::relay::Relay::new(ucp.shop.engine.clone(), vec![ucp.merchant.webhook_sink()])
@@ -539,26 +551,7 @@ async fn order_webhooks_carry_a_verifiable_signature(backend: Backend) {
     // A payment that waits for the buyer, settled by the provider's event
     // with the agent never asking again: the order is still the agent's,
     // and its webhook goes out (it was once taken for no agent's order).
-    let (status, answer) = ucp
-        .merchant
-        .handle(
-            &Method::POST,
-            "checkout-sessions",
-            &headers("agent-a", None, Some(&profile)),
-            &serde_json::to_vec(&create_body(2)).unwrap(),
-        )
-        .await;
-    assert_eq!(status, 201);
-    let waiting_id = parse(&answer)["id"].as_str().unwrap().to_owned();
-    let (status, _) = ucp
-        .call(
-            "agent-a",
-            Method::POST,
-            &format!("checkout-sessions/{waiting_id}/complete"),
-            None,
-            Some(complete_body("tok_3ds")),
-        )
-        .await;
+    let (waiting_id, status) = check_out_with_profile(&ucp, &profile, 2, "tok_3ds").await;
     assert!(status < 300, "the completion waits for the buyer: {status}");
     let reference = ucp
         .shop

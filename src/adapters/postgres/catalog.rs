@@ -136,14 +136,18 @@ impl PgStore {
         .bind(uuids(ids, |v| v.as_uuid()))
         .fetch_all(&self.pool())
         .await?;
-        let mut out = HashMap::with_capacity(rows.len());
-        for row in rows {
-            let variant: crate::catalog::Variant = doc(&row, "variant", "variant")?;
-            let summary: ProductSummary = doc(&row, "summary", "product")?;
-            out.insert(variant.id(), summary.entry(variant));
-        }
-        Ok(out)
+        rows.iter()
+            .map(|row| entry_of(row).map(|e| (e.variant.id(), e)))
+            .collect()
     }
+}
+
+/// A catalog entry from a row of a variant's `variant` document and its
+/// product's `summary`.
+fn entry_of(row: &PgRow) -> Try<CatalogEntry> {
+    let variant: crate::catalog::Variant = doc(row, "variant", "variant")?;
+    let summary: ProductSummary = doc(row, "summary", "product")?;
+    Ok(summary.entry(variant))
 }
 
 /// The first of `product`'s variants, other than those in `keep`, that was
@@ -378,13 +382,9 @@ impl CatalogStore for PgStore {
             .bind(&wanted)
             .fetch_all(&self.pool())
             .await?;
-            let mut out = HashMap::with_capacity(rows.len());
-            for row in rows {
-                let variant: crate::catalog::Variant = doc(&row, "variant", "variant")?;
-                let summary: ProductSummary = doc(&row, "summary", "product")?;
-                out.insert(variant.sku().clone(), summary.entry(variant));
-            }
-            Ok(out)
+            rows.iter()
+                .map(|row| entry_of(row).map(|e| (e.variant.sku().clone(), e)))
+                .collect::<Try<HashMap<_, _>>>()
         })
     }
 
